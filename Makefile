@@ -1,0 +1,32 @@
+# memebot: install, run, test. See README.md.
+PY ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: install run test test-nbs test-py export bench clean-store
+
+install:            ## create .venv and install everything (torch's CPU build first, see ../shared/STACK.md)
+	@command -v $(PY) >/dev/null 2>&1 || { echo "error: python3.11 not found (memebot needs Python 3.11)"; exit 2; }
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
+	$(BIN)/pip install -q --disable-pip-version-check -e ".[dev]"
+	$(BIN)/python -m ipykernel install --user --name memebot --display-name "memebot (.venv)" >/dev/null
+	@echo "installed: $(BIN)/memebot"
+
+run:                ## the main job: import the real Binance memecoin candles and show what is stored
+	$(BIN)/memebot data import ../shared/data/binance_memecoins/ohlcv_5m_2025-01_2025-04.parquet
+	$(BIN)/memebot data ls
+
+test: test-nbs test-py  ## notebooks (nbdev-test) then pytest
+
+test-nbs:
+	$(BIN)/nbdev-test --n-workers 2
+
+test-py:
+	$(BIN)/pytest tests -q -p no:cacheprovider
+
+export:             ## regenerate memebot/ from nbs/ and clean the notebooks
+	$(BIN)/nbdev-export && $(BIN)/nbdev-clean
+
+bench:              ## run the benchmarks in bench/ (figures go into bench/README.md by hand)
+	$(BIN)/python bench/bench_store.py
