@@ -151,6 +151,8 @@ class DataConfig(_Section):
     "[data]: HTTP client, per-provider rate limits (requests per minute), data-quality thresholds and failover."
     http_timeout_s: float = Field(15.0, gt=0, le=300)
     http_max_retries: int = Field(5, ge=0, le=20)
+    http_backoff_base_s: float = Field(0.5, gt=0, le=60)   # first retry wait; doubles per attempt, with jitter
+    http_backoff_max_s: float = Field(30.0, gt=0, le=600)  # cap on any retry wait, Retry-After included
     rate_geckoterminal_per_min: float = Field(30, gt=0)
     rate_dexscreener_per_min: float = Field(300, gt=0)
     rate_coingecko_per_min: float = Field(30, gt=0)
@@ -159,6 +161,7 @@ class DataConfig(_Section):
     rate_meteora_per_min: float = Field(60, gt=0)
     rate_orca_per_min: float = Field(60, gt=0)
     rate_solana_rpc_per_min: float = Field(240, gt=0)   # public mainnet: 40 req / 10 s per method
+    rate_binance_per_min: float = Field(1200, gt=0)     # ccxt reference data (Binance: 6000 weight/min)
     cross_source_max_deviation_pct: float = Field(5.0, gt=0)
     spike_mad_threshold: float = Field(10.0, gt=0)
     stale_run_bars: int = Field(12, ge=2)
