@@ -284,6 +284,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'memebot.data.sources.candle_frame': ('data.sources.html#candle_frame', 'memebot/data/sources.py'),
                                       'memebot.data.sources.candles_chain': ('data.sources.html#candles_chain', 'memebot/data/sources.py'),
                                       'memebot.data.sources.ccxt_candles': ('data.sources.html#ccxt_candles', 'memebot/data/sources.py'),
+                                      'memebot.data.sources.cg_days': ('data.sources.html#cg_days', 'memebot/data/sources.py'),
                                       'memebot.data.sources.check_source': ('data.sources.html#check_source', 'memebot/data/sources.py'),
                                       'memebot.data.sources.close_http': ('data.sources.html#close_http', 'memebot/data/sources.py'),
                                       'memebot.data.sources.fetch_candles': ('data.sources.html#fetch_candles', 'memebot/data/sources.py'),

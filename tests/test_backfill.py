@@ -192,3 +192,21 @@ def test_cli_bad_args_are_one_line_errors(memebot, args, msg):
     for k, v in zip(args[::2], args[1::2]): base[k] = v
     r = memebot("backfill", *[x for kv in base.items() for x in kv])
     assert r.returncode == 2 and msg in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+async def test_backfill_from_binance_via_ccxt(shared):
+    from pytest_httpserver import HTTPServer
+    from test_sources import binance_server
+    real = pd.read_parquet(shared / "data/binance_memecoins/ohlcv_5m_2025-01_2025-04.parquet", filters=[("symbol", "==", "BONK/USDT")]).sort_values("date").head(1000)
+    srv = HTTPServer(host="127.0.0.1", port=0, threaded=True); srv.start()
+    try:
+        ms = binance_server(srv, real)
+        st_ = load_settings(None, env={}, overrides={"endpoints.binance": srv.url_for("").rstrip("/"), "data.rate_binance_per_min": "100000"})
+        st = Store(":memory:")
+        t0, t1 = int(ms[0]) * 10**6, (int(ms[-1]) + 300_000) * 10**6
+        r = await backfill(st, "binance", "cex", "BONK/USDT", "5m", t0, t1, settings=st_, limit=300)
+        got = candles(st, "BONK/USDT", "5m", source="binance")
+        assert r["new"] == 1000 and r["missing_after"] == 0 and len(got) == 1000 and got.ts.is_unique
+        assert np.allclose(got.close.to_numpy(), real.close.to_numpy(), rtol=1e-9)
+        assert (await backfill(st, "binance", "cex", "BONK/USDT", "5m", t0, t1, settings=st_, limit=300))["pages"] == 0
+    finally: srv.clear(); srv.stop()

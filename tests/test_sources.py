@@ -1,6 +1,7 @@
 """Connectors against a local HTTP server on 127.0.0.1 serving the recorded payloads in ../shared/fixtures:
 request shape, parsing, API keys, batching, rate limiter, retries/faults and failover."""
 import asyncio, json, time
+import numpy as np
 import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
@@ -312,3 +313,44 @@ async def test_dexscreener_token_pairs_array(srv, fx):
     srv.expect_request("/token-pairs/v1/solana/TOKEN").respond_with_json(arr)
     out = await _done(S.DexScreener(settings_for(srv)).token_pairs("solana", "TOKEN"))
     assert [p.pool.dex for p in out] == ["raydium", "raydium"]
+
+
+# ---------------------------------------------------------------- ccxt against a local Binance
+
+BINANCE_INFO = {"timezone": "UTC", "serverTime": 1735689600000, "rateLimits": [], "exchangeFilters": [], "symbols": [
+    {"symbol": "BONKUSDT", "status": "TRADING", "baseAsset": "BONK", "baseAssetPrecision": 8, "quoteAsset": "USDT", "quotePrecision": 8,
+     "quoteAssetPrecision": 8, "orderTypes": ["LIMIT", "MARKET"], "isSpotTradingAllowed": True, "isMarginTradingAllowed": False,
+     "filters": [{"filterType": "PRICE_FILTER", "minPrice": "0.00000001", "maxPrice": "1000", "tickSize": "0.00000001"},
+                 {"filterType": "LOT_SIZE", "minQty": "1", "maxQty": "9000000000", "stepSize": "1"}],
+     "permissions": ["SPOT"], "permissionSets": [["SPOT"]]}]}
+
+
+def binance_server(srv, real):
+    """Binance's exchangeInfo (one market) and klines (startTime/limit paging) for real candles."""
+    ms = np.asarray([int(t.timestamp() * 1000) for t in real.date])
+    rows = [[int(t), f"{r.open:.10f}", f"{r.high:.10f}", f"{r.low:.10f}", f"{r.close:.10f}", f"{r.volume:.4f}", int(t) + 299_999, "0", 1, "0", "0", "0"]
+            for t, r in zip(ms, real.itertuples())]
+    def klines(req):
+        start, limit = int(req.args.get("startTime", 0)), int(req.args.get("limit", 500))
+        sel = [r for r in rows if r[0] >= start][:limit]
+        return Response(json.dumps(sel), 200, {"content-type": "application/json"})
+    srv.expect_request("/api/v3/exchangeInfo").respond_with_json(BINANCE_INFO)
+    srv.expect_request("/api/v3/klines").respond_with_handler(klines)
+    srv.expect_request("/api/v3/ticker/24hr").respond_with_json({"symbol": "BONKUSDT", "lastPrice": "0.00003512", "closeTime": int(ms[-1]) + 299_999,
+                                                                   "openTime": int(ms[0]), "highPrice": "0.00004", "lowPrice": "0.00003", "volume": "1e12", "quoteVolume": "3.5e7"})
+    return ms
+
+
+async def test_ccxt_against_local_binance(srv, shared):
+    import pandas as pd
+    real = pd.read_parquet(shared / "data/binance_memecoins/ohlcv_5m_2025-01_2025-04.parquet", filters=[("symbol", "==", "BONK/USDT")]).sort_values("date").head(250)
+    ms = binance_server(srv, real)
+    st = load_settings(None, env={}, overrides={"endpoints.binance": srv.url_for("").rstrip("/"), "data.rate_binance_per_min": "100000"})
+    c = S.Ccxt(st)
+    try:
+        df = await c.ohlcv("BONK/USDT", "5m", int(ms[0]) * 10**6, (int(ms[-1]) + 300_000) * 10**6, limit=100)
+        tick = await c.ticker("BONK/USDT")
+    finally: await c.close()
+    assert len(df) == 250 and np.allclose(df.close.to_numpy(), real.close.to_numpy(), rtol=1e-9) and df.symbol.iloc[0] == "BONK/USDT"
+    assert [r.args["limit"] for r, _ in srv.log if r.path == "/api/v3/klines"] == ["100"] * 3
+    assert tick.price == 0.00003512 and tick.source == "binance"
