@@ -53,6 +53,10 @@ class GTServer:
         if fault == "missing":
             p = json.loads(body); p["data"]["attributes"].pop("ohlcv_list")
             return Response(json.dumps(p), 200, {"content-type": "application/json"})
+        if fault == "dupbar":   # the page repeats a bar with other values, before the real one (wire order)
+            p = json.loads(body); lst = p["data"]["attributes"]["ohlcv_list"]
+            lst.insert(2, [lst[5][0], lst[5][1], lst[5][2] * 2, lst[5][3], lst[5][4], lst[5][5]])
+            return Response(json.dumps(p), 200, {"content-type": "application/json"})
         if fault == "badrow":
             p = json.loads(body); p["data"]["attributes"]["ohlcv_list"][3] = p["data"]["attributes"]["ohlcv_list"][3][:5]
             return Response(json.dumps(p), 200, {"content-type": "application/json"})

@@ -210,3 +210,15 @@ async def test_backfill_from_binance_via_ccxt(shared):
         assert np.allclose(got.close.to_numpy(), real.close.to_numpy(), rtol=1e-9)
         assert (await backfill(st, "binance", "cex", "BONK/USDT", "5m", t0, t1, settings=st_, limit=300))["pages"] == 0
     finally: srv.clear(); srv.stop()
+
+
+async def test_repeated_bar_in_a_page_is_quarantined_not_duplicated(series):
+    srv = GTServer(series, faults={2: "dupbar"})
+    try:
+        st = Store(":memory:")
+        r = await run_backfill(st, srv, series)
+        assert r["quarantined"] == 1
+        assert_exact(st, series)                                   # the source's last version of the bar is stored, once
+        q = quarantined(st, "POOL", "duplicate")
+        assert len(q) == 1 and bool(q.removed.iloc[0])
+    finally: srv.stop()
