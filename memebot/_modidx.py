@@ -183,6 +183,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'memebot.docs.execute_notebook': ('docs.html#execute_notebook', 'memebot/docs.py'),
                               'memebot.docs.site_nav': ('docs.html#site_nav', 'memebot/docs.py')},
             'memebot.obs': { 'memebot.obs._metric': ('obs.html#_metric', 'memebot/obs.py'),
+                             'memebot.obs._name_processor': ('obs.html#_name_processor', 'memebot/obs.py'),
                              'memebot.obs.configure_logging': ('obs.html#configure_logging', 'memebot/obs.py'),
                              'memebot.obs.counter': ('obs.html#counter', 'memebot/obs.py'),
                              'memebot.obs.gauge': ('obs.html#gauge', 'memebot/obs.py'),
