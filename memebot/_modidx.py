@@ -231,6 +231,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'memebot.risk._MinMaxWindow.min': ('risk.html#_minmaxwindow.min', 'memebot/risk.py'),
                               'memebot.risk._MinMaxWindow.push': ('risk.html#_minmaxwindow.push', 'memebot/risk.py'),
                               'memebot.risk._finite_pos': ('risk.html#_finite_pos', 'memebot/risk.py'),
+                              'memebot.risk._log': ('risk.html#_log', 'memebot/risk.py'),
                               'memebot.risk._reset_offset_ns': ('risk.html#_reset_offset_ns', 'memebot/risk.py'),
                               'memebot.risk.clear_kill_file': ('risk.html#clear_kill_file', 'memebot/risk.py'),
                               'memebot.risk.read_kill_file': ('risk.html#read_kill_file', 'memebot/risk.py'),
