@@ -325,3 +325,28 @@ def test_cross_source_deviation():
     assert risk.state is TradingState.ACTIVE
     risk.on_market(Tick(T0 + 210 * NS, "WIF", 2.10, source="jupiter"))            # 9.5% apart
     assert risk.state is TradingState.HALTED and "source_deviation: WIF" in risk.reason()
+
+
+def test_price_move_breaker_matches_pandas_on_real_swaps(shared):
+    """Real pump.fun swaps (first 300 s after launch, 18 tokens) as Swap events: the engine halts on exactly the swap
+    where pandas' 60-second rolling high/low first spans 30 % — the O(1) window agrees with a brute-force reference."""
+    from memebot.core import Swap
+    sw = pd.read_parquet(shared / "data/pumpfun/swaps_first_300s.parquet")
+    sw = sw[(sw.tokens > 0) & (sw.sol > 0)].sort_values(["mint", "ts"], kind="stable")
+    checked = 0
+    for mint, g in sw.groupby("mint"):
+        g = g.reset_index(drop=True)
+        px = g.sol / g.tokens
+        s = pd.Series(px.values, index=pd.to_datetime(g.ts, unit="s"))
+        hi, lo = s.rolling("60s", closed="both").max(), s.rolling("60s", closed="both").min()
+        hit = ((hi - lo) >= 0.30 * hi).to_numpy()
+        expect = int(hit.argmax()) if hit.any() else None
+        risk = engine(circuit_price_move_pct=30, circuit_price_window_s=60)
+        got = None
+        for i, r in enumerate(g.itertuples()):
+            risk.on_market(Swap(ts_from(int(r.ts)), Chain.SOLANA, r.pool, Side(r.side), r.tokens, r.sol, r.trader, r.sig, source="chain"))
+            if risk.state is TradingState.HALTED: got = i; break
+        assert got == expect, (mint, got, expect)
+        assert got is None or risk.reason().startswith("circuit: price_move")
+        checked += expect is not None
+    assert checked >= 10
