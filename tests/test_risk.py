@@ -313,7 +313,7 @@ def test_consecutive_failures_trip_and_fill_resets():
     assert risk.check(orders[5], pf, T0) is None; orders[5].reason = "blockhash expired"; risk.on_order_failed(orders[5])
     assert risk.state is TradingState.HALTED and "3 consecutive failed orders" in risk.reason() and "blockhash expired" in risk.reason()
     assert risk.open_orders() == 0
-    assert REGISTRY.get_sample_value("memebot_risk_state") == 2
+    assert REGISTRY.get_sample_value("memebot_risk_state", {"engine": "risk"}) == 2
 
 
 def test_cross_source_deviation():
