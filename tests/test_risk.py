@@ -290,7 +290,7 @@ def test_rate_limit_uses_clock_time():
 
 
 def test_stale_feed_halts_then_recovers():
-    risk = engine(circuit_stale_feed_s=30)
+    risk = RiskEngine(RiskConfig(circuit_stale_feed_s=30), stale_on_check=True)
     pf = Portfolio(cash=1_000.0); halts = []; risk.add_halt_listener(halts.append)
     risk.on_market(Tick(T0, "A", 1.0))
     assert risk.heartbeat(T0 + 30 * NS) is TradingState.ACTIVE
@@ -298,7 +298,9 @@ def test_stale_feed_halts_then_recovers():
     assert risk.check(Order("A", Side.BUY, 1), pf, T0 + 32 * NS).startswith("halted: stale_feed: no market event for 31.0s")
     risk.on_market(Tick(T0 + 33 * NS, "A", 1.0))
     assert risk.state is TradingState.ACTIVE and risk.check(Order("A", Side.BUY, 1), pf, T0 + 33 * NS) is None
-    # a check long after the last event trips it too (no heartbeat needed)
+    # a check long after the last event trips it too (no heartbeat needed) -- only where asked for (the node)
+    bt = engine(circuit_stale_feed_s=30); bt.on_market(Tick(T0, "A", 1.0))
+    assert bt.check(Order("A", Side.BUY, 1), pf, T0 + 100 * NS) is None and bt.state is TradingState.ACTIVE
     assert risk.check(Order("A", Side.BUY, 1), pf, T0 + 100 * NS).startswith("halted: stale_feed")
 
 
