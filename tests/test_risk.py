@@ -352,3 +352,16 @@ def test_price_move_breaker_matches_pandas_on_real_swaps(shared):
         assert got is None or risk.reason().startswith("circuit: price_move")
         checked += expect is not None
     assert checked >= 10
+
+
+def test_cli_kill_status_human_and_bad_args(memebot, tmp_path):
+    r = memebot("kill", "--reason", "  ")
+    assert r.returncode == 2 and r.stderr.strip() == "error: --reason: must not be empty" and not (tmp_path / "KILL").exists()
+    r = memebot("risk", "status", check=True)
+    assert "kill switch: off" in r.stdout and "no node has published a state yet" in r.stdout and "max_daily_loss_limit" in r.stdout
+    memebot("kill", check=True)                                   # defaults: reason and [risk] flatten_on_kill
+    k = read_kill_file(tmp_path / "KILL"); assert k["reason"] == "manual kill (memebot kill)" and k["flatten"] is False and k["by"] == "cli"
+    r = memebot("risk", "status", check=True)
+    assert "kill switch: ENGAGED: manual kill (memebot kill)" in r.stdout
+    r = memebot("resume", "--confirm", check=True); assert "kill file removed" in r.stdout
+    r = memebot("resume", "--confirm", check=True); assert "no kill file was present" in r.stdout
