@@ -182,6 +182,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                     'memebot/data/quality.py'),
                                       'memebot.data.quality.invalid_reasons': ( 'data.quality.html#invalid_reasons',
                                                                                 'memebot/data/quality.py'),
+                                      'memebot.data.quality.plot_issues': ('data.quality.html#plot_issues', 'memebot/data/quality.py'),
                                       'memebot.data.quality.quality_report': ( 'data.quality.html#quality_report',
                                                                                'memebot/data/quality.py'),
                                       'memebot.data.quality.quarantine_invalid': ( 'data.quality.html#quarantine_invalid',
