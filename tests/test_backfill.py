@@ -222,3 +222,17 @@ async def test_repeated_bar_in_a_page_is_quarantined_not_duplicated(series):
         q = quarantined(st, "POOL", "duplicate")
         assert len(q) == 1 and bool(q.removed.iloc[0])
     finally: srv.stop()
+
+
+async def test_fetch_candles_pages_and_short_ranges(series):
+    srv = GTServer(series)
+    try:
+        st_ = settings_for(srv.url)
+        t0, t1 = span(series)
+        try:
+            full = await S.fetch_candles("geckoterminal", "solana", "POOL", "5m", t0, t1, settings=st_)
+            tail = await S.fetch_candles("geckoterminal", "solana", "POOL", "5m", t1 - 12 * 300 * NS, t1, settings=st_)
+        finally: await S.close_http()
+        assert len(full) == N and (full.ts.to_numpy() == series.ts.to_numpy()).all() and srv.requests - 1 == -(-N // 1000)
+        assert len(tail) == 12 and srv.srv.log[-1][0].args["limit"] == "12"      # a gap fill asks for just the bars it needs
+    finally: srv.stop()
