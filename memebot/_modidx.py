@@ -177,8 +177,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'memebot.data.feeds.SolanaFeed': ('data.feeds.html#solanafeed', 'memebot/data/feeds.py'),
                                     'memebot.data.feeds.SolanaFeed.__init__': ( 'data.feeds.html#solanafeed.__init__',
                                                                                 'memebot/data/feeds.py'),
-                                    'memebot.data.feeds.SolanaFeed._on_reconnect': ( 'data.feeds.html#solanafeed._on_reconnect',
-                                                                                     'memebot/data/feeds.py'),
                                     'memebot.data.feeds.SolanaFeed.decode': ('data.feeds.html#solanafeed.decode', 'memebot/data/feeds.py'),
                                     'memebot.data.feeds.SolanaFeed.requests': ( 'data.feeds.html#solanafeed.requests',
                                                                                 'memebot/data/feeds.py'),
