@@ -198,6 +198,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'memebot.data.feeds.WsFeed._on_reconnect': ( 'data.feeds.html#wsfeed._on_reconnect',
                                                                                  'memebot/data/feeds.py'),
                                     'memebot.data.feeds.WsFeed._subscribe': ('data.feeds.html#wsfeed._subscribe', 'memebot/data/feeds.py'),
+                                    'memebot.data.feeds.WsFeed._watchdog': ('data.feeds.html#wsfeed._watchdog', 'memebot/data/feeds.py'),
                                     'memebot.data.feeds.WsFeed.close': ('data.feeds.html#wsfeed.close', 'memebot/data/feeds.py'),
                                     'memebot.data.feeds.WsFeed.decode': ('data.feeds.html#wsfeed.decode', 'memebot/data/feeds.py'),
                                     'memebot.data.feeds.WsFeed.flush': ('data.feeds.html#wsfeed.flush', 'memebot/data/feeds.py'),
