@@ -252,3 +252,43 @@ def test_jupiter_price_poller(shared, httpserver):
     ticks, f = asyncio.run(run())
     assert [(t.symbol, t.price) for t in ticks] == [(m, body[m]["usdPrice"]) for m in mints] + [(m, moved[m]["usdPrice"]) for m in mints]
     assert f.stats["errors"] == 1 and ticks[-1].ts == 10**18 + 10 * NS
+
+
+async def test_ccxt_pro_ohlcv_from_a_local_binance_stream():
+    """ccxt.pro's own binance client against a local server speaking Binance's kline stream format (payload fields as in
+    Binance's "K-line streams" docs sample); CcxtFeed emits each candle once it is closed (a newer one appeared)."""
+    import ccxt.pro as cp
+    from websockets.asyncio.server import serve
+    from memebot.data.feeds import CcxtFeed
+    subs = []
+    def kline(t, o, h, l, c, closed):
+        return json.dumps({"e": "kline", "E": t + 1000, "s": "SOLUSDT", "k": {"t": t, "T": t + 59_999, "s": "SOLUSDT", "i": "1m", "f": 100, "L": 200,
+                           "o": str(o), "c": str(c), "h": str(h), "l": str(l), "v": "1000", "n": 100, "x": closed, "q": "1.0000", "V": "500", "Q": "0.500", "B": "0"}})
+    t0 = 1_700_000_040_000
+    async def handler(ws):
+        async for raw in ws:
+            req = json.loads(raw); subs.append(req)
+            await ws.send(json.dumps({"result": None, "id": req["id"]}))
+            for m in (kline(t0, 100, 101, 99, 100.5, False), kline(t0, 100, 102, 99, 101, True),     # bar 0 updated, then closed
+                      kline(t0 + 60_000, 101, 103, 100, 102, True), kline(t0 + 120_000, 102, 104, 101, 103, False),
+                      kline(t0 + 180_000, 103, 103, 103, 103, False)):
+                await ws.send(m); await asyncio.sleep(0.01)
+    async with serve(handler, "127.0.0.1", 0) as srv:
+        ex = cp.binance()
+        ex.urls["api"]["ws"]["spot"] = f"ws://127.0.0.1:{srv.sockets[0].getsockname()[1]}/ws"
+        ex.set_markets([{"id": "SOLUSDT", "lowercaseId": "solusdt", "symbol": "SOL/USDT", "base": "SOL", "quote": "USDT", "baseId": "SOL",
+                         "quoteId": "USDT", "type": "spot", "spot": True, "margin": False, "swap": False, "future": False, "option": False,
+                         "contract": False, "active": True, "linear": None, "inverse": None, "precision": {"amount": 0.001, "price": 0.01},
+                         "limits": {}, "info": {}}])
+        feed = CcxtFeed(["SOL/USDT"], exchange=ex, kind="ohlcv", tf="1m")
+        got = []
+        async def consume():
+            async for c in feed:
+                got.append(c)
+                if len(got) == 3: return
+        await asyncio.wait_for(consume(), 20)
+        await feed.close()
+    assert subs[0]["method"] == "SUBSCRIBE" and subs[0]["params"] == ["solusdt@kline_1m"]
+    assert [(c.ts, c.open, c.high, c.low, c.close) for c in got] == [
+        (t0 * 10**6, 100, 102, 99, 101), ((t0 + 60_000) * 10**6, 101, 103, 100, 102), ((t0 + 120_000) * 10**6, 102, 104, 101, 103)]
+    assert all(c.chain is Chain.CEX and c.source == "ccxt:binance" and c.tf == "1m" for c in got)
