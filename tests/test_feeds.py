@@ -240,7 +240,7 @@ def test_jupiter_price_poller(shared, httpserver):
     body = _fx(shared, "jupiter", "price_v3_response_guide.json")
     err = _fx(shared, "jupiter", "price_v3_error_429.json")
     mints = list(body)
-    httpserver.expect_ordered_request("/price/v3").respond_with_json(err, status=429)
+    httpserver.expect_ordered_request("/price/v3").respond_with_json(err, status=429, headers={"Retry-After": "0.2"})
     httpserver.expect_ordered_request("/price/v3", query_string={"ids": ",".join(mints)}).respond_with_json(body)
     httpserver.expect_ordered_request("/price/v3").respond_with_json(body)                     # unchanged: no ticks
     moved = {k: dict(v, usdPrice=v["usdPrice"] * 1.01, blockId=v["blockId"] + 1) for k, v in body.items()}
@@ -249,8 +249,9 @@ def test_jupiter_price_poller(shared, httpserver):
         from memebot.core import SimClock
         f = JupiterPriceFeed(mints, poll_s=5, url=httpserver.url_for("").rstrip("/"), clock=SimClock(10**18), max_polls=3)
         return [t async for t in f], f
-    ticks, f = asyncio.run(run())
-    assert [(t.symbol, t.price) for t in ticks] == [(m, body[m]["usdPrice"]) for m in mints] + [(m, moved[m]["usdPrice"]) for m in mints]
+    import time
+    t = time.perf_counter(); ticks, f = asyncio.run(run()); waited = time.perf_counter() - t
+    assert waited >= 0.2                                                  # Retry-After honoured [(t.symbol, t.price) for t in ticks] == [(m, body[m]["usdPrice"]) for m in mints] + [(m, moved[m]["usdPrice"]) for m in mints]
     assert f.stats["errors"] == 1 and ticks[-1].ts == 10**18 + 10 * NS
 
 
