@@ -272,3 +272,34 @@ async def test_key_never_in_logs(env):
     finally: configure_logging("WARNING", "json", stream=sys.stderr)
     text = buf.getvalue()
     assert "order_filled" in text and env.secret not in text and str(list(bytes(env.me))) not in text
+
+
+def test_cli_guard_dry_run_wallet_balance_and_key_file(tmp_path, memebot):
+    r = memebot("live", "buy", "So11111111111111111111111111111111111111112", "--sol", "0.1")
+    assert r.returncode == 2 and r.stderr.strip().startswith("error: live trading is off") and len(r.stderr.strip().splitlines()) == 1
+    e = Env(tmp_path)
+    try:
+        key = tmp_path / "id.json"; key.write_text(json.dumps(list(bytes(e.me)))); key.chmod(0o600)
+        env = {f"MEMEBOT_{k.replace('.', '_').upper()}": v for k, v in e.srv.endpoints().items()}
+        env.update({"MEMEBOT_SOLANA_KEYPAIR_PATH": str(key), "MEMEBOT_RISK_SAFETY_ALLOW_MINT_AUTHORITY": "true",
+                    "MEMEBOT_RISK_SAFETY_MAX_TOP10_HOLDER_PCT": "100", "MEMEBOT_MONITORING_LOGGING_LEVEL": "DEBUG"})
+        r = memebot("live", "buy", str(e.mint), "--sol", "0.5", "--yes-i-mean-live", env=env)
+        assert r.returncode == 2 and "live_trading_enabled" in r.stderr                 # settings still off
+        env.update({"MEMEBOT_LIVE_LIVE_TRADING_ENABLED": "true", "MEMEBOT_LIVE_PAPER_TRADING_MODE": "false"})
+        buy = ["live", "buy", str(e.mint), "--sol", "0.5", "--yes-i-mean-live", "--allow-cosigner", e.jup.cosigners[0], "--json"]
+        outs = [memebot(*buy, env=env)]
+        assert outs[0].returncode == 2 and "trading halted" in outs[0].stderr           # opening balance not acknowledged
+        outs.append(memebot("live", "reconcile", "--acknowledge", "--yes-i-mean-live", env=env, check=True))
+        outs.append(memebot(*buy, env=env, check=True))
+        got = json.loads(outs[-1].stdout.strip().splitlines()[-1])
+        assert got["status"] == "filled" and got["signature"] and e.tokens() > 0
+        outs.append(memebot("wallet", "balance", "--json", env=env, check=True))
+        bal = json.loads(outs[-1].stdout)
+        assert bal["sol_lamports"] == e.sol() and [int(t["amount"]) for t in bal["tokens"] if t["mint"] == str(e.mint)] == [e.tokens()]
+        outs.append(memebot("live", "reconcile", "--yes-i-mean-live", "--json", env=env, check=True))
+        assert json.loads(outs[-1].stdout)["ok"]
+        for o in outs: assert e.secret not in o.stdout + o.stderr and str(list(bytes(e.me)))[1:40] not in o.stdout + o.stderr
+        key.chmod(0o644)
+        r = memebot("wallet", "balance", env=env)
+        assert r.returncode == 2 and "0644" in r.stderr and "chmod 600" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    finally: e.close()
