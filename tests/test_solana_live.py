@@ -251,6 +251,13 @@ async def test_reconciliation_reports_differences_and_halts_until_acknowledged(e
     b.acknowledge(rep)
     assert (await b.reconcile()).ok and b.halted is None
     assert b.ledger.balances()[str(env.mint)] == env.tokens()
+    task = asyncio.create_task(b.reconcile_forever(0.05))           # periodic: a later outside change halts again
+    env.chain.airdrop(env.me.pubkey(), 777)
+    for _ in range(200):
+        if b.halted: break
+        await asyncio.sleep(0.05)
+    task.cancel()
+    assert b.halted and "SOL" in b.halted and "+777" in b.halted
     await b.aclose()
 
 
