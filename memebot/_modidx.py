@@ -255,6 +255,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'memebot.solana.SolanaBroker._acked_signatures': ( 'solana.html#solanabroker._acked_signatures',
                                                                                    'memebot/solana.py'),
                                 'memebot.solana.SolanaBroker._book': ('solana.html#solanabroker._book', 'memebot/solana.py'),
+                                'memebot.solana.SolanaBroker._book_failed': ('solana.html#solanabroker._book_failed', 'memebot/solana.py'),
                                 'memebot.solana.SolanaBroker._book_tips': ('solana.html#solanabroker._book_tips', 'memebot/solana.py'),
                                 'memebot.solana.SolanaBroker._bundle_tip': ('solana.html#solanabroker._bundle_tip', 'memebot/solana.py'),
                                 'memebot.solana.SolanaBroker._check_simulation': ( 'solana.html#solanabroker._check_simulation',

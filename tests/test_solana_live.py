@@ -310,3 +310,22 @@ def test_cli_guard_dry_run_wallet_balance_and_key_file(tmp_path, memebot):
         r = memebot("wallet", "balance", env=env)
         assert r.returncode == 2 and "0644" in r.stderr and "chmod 600" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     finally: e.close()
+
+
+async def test_transaction_failing_on_chain_books_its_fee(env):
+    from solders.system_program import transfer, TransferParams
+    b = await env.broker()
+    sink, drained = Keypair().pubkey(), []
+    def drain(params):                                            # after simulation, the wallet's SOL leaves (outside memebot)
+        if not drained:
+            drained.append(env.sol() - SOL // 100)
+            env.chain._send_now([transfer(TransferParams(from_pubkey=env.me.pubkey(), to_pubkey=sink, lamports=drained[0]))], [env.chain.faucet, env.me])
+    env.srv.hooks["sendTransaction"] = drain
+    o = await b.buy(str(env.mint), SOL // 2)
+    assert o.status is OrderStatus.FAILED and "failed on chain" in o.reason and env.tokens() == 0
+    fee = env.chain.history[b.ledger.intents(o.client_id)[0].signature].meta["fee"]
+    moves = b.ledger._q("SELECT delta FROM ledger_moves WHERE kind='fee'")
+    assert [int(m[0]) for m in moves] == [-fee] and fee > 0 and not b.ledger.fills()
+    rep = await b.reconcile()                                     # only the outside transfer differs
+    assert [(d.asset, d.diff) for d in rep.differences] == [("SOL", -drained[0])] and b.halted
+    await b.aclose()
