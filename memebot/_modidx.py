@@ -404,6 +404,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                          'memebot/testchain.py'),
                                    'memebot.testchain.LocalChainServer.rpc_getLatestBlockhash': ( 'testchain.html#localchainserver.rpc_getlatestblockhash',
                                                                                                   'memebot/testchain.py'),
+                                   'memebot.testchain.LocalChainServer.rpc_getMultipleAccounts': ( 'testchain.html#localchainserver.rpc_getmultipleaccounts',
+                                                                                                   'memebot/testchain.py'),
                                    'memebot.testchain.LocalChainServer.rpc_getRecentPrioritizationFees': ( 'testchain.html#localchainserver.rpc_getrecentprioritizationfees',
                                                                                                            'memebot/testchain.py'),
                                    'memebot.testchain.LocalChainServer.rpc_getSignatureStatuses': ( 'testchain.html#localchainserver.rpc_getsignaturestatuses',

@@ -289,7 +289,7 @@ def test_cli_guard_dry_run_wallet_balance_and_key_file(tmp_path, memebot):
         key = tmp_path / "id.json"; key.write_text(json.dumps(list(bytes(e.me)))); key.chmod(0o600)
         env = {f"MEMEBOT_{k.replace('.', '_').upper()}": v for k, v in e.srv.endpoints().items()}
         env.update({"MEMEBOT_SOLANA_KEYPAIR_PATH": str(key), "MEMEBOT_RISK_SAFETY_ALLOW_MINT_AUTHORITY": "true",
-                    "MEMEBOT_RISK_SAFETY_MAX_TOP10_HOLDER_PCT": "100", "MEMEBOT_MONITORING_LOGGING_LEVEL": "DEBUG"})
+                    "MEMEBOT_MONITORING_LOGGING_LEVEL": "DEBUG"})
         r = memebot("live", "buy", str(e.mint), "--sol", "0.5", "--yes-i-mean-live", env=env)
         assert r.returncode == 2 and "live_trading_enabled" in r.stderr                 # settings still off
         env.update({"MEMEBOT_LIVE_LIVE_TRADING_ENABLED": "true", "MEMEBOT_LIVE_PAPER_TRADING_MODE": "false"})
