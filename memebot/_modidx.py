@@ -281,6 +281,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'memebot.solana.SolanaBroker.recover': ('solana.html#solanabroker.recover', 'memebot/solana.py'),
                                 'memebot.solana.SolanaBroker.sell': ('solana.html#solanabroker.sell', 'memebot/solana.py'),
                                 'memebot.solana.SolanaBroker.start': ('solana.html#solanabroker.start', 'memebot/solana.py'),
+                                'memebot.solana.SolanaBroker.submit': ('solana.html#solanabroker.submit', 'memebot/solana.py'),
                                 'memebot.solana.SolanaBroker.swap': ('solana.html#solanabroker.swap', 'memebot/solana.py'),
                                 'memebot.solana.SolanaRpc': ('solana.html#solanarpc', 'memebot/solana.py'),
                                 'memebot.solana.SolanaRpc.__init__': ('solana.html#solanarpc.__init__', 'memebot/solana.py'),

@@ -73,6 +73,21 @@ async def test_buy_then_sell_changes_balances_and_ledger_agrees(env):
     await b.aclose()
 
 
+async def test_submit_engine_orders(env):
+    from memebot.core import Order, Side, OrderType
+    from memebot.core import ValidationError
+    b = await env.broker()
+    o = await b.submit(Order(str(env.mint), Side.BUY, 1_000_000.0, price=1e-7, client_id="eng-1", max_slippage_bps=100))   # 0.1 SOL at the pool price
+    assert o.status is OrderStatus.FILLED and o.client_id == "eng-1" and o.filled_qty == pytest.approx(1_000_000.0, rel=0.02)
+    s = await b.submit(Order(str(env.mint), Side.SELL, 400.0, client_id="eng-2"))
+    assert s.status is OrderStatus.FILLED and s.filled_qty == 400.0 and b.ledger.portfolio.qty(str(env.mint)) == pytest.approx(o.filled_qty - 400)
+    with pytest.raises(ValidationError, match="client_id"): await b.submit(Order(str(env.mint), Side.SELL, 1.0, client_id="eng-2"))
+    with pytest.raises(ValidationError, match="market"): await b.submit(Order(str(env.mint), Side.SELL, 1.0, type=OrderType.LIMIT, price=1.0))
+    with pytest.raises(ValidationError, match="price"): await b.submit(Order(str(env.mint), Side.BUY, 1.0))
+    assert env.srv.calls.get("sendTransaction", 0) == 2
+    await b.aclose()
+
+
 async def test_simulation_failure_rejects_before_sending(env):
     b = await env.broker()
     sol0 = env.sol()
