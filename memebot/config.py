@@ -41,6 +41,12 @@ class RiskConfig(_Section):
     max_order_usd: float = Field(250.0, gt=0)
     max_slippage_bps: int = Field(300, ge=0, le=10_000)
     min_pool_liquidity_usd: float = Field(10_000.0, ge=0)
+    safety_allow_mint_authority: bool = False      # token safety (memebot.safety): refuse mints that can still be minted
+    safety_allow_freeze_authority: bool = False    # ... or whose accounts can be frozen
+    safety_max_transfer_fee_bps: int = Field(0, ge=0, le=10_000)   # Token-2022 transfer fee above this is refused
+    safety_max_top10_holder_pct: float = Field(50.0, gt=0, le=100)  # share of supply in the 10 largest non-pool accounts
+    safety_min_pool_age_s: float = Field(300.0, ge=0)
+    safety_allow_bonding_curve: bool = True        # pump.fun tokens still on their bonding curve
     max_open_orders: int = Field(10, ge=1)
     max_orders_per_minute: int = Field(30, ge=1)
     circuit_price_move_pct: float = Field(30.0, gt=0, le=100)

@@ -1,0 +1,346 @@
+"""Live Solana path on the loopback test chain (LiteSVM): swaps, faults, expiry, crash recovery, safety, keys, reconciliation.
+
+The chain is real (LiteSVM runs the SPL Token programs); Jupiter's router is a local stand-in (see memebot.testchain).
+"""
+import asyncio, base64, io, json, os, signal, subprocess, sys, time
+from pathlib import Path
+import pytest
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+from solders.transaction import VersionedTransaction
+from memebot.core import OrderStatus, SOL_MINT
+from memebot.config import load_settings
+from memebot.data.store import Store
+from memebot.ledger import Ledger
+from memebot.solana import (SolanaBroker, load_wallet, ata_address, SwapRejected, TradingHalted, WalletKeyError)
+from memebot.testchain import LocalChain, LocalJupiter, LocalChainServer, Faults
+from memebot.safety import TokenSafetyChecker
+
+ROOT = Path(__file__).resolve().parent.parent
+SOL = 10**9
+
+
+class Env:
+    "A funded wallet, a token with a pool, the loopback servers and a store on disk."
+    def __init__(self, tmp_path, faults=None, **settings):
+        self.chain = LocalChain(); self.jup = LocalJupiter(self.chain)
+        self.mint = self.chain.create_mint(6); self.jup.create_pool(self.mint, 10**15, 100 * SOL)
+        self.me = Keypair(); self.chain.airdrop(self.me.pubkey(), 20 * SOL)
+        self.secret = str(self.me)
+        self.srv = LocalChainServer(self.chain, self.jup, faults=faults).start()
+        self.store_path = tmp_path / "ledger.duckdb"
+        ov = {**self.srv.endpoints(), "data.http_timeout_s": "2", **settings}
+        self.settings = load_settings(env={"MEMEBOT_SOLANA_PRIVATE_KEY": self.secret}, overrides=ov)
+        self.stores = []
+
+    async def broker(self, ack=True, **kw) -> SolanaBroker:
+        st = Store(self.store_path); self.stores.append(st)
+        w = load_wallet(self.settings)
+        b = SolanaBroker(Ledger(st, wallet=str(w.pubkey)), w, self.settings, allowed_cosigners=self.jup.cosigners,
+                         resend_interval_s=kw.pop("resend_interval_s", 0.05), **kw)
+        rep = await b.start()
+        if ack and not rep.ok: b.acknowledge(rep)
+        return b
+
+    def tokens(self) -> int: return self.chain.token_balance(ata_address(self.me.pubkey(), self.mint)) or 0
+    def sol(self) -> int: return self.chain.svm.get_balance(self.me.pubkey())
+
+    def close(self):
+        for s in self.stores: s.close()
+        self.srv.stop()
+
+
+@pytest.fixture
+def env(tmp_path):
+    e = Env(tmp_path); yield e; e.close()
+
+
+async def test_buy_then_sell_changes_balances_and_ledger_agrees(env):
+    b = await env.broker()
+    sol0 = env.sol()
+    buy = await b.buy(str(env.mint), 2 * SOL, slippage_bps=100)
+    assert buy.status is OrderStatus.FILLED, buy.reason
+    got = env.tokens()
+    assert got > 0 and b.ledger.balances()[str(env.mint)] == got
+    assert b.ledger.portfolio.qty(str(env.mint)) == pytest.approx(got / 1e6)
+    sell = await b.sell(str(env.mint), got // 2, slippage_bps=100)
+    assert sell.status is OrderStatus.FILLED, sell.reason
+    assert env.tokens() == got - got // 2 == b.ledger.balances()[str(env.mint)]
+    assert b.ledger.balances()["SOL"] == env.sol() < sol0
+    fills = b.ledger.fills()
+    assert [f.fill_id for f in fills] == [i.signature for i in b.ledger.intents() if i.status == "confirmed"]
+    assert (await b.reconcile()).ok
+    await b.aclose()
+
+
+async def test_submit_engine_orders(env):
+    from memebot.core import Order, Side, OrderType
+    from memebot.core import ValidationError
+    b = await env.broker()
+    o = await b.submit(Order(str(env.mint), Side.BUY, 1_000_000.0, price=1e-7, client_id="eng-1", max_slippage_bps=100))   # 0.1 SOL at the pool price
+    assert o.status is OrderStatus.FILLED and o.client_id == "eng-1" and o.filled_qty == pytest.approx(1_000_000.0, rel=0.02)
+    s = await b.submit(Order(str(env.mint), Side.SELL, 400.0, client_id="eng-2"))
+    assert s.status is OrderStatus.FILLED and s.filled_qty == 400.0 and b.ledger.portfolio.qty(str(env.mint)) == pytest.approx(o.filled_qty - 400)
+    with pytest.raises(ValidationError, match="client_id"): await b.submit(Order(str(env.mint), Side.SELL, 1.0, client_id="eng-2"))
+    with pytest.raises(ValidationError, match="market"): await b.submit(Order(str(env.mint), Side.SELL, 1.0, type=OrderType.LIMIT, price=1.0))
+    with pytest.raises(ValidationError, match="price"): await b.submit(Order(str(env.mint), Side.BUY, 1.0))
+    assert env.srv.calls.get("sendTransaction", 0) == 2
+    await b.aclose()
+
+
+async def test_simulation_failure_rejects_before_sending(env):
+    b = await env.broker()
+    sol0 = env.sol()
+    o = await b.sell(str(env.mint), 10**6)                       # we hold none of it: the token program fails
+    assert o.status is OrderStatus.REJECTED and "simulation failed" in o.reason
+    assert env.srv.calls.get("sendTransaction", 0) == 0 and not b.ledger.intents()
+    assert env.sol() == sol0 and b.ledger.order(o.client_id).status is OrderStatus.REJECTED
+    await b.aclose()
+
+
+async def test_worse_than_quote_is_rejected(env):
+    b = await env.broker()
+    moved = []
+    def front_run(body):                                          # another trader buys between our quote and swap
+        if not moved: moved.append(env.jup.trade_external(env.mint, 10 * SOL))
+    env.srv.hooks["jupiter.swap"] = front_run
+    o = await b.buy(str(env.mint), SOL, slippage_bps=50)
+    assert moved and o.status is OrderStatus.REJECTED and "worse than quote" in o.reason
+    assert env.srv.calls.get("sendTransaction", 0) == 0 and env.tokens() == 0
+    await b.aclose()
+
+
+def _sig(params) -> str:
+    return str(VersionedTransaction.from_bytes(base64.b64decode(params[0])).signatures[0])
+
+
+@pytest.mark.parametrize("attempts", [1, 3])
+async def test_blockhash_expiry(env, attempts):
+    b = await env.broker(max_attempts=attempts)
+    first = []
+    def drop_first(params):                                       # the first signed tx never lands; time passes
+        s = _sig(params); first.append(s) if not first else None
+        if s == first[0]: env.chain.advance(200); return "drop"
+    env.srv.hooks["sendTransaction"] = drop_first
+    sol0 = env.sol()
+    o = await b.buy(str(env.mint), SOL)
+    intents = b.ledger.intents(o.client_id)
+    assert intents[0].signature == first[0] and intents[0].status == "expired"
+    if attempts == 1:
+        assert o.status is OrderStatus.EXPIRED and env.tokens() == 0 and env.sol() == sol0
+        assert env.srv.calls["jupiter.swap"] == 1
+    else:   # a new quote is signed only after the first signature could no longer land
+        assert o.status is OrderStatus.FILLED and [i.status for i in intents] == ["expired", "confirmed"]
+        assert env.srv.calls["jupiter.swap"] == 2 and len(b.ledger.fills(o.client_id)) == 1
+        assert env.tokens() == b.ledger.balances()[str(env.mint)] > 0
+    assert (await b.reconcile()).ok
+    await b.aclose()
+
+
+async def test_rpc_429s_and_timeouts_every_order_terminal(tmp_path):
+    faults = Faults(rate_429=0.1, rate_timeout=0.1, delay_s=0.6, seed=7)   # 20% of requests fail one way or the other
+    e = Env(tmp_path, faults=Faults(), **{"data.http_timeout_s": "0.3"})
+    try:
+        b = await e.broker()
+        e.srv.faults = faults
+        orders = []
+        for i in range(6):
+            if i % 2 == 0: orders.append(await b.buy(str(e.mint), SOL // 4, slippage_bps=100))
+            else: orders.append(await b.sell(str(e.mint), max(e.tokens() // 2, 1), slippage_bps=100))
+        assert all(o.status.is_terminal for o in orders), [(o.status, o.reason) for o in orders]
+        assert sum(o.status is OrderStatus.FILLED for o in orders) >= 3
+        assert faults.injected["429"] >= 3 and faults.injected["timeout"] >= 3, faults.injected
+        for o in orders:                                          # never two landed transactions for one order
+            assert sum(i.status == "confirmed" for i in b.ledger.intents(o.client_id)) <= 1
+            assert len(b.ledger.fills(o.client_id)) == (1 if o.status is OrderStatus.FILLED else 0)
+        e.srv.faults = Faults()
+        assert (await b.reconcile()).ok
+        await b.aclose()
+    finally: e.close()
+
+
+async def test_dropped_confirmation_and_dropped_sends(tmp_path):
+    e = Env(tmp_path, faults=Faults(drop_notifications=True))
+    try:
+        b = await e.broker()
+        e.srv.faults.drop_sends = 2                               # the leader drops our first two sends
+        o = await b.buy(str(e.mint), SOL)
+        assert o.status is OrderStatus.FILLED, o.reason
+        assert e.srv.calls["sendTransaction"] >= 3 and len(b.ledger.intents(o.client_id)) == 1   # re-sent, same signature
+        assert e.srv.calls["getSignatureStatuses"] >= 1 and len(b.ledger.fills()) == 1
+        assert (await b.reconcile()).ok
+        await b.aclose()
+    finally: e.close()
+
+
+async def test_jito_bundle_with_tip(tmp_path):
+    e = Env(tmp_path, **{"solana.jito_enabled": "true", "solana.jito_tip_lamports": "20000"})
+    try:
+        b = await e.broker()
+        o = await b.buy(str(e.mint), SOL)
+        assert o.status is OrderStatus.FILLED, o.reason
+        assert e.srv.calls["sendBundle"] >= 1 and e.srv.calls.get("sendTransaction", 0) == 0
+        tip = [i for i in b.ledger.intents() if i.client_id.startswith("tip:")]
+        assert len(tip) == 1 and tip[0].status == "confirmed"
+        assert (await b.reconcile()).ok                           # the tip and its fee are in the ledger
+        await b.aclose()
+    finally: e.close()
+
+
+CHILD = """
+import asyncio, os
+from memebot.config import get_settings
+from memebot.data.store import Store
+from memebot.ledger import Ledger
+from memebot.solana import SolanaBroker, load_wallet
+async def main():
+    s = get_settings(); w = load_wallet(s)
+    b = SolanaBroker(Ledger(Store(s.store.path), wallet=str(w.pubkey)), w, s, allowed_cosigners=[os.environ["COSIGNER"]],
+                     resend_interval_s=0.05)
+    rep = await b.start()
+    if not rep.ok: b.acknowledge(rep)
+    print("buying", w, flush=True)
+    await b.buy(os.environ["MINT"], 10**9, client_id="crash-1")
+    print("done", flush=True)
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("landed", [True, False])
+async def test_killed_between_send_and_confirm_recovers_without_second_buy(env, landed):
+    env.srv.faults.hold_sends = True                              # the tx is accepted but not yet included
+    penv = {k: v for k, v in os.environ.items() if not k.startswith("MEMEBOT_")}
+    penv.update({"PYTHONPATH": str(ROOT), "MEMEBOT_SETTINGS": str(ROOT / "settings.ini"), "MEMEBOT_STORE_PATH": str(env.store_path),
+                 "MEMEBOT_SOLANA_PRIVATE_KEY": env.secret, "COSIGNER": env.jup.cosigners[0], "MINT": str(env.mint),
+                 "MEMEBOT_MONITORING_LOGGING_LEVEL": "DEBUG",
+                 **{f"MEMEBOT_{k.replace('.', '_').upper()}": v for k, v in env.srv.endpoints().items()}})
+    p = subprocess.Popen([sys.executable, "-c", CHILD], env=penv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        t0 = time.time()
+        while not env.srv.held and time.time() - t0 < 60 and p.poll() is None: time.sleep(0.02)
+        assert env.srv.held, "child never sent its transaction"
+        os.kill(p.pid, signal.SIGKILL)
+    finally:
+        out = p.communicate(timeout=30)[0]
+    assert p.returncode == -signal.SIGKILL and "buying" in out and "done" not in out
+    assert env.secret not in out and str(list(bytes(env.me))) not in out            # the key never reaches output
+    env.srv.faults.hold_sends = False
+    if landed: env.srv.release_held()                             # it lands while we are down
+    else: env.srv.held.clear(); env.chain.advance(200)            # it never lands; its blockhash expires
+    quotes, swaps = env.srv.calls["jupiter.quote"], env.srv.calls["jupiter.swap"]
+    b = await env.broker(ack=False)                               # restart: recover, then reconcile
+    o = b.ledger.order("crash-1")
+    assert env.srv.calls["jupiter.quote"] == quotes and env.srv.calls["jupiter.swap"] == swaps      # nothing re-bought
+    if landed:
+        assert o.status is OrderStatus.FILLED and len(b.ledger.fills("crash-1")) == 1
+        assert env.tokens() == b.ledger.balances()[str(env.mint)] > 0
+    else:
+        assert o.status is OrderStatus.EXPIRED and env.tokens() == 0 and not b.ledger.fills()
+    assert (await b.reconcile()).ok and b.halted is None
+    await b.aclose()
+
+
+@pytest.mark.parametrize("kind", ["freeze_authority", "transfer_hook"])
+async def test_unsafe_token_is_refused(env, kind):
+    bad = (env.chain.create_mint(6, freeze_authority=env.chain.faucet.pubkey()) if kind == "freeze_authority"
+           else env.chain.create_mint(6, transfer_hook_program=Keypair().pubkey()))
+    if kind == "freeze_authority": env.jup.create_pool(bad, 10**15, 100 * SOL)
+    b = await env.broker()
+    risk = load_settings(env={}, overrides={"risk.safety_allow_mint_authority": "true", "risk.safety_max_top10_holder_pct": "100"}).risk
+    b.safety = TokenSafetyChecker(b.rpc, risk)
+    with pytest.raises(SwapRejected, match="freeze authority" if kind == "freeze_authority" else "transfer hook"):
+        await b.buy(str(bad), SOL)
+    assert not b.ledger.orders and env.srv.calls.get("jupiter.quote", 0) == 0
+    assert (await b.buy(str(env.mint), SOL // 10)).status is OrderStatus.FILLED   # a clean token still trades
+    await b.aclose()
+
+
+async def test_reconciliation_reports_differences_and_halts_until_acknowledged(env):
+    b = await env.broker()
+    assert (await b.buy(str(env.mint), SOL)).status is OrderStatus.FILLED
+    env.chain.mint_to(env.mint, env.me.pubkey(), 12_345)          # tokens arrive outside memebot
+    rep = await b.reconcile()
+    assert not rep.ok and [(d.asset, d.diff) for d in rep.differences] == [(str(env.mint), 12_345)]
+    assert b.halted and "diff +12345" in b.halted
+    with pytest.raises(TradingHalted): await b.buy(str(env.mint), SOL)
+    b.acknowledge(rep)
+    assert (await b.reconcile()).ok and b.halted is None
+    assert b.ledger.balances()[str(env.mint)] == env.tokens()
+    task = asyncio.create_task(b.reconcile_forever(0.05))           # periodic: a later outside change halts again
+    env.chain.airdrop(env.me.pubkey(), 777)
+    for _ in range(200):
+        if b.halted: break
+        await asyncio.sleep(0.05)
+    task.cancel()
+    assert b.halted and "SOL" in b.halted and "+777" in b.halted
+    await b.aclose()
+
+
+def test_key_file_readable_by_others_is_refused(tmp_path):
+    kp = Keypair(); f = tmp_path / "id.json"; f.write_text(json.dumps(list(bytes(kp)))); f.chmod(0o644)
+    with pytest.raises(WalletKeyError, match="0644") as e:
+        load_wallet(load_settings(env={"MEMEBOT_SOLANA_KEYPAIR_PATH": str(f)}))
+    assert str(kp) not in str(e.value) and str(list(bytes(kp))[:8])[1:-1] not in str(e.value)
+
+
+async def test_key_never_in_logs(env):
+    from memebot.obs import configure_logging
+    buf = io.StringIO(); configure_logging("DEBUG", "json", stream=buf)
+    try:
+        b = await env.broker()
+        await b.buy(str(env.mint), SOL); await b.sell(str(env.mint), 10**6)
+        b.log.info("debug_dump", broker=repr(b.wallet), settings=b.settings.solana.model_dump())
+        await b.aclose()
+    finally: configure_logging("WARNING", "json", stream=sys.stderr)
+    text = buf.getvalue()
+    assert "order_filled" in text and env.secret not in text and str(list(bytes(env.me))) not in text
+
+
+def test_cli_guard_dry_run_wallet_balance_and_key_file(tmp_path, memebot):
+    r = memebot("live", "buy", "So11111111111111111111111111111111111111112", "--sol", "0.1")
+    assert r.returncode == 2 and r.stderr.strip().startswith("error: live trading is off") and len(r.stderr.strip().splitlines()) == 1
+    e = Env(tmp_path)
+    try:
+        key = tmp_path / "id.json"; key.write_text(json.dumps(list(bytes(e.me)))); key.chmod(0o600)
+        env = {f"MEMEBOT_{k.replace('.', '_').upper()}": v for k, v in e.srv.endpoints().items()}
+        env.update({"MEMEBOT_SOLANA_KEYPAIR_PATH": str(key), "MEMEBOT_RISK_SAFETY_ALLOW_MINT_AUTHORITY": "true",
+                    "MEMEBOT_MONITORING_LOGGING_LEVEL": "DEBUG"})
+        r = memebot("live", "buy", str(e.mint), "--sol", "0.5", "--yes-i-mean-live", env=env)
+        assert r.returncode == 2 and "live_trading_enabled" in r.stderr                 # settings still off
+        env.update({"MEMEBOT_LIVE_LIVE_TRADING_ENABLED": "true", "MEMEBOT_LIVE_PAPER_TRADING_MODE": "false"})
+        buy = ["live", "buy", str(e.mint), "--sol", "0.5", "--yes-i-mean-live", "--allow-cosigner", e.jup.cosigners[0], "--json"]
+        outs = [memebot(*buy, env=env)]
+        assert outs[0].returncode == 2 and "trading halted" in outs[0].stderr           # opening balance not acknowledged
+        outs.append(memebot("live", "reconcile", "--acknowledge", "--yes-i-mean-live", env=env, check=True))
+        outs.append(memebot(*buy, env=env, check=True))
+        got = json.loads(outs[-1].stdout.strip().splitlines()[-1])
+        assert got["status"] == "filled" and got["signature"] and e.tokens() > 0
+        outs.append(memebot("wallet", "balance", "--json", env=env, check=True))
+        bal = json.loads(outs[-1].stdout)
+        assert bal["sol_lamports"] == e.sol() and [int(t["amount"]) for t in bal["tokens"] if t["mint"] == str(e.mint)] == [e.tokens()]
+        outs.append(memebot("live", "reconcile", "--yes-i-mean-live", "--json", env=env, check=True))
+        assert json.loads(outs[-1].stdout)["ok"]
+        for o in outs: assert e.secret not in o.stdout + o.stderr and str(list(bytes(e.me)))[1:40] not in o.stdout + o.stderr
+        key.chmod(0o644)
+        r = memebot("wallet", "balance", env=env)
+        assert r.returncode == 2 and "0644" in r.stderr and "chmod 600" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    finally: e.close()
+
+
+async def test_transaction_failing_on_chain_books_its_fee(env):
+    from solders.system_program import transfer, TransferParams
+    b = await env.broker()
+    sink, drained = Keypair().pubkey(), []
+    def drain(params):                                            # after simulation, the wallet's SOL leaves (outside memebot)
+        if not drained:
+            drained.append(env.sol() - SOL // 100)
+            env.chain._send_now([transfer(TransferParams(from_pubkey=env.me.pubkey(), to_pubkey=sink, lamports=drained[0]))], [env.chain.faucet, env.me])
+    env.srv.hooks["sendTransaction"] = drain
+    o = await b.buy(str(env.mint), SOL // 2)
+    assert o.status is OrderStatus.FAILED and "failed on chain" in o.reason and env.tokens() == 0
+    fee = env.chain.history[b.ledger.intents(o.client_id)[0].signature].meta["fee"]
+    moves = b.ledger._q("SELECT delta FROM ledger_moves WHERE kind='fee'")
+    assert [int(m[0]) for m in moves] == [-fee] and fee > 0 and not b.ledger.fills()
+    rep = await b.reconcile()                                     # only the outside transfer differs
+    assert [(d.asset, d.diff) for d in rep.differences] == [("SOL", -drained[0])] and b.halted
+    await b.aclose()
