@@ -21,6 +21,7 @@ def main():
     ap.add_argument("--threads", type=int, default=1); ap.add_argument("--deep-steps", type=int, default=150)
     ap.add_argument("--calls", type=int, default=3000); ap.add_argument("--json", default="bench/out/ml.json")
     ap.add_argument("--symbols", type=int, default=0, help="limit to the first N memecoins (0 = all)")
+    ap.add_argument("--latency-only", action="store_true", help="train only the GBM and LSTM champions, then measure latency")
     a = ap.parse_args()
     import torch; torch.set_num_threads(a.threads)
     from memebot.core import shared_dir
@@ -43,12 +44,13 @@ def main():
     train = {}
     full = {"persistence": {}, "momentum": {}, "majority": {}, "logreg": {}, "gbm": {}, "ensemble": {"members": ["logreg", "gbm", "momentum"]}}
     models = {}
+    if a.latency_only: full = {"gbm": {}}
     for fam, p in full.items():
         t = time.perf_counter(); m = make_model(fam, **p).fit(tr.X, tr.y); dt = time.perf_counter() - t
         train[fam] = {"seconds": dt, "measured_on": "full training set", "extrapolated": False}; models[fam] = m
         print(f"train {fam:12s} {dt:8.1f} s (full)", flush=True)
     bs = 512
-    for fam in ("lstm", "transformer", "cnn"):
+    for fam in (("lstm",) if a.latency_only else ("lstm", "transformer", "cnn")):
         m = make_model(fam, max_steps=a.deep_steps, batch_size=bs, epochs=1, threads=a.threads)
         t = time.perf_counter(); m.fit(tr.X, tr.y); dt = time.perf_counter() - t
         steps = m.steps_; per_step = dt / max(1, steps); epoch_steps = int(np.ceil(n_lab / bs))
