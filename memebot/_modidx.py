@@ -354,6 +354,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                   'memebot.strategy._Vec._grow': ('strategy.html#_vec._grow', 'memebot/strategy.py'),
                                   'memebot.strategy._need': ('strategy.html#_need', 'memebot/strategy.py'),
                                   'memebot.strategy._size_notional': ('strategy.html#_size_notional', 'memebot/strategy.py'),
+                                  'memebot.strategy.count_frame': ('strategy.html#count_frame', 'memebot/strategy.py'),
                                   'memebot.strategy.ema_frame': ('strategy.html#ema_frame', 'memebot/strategy.py'),
                                   'memebot.strategy.get_strategy': ('strategy.html#get_strategy', 'memebot/strategy.py'),
                                   'memebot.strategy.list_strategies': ('strategy.html#list_strategies', 'memebot/strategy.py'),
