@@ -47,6 +47,22 @@ def test_parity_event_engine_vs_vectorbt(bars5m, sym):
     np.testing.assert_allclose(res.equity.loc[common].to_numpy(), eq_v.loc[common - pd.Timedelta("5min")].to_numpy(), rtol=1e-9)
 
 
+@pytest.mark.parametrize("name,params", [("rsi_reversion", {"period": 14, "lower": 25, "upper": 60}),
+                                         ("volume_breakout", {"lookback": 48, "exit_lookback": 24, "vol_mult": 2.0})])
+def test_parity_other_builtins(bars5m, name, params):
+    """The RSI and volume-breakout strategies trade identically on both paths too (their indicators are twins)."""
+    from memebot.backtest.vector import from_signals, vbt_trades
+    feed = CandleFeed.from_frame(_one(bars5m, "WIF/USDT", 12_000), "5m")
+    s = get_strategy(name, {**params, "size": 1.0})
+    res = Engine(s, feed, cash=10_000.0).run()
+    pf = from_signals(s, feed.frame(), init_cash=10_000.0)
+    et, vt = res.trades, vbt_trades(pf)
+    assert len(et) == len(vt) > 20
+    assert (et.entry_time.to_numpy() == vt.entry_time.to_numpy()).all()
+    np.testing.assert_allclose(et.pnl.to_numpy(), vt.pnl.to_numpy(), rtol=1e-8)
+    assert math.isclose(res.final_equity, float(pf.final_value().iloc[0]), rel_tol=1e-9)
+
+
 def test_crosscheck_backtesting_py(bars5m):
     """backtesting.py, same bars, same EMAs, fills at the next bar's open: same entry/exit times and prices."""
     from backtesting import Backtest, Strategy as BStrategy
