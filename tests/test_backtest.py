@@ -208,3 +208,38 @@ def test_cli_sweep(shared, memebot, tmp_path):
                 "--from", "2025-04-01", "--out", tmp_path / "sw", check=True)
     res = pd.read_csv(tmp_path / "sw" / "results.csv")
     assert len(res) == 6 and (tmp_path / "sw" / "heatmap.png").read_bytes()[:4] == b"\x89PNG" and "sharpe" in r.stdout
+
+
+def test_pump_launch_on_real_pumpfun_swaps(shared):
+    """The launch strategy over 11,324 real pump.fun swaps: enters on TokenLaunched, fills on the curve at the next swap."""
+    from memebot.core import TokenLaunched, ts_from
+    from memebot.config import load_settings
+    from memebot.exec import PumpFunCurve, FeeSchedule
+    sw = pd.read_parquet(shared / "data/pumpfun/swaps_first_300s.parquet").reset_index(drop=True)
+    launches = sw.groupby(["mint", "pool"]).created.min().reset_index()
+    evs = [(ts_from(int(r.created)), 0, i, TokenLaunched(ts_from(int(r.created)), Chain.SOLANA, r.mint, r.pool, source="pumpfun"))
+           for i, r in enumerate(launches.itertuples())]
+    evs += [(ts_from(int(r.ts)), 1, i, Swap(ts_from(int(r.ts)), Chain.SOLANA, r.pool, Side(r.side), r.tokens, r.sol, sig=r.sig))
+            for i, r in enumerate(sw.itertuples()) if r.tokens > 0 and r.sol > 0]
+    evs = [e for *_, e in sorted(evs, key=lambda x: x[:3])]
+    fees = FeeSchedule.for_chain("solana", load_settings(None), native_price=1.0)
+    strat = get_strategy("pump_launch", size=0.05, take_profit=0.5, stop_loss=0.3, max_hold_s=120, first_bars=False)
+    res = Engine(strat, ListFeed(evs), SimulatedBroker(PumpFunCurve(), fees), cash=10.0).run()
+    buys = [f for f in res.fills if f.side is Side.BUY]
+    created = dict(zip(launches.pool, launches.created))
+    assert 10 <= len(buys) <= len(launches) and len({f.symbol for f in buys}) == len(buys)
+    assert all(f.ts >= ts_from(int(created[f.symbol])) for f in buys)
+    for f in buys:   # 1% curve fee on the SOL spent plus the Solana base + priority fee
+        assert f.fee == pytest.approx(0.01 * f.qty * f.price + fees.fixed, rel=1e-9)
+    tr = res.trades
+    assert (tr.status == "closed").sum() >= 5 and set(tr.symbol) == {f.symbol for f in buys}
+    assert tr.pnl.sum() == pytest.approx(res.final_equity - 10.0, rel=1e-6, abs=1e-9)
+
+
+def test_user_strategy_folder_from_env(memebot, tmp_path):
+    d = tmp_path / "strats"; d.mkdir()
+    (d / "mine.py").write_text("from memebot.strategy import Strategy, Param\n"
+                               "class Mine(Strategy):\n    name = 'mine_test'\n    params = {'k': Param(int, 3, 1, 9)}\n")
+    r = memebot("strategies", "--json", env={"MEMEBOT_BACKTEST_STRATEGY_DIR": str(d)}, check=True)
+    doc = json.loads(r.stdout)
+    assert doc["mine_test"]["params"]["k"]["default"] == 3 and "ema_cross" in doc
