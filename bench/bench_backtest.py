@@ -3,7 +3,7 @@
     PYTHONPATH=. .venv/bin/python bench/bench_backtest.py [--nautilus-python /path/to/venv/bin/python] [--runs 3]
 
 Same bars for every engine: ../shared/data/binance_memecoins 5m, 25 symbols, 748,422 bars; same strategy: EMA cross
-(fast 12, slow 26 bars, long when fast > slow after `slow` bars, flat otherwise), market orders filled at the next bar,
+(fast/slow per --configs, default 12/26 and 50/200 bars; long when fast > slow after `slow` bars, flat otherwise), market orders filled at the next bar,
 no fees. NautilusTrader pins pandas<3, so it runs in its own venv (NAUTILUS_PYTHON or --nautilus-python); see README.
 """
 import argparse, json, os, subprocess, sys, time, warnings
@@ -17,10 +17,7 @@ from memebot.strategy import get_strategy, ema_frame
 from memebot.backtest import CandleFeed, Engine
 from memebot.exec import SimulatedBroker, BarFill
 
-FAST, SLOW = 12, 26
-
-
-def bench_memebot(df, runs):
+def bench_memebot(df, runs, FAST, SLOW):
     t0 = time.perf_counter(); feed = CandleFeed.from_frame(df, "5m"); t_feed = time.perf_counter() - t0
     best, res = float("inf"), None
     for _ in range(runs):
@@ -31,7 +28,7 @@ def bench_memebot(df, runs):
             "final_equity": res.final_equity}
 
 
-def bench_backtesting_py(df):
+def bench_backtesting_py(df, FAST, SLOW):
     from backtesting import Backtest, Strategy as BStrategy
 
     def _ema(x, n): return ema_frame(pd.DataFrame({"c": np.asarray(x, float)}), n)["c"].to_numpy()
@@ -56,7 +53,7 @@ def bench_backtesting_py(df):
     return {"engine": "backtesting.py 0.6 (one run per symbol)", "bars": bars, "run_s": total, "prep_s": 0.0, "fills": fills}
 
 
-def bench_nautilus(py, path):
+def bench_nautilus(py, path, FAST, SLOW):
     r = subprocess.run([py, str(ROOT / "bench" / "_nautilus_ema.py"), str(path), str(FAST), str(SLOW)],
                        capture_output=True, text=True, timeout=1800)
     if r.returncode != 0: return {"engine": "NautilusTrader BacktestEngine", "error": r.stderr.strip().splitlines()[-1]}
@@ -83,22 +80,26 @@ def main():
     ap.add_argument("--skip-backtesting-py", action="store_true")
     ap.add_argument("--skip-sweep", action="store_true")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--configs", default="12:26,50:200", help="EMA fast:slow pairs, comma-separated")
     a = ap.parse_args()
     path = shared_dir(required=True) / "data/binance_memecoins/ohlcv_5m_2025-01_2025-04.parquet"
     df = pd.read_parquet(path)
-    rows = [bench_memebot(df, a.runs)]
-    if a.nautilus_python: rows.append(bench_nautilus(a.nautilus_python, path))
-    else: rows.append({"engine": "NautilusTrader BacktestEngine", "error": "not run: pass --nautilus-python (needs its own venv, pandas<3)"})
-    if not a.skip_backtesting_py: rows.append(bench_backtesting_py(df))
-    base = rows[0]["bars"] / rows[0]["run_s"]
-    print(f"\nEMA cross {FAST}/{SLOW}, 25 symbols, 5m bars (loop time; data preparation separate)\n")
-    print("| engine | bars | fills | run s | bars/s | memebot speed-up | prep s |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        if "error" in r: print(f"| {r['engine']} | - | - | - | - | - | {r['error']} |"); continue
-        bps = r["bars"] / r["run_s"]
-        print(f"| {r['engine']} | {r['bars']:,} | {r['fills']:,} | {r['run_s']:.2f} | {bps:,.0f} | {base / bps:.1f}x | {r['prep_s']:.2f} |")
-    out = {"engines": rows}
+    out = {"load_average_at_start": os.getloadavg(), "configs": {}}
+    for cfg in a.configs.split(","):
+        FAST, SLOW = map(int, cfg.split(":"))
+        rows = [bench_memebot(df, a.runs, FAST, SLOW)]
+        if a.nautilus_python: rows.append(bench_nautilus(a.nautilus_python, path, FAST, SLOW))
+        else: rows.append({"engine": "NautilusTrader BacktestEngine", "error": "not run: pass --nautilus-python (needs its own venv, pandas<3)"})
+        if not a.skip_backtesting_py: rows.append(bench_backtesting_py(df, FAST, SLOW))
+        base = rows[0]["bars"] / rows[0]["run_s"]
+        print(f"\nEMA cross {FAST}/{SLOW}, 25 symbols, 5m bars (loop time; data preparation separate)\n")
+        print("| engine | bars | fills | run s | bars/s | memebot speed-up | prep s |")
+        print("|---|---|---|---|---|---|---|")
+        for r in rows:
+            if "error" in r: print(f"| {r['engine']} | - | - | - | - | - | {r['error']} |"); continue
+            bps = r["bars"] / r["run_s"]
+            print(f"| {r['engine']} | {r['bars']:,} | {r['fills']:,} | {r['run_s']:.2f} | {bps:,.0f} | {base / bps:.1f}x | {r['prep_s']:.2f} |")
+        out["configs"][cfg] = rows
     if not a.skip_sweep:
         s = bench_sweep(df); out["sweep"] = s
         print(f"\nvectorbt sweep: {s['combinations']:,} EMA-cross combinations x {s['bars']:,} bars of {s['symbol']} 5m, fees 10 bps: "
