@@ -32,6 +32,7 @@ class EmaCrossAll(Strategy):
         self.ema = {bt.instrument_id: (ExponentialMovingAverage(fast), ExponentialMovingAverage(slow)) for bt in bar_types}
         self.n = {bt.instrument_id: 0 for bt in bar_types}
         self.long = {bt.instrument_id: False for bt in bar_types}
+        self.delivered, self.ts, self.reserved = 0, 0, 0.0
 
     def on_start(self):
         for bt in self.bar_types: self.subscribe_bars(bt)
@@ -41,13 +42,18 @@ class EmaCrossAll(Strategy):
         f, s = self.ema[iid]
         c = bar.close.as_double()
         f.update_raw(c); s.update_raw(c)
-        self.n[iid] += 1
+        self.n[iid] += 1; self.delivered += 1
         want = self.n[iid] >= slow and f.value > s.value
         if want == self.long[iid]: return
         inst = self.inst[iid]
         if want:
-            qty = inst.make_qty(CASH / len(self.inst) / c * 0.98)
-            if qty.as_double() > 0:
+            # 1/25 of the starting cash, at most 90% of what is free and not reserved this bar (a negative balance stops the backtest)
+            if bar.ts_event != self.ts: self.ts, self.reserved = bar.ts_event, 0.0
+            free = self.portfolio.account(iid.venue).balance_free(USDT).as_double() - self.reserved
+            notional = min(CASH / len(self.inst), 0.9 * free)
+            self.reserved += max(notional, 0.0)
+            qty = inst.make_qty(notional / c) if notional / c >= 1e-6 else None
+            if qty is not None and qty.as_double() > 0:
                 self.submit_order(self.order_factory.market(iid, OrderSide.BUY, qty))
         else:
             self.close_all_positions(iid)
@@ -83,7 +89,10 @@ def main():
     eng.run()
     t_run = time.perf_counter() - t0
     fills = len(eng.trader.generate_fills_report()) if hasattr(eng.trader, "generate_fills_report") else -1
-    print(json.dumps({"bars": nbars, "run_s": t_run, "wrangle_s": t_wrangle, "fills": fills}))
+    orders = eng.trader.generate_orders_report()
+    if "status" in orders: print(orders["status"].value_counts().to_dict(), file=sys.stderr)
+    strat = eng.trader.strategies()[0]
+    print(json.dumps({"bars": nbars, "delivered": strat.delivered, "run_s": t_run, "wrangle_s": t_wrangle, "fills": fills}))
 
 
 if __name__ == "__main__":

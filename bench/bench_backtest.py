@@ -59,7 +59,9 @@ def bench_nautilus(py, path, FAST, SLOW):
     if r.returncode != 0: return {"engine": "NautilusTrader BacktestEngine", "error": r.stderr.strip().splitlines()[-1]}
     d = json.loads(r.stdout.strip().splitlines()[-1])
     ver = subprocess.run([py, "-c", "import nautilus_trader; print(nautilus_trader.__version__)"], capture_output=True, text=True).stdout.strip()
-    return {"engine": f"NautilusTrader {ver} BacktestEngine", "bars": d["bars"], "run_s": d["run_s"], "prep_s": d["wrangle_s"], "fills": d["fills"]}
+    if d["delivered"] != d["bars"]:   # e.g. the engine stopped early (AccountBalanceNegative): not comparable
+        return {"engine": f"NautilusTrader {ver} BacktestEngine", "error": f"only {d['delivered']:,} of {d['bars']:,} bars reached the strategy"}
+    return {"engine": f"NautilusTrader {ver} BacktestEngine", "bars": d["delivered"], "run_s": d["run_s"], "prep_s": d["wrangle_s"], "fills": d["fills"]}
 
 
 def bench_sweep(df, sym="BONK/USDT"):
