@@ -16,7 +16,7 @@ from .core import MemebotError, ValidationError, Candle, TokenLaunched, Side, NS
 # %% auto #0
 __all__ = ['REGISTRY', 'Bars', 'EMA', 'count_frame', 'ema_frame', 'BarCounter', 'RSI', 'rsi_frame', 'StrategyError',
            'StrategyParamError', 'Param', 'parse_param_args', 'Strategy', 'load_user_strategies', 'list_strategies',
-           'strategy_class', 'get_strategy', 'EmaCross', 'RsiReversion', 'VolumeBreakout', 'PumpLaunch']
+           'strategy_class', 'get_strategy', 'EmaCross', 'RsiReversion', 'VolumeBreakout', 'PumpLaunch', 'ModelSignal']
 
 # %% ../nbs/40_strategy.ipynb #4f3d1b50
 class Bars:
@@ -417,3 +417,63 @@ class PumpLaunch(Strategy):
         if name.startswith("exit:"):
             s = name[5:]
             if ctx.position(s) > 0: ctx.cancel_all(s); ctx.close(s, tag="time")
+
+# %% ../nbs/40_strategy.ipynb #5f79d86b
+class ModelSignal(Strategy):
+    "Long while the registered champion's P(up) is high and confident; flat when it drops."
+    name = "model_signal"; version = "1"; history = 320
+    params = {"model": Param(str, "memebot-gbm-5m", doc="registered model name"),
+              "alias": Param(str, "champion", doc="registry alias to serve"),
+              "enter": Param(float, 0.55, 0.0, 1.0, doc="enter long when P(up) >= enter"),
+              "exit": Param(float, 0.5, 0.0, 1.0, doc="close when P(up) < exit"),
+              "min_confidence": Param(float, 0.0, 0.0, 1.0, doc="skip entries below this confidence"),
+              "every": Param(int, 1, 1, 10_000, doc="predict every N bars (cost control)"),
+              "warmup": Param(int, 64, 30, 10_000, doc="bars a symbol needs before it is scored (indicator warm-up)"),
+              "size": Param(float, 0.0, 0.0, 1.0, doc="fraction of equity per position; 0 = 1/universe size"),
+              "refresh_s": Param(float, 30.0, 0.0, 86_400.0, doc="seconds between alias checks (0 = pin the model)")}
+    def validate(self):
+        if self.p.exit > self.p.enter:
+            raise StrategyParamError(f"strategy {self.name}", "exit", f"exit ({self.p.exit}) must not exceed enter ({self.p.enter})")
+
+    def on_start(self, ctx):
+        from memebot.models.serving import Predictor
+        self.pred = Predictor(name=self.p.model, alias=self.p.alias, refresh_s=self.p.refresh_s or None, clock=ctx.clock)
+        self.nbars, self.last = 0, {}
+
+    def _candles(self, ctx, bars) -> pd.DataFrame:
+        "Long candles (symbol, ts, OHLCV) of every symbol's recent bars, timestamps rebuilt from the bar cadence."
+        from memebot.core import tf_seconds, NS
+        step = tf_seconds(bars.tf) * NS; parts = []
+        for s in ctx.universe:
+            cols = {f: ctx.window(s, self.history, f, bars.tf) for f in ("open", "high", "low", "close", "volume")}
+            n = len(cols["close"])
+            if n < self.p.warmup or any(len(v) != n for v in cols.values()): continue
+            ts = pd.to_datetime(bars.open_ts - step * np.arange(n - 1, -1, -1), utc=True)
+            parts.append(pd.DataFrame({"symbol": s, "ts": ts, **cols}))
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+    def on_bar(self, ctx, bars):
+        self.nbars += 1
+        if self.nbars % self.p.every: return
+        from memebot.features import CONTEXT_SYMBOLS, build_features
+        candles = self._candles(ctx, bars)
+        if candles.empty: return
+        X = build_features(candles); have = set(X.index.unique("symbol"))
+        for s in bars.symbols:
+            if s in CONTEXT_SYMBOLS or s not in have: continue
+            p = self.pred.predict(s, X.loc[s].fillna(0.0)); self.last[s] = p
+            held = ctx.position(s) > 0 or ctx.open_orders(s)
+            if not held and p.p_up >= self.p.enter and p.confidence >= self.p.min_confidence:
+                ctx.buy(s, notional=_size_notional(ctx, self.p.size), tag=f"model_signal v{p.version}")
+            elif ctx.position(s) > 0 and p.p_up < self.p.exit:
+                ctx.close(s, tag=f"model_signal v{p.version}")
+
+    def signals(self, frame):
+        from memebot.models.registry import load_registered
+        from memebot.features import build_features
+        model, _, _ = load_registered(self.p.model, self.p.alias)
+        long = frame.stack(future_stack=True).rename_axis(["ts", "symbol"]).reset_index()
+        X = build_features(long.dropna(subset=["close"])).fillna(0.0)
+        p = pd.Series(model.predict_proba(X[model.features_])[:, 1], index=X.index)
+        p = p.unstack("symbol").reindex(index=frame.index, columns=frame["close"].columns)
+        return (p >= self.p.enter).fillna(False), (p < self.p.exit).fillna(False)
