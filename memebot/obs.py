@@ -63,6 +63,13 @@ def _name_processor(logger, method, event_dict):
     if "_logger_name" in event_dict: event_dict["logger"] = event_dict.pop("_logger_name")
     return event_dict
 
+# Before anyone calls `configure_logging` (a notebook, a library user), loggers still name themselves and redact secrets.
+if not structlog.is_configured():
+    structlog.configure(processors=[structlog.contextvars.merge_contextvars, structlog.processors.add_log_level,
+                                    structlog.processors.TimeStamper(fmt="%Y-%m-%d %H:%M:%S", utc=True),
+                                    _name_processor, redact_processor, structlog.dev.ConsoleRenderer(colors=False)],
+                        cache_logger_on_first_use=False)
+
 # %% ../nbs/02_obs.ipynb #bf5f09d9
 REGISTRY = CollectorRegistry(auto_describe=True)
 _metrics: dict[str, object] = {}
