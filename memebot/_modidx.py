@@ -759,6 +759,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'memebot.risk.RiskEngine.check': ('risk.html#riskengine.check', 'memebot/risk.py'),
                               'memebot.risk.RiskEngine.flatten_orders': ('risk.html#riskengine.flatten_orders', 'memebot/risk.py'),
                               'memebot.risk.RiskEngine.from_settings': ('risk.html#riskengine.from_settings', 'memebot/risk.py'),
+                              'memebot.risk.RiskEngine.halt': ('risk.html#riskengine.halt', 'memebot/risk.py'),
                               'memebot.risk.RiskEngine.heartbeat': ('risk.html#riskengine.heartbeat', 'memebot/risk.py'),
                               'memebot.risk.RiskEngine.kill': ('risk.html#riskengine.kill', 'memebot/risk.py'),
                               'memebot.risk.RiskEngine.on_fill': ('risk.html#riskengine.on_fill', 'memebot/risk.py'),
