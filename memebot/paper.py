@@ -110,9 +110,9 @@ class RiskChain(RiskHook):
 
     def on_market(self, event) -> None:
         if type(event) is Bars:
-            o = event.ohlcv; tf = event.tf
+            o, tf, ts = event.ohlcv, event.tf, event.ts        # observed at the bar's close
             for j, s in enumerate(event.symbols):
-                c = Candle(event.open_ts, float(o[0, j]), float(o[1, j]), float(o[2, j]), float(o[3, j]), float(o[4, j]), s, tf)
+                c = Candle(ts, float(o[0, j]), float(o[1, j]), float(o[2, j]), float(o[3, j]), float(o[4, j]), s, tf)
                 for h in self.hooks: h.on_market(c)
         else:
             for h in self.hooks: h.on_market(event)
