@@ -20,7 +20,7 @@ from .data.store import Store, register_migration, ensure_schema
 from .obs import get_logger, counter, gauge, histogram
 
 # %% auto #0
-__all__ = ['BarSlices', 'RunError', 'save_run', 'load_run', 'replayable', 'TradingNode']
+__all__ = ['BarSlices', 'Paced', 'RunError', 'save_run', 'load_run', 'replayable', 'TradingNode']
 
 # %% ../nbs/70_live.ipynb #9b68d69d
 class BarSlices(Feed):
@@ -72,6 +72,24 @@ class BarSlices(Feed):
         sql, args = replay._query()
         rows = replay.store.cursor().execute(f"SELECT symbol, min(ts) t FROM ({sql}) GROUP BY symbol ORDER BY t, symbol", args).fetchall()
         return cls(replay, speed, [r[0] for r in rows])
+
+# %% ../nbs/70_live.ipynb #7e6a5e93
+class Paced(Feed):
+    "A replayable feed iterated at `speed` x real time (async), with no pacing up to `fast_until`."
+    def __init__(self, feed:Feed, speed:float|None=None):
+        if speed is not None and not speed > 0: raise ValidationError("feed", "speed", f"{speed!r} must be > 0")
+        self.feed, self.speed, self.clock, self.fast_until = feed, speed, getattr(feed, "clock", None), -1
+    def __iter__(self): return iter(self.feed)
+    async def _aiter(self):
+        t0 = ts0 = None; n = 0
+        for ev in self.feed:
+            if self.speed is not None and ev.ts > self.fast_until:
+                if t0 is None: t0, ts0 = time.perf_counter_ns(), ev.ts
+                delay = (ev.ts - ts0) / self.speed - (time.perf_counter_ns() - t0)
+                if delay > 0: await asyncio.sleep(delay / NS)
+            n += 1
+            if n % 256 == 0: await asyncio.sleep(0)
+            yield ev
 
 # %% ../nbs/70_live.ipynb #64f11294
 register_migration("live", 1, "live: paper/live node runs and checkpoints", """
