@@ -775,6 +775,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                'memebot.paper.PaperBroker.__init__': ('paper.html#paperbroker.__init__', 'memebot/paper.py'),
                                'memebot.paper.PaperBroker._mk': ('paper.html#paperbroker._mk', 'memebot/paper.py'),
                                'memebot.paper.PaperBroker.cancel': ('paper.html#paperbroker.cancel', 'memebot/paper.py'),
+                               'memebot.paper.PaperBroker.flush': ('paper.html#paperbroker.flush', 'memebot/paper.py'),
                                'memebot.paper.PaperBroker.on_market': ('paper.html#paperbroker.on_market', 'memebot/paper.py'),
                                'memebot.paper.PaperBroker.restore': ('paper.html#paperbroker.restore', 'memebot/paper.py'),
                                'memebot.paper.PaperBroker.submit': ('paper.html#paperbroker.submit', 'memebot/paper.py'),

@@ -29,7 +29,8 @@ class BarSlices(Feed):
                  speed:float|None=None, # multiple of real time for async iteration (None: as fast as possible)
                  symbols:list[str]|None=None): # the universe in first-appearance order, when known up front
         if speed is not None and not speed > 0: raise ValidationError("replay", "speed", f"{speed!r} must be > 0")
-        self.feed, self.speed, self.clock = feed, speed, getattr(feed, "clock", None)
+        self.feed, self.speed, self.clock = feed, speed, getattr(feed, "clock", None) or SimClock()
+        if hasattr(feed, "clock"): feed.clock = SimClock()      # reading one candle ahead must not move our clock
         if symbols: self.symbols = tuple(symbols)
         self.fast_until = -1
 
@@ -41,7 +42,8 @@ class BarSlices(Feed):
             grp.sort(key=lambda c: rank[c.symbol])
             o = np.array([[c.open for c in grp], [c.high for c in grp], [c.low for c in grp], [c.close for c in grp],
                           [c.volume for c in grp]], float)
-            return Bars(ts + tf_seconds(tf) * NS, ts, tf, tuple(c.symbol for c in grp), o)
+            b = Bars(ts + tf_seconds(tf) * NS, ts, tf, tuple(c.symbol for c in grp), o)
+            self.clock.advance_to(b.ts); return b
         for c in self.feed:
             k = (c.ts, c.tf)
             if k != key:
@@ -170,6 +172,8 @@ class TradingNode:
         self.risk = risk if risk is not None else RiskEngine.from_settings(s, watch_kill_file=True)
         self.risk_chain = RiskChain(OrderValidation() if validation else None, self.risk)
         self.broker = broker if broker is not None else PaperBroker(BarFill(), ledger=ledger)
+        if hasattr(self.broker, "deferred"): self.broker.deferred = True
+        self._flush = getattr(self.broker, "flush", None)
         if clock is None: clock = getattr(feed, "clock", None) or WallClock()
         self.clock, self.live_clock = clock, not hasattr(clock, "advance_to")
         self.cash = float(cash if cash is not None else s.live.starting_cash_usd)
@@ -251,11 +255,13 @@ class TradingNode:
         if self._task is not None and not self._in_step: self._task.cancel()
 
     async def _consume(self):
-        step, perf, e = self.engine.step, time.perf_counter_ns, self.engine
+        step, perf, e, flush = self.engine.step, time.perf_counter_ns, self.engine, self._flush
         async for ev in self.feed:
             self._t_in = perf(); self._in_step = True
             try: step(ev)
-            finally: self._in_step = False
+            finally:
+                self._in_step = False
+                if flush is not None: flush()
             if self._halts: self._drain_halts()
             self.events += 1; self.last_ts = ev.ts
             if self._stopping: break
@@ -263,7 +269,7 @@ class TradingNode:
     def _beat(self):
         "Heartbeat work: risk heartbeat (kill file, daily reset, stale feed), metrics, checkpoint."
         self._in_step = True
-        try: self.risk.heartbeat(self.clock.now_ns() if not self.live_clock else time.time_ns())
+        try: self.risk.heartbeat(time.time_ns() if self.live_clock else self.engine.now)   # replays: event time only (deterministic)
         finally: self._in_step = False
         if self._halts: self._drain_halts()
         self._metrics()
@@ -323,11 +329,13 @@ class TradingNode:
         finally:
             hb.cancel(); self._task = None
             if handle_signals: self._signals(False)
+            if self._flush is not None: self._flush()
             if status == "finished": res = self.engine.finish(time.perf_counter() - t0)
             else:                                       # interrupted: no on_stop (the run may be resumed)
                 self.strategy.on_stop = _noop
                 try: res = self.engine.finish(time.perf_counter() - t0)
                 finally: del self.strategy.on_stop
+            if self._flush is not None: self._flush()
             self._metrics(); self.checkpoint(status)
             try: await self.feed.close()
             except Exception: pass

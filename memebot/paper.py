@@ -27,9 +27,10 @@ class PaperBroker(SimulatedBroker):
     def __init__(self, model:FillModel|None=None, # the fill model (default BarFill(): no fees, no slippage)
                  fees:FeeSchedule=FeeSchedule(), # fixed network cost per transaction
                  ledger=None, # a memebot.ledger.Ledger (None: nothing is recorded, e.g. benchmarks)
-                 failure_prob:float=0.0, seed:int=0, venue:str="paper"):
+                 failure_prob:float=0.0, seed:int=0, venue:str="paper",
+                 deferred:bool=False): # record fills at `flush()` (the node: after each event, off the tick-to-order path)
         super().__init__(model, fees, failure_prob, seed, venue)
-        self.ledger = ledger
+        self.ledger, self.deferred, self._unrecorded = ledger, deferred, []
         self.orders: dict[str, Order] = {}          # every order this broker accepted, by client id
         self._nfill: dict[str, int] = {}            # client id -> fills produced (deterministic fill ids)
         self.replayed = 0                           # orders already in the ledger (a resumed run re-creating them)
@@ -59,15 +60,23 @@ class PaperBroker(SimulatedBroker):
     def on_market(self, ev) -> list:
         "Fill what this event prices and record fills and order changes in the ledger."
         out = super().on_market(ev)
-        led = self.ledger
-        if led is not None and out:
-            for r in out:
-                if type(r) is Fill:
-                    if r.qty > 0:
-                        new = led.record_fill(r, None, self.orders.get(r.client_id))
-                        _FILLS.labels(self._run, str(new).lower()).inc()
-                else: led.update_order(r)
+        if self.ledger is not None and out:
+            self._unrecorded += out
+            if not self.deferred: self.flush()
         return out
+
+    def flush(self) -> int:
+        "Record the fills and order changes not yet in the ledger; returns how many."
+        if not self._unrecorded: return 0
+        todo, self._unrecorded = self._unrecorded, []
+        led = self.ledger
+        for r in todo:
+            if type(r) is Fill:
+                if r.qty > 0:
+                    new = led.record_fill(r, None, self.orders.get(r.client_id))
+                    _FILLS.labels(self._run, str(new).lower()).inc()
+            else: led.update_order(r)
+        return len(todo)
 
     def _mk(self, o, ts, qty, price, fee, tag=""):
         k = self._nfill[o.client_id] = self._nfill.get(o.client_id, 0) + 1
@@ -97,6 +106,7 @@ class RiskChain(RiskHook):
         self.hooks = [h for h in hooks if h is not None]
         self.rejections: deque = deque(maxlen=last)     # (ts, client_id, symbol, reason)
         self.rejected = 0
+        self._live: dict[str, Order] = {}               # passed and not done yet, by client id
 
     def check(self, order:Order, portfolio:Portfolio, now_ns:int) -> str|None:
         for k, h in enumerate(self.hooks):
@@ -106,6 +116,7 @@ class RiskChain(RiskHook):
                 self.rejected += 1; self.rejections.append((now_ns, order.client_id, order.symbol, r))
                 _REJECTED.labels(type(h).__name__).inc()
                 return r
+        self._live[order.client_id] = order
         return None
 
     def on_market(self, event) -> None:
@@ -119,15 +130,21 @@ class RiskChain(RiskHook):
 
     def on_fill(self, fill:Fill, portfolio:Portfolio) -> None:
         for h in self.hooks: h.on_fill(fill, portfolio)
+        o = self._live.get(fill.client_id)
+        if o is not None and o.status is OrderStatus.FILLED:      # release what a filled order still books
+            del self._live[fill.client_id]                          # (a notional buy fills a qty other than its estimate)
+            for h in self.hooks: _close(h, o)
 
     def on_order_failed(self, order:Order) -> None:
         "The engine reports every order that ended unfilled here: dispatch on why it ended."
         failed = order.status is OrderStatus.FAILED
+        self._live.pop(order.client_id, None)
         for h in self.hooks:
             if failed: h.on_order_failed(order)
             else: _close(h, order)
 
     def on_order_closed(self, order:Order) -> None:
+        self._live.pop(order.client_id, None)
         for h in self.hooks: _close(h, order)
 
     def find(self, kind:type):
