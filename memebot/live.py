@@ -187,6 +187,7 @@ class TradingNode:
         self.status_text, self.mode, self.interrupted = "created", "fresh", False
         self._t_in = time.perf_counter_ns(); self._in_step = False; self._halts: list = []
         self._stopping = False; self._task = None; self._counted = 0
+        self._next_beat = time.perf_counter_ns() + int(self.heartbeat_s * NS)
         self.risk.add_halt_listener(self._on_halt)
         self._recover()
 
@@ -264,10 +265,12 @@ class TradingNode:
                 if flush is not None: flush()
             if self._halts: self._drain_halts()
             self.events += 1; self.last_ts = ev.ts
+            if self._t_in >= self._next_beat: self._beat()      # a busy loop still beats (the timer task covers idle feeds)
             if self._stopping: break
 
     def _beat(self):
         "Heartbeat work: risk heartbeat (kill file, daily reset, stale feed), metrics, checkpoint."
+        self._next_beat = time.perf_counter_ns() + int(self.heartbeat_s * NS)
         self._in_step = True
         try: self.risk.heartbeat(time.time_ns() if self.live_clock else self.engine.now)   # replays: event time only (deterministic)
         finally: self._in_step = False
@@ -298,8 +301,8 @@ class TradingNode:
 
     async def _heartbeat(self):
         while True:
-            await asyncio.sleep(self.heartbeat_s)
-            if not self._in_step: self._beat()
+            await asyncio.sleep(max((self._next_beat - time.perf_counter_ns()) / NS, 0.001))
+            if not self._in_step and time.perf_counter_ns() >= self._next_beat: self._beat()
 
     def _signals(self, on:bool):
         try: loop = asyncio.get_running_loop()

@@ -42,8 +42,9 @@ class PaperBroker(SimulatedBroker):
         led = self.ledger
         if led is not None:
             params = {"notional": order.notional} if type(order) is NotionalOrder else None
-            if not led.record_order(order, params):
-                old = led.order(order.client_id)
+            old = led.orders.get(order.client_id)              # loaded at start: a resumed run re-creating it
+            if old is None and not led.record_order(order, params): old = led.order(order.client_id)
+            if old is not None:
                 if old is not None and (old.symbol != order.symbol or old.side is not order.side):
                     raise ResumeDiverged(f"order {order.client_id}: the ledger has {old.side.value} {old.symbol}, "
                                          f"the resumed run made {order.side.value} {order.symbol}")

@@ -123,7 +123,7 @@ def paper_cmd(strategy: Optional[str] = typer.Option(None, "--strategy", help="S
               end: Optional[str] = typer.Option(None, "--to", help="replay: end (exclusive)."),
               source: Optional[str] = typer.Option(None, "--source", help="replay: data source when several stored the same symbols."),
               chain: Optional[str] = typer.Option(None, "--chain", help="replay: chain of the data."),
-              speed: Optional[float] = typer.Option(None, "--speed", help="replay/sim: multiple of real time (default: as fast as possible)."),
+              speed: Optional[float] = typer.Option(None, "--speed", help="replay/sim: multiple of real time (default or 0: as fast as possible)."),
               minutes: Optional[int] = typer.Option(None, "--minutes", help="sim: simulated minutes (default [sim] minutes)."),
               seed: Optional[int] = typer.Option(None, "--seed", help="sim: seed (default [sim] seed)."),
               launches: Optional[int] = typer.Option(None, "--launches", help="sim: tokens launched (default [sim] launches)."),
@@ -147,7 +147,7 @@ def paper_cmd(strategy: Optional[str] = typer.Option(None, "--strategy", help="S
     from memebot.core import WallClock
     s = settings()
     if feed not in FEEDS: raise PaperError(f"--feed {feed!r}: expected one of {', '.join(FEEDS)}")
-    if speed is not None and not speed > 0: raise PaperError(f"--speed {speed}: must be > 0")
+    if speed is not None and not speed >= 0: raise PaperError(f"--speed {speed}: must be >= 0 (0: as fast as possible)")
     if cash is not None and not cash > 0: raise PaperError(f"--cash {cash}: must be > 0")
     if resume and not run_id: raise PaperError("--resume needs --run-id (the run to continue)")
     store = open_store()
@@ -155,13 +155,13 @@ def paper_cmd(strategy: Optional[str] = typer.Option(None, "--strategy", help="S
     if resume:
         if rec is None: raise PaperError(f"--run-id {run_id!r}: no such paper run in the store (nothing to resume)")
         spec, strategy, params = rec["spec"], rec["strategy"], rec["params"]
-        if speed is not None: spec["speed"] = speed
+        if speed is not None: spec["speed"] = speed or None
     else:
         if strategy is None: raise PaperError("--strategy is required (see `memebot strategies`)")
         if rec is not None: raise PaperError(f"--run-id {run_id!r} already exists ({rec['status']}): add --resume to continue it, or choose another run id")
         params = parse_param_args(param)
         spec = {"feed": feed, "symbols": _symbols(symbols), "tf": tf, "start": start, "end": end, "source": source,
-                "chain": chain, "speed": speed, "minutes": minutes, "seed": seed, "launches": launches,
+                "chain": chain, "speed": speed or None, "minutes": minutes, "seed": seed, "launches": launches,
                 "live_tf": tf if (feed == "live" and bars) else None, "fill": fill, "fee_bps": fee_bps, "liquidity": liquidity,
                 "cash": cash if cash is not None else s.live.starting_cash_usd}
     strat = get_strategy(strategy, params)
