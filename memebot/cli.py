@@ -46,8 +46,9 @@ def _root(settings_path: Optional[Path] = typer.Option(None, "--settings", help=
           set_: List[str] = typer.Option([], "--set", help="Override a setting for this run: section.key=value (repeatable)."),
           debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")):
     state.debug = debug
-    if settings_path is not None:
-        use_settings_file(settings_path); os.environ["_MEMEBOT_CLI_SETTINGS"] = str(settings_path)
+    use_settings_file(settings_path)          # every invocation reads settings afresh (env may have changed in-process)
+    if settings_path is not None: os.environ["_MEMEBOT_CLI_SETTINGS"] = str(settings_path)
+    else: os.environ.pop("_MEMEBOT_CLI_SETTINGS", None)
     ov = {}
     for item in set_:
         k, eq, v = item.partition("=")

@@ -28,9 +28,9 @@ class TradingState(str, enum.Enum):
 
 _LEVEL = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
 # latch kind -> the state it forces; `manual` kinds need resume()
-LATCHES = {"kill": TradingState.HALTED, "circuit": TradingState.HALTED, "stale_feed": TradingState.HALTED,
+LATCHES = {"kill": TradingState.HALTED, "circuit": TradingState.HALTED, "stale_feed": TradingState.HALTED, "halt": TradingState.HALTED,
            "daily_loss": TradingState.REDUCING, "manual_reduce": TradingState.REDUCING}
-MANUAL_LATCHES = ("kill", "circuit", "manual_reduce")
+MANUAL_LATCHES = ("kill", "circuit", "manual_reduce", "halt")
 
 @dataclass(frozen=True, slots=True)
 class StateChanged:
@@ -302,6 +302,12 @@ def reduce(self:RiskEngine, reason:str="manual reduce" # recorded in the history
           ) -> RiskEngine:
     "Allow exits only until `resume()`."
     self._latch("manual_reduce", reason); return self
+
+@patch
+def halt(self:RiskEngine, reason:str # why, e.g. "reconciliation: ledger and chain differ"
+        ) -> RiskEngine:
+    "Halt this engine now (not persisted: no kill file; other processes keep trading) until `resume()`."
+    self._latch("halt", reason); return self
 
 @patch
 def _mtime(self:RiskEngine, p:Path) -> int|None:

@@ -1,0 +1,261 @@
+"""Paper node: parity with the backtest on real bars, crash safety under kill -9, risk behaviour on the node."""
+import asyncio, json, math, os, random, signal, subprocess, sys, time
+from pathlib import Path
+import numpy as np, pandas as pd, pytest
+from memebot.core import Candle, ListFeed, SimClock, Side, OrderStatus, NS
+from memebot.config import load_settings
+from memebot.data.store import Store, upsert
+from memebot.data.replay import ReplayFeed
+from memebot.backtest import CandleFeed, Engine
+from memebot.exec import SimulatedBroker, VolumeParticipation, FeeSchedule, BarFill
+from memebot.ledger import Ledger
+from memebot.live import TradingNode, BarSlices, load_run
+from memebot.paper import PaperBroker
+from memebot.risk import TradingState, write_kill_file
+from memebot.strategy import Strategy, get_strategy
+
+DATA = "data/binance_memecoins/ohlcv_5m_2025-01_2025-04.parquet"
+EXE = Path(sys.executable).parent / "memebot"
+
+
+def _settings(tmp_path, **risk):
+    ov = {"risk.max_order_usd": 1e9, "risk.max_position_usd": 1e9, "risk.max_gross_exposure_usd": 1e9,
+          "risk.max_orders_per_minute": 100_000, "risk.max_open_orders": 1000}
+    ov.update({f"risk.{k}": v for k, v in risk.items()})
+    return load_settings(None, env={"MEMEBOT_LIVE_KILL_FILE": str(tmp_path / "KILL")}, overrides=ov)
+
+
+def _real(shared, symbols, n=None):
+    df = pd.read_parquet(shared / DATA).rename(columns={"date": "ts"})
+    df = df[df.symbol.isin(symbols)].sort_values(["ts", "symbol"])
+    if n: df = df[df.ts < df.ts.min() + pd.Timedelta(minutes=5 * n)]
+    return df.assign(tf="5m", source="binance", chain="cex")
+
+
+def _run(node): return asyncio.run(node.run(handle_signals=False))
+
+
+def _key(f): return (f.ts, f.symbol, f.side.value, round(f.qty, 9), round(f.price, 12), round(f.fee, 12))
+
+
+# ---- parity ----------------------------------------------------------------------------------------------------------
+def test_parity_backtest_vs_paper_replay(shared, tmp_path):
+    "Backtest over stored bars == paper node over a ReplayFeed of the same bars: identical fills (3 symbols, real data)."
+    syms = ["1000CAT/USDT", "BONK/USDT", "ACT/USDT"]
+    st = Store(":memory:"); upsert(st, "candles", _real(shared, syms, n=6000))
+    model = lambda: VolumeParticipation(10.0, 0.1, 10.0)
+    strat = lambda: get_strategy("ema_cross", {"fast": 8, "slow": 21, "size": 0.02})
+    bt = Engine(strat(), CandleFeed.from_store(st, syms, "5m"), SimulatedBroker(model(), FeeSchedule(0.01)), cash=10_000).run()
+    led = Ledger(st, "parity", "cex", "paper")
+    feed = BarSlices.from_replay(ReplayFeed(st, "candles", syms, "5m"))
+    node = TradingNode(strat(), feed, PaperBroker(model(), FeeSchedule(0.01), ledger=led), led, run_id="parity",
+                       settings=_settings(tmp_path), cash=10_000)
+    pr = _run(node)
+    assert len(bt.fills) > 100 and node.risk_chain.rejected == 0
+    assert [_key(f) for f in pr.fills] == [_key(f) for f in bt.fills]
+    assert [_key(f) for f in led.fills()] == sorted(_key(f) for f in bt.fills)        # the ledger holds the same fills
+    assert abs(pr.final_equity - bt.final_equity) < 1e-6 and node.consistency() == []
+
+
+# ---- crash safety ----------------------------------------------------------------------------------------------------
+def _ledger_rows(path, run_id):
+    st = Store(path)
+    try:
+        orders = st.cursor().execute("SELECT client_id, symbol, side, qty, status FROM orders WHERE run_id=? ORDER BY client_id", [run_id]).fetchall()
+        fills = st.cursor().execute("SELECT fill_id, client_id, epoch_ns(ts), symbol, side, qty, price, fee FROM fills WHERE run_id=? ORDER BY fill_id", [run_id]).fetchall()
+        pos = dict(st.cursor().execute("SELECT symbol, qty FROM positions WHERE run_id=?", [run_id]).fetchall())
+        run = load_run(st, run_id)
+    finally: st.close()
+    return orders, fills, pos, run
+
+
+def _strip(rows, run_id, idx):
+    "Rows with the run-id prefix removed from the id columns."
+    n = len(run_id) + 1
+    return [tuple(v[n:] if k in idx else v for k, v in enumerate(r)) for r in rows]
+
+
+def _same(f, r): return f[:5] == r[:5] and f[5:] == pytest.approx(r[5:], rel=1e-12)
+
+
+def test_crash_safety_kill9(shared, cli_env, tmp_path):
+    "kill -9 the paper node at random moments (20 trials): no duplicated order, no lost fill, positions == sum of fills."
+    store = tmp_path / "store.duckdb"
+    with Store(store) as st: upsert(st, "candles", _real(shared, ["1000CAT/USDT"], n=800))
+    env = dict(cli_env, MEMEBOT_RISK_MAX_ORDER_USD="1e9", MEMEBOT_RISK_MAX_POSITION_USD="1e9",
+               MEMEBOT_RISK_MAX_GROSS_EXPOSURE_USD="1e9", MEMEBOT_LIVE_HEARTBEAT_SECONDS="0.2")
+    args = ["paper", "--strategy", "ema_cross", "--param", "fast=3", "--param", "slow=8", "--param", "size=0.02",
+            "--symbols", "1000CAT/USDT", "--tf", "5m", "--no-dashboard"]
+    ref = subprocess.run([EXE, *args, "--run-id", "ref"], env=env, capture_output=True, text=True, timeout=300)
+    assert ref.returncode == 0, ref.stderr[-2000:]
+    r_orders, r_fills, r_pos, _ = _ledger_rows(store, "ref")
+    assert len(r_fills) >= 25
+    r_orders = {o[0]: o for o in _strip(r_orders, "ref", (0,))}
+    r_fills = {f[0]: f for f in _strip(r_fills, "ref", (0, 1))}
+    rng = random.Random(6)
+    kills, seen = 0, []
+    for trial in range(20):
+        _, _, _, run = _ledger_rows(store, "crash")
+        if run is not None and run["status"] == "finished": break
+        cmd = [EXE, *args, "--run-id", "crash", "--speed", "20000"] + (["--resume"] if run is not None else [])
+        p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.5, 3.5))
+        if p.poll() is None: p.send_signal(signal.SIGKILL); kills += 1
+        p.wait()
+        orders, fills, pos, run = _ledger_rows(store, "crash")
+        orders = _strip(orders, "crash", (0,)); fills = _strip(fills, "crash", (0, 1))
+        assert len({o[0] for o in orders}) == len(orders)
+        for o in orders:                       # no order the uncrashed run did not make (no duplicates, no strays)
+            assert o[0] in r_orders and o[1:3] == r_orders[o[0]][1:3], o
+        for f in fills:                        # every fill is one the uncrashed run made, booked once
+            assert f[0] in r_fills and _same(f, r_fills[f[0]]), (f, r_fills.get(f[0]))
+        seen.append((len(orders), len(fills)))
+        sums = {}
+        for f in fills: sums[f[3]] = sums.get(f[3], 0.0) + (f[5] if f[4] == "buy" else -f[5])
+        for s in set(sums) | set(pos): assert abs(sums.get(s, 0.0) - pos.get(s, 0.0)) < 1e-6, (s, sums, pos)
+    assert kills >= 20 or run["status"] == "finished"
+    mid = {x for x in seen if 0 < x[1] < len(r_fills)}
+    assert len(mid) >= 3, seen                                  # the kills landed at many different points of the run
+    fin = subprocess.run([EXE, *args, "--run-id", "crash", "--resume", "--speed", "0"], env=env, capture_output=True, text=True, timeout=300)
+    assert fin.returncode == 0, fin.stderr[-2000:]
+    orders, fills, pos, run = _ledger_rows(store, "crash")
+    assert run["status"] == "finished"
+    fills = _strip(fills, "crash", (0, 1))
+    assert sorted(f[0] for f in fills) == sorted(r_fills)                   # no fill lost, none extra
+    assert all(_same(f, r_fills[f[0]]) for f in fills)
+    assert len(orders) == len(r_orders)
+    assert pos == pytest.approx(r_pos)
+    print(f"kills: {kills}, (orders, fills) after each: {seen}, reference: {len(r_orders)} orders, {len(r_fills)} fills")
+
+
+# ---- risk on the node ------------------------------------------------------------------------------------------------
+class BuyEveryBar(Strategy):
+    "Test strategy: buy `qty` on every bar."
+    name = "buy_every_bar_t"; version = "1"
+    def on_bar(self, ctx, bars):
+        for s in bars.symbols: ctx.buy(s, 1.0)
+
+
+def _candles(closes, sym="AAA", tf="1m", lows=None, t0=1_735_689_600 * NS):
+    step = 60 * NS if tf == "1m" else 300 * NS
+    out = []
+    for i, c in enumerate(closes):
+        o = closes[i - 1] if i else c
+        lo = lows[i] if lows is not None and lows[i] is not None else min(o, c) * 0.999
+        out.append(Candle(t0 + i * step, o, max(o, c) * 1.001, lo, c, 1e6, sym, tf, "test", "cex"))
+    return out
+
+
+def test_flash_crash_halts_within_one_event(tmp_path):
+    "A replayed flash crash (one 1m bar whose low is 45% under its open) halts the node at that very bar."
+    closes = [100.0] * 30 + [60.0] + [61.0] * 10
+    lows = [None] * 30 + [55.0] + [None] * 10
+    st = Store(":memory:")
+    df = pd.DataFrame([dict(ts=pd.Timestamp(c.ts, tz="UTC"), symbol=c.symbol, tf=c.tf, source=c.source, chain="cex", open=c.open,
+                            high=c.high, low=c.low, close=c.close, volume=c.volume) for c in _candles(closes, lows=lows)])
+    upsert(st, "candles", df)
+    led = Ledger(st, "crash", "cex", "paper")
+    feed = BarSlices.from_replay(ReplayFeed(st, "candles", ["AAA"], "1m"))
+    node = TradingNode(BuyEveryBar(), feed, ledger=led, run_id="crash", settings=_settings(tmp_path), cash=100_000)
+    res = _run(node)
+    crash_close = int(df.ts.iloc[30].value) + 60 * NS
+    assert node.risk.state is TradingState.HALTED and "price_move" in node.risk.reason()
+    before = [o for o in res.orders if o.ts < crash_close]; after = [o for o in res.orders if o.ts >= crash_close]
+    assert len(before) == 30 and all(o.status is OrderStatus.FILLED for o in before)
+    assert len(after) == 11 and all(o.status is OrderStatus.REJECTED and o.reason.startswith("halted: circuit") for o in after)
+    assert not led.open_orders()
+
+
+class EntryThenExit(Strategy):
+    "Test strategy: buy 10 at bar 0, try to add 1 on every later bar, and sell 5 at bar `exit_at`."
+    name = "entry_exit_t"; version = "1"
+    exit_at = 8
+    def on_start(self, ctx): self.n = 0
+    def on_bar(self, ctx, bars):
+        if self.n == 0: ctx.buy("AAA", 10.0)
+        elif self.n == self.exit_at: ctx.sell("AAA", 5.0, tag="exit")
+        else: ctx.buy("AAA", 1.0, tag="add")
+        self.n += 1
+
+
+def test_daily_loss_blocks_entries_allows_exits(tmp_path):
+    "After the daily loss limit is hit (REDUCING), new entries are rejected and exits still fill."
+    closes = [100.0, 100.0, 95.0, 90.0, 85.0, 80.0, 80.0, 80.0, 80.0, 80.0, 80.0]
+    s = _settings(tmp_path, max_daily_loss_limit=150.0, circuit_price_move_pct=90.0)
+    led = Ledger(Store(":memory:"), "dl", "cex", "paper")
+    node = TradingNode(EntryThenExit(), ListFeed(_candles(closes), SimClock()), ledger=led, run_id="dl", settings=s, cash=10_000)
+    res = _run(node)
+    assert node.risk.state is TradingState.REDUCING and "daily loss" in node.risk.reason()
+    adds = [o for o in res.orders if o.tag == "add"]
+    assert any(o.status is OrderStatus.FILLED for o in adds)                     # before the limit: entries pass
+    blocked = [o for o in adds if o.status is OrderStatus.REJECTED]
+    assert blocked and all(o.reason.startswith("reducing") for o in blocked)
+    ex = [o for o in res.orders if o.tag == "exit"]
+    assert len(ex) == 1 and ex[0].status is OrderStatus.FILLED and ex[0].ts > blocked[0].ts
+    assert led.portfolio.qty("AAA") == node.engine.portfolio.qty("AAA")
+
+
+class Pending(Strategy):
+    "Test strategy: a market buy of BBB (which never trades again) and a far limit buy of AAA at the start."
+    name = "pending_t"; version = "1"
+    def on_bar(self, ctx, bars):
+        if bars.symbols[0] == "BBB": ctx.buy("BBB", 1.0); ctx.limit("AAA", "buy", 1.0, 1.0)
+        else: ctx.buy("AAA", 1.0)
+
+
+def test_kill_switch_cancels_pending_orders(tmp_path, cli_env):
+    "`memebot kill` from another process: the node halts, cancels its pending and held orders, and sends nothing more."
+    s = _settings(tmp_path); kill = Path(s.resolve(s.live.kill_file))
+    env = dict(cli_env, MEMEBOT_LIVE_KILL_FILE=str(kill))
+    evs = sorted(_candles([100.0] * 12) + _candles([5.0], "BBB"), key=lambda c: c.ts)
+
+    class KillAt(ListFeed):
+        def __iter__(self):
+            for i, ev in enumerate(super().__iter__()):
+                if i == 6: subprocess.run([EXE, "kill", "--reason", "test"], env=env, check=True, capture_output=True)
+                yield ev
+
+    led = Ledger(Store(":memory:"), "k", "cex", "paper")
+    node = TradingNode(Pending(), KillAt(evs, SimClock()), ledger=led, run_id="k", settings=s, cash=10_000)
+    node.risk.kill_interval_ns = 0
+    res = _run(node)
+    assert node.risk.state is TradingState.HALTED and "test" in node.risk.reason()
+    om = node.engine.om.orders.values()
+    bbb = [o for o in om if o.symbol == "BBB"]; lim = [o for o in om if o.type.value == "limit"]
+    assert bbb[0].status is OrderStatus.CANCELLED and lim[0].status is OrderStatus.CANCELLED
+    assert led.order(bbb[0].client_id).status is OrderStatus.CANCELLED and not led.open_orders()
+    late = [o for o in res.orders if o.ts > evs[6].ts]
+    assert late and all(o.status is OrderStatus.REJECTED and "halted: kill" in o.reason for o in late)
+
+
+class BadOrders(Strategy):
+    "Test strategy: one of each bad order on the first bar."
+    name = "bad_orders_t"; version = "1"
+    def on_start(self, ctx): self.done = False
+    def on_bar(self, ctx, bars):
+        if self.done: return
+        self.done = True
+        ctx.market("AAA", "buy", -1.0, tag="negative")
+        ctx.market("AAA", "buy", 0.0, tag="zero")
+        ctx._e._outbox.append(ctx._new("AAA", Side.BUY, 1.0, price=float("nan"), tag="nan_price"))
+        ctx.market("AAA", "buy", float("nan"), tag="nan_qty")
+        ctx.market("NOPE", "buy", 1.0, tag="unknown")
+        ctx.market("AAA", "buy", 50.0, tag="too_big")            # 5,000 notional > max_order_usd 250
+        ctx.market("AAA", "buy", 1.0, tag="good")
+
+
+def test_bad_orders_rejected_never_sent(tmp_path):
+    "Negative/zero size, NaN price, unknown token and size above limits: rejected with a reason, never reach the broker or ledger."
+    s = load_settings(None, env={"MEMEBOT_LIVE_KILL_FILE": str(tmp_path / "KILL")}, overrides={"risk.max_order_usd": 250.0})
+    led = Ledger(Store(":memory:"), "bad", "cex", "paper")
+    node = TradingNode(BadOrders(), ListFeed(_candles([100.0] * 3), SimClock()), ledger=led, run_id="bad", settings=s, cash=10_000)
+    res = _run(node)
+    by = {o.tag: o for o in res.orders}
+    want = {"negative": "not a positive number", "zero": "not a positive number", "nan_price": "price nan",
+            "nan_qty": "not a positive number", "unknown": "unknown symbol 'NOPE'", "too_big": "max_order"}
+    for tag, why in want.items():
+        o = by[tag]
+        assert o.status is OrderStatus.REJECTED and why in o.reason, (tag, o.reason)
+        assert o.client_id not in node.broker.orders and led.order(o.client_id) is None
+    assert by["good"].status is OrderStatus.FILLED and led.order(by["good"].client_id).status is OrderStatus.FILLED
+    assert node.risk_chain.rejected == 6
