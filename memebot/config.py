@@ -199,6 +199,9 @@ class BacktestConfig(_Section):
     evm_swap_gas: int = Field(150_000, ge=0)
     evm_gas_price_gwei: float = Field(10.0, ge=0)
     volume_participation: float = Field(0.1, gt=0, le=1)
+    impact_bps: float = Field(10.0, ge=0)
+    strategy_dir: str = "strategies"
+    output_dir: str = "data/backtests"
 
 class StoreConfig(_Section):
     "[store]: where market data lives."
