@@ -103,6 +103,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'memebot.config.EndpointsConfig._url': ('config.html#endpointsconfig._url', 'memebot/config.py'),
                                 'memebot.config.EnterpriseConfig': ('config.html#enterpriseconfig', 'memebot/config.py'),
                                 'memebot.config.FeedsConfig': ('config.html#feedsconfig', 'memebot/config.py'),
+                                'memebot.config.FlowsConfig': ('config.html#flowsconfig', 'memebot/config.py'),
                                 'memebot.config.KeysConfig': ('config.html#keysconfig', 'memebot/config.py'),
                                 'memebot.config.LiveConfig': ('config.html#liveconfig', 'memebot/config.py'),
                                 'memebot.config.MonitoringConfig': ('config.html#monitoringconfig', 'memebot/config.py'),
