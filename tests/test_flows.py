@@ -159,14 +159,13 @@ def test_deployment_served_against_local_server_runs_to_completed(env, gt, tmp_p
         code = f"""
 import json, time
 from prefect.deployments import run_deployment
-from prefect.client.orchestration import get_client
-for i in range(60):
+from prefect.exceptions import ObjectNotFound
+for i in range(90):
     try:
         fr = run_deployment("backfill/backfill", parameters={{"watchlist": {WATCH!r}, "since": {gt.since!r}, "until": {gt.until!r}}},
                             timeout=90, poll_interval=1)
         break
-    except Exception as e:       # the deployment is registered by `flows serve` once it is up
-        if "not found" not in str(e).lower() and "404" not in str(e): raise
+    except ObjectNotFound:       # `flows serve` registers the deployment once it is up
         time.sleep(1)
 print(json.dumps({{"state": fr.state.type.value, "name": fr.state.name}}))
 """
