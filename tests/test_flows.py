@@ -85,14 +85,27 @@ def test_backfill_and_sweep_on_dask(harness, env, gt, tmp_path):
     from memebot import ops
     from memebot.backtest.vector import sweep
     from memebot.data.store import Store, candles
-    runner = ops.task_runner("dask", workers=2)
+    from distributed import LocalCluster
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)   # one cluster, both flows
+    try: _dask_flows(env, gt, cluster.scheduler_address)
+    finally: cluster.close()
+
+
+def _dask_flows(env, gt, address):
+    from backfill import backfill_flow
+    from sweep import sweep_flow
+    from memebot import ops
+    from memebot.backtest.vector import sweep
+    from memebot.data.store import Store, candles
+    assert ops.task_runner("dask", workers=2).cluster_kwargs["n_workers"] == 2          # the default: a LocalCluster
+    runner = ops.task_runner("dask", address=address)
     out = backfill_flow.with_options(task_runner=runner)(watchlist=WATCH, since=gt.since, until=gt.until)
     assert out["series"]["merged"]["new"] == 2 * N and out["series"]["merged"]["quarantined"] == 0
     with Store(env["MEMEBOT_STORE_PATH"], read_only=True) as st:
         assert len(candles(st, ["POOL1", "POOL2"], "5m")) == 2 * N
     grid = {"fast": [5, 8, 12], "slow": [30, 50]}
     frame = ops.sweep_frame(None, "5m")
-    res = sweep_flow.with_options(task_runner=ops.task_runner("dask", workers=2))("ema_cross", grid, frame=frame, chunks=3, fees_bps=10.0)
+    res = sweep_flow.with_options(task_runner=ops.task_runner("dask", address=address))("ema_cross", grid, frame=frame, chunks=3, fees_bps=10.0)
     ref = sweep("ema_cross", frame, grid, fees_bps=10.0)
     key = ["fast", "slow", "symbol"]
     pd.testing.assert_frame_equal(res.sort_values(key).reset_index(drop=True)[ref.columns], ref.sort_values(key).reset_index(drop=True))
