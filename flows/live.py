@@ -22,11 +22,18 @@ def live_flow(strategy: str = "ema_cross", feed: str = "replay", params: dict | 
     live = ops.require_live()          # memebot.live, imported only now; one clear error when absent
     run_id = run_id or f"{mode}-{strategy}"   # stable: a restarted flow resumes the same ledger run
     get_run_logger().info(f"{mode} node: strategy={strategy} feed={feed} run_id={run_id} kill_file={pre['kill_file']}")
-    # LEAD: wire memebot.live here (the paper branch's API), e.g.
-    #   node = live.TradingNode.from_settings(strategy=strategy, params=params or {}, feed=feed, mode=mode,
-    #                                         run_id=run_id, store=ops.store_path(store), model=model)
-    #   summary = node.run(max_minutes=max_minutes)   # reloads the ledger first; returns when the kill switch trips
-    #   return summary
+    # LEAD: wire memebot.live here (paper branch API):
+    #   import asyncio
+    #   from memebot.data.store import Store
+    #   from memebot.ledger import Ledger
+    #   from memebot.strategy import get_strategy
+    #   from memebot.commands.paper import build_feed
+    #   st = Store(ops.store_path(store)); led = Ledger(st)
+    #   feed, _ = build_feed({"feed": feed, "tf": "5m"}, st)             # replay | sim | live
+    #   node = live.TradingNode(get_strategy(strategy, params or {}), feed, ledger=led, run_id=run_id, store=st)
+    #   asyncio.run(node.run(handle_signals=False))    # the node reloads the ledger first; halts on the kill switch
+    #   return node.status()
+    # (max_minutes: stop the node after that long, e.g. loop.call_later(max_minutes * 60, node.stop))
     raise ops.PaperUnavailable(f"flows/live.py is not wired to memebot.live yet ({live.__name__} found)")
 
 
