@@ -15,6 +15,8 @@ sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT / "flows"))
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="memebot-bench-prefect-"))
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+from memebot.ops import prefect_env
+prefect_env()
 
 
 def bench_quickstart():
