@@ -5,7 +5,8 @@ Dask task runner on 2 worker processes against 1, beside the plain in-process ve
 
 Sweep: EMA cross over ../shared/data/binance_memecoins 5m BONK/USDT (34,560 bars), a 40 x 50 grid (2,000 combinations),
 fees 10 bps, split into 8 chunks by `memebot.ops.split_grid`; each Dask worker is warmed (vectorbt's numba compile) before
-timing; the cluster start is reported separately.
+timing, and one small Prefect flow run warms the workers' Prefect clients; the cluster start is reported separately.
+Also measured: the same chunks through plain Dask (`client.map`, no Prefect), to separate Dask's and Prefect's overheads.
 """
 import argparse, json, os, sys, tempfile, time
 from pathlib import Path
@@ -56,6 +57,15 @@ def bench_sweep(chunks=8):
         with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cl, Client(cl) as c:
             start = time.perf_counter() - t0
             c.run(_warm)
+            parts = ops.split_grid(grid, chunks)
+            fr = c.scatter(frame, broadcast=True)
+            c.gather(c.map(ops.sweep_chunk, ["ema_cross"] * n, [fr] * n, parts[:n], fees_bps=10.0, pure=False))   # second warm-up
+            t0 = time.perf_counter()
+            plain_parts = c.gather(c.map(ops.sweep_chunk, ["ema_cross"] * len(parts), [fr] * len(parts), parts, fees_bps=10.0, pure=False))
+            out[f"dask_only_{n}_s"] = time.perf_counter() - t0
+            assert sum(map(len, plain_parts)) == len(ref)
+            run = sweep_flow.with_options(task_runner=ops.task_runner("dask", address=cl.scheduler_address))
+            run("ema_cross", {"fast": [3, 4], "slow": [10]}, frame=frame, chunks=n, fees_bps=10.0)   # warm: workers' Prefect client
             t0 = time.perf_counter()
             res = sweep_flow.with_options(task_runner=ops.task_runner("dask", address=cl.scheduler_address))(
                 "ema_cross", grid, frame=frame, chunks=chunks, fees_bps=10.0)
@@ -63,6 +73,7 @@ def bench_sweep(chunks=8):
         assert len(res) == len(ref)
         out[f"dask_{n}_s"] = dt; out[f"dask_{n}_cluster_start_s"] = start
     out["speedup_2_vs_1"] = out["dask_1_s"] / out["dask_2_s"]
+    out["dask_only_speedup_2_vs_1"] = out["dask_only_1_s"] / out["dask_only_2_s"]
     return out
 
 
@@ -78,7 +89,8 @@ def main():
         s = out["sweep"] = bench_sweep(a.chunks)
         print(f"sweep {s['combinations']:,} combinations x {s['bars']:,} bars in {s['chunks']} chunks: plain in-process {s['plain_s']:.1f} s; "
               f"Prefect + Dask 1 worker {s['dask_1_s']:.1f} s, 2 workers {s['dask_2_s']:.1f} s -> speed-up {s['speedup_2_vs_1']:.2f}x "
-              f"(cluster start {s['dask_1_cluster_start_s']:.1f} / {s['dask_2_cluster_start_s']:.1f} s, not included)")
+              f"(cluster start {s['dask_1_cluster_start_s']:.1f} / {s['dask_2_cluster_start_s']:.1f} s, not included); "
+              f"plain Dask (client.map, no Prefect) 1 worker {s['dask_only_1_s']:.1f} s, 2 workers {s['dask_only_2_s']:.1f} s -> {s['dask_only_speedup_2_vs_1']:.2f}x")
     if a.json: Path(a.json).write_text(json.dumps(out, indent=1, default=str))
 
 
