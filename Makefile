@@ -13,9 +13,8 @@ install:            ## create .venv and install everything (torch's CPU build fi
 	$(BIN)/python -m ipykernel install --user --name memebot --display-name "memebot (.venv)" >/dev/null
 	@echo "installed: $(BIN)/memebot"
 
-run:                ## the main job: import the real Binance memecoin candles and show what is stored
-	$(BIN)/memebot data import ../shared/data/binance_memecoins/ohlcv_5m_2025-01_2025-04.parquet
-	$(BIN)/memebot data ls
+run:                ## the main job: the whole loop offline (simulated market -> backtest -> train/promote -> paper -> reports)
+	$(BIN)/memebot quickstart
 
 test: test-nbs test-py  ## notebooks (nbdev-test) then pytest
 

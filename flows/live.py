@@ -16,30 +16,36 @@ from memebot import ops
 @flow(name="live", log_prints=True, retries=3, retry_delay_seconds=30)
 def live_flow(strategy: str = "ema_cross", feed: str = "replay", params: dict | None = None, model: str | None = None,
               mode: str = "paper", run_id: str | None = None, store: str | None = None,
-              max_minutes: float | None = None) -> dict:
+              max_minutes: float | None = None, tf: str = "5m") -> dict:
     "Run the TradingNode until stopped (kill switch, max_minutes or the feed ends); resumes from the ledger."
     pre = ops.live_preflight(mode)
     live = ops.require_live()          # memebot.live, imported only now; one clear error when absent
     run_id = run_id or f"{mode}-{strategy}"   # stable: a restarted flow resumes the same ledger run
     get_run_logger().info(f"{mode} node: strategy={strategy} feed={feed} run_id={run_id} kill_file={pre['kill_file']}")
-    # LEAD: wire memebot.live here (paper branch API):
-    #   import asyncio
-    #   from memebot.data.store import Store
-    #   from memebot.ledger import Ledger
-    #   from memebot.strategy import get_strategy
-    #   from memebot.commands.paper import build_feed
-    #   st = Store(ops.store_path(store)); led = Ledger(st)
-    #   feed, _ = build_feed({"feed": feed, "tf": "5m"}, st)             # replay | sim | live
-    #   node = live.TradingNode(get_strategy(strategy, params or {}), feed, ledger=led, run_id=run_id, store=st)
-    #   asyncio.run(node.run(handle_signals=False))    # the node reloads the ledger first; halts on the kill switch
-    #   return node.status()
-    # (max_minutes: stop the node after that long, e.g. loop.call_later(max_minutes * 60, node.stop))
-    raise ops.PaperUnavailable(f"flows/live.py is not wired to memebot.live yet ({live.__name__} found)")
+    if mode == "live":                 # real swaps go through `memebot live ...` (SolanaBroker); not through this flow yet
+        raise ops.OpsError("the live flow runs the paper node only for now: use `memebot live ...` for real swaps")
+    import asyncio
+    from memebot.data.store import Store
+    from memebot.ledger import Ledger
+    from memebot.strategy import get_strategy
+    from memebot.commands.paper import build_feed
+    strat = get_strategy("model_signal" if model else strategy, {**(params or {}), **({"model": model} if model else {})})
+    st = Store(ops.store_path(store))
+    try:
+        fd, _ = build_feed({"feed": feed, "tf": tf}, st)                          # replay | sim | live
+        node = live.TradingNode(strat, fd, ledger=Ledger(st, run_id=run_id), run_id=run_id, store=st)
 
+        async def run():
+            if max_minutes: asyncio.get_running_loop().call_later(max_minutes * 60, node.stop, "max_minutes reached")
+            return await node.run(handle_signals=False)   # reloads the ledger first; halts on the kill switch
+        asyncio.run(run())
+        out = node.status(); out["consistency"] = node.consistency()
+        return out
+    finally: st.close()
 
 if __name__ == "__main__":
     import argparse
     ap = argparse.ArgumentParser(); ap.add_argument("--strategy", default="ema_cross"); ap.add_argument("--feed", default="replay")
-    ap.add_argument("--max-minutes", type=float)
+    ap.add_argument("--max-minutes", type=float); ap.add_argument("--tf", default="5m"); ap.add_argument("--model")
     a = ap.parse_args()
-    print(live_flow(strategy=a.strategy, feed=a.feed, max_minutes=a.max_minutes))
+    print(live_flow(strategy=a.strategy, feed=a.feed, max_minutes=a.max_minutes, tf=a.tf, model=a.model))

@@ -292,26 +292,48 @@ class QuickstartResult:
 def _paper_step(store:Path, # the quickstart store (simulated candles, the ledger goes here too)
                 model_uri:str, # the champion, e.g. models:/quickstart-1m@champion
                 tracking_uri:str, # MLflow tracking URI holding the model
-                strategy:str="ema_cross", # strategy run by the paper node
+                strategy:str="model_signal", # a strategy that takes the model's name (model_signal)
                 minutes:int=5, # simulated minutes of paper trading
                 seed:int=7, settings:Settings|None=None) -> dict:
-    "Paper-trade with the champion for a few simulated minutes on a replayed/simulated feed; returns the run's summary."
-    # LEAD: implement with memebot.live: Store(store) + Ledger, feed = memebot.commands.paper.build_feed({"feed": "sim",
-    # "seed": seed, "minutes": minutes, "launches": 3}, st)[0] (or a replay of the quickstart store), a strategy driven by
-    # the champion (memebot.models.serving.Predictor; none is registered yet), TradingNode(strategy, feed, ledger=...,
-    # run_id="quickstart", store=st); asyncio.run(node.run(handle_signals=False)); return node.status() (has "fills").
-    try: import memebot.live  # noqa: F401
-    except ImportError:
-        raise PaperUnavailable("paper trading is not available in this build (memebot.live is missing): "
-                               "run `memebot quickstart --no-paper`") from None
-    raise PaperUnavailable("quickstart paper step: memebot.live is present but `_paper_step` is not wired to it yet")
+    "Paper-trade the champion (strategy `model_signal`) over the last simulated minutes, replayed through the paper node."
+    import asyncio, threading
+    from memebot.live import TradingNode
+    from memebot.ledger import Ledger
+    from memebot.data.store import Store
+    from memebot.strategy import get_strategy
+    from memebot.commands.paper import build_feed
+    name = model_uri.split("models:/", 1)[-1].split("@")[0]
+    warmup = 300                                           # bars the features need (the longest window is 288 bars)
+    st = Store(store)
+    try:
+        # paper-trade the busiest `minutes` of the simulated day (most swaps), after `warmup` bars of history
+        busy = st.cursor().execute(f"SELECT time_bucket(INTERVAL {int(minutes)} minute, ts) b, count(*) n FROM swaps "
+                                   "GROUP BY 1 ORDER BY n DESC, b LIMIT 1").fetchall()
+        if not busy: raise OpsError("paper step: no simulated swaps in the quickstart store")
+        t0 = pd.Timestamp(busy[0][0], tz="UTC")
+        start, end = t0 - pd.Timedelta(minutes=warmup), t0 + pd.Timedelta(minutes=minutes)
+        feed, _ = build_feed({"feed": "replay", "tf": "1m", "source": "sim", "start": start, "end": end}, st)
+        strat = get_strategy(strategy, model=name, tracking_uri=tracking_uri,
+                             refresh_s=0, warmup=warmup, enter=0.5, exit=0.48, size=0.02)
+        node = TradingNode(strat, feed, ledger=Ledger(st, run_id="quickstart"), run_id="quickstart", store=st, settings=settings)
+        out: dict = {}
+        def run(): out["r"] = asyncio.run(node.run(handle_signals=False))
+        th = threading.Thread(target=run); th.start(); th.join()   # works inside a running event loop (notebooks) too
+        if "r" not in out: raise OpsError("paper step: the paper node stopped with an error (see the log)")
+        stt = node.status()
+        last_p = {k: round(v.p_up, 4) for k, v in strat.last.items()}
+        return {"strategy": strat.id, "model": model_uri, "window": [str(t0), str(end)], "warmup_bars": warmup,
+                "predictions": strat.scored, "last_p_up": last_p, "fills": stt["fills"],
+                "orders": stt["orders"], "rejected": stt["rejected"], "equity": stt["equity"],
+                "pnl": stt["pnl"], "risk": stt["risk"]["state"], "consistency": node.consistency()}
+    finally: st.close()
 
 def quickstart(dir:str|Path="data/quickstart", # a fresh folder for the store, MLflow, backtest and reports
                seed:int=7, # simulator seed
                minutes:int=1440, # simulated market span (minutes); models need > 450 bars per token
                launches:int=5, # simulated token launches
                paper:bool=True, # run the paper step (needs memebot.live)
-               paper_minutes:int=5, # simulated minutes of paper trading
+               paper_minutes:int=30, # simulated minutes of paper trading (after a 60-bar warm-up)
                reports:tuple=("quality", "models", "daily"), # report templates to render
                progress:bool=True, # rich progress on stderr
                settings:Settings|None=None) -> QuickstartResult:
@@ -358,7 +380,7 @@ def quickstart(dir:str|Path="data/quickstart", # a fresh folder for the store, M
         done("train + promote", t0, f"champion {res['champion']['name']} v{res['champion']['version']} ({res['champion']['family']})")
         t0 = stage("paper trade")
         if paper:
-            res["paper"] = _paper_step(sp, res["champion"]["uri"], uri, "ema_cross", paper_minutes, seed, s)
+            res["paper"] = _paper_step(sp, res["champion"]["uri"], uri, "model_signal", paper_minutes, seed, s)
             done("paper trade", t0, f"{res['paper'].get('fills', 0)} fills")
         else:
             res["paper"] = None; secs["paper trade"] = 0.0

@@ -430,15 +430,17 @@ class ModelSignal(Strategy):
               "every": Param(int, 1, 1, 10_000, doc="predict every N bars (cost control)"),
               "warmup": Param(int, 64, 30, 10_000, doc="bars a symbol needs before it is scored (indicator warm-up)"),
               "size": Param(float, 0.0, 0.0, 1.0, doc="fraction of equity per position; 0 = 1/universe size"),
-              "refresh_s": Param(float, 30.0, 0.0, 86_400.0, doc="seconds between alias checks (0 = pin the model)")}
+              "refresh_s": Param(float, 30.0, 0.0, 86_400.0, doc="seconds between alias checks (0 = pin the model)"),
+              "tracking_uri": Param(str, "", doc="MLflow tracking URI holding the model (default [ai] tracking_uri)")}
     def validate(self):
         if self.p.exit > self.p.enter:
             raise StrategyParamError(f"strategy {self.name}", "exit", f"exit ({self.p.exit}) must not exceed enter ({self.p.enter})")
 
     def on_start(self, ctx):
         from memebot.models.serving import Predictor
-        self.pred = Predictor(name=self.p.model, alias=self.p.alias, refresh_s=self.p.refresh_s or None, clock=ctx.clock)
-        self.nbars, self.last = 0, {}
+        self.pred = Predictor(name=self.p.model, uri=self.p.tracking_uri or None, alias=self.p.alias,
+                              refresh_s=self.p.refresh_s or None, clock=ctx.clock)
+        self.nbars, self.last, self.scored = 0, {}, 0
 
     def _candles(self, ctx, bars) -> pd.DataFrame:
         "Long candles (symbol, ts, OHLCV) of every symbol's recent bars, timestamps rebuilt from the bar cadence."
@@ -461,7 +463,7 @@ class ModelSignal(Strategy):
         X = build_features(candles); have = set(X.index.unique("symbol"))
         for s in bars.symbols:
             if s in CONTEXT_SYMBOLS or s not in have: continue
-            p = self.pred.predict(s, X.loc[s].fillna(0.0)); self.last[s] = p
+            p = self.pred.predict(s, X.loc[s].fillna(0.0)); self.last[s] = p; self.scored += 1
             held = ctx.position(s) > 0 or ctx.open_orders(s)
             if not held and p.p_up >= self.p.enter and p.confidence >= self.p.min_confidence:
                 ctx.buy(s, notional=_size_notional(ctx, self.p.size), tag=f"model_signal v{p.version}")
@@ -471,7 +473,7 @@ class ModelSignal(Strategy):
     def signals(self, frame):
         from memebot.models.registry import load_registered
         from memebot.features import build_features
-        model, _, _ = load_registered(self.p.model, self.p.alias)
+        model, _, _ = load_registered(self.p.model, self.p.alias, self.p.tracking_uri or None)
         long = frame.stack(future_stack=True).rename_axis(["ts", "symbol"]).reset_index()
         X = build_features(long.dropna(subset=["close"])).fillna(0.0)
         p = pd.Series(model.predict_proba(X[model.features_])[:, 1], index=X.index)

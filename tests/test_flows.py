@@ -121,10 +121,33 @@ def test_live_flow_guard_rails(harness, env):
     os.remove(env["MEMEBOT_LIVE_KILL_FILE"])
     with pytest.raises(OpsError, match="live trading is off"):
         live_flow.with_options(retries=0)(mode="live")
-    try: import memebot.live  # noqa: F401
-    except ImportError:
-        with pytest.raises(PaperUnavailable, match="memebot.live"):
-            live_flow.with_options(retries=0)(strategy="ema_cross")
+    with pytest.raises(OpsError, match="paper node only"):
+        from memebot.config import reset_settings
+        os.environ.update(MEMEBOT_LIVE_LIVE_TRADING_ENABLED="true", MEMEBOT_LIVE_PAPER_TRADING_MODE="false"); reset_settings()
+        try: live_flow.with_options(retries=0)(mode="live")
+        finally:
+            for k in ("MEMEBOT_LIVE_LIVE_TRADING_ENABLED", "MEMEBOT_LIVE_PAPER_TRADING_MODE"): os.environ.pop(k, None)
+            reset_settings()
+
+
+def test_live_flow_runs_the_paper_node_and_resumes(harness, env, shared):
+    """The flow runs the paper node over stored bars; run again (a restarted flow) it resumes the same ledger run."""
+    import pandas as pd
+    from live import live_flow
+    from memebot.config import reset_settings
+    from memebot.data.store import Store, upsert
+    reset_settings()
+    df = pd.read_parquet(shared / "data/binance_memecoins/ohlcv_5m_2025-01_2025-04.parquet",
+                         filters=[("symbol", "in", ["BONK/USDT", "WIF/USDT"])]).rename(columns={"date": "ts"})
+    df = df.groupby("symbol").head(600).assign(source="binance", chain="cex", tf="5m")
+    with Store(env["MEMEBOT_STORE_PATH"]) as st: upsert(st, "candles", df)
+    first = live_flow.with_options(retries=0)(strategy="ema_cross", params={"fast": "5", "slow": "20", "size": "0.02"})
+    assert first["status"] == "finished" and first["fills"] >= 4 and first["consistency"] == []
+    again = live_flow.with_options(retries=0)(strategy="ema_cross", params={"fast": "5", "slow": "20", "size": "0.02"})
+    assert again["fills"] == first["fills"] and again["consistency"] == []      # resumed from the ledger: nothing doubled
+    with Store(env["MEMEBOT_STORE_PATH"], read_only=True) as st:
+        n = st.cursor().execute("SELECT count(*) FROM fills WHERE run_id = 'paper-ema_cross'").fetchone()[0]
+    assert n == first["fills"]
 
 
 def test_deployments_schedules_off_unless_enabled(env, monkeypatch):

@@ -1,5 +1,5 @@
-"""`memebot quickstart` end to end up to the paper step (offline: simulator -> store -> quality -> backtest -> train and
-promote -> reports); its refusals; and nbval over the tutorial notebooks."""
+"""`memebot quickstart` end to end (offline: simulator -> store -> quality -> backtest -> train and promote -> paper
+trading with the champion -> reports); its refusals; and nbval over the tutorial notebooks."""
 import json, subprocess, sys
 from pathlib import Path
 import pytest
@@ -7,9 +7,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_quickstart_without_paper(memebot, tmp_path):
+def test_quickstart_whole_loop(memebot, tmp_path):
     d = tmp_path / "qs"
-    r = memebot("quickstart", "--no-paper", "--dir", d, "--seed", "3", "--json", check=True)
+    r = memebot("quickstart", "--dir", d, "--seed", "3", "--json", check=True)
     out = json.loads(r.stdout)
     assert Path(out["store"]).exists() and out["sim"]["launches"] == 5 and out["sim"]["candles"] > 1000
     assert out["backtest"]["bars"] > 1000 and out["backtest"]["metrics"]["trades"] >= 1
@@ -17,7 +17,18 @@ def test_quickstart_without_paper(memebot, tmp_path):
     fams = {m["family"]: m for m in out["models"]}
     assert set(fams) == {"logreg", "gbm"} and fams["logreg"]["decision"] == "champion"      # first version: no champion yet
     assert out["champion"]["uri"] == "models:/quickstart-1m@champion" and out["champion"]["version"] in ("1", "2")
-    assert out["paper"] is None
+    # the paper node ran the champion through model_signal over the busiest simulated half hour; whatever it decided,
+    # its ledger agrees with its fills, and every order it sent carries the champion's version
+    p = out["paper"]
+    assert p["model"] == out["champion"]["uri"] and p["strategy"].startswith("model_signal")
+    assert p["predictions"] >= 30 and p["last_p_up"] and p["consistency"] == []
+    from memebot.data.store import Store
+    with Store(out["store"], read_only=True) as st:
+        tags = {t for (t,) in st.cursor().execute("SELECT DISTINCT tag FROM orders WHERE run_id = 'quickstart'").fetchall()}
+        n_orders = st.cursor().execute("SELECT count(*) FROM orders WHERE run_id = 'quickstart'").fetchone()[0]
+        n_fills = st.cursor().execute("SELECT count(*) FROM fills WHERE run_id = 'quickstart'").fetchone()[0]
+    assert n_orders == p["orders"] and n_fills == p["fills"]
+    assert tags <= {f"model_signal v{out['champion']['version']}"}
     for name, needle in (("quality", "Data quality report"), ("models", "held-out"), ("daily", "kill switch")):
         html = Path(out["reports"][name]).read_text()
         assert needle in html and "Traceback" not in html, name
@@ -32,14 +43,6 @@ def test_quickstart_refusals(memebot, tmp_path):
     assert (tmp_path / "busy" / "mine.txt").read_text() == "keep me"          # nothing of the user's is touched
     r = memebot("quickstart", "--minutes", "30", "--dir", tmp_path / "x")
     assert r.returncode == 2 and "minutes" in r.stderr
-
-
-def test_paper_step_is_a_clear_error_until_wired(tmp_path):
-    from memebot.ops import _paper_step, PaperUnavailable
-    from memebot.core import MemebotError
-    with pytest.raises(PaperUnavailable) as e:
-        _paper_step(tmp_path / "s.duckdb", "models:/quickstart-1m@champion", f"sqlite:///{tmp_path}/m.db")
-    assert isinstance(e.value, MemebotError) and "memebot.live" in str(e.value) or "_paper_step" in str(e.value)
 
 
 def test_tutorials_nbval(tmp_path):

@@ -72,8 +72,8 @@ def flows_serve(only: List[str] = typer.Option([], "--only", help="Serve only th
 def quickstart_cmd(dir: Path = typer.Option(Path("data/quickstart"), "--dir", help="A fresh folder (recreated if it holds an earlier quickstart)."),
                    seed: int = typer.Option(7, "--seed", help="Simulator seed."),
                    minutes: int = typer.Option(1440, "--minutes", help="Simulated market span in minutes (>= 360)."),
-                   paper: bool = typer.Option(True, "--paper/--no-paper", help="Paper-trade the champion (needs memebot.live)."),
-                   paper_minutes: int = typer.Option(5, "--paper-minutes", help="Simulated minutes of paper trading."),
+                   paper: bool = typer.Option(True, "--paper/--no-paper", help="Paper-trade the champion (strategy model_signal)."),
+                   paper_minutes: int = typer.Option(30, "--paper-minutes", help="Simulated minutes of paper trading (after a 60-bar warm-up)."),
                    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON.")):
     "Run the whole loop offline: simulate -> store -> backtest -> train and promote -> paper -> report."
     import json, os
