@@ -260,3 +260,26 @@ def test_bad_orders_rejected_never_sent(tmp_path):
         assert o.client_id not in node.broker.orders and led.order(o.client_id) is None
     assert by["good"].status is OrderStatus.FILLED and led.order(by["good"].client_id).status is OrderStatus.FILLED
     assert node.risk_chain.rejected == 6
+
+
+def test_ctrl_c_leaves_consistent_ledger(shared, cli_env, tmp_path):
+    "SIGINT stops the CLI between two events (exit 0, run 'stopped', ledger consistent); --resume finishes it."
+    store = tmp_path / "store.duckdb"
+    with Store(store) as st: upsert(st, "candles", _real(shared, ["1000CAT/USDT"], n=600))
+    env = dict(cli_env, MEMEBOT_RISK_MAX_ORDER_USD="1e9", MEMEBOT_RISK_MAX_POSITION_USD="1e9", MEMEBOT_RISK_MAX_GROSS_EXPOSURE_USD="1e9")
+    args = ["paper", "--strategy", "ema_cross", "--param", "fast=3", "--param", "slow=8", "--param", "size=0.02",
+            "--symbols", "1000CAT/USDT", "--no-dashboard", "--run-id", "int"]
+    p = subprocess.Popen([EXE, *args, "--speed", "10000"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in p.stdout:                      # wait until it trades, then Ctrl-C
+        if '"node_start"' in line: break
+    time.sleep(2.0); p.send_signal(signal.SIGINT)
+    out, _ = p.communicate(timeout=60)
+    assert p.returncode == 0 and "stopped: continue with" in out, out[-2000:]
+    orders, fills, pos, run = _ledger_rows(store, "int")
+    assert run["status"] == "stopped" and 0 < run["events"] < 600
+    sums = {}
+    for f in fills: sums[f[3]] = sums.get(f[3], 0.0) + (f[5] if f[4] == "buy" else -f[5])
+    assert sums == pytest.approx(pos)
+    r = subprocess.run([EXE, "paper", "--run-id", "int", "--resume", "--speed", "0", "--no-dashboard"], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert _ledger_rows(store, "int")[3]["status"] == "finished"
