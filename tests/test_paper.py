@@ -2,7 +2,7 @@
 import asyncio, json, math, os, random, signal, subprocess, sys, time
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
-from memebot.core import Candle, ListFeed, SimClock, Side, OrderStatus, NS
+from memebot.core import Candle, Feed, ListFeed, SimClock, Side, OrderStatus, NS
 from memebot.config import load_settings
 from memebot.data.store import Store, upsert
 from memebot.data.replay import ReplayFeed
@@ -283,3 +283,35 @@ def test_ctrl_c_leaves_consistent_ledger(shared, cli_env, tmp_path):
     r = subprocess.run([EXE, "paper", "--run-id", "int", "--resume", "--speed", "0", "--no-dashboard"], env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     assert _ledger_rows(store, "int")[3]["status"] == "finished"
+
+
+class AsyncOnly(ListFeed):
+    "A live-like feed: async iteration only (cannot be replayed from its start)."
+    __iter__ = Feed.__iter__
+    async def _aiter(self):
+        for ev in self.events:
+            self.clock.advance_to(ev.ts); yield ev
+
+
+def test_restart_on_live_feed_restores_ledger(tmp_path):
+    "A live feed cannot be replayed: a restart takes positions and open orders from the ledger and continues client ids."
+    s = _settings(tmp_path)
+    st = Store(tmp_path / "l.duckdb")
+    first = sorted(_candles([100.0] * 6) + _candles([5.0], "BBB"), key=lambda c: c.ts)
+    led = Ledger(st, "live1", "cex", "paper")
+    n1 = TradingNode(Pending(), AsyncOnly(first, SimClock()), ledger=led, run_id="live1", settings=s, cash=10_000)
+    r1 = _run(n1)
+    assert n1.mode == "fresh" and len(led.open_orders()) == 2          # the BBB buy and AAA's last buy wait for a price
+    later = _candles([101.0] * 3, t0=first[-1].ts + 60 * NS) + _candles([6.0], "BBB", t0=first[-1].ts + 400 * NS)
+    led2 = Ledger(st, "live1", "cex", "paper")
+    n2 = TradingNode(Pending(), AsyncOnly(later, SimClock()), ledger=led2, run_id="live1", settings=s, cash=10_000)
+    assert n2.mode == "restore" and n2.engine.portfolio.qty("AAA") == led.portfolio.qty("AAA")
+    assert abs(n2.engine.portfolio.cash - (10_000 + led.portfolio.cash)) < 1e-9
+    r2 = _run(n2)
+    ids = [o.client_id for o in r2.orders]
+    assert min(ids) > max(o.client_id for o in r1.orders)              # client ids continue, none reused
+    bbb1 = next(o for o in r1.orders if o.symbol == "BBB")
+    assert led2.reload().order(bbb1.client_id).status is OrderStatus.FILLED and led2.portfolio.qty("BBB") == 1.0  # restored, then filled
+    assert {o.client_id for o in led2.open_orders()} <= set(ids)        # what is still open was sent by the second run
+    assert n2.consistency() == []
+    fills = led2.fills(); assert len({f.fill_id for f in fills}) == len(fills)
