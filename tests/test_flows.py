@@ -69,6 +69,16 @@ def test_backfill_train_promote(harness, env, gt):
     al = aliases("flowtest", env["MEMEBOT_AI_TRACKING_URI"])
     assert res2[0]["version"] == "2" and al[res2[0]["decision"]] == "2"                # the gate placed it
     assert res2[0]["champion_version"] == "1" and res2[0]["champion_score"] is not None
+    # ... and a paper run (the live flow, paper mode) trades with whatever the gate made champion
+    from live import live_flow
+    from memebot.obs import REGISTRY
+    key = {"model": "flowtest", "role": "champion"}
+    before = REGISTRY.get_sample_value("memebot_model_predictions_total", key) or 0.0
+    out = live_flow.with_options(retries=0)(model="flowtest", params={"size": "0.02", "refresh_s": "0"}, tf="5m", run_id="e2e")
+    served = REGISTRY.get_sample_value("memebot_model_serving_version", {"model": "flowtest", "alias": "champion"})
+    assert out["status"] == "finished" and out["consistency"] == [] and out["events"] >= N
+    assert (REGISTRY.get_sample_value("memebot_model_predictions_total", key) or 0.0) - before >= N - 100
+    assert served == float(al["champion"])                                              # the champion was served
 
 
 def test_backfill_flow_bad_watchlist(harness, env):
