@@ -33,13 +33,26 @@ def redact_processor(logger, method, event_dict):
 # %% ../nbs/02_obs.ipynb #b6d83fcc
 _configured = False
 
+class _Stderr:
+    "A file-like view of whatever `sys.stderr` is at the moment of writing."
+    def write(self, s):
+        import sys
+        return sys.stderr.write(s)
+    def flush(self):
+        import sys
+        try: sys.stderr.flush()
+        except (ValueError, AttributeError): pass
+    def isatty(self):
+        import sys
+        return getattr(sys.stderr, "isatty", lambda: False)()
+
 def configure_logging(level:str="INFO", # DEBUG/INFO/WARNING/ERROR
                       fmt:str="auto", # "json", "console" or "auto" (console in a TTY)
                       stream=None # where to write (default stderr)
                      ):
     "Configure structlog and stdlib logging for the process."
     global _configured
-    stream = stream or sys.stderr
+    stream = stream or _Stderr()     # looked up at each write: test runners swap (and close) sys.stderr
     use_console = fmt == "console" or (fmt == "auto" and getattr(stream, "isatty", lambda: False)())
     renderer = structlog.dev.ConsoleRenderer(colors=False) if use_console else structlog.processors.JSONRenderer()
     lvl = getattr(logging, level.upper(), logging.INFO)
