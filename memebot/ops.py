@@ -307,8 +307,10 @@ def _paper_step(store:Path, # the quickstart store (simulated candles, the ledge
     st = Store(store)
     try:
         # paper-trade the busiest `minutes` of the simulated day (most swaps), after `warmup` bars of history
-        busy = st.cursor().execute(f"SELECT time_bucket(INTERVAL {int(minutes)} minute, ts) b, count(*) n FROM swaps "
-                                   "GROUP BY 1 ORDER BY n DESC, b LIMIT 1").fetchall()
+        # (counting only swaps of tokens that already have `warmup` bars, so the model can score them)
+        busy = st.cursor().execute(f"""WITH f AS (SELECT symbol, min(ts) t FROM candles WHERE tf = '1m' AND source = 'sim' GROUP BY 1)
+            SELECT time_bucket(INTERVAL {int(minutes)} minute, s.ts) b, count(*) n FROM swaps s JOIN f ON f.symbol = s.mint
+            WHERE s.ts >= f.t + INTERVAL {int(warmup + minutes)} minute GROUP BY 1 ORDER BY n DESC, b LIMIT 1""").fetchall()
         if not busy: raise OpsError("paper step: no simulated swaps in the quickstart store")
         t0 = pd.Timestamp(busy[0][0], tz="UTC")
         start, end = t0 - pd.Timedelta(minutes=warmup), t0 + pd.Timedelta(minutes=minutes)
@@ -325,7 +327,8 @@ def _paper_step(store:Path, # the quickstart store (simulated candles, the ledge
         return {"strategy": strat.id, "model": model_uri, "window": [str(t0), str(end)], "warmup_bars": warmup,
                 "predictions": strat.scored, "last_p_up": last_p, "fills": stt["fills"],
                 "orders": stt["orders"], "rejected": stt["rejected"], "equity": stt["equity"],
-                "pnl": stt["pnl"], "risk": stt["risk"]["state"], "consistency": node.consistency()}
+                "pnl": stt["pnl"], "risk": stt["risk"]["state"], "risk_reason": stt["risk"]["reason"],
+                "last_rejections": [r["reason"] for r in stt["rejections"][-3:]], "consistency": node.consistency()}
     finally: st.close()
 
 def quickstart(dir:str|Path="data/quickstart", # a fresh folder for the store, MLflow, backtest and reports
@@ -333,7 +336,7 @@ def quickstart(dir:str|Path="data/quickstart", # a fresh folder for the store, M
                minutes:int=1440, # simulated market span (minutes); models need > 450 bars per token
                launches:int=5, # simulated token launches
                paper:bool=True, # run the paper step (needs memebot.live)
-               paper_minutes:int=30, # simulated minutes of paper trading (after a 60-bar warm-up)
+               paper_minutes:int=30, # simulated minutes of paper trading (after a 300-bar warm-up)
                reports:tuple=("quality", "models", "daily"), # report templates to render
                progress:bool=True, # rich progress on stderr
                settings:Settings|None=None) -> QuickstartResult:

@@ -73,7 +73,7 @@ def quickstart_cmd(dir: Path = typer.Option(Path("data/quickstart"), "--dir", he
                    seed: int = typer.Option(7, "--seed", help="Simulator seed."),
                    minutes: int = typer.Option(1440, "--minutes", help="Simulated market span in minutes (>= 360)."),
                    paper: bool = typer.Option(True, "--paper/--no-paper", help="Paper-trade the champion (strategy model_signal)."),
-                   paper_minutes: int = typer.Option(30, "--paper-minutes", help="Simulated minutes of paper trading (after a 60-bar warm-up)."),
+                   paper_minutes: int = typer.Option(30, "--paper-minutes", help="Simulated minutes of paper trading (after a 300-bar warm-up)."),
                    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON.")):
     "Run the whole loop offline: simulate -> store -> backtest -> train and promote -> paper -> report."
     import json, os
@@ -89,5 +89,9 @@ def quickstart_cmd(dir: Path = typer.Option(Path("data/quickstart"), "--dir", he
                   f"{m['trades']} trades -> {r.backtest['tearsheet']}", highlight=False)
     for x in r.models: console.print(f"  model      {x['family']} v{x['version']}: {x['decision']} (log-loss {x['log_loss']:.4f}, accuracy {x['accuracy']:.3f})", highlight=False)
     console.print(f"  champion   {r.champion['uri']} ({r.champion['family']})", highlight=False)
-    if r.paper is not None: console.print(f"  paper      {r.paper}", highlight=False)
+    if r.paper is not None:
+        p = r.paper
+        console.print(f"  paper      {p['strategy']} with {p['model']} over {p['window'][0]} .. {p['window'][1]}: {p['predictions']} predictions, "
+                      f"{p['orders']} orders sent, {p['rejected']} rejected by risk, {p['fills']} fills; risk {p['risk']}"
+                      + (f" ({p['risk_reason'][:90]})" if p.get("risk_reason") else ""), highlight=False)
     for k, v in r.reports.items(): console.print(f"  report     {k}: {v}", highlight=False)
