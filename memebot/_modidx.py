@@ -593,6 +593,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'memebot.data.sources.fetch_candles': ('data.sources.html#fetch_candles', 'memebot/data/sources.py'),
                                       'memebot.data.sources.gt_timeframe': ('data.sources.html#gt_timeframe', 'memebot/data/sources.py'),
                                       'memebot.data.sources.http_client': ('data.sources.html#http_client', 'memebot/data/sources.py'),
+                                      'memebot.data.sources.new_http_client': ( 'data.sources.html#new_http_client',
+                                                                                'memebot/data/sources.py'),
                                       'memebot.data.sources.parse_cg_market_chart': ( 'data.sources.html#parse_cg_market_chart',
                                                                                       'memebot/data/sources.py'),
                                       'memebot.data.sources.parse_cg_ohlc': ('data.sources.html#parse_cg_ohlc', 'memebot/data/sources.py'),

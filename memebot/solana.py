@@ -116,10 +116,10 @@ def _retryable(e:BaseException) -> bool:
     return isinstance(e, (_Retryable, httpx.TimeoutException, httpx.TransportError))
 
 def http_client(settings=None) -> httpx.AsyncClient:
-    "memebot's one async HTTP client setup for chain and swap APIs."
+    "A client for chain and swap APIs from memebot's one HTTP client setup, with the `[data] http_timeout_s` timeout."
+    from memebot.data.sources import new_http_client
     s = settings or get_settings()
-    return httpx.AsyncClient(timeout=httpx.Timeout(s.data.http_timeout_s), headers={"User-Agent": "memebot"},
-                             limits=httpx.Limits(max_connections=32, max_keepalive_connections=16))
+    return new_http_client(s.data.http_timeout_s)
 
 class _Api:
     "Shared request/retry logic."

@@ -567,7 +567,8 @@ class JupiterPriceFeed(Feed):
 
     async def _aiter(self):
         import httpx
-        client = self._client or httpx.AsyncClient(timeout=self.timeout)
+        from memebot.data.sources import new_http_client
+        client = self._client or new_http_client(self.timeout)
         try:
             while not self._closed and (self.max_polls is None or self.stats["polls"] < self.max_polls):
                 async for attempt in retrying(*self.backoff, attempts=8, retry_on=(httpx.HTTPError, oc.DecodeError), log=self.log):

@@ -22,8 +22,8 @@ from .store import CANDLE_COLUMNS
 # %% auto #0
 __all__ = ['log', 'HTTP_REQUESTS', 'HTTP_RETRIES', 'HTTP_SECONDS', 'HTTP_STATS', 'PROVIDERS', 'RETRY_STATUS', 'GT_TIMEFRAMES',
            'GT_MAX_LIMIT', 'DS_MAX_TOKENS', 'JUP_MAX_IDS', 'CANDLE_SOURCES', 'CG_DAYS', 'SOURCE_FAILOVER',
-           'SOURCE_SERVED', 'POOL_PRICE_SOURCES', 'SourceError', 'SourceUnavailable', 'http_client', 'close_http',
-           'rate_per_min', 'rate_limiter', 'TransientError', 'retry_after_s', 'backoff_s', 'with_retries',
+           'SOURCE_SERVED', 'POOL_PRICE_SOURCES', 'SourceError', 'SourceUnavailable', 'new_http_client', 'http_client',
+           'close_http', 'rate_per_min', 'rate_limiter', 'TransientError', 'retry_after_s', 'backoff_s', 'with_retries',
            'request_json', 'PoolSnapshot', 'TokenProfile', 'candle_frame', 'gt_timeframe', 'parse_gt_ohlcv',
            'parse_gt_pools', 'parse_gt_trades', 'render_gt_ohlcv', 'parse_ds_pairs', 'parse_ds_profiles',
            'parse_cg_ohlc', 'parse_cg_market_chart', 'parse_cg_simple', 'parse_jup_prices', 'parse_jup_tokens',
@@ -64,14 +64,18 @@ RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504, 520, 521, 522, 523,
 _clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _limiters: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
+def new_http_client(timeout_s:float=15.0 # client-level timeout; callers may pass their own per request
+                   ) -> httpx.AsyncClient:
+    "memebot's one HTTP client setup (headers, connection limits): every REST, chain and swap API client is made here."
+    return httpx.AsyncClient(headers={"accept": "application/json", "user-agent": "memebot/0.1"}, follow_redirects=True,
+                             timeout=httpx.Timeout(timeout_s),
+                             limits=httpx.Limits(max_connections=32, max_keepalive_connections=16))
+
 def http_client() -> httpx.AsyncClient:
     "The shared `httpx.AsyncClient` of the running event loop (created on first use)."
     loop = asyncio.get_running_loop()
     c = _clients.get(loop)
-    if c is None or c.is_closed:
-        c = _clients[loop] = httpx.AsyncClient(
-            headers={"accept": "application/json", "user-agent": "memebot/0.1"}, follow_redirects=True,
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16))
+    if c is None or c.is_closed: c = _clients[loop] = new_http_client()
     return c
 
 async def close_http():
