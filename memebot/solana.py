@@ -110,7 +110,8 @@ def load_wallet(settings=None) -> WalletKey:
 _RETRY_STATUS = {429, 500, 502, 503, 504}
 
 class _Retryable(Exception):
-    def __init__(self, status:int, text:str): self.status = status; super().__init__(f"HTTP {status}: {text[:200]}")
+    def __init__(self, status:int, text:str, retry_after:float|None=None):
+        self.status, self.retry_after = status, retry_after; super().__init__(f"HTTP {status}: {text[:200]}")
 
 def _retryable(e:BaseException) -> bool:
     return isinstance(e, (_Retryable, httpx.TimeoutException, httpx.TransportError))
@@ -122,21 +123,25 @@ def http_client(settings=None) -> httpx.AsyncClient:
     return new_http_client(s.data.http_timeout_s)
 
 class _Api:
-    "Shared request/retry logic."
+    "Shared request/retry logic (backoff and Retry-After from memebot.data.sources, capped at `max_wait_s`)."
     name = "api"
     def __init__(self, base_url:str, client:httpx.AsyncClient, retries:int=5, max_wait_s:float=2.0):
         self.base_url, self.client, self.retries, self.max_wait_s = base_url.rstrip("/"), client, retries, max_wait_s
         self._calls = counter("chain_requests_total", "requests to chain/swap APIs", ["api", "outcome"])
 
     async def _request(self, method:str, path:str, **kw) -> httpx.Response:
+        from memebot.data.sources import backoff_s, retry_after_s   # the one backoff policy (jitter, Retry-After honoured)
+        def wait(rs):
+            return backoff_s(rs.attempt_number, getattr(rs.outcome.exception(), "retry_after", None), 0.05, self.max_wait_s)
         async for attempt in AsyncRetrying(retry=retry_if_exception(_retryable), stop=stop_after_attempt(self.retries + 1),
-                                           wait=wait_random_exponential(multiplier=0.05, max=self.max_wait_s), reraise=True):
+                                           wait=wait, reraise=True):
             with attempt:
                 try: r = await self.client.request(method, self.base_url + path, **kw)
                 except (httpx.TimeoutException, httpx.TransportError):
                     self._calls.labels(self.name, "transport").inc(); raise
                 if r.status_code in _RETRY_STATUS:
-                    self._calls.labels(self.name, str(r.status_code)).inc(); raise _Retryable(r.status_code, r.text)
+                    self._calls.labels(self.name, str(r.status_code)).inc()
+                    raise _Retryable(r.status_code, r.text, retry_after_s(r.headers.get("retry-after")))
                 self._calls.labels(self.name, "ok").inc()
                 return r
 
