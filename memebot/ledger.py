@@ -92,12 +92,7 @@ class Ledger:
             con = self.store.con
             con.execute("BEGIN")
             try:
-                n = con.execute("""INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING""",
-                    [order.client_id, self.run_id, _dt(order.ts or self.clock.now_ns()), self.chain.value, self.wallet, order.symbol,
-                     order.side.value, order.type.value, order.qty, order.price, order.status.value, order.filled_qty,
-                     order.avg_fill_price, order.reason, order.tag, None, now]).fetchone()[0]
-                if n and params is not None:
-                    con.execute("INSERT INTO order_params VALUES (?, ?) ON CONFLICT DO NOTHING", [order.client_id, json.dumps(params, default=str)])
+                n = self._insert_order(con, order, None, now, params)
                 con.execute("COMMIT")
             except Exception:
                 con.execute("ROLLBACK"); raise
@@ -150,6 +145,16 @@ class Ledger:
             except Exception:
                 con.execute("ROLLBACK"); raise
 
+    def _insert_order(self, con, order:Order, venue_id:str|None, now, params:dict|None) -> int:
+        "Insert the order row (and its params) unless its client id is stored; inside the caller's transaction. 1 if new."
+        n = con.execute("""INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING""",
+            [order.client_id, self.run_id, _dt(order.ts or self.clock.now_ns()), self.chain.value, self.wallet, order.symbol,
+             order.side.value, order.type.value, order.qty, order.price, order.status.value, order.filled_qty,
+             order.avg_fill_price, order.reason, order.tag, venue_id, now]).fetchone()[0]
+        if n and params is not None:
+            con.execute("INSERT INTO order_params VALUES (?, ?) ON CONFLICT DO NOTHING", [order.client_id, json.dumps(params, default=str)])
+        return n
+
     def record_submission(self, order:Order, intent:TxIntent, params:dict|None=None) -> None:
         "Write-ahead in one transaction (one disk sync): the order (new or updated to SUBMITTED) and its signed tx intent."
         now = _dt(self.clock.now_ns())
@@ -157,12 +162,7 @@ class Ledger:
             con = self.store.con
             con.execute("BEGIN")
             try:
-                n = con.execute("""INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING""",
-                    [order.client_id, self.run_id, _dt(order.ts or self.clock.now_ns()), self.chain.value, self.wallet, order.symbol,
-                     order.side.value, order.type.value, order.qty, order.price, order.status.value, order.filled_qty,
-                     order.avg_fill_price, order.reason, order.tag, intent.signature, now]).fetchone()[0]
-                if n and params is not None:
-                    con.execute("INSERT INTO order_params VALUES (?, ?) ON CONFLICT DO NOTHING", [order.client_id, json.dumps(params, default=str)])
+                n = self._insert_order(con, order, intent.signature, now, params)
                 if not n: self._write_order(con, order, intent.signature)
                 con.execute("INSERT INTO tx_intents VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                             [intent.signature, intent.client_id, self.run_id, self.chain.value, self.wallet, intent.attempt,

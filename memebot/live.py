@@ -23,6 +23,18 @@ from .obs import get_logger, counter, gauge, histogram
 __all__ = ['BarSlices', 'Paced', 'RunError', 'save_run', 'load_run', 'replayable', 'TradingNode']
 
 # %% ../nbs/70_live.ipynb #9b68d69d
+async def _paced(events, pacer):
+    "Yield `events` at `pacer.speed` x real time (None: as fast as possible), unpaced up to `pacer.fast_until`."
+    t0 = ts0 = None; n = 0
+    for ev in events:
+        if pacer.speed is not None and ev.ts > pacer.fast_until:
+            if t0 is None: t0, ts0 = time.perf_counter_ns(), ev.ts
+            delay = (ev.ts - ts0) / pacer.speed - (time.perf_counter_ns() - t0)
+            if delay > 0: await asyncio.sleep(delay / NS)
+        n += 1
+        if n % 256 == 0: await asyncio.sleep(0)      # let the heartbeat and signal handlers run
+        yield ev
+
 class BarSlices(Feed):
     "Candles from a replayable feed grouped into `Bars` slices (one per bar close and timeframe), optionally paced."
     def __init__(self, feed:Feed, # a sync-iterable candle feed (ReplayFeed)
@@ -58,15 +70,7 @@ class BarSlices(Feed):
             yield emit(key, grp)
 
     async def _aiter(self):
-        t0 = ts0 = None; n = 0
-        for b in self:
-            if self.speed is not None and b.ts > self.fast_until:
-                if t0 is None: t0, ts0 = time.perf_counter_ns(), b.ts
-                delay = (b.ts - ts0) / self.speed - (time.perf_counter_ns() - t0)
-                if delay > 0: await asyncio.sleep(delay / NS)
-            n += 1
-            if n % 256 == 0: await asyncio.sleep(0)
-            yield b
+        async for b in _paced(iter(self), self): yield b
 
     @classmethod
     def from_replay(cls, replay, speed:float|None=None) -> BarSlices:
@@ -83,15 +87,7 @@ class Paced(Feed):
         self.feed, self.speed, self.clock, self.fast_until = feed, speed, getattr(feed, "clock", None), -1
     def __iter__(self): return iter(self.feed)
     async def _aiter(self):
-        t0 = ts0 = None; n = 0
-        for ev in self.feed:
-            if self.speed is not None and ev.ts > self.fast_until:
-                if t0 is None: t0, ts0 = time.perf_counter_ns(), ev.ts
-                delay = (ev.ts - ts0) / self.speed - (time.perf_counter_ns() - t0)
-                if delay > 0: await asyncio.sleep(delay / NS)
-            n += 1
-            if n % 256 == 0: await asyncio.sleep(0)
-            yield ev
+        async for ev in _paced(iter(self.feed), self): yield ev
 
 # %% ../nbs/70_live.ipynb #64f11294
 register_migration("live", 1, "live: paper/live node runs and checkpoints", """
