@@ -146,6 +146,7 @@ class SolanaConfig(_Section):
     priority_fee_cap_microlamports: int = Field(1_000_000, ge=0)
     jito_enabled: bool = False
     jito_tip_lamports: int = Field(10_000, ge=1000)
+    write_ahead_fsync: bool = False                # fsync each signed tx's journal line before sending (power-cut safe, +1 disk sync)
 
 class EVMConfig(_Section):
     "[evm]: wallet for Uniswap V2-style routers on Ethereum, BSC and Polygon."

@@ -4,7 +4,8 @@
 
 # %% ../nbs/63_ledger.ipynb #2aeffa21
 from __future__ import annotations
-import json, threading
+import json, os, re, threading
+from pathlib import Path
 from dataclasses import dataclass, field
 from datetime import datetime
 from .core import (MemebotError, ValidationError, Chain, Side, Order, OrderType, OrderStatus, Fill, Position,
@@ -40,6 +41,16 @@ class TxIntent:
 def _dt(ns:int|None) -> datetime|None:
     return None if ns is None else ts_to_datetime(int(ns)).replace(tzinfo=None)
 
+def _intent_doc(i:TxIntent) -> dict:
+    return {k: getattr(i, k) for k in TxIntent.__slots__}
+
+def _order_doc(o:Order) -> dict:
+    return {k: (v.value if hasattr(v, "value") else v) for k, v in ((f, getattr(o, f)) for f in Order.__dataclass_fields__)}
+
+def _order_from_doc(d:dict) -> Order:
+    return Order(**{**d, "side": Side(d["side"]), "type": OrderType(d["type"]), "status": OrderStatus(d["status"]),
+                    "chain": Chain.parse(d["chain"])})
+
 # %% ../nbs/63_ledger.ipynb #0fc446c8
 class Ledger:
     "Write-ahead order/fill/position/balance book for one (run, chain, wallet), stored in memebot's DuckDB store."
@@ -55,10 +66,15 @@ class Ledger:
         self._lock = threading.RLock()
         self.log = get_logger("ledger", run_id=run_id, chain=self.chain.value)
         self._fills_c = counter("ledger_fills_total", "fills recorded by the ledger", ["run_id", "new"])
+        self._journal: int|None = None       # fd of the append-only write-ahead journal (see open_journal)
+        self._journal_path: Path|None = None
+        self._journal_fsync = False
+        self._pending: list[dict] = []       # journal records not yet committed to DuckDB
         self.reload()
 
     # -- state -------------------------------------------------------------------------------------------------
     def _q(self, sql, args=()):
+        if self._pending: self.flush()
         return self.store.cursor().execute(sql, list(args)).fetchall()
 
     def reload(self) -> Ledger:
@@ -89,6 +105,7 @@ class Ledger:
         if not (order.qty == order.qty) or order.qty <= 0: raise ValidationError("order", "qty", f"{order.qty!r} must be a positive number")
         now = _dt(self.clock.now_ns())
         with self._lock, self.store._wlock:
+            if self._pending: self.flush()
             con = self.store.con
             con.execute("BEGIN")
             try:
@@ -110,6 +127,7 @@ class Ledger:
                     ) -> None:
         "Store the order's new status, fill progress and reason."
         with self._lock, self.store._wlock:
+            if self._pending: self.flush()
             self._write_order(self.store.con, order, venue_id)
         self.orders[order.client_id] = order
 
@@ -131,19 +149,26 @@ class Ledger:
     # -- transaction intents -----------------------------------------------------------------------------------
     def record_intent(self, intent:TxIntent) -> None:
         "Write-ahead for a chain transaction: store its signature and signed bytes before it is sent."
+        if self._journal is not None: return self._append({"k": "intent", "intent": _intent_doc(intent), "ns": self.clock.now_ns()})
         now = _dt(self.clock.now_ns())
         with self._lock, self.store._wlock:
+            if self._pending: self.flush()
             con = self.store.con
             con.execute("BEGIN")
             try:
-                con.execute("INSERT INTO tx_intents VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
-                            [intent.signature, intent.client_id, self.run_id, self.chain.value, self.wallet, intent.attempt,
-                             intent.last_valid_block_height, intent.tx_b64, intent.status, intent.err, intent.slot, now, now])
-                con.execute("UPDATE orders SET venue_id=?, updated=? WHERE client_id=? AND run_id=?",
-                            [intent.signature, now, intent.client_id, self.run_id])
+                self._insert_intent(con, intent, now)
                 con.execute("COMMIT")
             except Exception:
                 con.execute("ROLLBACK"); raise
+
+    def _insert_intent(self, con, intent:TxIntent, now) -> int:
+        "Insert the intent (once per signature) and point its order at it; inside the caller's transaction. 1 if new."
+        n = con.execute("INSERT INTO tx_intents VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                        [intent.signature, intent.client_id, self.run_id, self.chain.value, self.wallet, intent.attempt,
+                         intent.last_valid_block_height, intent.tx_b64, intent.status, intent.err, intent.slot, now, now]).fetchone()[0]
+        if n: con.execute("UPDATE orders SET venue_id=?, updated=? WHERE client_id=? AND run_id=?",
+                          [intent.signature, now, intent.client_id, self.run_id])
+        return n
 
     def _insert_order(self, con, order:Order, venue_id:str|None, now, params:dict|None) -> int:
         "Insert the order row (and its params) unless its client id is stored; inside the caller's transaction. 1 if new."
@@ -156,26 +181,110 @@ class Ledger:
         return n
 
     def record_submission(self, order:Order, intent:TxIntent, params:dict|None=None) -> None:
-        "Write-ahead in one transaction (one disk sync): the order (new or updated to SUBMITTED) and its signed tx intent."
-        now = _dt(self.clock.now_ns())
+        "Write-ahead before a send: the order (new or now SUBMITTED) and its signed tx intent, in one commit or one journal line."
+        if self._journal is not None:
+            self._append({"k": "submission", "order": _order_doc(order), "intent": _intent_doc(intent), "params": params,
+                          "ns": self.clock.now_ns()})
+            self.orders[order.client_id] = order
+            return
         with self._lock, self.store._wlock:
+            if self._pending: self.flush()
             con = self.store.con
             con.execute("BEGIN")
             try:
-                n = self._insert_order(con, order, intent.signature, now, params)
-                if not n: self._write_order(con, order, intent.signature)
-                con.execute("INSERT INTO tx_intents VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                            [intent.signature, intent.client_id, self.run_id, self.chain.value, self.wallet, intent.attempt,
-                             intent.last_valid_block_height, intent.tx_b64, intent.status, intent.err, intent.slot, now, now])
+                if self.store.con.execute("SELECT 1 FROM tx_intents WHERE signature=?", [intent.signature]).fetchall():
+                    raise LedgerError(f"transaction {intent.signature} is already in the ledger")
+                self._apply_submission(con, order, intent, params, _dt(self.clock.now_ns()))
                 con.execute("COMMIT")
             except Exception:
                 con.execute("ROLLBACK"); raise
         self.orders[order.client_id] = order
 
+    def _apply_submission(self, con, order:Order, intent:TxIntent, params:dict|None, now) -> None:
+        n = self._insert_order(con, order, intent.signature, now, params)
+        if not n: self._write_order(con, order, intent.signature)
+        self._insert_intent(con, intent, now)
+
+    # -- the write-ahead journal -------------------------------------------------------------------------------
+    def open_journal(self, fsync:bool=False # also fsync each record before returning (survives power loss, costs a disk sync)
+                    ) -> Path|None:
+        "Write-ahead submissions to an append-only file beside the store; replay what a crash left there. None for :memory:."
+        if self.store.path == ":memory:" or self.store.read_only: return None
+        d = Path(self.store.path + ".journal"); d.mkdir(parents=True, exist_ok=True)
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{self.run_id}.{self.chain.value}.{self.wallet or 'nowallet'}")
+        self._journal_path, self._journal_fsync = d / f"{name}.jsonl", fsync
+        with self._lock:
+            self._replay_journal()
+            self._journal = os.open(self._journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        return self._journal_path
+
+    def _append(self, rec:dict) -> None:
+        "One journal line: in the OS when this returns (a killed process loses nothing); fsync'd too if asked."
+        line = (json.dumps(rec, separators=(",", ":"), default=str) + "\n").encode()
+        with self._lock:
+            if os.write(self._journal, line) != len(line): raise LedgerError(f"journal {self._journal_path}: short write (disk full?)")
+            if self._journal_fsync: os.fsync(self._journal)
+            self._pending.append(rec)
+
+    def flush(self) -> int:
+        "Commit the journal's pending records to DuckDB (one transaction), then empty the journal; the count committed."
+        with self._lock, self.store._wlock:
+            recs, self._pending = self._pending, []
+            if not recs: return 0
+            try: self._commit_records(recs)
+            except Exception:
+                self._pending = recs + self._pending; raise
+            if self._journal is not None and not self._pending: os.ftruncate(self._journal, 0)
+        return len(recs)
+
+    def _commit_records(self, recs:list[dict]) -> int:
+        "Apply journal records in one DuckDB transaction, skipping any whose signature is already stored. Count applied."
+        con = self.store.con
+        sigs = [r["intent"]["signature"] for r in recs]
+        have = {r[0] for r in con.execute(f"SELECT signature FROM tx_intents WHERE signature IN ({', '.join('?' * len(sigs))})", sigs).fetchall()}
+        n = 0
+        con.execute("BEGIN")
+        try:
+            for r in recs:
+                intent = TxIntent(**r["intent"])
+                if intent.signature in have: continue
+                now = _dt(r["ns"])
+                if r["k"] == "submission": self._apply_submission(con, _order_from_doc(r["order"]), intent, r.get("params"), now)
+                else: self._insert_intent(con, intent, now)
+                have.add(intent.signature); n += 1
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK"); raise
+        return n
+
+    def _replay_journal(self) -> None:
+        "Commit what an earlier process journaled but never committed (a torn last line was never sent), then reload."
+        p = self._journal_path
+        if not p.exists() or p.stat().st_size == 0: return
+        lines = p.read_bytes().split(b"\n")
+        recs = []
+        for i, ln in enumerate(lines):
+            if not ln.strip(): continue
+            try: recs.append(json.loads(ln))
+            except ValueError:
+                if i == len(lines) - 1: self.log.warning("journal_torn_tail", path=str(p), bytes=len(ln)); continue
+                raise LedgerError(f"journal {p}: line {i + 1} is corrupt; move the file aside after checking it") from None
+        with self.store._wlock: n = self._commit_records(recs) if recs else 0
+        p.write_bytes(b"")
+        self.log.info("journal_replayed", path=str(p), records=len(recs), applied=n)
+        self.reload()
+
+    def close_journal(self) -> None:
+        "Commit pending records and stop journaling (writes go straight to DuckDB again)."
+        with self._lock:
+            if self._pending: self.flush()
+            if self._journal is not None: os.close(self._journal); self._journal = None
+
     def set_intent(self, signature:str, status:str, err:str|None=None, slot:int|None=None) -> None:
         "Move a transaction intent to `status` (signed, sent, confirmed, failed, expired)."
         if status not in INTENT_PENDING + INTENT_FINAL: raise LedgerError(f"intent status {status!r} is not one of {INTENT_PENDING + INTENT_FINAL}")
         with self._lock, self.store._wlock:
+            if self._pending: self.flush()
             self.store.con.execute("UPDATE tx_intents SET status=?, err=coalesce(?, err), slot=coalesce(?, slot), updated=? WHERE signature=?",
                                    [status, err, slot, _dt(self.clock.now_ns()), signature])
 
@@ -199,6 +308,7 @@ class Ledger:
         for name, v in (("qty", fill.qty), ("price", fill.price), ("fee", fill.fee)):
             if not (v == v) or v < 0 or (name == "qty" and v == 0): raise ValidationError("fill", name, f"{v!r} is not a valid {name}")
         with self._lock, self.store._wlock:
+            if self._pending: self.flush()
             con = self.store.con
             con.execute("BEGIN")
             try:
@@ -234,6 +344,7 @@ class Ledger:
         "Record a balance change outside a fill (deposit, fee of a failed tx, acknowledged adjustment); once per id."
         if int(delta) != delta: raise LedgerError(f"move {move_id}: delta must be integer base units, got {delta!r}")
         with self._lock, self.store._wlock:
+            if self._pending: self.flush()
             n = self.store.con.execute("INSERT INTO ledger_moves VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                                        [move_id, _dt(ts or self.clock.now_ns()), self.run_id, self.chain.value, self.wallet,
                                         asset, int(delta), kind, move_id, note]).fetchone()[0]

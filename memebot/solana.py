@@ -381,9 +381,11 @@ class SolanaBroker:
         self._orders = counter("solana_orders_total", "Solana orders by final status", ["status"])
         self._confirm = histogram("solana_confirm_seconds", "send to confirmation", buckets=_LAT)
         self.overhead_s: list[float] = []    # memebot's own time from quote received to transaction sent, per attempt
-        self.wal_s: list[float] = []         # of which: the durable write-ahead commit
+        self.wal_s: list[float] = []         # of which: the write-ahead of the signed transaction
+        ledger.open_journal(fsync=s.solana.write_ahead_fsync)   # write-ahead in µs, not a DuckDB commit (see the ledger)
 
-    async def aclose(self): await self.client.aclose()
+    async def aclose(self):
+        self.ledger.close_journal(); await self.client.aclose()
 
     # -- helpers -----------------------------------------------------------------------------------------------
     async def decimals(self, mint:str) -> int:
@@ -465,6 +467,10 @@ class SolanaBroker:
             raise ValidationError("order", "client_id", f"{client_id} is already in the ledger (never re-sent)")
         dec = await self.decimals(mint)
         cu_price = await self.priority_fee([mint])
+        tips = None
+        if s.solana.jito_enabled:
+            try: tips = await self.jito.tip_accounts()
+            except (RpcError, _Retryable, httpx.HTTPError) as e: raise SwapRejected(f"jito: no tip accounts ({type(e).__name__}: {e})") from None
         params = {"input_mint": input_mint, "output_mint": output_mint, "amount": str(amount), "slippage_bps": slip, "decimals": dec}
         order = None
         for attempt in range(self.max_attempts):
@@ -493,9 +499,9 @@ class SolanaBroker:
             intent = TxIntent(sig, order.client_id, int(sw["lastValidBlockHeight"]), b64, "signed", attempt, wallet=self.ledger.wallet)
             if order.status is OrderStatus.NEW: order.transition(OrderStatus.SUBMITTED)
             w0 = time.perf_counter()
-            self.ledger.record_submission(order, intent, params)                # write-ahead, one commit: before it can land
+            self.ledger.record_submission(order, intent, params)                # write-ahead: before it can land
             self.wal_s.append(time.perf_counter() - w0)
-            bundle = await self._bundle_tip(tx) if s.solana.jito_enabled else None
+            bundle = self._bundle_tip(tx, tips) if tips else None
             first = await self._send(intent, bundle)
             self.overhead_s.append(time.perf_counter() - t0 - net - first)
             outcome = await self.land(intent, bundle)
@@ -526,9 +532,8 @@ class SolanaBroker:
             got = int(accs[0]["lamports"]) - pre_sol + int(sim.get("fee") or 0)
         if got < need: raise SwapRejected(f"simulation worse than quote: {got} out < threshold {need}")
 
-    async def _bundle_tip(self, tx:VersionedTransaction) -> tuple[str, str]:
-        "A signed tip transfer to a Jito tip account, same blockhash as the swap: (signature, base64)."
-        tips = await self.jito.tip_accounts()
+    def _bundle_tip(self, tx:VersionedTransaction, tips:list[str]) -> tuple[str, str]:
+        "A signed tip transfer to one of Jito's tip accounts, same blockhash as the swap: (signature, base64)."
         to = Pubkey.from_string(random.choice(tips))
         ix = sys_transfer(SysTransferParams(from_pubkey=self.wallet.pubkey, to_pubkey=to, lamports=self.settings.solana.jito_tip_lamports))
         msg = MessageV0.try_compile(self.wallet.pubkey, [ix], [], tx.message.recent_blockhash)

@@ -2,7 +2,7 @@
 
 The chain is real (LiteSVM runs the SPL Token programs); Jupiter's router is a local stand-in (see memebot.testchain).
 """
-import asyncio, base64, io, json, os, signal, subprocess, sys, time
+import asyncio, base64, io, json, os, signal, subprocess, sys, threading, time
 from pathlib import Path
 import pytest
 from solders.keypair import Keypair
@@ -207,8 +207,17 @@ asyncio.run(main())
 
 
 @pytest.mark.parametrize("landed", [True, False])
-async def test_killed_between_send_and_confirm_recovers_without_second_buy(env, landed):
-    env.srv.faults.hold_sends = True                              # the tx is accepted but not yet included
+@pytest.mark.parametrize("where", ["after_send", "inside_send"])
+async def test_killed_between_send_and_confirm_recovers_without_second_buy(env, landed, where):
+    """after_send: the RPC accepted the tx (held, not yet included). inside_send: killed while the RPC has the tx but has
+    not answered, so only the ledger's write-ahead journal knows it (no DuckDB commit happened yet)."""
+    got, release = [], threading.Event()
+    if where == "after_send": env.srv.faults.hold_sends = True   # the tx is accepted but not yet included
+    else:
+        def stall(params):                                        # the RPC got the tx; its answer never reaches the child
+            got.append(VersionedTransaction.from_bytes(base64.b64decode(params[0]))); env.srv.held.append(got[-1])
+            release.wait(30); return "drop"
+        env.srv.hooks["sendTransaction"] = stall
     penv = {k: v for k, v in os.environ.items() if not k.startswith("MEMEBOT_")}
     penv.update({"PYTHONPATH": str(ROOT), "MEMEBOT_SETTINGS": str(ROOT / "settings.ini"), "MEMEBOT_STORE_PATH": str(env.store_path),
                  "MEMEBOT_SOLANA_PRIVATE_KEY": env.secret, "COSIGNER": env.jup.cosigners[0], "MINT": str(env.mint),
@@ -224,7 +233,10 @@ async def test_killed_between_send_and_confirm_recovers_without_second_buy(env, 
         out = p.communicate(timeout=30)[0]
     assert p.returncode == -signal.SIGKILL and "buying" in out and "done" not in out
     assert env.secret not in out and str(list(bytes(env.me))) not in out            # the key never reaches output
-    env.srv.faults.hold_sends = False
+    env.srv.faults.hold_sends = False; env.srv.hooks.pop("sendTransaction", None); release.set()
+    if where == "inside_send":                                    # nothing was committed to DuckDB: the journal has it
+        st = Store(env.store_path); led = Ledger(st, wallet=str(env.me.pubkey()))
+        assert led.order("crash-1") is None and not led.intents(); st.close()
     if landed: env.srv.release_held()                             # it lands while we are down
     else: env.srv.held.clear(); env.chain.advance(200)            # it never lands; its blockhash expires
     quotes, swaps = env.srv.calls["jupiter.quote"], env.srv.calls["jupiter.swap"]
