@@ -14,7 +14,7 @@ from .data.store import Store, register_migration, ensure_schema
 from .obs import get_logger, counter
 
 # %% auto #0
-__all__ = ['INTENT_PENDING', 'INTENT_FINAL', 'LedgerError', 'TxIntent', 'Ledger']
+__all__ = ['INTENT_PENDING', 'INTENT_FINAL', 'JOURNAL_MAX_BYTES', 'LedgerError', 'TxIntent', 'Ledger']
 
 # %% ../nbs/63_ledger.ipynb #867078a6
 register_migration("ledger", 1, "ledger: balance moves, transaction intents, order params", """
@@ -40,6 +40,9 @@ class TxIntent:
 
 def _dt(ns:int|None) -> datetime|None:
     return None if ns is None else ts_to_datetime(int(ns)).replace(tzinfo=None)
+
+JOURNAL_MAX_BYTES = 1 << 20      # a journal is emptied once its records are committed and it has grown past this
+_datasync = getattr(os, "fdatasync", os.fsync)
 
 def _intent_doc(i:TxIntent) -> dict:
     return {k: getattr(i, k) for k in TxIntent.__slots__}
@@ -223,18 +226,19 @@ class Ledger:
         line = (json.dumps(rec, separators=(",", ":"), default=str) + "\n").encode()
         with self._lock:
             if os.write(self._journal, line) != len(line): raise LedgerError(f"journal {self._journal_path}: short write (disk full?)")
-            if self._journal_fsync: os.fsync(self._journal)
+            if self._journal_fsync: _datasync(self._journal)
             self._pending.append(rec)
 
     def flush(self) -> int:
-        "Commit the journal's pending records to DuckDB (one transaction), then empty the journal; the count committed."
+        "Commit the journal's pending records to DuckDB (one transaction); the count committed. Empties a journal over 1 MiB."
         with self._lock, self.store._wlock:
             recs, self._pending = self._pending, []
             if not recs: return 0
             try: self._commit_records(recs)
             except Exception:
                 self._pending = recs + self._pending; raise
-            if self._journal is not None and not self._pending: os.ftruncate(self._journal, 0)
+            if self._journal is not None and not self._pending and os.fstat(self._journal).st_size > JOURNAL_MAX_BYTES:
+                os.ftruncate(self._journal, 0)          # not after every commit: a truncated file makes the next sync slower
         return len(recs)
 
     def _commit_records(self, recs:list[dict]) -> int:
