@@ -135,6 +135,7 @@ class RiskEngine(RiskHook):
                  safety:Callable|None=None, # token-safety verdict: symbol -> (ok, reasons)
                  symbol_of:dict|Callable|None=None, # pool/mint address -> order symbol
                  quote_usd:Callable|None=None, # PoolUpdate -> USD per quote unit (default 1.0)
+                 account_usd:float|Callable|None=None, # USD per unit of the account's currency (SOL for a wallet); default 1.0
                  universe=None, # symbols allowed to trade (None: any symbol with a price)
                  kill_check_interval_s:float=0.01, # stat the kill file at most this often (wall time); 0: every call
                  safety_ttl_s:float=300.0, # re-ask the safety hook after this much clock time
@@ -144,6 +145,7 @@ class RiskEngine(RiskHook):
         self.kill_file = Path(kill_file) if kill_file is not None else None
         self.state_file = Path(state_file) if state_file is not None else None
         self.safety, self.quote_usd, self.name = safety, quote_usd, name
+        self.account_usd = account_usd
         self.symbol_of = symbol_of.get if isinstance(symbol_of, dict) else symbol_of
         self.universe = set(universe) if universe is not None else None
         self.kill_interval_ns = int(kill_check_interval_s * 1e9)
@@ -484,14 +486,16 @@ def _evaluate(self:RiskEngine, order, portfolio, now_ns, quote, expected_price) 
         adverse = order.side.sign * (expected_price - last) / last * 1e4
         if adverse > lim: return f"max_slippage: expected {expected_price:.6g} is {adverse:.0f} bps worse than last {last:.6g} > {lim} bps"
     if exit_: return None
-    notional = qty * px
+    k = self._usd_rate()
+    if k is None: return "unknown_price: no USD price for the account currency, so the USD limits cannot be checked"
+    notional = qty * px * k
     if notional > c.max_order_usd: return f"max_order: {sym} notional {notional:,.2f} > {c.max_order_usd:,.2f} USD"
     new_qty = pos + self._pending.get(sym, 0.0) + qty * order.side.sign
-    new_exp = abs(new_qty) * px
+    new_exp = abs(new_qty) * px * k
     if new_exp > c.max_position_usd: return f"max_position: {sym} position would be {new_exp:,.2f} > {c.max_position_usd:,.2f} USD"
     gross = sum(abs(p.qty) * (self.prices.get(s) or portfolio.marks.get(s, p.avg_price))
                 for s, p in portfolio.positions.items() if s != sym and p.qty)
-    gross += new_exp + sum(abs(q) * (self.prices.get(s) or 0.0) for s, q in self._pending.items() if s != sym)
+    gross = gross * k + new_exp + k * sum(abs(q) * (self.prices.get(s) or 0.0) for s, q in self._pending.items() if s != sym)
     if gross > c.max_gross_exposure_usd: return f"max_gross_exposure: would be {gross:,.2f} > {c.max_gross_exposure_usd:,.2f} USD"
     liq = self.liquidity.get(sym)
     if liq is not None and liq < c.min_pool_liquidity_usd:
@@ -506,6 +510,15 @@ def _evaluate(self:RiskEngine, order, portfolio, now_ns, quote, expected_price) 
     return None
 
 @patch
+def _usd_rate(self:RiskEngine) -> float|None:
+    "USD per unit of the account's currency (None when the configured source has no positive price)."
+    a = self.account_usd
+    if a is None: return 1.0
+    try: k = a() if callable(a) else a
+    except Exception as e: _log().warning("account_usd_failed", engine=self.name, error=str(e)[:200]); return None
+    return float(k) if _finite_pos(k) else None
+
+@patch
 def _equity(self:RiskEngine, p:Portfolio) -> float:
     return p.cash + sum(q.qty * (self.prices.get(s) or p.marks.get(s, q.avg_price)) for s, q in p.positions.items() if q.qty)
 
@@ -513,7 +526,9 @@ def _equity(self:RiskEngine, p:Portfolio) -> float:
 def _check_daily(self:RiskEngine, p:Portfolio):
     eq = self._equity(p)
     if self._day_start_equity is None: self._day_start_equity = eq
-    self.daily_pnl = eq - self._day_start_equity
+    k = self._usd_rate()
+    if k is None: return                                    # no USD price: entries are refused as unknown_price anyway
+    self.daily_pnl = (eq - self._day_start_equity) * k
     if self.daily_pnl <= -self.cfg.max_daily_loss_limit and "daily_loss" not in self.latches:
         self._latch("daily_loss", f"daily loss {-self.daily_pnl:,.2f} >= limit {self.cfg.max_daily_loss_limit:,.2f} USD "
                     f"(realized + unrealized since {self.cfg.daily_reset_utc} UTC)")

@@ -300,6 +300,17 @@ class LocalJupiter:
     def reserves(self, p:Pool) -> tuple[int, int]:
         return self.chain.token_balance(p.vault_token), self.chain.token_balance(p.vault_sol)
 
+    def prices(self, ids:list[str], sol_usd:float|None) -> dict:
+        "A Price API v3-shaped answer: SOL at `sol_usd` (None: unpriced), a pooled token at its pool's mid price."
+        out = {}
+        if not sol_usd: return out
+        for m in ids:
+            if m == SOL_MINT: out[m] = {"usdPrice": float(sol_usd), "decimals": 9, "blockId": self.chain.slot, "priceChange24h": 0.0}
+            elif m in self.pools:
+                p = self.pools[m]; rt, rs = self.reserves(p); dec = self.chain.svm.get_account(p.mint).data[44]
+                if rt: out[m] = {"usdPrice": rs / 1e9 / (rt / 10**dec) * sol_usd, "decimals": dec, "blockId": self.chain.slot, "priceChange24h": 0.0}
+        return out
+
     def _pool_for(self, a:str, b:str) -> tuple[Pool, bool]:
         if a == SOL_MINT and b in self.pools: return self.pools[b], True     # buy: SOL in, token out
         if b == SOL_MINT and a in self.pools: return self.pools[a], False    # sell: token in, SOL out
@@ -441,6 +452,7 @@ class LocalChainServer:
         self._subs: dict[str, list] = {}
         self._sub_id = 0
         self.hooks: dict = {}              # name -> callable(params): runs before a method; "drop" drops a sendTransaction
+        self.sol_usd: float|None = 150.0   # what the stand-in Price API v3 (/price/v3) says SOL is worth; None: unpriced
         self._stop = threading.Event()
         self.chain.listeners.append(self._on_landed)
         for a in JITO_TIP_ACCOUNTS:              # mainnet's tip accounts exist (rent-exempt); so do ours
@@ -501,6 +513,9 @@ class LocalChainServer:
             if u.path == "/swap/v1/quote" and method == "GET":
                 q = {k: v[-1] for k, v in parse_qs(u.query).items()}
                 self._count("jupiter.quote", q); status, out = 200, self.jupiter.quote(q)
+            elif u.path == "/price/v3" and method == "GET":
+                q = {k: v[-1] for k, v in parse_qs(u.query).items()}
+                self._count("jupiter.price", q); status, out = 200, self.jupiter.prices(q.get("ids", "").split(","), self.sol_usd)
             elif u.path == "/swap/v1/swap" and method == "POST":
                 b = json.loads(body or b"{}"); self._count("jupiter.swap", b); status, out = 200, self.jupiter.swap_tx(b)
             elif method == "POST" and (u.path in ("", "/") or u.path.startswith("/api/v1/")):

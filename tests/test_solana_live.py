@@ -296,14 +296,16 @@ def test_key_file_readable_by_others_is_refused(tmp_path):
 
 
 async def test_key_never_in_logs(env):
+    import logging, structlog
     from memebot.obs import configure_logging
+    rl = logging.getLogger(); before, root, handlers = structlog.get_config(), rl.level, rl.handlers[:]
     buf = io.StringIO(); configure_logging("DEBUG", "json", stream=buf)
     try:
         b = await env.broker()
         await b.buy(str(env.mint), SOL); await b.sell(str(env.mint), 10**6)
         b.log.info("debug_dump", broker=repr(b.wallet), settings=b.settings.solana.model_dump())
         await b.aclose()
-    finally: configure_logging("WARNING", "json", stream=sys.stderr)
+    finally: structlog.configure(**before); rl.setLevel(root); rl.handlers[:] = handlers   # as the other tests found it
     text = buf.getvalue()
     assert "order_filled" in text and env.secret not in text and str(list(bytes(env.me))) not in text
 
@@ -327,6 +329,23 @@ def test_cli_guard_dry_run_wallet_balance_and_key_file(tmp_path, memebot):
         outs.append(memebot(*buy, env=env, check=True))
         got = json.loads(outs[-1].stdout.strip().splitlines()[-1])
         assert got["status"] == "filled" and got["signature"] and e.tokens() > 0
+        # every order passes the risk engine: USD limits on SOL amounts (SOL at 150 USD), the kill switch, no SOL price
+        def refused(*args):
+            r = memebot(*args, env=env); outs.append(r)
+            assert r.returncode == 1, (r.stdout, r.stderr)
+            return json.loads(r.stdout.strip().splitlines()[-1])
+        big = refused(*buy[:3], "--sol", "2", *buy[5:])                              # 2 SOL = 300 USD > max_order_usd 250
+        assert big["status"] == "rejected" and "max_order" in big["reason"] and "300.00" in big["reason"]
+        memebot("kill", "--reason", "test kill", "--no-flatten", env=env, check=True)
+        assert "halted" in refused(*buy)["reason"]
+        memebot("resume", "--confirm", env=env, check=True)
+        e.srv.sol_usd = None                                                         # the price API knows no SOL price
+        assert "unknown_price" in refused(*buy)["reason"]
+        tokens = e.tokens()
+        sell = memebot("live", "sell", str(e.mint), "--amount", "all", *buy[5:], env=env, check=True); outs.append(sell)
+        assert json.loads(sell.stdout.strip().splitlines()[-1])["status"] == "filled" and e.tokens() == 0 < tokens   # exits pass
+        e.srv.sol_usd = 150.0
+        outs.append(memebot(*buy, env=env, check=True))
         outs.append(memebot("wallet", "balance", "--json", env=env, check=True))
         bal = json.loads(outs[-1].stdout)
         assert bal["sol_lamports"] == e.sol() and [int(t["amount"]) for t in bal["tokens"] if t["mint"] == str(e.mint)] == [e.tokens()]

@@ -20,12 +20,24 @@ app.add_typer(live_app, name="live"); app.add_typer(wallet_app, name="wallet"); 
 _CONFIRM = typer.Option(False, "--yes-i-mean-live", help="Confirm that real funds may be spent.")
 _COSIGNER = typer.Option([], "--allow-cosigner", help="Accept this extra presigned signer (the test chain's pool authority).")
 
+async def sol_usd(s) -> float|None:
+    "SOL's USD price from the Jupiter Price API; None (logged) when it cannot be had."
+    from memebot.data.sources import Jupiter
+    from memebot.obs import get_logger
+    try: t = (await Jupiter(s).prices([SOL_MINT])).get(SOL_MINT)
+    except MemebotError as e: t = None; get_logger("memebot.live").warning("sol_usd_unavailable", error=str(e)[:200])
+    return t.price if t is not None else None
+
 async def _broker(s, cosigners, acknowledge:bool=False):
     from memebot.solana import SolanaBroker, load_wallet
     from memebot.ledger import Ledger
+    from memebot.risk import RiskEngine
     w = load_wallet(s)
+    px = await sol_usd(s)              # the USD limits apply to SOL amounts; no price: only exits pass
+    risk = RiskEngine.from_settings(s, watch_kill_file=True, stale_on_check=False, name="live",
+                                    account_usd=px if px else (lambda: None))
     st = open_store()
-    b = SolanaBroker(Ledger(st, run_id="live", wallet=str(w.pubkey)), w, s, allowed_cosigners=cosigners)
+    b = SolanaBroker(Ledger(st, run_id="live", wallet=str(w.pubkey)), w, s, allowed_cosigners=cosigners, risk=risk)
     rep = await b.start()
     return b, st, rep
 
@@ -34,7 +46,7 @@ def _run(coro):
     except MemebotError: raise
 
 # %% auto #0
-__all__ = ['live_app', 'wallet_app', 'testchain_app', 'live_buy', 'live_sell', 'live_reconcile', 'wallet_balance',
+__all__ = ['live_app', 'wallet_app', 'testchain_app', 'sol_usd', 'live_buy', 'live_sell', 'live_reconcile', 'wallet_balance',
            'testchain_serve']
 
 # %% ../../nbs/95_commands.live.ipynb #b6678e63
