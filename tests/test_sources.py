@@ -8,6 +8,7 @@ from werkzeug import Response
 from memebot.config import load_settings
 from memebot.core import Chain, Side
 from memebot.data import sources as S
+from _marketdata import gt_token_pools
 
 PROVIDER_ENDPOINTS = ("geckoterminal", "dexscreener", "coingecko", "jupiter", "jupiter_tokens", "raydium", "meteora")
 
@@ -361,21 +362,6 @@ async def test_ccxt_against_local_binance(srv, shared):
 MINT = "TrnnxPQvYkMtakCYGToFHs1uYMqumpWeE93W9fFpump"
 
 
-def gt_token_pools(fx, mint, pools):
-    """GeckoTerminal's recorded `Pool` payload re-pointed at Solana: one entry per (address, quote mint, reserve_in_usd, pool_created_at)."""
-    rec = fx("geckoterminal/onchain_Pool.json")["data"][0]
-    data = []
-    for addr, quote, reserve, created in pools:
-        p = json.loads(json.dumps(rec))
-        p["id"], p["attributes"]["address"] = f"solana_{addr}", addr
-        p["attributes"]["reserve_in_usd"], p["attributes"]["pool_created_at"] = reserve, created
-        p["relationships"]["base_token"]["data"]["id"] = f"solana_{mint}"
-        p["relationships"]["quote_token"]["data"]["id"] = f"solana_{quote}"
-        p["relationships"]["dex"]["data"]["id"] = "raydium"
-        data.append(p)
-    return {"data": data}
-
-
 async def test_token_pool_chain_picks_the_deepest_sol_pool(srv, fx):
     pairs = fx("dexscreener/recorded_latest_dex_pairs_solana_two_pumpfun_pairs.THIRDPARTY.json")["pairs"]
     thin = dict(pairs[1], baseToken=pairs[0]["baseToken"])                                  # a second, thinner pool of the same token
@@ -387,9 +373,9 @@ async def test_token_pool_chain_picks_the_deepest_sol_pool(srv, fx):
     assert [r.path for r, _ in srv.log] == [f"/token-pairs/v1/solana/{MINT}"]
 
 
-async def test_token_pool_chain_fails_over_to_geckoterminal(srv, fx):
+async def test_token_pool_chain_fails_over_to_geckoterminal(srv, shared):
     srv.expect_request(f"/token-pairs/v1/solana/{MINT}").respond_with_data("upstream down", status=503)
-    srv.expect_request(f"/networks/solana/tokens/{MINT}/pools").respond_with_json(gt_token_pools(fx, MINT, [
+    srv.expect_request(f"/networks/solana/tokens/{MINT}/pools").respond_with_json(gt_token_pools(shared, MINT, [
         ("PoolUsdc", "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v", "250000.5", "2024-08-22T23:05:39Z"),
         ("PoolSol", "So11111111111111111111111111111111111111112", "40000", "2024-08-23T01:00:00Z")]))
     before = S.SOURCE_FAILOVER.labels("token_pool", "dexscreener", "error")._value.get()

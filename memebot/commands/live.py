@@ -58,13 +58,14 @@ def live_sell(mint: str = typer.Argument(..., help="Token mint to sell."),
 
 def _trade(side, mint, amount, slippage_bps, confirm, cosigners, as_json):
     from memebot.solana import require_live, TradingHalted
-    from memebot.safety import TokenSafetyChecker
+    from memebot.safety import TokenSafetyChecker, market_pool_info
+    from memebot.data.sources import close_http
     s = settings(); require_live(s, confirm)
     async def go():
         b, st, rep = await _broker(s, cosigners)
         try:
             if not rep.ok: raise TradingHalted(f"trading halted: {rep.summary()}; check, then run `memebot live reconcile --acknowledge --yes-i-mean-live`")
-            b.safety = TokenSafetyChecker(b.rpc, s.risk, exclude_owners=cosigners)
+            b.safety = TokenSafetyChecker(b.rpc, s.risk, pool_info=market_pool_info(s), exclude_owners=cosigners)
             if side == "buy":
                 o = await b.buy(mint, to_atoms(amount, 9), slippage_bps=slippage_bps)
             else:
@@ -80,7 +81,7 @@ def _trade(side, mint, amount, slippage_bps, confirm, cosigners, as_json):
                                 f"{' sig=' + out['signature'] if out['signature'] else ''}{' reason=' + o.reason if o.reason else ''}", highlight=False)
             if o.status.value in ("rejected", "failed", "expired"): raise SystemExit(1)
         finally:
-            await b.aclose(); st.close()
+            await close_http(); await b.aclose(); st.close()
     _run(go())
 
 @live_app.command("reconcile")
