@@ -1464,6 +1464,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                 'memebot/testchain.py'),
                                    'memebot.testchain.LocalJupiter.swap_tx': ( 'testchain.html#localjupiter.swap_tx',
                                                                                'memebot/testchain.py'),
+                                   'memebot.testchain.LocalJupiter.token_pairs': ( 'testchain.html#localjupiter.token_pairs',
+                                                                                   'memebot/testchain.py'),
                                    'memebot.testchain.LocalJupiter.trade_external': ( 'testchain.html#localjupiter.trade_external',
                                                                                       'memebot/testchain.py'),
                                    'memebot.testchain.Pool': ('testchain.html#pool', 'memebot/testchain.py'),

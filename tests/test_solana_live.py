@@ -414,3 +414,20 @@ async def test_pool_thresholds_come_from_risk_settings(env, market, shared):
         assert (await _market_checker(b, env, market).check(mint)).ok
     finally:
         await close_http(); await b.aclose()
+
+
+async def test_testchain_lists_its_pools_for_dry_runs(env):
+    from memebot.safety import market_pool_info
+    from memebot.data.sources import close_http
+    b = await env.broker()
+    try:
+        def checker(**over):
+            s = load_settings(env={}, overrides={**env.srv.endpoints(), "risk.safety_allow_mint_authority": "true", **over})
+            return TokenSafetyChecker(b.rpc, s.risk, pool_info=market_pool_info(s), exclude_owners=env.jup.cosigners)
+        young = await checker().check(str(env.mint))                    # the stand-in pool was seeded a moment ago
+        assert not young.ok and len(young.reasons) == 1 and " s old < 300 s" in young.reasons[0]
+        assert young.facts["liquidity_usd"] == 2 * 100 * 150.0 and young.facts["pool_dex"] == "memebot-testchain"
+        assert (await checker(**{"risk.safety_min_pool_age_s": "0"}).check(str(env.mint))).ok
+        assert env.srv.calls["dexscreener.token_pairs"] == 2
+    finally:
+        await close_http(); await b.aclose()

@@ -153,10 +153,12 @@ def testchain_serve(port: int = typer.Option(8899, "--port", help="HTTP port (JS
     with os.fdopen(fd, "w") as f: json.dump(list(bytes(me)), f)
     os.chmod(keypair_out, 0o600)
     srv = LocalChainServer(chain, jup, block_time_s=block_time_s, port=port, ws_port=ws_port).start()
-    typer.echo("# memebot test chain (LiteSVM; Jupiter is a local x*y=k stand-in, not Jupiter's router)")
+    typer.echo("# memebot test chain (LiteSVM; Jupiter is a local x*y=k stand-in, not Jupiter's router; DexScreener lists only its pools)")
     for k, v in srv.endpoints().items(): typer.echo(f"export MEMEBOT_{k.replace('.', '_').upper()}={v}")
     typer.echo(f"export MEMEBOT_SOLANA_KEYPAIR_PATH={keypair_out.resolve()}")
     typer.echo(f"# wallet {me.pubkey()}  token {mint}  --allow-cosigner {jup.cosigners[0]}", )
+    typer.echo("# the token keeps its mint authority and its pool is new: token safety refuses it unless, for the dry run,")
+    typer.echo("# MEMEBOT_RISK_SAFETY_ALLOW_MINT_AUTHORITY=true and MEMEBOT_RISK_SAFETY_MIN_POOL_AGE_S=0 (or wait out [risk] safety_min_pool_age_s)")
     try:
         t0 = time.time()
         while seconds is None or time.time() - t0 < seconds: time.sleep(0.2)
