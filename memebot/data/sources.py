@@ -840,7 +840,7 @@ class SourceChain:
         problems = []
         for src, fetch in self.fetchers.items():
             try: res = await fetch(*args)
-            except SourceError as e: reason, detail = "error", str(e)
+            except SourceError as e: reason, detail = "error", str(e).removeprefix(f"{src}: ")   # named once, below
             else:
                 reason = self._stale(src, args, res, self.clock.now_ns()); detail = reason or ""
                 if reason is None:
