@@ -174,6 +174,7 @@ class DataConfig(_Section):
     stale_run_bars: int = Field(12, ge=2)
     failover_stale_s: float = Field(300.0, gt=0)
     pool_price_sources: str = "geckoterminal,dexscreener"  # failover order for pool prices/candles
+    token_pool_sources: str = "dexscreener,geckoterminal"  # failover order for a token's pool liquidity and age (token safety)
 
 class FeedsConfig(_Section):
     "[feeds]: streaming connections."

@@ -8,13 +8,16 @@ from __future__ import annotations
 import struct, time
 from dataclasses import dataclass, field
 from solders.pubkey import Pubkey
-from .core import MemebotError
+from typing import Awaitable, Callable
+from .core import MemebotError, Chain, NS, SOL_MINT, USDC_MINT
 from .config import get_settings
 from .obs import get_logger, counter
+from .data.sources import token_pool_chain, AllSourcesFailed
 
 # %% auto #0
 __all__ = ['TOKEN', 'TOKEN_2022', 'PUMPFUN_PROGRAM', 'PUMPFUN_INITIAL_REAL_TOKEN_RESERVES', 'EXTENSIONS', 'TokenSafetyVerdict',
-           'parse_mint', 'parse_bonding_curve', 'bonding_curve_address', 'assess', 'TokenSafetyChecker']
+           'parse_mint', 'parse_bonding_curve', 'bonding_curve_address', 'assess', 'TokenSafetyChecker',
+           'market_pool_info']
 
 # %% ../nbs/51_safety.ipynb #0c277b19
 TOKEN = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
@@ -75,7 +78,9 @@ def assess(mint:str, mint_facts:dict, # from `parse_mint`
            largest:list|None=None, # getTokenLargestAccounts value: [{"address", "amount"}, ...]
            exclude=(), # accounts not counted as holders (pool vaults, the bonding curve's account)
            liquidity_usd:float|None=None, pool_created_s:float|None=None, # pool facts when known (e.g. from DexScreener)
-           bonding_curve:dict|None=None, now_s:float|None=None, risk=None) -> TokenSafetyVerdict:
+           bonding_curve:dict|None=None, now_s:float|None=None, risk=None,
+           pool_required:bool=False, # pool facts were asked for: unknown liquidity or age is refused, not passed
+           pool_error:str|None=None) -> TokenSafetyVerdict: # why the pool facts could not be read
     "Apply the `[risk]` thresholds to what was read; every failed check adds a reason."
     r = risk or get_settings().risk; why = []; facts = dict(mint_facts)
     if mint_facts["mint_authority"] and not r.safety_allow_mint_authority: why.append("mint authority is set (supply can grow)")
@@ -93,12 +98,20 @@ def assess(mint:str, mint_facts:dict, # from `parse_mint`
         top = sorted((int(a["amount"]) for a in largest if a["address"] not in ex), reverse=True)[:10]
         pct = 100 * sum(top) / mint_facts["supply"]; facts["top10_holder_pct"] = round(pct, 2)
         if pct > r.safety_max_top10_holder_pct: why.append(f"top 10 holders own {pct:.1f}% of supply > {r.safety_max_top10_holder_pct}%")
+    if liquidity_usd is not None and liquidity_usd != liquidity_usd: liquidity_usd = None      # NaN: not reported
+    if pool_error is not None:
+        facts["pool_error"] = pool_error
+        why.append(f"pool liquidity and age unknown ({pool_error}); unknown liquidity is not safe")
     if liquidity_usd is not None:
         facts["liquidity_usd"] = liquidity_usd
         if liquidity_usd < r.min_pool_liquidity_usd: why.append(f"pool liquidity ${liquidity_usd:,.0f} < ${r.min_pool_liquidity_usd:,.0f}")
+    elif pool_required and pool_error is None and r.min_pool_liquidity_usd > 0:
+        why.append("pool liquidity unknown (the source reports none); unknown liquidity is not safe")
     if pool_created_s is not None:
         age = (now_s or time.time()) - pool_created_s; facts["pool_age_s"] = round(age, 1)
         if age < r.safety_min_pool_age_s: why.append(f"pool is {age:.0f} s old < {r.safety_min_pool_age_s:.0f} s")
+    elif pool_required and pool_error is None and r.safety_min_pool_age_s > 0:
+        why.append("pool age unknown (the source reports no creation time)")
     if bonding_curve is not None:
         facts["bonding_curve"] = bonding_curve
         if not bonding_curve["complete"] and not r.safety_allow_bonding_curve:
@@ -109,7 +122,7 @@ class TokenSafetyChecker:
     "Reads a mint's safety facts from a Solana RPC and caches verdicts; the risk engine's token-safety hook."
     def __init__(self, rpc, # memebot.solana.SolanaRpc (or anything with `account(pk)` and `call(method, *params)`)
                  risk=None, # [risk] settings (thresholds)
-                 pool_info=None, # optional async callable(mint) -> {"liquidity_usd", "created_s", "exclude": [...]}
+                 pool_info=None, # optional async callable(mint) -> {"liquidity_usd", "created_s", "exclude": [...]}; see `market_pool_info`
                  exclude_owners=(), # token-account owners that are not holders (e.g. a known pool authority)
                  ttl_s:float=60.0):
         self.rpc, self.risk, self.pool_info, self.ttl_s = rpc, risk or get_settings().risk, pool_info, ttl_s
@@ -132,15 +145,20 @@ class TokenSafetyChecker:
         else:
             facts = parse_mint(acc["data"], acc["owner"])
             largest = (await self.rpc.call("getTokenLargestAccounts", mint))["value"]
-            pool = await self.pool_info(mint) if self.pool_info else {}
+            pool, pool_error = {}, None
+            if self.pool_info is not None:
+                try: pool = await self.pool_info(mint) or {}
+                except Exception as e:   # fail closed: a token whose pool cannot be read is refused, not passed
+                    pool_error = str(e) if isinstance(e, MemebotError) else f"{type(e).__name__}: {e}"
+                    self.log.warning("pool_info_failed", mint=mint, error=pool_error[:300])
             bca = bonding_curve_address(mint); bc = await self.rpc.account(bca)
             curve = parse_bonding_curve(bc["data"]) if bc is not None and bc["owner"] == PUMPFUN_PROGRAM and len(bc["data"]) >= 49 else None
             excl = list(pool.get("exclude", ()))
             accs = (await self.rpc.call("getMultipleAccounts", [a["address"] for a in largest], {"encoding": "base64"}))["value"] if largest else []
             prog_held = 0
-            for a, acc in zip(largest, accs):
-                if acc is None: continue
-                raw = __import__("base64").b64decode(acc["data"][0])
+            for a, ta in zip(largest, accs):
+                if ta is None: continue
+                raw = __import__("base64").b64decode(ta["data"][0])
                 if len(raw) < 64: continue
                 owner = Pubkey.from_bytes(raw[32:64])
                 if not owner.is_on_curve(): prog_held += int(a["amount"]); excl.append(a["address"])
@@ -149,9 +167,25 @@ class TokenSafetyChecker:
             if curve is not None:      # the curve's own token account is not a holder
                 from memebot.solana import ata_address
                 excl.append(str(ata_address(Pubkey.from_string(bca), Pubkey.from_string(mint), acc["owner"])))
-            v = assess(mint, facts, largest, excl, pool.get("liquidity_usd"), pool.get("created_s"), curve, risk=self.risk)
+            v = assess(mint, facts, largest, excl, pool.get("liquidity_usd"), pool.get("created_s"), curve, risk=self.risk,
+                       pool_required=self.pool_info is not None, pool_error=pool_error)
+            v.facts.update({k: pool[k] for k in ("pool", "pool_dex", "pool_source") if pool.get(k)})
             v.facts["program_held_pct"] = facts["program_held_pct"]
         self.cache[mint] = v
         if not v.ok:
             self._refused.inc(); self.log.info("token_refused", mint=mint, reasons=v.reasons)
         return v
+
+# %% ../nbs/51_safety.ipynb #5fab61fa
+def market_pool_info(settings=None, # endpoints, `[data] token_pool_sources` and the HTTP retry policy
+                     quotes=(SOL_MINT, USDC_MINT) # tokens a pool must pair the mint with
+                    ) -> Callable[[str], Awaitable[dict]]:
+    "A `TokenSafetyChecker` pool provider: the mint's deepest SOL/USDC pool from DexScreener, failing over to GeckoTerminal."
+    chain = token_pool_chain(settings, quotes=quotes)
+    async def pool_info(mint:str) -> dict:
+        try: src, p = await chain.get(Chain.SOLANA, mint)
+        except AllSourcesFailed as e:   # every source failed, or none lists a SOL/USDC pool of the mint
+            raise MemebotError(e.problem.replace(": empty", ": no SOL/USDC pool listed")) from None
+        return {"liquidity_usd": p.liquidity_usd, "created_s": p.created_ns / NS if p.created_ns else None,
+                "pool": p.pool.address, "pool_dex": p.pool.dex, "pool_source": src}
+    return pool_info

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 import httpx
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.signature import Signature
@@ -22,6 +21,8 @@ from .core import (MemebotError, ValidationError, Chain, Side, Order, OrderStatu
 from .config import get_settings
 from .obs import get_logger, counter, histogram
 from .ledger import Ledger, TxIntent
+from .data.sources import (new_http_client, retrying, transient_http, TransientError, RETRY_STATUS, HTTP_RETRIES,
+                                  retry_after_s)
 
 # %% auto #0
 __all__ = ['COMPUTE_BUDGET', 'SYSTEM', 'TOKEN', 'TOKEN_2022', 'ATA', 'JUPITER_V6', 'ALLOWED_PROGRAMS', 'LiveTradingDisabled',
@@ -107,41 +108,33 @@ def load_wallet(settings=None) -> WalletKey:
     return WalletKey(_keypair_from_text(p.read_text(), f"[solana] keypair_path {p}"), "file")
 
 # %% ../nbs/61_solana.ipynb #034dc424
-_RETRY_STATUS = {429, 500, 502, 503, 504}
-
-class _Retryable(Exception):
-    def __init__(self, status:int, text:str, retry_after:float|None=None):
-        self.status, self.retry_after = status, retry_after; super().__init__(f"HTTP {status}: {text[:200]}")
-
-def _retryable(e:BaseException) -> bool:
-    return isinstance(e, (_Retryable, httpx.TimeoutException, httpx.TransportError))
+_Retryable = TransientError   # a 429/5xx answer that outlived its retries (the broker catches it by this name)
 
 def http_client(settings=None) -> httpx.AsyncClient:
     "A client for chain and swap APIs from memebot's one HTTP client setup, with the `[data] http_timeout_s` timeout."
-    from memebot.data.sources import new_http_client
     s = settings or get_settings()
     return new_http_client(s.data.http_timeout_s)
 
 class _Api:
-    "Shared request/retry logic (backoff and Retry-After from memebot.data.sources, capped at `max_wait_s`)."
+    "Shared request logic: `sources.retrying` on timeouts, connection errors, 429 and 5xx (Retry-After honoured, waits capped at `max_wait_s`)."
     name = "api"
     def __init__(self, base_url:str, client:httpx.AsyncClient, retries:int=5, max_wait_s:float=2.0):
         self.base_url, self.client, self.retries, self.max_wait_s = base_url.rstrip("/"), client, retries, max_wait_s
         self._calls = counter("chain_requests_total", "requests to chain/swap APIs", ["api", "outcome"])
 
+    def _on_retry(self, e:BaseException, attempt:int, wait_s:float):
+        HTTP_RETRIES.labels(self.name, getattr(e, "reason", None) or ("timeout" if isinstance(e, httpx.TimeoutException) else "transport")).inc()
+
     async def _request(self, method:str, path:str, **kw) -> httpx.Response:
-        from memebot.data.sources import backoff_s, retry_after_s   # the one backoff policy (jitter, Retry-After honoured)
-        def wait(rs):
-            return backoff_s(rs.attempt_number, getattr(rs.outcome.exception(), "retry_after", None), 0.05, self.max_wait_s)
-        async for attempt in AsyncRetrying(retry=retry_if_exception(_retryable), stop=stop_after_attempt(self.retries + 1),
-                                           wait=wait, reraise=True):
+        async for attempt in retrying(transient_http, self.retries + 1, 0.05, self.max_wait_s, self._on_retry):
             with attempt:
                 try: r = await self.client.request(method, self.base_url + path, **kw)
-                except (httpx.TimeoutException, httpx.TransportError):
+                except httpx.TransportError:
                     self._calls.labels(self.name, "transport").inc(); raise
-                if r.status_code in _RETRY_STATUS:
+                if r.status_code in RETRY_STATUS:
                     self._calls.labels(self.name, str(r.status_code)).inc()
-                    raise _Retryable(r.status_code, r.text, retry_after_s(r.headers.get("retry-after")))
+                    raise TransientError(self.name, str(r.status_code), f"HTTP {r.status_code}: {r.text[:200]}",
+                                         retry_after_s(r.headers.get("retry-after")), r.status_code)
                 self._calls.labels(self.name, "ok").inc()
                 return r
 

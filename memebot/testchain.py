@@ -278,6 +278,7 @@ class Pool:
     "A constant-product pool of `mint` against wrapped SOL, with vaults owned by a test authority."
     mint: Pubkey; vault_token: Pubkey; vault_sol: Pubkey; authority: Keypair; fee_bps: int; created_height: int
     address: Pubkey = field(default_factory=lambda: Keypair().pubkey())
+    created_s: float = field(default_factory=time.time)   # wall time the pool was seeded (its `pairCreatedAt`)
 
 class LocalJupiter:
     "Jupiter-shaped quote/swap over constant-product pools on a `LocalChain` (a stand-in: not Jupiter's router)."
@@ -307,9 +308,23 @@ class LocalJupiter:
         for m in ids:
             if m == SOL_MINT: out[m] = {"usdPrice": float(sol_usd), "decimals": 9, "blockId": self.chain.slot, "priceChange24h": 0.0}
             elif m in self.pools:
-                p = self.pools[m]; rt, rs = self.reserves(p); dec = self.chain.svm.get_account(p.mint).data[44]
+                p = self.pools[m]; rt, rs = self.reserves(p); dec = self.chain.decimals(p.mint)
                 if rt: out[m] = {"usdPrice": rs / 1e9 / (rt / 10**dec) * sol_usd, "decimals": dec, "blockId": self.chain.slot, "priceChange24h": 0.0}
         return out
+
+    def token_pairs(self, mint:str, sol_usd:float=150.0) -> list[dict]:
+        "Answer DexScreener's `GET /token-pairs/v1/solana/{mint}` for a stand-in pool (liquidity at a made-up SOL price)."
+        p = self.pools.get(mint)
+        if p is None: return []
+        rt, rs = self.reserves(p)
+        sol, tok = rs / 1e9, rt / 10 ** self.chain.decimals(p.mint)
+        native = sol / tok if tok else 0.0
+        return [{"chainId": "solana", "dexId": "memebot-testchain", "url": "", "pairAddress": str(p.address), "labels": ["stand-in"],
+                 "baseToken": {"address": mint, "name": "test token", "symbol": "TEST"},
+                 "quoteToken": {"address": SOL_MINT, "name": "Wrapped SOL", "symbol": "SOL"},
+                 "priceNative": f"{native:.12g}", "priceUsd": f"{native * sol_usd:.12g}",
+                 "liquidity": {"usd": round(2 * sol * sol_usd, 2), "base": tok, "quote": sol},
+                 "pairCreatedAt": int(p.created_s * 1000)}]
 
     def _pool_for(self, a:str, b:str) -> tuple[Pool, bool]:
         if a == SOL_MINT and b in self.pools: return self.pools[b], True     # buy: SOL in, token out
@@ -439,12 +454,13 @@ class LocalChainServer:
     "Solana JSON-RPC + websocket + Jupiter + Jito endpoints on 127.0.0.1, backed by a `LocalChain`."
     def __init__(self, chain:LocalChain|None=None, jupiter:LocalJupiter|None=None, faults:Faults|None=None,
                  block_time_s:float|None=None, # produce an empty block every so often (None: only when txs land)
+                 sol_usd:float=150.0, # the made-up SOL price behind the local DexScreener's liquidity figures
                  host:str="127.0.0.1", port:int=0, ws_port:int=0):
         if host not in ("127.0.0.1", "localhost", "::1"): raise ChainError("the local test chain binds to loopback only")
         self.chain = chain or LocalChain()
         self.jupiter = jupiter or LocalJupiter(self.chain)
         self.faults = faults or Faults()
-        self.block_time_s, self.host = block_time_s, host
+        self.block_time_s, self.host, self.sol_usd = block_time_s, host, sol_usd
         self._port, self._ws_port = port, ws_port
         self.held: list[VersionedTransaction] = []
         self.bundles: dict[str, dict] = {}
@@ -452,7 +468,7 @@ class LocalChainServer:
         self._subs: dict[str, list] = {}
         self._sub_id = 0
         self.hooks: dict = {}              # name -> callable(params): runs before a method; "drop" drops a sendTransaction
-        self.sol_usd: float|None = 150.0   # what the stand-in Price API v3 (/price/v3) says SOL is worth; None: unpriced
+        self.unpriced = False              # the stand-in Price API v3 (/price/v3) answers without any price
         self._stop = threading.Event()
         self.chain.listeners.append(self._on_landed)
         for a in JITO_TIP_ACCOUNTS:              # mainnet's tip accounts exist (rent-exempt); so do ours
@@ -493,7 +509,7 @@ class LocalChainServer:
     def endpoints(self) -> dict[str, str]:
         "`[endpoints]` settings that point memebot at this chain: {'endpoints.solana_rpc': ..., ...}."
         return {"endpoints.solana_rpc": self.url, "endpoints.solana_ws": self.ws_url, "endpoints.jupiter": self.url,
-                "endpoints.jito": self.url}
+                "endpoints.jito": self.url, "endpoints.dexscreener": self.url}
 
     def release_held(self) -> list[Landed|None]:
         "Process the transactions held by `Faults.hold_sends` (as if the leader finally included them)."
@@ -515,9 +531,12 @@ class LocalChainServer:
                 self._count("jupiter.quote", q); status, out = 200, self.jupiter.quote(q)
             elif u.path == "/price/v3" and method == "GET":
                 q = {k: v[-1] for k, v in parse_qs(u.query).items()}
-                self._count("jupiter.price", q); status, out = 200, self.jupiter.prices(q.get("ids", "").split(","), self.sol_usd)
+                self._count("jupiter.price", q); status, out = 200, self.jupiter.prices(q.get("ids", "").split(","), None if self.unpriced else self.sol_usd)
             elif u.path == "/swap/v1/swap" and method == "POST":
                 b = json.loads(body or b"{}"); self._count("jupiter.swap", b); status, out = 200, self.jupiter.swap_tx(b)
+            elif u.path.startswith("/token-pairs/v1/solana/") and method == "GET":
+                mint = u.path.rsplit("/", 1)[-1]; self._count("dexscreener.token_pairs", mint)
+                status, out = 200, self.jupiter.token_pairs(mint, self.sol_usd)
             elif method == "POST" and (u.path in ("", "/") or u.path.startswith("/api/v1/")):
                 status, out = 200, self._rpc(json.loads(body or b"{}"))
             else: status, out = 404, {"error": f"no route {method} {u.path}"}

@@ -310,13 +310,14 @@ async def test_key_never_in_logs(env):
     assert "order_filled" in text and env.secret not in text and str(list(bytes(env.me))) not in text
 
 
-def test_cli_guard_dry_run_wallet_balance_and_key_file(tmp_path, memebot):
+def test_cli_guard_dry_run_wallet_balance_and_key_file(tmp_path, memebot, market, shared):
+    from _marketdata import ds_token_pairs
     r = memebot("live", "buy", "So11111111111111111111111111111111111111112", "--sol", "0.1")
     assert r.returncode == 2 and r.stderr.strip().startswith("error: live trading is off") and len(r.stderr.strip().splitlines()) == 1
     e = Env(tmp_path)
     try:
         key = tmp_path / "id.json"; key.write_text(json.dumps(list(bytes(e.me)))); key.chmod(0o600)
-        env = {f"MEMEBOT_{k.replace('.', '_').upper()}": v for k, v in e.srv.endpoints().items()}
+        env = {f"MEMEBOT_{k.replace('.', '_').upper()}": v for k, v in {**e.srv.endpoints(), **market.settings()}.items()}
         env.update({"MEMEBOT_SOLANA_KEYPAIR_PATH": str(key), "MEMEBOT_RISK_SAFETY_ALLOW_MINT_AUTHORITY": "true",
                     "MEMEBOT_MONITORING_LOGGING_LEVEL": "DEBUG"})
         r = memebot("live", "buy", str(e.mint), "--sol", "0.5", "--yes-i-mean-live", env=env)
@@ -326,6 +327,11 @@ def test_cli_guard_dry_run_wallet_balance_and_key_file(tmp_path, memebot):
         outs = [memebot(*buy, env=env)]
         assert outs[0].returncode == 2 and "trading halted" in outs[0].stderr           # opening balance not acknowledged
         outs.append(memebot("live", "reconcile", "--acknowledge", "--yes-i-mean-live", env=env, check=True))
+        outs.append(memebot(*buy, env=env))                                             # no market source knows the pool
+        err = outs[-1].stderr.strip().splitlines()[-1]
+        assert outs[-1].returncode != 0 and err.startswith(f"error: token safety: {e.mint}: pool liquidity and age unknown (")
+        assert "unknown liquidity is not safe" in err and e.srv.calls.get("jupiter.quote", 0) == 0 and e.tokens() == 0
+        market.answers[("dexscreener", str(e.mint))] = ds_token_pairs(shared, str(e.mint))   # a deep pool, months old
         outs.append(memebot(*buy, env=env, check=True))
         got = json.loads(outs[-1].stdout.strip().splitlines()[-1])
         assert got["status"] == "filled" and got["signature"] and e.tokens() > 0
@@ -339,12 +345,12 @@ def test_cli_guard_dry_run_wallet_balance_and_key_file(tmp_path, memebot):
         memebot("kill", "--reason", "test kill", "--no-flatten", env=env, check=True)
         assert "halted" in refused(*buy)["reason"]
         memebot("resume", "--confirm", env=env, check=True)
-        e.srv.sol_usd = None                                                         # the price API knows no SOL price
+        e.srv.unpriced = True                                                        # the price API knows no SOL price
         assert "unknown_price" in refused(*buy)["reason"]
         tokens = e.tokens()
         sell = memebot("live", "sell", str(e.mint), "--amount", "all", *buy[5:], env=env, check=True); outs.append(sell)
         assert json.loads(sell.stdout.strip().splitlines()[-1])["status"] == "filled" and e.tokens() == 0 < tokens   # exits pass
-        e.srv.sol_usd = 150.0
+        e.srv.unpriced = False
         outs.append(memebot(*buy, env=env, check=True))
         outs.append(memebot("wallet", "balance", "--json", env=env, check=True))
         bal = json.loads(outs[-1].stdout)
@@ -375,3 +381,86 @@ async def test_transaction_failing_on_chain_books_its_fee(env):
     rep = await b.reconcile()                                     # only the outside transfer differs
     assert [(d.asset, d.diff) for d in rep.differences] == [("SOL", -drained[0])] and b.halted
     await b.aclose()
+
+
+# ---------------------------------------------------------------- pool liquidity and age from the market-data sources
+
+@pytest.fixture
+def market():
+    from _marketdata import MarketServer
+    m = MarketServer(); yield m; m.stop()
+
+
+def _market_checker(b, env, market, **risk):
+    from memebot.safety import market_pool_info
+    s = load_settings(env={}, overrides={**market.settings(), "risk.safety_allow_mint_authority": "true",
+                                         **{f"risk.{k}": str(v) for k, v in risk.items()}})
+    return TokenSafetyChecker(b.rpc, s.risk, pool_info=market_pool_info(s), exclude_owners=env.jup.cosigners)
+
+
+@pytest.mark.parametrize("case", ["deep_old", "thin", "young", "dexscreener_down", "all_down"])
+async def test_pool_liquidity_and_age_gate_buys(env, market, shared, case):
+    from _marketdata import ds_token_pairs, gt_token_pools
+    from memebot.data.sources import close_http
+    mint = str(env.mint)
+    now_ms = int(time.time() * 1000)
+    market.answers[("dexscreener", mint)] = {
+        "deep_old": ds_token_pairs(shared, mint), "thin": ds_token_pairs(shared, mint, liquidity_usd=1500.0),
+        "young": ds_token_pairs(shared, mint, created_ms=now_ms - 60_000), "dexscreener_down": 503, "all_down": 503}[case]
+    market.answers[("geckoterminal", mint)] = 500 if case == "all_down" else gt_token_pools(
+        shared, mint, [("GtPool", SOL_MINT, "75000.25", "2024-08-23T00:00:00Z")])
+    b = await env.broker()
+    b.safety = _market_checker(b, env, market)
+    try:
+        if case in ("deep_old", "dexscreener_down"):
+            o = await b.buy(mint, SOL // 10)
+            assert o.status is OrderStatus.FILLED, o.reason
+            v = b.safety.verdict(mint)
+            assert v.ok and v.facts["pool_age_s"] > 86_400 * 365
+            if case == "deep_old": assert v.facts["liquidity_usd"] == 98992.13 and v.facts["pool_source"] == "dexscreener"
+            else:                                                         # DexScreener 5xx: retried, then GeckoTerminal serves
+                assert v.facts["liquidity_usd"] == 75000.25 and v.facts["pool"] == "GtPool" and v.facts["pool_source"] == "geckoterminal"
+                assert market.hits["dexscreener"] == 3 and market.hits["geckoterminal"] == 1
+        else:
+            want = {"thin": r"pool liquidity \$1,500 < \$10,000", "young": r"pool is \d+ s old < 300 s",
+                    "all_down": r"pool liquidity and age unknown \(dexscreener: .*HTTP 503.*geckoterminal: .*HTTP 500.*unknown liquidity is not safe"}[case]
+            with pytest.raises(SwapRejected, match=want):
+                await b.buy(mint, SOL // 10)
+            assert not b.ledger.orders and env.srv.calls.get("jupiter.quote", 0) == 0 and env.tokens() == 0
+            if case == "all_down": assert market.hits == {"dexscreener": 3, "geckoterminal": 3}
+    finally:
+        await close_http(); await b.aclose()
+
+
+async def test_pool_thresholds_come_from_risk_settings(env, market, shared):
+    from _marketdata import ds_token_pairs
+    from memebot.data.sources import close_http
+    mint = str(env.mint)
+    market.answers[("dexscreener", mint)] = ds_token_pairs(shared, mint)            # $98,992, created Aug 2024
+    b = await env.broker()
+    try:
+        strict = _market_checker(b, env, market, min_pool_liquidity_usd=250_000, safety_min_pool_age_s=10**10)
+        v = await strict.check(mint)
+        pool = [r for r in v.reasons if "pool" in r]
+        assert not v.ok and len(pool) == 2 and pool[0] == "pool liquidity $98,992 < $250,000"
+        assert __import__("re").fullmatch(r"pool is \d+ s old < 10000000000 s", pool[1]) and v.facts["pool_age_s"] > 86_400 * 365
+        assert (await _market_checker(b, env, market).check(mint)).ok
+    finally:
+        await close_http(); await b.aclose()
+
+
+async def test_testchain_lists_its_pools_for_dry_runs(env):
+    from memebot.safety import market_pool_info
+    from memebot.data.sources import close_http
+    b = await env.broker()
+    try:
+        def checker(**over):
+            s = load_settings(env={}, overrides={**env.srv.endpoints(), "risk.safety_allow_mint_authority": "true", **over})
+            return TokenSafetyChecker(b.rpc, s.risk, pool_info=market_pool_info(s), exclude_owners=env.jup.cosigners)
+        young = await checker().check(str(env.mint))                    # the stand-in pool was seeded a moment ago
+        assert not young.ok and len(young.reasons) == 1 and " s old < 300 s" in young.reasons[0]
+        assert young.facts["liquidity_usd"] == 2 * 100 * 150.0 and young.facts["pool_dex"] == "memebot-testchain"
+        assert (await checker(**{"risk.safety_min_pool_age_s": "0"}).check(str(env.mint))).ok
+        assert env.srv.calls["dexscreener.token_pairs"] == 2
+    finally:
+        await close_http(); await b.aclose()

@@ -8,6 +8,7 @@ from werkzeug import Response
 from memebot.config import load_settings
 from memebot.core import Chain, Side
 from memebot.data import sources as S
+from _marketdata import gt_token_pools
 
 PROVIDER_ENDPOINTS = ("geckoterminal", "dexscreener", "coingecko", "jupiter", "jupiter_tokens", "raydium", "meteora")
 
@@ -354,3 +355,42 @@ async def test_ccxt_against_local_binance(srv, shared):
     assert len(df) == 250 and np.allclose(df.close.to_numpy(), real.close.to_numpy(), rtol=1e-9) and df.symbol.iloc[0] == "BONK/USDT"
     assert [r.args["limit"] for r, _ in srv.log if r.path == "/api/v3/klines"] == ["100"] * 3
     assert tick.price == 0.00003512 and tick.source == "binance"
+
+
+# ---------------------------------------------------------------- a token's deepest SOL/USDC pool (token safety)
+
+MINT = "TrnnxPQvYkMtakCYGToFHs1uYMqumpWeE93W9fFpump"
+
+
+async def test_token_pool_chain_picks_the_deepest_sol_pool(srv, fx):
+    pairs = fx("dexscreener/recorded_latest_dex_pairs_solana_two_pumpfun_pairs.THIRDPARTY.json")["pairs"]
+    thin = dict(pairs[1], baseToken=pairs[0]["baseToken"])                                  # a second, thinner pool of the same token
+    other = dict(pairs[0], pairAddress="X", liquidity={"usd": 10**9}, quoteToken={"address": "NotSolOrUsdc111111111111111111111111111111", "symbol": "ZZZ"})
+    srv.expect_request(f"/token-pairs/v1/solana/{MINT}").respond_with_json([thin, other, pairs[0]])
+    src, p = await _done(S.token_pool_chain(settings_for(srv)).get(Chain.SOLANA, MINT))
+    assert src == "dexscreener" and p.pool.address == "AR6ocEMeRwMM3oJPKpL1B3zqGbEoW9ArQaawKAmdNwwT"   # deepest paired with SOL
+    assert p.liquidity_usd == 98992.13 and p.created_ns == 1724367939000 * 10**6
+    assert [r.path for r, _ in srv.log] == [f"/token-pairs/v1/solana/{MINT}"]
+
+
+async def test_token_pool_chain_fails_over_to_geckoterminal(srv, shared):
+    srv.expect_request(f"/token-pairs/v1/solana/{MINT}").respond_with_data("upstream down", status=503)
+    srv.expect_request(f"/networks/solana/tokens/{MINT}/pools").respond_with_json(gt_token_pools(shared, MINT, [
+        ("PoolUsdc", "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v", "250000.5", "2024-08-22T23:05:39Z"),
+        ("PoolSol", "So11111111111111111111111111111111111111112", "40000", "2024-08-23T01:00:00Z")]))
+    before = S.SOURCE_FAILOVER.labels("token_pool", "dexscreener", "error")._value.get()
+    src, p = await _done(S.token_pool_chain(settings_for(srv)).get("solana", MINT))
+    assert src == "geckoterminal" and p.pool.address == "PoolUsdc" and p.liquidity_usd == 250000.5
+    assert p.created_ns == 1724367939 * 10**9 and hits(srv, f"/token-pairs/v1/solana/{MINT}") == 4       # DexScreener retried, then skipped
+    assert S.SOURCE_FAILOVER.labels("token_pool", "dexscreener", "error")._value.get() == before + 1
+    assert srv.log[-1][0].args["include"] == "base_token,quote_token,dex"
+
+
+async def test_token_pool_chain_without_a_pool_or_sources_is_one_error(srv, fx):
+    pairs = fx("dexscreener/recorded_latest_dex_pairs_solana_two_pumpfun_pairs.THIRDPARTY.json")["pairs"]
+    srv.expect_request("/token-pairs/v1/solana/Unlisted").respond_with_json([pairs[0]])       # lists only other tokens' pools
+    srv.expect_request("/networks/solana/tokens/Unlisted/pools").respond_with_data("down", status=502)
+    with pytest.raises(S.AllSourcesFailed, match=r"failover:token_pool: dexscreener,geckoterminal: dexscreener: empty; geckoterminal: .*502"):
+        await _done(S.token_pool_chain(settings_for(srv)).get("solana", "Unlisted"))
+    with pytest.raises(S.ValidationError, match="data.token_pool_sources"):
+        S.token_pool_chain(load_settings(None, env={}, overrides={"data.token_pool_sources": "dexscreener,birdeye"}))

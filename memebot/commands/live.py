@@ -70,13 +70,14 @@ def live_sell(mint: str = typer.Argument(..., help="Token mint to sell."),
 
 def _trade(side, mint, amount, slippage_bps, confirm, cosigners, as_json):
     from memebot.solana import require_live, TradingHalted
-    from memebot.safety import TokenSafetyChecker
+    from memebot.safety import TokenSafetyChecker, market_pool_info
+    from memebot.data.sources import close_http
     s = settings(); require_live(s, confirm)
     async def go():
         b, st, rep = await _broker(s, cosigners)
         try:
             if not rep.ok: raise TradingHalted(f"trading halted: {rep.summary()}; check, then run `memebot live reconcile --acknowledge --yes-i-mean-live`")
-            b.safety = TokenSafetyChecker(b.rpc, s.risk, exclude_owners=cosigners)
+            b.safety = TokenSafetyChecker(b.rpc, s.risk, pool_info=market_pool_info(s), exclude_owners=cosigners)
             if side == "buy":
                 o = await b.buy(mint, to_atoms(amount, 9), slippage_bps=slippage_bps)
             else:
@@ -92,7 +93,7 @@ def _trade(side, mint, amount, slippage_bps, confirm, cosigners, as_json):
                                 f"{' sig=' + out['signature'] if out['signature'] else ''}{' reason=' + o.reason if o.reason else ''}", highlight=False)
             if o.status.value in ("rejected", "failed", "expired"): raise SystemExit(1)
         finally:
-            await b.aclose(); st.close()
+            await close_http(); await b.aclose(); st.close()
     _run(go())
 
 @live_app.command("reconcile")
@@ -164,10 +165,12 @@ def testchain_serve(port: int = typer.Option(8899, "--port", help="HTTP port (JS
     with os.fdopen(fd, "w") as f: json.dump(list(bytes(me)), f)
     os.chmod(keypair_out, 0o600)
     srv = LocalChainServer(chain, jup, block_time_s=block_time_s, port=port, ws_port=ws_port).start()
-    typer.echo("# memebot test chain (LiteSVM; Jupiter is a local x*y=k stand-in, not Jupiter's router)")
+    typer.echo("# memebot test chain (LiteSVM; Jupiter is a local x*y=k stand-in, not Jupiter's router; DexScreener lists only its pools)")
     for k, v in srv.endpoints().items(): typer.echo(f"export MEMEBOT_{k.replace('.', '_').upper()}={v}")
     typer.echo(f"export MEMEBOT_SOLANA_KEYPAIR_PATH={keypair_out.resolve()}")
     typer.echo(f"# wallet {me.pubkey()}  token {mint}  --allow-cosigner {jup.cosigners[0]}", )
+    typer.echo("# the token keeps its mint authority and its pool is new: token safety refuses it unless, for the dry run,")
+    typer.echo("# MEMEBOT_RISK_SAFETY_ALLOW_MINT_AUTHORITY=true and MEMEBOT_RISK_SAFETY_MIN_POOL_AGE_S=0 (or wait out [risk] safety_min_pool_age_s)")
     try:
         t0 = time.time()
         while seconds is None or time.time() - t0 < seconds: time.sleep(0.2)

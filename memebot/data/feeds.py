@@ -16,15 +16,15 @@ except ImportError:  # pragma: no cover
     import json as _json; _loads = _json.loads; _dumps = _json.dumps
 import websockets
 from websockets.asyncio.client import connect as ws_connect
-from tenacity import AsyncRetrying, wait_exponential_jitter, stop_after_attempt, stop_never, retry_if_exception_type
 from ..core import (MemebotError, Chain, NS, Side, Candle, Tick, Swap, PoolUpdate, TokenLaunched, Feed, Clock, SimClock,
                           WallClock, tf_seconds)
 from ..config import get_settings
 from ..obs import get_logger, counter, histogram
 from . import onchain as oc
+from .sources import retrying
 
 # %% auto #0
-__all__ = ['GapFiller', 'RETRYABLE', 'AccountDecoder', 'SOURCES', 'Backfill', 'FeedError', 'floor_ns', 'bar_key', 'retrying',
+__all__ = ['GapFiller', 'RETRYABLE', 'AccountDecoder', 'SOURCES', 'Backfill', 'FeedError', 'floor_ns', 'bar_key', 'log_retry',
            'WsFeed', 'frame_gap_filler', 'store_gap_filler', 'whirlpool_account', 'bonding_curve_account',
            'dlmm_account', 'vault_pair_accounts', 'SolanaFeed', 'EvmFeed', 'ReplayServer', 'renotify', 'BarAggregator',
            'BarFeed', 'JupiterPriceFeed', 'CcxtFeed', 'open_feed']
@@ -52,16 +52,10 @@ def bar_key(ev) -> str|None:
 # %% ../../nbs/13_data.feeds.ipynb #ba073c4a
 RETRYABLE = (OSError, asyncio.TimeoutError, websockets.exceptions.InvalidHandshake, websockets.exceptions.ConnectionClosed)
 
-def retrying(initial_s:float, # first wait
-             max_s:float, # cap on a wait
-             attempts:int|None=None, # give up after this many tries (None: never)
-             retry_on=RETRYABLE, log=None) -> AsyncRetrying:
-    "memebot's one backoff policy for network reconnects: exponential with full jitter, capped."
-    def before_sleep(rs):
-        if log: log.warning("feed.retry", attempt=rs.attempt_number, error=repr(rs.outcome.exception())[:200], wait_s=round(rs.next_action.sleep, 4))
-    return AsyncRetrying(wait=wait_exponential_jitter(multiplier=initial_s, max=max_s, jitter=initial_s),
-                         stop=stop_after_attempt(attempts) if attempts else stop_never,
-                         retry=retry_if_exception_type(retry_on), reraise=True, before_sleep=before_sleep)
+def log_retry(log) -> Callable:
+    "A `retrying` hook that logs each wait of a feed as `feed.retry`."
+    def hook(e, attempt, wait_s): log.warning("feed.retry", attempt=attempt, error=repr(e)[:200], wait_s=round(wait_s, 4))
+    return hook
 
 # %% ../../nbs/13_data.feeds.ipynb #194b5b8d
 _M_DROPPED = counter("feed_dropped_total", "messages or events dropped", ("feed", "reason"))
@@ -108,7 +102,7 @@ class WsFeed(Feed):
             with contextlib.suppress(Exception): await self._ws.close()
 
     async def _connect(self):
-        async for attempt in retrying(*self.backoff, attempts=self.max_attempts, log=self.log):
+        async for attempt in retrying(RETRYABLE, self.max_attempts, *self.backoff, on_retry=log_retry(self.log)):
             with attempt:
                 return await ws_connect(self.url, open_timeout=max(self.heartbeat_s, 1.0), compression=None, max_size=2**24,
                                         ping_interval=None, close_timeout=0.5)
@@ -545,15 +539,11 @@ class JupiterPriceFeed(Feed):
 
     async def poll(self, client) -> list[Tick]:
         "One round of requests; ticks for mints whose block id or price changed."
-        import httpx
         now = (self.clock or WallClock()).now_ns(); out = []
         for i in range(0, len(self.mints), 50):
             ids = self.mints[i:i + 50]
             r = await client.get(f"{self.url}/price/v3", params={"ids": ",".join(ids)}, headers=self.headers)
-            if r.status_code == 429:      # rate limited: wait what the server asks (capped), then back off and retry
-                with contextlib.suppress(ValueError): await asyncio.sleep(min(float(r.headers.get("retry-after", 0)), self.backoff[1]))
-                raise httpx.HTTPStatusError(f"jupiter: 429 {r.text[:80]}", request=r.request, response=r)
-            r.raise_for_status()
+            r.raise_for_status()          # a 429's Retry-After rides on the error: `retrying` waits at least that (capped)
             body = r.json()
             if not isinstance(body, dict): raise oc.DecodeError("jupiter.price_v3", "body", f"expected an object, got {type(body).__name__}")
             for mint, v in body.items():
@@ -571,7 +561,7 @@ class JupiterPriceFeed(Feed):
         client = self._client or new_http_client(self.timeout)
         try:
             while not self._closed and (self.max_polls is None or self.stats["polls"] < self.max_polls):
-                async for attempt in retrying(*self.backoff, attempts=8, retry_on=(httpx.HTTPError, oc.DecodeError), log=self.log):
+                async for attempt in retrying((httpx.HTTPError, oc.DecodeError), 8, *self.backoff, on_retry=log_retry(self.log)):
                     with attempt:
                         try: ticks = await self.poll(client)
                         except Exception: self.stats["errors"] += 1; raise
@@ -607,7 +597,7 @@ class CcxtFeed(Feed):
         import ccxt
         ex = self._exchange(); last_bar = None
         while not self._closed:
-            async for attempt in retrying(*self.backoff, retry_on=(ccxt.NetworkError,), log=self.log):
+            async for attempt in retrying((ccxt.NetworkError,), None, *self.backoff, on_retry=log_retry(self.log)):
                 with attempt:
                     data = await (ex.watch_ticker(sym) if self.kind == "ticker" else ex.watch_ohlcv(sym, self.tf))
             if self.kind == "ticker":

@@ -12,9 +12,9 @@ from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable
 import httpx, numpy as np, pandas as pd
 from aiolimiter import AsyncLimiter
-from tenacity import AsyncRetrying, stop_after_attempt, retry_if_exception_type
+from tenacity import AsyncRetrying, stop_after_attempt, stop_never, retry_if_exception, retry_if_exception_type
 from ..core import (MemebotError, ValidationError, Chain, TokenRef, PoolRef, Tick, Swap, Side, NS,
-                          tf_seconds, ts_from, Clock, WallClock)
+                          tf_seconds, ts_from, Clock, WallClock, SOL_MINT, USDC_MINT)
 from ..config import get_settings
 from ..obs import get_logger, counter, gauge, histogram
 from .store import CANDLE_COLUMNS
@@ -22,14 +22,15 @@ from .store import CANDLE_COLUMNS
 # %% auto #0
 __all__ = ['log', 'HTTP_REQUESTS', 'HTTP_RETRIES', 'HTTP_SECONDS', 'HTTP_STATS', 'PROVIDERS', 'RETRY_STATUS', 'GT_TIMEFRAMES',
            'GT_MAX_LIMIT', 'DS_MAX_TOKENS', 'JUP_MAX_IDS', 'CANDLE_SOURCES', 'CG_DAYS', 'SOURCE_FAILOVER',
-           'SOURCE_SERVED', 'POOL_PRICE_SOURCES', 'SourceError', 'SourceUnavailable', 'new_http_client', 'http_client',
-           'close_http', 'rate_per_min', 'rate_limiter', 'TransientError', 'retry_after_s', 'backoff_s', 'with_retries',
-           'request_json', 'PoolSnapshot', 'TokenProfile', 'candle_frame', 'gt_timeframe', 'parse_gt_ohlcv',
-           'parse_gt_pools', 'parse_gt_trades', 'render_gt_ohlcv', 'parse_ds_pairs', 'parse_ds_profiles',
-           'parse_cg_ohlc', 'parse_cg_market_chart', 'parse_cg_simple', 'parse_jup_prices', 'parse_jup_tokens',
-           'raydium_data', 'parse_raydium_pools', 'parse_meteora_pair', 'Source', 'GeckoTerminal', 'DexScreener',
-           'CoinGecko', 'Jupiter', 'Raydium', 'Meteora', 'ccxt_candles', 'Ccxt', 'check_source', 'fetch_candles',
-           'cg_days', 'AllSourcesFailed', 'SourceChain', 'pool_price_chain', 'candles_chain']
+           'SOURCE_SERVED', 'POOL_PRICE_SOURCES', 'TOKEN_POOL_SOURCES', 'SourceError', 'SourceUnavailable',
+           'new_http_client', 'http_client', 'close_http', 'rate_per_min', 'rate_limiter', 'TransientError',
+           'retry_after_s', 'backoff_s', 'retry_after_of', 'transient_http', 'retrying', 'with_retries', 'request_json',
+           'PoolSnapshot', 'TokenProfile', 'candle_frame', 'gt_timeframe', 'parse_gt_ohlcv', 'parse_gt_pools',
+           'parse_gt_trades', 'render_gt_ohlcv', 'parse_ds_pairs', 'parse_ds_profiles', 'parse_cg_ohlc',
+           'parse_cg_market_chart', 'parse_cg_simple', 'parse_jup_prices', 'parse_jup_tokens', 'raydium_data',
+           'parse_raydium_pools', 'parse_meteora_pair', 'Source', 'GeckoTerminal', 'DexScreener', 'CoinGecko',
+           'Jupiter', 'Raydium', 'Meteora', 'ccxt_candles', 'Ccxt', 'check_source', 'fetch_candles', 'cg_days',
+           'AllSourcesFailed', 'SourceChain', 'pool_price_chain', 'deepest_pool', 'token_pool_chain', 'candles_chain']
 
 # %% ../../nbs/11_data.sources.ipynb #7c531500
 class SourceError(ValidationError):
@@ -124,22 +125,39 @@ def backoff_s(attempt:int, # 1 for the first retry
     exp = base * 2 ** (attempt - 1)
     return min(cap, max(retry_after or 0.0, rng.uniform(exp / 2, exp)))
 
+def retry_after_of(e:BaseException|None) -> float|None:
+    "The wait an error asks for: its `retry_after`, else the `Retry-After` header of the HTTP response it carries (httpx, websockets)."
+    ra = getattr(e, "retry_after", None)
+    if ra is not None: return ra
+    headers = getattr(getattr(e, "response", None), "headers", None)
+    return retry_after_s(headers.get("retry-after")) if headers is not None else None
+
+def transient_http(e:BaseException) -> bool:
+    "The HTTP failures worth another try: a `TransientError` (429, 5xx, broken body), a timeout or a connection error."
+    return isinstance(e, (TransientError, httpx.TransportError))
+
+def retrying(retry=TransientError, # exception type(s), or a predicate `error -> bool`, for the errors worth another try
+             attempts:int|None=None, # tries in all; None: never give up (feed reconnects)
+             base_s:float=0.5, cap_s:float=30.0, # backoff: the first wait, and the cap on every wait (Retry-After included)
+             on_retry:Callable[[BaseException, int, float], None]|None=None # hook (error, attempt, wait_s) before each wait: metrics, logs
+            ) -> AsyncRetrying:
+    "memebot's one retry policy (tenacity): exponential backoff with jitter, never shorter than the error's Retry-After, capped."
+    def wait(rs): return backoff_s(rs.attempt_number, retry_after_of(rs.outcome.exception()), base_s, cap_s)
+    def before_sleep(rs):
+        if on_retry is not None: on_retry(rs.outcome.exception(), rs.attempt_number, rs.next_action.sleep)
+    pred = retry_if_exception_type(retry) if isinstance(retry, (type, tuple)) else retry_if_exception(retry)
+    return AsyncRetrying(stop=stop_after_attempt(attempts) if attempts else stop_never, wait=wait, retry=pred,
+                         reraise=True, before_sleep=before_sleep)
+
 async def with_retries(provider:str, fn:Callable[[], Awaitable], # the attempt; raises TransientError to be retried
                        settings=None, what:str="request"):
-    "Run `fn` with tenacity retries on `TransientError`; after the last attempt raise `SourceUnavailable`."
-    s = settings or get_settings()
-    d = s.data
-    def wait(rs):
-        e = rs.outcome.exception()
-        return backoff_s(rs.attempt_number, getattr(e, "retry_after", None), d.http_backoff_base_s, d.http_backoff_max_s)
-    def before_sleep(rs):
-        e = rs.outcome.exception()
+    "Run `fn` under `retrying` on `TransientError` with the `[data] http_*` policy; after the last attempt raise `SourceUnavailable`."
+    d = (settings or get_settings()).data
+    def on_retry(e, n, wait_s):
         HTTP_RETRIES.labels(provider, e.reason).inc()
-        log.warning("source_retry", provider=provider, what=what, attempt=rs.attempt_number, reason=e.reason,
-                    error=str(e), wait_s=round(rs.next_action.sleep, 4))
+        log.warning("source_retry", provider=provider, what=what, attempt=n, reason=e.reason, error=str(e), wait_s=round(wait_s, 4))
     try:
-        async for attempt in AsyncRetrying(stop=stop_after_attempt(d.http_max_retries + 1), wait=wait, reraise=True,
-                                           retry=retry_if_exception_type(TransientError), before_sleep=before_sleep):
+        async for attempt in retrying(TransientError, d.http_max_retries + 1, d.http_backoff_base_s, d.http_backoff_max_s, on_retry):
             with attempt: return await fn()
     except TransientError as e:
         raise SourceUnavailable(provider, what, f"{e} (gave up after {d.http_max_retries + 1} attempts)", e.status) from None
@@ -598,6 +616,11 @@ class GeckoTerminal(Source):
         path = f"/networks/{Chain.parse(chain).geckoterminal_network}/new_pools" if chain else "/networks/new_pools"
         return parse_gt_pools(await self.get(path, {"include": "base_token,quote_token,dex", "page": page}))
 
+    async def token_pools(self, chain:Chain|str, token:str, page:int=1) -> list[PoolSnapshot]:
+        "The top pools of one token (`/networks/{network}/tokens/{token}/pools`), with liquidity (`reserve_in_usd`) and creation time."
+        path = f"/networks/{Chain.parse(chain).geckoterminal_network}/tokens/{token}/pools"
+        return parse_gt_pools(await self.get(path, {"include": "base_token,quote_token,dex", "page": page}))
+
     async def trades(self, chain:Chain|str, pool:str, base_address:str|None=None, min_volume_usd:float|None=None) -> list[Swap]:
         "The pool's recent trades (last 300 / 24 h) as Swaps."
         chain = Chain.parse(chain)
@@ -817,7 +840,7 @@ class SourceChain:
         problems = []
         for src, fetch in self.fetchers.items():
             try: res = await fetch(*args)
-            except SourceError as e: reason, detail = "error", str(e)
+            except SourceError as e: reason, detail = "error", str(e).removeprefix(f"{src}: ")   # named once, below
             else:
                 reason = self._stale(src, args, res, self.clock.now_ns()); detail = reason or ""
                 if reason is None:
@@ -832,14 +855,19 @@ class SourceChain:
         raise AllSourcesFailed(f"failover:{self.kind}", ",".join(self.fetchers), "; ".join(problems))
 
 POOL_PRICE_SOURCES = ("geckoterminal", "dexscreener", "meteora", "raydium")
+TOKEN_POOL_SOURCES = ("dexscreener", "geckoterminal")
+
+def _source_names(names:str|list[str], known:tuple, setting:str) -> list[str]:
+    "A failover order from a comma-separated setting (or a list), each name checked against `known`."
+    names = [n.strip().lower() for n in (names.split(",") if isinstance(names, str) else names) if n.strip()]
+    for n in names:
+        if n not in known: raise ValidationError("settings", setting, f"unknown source {n!r} (one of {', '.join(known)})")
+    return names
 
 def pool_price_chain(settings=None, clock:Clock|None=None, sources:str|list[str]|None=None) -> SourceChain:
     "Failover chain for pool snapshots: `await chain.get(chain_id, pool_address) -> (source, PoolSnapshot)`."
     s = settings or get_settings()
-    names = sources if sources is not None else s.data.pool_price_sources
-    names = [n.strip().lower() for n in (names.split(",") if isinstance(names, str) else names) if n.strip()]
-    for n in names:
-        if n not in POOL_PRICE_SOURCES: raise ValidationError("settings", "data.pool_price_sources", f"unknown source {n!r} (one of {', '.join(POOL_PRICE_SOURCES)})")
+    names = _source_names(sources if sources is not None else s.data.pool_price_sources, POOL_PRICE_SOURCES, "data.pool_price_sources")
     async def gt(c, a): return await GeckoTerminal(s).pool(c, a)
     async def ds(c, a):
         r = [p for p in await DexScreener(s).pairs(c, [a]) if p.pool.address == a]
@@ -849,6 +877,24 @@ def pool_price_chain(settings=None, clock:Clock|None=None, sources:str|list[str]
         r = await Raydium(s).pools([a]); return r[0] if r else None
     f = {"geckoterminal": gt, "dexscreener": ds, "meteora": mt, "raydium": rd}
     return SourceChain("pool_price", {n: f[n] for n in names}, settings=s, clock=clock)
+
+def deepest_pool(pools:list[PoolSnapshot], token:str, # a token's pools, as a provider lists them
+                 quotes=(SOL_MINT, USDC_MINT)) -> PoolSnapshot|None:
+    "The pool pairing `token` with one of `quotes` (on either side) that has the most USD liquidity; None if there is none."
+    def other(p):   # the token `token` is paired with in p, or None when p is not its pool
+        b, q = p.pool.base.address, p.pool.quote.address
+        return q if b == token else b if q == token else None
+    return max((p for p in pools if other(p) in quotes), key=lambda p: p.liquidity_usd if p.liquidity_usd == p.liquidity_usd else -1.0, default=None)
+
+def token_pool_chain(settings=None, clock:Clock|None=None, sources:str|list[str]|None=None,
+                     quotes=(SOL_MINT, USDC_MINT)) -> SourceChain:
+    "Failover chain for a token's deepest SOL/USDC pool: `await chain.get(chain_id, token) -> (source, PoolSnapshot)` (none found: the next source)."
+    s = settings or get_settings()
+    names = _source_names(sources if sources is not None else s.data.token_pool_sources, TOKEN_POOL_SOURCES, "data.token_pool_sources")
+    async def ds(c, t): return deepest_pool(await DexScreener(s).token_pairs(c, t), t, quotes)
+    async def gt(c, t): return deepest_pool(await GeckoTerminal(s).token_pools(c, t), t, quotes)
+    f = {"dexscreener": ds, "geckoterminal": gt}
+    return SourceChain("token_pool", {n: f[n] for n in names}, settings=s, clock=clock, data_ts=lambda p: p.ts)   # fetched now: never stale
 
 def candles_chain(ids:dict[str, str], # source -> that source's id of the series (pool address, market symbol, coin id), in failover order
                   tf:str, settings=None, clock:Clock|None=None) -> SourceChain:
