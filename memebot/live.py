@@ -20,7 +20,7 @@ from .data.store import Store, register_migration, ensure_schema
 from .obs import get_logger, counter, gauge, histogram
 
 # %% auto #0
-__all__ = ['BarSlices', 'Paced', 'RunError', 'save_run', 'load_run', 'replayable', 'TradingNode']
+__all__ = ['BarSlices', 'Paced', 'RunError', 'save_run', 'load_run', 'replayable', 'TradingNode', 'VenueBroker']
 
 # %% ../nbs/70_live.ipynb #9b68d69d
 async def _paced(events, pacer):
@@ -328,6 +328,11 @@ class TradingNode:
         finally:
             hb.cancel(); self._task = None
             if handle_signals: self._signals(False)
+            drain = getattr(self.broker, "drain", None)       # a venue with swaps in flight: let them land and book them
+            if drain is not None:
+                await drain()
+                rep = self.broker.on_market(None)
+                if rep: self.engine._report(rep)
             if self._flush is not None: self._flush()
             if status == "finished": res = self.engine.finish(time.perf_counter() - t0)
             else:                                       # interrupted: no on_stop (the run may be resumed)
@@ -367,3 +372,52 @@ class TradingNode:
         return {"n": len(a), "p50_us": float(p[0]), "p99_us": float(p[1]), "p999_us": float(p[2]), "max_us": float(a.max())}
 
 def _noop(ctx): pass
+
+# %% ../nbs/70_live.ipynb #e505f94a
+class VenueBroker:
+    "An async venue (SolanaBroker) as the engine's broker: each order runs as a task; fills come back at the next event."
+    def __init__(self, venue, # has `async submit(order, mark) -> Order` in its final state, and a `ledger`
+                 marks:dict|None=None, # symbol -> last price, to size a buy given in base units (the node's marks)
+                 drain_timeout_s:float=120.0): # how long `drain` waits for swaps in flight
+        self.venue, self.ledger, self.marks, self.drain_timeout_s = venue, venue.ledger, marks, drain_timeout_s
+        self.orders: dict[str, Order] = {}
+        self._tasks: dict[str, asyncio.Task] = {}
+        self._done: deque = deque()
+        self.log = get_logger("memebot.venue")
+
+    def submit(self, order:Order, now_ns:int) -> None:
+        if order.status is OrderStatus.NEW: order.transition(OrderStatus.SUBMITTED)
+        self.orders[order.client_id] = order
+        self._tasks[order.client_id] = asyncio.get_running_loop().create_task(self._run(order))
+
+    async def _run(self, order:Order):
+        mark = self.marks.get(order.symbol) if self.marks is not None else None
+        try: self._done.append((order, await self.venue.submit(order, mark), ""))
+        except MemebotError as e: self._done.append((order, None, f"{type(e).__name__}: {e}"))
+        except Exception as e:                         # unexpected: the outcome is unknown, the signature (if any) is stored
+            self.log.error("venue_submit_failed", client_id=order.client_id, error=repr(e)[:300])
+            self._done.append((order, None, None))
+
+    def on_market(self, ev) -> list:
+        "Fills and final order states of the swaps that finished since the last call."
+        out = []
+        while self._done:
+            order, res, why = self._done.popleft(); self._tasks.pop(order.client_id, None)
+            if res is None:
+                if why is None: continue                   # unknown outcome: stays open until recovered
+                order.transition(OrderStatus.REJECTED, why); out.append(order)
+            elif res.status is OrderStatus.FILLED:
+                order.filled_qty, order.avg_fill_price = res.filled_qty, res.avg_fill_price
+                order.transition(OrderStatus.FILLED); out += self.ledger.fills(order.client_id)
+            elif res.status.is_terminal:
+                order.transition(res.status, res.reason); out.append(order)
+        return out
+
+    def cancel(self, client_id:str) -> bool: return False      # a signed swap cannot be called back
+    def open_orders(self) -> list[Order]: return [o for o in self.orders.values() if not o.status.is_terminal]
+    @property
+    def in_flight(self) -> int: return len(self._tasks)
+
+    async def drain(self) -> None:
+        "Wait (up to `drain_timeout_s`) for the swaps in flight."
+        if self._tasks: await asyncio.wait(list(self._tasks.values()), timeout=self.drain_timeout_s)

@@ -418,15 +418,21 @@ class SolanaBroker:
         return tx, base64.b64encode(bytes(tx)).decode(), str(tx.signatures[0])
 
     # -- the swap ----------------------------------------------------------------------------------------------
-    async def submit(self, order:Order) -> Order:
-        "Engine entry point: a MARKET order in base-token units as an exact-in swap (a BUY spends qty x price SOL)."
+    async def submit(self, order:Order, mark:float|None=None # SOL per token, when the order has no price of its own
+                    ) -> Order:
+        "Engine entry point: a MARKET order as an exact-in swap (a BUY spends its notional, else qty x price SOL)."
         from memebot.core import OrderType, to_atoms
         if order.type is not OrderType.MARKET: raise ValidationError("order", "type", f"{order.type.value}: only market orders reach a DEX (triggers are held locally)")
         if not (order.qty == order.qty) or order.qty <= 0: raise ValidationError("order", "qty", f"{order.qty!r} must be a positive number")
         kw = dict(slippage_bps=order.max_slippage_bps, client_id=order.client_id, tag=order.tag)
         if order.side is Side.BUY:
-            if not order.price or not (order.price > 0): raise ValidationError("order", "price", "a buy needs price (SOL per token) to size the SOL it spends")
-            return await self.buy(order.symbol, to_atoms(Decimal(repr(order.qty)) * Decimal(repr(order.price)), 9), **kw)
+            sol = getattr(order, "notional", None)
+            if sol is None:
+                px = order.price or mark
+                if not px or not (px > 0): raise ValidationError("order", "price", "a buy needs a notional or a price (SOL per token) to size the SOL it spends")
+                sol = Decimal(repr(order.qty)) * Decimal(repr(px))
+            elif not (sol > 0): raise ValidationError("order", "notional", f"{sol!r} must be a positive amount of SOL")
+            return await self.buy(order.symbol, to_atoms(Decimal(repr(sol)) if isinstance(sol, float) else sol, 9), **kw)
         return await self.sell(order.symbol, to_atoms(order.qty, await self.decimals(order.symbol)), **kw)
 
     async def buy(self, mint:str, sol_lamports:int, **kw) -> Order:

@@ -15,6 +15,11 @@ from memebot.ledger import Ledger
 from memebot.solana import (SolanaBroker, load_wallet, ata_address, SwapRejected, TradingHalted, WalletKeyError)
 from memebot.testchain import LocalChain, LocalJupiter, LocalChainServer, Faults
 from memebot.safety import TokenSafetyChecker
+from memebot.core import WallClock
+from memebot.strategy import Strategy
+from memebot.risk import RiskEngine
+from memebot.live import TradingNode, VenueBroker
+from memebot.data.feeds import JupiterPriceFeed, BarFeed
 
 ROOT = Path(__file__).resolve().parent.parent
 SOL = 10**9
@@ -22,12 +27,12 @@ SOL = 10**9
 
 class Env:
     "A funded wallet, a token with a pool, the loopback servers and a store on disk."
-    def __init__(self, tmp_path, faults=None, **settings):
+    def __init__(self, tmp_path, faults=None, block_time_s=None, **settings):
         self.chain = LocalChain(); self.jup = LocalJupiter(self.chain)
         self.mint = self.chain.create_mint(6); self.jup.create_pool(self.mint, 10**15, 100 * SOL)
         self.me = Keypair(); self.chain.airdrop(self.me.pubkey(), 20 * SOL)
         self.secret = str(self.me)
-        self.srv = LocalChainServer(self.chain, self.jup, faults=faults).start()
+        self.srv = LocalChainServer(self.chain, self.jup, faults=faults, block_time_s=block_time_s).start()
         self.store_path = tmp_path / "ledger.duckdb"
         ov = {**self.srv.endpoints(), "data.http_timeout_s": "2", **settings}
         self.settings = load_settings(env={"MEMEBOT_SOLANA_PRIVATE_KEY": self.secret}, overrides=ov)
@@ -464,3 +469,83 @@ async def test_testchain_lists_its_pools_for_dry_runs(env):
         assert env.srv.calls["dexscreener.token_pairs"] == 2
     finally:
         await close_http(); await b.aclose()
+
+
+class RoundTrip(Strategy):
+    "Test strategy: spend 0.5 SOL on the token at the 2nd bar, sell it all at the 5th."
+    name = "test_live_round_trip"
+    def on_start(self, ctx): self.n = 0
+    def on_bar(self, ctx, bars):
+        self.n += 1
+        for sym in bars.symbols:
+            if self.n == 2: ctx.buy(sym, notional=0.5, tag="entry")
+            if self.n == 5: ctx.close(sym, tag="exit")
+
+
+async def test_strategy_trades_live_on_the_trading_node(tmp_path):
+    """The paper node's engine, strategy and risk chain with the Solana broker as venue: Jupiter prices (SOL per token)
+    -> 1s bars -> strategy -> risk -> swap on the test chain -> fill booked from the chain -> ledger."""
+    e = Env(tmp_path, block_time_s=0.1)
+    try:
+        b = await e.broker()
+        risk = RiskEngine(e.settings.risk, account_usd=150.0)
+        feed = BarFeed(JupiterPriceFeed([str(e.mint)], poll_s=0.1, quote_mint=SOL_MINT, url=e.srv.endpoints()["endpoints.jupiter"]), ["1s"])
+        vb = VenueBroker(b)
+        sol0, reserve = e.sol() / SOL, 0.05
+        node = TradingNode(RoundTrip(), feed, vb, b.ledger, risk=risk, clock=WallClock(), cash=sol0 - reserve, run_id="live",
+                           settings=e.settings, heartbeat_s=0.5)
+        vb.marks = node.engine.portfolio.marks
+        async def stop_when_flat():
+            while not (len(node.engine.fills) >= 2 and not node.engine._open): await asyncio.sleep(0.05)
+            node.stop("round trip done")
+        watcher = asyncio.create_task(stop_when_flat())
+        res = await asyncio.wait_for(node.run(handle_signals=False), 60)
+        watcher.cancel()
+        assert [f.side.value for f in res.fills] == ["buy", "sell"]
+        assert e.tokens() == 0 and all(f.tx_sig for f in res.fills)                     # real swaps, round trip closed
+        assert [f.fill_id for f in b.ledger.fills()] == [f.fill_id for f in res.fills] and node.consistency() == []
+        buy = res.fills[0]
+        assert abs(buy.qty * buy.price - 0.5) < 0.5 * 0.01                               # 0.5 SOL spent (the notional)
+        assert abs(node.engine.portfolio.cash - (e.sol() / SOL - reserve)) < 0.01      # the node's cash is the wallet's SOL
+        assert len(res.orders) == 2 and risk.open_orders() == 0
+        assert (await b.reconcile()).ok
+        await b.aclose()
+    finally: e.close()
+
+
+ROUND_TRIP = """
+from memebot.strategy import Strategy
+class CliRoundTrip(Strategy):
+    name = "cli_round_trip"
+    def on_start(self, ctx): self.n = 0
+    def on_bar(self, ctx, bars):
+        self.n += 1
+        for sym in bars.symbols:
+            if self.n == 2: ctx.buy(sym, notional=0.5)
+            if self.n == 5: ctx.close(sym)
+"""
+
+
+def test_cli_live_run_trades_a_strategy_and_reconciles(tmp_path, memebot):
+    e = Env(tmp_path, block_time_s=0.1)
+    try:
+        (tmp_path / "strats").mkdir(); (tmp_path / "strats" / "rt.py").write_text(ROUND_TRIP)
+        key = tmp_path / "id.json"; key.write_text(json.dumps(list(bytes(e.me)))); key.chmod(0o600)
+        env = {f"MEMEBOT_{k.replace('.', '_').upper()}": v for k, v in e.srv.endpoints().items()}
+        env.update({"MEMEBOT_SOLANA_KEYPAIR_PATH": str(key), "MEMEBOT_RISK_SAFETY_ALLOW_MINT_AUTHORITY": "true",
+                    "MEMEBOT_RISK_SAFETY_MIN_POOL_AGE_S": "0", "MEMEBOT_BACKTEST_STRATEGY_DIR": str(tmp_path / "strats"),
+                    "MEMEBOT_LIVE_LIVE_TRADING_ENABLED": "true", "MEMEBOT_LIVE_PAPER_TRADING_MODE": "false"})
+        memebot("live", "reconcile", "--acknowledge", "--yes-i-mean-live", env=env, check=True)   # the opening balance
+        run = ["live", "run", "--strategy", "cli_round_trip", "--mint", str(e.mint), "--tf", "1s", "--poll", "0.1",
+               "--yes-i-mean-live", "--allow-cosigner", e.jup.cosigners[0], "--json", "-"]
+        r = memebot(*run, "--seconds", "9", env=env, check=True)
+        doc = json.loads(r.stdout[r.stdout.index("{"):])
+        assert [f["side"] for f in doc["fills"]] == ["buy", "sell"] and all(f["signature"] for f in doc["fills"])
+        assert doc["consistency"] == [] and doc["reconcile"] == "ledger matches the chain" and e.tokens() == 0
+        assert doc["status"]["risk"]["state"] == "active" and doc["status"]["open_orders"] == 0
+        memebot("kill", "--reason", "stop the bot", "--no-flatten", env=env, check=True)   # a killed node sends nothing
+        r = memebot(*run, "--seconds", "5", env=env, check=True)
+        doc = json.loads(r.stdout[r.stdout.index("{"):])
+        assert doc["fills"][2:] == [] and doc["status"]["risk"]["state"] == "halted" and doc["status"]["rejected"] >= 1
+        assert e.secret not in r.stdout + r.stderr
+    finally: e.close()

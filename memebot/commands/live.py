@@ -28,26 +28,33 @@ async def sol_usd(s) -> float|None:
     except MemebotError as e: t = None; get_logger("memebot.live").warning("sol_usd_unavailable", error=str(e)[:200])
     return t.price if t is not None else None
 
-async def _broker(s, cosigners, acknowledge:bool=False):
+async def live_risk(s, **kw):
+    "The live account's RiskEngine: settings limits in USD over SOL amounts (SOL/USD from Jupiter), the kill file watched."
+    from memebot.risk import RiskEngine
+    px = await sol_usd(s)              # the USD limits apply to SOL amounts; no price: only exits pass
+    return RiskEngine.from_settings(s, watch_kill_file=True, name="live", account_usd=px if px else (lambda: None), **kw)
+
+async def _broker(s, cosigners, risk:bool=True):
     from memebot.solana import SolanaBroker, load_wallet
     from memebot.ledger import Ledger
-    from memebot.risk import RiskEngine
     w = load_wallet(s)
-    px = await sol_usd(s)              # the USD limits apply to SOL amounts; no price: only exits pass
-    risk = RiskEngine.from_settings(s, watch_kill_file=True, stale_on_check=False, name="live",
-                                    account_usd=px if px else (lambda: None))
+    r = await live_risk(s, stale_on_check=False) if risk else None       # one-off orders: no feed to go stale
     st = open_store()
-    b = SolanaBroker(Ledger(st, run_id="live", wallet=str(w.pubkey)), w, s, allowed_cosigners=cosigners, risk=risk)
+    b = SolanaBroker(Ledger(st, run_id="live", wallet=str(w.pubkey)), w, s, allowed_cosigners=cosigners, risk=r)
     rep = await b.start()
     return b, st, rep
+
+def node_cash(fills, sol:float, reserve_sol:float) -> float:
+    "Starting cash for a node that replays `fills` on restart, so that it then holds the wallet's SOL less the reserve."
+    return sol - reserve_sol + sum(f.side.sign * f.qty * f.price + f.fee for f in fills)
 
 def _run(coro):
     try: return asyncio.run(coro)
     except MemebotError: raise
 
 # %% auto #0
-__all__ = ['live_app', 'wallet_app', 'testchain_app', 'sol_usd', 'live_buy', 'live_sell', 'live_reconcile', 'wallet_balance',
-           'testchain_serve']
+__all__ = ['live_app', 'wallet_app', 'testchain_app', 'sol_usd', 'live_risk', 'node_cash', 'live_buy', 'live_sell', 'live_run',
+           'live_reconcile', 'wallet_balance', 'testchain_serve']
 
 # %% ../../nbs/95_commands.live.ipynb #b6678e63
 @live_app.command("buy")
@@ -94,6 +101,60 @@ def _trade(side, mint, amount, slippage_bps, confirm, cosigners, as_json):
             if o.status.value in ("rejected", "failed", "expired"): raise SystemExit(1)
         finally:
             await close_http(); await b.aclose(); st.close()
+    _run(go())
+
+@live_app.command("run")
+def live_run(strategy: str = typer.Option(..., "--strategy", help="Strategy name (see `memebot strategies`)."),
+             mints: List[str] = typer.Option(..., "--mint", help="Token mint to trade (repeatable)."),
+             param: List[str] = typer.Option([], "--param", help="Strategy parameter name=value (repeatable)."),
+             tf: str = typer.Option("1m", "--tf", help="Bars built from Jupiter prices, in SOL per token."),
+             poll_s: Optional[float] = typer.Option(None, "--poll", help="Seconds between price polls (default [feeds] jupiter_poll_s)."),
+             reserve_sol: float = typer.Option(0.05, "--reserve-sol", help="SOL the strategy may not spend (fees, token-account rent)."),
+             seconds: Optional[float] = typer.Option(None, "--seconds", help="Stop after this long (default: until Ctrl-C)."),
+             heartbeat: Optional[float] = typer.Option(None, "--heartbeat", help="Heartbeat seconds (default [live] heartbeat_seconds)."),
+             confirm: bool = _CONFIRM, cosigners: List[str] = _COSIGNER,
+             json_out: Optional[Path] = typer.Option(None, "--json", help="Write the final status and fills to this file ('-' for stdout).")):
+    "Trade a strategy live on Solana: Jupiter prices -> bars -> strategy -> risk -> Jupiter swaps, on the trading node."
+    from memebot.solana import require_live, TradingHalted
+    from memebot.safety import TokenSafetyChecker, market_pool_info
+    from memebot.strategy import get_strategy, parse_param_args
+    from memebot.data.feeds import JupiterPriceFeed, BarFeed
+    from memebot.live import TradingNode, VenueBroker
+    from memebot.commands.paper import _run_node, status_line
+    from memebot.core import WallClock, tf_seconds, ValidationError
+    s = settings(); require_live(s, confirm)
+    strat = get_strategy(strategy, parse_param_args(param))
+    tf_seconds(tf)
+    if not reserve_sol >= 0: raise ValidationError("live run", "--reserve-sol", f"{reserve_sol} must be >= 0")
+    if seconds is not None and not seconds > 0: raise ValidationError("live run", "--seconds", f"{seconds} must be > 0")
+    async def go():
+        risk = await live_risk(s)                  # the node's risk engine checks every order before the venue sees it
+        b, st, rep = await _broker(s, cosigners, risk=False)
+        try:
+            if not rep.ok: raise TradingHalted(f"trading halted: {rep.summary()}; check, then run `memebot live reconcile --acknowledge --yes-i-mean-live`")
+            b.safety = TokenSafetyChecker(b.rpc, s.risk, pool_info=market_pool_info(s), exclude_owners=cosigners)
+            sol = (await b.chain_balances())["SOL"] / 1e9
+            feed = BarFeed(JupiterPriceFeed(mints, poll_s=poll_s, quote_mint=SOL_MINT), [tf])
+            vb = VenueBroker(b)
+            node = TradingNode(strat, feed, vb, b.ledger, risk=risk, clock=WallClock(),
+                               cash=node_cash(b.ledger.fills() if b.ledger.orders else [], sol, reserve_sol),
+                               run_id="live", settings=s, heartbeat_s=heartbeat)
+            vb.marks = node.engine.portfolio.marks
+            if seconds: asyncio.get_running_loop().call_later(seconds, node.stop, "--seconds elapsed")
+            print(f"live {strat.id} on {', '.join(mints)} ({tf} bars from Jupiter prices, SOL per token); cash {node.cash:.4f} SOL; Ctrl-C stops", flush=True)
+            res = await _run_node(node, False, max(node.heartbeat_s, 1.0))
+            stt = node.status()
+            doc = {"status": stt, "consistency": node.consistency(), "reconcile": (await b.reconcile()).summary(),
+                   "fills": [{"client_id": f.client_id, "signature": f.tx_sig, "symbol": f.symbol, "side": f.side.value,
+                              "qty": f.qty, "price_sol": f.price, "fee_sol": f.fee} for f in res.fills]}
+            if json_out is not None:
+                txt = json.dumps(doc, indent=1, default=str)
+                if str(json_out) == "-": print(txt)
+                else: json_out.parent.mkdir(parents=True, exist_ok=True); json_out.write_text(txt)
+            if json_out is None or str(json_out) != "-":
+                print(status_line(stt).replace("paper ", "live ", 1), flush=True); print(f"reconcile: {doc['reconcile']}", flush=True)
+        finally:
+            await b.aclose(); st.close()
     _run(go())
 
 @live_app.command("reconcile")

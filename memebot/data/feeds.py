@@ -521,15 +521,17 @@ class BarFeed(Feed):
 
 # %% ../../nbs/13_data.feeds.ipynb #7a4108c9
 class JupiterPriceFeed(Feed):
-    "Poll Jupiter Price API v3 (`/price/v3?ids=`, up to 50 mints) and yield USD price ticks."
+    "Poll Jupiter Price API v3 (`/price/v3?ids=`, up to 50 mints) and yield price ticks in USD (or in `quote_mint`)."
     name = "jupiter"
     def __init__(self, mints:Iterable[str], # token mints (<= 50 per request; more are split)
                  poll_s:float|None=None, # default `[feeds] jupiter_poll_s`
                  url:str|None=None, # default `[endpoints] jupiter`
                  clock:Clock|None=None, max_polls:int|None=None, # stop after this many polls (tests)
-                 client=None):
+                 client=None,
+                 quote_mint:str|None=None): # price in this token instead of USD (SOL_MINT: SOL per token, what a wallet trades)
         s = get_settings()
-        self.mints, self.poll_s = list(dict.fromkeys(mints)), poll_s or s.feeds.jupiter_poll_s
+        self.quote_mint = quote_mint
+        self.mints, self.poll_s = list(dict.fromkeys([*mints, *([quote_mint] if quote_mint else [])])), poll_s or s.feeds.jupiter_poll_s
         self.url, self.clock, self.max_polls, self._client = (url or s.endpoints.jupiter), clock, max_polls, client
         key = s.keys.jupiter_api_key.get_secret_value()
         self.headers = {"x-api-key": key} if key else {}
@@ -539,7 +541,7 @@ class JupiterPriceFeed(Feed):
 
     async def poll(self, client) -> list[Tick]:
         "One round of requests; ticks for mints whose block id or price changed."
-        now = (self.clock or WallClock()).now_ns(); out = []
+        now = (self.clock or WallClock()).now_ns(); out = []; usd = {}
         for i in range(0, len(self.mints), 50):
             ids = self.mints[i:i + 50]
             r = await client.get(f"{self.url}/price/v3", params={"ids": ",".join(ids)}, headers=self.headers)
@@ -549,9 +551,14 @@ class JupiterPriceFeed(Feed):
             for mint, v in body.items():
                 try: price, blk = float(v["usdPrice"]), v.get("blockId")
                 except (KeyError, TypeError, ValueError): raise oc.DecodeError("jupiter.price_v3", f"{mint}.usdPrice", "missing or not a number") from None
-                if self._last.get(mint) == (blk, price): continue
-                self._last[mint] = (blk, price)
-                out.append(Tick(now, mint, price, source="jupiter", chain=Chain.SOLANA))
+                usd[mint] = (blk, price)
+        q = usd.get(self.quote_mint, (None, 0.0))[1] if self.quote_mint else 1.0
+        if not q > 0: raise oc.DecodeError("jupiter.price_v3", f"{self.quote_mint}.usdPrice", "the quote token has no price")
+        for mint, (blk, price) in usd.items():
+            if mint == self.quote_mint: continue
+            if self._last.get(mint) == (blk, price / q): continue
+            self._last[mint] = (blk, price / q)
+            out.append(Tick(now, mint, price / q, source="jupiter", chain=Chain.SOLANA))
         self.stats["polls"] += 1; self.stats["ticks"] += len(out)
         return out
 
