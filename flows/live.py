@@ -22,8 +22,9 @@ def live_flow(strategy: str = "ema_cross", feed: str = "replay", params: dict | 
     live = ops.require_live()          # memebot.live, imported only now; one clear error when absent
     run_id = run_id or f"{mode}-{strategy}"   # stable: a restarted flow resumes the same ledger run
     get_run_logger().info(f"{mode} node: strategy={strategy} feed={feed} run_id={run_id} kill_file={pre['kill_file']}")
-    if mode == "live":                 # real swaps go through `memebot live ...` (SolanaBroker); not through this flow yet
-        raise ops.OpsError("the live flow runs the paper node only for now: use `memebot live ...` for real swaps")
+    if mode == "live":                 # real swaps need the operator's explicit flag: `memebot live run`, not a scheduler
+        raise ops.OpsError("the live flow runs the paper node only: real swaps run under `memebot live run --strategy NAME "
+                           "--mint MINT --yes-i-mean-live`, started by an operator")
     import asyncio
     from memebot.data.store import Store
     from memebot.ledger import Ledger
