@@ -30,6 +30,7 @@ class LiveConfig(_Section):
     kill_file: str = "data/KILL"                  # if this file exists, every node halts
     heartbeat_seconds: float = Field(5.0, gt=0, le=3600)
     starting_cash_usd: float = Field(10_000.0, gt=0)  # paper account's starting cash
+    reconcile_every_s: float = Field(60.0, gt=0, le=86_400)  # live run: compare ledger and chain this often; a difference halts
 
 class RiskConfig(_Section):
     "[risk]: limits every order passes, in backtest, paper and live alike."

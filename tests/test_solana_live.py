@@ -526,7 +526,7 @@ class CliRoundTrip(Strategy):
 """
 
 
-def test_cli_live_run_trades_a_strategy_and_reconciles(tmp_path, memebot):
+def test_cli_live_run_trades_a_strategy_and_reconciles(tmp_path, memebot, cli_env):
     e = Env(tmp_path, block_time_s=0.1)
     try:
         (tmp_path / "strats").mkdir(); (tmp_path / "strats" / "rt.py").write_text(ROUND_TRIP)
@@ -548,4 +548,19 @@ def test_cli_live_run_trades_a_strategy_and_reconciles(tmp_path, memebot):
         doc = json.loads(r.stdout[r.stdout.index("{"):])
         assert doc["fills"][2:] == [] and doc["status"]["risk"]["state"] == "halted" and doc["status"]["rejected"] >= 1
         assert e.secret not in r.stdout + r.stderr
+        # periodic reconciliation: SOL arriving from outside while the node runs halts it before its next entry
+        memebot("resume", "--confirm", env=env, check=True)
+        full = {**cli_env, **env, "MEMEBOT_LIVE_RECONCILE_EVERY_S": "0.2"}
+        p = subprocess.Popen([str(Path(sys.executable).parent / "memebot"), *run, "--seconds", "6"], env=full, cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            first = p.stdout.readline()                                              # printed once the node is up
+            assert "Ctrl-C stops" in first, first + p.stderr.read()
+            e.chain.airdrop(e.me.pubkey(), SOL)
+            out, err = p.communicate(timeout=60)
+        finally: p.kill()
+        assert p.returncode == 0, err
+        doc = json.loads(out[out.index("{"):])
+        assert doc["status"]["risk"]["state"] == "halted" and "reconciliation" in doc["status"]["risk"]["reason"]
+        assert doc["fills"][2:] == [] and "SOL: ledger" in doc["reconcile"]
     finally: e.close()

@@ -140,9 +140,12 @@ def live_run(strategy: str = typer.Option(..., "--strategy", help="Strategy name
                                cash=node_cash(b.ledger.fills() if b.ledger.orders else [], sol, reserve_sol),
                                run_id="live", settings=s, heartbeat_s=heartbeat)
             vb.marks = node.engine.portfolio.marks
+            b.on_halt = risk.halt                      # a reconciliation difference halts the node (exits need a resume)
+            rec = asyncio.create_task(b.reconcile_forever(s.live.reconcile_every_s))
             if seconds: asyncio.get_running_loop().call_later(seconds, node.stop, "--seconds elapsed")
             print(f"live {strat.id} on {', '.join(mints)} ({tf} bars from Jupiter prices, SOL per token); cash {node.cash:.4f} SOL; Ctrl-C stops", flush=True)
-            res = await _run_node(node, False, max(node.heartbeat_s, 1.0))
+            try: res = await _run_node(node, False, max(node.heartbeat_s, 1.0))
+            finally: rec.cancel()
             stt = node.status()
             doc = {"status": stt, "consistency": node.consistency(), "reconcile": (await b.reconcile()).summary(),
                    "fills": [{"client_id": f.client_id, "signature": f.tx_sig, "symbol": f.symbol, "side": f.side.value,
