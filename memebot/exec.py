@@ -8,7 +8,7 @@ OrderManager (local trigger orders, TWAP slices, the order state machine, client
 from __future__ import annotations
 import math, heapq, itertools
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Callable, Protocol, runtime_checkable
 import numpy as np
 from .core import (MemebotError, ValidationError, Chain, Side, Order, OrderType, OrderStatus, Fill, Candle, Tick, Swap,
                           PoolUpdate, TokenLaunched, NS)
@@ -248,6 +248,8 @@ class OrderManager:
         self._best: dict[str, float] = {}            # trailing stops: best price seen
         self._oco: dict[str, str] = {}               # client id -> OCO group
         self._schedule: list = []                    # (release_ns, seq, order) TWAP children
+        self.on_held: Callable|None = None           # (order, oco) when a trigger is held; the node persists it
+        self.on_released: Callable|None = None       # (order) when a held trigger fires or is cancelled
 
     def next_id(self) -> str: return f"{self.prefix}-{next(self._seq):06d}"
 
@@ -271,6 +273,7 @@ class OrderManager:
             raise ValidationError("order", "price", f"{order.price} is not a positive trigger price")
         self.triggers.setdefault(order.symbol, []).append(order)
         if oco: self._oco[order.client_id] = oco
+        if self.on_held is not None: self.on_held(order, oco)
         return order
 
     def twap(self, symbol:str, side:Side, qty:float, slices:int, interval_s:float, now_ns:int, **kw) -> list[Order]:
@@ -322,6 +325,8 @@ class OrderManager:
             (fired if hit else keep).append(o)
         if keep: self.triggers[sym] = keep
         else: del self.triggers[sym]
+        if self.on_released is not None:
+            for o in fired: self.on_released(o)
         for o in fired:                                  # one-cancels-other
             g = self._oco.pop(o.client_id, None)
             if g: self._cancel_where(lambda x: self._oco.get(x.client_id) == g, "oco")
@@ -332,7 +337,9 @@ class OrderManager:
         for sym in list(self.triggers):
             keep = []
             for o in self.triggers[sym]:
-                if pred(o): o.transition(OrderStatus.CANCELLED, reason); self._oco.pop(o.client_id, None); out.append(o)
+                if pred(o):
+                    o.transition(OrderStatus.CANCELLED, reason); self._oco.pop(o.client_id, None); out.append(o)
+                    if self.on_released is not None: self.on_released(o)
                 else: keep.append(o)
             if keep: self.triggers[sym] = keep
             else: del self.triggers[sym]

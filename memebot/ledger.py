@@ -25,6 +25,10 @@ CREATE TABLE tx_intents(signature VARCHAR PRIMARY KEY, client_id VARCHAR NOT NUL
     slot BIGINT, created TIMESTAMP, updated TIMESTAMP);
 CREATE TABLE order_params(client_id VARCHAR PRIMARY KEY, params JSON);
 """)
+register_migration("ledger", 2, "ledger: trigger orders held locally (stops, take-profits, limits), for restarts", """
+CREATE TABLE held_orders(client_id VARCHAR NOT NULL, run_id VARCHAR NOT NULL, chain VARCHAR NOT NULL, wallet VARCHAR NOT NULL,
+    doc JSON NOT NULL, oco VARCHAR, created TIMESTAMP, PRIMARY KEY (run_id, client_id));
+""")
 
 class LedgerError(MemebotError):
     "The ledger refused a write (bad fill, unknown order, conflicting data)."
@@ -148,6 +152,27 @@ class Ledger:
     def open_orders(self) -> list[Order]:
         "Orders not yet in a terminal state."
         return [o for o in self.orders.values() if not o.status.is_terminal]
+
+    # -- trigger orders held locally ----------------------------------------------------------------------------
+    def record_held(self, order:Order, oco:str|None=None) -> None:
+        "Remember a trigger order the node holds (a stop-loss must survive a restart); idempotent per client id."
+        with self._lock, self.store._wlock:
+            if self._pending: self.flush()
+            self.store.con.execute("INSERT INTO held_orders VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                                   [order.client_id, self.run_id, self.chain.value, self.wallet, json.dumps(_order_doc(order)),
+                                    oco, _dt(self.clock.now_ns())])
+
+    def release_held(self, client_id:str) -> None:
+        "Forget a held trigger order (it fired and became a market order, or it was cancelled)."
+        with self._lock, self.store._wlock:
+            if self._pending: self.flush()
+            self.store.con.execute("DELETE FROM held_orders WHERE run_id=? AND client_id=?", [self.run_id, client_id])
+
+    def held(self) -> list[tuple[Order, str|None]]:
+        "The trigger orders still held, oldest first: (order, OCO group)."
+        return [(_order_from_doc(json.loads(d)), oco) for d, oco in self._q(
+            "SELECT doc, oco FROM held_orders WHERE run_id=? AND chain=? AND wallet=? ORDER BY created, client_id",
+            (self.run_id, self.chain.value, self.wallet))]
 
     # -- transaction intents -----------------------------------------------------------------------------------
     def record_intent(self, intent:TxIntent) -> None:

@@ -185,6 +185,9 @@ class TradingNode:
         self._stopping = False; self._task = None; self._counted = 0
         self._next_beat = time.perf_counter_ns() + int(self.heartbeat_s * NS)
         self.risk.add_halt_listener(self._on_halt)
+        if ledger is not None:                     # held triggers (stop-losses...) live in the ledger too: restarts keep them
+            self.engine.om.on_held = ledger.record_held
+            self.engine.om.on_released = lambda o: ledger.release_held(o.client_id)
         self._recover()
 
     # ---- restart -----------------------------------------------------------------------------------------------
@@ -193,7 +196,8 @@ class TradingNode:
         led = self.ledger
         if led is None: return
         led.reload()
-        if not led.orders: self.mode = "fresh"; return
+        held = led.held()
+        if not led.orders and not held: self.mode = "fresh"; return
         if replayable(self.feed):
             self.mode = "replay"
             rec = load_run(self.store, self.run_id) if self.store is not None else None
@@ -208,10 +212,11 @@ class TradingNode:
             e.fills.extend(fills)
             put = self.broker.restore(led.open_orders(), fills) if hasattr(self.broker, "restore") else []
             for o in put: e._open[o.client_id] = o
+            for o, oco in held: e.om.hold(o, oco)         # stops and take-profits keep protecting the positions
             pre = self.run_id + "-"
-            seqs = [int(c[len(pre):]) for c in led.orders if c.startswith(pre) and c[len(pre):].isdigit()]
+            seqs = [int(c[len(pre):]) for c in [*led.orders, *(o.client_id for o, _ in held)] if c.startswith(pre) and c[len(pre):].isdigit()]
             e.om._seq = itertools.count(max(seqs, default=0) + 1)
-        self.log.info("node_recovered", mode=self.mode, orders=len(led.orders), open=len(led.open_orders()),
+        self.log.info("node_recovered", mode=self.mode, orders=len(led.orders), open=len(led.open_orders()), held=len(held),
                       positions={s: p.qty for s, p in led.portfolio.positions.items() if p.qty})
 
     def consistency(self) -> list[str]:

@@ -105,6 +105,7 @@ class RiskChain(RiskHook):
     "Several risk hooks in a row (first rejection wins); Bars reach the hooks as Candles; cancels are not failures."
     def __init__(self, *hooks:RiskHook, last:int=20): # `last`: how many recent rejections to keep for dashboards
         self.hooks = [h for h in hooks if h is not None]
+        self._alive = [h.feed_alive for h in self.hooks if hasattr(h, "feed_alive")]
         self.rejections: deque = deque(maxlen=last)     # (ts, client_id, symbol, reason)
         self.rejected = 0
         self._live: dict[str, Order] = {}               # passed and not done yet, by client id
@@ -119,6 +120,10 @@ class RiskChain(RiskHook):
                 return r
         self._live[order.client_id] = order
         return None
+
+    def feed_alive(self, ts:int) -> None:
+        "An event arrived (the engine says so before acting on it): hooks with a stale-feed clock restart it."
+        for f in self._alive: f(ts)
 
     def on_market(self, event) -> None:
         if type(event) is Bars:

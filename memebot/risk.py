@@ -415,6 +415,13 @@ def _trip(self:RiskEngine, breaker:str, detail:str):
     self._latch("circuit", f"{breaker}: {detail}")
 
 @patch
+def feed_alive(self:RiskEngine, ts:int # the event's time
+              ) -> None:
+    "A market event arrived (the node says so before the engine acts on it): the stale-feed clock restarts."
+    if self.last_event_ns is None or ts > self.last_event_ns: self.last_event_ns = ts
+    if "stale_feed" in self.latches: self._unlatch(("stale_feed",), "feed resumed")
+
+@patch
 def heartbeat(self:RiskEngine, now_ns:int # the engine clock's time
              ) -> TradingState:
     "Periodic call from the node (also without events): kill-file poll, daily reset, stale-feed breaker."

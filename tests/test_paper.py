@@ -2,7 +2,7 @@
 import asyncio, json, math, os, random, signal, subprocess, sys, time
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
-from memebot.core import Candle, Feed, ListFeed, SimClock, Side, OrderStatus, NS
+from memebot.core import Candle, Feed, ListFeed, SimClock, Side, OrderStatus, OrderType, NS
 from memebot.config import load_settings
 from memebot.data.store import Store, upsert
 from memebot.data.replay import ReplayFeed
@@ -316,3 +316,33 @@ def test_restart_on_live_feed_restores_ledger(tmp_path):
     assert {o.client_id for o in led2.open_orders()} <= set(ids)        # what is still open was sent by the second run
     assert n2.consistency() == []
     fills = led2.fills(); assert len({f.fill_id for f in fills}) == len(fills)
+
+
+class Protected(Strategy):
+    "Test strategy: buy AAA once, then protect it with a stop-loss 5% under the fill."
+    name = "protected_t"; version = "1"
+    def on_start(self, ctx): self.bought = False
+    def on_fill(self, ctx, fill):
+        if fill.side is Side.BUY: ctx.stop_loss("AAA", fill.qty, fill.price * 0.95, tag="stop")
+    def on_bar(self, ctx, bars):
+        if not self.bought and ctx.position("AAA") == 0: ctx.buy("AAA", 1.0); self.bought = True
+
+
+def test_held_stop_loss_survives_a_restart(tmp_path):
+    "A stop-loss is held by the node, not a venue: the ledger keeps it, and a restarted node still fires it."
+    s = _settings(tmp_path)
+    st = Store(tmp_path / "h.duckdb")
+    first = _candles([100.0] * 4)
+    led = Ledger(st, "held1", "cex", "paper")
+    r1 = _run(TradingNode(Protected(), AsyncOnly(first, SimClock()), ledger=led, run_id="held1", settings=s, cash=10_000))
+    (stop, _), = led.held()
+    assert stop.type is OrderType.STOP and stop.price == pytest.approx(95.0) and led.portfolio.qty("AAA") == 1.0
+    later = _candles([99.0, 90.0, 90.0], t0=first[-1].ts + 60 * NS)                # the price falls through the stop while
+    led2 = Ledger(st, "held1", "cex", "paper")                                      # ... a new process runs the node
+    n2 = TradingNode(Protected(), AsyncOnly(later, SimClock()), ledger=led2, run_id="held1", settings=s, cash=10_000)
+    assert n2.mode == "restore" and [o.client_id for o in n2.engine.om.held()] == [stop.client_id]
+    r2 = _run(n2)
+    sells = [f for f in r2.fills if f.side is Side.SELL]
+    assert len(sells) == 1 and sells[0].client_id == stop.client_id and led2.reload().portfolio.qty("AAA") == 0.0
+    assert led2.held() == [] and n2.consistency() == []
+    assert min(o.client_id for o in r2.orders if o.client_id != stop.client_id) > stop.client_id   # ids continue past it

@@ -312,6 +312,7 @@ class Engine:
         self.om = OrderManager(run_id)
         self.log = get_logger("memebot.engine")
         self._advance = getattr(self.clock, "advance_to", None)
+        self._alive = getattr(self.risk, "feed_alive", None)   # the node's risk engine: an event arrived (stale-feed clock)
         self.universe: list[str] = []; self._uidx: dict[str, int] = {}; self._icache: dict = {}
         self._rings: dict[str, _Ring] = {}; self._tf0 = None
         hist = strategy.history
@@ -391,6 +392,7 @@ class Engine:
         if t is Candle: ev = Bars.from_candle(ev); t = Bars
         ts = ev.ts
         if self._advance is not None: self._advance(ts)
+        if self._alive is not None: self._alive(ts)      # before triggers fire: an order at this event is not after a stale feed
         if ts > self.now: self.now = ts
         self.events += 1
         strat, ctx = self.strategy, self.ctx
