@@ -1,5 +1,6 @@
 """Train and promote: candles from the store -> features -> train (walk-forward evaluation against baselines) ->
-register in MLflow -> promotion gate (@champion moves only when the candidate beats it on the same held-out window).
+register in MLflow -> promotion gate (@champion moves only when the candidate beats the best naive baseline and the
+current champion on the same held-out window by [ai] promotion_margin; otherwise it is tagged @challenger).
 
     python flows/train.py --family logreg --tf 5m
 """
@@ -33,8 +34,10 @@ def train_register(candles, family: str, params: dict, name: str | None, tf: str
     "Walk-forward evaluate, fit, log and register one family; the promotion gate decides its alias."
     from memebot.models.registry import train_and_register
     r = train_and_register(candles, family, params, name=name, tf=tf, h=horizon, n_splits=splits, uri=tracking_uri, progress=False)
-    return {"family": family, "name": r.name, "version": r.version, "decision": r.gate.decision, "metric": r.gate.metric,
-            "candidate_score": r.gate.candidate_score, "champion_version": r.gate.champion_version,
+    get_run_logger().info(f"{r.name} v{r.version} -> @{r.gate.decision}: {r.gate.reason}")
+    return {"family": family, "name": r.name, "version": r.version, "decision": r.gate.decision, "reason": r.gate.reason,
+            "metric": r.gate.metric, "candidate_score": r.gate.candidate_score, "baseline": r.gate.baseline,
+            "baseline_score": r.gate.baseline_score, "champion_version": r.gate.champion_version,
             "champion_score": r.gate.champion_score, "holdout": r.holdout[family]}
 
 
@@ -63,6 +66,9 @@ def train_flow(families: list[str] | None = None, tf: str = "5m", symbols: list[
     for f in fams:
         r = train_register(candles, f, dict(params or {}), name if len(fams) == 1 else None, tf, horizon, splits, tracking_uri)
         r["aliases"] = promotion(r["name"], tracking_uri)
+        if "champion" not in r["aliases"]:
+            get_run_logger().warning(f"{r['name']} has no @champion: no version beat the naive baselines "
+                                     f"(an operator can choose one: memebot models promote {r['name']} VERSION)")
         out.append(r)
     return out
 

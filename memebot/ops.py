@@ -22,10 +22,11 @@ class PaperUnavailable(OpsError):
     "The paper-trading node (memebot.live) is not available in this build."
 
 # %% auto #0
-__all__ = ['log', 'REPORTS', 'OpsError', 'PaperUnavailable', 'prefect_env', 'WatchItem', 'parse_watchlist', 'task_runner',
-           'pickle_by_value', 'provider_slot', 'store_path', 'backfill_item', 'backfill_shard', 'merge_candles',
-           'quality_check', 'split_grid', 'sweep_chunk', 'sweep_frame', 'training_candles', 'feature_summary',
-           'require_live', 'live_preflight', 'reports_dir', 'run_report', 'QuickstartResult', 'quickstart']
+__all__ = ['log', 'REPORTS', 'QS_MODEL', 'OpsError', 'PaperUnavailable', 'prefect_env', 'WatchItem', 'parse_watchlist',
+           'task_runner', 'pickle_by_value', 'provider_slot', 'store_path', 'backfill_item', 'backfill_shard',
+           'merge_candles', 'quality_check', 'split_grid', 'sweep_chunk', 'sweep_frame', 'training_candles',
+           'feature_summary', 'require_live', 'live_preflight', 'reports_dir', 'run_report', 'QuickstartResult',
+           'quickstart']
 
 # %% ../nbs/99_ops.ipynb #479adb9b
 def prefect_env(settings:Settings|None=None, # settings (default: the process-wide ones)
@@ -286,23 +287,24 @@ def run_report(name:str, # a key of REPORTS or a template path
 class QuickstartResult:
     "What the quickstart produced and where."
     dir: str; store: str; tracking_uri: str
-    sim: dict; quality: dict; backtest: dict; models: list; champion: dict
+    sim: dict; quality: dict; backtest: dict; models: list
+    champion: dict|None         # None when no model beat the naive baselines (the gate promoted none)
     paper: dict|None; reports: dict; seconds: dict
 
 def _paper_step(store:Path, # the quickstart store (simulated candles, the ledger goes here too)
-                model_uri:str, # the champion, e.g. models:/quickstart-1m@champion
+                model_uri:str, # the model to serve, e.g. models:/quickstart-1m@champion (or @challenger)
                 tracking_uri:str, # MLflow tracking URI holding the model
                 strategy:str="model_signal", # a strategy that takes the model's name (model_signal)
                 minutes:int=5, # simulated minutes of paper trading
                 seed:int=7, settings:Settings|None=None) -> dict:
-    "Paper-trade the champion (strategy `model_signal`) over the last simulated minutes, replayed through the paper node."
+    "Paper-trade a registered model (strategy `model_signal`) over the busiest simulated minutes, replayed through the paper node."
     import asyncio, threading
     from memebot.live import TradingNode
     from memebot.ledger import Ledger
     from memebot.data.store import Store
     from memebot.strategy import get_strategy
     from memebot.commands.paper import build_feed
-    name = model_uri.split("models:/", 1)[-1].split("@")[0]
+    name, alias = model_uri.split("models:/", 1)[-1].split("@")
     warmup = 300                                           # bars the features need (the longest window is 288 bars)
     st = Store(store)
     try:
@@ -315,7 +317,7 @@ def _paper_step(store:Path, # the quickstart store (simulated candles, the ledge
         t0 = pd.Timestamp(busy[0][0], tz="UTC")
         start, end = t0 - pd.Timedelta(minutes=warmup), t0 + pd.Timedelta(minutes=minutes)
         feed, _ = build_feed({"feed": "replay", "tf": "1m", "source": "sim", "start": start, "end": end}, st)
-        strat = get_strategy(strategy, model=name, tracking_uri=tracking_uri,
+        strat = get_strategy(strategy, model=name, alias=alias, tracking_uri=tracking_uri,
                              refresh_s=0, warmup=warmup, enter=0.5, exit=0.48, size=0.02)
         node = TradingNode(strat, feed, ledger=Ledger(st, run_id="quickstart"), run_id="quickstart", store=st, settings=settings)
         out: dict = {}
@@ -324,7 +326,7 @@ def _paper_step(store:Path, # the quickstart store (simulated candles, the ledge
         if "r" not in out: raise OpsError("paper step: the paper node stopped with an error (see the log)")
         stt = node.status()
         last_p = {k: round(v.p_up, 4) for k, v in strat.last.items()}
-        return {"strategy": strat.id, "model": model_uri, "window": [str(t0), str(end)], "warmup_bars": warmup,
+        return {"strategy": strat.id, "model": model_uri, "alias": alias, "window": [str(t0), str(end)], "warmup_bars": warmup,
                 "predictions": strat.scored, "last_p_up": last_p, "fills": stt["fills"],
                 "orders": stt["orders"], "rejected": stt["rejected"], "equity": stt["equity"],
                 "pnl": stt["pnl"], "risk": stt["risk"]["state"], "risk_reason": stt["risk"]["reason"],
@@ -380,17 +382,24 @@ def quickstart(dir:str|Path="data/quickstart", # a fresh folder for the store, M
         done("backtest", t0, f"ema_cross total return {res['backtest']['metrics']['total_return']:+.2%}, {res['backtest']['metrics']['trades']} trades")
         t0 = stage("train + promote")
         res["models"], res["champion"] = _qs_train(sp, uri, s)
-        done("train + promote", t0, f"champion {res['champion']['name']} v{res['champion']['version']} ({res['champion']['family']})")
+        ch = res["champion"]
+        done("train + promote", t0, f"champion {ch['name']} v{ch['version']} ({ch['family']})" if ch else "[yellow]no champion: no model beat the naive baselines")
         t0 = stage("paper trade")
         if paper:
-            res["paper"] = _paper_step(sp, res["champion"]["uri"], uri, "model_signal", paper_minutes, seed, s)
-            done("paper trade", t0, f"{res['paper'].get('fills', 0)} fills")
+            if ch: res["paper"] = _paper_step(sp, ch["uri"], uri, "model_signal", paper_minutes, seed, s)
+            else:   # nothing was promoted: paper-trade the gate's @challenger, labelled as such
+                from memebot.models.registry import model_uri
+                chal = next(m for m in res["models"] if m["alias"] == "challenger")
+                res["paper"] = _paper_step(sp, model_uri(QS_MODEL, "challenger"), uri, "model_signal", paper_minutes, seed, s)
+                res["paper"]["note"] = (f"no model beat the naive baselines, so none was promoted: this paper run trades the @challenger "
+                                        f"(v{chal['version']}, {chal['family']}), not a champion")
+            done("paper trade", t0, f"{res['paper'].get('fills', 0)} fills" + ("" if ch else " (with the @challenger)"))
         else:
             res["paper"] = None; secs["paper trade"] = 0.0
             prog.update(tasks["paper trade"], completed=1, description="[yellow]- paper trade (skipped: --no-paper)")
         t0 = stage("reports")
         params = {"daily": {"store_path": str(sp), "backtest_dir": str(d / "backtest"), "kill_file": str(s.resolve(s.live.kill_file))},
-                  "quality": {"store_path": str(sp)}, "models": {"tracking_uri": uri, "model_name": res["champion"]["name"]}}
+                  "quality": {"store_path": str(sp)}, "models": {"tracking_uri": uri, "model_name": QS_MODEL}}
         res["reports"] = {r: str(run_report(r, d / "reports", params[r])) for r in reports}
         done("reports", t0, f"{len(res['reports'])} HTML reports")
     r = QuickstartResult(str(d), str(sp), uri, res["sim"], res["quality"], res["backtest"], res["models"], res["champion"],
@@ -415,18 +424,25 @@ def _qs_backtest(sp:Path, out:Path, s:Settings) -> dict:
     r.equity.rename("equity").to_frame().to_csv(out / "equity.csv")
     return {"strategy": strat.id, "bars": r.bars, "metrics": _clean({k: v for k, v in m.items() if k != "attribution"}), "tearsheet": paths["html"]}
 
-def _qs_train(sp:Path, uri:str, s:Settings) -> tuple[list, dict]:
+QS_MODEL = "quickstart-1m"
+
+def _qs_train(sp:Path, uri:str, s:Settings) -> tuple[list, dict|None]:
+    "Train logreg and GBM through the gate; (each model's gate outcome, the champion or None)."
     from memebot.models.registry import train_and_register, aliases, model_uri
     df = training_candles(sp, "1m", source="sim", settings=s)
     n = df.groupby("symbol").size(); keep = n[n >= 450].index      # tokens that traded long enough for the features' warm-up
     if not len(keep): raise OpsError(f"the simulated tokens traded too briefly to train on (most bars: {int(n.max())}); use a longer --minutes")
     df = df[df.symbol.isin(keep)].reset_index(drop=True)
     feature_summary(df)
-    name, out = "quickstart-1m", []
+    name, out = QS_MODEL, []
     for fam, params in (("logreg", {}), ("gbm", {"max_iter": 60})):
         r = train_and_register(df, fam, params, name=name, tf="1m", uri=uri, settings=s, progress=False, n_splits=2)
-        out.append({"family": fam, "version": r.version, "decision": r.gate.decision, "log_loss": r.holdout[fam]["log_loss"],
-                    "accuracy": r.holdout[fam]["accuracy"]})
-    v = aliases(name, uri)["champion"]
+        out.append({"family": fam, "version": r.version, "decision": r.gate.decision, "reason": r.gate.reason,
+                    "log_loss": r.holdout[fam]["log_loss"], "accuracy": r.holdout[fam]["accuracy"],
+                    "baseline": r.gate.baseline, "baseline_log_loss": r.gate.baseline_score})
+    al = aliases(name, uri)
+    for m in out: m["alias"] = next((a for a, v in al.items() if v == m["version"]), None)   # where the aliases ended up
+    v = al.get("champion")
+    if v is None: return out, None
     champ = next(m for m in out if m["version"] == v)
     return out, {"name": name, "version": v, "family": champ["family"], "uri": model_uri(name, "champion")}

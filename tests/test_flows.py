@@ -64,12 +64,17 @@ def test_backfill_train_promote(harness, env, gt):
         df = candles(st, ["POOL1", "POOL2"], "5m", source="geckoterminal")
     assert len(df) == 2 * N
     res = train_flow(families=["logreg"], tf="5m", source="geckoterminal", name="flowtest", splits=2)
-    assert res[0]["version"] == "1" and res[0]["decision"] == "champion" and res[0]["aliases"] == {"champion": "1"}
+    # on these two pools logistic regression does not beat the naive baselines: refused even with no champion yet
+    assert res[0]["version"] == "1" and res[0]["decision"] == "challenger" and res[0]["aliases"] == {"challenger": "1"}
+    assert res[0]["champion_version"] is None and "does not beat best baseline" in res[0]["reason"]
+    assert res[0]["candidate_score"] > res[0]["baseline_score"] - 0.005
+    from memebot.models.registry import promote
+    promote("flowtest", "1", env["MEMEBOT_AI_TRACKING_URI"])                            # the operator's override
     res2 = train_flow(families=["majority"], tf="5m", source="geckoterminal", name="flowtest", splits=2)
     al = aliases("flowtest", env["MEMEBOT_AI_TRACKING_URI"])
-    assert res2[0]["version"] == "2" and al[res2[0]["decision"]] == "2"                # the gate placed it
-    assert res2[0]["champion_version"] == "1" and res2[0]["champion_score"] is not None
-    # ... and a paper run (the live flow, paper mode) trades with whatever the gate made champion
+    assert res2[0]["version"] == "2" and res2[0]["decision"] == "challenger" and al == {"champion": "1", "challenger": "2"}
+    assert res2[0]["champion_version"] == "1" and res2[0]["champion_score"] is not None  # compared with the champion too
+    # ... and a paper run (the live flow, paper mode) trades with the champion
     from live import live_flow
     from memebot.obs import REGISTRY
     key = {"model": "flowtest", "role": "champion"}

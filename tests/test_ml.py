@@ -145,24 +145,56 @@ def test_registry_round_trip(ds, uri):
     assert "SECRET123" not in json.dumps(run.data.params) and run.data.tags["data_fingerprint"] == ds.fingerprint
 
 
-def test_gate_refuses_worse_and_promotes_better(small, uri):
+OVERFIT = {"max_iter": 150, "learning_rate": 0.5, "max_leaf_nodes": 63, "min_samples_leaf": 5, "l2_regularization": 0.0, "early_stopping": False}
+
+
+def test_gate_refuses_a_candidate_no_better_than_the_baselines(small, uri):
     from memebot.config import load_settings
-    from memebot.models.registry import train_and_register, aliases
+    from memebot.models.registry import train_and_register, aliases, promote, client
     s = load_settings(overrides={"ai.tracking_uri": uri})
-    overfit = {"max_iter": 150, "learning_rate": 0.5, "max_leaf_nodes": 63, "min_samples_leaf": 5, "l2_regularization": 0.0, "early_stopping": False}
     kw = dict(name="g", tf="1h", settings=s, progress=False, n_splits=2, cv_baselines=False)
-    r1 = train_and_register(small, "gbm", overfit, **kw)
-    assert r1.gate.decision == "champion"                              # first version: no champion to beat
-    r2 = train_and_register(small, "majority", **kw)                     # honest base rate: far better log-loss
-    assert r2.gate.decision == "champion" and r2.gate.champion_version == r1.version
-    assert r2.gate.candidate_score + s.ai.promotion_margin <= r2.gate.champion_score
-    r3 = train_and_register(small, "gbm", overfit, **kw)                 # worse again: refused
-    assert r3.gate.decision == "challenger" and r3.gate.candidate_score > r3.gate.champion_score
+    r1 = train_and_register(small, "gbm", OVERFIT, **kw)
+    # no champion yet, and still refused: worse than the best naive baseline on the same window
+    assert r1.gate.decision == "challenger" and r1.gate.champion_version is None and aliases("g", uri) == {"challenger": r1.version}
+    assert r1.gate.baseline in BASELINES and r1.gate.candidate_score > r1.gate.baseline_score
+    assert r1.gate.baseline_score == pytest.approx(min(r1.holdout[b]["log_loss"] for b in BASELINES))   # same window, same metric
+    assert f"best baseline {r1.gate.baseline}" in r1.gate.reason and "champion" not in r1.gate.reason
+    tags = client(uri).get_model_version("g", r1.version).tags
+    assert tags["gate_decision"] == "challenger" and tags["gate_vs_baseline"] == r1.gate.baseline and tags["gate_reason"] == r1.gate.reason
+    r2 = train_and_register(small, "majority", **kw)                     # a baseline cannot beat itself by the margin
+    assert r2.gate.decision == "challenger" and "champion" not in aliases("g", uri)
+    promote("g", r2.version, uri)                                        # the operator's explicit override
+    r3 = train_and_register(small, "gbm", OVERFIT, **kw)                 # worse than the champion too: refused
+    assert r3.gate.decision == "challenger" and r3.gate.champion_version == r2.version and r3.gate.candidate_score > r3.gate.champion_score
+    assert f"champion v{r2.version}" in r3.gate.reason and "baseline" in r3.gate.reason
     assert aliases("g", uri) == {"champion": r2.version, "challenger": r3.version}
-    # a margin larger than any improvement keeps the champion even for an equal-or-better candidate
-    s2 = load_settings(overrides={"ai.tracking_uri": uri, "ai.promotion_margin": "0.5"})
-    r4 = train_and_register(small, "majority", **{**kw, "settings": s2})
-    assert r4.gate.decision == "challenger" and aliases("g", uri)["champion"] == r2.version
+
+
+def test_gate_promotes_only_a_candidate_better_than_baselines_and_champion(ds, uri):
+    """Candidates with a real edge: an extra feature that tells the next bar's direction right 70% / 85% of the time."""
+    from memebot.models.registry import log_and_register, gate, aliases, load_registered, RegistryError
+    rng = np.random.default_rng(0); yl = ds.y.fillna(0.5).to_numpy()
+    hint = lambda acc: np.where(rng.random(len(yl)) < acc, yl, 1 - yl)
+    X = ds.X.assign(hint_a=hint(0.70), hint_b=hint(0.85))
+    t = ds.times; cut = np.sort(t.unique())[int(t.nunique() * 0.8)]; tr, keep = np.asarray(t < cut), np.asarray(t >= cut)
+    base = {b: make_model(b).fit(ds.X[tr], ds.y[tr]) for b in BASELINES}
+    def candidate(cols, margin=0.005, family="logreg", **p):
+        m = make_model(family, **p).fit(X[tr][cols], ds.y[tr])
+        return gate("h", log_and_register(m, "h", uri, {"family": family}, ds.fingerprint), X, ds.y, keep, uri=uri, margin=margin, baselines=base)
+    feats = list(ds.X.columns)
+    g1 = candidate(feats + ["hint_a"])                                   # beats the baselines, no champion yet: promoted
+    assert g1.decision == "champion" and g1.champion_version is None and g1.candidate_score + 0.005 <= g1.baseline_score
+    g2 = candidate(feats, family="gbm", **OVERFIT)                        # worse than both: refused
+    assert g2.decision == "challenger" and g2.champion_version == g1.version and g2.candidate_score > g2.champion_score
+    g3 = candidate(feats + ["hint_a", "hint_b"])                         # better than the champion by the margin: promoted
+    assert g3.decision == "champion" and g3.champion_version == g1.version and g3.candidate_score + 0.005 <= g3.champion_score
+    g4 = candidate(feats + ["hint_a"])                                   # beats the baselines but not the champion: refused
+    assert g4.decision == "challenger" and g4.candidate_score < g4.baseline_score and g4.reason.startswith("log_loss") and "baseline" not in g4.reason
+    g5 = candidate(feats + ["hint_a", "hint_b"], margin=0.5)             # a margin larger than any improvement keeps the champion
+    assert g5.decision == "challenger" and aliases("h", uri) == {"champion": g3.version, "challenger": g5.version}
+    assert load_registered("h", "champion", uri)[2] == g3.version
+    with pytest.raises(RegistryError, match="baselines"):
+        gate("h", g5.version, X, ds.y, keep, uri=uri, baselines={})
 
 
 def test_serving_picks_up_moved_alias_without_restart(ds, uri):
@@ -188,11 +220,12 @@ def test_serving_picks_up_moved_alias_without_restart(ds, uri):
 
 def test_fine_tune_goes_through_the_gate(shared, uri):
     from memebot.config import load_settings
-    from memebot.models.registry import train_and_register, fine_tune, aliases
+    from memebot.models.registry import train_and_register, fine_tune, aliases, promote
     s = load_settings(overrides={"ai.tracking_uri": uri})
     r1 = train_and_register(_candles(shared, n=700), "logreg", name="ft", tf="1h", settings=s, progress=False, n_splits=2, cv_baselines=False)
+    if r1.gate.decision != "champion": promote("ft", r1.version, uri)    # fine-tuning starts from a champion (here: the operator's choice)
     r2 = fine_tune("ft", _candles(shared, n=700, offset=300), uri=uri, settings=s, progress=False, n_splits=2, cv_baselines=False)
-    assert r2.version != r1.version and r2.family == "logreg" and r2.gate.decision in ("champion", "challenger")
+    assert r2.version != r1.version and r2.family == "logreg" and r2.gate.decision in ("champion", "challenger") and r2.gate.reason
     assert aliases("ft", uri)[r2.gate.decision] == r2.version
 
 
@@ -204,11 +237,21 @@ def test_cli_train_ls_promote(memebot, shared, tmp_path):
     r = memebot("train", "-f", "logreg", "--symbols", "WIF/USDT,PEPE/USDT", "--tf", "1h", "--from", "2025-01-01", "--to", "2025-02-20",
                 "--splits", "2", "--json", env=env, check=True)
     out = json.loads(r.stdout)
-    assert out[0]["name"] == "memebot-logreg-1h" and out[0]["decision"] == "champion"
-    assert {"logreg", "persistence", "momentum", "majority"} <= set(out[0]["holdout"])
+    assert out[0]["name"] == "memebot-logreg-1h" and {"logreg", "persistence", "momentum", "majority"} <= set(out[0]["holdout"])
+    # on these 7 weeks of two memecoins logistic regression does not beat the naive baselines: no champion, and it says why
+    assert out[0]["decision"] == "challenger" and out[0]["champion_version"] is None and out[0]["baseline"] in {"persistence", "momentum", "majority"}
+    assert out[0]["candidate_score"] > out[0]["baseline_score"] - 0.005 and "does not beat best baseline" in out[0]["reason"]
+    assert out[0]["baseline_score"] == pytest.approx(min(out[0]["holdout"][b]["log_loss"] for b in ("persistence", "momentum", "majority")), abs=1e-5)
+    r = memebot("train", "-f", "logreg", "--symbols", "WIF/USDT,PEPE/USDT", "--tf", "1h", "--from", "2025-01-01", "--to", "2025-02-20",
+                "--splits", "2", env=env, check=True)                  # the human-readable output carries the decision and reason
+    assert "memebot-logreg-1h v2 -> @challenger: log_loss" in r.stdout and "does not beat best baseline" in r.stdout
+    assert "has no @champion" in r.stdout and "memebot models promote memebot-logreg-1h VERSION" in r.stdout
     ls = json.loads(memebot("models", "ls", "--json", env=env, check=True).stdout)
-    assert ls[0]["aliases"] == ["champion"] and ls[0]["family"] == "logreg"
-    memebot("models", "promote", "memebot-logreg-1h", "1", env=env, check=True)
+    assert [x["aliases"] for x in ls] == [[], ["challenger"]] and ls[0]["family"] == "logreg" and ls[0]["gate_decision"] == "challenger"
+    assert ls[0]["gate_reason"] == out[0]["reason"]
+    memebot("models", "promote", "memebot-logreg-1h", "1", env=env, check=True)      # the operator's override
+    ls = json.loads(memebot("models", "ls", "--json", env=env, check=True).stdout)
+    assert [x["aliases"] for x in ls] == [["champion"], ["challenger"]]
     # bad input: one line, exit 2, nothing lost
     for args, needle in [(("train", "-f", "nope", "--tf", "1h"), "unknown model family"),
                          (("train", "-f", "lstm", "--tf", "1h"), "deep_learning_enabled"),

@@ -102,18 +102,26 @@ def train(family: List[str] = typer.Option([], "--family", "-f", help="Model fam
         err_console.print(f"training {f} on {df.symbol.nunique()} symbols, {len(df):,} {tf} bars ...", highlight=False)
         r = train_and_register(df, f, params, name=(name if len(fams) == 1 else None), tf=tf, h=horizon, n_splits=splits, holdout_frac=holdout,
                                settings=s, progress=err_console.is_terminal)
-        results.append({"family": f, "name": r.name, "version": r.version, "decision": r.gate.decision, "metric": r.gate.metric,
-                        "candidate_score": r.gate.candidate_score, "champion_version": r.gate.champion_version,
+        results.append({"family": f, "name": r.name, "version": r.version, "decision": r.gate.decision, "reason": r.gate.reason,
+                        "metric": r.gate.metric, "candidate_score": r.gate.candidate_score, "baseline": r.gate.baseline,
+                        "baseline_score": r.gate.baseline_score, "champion_version": r.gate.champion_version,
                         "champion_score": r.gate.champion_score, "fit_seconds": round(r.fit_seconds, 2),
                         "holdout": {k: {m: round(x, 5) for m, x in v.items()} for k, v in r.holdout.items()}})
     if as_json: typer.echo(json.dumps(results, indent=1, default=str)); return
     t = Table(title="training results (held-out window)")
-    for c in ("model", "version", "gate", "log-loss", "accuracy", "best baseline acc", "fit s"): t.add_column(c)
+    for c in ("model", "version", "gate", "log-loss", "best baseline log-loss", "accuracy", "best baseline acc", "fit s"): t.add_column(c)
     for r in results:
         h = r["holdout"]; fam = r["family"]
         bb = max((k for k in h if k != fam), key=lambda k: h[k]["accuracy"])
-        t.add_row(r["name"], r["version"], r["decision"], f"{h[fam]['log_loss']:.4f}", f"{h[fam]['accuracy']:.3f}", f"{h[bb]['accuracy']:.3f} ({bb})", f"{r['fit_seconds']:.1f}")
+        t.add_row(r["name"], r["version"], f"@{r['decision']}", f"{h[fam]['log_loss']:.4f}", f"{r['baseline_score']:.4f} ({r['baseline']})",
+                  f"{h[fam]['accuracy']:.3f}", f"{h[bb]['accuracy']:.3f} ({bb})", f"{r['fit_seconds']:.1f}")
     console.print(t)
+    for r in results: console.print(f"{r['name']} v{r['version']} -> @{r['decision']}: {r['reason']}", highlight=False)
+    from memebot.models.registry import aliases, tracking_uri
+    for n in dict.fromkeys(r["name"] for r in results):
+        if "champion" not in aliases(n, tracking_uri(s)):
+            console.print(f"{n} has no @champion: no version beat the naive baselines on its held-out window "
+                          f"(an operator can still choose one: memebot models promote {n} VERSION)", highlight=False)
 
 # %% ../../nbs/94_commands.ml.ipynb #44370a7b
 @models_app.command("ls")
@@ -124,8 +132,9 @@ def models_ls(as_json: bool = typer.Option(False, "--json", help="Machine-readab
     if as_json: typer.echo(json.dumps(rows, indent=1)); return
     if not rows: console.print("no registered models: train one with `memebot train`"); return
     t = Table(title=tracking_uri(settings()))
-    for c in ("name", "version", "aliases", "family", "gate", "score", "data", "created"): t.add_column(c)
-    for r in rows: t.add_row(r["name"], r["version"], ",".join(r["aliases"]), r["family"] or "", r["gate_metric"] or "", r["gate_score"] or "", r["fingerprint"] or "", r["created"][:19])
+    for c in ("name", "version", "aliases", "family", "gate", "metric", "score", "why", "data", "created"): t.add_column(c)
+    for r in rows: t.add_row(r["name"], r["version"], ",".join(r["aliases"]), r["family"] or "", r["gate_decision"] or "", r["gate_metric"] or "",
+                             r["gate_score"] or "", r["gate_reason"] or "", r["fingerprint"] or "", r["created"][:19])
     console.print(t)
 
 @models_app.command("promote")

@@ -72,7 +72,7 @@ def flows_serve(only: List[str] = typer.Option([], "--only", help="Serve only th
 def quickstart_cmd(dir: Path = typer.Option(Path("data/quickstart"), "--dir", help="A fresh folder (recreated if it holds an earlier quickstart)."),
                    seed: int = typer.Option(7, "--seed", help="Simulator seed."),
                    minutes: int = typer.Option(1440, "--minutes", help="Simulated market span in minutes (>= 360)."),
-                   paper: bool = typer.Option(True, "--paper/--no-paper", help="Paper-trade the champion (strategy model_signal)."),
+                   paper: bool = typer.Option(True, "--paper/--no-paper", help="Paper-trade the champion (strategy model_signal; the @challenger, labelled so, when none beat the baselines)."),
                    paper_minutes: int = typer.Option(30, "--paper-minutes", help="Simulated minutes of paper trading (after a 300-bar warm-up)."),
                    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON.")):
     "Run the whole loop offline: simulate -> store -> backtest -> train and promote -> paper -> report."
@@ -87,10 +87,12 @@ def quickstart_cmd(dir: Path = typer.Option(Path("data/quickstart"), "--dir", he
     console.print(f"quickstart in {sum(r.seconds.values()):.1f} s: {r.dir}", highlight=False)
     console.print(f"  backtest   {r.backtest['strategy']}: total return {m['total_return']:+.2%}, sharpe {m['sharpe']:.2f}, "
                   f"{m['trades']} trades -> {r.backtest['tearsheet']}", highlight=False)
-    for x in r.models: console.print(f"  model      {x['family']} v{x['version']}: {x['decision']} (log-loss {x['log_loss']:.4f}, accuracy {x['accuracy']:.3f})", highlight=False)
-    console.print(f"  champion   {r.champion['uri']} ({r.champion['family']})", highlight=False)
+    for x in r.models: console.print(f"  model      {x['family']} v{x['version']}: @{x['decision']} (log-loss {x['log_loss']:.4f}, accuracy {x['accuracy']:.3f}): {x['reason']}", highlight=False)
+    if r.champion: console.print(f"  champion   {r.champion['uri']} ({r.champion['family']})", highlight=False)
+    else: console.print("  champion   none: no model beat the naive baselines on the held-out window (memebot models promote NAME VERSION overrides)", highlight=False)
     if r.paper is not None:
         p = r.paper
+        if p.get("note"): console.print(f"  note       {p['note']}", highlight=False)
         console.print(f"  paper      {p['strategy']} with {p['model']} over {p['window'][0]} .. {p['window'][1]}: {p['predictions']} predictions, "
                       f"{p['orders']} orders sent, {p['rejected']} rejected by risk, {p['fills']} fills; risk {p['risk']}"
                       + (f" ({p['risk_reason'][:90]})" if p.get("risk_reason") else ""), highlight=False)

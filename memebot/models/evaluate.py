@@ -36,7 +36,8 @@ def walk_forward_predict(ds:Dataset, # the dataset
                          families:dict, # {name: (family, params)} or {name: family}
                          splits:list[Split], # e.g. from `walk_forward`
                          progress:bool=True, # rich progress bar
-                         context_bars:int=64 # history rows handed to sequence models before each test block
+                         context_bars:int=64, # history rows handed to sequence models before each test block
+                         fitted:dict|None=None # if a dict: filled with {name: the model fitted for the last fold}
                         ) -> tuple[pd.DataFrame, pd.DataFrame]:
     "(predictions, timings): out-of-sample P(up) per family with y, fwd1 and fold; fit seconds per family and fold."
     ts = ds.times; rows, times = [], []
@@ -61,6 +62,7 @@ def walk_forward_predict(ds:Dataset, # the dataset
                 m = make_model(fam, **params).fit(tr.X, tr.y)
                 times.append({"fold": s.fold, "model": name, "fit_s": time.perf_counter() - t0, "n_train": int(tr.y.notna().sum())})
                 out[name] = m.predict_proba(view.X)[keep, 1]
+                if fitted is not None: fitted[name] = m
                 bar.advance(task)
             rows.append(out)
     if not rows: raise ModelError("walk_forward_predict: no fold had both training and test rows")

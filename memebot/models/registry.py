@@ -164,7 +164,8 @@ def list_models(uri:str|None=None) -> list[dict]:
             t = dict(mv.tags)
             rows.append({"name": rm.name, "version": str(mv.version), "aliases": sorted(al.get(str(mv.version), [])),
                          "family": t.get("family"), "fingerprint": t.get("data_fingerprint"), "gate_metric": t.get("gate_metric"),
-                         "gate_score": t.get("gate_score"), "created": pd.Timestamp(mv.creation_timestamp, unit="ms", tz="UTC").isoformat()})
+                         "gate_score": t.get("gate_score"), "gate_decision": t.get("gate_decision"),
+                         "gate_reason": t.get("gate_reason"), "created": pd.Timestamp(mv.creation_timestamp, unit="ms", tz="UTC").isoformat()})
     return sorted(rows, key=lambda r: (r["name"], int(r["version"])))
 
 # %% ../../nbs/35_models.registry.ipynb #b0dfedfa
@@ -179,6 +180,9 @@ class GateResult:
     champion_version: str|None
     champion_score: float|None
     margin: float
+    baseline: str|None = None          # the best naive baseline on the same window
+    baseline_score: float|None = None
+    reason: str = ""                   # one line: why this decision
 
 def _score(m:Model, X, y, keep, metric):
     p = m.predict_proba(X)[:, 1][keep]; yy = np.asarray(y)[keep]
@@ -188,13 +192,19 @@ def gate(name:str, version:str, # the registered candidate
          X:pd.DataFrame, y:pd.Series, # held-out window (plus earlier rows as history for sequence models)
          keep:np.ndarray|None=None, # rows of X that are the held-out window (default all)
          uri:str|None=None, margin:float|None=None, # default [ai] promotion_margin
-         metric:str="log_loss") -> GateResult:
-    "Compare candidate vs @champion on the same window; move @champion only if better by `margin`, else tag @challenger."
+         metric:str="log_loss",
+         *, baselines:dict[str, Model] # the naive baselines, fitted on the candidate's training rows (see `BASELINES`)
+        ) -> GateResult:
+    "Move @champion to the candidate only if it beats the best naive baseline and the champion by `margin`, else tag @challenger."
     uri = uri or tracking_uri(); margin = get_settings().ai.promotion_margin if margin is None else margin
     keep = np.ones(len(X), bool) if keep is None else np.asarray(keep)
+    if not baselines: raise RegistryError("gate: no naive baselines to compare with (fit persistence, momentum and majority on the training rows)")
     lower = metric in ("log_loss", "brier")
+    gain = lambda ref, x: (ref - x) if lower else (x - ref)      # > 0: x is better than ref
     cand, _, _ = load_registered(name, version, uri)
     cs = _score(cand, X, y, keep, metric)
+    bscores = {b: _score(m, X, y, keep, metric) for b, m in baselines.items()}
+    bb = (min if lower else max)(bscores, key=bscores.get); bs = bscores[bb]
     al = aliases(name, uri); champ_v = al.get("champion")
     ch_s = None
     if champ_v is not None and champ_v != str(version):
@@ -202,17 +212,28 @@ def gate(name:str, version:str, # the registered candidate
         try: ch_s = _score(champ, X, y, keep, metric)
         except ModelError as e:   # features changed: the old champion cannot score this window
             log.warning("gate_champion_unscorable", name=name, version=champ_v, error=str(e)); ch_s = None
-    better = ch_s is None or ((ch_s - cs) if lower else (cs - ch_s)) >= margin
+    vs_base = f"best baseline {bb} ({bs:.4f})"; vs_champ = f"champion v{champ_v} ({ch_s:.4f})" if ch_s is not None else None
+    beats_base, beats_champ = gain(bs, cs) >= margin, ch_s is None or gain(ch_s, cs) >= margin
+    if champ_v == str(version):
+        decision, reason = "champion", "already @champion"
+    elif beats_base and beats_champ:
+        decision = "champion"
+        reason = f"{metric} {cs:.4f} beats {vs_base}" + (f" and {vs_champ}" if vs_champ else " (no champion yet)") + f" by >= {margin:g}"
+    else:
+        decision = "challenger"
+        lost = [x for x, ok in ((vs_base, beats_base), (vs_champ, beats_champ)) if not ok and x]
+        reason = f"{metric} {cs:.4f} does not beat {' nor '.join(lost)} by {margin:g}"
     c = client(uri)
-    if champ_v == str(version): better = True
-    decision = "champion" if better else "challenger"
     c.set_registered_model_alias(name, decision, str(version))
     if decision == "champion" and al.get("challenger") == str(version): c.delete_registered_model_alias(name, "challenger")
-    for k, v in {"gate_metric": metric, "gate_score": f"{cs:.6f}", "gate_decision": decision, "gate_vs_version": champ_v or "",
+    for k, v in {"gate_metric": metric, "gate_score": f"{cs:.6f}", "gate_decision": decision, "gate_reason": reason,
+                 "gate_vs_baseline": bb, "gate_baseline_score": f"{bs:.6f}", "gate_vs_version": champ_v or "",
                  "gate_vs_score": "" if ch_s is None else f"{ch_s:.6f}"}.items():
         c.set_model_version_tag(name, str(version), k, v)
-    log.info("promotion_gate", name=name, version=str(version), decision=decision, metric=metric, candidate=cs, champion=ch_s, champion_version=champ_v)
-    return GateResult(name, str(version), decision, metric, float(cs), champ_v if champ_v != str(version) else None, ch_s, float(margin))
+    log.info("promotion_gate", name=name, version=str(version), decision=decision, metric=metric, candidate=cs, baseline=bb,
+             baseline_score=bs, champion=ch_s, champion_version=champ_v, reason=reason)
+    return GateResult(name, str(version), decision, metric, float(cs), champ_v if champ_v != str(version) else None, ch_s,
+                      float(margin), bb, float(bs), reason)
 
 # %% ../../nbs/35_models.registry.ipynb #7a79c666
 @dataclass
@@ -254,9 +275,9 @@ def train_and_register(candles:pd.DataFrame, # long candles (symbols + context s
     preds, times = walk_forward_predict(dev, fams, splits, progress=progress)
     cv = metrics_table(preds, list(fams))
     t0 = time.perf_counter(); model = make_model(family, **params).fit(dev.X, dev.y); fit_s = time.perf_counter() - t0
-    hold = {}; hp = {}
+    hold = {}; hp = {}; base = {b: make_model(b).fit(dev.X, dev.y) for b in BASELINES}   # the gate compares with these too
     for k in [family, *BASELINES]:
-        m = model if k == family else make_model(k).fit(dev.X, dev.y)
+        m = model if k == family else base[k]
         hp[k] = m.predict_proba(view.X)[:, 1][keep]; hold[k] = metrics(view.y[keep], hp[k])
     hpred = pd.DataFrame({**hp, "y": view.y[keep].to_numpy(), "fwd1": view.fwd1[keep].to_numpy()}, index=view.X.index[keep])
     bb = best_baseline(hpred)
@@ -276,7 +297,7 @@ def train_and_register(candles:pd.DataFrame, # long candles (symbols + context s
     version = log_and_register(model, name, uri, config, ds.fingerprint, plan, mets,
                                tags={"holdout_start": str(hold_start), "tf": tf}, figures={"calibration_holdout.png": fig}, reference_X=dev.X)
     plt.close(fig)
-    g = gate(name, version, view.X, view.y, keep, uri=uri, margin=s.ai.promotion_margin)
+    g = gate(name, version, view.X, view.y, keep, uri=uri, margin=s.ai.promotion_margin, baselines=base)
     return TrainResult(name, version, family, g, {k: v for k, v in hold.items()}, cv, fit_s, config)
 
 # %% ../../nbs/35_models.registry.ipynb #6b2addf9
