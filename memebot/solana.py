@@ -345,6 +345,9 @@ class ReconciliationReport:
 
 _LAT = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
+class _NotYet(Exception):
+    "getTransaction has no answer yet for a signature that just confirmed."
+
 class SolanaBroker:
     "Jupiter swaps on Solana with write-ahead ledgering, re-send until expiry, restart recovery and reconciliation."
     def __init__(self, ledger:Ledger, wallet:WalletKey, settings=None,
@@ -582,14 +585,19 @@ class SolanaBroker:
         self._confirm.observe(time.perf_counter() - t0)
         return outcome
 
+    async def _landed(self, signature:str, tries:int=20) -> dict|None:
+        "The landed transaction, once the RPC serves it (a confirmed signature can take a moment to be readable); else None."
+        try:
+            async for attempt in retrying((_NotYet, RpcError, _Retryable, httpx.HTTPError), tries, 0.05, 0.2):
+                with attempt:
+                    txj = await self.rpc.transaction(signature)
+                    if not txj: raise _NotYet(signature)
+                    return txj
+        except (_NotYet, RpcError, _Retryable, httpx.HTTPError): return None
+
     async def _book(self, order:Order, intent:TxIntent) -> Order:
         "Read the landed transaction and book the real fill (idempotent on the signature)."
-        txj = None
-        for _ in range(20):
-            try: txj = await self.rpc.transaction(intent.signature)
-            except (RpcError, _Retryable, httpx.HTTPError): txj = None
-            if txj: break
-            await asyncio.sleep(0.05)
+        txj = await self._landed(intent.signature)
         if not txj: return order                                                 # SUBMITTED + confirmed intent: recover() books it
         cf = fill_from_tx(txj, self.wallet.pubkey)
         mint = order.symbol; dec = self._decimals.get(mint) or (self.ledger.order_params(order.client_id) or {}).get("decimals", 0)
@@ -614,16 +622,12 @@ class SolanaBroker:
 
     async def _book_failed(self, order:Order, intent:TxIntent, reason:str) -> Order:
         "A transaction that landed with an error still cost its fee: book that SOL move, then fail the order."
-        for _ in range(20):
-            try: txj = await self.rpc.transaction(intent.signature)
-            except (RpcError, _Retryable, httpx.HTTPError): txj = None
-            if txj:
-                cf = fill_from_tx(txj, self.wallet.pubkey)
-                self.ledger.record_move(f"fee:{intent.signature}", "SOL", cf.sol_delta, kind="fee", note="failed transaction")
-                for m, d in cf.token_deltas.items():
-                    if m != SOL_MINT: self.ledger.record_move(f"fee:{intent.signature}:{m}", m, d, kind="fee", note="failed transaction")
-                break
-            await asyncio.sleep(0.05)
+        txj = await self._landed(intent.signature)
+        if txj:
+            cf = fill_from_tx(txj, self.wallet.pubkey)
+            self.ledger.record_move(f"fee:{intent.signature}", "SOL", cf.sol_delta, kind="fee", note="failed transaction")
+            for m, d in cf.token_deltas.items():
+                if m != SOL_MINT: self.ledger.record_move(f"fee:{intent.signature}:{m}", m, d, kind="fee", note="failed transaction")
         return self._finish(order, OrderStatus.FAILED, reason + ("" if txj else "; its fee is not booked yet (reconcile will show it)"))
 
     async def _book_tips(self):
