@@ -564,3 +564,19 @@ def test_cli_live_run_trades_a_strategy_and_reconciles(tmp_path, memebot, cli_en
         assert doc["status"]["risk"]["state"] == "halted" and "reconciliation" in doc["status"]["risk"]["reason"]
         assert doc["fills"][2:] == [] and "SOL: ledger" in doc["reconcile"]
     finally: e.close()
+
+
+def test_cli_live_run_bad_inputs(tmp_path, memebot):
+    on = {"MEMEBOT_LIVE_LIVE_TRADING_ENABLED": "true", "MEMEBOT_LIVE_PAPER_TRADING_MODE": "false"}
+    base = ["live", "run", "--yes-i-mean-live"]
+    for args, says in [(["--strategy", "ema_cross", "--mint", "not-a-mint"], "--mint"),
+                       (["--strategy", "ema_cross", "--mint", SOL_MINT], "--mint"),
+                       (["--strategy", "no_such", "--mint", str(Keypair().pubkey())], "unknown strategy"),
+                       (["--strategy", "ema_cross", "--mint", str(Keypair().pubkey()), "--tf", "7x"], "7x"),
+                       (["--strategy", "ema_cross", "--mint", str(Keypair().pubkey()), "--reserve-sol", "-1"], "--reserve-sol"),
+                       (["--strategy", "ema_cross", "--param", "fast=abc", "--mint", str(Keypair().pubkey())], "fast")]:
+        r = memebot(*base, *args, env=on)
+        err = r.stderr.strip()
+        assert r.returncode == 2 and err.startswith("error:") and says in err and len(err.splitlines()) == 1, (args, r.stderr)
+    r = memebot("live", "run", "--strategy", "ema_cross", "--mint", str(Keypair().pubkey()))      # the guard comes first
+    assert r.returncode == 2 and "live trading is off" in r.stderr

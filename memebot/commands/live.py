@@ -127,6 +127,11 @@ def live_run(strategy: str = typer.Option(..., "--strategy", help="Strategy name
     tf_seconds(tf)
     if not reserve_sol >= 0: raise ValidationError("live run", "--reserve-sol", f"{reserve_sol} must be >= 0")
     if seconds is not None and not seconds > 0: raise ValidationError("live run", "--seconds", f"{seconds} must be > 0")
+    from solders.pubkey import Pubkey
+    for m in mints:
+        try: Pubkey.from_string(m)
+        except ValueError: raise ValidationError("live run", "--mint", f"{m!r} is not a token mint address (base58 public key)") from None
+        if m == SOL_MINT: raise ValidationError("live run", "--mint", "SOL is the account's currency, not a token to trade")
     async def go():
         risk = await live_risk(s)                  # the node's risk engine checks every order before the venue sees it
         b, st, rep = await _broker(s, cosigners, risk=False)
