@@ -5,6 +5,7 @@
 # %% ../nbs/63_ledger.ipynb #2aeffa21
 from __future__ import annotations
 import json, os, re, threading
+from contextlib import contextmanager
 from pathlib import Path
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -80,6 +81,20 @@ class Ledger:
         self.reload()
 
     # -- state -------------------------------------------------------------------------------------------------
+    @contextmanager
+    def _write(self, tx:bool=True # one transaction (BEGIN/COMMIT, ROLLBACK on error); False: a single statement
+              ):
+        "The store's write connection under the ledger's locks, journal records still pending committed first."
+        with self._lock, self.store._wlock:
+            if self._pending: self.flush()
+            con = self.store.con
+            if not tx: yield con; return
+            con.execute("BEGIN")
+            try: yield con
+            except BaseException:
+                con.execute("ROLLBACK"); raise
+            con.execute("COMMIT")
+
     def _q(self, sql, args=()):
         if self._pending: self.flush()
         return self.store.cursor().execute(sql, list(args)).fetchall()
@@ -111,15 +126,8 @@ class Ledger:
         if not order.client_id: raise LedgerError("order has no client_id")
         if not (order.qty == order.qty) or order.qty <= 0: raise ValidationError("order", "qty", f"{order.qty!r} must be a positive number")
         now = _dt(self.clock.now_ns())
-        with self._lock, self.store._wlock:
-            if self._pending: self.flush()
-            con = self.store.con
-            con.execute("BEGIN")
-            try:
-                n = self._insert_order(con, order, None, now, params)
-                con.execute("COMMIT")
-            except Exception:
-                con.execute("ROLLBACK"); raise
+        with self._write() as con:
+            n = self._insert_order(con, order, None, now, params)
         if n: self.orders[order.client_id] = order
         return bool(n)
 
@@ -133,9 +141,8 @@ class Ledger:
     def update_order(self, order:Order, venue_id:str|None=None # e.g. the current transaction signature
                     ) -> None:
         "Store the order's new status, fill progress and reason."
-        with self._lock, self.store._wlock:
-            if self._pending: self.flush()
-            self._write_order(self.store.con, order, venue_id)
+        with self._write(tx=False) as con:
+            self._write_order(con, order, venue_id)
         self.orders[order.client_id] = order
 
     def order(self, client_id:str) -> Order|None:
@@ -156,17 +163,15 @@ class Ledger:
     # -- trigger orders held locally ----------------------------------------------------------------------------
     def record_held(self, order:Order, oco:str|None=None) -> None:
         "Remember a trigger order the node holds (a stop-loss must survive a restart); idempotent per client id."
-        with self._lock, self.store._wlock:
-            if self._pending: self.flush()
-            self.store.con.execute("INSERT INTO held_orders VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
-                                   [order.client_id, self.run_id, self.chain.value, self.wallet, json.dumps(_order_doc(order)),
-                                    oco, _dt(self.clock.now_ns())])
+        with self._write(tx=False) as con:
+            con.execute("INSERT INTO held_orders VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                        [order.client_id, self.run_id, self.chain.value, self.wallet, json.dumps(_order_doc(order)),
+                         oco, _dt(self.clock.now_ns())])
 
     def release_held(self, client_id:str) -> None:
         "Forget a held trigger order (it fired and became a market order, or it was cancelled)."
-        with self._lock, self.store._wlock:
-            if self._pending: self.flush()
-            self.store.con.execute("DELETE FROM held_orders WHERE run_id=? AND client_id=?", [self.run_id, client_id])
+        with self._write(tx=False) as con:
+            con.execute("DELETE FROM held_orders WHERE run_id=? AND client_id=?", [self.run_id, client_id])
 
     def held(self) -> list[tuple[Order, str|None]]:
         "The trigger orders still held, oldest first: (order, OCO group)."
@@ -179,15 +184,8 @@ class Ledger:
         "Write-ahead for a chain transaction: store its signature and signed bytes before it is sent."
         if self._journal is not None: return self._append({"k": "intent", "intent": _intent_doc(intent), "ns": self.clock.now_ns()})
         now = _dt(self.clock.now_ns())
-        with self._lock, self.store._wlock:
-            if self._pending: self.flush()
-            con = self.store.con
-            con.execute("BEGIN")
-            try:
-                self._insert_intent(con, intent, now)
-                con.execute("COMMIT")
-            except Exception:
-                con.execute("ROLLBACK"); raise
+        with self._write() as con:
+            self._insert_intent(con, intent, now)
 
     def _insert_intent(self, con, intent:TxIntent, now) -> int:
         "Insert the intent (once per signature) and point its order at it; inside the caller's transaction. 1 if new."
@@ -215,17 +213,10 @@ class Ledger:
                           "ns": self.clock.now_ns()})
             self.orders[order.client_id] = order
             return
-        with self._lock, self.store._wlock:
-            if self._pending: self.flush()
-            con = self.store.con
-            con.execute("BEGIN")
-            try:
-                if self.store.con.execute("SELECT 1 FROM tx_intents WHERE signature=?", [intent.signature]).fetchall():
-                    raise LedgerError(f"transaction {intent.signature} is already in the ledger")
-                self._apply_submission(con, order, intent, params, _dt(self.clock.now_ns()))
-                con.execute("COMMIT")
-            except Exception:
-                con.execute("ROLLBACK"); raise
+        with self._write() as con:
+            if con.execute("SELECT 1 FROM tx_intents WHERE signature=?", [intent.signature]).fetchall():
+                raise LedgerError(f"transaction {intent.signature} is already in the ledger")
+            self._apply_submission(con, order, intent, params, _dt(self.clock.now_ns()))
         self.orders[order.client_id] = order
 
     def _apply_submission(self, con, order:Order, intent:TxIntent, params:dict|None, now) -> None:
@@ -268,12 +259,10 @@ class Ledger:
 
     def _commit_records(self, recs:list[dict]) -> int:
         "Apply journal records in one DuckDB transaction, skipping any whose signature is already stored. Count applied."
-        con = self.store.con
         sigs = [r["intent"]["signature"] for r in recs]
-        have = {r[0] for r in con.execute(f"SELECT signature FROM tx_intents WHERE signature IN ({', '.join('?' * len(sigs))})", sigs).fetchall()}
         n = 0
-        con.execute("BEGIN")
-        try:
+        with self._write() as con:       # callers have taken the pending records off first
+            have = {r[0] for r in con.execute(f"SELECT signature FROM tx_intents WHERE signature IN ({', '.join('?' * len(sigs))})", sigs).fetchall()}
             for r in recs:
                 intent = TxIntent(**r["intent"])
                 if intent.signature in have: continue
@@ -281,9 +270,6 @@ class Ledger:
                 if r["k"] == "submission": self._apply_submission(con, _order_from_doc(r["order"]), intent, r.get("params"), now)
                 else: self._insert_intent(con, intent, now)
                 have.add(intent.signature); n += 1
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK"); raise
         return n
 
     def _replay_journal(self) -> None:
@@ -298,7 +284,7 @@ class Ledger:
             except ValueError:
                 if i == len(lines) - 1: self.log.warning("journal_torn_tail", path=str(p), bytes=len(ln)); continue
                 raise LedgerError(f"journal {p}: line {i + 1} is corrupt; move the file aside after checking it") from None
-        with self.store._wlock: n = self._commit_records(recs) if recs else 0
+        n = self._commit_records(recs) if recs else 0
         p.write_bytes(b"")
         self.log.info("journal_replayed", path=str(p), records=len(recs), applied=n)
         self.reload()
@@ -312,10 +298,9 @@ class Ledger:
     def set_intent(self, signature:str, status:str, err:str|None=None, slot:int|None=None) -> None:
         "Move a transaction intent to `status` (signed, sent, confirmed, failed, expired)."
         if status not in INTENT_PENDING + INTENT_FINAL: raise LedgerError(f"intent status {status!r} is not one of {INTENT_PENDING + INTENT_FINAL}")
-        with self._lock, self.store._wlock:
-            if self._pending: self.flush()
-            self.store.con.execute("UPDATE tx_intents SET status=?, err=coalesce(?, err), slot=coalesce(?, slot), updated=? WHERE signature=?",
-                                   [status, err, slot, _dt(self.clock.now_ns()), signature])
+        with self._write(tx=False) as con:
+            con.execute("UPDATE tx_intents SET status=?, err=coalesce(?, err), slot=coalesce(?, slot), updated=? WHERE signature=?",
+                        [status, err, slot, _dt(self.clock.now_ns()), signature])
 
     def intents(self, client_id:str|None=None, pending:bool=False) -> list[TxIntent]:
         "This ledger's transaction intents (optionally one order's, or only those that may still land)."
@@ -336,11 +321,8 @@ class Ledger:
         if not fill.fill_id: raise LedgerError(f"fill for {fill.client_id}: fill_id is required (idempotency key)")
         for name, v in (("qty", fill.qty), ("price", fill.price), ("fee", fill.fee)):
             if not (v == v) or v < 0 or (name == "qty" and v == 0): raise ValidationError("fill", name, f"{v!r} is not a valid {name}")
-        with self._lock, self.store._wlock:
-            if self._pending: self.flush()
-            con = self.store.con
-            con.execute("BEGIN")
-            try:
+        with self._lock:                  # the in-memory book follows the store, after the commit
+            with self._write() as con:
                 n = con.execute("INSERT INTO fills VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                                 [fill.fill_id, fill.client_id, self.run_id, _dt(fill.ts), self.chain.value, self.wallet, fill.symbol,
                                  fill.side.value, fill.qty, fill.price, fill.fee, fill.venue, fill.tx_sig]).fetchone()[0]
@@ -358,9 +340,6 @@ class Ledger:
                                 [self.run_id, self.chain.value, self.wallet, fill.symbol, pos.qty, pos.avg_price,
                                  pos.realized_pnl, pos.fees, _dt(self.clock.now_ns())])
                     if order is not None: self._write_order(con, order)
-                con.execute("COMMIT")
-            except Exception:
-                con.execute("ROLLBACK"); raise
             if n:
                 self.portfolio.apply(fill)
                 if order is not None: self.orders[order.client_id] = order
@@ -372,11 +351,10 @@ class Ledger:
                     note:str="", ts:int|None=None) -> bool:
         "Record a balance change outside a fill (deposit, fee of a failed tx, acknowledged adjustment); once per id."
         if int(delta) != delta: raise LedgerError(f"move {move_id}: delta must be integer base units, got {delta!r}")
-        with self._lock, self.store._wlock:
-            if self._pending: self.flush()
-            n = self.store.con.execute("INSERT INTO ledger_moves VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
-                                       [move_id, _dt(ts or self.clock.now_ns()), self.run_id, self.chain.value, self.wallet,
-                                        asset, int(delta), kind, move_id, note]).fetchone()[0]
+        with self._write(tx=False) as con:
+            n = con.execute("INSERT INTO ledger_moves VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                            [move_id, _dt(ts or self.clock.now_ns()), self.run_id, self.chain.value, self.wallet,
+                             asset, int(delta), kind, move_id, note]).fetchone()[0]
         return bool(n)
 
     def balances(self) -> dict[str, int]:

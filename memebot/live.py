@@ -420,8 +420,6 @@ class VenueBroker:
 
     def cancel(self, client_id:str) -> bool: return False      # a signed swap cannot be called back
     def open_orders(self) -> list[Order]: return [o for o in self.orders.values() if not o.status.is_terminal]
-    @property
-    def in_flight(self) -> int: return len(self._tasks)
 
     async def drain(self) -> None:
         "Wait (up to `drain_timeout_s`) for the swaps in flight."
