@@ -17,7 +17,7 @@ from .obs import configure_logging
 
 # %% auto #0
 __all__ = ['console', 'err_console', 'app', 'config_app', 'data_app', 'state', 'settings', 'fail', 'main', 'config_show',
-           'config_check', 'open_store', 'data_import', 'data_ls']
+           'config_check', 'open_store', 'parse_when', 'parse_range', 'positive', 'data_import', 'data_ls']
 
 # %% ../nbs/90_cli.ipynb #2df78530
 console = Console()
@@ -74,6 +74,12 @@ def fail(msg:str, code:int=2):
     err_console.print(f"error: {msg}", markup=False, highlight=False, soft_wrap=True)
     raise SystemExit(code)
 
+# typer ships its own copy of click (`typer._click`); a usage error may come from either
+_tclick = getattr(typer, "_click", None)
+_EXIT = tuple({click.exceptions.Exit, getattr(getattr(_tclick, "exceptions", None), "Exit", click.exceptions.Exit)})
+_ABORT = tuple({click.exceptions.Abort, getattr(getattr(_tclick, "exceptions", None), "Abort", click.exceptions.Abort)})
+_CLICK = tuple({click.ClickException, getattr(getattr(_tclick, "exceptions", None), "ClickException", click.ClickException)})
+
 def main(argv:list[str]|None=None):
     "Run the memebot command line."
     argv = sys.argv[1:] if argv is None else argv
@@ -82,9 +88,9 @@ def main(argv:list[str]|None=None):
         _load_command_modules()
         app(args=argv, prog_name="memebot", standalone_mode=False)
     except SystemExit: raise
-    except click.exceptions.Exit as e: raise SystemExit(e.exit_code)
-    except click.exceptions.Abort: fail("aborted", 130)
-    except click.ClickException as e:
+    except _EXIT as e: raise SystemExit(e.exit_code)
+    except _ABORT: fail("aborted", 130)
+    except _CLICK as e:                                 # usage errors: unknown command or option, bad value (exit 2)
         if debug: traceback.print_exc()
         fail(e.format_message().replace("\n", " "), e.exit_code or 2)
     except KeyboardInterrupt: fail("interrupted", 130)
@@ -119,6 +125,34 @@ def open_store(read_only:bool=False):
     "The store at `[store] path` (MEMEBOT_STORE_PATH)."
     from memebot.data.store import Store
     s = settings(); return Store(s.resolve(s.store.path), read_only=read_only)
+
+def parse_when(value:str|None, opt:str # the option's name, e.g. "--from"
+              ) -> int|None:
+    "UTC ns from an ISO date/time or a unix timestamp given on the command line; a ValidationError naming `opt`."
+    from memebot.core import ValidationError, ts_from
+    if value is None: return None
+    v = str(value).strip()
+    try: return ts_from(int(v)) if v.lstrip("-").isdigit() else ts_from(v)
+    except ValidationError:
+        raise ValidationError("option", opt, f"{value!r} is not a date (use e.g. 2025-01-31 or 2025-01-31T12:00:00Z)") from None
+
+def parse_range(start:str|None, end:str|None, a:str="--from", b:str="--to") -> tuple[int|None, int|None]:
+    "Both ends of a command-line range, checked: each a date, the start before the end."
+    from memebot.core import ValidationError, ts_to_datetime
+    t0, t1 = parse_when(start, a), parse_when(end, b)
+    if t0 is not None and t1 is not None and t0 >= t1:
+        raise ValidationError("option", a, f"{start} is not before {b} {end}: the range is empty")
+    return t0, t1
+
+def positive(value:float|None, opt:str # the option's name, e.g. "--cash"
+            ) -> float|None:
+    "`value` when it is a finite number above 0 (None stays None); a ValidationError naming `opt` otherwise."
+    from memebot.core import ValidationError
+    import math
+    if value is None: return None
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ValidationError("option", opt, f"{value} is not a positive number")
+    return float(value)
 
 @data_app.command("import")
 def data_import(paths: List[Path] = typer.Argument(..., help="Files to import (parquet, feather, GeckoTerminal JSON)."),

@@ -51,6 +51,7 @@ class RiskConfig(_Section):
     max_open_orders: int = Field(10, ge=1)
     max_orders_per_minute: int = Field(30, ge=1)
     circuit_price_move_pct: float = Field(30.0, gt=0, le=100)
+    circuit_price_move_scope: Literal["symbol", "global"] = "symbol"   # symbol: pause entries in that token; global: halt all
     circuit_price_window_s: float = Field(60.0, gt=0)
     circuit_source_deviation_pct: float = Field(5.0, gt=0)
     circuit_stale_feed_s: float = Field(30.0, gt=0)

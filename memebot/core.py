@@ -4,17 +4,18 @@
 
 # %% ../nbs/00_core.ipynb #3e3e21e7
 from __future__ import annotations
-import enum, time, uuid, itertools, threading, asyncio
+import enum, time, uuid, itertools, threading, asyncio, math
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone, timedelta
 from decimal import Decimal, ROUND_DOWN, InvalidOperation
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['SOL_MINT', 'USDC_MINT', 'NS', 'MarketEvent', 'ORDER_TRANSITIONS', 'MemebotError', 'ValidationError', 'Chain',
            'to_atoms', 'from_atoms', 'tf_seconds', 'TokenRef', 'PoolRef', 'ts_from', 'ts_to_datetime', 'Side', 'Candle',
            'Tick', 'Swap', 'Quote', 'PoolUpdate', 'TokenLaunched', 'OrderType', 'OrderStatus', 'InvalidOrderTransition',
-           'new_client_id', 'Order', 'Fill', 'Position', 'Portfolio', 'RiskHook', 'Clock', 'WallClock', 'SimClock',
-           'Feed', 'ListFeed', 'SharedDataMissing', 'shared_dir']
+           'new_client_id', 'Order', 'NotionalOrder', 'Fill', 'Position', 'Portfolio', 'RiskHook', 'Clock', 'WallClock',
+           'SimClock', 'Feed', 'ListFeed', 'SharedDataMissing', 'shared_dir']
 
 # %% ../nbs/00_core.ipynb #073535cc
 class MemebotError(Exception):
@@ -240,6 +241,7 @@ class Order:
     tag: str = ""                       # free text: strategy, signal name
     trail_pct: float|None = None        # trailing stops: distance from the best price
     max_slippage_bps: int|None = None
+    reserved: float = 0.0               # quote the account holds back for it while open (a buy's budget left, fees)
 
     def transition(self, status:OrderStatus, reason:str="") -> Order:
         "Move to `status`, or raise `InvalidOrderTransition`."
@@ -252,6 +254,11 @@ class Order:
 
     @property
     def remaining(self) -> float: return max(self.qty - self.filled_qty, 0.0)
+
+@dataclass(slots=True)
+class NotionalOrder(Order):
+    "A buy that spends `notional` units of the quote currency (exact-in swap); `qty` is an estimate until filled."
+    notional: float = 0.0
 
 @dataclass(frozen=True, slots=True)
 class Fill:
@@ -299,11 +306,12 @@ class Position:
 # %% ../nbs/00_core.ipynb #569991fa
 @dataclass(slots=True)
 class Portfolio:
-    "Cash (quote currency), positions and last marks; updated by fills and prices."
+    "Cash (quote currency), positions, last marks and the open orders with what they reserve."
     cash: float = 0.0
     positions: dict = field(default_factory=dict)   # symbol -> Position
     marks: dict = field(default_factory=dict)       # symbol -> last price
     fees_paid: float = 0.0
+    orders: dict = field(default_factory=dict)      # client id -> order accepted and not finished
 
     def position(self, symbol:str) -> Position:
         "The position in `symbol` (created flat on first use)."
@@ -312,11 +320,15 @@ class Portfolio:
         return p
 
     def apply(self, fill:Fill) -> Portfolio:
-        "Book a fill: cash moves by notional and fee, the position updates."
+        "Book a fill: cash moves by notional and fee, the position updates, the order's reservation shrinks by its spend."
         self.cash -= fill.side.sign * fill.qty * fill.price + fill.fee
         self.fees_paid += fill.fee
         self.position(fill.symbol).apply(fill)
         self.marks.setdefault(fill.symbol, fill.price)
+        o = self.orders.get(fill.client_id)
+        if o is not None and o.reserved:
+            spend = fill.fee + (fill.qty * fill.price if fill.side is Side.BUY else 0.0)
+            o.reserved = max(o.reserved - spend, 0.0)
         return self
 
     def mark(self, symbol:str, price:float): self.marks[symbol] = price
@@ -334,13 +346,62 @@ class Portfolio:
     def unrealized_pnl(self) -> float:
         return sum(p.unrealized(self.marks.get(s, p.avg_price)) for s, p in self.positions.items())
 
+# %% ../nbs/00_core.ipynb #12b2ecb1
+@patch
+def accept(self:Portfolio, order:Order # an order passed by the checks, with `reserved` set
+          ) -> Order:
+    "Hold `order` open: its `reserved` cash (and, for a sell, its unfilled quantity) is no longer free."
+    self.orders[order.client_id] = order
+    return order
+
+@patch
+def finish(self:Portfolio, order:Order # an order that reached a terminal state
+          ) -> bool:
+    "Release what a finished order still reserved; True if it was open."
+    o = self.orders.pop(order.client_id, None)
+    if o is None: return False
+    o.reserved = 0.0
+    return True
+
+@patch
+def reserved_cash(self:Portfolio) -> float:
+    "Cash held back for open orders."
+    return sum(o.reserved for o in self.orders.values())
+
+@patch
+def free_cash(self:Portfolio) -> float:
+    "Cash not reserved by open orders."
+    return self.cash - self.reserved_cash() if self.orders else self.cash
+
+@patch
+def free_qty(self:Portfolio, symbol:str) -> float:
+    "The long position in `symbol` not already promised to open sells."
+    q = self.qty(symbol)
+    if not self.orders: return q
+    return q - sum(o.remaining for o in self.orders.values() if o.symbol == symbol and o.side is Side.SELL)
+
+@patch
+def pending_qty(self:Portfolio, symbol:str) -> float:
+    "Signed unfilled quantity of the open orders in `symbol` (a notional buy counts its estimate)."
+    return sum(o.side.sign * o.remaining for o in self.orders.values() if o.symbol == symbol)
+
 # %% ../nbs/00_core.ipynb #68bebd1d
 class RiskHook:
-    "The contract between engines and the risk engine: a reason to reject, or None."
-    def check(self, order:Order, portfolio:Portfolio, now_ns:int) -> str|None: raise NotImplementedError
-    def on_market(self, event) -> None: pass
-    def on_fill(self, fill:Fill, portfolio:Portfolio) -> None: pass
-    def on_order_failed(self, order:Order) -> None: pass
+    "The contract between engines and the risk engine: a reason to reject, or None; and what it needs to hear."
+    def check(self, order:Order, portfolio:Portfolio, now_ns:int) -> str|None:
+        "A reason to reject `order` now, or None to let it through."
+        raise NotImplementedError
+    def buying_power(self, symbol:str, portfolio:Portfolio, now_ns:int) -> float:
+        "The largest buy of `symbol` (quote units) this hook would let through now; inf when it sets no limit."
+        return math.inf
+    def on_market(self, event) -> None:
+        "A market event (Candle, Tick, Swap, PoolUpdate, TokenLaunched)."
+    def feed_alive(self, ts:int) -> None:
+        "An event stamped `ts` arrived; the engine says so before it acts on it."
+    def on_fill(self, fill:Fill, portfolio:Portfolio) -> None:
+        "A fill was booked into `portfolio`."
+    def on_order_closed(self, order:Order) -> None:
+        "An order the hook let through finished: filled, cancelled, expired, rejected by the venue or failed."
 
 # %% ../nbs/00_core.ipynb #bcbd2c82
 class Clock:

@@ -11,18 +11,13 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol, runtime_checkable
 import numpy as np
 from .core import (MemebotError, ValidationError, Chain, Side, Order, OrderType, OrderStatus, Fill, Candle, Tick, Swap,
-                          PoolUpdate, TokenLaunched, NS)
+                          PoolUpdate, TokenLaunched, NS, NotionalOrder)
 from .strategy import Bars
+from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['NotionalOrder', 'FillRefused', 'Execution', 'FillModel', 'BarFill', 'VolumeParticipation', 'ConstantProductAMM',
-           'PumpFunCurve', 'FeeSchedule', 'venue_fill_model', 'Broker', 'SimulatedBroker', 'OrderManager']
-
-# %% ../nbs/60_exec.ipynb #29d9faa6
-@dataclass(slots=True)
-class NotionalOrder(Order):
-    "A buy that spends `notional` units of the quote currency (exact-in swap); `qty` is an estimate until filled."
-    notional: float = 0.0
+__all__ = ['FillRefused', 'Execution', 'FillModel', 'BarFill', 'VolumeParticipation', 'ConstantProductAMM', 'PumpFunCurve',
+           'FeeSchedule', 'venue_fill_model', 'Broker', 'SimulatedBroker', 'OrderManager']
 
 # %% ../nbs/60_exec.ipynb #ea74c50c
 class FillRefused(MemebotError):
@@ -150,6 +145,7 @@ def venue_fill_model(venue:str, settings=None, **kw) -> FillModel:
 @runtime_checkable
 class Broker(Protocol):
     "What the engine needs from a venue (simulated, paper or live)."
+    network_fee: float
     def submit(self, order:Order, now_ns:int) -> None: ...
     def cancel(self, client_id:str) -> bool: ...
     def on_market(self, event) -> list: ...
@@ -174,67 +170,142 @@ class SimulatedBroker:
         self.pools: dict[str, list] = {}
         self._n = 0
         self._cap = getattr(self.model, "cap", None)
+        self._budget: dict[str, float] = {}      # open buy client id -> budget left (quote, fees included)
+        self._vol = np.full(8, np.nan)           # last completed bar's volume per universe index (capped models)
+        self._vol_by_symbol: dict[str, float] = {}   # the same, for bars without universe indices
+
+    @property
+    def network_fee(self) -> float: return self.fees.fixed
 
     def submit(self, order:Order, now_ns:int) -> None:
-        "Accept an order (it passed risk); it fills at the next event for its symbol."
+        "Accept an order (it passed the checks); it fills at the next event for its symbol."
         order.transition(OrderStatus.SUBMITTED)
+        if order.side is Side.BUY:
+            if type(order) is NotionalOrder: self._budget[order.client_id] = order.notional
+            elif order.reserved > 0: self._budget[order.client_id] = order.reserved
         self.pending.setdefault(order.symbol, []).append(order)
 
     def cancel(self, client_id:str) -> bool:
+        "Cancel a pending order (or the unfilled rest of one); False if it is not pending here."
         for s, lst in self.pending.items():
             for o in lst:
                 if o.client_id == client_id:
-                    lst.remove(o); o.transition(OrderStatus.CANCELLED, "cancelled"); return True
+                    lst.remove(o)
+                    if not lst: del self.pending[s]
+                    self._budget.pop(client_id, None)
+                    o.transition(OrderStatus.CANCELLED, "cancelled"); return True
         return False
 
     def open_orders(self) -> list[Order]: return [o for l in self.pending.values() for o in l]
 
-    def on_market(self, ev) -> list:
-        "Fill what this event prices; returns fills and orders that failed or were refused."
-        if type(ev) is PoolUpdate: self.pools[ev.pool] = [ev.base_reserve, ev.quote_reserve]
-        if not self.pending: return []
+# %% ../nbs/60_exec.ipynb #2a8cbc7f
+@patch
+def on_market(self:SimulatedBroker, ev) -> list:
+    "Fill what this event prices; returns fills and orders that finished without (more) fills."
+    t = type(ev)
+    if t is PoolUpdate: self.pools[ev.pool] = [ev.base_reserve, ev.quote_reserve]
+    if t is Bars:
         out = []
-        if type(ev) is Bars:
+        if self.pending:
             syms, o = ev.symbols, ev.ohlcv
             for sym in list(self.pending):
                 try: j = syms.index(sym)
                 except ValueError: continue
-                self._fill(sym, float(o[0, j]), float(o[4, j]), ev.open_ts, out)
-        else:
-            sym = _event_key(ev)
-            if sym in self.pending: self._fill(sym, float(ev.price), math.nan, ev.ts, out)
+                self._fill(sym, float(o[0, j]), self._prior_volume(ev, j), ev.open_ts, out)
+        if self._cap is not None: self._remember(ev)
         return out
+    if not self.pending: return []
+    out = []
+    sym = _event_key(ev)
+    if sym in self.pending: self._fill(sym, float(ev.price), math.nan, ev.ts, out)
+    return out
 
-    def _fill(self, sym, price, volume, ts, out):
-        keep = []
-        cap = self._cap(volume) if self._cap else math.inf
-        for o in self.pending.pop(sym):
-            if self.fail_p and self.rng.random() < self.fail_p:
-                o.transition(OrderStatus.FAILED, "transaction failed (simulated)")
-                if self.fees.fixed: out.append(self._mk(o, ts, 0.0, price, self.fees.fixed, "failed"))
-                out.append(o); continue
-            notional = o.notional if type(o) is NotionalOrder and o.filled_qty == 0 else None
-            qty = None if notional is not None else o.remaining
-            try:
-                if qty is not None and qty > cap: qty = cap
-                e = self.model.execute(o.side, qty, notional, price, volume, self.pools.get(sym))
-                if notional is not None and e.qty > cap:     # exact-in above the cap: fill the capped part
-                    o.qty = e.qty; e = self.model.execute(o.side, cap, None, price, volume, self.pools.get(sym))
-                elif notional is not None: o.qty = e.qty
-            except FillRefused as err:
-                o.transition(OrderStatus.REJECTED, str(err)); out.append(o); continue
-            if not e.qty > 0: keep.append(o); continue
-            f = self._mk(o, ts, e.qty, e.price, e.fee + self.fees.fixed)
-            o.avg_fill_price = (o.avg_fill_price * o.filled_qty + e.qty * e.price) / (o.filled_qty + e.qty)
-            o.filled_qty += e.qty
-            if o.remaining <= 1e-12 * max(o.qty, 1.0): o.filled_qty = o.qty; o.transition(OrderStatus.FILLED)
-            else: o.transition(OrderStatus.PARTIALLY_FILLED); keep.append(o)
-            out.append(f)
-        if keep: self.pending[sym] = keep
+@patch
+def _remember(self:SimulatedBroker, ev:Bars):
+    "Keep each symbol's latest bar volume (the volume known when its next bar opens)."
+    idx = ev.idx
+    if idx is None:
+        for s, v in zip(ev.symbols, ev.ohlcv[4].tolist()): self._vol_by_symbol[s] = v
+        return
+    n = idx.stop if type(idx) is slice else int(idx.max()) + 1
+    if n > self._vol.shape[0]:
+        v = np.full(max(n, 2 * self._vol.shape[0]), np.nan); v[:self._vol.shape[0]] = self._vol; self._vol = v
+    self._vol[idx] = ev.ohlcv[4]
 
-    def _mk(self, o, ts, qty, price, fee, tag=""):
-        self._n += 1
-        return Fill(o.client_id, ts, o.symbol, o.side, qty, price, fee, self.venue, tag, o.chain, f"{o.client_id}-f{self._n}")
+@patch
+def _prior_volume(self:SimulatedBroker, ev:Bars, j:int) -> float:
+    "Volume of symbol `j`'s last completed bar before `ev` (NaN when unknown or the model has no cap)."
+    if self._cap is None: return math.nan
+    idx = ev.idx
+    if idx is None: return self._vol_by_symbol.get(ev.symbols[j], math.nan)
+    u = idx.start + j if type(idx) is slice else int(idx[j])
+    return float(self._vol[u]) if u < self._vol.shape[0] else math.nan
+
+# %% ../nbs/60_exec.ipynb #01d7e955
+_DUST = 1e-9
+
+@patch
+def _execute(self:SimulatedBroker, sym, side, qty, notional, price, volume):
+    "Run the fill model on a copy of the pool; returns (execution, the pool after it)."
+    p = self.pools.get(sym); work = list(p) if p is not None else None
+    return self.model.execute(side, qty, notional, price, volume, work), work
+
+@patch
+def _fill(self:SimulatedBroker, sym, price, volume, ts, out):
+    keep, fixed = [], self.fees.fixed
+    cap = self._cap(volume) if self._cap else math.inf
+    for o in self.pending.pop(sym):
+        short = None
+        if self.fail_p and self.rng.random() < self.fail_p:
+            o.transition(OrderStatus.FAILED, "transaction failed (simulated)")
+            self._budget.pop(o.client_id, None)
+            if fixed: out.append(self._mk(o, ts, 0.0, price, fixed, "failed"))
+            out.append(o); continue
+        budget = self._budget.get(o.client_id, math.inf)
+        try:
+            if type(o) is NotionalOrder:                 # exact-in: spend what is left of the budget
+                spend = budget - fixed
+                if not spend > _DUST * o.notional: raise FillRefused(f"budget {budget:.6g} does not cover the network fee {fixed:.6g}")
+                e, pool = self._execute(sym, o.side, None, spend, price, volume)
+                if e.qty > cap: e, pool = self._execute(sym, o.side, cap, None, price, volume)
+            else:
+                e, pool = self._execute(sym, o.side, min(o.remaining, cap), None, price, volume)
+                if o.side is Side.BUY and e.qty * e.price + e.fee + fixed > budget * (1 + _DUST):
+                    over = f"price {e.price:.6g} moved beyond the cash reserved for the order ({budget:.6g})"
+                    if not budget - fixed > 0: raise FillRefused(over)
+                    e, pool = self._execute(sym, o.side, None, budget - fixed, price, volume)   # what the budget buys
+                    short = over
+        except FillRefused as err:
+            self._budget.pop(o.client_id, None)
+            if o.filled_qty > 0: o.transition(OrderStatus.CANCELLED, f"rest cancelled: {err}")
+            else: o.transition(OrderStatus.REJECTED, str(err))
+            out.append(o); continue
+        if not e.qty > 0: keep.append(o); continue
+        if pool is not None: self.pools[sym][:] = pool
+        cost = e.qty * e.price + e.fee + fixed
+        out.append(self._mk(o, ts, e.qty, e.price, e.fee + fixed))
+        o.avg_fill_price = (o.avg_fill_price * o.filled_qty + e.qty * e.price) / (o.filled_qty + e.qty)
+        o.filled_qty += e.qty
+        if type(o) is NotionalOrder:
+            left = budget - cost; self._budget[o.client_id] = left
+            done = left <= max(fixed, _DUST * o.notional)
+            o.qty = o.filled_qty if done else o.filled_qty + left / (e.price * 1.0001)
+        else:
+            if o.client_id in self._budget: self._budget[o.client_id] = budget - cost
+            done = o.remaining <= 1e-12 * max(o.qty, 1.0)
+            if done: o.filled_qty = o.qty
+        if done: self._budget.pop(o.client_id, None); o.transition(OrderStatus.FILLED)
+        elif short:                                  # a buy in base units that hit its budget: the rest is cancelled
+            self._budget.pop(o.client_id, None)
+            o.transition(OrderStatus.PARTIALLY_FILLED); o.transition(OrderStatus.CANCELLED, f"rest cancelled: {short}")
+            out.append(o)
+        else: o.transition(OrderStatus.PARTIALLY_FILLED); keep.append(o)
+    if keep: self.pending[sym] = keep
+
+@patch
+def _mk(self:SimulatedBroker, o, ts, qty, price, fee, tag=""):
+    self._n += 1
+    return Fill(o.client_id, ts, o.symbol, o.side, qty, price, fee, self.venue, tag, o.chain, f"{o.client_id}-f{self._n}")
 
 # %% ../nbs/60_exec.ipynb #8c7ca805
 _TRIGGERS = {OrderType.LIMIT, OrderType.STOP, OrderType.TAKE_PROFIT, OrderType.TRAILING_STOP}
@@ -251,7 +322,12 @@ class OrderManager:
         self.on_held: Callable|None = None           # (order, oco) when a trigger is held; the node persists it
         self.on_released: Callable|None = None       # (order) when a held trigger fires or is cancelled
 
-    def next_id(self) -> str: return f"{self.prefix}-{next(self._seq):06d}"
+    def continue_after(self, client_ids) -> int:
+        "After a restart: number new client ids past the highest of ours in `client_ids`; returns that highest number."
+        pre = self.prefix + "-"
+        top = max((int(c[len(pre):]) for c in client_ids if c.startswith(pre) and c[len(pre):].isdigit()), default=0)
+        self._seq = itertools.count(top + 1)
+        return top
 
     def create(self, symbol:str, side:Side, qty:float, type:OrderType=OrderType.MARKET, price:float|None=None,
                now_ns:int=0, notional:float|None=None, **kw) -> Order:

@@ -131,6 +131,15 @@ class Ledger:
         if n: self.orders[order.client_id] = order
         return bool(n)
 
+    def record_rejected(self, order:Order # an order refused before it was sent (status REJECTED, with its reason)
+                       ) -> bool:
+        "Store a refused order so that it can be queried with its reason; True if new (idempotent per client id)."
+        if not order.client_id: raise LedgerError("order has no client_id")
+        with self._write() as con:
+            n = self._insert_order(con, order, None, _dt(self.clock.now_ns()), None)
+        if n: self.orders[order.client_id] = order
+        return bool(n)
+
     def _write_order(self, con, order:Order, venue_id:str|None=None):
         n = con.execute("""UPDATE orders SET status=?, filled_qty=?, avg_fill_price=?, reason=?, qty=?, price=?,
                            venue_id=coalesce(?, venue_id), updated=? WHERE client_id=? AND run_id=? RETURNING 1""",

@@ -12,10 +12,10 @@ import numpy as np
 from .core import (MemebotError, ValidationError, Candle, Order, OrderStatus, Fill, Portfolio, Feed, Clock,
                           WallClock, SimClock, NS, tf_seconds, ts_to_datetime, ts_from)
 from .strategy import Strategy, Bars
-from .backtest import Engine, OrderValidation, BacktestResult
+from .backtest import Engine, BacktestResult, order_stats
 from .exec import BarFill
-from .paper import PaperBroker, RiskChain
-from .risk import RiskEngine, TradingState
+from .paper import PaperBroker
+from .risk import RiskEngine, RiskChain, TradingState
 from .data.store import Store, register_migration, ensure_schema
 from .obs import get_logger, counter, gauge, histogram
 
@@ -159,14 +159,13 @@ class TradingNode:
                  settings=None, # Settings (default get_settings())
                  heartbeat_s:float|None=None, # default [live] heartbeat_seconds
                  store:Store|None=None, # where the run record and checkpoints go (default: the ledger's store)
-                 validation:bool=True, # put the backtest's OrderValidation (cash, long-only) before the risk engine
                  max_samples:int=2_000_000): # tick-to-order samples kept in `latencies_ns`
         from memebot.config import get_settings
         s = self.settings = settings or get_settings()
         self.run_id, self.feed, self.ledger = run_id, feed, ledger
         self.store = store if store is not None else (ledger.store if ledger is not None else None)
         self.risk = risk if risk is not None else RiskEngine.from_settings(s, watch_kill_file=True)
-        self.risk_chain = RiskChain(OrderValidation() if validation else None, self.risk)
+        self.risk_chain = RiskChain(self.risk)
         self.broker = broker if broker is not None else PaperBroker(BarFill(), ledger=ledger)
         if hasattr(self.broker, "deferred"): self.broker.deferred = True
         self._flush = getattr(self.broker, "flush", None)
@@ -175,6 +174,8 @@ class TradingNode:
         self.cash = float(cash if cash is not None else s.live.starting_cash_usd)
         self.heartbeat_s = float(heartbeat_s if heartbeat_s is not None else s.live.heartbeat_seconds)
         self.engine = Engine(strategy, feed, _Timed(self.broker, self), clock, self.risk_chain, Portfolio(cash=self.cash), run_id=run_id)
+        self.engine.on_rejected = self._rejected
+        self.rejections: deque = deque(maxlen=20)     # (ts, client_id, symbol, reason) of the last refused orders
         self.strategy = strategy
         self.log = get_logger("memebot.node", run_id=run_id, strategy=strategy.name)
         self.latencies_ns: list[int] = []; self.max_samples = max_samples
@@ -204,18 +205,9 @@ class TradingNode:
             if rec and rec.get("last_ts") and hasattr(self.feed, "fast_until"): self.feed.fast_until = rec["last_ts"]
         else:
             self.mode = "restore"
-            e, fills = self.engine, led.fills()
-            for f in fills:
-                e.portfolio.apply(f); p = e.portfolio.positions[f.symbol]
-                if p.qty: e._held_pos[f.symbol] = p
-                else: e._held_pos.pop(f.symbol, None)
-            e.fills.extend(fills)
+            fills = led.fills()
             put = self.broker.restore(led.open_orders(), fills) if hasattr(self.broker, "restore") else []
-            for o in put: e._open[o.client_id] = o
-            for o, oco in held: e.om.hold(o, oco)         # stops and take-profits keep protecting the positions
-            pre = self.run_id + "-"
-            seqs = [int(c[len(pre):]) for c in [*led.orders, *(o.client_id for o, _ in held)] if c.startswith(pre) and c[len(pre):].isdigit()]
-            e.om._seq = itertools.count(max(seqs, default=0) + 1)
+            self.engine.restore(fills, put, held, list(led.orders))  # held stops and take-profits keep protecting
         self.log.info("node_recovered", mode=self.mode, orders=len(led.orders), open=len(led.open_orders()), held=len(held),
                       positions={s: p.qty for s, p in led.portfolio.positions.items() if p.qty})
 
@@ -242,7 +234,7 @@ class TradingNode:
         if h.flatten:
             for o in self.risk.flatten_orders(e.portfolio, e.now):
                 x = e.om.create(o.symbol, o.side, o.qty, now_ns=e.now, tag="flatten"); self._t_in = time.perf_counter_ns()
-                e._submit(x); sent.append(x.client_id)
+                e.submit(x); sent.append(x.client_id)
         self.log.warning("node_halted", kind=h.kind, reason=h.reason, cancelled=n, flatten=sent)
 
     def _drain_halts(self):
@@ -285,7 +277,7 @@ class TradingNode:
         _NODE_ORDERS.labels(r).inc(0)
         real, unreal = pf.realized_pnl(), pf.unrealized_pnl()
         _PNL.labels(r, "realized").set(real); _PNL.labels(r, "unrealized").set(unreal); _PNL.labels(r, "total").set(real + unreal)
-        _EQUITY.labels(r).set(self.engine._equity()); _OPEN.labels(r).set(len(self.engine._open))
+        _EQUITY.labels(r).set(self.engine.equity()); _OPEN.labels(r).set(len(pf.orders))
         _LAG.labels(r).set(self.feed_lag_s())
 
     def feed_lag_s(self) -> float:
@@ -318,11 +310,11 @@ class TradingNode:
         "Run until the feed ends or `stop()` (SIGINT/SIGTERM); returns the same result object as a backtest."
         if handle_signals: self._signals(True)
         self.log.info("node_start", mode=self.mode, cash=self.cash, risk_state=self.risk.state.value)
-        self.checkpoint("running")
-        self.engine.start()
-        hb = asyncio.create_task(self._heartbeat())
-        t0 = time.perf_counter(); status = "finished"
+        self.checkpoint("running"); self.risk.publish(running=True)
+        hb = None; t0 = time.perf_counter(); status = "finished"
         try:
+            self.engine.start()                                # a strategy that cannot start fails the run, not leaves it running
+            hb = asyncio.create_task(self._heartbeat())
             self._task = asyncio.create_task(self._consume())
             try: await self._task
             except asyncio.CancelledError:
@@ -331,7 +323,8 @@ class TradingNode:
         except BaseException:
             status = "failed"; raise
         finally:
-            hb.cancel(); self._task = None
+            if hb is not None: hb.cancel()
+            self._task = None
             if handle_signals: self._signals(False)
             drain = getattr(self.broker, "drain", None)       # a venue with swaps in flight: let them land and book them
             if drain is not None:
@@ -339,13 +332,9 @@ class TradingNode:
                 rep = self.broker.on_market(None)
                 if rep: self.engine._report(rep)
             if self._flush is not None: self._flush()
-            if status == "finished": res = self.engine.finish(time.perf_counter() - t0)
-            else:                                       # interrupted: no on_stop (the run may be resumed)
-                self.strategy.on_stop = _noop
-                try: res = self.engine.finish(time.perf_counter() - t0)
-                finally: del self.strategy.on_stop
+            res = self.engine.finish(time.perf_counter() - t0, on_stop=status == "finished")   # interrupted: may resume
             if self._flush is not None: self._flush()
-            self._metrics(); self.checkpoint(status)
+            self._metrics(); self.checkpoint(status); self.risk.publish(running=False)
             try: await self.feed.close()
             except Exception: pass
             bad = self.consistency() if status != "failed" else []
@@ -356,18 +345,26 @@ class TradingNode:
 
     # ---- for dashboards ----------------------------------------------------------------------------------------
     def status(self) -> dict:
-        "A JSON-able snapshot: account, positions, PnL, risk state, feed lag, last orders and rejections."
+        "A JSON-able snapshot: account, positions, PnL, risk state, feed lag, orders by outcome, last orders and rejections."
         e = self.engine; pf = e.portfolio
         pos = [{"symbol": s, "qty": p.qty, "avg_price": p.avg_price, "mark": pf.marks.get(s, math.nan),
                 "unrealized": p.unrealized(pf.marks.get(s, p.avg_price))} for s, p in pf.positions.items() if p.qty]
+        st = {**order_stats(e.orders, e.fills), "skipped": dict(e.skipped)}
+        paused = {k: v[1] for k, v in self.risk.paused.items() if v[0] > self.risk.now_ns}
         return {"run_id": self.run_id, "status": self.status_text, "mode": self.mode, "events": self.events,
-                "last_ts": self.last_ts, "feed_lag_s": self.feed_lag_s(), "cash": pf.cash, "equity": e._equity(),
+                "last_ts": self.last_ts, "feed_lag_s": self.feed_lag_s(), "cash": pf.cash, "equity": e.equity(),
                 "pnl": {"realized": pf.realized_pnl(), "unrealized": pf.unrealized_pnl(), "fees": pf.fees_paid},
-                "positions": pos, "open_orders": len(e._open), "orders": self.orders_sent, "fills": len(e.fills),
-                "rejected": self.risk_chain.rejected, "risk": {"state": self.risk.state.value, "reason": self.risk.reason()},
+                "positions": pos, "open_orders": len(pf.orders), "orders": self.orders_sent, "fills": len(e.fills),
+                "rejected": st["rejected"], "order_stats": st, "risk_checks": e.risk_label,
+                "risk": {"state": self.risk.state.value, "reason": self.risk.reason(), "paused": paused},
                 "last_orders": [{"client_id": o.client_id, "ts": o.ts, "symbol": o.symbol, "side": o.side.value,
                                  "qty": o.qty, "status": o.status.value, "reason": o.reason} for o in list(self.last_orders)[-8:]],
-                "rejections": [{"ts": t, "client_id": c, "symbol": s, "reason": r} for t, c, s, r in list(self.risk_chain.rejections)[-5:]]}
+                "rejections": [{"ts": t, "client_id": c, "symbol": s, "reason": r} for t, c, s, r in list(self.rejections)[-5:]]}
+
+    def _rejected(self, o:Order):
+        "An order refused before any broker saw it: keep it for the dashboard and store it in the ledger with its reason."
+        self.rejections.append((o.ts, o.client_id, o.symbol, o.reason)); self.last_orders.append(o)
+        if self.ledger is not None: self.ledger.record_rejected(o)
 
     def latency(self) -> dict:
         "Tick-to-order latency percentiles in microseconds (p50, p99, p99.9, max) over the kept samples."
@@ -376,7 +373,7 @@ class TradingNode:
         p = np.percentile(a, [50, 99, 99.9])
         return {"n": len(a), "p50_us": float(p[0]), "p99_us": float(p[1]), "p999_us": float(p[2]), "max_us": float(a.max())}
 
-def _noop(ctx): pass
+
 
 # %% ../nbs/70_live.ipynb #e505f94a
 class VenueBroker:

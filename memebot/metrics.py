@@ -93,7 +93,10 @@ def _fmt(v):
     if isinstance(v, float): return f"{v:.4g}" if abs(v) < 1e6 else f"{v:,.0f}"
     return html.escape(str(v))
 
-def tearsheet(equity:pd.Series, metrics:dict, out_dir:str|Path, trades:pd.DataFrame|None=None, title:str="backtest") -> dict:
+def tearsheet(equity:pd.Series, metrics:dict, out_dir:str|Path, trades:pd.DataFrame|None=None, title:str="backtest",
+              orders:list|None=None, # (outcome, count) rows: what became of the run's orders
+              notes:list[str]|None=None # lines shown under the title (the risk checks used, warnings)
+             ) -> dict:
     "Write `tearsheet.png` and `tearsheet.html` into `out_dir`; returns their paths."
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     png = plot_tearsheet(equity, out / "tearsheet.png", title)
@@ -101,9 +104,13 @@ def tearsheet(equity:pd.Series, metrics:dict, out_dir:str|Path, trades:pd.DataFr
     rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in metrics.items() if k != "attribution")
     attr = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.6g}</td></tr>" for k, v in sorted(metrics.get("attribution", {}).items(), key=lambda kv: kv[1]))
     tr = trades.to_html(index=False, max_rows=500) if trades is not None and len(trades) else "<p>no trades</p>"
+    od = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in (orders or []))
+    nt = "".join(f"<p style='{'color:#b00;font-weight:bold' if n.startswith('warning') else ''}'>{html.escape(n)}</p>"
+                 for n in (notes or []))
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px}</style>"
-            f"</head><body><h1>{html.escape(title)}</h1><img src='data:image/png;base64,{img}' style='max-width:100%'>"
-            f"<h2>metrics</h2><table>{rows}</table><h2>PnL by symbol</h2><table>{attr}</table><h2>trades</h2>{tr}</body></html>")
+            f"</head><body><h1>{html.escape(title)}</h1>{nt}<img src='data:image/png;base64,{img}' style='max-width:100%'>"
+            f"<h2>metrics</h2><table>{rows}</table>" + (f"<h2>orders</h2><table>{od}</table>" if od else "") +
+            f"<h2>PnL by symbol</h2><table>{attr}</table><h2>trades</h2>{tr}</body></html>")
     (out / "tearsheet.html").write_text(page)
     return {"png": str(png), "html": str(out / "tearsheet.html")}

@@ -10,14 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 from fastcore.basics import patch
-from .core import (NS, Order, Fill, Portfolio, RiskHook, Side, Candle, Tick, Swap, PoolUpdate,
-                          Quote, MemebotError, tf_seconds)
+from .core import (NS, Order, Fill, Portfolio, RiskHook, Side, Candle, Tick, Swap, PoolUpdate, OrderStatus,
+                          NotionalOrder, Quote, MemebotError, tf_seconds)
+from .strategy import Bars
 from .config import RiskConfig, get_settings
 from .obs import get_logger, counter, gauge
 
 # %% auto #0
 __all__ = ['LATCHES', 'MANUAL_LATCHES', 'TradingState', 'StateChanged', 'Halted', 'RiskError', 'write_kill_file',
-           'read_kill_file', 'resume_marker', 'clear_kill_file', 'state_file_for', 'RiskEngine']
+           'read_kill_file', 'resume_marker', 'clear_kill_file', 'state_file_for', 'RiskEngine', 'RiskChain']
 
 # %% ../nbs/50_risk.ipynb #b944b8d1
 class TradingState(str, enum.Enum):
@@ -167,8 +168,9 @@ class RiskEngine(RiskHook):
         self.liquidity: dict[str, float] = {}       # symbol -> pool liquidity, USD
         self._src_px: dict[str, dict] = {}          # symbol -> {source: (ts, price)}
         self._windows: dict[str, _MinMaxWindow] = {}
-        self._open: dict[str, list] = {}            # client_id -> [symbol, signed remaining qty]
-        self._pending: dict[str, float] = {}        # symbol -> signed remaining qty of open orders
+        self._symbol_scope = c.circuit_price_move_scope == "symbol"
+        self.paused: dict[str, tuple] = {}          # symbol -> (until_ns, reason): no entries (price-move breaker, symbol scope)
+        self.pauses: deque = deque(maxlen=100)      # (ts, symbol, reason) of recent pauses, for dashboards
         self._sent: deque[int] = deque()            # accepted order times, for the rate limit
         self._safety_cache: dict[str, tuple] = {}
         self.failed_in_row = 0
@@ -181,6 +183,8 @@ class RiskEngine(RiskHook):
         self._next_kill_poll = 0
         self._kill_mtime: int|None = None           # mtime of the kill file we latched on
         self._resume_mtime = self._mtime(resume_marker(self.kill_file)) if self.kill_file else None
+        self.label = "risk engine ([risk] limits)"
+        self.running = True                         # False once the node that owns it has stopped (see `close`)
         _STATE.labels(name).set(0)
         if self.kill_file is not None: self._poll_kill(force=True)
 
@@ -257,7 +261,9 @@ def reason(self:RiskEngine) -> str:
 def status(self:RiskEngine) -> dict:
     "A JSON-able snapshot: state, reasons, counters and recent state changes."
     return {"engine": self.name, "state": self.state.value, "reason": self.reason(), "latches": dict(self.latches),
-            "flatten": self.flatten, "daily_pnl": round(self.daily_pnl, 6), "open_orders": len(self._open),
+            "flatten": self.flatten, "daily_pnl": round(self.daily_pnl, 6),
+            "open_orders": len(self._portfolio.orders) if self._portfolio is not None else 0,
+            "paused": {k: v[1] for k, v in self.paused.items() if v[0] > self.now_ns}, "running": self.running,
             "orders_last_minute": len(self._sent), "failed_in_row": self.failed_in_row, "now_ns": self.now_ns,
             "last_event_ns": self.last_event_ns, "kill_file": str(self.kill_file) if self.kill_file else None,
             "pid": os.getpid(), "updated_ns": time.time_ns(),
@@ -272,6 +278,13 @@ def _publish(self:RiskEngine):
         tmp = self.state_file.with_name(f".{self.state_file.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(self.status(), default=str)); os.replace(tmp, self.state_file)
     except OSError as e: _log().error("risk_state_file_failed", engine=self.name, path=str(self.state_file), error=str(e))
+
+@patch
+def publish(self:RiskEngine, running:bool=True # False: the owning node has stopped (a reader must not take it as live)
+           ):
+    "Write the state file now: a node does at start, and with `running=False` when it stops."
+    self.running = running
+    self._publish()
 
 # %% ../nbs/50_risk.ipynb #09c629cc
 @patch
@@ -353,7 +366,7 @@ def _tick(self:RiskEngine, now_ns:int):
 
 # %% ../nbs/50_risk.ipynb #2c9c7352
 @patch
-def on_market(self:RiskEngine, event # a Candle, Tick, Swap, PoolUpdate or TokenLaunched
+def on_market(self:RiskEngine, event # a Bars slice, Candle, Tick, Swap, PoolUpdate or TokenLaunched
              ) -> None:
     "Update prices, liquidity and the feed clock from a market event; trip circuit breakers."
     ts = event.ts
@@ -361,13 +374,10 @@ def on_market(self:RiskEngine, event # a Candle, Tick, Swap, PoolUpdate or Token
     if self.last_event_ns is None or ts > self.last_event_ns: self.last_event_ns = ts
     if "stale_feed" in self.latches: self._unlatch(("stale_feed",), "feed resumed")
     tp = type(event)
-    if tp is Tick: self._observe(event.symbol, ts, event.price, event.source)
+    if tp is Bars: self._observe_bars(event)
+    elif tp is Tick: self._observe(event.symbol, ts, event.price, event.source)
     elif tp is Candle:
-        tfs = _tf_cache.get(event.tf)
-        if tfs is None and event.tf:
-            try: tfs = _tf_cache[event.tf] = tf_seconds(event.tf)
-            except MemebotError: tfs = None
-        if tfs is not None and tfs * NS <= self._window_ns:
+        if self._in_window(event.tf):
             self._observe(event.symbol, ts, event.high, "", check=False)
             self._observe(event.symbol, ts, event.low, "", check=False)
         self._observe(event.symbol, ts, event.close, event.source)
@@ -378,6 +388,25 @@ def on_market(self:RiskEngine, event # a Candle, Tick, Swap, PoolUpdate or Token
         self._observe(sym, ts, event.price, event.source)
     elif tp is Swap: self._observe(self._sym(event.pool), ts, event.price, event.source)
     if self._portfolio is not None and self.cfg.max_daily_loss_limit > 0: self._check_daily(self._portfolio)
+
+@patch
+def _in_window(self:RiskEngine, tf:str) -> bool:
+    "True when a bar of `tf` is no longer than the breaker window (its high and low then happened inside it)."
+    tfs = _tf_cache.get(tf)
+    if tfs is None and tf:
+        try: tfs = _tf_cache[tf] = tf_seconds(tf)
+        except MemebotError: tfs = _tf_cache[tf] = -1
+    return tfs is not None and 0 < tfs * NS <= self._window_ns
+
+@patch
+def _observe_bars(self:RiskEngine, bars:Bars):
+    "A slice of bars, observed at their close: each symbol's close (and high and low when the bar fits the window)."
+    o, ts, hl = bars.ohlcv, bars.ts, self._in_window(bars.tf)
+    for j, sym in enumerate(bars.symbols):
+        if hl:
+            self._observe(sym, ts, float(o[1, j]), "", check=False)
+            self._observe(sym, ts, float(o[2, j]), "", check=False)
+        self._observe(sym, ts, float(o[3, j]), "")
 
 _tf_cache: dict = {}
 
@@ -395,9 +424,11 @@ def _observe(self:RiskEngine, sym:str, ts:int, px:float, source:str, check:bool=
     w.push(ts, px)
     if check:
         hi, lo = w.max, w.min
-        if (hi - lo) >= self._move * hi and "circuit" not in self.latches:
-            self._trip("price_move", f"{sym} moved {100 * (hi - lo) / hi:.1f}% (high {hi:.6g}, low {lo:.6g}, last {px:.6g}) "
-                       f"within {self.cfg.circuit_price_window_s:g}s >= {self.cfg.circuit_price_move_pct:g}%")
+        if (hi - lo) >= self._move * hi:
+            why = (f"{sym} moved {100 * (hi - lo) / hi:.1f}% (high {hi:.6g}, low {lo:.6g}, last {px:.6g}) "
+                   f"within {self.cfg.circuit_price_window_s:g}s >= {self.cfg.circuit_price_move_pct:g}%")
+            if self._symbol_scope: self._pause(sym, ts, why)
+            elif "circuit" not in self.latches: self._trip("price_move", why)
     if source:
         srcs = self._src_px.get(sym)
         if srcs is None: srcs = self._src_px[sym] = {}
@@ -408,6 +439,15 @@ def _observe(self:RiskEngine, sym:str, ts:int, px:float, source:str, check:bool=
                     self._trip("source_deviation", f"{sym}: {source} {px:.6g} vs {s2} {p2:.6g} differ "
                                f"{100 * abs(px - p2) / min(px, p2):.1f}% > {self.cfg.circuit_source_deviation_pct:g}%")
                     break
+
+@patch
+def _pause(self:RiskEngine, sym:str, ts:int, why:str):
+    "Price-move breaker, symbol scope: no entries in `sym` until the move has left the window (exits still pass)."
+    was = self.paused.get(sym)
+    self.paused[sym] = (ts + self._window_ns, why)
+    if was is None or was[0] <= ts:
+        _TRIPS.labels("price_move").inc(); self.pauses.append((ts, sym, why))
+        _log().info("risk_symbol_paused", engine=self.name, symbol=sym, reason=why, ts=ts)
 
 @patch
 def _trip(self:RiskEngine, breaker:str, detail:str):
@@ -450,39 +490,39 @@ def check(self:RiskEngine, order:Order, # the order about to be handed to a brok
     if self.cfg.max_daily_loss_limit > 0: self._check_daily(portfolio)
     r = self._evaluate(order, portfolio, now_ns, quote, expected_price)
     if r is None:
-        s = order.qty * order.side.sign
         self._sent.append(now_ns)
-        self._open[order.client_id] = [order.symbol, s]
-        self._pending[order.symbol] = self._pending.get(order.symbol, 0.0) + s
         return None
-    code = r.split(":", 1)[0]
-    _REJECTIONS.labels(code).inc()
-    _log().info("risk_rejected", engine=self.name, client_id=order.client_id, symbol=order.symbol,
-              side=getattr(order.side, "value", order.side), qty=order.qty, reason=r, state=self.state.value, ts=now_ns)
+    _REJECTIONS.labels(r.split(":", 1)[0]).inc()
+    _log().debug("risk_rejected", engine=self.name, client_id=order.client_id, symbol=order.symbol,
+                 side=getattr(order.side, "value", order.side), qty=order.qty, reason=r, state=self.state.value, ts=now_ns)
     return r
 
 @patch
 def _evaluate(self:RiskEngine, order, portfolio, now_ns, quote, expected_price) -> str|None:
     c, sym, qty = self.cfg, order.symbol, order.qty
+    notional = order.notional if type(order) is NotionalOrder else None
     if not sym: return "unknown_token: order has no symbol"
-    if not _finite_pos(qty): return f"bad_qty: {sym} qty {qty!r} is not a positive number"
+    if notional is not None:
+        if not _finite_pos(notional): return f"bad_qty: {sym} notional {notional!r} is not a positive number"
+    elif not _finite_pos(qty): return f"bad_qty: {sym} qty {qty!r} is not a positive number"
     if not isinstance(order.side, Side): return f"bad_side: {order.side!r} is not buy or sell"
     if order.price is not None and not _finite_pos(order.price): return f"bad_price: {sym} price {order.price!r} is not a positive number"
     if expected_price is not None and not _finite_pos(expected_price):
         return f"bad_price: {sym} expected price {expected_price!r} is not a positive number"
     pos = portfolio.qty(sym)
-    exit_ = pos != 0 and (pos > 0) != (order.side is Side.BUY) and qty <= abs(pos) * (1 + 1e-9)
+    exit_ = notional is None and pos != 0 and (pos > 0) != (order.side is Side.BUY) and qty <= abs(pos) * (1 + 1e-9)
     st = self.state
     if st is TradingState.HALTED and not (self.flatten and exit_): return f"halted: {self.reason()}"
     if st is TradingState.REDUCING and not exit_: return f"reducing: exits only ({self.reason()})"
     if self.universe is not None and sym not in self.universe: return f"unknown_token: {sym} is not in the trading universe"
     last = self.prices.get(sym)
     px = order.price or expected_price or last or portfolio.marks.get(sym)
-    if px is None: return f"unknown_token: {sym} has no price (no market data, quote or mark)"
+    if px is None and notional is None: return f"unknown_token: {sym} has no price (no market data, quote or mark)"
     sent = self._sent; lo = now_ns - 60 * NS
     while sent and sent[0] <= lo: sent.popleft()
     if len(sent) >= c.max_orders_per_minute: return f"rate_limit: {len(sent)} orders in the last minute >= {c.max_orders_per_minute}"
-    if len(self._open) >= c.max_open_orders: return f"max_open_orders: {len(self._open)} open >= {c.max_open_orders}"
+    n_open = len(portfolio.orders)
+    if n_open >= c.max_open_orders: return f"max_open_orders: {n_open} open >= {c.max_open_orders}"
     lim = c.max_slippage_bps
     if order.max_slippage_bps is not None and not (0 <= order.max_slippage_bps <= lim):
         return f"max_slippage: order allows {order.max_slippage_bps} bps, limit {lim} bps"
@@ -493,16 +533,16 @@ def _evaluate(self:RiskEngine, order, portfolio, now_ns, quote, expected_price) 
         adverse = order.side.sign * (expected_price - last) / last * 1e4
         if adverse > lim: return f"max_slippage: expected {expected_price:.6g} is {adverse:.0f} bps worse than last {last:.6g} > {lim} bps"
     if exit_: return None
+    p = self.paused.get(sym)
+    if p is not None and p[0] > now_ns: return f"price_move: {sym} takes no entries for now: {p[1]}"
     k = self._usd_rate()
     if k is None: return "unknown_price: no USD price for the account currency, so the USD limits cannot be checked"
-    notional = qty * px * k
-    if notional > c.max_order_usd: return f"max_order: {sym} notional {notional:,.2f} > {c.max_order_usd:,.2f} USD"
-    new_qty = pos + self._pending.get(sym, 0.0) + qty * order.side.sign
-    new_exp = abs(new_qty) * px * k
+    value = notional if notional is not None else qty * px
+    if value * k > c.max_order_usd: return f"max_order: {sym} notional {value * k:,.2f} > {c.max_order_usd:,.2f} USD"
+    own, other = self._books(sym, px, portfolio)
+    new_exp = abs(own + order.side.sign * value) * k
     if new_exp > c.max_position_usd: return f"max_position: {sym} position would be {new_exp:,.2f} > {c.max_position_usd:,.2f} USD"
-    gross = sum(abs(p.qty) * (self.prices.get(s) or portfolio.marks.get(s, p.avg_price))
-                for s, p in portfolio.positions.items() if s != sym and p.qty)
-    gross = gross * k + new_exp + k * sum(abs(q) * (self.prices.get(s) or 0.0) for s, q in self._pending.items() if s != sym)
+    gross = other * k + new_exp
     if gross > c.max_gross_exposure_usd: return f"max_gross_exposure: would be {gross:,.2f} > {c.max_gross_exposure_usd:,.2f} USD"
     liq = self.liquidity.get(sym)
     if liq is not None and liq < c.min_pool_liquidity_usd:
@@ -515,6 +555,41 @@ def _evaluate(self:RiskEngine, order, portfolio, now_ns, quote, expected_price) 
             v = self._safety_cache[sym] = (now_ns, bool(ok), list(why or []))
         if not v[1]: return f"token_safety: {sym}: {', '.join(v[2]) or 'unsafe'}"
     return None
+
+@patch
+def _books(self:RiskEngine, sym:str, px:float|None, portfolio:Portfolio) -> tuple[float, float]:
+    "(signed value of `sym`'s position and open orders at `px`, absolute value of every other symbol's), account currency."
+    def order_value(o, p):                   # a notional buy is worth its budget left, priced or not
+        if o.side is Side.BUY and type(o) is NotionalOrder: return o.reserved
+        return o.side.sign * o.remaining * (p or 0.0)
+    own = portfolio.qty(sym) * (px or 0.0)
+    other = sum(abs(p.qty) * (self.prices.get(s) or portfolio.marks.get(s, p.avg_price))
+                for s, p in portfolio.positions.items() if s != sym and p.qty)
+    for o in portfolio.orders.values():
+        if o.symbol == sym: own += order_value(o, px)
+        else: other += abs(order_value(o, self.prices.get(o.symbol) or portfolio.marks.get(o.symbol)))
+    return own, other
+
+@patch
+def buying_power(self:RiskEngine, symbol:str, # the symbol a strategy wants to buy
+                 portfolio:Portfolio, # the account now
+                 now_ns:int # the engine clock's time
+                ) -> float:
+    "The largest buy of `symbol` (account currency) the limits would let through now; 0 when entries are refused."
+    c = self.cfg
+    if self.state is not TradingState.ACTIVE: return 0.0
+    if self.universe is not None and symbol not in self.universe: return 0.0
+    p = self.paused.get(symbol)
+    if p is not None and p[0] > now_ns: return 0.0
+    if len(portfolio.orders) >= c.max_open_orders: return 0.0
+    sent = self._sent; lo = now_ns - 60 * NS
+    while sent and sent[0] <= lo: sent.popleft()
+    if len(sent) >= c.max_orders_per_minute: return 0.0
+    k = self._usd_rate()
+    if k is None: return 0.0
+    own, other = self._books(symbol, self.prices.get(symbol) or portfolio.marks.get(symbol), portfolio)
+    room = min(c.max_order_usd, c.max_position_usd - max(own * k, 0.0), c.max_gross_exposure_usd - other * k - abs(own) * k)
+    return max(room / k, 0.0)
 
 @patch
 def _usd_rate(self:RiskEngine) -> float|None:
@@ -545,32 +620,22 @@ def _check_daily(self:RiskEngine, p:Portfolio):
 def on_fill(self:RiskEngine, fill:Fill, # the fill, already applied to `portfolio`
             portfolio:Portfolio # the account after the fill
            ) -> None:
-    "Book a fill: open-order bookkeeping, failure streak reset, daily loss."
+    "Book a fill: failure streak reset, daily loss."
     self._tick(fill.ts)
     self._portfolio = portfolio
-    self.failed_in_row = 0
-    o = self._open.get(fill.client_id)
-    if o is not None:
-        s = fill.qty * fill.side.sign
-        rem = o[1] - s
-        done = abs(rem) <= 1e-9 * max(abs(o[1]), 1.0) or (rem > 0) != (o[1] > 0)
-        self._pending[o[0]] = self._pending.get(o[0], 0.0) - (o[1] if done else s)
-        if done: del self._open[fill.client_id]
-        else: o[1] = rem
+    if fill.qty > 0: self.failed_in_row = 0
     if self.cfg.max_daily_loss_limit > 0: self._check_daily(portfolio)
 
 @patch
-def on_order_closed(self:RiskEngine, order:Order # cancelled, expired or rejected by the venue
+def on_order_closed(self:RiskEngine, order:Order # an order that finished (filled, cancelled, expired, rejected, failed)
                    ) -> None:
-    "Forget an open order that ended without (more) fills."
-    o = self._open.pop(order.client_id, None)
-    if o is not None: self._pending[o[0]] = self._pending.get(o[0], 0.0) - o[1]
+    "An order finished: a failed or expired transaction counts towards the failed-orders breaker."
+    if order.status is OrderStatus.FAILED or order.status is OrderStatus.EXPIRED: self.on_order_failed(order)
 
 @patch
 def on_order_failed(self:RiskEngine, order:Order # the order whose send or transaction failed
                    ) -> None:
     "Count a failed order; `circuit_max_failed_orders` in a row halts trading."
-    self.on_order_closed(order)
     self.failed_in_row += 1
     if self.failed_in_row >= self.cfg.circuit_max_failed_orders and "circuit" not in self.latches:
         self._trip("failed_orders", f"{self.failed_in_row} consecutive failed orders (last {order.client_id}: {order.reason or 'no reason'})")
@@ -585,5 +650,37 @@ def flatten_orders(self:RiskEngine, portfolio:Portfolio, # the account to flatte
 
 @patch
 def open_orders(self:RiskEngine) -> int:
-    "How many orders the engine let through that are not filled, failed or closed yet."
-    return len(self._open)
+    "How many orders are open in the account the engine last checked against."
+    return len(self._portfolio.orders) if self._portfolio is not None else 0
+
+# %% ../nbs/50_risk.ipynb #afd9cea2
+_REJECTED = counter("orders_rejected_total", "Orders rejected before reaching a broker, by hook", ["hook"])
+
+class RiskChain(RiskHook):
+    "Several risk hooks in a row: the first rejection wins; every hook hears every event, fill and finished order."
+    def __init__(self, *hooks:RiskHook):
+        self.hooks = [h for h in hooks if h is not None]
+        self.label = " + ".join(getattr(h, "label", None) or type(h).__name__ for h in self.hooks) or "none"
+
+    def check(self, order:Order, portfolio:Portfolio, now_ns:int) -> str|None:
+        for h in self.hooks:
+            r = h.check(order, portfolio, now_ns)
+            if r:
+                _REJECTED.labels(type(h).__name__).inc()
+                return r
+        return None
+
+    def buying_power(self, symbol:str, portfolio:Portfolio, now_ns:int) -> float:
+        return min((h.buying_power(symbol, portfolio, now_ns) for h in self.hooks), default=math.inf)
+    def feed_alive(self, ts:int) -> None:
+        for h in self.hooks: h.feed_alive(ts)
+    def on_market(self, event) -> None:
+        for h in self.hooks: h.on_market(event)
+    def on_fill(self, fill:Fill, portfolio:Portfolio) -> None:
+        for h in self.hooks: h.on_fill(fill, portfolio)
+    def on_order_closed(self, order:Order) -> None:
+        for h in self.hooks: h.on_order_closed(order)
+
+    def find(self, kind:type):
+        "The first hook of type `kind` (None if absent)."
+        return next((h for h in self.hooks if isinstance(h, kind)), None)

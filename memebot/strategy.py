@@ -11,7 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, ClassVar
 import numpy as np, pandas as pd
-from .core import MemebotError, ValidationError, Candle, TokenLaunched, Side, NS, tf_seconds
+from .core import MemebotError, ValidationError, Candle, TokenLaunched, Side, OrderType, NS, tf_seconds
 
 # %% auto #0
 __all__ = ['REGISTRY', 'Bars', 'EMA', 'count_frame', 'ema_frame', 'BarCounter', 'RSI', 'rsi_frame', 'StrategyError',
@@ -269,11 +269,34 @@ def get_strategy(name:str, params:dict|None=None, user_dir:str|Path|None=None, *
     return strategy_class(name, user_dir)(**{**(params or {}), **kw})
 
 # %% ../nbs/40_strategy.ipynb #69f7fb0a
-def _size_notional(ctx, size:float) -> float:
+def _size_notional(ctx, symbol:str, size:float) -> float:
+    "Quote to spend on an entry in `symbol`: `size` of equity (0: 1/universe), within `ctx.max_buy`; 0 = skip."
     w = size if size > 0 else 1.0 / max(ctx.universe_size, 1)
-    return min(w * ctx.equity(), ctx.available_cash())
+    want, room = w * ctx.equity(), ctx.max_buy(symbol)
+    if room <= 1e-9 * max(want, 1.0):
+        ctx.skip(symbol, "no free cash" if ctx.available_cash() <= 0 else "risk limits leave no room")
+        return 0.0
+    return min(want, room)
 
-class EmaCross(Strategy):
+class _LongFlat(Strategy):
+    "Long/flat strategies: enter where a signal says so and the account is flat, exit where it is long."
+    def _enter(self, ctx, s:str):
+        n = _size_notional(ctx, s, self.p.size)
+        if n > 0: ctx.buy(s, notional=n, tag=self.name)
+
+    def _act(self, ctx, bars, enter:np.ndarray, leave:np.ndarray):
+        "Buy where `enter` and flat, close where `leave` and long (or buying)."
+        cur = ctx.long_mask(bars.idx)
+        go, out = enter & ~cur, leave & cur
+        for j in np.flatnonzero(go | out):
+            if go[j]: self._enter(ctx, bars.symbols[j])
+            else: ctx.close(bars.symbols[j], tag=self.name)
+
+    @staticmethod
+    def _level(enter:pd.DataFrame, leave:pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return enter.fillna(False).astype(bool), leave.fillna(False).astype(bool)
+
+class EmaCross(_LongFlat):
     "Long when the fast EMA is above the slow EMA, flat otherwise."
     name = "ema_cross"; version = "1"; history = 0
     params = {"fast": Param(int, 12, 1, 100_000, doc="fast EMA span in bars"),
@@ -284,8 +307,7 @@ class EmaCross(Strategy):
             raise StrategyParamError(f"strategy {self.name}", "fast", f"fast ({self.p.fast}) must be below slow ({self.p.slow})")
 
     def on_start(self, ctx):
-        self.fast, self.slow, self.n = EMA(self.p.fast), EMA(self.p.slow), BarCounter()
-        self.long, self._warm = np.zeros(8, bool), -1
+        self.fast, self.slow, self.n, self._warm = EMA(self.p.fast), EMA(self.p.slow), BarCounter(), -1
 
     def on_bar(self, ctx, bars):
         i, c = bars.idx, bars.ohlcv[3]
@@ -293,15 +315,11 @@ class EmaCross(Strategy):
         if self._warm != ctx.universe_size:          # until every symbol of the universe has `slow` bars
             n = self.n.update(i); want &= n >= self.p.slow
             if type(i) is slice and i.start == 0 and len(n) == ctx.universe_size and n.min() >= self.p.slow: self._warm = len(n)
-        if self.long.shape[0] < self.fast.v.shape[0]:
-            a = np.zeros(self.fast.v.shape[0], bool); a[:self.long.shape[0]] = self.long; self.long = a
-        flip = want != self.long[i]
+        flip = want != ctx.long_mask(i)              # leave = not want: acting on the difference is _act, cheaper
         if flip.any():
             for j in np.flatnonzero(flip):
-                s = bars.symbols[j]
-                if want[j]: ctx.buy(s, notional=_size_notional(ctx, self.p.size), tag="ema_cross")
-                else: ctx.close(s, tag="ema_cross")
-            self.long[i] = want
+                if want[j]: self._enter(ctx, bars.symbols[j])
+                else: ctx.close(bars.symbols[j], tag=self.name)
 
     def signals(self, frame):
         c = frame["close"]
@@ -309,25 +327,6 @@ class EmaCross(Strategy):
         return want, ~want
 
 # %% ../nbs/40_strategy.ipynb #ab29feda
-class _LongFlat(Strategy):
-    "Shared long/flat bookkeeping: act on symbols whose wanted state flipped."
-    def on_start(self, ctx): self.long = np.zeros(8, bool)
-    def _act(self, ctx, bars, enter, leave):
-        need = _need(bars.idx)
-        if self.long.shape[0] < need:
-            a = np.zeros(max(need, 2 * self.long.shape[0]), bool); a[:self.long.shape[0]] = self.long; self.long = a
-        cur = self.long[bars.idx]
-        go, out = enter & ~cur, leave & cur
-        for j in np.flatnonzero(go | out):
-            s = bars.symbols[j]
-            if go[j]: ctx.buy(s, notional=_size_notional(ctx, self.p.size), tag=self.name)
-            else: ctx.close(s, tag=self.name)
-        self.long[bars.idx] = (cur | go) & ~out
-
-    @staticmethod
-    def _level(enter:pd.DataFrame, leave:pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-        return enter.fillna(False).astype(bool), leave.fillna(False).astype(bool)
-
 class RsiReversion(_LongFlat):
     "Mean reversion: buy when RSI < lower, sell when RSI > upper."
     name = "rsi_reversion"; version = "1"; history = 0
@@ -338,8 +337,7 @@ class RsiReversion(_LongFlat):
     def validate(self):
         if self.p.lower >= self.p.upper:
             raise StrategyParamError(f"strategy {self.name}", "lower", f"lower ({self.p.lower}) must be below upper ({self.p.upper})")
-    def on_start(self, ctx):
-        super().on_start(ctx); self.rsi, self.n = RSI(self.p.period), BarCounter()
+    def on_start(self, ctx): self.rsi, self.n = RSI(self.p.period), BarCounter()
     def on_bar(self, ctx, bars):
         r = self.rsi.update(bars.idx, bars.close); ok = self.n.update(bars.idx) > self.p.period
         self._act(ctx, bars, (r < self.p.lower) & ok, (r > self.p.upper) & ok)
@@ -384,14 +382,14 @@ class PumpLaunch(Strategy):
               "max_hold_s": Param(float, 3600.0, 1.0, 30 * 86400.0, doc="exit after this many seconds"),
               "max_open": Param(int, 10, 1, 1000, doc="most launches held at once"),
               "first_bars": Param(bool, True, doc="treat a pool's first bar/swap as a launch signal")}
-    def on_start(self, ctx): self.seen, self.entered = set(), set()
+    def on_start(self, ctx): self.seen = set()
 
     def _launch(self, ctx, sym):
         if sym in self.seen: return
         self.seen.add(sym)
-        if len(self.entered) - sum(1 for s in self.entered if ctx.position(s) == 0 and not ctx.open_orders(s)) >= self.p.max_open: return
-        n = min(self.p.size * ctx.equity(), ctx.available_cash())
-        if n > 0: self.entered.add(sym); ctx.buy(sym, notional=n, tag="launch")
+        if len(ctx.holdings()) >= self.p.max_open: ctx.skip(sym, "max_open"); return
+        n = _size_notional(ctx, sym, self.p.size)
+        if n > 0: ctx.buy(sym, notional=n, tag="launch")
 
     def on_event(self, ctx, ev):
         if isinstance(ev, TokenLaunched): self._launch(ctx, ev.pool or ev.mint)
@@ -402,11 +400,15 @@ class PumpLaunch(Strategy):
             for s in bars.symbols:
                 if s not in self.seen: self._launch(ctx, s)
 
+    def _cancel_exits(self, ctx, sym):
+        "Cancel the held take-profit/stop-loss (not the rest of an entry still filling)."
+        for o in ctx.open_orders(sym):
+            if o.type is not OrderType.MARKET: ctx.cancel(o.client_id)
+
     def on_fill(self, ctx, fill):
-        if fill.side is Side.BUY and fill.qty > 0:
-            q = ctx.position(fill.symbol)
-            ctx.cancel_all(fill.symbol)
-            grp = f"exit-{fill.symbol}"
+        if fill.side is Side.BUY and fill.qty > 0:       # each part of the entry re-arms the exits for the whole position
+            q, grp = ctx.position(fill.symbol), f"exit-{fill.symbol}"
+            self._cancel_exits(ctx, fill.symbol)
             ctx.take_profit(fill.symbol, q, fill.price * (1 + self.p.take_profit), oco=grp, tag="tp")
             ctx.stop_loss(fill.symbol, q, fill.price * (1 - self.p.stop_loss), oco=grp, tag="sl")
             ctx.set_timer(f"exit:{fill.symbol}", at_ns=fill.ts + int(self.p.max_hold_s * NS))
@@ -416,7 +418,7 @@ class PumpLaunch(Strategy):
     def on_timer(self, ctx, name):
         if name.startswith("exit:"):
             s = name[5:]
-            if ctx.position(s) > 0: ctx.cancel_all(s); ctx.close(s, tag="time")
+            if ctx.position(s) > 0: self._cancel_exits(ctx, s); ctx.close(s, tag="time")
 
 # %% ../nbs/40_strategy.ipynb #5f79d86b
 class ModelSignal(Strategy):
@@ -466,7 +468,8 @@ class ModelSignal(Strategy):
             p = self.pred.predict(s, X.loc[s].fillna(0.0)); self.last[s] = p; self.scored += 1
             held = ctx.position(s) > 0 or ctx.open_orders(s)
             if not held and p.p_up >= self.p.enter and p.confidence >= self.p.min_confidence:
-                ctx.buy(s, notional=_size_notional(ctx, self.p.size), tag=f"model_signal v{p.version}")
+                n = _size_notional(ctx, s, self.p.size)
+                if n > 0: ctx.buy(s, notional=n, tag=f"model_signal v{p.version}")
             elif ctx.position(s) > 0 and p.p_up < self.p.exit:
                 ctx.close(s, tag=f"model_signal v{p.version}")
 

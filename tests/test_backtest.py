@@ -30,7 +30,7 @@ def test_parity_event_engine_vs_vectorbt(bars5m, sym):
     from memebot.backtest.vector import from_signals, vbt_trades
     feed = CandleFeed.from_frame(_one(bars5m, sym), "5m")
     s = get_strategy("ema_cross", fast=12, slow=26, size=1.0)
-    res = Engine(s, feed, SimulatedBroker(BarFill()), cash=10_000.0).run()
+    res = Engine(s, feed, SimulatedBroker(BarFill()), risk=None, cash=10_000.0).run()     # research parity: no risk limits
     pf = from_signals(s, feed.frame(), init_cash=10_000.0)
     et, vt = res.trades, vbt_trades(pf)
     assert len(et) == len(vt) > 500
@@ -54,7 +54,7 @@ def test_parity_other_builtins(bars5m, name, params):
     from memebot.backtest.vector import from_signals, vbt_trades
     feed = CandleFeed.from_frame(_one(bars5m, "WIF/USDT", 12_000), "5m")
     s = get_strategy(name, {**params, "size": 1.0})
-    res = Engine(s, feed, cash=10_000.0).run()
+    res = Engine(s, feed, risk=None, cash=10_000.0).run()
     pf = from_signals(s, feed.frame(), init_cash=10_000.0)
     et, vt = res.trades, vbt_trades(pf)
     assert len(et) == len(vt) > 20
@@ -86,7 +86,7 @@ def test_crosscheck_backtesting_py(bars5m):
         warnings.simplefilter("ignore")
         st = Backtest(bdf, Cross, cash=1e6, commission=0.0, trade_on_close=False, finalize_trades=False).run()
     bt = st._trades
-    res = Engine(get_strategy("ema_cross", fast=fast, slow=slow, size=1.0), CandleFeed.from_frame(d, "5m"), cash=1e6).run()
+    res = Engine(get_strategy("ema_cross", fast=fast, slow=slow, size=1.0), CandleFeed.from_frame(d, "5m"), risk=None, cash=1e6).run()
     et = res.trades[res.trades.status == "closed"]
     assert len(bt) == len(et) > 100
     assert (pd.DatetimeIndex(bt.EntryTime).tz_localize("UTC") == pd.DatetimeIndex(et.entry_time)).all()
@@ -112,7 +112,7 @@ def test_amm_round_trip_loses_fees_plus_xyk_impact():
     x, y, f, N = 1_000_000.0, 100.0, 0.003, 1.0
     evs = [PoolUpdate(1 * NS, Chain.SOLANA, "POOL", x, y)] + [Swap(k * NS, Chain.SOLANA, "POOL", Side.BUY, 1.0, y / x) for k in (2, 3, 4)]
     broker = SimulatedBroker(ConstantProductAMM(fee_bps=30))
-    res = Engine(_BuyThenSell("POOL", N), ListFeed(evs), broker, cash=10.0).run()
+    res = Engine(_BuyThenSell("POOL", N), ListFeed(evs), broker, risk=None, cash=10.0).run()   # a 200-SOL pool: under min liquidity
     buy, sell = res.fills
     a = N * (1 - f); q = x * a / (y + a)                        # tokens out for 0.997 SOL into the curve
     x1, y1 = x - q, y + N                                       # the pool after our buy (the fee stays in it)
@@ -126,7 +126,7 @@ def test_amm_round_trip_loses_fees_plus_xyk_impact():
     impact = a - gross                                          # what x*y=k takes on the round trip
     assert loss == pytest.approx(fees + impact, rel=1e-12)
     # with no fee, x*y=k gives everything back
-    res0 = Engine(_BuyThenSell("POOL", N), ListFeed(evs), SimulatedBroker(ConstantProductAMM(fee_bps=0)), cash=10.0).run()
+    res0 = Engine(_BuyThenSell("POOL", N), ListFeed(evs), SimulatedBroker(ConstantProductAMM(fee_bps=0)), risk=None, cash=10.0).run()
     assert res0.portfolio.cash == pytest.approx(10.0, rel=1e-13)
 
 

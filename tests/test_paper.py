@@ -11,7 +11,7 @@ from memebot.exec import SimulatedBroker, VolumeParticipation, FeeSchedule, BarF
 from memebot.ledger import Ledger
 from memebot.live import TradingNode, BarSlices, load_run
 from memebot.paper import PaperBroker
-from memebot.risk import TradingState, write_kill_file
+from memebot.risk import RiskEngine, TradingState, write_kill_file
 from memebot.strategy import Strategy, get_strategy
 
 DATA = "data/binance_memecoins/ohlcv_5m_2025-01_2025-04.parquet"
@@ -45,13 +45,14 @@ def test_parity_backtest_vs_paper_replay(shared, tmp_path):
     st = Store(":memory:"); upsert(st, "candles", _real(shared, syms, n=6000))
     model = lambda: VolumeParticipation(10.0, 0.1, 10.0)
     strat = lambda: get_strategy("ema_cross", {"fast": 8, "slow": 21, "size": 0.02})
-    bt = Engine(strat(), CandleFeed.from_store(st, syms, "5m"), SimulatedBroker(model(), FeeSchedule(0.01)), cash=10_000).run()
+    bt = Engine(strat(), CandleFeed.from_store(st, syms, "5m"), SimulatedBroker(model(), FeeSchedule(0.01)), cash=10_000,
+                risk=RiskEngine.from_settings(_settings(tmp_path), watch_kill_file=False)).run()
     led = Ledger(st, "parity", "cex", "paper")
     feed = BarSlices.from_replay(ReplayFeed(st, "candles", syms, "5m"))
     node = TradingNode(strat(), feed, PaperBroker(model(), FeeSchedule(0.01), ledger=led), led, run_id="parity",
                        settings=_settings(tmp_path), cash=10_000)
     pr = _run(node)
-    assert len(bt.fills) > 100 and node.risk_chain.rejected == 0
+    assert len(bt.fills) > 100 and node.status()["rejected"] == 0
     assert [_key(f) for f in pr.fills] == [_key(f) for f in bt.fills]
     assert [_key(f) for f in led.fills()] == sorted(_key(f) for f in bt.fills)        # the ledger holds the same fills
     assert abs(pr.final_equity - bt.final_equity) < 1e-6 and node.consistency() == []
@@ -158,7 +159,8 @@ def test_flash_crash_halts_within_one_event(tmp_path):
     upsert(st, "candles", df)
     led = Ledger(st, "crash", "cex", "paper")
     feed = BarSlices.from_replay(ReplayFeed(st, "candles", ["AAA"], "1m"))
-    node = TradingNode(BuyEveryBar(), feed, ledger=led, run_id="crash", settings=_settings(tmp_path), cash=100_000)
+    node = TradingNode(BuyEveryBar(), feed, ledger=led, run_id="crash", settings=_settings(tmp_path, circuit_price_move_scope="global"),
+                       cash=100_000)
     res = _run(node)
     crash_close = int(df.ts.iloc[30].value) + 60 * NS
     assert node.risk.state is TradingState.HALTED and "price_move" in node.risk.reason()
@@ -166,6 +168,15 @@ def test_flash_crash_halts_within_one_event(tmp_path):
     assert len(before) == 30 and all(o.status is OrderStatus.FILLED for o in before)
     assert len(after) == 11 and all(o.status is OrderStatus.REJECTED and o.reason.startswith("halted: circuit") for o in after)
     assert not led.open_orders()
+    # the default scope pauses entries in the token that moved, for the breaker's window, and never halts the node
+    led = Ledger(st, "crash2", "cex", "paper")
+    node = TradingNode(BuyEveryBar(), BarSlices.from_replay(ReplayFeed(st, "candles", ["AAA"], "1m")), ledger=led, run_id="crash2",
+                       settings=_settings(tmp_path, max_daily_loss_limit=0), cash=100_000)
+    res = _run(node)
+    after = [o for o in res.orders if o.ts >= crash_close]
+    assert node.risk.state is TradingState.ACTIVE and len(after) == 11
+    assert after[0].status is OrderStatus.REJECTED and after[0].reason.startswith("price_move: AAA takes no entries")
+    assert after[-2].status is OrderStatus.FILLED                   # a minute later the move has left the window
 
 
 class EntryThenExit(Strategy):
@@ -239,7 +250,7 @@ class BadOrders(Strategy):
         self.done = True
         ctx.market("AAA", "buy", -1.0, tag="negative")
         ctx.market("AAA", "buy", 0.0, tag="zero")
-        ctx._e._outbox.append(ctx._new("AAA", Side.BUY, 1.0, price=float("nan"), tag="nan_price"))
+        ctx._e.submit(ctx._new("AAA", Side.BUY, 1.0, price=float("nan"), tag="nan_price"))
         ctx.market("AAA", "buy", float("nan"), tag="nan_qty")
         ctx.market("NOPE", "buy", 1.0, tag="unknown")
         ctx.market("AAA", "buy", 50.0, tag="too_big")            # 5,000 notional > max_order_usd 250
@@ -254,13 +265,15 @@ def test_bad_orders_rejected_never_sent(tmp_path):
     res = _run(node)
     by = {o.tag: o for o in res.orders}
     want = {"negative": "not a positive number", "zero": "not a positive number", "nan_price": "price nan",
-            "nan_qty": "not a positive number", "unknown": "unknown symbol 'NOPE'", "too_big": "max_order"}
+            "nan_qty": "not a positive number", "unknown": "unknown_symbol: 'NOPE'", "too_big": "max_order"}
+    stored = Ledger(led.store, "bad", "cex", "paper")                  # what a user querying the ledger finds
     for tag, why in want.items():
         o = by[tag]
         assert o.status is OrderStatus.REJECTED and why in o.reason, (tag, o.reason)
-        assert o.client_id not in node.broker.orders and led.order(o.client_id) is None
+        assert o.client_id not in node.broker.orders                    # never sent
+        assert stored.order(o.client_id).status is OrderStatus.REJECTED and stored.order(o.client_id).reason == o.reason
     assert by["good"].status is OrderStatus.FILLED and led.order(by["good"].client_id).status is OrderStatus.FILLED
-    assert node.risk_chain.rejected == 6
+    assert node.status()["rejected"] == 6 and node.status()["order_stats"]["rejected_by_reason"] == {"invalid": 4, "unknown_symbol": 1, "max_order": 1}
 
 
 def test_ctrl_c_leaves_consistent_ledger(shared, cli_env, tmp_path):

@@ -40,20 +40,19 @@ def act_candles(shared):
 
 def test_flash_crash_halts_within_one_event(shared):
     """ACT/USDT on Binance, 2025-04-01 10:30 UTC: -37% inside one 5-minute bar. Three months of ordinary (memecoin)
-    volatility before it trade normally; the crash bar halts trading before the strategy can act on it."""
+    volatility before it trade normally; the crash bar halts trading before the strategy can act on it (global scope)."""
     events = act_candles(shared)
     crash = next(i for i, e in enumerate(events) if e.ts == ts_from("2025-04-01T10:30:00Z"))
     risk = RiskEngine(RiskConfig(circuit_price_move_pct=30, circuit_price_window_s=300, max_order_usd=250,
-                                 max_orders_per_minute=1000, max_open_orders=1000))
+                                 max_orders_per_minute=1000, max_open_orders=1000, circuit_price_move_scope="global"))
     halts = []; risk.add_halt_listener(halts.append)
     pf = Portfolio(cash=10_000.0)
     first_rejected = None
     for i, ev in enumerate(events):
         risk.on_market(ev)                          # the engine feeds risk first, then the strategy
         o = Order("ACT/USDT", Side.BUY, 10.0 / ev.close, ts=ev.ts)   # a 10 USD buy on every bar
-        r = risk.check(o, pf, ev.ts)
-        if r is None: risk.on_order_closed(o)       # (not filled here: we only probe the gate)
-        elif first_rejected is None: first_rejected = (i, r)
+        r = risk.check(o, pf, ev.ts)                # (not filled here: we only probe the gate)
+        if r is not None and first_rejected is None: first_rejected = (i, r)
     assert crash > 25_000                         # Jan-Mar traded without a false trip
     assert first_rejected is not None and first_rejected[0] == crash, first_rejected
     assert first_rejected[1].startswith("halted: circuit: price_move: ACT/USDT moved 37.2%")
@@ -64,6 +63,32 @@ def test_flash_crash_halts_within_one_event(shared):
     assert risk.check(Order("ACT/USDT", Side.BUY, 10.0), pf, events[-1].ts) is None
 
 
+def test_flash_crash_pauses_only_that_token_by_default(shared):
+    """The same crash with the default symbol scope: ACT/USDT takes no entries from the crash bar until the move has
+    left the window, the stop-loss (a sell of the held ACT) passes on the crash bar, BONK trades on, nothing halts."""
+    events = act_candles(shared)
+    crash = next(i for i, e in enumerate(events) if e.ts == ts_from("2025-04-01T10:30:00Z"))
+    risk = RiskEngine(RiskConfig(circuit_price_move_pct=30, circuit_price_window_s=300, max_orders_per_minute=1000))
+    assert risk.cfg.circuit_price_move_scope == "symbol"
+    halts = []; risk.add_halt_listener(halts.append)
+    pf = Portfolio(cash=10_000.0); pf.apply(Fill("held", events[0].ts, "ACT/USDT", Side.BUY, 10.0, events[0].close))
+    first = None
+    for i, ev in enumerate(events[:crash + 3]):
+        risk.on_market(ev); risk.on_market(Tick(ev.ts, "BONK", 2e-5))
+        r = risk.check(Order("ACT/USDT", Side.BUY, 10.0 / ev.close), pf, ev.ts)
+        if r is not None and first is None:
+            first = (i, r)
+            assert risk.check(Order("ACT/USDT", Side.SELL, 10.0), pf, ev.ts) is None           # the exit passes
+            assert risk.check(Order("BONK", Side.BUY, 1e6), pf, ev.ts) is None                  # other tokens trade
+            assert risk.buying_power("ACT/USDT", pf, ev.ts) == 0.0
+    assert first is not None and first[0] == crash and first[1].startswith("price_move: ACT/USDT takes no entries for now")
+    assert risk.state is TradingState.ACTIVE and halts == [] and risk.history == type(risk.history)(maxlen=1000)
+    later = events[crash + 2].ts + 301 * NS                      # the crash bars have left the 300 s window
+    c = events[crash + 2].close
+    risk.on_market(Candle(later, c, c, c, c, 1.0, "ACT/USDT", "5m"))
+    assert risk.check(Order("ACT/USDT", Side.BUY, 10.0), pf, later) is None
+
+
 def test_pumpfun_rug_halts_on_the_rug_candle(shared):
     """A pump.fun token's hourly GeckoTerminal candles: the breaker trips on the first candle whose range reaches the
     threshold, never earlier, and with the window shorter than the bar only closes count."""
@@ -72,14 +97,17 @@ def test_pumpfun_rug_halts_on_the_rug_candle(shared):
     evs = [Candle(ts_from(int(r.ts)), r.open, r.high, r.low, r.close, r.volume_usd, mint, "1h", "geckoterminal") for r in rows.itertuples()]
     rng = [(e.high - e.low) / e.high for e in evs]
     expect = next(i for i, x in enumerate(rng) if x >= 0.5)
-    risk = engine(circuit_price_move_pct=50, circuit_price_window_s=3600)
+    risk = engine(circuit_price_move_pct=50, circuit_price_window_s=3600, circuit_price_move_scope="global")
     got = None
     for i, e in enumerate(evs):
         risk.on_market(e)
         if risk.state is TradingState.HALTED: got = i; break
     assert got == expect
+    paused = engine(circuit_price_move_pct=50, circuit_price_window_s=3600)      # symbol scope: the same candle pauses
+    first = next(i for i, e in enumerate(evs) if (paused.on_market(e), mint in paused.paused)[1])
+    assert first == expect and paused.state is TradingState.ACTIVE
     # window shorter than the bar: only closes count, and closes an hour apart are outside a 60 s window
-    risk = engine(circuit_price_move_pct=50, circuit_price_window_s=60)
+    risk = engine(circuit_price_move_pct=50, circuit_price_window_s=60, circuit_price_move_scope="global")
     for e in evs: risk.on_market(e)
     assert risk.state is TradingState.ACTIVE
 
@@ -124,11 +152,12 @@ class PendingOrders:
     def submit(self, order, pf, now_ns):
         r = self.risk.check(order, pf, now_ns)
         if r: order.transition(OrderStatus.REJECTED, r); return r
-        order.transition(OrderStatus.SUBMITTED); self.orders[order.client_id] = order
+        order.transition(OrderStatus.SUBMITTED); self.orders[order.client_id] = order; pf.accept(order); self.pf = pf
     def on_halt(self, h: Halted):
         self.halts.append(h)
         for o in list(self.orders.values()):
-            o.transition(OrderStatus.CANCELLED, f"risk halt: {h.reason}"); self.risk.on_order_closed(o); del self.orders[o.client_id]
+            o.transition(OrderStatus.CANCELLED, f"risk halt: {h.reason}"); self.pf.finish(o); self.risk.on_order_closed(o)
+            del self.orders[o.client_id]
 
 
 def test_kill_from_cli_halts_running_engine_and_cancels_pending(memebot, cli_env, tmp_path):
@@ -234,8 +263,10 @@ def test_position_exposure_liquidity_quote_and_safety_limits():
     for s, p in (("A", 1.0), ("B", 1.0)): risk.on_market(Tick(T0, s, p))
     for _ in range(2): filled(risk, pf, Order("A", Side.BUY, 200), 1.0, T0)        # 400 USD of A
     assert risk.check(Order("A", Side.BUY, 150), pf, T0).startswith("max_position")  # 550 > 500
-    assert risk.check(Order("A", Side.BUY, 100), pf, T0) is None                    # open order counts toward the position
+    assert risk.check(o := Order("A", Side.BUY, 100), pf, T0) is None
+    pf.accept(o)                                                                    # open: it counts toward the position
     assert risk.check(Order("A", Side.BUY, 50), pf, T0).startswith("max_position")
+    assert risk.buying_power("A", pf, T0) == 0.0 and risk.buying_power("B", pf, T0) == 200.0
     assert risk.check(Order("B", Side.BUY, 250), pf, T0).startswith("max_gross_exposure")   # 400 + 100 + 250 > 700
     assert risk.check(Order("B", Side.BUY, 150), pf, T0) is None
     # pool liquidity from PoolUpdate: 2 x 4,000 USDC = 8,000 < 10,000
@@ -264,15 +295,17 @@ def test_position_exposure_liquidity_quote_and_safety_limits():
 
 
 def test_max_open_orders_and_order_closed():
+    "Open orders are the portfolio's: the engine accepts them there and finishes them; the risk engine counts them."
     risk = engine(max_open_orders=2)
     risk.on_market(Tick(T0, "A", 1.0)); pf = Portfolio(cash=1_000.0)
     o1, o2 = Order("A", Side.BUY, 1), Order("A", Side.BUY, 1)
-    assert risk.check(o1, pf, T0) is None and risk.check(o2, pf, T0) is None
+    for o in (o1, o2): assert risk.check(o, pf, T0) is None; pf.accept(o)
     assert risk.check(Order("A", Side.BUY, 1), pf, T0).startswith("max_open_orders: 2 open")
-    risk.on_order_closed(o1)                                                      # cancelled
+    assert risk.buying_power("A", pf, T0) == 0.0
+    pf.finish(o1); risk.on_order_closed(o1)                                       # cancelled
     half = Fill(o2.client_id, T0, "A", Side.BUY, 0.5, 1.0); pf.apply(half); risk.on_fill(half, pf)
     assert risk.open_orders() == 1                                                # partially filled: still open
-    assert risk.check(Order("A", Side.BUY, 1), pf, T0) is None
+    assert risk.check(o3 := Order("A", Side.BUY, 1), pf, T0) is None; pf.accept(o3)
     assert risk.check(Order("A", Side.BUY, 1), pf, T0).startswith("max_open_orders")
 
 
@@ -343,13 +376,17 @@ def test_price_move_breaker_matches_pandas_on_real_swaps(shared):
         hi, lo = s.rolling("60s", closed="both").max(), s.rolling("60s", closed="both").min()
         hit = ((hi - lo) >= 0.30 * hi).to_numpy()
         expect = int(hit.argmax()) if hit.any() else None
-        risk = engine(circuit_price_move_pct=30, circuit_price_window_s=60)
-        got = None
+        risk = engine(circuit_price_move_pct=30, circuit_price_window_s=60, circuit_price_move_scope="global")
+        paused = engine(circuit_price_move_pct=30, circuit_price_window_s=60)          # the default: symbol scope
+        got = first_pause = None
         for i, r in enumerate(g.itertuples()):
-            risk.on_market(Swap(ts_from(int(r.ts)), Chain.SOLANA, r.pool, Side(r.side), r.tokens, r.sol, r.trader, r.sig, source="chain"))
+            ev = Swap(ts_from(int(r.ts)), Chain.SOLANA, r.pool, Side(r.side), r.tokens, r.sol, r.trader, r.sig, source="chain")
+            risk.on_market(ev); paused.on_market(ev)
+            if first_pause is None and r.pool in paused.paused: first_pause = i
             if risk.state is TradingState.HALTED: got = i; break
-        assert got == expect, (mint, got, expect)
+        assert got == expect == first_pause, (mint, got, expect, first_pause)
         assert got is None or risk.reason().startswith("circuit: price_move")
+        assert paused.state is TradingState.ACTIVE
         checked += expect is not None
     assert checked >= 10
 

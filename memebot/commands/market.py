@@ -8,20 +8,13 @@ import json, asyncio
 from typing import Optional, List
 import typer
 from rich.table import Table
-from ..cli import app, data_app, settings, open_store, console, err_console
+from ..cli import app, data_app, settings, open_store, console, err_console, parse_when
 from ..core import ValidationError, Chain, tf_seconds, ts_from
 
 # %% auto #0
-__all__ = ['parse_when', 'backfill_cmd', 'data_check']
+__all__ = ['backfill_cmd', 'data_check']
 
 # %% ../../nbs/91_commands.market.ipynb #d79a31f8
-def parse_when(value:str|None, opt:str) -> int|None:
-    "UTC ns from an ISO date/time or a unix timestamp given on the command line; a ValidationError naming `opt`."
-    if value is None: return None
-    v = value.strip()
-    try: return ts_from(int(v)) if v.lstrip("-").isdigit() else ts_from(v)
-    except ValidationError: raise ValidationError("backfill", opt, f"{value!r} is not a date (use e.g. 2025-01-31 or 2025-01-31T12:00:00Z)") from None
-
 @app.command("backfill")
 def backfill_cmd(source: str = typer.Option(..., "--source", help="geckoterminal, binance (ccxt) or coingecko."),
                  chain: str = typer.Option(..., "--chain", help="solana, ethereum, bsc, polygon (cex for binance/coingecko)."),

@@ -12,10 +12,11 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 from ..core import MemebotError, ValidationError, Chain
-from ..cli import app, settings, console, err_console, open_store
+from ..cli import app, settings, console, err_console, open_store, parse_range, positive
 
 # %% auto #0
-__all__ = ['ResearchError', 'load_candles', 'make_broker', 'trades_json', 'backtest_cmd', 'sweep_cmd', 'strategies_cmd']
+__all__ = ['ResearchError', 'load_candles', 'make_broker', 'trades_json', 'order_rows', 'order_notes', 'print_orders',
+           'backtest_cmd', 'sweep_cmd', 'strategies_cmd']
 
 # %% ../../nbs/93_commands.research.ipynb #b4ad5f7a
 class ResearchError(MemebotError):
@@ -31,6 +32,7 @@ def load_candles(symbols:list[str]|None, tf:str, start=None, end=None, source:st
     from memebot.data.store import inventory
     from memebot.backtest import CandleFeed
     tf_seconds(tf)
+    start, end = parse_range(start, end)
     s = settings(); path = s.resolve(s.store.path)
     if not path.exists(): raise ResearchError(f"no data: the store {path} is empty (run `memebot data import PATH` first)")
     with open_store(read_only=True) as st:
@@ -87,6 +89,32 @@ def trades_json(trades) -> list[dict]:
     return out
 
 # %% ../../nbs/93_commands.research.ipynb #baa65b10
+def order_rows(stats:dict) -> list[tuple[str, str]]:
+    "(outcome, count) rows of a run's order statistics, rejections and skipped entries by reason."
+    rows = [(k.replace("_", " "), f"{stats[k]:,}") for k in ("submitted", "filled", "filled_in_parts", "partly_filled",
+                                                             "cancelled", "expired", "failed", "rejected", "open")]
+    rows += [(f"  rejected: {k}", f"{v:,}") for k, v in stats.get("rejected_by_reason", {}).items()]
+    rows += [(f"  entry skipped: {k}", f"{v:,}") for k, v in stats.get("skipped", {}).items()]
+    return rows
+
+def order_notes(stats:dict, risk:str) -> list[str]:
+    "The lines printed under the orders table: which risk checks ran, and the rejection warning if any."
+    from memebot.backtest import rejection_warning
+    out = [f"risk checks: {risk}"]
+    w = rejection_warning(stats)
+    if w: out.append(f"warning: {w}")
+    return out
+
+def print_orders(stats:dict, risk:str, title:str="orders"):
+    "Print the orders table and its notes (80 columns)."
+    t = Table(title=title)
+    t.add_column("outcome"); t.add_column("orders", justify="right")
+    for k, v in order_rows(stats): t.add_row(k, v)
+    console.print(t)
+    for line in order_notes(stats, risk):
+        console.print(line, style="bold yellow" if line.startswith("warning") else None, highlight=False, markup=False)
+
+# %% ../../nbs/93_commands.research.ipynb #8da29208
 _METRIC_ROWS = ["total_return", "cagr", "sharpe", "sortino", "calmar", "max_drawdown", "max_drawdown_duration_days", "var_95",
                 "cvar_95", "trades", "open_trades", "win_rate", "profit_factor", "exposure", "turnover", "fees_paid", "final_equity"]
 
@@ -106,39 +134,48 @@ def backtest_cmd(strategy: str = typer.Option(..., "--strategy", help="Strategy 
                  liquidity: float = typer.Option(100_000.0, "--liquidity", help="Assumed pool size (quote units) for the amm model."),
                  fail_prob: float = typer.Option(0.0, "--fail-prob", help="Probability that a transaction fails (seeded)."),
                  seed: int = typer.Option(0, "--seed", help="Seed for simulated transaction failures."),
-                 json_out: Optional[Path] = typer.Option(None, "--json", help="Write {metrics, trades} to this file ('-' for stdout)."),
+                 risk: bool = typer.Option(True, "--risk/--no-risk", help="Apply the [risk] limits (as paper and live do); --no-risk: account checks only."),
+                 json_out: Optional[Path] = typer.Option(None, "--json", help="Write {metrics, orders, trades} to this file ('-' for stdout)."),
                  out: Optional[Path] = typer.Option(None, "--out", help="Tearsheet folder (default [backtest] output_dir/<strategy>-<time>)."),
                  tearsheet_: bool = typer.Option(True, "--tearsheet/--no-tearsheet", help="Write the tearsheet (PNG + HTML).")):
-    "Run a strategy over stored candles with the event-driven engine; print metrics, write the tearsheet."
+    "Run a strategy over stored candles with the event-driven engine; print metrics and orders, write the tearsheet."
     from memebot.strategy import get_strategy, parse_param_args
     from memebot.backtest import Engine
     from memebot.metrics import tearsheet
+    cash = positive(cash, "--cash")
+    if not 0 <= fail_prob < 1: raise ResearchError(f"--fail-prob {fail_prob}: expected a probability in [0, 1)")
     strat = get_strategy(strategy, parse_param_args(param))
     feed, ch = load_candles(_symbols(symbols), tf, start, end, source, chain)
     s = settings()
-    if not 0 <= fail_prob < 1: raise ResearchError(f"--fail-prob {fail_prob}: expected a probability in [0, 1)")
     broker = make_broker(fill, ch, fee_bps, slippage_bps, liquidity, failure_prob=fail_prob, seed=seed)
     with console.status(f"backtest {strat.id} over {feed.n_bars:,} bars", spinner="dots") if console.is_terminal else _null():
-        res = Engine(strat, feed, broker, cash=cash if cash is not None else s.backtest.initial_cash_usd).run()
-    m = res.metrics(); trades = res.trades
+        res = Engine(strat, feed, broker, risk="settings" if risk else None,
+                     cash=cash if cash is not None else s.backtest.initial_cash_usd).run()
+    m = res.metrics(); trades = res.trades; stats = res.order_stats()
+    notes = order_notes(stats, res.risk)
     paths = {}
     if tearsheet_:
         od = out or s.resolve(s.backtest.output_dir) / f"{strat.name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
-        paths = tearsheet(res.equity, m, od, trades, f"{strat.id} {', '.join(feed.symbols[:5])}{' ...' if len(feed.symbols) > 5 else ''} {tf}")
+        title = f"{strat.id} {', '.join(feed.symbols[:5])}{' ...' if len(feed.symbols) > 5 else ''} {tf}"
+        paths = tearsheet(res.equity, m, od, trades, title, orders=order_rows(stats), notes=notes)
     doc = {"strategy": strat.id, "params": strat.param_values, "symbols": list(feed.symbols), "tf": tf, "bars": res.bars,
-           "elapsed_s": res.elapsed_s, "metrics": _clean(m), "trades": trades_json(trades), "tearsheet": paths}
+           "elapsed_s": res.elapsed_s, "risk": res.risk, "metrics": _clean(m), "orders": stats,
+           "warnings": [n[len("warning: "):] for n in notes if n.startswith("warning: ")], "trades": trades_json(trades),
+           "tearsheet": paths}
     if json_out is not None:
         txt = json.dumps(doc, indent=1)
         if str(json_out) == "-": typer.echo(txt); return
         json_out.parent.mkdir(parents=True, exist_ok=True); json_out.write_text(txt)
-    t = Table(title=f"{strat.id} {res.bars:,} bars, {len(feed.symbols)} symbols, {tf} ({res.elapsed_s:.2f} s, {res.bars / max(res.elapsed_s, 1e-9):,.0f} bars/s)")
+    t = Table(title=f"{strat.id}: {res.bars:,} bars, {len(feed.symbols)} symbols, {tf} "
+                    f"({res.elapsed_s:.2f} s, {res.bars / max(res.elapsed_s, 1e-9):,.0f} bars/s)")
     t.add_column("metric"); t.add_column("value", justify="right")
     for k in _METRIC_ROWS:
         v = m.get(k)
         t.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
     console.print(t)
-    if paths: console.print(f"tearsheet: {paths['html']}", highlight=False)
-    if json_out is not None: console.print(f"json: {json_out}", highlight=False)
+    print_orders(stats, res.risk)
+    if paths: console.print(f"tearsheet: {paths['html']}", highlight=False, soft_wrap=True)
+    if json_out is not None: console.print(f"json: {json_out}", highlight=False, soft_wrap=True)
 
 class _null:
     def __enter__(self): return self
@@ -176,6 +213,7 @@ def sweep_cmd(strategy: str = typer.Option(..., "--strategy", help="Strategy nam
                     progress=lambda d, n: prog.update(task, completed=d, total=n))
     el = time.perf_counter() - t0
     od = out or s.resolve(s.backtest.output_dir) / f"sweep-{cls.name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
+    res["risk"] = "off (vectorized sweep)"
     od.mkdir(parents=True, exist_ok=True); res.to_csv(od / "results.csv", index=False)
     varied = [k for k, v in g.items() if len(v) > 1]
     if len(varied) >= 2: heatmap(res, varied[0], varied[1], metric, od / "heatmap.png", f"{cls.name}: {metric} ({tf}, {len(feed.symbols)} symbols)")
@@ -188,7 +226,10 @@ def sweep_cmd(strategy: str = typer.Option(..., "--strategy", help="Strategy nam
     for k, r in best.iterrows():
         k = k if isinstance(k, tuple) else (k,)
         t.add_row(*map(str, k), *(f"{r[c]:.4g}" for c in ("total_return", "sharpe", "max_drawdown", "trades")))
-    console.print(t); console.print(f"results: {od}", highlight=False)
+    console.print(t)
+    console.print("vectorized sweep: every signal fills in full at the next bar's open: no partial fills, no risk limits, "
+                  "no rejections (risk checks: off); check a choice with `memebot backtest`", highlight=False)
+    console.print(f"results: {od}", highlight=False, soft_wrap=True)
 
 @app.command("strategies")
 def strategies_cmd(as_json: bool = typer.Option(False, "--json")):
