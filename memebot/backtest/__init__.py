@@ -515,21 +515,23 @@ def _reject(self:Engine, o:Order, why:str) -> Order:
     return o
 
 @patch
-def _closed(self:Engine, o:Order):
+def _closed(self:Engine, o:Order, notify:bool=True # False: the caller tells the strategy later
+           ) -> bool:
     "`o` reached a terminal state: release its reservation, tell risk and (unless filled) the strategy. Idempotent."
-    if not self.portfolio.finish(o): return
+    if not self.portfolio.finish(o): return False
     if o.side is Side.BUY:
         n = self._buys.get(o.symbol, 0) - 1
         if n > 0: self._buys[o.symbol] = n
         else: self._buys.pop(o.symbol, None)
     self._touch(o.symbol)
     self.risk.on_order_closed(o)
-    if o.status is not OrderStatus.FILLED: self.strategy.on_order(self.ctx, o)
+    if notify and o.status is not OrderStatus.FILLED: self.strategy.on_order(self.ctx, o)
+    return True
 
 @patch
 def _report(self:Engine, reports:list):
-    "Book what the broker reported: fills (then the order, if it finished) and orders that ended without a fill."
-    pf, strat, ctx = self.portfolio, self.strategy, self.ctx
+    "Book what the broker reported (fills, orders that finished), then tell the strategy: it sees the whole batch booked."
+    pf, tell = self.portfolio, []
     for r in reports:
         if type(r) is Fill:
             pf.apply(r); self.fills.append(r)
@@ -537,11 +539,16 @@ def _report(self:Engine, reports:list):
             if p.qty != 0: self._held_pos[r.symbol] = p
             else: self._held_pos.pop(r.symbol, None)
             self.risk.on_fill(r, pf)
+            if r.qty > 0: tell.append(r)
             o = pf.orders.get(r.client_id)
-            if o is not None and o.status.is_terminal: self._closed(o)
+            if o is not None and o.status.is_terminal:
+                if self._closed(o, notify=False) and o.status is not OrderStatus.FILLED: tell.append(o)
             else: self._touch(r.symbol)
-            if r.qty > 0: strat.on_fill(ctx, r)
-        else: self._closed(r)
+        elif self._closed(r, notify=False) and r.status is not OrderStatus.FILLED: tell.append(r)
+    strat, ctx = self.strategy, self.ctx
+    for x in tell:
+        if type(x) is Fill: strat.on_fill(ctx, x)
+        else: strat.on_order(ctx, x)
 
 # %% ../../nbs/41_backtest.ipynb #cb54829c
 @patch
