@@ -1,6 +1,6 @@
 """The trading flow: runs the TradingNode (paper by default) as a long-running flow. It refuses to start while the
 kill switch is engaged, resumes after a crash from the ledger (a stable run id: the node reloads its orders, fills and
-positions from the store before trading), and stops when the kill switch trips. Prefect retries the flow after a crash.
+positions from its own ledger file, <[store] ledger_dir>/<run_id>.duckdb, before trading), and stops when the kill switch trips. Prefect retries the flow after a crash.
 
     python flows/live.py --strategy ema_cross --feed replay
 """
@@ -26,15 +26,14 @@ def live_flow(strategy: str = "ema_cross", feed: str = "replay", params: dict | 
         raise ops.OpsError("the live flow runs the paper node only: real swaps run under `memebot live run --strategy NAME "
                            "--mint MINT --yes-i-mean-live`, started by an operator")
     import asyncio
-    from memebot.data.store import Store
-    from memebot.ledger import Ledger
+    from memebot.ledger import Ledger, ledger_store
     from memebot.strategy import get_strategy
     from memebot.commands.paper import build_feed
     strat = get_strategy("model_signal" if model else strategy, {**(params or {}), **({"model": model} if model else {})})
-    st = Store(ops.store_path(store))
+    fd, ch = build_feed({"feed": feed, "tf": tf}, ops.store_path(store))          # replay | sim | live
+    st = ledger_store(run_id)                                                    # the run's own ledger: <ledger_dir>/<run_id>.duckdb
     try:
-        fd, _ = build_feed({"feed": feed, "tf": tf}, st)                          # replay | sim | live
-        node = live.TradingNode(strat, fd, ledger=Ledger(st, run_id=run_id), run_id=run_id, store=st)
+        node = live.TradingNode(strat, fd, ledger=Ledger(st, run_id=run_id, chain=ch, wallet="paper"), run_id=run_id, store=st)
 
         async def run():
             if max_minutes: asyncio.get_running_loop().call_later(max_minutes * 60, node.stop, "max_minutes reached")

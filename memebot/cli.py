@@ -16,8 +16,9 @@ from .config import get_settings, use_settings_file, settings_table, load_settin
 from .obs import configure_logging
 
 # %% auto #0
-__all__ = ['console', 'err_console', 'app', 'config_app', 'data_app', 'state', 'settings', 'fail', 'main', 'config_show',
-           'config_check', 'open_store', 'parse_when', 'parse_range', 'positive', 'data_import', 'data_ls']
+__all__ = ['console', 'err_console', 'app', 'config_app', 'data_app', 'state', 'settings', 'quiet_logs', 'fail', 'main',
+           'config_show', 'settings_lines', 'config_check', 'open_store', 'parse_when', 'parse_range', 'positive',
+           'data_import', 'data_ls', 'inventory_table']
 
 # %% ../nbs/90_cli.ipynb #2df78530
 console = Console()
@@ -69,6 +70,12 @@ def _load_command_modules():
     for m in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
         importlib.import_module(f"memebot.commands.{m.name}")
 
+def quiet_logs():
+    "For a command whose output is a table or a report: log lines below WARNING stay out of it (`--debug` shows them)."
+    if state.debug: return
+    s = settings()
+    if s.monitoring.logging_level in ("DEBUG", "INFO"): configure_logging("WARNING", s.monitoring.log_format)
+
 def fail(msg:str, code:int=2):
     "Print one error line on stderr and exit with `code`."
     err_console.print(f"error: {msg}", markup=False, highlight=False, soft_wrap=True)
@@ -104,16 +111,24 @@ def main(argv:list[str]|None=None):
 # %% ../nbs/90_cli.ipynb #3eb59160
 @config_app.command("show")
 def config_show(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")):
-    "Effective settings, secrets redacted, with the source of each value."
+    "Effective settings, secrets redacted, with the source of each value (as INI lines that read at 80 columns)."
+    quiet_logs()
     s = settings(); rows = settings_table(s)
     if as_json:
         out = {"settings_file": str(s.path) if s.path else None, "settings": {}}
         for r in rows: out["settings"].setdefault(r["section"], {})[r["key"]] = {"value": r["value"], "source": r["source"]}
         typer.echo(json.dumps(out, indent=2, default=str)); return
-    t = Table(title=f"settings ({s.path or 'defaults only'})")
-    for c in ("section", "key", "value", "source"): t.add_column(c)
-    for r in rows: t.add_row(r["section"], r["key"], str(r["value"]), r["source"])
-    console.print(t)
+    for line in settings_lines(s.path, rows): console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+def settings_lines(path, rows:list[dict], width:int=80) -> list[str]:
+    "INI lines `key = value` with each value's source at the right edge (or after it, when the line is long)."
+    out, sec = [f"; settings file: {path or 'none (defaults only)'}"], None
+    for r in rows:
+        if r["section"] != sec: sec = r["section"]; out += ["", f"[{sec}]"]
+        head, src = f"{r['key']} = {r['value']}", f"; {r['source']}"
+        pad = width - len(head) - len(src)
+        out.append(head + " " * pad + src if pad >= 2 else f"{head}  {src}")
+    return out
 
 @config_app.command("check")
 def config_check():
@@ -155,37 +170,53 @@ def positive(value:float|None, opt:str # the option's name, e.g. "--cash"
     return float(value)
 
 @data_app.command("import")
-def data_import(paths: List[Path] = typer.Argument(..., help="Files to import (parquet, feather, GeckoTerminal JSON)."),
-                fmt: Optional[str] = typer.Option(None, "--format", help="freqtrade, long, gt-pools, geckoterminal or swaps (default: guessed)."),
+def data_import(paths: List[Path] = typer.Argument(..., help="Files to import (parquet, feather, CSV, GeckoTerminal JSON)."),
+                fmt: Optional[str] = typer.Option(None, "--format", help="freqtrade, long, csv, gt-pools, geckoterminal or swaps (default: guessed)."),
                 tf: Optional[str] = typer.Option(None, "--tf", help="Timeframe when the file name does not say (e.g. 5m)."),
                 symbol: Optional[str] = typer.Option(None, "--symbol", help="Symbol or pool address when the file does not say."),
                 source: Optional[str] = typer.Option(None, "--source", help="Source label stored with the rows."),
                 chain: Optional[str] = typer.Option(None, "--chain", help="Chain of the data (solana, ethereum, bsc, polygon, cex).")):
-    "Load OHLCV or swap files into the store (idempotent; a bad file imports nothing)."
-    from memebot.data.importers import import_file
+    "Load OHLCV or swap files into the store: every file is checked first, then all are written at once (or none)."
+    quiet_logs()
+    from memebot.data.importers import import_files
     with open_store() as st, Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
                                       console=err_console, transient=True, disable=not err_console.is_terminal) as prog:
-        for p in paths:
-            task = prog.add_task(f"{p.name}: read", total=1.0)
-            r = import_file(st, p, fmt=fmt, tf=tf, symbol=symbol, source=source, chain=chain,
-                            progress=lambda stage, frac: prog.update(task, completed=frac, description=f"{p.name}: {stage}"))
-            console.print(f"{p.name}: {r['rows']:,} {r['table']} rows for {r['symbols']} symbol(s): {r['new']:,} new, {r['replaced']:,} already stored",
-                          highlight=False)
+        task = prog.add_task("import", total=float(len(paths)))
+        def step(name, stage, frac): prog.update(task, description=f"{name}: {stage}")
+        res = import_files(st, paths, fmt=fmt, tf=tf, symbol=symbol, source=source, chain=chain, progress=step)
+    for r in res:
+        console.print(f"{Path(r['file']).name}: {r['rows']:,} {r['table']} rows, {r['symbols']} symbol(s): {r['new']:,} new, "
+                      f"{r['replaced']:,} already stored", highlight=False)
 
 @data_app.command("ls")
 def data_ls(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")):
     "What is stored: symbols/pools, timeframes, spans and row counts."
+    quiet_logs()
     from memebot.data.store import inventory
     s = settings(); path = s.resolve(s.store.path)
     if not path.exists():
         if as_json: typer.echo("[]"); return
-        console.print(f"store {path} is empty: import data with `memebot data import PATH`"); return
+        console.print(f"store {path} is empty: import data with `memebot data import PATH`", highlight=False, soft_wrap=True); return
     with open_store(read_only=True) as st: inv = inventory(st)
     if as_json:
         typer.echo(json.dumps([{**r, "first": str(r["first"]), "last": str(r["last"]), "rows": int(r["rows"])} for r in inv.to_dict("records")], indent=1)); return
-    t = Table(title=f"{path}")
-    for c in ("kind", "source", "chain", "symbol", "tf", "first", "last", "rows"): t.add_column(c, justify="right" if c == "rows" else "left")
-    for r in inv.itertuples(): t.add_row(r.kind, r.source, r.chain, r.symbol, r.tf, str(r.first), str(r.last), f"{r.rows:,}")
-    console.print(t)
+    console.print(f"store: {path}", highlight=False, soft_wrap=True)
     for kind, g in inv.groupby("kind"):
+        console.print(inventory_table(g, kind))
         console.print(f"{kind}: {g.symbol.nunique()} symbols/pools, {int(g.rows.sum()):,} rows", highlight=False)
+
+def _minute(ts) -> str:
+    import pandas as pd
+    return pd.Timestamp(ts).strftime("%Y-%m-%d %H:%M")
+
+def inventory_table(g, kind:str) -> Table:
+    "One kind's inventory as a table that reads at 80 columns: long symbols (pool addresses) fold, nothing is cut."
+    from rich import box
+    t = Table(title=kind, box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
+    t.add_column("source", no_wrap=True); t.add_column("symbol", overflow="fold", min_width=12)
+    t.add_column("tf", no_wrap=True); t.add_column("first (UTC)", no_wrap=True); t.add_column("last (UTC)", no_wrap=True)
+    t.add_column("rows", justify="right", no_wrap=True)
+    for r in g.itertuples():
+        src = r.source if r.chain in ("cex", "") else f"{r.source}@{r.chain}"
+        t.add_row(src, r.symbol, r.tf or "-", _minute(r.first), _minute(r.last), f"{r.rows:,}")
+    return t

@@ -222,8 +222,9 @@ class FlowsConfig(_Section):
     report_dir: str = "data/reports"
 
 class StoreConfig(_Section):
-    "[store]: where market data lives."
+    "[store]: where market data lives, and where each trading node keeps its own ledger."
     path: str = "data/memebot.duckdb"
+    ledger_dir: str = "data/runs"                 # a paper or live node's orders, fills and run record: <ledger_dir>/<run_id>.duckdb
 
 class Settings(BaseModel):
     "All of memebot's settings, one attribute per INI section."

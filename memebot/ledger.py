@@ -15,7 +15,8 @@ from .data.store import Store, register_migration, ensure_schema
 from .obs import get_logger, counter
 
 # %% auto #0
-__all__ = ['INTENT_PENDING', 'INTENT_FINAL', 'JOURNAL_MAX_BYTES', 'LedgerError', 'TxIntent', 'Ledger']
+__all__ = ['INTENT_PENDING', 'INTENT_FINAL', 'JOURNAL_MAX_BYTES', 'LedgerError', 'TxIntent', 'Ledger', 'ledger_path',
+           'ledger_store', 'ledger_runs']
 
 # %% ../nbs/63_ledger.ipynb #867078a6
 register_migration("ledger", 1, "ledger: balance moves, transaction intents, order params", """
@@ -386,3 +387,25 @@ class Ledger:
         pf = self.portfolio
         r, u = pf.realized_pnl(), pf.unrealized_pnl()
         return {"realized": r, "unrealized": u, "total": r + u, "fees": pf.fees_paid}
+
+# %% ../nbs/63_ledger.ipynb #da9d5336
+def ledger_path(run_id:str, # the node's run id (a ledger account); becomes the file name
+                settings=None # Settings (default: the effective ones)
+               ) -> Path:
+    "The DuckDB file that holds run `run_id`'s ledger: `<[store] ledger_dir>/<run_id>.duckdb`."
+    from memebot.config import get_settings
+    s = settings or get_settings()
+    if not run_id or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}", run_id):
+        raise ValidationError("run", "run_id", f"{run_id!r}: use letters, digits and _ . @ + - (at most 128)")
+    return s.resolve(s.store.ledger_dir) / f"{run_id}.duckdb"
+
+def ledger_store(run_id:str, settings=None, read_only:bool=False # False: create it when missing
+                ) -> Store:
+    "The Store holding run `run_id`'s ledger (created, migrated, when missing and not read-only)."
+    return Store(ledger_path(run_id, settings), read_only=read_only)
+
+def ledger_runs(settings=None) -> list[str]:
+    "Run ids that have a ledger file, oldest first."
+    from memebot.config import get_settings
+    s = settings or get_settings(); d = s.resolve(s.store.ledger_dir)
+    return [p.stem for p in sorted(d.glob("*.duckdb"), key=lambda p: p.stat().st_mtime)] if d.is_dir() else []

@@ -6,6 +6,7 @@ the backtest Engine's per-event path; graceful shutdown, heartbeat, metrics, res
 # %% ../nbs/70_live.ipynb #9161c62e
 from __future__ import annotations
 import asyncio, heapq, itertools, json, math, signal, time
+import duckdb
 from collections import deque
 from dataclasses import dataclass
 import numpy as np
@@ -113,8 +114,9 @@ def save_run(store:Store, run_id:str, strategy:str|None=None, params:dict|None=N
 def load_run(store:Store, run_id:str) -> dict|None:
     "The run record of `run_id` (None if unknown)."
     ensure_schema(store)
-    r = store.cursor().execute("""SELECT run_id, strategy, params, spec, cash, status, last_ts, events, created, updated
-                                  FROM paper_runs WHERE run_id=?""", [run_id]).fetchone()
+    try: r = store.cursor().execute("""SELECT run_id, strategy, params, spec, cash, status, last_ts, events, created, updated
+                                       FROM paper_runs WHERE run_id=?""", [run_id]).fetchone()
+    except duckdb.CatalogException: return None                  # a read-only store that never held a run
     if r is None: return None
     keys = ("run_id", "strategy", "params", "spec", "cash", "status", "last_ts", "events", "created", "updated")
     d = dict(zip(keys, r)); d["params"] = json.loads(d["params"] or "{}"); d["spec"] = json.loads(d["spec"] or "{}")

@@ -254,6 +254,15 @@ def reports_dir() -> Path:
         if (c / "nbs" / "reports").is_dir(): return c / "nbs" / "reports"
     raise OpsError("report templates not found (nbs/reports): run from the memebot project")
 
+@contextlib.contextmanager
+def _stderr_to(path:Path):
+    "Send this process's stderr (file descriptor 2, which child processes inherit) to `path` for the block."
+    sys.stderr.flush(); saved = os.dup(2)
+    with open(path, "ab") as f:
+        os.dup2(f.fileno(), 2)
+        try: yield
+        finally: sys.stderr.flush(); os.dup2(saved, 2); os.close(saved)
+
 def run_report(name:str, # a key of REPORTS or a template path
                out_dir:str|Path, # where the executed notebook and its HTML go
                parameters:dict|None=None, # injected into the template's `parameters` cell
@@ -273,13 +282,15 @@ def run_report(name:str, # a key of REPORTS or a template path
     pc[0].metadata["tags"] = ["parameters"]
     nbformat.write(nb, nb_out)
     try:
-        pm.execute_notebook(str(nb_out), str(nb_out), parameters={k: (str(v) if isinstance(v, Path) else v) for k, v in (parameters or {}).items()},
-                            kernel_name="python3", progress_bar=False, cwd=str(out), execution_timeout=timeout)
+        with _stderr_to(out / f"{stem}.kernel.log"):     # the kernel's own chatter goes to a file, not the user's terminal
+            pm.execute_notebook(str(nb_out), str(nb_out), parameters={k: (str(v) if isinstance(v, Path) else v) for k, v in (parameters or {}).items()},
+                                kernel_name="python3", progress_bar=False, cwd=str(out), execution_timeout=timeout)
     except pm.PapermillExecutionError as e:
         raise OpsError(f"report {stem}: cell {e.exec_count} failed: {e.ename}: {e.evalue}") from None
+    logging.getLogger("traitlets").setLevel(logging.ERROR)
     body, _ = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True).from_notebook_node(nbformat.read(nb_out, 4))
     html = out / f"{stem}.html"; html.write_text(body)
-    log.info("report_rendered", report=stem, html=str(html))
+    log.debug("report_rendered", report=stem, html=str(html))
     return html
 
 # %% ../nbs/99_ops.ipynb #5e32a3ce
@@ -300,26 +311,32 @@ def _paper_step(store:Path, # the quickstart store (simulated candles, the ledge
     "Paper-trade a registered model (strategy `model_signal`) over the busiest simulated minutes, replayed through the paper node."
     import asyncio, threading
     from memebot.live import TradingNode
-    from memebot.ledger import Ledger
+    from memebot.ledger import Ledger, ledger_store, ledger_path
     from memebot.data.store import Store
     from memebot.strategy import get_strategy
     from memebot.commands.paper import build_feed
+    s = settings or get_settings()
     name, alias = model_uri.split("models:/", 1)[-1].split("@")
     warmup = 300                                           # bars the features need (the longest window is 288 bars)
-    st = Store(store)
-    try:
+    with Store(store, read_only=True) as st:
         # paper-trade the busiest `minutes` of the simulated day (most swaps), after `warmup` bars of history
         # (counting only swaps of tokens that already have `warmup` bars, so the model can score them)
         busy = st.cursor().execute(f"""WITH f AS (SELECT symbol, min(ts) t FROM candles WHERE tf = '1m' AND source = 'sim' GROUP BY 1)
             SELECT time_bucket(INTERVAL {int(minutes)} minute, s.ts) b, count(*) n FROM swaps s JOIN f ON f.symbol = s.mint
             WHERE s.ts >= f.t + INTERVAL {int(warmup + minutes)} minute GROUP BY 1 ORDER BY n DESC, b LIMIT 1""").fetchall()
-        if not busy: raise OpsError("paper step: no simulated swaps in the quickstart store")
-        t0 = pd.Timestamp(busy[0][0], tz="UTC")
-        start, end = t0 - pd.Timedelta(minutes=warmup), t0 + pd.Timedelta(minutes=minutes)
-        feed, _ = build_feed({"feed": "replay", "tf": "1m", "source": "sim", "start": start, "end": end}, st)
-        strat = get_strategy(strategy, model=name, alias=alias, tracking_uri=tracking_uri,
-                             refresh_s=0, warmup=warmup, enter=0.5, exit=0.48, size=0.02)
-        node = TradingNode(strat, feed, ledger=Ledger(st, run_id="quickstart"), run_id="quickstart", store=st, settings=settings)
+    if not busy: raise OpsError("paper step: no simulated swaps in the quickstart store")
+    t0 = pd.Timestamp(busy[0][0], tz="UTC")
+    start, end = t0 - pd.Timedelta(minutes=warmup), t0 + pd.Timedelta(minutes=minutes)
+    feed, _ = build_feed({"feed": "replay", "tf": "1m", "source": "sim", "start": start, "end": end}, store)
+    strat = get_strategy(strategy, model=name, alias=alias, tracking_uri=tracking_uri, refresh_s=0, warmup=warmup,
+                         enter=0.5, exit=0.48)                     # sized by the [risk] limits, as in any paper run
+    from memebot.commands.research import make_broker
+    from memebot.paper import PaperBroker
+    sb = make_broker("amm", "solana")                              # the backtest's fill model and fees
+    st = ledger_store("quickstart", s)                             # the run's own ledger, inside the quickstart folder
+    try:
+        led = Ledger(st, run_id="quickstart")
+        node = TradingNode(strat, feed, PaperBroker(sb.model, sb.fees, ledger=led), led, run_id="quickstart", store=st, settings=s)
         out: dict = {}
         def run(): out["r"] = asyncio.run(node.run(handle_signals=False))
         th = threading.Thread(target=run); th.start(); th.join()   # works inside a running event loop (notebooks) too
@@ -328,9 +345,10 @@ def _paper_step(store:Path, # the quickstart store (simulated candles, the ledge
         last_p = {k: round(v.p_up, 4) for k, v in strat.last.items()}
         return {"strategy": strat.id, "model": model_uri, "alias": alias, "window": [str(t0), str(end)], "warmup_bars": warmup,
                 "predictions": strat.scored, "last_p_up": last_p, "fills": stt["fills"],
-                "orders": stt["orders"], "rejected": stt["rejected"], "equity": stt["equity"],
+                "orders": stt["orders"], "rejected": stt["rejected"], "order_stats": stt["order_stats"], "equity": stt["equity"],
                 "pnl": stt["pnl"], "risk": stt["risk"]["state"], "risk_reason": stt["risk"]["reason"],
-                "last_rejections": [r["reason"] for r in stt["rejections"][-3:]], "consistency": node.consistency()}
+                "paused": stt["risk"]["paused"], "last_rejections": [r["reason"] for r in stt["rejections"][-3:]],
+                "consistency": node.consistency(), "ledger": str(ledger_path("quickstart", s))}
     finally: st.close()
 
 def quickstart(dir:str|Path="data/quickstart", # a fresh folder for the store, MLflow, backtest and reports
@@ -352,6 +370,7 @@ def quickstart(dir:str|Path="data/quickstart", # a fresh folder for the store, M
         if not (d / ".quickstart").exists(): raise OpsError(f"{d}: not empty and not a quickstart folder (choose another --dir)")
         shutil.rmtree(d)
     d.mkdir(parents=True, exist_ok=True); (d / ".quickstart").write_text("memebot quickstart folder: safe to delete\n")
+    s = _inside(s, d)                              # its kill file, node state and run ledgers live in the folder too
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     sp, uri = d / "memebot.duckdb", f"sqlite:///{d / 'mlruns' / 'mlflow.db'}"
     (d / "mlruns").mkdir()
@@ -398,7 +417,8 @@ def quickstart(dir:str|Path="data/quickstart", # a fresh folder for the store, M
             res["paper"] = None; secs["paper trade"] = 0.0
             prog.update(tasks["paper trade"], completed=1, description="[yellow]- paper trade (skipped: --no-paper)")
         t0 = stage("reports")
-        params = {"daily": {"store_path": str(sp), "backtest_dir": str(d / "backtest"), "kill_file": str(s.resolve(s.live.kill_file))},
+        params = {"daily": {"ledger_path": str(d / "runs" / "quickstart.duckdb") if paper else "",
+                            "backtest_dir": str(d / "backtest"), "kill_file": str(s.resolve(s.live.kill_file))},
                   "quality": {"store_path": str(sp)}, "models": {"tracking_uri": uri, "model_name": QS_MODEL}}
         res["reports"] = {r: str(run_report(r, d / "reports", params[r])) for r in reports}
         done("reports", t0, f"{len(res['reports'])} HTML reports")
@@ -406,6 +426,11 @@ def quickstart(dir:str|Path="data/quickstart", # a fresh folder for the store, M
                          res["paper"], res["reports"], secs)
     (d / "quickstart.json").write_text(json.dumps(asdict(r), indent=1, default=str))
     return r
+
+def _inside(s:Settings, d:Path) -> Settings:
+    "The settings with the kill file (and the node state beside it) and the run ledgers moved into folder `d`."
+    return s.model_copy(update={"live": s.live.model_copy(update={"kill_file": str(d / "KILL")}),
+                                "store": s.store.model_copy(update={"ledger_dir": str(d / "runs")})})
 
 def _qs_backtest(sp:Path, out:Path, s:Settings) -> dict:
     from memebot.data.store import Store
@@ -416,13 +441,19 @@ def _qs_backtest(sp:Path, out:Path, s:Settings) -> dict:
     st = Store(sp, read_only=True)
     try: feed = CandleFeed.from_store(st, None, "1m", source="sim")
     finally: st.close()
+    from memebot.commands.research import order_rows, order_notes
+    from memebot.risk import RiskEngine
     strat = get_strategy("ema_cross")
     br = make_broker("amm", "solana")
-    r = Engine(strat, feed, br, cash=s.backtest.initial_cash_usd).run()
-    m = r.metrics()
-    paths = tearsheet(r.equity, m, out, r.trades, f"quickstart: {strat.id} on simulated launches (1m)")
+    r = Engine(strat, feed, br, risk=RiskEngine.from_settings(s, watch_kill_file=False, name="backtest"),
+               cash=s.backtest.initial_cash_usd).run()
+    m = r.metrics(); stats = r.order_stats(); notes = order_notes(stats, r.risk)
+    paths = tearsheet(r.equity, m, out, r.trades, f"quickstart: {strat.id} on simulated launches (1m)",
+                      orders=order_rows(stats), notes=notes)
     r.equity.rename("equity").to_frame().to_csv(out / "equity.csv")
-    return {"strategy": strat.id, "bars": r.bars, "metrics": _clean({k: v for k, v in m.items() if k != "attribution"}), "tearsheet": paths["html"]}
+    return {"strategy": strat.id, "bars": r.bars, "symbols": len(feed.symbols), "risk": r.risk, "orders": stats,
+            "warnings": [n for n in notes if n.startswith("warning")],
+            "metrics": _clean({k: v for k, v in m.items() if k != "attribution"}), "tearsheet": paths["html"]}
 
 QS_MODEL = "quickstart-1m"
 

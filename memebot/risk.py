@@ -447,7 +447,7 @@ def _pause(self:RiskEngine, sym:str, ts:int, why:str):
     self.paused[sym] = (ts + self._window_ns, why)
     if was is None or was[0] <= ts:
         _TRIPS.labels("price_move").inc(); self.pauses.append((ts, sym, why))
-        _log().info("risk_symbol_paused", engine=self.name, symbol=sym, reason=why, ts=ts)
+        _log().debug("risk_symbol_paused", engine=self.name, symbol=sym, reason=why, ts=ts)
 
 @patch
 def _trip(self:RiskEngine, breaker:str, detail:str):

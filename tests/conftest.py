@@ -36,6 +36,7 @@ def cli_env(tmp_path):
     env["MEMEBOT_SETTINGS"] = str(ROOT / "settings.ini")
     env["MEMEBOT_STORE_PATH"] = str(tmp_path / "store.duckdb")
     env["MEMEBOT_LIVE_KILL_FILE"] = str(tmp_path / "KILL")
+    env["MEMEBOT_STORE_LEDGER_DIR"] = str(tmp_path / "runs")
     env["COLUMNS"] = "200"
     return env
 

@@ -32,7 +32,8 @@ def env(tmp_path, monkeypatch, gt):
     vals = {"MEMEBOT_STORE_PATH": str(tmp_path / "store.duckdb"), "MEMEBOT_ENDPOINTS_GECKOTERMINAL": gt.url,
             "MEMEBOT_DATA_RATE_GECKOTERMINAL_PER_MIN": "100000", "MEMEBOT_DATA_HTTP_BACKOFF_BASE_S": "0.001",
             "MEMEBOT_AI_TRACKING_URI": f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}",
-            "MEMEBOT_LIVE_KILL_FILE": str(tmp_path / "KILL"), "MEMEBOT_FLOWS_REPORT_DIR": str(tmp_path / "reports")}
+            "MEMEBOT_LIVE_KILL_FILE": str(tmp_path / "KILL"), "MEMEBOT_FLOWS_REPORT_DIR": str(tmp_path / "reports"),
+            "MEMEBOT_STORE_LEDGER_DIR": str(tmp_path / "runs")}
     (tmp_path / "mlruns").mkdir()
     for k, v in vals.items(): monkeypatch.setenv(k, v)
     reset_settings()
@@ -160,7 +161,7 @@ def test_live_flow_runs_the_paper_node_and_resumes(harness, env, shared):
     assert first["status"] == "finished" and first["fills"] >= 4 and first["consistency"] == []
     again = live_flow.with_options(retries=0)(strategy="ema_cross", params={"fast": "5", "slow": "20", "size": "0.02"})
     assert again["fills"] == first["fills"] and again["consistency"] == []      # resumed from the ledger: nothing doubled
-    with Store(env["MEMEBOT_STORE_PATH"], read_only=True) as st:
+    with Store(Path(env["MEMEBOT_STORE_LEDGER_DIR"]) / "paper-ema_cross.duckdb", read_only=True) as st:   # the run's own ledger
         n = st.cursor().execute("SELECT count(*) FROM fills WHERE run_id = 'paper-ema_cross'").fetchone()[0]
     assert n == first["fills"]
 

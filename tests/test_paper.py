@@ -60,6 +60,9 @@ def test_parity_backtest_vs_paper_replay(shared, tmp_path):
 
 # ---- crash safety ----------------------------------------------------------------------------------------------------
 def _ledger_rows(path, run_id):
+    "Orders, fills, positions and the run record of `run_id`, from its own ledger file beside the market store."
+    path = Path(path).parent / "runs" / f"{run_id}.duckdb"
+    if not path.exists(): return [], [], {}, None
     st = Store(path)
     try:
         orders = st.cursor().execute("SELECT client_id, symbol, side, qty, status FROM orders WHERE run_id=? ORDER BY client_id", [run_id]).fetchall()

@@ -37,11 +37,17 @@ def test_quickstart_whole_loop(memebot, tmp_path):
     # its ledger agrees with its fills, and every order it sent carries the served version
     assert p["predictions"] >= 30 and p["last_p_up"] and p["consistency"] == []
     from memebot.data.store import Store
-    with Store(out["store"], read_only=True) as st:
+    assert Path(p["ledger"]) == d / "runs" / "quickstart.duckdb"                 # the node's own ledger, in the folder
+    with Store(p["ledger"], read_only=True) as st:
         tags = {t for (t,) in st.cursor().execute("SELECT DISTINCT tag FROM orders WHERE run_id = 'quickstart'").fetchall()}
         n_orders = st.cursor().execute("SELECT count(*) FROM orders WHERE run_id = 'quickstart'").fetchone()[0]
         n_fills = st.cursor().execute("SELECT count(*) FROM fills WHERE run_id = 'quickstart'").fetchone()[0]
-    assert n_orders == p["orders"] and n_fills == p["fills"]
+    assert n_orders == p["order_stats"]["submitted"] and n_fills == p["fills"]
+    # default settings trade: the paper step's orders pass the default [risk] limits (sized within them)
+    assert p["orders"] > 0 and p["order_stats"]["rejected"] == 0 and p["risk"] == "active"
+    # and the quickstart writes nothing outside its folder (no kill file, node state or ledger elsewhere)
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["qs"]
+    assert (d / "risk_state.json").exists() and json.loads((d / "risk_state.json").read_text())["running"] is False
     assert tags <= {f"model_signal v{chal['version']}"}
     for name, needle in (("quality", "Data quality report"), ("models", "held-out"), ("daily", "kill switch")):
         html = Path(out["reports"][name]).read_text()
@@ -51,8 +57,26 @@ def test_quickstart_whole_loop(memebot, tmp_path):
     saved = json.loads((d / "quickstart.json").read_text())
     assert saved["champion"] is None and saved["paper"]["note"] == p["note"]
     # the human-readable summary says it plainly
-    r = memebot("quickstart", "--dir", d, "--seed", "3", "--no-paper", check=True)
-    assert "champion   none: no model beat the naive baselines" in r.stdout and "@challenger" in r.stdout
+    from memebot.commands.ops import quickstart_story
+    from memebot.ops import QuickstartResult
+    story = "\n".join(quickstart_story(QuickstartResult(**saved), load_settings()))
+    assert "champion: none (no model beat the naive baselines" in story and "@challenger" in story
+
+
+def test_quickstart_default_seed_trades_and_explains(memebot, tmp_path):
+    "With the default seed a model is promoted, and paper trading with default settings sends orders that fill."
+    d = tmp_path / "qs"
+    r = memebot("quickstart", "--dir", d, check=True)
+    saved = json.loads((d / "quickstart.json").read_text())
+    p = saved["paper"]
+    assert saved["champion"] is not None and p["alias"] == "champion"
+    assert p["order_stats"]["submitted"] > 0 and p["fills"] > 0 and p["order_stats"]["rejected"] == 0 and p["risk"] == "active"
+    assert p["pnl"]["fees"] > 0                                     # the backtest's fill model and fees, in paper too
+    out = r.stdout
+    assert "before fees" in out and "annualised from one simulated day" in out      # it explains its numbers
+    assert f"{p['order_stats']['submitted']} orders: {p['fills']} filled, 0 rejected" in out
+    assert all(len(l) <= 80 or l.startswith("    /") for l in out.splitlines()), out   # 80 columns; paths unbroken
+    assert "{" not in r.stderr and "report_rendered" not in r.stderr                  # no log lines flood the story
 
 
 def test_quickstart_refusals(memebot, tmp_path):

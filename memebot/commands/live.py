@@ -39,7 +39,8 @@ async def _broker(s, cosigners, risk:bool=True):
     from memebot.ledger import Ledger
     w = load_wallet(s)
     r = await live_risk(s, stale_on_check=False) if risk else None       # one-off orders: no feed to go stale
-    st = open_store()
+    from memebot.ledger import ledger_store
+    st = ledger_store("live", s)                                          # the live account's own ledger file
     b = SolanaBroker(Ledger(st, run_id="live", wallet=str(w.pubkey)), w, s, allowed_cosigners=cosigners, risk=r)
     rep = await b.start()
     return b, st, rep

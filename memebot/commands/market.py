@@ -8,7 +8,7 @@ import json, asyncio
 from typing import Optional, List
 import typer
 from rich.table import Table
-from ..cli import app, data_app, settings, open_store, console, err_console, parse_when
+from ..cli import app, data_app, settings, open_store, console, err_console, parse_when, quiet_logs
 from ..core import ValidationError, Chain, tf_seconds, ts_from
 
 # %% auto #0
@@ -55,6 +55,7 @@ def data_check(source: Optional[str] = typer.Option(None, "--source"), chain: Op
                no_quarantine: bool = typer.Option(False, "--no-quarantine", help="Report only; write nothing."),
                as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")):
     "Data-quality report per stored series: invalid bars (quarantined), gaps, duplicates, stale runs, spikes, cross-source deviations."
+    quiet_logs()
     from memebot.data.quality import quality_report
     if tf is not None: tf_seconds(tf)
     if chain is not None: chain = Chain.parse(chain).value
@@ -74,14 +75,21 @@ def data_check(source: Optional[str] = typer.Option(None, "--source"), chain: Op
         typer.echo(json.dumps([{k: (str(v) if k in ("first", "last") else v) for k, v in r.items()} for r in rep.to_dict("records")], indent=1, default=int)); return
     from memebot.data.quality import INVALID_REASONS, ANOMALY_REASONS
     from rich import box
-    t = Table(title=f"data quality ({path})", box=box.SIMPLE_HEAD, pad_edge=False)
-    for c in ("source", "symbol", "tf", "rows", "missing", "gaps", "invalid", "flags"):
-        t.add_column(c, justify="right" if c in ("rows", "missing", "gaps", "invalid") else "left", no_wrap=c != "flags")
+    console.print(f"data quality: {path}", highlight=False, soft_wrap=True)
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for c in ("source", "symbol", "tf", "rows", "missing", "gaps", "invalid", "flagged"):
+        t.add_column(c, justify="right" if c in ("rows", "missing", "gaps", "invalid", "flagged") else "left",
+                     overflow="fold" if c == "symbol" else "ellipsis", no_wrap=c != "symbol", min_width=12 if c == "symbol" else None)
+    notes = []
     for r in rep.to_dict("records"):
-        sym = r["symbol"] if len(r["symbol"]) <= 12 else r["symbol"][:5] + "…" + r["symbol"][-5:]
-        flags = ", ".join(f"{k.replace('_', ' ')} {r[k]}" for k in INVALID_REASONS + ANOMALY_REASONS if r[k]) or "-"
-        t.add_row(f"{r['source']}" + ("" if r["chain"] in ("solana", "cex") else f"@{r['chain']}"), sym, r["tf"], f"{r['rows']:,}",
-                  f"{r['missing_bars']:,}", f"{r['gaps']:,}", f"{r['invalid']:,}", flags)
+        src = f"{r['source']}" + ("" if r["chain"] in ("solana", "cex") else f"@{r['chain']}")
+        t.add_row(src, r["symbol"], r["tf"], f"{r['rows']:,}", f"{r['missing_bars']:,}", f"{r['gaps']:,}", f"{r['invalid']:,}", f"{r['flagged']:,}")
+        flags = ", ".join(f"{k.replace('_', ' ')} {r[k]:,}" for k in INVALID_REASONS + ANOMALY_REASONS if r[k])
+        if flags: notes.append(f"{src} {r['symbol']} {r['tf']}: {flags}")
     console.print(t)
+    import textwrap
+    if notes: console.print("bars by reason (a bar can have several; 'flagged' counts each bar once):", highlight=False)
+    for n in notes:
+        for line in textwrap.wrap(n, 78, initial_indent="  ", subsequent_indent="    "): console.print(line, highlight=False, markup=False)
     console.print(f"{len(rep)} series, {int(rep['invalid'].sum()) if len(rep) else 0} invalid bars quarantined, "
-                  f"{int(rep['flagged'].sum()) if len(rep) else 0} flags", highlight=False)
+                  f"{int(rep['flagged'].sum()) if len(rep) else 0} bars flagged", highlight=False)

@@ -4,16 +4,16 @@
 
 # %% ../../nbs/94_commands.ml.ipynb #83c6f13b
 from __future__ import annotations
-import json
+import json, textwrap
 from typing import Optional, List
 import typer
 from rich.table import Table
 from ..core import MemebotError
-from ..cli import app, console, err_console, settings, open_store
+from ..cli import app, console, err_console, settings, open_store, quiet_logs
 
 # %% auto #0
 __all__ = ['models_app', 'DEEP_FAMILIES', 'TrainArgsError', 'default_families', 'check_family', 'parse_params', 'train',
-           'models_ls', 'models_promote']
+           'models_ls', 'models_lines', 'models_promote']
 
 # %% ../../nbs/94_commands.ml.ipynb #3fde7d6f
 class TrainArgsError(MemebotError):
@@ -67,6 +67,7 @@ def train(family: List[str] = typer.Option([], "--family", "-f", help="Model fam
           holdout: float = typer.Option(0.15, "--holdout", help="Share of the newest bars held out for the promotion gate."),
           as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")):
     "Train model families on stored candles, log them to MLflow, register versions and run the promotion gate."
+    quiet_logs()
     import pandas as pd
     from memebot.core import tf_seconds
     s = settings(); ai = s.ai
@@ -108,15 +109,13 @@ def train(family: List[str] = typer.Option([], "--family", "-f", help="Model fam
                         "champion_score": r.gate.champion_score, "fit_seconds": round(r.fit_seconds, 2),
                         "holdout": {k: {m: round(x, 5) for m, x in v.items()} for k, v in r.holdout.items()}})
     if as_json: typer.echo(json.dumps(results, indent=1, default=str)); return
-    t = Table(title="training results (held-out window)")
-    for c in ("model", "version", "gate", "log-loss", "best baseline log-loss", "accuracy", "best baseline acc", "fit s"): t.add_column(c)
     for r in results:
         h = r["holdout"]; fam = r["family"]
         bb = max((k for k in h if k != fam), key=lambda k: h[k]["accuracy"])
-        t.add_row(r["name"], r["version"], f"@{r['decision']}", f"{h[fam]['log_loss']:.4f}", f"{r['baseline_score']:.4f} ({r['baseline']})",
-                  f"{h[fam]['accuracy']:.3f}", f"{h[bb]['accuracy']:.3f} ({bb})", f"{r['fit_seconds']:.1f}")
-    console.print(t)
-    for r in results: console.print(f"{r['name']} v{r['version']} -> @{r['decision']}: {r['reason']}", highlight=False)
+        console.print(f"{r['name']} v{r['version']} -> @{r['decision']} (fit {r['fit_seconds']:.1f} s)", highlight=False, soft_wrap=True)
+        console.print(f"  held-out log-loss {h[fam]['log_loss']:.4f}, best baseline {r['baseline_score']:.4f} ({r['baseline']})", highlight=False)
+        console.print(f"  held-out accuracy {h[fam]['accuracy']:.3f}, best baseline {h[bb]['accuracy']:.3f} ({bb})", highlight=False)
+        for line in textwrap.wrap(r["reason"], 78): console.print(f"  {line}", highlight=False)
     from memebot.models.registry import aliases, tracking_uri
     for n in dict.fromkeys(r["name"] for r in results):
         if "champion" not in aliases(n, tracking_uri(s)):
@@ -127,15 +126,27 @@ def train(family: List[str] = typer.Option([], "--family", "-f", help="Model fam
 @models_app.command("ls")
 def models_ls(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")):
     "Registered models and versions with their aliases and gate scores."
+    quiet_logs()
     from memebot.models.registry import list_models, tracking_uri
     rows = list_models(tracking_uri(settings()))
     if as_json: typer.echo(json.dumps(rows, indent=1)); return
     if not rows: console.print("no registered models: train one with `memebot train`"); return
-    t = Table(title=tracking_uri(settings()))
-    for c in ("name", "version", "aliases", "family", "gate", "metric", "score", "why", "data", "created"): t.add_column(c)
-    for r in rows: t.add_row(r["name"], r["version"], ",".join(r["aliases"]), r["family"] or "", r["gate_decision"] or "", r["gate_metric"] or "",
-                             r["gate_score"] or "", r["gate_reason"] or "", r["fingerprint"] or "", r["created"][:19])
-    console.print(t)
+    console.print(f"registry: {tracking_uri(settings())}", highlight=False, soft_wrap=True)
+    for line in models_lines(rows): console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+def models_lines(rows:list[dict]) -> list[str]:
+    "Registered versions, one block per model, that read at 80 columns: names and reasons are never cut."
+    out, name = [], None
+    for r in rows:
+        if r["name"] != name: name = r["name"]; out += ["", name]
+        al = " ".join(f"@{a}" for a in r["aliases"]) or "-"
+        out.append(f"  v{r['version']:<4} {al:<22} {r['family'] or '?':<12} created {r['created'][:16]}")
+        if r.get("gate_decision"):
+            gate = f"gate {r['gate_decision']}: {r['gate_metric'] or ''} {r['gate_score'] or ''}".rstrip()
+            out += textwrap.wrap(f"{gate}; {r['gate_reason'] or ''}".rstrip("; "), 74, initial_indent="        ",
+                                 subsequent_indent="        ")
+        if r.get("fingerprint"): out.append(f"        data {r['fingerprint']}")
+    return out[1:]
 
 @models_app.command("promote")
 def models_promote(name: str = typer.Argument(..., help="Registered model name."),

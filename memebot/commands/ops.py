@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import Optional, List
 import typer
 from ..core import MemebotError
-from ..cli import app, console, err_console, settings, fail
+from ..cli import app, console, err_console, settings, fail, quiet_logs
 
 docs_app = typer.Typer(help="Build the documentation site from the notebooks.", no_args_is_help=True)
 app.add_typer(docs_app, name="docs")
 
 # %% auto #0
 __all__ = ['docs_app', 'flows_app', 'project_root', 'docs_build', 'FlowsError', 'load_flows_module', 'flows_serve',
-           'quickstart_cmd']
+           'quickstart_cmd', 'quickstart_story']
 
 # %% ../../nbs/97_commands.ops.ipynb #cf61e655
 def project_root() -> Path:
@@ -76,6 +76,7 @@ def quickstart_cmd(dir: Path = typer.Option(Path("data/quickstart"), "--dir", he
                    paper_minutes: int = typer.Option(30, "--paper-minutes", help="Simulated minutes of paper trading (after a 300-bar warm-up)."),
                    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON.")):
     "Run the whole loop offline: simulate -> store -> backtest -> train and promote -> paper -> report."
+    quiet_logs()
     import json, os
     from dataclasses import asdict
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -83,17 +84,59 @@ def quickstart_cmd(dir: Path = typer.Option(Path("data/quickstart"), "--dir", he
     r = quickstart(dir, seed=seed, minutes=minutes, paper=paper, paper_minutes=paper_minutes, progress=err_console.is_terminal,
                    settings=settings())
     if as_json: typer.echo(json.dumps(asdict(r), indent=1, default=str)); return
-    m = r.backtest["metrics"]
-    console.print(f"quickstart in {sum(r.seconds.values()):.1f} s: {r.dir}", highlight=False)
-    console.print(f"  backtest   {r.backtest['strategy']}: total return {m['total_return']:+.2%}, sharpe {m['sharpe']:.2f}, "
-                  f"{m['trades']} trades -> {r.backtest['tearsheet']}", highlight=False)
-    for x in r.models: console.print(f"  model      {x['family']} v{x['version']}: @{x['decision']} (log-loss {x['log_loss']:.4f}, accuracy {x['accuracy']:.3f}): {x['reason']}", highlight=False)
-    if r.champion: console.print(f"  champion   {r.champion['uri']} ({r.champion['family']})", highlight=False)
-    else: console.print("  champion   none: no model beat the naive baselines on the held-out window (memebot models promote NAME VERSION overrides)", highlight=False)
+    for line in quickstart_story(r, settings()): console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+def _para(text:str, indent:str="  ", width:int=80) -> list[str]:
+    import textwrap
+    return textwrap.wrap(text, width, initial_indent=indent, subsequent_indent=indent)
+
+def _outcomes(st:dict) -> str:
+    "One line of an order_stats dict: submitted, filled, rejected (by reason) and skipped entries."
+    out = f"{st['submitted']} orders: {st['filled']} filled, {st['rejected']} rejected"
+    if st["rejected_by_reason"]: out += " (" + ", ".join(f"{k} {v}" for k, v in st["rejected_by_reason"].items()) + ")"
+    if st.get("partly_filled"): out += f", {st['partly_filled']} partly filled"
+    sk = sum(st.get("skipped", {}).values())
+    if sk: out += f"; {sk} entries not sent (" + ", ".join(f"{k}: {v}" for k, v in st["skipped"].items()) + ")"
+    return out
+
+def quickstart_story(r, s) -> list[str]:
+    "What the quickstart did and what its numbers mean, as lines that read at 80 columns (paths on their own lines)."
+    b, m, sim = r.backtest, r.backtest["metrics"], r.sim
+    pnl = m["final_equity"] - m["initial_equity"]
+    out = [f"quickstart: the whole loop offline in {sum(r.seconds.values()):.0f} s, in", f"    {r.dir}", ""]
+    out += _para(f"market: {sim.get('launches', '?')} simulated pump.fun launches and their AMM pools, "
+                 f"{sim['swaps']:,} swaps, {sim['candles']:,} candles (1m and 5m).", "")
+    out += [""] + _para(f"backtest: {b['strategy']} on {b.get('symbols', '?')} tokens, 1m bars, starting with "
+                        f"{m['initial_equity']:,.0f} USD; each entry {s.risk.max_order_usd:,.0f} USD (the [risk] "
+                        f"max_order_usd), filled on x*y=k pools with the LP fee and Solana network fees. Risk checks: "
+                        f"{b.get('risk', 'risk engine')}.", "")
+    out += _para(f"result: {m['total_return']:+.2%} ({pnl:+,.0f} USD) over {m['trades']} round trips, "
+                 f"{m['win_rate']:.0%} of them winners; {pnl + m['fees_paid']:+,.0f} USD before fees, "
+                 f"{m['fees_paid']:,.0f} USD of fees. Pump.fun launches jump and fade within minutes: an EMA cross "
+                 f"enters after a jump and exits after the fade, so it mostly pays for moves that are over.")
+    out += _para(f"The Sharpe ratio ({m['sharpe']:.1f}) is annualised from one simulated day of 1-minute bars: read it "
+                 f"as 'lost steadily', not as a forecast.")
+    if b.get("orders"): out += _para(_outcomes(b["orders"]))
+    out += [f"  {w}" for w in b.get("warnings", [])]
+    out += ["  tearsheet:", f"    {b['tearsheet']}", ""]
+    out.append("models (trained walk-forward, promoted only if they beat the naive baselines):")
+    for x in r.models:
+        out += _para(f"{x['family']} v{x['version']} -> @{x['decision']}: log-loss {x['log_loss']:.4f}, accuracy "
+                     f"{x['accuracy']:.3f}; {x['reason']}")
+    out += _para(f"champion: {r.champion['uri']} ({r.champion['family']})" if r.champion else
+                 "champion: none (no model beat the naive baselines; `memebot models promote NAME VERSION` overrides)")
     if r.paper is not None:
-        p = r.paper
-        if p.get("note"): console.print(f"  note       {p['note']}", highlight=False)
-        console.print(f"  paper      {p['strategy']} with {p['model']} over {p['window'][0]} .. {p['window'][1]}: {p['predictions']} predictions, "
-                      f"{p['orders']} orders sent, {p['rejected']} rejected by risk, {p['fills']} fills; risk {p['risk']}"
-                      + (f" ({p['risk_reason'][:90]})" if p.get("risk_reason") else ""), highlight=False)
-    for k, v in r.reports.items(): console.print(f"  report     {k}: {v}", highlight=False)
+        p = r.paper; st = p.get("order_stats") or {}
+        out += [""] + _para(f"paper: {p['strategy']} trading {p['model']} on the replayed simulated market, "
+                            f"{p['window'][0][:16]} to {p['window'][1][:16]} UTC after a {p['warmup_bars']}-bar warm-up: "
+                            f"{p['predictions']} predictions.", "")
+        if p.get("note"): out += _para(p["note"])
+        if st: out += _para(_outcomes(st))
+        pp = p["pnl"]
+        out += _para(f"equity {p['equity']:,.2f} USD (realized {pp['realized']:+,.2f}, unrealized {pp['unrealized']:+,.2f}, "
+                     f"fees {pp['fees']:,.2f}); risk state {p['risk']}" + (f": {p['risk_reason']}" if p.get("risk_reason") else ""))
+        for sym, why in (p.get("paused") or {}).items(): out += _para(f"entries paused in {sym}: {why}")
+        if p.get("ledger"): out += ["  ledger:", f"    {p['ledger']}"]
+    if r.reports:
+        out += ["", "reports:"] + [f"    {v}" for v in r.reports.values()]
+    return out

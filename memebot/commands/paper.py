@@ -28,25 +28,34 @@ def _symbols(items) -> list[str]|None:
     out = [s.strip() for it in (items or []) for s in str(it).split(",") if s.strip()]
     return out or None
 
-def build_feed(spec:dict, store):
-    "The feed a run spec names, and the chain of its data: (feed, chain)."
+def build_feed(spec:dict, store_path=None # the market store (default `[store] path`); read only while loading a replay
+              ):
+    "The feed a run spec names, and the chain of its data: (feed, chain). A replay loads its bars into memory first."
     from memebot.live import BarSlices, Paced
+    from memebot.cli import parse_range
     kind = spec["feed"]
     if kind == "replay":
         from memebot.data.replay import ReplayFeed
+        from memebot.data.store import Store, candles, upsert, CANDLE_COLUMNS
         from memebot.core import tf_seconds
-        tf_seconds(spec["tf"])
-        rf = ReplayFeed(store, "candles", spec.get("symbols"), spec["tf"], spec.get("start"), spec.get("end"), spec.get("source"), spec.get("chain"))
-        sql, args = rf._query()
-        rows = store.cursor().execute(f"SELECT symbol, count(*), count(DISTINCT chain), min(chain) FROM ({sql}) GROUP BY symbol", args).fetchall()
-        missing = sorted(set(spec.get("symbols") or []) - {r[0] for r in rows})
-        if not rows and not missing: raise PaperError(f"no data: no {spec['tf']} candles stored in the range (run `memebot data import PATH` first)")
-        if missing: raise PaperError(f"unknown symbol {missing[0]!r}: no {spec['tf']} candles stored for it in the range")
-        chains = sorted({r[3] for r in rows})
-        if len(chains) > 1 or any(r[2] > 1 for r in rows): raise PaperError(f"symbols span several chains ({', '.join(chains)}): choose one with --chain")
-        srcs = store.cursor().execute(f"SELECT count(DISTINCT source) FROM ({sql})", args).fetchone()[0]
-        if srcs > 1 and not spec.get("source"): raise PaperError("the symbols are stored by several sources: choose one with --source")
-        return BarSlices.from_replay(rf, spec.get("speed")), chains[0]
+        tf_seconds(spec["tf"]); parse_range(spec.get("start"), spec.get("end"))
+        s = settings(); path = Path(store_path) if store_path else s.resolve(s.store.path)
+        if not path.exists(): raise PaperError(f"no data: the store {path} is empty (run `memebot data import PATH` first)")
+        sel = (spec.get("symbols"), spec["tf"], spec.get("start"), spec.get("end"), spec.get("source"), spec.get("chain"))
+        with Store(path, read_only=True) as store:                    # held only while the bars are read
+            rf = ReplayFeed(store, "candles", *sel)
+            sql, args = rf._query()
+            rows = store.cursor().execute(f"SELECT symbol, count(*), count(DISTINCT chain), min(chain) FROM ({sql}) GROUP BY symbol", args).fetchall()
+            missing = sorted(set(spec.get("symbols") or []) - {r[0] for r in rows})
+            if not rows and not missing: raise PaperError(f"no data: no {spec['tf']} candles stored in the range (run `memebot data import PATH` first)")
+            if missing: raise PaperError(f"unknown symbol {missing[0]!r}: no {spec['tf']} candles stored for it in the range")
+            chains = sorted({r[3] for r in rows})
+            if len(chains) > 1 or any(r[2] > 1 for r in rows): raise PaperError(f"symbols span several chains ({', '.join(chains)}): choose one with --chain")
+            srcs = store.cursor().execute(f"SELECT count(DISTINCT source) FROM ({sql})", args).fetchone()[0]
+            if srcs > 1 and not spec.get("source"): raise PaperError("the symbols are stored by several sources: choose one with --source")
+            df = candles(store, sel[0], sel[1], sel[2], sel[3], sel[4], sel[5], columns=CANDLE_COLUMNS)
+        mem = Store(":memory:"); upsert(mem, "candles", df)
+        return BarSlices.from_replay(ReplayFeed(mem, "candles", *sel), spec.get("speed")), chains[0]
     if kind == "sim":
         from memebot.data.sim import MarketSim
         sim = MarketSim(spec.get("seed"), spec.get("minutes"), spec.get("launches"), pool_updates=True)
@@ -140,55 +149,78 @@ def paper_cmd(strategy: Optional[str] = typer.Option(None, "--strategy", help="S
               json_out: Optional[Path] = typer.Option(None, "--json", help="Write the final status, latency and fills to this file ('-' for stdout).")):
     "Paper-trade a strategy on the trading node (replayed, simulated or live market data; paper fills always)."
     from memebot.strategy import get_strategy, parse_param_args
-    from memebot.ledger import Ledger
+    from memebot.ledger import Ledger, ledger_path, ledger_store
     from memebot.live import TradingNode, save_run, load_run, RunError
     from memebot.paper import PaperBroker
     from memebot.commands.research import make_broker
+    from memebot.cli import positive, parse_range
+    from memebot.data.store import StoreLockedError
     from memebot.core import WallClock
     s = settings()
     if feed not in FEEDS: raise PaperError(f"--feed {feed!r}: expected one of {', '.join(FEEDS)}")
     if speed is not None and not speed >= 0: raise PaperError(f"--speed {speed}: must be >= 0 (0: as fast as possible)")
-    if cash is not None and not cash > 0: raise PaperError(f"--cash {cash}: must be > 0")
+    cash = positive(cash, "--cash")
     if resume and not run_id: raise PaperError("--resume needs --run-id (the run to continue)")
-    store = open_store()
-    rec = load_run(store, run_id) if run_id else None
     if resume:
-        if rec is None: raise PaperError(f"--run-id {run_id!r}: no such paper run in the store (nothing to resume)")
+        if not ledger_path(run_id, s).exists(): raise PaperError(f"--run-id {run_id!r}: no such paper run (nothing to resume)")
+        rec = _record(run_id, s)
+        if rec is None: raise PaperError(f"--run-id {run_id!r}: no such paper run (nothing to resume)")
         spec, strategy, params = rec["spec"], rec["strategy"], rec["params"]
         if speed is not None: spec["speed"] = speed or None
     else:
         if strategy is None: raise PaperError("--strategy is required (see `memebot strategies`)")
-        if rec is not None: raise PaperError(f"--run-id {run_id!r} already exists ({rec['status']}): add --resume to continue it, or choose another run id")
+        parse_range(start, end)
+        run_id = run_id or f"paper-{strategy}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
+        if ledger_path(run_id, s).exists() and (rec := _record(run_id, s)) is not None:
+            raise PaperError(f"--run-id {run_id!r} already exists ({rec['status']}): add --resume to continue it, or choose another run id")
         params = parse_param_args(param)
         spec = {"feed": feed, "symbols": _symbols(symbols), "tf": tf, "start": start, "end": end, "source": source,
                 "chain": chain, "speed": speed or None, "minutes": minutes, "seed": seed, "launches": launches,
                 "live_tf": tf if (feed == "live" and bars) else None, "fill": fill, "fee_bps": fee_bps, "liquidity": liquidity,
                 "cash": cash if cash is not None else s.live.starting_cash_usd}
     strat = get_strategy(strategy, params)
-    run_id = run_id or f"paper-{strat.name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
-    fd, ch = build_feed(spec, store)
+    fd, ch = build_feed(spec)                                        # before the run's ledger exists: a bad request leaves none
     sb = make_broker(spec["fill"], ch, spec.get("fee_bps"), None, spec.get("liquidity", 100_000.0))
-    clock = getattr(fd, "clock", None) or WallClock()
-    led = Ledger(store, run_id, ch, "paper", clock)
-    broker = PaperBroker(sb.model, sb.fees, ledger=led)
-    node = TradingNode(strat, fd, broker, led, clock=clock, cash=spec["cash"], run_id=run_id, settings=s, heartbeat_s=heartbeat)
-    if rec is None: save_run(store, run_id, strat.name, strat.param_values, spec, spec["cash"], "created")
-    if metrics_port:
-        from memebot.obs import serve_metrics
-        serve_metrics(metrics_port)
-    tty = console.is_terminal
-    if not tty or not dash: print(f"paper {run_id}: {strat.id} on {spec['feed']} ({node.mode}); Ctrl-C stops, --run-id {run_id} --resume continues", flush=True)
-    res = _arun(_run_node(node, dash and tty, max(node.heartbeat_s, 1.0)))
-    st = node.status(); lat = node.latency()
-    if json_out is not None:
-        doc = {"status": st, "latency": lat, "consistency": node.consistency(),
-               "fills": [{"client_id": f.client_id, "fill_id": f.fill_id, "ts": f.ts, "symbol": f.symbol, "side": f.side.value,
-                          "qty": f.qty, "price": f.price, "fee": f.fee} for f in res.fills]}
-        txt = json.dumps(doc, indent=1, default=str)
-        if str(json_out) == "-": print(txt)
-        else: json_out.parent.mkdir(parents=True, exist_ok=True); json_out.write_text(txt)
-    if json_out is None or str(json_out) != "-":
-        print(status_line(st), flush=True)
-        if lat.get("n"): print(f"tick-to-order: p50 {lat['p50_us']:.0f} us, p99 {lat['p99_us']:.0f} us, p99.9 {lat['p999_us']:.0f} us over {lat['n']} orders", flush=True)
-        if node.interrupted: print(f"stopped: continue with `memebot paper --run-id {run_id} --resume`", flush=True)
-    store.close()
+    try: store = ledger_store(run_id, s)
+    except StoreLockedError:
+        raise PaperError(f"run {run_id!r} is running in another process (its ledger {ledger_path(run_id, s)} is open for "
+                         f"writing): stop it first, or choose another --run-id") from None
+    try:
+        clock = getattr(fd, "clock", None) or WallClock()
+        led = Ledger(store, run_id, ch, "paper", clock)
+        broker = PaperBroker(sb.model, sb.fees, ledger=led)
+        node = TradingNode(strat, fd, broker, led, clock=clock, cash=spec["cash"], run_id=run_id, settings=s, heartbeat_s=heartbeat)
+        if load_run(store, run_id) is None: save_run(store, run_id, strat.name, strat.param_values, spec, spec["cash"], "created")
+        if metrics_port:
+            from memebot.obs import serve_metrics
+            serve_metrics(metrics_port)
+        tty = console.is_terminal
+        if not tty or not dash:
+            print(f"paper {run_id}: {strat.id} on {spec['feed']} ({node.mode}); ledger {ledger_path(run_id, s)}; "
+                  f"Ctrl-C stops, --run-id {run_id} --resume continues", flush=True)
+        res = _arun(_run_node(node, dash and tty, max(node.heartbeat_s, 1.0)))
+        st = node.status(); lat = node.latency()
+        if json_out is not None:
+            doc = {"status": st, "latency": lat, "consistency": node.consistency(), "ledger": str(ledger_path(run_id, s)),
+                   "fills": [{"client_id": f.client_id, "fill_id": f.fill_id, "ts": f.ts, "symbol": f.symbol, "side": f.side.value,
+                              "qty": f.qty, "price": f.price, "fee": f.fee} for f in res.fills]}
+            txt = json.dumps(doc, indent=1, default=str)
+            if str(json_out) == "-": print(txt)
+            else: json_out.parent.mkdir(parents=True, exist_ok=True); json_out.write_text(txt)
+        if json_out is None or str(json_out) != "-":
+            print(status_line(st), flush=True)
+            from memebot.commands.research import print_orders
+            print_orders(st["order_stats"], st["risk_checks"], title=f"orders ({run_id})")
+            if lat.get("n"): print(f"tick-to-order: p50 {lat['p50_us']:.0f} us, p99 {lat['p99_us']:.0f} us, p99.9 {lat['p999_us']:.0f} us over {lat['n']} orders", flush=True)
+            if node.interrupted: print(f"stopped: continue with `memebot paper --run-id {run_id} --resume`", flush=True)
+    finally: store.close()
+
+def _record(run_id:str, s) -> dict|None:
+    "The run record of a paper run, read from its ledger file (None when it has none)."
+    from memebot.ledger import ledger_store
+    from memebot.live import load_run
+    from memebot.data.store import StoreLockedError
+    try:
+        with ledger_store(run_id, s, read_only=True) as st: return load_run(st, run_id)
+    except StoreLockedError:
+        raise PaperError(f"run {run_id!r} is running in another process: stop it first, or choose another --run-id") from None

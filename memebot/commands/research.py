@@ -12,7 +12,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 from ..core import MemebotError, ValidationError, Chain
-from ..cli import app, settings, console, err_console, open_store, parse_range, positive
+from ..cli import app, settings, console, err_console, open_store, parse_range, positive, quiet_logs
 
 # %% auto #0
 __all__ = ['ResearchError', 'load_candles', 'make_broker', 'trades_json', 'order_rows', 'order_notes', 'print_orders',
@@ -139,6 +139,7 @@ def backtest_cmd(strategy: str = typer.Option(..., "--strategy", help="Strategy 
                  out: Optional[Path] = typer.Option(None, "--out", help="Tearsheet folder (default [backtest] output_dir/<strategy>-<time>)."),
                  tearsheet_: bool = typer.Option(True, "--tearsheet/--no-tearsheet", help="Write the tearsheet (PNG + HTML).")):
     "Run a strategy over stored candles with the event-driven engine; print metrics and orders, write the tearsheet."
+    quiet_logs()
     from memebot.strategy import get_strategy, parse_param_args
     from memebot.backtest import Engine
     from memebot.metrics import tearsheet
@@ -196,6 +197,7 @@ def sweep_cmd(strategy: str = typer.Option(..., "--strategy", help="Strategy nam
               top: int = typer.Option(10, "--top"), out: Optional[Path] = typer.Option(None, "--out", help="Folder for results.csv and heatmap.png."),
               json_out: Optional[Path] = typer.Option(None, "--json", help="Write all results as JSON.")):
     "Sweep a parameter grid with vectorbt (every symbol x combination); print the best, write CSV and a heatmap."
+    quiet_logs()
     from memebot.strategy import strategy_class, parse_param_args
     from memebot.backtest.vector import sweep, parse_grid, heatmap
     from rich.progress import Progress

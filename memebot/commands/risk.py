@@ -4,14 +4,14 @@
 
 # %% ../../nbs/96_commands.risk.ipynb #9b552714
 from __future__ import annotations
-import json
+import json, os
 from typing import Optional
 import typer
 from ..cli import app, console, err_console, settings
 from ..risk import (RiskError, write_kill_file, read_kill_file, clear_kill_file, state_file_for, resume_marker)
 
 # %% auto #0
-__all__ = ['risk_app', 'kill', 'resume', 'status']
+__all__ = ['risk_app', 'kill', 'resume', 'pid_alive', 'node_liveness', 'status']
 
 # %% ../../nbs/96_commands.risk.ipynb #5e180572
 risk_app = typer.Typer(help="Risk engine state and limits.", no_args_is_help=True)
@@ -42,9 +42,27 @@ def resume(confirm: bool = typer.Option(False, "--confirm", help="Required: conf
     console.print(f"resumed: {'kill file removed' if had else 'no kill file was present'}; running nodes clear kill and "
                   "circuit-breaker halts at their next event, check or heartbeat", highlight=False, soft_wrap=True)
 
+def pid_alive(pid) -> bool:
+    "True when a process with this pid exists on this machine."
+    try: os.kill(int(pid), 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True
+    except (TypeError, ValueError, OSError): return False
+    return True
+
+def node_liveness(node:dict) -> tuple[str, str]:
+    "(`running`, `stopped` or `stale`, a sentence): whether the node that wrote a state file is still there."
+    from memebot.core import ts_to_datetime
+    pid, when = node.get("pid"), node.get("updated_ns")
+    at = ts_to_datetime(int(when)).strftime("%Y-%m-%d %H:%M:%S UTC") if when else "an unknown time"
+    if not node.get("running", True): return "stopped", f"the node (pid {pid}) stopped at {at}; this was its final state"
+    if pid_alive(pid): return "running", f"published by a running node (pid {pid}) at {at}"
+    return "stale", (f"STALE: pid {pid} is not running (it ended without stopping cleanly); last published at {at}, "
+                     f"nothing trades on this state")
+
 @risk_app.command("status")
 def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")):
-    "Kill switch, the last state a running node published, and the limits in force."
+    "Kill switch, the last state a node published (and whether that node is still running), and the limits in force."
     s, p = _kill_path()
     k = read_kill_file(p)
     node = None
@@ -52,20 +70,22 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
     if sf.exists():
         try: node = json.loads(sf.read_text())
         except ValueError: node = {"error": f"{sf}: not valid JSON"}
+    live = node_liveness(node) if node and "state" in node else None
     out = {"kill_file": str(p), "killed": k is not None, "kill": k, "emergency_stop_enabled": s.risk.emergency_stop_enabled,
-           "state_file": str(sf), "node": node, "limits": s.risk.model_dump()}
+           "state_file": str(sf), "node": node, "node_status": live[0] if live else None, "limits": s.risk.model_dump()}
     if as_json: typer.echo(json.dumps(out, indent=1, default=str)); return
-    from rich.table import Table
-    from rich.text import Text
-    console.print(f"kill switch: {'ENGAGED: ' + str(k['reason']) + (' (flatten)' if k.get('flatten') else '') if k else 'off'}  ({p})",
+    console.print(f"kill switch: {'ENGAGED: ' + str(k['reason']) + (' (flatten)' if k.get('flatten') else '') if k else 'off'}",
                   highlight=False, soft_wrap=True)
-    if node and "state" in node:
-        console.print(f"node state: {node['state'].upper()}{': ' + node['reason'] if node.get('reason') else ''} "
-                      f"(pid {node.get('pid')}, open orders {node.get('open_orders')}, daily pnl {node.get('daily_pnl')})",
+    console.print(f"kill file: {p}", highlight=False, soft_wrap=True)
+    if live:
+        console.print(f"node state: {node['state'].upper()}{': ' + node['reason'] if node.get('reason') else ''}",
                       highlight=False, soft_wrap=True)
-        for h in node.get("history", [])[-5:]: console.print(f"  {h['old']} -> {h['new']} [{h['kind']}] {h['reason']}", highlight=False, soft_wrap=True)
+        console.print(f"  {live[1]}", highlight=False, soft_wrap=True, style="bold yellow" if live[0] == "stale" else None)
+        console.print(f"  open orders {node.get('open_orders')}, daily pnl {node.get('daily_pnl')}", highlight=False)
+        for sym, why in (node.get("paused") or {}).items():
+            console.print(f"  paused: {sym}: {why}", highlight=False, soft_wrap=True)
+        for h in node.get("history", [])[-5:]:
+            console.print(f"  {h['old']} -> {h['new']} [{h['kind']}] {h['reason']}", highlight=False, soft_wrap=True)
     else: console.print("node state: no node has published a state yet", highlight=False)
-    t = Table(title=Text("limits (settings [risk])"))
-    t.add_column("key"); t.add_column("value")
-    for kk, v in out["limits"].items(): t.add_row(kk, str(v))
-    console.print(t)
+    console.print("limits ([risk] settings):", highlight=False)
+    for kk, v in out["limits"].items(): console.print(f"  {kk} = {v}", highlight=False, markup=False, soft_wrap=True)

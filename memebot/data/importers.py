@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Callable
 import numpy as np, pandas as pd, pyarrow as pa
 from ..core import MemebotError, Chain, tf_seconds, ValidationError
-from .store import Store, upsert, CANDLE_COLUMNS, SWAP_COLUMNS
+from .store import Store, upsert, upsert_all, CANDLE_COLUMNS, SWAP_COLUMNS
 
 # %% auto #0
 __all__ = ['PRICE_COLS', 'READERS', 'DataImportError', 'validate_ohlcv', 'tf_from_name', 'read_freqtrade', 'read_long',
-           'read_gt_pools', 'read_geckoterminal_json', 'read_swaps', 'detect_format', 'read_file', 'import_file']
+           'read_gt_pools', 'read_geckoterminal_json', 'read_swaps', 'read_csv', 'detect_format', 'read_file',
+           'import_file', 'import_files']
 
 # %% ../../nbs/10a_data.importers.ipynb #444eca30
 class DataImportError(MemebotError):
@@ -141,13 +142,34 @@ def read_swaps(path, tf=None, symbol=None) -> tuple[pd.DataFrame, dict]:
                         "trader": df.get("trader"), "source": df.get("src", "file")})
     return out, {"kind": "swaps"}
 
-READERS: dict[str, Callable] = {"freqtrade": read_freqtrade, "long": read_long, "gt-pools": read_gt_pools,
+def read_csv(path, tf=None, symbol=None) -> tuple[pd.DataFrame, dict]:
+    "A CSV of candles: `date` (or `ts`/`timestamp`: ISO text or epoch numbers), OHLCV, and `symbol` unless one pair per file."
+    p = Path(path)
+    try: df = pd.read_csv(p)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise DataImportError(p, "file", f"not a readable CSV ({str(e).splitlines()[0]})") from None
+    df.columns = [str(c).strip().lower() for c in df.columns]
+    tcol = next((c for c in ("date", "ts", "timestamp", "time") if c in df.columns), None)
+    if tcol is None: raise DataImportError(p, "date", "missing column (need date, ts or timestamp)")
+    for c in PRICE_COLS + ("volume",):
+        if c not in df.columns: raise DataImportError(p, c, "missing column")
+    t = df[tcol]
+    if not pd.api.types.is_numeric_dtype(t):
+        t = pd.to_datetime(t, utc=True, errors="coerce", format="mixed")
+        if t.isna().any(): raise DataImportError(p, tcol, f"{df[tcol][t.isna()].iloc[0]!r} is not a date or epoch number")
+    sym = symbol or (df["symbol"] if "symbol" in df.columns else Path(p).stem.split("-")[0].replace("_", "/"))
+    src = "binance" if "binance" in str(p).lower() else "file"
+    return _frame(p, sym, _epoch_to_ts(t, p, tcol), df["open"], df["high"], df["low"], df["close"], df["volume"]), \
+           {"tf": tf or tf_from_name(p) or (p.stem.split("-")[1] if "-" in p.stem else None), "source": src, "chain": "cex"}
+
+READERS: dict[str, Callable] = {"freqtrade": read_freqtrade, "long": read_long, "csv": read_csv, "gt-pools": read_gt_pools,
                                 "geckoterminal": read_geckoterminal_json, "swaps": read_swaps}
 
 def detect_format(path) -> str:
     "Guess a file's format from its extension and columns."
     p = Path(path)
     if p.suffix == ".json": return "geckoterminal"
+    if p.suffix.lower() in (".csv", ".txt"): return "csv"
     if p.suffix == ".feather": return "freqtrade"
     if p.suffix == ".parquet":
         import pyarrow.parquet as pq
@@ -158,7 +180,8 @@ def detect_format(path) -> str:
         if "symbol" in cols: return "long"
         if "date" in cols: return "freqtrade"
         raise DataImportError(p, "columns", f"unrecognised parquet columns {sorted(cols)}; pass --format")
-    raise DataImportError(p, "format", f"unknown file type {p.suffix or '(none)'}; pass --format ({', '.join(READERS)})")
+    raise DataImportError(p, "format", f"unknown file type {p.suffix or '(none)'}: memebot imports .parquet, .feather, .csv "
+                                       f"and GeckoTerminal .json (or pass --format: {', '.join(READERS)})")
 
 # %% ../../nbs/10a_data.importers.ipynb #7510b3e5
 def read_file(path, fmt:str|None=None, tf:str|None=None, symbol:str|None=None, source:str|None=None,
@@ -197,3 +220,21 @@ def import_file(store:Store, path, # the store and the file to import
     res = upsert(store, table, df)
     progress("done", 1.0)
     return {"table": table, "symbols": int(df["symbol" if table == "candles" else "pool"].nunique()), **res}
+
+def import_files(store:Store, paths:list, # the files to import, together
+                 fmt:str|None=None, tf:str|None=None, symbol:str|None=None, source:str|None=None, chain:str|None=None,
+                 progress:Callable|None=None # called with (file name, stage, fraction)
+                ) -> list[dict]:
+    "All or nothing: read and validate every file, then write them all in one transaction; counts per file."
+    progress = progress or (lambda name, stage, frac: None)
+    read = []
+    for p in paths:
+        progress(Path(p).name, "read", 0.0)
+        read.append((Path(p), *read_file(p, fmt, tf, symbol, source, chain)))
+        progress(Path(p).name, "checked", 0.5)
+    counts = upsert_all(store, [(table, df) for _, table, df in read])
+    out = []
+    for (p, table, df), c in zip(read, counts):
+        progress(p.name, "done", 1.0)
+        out.append({"file": str(p), "table": table, "symbols": int(df["symbol" if table == "candles" else "pool"].nunique()), **c})
+    return out

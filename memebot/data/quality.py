@@ -146,7 +146,7 @@ def quality_report(store:Store, source:str|None=None, chain:str|None=None, symbo
     for col, v in (("source", source), ("chain", chain), ("symbol", symbol), ("tf", tf)):
         if v is not None: where.append(f"{col} = ?"); args.append(v)
     series = store.cursor().execute(f"SELECT DISTINCT source, chain, symbol, tf FROM candles {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY ALL", args).fetchall()
-    rows, frames = [], {}
+    rows, frames, bars_flagged = [], {}, {}
     for src, ch, sym, t in series:
         df = read_candles(store, sym, t, source=src, chain=ch, columns=CANDLE_COLUMNS)
         why = invalid_reasons(df)
@@ -168,6 +168,7 @@ def quality_report(store:Store, source:str|None=None, chain:str|None=None, symbo
         missing = int((ts[-1] - ts[0]) // step + 1 - len(ts)) if len(ts) else 0
         gaps = int((np.diff(ts) > step).sum()) if len(ts) > 1 else 0
         counts = iss["reason"].value_counts().to_dict()
+        bars_flagged[(src, ch, sym, t)] = set(iss["ts"])
         for r, m in zip(*np.unique(why[bad], return_counts=True)): counts[r] = int(m)
         rows.append({"source": src, "chain": ch, "symbol": sym, "tf": t, "rows": int(len(df)),
                      "first": ok["ts"].min() if len(ok) else pd.NaT, "last": ok["ts"].max() if len(ok) else pd.NaT,
@@ -183,6 +184,7 @@ def quality_report(store:Store, source:str|None=None, chain:str|None=None, symbo
         for src, df in members[1:]:
             cx = cross_source_issues(df, ref, settings=s)
             idx[(src, ch, sym, t)]["cross_source"] += int(len(cx))
+            bars_flagged[(src, ch, sym, t)] |= set(cx["ts"])
             if quarantine: _write_quarantine(store, cx, removed=False)
     for ref_src, ref_sym, src, sym in compare:   # e.g. a GeckoTerminal pool against the Binance market of the same token
         for (s1_, ch1, sy1, t1), ref in frames.items():
@@ -191,11 +193,12 @@ def quality_report(store:Store, source:str|None=None, chain:str|None=None, symbo
                 if (s2_, sy2, t2) != (src, sym, t1): continue
                 cx = cross_source_issues(df, ref, settings=s)
                 idx[(s2_, ch2, sy2, t2)]["cross_source"] += int(len(cx))
+                bars_flagged[(s2_, ch2, sy2, t2)] |= set(cx["ts"])
                 if quarantine: _write_quarantine(store, cx, removed=False)
     cols = ["source", "chain", "symbol", "tf", "rows", "first", "last", "missing_bars", "gaps", *INVALID_REASONS, *ANOMALY_REASONS]
     out = pd.DataFrame(rows, columns=cols)
     out["invalid"] = out[list(INVALID_REASONS)].sum(axis=1)
-    out["flagged"] = out[list(ANOMALY_REASONS)].sum(axis=1)
+    out["flagged"] = [len(bars_flagged.get((r.source, r.chain, r.symbol, r.tf), ())) for r in out.itertuples()]   # bars, once each
     return out
 
 def quarantined(store:Store, symbol:str|None=None, reason:str|None=None) -> pd.DataFrame:

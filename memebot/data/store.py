@@ -13,7 +13,7 @@ from ..config import get_settings
 
 # %% auto #0
 __all__ = ['CANDLE_KEY', 'CANDLE_COLUMNS', 'SWAP_KEY', 'SWAP_COLUMNS', 'MIGRATIONS', 'register_migration', 'ensure_schema',
-           'StoreError', 'StoreLockedError', 'Store', 'upsert', 'candles', 'inventory']
+           'StoreError', 'StoreLockedError', 'Store', 'upsert_all', 'upsert', 'candles', 'inventory']
 
 # %% ../../nbs/10_data.store.ipynb #7dd2e0ef
 CANDLE_KEY = ("source", "chain", "symbol", "tf", "ts")
@@ -97,8 +97,12 @@ class Store:
             p.parent.mkdir(parents=True, exist_ok=True)
         try: self.con = duckdb.connect(self.path, read_only=read_only)
         except duckdb.IOException as e:
-            if "lock" in str(e).lower(): raise StoreLockedError(f"store {self.path} is open for writing by another process; stop it or use another [store] path") from None
-            raise StoreError(f"store {self.path}: {str(e).splitlines()[0]}") from None
+            msg = str(e).splitlines()[0]
+            if "lock" in msg.lower(): raise StoreLockedError(f"store {self.path} is open for writing by another process; stop it or use another [store] path") from None
+            if "not a valid duckdb" in msg.lower():
+                raise StoreError(f"[store] path {self.path}: not a DuckDB database file (point MEMEBOT_STORE_PATH or "
+                                 f"[store] path at a .duckdb file; a new one is created when missing)") from None
+            raise StoreError(f"store {self.path}: {msg}") from None
         self.con.execute("SET TimeZone='UTC'") if self._has_icu() else None
         self._local = threading.local()
         self._wlock = threading.RLock()
@@ -167,35 +171,48 @@ def _as_arrow(data, table:str) -> pa.Table:
         return t
     raise StoreError(f"{table}: expected a pandas DataFrame or an Arrow table, got {type(data).__name__}")
 
+def _upsert(con, table:str, t:pa.Table, check_unique:bool=True) -> int:
+    "Replace-or-insert `t` into `table` on `con`, inside the caller's transaction; returns rows replaced."
+    key = _TABLE_KEYS[table]; keys = ", ".join(key)
+    con.register("_incoming", t)
+    try:
+        if check_unique:
+            dup = con.execute(f"SELECT {keys}, count(*) n FROM _incoming GROUP BY ALL HAVING n > 1 LIMIT 1").fetchall()
+            if dup:
+                dup = dup[0]
+                raise StoreError(f"{table}: input repeats the key {dict(zip(key, dup[:-1]))} ({dup[-1]} times)")
+        on = " AND ".join(f"t.{k} = i.{k}" for k in key)
+        replaced = con.execute(f"DELETE FROM {table} t USING _incoming i WHERE {on}").fetchone()[0]
+        con.execute(f"INSERT INTO {table} ({', '.join(t.column_names)}) SELECT * FROM _incoming ORDER BY {keys}")
+    finally: con.unregister("_incoming")
+    return replaced
+
+def upsert_all(store:Store, items:list, # (table, data) pairs: "candles" or "swaps", a DataFrame or Arrow table
+               check_unique:bool=True # refuse input that repeats a key within one item
+              ) -> list[dict]:
+    "Insert several batches, replacing rows with the same key, in one transaction: all or nothing. Counts per batch."
+    for table, _ in items:
+        if table not in _TABLE_KEYS: raise StoreError(f"upsert: unknown table {table!r}")
+    ts = [(table, _as_arrow(data, table)) for table, data in items]
+    out = []
+    with store._wlock:
+        con = store.con
+        con.execute("BEGIN")
+        try:
+            for table, t in ts:
+                r = _upsert(con, table, t, check_unique) if t.num_rows else 0
+                out.append({"rows": t.num_rows, "new": t.num_rows - r, "replaced": r})
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK"); raise
+    return out
+
 def upsert(store:Store, table:str, # "candles" or "swaps"
            data, # pandas DataFrame or Arrow table with the table's columns
            check_unique:bool=True # refuse input that repeats a key
           ) -> dict:
     "Insert rows, replacing any with the same key, atomically; returns counts of new and replaced rows."
-    if table not in _TABLE_KEYS: raise StoreError(f"upsert: unknown table {table!r}")
-    t = _as_arrow(data, table)
-    key = _TABLE_KEYS[table]
-    if t.num_rows == 0: return {"rows": 0, "new": 0, "replaced": 0}
-    with store._wlock:
-        con = store.con
-        con.register("_incoming", t)
-        try:
-            keys = ", ".join(key)
-            if check_unique:
-                dup = con.execute(f"SELECT {keys}, count(*) n FROM _incoming GROUP BY ALL HAVING n > 1 LIMIT 1").fetchall()
-                if dup:
-                    dup = dup[0]
-                    raise StoreError(f"{table}: input repeats the key {dict(zip(key, dup[:-1]))} ({dup[-1]} times)")
-            on = " AND ".join(f"t.{k} = i.{k}" for k in key)
-            con.execute("BEGIN")
-            try:
-                replaced = con.execute(f"DELETE FROM {table} t USING _incoming i WHERE {on}").fetchone()[0]
-                con.execute(f"INSERT INTO {table} ({', '.join(t.column_names)}) SELECT * FROM _incoming ORDER BY {keys}")
-                con.execute("COMMIT")
-            except Exception:
-                con.execute("ROLLBACK"); raise
-        finally: con.unregister("_incoming")
-    return {"rows": t.num_rows, "new": t.num_rows - replaced, "replaced": replaced}
+    return upsert_all(store, [(table, data)], check_unique)[0]
 
 # %% ../../nbs/10_data.store.ipynb #e3fafdbc
 def candles(store:Store, symbols:str|list[str]|None=None, # one symbol/pool, a list, or None for all
