@@ -17,14 +17,15 @@ from memebot.strategy import get_strategy, ema_frame
 from memebot.backtest import CandleFeed, Engine
 from memebot.exec import SimulatedBroker, BarFill
 
-def bench_memebot(df, runs, FAST, SLOW):
+def bench_memebot(df, runs, FAST, SLOW, risk=None, label="memebot Engine"):
+    "Best of `runs`; `risk=None`: the account checks only (what the peers do), 'settings': the [risk] limits too."
     t0 = time.perf_counter(); feed = CandleFeed.from_frame(df, "5m"); t_feed = time.perf_counter() - t0
     best, res = float("inf"), None
     for _ in range(runs):
-        e = Engine(get_strategy("ema_cross", fast=FAST, slow=SLOW), feed, SimulatedBroker(BarFill()), cash=10_000.0)
+        e = Engine(get_strategy("ema_cross", fast=FAST, slow=SLOW), feed, SimulatedBroker(BarFill()), cash=10_000.0, risk=risk)
         t0 = time.perf_counter(); res = e.run(); dt = time.perf_counter() - t0
         best = min(best, dt)
-    return {"engine": "memebot Engine", "bars": res.bars, "run_s": best, "prep_s": t_feed, "fills": len(res.fills),
+    return {"engine": label, "bars": res.bars, "run_s": best, "prep_s": t_feed, "fills": len(res.fills),
             "final_equity": res.final_equity}
 
 
@@ -83,16 +84,19 @@ def main():
     ap.add_argument("--skip-sweep", action="store_true")
     ap.add_argument("--json", default=None)
     ap.add_argument("--configs", default="12:26,50:200", help="EMA fast:slow pairs, comma-separated")
+    ap.add_argument("--engine-only", action="store_true", help="only the memebot engine rows (no peers)")
     a = ap.parse_args()
     path = shared_dir(required=True) / "data/binance_memecoins/ohlcv_5m_2025-01_2025-04.parquet"
     df = pd.read_parquet(path)
     out = {"load_average_at_start": os.getloadavg(), "configs": {}}
     for cfg in a.configs.split(","):
         FAST, SLOW = map(int, cfg.split(":"))
-        rows = [bench_memebot(df, a.runs, FAST, SLOW)]
+        rows = [bench_memebot(df, a.runs, FAST, SLOW, None, "memebot Engine (account checks, no risk limits)")]
+        if not a.engine_only:
+            rows.append(bench_memebot(df, a.runs, FAST, SLOW, "settings", "memebot Engine + RiskEngine ([risk] limits)"))
         if a.nautilus_python: rows.append(bench_nautilus(a.nautilus_python, path, FAST, SLOW))
-        else: rows.append({"engine": "NautilusTrader BacktestEngine", "error": "not run: pass --nautilus-python (needs its own venv, pandas<3)"})
-        if not a.skip_backtesting_py: rows.append(bench_backtesting_py(df, FAST, SLOW))
+        elif not a.engine_only: rows.append({"engine": "NautilusTrader BacktestEngine", "error": "not run: pass --nautilus-python (needs its own venv, pandas<3)"})
+        if not a.skip_backtesting_py and not a.engine_only: rows.append(bench_backtesting_py(df, FAST, SLOW))
         base = rows[0]["bars"] / rows[0]["run_s"]
         print(f"\nEMA cross {FAST}/{SLOW}, 25 symbols, 5m bars (loop time; data preparation separate)\n")
         print("| engine | bars | fills | run s | bars/s | memebot speed-up | prep s |")

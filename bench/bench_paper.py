@@ -1,7 +1,7 @@
 """Paper node benchmark (issue 6).
 
 1. Tick-to-order latency: market event in -> order handed to the broker, through the node's whole per-event path
-   (Engine.step: broker fills, timers, risk.on_market, strategy, RiskChain(OrderValidation, RiskEngine).check),
+   (Engine.step: broker fills, timers, risk.on_market, strategy, account checks, RiskChain(RiskEngine).check),
    p50/p99/p99.9 over >= 100k orders (one order per event, real 5m bars of the Binance memecoin set). Measured with
    no ledger (the bare path) and, on a shorter run, with the DuckDB ledger on disk (orders written ahead after the
    hand-off, fills right after each event): the same figure plus the write-ahead cost per order.
@@ -80,7 +80,10 @@ def throughput(df, tmp):
     strat = lambda: get_strategy("ema_cross", {"fast": 12, "slow": 26, "size": 0.01})
     model = lambda: VolumeParticipation(10.0, 0.1, 10.0)
     t = time.perf_counter(); cf = CandleFeed.from_store(st, syms, "5m"); load_bt = time.perf_counter() - t
-    t = time.perf_counter(); bt = Engine(strat(), cf, SimulatedBroker(model()), cash=1e6).run(); el_bt = time.perf_counter() - t
+    from memebot.risk import RiskEngine
+    t = time.perf_counter()
+    bt = Engine(strat(), cf, SimulatedBroker(model()), cash=1e6, risk=RiskEngine.from_settings(settings(tmp), watch_kill_file=False)).run()
+    el_bt = time.perf_counter() - t
     feed = BarSlices.from_replay(ReplayFeed(st, "candles", syms, "5m"))
     node = TradingNode(strat(), feed, PaperBroker(model()), None, run_id="tp", settings=settings(tmp), cash=1e6, heartbeat_s=1.0)
     t = time.perf_counter(); pr = asyncio.run(node.run(handle_signals=False)); el_p = time.perf_counter() - t

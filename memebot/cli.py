@@ -185,7 +185,7 @@ def data_import(paths: List[Path] = typer.Argument(..., help="Files to import (p
         def step(name, stage, frac): prog.update(task, description=f"{name}: {stage}")
         res = import_files(st, paths, fmt=fmt, tf=tf, symbol=symbol, source=source, chain=chain, progress=step)
     for r in res:
-        console.print(f"{Path(r['file']).name}: {r['rows']:,} {r['table']} rows, {r['symbols']} symbol(s): {r['new']:,} new, "
+        console.print(f"{Path(r['file']).name}: {r['rows']:,} {r['table']} rows for {r['symbols']} symbol(s): {r['new']:,} new, "
                       f"{r['replaced']:,} already stored", highlight=False)
 
 @data_app.command("ls")

@@ -129,3 +129,16 @@ def test_refused_or_partly_filled_entries_leave_the_strategy_free_to_act(seed, r
     _invariants(e)
     assert res.order_stats()["rejected"] > 0
     assert strat.missed == []
+
+
+def test_max_open_counts_entries_placed_on_the_same_bar():
+    "20 tokens launch on the same bar: pump_launch with max_open=10 enters exactly 10 (the orders in flight count)."
+    from memebot.strategy import get_strategy
+    ts = pd.date_range("2025-01-01", periods=3, freq="1min", tz="UTC")
+    df = pd.concat([pd.DataFrame({"symbol": f"T{k:02d}", "ts": ts, "open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0,
+                                  "volume": 1e6}) for k in range(20)], ignore_index=True)
+    strat = get_strategy("pump_launch", size=0.01, max_open=10)
+    res = Engine(strat, CandleFeed.from_frame(df, "1m"), cash=10_000.0).run()          # default settings' risk limits
+    buys = [o for o in res.orders if o.side is Side.BUY]
+    assert len(buys) == 10 and all(o.status is OrderStatus.FILLED for o in buys)
+    assert res.order_stats()["skipped"] == {"max_open": 10}
