@@ -31,7 +31,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'memebot.cli.data_import': ('cli.html#data_import', 'memebot/cli.py'),
                              'memebot.cli.data_ls': ('cli.html#data_ls', 'memebot/cli.py'),
                              'memebot.cli.fail': ('cli.html#fail', 'memebot/cli.py'),
-                             'memebot.cli.inventory_table': ('cli.html#inventory_table', 'memebot/cli.py'),
+                             'memebot.cli.inventory_lines': ('cli.html#inventory_lines', 'memebot/cli.py'),
                              'memebot.cli.main': ('cli.html#main', 'memebot/cli.py'),
                              'memebot.cli.open_store': ('cli.html#open_store', 'memebot/cli.py'),
                              'memebot.cli.parse_range': ('cli.html#parse_range', 'memebot/cli.py'),

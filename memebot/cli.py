@@ -18,7 +18,7 @@ from .obs import configure_logging
 # %% auto #0
 __all__ = ['console', 'err_console', 'app', 'config_app', 'data_app', 'state', 'settings', 'quiet_logs', 'fail', 'main',
            'config_show', 'settings_lines', 'config_check', 'open_store', 'parse_when', 'parse_range', 'positive',
-           'data_import', 'data_ls', 'inventory_table']
+           'data_import', 'data_ls', 'inventory_lines']
 
 # %% ../nbs/90_cli.ipynb #2df78530
 console = Console()
@@ -202,21 +202,23 @@ def data_ls(as_json: bool = typer.Option(False, "--json", help="Machine-readable
         typer.echo(json.dumps([{**r, "first": str(r["first"]), "last": str(r["last"]), "rows": int(r["rows"])} for r in inv.to_dict("records")], indent=1)); return
     console.print(f"store: {path}", highlight=False, soft_wrap=True)
     for kind, g in inv.groupby("kind"):
-        console.print(inventory_table(g, kind))
+        console.print("")
+        for line in inventory_lines(g, kind): console.print(line, highlight=False, markup=False, soft_wrap=True)
         console.print(f"{kind}: {g.symbol.nunique()} symbols/pools, {int(g.rows.sum()):,} rows", highlight=False)
 
 def _minute(ts) -> str:
     import pandas as pd
     return pd.Timestamp(ts).strftime("%Y-%m-%d %H:%M")
 
-def inventory_table(g, kind:str) -> Table:
-    "One kind's inventory as a table that reads at 80 columns: long symbols (pool addresses) fold, nothing is cut."
-    from rich import box
-    t = Table(title=kind, box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
-    t.add_column("source", no_wrap=True); t.add_column("symbol", overflow="fold", min_width=12)
-    t.add_column("tf", no_wrap=True); t.add_column("first (UTC)", no_wrap=True); t.add_column("last (UTC)", no_wrap=True)
-    t.add_column("rows", justify="right", no_wrap=True)
-    for r in g.itertuples():
-        src = r.source if r.chain in ("cex", "") else f"{r.source}@{r.chain}"
-        t.add_row(src, r.symbol, r.tf or "-", _minute(r.first), _minute(r.last), f"{r.rows:,}")
-    return t
+def inventory_lines(g, kind:str, width:int=80) -> list[str]:
+    "One kind's inventory in columns that read at 80: the symbol last, on a line of its own when it is long (pools)."
+    rows = [(r.source if r.chain in ("cex", "") else f"{r.source}@{r.chain}", r.tf or "-", _minute(r.first), _minute(r.last),
+             f"{r.rows:,}", r.symbol) for r in g.itertuples()]
+    w = [max(len(h), *(len(x[k]) for x in rows)) for k, h in enumerate(("source", "tf", "first (UTC)", "last (UTC)", "rows"))]
+    def fmt(cols): return "  ".join([c.ljust(w[k]) if k != 4 else c.rjust(w[k]) for k, c in enumerate(cols)])
+    out = [f"{kind}:", fmt(("source", "tf", "first (UTC)", "last (UTC)", "rows")) + "  " + ("symbol" if kind == "candles" else "pool")]
+    for r in rows:
+        head = fmt(r[:5])
+        if len(head) + 2 + len(r[5]) <= width: out.append(f"{head}  {r[5]}")
+        else: out += [head, f"    {r[5]}"]                     # a pool address on its own line, never cut
+    return out

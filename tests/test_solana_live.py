@@ -496,7 +496,7 @@ async def test_strategy_trades_live_on_the_trading_node(tmp_path):
                            settings=e.settings, heartbeat_s=0.5)
         vb.marks = node.engine.portfolio.marks
         async def stop_when_flat():
-            while not (len(node.engine.fills) >= 2 and not node.engine._open): await asyncio.sleep(0.05)
+            while not (len(node.engine.fills) >= 2 and not node.engine.portfolio.orders): await asyncio.sleep(0.05)
             node.stop("round trip done")
         watcher = asyncio.create_task(stop_when_flat())
         res = await asyncio.wait_for(node.run(handle_signals=False), 60)

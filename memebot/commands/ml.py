@@ -112,10 +112,10 @@ def train(family: List[str] = typer.Option([], "--family", "-f", help="Model fam
     for r in results:
         h = r["holdout"]; fam = r["family"]
         bb = max((k for k in h if k != fam), key=lambda k: h[k]["accuracy"])
-        console.print(f"{r['name']} v{r['version']} -> @{r['decision']} (fit {r['fit_seconds']:.1f} s)", highlight=False, soft_wrap=True)
+        console.print(f"{r['name']} v{r['version']} -> @{r['decision']}: {r['reason']}", highlight=False)
         console.print(f"  held-out log-loss {h[fam]['log_loss']:.4f}, best baseline {r['baseline_score']:.4f} ({r['baseline']})", highlight=False)
-        console.print(f"  held-out accuracy {h[fam]['accuracy']:.3f}, best baseline {h[bb]['accuracy']:.3f} ({bb})", highlight=False)
-        for line in textwrap.wrap(r["reason"], 78): console.print(f"  {line}", highlight=False)
+        console.print(f"  held-out accuracy {h[fam]['accuracy']:.3f}, best baseline {h[bb]['accuracy']:.3f} ({bb}); "
+                      f"fit {r['fit_seconds']:.1f} s", highlight=False)
     from memebot.models.registry import aliases, tracking_uri
     for n in dict.fromkeys(r["name"] for r in results):
         if "champion" not in aliases(n, tracking_uri(s)):

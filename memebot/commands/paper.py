@@ -97,7 +97,7 @@ def status_line(st:dict) -> str:
             f"rejected={st['rejected']} risk={st['risk']['state']} lag={st['feed_lag_s']:.2f}s")
 
 # %% ../../nbs/94_commands.paper.ipynb #4e4b3fe4
-async def _run_node(node, live_view:bool, every_s:float):
+async def _run_node(node, live_view:bool, every_s:float, stream=None): # stream: where plain status lines go (stdout)
     "Run the node with the dashboard refreshing beside it."
     async def show():
         if live_view:
@@ -107,7 +107,7 @@ async def _run_node(node, live_view:bool, every_s:float):
                     await asyncio.sleep(0.25); lv.update(dashboard(node.status()))
         else:
             while True:
-                await asyncio.sleep(every_s); print(status_line(node.status()), flush=True)
+                await asyncio.sleep(every_s); print(status_line(node.status()), flush=True, file=stream or sys.stdout)
     ui = asyncio.create_task(show())
     try: return await node.run()
     finally:
@@ -195,10 +195,12 @@ def paper_cmd(strategy: Optional[str] = typer.Option(None, "--strategy", help="S
             from memebot.obs import serve_metrics
             serve_metrics(metrics_port)
         tty = console.is_terminal
-        if not tty or not dash:
+        if not tty or not dash:                                      # (stdout stays pure JSON with --json -)
             print(f"paper {run_id}: {strat.id} on {spec['feed']} ({node.mode}); ledger {ledger_path(run_id, s)}; "
-                  f"Ctrl-C stops, --run-id {run_id} --resume continues", flush=True)
-        res = _arun(_run_node(node, dash and tty, max(node.heartbeat_s, 1.0)))
+                  f"Ctrl-C stops, --run-id {run_id} --resume continues", flush=True,
+                  file=sys.stderr if json_out is not None and str(json_out) == "-" else sys.stdout)
+        quiet_out = sys.stderr if json_out is not None and str(json_out) == "-" else None
+        res = _arun(_run_node(node, dash and tty, max(node.heartbeat_s, 1.0), quiet_out))
         st = node.status(); lat = node.latency()
         if json_out is not None:
             doc = {"status": st, "latency": lat, "consistency": node.consistency(), "ledger": str(ledger_path(run_id, s)),
