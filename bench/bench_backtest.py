@@ -84,7 +84,7 @@ def main():
     ap.add_argument("--skip-sweep", action="store_true")
     ap.add_argument("--json", default=None)
     ap.add_argument("--configs", default="12:26,50:200", help="EMA fast:slow pairs, comma-separated")
-    ap.add_argument("--engine-only", action="store_true", help="only the memebot engine rows (no peers)")
+    ap.add_argument("--engine-only", action="store_true", help="only memebot's rows (no peers)")
     a = ap.parse_args()
     path = shared_dir(required=True) / "data/binance_memecoins/ohlcv_5m_2025-01_2025-04.parquet"
     df = pd.read_parquet(path)
@@ -92,8 +92,7 @@ def main():
     for cfg in a.configs.split(","):
         FAST, SLOW = map(int, cfg.split(":"))
         rows = [bench_memebot(df, a.runs, FAST, SLOW, None, "memebot Engine (account checks, no risk limits)")]
-        if not a.engine_only:
-            rows.append(bench_memebot(df, a.runs, FAST, SLOW, "settings", "memebot Engine + RiskEngine ([risk] limits)"))
+        rows.append(bench_memebot(df, a.runs, FAST, SLOW, "settings", "memebot Engine + RiskEngine ([risk] limits)"))
         if a.nautilus_python: rows.append(bench_nautilus(a.nautilus_python, path, FAST, SLOW))
         elif not a.engine_only: rows.append({"engine": "NautilusTrader BacktestEngine", "error": "not run: pass --nautilus-python (needs its own venv, pandas<3)"})
         if not a.skip_backtesting_py and not a.engine_only: rows.append(bench_backtesting_py(df, FAST, SLOW))

@@ -17,7 +17,8 @@ def run(repo: Path, out: Path, runs: int) -> dict:
     args = [sys.executable, str(repo / "bench" / "bench_backtest.py"), "--runs", str(runs), "--skip-backtesting-py", "--skip-sweep",
             "--json", str(out)]
     if repo == ROOT: args.append("--engine-only")
-    env = dict(os.environ, PYTHONPATH=str(repo))
+    from memebot.core import shared_dir
+    env = dict(os.environ, PYTHONPATH=str(repo), MEMEBOT_SHARED=str(shared_dir(required=True)))   # the worktree is elsewhere
     subprocess.run(args, check=True, env=env, cwd=repo, stdout=subprocess.DEVNULL)
     return json.loads(out.read_text())
 

@@ -312,6 +312,7 @@ class Portfolio:
     marks: dict = field(default_factory=dict)       # symbol -> last price
     fees_paid: float = 0.0
     orders: dict = field(default_factory=dict)      # client id -> order accepted and not finished
+    reserved: float = 0.0                           # cash the open orders hold back (the sum of their `reserved`)
 
     def position(self, symbol:str) -> Position:
         "The position in `symbol` (created flat on first use)."
@@ -328,7 +329,8 @@ class Portfolio:
         o = self.orders.get(fill.client_id)
         if o is not None and o.reserved:
             spend = fill.fee + (fill.qty * fill.price if fill.side is Side.BUY else 0.0)
-            o.reserved = max(o.reserved - spend, 0.0)
+            left = max(o.reserved - spend, 0.0)
+            self.reserved -= o.reserved - left; o.reserved = left
         return self
 
     def mark(self, symbol:str, price:float): self.marks[symbol] = price
@@ -352,6 +354,7 @@ def accept(self:Portfolio, order:Order # an order passed by the checks, with `re
           ) -> Order:
     "Hold `order` open: its `reserved` cash (and, for a sell, its unfilled quantity) is no longer free."
     self.orders[order.client_id] = order
+    self.reserved += order.reserved
     return order
 
 @patch
@@ -360,18 +363,19 @@ def finish(self:Portfolio, order:Order # an order that reached a terminal state
     "Release what a finished order still reserved; True if it was open."
     o = self.orders.pop(order.client_id, None)
     if o is None: return False
+    self.reserved = self.reserved - o.reserved if self.orders else 0.0     # empty book: exactly zero, no float drift
     o.reserved = 0.0
     return True
 
 @patch
 def reserved_cash(self:Portfolio) -> float:
     "Cash held back for open orders."
-    return sum(o.reserved for o in self.orders.values())
+    return self.reserved
 
 @patch
 def free_cash(self:Portfolio) -> float:
     "Cash not reserved by open orders."
-    return self.cash - self.reserved_cash() if self.orders else self.cash
+    return self.cash - self.reserved
 
 @patch
 def free_qty(self:Portfolio, symbol:str) -> float:

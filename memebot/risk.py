@@ -170,6 +170,9 @@ class RiskEngine(RiskHook):
         self._windows: dict[str, _MinMaxWindow] = {}
         self._symbol_scope = c.circuit_price_move_scope == "symbol"
         self.paused: dict[str, tuple] = {}          # symbol -> (until_ns, reason): no entries (price-move breaker, symbol scope)
+        self._px_version = 0                        # bumped by every price observation (keys the exposure cache)
+        self._gross_cache: tuple|None = None        # (state key, total, per symbol): exposure of positions and open orders
+        self._equity_cache: tuple|None = None       # (state key, equity) for the daily-loss check
         self.pauses: deque = deque(maxlen=100)      # (ts, symbol, reason) of recent pauses, for dashboards
         self._sent: deque[int] = deque()            # accepted order times, for the rate limit
         self._safety_cache: dict[str, tuple] = {}
@@ -402,10 +405,18 @@ def _in_window(self:RiskEngine, tf:str) -> bool:
 def _observe_bars(self:RiskEngine, bars:Bars):
     "A slice of bars, observed at their close: each symbol's close (and high and low when the bar fits the window)."
     o, ts, hl = bars.ohlcv, bars.ts, self._in_window(bars.tf)
+    self._px_version += 1
+    if not hl:          # bars longer than the window: each close leaves the window alone in it, so it cannot trip the
+        win = self._windows                                    # breaker by itself; only prices (and windows that
+        for sym, px in zip(bars.symbols, o[3].tolist()):       # ticks opened) need it
+            if px > 0 and px < math.inf:
+                self.prices[sym] = px
+                w = win.get(sym)
+                if w is not None: self._observe(sym, ts, px, "")
+        return
     for j, sym in enumerate(bars.symbols):
-        if hl:
-            self._observe(sym, ts, float(o[1, j]), "", check=False)
-            self._observe(sym, ts, float(o[2, j]), "", check=False)
+        self._observe(sym, ts, float(o[1, j]), "", check=False)
+        self._observe(sym, ts, float(o[2, j]), "", check=False)
         self._observe(sym, ts, float(o[3, j]), "")
 
 _tf_cache: dict = {}
@@ -418,7 +429,7 @@ def _sym(self:RiskEngine, addr:str) -> str:
 @patch
 def _observe(self:RiskEngine, sym:str, ts:int, px:float, source:str, check:bool=True):
     if not (px > 0 and px < math.inf): return
-    self.prices[sym] = px
+    self.prices[sym] = px; self._px_version += 1
     w = self._windows.get(sym)
     if w is None: w = self._windows[sym] = _MinMaxWindow(self._window_ns)
     w.push(ts, px)
@@ -559,16 +570,31 @@ def _evaluate(self:RiskEngine, order, portfolio, now_ns, quote, expected_price) 
 @patch
 def _books(self:RiskEngine, sym:str, px:float|None, portfolio:Portfolio) -> tuple[float, float]:
     "(signed value of `sym`'s position and open orders at `px`, absolute value of every other symbol's), account currency."
-    def order_value(o, p):                   # a notional buy is worth its budget left, priced or not
-        if o.side is Side.BUY and type(o) is NotionalOrder: return o.reserved
-        return o.side.sign * o.remaining * (p or 0.0)
     own = portfolio.qty(sym) * (px or 0.0)
-    other = sum(abs(p.qty) * (self.prices.get(s) or portfolio.marks.get(s, p.avg_price))
-                for s, p in portfolio.positions.items() if s != sym and p.qty)
     for o in portfolio.orders.values():
-        if o.symbol == sym: own += order_value(o, px)
-        else: other += abs(order_value(o, self.prices.get(o.symbol) or portfolio.marks.get(o.symbol)))
-    return own, other
+        if o.symbol == sym: own += _order_value(o, px)
+    total, per = self._gross(portfolio)
+    return own, total - per.get(sym, 0.0)
+
+def _order_value(o:Order, px:float|None) -> float:
+    "Signed value of an open order's unfilled part: a notional buy is worth its budget left, priced or not."
+    if o.side is Side.BUY and type(o) is NotionalOrder: return o.reserved
+    return o.side.sign * o.remaining * (px or 0.0)
+
+@patch
+def _gross(self:RiskEngine, portfolio:Portfolio) -> tuple[float, dict]:
+    "Absolute value of every position and open order (in all, and per symbol) at the freshest prices, cached per state."
+    key = (id(portfolio), self._px_version, portfolio.cash, portfolio.reserved, len(portfolio.orders), len(portfolio.positions))
+    c = self._gross_cache
+    if c is not None and c[0] == key: return c[1], c[2]
+    per, prices, marks = {}, self.prices, portfolio.marks
+    for s, p in portfolio.positions.items():
+        if p.qty: per[s] = abs(p.qty) * (prices.get(s) or marks.get(s, p.avg_price))
+    for o in portfolio.orders.values():
+        per[o.symbol] = per.get(o.symbol, 0.0) + abs(_order_value(o, prices.get(o.symbol) or marks.get(o.symbol)))
+    total = sum(per.values())
+    self._gross_cache = (key, total, per)
+    return total, per
 
 @patch
 def buying_power(self:RiskEngine, symbol:str, # the symbol a strategy wants to buy
@@ -602,7 +628,13 @@ def _usd_rate(self:RiskEngine) -> float|None:
 
 @patch
 def _equity(self:RiskEngine, p:Portfolio) -> float:
-    return p.cash + sum(q.qty * (self.prices.get(s) or p.marks.get(s, q.avg_price)) for s, q in p.positions.items() if q.qty)
+    "Cash plus positions at the freshest prices (cached until a price, the cash or the positions change)."
+    key = (id(p), self._px_version, p.cash, len(p.positions))
+    c = self._equity_cache
+    if c is not None and c[0] == key: return c[1]
+    eq = p.cash + sum(q.qty * (self.prices.get(s) or p.marks.get(s, q.avg_price)) for s, q in p.positions.items() if q.qty)
+    self._equity_cache = (key, eq)
+    return eq
 
 @patch
 def _check_daily(self:RiskEngine, p:Portfolio):

@@ -271,12 +271,12 @@ def get_strategy(name:str, params:dict|None=None, user_dir:str|Path|None=None, *
 # %% ../nbs/40_strategy.ipynb #69f7fb0a
 def _size_notional(ctx, symbol:str, size:float) -> float:
     "Quote to spend on an entry in `symbol`: `size` of equity (0: 1/universe), within `ctx.max_buy`; 0 = skip."
-    w = size if size > 0 else 1.0 / max(ctx.universe_size, 1)
-    want, room = w * ctx.equity(), ctx.max_buy(symbol)
-    if room <= 1e-9 * max(want, 1.0):
+    room = ctx.max_buy(symbol)
+    if room <= 1e-6:                                   # nothing (or dust) fits: skip before pricing the entry
         ctx.skip(symbol, "no free cash" if ctx.available_cash() <= 0 else "risk limits leave no room")
         return 0.0
-    return min(want, room)
+    w = size if size > 0 else 1.0 / max(ctx.universe_size, 1)
+    return min(w * ctx.equity(), room)
 
 class _LongFlat(Strategy):
     "Long/flat strategies: enter where a signal says so and the account is flat, exit where it is long."

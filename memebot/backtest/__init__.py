@@ -240,8 +240,8 @@ def open_orders(self:Context, symbol:str|None=None) -> list[Order]:
 def long_mask(self:Context, idx=None # universe indices (e.g. `bars.idx`); None: the whole universe
              ) -> np.ndarray:
     "True where a symbol is held long or has a buy open: where a long-only entry must wait."
-    m = self._e._long[:len(self._e.universe)]
-    return m if idx is None else m[idx]
+    if idx is not None: return self._e._long[idx]              # indices always lie inside the universe
+    return self._e._long[:len(self._e.universe)]
 
 @patch
 def holdings(self:Context) -> list[str]:
@@ -487,7 +487,8 @@ def _touch(self:Engine, symbol:str):
     "Refresh `symbol`'s long mask: a long position, or a buy still open."
     j = self._uidx.get(symbol)
     if j is None: self._index((symbol,)); j = self._uidx[symbol]
-    self._long[j] = self.portfolio.qty(symbol) > 0 or self._buys.get(symbol, 0) > 0
+    p = self._held_pos.get(symbol)
+    self._long[j] = (p is not None and p.qty > 0) or symbol in self._buys
 
 # %% ../../nbs/41_backtest.ipynb #34a3ac88
 @patch
