@@ -149,6 +149,7 @@ def test_fill_bar_equals_pandas_recomputation(bars, user_settings, name, univers
             "--json", out, "--no-tearsheet", check=True)
     doc = json.loads(out.read_text())
     assert doc["risk"] == "risk engine ([risk] limits)" and doc["orders"]["rejected"] == 0 and not doc["warnings"]
+    assert doc["rejections"] == [] and doc["orders"]["submitted"] == doc["orders"]["filled"] + doc["orders"]["open"]
     notional = user_settings.risk.max_order_usd * (1 - 1e-9)
     want_in, want_out, want_pnl = [], [], 0.0
     for s in syms:
@@ -160,3 +161,39 @@ def test_fill_bar_equals_pandas_recomputation(bars, user_settings, name, univers
     assert len(got_in) >= (1 if name == "pump_launch" else 20)
     assert got_in == sorted(want_in) and got_out == sorted(want_out)
     assert doc["metrics"]["total_return"] == pytest.approx(want_pnl / CASH, rel=1e-9, abs=1e-12)
+
+
+# ---- the model-driven strategy: backtest == paper too ---------------------------------------------------------------
+def test_model_signal_backtest_equals_paper(shared, user_settings, tmp_path, monkeypatch):
+    """model_signal with a registered champion (logistic regression on 1h bars of two memecoins, BTC and SOL as context):
+    the same decisions, fills and equity in the backtest and in a paper node replaying the bars (default fill)."""
+    from memebot.config import reset_settings
+    from memebot.features import make_dataset
+    from memebot.models.base import make_model
+    from memebot.models.registry import log_and_register, promote
+    from memebot.commands.research import make_broker
+    uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+    monkeypatch.setenv("MEMEBOT_AI_TRACKING_URI", uri); reset_settings()
+    syms = ["WIF/USDT", "PEPE/USDT", "BTC/USDT", "SOL/USDT"]
+    df = pd.read_parquet(shared / "data/binance_memecoins/ohlcv_1h_2025-01_2025-04.parquet",
+                         filters=[("symbol", "in", syms)]).rename(columns={"date": "ts"})
+    train = pd.concat([g.iloc[:900] for _, g in df.groupby("symbol")], ignore_index=True)
+    test = pd.concat([g.iloc[900:1060] for _, g in df.groupby("symbol")], ignore_index=True)
+    ds = make_dataset(train, h=1, fee_bps=10)
+    v = log_and_register(make_model("logreg").fit(ds.X, ds.y), "parity-ms", uri, {"family": "logreg"}, ds.fingerprint,
+                         metrics_={}, reference_X=ds.X)
+    promote("parity-ms", v, uri)
+    try:
+        st = Store(":memory:"); upsert(st, "candles", test.assign(tf="1h", source="binance", chain="cex"))
+        mk = lambda: get_strategy("model_signal", model="parity-ms", enter=0.52, exit=0.5, refresh_s=0, tracking_uri=uri)
+        sb = make_broker("auto", "cex")
+        bt = Engine(mk(), CandleFeed.from_store(st, syms, "1h"), SimulatedBroker(sb.model, sb.fees),
+                    risk=RiskEngine.from_settings(user_settings, watch_kill_file=False), cash=CASH).run()
+        led = Ledger(st, "parity-ms", "cex", "paper")
+        node = TradingNode(mk(), BarSlices.from_replay(ReplayFeed(st, "candles", syms, "1h")), PaperBroker(sb.model, sb.fees, ledger=led),
+                           led, run_id="parity-ms", settings=user_settings, cash=CASH)
+        pr = asyncio.run(node.run(handle_signals=False))
+    finally: reset_settings()
+    assert len(bt.fills) >= 4 and bt.order_stats()["rejected"] == 0
+    assert [_key(f) for f in pr.fills] == [_key(f) for f in bt.fills]
+    assert round(pr.final_equity, 2) == round(bt.final_equity, 2) and node.consistency() == []

@@ -140,8 +140,10 @@ def backtest_cmd(strategy: str = typer.Option(..., "--strategy", help="Strategy 
                  tearsheet_: bool = typer.Option(True, "--tearsheet/--no-tearsheet", help="Write the tearsheet (PNG + HTML).")):
     "Run a strategy over stored candles with the event-driven engine; print metrics and orders, write the tearsheet."
     quiet_logs()
+    import pandas as pd
     from memebot.strategy import get_strategy, parse_param_args
     from memebot.backtest import Engine
+    from memebot.core import OrderStatus
     from memebot.metrics import tearsheet
     cash = positive(cash, "--cash")
     if not 0 <= fail_prob < 1: raise ResearchError(f"--fail-prob {fail_prob}: expected a probability in [0, 1)")
@@ -161,7 +163,11 @@ def backtest_cmd(strategy: str = typer.Option(..., "--strategy", help="Strategy 
         paths = tearsheet(res.equity, m, od, trades, title, orders=order_rows(stats), notes=notes)
     doc = {"strategy": strat.id, "params": strat.param_values, "symbols": list(feed.symbols), "tf": tf, "bars": res.bars,
            "elapsed_s": res.elapsed_s, "risk": res.risk, "metrics": _clean(m), "orders": stats,
-           "warnings": [n[len("warning: "):] for n in notes if n.startswith("warning: ")], "trades": trades_json(trades),
+           "warnings": [n[len("warning: "):] for n in notes if n.startswith("warning: ")],
+           "rejections": [{"ts": _clean(pd.Timestamp(o.ts, tz="UTC")), "client_id": o.client_id, "symbol": o.symbol,
+                           "side": o.side.value, "qty": _clean(o.qty), "reason": o.reason}
+                          for o in res.orders if o.status is OrderStatus.REJECTED],
+           "trades": trades_json(trades),
            "tearsheet": paths}
     if json_out is not None:
         txt = json.dumps(doc, indent=1)
