@@ -21,7 +21,7 @@ from memebot.risk import RiskEngine
 from memebot.strategy import get_strategy
 
 DATA = "data/binance_memecoins/ohlcv_5m_2025-01_2025-04.parquet"
-START, END = "2025-03-01", "2025-04-15"            # six weeks the parity runs cover
+START, END = "2025-03-01", "2025-03-22"            # three weeks the parity runs cover
 UNIVERSES = {"bonk": ["BONK/USDT"], "five": ["BONK/USDT", "WIF/USDT", "PEPE/USDT", "DOGE/USDT", "TRUMP/USDT"]}
 STRATEGIES = ["ema_cross", "rsi_reversion", "volume_breakout", "pump_launch"]
 CASH, FEE = 10_000.0, 0.001                          # [live] starting_cash_usd = [backtest] initial_cash_usd; cex_fee_bps
