@@ -22,9 +22,9 @@ from memebot.data.store import Store, upsert
 from memebot.data.replay import ReplayFeed
 from memebot.backtest import CandleFeed, Engine
 from memebot.exec import SimulatedBroker, VolumeParticipation, FeeSchedule
-from memebot.ledger import Ledger
+from memebot.exec.ledger import Ledger
 from memebot.live import TradingNode, BarSlices
-from memebot.paper import PaperBroker
+from memebot.exec.paper import PaperBroker
 from memebot.strategy import Strategy, get_strategy
 
 DATA = "data/binance_memecoins/ohlcv_5m_2025-01_2025-04.parquet"

@@ -18,10 +18,10 @@ from solders.transaction import VersionedTransaction
 from memebot.config import load_settings
 from memebot.core import SOL_MINT, Order, OrderStatus, Side
 from memebot.data.store import Store
-from memebot.ledger import Ledger, TxIntent
+from memebot.exec.ledger import Ledger, TxIntent
 from memebot.obs import configure_logging
-from memebot.solana import SolanaBroker, WalletKey, swap_request
-from memebot.testchain import LocalChain, LocalJupiter, LocalChainServer
+from memebot.exec.solana import SolanaBroker, WalletKey, swap_request
+from memebot.testing import LocalChain, LocalJupiter, LocalChainServer
 
 
 def pct(xs):

@@ -26,9 +26,9 @@ def live_flow(strategy: str = "ema_cross", feed: str = "replay", params: dict | 
         raise ops.OpsError("the live flow runs the paper node only: real swaps run under `memebot live run --strategy NAME "
                            "--mint MINT --yes-i-mean-live`, started by an operator")
     import asyncio
-    from memebot.ledger import Ledger, ledger_store
+    from memebot.exec.ledger import Ledger, ledger_store
     from memebot.strategy import get_strategy
-    from memebot.commands.paper import build_feed
+    from memebot.live import build_feed
     strat = get_strategy("model_signal" if model else strategy, {**(params or {}), **({"model": model} if model else {})})
     fd, ch = build_feed({"feed": feed, "tf": tf}, ops.store_path(store))          # replay | sim | live
     st = ledger_store(run_id)                                                    # the run's own ledger: <ledger_dir>/<run_id>.duckdb

@@ -17,8 +17,8 @@ from .obs import configure_logging
 
 # %% auto #0
 __all__ = ['console', 'err_console', 'app', 'config_app', 'data_app', 'state', 'settings', 'quiet_logs', 'fail', 'main',
-           'config_show', 'settings_lines', 'config_check', 'open_store', 'parse_when', 'parse_range', 'positive',
-           'data_import', 'data_ls', 'inventory_lines']
+           'config_show', 'settings_lines', 'config_check', 'open_store', 'positive', 'data_import', 'data_ls',
+           'inventory_lines']
 
 # %% ../nbs/90_cli.ipynb #2df78530
 console = Console()
@@ -140,24 +140,6 @@ def open_store(read_only:bool=False):
     "The store at `[store] path` (MEMEBOT_STORE_PATH)."
     from memebot.data.store import Store
     s = settings(); return Store(s.resolve(s.store.path), read_only=read_only)
-
-def parse_when(value:str|None, opt:str # the option's name, e.g. "--from"
-              ) -> int|None:
-    "UTC ns from an ISO date/time or a unix timestamp given on the command line; a ValidationError naming `opt`."
-    from memebot.core import ValidationError, ts_from
-    if value is None: return None
-    v = str(value).strip()
-    try: return ts_from(int(v)) if v.lstrip("-").isdigit() else ts_from(v)
-    except ValidationError:
-        raise ValidationError("option", opt, f"{value!r} is not a date (use e.g. 2025-01-31 or 2025-01-31T12:00:00Z)") from None
-
-def parse_range(start:str|None, end:str|None, a:str="--from", b:str="--to") -> tuple[int|None, int|None]:
-    "Both ends of a command-line range, checked: each a date, the start before the end."
-    from memebot.core import ValidationError, ts_to_datetime
-    t0, t1 = parse_when(start, a), parse_when(end, b)
-    if t0 is not None and t1 is not None and t0 >= t1:
-        raise ValidationError("option", a, f"{start} is not before {b} {end}: the range is empty")
-    return t0, t1
 
 def positive(value:float|None, opt:str # the option's name, e.g. "--cash"
             ) -> float|None:

@@ -42,7 +42,7 @@ class RiskConfig(_Section):
     max_order_usd: float = Field(250.0, gt=0)
     max_slippage_bps: int = Field(300, ge=0, le=10_000)
     min_pool_liquidity_usd: float = Field(10_000.0, ge=0)
-    safety_allow_mint_authority: bool = False      # token safety (memebot.safety): refuse mints that can still be minted
+    safety_allow_mint_authority: bool = False      # token safety (memebot.risk.safety): refuse mints that can still be minted
     safety_allow_freeze_authority: bool = False    # ... or whose accounts can be frozen
     safety_max_transfer_fee_bps: int = Field(0, ge=0, le=10_000)   # Token-2022 transfer fee above this is refused
     safety_max_top10_holder_pct: float = Field(50.0, gt=0, le=100)  # share of supply in the 10 largest non-pool accounts

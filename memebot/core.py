@@ -13,9 +13,10 @@ from fastcore.basics import patch
 # %% auto #0
 __all__ = ['SOL_MINT', 'USDC_MINT', 'NS', 'MarketEvent', 'ORDER_TRANSITIONS', 'MemebotError', 'ValidationError', 'Chain',
            'to_atoms', 'from_atoms', 'tf_seconds', 'TokenRef', 'PoolRef', 'ts_from', 'ts_to_datetime', 'Side', 'Candle',
-           'Tick', 'Swap', 'Quote', 'PoolUpdate', 'TokenLaunched', 'OrderType', 'OrderStatus', 'InvalidOrderTransition',
-           'new_client_id', 'Order', 'NotionalOrder', 'Fill', 'Position', 'Portfolio', 'RiskHook', 'Clock', 'WallClock',
-           'SimClock', 'Feed', 'ListFeed', 'SharedDataMissing', 'shared_dir']
+           'Tick', 'Swap', 'Quote', 'parse_when', 'parse_range', 'json_safe', 'PoolUpdate', 'TokenLaunched',
+           'OrderType', 'OrderStatus', 'InvalidOrderTransition', 'new_client_id', 'Order', 'NotionalOrder', 'Fill',
+           'Position', 'Portfolio', 'RiskHook', 'Clock', 'WallClock', 'SimClock', 'Feed', 'ListFeed',
+           'SharedDataMissing', 'shared_dir']
 
 # %% ../nbs/00_core.ipynb #073535cc
 class MemebotError(Exception):
@@ -176,6 +177,35 @@ class Quote:
     "A venue's offer to swap `in_amount` atoms of `in_token` for `out_amount` atoms of `out_token`."
     ts: int; source: str; chain: Chain; in_token: str; out_token: str; in_amount: int; out_amount: int
     price_impact_bps: float = 0.0; slippage_bps: int = 0; route: str = ""
+
+# %% ../nbs/00_core.ipynb #e3ffd8ef
+def parse_when(value:str|None, # an ISO date/time or a unix timestamp (s, ms, us or ns); None stays None
+               opt:str # the option's name, e.g. "--from"
+              ) -> int|None:
+    "UTC ns from a date or timestamp a user gave; a ValidationError naming `opt` when it is not one."
+    if value is None: return None
+    v = str(value).strip()
+    try: return ts_from(int(v)) if v.lstrip("-").isdigit() else ts_from(v)
+    except ValidationError:
+        raise ValidationError("option", opt, f"{value!r} is not a date (use e.g. 2025-01-31 or 2025-01-31T12:00:00Z)") from None
+
+def parse_range(start:str|None, end:str|None, # the range's ends (None: open)
+                a:str="--from", b:str="--to" # the options' names, for the error
+               ) -> tuple[int|None, int|None]:
+    "Both ends of a range a user gave, checked: each a date, the start before the end."
+    t0, t1 = parse_when(start, a), parse_when(end, b)
+    if t0 is not None and t1 is not None and t0 >= t1:
+        raise ValidationError("option", a, f"{start} is not before {b} {end}: the range is empty")
+    return t0, t1
+
+def json_safe(v):
+    "`v` with NaN and infinities as None, numpy scalars as Python numbers and times as ISO strings (recursively)."
+    if isinstance(v, float): return v if math.isfinite(v) else None
+    if isinstance(v, dict): return {k: json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)): return [json_safe(x) for x in v]
+    if hasattr(v, "isoformat"): return None if v != v else v.isoformat()
+    if hasattr(v, "item"): return json_safe(v.item())
+    return v
 
 # %% ../nbs/00_core.ipynb #3c378dab
 @dataclass(slots=True)

@@ -11,17 +11,20 @@ from collections import deque
 from dataclasses import dataclass
 import numpy as np
 from .core import (MemebotError, ValidationError, Candle, Order, OrderStatus, Fill, Portfolio, Feed, Clock,
-                          WallClock, SimClock, NS, tf_seconds, ts_to_datetime, ts_from)
+                          WallClock, SimClock, NS, tf_seconds, ts_to_datetime, ts_from, parse_range)
+from pathlib import Path
+from .config import get_settings, Settings
 from .strategy import Strategy, Bars
 from .backtest import Engine, BacktestResult, order_stats
 from .exec import BarFill
-from .paper import PaperBroker
+from .exec.paper import PaperBroker
 from .risk import RiskEngine, RiskChain, TradingState
 from .data.store import Store, register_migration, ensure_schema
 from .obs import get_logger, counter, gauge, histogram
 
 # %% auto #0
-__all__ = ['BarSlices', 'Paced', 'RunError', 'save_run', 'load_run', 'replayable', 'TradingNode', 'VenueBroker']
+__all__ = ['FEEDS', 'BarSlices', 'Paced', 'RunError', 'save_run', 'load_run', 'build_feed', 'replayable', 'TradingNode',
+           'VenueBroker']
 
 # %% ../nbs/70_live.ipynb #9b68d69d
 async def _paced(events, pacer):
@@ -76,7 +79,7 @@ class BarSlices(Feed):
     @classmethod
     def from_replay(cls, replay, speed:float|None=None) -> BarSlices:
         "Slices of a candle `ReplayFeed`, with its universe ordered as the backtest's `CandleFeed` orders it."
-        sql, args = replay._query()
+        sql, args = replay.query()
         rows = replay.store.cursor().execute(f"SELECT symbol, min(ts) t FROM ({sql}) GROUP BY symbol ORDER BY t, symbol", args).fetchall()
         return cls(replay, speed, [r[0] for r in rows])
 
@@ -122,6 +125,48 @@ def load_run(store:Store, run_id:str) -> dict|None:
     d = dict(zip(keys, r)); d["params"] = json.loads(d["params"] or "{}"); d["spec"] = json.loads(d["spec"] or "{}")
     return d
 
+# %% ../nbs/70_live.ipynb #4ee38d7f
+FEEDS = ("replay", "sim", "live")
+
+def build_feed(spec:dict, # the run spec: feed, tf, symbols, start, end, source, chain, speed, seed, minutes, ...
+               store_path=None, # the market store (default `[store] path`); read only while loading a replay
+               settings:Settings|None=None, # settings (default: the process-wide ones)
+              ):
+    "The feed a run spec names, and the chain of its data: (feed, chain). A replay loads its bars into memory first."
+    kind = spec["feed"]
+    if kind == "replay":
+        from memebot.data.replay import ReplayFeed
+        from memebot.data.store import Store, candles, upsert, CANDLE_COLUMNS
+        from memebot.core import tf_seconds
+        tf_seconds(spec["tf"]); parse_range(spec.get("start"), spec.get("end"))
+        s = settings or get_settings(); path = Path(store_path) if store_path else s.resolve(s.store.path)
+        if not path.exists(): raise RunError(f"no data: the store {path} is empty (run `memebot data import PATH` first)")
+        sel = (spec.get("symbols"), spec["tf"], spec.get("start"), spec.get("end"), spec.get("source"), spec.get("chain"))
+        with Store(path, read_only=True) as store:                    # held only while the bars are read
+            rf = ReplayFeed(store, "candles", *sel)
+            sql, args = rf.query()
+            rows = store.cursor().execute(f"SELECT symbol, count(*), count(DISTINCT chain), min(chain) FROM ({sql}) GROUP BY symbol", args).fetchall()
+            missing = sorted(set(spec.get("symbols") or []) - {r[0] for r in rows})
+            if not rows and not missing: raise RunError(f"no data: no {spec['tf']} candles stored in the range (run `memebot data import PATH` first)")
+            if missing: raise RunError(f"unknown symbol {missing[0]!r}: no {spec['tf']} candles stored for it in the range")
+            chains = sorted({r[3] for r in rows})
+            if len(chains) > 1 or any(r[2] > 1 for r in rows): raise RunError(f"symbols span several chains ({', '.join(chains)}): choose one with --chain")
+            srcs = store.cursor().execute(f"SELECT count(DISTINCT source) FROM ({sql})", args).fetchone()[0]
+            if srcs > 1 and not spec.get("source"): raise RunError("the symbols are stored by several sources: choose one with --source")
+            df = candles(store, sel[0], sel[1], sel[2], sel[3], sel[4], sel[5], columns=CANDLE_COLUMNS)
+        mem = Store(":memory:"); upsert(mem, "candles", df)
+        return BarSlices.from_replay(ReplayFeed(mem, "candles", *sel), spec.get("speed")), chains[0]
+    if kind == "sim":
+        from memebot.data.sim import MarketSim
+        sim = MarketSim(spec.get("seed"), spec.get("minutes"), spec.get("launches"), pool_updates=True)
+        return Paced(sim, spec.get("speed")), "solana"
+    if kind == "live":
+        from memebot.data.feeds import open_feed, BarFeed
+        f = open_feed("solana", spec.get("symbols") or ["pumpfun"], **({"account_kind": spec["account_kind"]} if spec.get("account_kind") else {}))
+        if spec.get("live_tf"): f = BarFeed(f, [spec["live_tf"]])
+        return f, "solana"
+    raise RunError(f"--feed {kind!r}: expected one of {', '.join(FEEDS)}")
+
 # %% ../nbs/70_live.ipynb #9b74d4d1
 _TTO = histogram("tick_to_order_seconds", "Market event in -> order handed to the broker (risk checks included)")
 _EVENTS = counter("node_events_total", "Market events processed by a node", ["run_id"])
@@ -153,7 +198,7 @@ class TradingNode:
     "Feed -> Strategy -> Risk -> Broker -> Ledger: the backtest Engine's per-event path in an async loop."
     def __init__(self, strategy:Strategy, feed:Feed,
                  broker=None, # default PaperBroker(BarFill(), ledger=ledger)
-                 ledger=None, # a memebot.ledger.Ledger (None: nothing persisted, no restart)
+                 ledger=None, # a memebot.exec.ledger.Ledger (None: nothing persisted, no restart)
                  risk:RiskEngine|None=None, # default RiskEngine.from_settings(settings, watch_kill_file=True)
                  clock:Clock|None=None, # default: the feed's SimClock, else WallClock (live feeds)
                  cash:float|None=None, # starting cash (default [live] starting_cash_usd)

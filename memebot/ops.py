@@ -9,7 +9,7 @@ import os, sys, time, json, asyncio, threading, contextlib, shutil
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import pandas as pd
-from .core import MemebotError, ValidationError, Chain, tf_seconds, ts_from, NS
+from .core import MemebotError, ValidationError, Chain, tf_seconds, ts_from, NS, json_safe
 from .config import get_settings, Settings
 from .obs import get_logger
 
@@ -311,10 +311,10 @@ def _paper_step(store:Path, # the quickstart store (simulated candles, the ledge
     "Paper-trade a registered model (strategy `model_signal`) over the busiest simulated minutes, replayed through the paper node."
     import asyncio, threading
     from memebot.live import TradingNode
-    from memebot.ledger import Ledger, ledger_store, ledger_path
+    from memebot.exec.ledger import Ledger, ledger_store, ledger_path
     from memebot.data.store import Store
     from memebot.strategy import get_strategy
-    from memebot.commands.paper import build_feed
+    from memebot.live import build_feed
     s = settings or get_settings()
     name, alias = model_uri.split("models:/", 1)[-1].split("@")
     warmup = 300                                           # bars the features need (the longest window is 288 bars)
@@ -327,12 +327,12 @@ def _paper_step(store:Path, # the quickstart store (simulated candles, the ledge
     if not busy: raise OpsError("paper step: no simulated swaps in the quickstart store")
     t0 = pd.Timestamp(busy[0][0], tz="UTC")
     start, end = t0 - pd.Timedelta(minutes=warmup), t0 + pd.Timedelta(minutes=minutes)
-    feed, _ = build_feed({"feed": "replay", "tf": "1m", "source": "sim", "start": start, "end": end}, store)
+    feed, _ = build_feed({"feed": "replay", "tf": "1m", "source": "sim", "start": start, "end": end}, store, settings=s)
     strat = get_strategy(strategy, model=name, alias=alias, tracking_uri=tracking_uri, refresh_s=0, warmup=warmup,
                          enter=0.5, exit=0.48)                     # sized by the [risk] limits, as in any paper run
-    from memebot.commands.research import make_broker
-    from memebot.paper import PaperBroker
-    sb = make_broker("amm", "solana")                              # the backtest's fill model and fees
+    from memebot.exec import make_broker
+    from memebot.exec.paper import PaperBroker
+    sb = make_broker("amm", "solana", settings=s)                            # the backtest's fill model and fees
     st = ledger_store("quickstart", s)                             # the run's own ledger, inside the quickstart folder
     try:
         led = Ledger(st, run_id="quickstart")
@@ -437,14 +437,14 @@ def _qs_backtest(sp:Path, out:Path, s:Settings) -> dict:
     from memebot.backtest import CandleFeed, Engine
     from memebot.strategy import get_strategy
     from memebot.metrics import tearsheet
-    from memebot.commands.research import make_broker, _clean
+    from memebot.exec import make_broker
     st = Store(sp, read_only=True)
     try: feed = CandleFeed.from_store(st, None, "1m", source="sim")
     finally: st.close()
-    from memebot.commands.research import order_rows, order_notes
+    from memebot.backtest import order_rows, order_notes
     from memebot.risk import RiskEngine
     strat = get_strategy("ema_cross")
-    br = make_broker("amm", "solana")
+    br = make_broker("amm", "solana", settings=s)
     r = Engine(strat, feed, br, risk=RiskEngine.from_settings(s, watch_kill_file=False, name="backtest"),
                cash=s.backtest.initial_cash_usd).run()
     m = r.metrics(); stats = r.order_stats(); notes = order_notes(stats, r.risk)
@@ -453,7 +453,7 @@ def _qs_backtest(sp:Path, out:Path, s:Settings) -> dict:
     r.equity.rename("equity").to_frame().to_csv(out / "equity.csv")
     return {"strategy": strat.id, "bars": r.bars, "symbols": len(feed.symbols), "risk": r.risk, "orders": stats,
             "warnings": [n for n in notes if n.startswith("warning")],
-            "metrics": _clean({k: v for k, v in m.items() if k != "attribution"}), "tearsheet": paths["html"]}
+            "metrics": json_safe({k: v for k, v in m.items() if k != "attribution"}), "tearsheet": paths["html"]}
 
 QS_MODEL = "quickstart-1m"
 

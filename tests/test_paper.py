@@ -8,9 +8,9 @@ from memebot.data.store import Store, upsert
 from memebot.data.replay import ReplayFeed
 from memebot.backtest import CandleFeed, Engine
 from memebot.exec import SimulatedBroker, VolumeParticipation, FeeSchedule, BarFill
-from memebot.ledger import Ledger
+from memebot.exec.ledger import Ledger
 from memebot.live import TradingNode, BarSlices, load_run
-from memebot.paper import PaperBroker
+from memebot.exec.paper import PaperBroker
 from memebot.risk import RiskEngine, TradingState, write_kill_file
 from memebot.strategy import Strategy, get_strategy
 

@@ -14,9 +14,9 @@ from memebot.data.store import Store, upsert
 from memebot.data.replay import ReplayFeed
 from memebot.backtest import CandleFeed, Engine
 from memebot.exec import SimulatedBroker, BarFill, FeeSchedule
-from memebot.ledger import Ledger
+from memebot.exec.ledger import Ledger
 from memebot.live import TradingNode, BarSlices
-from memebot.paper import PaperBroker
+from memebot.exec.paper import PaperBroker
 from memebot.risk import RiskEngine
 from memebot.strategy import get_strategy
 
@@ -49,7 +49,7 @@ def _key(f): return (f.ts, f.symbol, f.side.value, round(f.qty, 6), round(f.pric
 @pytest.mark.parametrize("universe", list(UNIVERSES))
 @pytest.mark.parametrize("name", STRATEGIES)
 def test_backtest_equals_paper_with_default_fill(bars, user_settings, name, universe):
-    from memebot.commands.research import make_broker
+    from memebot.exec import make_broker
     syms = UNIVERSES[universe]
     st = Store(":memory:"); upsert(st, "candles", bars[bars.symbol.isin(syms)])
     sb = make_broker("auto", "cex")                                   # what `memebot backtest` and `memebot paper` use
@@ -171,7 +171,7 @@ def test_model_signal_backtest_equals_paper(shared, user_settings, tmp_path, mon
     from memebot.features import make_dataset
     from memebot.models.base import make_model
     from memebot.models.registry import log_and_register, promote
-    from memebot.commands.research import make_broker
+    from memebot.exec import make_broker
     uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
     monkeypatch.setenv("MEMEBOT_AI_TRACKING_URI", uri); reset_settings()
     syms = ["WIF/USDT", "PEPE/USDT", "BTC/USDT", "SOL/USDT"]

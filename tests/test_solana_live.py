@@ -1,6 +1,6 @@
 """Live Solana path on the loopback test chain (LiteSVM): swaps, faults, expiry, crash recovery, safety, keys, reconciliation.
 
-The chain is real (LiteSVM runs the SPL Token programs); Jupiter's router is a local stand-in (see memebot.testchain).
+The chain is real (LiteSVM runs the SPL Token programs); Jupiter's router is a local stand-in (see memebot.testing).
 """
 import asyncio, base64, io, json, os, signal, subprocess, sys, threading, time
 from pathlib import Path
@@ -11,10 +11,10 @@ from solders.transaction import VersionedTransaction
 from memebot.core import OrderStatus, SOL_MINT
 from memebot.config import load_settings
 from memebot.data.store import Store
-from memebot.ledger import Ledger
-from memebot.solana import (SolanaBroker, load_wallet, ata_address, SwapRejected, TradingHalted, WalletKeyError)
-from memebot.testchain import LocalChain, LocalJupiter, LocalChainServer, Faults
-from memebot.safety import TokenSafetyChecker
+from memebot.exec.ledger import Ledger
+from memebot.exec.solana import (SolanaBroker, load_wallet, ata_address, SwapRejected, TradingHalted, WalletKeyError)
+from memebot.testing import LocalChain, LocalJupiter, LocalChainServer, Faults
+from memebot.risk.safety import TokenSafetyChecker
 from memebot.core import WallClock
 from memebot.strategy import Strategy
 from memebot.risk import RiskEngine
@@ -196,8 +196,8 @@ CHILD = """
 import asyncio, os
 from memebot.config import get_settings
 from memebot.data.store import Store
-from memebot.ledger import Ledger
-from memebot.solana import SolanaBroker, load_wallet
+from memebot.exec.ledger import Ledger
+from memebot.exec.solana import SolanaBroker, load_wallet
 async def main():
     s = get_settings(); w = load_wallet(s)
     b = SolanaBroker(Ledger(Store(s.store.path), wallet=str(w.pubkey)), w, s, allowed_cosigners=[os.environ["COSIGNER"]],
@@ -397,7 +397,7 @@ def market():
 
 
 def _market_checker(b, env, market, **risk):
-    from memebot.safety import market_pool_info
+    from memebot.risk.safety import market_pool_info
     s = load_settings(env={}, overrides={**market.settings(), "risk.safety_allow_mint_authority": "true",
                                          **{f"risk.{k}": str(v) for k, v in risk.items()}})
     return TokenSafetyChecker(b.rpc, s.risk, pool_info=market_pool_info(s), exclude_owners=env.jup.cosigners)
@@ -455,7 +455,7 @@ async def test_pool_thresholds_come_from_risk_settings(env, market, shared):
 
 
 async def test_testchain_lists_its_pools_for_dry_runs(env):
-    from memebot.safety import market_pool_info
+    from memebot.risk.safety import market_pool_info
     from memebot.data.sources import close_http
     b = await env.broker()
     try:

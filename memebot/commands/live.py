@@ -35,11 +35,11 @@ async def live_risk(s, **kw):
     return RiskEngine.from_settings(s, watch_kill_file=True, name="live", account_usd=px if px else (lambda: None), **kw)
 
 async def _broker(s, cosigners, risk:bool=True):
-    from memebot.solana import SolanaBroker, load_wallet
-    from memebot.ledger import Ledger
+    from memebot.exec.solana import SolanaBroker, load_wallet
+    from memebot.exec.ledger import Ledger
     w = load_wallet(s)
     r = await live_risk(s, stale_on_check=False) if risk else None       # one-off orders: no feed to go stale
-    from memebot.ledger import ledger_store
+    from memebot.exec.ledger import ledger_store
     st = ledger_store("live", s)                                          # the live account's own ledger file
     b = SolanaBroker(Ledger(st, run_id="live", wallet=str(w.pubkey)), w, s, allowed_cosigners=cosigners, risk=r)
     rep = await b.start()
@@ -77,8 +77,8 @@ def live_sell(mint: str = typer.Argument(..., help="Token mint to sell."),
     _trade("sell", mint, amount, slippage_bps, confirm, cosigners, as_json)
 
 def _trade(side, mint, amount, slippage_bps, confirm, cosigners, as_json):
-    from memebot.solana import require_live, TradingHalted
-    from memebot.safety import TokenSafetyChecker, market_pool_info
+    from memebot.exec.solana import require_live, TradingHalted
+    from memebot.risk.safety import TokenSafetyChecker, market_pool_info
     from memebot.data.sources import close_http
     s = settings(); require_live(s, confirm)
     async def go():
@@ -116,8 +116,8 @@ def live_run(strategy: str = typer.Option(..., "--strategy", help="Strategy name
              confirm: bool = _CONFIRM, cosigners: List[str] = _COSIGNER,
              json_out: Optional[Path] = typer.Option(None, "--json", help="Write the final status and fills to this file ('-' for stdout).")):
     "Trade a strategy live on Solana: Jupiter prices -> bars -> strategy -> risk -> Jupiter swaps, on the trading node."
-    from memebot.solana import require_live, TradingHalted
-    from memebot.safety import TokenSafetyChecker, market_pool_info
+    from memebot.exec.solana import require_live, TradingHalted
+    from memebot.risk.safety import TokenSafetyChecker, market_pool_info
     from memebot.strategy import get_strategy, parse_param_args
     from memebot.data.feeds import JupiterPriceFeed, BarFeed
     from memebot.live import TradingNode, VenueBroker
@@ -171,7 +171,7 @@ def live_reconcile(acknowledge: bool = typer.Option(False, "--acknowledge", help
                    confirm: bool = _CONFIRM, cosigners: List[str] = _COSIGNER,
                    as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")):
     "Recover open orders from their signatures and compare the ledger with the chain."
-    from memebot.solana import require_live
+    from memebot.exec.solana import require_live
     s = settings(); require_live(s, confirm)
     async def go():
         b, st, rep = await _broker(s, cosigners)
@@ -193,7 +193,7 @@ def live_reconcile(acknowledge: bool = typer.Option(False, "--acknowledge", help
 def wallet_balance(address: Optional[str] = typer.Option(None, "--address", help="Any public key (default: the configured wallet's)."),
                    as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")):
     "SOL and token balances of the wallet, read from `[endpoints] solana_rpc`."
-    from memebot.solana import SolanaRpc, http_client, load_wallet
+    from memebot.exec.solana import SolanaRpc, http_client, load_wallet
     from solders.pubkey import Pubkey
     s = settings()
     if address:
@@ -226,7 +226,7 @@ def testchain_serve(port: int = typer.Option(8899, "--port", help="HTTP port (JS
     "Run a loopback Solana chain (LiteSVM) with a stand-in Jupiter and Jito, a funded wallet and a token with a pool."
     import time
     from solders.keypair import Keypair
-    from memebot.testchain import LocalChain, LocalJupiter, LocalChainServer
+    from memebot.testing import LocalChain, LocalJupiter, LocalChainServer
     chain = LocalChain(); jup = LocalJupiter(chain)
     mint = chain.create_mint(6); jup.create_pool(mint, 10**15, 500 * 10**9)
     me = Keypair(); chain.airdrop(me.pubkey(), int(sol * 10**9))

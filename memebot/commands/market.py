@@ -8,7 +8,8 @@ import json, asyncio
 from typing import Optional, List
 import typer
 from rich.table import Table
-from ..cli import app, data_app, settings, open_store, console, err_console, parse_when, quiet_logs
+from ..core import parse_when
+from ..cli import app, data_app, settings, open_store, console, err_console, quiet_logs
 from ..core import ValidationError, Chain, tf_seconds, ts_from
 
 # %% auto #0

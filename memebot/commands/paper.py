@@ -14,58 +14,20 @@ from rich.table import Table
 from rich.console import Group
 from ..core import MemebotError, ValidationError, Chain, NS, ts_to_datetime
 from ..cli import app, settings, console, err_console, open_store
+from ..live import FEEDS, build_feed
 
 # %% auto #0
-__all__ = ['FEEDS', 'PaperError', 'build_feed', 'dashboard', 'status_line', 'paper_cmd']
+__all__ = ['PaperError', 'dashboard', 'status_line', 'paper_cmd']
 
 # %% ../../nbs/94_commands.paper.ipynb #a0ec28cf
 class PaperError(MemebotError):
     "A paper run cannot be started (bad option, no data, unknown or taken run id)."
 
-FEEDS = ("replay", "sim", "live")
-
 def _symbols(items) -> list[str]|None:
     out = [s.strip() for it in (items or []) for s in str(it).split(",") if s.strip()]
     return out or None
 
-def build_feed(spec:dict, store_path=None # the market store (default `[store] path`); read only while loading a replay
-              ):
-    "The feed a run spec names, and the chain of its data: (feed, chain). A replay loads its bars into memory first."
-    from memebot.live import BarSlices, Paced
-    from memebot.cli import parse_range
-    kind = spec["feed"]
-    if kind == "replay":
-        from memebot.data.replay import ReplayFeed
-        from memebot.data.store import Store, candles, upsert, CANDLE_COLUMNS
-        from memebot.core import tf_seconds
-        tf_seconds(spec["tf"]); parse_range(spec.get("start"), spec.get("end"))
-        s = settings(); path = Path(store_path) if store_path else s.resolve(s.store.path)
-        if not path.exists(): raise PaperError(f"no data: the store {path} is empty (run `memebot data import PATH` first)")
-        sel = (spec.get("symbols"), spec["tf"], spec.get("start"), spec.get("end"), spec.get("source"), spec.get("chain"))
-        with Store(path, read_only=True) as store:                    # held only while the bars are read
-            rf = ReplayFeed(store, "candles", *sel)
-            sql, args = rf._query()
-            rows = store.cursor().execute(f"SELECT symbol, count(*), count(DISTINCT chain), min(chain) FROM ({sql}) GROUP BY symbol", args).fetchall()
-            missing = sorted(set(spec.get("symbols") or []) - {r[0] for r in rows})
-            if not rows and not missing: raise PaperError(f"no data: no {spec['tf']} candles stored in the range (run `memebot data import PATH` first)")
-            if missing: raise PaperError(f"unknown symbol {missing[0]!r}: no {spec['tf']} candles stored for it in the range")
-            chains = sorted({r[3] for r in rows})
-            if len(chains) > 1 or any(r[2] > 1 for r in rows): raise PaperError(f"symbols span several chains ({', '.join(chains)}): choose one with --chain")
-            srcs = store.cursor().execute(f"SELECT count(DISTINCT source) FROM ({sql})", args).fetchone()[0]
-            if srcs > 1 and not spec.get("source"): raise PaperError("the symbols are stored by several sources: choose one with --source")
-            df = candles(store, sel[0], sel[1], sel[2], sel[3], sel[4], sel[5], columns=CANDLE_COLUMNS)
-        mem = Store(":memory:"); upsert(mem, "candles", df)
-        return BarSlices.from_replay(ReplayFeed(mem, "candles", *sel), spec.get("speed")), chains[0]
-    if kind == "sim":
-        from memebot.data.sim import MarketSim
-        sim = MarketSim(spec.get("seed"), spec.get("minutes"), spec.get("launches"), pool_updates=True)
-        return Paced(sim, spec.get("speed")), "solana"
-    if kind == "live":
-        from memebot.data.feeds import open_feed, BarFeed
-        f = open_feed("solana", spec.get("symbols") or ["pumpfun"], **({"account_kind": spec["account_kind"]} if spec.get("account_kind") else {}))
-        if spec.get("live_tf"): f = BarFeed(f, [spec["live_tf"]])
-        return f, "solana"
-    raise PaperError(f"--feed {kind!r}: expected one of {', '.join(FEEDS)}")
+
 
 # %% ../../nbs/94_commands.paper.ipynb #9e699a8e
 def _t(ns) -> str: return ts_to_datetime(int(ns)).strftime("%Y-%m-%d %H:%M:%S") if ns else "-"
@@ -149,11 +111,12 @@ def paper_cmd(strategy: Optional[str] = typer.Option(None, "--strategy", help="S
               json_out: Optional[Path] = typer.Option(None, "--json", help="Write the final status, latency and fills to this file ('-' for stdout).")):
     "Paper-trade a strategy on the trading node (replayed, simulated or live market data; paper fills always)."
     from memebot.strategy import get_strategy, parse_param_args
-    from memebot.ledger import Ledger, ledger_path, ledger_store
+    from memebot.exec.ledger import Ledger, ledger_path, ledger_store
     from memebot.live import TradingNode, save_run, load_run, RunError
-    from memebot.paper import PaperBroker
-    from memebot.commands.research import make_broker
-    from memebot.cli import positive, parse_range
+    from memebot.exec.paper import PaperBroker
+    from memebot.exec import make_broker
+    from memebot.cli import positive
+    from memebot.core import parse_range
     from memebot.data.store import StoreLockedError
     from memebot.core import WallClock
     s = settings()
@@ -179,8 +142,8 @@ def paper_cmd(strategy: Optional[str] = typer.Option(None, "--strategy", help="S
                 "live_tf": tf if (feed == "live" and bars) else None, "fill": fill, "fee_bps": fee_bps, "liquidity": liquidity,
                 "cash": cash if cash is not None else s.live.starting_cash_usd}
     strat = get_strategy(strategy, params)
-    fd, ch = build_feed(spec)                                        # before the run's ledger exists: a bad request leaves none
-    sb = make_broker(spec["fill"], ch, spec.get("fee_bps"), None, spec.get("liquidity", 100_000.0))
+    fd, ch = build_feed(spec, settings=settings())                                        # before the run's ledger exists: a bad request leaves none
+    sb = make_broker(spec["fill"], ch, spec.get("fee_bps"), None, spec.get("liquidity", 100_000.0), settings=settings())
     try: store = ledger_store(run_id, s)
     except StoreLockedError:
         raise PaperError(f"run {run_id!r} is running in another process (its ledger {ledger_path(run_id, s)} is open for "
@@ -219,7 +182,7 @@ def paper_cmd(strategy: Optional[str] = typer.Option(None, "--strategy", help="S
 
 def _record(run_id:str, s) -> dict|None:
     "The run record of a paper run, read from its ledger file (None when it has none)."
-    from memebot.ledger import ledger_store
+    from memebot.exec.ledger import ledger_store
     from memebot.live import load_run
     from memebot.data.store import StoreLockedError
     try:

@@ -12,11 +12,11 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 from ..core import MemebotError, ValidationError, Chain
-from ..cli import app, settings, console, err_console, open_store, parse_range, positive, quiet_logs
+from ..core import parse_range, json_safe
+from ..cli import app, settings, console, err_console, open_store, positive, quiet_logs
 
 # %% auto #0
-__all__ = ['ResearchError', 'load_candles', 'make_broker', 'trades_json', 'order_rows', 'order_notes', 'print_orders',
-           'backtest_cmd', 'sweep_cmd', 'strategies_cmd']
+__all__ = ['ResearchError', 'load_candles', 'trades_json', 'print_orders', 'backtest_cmd', 'sweep_cmd', 'strategies_cmd']
 
 # %% ../../nbs/93_commands.research.ipynb #b4ad5f7a
 class ResearchError(MemebotError):
@@ -57,56 +57,17 @@ def load_candles(symbols:list[str]|None, tf:str, start=None, end=None, source:st
         except MemebotError as e: raise ResearchError(str(e)) from None
     return feed, chains[0]
 
-def make_broker(fill:str, chain:str, fee_bps:float|None=None, slippage_bps:float|None=None, liquidity:float=100_000.0,
-                native_price:float=1.0, failure_prob:float=0.0, seed:int=0):
-    "A SimulatedBroker for the data's chain: `auto` is volume participation on CEX candles and x*y=k on DEX pools."
-    from memebot.exec import SimulatedBroker, BarFill, VolumeParticipation, ConstantProductAMM, PumpFunCurve, FeeSchedule
-    s = settings(); bt = s.backtest
-    if fill == "auto": fill = "volume" if chain == "cex" else "amm"
-    if fill == "bar": model = BarFill(bt.cex_fee_bps if fee_bps is None else fee_bps, slippage_bps or 0.0)
-    elif fill == "volume":
-        model = VolumeParticipation(bt.cex_fee_bps if fee_bps is None else fee_bps, bt.volume_participation, bt.impact_bps, 2 * (slippage_bps or 0.0))
-    elif fill == "amm":
-        dflt = bt.uniswap_v2_fee_bps if Chain.parse(chain).is_evm else bt.raydium_fee_bps
-        model = ConstantProductAMM(dflt if fee_bps is None else fee_bps, liquidity_quote=liquidity)
-    elif fill == "pumpfun": model = PumpFunCurve(bt.pumpfun_fee_bps if fee_bps is None else fee_bps)
-    else: raise ResearchError(f"--fill {fill!r}: expected auto, bar, volume, amm or pumpfun")
-    return SimulatedBroker(model, FeeSchedule.for_chain(chain, s, native_price), failure_prob, seed)
-
-def _clean(v):
-    if isinstance(v, float): return v if math.isfinite(v) else None
-    if isinstance(v, dict): return {k: _clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)): return [_clean(x) for x in v]
-    if hasattr(v, "isoformat"): return None if v != v else v.isoformat()
-    if hasattr(v, "item"): return _clean(v.item())
-    return v
-
 def trades_json(trades) -> list[dict]:
     "Trades as JSON-ready dicts (ISO times, None for NaN)."
     out = []
     for r in trades.to_dict("records"):
-        out.append(_clean({k: (None if (k.endswith("_time") and (r[k] is None or r[k] != r[k])) else r[k]) for k in r}))
+        out.append(json_safe({k: (None if (k.endswith("_time") and (r[k] is None or r[k] != r[k])) else r[k]) for k in r}))
     return out
 
-# %% ../../nbs/93_commands.research.ipynb #baa65b10
-def order_rows(stats:dict) -> list[tuple[str, str]]:
-    "(outcome, count) rows of a run's order statistics, rejections and skipped entries by reason."
-    rows = [(k.replace("_", " "), f"{stats[k]:,}") for k in ("submitted", "filled", "filled_in_parts", "partly_filled",
-                                                             "cancelled", "expired", "failed", "rejected", "open")]
-    rows += [(f"  rejected: {k}", f"{v:,}") for k, v in stats.get("rejected_by_reason", {}).items()]
-    rows += [(f"  entry skipped: {k}", f"{v:,}") for k, v in stats.get("skipped", {}).items()]
-    return rows
-
-def order_notes(stats:dict, risk:str) -> list[str]:
-    "The lines printed under the orders table: which risk checks ran, and the rejection warning if any."
-    from memebot.backtest import rejection_warning
-    out = [f"risk checks: {risk}"]
-    w = rejection_warning(stats)
-    if w: out.append(f"warning: {w}")
-    return out
-
+# %% ../../nbs/93_commands.research.ipynb #929a243e
 def print_orders(stats:dict, risk:str, title:str="orders"):
     "Print the orders table and its notes (80 columns)."
+    from memebot.backtest import order_rows, order_notes
     t = Table(title=title)
     t.add_column("outcome"); t.add_column("orders", justify="right")
     for k, v in order_rows(stats): t.add_row(k, v)
@@ -142,7 +103,8 @@ def backtest_cmd(strategy: str = typer.Option(..., "--strategy", help="Strategy 
     quiet_logs()
     import pandas as pd
     from memebot.strategy import get_strategy, parse_param_args
-    from memebot.backtest import Engine
+    from memebot.backtest import Engine, order_rows, order_notes
+    from memebot.exec import make_broker
     from memebot.core import OrderStatus
     from memebot.metrics import tearsheet
     cash = positive(cash, "--cash")
@@ -150,7 +112,7 @@ def backtest_cmd(strategy: str = typer.Option(..., "--strategy", help="Strategy 
     strat = get_strategy(strategy, parse_param_args(param))
     feed, ch = load_candles(_symbols(symbols), tf, start, end, source, chain)
     s = settings()
-    broker = make_broker(fill, ch, fee_bps, slippage_bps, liquidity, failure_prob=fail_prob, seed=seed)
+    broker = make_broker(fill, ch, fee_bps, slippage_bps, liquidity, failure_prob=fail_prob, seed=seed, settings=s)
     with console.status(f"backtest {strat.id} over {feed.n_bars:,} bars", spinner="dots") if console.is_terminal else _null():
         res = Engine(strat, feed, broker, risk="settings" if risk else None,
                      cash=cash if cash is not None else s.backtest.initial_cash_usd).run()
@@ -162,10 +124,10 @@ def backtest_cmd(strategy: str = typer.Option(..., "--strategy", help="Strategy 
         title = f"{strat.id} {', '.join(feed.symbols[:5])}{' ...' if len(feed.symbols) > 5 else ''} {tf}"
         paths = tearsheet(res.equity, m, od, trades, title, orders=order_rows(stats), notes=notes)
     doc = {"strategy": strat.id, "params": strat.param_values, "symbols": list(feed.symbols), "tf": tf, "bars": res.bars,
-           "elapsed_s": res.elapsed_s, "risk": res.risk, "metrics": _clean(m), "orders": stats,
+           "elapsed_s": res.elapsed_s, "risk": res.risk, "metrics": json_safe(m), "orders": stats,
            "warnings": [n[len("warning: "):] for n in notes if n.startswith("warning: ")],
-           "rejections": [{"ts": _clean(pd.Timestamp(o.ts, tz="UTC")), "client_id": o.client_id, "symbol": o.symbol,
-                           "side": o.side.value, "qty": _clean(o.qty), "reason": o.reason}
+           "rejections": [{"ts": json_safe(pd.Timestamp(o.ts, tz="UTC")), "client_id": o.client_id, "symbol": o.symbol,
+                           "side": o.side.value, "qty": json_safe(o.qty), "reason": o.reason}
                           for o in res.orders if o.status is OrderStatus.REJECTED],
            "trades": trades_json(trades),
            "tearsheet": paths}
@@ -226,7 +188,7 @@ def sweep_cmd(strategy: str = typer.Option(..., "--strategy", help="Strategy nam
     varied = [k for k, v in g.items() if len(v) > 1]
     if len(varied) >= 2: heatmap(res, varied[0], varied[1], metric, od / "heatmap.png", f"{cls.name}: {metric} ({tf}, {len(feed.symbols)} symbols)")
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True); json_out.write_text(json.dumps(_clean(res.to_dict("records"))))
+        json_out.parent.mkdir(parents=True, exist_ok=True); json_out.write_text(json.dumps(json_safe(res.to_dict("records"))))
     asc = metric == "max_drawdown"
     best = res.groupby(list(g))[["total_return", "sharpe", "max_drawdown", "trades"]].mean().sort_values(metric, ascending=asc).head(top)
     t = Table(title=f"{cls.name}: {len(res) // max(len(feed.symbols), 1):,} combinations x {len(feed.symbols)} symbols in {el:.1f} s (mean over symbols)")

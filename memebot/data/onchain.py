@@ -16,12 +16,12 @@ from ..core import (ValidationError, Chain, NS, Side, Swap, PoolUpdate, TokenLau
 __all__ = ['PROGRAMS', 'WHIRLPOOL_DISC', 'LBPAIR_DISC', 'BONDING_CURVE_DISC', 'PUMP_INITIAL_VIRTUAL_TOKEN',
            'PUMP_INITIAL_VIRTUAL_SOL', 'PUMP_INITIAL_REAL_TOKEN', 'PUMP_TOKEN_SUPPLY', 'PUMP_FEE_BPS',
            'PUMP_TOKEN_DECIMALS', 'TRADE_EVENT_DISC', 'CREATE_EVENT_DISC', 'COMPLETE_EVENT_DISC', 'V2_SWAP_TOPIC',
-           'V2_SYNC_TOPIC', 'DecodeError', 'account_bytes', 'pubkey_at', 'TokenAccount', 'decode_token_account',
-           'RaydiumAmmV4', 'decode_raydium_amm_v4', 'RaydiumCpmm', 'decode_raydium_cpmm', 'Whirlpool',
-           'sqrt_price_x64_to_price', 'whirlpool_pool_update', 'decode_whirlpool', 'LbPair', 'decode_dlmm_lbpair',
-           'BondingCurve', 'decode_bonding_curve', 'encode_bonding_curve', 'PumpTrade', 'bonding_curve_address',
-           'decode_trade_event', 'encode_trade_event', 'decode_create_event', 'encode_create_event',
-           'decode_program_logs', 'V2Sync', 'V2Swap', 'decode_v2_log', 'V2Pair']
+           'V2_SYNC_TOPIC', 'DecodeError', 'account_bytes', 'pubkey_at', 'ata_address', 'TokenAccount',
+           'decode_token_account', 'RaydiumAmmV4', 'decode_raydium_amm_v4', 'RaydiumCpmm', 'decode_raydium_cpmm',
+           'Whirlpool', 'sqrt_price_x64_to_price', 'whirlpool_pool_update', 'decode_whirlpool', 'LbPair',
+           'decode_dlmm_lbpair', 'BondingCurve', 'decode_bonding_curve', 'encode_bonding_curve', 'PumpTrade',
+           'bonding_curve_address', 'decode_trade_event', 'encode_trade_event', 'decode_create_event',
+           'encode_create_event', 'decode_program_logs', 'V2Sync', 'V2Swap', 'decode_v2_log', 'V2Pair']
 
 # %% ../../nbs/12_data.onchain.ipynb #1bf3a40a
 PROGRAMS = {
@@ -32,6 +32,7 @@ PROGRAMS = {
     "pumpfun": "6EF8rrecthR5Dkzon8Nwu78hRvfCKubJ14M5uBEwF6P",
     "pumpswap": "pAMMBay6oceH9fJKBRHGP5D4bD4sWpmSwMn52FMfXEA",
     "spl_token": "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA",
+    "associated_token": "ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL",
 }
 
 class DecodeError(ValidationError):
@@ -76,6 +77,17 @@ def _check(b:bytes, layout:str, size:int, disc:bytes|None=None, exact:bool=False
         raise DecodeError(layout, "data", f"{len(b)} bytes, expected {'exactly ' if exact else 'at least '}{size}")
     if disc is not None and b[:8] != disc:
         raise DecodeError(layout, "discriminator", f"{list(b[:8])} is not {list(disc)}")
+
+
+
+# %% ../../nbs/12_data.onchain.ipynb #70a26ed8
+def ata_address(owner:Pubkey, # the wallet
+                mint:Pubkey, # the token's mint
+                token_program:str=PROGRAMS["spl_token"] # the mint's owner program (Token or Token-2022)
+               ) -> Pubkey:
+    "The associated token account of `owner` for `mint`."
+    return Pubkey.find_program_address([bytes(owner), bytes(Pubkey.from_string(token_program)), bytes(mint)],
+                                       Pubkey.from_string(PROGRAMS["associated_token"]))[0]
 
 # %% ../../nbs/12_data.onchain.ipynb #88e11072
 @dataclass(slots=True)

@@ -38,7 +38,8 @@ class ReplayFeed(Feed):
         self.clock = clock if clock is not None else SimClock(0)
         self.count = 0
 
-    def _query(self) -> tuple[str, list]:
+    def query(self) -> tuple[str, list]:
+        "The SQL (and its parameters) that selects this replay's rows, for counting or inspecting them."
         where, args = [], []
         if self.symbols is not None:
             ph = ", ".join("?" * len(self.symbols))
@@ -58,14 +59,14 @@ class ReplayFeed(Feed):
     def check(self):
         "Refuse ambiguous candle replays (several timeframes mixed into one stream)."
         if self.kind == "candles" and self.tf is None:
-            sql, args = self._query()
+            sql, args = self.query()
             n = self.store.cursor().execute(f"SELECT count(DISTINCT tf) FROM ({sql})", args).fetchone()[0]
             if n > 1: raise ValidationError("replay", "tf", f"{n} timeframes stored for this selection; pass tf=")
 
     def batches(self):
         "The selection as Arrow record batches (time-ordered)."
         self.check()
-        sql, args = self._query()
+        sql, args = self.query()
         cur = self.store.con.cursor()   # a private cursor: replays can run beside other queries
         reader = cur.sql(sql, params=args).to_arrow_reader(self.batch_size)
         for b in reader: yield b
