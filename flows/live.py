@@ -19,7 +19,6 @@ def live_flow(strategy: str = "ema_cross", feed: str = "replay", params: dict | 
               max_minutes: float | None = None, tf: str = "5m") -> dict:
     "Run the TradingNode until stopped (kill switch, max_minutes or the feed ends); resumes from the ledger."
     pre = ops.live_preflight(mode)
-    live = ops.require_live()          # memebot.live, imported only now; one clear error when absent
     run_id = run_id or f"{mode}-{strategy}"   # stable: a restarted flow resumes the same ledger run
     get_run_logger().info(f"{mode} node: strategy={strategy} feed={feed} run_id={run_id} kill_file={pre['kill_file']}")
     if mode == "live":                 # real swaps need the operator's explicit flag: `memebot live run`, not a scheduler
@@ -28,6 +27,7 @@ def live_flow(strategy: str = "ema_cross", feed: str = "replay", params: dict | 
     import asyncio
     from memebot.exec.ledger import Ledger, ledger_store
     from memebot.strategy import get_strategy
+    from memebot import live
     from memebot.live import build_feed
     strat = get_strategy("model_signal" if model else strategy, {**(params or {}), **({"model": model} if model else {})})
     fd, ch = build_feed({"feed": feed, "tf": tf}, ops.store_path(store))          # replay | sim | live

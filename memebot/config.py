@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
-from .core import MemebotError
+from .core import MemebotError, Environment
 
 # %% auto #0
 __all__ = ['SECTIONS', 'ENV_PREFIX', 'REDACTED', 'LiveConfig', 'RiskConfig', 'AIConfig', 'CrossChainConfig', 'EnterpriseConfig',
@@ -31,6 +31,10 @@ class LiveConfig(_Section):
     heartbeat_seconds: float = Field(5.0, gt=0, le=3600)
     starting_cash_usd: float = Field(10_000.0, gt=0)  # paper account's starting cash
     reconcile_every_s: float = Field(60.0, gt=0, le=86_400)  # live run: compare ledger and chain this often; a difference halts
+    @property
+    def environment(self) -> Environment:
+        "What the two switches mean together: LIVE only with live trading enabled and paper mode off, else PAPER."
+        return Environment.LIVE if self.live_trading_enabled and not self.paper_trading_mode else Environment.PAPER
 
 class RiskConfig(_Section):
     "[risk]: limits every order passes, in backtest, paper and live alike."

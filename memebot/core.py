@@ -15,7 +15,7 @@ __all__ = ['SOL_MINT', 'USDC_MINT', 'NS', 'MarketEvent', 'ORDER_TRANSITIONS', 'M
            'to_atoms', 'from_atoms', 'tf_seconds', 'TokenRef', 'PoolRef', 'ts_from', 'ts_to_datetime', 'Side', 'Candle',
            'Tick', 'Swap', 'Quote', 'parse_when', 'parse_range', 'json_safe', 'PoolUpdate', 'TokenLaunched',
            'OrderType', 'OrderStatus', 'InvalidOrderTransition', 'new_client_id', 'Order', 'NotionalOrder', 'Fill',
-           'Position', 'Portfolio', 'RiskHook', 'Clock', 'WallClock', 'SimClock', 'Feed', 'ListFeed',
+           'Position', 'Portfolio', 'Environment', 'RiskHook', 'Clock', 'WallClock', 'SimClock', 'Feed', 'ListFeed',
            'SharedDataMissing', 'shared_dir']
 
 # %% ../nbs/00_core.ipynb #073535cc
@@ -419,6 +419,11 @@ def pending_qty(self:Portfolio, symbol:str) -> float:
     "Signed unfilled quantity of the open orders in `symbol` (a notional buy counts its estimate)."
     return sum(o.side.sign * o.remaining for o in self.orders.values() if o.symbol == symbol)
 
+# %% ../nbs/00_core.ipynb #79cdec0e
+class Environment(str, enum.Enum):
+    "Where a strategy runs: backtest, paper or live."
+    BACKTEST = "backtest"; PAPER = "paper"; LIVE = "live"
+
 # %% ../nbs/00_core.ipynb #68bebd1d
 class RiskHook:
     "The contract between engines and the risk engine: a reason to reject, or None; and what it needs to hear."
@@ -440,6 +445,7 @@ class RiskHook:
 # %% ../nbs/00_core.ipynb #bcbd2c82
 class Clock:
     "The one source of time for an engine: `now_ns()` and an awaitable `sleep`."
+    simulated: bool = False      # True: time moves only by `advance_to` (event time), never by itself
     def now_ns(self) -> int: raise NotImplementedError
     def now(self) -> datetime: return ts_to_datetime(self.now_ns())
     async def sleep(self, seconds:float): raise NotImplementedError
@@ -451,6 +457,7 @@ class WallClock(Clock):
 
 class SimClock(Clock):
     "Simulated time: moves only when the feed (or a test) advances it; never goes backwards."
+    simulated = True
     def __init__(self, start_ns:int=0): self._ns = int(start_ns)
     def now_ns(self) -> int: return self._ns
     def advance_to(self, ns:int):
@@ -463,11 +470,17 @@ class SimClock(Clock):
 # %% ../nbs/00_core.ipynb #90705458
 class Feed:
     "Market events in time order: async iteration always; sync iteration for stored or simulated data."
-    clock: Clock|None = None
+    clock: Clock|None = None          # the SimClock a replay advances to each event (None: the engine picks one)
+    symbols: list[str]|None = None    # the universe, when known before the first event
+    fast_until: int = -1              # paced feeds: events up to this time (UTC ns) are delivered without pacing
     def __aiter__(self): return self._aiter()
     async def _aiter(self):
         for ev in self: yield ev
     def __iter__(self): raise TypeError(f"{type(self).__name__} is a live feed: iterate it with `async for`")
+    @property
+    def replayable(self) -> bool:
+        "True when the feed can be iterated again from its start (stored or simulated data), False for live feeds."
+        return type(self).__iter__ is not Feed.__iter__
     async def close(self): pass
 
 class ListFeed(Feed):

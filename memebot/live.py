@@ -11,20 +11,19 @@ from collections import deque
 from dataclasses import dataclass
 import numpy as np
 from .core import (MemebotError, ValidationError, Candle, Order, OrderStatus, Fill, Portfolio, Feed, Clock,
-                          WallClock, SimClock, NS, tf_seconds, ts_to_datetime, ts_from, parse_range)
+                          WallClock, SimClock, NS, Environment, tf_seconds, ts_to_datetime, ts_from, parse_range)
 from pathlib import Path
 from .config import get_settings, Settings
 from .strategy import Strategy, Bars
 from .backtest import Engine, BacktestResult, order_stats
-from .exec import BarFill
+from .exec import BarFill, Broker
 from .exec.paper import PaperBroker
 from .risk import RiskEngine, RiskChain, TradingState
 from .data.store import Store, register_migration, ensure_schema
 from .obs import get_logger, counter, gauge, histogram
 
 # %% auto #0
-__all__ = ['FEEDS', 'BarSlices', 'Paced', 'RunError', 'save_run', 'load_run', 'build_feed', 'replayable', 'TradingNode',
-           'VenueBroker']
+__all__ = ['FEEDS', 'BarSlices', 'Paced', 'RunError', 'save_run', 'load_run', 'build_feed', 'TradingNode', 'VenueBroker']
 
 # %% ../nbs/70_live.ipynb #9b68d69d
 async def _paced(events, pacer):
@@ -45,13 +44,13 @@ class BarSlices(Feed):
                  speed:float|None=None, # multiple of real time for async iteration (None: as fast as possible)
                  symbols:list[str]|None=None): # the universe in first-appearance order, when known up front
         if speed is not None and not speed > 0: raise ValidationError("replay", "speed", f"{speed!r} must be > 0")
-        self.feed, self.speed, self.clock = feed, speed, getattr(feed, "clock", None) or SimClock()
-        if hasattr(feed, "clock"): feed.clock = SimClock()      # reading one candle ahead must not move our clock
+        self.feed, self.speed, self.clock = feed, speed, feed.clock or SimClock()
+        feed.clock = SimClock()                               # reading one candle ahead must not move our clock
         if symbols: self.symbols = tuple(symbols)
         self.fast_until = -1
 
     def __iter__(self):
-        rank = {s: i for i, s in enumerate(getattr(self, "symbols", ()))}
+        rank = {s: i for i, s in enumerate(self.symbols or ())}
         key = grp = None
         def emit(key, grp):
             ts, tf = key
@@ -88,7 +87,7 @@ class Paced(Feed):
     "A replayable feed iterated at `speed` x real time (async), with no pacing up to `fast_until`."
     def __init__(self, feed:Feed, speed:float|None=None):
         if speed is not None and not speed > 0: raise ValidationError("feed", "speed", f"{speed!r} must be > 0")
-        self.feed, self.speed, self.clock, self.fast_until = feed, speed, getattr(feed, "clock", None), -1
+        self.feed, self.speed, self.clock = feed, speed, feed.clock
     def __iter__(self): return iter(self.feed)
     async def _aiter(self):
         async for ev in _paced(iter(self.feed), self): yield ev
@@ -176,9 +175,11 @@ _EQUITY = gauge("node_equity", "Equity (cash + positions at last prices) of a no
 _LAG = gauge("feed_lag_seconds", "Live feeds: wall time minus the last event's time; replays: wall time since the last event", ["run_id"])
 _OPEN = gauge("node_open_orders", "Orders submitted and not done", ["run_id"])
 
-class _Timed:
+class _Timed(Broker):
     "The broker as the engine sees it: measures tick-to-order latency and keeps the last orders for dashboards."
     def __init__(self, broker, node): self.b, self.node = broker, node
+    @property
+    def network_fee(self) -> float: return self.b.network_fee
     def submit(self, order:Order, now_ns:int) -> None:
         n = self.node; dt = time.perf_counter_ns() - n._t_in
         if len(n.latencies_ns) < n.max_samples: n.latencies_ns.append(dt)
@@ -188,11 +189,6 @@ class _Timed:
     def cancel(self, client_id:str) -> bool: return self.b.cancel(client_id)
     def on_market(self, ev) -> list: return self.b.on_market(ev)
     def open_orders(self) -> list: return self.b.open_orders()
-    def __getattr__(self, k): return getattr(self.b, k)
-
-def replayable(feed:Feed) -> bool:
-    "True when `feed` can be iterated again from its start (stored or simulated data), False for live feeds."
-    return type(feed).__iter__ is not Feed.__iter__
 
 class TradingNode:
     "Feed -> Strategy -> Risk -> Broker -> Ledger: the backtest Engine's per-event path in an async loop."
@@ -206,21 +202,26 @@ class TradingNode:
                  settings=None, # Settings (default get_settings())
                  heartbeat_s:float|None=None, # default [live] heartbeat_seconds
                  store:Store|None=None, # where the run record and checkpoints go (default: the ledger's store)
-                 max_samples:int=2_000_000): # tick-to-order samples kept in `latencies_ns`
-        from memebot.config import get_settings
+                 max_samples:int=2_000_000, # tick-to-order samples kept in `latencies_ns`
+                 environment:Environment=Environment.PAPER): # LIVE only where the settings allow live trading
         s = self.settings = settings or get_settings()
+        self.environment = Environment(environment)
+        if self.environment is Environment.BACKTEST: raise RunError("a TradingNode runs paper or live; backtests use Engine")
+        if self.environment is Environment.LIVE and s.live.environment is not Environment.LIVE:
+            raise RunError("live trading is off: set [live] live_trading_enabled = true and paper_trading_mode = false")
         self.run_id, self.feed, self.ledger = run_id, feed, ledger
         self.store = store if store is not None else (ledger.store if ledger is not None else None)
         self.risk = risk if risk is not None else RiskEngine.from_settings(s, watch_kill_file=True)
         self.risk_chain = RiskChain(self.risk)
         self.broker = broker if broker is not None else PaperBroker(BarFill(), ledger=ledger)
-        if hasattr(self.broker, "deferred"): self.broker.deferred = True
-        self._flush = getattr(self.broker, "flush", None)
-        if clock is None: clock = getattr(feed, "clock", None) or WallClock()
-        self.clock, self.live_clock = clock, not hasattr(clock, "advance_to")
+        self.broker.deferred = True                # ledger writes after each event, off the tick-to-order path
+        self._flush = self.broker.flush
+        if clock is None: clock = feed.clock or WallClock()
+        self.clock, self.live_clock = clock, not clock.simulated
         self.cash = float(cash if cash is not None else s.live.starting_cash_usd)
         self.heartbeat_s = float(heartbeat_s if heartbeat_s is not None else s.live.heartbeat_seconds)
-        self.engine = Engine(strategy, feed, _Timed(self.broker, self), clock, self.risk_chain, Portfolio(cash=self.cash), run_id=run_id)
+        self.engine = Engine(strategy, feed, _Timed(self.broker, self), clock, self.risk_chain, Portfolio(cash=self.cash), run_id=run_id,
+                             environment=self.environment)
         self.engine.on_rejected = self._rejected
         self.rejections: deque = deque(maxlen=20)     # (ts, client_id, symbol, reason) of the last refused orders
         self.strategy = strategy
@@ -230,7 +231,7 @@ class TradingNode:
         self.orders_sent = 0; self.events = 0; self.last_ts = 0; self.last_wall = 0
         self.status_text, self.mode, self.interrupted = "created", "fresh", False
         self._t_in = time.perf_counter_ns(); self._in_step = False; self._halts: list = []
-        self._stopping = False; self._task = None; self._counted = 0
+        self._stopping = False; self._task = None; self._counted = self._orders_counted = 0
         self._next_beat = time.perf_counter_ns() + int(self.heartbeat_s * NS)
         self.risk.add_halt_listener(self._on_halt)
         if ledger is not None:                     # held triggers (stop-losses...) live in the ledger too: restarts keep them
@@ -246,14 +247,14 @@ class TradingNode:
         led.reload()
         held = led.held()
         if not led.orders and not held: self.mode = "fresh"; return
-        if replayable(self.feed):
+        if self.feed.replayable:
             self.mode = "replay"
             rec = load_run(self.store, self.run_id) if self.store is not None else None
-            if rec and rec.get("last_ts") and hasattr(self.feed, "fast_until"): self.feed.fast_until = rec["last_ts"]
+            if rec and rec.get("last_ts"): self.feed.fast_until = rec["last_ts"]     # catch up unpaced
         else:
             self.mode = "restore"
             fills = led.fills()
-            put = self.broker.restore(led.open_orders(), fills) if hasattr(self.broker, "restore") else []
+            put = self.broker.restore(led.open_orders(), fills)
             self.engine.restore(fills, put, held, list(led.orders))  # held stops and take-profits keep protecting
         self.log.info("node_recovered", mode=self.mode, orders=len(led.orders), open=len(led.open_orders()), held=len(held),
                       positions={s: p.qty for s, p in led.portfolio.positions.items() if p.qty})
@@ -302,7 +303,7 @@ class TradingNode:
             try: step(ev)
             finally:
                 self._in_step = False
-                if flush is not None: flush()
+                flush()
             if self._halts: self._drain_halts()
             self.events += 1; self.last_ts = ev.ts
             if self._t_in >= self._next_beat: self._beat()      # a busy loop still beats (the timer task covers idle feeds)
@@ -321,7 +322,7 @@ class TradingNode:
     def _metrics(self):
         r = self.run_id; pf = self.engine.portfolio
         _EVENTS.labels(r).inc(self.events - self._counted); self._counted = self.events
-        _NODE_ORDERS.labels(r).inc(0)
+        _NODE_ORDERS.labels(r).inc(self.orders_sent - self._orders_counted); self._orders_counted = self.orders_sent
         real, unreal = pf.realized_pnl(), pf.unrealized_pnl()
         _PNL.labels(r, "realized").set(real); _PNL.labels(r, "unrealized").set(unreal); _PNL.labels(r, "total").set(real + unreal)
         _EQUITY.labels(r).set(self.engine.equity()); _OPEN.labels(r).set(len(pf.orders))
@@ -373,14 +374,11 @@ class TradingNode:
             if hb is not None: hb.cancel()
             self._task = None
             if handle_signals: self._signals(False)
-            drain = getattr(self.broker, "drain", None)       # a venue with swaps in flight: let them land and book them
-            if drain is not None:
-                await drain()
-                rep = self.broker.on_market(None)
-                if rep: self.engine._report(rep)
-            if self._flush is not None: self._flush()
+            rep = await self.broker.drain()                    # a venue with swaps in flight: let them land and book them
+            if rep: self.engine.book(rep)
+            self._flush()
             res = self.engine.finish(time.perf_counter() - t0, on_stop=status == "finished")   # interrupted: may resume
-            if self._flush is not None: self._flush()
+            self._flush()
             self._metrics(); self.checkpoint(status); self.risk.publish(running=False)
             try: await self.feed.close()
             except Exception: pass
@@ -398,7 +396,8 @@ class TradingNode:
                 "unrealized": p.unrealized(pf.marks.get(s, p.avg_price))} for s, p in pf.positions.items() if p.qty]
         st = {**order_stats(e.orders, e.fills), "skipped": dict(e.skipped)}
         paused = {k: v[1] for k, v in self.risk.paused.items() if v[0] > self.risk.now_ns}
-        return {"run_id": self.run_id, "status": self.status_text, "mode": self.mode, "events": self.events,
+        return {"run_id": self.run_id, "environment": self.environment.value, "status": self.status_text, "mode": self.mode,
+                "events": self.events,
                 "last_ts": self.last_ts, "feed_lag_s": self.feed_lag_s(), "cash": pf.cash, "equity": e.equity(),
                 "pnl": {"realized": pf.realized_pnl(), "unrealized": pf.unrealized_pnl(), "fees": pf.fees_paid},
                 "positions": pos, "open_orders": len(pf.orders), "orders": self.orders_sent, "fills": len(e.fills),
@@ -420,10 +419,8 @@ class TradingNode:
         p = np.percentile(a, [50, 99, 99.9])
         return {"n": len(a), "p50_us": float(p[0]), "p99_us": float(p[1]), "p999_us": float(p[2]), "max_us": float(a.max())}
 
-
-
 # %% ../nbs/70_live.ipynb #e505f94a
-class VenueBroker:
+class VenueBroker(Broker):
     "An async venue (SolanaBroker) as the engine's broker: each order runs as a task; fills come back at the next event."
     def __init__(self, venue, # has `async submit(order, mark) -> Order` in its final state, and a `ledger`
                  marks:dict|None=None, # symbol -> last price, to size a buy given in base units (the node's marks)
@@ -465,6 +462,7 @@ class VenueBroker:
     def cancel(self, client_id:str) -> bool: return False      # a signed swap cannot be called back
     def open_orders(self) -> list[Order]: return [o for o in self.orders.values() if not o.status.is_terminal]
 
-    async def drain(self) -> None:
-        "Wait (up to `drain_timeout_s`) for the swaps in flight."
+    async def drain(self) -> list:
+        "Wait (up to `drain_timeout_s`) for the swaps in flight; the reports of those that landed."
         if self._tasks: await asyncio.wait(list(self._tasks.values()), timeout=self.drain_timeout_s)
+        return self.on_market(None)

@@ -9,7 +9,7 @@ import os, sys, time, json, asyncio, threading, contextlib, shutil
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import pandas as pd
-from .core import MemebotError, ValidationError, Chain, tf_seconds, ts_from, NS, json_safe
+from .core import MemebotError, ValidationError, Chain, Environment, tf_seconds, ts_from, NS, json_safe
 from .config import get_settings, Settings
 from .obs import get_logger
 
@@ -18,15 +18,11 @@ log = get_logger("memebot.ops")
 class OpsError(MemebotError):
     "An operations request (flow, report, quickstart) cannot be served."
 
-class PaperUnavailable(OpsError):
-    "The paper-trading node (memebot.live) is not available in this build."
-
 # %% auto #0
-__all__ = ['log', 'REPORTS', 'QS_MODEL', 'OpsError', 'PaperUnavailable', 'prefect_env', 'WatchItem', 'parse_watchlist',
-           'task_runner', 'pickle_by_value', 'provider_slot', 'store_path', 'backfill_item', 'backfill_shard',
-           'merge_candles', 'quality_check', 'split_grid', 'sweep_chunk', 'sweep_frame', 'training_candles',
-           'feature_summary', 'require_live', 'live_preflight', 'reports_dir', 'run_report', 'QuickstartResult',
-           'quickstart']
+__all__ = ['log', 'REPORTS', 'QS_MODEL', 'OpsError', 'prefect_env', 'WatchItem', 'parse_watchlist', 'task_runner',
+           'pickle_by_value', 'provider_slot', 'store_path', 'backfill_item', 'backfill_shard', 'merge_candles',
+           'quality_check', 'split_grid', 'sweep_chunk', 'sweep_frame', 'training_candles', 'feature_summary',
+           'live_preflight', 'reports_dir', 'run_report', 'QuickstartResult', 'quickstart']
 
 # %% ../nbs/99_ops.ipynb #479adb9b
 def prefect_env(settings:Settings|None=None, # settings (default: the process-wide ones)
@@ -224,21 +220,17 @@ def feature_summary(candles:pd.DataFrame, h:int=1) -> dict:
             "positive_share": float(ds.y.mean())}
 
 # %% ../nbs/99_ops.ipynb #10dbc0b2
-def require_live():
-    "The `memebot.live` module (TradingNode); one clear error when this build lacks it."
-    try: import memebot.live as live
-    except ImportError as e:
-        if getattr(e, "name", "") not in ("memebot.live",): raise
-        raise PaperUnavailable("the trading node (memebot.live) is not part of this build: the live/paper flow cannot run") from None
-    return live
-
-def live_preflight(mode:str="paper", # "paper" (default) or "live"
+def live_preflight(mode:str|Environment="paper", # "paper" (default) or "live"
                    settings:Settings|None=None) -> dict:
     "Check the kill switch and the live flags before a trading flow starts; returns mode and kill file."
     from memebot.risk import read_kill_file
     s = settings or get_settings()
-    if mode not in ("paper", "live"): raise ValidationError("flows", "mode", f"{mode!r}: expected paper or live")
-    if mode == "live" and not (s.live.live_trading_enabled and not s.live.paper_trading_mode):
+    try: env = Environment(mode)
+    except ValueError: env = None
+    if env not in (Environment.PAPER, Environment.LIVE):
+        raise ValidationError("flows", "mode", f"{mode!r}: expected paper or live")
+    mode = env.value
+    if env is Environment.LIVE and s.live.environment is not Environment.LIVE:
         raise OpsError("live trading is off: set [live] live_trading_enabled = true and paper_trading_mode = false to run the live flow")
     kf = s.resolve(s.live.kill_file); k = read_kill_file(kf)
     if k: raise OpsError(f"kill switch engaged ({k['reason']}): run `memebot resume --confirm` before starting the {mode} flow")

@@ -129,7 +129,7 @@ def _dask_flows(env, gt, address):
 
 def test_live_flow_guard_rails(harness, env):
     from live import live_flow
-    from memebot.ops import OpsError, PaperUnavailable
+    from memebot.ops import OpsError
     from memebot.risk import write_kill_file
     write_kill_file(env["MEMEBOT_LIVE_KILL_FILE"], "test kill")
     with pytest.raises(OpsError, match="kill switch engaged"):

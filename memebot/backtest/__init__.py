@@ -9,9 +9,10 @@ import math, time, heapq, asyncio, itertools
 from dataclasses import dataclass, field
 import numpy as np, pandas as pd
 from ..core import (MemebotError, ValidationError, Side, Order, OrderType, OrderStatus, Fill, Candle, Tick, Swap, PoolUpdate,
-                          TokenLaunched, Portfolio, RiskHook, Clock, SimClock, Feed, NS, NotionalOrder, tf_seconds, ts_from)
+                          TokenLaunched, Portfolio, RiskHook, Clock, SimClock, Feed, NS, NotionalOrder, Environment, tf_seconds,
+                          ts_from)
 from ..strategy import Strategy, Bars
-from ..exec import SimulatedBroker, OrderManager, BarFill, _event_key
+from ..exec import SimulatedBroker, OrderManager, BarFill, event_key
 from ..obs import get_logger
 from fastcore.basics import patch
 
@@ -440,11 +441,12 @@ class Engine:
                  clock:Clock|None=None, # default SimClock; the engine advances a SimClock to each event
                  risk:RiskHook|str|None="settings", # "settings": RiskEngine with the [risk] limits; None: off
                  portfolio:Portfolio|None=None, cash:float|None=None, run_id:str="bt",
-                 validation:OrderValidation|None=None): # the account checks (default OrderValidation())
-        self.strategy, self.feed = strategy, feed
+                 validation:OrderValidation|None=None, # the account checks (default OrderValidation())
+                 environment:Environment=Environment.BACKTEST): # where it runs (a node passes PAPER or LIVE)
+        self.strategy, self.feed, self.environment = strategy, feed, Environment(environment)
         self.broker = broker if broker is not None else SimulatedBroker(BarFill())
-        self.network_fee = float(getattr(self.broker, "network_fee", 0.0))
-        self.clock = clock if clock is not None else (getattr(feed, "clock", None) or SimClock())
+        self.network_fee = float(self.broker.network_fee)
+        self.clock = clock if clock is not None else (feed.clock or SimClock())
         self.risk, self.risk_label = _risk_hook(risk)
         self.validation = validation or OrderValidation()
         if portfolio is None:
@@ -456,7 +458,7 @@ class Engine:
         self.om = OrderManager(run_id)
         self.log = get_logger("memebot.engine")
         self.on_rejected = None                     # callable(order): an order refused before any broker saw it
-        self._advance = getattr(self.clock, "advance_to", None)
+        self._advance = self.clock.advance_to if self.clock.simulated else None
         rt = type(self.risk)
         self._alive = self.risk.feed_alive if rt.feed_alive is not RiskHook.feed_alive else None
         self.universe: list[str] = []; self._uidx: dict[str, int] = {}; self._icache: dict = {}
@@ -472,7 +474,7 @@ class Engine:
         self.now, self.events, self.bars = 0, 0, 0
         self.ctx = Context(self)
         self._started = False
-        if hasattr(feed, "symbols"): self._index(tuple(feed.symbols))
+        if feed.symbols is not None: self._index(tuple(feed.symbols))
 
 # %% ../../nbs/65_backtest.ipynb #7c2ee9f8
 @patch
@@ -546,7 +548,7 @@ def _closed(self:Engine, o:Order, notify:bool=True # False: the caller tells the
     return True
 
 @patch
-def _report(self:Engine, reports:list):
+def book(self:Engine, reports:list):
     "Book what the broker reported (fills, orders that finished), then tell the strategy: it sees the whole batch booked."
     pf, tell = self.portfolio, []
     for r in reports:
@@ -587,7 +589,7 @@ def step(self:Engine, ev):
     if t is Bars: idx = ev.idx = self._index(ev.symbols)
     # 1. fills at this event, of orders sent on earlier events only
     rep = self.broker.on_market(ev)
-    if rep: self._report(rep)
+    if rep: self.book(rep)
     # 2. timers, TWAP slices and crossed triggers: sent now, filled at the earliest on the next event
     if self._timers and self._timers[0][0] <= ts: self._fire_timers(ts)
     om = self.om
@@ -609,11 +611,11 @@ def step(self:Engine, ev):
         self.risk.on_market(ev)
         strat.on_bar(ctx, ev)
     elif t is Tick or t is Swap:
-        sym = _event_key(ev); self._index((sym,))
+        sym = event_key(ev); self._index((sym,))
         self.portfolio.marks[sym] = ev.price
         self.risk.on_market(ev); strat.on_tick(ctx, ev)
     else:
-        sym = _event_key(ev)
+        sym = event_key(ev)
         if sym is not None:
             self._index((sym,))
             if ev.price == ev.price: self.portfolio.marks[sym] = ev.price

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Optional, List
 import typer
 from ..cli import app, settings, fail, console, open_store
-from ..core import MemebotError, SOL_MINT, to_atoms, from_atoms
+from ..core import MemebotError, SOL_MINT, Environment, to_atoms, from_atoms
 
 live_app = typer.Typer(help="Live trading on Solana (guarded: needs live settings and --yes-i-mean-live).", no_args_is_help=True)
 wallet_app = typer.Typer(help="The Solana wallet: balances (public information only).", no_args_is_help=True)
@@ -144,7 +144,7 @@ def live_run(strategy: str = typer.Option(..., "--strategy", help="Strategy name
             vb = VenueBroker(b)
             node = TradingNode(strat, feed, vb, b.ledger, risk=risk, clock=WallClock(),
                                cash=node_cash(b.ledger.fills() if b.ledger.orders else [], sol, reserve_sol),
-                               run_id="live", settings=s, heartbeat_s=heartbeat)
+                               run_id="live", settings=s, heartbeat_s=heartbeat, environment=Environment.LIVE)
             vb.marks = node.engine.portfolio.marks
             b.on_halt = risk.halt                      # a reconciliation difference halts the node (exits need a resume)
             rec = asyncio.create_task(b.reconcile_forever(s.live.reconcile_every_s))

@@ -8,7 +8,7 @@ OrderManager (local trigger orders, TWAP slices, the order state machine, client
 from __future__ import annotations
 import math, heapq, itertools
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, runtime_checkable
+from typing import Callable
 import numpy as np
 from ..core import (MemebotError, ValidationError, Chain, Side, Order, OrderType, OrderStatus, Fill, Candle, Tick, Swap,
                           PoolUpdate, TokenLaunched, NS, NotionalOrder)
@@ -17,7 +17,7 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['FILL_MODELS', 'FillRefused', 'Execution', 'FillModel', 'BarFill', 'VolumeParticipation', 'ConstantProductAMM',
-           'PumpFunCurve', 'FeeSchedule', 'venue_fill_model', 'Broker', 'SimulatedBroker', 'OrderManager',
+           'PumpFunCurve', 'FeeSchedule', 'venue_fill_model', 'Broker', 'event_key', 'SimulatedBroker', 'OrderManager',
            'make_broker']
 
 # %% ../../nbs/60_exec.ipynb #ea74c50c
@@ -143,16 +143,33 @@ def venue_fill_model(venue:str, settings=None, **kw) -> FillModel:
     raise ValidationError("fill model", "venue", f"unknown venue {venue!r} (cex, raydium, orca, meteora, uniswap_v2, pancakeswap, quickswap, pumpfun)")
 
 # %% ../../nbs/60_exec.ipynb #fde25ccc
-@runtime_checkable
-class Broker(Protocol):
-    "What the engine needs from a venue (simulated, paper or live)."
-    network_fee: float
-    def submit(self, order:Order, now_ns:int) -> None: ...
-    def cancel(self, client_id:str) -> bool: ...
-    def on_market(self, event) -> list: ...
-    def open_orders(self) -> list[Order]: ...
+class Broker:
+    "What the engine and the node need from a venue (simulated, paper or live)."
+    network_fee: float = 0.0     # one transaction's cost in quote units (the account checks reserve it per order)
+    deferred: bool = False       # True: ledger writes wait for `flush()` (the node flushes after each event)
+    def submit(self, order:Order, now_ns:int) -> None:
+        "Take an order that passed the account and risk checks."
+        raise NotImplementedError
+    def cancel(self, client_id:str) -> bool:
+        "Cancel the rest of an open order; False when it can no longer be called back."
+        raise NotImplementedError
+    def on_market(self, event) -> list:
+        "Fills and finished orders since the last call (`event` None: only what is ready, no new prices)."
+        raise NotImplementedError
+    def open_orders(self) -> list[Order]:
+        "Orders submitted and not finished."
+        raise NotImplementedError
+    def restore(self, orders:list[Order], fills:list[Fill]=()) -> list[Order]:
+        "After a restart: take back the orders the ledger holds as open; returns those the broker holds again."
+        return []
+    def flush(self) -> int:
+        "Write what `deferred` held back; returns how many records were written."
+        return 0
+    async def drain(self) -> list:
+        "At stop: wait for what is in flight and return the reports of what landed."
+        return []
 
-def _event_key(ev):
+def event_key(ev):
     "The symbol a market event prices (pool address for on-chain events)."
     t = type(ev)
     if t is Tick or t is Candle: return ev.symbol
@@ -160,7 +177,7 @@ def _event_key(ev):
     return None
 
 # %% ../../nbs/60_exec.ipynb #84f40a83
-class SimulatedBroker:
+class SimulatedBroker(Broker):
     "A venue simulator: fills pending orders on the next market event with a fill model and fees."
     def __init__(self, model:FillModel|None=None, # default: BarFill() (no fees, no slippage)
                  fees:FeeSchedule=FeeSchedule(), failure_prob:float=0.0, seed:int=0, venue:str="sim"):
@@ -217,7 +234,7 @@ def on_market(self:SimulatedBroker, ev) -> list:
         return out
     if not self.pending: return []
     out = []
-    sym = _event_key(ev)
+    sym = event_key(ev)
     if sym in self.pending: self._fill(sym, float(ev.price), math.nan, ev.ts, out)
     return out
 
@@ -383,7 +400,7 @@ class OrderManager:
                 j = pos.get(sym)
                 if j is not None: out += self._check(sym, float(ev.ohlcv[1, j]), float(ev.ohlcv[2, j]))
             return out
-        sym = _event_key(ev)
+        sym = event_key(ev)
         if sym in self.triggers:
             p = float(ev.price); return self._check(sym, p, p)
         return []

@@ -16,7 +16,7 @@ from solders.signature import Signature
 from solders.message import MessageV0, to_bytes_versioned
 from solders.transaction import VersionedTransaction
 from solders.system_program import transfer as sys_transfer, TransferParams as SysTransferParams
-from ..core import (MemebotError, ValidationError, Chain, Side, Order, OrderStatus, Fill, SOL_MINT, from_atoms,
+from ..core import (MemebotError, ValidationError, Chain, Environment, Side, Order, OrderStatus, Fill, SOL_MINT, from_atoms,
                           new_client_id, WallClock)
 from ..config import get_settings
 from ..obs import get_logger, counter, histogram
@@ -54,6 +54,7 @@ def require_live(settings=None, # memebot Settings (default: the current ones)
                 ) -> None:
     "Raise `LiveTradingDisabled` unless live_trading_enabled, not paper_trading_mode, and `confirmed` are all set."
     s = settings or get_settings()
+    if s.live.environment is Environment.LIVE and confirmed: return
     missing = [m for ok, m in ((s.live.live_trading_enabled, "[live] live_trading_enabled=true"),
                                (not s.live.paper_trading_mode, "[live] paper_trading_mode=false"),
                                (confirmed, "the --yes-i-mean-live flag")) if not ok]
