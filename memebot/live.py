@@ -20,24 +20,13 @@ from .exec import BarFill, Broker
 from .exec.paper import PaperBroker
 from .risk import RiskEngine, RiskChain, TradingState
 from .data.store import Store, register_migration, ensure_schema
+from .data.replay import paced
 from .obs import get_logger, counter, gauge, histogram
 
 # %% auto #0
 __all__ = ['FEEDS', 'BarSlices', 'Paced', 'RunError', 'save_run', 'load_run', 'build_feed', 'TradingNode', 'VenueBroker']
 
 # %% ../nbs/70_live.ipynb #9b68d69d
-async def _paced(events, pacer):
-    "Yield `events` at `pacer.speed` x real time (None: as fast as possible), unpaced up to `pacer.fast_until`."
-    t0 = ts0 = None; n = 0
-    for ev in events:
-        if pacer.speed is not None and ev.ts > pacer.fast_until:
-            if t0 is None: t0, ts0 = time.perf_counter_ns(), ev.ts
-            delay = (ev.ts - ts0) / pacer.speed - (time.perf_counter_ns() - t0)
-            if delay > 0: await asyncio.sleep(delay / NS)
-        n += 1
-        if n % 256 == 0: await asyncio.sleep(0)      # let the heartbeat and signal handlers run
-        yield ev
-
 class BarSlices(Feed):
     "Candles from a replayable feed grouped into `Bars` slices (one per bar close and timeframe), optionally paced."
     def __init__(self, feed:Feed, # a sync-iterable candle feed (ReplayFeed)
@@ -73,7 +62,7 @@ class BarSlices(Feed):
             yield emit(key, grp)
 
     async def _aiter(self):
-        async for b in _paced(iter(self), self): yield b
+        async for b in paced(iter(self), self): yield b
 
     @classmethod
     def from_replay(cls, replay, speed:float|None=None) -> BarSlices:
@@ -90,7 +79,7 @@ class Paced(Feed):
         self.feed, self.speed, self.clock = feed, speed, feed.clock
     def __iter__(self): return iter(self.feed)
     async def _aiter(self):
-        async for ev in _paced(iter(self.feed), self): yield ev
+        async for ev in paced(iter(self.feed), self): yield ev
 
 # %% ../nbs/70_live.ipynb #64f11294
 register_migration("live", 1, "live: paper/live node runs and checkpoints", """

@@ -1,5 +1,5 @@
 """Paper node: parity with the backtest on real bars, crash safety under kill -9, risk behaviour on the node."""
-import asyncio, json, math, os, random, signal, subprocess, sys, time
+import asyncio, json, math, os, random, re, signal, subprocess, sys
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
 from memebot.core import Candle, Feed, ListFeed, SimClock, Side, OrderStatus, OrderType, NS
@@ -102,12 +102,17 @@ def test_crash_safety_kill9(shared, cli_env, tmp_path):
         if kills >= 20: break
         _, _, _, run = _ledger_rows(store, "crash")
         assert run is None or run["status"] != "finished", f"the run finished after only {kills} kills"
-        # paced so the 800 bars take 80 s of wall time: 20 trials of at most 3.5 s each cannot finish the run on any machine
+        # kill once the node reports a random number of further events (its status lines): 20 trials of at most 30
+        # events each stay short of the 800 bars, so the run cannot finish before the last kill
+        target = (run["events"] or 0 if run is not None else 0) + rng.randint(5, 30)
         cmd = [EXE, *args, "--run-id", "crash", "--speed", "3000"] + (["--resume"] if run is not None else [])
-        p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.5, 3.5))
-        if p.poll() is None: p.send_signal(signal.SIGKILL); kills += 1
-        p.wait()
+        p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        for line in p.stdout:
+            m = re.search(r" events=(\d+) ", line)
+            if m and int(m.group(1)) >= target:
+                p.send_signal(signal.SIGKILL); kills += 1
+                break
+        p.wait(); p.stdout.close()
         orders, fills, pos, run = _ledger_rows(store, "crash")
         orders = _strip(orders, "crash", (0,)); fills = _strip(fills, "crash", (0, 1))
         assert len({o[0] for o in orders}) == len(orders)
@@ -286,10 +291,12 @@ def test_ctrl_c_leaves_consistent_ledger(shared, cli_env, tmp_path):
     env = dict(cli_env, MEMEBOT_RISK_MAX_ORDER_USD="1e9", MEMEBOT_RISK_MAX_POSITION_USD="1e9", MEMEBOT_RISK_MAX_GROSS_EXPOSURE_USD="1e9")
     args = ["paper", "--strategy", "ema_cross", "--param", "fast=3", "--param", "slow=8", "--param", "size=0.02",
             "--symbols", "1000CAT/USDT", "--no-dashboard", "--run-id", "int"]
+    env["MEMEBOT_LIVE_HEARTBEAT_SECONDS"] = "0.2"                     # a status line every second
     p = subprocess.Popen([EXE, *args, "--speed", "10000"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    for line in p.stdout:                      # wait until it trades, then Ctrl-C
-        if '"node_start"' in line: break
-    time.sleep(2.0); p.send_signal(signal.SIGINT)
+    for line in p.stdout:                      # wait until it has traded (a status line with fills), then Ctrl-C
+        m = re.search(r" fills=(\d+) ", line)
+        if m and int(m.group(1)) > 0: break
+    p.send_signal(signal.SIGINT)
     out, _ = p.communicate(timeout=60)
     assert p.returncode == 0 and "stopped: continue with" in out, out[-2000:]
     orders, fills, pos, run = _ledger_rows(store, "int")

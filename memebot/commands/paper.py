@@ -149,7 +149,7 @@ def paper_cmd(strategy: Optional[str] = typer.Option(None, "--strategy", help="S
         raise PaperError(f"run {run_id!r} is running in another process (its ledger {ledger_path(run_id, s)} is open for "
                          f"writing): stop it first, or choose another --run-id") from None
     try:
-        clock = getattr(fd, "clock", None) or WallClock()
+        clock = fd.clock or WallClock()
         led = Ledger(store, run_id, ch, "paper", clock)
         broker = PaperBroker(sb.model, sb.fees, ledger=led)
         node = TradingNode(strat, fd, broker, led, clock=clock, cash=spec["cash"], run_id=run_id, settings=s, heartbeat_s=heartbeat)

@@ -52,9 +52,14 @@ def bar_key(ev) -> str|None:
 # %% ../../nbs/13_data.feeds.ipynb #ba073c4a
 RETRYABLE = (OSError, asyncio.TimeoutError, websockets.exceptions.InvalidHandshake, websockets.exceptions.ConnectionClosed)
 
-def log_retry(log) -> Callable:
-    "A `retrying` hook that logs each wait of a feed as `feed.retry`."
-    def hook(e, attempt, wait_s): log.warning("feed.retry", attempt=attempt, error=repr(e)[:200], wait_s=round(wait_s, 4))
+def log_retry(log, stats:dict|None=None # the feed's stats: `retries` and `retry_wait_s` (the waits chosen) add up here
+             ) -> Callable:
+    "A `retrying` hook that logs each wait of a feed as `feed.retry` (and counts it in `stats`)."
+    def hook(e, attempt, wait_s):
+        log.warning("feed.retry", attempt=attempt, error=repr(e)[:200], wait_s=round(wait_s, 4))
+        if stats is not None:
+            stats["retries"] = stats.get("retries", 0) + 1
+            stats["retry_wait_s"] = stats.get("retry_wait_s", 0.0) + wait_s
     return hook
 
 # %% ../../nbs/13_data.feeds.ipynb #194b5b8d
@@ -568,7 +573,8 @@ class JupiterPriceFeed(Feed):
         client = self._client or new_http_client(self.timeout)
         try:
             while not self._closed and (self.max_polls is None or self.stats["polls"] < self.max_polls):
-                async for attempt in retrying((httpx.HTTPError, oc.DecodeError), 8, *self.backoff, on_retry=log_retry(self.log)):
+                async for attempt in retrying((httpx.HTTPError, oc.DecodeError), 8, *self.backoff,
+                                      on_retry=log_retry(self.log, self.stats)):
                     with attempt:
                         try: ticks = await self.poll(client)
                         except Exception: self.stats["errors"] += 1; raise

@@ -12,7 +12,7 @@ from ..core import Chain, Side, Candle, Swap, Feed, SimClock, NS, ValidationErro
 from .store import Store, ensure_schema, _ts_param
 
 # %% auto #0
-__all__ = ['ReplayFeed']
+__all__ = ['ReplayFeed', 'paced']
 
 # %% ../../nbs/13a_data.replay.ipynb #845c0544
 _CHAINS = {c.value: c for c in Chain}
@@ -85,12 +85,21 @@ class ReplayFeed(Feed):
                     yield Swap(ts, _CHAINS.get(ch, ch), pool, Side(side), ba, qa, tr or "", sig, ix, src or "")
 
     async def _aiter(self):
-        t0 = ts0 = None; n = 0
-        for ev in self:
-            if self.speed is not None:
-                if t0 is None: t0, ts0 = time.perf_counter_ns(), ev.ts
-                delay = (ev.ts - ts0) / self.speed - (time.perf_counter_ns() - t0)
-                if delay > 0: await asyncio.sleep(delay / NS)
-            n += 1
-            if n % 1024 == 0: await asyncio.sleep(0)   # let other tasks run on long replays
-            yield ev
+        async for ev in paced(iter(self), self): yield ev
+
+# %% ../../nbs/13a_data.replay.ipynb #1b57af06
+async def paced(events, # an iterator of events in time order
+                pacer, # has `speed` (x real time; None: as fast as possible) and `fast_until` (UTC ns)
+                now=time.perf_counter_ns, # a monotonic clock in ns
+                sleep=asyncio.sleep, # an awaitable sleep in seconds
+                yield_every:int=256): # unpaced: give other tasks a turn every this many events
+    "Yield `events` at `pacer.speed` x real time, unpaced up to `pacer.fast_until`."
+    t0 = ts0 = None; n = 0
+    for ev in events:
+        if pacer.speed is not None and ev.ts > pacer.fast_until:
+            if t0 is None: t0, ts0 = now(), ev.ts
+            delay = (ev.ts - ts0) / pacer.speed - (now() - t0)
+            if delay > 0: await sleep(delay / NS)
+        n += 1
+        if n % yield_every == 0: await sleep(0)          # let the heartbeat, dashboards and signal handlers run
+        yield ev
