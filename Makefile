@@ -3,7 +3,7 @@ PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test test-nbs test-py export bench clean-store
+.PHONY: install run test lint test-nbs test-py export bench clean-store
 
 install:            ## create .venv and install everything (torch's CPU build first, see ../shared/STACK.md)
 	@command -v $(PY) >/dev/null 2>&1 || { echo "error: python3.11 not found (memebot needs Python 3.11)"; exit 2; }
@@ -16,7 +16,15 @@ install:            ## create .venv and install everything (torch's CPU build fi
 run:                ## the main job: the whole loop offline (simulated market -> backtest -> train/promote -> paper -> reports)
 	$(BIN)/memebot quickstart
 
-test: test-nbs test-py  ## notebooks (nbdev-test) then pytest
+test: lint test-nbs test-py  ## lint (ruff), notebooks (nbdev-test), then pytest
+
+lint:               ## ruff: one statement per line, lines <= 120, formatted (`make format` fixes most)
+	$(BIN)/ruff check nbs tests flows bench
+	$(BIN)/ruff format --check nbs tests flows bench
+
+format:             ## ruff format the sources, then re-export the library
+	$(BIN)/ruff format nbs tests flows bench
+	$(BIN)/nbdev-export && $(BIN)/nbdev-clean
 
 test-nbs:
 	$(BIN)/nbdev-test --n-workers 2

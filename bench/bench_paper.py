@@ -12,6 +12,7 @@
 
 Usage: .venv/bin/python bench/bench_paper.py [--events 120000] [--ledger-events 3000] [--json OUT]
 """
+
 import argparse, asyncio, json, os, sys, tempfile, time
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -32,66 +33,129 @@ DATA = "data/binance_memecoins/ohlcv_5m_2025-01_2025-04.parquet"
 
 class PingPong(Strategy):
     "One order per event: buy a small notional when flat, sell the position when long."
-    name = "ping_pong_bench"; version = "1"
+
+    name = "ping_pong_bench"
+    version = "1"
+
     def on_bar(self, ctx, bars):
         s = bars.symbols[0]
-        if ctx.position(s) > 0: ctx.close(s)
-        elif not ctx.open_orders(s): ctx.buy(s, notional=20.0)
+        if ctx.position(s) > 0:
+            ctx.close(s)
+        elif not ctx.open_orders(s):
+            ctx.buy(s, notional=20.0)
 
 
 def settings(tmp):
-    return load_settings(None, env={"MEMEBOT_LIVE_KILL_FILE": str(Path(tmp) / "KILL")},
-                         overrides={"risk.max_order_usd": 1e9, "risk.max_position_usd": 1e9, "risk.max_gross_exposure_usd": 1e9,
-                                    "risk.max_orders_per_minute": 10**9, "risk.max_open_orders": 10**6,
-                                    "risk.circuit_price_move_pct": 99.0, "risk.max_daily_loss_limit": 0.0})
+    return load_settings(
+        None,
+        env={"MEMEBOT_LIVE_KILL_FILE": str(Path(tmp) / "KILL")},
+        overrides={
+            "risk.max_order_usd": 1e9,
+            "risk.max_position_usd": 1e9,
+            "risk.max_gross_exposure_usd": 1e9,
+            "risk.max_orders_per_minute": 10**9,
+            "risk.max_open_orders": 10**6,
+            "risk.circuit_price_move_pct": 99.0,
+            "risk.max_daily_loss_limit": 0.0,
+        },
+    )
 
 
 def pct(ns):
     a = np.asarray(ns, np.float64) / 1e3
-    return {"n": len(a), "p50_us": float(np.percentile(a, 50)), "p99_us": float(np.percentile(a, 99)),
-            "p999_us": float(np.percentile(a, 99.9)), "max_us": float(a.max())}
+    return {
+        "n": len(a),
+        "p50_us": float(np.percentile(a, 50)),
+        "p99_us": float(np.percentile(a, 99)),
+        "p999_us": float(np.percentile(a, 99.9)),
+        "max_us": float(a.max()),
+    }
 
 
 def candles(df, n):
     "The first `n` bars (time order across symbols) as single-symbol Candle events."
     d = df.sort_values(["ts", "symbol"]).iloc[:n]
     ts = d.ts.values.astype("datetime64[ns]").view("int64")
-    return [Candle(int(t), o, h, l, c, v, s, "5m", "binance") for t, o, h, l, c, v, s in
-            zip(ts, d.open.values, d.high.values, d.low.values, d.close.values, d.volume.values, d.symbol.values)]
+    return [
+        Candle(int(t), o, h, l, c, v, s, "5m", "binance")
+        for t, o, h, l, c, v, s in zip(
+            ts, d.open.values, d.high.values, d.low.values, d.close.values, d.volume.values, d.symbol.values
+        )
+    ]
 
 
 def latency(df, n, tmp, ledger_path=None):
     evs = candles(df, n)
     led = Ledger(Store(ledger_path), "bench", "cex", "paper") if ledger_path else None
-    node = TradingNode(PingPong(), ListFeed(evs, SimClock()), PaperBroker(VolumeParticipation(10.0, 1.0, 10.0), ledger=led), led,
-                       run_id="bench", settings=settings(tmp), cash=1e9, heartbeat_s=1.0)
-    t = time.perf_counter(); res = asyncio.run(node.run(handle_signals=False)); el = time.perf_counter() - t
-    out = pct(node.latencies_ns); out.update(events=node.events, orders=len(node.latencies_ns), fills=len(res.fills),
-                                            rejected=node.risk_chain.rejected, elapsed_s=el, events_per_s=node.events / el)
+    node = TradingNode(
+        PingPong(),
+        ListFeed(evs, SimClock()),
+        PaperBroker(VolumeParticipation(10.0, 1.0, 10.0), ledger=led),
+        led,
+        run_id="bench",
+        settings=settings(tmp),
+        cash=1e9,
+        heartbeat_s=1.0,
+    )
+    t = time.perf_counter()
+    res = asyncio.run(node.run(handle_signals=False))
+    el = time.perf_counter() - t
+    out = pct(node.latencies_ns)
+    out.update(
+        events=node.events,
+        orders=len(node.latencies_ns),
+        fills=len(res.fills),
+        rejected=node.risk_chain.rejected,
+        elapsed_s=el,
+        events_per_s=node.events / el,
+    )
     return out
 
 
 def throughput(df, tmp):
     "Paper node over a ReplayFeed (DuckDB file store, 25 symbols) vs the backtest Engine over CandleFeed, EMA cross."
     path = Path(tmp) / "bars.duckdb"
-    with Store(path) as st: upsert(st, "candles", df.assign(tf="5m", source="binance", chain="cex"))
+    with Store(path) as st:
+        upsert(st, "candles", df.assign(tf="5m", source="binance", chain="cex"))
     st = Store(path)
     syms = sorted(df.symbol.unique())
     strat = lambda: get_strategy("ema_cross", {"fast": 12, "slow": 26, "size": 0.01})
     model = lambda: VolumeParticipation(10.0, 0.1, 10.0)
-    t = time.perf_counter(); cf = CandleFeed.from_store(st, syms, "5m"); load_bt = time.perf_counter() - t
-    from memebot.risk import RiskEngine
     t = time.perf_counter()
-    bt = Engine(strat(), cf, SimulatedBroker(model()), cash=1e6, risk=RiskEngine.from_settings(settings(tmp), watch_kill_file=False)).run()
+    cf = CandleFeed.from_store(st, syms, "5m")
+    load_bt = time.perf_counter() - t
+    from memebot.risk import RiskEngine
+
+    t = time.perf_counter()
+    bt = Engine(
+        strat(),
+        cf,
+        SimulatedBroker(model()),
+        cash=1e6,
+        risk=RiskEngine.from_settings(settings(tmp), watch_kill_file=False),
+    ).run()
     el_bt = time.perf_counter() - t
     feed = BarSlices.from_replay(ReplayFeed(st, "candles", syms, "5m"))
-    node = TradingNode(strat(), feed, PaperBroker(model()), None, run_id="tp", settings=settings(tmp), cash=1e6, heartbeat_s=1.0)
-    t = time.perf_counter(); pr = asyncio.run(node.run(handle_signals=False)); el_p = time.perf_counter() - t
+    node = TradingNode(
+        strat(), feed, PaperBroker(model()), None, run_id="tp", settings=settings(tmp), cash=1e6, heartbeat_s=1.0
+    )
+    t = time.perf_counter()
+    pr = asyncio.run(node.run(handle_signals=False))
+    el_p = time.perf_counter() - t
     same = [(f.ts, f.symbol, f.qty, f.price) for f in pr.fills] == [(f.ts, f.symbol, f.qty, f.price) for f in bt.fills]
-    return {"bars": bt.bars, "slices": node.events, "orders": len(pr.orders), "fills": len(pr.fills), "fills_identical": same,
-            "paper_s": el_p, "paper_bars_per_s": bt.bars / el_p, "paper_slices_per_s": node.events / el_p,
-            "backtest_s": el_bt + load_bt, "backtest_bars_per_s": bt.bars / (el_bt + load_bt),
-            "ratio_backtest_over_paper": (bt.bars / (el_bt + load_bt)) / (bt.bars / el_p)}
+    return {
+        "bars": bt.bars,
+        "slices": node.events,
+        "orders": len(pr.orders),
+        "fills": len(pr.fills),
+        "fills_identical": same,
+        "paper_s": el_p,
+        "paper_bars_per_s": bt.bars / el_p,
+        "paper_slices_per_s": node.events / el_p,
+        "backtest_s": el_bt + load_bt,
+        "backtest_bars_per_s": bt.bars / (el_bt + load_bt),
+        "ratio_backtest_over_paper": (bt.bars / (el_bt + load_bt)) / (bt.bars / el_p),
+    }
 
 
 def main():
@@ -111,7 +175,8 @@ def main():
         print("tick-to-order, DuckDB ledger on disk:", json.dumps(out["tick_to_order_ledger_disk"]), flush=True)
         out["throughput"] = throughput(df, tmp)
         print("throughput:", json.dumps(out["throughput"]), flush=True)
-    if a.json: Path(a.json).write_text(json.dumps(out, indent=1))
+    if a.json:
+        Path(a.json).write_text(json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":

@@ -5,9 +5,11 @@ Dask task runner each task backfills a shard and the flow upserts the shards.
     python flows/backfill.py                      # threads, the settings' watchlist
     python flows/backfill.py --dask               # a LocalCluster of [flows] dask_workers processes (or dask_address)
 """
+
 from __future__ import annotations
 import sys
 from pathlib import Path
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: F401  (Prefect env before prefect)
 from prefect import flow, task, get_run_logger
@@ -50,16 +52,22 @@ def _on_dask() -> bool:
 
 
 @flow(name="backfill", log_prints=True)
-def backfill_flow(watchlist: list[str] | None = None, store: str | None = None, since: str | None = None,
-                  until: str | None = None) -> dict:
+def backfill_flow(
+    watchlist: list[str] | None = None, store: str | None = None, since: str | None = None, until: str | None = None
+) -> dict:
     "Backfill every watchlist entry, then check data quality."
     items = ops.parse_watchlist(watchlist)
     logger = get_run_logger()
     if _on_dask():
-        futs = [backfill_shard.with_options(tags={f"provider:{it.source}"}).submit(str(it), since, until) for it in items]
+        futs = [
+            backfill_shard.with_options(tags={f"provider:{it.source}"}).submit(str(it), since, until) for it in items
+        ]
         counts = {"merged": merge_shards(futs, store)}
     else:
-        futs = [backfill_series.with_options(tags={f"provider:{it.source}"}).submit(str(it), store, since, until) for it in items]
+        futs = [
+            backfill_series.with_options(tags={f"provider:{it.source}"}).submit(str(it), store, since, until)
+            for it in items
+        ]
         counts = {str(it): f.result() for it, f in zip(items, futs)}
     quality = check_quality(store, [str(i) for i in items])
     bad = sum(r["invalid"] + r["flagged"] for r in quality)

@@ -3,9 +3,11 @@
 
     python flows/sweep.py --strategy ema_cross --grid fast=3:30:1 --grid slow=20:120:5 --tf 5m --workers 2
 """
+
 from __future__ import annotations
 import sys
 from pathlib import Path
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: F401
 from prefect import flow, task
@@ -22,10 +24,20 @@ def sweep_chunk(i: int, strategy: str, frame, grid: dict, fees_bps: float):
 
 
 @flow(name="sweep", log_prints=True)
-def sweep_flow(strategy: str, grid: dict, tf: str = "5m", symbols: list[str] | None = None, source: str | None = None,
-               store: str | None = None, chunks: int = 4, fees_bps: float = 10.0, frame=None):
+def sweep_flow(
+    strategy: str,
+    grid: dict,
+    tf: str = "5m",
+    symbols: list[str] | None = None,
+    source: str | None = None,
+    store: str | None = None,
+    chunks: int = 4,
+    fees_bps: float = 10.0,
+    frame=None,
+):
     "Sweep `grid` over the stored candles in `chunks` parallel tasks; one row per (combination, symbol)."
     import pandas as pd
+
     frame = frame if frame is not None else ops.sweep_frame(store, tf, symbols, source)
     futs = [sweep_chunk.submit(i, strategy, frame, g, fees_bps) for i, g in enumerate(ops.split_grid(grid, chunks))]
     return pd.concat([f.result() for f in futs], ignore_index=True)
@@ -39,8 +51,20 @@ def run_sweep(*args, workers: int | None = None, address: str | None = None, **k
 if __name__ == "__main__":
     import argparse
     from memebot.backtest.vector import parse_grid
-    ap = argparse.ArgumentParser(); ap.add_argument("--strategy", default="ema_cross"); ap.add_argument("--grid", action="append", required=True)
-    ap.add_argument("--tf", default="5m"); ap.add_argument("--workers", type=int); ap.add_argument("--chunks", type=int, default=8)
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--strategy", default="ema_cross")
+    ap.add_argument("--grid", action="append", required=True)
+    ap.add_argument("--tf", default="5m")
+    ap.add_argument("--workers", type=int)
+    ap.add_argument("--chunks", type=int, default=8)
     a = ap.parse_args()
     res = run_sweep(a.strategy, parse_grid(a.grid), a.tf, chunks=a.chunks, workers=a.workers)
-    print(res.groupby([c for c in res.columns if c not in ("symbol", "total_return", "sharpe", "max_drawdown", "trades")])["sharpe"].mean().sort_values().tail(10))
+    print(
+        res.groupby(
+            [c for c in res.columns if c not in ("symbol", "total_return", "sharpe", "max_drawdown", "trades")]
+        )["sharpe"]
+        .mean()
+        .sort_values()
+        .tail(10)
+    )

@@ -24,17 +24,27 @@ __all__ = ['console', 'err_console', 'app', 'config_app', 'data_app', 'state', '
 console = Console()
 err_console = Console(stderr=True)
 
-app = typer.Typer(name="memebot", help="memebot: research, backtest, paper- and live-trade memecoins on Solana and EVM DEXes.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+app = typer.Typer(
+    name="memebot",
+    help="memebot: research, backtest, paper- and live-trade memecoins on Solana and EVM DEXes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
 config_app = typer.Typer(help="Show and check settings.", no_args_is_help=True)
 data_app = typer.Typer(help="Import, list and check stored market data.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(data_app, name="data")
 
+
 class _State:
     debug: bool = False
     overrides: dict = {}
+
+
 state = _State()
+
 
 def settings():
     "The effective settings for this command (file, env and --set overrides)."
@@ -42,18 +52,28 @@ def settings():
         return load_settings(os.environ.get("_MEMEBOT_CLI_SETTINGS") or None, overrides=state.overrides)
     return get_settings()
 
+
 @app.callback()
-def _root(settings_path: Optional[Path] = typer.Option(None, "--settings", help="Settings file (default: MEMEBOT_SETTINGS or ./settings.ini)."),
-          set_: List[str] = typer.Option([], "--set", help="Override a setting for this run: section.key=value (repeatable)."),
-          debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")):
+def _root(
+    settings_path: Optional[Path] = typer.Option(
+        None, "--settings", help="Settings file (default: MEMEBOT_SETTINGS or ./settings.ini)."
+    ),
+    set_: List[str] = typer.Option(
+        [], "--set", help="Override a setting for this run: section.key=value (repeatable)."
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+):
     state.debug = debug
-    use_settings_file(settings_path)          # every invocation reads settings afresh (env may have changed in-process)
-    if settings_path is not None: os.environ["_MEMEBOT_CLI_SETTINGS"] = str(settings_path)
-    else: os.environ.pop("_MEMEBOT_CLI_SETTINGS", None)
+    use_settings_file(settings_path)  # every invocation reads settings afresh (env may have changed in-process)
+    if settings_path is not None:
+        os.environ["_MEMEBOT_CLI_SETTINGS"] = str(settings_path)
+    else:
+        os.environ.pop("_MEMEBOT_CLI_SETTINGS", None)
     ov = {}
     for item in set_:
         k, eq, v = item.partition("=")
-        if not eq or "." not in k: raise SettingsError(f"--set {item!r}: expected section.key=value")
+        if not eq or "." not in k:
+            raise SettingsError(f"--set {item!r}: expected section.key=value")
         ov[k.strip()] = v.strip()
     state.overrides = ov
     s = settings()
@@ -65,142 +85,246 @@ def _root(settings_path: Optional[Path] = typer.Option(None, "--settings", help=
 # `memebot --help` stays fast.
 def _load_command_modules():
     import pkgutil
-    try: import memebot.commands as pkg
-    except ModuleNotFoundError: return
+
+    try:
+        import memebot.commands as pkg
+    except ModuleNotFoundError:
+        return
     for m in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
         importlib.import_module(f"memebot.commands.{m.name}")
 
+
 def quiet_logs():
     "For a command whose output is a table or a report: log lines below WARNING stay out of it (`--debug` shows them)."
-    if state.debug: return
+    if state.debug:
+        return
     s = settings()
-    if s.monitoring.logging_level in ("DEBUG", "INFO"): configure_logging("WARNING", s.monitoring.log_format)
+    if s.monitoring.logging_level in ("DEBUG", "INFO"):
+        configure_logging("WARNING", s.monitoring.log_format)
 
-def fail(msg:str, code:int=2):
+
+def fail(msg: str, code: int = 2):
     "Print one error line on stderr and exit with `code`."
     err_console.print(f"error: {msg}", markup=False, highlight=False, soft_wrap=True)
     raise SystemExit(code)
+
 
 # typer ships its own copy of click (`typer._click`); a usage error may come from either
 _tclick = getattr(typer, "_click", None)
 _EXIT = tuple({click.exceptions.Exit, getattr(getattr(_tclick, "exceptions", None), "Exit", click.exceptions.Exit)})
 _ABORT = tuple({click.exceptions.Abort, getattr(getattr(_tclick, "exceptions", None), "Abort", click.exceptions.Abort)})
-_CLICK = tuple({click.ClickException, getattr(getattr(_tclick, "exceptions", None), "ClickException", click.ClickException)})
+_CLICK = tuple(
+    {click.ClickException, getattr(getattr(_tclick, "exceptions", None), "ClickException", click.ClickException)}
+)
 
-def main(argv:list[str]|None=None):
+
+def main(argv: list[str] | None = None):
     "Run the memebot command line."
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
     try:
         _load_command_modules()
         app(args=argv, prog_name="memebot", standalone_mode=False)
-    except SystemExit: raise
-    except _EXIT as e: raise SystemExit(e.exit_code)
-    except _ABORT: fail("aborted", 130)
-    except _CLICK as e:                                 # usage errors: unknown command or option, bad value (exit 2)
-        if debug: traceback.print_exc()
+    except SystemExit:
+        raise
+    except _EXIT as e:
+        raise SystemExit(e.exit_code)
+    except _ABORT:
+        fail("aborted", 130)
+    except _CLICK as e:  # usage errors: unknown command or option, bad value (exit 2)
+        if debug:
+            traceback.print_exc()
         fail(e.format_message().replace("\n", " "), e.exit_code or 2)
-    except KeyboardInterrupt: fail("interrupted", 130)
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
     except MemebotError as e:
-        if debug: traceback.print_exc()
+        if debug:
+            traceback.print_exc()
         fail(str(e).replace("\n", " "), e.exit_code)
     except Exception as e:
-        if debug: traceback.print_exc()
-        fail(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} (internal error; run with --debug for a traceback)", 1)
+        if debug:
+            traceback.print_exc()
+        fail(
+            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} (internal error; run with --debug for a"
+            " traceback)",
+            1,
+        )
 
 # %% ../nbs/90_cli.ipynb #3eb59160
 @config_app.command("show")
 def config_show(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")):
     "Effective settings, secrets redacted, with the source of each value (as INI lines that read at 80 columns)."
     quiet_logs()
-    s = settings(); rows = settings_table(s)
+    s = settings()
+    rows = settings_table(s)
     if as_json:
         out = {"settings_file": str(s.path) if s.path else None, "settings": {}}
-        for r in rows: out["settings"].setdefault(r["section"], {})[r["key"]] = {"value": r["value"], "source": r["source"]}
-        typer.echo(json.dumps(out, indent=2, default=str)); return
-    for line in settings_lines(s.path, rows): console.print(line, highlight=False, markup=False, soft_wrap=True)
+        for r in rows:
+            out["settings"].setdefault(r["section"], {})[r["key"]] = {"value": r["value"], "source": r["source"]}
+        typer.echo(json.dumps(out, indent=2, default=str))
+        return
+    for line in settings_lines(s.path, rows):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
 
-def settings_lines(path, rows:list[dict], width:int=80) -> list[str]:
+
+def settings_lines(path, rows: list[dict], width: int = 80) -> list[str]:
     "INI lines `key = value` with each value's source at the right edge (or after it, when the line is long)."
     out, sec = [f"; settings file: {path or 'none (defaults only)'}"], None
     for r in rows:
-        if r["section"] != sec: sec = r["section"]; out += ["", f"[{sec}]"]
+        if r["section"] != sec:
+            sec = r["section"]
+            out += ["", f"[{sec}]"]
         head, src = f"{r['key']} = {r['value']}", f"; {r['source']}"
         pad = width - len(head) - len(src)
         out.append(head + " " * pad + src if pad >= 2 else f"{head}  {src}")
     return out
 
+
 @config_app.command("check")
 def config_check():
     "Validate the settings and say which file was used."
-    s = settings(); typer.echo(f"ok: {s.path or 'defaults only'}")
+    s = settings()
+    typer.echo(f"ok: {s.path or 'defaults only'}")
 
 # %% ../nbs/90_cli.ipynb #5af75ad1
-def open_store(read_only:bool=False):
+def open_store(read_only: bool = False):
     "The store at `[store] path` (MEMEBOT_STORE_PATH)."
     from memebot.data.store import Store
-    s = settings(); return Store(s.resolve(s.store.path), read_only=read_only)
 
-def positive(value:float|None, opt:str # the option's name, e.g. "--cash"
-            ) -> float|None:
+    s = settings()
+    return Store(s.resolve(s.store.path), read_only=read_only)
+
+
+def positive(
+    value: float | None,
+    opt: str,  # the option's name, e.g. "--cash"
+) -> float | None:
     "`value` when it is a finite number above 0 (None stays None); a ValidationError naming `opt` otherwise."
     from memebot.core import ValidationError
     import math
-    if value is None: return None
+
+    if value is None:
+        return None
     if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
         raise ValidationError("option", opt, f"{value} is not a positive number")
     return float(value)
 
+
 @data_app.command("import")
-def data_import(paths: List[Path] = typer.Argument(..., help="Files to import (parquet, feather, CSV, GeckoTerminal JSON)."),
-                fmt: Optional[str] = typer.Option(None, "--format", help="freqtrade, long, csv, gt-pools, geckoterminal or swaps (default: guessed)."),
-                tf: Optional[str] = typer.Option(None, "--tf", help="Timeframe when the file name does not say (e.g. 5m)."),
-                symbol: Optional[str] = typer.Option(None, "--symbol", help="Symbol or pool address when the file does not say."),
-                source: Optional[str] = typer.Option(None, "--source", help="Source label stored with the rows."),
-                chain: Optional[str] = typer.Option(None, "--chain", help="Chain of the data (solana, ethereum, bsc, polygon, cex).")):
+def data_import(
+    paths: List[Path] = typer.Argument(..., help="Files to import (parquet, feather, CSV, GeckoTerminal JSON)."),
+    fmt: Optional[str] = typer.Option(
+        None, "--format", help="freqtrade, long, csv, gt-pools, geckoterminal or swaps (default: guessed)."
+    ),
+    tf: Optional[str] = typer.Option(None, "--tf", help="Timeframe when the file name does not say (e.g. 5m)."),
+    symbol: Optional[str] = typer.Option(None, "--symbol", help="Symbol or pool address when the file does not say."),
+    source: Optional[str] = typer.Option(None, "--source", help="Source label stored with the rows."),
+    chain: Optional[str] = typer.Option(
+        None, "--chain", help="Chain of the data (solana, ethereum, bsc, polygon, cex)."
+    ),
+):
     "Load OHLCV or swap files into the store: every file is checked first, then all are written at once (or none)."
     quiet_logs()
     from memebot.data.importers import import_files
-    with open_store() as st, Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                                      console=err_console, transient=True, disable=not err_console.is_terminal) as prog:
+
+    with (
+        open_store() as st,
+        Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+            disable=not err_console.is_terminal,
+        ) as prog,
+    ):
         task = prog.add_task("import", total=float(len(paths)))
-        def step(name, stage, frac): prog.update(task, description=f"{name}: {stage}")
+
+        def step(name, stage, frac):
+            prog.update(task, description=f"{name}: {stage}")
+
         res = import_files(st, paths, fmt=fmt, tf=tf, symbol=symbol, source=source, chain=chain, progress=step)
     for r in res:
-        console.print(f"{Path(r['file']).name}: {r['rows']:,} {r['table']} rows for {r['symbols']} symbol(s): {r['new']:,} new, "
-                      f"{r['replaced']:,} already stored", highlight=False)
+        console.print(
+            f"{Path(r['file']).name}: {r['rows']:,} {r['table']} rows for {r['symbols']} symbol(s): {r['new']:,} new, "
+            f"{r['replaced']:,} already stored",
+            highlight=False,
+        )
+
 
 @data_app.command("ls")
 def data_ls(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")):
     "What is stored: symbols/pools, timeframes, spans and row counts."
     quiet_logs()
     from memebot.data.store import inventory
-    s = settings(); path = s.resolve(s.store.path)
+
+    s = settings()
+    path = s.resolve(s.store.path)
     if not path.exists():
-        if as_json: typer.echo("[]"); return
-        console.print(f"store {path} is empty: import data with `memebot data import PATH`", highlight=False, soft_wrap=True); return
-    with open_store(read_only=True) as st: inv = inventory(st)
+        if as_json:
+            typer.echo("[]")
+            return
+        console.print(
+            f"store {path} is empty: import data with `memebot data import PATH`", highlight=False, soft_wrap=True
+        )
+        return
+    with open_store(read_only=True) as st:
+        inv = inventory(st)
     if as_json:
-        typer.echo(json.dumps([{**r, "first": str(r["first"]), "last": str(r["last"]), "rows": int(r["rows"])} for r in inv.to_dict("records")], indent=1)); return
+        typer.echo(
+            json.dumps(
+                [
+                    {**r, "first": str(r["first"]), "last": str(r["last"]), "rows": int(r["rows"])}
+                    for r in inv.to_dict("records")
+                ],
+                indent=1,
+            )
+        )
+        return
     console.print(f"store: {path}", highlight=False, soft_wrap=True)
     for kind, g in inv.groupby("kind"):
         console.print("")
-        for line in inventory_lines(g, kind): console.print(line, highlight=False, markup=False, soft_wrap=True)
+        for line in inventory_lines(g, kind):
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
         console.print(f"{kind}: {g.symbol.nunique()} symbols/pools, {int(g.rows.sum()):,} rows", highlight=False)
+
 
 def _minute(ts) -> str:
     import pandas as pd
+
     return pd.Timestamp(ts).strftime("%Y-%m-%d %H:%M")
 
-def inventory_lines(g, kind:str, width:int=80) -> list[str]:
+
+def inventory_lines(g, kind: str, width: int = 80) -> list[str]:
     "One kind's inventory in columns that read at 80: the symbol last, on a line of its own when it is long (pools)."
-    rows = [(r.source if r.chain in ("cex", "") else f"{r.source}@{r.chain}", r.tf or "-", _minute(r.first), _minute(r.last),
-             f"{r.rows:,}", r.symbol) for r in g.itertuples()]
-    w = [max(len(h), *(len(x[k]) for x in rows)) for k, h in enumerate(("source", "tf", "first (UTC)", "last (UTC)", "rows"))]
-    def fmt(cols): return "  ".join([c.ljust(w[k]) if k != 4 else c.rjust(w[k]) for k, c in enumerate(cols)])
-    out = [f"{kind}:", fmt(("source", "tf", "first (UTC)", "last (UTC)", "rows")) + "  " + ("symbol" if kind == "candles" else "pool")]
+    rows = [
+        (
+            r.source if r.chain in ("cex", "") else f"{r.source}@{r.chain}",
+            r.tf or "-",
+            _minute(r.first),
+            _minute(r.last),
+            f"{r.rows:,}",
+            r.symbol,
+        )
+        for r in g.itertuples()
+    ]
+    w = [
+        max(len(h), *(len(x[k]) for x in rows))
+        for k, h in enumerate(("source", "tf", "first (UTC)", "last (UTC)", "rows"))
+    ]
+
+    def fmt(cols):
+        return "  ".join([c.ljust(w[k]) if k != 4 else c.rjust(w[k]) for k, c in enumerate(cols)])
+
+    out = [
+        f"{kind}:",
+        fmt(("source", "tf", "first (UTC)", "last (UTC)", "rows")) + "  " + ("symbol" if kind == "candles" else "pool"),
+    ]
     for r in rows:
         head = fmt(r[:5])
-        if len(head) + 2 + len(r[5]) <= width: out.append(f"{head}  {r[5]}")
-        else: out += [head, f"    {r[5]}"]                     # a pool address on its own line, never cut
+        if len(head) + 2 + len(r[5]) <= width:
+            out.append(f"{head}  {r[5]}")
+        else:
+            out += [head, f"    {r[5]}"]  # a pool address on its own line, never cut
     return out

@@ -22,40 +22,53 @@ __all__ = ['SECTIONS', 'ENV_PREFIX', 'REDACTED', 'LiveConfig', 'RiskConfig', 'AI
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
 
+
 class LiveConfig(_Section):
     "[live]: trading mode switches. Live trading needs both flags flipped *and* a CLI confirmation."
+
     live_trading_enabled: bool = False
     paper_trading_mode: bool = True
     execution_latency_target_ms: int = Field(100, ge=1, le=60_000)
-    kill_file: str = "data/KILL"                  # if this file exists, every node halts
+    kill_file: str = "data/KILL"  # if this file exists, every node halts
     heartbeat_seconds: float = Field(5.0, gt=0, le=3600)
     starting_cash_usd: float = Field(10_000.0, gt=0)  # paper account's starting cash
-    reconcile_every_s: float = Field(60.0, gt=0, le=86_400)  # live run: compare ledger and chain this often; a difference halts
+    reconcile_every_s: float = Field(
+        60.0, gt=0, le=86_400
+    )  # live run: compare ledger and chain this often; a difference halts
+
     @property
     def environment(self) -> Environment:
         "What the two switches mean together: LIVE only with live trading enabled and paper mode off, else PAPER."
         return Environment.LIVE if self.live_trading_enabled and not self.paper_trading_mode else Environment.PAPER
 
+
 class RiskConfig(_Section):
     "[risk]: limits every order passes, in backtest, paper and live alike."
+
     max_daily_loss_limit: float = Field(1000.0, ge=0)
     emergency_stop_enabled: bool = True
-    daily_reset_utc: str = "00:00"                 # HH:MM UTC at which the daily loss counter resets
+    daily_reset_utc: str = "00:00"  # HH:MM UTC at which the daily loss counter resets
     max_position_usd: float = Field(500.0, gt=0)
     max_gross_exposure_usd: float = Field(2000.0, gt=0)
     max_order_usd: float = Field(250.0, gt=0)
     max_slippage_bps: int = Field(300, ge=0, le=10_000)
     min_pool_liquidity_usd: float = Field(10_000.0, ge=0)
-    safety_allow_mint_authority: bool = False      # token safety (memebot.risk.safety): refuse mints that can still be minted
-    safety_allow_freeze_authority: bool = False    # ... or whose accounts can be frozen
-    safety_max_transfer_fee_bps: int = Field(0, ge=0, le=10_000)   # Token-2022 transfer fee above this is refused
-    safety_max_top10_holder_pct: float = Field(50.0, gt=0, le=100)  # share of supply in the 10 largest non-pool accounts
+    safety_allow_mint_authority: bool = (
+        False  # token safety (memebot.risk.safety): refuse mints that can still be minted
+    )
+    safety_allow_freeze_authority: bool = False  # ... or whose accounts can be frozen
+    safety_max_transfer_fee_bps: int = Field(0, ge=0, le=10_000)  # Token-2022 transfer fee above this is refused
+    safety_max_top10_holder_pct: float = Field(
+        50.0, gt=0, le=100
+    )  # share of supply in the 10 largest non-pool accounts
     safety_min_pool_age_s: float = Field(300.0, ge=0)
-    safety_allow_bonding_curve: bool = True        # pump.fun tokens still on their bonding curve
+    safety_allow_bonding_curve: bool = True  # pump.fun tokens still on their bonding curve
     max_open_orders: int = Field(10, ge=1)
     max_orders_per_minute: int = Field(30, ge=1)
     circuit_price_move_pct: float = Field(30.0, gt=0, le=100)
-    circuit_price_move_scope: Literal["symbol", "global"] = "symbol"   # symbol: pause entries in that token; global: halt all
+    circuit_price_move_scope: Literal["symbol", "global"] = (
+        "symbol"  # symbol: pause entries in that token; global: halt all
+    )
     circuit_price_window_s: float = Field(60.0, gt=0)
     circuit_source_deviation_pct: float = Field(5.0, gt=0)
     circuit_stale_feed_s: float = Field(30.0, gt=0)
@@ -64,13 +77,16 @@ class RiskConfig(_Section):
 
     @field_validator("daily_reset_utc")
     @classmethod
-    def _hhmm(cls, v:str):
+    def _hhmm(cls, v: str):
         h, _, m = v.partition(":")
-        if not (h.isdigit() and m.isdigit() and 0 <= int(h) < 24 and 0 <= int(m) < 60): raise ValueError(f"{v!r} is not HH:MM")
+        if not (h.isdigit() and m.isdigit() and 0 <= int(h) < 24 and 0 <= int(m) < 60):
+            raise ValueError(f"{v!r} is not HH:MM")
         return f"{int(h):02d}:{int(m):02d}"
+
 
 class AIConfig(_Section):
     "[ai]: model families on/off, MLflow tracking and the promotion gate."
+
     deep_learning_enabled: bool = False
     model_training_enabled: bool = True
     reinforcement_learning_enabled: bool = False
@@ -79,16 +95,20 @@ class AIConfig(_Section):
     tracking_uri: str = "sqlite:///mlruns/mlflow.db"
     promotion_margin: float = Field(0.005, ge=0, le=1)
 
+
 class CrossChainConfig(_Section):
     "[crosschain]: EVM chains and cross-chain features (all off by default)."
+
     cross_chain_enabled: bool = False
     ethereum_enabled: bool = False
     bsc_enabled: bool = False
     polygon_enabled: bool = False
     cross_chain_arbitrage_enabled: bool = False
 
+
 class EnterpriseConfig(_Section):
     "[enterprise]: the multi-user REST API and its databases."
+
     api_enabled: bool = False
     multi_user_enabled: bool = False
     database_enabled: bool = False
@@ -97,8 +117,10 @@ class EnterpriseConfig(_Section):
     redis_url: str = "redis://127.0.0.1:6379/0"
     api_secret_key: SecretStr = SecretStr("")
 
+
 class MonitoringConfig(_Section):
     "[monitoring]: logs, metrics, alerts and health checks."
+
     metrics_enabled: bool = True
     logging_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
@@ -108,10 +130,13 @@ class MonitoringConfig(_Section):
 
     @field_validator("logging_level", mode="before")
     @classmethod
-    def _upper(cls, v): return v.upper() if isinstance(v, str) else v
+    def _upper(cls, v):
+        return v.upper() if isinstance(v, str) else v
+
 
 class EndpointsConfig(_Section):
     "[endpoints]: every provider's base URL, so tests and users can point memebot at a mirror or a local server."
+
     geckoterminal: str = "https://api.geckoterminal.com/api/v2"
     dexscreener: str = "https://api.dexscreener.com"
     coingecko: str = "https://api.coingecko.com/api/v3"
@@ -134,69 +159,86 @@ class EndpointsConfig(_Section):
 
     @field_validator("*")
     @classmethod
-    def _url(cls, v:str):
-        if not v.startswith(("http://", "https://", "ws://", "wss://")): raise ValueError(f"{v!r} is not an http(s):// or ws(s):// URL")
+    def _url(cls, v: str):
+        if not v.startswith(("http://", "https://", "ws://", "wss://")):
+            raise ValueError(f"{v!r} is not an http(s):// or ws(s):// URL")
         return v.rstrip("/")
+
 
 class KeysConfig(_Section):
     "[keys]: provider API keys (secrets; empty means keyless)."
+
     coingecko_api_key: SecretStr = SecretStr("")
     coingecko_plan: Literal["demo", "pro"] = "demo"
     jupiter_api_key: SecretStr = SecretStr("")
 
+
 class SolanaConfig(_Section):
     "[solana]: wallet and transaction settings. The key comes from env or a 0600 key file only."
-    private_key: SecretStr = SecretStr("")        # base58 secret key; prefer MEMEBOT_SOLANA_PRIVATE_KEY
-    keypair_path: str = ""                         # a JSON keypair file readable only by its owner (0600)
+
+    private_key: SecretStr = SecretStr("")  # base58 secret key; prefer MEMEBOT_SOLANA_PRIVATE_KEY
+    keypair_path: str = ""  # a JSON keypair file readable only by its owner (0600)
     commitment: Literal["processed", "confirmed", "finalized"] = "confirmed"
     priority_fee_cap_microlamports: int = Field(1_000_000, ge=0)
     jito_enabled: bool = False
     jito_tip_lamports: int = Field(10_000, ge=1000)
-    write_ahead_fsync: bool = False                # fsync each signed tx's journal line before sending (power-cut safe, +1 disk sync)
+    write_ahead_fsync: bool = False  # fsync each signed tx's journal line before sending (power-cut safe, +1 disk sync)
+
 
 class EVMConfig(_Section):
     "[evm]: wallet for Uniswap V2-style routers on Ethereum, BSC and Polygon."
+
     private_key: SecretStr = SecretStr("")
     keystore_path: str = ""
     max_gas_gwei: float = Field(50.0, gt=0)
 
+
 class DataConfig(_Section):
     "[data]: HTTP client, per-provider rate limits (requests per minute), data-quality thresholds and failover."
+
     http_timeout_s: float = Field(15.0, gt=0, le=300)
     http_max_retries: int = Field(5, ge=0, le=20)
-    http_backoff_base_s: float = Field(0.5, gt=0, le=60)   # first retry wait; doubles per attempt, with jitter
+    http_backoff_base_s: float = Field(0.5, gt=0, le=60)  # first retry wait; doubles per attempt, with jitter
     http_backoff_max_s: float = Field(30.0, gt=0, le=600)  # cap on any retry wait, Retry-After included
     rate_geckoterminal_per_min: float = Field(30, gt=0)
     rate_dexscreener_per_min: float = Field(300, gt=0)
     rate_coingecko_per_min: float = Field(30, gt=0)
-    rate_jupiter_per_min: float = Field(30, gt=0)        # keyless 0.5 RPS; raise with an API key's plan
+    rate_jupiter_per_min: float = Field(30, gt=0)  # keyless 0.5 RPS; raise with an API key's plan
     rate_raydium_per_min: float = Field(60, gt=0)
     rate_meteora_per_min: float = Field(60, gt=0)
     rate_orca_per_min: float = Field(60, gt=0)
-    rate_solana_rpc_per_min: float = Field(240, gt=0)   # public mainnet: 40 req / 10 s per method
-    rate_binance_per_min: float = Field(1200, gt=0)     # ccxt reference data (Binance: 6000 weight/min)
+    rate_solana_rpc_per_min: float = Field(240, gt=0)  # public mainnet: 40 req / 10 s per method
+    rate_binance_per_min: float = Field(1200, gt=0)  # ccxt reference data (Binance: 6000 weight/min)
     cross_source_max_deviation_pct: float = Field(5.0, gt=0)
     spike_mad_threshold: float = Field(10.0, gt=0)
     stale_run_bars: int = Field(12, ge=2)
     failover_stale_s: float = Field(300.0, gt=0)
     pool_price_sources: str = "geckoterminal,dexscreener"  # failover order for pool prices/candles
-    token_pool_sources: str = "dexscreener,geckoterminal"  # failover order for a token's pool liquidity and age (token safety)
+    token_pool_sources: str = (
+        "dexscreener,geckoterminal"  # failover order for a token's pool liquidity and age (token safety)
+    )
+
 
 class FeedsConfig(_Section):
     "[feeds]: streaming connections."
+
     heartbeat_timeout_s: float = Field(30.0, gt=0)
     reconnect_initial_s: float = Field(0.5, gt=0)
     reconnect_max_s: float = Field(30.0, gt=0)
     jupiter_poll_s: float = Field(5.0, gt=0)
 
+
 class SimConfig(_Section):
     "[sim]: the offline market simulator."
+
     seed: int = 7
     minutes: int = Field(240, ge=1)
     launches: int = Field(5, ge=1)
 
+
 class BacktestConfig(_Section):
     "[backtest]: default costs per venue (overridable per run)."
+
     initial_cash_usd: float = Field(10_000.0, gt=0)
     cex_fee_bps: float = Field(10.0, ge=0)
     raydium_fee_bps: float = Field(25.0, ge=0)
@@ -211,27 +253,33 @@ class BacktestConfig(_Section):
     strategy_dir: str = "strategies"
     output_dir: str = "data/backtests"
 
+
 class FlowsConfig(_Section):
     "[flows]: Prefect flows: the backfill watchlist, schedules (off by default) and the Dask cluster for scale-out."
+
     watchlist: str = "binance:cex:BONK/USDT:5m,binance:cex:WIF/USDT:5m"  # comma-separated source:chain:pool:tf
-    backfill_days: float = Field(2.0, gt=0)         # how far back a scheduled backfill reaches
-    provider_concurrency: int = Field(2, ge=1)     # backfill tasks in flight per provider
-    schedules_enabled: bool = False                # deployments get their cron schedules only when true
+    backfill_days: float = Field(2.0, gt=0)  # how far back a scheduled backfill reaches
+    provider_concurrency: int = Field(2, ge=1)  # backfill tasks in flight per provider
+    schedules_enabled: bool = False  # deployments get their cron schedules only when true
     backfill_cron: str = "*/30 * * * *"
     train_cron: str = "0 3 * * *"
     report_cron: str = "15 0 * * *"
-    dask_address: str = ""                         # a Dask scheduler (tcp://host:8786); empty = a LocalCluster
-    dask_workers: int = Field(2, ge=1)             # LocalCluster worker processes
-    prefect_home: str = "data/prefect"             # PREFECT_HOME when none is set
+    dask_address: str = ""  # a Dask scheduler (tcp://host:8786); empty = a LocalCluster
+    dask_workers: int = Field(2, ge=1)  # LocalCluster worker processes
+    prefect_home: str = "data/prefect"  # PREFECT_HOME when none is set
     report_dir: str = "data/reports"
+
 
 class StoreConfig(_Section):
     "[store]: where market data lives, and where each trading node keeps its own ledger."
+
     path: str = "data/memebot.duckdb"
-    ledger_dir: str = "data/runs"                 # a paper or live node's orders, fills and run record: <ledger_dir>/<run_id>.duckdb
+    ledger_dir: str = "data/runs"  # a paper or live node's orders, fills and run record: <ledger_dir>/<run_id>.duckdb
+
 
 class Settings(BaseModel):
     "All of memebot's settings, one attribute per INI section."
+
     model_config = ConfigDict(extra="forbid")
     live: LiveConfig = LiveConfig()
     risk: RiskConfig = RiskConfig()
@@ -249,20 +297,22 @@ class Settings(BaseModel):
     sim: SimConfig = SimConfig()
     backtest: BacktestConfig = BacktestConfig()
     flows: FlowsConfig = FlowsConfig()
-    path: Path|None = None                         # the settings file read, if any
-    sources: dict[str, str] = {}                   # "section.key" -> where its value came from
+    path: Path | None = None  # the settings file read, if any
+    sources: dict[str, str] = {}  # "section.key" -> where its value came from
 
     @property
     def base_dir(self) -> Path:
         "Directory relative paths in settings resolve against: the settings file's folder (else the cwd)."
         return self.path.parent if self.path else Path.cwd()
 
-    def resolve(self, p:str|Path) -> Path:
+    def resolve(self, p: str | Path) -> Path:
         "Resolve a path from settings against `base_dir`."
         p = Path(p).expanduser()
         return p if p.is_absolute() else self.base_dir / p
 
-    def endpoint(self, name:str) -> str: return getattr(self.endpoints, name)
+    def endpoint(self, name: str) -> str:
+        return getattr(self.endpoints, name)
+
 
 SECTIONS = {n: f.annotation for n, f in Settings.model_fields.items() if n not in ("path", "sources")}
 
@@ -270,110 +320,151 @@ SECTIONS = {n: f.annotation for n, f in Settings.model_fields.items() if n not i
 class SettingsError(MemebotError):
     "A settings file or env var is invalid; the message names section, key and problem."
 
+
 ENV_PREFIX = "MEMEBOT_"
 _NON_SETTING_ENV = {"SETTINGS", "REQUIRE_SHARED", "DEBUG"}
 
-def find_settings_file(start:Path|None=None) -> Path|None:
+
+def find_settings_file(start: Path | None = None) -> Path | None:
     "The settings file to use: `MEMEBOT_SETTINGS`, else the nearest `settings.ini` from `start` upwards."
     if env := os.environ.get("MEMEBOT_SETTINGS"):
         p = Path(env).expanduser()
-        if not p.is_file(): raise SettingsError(f"MEMEBOT_SETTINGS: {env}: file not found")
+        if not p.is_file():
+            raise SettingsError(f"MEMEBOT_SETTINGS: {env}: file not found")
         return p.resolve()
     d = (start or Path.cwd()).resolve()
     for c in (d, *d.parents):
-        if (c / "settings.ini").is_file(): return c / "settings.ini"
+        if (c / "settings.ini").is_file():
+            return c / "settings.ini"
     return None
+
 
 def _env_overrides(env) -> dict[tuple[str, str], tuple[str, str]]:
     out = {}
     for name, value in env.items():
-        if not name.startswith(ENV_PREFIX) or name[len(ENV_PREFIX):] in _NON_SETTING_ENV: continue
-        rest = name[len(ENV_PREFIX):].lower()
+        if not name.startswith(ENV_PREFIX) or name[len(ENV_PREFIX) :] in _NON_SETTING_ENV:
+            continue
+        rest = name[len(ENV_PREFIX) :].lower()
         for sec in SECTIONS:
-            if rest.startswith(sec + "_"): out[(sec, rest[len(sec) + 1:])] = (value, f"env {name}"); break
+            if rest.startswith(sec + "_"):
+                out[(sec, rest[len(sec) + 1 :])] = (value, f"env {name}")
+                break
     return out
 
-def _describe(err:dict, section:str, key:str, origin:str) -> str:
+
+def _describe(err: dict, section: str, key: str, origin: str) -> str:
     msg = err["msg"]
-    if err["type"] == "extra_forbidden": return f"{origin} [{section}] {key}: unknown key"
+    if err["type"] == "extra_forbidden":
+        return f"{origin} [{section}] {key}: unknown key"
     inp = err.get("input")
     shown = "***" if key in _secret_keys(section) else repr(inp)
     return f"{origin} [{section}] {key}: {msg[0].lower() + msg[1:]} (got {shown})"
 
-def _secret_keys(section:str) -> set[str]:
+
+def _secret_keys(section: str) -> set[str]:
     return {n for n, f in SECTIONS[section].model_fields.items() if f.annotation is SecretStr}
 
-def load_settings(path:str|Path|None=None, # a settings file; default: MEMEBOT_SETTINGS or the nearest settings.ini
-                  env:dict|None=None, # environment to read overrides from (default os.environ)
-                  overrides:dict|None=None # {"section.key": value} applied last (e.g. from the CLI)
-                 ) -> Settings:
+
+def load_settings(
+    path: str | Path | None = None,  # a settings file; default: MEMEBOT_SETTINGS or the nearest settings.ini
+    env: dict | None = None,  # environment to read overrides from (default os.environ)
+    overrides: dict | None = None,  # {"section.key": value} applied last (e.g. from the CLI)
+) -> Settings:
     "Read, merge and validate settings; raise `SettingsError` naming section and key on any problem."
     env = os.environ if env is None else env
     if path is not None:
         path = Path(path).expanduser()
-        if not path.is_file(): raise SettingsError(f"--settings: {path}: file not found")
+        if not path.is_file():
+            raise SettingsError(f"--settings: {path}: file not found")
         path = path.resolve()
-    else: path = find_settings_file()
+    else:
+        path = find_settings_file()
     raw: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
     origin: dict[tuple[str, str], str] = {}
     if path:
         cp = configparser.ConfigParser(interpolation=None, default_section="__none__")
         cp.optionxform = str
-        try: cp.read(path, encoding="utf-8")
-        except configparser.Error as e: raise SettingsError(f"{path.name}: {str(e).splitlines()[0]}") from None
+        try:
+            cp.read(path, encoding="utf-8")
+        except configparser.Error as e:
+            raise SettingsError(f"{path.name}: {str(e).splitlines()[0]}") from None
         for sec in cp.sections():
-            if sec not in SECTIONS: raise SettingsError(f"{path.name} [{sec}]: unknown section (expected one of {', '.join(SECTIONS)})")
+            if sec not in SECTIONS:
+                raise SettingsError(f"{path.name} [{sec}]: unknown section (expected one of {', '.join(SECTIONS)})")
             for k, v in cp.items(sec):
-                raw[sec][k] = v; origin[(sec, k)] = path.name
+                raw[sec][k] = v
+                origin[(sec, k)] = path.name
     for (sec, k), (v, src) in _env_overrides(env).items():
-        raw[sec][k] = v; origin[(sec, k)] = src
+        raw[sec][k] = v
+        origin[(sec, k)] = src
     for dotted, v in (overrides or {}).items():
         sec, _, k = dotted.partition(".")
-        if sec not in SECTIONS: raise SettingsError(f"--set {dotted}: unknown section {sec!r}")
-        raw[sec][k] = v; origin[(sec, k)] = "cli"
+        if sec not in SECTIONS:
+            raise SettingsError(f"--set {dotted}: unknown section {sec!r}")
+        raw[sec][k] = v
+        origin[(sec, k)] = "cli"
     sections = {}
     for sec, model in SECTIONS.items():
-        vals = {k: (None if v == "" and model.model_fields.get(k) and model.model_fields[k].annotation is not SecretStr
-                         and model.model_fields[k].annotation is not str else v) for k, v in raw[sec].items()}
-        try: sections[sec] = model.model_validate(vals)
+        vals = {
+            k: (
+                None
+                if v == ""
+                and model.model_fields.get(k)
+                and model.model_fields[k].annotation is not SecretStr
+                and model.model_fields[k].annotation is not str
+                else v
+            )
+            for k, v in raw[sec].items()
+        }
+        try:
+            sections[sec] = model.model_validate(vals)
         except pydantic.ValidationError as e:
-            err = e.errors()[0]; key = str(err["loc"][0]) if err["loc"] else "?"
+            err = e.errors()[0]
+            key = str(err["loc"][0]) if err["loc"] else "?"
             raise SettingsError(_describe(err, sec, key, origin.get((sec, key), "settings"))) from None
     sources = {f"{s}.{k}": origin.get((s, k), "default") for s, m in SECTIONS.items() for k in m.model_fields}
     return Settings(**sections, path=path, sources=sources)
 
 # %% ../nbs/01_config.ipynb #a9b5ffb8
 _lock = threading.Lock()
-_current: Settings|None = None
-_current_path: Path|None = None
+_current: Settings | None = None
+_current_path: Path | None = None
 
-def use_settings_file(path:str|Path|None):
+
+def use_settings_file(path: str | Path | None):
     "Make `get_settings()` read `path` from now on."
     global _current, _current_path
-    with _lock: _current_path, _current = (Path(path) if path else None), None
+    with _lock:
+        _current_path, _current = (Path(path) if path else None), None
+
 
 def get_settings() -> Settings:
     "The process-wide settings (loaded on first use)."
     global _current
     with _lock:
-        if _current is None: _current = load_settings(_current_path)
+        if _current is None:
+            _current = load_settings(_current_path)
         return _current
 
-def reset_settings(): 
+
+def reset_settings():
     "Forget the loaded settings so the next `get_settings()` reads again."
     global _current
-    with _lock: _current = None
+    with _lock:
+        _current = None
 
 # %% ../nbs/01_config.ipynb #92aa5703
 REDACTED = "***"
 
-def settings_table(s:Settings) -> list[dict]:
+
+def settings_table(s: Settings) -> list[dict]:
     "Rows of section, key, value (secrets redacted) and source."
     rows = []
     for sec in SECTIONS:
         obj = getattr(s, sec)
         for k in type(obj).model_fields:
             v = getattr(obj, k)
-            if isinstance(v, SecretStr): v = REDACTED if v.get_secret_value() else ""
+            if isinstance(v, SecretStr):
+                v = REDACTED if v.get_secret_value() else ""
             rows.append({"section": sec, "key": k, "value": v, "source": s.sources.get(f"{sec}.{k}", "default")})
     return rows

@@ -21,99 +21,152 @@ __all__ = ['SOL_MINT', 'USDC_MINT', 'NS', 'MarketEvent', 'ORDER_TRANSITIONS', 'M
 # %% ../nbs/00_core.ipynb #073535cc
 class MemebotError(Exception):
     "Base of every error memebot raises on purpose (the CLI prints these as one line)."
+
     exit_code = 2
+
 
 class ValidationError(MemebotError, ValueError):
     "A value failed validation; the message names the source and the field."
-    def __init__(self, source:str, # where the value came from (provider, file, section)
-                 field:str, # the field or key that is wrong
-                 problem:str): # what is wrong with it
+
+    def __init__(
+        self,
+        source: str,  # where the value came from (provider, file, section)
+        field: str,  # the field or key that is wrong
+        problem: str,
+    ):  # what is wrong with it
         self.source, self.field, self.problem = source, field, problem
         super().__init__(f"{source}: {field}: {problem}")
 
 # %% ../nbs/00_core.ipynb #7c550634
 class Chain(str, enum.Enum):
     "A blockchain (or the CEX pseudo-chain for exchange reference data)."
-    SOLANA = "solana"; ETHEREUM = "ethereum"; BSC = "bsc"; POLYGON = "polygon"; CEX = "cex"
+
+    SOLANA = "solana"
+    ETHEREUM = "ethereum"
+    BSC = "bsc"
+    POLYGON = "polygon"
+    CEX = "cex"
 
     @property
-    def native_symbol(self) -> str: return _CHAIN_INFO[self][0]
+    def native_symbol(self) -> str:
+        return _CHAIN_INFO[self][0]
+
     @property
-    def native_decimals(self) -> int: return _CHAIN_INFO[self][1]
+    def native_decimals(self) -> int:
+        return _CHAIN_INFO[self][1]
+
     @property
-    def geckoterminal_network(self) -> str|None: return _CHAIN_INFO[self][2]
+    def geckoterminal_network(self) -> str | None:
+        return _CHAIN_INFO[self][2]
+
     @property
-    def dexscreener_chain(self) -> str|None: return _CHAIN_INFO[self][3]
+    def dexscreener_chain(self) -> str | None:
+        return _CHAIN_INFO[self][3]
+
     @property
-    def is_evm(self) -> bool: return self in (Chain.ETHEREUM, Chain.BSC, Chain.POLYGON)
+    def is_evm(self) -> bool:
+        return self in (Chain.ETHEREUM, Chain.BSC, Chain.POLYGON)
 
     @classmethod
-    def parse(cls, value:str|Chain) -> Chain:
+    def parse(cls, value: str | Chain) -> Chain:
         "Parse a chain name or a provider's network id (`eth`, `polygon_pos`, `sol`, ...)."
-        if isinstance(value, Chain): return value
+        if isinstance(value, Chain):
+            return value
         v = str(value).strip().lower()
         for c in cls:
-            if v == c.value or v in _CHAIN_ALIASES.get(c, ()): return c
-        raise ValidationError("chain", "chain", f"unknown chain {value!r} (expected one of {', '.join(c.value for c in cls)})")
+            if v == c.value or v in _CHAIN_ALIASES.get(c, ()):
+                return c
+        raise ValidationError(
+            "chain", "chain", f"unknown chain {value!r} (expected one of {', '.join(c.value for c in cls)})"
+        )
+
 
 _CHAIN_INFO = {  # native symbol, native decimals, GeckoTerminal network id, DexScreener chain id
-    Chain.SOLANA: ("SOL", 9, "solana", "solana"), Chain.ETHEREUM: ("ETH", 18, "eth", "ethereum"),
-    Chain.BSC: ("BNB", 18, "bsc", "bsc"), Chain.POLYGON: ("POL", 18, "polygon_pos", "polygon"),
-    Chain.CEX: ("USDT", 6, None, None)}
-_CHAIN_ALIASES = {Chain.SOLANA: ("sol",), Chain.ETHEREUM: ("eth", "mainnet"), Chain.BSC: ("bnb", "binance-smart-chain"),
-                  Chain.POLYGON: ("polygon_pos", "matic", "polygon-pos"), Chain.CEX: ("binance",)}
+    Chain.SOLANA: ("SOL", 9, "solana", "solana"),
+    Chain.ETHEREUM: ("ETH", 18, "eth", "ethereum"),
+    Chain.BSC: ("BNB", 18, "bsc", "bsc"),
+    Chain.POLYGON: ("POL", 18, "polygon_pos", "polygon"),
+    Chain.CEX: ("USDT", 6, None, None),
+}
+_CHAIN_ALIASES = {
+    Chain.SOLANA: ("sol",),
+    Chain.ETHEREUM: ("eth", "mainnet"),
+    Chain.BSC: ("bnb", "binance-smart-chain"),
+    Chain.POLYGON: ("polygon_pos", "matic", "polygon-pos"),
+    Chain.CEX: ("binance",),
+}
 
 # %% ../nbs/00_core.ipynb #bd53c593
-def to_atoms(amount:Decimal|str|int|float, # a human amount, e.g. "1.5" SOL
-             decimals:int # the token's decimals, e.g. 9 for SOL
-            ) -> int:
+def to_atoms(
+    amount: Decimal | str | int | float,  # a human amount, e.g. "1.5" SOL
+    decimals: int,  # the token's decimals, e.g. 9 for SOL
+) -> int:
     "Convert a human amount to integer base units, rounding toward zero."
-    if isinstance(amount, float): amount = repr(amount)
-    try: d = Decimal(amount)
-    except (InvalidOperation, TypeError): raise ValidationError("amount", "amount", f"{amount!r} is not a number") from None
-    if not d.is_finite(): raise ValidationError("amount", "amount", f"{amount!r} is not finite")
+    if isinstance(amount, float):
+        amount = repr(amount)
+    try:
+        d = Decimal(amount)
+    except (InvalidOperation, TypeError):
+        raise ValidationError("amount", "amount", f"{amount!r} is not a number") from None
+    if not d.is_finite():
+        raise ValidationError("amount", "amount", f"{amount!r} is not finite")
     return int((d.scaleb(decimals)).to_integral_value(rounding=ROUND_DOWN))
 
-def from_atoms(atoms:int, # integer base units
-               decimals:int # the token's decimals
-              ) -> Decimal:
+
+def from_atoms(
+    atoms: int,  # integer base units
+    decimals: int,  # the token's decimals
+) -> Decimal:
     "Convert integer base units to an exact Decimal amount."
     return Decimal(int(atoms)).scaleb(-decimals)
 
 # %% ../nbs/00_core.ipynb #c17ad4b1
 _TF_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
-def tf_seconds(tf:str # a timeframe such as "5m", "1h", "1d"
-              ) -> int:
+
+def tf_seconds(
+    tf: str,  # a timeframe such as "5m", "1h", "1d"
+) -> int:
     "Length of a timeframe in seconds."
     s = str(tf).strip()
-    if len(s) >= 2 and s[-1] in _TF_UNITS and s[:-1].isdigit() and int(s[:-1]) > 0: return int(s[:-1]) * _TF_UNITS[s[-1]]
+    if len(s) >= 2 and s[-1] in _TF_UNITS and s[:-1].isdigit() and int(s[:-1]) > 0:
+        return int(s[:-1]) * _TF_UNITS[s[-1]]
     raise ValidationError("timeframe", "tf", f"{tf!r} is not a timeframe like 1s, 1m, 5m, 1h, 1d")
 
 # %% ../nbs/00_core.ipynb #4cd785b5
 @dataclass(frozen=True, slots=True)
 class TokenRef:
     "A token on a chain, identified by its address (mint on Solana, contract on EVM)."
+
     chain: Chain
     address: str
-    symbol: str|None = None
-    decimals: int|None = None
+    symbol: str | None = None
+    decimals: int | None = None
+
     def __post_init__(self):
-        if not self.address: raise ValidationError("token", "address", "empty address")
+        if not self.address:
+            raise ValidationError("token", "address", "empty address")
         if self.decimals is not None and not (0 <= self.decimals <= 36):
             raise ValidationError("token", "decimals", f"{self.decimals} is out of range 0..36")
-    def __str__(self): return self.symbol or self.address
+
+    def __str__(self):
+        return self.symbol or self.address
+
 
 @dataclass(frozen=True, slots=True)
 class PoolRef:
     "A liquidity pool (or a CEX market when chain is CEX) trading base against quote."
+
     chain: Chain
     address: str
     dex: str
     base: TokenRef
     quote: TokenRef
+
     @property
-    def symbol(self) -> str: return f"{self.base}/{self.quote}"
+    def symbol(self) -> str:
+        return f"{self.base}/{self.quote}"
+
 
 SOL_MINT = "So11111111111111111111111111111111111111112"
 USDC_MINT = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
@@ -121,188 +174,328 @@ USDC_MINT = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
 # %% ../nbs/00_core.ipynb #bd78a7f7
 NS = 1_000_000_000
 
+
 def ts_from(value) -> int:
     "UTC nanoseconds from a datetime, ISO string, pandas Timestamp or epoch number (s, ms, us or ns guessed by size)."
-    if isinstance(value, bool): raise ValidationError("timestamp", "ts", f"{value!r} is not a timestamp")
+    if isinstance(value, bool):
+        raise ValidationError("timestamp", "ts", f"{value!r} is not a timestamp")
     if isinstance(value, int) or (hasattr(value, "dtype") and getattr(value.dtype, "kind", "") in "iu"):
-        v = int(value); a = abs(v)
+        v = int(value)
+        a = abs(v)
         return v * NS if a < 10**11 else v * 10**6 if a < 10**14 else v * 1000 if a < 10**17 else v
     if isinstance(value, float):
         a = abs(value)
-        if a < 1e11: return int(round(value * 1e6)) * 1000
+        if a < 1e11:
+            return int(round(value * 1e6)) * 1000
         return ts_from(int(round(value)))
     if isinstance(value, str):
-        try: value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError: raise ValidationError("timestamp", "ts", f"{value!r} is not an ISO timestamp") from None
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValidationError("timestamp", "ts", f"{value!r} is not an ISO timestamp") from None
     if hasattr(value, "value") and hasattr(value, "tz_localize"):  # pandas Timestamp
         return int(value.value) if value.tzinfo else int(value.tz_localize("UTC").value)
     if isinstance(value, datetime):
-        if value.tzinfo is None: value = value.replace(tzinfo=timezone.utc)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
         d = value - datetime(1970, 1, 1, tzinfo=timezone.utc)
         return (d.days * 86400 + d.seconds) * NS + d.microseconds * 1000
     raise ValidationError("timestamp", "ts", f"{value!r} is not a timestamp")
 
-def ts_to_datetime(ns:int) -> datetime:
+
+def ts_to_datetime(ns: int) -> datetime:
     "UTC datetime from nanoseconds."
     return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=ns // 1000)
 
+
 class Side(str, enum.Enum):
     "Trade direction."
-    BUY = "buy"; SELL = "sell"
+
+    BUY = "buy"
+    SELL = "sell"
+
     @property
-    def sign(self) -> int: return 1 if self is Side.BUY else -1
+    def sign(self) -> int:
+        return 1 if self is Side.BUY else -1
+
 
 @dataclass(slots=True)
 class Candle:
     "One OHLCV bar; `ts` is the bar's open time in UTC ns."
-    ts: int; open: float; high: float; low: float; close: float; volume: float
-    symbol: str = ""; tf: str = ""; source: str = ""; chain: Chain = Chain.CEX
+
+    ts: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    symbol: str = ""
+    tf: str = ""
+    source: str = ""
+    chain: Chain = Chain.CEX
+
 
 @dataclass(slots=True)
 class Tick:
     "A price observation (a trade, a pool state change, a polled price)."
-    ts: int; symbol: str; price: float
-    size: float = 0.0; side: Side|None = None; source: str = ""; chain: Chain = Chain.SOLANA
+
+    ts: int
+    symbol: str
+    price: float
+    size: float = 0.0
+    side: Side | None = None
+    source: str = ""
+    chain: Chain = Chain.SOLANA
+
 
 @dataclass(slots=True)
 class Swap:
     "An on-chain swap in a pool: amounts in human units of base and quote."
-    ts: int; chain: Chain; pool: str; side: Side; base_amount: float; quote_amount: float
-    trader: str = ""; sig: str = ""; ix: int = 0; source: str = ""
+
+    ts: int
+    chain: Chain
+    pool: str
+    side: Side
+    base_amount: float
+    quote_amount: float
+    trader: str = ""
+    sig: str = ""
+    ix: int = 0
+    source: str = ""
+
     @property
-    def price(self) -> float: return self.quote_amount / self.base_amount if self.base_amount else float("nan")
+    def price(self) -> float:
+        return self.quote_amount / self.base_amount if self.base_amount else float("nan")
+
 
 @dataclass(frozen=True, slots=True)
 class Quote:
     "A venue's offer to swap `in_amount` atoms of `in_token` for `out_amount` atoms of `out_token`."
-    ts: int; source: str; chain: Chain; in_token: str; out_token: str; in_amount: int; out_amount: int
-    price_impact_bps: float = 0.0; slippage_bps: int = 0; route: str = ""
+
+    ts: int
+    source: str
+    chain: Chain
+    in_token: str
+    out_token: str
+    in_amount: int
+    out_amount: int
+    price_impact_bps: float = 0.0
+    slippage_bps: int = 0
+    route: str = ""
 
 # %% ../nbs/00_core.ipynb #e3ffd8ef
-def parse_when(value:str|None, # an ISO date/time or a unix timestamp (s, ms, us or ns); None stays None
-               opt:str # the option's name, e.g. "--from"
-              ) -> int|None:
+def parse_when(
+    value: str | None,  # an ISO date/time or a unix timestamp (s, ms, us or ns); None stays None
+    opt: str,  # the option's name, e.g. "--from"
+) -> int | None:
     "UTC ns from a date or timestamp a user gave; a ValidationError naming `opt` when it is not one."
-    if value is None: return None
+    if value is None:
+        return None
     v = str(value).strip()
-    try: return ts_from(int(v)) if v.lstrip("-").isdigit() else ts_from(v)
+    try:
+        return ts_from(int(v)) if v.lstrip("-").isdigit() else ts_from(v)
     except ValidationError:
-        raise ValidationError("option", opt, f"{value!r} is not a date (use e.g. 2025-01-31 or 2025-01-31T12:00:00Z)") from None
+        raise ValidationError(
+            "option", opt, f"{value!r} is not a date (use e.g. 2025-01-31 or 2025-01-31T12:00:00Z)"
+        ) from None
 
-def parse_range(start:str|None, end:str|None, # the range's ends (None: open)
-                a:str="--from", b:str="--to" # the options' names, for the error
-               ) -> tuple[int|None, int|None]:
+
+def parse_range(
+    start: str | None,
+    end: str | None,  # the range's ends (None: open)
+    a: str = "--from",
+    b: str = "--to",  # the options' names, for the error
+) -> tuple[int | None, int | None]:
     "Both ends of a range a user gave, checked: each a date, the start before the end."
     t0, t1 = parse_when(start, a), parse_when(end, b)
     if t0 is not None and t1 is not None and t0 >= t1:
         raise ValidationError("option", a, f"{start} is not before {b} {end}: the range is empty")
     return t0, t1
 
+
 def json_safe(v):
     "`v` with NaN and infinities as None, numpy scalars as Python numbers and times as ISO strings (recursively)."
-    if isinstance(v, float): return v if math.isfinite(v) else None
-    if isinstance(v, dict): return {k: json_safe(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)): return [json_safe(x) for x in v]
-    if hasattr(v, "isoformat"): return None if v != v else v.isoformat()
-    if hasattr(v, "item"): return json_safe(v.item())
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, dict):
+        return {k: json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [json_safe(x) for x in v]
+    if hasattr(v, "isoformat"):
+        return None if v != v else v.isoformat()
+    if hasattr(v, "item"):
+        return json_safe(v.item())
     return v
 
 # %% ../nbs/00_core.ipynb #3c378dab
 @dataclass(slots=True)
 class PoolUpdate:
     "New state of a pool: reserves (human units) and the price they imply (quote per base)."
-    ts: int; chain: Chain; pool: str; base_reserve: float; quote_reserve: float
-    price: float = float("nan"); fee_bps: float = 0.0; source: str = ""; slot: int = 0
+
+    ts: int
+    chain: Chain
+    pool: str
+    base_reserve: float
+    quote_reserve: float
+    price: float = float("nan")
+    fee_bps: float = 0.0
+    source: str = ""
+    slot: int = 0
+
     def __post_init__(self):
-        if self.price != self.price and self.base_reserve > 0: self.price = self.quote_reserve / self.base_reserve
+        if self.price != self.price and self.base_reserve > 0:
+            self.price = self.quote_reserve / self.base_reserve
+
 
 @dataclass(slots=True)
 class TokenLaunched:
     "A new token or pool was seen (e.g. a pump.fun create): the discovery event launch strategies listen to."
-    ts: int; chain: Chain; mint: str; pool: str = ""; creator: str = ""; symbol: str = ""; name: str = ""; source: str = ""
+
+    ts: int
+    chain: Chain
+    mint: str
+    pool: str = ""
+    creator: str = ""
+    symbol: str = ""
+    name: str = ""
+    source: str = ""
+
 
 MarketEvent = Candle | Tick | Swap | PoolUpdate | TokenLaunched
 
 # %% ../nbs/00_core.ipynb #84f9b612
 class OrderType(str, enum.Enum):
     "How an order executes; everything but MARKET is held locally as a trigger (DEX swaps are market orders)."
-    MARKET = "market"; LIMIT = "limit"; STOP = "stop"; TAKE_PROFIT = "take_profit"; TRAILING_STOP = "trailing_stop"
+
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP = "stop"
+    TAKE_PROFIT = "take_profit"
+    TRAILING_STOP = "trailing_stop"
+
 
 class OrderStatus(str, enum.Enum):
     "Lifecycle of an order."
-    NEW = "new"; SUBMITTED = "submitted"; PARTIALLY_FILLED = "partially_filled"; FILLED = "filled"
-    REJECTED = "rejected"; EXPIRED = "expired"; FAILED = "failed"; CANCELLED = "cancelled"
+
+    NEW = "new"
+    SUBMITTED = "submitted"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
     @property
-    def is_terminal(self) -> bool: return self in _TERMINAL
+    def is_terminal(self) -> bool:
+        return self in _TERMINAL
+
 
 _TERMINAL = {OrderStatus.FILLED, OrderStatus.REJECTED, OrderStatus.EXPIRED, OrderStatus.FAILED, OrderStatus.CANCELLED}
 ORDER_TRANSITIONS = {
     OrderStatus.NEW: {OrderStatus.SUBMITTED, OrderStatus.REJECTED, OrderStatus.CANCELLED, OrderStatus.EXPIRED},
-    OrderStatus.SUBMITTED: {OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED, OrderStatus.REJECTED, OrderStatus.EXPIRED,
-                            OrderStatus.FAILED, OrderStatus.CANCELLED},
-    OrderStatus.PARTIALLY_FILLED: {OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED, OrderStatus.EXPIRED,
-                                   OrderStatus.FAILED, OrderStatus.CANCELLED},
+    OrderStatus.SUBMITTED: {
+        OrderStatus.PARTIALLY_FILLED,
+        OrderStatus.FILLED,
+        OrderStatus.REJECTED,
+        OrderStatus.EXPIRED,
+        OrderStatus.FAILED,
+        OrderStatus.CANCELLED,
+    },
+    OrderStatus.PARTIALLY_FILLED: {
+        OrderStatus.PARTIALLY_FILLED,
+        OrderStatus.FILLED,
+        OrderStatus.EXPIRED,
+        OrderStatus.FAILED,
+        OrderStatus.CANCELLED,
+    },
 }
+
 
 class InvalidOrderTransition(MemebotError):
     "An order was asked to move to a status it cannot reach from its current one."
 
+
 _cid_counter = itertools.count()
-def new_client_id(prefix:str="mb" # a short tag, e.g. the strategy name
-                 ) -> str:
+
+
+def new_client_id(
+    prefix: str = "mb",  # a short tag, e.g. the strategy name
+) -> str:
     "A unique client order id: prefix, time and randomness (sortable by creation time)."
     return f"{prefix}-{time.time_ns():x}-{uuid.uuid4().hex[:8]}"
+
 
 @dataclass(slots=True)
 class Order:
     "An instruction to trade `qty` units of `symbol`; `qty` is in human units of the base token."
+
     symbol: str
     side: Side
     qty: float
     type: OrderType = OrderType.MARKET
-    price: float|None = None            # limit/trigger price for non-market orders
+    price: float | None = None  # limit/trigger price for non-market orders
     client_id: str = field(default_factory=new_client_id)
     chain: Chain = Chain.SOLANA
-    ts: int = 0                         # creation time, UTC ns (from the engine's clock)
+    ts: int = 0  # creation time, UTC ns (from the engine's clock)
     status: OrderStatus = OrderStatus.NEW
     filled_qty: float = 0.0
     avg_fill_price: float = 0.0
-    reason: str = ""                    # why it was rejected/failed/cancelled
-    tag: str = ""                       # free text: strategy, signal name
-    trail_pct: float|None = None        # trailing stops: distance from the best price
-    max_slippage_bps: int|None = None
-    reserved: float = 0.0               # quote the account holds back for it while open (a buy's budget left, fees)
+    reason: str = ""  # why it was rejected/failed/cancelled
+    tag: str = ""  # free text: strategy, signal name
+    trail_pct: float | None = None  # trailing stops: distance from the best price
+    max_slippage_bps: int | None = None
+    reserved: float = 0.0  # quote the account holds back for it while open (a buy's budget left, fees)
 
-    def transition(self, status:OrderStatus, reason:str="") -> Order:
+    def transition(self, status: OrderStatus, reason: str = "") -> Order:
         "Move to `status`, or raise `InvalidOrderTransition`."
         status = OrderStatus(status)
         if status not in ORDER_TRANSITIONS.get(self.status, ()):
-            raise InvalidOrderTransition(f"order {self.client_id}: {self.status.value} -> {status.value} is not allowed")
+            raise InvalidOrderTransition(
+                f"order {self.client_id}: {self.status.value} -> {status.value} is not allowed"
+            )
         self.status = status
-        if reason: self.reason = reason
+        if reason:
+            self.reason = reason
         return self
 
     @property
-    def remaining(self) -> float: return max(self.qty - self.filled_qty, 0.0)
+    def remaining(self) -> float:
+        return max(self.qty - self.filled_qty, 0.0)
+
 
 @dataclass(slots=True)
 class NotionalOrder(Order):
     "A buy that spends `notional` units of the quote currency (exact-in swap); `qty` is an estimate until filled."
+
     notional: float = 0.0
+
 
 @dataclass(frozen=True, slots=True)
 class Fill:
     "An execution of (part of) an order; `fee` is in the quote currency."
-    client_id: str; ts: int; symbol: str; side: Side; qty: float; price: float
-    fee: float = 0.0; venue: str = ""; tx_sig: str = ""; chain: Chain = Chain.SOLANA
+
+    client_id: str
+    ts: int
+    symbol: str
+    side: Side
+    qty: float
+    price: float
+    fee: float = 0.0
+    venue: str = ""
+    tx_sig: str = ""
+    chain: Chain = Chain.SOLANA
     fill_id: str = ""
+
     @property
-    def notional(self) -> float: return self.qty * self.price
+    def notional(self) -> float:
+        return self.qty * self.price
 
 # %% ../nbs/00_core.ipynb #94276e2c
 @dataclass(slots=True)
 class Position:
     "Net holding of one symbol, built from fills (long-only or long/short)."
+
     symbol: str
     qty: float = 0.0
     avg_price: float = 0.0
@@ -310,7 +503,7 @@ class Position:
     fees: float = 0.0
     chain: Chain = Chain.SOLANA
 
-    def apply(self, fill:Fill) -> Position:
+    def apply(self, fill: Fill) -> Position:
         "Update with a fill: average in on adds, realize PnL on reductions."
         q = fill.qty * fill.side.sign
         self.fees += fill.fee
@@ -323,13 +516,16 @@ class Position:
             closed = min(abs(q), abs(self.qty))
             self.realized_pnl += closed * (fill.price - self.avg_price) * (1 if self.qty > 0 else -1)
             new = self.qty + q
-            if abs(new) < 1e-12: new = 0.0
-            if new != 0 and (new > 0) != (self.qty > 0): self.avg_price = fill.price   # flipped through zero
-            elif new == 0: self.avg_price = 0.0
+            if abs(new) < 1e-12:
+                new = 0.0
+            if new != 0 and (new > 0) != (self.qty > 0):
+                self.avg_price = fill.price  # flipped through zero
+            elif new == 0:
+                self.avg_price = 0.0
             self.qty = new
         return self
 
-    def unrealized(self, mark:float) -> float:
+    def unrealized(self, mark: float) -> float:
         "Unrealized PnL at price `mark`."
         return self.qty * (mark - self.avg_price)
 
@@ -337,21 +533,23 @@ class Position:
 @dataclass(slots=True)
 class Portfolio:
     "Cash (quote currency), positions, last marks and the open orders with what they reserve."
-    cash: float = 0.0
-    positions: dict = field(default_factory=dict)   # symbol -> Position
-    marks: dict = field(default_factory=dict)       # symbol -> last price
-    fees_paid: float = 0.0
-    orders: dict = field(default_factory=dict)      # client id -> order accepted and not finished
-    reserved: float = 0.0                           # cash the open orders hold back (the sum of their `reserved`)
 
-    def position(self, symbol:str) -> Position:
+    cash: float = 0.0
+    positions: dict = field(default_factory=dict)  # symbol -> Position
+    marks: dict = field(default_factory=dict)  # symbol -> last price
+    fees_paid: float = 0.0
+    orders: dict = field(default_factory=dict)  # client id -> order accepted and not finished
+    reserved: float = 0.0  # cash the open orders hold back (the sum of their `reserved`)
+
+    def position(self, symbol: str) -> Position:
         "The position in `symbol` (created flat on first use)."
         p = self.positions.get(symbol)
-        if p is None: p = self.positions[symbol] = Position(symbol)
+        if p is None:
+            p = self.positions[symbol] = Position(symbol)
         return p
 
-    def apply(self, fill:Fill) -> Portfolio:
-        "Book a fill: cash moves by notional and fee, the position updates, the order's reservation shrinks by its spend."
+    def apply(self, fill: Fill) -> Portfolio:
+        "Book a fill: cash moves by notional and fee, the position updates, the order's reservation shrinks."
         self.cash -= fill.side.sign * fill.qty * fill.price + fill.fee
         self.fees_paid += fill.fee
         self.position(fill.symbol).apply(fill)
@@ -360,153 +558,234 @@ class Portfolio:
         if o is not None and o.reserved:
             spend = fill.fee + (fill.qty * fill.price if fill.side is Side.BUY else 0.0)
             left = max(o.reserved - spend, 0.0)
-            self.reserved -= o.reserved - left; o.reserved = left
+            self.reserved -= o.reserved - left
+            o.reserved = left
         return self
 
-    def mark(self, symbol:str, price:float): self.marks[symbol] = price
-    def qty(self, symbol:str) -> float:
-        p = self.positions.get(symbol); return p.qty if p else 0.0
-    def exposure(self, symbol:str) -> float:
+    def mark(self, symbol: str, price: float):
+        self.marks[symbol] = price
+
+    def qty(self, symbol: str) -> float:
+        p = self.positions.get(symbol)
+        return p.qty if p else 0.0
+
+    def exposure(self, symbol: str) -> float:
         "Absolute value of the position at its last mark."
         p = self.positions.get(symbol)
         return abs(p.qty * self.marks.get(symbol, p.avg_price)) if p else 0.0
-    def gross_exposure(self) -> float: return sum(self.exposure(s) for s in self.positions)
+
+    def gross_exposure(self) -> float:
+        return sum(self.exposure(s) for s in self.positions)
+
     def equity(self) -> float:
         "Cash plus positions at their last marks."
         return self.cash + sum(p.qty * self.marks.get(s, p.avg_price) for s, p in self.positions.items())
-    def realized_pnl(self) -> float: return sum(p.realized_pnl for p in self.positions.values())
+
+    def realized_pnl(self) -> float:
+        return sum(p.realized_pnl for p in self.positions.values())
+
     def unrealized_pnl(self) -> float:
         return sum(p.unrealized(self.marks.get(s, p.avg_price)) for s, p in self.positions.items())
 
 # %% ../nbs/00_core.ipynb #12b2ecb1
 @patch
-def accept(self:Portfolio, order:Order # an order passed by the checks, with `reserved` set
-          ) -> Order:
+def accept(
+    self: Portfolio,
+    order: Order,  # an order passed by the checks, with `reserved` set
+) -> Order:
     "Hold `order` open: its `reserved` cash (and, for a sell, its unfilled quantity) is no longer free."
     self.orders[order.client_id] = order
     self.reserved += order.reserved
     return order
 
+
 @patch
-def finish(self:Portfolio, order:Order # an order that reached a terminal state
-          ) -> bool:
+def finish(
+    self: Portfolio,
+    order: Order,  # an order that reached a terminal state
+) -> bool:
     "Release what a finished order still reserved; True if it was open."
     o = self.orders.pop(order.client_id, None)
-    if o is None: return False
-    self.reserved = self.reserved - o.reserved if self.orders else 0.0     # empty book: exactly zero, no float drift
+    if o is None:
+        return False
+    self.reserved = self.reserved - o.reserved if self.orders else 0.0  # empty book: exactly zero, no float drift
     o.reserved = 0.0
     return True
 
+
 @patch
-def reserved_cash(self:Portfolio) -> float:
+def reserved_cash(self: Portfolio) -> float:
     "Cash held back for open orders."
     return self.reserved
 
+
 @patch
-def free_cash(self:Portfolio) -> float:
+def free_cash(self: Portfolio) -> float:
     "Cash not reserved by open orders."
     return self.cash - self.reserved
 
-@patch
-def free_qty(self:Portfolio, symbol:str) -> float:
-    "The long position in `symbol` not already promised to open sells."
-    q = self.qty(symbol)
-    if not self.orders: return q
-    return q - sum(o.remaining for o in self.orders.values() if o.symbol == symbol and o.side is Side.SELL)
 
 @patch
-def pending_qty(self:Portfolio, symbol:str) -> float:
+def free_qty(self: Portfolio, symbol: str) -> float:
+    "The long position in `symbol` not already promised to open sells."
+    q = self.qty(symbol)
+    if not self.orders:
+        return q
+    return q - sum(o.remaining for o in self.orders.values() if o.symbol == symbol and o.side is Side.SELL)
+
+
+@patch
+def pending_qty(self: Portfolio, symbol: str) -> float:
     "Signed unfilled quantity of the open orders in `symbol` (a notional buy counts its estimate)."
     return sum(o.side.sign * o.remaining for o in self.orders.values() if o.symbol == symbol)
 
 # %% ../nbs/00_core.ipynb #79cdec0e
 class Environment(str, enum.Enum):
     "Where a strategy runs: backtest, paper or live."
-    BACKTEST = "backtest"; PAPER = "paper"; LIVE = "live"
+
+    BACKTEST = "backtest"
+    PAPER = "paper"
+    LIVE = "live"
 
 # %% ../nbs/00_core.ipynb #68bebd1d
 class RiskHook:
     "The contract between engines and the risk engine: a reason to reject, or None; and what it needs to hear."
-    def check(self, order:Order, portfolio:Portfolio, now_ns:int) -> str|None:
+
+    def check(self, order: Order, portfolio: Portfolio, now_ns: int) -> str | None:
         "A reason to reject `order` now, or None to let it through."
         raise NotImplementedError
-    def buying_power(self, symbol:str, portfolio:Portfolio, now_ns:int) -> float:
+
+    def buying_power(self, symbol: str, portfolio: Portfolio, now_ns: int) -> float:
         "The largest buy of `symbol` (quote units) this hook would let through now; inf when it sets no limit."
         return math.inf
+
     def on_market(self, event) -> None:
         "A market event (Candle, Tick, Swap, PoolUpdate, TokenLaunched)."
-    def feed_alive(self, ts:int) -> None:
+
+    def feed_alive(self, ts: int) -> None:
         "An event stamped `ts` arrived; the engine says so before it acts on it."
-    def on_fill(self, fill:Fill, portfolio:Portfolio) -> None:
+
+    def on_fill(self, fill: Fill, portfolio: Portfolio) -> None:
         "A fill was booked into `portfolio`."
-    def on_order_closed(self, order:Order) -> None:
+
+    def on_order_closed(self, order: Order) -> None:
         "An order the hook let through finished: filled, cancelled, expired, rejected by the venue or failed."
 
 # %% ../nbs/00_core.ipynb #bcbd2c82
 class Clock:
     "The one source of time for an engine: `now_ns()` and an awaitable `sleep`."
-    simulated: bool = False      # True: time moves only by `advance_to` (event time), never by itself
-    def now_ns(self) -> int: raise NotImplementedError
-    def now(self) -> datetime: return ts_to_datetime(self.now_ns())
-    async def sleep(self, seconds:float): raise NotImplementedError
+
+    simulated: bool = False  # True: time moves only by `advance_to` (event time), never by itself
+
+    def now_ns(self) -> int:
+        raise NotImplementedError
+
+    def now(self) -> datetime:
+        return ts_to_datetime(self.now_ns())
+
+    async def sleep(self, seconds: float):
+        raise NotImplementedError
+
 
 class WallClock(Clock):
     "Real UTC time."
-    def now_ns(self) -> int: return time.time_ns()
-    async def sleep(self, seconds:float): await asyncio.sleep(seconds)
+
+    def now_ns(self) -> int:
+        return time.time_ns()
+
+    async def sleep(self, seconds: float):
+        await asyncio.sleep(seconds)
+
 
 class SimClock(Clock):
     "Simulated time: moves only when the feed (or a test) advances it; never goes backwards."
+
     simulated = True
-    def __init__(self, start_ns:int=0): self._ns = int(start_ns)
-    def now_ns(self) -> int: return self._ns
-    def advance_to(self, ns:int):
+
+    def __init__(self, start_ns: int = 0):
+        self._ns = int(start_ns)
+
+    def now_ns(self) -> int:
+        return self._ns
+
+    def advance_to(self, ns: int):
         "Set the time to `ns` (ignored if it would go backwards)."
-        if ns > self._ns: self._ns = int(ns)
-    def advance(self, seconds:float): self._ns += int(seconds * NS)
-    async def sleep(self, seconds:float):
-        self.advance(seconds); await asyncio.sleep(0)
+        if ns > self._ns:
+            self._ns = int(ns)
+
+    def advance(self, seconds: float):
+        self._ns += int(seconds * NS)
+
+    async def sleep(self, seconds: float):
+        self.advance(seconds)
+        await asyncio.sleep(0)
 
 # %% ../nbs/00_core.ipynb #90705458
 class Feed:
     "Market events in time order: async iteration always; sync iteration for stored or simulated data."
-    clock: Clock|None = None          # the SimClock a replay advances to each event (None: the engine picks one)
-    symbols: list[str]|None = None    # the universe, when known before the first event
-    fast_until: int = -1              # paced feeds: events up to this time (UTC ns) are delivered without pacing
-    def __aiter__(self): return self._aiter()
+
+    clock: Clock | None = None  # the SimClock a replay advances to each event (None: the engine picks one)
+    symbols: list[str] | None = None  # the universe, when known before the first event
+    fast_until: int = -1  # paced feeds: events up to this time (UTC ns) are delivered without pacing
+
+    def __aiter__(self):
+        return self._aiter()
+
     async def _aiter(self):
-        for ev in self: yield ev
-    def __iter__(self): raise TypeError(f"{type(self).__name__} is a live feed: iterate it with `async for`")
+        for ev in self:
+            yield ev
+
+    def __iter__(self):
+        raise TypeError(f"{type(self).__name__} is a live feed: iterate it with `async for`")
+
     @property
     def replayable(self) -> bool:
         "True when the feed can be iterated again from its start (stored or simulated data), False for live feeds."
         return type(self).__iter__ is not Feed.__iter__
-    async def close(self): pass
+
+    async def close(self):
+        pass
+
 
 class ListFeed(Feed):
     "A feed over events already in memory (tests, small replays), advancing an optional SimClock."
-    def __init__(self, events, clock:SimClock|None=None): self.events, self.clock = list(events), clock
+
+    def __init__(self, events, clock: SimClock | None = None):
+        self.events, self.clock = list(events), clock
+
     def __iter__(self):
         for ev in self.events:
-            if self.clock is not None: self.clock.advance_to(ev.ts)
+            if self.clock is not None:
+                self.clock.advance_to(ev.ts)
             yield ev
 
 # %% ../nbs/00_core.ipynb #c87216b2
 import os
 from pathlib import Path
 
+
 class SharedDataMissing(MemebotError):
     "../shared is required (MEMEBOT_REQUIRE_SHARED=1) but was not found."
 
-def shared_dir(required:bool|None=None # raise if missing; default: MEMEBOT_REQUIRE_SHARED=1
-              ) -> Path|None:
+
+def shared_dir(
+    required: bool | None = None,  # raise if missing; default: MEMEBOT_REQUIRE_SHARED=1
+) -> Path | None:
     "The `shared/` folder beside the project (or `MEMEBOT_SHARED`), or None when absent."
-    if env := os.environ.get("MEMEBOT_SHARED"): cands = [Path(env)]
+    if env := os.environ.get("MEMEBOT_SHARED"):
+        cands = [Path(env)]
     else:
-        here = [Path.cwd(), *Path.cwd().parents, Path(__file__).resolve().parent.parent] if "__file__" in globals() else [Path.cwd(), *Path.cwd().parents]
+        here = (
+            [Path.cwd(), *Path.cwd().parents, Path(__file__).resolve().parent.parent]
+            if "__file__" in globals()
+            else [Path.cwd(), *Path.cwd().parents]
+        )
         cands = [d / "shared" for d in here] + [d.parent / "shared" for d in here]
     for c in cands:
-        if (c / "DESIGN.md").exists() or (c / "data").is_dir() and (c / "fixtures").is_dir(): return c.resolve()
-    if required is None: required = os.environ.get("MEMEBOT_REQUIRE_SHARED") == "1"
-    if required: raise SharedDataMissing("../shared (real data and fixtures) not found beside the project; set MEMEBOT_SHARED")
+        if (c / "DESIGN.md").exists() or (c / "data").is_dir() and (c / "fixtures").is_dir():
+            return c.resolve()
+    if required is None:
+        required = os.environ.get("MEMEBOT_REQUIRE_SHARED") == "1"
+    if required:
+        raise SharedDataMissing("../shared (real data and fixtures) not found beside the project; set MEMEBOT_SHARED")
     return None

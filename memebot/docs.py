@@ -12,95 +12,147 @@ from .core import MemebotError
 __all__ = ['LAYERS', 'DocsError', 'site_nav', 'execute_notebook', 'build_docs']
 
 # %% ../nbs/98_docs.ipynb #ba79131a
-LAYERS = [("0", "Foundation"), ("1", "Market data"), ("2", "Features"), ("3", "Models"), ("4", "Research & backtesting"),
-          ("5", "Risk"), ("6", "Execution"), ("7", "Live trading"), ("8", "Services"), ("9", "Command line & operations")]
+LAYERS = [
+    ("0", "Foundation"),
+    ("1", "Market data"),
+    ("2", "Features"),
+    ("3", "Models"),
+    ("4", "Research & backtesting"),
+    ("5", "Risk"),
+    ("6", "Execution"),
+    ("7", "Live trading"),
+    ("8", "Services"),
+    ("9", "Command line & operations"),
+]
+
 
 class DocsError(MemebotError):
     "The documentation site could not be built."
 
-def _title(nb:Path) -> str:
+
+def _title(nb: Path) -> str:
     try:
         cells = json.loads(nb.read_text())["cells"]
         for c in cells:
             if c["cell_type"] == "markdown":
                 src = "".join(c["source"]).strip()
                 m = re.match(r"#\s+(.+)", src)
-                if m: return m.group(1).strip()
-    except (OSError, ValueError, KeyError): pass
+                if m:
+                    return m.group(1).strip()
+    except (OSError, ValueError, KeyError):
+        pass
     return nb.stem
 
-def site_nav(nbs:Path) -> list[dict]:
+
+def site_nav(nbs: Path) -> list[dict]:
     "mkdocs `nav`: index, tutorials, then one section per layer with its notebooks in order."
     nav: list = [{"Home": "index.md"}]
     tut = sorted((nbs / "tutorials").glob("*.ipynb")) if (nbs / "tutorials").is_dir() else []
-    if tut: nav.append({"Tutorials": [{_title(p): f"tutorials/{p.name}"} for p in tut]})
+    if tut:
+        nav.append({"Tutorials": [{_title(p): f"tutorials/{p.name}"} for p in tut]})
     pages = sorted(p for p in nbs.glob("*.ipynb") if not p.name.startswith(("_", ".")))
     for digit, name in LAYERS:
         sec = [{_title(p): p.name} for p in pages if p.name[:1] == digit]
-        if sec: nav.append({name: sec})
+        if sec:
+            nav.append({name: sec})
     return nav
 
 # %% ../nbs/98_docs.ipynb #53a41dd8
-def _index_md(root:Path) -> str:
+def _index_md(root: Path) -> str:
     readme = (root / "README.md").read_text() if (root / "README.md").exists() else "# memebot\n"
     return readme
 
-def _skip_flags(root:Path) -> set[str]:
+
+def _skip_flags(root: Path) -> set[str]:
     import tomllib
-    try: return set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["nbdev"].get("tst_flags", "").split())
-    except (OSError, KeyError, ValueError): return {"slow"}
+
+    try:
+        return set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["nbdev"].get("tst_flags", "").split())
+    except (OSError, KeyError, ValueError):
+        return {"slow"}
+
 
 _DIRECTIVE = re.compile(r"^\s*#\s*\|\s*(.+?)\s*$", re.M)
 
-def execute_notebook(src:Path, dest:Path, timeout:int=600, skip_flags:set[str]|None=None):
-    "Execute a notebook (in its own folder) like nbdev-test does — skipping flagged and `eval: false` cells — and save it."
+
+def execute_notebook(src: Path, dest: Path, timeout: int = 600, skip_flags: set[str] | None = None):
+    "Execute a notebook in its folder as nbdev-test does (skipping flagged and `eval: false` cells) and save it."
     import nbformat, logging
     from nbclient import NotebookClient
+
     logging.getLogger("traitlets").setLevel(logging.WARNING)
     skip_flags = _skip_flags(src.parent.parent) if skip_flags is None else skip_flags
     nb = nbformat.read(src, as_version=4)
     run = nbformat.v4.new_notebook(metadata=nb.metadata)
     idx = []
     for i, c in enumerate(nb.cells):
-        if c.cell_type != "code": continue
+        if c.cell_type != "code":
+            continue
         ds = {d.replace(" ", "") for d in _DIRECTIVE.findall(c.source)}
-        if ds & skip_flags or "eval:false" in ds: continue
-        run.cells.append(nbformat.v4.new_code_cell(c.source)); idx.append(i)
-    try: NotebookClient(run, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(src.parent)}}).execute()
+        if ds & skip_flags or "eval:false" in ds:
+            continue
+        run.cells.append(nbformat.v4.new_code_cell(c.source))
+        idx.append(i)
+    try:
+        NotebookClient(
+            run, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(src.parent)}}
+        ).execute()
     except Exception as e:
         msg = str(e).strip().splitlines()
         raise DocsError(f"{src.name}: failed to execute: {msg[-1] if msg else type(e).__name__}") from None
-    for i, c in zip(idx, run.cells): nb.cells[i].outputs, nb.cells[i].execution_count = c.outputs, c.execution_count
+    for i, c in zip(idx, run.cells):
+        nb.cells[i].outputs, nb.cells[i].execution_count = c.outputs, c.execution_count
     nbformat.write(nb, dest)
 
-def build_docs(root:Path|str=".", # the project root (has nbs/ and README.md)
-               out:Path|str|None=None, # site folder (default <root>/_docs/site)
-               execute:bool=False, # run each notebook first so pages show outputs
-               timeout:int=600, # per-cell timeout when executing
-               only:list[str]|None=None # render only these notebook names (for quick checks)
-              ) -> Path:
+
+def build_docs(
+    root: Path | str = ".",  # the project root (has nbs/ and README.md)
+    out: Path | str | None = None,  # site folder (default <root>/_docs/site)
+    execute: bool = False,  # run each notebook first so pages show outputs
+    timeout: int = 600,  # per-cell timeout when executing
+    only: list[str] | None = None,  # render only these notebook names (for quick checks)
+) -> Path:
     "Build the static docs site; returns the site folder."
-    root = Path(root).resolve(); nbs = root / "nbs"
-    if not nbs.is_dir(): raise DocsError(f"{nbs}: no notebooks folder")
+    root = Path(root).resolve()
+    nbs = root / "nbs"
+    if not nbs.is_dir():
+        raise DocsError(f"{nbs}: no notebooks folder")
     out = Path(out).resolve() if out else root / "_docs" / "site"
     stage = out.parent / f"{out.name}-src"
-    shutil.rmtree(stage, ignore_errors=True); stage.mkdir(parents=True)
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
     (stage / "index.md").write_text(_index_md(root))
-    nbfiles = sorted(p for p in nbs.rglob("*.ipynb") if not any(part.startswith(("_", ".")) for part in p.relative_to(nbs).parts))
-    if only: nbfiles = [p for p in nbfiles if p.name in only or p.stem in only]
+    nbfiles = sorted(
+        p for p in nbs.rglob("*.ipynb") if not any(part.startswith(("_", ".")) for part in p.relative_to(nbs).parts)
+    )
+    if only:
+        nbfiles = [p for p in nbfiles if p.name in only or p.stem in only]
     for p in nbfiles:
-        dest = stage / p.relative_to(nbs); dest.parent.mkdir(parents=True, exist_ok=True)
-        if execute: execute_notebook(p, dest, timeout)
-        else: shutil.copy2(p, dest)
+        dest = stage / p.relative_to(nbs)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if execute:
+            execute_notebook(p, dest, timeout)
+        else:
+            shutil.copy2(p, dest)
     nav = site_nav(stage)
-    cfg = {"site_name": "memebot", "docs_dir": str(stage), "site_dir": str(out), "use_directory_urls": False,
-           "theme": {"name": "material", "features": ["navigation.sections", "navigation.expand"]},
-           "plugins": [{"mkdocs-jupyter": {"include_source": True, "execute": False, "ignore_h1_titles": False}}, "search"],
-           "nav": nav}
+    cfg = {
+        "site_name": "memebot",
+        "docs_dir": str(stage),
+        "site_dir": str(out),
+        "use_directory_urls": False,
+        "theme": {"name": "material", "features": ["navigation.sections", "navigation.expand"]},
+        "plugins": [
+            {"mkdocs-jupyter": {"include_source": True, "execute": False, "ignore_h1_titles": False}},
+            "search",
+        ],
+        "nav": nav,
+    }
     yml = out.parent / f"{out.name}-mkdocs.yml"
-    yml.write_text(json.dumps(cfg, indent=1))      # JSON is valid YAML
+    yml.write_text(json.dumps(cfg, indent=1))  # JSON is valid YAML
     mk = Path(sys.executable).parent / "mkdocs"
-    r = subprocess.run([str(mk) if mk.exists() else "mkdocs", "build", "-q", "-f", str(yml)], capture_output=True, text=True, cwd=root)
+    r = subprocess.run(
+        [str(mk) if mk.exists() else "mkdocs", "build", "-q", "-f", str(yml)], capture_output=True, text=True, cwd=root
+    )
     if r.returncode != 0:
         raise DocsError(f"mkdocs build failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
     return out

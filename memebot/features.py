@@ -20,29 +20,42 @@ __all__ = ['RET_HORIZONS', 'VOL_WINDOWS', 'CANDLE_COLS', 'CONTEXT_SYMBOLS', 'Fea
 class FeatureError(MemebotError):
     "Bad input to feature or label construction."
 
-RET_HORIZONS = (1, 3, 12, 48)   # bars
-VOL_WINDOWS = (12, 48, 288)     # bars
+
+RET_HORIZONS = (1, 3, 12, 48)  # bars
+VOL_WINDOWS = (12, 48, 288)  # bars
 CANDLE_COLS = ("body", "upper", "lower", "range", "ret_1", "vol_ratio", "brk_20")  # what the pattern CNN looks at
+
 
 def _need(df, cols, what):
     miss = [c for c in cols if c not in df.columns]
-    if miss: raise FeatureError(f"{what}: missing column(s) {', '.join(miss)}")
+    if miss:
+        raise FeatureError(f"{what}: missing column(s) {', '.join(miss)}")
 
-def symbol_features(df:pd.DataFrame # one symbol's candles: ts, open, high, low, close, volume (sorted by ts)
-                   ) -> pd.DataFrame:
+
+def symbol_features(
+    df: pd.DataFrame,  # one symbol's candles: ts, open, high, low, close, volume (sorted by ts)
+) -> pd.DataFrame:
     "Causal features for one symbol, indexed by ts."
     _need(df, ("ts", "open", "high", "low", "close", "volume"), "symbol_features")
     d = df.set_index("ts").sort_index()
-    if not d.index.is_unique: raise FeatureError("symbol_features: duplicate ts")
+    if not d.index.is_unique:
+        raise FeatureError("symbol_features: duplicate ts")
     o, h, l, c, v = (d[k].astype("float64") for k in ("open", "high", "low", "close", "volume"))
-    if (c <= 0).any(): raise FeatureError("symbol_features: close must be > 0")
+    if (c <= 0).any():
+        raise FeatureError("symbol_features: close must be > 0")
     f = {}
-    lc = np.log(c); r1 = lc.diff()
-    for k in RET_HORIZONS: f[f"ret_{k}"] = lc.diff(k)
-    for w in VOL_WINDOWS: f[f"vol_{w}"] = r1.rolling(w, min_periods=w).std()
+    lc = np.log(c)
+    r1 = lc.diff()
+    for k in RET_HORIZONS:
+        f[f"ret_{k}"] = lc.diff(k)
+    for w in VOL_WINDOWS:
+        f[f"vol_{w}"] = r1.rolling(w, min_periods=w).std()
     f["vol_ratio_12_288"] = f["vol_12"] / f["vol_288"]
     # candle shape relative to close
-    f["body"] = (c - o) / c; f["upper"] = (h - np.maximum(o, c)) / c; f["lower"] = (np.minimum(o, c) - l) / c; f["range"] = (h - l) / c
+    f["body"] = (c - o) / c
+    f["upper"] = (h - np.maximum(o, c)) / c
+    f["lower"] = (np.minimum(o, c) - l) / c
+    f["range"] = (h - l) / c
     f["brk_20"] = c / h.shift(1).rolling(20, min_periods=20).max() - 1
     f["brkdn_20"] = c / l.shift(1).rolling(20, min_periods=20).min() - 1
     # indicators from `ta` (all recursive or trailing)
@@ -55,28 +68,32 @@ def symbol_features(df:pd.DataFrame # one symbol's candles: ts, open, high, low,
     f["mfi_14"] = ta.volume.MFIIndicator(h, l, c, v, 14).money_flow_index() / 100
     f["cmf_20"] = ta.volume.ChaikinMoneyFlowIndicator(h, l, c, v, 20).chaikin_money_flow()
     # volume and liquidity
-    lv = np.log1p(v); dv = v * c
+    lv = np.log1p(v)
+    dv = v * c
     f["logvol_z48"] = (lv - lv.rolling(48).mean()) / lv.rolling(48).std()
     f["vol_ratio"] = v / v.rolling(12).mean()
     f["log_dollar_vol"] = np.log1p(dv.rolling(12).mean())
     f["amihud_48"] = np.log1p(1e9 * (r1.abs() / dv.replace(0, np.nan)).rolling(48, min_periods=24).mean())
     # calendar
     hr = d.index.hour + d.index.minute / 60
-    f["tod_sin"] = np.sin(2 * np.pi * hr / 24); f["tod_cos"] = np.cos(2 * np.pi * hr / 24)
+    f["tod_sin"] = np.sin(2 * np.pi * hr / 24)
+    f["tod_cos"] = np.cos(2 * np.pi * hr / 24)
     out = pd.DataFrame(f, index=d.index).replace([np.inf, -np.inf], np.nan)
     return out
 
 # %% ../nbs/20_features.ipynb #c000bc16
-def check_causal(fn, # features function: candles DataFrame -> features indexed by ts
-                 df:pd.DataFrame, # candles for one or more symbols
-                 cut:int, # index position (per symbol) after which bars are perturbed
-                 seed:int=0) -> None:
+def check_causal(
+    fn,  # features function: candles DataFrame -> features indexed by ts
+    df: pd.DataFrame,  # candles for one or more symbols
+    cut: int,  # index position (per symbol) after which bars are perturbed
+    seed: int = 0,
+) -> None:
     "Raise FeatureError if perturbing bars after `cut` changes any feature at or before `cut`."
     rng = np.random.default_rng(seed)
     a = fn(df)
     d2 = df.copy()
     for s, g in d2.groupby("symbol"):
-        idx = g.index[cut + 1:]
+        idx = g.index[cut + 1 :]
         k = rng.uniform(0.3, 3.0, (len(idx), 1))
         d2.loc[idx, ["open", "high", "low", "close"]] = d2.loc[idx, ["open", "high", "low", "close"]].to_numpy() * k
         d2.loc[idx, "volume"] = d2.loc[idx, "volume"].to_numpy() * rng.uniform(0.01, 50, len(idx))
@@ -85,7 +102,8 @@ def check_causal(fn, # features function: candles DataFrame -> features indexed 
     ts_a = a.index.get_level_values("ts") if isinstance(a.index, pd.MultiIndex) else a.index
     ts_b = b.index.get_level_values("ts") if isinstance(b.index, pd.MultiIndex) else b.index
     pa, pb = a[ts_a <= t_cut], b[ts_b <= t_cut]
-    if not pa.index.equals(pb.index): raise FeatureError("check_causal: past rows differ after changing the future")
+    if not pa.index.equals(pb.index):
+        raise FeatureError("check_causal: past rows differ after changing the future")
     diff = ~((pa == pb) | (pa.isna() & pb.isna()))
     if diff.any().any():
         bad = diff.any()[lambda s: s].index.tolist()
@@ -94,15 +112,20 @@ def check_causal(fn, # features function: candles DataFrame -> features indexed 
 # %% ../nbs/20_features.ipynb #b4d03227
 CONTEXT_SYMBOLS = ("BTC/USDT", "SOL/USDT")
 
-def _ctx_name(sym): return sym.split("/")[0].lower()
 
-def build_features(candles:pd.DataFrame, # long candles: symbol, ts, open, high, low, close, volume
-                   context:tuple=CONTEXT_SYMBOLS, # symbols whose returns/volatility join every row (skipped if absent)
-                   flow:pd.DataFrame|None=None # optional swap flow features indexed by (symbol, ts), see `swap_flow`
-                  ) -> pd.DataFrame:
+def _ctx_name(sym):
+    return sym.split("/")[0].lower()
+
+
+def build_features(
+    candles: pd.DataFrame,  # long candles: symbol, ts, open, high, low, close, volume
+    context: tuple = CONTEXT_SYMBOLS,  # symbols whose returns/volatility join every row (skipped if absent)
+    flow: pd.DataFrame | None = None,  # optional swap flow features indexed by (symbol, ts), see `swap_flow`
+) -> pd.DataFrame:
     "Causal feature panel indexed by (symbol, ts), float32."
     _need(candles, ("symbol", "ts", "open", "high", "low", "close", "volume"), "build_features")
-    if candles.empty: raise FeatureError("build_features: no candles")
+    if candles.empty:
+        raise FeatureError("build_features: no candles")
     parts = {s: symbol_features(g) for s, g in candles.groupby("symbol", sort=True)}
     ctx = []
     for cs in context:
@@ -112,31 +135,45 @@ def build_features(candles:pd.DataFrame, # long candles: symbol, ts, open, high,
     ctx = pd.concat(ctx, axis=1) if ctx else None
     out = []
     for s, p in parts.items():
-        if ctx is not None: p = p.join(ctx, how="left")
+        if ctx is not None:
+            p = p.join(ctx, how="left")
         p.index = pd.MultiIndex.from_product([[s], p.index], names=["symbol", "ts"])
         out.append(p)
     X = pd.concat(out)
-    if flow is not None: X = X.join(flow, how="left")
+    if flow is not None:
+        X = X.join(flow, how="left")
     return X.astype("float32")
 
 # %% ../nbs/20_features.ipynb #7cd2a888
-def swap_flow(swaps:pd.DataFrame, # swaps: mint (or symbol), ts (unix s or datetime), side (buy/sell), sol, trader
-              tf:str="1m" # bar size
-             ) -> pd.DataFrame:
+def swap_flow(
+    swaps: pd.DataFrame,  # swaps: mint (or symbol), ts (unix s or datetime), side (buy/sell), sol, trader
+    tf: str = "1m",  # bar size
+) -> pd.DataFrame:
     "Buy/sell flow features per (symbol, bar ts): volumes, counts, net-flow imbalance, distinct traders."
     key = "symbol" if "symbol" in swaps.columns else "mint"
     _need(swaps, (key, "ts", "side", "sol"), "swap_flow")
     d = swaps.copy()
     ts = d["ts"]
-    d["ts"] = pd.to_datetime(ts, unit="s", utc=True) if pd.api.types.is_numeric_dtype(ts) else pd.to_datetime(ts, utc=True)
+    d["ts"] = (
+        pd.to_datetime(ts, unit="s", utc=True) if pd.api.types.is_numeric_dtype(ts) else pd.to_datetime(ts, utc=True)
+    )
     step = f"{tf_seconds(tf)}s"
     d["bar"] = d["ts"].dt.floor(step)
     side = d["side"].astype(str).str.lower()
-    if not side.isin(["buy", "sell"]).all(): raise FeatureError("swap_flow: side must be buy or sell")
-    d["buy_sol"] = np.where(side == "buy", d["sol"], 0.0); d["sell_sol"] = np.where(side == "sell", d["sol"], 0.0)
-    d["is_buy"] = (side == "buy").astype(int); d["is_sell"] = (side == "sell").astype(int)
-    agg = {"buy_sol": ("buy_sol", "sum"), "sell_sol": ("sell_sol", "sum"), "n_buys": ("is_buy", "sum"), "n_sells": ("is_sell", "sum")}
-    if "trader" in d.columns: agg["traders"] = ("trader", "nunique")
+    if not side.isin(["buy", "sell"]).all():
+        raise FeatureError("swap_flow: side must be buy or sell")
+    d["buy_sol"] = np.where(side == "buy", d["sol"], 0.0)
+    d["sell_sol"] = np.where(side == "sell", d["sol"], 0.0)
+    d["is_buy"] = (side == "buy").astype(int)
+    d["is_sell"] = (side == "sell").astype(int)
+    agg = {
+        "buy_sol": ("buy_sol", "sum"),
+        "sell_sol": ("sell_sol", "sum"),
+        "n_buys": ("is_buy", "sum"),
+        "n_sells": ("is_sell", "sum"),
+    }
+    if "trader" in d.columns:
+        agg["traders"] = ("trader", "nunique")
     g = d.groupby([key, "bar"]).agg(**agg)
     g["flow_imb"] = (g.buy_sol - g.sell_sol) / (g.buy_sol + g.sell_sol).replace(0, np.nan)
     g["log_flow"] = np.log1p(g.buy_sol + g.sell_sol)
@@ -144,18 +181,21 @@ def swap_flow(swaps:pd.DataFrame, # swaps: mint (or symbol), ts (unix s or datet
     return g.astype("float64")
 
 # %% ../nbs/20_features.ipynb #f6cf66f7
-def forward_return(close:pd.Series, h:int) -> pd.Series:
+def forward_return(close: pd.Series, h: int) -> pd.Series:
     "Log return from the close of bar t to the close of bar t+h (NaN for the last h bars)."
-    if h < 1: raise FeatureError(f"forward_return: h must be >= 1, got {h}")
+    if h < 1:
+        raise FeatureError(f"forward_return: h must be >= 1, got {h}")
     return np.log(close.shift(-h) / close)
 
-def make_labels(close:pd.Series, # one symbol's closes, indexed by ts
-                h:int=1, # horizon in bars
-                fee_bps:float=10.0, # per-side fee; the dead zone is +-(2*fee_bps + margin_bps)
-                margin_bps:float=0.0, # extra dead zone beyond costs
-                kind:str="sign", # "sign" or "quantile"
-                q:float=1/3 # quantile kind: top/bottom fraction
-               ) -> pd.Series:
+
+def make_labels(
+    close: pd.Series,  # one symbol's closes, indexed by ts
+    h: int = 1,  # horizon in bars
+    fee_bps: float = 10.0,  # per-side fee; the dead zone is +-(2*fee_bps + margin_bps)
+    margin_bps: float = 0.0,  # extra dead zone beyond costs
+    kind: str = "sign",  # "sign" or "quantile"
+    q: float = 1 / 3,  # quantile kind: top/bottom fraction
+) -> pd.Series:
     "1 (up), 0 (down) or NaN (dead zone / unknown future)."
     fwd = forward_return(close, h)
     if kind == "sign":
@@ -163,17 +203,22 @@ def make_labels(close:pd.Series, # one symbol's closes, indexed by ts
         lab = pd.Series(np.where(fwd > thr, 1.0, np.where(fwd < -thr, 0.0, np.nan)), index=close.index)
     elif kind == "quantile":
         known = fwd.shift(h)  # forward returns that have completed by bar t
-        hi = known.expanding(min_periods=50).quantile(1 - q); lo = known.expanding(min_periods=50).quantile(q)
+        hi = known.expanding(min_periods=50).quantile(1 - q)
+        lo = known.expanding(min_periods=50).quantile(q)
         thr = (2 * fee_bps + margin_bps) / 1e4
-        lab = pd.Series(np.where((fwd > hi) & (fwd > thr), 1.0, np.where((fwd < lo) & (fwd < -thr), 0.0, np.nan)), index=close.index)
-    else: raise FeatureError(f"make_labels: kind must be 'sign' or 'quantile', got {kind!r}")
+        lab = pd.Series(
+            np.where((fwd > hi) & (fwd > thr), 1.0, np.where((fwd < lo) & (fwd < -thr), 0.0, np.nan)), index=close.index
+        )
+    else:
+        raise FeatureError(f"make_labels: kind must be 'sign' or 'quantile', got {kind!r}")
     lab[fwd.isna()] = np.nan
     return lab
 
 # %% ../nbs/20_features.ipynb #99bda1d4
 @dataclass
 class Dataset:
-    "Features X, labels y (NaN = no label), forward log returns fwd (horizon h) and fwd1 (next bar), indexed by (symbol, ts)."
+    "Features X, labels y (NaN: none), forward log returns fwd (horizon h) and fwd1 (next bar), by (symbol, ts)."
+
     X: pd.DataFrame
     y: pd.Series
     fwd: pd.Series
@@ -182,39 +227,67 @@ class Dataset:
     fee_bps: float
     fingerprint: str
     meta: dict = field(default_factory=dict)
+
     @property
-    def times(self) -> pd.DatetimeIndex: return self.X.index.get_level_values("ts")
+    def times(self) -> pd.DatetimeIndex:
+        return self.X.index.get_level_values("ts")
+
     def subset(self, mask) -> "Dataset":
         "Rows where `mask` (boolean array over rows) is true."
         mask = np.asarray(mask)
-        return Dataset(self.X[mask], self.y[mask], self.fwd[mask], self.fwd1[mask], self.h, self.fee_bps, self.fingerprint, dict(self.meta))
+        return Dataset(
+            self.X[mask],
+            self.y[mask],
+            self.fwd[mask],
+            self.fwd1[mask],
+            self.h,
+            self.fee_bps,
+            self.fingerprint,
+            dict(self.meta),
+        )
 
-def data_fingerprint(candles:pd.DataFrame) -> str:
+
+def data_fingerprint(candles: pd.DataFrame) -> str:
     "A short hash of the candles (symbols, timestamps, OHLCV values)."
     d = candles.sort_values(["symbol", "ts"])[["symbol", "ts", "open", "high", "low", "close", "volume"]]
     hv = pd.util.hash_pandas_object(d, index=False).to_numpy()
     return hashlib.sha256(hv.tobytes()).hexdigest()[:16]
 
-def make_dataset(candles:pd.DataFrame, # long candles (symbol, ts, OHLCV); context symbols may be included
-                 h:int=1, # label horizon (bars)
-                 fee_bps:float=10.0, # per-side fee for the dead zone
-                 symbols:list|None=None, # symbols to keep as rows (default: all except pure context symbols if others exist)
-                 kind:str="sign", margin_bps:float=0.0,
-                 warmup:int=288 # bars dropped at the start of each symbol (longest feature window)
-                ) -> Dataset:
+
+def make_dataset(
+    candles: pd.DataFrame,  # long candles (symbol, ts, OHLCV); context symbols may be included
+    h: int = 1,  # label horizon (bars)
+    fee_bps: float = 10.0,  # per-side fee for the dead zone
+    symbols: list | None = None,  # symbols to keep as rows (default: all except pure context symbols if others exist)
+    kind: str = "sign",
+    margin_bps: float = 0.0,
+    warmup: int = 288,  # bars dropped at the start of each symbol (longest feature window)
+) -> Dataset:
     "Features, fee-aware labels and forward returns for every (symbol, bar) after warm-up."
     X = build_features(candles)
     ys, fs, f1s = [], [], []
     for s, g in candles.groupby("symbol", sort=True):
         cl = g.set_index("ts")["close"].astype("float64").sort_index()
-        y = make_labels(cl, h, fee_bps, margin_bps, kind); f = forward_return(cl, h)
+        y = make_labels(cl, h, fee_bps, margin_bps, kind)
+        f = forward_return(cl, h)
         idx = pd.MultiIndex.from_product([[s], cl.index], names=["symbol", "ts"])
-        ys.append(pd.Series(y.to_numpy(), idx)); fs.append(pd.Series(f.to_numpy(), idx))
+        ys.append(pd.Series(y.to_numpy(), idx))
+        fs.append(pd.Series(f.to_numpy(), idx))
         f1s.append(pd.Series(forward_return(cl, 1).to_numpy(), idx))
     y, fwd, fwd1 = pd.concat(ys), pd.concat(fs), pd.concat(f1s)
-    keep_syms = symbols or ([s for s in X.index.unique("symbol") if s not in CONTEXT_SYMBOLS] or list(X.index.unique("symbol")))
+    keep_syms = symbols or (
+        [s for s in X.index.unique("symbol") if s not in CONTEXT_SYMBOLS] or list(X.index.unique("symbol"))
+    )
     pos = X.groupby(level="symbol").cumcount().to_numpy()
     m = (pos >= warmup) & X.index.get_level_values("symbol").isin(keep_syms) & fwd.reindex(X.index).notna().to_numpy()
     X = X[m].fillna(0.0)
-    return Dataset(X, y.reindex(X.index).rename("y"), fwd.reindex(X.index).rename("fwd"), fwd1.reindex(X.index).rename("fwd1"), h, fee_bps, data_fingerprint(candles),
-                   {"symbols": list(keep_syms), "n_rows": int(len(X)), "kind": kind, "features": list(X.columns)})
+    return Dataset(
+        X,
+        y.reindex(X.index).rename("y"),
+        fwd.reindex(X.index).rename("fwd"),
+        fwd1.reindex(X.index).rename("fwd1"),
+        h,
+        fee_bps,
+        data_fingerprint(candles),
+        {"symbols": list(keep_syms), "n_rows": int(len(X)), "kind": kind, "features": list(X.columns)},
+    )

@@ -10,8 +10,25 @@ import duckdb
 from collections import deque
 from dataclasses import dataclass
 import numpy as np
-from .core import (MemebotError, ValidationError, Candle, Order, OrderStatus, Fill, Portfolio, Feed, Clock,
-                          WallClock, SimClock, NS, Environment, tf_seconds, ts_to_datetime, ts_from, parse_range)
+from memebot.core import (
+    MemebotError,
+    ValidationError,
+    Candle,
+    Order,
+    OrderStatus,
+    Fill,
+    Portfolio,
+    Feed,
+    Clock,
+    WallClock,
+    SimClock,
+    NS,
+    Environment,
+    tf_seconds,
+    ts_to_datetime,
+    ts_from,
+    parse_range,
+)
 from pathlib import Path
 from .config import get_settings, Settings
 from .strategy import Strategy, Bars
@@ -29,129 +46,233 @@ __all__ = ['FEEDS', 'BarSlices', 'Paced', 'RunError', 'save_run', 'load_run', 'b
 # %% ../nbs/70_live.ipynb #9b68d69d
 class BarSlices(Feed):
     "Candles from a replayable feed grouped into `Bars` slices (one per bar close and timeframe), optionally paced."
-    def __init__(self, feed:Feed, # a sync-iterable candle feed (ReplayFeed)
-                 speed:float|None=None, # multiple of real time for async iteration (None: as fast as possible)
-                 symbols:list[str]|None=None): # the universe in first-appearance order, when known up front
-        if speed is not None and not speed > 0: raise ValidationError("replay", "speed", f"{speed!r} must be > 0")
+
+    def __init__(
+        self,
+        feed: Feed,  # a sync-iterable candle feed (ReplayFeed)
+        speed: float | None = None,  # multiple of real time for async iteration (None: as fast as possible)
+        symbols: list[str] | None = None,
+    ):  # the universe in first-appearance order, when known up front
+        if speed is not None and not speed > 0:
+            raise ValidationError("replay", "speed", f"{speed!r} must be > 0")
         self.feed, self.speed, self.clock = feed, speed, feed.clock or SimClock()
-        feed.clock = SimClock()                               # reading one candle ahead must not move our clock
-        if symbols: self.symbols = tuple(symbols)
+        feed.clock = SimClock()  # reading one candle ahead must not move our clock
+        if symbols:
+            self.symbols = tuple(symbols)
         self.fast_until = -1
 
     def __iter__(self):
         rank = {s: i for i, s in enumerate(self.symbols or ())}
         key = grp = None
+
         def emit(key, grp):
             ts, tf = key
             grp.sort(key=lambda c: rank[c.symbol])
-            o = np.array([[c.open for c in grp], [c.high for c in grp], [c.low for c in grp], [c.close for c in grp],
-                          [c.volume for c in grp]], float)
+            o = np.array(
+                [
+                    [c.open for c in grp],
+                    [c.high for c in grp],
+                    [c.low for c in grp],
+                    [c.close for c in grp],
+                    [c.volume for c in grp],
+                ],
+                float,
+            )
             b = Bars(ts + tf_seconds(tf) * NS, ts, tf, tuple(c.symbol for c in grp), o)
-            self.clock.advance_to(b.ts); return b
+            self.clock.advance_to(b.ts)
+            return b
+
         for c in self.feed:
             k = (c.ts, c.tf)
             if k != key:
                 if grp:
                     new = sorted({x.symbol for x in grp if x.symbol not in rank})
-                    for s in new: rank[s] = len(rank)
+                    for s in new:
+                        rank[s] = len(rank)
                     yield emit(key, grp)
                 key, grp = k, []
             grp.append(c)
         if grp:
-            for s in sorted({x.symbol for x in grp if x.symbol not in rank}): rank[s] = len(rank)
+            for s in sorted({x.symbol for x in grp if x.symbol not in rank}):
+                rank[s] = len(rank)
             yield emit(key, grp)
 
     async def _aiter(self):
-        async for b in paced(iter(self), self): yield b
+        async for b in paced(iter(self), self):
+            yield b
 
     @classmethod
-    def from_replay(cls, replay, speed:float|None=None) -> BarSlices:
+    def from_replay(cls, replay, speed: float | None = None) -> BarSlices:
         "Slices of a candle `ReplayFeed`, with its universe ordered as the backtest's `CandleFeed` orders it."
         sql, args = replay.query()
-        rows = replay.store.cursor().execute(f"SELECT symbol, min(ts) t FROM ({sql}) GROUP BY symbol ORDER BY t, symbol", args).fetchall()
+        rows = (
+            replay.store.cursor()
+            .execute(f"SELECT symbol, min(ts) t FROM ({sql}) GROUP BY symbol ORDER BY t, symbol", args)
+            .fetchall()
+        )
         return cls(replay, speed, [r[0] for r in rows])
 
 # %% ../nbs/70_live.ipynb #7e6a5e93
 class Paced(Feed):
     "A replayable feed iterated at `speed` x real time (async), with no pacing up to `fast_until`."
-    def __init__(self, feed:Feed, speed:float|None=None):
-        if speed is not None and not speed > 0: raise ValidationError("feed", "speed", f"{speed!r} must be > 0")
+
+    def __init__(self, feed: Feed, speed: float | None = None):
+        if speed is not None and not speed > 0:
+            raise ValidationError("feed", "speed", f"{speed!r} must be > 0")
         self.feed, self.speed, self.clock = feed, speed, feed.clock
-    def __iter__(self): return iter(self.feed)
+
+    def __iter__(self):
+        return iter(self.feed)
+
     async def _aiter(self):
-        async for ev in paced(iter(self.feed), self): yield ev
+        async for ev in paced(iter(self.feed), self):
+            yield ev
 
 # %% ../nbs/70_live.ipynb #64f11294
-register_migration("live", 1, "live: paper/live node runs and checkpoints", """
+register_migration(
+    "live",
+    1,
+    "live: paper/live node runs and checkpoints",
+    """
 CREATE TABLE paper_runs(run_id VARCHAR PRIMARY KEY, strategy VARCHAR, params JSON, spec JSON, cash DOUBLE,
     status VARCHAR, last_ts BIGINT, events BIGINT, created TIMESTAMP, updated TIMESTAMP);
-""")
+""",
+)
+
 
 class RunError(MemebotError):
     "A paper/live run cannot be started or resumed (unknown run id, run id taken, diverged ledger)."
 
-def save_run(store:Store, run_id:str, strategy:str|None=None, params:dict|None=None, spec:dict|None=None,
-             cash:float|None=None, status:str="running", last_ts:int|None=None, events:int|None=None):
+
+def save_run(
+    store: Store,
+    run_id: str,
+    strategy: str | None = None,
+    params: dict | None = None,
+    spec: dict | None = None,
+    cash: float | None = None,
+    status: str = "running",
+    last_ts: int | None = None,
+    events: int | None = None,
+):
     "Create or update the run record (fields left None keep their stored value)."
     ensure_schema(store)
     now = ts_to_datetime(time.time_ns()).replace(tzinfo=None)
     with store._wlock:
-        store.con.execute("""INSERT INTO paper_runs VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (run_id) DO UPDATE SET
+        store.con.execute(
+            """INSERT INTO paper_runs VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (run_id) DO UPDATE SET
             status=excluded.status, last_ts=coalesce(excluded.last_ts, paper_runs.last_ts),
             events=coalesce(excluded.events, paper_runs.events), updated=excluded.updated""",
-            [run_id, strategy, json.dumps(params or {}, default=str), json.dumps(spec or {}, default=str), cash, status,
-             last_ts, events, now, now])
+            [
+                run_id,
+                strategy,
+                json.dumps(params or {}, default=str),
+                json.dumps(spec or {}, default=str),
+                cash,
+                status,
+                last_ts,
+                events,
+                now,
+                now,
+            ],
+        )
 
-def load_run(store:Store, run_id:str) -> dict|None:
+
+def load_run(store: Store, run_id: str) -> dict | None:
     "The run record of `run_id` (None if unknown)."
     ensure_schema(store)
-    try: r = store.cursor().execute("""SELECT run_id, strategy, params, spec, cash, status, last_ts, events, created, updated
-                                       FROM paper_runs WHERE run_id=?""", [run_id]).fetchone()
-    except duckdb.CatalogException: return None                  # a read-only store that never held a run
-    if r is None: return None
+    try:
+        r = (
+            store.cursor()
+            .execute(
+                """SELECT run_id, strategy, params, spec, cash, status, last_ts, events, created, updated
+                                       FROM paper_runs WHERE run_id=?""",
+                [run_id],
+            )
+            .fetchone()
+        )
+    except duckdb.CatalogException:
+        return None  # a read-only store that never held a run
+    if r is None:
+        return None
     keys = ("run_id", "strategy", "params", "spec", "cash", "status", "last_ts", "events", "created", "updated")
-    d = dict(zip(keys, r)); d["params"] = json.loads(d["params"] or "{}"); d["spec"] = json.loads(d["spec"] or "{}")
+    d = dict(zip(keys, r))
+    d["params"] = json.loads(d["params"] or "{}")
+    d["spec"] = json.loads(d["spec"] or "{}")
     return d
 
 # %% ../nbs/70_live.ipynb #4ee38d7f
 FEEDS = ("replay", "sim", "live")
 
-def build_feed(spec:dict, # the run spec: feed, tf, symbols, start, end, source, chain, speed, seed, minutes, ...
-               store_path=None, # the market store (default `[store] path`); read only while loading a replay
-               settings:Settings|None=None, # settings (default: the process-wide ones)
-              ):
+
+def build_feed(
+    spec: dict,  # the run spec: feed, tf, symbols, start, end, source, chain, speed, seed, minutes, ...
+    store_path=None,  # the market store (default `[store] path`); read only while loading a replay
+    settings: Settings | None = None,  # settings (default: the process-wide ones)
+):
     "The feed a run spec names, and the chain of its data: (feed, chain). A replay loads its bars into memory first."
     kind = spec["feed"]
     if kind == "replay":
         from memebot.data.replay import ReplayFeed
         from memebot.data.store import Store, candles, upsert, CANDLE_COLUMNS
         from memebot.core import tf_seconds
-        tf_seconds(spec["tf"]); parse_range(spec.get("start"), spec.get("end"))
-        s = settings or get_settings(); path = Path(store_path) if store_path else s.resolve(s.store.path)
-        if not path.exists(): raise RunError(f"no data: the store {path} is empty (run `memebot data import PATH` first)")
-        sel = (spec.get("symbols"), spec["tf"], spec.get("start"), spec.get("end"), spec.get("source"), spec.get("chain"))
-        with Store(path, read_only=True) as store:                    # held only while the bars are read
+
+        tf_seconds(spec["tf"])
+        parse_range(spec.get("start"), spec.get("end"))
+        s = settings or get_settings()
+        path = Path(store_path) if store_path else s.resolve(s.store.path)
+        if not path.exists():
+            raise RunError(f"no data: the store {path} is empty (run `memebot data import PATH` first)")
+        sel = (
+            spec.get("symbols"),
+            spec["tf"],
+            spec.get("start"),
+            spec.get("end"),
+            spec.get("source"),
+            spec.get("chain"),
+        )
+        with Store(path, read_only=True) as store:  # held only while the bars are read
             rf = ReplayFeed(store, "candles", *sel)
             sql, args = rf.query()
-            rows = store.cursor().execute(f"SELECT symbol, count(*), count(DISTINCT chain), min(chain) FROM ({sql}) GROUP BY symbol", args).fetchall()
+            rows = (
+                store.cursor()
+                .execute(
+                    f"SELECT symbol, count(*), count(DISTINCT chain), min(chain) FROM ({sql}) GROUP BY symbol", args
+                )
+                .fetchall()
+            )
             missing = sorted(set(spec.get("symbols") or []) - {r[0] for r in rows})
-            if not rows and not missing: raise RunError(f"no data: no {spec['tf']} candles stored in the range (run `memebot data import PATH` first)")
-            if missing: raise RunError(f"unknown symbol {missing[0]!r}: no {spec['tf']} candles stored for it in the range")
+            if not rows and not missing:
+                raise RunError(
+                    f"no data: no {spec['tf']} candles stored in the range (run `memebot data import PATH` first)"
+                )
+            if missing:
+                raise RunError(f"unknown symbol {missing[0]!r}: no {spec['tf']} candles stored for it in the range")
             chains = sorted({r[3] for r in rows})
-            if len(chains) > 1 or any(r[2] > 1 for r in rows): raise RunError(f"symbols span several chains ({', '.join(chains)}): choose one with --chain")
+            if len(chains) > 1 or any(r[2] > 1 for r in rows):
+                raise RunError(f"symbols span several chains ({', '.join(chains)}): choose one with --chain")
             srcs = store.cursor().execute(f"SELECT count(DISTINCT source) FROM ({sql})", args).fetchone()[0]
-            if srcs > 1 and not spec.get("source"): raise RunError("the symbols are stored by several sources: choose one with --source")
+            if srcs > 1 and not spec.get("source"):
+                raise RunError("the symbols are stored by several sources: choose one with --source")
             df = candles(store, sel[0], sel[1], sel[2], sel[3], sel[4], sel[5], columns=CANDLE_COLUMNS)
-        mem = Store(":memory:"); upsert(mem, "candles", df)
+        mem = Store(":memory:")
+        upsert(mem, "candles", df)
         return BarSlices.from_replay(ReplayFeed(mem, "candles", *sel), spec.get("speed")), chains[0]
     if kind == "sim":
         from memebot.data.sim import MarketSim
+
         sim = MarketSim(spec.get("seed"), spec.get("minutes"), spec.get("launches"), pool_updates=True)
         return Paced(sim, spec.get("speed")), "solana"
     if kind == "live":
         from memebot.data.feeds import open_feed, BarFeed
-        f = open_feed("solana", spec.get("symbols") or ["pumpfun"], **({"account_kind": spec["account_kind"]} if spec.get("account_kind") else {}))
-        if spec.get("live_tf"): f = BarFeed(f, [spec["live_tf"]])
+
+        f = open_feed(
+            "solana",
+            spec.get("symbols") or ["pumpfun"],
+            **({"account_kind": spec["account_kind"]} if spec.get("account_kind") else {}),
+        )
+        if spec.get("live_tf"):
+            f = BarFeed(f, [spec["live_tf"]])
         return f, "solana"
     raise RunError(f"--feed {kind!r}: expected one of {', '.join(FEEDS)}")
 
@@ -161,41 +282,67 @@ _EVENTS = counter("node_events_total", "Market events processed by a node", ["ru
 _NODE_ORDERS = counter("node_orders_total", "Orders a node handed to its broker", ["run_id"])
 _PNL = gauge("node_pnl", "PnL of a node's account in the quote currency", ["run_id", "kind"])
 _EQUITY = gauge("node_equity", "Equity (cash + positions at last prices) of a node's account", ["run_id"])
-_LAG = gauge("feed_lag_seconds", "Live feeds: wall time minus the last event's time; replays: wall time since the last event", ["run_id"])
+_LAG = gauge(
+    "feed_lag_seconds",
+    "Live feeds: wall time minus the last event's time; replays: wall time since the last event",
+    ["run_id"],
+)
 _OPEN = gauge("node_open_orders", "Orders submitted and not done", ["run_id"])
+
 
 class _Timed(Broker):
     "The broker as the engine sees it: measures tick-to-order latency and keeps the last orders for dashboards."
-    def __init__(self, broker, node): self.b, self.node = broker, node
+
+    def __init__(self, broker, node):
+        self.b, self.node = broker, node
+
     @property
-    def network_fee(self) -> float: return self.b.network_fee
-    def submit(self, order:Order, now_ns:int) -> None:
-        n = self.node; dt = time.perf_counter_ns() - n._t_in
-        if len(n.latencies_ns) < n.max_samples: n.latencies_ns.append(dt)
-        _TTO.observe(dt / 1e9); n.orders_sent += 1
+    def network_fee(self) -> float:
+        return self.b.network_fee
+
+    def submit(self, order: Order, now_ns: int) -> None:
+        n = self.node
+        dt = time.perf_counter_ns() - n._t_in
+        if len(n.latencies_ns) < n.max_samples:
+            n.latencies_ns.append(dt)
+        _TTO.observe(dt / 1e9)
+        n.orders_sent += 1
         n.last_orders.append(order)
         self.b.submit(order, now_ns)
-    def cancel(self, client_id:str) -> bool: return self.b.cancel(client_id)
-    def on_market(self, ev) -> list: return self.b.on_market(ev)
-    def open_orders(self) -> list: return self.b.open_orders()
+
+    def cancel(self, client_id: str) -> bool:
+        return self.b.cancel(client_id)
+
+    def on_market(self, ev) -> list:
+        return self.b.on_market(ev)
+
+    def open_orders(self) -> list:
+        return self.b.open_orders()
+
 
 class TradingNode:
     "Feed -> Strategy -> Risk -> Broker -> Ledger: the backtest Engine's per-event path in an async loop."
-    def __init__(self, strategy:Strategy, feed:Feed,
-                 broker=None, # default PaperBroker(BarFill(), ledger=ledger)
-                 ledger=None, # a memebot.exec.ledger.Ledger (None: nothing persisted, no restart)
-                 risk:RiskEngine|None=None, # default RiskEngine.from_settings(settings, watch_kill_file=True)
-                 clock:Clock|None=None, # default: the feed's SimClock, else WallClock (live feeds)
-                 cash:float|None=None, # starting cash (default [live] starting_cash_usd)
-                 run_id:str="paper", # client-id prefix and ledger account
-                 settings=None, # Settings (default get_settings())
-                 heartbeat_s:float|None=None, # default [live] heartbeat_seconds
-                 store:Store|None=None, # where the run record and checkpoints go (default: the ledger's store)
-                 max_samples:int=2_000_000, # tick-to-order samples kept in `latencies_ns`
-                 environment:Environment=Environment.PAPER): # LIVE only where the settings allow live trading
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        feed: Feed,
+        broker=None,  # default PaperBroker(BarFill(), ledger=ledger)
+        ledger=None,  # a memebot.exec.ledger.Ledger (None: nothing persisted, no restart)
+        risk: RiskEngine | None = None,  # default RiskEngine.from_settings(settings, watch_kill_file=True)
+        clock: Clock | None = None,  # default: the feed's SimClock, else WallClock (live feeds)
+        cash: float | None = None,  # starting cash (default [live] starting_cash_usd)
+        run_id: str = "paper",  # client-id prefix and ledger account
+        settings=None,  # Settings (default get_settings())
+        heartbeat_s: float | None = None,  # default [live] heartbeat_seconds
+        store: Store | None = None,  # where the run record and checkpoints go (default: the ledger's store)
+        max_samples: int = 2_000_000,  # tick-to-order samples kept in `latencies_ns`
+        environment: Environment = Environment.PAPER,
+    ):  # LIVE only where the settings allow live trading
         s = self.settings = settings or get_settings()
         self.environment = Environment(environment)
-        if self.environment is Environment.BACKTEST: raise RunError("a TradingNode runs paper or live; backtests use Engine")
+        if self.environment is Environment.BACKTEST:
+            raise RunError("a TradingNode runs paper or live; backtests use Engine")
         if self.environment is Environment.LIVE and s.live.environment is not Environment.LIVE:
             raise RunError("live trading is off: set [live] live_trading_enabled = true and paper_trading_mode = false")
         self.run_id, self.feed, self.ledger = run_id, feed, ledger
@@ -203,27 +350,44 @@ class TradingNode:
         self.risk = risk if risk is not None else RiskEngine.from_settings(s, watch_kill_file=True)
         self.risk_chain = RiskChain(self.risk)
         self.broker = broker if broker is not None else PaperBroker(BarFill(), ledger=ledger)
-        self.broker.deferred = True                # ledger writes after each event, off the tick-to-order path
+        self.broker.deferred = True  # ledger writes after each event, off the tick-to-order path
         self._flush = self.broker.flush
-        if clock is None: clock = feed.clock or WallClock()
+        if clock is None:
+            clock = feed.clock or WallClock()
         self.clock, self.live_clock = clock, not clock.simulated
         self.cash = float(cash if cash is not None else s.live.starting_cash_usd)
         self.heartbeat_s = float(heartbeat_s if heartbeat_s is not None else s.live.heartbeat_seconds)
-        self.engine = Engine(strategy, feed, _Timed(self.broker, self), clock, self.risk_chain, Portfolio(cash=self.cash), run_id=run_id,
-                             environment=self.environment)
+        self.engine = Engine(
+            strategy,
+            feed,
+            _Timed(self.broker, self),
+            clock,
+            self.risk_chain,
+            Portfolio(cash=self.cash),
+            run_id=run_id,
+            environment=self.environment,
+        )
         self.engine.on_rejected = self._rejected
-        self.rejections: deque = deque(maxlen=20)     # (ts, client_id, symbol, reason) of the last refused orders
+        self.rejections: deque = deque(maxlen=20)  # (ts, client_id, symbol, reason) of the last refused orders
         self.strategy = strategy
         self.log = get_logger("memebot.node", run_id=run_id, strategy=strategy.name)
-        self.latencies_ns: list[int] = []; self.max_samples = max_samples
+        self.latencies_ns: list[int] = []
+        self.max_samples = max_samples
         self.last_orders: deque = deque(maxlen=20)
-        self.orders_sent = 0; self.events = 0; self.last_ts = 0; self.last_wall = 0
+        self.orders_sent = 0
+        self.events = 0
+        self.last_ts = 0
+        self.last_wall = 0
         self.status_text, self.mode, self.interrupted = "created", "fresh", False
-        self._t_in = time.perf_counter_ns(); self._in_step = False; self._halts: list = []
-        self._stopping = False; self._task = None; self._counted = self._orders_counted = 0
+        self._t_in = time.perf_counter_ns()
+        self._in_step = False
+        self._halts: list = []
+        self._stopping = False
+        self._task = None
+        self._counted = self._orders_counted = 0
         self._next_beat = time.perf_counter_ns() + int(self.heartbeat_s * NS)
         self.risk.add_halt_listener(self._on_halt)
-        if ledger is not None:                     # held triggers (stop-losses...) live in the ledger too: restarts keep them
+        if ledger is not None:  # held triggers (stop-losses...) live in the ledger too: restarts keep them
             self.engine.om.on_held = ledger.record_held
             self.engine.om.on_released = lambda o: ledger.release_held(o.client_id)
         self._recover()
@@ -232,36 +396,53 @@ class TradingNode:
     def _recover(self):
         "Reload the ledger: replay deterministically (replayable feeds) or restore positions and open orders (live)."
         led = self.ledger
-        if led is None: return
+        if led is None:
+            return
         led.reload()
         held = led.held()
-        if not led.orders and not held: self.mode = "fresh"; return
+        if not led.orders and not held:
+            self.mode = "fresh"
+            return
         if self.feed.replayable:
             self.mode = "replay"
             rec = load_run(self.store, self.run_id) if self.store is not None else None
-            if rec and rec.get("last_ts"): self.feed.fast_until = rec["last_ts"]     # catch up unpaced
+            if rec and rec.get("last_ts"):
+                self.feed.fast_until = rec["last_ts"]  # catch up unpaced
         else:
             self.mode = "restore"
             fills = led.fills()
             put = self.broker.restore(led.open_orders(), fills)
             self.engine.restore(fills, put, held, list(led.orders))  # held stops and take-profits keep protecting
-        self.log.info("node_recovered", mode=self.mode, orders=len(led.orders), open=len(led.open_orders()), held=len(held),
-                      positions={s: p.qty for s, p in led.portfolio.positions.items() if p.qty})
+        self.log.info(
+            "node_recovered",
+            mode=self.mode,
+            orders=len(led.orders),
+            open=len(led.open_orders()),
+            held=len(held),
+            positions={s: p.qty for s, p in led.portfolio.positions.items() if p.qty},
+        )
 
     def consistency(self) -> list[str]:
         "Differences between the ledger (reloaded from the store) and the engine's account ([] when consistent)."
-        if self.ledger is None: return []
-        led = self.ledger.reload(); e = self.engine; out = []
+        if self.ledger is None:
+            return []
+        led = self.ledger.reload()
+        e = self.engine
+        out = []
         for s in set(led.portfolio.positions) | set(e.portfolio.positions):
             a, b = led.portfolio.qty(s), e.portfolio.qty(s)
-            if abs(a - b) > 1e-9 * max(abs(a), abs(b), 1.0): out.append(f"position {s}: ledger {a} vs engine {b}")
-        if len(led.fills()) != len(e.fills): out.append(f"fills: ledger {len(led.fills())} vs engine {len(e.fills)}")
+            if abs(a - b) > 1e-9 * max(abs(a), abs(b), 1.0):
+                out.append(f"position {s}: ledger {a} vs engine {b}")
+        if len(led.fills()) != len(e.fills):
+            out.append(f"fills: ledger {len(led.fills())} vs engine {len(e.fills)}")
         return out
 
     # ---- halts -------------------------------------------------------------------------------------------------
     def _on_halt(self, h):
-        if self._in_step: self._halts.append(h)
-        else: self._apply_halt(h)
+        if self._in_step:
+            self._halts.append(h)
+        else:
+            self._apply_halt(h)
 
     def _apply_halt(self, h):
         "Cancel every pending and held order; send flatten orders when the halt asks for it."
@@ -270,166 +451,270 @@ class TradingNode:
         sent = []
         if h.flatten:
             for o in self.risk.flatten_orders(e.portfolio, e.now):
-                x = e.om.create(o.symbol, o.side, o.qty, now_ns=e.now, tag="flatten"); self._t_in = time.perf_counter_ns()
-                e.submit(x); sent.append(x.client_id)
+                x = e.om.create(o.symbol, o.side, o.qty, now_ns=e.now, tag="flatten")
+                self._t_in = time.perf_counter_ns()
+                e.submit(x)
+                sent.append(x.client_id)
         self.log.warning("node_halted", kind=h.kind, reason=h.reason, cancelled=n, flatten=sent)
 
     def _drain_halts(self):
         hs, self._halts = self._halts, []
-        for h in hs: self._apply_halt(h)
+        for h in hs:
+            self._apply_halt(h)
 
     # ---- the loop ----------------------------------------------------------------------------------------------
-    def stop(self, reason:str="stop requested"):
+    def stop(self, reason: str = "stop requested"):
         "Stop after the current event (safe from signal handlers and other tasks)."
-        if not self._stopping: self.log.info("node_stopping", reason=reason)
-        self._stopping = True; self.interrupted = True
-        if self._task is not None and not self._in_step: self._task.cancel()
+        if not self._stopping:
+            self.log.info("node_stopping", reason=reason)
+        self._stopping = True
+        self.interrupted = True
+        if self._task is not None and not self._in_step:
+            self._task.cancel()
 
     async def _consume(self):
         step, perf, e, flush = self.engine.step, time.perf_counter_ns, self.engine, self._flush
         async for ev in self.feed:
-            self._t_in = perf(); self._in_step = True
-            try: step(ev)
+            self._t_in = perf()
+            self._in_step = True
+            try:
+                step(ev)
             finally:
                 self._in_step = False
                 flush()
-            if self._halts: self._drain_halts()
-            self.events += 1; self.last_ts = ev.ts
-            if self._t_in >= self._next_beat: self._beat()      # a busy loop still beats (the timer task covers idle feeds)
-            if self._stopping: break
+            if self._halts:
+                self._drain_halts()
+            self.events += 1
+            self.last_ts = ev.ts
+            if self._t_in >= self._next_beat:
+                self._beat()  # a busy loop still beats (the timer task covers idle feeds)
+            if self._stopping:
+                break
 
     def _beat(self):
         "Heartbeat work: risk heartbeat (kill file, daily reset, stale feed), metrics, checkpoint."
         self._next_beat = time.perf_counter_ns() + int(self.heartbeat_s * NS)
         self._in_step = True
-        try: self.risk.heartbeat(time.time_ns() if self.live_clock else self.engine.now)   # replays: event time only (deterministic)
-        finally: self._in_step = False
-        if self._halts: self._drain_halts()
+        try:
+            self.risk.heartbeat(
+                time.time_ns() if self.live_clock else self.engine.now
+            )  # replays: event time only (deterministic)
+        finally:
+            self._in_step = False
+        if self._halts:
+            self._drain_halts()
         self._metrics()
         self.checkpoint("running")
 
     def _metrics(self):
-        r = self.run_id; pf = self.engine.portfolio
-        _EVENTS.labels(r).inc(self.events - self._counted); self._counted = self.events
-        _NODE_ORDERS.labels(r).inc(self.orders_sent - self._orders_counted); self._orders_counted = self.orders_sent
+        r = self.run_id
+        pf = self.engine.portfolio
+        _EVENTS.labels(r).inc(self.events - self._counted)
+        self._counted = self.events
+        _NODE_ORDERS.labels(r).inc(self.orders_sent - self._orders_counted)
+        self._orders_counted = self.orders_sent
         real, unreal = pf.realized_pnl(), pf.unrealized_pnl()
-        _PNL.labels(r, "realized").set(real); _PNL.labels(r, "unrealized").set(unreal); _PNL.labels(r, "total").set(real + unreal)
-        _EQUITY.labels(r).set(self.engine.equity()); _OPEN.labels(r).set(len(pf.orders))
+        _PNL.labels(r, "realized").set(real)
+        _PNL.labels(r, "unrealized").set(unreal)
+        _PNL.labels(r, "total").set(real + unreal)
+        _EQUITY.labels(r).set(self.engine.equity())
+        _OPEN.labels(r).set(len(pf.orders))
         _LAG.labels(r).set(self.feed_lag_s())
 
     def feed_lag_s(self) -> float:
         "Live: wall time minus the last event's time; replay/sim: wall seconds since the last event arrived."
-        if not self.events: return 0.0
+        if not self.events:
+            return 0.0
         return (time.time_ns() - self.last_ts) / NS if self.live_clock else (time.perf_counter_ns() - self._t_in) / NS
 
-    def checkpoint(self, status:str):
+    def checkpoint(self, status: str):
         "Write the run record's status, last event time and event count."
         self.status_text = status
         if self.store is not None:
-            try: save_run(self.store, self.run_id, status=status, last_ts=self.last_ts or None, events=self.events)
-            except Exception as err: self.log.error("node_checkpoint_failed", error=repr(err))
+            try:
+                save_run(self.store, self.run_id, status=status, last_ts=self.last_ts or None, events=self.events)
+            except Exception as err:
+                self.log.error("node_checkpoint_failed", error=repr(err))
 
     async def _heartbeat(self):
         while True:
             await asyncio.sleep(max((self._next_beat - time.perf_counter_ns()) / NS, 0.001))
-            if not self._in_step and time.perf_counter_ns() >= self._next_beat: self._beat()
+            if not self._in_step and time.perf_counter_ns() >= self._next_beat:
+                self._beat()
 
-    def _signals(self, on:bool):
-        try: loop = asyncio.get_running_loop()
-        except RuntimeError: return
+    def _signals(self, on: bool):
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
-                if on: loop.add_signal_handler(sig, self.stop, f"signal {sig.name}")
-                else: loop.remove_signal_handler(sig)
-            except (NotImplementedError, RuntimeError, ValueError): pass
+                if on:
+                    loop.add_signal_handler(sig, self.stop, f"signal {sig.name}")
+                else:
+                    loop.remove_signal_handler(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
 
-    async def run(self, handle_signals:bool=True) -> BacktestResult:
+    async def run(self, handle_signals: bool = True) -> BacktestResult:
         "Run until the feed ends or `stop()` (SIGINT/SIGTERM); returns the same result object as a backtest."
-        if handle_signals: self._signals(True)
+        if handle_signals:
+            self._signals(True)
         self.log.info("node_start", mode=self.mode, cash=self.cash, risk_state=self.risk.state.value)
-        self.checkpoint("running"); self.risk.publish(running=True)
-        hb = None; t0 = time.perf_counter(); status = "finished"
+        self.checkpoint("running")
+        self.risk.publish(running=True)
+        hb = None
+        t0 = time.perf_counter()
+        status = "finished"
         try:
-            self.engine.start()                                # a strategy that cannot start fails the run, not leaves it running
+            self.engine.start()  # a strategy that cannot start fails the run, not leaves it running
             hb = asyncio.create_task(self._heartbeat())
             self._task = asyncio.create_task(self._consume())
-            try: await self._task
+            try:
+                await self._task
             except asyncio.CancelledError:
-                if not self._stopping: raise
-            if self._stopping: status = "stopped"
+                if not self._stopping:
+                    raise
+            if self._stopping:
+                status = "stopped"
         except BaseException:
-            status = "failed"; raise
+            status = "failed"
+            raise
         finally:
-            if hb is not None: hb.cancel()
+            if hb is not None:
+                hb.cancel()
             self._task = None
-            if handle_signals: self._signals(False)
-            rep = await self.broker.drain()                    # a venue with swaps in flight: let them land and book them
-            if rep: self.engine.book(rep)
+            if handle_signals:
+                self._signals(False)
+            rep = await self.broker.drain()  # a venue with swaps in flight: let them land and book them
+            if rep:
+                self.engine.book(rep)
             self._flush()
-            res = self.engine.finish(time.perf_counter() - t0, on_stop=status == "finished")   # interrupted: may resume
+            res = self.engine.finish(time.perf_counter() - t0, on_stop=status == "finished")  # interrupted: may resume
             self._flush()
-            self._metrics(); self.checkpoint(status); self.risk.publish(running=False)
-            try: await self.feed.close()
-            except Exception: pass
+            self._metrics()
+            self.checkpoint(status)
+            self.risk.publish(running=False)
+            try:
+                await self.feed.close()
+            except Exception:
+                pass
             bad = self.consistency() if status != "failed" else []
-            (self.log.error if bad else self.log.info)("node_stop", status=status, events=self.events, orders=self.orders_sent,
-                                                       fills=len(self.engine.fills), inconsistent=bad)
+            (self.log.error if bad else self.log.info)(
+                "node_stop",
+                status=status,
+                events=self.events,
+                orders=self.orders_sent,
+                fills=len(self.engine.fills),
+                inconsistent=bad,
+            )
         self.result = res
         return res
 
     # ---- for dashboards ----------------------------------------------------------------------------------------
     def status(self) -> dict:
-        "A JSON-able snapshot: account, positions, PnL, risk state, feed lag, orders by outcome, last orders and rejections."
-        e = self.engine; pf = e.portfolio
-        pos = [{"symbol": s, "qty": p.qty, "avg_price": p.avg_price, "mark": pf.marks.get(s, math.nan),
-                "unrealized": p.unrealized(pf.marks.get(s, p.avg_price))} for s, p in pf.positions.items() if p.qty]
+        "A JSON-able snapshot: account, positions, PnL, risk state, feed lag, orders by outcome, rejections."
+        e = self.engine
+        pf = e.portfolio
+        pos = [
+            {
+                "symbol": s,
+                "qty": p.qty,
+                "avg_price": p.avg_price,
+                "mark": pf.marks.get(s, math.nan),
+                "unrealized": p.unrealized(pf.marks.get(s, p.avg_price)),
+            }
+            for s, p in pf.positions.items()
+            if p.qty
+        ]
         st = {**order_stats(e.orders, e.fills), "skipped": dict(e.skipped)}
         paused = {k: v[1] for k, v in self.risk.paused.items() if v[0] > self.risk.now_ns}
-        return {"run_id": self.run_id, "environment": self.environment.value, "status": self.status_text, "mode": self.mode,
-                "events": self.events,
-                "last_ts": self.last_ts, "feed_lag_s": self.feed_lag_s(), "cash": pf.cash, "equity": e.equity(),
-                "pnl": {"realized": pf.realized_pnl(), "unrealized": pf.unrealized_pnl(), "fees": pf.fees_paid},
-                "positions": pos, "open_orders": len(pf.orders), "orders": self.orders_sent, "fills": len(e.fills),
-                "rejected": st["rejected"], "order_stats": st, "risk_checks": e.risk_label,
-                "risk": {"state": self.risk.state.value, "reason": self.risk.reason(), "paused": paused},
-                "last_orders": [{"client_id": o.client_id, "ts": o.ts, "symbol": o.symbol, "side": o.side.value,
-                                 "qty": o.qty, "status": o.status.value, "reason": o.reason} for o in list(self.last_orders)[-8:]],
-                "rejections": [{"ts": t, "client_id": c, "symbol": s, "reason": r} for t, c, s, r in list(self.rejections)[-5:]]}
+        return {
+            "run_id": self.run_id,
+            "environment": self.environment.value,
+            "status": self.status_text,
+            "mode": self.mode,
+            "events": self.events,
+            "last_ts": self.last_ts,
+            "feed_lag_s": self.feed_lag_s(),
+            "cash": pf.cash,
+            "equity": e.equity(),
+            "pnl": {"realized": pf.realized_pnl(), "unrealized": pf.unrealized_pnl(), "fees": pf.fees_paid},
+            "positions": pos,
+            "open_orders": len(pf.orders),
+            "orders": self.orders_sent,
+            "fills": len(e.fills),
+            "rejected": st["rejected"],
+            "order_stats": st,
+            "risk_checks": e.risk_label,
+            "risk": {"state": self.risk.state.value, "reason": self.risk.reason(), "paused": paused},
+            "last_orders": [
+                {
+                    "client_id": o.client_id,
+                    "ts": o.ts,
+                    "symbol": o.symbol,
+                    "side": o.side.value,
+                    "qty": o.qty,
+                    "status": o.status.value,
+                    "reason": o.reason,
+                }
+                for o in list(self.last_orders)[-8:]
+            ],
+            "rejections": [
+                {"ts": t, "client_id": c, "symbol": s, "reason": r} for t, c, s, r in list(self.rejections)[-5:]
+            ],
+        }
 
-    def _rejected(self, o:Order):
-        "An order refused before any broker saw it: keep it for the dashboard and store it in the ledger with its reason."
-        self.rejections.append((o.ts, o.client_id, o.symbol, o.reason)); self.last_orders.append(o)
-        if self.ledger is not None: self.ledger.record_rejected(o)
+    def _rejected(self, o: Order):
+        "An order refused before any broker saw it: keep it for the dashboard, store it in the ledger with its reason."
+        self.rejections.append((o.ts, o.client_id, o.symbol, o.reason))
+        self.last_orders.append(o)
+        if self.ledger is not None:
+            self.ledger.record_rejected(o)
 
     def latency(self) -> dict:
         "Tick-to-order latency percentiles in microseconds (p50, p99, p99.9, max) over the kept samples."
-        if not self.latencies_ns: return {"n": 0}
+        if not self.latencies_ns:
+            return {"n": 0}
         a = np.asarray(self.latencies_ns, np.float64) / 1e3
         p = np.percentile(a, [50, 99, 99.9])
-        return {"n": len(a), "p50_us": float(p[0]), "p99_us": float(p[1]), "p999_us": float(p[2]), "max_us": float(a.max())}
+        return {
+            "n": len(a),
+            "p50_us": float(p[0]),
+            "p99_us": float(p[1]),
+            "p999_us": float(p[2]),
+            "max_us": float(a.max()),
+        }
 
 # %% ../nbs/70_live.ipynb #e505f94a
 class VenueBroker(Broker):
-    "An async venue (SolanaBroker) as the engine's broker: each order runs as a task; fills come back at the next event."
-    def __init__(self, venue, # has `async submit(order, mark) -> Order` in its final state, and a `ledger`
-                 marks:dict|None=None, # symbol -> last price, to size a buy given in base units (the node's marks)
-                 drain_timeout_s:float=120.0): # how long `drain` waits for swaps in flight
+    "An async venue (SolanaBroker) as the engine's broker: each order runs as a task; fills come at the next event."
+
+    def __init__(
+        self,
+        venue,  # has `async submit(order, mark) -> Order` in its final state, and a `ledger`
+        marks: dict | None = None,  # symbol -> last price, to size a buy given in base units (the node's marks)
+        drain_timeout_s: float = 120.0,
+    ):  # how long `drain` waits for swaps in flight
         self.venue, self.ledger, self.marks, self.drain_timeout_s = venue, venue.ledger, marks, drain_timeout_s
         self.orders: dict[str, Order] = {}
         self._tasks: dict[str, asyncio.Task] = {}
         self._done: deque = deque()
         self.log = get_logger("memebot.venue")
 
-    def submit(self, order:Order, now_ns:int) -> None:
-        if order.status is OrderStatus.NEW: order.transition(OrderStatus.SUBMITTED)
+    def submit(self, order: Order, now_ns: int) -> None:
+        if order.status is OrderStatus.NEW:
+            order.transition(OrderStatus.SUBMITTED)
         self.orders[order.client_id] = order
         self._tasks[order.client_id] = asyncio.get_running_loop().create_task(self._run(order))
 
-    async def _run(self, order:Order):
+    async def _run(self, order: Order):
         mark = self.marks.get(order.symbol) if self.marks is not None else None
-        try: self._done.append((order, await self.venue.submit(order, mark), ""))
-        except MemebotError as e: self._done.append((order, None, f"{type(e).__name__}: {e}"))
-        except Exception as e:                         # unexpected: the outcome is unknown, the signature (if any) is stored
+        try:
+            self._done.append((order, await self.venue.submit(order, mark), ""))
+        except MemebotError as e:
+            self._done.append((order, None, f"{type(e).__name__}: {e}"))
+        except Exception as e:  # unexpected: the outcome is unknown, the signature (if any) is stored
             self.log.error("venue_submit_failed", client_id=order.client_id, error=repr(e)[:300])
             self._done.append((order, None, None))
 
@@ -437,21 +722,30 @@ class VenueBroker(Broker):
         "Fills and final order states of the swaps that finished since the last call."
         out = []
         while self._done:
-            order, res, why = self._done.popleft(); self._tasks.pop(order.client_id, None)
+            order, res, why = self._done.popleft()
+            self._tasks.pop(order.client_id, None)
             if res is None:
-                if why is None: continue                   # unknown outcome: stays open until recovered
-                order.transition(OrderStatus.REJECTED, why); out.append(order)
+                if why is None:
+                    continue  # unknown outcome: stays open until recovered
+                order.transition(OrderStatus.REJECTED, why)
+                out.append(order)
             elif res.status is OrderStatus.FILLED:
                 order.filled_qty, order.avg_fill_price = res.filled_qty, res.avg_fill_price
-                order.transition(OrderStatus.FILLED); out += self.ledger.fills(order.client_id)
+                order.transition(OrderStatus.FILLED)
+                out += self.ledger.fills(order.client_id)
             elif res.status.is_terminal:
-                order.transition(res.status, res.reason); out.append(order)
+                order.transition(res.status, res.reason)
+                out.append(order)
         return out
 
-    def cancel(self, client_id:str) -> bool: return False      # a signed swap cannot be called back
-    def open_orders(self) -> list[Order]: return [o for o in self.orders.values() if not o.status.is_terminal]
+    def cancel(self, client_id: str) -> bool:
+        return False  # a signed swap cannot be called back
+
+    def open_orders(self) -> list[Order]:
+        return [o for o in self.orders.values() if not o.status.is_terminal]
 
     async def drain(self) -> list:
         "Wait (up to `drain_timeout_s`) for the swaps in flight; the reports of those that landed."
-        if self._tasks: await asyncio.wait(list(self._tasks.values()), timeout=self.drain_timeout_s)
+        if self._tasks:
+            await asyncio.wait(list(self._tasks.values()), timeout=self.drain_timeout_s)
         return self.on_market(None)

@@ -15,102 +15,178 @@ __all__ = ['YEAR_S', 'periods_per_year', 'drawdown', 'compute', 'plot_tearsheet'
 # %% ../nbs/43_metrics.ipynb #97fc8c4e
 YEAR_S = 365 * 86400
 
-def periods_per_year(index:pd.DatetimeIndex) -> float:
+
+def periods_per_year(index: pd.DatetimeIndex) -> float:
     "Bars per year from the median spacing of `index`."
-    if len(index) < 2: return float("nan")
+    if len(index) < 2:
+        return float("nan")
     d = np.median(np.diff(pd.DatetimeIndex(index).as_unit("ns").asi8)) / 1e9
     return YEAR_S / d if d > 0 else float("nan")
 
-def drawdown(equity:pd.Series) -> pd.Series:
+
+def drawdown(equity: pd.Series) -> pd.Series:
     "Drawdown from the running peak, as a negative fraction."
     return equity / equity.cummax() - 1.0
 
-def compute(equity:pd.Series, # equity curve indexed by UTC time
-            trades:pd.DataFrame|None=None, # round trips (symbol, pnl, fees, size, entry_price, status, ...)
-            fills:list|None=None, # fills, for turnover and fees
-            exposure:pd.Series|None=None, # gross exposure per bar (default: from trades' holding periods: not computed)
-            initial_cash:float|None=None, risk_free:float=0.0, var_level:float=0.95) -> dict:
-    "Total return, CAGR, Sharpe, Sortino, Calmar, drawdown and its duration, VaR/CVaR, trade stats, exposure, turnover, fees."
+
+def compute(
+    equity: pd.Series,  # equity curve indexed by UTC time
+    trades: pd.DataFrame | None = None,  # round trips (symbol, pnl, fees, size, entry_price, status, ...)
+    fills: list | None = None,  # fills, for turnover and fees
+    exposure: pd.Series | None = None,  # gross exposure per bar (default: from trades' holding periods: not computed)
+    initial_cash: float | None = None,
+    risk_free: float = 0.0,
+    var_level: float = 0.95,
+) -> dict:
+    "Total return, CAGR, Sharpe, Sortino, Calmar, drawdown and duration, VaR/CVaR, trades, exposure, turnover, fees."
     eq = equity.astype(float).dropna()
     start = float(initial_cash) if initial_cash is not None else (float(eq.iloc[0]) if len(eq) else float("nan"))
-    out = {"start": str(eq.index[0]) if len(eq) else None, "end": str(eq.index[-1]) if len(eq) else None,
-           "bars": int(len(eq)), "initial_equity": start, "final_equity": float(eq.iloc[-1]) if len(eq) else start}
+    out = {
+        "start": str(eq.index[0]) if len(eq) else None,
+        "end": str(eq.index[-1]) if len(eq) else None,
+        "bars": int(len(eq)),
+        "initial_equity": start,
+        "final_equity": float(eq.iloc[-1]) if len(eq) else start,
+    }
     out["total_return"] = out["final_equity"] / start - 1 if start else float("nan")
     ppy = periods_per_year(eq.index)
-    r = pd.concat([pd.Series([start], [eq.index[0] - pd.Timedelta(1, "ns")]), eq]).pct_change().dropna().to_numpy() if len(eq) else np.array([])
-    years = (eq.index[-1] - eq.index[0]).total_seconds() / YEAR_S + (1 / ppy if ppy == ppy else 0) if len(eq) > 1 else float("nan")
-    out["cagr"] = (out["final_equity"] / start) ** (1 / years) - 1 if years == years and years > 0 and out["final_equity"] > 0 else float("nan")
+    r = (
+        pd.concat([pd.Series([start], [eq.index[0] - pd.Timedelta(1, "ns")]), eq]).pct_change().dropna().to_numpy()
+        if len(eq)
+        else np.array([])
+    )
+    years = (
+        (eq.index[-1] - eq.index[0]).total_seconds() / YEAR_S + (1 / ppy if ppy == ppy else 0)
+        if len(eq) > 1
+        else float("nan")
+    )
+    out["cagr"] = (
+        (out["final_equity"] / start) ** (1 / years) - 1
+        if years == years and years > 0 and out["final_equity"] > 0
+        else float("nan")
+    )
     ex = r - risk_free / ppy if ppy == ppy else r
     sd = r.std(ddof=1) if len(r) > 1 else float("nan")
     out["volatility"] = sd * math.sqrt(ppy) if ppy == ppy else float("nan")
     out["sharpe"] = ex.mean() / sd * math.sqrt(ppy) if sd and sd == sd and sd > 0 else float("nan")
     dd_sd = math.sqrt(np.mean(np.minimum(ex, 0) ** 2)) if len(ex) else float("nan")
     out["sortino"] = ex.mean() / dd_sd * math.sqrt(ppy) if dd_sd and dd_sd == dd_sd and dd_sd > 0 else float("nan")
-    dd = drawdown(pd.concat([pd.Series([start], [eq.index[0] - pd.Timedelta(1, "ns")]), eq])) if len(eq) else pd.Series(dtype=float)
+    dd = (
+        drawdown(pd.concat([pd.Series([start], [eq.index[0] - pd.Timedelta(1, "ns")]), eq]))
+        if len(eq)
+        else pd.Series(dtype=float)
+    )
     out["max_drawdown"] = float(-dd.min()) if len(dd) else float("nan")
     # longest time below a previous peak
-    longest, peak_t, under = pd.Timedelta(0), None, False       # from the peak to the recovery (or the end)
+    longest, peak_t, under = pd.Timedelta(0), None, False  # from the peak to the recovery (or the end)
     for t, v in dd.items():
         if v >= 0:
-            if under: longest = max(longest, t - peak_t); under = False
+            if under:
+                longest = max(longest, t - peak_t)
+                under = False
             peak_t = t
-        else: under = True
-    if under: longest = max(longest, dd.index[-1] - peak_t)
+        else:
+            under = True
+    if under:
+        longest = max(longest, dd.index[-1] - peak_t)
     out["max_drawdown_duration_days"] = longest.total_seconds() / 86400
-    out["calmar"] = out["cagr"] / out["max_drawdown"] if out["max_drawdown"] and out["max_drawdown"] > 0 and out["cagr"] == out["cagr"] else float("nan")
+    out["calmar"] = (
+        out["cagr"] / out["max_drawdown"]
+        if out["max_drawdown"] and out["max_drawdown"] > 0 and out["cagr"] == out["cagr"]
+        else float("nan")
+    )
     if len(r):
         q = np.quantile(r, 1 - var_level)
         out["var_95"], out["cvar_95"] = float(-q), float(-r[r <= q].mean())
-    else: out["var_95"] = out["cvar_95"] = float("nan")
+    else:
+        out["var_95"] = out["cvar_95"] = float("nan")
     t = trades if trades is not None else pd.DataFrame(columns=["pnl", "status", "symbol", "fees"])
     closed = t[t["status"] == "closed"] if "status" in t else t
-    out["trades"] = int(len(closed)); out["open_trades"] = int(len(t) - len(closed))
+    out["trades"] = int(len(closed))
+    out["open_trades"] = int(len(t) - len(closed))
     wins, losses = closed["pnl"][closed["pnl"] > 0], closed["pnl"][closed["pnl"] <= 0]
     out["win_rate"] = len(wins) / len(closed) if len(closed) else float("nan")
-    out["profit_factor"] = float(wins.sum() / -losses.sum()) if len(losses) and losses.sum() < 0 else (float("inf") if len(wins) else float("nan"))
+    out["profit_factor"] = (
+        float(wins.sum() / -losses.sum())
+        if len(losses) and losses.sum() < 0
+        else (float("inf") if len(wins) else float("nan"))
+    )
     out["avg_trade_return"] = float(closed["return"].mean()) if len(closed) and "return" in closed else float("nan")
-    out["exposure"] = float((exposure.reindex(eq.index).fillna(0) > 0).mean()) if exposure is not None and len(eq) else float("nan")
+    out["exposure"] = (
+        float((exposure.reindex(eq.index).fillna(0) > 0).mean()) if exposure is not None and len(eq) else float("nan")
+    )
     notional = sum(f.qty * f.price for f in fills) if fills else 0.0
     out["turnover"] = notional / float(eq.mean()) if len(eq) and eq.mean() > 0 else float("nan")
     out["fees_paid"] = float(sum(f.fee for f in fills)) if fills else float(t["fees"].sum()) if "fees" in t else 0.0
     out["attribution"] = {str(k): float(v) for k, v in t.groupby("symbol")["pnl"].sum().items()} if len(t) else {}
-    return {k: (float(v) if isinstance(v, (np.floating, np.integer)) else v) for k, v in out.items()}
+    return {k: float(v) if isinstance(v, (np.floating, np.integer)) else v for k, v in out.items()}
 
 # %% ../nbs/43_metrics.ipynb #390b50b5
-def plot_tearsheet(equity:pd.Series, path:str|Path, title:str="") -> Path:
+def plot_tearsheet(equity: pd.Series, path: str | Path, title: str = "") -> Path:
     "Equity (top) and drawdown (bottom) as a PNG."
-    import matplotlib; matplotlib.use("Agg")
+    import matplotlib
+
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, (a, b) = plt.subplots(2, 1, figsize=(11, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    a.plot(equity.index, equity.to_numpy(), lw=1); a.set_ylabel("equity"); a.set_title(title); a.grid(alpha=.3)
+    a.plot(equity.index, equity.to_numpy(), lw=1)
+    a.set_ylabel("equity")
+    a.set_title(title)
+    a.grid(alpha=0.3)
     dd = drawdown(equity) * 100
-    b.fill_between(dd.index, dd.to_numpy(), 0, color="tab:red", alpha=.4); b.set_ylabel("drawdown %"); b.grid(alpha=.3)
-    fig.tight_layout(); path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110); plt.close(fig)
+    b.fill_between(dd.index, dd.to_numpy(), 0, color="tab:red", alpha=0.4)
+    b.set_ylabel("drawdown %")
+    b.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
     return path
 
+
 def _fmt(v):
-    if isinstance(v, float): return f"{v:.4g}" if abs(v) < 1e6 else f"{v:,.0f}"
+    if isinstance(v, float):
+        return f"{v:.4g}" if abs(v) < 1e6 else f"{v:,.0f}"
     return html.escape(str(v))
 
-def tearsheet(equity:pd.Series, metrics:dict, out_dir:str|Path, trades:pd.DataFrame|None=None, title:str="backtest",
-              orders:list|None=None, # (outcome, count) rows: what became of the run's orders
-              notes:list[str]|None=None # lines shown under the title (the risk checks used, warnings)
-             ) -> dict:
+
+def tearsheet(
+    equity: pd.Series,
+    metrics: dict,
+    out_dir: str | Path,
+    trades: pd.DataFrame | None = None,
+    title: str = "backtest",
+    orders: list | None = None,  # (outcome, count) rows: what became of the run's orders
+    notes: list[str] | None = None,  # lines shown under the title (the risk checks used, warnings)
+) -> dict:
     "Write `tearsheet.png` and `tearsheet.html` into `out_dir`; returns their paths."
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     png = plot_tearsheet(equity, out / "tearsheet.png", title)
     img = base64.b64encode(png.read_bytes()).decode()
-    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in metrics.items() if k != "attribution")
-    attr = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.6g}</td></tr>" for k, v in sorted(metrics.get("attribution", {}).items(), key=lambda kv: kv[1]))
+    rows = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in metrics.items() if k != "attribution"
+    )
+    attr = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{v:.6g}</td></tr>"
+        for k, v in sorted(metrics.get("attribution", {}).items(), key=lambda kv: kv[1])
+    )
     tr = trades.to_html(index=False, max_rows=500) if trades is not None and len(trades) else "<p>no trades</p>"
-    od = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in (orders or []))
-    nt = "".join(f"<p style='{'color:#b00;font-weight:bold' if n.startswith('warning') else ''}'>{html.escape(n)}</p>"
-                 for n in (notes or []))
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px}</style>"
-            f"</head><body><h1>{html.escape(title)}</h1>{nt}<img src='data:image/png;base64,{img}' style='max-width:100%'>"
-            f"<h2>metrics</h2><table>{rows}</table>" + (f"<h2>orders</h2><table>{od}</table>" if od else "") +
-            f"<h2>PnL by symbol</h2><table>{attr}</table><h2>trades</h2>{tr}</body></html>")
+    od = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in orders or [])
+    nt = "".join(
+        f"<p style='{'color:#b00;font-weight:bold' if n.startswith('warning') else ''}'>{html.escape(n)}</p>"
+        for n in notes or []
+    )
+    page = (
+        "<!doctype html><html><head><meta"
+        f" charset='utf-8'><title>{html.escape(title)}</title><style>body{{font-family:sans-serif;margin:2em}}"
+        f"table{{border-collapse:collapse}}td,th{{border:1px"
+        f" solid #ccc;padding:2px 8px}}</style></head><body><h1>{html.escape(title)}</h1>{nt}<img"
+        f" src='data:image/png;base64,{img}' style='max-width:100%'><h2>metrics</h2><table>{rows}</table>"
+        + (f"<h2>orders</h2><table>{od}</table>" if od else "")
+        + f"<h2>PnL by symbol</h2><table>{attr}</table><h2>trades</h2>{tr}</body></html>"
+    )
     (out / "tearsheet.html").write_text(page)
     return {"png": str(png), "html": str(out / "tearsheet.html")}

@@ -15,16 +15,24 @@ __all__ = ['REDACTED', 'REGISTRY', 'LATENCY_BUCKETS', 'redact_value', 'redact_pr
 
 # %% ../nbs/02_obs.ipynb #4f93b5ae
 REDACTED = "***"
-_SECRET_NAME = re.compile(r"(private_?key|secret|password|passwd|api_?key|token_secret|seed|mnemonic|authorization)", re.I)
+_SECRET_NAME = re.compile(
+    r"(private_?key|secret|password|passwd|api_?key|token_secret|seed|mnemonic|authorization)", re.I
+)
 _SECRET_VALUE = re.compile(r"\b(0x[0-9a-fA-F]{64}|[1-9A-HJ-NP-Za-km-z]{86,88})\b")
+
 
 def redact_value(v):
     "Mask secrets in one value (recursing into dicts, lists and tuples)."
-    if isinstance(v, SecretStr): return REDACTED
-    if isinstance(v, str): return _SECRET_VALUE.sub(REDACTED, v)
-    if isinstance(v, dict): return {k: (REDACTED if _SECRET_NAME.search(str(k)) and v[k] else redact_value(x)) for k, x in v.items()}
-    if isinstance(v, (list, tuple)): return type(v)(redact_value(x) for x in v)
+    if isinstance(v, SecretStr):
+        return REDACTED
+    if isinstance(v, str):
+        return _SECRET_VALUE.sub(REDACTED, v)
+    if isinstance(v, dict):
+        return {k: REDACTED if _SECRET_NAME.search(str(k)) and v[k] else redact_value(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return type(v)(redact_value(x) for x in v)
     return v
+
 
 def redact_processor(logger, method, event_dict):
     "structlog processor: mask secret fields and values."
@@ -33,60 +41,92 @@ def redact_processor(logger, method, event_dict):
 # %% ../nbs/02_obs.ipynb #b6d83fcc
 _configured = False
 
+
 class _Stderr:
     "A file-like view of whatever `sys.stderr` is at the moment of writing."
+
     def write(self, s):
         import sys
+
         return sys.stderr.write(s)
+
     def flush(self):
         import sys
-        try: sys.stderr.flush()
-        except (ValueError, AttributeError): pass
+
+        try:
+            sys.stderr.flush()
+        except (ValueError, AttributeError):
+            pass
+
     def isatty(self):
         import sys
+
         return getattr(sys.stderr, "isatty", lambda: False)()
 
-def configure_logging(level:str="INFO", # DEBUG/INFO/WARNING/ERROR
-                      fmt:str="auto", # "json", "console" or "auto" (console in a TTY)
-                      stream=None # where to write (default stderr)
-                     ):
+
+def configure_logging(
+    level: str = "INFO",  # DEBUG/INFO/WARNING/ERROR
+    fmt: str = "auto",  # "json", "console" or "auto" (console in a TTY)
+    stream=None,  # where to write (default stderr)
+):
     "Configure structlog and stdlib logging for the process."
     global _configured
-    stream = stream or _Stderr()     # looked up at each write: test runners swap (and close) sys.stderr
+    stream = stream or _Stderr()  # looked up at each write: test runners swap (and close) sys.stderr
     use_console = fmt == "console" or (fmt == "auto" and getattr(stream, "isatty", lambda: False)())
     renderer = structlog.dev.ConsoleRenderer(colors=False) if use_console else structlog.processors.JSONRenderer()
     lvl = getattr(logging, level.upper(), logging.INFO)
     structlog.configure(
-        processors=[structlog.contextvars.merge_contextvars, structlog.processors.add_log_level,
-                    structlog.processors.TimeStamper(fmt="iso", utc=True), structlog.processors.format_exc_info,
-                    _name_processor, redact_processor, renderer],
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            _name_processor,
+            redact_processor,
+            renderer,
+        ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(file=stream), cache_logger_on_first_use=False)
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        cache_logger_on_first_use=False,
+    )
     logging.basicConfig(level=lvl, stream=stream, format="%(levelname)s %(name)s %(message)s", force=True)
     for noisy in ("httpx", "httpcore", "numba", "matplotlib", "asyncio", "urllib3", "websockets"):
         logging.getLogger(noisy).setLevel(max(lvl, logging.WARNING))
     _configured = True
 
-def get_logger(name:str="memebot", **bind):
+
+def get_logger(name: str = "memebot", **bind):
     "A structlog logger bound to `name` (and any extra context); lazy, so `configure_logging` later still applies."
     return structlog.get_logger(name, _logger_name=name, **bind)
 
+
 def _name_processor(logger, method, event_dict):
     "structlog processor: show the bound logger name as `logger`."
-    if "_logger_name" in event_dict: event_dict["logger"] = event_dict.pop("_logger_name")
+    if "_logger_name" in event_dict:
+        event_dict["logger"] = event_dict.pop("_logger_name")
     return event_dict
 
-# Before anyone calls `configure_logging` (a notebook, a library user), loggers still name themselves and redact secrets.
+
+# Before anyone calls `configure_logging` (a notebook, a library user), loggers still name themselves and redact
+# secrets.
 if not structlog.is_configured():
-    structlog.configure(processors=[structlog.contextvars.merge_contextvars, structlog.processors.add_log_level,
-                                    structlog.processors.TimeStamper(fmt="%Y-%m-%d %H:%M:%S", utc=True),
-                                    _name_processor, redact_processor, structlog.dev.ConsoleRenderer(colors=False)],
-                        cache_logger_on_first_use=False)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="%Y-%m-%d %H:%M:%S", utc=True),
+            _name_processor,
+            redact_processor,
+            structlog.dev.ConsoleRenderer(colors=False),
+        ],
+        cache_logger_on_first_use=False,
+    )
 
 # %% ../nbs/02_obs.ipynb #bf5f09d9
 REGISTRY = CollectorRegistry(auto_describe=True)
 _metrics: dict[str, object] = {}
 _mlock = threading.Lock()
+
 
 def _metric(kind, name, doc, labels=(), **kw):
     full = name if name.startswith("memebot_") else f"memebot_{name}"
@@ -94,26 +134,34 @@ def _metric(kind, name, doc, labels=(), **kw):
         m = _metrics.get(full)
         if m is None:
             m = _metrics[full] = kind(full, doc, list(labels), registry=REGISTRY, **kw)
-        elif not isinstance(m, kind): raise TypeError(f"metric {full} already registered as {type(m).__name__}")
+        elif not isinstance(m, kind):
+            raise TypeError(f"metric {full} already registered as {type(m).__name__}")
         return m
 
-def counter(name:str, doc:str, labels=()) -> Counter:
+
+def counter(name: str, doc: str, labels=()) -> Counter:
     "Get or create a counter in memebot's registry."
     return _metric(Counter, name, doc, labels)
 
-def gauge(name:str, doc:str, labels=()) -> Gauge:
+
+def gauge(name: str, doc: str, labels=()) -> Gauge:
     "Get or create a gauge in memebot's registry."
     return _metric(Gauge, name, doc, labels)
 
+
 LATENCY_BUCKETS = (5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
-def histogram(name:str, doc:str, labels=(), buckets=LATENCY_BUCKETS) -> Histogram:
+
+
+def histogram(name: str, doc: str, labels=(), buckets=LATENCY_BUCKETS) -> Histogram:
     "Get or create a histogram (seconds) in memebot's registry."
     return _metric(Histogram, name, doc, labels, buckets=buckets)
+
 
 def metrics_text() -> str:
     "The registry in Prometheus text format."
     return generate_latest(REGISTRY).decode()
 
-def serve_metrics(port:int, addr:str="127.0.0.1"):
+
+def serve_metrics(port: int, addr: str = "127.0.0.1"):
     "Expose `/metrics` on `addr:port` (returns the server and its thread)."
     return start_http_server(port, addr=addr, registry=REGISTRY)

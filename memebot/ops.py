@@ -15,6 +15,7 @@ from .obs import get_logger
 
 log = get_logger("memebot.ops")
 
+
 class OpsError(MemebotError):
     "An operations request (flow, report, quickstart) cannot be served."
 
@@ -25,263 +26,414 @@ __all__ = ['log', 'REPORTS', 'QS_MODEL', 'OpsError', 'prefect_env', 'WatchItem',
            'live_preflight', 'reports_dir', 'run_report', 'QuickstartResult', 'quickstart']
 
 # %% ../nbs/99_ops.ipynb #479adb9b
-def prefect_env(settings:Settings|None=None, # settings (default: the process-wide ones)
-                home:str|Path|None=None # PREFECT_HOME (default: env PREFECT_HOME, else `[flows] prefect_home`)
-               ) -> dict[str, str]:
+def prefect_env(
+    settings: Settings | None = None,  # settings (default: the process-wide ones)
+    home: str | Path | None = None,  # PREFECT_HOME (default: env PREFECT_HOME, else `[flows] prefect_home`)
+) -> dict[str, str]:
     "Set Prefect's env vars (home, no analytics, no telemetry) before `import prefect`; returns what was set."
     s = settings or get_settings()
-    h = Path(home) if home else Path(os.environ["PREFECT_HOME"]) if os.environ.get("PREFECT_HOME") else s.resolve(s.flows.prefect_home)
+    h = (
+        Path(home)
+        if home
+        else Path(os.environ["PREFECT_HOME"])
+        if os.environ.get("PREFECT_HOME")
+        else s.resolve(s.flows.prefect_home)
+    )
     h.mkdir(parents=True, exist_ok=True)
-    env = {"PREFECT_HOME": str(h), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "MLFLOW_DISABLE_TELEMETRY": "true",
-           "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
-           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"}   # a busy 2-core machine needs more than the default
+    env = {
+        "PREFECT_HOME": str(h),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    }  # a busy 2-core machine needs more than the default
     os.environ["PREFECT_HOME"] = env["PREFECT_HOME"]
-    for k, v in env.items(): os.environ.setdefault(k, v)
+    for k, v in env.items():
+        os.environ.setdefault(k, v)
     return env
 
 # %% ../nbs/99_ops.ipynb #5bc57607
 @dataclass(frozen=True)
 class WatchItem:
     "One series of the backfill watchlist."
-    source: str; chain: str; pool: str; tf: str
-    def __str__(self): return f"{self.source}:{self.chain}:{self.pool}:{self.tf}"
 
-def parse_watchlist(entries:str|list[str]|None=None, # comma-separated or a list; default `[flows] watchlist`
-                    settings:Settings|None=None) -> list[WatchItem]:
+    source: str
+    chain: str
+    pool: str
+    tf: str
+
+    def __str__(self):
+        return f"{self.source}:{self.chain}:{self.pool}:{self.tf}"
+
+
+def parse_watchlist(
+    entries: str | list[str] | None = None,  # comma-separated or a list; default `[flows] watchlist`
+    settings: Settings | None = None,
+) -> list[WatchItem]:
     "Validated watchlist entries (`source:chain:pool:tf`)."
     from memebot.data.sources import check_source
-    if entries is None: entries = (settings or get_settings()).flows.watchlist
+
+    if entries is None:
+        entries = (settings or get_settings()).flows.watchlist
     items = [e.strip() for e in (entries.split(",") if isinstance(entries, str) else entries) if str(e).strip()]
-    if not items: raise ValidationError("flows", "watchlist", "is empty (add source:chain:pool:tf entries)")
+    if not items:
+        raise ValidationError("flows", "watchlist", "is empty (add source:chain:pool:tf entries)")
     out = []
     for e in items:
         parts = e.split(":")
-        if len(parts) < 4: raise ValidationError("flows", "watchlist", f"{e!r}: expected source:chain:pool:tf")
+        if len(parts) < 4:
+            raise ValidationError("flows", "watchlist", f"{e!r}: expected source:chain:pool:tf")
         src, ch, pool, tf = parts[0], parts[1], ":".join(parts[2:-1]), parts[-1]
-        try: src = check_source(src); ch = Chain.parse(ch).value; tf_seconds(tf)
-        except MemebotError as x: raise ValidationError("flows", "watchlist", f"{e!r}: {x}") from None
-        if not pool: raise ValidationError("flows", "watchlist", f"{e!r}: empty pool")
+        try:
+            src = check_source(src)
+            ch = Chain.parse(ch).value
+            tf_seconds(tf)
+        except MemebotError as x:
+            raise ValidationError("flows", "watchlist", f"{e!r}: {x}") from None
+        if not pool:
+            raise ValidationError("flows", "watchlist", f"{e!r}: empty pool")
         out.append(WatchItem(src, ch, pool, tf))
     return list(dict.fromkeys(out))
 
 # %% ../nbs/99_ops.ipynb #58c176ed
-def task_runner(kind:str="threads", # "threads" or "dask"
-                workers:int|None=None, # threads / LocalCluster processes (default `[flows] dask_workers`)
-                address:str|None=None, # a Dask scheduler address (default `[flows] dask_address`; empty = LocalCluster)
-                settings:Settings|None=None):
+def task_runner(
+    kind: str = "threads",  # "threads" or "dask"
+    workers: int | None = None,  # threads / LocalCluster processes (default `[flows] dask_workers`)
+    address: str | None = None,  # a Dask scheduler address (default `[flows] dask_address`; empty = LocalCluster)
+    settings: Settings | None = None,
+):
     "A Prefect task runner: ThreadPoolTaskRunner or prefect-dask's DaskTaskRunner (LocalCluster or a scheduler)."
     s = settings or get_settings()
     if kind == "threads":
         from prefect.task_runners import ThreadPoolTaskRunner
-        return ThreadPoolTaskRunner(max_workers=workers or 4)
-    if kind != "dask": raise ValidationError("flows", "runner", f"{kind!r}: expected threads or dask")
-    from prefect_dask import DaskTaskRunner
-    address = s.flows.dask_address if address is None else address
-    if address: return DaskTaskRunner(address=address)
-    n = workers or s.flows.dask_workers
-    return DaskTaskRunner(cluster_class="distributed.LocalCluster",
-                          cluster_kwargs={"n_workers": n, "threads_per_worker": 1, "processes": True, "dashboard_address": None})
 
-def pickle_by_value(module_name:str):
+        return ThreadPoolTaskRunner(max_workers=workers or 4)
+    if kind != "dask":
+        raise ValidationError("flows", "runner", f"{kind!r}: expected threads or dask")
+    from prefect_dask import DaskTaskRunner
+
+    address = s.flows.dask_address if address is None else address
+    if address:
+        return DaskTaskRunner(address=address)
+    n = workers or s.flows.dask_workers
+    return DaskTaskRunner(
+        cluster_class="distributed.LocalCluster",
+        cluster_kwargs={"n_workers": n, "threads_per_worker": 1, "processes": True, "dashboard_address": None},
+    )
+
+
+def pickle_by_value(module_name: str):
     "Let Dask workers run tasks defined in a script folder (flows/) that they cannot import: pickle it by value."
     import cloudpickle
+
     m = sys.modules.get(module_name)
-    if m is not None and module_name != "__main__": cloudpickle.register_pickle_by_value(m)
+    if m is not None and module_name != "__main__":
+        cloudpickle.register_pickle_by_value(m)
 
 # %% ../nbs/99_ops.ipynb #25366e43
 _SEMS: dict[str, threading.BoundedSemaphore] = {}
 _SEMS_LOCK = threading.Lock()
 
+
 @contextlib.contextmanager
-def provider_slot(provider:str, limit:int|None=None, settings:Settings|None=None):
+def provider_slot(provider: str, limit: int | None = None, settings: Settings | None = None):
     "Hold one of the provider's `limit` slots for the duration of the block."
     limit = limit or (settings or get_settings()).flows.provider_concurrency
     try:
         from distributed import get_worker, Semaphore
+
         get_worker()
         sem = Semaphore(max_leases=limit, name=f"memebot-provider-{provider}")
-        with sem: yield; return
-    except (ImportError, ValueError): pass
-    with _SEMS_LOCK: sem = _SEMS.setdefault(f"{provider}:{limit}", threading.BoundedSemaphore(limit))
-    with sem: yield
+        with sem:
+            yield
+            return
+    except (ImportError, ValueError):
+        pass
+    with _SEMS_LOCK:
+        sem = _SEMS.setdefault(f"{provider}:{limit}", threading.BoundedSemaphore(limit))
+    with sem:
+        yield
 
 # %% ../nbs/99_ops.ipynb #6627e12f
-def store_path(path:str|Path|None=None, settings:Settings|None=None) -> Path:
+def store_path(path: str | Path | None = None, settings: Settings | None = None) -> Path:
     "The store file: `path`, else `[store] path`."
     s = settings or get_settings()
     return Path(path) if path else s.resolve(s.store.path)
 
-def backfill_item(item:WatchItem|str, store:str|Path|None=None, # the entry and the store file
-                  since=None, until=None, # range; default: the last `[flows] backfill_days` days
-                  settings:Settings|None=None) -> dict:
+
+def backfill_item(
+    item: WatchItem | str,
+    store: str | Path | None = None,  # the entry and the store file
+    since=None,
+    until=None,  # range; default: the last `[flows] backfill_days` days
+    settings: Settings | None = None,
+) -> dict:
     "Backfill one watchlist entry into the store (within the provider's concurrency slot); returns counts."
     from memebot.data.store import Store
+
     s = settings or get_settings()
     it = parse_watchlist([str(item)])[0] if isinstance(item, str) else item
     until = ts_from(until) if until is not None else time.time_ns()
     since = ts_from(since) if since is not None else until - int(s.flows.backfill_days * 86400 * NS)
     with provider_slot(it.source, settings=s):
         st = Store(store_path(store, s))
-        try: return asyncio.run(_backfill(st, it, since, until, s))
-        finally: st.close()
+        try:
+            return asyncio.run(_backfill(st, it, since, until, s))
+        finally:
+            st.close()
+
 
 async def _backfill(st, it, since, until, s):
     from memebot.data.backfill import backfill
     from memebot.data.sources import close_http
-    try: return await backfill(st, it.source, it.chain, it.pool, it.tf, since, until, settings=s)
-    finally: await close_http()
 
-def backfill_shard(item:WatchItem|str, since=None, until=None, settings:Settings|None=None) -> pd.DataFrame:
+    try:
+        return await backfill(st, it.source, it.chain, it.pool, it.tf, since, until, settings=s)
+    finally:
+        await close_http()
+
+
+def backfill_shard(item: WatchItem | str, since=None, until=None, settings: Settings | None = None) -> pd.DataFrame:
     "Backfill one entry into a throwaway shard store and return its candles (for Dask worker processes)."
     import tempfile
     from memebot.data.store import Store, candles, CANDLE_COLUMNS
+
     it = parse_watchlist([str(item)])[0] if isinstance(item, str) else item
     d = Path(tempfile.mkdtemp(prefix="memebot-shard-"))
     try:
         backfill_item(it, d / "shard.duckdb", since, until, settings)
         st = Store(d / "shard.duckdb", read_only=True)
-        try: return candles(st, it.pool, it.tf, source=it.source, chain=it.chain, columns=CANDLE_COLUMNS)
-        finally: st.close()
-    finally: shutil.rmtree(d, ignore_errors=True)
+        try:
+            return candles(st, it.pool, it.tf, source=it.source, chain=it.chain, columns=CANDLE_COLUMNS)
+        finally:
+            st.close()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
-def merge_candles(frames:list[pd.DataFrame], store:str|Path|None=None, settings:Settings|None=None) -> dict:
+
+def merge_candles(
+    frames: list[pd.DataFrame], store: str | Path | None = None, settings: Settings | None = None
+) -> dict:
     "Upsert shard candles into the store (invalid bars quarantined); returns row counts."
     from memebot.data.store import Store, upsert
     from memebot.data.quality import quarantine_invalid
-    st = Store(store_path(store, settings)); out = {"rows": 0, "new": 0, "quarantined": 0}
+
+    st = Store(store_path(store, settings))
+    out = {"rows": 0, "new": 0, "quarantined": 0}
     try:
         for df in frames:
-            if df is None or not len(df): continue
+            if df is None or not len(df):
+                continue
             good, nbad = quarantine_invalid(st, df)
-            r = upsert(st, "candles", good); out["rows"] += len(df); out["new"] += r["new"]; out["quarantined"] += nbad
-    finally: st.close()
+            r = upsert(st, "candles", good)
+            out["rows"] += len(df)
+            out["new"] += r["new"]
+            out["quarantined"] += nbad
+    finally:
+        st.close()
     return out
 
-def quality_check(store:str|Path|None=None, items:list[WatchItem|str]|None=None, settings:Settings|None=None) -> pd.DataFrame:
+
+def quality_check(
+    store: str | Path | None = None, items: list[WatchItem | str] | None = None, settings: Settings | None = None
+) -> pd.DataFrame:
     "The data-quality report (one row per series) for the watchlist entries, findings written to quarantine."
     from memebot.data.store import Store
     from memebot.data.quality import quality_report
+
     s = settings or get_settings()
     st = Store(store_path(store, s))
     try:
-        if not items: return quality_report(st, settings=s)
+        if not items:
+            return quality_report(st, settings=s)
         its = [parse_watchlist([str(i)])[0] if isinstance(i, str) else i for i in items]
         parts = [quality_report(st, it.source, it.chain, it.pool, it.tf, settings=s) for it in its]
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    finally: st.close()
+    finally:
+        st.close()
 
 # %% ../nbs/99_ops.ipynb #84c4c32e
-def split_grid(grid:dict, # parameter -> list of values
-               n:int # chunks wanted
-              ) -> list[dict]:
+def split_grid(
+    grid: dict,  # parameter -> list of values
+    n: int,  # chunks wanted
+) -> list[dict]:
     "Split a grid into at most `n` sub-grids along its longest axis; their union is the grid."
-    if not grid: return [dict(grid)]
-    k = max(grid, key=lambda p: len(grid[p])); vals = list(grid[k]); n = max(1, min(n, len(vals)))
+    if not grid:
+        return [dict(grid)]
+    k = max(grid, key=lambda p: len(grid[p]))
+    vals = list(grid[k])
+    n = max(1, min(n, len(vals)))
     size = -(-len(vals) // n)
-    return [{**grid, k: vals[i:i + size]} for i in range(0, len(vals), size)]
+    return [{**grid, k: vals[i : i + size]} for i in range(0, len(vals), size)]
 
-def sweep_chunk(strategy:str, frame:pd.DataFrame, grid:dict, **kw) -> pd.DataFrame:
+
+def sweep_chunk(strategy: str, frame: pd.DataFrame, grid: dict, **kw) -> pd.DataFrame:
     "Run one chunk of a sweep (see `memebot.backtest.vector.sweep`)."
     from memebot.backtest.vector import sweep
+
     return sweep(strategy, frame, grid, **kw)
 
 # %% ../nbs/99_ops.ipynb #398c332f
-def sweep_frame(store:str|Path|None=None, tf:str="5m", symbols:list[str]|None=None, source:str|None=None,
-                settings:Settings|None=None) -> pd.DataFrame:
+def sweep_frame(
+    store: str | Path | None = None,
+    tf: str = "5m",
+    symbols: list[str] | None = None,
+    source: str | None = None,
+    settings: Settings | None = None,
+) -> pd.DataFrame:
     "The (field, symbol) candle frame a sweep runs on, from the store."
     from memebot.data.store import Store
     from memebot.backtest import CandleFeed
+
     p = store_path(store, settings)
-    if not p.exists(): raise OpsError(f"store {p}: no such database (backfill or import candles first)")
+    if not p.exists():
+        raise OpsError(f"store {p}: no such database (backfill or import candles first)")
     st = Store(p, read_only=True)
-    try: return CandleFeed.from_store(st, symbols, tf, source=source).frame(tf)
-    finally: st.close()
+    try:
+        return CandleFeed.from_store(st, symbols, tf, source=source).frame(tf)
+    finally:
+        st.close()
 
 # %% ../nbs/99_ops.ipynb #4eee2954
-def training_candles(store:str|Path|None=None, tf:str="5m", symbols:list[str]|None=None, source:str|None=None,
-                     settings:Settings|None=None) -> pd.DataFrame:
+def training_candles(
+    store: str | Path | None = None,
+    tf: str = "5m",
+    symbols: list[str] | None = None,
+    source: str | None = None,
+    settings: Settings | None = None,
+) -> pd.DataFrame:
     "Long candles (symbol, ts, OHLCV) for training, from the store."
     from memebot.data.store import Store, candles
     from memebot.features import CONTEXT_SYMBOLS
+
     p = store_path(store, settings)
-    if not p.exists(): raise OpsError(f"store {p}: no such database (backfill or import candles first)")
+    if not p.exists():
+        raise OpsError(f"store {p}: no such database (backfill or import candles first)")
     st = Store(p, read_only=True)
-    try: df = candles(st, None if symbols is None else sorted(set(symbols) | set(CONTEXT_SYMBOLS)), tf=tf, source=source)
-    finally: st.close()
-    if df.empty: raise OpsError(f"no {tf} candles in {p}{' from ' + source if source else ''}")
+    try:
+        df = candles(st, None if symbols is None else sorted(set(symbols) | set(CONTEXT_SYMBOLS)), tf=tf, source=source)
+    finally:
+        st.close()
+    if df.empty:
+        raise OpsError(f"no {tf} candles in {p}{' from ' + source if source else ''}")
     return df[["symbol", "ts", "open", "high", "low", "close", "volume"]].reset_index(drop=True)
 
-def feature_summary(candles:pd.DataFrame, h:int=1) -> dict:
+
+def feature_summary(candles: pd.DataFrame, h: int = 1) -> dict:
     "Build the dataset once (features, labels) and summarise it; raises when there is too little data."
     from memebot.features import make_dataset
+
     ds = make_dataset(candles, h=h)
-    if ds.meta["n_rows"] < 50: raise OpsError(f"only {ds.meta['n_rows']} feature rows after warm-up: need more candles")
-    return {"rows": ds.meta["n_rows"], "features": len(ds.meta["features"]), "symbols": len(ds.meta["symbols"]),
-            "positive_share": float(ds.y.mean())}
+    if ds.meta["n_rows"] < 50:
+        raise OpsError(f"only {ds.meta['n_rows']} feature rows after warm-up: need more candles")
+    return {
+        "rows": ds.meta["n_rows"],
+        "features": len(ds.meta["features"]),
+        "symbols": len(ds.meta["symbols"]),
+        "positive_share": float(ds.y.mean()),
+    }
 
 # %% ../nbs/99_ops.ipynb #10dbc0b2
-def live_preflight(mode:str|Environment="paper", # "paper" (default) or "live"
-                   settings:Settings|None=None) -> dict:
+def live_preflight(
+    mode: str | Environment = "paper",  # "paper" (default) or "live"
+    settings: Settings | None = None,
+) -> dict:
     "Check the kill switch and the live flags before a trading flow starts; returns mode and kill file."
     from memebot.risk import read_kill_file
+
     s = settings or get_settings()
-    try: env = Environment(mode)
-    except ValueError: env = None
+    try:
+        env = Environment(mode)
+    except ValueError:
+        env = None
     if env not in (Environment.PAPER, Environment.LIVE):
         raise ValidationError("flows", "mode", f"{mode!r}: expected paper or live")
     mode = env.value
     if env is Environment.LIVE and s.live.environment is not Environment.LIVE:
-        raise OpsError("live trading is off: set [live] live_trading_enabled = true and paper_trading_mode = false to run the live flow")
-    kf = s.resolve(s.live.kill_file); k = read_kill_file(kf)
-    if k: raise OpsError(f"kill switch engaged ({k['reason']}): run `memebot resume --confirm` before starting the {mode} flow")
+        raise OpsError(
+            "live trading is off: set [live] live_trading_enabled = true and paper_trading_mode = false to run the live"
+            " flow"
+        )
+    kf = s.resolve(s.live.kill_file)
+    k = read_kill_file(kf)
+    if k:
+        raise OpsError(
+            f"kill switch engaged ({k['reason']}): run `memebot resume --confirm` before starting the {mode} flow"
+        )
     return {"mode": mode, "kill_file": str(kf)}
 
 # %% ../nbs/99_ops.ipynb #7090220c
 REPORTS = {"daily": "_daily_pnl.ipynb", "quality": "_data_quality.ipynb", "models": "_model_performance.ipynb"}
 
+
 def reports_dir() -> Path:
     "The report templates' folder (nbs/reports of the project memebot is run from)."
     import memebot
+
     for c in (Path(memebot.__file__).resolve().parent.parent, Path.cwd(), *Path.cwd().parents):
-        if (c / "nbs" / "reports").is_dir(): return c / "nbs" / "reports"
+        if (c / "nbs" / "reports").is_dir():
+            return c / "nbs" / "reports"
     raise OpsError("report templates not found (nbs/reports): run from the memebot project")
 
+
 @contextlib.contextmanager
-def _stderr_to(path:Path):
+def _stderr_to(path: Path):
     "Send this process's stderr (file descriptor 2, which child processes inherit) to `path` for the block."
-    sys.stderr.flush(); saved = os.dup(2)
+    sys.stderr.flush()
+    saved = os.dup(2)
     with open(path, "ab") as f:
         os.dup2(f.fileno(), 2)
-        try: yield
-        finally: sys.stderr.flush(); os.dup2(saved, 2); os.close(saved)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
 
-def run_report(name:str, # a key of REPORTS or a template path
-               out_dir:str|Path, # where the executed notebook and its HTML go
-               parameters:dict|None=None, # injected into the template's `parameters` cell
-               timeout:int=600) -> Path:
+
+def run_report(
+    name: str,  # a key of REPORTS or a template path
+    out_dir: str | Path,  # where the executed notebook and its HTML go
+    parameters: dict | None = None,  # injected into the template's `parameters` cell
+    timeout: int = 600,
+) -> Path:
     "Execute a report template with papermill and render it to HTML; returns the HTML path."
     import papermill as pm, nbformat, logging
     from nbconvert import HTMLExporter
+
     logging.getLogger("papermill").setLevel(logging.WARNING)
     src = Path(name) if name not in REPORTS else reports_dir() / REPORTS[name]
-    if not src.exists(): raise OpsError(f"report {name!r}: no template {src}")
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+    if not src.exists():
+        raise OpsError(f"report {name!r}: no template {src}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     stem = src.stem.lstrip("_")
     nb_out = out / f"{stem}.ipynb"
-    nb = nbformat.read(src, 4)     # tag the parameters cell (nbdev-clean strips cell tags from the template)
+    nb = nbformat.read(src, 4)  # tag the parameters cell (nbdev-clean strips cell tags from the template)
     pc = [c for c in nb.cells if c.cell_type == "code" and c.source.lstrip().startswith("# parameters")]
-    if not pc: raise OpsError(f"report {stem}: the template has no '# parameters' cell")
+    if not pc:
+        raise OpsError(f"report {stem}: the template has no '# parameters' cell")
     pc[0].metadata["tags"] = ["parameters"]
     nbformat.write(nb, nb_out)
     try:
-        with _stderr_to(out / f"{stem}.kernel.log"):     # the kernel's own chatter goes to a file, not the user's terminal
-            pm.execute_notebook(str(nb_out), str(nb_out), parameters={k: (str(v) if isinstance(v, Path) else v) for k, v in (parameters or {}).items()},
-                                kernel_name="python3", progress_bar=False, cwd=str(out), execution_timeout=timeout)
+        with _stderr_to(out / f"{stem}.kernel.log"):  # the kernel's own chatter goes to a file, not the user's terminal
+            pm.execute_notebook(
+                str(nb_out),
+                str(nb_out),
+                parameters={k: str(v) if isinstance(v, Path) else v for k, v in (parameters or {}).items()},
+                kernel_name="python3",
+                progress_bar=False,
+                cwd=str(out),
+                execution_timeout=timeout,
+            )
     except pm.PapermillExecutionError as e:
         raise OpsError(f"report {stem}: cell {e.exec_count} failed: {e.ename}: {e.evalue}") from None
     logging.getLogger("traitlets").setLevel(logging.ERROR)
-    body, _ = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True).from_notebook_node(nbformat.read(nb_out, 4))
-    html = out / f"{stem}.html"; html.write_text(body)
+    body, _ = HTMLExporter(
+        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True
+    ).from_notebook_node(nbformat.read(nb_out, 4))
+    html = out / f"{stem}.html"
+    html.write_text(body)
     log.debug("report_rendered", report=stem, html=str(html))
     return html
 
@@ -289,183 +441,342 @@ def run_report(name:str, # a key of REPORTS or a template path
 @dataclass
 class QuickstartResult:
     "What the quickstart produced and where."
-    dir: str; store: str; tracking_uri: str
-    sim: dict; quality: dict; backtest: dict; models: list
-    champion: dict|None         # None when no model beat the naive baselines (the gate promoted none)
-    paper: dict|None; reports: dict; seconds: dict
 
-def _paper_step(store:Path, # the quickstart store (simulated candles, the ledger goes here too)
-                model_uri:str, # the model to serve, e.g. models:/quickstart-1m@champion (or @challenger)
-                tracking_uri:str, # MLflow tracking URI holding the model
-                strategy:str="model_signal", # a strategy that takes the model's name (model_signal)
-                minutes:int=5, # simulated minutes of paper trading
-                seed:int=7, settings:Settings|None=None) -> dict:
-    "Paper-trade a registered model (strategy `model_signal`) over the busiest simulated minutes, replayed through the paper node."
+    dir: str
+    store: str
+    tracking_uri: str
+    sim: dict
+    quality: dict
+    backtest: dict
+    models: list
+    champion: dict | None  # None when no model beat the naive baselines (the gate promoted none)
+    paper: dict | None
+    reports: dict
+    seconds: dict
+
+
+def _paper_step(
+    store: Path,  # the quickstart store (simulated candles, the ledger goes here too)
+    model_uri: str,  # the model to serve, e.g. models:/quickstart-1m@champion (or @challenger)
+    tracking_uri: str,  # MLflow tracking URI holding the model
+    strategy: str = "model_signal",  # a strategy that takes the model's name (model_signal)
+    minutes: int = 5,  # simulated minutes of paper trading
+    seed: int = 7,
+    settings: Settings | None = None,
+) -> dict:
+    "Paper-trade a registered model (`model_signal`) over the busiest simulated minutes, replayed through the node."
     import asyncio, threading
     from memebot.live import TradingNode
     from memebot.exec.ledger import Ledger, ledger_store, ledger_path
     from memebot.data.store import Store
     from memebot.strategy import get_strategy
     from memebot.live import build_feed
+
     s = settings or get_settings()
     name, alias = model_uri.split("models:/", 1)[-1].split("@")
-    warmup = 300                                           # bars the features need (the longest window is 288 bars)
+    warmup = 300  # bars the features need (the longest window is 288 bars)
     with Store(store, read_only=True) as st:
         # paper-trade the busiest `minutes` of the simulated day (most swaps), after `warmup` bars of history
         # (counting only swaps of tokens that already have `warmup` bars, so the model can score them)
-        busy = st.cursor().execute(f"""WITH f AS (SELECT symbol, min(ts) t FROM candles WHERE tf = '1m' AND source = 'sim' GROUP BY 1)
-            SELECT time_bucket(INTERVAL {int(minutes)} minute, s.ts) b, count(*) n FROM swaps s JOIN f ON f.symbol = s.mint
-            WHERE s.ts >= f.t + INTERVAL {int(warmup + minutes)} minute GROUP BY 1 ORDER BY n DESC, b LIMIT 1""").fetchall()
-    if not busy: raise OpsError("paper step: no simulated swaps in the quickstart store")
+        busy = (
+            st.cursor()
+            .execute(f"""WITH f AS (SELECT symbol, min(ts) t FROM candles WHERE tf = '1m' AND source = 'sim' GROUP BY 1)
+            SELECT time_bucket(INTERVAL {int(minutes)} minute, s.ts) b,
+                count(*) n FROM swaps s JOIN f ON f.symbol = s.mint
+            WHERE s.ts >= f.t + INTERVAL {int(warmup + minutes)} minute GROUP BY 1 ORDER BY n DESC, b LIMIT 1""")
+            .fetchall()
+        )
+    if not busy:
+        raise OpsError("paper step: no simulated swaps in the quickstart store")
     t0 = pd.Timestamp(busy[0][0], tz="UTC")
     start, end = t0 - pd.Timedelta(minutes=warmup), t0 + pd.Timedelta(minutes=minutes)
     feed, _ = build_feed({"feed": "replay", "tf": "1m", "source": "sim", "start": start, "end": end}, store, settings=s)
-    strat = get_strategy(strategy, model=name, alias=alias, tracking_uri=tracking_uri, refresh_s=0, warmup=warmup,
-                         enter=0.5, exit=0.48)                     # sized by the [risk] limits, as in any paper run
+    strat = get_strategy(
+        strategy, model=name, alias=alias, tracking_uri=tracking_uri, refresh_s=0, warmup=warmup, enter=0.5, exit=0.48
+    )  # sized by the [risk] limits, as in any paper run
     from memebot.exec import make_broker
     from memebot.exec.paper import PaperBroker
-    sb = make_broker("amm", "solana", settings=s)                            # the backtest's fill model and fees
-    st = ledger_store("quickstart", s)                             # the run's own ledger, inside the quickstart folder
+
+    sb = make_broker("amm", "solana", settings=s)  # the backtest's fill model and fees
+    st = ledger_store("quickstart", s)  # the run's own ledger, inside the quickstart folder
     try:
         led = Ledger(st, run_id="quickstart")
-        node = TradingNode(strat, feed, PaperBroker(sb.model, sb.fees, ledger=led), led, run_id="quickstart", store=st, settings=s)
+        node = TradingNode(
+            strat, feed, PaperBroker(sb.model, sb.fees, ledger=led), led, run_id="quickstart", store=st, settings=s
+        )
         out: dict = {}
-        def run(): out["r"] = asyncio.run(node.run(handle_signals=False))
-        th = threading.Thread(target=run); th.start(); th.join()   # works inside a running event loop (notebooks) too
-        if "r" not in out: raise OpsError("paper step: the paper node stopped with an error (see the log)")
+
+        def run():
+            out["r"] = asyncio.run(node.run(handle_signals=False))
+
+        th = threading.Thread(target=run)
+        th.start()
+        th.join()  # works inside a running event loop (notebooks) too
+        if "r" not in out:
+            raise OpsError("paper step: the paper node stopped with an error (see the log)")
         stt = node.status()
         last_p = {k: round(v.p_up, 4) for k, v in strat.last.items()}
-        return {"strategy": strat.id, "model": model_uri, "alias": alias, "window": [str(t0), str(end)], "warmup_bars": warmup,
-                "predictions": strat.scored, "last_p_up": last_p, "fills": stt["fills"],
-                "orders": stt["orders"], "rejected": stt["rejected"], "order_stats": stt["order_stats"], "equity": stt["equity"],
-                "pnl": stt["pnl"], "risk": stt["risk"]["state"], "risk_reason": stt["risk"]["reason"],
-                "paused": stt["risk"]["paused"], "last_rejections": [r["reason"] for r in stt["rejections"][-3:]],
-                "consistency": node.consistency(), "ledger": str(ledger_path("quickstart", s))}
-    finally: st.close()
+        return {
+            "strategy": strat.id,
+            "model": model_uri,
+            "alias": alias,
+            "window": [str(t0), str(end)],
+            "warmup_bars": warmup,
+            "predictions": strat.scored,
+            "last_p_up": last_p,
+            "fills": stt["fills"],
+            "orders": stt["orders"],
+            "rejected": stt["rejected"],
+            "order_stats": stt["order_stats"],
+            "equity": stt["equity"],
+            "pnl": stt["pnl"],
+            "risk": stt["risk"]["state"],
+            "risk_reason": stt["risk"]["reason"],
+            "paused": stt["risk"]["paused"],
+            "last_rejections": [r["reason"] for r in stt["rejections"][-3:]],
+            "consistency": node.consistency(),
+            "ledger": str(ledger_path("quickstart", s)),
+        }
+    finally:
+        st.close()
 
-def quickstart(dir:str|Path="data/quickstart", # a fresh folder for the store, MLflow, backtest and reports
-               seed:int=7, # simulator seed
-               minutes:int=1440, # simulated market span (minutes); models need > 450 bars per token
-               launches:int=5, # simulated token launches
-               paper:bool=True, # run the paper step (needs memebot.live)
-               paper_minutes:int=30, # simulated minutes of paper trading (after a 300-bar warm-up)
-               reports:tuple=("quality", "models", "daily"), # report templates to render
-               progress:bool=True, # rich progress on stderr
-               settings:Settings|None=None) -> QuickstartResult:
+
+def quickstart(
+    dir: str | Path = "data/quickstart",  # a fresh folder for the store, MLflow, backtest and reports
+    seed: int = 7,  # simulator seed
+    minutes: int = 1440,  # simulated market span (minutes); models need > 450 bars per token
+    launches: int = 5,  # simulated token launches
+    paper: bool = True,  # run the paper step (needs memebot.live)
+    paper_minutes: int = 30,  # simulated minutes of paper trading (after a 300-bar warm-up)
+    reports: tuple = ("quality", "models", "daily"),  # report templates to render
+    progress: bool = True,  # rich progress on stderr
+    settings: Settings | None = None,
+) -> QuickstartResult:
     "The whole loop offline: simulate -> store -> quality -> backtest -> train and promote -> paper -> reports."
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     s = settings or get_settings()
-    if minutes < 360: raise ValidationError("quickstart", "minutes", f"{minutes} is too short: models need at least 360 simulated minutes")
+    if minutes < 360:
+        raise ValidationError(
+            "quickstart", "minutes", f"{minutes} is too short: models need at least 360 simulated minutes"
+        )
     d = Path(dir).resolve()
     if d.exists() and any(d.iterdir()):
-        if not (d / ".quickstart").exists(): raise OpsError(f"{d}: not empty and not a quickstart folder (choose another --dir)")
+        if not (d / ".quickstart").exists():
+            raise OpsError(f"{d}: not empty and not a quickstart folder (choose another --dir)")
         shutil.rmtree(d)
-    d.mkdir(parents=True, exist_ok=True); (d / ".quickstart").write_text("memebot quickstart folder: safe to delete\n")
-    s = _inside(s, d)                              # its kill file, node state and run ledgers live in the folder too
+    d.mkdir(parents=True, exist_ok=True)
+    (d / ".quickstart").write_text("memebot quickstart folder: safe to delete\n")
+    s = _inside(s, d)  # its kill file, node state and run ledgers live in the folder too
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     sp, uri = d / "memebot.duckdb", f"sqlite:///{d / 'mlruns' / 'mlflow.db'}"
     (d / "mlruns").mkdir()
     stages = ["simulate market", "data quality", "backtest", "train + promote", "paper trade", "reports"]
-    secs: dict = {}; res: dict = {}
-    prog = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=Console(stderr=True), disable=not progress)
+    secs: dict = {}
+    res: dict = {}
+    prog = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=not progress,
+    )
     with prog:
         tasks = {k: prog.add_task(f"[dim]{k}", total=1, start=False) for k in stages}
+
         def stage(k):
-            prog.start_task(tasks[k]); prog.update(tasks[k], description=f"[bold]{k}")
+            prog.start_task(tasks[k])
+            prog.update(tasks[k], description=f"[bold]{k}")
             return time.perf_counter()
+
         def done(k, t0, note=""):
             secs[k] = round(time.perf_counter() - t0, 2)
             prog.update(tasks[k], completed=1, description=f"[green]✓ {k}[/] {note}")
+
         from memebot.data.store import Store, candles
         from memebot.data.sim import MarketSim
+
         t0 = stage("simulate market")
         st = Store(sp)
-        try: res["sim"] = MarketSim(seed=seed, minutes=minutes, launches=launches).write(st, tfs=("1m", "5m"))
-        finally: st.close()
+        try:
+            res["sim"] = MarketSim(seed=seed, minutes=minutes, launches=launches).write(st, tfs=("1m", "5m"))
+        finally:
+            st.close()
         done("simulate market", t0, f"{res['sim']['swaps']:,} swaps, {res['sim']['candles']:,} candles")
         t0 = stage("data quality")
         q = quality_check(sp, settings=s)
         res["quality"] = {"series": int(len(q)), "invalid": int(q["invalid"].sum()), "flagged": int(q["flagged"].sum())}
-        done("data quality", t0, f"{res['quality']['series']} series, {res['quality']['invalid']} invalid, {res['quality']['flagged']} flagged")
+        done(
+            "data quality",
+            t0,
+            f"{res['quality']['series']} series, {res['quality']['invalid']} invalid, {res['quality']['flagged']}"
+            " flagged",
+        )
         t0 = stage("backtest")
         res["backtest"] = _qs_backtest(sp, d / "backtest", s)
-        done("backtest", t0, f"ema_cross total return {res['backtest']['metrics']['total_return']:+.2%}, {res['backtest']['metrics']['trades']} trades")
+        done(
+            "backtest",
+            t0,
+            f"ema_cross total return {res['backtest']['metrics']['total_return']:+.2%},"
+            f" {res['backtest']['metrics']['trades']} trades",
+        )
         t0 = stage("train + promote")
         res["models"], res["champion"] = _qs_train(sp, uri, s)
         ch = res["champion"]
-        done("train + promote", t0, f"champion {ch['name']} v{ch['version']} ({ch['family']})" if ch else "[yellow]no champion: no model beat the naive baselines")
+        done(
+            "train + promote",
+            t0,
+            (
+                f"champion {ch['name']} v{ch['version']} ({ch['family']})"
+                if ch
+                else "[yellow]no champion: no model beat the naive baselines"
+            ),
+        )
         t0 = stage("paper trade")
         if paper:
-            if ch: res["paper"] = _paper_step(sp, ch["uri"], uri, "model_signal", paper_minutes, seed, s)
-            else:   # nothing was promoted: paper-trade the gate's @challenger, labelled as such
+            if ch:
+                res["paper"] = _paper_step(sp, ch["uri"], uri, "model_signal", paper_minutes, seed, s)
+            else:  # nothing was promoted: paper-trade the gate's @challenger, labelled as such
                 from memebot.models.registry import model_uri
+
                 chal = next(m for m in res["models"] if m["alias"] == "challenger")
-                res["paper"] = _paper_step(sp, model_uri(QS_MODEL, "challenger"), uri, "model_signal", paper_minutes, seed, s)
-                res["paper"]["note"] = (f"no model beat the naive baselines, so none was promoted: this paper run trades the @challenger "
-                                        f"(v{chal['version']}, {chal['family']}), not a champion")
+                res["paper"] = _paper_step(
+                    sp, model_uri(QS_MODEL, "challenger"), uri, "model_signal", paper_minutes, seed, s
+                )
+                res["paper"]["note"] = (
+                    "no model beat the naive baselines, so none was promoted: this paper run trades the @challenger "
+                    f"(v{chal['version']}, {chal['family']}), not a champion"
+                )
             done("paper trade", t0, f"{res['paper'].get('fills', 0)} fills" + ("" if ch else " (with the @challenger)"))
         else:
-            res["paper"] = None; secs["paper trade"] = 0.0
+            res["paper"] = None
+            secs["paper trade"] = 0.0
             prog.update(tasks["paper trade"], completed=1, description="[yellow]- paper trade (skipped: --no-paper)")
         t0 = stage("reports")
-        params = {"daily": {"ledger_path": str(d / "runs" / "quickstart.duckdb") if paper else "",
-                            "backtest_dir": str(d / "backtest"), "kill_file": str(s.resolve(s.live.kill_file))},
-                  "quality": {"store_path": str(sp)}, "models": {"tracking_uri": uri, "model_name": QS_MODEL}}
+        params = {
+            "daily": {
+                "ledger_path": str(d / "runs" / "quickstart.duckdb") if paper else "",
+                "backtest_dir": str(d / "backtest"),
+                "kill_file": str(s.resolve(s.live.kill_file)),
+            },
+            "quality": {"store_path": str(sp)},
+            "models": {"tracking_uri": uri, "model_name": QS_MODEL},
+        }
         res["reports"] = {r: str(run_report(r, d / "reports", params[r])) for r in reports}
         done("reports", t0, f"{len(res['reports'])} HTML reports")
-    r = QuickstartResult(str(d), str(sp), uri, res["sim"], res["quality"], res["backtest"], res["models"], res["champion"],
-                         res["paper"], res["reports"], secs)
+    r = QuickstartResult(
+        str(d),
+        str(sp),
+        uri,
+        res["sim"],
+        res["quality"],
+        res["backtest"],
+        res["models"],
+        res["champion"],
+        res["paper"],
+        res["reports"],
+        secs,
+    )
     (d / "quickstart.json").write_text(json.dumps(asdict(r), indent=1, default=str))
     return r
 
-def _inside(s:Settings, d:Path) -> Settings:
-    "The settings with the kill file (and the node state beside it) and the run ledgers moved into folder `d`."
-    return s.model_copy(update={"live": s.live.model_copy(update={"kill_file": str(d / "KILL")}),
-                                "store": s.store.model_copy(update={"ledger_dir": str(d / "runs")})})
 
-def _qs_backtest(sp:Path, out:Path, s:Settings) -> dict:
+def _inside(s: Settings, d: Path) -> Settings:
+    "The settings with the kill file (and the node state beside it) and the run ledgers moved into folder `d`."
+    return s.model_copy(
+        update={
+            "live": s.live.model_copy(update={"kill_file": str(d / "KILL")}),
+            "store": s.store.model_copy(update={"ledger_dir": str(d / "runs")}),
+        }
+    )
+
+
+def _qs_backtest(sp: Path, out: Path, s: Settings) -> dict:
     from memebot.data.store import Store
     from memebot.backtest import CandleFeed, Engine
     from memebot.strategy import get_strategy
     from memebot.metrics import tearsheet
     from memebot.exec import make_broker
+
     st = Store(sp, read_only=True)
-    try: feed = CandleFeed.from_store(st, None, "1m", source="sim")
-    finally: st.close()
+    try:
+        feed = CandleFeed.from_store(st, None, "1m", source="sim")
+    finally:
+        st.close()
     from memebot.backtest import order_rows, order_notes
     from memebot.risk import RiskEngine
+
     strat = get_strategy("ema_cross")
     br = make_broker("amm", "solana", settings=s)
-    r = Engine(strat, feed, br, risk=RiskEngine.from_settings(s, watch_kill_file=False, name="backtest"),
-               cash=s.backtest.initial_cash_usd).run()
-    m = r.metrics(); stats = r.order_stats(); notes = order_notes(stats, r.risk)
-    paths = tearsheet(r.equity, m, out, r.trades, f"quickstart: {strat.id} on simulated launches (1m)",
-                      orders=order_rows(stats), notes=notes)
+    r = Engine(
+        strat,
+        feed,
+        br,
+        risk=RiskEngine.from_settings(s, watch_kill_file=False, name="backtest"),
+        cash=s.backtest.initial_cash_usd,
+    ).run()
+    m = r.metrics()
+    stats = r.order_stats()
+    notes = order_notes(stats, r.risk)
+    paths = tearsheet(
+        r.equity,
+        m,
+        out,
+        r.trades,
+        f"quickstart: {strat.id} on simulated launches (1m)",
+        orders=order_rows(stats),
+        notes=notes,
+    )
     r.equity.rename("equity").to_frame().to_csv(out / "equity.csv")
-    return {"strategy": strat.id, "bars": r.bars, "symbols": len(feed.symbols), "risk": r.risk, "orders": stats,
-            "warnings": [n for n in notes if n.startswith("warning")],
-            "metrics": json_safe({k: v for k, v in m.items() if k != "attribution"}), "tearsheet": paths["html"]}
+    return {
+        "strategy": strat.id,
+        "bars": r.bars,
+        "symbols": len(feed.symbols),
+        "risk": r.risk,
+        "orders": stats,
+        "warnings": [n for n in notes if n.startswith("warning")],
+        "metrics": json_safe({k: v for k, v in m.items() if k != "attribution"}),
+        "tearsheet": paths["html"],
+    }
+
 
 QS_MODEL = "quickstart-1m"
 
-def _qs_train(sp:Path, uri:str, s:Settings) -> tuple[list, dict|None]:
+
+def _qs_train(sp: Path, uri: str, s: Settings) -> tuple[list, dict | None]:
     "Train logreg and GBM through the gate; (each model's gate outcome, the champion or None)."
     from memebot.models.registry import train_and_register, aliases, model_uri
+
     df = training_candles(sp, "1m", source="sim", settings=s)
-    n = df.groupby("symbol").size(); keep = n[n >= 450].index      # tokens that traded long enough for the features' warm-up
-    if not len(keep): raise OpsError(f"the simulated tokens traded too briefly to train on (most bars: {int(n.max())}); use a longer --minutes")
+    n = df.groupby("symbol").size()
+    keep = n[n >= 450].index  # tokens that traded long enough for the features' warm-up
+    if not len(keep):
+        raise OpsError(
+            f"the simulated tokens traded too briefly to train on (most bars: {int(n.max())}); use a longer --minutes"
+        )
     df = df[df.symbol.isin(keep)].reset_index(drop=True)
     feature_summary(df)
     name, out = QS_MODEL, []
     for fam, params in (("logreg", {}), ("gbm", {"max_iter": 60})):
         r = train_and_register(df, fam, params, name=name, tf="1m", uri=uri, settings=s, progress=False, n_splits=2)
-        out.append({"family": fam, "version": r.version, "decision": r.gate.decision, "reason": r.gate.reason,
-                    "log_loss": r.holdout[fam]["log_loss"], "accuracy": r.holdout[fam]["accuracy"],
-                    "baseline": r.gate.baseline, "baseline_log_loss": r.gate.baseline_score})
+        out.append(
+            {
+                "family": fam,
+                "version": r.version,
+                "decision": r.gate.decision,
+                "reason": r.gate.reason,
+                "log_loss": r.holdout[fam]["log_loss"],
+                "accuracy": r.holdout[fam]["accuracy"],
+                "baseline": r.gate.baseline,
+                "baseline_log_loss": r.gate.baseline_score,
+            }
+        )
     al = aliases(name, uri)
-    for m in out: m["alias"] = next((a for a, v in al.items() if v == m["version"]), None)   # where the aliases ended up
+    for m in out:
+        m["alias"] = next((a for a, v in al.items() if v == m["version"]), None)  # where the aliases ended up
     v = al.get("champion")
-    if v is None: return out, None
+    if v is None:
+        return out, None
     champ = next(m for m in out if m["version"] == v)
     return out, {"name": name, "version": v, "family": champ["family"], "uri": model_uri(name, "champion")}

@@ -15,66 +15,89 @@ __all__ = ['SplitError', 'Split', 'walk_forward', 'purged_kfold', 'plan_table']
 class SplitError(MemebotError):
     "A split plan that cannot be made from the data (too short, bad sizes)."
 
+
 @dataclass(frozen=True)
 class Split:
     "One fold: training intervals and the test interval, [start, end] inclusive bar times."
+
     fold: int
     train: tuple  # ((start, end), ...)
-    test: tuple   # (start, end)
+    test: tuple  # (start, end)
+
     def train_mask(self, ts) -> np.ndarray:
         "Boolean mask over timestamps `ts` for training rows."
-        ts = pd.DatetimeIndex(ts); m = np.zeros(len(ts), bool)
-        for a, b in self.train: m |= (ts >= a) & (ts <= b)
+        ts = pd.DatetimeIndex(ts)
+        m = np.zeros(len(ts), bool)
+        for a, b in self.train:
+            m |= (ts >= a) & (ts <= b)
         return m
+
     def test_mask(self, ts) -> np.ndarray:
         "Boolean mask over timestamps `ts` for test rows."
-        ts = pd.DatetimeIndex(ts); return np.asarray((ts >= self.test[0]) & (ts <= self.test[1]))
+        ts = pd.DatetimeIndex(ts)
+        return np.asarray((ts >= self.test[0]) & (ts <= self.test[1]))
+
 
 def _times(ts) -> pd.DatetimeIndex:
     t = pd.DatetimeIndex(pd.unique(pd.DatetimeIndex(ts))).sort_values()
-    if len(t) == 0: raise SplitError("no timestamps to split")
+    if len(t) == 0:
+        raise SplitError("no timestamps to split")
     return t
 
-def walk_forward(ts, # timestamps of the rows (any order, repeats across symbols fine)
-                 n_splits:int=5, # number of test folds
-                 test_size:int|None=None, # bars per test fold (default: an equal share of the last half)
-                 train_size:int|None=None, # bars per training window (None: expanding from the start)
-                 h:int=1, # label horizon in bars (purge)
-                 embargo:int=0 # extra bars left out between train and test
-                ) -> list[Split]:
+
+def walk_forward(
+    ts,  # timestamps of the rows (any order, repeats across symbols fine)
+    n_splits: int = 5,  # number of test folds
+    test_size: int | None = None,  # bars per test fold (default: an equal share of the last half)
+    train_size: int | None = None,  # bars per training window (None: expanding from the start)
+    h: int = 1,  # label horizon in bars (purge)
+    embargo: int = 0,  # extra bars left out between train and test
+) -> list[Split]:
     "Walk-forward folds: train on the past, test on the next block, roll forward."
-    t = _times(ts); n = len(t)
-    if n_splits < 1: raise SplitError(f"n_splits must be >= 1, got {n_splits}")
+    t = _times(ts)
+    n = len(t)
+    if n_splits < 1:
+        raise SplitError(f"n_splits must be >= 1, got {n_splits}")
     test_size = test_size or n // (2 * n_splits)
     gap = h + embargo
     first_test = n - n_splits * test_size
-    if test_size < 1 or first_test - gap < 1: raise SplitError(f"{n} bars are too few for {n_splits} folds of {test_size} bars (gap {gap})")
+    if test_size < 1 or first_test - gap < 1:
+        raise SplitError(f"{n} bars are too few for {n_splits} folds of {test_size} bars (gap {gap})")
     out = []
     for k in range(n_splits):
-        ts0 = first_test + k * test_size; te = ts0 + test_size - 1
-        tr_end = ts0 - gap - 1   # last training bar: its label ends at tr_end + h < test start
+        ts0 = first_test + k * test_size
+        te = ts0 + test_size - 1
+        tr_end = ts0 - gap - 1  # last training bar: its label ends at tr_end + h < test start
         tr_start = 0 if train_size is None else max(0, tr_end - train_size + 1)
         out.append(Split(k, ((t[tr_start], t[tr_end]),), (t[ts0], t[te])))
     return out
 
-def purged_kfold(ts, n_splits:int=5, # timestamps and number of folds
-                 h:int=1, # label horizon in bars: training bars within h before a test block are purged
-                 embargo:int=0 # bars after each test block left out of training
-                ) -> list[Split]:
+
+def purged_kfold(
+    ts,
+    n_splits: int = 5,  # timestamps and number of folds
+    h: int = 1,  # label horizon in bars: training bars within h before a test block are purged
+    embargo: int = 0,  # bars after each test block left out of training
+) -> list[Split]:
     "K contiguous test blocks; train on the rest minus purged and embargoed bars (for model selection, not for PnL)."
-    t = _times(ts); n = len(t)
-    if n_splits < 2 or n < n_splits * (h + embargo + 2): raise SplitError(f"{n} bars are too few for {n_splits} purged folds")
+    t = _times(ts)
+    n = len(t)
+    if n_splits < 2 or n < n_splits * (h + embargo + 2):
+        raise SplitError(f"{n} bars are too few for {n_splits} purged folds")
     bounds = np.linspace(0, n, n_splits + 1).astype(int)
     out = []
     for k in range(n_splits):
         a, b = bounds[k], bounds[k + 1] - 1
         tr = []
-        if a - h - 1 >= 0: tr.append((t[0], t[a - h - 1]))
-        if b + embargo + 1 <= n - 1: tr.append((t[b + embargo + 1], t[n - 1]))
+        if a - h - 1 >= 0:
+            tr.append((t[0], t[a - h - 1]))
+        if b + embargo + 1 <= n - 1:
+            tr.append((t[b + embargo + 1], t[n - 1]))
         out.append(Split(k, tuple(tr), (t[a], t[b])))
     return out
 
-def plan_table(splits:list[Split]) -> pd.DataFrame:
+
+def plan_table(splits: list[Split]) -> pd.DataFrame:
     "The split plan as a table (one row per training interval), for logging."
     rows = []
     for s in splits:

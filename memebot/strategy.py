@@ -21,32 +21,53 @@ __all__ = ['REGISTRY', 'Bars', 'EMA', 'count_frame', 'ema_frame', 'BarCounter', 
 # %% ../nbs/40_strategy.ipynb #4f3d1b50
 class Bars:
     "A multi-asset slice of bars of one timeframe that closed at `ts` (UTC ns)."
+
     __slots__ = ("ts", "open_ts", "tf", "symbols", "ohlcv", "idx")
-    def __init__(self, ts:int, # close time (event time), UTC ns
-                 open_ts:int, # the bars' open time
-                 tf:str, # timeframe, e.g. "5m"
-                 symbols:tuple, # symbol names, one per column
-                 ohlcv:np.ndarray, # shape (5, n): open, high, low, close, volume
-                 idx=None): # universe indices (set by the engine)
+
+    def __init__(
+        self,
+        ts: int,  # close time (event time), UTC ns
+        open_ts: int,  # the bars' open time
+        tf: str,  # timeframe, e.g. "5m"
+        symbols: tuple,  # symbol names, one per column
+        ohlcv: np.ndarray,  # shape (5, n): open, high, low, close, volume
+        idx=None,
+    ):  # universe indices (set by the engine)
         self.ts, self.open_ts, self.tf, self.symbols, self.ohlcv, self.idx = ts, open_ts, tf, symbols, ohlcv, idx
+
     @property
-    def open(self): return self.ohlcv[0]
+    def open(self):
+        return self.ohlcv[0]
+
     @property
-    def high(self): return self.ohlcv[1]
+    def high(self):
+        return self.ohlcv[1]
+
     @property
-    def low(self): return self.ohlcv[2]
+    def low(self):
+        return self.ohlcv[2]
+
     @property
-    def close(self): return self.ohlcv[3]
+    def close(self):
+        return self.ohlcv[3]
+
     @property
-    def volume(self): return self.ohlcv[4]
-    def __len__(self): return len(self.symbols)
-    def __repr__(self): return f"Bars({self.tf} close={pd.Timestamp(self.ts, tz='UTC')}, {len(self)} symbols)"
+    def volume(self):
+        return self.ohlcv[4]
+
+    def __len__(self):
+        return len(self.symbols)
+
+    def __repr__(self):
+        return f"Bars({self.tf} close={pd.Timestamp(self.ts, tz='UTC')}, {len(self)} symbols)"
 
     @classmethod
-    def from_candle(cls, c:Candle) -> Bars:
+    def from_candle(cls, c: Candle) -> Bars:
         "A one-row slice from a `Candle` (whose `ts` is its open time)."
         dur = tf_seconds(c.tf) * NS if c.tf else 0
-        return cls(c.ts + dur, c.ts, c.tf, (c.symbol,), np.array([[c.open], [c.high], [c.low], [c.close], [c.volume]], float))
+        return cls(
+            c.ts + dur, c.ts, c.tf, (c.symbol,), np.array([[c.open], [c.high], [c.low], [c.close], [c.volume]], float)
+        )
 
     def candles(self) -> list[Candle]:
         "The slice as `Candle` objects."
@@ -56,75 +77,103 @@ class Bars:
 # %% ../nbs/40_strategy.ipynb #c2ce3d5a
 class _Vec:
     "Per-symbol state arrays that grow with the universe."
-    def _grow(self, n:int, *names, fill=np.nan):
+
+    def _grow(self, n: int, *names, fill=np.nan):
         for nm in names:
             a = getattr(self, nm)
             if a.shape[0] < n:
-                b = np.full(max(n, 2 * a.shape[0], 8), fill, a.dtype); b[:a.shape[0]] = a; setattr(self, nm, b)
+                b = np.full(max(n, 2 * a.shape[0], 8), fill, a.dtype)
+                b[: a.shape[0]] = a
+                setattr(self, nm, b)
+
 
 def _need(idx) -> int:
     return idx.stop if isinstance(idx, slice) else (int(idx.max()) + 1 if len(idx) else 0)
 
+
 class EMA(_Vec):
     "Exponential moving average per symbol: pandas `ewm(span, adjust=False)`, seeded with the first value."
-    def __init__(self, span:int): # number of bars
+
+    def __init__(self, span: int):  # number of bars
         self.span, self.alpha = span, 2.0 / (span + 1.0)
         self.v = np.full(8, np.nan)
-        self._ready = 0          # symbols 0..ready-1 are seeded (lets a prefix slice skip the NaN check)
-    def update(self, idx, x:np.ndarray) -> np.ndarray:
+        self._ready = 0  # symbols 0..ready-1 are seeded (lets a prefix slice skip the NaN check)
+
+    def update(self, idx, x: np.ndarray) -> np.ndarray:
         "Feed new values for symbols `idx`; returns their EMAs."
         if type(idx) is slice:
-            if idx.stop > self.v.shape[0]: self._grow(idx.stop, "v")
-            e = self.v[idx]                      # a view: updated in place
+            if idx.stop > self.v.shape[0]:
+                self._grow(idx.stop, "v")
+            e = self.v[idx]  # a view: updated in place
             e += self.alpha * (x - e)
             if idx.stop > self._ready:
                 nan = np.isnan(e)
-                if nan.any(): e[nan] = x[nan]
-                if idx.start == 0: self._ready = idx.stop
+                if nan.any():
+                    e[nan] = x[nan]
+                if idx.start == 0:
+                    self._ready = idx.stop
             return e
-        if _need(idx) > self.v.shape[0]: self._grow(_need(idx), "v")
+        if _need(idx) > self.v.shape[0]:
+            self._grow(_need(idx), "v")
         e = self.v[idx]
         e += self.alpha * (x - e)
         nan = np.isnan(e)
-        if nan.any(): e[nan] = x[nan]
+        if nan.any():
+            e[nan] = x[nan]
         self.v[idx] = e
         return e
 
-def count_frame(close:pd.DataFrame) -> pd.DataFrame:
+
+def count_frame(close: pd.DataFrame) -> pd.DataFrame:
     "How many bars each symbol has had up to each row (the vectorized twin of `BarCounter`)."
     return close.notna().cumsum()
 
-def ema_frame(close:pd.DataFrame, span:int) -> pd.DataFrame:
+
+def ema_frame(close: pd.DataFrame, span: int) -> pd.DataFrame:
     "The vectorized twin of `EMA` (NaN bars skipped per column, as the event path never sees them)."
     return close.ewm(span=span, adjust=False, ignore_na=True).mean().where(close.notna())
 
+
 class BarCounter(_Vec):
     "How many bars each symbol has had."
-    def __init__(self): self.v = np.zeros(8, np.int64)
+
+    def __init__(self):
+        self.v = np.zeros(8, np.int64)
+
     def update(self, idx) -> np.ndarray:
-        if _need(idx) > self.v.shape[0]: self._grow(_need(idx), "v", fill=0)
-        if type(idx) is slice: c = self.v[idx]; c += 1; return c
+        if _need(idx) > self.v.shape[0]:
+            self._grow(_need(idx), "v", fill=0)
+        if type(idx) is slice:
+            c = self.v[idx]
+            c += 1
+            return c
         self.v[idx] += 1
         return self.v[idx]
 
+
 class RSI(_Vec):
     "Wilder's RSI per symbol (`ewm(alpha=1/period, adjust=False)` of gains and losses)."
-    def __init__(self, period:int=14):
+
+    def __init__(self, period: int = 14):
         self.alpha = 1.0 / period
         self.prev, self.up, self.dn = np.full(8, np.nan), np.full(8, np.nan), np.full(8, np.nan)
-    def update(self, idx, x:np.ndarray) -> np.ndarray:
-        if _need(idx) > self.prev.shape[0]: self._grow(_need(idx), "prev", "up", "dn")
+
+    def update(self, idx, x: np.ndarray) -> np.ndarray:
+        if _need(idx) > self.prev.shape[0]:
+            self._grow(_need(idx), "prev", "up", "dn")
         d = x - self.prev[idx]
         g, l = np.maximum(d, 0.0), np.maximum(-d, 0.0)
         up, dn = self.up[idx], self.dn[idx]
         first = np.isnan(up) & ~np.isnan(d)
-        up += self.alpha * (g - up); dn += self.alpha * (l - dn)
+        up += self.alpha * (g - up)
+        dn += self.alpha * (l - dn)
         up[first], dn[first] = g[first], l[first]
         self.up[idx], self.dn[idx], self.prev[idx] = up, dn, x
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(dn == 0, np.where(up > 0, 100.0, 50.0), 100.0 - 100.0 / (1.0 + up / dn))
 
-def rsi_frame(close:pd.DataFrame, period:int=14) -> pd.DataFrame:
+
+def rsi_frame(close: pd.DataFrame, period: int = 14) -> pd.DataFrame:
     "The vectorized twin of `RSI`."
     d = close.diff()
     up = d.clip(lower=0).ewm(alpha=1 / period, adjust=False, ignore_na=True).mean()
@@ -137,70 +186,88 @@ def rsi_frame(close:pd.DataFrame, period:int=14) -> pd.DataFrame:
 class StrategyError(MemebotError):
     "A strategy could not be found, loaded or configured."
 
+
 class StrategyParamError(ValidationError):
     "A strategy parameter is unknown or has a bad value."
+
 
 @dataclass(frozen=True)
 class Param:
     "A declared strategy parameter: type, default, optional range or choices, one-line doc."
+
     type: type = float
     default: Any = None
-    low: float|None = None
-    high: float|None = None
-    choices: tuple|None = None
+    low: float | None = None
+    high: float | None = None
+    choices: tuple | None = None
     doc: str = ""
 
-    def parse(self, strategy:str, name:str, value) -> Any:
+    def parse(self, strategy: str, name: str, value) -> Any:
         "Convert and validate `value` (a string from the CLI or a Python value)."
         src = f"strategy {strategy}"
         try:
             if self.type is bool and isinstance(value, str):
                 lv = value.strip().lower()
-                if lv not in ("1", "0", "true", "false", "yes", "no"): raise ValueError
+                if lv not in ("1", "0", "true", "false", "yes", "no"):
+                    raise ValueError
                 v = lv in ("1", "true", "yes")
-            elif self.type is int and isinstance(value, str): v = int(float(value)) if float(value).is_integer() else int(value)
+            elif self.type is int and isinstance(value, str):
+                v = int(float(value)) if float(value).is_integer() else int(value)
             elif self.type is int and isinstance(value, float):
-                if not value.is_integer(): raise ValueError
+                if not value.is_integer():
+                    raise ValueError
                 v = int(value)
-            else: v = self.type(value)
+            else:
+                v = self.type(value)
         except (TypeError, ValueError):
             raise StrategyParamError(src, name, f"{value!r} is not a valid {self.type.__name__}") from None
-        if isinstance(v, float) and not math.isfinite(v): raise StrategyParamError(src, name, f"{value!r} is not finite")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise StrategyParamError(src, name, f"{value!r} is not finite")
         if self.choices is not None and v not in self.choices:
             raise StrategyParamError(src, name, f"{v!r} is not one of {list(self.choices)}")
-        if self.low is not None and v < self.low: raise StrategyParamError(src, name, f"{v} is below the minimum {self.low}")
-        if self.high is not None and v > self.high: raise StrategyParamError(src, name, f"{v} is above the maximum {self.high}")
+        if self.low is not None and v < self.low:
+            raise StrategyParamError(src, name, f"{v} is below the minimum {self.low}")
+        if self.high is not None and v > self.high:
+            raise StrategyParamError(src, name, f"{v} is above the maximum {self.high}")
         return v
 
-def parse_param_args(items:list[str]) -> dict[str, str]:
+
+def parse_param_args(items: list[str]) -> dict[str, str]:
     "`['fast=5', 'slow=20']` -> `{'fast': '5', 'slow': '20'}` (values stay strings for `Param.parse`)."
     out = {}
     for it in items or []:
         k, eq, v = str(it).partition("=")
-        if not eq or not k.strip(): raise StrategyParamError("--param", str(it), "expected name=value")
+        if not eq or not k.strip():
+            raise StrategyParamError("--param", str(it), "expected name=value")
         out[k.strip()] = v.strip()
     return out
 
 # %% ../nbs/40_strategy.ipynb #a18a03a9
 REGISTRY: dict[str, type] = {}
 
+
 class Strategy:
     "Base class of every strategy: declared params, handlers that see only a Context, optional `signals`."
+
     name: ClassVar[str] = ""
     version: ClassVar[str] = "1"
     params: ClassVar[dict[str, Param]] = {}
-    history: ClassVar[int] = 256        # bars per timeframe the engine keeps for `ctx.window`
+    history: ClassVar[int] = 256  # bars per timeframe the engine keeps for `ctx.window`
     description: ClassVar[str] = ""
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
-        if cls.__dict__.get("name"): REGISTRY[cls.name] = cls
+        if cls.__dict__.get("name"):
+            REGISTRY[cls.name] = cls
 
     def __init__(self, **params):
         unknown = sorted(set(params) - set(self.params))
         if unknown:
-            raise StrategyParamError(f"strategy {self.name}", unknown[0],
-                                     f"unknown parameter (expected one of {', '.join(self.params) or 'none'})")
+            raise StrategyParamError(
+                f"strategy {self.name}",
+                unknown[0],
+                f"unknown parameter (expected one of {', '.join(self.params) or 'none'})",
+            )
         vals = {k: p.default for k, p in self.params.items()}
         vals.update({k: self.params[k].parse(self.name, k, v) for k, v in params.items()})
         self.p = SimpleNamespace(**vals)
@@ -210,101 +277,149 @@ class Strategy:
         "Check relations between parameters (raise `StrategyParamError`)."
 
     @property
-    def param_values(self) -> dict: return dict(vars(self.p))
+    def param_values(self) -> dict:
+        return dict(vars(self.p))
+
     @property
-    def id(self) -> str: return f"{self.name}@{self.version}"
+    def id(self) -> str:
+        return f"{self.name}@{self.version}"
+
     @classmethod
-    def has_signals(cls) -> bool: return cls.signals is not Strategy.signals
-    def __repr__(self): return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.param_values.items())})"
+    def has_signals(cls) -> bool:
+        return cls.signals is not Strategy.signals
+
+    def __repr__(self):
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.param_values.items())})"
 
     # handlers: override what you need
-    def on_start(self, ctx): "Called once before the first event."
-    def on_bar(self, ctx, bars:Bars): "A slice of bars closed."
-    def on_tick(self, ctx, tick): "A trade/price tick or an on-chain swap."
-    def on_event(self, ctx, event): "Any other market event: PoolUpdate, TokenLaunched."
-    def on_fill(self, ctx, fill): "One of this strategy's orders was (partly) filled."
-    def on_order(self, ctx, order): "One of this strategy's orders was rejected, failed, expired or cancelled."
-    def on_timer(self, ctx, name:str): "A timer set with `ctx.set_timer` fired."
-    def on_stop(self, ctx): "Called once after the last event."
+    def on_start(self, ctx):
+        "Called once before the first event."
 
-    def signals(self, frame:pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def on_bar(self, ctx, bars: Bars):
+        "A slice of bars closed."
+
+    def on_tick(self, ctx, tick):
+        "A trade/price tick or an on-chain swap."
+
+    def on_event(self, ctx, event):
+        "Any other market event: PoolUpdate, TokenLaunched."
+
+    def on_fill(self, ctx, fill):
+        "One of this strategy's orders was (partly) filled."
+
+    def on_order(self, ctx, order):
+        "One of this strategy's orders was rejected, failed, expired or cancelled."
+
+    def on_timer(self, ctx, name: str):
+        "A timer set with `ctx.set_timer` fired."
+
+    def on_stop(self, ctx):
+        "Called once after the last event."
+
+    def signals(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         "Vectorized (entries, exits), each ts x symbol booleans decided at bar close."
         raise NotImplementedError(f"strategy {self.name} has no vectorized signals()")
 
 # %% ../nbs/40_strategy.ipynb #d75a6a93
 _loaded_dirs: set = set()
 
-def load_user_strategies(path:str|Path|None=None) -> list[str]:
+
+def load_user_strategies(path: str | Path | None = None) -> list[str]:
     "Import every `.py` in `path` (default: the `strategy_dir` setting); returns the names registered."
     if path is None:
         from memebot.config import get_settings
-        s = get_settings(); path = s.resolve(s.backtest.strategy_dir)
+
+        s = get_settings()
+        path = s.resolve(s.backtest.strategy_dir)
     path = Path(path)
-    if not path.is_dir(): return []
+    if not path.is_dir():
+        return []
     before = set(REGISTRY)
     for f in sorted(path.glob("*.py")):
         key = str(f.resolve())
-        if key in _loaded_dirs: continue
+        if key in _loaded_dirs:
+            continue
         spec = importlib.util.spec_from_file_location(f"memebot_user_strategies.{f.stem}", f)
         mod = importlib.util.module_from_spec(spec)
-        try: spec.loader.exec_module(mod)
-        except Exception as e: raise StrategyError(f"strategy file {f}: {type(e).__name__}: {e}") from None
+        try:
+            spec.loader.exec_module(mod)
+        except Exception as e:
+            raise StrategyError(f"strategy file {f}: {type(e).__name__}: {e}") from None
         _loaded_dirs.add(key)
     return sorted(set(REGISTRY) - before)
 
-def list_strategies(user_dir:str|Path|None=None) -> dict[str, type]:
+
+def list_strategies(user_dir: str | Path | None = None) -> dict[str, type]:
     "All strategies by name (built-ins and the user folder)."
     load_user_strategies(user_dir)
     return dict(sorted(REGISTRY.items()))
 
-def strategy_class(name:str, user_dir:str|Path|None=None) -> type:
+
+def strategy_class(name: str, user_dir: str | Path | None = None) -> type:
     "The strategy class registered as `name`."
-    if name not in REGISTRY: load_user_strategies(user_dir)
-    try: return REGISTRY[name]
+    if name not in REGISTRY:
+        load_user_strategies(user_dir)
+    try:
+        return REGISTRY[name]
     except KeyError:
         raise StrategyError(f"unknown strategy {name!r} (available: {', '.join(sorted(REGISTRY))})") from None
 
-def get_strategy(name:str, params:dict|None=None, user_dir:str|Path|None=None, **kw) -> Strategy:
+
+def get_strategy(name: str, params: dict | None = None, user_dir: str | Path | None = None, **kw) -> Strategy:
     "An instance of strategy `name` with `params` (strings are parsed and validated)."
     return strategy_class(name, user_dir)(**{**(params or {}), **kw})
 
 # %% ../nbs/40_strategy.ipynb #69f7fb0a
-def _size_notional(ctx, symbol:str, size:float) -> float:
+def _size_notional(ctx, symbol: str, size: float) -> float:
     "Quote to spend on an entry in `symbol`: `size` of equity (0: 1/universe), within `ctx.max_buy`; 0 = skip."
     room = ctx.max_buy(symbol)
-    if room <= 1e-6:                                   # nothing (or dust) fits: skip before pricing the entry
+    if room <= 1e-6:  # nothing (or dust) fits: skip before pricing the entry
         ctx.skip(symbol, "no free cash" if ctx.available_cash() <= 0 else "risk limits leave no room")
         return 0.0
     w = size if size > 0 else 1.0 / max(ctx.universe_size, 1)
     return min(w * ctx.equity(), room)
 
+
 class _LongFlat(Strategy):
     "Long/flat strategies: enter where a signal says so and the account is flat, exit where it is long."
-    def _enter(self, ctx, s:str):
-        n = _size_notional(ctx, s, self.p.size)
-        if n > 0: ctx.buy(s, notional=n, tag=self.name)
 
-    def _act(self, ctx, bars, enter:np.ndarray, leave:np.ndarray):
+    def _enter(self, ctx, s: str):
+        n = _size_notional(ctx, s, self.p.size)
+        if n > 0:
+            ctx.buy(s, notional=n, tag=self.name)
+
+    def _act(self, ctx, bars, enter: np.ndarray, leave: np.ndarray):
         "Buy where `enter` and flat, close where `leave` and long (or buying)."
         cur = ctx.long_mask(bars.idx)
         go, out = enter & ~cur, leave & cur
         for j in np.flatnonzero(go | out):
-            if go[j]: self._enter(ctx, bars.symbols[j])
-            else: ctx.close(bars.symbols[j], tag=self.name)
+            if go[j]:
+                self._enter(ctx, bars.symbols[j])
+            else:
+                ctx.close(bars.symbols[j], tag=self.name)
 
     @staticmethod
-    def _level(enter:pd.DataFrame, leave:pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def _level(enter: pd.DataFrame, leave: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         return enter.fillna(False).astype(bool), leave.fillna(False).astype(bool)
+
 
 class EmaCross(_LongFlat):
     "Long when the fast EMA is above the slow EMA, flat otherwise."
-    name = "ema_cross"; version = "1"; history = 0
-    params = {"fast": Param(int, 12, 1, 100_000, doc="fast EMA span in bars"),
-              "slow": Param(int, 26, 2, 100_000, doc="slow EMA span in bars"),
-              "size": Param(float, 0.0, 0.0, 1.0, doc="fraction of equity per position; 0 = 1/universe size")}
+
+    name = "ema_cross"
+    version = "1"
+    history = 0
+    params = {
+        "fast": Param(int, 12, 1, 100_000, doc="fast EMA span in bars"),
+        "slow": Param(int, 26, 2, 100_000, doc="slow EMA span in bars"),
+        "size": Param(float, 0.0, 0.0, 1.0, doc="fraction of equity per position; 0 = 1/universe size"),
+    }
+
     def validate(self):
         if self.p.fast >= self.p.slow:
-            raise StrategyParamError(f"strategy {self.name}", "fast", f"fast ({self.p.fast}) must be below slow ({self.p.slow})")
+            raise StrategyParamError(
+                f"strategy {self.name}", "fast", f"fast ({self.p.fast}) must be below slow ({self.p.slow})"
+            )
 
     def on_start(self, ctx):
         self.fast, self.slow, self.n, self._warm = EMA(self.p.fast), EMA(self.p.slow), BarCounter(), -1
@@ -312,14 +427,18 @@ class EmaCross(_LongFlat):
     def on_bar(self, ctx, bars):
         i, c = bars.idx, bars.ohlcv[3]
         want = self.fast.update(i, c) > self.slow.update(i, c)
-        if self._warm != ctx.universe_size:          # until every symbol of the universe has `slow` bars
-            n = self.n.update(i); want &= n >= self.p.slow
-            if type(i) is slice and i.start == 0 and len(n) == ctx.universe_size and n.min() >= self.p.slow: self._warm = len(n)
-        flip = want != ctx.long_mask(i)              # leave = not want: acting on the difference is _act, cheaper
+        if self._warm != ctx.universe_size:  # until every symbol of the universe has `slow` bars
+            n = self.n.update(i)
+            want &= n >= self.p.slow
+            if type(i) is slice and i.start == 0 and len(n) == ctx.universe_size and n.min() >= self.p.slow:
+                self._warm = len(n)
+        flip = want != ctx.long_mask(i)  # leave = not want: acting on the difference is _act, cheaper
         if flip.any():
             for j in np.flatnonzero(flip):
-                if want[j]: self._enter(ctx, bars.symbols[j])
-                else: ctx.close(bars.symbols[j], tag=self.name)
+                if want[j]:
+                    self._enter(ctx, bars.symbols[j])
+                else:
+                    ctx.close(bars.symbols[j], tag=self.name)
 
     def signals(self, frame):
         c = frame["close"]
@@ -329,41 +448,66 @@ class EmaCross(_LongFlat):
 # %% ../nbs/40_strategy.ipynb #ab29feda
 class RsiReversion(_LongFlat):
     "Mean reversion: buy when RSI < lower, sell when RSI > upper."
-    name = "rsi_reversion"; version = "1"; history = 0
-    params = {"period": Param(int, 14, 2, 1000, doc="RSI period in bars"),
-              "lower": Param(float, 30.0, 0.0, 100.0, doc="enter below this RSI"),
-              "upper": Param(float, 70.0, 0.0, 100.0, doc="exit above this RSI"),
-              "size": Param(float, 0.0, 0.0, 1.0, doc="fraction of equity per position; 0 = 1/universe size")}
+
+    name = "rsi_reversion"
+    version = "1"
+    history = 0
+    params = {
+        "period": Param(int, 14, 2, 1000, doc="RSI period in bars"),
+        "lower": Param(float, 30.0, 0.0, 100.0, doc="enter below this RSI"),
+        "upper": Param(float, 70.0, 0.0, 100.0, doc="exit above this RSI"),
+        "size": Param(float, 0.0, 0.0, 1.0, doc="fraction of equity per position; 0 = 1/universe size"),
+    }
+
     def validate(self):
         if self.p.lower >= self.p.upper:
-            raise StrategyParamError(f"strategy {self.name}", "lower", f"lower ({self.p.lower}) must be below upper ({self.p.upper})")
-    def on_start(self, ctx): self.rsi, self.n = RSI(self.p.period), BarCounter()
+            raise StrategyParamError(
+                f"strategy {self.name}", "lower", f"lower ({self.p.lower}) must be below upper ({self.p.upper})"
+            )
+
+    def on_start(self, ctx):
+        self.rsi, self.n = RSI(self.p.period), BarCounter()
+
     def on_bar(self, ctx, bars):
-        r = self.rsi.update(bars.idx, bars.close); ok = self.n.update(bars.idx) > self.p.period
+        r = self.rsi.update(bars.idx, bars.close)
+        ok = self.n.update(bars.idx) > self.p.period
         self._act(ctx, bars, (r < self.p.lower) & ok, (r > self.p.upper) & ok)
+
     def signals(self, frame):
-        c = frame["close"]; r = rsi_frame(c, self.p.period); ok = count_frame(c) > self.p.period
+        c = frame["close"]
+        r = rsi_frame(c, self.p.period)
+        ok = count_frame(c) > self.p.period
         return self._level((r < self.p.lower) & ok, (r > self.p.upper) & ok)
+
 
 class VolumeBreakout(_LongFlat):
     "Momentum: close above the prior `lookback` high on heavy volume; exit below the prior `exit_lookback` low."
-    name = "volume_breakout"; version = "1"
-    params = {"lookback": Param(int, 48, 2, 5000, doc="bars for the breakout high and mean volume"),
-              "exit_lookback": Param(int, 24, 1, 5000, doc="bars for the exit low"),
-              "vol_mult": Param(float, 2.0, 0.0, 100.0, doc="volume must exceed this multiple of its mean"),
-              "size": Param(float, 0.0, 0.0, 1.0, doc="fraction of equity per position; 0 = 1/universe size")}
+
+    name = "volume_breakout"
+    version = "1"
+    params = {
+        "lookback": Param(int, 48, 2, 5000, doc="bars for the breakout high and mean volume"),
+        "exit_lookback": Param(int, 24, 1, 5000, doc="bars for the exit low"),
+        "vol_mult": Param(float, 2.0, 0.0, 100.0, doc="volume must exceed this multiple of its mean"),
+        "size": Param(float, 0.0, 0.0, 1.0, doc="fraction of equity per position; 0 = 1/universe size"),
+    }
+
     @property
-    def history(self): return max(self.p.lookback, self.p.exit_lookback) + 1
+    def history(self):
+        return max(self.p.lookback, self.p.exit_lookback) + 1
+
     def on_bar(self, ctx, bars):
         L, X = self.p.lookback, self.p.exit_lookback
-        h = ctx.history("high", L + 1, bars.tf)[:-1]       # the previous L bars (current one excluded)
-        if h.shape[0] < L: return
+        h = ctx.history("high", L + 1, bars.tf)[:-1]  # the previous L bars (current one excluded)
+        if h.shape[0] < L:
+            return
         hi = h.max(0)[bars.idx]
         vol = ctx.history("volume", L + 1, bars.tf)[:-1].mean(0)[bars.idx]
         lo = ctx.history("low", X + 1, bars.tf)[:-1].min(0)[bars.idx]
         c, v = bars.close, bars.volume
         with np.errstate(invalid="ignore"):
             self._act(ctx, bars, (c > hi) & (v > self.p.vol_mult * vol), c < lo)
+
     def signals(self, frame):
         L, X = self.p.lookback, self.p.exit_lookback
         c, v = frame["close"], frame["volume"]
@@ -375,38 +519,55 @@ class VolumeBreakout(_LongFlat):
 # %% ../nbs/40_strategy.ipynb #7e5f1141
 class PumpLaunch(Strategy):
     "pump.fun launch sniper: buy new launches, exit by take-profit, stop-loss or time."
-    name = "pump_launch"; version = "1"; history = 2
-    params = {"size": Param(float, 0.05, 0.0001, 1.0, doc="fraction of equity per launch"),
-              "take_profit": Param(float, 1.0, 0.001, 1000.0, doc="exit at this gain (1.0 = +100%)"),
-              "stop_loss": Param(float, 0.3, 0.001, 0.99, doc="exit at this loss (0.3 = -30%)"),
-              "max_hold_s": Param(float, 3600.0, 1.0, 30 * 86400.0, doc="exit after this many seconds"),
-              "max_open": Param(int, 10, 1, 1000, doc="most launches held at once"),
-              "first_bars": Param(bool, True, doc="treat a pool's first bar/swap as a launch signal")}
-    def on_start(self, ctx): self.seen = set()
+
+    name = "pump_launch"
+    version = "1"
+    history = 2
+    params = {
+        "size": Param(float, 0.05, 0.0001, 1.0, doc="fraction of equity per launch"),
+        "take_profit": Param(float, 1.0, 0.001, 1000.0, doc="exit at this gain (1.0 = +100%)"),
+        "stop_loss": Param(float, 0.3, 0.001, 0.99, doc="exit at this loss (0.3 = -30%)"),
+        "max_hold_s": Param(float, 3600.0, 1.0, 30 * 86400.0, doc="exit after this many seconds"),
+        "max_open": Param(int, 10, 1, 1000, doc="most launches held at once"),
+        "first_bars": Param(bool, True, doc="treat a pool's first bar/swap as a launch signal"),
+    }
+
+    def on_start(self, ctx):
+        self.seen = set()
 
     def _launch(self, ctx, sym):
-        if sym in self.seen: return
+        if sym in self.seen:
+            return
         self.seen.add(sym)
-        if len(ctx.holdings()) >= self.p.max_open: ctx.skip(sym, "max_open"); return
+        if len(ctx.holdings()) >= self.p.max_open:
+            ctx.skip(sym, "max_open")
+            return
         n = _size_notional(ctx, sym, self.p.size)
-        if n > 0: ctx.buy(sym, notional=n, tag="launch")
+        if n > 0:
+            ctx.buy(sym, notional=n, tag="launch")
 
     def on_event(self, ctx, ev):
-        if isinstance(ev, TokenLaunched): self._launch(ctx, ev.pool or ev.mint)
+        if isinstance(ev, TokenLaunched):
+            self._launch(ctx, ev.pool or ev.mint)
+
     def on_tick(self, ctx, tick):
-        if self.p.first_bars: self._launch(ctx, getattr(tick, "pool", None) or tick.symbol)
+        if self.p.first_bars:
+            self._launch(ctx, getattr(tick, "pool", None) or tick.symbol)
+
     def on_bar(self, ctx, bars):
         if self.p.first_bars:
             for s in bars.symbols:
-                if s not in self.seen: self._launch(ctx, s)
+                if s not in self.seen:
+                    self._launch(ctx, s)
 
     def _cancel_exits(self, ctx, sym):
         "Cancel the held take-profit/stop-loss (not the rest of an entry still filling)."
         for o in ctx.open_orders(sym):
-            if o.type is not OrderType.MARKET: ctx.cancel(o.client_id)
+            if o.type is not OrderType.MARKET:
+                ctx.cancel(o.client_id)
 
     def on_fill(self, ctx, fill):
-        if fill.side is Side.BUY and fill.qty > 0:       # each part of the entry re-arms the exits for the whole position
+        if fill.side is Side.BUY and fill.qty > 0:  # each part of the entry re-arms the exits for the whole position
             q, grp = ctx.position(fill.symbol), f"exit-{fill.symbol}"
             self._cancel_exits(ctx, fill.symbol)
             ctx.take_profit(fill.symbol, q, fill.price * (1 + self.p.take_profit), oco=grp, tag="tp")
@@ -418,64 +579,92 @@ class PumpLaunch(Strategy):
     def on_timer(self, ctx, name):
         if name.startswith("exit:"):
             s = name[5:]
-            if ctx.position(s) > 0: self._cancel_exits(ctx, s); ctx.close(s, tag="time")
+            if ctx.position(s) > 0:
+                self._cancel_exits(ctx, s)
+                ctx.close(s, tag="time")
 
 # %% ../nbs/40_strategy.ipynb #5f79d86b
 class ModelSignal(Strategy):
     "Long while the registered champion's P(up) is high and confident; flat when it drops."
-    name = "model_signal"; version = "1"; history = 320
-    params = {"model": Param(str, "memebot-gbm-5m", doc="registered model name"),
-              "alias": Param(str, "champion", doc="registry alias to serve"),
-              "enter": Param(float, 0.55, 0.0, 1.0, doc="enter long when P(up) >= enter"),
-              "exit": Param(float, 0.5, 0.0, 1.0, doc="close when P(up) < exit"),
-              "min_confidence": Param(float, 0.0, 0.0, 1.0, doc="skip entries below this confidence"),
-              "every": Param(int, 1, 1, 10_000, doc="predict every N bars (cost control)"),
-              "warmup": Param(int, 64, 30, 10_000, doc="bars a symbol needs before it is scored (indicator warm-up)"),
-              "size": Param(float, 0.0, 0.0, 1.0, doc="fraction of equity per position; 0 = 1/universe size"),
-              "refresh_s": Param(float, 30.0, 0.0, 86_400.0, doc="seconds between alias checks (0 = pin the model)"),
-              "tracking_uri": Param(str, "", doc="MLflow tracking URI holding the model (default [ai] tracking_uri)")}
+
+    name = "model_signal"
+    version = "1"
+    history = 320
+    params = {
+        "model": Param(str, "memebot-gbm-5m", doc="registered model name"),
+        "alias": Param(str, "champion", doc="registry alias to serve"),
+        "enter": Param(float, 0.55, 0.0, 1.0, doc="enter long when P(up) >= enter"),
+        "exit": Param(float, 0.5, 0.0, 1.0, doc="close when P(up) < exit"),
+        "min_confidence": Param(float, 0.0, 0.0, 1.0, doc="skip entries below this confidence"),
+        "every": Param(int, 1, 1, 10_000, doc="predict every N bars (cost control)"),
+        "warmup": Param(int, 64, 30, 10_000, doc="bars a symbol needs before it is scored (indicator warm-up)"),
+        "size": Param(float, 0.0, 0.0, 1.0, doc="fraction of equity per position; 0 = 1/universe size"),
+        "refresh_s": Param(float, 30.0, 0.0, 86_400.0, doc="seconds between alias checks (0 = pin the model)"),
+        "tracking_uri": Param(str, "", doc="MLflow tracking URI holding the model (default [ai] tracking_uri)"),
+    }
+
     def validate(self):
         if self.p.exit > self.p.enter:
-            raise StrategyParamError(f"strategy {self.name}", "exit", f"exit ({self.p.exit}) must not exceed enter ({self.p.enter})")
+            raise StrategyParamError(
+                f"strategy {self.name}", "exit", f"exit ({self.p.exit}) must not exceed enter ({self.p.enter})"
+            )
 
     def on_start(self, ctx):
         from memebot.models.serving import Predictor
-        self.pred = Predictor(name=self.p.model, uri=self.p.tracking_uri or None, alias=self.p.alias,
-                              refresh_s=self.p.refresh_s or None, clock=ctx.clock)
+
+        self.pred = Predictor(
+            name=self.p.model,
+            uri=self.p.tracking_uri or None,
+            alias=self.p.alias,
+            refresh_s=self.p.refresh_s or None,
+            clock=ctx.clock,
+        )
         self.nbars, self.last, self.scored = 0, {}, 0
 
     def _candles(self, ctx, bars) -> pd.DataFrame:
         "Long candles (symbol, ts, OHLCV) of every symbol's recent bars, timestamps rebuilt from the bar cadence."
         from memebot.core import tf_seconds, NS
-        step = tf_seconds(bars.tf) * NS; parts = []
+
+        step = tf_seconds(bars.tf) * NS
+        parts = []
         for s in ctx.universe:
             cols = {f: ctx.window(s, self.history, f, bars.tf) for f in ("open", "high", "low", "close", "volume")}
             n = len(cols["close"])
-            if n < self.p.warmup or any(len(v) != n for v in cols.values()): continue
+            if n < self.p.warmup or any(len(v) != n for v in cols.values()):
+                continue
             ts = pd.to_datetime(bars.open_ts - step * np.arange(n - 1, -1, -1), utc=True)
             parts.append(pd.DataFrame({"symbol": s, "ts": ts, **cols}))
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
     def on_bar(self, ctx, bars):
         self.nbars += 1
-        if self.nbars % self.p.every: return
+        if self.nbars % self.p.every:
+            return
         from memebot.features import CONTEXT_SYMBOLS, build_features
+
         candles = self._candles(ctx, bars)
-        if candles.empty: return
-        X = build_features(candles); have = set(X.index.unique("symbol"))
+        if candles.empty:
+            return
+        X = build_features(candles)
+        have = set(X.index.unique("symbol"))
         for s in bars.symbols:
-            if s in CONTEXT_SYMBOLS or s not in have: continue
-            p = self.pred.predict(s, X.loc[s].fillna(0.0)); self.last[s] = p; self.scored += 1
+            if s in CONTEXT_SYMBOLS or s not in have:
+                continue
+            p = self.pred.predict(s, X.loc[s].fillna(0.0))
+            self.last[s] = p
+            self.scored += 1
             held = ctx.position(s) > 0 or ctx.open_orders(s)
             if not held and p.p_up >= self.p.enter and p.confidence >= self.p.min_confidence:
                 n = _size_notional(ctx, s, self.p.size)
-                if n > 0: ctx.buy(s, notional=n, tag=f"model_signal v{p.version}")
+                if n > 0:
+                    ctx.buy(s, notional=n, tag=f"model_signal v{p.version}")
             elif ctx.position(s) > 0 and p.p_up < self.p.exit:
                 ctx.close(s, tag=f"model_signal v{p.version}")
 
     def signals(self, frame):
         from memebot.models.registry import load_registered
         from memebot.features import build_features
+
         model, _, _ = load_registered(self.p.model, self.p.alias, self.p.tracking_uri or None)
         long = frame.stack(future_stack=True).rename_axis(["ts", "symbol"]).reset_index()
         X = build_features(long.dropna(subset=["close"])).fillna(0.0)

@@ -1,4 +1,5 @@
 """Shared pytest fixtures: ../shared location, an isolated environment for CLI runs, local services."""
+
 import os, sys, subprocess, tempfile
 from pathlib import Path
 import pytest
@@ -15,6 +16,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def _shared():
     from memebot.core import shared_dir
+
     return shared_dir(required=False)
 
 
@@ -32,7 +34,11 @@ def shared() -> Path:
 @pytest.fixture
 def cli_env(tmp_path):
     """Environment for running `memebot` in a subprocess against a temp store, with the project's settings.ini."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMEBOT_") or k in ("MEMEBOT_SHARED", "MEMEBOT_REQUIRE_SHARED")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("MEMEBOT_") or k in ("MEMEBOT_SHARED", "MEMEBOT_REQUIRE_SHARED")
+    }
     env["MEMEBOT_SETTINGS"] = str(ROOT / "settings.ini")
     env["MEMEBOT_STORE_PATH"] = str(tmp_path / "store.duckdb")
     env["MEMEBOT_LIVE_KILL_FILE"] = str(tmp_path / "KILL")
@@ -45,10 +51,14 @@ def cli_env(tmp_path):
 def memebot(cli_env):
     """Run the installed `memebot` command; returns CompletedProcess (text)."""
     exe = Path(sys.executable).parent / "memebot"
+
     def run(*args, env=None, check=False, timeout=600):
         e = dict(cli_env, **(env or {}))
-        r = subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, env=e, timeout=timeout, cwd=ROOT)
+        r = subprocess.run(
+            [str(exe), *map(str, args)], capture_output=True, text=True, env=e, timeout=timeout, cwd=ROOT
+        )
         if check and r.returncode != 0:
             raise AssertionError(f"memebot {' '.join(map(str, args))} exited {r.returncode}:\n{r.stdout}\n{r.stderr}")
         return r
+
     return run

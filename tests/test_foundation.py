@@ -1,4 +1,5 @@
 """The foundation as a user meets it: the `memebot` command, settings, secrets, importing real data."""
+
 import json
 import pandas as pd
 import pytest
@@ -8,13 +9,25 @@ def test_help_lists_commands(memebot):
     r = memebot("--help", check=True)
     for cmd in ("config", "data"):
         assert cmd in r.stdout
-    for sub in (("config", "--help"), ("data", "--help"), ("data", "import", "--help"), ("data", "ls", "--help"), ("config", "show", "--help")):
+    for sub in (
+        ("config", "--help"),
+        ("data", "--help"),
+        ("data", "import", "--help"),
+        ("data", "ls", "--help"),
+        ("config", "show", "--help"),
+    ):
         assert memebot(*sub).returncode == 0, sub
 
 
 def test_secret_never_printed(memebot):
     secret = "4xQyZ" + "k" * 60 + "Secret"
-    r = memebot("config", "show", "--json", env={"MEMEBOT_SOLANA_PRIVATE_KEY": secret, "MEMEBOT_KEYS_COINGECKO_API_KEY": "cg-key-123"}, check=True)
+    r = memebot(
+        "config",
+        "show",
+        "--json",
+        env={"MEMEBOT_SOLANA_PRIVATE_KEY": secret, "MEMEBOT_KEYS_COINGECKO_API_KEY": "cg-key-123"},
+        check=True,
+    )
     assert secret not in r.stdout + r.stderr and "cg-key-123" not in r.stdout + r.stderr
     doc = json.loads(r.stdout)
     assert doc["settings"]["solana"]["private_key"] == {"value": "***", "source": "env MEMEBOT_SOLANA_PRIVATE_KEY"}
@@ -24,15 +37,19 @@ def test_secret_never_printed(memebot):
     assert secret not in r.stdout + r.stderr
 
 
-@pytest.mark.parametrize("ini, key", [
-    ("[risk]\nmax_daily_loss_limit = lots\n", "max_daily_loss_limit"),
-    ("[risk]\nmax_daily_loss_limit = -3\n", "max_daily_loss_limit"),
-    ("[live]\nlive_trading_enabled = maybe\n", "live_trading_enabled"),
-    ("[monitoring]\nlogging_levle = INFO\n", "logging_levle"),
-    ("[nonsense]\nx = 1\n", "nonsense"),
-])
+@pytest.mark.parametrize(
+    "ini, key",
+    [
+        ("[risk]\nmax_daily_loss_limit = lots\n", "max_daily_loss_limit"),
+        ("[risk]\nmax_daily_loss_limit = -3\n", "max_daily_loss_limit"),
+        ("[live]\nlive_trading_enabled = maybe\n", "live_trading_enabled"),
+        ("[monitoring]\nlogging_levle = INFO\n", "logging_levle"),
+        ("[nonsense]\nx = 1\n", "nonsense"),
+    ],
+)
 def test_bad_settings_one_line(memebot, tmp_path, ini, key):
-    p = tmp_path / "bad.ini"; p.write_text(ini)
+    p = tmp_path / "bad.ini"
+    p.write_text(ini)
     r = memebot("--settings", p, "config", "show")
     assert r.returncode == 2 and key in r.stderr and r.stderr.strip().count("\n") == 0, r.stderr
     assert "Traceback" not in r.stderr
@@ -63,11 +80,15 @@ def test_bad_file_imports_nothing(memebot, tmp_path, shared):
     memebot("data", "import", shared / "data/pumpfun/geckoterminal_ohlcv_1h.parquet", check=True)
     before = json.loads(memebot("data", "ls", "--json", check=True).stdout)
     good = pd.read_parquet(shared / "data/binance_memecoins/ohlcv_1h_2025-01_2025-04.parquet")
-    bad = good.copy(); bad.loc[bad.index[5000], "high"] = bad.loc[bad.index[5000], "low"] / 2   # OHLC inconsistent
+    bad = good.copy()
+    bad.loc[bad.index[5000], "high"] = bad.loc[bad.index[5000], "low"] / 2  # OHLC inconsistent
     bad.to_parquet(tmp_path / "ohlcv_1h_bad.parquet")
-    dup = pd.concat([good, good.iloc[[10]]]); dup.to_parquet(tmp_path / "ohlcv_1h_dup.parquet")
-    nocol = good.drop(columns=["close"]); nocol.to_parquet(tmp_path / "ohlcv_1h_nocol.parquet")
-    wrong = good.astype({"volume": str}); wrong.to_parquet(tmp_path / "ohlcv_1h_wrong.parquet")
+    dup = pd.concat([good, good.iloc[[10]]])
+    dup.to_parquet(tmp_path / "ohlcv_1h_dup.parquet")
+    nocol = good.drop(columns=["close"])
+    nocol.to_parquet(tmp_path / "ohlcv_1h_nocol.parquet")
+    wrong = good.astype({"volume": str})
+    wrong.to_parquet(tmp_path / "ohlcv_1h_wrong.parquet")
     for name, field in (("bad", "high"), ("dup", "duplicate timestamp"), ("nocol", "close"), ("wrong", "volume")):
         r = memebot("data", "import", tmp_path / f"ohlcv_1h_{name}.parquet")
         assert r.returncode == 2 and field in r.stderr and r.stderr.strip().count("\n") == 0, (name, r.stderr)
@@ -77,6 +98,7 @@ def test_bad_file_imports_nothing(memebot, tmp_path, shared):
 
 
 def test_debug_shows_traceback(memebot, tmp_path):
-    p = tmp_path / "bad.ini"; p.write_text("[risk]\nmax_order_usd = x\n")
+    p = tmp_path / "bad.ini"
+    p.write_text("[risk]\nmax_order_usd = x\n")
     r = memebot("--debug", "--settings", p, "config", "show")
     assert r.returncode == 2 and "Traceback" in r.stderr

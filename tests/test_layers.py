@@ -4,6 +4,7 @@ data -> features/models -> strategy -> risk -> exec -> engine (backtest) -> live
 types, settings, logging and metric maths (core, config, obs, metrics) beneath them all. The map is README.md's
 "Layout" section; this test is what keeps it true.
 """
+
 import ast
 from pathlib import Path
 import pytest
@@ -63,7 +64,7 @@ def imports_in(src: str, mod: str, is_package: bool) -> list[tuple[int, str]]:
                 target = node.module or ""
             if target.split(".")[0] != "memebot":
                 continue
-            if target == "memebot" or layer_of(target) is None:   # `from memebot import ops`: the names are modules
+            if target == "memebot" or layer_of(target) is None:  # `from memebot import ops`: the names are modules
                 out += [(node.lineno, f"{target}.{a.name}") for a in node.names]
             else:
                 out.append((node.lineno, target))
@@ -84,15 +85,20 @@ def test_imports_point_down(path):
     here = layer_of(mod)
     if here is None:
         return
-    up = [f"{mod}:{line} imports {target} ({LAYERS[layer_of(target)][0]} is above {LAYERS[here][0]})"
-          for line, target in imports_of(path)
-          if layer_of(target) is not None and layer_of(target) > here]
+    up = [
+        f"{mod}:{line} imports {target} ({LAYERS[layer_of(target)][0]} is above {LAYERS[here][0]})"
+        for line, target in imports_of(path)
+        if layer_of(target) is not None and layer_of(target) > here
+    ]
     assert up == [], "\n".join(up)
 
 
 def test_the_walker_sees_an_upward_import():
     "The check itself can fail: a lazy import inside a function that runs back up the layers is caught."
-    src = "import numpy\ndef f():\n    from memebot.commands.paper import build_feed\n    from ..live import TradingNode\n"
+    src = (
+        "import numpy\ndef f():\n    from memebot.commands.paper import build_feed\n    from ..live import"
+        " TradingNode\n"
+    )
     found = [t for _, t in imports_in(src, "memebot.risk.safety", False)]
     assert found == ["memebot.commands.paper", "memebot.live"]
     assert all(layer_of(t) > layer_of("memebot.risk") for t in found)

@@ -1,6 +1,8 @@
 """ModelSignal: the strategy that trades on the registry's @champion, in the same engine as every other strategy.
 Its event-driven decisions must equal what the champion says on the same bars, computed independently."""
+
 import os
+
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 import numpy as np, pandas as pd
 import pytest
@@ -9,9 +11,10 @@ SYMS = ("WIF/USDT", "PEPE/USDT", "BTC/USDT", "SOL/USDT")
 
 
 def _candles(shared, start, n):
-    df = pd.read_parquet(shared / "data/binance_memecoins/ohlcv_1h_2025-01_2025-04.parquet",
-                         filters=[("symbol", "in", list(SYMS))]).rename(columns={"date": "ts"})
-    return pd.concat([g.iloc[start:start + n] for _, g in df.groupby("symbol")], ignore_index=True)
+    df = pd.read_parquet(
+        shared / "data/binance_memecoins/ohlcv_1h_2025-01_2025-04.parquet", filters=[("symbol", "in", list(SYMS))]
+    ).rename(columns={"date": "ts"})
+    return pd.concat([g.iloc[start : start + n] for _, g in df.groupby("symbol")], ignore_index=True)
 
 
 @pytest.fixture
@@ -20,8 +23,10 @@ def champion(shared, tmp_path, monkeypatch):
     from memebot.features import make_dataset
     from memebot.models.base import make_model
     from memebot.models.registry import log_and_register, promote
+
     uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
-    monkeypatch.setenv("MEMEBOT_AI_TRACKING_URI", uri); reset_settings()
+    monkeypatch.setenv("MEMEBOT_AI_TRACKING_URI", uri)
+    reset_settings()
     ds = make_dataset(_candles(shared, 0, 900), h=1, fee_bps=10)
     m = make_model("logreg").fit(ds.X, ds.y)
     v = log_and_register(m, "ms-test", uri, {"family": "logreg"}, ds.fingerprint, metrics_={}, reference_X=ds.X)
@@ -34,10 +39,12 @@ def test_model_signal_trades_what_the_champion_says(shared, champion):
     from memebot.strategy import ModelSignal
     from memebot.backtest import Engine, CandleFeed
     from memebot.features import build_features
+
     model, version = champion
 
-    class WholeWindow(ModelSignal):       # keeps every bar of the run, so its features equal a full-frame computation
-        name = "_model_signal_test"; history = 400
+    class WholeWindow(ModelSignal):  # keeps every bar of the run, so its features equal a full-frame computation
+        name = "_model_signal_test"
+        history = 400
 
     test = _candles(shared, 900, 160)
     strat = WholeWindow(model="ms-test", enter=0.52, exit=0.5, refresh_s=0)
@@ -51,9 +58,13 @@ def test_model_signal_trades_what_the_champion_says(shared, champion):
     expected = []
     for sym in ("PEPE/USDT", "WIF/USDT"):
         held = False
-        for ts, pu in p.loc[sym].iloc[strat.p.warmup - 1:].items():   # scored once it has `warmup` bars
-            if not held and pu >= 0.52: expected.append((sym, "buy", ts)); held = True
-            elif held and pu < 0.5: expected.append((sym, "sell", ts)); held = False
+        for ts, pu in p.loc[sym].iloc[strat.p.warmup - 1 :].items():  # scored once it has `warmup` bars
+            if not held and pu >= 0.52:
+                expected.append((sym, "buy", ts))
+                held = True
+            elif held and pu < 0.5:
+                expected.append((sym, "sell", ts))
+                held = False
     bar = pd.Timedelta("1h")
     got = sorted((o.symbol, o.side.value, pd.Timestamp(o.ts, tz="UTC") - bar) for o in orders)
     # the engine decides at bar close (open + 1h); a still-open position at the end is not closed by either side
@@ -65,10 +76,15 @@ def test_model_signal_missing_model_is_a_clear_error(shared, tmp_path, monkeypat
     from memebot.strategy import get_strategy
     from memebot.backtest import Engine, CandleFeed
     from memebot.core import MemebotError
-    monkeypatch.setenv("MEMEBOT_AI_TRACKING_URI", f"sqlite:///{tmp_path}/empty.db"); reset_settings()
+
+    monkeypatch.setenv("MEMEBOT_AI_TRACKING_URI", f"sqlite:///{tmp_path}/empty.db")
+    reset_settings()
     try:
         with pytest.raises(MemebotError, match="no-such-model"):
-            Engine(get_strategy("model_signal", model="no-such-model"), CandleFeed.from_frame(_candles(shared, 0, 50), tf="1h")).run()
+            Engine(
+                get_strategy("model_signal", model="no-such-model"),
+                CandleFeed.from_frame(_candles(shared, 0, 50), tf="1h"),
+            ).run()
     finally:
         reset_settings()
 
@@ -76,6 +92,7 @@ def test_model_signal_missing_model_is_a_clear_error(shared, tmp_path, monkeypat
 def test_model_signal_vectorized_signals_match_the_champion(shared, champion):
     from memebot.strategy import get_strategy
     from memebot.features import build_features
+
     model, _ = champion
     test = _candles(shared, 900, 160)
     frame = test.pivot(index="ts", columns="symbol", values=["open", "high", "low", "close", "volume"])

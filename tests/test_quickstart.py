@@ -1,6 +1,7 @@
 """`memebot quickstart` end to end (offline: simulator -> store -> quality -> backtest -> train through the promotion
 gate -> paper trading with the champion, or the @challenger when no model beat the baselines -> reports); its
 refusals; and nbval over the tutorial notebooks."""
+
 import json, subprocess, sys
 from pathlib import Path
 import pytest
@@ -20,6 +21,7 @@ def test_quickstart_whole_loop(memebot, tmp_path):
     # the gate's rule, re-checked from the reported held-out scores: a model no better than the best naive baseline by
     # the margin is refused (@challenger) even when there is no champion yet
     from memebot.config import load_settings
+
     margin = load_settings().ai.promotion_margin
     for m in fams.values():
         assert m["baseline"] in ("persistence", "momentum", "majority") and m["reason"].startswith("log_loss")
@@ -31,15 +33,22 @@ def test_quickstart_whole_loop(memebot, tmp_path):
     chal = fams["gbm"]
     assert chal["alias"] == "challenger" and fams["logreg"]["alias"] is None
     p = out["paper"]
-    assert p["model"] == "models:/quickstart-1m@challenger" and p["alias"] == "challenger" and p["strategy"].startswith("model_signal")
+    assert (
+        p["model"] == "models:/quickstart-1m@challenger"
+        and p["alias"] == "challenger"
+        and p["strategy"].startswith("model_signal")
+    )
     assert f"v{chal['version']}, gbm" in p["note"] and "not a champion" in p["note"]
     # the paper node ran the challenger through model_signal over the busiest simulated half hour; whatever it decided,
     # its ledger agrees with its fills, and every order it sent carries the served version
     assert p["predictions"] >= 30 and p["last_p_up"] and p["consistency"] == []
     from memebot.data.store import Store
-    assert Path(p["ledger"]) == d / "runs" / "quickstart.duckdb"                 # the node's own ledger, in the folder
+
+    assert Path(p["ledger"]) == d / "runs" / "quickstart.duckdb"  # the node's own ledger, in the folder
     with Store(p["ledger"], read_only=True) as st:
-        tags = {t for (t,) in st.cursor().execute("SELECT DISTINCT tag FROM orders WHERE run_id = 'quickstart'").fetchall()}
+        tags = {
+            t for (t,) in st.cursor().execute("SELECT DISTINCT tag FROM orders WHERE run_id = 'quickstart'").fetchall()
+        }
         n_orders = st.cursor().execute("SELECT count(*) FROM orders WHERE run_id = 'quickstart'").fetchone()[0]
         n_fills = st.cursor().execute("SELECT count(*) FROM fills WHERE run_id = 'quickstart'").fetchone()[0]
     assert n_orders == p["order_stats"]["submitted"] and n_fills == p["fills"]
@@ -59,6 +68,7 @@ def test_quickstart_whole_loop(memebot, tmp_path):
     # the human-readable summary says it plainly
     from memebot.commands.ops import quickstart_story
     from memebot.ops import QuickstartResult
+
     story = "\n".join(quickstart_story(QuickstartResult(**saved), load_settings()))
     assert "champion: none (no model beat the naive baselines" in story and "@challenger" in story
 
@@ -70,27 +80,47 @@ def test_quickstart_default_seed_trades_and_explains(memebot, tmp_path):
     saved = json.loads((d / "quickstart.json").read_text())
     p = saved["paper"]
     assert saved["champion"] is not None and p["alias"] == "champion"
-    assert p["order_stats"]["submitted"] > 0 and p["fills"] > 0 and p["order_stats"]["rejected"] == 0 and p["risk"] == "active"
-    assert p["pnl"]["fees"] > 0                                     # the backtest's fill model and fees, in paper too
+    assert (
+        p["order_stats"]["submitted"] > 0
+        and p["fills"] > 0
+        and p["order_stats"]["rejected"] == 0
+        and p["risk"] == "active"
+    )
+    assert p["pnl"]["fees"] > 0  # the backtest's fill model and fees, in paper too
     out = r.stdout
-    assert "before fees" in out and "annualised from one simulated day" in out      # it explains its numbers
+    assert "before fees" in out and "annualised from one simulated day" in out  # it explains its numbers
     assert f"{p['order_stats']['submitted']} orders: {p['fills']} filled, 0 rejected" in out
-    assert all(len(l) <= 80 or l.startswith("    /") for l in out.splitlines()), out   # 80 columns; paths unbroken
-    assert "{" not in r.stderr and "report_rendered" not in r.stderr                  # no log lines flood the story
+    assert all(len(l) <= 80 or l.startswith("    /") for l in out.splitlines()), out  # 80 columns; paths unbroken
+    assert "{" not in r.stderr and "report_rendered" not in r.stderr  # no log lines flood the story
 
 
 def test_quickstart_refusals(memebot, tmp_path):
-    (tmp_path / "busy").mkdir(); (tmp_path / "busy" / "mine.txt").write_text("keep me")
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "mine.txt").write_text("keep me")
     r = memebot("quickstart", "--dir", tmp_path / "busy")
     assert r.returncode == 2 and "not empty" in r.stderr and len(r.stderr.strip().splitlines()) == 1
-    assert (tmp_path / "busy" / "mine.txt").read_text() == "keep me"          # nothing of the user's is touched
+    assert (tmp_path / "busy" / "mine.txt").read_text() == "keep me"  # nothing of the user's is touched
     r = memebot("quickstart", "--minutes", "30", "--dir", tmp_path / "x")
     assert r.returncode == 2 and "minutes" in r.stderr
 
 
 def test_tutorials_nbval(tmp_path):
     """The tutorial notebooks run top to bottom (`pytest --nbval-lax nbs/tutorials`)."""
-    r = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-q", "-p", "no:cacheprovider", str(ROOT / "nbs" / "tutorials")],
-                       capture_output=True, text=True, cwd=ROOT, timeout=600)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--nbval-lax",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            str(ROOT / "nbs" / "tutorials"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stdout[-4000:]
     assert " passed" in r.stdout

@@ -8,9 +8,30 @@ from __future__ import annotations
 import math, time, heapq, asyncio, itertools
 from dataclasses import dataclass, field
 import numpy as np, pandas as pd
-from ..core import (MemebotError, ValidationError, Side, Order, OrderType, OrderStatus, Fill, Candle, Tick, Swap, PoolUpdate,
-                          TokenLaunched, Portfolio, RiskHook, Clock, SimClock, Feed, NS, NotionalOrder, Environment, tf_seconds,
-                          ts_from)
+from memebot.core import (
+    MemebotError,
+    ValidationError,
+    Side,
+    Order,
+    OrderType,
+    OrderStatus,
+    Fill,
+    Candle,
+    Tick,
+    Swap,
+    PoolUpdate,
+    TokenLaunched,
+    Portfolio,
+    RiskHook,
+    Clock,
+    SimClock,
+    Feed,
+    NS,
+    NotionalOrder,
+    Environment,
+    tf_seconds,
+    ts_from,
+)
 from ..strategy import Strategy, Bars
 from ..exec import SimulatedBroker, OrderManager, BarFill, event_key
 from ..obs import get_logger
@@ -25,19 +46,27 @@ __all__ = ['REJECTION_WARN_SHARE', 'RISK_OFF', 'NoData', 'CandleFeed', 'OrderVal
 class NoData(MemebotError):
     "No market data for the request (symbols, timeframe, range)."
 
+
 _FIELDS = ("open", "high", "low", "close", "volume")
+
 
 class CandleFeed(Feed):
     "Stored candles as multi-asset `Bars` slices, one per (timeframe, close time), in time order."
-    def __init__(self, frames:dict[str, pd.DataFrame], # tf -> long frame with symbol, ts (or date), open..volume
-                 clock:SimClock|None=None):
-        if not frames or all(len(f) == 0 for f in frames.values()): raise NoData("no candles to replay")
+
+    def __init__(
+        self,
+        frames: dict[str, pd.DataFrame],  # tf -> long frame with symbol, ts (or date), open..volume
+        clock: SimClock | None = None,
+    ):
+        if not frames or all(len(f) == 0 for f in frames.values()):
+            raise NoData("no candles to replay")
         self.clock, self._tf = clock, {}
         firsts = {}
         for tf, df in frames.items():
             ts = df["ts"] if "ts" in df else df["date"]
             g = pd.DataFrame({"symbol": df["symbol"].to_numpy(), "t": _ns(ts)}).groupby("symbol")["t"].min()
-            for s, t in g.items(): firsts[s] = min(firsts.get(s, t), t)
+            for s, t in g.items():
+                firsts[s] = min(firsts.get(s, t), t)
         self.symbols = tuple(sorted(firsts, key=lambda s: (firsts[s], s)))
         col = {s: i for i, s in enumerate(self.symbols)}
         for tf, df in frames.items():
@@ -47,112 +76,153 @@ class CandleFeed(Feed):
             si = df["symbol"].map(col).to_numpy(np.int64)
             arr = np.full((len(times), 5, len(self.symbols)), np.nan)
             vals = df[list(_FIELDS)].to_numpy(np.float64)
-            for k in range(5): arr[ti, k, si] = vals[:, k]
+            for k in range(5):
+                arr[ti, k, si] = vals[:, k]
             present = ~np.isnan(arr[:, 3, :])
             self._tf[tf] = (times, arr, present)
         self.n_bars = int(sum(p.sum() for _, _, p in self._tf.values()))
 
     @classmethod
-    def from_frame(cls, df:pd.DataFrame, tf:str|None=None, clock:SimClock|None=None) -> CandleFeed:
+    def from_frame(cls, df: pd.DataFrame, tf: str | None = None, clock: SimClock | None = None) -> CandleFeed:
         "From one long frame; `tf` names its timeframe, or a `tf` column splits it."
-        if tf is None and "tf" in df: return cls({t: g for t, g in df.groupby("tf")}, clock)
-        if tf is None: raise ValidationError("candle feed", "tf", "timeframe needed (no tf column)")
+        if tf is None and "tf" in df:
+            return cls({t: g for t, g in df.groupby("tf")}, clock)
+        if tf is None:
+            raise ValidationError("candle feed", "tf", "timeframe needed (no tf column)")
         return cls({tf: df}, clock)
 
     @classmethod
-    def from_store(cls, store, symbols:list[str]|None, tfs:str|list[str], start=None, end=None, source=None, chain=None,
-                   clock:SimClock|None=None) -> CandleFeed:
+    def from_store(
+        cls,
+        store,
+        symbols: list[str] | None,
+        tfs: str | list[str],
+        start=None,
+        end=None,
+        source=None,
+        chain=None,
+        clock: SimClock | None = None,
+    ) -> CandleFeed:
         "Candles of `symbols` in `tfs` from the DuckDB store (`NoData` when a symbol has none)."
         from memebot.data.store import candles
+
         tfs = [tfs] if isinstance(tfs, str) else list(tfs)
         frames = {}
         for tf in tfs:
             df = candles(store, symbols, tf, start, end, source, chain)
-            if len(df) == 0: raise NoData(f"no {tf} candles stored for {', '.join(symbols) if symbols else 'any symbol'} in the range")
+            if len(df) == 0:
+                raise NoData(
+                    f"no {tf} candles stored for {', '.join(symbols) if symbols else 'any symbol'} in the range"
+                )
             missing = sorted(set(symbols or []) - set(df["symbol"].unique()))
-            if missing: raise NoData(f"no {tf} candles stored for {', '.join(missing)} in the range")
+            if missing:
+                raise NoData(f"no {tf} candles stored for {', '.join(missing)} in the range")
             frames[tf] = df
         return cls(frames, clock)
 
-    def frame(self, tf:str|None=None) -> pd.DataFrame:
+    def frame(self, tf: str | None = None) -> pd.DataFrame:
         "Wide frame for vectorized `signals`: index ts (UTC), columns (field, symbol)."
         tf = tf or next(iter(self._tf))
         times, arr, _ = self._tf[tf]
         idx = pd.DatetimeIndex(pd.to_datetime(times, utc=True), name="ts")
-        return pd.concat({f: pd.DataFrame(arr[:, k, :], index=idx, columns=list(self.symbols)) for k, f in enumerate(_FIELDS)}, axis=1)
+        return pd.concat(
+            {f: pd.DataFrame(arr[:, k, :], index=idx, columns=list(self.symbols)) for k, f in enumerate(_FIELDS)},
+            axis=1,
+        )
 
     @property
-    def timeframes(self) -> list[str]: return list(self._tf)
+    def timeframes(self) -> list[str]:
+        return list(self._tf)
 
     def _slices(self, tf):
         times, arr, present = self._tf[tf]
         dur = tf_seconds(tf) * NS
-        cnt = present.sum(1); prefix = (present.cumprod(1).sum(1) == cnt).tolist()
+        cnt = present.sum(1)
+        prefix = (present.cumprod(1).sum(1) == cnt).tolist()
         syms, prefixes = self.symbols, {}
         for t, (k, ot) in enumerate(zip(cnt.tolist(), times.tolist())):
-            if k == 0: continue
+            if k == 0:
+                continue
             if prefix[t]:
                 s = prefixes.get(k)
-                if s is None: s = prefixes[k] = syms[:k]
+                if s is None:
+                    s = prefixes[k] = syms[:k]
                 o = arr[t, :, :k]
             else:
-                cols = np.flatnonzero(present[t]); s = tuple(syms[c] for c in cols); o = arr[t][:, cols]
+                cols = np.flatnonzero(present[t])
+                s = tuple(syms[c] for c in cols)
+                o = arr[t][:, cols]
             yield Bars(ot + dur, ot, tf, s, o)
 
     def __iter__(self):
         tfs = list(self._tf)
-        if len(tfs) == 1: it = self._slices(tfs[0])
+        if len(tfs) == 1:
+            it = self._slices(tfs[0])
         else:
             order = {tf: tf_seconds(tf) for tf in tfs}
             it = heapq.merge(*(self._slices(tf) for tf in tfs), key=lambda b: (b.ts, order[b.tf]))
         clk = self.clock
         for b in it:
-            if clk is not None: clk.advance_to(b.ts)
+            if clk is not None:
+                clk.advance_to(b.ts)
             yield b
+
 
 def _ns(ts) -> np.ndarray:
     s = pd.Series(ts)
     if pd.api.types.is_datetime64_any_dtype(s):
-        if getattr(s.dt, "tz", None) is None: s = s.dt.tz_localize("UTC")
+        if getattr(s.dt, "tz", None) is None:
+            s = s.dt.tz_localize("UTC")
         return s.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[ns]").to_numpy().view("int64")
     return np.array([ts_from(int(v)) for v in s], np.int64)
 
 # %% ../../nbs/65_backtest.ipynb #4e3ac650
 class OrderValidation:
     "The account checks every order passes first, in every mode: sane numbers, a known symbol, cash, holdings."
-    def __init__(self, long_only:bool=True, # refuse sells beyond the free position
-                 symbols:set|None=None, # symbols known up front (besides those with a price)
-                 headroom_bps:float=300.0): # slippage budget a buy in base units reserves on top of qty x price
+
+    def __init__(
+        self,
+        long_only: bool = True,  # refuse sells beyond the free position
+        symbols: set | None = None,  # symbols known up front (besides those with a price)
+        headroom_bps: float = 300.0,
+    ):  # slippage budget a buy in base units reserves on top of qty x price
         self.long_only, self.known, self.headroom = long_only, set(symbols or ()), headroom_bps / 1e4
 
-    def reservation(self, order:Order, portfolio:Portfolio, network_fee:float=0.0) -> float:
+    def reservation(self, order: Order, portfolio: Portfolio, network_fee: float = 0.0) -> float:
         "The cash `order` holds while it is open."
-        if order.side is not Side.BUY: return network_fee
-        if type(order) is NotionalOrder: return order.notional
+        if order.side is not Side.BUY:
+            return network_fee
+        if type(order) is NotionalOrder:
+            return order.notional
         px = order.price or portfolio.marks.get(order.symbol, math.nan)
         return order.qty * px * (1 + self.headroom) + network_fee
 
     def on_market(self, event) -> None:
         "A launch makes its token known before its first price."
-        if type(event) is TokenLaunched: self.known.add(event.pool or event.mint)
+        if type(event) is TokenLaunched:
+            self.known.add(event.pool or event.mint)
 
 # %% ../../nbs/65_backtest.ipynb #31a562a1
 @patch
-def check(self:OrderValidation, order:Order, portfolio:Portfolio, network_fee:float=0.0) -> str|None:
+def check(self: OrderValidation, order: Order, portfolio: Portfolio, network_fee: float = 0.0) -> str | None:
     "A reason (`code: detail`) to refuse `order`, or None; when it passes, `order.reserved` holds its reservation."
     q, px, sym, buy = order.qty, order.price, order.symbol, order.side is Side.BUY
     notional = order.notional if type(order) is NotionalOrder else None
     if notional is not None and not (notional > 0 and math.isfinite(notional)):
         return f"invalid: notional {notional} is not a positive number"
-    if notional is None and not (q > 0 and math.isfinite(q)): return f"invalid: qty {q} is not a positive number"
-    if px is not None and not (px > 0 and math.isfinite(px)): return f"invalid: price {px} is not a positive number"
-    if sym not in portfolio.marks and sym not in self.known: return f"unknown_symbol: {sym!r} has no market data"
+    if notional is None and not (q > 0 and math.isfinite(q)):
+        return f"invalid: qty {q} is not a positive number"
+    if px is not None and not (px > 0 and math.isfinite(px)):
+        return f"invalid: price {px} is not a positive number"
+    if sym not in portfolio.marks and sym not in self.known:
+        return f"unknown_symbol: {sym!r} has no market data"
     need = self.reservation(order, portfolio, network_fee)
-    if need != need: return f"unknown_symbol: {sym!r} has no price yet to size a buy of {q:.6g}"
+    if need != need:
+        return f"unknown_symbol: {sym!r} has no price yet to size a buy of {q:.6g}"
     if notional is not None and notional <= network_fee:
         return f"invalid: notional {notional:.6g} does not cover the network fee {network_fee:.6g}"
     free = portfolio.free_cash()
-    if need > 0 and need > free + 1e-9 * max(abs(portfolio.cash), 1.0):      # float dust is not a shortfall
+    if need > 0 and need > free + 1e-9 * max(abs(portfolio.cash), 1.0):  # float dust is not a shortfall
         return f"cash: {'buy' if buy else 'network fee'} of {need:.6g} exceeds free cash {free:.6g}"
     if not buy and self.long_only:
         held = portfolio.free_qty(sym)
@@ -164,285 +234,432 @@ def check(self:OrderValidation, order:Order, portfolio:Portfolio, network_fee:fl
 # %% ../../nbs/65_backtest.ipynb #403e1e5e
 class _Ring:
     "The last `n` rows of (5, universe) bar values for one timeframe (NaN where a symbol had no bar)."
+
     __slots__ = ("buf", "n", "pos", "count")
-    def __init__(self, n:int, width:int): self.buf, self.n, self.pos, self.count = np.full((n, 5, width), np.nan), n, 0, 0
+
+    def __init__(self, n: int, width: int):
+        self.buf, self.n, self.pos, self.count = np.full((n, 5, width), np.nan), n, 0, 0
+
     def push(self, idx, ohlcv):
         if self.buf.shape[2] < (idx.stop if isinstance(idx, slice) else int(idx.max()) + 1):
             w = max(self.buf.shape[2] * 2, idx.stop if isinstance(idx, slice) else int(idx.max()) + 1)
-            b = np.full((self.n, 5, w), np.nan); b[:, :, :self.buf.shape[2]] = self.buf; self.buf = b
-        row = self.buf[self.pos]; row.fill(np.nan); row[:, idx] = ohlcv
-        self.pos = (self.pos + 1) % self.n; self.count += 1
-    def last(self, k:int, field:int) -> np.ndarray:
+            b = np.full((self.n, 5, w), np.nan)
+            b[:, :, : self.buf.shape[2]] = self.buf
+            self.buf = b
+        row = self.buf[self.pos]
+        row.fill(np.nan)
+        row[:, idx] = ohlcv
+        self.pos = (self.pos + 1) % self.n
+        self.count += 1
+
+    def last(self, k: int, field: int) -> np.ndarray:
         k = min(k, self.count, self.n)
         rows = (np.arange(self.pos - k, self.pos)) % self.n
         return self.buf[rows, field, :]
 
+
 class Context:
     "What a strategy sees: clock, market data, portfolio and the order API."
-    def __init__(self, engine:Engine): self._e = engine; self.portfolio = engine.portfolio; self.clock = engine.clock
+
+    def __init__(self, engine: Engine):
+        self._e = engine
+        self.portfolio = engine.portfolio
+        self.clock = engine.clock
+
     @property
-    def now_ns(self) -> int: return self._e.now
+    def now_ns(self) -> int:
+        return self._e.now
+
     @property
-    def now(self) -> pd.Timestamp: return pd.Timestamp(self._e.now, tz="UTC")
+    def now(self) -> pd.Timestamp:
+        return pd.Timestamp(self._e.now, tz="UTC")
+
     @property
-    def universe(self) -> list[str]: return self._e.universe
+    def universe(self) -> list[str]:
+        return self._e.universe
+
     @property
-    def universe_size(self) -> int: return len(self._e.universe)
-    def price(self, symbol:str) -> float:
+    def universe_size(self) -> int:
+        return len(self._e.universe)
+
+    def price(self, symbol: str) -> float:
         "Last known price of `symbol` (NaN if none)."
         return self.portfolio.marks.get(symbol, math.nan)
-    def log(self, event:str, **kw): self._e.log.info(event, strategy=self._e.strategy.name, **kw)
+
+    def log(self, event: str, **kw):
+        self._e.log.info(event, strategy=self._e.strategy.name, **kw)
 
 # %% ../../nbs/65_backtest.ipynb #213e96fd
 @patch
-def history(self:Context, field:str="close", n:int=1, tf:str|None=None) -> np.ndarray:
+def history(self: Context, field: str = "close", n: int = 1, tf: str | None = None) -> np.ndarray:
     "The last `n` bars of `field` for the whole universe: shape (<=n, universe size), NaN where absent."
     ring = self._e._rings.get(tf or self._e._tf0)
-    if ring is None: return np.empty((0, len(self._e.universe)))
-    return ring.last(n, _FIELDS.index(field))[:, :len(self._e.universe)]
+    if ring is None:
+        return np.empty((0, len(self._e.universe)))
+    return ring.last(n, _FIELDS.index(field))[:, : len(self._e.universe)]
+
 
 @patch
-def window(self:Context, symbol:str, n:int, field:str="close", tf:str|None=None) -> np.ndarray:
+def window(self: Context, symbol: str, n: int, field: str = "close", tf: str | None = None) -> np.ndarray:
     "The last `n` values of `field` for `symbol` (its bars only)."
     j = self._e._uidx.get(symbol)
-    if j is None: return np.empty(0)
+    if j is None:
+        return np.empty(0)
     h = self.history(field, n, tf)[:, j]
     return h[~np.isnan(h)]
 
 # %% ../../nbs/65_backtest.ipynb #ffbf6890
 @patch
-def position(self:Context, symbol:str) -> float:
+def position(self: Context, symbol: str) -> float:
     "The position in `symbol` (base units; 0 when flat)."
     return self.portfolio.qty(symbol)
 
+
 @patch
-def equity(self:Context) -> float:
+def equity(self: Context) -> float:
     "Cash plus positions at their last prices."
     return self._e.equity()
 
+
 @patch
-def available_cash(self:Context) -> float:
+def available_cash(self: Context) -> float:
     "Cash a new buy may spend: not reserved by open orders, one network fee kept back for the exit."
     return max(self.portfolio.free_cash() - self._e.network_fee, 0.0)
 
+
 @patch
-def max_buy(self:Context, symbol:str) -> float:
+def max_buy(self: Context, symbol: str) -> float:
     "The largest notional buy of `symbol` that the free cash and the risk limits accept now (quote units)."
     lim = self._e.risk.buying_power(symbol, self.portfolio, self._e.now)
     return min(self.available_cash(), lim * (1 - 1e-9))
 
+
 @patch
-def open_orders(self:Context, symbol:str|None=None) -> list[Order]:
+def open_orders(self: Context, symbol: str | None = None) -> list[Order]:
     "Orders submitted and not done, plus trigger orders and TWAP slices held locally."
     live = [o for o in self.portfolio.orders.values() if symbol is None or o.symbol == symbol]
     return live + self._e.om.held(symbol)
 
-@patch
-def long_mask(self:Context, idx=None # universe indices (e.g. `bars.idx`); None: the whole universe
-             ) -> np.ndarray:
-    "True where a symbol is held long or has a buy open: where a long-only entry must wait."
-    if idx is not None: return self._e._long[idx]              # indices always lie inside the universe
-    return self._e._long[:len(self._e.universe)]
 
 @patch
-def holdings(self:Context) -> list[str]:
+def long_mask(
+    self: Context,
+    idx=None,  # universe indices (e.g. `bars.idx`); None: the whole universe
+) -> np.ndarray:
+    "True where a symbol is held long or has a buy open: where a long-only entry must wait."
+    if idx is not None:
+        return self._e._long[idx]  # indices always lie inside the universe
+    return self._e._long[: len(self._e.universe)]
+
+
+@patch
+def holdings(self: Context) -> list[str]:
     "Symbols held long or with a buy open (what `max_open`-style limits count)."
     u = self._e.universe
     return [u[j] for j in np.flatnonzero(self.long_mask())]
 
+
 @patch
-def skip(self:Context, symbol:str, reason:str):
+def skip(self: Context, symbol: str, reason: str):
     "Record an entry the strategy did not send (e.g. no room within the limits); counted in the run's order stats."
     sk = self._e.skipped
     sk[reason] = sk.get(reason, 0) + 1
 
 # %% ../../nbs/65_backtest.ipynb #16468262
 @patch
-def _new(self:Context, symbol, side, qty, type=OrderType.MARKET, price=None, notional=None, **kw) -> Order:
+def _new(self: Context, symbol, side, qty, type=OrderType.MARKET, price=None, notional=None, **kw) -> Order:
     return self._e.om.create(symbol, side, qty, type, price, self._e.now, notional, **kw)
 
+
 @patch
-def market(self:Context, symbol:str, side:Side|str, qty:float, tag:str="") -> Order:
+def market(self: Context, symbol: str, side: Side | str, qty: float, tag: str = "") -> Order:
     "A market order for `qty` base units (checked and sent now; its status says if it was refused)."
     return self._e.submit(self._new(symbol, side, qty, tag=tag))
 
+
 @patch
-def buy(self:Context, symbol:str, qty:float|None=None, notional:float|None=None, tag:str="") -> Order|None:
+def buy(
+    self: Context, symbol: str, qty: float | None = None, notional: float | None = None, tag: str = ""
+) -> Order | None:
     "Buy `qty` base units, or spend `notional` quote units (exact-in); None for a notional that is not positive."
-    if notional is None: return self.market(symbol, Side.BUY, qty, tag)
-    if not notional > 0: return None
+    if notional is None:
+        return self.market(symbol, Side.BUY, qty, tag)
+    if not notional > 0:
+        return None
     mark = self.price(symbol)
     est = notional / mark if mark == mark and mark > 0 else 0.0
     return self._e.submit(self._new(symbol, Side.BUY, est, notional=notional, tag=tag))
 
+
 @patch
-def sell(self:Context, symbol:str, qty:float, tag:str="") -> Order:
+def sell(self: Context, symbol: str, qty: float, tag: str = "") -> Order:
     "Sell `qty` base units."
     return self.market(symbol, Side.SELL, qty, tag)
 
+
 @patch
-def close(self:Context, symbol:str, tag:str="") -> Order|None:
+def close(self: Context, symbol: str, tag: str = "") -> Order | None:
     "Cancel the unfilled rest of open buys of `symbol`, then sell what is held and not already being sold."
     for o in [o for o in self.portfolio.orders.values() if o.symbol == symbol and o.side is Side.BUY]:
         self.cancel(o.client_id)
     q = self.portfolio.free_qty(symbol)
     return self.market(symbol, Side.SELL, q, tag) if q > 0 else None
 
+
 @patch
-def order_target_percent(self:Context, symbol:str, pct:float, tag:str="") -> Order|None:
+def order_target_percent(self: Context, symbol: str, pct: float, tag: str = "") -> Order | None:
     "Buy or sell so that `symbol` is `pct` of equity at the last price (a buy within `max_buy`)."
-    px = self.price(symbol); target = pct * self.equity() / px; d = target - self.position(symbol)
-    if abs(d) * px < 1e-9 * max(self.equity(), 1): return None
-    if d > 0: return self.buy(symbol, notional=min(d * px, self.max_buy(symbol)), tag=tag)
+    px = self.price(symbol)
+    target = pct * self.equity() / px
+    d = target - self.position(symbol)
+    if abs(d) * px < 1e-9 * max(self.equity(), 1):
+        return None
+    if d > 0:
+        return self.buy(symbol, notional=min(d * px, self.max_buy(symbol)), tag=tag)
     return self.sell(symbol, min(-d, self.portfolio.free_qty(symbol)), tag)
 
 # %% ../../nbs/65_backtest.ipynb #059201d6
 @patch
-def _hold(self:Context, symbol, side, qty, type, price=None, trail_pct=None, oco=None, tag=""):
-    o = self._new(symbol, side, qty, type, price, tag=tag, trail_pct=trail_pct); self._e.om.hold(o, oco); return o
+def _hold(self: Context, symbol, side, qty, type, price=None, trail_pct=None, oco=None, tag=""):
+    o = self._new(symbol, side, qty, type, price, tag=tag, trail_pct=trail_pct)
+    self._e.om.hold(o, oco)
+    return o
+
 
 @patch
-def limit(self:Context, symbol:str, side:Side|str, qty:float, price:float, tag:str="") -> Order:
+def limit(self: Context, symbol: str, side: Side | str, qty: float, price: float, tag: str = "") -> Order:
     "A local limit order (released as a market order when the price crosses it)."
     return self._hold(symbol, Side(side), qty, OrderType.LIMIT, price, tag=tag)
 
+
 @patch
-def stop_loss(self:Context, symbol:str, qty:float, price:float, oco:str|None=None, tag:str="") -> Order:
+def stop_loss(self: Context, symbol: str, qty: float, price: float, oco: str | None = None, tag: str = "") -> Order:
     "Sell `qty` when the price falls to `price`."
     return self._hold(symbol, Side.SELL, qty, OrderType.STOP, price, oco=oco, tag=tag)
 
+
 @patch
-def take_profit(self:Context, symbol:str, qty:float, price:float, oco:str|None=None, tag:str="") -> Order:
+def take_profit(self: Context, symbol: str, qty: float, price: float, oco: str | None = None, tag: str = "") -> Order:
     "Sell `qty` when the price rises to `price`."
     return self._hold(symbol, Side.SELL, qty, OrderType.TAKE_PROFIT, price, oco=oco, tag=tag)
 
+
 @patch
-def trailing_stop(self:Context, symbol:str, qty:float, trail_pct:float, oco:str|None=None, tag:str="") -> Order:
+def trailing_stop(
+    self: Context, symbol: str, qty: float, trail_pct: float, oco: str | None = None, tag: str = ""
+) -> Order:
     "Sell `qty` when the price falls `trail_pct` below its best since placement."
     return self._hold(symbol, Side.SELL, qty, OrderType.TRAILING_STOP, None, trail_pct, oco, tag)
 
+
 @patch
-def twap(self:Context, symbol:str, side:Side|str, qty:float, slices:int, interval_s:float, tag:str="twap") -> list[Order]:
+def twap(
+    self: Context, symbol: str, side: Side | str, qty: float, slices: int, interval_s: float, tag: str = "twap"
+) -> list[Order]:
     "Split `qty` into `slices` market orders `interval_s` apart (the first goes now)."
     e = self._e
     kids = e.om.twap(symbol, Side(side), qty, slices, interval_s, e.now, tag=tag)
-    for o in e.om.due(e.now): e.submit(o)
+    for o in e.om.due(e.now):
+        e.submit(o)
     return kids
 
-@patch
-def cancel(self:Context, client_id:str) -> bool:
-    "Cancel a held order, or the unfilled rest of a submitted one (False when the venue cannot call it back)."
-    e = self._e
-    if e.om.cancel(client_id): return True
-    o = self.portfolio.orders.get(client_id)
-    if o is not None and e.broker.cancel(client_id): e._closed(o); return True
-    return False
 
 @patch
-def cancel_all(self:Context, symbol:str|None=None) -> int:
+def cancel(self: Context, client_id: str) -> bool:
+    "Cancel a held order, or the unfilled rest of a submitted one (False when the venue cannot call it back)."
+    e = self._e
+    if e.om.cancel(client_id):
+        return True
+    o = self.portfolio.orders.get(client_id)
+    if o is not None and e.broker.cancel(client_id):
+        e._closed(o)
+        return True
+    return False
+
+
+@patch
+def cancel_all(self: Context, symbol: str | None = None) -> int:
     "Cancel every open and held order (for `symbol`); the number cancelled."
     ids = [o.client_id for o in self.open_orders(symbol)]
     return sum(self.cancel(i) for i in ids)
 
+
 @patch
-def set_timer(self:Context, name:str, at_ns:int|None=None, every_s:float|None=None):
+def set_timer(self: Context, name: str, at_ns: int | None = None, every_s: float | None = None):
     "Call `on_timer(ctx, name)` at `at_ns` and/or every `every_s` seconds."
-    if at_ns is None and every_s is None: raise ValidationError("timer", name, "give at_ns or every_s")
+    if at_ns is None and every_s is None:
+        raise ValidationError("timer", name, "give at_ns or every_s")
     first = at_ns if at_ns is not None else self._e.now + int(every_s * NS)
     heapq.heappush(self._e._timers, (first, next(self._e._tseq), name, int(every_s * NS) if every_s else 0))
 
 # %% ../../nbs/65_backtest.ipynb #46ce88ad
-REJECTION_WARN_SHARE = 0.05     # warn when more than this share of the orders submitted were rejected
+REJECTION_WARN_SHARE = 0.05  # warn when more than this share of the orders submitted were rejected
 
-def order_stats(orders:list[Order], fills:list[Fill]=()) -> dict:
+
+def order_stats(orders: list[Order], fills: list[Fill] = ()) -> dict:
     "What became of `orders`: counts by outcome and rejections by reason code."
     parts: dict[str, int] = {}
     for f in fills:
-        if f.qty > 0: parts[f.client_id] = parts.get(f.client_id, 0) + 1
-    st = {"submitted": len(orders), "filled": 0, "partly_filled": 0, "filled_in_parts": 0, "cancelled": 0, "expired": 0,
-          "failed": 0, "rejected": 0, "open": 0, "rejected_by_reason": {}}
+        if f.qty > 0:
+            parts[f.client_id] = parts.get(f.client_id, 0) + 1
+    st = {
+        "submitted": len(orders),
+        "filled": 0,
+        "partly_filled": 0,
+        "filled_in_parts": 0,
+        "cancelled": 0,
+        "expired": 0,
+        "failed": 0,
+        "rejected": 0,
+        "open": 0,
+        "rejected_by_reason": {},
+    }
     by = st["rejected_by_reason"]
     for o in orders:
         s = o.status
-        if s is OrderStatus.FILLED: st["filled"] += 1
-        elif s is OrderStatus.CANCELLED: st["cancelled"] += 1
-        elif s is OrderStatus.EXPIRED: st["expired"] += 1
-        elif s is OrderStatus.FAILED: st["failed"] += 1
+        if s is OrderStatus.FILLED:
+            st["filled"] += 1
+        elif s is OrderStatus.CANCELLED:
+            st["cancelled"] += 1
+        elif s is OrderStatus.EXPIRED:
+            st["expired"] += 1
+        elif s is OrderStatus.FAILED:
+            st["failed"] += 1
         elif s is OrderStatus.REJECTED:
-            st["rejected"] += 1; code = (o.reason or "unknown").split(":", 1)[0].strip() or "unknown"
+            st["rejected"] += 1
+            code = (o.reason or "unknown").split(":", 1)[0].strip() or "unknown"
             by[code] = by.get(code, 0) + 1
-        else: st["open"] += 1
-        if s is not OrderStatus.FILLED and o.filled_qty > 0: st["partly_filled"] += 1
-        if parts.get(o.client_id, 0) > 1: st["filled_in_parts"] += 1
+        else:
+            st["open"] += 1
+        if s is not OrderStatus.FILLED and o.filled_qty > 0:
+            st["partly_filled"] += 1
+        if parts.get(o.client_id, 0) > 1:
+            st["filled_in_parts"] += 1
     st["rejected_by_reason"] = dict(sorted(by.items(), key=lambda kv: -kv[1]))
     return st
 
-def rejection_warning(stats:dict, share:float=REJECTION_WARN_SHARE) -> str|None:
+
+def rejection_warning(stats: dict, share: float = REJECTION_WARN_SHARE) -> str | None:
     "A plain warning when more than `share` of the orders were rejected (None otherwise)."
     n, r = stats["submitted"], stats["rejected"]
-    if not n or r <= share * n: return None
+    if not n or r <= share * n:
+        return None
     why = ", ".join(f"{k} {v}" for k, v in stats["rejected_by_reason"].items())
-    return (f"{r} of {n} orders ({r / n:.0%}) were rejected ({why}): the results show what the account and the risk "
-            f"limits allowed, not the strategy's signals")
+    return (
+        f"{r} of {n} orders ({r / n:.0%}) were rejected ({why}): the results show what the account and the risk "
+        "limits allowed, not the strategy's signals"
+    )
 
 # %% ../../nbs/65_backtest.ipynb #4118d46b
-def order_rows(stats:dict) -> list[tuple[str, str]]:
+def order_rows(stats: dict) -> list[tuple[str, str]]:
     "(outcome, count) rows of a run's order statistics, rejections and skipped entries by reason."
-    rows = [(k.replace("_", " "), f"{stats[k]:,}") for k in ("submitted", "filled", "filled_in_parts", "partly_filled",
-                                                             "cancelled", "expired", "failed", "rejected", "open")]
+    rows = [
+        (k.replace("_", " "), f"{stats[k]:,}")
+        for k in (
+            "submitted",
+            "filled",
+            "filled_in_parts",
+            "partly_filled",
+            "cancelled",
+            "expired",
+            "failed",
+            "rejected",
+            "open",
+        )
+    ]
     rows += [(f"  rejected: {k}", f"{v:,}") for k, v in stats.get("rejected_by_reason", {}).items()]
     rows += [(f"  entry skipped: {k}", f"{v:,}") for k, v in stats.get("skipped", {}).items()]
     return rows
 
-def order_notes(stats:dict, risk:str) -> list[str]:
+
+def order_notes(stats: dict, risk: str) -> list[str]:
     "The lines printed under the orders table: which risk checks ran, and the rejection warning if any."
     out = [f"risk checks: {risk}"]
     w = rejection_warning(stats)
-    if w: out.append(f"warning: {w}")
+    if w:
+        out.append(f"warning: {w}")
     return out
 
 # %% ../../nbs/65_backtest.ipynb #7589694b
 @dataclass
 class BacktestResult:
     "What a run produced: equity curve, fills, orders, trades and run facts."
-    strategy: str; params: dict; equity: pd.Series; exposure: pd.Series; fills: list; orders: list
-    portfolio: Portfolio; initial_cash: float; events: int; bars: int; elapsed_s: float
-    risk: str = "off"           # which risk checks ran: "risk engine ([risk] limits)", "off (account checks only)", ...
-    skipped: dict = field(default_factory=dict)   # entries not sent, by reason (Context.skip)
+
+    strategy: str
+    params: dict
+    equity: pd.Series
+    exposure: pd.Series
+    fills: list
+    orders: list
+    portfolio: Portfolio
+    initial_cash: float
+    events: int
+    bars: int
+    elapsed_s: float
+    risk: str = "off"  # which risk checks ran: "risk engine ([risk] limits)", "off (account checks only)", ...
+    skipped: dict = field(default_factory=dict)  # entries not sent, by reason (Context.skip)
+
     @property
-    def final_equity(self) -> float: return float(self.equity.iloc[-1]) if len(self.equity) else self.initial_cash
+    def final_equity(self) -> float:
+        return float(self.equity.iloc[-1]) if len(self.equity) else self.initial_cash
+
     @property
-    def trades(self) -> pd.DataFrame: return round_trips(self.fills, self.portfolio)
-    def order_stats(self) -> dict: return {**order_stats(self.orders, self.fills), "skipped": dict(self.skipped)}
-    def warning(self) -> str|None: return rejection_warning(self.order_stats())
+    def trades(self) -> pd.DataFrame:
+        return round_trips(self.fills, self.portfolio)
+
+    def order_stats(self) -> dict:
+        return {**order_stats(self.orders, self.fills), "skipped": dict(self.skipped)}
+
+    def warning(self) -> str | None:
+        return rejection_warning(self.order_stats())
+
     def metrics(self, **kw) -> dict:
         from memebot.metrics import compute
-        return compute(self.equity, self.trades, self.fills, exposure=self.exposure, initial_cash=self.initial_cash, **kw)
+
+        return compute(
+            self.equity, self.trades, self.fills, exposure=self.exposure, initial_cash=self.initial_cash, **kw
+        )
 
 # %% ../../nbs/65_backtest.ipynb #c7e304ba
 class _NoRisk(RiskHook):
     "No risk limits (research runs): everything the account checks pass goes to the broker."
-    def check(self, order, portfolio, now_ns): return None
+
+    def check(self, order, portfolio, now_ns):
+        return None
+
 
 RISK_OFF = "off (account checks only)"
 
+
 def _risk_hook(risk) -> tuple[RiskHook, str]:
     "The hook and its label for an Engine's `risk` argument."
-    if risk is None or risk is False: return _NoRisk(), RISK_OFF
+    if risk is None or risk is False:
+        return _NoRisk(), RISK_OFF
     if isinstance(risk, str):
-        if risk != "settings": raise ValidationError("engine", "risk", f"{risk!r}: expected 'settings', None or a RiskHook")
+        if risk != "settings":
+            raise ValidationError("engine", "risk", f"{risk!r}: expected 'settings', None or a RiskHook")
         from memebot.risk import RiskEngine
+
         return RiskEngine.from_settings(watch_kill_file=False, name="backtest"), "risk engine ([risk] limits)"
     return risk, getattr(risk, "label", None) or f"{type(risk).__name__}"
 
+
 class Engine:
     "Event-driven engine: strategy + clock + feed + broker + risk; identical in backtest, paper and live."
-    def __init__(self, strategy:Strategy, feed:Feed, broker=None, # default SimulatedBroker(BarFill())
-                 clock:Clock|None=None, # default SimClock; the engine advances a SimClock to each event
-                 risk:RiskHook|str|None="settings", # "settings": RiskEngine with the [risk] limits; None: off
-                 portfolio:Portfolio|None=None, cash:float|None=None, run_id:str="bt",
-                 validation:OrderValidation|None=None, # the account checks (default OrderValidation())
-                 environment:Environment=Environment.BACKTEST): # where it runs (a node passes PAPER or LIVE)
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        feed: Feed,
+        broker=None,  # default SimulatedBroker(BarFill())
+        clock: Clock | None = None,  # default SimClock; the engine advances a SimClock to each event
+        risk: RiskHook | str | None = "settings",  # "settings": RiskEngine with the [risk] limits; None: off
+        portfolio: Portfolio | None = None,
+        cash: float | None = None,
+        run_id: str = "bt",
+        validation: OrderValidation | None = None,  # the account checks (default OrderValidation())
+        environment: Environment = Environment.BACKTEST,
+    ):  # where it runs (a node passes PAPER or LIVE)
         self.strategy, self.feed, self.environment = strategy, feed, Environment(environment)
         self.broker = broker if broker is not None else SimulatedBroker(BarFill())
         self.network_fee = float(self.broker.network_fee)
@@ -452,302 +669,465 @@ class Engine:
         if portfolio is None:
             if cash is None:
                 from memebot.config import get_settings
+
                 cash = get_settings().backtest.initial_cash_usd
             portfolio = Portfolio(cash=float(cash))
         self.portfolio, self.initial_cash = portfolio, portfolio.equity()
         self.om = OrderManager(run_id)
         self.log = get_logger("memebot.engine")
-        self.on_rejected = None                     # callable(order): an order refused before any broker saw it
+        self.on_rejected = None  # callable(order): an order refused before any broker saw it
         self._advance = self.clock.advance_to if self.clock.simulated else None
         rt = type(self.risk)
         self._alive = self.risk.feed_alive if rt.feed_alive is not RiskHook.feed_alive else None
-        self.universe: list[str] = []; self._uidx: dict[str, int] = {}; self._icache: dict = {}
-        self._rings: dict[str, _Ring] = {}; self._tf0 = None
+        self.universe: list[str] = []
+        self._uidx: dict[str, int] = {}
+        self._icache: dict = {}
+        self._rings: dict[str, _Ring] = {}
+        self._tf0 = None
         self._hist = int(strategy.history) if strategy.history else 0
         self._timers, self._tseq = [], itertools.count()
-        self._held_pos: dict[str, object] = {}      # symbol -> Position with qty != 0
-        self._buys: dict[str, int] = {}             # symbol -> open buy orders
-        self._long = np.zeros(8, bool)              # per universe index: held long or a buy open
+        self._held_pos: dict[str, object] = {}  # symbol -> Position with qty != 0
+        self._buys: dict[str, int] = {}  # symbol -> open buy orders
+        self._long = np.zeros(8, bool)  # per universe index: held long or a buy open
         self.fills, self.orders = [], []
-        self.skipped: dict[str, int] = {}          # entries a strategy decided not to send, by reason (ctx.skip)
+        self.skipped: dict[str, int] = {}  # entries a strategy decided not to send, by reason (ctx.skip)
         self._eq_ts, self._eq, self._ex = [], [], []
         self.now, self.events, self.bars = 0, 0, 0
         self.ctx = Context(self)
         self._started = False
-        if feed.symbols is not None: self._index(tuple(feed.symbols))
+        if feed.symbols is not None:
+            self._index(tuple(feed.symbols))
 
 # %% ../../nbs/65_backtest.ipynb #7c2ee9f8
 @patch
-def _index(self:Engine, symbols:tuple):
+def _index(self: Engine, symbols: tuple):
     "Universe indices of `symbols` (a slice when contiguous), registering new ones."
     idx = self._icache.get(symbols)
     if idx is None:
         u = self._uidx
         for s in symbols:
-            if s not in u: u[s] = len(self.universe); self.universe.append(s)
+            if s not in u:
+                u[s] = len(self.universe)
+                self.universe.append(s)
         if len(self.universe) > self._long.shape[0]:
-            m = np.zeros(max(len(self.universe), 2 * self._long.shape[0]), bool); m[:self._long.shape[0]] = self._long
+            m = np.zeros(max(len(self.universe), 2 * self._long.shape[0]), bool)
+            m[: self._long.shape[0]] = self._long
             self._long = m
         a = np.fromiter((u[s] for s in symbols), np.int64, len(symbols))
         idx = slice(int(a[0]), int(a[0]) + len(a)) if len(a) and (np.diff(a) == 1).all() else a
-        if len(self._icache) > 100_000: self._icache.clear()
+        if len(self._icache) > 100_000:
+            self._icache.clear()
         self._icache[symbols] = idx
     return idx
 
+
 @patch
-def equity(self:Engine) -> float:
+def equity(self: Engine) -> float:
     "Cash plus positions at their last marks."
     m = self.portfolio.marks
     return self.portfolio.cash + sum(p.qty * m.get(s, p.avg_price) for s, p in self._held_pos.items())
 
+
 @patch
-def _touch(self:Engine, symbol:str):
+def _touch(self: Engine, symbol: str):
     "Refresh `symbol`'s long mask: a long position, or a buy still open."
     j = self._uidx.get(symbol)
-    if j is None: self._index((symbol,)); j = self._uidx[symbol]
+    if j is None:
+        self._index((symbol,))
+        j = self._uidx[symbol]
     p = self._held_pos.get(symbol)
     self._long[j] = (p is not None and p.qty > 0) or symbol in self._buys
 
 # %% ../../nbs/65_backtest.ipynb #34a3ac88
 @patch
-def submit(self:Engine, o:Order) -> Order:
+def submit(self: Engine, o: Order) -> Order:
     "Check `o` (account, then risk) and hand it to the broker; a refusal comes back as a REJECTED order."
     o.ts = self.now
-    if o.status is not OrderStatus.NEW: return o
+    if o.status is not OrderStatus.NEW:
+        return o
     self.orders.append(o)
     why = self.validation.check(o, self.portfolio, self.network_fee)
     if why is None:
         why = self.risk.check(o, self.portfolio, self.now)
-        if why is not None: o.reserved = 0.0
-    if why is not None: return self._reject(o, why)
+        if why is not None:
+            o.reserved = 0.0
+    if why is not None:
+        return self._reject(o, why)
     self.portfolio.accept(o)
     if o.side is Side.BUY:
-        self._buys[o.symbol] = self._buys.get(o.symbol, 0) + 1; self._touch(o.symbol)
+        self._buys[o.symbol] = self._buys.get(o.symbol, 0) + 1
+        self._touch(o.symbol)
     self.broker.submit(o, self.now)
     return o
 
+
 @patch
-def _reject(self:Engine, o:Order, why:str) -> Order:
+def _reject(self: Engine, o: Order, why: str) -> Order:
     o.transition(OrderStatus.REJECTED, why)
-    if self.on_rejected is not None: self.on_rejected(o)
+    if self.on_rejected is not None:
+        self.on_rejected(o)
     self.strategy.on_order(self.ctx, o)
     return o
 
-@patch
-def _closed(self:Engine, o:Order, notify:bool=True # False: the caller tells the strategy later
-           ) -> bool:
-    "`o` reached a terminal state: release its reservation, tell risk and (unless filled) the strategy. Idempotent."
-    if not self.portfolio.finish(o): return False
-    if o.side is Side.BUY:
-        n = self._buys.get(o.symbol, 0) - 1
-        if n > 0: self._buys[o.symbol] = n
-        else: self._buys.pop(o.symbol, None)
-    self._touch(o.symbol)
-    self.risk.on_order_closed(o)
-    if notify and o.status is not OrderStatus.FILLED: self.strategy.on_order(self.ctx, o)
-    return True
 
 @patch
-def book(self:Engine, reports:list):
-    "Book what the broker reported (fills, orders that finished), then tell the strategy: it sees the whole batch booked."
+def _closed(
+    self: Engine,
+    o: Order,
+    notify: bool = True,  # False: the caller tells the strategy later
+) -> bool:
+    "`o` reached a terminal state: release its reservation, tell risk and (unless filled) the strategy. Idempotent."
+    if not self.portfolio.finish(o):
+        return False
+    if o.side is Side.BUY:
+        n = self._buys.get(o.symbol, 0) - 1
+        if n > 0:
+            self._buys[o.symbol] = n
+        else:
+            self._buys.pop(o.symbol, None)
+    self._touch(o.symbol)
+    self.risk.on_order_closed(o)
+    if notify and o.status is not OrderStatus.FILLED:
+        self.strategy.on_order(self.ctx, o)
+    return True
+
+
+@patch
+def book(self: Engine, reports: list):
+    "Book what the broker reported (fills, finished orders), then tell the strategy: it sees the whole batch."
     pf, tell = self.portfolio, []
     for r in reports:
         if type(r) is Fill:
-            pf.apply(r); self.fills.append(r)
+            pf.apply(r)
+            self.fills.append(r)
             p = pf.positions[r.symbol]
-            if p.qty != 0: self._held_pos[r.symbol] = p
-            else: self._held_pos.pop(r.symbol, None)
+            if p.qty != 0:
+                self._held_pos[r.symbol] = p
+            else:
+                self._held_pos.pop(r.symbol, None)
             self.risk.on_fill(r, pf)
-            if r.qty > 0: tell.append(r)
+            if r.qty > 0:
+                tell.append(r)
             o = pf.orders.get(r.client_id)
             if o is not None and o.status.is_terminal:
-                if self._closed(o, notify=False) and o.status is not OrderStatus.FILLED: tell.append(o)
-            else: self._touch(r.symbol)
-        elif self._closed(r, notify=False) and r.status is not OrderStatus.FILLED: tell.append(r)
+                if self._closed(o, notify=False) and o.status is not OrderStatus.FILLED:
+                    tell.append(o)
+            else:
+                self._touch(r.symbol)
+        elif self._closed(r, notify=False) and r.status is not OrderStatus.FILLED:
+            tell.append(r)
     strat, ctx = self.strategy, self.ctx
     for x in tell:
-        if type(x) is Fill: strat.on_fill(ctx, x)
-        else: strat.on_order(ctx, x)
+        if type(x) is Fill:
+            strat.on_fill(ctx, x)
+        else:
+            strat.on_order(ctx, x)
 
 # %% ../../nbs/65_backtest.ipynb #cb54829c
 @patch
-def start(self:Engine):
+def start(self: Engine):
     "Call `on_start` (once)."
-    if not self._started: self._started = True; self.strategy.on_start(self.ctx)
+    if not self._started:
+        self._started = True
+        self.strategy.on_start(self.ctx)
+
 
 @patch
-def step(self:Engine, ev):
+def step(self: Engine, ev):
     "Process one market event: the one code path of backtest, paper and live."
     t = type(ev)
-    if t is Candle: ev = Bars.from_candle(ev); t = Bars
+    if t is Candle:
+        ev = Bars.from_candle(ev)
+        t = Bars
     ts = ev.ts
-    if self._advance is not None: self._advance(ts)
-    if self._alive is not None: self._alive(ts)      # before triggers fire: an order at this event is not after a stale feed
-    if ts > self.now: self.now = ts
+    if self._advance is not None:
+        self._advance(ts)
+    if self._alive is not None:
+        self._alive(ts)  # before triggers fire: an order at this event is not after a stale feed
+    if ts > self.now:
+        self.now = ts
     self.events += 1
     strat, ctx = self.strategy, self.ctx
-    if t is Bars: idx = ev.idx = self._index(ev.symbols)
+    if t is Bars:
+        idx = ev.idx = self._index(ev.symbols)
     # 1. fills at this event, of orders sent on earlier events only
     rep = self.broker.on_market(ev)
-    if rep: self.book(rep)
+    if rep:
+        self.book(rep)
     # 2. timers, TWAP slices and crossed triggers: sent now, filled at the earliest on the next event
-    if self._timers and self._timers[0][0] <= ts: self._fire_timers(ts)
+    if self._timers and self._timers[0][0] <= ts:
+        self._fire_timers(ts)
     om = self.om
     if om._schedule:
-        for o in om.due(ts): self.submit(o)
+        for o in om.due(ts):
+            self.submit(o)
     if om.triggers:
-        for o in om.on_market(ev): self.submit(o)
+        for o in om.on_market(ev):
+            self.submit(o)
     if t is Bars:
         self.bars += len(ev.symbols)
         close = ev.ohlcv[3]
-        if len(ev.symbols) == 1: self.portfolio.marks[ev.symbols[0]] = float(close[0])
-        else: self.portfolio.marks.update(zip(ev.symbols, close.tolist()))
+        if len(ev.symbols) == 1:
+            self.portfolio.marks[ev.symbols[0]] = float(close[0])
+        else:
+            self.portfolio.marks.update(zip(ev.symbols, close.tolist()))
         if self._hist:
             ring = self._rings.get(ev.tf)
             if ring is None:
                 ring = self._rings[ev.tf] = _Ring(self._hist, max(len(self.universe), 8))
-                if self._tf0 is None: self._tf0 = ev.tf
+                if self._tf0 is None:
+                    self._tf0 = ev.tf
             ring.push(idx, ev.ohlcv)
         self.risk.on_market(ev)
         strat.on_bar(ctx, ev)
     elif t is Tick or t is Swap:
-        sym = event_key(ev); self._index((sym,))
+        sym = event_key(ev)
+        self._index((sym,))
         self.portfolio.marks[sym] = ev.price
-        self.risk.on_market(ev); strat.on_tick(ctx, ev)
+        self.risk.on_market(ev)
+        strat.on_tick(ctx, ev)
     else:
         sym = event_key(ev)
         if sym is not None:
             self._index((sym,))
-            if ev.price == ev.price: self.portfolio.marks[sym] = ev.price
-        self.validation.on_market(ev); self.risk.on_market(ev); strat.on_event(ctx, ev)
+            if ev.price == ev.price:
+                self.portfolio.marks[sym] = ev.price
+        self.validation.on_market(ev)
+        self.risk.on_market(ev)
+        strat.on_event(ctx, ev)
     # equity and gross exposure, one point per timestamp
     m, hp = self.portfolio.marks, self._held_pos
     eq, ex = self.portfolio.cash, 0.0
     for s, p in hp.items():
-        v = p.qty * m[s]; eq += v; ex += v if v > 0 else -v
-    if self._eq_ts and self._eq_ts[-1] == ts: self._eq[-1], self._ex[-1] = eq, ex
-    else: self._eq_ts.append(ts); self._eq.append(eq); self._ex.append(ex)
+        v = p.qty * m[s]
+        eq += v
+        ex += v if v > 0 else -v
+    if self._eq_ts and self._eq_ts[-1] == ts:
+        self._eq[-1], self._ex[-1] = eq, ex
+    else:
+        self._eq_ts.append(ts)
+        self._eq.append(eq)
+        self._ex.append(ex)
+
 
 @patch
-def _fire_timers(self:Engine, ts):
+def _fire_timers(self: Engine, ts):
     while self._timers and self._timers[0][0] <= ts:
         at, _, name, every = heapq.heappop(self._timers)
-        if every: heapq.heappush(self._timers, (at + every, next(self._tseq), name, every))
+        if every:
+            heapq.heappush(self._timers, (at + every, next(self._tseq), name, every))
         self.strategy.on_timer(self.ctx, name)
 
 # %% ../../nbs/65_backtest.ipynb #04e6df03
 @patch
-def finish(self:Engine, elapsed:float=0.0, on_stop:bool=True # False: an interrupted run that may be resumed
-          ) -> BacktestResult:
+def finish(
+    self: Engine,
+    elapsed: float = 0.0,
+    on_stop: bool = True,  # False: an interrupted run that may be resumed
+) -> BacktestResult:
     "Call `on_stop` (unless told not to) and collect the result."
-    if on_stop: self.strategy.on_stop(self.ctx)
+    if on_stop:
+        self.strategy.on_stop(self.ctx)
     idx = pd.DatetimeIndex(pd.to_datetime(np.asarray(self._eq_ts, np.int64), utc=True), name="ts")
-    return BacktestResult(self.strategy.name, self.strategy.param_values, pd.Series(self._eq, idx, name="equity"),
-                          pd.Series(self._ex, idx, name="exposure"), self.fills, self.orders, self.portfolio,
-                          self.initial_cash, self.events, self.bars, elapsed, self.risk_label, dict(self.skipped))
+    return BacktestResult(
+        self.strategy.name,
+        self.strategy.param_values,
+        pd.Series(self._eq, idx, name="equity"),
+        pd.Series(self._ex, idx, name="exposure"),
+        self.fills,
+        self.orders,
+        self.portfolio,
+        self.initial_cash,
+        self.events,
+        self.bars,
+        elapsed,
+        self.risk_label,
+        dict(self.skipped),
+    )
+
 
 @patch
-def restore(self:Engine, fills:list[Fill]=(), open_orders:list[Order]=(), held:list=(), client_ids:list[str]=()):
+def restore(
+    self: Engine, fills: list[Fill] = (), open_orders: list[Order] = (), held: list = (), client_ids: list[str] = ()
+):
     "Rebuild a restarted node's account: book `fills`, re-open `open_orders`, hold triggers, continue client ids."
     pf = self.portfolio
     for f in fills:
-        pf.apply(f); self.fills.append(f)
+        pf.apply(f)
+        self.fills.append(f)
         p = pf.positions[f.symbol]
-        if p.qty: self._held_pos[f.symbol] = p
-        else: self._held_pos.pop(f.symbol, None)
+        if p.qty:
+            self._held_pos[f.symbol] = p
+        else:
+            self._held_pos.pop(f.symbol, None)
         self._touch(f.symbol)
     for o in open_orders:
         o.reserved = self.validation.reservation(o, pf, self.network_fee) if o.filled_qty == 0 else 0.0
         pf.accept(o)
-        if o.side is Side.BUY: self._buys[o.symbol] = self._buys.get(o.symbol, 0) + 1
+        if o.side is Side.BUY:
+            self._buys[o.symbol] = self._buys.get(o.symbol, 0) + 1
         self._touch(o.symbol)
-    for o, oco in held: self.om.hold(o, oco)
+    for o, oco in held:
+        self.om.hold(o, oco)
     self.om.continue_after([*client_ids, *(o.client_id for o in open_orders), *(o.client_id for o, _ in held)])
 
+
 @patch
-def run(self:Engine) -> BacktestResult:
+def run(self: Engine) -> BacktestResult:
     "Run the feed to its end: sync iteration when the feed supports it, else the async loop."
-    try: it = iter(self.feed)
+    try:
+        it = iter(self.feed)
     except TypeError:
-        try: asyncio.get_running_loop()
-        except RuntimeError: return asyncio.run(self.arun())
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.arun())
         raise MemebotError("this feed is async-only and an event loop is running: use `await engine.arun()`") from None
-    t0 = time.perf_counter(); self.start(); step = self.step
-    for ev in it: step(ev)
+    t0 = time.perf_counter()
+    self.start()
+    step = self.step
+    for ev in it:
+        step(ev)
     return self.finish(time.perf_counter() - t0)
+
 
 @patch
-async def arun(self:Engine) -> BacktestResult:
+async def arun(self: Engine) -> BacktestResult:
     "Run with `async for` (live and paper feeds); the same `step` per event."
-    t0 = time.perf_counter(); self.start(); step = self.step
-    async for ev in self.feed: step(ev)
+    t0 = time.perf_counter()
+    self.start()
+    step = self.step
+    async for ev in self.feed:
+        step(ev)
     return self.finish(time.perf_counter() - t0)
 
-def backtest(strategy:Strategy, feed:Feed, cash:float=10_000.0, model=None, fees=None,
-             risk:RiskHook|str|None="settings", **kw) -> BacktestResult:
+
+def backtest(
+    strategy: Strategy,
+    feed: Feed,
+    cash: float = 10_000.0,
+    model=None,
+    fees=None,
+    risk: RiskHook | str | None = "settings",
+    **kw,
+) -> BacktestResult:
     "Run `strategy` over `feed` with a SimulatedBroker(model, fees) and (by default) the settings' risk limits."
     from memebot.exec import FeeSchedule
+
     br = SimulatedBroker(model or BarFill(), fees or FeeSchedule())
     return Engine(strategy, feed, br, risk=risk, cash=cash, **kw).run()
 
 # %% ../../nbs/65_backtest.ipynb #2d14592a
-def round_trips(fills:list[Fill], portfolio:Portfolio|None=None) -> pd.DataFrame:
+def round_trips(fills: list[Fill], portfolio: Portfolio | None = None) -> pd.DataFrame:
     "Closed (and still open) round-trip trades from fills."
-    cols = ["symbol", "side", "entry_time", "exit_time", "entry_price", "exit_price", "size", "fees", "pnl", "return", "status"]
+    cols = [
+        "symbol",
+        "side",
+        "entry_time",
+        "exit_time",
+        "entry_price",
+        "exit_price",
+        "size",
+        "fees",
+        "pnl",
+        "return",
+        "status",
+    ]
     rows, cur = [], {}
     for f in fills:
         if not f.qty > 0:
-            if f.symbol in cur: cur[f.symbol]["fees"] += f.fee
+            if f.symbol in cur:
+                cur[f.symbol]["fees"] += f.fee
             continue
         t = cur.get(f.symbol)
         sgn = f.side.sign
         if t is None:
-            t = cur[f.symbol] = dict(symbol=f.symbol, side="long" if sgn > 0 else "short", entry_time=f.ts, pos=0.0,
-                                     in_q=0.0, in_v=0.0, out_q=0.0, out_v=0.0, fees=0.0)
+            t = cur[f.symbol] = dict(
+                symbol=f.symbol,
+                side="long" if sgn > 0 else "short",
+                entry_time=f.ts,
+                pos=0.0,
+                in_q=0.0,
+                in_v=0.0,
+                out_q=0.0,
+                out_v=0.0,
+                fees=0.0,
+            )
         opening = (t["side"] == "long") == (sgn > 0)
-        if opening: t["in_q"] += f.qty; t["in_v"] += f.qty * f.price
-        else: t["out_q"] += f.qty; t["out_v"] += f.qty * f.price
-        t["fees"] += f.fee; t["pos"] += sgn * f.qty
+        if opening:
+            t["in_q"] += f.qty
+            t["in_v"] += f.qty * f.price
+        else:
+            t["out_q"] += f.qty
+            t["out_v"] += f.qty * f.price
+        t["fees"] += f.fee
+        t["pos"] += sgn * f.qty
         if abs(t["pos"]) <= 1e-9 * max(t["in_q"], 1e-300):
-            rows.append(_close(t, f.ts, "closed")); del cur[f.symbol]
+            rows.append(_close(t, f.ts, "closed"))
+            del cur[f.symbol]
     for s, t in cur.items():
         mark = portfolio.marks.get(s, math.nan) if portfolio is not None else math.nan
-        rem = abs(t["pos"]); t["out_v"] += rem * mark; t["out_q"] += rem
+        rem = abs(t["pos"])
+        t["out_v"] += rem * mark
+        t["out_q"] += rem
         rows.append(_close(t, None, "open"))
     df = pd.DataFrame(rows, columns=cols)
-    for c in ("entry_time", "exit_time"): df[c] = pd.to_datetime(df[c].astype("Int64"), utc=True)
+    for c in ("entry_time", "exit_time"):
+        df[c] = pd.to_datetime(df[c].astype("Int64"), utc=True)
     return df.sort_values(["entry_time", "symbol"], ignore_index=True)
+
 
 def _close(t, ts, status):
     ep, xp = t["in_v"] / t["in_q"], t["out_v"] / t["out_q"] if t["out_q"] else math.nan
     gross = (t["out_v"] - t["in_v"]) if t["side"] == "long" else (t["in_v"] - t["out_v"])
     pnl = gross - t["fees"]
-    return dict(symbol=t["symbol"], side=t["side"], entry_time=t["entry_time"], exit_time=ts, entry_price=ep, exit_price=xp,
-                size=t["in_q"], fees=t["fees"], pnl=pnl, **{"return": pnl / t["in_v"] if t["in_v"] else math.nan}, status=status)
+    return dict(
+        symbol=t["symbol"],
+        side=t["side"],
+        entry_time=t["entry_time"],
+        exit_time=ts,
+        entry_price=ep,
+        exit_price=xp,
+        size=t["in_q"],
+        fees=t["fees"],
+        pnl=pnl,
+        **{"return": pnl / t["in_v"] if t["in_v"] else math.nan},
+        status=status,
+    )
 
 # %% ../../nbs/65_backtest.ipynb #554c00b1
-def lookahead_check(strategy:Strategy, frame:pd.DataFrame, points:int=25, # truncation points (evenly spaced)
-                    min_bars:int=50) -> pd.DataFrame:
+def lookahead_check(
+    strategy: Strategy,
+    frame: pd.DataFrame,
+    points: int = 25,  # truncation points (evenly spaced)
+    min_bars: int = 50,
+) -> pd.DataFrame:
     "Rows where signals computed on data truncated at t differ from the full run's signals at t (empty = no lookahead)."
     en, ex = strategy.signals(frame)
     n = len(frame)
     ts = np.unique(np.linspace(min(min_bars, n - 1), n - 1, min(points, n)).astype(int))
     bad = []
     for t in ts:
-        e2, x2 = strategy.signals(frame.iloc[:t + 1])
+        e2, x2 = strategy.signals(frame.iloc[: t + 1])
         for name, full, part in (("entries", en, e2), ("exits", ex, x2)):
             a, b = full.iloc[t], part.iloc[-1]
             diff = a.ne(b)
-            for sym in diff.index[diff.to_numpy()]: bad.append((frame.index[t], sym, name, bool(a[sym]), bool(b[sym])))
+            for sym in diff.index[diff.to_numpy()]:
+                bad.append((frame.index[t], sym, name, bool(a[sym]), bool(b[sym])))
     return pd.DataFrame(bad, columns=["ts", "symbol", "signal", "full", "truncated"])
 
-def missing_bars(frame:pd.DataFrame, tf:str) -> pd.DataFrame:
+
+def missing_bars(frame: pd.DataFrame, tf: str) -> pd.DataFrame:
     "Gaps in each symbol's bars (between its first and last bar): start, end and number of missing bars."
-    step = pd.Timedelta(seconds=tf_seconds(tf)); rows = []
+    step = pd.Timedelta(seconds=tf_seconds(tf))
+    rows = []
     close = frame["close"] if isinstance(frame.columns, pd.MultiIndex) else frame
     for sym in close.columns:
         ts = close[sym].dropna().index
-        if len(ts) < 2: continue
-        d = ts[1:] - ts[:-1]; gap = np.flatnonzero(d > step)
-        for g in gap: rows.append((sym, ts[g] + step, ts[g + 1] - step, int(d[g] / step) - 1))
+        if len(ts) < 2:
+            continue
+        d = ts[1:] - ts[:-1]
+        gap = np.flatnonzero(d > step)
+        for g in gap:
+            rows.append((sym, ts[g] + step, ts[g + 1] - step, int(d[g] / step) - 1))
     return pd.DataFrame(rows, columns=["symbol", "first_missing", "last_missing", "bars"])

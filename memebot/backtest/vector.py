@@ -16,28 +16,59 @@ import memebot.strategy as _strategy
 __all__ = ['from_signals', 'vbt_trades', 'indicator_cache', 'FieldFrame', 'expand_grid', 'parse_grid', 'sweep', 'heatmap']
 
 # %% ../../nbs/66_backtest.vector.ipynb #031269d5
-def _shifted(x:pd.DataFrame) -> pd.DataFrame: return x.shift(1, fill_value=False).astype(bool)
+def _shifted(x: pd.DataFrame) -> pd.DataFrame:
+    return x.shift(1, fill_value=False).astype(bool)
 
-def from_signals(strategy:Strategy, frame:pd.DataFrame, # columns (field, symbol)
-                 init_cash:float=10_000.0, fees_bps:float=0.0, slippage_bps:float=0.0, freq:str|None=None):
+
+def from_signals(
+    strategy: Strategy,
+    frame: pd.DataFrame,  # columns (field, symbol)
+    init_cash: float = 10_000.0,
+    fees_bps: float = 0.0,
+    slippage_bps: float = 0.0,
+    freq: str | None = None,
+):
     "A vectorbt Portfolio of `strategy.signals(frame)`, executed at the next bar's open."
     import vectorbt as vbt
+
     en, ex = strategy.signals(frame)
-    return vbt.Portfolio.from_signals(frame["close"], _shifted(en), _shifted(ex), price=frame["open"], size=np.inf,
-                                      direction="longonly", fees=fees_bps / 1e4, slippage=slippage_bps / 1e4,
-                                      init_cash=init_cash, freq=freq or _freq(frame))
+    return vbt.Portfolio.from_signals(
+        frame["close"],
+        _shifted(en),
+        _shifted(ex),
+        price=frame["open"],
+        size=np.inf,
+        direction="longonly",
+        fees=fees_bps / 1e4,
+        slippage=slippage_bps / 1e4,
+        init_cash=init_cash,
+        freq=freq or _freq(frame),
+    )
+
 
 def _freq(frame) -> str:
     d = pd.Series(frame.index).diff().median()
     return f"{int(d.total_seconds())}s" if d == d else "1D"
 
+
 def vbt_trades(pf) -> pd.DataFrame:
     "vectorbt's trades in the engine's round-trip columns."
     r = pf.trades.records_readable
-    out = pd.DataFrame({"symbol": r["Column"].astype(str), "side": "long", "entry_time": r["Entry Timestamp"],
-                        "exit_time": r["Exit Timestamp"].where(r["Status"] == "Closed"), "entry_price": r["Avg Entry Price"],
-                        "exit_price": r["Avg Exit Price"], "size": r["Size"], "fees": r["Entry Fees"] + r["Exit Fees"],
-                        "pnl": r["PnL"], "return": r["Return"], "status": r["Status"].str.lower()})
+    out = pd.DataFrame(
+        {
+            "symbol": r["Column"].astype(str),
+            "side": "long",
+            "entry_time": r["Entry Timestamp"],
+            "exit_time": r["Exit Timestamp"].where(r["Status"] == "Closed"),
+            "entry_price": r["Avg Entry Price"],
+            "exit_price": r["Avg Exit Price"],
+            "size": r["Size"],
+            "fees": r["Entry Fees"] + r["Exit Fees"],
+            "pnl": r["PnL"],
+            "return": r["Return"],
+            "status": r["Status"].str.lower(),
+        }
+    )
     return out.sort_values(["entry_time", "symbol"], ignore_index=True)
 
 # %% ../../nbs/66_backtest.vector.ipynb #ae967b2e
@@ -46,120 +77,204 @@ def indicator_cache():
     "Memoize `ema_frame`/`rsi_frame` results while a sweep runs over one frame."
     names = ("ema_frame", "rsi_frame", "count_frame")
     old, cache = {n: getattr(_strategy, n) for n in names}, {}
+
     def memo(name, f):
         def g(df, *a):
-            k = (name, id(df), *a); v = cache.get(k)
-            if v is None: v = cache[k] = (df, f(df, *a))      # holding df keeps its id unique
+            k = (name, id(df), *a)
+            v = cache.get(k)
+            if v is None:
+                v = cache[k] = (df, f(df, *a))  # holding df keeps its id unique
             return v[1]
+
         return g
-    for n in names: setattr(_strategy, n, memo(n, old[n]))
-    try: yield cache
+
+    for n in names:
+        setattr(_strategy, n, memo(n, old[n]))
+    try:
+        yield cache
     finally:
-        for n in names: setattr(_strategy, n, old[n])
+        for n in names:
+            setattr(_strategy, n, old[n])
+
 
 class FieldFrame(dict):
     "A frame's fields split once (`ff['close']` is the same DataFrame every time), so memoized indicators hit."
-    def __init__(self, frame:pd.DataFrame):
-        super().__init__({f: frame[f] for f in frame.columns.get_level_values(0).unique()}); self.index = frame.index
 
-def _value_from_orders(rec, close:np.ndarray, init_cash:float) -> np.ndarray:
+    def __init__(self, frame: pd.DataFrame):
+        super().__init__({f: frame[f] for f in frame.columns.get_level_values(0).unique()})
+        self.index = frame.index
+
+
+def _value_from_orders(rec, close: np.ndarray, init_cash: float) -> np.ndarray:
     "Equity per bar and column from vectorbt order records (cash flows and holdings cumulated), marked at `close`."
     n, K = close.shape
     sign = np.where(rec["side"] == 0, 1.0, -1.0)
     dq, dc = np.zeros((n, K), order="F"), np.zeros((n, K), order="F")
     np.add.at(dq, (rec["idx"], rec["col"]), sign * rec["size"])
     np.add.at(dc, (rec["idx"], rec["col"]), -sign * rec["size"] * rec["price"] - rec["fees"])
-    np.cumsum(dq, 0, out=dq); np.cumsum(dc, 0, out=dc)
-    dq *= np.nan_to_num(close); dq += dc; dq += init_cash
+    np.cumsum(dq, 0, out=dq)
+    np.cumsum(dc, 0, out=dc)
+    dq *= np.nan_to_num(close)
+    dq += dc
+    dq += init_cash
     return dq
 
-def expand_grid(cls, grid:dict) -> list[dict]:
+
+def expand_grid(cls, grid: dict) -> list[dict]:
     "Valid parameter combinations of `grid` for strategy class `cls`."
     for k in grid:
-        if k not in cls.params: raise StrategyParamError(f"strategy {cls.name}", k, f"unknown parameter (expected one of {', '.join(cls.params)})")
+        if k not in cls.params:
+            raise StrategyParamError(
+                f"strategy {cls.name}", k, f"unknown parameter (expected one of {', '.join(cls.params)})"
+            )
     out = []
     for combo in itertools.product(*grid.values()):
         p = dict(zip(grid, combo))
-        try: cls(**p)
-        except StrategyParamError: continue
+        try:
+            cls(**p)
+        except StrategyParamError:
+            continue
         out.append({k: cls.params[k].parse(cls.name, k, v) for k, v in p.items()})
-    if not out: raise ValidationError(f"strategy {cls.name}", "grid", "no valid parameter combination")
+    if not out:
+        raise ValidationError(f"strategy {cls.name}", "grid", "no valid parameter combination")
     return out
 
-def parse_grid(items:list[str]) -> dict:
-    "`['fast=5:50:5', 'slow=20,30,50']` -> {'fast': [5, 10, ..., 45], 'slow': ['20', '30', '50']} (start:stop:step excludes stop)."
+
+def parse_grid(items: list[str]) -> dict:
+    "`['fast=5:50:5', 'slow=20,30']` -> {'fast': [5, 10, ..., 45], 'slow': ['20', '30']} (a range excludes its stop)."
     grid = {}
     for it in items:
         k, eq, v = it.partition("=")
-        if not eq: raise ValidationError("--grid", it, "expected name=start:stop:step or name=v1,v2,...")
+        if not eq:
+            raise ValidationError("--grid", it, "expected name=start:stop:step or name=v1,v2,...")
         if ":" in v:
-            try: a, b, *c = [float(x) for x in v.split(":")]; step = c[0] if c else 1.0
-            except ValueError: raise ValidationError("--grid", k, f"{v!r} is not start:stop:step") from None
-            if step <= 0 or b <= a: raise ValidationError("--grid", k, f"{v!r}: need stop > start and step > 0")
-            vals = list(np.arange(a, b, step)); grid[k.strip()] = [int(x) if float(x).is_integer() else float(x) for x in vals]
-        else: grid[k.strip()] = [x.strip() for x in v.split(",") if x.strip()]
+            try:
+                a, b, *c = [float(x) for x in v.split(":")]
+                step = c[0] if c else 1.0
+            except ValueError:
+                raise ValidationError("--grid", k, f"{v!r} is not start:stop:step") from None
+            if step <= 0 or b <= a:
+                raise ValidationError("--grid", k, f"{v!r}: need stop > start and step > 0")
+            vals = list(np.arange(a, b, step))
+            grid[k.strip()] = [int(x) if float(x).is_integer() else float(x) for x in vals]
+        else:
+            grid[k.strip()] = [x.strip() for x in v.split(",") if x.strip()]
     return grid
 
-def sweep(strategy:str|type, frame:pd.DataFrame, grid:dict, init_cash:float=10_000.0, fees_bps:float=0.0,
-          slippage_bps:float=0.0, chunk:int=250, # columns (combinations x symbols) per vectorbt call: bounds memory
-          progress=None) -> pd.DataFrame:
+
+def sweep(
+    strategy: str | type,
+    frame: pd.DataFrame,
+    grid: dict,
+    init_cash: float = 10_000.0,
+    fees_bps: float = 0.0,
+    slippage_bps: float = 0.0,
+    chunk: int = 250,  # columns (combinations x symbols) per vectorbt call: bounds memory
+    progress=None,
+) -> pd.DataFrame:
     "Run every combination of `grid` over every symbol of `frame` with vectorbt; one row per (combination, symbol)."
     import vectorbt as vbt
+
     cls = strategy_class(strategy) if isinstance(strategy, str) else strategy
     combos = expand_grid(cls, grid)
     close, opn = frame["close"], frame["open"]
-    syms = list(close.columns); n, S = len(close), len(syms)
-    freq = _freq(frame); rows = []
+    syms = list(close.columns)
+    n, S = len(close), len(syms)
+    freq = _freq(frame)
+    rows = []
     ann = math.sqrt(365 * 86400 / tf_seconds(freq))
     per = max(1, chunk // S)
     c_np, o_np = close.to_numpy(float), opn.to_numpy(float)
     ff = FieldFrame(frame)
     with indicator_cache():
         for c0 in range(0, len(combos), per):
-            part = combos[c0:c0 + per]; K = len(part) * S
-            E = np.zeros((n, K), bool, order="F"); X = np.zeros_like(E)     # column-major: vectorbt walks each column
+            part = combos[c0 : c0 + per]
+            K = len(part) * S
+            E = np.zeros((n, K), bool, order="F")
+            X = np.zeros_like(E)  # column-major: vectorbt walks each column
             for i, p in enumerate(part):
                 en, ex = cls(**p).signals(ff)
-                E[1:, i * S:(i + 1) * S] = en.to_numpy(bool)[:-1]; X[1:, i * S:(i + 1) * S] = ex.to_numpy(bool)[:-1]
+                E[1:, i * S : (i + 1) * S] = en.to_numpy(bool)[:-1]
+                X[1:, i * S : (i + 1) * S] = ex.to_numpy(bool)[:-1]
             reps = (1, len(part))
             cl = np.asfortranarray(np.tile(c_np, reps) if S > 1 else np.broadcast_to(c_np, (n, K)))
             op = np.asfortranarray(np.tile(o_np, reps) if S > 1 else np.broadcast_to(o_np, (n, K)))
             max_orders = int(2 * (E[1:] & ~E[:-1]).sum() + 2 * K + 16)
             # a plain RangeIndex: vectorbt's shape checks turn a tz-aware index into Python objects (seconds per chunk)
-            pf = vbt.Portfolio.from_signals(pd.DataFrame(cl, copy=False), E, X, price=op, size=np.inf, direction="longonly",
-                                            fees=fees_bps / 1e4, slippage=slippage_bps / 1e4, init_cash=init_cash, freq=freq,
-                                            max_orders=max_orders, max_logs=0)
+            pf = vbt.Portfolio.from_signals(
+                pd.DataFrame(cl, copy=False),
+                E,
+                X,
+                price=op,
+                size=np.inf,
+                direction="longonly",
+                fees=fees_bps / 1e4,
+                slippage=slippage_bps / 1e4,
+                init_cash=init_cash,
+                freq=freq,
+                max_orders=max_orders,
+                max_logs=0,
+            )
             rec = pf.orders.values
             v = _value_from_orders(rec, cl, init_cash)
             v0 = np.vstack([np.full((1, K), init_cash), v])
             with np.errstate(invalid="ignore", divide="ignore"):
                 r = v0[1:] / v0[:-1] - 1
-                sd = np.nanstd(r, 0, ddof=1); sh = np.where(sd > 0, np.nanmean(r, 0) / sd * ann, np.nan)
+                sd = np.nanstd(r, 0, ddof=1)
+                sh = np.where(sd > 0, np.nanmean(r, 0) / sd * ann, np.nan)
                 dd = np.nanmax(1 - v0 / np.fmax.accumulate(v0, 0), 0)
             nt = np.bincount(rec["col"][rec["side"] == 0], minlength=K)
             tr = v[-1] / init_cash - 1
             for j in range(K):
-                rows.append({**part[j // S], "symbol": syms[j % S], "total_return": float(tr[j]), "sharpe": float(sh[j]),
-                             "max_drawdown": float(dd[j]), "trades": int(nt[j])})
-            if progress: progress(min(c0 + per, len(combos)), len(combos))
+                rows.append(
+                    {
+                        **part[j // S],
+                        "symbol": syms[j % S],
+                        "total_return": float(tr[j]),
+                        "sharpe": float(sh[j]),
+                        "max_drawdown": float(dd[j]),
+                        "trades": int(nt[j]),
+                    }
+                )
+            if progress:
+                progress(min(c0 + per, len(combos)), len(combos))
     return pd.DataFrame(rows)
 
 # %% ../../nbs/66_backtest.vector.ipynb #b5f0f204
-def heatmap(results:pd.DataFrame, x:str, y:str, metric:str="sharpe", path:str|Path="heatmap.png", title:str="") -> Path:
+def heatmap(
+    results: pd.DataFrame, x: str, y: str, metric: str = "sharpe", path: str | Path = "heatmap.png", title: str = ""
+) -> Path:
     "Plot `metric` over parameters `x` and `y` (mean over the rest) into a PNG."
-    import matplotlib; matplotlib.use("Agg")
+    import matplotlib
+
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     for c in (x, y, metric):
-        if c not in results: raise ValidationError("heatmap", c, f"not a column of the results ({', '.join(results.columns)})")
+        if c not in results:
+            raise ValidationError("heatmap", c, f"not a column of the results ({', '.join(results.columns)})")
     t = results.pivot_table(index=y, columns=x, values=metric, aggfunc="mean")
     fig, ax = plt.subplots(figsize=(9, 7))
-    v = t.to_numpy(float); finite = v[np.isfinite(v)]
-    im = ax.imshow(v, origin="lower", aspect="auto", cmap="RdYlGn",
-                   vmin=np.nanpercentile(finite, 2) if len(finite) else None, vmax=np.nanpercentile(finite, 98) if len(finite) else None)
+    v = t.to_numpy(float)
+    finite = v[np.isfinite(v)]
+    im = ax.imshow(
+        v,
+        origin="lower",
+        aspect="auto",
+        cmap="RdYlGn",
+        vmin=np.nanpercentile(finite, 2) if len(finite) else None,
+        vmax=np.nanpercentile(finite, 98) if len(finite) else None,
+    )
     step_x, step_y = max(1, len(t.columns) // 12), max(1, len(t.index) // 12)
     ax.set_xticks(range(0, len(t.columns), step_x), [str(c) for c in t.columns[::step_x]])
     ax.set_yticks(range(0, len(t.index), step_y), [str(c) for c in t.index[::step_y]])
-    ax.set_xlabel(x); ax.set_ylabel(y); ax.set_title(title or f"{metric} by {x} and {y}")
-    fig.colorbar(im, ax=ax, label=metric); fig.tight_layout()
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True); fig.savefig(path, dpi=100); plt.close(fig)
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.set_title(title or f"{metric} by {x} and {y}")
+    fig.colorbar(im, ax=ax, label=metric)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
     return path

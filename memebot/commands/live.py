@@ -12,46 +12,68 @@ import typer
 from ..cli import app, settings, fail, console, open_store
 from ..core import MemebotError, SOL_MINT, Environment, to_atoms, from_atoms
 
-live_app = typer.Typer(help="Live trading on Solana (guarded: needs live settings and --yes-i-mean-live).", no_args_is_help=True)
+live_app = typer.Typer(
+    help="Live trading on Solana (guarded: needs live settings and --yes-i-mean-live).", no_args_is_help=True
+)
 wallet_app = typer.Typer(help="The Solana wallet: balances (public information only).", no_args_is_help=True)
 testchain_app = typer.Typer(help="memebot's loopback Solana test chain for dry runs.", no_args_is_help=True)
-app.add_typer(live_app, name="live"); app.add_typer(wallet_app, name="wallet"); app.add_typer(testchain_app, name="testchain")
+app.add_typer(live_app, name="live")
+app.add_typer(wallet_app, name="wallet")
+app.add_typer(testchain_app, name="testchain")
 
 _CONFIRM = typer.Option(False, "--yes-i-mean-live", help="Confirm that real funds may be spent.")
-_COSIGNER = typer.Option([], "--allow-cosigner", help="Accept this extra presigned signer (the test chain's pool authority).")
+_COSIGNER = typer.Option(
+    [], "--allow-cosigner", help="Accept this extra presigned signer (the test chain's pool authority)."
+)
 
-async def sol_usd(s) -> float|None:
+
+async def sol_usd(s) -> float | None:
     "SOL's USD price from the Jupiter Price API; None (logged) when it cannot be had."
     from memebot.data.sources import Jupiter
     from memebot.obs import get_logger
-    try: t = (await Jupiter(s).prices([SOL_MINT])).get(SOL_MINT)
-    except MemebotError as e: t = None; get_logger("memebot.live").warning("sol_usd_unavailable", error=str(e)[:200])
+
+    try:
+        t = (await Jupiter(s).prices([SOL_MINT])).get(SOL_MINT)
+    except MemebotError as e:
+        t = None
+        get_logger("memebot.live").warning("sol_usd_unavailable", error=str(e)[:200])
     return t.price if t is not None else None
 
-async def live_risk(s, **kw):
-    "The live account's RiskEngine: settings limits in USD over SOL amounts (SOL/USD from Jupiter), the kill file watched."
-    from memebot.risk import RiskEngine
-    px = await sol_usd(s)              # the USD limits apply to SOL amounts; no price: only exits pass
-    return RiskEngine.from_settings(s, watch_kill_file=True, name="live", account_usd=px if px else (lambda: None), **kw)
 
-async def _broker(s, cosigners, risk:bool=True):
+async def live_risk(s, **kw):
+    "The live account's RiskEngine: USD limits over SOL amounts (SOL/USD from Jupiter), the kill file watched."
+    from memebot.risk import RiskEngine
+
+    px = await sol_usd(s)  # the USD limits apply to SOL amounts; no price: only exits pass
+    return RiskEngine.from_settings(
+        s, watch_kill_file=True, name="live", account_usd=px if px else (lambda: None), **kw
+    )
+
+
+async def _broker(s, cosigners, risk: bool = True):
     from memebot.exec.solana import SolanaBroker, load_wallet
     from memebot.exec.ledger import Ledger
+
     w = load_wallet(s)
-    r = await live_risk(s, stale_on_check=False) if risk else None       # one-off orders: no feed to go stale
+    r = await live_risk(s, stale_on_check=False) if risk else None  # one-off orders: no feed to go stale
     from memebot.exec.ledger import ledger_store
-    st = ledger_store("live", s)                                          # the live account's own ledger file
+
+    st = ledger_store("live", s)  # the live account's own ledger file
     b = SolanaBroker(Ledger(st, run_id="live", wallet=str(w.pubkey)), w, s, allowed_cosigners=cosigners, risk=r)
     rep = await b.start()
     return b, st, rep
 
-def node_cash(fills, sol:float, reserve_sol:float) -> float:
+
+def node_cash(fills, sol: float, reserve_sol: float) -> float:
     "Starting cash for a node that replays `fills` on restart, so that it then holds the wallet's SOL less the reserve."
     return sol - reserve_sol + sum(f.side.sign * f.qty * f.price + f.fee for f in fills)
 
+
 def _run(coro):
-    try: return asyncio.run(coro)
-    except MemebotError: raise
+    try:
+        return asyncio.run(coro)
+    except MemebotError:
+        raise
 
 # %% auto #0
 __all__ = ['live_app', 'wallet_app', 'testchain_app', 'sol_usd', 'live_risk', 'node_cash', 'live_buy', 'live_sell', 'live_run',
@@ -59,62 +81,108 @@ __all__ = ['live_app', 'wallet_app', 'testchain_app', 'sol_usd', 'live_risk', 'n
 
 # %% ../../nbs/95_commands.live.ipynb #b6678e63
 @live_app.command("buy")
-def live_buy(mint: str = typer.Argument(..., help="Token mint to buy."),
-             sol: str = typer.Option(..., "--sol", help="SOL to spend, e.g. 0.25."),
-             slippage_bps: Optional[int] = typer.Option(None, "--slippage-bps", help="Default: [risk] max_slippage_bps."),
-             confirm: bool = _CONFIRM, cosigners: List[str] = _COSIGNER,
-             as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")):
+def live_buy(
+    mint: str = typer.Argument(..., help="Token mint to buy."),
+    sol: str = typer.Option(..., "--sol", help="SOL to spend, e.g. 0.25."),
+    slippage_bps: Optional[int] = typer.Option(None, "--slippage-bps", help="Default: [risk] max_slippage_bps."),
+    confirm: bool = _CONFIRM,
+    cosigners: List[str] = _COSIGNER,
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+):
     "Buy a token with SOL through Jupiter (token safety checked first)."
     _trade("buy", mint, sol, slippage_bps, confirm, cosigners, as_json)
 
+
 @live_app.command("sell")
-def live_sell(mint: str = typer.Argument(..., help="Token mint to sell."),
-              amount: str = typer.Option(..., "--amount", help="Tokens to sell (human units), or 'all'."),
-              slippage_bps: Optional[int] = typer.Option(None, "--slippage-bps"),
-              confirm: bool = _CONFIRM, cosigners: List[str] = _COSIGNER,
-              as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")):
+def live_sell(
+    mint: str = typer.Argument(..., help="Token mint to sell."),
+    amount: str = typer.Option(..., "--amount", help="Tokens to sell (human units), or 'all'."),
+    slippage_bps: Optional[int] = typer.Option(None, "--slippage-bps"),
+    confirm: bool = _CONFIRM,
+    cosigners: List[str] = _COSIGNER,
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+):
     "Sell a token for SOL through Jupiter."
     _trade("sell", mint, amount, slippage_bps, confirm, cosigners, as_json)
+
 
 def _trade(side, mint, amount, slippage_bps, confirm, cosigners, as_json):
     from memebot.exec.solana import require_live, TradingHalted
     from memebot.risk.safety import TokenSafetyChecker, market_pool_info
     from memebot.data.sources import close_http
-    s = settings(); require_live(s, confirm)
+
+    s = settings()
+    require_live(s, confirm)
+
     async def go():
         b, st, rep = await _broker(s, cosigners)
         try:
-            if not rep.ok: raise TradingHalted(f"trading halted: {rep.summary()}; check, then run `memebot live reconcile --acknowledge --yes-i-mean-live`")
+            if not rep.ok:
+                raise TradingHalted(
+                    f"trading halted: {rep.summary()}; check, then run `memebot live reconcile --acknowledge"
+                    " --yes-i-mean-live`"
+                )
             b.safety = TokenSafetyChecker(b.rpc, s.risk, pool_info=market_pool_info(s), exclude_owners=cosigners)
             if side == "buy":
                 o = await b.buy(mint, to_atoms(amount, 9), slippage_bps=slippage_bps)
             else:
                 dec = await b.decimals(mint)
                 atoms = (await b.chain_balances()).get(mint, 0) if amount == "all" else to_atoms(amount, dec)
-                if atoms <= 0: raise MemebotError(f"sell {mint}: nothing to sell")
+                if atoms <= 0:
+                    raise MemebotError(f"sell {mint}: nothing to sell")
                 o = await b.sell(mint, atoms, slippage_bps=slippage_bps)
             sig = (b.ledger.intents(o.client_id) or [None])[-1]
-            out = {"client_id": o.client_id, "side": side, "mint": mint, "status": o.status.value, "filled_qty": o.filled_qty,
-                   "avg_price_sol": o.avg_fill_price, "reason": o.reason, "signature": sig.signature if sig else None}
-            if as_json: typer.echo(json.dumps(out))
-            else: console.print(f"{side} {mint}: {o.status.value} qty={o.filled_qty} price={o.avg_fill_price:.10g} SOL"
-                                f"{' sig=' + out['signature'] if out['signature'] else ''}{' reason=' + o.reason if o.reason else ''}", highlight=False)
-            if o.status.value in ("rejected", "failed", "expired"): raise SystemExit(1)
+            out = {
+                "client_id": o.client_id,
+                "side": side,
+                "mint": mint,
+                "status": o.status.value,
+                "filled_qty": o.filled_qty,
+                "avg_price_sol": o.avg_fill_price,
+                "reason": o.reason,
+                "signature": sig.signature if sig else None,
+            }
+            if as_json:
+                typer.echo(json.dumps(out))
+            else:
+                console.print(
+                    f"{side} {mint}: {o.status.value} qty={o.filled_qty} price={o.avg_fill_price:.10g} SOL"
+                    f"{' sig=' + out['signature'] if out['signature'] else ''}"
+                    f"{' reason=' + o.reason if o.reason else ''}",
+                    highlight=False,
+                )
+            if o.status.value in ("rejected", "failed", "expired"):
+                raise SystemExit(1)
         finally:
-            await close_http(); await b.aclose(); st.close()
+            await close_http()
+            await b.aclose()
+            st.close()
+
     _run(go())
 
+
 @live_app.command("run")
-def live_run(strategy: str = typer.Option(..., "--strategy", help="Strategy name (see `memebot strategies`)."),
-             mints: List[str] = typer.Option(..., "--mint", help="Token mint to trade (repeatable)."),
-             param: List[str] = typer.Option([], "--param", help="Strategy parameter name=value (repeatable)."),
-             tf: str = typer.Option("1m", "--tf", help="Bars built from Jupiter prices, in SOL per token."),
-             poll_s: Optional[float] = typer.Option(None, "--poll", help="Seconds between price polls (default [feeds] jupiter_poll_s)."),
-             reserve_sol: float = typer.Option(0.05, "--reserve-sol", help="SOL the strategy may not spend (fees, token-account rent)."),
-             seconds: Optional[float] = typer.Option(None, "--seconds", help="Stop after this long (default: until Ctrl-C)."),
-             heartbeat: Optional[float] = typer.Option(None, "--heartbeat", help="Heartbeat seconds (default [live] heartbeat_seconds)."),
-             confirm: bool = _CONFIRM, cosigners: List[str] = _COSIGNER,
-             json_out: Optional[Path] = typer.Option(None, "--json", help="Write the final status and fills to this file ('-' for stdout).")):
+def live_run(
+    strategy: str = typer.Option(..., "--strategy", help="Strategy name (see `memebot strategies`)."),
+    mints: List[str] = typer.Option(..., "--mint", help="Token mint to trade (repeatable)."),
+    param: List[str] = typer.Option([], "--param", help="Strategy parameter name=value (repeatable)."),
+    tf: str = typer.Option("1m", "--tf", help="Bars built from Jupiter prices, in SOL per token."),
+    poll_s: Optional[float] = typer.Option(
+        None, "--poll", help="Seconds between price polls (default [feeds] jupiter_poll_s)."
+    ),
+    reserve_sol: float = typer.Option(
+        0.05, "--reserve-sol", help="SOL the strategy may not spend (fees, token-account rent)."
+    ),
+    seconds: Optional[float] = typer.Option(None, "--seconds", help="Stop after this long (default: until Ctrl-C)."),
+    heartbeat: Optional[float] = typer.Option(
+        None, "--heartbeat", help="Heartbeat seconds (default [live] heartbeat_seconds)."
+    ),
+    confirm: bool = _CONFIRM,
+    cosigners: List[str] = _COSIGNER,
+    json_out: Optional[Path] = typer.Option(
+        None, "--json", help="Write the final status and fills to this file ('-' for stdout)."
+    ),
+):
     "Trade a strategy live on Solana: Jupiter prices -> bars -> strategy -> risk -> Jupiter swaps, on the trading node."
     from memebot.exec.solana import require_live, TradingHalted
     from memebot.risk.safety import TokenSafetyChecker, market_pool_info
@@ -123,126 +191,254 @@ def live_run(strategy: str = typer.Option(..., "--strategy", help="Strategy name
     from memebot.live import TradingNode, VenueBroker
     from memebot.commands.paper import _run_node, status_line
     from memebot.core import WallClock, tf_seconds, ValidationError
-    s = settings(); require_live(s, confirm)
+
+    s = settings()
+    require_live(s, confirm)
     strat = get_strategy(strategy, parse_param_args(param))
     tf_seconds(tf)
-    if not reserve_sol >= 0: raise ValidationError("live run", "--reserve-sol", f"{reserve_sol} must be >= 0")
-    if seconds is not None and not seconds > 0: raise ValidationError("live run", "--seconds", f"{seconds} must be > 0")
+    if not reserve_sol >= 0:
+        raise ValidationError("live run", "--reserve-sol", f"{reserve_sol} must be >= 0")
+    if seconds is not None and not seconds > 0:
+        raise ValidationError("live run", "--seconds", f"{seconds} must be > 0")
     from solders.pubkey import Pubkey
+
     for m in mints:
-        try: Pubkey.from_string(m)
-        except ValueError: raise ValidationError("live run", "--mint", f"{m!r} is not a token mint address (base58 public key)") from None
-        if m == SOL_MINT: raise ValidationError("live run", "--mint", "SOL is the account's currency, not a token to trade")
+        try:
+            Pubkey.from_string(m)
+        except ValueError:
+            raise ValidationError(
+                "live run", "--mint", f"{m!r} is not a token mint address (base58 public key)"
+            ) from None
+        if m == SOL_MINT:
+            raise ValidationError("live run", "--mint", "SOL is the account's currency, not a token to trade")
+
     async def go():
-        risk = await live_risk(s)                  # the node's risk engine checks every order before the venue sees it
+        risk = await live_risk(s)  # the node's risk engine checks every order before the venue sees it
         b, st, rep = await _broker(s, cosigners, risk=False)
         try:
-            if not rep.ok: raise TradingHalted(f"trading halted: {rep.summary()}; check, then run `memebot live reconcile --acknowledge --yes-i-mean-live`")
+            if not rep.ok:
+                raise TradingHalted(
+                    f"trading halted: {rep.summary()}; check, then run `memebot live reconcile --acknowledge"
+                    " --yes-i-mean-live`"
+                )
             b.safety = TokenSafetyChecker(b.rpc, s.risk, pool_info=market_pool_info(s), exclude_owners=cosigners)
             sol = (await b.chain_balances())["SOL"] / 1e9
             feed = BarFeed(JupiterPriceFeed(mints, poll_s=poll_s, quote_mint=SOL_MINT), [tf])
             vb = VenueBroker(b)
-            node = TradingNode(strat, feed, vb, b.ledger, risk=risk, clock=WallClock(),
-                               cash=node_cash(b.ledger.fills() if b.ledger.orders else [], sol, reserve_sol),
-                               run_id="live", settings=s, heartbeat_s=heartbeat, environment=Environment.LIVE)
+            node = TradingNode(
+                strat,
+                feed,
+                vb,
+                b.ledger,
+                risk=risk,
+                clock=WallClock(),
+                cash=node_cash(b.ledger.fills() if b.ledger.orders else [], sol, reserve_sol),
+                run_id="live",
+                settings=s,
+                heartbeat_s=heartbeat,
+                environment=Environment.LIVE,
+            )
             vb.marks = node.engine.portfolio.marks
-            b.on_halt = risk.halt                      # a reconciliation difference halts the node (exits need a resume)
+            b.on_halt = risk.halt  # a reconciliation difference halts the node (exits need a resume)
             rec = asyncio.create_task(b.reconcile_forever(s.live.reconcile_every_s))
-            if seconds: asyncio.get_running_loop().call_later(seconds, node.stop, "--seconds elapsed")
-            print(f"live {strat.id} on {', '.join(mints)} ({tf} bars from Jupiter prices, SOL per token); cash {node.cash:.4f} SOL; Ctrl-C stops", flush=True)
-            try: res = await _run_node(node, False, max(node.heartbeat_s, 1.0))
-            finally: rec.cancel()
+            if seconds:
+                asyncio.get_running_loop().call_later(seconds, node.stop, "--seconds elapsed")
+            print(
+                f"live {strat.id} on {', '.join(mints)} ({tf} bars from Jupiter prices, SOL per token); cash"
+                f" {node.cash:.4f} SOL; Ctrl-C stops",
+                flush=True,
+            )
+            try:
+                res = await _run_node(node, False, max(node.heartbeat_s, 1.0))
+            finally:
+                rec.cancel()
             stt = node.status()
-            doc = {"status": stt, "consistency": node.consistency(), "reconcile": (await b.reconcile()).summary(),
-                   "fills": [{"client_id": f.client_id, "signature": f.tx_sig, "symbol": f.symbol, "side": f.side.value,
-                              "qty": f.qty, "price_sol": f.price, "fee_sol": f.fee} for f in res.fills]}
+            doc = {
+                "status": stt,
+                "consistency": node.consistency(),
+                "reconcile": (await b.reconcile()).summary(),
+                "fills": [
+                    {
+                        "client_id": f.client_id,
+                        "signature": f.tx_sig,
+                        "symbol": f.symbol,
+                        "side": f.side.value,
+                        "qty": f.qty,
+                        "price_sol": f.price,
+                        "fee_sol": f.fee,
+                    }
+                    for f in res.fills
+                ],
+            }
             if json_out is not None:
                 txt = json.dumps(doc, indent=1, default=str)
-                if str(json_out) == "-": print(txt)
-                else: json_out.parent.mkdir(parents=True, exist_ok=True); json_out.write_text(txt)
+                if str(json_out) == "-":
+                    print(txt)
+                else:
+                    json_out.parent.mkdir(parents=True, exist_ok=True)
+                    json_out.write_text(txt)
             if json_out is None or str(json_out) != "-":
-                print(status_line(stt).replace("paper ", "live ", 1), flush=True); print(f"reconcile: {doc['reconcile']}", flush=True)
+                print(status_line(stt).replace("paper ", "live ", 1), flush=True)
+                print(f"reconcile: {doc['reconcile']}", flush=True)
         finally:
-            await b.aclose(); st.close()
+            await b.aclose()
+            st.close()
+
     _run(go())
 
+
 @live_app.command("reconcile")
-def live_reconcile(acknowledge: bool = typer.Option(False, "--acknowledge", help="Accept the chain's balances into the ledger and resume."),
-                   confirm: bool = _CONFIRM, cosigners: List[str] = _COSIGNER,
-                   as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")):
+def live_reconcile(
+    acknowledge: bool = typer.Option(
+        False, "--acknowledge", help="Accept the chain's balances into the ledger and resume."
+    ),
+    confirm: bool = _CONFIRM,
+    cosigners: List[str] = _COSIGNER,
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+):
     "Recover open orders from their signatures and compare the ledger with the chain."
     from memebot.exec.solana import require_live
-    s = settings(); require_live(s, confirm)
+
+    s = settings()
+    require_live(s, confirm)
+
     async def go():
         b, st, rep = await _broker(s, cosigners)
         try:
-            if acknowledge and not rep.ok: b.acknowledge(rep); after = await b.reconcile()
-            else: after = rep
-            out = {"wallet": rep.wallet, "ok": rep.ok, "differences": [{"asset": d.asset, "ledger": d.ledger, "chain": d.chain, "diff": d.diff}
-                   for d in rep.differences], "unknown_signatures": rep.unknown_signatures,
-                   "pending": [i.signature for i in rep.pending], "acknowledged": bool(acknowledge and not rep.ok), "ok_now": after.ok}
-            if as_json: typer.echo(json.dumps(out))
-            else: console.print(f"wallet {rep.wallet}: {rep.summary()}" + (" (acknowledged; trading may resume)" if out["acknowledged"] else ""), highlight=False)
-            if not after.ok: raise SystemExit(1)
+            if acknowledge and not rep.ok:
+                b.acknowledge(rep)
+                after = await b.reconcile()
+            else:
+                after = rep
+            out = {
+                "wallet": rep.wallet,
+                "ok": rep.ok,
+                "differences": [
+                    {"asset": d.asset, "ledger": d.ledger, "chain": d.chain, "diff": d.diff} for d in rep.differences
+                ],
+                "unknown_signatures": rep.unknown_signatures,
+                "pending": [i.signature for i in rep.pending],
+                "acknowledged": bool(acknowledge and not rep.ok),
+                "ok_now": after.ok,
+            }
+            if as_json:
+                typer.echo(json.dumps(out))
+            else:
+                console.print(
+                    f"wallet {rep.wallet}: {rep.summary()}"
+                    + (" (acknowledged; trading may resume)" if out["acknowledged"] else ""),
+                    highlight=False,
+                )
+            if not after.ok:
+                raise SystemExit(1)
         finally:
-            await b.aclose(); st.close()
+            await b.aclose()
+            st.close()
+
     _run(go())
 
 # %% ../../nbs/95_commands.live.ipynb #6a87b80d
 @wallet_app.command("balance")
-def wallet_balance(address: Optional[str] = typer.Option(None, "--address", help="Any public key (default: the configured wallet's)."),
-                   as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")):
+def wallet_balance(
+    address: Optional[str] = typer.Option(None, "--address", help="Any public key (default: the configured wallet's)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+):
     "SOL and token balances of the wallet, read from `[endpoints] solana_rpc`."
     from memebot.exec.solana import SolanaRpc, http_client, load_wallet
     from solders.pubkey import Pubkey
+
     s = settings()
     if address:
-        try: pk = Pubkey.from_string(address)
-        except Exception: fail(f"--address: {address!r} is not a Solana public key")
-    else: pk = load_wallet(s).pubkey
+        try:
+            pk = Pubkey.from_string(address)
+        except Exception:
+            fail(f"--address: {address!r} is not a Solana public key")
+    else:
+        pk = load_wallet(s).pubkey
+
     async def go():
         async with http_client(s) as c:
-            rpc = SolanaRpc(s.endpoints.solana_rpc, s.endpoints.solana_ws, c, s.data.http_max_retries, s.solana.commitment)
-            sol = await rpc.balance(pk); toks = await rpc.token_accounts(pk)
+            rpc = SolanaRpc(
+                s.endpoints.solana_rpc, s.endpoints.solana_ws, c, s.data.http_max_retries, s.solana.commitment
+            )
+            sol = await rpc.balance(pk)
+            toks = await rpc.token_accounts(pk)
             dec = {}
             for _, m, _a in toks:
-                if m not in dec: a = await rpc.account(m); dec[m] = a["data"][44] if a else 0
+                if m not in dec:
+                    a = await rpc.account(m)
+                    dec[m] = a["data"][44] if a else 0
             return sol, [(acc, m, amt, dec[m]) for acc, m, amt in toks]
+
     sol, toks = _run(go())
     if as_json:
-        typer.echo(json.dumps({"wallet": str(pk), "sol_lamports": sol, "tokens": [{"account": a, "mint": m, "amount": str(x), "decimals": d} for a, m, x, d in toks]}))
+        typer.echo(
+            json.dumps(
+                {
+                    "wallet": str(pk),
+                    "sol_lamports": sol,
+                    "tokens": [{"account": a, "mint": m, "amount": str(x), "decimals": d} for a, m, x, d in toks],
+                }
+            )
+        )
         return
     console.print(f"wallet {pk}: {from_atoms(sol, 9)} SOL", highlight=False)
-    for a, m, x, d in toks: console.print(f"  {m}: {from_atoms(x, d)} (account {a})", highlight=False)
+    for a, m, x, d in toks:
+        console.print(f"  {m}: {from_atoms(x, d)} (account {a})", highlight=False)
 
 # %% ../../nbs/95_commands.live.ipynb #3138aaa0
 @testchain_app.command("serve")
-def testchain_serve(port: int = typer.Option(8899, "--port", help="HTTP port (JSON-RPC, Jupiter, Jito)."),
-                    ws_port: int = typer.Option(8900, "--ws-port", help="Websocket port."),
-                    keypair_out: Path = typer.Option(Path("data/testchain-wallet.json"), "--keypair-out", help="Where to write the funded test wallet (0600)."),
-                    sol: float = typer.Option(10.0, "--sol", help="SOL to give the test wallet."),
-                    block_time_s: float = typer.Option(0.4, "--block-time", help="Seconds per empty block (blockhashes expire after 150)."),
-                    seconds: Optional[float] = typer.Option(None, "--seconds", help="Stop after this long (default: until Ctrl-C).")):
+def testchain_serve(
+    port: int = typer.Option(8899, "--port", help="HTTP port (JSON-RPC, Jupiter, Jito)."),
+    ws_port: int = typer.Option(8900, "--ws-port", help="Websocket port."),
+    keypair_out: Path = typer.Option(
+        Path("data/testchain-wallet.json"), "--keypair-out", help="Where to write the funded test wallet (0600)."
+    ),
+    sol: float = typer.Option(10.0, "--sol", help="SOL to give the test wallet."),
+    block_time_s: float = typer.Option(
+        0.4, "--block-time", help="Seconds per empty block (blockhashes expire after 150)."
+    ),
+    seconds: Optional[float] = typer.Option(None, "--seconds", help="Stop after this long (default: until Ctrl-C)."),
+):
     "Run a loopback Solana chain (LiteSVM) with a stand-in Jupiter and Jito, a funded wallet and a token with a pool."
     import time
     from solders.keypair import Keypair
     from memebot.testing import LocalChain, LocalJupiter, LocalChainServer
-    chain = LocalChain(); jup = LocalJupiter(chain)
-    mint = chain.create_mint(6); jup.create_pool(mint, 10**15, 500 * 10**9)
-    me = Keypair(); chain.airdrop(me.pubkey(), int(sol * 10**9))
+
+    chain = LocalChain()
+    jup = LocalJupiter(chain)
+    mint = chain.create_mint(6)
+    jup.create_pool(mint, 10**15, 500 * 10**9)
+    me = Keypair()
+    chain.airdrop(me.pubkey(), int(sol * 10**9))
     keypair_out.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(keypair_out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f: json.dump(list(bytes(me)), f)
+    with os.fdopen(fd, "w") as f:
+        json.dump(list(bytes(me)), f)
     os.chmod(keypair_out, 0o600)
     srv = LocalChainServer(chain, jup, block_time_s=block_time_s, port=port, ws_port=ws_port).start()
-    typer.echo("# memebot test chain (LiteSVM; Jupiter is a local x*y=k stand-in, not Jupiter's router; DexScreener lists only its pools)")
-    for k, v in srv.endpoints().items(): typer.echo(f"export MEMEBOT_{k.replace('.', '_').upper()}={v}")
+    typer.echo(
+        "# memebot test chain (LiteSVM; Jupiter is a local x*y=k stand-in, not Jupiter's router; DexScreener lists only"
+        " its pools)"
+    )
+    for k, v in srv.endpoints().items():
+        typer.echo(f"export MEMEBOT_{k.replace('.', '_').upper()}={v}")
     typer.echo(f"export MEMEBOT_SOLANA_KEYPAIR_PATH={keypair_out.resolve()}")
-    typer.echo(f"# wallet {me.pubkey()}  token {mint}  --allow-cosigner {jup.cosigners[0]}", )
-    typer.echo("# the token keeps its mint authority and its pool is new: token safety refuses it unless, for the dry run,")
-    typer.echo("# MEMEBOT_RISK_SAFETY_ALLOW_MINT_AUTHORITY=true and MEMEBOT_RISK_SAFETY_MIN_POOL_AGE_S=0 (or wait out [risk] safety_min_pool_age_s)")
+    typer.echo(
+        f"# wallet {me.pubkey()}  token {mint}  --allow-cosigner {jup.cosigners[0]}",
+    )
+    typer.echo(
+        "# the token keeps its mint authority and its pool is new: token safety refuses it unless, for the dry run,"
+    )
+    typer.echo(
+        "# MEMEBOT_RISK_SAFETY_ALLOW_MINT_AUTHORITY=true and MEMEBOT_RISK_SAFETY_MIN_POOL_AGE_S=0 (or wait out [risk]"
+        " safety_min_pool_age_s)"
+    )
     try:
         t0 = time.time()
-        while seconds is None or time.time() - t0 < seconds: time.sleep(0.2)
-    except KeyboardInterrupt: pass
-    finally: srv.stop()
+        while seconds is None or time.time() - t0 < seconds:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        srv.stop()

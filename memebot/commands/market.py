@@ -17,49 +17,81 @@ __all__ = ['backfill_cmd', 'data_check']
 
 # %% ../../nbs/91_commands.market.ipynb #d79a31f8
 @app.command("backfill")
-def backfill_cmd(source: str = typer.Option(..., "--source", help="geckoterminal, binance (ccxt) or coingecko."),
-                 chain: str = typer.Option(..., "--chain", help="solana, ethereum, bsc, polygon (cex for binance/coingecko)."),
-                 pool: str = typer.Option(..., "--pool", help="Pool address (geckoterminal), market symbol (binance, e.g. SOL/USDT) or coin id (coingecko)."),
-                 tf: str = typer.Option(..., "--tf", help="Timeframe, e.g. 1m 5m 15m 1h 4h 12h 1d."),
-                 since: Optional[str] = typer.Option(None, "--since", help="Start (inclusive), ISO date/time or unix seconds; default: one page before --until."),
-                 until: Optional[str] = typer.Option(None, "--until", help="End (exclusive); default: now."),
-                 limit: int = typer.Option(1000, "--limit", min=1, max=1000, help="Bars per request."),
-                 as_json: bool = typer.Option(False, "--json", help="Machine-readable summary.")):
+def backfill_cmd(
+    source: str = typer.Option(..., "--source", help="geckoterminal, binance (ccxt) or coingecko."),
+    chain: str = typer.Option(..., "--chain", help="solana, ethereum, bsc, polygon (cex for binance/coingecko)."),
+    pool: str = typer.Option(
+        ...,
+        "--pool",
+        help="Pool address (geckoterminal), market symbol (binance, e.g. SOL/USDT) or coin id (coingecko).",
+    ),
+    tf: str = typer.Option(..., "--tf", help="Timeframe, e.g. 1m 5m 15m 1h 4h 12h 1d."),
+    since: Optional[str] = typer.Option(
+        None, "--since", help="Start (inclusive), ISO date/time or unix seconds; default: one page before --until."
+    ),
+    until: Optional[str] = typer.Option(None, "--until", help="End (exclusive); default: now."),
+    limit: int = typer.Option(1000, "--limit", min=1, max=1000, help="Bars per request."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable summary."),
+):
     "Page a pool's candle history from a source into the store (idempotent, resumable, only missing ranges)."
     from memebot.data.sources import check_source, gt_timeframe, close_http
     from memebot.data.backfill import backfill, parse_range
+
     src = check_source(source)
     ch = Chain.parse(chain)
     if src == "geckoterminal":
-        if ch is Chain.CEX: raise ValidationError("backfill", "--chain", "geckoterminal serves DEX pools: use solana, ethereum, bsc or polygon")
+        if ch is Chain.CEX:
+            raise ValidationError(
+                "backfill", "--chain", "geckoterminal serves DEX pools: use solana, ethereum, bsc or polygon"
+            )
         gt_timeframe(tf)
-    else: tf_seconds(tf)
+    else:
+        tf_seconds(tf)
     t0, t1 = parse_when(since, "--since"), parse_when(until, "--until")
     parse_range(t0, t1, tf, limit)
     s = settings()
+
     async def run():
         try:
             with open_store() as st:
-                return await backfill(st, src, ch, pool, tf, t0, t1, settings=s, progress=err_console.is_terminal, limit=limit)
-        finally: await close_http()
+                return await backfill(
+                    st, src, ch, pool, tf, t0, t1, settings=s, progress=err_console.is_terminal, limit=limit
+                )
+        finally:
+            await close_http()
+
     r = asyncio.run(run())
-    if as_json: typer.echo(json.dumps(r, default=str)); return
-    console.print(f"{src} {pool} {tf} [{r['since']} .. {r['until']}): {r['pages']} pages, {r['rows']:,} bars fetched, {r['new']:,} new, "
-                  f"{r['quarantined']} quarantined; {r['missing_after']:,} bars without data at the source", highlight=False, markup=False)
+    if as_json:
+        typer.echo(json.dumps(r, default=str))
+        return
+    console.print(
+        f"{src} {pool} {tf} [{r['since']} .. {r['until']}): {r['pages']} pages, {r['rows']:,} bars fetched,"
+        f" {r['new']:,} new, {r['quarantined']} quarantined; {r['missing_after']:,} bars without data at the source",
+        highlight=False,
+        markup=False,
+    )
 
 # %% ../../nbs/91_commands.market.ipynb #959f66eb
 @data_app.command("check")
-def data_check(source: Optional[str] = typer.Option(None, "--source"), chain: Optional[str] = typer.Option(None, "--chain"),
-               symbol: Optional[str] = typer.Option(None, "--symbol", help="Symbol or pool address."),
-               tf: Optional[str] = typer.Option(None, "--tf"),
-               compare: List[str] = typer.Option([], "--compare", help="REF_SOURCE:REF_SYMBOL=SOURCE:SYMBOL, one market under two names (repeatable)."),
-               no_quarantine: bool = typer.Option(False, "--no-quarantine", help="Report only; write nothing."),
-               as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")):
-    "Data-quality report per stored series: invalid bars (quarantined), gaps, duplicates, stale runs, spikes, cross-source deviations."
+def data_check(
+    source: Optional[str] = typer.Option(None, "--source"),
+    chain: Optional[str] = typer.Option(None, "--chain"),
+    symbol: Optional[str] = typer.Option(None, "--symbol", help="Symbol or pool address."),
+    tf: Optional[str] = typer.Option(None, "--tf"),
+    compare: List[str] = typer.Option(
+        [], "--compare", help="REF_SOURCE:REF_SYMBOL=SOURCE:SYMBOL, one market under two names (repeatable)."
+    ),
+    no_quarantine: bool = typer.Option(False, "--no-quarantine", help="Report only; write nothing."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+):
+    "Data-quality report per stored series: invalid bars, gaps, duplicates, stale runs, spikes, source deviations."
     quiet_logs()
     from memebot.data.quality import quality_report
-    if tf is not None: tf_seconds(tf)
-    if chain is not None: chain = Chain.parse(chain).value
+
+    if tf is not None:
+        tf_seconds(tf)
+    if chain is not None:
+        chain = Chain.parse(chain).value
     pairs = []
     for c in compare:
         a, eq, b = c.partition("=")
@@ -67,30 +99,64 @@ def data_check(source: Optional[str] = typer.Option(None, "--source"), chain: Op
         if not (eq and c1 and c2 and rs and rsym and ss and ssym):
             raise ValidationError("data check", "--compare", f"{c!r}: expected REF_SOURCE:REF_SYMBOL=SOURCE:SYMBOL")
         pairs.append((rs, rsym, ss, ssym))
-    s = settings(); path = s.resolve(s.store.path)
+    s = settings()
+    path = s.resolve(s.store.path)
     if not path.exists():
-        if as_json: typer.echo("[]"); return
-        console.print(f"store {path} is empty: import or backfill data first"); return
-    with open_store(read_only=no_quarantine) as st: rep = quality_report(st, source, chain, symbol, tf, quarantine=not no_quarantine, settings=s, compare=pairs)
+        if as_json:
+            typer.echo("[]")
+            return
+        console.print(f"store {path} is empty: import or backfill data first")
+        return
+    with open_store(read_only=no_quarantine) as st:
+        rep = quality_report(st, source, chain, symbol, tf, quarantine=not no_quarantine, settings=s, compare=pairs)
     if as_json:
-        typer.echo(json.dumps([{k: (str(v) if k in ("first", "last") else v) for k, v in r.items()} for r in rep.to_dict("records")], indent=1, default=int)); return
+        typer.echo(
+            json.dumps(
+                [{k: str(v) if k in ("first", "last") else v for k, v in r.items()} for r in rep.to_dict("records")],
+                indent=1,
+                default=int,
+            )
+        )
+        return
     from memebot.data.quality import INVALID_REASONS, ANOMALY_REASONS
     from rich import box
+
     console.print(f"data quality: {path}", highlight=False, soft_wrap=True)
     t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     for c in ("source", "symbol", "tf", "rows", "missing", "gaps", "invalid", "flagged"):
-        t.add_column(c, justify="right" if c in ("rows", "missing", "gaps", "invalid", "flagged") else "left",
-                     overflow="fold" if c == "symbol" else "ellipsis", no_wrap=c != "symbol", min_width=12 if c == "symbol" else None)
+        t.add_column(
+            c,
+            justify="right" if c in ("rows", "missing", "gaps", "invalid", "flagged") else "left",
+            overflow="fold" if c == "symbol" else "ellipsis",
+            no_wrap=c != "symbol",
+            min_width=12 if c == "symbol" else None,
+        )
     notes = []
     for r in rep.to_dict("records"):
         src = f"{r['source']}" + ("" if r["chain"] in ("solana", "cex") else f"@{r['chain']}")
-        t.add_row(src, r["symbol"], r["tf"], f"{r['rows']:,}", f"{r['missing_bars']:,}", f"{r['gaps']:,}", f"{r['invalid']:,}", f"{r['flagged']:,}")
+        t.add_row(
+            src,
+            r["symbol"],
+            r["tf"],
+            f"{r['rows']:,}",
+            f"{r['missing_bars']:,}",
+            f"{r['gaps']:,}",
+            f"{r['invalid']:,}",
+            f"{r['flagged']:,}",
+        )
         flags = ", ".join(f"{k.replace('_', ' ')} {r[k]:,}" for k in INVALID_REASONS + ANOMALY_REASONS if r[k])
-        if flags: notes.append(f"{src} {r['symbol']} {r['tf']}: {flags}")
+        if flags:
+            notes.append(f"{src} {r['symbol']} {r['tf']}: {flags}")
     console.print(t)
     import textwrap
-    if notes: console.print("bars by reason (a bar can have several; 'flagged' counts each bar once):", highlight=False)
+
+    if notes:
+        console.print("bars by reason (a bar can have several; 'flagged' counts each bar once):", highlight=False)
     for n in notes:
-        for line in textwrap.wrap(n, 78, initial_indent="  ", subsequent_indent="    "): console.print(line, highlight=False, markup=False)
-    console.print(f"{len(rep)} series, {int(rep['invalid'].sum()) if len(rep) else 0} invalid bars quarantined, "
-                  f"{int(rep['flagged'].sum()) if len(rep) else 0} bars flagged", highlight=False)
+        for line in textwrap.wrap(n, 78, initial_indent="  ", subsequent_indent="    "):
+            console.print(line, highlight=False, markup=False)
+    console.print(
+        f"{len(rep)} series, {int(rep['invalid'].sum()) if len(rep) else 0} invalid bars quarantined, "
+        f"{int(rep['flagged'].sum()) if len(rep) else 0} bars flagged",
+        highlight=False,
+    )

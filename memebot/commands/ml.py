@@ -19,108 +19,188 @@ __all__ = ['models_app', 'DEEP_FAMILIES', 'TrainArgsError', 'default_families', 
 class TrainArgsError(MemebotError):
     "Bad arguments to `memebot train` / `memebot models`."
 
+
 models_app = typer.Typer(help="List and promote registered models (MLflow).", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 
 DEEP_FAMILIES = ("lstm", "transformer", "cnn")
 
+
 def default_families(ai) -> list[str]:
     "Families `memebot train` runs by default under the [ai] flags."
-    if not ai.model_training_enabled: return []
+    if not ai.model_training_enabled:
+        return []
     fams = ["logreg", "gbm", "ensemble"]
-    if ai.deep_learning_enabled: fams += ["lstm", "transformer"]
-    if ai.deep_learning_enabled and ai.pattern_recognition_enabled: fams.append("cnn")
+    if ai.deep_learning_enabled:
+        fams += ["lstm", "transformer"]
+    if ai.deep_learning_enabled and ai.pattern_recognition_enabled:
+        fams.append("cnn")
     return fams
 
-def check_family(ai, fam:str):
+
+def check_family(ai, fam: str):
     "Raise TrainArgsError when `fam` is unknown or disabled by the [ai] flags."
     from memebot.models.base import make_model, ModelError
-    if not ai.model_training_enabled: raise TrainArgsError("training is disabled ([ai] model_training_enabled = false)")
-    try: make_model(fam)
-    except ModelError as e: raise TrainArgsError(f"--family: {e}") from None
+
+    if not ai.model_training_enabled:
+        raise TrainArgsError("training is disabled ([ai] model_training_enabled = false)")
+    try:
+        make_model(fam)
+    except ModelError as e:
+        raise TrainArgsError(f"--family: {e}") from None
     if fam in DEEP_FAMILIES and not ai.deep_learning_enabled:
-        raise TrainArgsError(f"--family {fam}: deep learning is disabled ([ai] deep_learning_enabled = false; use --set ai.deep_learning_enabled=true)")
+        raise TrainArgsError(
+            f"--family {fam}: deep learning is disabled ([ai] deep_learning_enabled = false; use --set"
+            " ai.deep_learning_enabled=true)"
+        )
     if fam == "cnn" and not ai.pattern_recognition_enabled:
         raise TrainArgsError("--family cnn: pattern recognition is disabled ([ai] pattern_recognition_enabled = false)")
 
-def parse_params(items:list[str]) -> dict:
+
+def parse_params(items: list[str]) -> dict:
     "k=v pairs; values parsed as JSON when possible (numbers, true/false, lists), else strings."
     out = {}
     for it in items:
         k, eq, v = it.partition("=")
-        if not eq or not k.strip(): raise TrainArgsError(f"--param {it!r}: expected key=value")
-        try: out[k.strip()] = json.loads(v)
-        except json.JSONDecodeError: out[k.strip()] = v
+        if not eq or not k.strip():
+            raise TrainArgsError(f"--param {it!r}: expected key=value")
+        try:
+            out[k.strip()] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k.strip()] = v
     return out
 
 # %% ../../nbs/94_commands.ml.ipynb #f48de47a
 @app.command("train")
-def train(family: List[str] = typer.Option([], "--family", "-f", help="Model family (repeatable): logreg, gbm, ensemble, lstm, transformer, cnn, persistence, momentum, majority. Default: what [ai] enables."),
-          symbols: Optional[str] = typer.Option(None, "--symbols", help="Comma-separated symbols (default: all stored for --tf)."),
-          tf: str = typer.Option("5m", "--tf", help="Timeframe of the stored candles."),
-          start: Optional[str] = typer.Option(None, "--from", help="First bar (UTC date/time)."),
-          end: Optional[str] = typer.Option(None, "--to", help="End (exclusive)."),
-          horizon: int = typer.Option(1, "--horizon", help="Label horizon in bars."),
-          name: Optional[str] = typer.Option(None, "--name", help="Registered model name (default memebot-<family>-<tf>)."),
-          param: List[str] = typer.Option([], "--param", help="Model parameter key=value (repeatable), e.g. epochs=2."),
-          splits: int = typer.Option(3, "--splits", help="Walk-forward folds."),
-          holdout: float = typer.Option(0.15, "--holdout", help="Share of the newest bars held out for the promotion gate."),
-          as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")):
+def train(
+    family: List[str] = typer.Option(
+        [],
+        "--family",
+        "-f",
+        help=(
+            "Model family (repeatable): logreg, gbm, ensemble, lstm, transformer, cnn, persistence, momentum, majority."
+            " Default: what [ai] enables."
+        ),
+    ),
+    symbols: Optional[str] = typer.Option(
+        None, "--symbols", help="Comma-separated symbols (default: all stored for --tf)."
+    ),
+    tf: str = typer.Option("5m", "--tf", help="Timeframe of the stored candles."),
+    start: Optional[str] = typer.Option(None, "--from", help="First bar (UTC date/time)."),
+    end: Optional[str] = typer.Option(None, "--to", help="End (exclusive)."),
+    horizon: int = typer.Option(1, "--horizon", help="Label horizon in bars."),
+    name: Optional[str] = typer.Option(None, "--name", help="Registered model name (default memebot-<family>-<tf>)."),
+    param: List[str] = typer.Option([], "--param", help="Model parameter key=value (repeatable), e.g. epochs=2."),
+    splits: int = typer.Option(3, "--splits", help="Walk-forward folds."),
+    holdout: float = typer.Option(0.15, "--holdout", help="Share of the newest bars held out for the promotion gate."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+):
     "Train model families on stored candles, log them to MLflow, register versions and run the promotion gate."
     quiet_logs()
     import pandas as pd
     from memebot.core import tf_seconds
-    s = settings(); ai = s.ai
-    try: tf_seconds(tf)
-    except Exception: raise TrainArgsError(f"--tf {tf!r}: not a timeframe (e.g. 5m, 1h)") from None
-    if horizon < 1: raise TrainArgsError(f"--horizon must be >= 1, got {horizon}")
-    if not 0 < holdout < 0.5: raise TrainArgsError(f"--holdout must be in (0, 0.5), got {holdout}")
-    if splits < 1: raise TrainArgsError(f"--splits must be >= 1, got {splits}")
+
+    s = settings()
+    ai = s.ai
+    try:
+        tf_seconds(tf)
+    except Exception:
+        raise TrainArgsError(f"--tf {tf!r}: not a timeframe (e.g. 5m, 1h)") from None
+    if horizon < 1:
+        raise TrainArgsError(f"--horizon must be >= 1, got {horizon}")
+    if not 0 < holdout < 0.5:
+        raise TrainArgsError(f"--holdout must be in (0, 0.5), got {holdout}")
+    if splits < 1:
+        raise TrainArgsError(f"--splits must be >= 1, got {splits}")
     for opt, v in (("--from", start), ("--to", end)):
         if v is not None:
-            try: pd.Timestamp(v)
-            except Exception: raise TrainArgsError(f"{opt} {v!r}: not a date") from None
+            try:
+                pd.Timestamp(v)
+            except Exception:
+                raise TrainArgsError(f"{opt} {v!r}: not a date") from None
     fams = list(family) or default_families(ai)
-    if not fams: raise TrainArgsError("nothing to train: [ai] model_training_enabled = false")
-    for f in fams: check_family(ai, f)
+    if not fams:
+        raise TrainArgsError("nothing to train: [ai] model_training_enabled = false")
+    for f in fams:
+        check_family(ai, f)
     params = parse_params(param)
     from memebot.data.store import candles
     from memebot.features import CONTEXT_SYMBOLS
+
     syms = [x.strip() for x in symbols.split(",") if x.strip()] if symbols else None
     path = s.resolve(s.store.path)
-    if not path.exists(): raise TrainArgsError(f"store {path} is empty: import candles first (memebot data import PATH)")
+    if not path.exists():
+        raise TrainArgsError(f"store {path} is empty: import candles first (memebot data import PATH)")
     with open_store(read_only=True) as st:
         want = None if syms is None else sorted(set(syms) | set(CONTEXT_SYMBOLS))
         df = candles(st, want, tf=tf, start=start, end=end)
-    if df.empty: raise TrainArgsError(f"no {tf} candles in the store for {symbols or 'any symbol'} in the requested dates")
+    if df.empty:
+        raise TrainArgsError(f"no {tf} candles in the store for {symbols or 'any symbol'} in the requested dates")
     if syms:
         miss = [x for x in syms if x not in set(df.symbol)]
-        if miss: raise TrainArgsError(f"--symbols: no {tf} candles stored for {', '.join(miss)}")
+        if miss:
+            raise TrainArgsError(f"--symbols: no {tf} candles stored for {', '.join(miss)}")
     df = df[["symbol", "ts", "open", "high", "low", "close", "volume"]]
     from memebot.models.registry import train_and_register
+
     results = []
     for f in fams:
         err_console.print(f"training {f} on {df.symbol.nunique()} symbols, {len(df):,} {tf} bars ...", highlight=False)
-        r = train_and_register(df, f, params, name=(name if len(fams) == 1 else None), tf=tf, h=horizon, n_splits=splits, holdout_frac=holdout,
-                               settings=s, progress=err_console.is_terminal)
-        results.append({"family": f, "name": r.name, "version": r.version, "decision": r.gate.decision, "reason": r.gate.reason,
-                        "metric": r.gate.metric, "candidate_score": r.gate.candidate_score, "baseline": r.gate.baseline,
-                        "baseline_score": r.gate.baseline_score, "champion_version": r.gate.champion_version,
-                        "champion_score": r.gate.champion_score, "fit_seconds": round(r.fit_seconds, 2),
-                        "holdout": {k: {m: round(x, 5) for m, x in v.items()} for k, v in r.holdout.items()}})
-    if as_json: typer.echo(json.dumps(results, indent=1, default=str)); return
+        r = train_and_register(
+            df,
+            f,
+            params,
+            name=(name if len(fams) == 1 else None),
+            tf=tf,
+            h=horizon,
+            n_splits=splits,
+            holdout_frac=holdout,
+            settings=s,
+            progress=err_console.is_terminal,
+        )
+        results.append(
+            {
+                "family": f,
+                "name": r.name,
+                "version": r.version,
+                "decision": r.gate.decision,
+                "reason": r.gate.reason,
+                "metric": r.gate.metric,
+                "candidate_score": r.gate.candidate_score,
+                "baseline": r.gate.baseline,
+                "baseline_score": r.gate.baseline_score,
+                "champion_version": r.gate.champion_version,
+                "champion_score": r.gate.champion_score,
+                "fit_seconds": round(r.fit_seconds, 2),
+                "holdout": {k: {m: round(x, 5) for m, x in v.items()} for k, v in r.holdout.items()},
+            }
+        )
+    if as_json:
+        typer.echo(json.dumps(results, indent=1, default=str))
+        return
     for r in results:
-        h = r["holdout"]; fam = r["family"]
+        h = r["holdout"]
+        fam = r["family"]
         bb = max((k for k in h if k != fam), key=lambda k: h[k]["accuracy"])
         console.print(f"{r['name']} v{r['version']} -> @{r['decision']}: {r['reason']}", highlight=False)
-        console.print(f"  held-out log-loss {h[fam]['log_loss']:.4f}, best baseline {r['baseline_score']:.4f} ({r['baseline']})", highlight=False)
-        console.print(f"  held-out accuracy {h[fam]['accuracy']:.3f}, best baseline {h[bb]['accuracy']:.3f} ({bb}); "
-                      f"fit {r['fit_seconds']:.1f} s", highlight=False)
+        console.print(
+            f"  held-out log-loss {h[fam]['log_loss']:.4f}, best baseline {r['baseline_score']:.4f} ({r['baseline']})",
+            highlight=False,
+        )
+        console.print(
+            f"  held-out accuracy {h[fam]['accuracy']:.3f}, best baseline {h[bb]['accuracy']:.3f} ({bb}); "
+            f"fit {r['fit_seconds']:.1f} s",
+            highlight=False,
+        )
     from memebot.models.registry import aliases, tracking_uri
+
     for n in dict.fromkeys(r["name"] for r in results):
         if "champion" not in aliases(n, tracking_uri(s)):
-            console.print(f"{n} has no @champion: no version beat the naive baselines on its held-out window "
-                          f"(an operator can still choose one: memebot models promote {n} VERSION)", highlight=False)
+            console.print(
+                f"{n} has no @champion: no version beat the naive baselines on its held-out window "
+                f"(an operator can still choose one: memebot models promote {n} VERSION)",
+                highlight=False,
+            )
 
 # %% ../../nbs/94_commands.ml.ipynb #44370a7b
 @models_app.command("ls")
@@ -128,32 +208,51 @@ def models_ls(as_json: bool = typer.Option(False, "--json", help="Machine-readab
     "Registered models and versions with their aliases and gate scores."
     quiet_logs()
     from memebot.models.registry import list_models, tracking_uri
-    rows = list_models(tracking_uri(settings()))
-    if as_json: typer.echo(json.dumps(rows, indent=1)); return
-    if not rows: console.print("no registered models: train one with `memebot train`"); return
-    console.print(f"registry: {tracking_uri(settings())}", highlight=False, soft_wrap=True)
-    for line in models_lines(rows): console.print(line, highlight=False, markup=False, soft_wrap=True)
 
-def models_lines(rows:list[dict]) -> list[str]:
+    rows = list_models(tracking_uri(settings()))
+    if as_json:
+        typer.echo(json.dumps(rows, indent=1))
+        return
+    if not rows:
+        console.print("no registered models: train one with `memebot train`")
+        return
+    console.print(f"registry: {tracking_uri(settings())}", highlight=False, soft_wrap=True)
+    for line in models_lines(rows):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+def models_lines(rows: list[dict]) -> list[str]:
     "Registered versions, one block per model, that read at 80 columns: names and reasons are never cut."
     out, name = [], None
     for r in rows:
-        if r["name"] != name: name = r["name"]; out += ["", name]
+        if r["name"] != name:
+            name = r["name"]
+            out += ["", name]
         al = " ".join(f"@{a}" for a in r["aliases"]) or "-"
         out.append(f"  v{r['version']:<4} {al:<22} {r['family'] or '?':<12} created {r['created'][:16]}")
         if r.get("gate_decision"):
             gate = f"gate {r['gate_decision']}: {r['gate_metric'] or ''} {r['gate_score'] or ''}".rstrip()
-            out += textwrap.wrap(f"{gate}; {r['gate_reason'] or ''}".rstrip("; "), 74, initial_indent="        ",
-                                 subsequent_indent="        ")
-        if r.get("fingerprint"): out.append(f"        data {r['fingerprint']}")
+            out += textwrap.wrap(
+                f"{gate}; {r['gate_reason'] or ''}".rstrip("; "),
+                74,
+                initial_indent="        ",
+                subsequent_indent="        ",
+            )
+        if r.get("fingerprint"):
+            out.append(f"        data {r['fingerprint']}")
     return out[1:]
 
+
 @models_app.command("promote")
-def models_promote(name: str = typer.Argument(..., help="Registered model name."),
-                   version: str = typer.Argument(..., help="Version number to make @champion."),
-                   alias: str = typer.Option("champion", "--alias", help="Alias to set (champion or challenger).")):
+def models_promote(
+    name: str = typer.Argument(..., help="Registered model name."),
+    version: str = typer.Argument(..., help="Version number to make @champion."),
+    alias: str = typer.Option("champion", "--alias", help="Alias to set (champion or challenger)."),
+):
     "Point @champion (or another alias) at a version, bypassing the gate (manual decision)."
     from memebot.models.registry import promote, tracking_uri
-    if not version.isdigit(): raise TrainArgsError(f"VERSION must be a number, got {version!r}")
+
+    if not version.isdigit():
+        raise TrainArgsError(f"VERSION must be a number, got {version!r}")
     promote(name, version, tracking_uri(settings()), alias=alias)
     console.print(f"{name}: @{alias} -> version {version}")

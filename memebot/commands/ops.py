@@ -22,15 +22,20 @@ def project_root() -> Path:
     "The folder holding nbs/ (the settings file's folder, else the cwd or a parent)."
     s = settings()
     for c in ([s.path.parent] if s.path else []) + [Path.cwd(), *Path.cwd().parents]:
-        if (c / "nbs").is_dir(): return c
+        if (c / "nbs").is_dir():
+            return c
     return Path.cwd()
 
+
 @docs_app.command("build")
-def docs_build(out: Optional[Path] = typer.Option(None, "--out", help="Site folder (default _docs/site)."),
-               execute: bool = typer.Option(True, "--execute/--no-execute", help="Run the notebooks first so pages show outputs."),
-               only: List[str] = typer.Option([], "--only", help="Render only these notebooks (repeatable).")):
+def docs_build(
+    out: Optional[Path] = typer.Option(None, "--out", help="Site folder (default _docs/site)."),
+    execute: bool = typer.Option(True, "--execute/--no-execute", help="Run the notebooks first so pages show outputs."),
+    only: List[str] = typer.Option([], "--only", help="Render only these notebooks (repeatable)."),
+):
     "Render nbs/ to a static site (mkdocs-material + mkdocs-jupyter)."
     from memebot.docs import build_docs
+
     with console.status("building docs" + (" (executing notebooks)" if execute else "")):
         site = build_docs(project_root(), out=out, execute=execute, only=only or None)
     console.print(f"docs: {site / 'index.html'}", highlight=False)
@@ -39,104 +44,180 @@ def docs_build(out: Optional[Path] = typer.Option(None, "--out", help="Site fold
 flows_app = typer.Typer(help="Prefect flows: serve the deployments against a Prefect server.", no_args_is_help=True)
 app.add_typer(flows_app, name="flows")
 
+
 class FlowsError(MemebotError):
     "The flows cannot be served."
 
-def load_flows_module(name:str="deployments"):
+
+def load_flows_module(name: str = "deployments"):
     "Import flows/<name>.py from the project (flows/ is a script folder, not a package)."
     import importlib, sys
+
     d = project_root() / "flows"
-    if not (d / f"{name}.py").exists(): raise FlowsError(f"{d / (name + '.py')}: not found (run from the memebot project)")
-    if str(d) not in sys.path: sys.path.insert(0, str(d))
+    if not (d / f"{name}.py").exists():
+        raise FlowsError(f"{d / (name + '.py')}: not found (run from the memebot project)")
+    if str(d) not in sys.path:
+        sys.path.insert(0, str(d))
     return importlib.import_module(name)
 
+
 @flows_app.command("serve")
-def flows_serve(only: List[str] = typer.Option([], "--only", help="Serve only these deployments (repeatable): backfill, train, reports, paper."),
-                limit: Optional[int] = typer.Option(None, "--limit", help="Most flow runs at once.")):
+def flows_serve(
+    only: List[str] = typer.Option(
+        [], "--only", help="Serve only these deployments (repeatable): backfill, train, reports, paper."
+    ),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Most flow runs at once."),
+):
     "Serve the flows' deployments against the Prefect server at PREFECT_API_URL (Ctrl-C stops)."
     import os
     from memebot.ops import prefect_env
+
     if not os.environ.get("PREFECT_API_URL"):
-        raise FlowsError("PREFECT_API_URL is not set: start a server (`prefect server start --host 127.0.0.1`) and export PREFECT_API_URL=http://127.0.0.1:4200/api")
+        raise FlowsError(
+            "PREFECT_API_URL is not set: start a server (`prefect server start --host 127.0.0.1`) and export"
+            " PREFECT_API_URL=http://127.0.0.1:4200/api"
+        )
     prefect_env(settings())
     dep = load_flows_module("deployments")
     names = list(only) or None
     ds = dep.deployments(names)
     s = settings().flows
-    err_console.print(f"serving {', '.join(d.name for d in ds)} against {os.environ['PREFECT_API_URL']} "
-                      f"(schedules {'on' if s.schedules_enabled else 'off'})", highlight=False)
+    err_console.print(
+        f"serving {', '.join(d.name for d in ds)} against {os.environ['PREFECT_API_URL']} "
+        f"(schedules {'on' if s.schedules_enabled else 'off'})",
+        highlight=False,
+    )
     dep.serve(names, limit)
 
 # %% ../../nbs/97_commands.ops.ipynb #1f96d570
 @app.command("quickstart")
-def quickstart_cmd(dir: Path = typer.Option(Path("data/quickstart"), "--dir", help="A fresh folder (recreated if it holds an earlier quickstart)."),
-                   seed: int = typer.Option(7, "--seed", help="Simulator seed."),
-                   minutes: int = typer.Option(1440, "--minutes", help="Simulated market span in minutes (>= 360)."),
-                   paper: bool = typer.Option(True, "--paper/--no-paper", help="Paper-trade the champion (strategy model_signal; the @challenger, labelled so, when none beat the baselines)."),
-                   paper_minutes: int = typer.Option(30, "--paper-minutes", help="Simulated minutes of paper trading (after a 300-bar warm-up)."),
-                   as_json: bool = typer.Option(False, "--json", help="Print the result as JSON.")):
+def quickstart_cmd(
+    dir: Path = typer.Option(
+        Path("data/quickstart"), "--dir", help="A fresh folder (recreated if it holds an earlier quickstart)."
+    ),
+    seed: int = typer.Option(7, "--seed", help="Simulator seed."),
+    minutes: int = typer.Option(1440, "--minutes", help="Simulated market span in minutes (>= 360)."),
+    paper: bool = typer.Option(
+        True,
+        "--paper/--no-paper",
+        help=(
+            "Paper-trade the champion (strategy model_signal; the @challenger, labelled so, when none beat the"
+            " baselines)."
+        ),
+    ),
+    paper_minutes: int = typer.Option(
+        30, "--paper-minutes", help="Simulated minutes of paper trading (after a 300-bar warm-up)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+):
     "Run the whole loop offline: simulate -> store -> backtest -> train and promote -> paper -> report."
     quiet_logs()
     import json, os
     from dataclasses import asdict
+
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     from memebot.ops import quickstart
-    r = quickstart(dir, seed=seed, minutes=minutes, paper=paper, paper_minutes=paper_minutes, progress=err_console.is_terminal,
-                   settings=settings())
-    if as_json: typer.echo(json.dumps(asdict(r), indent=1, default=str)); return
-    for line in quickstart_story(r, settings()): console.print(line, highlight=False, markup=False, soft_wrap=True)
 
-def _para(text:str, indent:str="  ", width:int=80) -> list[str]:
+    r = quickstart(
+        dir,
+        seed=seed,
+        minutes=minutes,
+        paper=paper,
+        paper_minutes=paper_minutes,
+        progress=err_console.is_terminal,
+        settings=settings(),
+    )
+    if as_json:
+        typer.echo(json.dumps(asdict(r), indent=1, default=str))
+        return
+    for line in quickstart_story(r, settings()):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+def _para(text: str, indent: str = "  ", width: int = 80) -> list[str]:
     import textwrap
+
     return textwrap.wrap(text, width, initial_indent=indent, subsequent_indent=indent)
 
-def _outcomes(st:dict) -> str:
+
+def _outcomes(st: dict) -> str:
     "One line of an order_stats dict: submitted, filled, rejected (by reason) and skipped entries."
     out = f"{st['submitted']} orders: {st['filled']} filled, {st['rejected']} rejected"
-    if st["rejected_by_reason"]: out += " (" + ", ".join(f"{k} {v}" for k, v in st["rejected_by_reason"].items()) + ")"
-    if st.get("partly_filled"): out += f", {st['partly_filled']} partly filled"
+    if st["rejected_by_reason"]:
+        out += " (" + ", ".join(f"{k} {v}" for k, v in st["rejected_by_reason"].items()) + ")"
+    if st.get("partly_filled"):
+        out += f", {st['partly_filled']} partly filled"
     sk = sum(st.get("skipped", {}).values())
-    if sk: out += f"; {sk} entries not sent (" + ", ".join(f"{k}: {v}" for k, v in st["skipped"].items()) + ")"
+    if sk:
+        out += f"; {sk} entries not sent (" + ", ".join(f"{k}: {v}" for k, v in st["skipped"].items()) + ")"
     return out
+
 
 def quickstart_story(r, s) -> list[str]:
     "What the quickstart did and what its numbers mean, as lines that read at 80 columns (paths on their own lines)."
     b, m, sim = r.backtest, r.backtest["metrics"], r.sim
     pnl = m["final_equity"] - m["initial_equity"]
     out = [f"quickstart: the whole loop offline in {sum(r.seconds.values()):.0f} s, in", f"    {r.dir}", ""]
-    out += _para(f"market: {sim.get('launches', '?')} simulated pump.fun launches and their AMM pools, "
-                 f"{sim['swaps']:,} swaps, {sim['candles']:,} candles (1m and 5m).", "")
-    out += [""] + _para(f"backtest: {b['strategy']} on {b.get('symbols', '?')} tokens, 1m bars, starting with "
-                        f"{m['initial_equity']:,.0f} USD; each entry {s.risk.max_order_usd:,.0f} USD (the [risk] "
-                        f"max_order_usd), filled on x*y=k pools with the LP fee and Solana network fees. Risk checks: "
-                        f"{b.get('risk', 'risk engine')}.", "")
-    out += _para(f"result: {m['total_return']:+.2%} ({pnl:+,.0f} USD) over {m['trades']} round trips, "
-                 f"{m['win_rate']:.0%} of them winners; {pnl + m['fees_paid']:+,.0f} USD before fees, "
-                 f"{m['fees_paid']:,.0f} USD of fees. Pump.fun launches jump and fade within minutes: an EMA cross "
-                 f"enters after a jump and exits after the fade, so it mostly pays for moves that are over.")
-    out += _para(f"The Sharpe ratio ({m['sharpe']:.1f}) is annualised from one simulated day of 1-minute bars: read it "
-                 f"as 'lost steadily', not as a forecast.")
-    if b.get("orders"): out += _para(_outcomes(b["orders"]))
+    out += _para(
+        f"market: {sim.get('launches', '?')} simulated pump.fun launches and their AMM pools, "
+        f"{sim['swaps']:,} swaps, {sim['candles']:,} candles (1m and 5m).",
+        "",
+    )
+    out += [""] + _para(
+        f"backtest: {b['strategy']} on {b.get('symbols', '?')} tokens, 1m bars, starting with "
+        f"{m['initial_equity']:,.0f} USD; each entry {s.risk.max_order_usd:,.0f} USD (the [risk] "
+        "max_order_usd), filled on x*y=k pools with the LP fee and Solana network fees. Risk checks: "
+        f"{b.get('risk', 'risk engine')}.",
+        "",
+    )
+    out += _para(
+        f"result: {m['total_return']:+.2%} ({pnl:+,.0f} USD) over {m['trades']} round trips, "
+        f"{m['win_rate']:.0%} of them winners; {pnl + m['fees_paid']:+,.0f} USD before fees, "
+        f"{m['fees_paid']:,.0f} USD of fees. Pump.fun launches jump and fade within minutes: an EMA cross "
+        "enters after a jump and exits after the fade, so it mostly pays for moves that are over."
+    )
+    out += _para(
+        f"The Sharpe ratio ({m['sharpe']:.1f}) is annualised from one simulated day of 1-minute bars: read it "
+        "as 'lost steadily', not as a forecast."
+    )
+    if b.get("orders"):
+        out += _para(_outcomes(b["orders"]))
     out += [f"  {w}" for w in b.get("warnings", [])]
     out += ["  tearsheet:", f"    {b['tearsheet']}", ""]
     out.append("models (trained walk-forward, promoted only if they beat the naive baselines):")
     for x in r.models:
-        out += _para(f"{x['family']} v{x['version']} -> @{x['decision']}: log-loss {x['log_loss']:.4f}, accuracy "
-                     f"{x['accuracy']:.3f}; {x['reason']}")
-    out += _para(f"champion: {r.champion['uri']} ({r.champion['family']})" if r.champion else
-                 "champion: none (no model beat the naive baselines; `memebot models promote NAME VERSION` overrides)")
+        out += _para(
+            f"{x['family']} v{x['version']} -> @{x['decision']}: log-loss {x['log_loss']:.4f}, accuracy "
+            f"{x['accuracy']:.3f}; {x['reason']}"
+        )
+    out += _para(
+        f"champion: {r.champion['uri']} ({r.champion['family']})"
+        if r.champion
+        else "champion: none (no model beat the naive baselines; `memebot models promote NAME VERSION` overrides)"
+    )
     if r.paper is not None:
-        p = r.paper; st = p.get("order_stats") or {}
-        out += [""] + _para(f"paper: {p['strategy']} trading {p['model']} on the replayed simulated market, "
-                            f"{p['window'][0][:16]} to {p['window'][1][:16]} UTC after a {p['warmup_bars']}-bar warm-up: "
-                            f"{p['predictions']} predictions.", "")
-        if p.get("note"): out += _para(p["note"])
-        if st: out += _para(_outcomes(st))
+        p = r.paper
+        st = p.get("order_stats") or {}
+        out += [""] + _para(
+            f"paper: {p['strategy']} trading {p['model']} on the replayed simulated market, "
+            f"{p['window'][0][:16]} to {p['window'][1][:16]} UTC after a {p['warmup_bars']}-bar warm-up: "
+            f"{p['predictions']} predictions.",
+            "",
+        )
+        if p.get("note"):
+            out += _para(p["note"])
+        if st:
+            out += _para(_outcomes(st))
         pp = p["pnl"]
-        out += _para(f"equity {p['equity']:,.2f} USD (realized {pp['realized']:+,.2f}, unrealized {pp['unrealized']:+,.2f}, "
-                     f"fees {pp['fees']:,.2f}); risk state {p['risk']}" + (f": {p['risk_reason']}" if p.get("risk_reason") else ""))
-        for sym, why in (p.get("paused") or {}).items(): out += _para(f"entries paused in {sym}: {why}")
-        if p.get("ledger"): out += ["  ledger:", f"    {p['ledger']}"]
+        out += _para(
+            f"equity {p['equity']:,.2f} USD (realized {pp['realized']:+,.2f}, unrealized {pp['unrealized']:+,.2f}, "
+            f"fees {pp['fees']:,.2f}); risk state {p['risk']}"
+            + (f": {p['risk_reason']}" if p.get("risk_reason") else "")
+        )
+        for sym, why in (p.get("paused") or {}).items():
+            out += _para(f"entries paused in {sym}: {why}")
+        if p.get("ledger"):
+            out += ["  ledger:", f"    {p['ledger']}"]
     if r.reports:
         out += ["", "reports:"] + [f"    {v}" for v in r.reports.values()]
     return out

@@ -23,92 +23,162 @@ __all__ = ['PaperError', 'dashboard', 'status_line', 'paper_cmd']
 class PaperError(MemebotError):
     "A paper run cannot be started (bad option, no data, unknown or taken run id)."
 
-def _symbols(items) -> list[str]|None:
-    out = [s.strip() for it in (items or []) for s in str(it).split(",") if s.strip()]
+
+def _symbols(items) -> list[str] | None:
+    out = [s.strip() for it in items or [] for s in str(it).split(",") if s.strip()]
     return out or None
 
-
-
 # %% ../../nbs/94_commands.paper.ipynb #9e699a8e
-def _t(ns) -> str: return ts_to_datetime(int(ns)).strftime("%Y-%m-%d %H:%M:%S") if ns else "-"
+def _t(ns) -> str:
+    return ts_to_datetime(int(ns)).strftime("%Y-%m-%d %H:%M:%S") if ns else "-"
 
-def dashboard(st:dict) -> Group:
+
+def dashboard(st: dict) -> Group:
     "Rich renderables for a node status snapshot."
     head = Table.grid(padding=(0, 2))
-    risk = st["risk"]; col = {"active": "green", "reducing": "yellow", "halted": "bold red"}.get(risk["state"], "white")
-    head.add_row(f"[b]paper[/b] {st['run_id']}", f"status {st['status']} ({st['mode']})", f"events {st['events']:,}",
-                 f"event time {_t(st['last_ts'])}", f"feed lag {st['feed_lag_s']:.2f}s")
+    risk = st["risk"]
+    col = {"active": "green", "reducing": "yellow", "halted": "bold red"}.get(risk["state"], "white")
+    head.add_row(
+        f"[b]paper[/b] {st['run_id']}",
+        f"status {st['status']} ({st['mode']})",
+        f"events {st['events']:,}",
+        f"event time {_t(st['last_ts'])}",
+        f"feed lag {st['feed_lag_s']:.2f}s",
+    )
     p = st["pnl"]
-    head.add_row(f"equity {st['equity']:,.2f}", f"cash {st['cash']:,.2f}", f"pnl {p['realized'] + p['unrealized']:+,.2f}",
-                 f"realized {p['realized']:+,.2f}  fees {p['fees']:,.2f}", f"risk [{col}]{risk['state']}[/{col}] {risk['reason']}")
-    head.add_row(f"orders {st['orders']}", f"fills {st['fills']}", f"open {st['open_orders']}", f"rejected {st['rejected']}", "")
+    head.add_row(
+        f"equity {st['equity']:,.2f}",
+        f"cash {st['cash']:,.2f}",
+        f"pnl {p['realized'] + p['unrealized']:+,.2f}",
+        f"realized {p['realized']:+,.2f}  fees {p['fees']:,.2f}",
+        f"risk [{col}]{risk['state']}[/{col}] {risk['reason']}",
+    )
+    head.add_row(
+        f"orders {st['orders']}", f"fills {st['fills']}", f"open {st['open_orders']}", f"rejected {st['rejected']}", ""
+    )
     pos = Table(title="positions", expand=False)
-    for c in ("symbol", "qty", "avg price", "mark", "unrealized"): pos.add_column(c, justify="right" if c != "symbol" else "left")
-    for r in st["positions"][:12]: pos.add_row(r["symbol"][:20], f"{r['qty']:.6g}", f"{r['avg_price']:.6g}", f"{r['mark']:.6g}", f"{r['unrealized']:+,.2f}")
+    for c in ("symbol", "qty", "avg price", "mark", "unrealized"):
+        pos.add_column(c, justify="right" if c != "symbol" else "left")
+    for r in st["positions"][:12]:
+        pos.add_row(
+            r["symbol"][:20], f"{r['qty']:.6g}", f"{r['avg_price']:.6g}", f"{r['mark']:.6g}", f"{r['unrealized']:+,.2f}"
+        )
     orders = Table(title="last orders", expand=False)
-    for c in ("time", "client id", "symbol", "side", "qty", "status", "reason"): orders.add_column(c)
+    for c in ("time", "client id", "symbol", "side", "qty", "status", "reason"):
+        orders.add_column(c)
     for o in reversed(st["last_orders"]):
-        orders.add_row(_t(o["ts"]), o["client_id"], o["symbol"][:20], o["side"], f"{o['qty']:.6g}", o["status"], (o["reason"] or "")[:60])
+        orders.add_row(
+            _t(o["ts"]),
+            o["client_id"],
+            o["symbol"][:20],
+            o["side"],
+            f"{o['qty']:.6g}",
+            o["status"],
+            (o["reason"] or "")[:60],
+        )
     return Group(head, pos, orders)
 
-def status_line(st:dict) -> str:
+
+def status_line(st: dict) -> str:
     "One plain line for non-terminal output."
     p = st["pnl"]
-    return (f"paper {st['run_id']} {st['status']} events={st['events']} t={_t(st['last_ts'])} equity={st['equity']:.2f} "
-            f"pnl={p['realized'] + p['unrealized']:+.2f} orders={st['orders']} fills={st['fills']} open={st['open_orders']} "
-            f"rejected={st['rejected']} risk={st['risk']['state']} lag={st['feed_lag_s']:.2f}s")
+    return (
+        f"paper {st['run_id']} {st['status']} events={st['events']} t={_t(st['last_ts'])} equity={st['equity']:.2f}"
+        f" pnl={p['realized'] + p['unrealized']:+.2f} orders={st['orders']} fills={st['fills']}"
+        f" open={st['open_orders']} rejected={st['rejected']} risk={st['risk']['state']} lag={st['feed_lag_s']:.2f}s"
+    )
 
 # %% ../../nbs/94_commands.paper.ipynb #4e4b3fe4
-async def _run_node(node, live_view:bool, every_s:float, stream=None): # stream: where plain status lines go (stdout)
+async def _run_node(node, live_view: bool, every_s: float, stream=None):  # stream: where plain status lines go (stdout)
     "Run the node with the dashboard refreshing beside it."
+
     async def show():
         if live_view:
             from rich.live import Live
+
             with Live(dashboard(node.status()), console=console, refresh_per_second=4, transient=False) as lv:
                 while True:
-                    await asyncio.sleep(0.25); lv.update(dashboard(node.status()))
+                    await asyncio.sleep(0.25)
+                    lv.update(dashboard(node.status()))
         else:
             while True:
-                await asyncio.sleep(every_s); print(status_line(node.status()), flush=True, file=stream or sys.stdout)
+                await asyncio.sleep(every_s)
+                print(status_line(node.status()), flush=True, file=stream or sys.stdout)
+
     ui = asyncio.create_task(show())
-    try: return await node.run()
+    try:
+        return await node.run()
     finally:
         ui.cancel()
-        try: await ui
-        except (asyncio.CancelledError, Exception): pass
+        try:
+            await ui
+        except (asyncio.CancelledError, Exception):
+            pass
+
 
 def _arun(coro):
     "asyncio.run, or in a worker thread when a loop is already running (notebooks)."
-    try: asyncio.get_running_loop()
-    except RuntimeError: return asyncio.run(coro)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
     from concurrent.futures import ThreadPoolExecutor
-    with ThreadPoolExecutor(1) as ex: return ex.submit(asyncio.run, coro).result()
+
+    with ThreadPoolExecutor(1) as ex:
+        return ex.submit(asyncio.run, coro).result()
+
 
 @app.command("paper")
-def paper_cmd(strategy: Optional[str] = typer.Option(None, "--strategy", help="Strategy name (see `memebot strategies`)."),
-              feed: str = typer.Option("replay", "--feed", help="Market data: replay (stored candles), sim (simulator), live (Solana websocket)."),
-              param: List[str] = typer.Option([], "--param", help="Strategy parameter name=value (repeatable)."),
-              symbols: Optional[List[str]] = typer.Option(None, "--symbols", help="replay: symbols; live: pool accounts or programs (repeatable or comma-separated)."),
-              tf: str = typer.Option("5m", "--tf", help="replay: timeframe of the stored candles; live: bar timeframe to build (with --bars)."),
-              start: Optional[str] = typer.Option(None, "--from", help="replay: start (inclusive)."),
-              end: Optional[str] = typer.Option(None, "--to", help="replay: end (exclusive)."),
-              source: Optional[str] = typer.Option(None, "--source", help="replay: data source when several stored the same symbols."),
-              chain: Optional[str] = typer.Option(None, "--chain", help="replay: chain of the data."),
-              speed: Optional[float] = typer.Option(None, "--speed", help="replay/sim: multiple of real time (default or 0: as fast as possible)."),
-              minutes: Optional[int] = typer.Option(None, "--minutes", help="sim: simulated minutes (default [sim] minutes)."),
-              seed: Optional[int] = typer.Option(None, "--seed", help="sim: seed (default [sim] seed)."),
-              launches: Optional[int] = typer.Option(None, "--launches", help="sim: tokens launched (default [sim] launches)."),
-              bars: bool = typer.Option(False, "--bars/--no-bars", help="live: also build --tf bars from the swaps."),
-              run_id: Optional[str] = typer.Option(None, "--run-id", help="Run id: ledger account and client-id prefix (default paper-<strategy>-<time>)."),
-              resume: bool = typer.Option(False, "--resume", help="Continue the stored run --run-id (same strategy, parameters and feed)."),
-              cash: Optional[float] = typer.Option(None, "--cash", help="Starting cash (default [live] starting_cash_usd)."),
-              fill: str = typer.Option("auto", "--fill", help="Fill model (as in backtests): auto, bar, volume, amm, pumpfun."),
-              fee_bps: Optional[float] = typer.Option(None, "--fee-bps", help="Venue/LP fee in bps (default per venue)."),
-              liquidity: float = typer.Option(100_000.0, "--liquidity", help="amm model: assumed pool size (quote units) when reserves are unknown."),
-              heartbeat: Optional[float] = typer.Option(None, "--heartbeat", help="Heartbeat seconds (default [live] heartbeat_seconds)."),
-              dash: bool = typer.Option(True, "--dashboard/--no-dashboard", help="Live terminal dashboard (plain lines when not a terminal)."),
-              metrics_port: Optional[int] = typer.Option(None, "--metrics-port", help="Serve Prometheus /metrics on 127.0.0.1:PORT."),
-              json_out: Optional[Path] = typer.Option(None, "--json", help="Write the final status, latency and fills to this file ('-' for stdout).")):
+def paper_cmd(
+    strategy: Optional[str] = typer.Option(None, "--strategy", help="Strategy name (see `memebot strategies`)."),
+    feed: str = typer.Option(
+        "replay", "--feed", help="Market data: replay (stored candles), sim (simulator), live (Solana websocket)."
+    ),
+    param: List[str] = typer.Option([], "--param", help="Strategy parameter name=value (repeatable)."),
+    symbols: Optional[List[str]] = typer.Option(
+        None, "--symbols", help="replay: symbols; live: pool accounts or programs (repeatable or comma-separated)."
+    ),
+    tf: str = typer.Option(
+        "5m", "--tf", help="replay: timeframe of the stored candles; live: bar timeframe to build (with --bars)."
+    ),
+    start: Optional[str] = typer.Option(None, "--from", help="replay: start (inclusive)."),
+    end: Optional[str] = typer.Option(None, "--to", help="replay: end (exclusive)."),
+    source: Optional[str] = typer.Option(
+        None, "--source", help="replay: data source when several stored the same symbols."
+    ),
+    chain: Optional[str] = typer.Option(None, "--chain", help="replay: chain of the data."),
+    speed: Optional[float] = typer.Option(
+        None, "--speed", help="replay/sim: multiple of real time (default or 0: as fast as possible)."
+    ),
+    minutes: Optional[int] = typer.Option(None, "--minutes", help="sim: simulated minutes (default [sim] minutes)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="sim: seed (default [sim] seed)."),
+    launches: Optional[int] = typer.Option(None, "--launches", help="sim: tokens launched (default [sim] launches)."),
+    bars: bool = typer.Option(False, "--bars/--no-bars", help="live: also build --tf bars from the swaps."),
+    run_id: Optional[str] = typer.Option(
+        None, "--run-id", help="Run id: ledger account and client-id prefix (default paper-<strategy>-<time>)."
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the stored run --run-id (same strategy, parameters and feed)."
+    ),
+    cash: Optional[float] = typer.Option(None, "--cash", help="Starting cash (default [live] starting_cash_usd)."),
+    fill: str = typer.Option("auto", "--fill", help="Fill model (as in backtests): auto, bar, volume, amm, pumpfun."),
+    fee_bps: Optional[float] = typer.Option(None, "--fee-bps", help="Venue/LP fee in bps (default per venue)."),
+    liquidity: float = typer.Option(
+        100_000.0, "--liquidity", help="amm model: assumed pool size (quote units) when reserves are unknown."
+    ),
+    heartbeat: Optional[float] = typer.Option(
+        None, "--heartbeat", help="Heartbeat seconds (default [live] heartbeat_seconds)."
+    ),
+    dash: bool = typer.Option(
+        True, "--dashboard/--no-dashboard", help="Live terminal dashboard (plain lines when not a terminal)."
+    ),
+    metrics_port: Optional[int] = typer.Option(
+        None, "--metrics-port", help="Serve Prometheus /metrics on 127.0.0.1:PORT."
+    ),
+    json_out: Optional[Path] = typer.Option(
+        None, "--json", help="Write the final status, latency and fills to this file ('-' for stdout)."
+    ),
+):
     "Paper-trade a strategy on the trading node (replayed, simulated or live market data; paper fills always)."
     from memebot.strategy import get_strategy, parse_param_args
     from memebot.exec.ledger import Ledger, ledger_path, ledger_store
@@ -119,73 +189,141 @@ def paper_cmd(strategy: Optional[str] = typer.Option(None, "--strategy", help="S
     from memebot.core import parse_range
     from memebot.data.store import StoreLockedError
     from memebot.core import WallClock
+
     s = settings()
-    if feed not in FEEDS: raise PaperError(f"--feed {feed!r}: expected one of {', '.join(FEEDS)}")
-    if speed is not None and not speed >= 0: raise PaperError(f"--speed {speed}: must be >= 0 (0: as fast as possible)")
+    if feed not in FEEDS:
+        raise PaperError(f"--feed {feed!r}: expected one of {', '.join(FEEDS)}")
+    if speed is not None and not speed >= 0:
+        raise PaperError(f"--speed {speed}: must be >= 0 (0: as fast as possible)")
     cash = positive(cash, "--cash")
-    if resume and not run_id: raise PaperError("--resume needs --run-id (the run to continue)")
+    if resume and not run_id:
+        raise PaperError("--resume needs --run-id (the run to continue)")
     if resume:
-        if not ledger_path(run_id, s).exists(): raise PaperError(f"--run-id {run_id!r}: no such paper run (nothing to resume)")
+        if not ledger_path(run_id, s).exists():
+            raise PaperError(f"--run-id {run_id!r}: no such paper run (nothing to resume)")
         rec = _record(run_id, s)
-        if rec is None: raise PaperError(f"--run-id {run_id!r}: no such paper run (nothing to resume)")
+        if rec is None:
+            raise PaperError(f"--run-id {run_id!r}: no such paper run (nothing to resume)")
         spec, strategy, params = rec["spec"], rec["strategy"], rec["params"]
-        if speed is not None: spec["speed"] = speed or None
+        if speed is not None:
+            spec["speed"] = speed or None
     else:
-        if strategy is None: raise PaperError("--strategy is required (see `memebot strategies`)")
+        if strategy is None:
+            raise PaperError("--strategy is required (see `memebot strategies`)")
         parse_range(start, end)
         run_id = run_id or f"paper-{strategy}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
         if ledger_path(run_id, s).exists() and (rec := _record(run_id, s)) is not None:
-            raise PaperError(f"--run-id {run_id!r} already exists ({rec['status']}): add --resume to continue it, or choose another run id")
+            raise PaperError(
+                f"--run-id {run_id!r} already exists ({rec['status']}): add --resume to continue it, or choose another"
+                " run id"
+            )
         params = parse_param_args(param)
-        spec = {"feed": feed, "symbols": _symbols(symbols), "tf": tf, "start": start, "end": end, "source": source,
-                "chain": chain, "speed": speed or None, "minutes": minutes, "seed": seed, "launches": launches,
-                "live_tf": tf if (feed == "live" and bars) else None, "fill": fill, "fee_bps": fee_bps, "liquidity": liquidity,
-                "cash": cash if cash is not None else s.live.starting_cash_usd}
+        spec = {
+            "feed": feed,
+            "symbols": _symbols(symbols),
+            "tf": tf,
+            "start": start,
+            "end": end,
+            "source": source,
+            "chain": chain,
+            "speed": speed or None,
+            "minutes": minutes,
+            "seed": seed,
+            "launches": launches,
+            "live_tf": tf if (feed == "live" and bars) else None,
+            "fill": fill,
+            "fee_bps": fee_bps,
+            "liquidity": liquidity,
+            "cash": cash if cash is not None else s.live.starting_cash_usd,
+        }
     strat = get_strategy(strategy, params)
-    fd, ch = build_feed(spec, settings=settings())                                        # before the run's ledger exists: a bad request leaves none
+    fd, ch = build_feed(spec, settings=settings())  # before the run's ledger exists: a bad request leaves none
     sb = make_broker(spec["fill"], ch, spec.get("fee_bps"), None, spec.get("liquidity", 100_000.0), settings=settings())
-    try: store = ledger_store(run_id, s)
+    try:
+        store = ledger_store(run_id, s)
     except StoreLockedError:
-        raise PaperError(f"run {run_id!r} is running in another process (its ledger {ledger_path(run_id, s)} is open for "
-                         f"writing): stop it first, or choose another --run-id") from None
+        raise PaperError(
+            f"run {run_id!r} is running in another process (its ledger {ledger_path(run_id, s)} is open for "
+            "writing): stop it first, or choose another --run-id"
+        ) from None
     try:
         clock = fd.clock or WallClock()
         led = Ledger(store, run_id, ch, "paper", clock)
         broker = PaperBroker(sb.model, sb.fees, ledger=led)
-        node = TradingNode(strat, fd, broker, led, clock=clock, cash=spec["cash"], run_id=run_id, settings=s, heartbeat_s=heartbeat)
-        if load_run(store, run_id) is None: save_run(store, run_id, strat.name, strat.param_values, spec, spec["cash"], "created")
+        node = TradingNode(
+            strat, fd, broker, led, clock=clock, cash=spec["cash"], run_id=run_id, settings=s, heartbeat_s=heartbeat
+        )
+        if load_run(store, run_id) is None:
+            save_run(store, run_id, strat.name, strat.param_values, spec, spec["cash"], "created")
         if metrics_port:
             from memebot.obs import serve_metrics
+
             serve_metrics(metrics_port)
         tty = console.is_terminal
-        if not tty or not dash:                                      # (stdout stays pure JSON with --json -)
-            print(f"paper {run_id}: {strat.id} on {spec['feed']} ({node.mode}); ledger {ledger_path(run_id, s)}; "
-                  f"Ctrl-C stops, --run-id {run_id} --resume continues", flush=True,
-                  file=sys.stderr if json_out is not None and str(json_out) == "-" else sys.stdout)
+        if not tty or not dash:  # (stdout stays pure JSON with --json -)
+            print(
+                f"paper {run_id}: {strat.id} on {spec['feed']} ({node.mode}); ledger {ledger_path(run_id, s)}; "
+                f"Ctrl-C stops, --run-id {run_id} --resume continues",
+                flush=True,
+                file=sys.stderr if json_out is not None and str(json_out) == "-" else sys.stdout,
+            )
         quiet_out = sys.stderr if json_out is not None and str(json_out) == "-" else None
         res = _arun(_run_node(node, dash and tty, max(node.heartbeat_s, 1.0), quiet_out))
-        st = node.status(); lat = node.latency()
+        st = node.status()
+        lat = node.latency()
         if json_out is not None:
-            doc = {"status": st, "latency": lat, "consistency": node.consistency(), "ledger": str(ledger_path(run_id, s)),
-                   "fills": [{"client_id": f.client_id, "fill_id": f.fill_id, "ts": f.ts, "symbol": f.symbol, "side": f.side.value,
-                              "qty": f.qty, "price": f.price, "fee": f.fee} for f in res.fills]}
+            doc = {
+                "status": st,
+                "latency": lat,
+                "consistency": node.consistency(),
+                "ledger": str(ledger_path(run_id, s)),
+                "fills": [
+                    {
+                        "client_id": f.client_id,
+                        "fill_id": f.fill_id,
+                        "ts": f.ts,
+                        "symbol": f.symbol,
+                        "side": f.side.value,
+                        "qty": f.qty,
+                        "price": f.price,
+                        "fee": f.fee,
+                    }
+                    for f in res.fills
+                ],
+            }
             txt = json.dumps(doc, indent=1, default=str)
-            if str(json_out) == "-": print(txt)
-            else: json_out.parent.mkdir(parents=True, exist_ok=True); json_out.write_text(txt)
+            if str(json_out) == "-":
+                print(txt)
+            else:
+                json_out.parent.mkdir(parents=True, exist_ok=True)
+                json_out.write_text(txt)
         if json_out is None or str(json_out) != "-":
             print(status_line(st), flush=True)
             from memebot.commands.research import print_orders
-            print_orders(st["order_stats"], st["risk_checks"], title=f"orders ({run_id})")
-            if lat.get("n"): print(f"tick-to-order: p50 {lat['p50_us']:.0f} us, p99 {lat['p99_us']:.0f} us, p99.9 {lat['p999_us']:.0f} us over {lat['n']} orders", flush=True)
-            if node.interrupted: print(f"stopped: continue with `memebot paper --run-id {run_id} --resume`", flush=True)
-    finally: store.close()
 
-def _record(run_id:str, s) -> dict|None:
+            print_orders(st["order_stats"], st["risk_checks"], title=f"orders ({run_id})")
+            if lat.get("n"):
+                print(
+                    f"tick-to-order: p50 {lat['p50_us']:.0f} us, p99 {lat['p99_us']:.0f} us, p99.9 {lat['p999_us']:.0f}"
+                    f" us over {lat['n']} orders",
+                    flush=True,
+                )
+            if node.interrupted:
+                print(f"stopped: continue with `memebot paper --run-id {run_id} --resume`", flush=True)
+    finally:
+        store.close()
+
+
+def _record(run_id: str, s) -> dict | None:
     "The run record of a paper run, read from its ledger file (None when it has none)."
     from memebot.exec.ledger import ledger_store
     from memebot.live import load_run
     from memebot.data.store import StoreLockedError
+
     try:
-        with ledger_store(run_id, s, read_only=True) as st: return load_run(st, run_id)
+        with ledger_store(run_id, s, read_only=True) as st:
+            return load_run(st, run_id)
     except StoreLockedError:
-        raise PaperError(f"run {run_id!r} is running in another process: stop it first, or choose another --run-id") from None
+        raise PaperError(
+            f"run {run_id!r} is running in another process: stop it first, or choose another --run-id"
+        ) from None

@@ -22,25 +22,38 @@ __all__ = ['ResearchError', 'load_candles', 'trades_json', 'print_orders', 'back
 class ResearchError(MemebotError):
     "A backtest or sweep request cannot be served (no data, unknown symbol, bad option)."
 
-def _symbols(items:list[str]|None) -> list[str]|None:
-    out = [s.strip() for it in (items or []) for s in str(it).split(",") if s.strip()]
+
+def _symbols(items: list[str] | None) -> list[str] | None:
+    out = [s.strip() for it in items or [] for s in str(it).split(",") if s.strip()]
     return out or None
 
-def load_candles(symbols:list[str]|None, tf:str, start=None, end=None, source:str|None=None, chain:str|None=None):
+
+def load_candles(
+    symbols: list[str] | None, tf: str, start=None, end=None, source: str | None = None, chain: str | None = None
+):
     "Stored candles for the request as a `CandleFeed` plus the data's chain; one-line errors for what is missing."
     from memebot.core import tf_seconds
     from memebot.data.store import inventory
     from memebot.backtest import CandleFeed
+
     tf_seconds(tf)
     start, end = parse_range(start, end)
-    s = settings(); path = s.resolve(s.store.path)
-    if not path.exists(): raise ResearchError(f"no data: the store {path} is empty (run `memebot data import PATH` first)")
+    s = settings()
+    path = s.resolve(s.store.path)
+    if not path.exists():
+        raise ResearchError(f"no data: the store {path} is empty (run `memebot data import PATH` first)")
     with open_store(read_only=True) as st:
         inv = inventory(st)
         inv = inv[(inv.kind == "candles") & (inv.tf == tf)]
-        if source: inv = inv[inv.source == source]
-        if chain: inv = inv[inv.chain == Chain.parse(chain).value]
-        if len(inv) == 0: raise ResearchError(f"no data: no {tf} candles stored{' from ' + source if source else ''} (run `memebot data import PATH` first)")
+        if source:
+            inv = inv[inv.source == source]
+        if chain:
+            inv = inv[inv.chain == Chain.parse(chain).value]
+        if len(inv) == 0:
+            raise ResearchError(
+                f"no data: no {tf} candles stored{' from ' + source if source else ''} (run `memebot data import PATH`"
+                " first)"
+            )
         have = sorted(inv.symbol.unique())
         if symbols:
             unknown = [x for x in symbols if x not in have]
@@ -50,55 +63,101 @@ def load_candles(symbols:list[str]|None, tf:str, start=None, end=None, source:st
             inv = inv[inv.symbol.isin(symbols)]
         multi = inv.groupby("symbol").source.nunique()
         if (multi > 1).any() and not source:
-            raise ResearchError(f"symbol {multi[multi > 1].index[0]!r} is stored by several sources ({', '.join(sorted(inv.source.unique()))}): choose one with --source")
+            raise ResearchError(
+                f"symbol {multi[multi > 1].index[0]!r} is stored by several sources"
+                f" ({', '.join(sorted(inv.source.unique()))}): choose one with --source"
+            )
         chains = sorted(inv.chain.unique())
-        if len(chains) > 1 and not chain: raise ResearchError(f"symbols span several chains ({', '.join(chains)}): choose one with --chain")
-        try: feed = CandleFeed.from_store(st, symbols or have, tf, start, end, source, chain)
-        except MemebotError as e: raise ResearchError(str(e)) from None
+        if len(chains) > 1 and not chain:
+            raise ResearchError(f"symbols span several chains ({', '.join(chains)}): choose one with --chain")
+        try:
+            feed = CandleFeed.from_store(st, symbols or have, tf, start, end, source, chain)
+        except MemebotError as e:
+            raise ResearchError(str(e)) from None
     return feed, chains[0]
+
 
 def trades_json(trades) -> list[dict]:
     "Trades as JSON-ready dicts (ISO times, None for NaN)."
     out = []
     for r in trades.to_dict("records"):
-        out.append(json_safe({k: (None if (k.endswith("_time") and (r[k] is None or r[k] != r[k])) else r[k]) for k in r}))
+        out.append(
+            json_safe({k: None if (k.endswith("_time") and (r[k] is None or r[k] != r[k])) else r[k] for k in r})
+        )
     return out
 
 # %% ../../nbs/93_commands.research.ipynb #929a243e
-def print_orders(stats:dict, risk:str, title:str="orders"):
+def print_orders(stats: dict, risk: str, title: str = "orders"):
     "Print the orders table and its notes (80 columns)."
     from memebot.backtest import order_rows, order_notes
+
     t = Table(title=title)
-    t.add_column("outcome"); t.add_column("orders", justify="right")
-    for k, v in order_rows(stats): t.add_row(k, v)
+    t.add_column("outcome")
+    t.add_column("orders", justify="right")
+    for k, v in order_rows(stats):
+        t.add_row(k, v)
     console.print(t)
     for line in order_notes(stats, risk):
         console.print(line, style="bold yellow" if line.startswith("warning") else None, highlight=False, markup=False)
 
 # %% ../../nbs/93_commands.research.ipynb #8da29208
-_METRIC_ROWS = ["total_return", "cagr", "sharpe", "sortino", "calmar", "max_drawdown", "max_drawdown_duration_days", "var_95",
-                "cvar_95", "trades", "open_trades", "win_rate", "profit_factor", "exposure", "turnover", "fees_paid", "final_equity"]
+_METRIC_ROWS = [
+    "total_return",
+    "cagr",
+    "sharpe",
+    "sortino",
+    "calmar",
+    "max_drawdown",
+    "max_drawdown_duration_days",
+    "var_95",
+    "cvar_95",
+    "trades",
+    "open_trades",
+    "win_rate",
+    "profit_factor",
+    "exposure",
+    "turnover",
+    "fees_paid",
+    "final_equity",
+]
+
 
 @app.command("backtest")
-def backtest_cmd(strategy: str = typer.Option(..., "--strategy", help="Strategy name (see `memebot strategies`)."),
-                 param: List[str] = typer.Option([], "--param", help="Strategy parameter name=value (repeatable)."),
-                 symbols: Optional[List[str]] = typer.Option(None, "--symbols", help="Symbols (repeatable or comma-separated; default: all stored)."),
-                 tf: str = typer.Option("5m", "--tf", help="Timeframe."),
-                 start: Optional[str] = typer.Option(None, "--from", help="Start (inclusive), e.g. 2025-01-01."),
-                 end: Optional[str] = typer.Option(None, "--to", help="End (exclusive)."),
-                 source: Optional[str] = typer.Option(None, "--source", help="Data source when several stored the same symbols."),
-                 chain: Optional[str] = typer.Option(None, "--chain", help="Chain of the data."),
-                 cash: Optional[float] = typer.Option(None, "--cash", help="Initial cash (default [backtest] initial_cash_usd)."),
-                 fill: str = typer.Option("auto", "--fill", help="Fill model: auto, bar, volume, amm, pumpfun."),
-                 fee_bps: Optional[float] = typer.Option(None, "--fee-bps", help="Venue/LP fee in bps (default per venue from settings)."),
-                 slippage_bps: Optional[float] = typer.Option(None, "--slippage-bps", help="Extra slippage in bps (bar/volume models)."),
-                 liquidity: float = typer.Option(100_000.0, "--liquidity", help="Assumed pool size (quote units) for the amm model."),
-                 fail_prob: float = typer.Option(0.0, "--fail-prob", help="Probability that a transaction fails (seeded)."),
-                 seed: int = typer.Option(0, "--seed", help="Seed for simulated transaction failures."),
-                 risk: bool = typer.Option(True, "--risk/--no-risk", help="Apply the [risk] limits (as paper and live do); --no-risk: account checks only."),
-                 json_out: Optional[Path] = typer.Option(None, "--json", help="Write {metrics, orders, trades} to this file ('-' for stdout)."),
-                 out: Optional[Path] = typer.Option(None, "--out", help="Tearsheet folder (default [backtest] output_dir/<strategy>-<time>)."),
-                 tearsheet_: bool = typer.Option(True, "--tearsheet/--no-tearsheet", help="Write the tearsheet (PNG + HTML).")):
+def backtest_cmd(
+    strategy: str = typer.Option(..., "--strategy", help="Strategy name (see `memebot strategies`)."),
+    param: List[str] = typer.Option([], "--param", help="Strategy parameter name=value (repeatable)."),
+    symbols: Optional[List[str]] = typer.Option(
+        None, "--symbols", help="Symbols (repeatable or comma-separated; default: all stored)."
+    ),
+    tf: str = typer.Option("5m", "--tf", help="Timeframe."),
+    start: Optional[str] = typer.Option(None, "--from", help="Start (inclusive), e.g. 2025-01-01."),
+    end: Optional[str] = typer.Option(None, "--to", help="End (exclusive)."),
+    source: Optional[str] = typer.Option(None, "--source", help="Data source when several stored the same symbols."),
+    chain: Optional[str] = typer.Option(None, "--chain", help="Chain of the data."),
+    cash: Optional[float] = typer.Option(None, "--cash", help="Initial cash (default [backtest] initial_cash_usd)."),
+    fill: str = typer.Option("auto", "--fill", help="Fill model: auto, bar, volume, amm, pumpfun."),
+    fee_bps: Optional[float] = typer.Option(
+        None, "--fee-bps", help="Venue/LP fee in bps (default per venue from settings)."
+    ),
+    slippage_bps: Optional[float] = typer.Option(
+        None, "--slippage-bps", help="Extra slippage in bps (bar/volume models)."
+    ),
+    liquidity: float = typer.Option(
+        100_000.0, "--liquidity", help="Assumed pool size (quote units) for the amm model."
+    ),
+    fail_prob: float = typer.Option(0.0, "--fail-prob", help="Probability that a transaction fails (seeded)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for simulated transaction failures."),
+    risk: bool = typer.Option(
+        True, "--risk/--no-risk", help="Apply the [risk] limits (as paper and live do); --no-risk: account checks only."
+    ),
+    json_out: Optional[Path] = typer.Option(
+        None, "--json", help="Write {metrics, orders, trades} to this file ('-' for stdout)."
+    ),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="Tearsheet folder (default [backtest] output_dir/<strategy>-<time>)."
+    ),
+    tearsheet_: bool = typer.Option(True, "--tearsheet/--no-tearsheet", help="Write the tearsheet (PNG + HTML)."),
+):
     "Run a strategy over stored candles with the event-driven engine; print metrics and orders, write the tearsheet."
     quiet_logs()
     import pandas as pd
@@ -107,110 +166,212 @@ def backtest_cmd(strategy: str = typer.Option(..., "--strategy", help="Strategy 
     from memebot.exec import make_broker
     from memebot.core import OrderStatus
     from memebot.metrics import tearsheet
+
     cash = positive(cash, "--cash")
-    if not 0 <= fail_prob < 1: raise ResearchError(f"--fail-prob {fail_prob}: expected a probability in [0, 1)")
+    if not 0 <= fail_prob < 1:
+        raise ResearchError(f"--fail-prob {fail_prob}: expected a probability in [0, 1)")
     strat = get_strategy(strategy, parse_param_args(param))
     feed, ch = load_candles(_symbols(symbols), tf, start, end, source, chain)
     s = settings()
     broker = make_broker(fill, ch, fee_bps, slippage_bps, liquidity, failure_prob=fail_prob, seed=seed, settings=s)
-    with console.status(f"backtest {strat.id} over {feed.n_bars:,} bars", spinner="dots") if console.is_terminal else _null():
-        res = Engine(strat, feed, broker, risk="settings" if risk else None,
-                     cash=cash if cash is not None else s.backtest.initial_cash_usd).run()
-    m = res.metrics(); trades = res.trades; stats = res.order_stats()
+    with (
+        console.status(f"backtest {strat.id} over {feed.n_bars:,} bars", spinner="dots")
+        if console.is_terminal
+        else _null()
+    ):
+        res = Engine(
+            strat,
+            feed,
+            broker,
+            risk="settings" if risk else None,
+            cash=cash if cash is not None else s.backtest.initial_cash_usd,
+        ).run()
+    m = res.metrics()
+    trades = res.trades
+    stats = res.order_stats()
     notes = order_notes(stats, res.risk)
     paths = {}
     if tearsheet_:
         od = out or s.resolve(s.backtest.output_dir) / f"{strat.name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
         title = f"{strat.id} {', '.join(feed.symbols[:5])}{' ...' if len(feed.symbols) > 5 else ''} {tf}"
         paths = tearsheet(res.equity, m, od, trades, title, orders=order_rows(stats), notes=notes)
-    doc = {"strategy": strat.id, "params": strat.param_values, "symbols": list(feed.symbols), "tf": tf, "bars": res.bars,
-           "elapsed_s": res.elapsed_s, "risk": res.risk, "metrics": json_safe(m), "orders": stats,
-           "warnings": [n[len("warning: "):] for n in notes if n.startswith("warning: ")],
-           "rejections": [{"ts": json_safe(pd.Timestamp(o.ts, tz="UTC")), "client_id": o.client_id, "symbol": o.symbol,
-                           "side": o.side.value, "qty": json_safe(o.qty), "reason": o.reason}
-                          for o in res.orders if o.status is OrderStatus.REJECTED],
-           "trades": trades_json(trades),
-           "tearsheet": paths}
+    doc = {
+        "strategy": strat.id,
+        "params": strat.param_values,
+        "symbols": list(feed.symbols),
+        "tf": tf,
+        "bars": res.bars,
+        "elapsed_s": res.elapsed_s,
+        "risk": res.risk,
+        "metrics": json_safe(m),
+        "orders": stats,
+        "warnings": [n[len("warning: ") :] for n in notes if n.startswith("warning: ")],
+        "rejections": [
+            {
+                "ts": json_safe(pd.Timestamp(o.ts, tz="UTC")),
+                "client_id": o.client_id,
+                "symbol": o.symbol,
+                "side": o.side.value,
+                "qty": json_safe(o.qty),
+                "reason": o.reason,
+            }
+            for o in res.orders
+            if o.status is OrderStatus.REJECTED
+        ],
+        "trades": trades_json(trades),
+        "tearsheet": paths,
+    }
     if json_out is not None:
         txt = json.dumps(doc, indent=1)
-        if str(json_out) == "-": typer.echo(txt); return
-        json_out.parent.mkdir(parents=True, exist_ok=True); json_out.write_text(txt)
-    t = Table(title=f"{strat.id}: {res.bars:,} bars, {len(feed.symbols)} symbols, {tf} "
-                    f"({res.elapsed_s:.2f} s, {res.bars / max(res.elapsed_s, 1e-9):,.0f} bars/s)")
-    t.add_column("metric"); t.add_column("value", justify="right")
+        if str(json_out) == "-":
+            typer.echo(txt)
+            return
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(txt)
+    t = Table(
+        title=(
+            f"{strat.id}: {res.bars:,} bars, {len(feed.symbols)} symbols, {tf} "
+            f"({res.elapsed_s:.2f} s, {res.bars / max(res.elapsed_s, 1e-9):,.0f} bars/s)"
+        )
+    )
+    t.add_column("metric")
+    t.add_column("value", justify="right")
     for k in _METRIC_ROWS:
         v = m.get(k)
         t.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
     console.print(t)
     print_orders(stats, res.risk)
-    if paths: console.print(f"tearsheet: {paths['html']}", highlight=False, soft_wrap=True)
-    if json_out is not None: console.print(f"json: {json_out}", highlight=False, soft_wrap=True)
+    if paths:
+        console.print(f"tearsheet: {paths['html']}", highlight=False, soft_wrap=True)
+    if json_out is not None:
+        console.print(f"json: {json_out}", highlight=False, soft_wrap=True)
+
 
 class _null:
-    def __enter__(self): return self
-    def __exit__(self, *a): return False
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
 
 # %% ../../nbs/93_commands.research.ipynb #ba210979
 @app.command("sweep")
-def sweep_cmd(strategy: str = typer.Option(..., "--strategy", help="Strategy name (must have vectorized signals)."),
-              grid: List[str] = typer.Option(..., "--grid", help="name=start:stop:step or name=v1,v2 (repeatable)."),
-              param: List[str] = typer.Option([], "--param", help="Fixed parameter name=value (repeatable)."),
-              symbols: Optional[List[str]] = typer.Option(None, "--symbols", help="Symbols (repeatable or comma-separated)."),
-              tf: str = typer.Option("5m", "--tf"), start: Optional[str] = typer.Option(None, "--from"),
-              end: Optional[str] = typer.Option(None, "--to"), source: Optional[str] = typer.Option(None, "--source"),
-              chain: Optional[str] = typer.Option(None, "--chain"),
-              cash: Optional[float] = typer.Option(None, "--cash"), fee_bps: Optional[float] = typer.Option(None, "--fee-bps"),
-              slippage_bps: float = typer.Option(0.0, "--slippage-bps"),
-              metric: str = typer.Option("sharpe", "--metric", help="Rank by: sharpe, total_return, max_drawdown, trades."),
-              top: int = typer.Option(10, "--top"), out: Optional[Path] = typer.Option(None, "--out", help="Folder for results.csv and heatmap.png."),
-              json_out: Optional[Path] = typer.Option(None, "--json", help="Write all results as JSON.")):
+def sweep_cmd(
+    strategy: str = typer.Option(..., "--strategy", help="Strategy name (must have vectorized signals)."),
+    grid: List[str] = typer.Option(..., "--grid", help="name=start:stop:step or name=v1,v2 (repeatable)."),
+    param: List[str] = typer.Option([], "--param", help="Fixed parameter name=value (repeatable)."),
+    symbols: Optional[List[str]] = typer.Option(None, "--symbols", help="Symbols (repeatable or comma-separated)."),
+    tf: str = typer.Option("5m", "--tf"),
+    start: Optional[str] = typer.Option(None, "--from"),
+    end: Optional[str] = typer.Option(None, "--to"),
+    source: Optional[str] = typer.Option(None, "--source"),
+    chain: Optional[str] = typer.Option(None, "--chain"),
+    cash: Optional[float] = typer.Option(None, "--cash"),
+    fee_bps: Optional[float] = typer.Option(None, "--fee-bps"),
+    slippage_bps: float = typer.Option(0.0, "--slippage-bps"),
+    metric: str = typer.Option("sharpe", "--metric", help="Rank by: sharpe, total_return, max_drawdown, trades."),
+    top: int = typer.Option(10, "--top"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for results.csv and heatmap.png."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write all results as JSON."),
+):
     "Sweep a parameter grid with vectorbt (every symbol x combination); print the best, write CSV and a heatmap."
     quiet_logs()
     from memebot.strategy import strategy_class, parse_param_args
     from memebot.backtest.vector import sweep, parse_grid, heatmap
     from rich.progress import Progress
+
     cls = strategy_class(strategy)
-    if not cls.has_signals(): raise ResearchError(f"strategy {strategy!r} has no vectorized signals(); use `memebot backtest`")
+    if not cls.has_signals():
+        raise ResearchError(f"strategy {strategy!r} has no vectorized signals(); use `memebot backtest`")
     g = parse_grid(grid)
-    for k, v in parse_param_args(param).items(): g.setdefault(k, [v])
-    if metric not in ("sharpe", "total_return", "max_drawdown", "trades"): raise ResearchError(f"--metric {metric!r}: expected sharpe, total_return, max_drawdown or trades")
+    for k, v in parse_param_args(param).items():
+        g.setdefault(k, [v])
+    if metric not in ("sharpe", "total_return", "max_drawdown", "trades"):
+        raise ResearchError(f"--metric {metric!r}: expected sharpe, total_return, max_drawdown or trades")
     feed, ch = load_candles(_symbols(symbols), tf, start, end, source, chain)
-    s = settings(); fee = (s.backtest.cex_fee_bps if ch == "cex" else s.backtest.raydium_fee_bps) if fee_bps is None else fee_bps
+    s = settings()
+    fee = (s.backtest.cex_fee_bps if ch == "cex" else s.backtest.raydium_fee_bps) if fee_bps is None else fee_bps
     t0 = time.perf_counter()
     with Progress(console=err_console, transient=True, disable=not err_console.is_terminal) as prog:
         task = prog.add_task("sweep", total=None)
-        res = sweep(cls, feed.frame(tf), g, cash if cash is not None else s.backtest.initial_cash_usd, fee, slippage_bps,
-                    progress=lambda d, n: prog.update(task, completed=d, total=n))
+        res = sweep(
+            cls,
+            feed.frame(tf),
+            g,
+            cash if cash is not None else s.backtest.initial_cash_usd,
+            fee,
+            slippage_bps,
+            progress=lambda d, n: prog.update(task, completed=d, total=n),
+        )
     el = time.perf_counter() - t0
     od = out or s.resolve(s.backtest.output_dir) / f"sweep-{cls.name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
     res["risk"] = "off (vectorized sweep)"
-    od.mkdir(parents=True, exist_ok=True); res.to_csv(od / "results.csv", index=False)
+    od.mkdir(parents=True, exist_ok=True)
+    res.to_csv(od / "results.csv", index=False)
     varied = [k for k, v in g.items() if len(v) > 1]
-    if len(varied) >= 2: heatmap(res, varied[0], varied[1], metric, od / "heatmap.png", f"{cls.name}: {metric} ({tf}, {len(feed.symbols)} symbols)")
+    if len(varied) >= 2:
+        heatmap(
+            res,
+            varied[0],
+            varied[1],
+            metric,
+            od / "heatmap.png",
+            f"{cls.name}: {metric} ({tf}, {len(feed.symbols)} symbols)",
+        )
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True); json_out.write_text(json.dumps(json_safe(res.to_dict("records"))))
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(json_safe(res.to_dict("records"))))
     asc = metric == "max_drawdown"
-    best = res.groupby(list(g))[["total_return", "sharpe", "max_drawdown", "trades"]].mean().sort_values(metric, ascending=asc).head(top)
-    t = Table(title=f"{cls.name}: {len(res) // max(len(feed.symbols), 1):,} combinations x {len(feed.symbols)} symbols in {el:.1f} s (mean over symbols)")
-    for c in [*g, "total_return", "sharpe", "max_drawdown", "trades"]: t.add_column(c, justify="right")
+    best = (
+        res.groupby(list(g))[["total_return", "sharpe", "max_drawdown", "trades"]]
+        .mean()
+        .sort_values(metric, ascending=asc)
+        .head(top)
+    )
+    t = Table(
+        title=(
+            f"{cls.name}: {len(res) // max(len(feed.symbols), 1):,} combinations x {len(feed.symbols)} symbols in"
+            f" {el:.1f} s (mean over symbols)"
+        )
+    )
+    for c in [*g, "total_return", "sharpe", "max_drawdown", "trades"]:
+        t.add_column(c, justify="right")
     for k, r in best.iterrows():
         k = k if isinstance(k, tuple) else (k,)
         t.add_row(*map(str, k), *(f"{r[c]:.4g}" for c in ("total_return", "sharpe", "max_drawdown", "trades")))
     console.print(t)
-    console.print("vectorized sweep: every signal fills in full at the next bar's open: no partial fills, no risk limits, "
-                  "no rejections (risk checks: off); check a choice with `memebot backtest`", highlight=False)
+    console.print(
+        "vectorized sweep: every signal fills in full at the next bar's open: no partial fills, no risk limits, "
+        "no rejections (risk checks: off); check a choice with `memebot backtest`",
+        highlight=False,
+    )
     console.print(f"results: {od}", highlight=False, soft_wrap=True)
+
 
 @app.command("strategies")
 def strategies_cmd(as_json: bool = typer.Option(False, "--json")):
     "List strategies (built-in and the user folder) with their parameters."
     from memebot.strategy import list_strategies
+
     reg = list_strategies()
-    doc = {n: {"version": c.version, "doc": (c.__doc__ or "").strip(), "signals": c.has_signals(),
-               "params": {k: {"type": p.type.__name__, "default": p.default, "low": p.low, "high": p.high, "doc": p.doc} for k, p in c.params.items()}}
-           for n, c in reg.items()}
-    if as_json: typer.echo(json.dumps(doc, indent=1)); return
+    doc = {
+        n: {
+            "version": c.version,
+            "doc": (c.__doc__ or "").strip(),
+            "signals": c.has_signals(),
+            "params": {
+                k: {"type": p.type.__name__, "default": p.default, "low": p.low, "high": p.high, "doc": p.doc}
+                for k, p in c.params.items()
+            },
+        }
+        for n, c in reg.items()
+    }
+    if as_json:
+        typer.echo(json.dumps(doc, indent=1))
+        return
     t = Table(title="strategies")
-    for c in ("name", "version", "params", "what"): t.add_column(c)
-    for n, d in doc.items(): t.add_row(n, d["version"], ", ".join(f"{k}={v['default']}" for k, v in d["params"].items()), d["doc"])
+    for c in ("name", "version", "params", "what"):
+        t.add_column(c)
+    for n, d in doc.items():
+        t.add_row(n, d["version"], ", ".join(f"{k}={v['default']}" for k, v in d["params"].items()), d["doc"])
     console.print(t)

@@ -8,7 +8,7 @@ import json, os
 from typing import Optional
 import typer
 from ..cli import app, console, err_console, settings
-from ..risk import (RiskError, write_kill_file, read_kill_file, clear_kill_file, state_file_for, resume_marker)
+from ..risk import RiskError, write_kill_file, read_kill_file, clear_kill_file, state_file_for, resume_marker
 
 # %% auto #0
 __all__ = ['risk_app', 'kill', 'resume', 'pid_alive', 'node_liveness', 'status']
@@ -17,48 +17,80 @@ __all__ = ['risk_app', 'kill', 'resume', 'pid_alive', 'node_liveness', 'status']
 risk_app = typer.Typer(help="Risk engine state and limits.", no_args_is_help=True)
 app.add_typer(risk_app, name="risk")
 
+
 def _kill_path():
-    s = settings(); return s, s.resolve(s.live.kill_file)
+    s = settings()
+    return s, s.resolve(s.live.kill_file)
+
 
 @app.command("kill")
-def kill(reason: str = typer.Option("manual kill (memebot kill)", "--reason", help="Why; recorded by every halted node."),
-         flatten: Optional[bool] = typer.Option(None, "--flatten/--no-flatten", help="Also close positions (default: [risk] flatten_on_kill).")):
+def kill(
+    reason: str = typer.Option("manual kill (memebot kill)", "--reason", help="Why; recorded by every halted node."),
+    flatten: Optional[bool] = typer.Option(
+        None, "--flatten/--no-flatten", help="Also close positions (default: [risk] flatten_on_kill)."
+    ),
+):
     "Emergency stop: every node watching the kill file halts and cancels its pending orders."
     s, p = _kill_path()
-    if not reason.strip(): raise RiskError("--reason: must not be empty")
+    if not reason.strip():
+        raise RiskError("--reason: must not be empty")
     fl = s.risk.flatten_on_kill if flatten is None else flatten
     write_kill_file(p, reason.strip(), fl, by="cli")
-    console.print(f"killed: {reason.strip()} (flatten: {'yes' if fl else 'no'}); kill file {p}", highlight=False, soft_wrap=True)
+    console.print(
+        f"killed: {reason.strip()} (flatten: {'yes' if fl else 'no'}); kill file {p}", highlight=False, soft_wrap=True
+    )
     if not s.risk.emergency_stop_enabled:
-        err_console.print("warning: [risk] emergency_stop_enabled is false: nodes started with it off do not watch the kill file",
-                          markup=False, highlight=False, soft_wrap=True)
+        err_console.print(
+            "warning: [risk] emergency_stop_enabled is false: nodes started with it off do not watch the kill file",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+
 
 @app.command("resume")
 def resume(confirm: bool = typer.Option(False, "--confirm", help="Required: confirm that trading may resume.")):
     "Leave a kill or circuit-breaker halt (needs --confirm); the daily loss limit still resets only at its time."
     s, p = _kill_path()
-    if not confirm: raise RiskError("resume needs --confirm (trading resumes on every node watching " f"{p})")
+    if not confirm:
+        raise RiskError(f"resume needs --confirm (trading resumes on every node watching {p})")
     had = clear_kill_file(p, signal_running=True)
-    console.print(f"resumed: {'kill file removed' if had else 'no kill file was present'}; running nodes clear kill and "
-                  "circuit-breaker halts at their next event, check or heartbeat", highlight=False, soft_wrap=True)
+    console.print(
+        f"resumed: {'kill file removed' if had else 'no kill file was present'}; running nodes clear kill and "
+        "circuit-breaker halts at their next event, check or heartbeat",
+        highlight=False,
+        soft_wrap=True,
+    )
+
 
 def pid_alive(pid) -> bool:
     "True when a process with this pid exists on this machine."
-    try: os.kill(int(pid), 0)
-    except ProcessLookupError: return False
-    except PermissionError: return True
-    except (TypeError, ValueError, OSError): return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except (TypeError, ValueError, OSError):
+        return False
     return True
 
-def node_liveness(node:dict) -> tuple[str, str]:
+
+def node_liveness(node: dict) -> tuple[str, str]:
     "(`running`, `stopped` or `stale`, a sentence): whether the node that wrote a state file is still there."
     from memebot.core import ts_to_datetime
+
     pid, when = node.get("pid"), node.get("updated_ns")
     at = ts_to_datetime(int(when)).strftime("%Y-%m-%d %H:%M:%S UTC") if when else "an unknown time"
-    if not node.get("running", True): return "stopped", f"the node (pid {pid}) stopped at {at}; this was its final state"
-    if pid_alive(pid): return "running", f"published by a running node (pid {pid}) at {at}"
-    return "stale", (f"STALE: pid {pid} is not running (it ended without stopping cleanly); last published at {at}, "
-                     f"nothing trades on this state")
+    if not node.get("running", True):
+        return "stopped", f"the node (pid {pid}) stopped at {at}; this was its final state"
+    if pid_alive(pid):
+        return "running", f"published by a running node (pid {pid}) at {at}"
+    return "stale", (
+        f"STALE: pid {pid} is not running (it ended without stopping cleanly); last published at {at}, "
+        f"nothing trades on this state"
+    )
+
 
 @risk_app.command("status")
 def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")):
@@ -68,24 +100,46 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
     node = None
     sf = state_file_for(p)
     if sf.exists():
-        try: node = json.loads(sf.read_text())
-        except ValueError: node = {"error": f"{sf}: not valid JSON"}
+        try:
+            node = json.loads(sf.read_text())
+        except ValueError:
+            node = {"error": f"{sf}: not valid JSON"}
     live = node_liveness(node) if node and "state" in node else None
-    out = {"kill_file": str(p), "killed": k is not None, "kill": k, "emergency_stop_enabled": s.risk.emergency_stop_enabled,
-           "state_file": str(sf), "node": node, "node_status": live[0] if live else None, "limits": s.risk.model_dump()}
-    if as_json: typer.echo(json.dumps(out, indent=1, default=str)); return
-    console.print(f"kill switch: {'ENGAGED: ' + str(k['reason']) + (' (flatten)' if k.get('flatten') else '') if k else 'off'}",
-                  highlight=False, soft_wrap=True)
+    out = {
+        "kill_file": str(p),
+        "killed": k is not None,
+        "kill": k,
+        "emergency_stop_enabled": s.risk.emergency_stop_enabled,
+        "state_file": str(sf),
+        "node": node,
+        "node_status": live[0] if live else None,
+        "limits": s.risk.model_dump(),
+    }
+    if as_json:
+        typer.echo(json.dumps(out, indent=1, default=str))
+        return
+    console.print(
+        f"kill switch: {'ENGAGED: ' + str(k['reason']) + (' (flatten)' if k.get('flatten') else '') if k else 'off'}",
+        highlight=False,
+        soft_wrap=True,
+    )
     console.print(f"kill file: {p}", highlight=False, soft_wrap=True)
     if live:
-        console.print(f"node state: {node['state'].upper()}{': ' + node['reason'] if node.get('reason') else ''}",
-                      highlight=False, soft_wrap=True)
-        console.print(f"  {live[1]}", highlight=False, soft_wrap=True, style="bold yellow" if live[0] == "stale" else None)
+        console.print(
+            f"node state: {node['state'].upper()}{': ' + node['reason'] if node.get('reason') else ''}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        console.print(
+            f"  {live[1]}", highlight=False, soft_wrap=True, style="bold yellow" if live[0] == "stale" else None
+        )
         console.print(f"  open orders {node.get('open_orders')}, daily pnl {node.get('daily_pnl')}", highlight=False)
         for sym, why in (node.get("paused") or {}).items():
             console.print(f"  paused: {sym}: {why}", highlight=False, soft_wrap=True)
         for h in node.get("history", [])[-5:]:
             console.print(f"  {h['old']} -> {h['new']} [{h['kind']}] {h['reason']}", highlight=False, soft_wrap=True)
-    else: console.print("node state: no node has published a state yet", highlight=False)
+    else:
+        console.print("node state: no node has published a state yet", highlight=False)
     console.print("limits ([risk] settings):", highlight=False)
-    for kk, v in out["limits"].items(): console.print(f"  {kk} = {v}", highlight=False, markup=False, soft_wrap=True)
+    for kk, v in out["limits"].items():
+        console.print(f"  {kk} = {v}", highlight=False, markup=False, soft_wrap=True)

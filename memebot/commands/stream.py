@@ -15,34 +15,58 @@ from ..core import MemebotError, ValidationError, tf_seconds
 __all__ = ['sim', 'stream']
 
 # %% ../../nbs/92_commands.stream.ipynb #8cd3eec5
-def _tfs(s:str) -> tuple[str, ...]:
+def _tfs(s: str) -> tuple[str, ...]:
     tfs = tuple(t.strip() for t in s.split(",") if t.strip())
-    if not tfs: raise ValidationError("--tf", "tf", "no timeframe given")
-    for t in tfs: tf_seconds(t)
+    if not tfs:
+        raise ValidationError("--tf", "tf", "no timeframe given")
+    for t in tfs:
+        tf_seconds(t)
     return tfs
 
+
 @app.command("sim")
-def sim(minutes: Optional[int] = typer.Option(None, "--minutes", help="Simulated minutes (default [sim] minutes)."),
-        seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default [sim] seed); same seed, same market."),
-        launches: Optional[int] = typer.Option(None, "--launches", help="Tokens launched (default [sim] launches)."),
-        tf: str = typer.Option("1s,1m,5m", "--tf", help="Candle timeframes to store, comma-separated."),
-        as_json: bool = typer.Option(False, "--json", help="Machine-readable summary.")):
+def sim(
+    minutes: Optional[int] = typer.Option(None, "--minutes", help="Simulated minutes (default [sim] minutes)."),
+    seed: Optional[int] = typer.Option(
+        None, "--seed", help="Random seed (default [sim] seed); same seed, same market."
+    ),
+    launches: Optional[int] = typer.Option(None, "--launches", help="Tokens launched (default [sim] launches)."),
+    tf: str = typer.Option("1s,1m,5m", "--tf", help="Candle timeframes to store, comma-separated."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable summary."),
+):
     "Write a simulated pump.fun market (curves, graduations, calibrated order flow) into the store."
     from memebot.data.sim import MarketSim
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     tfs = _tfs(tf)
-    if minutes is not None and minutes < 1: raise ValidationError("--minutes", "minutes", f"{minutes} must be >= 1")
-    if launches is not None and launches < 1: raise ValidationError("--launches", "launches", f"{launches} must be >= 1")
+    if minutes is not None and minutes < 1:
+        raise ValidationError("--minutes", "minutes", f"{minutes} must be >= 1")
+    if launches is not None and launches < 1:
+        raise ValidationError("--launches", "launches", f"{launches} must be >= 1")
     m = MarketSim(seed=seed, minutes=minutes, launches=launches)
     t0 = time.perf_counter()
-    with open_store() as st, Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console,
-                                      transient=True, disable=not err_console.is_terminal) as prog:
+    with (
+        open_store() as st,
+        Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+            disable=not err_console.is_terminal,
+        ) as prog,
+    ):
         task = prog.add_task("simulating", total=None)
         res = m.write(st, tfs=tfs, progress=lambda n: prog.update(task, description=f"simulating: {n:,} events"))
     res = {"seed": m.seed, "minutes": m.minutes, **res, "seconds": round(time.perf_counter() - t0, 2)}
-    if as_json: typer.echo(json.dumps(res)); return
-    console.print(f"sim seed {m.seed}: {m.minutes} min, {res['launches']} launches, {res['pools']} pools, {res['swaps']:,} swaps, "
-                  f"{res['candles']:,} candles ({', '.join(tfs)}) in {res['seconds']} s", highlight=False)
+    if as_json:
+        typer.echo(json.dumps(res))
+        return
+    console.print(
+        f"sim seed {m.seed}: {m.minutes} min, {res['launches']} launches, {res['pools']} pools, {res['swaps']:,} swaps,"
+        f" {res['candles']:,} candles ({', '.join(tfs)}) in {res['seconds']} s",
+        highlight=False,
+    )
 
 # %% ../../nbs/92_commands.stream.ipynb #5076294d
 def _event_dict(ev) -> dict:
@@ -52,65 +76,125 @@ def _event_dict(ev) -> dict:
         d[k] = v.value if isinstance(v, enum.Enum) else (len(v) if isinstance(v, list) else v)
     return d
 
+
 def _line(ev) -> str:
-    d = _event_dict(ev); t = d.pop("type")
+    d = _event_dict(ev)
+    t = d.pop("type")
     from memebot.core import ts_to_datetime
+
     ts = ts_to_datetime(d.pop("ts")).strftime("%H:%M:%S.%f")[:-3]
-    if t == "Candle": return f"{ts} bar {d['symbol'][:12]} {d['tf']} o={d['open']:.6g} h={d['high']:.6g} l={d['low']:.6g} c={d['close']:.6g} v={d['volume']:.6g}"
-    if t == "Swap": return f"{ts} swap {d['pool'][:12]} {d['side']} {d['base_amount']:.6g} for {d['quote_amount']:.6g} @ {d['quote_amount'] / d['base_amount'] if d['base_amount'] else float('nan'):.6g}"
-    if t == "PoolUpdate": return f"{ts} pool {d['pool'][:12]} price={d['price']:.6g} reserves={d['base_reserve']:.6g}/{d['quote_reserve']:.6g} slot={d['slot']}"
-    if t == "Tick": return f"{ts} tick {d['symbol'][:12]} {d['price']:.6g} ({d['source']})"
-    if t == "TokenLaunched": return f"{ts} launch {d['mint']} {d['symbol']} pool={d['pool']}"
-    if t == "Backfill": return f"{ts} backfill {d['symbol'][:12]} {d['bars']} bars"
+    if t == "Candle":
+        return (
+            f"{ts} bar {d['symbol'][:12]} {d['tf']} o={d['open']:.6g} h={d['high']:.6g} l={d['low']:.6g}"
+            f" c={d['close']:.6g} v={d['volume']:.6g}"
+        )
+    if t == "Swap":
+        return (
+            f"{ts} swap {d['pool'][:12]} {d['side']} {d['base_amount']:.6g} for {d['quote_amount']:.6g} @"
+            f" {d['quote_amount'] / d['base_amount'] if d['base_amount'] else float('nan'):.6g}"
+        )
+    if t == "PoolUpdate":
+        return (
+            f"{ts} pool {d['pool'][:12]} price={d['price']:.6g}"
+            f" reserves={d['base_reserve']:.6g}/{d['quote_reserve']:.6g} slot={d['slot']}"
+        )
+    if t == "Tick":
+        return f"{ts} tick {d['symbol'][:12]} {d['price']:.6g} ({d['source']})"
+    if t == "TokenLaunched":
+        return f"{ts} launch {d['mint']} {d['symbol']} pool={d['pool']}"
+    if t == "Backfill":
+        return f"{ts} backfill {d['symbol'][:12]} {d['bars']} bars"
     return f"{ts} {t} {d}"
 
+
 @app.command("stream")
-def stream(source: str = typer.Option(..., "--source", help="solana | evm | ccxt | jupiter | sim | replay"),
-           targets: List[str] = typer.Argument(None, help="Accounts or programs (solana: e.g. pumpfun), pair addresses (evm), symbols (ccxt, replay), mints (jupiter)."),
-           url: Optional[str] = typer.Option(None, "--url", help="Endpoint override (default from [endpoints])."),
-           bars: Optional[str] = typer.Option(None, "--bars", help="Print closed bars of these timeframes (e.g. 1s,1m) instead of ticks."),
-           limit: Optional[int] = typer.Option(None, "--limit", help="Stop after this many printed lines."),
-           seconds: Optional[float] = typer.Option(None, "--seconds", help="Stop after this many seconds."),
-           chain: str = typer.Option("ethereum", "--chain", help="evm: ethereum, bsc or polygon."),
-           tf: Optional[str] = typer.Option(None, "--tf", help="replay: stored timeframe."),
-           account_kind: str = typer.Option("whirlpool", "--account-kind", help="solana accounts: whirlpool, bonding_curve or dlmm."),
-           as_json: bool = typer.Option(False, "--json", help="One JSON object per line.")):
+def stream(
+    source: str = typer.Option(..., "--source", help="solana | evm | ccxt | jupiter | sim | replay"),
+    targets: List[str] = typer.Argument(
+        None,
+        help=(
+            "Accounts or programs (solana: e.g. pumpfun), pair addresses (evm), symbols (ccxt, replay), mints"
+            " (jupiter)."
+        ),
+    ),
+    url: Optional[str] = typer.Option(None, "--url", help="Endpoint override (default from [endpoints])."),
+    bars: Optional[str] = typer.Option(
+        None, "--bars", help="Print closed bars of these timeframes (e.g. 1s,1m) instead of ticks."
+    ),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Stop after this many printed lines."),
+    seconds: Optional[float] = typer.Option(None, "--seconds", help="Stop after this many seconds."),
+    chain: str = typer.Option("ethereum", "--chain", help="evm: ethereum, bsc or polygon."),
+    tf: Optional[str] = typer.Option(None, "--tf", help="replay: stored timeframe."),
+    account_kind: str = typer.Option(
+        "whirlpool", "--account-kind", help="solana accounts: whirlpool, bonding_curve or dlmm."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+):
     "Print live ticks or bars from a feed (Ctrl-C to stop)."
     from memebot.data.feeds import open_feed, BarFeed, SOURCES, FeedError
+
     src = source.lower()
-    if limit is not None and limit < 1: raise ValidationError("--limit", "limit", f"{limit} must be >= 1")
-    if seconds is not None and not seconds > 0: raise ValidationError("--seconds", "seconds", f"{seconds} must be > 0")
+    if limit is not None and limit < 1:
+        raise ValidationError("--limit", "limit", f"{limit} must be >= 1")
+    if seconds is not None and not seconds > 0:
+        raise ValidationError("--seconds", "seconds", f"{seconds} must be > 0")
     tfs = _tfs(bars) if bars else None
     targets = list(targets or [])
     if src == "sim":
         from memebot.data.sim import MarketSim
+
         feed = MarketSim()
     elif src == "replay":
         from memebot.data.replay import ReplayFeed
-        s = settings(); path = s.resolve(s.store.path)
-        if not path.exists(): raise MemebotError(f"store {path} is empty: nothing to replay (run `memebot sim` or `memebot data import`)")
+
+        s = settings()
+        path = s.resolve(s.store.path)
+        if not path.exists():
+            raise MemebotError(f"store {path} is empty: nothing to replay (run `memebot sim` or `memebot data import`)")
         feed = ReplayFeed(open_store(read_only=True), kind="candles" if tf else "swaps", symbols=targets or None, tf=tf)
     elif src in SOURCES:
-        if not targets: raise ValidationError("stream", "targets", f"--source {src} needs at least one target (account, pair, symbol or mint)")
+        if not targets:
+            raise ValidationError(
+                "stream", "targets", f"--source {src} needs at least one target (account, pair, symbol or mint)"
+            )
         kw = {"url": url} if url else {}
-        if src == "evm": kw["chain"] = chain
-        if src == "solana": kw["account_kind"] = account_kind
+        if src == "evm":
+            kw["chain"] = chain
+        if src == "solana":
+            kw["account_kind"] = account_kind
         feed = open_feed(src, targets, **kw)
-    else: raise ValidationError("stream", "--source", f"{source!r} is not one of {', '.join(SOURCES + ('sim', 'replay'))}")
-    if tfs: feed = BarFeed(feed, tfs)
+    else:
+        raise ValidationError(
+            "stream", "--source", f"{source!r} is not one of {', '.join(SOURCES + ('sim', 'replay'))}"
+        )
+    if tfs:
+        feed = BarFeed(feed, tfs)
 
     async def run():
         n, t0 = 0, time.monotonic()
         try:
             async for ev in feed:
-                typer.echo(json.dumps(_event_dict(ev), default=str)) if as_json else console.print(_line(ev), highlight=False, markup=False)
+                (
+                    typer.echo(json.dumps(_event_dict(ev), default=str))
+                    if as_json
+                    else console.print(_line(ev), highlight=False, markup=False)
+                )
                 n += 1
-                if (limit and n >= limit) or (seconds and time.monotonic() - t0 >= seconds): break
-        finally: await feed.close()
+                if (limit and n >= limit) or (seconds and time.monotonic() - t0 >= seconds):
+                    break
+        finally:
+            await feed.close()
         return n
+
     async def bounded():
-        if seconds is None: return await run()
-        try: return await asyncio.wait_for(run(), seconds + 5)
-        except asyncio.TimeoutError: return 0
-    try: asyncio.run(bounded())
-    except FeedError as e: raise MemebotError(str(e)) from None
+        if seconds is None:
+            return await run()
+        try:
+            return await asyncio.wait_for(run(), seconds + 5)
+        except asyncio.TimeoutError:
+            return 0
+
+    try:
+        asyncio.run(bounded())
+    except FeedError as e:
+        raise MemebotError(str(e)) from None

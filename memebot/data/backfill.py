@@ -11,82 +11,150 @@ from ..core import MemebotError, ValidationError, Chain, NS, tf_seconds, ts_from
 from ..config import get_settings
 from ..obs import get_logger, counter
 from .store import Store, upsert, register_migration, ensure_schema
-from .sources import (GeckoTerminal, Ccxt, SourceError, check_source, gt_timeframe, GT_MAX_LIMIT, fetch_candles)
+from memebot.data.sources import (
+    GeckoTerminal,
+    Ccxt,
+    SourceError,
+    check_source,
+    gt_timeframe,
+    GT_MAX_LIMIT,
+    fetch_candles,
+)
 
 # %% auto #0
 __all__ = ['log', 'BackfillError', 'checkpoints', 'align', 'stored_ts', 'missing_ranges', 'fetch_page', 'parse_range', 'backfill']
 
 # %% ../../nbs/11a_data.backfill.ipynb #44c179c9
-register_migration("backfill", 1, "backfill checkpoints: fetched ranges and their resume cursors", """
-CREATE TABLE backfill_ranges(source VARCHAR NOT NULL, chain VARCHAR NOT NULL, symbol VARCHAR NOT NULL, tf VARCHAR NOT NULL,
+register_migration(
+    "backfill",
+    1,
+    "backfill checkpoints: fetched ranges and their resume cursors",
+    """
+CREATE TABLE backfill_ranges(source VARCHAR NOT NULL, chain VARCHAR NOT NULL, symbol VARCHAR NOT NULL,
+    tf VARCHAR NOT NULL,
     start_ts TIMESTAMP NOT NULL, end_ts TIMESTAMP NOT NULL, cursor_ts TIMESTAMP NOT NULL, status VARCHAR NOT NULL,
     pages INTEGER NOT NULL DEFAULT 0, rows BIGINT NOT NULL DEFAULT 0, started TIMESTAMP, updated TIMESTAMP,
     PRIMARY KEY(source, chain, symbol, tf, start_ts, end_ts));
-""")
+""",
+)
+
 
 class BackfillError(MemebotError):
     "A backfill could not complete; what was written so far is kept and a rerun resumes."
 
-def _dt(ns:int) -> pd.Timestamp: return pd.Timestamp(int(ns), unit="ns").to_pydatetime()
 
-def checkpoints(store:Store, source:str|None=None, symbol:str|None=None) -> pd.DataFrame:
+def _dt(ns: int) -> pd.Timestamp:
+    return pd.Timestamp(int(ns), unit="ns").to_pydatetime()
+
+
+def checkpoints(store: Store, source: str | None = None, symbol: str | None = None) -> pd.DataFrame:
     "The backfill checkpoints (one row per range), newest first."
     ensure_schema(store)
     where, args = [], []
     for c, v in (("source", source), ("symbol", symbol)):
-        if v is not None: where.append(f"{c} = ?"); args.append(v)
-    return store.cursor().execute(f"SELECT * FROM backfill_ranges {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY updated DESC", args).df()
+        if v is not None:
+            where.append(f"{c} = ?")
+            args.append(v)
+    return (
+        store.cursor()
+        .execute(
+            f"SELECT * FROM backfill_ranges {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY updated DESC",
+            args,
+        )
+        .df()
+    )
 
 # %% ../../nbs/11a_data.backfill.ipynb #89f72690
-def align(ns:int, tf:str, up:bool=False) -> int:
+def align(ns: int, tf: str, up: bool = False) -> int:
     "Round a UTC ns time down (or up) to the timeframe's grid."
     step = tf_seconds(tf) * NS
     return -(-ns // step) * step if up else ns // step * step
 
-def _runs(ts:np.ndarray, step:int) -> list[tuple[int, int]]:
-    if len(ts) == 0: return []
+
+def _runs(ts: np.ndarray, step: int) -> list[tuple[int, int]]:
+    if len(ts) == 0:
+        return []
     br = np.flatnonzero(np.diff(ts) != step)
     starts, ends = np.r_[ts[0], ts[br + 1]], np.r_[ts[br], ts[-1]] + step
     return [(int(a), int(b)) for a, b in zip(starts, ends)]
 
-def stored_ts(store:Store, source:str, chain:str, symbol:str, tf:str, start_ns:int, end_ns:int) -> np.ndarray:
+
+def stored_ts(store: Store, source: str, chain: str, symbol: str, tf: str, start_ns: int, end_ns: int) -> np.ndarray:
     "Stored bar times (UTC ns, ascending) of one series in [start_ns, end_ns)."
-    r = store.cursor().execute("""SELECT epoch_ns(ts) FROM candles WHERE source = ? AND chain = ? AND symbol = ? AND tf = ?
-        AND ts >= ? AND ts < ? ORDER BY ts""", [source, chain, symbol, tf, _dt(start_ns), _dt(end_ns)]).fetchnumpy()
+    r = (
+        store.cursor()
+        .execute(
+            """SELECT epoch_ns(ts) FROM candles WHERE source = ? AND chain = ? AND symbol = ? AND tf = ?
+        AND ts >= ? AND ts < ? ORDER BY ts""",
+            [source, chain, symbol, tf, _dt(start_ns), _dt(end_ns)],
+        )
+        .fetchnumpy()
+    )
     return np.asarray(next(iter(r.values())), dtype="int64")
 
-def missing_ranges(store:Store, source:str, chain:str, symbol:str, tf:str, start_ns:int, end_ns:int,
-                   covered:bool=True # also skip bars inside ranges a backfill already fetched
-                  ) -> list[tuple[int, int]]:
+
+def missing_ranges(
+    store: Store,
+    source: str,
+    chain: str,
+    symbol: str,
+    tf: str,
+    start_ns: int,
+    end_ns: int,
+    covered: bool = True,  # also skip bars inside ranges a backfill already fetched
+) -> list[tuple[int, int]]:
     "Runs of grid bars in [start_ns, end_ns) that are not stored, oldest first."
     ensure_schema(store)
     step = tf_seconds(tf) * NS
     grid = np.arange(align(start_ns, tf, up=True), end_ns, step, dtype="int64")
-    if len(grid) == 0: return []
+    if len(grid) == 0:
+        return []
     miss = ~np.isin(grid, stored_ts(store, source, chain, symbol, tf, start_ns, end_ns), assume_unique=True)
     if covered:
-        cov = store.cursor().execute("""SELECT epoch_ns(cursor_ts), epoch_ns(end_ts) FROM backfill_ranges
-            WHERE source = ? AND chain = ? AND symbol = ? AND tf = ?""", [source, chain, symbol, tf]).fetchall()
-        for lo, hi in cov: miss &= ~((grid >= lo) & (grid < hi))
+        cov = (
+            store.cursor()
+            .execute(
+                """SELECT epoch_ns(cursor_ts), epoch_ns(end_ts) FROM backfill_ranges
+            WHERE source = ? AND chain = ? AND symbol = ? AND tf = ?""",
+                [source, chain, symbol, tf],
+            )
+            .fetchall()
+        )
+        for lo, hi in cov:
+            miss &= ~((grid >= lo) & (grid < hi))
     return _runs(grid[miss], step)
 
 # %% ../../nbs/11a_data.backfill.ipynb #2b5f0c0e
-async def fetch_page(source:str, chain:Chain, symbol:str, tf:str, lo_ns:int, cursor_ns:int, settings=None,
-                     limit:int=GT_MAX_LIMIT) -> tuple[pd.DataFrame, int]:
-    "Candles in [lo_ns, cursor_ns) from one request, and the next cursor (lo_ns when the range or history is exhausted)."
+async def fetch_page(
+    source: str,
+    chain: Chain,
+    symbol: str,
+    tf: str,
+    lo_ns: int,
+    cursor_ns: int,
+    settings=None,
+    limit: int = GT_MAX_LIMIT,
+) -> tuple[pd.DataFrame, int]:
+    "Candles in [lo_ns, cursor_ns) from one request, and the next cursor (lo_ns when nothing is left)."
     step = tf_seconds(tf) * NS
     if source == "geckoterminal":
         page = await GeckoTerminal(settings).ohlcv_page(chain, symbol, tf, before_s=cursor_ns // NS, limit=limit)
         ts = page["ts"].to_numpy("datetime64[ns]").astype("int64")
         if len(ts) and ts.min() >= cursor_ns:
-            raise SourceError("geckoterminal", "before_timestamp", f"page did not move back in time (oldest bar {pd.Timestamp(int(ts.min()), tz='UTC')})")
+            raise SourceError(
+                "geckoterminal",
+                "before_timestamp",
+                f"page did not move back in time (oldest bar {pd.Timestamp(int(ts.min()), tz='UTC')})",
+            )
         nxt = int(ts.min()) if len(ts) >= limit and ts.min() > lo_ns else lo_ns
         return page[(ts >= lo_ns) & (ts < cursor_ns)].reset_index(drop=True), nxt
     if source == "binance":
         since = max(lo_ns, cursor_ns - limit * step)
         c = Ccxt(settings)
-        try: page = await c.ohlcv(symbol, tf, since, cursor_ns, limit=limit)
-        finally: await c.close()
+        try:
+            page = await c.ohlcv(symbol, tf, since, cursor_ns, limit=limit)
+        finally:
+            await c.close()
         return page, since
     return await fetch_candles("coingecko", chain, symbol, tf, lo_ns, cursor_ns, settings), lo_ns
 
@@ -95,75 +163,153 @@ _PAGES = counter("backfill_pages_total", "Pages fetched by backfills", ("source"
 _ROWS = counter("backfill_rows_total", "Candles written by backfills", ("source",))
 log = get_logger("memebot.data.backfill")
 
-def parse_range(since, until, tf:str, limit:int=GT_MAX_LIMIT, now_ns:int|None=None) -> tuple[int, int]:
+
+def parse_range(since, until, tf: str, limit: int = GT_MAX_LIMIT, now_ns: int | None = None) -> tuple[int, int]:
     "[since, until) in UTC ns on the timeframe grid; defaults: until now, since one page of bars earlier."
     step = tf_seconds(tf) * NS
     end = align(ts_from(until) if until is not None else (now_ns or time.time_ns()), tf)
     start = align(ts_from(since), tf, up=True) if since is not None else end - limit * step
-    if start >= end: raise ValidationError("backfill", "since", f"since ({pd.Timestamp(start, tz='UTC')}) must be before until ({pd.Timestamp(end, tz='UTC')})")
+    if start >= end:
+        raise ValidationError(
+            "backfill",
+            "since",
+            f"since ({pd.Timestamp(start, tz='UTC')}) must be before until ({pd.Timestamp(end, tz='UTC')})",
+        )
     return start, end
 
-async def backfill(store:Store, source:str, # geckoterminal, binance (ccxt) or coingecko
-                   chain:Chain|str, pool:str, tf:str, # chain, pool address / market symbol / coin id, timeframe
-                   since=None, until=None, # range [since, until); anything ts_from accepts
-                   settings=None, progress:bool=False, # show a rich progress bar on stderr
-                   limit:int=GT_MAX_LIMIT, # bars per request
-                   max_pages:int|None=None # stop (cleanly, resumable) after this many pages
-                  ) -> dict:
+
+async def backfill(
+    store: Store,
+    source: str,  # geckoterminal, binance (ccxt) or coingecko
+    chain: Chain | str,
+    pool: str,
+    tf: str,  # chain, pool address / market symbol / coin id, timeframe
+    since=None,
+    until=None,  # range [since, until); anything ts_from accepts
+    settings=None,
+    progress: bool = False,  # show a rich progress bar on stderr
+    limit: int = GT_MAX_LIMIT,  # bars per request
+    max_pages: int | None = None,  # stop (cleanly, resumable) after this many pages
+) -> dict:
     "Fetch the missing candles of one series into the store; returns counts (pages, rows, new, ranges, missing)."
     from memebot.data.quality import quarantine_invalid
+
     source, chain = check_source(source), Chain.parse(chain)
-    if source == "geckoterminal": gt_timeframe(tf)
+    if source == "geckoterminal":
+        gt_timeframe(tf)
     start, end = parse_range(since, until, tf, limit)
     ensure_schema(store)
     s = settings or get_settings()
     step = tf_seconds(tf) * NS
     key = [source, chain.value, pool, tf]
-    resumed = bool(store.cursor().execute("""SELECT count(*) FROM backfill_ranges WHERE source = ? AND chain = ? AND symbol = ?
-        AND tf = ? AND status = 'running'""", key).fetchall()[0][0])
+    resumed = bool(
+        store.cursor()
+        .execute(
+            """SELECT count(*) FROM backfill_ranges WHERE source = ? AND chain = ? AND symbol = ?
+        AND tf = ? AND status = 'running'""",
+            key,
+        )
+        .fetchall()[0][0]
+    )
     ranges = missing_ranges(store, *key, start, end)[::-1]
     todo = sum((b - a) // step for a, b in ranges)
-    out = {"source": source, "chain": chain.value, "symbol": pool, "tf": tf, "since": str(pd.Timestamp(start, tz="UTC")),
-           "until": str(pd.Timestamp(end, tz="UTC")), "ranges": len(ranges), "missing_before": int(todo), "pages": 0,
-           "rows": 0, "new": 0, "quarantined": 0, "resumed": resumed, "complete": True}
+    out = {
+        "source": source,
+        "chain": chain.value,
+        "symbol": pool,
+        "tf": tf,
+        "since": str(pd.Timestamp(start, tz="UTC")),
+        "until": str(pd.Timestamp(end, tz="UTC")),
+        "ranges": len(ranges),
+        "missing_before": int(todo),
+        "pages": 0,
+        "rows": 0,
+        "new": 0,
+        "quarantined": 0,
+        "resumed": resumed,
+        "complete": True,
+    }
     from rich.progress import Progress, BarColumn, TextColumn, TimeElapsedColumn, MofNCompleteColumn
     from rich.console import Console
-    prog = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=Console(stderr=True), disable=not progress, transient=False)
+
+    prog = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=not progress,
+        transient=False,
+    )
     with prog:
         task = prog.add_task(f"{source} {pool[:12]} {tf}", total=max(todo, 1))
         for lo, hi in ranges:
-            prev = store.cursor().execute("""SELECT epoch_ns(end_ts) FROM backfill_ranges WHERE source = ? AND chain = ? AND symbol = ?
-                AND tf = ? AND status = 'running' AND start_ts = ? AND cursor_ts = ?""", key + [_dt(lo), _dt(hi)]).fetchall()
-            if prev: hi_job = int(prev[0][0])          # resume the interrupted range from its cursor
+            prev = (
+                store.cursor()
+                .execute(
+                    """SELECT epoch_ns(end_ts) FROM backfill_ranges WHERE source = ? AND chain = ? AND symbol = ?
+                AND tf = ? AND status = 'running' AND start_ts = ? AND cursor_ts = ?""",
+                    key + [_dt(lo), _dt(hi)],
+                )
+                .fetchall()
+            )
+            if prev:
+                hi_job = int(prev[0][0])  # resume the interrupted range from its cursor
             else:
                 hi_job = hi
-                store.cursor().execute("INSERT OR REPLACE INTO backfill_ranges VALUES (?, ?, ?, ?, ?, ?, ?, 'running', 0, 0, now()::TIMESTAMP, now()::TIMESTAMP)",
-                                       key + [_dt(lo), _dt(hi), _dt(hi)])
+                store.cursor().execute(
+                    "INSERT OR REPLACE INTO backfill_ranges VALUES (?, ?, ?, ?, ?, ?, ?, 'running', 0, 0,"
+                    " now()::TIMESTAMP, now()::TIMESTAMP)",
+                    key + [_dt(lo), _dt(hi), _dt(hi)],
+                )
             cursor = hi
             while cursor > lo:
                 if max_pages is not None and out["pages"] >= max_pages:
-                    out["complete"] = False; break
-                try: page, nxt = await fetch_page(source, chain, pool, tf, lo, cursor, s, limit)
+                    out["complete"] = False
+                    break
+                try:
+                    page, nxt = await fetch_page(source, chain, pool, tf, lo, cursor, s, limit)
                 except SourceError as e:
-                    log.error("backfill_failed", source=source, symbol=pool, tf=tf, cursor=str(pd.Timestamp(cursor, tz="UTC")), error=str(e))
-                    raise BackfillError(f"backfill {source} {pool} {tf} stopped at {pd.Timestamp(cursor, tz='UTC')}: {e} "
-                                        f"({out['rows']:,} rows written; rerun to resume)") from e
+                    log.error(
+                        "backfill_failed",
+                        source=source,
+                        symbol=pool,
+                        tf=tf,
+                        cursor=str(pd.Timestamp(cursor, tz="UTC")),
+                        error=str(e),
+                    )
+                    raise BackfillError(
+                        f"backfill {source} {pool} {tf} stopped at {pd.Timestamp(cursor, tz='UTC')}: {e} "
+                        f"({out['rows']:,} rows written; rerun to resume)"
+                    ) from e
                 good, nbad = quarantine_invalid(store, page)
                 r = upsert(store, "candles", good)
-                store.cursor().execute("""UPDATE backfill_ranges SET cursor_ts = ?, pages = pages + 1, rows = rows + ?,
-                    status = ?, updated = now()::TIMESTAMP WHERE source = ? AND chain = ? AND symbol = ? AND tf = ? AND start_ts = ? AND end_ts = ?""",
-                    [_dt(nxt), len(page), "done" if nxt <= lo else "running"] + key + [_dt(lo), _dt(hi_job)])
-                out["pages"] += 1; out["rows"] += len(page); out["new"] += r["new"]; out["quarantined"] += nbad
-                _PAGES.labels(source).inc(); _ROWS.labels(source).inc(len(page))
+                store.cursor().execute(
+                    """UPDATE backfill_ranges SET cursor_ts = ?, pages = pages + 1, rows = rows + ?,
+                    status = ?,
+                        updated = now()::TIMESTAMP WHERE source = ? AND chain = ? AND symbol = ? AND tf = ? AND
+                            start_ts = ? AND end_ts = ?""",
+                    [_dt(nxt), len(page), "done" if nxt <= lo else "running"] + key + [_dt(lo), _dt(hi_job)],
+                )
+                out["pages"] += 1
+                out["rows"] += len(page)
+                out["new"] += r["new"]
+                out["quarantined"] += nbad
+                _PAGES.labels(source).inc()
+                _ROWS.labels(source).inc(len(page))
                 prog.update(task, advance=len(page))
                 cursor = nxt
-            if not out["complete"]: break
+            if not out["complete"]:
+                break
         if out["complete"]:
             prog.update(task, completed=max(todo, 1))
-            # every missing bar of [start, end) was fetched: ranges inside it left running by an earlier interruption are done
-            store.cursor().execute("""UPDATE backfill_ranges SET status = 'done', updated = now()::TIMESTAMP WHERE source = ? AND chain = ?
-                AND symbol = ? AND tf = ? AND status = 'running' AND start_ts >= ? AND end_ts <= ?""", key + [_dt(start), _dt(end)])
+            # every missing bar of [start, end) was fetched: ranges inside it left running by an earlier interruption
+            # are done
+            store.cursor().execute(
+                """UPDATE backfill_ranges SET status = 'done', updated = now()::TIMESTAMP WHERE source = ? AND chain = ?
+                AND symbol = ? AND tf = ? AND status = 'running' AND start_ts >= ? AND end_ts <= ?""",
+                key + [_dt(start), _dt(end)],
+            )
     out["missing_after"] = int(sum((b - a) // step for a, b in missing_ranges(store, *key, start, end, covered=False)))
     log.info("backfill_done", **{k: v for k, v in out.items() if k not in ("since", "until")})
     return out

@@ -11,13 +11,35 @@ from __future__ import annotations
 import asyncio, time, random, contextlib, math
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Iterable
-try: import orjson as _json; _loads = _json.loads; _dumps = lambda o: _json.dumps(o).decode()
+
+try:
+    import orjson as _json
+
+    _loads = _json.loads
+    _dumps = lambda o: _json.dumps(o).decode()
 except ImportError:  # pragma: no cover
-    import json as _json; _loads = _json.loads; _dumps = _json.dumps
+    import json as _json
+
+    _loads = _json.loads
+    _dumps = _json.dumps
 import websockets
 from websockets.asyncio.client import connect as ws_connect
-from ..core import (MemebotError, Chain, NS, Side, Candle, Tick, Swap, PoolUpdate, TokenLaunched, Feed, Clock, SimClock,
-                          WallClock, tf_seconds)
+from memebot.core import (
+    MemebotError,
+    Chain,
+    NS,
+    Side,
+    Candle,
+    Tick,
+    Swap,
+    PoolUpdate,
+    TokenLaunched,
+    Feed,
+    Clock,
+    SimClock,
+    WallClock,
+    tf_seconds,
+)
 from ..config import get_settings
 from ..obs import get_logger, counter, histogram
 from . import onchain as oc
@@ -30,87 +52,151 @@ __all__ = ['GapFiller', 'RETRYABLE', 'AccountDecoder', 'SOURCES', 'Backfill', 'F
            'BarFeed', 'JupiterPriceFeed', 'CcxtFeed', 'open_feed']
 
 # %% ../../nbs/13_data.feeds.ipynb #64ca991e
-GapFiller = Callable[[str, int, int], Awaitable[list[Candle]]]   # (symbol, start_ns, end_ns) -> bars in [start, end)
+GapFiller = Callable[[str, int, int], Awaitable[list[Candle]]]  # (symbol, start_ns, end_ns) -> bars in [start, end)
+
 
 @dataclass(slots=True)
 class Backfill:
     "Bars for an interval a live feed missed; they replace any bars built from live data in `[start_ns, end_ns)`."
-    ts: int; symbol: str; start_ns: int; end_ns: int; bars: list; source: str = "backfill"
+
+    ts: int
+    symbol: str
+    start_ns: int
+    end_ns: int
+    bars: list
+    source: str = "backfill"
+
 
 class FeedError(MemebotError):
     "A feed cannot go on (reconnects exhausted, bad configuration)."
 
-def floor_ns(ts:int, tf_ns:int) -> int:
+
+def floor_ns(ts: int, tf_ns: int) -> int:
     "Start of the bar of length `tf_ns` holding `ts`."
     return ts - ts % tf_ns
 
-def bar_key(ev) -> str|None:
+
+def bar_key(ev) -> str | None:
     "The series an event belongs to: a pool address, or a tick's symbol."
     p = getattr(ev, "pool", None)
     return p if p else getattr(ev, "symbol", None)
 
 # %% ../../nbs/13_data.feeds.ipynb #ba073c4a
-RETRYABLE = (OSError, asyncio.TimeoutError, websockets.exceptions.InvalidHandshake, websockets.exceptions.ConnectionClosed)
+RETRYABLE = (
+    OSError,
+    asyncio.TimeoutError,
+    websockets.exceptions.InvalidHandshake,
+    websockets.exceptions.ConnectionClosed,
+)
 
-def log_retry(log, stats:dict|None=None # the feed's stats: `retries` and `retry_wait_s` (the waits chosen) add up here
-             ) -> Callable:
+
+def log_retry(
+    log,
+    stats: dict | None = None,  # the feed's stats: `retries` and `retry_wait_s` (the waits chosen) add up here
+) -> Callable:
     "A `retrying` hook that logs each wait of a feed as `feed.retry` (and counts it in `stats`)."
+
     def hook(e, attempt, wait_s):
         log.warning("feed.retry", attempt=attempt, error=repr(e)[:200], wait_s=round(wait_s, 4))
         if stats is not None:
             stats["retries"] = stats.get("retries", 0) + 1
             stats["retry_wait_s"] = stats.get("retry_wait_s", 0.0) + wait_s
+
     return hook
 
 # %% ../../nbs/13_data.feeds.ipynb #194b5b8d
 _M_DROPPED = counter("feed_dropped_total", "messages or events dropped", ("feed", "reason"))
 _M_RECONNECTS = counter("feed_reconnects_total", "reconnections", ("feed",))
 
+
 @dataclass
 class _Pending:
-    start: int; end: int|None = None; buf: list = field(default_factory=list)
+    start: int
+    end: int | None = None
+    buf: list = field(default_factory=list)
+
 
 class WsFeed(Feed):
     "A JSON-RPC websocket feed with reconnect, resubscribe, heartbeat, dedupe, gap detection and back-fill."
+
     name = "ws"
-    def __init__(self, url:str, # ws:// or wss:// endpoint
-                 clock:Clock|None=None, # a SimClock is advanced to each event's ts; events without a ts take clock time
-                 gap_filler:GapFiller|None=None, # back-fills missed intervals; None: gaps are only counted
-                 gap_tf:str="1s", # bar size the filler returns (align fills to it)
-                 lateness_s:float=0.0, # how late (event time) an out-of-order event may arrive and still count
-                 heartbeat_timeout_s:float|None=None, reconnect_initial_s:float|None=None, reconnect_max_s:float|None=None,
-                 max_attempts:int|None=None, # consecutive failed connects before FeedError (None: forever)
-                 dedupe_size:int=200_000):
+
+    def __init__(
+        self,
+        url: str,  # ws:// or wss:// endpoint
+        clock: Clock | None = None,  # a SimClock is advanced to each event's ts; events without a ts take clock time
+        gap_filler: GapFiller | None = None,  # back-fills missed intervals; None: gaps are only counted
+        gap_tf: str = "1s",  # bar size the filler returns (align fills to it)
+        lateness_s: float = 0.0,  # how late (event time) an out-of-order event may arrive and still count
+        heartbeat_timeout_s: float | None = None,
+        reconnect_initial_s: float | None = None,
+        reconnect_max_s: float | None = None,
+        max_attempts: int | None = None,  # consecutive failed connects before FeedError (None: forever)
+        dedupe_size: int = 200_000,
+    ):
         f = get_settings().feeds
         self.url, self.clock, self.gap_filler = url, clock, gap_filler
         self.gap_ns, self.late_ns = tf_seconds(gap_tf) * NS, int(lateness_s * NS)
         self.heartbeat_s = heartbeat_timeout_s or f.heartbeat_timeout_s
         self.backoff = (reconnect_initial_s or f.reconnect_initial_s, reconnect_max_s or f.reconnect_max_s)
         self.max_attempts, self.dedupe_size = max_attempts, dedupe_size
-        self.stats = dict(messages=0, events=0, connects=0, drops=0, heartbeat_timeouts=0, malformed=0, duplicates=0, stale=0,
-                          errors=0, gaps=0, backfills=0, backfill_errors=0, covered=0)
-        self._seen: dict = {}; self._max_ts: dict[str, int] = {}; self._pending: dict[str, _Pending] = {}
-        self._last_seq: dict = {}; self._subs: dict = {}; self._reqs: dict = {}
-        self._ws = None; self._closed = False; self.last_recv_ns = self._wait_ns = 0; self.log = get_logger(f"feeds.{self.name}")
+        self.stats = dict(
+            messages=0,
+            events=0,
+            connects=0,
+            drops=0,
+            heartbeat_timeouts=0,
+            malformed=0,
+            duplicates=0,
+            stale=0,
+            errors=0,
+            gaps=0,
+            backfills=0,
+            backfill_errors=0,
+            covered=0,
+        )
+        self._seen: dict = {}
+        self._max_ts: dict[str, int] = {}
+        self._pending: dict[str, _Pending] = {}
+        self._last_seq: dict = {}
+        self._subs: dict = {}
+        self._reqs: dict = {}
+        self._ws = None
+        self._closed = False
+        self.last_recv_ns = self._wait_ns = 0
+        self.log = get_logger(f"feeds.{self.name}")
         self._wall = WallClock()
 
     # --- subclass API
-    def requests(self) -> list[dict]: "Subscription requests (JSON-RPC, ids assigned here)."; return []
-    def decode(self, kind, msg:dict) -> list: "Events from one notification for subscription `kind`."; return []
+    def requests(self) -> list[dict]:
+        "Subscription requests (JSON-RPC, ids assigned here)."
+        return []
 
-    def now_ns(self) -> int: return (self.clock or self._wall).now_ns()
+    def decode(self, kind, msg: dict) -> list:
+        "Events from one notification for subscription `kind`."
+        return []
+
+    def now_ns(self) -> int:
+        return (self.clock or self._wall).now_ns()
 
     async def close(self):
         "Stop the feed and close its connection."
         self._closed = True
         if self._ws is not None:
-            with contextlib.suppress(Exception): await self._ws.close()
+            with contextlib.suppress(Exception):
+                await self._ws.close()
 
     async def _connect(self):
         async for attempt in retrying(RETRYABLE, self.max_attempts, *self.backoff, on_retry=log_retry(self.log)):
             with attempt:
-                return await ws_connect(self.url, open_timeout=max(self.heartbeat_s, 1.0), compression=None, max_size=2**24,
-                                        ping_interval=None, close_timeout=0.5)
+                return await ws_connect(
+                    self.url,
+                    open_timeout=max(self.heartbeat_s, 1.0),
+                    compression=None,
+                    max_size=2**24,
+                    ping_interval=None,
+                    close_timeout=0.5,
+                )
 
     async def _subscribe(self, ws):
         self._subs, self._reqs = {}, {}
@@ -118,48 +204,64 @@ class WsFeed(Feed):
             self._reqs[i] = kind
             await ws.send(_dumps({"jsonrpc": "2.0", "id": i, **req}))
 
-    def _mark_gap(self, why:str):
+    def _mark_gap(self, why: str):
         "Everything after each symbol's last event may be missing: hold its events until the hole is back-filled."
         self.stats["gaps"] += 1
-        if self.gap_filler is None: return
+        if self.gap_filler is None:
+            return
         for sym, mx in self._max_ts.items():
             p = self._pending.get(sym)
-            if p is None: self._pending[sym] = _Pending(floor_ns(mx - self.late_ns, self.gap_ns))
-            else: p.end, p.buf = None, []
+            if p is None:
+                self._pending[sym] = _Pending(floor_ns(mx - self.late_ns, self.gap_ns))
+            else:
+                p.end, p.buf = None, []
         self.log.info("feed.gap", why=why, symbols=len(self._max_ts))
 
     async def _watchdog(self, ws):
         "Abort a connection that has been silent longer than the heartbeat timeout (cheaper than a timeout per recv)."
         while True:
             await asyncio.sleep(self.heartbeat_s / 4)
-            w = self._wait_ns          # only silence while waiting counts: a slow consumer is not a dead server
+            w = self._wait_ns  # only silence while waiting counts: a slow consumer is not a dead server
             if w and time.perf_counter_ns() - w > self.heartbeat_s * NS:
-                self._silent = True; self.log.warning("feed.silent", seconds=self.heartbeat_s)
-                ws.transport.abort(); return
+                self._silent = True
+                self.log.warning("feed.silent", seconds=self.heartbeat_s)
+                ws.transport.abort()
+                return
 
     async def _aiter(self):
         had = False
         while not self._closed:
-            try: ws = self._ws = await self._connect()
-            except RETRYABLE as e: raise FeedError(f"{self.name}: cannot connect to {self.url}: {e!r}"[:300]) from None
+            try:
+                ws = self._ws = await self._connect()
+            except RETRYABLE as e:
+                raise FeedError(f"{self.name}: cannot connect to {self.url}: {e!r}"[:300]) from None
             self.stats["connects"] += 1
-            if had: _M_RECONNECTS.labels(self.name).inc(); self._on_reconnect(); self._mark_gap("reconnect")
-            had = True; self._silent = False; self._wait_ns = time.perf_counter_ns()
+            if had:
+                _M_RECONNECTS.labels(self.name).inc()
+                self._on_reconnect()
+                self._mark_gap("reconnect")
+            had = True
+            self._silent = False
+            self._wait_ns = time.perf_counter_ns()
             dog = asyncio.create_task(self._watchdog(ws))
             try:
                 await self._subscribe(ws)
                 while not self._closed:
                     self._wait_ns = time.perf_counter_ns()
                     raw = await ws.recv()
-                    self.last_recv_ns = time.perf_counter_ns(); self._wait_ns = 0   # frame received (latency measurements)
-                    for ev in await self.handle(raw): yield ev
+                    self.last_recv_ns = time.perf_counter_ns()
+                    self._wait_ns = 0  # frame received (latency measurements)
+                    for ev in await self.handle(raw):
+                        yield ev
             except (websockets.exceptions.ConnectionClosed, OSError):
                 self.stats["heartbeat_timeouts" if self._silent else "drops"] += 1
             finally:
                 dog.cancel()
-                with contextlib.suppress(Exception): await ws.close()
+                with contextlib.suppress(Exception):
+                    await ws.close()
 
-    def _on_reconnect(self): pass
+    def _on_reconnect(self):
+        pass
 
     async def handle(self, raw) -> list:
         "Decode one frame and pass its events through the gate (dedupe, staleness, gap fill, clock)."
@@ -169,16 +271,23 @@ class WsFeed(Feed):
             if "method" not in msg:
                 if "id" in msg:
                     kind = self._reqs.get(msg["id"])
-                    if "result" in msg and kind is not None: self._subs[msg["result"]] = kind
-                    elif "error" in msg: self.stats["errors"] += 1; self.log.warning("feed.rpc_error", error=str(msg["error"])[:200], kind=str(kind))
+                    if "result" in msg and kind is not None:
+                        self._subs[msg["result"]] = kind
+                    elif "error" in msg:
+                        self.stats["errors"] += 1
+                        self.log.warning("feed.rpc_error", error=str(msg["error"])[:200], kind=str(kind))
                 return []
             params = msg["params"]
             kind = self._subs.get(params["subscription"])
-            if kind is None: self.stats["malformed"] += 1; return []   # a notification for nothing we subscribed to
+            if kind is None:
+                self.stats["malformed"] += 1
+                return []  # a notification for nothing we subscribed to
             evs = self.decode(kind, params["result"])
         except (ValueError, KeyError, TypeError, AttributeError, IndexError, oc.DecodeError) as e:
-            self.stats["malformed"] += 1; _M_DROPPED.labels(self.name, "malformed").inc()
-            if self.stats["malformed"] <= 10: self.log.warning("feed.malformed", error=repr(e)[:200], frame=str(raw)[:120])
+            self.stats["malformed"] += 1
+            _M_DROPPED.labels(self.name, "malformed").inc()
+            if self.stats["malformed"] <= 10:
+                self.log.warning("feed.malformed", error=repr(e)[:200], frame=str(raw)[:120])
             return []
         out = []
         for ev in evs:
@@ -187,47 +296,65 @@ class WsFeed(Feed):
         return out
 
     def _dedupe_key(self, ev):
-        if isinstance(ev, Swap): return ("s", ev.pool, ev.sig, ev.ix)
-        if isinstance(ev, PoolUpdate): return ("p", ev.pool, ev.slot, ev.base_reserve, ev.quote_reserve)
-        if isinstance(ev, TokenLaunched): return ("l", ev.mint)
-        if isinstance(ev, Tick): return ("t", ev.symbol, ev.ts, ev.price)
+        if isinstance(ev, Swap):
+            return ("s", ev.pool, ev.sig, ev.ix)
+        if isinstance(ev, PoolUpdate):
+            return ("p", ev.pool, ev.slot, ev.base_reserve, ev.quote_reserve)
+        if isinstance(ev, TokenLaunched):
+            return ("l", ev.mint)
+        if isinstance(ev, Tick):
+            return ("t", ev.symbol, ev.ts, ev.price)
         return None
 
     async def _gate(self, ev) -> list:
         k = self._dedupe_key(ev)
         if k is not None:
-            if k in self._seen: self.stats["duplicates"] += 1; _M_DROPPED.labels(self.name, "duplicate").inc(); return []
+            if k in self._seen:
+                self.stats["duplicates"] += 1
+                _M_DROPPED.labels(self.name, "duplicate").inc()
+                return []
             self._seen[k] = None
-            if len(self._seen) > self.dedupe_size: del self._seen[next(iter(self._seen))]
+            if len(self._seen) > self.dedupe_size:
+                del self._seen[next(iter(self._seen))]
         if isinstance(ev, PoolUpdate) and ev.slot:
             last = self._last_seq.get(ev.pool, 0)
-            if ev.slot < last: self.stats["stale"] += 1; _M_DROPPED.labels(self.name, "stale").inc(); return []
+            if ev.slot < last:
+                self.stats["stale"] += 1
+                _M_DROPPED.labels(self.name, "stale").inc()
+                return []
             self._last_seq[ev.pool] = ev.slot
         sym = bar_key(ev) if not isinstance(ev, TokenLaunched) else None
         out = []
         if sym is not None:
             p = self._pending.get(sym)
             if p is not None:
-                if p.end is None: p.end = max(floor_ns(ev.ts, self.gap_ns) + self.gap_ns, p.start + self.gap_ns)
+                if p.end is None:
+                    p.end = max(floor_ns(ev.ts, self.gap_ns) + self.gap_ns, p.start + self.gap_ns)
                 if ev.ts < p.end + self.late_ns:
-                    if ev.ts >= p.end: p.buf.append(ev)
-                    else: self.stats["covered"] += 1
+                    if ev.ts >= p.end:
+                        p.buf.append(ev)
+                    else:
+                        self.stats["covered"] += 1
                     return []
                 del self._pending[sym]
                 out.append(await self._backfill(sym, p.start, p.end))
                 out.extend(p.buf)
             mx = self._max_ts.get(sym)
-            if mx is None or ev.ts > mx: self._max_ts[sym] = ev.ts
+            if mx is None or ev.ts > mx:
+                self._max_ts[sym] = ev.ts
         out.append(ev)
         if isinstance(self.clock, SimClock):
-            for e in out: self.clock.advance_to(e.ts)
+            for e in out:
+                self.clock.advance_to(e.ts)
         return out
 
-    async def _backfill(self, sym:str, start:int, end:int) -> Backfill:
+    async def _backfill(self, sym: str, start: int, end: int) -> Backfill:
         bars = []
-        try: bars = [b for b in await self.gap_filler(sym, start, end) if start <= b.ts < end]
+        try:
+            bars = [b for b in await self.gap_filler(sym, start, end) if start <= b.ts < end]
         except Exception as e:
-            self.stats["backfill_errors"] += 1; self.log.warning("feed.backfill_failed", symbol=sym, error=repr(e)[:200])
+            self.stats["backfill_errors"] += 1
+            self.log.warning("feed.backfill_failed", symbol=sym, error=repr(e)[:200])
         self.stats["backfills"] += 1
         return Backfill(self.now_ns(), sym, start, end, sorted(bars, key=lambda b: b.ts))
 
@@ -236,151 +363,247 @@ class WsFeed(Feed):
         out = []
         for sym, p in list(self._pending.items()):
             end = p.end if p.end is not None else floor_ns(self.now_ns(), self.gap_ns)
-            if end > p.start: out.append(await self._backfill(sym, p.start, end)); out.extend(p.buf)
+            if end > p.start:
+                out.append(await self._backfill(sym, p.start, end))
+                out.extend(p.buf)
             del self._pending[sym]
         return out
 
 # %% ../../nbs/13_data.feeds.ipynb #9636afab
-def _frame_to_candles(df, symbol:str, tf:str, source:str, chain:Chain) -> list[Candle]:
+def _frame_to_candles(df, symbol: str, tf: str, source: str, chain: Chain) -> list[Candle]:
     import pandas as pd
-    if df is None or len(df) == 0: return []
+
+    if df is None or len(df) == 0:
+        return []
     ts = df["ts"]
     if pd.api.types.is_datetime64_any_dtype(ts):
-        ts = (ts.dt.tz_convert("UTC").dt.tz_localize(None) if getattr(ts.dt, "tz", None) is not None else ts).astype("datetime64[ns]").astype("int64")
+        ts = (
+            (ts.dt.tz_convert("UTC").dt.tz_localize(None) if getattr(ts.dt, "tz", None) is not None else ts)
+            .astype("datetime64[ns]")
+            .astype("int64")
+        )
     cols = [df[c].to_numpy(float) for c in ("open", "high", "low", "close", "volume")]
     return [Candle(int(t), o, h, l, c, v, symbol, tf, source, chain) for t, o, h, l, c, v in zip(ts.to_numpy(), *cols)]
 
-def frame_gap_filler(fetch:Callable, # fetch(symbol, start_ns, end_ns) -> DataFrame of candles (sync or async)
-                     tf:str="1m", source:str="backfill", chain:Chain=Chain.SOLANA) -> GapFiller:
+
+def frame_gap_filler(
+    fetch: Callable,  # fetch(symbol, start_ns, end_ns) -> DataFrame of candles (sync or async)
+    tf: str = "1m",
+    source: str = "backfill",
+    chain: Chain = Chain.SOLANA,
+) -> GapFiller:
     "Adapt a history function returning a candles DataFrame into a `GapFiller`."
-    async def fill(symbol:str, start_ns:int, end_ns:int) -> list[Candle]:
+
+    async def fill(symbol: str, start_ns: int, end_ns: int) -> list[Candle]:
         df = fetch(symbol, start_ns, end_ns)
-        if asyncio.iscoroutine(df): df = await df
+        if asyncio.iscoroutine(df):
+            df = await df
         return [c for c in _frame_to_candles(df, symbol, tf, source, chain) if start_ns <= c.ts < end_ns]
+
     return fill
 
-def store_gap_filler(store, # a memebot.data.store.Store
-                     tf:str="1m", source:str|None=None, chain:str|None=None) -> GapFiller:
+
+def store_gap_filler(
+    store,  # a memebot.data.store.Store
+    tf: str = "1m",
+    source: str | None = None,
+    chain: str | None = None,
+) -> GapFiller:
     "A `GapFiller` reading bars of `tf` already in the store (e.g. written by a REST backfill)."
     from memebot.data.store import candles
+
     def fetch(symbol, start_ns, end_ns):
         return candles(store, symbol, tf=tf, start=_ns_ts(start_ns), end=_ns_ts(end_ns), source=source, chain=chain)
+
     return frame_gap_filler(fetch, tf, source or "store", Chain.parse(chain) if chain else Chain.SOLANA)
 
-def _ns_ts(ns:int):
+
+def _ns_ts(ns: int):
     import pandas as pd
+
     return pd.Timestamp(ns, unit="ns", tz="UTC")
 
 # %% ../../nbs/13_data.feeds.ipynb #1321e1ee
-AccountDecoder = Callable[[bytes, int, int], list]    # (account bytes, ts, slot) -> events
+AccountDecoder = Callable[[bytes, int, int], list]  # (account bytes, ts, slot) -> events
 
-def whirlpool_account(pool:str, decimals_a:int, decimals_b:int) -> AccountDecoder:
+
+def whirlpool_account(pool: str, decimals_a: int, decimals_b: int) -> AccountDecoder:
     "Decode an Orca Whirlpool account into a `PoolUpdate` (price from sqrt_price)."
     return lambda b, ts, slot: [oc.whirlpool_pool_update(b, pool, decimals_a, decimals_b, ts, slot)]
 
-def bonding_curve_account(pool:str) -> AccountDecoder:
+
+def bonding_curve_account(pool: str) -> AccountDecoder:
     "Decode a pump.fun bonding curve account into a `PoolUpdate` on its virtual reserves."
     return lambda b, ts, slot: [oc.decode_bonding_curve(b).pool_update(pool, ts, slot)]
 
-def dlmm_account(pool:str, decimals_x:int, decimals_y:int) -> AccountDecoder:
+
+def dlmm_account(pool: str, decimals_x: int, decimals_y: int) -> AccountDecoder:
     "Decode a Meteora DLMM pair into a price `PoolUpdate` (reserves unknown from the pair account: 0)."
+
     def dec(b, ts, slot):
         lb = oc.decode_dlmm_lbpair(b)
-        return [PoolUpdate(ts, Chain.SOLANA, pool, 0.0, 0.0, price=lb.price(decimals_x, decimals_y), fee_bps=lb.base_fee_bps, source="meteora_dlmm", slot=slot)]
+        return [
+            PoolUpdate(
+                ts,
+                Chain.SOLANA,
+                pool,
+                0.0,
+                0.0,
+                price=lb.price(decimals_x, decimals_y),
+                fee_bps=lb.base_fee_bps,
+                source="meteora_dlmm",
+                slot=slot,
+            )
+        ]
+
     return dec
 
-def vault_pair_accounts(pool:str, state:oc.RaydiumAmmV4|oc.RaydiumCpmm) -> dict[str, AccountDecoder]:
+
+def vault_pair_accounts(pool: str, state: oc.RaydiumAmmV4 | oc.RaydiumCpmm) -> dict[str, AccountDecoder]:
     "Decoders for a Raydium AMM v4 / CPMM pool's two vaults: a `PoolUpdate` whenever either balance changes."
     amounts = {}
-    base_v, quote_v = (state.base_vault, state.quote_vault) if isinstance(state, oc.RaydiumAmmV4) else (state.vault_a, state.vault_b)
+    base_v, quote_v = (
+        (state.base_vault, state.quote_vault) if isinstance(state, oc.RaydiumAmmV4) else (state.vault_a, state.vault_b)
+    )
+
     def make(which):
         def dec(b, ts, slot):
             amounts[which] = oc.decode_token_account(b).amount
-            if len(amounts) < 2: return []
+            if len(amounts) < 2:
+                return []
             return [state.pool_update(pool, amounts["base"], amounts["quote"], ts, slot)]
+
         return dec
+
     return {base_v: make("base"), quote_v: make("quote")}
 
+
 class SolanaFeed(WsFeed):
-    "Solana JSON-RPC websocket: accountSubscribe -> PoolUpdate, logsSubscribe -> Swap/TokenLaunched, slotSubscribe heartbeat."
+    "Solana JSON-RPC websocket: accountSubscribe -> PoolUpdate, logsSubscribe -> Swap/TokenLaunched, slot heartbeat."
+
     name = "solana"
-    def __init__(self, accounts:dict[str, AccountDecoder]|None=None, # account pubkey -> decoder
-                 log_mentions:Iterable[str]=(), # program ids (or accounts) whose transaction logs to decode
-                 url:str|None=None, # default `[endpoints] solana_ws`
-                 commitment:str|None=None, slots:bool=True, # subscribe to slots (heartbeat, gap detection)
-                 max_slot_gap:int=64, # a jump larger than this between slot notifications counts as a gap
-                 **kw):
+
+    def __init__(
+        self,
+        accounts: dict[str, AccountDecoder] | None = None,  # account pubkey -> decoder
+        log_mentions: Iterable[str] = (),  # program ids (or accounts) whose transaction logs to decode
+        url: str | None = None,  # default `[endpoints] solana_ws`
+        commitment: str | None = None,
+        slots: bool = True,  # subscribe to slots (heartbeat, gap detection)
+        max_slot_gap: int = 64,  # a jump larger than this between slot notifications counts as a gap
+        **kw,
+    ):
         s = get_settings()
         super().__init__(url or s.endpoints.solana_ws, **kw)
         self.accounts, self.log_mentions = dict(accounts or {}), list(log_mentions)
         self.commitment, self.slots, self.max_slot_gap = commitment or s.solana.commitment, slots, max_slot_gap
-        self.last_slot = 0; self.missed_slots = 0
+        self.last_slot = 0
+        self.missed_slots = 0
 
     def requests(self):
-        r = [(("account", k), {"method": "accountSubscribe", "params": [k, {"encoding": "base64", "commitment": self.commitment}]})
-             for k in self.accounts]
-        r += [(("logs", m), {"method": "logsSubscribe", "params": [{"mentions": [m]}, {"commitment": self.commitment}]}) for m in self.log_mentions]
-        if self.slots: r.append((("slot", None), {"method": "slotSubscribe"}))
+        r = [
+            (
+                ("account", k),
+                {"method": "accountSubscribe", "params": [k, {"encoding": "base64", "commitment": self.commitment}]},
+            )
+            for k in self.accounts
+        ]
+        r += [
+            (("logs", m), {"method": "logsSubscribe", "params": [{"mentions": [m]}, {"commitment": self.commitment}]})
+            for m in self.log_mentions
+        ]
+        if self.slots:
+            r.append((("slot", None), {"method": "slotSubscribe"}))
         return r
 
     def decode(self, kind, res):
         what, key = kind
         if what == "slot":
             slot = res["slot"]
-            if self.last_slot and slot > self.last_slot + self.max_slot_gap:   # also right after a reconnect: events
-                self.missed_slots += slot - self.last_slot - 1; self._mark_gap("slot")  # may have arrived before the jump
+            if self.last_slot and slot > self.last_slot + self.max_slot_gap:  # also right after a reconnect: events
+                self.missed_slots += slot - self.last_slot - 1
+                self._mark_gap("slot")  # may have arrived before the jump
             self.last_slot = max(self.last_slot, slot)
             return []
-        slot = res["context"]["slot"]; v = res["value"]
+        slot = res["context"]["slot"]
+        v = res["value"]
         if what == "account":
             return self.accounts[key](oc.account_bytes(v["data"], "accountNotification"), self.now_ns(), slot)
-        if v.get("err") is not None: return []          # failed transaction: no trade happened
+        if v.get("err") is not None:
+            return []  # failed transaction: no trade happened
         return oc.decode_program_logs(v["logs"], v["signature"])
 
 # %% ../../nbs/13_data.feeds.ipynb #71d402a8
 class EvmFeed(WsFeed):
     "EVM websocket: Uniswap V2 Sync -> PoolUpdate, Swap -> Swap; newHeads as heartbeat and block clock."
+
     name = "evm"
-    def __init__(self, pairs:Iterable[oc.V2Pair], # pairs to watch
-                 url:str|None=None, # default `[endpoints] <chain>_ws`
-                 heads:bool=True, **kw):
+
+    def __init__(
+        self,
+        pairs: Iterable[oc.V2Pair],  # pairs to watch
+        url: str | None = None,  # default `[endpoints] <chain>_ws`
+        heads: bool = True,
+        **kw,
+    ):
         self.pairs = {p.address.lower(): p for p in pairs}
         chain = next(iter(self.pairs.values())).chain if self.pairs else Chain.ETHEREUM
         super().__init__(url or getattr(get_settings().endpoints, f"{chain.value}_ws"), **kw)
-        self.heads = heads; self.block_ts: dict[int, int] = {}; self.last_block = 0; self.removed = 0
+        self.heads = heads
+        self.block_ts: dict[int, int] = {}
+        self.last_block = 0
+        self.removed = 0
 
     def requests(self):
-        r = [(("logs", None), {"method": "eth_subscribe", "params": ["logs", {"address": list(self.pairs),
-              "topics": [[oc.V2_SYNC_TOPIC, oc.V2_SWAP_TOPIC]]}]})]
-        if self.heads: r.append((("heads", None), {"method": "eth_subscribe", "params": ["newHeads"]}))
+        r = [
+            (
+                ("logs", None),
+                {
+                    "method": "eth_subscribe",
+                    "params": ["logs", {"address": list(self.pairs), "topics": [[oc.V2_SYNC_TOPIC, oc.V2_SWAP_TOPIC]]}],
+                },
+            )
+        ]
+        if self.heads:
+            r.append((("heads", None), {"method": "eth_subscribe", "params": ["newHeads"]}))
         return r
 
     def decode(self, kind, res):
         if kind[0] == "heads":
             n = int(res["number"], 16)
-            if self.last_block and n > self.last_block + 1: self._mark_gap("block")
+            if self.last_block and n > self.last_block + 1:
+                self._mark_gap("block")
             self.last_block = max(self.last_block, n)
             self.block_ts[n] = int(res["timestamp"], 16) * NS
-            if len(self.block_ts) > 1024: del self.block_ts[min(self.block_ts)]
+            if len(self.block_ts) > 1024:
+                del self.block_ts[min(self.block_ts)]
             return []
-        if res.get("removed"): self.removed += 1; return []
+        if res.get("removed"):
+            self.removed += 1
+            return []
         d = oc.decode_v2_log(res)
         pair = self.pairs.get(res["address"].lower())
-        if d is None or pair is None: return []
+        if d is None or pair is None:
+            return []
         ts = self.block_ts.get(d.block) or self.now_ns()
         return [pair.pool_update(d, ts) if isinstance(d, oc.V2Sync) else pair.swap(d, ts)]
 
 # %% ../../nbs/13_data.feeds.ipynb #c0dfbfcd
 class ReplayServer:
-    "A local websocket server that acks JSON-RPC subscriptions and replays recorded notifications (tests, demos, bench)."
-    def __init__(self, script:Callable, # async (server, ws, sub_ids) -> None: sends notifications
-                 expect:int=1, # subscription requests to ack before the script runs
-                 host:str="127.0.0.1"):
+    "A local websocket server that acks JSON-RPC subscriptions and replays recorded notifications."
+
+    def __init__(
+        self,
+        script: Callable,  # async (server, ws, sub_ids) -> None: sends notifications
+        expect: int = 1,  # subscription requests to ack before the script runs
+        host: str = "127.0.0.1",
+    ):
         self.script, self.expect, self.host, self.port, self.connections, self.refuse = script, expect, host, 0, 0, 0
         self._server = None
 
     async def __aenter__(self):
         from websockets.asyncio.server import serve
+
         async def handler(ws):
             self.connections += 1
             subs = []
@@ -390,104 +613,149 @@ class ReplayServer:
                     sid = 1000 * self.connections + len(subs)
                     subs.append((req["method"], req.get("params"), sid))
                     await ws.send(_dumps({"jsonrpc": "2.0", "result": sid, "id": req["id"]}))
-                    if len(subs) == self.expect: break
+                    if len(subs) == self.expect:
+                        break
                 await self.script(self, ws, subs)
-            except websockets.exceptions.ConnectionClosed: pass
+            except websockets.exceptions.ConnectionClosed:
+                pass
+
         def process_request(conn, request):
             if self.refuse > 0:
                 self.refuse -= 1
                 return conn.respond(503, "try later\n")
-        self._server = await serve(handler, self.host, 0, process_request=process_request, compression=None, ping_interval=None)
+
+        self._server = await serve(
+            handler, self.host, 0, process_request=process_request, compression=None, ping_interval=None
+        )
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
     @property
-    def url(self) -> str: return f"ws://{self.host}:{self.port}"
+    def url(self) -> str:
+        return f"ws://{self.host}:{self.port}"
+
     async def __aexit__(self, *a):
         self._server.close()
-        with contextlib.suppress(Exception): await asyncio.wait_for(self._server.wait_closed(), 2)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._server.wait_closed(), 2)
 
-def renotify(msg:dict, sub_id:int, **result_updates) -> str:
+
+def renotify(msg: dict, sub_id: int, **result_updates) -> str:
     "A recorded notification re-addressed to `sub_id` (and with fields of `params.result` replaced)."
     m = {**msg, "params": {**msg["params"], "subscription": sub_id}}
-    if result_updates: m["params"]["result"] = {**m["params"]["result"], **result_updates}
+    if result_updates:
+        m["params"]["result"] = {**m["params"]["result"], **result_updates}
     return _dumps(m)
 
 # %% ../../nbs/13_data.feeds.ipynb #6fc72f45
 class BarAggregator:
     "Build contiguous OHLCV bars (several timeframes) from ticks, swaps, pool updates and back-filled bars."
-    def __init__(self, tfs:Iterable[str]=("1s",), # timeframes; each a multiple of the smallest
-                 fill_empty:bool=True, # emit flat bars for intervals without events (no holes)
-                 lateness_s:float=0.0, # event-time lateness tolerated before a bar closes
-                 volume:str="quote", # swaps count quote ("quote") or base ("base") volume
-                 source:str="bars", # the bars' `source`
-                 key:Callable|None=None): # event -> series name (default: pool, or a tick's symbol); None result skips
+
+    def __init__(
+        self,
+        tfs: Iterable[str] = ("1s",),  # timeframes; each a multiple of the smallest
+        fill_empty: bool = True,  # emit flat bars for intervals without events (no holes)
+        lateness_s: float = 0.0,  # event-time lateness tolerated before a bar closes
+        volume: str = "quote",  # swaps count quote ("quote") or base ("base") volume
+        source: str = "bars",  # the bars' `source`
+        key: Callable | None = None,
+    ):  # event -> series name (default: pool, or a tick's symbol); None result skips
         tfs = sorted({tf_seconds(t): t for t in tfs}.items())
         self.base_ns, self.base_tf = tfs[0][0] * NS, tfs[0][1]
         for s, t in tfs:
-            if (s * NS) % self.base_ns: raise ValueError(f"timeframe {t} is not a multiple of {self.base_tf}")
+            if (s * NS) % self.base_ns:
+                raise ValueError(f"timeframe {t} is not a multiple of {self.base_tf}")
         self.up = [(s * NS, t) for s, t in tfs[1:]]
-        self.fill_empty, self.late_ns, self.volume, self.source, self.key = fill_empty, int(lateness_s * NS), volume, source, key
-        self._open: dict[str, dict[int, list]] = {}     # sym -> bar ts -> [o_ts, o, h, l, c_ts, c, v, fixed]
-        self._done: dict[str, int] = {}                 # sym -> end of the last emitted base bar
-        self._sealed: dict[str, int] = {}               # sym -> back-filled up to (exclusive)
-        self._last: dict[str, float] = {}               # sym -> last close
+        self.fill_empty, self.late_ns, self.volume, self.source, self.key = (
+            fill_empty,
+            int(lateness_s * NS),
+            volume,
+            source,
+            key,
+        )
+        self._open: dict[str, dict[int, list]] = {}  # sym -> bar ts -> [o_ts, o, h, l, c_ts, c, v, fixed]
+        self._done: dict[str, int] = {}  # sym -> end of the last emitted base bar
+        self._sealed: dict[str, int] = {}  # sym -> back-filled up to (exclusive)
+        self._last: dict[str, float] = {}  # sym -> last close
         self._maxts: dict[str, int] = {}
-        self._roll: dict[tuple, list] = {}              # (sym, tf_ns) -> [ts, o, h, l, c, v]
+        self._roll: dict[tuple, list] = {}  # (sym, tf_ns) -> [ts, o, h, l, c, v]
         self._chain: dict[str, Chain] = {}
         self.late = 0
 
     def on_event(self, ev) -> list[Candle]:
         "Feed one event; returns the bars it closed (all timeframes, in time order per timeframe)."
-        if isinstance(ev, Backfill): return self._on_backfill(ev)
+        if isinstance(ev, Backfill):
+            return self._on_backfill(ev)
         if isinstance(ev, Candle):
-            if tf_seconds(ev.tf) * NS != self.base_ns: return []
+            if tf_seconds(ev.tf) * NS != self.base_ns:
+                return []
             return self._on_backfill(Backfill(ev.ts, ev.symbol, ev.ts, ev.ts + self.base_ns, [ev]))
-        if isinstance(ev, Swap): price, vol, sym = ev.price, (ev.quote_amount if self.volume == "quote" else ev.base_amount), ev.pool
-        elif isinstance(ev, Tick): price, vol, sym = ev.price, ev.size, ev.symbol
-        elif isinstance(ev, PoolUpdate): price, vol, sym = ev.price, 0.0, ev.pool
-        else: return []
-        if not (price > 0 and math.isfinite(price)): return []
+        if isinstance(ev, Swap):
+            price, vol, sym = ev.price, (ev.quote_amount if self.volume == "quote" else ev.base_amount), ev.pool
+        elif isinstance(ev, Tick):
+            price, vol, sym = ev.price, ev.size, ev.symbol
+        elif isinstance(ev, PoolUpdate):
+            price, vol, sym = ev.price, 0.0, ev.pool
+        else:
+            return []
+        if not (price > 0 and math.isfinite(price)):
+            return []
         if self.key is not None:
             sym = self.key(ev)
-            if sym is None: return []
-        ts = ev.ts; b = ts - ts % self.base_ns
-        if b < self._done.get(sym, -1) or ts < self._sealed.get(sym, -1): self.late += 1; return []
+            if sym is None:
+                return []
+        ts = ev.ts
+        b = ts - ts % self.base_ns
+        if b < self._done.get(sym, -1) or ts < self._sealed.get(sym, -1):
+            self.late += 1
+            return []
         self._chain[sym] = ev.chain
         bars = self._open.setdefault(sym, {})
         x = bars.get(b)
-        if x is None: bars[b] = [ts, price, price, price, ts, price, vol, False]
+        if x is None:
+            bars[b] = [ts, price, price, price, ts, price, vol, False]
         else:
-            if ts < x[0]: x[0], x[1] = ts, price
-            if price > x[2]: x[2] = price
-            if price < x[3]: x[3] = price
-            if ts >= x[4]: x[4], x[5] = ts, price
+            if ts < x[0]:
+                x[0], x[1] = ts, price
+            if price > x[2]:
+                x[2] = price
+            if price < x[3]:
+                x[3] = price
+            if ts >= x[4]:
+                x[4], x[5] = ts, price
             x[6] += vol
-        if ts > self._maxts.get(sym, -1): self._maxts[sym] = ts
+        if ts > self._maxts.get(sym, -1):
+            self._maxts[sym] = ts
         return self._close(sym, self._maxts[sym] - self.late_ns)
 
-    def _on_backfill(self, bf:Backfill) -> list[Candle]:
+    def _on_backfill(self, bf: Backfill) -> list[Candle]:
         sym = bf.symbol
         bars = self._open.setdefault(sym, {})
         start = max(bf.start_ns, self._done.get(sym, -1))
-        for t in [t for t in bars if start <= t < bf.end_ns]: del bars[t]
+        for t in [t for t in bars if start <= t < bf.end_ns]:
+            del bars[t]
         for c in bf.bars:
-            if start <= c.ts < bf.end_ns: bars[c.ts] = [c.ts, c.open, c.high, c.low, c.ts, c.close, c.volume, True]
-            if c.chain is not None: self._chain.setdefault(sym, c.chain)
+            if start <= c.ts < bf.end_ns:
+                bars[c.ts] = [c.ts, c.open, c.high, c.low, c.ts, c.close, c.volume, True]
+            if c.chain is not None:
+                self._chain.setdefault(sym, c.chain)
         self._sealed[sym] = max(self._sealed.get(sym, -1), bf.end_ns)
-        if bf.end_ns - 1 > self._maxts.get(sym, -1): self._maxts[sym] = bf.end_ns - 1
+        if bf.end_ns - 1 > self._maxts.get(sym, -1):
+            self._maxts[sym] = bf.end_ns - 1
         return self._close(sym, max(self._maxts[sym] - self.late_ns, bf.end_ns))
 
-    def _close(self, sym:str, watermark:int) -> list[Candle]:
+    def _close(self, sym: str, watermark: int) -> list[Candle]:
         bars = self._open.get(sym)
-        if not bars: return []
+        if not bars:
+            return []
         out = []
         for b in sorted(t for t in bars if t + self.base_ns <= watermark):
             x = bars.pop(b)
             done = self._done.get(sym)
             if self.fill_empty and done is not None and sym in self._last:
                 for t in range(done, b, self.base_ns):
-                    p = self._last[sym]; out.extend(self._emit(sym, t, p, p, p, p, 0.0))
+                    p = self._last[sym]
+                    out.extend(self._emit(sym, t, p, p, p, p, 0.0))
             out.extend(self._emit(sym, b, x[1], x[2], x[3], x[5], x[6]))
             self._last[sym] = x[5]
         return out
@@ -497,131 +765,218 @@ class BarAggregator:
         out = [Candle(t, o, h, l, c, v, sym, self.base_tf, self.source, ch)]
         self._done[sym] = t + self.base_ns
         for tf_ns, tf in self.up:
-            k = (sym, tf_ns); r = self._roll.get(k); hb = t - t % tf_ns
-            if r is None or r[0] != hb: r = self._roll[k] = [hb, o, h, l, c, v]
-            else: r[2] = max(r[2], h); r[3] = min(r[3], l); r[4] = c; r[5] += v
+            k = (sym, tf_ns)
+            r = self._roll.get(k)
+            hb = t - t % tf_ns
+            if r is None or r[0] != hb:
+                r = self._roll[k] = [hb, o, h, l, c, v]
+            else:
+                r[2] = max(r[2], h)
+                r[3] = min(r[3], l)
+                r[4] = c
+                r[5] += v
             if t + self.base_ns == hb + tf_ns:
-                out.append(Candle(hb, r[1], r[2], r[3], r[4], r[5], sym, tf, self.source, ch)); del self._roll[k]
+                out.append(Candle(hb, r[1], r[2], r[3], r[4], r[5], sym, tf, self.source, ch))
+                del self._roll[k]
         return out
 
     def flush(self) -> list[Candle]:
         "Close every open bar (end of data)."
         out = []
-        for sym in list(self._open): out.extend(self._close(sym, 2**62))
+        for sym in list(self._open):
+            out.extend(self._close(sym, 2**62))
         return out
+
 
 class BarFeed(Feed):
     "Closed bars from another feed, through a `BarAggregator`; iterates like its source (sync or async)."
-    def __init__(self, feed:Feed, tfs:Iterable[str]=("1s",), flush:bool=True, **kw):
-        self.feed, self.agg, self.flush, self.clock = feed, BarAggregator(tfs, **kw), flush, getattr(feed, "clock", None)
+
+    def __init__(self, feed: Feed, tfs: Iterable[str] = ("1s",), flush: bool = True, **kw):
+        self.feed, self.agg, self.flush, self.clock = (
+            feed,
+            BarAggregator(tfs, **kw),
+            flush,
+            getattr(feed, "clock", None),
+        )
+
     def __iter__(self):
-        for ev in self.feed: yield from self.agg.on_event(ev)
-        if self.flush: yield from self.agg.flush()
+        for ev in self.feed:
+            yield from self.agg.on_event(ev)
+        if self.flush:
+            yield from self.agg.flush()
+
     async def _aiter(self):
         async for ev in self.feed:
-            for b in self.agg.on_event(ev): yield b
+            for b in self.agg.on_event(ev):
+                yield b
         if self.flush:
-            for b in self.agg.flush(): yield b
-    async def close(self): await self.feed.close()
+            for b in self.agg.flush():
+                yield b
+
+    async def close(self):
+        await self.feed.close()
 
 # %% ../../nbs/13_data.feeds.ipynb #7a4108c9
 class JupiterPriceFeed(Feed):
     "Poll Jupiter Price API v3 (`/price/v3?ids=`, up to 50 mints) and yield price ticks in USD (or in `quote_mint`)."
+
     name = "jupiter"
-    def __init__(self, mints:Iterable[str], # token mints (<= 50 per request; more are split)
-                 poll_s:float|None=None, # default `[feeds] jupiter_poll_s`
-                 url:str|None=None, # default `[endpoints] jupiter`
-                 clock:Clock|None=None, max_polls:int|None=None, # stop after this many polls (tests)
-                 client=None,
-                 quote_mint:str|None=None): # price in this token instead of USD (SOL_MINT: SOL per token, what a wallet trades)
+
+    def __init__(
+        self,
+        mints: Iterable[str],  # token mints (<= 50 per request; more are split)
+        poll_s: float | None = None,  # default `[feeds] jupiter_poll_s`
+        url: str | None = None,  # default `[endpoints] jupiter`
+        clock: Clock | None = None,
+        max_polls: int | None = None,  # stop after this many polls (tests)
+        client=None,
+        quote_mint: str | None = None,
+    ):  # price in this token instead of USD (SOL_MINT: SOL per token, what a wallet trades)
         s = get_settings()
         self.quote_mint = quote_mint
-        self.mints, self.poll_s = list(dict.fromkeys([*mints, *([quote_mint] if quote_mint else [])])), poll_s or s.feeds.jupiter_poll_s
+        self.mints, self.poll_s = (
+            list(dict.fromkeys([*mints, *([quote_mint] if quote_mint else [])])),
+            poll_s or s.feeds.jupiter_poll_s,
+        )
         self.url, self.clock, self.max_polls, self._client = (url or s.endpoints.jupiter), clock, max_polls, client
         key = s.keys.jupiter_api_key.get_secret_value()
         self.headers = {"x-api-key": key} if key else {}
         self.timeout, self.backoff = s.data.http_timeout_s, (s.feeds.reconnect_initial_s, s.feeds.reconnect_max_s)
-        self._last: dict[str, tuple] = {}; self._closed = False; self.stats = dict(polls=0, errors=0, ticks=0)
+        self._last: dict[str, tuple] = {}
+        self._closed = False
+        self.stats = dict(polls=0, errors=0, ticks=0)
         self.log = get_logger("feeds.jupiter")
 
     async def poll(self, client) -> list[Tick]:
         "One round of requests; ticks for mints whose block id or price changed."
-        now = (self.clock or WallClock()).now_ns(); out = []; usd = {}
+        now = (self.clock or WallClock()).now_ns()
+        out = []
+        usd = {}
         for i in range(0, len(self.mints), 50):
-            ids = self.mints[i:i + 50]
+            ids = self.mints[i : i + 50]
             r = await client.get(f"{self.url}/price/v3", params={"ids": ",".join(ids)}, headers=self.headers)
-            r.raise_for_status()          # a 429's Retry-After rides on the error: `retrying` waits at least that (capped)
+            r.raise_for_status()  # a 429's Retry-After rides on the error: `retrying` waits at least that (capped)
             body = r.json()
-            if not isinstance(body, dict): raise oc.DecodeError("jupiter.price_v3", "body", f"expected an object, got {type(body).__name__}")
+            if not isinstance(body, dict):
+                raise oc.DecodeError("jupiter.price_v3", "body", f"expected an object, got {type(body).__name__}")
             for mint, v in body.items():
-                try: price, blk = float(v["usdPrice"]), v.get("blockId")
-                except (KeyError, TypeError, ValueError): raise oc.DecodeError("jupiter.price_v3", f"{mint}.usdPrice", "missing or not a number") from None
+                try:
+                    price, blk = float(v["usdPrice"]), v.get("blockId")
+                except (KeyError, TypeError, ValueError):
+                    raise oc.DecodeError("jupiter.price_v3", f"{mint}.usdPrice", "missing or not a number") from None
                 usd[mint] = (blk, price)
         q = usd.get(self.quote_mint, (None, 0.0))[1] if self.quote_mint else 1.0
-        if not q > 0: raise oc.DecodeError("jupiter.price_v3", f"{self.quote_mint}.usdPrice", "the quote token has no price")
+        if not q > 0:
+            raise oc.DecodeError("jupiter.price_v3", f"{self.quote_mint}.usdPrice", "the quote token has no price")
         for mint, (blk, price) in usd.items():
-            if mint == self.quote_mint: continue
-            if self._last.get(mint) == (blk, price / q): continue
+            if mint == self.quote_mint:
+                continue
+            if self._last.get(mint) == (blk, price / q):
+                continue
             self._last[mint] = (blk, price / q)
             out.append(Tick(now, mint, price / q, source="jupiter", chain=Chain.SOLANA))
-        self.stats["polls"] += 1; self.stats["ticks"] += len(out)
+        self.stats["polls"] += 1
+        self.stats["ticks"] += len(out)
         return out
 
     async def _aiter(self):
         import httpx
         from memebot.data.sources import new_http_client
+
         client = self._client or new_http_client(self.timeout)
         try:
             while not self._closed and (self.max_polls is None or self.stats["polls"] < self.max_polls):
-                async for attempt in retrying((httpx.HTTPError, oc.DecodeError), 8, *self.backoff,
-                                      on_retry=log_retry(self.log, self.stats)):
+                async for attempt in retrying(
+                    (httpx.HTTPError, oc.DecodeError), 8, *self.backoff, on_retry=log_retry(self.log, self.stats)
+                ):
                     with attempt:
-                        try: ticks = await self.poll(client)
-                        except Exception: self.stats["errors"] += 1; raise
-                for t in ticks: yield t
-                if self.max_polls is None or self.stats["polls"] < self.max_polls: await (self.clock or WallClock()).sleep(self.poll_s)
+                        try:
+                            ticks = await self.poll(client)
+                        except Exception:
+                            self.stats["errors"] += 1
+                            raise
+                for t in ticks:
+                    yield t
+                if self.max_polls is None or self.stats["polls"] < self.max_polls:
+                    await (self.clock or WallClock()).sleep(self.poll_s)
         finally:
-            if self._client is None: await client.aclose()
-    async def close(self): self._closed = True
+            if self._client is None:
+                await client.aclose()
+
+    async def close(self):
+        self._closed = True
 
 # %% ../../nbs/13_data.feeds.ipynb #e50a3b0b
 class CcxtFeed(Feed):
     "CEX reference prices through ccxt.pro: `kind='ticker'` -> Tick, `kind='ohlcv'` -> closed Candles."
+
     name = "ccxt"
-    def __init__(self, symbols:Iterable[str], # e.g. ["SOL/USDT"]
-                 exchange:str|object="binance", # an exchange id or a ready ccxt.pro exchange object
-                 kind:str="ticker", tf:str="1m", clock:Clock|None=None):
-        if kind not in ("ticker", "ohlcv"): raise FeedError(f"ccxt: kind must be 'ticker' or 'ohlcv', got {kind!r}")
+
+    def __init__(
+        self,
+        symbols: Iterable[str],  # e.g. ["SOL/USDT"]
+        exchange: str | object = "binance",  # an exchange id or a ready ccxt.pro exchange object
+        kind: str = "ticker",
+        tf: str = "1m",
+        clock: Clock | None = None,
+    ):
+        if kind not in ("ticker", "ohlcv"):
+            raise FeedError(f"ccxt: kind must be 'ticker' or 'ohlcv', got {kind!r}")
         self.symbols, self.kind, self.tf, self.clock = list(symbols), kind, tf, clock
-        self._ex_arg = exchange; self.ex = None; self._closed = False
-        f = get_settings().feeds; self.backoff = (f.reconnect_initial_s, f.reconnect_max_s)
+        self._ex_arg = exchange
+        self.ex = None
+        self._closed = False
+        f = get_settings().feeds
+        self.backoff = (f.reconnect_initial_s, f.reconnect_max_s)
         self.log = get_logger("feeds.ccxt")
 
     def _exchange(self):
         if self.ex is None:
             if isinstance(self._ex_arg, str):
                 import ccxt.pro
-                if not hasattr(ccxt.pro, self._ex_arg): raise FeedError(f"ccxt: unknown exchange {self._ex_arg!r}")
+
+                if not hasattr(ccxt.pro, self._ex_arg):
+                    raise FeedError(f"ccxt: unknown exchange {self._ex_arg!r}")
                 self.ex = getattr(ccxt.pro, self._ex_arg)({"enableRateLimit": True})
-            else: self.ex = self._ex_arg
+            else:
+                self.ex = self._ex_arg
         return self.ex
 
     async def _watch(self, sym, q):
         import ccxt
-        ex = self._exchange(); last_bar = None
+
+        ex = self._exchange()
+        last_bar = None
         while not self._closed:
             async for attempt in retrying((ccxt.NetworkError,), None, *self.backoff, on_retry=log_retry(self.log)):
                 with attempt:
                     data = await (ex.watch_ticker(sym) if self.kind == "ticker" else ex.watch_ohlcv(sym, self.tf))
             if self.kind == "ticker":
                 if data.get("last") is not None:
-                    await q.put(Tick(int(data.get("timestamp") or time.time() * 1000) * 10**6, sym, float(data["last"]),
-                                     source=f"ccxt:{ex.id}", chain=Chain.CEX))
+                    await q.put(
+                        Tick(
+                            int(data.get("timestamp") or time.time() * 1000) * 10**6,
+                            sym,
+                            float(data["last"]),
+                            source=f"ccxt:{ex.id}",
+                            chain=Chain.CEX,
+                        )
+                    )
                 continue
-            for row in data:                       # [ts_ms, o, h, l, c, v]; the newest row is still forming
+            for row in data:  # [ts_ms, o, h, l, c, v]; the newest row is still forming
                 if last_bar is not None and row[0] > last_bar[0]:
-                    await q.put(Candle(int(last_bar[0]) * 10**6, *map(float, last_bar[1:6]), sym, self.tf, f"ccxt:{ex.id}", Chain.CEX))
-                if last_bar is None or row[0] >= last_bar[0]: last_bar = row
+                    await q.put(
+                        Candle(
+                            int(last_bar[0]) * 10**6,
+                            *map(float, last_bar[1:6]),
+                            sym,
+                            self.tf,
+                            f"ccxt:{ex.id}",
+                            Chain.CEX,
+                        )
+                    )
+                if last_bar is None or row[0] >= last_bar[0]:
+                    last_bar = row
 
     async def _aiter(self):
         q: asyncio.Queue = asyncio.Queue(10_000)
@@ -633,39 +988,52 @@ class CcxtFeed(Feed):
                 if get not in done:
                     get.cancel()
                     for t in done:
-                        if t.exception(): raise t.exception()
+                        if t.exception():
+                            raise t.exception()
                     return
                 ev = get.result()
-                if isinstance(self.clock, SimClock): self.clock.advance_to(ev.ts)
+                if isinstance(self.clock, SimClock):
+                    self.clock.advance_to(ev.ts)
                 yield ev
         finally:
-            for t in tasks: t.cancel()
+            for t in tasks:
+                t.cancel()
             await self.close()
 
     async def close(self):
         self._closed = True
         if self.ex is not None and hasattr(self.ex, "close"):
-            with contextlib.suppress(Exception): await self.ex.close()
+            with contextlib.suppress(Exception):
+                await self.ex.close()
 
 # %% ../../nbs/13_data.feeds.ipynb #58d547a0
 SOURCES = ("solana", "evm", "ccxt", "jupiter")
 
-def open_feed(source:str, # solana | evm | ccxt | jupiter
-              targets:list[str], # accounts / pairs / symbols / mints
-              **kw) -> Feed:
+
+def open_feed(
+    source: str,  # solana | evm | ccxt | jupiter
+    targets: list[str],  # accounts / pairs / symbols / mints
+    **kw,
+) -> Feed:
     "A live feed by source name: Solana pump.fun logs or pool accounts, EVM V2 pairs, a CEX symbol, Jupiter mints."
     src = source.lower()
     if src == "solana":
         kind, da, db = kw.pop("account_kind", "whirlpool"), kw.pop("decimals_a", 9), kw.pop("decimals_b", 6)
         progs = [t for t in targets if t in oc.PROGRAMS or t in oc.PROGRAMS.values()]
-        make = {"whirlpool": lambda p: whirlpool_account(p, da, db), "bonding_curve": bonding_curve_account,
-                "dlmm": lambda p: dlmm_account(p, da, db)}
-        if kind not in make: raise FeedError(f"solana: account kind must be one of {', '.join(make)}, got {kind!r}")
+        make = {
+            "whirlpool": lambda p: whirlpool_account(p, da, db),
+            "bonding_curve": bonding_curve_account,
+            "dlmm": lambda p: dlmm_account(p, da, db),
+        }
+        if kind not in make:
+            raise FeedError(f"solana: account kind must be one of {', '.join(make)}, got {kind!r}")
         accts = {t: make[kind](t) for t in targets if t not in progs}
         return SolanaFeed(accts, [oc.PROGRAMS.get(t, t) for t in progs], **kw)
     if src == "evm":
         chain = Chain.parse(kw.pop("chain", "ethereum"))
         return EvmFeed([oc.V2Pair(t, chain=chain) for t in targets], **kw)
-    if src == "ccxt": return CcxtFeed(targets, **kw)
-    if src == "jupiter": return JupiterPriceFeed(targets, **kw)
+    if src == "ccxt":
+        return CcxtFeed(targets, **kw)
+    if src == "jupiter":
+        return JupiterPriceFeed(targets, **kw)
     raise FeedError(f"unknown source {source!r} (expected one of {', '.join(SOURCES)})")

@@ -20,31 +20,44 @@ __all__ = ['PRICE_COLS', 'READERS', 'DataImportError', 'validate_ohlcv', 'tf_fro
 # %% ../../nbs/10a_data.importers.ipynb #444eca30
 class DataImportError(MemebotError):
     "A file cannot be imported; names the file, the field and the problem."
-    def __init__(self, path, field:str, problem:str):
+
+    def __init__(self, path, field: str, problem: str):
         self.path, self.field, self.problem = str(path), field, problem
         super().__init__(f"{Path(str(path)).name}: {field}: {problem}")
 
 # %% ../../nbs/10a_data.importers.ipynb #c0a289b6
 PRICE_COLS = ("open", "high", "low", "close")
 
-def validate_ohlcv(df:pd.DataFrame, path, # the frame (columns symbol, ts, open..volume) and where it came from
-                   tol:float=1e-9 # relative tolerance on OHLC consistency (float rounding in providers' data)
-                  ) -> pd.DataFrame:
+
+def validate_ohlcv(
+    df: pd.DataFrame,
+    path,  # the frame (columns symbol, ts, open..volume) and where it came from
+    tol: float = 1e-9,  # relative tolerance on OHLC consistency (float rounding in providers' data)
+) -> pd.DataFrame:
     "Raise `DataImportError` on the first problem; return the frame unchanged when it is clean."
     for c in ("symbol", "ts") + PRICE_COLS + ("volume",):
-        if c not in df.columns: raise DataImportError(path, c, "missing column")
+        if c not in df.columns:
+            raise DataImportError(path, c, "missing column")
     for c in PRICE_COLS + ("volume",):
         if not pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c]):
             raise DataImportError(path, c, f"expected numbers, got {df[c].dtype}")
-    if not pd.api.types.is_datetime64_any_dtype(df["ts"]): raise DataImportError(path, "ts", f"expected timestamps, got {df['ts'].dtype}")
+    if not pd.api.types.is_datetime64_any_dtype(df["ts"]):
+        raise DataImportError(path, "ts", f"expected timestamps, got {df['ts'].dtype}")
+
     def first_bad(mask, field, problem):
         if mask.any():
-            i = int(np.flatnonzero(np.asarray(mask))[0]); row = df.iloc[i]
-            raise DataImportError(path, field, f"{problem} in {int(mask.sum())} row(s); first: {row['symbol']} {row['ts']}")
+            i = int(np.flatnonzero(np.asarray(mask))[0])
+            row = df.iloc[i]
+            raise DataImportError(
+                path, field, f"{problem} in {int(mask.sum())} row(s); first: {row['symbol']} {row['ts']}"
+            )
+
     first_bad(df["ts"].isna(), "ts", "missing timestamp")
     first_bad(df["symbol"].isna() | (df["symbol"].astype(str) == ""), "symbol", "missing symbol")
-    for c in PRICE_COLS + ("volume",): first_bad(~np.isfinite(df[c].to_numpy(float)), c, "NaN or infinite value")
-    for c in PRICE_COLS: first_bad(df[c] <= 0, c, "non-positive price")
+    for c in PRICE_COLS + ("volume",):
+        first_bad(~np.isfinite(df[c].to_numpy(float)), c, "NaN or infinite value")
+    for c in PRICE_COLS:
+        first_bad(df[c] <= 0, c, "non-positive price")
     first_bad(df["volume"] < 0, "volume", "negative volume")
     hi, lo = df["high"] * (1 + tol), df["low"] * (1 - tol)
     first_bad((df["high"] < df["low"]), "high", "high below low")
@@ -56,162 +69,284 @@ def validate_ohlcv(df:pd.DataFrame, path, # the frame (columns symbol, ts, open.
 # %% ../../nbs/10a_data.importers.ipynb #138500a9
 _TF_IN_NAME = re.compile(r"(?:^|[_\-.])(\d+[smhdw])(?:[_\-.]|$)")
 
-def tf_from_name(path) -> str|None:
+
+def tf_from_name(path) -> str | None:
     "The timeframe in a file name such as `ohlcv_5m_2025.parquet` or `BONK_USDT-1h.feather`."
     m = _TF_IN_NAME.search(Path(path).stem)
     return m.group(1) if m else None
 
-def _epoch_to_ts(s:pd.Series, path, field="ts") -> pd.Series:
-    if pd.api.types.is_datetime64_any_dtype(s): return s.dt.tz_localize("UTC") if s.dt.tz is None else s.dt.tz_convert("UTC")
-    if not pd.api.types.is_numeric_dtype(s): raise DataImportError(path, field, f"expected epoch numbers or datetimes, got {s.dtype}")
+
+def _epoch_to_ts(s: pd.Series, path, field="ts") -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return s.dt.tz_localize("UTC") if s.dt.tz is None else s.dt.tz_convert("UTC")
+    if not pd.api.types.is_numeric_dtype(s):
+        raise DataImportError(path, field, f"expected epoch numbers or datetimes, got {s.dtype}")
     v = s.to_numpy()
-    unit = "s" if np.nanmax(np.abs(v)) < 1e11 else "ms" if np.nanmax(np.abs(v)) < 1e14 else "us" if np.nanmax(np.abs(v)) < 1e17 else "ns"
+    unit = (
+        "s"
+        if np.nanmax(np.abs(v)) < 1e11
+        else "ms"
+        if np.nanmax(np.abs(v)) < 1e14
+        else "us"
+        if np.nanmax(np.abs(v)) < 1e17
+        else "ns"
+    )
     return pd.to_datetime(s, unit=unit, utc=True)
+
 
 def _frame(path, symbol, ts, o, h, l, c, v) -> pd.DataFrame:
     return pd.DataFrame({"symbol": symbol, "ts": ts, "open": o, "high": h, "low": l, "close": c, "volume": v})
+
 
 def read_freqtrade(path, tf=None, symbol=None) -> tuple[pd.DataFrame, dict]:
     "freqtrade's per-pair OHLCV file (feather or parquet)."
     p = Path(path)
     df = pd.read_feather(p) if p.suffix == ".feather" else pd.read_parquet(p)
-    if "date" not in df.columns: raise DataImportError(p, "date", "missing column (freqtrade files have date, open, high, low, close, volume)")
+    if "date" not in df.columns:
+        raise DataImportError(p, "date", "missing column (freqtrade files have date, open, high, low, close, volume)")
     stem = p.stem.split("-")
     sym = symbol or stem[0].replace("_", "/")
     tf = tf or (stem[1] if len(stem) > 1 else None)
     for c in PRICE_COLS + ("volume",):
-        if c not in df.columns: raise DataImportError(p, c, "missing column")
-    return _frame(p, sym, _epoch_to_ts(df["date"], p, "date"), df["open"], df["high"], df["low"], df["close"], df["volume"]), {"tf": tf, "source": "freqtrade", "chain": "cex"}
+        if c not in df.columns:
+            raise DataImportError(p, c, "missing column")
+    return _frame(
+        p, sym, _epoch_to_ts(df["date"], p, "date"), df["open"], df["high"], df["low"], df["close"], df["volume"]
+    ), {"tf": tf, "source": "freqtrade", "chain": "cex"}
+
 
 def read_long(path, tf=None, symbol=None) -> tuple[pd.DataFrame, dict]:
     "A long parquet file: one row per (symbol, time) with OHLCV columns."
-    p = Path(path); df = pd.read_parquet(p)
+    p = Path(path)
+    df = pd.read_parquet(p)
     tcol = "date" if "date" in df.columns else "ts" if "ts" in df.columns else None
-    if tcol is None: raise DataImportError(p, "date", "missing column (need date or ts)")
+    if tcol is None:
+        raise DataImportError(p, "date", "missing column (need date or ts)")
     for c in PRICE_COLS + ("volume",):
-        if c not in df.columns: raise DataImportError(p, c, "missing column")
+        if c not in df.columns:
+            raise DataImportError(p, c, "missing column")
     sym = df["symbol"] if symbol is None else symbol
-    return _frame(p, sym, _epoch_to_ts(df[tcol], p, tcol), df["open"], df["high"], df["low"], df["close"], df["volume"]), \
-           {"tf": tf or tf_from_name(p), "source": "binance" if "binance" in str(p).lower() else "file", "chain": "cex"}
+    return _frame(
+        p, sym, _epoch_to_ts(df[tcol], p, tcol), df["open"], df["high"], df["low"], df["close"], df["volume"]
+    ), {"tf": tf or tf_from_name(p), "source": "binance" if "binance" in str(p).lower() else "file", "chain": "cex"}
+
 
 def read_gt_pools(path, tf=None, symbol=None) -> tuple[pd.DataFrame, dict]:
     "GeckoTerminal pool history in a long parquet (`mint, pool, ts, open..close, volume_usd`)."
-    p = Path(path); df = pd.read_parquet(p)
+    p = Path(path)
+    df = pd.read_parquet(p)
     for c in ("pool", "ts") + PRICE_COLS + ("volume_usd",):
-        if c not in df.columns: raise DataImportError(p, c, "missing column")
-    return _frame(p, df["pool"] if symbol is None else symbol, _epoch_to_ts(df["ts"], p), df["open"], df["high"], df["low"],
-                  df["close"], df["volume_usd"]), {"tf": tf or tf_from_name(p), "source": "geckoterminal", "chain": "solana"}
+        if c not in df.columns:
+            raise DataImportError(p, c, "missing column")
+    return _frame(
+        p,
+        df["pool"] if symbol is None else symbol,
+        _epoch_to_ts(df["ts"], p),
+        df["open"],
+        df["high"],
+        df["low"],
+        df["close"],
+        df["volume_usd"],
+    ), {"tf": tf or tf_from_name(p), "source": "geckoterminal", "chain": "solana"}
+
 
 def read_geckoterminal_json(path, tf=None, symbol=None) -> tuple[pd.DataFrame, dict]:
     "A GeckoTerminal OHLCV response: `data.attributes.ohlcv_list` rows `[ts_s, o, h, l, c, v]` (newest first)."
     p = Path(path)
-    try: doc = json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise DataImportError(p, "json", f"not valid JSON ({e.msg if hasattr(e, 'msg') else e})") from None
-    try: rows = doc["data"]["attributes"]["ohlcv_list"]
-    except (KeyError, TypeError): raise DataImportError(p, "data.attributes.ohlcv_list", "missing") from None
+    try:
+        doc = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataImportError(p, "json", f"not valid JSON ({e.msg if hasattr(e, 'msg') else e})") from None
+    try:
+        rows = doc["data"]["attributes"]["ohlcv_list"]
+    except (KeyError, TypeError):
+        raise DataImportError(p, "data.attributes.ohlcv_list", "missing") from None
     if not isinstance(rows, list) or any(not isinstance(r, list) or len(r) != 6 for r in rows):
         raise DataImportError(p, "data.attributes.ohlcv_list", "expected rows of [ts, open, high, low, close, volume]")
-    try: a = np.array(rows, dtype=float)
-    except (TypeError, ValueError): raise DataImportError(p, "data.attributes.ohlcv_list", "non-numeric value") from None
+    try:
+        a = np.array(rows, dtype=float)
+    except (TypeError, ValueError):
+        raise DataImportError(p, "data.attributes.ohlcv_list", "non-numeric value") from None
     if symbol is None:
         meta = doc.get("meta") or {}
         b, q = (meta.get("base") or {}).get("symbol"), (meta.get("quote") or {}).get("symbol")
-        if not (b and q): raise DataImportError(p, "symbol", "no meta.base/quote symbols in the file: pass --symbol (the pool address)")
+        if not (b and q):
+            raise DataImportError(
+                p, "symbol", "no meta.base/quote symbols in the file: pass --symbol (the pool address)"
+            )
         symbol = f"{b}/{q}"
     a = a.reshape(-1, 6)
-    return _frame(p, symbol, pd.to_datetime(a[:, 0].astype("int64"), unit="s", utc=True), a[:, 1], a[:, 2], a[:, 3], a[:, 4], a[:, 5]), \
-           {"tf": tf, "source": "geckoterminal", "chain": None}
+    return _frame(
+        p,
+        symbol,
+        pd.to_datetime(a[:, 0].astype("int64"), unit="s", utc=True),
+        a[:, 1],
+        a[:, 2],
+        a[:, 3],
+        a[:, 4],
+        a[:, 5],
+    ), {"tf": tf, "source": "geckoterminal", "chain": None}
+
 
 def read_swaps(path, tf=None, symbol=None) -> tuple[pd.DataFrame, dict]:
     "pump.fun swaps (`mint, pool, ts, side, sol, tokens, sig, trader, src`): base is the token, quote is SOL."
-    p = Path(path); df = pd.read_parquet(p)
+    p = Path(path)
+    df = pd.read_parquet(p)
     for c in ("pool", "ts", "side", "sol", "tokens", "sig"):
-        if c not in df.columns: raise DataImportError(p, c, "missing column")
+        if c not in df.columns:
+            raise DataImportError(p, c, "missing column")
     bad = ~df["side"].isin(["buy", "sell"])
-    if bad.any(): raise DataImportError(p, "side", f"expected buy/sell, got {df['side'][bad].iloc[0]!r}")
+    if bad.any():
+        raise DataImportError(p, "side", f"expected buy/sell, got {df['side'][bad].iloc[0]!r}")
     for c in ("sol", "tokens"):
-        if not pd.api.types.is_numeric_dtype(df[c]): raise DataImportError(p, c, f"expected numbers, got {df[c].dtype}")
-        if (df[c] < 0).any() or df[c].isna().any(): raise DataImportError(p, c, "negative or missing amount")
+        if not pd.api.types.is_numeric_dtype(df[c]):
+            raise DataImportError(p, c, f"expected numbers, got {df[c].dtype}")
+        if (df[c] < 0).any() or df[c].isna().any():
+            raise DataImportError(p, c, "negative or missing amount")
     # Many recorded swaps carry no signature: key those by a hash of their content, so re-imports stay idempotent.
-    content = pd.util.hash_pandas_object(df[[c for c in ("mint", "pool", "ts", "side", "sol", "tokens", "trader") if c in df]], index=False)
+    content = pd.util.hash_pandas_object(
+        df[[c for c in ("mint", "pool", "ts", "side", "sol", "tokens", "trader") if c in df]], index=False
+    )
     sig = df["sig"].astype("string").fillna("nosig:" + content.map("{:016x}".format).astype("string"))
-    out = pd.DataFrame({"chain": "solana", "pool": df["pool"], "mint": df.get("mint"), "ts": _epoch_to_ts(df["ts"], p),
-                        "sig": sig, "ix": sig.groupby(sig).cumcount().astype("int32"), "side": df["side"],
-                        "base_amount": df["tokens"].astype(float), "quote_amount": df["sol"].astype(float),
-                        "price": (df["sol"] / df["tokens"].where(df["tokens"] > 0)).astype(float),
-                        "trader": df.get("trader"), "source": df.get("src", "file")})
+    out = pd.DataFrame(
+        {
+            "chain": "solana",
+            "pool": df["pool"],
+            "mint": df.get("mint"),
+            "ts": _epoch_to_ts(df["ts"], p),
+            "sig": sig,
+            "ix": sig.groupby(sig).cumcount().astype("int32"),
+            "side": df["side"],
+            "base_amount": df["tokens"].astype(float),
+            "quote_amount": df["sol"].astype(float),
+            "price": (df["sol"] / df["tokens"].where(df["tokens"] > 0)).astype(float),
+            "trader": df.get("trader"),
+            "source": df.get("src", "file"),
+        }
+    )
     return out, {"kind": "swaps"}
 
+
 def read_csv(path, tf=None, symbol=None) -> tuple[pd.DataFrame, dict]:
-    "A CSV of candles: `date` (or `ts`/`timestamp`: ISO text or epoch numbers), OHLCV, and `symbol` unless one pair per file."
+    "A CSV of candles: `date` (or `ts`/`timestamp`), OHLCV, and `symbol` unless the file holds one pair."
     p = Path(path)
-    try: df = pd.read_csv(p)
+    try:
+        df = pd.read_csv(p)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise DataImportError(p, "file", f"not a readable CSV ({str(e).splitlines()[0]})") from None
     df.columns = [str(c).strip().lower() for c in df.columns]
     tcol = next((c for c in ("date", "ts", "timestamp", "time") if c in df.columns), None)
-    if tcol is None: raise DataImportError(p, "date", "missing column (need date, ts or timestamp)")
+    if tcol is None:
+        raise DataImportError(p, "date", "missing column (need date, ts or timestamp)")
     for c in PRICE_COLS + ("volume",):
-        if c not in df.columns: raise DataImportError(p, c, "missing column")
+        if c not in df.columns:
+            raise DataImportError(p, c, "missing column")
     t = df[tcol]
     if not pd.api.types.is_numeric_dtype(t):
         t = pd.to_datetime(t, utc=True, errors="coerce", format="mixed")
-        if t.isna().any(): raise DataImportError(p, tcol, f"{df[tcol][t.isna()].iloc[0]!r} is not a date or epoch number")
+        if t.isna().any():
+            raise DataImportError(p, tcol, f"{df[tcol][t.isna()].iloc[0]!r} is not a date or epoch number")
     sym = symbol or (df["symbol"] if "symbol" in df.columns else Path(p).stem.split("-")[0].replace("_", "/"))
     src = "binance" if "binance" in str(p).lower() else "file"
-    return _frame(p, sym, _epoch_to_ts(t, p, tcol), df["open"], df["high"], df["low"], df["close"], df["volume"]), \
-           {"tf": tf or tf_from_name(p) or (p.stem.split("-")[1] if "-" in p.stem else None), "source": src, "chain": "cex"}
+    return _frame(p, sym, _epoch_to_ts(t, p, tcol), df["open"], df["high"], df["low"], df["close"], df["volume"]), {
+        "tf": tf or tf_from_name(p) or (p.stem.split("-")[1] if "-" in p.stem else None),
+        "source": src,
+        "chain": "cex",
+    }
 
-READERS: dict[str, Callable] = {"freqtrade": read_freqtrade, "long": read_long, "csv": read_csv, "gt-pools": read_gt_pools,
-                                "geckoterminal": read_geckoterminal_json, "swaps": read_swaps}
+
+READERS: dict[str, Callable] = {
+    "freqtrade": read_freqtrade,
+    "long": read_long,
+    "csv": read_csv,
+    "gt-pools": read_gt_pools,
+    "geckoterminal": read_geckoterminal_json,
+    "swaps": read_swaps,
+}
+
 
 def detect_format(path) -> str:
     "Guess a file's format from its extension and columns."
     p = Path(path)
-    if p.suffix == ".json": return "geckoterminal"
-    if p.suffix.lower() in (".csv", ".txt"): return "csv"
-    if p.suffix == ".feather": return "freqtrade"
+    if p.suffix == ".json":
+        return "geckoterminal"
+    if p.suffix.lower() in (".csv", ".txt"):
+        return "csv"
+    if p.suffix == ".feather":
+        return "freqtrade"
     if p.suffix == ".parquet":
         import pyarrow.parquet as pq
-        try: cols = set(pq.read_schema(p).names)
-        except Exception as e: raise DataImportError(p, "file", f"not a readable parquet file ({type(e).__name__})") from None
-        if {"sig", "side"} <= cols: return "swaps"
-        if {"pool", "volume_usd"} <= cols: return "gt-pools"
-        if "symbol" in cols: return "long"
-        if "date" in cols: return "freqtrade"
+
+        try:
+            cols = set(pq.read_schema(p).names)
+        except Exception as e:
+            raise DataImportError(p, "file", f"not a readable parquet file ({type(e).__name__})") from None
+        if {"sig", "side"} <= cols:
+            return "swaps"
+        if {"pool", "volume_usd"} <= cols:
+            return "gt-pools"
+        if "symbol" in cols:
+            return "long"
+        if "date" in cols:
+            return "freqtrade"
         raise DataImportError(p, "columns", f"unrecognised parquet columns {sorted(cols)}; pass --format")
-    raise DataImportError(p, "format", f"unknown file type {p.suffix or '(none)'}: memebot imports .parquet, .feather, .csv "
-                                       f"and GeckoTerminal .json (or pass --format: {', '.join(READERS)})")
+    raise DataImportError(
+        p,
+        "format",
+        f"unknown file type {p.suffix or '(none)'}: memebot imports .parquet, .feather, .csv "
+        f"and GeckoTerminal .json (or pass --format: {', '.join(READERS)})",
+    )
 
 # %% ../../nbs/10a_data.importers.ipynb #7510b3e5
-def read_file(path, fmt:str|None=None, tf:str|None=None, symbol:str|None=None, source:str|None=None,
-              chain:str|None=None) -> tuple[str, pd.DataFrame]:
+def read_file(
+    path,
+    fmt: str | None = None,
+    tf: str | None = None,
+    symbol: str | None = None,
+    source: str | None = None,
+    chain: str | None = None,
+) -> tuple[str, pd.DataFrame]:
     "Read and validate a file into the store's columns; returns (table, frame)."
     p = Path(path)
-    if not p.exists(): raise DataImportError(p, "path", "no such file")
+    if not p.exists():
+        raise DataImportError(p, "path", "no such file")
     fmt = fmt or detect_format(p)
-    if fmt not in READERS: raise DataImportError(p, "format", f"unknown format {fmt!r} (expected one of {', '.join(READERS)})")
-    try: df, meta = READERS[fmt](p, tf=tf, symbol=symbol)
-    except DataImportError: raise
-    except (OSError, pa.ArrowException, ValueError) as e: raise DataImportError(p, "file", f"cannot read as {fmt}: {str(e).splitlines()[0]}") from None
+    if fmt not in READERS:
+        raise DataImportError(p, "format", f"unknown format {fmt!r} (expected one of {', '.join(READERS)})")
+    try:
+        df, meta = READERS[fmt](p, tf=tf, symbol=symbol)
+    except DataImportError:
+        raise
+    except (OSError, pa.ArrowException, ValueError) as e:
+        raise DataImportError(p, "file", f"cannot read as {fmt}: {str(e).splitlines()[0]}") from None
     if meta.get("kind") == "swaps":
-        if df.duplicated(["chain", "sig", "ix"]).any(): raise DataImportError(p, "sig", "duplicate swap")
+        if df.duplicated(["chain", "sig", "ix"]).any():
+            raise DataImportError(p, "sig", "duplicate swap")
         return "swaps", df
     tf = meta.get("tf")
-    if not tf: raise DataImportError(p, "tf", "timeframe not in the file name: pass --tf (e.g. 5m)")
-    try: tf_seconds(tf)
-    except ValidationError as e: raise DataImportError(p, "tf", e.problem) from None
+    if not tf:
+        raise DataImportError(p, "tf", "timeframe not in the file name: pass --tf (e.g. 5m)")
+    try:
+        tf_seconds(tf)
+    except ValidationError as e:
+        raise DataImportError(p, "tf", e.problem) from None
     ch = chain or meta.get("chain") or "solana"
     Chain.parse(ch)
     validate_ohlcv(df, p)
     df = df.assign(source=source or meta["source"], chain=Chain.parse(ch).value, tf=tf)
     return "candles", df.loc[:, list(CANDLE_COLUMNS)]
 
-def import_file(store:Store, path, # the store and the file to import
-                fmt:str|None=None, # one of READERS; guessed when None
-                tf:str|None=None, symbol:str|None=None, source:str|None=None, chain:str|None=None,
-                progress:Callable|None=None # called with (stage, fraction) for progress bars
-               ) -> dict:
+
+def import_file(
+    store: Store,
+    path,  # the store and the file to import
+    fmt: str | None = None,  # one of READERS; guessed when None
+    tf: str | None = None,
+    symbol: str | None = None,
+    source: str | None = None,
+    chain: str | None = None,
+    progress: Callable | None = None,  # called with (stage, fraction) for progress bars
+) -> dict:
     "Validate a file whole, then upsert it in one transaction; returns counts."
     progress = progress or (lambda stage, frac: None)
     progress("read", 0.0)
@@ -221,10 +356,17 @@ def import_file(store:Store, path, # the store and the file to import
     progress("done", 1.0)
     return {"table": table, "symbols": int(df["symbol" if table == "candles" else "pool"].nunique()), **res}
 
-def import_files(store:Store, paths:list, # the files to import, together
-                 fmt:str|None=None, tf:str|None=None, symbol:str|None=None, source:str|None=None, chain:str|None=None,
-                 progress:Callable|None=None # called with (file name, stage, fraction)
-                ) -> list[dict]:
+
+def import_files(
+    store: Store,
+    paths: list,  # the files to import, together
+    fmt: str | None = None,
+    tf: str | None = None,
+    symbol: str | None = None,
+    source: str | None = None,
+    chain: str | None = None,
+    progress: Callable | None = None,  # called with (file name, stage, fraction)
+) -> list[dict]:
     "All or nothing: read and validate every file, then write them all in one transaction; counts per file."
     progress = progress or (lambda name, stage, frac: None)
     read = []
@@ -236,5 +378,12 @@ def import_files(store:Store, paths:list, # the files to import, together
     out = []
     for (p, table, df), c in zip(read, counts):
         progress(p.name, "done", 1.0)
-        out.append({"file": str(p), "table": table, "symbols": int(df["symbol" if table == "candles" else "pool"].nunique()), **c})
+        out.append(
+            {
+                "file": str(p),
+                "table": table,
+                "symbols": int(df["symbol" if table == "candles" else "pool"].nunique()),
+                **c,
+            }
+        )
     return out

@@ -10,7 +10,7 @@ import base64, struct, json, functools
 from dataclasses import dataclass, field
 from decimal import Decimal
 from solders.pubkey import Pubkey
-from ..core import (ValidationError, Chain, NS, Side, Swap, PoolUpdate, TokenLaunched, SOL_MINT, USDC_MINT)
+from ..core import ValidationError, Chain, NS, Side, Swap, PoolUpdate, TokenLaunched, SOL_MINT, USDC_MINT
 
 # %% auto #0
 __all__ = ['PROGRAMS', 'WHIRLPOOL_DISC', 'LBPAIR_DISC', 'BONDING_CURVE_DISC', 'PUMP_INITIAL_VIRTUAL_TOKEN',
@@ -35,65 +35,89 @@ PROGRAMS = {
     "associated_token": "ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL",
 }
 
+
 class DecodeError(ValidationError):
     "Account bytes or an event do not match the expected layout (names the layout and the field)."
 
-def account_bytes(data, # bytes, `[b64, "base64"]`, a base58 string, or an RPC account value `{"data": ...}`
-                  source:str="account") -> bytes:
+
+def account_bytes(
+    data,  # bytes, `[b64, "base64"]`, a base58 string, or an RPC account value `{"data": ...}`
+    source: str = "account",
+) -> bytes:
     "The raw bytes of an account's data, whatever shape the RPC returned them in."
-    if isinstance(data, (bytes, bytearray, memoryview)): return bytes(data)
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
     if isinstance(data, dict):
-        if "account" in data: data = data["account"]
-        if "data" not in data: raise DecodeError(source, "data", "missing")
+        if "account" in data:
+            data = data["account"]
+        if "data" not in data:
+            raise DecodeError(source, "data", "missing")
         data = data["data"]
     if isinstance(data, (list, tuple)) and len(data) == 2:
         raw, enc = data
         try:
-            if enc == "base64": return base64.b64decode(raw, validate=True)
-            if enc == "base58": return _b58decode(raw)
-        except (ValueError, TypeError) as e: raise DecodeError(source, "data", f"bad {enc}: {e}") from None
+            if enc == "base64":
+                return base64.b64decode(raw, validate=True)
+            if enc == "base58":
+                return _b58decode(raw)
+        except (ValueError, TypeError) as e:
+            raise DecodeError(source, "data", f"bad {enc}: {e}") from None
         raise DecodeError(source, "data", f"unsupported encoding {enc!r} (subscribe with base64)")
-    if isinstance(data, str): return _b58decode(data)
+    if isinstance(data, str):
+        return _b58decode(data)
     raise DecodeError(source, "data", f"expected bytes or [data, encoding], got {type(data).__name__}")
+
 
 _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _B58_IDX = {c: i for i, c in enumerate(_B58)}
-def _b58decode(s:str) -> bytes:
+
+
+def _b58decode(s: str) -> bytes:
     n = 0
     for c in s:
-        if c not in _B58_IDX: raise ValueError(f"invalid base58 character {c!r}")
+        if c not in _B58_IDX:
+            raise ValueError(f"invalid base58 character {c!r}")
         n = n * 58 + _B58_IDX[c]
     pad = len(s) - len(s.lstrip("1"))
     return b"\0" * pad + (n.to_bytes((n.bit_length() + 7) // 8, "big") if n else b"")
 
-def pubkey_at(b:bytes, off:int) -> str:
+
+def pubkey_at(b: bytes, off: int) -> str:
     "The base58 public key stored at byte offset `off`."
-    return str(Pubkey.from_bytes(b[off:off + 32]))
+    return str(Pubkey.from_bytes(b[off : off + 32]))
 
-def _u128(b:bytes, off:int) -> int: return int.from_bytes(b[off:off + 16], "little")
 
-def _check(b:bytes, layout:str, size:int, disc:bytes|None=None, exact:bool=False):
+def _u128(b: bytes, off: int) -> int:
+    return int.from_bytes(b[off : off + 16], "little")
+
+
+def _check(b: bytes, layout: str, size: int, disc: bytes | None = None, exact: bool = False):
     if len(b) < size or (exact and len(b) != size):
         raise DecodeError(layout, "data", f"{len(b)} bytes, expected {'exactly ' if exact else 'at least '}{size}")
     if disc is not None and b[:8] != disc:
         raise DecodeError(layout, "discriminator", f"{list(b[:8])} is not {list(disc)}")
 
-
-
 # %% ../../nbs/12_data.onchain.ipynb #70a26ed8
-def ata_address(owner:Pubkey, # the wallet
-                mint:Pubkey, # the token's mint
-                token_program:str=PROGRAMS["spl_token"] # the mint's owner program (Token or Token-2022)
-               ) -> Pubkey:
+def ata_address(
+    owner: Pubkey,  # the wallet
+    mint: Pubkey,  # the token's mint
+    token_program: str = PROGRAMS["spl_token"],  # the mint's owner program (Token or Token-2022)
+) -> Pubkey:
     "The associated token account of `owner` for `mint`."
-    return Pubkey.find_program_address([bytes(owner), bytes(Pubkey.from_string(token_program)), bytes(mint)],
-                                       Pubkey.from_string(PROGRAMS["associated_token"]))[0]
+    return Pubkey.find_program_address(
+        [bytes(owner), bytes(Pubkey.from_string(token_program)), bytes(mint)],
+        Pubkey.from_string(PROGRAMS["associated_token"]),
+    )[0]
 
 # %% ../../nbs/12_data.onchain.ipynb #88e11072
 @dataclass(slots=True)
 class TokenAccount:
     "An SPL token account: mint, owner and amount (base units)."
-    mint: str; owner: str; amount: int
+
+    mint: str
+    owner: str
+    amount: int
+
 
 def decode_token_account(data) -> TokenAccount:
     "Decode an SPL token (or Token-2022 base) account."
@@ -105,89 +129,199 @@ def decode_token_account(data) -> TokenAccount:
 @dataclass(slots=True)
 class RaydiumAmmV4:
     "Raydium AMM v4 pool state (the fields a price feed needs)."
-    status: int; base_decimals: int; quote_decimals: int
-    trade_fee_num: int; trade_fee_den: int; swap_fee_num: int; swap_fee_den: int
-    base_need_take_pnl: int; quote_need_take_pnl: int; pool_open_time: int
-    base_vault: str; quote_vault: str; base_mint: str; quote_mint: str; lp_mint: str; open_orders: str
-    market_id: str; lp_reserve: int
+
+    status: int
+    base_decimals: int
+    quote_decimals: int
+    trade_fee_num: int
+    trade_fee_den: int
+    swap_fee_num: int
+    swap_fee_den: int
+    base_need_take_pnl: int
+    quote_need_take_pnl: int
+    pool_open_time: int
+    base_vault: str
+    quote_vault: str
+    base_mint: str
+    quote_mint: str
+    lp_mint: str
+    open_orders: str
+    market_id: str
+    lp_reserve: int
 
     @property
-    def fee_bps(self) -> float: return 1e4 * self.swap_fee_num / self.swap_fee_den if self.swap_fee_den else 0.0
-    def reserves(self, base_vault_amount:int, quote_vault_amount:int) -> tuple[int, int]:
+    def fee_bps(self) -> float:
+        return 1e4 * self.swap_fee_num / self.swap_fee_den if self.swap_fee_den else 0.0
+
+    def reserves(self, base_vault_amount: int, quote_vault_amount: int) -> tuple[int, int]:
         "Pool reserves in base units from the two vault balances."
         return base_vault_amount - self.base_need_take_pnl, quote_vault_amount - self.quote_need_take_pnl
-    def pool_update(self, pool:str, base_vault_amount:int, quote_vault_amount:int, ts:int, slot:int=0) -> PoolUpdate:
+
+    def pool_update(
+        self, pool: str, base_vault_amount: int, quote_vault_amount: int, ts: int, slot: int = 0
+    ) -> PoolUpdate:
         "A `PoolUpdate` from the vault balances."
         b, q = self.reserves(base_vault_amount, quote_vault_amount)
-        return PoolUpdate(ts, Chain.SOLANA, pool, b / 10**self.base_decimals, q / 10**self.quote_decimals,
-                          fee_bps=self.fee_bps, source="raydium_amm_v4", slot=slot)
+        return PoolUpdate(
+            ts,
+            Chain.SOLANA,
+            pool,
+            b / 10**self.base_decimals,
+            q / 10**self.quote_decimals,
+            fee_bps=self.fee_bps,
+            source="raydium_amm_v4",
+            slot=slot,
+        )
+
 
 def decode_raydium_amm_v4(data) -> RaydiumAmmV4:
     "Decode a Raydium AMM v4 pool account."
     b = account_bytes(data, "raydium_amm_v4")
     _check(b, "raydium_amm_v4", 752)
     u = lambda off: struct.unpack_from("<Q", b, off)[0]
-    return RaydiumAmmV4(u(0), u(32), u(40), u(144), u(152), u(176), u(184), u(192), u(200), u(224),
-                        pubkey_at(b, 336), pubkey_at(b, 368), pubkey_at(b, 400), pubkey_at(b, 432), pubkey_at(b, 464),
-                        pubkey_at(b, 496), pubkey_at(b, 528), u(720))
+    return RaydiumAmmV4(
+        u(0),
+        u(32),
+        u(40),
+        u(144),
+        u(152),
+        u(176),
+        u(184),
+        u(192),
+        u(200),
+        u(224),
+        pubkey_at(b, 336),
+        pubkey_at(b, 368),
+        pubkey_at(b, 400),
+        pubkey_at(b, 432),
+        pubkey_at(b, 464),
+        pubkey_at(b, 496),
+        pubkey_at(b, 528),
+        u(720),
+    )
 
 # %% ../../nbs/12_data.onchain.ipynb #8e233cf9
 @dataclass(slots=True)
 class RaydiumCpmm:
     "Raydium CPMM pool state."
-    config: str; vault_a: str; vault_b: str; mint_a: str; mint_b: str; status: int
-    decimals_a: int; decimals_b: int; lp_amount: int
-    protocol_fees_a: int; protocol_fees_b: int; fund_fees_a: int; fund_fees_b: int; open_time: int
-    creator_fees_a: int; creator_fees_b: int
 
-    def reserves(self, vault_a_amount:int, vault_b_amount:int) -> tuple[int, int]:
+    config: str
+    vault_a: str
+    vault_b: str
+    mint_a: str
+    mint_b: str
+    status: int
+    decimals_a: int
+    decimals_b: int
+    lp_amount: int
+    protocol_fees_a: int
+    protocol_fees_b: int
+    fund_fees_a: int
+    fund_fees_b: int
+    open_time: int
+    creator_fees_a: int
+    creator_fees_b: int
+
+    def reserves(self, vault_a_amount: int, vault_b_amount: int) -> tuple[int, int]:
         "Tradable reserves (base units) from the vault balances."
-        return (vault_a_amount - self.protocol_fees_a - self.fund_fees_a - self.creator_fees_a,
-                vault_b_amount - self.protocol_fees_b - self.fund_fees_b - self.creator_fees_b)
-    def pool_update(self, pool:str, vault_a_amount:int, vault_b_amount:int, ts:int, slot:int=0) -> PoolUpdate:
+        return (
+            vault_a_amount - self.protocol_fees_a - self.fund_fees_a - self.creator_fees_a,
+            vault_b_amount - self.protocol_fees_b - self.fund_fees_b - self.creator_fees_b,
+        )
+
+    def pool_update(self, pool: str, vault_a_amount: int, vault_b_amount: int, ts: int, slot: int = 0) -> PoolUpdate:
         "A `PoolUpdate` (base = token A) from the vault balances."
         a, b_ = self.reserves(vault_a_amount, vault_b_amount)
-        return PoolUpdate(ts, Chain.SOLANA, pool, a / 10**self.decimals_a, b_ / 10**self.decimals_b, source="raydium_cpmm", slot=slot)
+        return PoolUpdate(
+            ts, Chain.SOLANA, pool, a / 10**self.decimals_a, b_ / 10**self.decimals_b, source="raydium_cpmm", slot=slot
+        )
+
 
 def decode_raydium_cpmm(data) -> RaydiumCpmm:
     "Decode a Raydium CPMM `PoolState` account."
     b = account_bytes(data, "raydium_cpmm")
     _check(b, "raydium_cpmm", 637)
     u = lambda off: struct.unpack_from("<Q", b, off)[0]
-    return RaydiumCpmm(pubkey_at(b, 8), pubkey_at(b, 72), pubkey_at(b, 104), pubkey_at(b, 168), pubkey_at(b, 200),
-                       b[329], b[331], b[332], u(333), u(341), u(349), u(357), u(365), u(373), u(397), u(405))
+    return RaydiumCpmm(
+        pubkey_at(b, 8),
+        pubkey_at(b, 72),
+        pubkey_at(b, 104),
+        pubkey_at(b, 168),
+        pubkey_at(b, 200),
+        b[329],
+        b[331],
+        b[332],
+        u(333),
+        u(341),
+        u(349),
+        u(357),
+        u(365),
+        u(373),
+        u(397),
+        u(405),
+    )
 
 # %% ../../nbs/12_data.onchain.ipynb #4e52c1d6
 WHIRLPOOL_DISC = bytes([63, 149, 209, 12, 225, 128, 99, 9])
 
+
 @dataclass(slots=True)
 class Whirlpool:
     "Orca Whirlpool state (concentrated liquidity)."
-    config: str; tick_spacing: int; fee_rate: int; protocol_fee_rate: int; liquidity: int; sqrt_price: int
-    tick_current_index: int; mint_a: str; vault_a: str; mint_b: str; vault_b: str
+
+    config: str
+    tick_spacing: int
+    fee_rate: int
+    protocol_fee_rate: int
+    liquidity: int
+    sqrt_price: int
+    tick_current_index: int
+    mint_a: str
+    vault_a: str
+    mint_b: str
+    vault_b: str
 
     @property
-    def fee_bps(self) -> float: return self.fee_rate / 100   # fee_rate is in hundredths of a basis point
-    def price(self, decimals_a:int, decimals_b:int) -> float:
+    def fee_bps(self) -> float:
+        return self.fee_rate / 100  # fee_rate is in hundredths of a basis point
+
+    def price(self, decimals_a: int, decimals_b: int) -> float:
         "Price of token A in token B (UI units)."
         return sqrt_price_x64_to_price(self.sqrt_price, decimals_a, decimals_b)
-    def virtual_reserves(self, decimals_a:int, decimals_b:int) -> tuple[float, float]:
+
+    def virtual_reserves(self, decimals_a: int, decimals_b: int) -> tuple[float, float]:
         "Virtual reserves (UI units) of the active range: L/sqrt(P) of A and L*sqrt(P) of B."
         sp = self.sqrt_price / 2**64
         return (self.liquidity / sp / 10**decimals_a if sp else 0.0), self.liquidity * sp / 10**decimals_b
-    def pool_update(self, pool:str, decimals_a:int, decimals_b:int, ts:int, slot:int=0) -> PoolUpdate:
+
+    def pool_update(self, pool: str, decimals_a: int, decimals_b: int, ts: int, slot: int = 0) -> PoolUpdate:
         "A `PoolUpdate` (base = token A) with the exact sqrt-price and the active range's virtual reserves."
         a, b = self.virtual_reserves(decimals_a, decimals_b)
-        return PoolUpdate(ts, Chain.SOLANA, pool, a, b, price=self.price(decimals_a, decimals_b), fee_bps=self.fee_bps,
-                          source="orca_whirlpool", slot=slot)
+        return PoolUpdate(
+            ts,
+            Chain.SOLANA,
+            pool,
+            a,
+            b,
+            price=self.price(decimals_a, decimals_b),
+            fee_bps=self.fee_bps,
+            source="orca_whirlpool",
+            slot=slot,
+        )
 
-def sqrt_price_x64_to_price(sqrt_price:int, decimals_a:int, decimals_b:int) -> float:
+
+def sqrt_price_x64_to_price(sqrt_price: int, decimals_a: int, decimals_b: int) -> float:
     "UI price of A in B from a Q64.64 square root (exact integer square, one correctly rounded division)."
     d = decimals_a - decimals_b
-    return (sqrt_price * sqrt_price * 10**d) / (1 << 128) if d >= 0 else (sqrt_price * sqrt_price) / ((1 << 128) * 10**-d)
+    return (
+        (sqrt_price * sqrt_price * 10**d) / (1 << 128) if d >= 0 else (sqrt_price * sqrt_price) / ((1 << 128) * 10**-d)
+    )
 
-_WP_HOT = struct.Struct("<HH16s16si")     # fee_rate, protocol_fee_rate, liquidity, sqrt_price, tick at offset 45
-def whirlpool_pool_update(data, pool:str, decimals_a:int, decimals_b:int, ts:int, slot:int=0) -> PoolUpdate:
+
+_WP_HOT = struct.Struct("<HH16s16si")  # fee_rate, protocol_fee_rate, liquidity, sqrt_price, tick at offset 45
+
+
+def whirlpool_pool_update(data, pool: str, decimals_a: int, decimals_b: int, ts: int, slot: int = 0) -> PoolUpdate:
     "The feed's hot path: a `PoolUpdate` straight from Whirlpool bytes (price fields only, no pubkeys decoded)."
     b = account_bytes(data, "orca_whirlpool")
     _check(b, "orca_whirlpool", 653, WHIRLPOOL_DISC)
@@ -195,38 +329,82 @@ def whirlpool_pool_update(data, pool:str, decimals_a:int, decimals_b:int, ts:int
     liq, sp = int.from_bytes(liq, "little"), int.from_bytes(sp, "little")
     spf = sp / 2**64
     a = liq / spf / 10**decimals_a if spf else 0.0
-    return PoolUpdate(ts, Chain.SOLANA, pool, a, liq * spf / 10**decimals_b, price=sqrt_price_x64_to_price(sp, decimals_a, decimals_b),
-                      fee_bps=fee / 100, source="orca_whirlpool", slot=slot)
+    return PoolUpdate(
+        ts,
+        Chain.SOLANA,
+        pool,
+        a,
+        liq * spf / 10**decimals_b,
+        price=sqrt_price_x64_to_price(sp, decimals_a, decimals_b),
+        fee_bps=fee / 100,
+        source="orca_whirlpool",
+        slot=slot,
+    )
+
 
 def decode_whirlpool(data) -> Whirlpool:
     "Decode an Orca Whirlpool account."
     b = account_bytes(data, "orca_whirlpool")
     _check(b, "orca_whirlpool", 653, WHIRLPOOL_DISC)
     ts_, fee, pfee = struct.unpack_from("<HxxHH", b, 41)
-    return Whirlpool(pubkey_at(b, 8), ts_, fee, pfee, _u128(b, 49), _u128(b, 65), struct.unpack_from("<i", b, 81)[0],
-                     pubkey_at(b, 101), pubkey_at(b, 133), pubkey_at(b, 181), pubkey_at(b, 213))
+    return Whirlpool(
+        pubkey_at(b, 8),
+        ts_,
+        fee,
+        pfee,
+        _u128(b, 49),
+        _u128(b, 65),
+        struct.unpack_from("<i", b, 81)[0],
+        pubkey_at(b, 101),
+        pubkey_at(b, 133),
+        pubkey_at(b, 181),
+        pubkey_at(b, 213),
+    )
 
 # %% ../../nbs/12_data.onchain.ipynb #2c0e76b4
 LBPAIR_DISC = bytes([33, 11, 49, 98, 181, 101, 177, 13])
 
+
 @dataclass(slots=True)
 class LbPair:
     "Meteora DLMM pair state."
-    active_id: int; bin_step: int; status: int; pair_type: int; activation_type: int
-    mint_x: str; mint_y: str; reserve_x: str; reserve_y: str; oracle: str; base_fee_bps: float
 
-    def price(self, decimals_x:int, decimals_y:int) -> float:
+    active_id: int
+    bin_step: int
+    status: int
+    pair_type: int
+    activation_type: int
+    mint_x: str
+    mint_y: str
+    reserve_x: str
+    reserve_y: str
+    oracle: str
+    base_fee_bps: float
+
+    def price(self, decimals_x: int, decimals_y: int) -> float:
         "Price of X in Y (UI units) at the active bin."
         return (1 + self.bin_step / 10_000) ** self.active_id * 10.0 ** (decimals_x - decimals_y)
+
 
 def decode_dlmm_lbpair(data) -> LbPair:
     "Decode a Meteora DLMM `LbPair` account."
     b = account_bytes(data, "meteora_dlmm")
     _check(b, "meteora_dlmm", 904, LBPAIR_DISC)
-    base_factor = struct.unpack_from("<H", b, 8)[0]          # StaticParameters.base_factor
+    base_factor = struct.unpack_from("<H", b, 8)[0]  # StaticParameters.base_factor
     active_id, bin_step = struct.unpack_from("<iH", b, 76)
-    return LbPair(active_id, bin_step, b[82], b[75], b[86], pubkey_at(b, 88), pubkey_at(b, 120), pubkey_at(b, 152),
-                  pubkey_at(b, 184), pubkey_at(b, 552), base_factor * bin_step / 10_000)  # base fee rate = base_factor*bin_step*10 / 1e9
+    return LbPair(
+        active_id,
+        bin_step,
+        b[82],
+        b[75],
+        b[86],
+        pubkey_at(b, 88),
+        pubkey_at(b, 120),
+        pubkey_at(b, 152),
+        pubkey_at(b, 184),
+        pubkey_at(b, 552),
+        base_factor * bin_step / 10_000,
+    )  # base fee rate = base_factor*bin_step*10 / 1e9
 
 # %% ../../nbs/12_data.onchain.ipynb #3792be3c
 BONDING_CURVE_DISC = bytes([23, 183, 248, 55, 96, 216, 172, 96])
@@ -238,95 +416,176 @@ PUMP_TOKEN_SUPPLY = 1_000_000_000_000_000
 PUMP_FEE_BPS = 100
 PUMP_TOKEN_DECIMALS = 6
 
+
 @dataclass(slots=True)
 class BondingCurve:
     "pump.fun bonding-curve state; reserves in base units (token atoms and lamports/quote atoms)."
-    virtual_token_reserves: int; virtual_quote_reserves: int; real_token_reserves: int; real_quote_reserves: int
-    token_total_supply: int; complete: bool
-    creator: str|None = None; is_mayhem_mode: bool = False; is_cashback_coin: bool = False; quote_mint: str = SOL_MINT
+
+    virtual_token_reserves: int
+    virtual_quote_reserves: int
+    real_token_reserves: int
+    real_quote_reserves: int
+    token_total_supply: int
+    complete: bool
+    creator: str | None = None
+    is_mayhem_mode: bool = False
+    is_cashback_coin: bool = False
+    quote_mint: str = SOL_MINT
     version: str = "2026-05-19"
 
     @property
     def price(self) -> float:
         "Quote (SOL) per whole token."
-        return self.virtual_quote_reserves / self.virtual_token_reserves * 10 ** (PUMP_TOKEN_DECIMALS - 9) if self.virtual_token_reserves else float("nan")
+        return (
+            self.virtual_quote_reserves / self.virtual_token_reserves * 10 ** (PUMP_TOKEN_DECIMALS - 9)
+            if self.virtual_token_reserves
+            else float("nan")
+        )
+
     @property
     def progress(self) -> float:
         "Fraction of the curve's sellable tokens already bought (1.0 = graduated)."
         return 1.0 if self.complete else 1 - self.real_token_reserves / PUMP_INITIAL_REAL_TOKEN
-    def buy_tokens_out(self, quote_in:int, fee_bps:int=PUMP_FEE_BPS) -> int:
+
+    def buy_tokens_out(self, quote_in: int, fee_bps: int = PUMP_FEE_BPS) -> int:
         "Token atoms a buy of `quote_in` lamports (fee included) receives, capped by the real reserves."
         net = quote_in * 10_000 // (10_000 + fee_bps)
         out = self.virtual_token_reserves * net // (self.virtual_quote_reserves + net)
         return min(out, self.real_token_reserves)
-    def sell_quote_out(self, tokens_in:int, fee_bps:int=PUMP_FEE_BPS) -> int:
+
+    def sell_quote_out(self, tokens_in: int, fee_bps: int = PUMP_FEE_BPS) -> int:
         "Lamports a sell of `tokens_in` atoms receives after the fee."
         gross = self.virtual_quote_reserves * tokens_in // (self.virtual_token_reserves + tokens_in)
         return gross - gross * fee_bps // 10_000
-    def pool_update(self, pool:str, ts:int, slot:int=0) -> PoolUpdate:
+
+    def pool_update(self, pool: str, ts: int, slot: int = 0) -> PoolUpdate:
         "A `PoolUpdate` on the virtual reserves (price = SOL per token)."
-        return PoolUpdate(ts, Chain.SOLANA, pool, self.virtual_token_reserves / 10**PUMP_TOKEN_DECIMALS,
-                          self.virtual_quote_reserves / 1e9, fee_bps=PUMP_FEE_BPS, source="pumpfun", slot=slot)
+        return PoolUpdate(
+            ts,
+            Chain.SOLANA,
+            pool,
+            self.virtual_token_reserves / 10**PUMP_TOKEN_DECIMALS,
+            self.virtual_quote_reserves / 1e9,
+            fee_bps=PUMP_FEE_BPS,
+            source="pumpfun",
+            slot=slot,
+        )
+
 
 _BC = struct.Struct("<8xQQQQQ?")
+
+
 def decode_bonding_curve(data) -> BondingCurve:
     "Decode a pump.fun `BondingCurve` account (any of the three IDL versions)."
     b = account_bytes(data, "pumpfun.BondingCurve")
     _check(b, "pumpfun.BondingCurve", 49, BONDING_CURVE_DISC)
     vt, vq, rt, rq, supply, complete = _BC.unpack_from(b)
     bc = BondingCurve(vt, vq, rt, rq, supply, complete, version="2025-04-04")
-    if len(b) >= 81: bc.creator, bc.version = pubkey_at(b, 49), "2025-05-08"
+    if len(b) >= 81:
+        bc.creator, bc.version = pubkey_at(b, 49), "2025-05-08"
     if len(b) >= 115:
         bc.is_mayhem_mode, bc.is_cashback_coin, bc.version = bool(b[81]), bool(b[82]), "2026-05-19"
         q = b[83:115]
-        if any(q): bc.quote_mint = str(Pubkey.from_bytes(q))
+        if any(q):
+            bc.quote_mint = str(Pubkey.from_bytes(q))
     return bc
 
-def encode_bonding_curve(bc:BondingCurve, version:str="2026-05-19") -> bytes:
+
+def encode_bonding_curve(bc: BondingCurve, version: str = "2026-05-19") -> bytes:
     "Account bytes for a curve (for local validators, simulators and tests)."
-    b = BONDING_CURVE_DISC + _BC.pack(bc.virtual_token_reserves, bc.virtual_quote_reserves, bc.real_token_reserves,
-                                      bc.real_quote_reserves, bc.token_total_supply, bc.complete)[8:]
-    if version == "2025-04-04": return b
+    b = (
+        BONDING_CURVE_DISC
+        + _BC.pack(
+            bc.virtual_token_reserves,
+            bc.virtual_quote_reserves,
+            bc.real_token_reserves,
+            bc.real_quote_reserves,
+            bc.token_total_supply,
+            bc.complete,
+        )[8:]
+    )
+    if version == "2025-04-04":
+        return b
     b += bytes(Pubkey.from_string(bc.creator)) if bc.creator else bytes(32)
-    if version == "2025-05-08": return b
+    if version == "2025-05-08":
+        return b
     return b + bytes([bc.is_mayhem_mode, bc.is_cashback_coin]) + bytes(Pubkey.from_string(bc.quote_mint))
 
 # %% ../../nbs/12_data.onchain.ipynb #dc0a0777
 TRADE_EVENT_DISC = bytes([189, 219, 127, 211, 78, 230, 97, 238])
 CREATE_EVENT_DISC = bytes([27, 114, 169, 77, 222, 235, 99, 118])
 COMPLETE_EVENT_DISC = bytes([95, 114, 97, 156, 212, 46, 152, 8])
-_TRADE = struct.Struct("<32sQQ?32sqQQQQ")            # mint .. real_token_reserves (fixed in every IDL version)
-_TRADE_FEES = struct.Struct("<32sQQ32sQQ")           # fee_recipient, fee_basis_points, fee, creator, creator_fee_bps, creator_fee
+_TRADE = struct.Struct("<32sQQ?32sqQQQQ")  # mint .. real_token_reserves (fixed in every IDL version)
+_TRADE_FEES = struct.Struct(
+    "<32sQQ32sQQ"
+)  # fee_recipient, fee_basis_points, fee, creator, creator_fee_bps, creator_fee
+
 
 @dataclass(slots=True)
 class PumpTrade:
     "A decoded pump.fun TradeEvent (amounts in base units)."
-    mint: str; sol_amount: int; token_amount: int; is_buy: bool; user: str; timestamp: int
-    virtual_sol_reserves: int; virtual_token_reserves: int; real_sol_reserves: int; real_token_reserves: int
-    fee: int = 0; creator_fee: int = 0
+
+    mint: str
+    sol_amount: int
+    token_amount: int
+    is_buy: bool
+    user: str
+    timestamp: int
+    virtual_sol_reserves: int
+    virtual_token_reserves: int
+    real_sol_reserves: int
+    real_token_reserves: int
+    fee: int = 0
+    creator_fee: int = 0
 
     @property
-    def price(self) -> float: return self.sol_amount / self.token_amount * 1e-3 if self.token_amount else float("nan")
-    def to_swap(self, sig:str="", ix:int=0) -> Swap:
+    def price(self) -> float:
+        return self.sol_amount / self.token_amount * 1e-3 if self.token_amount else float("nan")
+
+    def to_swap(self, sig: str = "", ix: int = 0) -> Swap:
         "The core `Swap` (human units: tokens and SOL); pool = the mint's bonding curve."
-        return Swap(self.timestamp * NS, Chain.SOLANA, bonding_curve_address(self.mint), Side.BUY if self.is_buy else Side.SELL,
-                    self.token_amount / 10**PUMP_TOKEN_DECIMALS, self.sol_amount / 1e9, self.user, sig, ix, "pumpfun")
-    def pool_update(self, slot:int=0) -> PoolUpdate:
+        return Swap(
+            self.timestamp * NS,
+            Chain.SOLANA,
+            bonding_curve_address(self.mint),
+            Side.BUY if self.is_buy else Side.SELL,
+            self.token_amount / 10**PUMP_TOKEN_DECIMALS,
+            self.sol_amount / 1e9,
+            self.user,
+            sig,
+            ix,
+            "pumpfun",
+        )
+
+    def pool_update(self, slot: int = 0) -> PoolUpdate:
         "The curve's state after the trade."
-        return PoolUpdate(self.timestamp * NS, Chain.SOLANA, bonding_curve_address(self.mint),
-                          self.virtual_token_reserves / 10**PUMP_TOKEN_DECIMALS, self.virtual_sol_reserves / 1e9,
-                          fee_bps=PUMP_FEE_BPS, source="pumpfun", slot=slot)
+        return PoolUpdate(
+            self.timestamp * NS,
+            Chain.SOLANA,
+            bonding_curve_address(self.mint),
+            self.virtual_token_reserves / 10**PUMP_TOKEN_DECIMALS,
+            self.virtual_sol_reserves / 1e9,
+            fee_bps=PUMP_FEE_BPS,
+            source="pumpfun",
+            slot=slot,
+        )
+
 
 @functools.lru_cache(maxsize=65536)
-def bonding_curve_address(mint:str) -> str:
+def bonding_curve_address(mint: str) -> str:
     "The bonding-curve PDA of a pump.fun mint (seeds `bonding-curve`, mint)."
-    pda, _ = Pubkey.find_program_address([b"bonding-curve", bytes(Pubkey.from_string(mint))], Pubkey.from_string(PROGRAMS["pumpfun"]))
+    pda, _ = Pubkey.find_program_address(
+        [b"bonding-curve", bytes(Pubkey.from_string(mint))], Pubkey.from_string(PROGRAMS["pumpfun"])
+    )
     return str(pda)
 
-def decode_trade_event(data:bytes) -> PumpTrade:
+
+def decode_trade_event(data: bytes) -> PumpTrade:
     "Decode a pump.fun TradeEvent (bytes after base64, discriminator included)."
-    if data[:8] != TRADE_EVENT_DISC: raise DecodeError("pumpfun.TradeEvent", "discriminator", f"{list(data[:8])}")
-    if len(data) < 8 + _TRADE.size: raise DecodeError("pumpfun.TradeEvent", "data", f"{len(data)} bytes, expected at least {8 + _TRADE.size}")
+    if data[:8] != TRADE_EVENT_DISC:
+        raise DecodeError("pumpfun.TradeEvent", "discriminator", f"{list(data[:8])}")
+    if len(data) < 8 + _TRADE.size:
+        raise DecodeError("pumpfun.TradeEvent", "data", f"{len(data)} bytes, expected at least {8 + _TRADE.size}")
     mint, sol, tok, buy, user, ts, vs, vt, rs, rt = _TRADE.unpack_from(data, 8)
     t = PumpTrade(str(Pubkey.from_bytes(mint)), sol, tok, buy, str(Pubkey.from_bytes(user)), ts, vs, vt, rs, rt)
     off = 8 + _TRADE.size
@@ -334,96 +593,193 @@ def decode_trade_event(data:bytes) -> PumpTrade:
         _, _, t.fee, _, _, t.creator_fee = _TRADE_FEES.unpack_from(data, off)
     return t
 
-def encode_trade_event(t:PumpTrade, tail:bytes=b"") -> bytes:
+
+def encode_trade_event(t: PumpTrade, tail: bytes = b"") -> bytes:
     "TradeEvent bytes (discriminator + fixed fields + fee fields + `tail`), as the program logs them."
-    return (TRADE_EVENT_DISC + _TRADE.pack(bytes(Pubkey.from_string(t.mint)), t.sol_amount, t.token_amount, t.is_buy,
-            bytes(Pubkey.from_string(t.user)), t.timestamp, t.virtual_sol_reserves, t.virtual_token_reserves,
-            t.real_sol_reserves, t.real_token_reserves) + _TRADE_FEES.pack(bytes(32), PUMP_FEE_BPS, t.fee, bytes(32), 0, t.creator_fee) + tail)
+    return (
+        TRADE_EVENT_DISC
+        + _TRADE.pack(
+            bytes(Pubkey.from_string(t.mint)),
+            t.sol_amount,
+            t.token_amount,
+            t.is_buy,
+            bytes(Pubkey.from_string(t.user)),
+            t.timestamp,
+            t.virtual_sol_reserves,
+            t.virtual_token_reserves,
+            t.real_sol_reserves,
+            t.real_token_reserves,
+        )
+        + _TRADE_FEES.pack(bytes(32), PUMP_FEE_BPS, t.fee, bytes(32), 0, t.creator_fee)
+        + tail
+    )
 
-def _borsh_str(b:bytes, off:int) -> tuple[str, int]:
+
+def _borsh_str(b: bytes, off: int) -> tuple[str, int]:
     (n,) = struct.unpack_from("<I", b, off)
-    if n > len(b) - off - 4: raise DecodeError("pumpfun.CreateEvent", "string", f"length {n} runs past the data")
-    return b[off + 4:off + 4 + n].decode("utf-8", "replace"), off + 4 + n
+    if n > len(b) - off - 4:
+        raise DecodeError("pumpfun.CreateEvent", "string", f"length {n} runs past the data")
+    return b[off + 4 : off + 4 + n].decode("utf-8", "replace"), off + 4 + n
 
-def decode_create_event(data:bytes) -> TokenLaunched:
+
+def decode_create_event(data: bytes) -> TokenLaunched:
     "Decode a pump.fun CreateEvent into a `TokenLaunched`."
-    if data[:8] != CREATE_EVENT_DISC: raise DecodeError("pumpfun.CreateEvent", "discriminator", f"{list(data[:8])}")
+    if data[:8] != CREATE_EVENT_DISC:
+        raise DecodeError("pumpfun.CreateEvent", "discriminator", f"{list(data[:8])}")
     try:
-        name, off = _borsh_str(data, 8); symbol, off = _borsh_str(data, off); _uri, off = _borsh_str(data, off)
-        mint, curve, user, creator = (str(Pubkey.from_bytes(data[off + 32 * i: off + 32 * i + 32])) for i in range(4))
+        name, off = _borsh_str(data, 8)
+        symbol, off = _borsh_str(data, off)
+        _uri, off = _borsh_str(data, off)
+        mint, curve, user, creator = (str(Pubkey.from_bytes(data[off + 32 * i : off + 32 * i + 32])) for i in range(4))
         (ts,) = struct.unpack_from("<q", data, off + 128)
-    except (struct.error, ValueError) as e: raise DecodeError("pumpfun.CreateEvent", "data", str(e)) from None
+    except (struct.error, ValueError) as e:
+        raise DecodeError("pumpfun.CreateEvent", "data", str(e)) from None
     return TokenLaunched(ts * NS, Chain.SOLANA, mint, curve, creator, symbol, name, "pumpfun")
 
-def encode_create_event(name:str, symbol:str, uri:str, mint:str, user:str, creator:str, timestamp:int) -> bytes:
+
+def encode_create_event(name: str, symbol: str, uri: str, mint: str, user: str, creator: str, timestamp: int) -> bytes:
     "CreateEvent bytes with the launch constants (for simulators and tests)."
     s = lambda x: struct.pack("<I", len(x.encode())) + x.encode()
     pk = lambda x: bytes(Pubkey.from_string(x))
-    return (CREATE_EVENT_DISC + s(name) + s(symbol) + s(uri) + pk(mint) + pk(bonding_curve_address(mint)) + pk(user) + pk(creator)
-            + struct.pack("<qQQQQ", timestamp, PUMP_INITIAL_VIRTUAL_TOKEN, PUMP_INITIAL_VIRTUAL_SOL, PUMP_INITIAL_REAL_TOKEN, PUMP_TOKEN_SUPPLY)
-            + bytes(32) + b"\0\0" + pk(SOL_MINT) + struct.pack("<Q", PUMP_INITIAL_VIRTUAL_SOL))
+    return (
+        CREATE_EVENT_DISC
+        + s(name)
+        + s(symbol)
+        + s(uri)
+        + pk(mint)
+        + pk(bonding_curve_address(mint))
+        + pk(user)
+        + pk(creator)
+        + struct.pack(
+            "<qQQQQ",
+            timestamp,
+            PUMP_INITIAL_VIRTUAL_TOKEN,
+            PUMP_INITIAL_VIRTUAL_SOL,
+            PUMP_INITIAL_REAL_TOKEN,
+            PUMP_TOKEN_SUPPLY,
+        )
+        + bytes(32)
+        + b"\0\0"
+        + pk(SOL_MINT)
+        + struct.pack("<Q", PUMP_INITIAL_VIRTUAL_SOL)
+    )
 
-def decode_program_logs(logs:list[str], sig:str="") -> list:
+
+def decode_program_logs(logs: list[str], sig: str = "") -> list:
     "Market events (`Swap`, `TokenLaunched`) from a transaction's log lines (`Program data:` records of pump.fun)."
     out, ix = [], 0
     for line in logs:
-        if not line.startswith("Program data: "): continue
-        try: raw = base64.b64decode(line[14:], validate=True)
-        except ValueError: raise DecodeError("logs", "Program data", "bad base64") from None
+        if not line.startswith("Program data: "):
+            continue
+        try:
+            raw = base64.b64decode(line[14:], validate=True)
+        except ValueError:
+            raise DecodeError("logs", "Program data", "bad base64") from None
         head = raw[:8]
-        if head == TRADE_EVENT_DISC: out.append(decode_trade_event(raw).to_swap(sig, ix)); ix += 1
-        elif head == CREATE_EVENT_DISC: out.append(decode_create_event(raw))
+        if head == TRADE_EVENT_DISC:
+            out.append(decode_trade_event(raw).to_swap(sig, ix))
+            ix += 1
+        elif head == CREATE_EVENT_DISC:
+            out.append(decode_create_event(raw))
     return out
 
 # %% ../../nbs/12_data.onchain.ipynb #70326025
 V2_SWAP_TOPIC = "0xd78ad95fa46c994b6551d0da85fc275fe613ce37657fb8d5e3d130840159d822"
 V2_SYNC_TOPIC = "0x1c411e9a96e071241c2f21f7726b17ae89e3cab4c78be50e062b03a9fffbbad1"
 
+
 @dataclass(slots=True)
 class V2Sync:
     "Uniswap V2 Sync: reserves (base units) after a trade."
-    pair: str; reserve0: int; reserve1: int; block: int = 0; log_index: int = 0; tx: str = ""
+
+    pair: str
+    reserve0: int
+    reserve1: int
+    block: int = 0
+    log_index: int = 0
+    tx: str = ""
+
 
 @dataclass(slots=True)
 class V2Swap:
     "Uniswap V2 Swap (base units)."
-    pair: str; sender: str; to: str; amount0_in: int; amount1_in: int; amount0_out: int; amount1_out: int
-    block: int = 0; log_index: int = 0; tx: str = ""
 
-def _words(data:str, n:int, what:str) -> list[int]:
+    pair: str
+    sender: str
+    to: str
+    amount0_in: int
+    amount1_in: int
+    amount0_out: int
+    amount1_out: int
+    block: int = 0
+    log_index: int = 0
+    tx: str = ""
+
+
+def _words(data: str, n: int, what: str) -> list[int]:
     h = data[2:] if data.startswith("0x") else data
-    if len(h) != 64 * n: raise DecodeError(what, "data", f"{len(h) // 2} bytes, expected {32 * n}")
-    try: return [int(h[i:i + 64], 16) for i in range(0, 64 * n, 64)]
-    except ValueError: raise DecodeError(what, "data", "not hex") from None
+    if len(h) != 64 * n:
+        raise DecodeError(what, "data", f"{len(h) // 2} bytes, expected {32 * n}")
+    try:
+        return [int(h[i : i + 64], 16) for i in range(0, 64 * n, 64)]
+    except ValueError:
+        raise DecodeError(what, "data", "not hex") from None
 
-def decode_v2_log(log:dict) -> V2Sync|V2Swap|None:
+
+def decode_v2_log(log: dict) -> V2Sync | V2Swap | None:
     "Decode a Sync or Swap log object (eth_getLogs / eth_subscribe shape); None for other events."
-    try: topics, data, addr = log["topics"], log["data"], log["address"].lower()
-    except (KeyError, TypeError, AttributeError) as e: raise DecodeError("uniswap_v2", str(e).strip("'"), "missing") from None
-    if not topics: return None
-    blk = int(log.get("blockNumber") or "0x0", 16); li = int(log.get("logIndex") or "0x0", 16); tx = log.get("transactionHash", "")
+    try:
+        topics, data, addr = log["topics"], log["data"], log["address"].lower()
+    except (KeyError, TypeError, AttributeError) as e:
+        raise DecodeError("uniswap_v2", str(e).strip("'"), "missing") from None
+    if not topics:
+        return None
+    blk = int(log.get("blockNumber") or "0x0", 16)
+    li = int(log.get("logIndex") or "0x0", 16)
+    tx = log.get("transactionHash", "")
     t0 = topics[0].lower()
-    if t0 == V2_SYNC_TOPIC: return V2Sync(addr, *_words(data, 2, "uniswap_v2.Sync"), blk, li, tx)
+    if t0 == V2_SYNC_TOPIC:
+        return V2Sync(addr, *_words(data, 2, "uniswap_v2.Sync"), blk, li, tx)
     if t0 == V2_SWAP_TOPIC:
-        if len(topics) != 3: raise DecodeError("uniswap_v2.Swap", "topics", f"{len(topics)} topics, expected 3")
+        if len(topics) != 3:
+            raise DecodeError("uniswap_v2.Swap", "topics", f"{len(topics)} topics, expected 3")
         a = _words(data, 4, "uniswap_v2.Swap")
         return V2Swap(addr, "0x" + topics[1][-40:].lower(), "0x" + topics[2][-40:].lower(), *a, blk, li, tx)
     return None
 
+
 @dataclass(slots=True)
 class V2Pair:
     "What a feed needs to turn a pair's logs into events: token decimals and which token is the base."
-    address: str; decimals0: int = 18; decimals1: int = 18; base_is_token0: bool = True; chain: Chain = Chain.ETHEREUM; fee_bps: float = 30.0
 
-    def pool_update(self, s:V2Sync, ts:int) -> PoolUpdate:
+    address: str
+    decimals0: int = 18
+    decimals1: int = 18
+    base_is_token0: bool = True
+    chain: Chain = Chain.ETHEREUM
+    fee_bps: float = 30.0
+
+    def pool_update(self, s: V2Sync, ts: int) -> PoolUpdate:
         "Reserves in human units, price = quote per base."
         r0, r1 = s.reserve0 / 10**self.decimals0, s.reserve1 / 10**self.decimals1
         b, q = (r0, r1) if self.base_is_token0 else (r1, r0)
         return PoolUpdate(ts, self.chain, self.address, b, q, fee_bps=self.fee_bps, source="uniswap_v2", slot=s.block)
-    def swap(self, s:V2Swap, ts:int) -> Swap:
+
+    def swap(self, s: V2Swap, ts: int) -> Swap:
         "The core `Swap`: BUY when the base token leaves the pool."
         d0, d1 = 10**self.decimals0, 10**self.decimals1
         a0, a1 = (s.amount0_in + s.amount0_out) / d0, (s.amount1_in + s.amount1_out) / d1
         base_out = s.amount0_out if self.base_is_token0 else s.amount1_out
         b, q = (a0, a1) if self.base_is_token0 else (a1, a0)
-        return Swap(ts, self.chain, self.address, Side.BUY if base_out > 0 else Side.SELL, b, q, s.to, s.tx, s.log_index, "uniswap_v2")
+        return Swap(
+            ts,
+            self.chain,
+            self.address,
+            Side.BUY if base_out > 0 else Side.SELL,
+            b,
+            q,
+            s.to,
+            s.tx,
+            s.log_index,
+            "uniswap_v2",
+        )

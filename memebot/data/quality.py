@@ -17,80 +17,118 @@ __all__ = ['INVALID_REASONS', 'ANOMALY_REASONS', 'log', 'invalid_reasons', 'quar
            'cross_source_issues', 'quality_report', 'quarantined', 'plot_issues']
 
 # %% ../../nbs/14_data.quality.ipynb #59d85f39
-register_migration("quality", 1, "quarantined candles with the reason", """
-CREATE TABLE candles_quarantine(source VARCHAR NOT NULL, chain VARCHAR NOT NULL, symbol VARCHAR NOT NULL, tf VARCHAR NOT NULL,
+register_migration(
+    "quality",
+    1,
+    "quarantined candles with the reason",
+    """
+CREATE TABLE candles_quarantine(source VARCHAR NOT NULL, chain VARCHAR NOT NULL, symbol VARCHAR NOT NULL,
+    tf VARCHAR NOT NULL,
     ts TIMESTAMP NOT NULL, open DOUBLE, high DOUBLE, low DOUBLE, close DOUBLE, volume DOUBLE,
     reason VARCHAR NOT NULL, detail VARCHAR, removed BOOLEAN NOT NULL, flagged TIMESTAMP,
     PRIMARY KEY(source, chain, symbol, tf, ts, reason));
-""")
+""",
+)
 INVALID_REASONS = ("nan_value", "non_positive_price", "high_below_low", "ohlc_outside_range", "negative_volume")
 ANOMALY_REASONS = ("duplicate", "out_of_order", "zero_volume_run", "stale_run", "spike", "cross_source")
 _Q = counter("quality_flags_total", "Candles flagged by data-quality checks, by reason", ("reason",))
 log = get_logger("memebot.data.quality")
 
 # %% ../../nbs/14_data.quality.ipynb #7565abc4
-def invalid_reasons(df:pd.DataFrame, tol:float=1e-9 # relative tolerance for float rounding in providers' OHLC
-                   ) -> np.ndarray:
+def invalid_reasons(
+    df: pd.DataFrame,
+    tol: float = 1e-9,  # relative tolerance for float rounding in providers' OHLC
+) -> np.ndarray:
     "Per row: the first invalid-bar reason, or '' when the bar is valid."
     o, h, l, c, v = (df[k].to_numpy(float) for k in ("open", "high", "low", "close", "volume"))
     out = np.full(len(df), "", dtype=object)
-    checks = [("negative_volume", v < 0),
-              ("ohlc_outside_range", (np.maximum(o, c) > h * (1 + tol)) | (np.minimum(o, c) < l * (1 - tol))),
-              ("high_below_low", h < l),
-              ("non_positive_price", (o <= 0) | (h <= 0) | (l <= 0) | (c <= 0)),
-              ("nan_value", ~np.isfinite(np.c_[o, h, l, c, v]).all(axis=1))]
-    for reason, m in checks: out[m] = reason   # later checks win: the most basic problem is reported
+    checks = [
+        ("negative_volume", v < 0),
+        ("ohlc_outside_range", (np.maximum(o, c) > h * (1 + tol)) | (np.minimum(o, c) < l * (1 - tol))),
+        ("high_below_low", h < l),
+        ("non_positive_price", (o <= 0) | (h <= 0) | (l <= 0) | (c <= 0)),
+        ("nan_value", ~np.isfinite(np.c_[o, h, l, c, v]).all(axis=1)),
+    ]
+    for reason, m in checks:
+        out[m] = reason  # later checks win: the most basic problem is reported
     return out
 
-def _write_quarantine(store:Store, rows:pd.DataFrame, removed:bool):
-    if not len(rows): return
+
+def _write_quarantine(store: Store, rows: pd.DataFrame, removed: bool):
+    if not len(rows):
+        return
     ensure_schema(store)
     q = rows.loc[:, list(CANDLE_COLUMNS) + ["reason", "detail"]].copy()
-    q["ts"] = q["ts"].dt.tz_convert("UTC").dt.tz_localize(None) if isinstance(q["ts"].dtype, pd.DatetimeTZDtype) else q["ts"]
+    q["ts"] = (
+        q["ts"].dt.tz_convert("UTC").dt.tz_localize(None) if isinstance(q["ts"].dtype, pd.DatetimeTZDtype) else q["ts"]
+    )
     q["removed"] = removed
     q = q.drop_duplicates(list(CANDLE_KEY) + ["reason"], keep="last")
     with store._wlock:
         store.con.register("_q", q)
         try:
-            store.con.execute("""INSERT OR REPLACE INTO candles_quarantine SELECT source, chain, symbol, tf, ts, open, high, low, close,
-                volume, reason, detail, removed, now()::TIMESTAMP FROM _q""")
-        finally: store.con.unregister("_q")
-    for r, n in q["reason"].value_counts().items(): _Q.labels(r).inc(int(n))
+            store.con.execute(
+                """INSERT OR REPLACE INTO candles_quarantine SELECT source, chain, symbol, tf, ts, open, high, low,
+                close,
+                volume, reason, detail, removed, now()::TIMESTAMP FROM _q"""
+            )
+        finally:
+            store.con.unregister("_q")
+    for r, n in q["reason"].value_counts().items():
+        _Q.labels(r).inc(int(n))
 
-def quarantine_invalid(store:Store, df:pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    "Write invalid and repeated rows of a candle frame to quarantine (removed); return the rest (one row per key) and the count removed."
-    if not len(df): return df, 0
+
+def quarantine_invalid(store: Store, df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    "Move invalid and repeated rows of a candle frame to quarantine; return the rest (one row per key) and the count."
+    if not len(df):
+        return df, 0
     why = invalid_reasons(df)
     dup = df.duplicated(list(CANDLE_KEY), keep="last").to_numpy()
-    why[dup & (why == "")] = "duplicate"     # a repeated bar: the provider's last version is kept, earlier ones quarantined
+    why[dup & (why == "")] = (
+        "duplicate"  # a repeated bar: the provider's last version is kept, earlier ones quarantined
+    )
     bad = why != ""
-    if not bad.any(): return df, 0
+    if not bad.any():
+        return df, 0
     q = df[bad].assign(reason=why[bad], detail="invalid bar from source")
     _write_quarantine(store, q, removed=True)
-    log.warning("candles_quarantined", rows=int(bad.sum()), reasons=sorted(set(why[bad])), symbol=str(df["symbol"].iloc[0]))
+    log.warning(
+        "candles_quarantined", rows=int(bad.sum()), reasons=sorted(set(why[bad])), symbol=str(df["symbol"].iloc[0])
+    )
     return df[~bad].reset_index(drop=True), int(bad.sum())
 
 # %% ../../nbs/14_data.quality.ipynb #acd774f2
-def _run_mask(flag:np.ndarray, min_len:int) -> np.ndarray:
+def _run_mask(flag: np.ndarray, min_len: int) -> np.ndarray:
     "True on elements inside runs of True at least `min_len` long."
     out = np.zeros(len(flag), bool)
-    if not flag.any(): return out
+    if not flag.any():
+        return out
     d = np.diff(np.r_[0, flag.astype(np.int8), 0])
     for a, b in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)):
-        if b - a >= min_len: out[a:b] = True
+        if b - a >= min_len:
+            out[a:b] = True
     return out
 
-def robust_z(x:np.ndarray) -> np.ndarray:
+
+def robust_z(x: np.ndarray) -> np.ndarray:
     "Robust z-scores: deviation from the median in units of 1.4826·MAD (NaN where MAD is 0)."
-    med = np.nanmedian(x); mad = 1.4826 * np.nanmedian(np.abs(x - med))
+    med = np.nanmedian(x)
+    mad = 1.4826 * np.nanmedian(np.abs(x - med))
     return (x - med) / mad if mad > 0 else np.full(len(x), np.nan)
 
-def series_issues(df:pd.DataFrame, # one series' candles (ts, open..volume) in stored or received order
-                  stale_run_bars:int|None=None, spike_threshold:float|None=None, settings=None) -> pd.DataFrame:
+
+def series_issues(
+    df: pd.DataFrame,  # one series' candles (ts, open..volume) in stored or received order
+    stale_run_bars: int | None = None,
+    spike_threshold: float | None = None,
+    settings=None,
+) -> pd.DataFrame:
     "Rows of `df` with an anomaly: the row's columns plus `reason` and `detail` (a row may appear once per reason)."
     d = (settings or get_settings()).data
-    n_run = stale_run_bars or d.stale_run_bars; thr = spike_threshold or d.spike_mad_threshold
-    if not len(df): return df.assign(reason=pd.Series(dtype=object), detail=pd.Series(dtype=object))
+    n_run = stale_run_bars or d.stale_run_bars
+    thr = spike_threshold or d.spike_mad_threshold
+    if not len(df):
+        return df.assign(reason=pd.Series(dtype=object), detail=pd.Series(dtype=object))
     ts = df["ts"].to_numpy("datetime64[ns]").astype("int64")
     o, h, l, c, v = (df[k].to_numpy(float) for k in ("open", "high", "low", "close", "volume"))
     found = []
@@ -109,7 +147,8 @@ def series_issues(df:pd.DataFrame, # one series' candles (ts, open..volume) in s
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.diff(np.log(np.where(cs > 0, cs, np.nan)))
     if len(r) >= 10:
-        z = robust_z(r); zscore[order[1:]] = z
+        z = robust_z(r)
+        zscore[order[1:]] = z
         sp[order[1:]] = np.abs(np.nan_to_num(z)) > thr
     found.append(("spike", sp, f"robust z of the log return > {thr:g}"))
     parts = []
@@ -117,35 +156,59 @@ def series_issues(df:pd.DataFrame, # one series' candles (ts, open..volume) in s
         if m.any():
             det = [f"{detail} (z={z:.1f})" for z in zscore[m]] if reason == "spike" else detail
             parts.append(df[m].assign(reason=reason, detail=det))
-    if not parts: return df.iloc[:0].assign(reason=pd.Series(dtype=object), detail=pd.Series(dtype=object))
+    if not parts:
+        return df.iloc[:0].assign(reason=pd.Series(dtype=object), detail=pd.Series(dtype=object))
     return pd.concat(parts, ignore_index=True)
 
 # %% ../../nbs/14_data.quality.ipynb #58527dee
-def cross_source_issues(a:pd.DataFrame, ref:pd.DataFrame, # the series to check and the reference series (ts, close)
-                        max_pct:float|None=None, settings=None) -> pd.DataFrame:
+def cross_source_issues(
+    a: pd.DataFrame,
+    ref: pd.DataFrame,  # the series to check and the reference series (ts, close)
+    max_pct: float | None = None,
+    settings=None,
+) -> pd.DataFrame:
     "Rows of `a` whose close deviates from `ref`'s close at the same time by more than `max_pct` percent."
     pct = max_pct if max_pct is not None else (settings or get_settings()).data.cross_source_max_deviation_pct
     m = a.reset_index(drop=True).merge(ref[["ts", "close"]].rename(columns={"close": "_ref"}), on="ts", how="inner")
     dev = (m["close"] / m["_ref"] - 1).abs() * 100
     bad = m[dev > pct]
     src = str(ref["source"].iloc[0]) if "source" in ref and len(ref) else "reference"
-    return bad.drop(columns="_ref").assign(reason="cross_source",
-                                           detail=[f"{d:.2f}% from {src} (> {pct:g}%)" for d in dev[dev > pct]])
+    return bad.drop(columns="_ref").assign(
+        reason="cross_source", detail=[f"{d:.2f}% from {src} (> {pct:g}%)" for d in dev[dev > pct]]
+    )
 
 # %% ../../nbs/14_data.quality.ipynb #cc031df5
-def quality_report(store:Store, source:str|None=None, chain:str|None=None, symbol:str|None=None, tf:str|None=None,
-                   quarantine:bool=True, # write findings to the quarantine table (and move invalid bars there)
-                   settings=None,
-                   compare:list[tuple[str, str, str, str]]=() # extra (ref_source, ref_symbol, source, symbol) pairs: one market under two names
-                  ) -> pd.DataFrame:
+def quality_report(
+    store: Store,
+    source: str | None = None,
+    chain: str | None = None,
+    symbol: str | None = None,
+    tf: str | None = None,
+    quarantine: bool = True,  # write findings to the quarantine table (and move invalid bars there)
+    settings=None,
+    compare: list[
+        tuple[str, str, str, str]
+    ] = (),  # extra (ref_source, ref_symbol, source, symbol) pairs: one market under two names
+) -> pd.DataFrame:
     "One row per stored series: rows, first, last, missing bars, gaps and a count per reason."
     from memebot.data.store import candles as read_candles
+
     ensure_schema(store)
     s = settings or get_settings()
     where, args = [], []
     for col, v in (("source", source), ("chain", chain), ("symbol", symbol), ("tf", tf)):
-        if v is not None: where.append(f"{col} = ?"); args.append(v)
-    series = store.cursor().execute(f"SELECT DISTINCT source, chain, symbol, tf FROM candles {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY ALL", args).fetchall()
+        if v is not None:
+            where.append(f"{col} = ?")
+            args.append(v)
+    series = (
+        store.cursor()
+        .execute(
+            f"SELECT DISTINCT source, chain, symbol, tf FROM candles {'WHERE ' + ' AND '.join(where) if where else ''}"
+            " ORDER BY ALL",
+            args,
+        )
+        .fetchall()
+    )
     rows, frames, bars_flagged = [], {}, {}
     for src, ch, sym, t in series:
         df = read_candles(store, sym, t, source=src, chain=ch, columns=CANDLE_COLUMNS)
@@ -155,73 +218,133 @@ def quality_report(store:Store, source:str|None=None, chain:str|None=None, symbo
             q = df[bad].assign(reason=why[bad], detail="invalid bar in store")
             with store._wlock:
                 _write_quarantine(store, q, removed=True)
-                k = q[list(CANDLE_KEY)].copy(); k["ts"] = k["ts"].dt.tz_localize(None)
+                k = q[list(CANDLE_KEY)].copy()
+                k["ts"] = k["ts"].dt.tz_localize(None)
                 store.con.register("_k", k)
-                try: store.con.execute("DELETE FROM candles c USING _k k WHERE c.source = k.source AND c.chain = k.chain AND c.symbol = k.symbol AND c.tf = k.tf AND c.ts = k.ts")
-                finally: store.con.unregister("_k")
+                try:
+                    store.con.execute(
+                        "DELETE FROM candles c USING _k k WHERE c.source = k.source AND c.chain = k.chain AND c.symbol"
+                        " = k.symbol AND c.tf = k.tf AND c.ts = k.ts"
+                    )
+                finally:
+                    store.con.unregister("_k")
         ok = df[~bad].reset_index(drop=True)
         frames[(src, ch, sym, t)] = ok
         iss = series_issues(ok, settings=s)
-        if quarantine: _write_quarantine(store, iss, removed=False)
+        if quarantine:
+            _write_quarantine(store, iss, removed=False)
         step = tf_seconds(t) * NS
         ts = np.unique(ok["ts"].to_numpy("datetime64[ns]").astype("int64"))
         missing = int((ts[-1] - ts[0]) // step + 1 - len(ts)) if len(ts) else 0
         gaps = int((np.diff(ts) > step).sum()) if len(ts) > 1 else 0
         counts = iss["reason"].value_counts().to_dict()
         bars_flagged[(src, ch, sym, t)] = set(iss["ts"])
-        for r, m in zip(*np.unique(why[bad], return_counts=True)): counts[r] = int(m)
-        rows.append({"source": src, "chain": ch, "symbol": sym, "tf": t, "rows": int(len(df)),
-                     "first": ok["ts"].min() if len(ok) else pd.NaT, "last": ok["ts"].max() if len(ok) else pd.NaT,
-                     "missing_bars": missing, "gaps": gaps,
-                     **{r: int(counts.get(r, 0)) for r in INVALID_REASONS + ANOMALY_REASONS}})
+        for r, m in zip(*np.unique(why[bad], return_counts=True)):
+            counts[r] = int(m)
+        rows.append(
+            {
+                "source": src,
+                "chain": ch,
+                "symbol": sym,
+                "tf": t,
+                "rows": int(len(df)),
+                "first": ok["ts"].min() if len(ok) else pd.NaT,
+                "last": ok["ts"].max() if len(ok) else pd.NaT,
+                "missing_bars": missing,
+                "gaps": gaps,
+                **{r: int(counts.get(r, 0)) for r in INVALID_REASONS + ANOMALY_REASONS},
+            }
+        )
     # cross-source: series of the same chain/symbol/tf from different sources, each against the first (reference)
     groups: dict = {}
-    for (src, ch, sym, t), df in frames.items(): groups.setdefault((ch, sym, t), []).append((src, df))
+    for (src, ch, sym, t), df in frames.items():
+        groups.setdefault((ch, sym, t), []).append((src, df))
     idx = {(r["source"], r["chain"], r["symbol"], r["tf"]): r for r in rows}
     for (ch, sym, t), members in groups.items():
-        if len(members) < 2: continue
+        if len(members) < 2:
+            continue
         ref_src, ref = members[0]
         for src, df in members[1:]:
             cx = cross_source_issues(df, ref, settings=s)
             idx[(src, ch, sym, t)]["cross_source"] += int(len(cx))
             bars_flagged[(src, ch, sym, t)] |= set(cx["ts"])
-            if quarantine: _write_quarantine(store, cx, removed=False)
-    for ref_src, ref_sym, src, sym in compare:   # e.g. a GeckoTerminal pool against the Binance market of the same token
+            if quarantine:
+                _write_quarantine(store, cx, removed=False)
+    for ref_src, ref_sym, src, sym in compare:  # e.g. a GeckoTerminal pool against the Binance market of the same token
         for (s1_, ch1, sy1, t1), ref in frames.items():
-            if (s1_, sy1) != (ref_src, ref_sym): continue
+            if (s1_, sy1) != (ref_src, ref_sym):
+                continue
             for (s2_, ch2, sy2, t2), df in frames.items():
-                if (s2_, sy2, t2) != (src, sym, t1): continue
+                if (s2_, sy2, t2) != (src, sym, t1):
+                    continue
                 cx = cross_source_issues(df, ref, settings=s)
                 idx[(s2_, ch2, sy2, t2)]["cross_source"] += int(len(cx))
                 bars_flagged[(s2_, ch2, sy2, t2)] |= set(cx["ts"])
-                if quarantine: _write_quarantine(store, cx, removed=False)
-    cols = ["source", "chain", "symbol", "tf", "rows", "first", "last", "missing_bars", "gaps", *INVALID_REASONS, *ANOMALY_REASONS]
+                if quarantine:
+                    _write_quarantine(store, cx, removed=False)
+    cols = [
+        "source",
+        "chain",
+        "symbol",
+        "tf",
+        "rows",
+        "first",
+        "last",
+        "missing_bars",
+        "gaps",
+        *INVALID_REASONS,
+        *ANOMALY_REASONS,
+    ]
     out = pd.DataFrame(rows, columns=cols)
     out["invalid"] = out[list(INVALID_REASONS)].sum(axis=1)
-    out["flagged"] = [len(bars_flagged.get((r.source, r.chain, r.symbol, r.tf), ())) for r in out.itertuples()]   # bars, once each
+    out["flagged"] = [
+        len(bars_flagged.get((r.source, r.chain, r.symbol, r.tf), ())) for r in out.itertuples()
+    ]  # bars, once each
     return out
 
-def quarantined(store:Store, symbol:str|None=None, reason:str|None=None) -> pd.DataFrame:
+
+def quarantined(store: Store, symbol: str | None = None, reason: str | None = None) -> pd.DataFrame:
     "Rows in the quarantine table (optionally for one symbol or reason)."
     ensure_schema(store)
     where, args = [], []
     for c, v in (("symbol", symbol), ("reason", reason)):
-        if v is not None: where.append(f"{c} = ?"); args.append(v)
-    return store.cursor().execute(f"SELECT * FROM candles_quarantine {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY symbol, ts, reason", args).df()
+        if v is not None:
+            where.append(f"{c} = ?")
+            args.append(v)
+    return (
+        store.cursor()
+        .execute(
+            f"SELECT * FROM candles_quarantine {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY symbol, ts,"
+            " reason",
+            args,
+        )
+        .df()
+    )
 
 # %% ../../nbs/14_data.quality.ipynb #c07b7d11
-def plot_issues(series:pd.DataFrame, issues:pd.DataFrame, # one series' candles and its rows from series_issues/cross_source_issues
-                path=None, title:str=""):
+def plot_issues(
+    series: pd.DataFrame,
+    issues: pd.DataFrame,  # one series' candles and its rows from series_issues/cross_source_issues
+    path=None,
+    title: str = "",
+):
     "Close price with flagged bars marked by reason; saved to `path` when given. Returns the matplotlib figure."
     import matplotlib
-    if path is not None: matplotlib.use("Agg", force=False)
+
+    if path is not None:
+        matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(10, 3.5))
     s = series.sort_values("ts")
     ax.plot(s["ts"], s["close"], lw=0.8, color="0.3", label="close")
     for (reason, g), m in zip(issues.groupby("reason"), "o^sDvP*x"):
         ax.scatter(g["ts"], g["close"], s=18, marker=m, label=f"{reason} ({len(g)})", zorder=3)
-    ax.set_yscale("log"); ax.set_title(title or str(s["symbol"].iloc[0] if "symbol" in s and len(s) else "")); ax.legend(fontsize=8, loc="best")
-    fig.autofmt_xdate(); fig.tight_layout()
-    if path is not None: fig.savefig(path, dpi=110)
+    ax.set_yscale("log")
+    ax.set_title(title or str(s["symbol"].iloc[0] if "symbol" in s and len(s) else ""))
+    ax.legend(fontsize=8, loc="best")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=110)
     return fig

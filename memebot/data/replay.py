@@ -17,20 +17,30 @@ __all__ = ['ReplayFeed', 'paced']
 # %% ../../nbs/13a_data.replay.ipynb #845c0544
 _CHAINS = {c.value: c for c in Chain}
 
+
 class ReplayFeed(Feed):
     "Replay stored candles or swaps in time order; advances its SimClock to each event's ts."
-    def __init__(self, store:Store|str, # a Store or a path to one
-                 kind:str="candles", # "candles" or "swaps"
-                 symbols:str|list[str]|None=None, # candles: symbols; swaps: pools or mints (None: all)
-                 tf:str|None=None, # candles: timeframe (required when several are stored)
-                 start=None, end=None, # [start, end) in anything pandas.Timestamp accepts
-                 source:str|None=None, chain:str|None=None,
-                 speed:float|None=None, # async only: multiple of real time (None: as fast as possible)
-                 clock:SimClock|None=None, # default: a new SimClock at the first event
-                 batch_size:int=65_536):
-        if kind not in ("candles", "swaps"): raise ValidationError("replay", "kind", f"{kind!r} is not 'candles' or 'swaps'")
-        if speed is not None and not speed > 0: raise ValidationError("replay", "speed", f"{speed!r} must be > 0")
-        if tf is not None: tf_seconds(tf)
+
+    def __init__(
+        self,
+        store: Store | str,  # a Store or a path to one
+        kind: str = "candles",  # "candles" or "swaps"
+        symbols: str | list[str] | None = None,  # candles: symbols; swaps: pools or mints (None: all)
+        tf: str | None = None,  # candles: timeframe (required when several are stored)
+        start=None,
+        end=None,  # [start, end) in anything pandas.Timestamp accepts
+        source: str | None = None,
+        chain: str | None = None,
+        speed: float | None = None,  # async only: multiple of real time (None: as fast as possible)
+        clock: SimClock | None = None,  # default: a new SimClock at the first event
+        batch_size: int = 65_536,
+    ):
+        if kind not in ("candles", "swaps"):
+            raise ValidationError("replay", "kind", f"{kind!r} is not 'candles' or 'swaps'")
+        if speed is not None and not speed > 0:
+            raise ValidationError("replay", "speed", f"{speed!r} must be > 0")
+        if tf is not None:
+            tf_seconds(tf)
         self.store = store if isinstance(store, Store) else Store(store, read_only=True)
         self.kind, self.tf, self.start, self.end, self.source, self.chain = kind, tf, start, end, source, chain
         self.symbols = [symbols] if isinstance(symbols, str) else symbols
@@ -45,31 +55,53 @@ class ReplayFeed(Feed):
             ph = ", ".join("?" * len(self.symbols))
             where.append(f"symbol IN ({ph})" if self.kind == "candles" else f"(pool IN ({ph}) OR mint IN ({ph}))")
             args += list(self.symbols) * (1 if self.kind == "candles" else 2)
-        for col, v in (("tf", self.tf if self.kind == "candles" else None), ("source", self.source), ("chain", self.chain)):
-            if v is not None: where.append(f"{col} = ?"); args.append(v)
-        if self.start is not None: where.append("ts >= ?"); args.append(_ts_param(self.start))
-        if self.end is not None: where.append("ts < ?"); args.append(_ts_param(self.end))
+        for col, v in (
+            ("tf", self.tf if self.kind == "candles" else None),
+            ("source", self.source),
+            ("chain", self.chain),
+        ):
+            if v is not None:
+                where.append(f"{col} = ?")
+                args.append(v)
+        if self.start is not None:
+            where.append("ts >= ?")
+            args.append(_ts_param(self.start))
+        if self.end is not None:
+            where.append("ts < ?")
+            args.append(_ts_param(self.end))
         w = f"WHERE {' AND '.join(where)}" if where else ""
         if self.kind == "candles":
-            return (f"SELECT epoch_ns(ts) ts, open, high, low, close, volume, symbol, tf, source, chain FROM candles {w} "
-                    f"ORDER BY ts, symbol, tf, source"), args
-        return (f"SELECT epoch_ns(ts) ts, chain, pool, side, base_amount, quote_amount, trader, sig, ix, source FROM swaps {w} "
-                f"ORDER BY ts, sig, ix"), args
+            return (
+                (
+                    "SELECT epoch_ns(ts) ts, open, high, low, close, volume, symbol, tf, source, chain FROM candles"
+                    f" {w} ORDER BY ts, symbol, tf, source"
+                ),
+                args,
+            )
+        return (
+            (
+                "SELECT epoch_ns(ts) ts, chain, pool, side, base_amount, quote_amount, trader, sig, ix, source FROM"
+                f" swaps {w} ORDER BY ts, sig, ix"
+            ),
+            args,
+        )
 
     def check(self):
         "Refuse ambiguous candle replays (several timeframes mixed into one stream)."
         if self.kind == "candles" and self.tf is None:
             sql, args = self.query()
             n = self.store.cursor().execute(f"SELECT count(DISTINCT tf) FROM ({sql})", args).fetchone()[0]
-            if n > 1: raise ValidationError("replay", "tf", f"{n} timeframes stored for this selection; pass tf=")
+            if n > 1:
+                raise ValidationError("replay", "tf", f"{n} timeframes stored for this selection; pass tf=")
 
     def batches(self):
         "The selection as Arrow record batches (time-ordered)."
         self.check()
         sql, args = self.query()
-        cur = self.store.con.cursor()   # a private cursor: replays can run beside other queries
+        cur = self.store.con.cursor()  # a private cursor: replays can run beside other queries
         reader = cur.sql(sql, params=args).to_arrow_reader(self.batch_size)
-        for b in reader: yield b
+        for b in reader:
+            yield b
 
     def __iter__(self):
         adv = self.clock.advance_to
@@ -77,29 +109,38 @@ class ReplayFeed(Feed):
             cols = [c.to_pylist() for c in b.columns]
             if self.kind == "candles":
                 for ts, o, h, l, c, v, sym, tf, src, ch in zip(*cols):
-                    adv(ts); self.count += 1
+                    adv(ts)
+                    self.count += 1
                     yield Candle(ts, o, h, l, c, v, sym, tf, src, _CHAINS.get(ch, ch))
             else:
                 for ts, ch, pool, side, ba, qa, tr, sig, ix, src in zip(*cols):
-                    adv(ts); self.count += 1
+                    adv(ts)
+                    self.count += 1
                     yield Swap(ts, _CHAINS.get(ch, ch), pool, Side(side), ba, qa, tr or "", sig, ix, src or "")
 
     async def _aiter(self):
-        async for ev in paced(iter(self), self): yield ev
+        async for ev in paced(iter(self), self):
+            yield ev
 
 # %% ../../nbs/13a_data.replay.ipynb #1b57af06
-async def paced(events, # an iterator of events in time order
-                pacer, # has `speed` (x real time; None: as fast as possible) and `fast_until` (UTC ns)
-                now=time.perf_counter_ns, # a monotonic clock in ns
-                sleep=asyncio.sleep, # an awaitable sleep in seconds
-                yield_every:int=256): # unpaced: give other tasks a turn every this many events
+async def paced(
+    events,  # an iterator of events in time order
+    pacer,  # has `speed` (x real time; None: as fast as possible) and `fast_until` (UTC ns)
+    now=time.perf_counter_ns,  # a monotonic clock in ns
+    sleep=asyncio.sleep,  # an awaitable sleep in seconds
+    yield_every: int = 256,
+):  # unpaced: give other tasks a turn every this many events
     "Yield `events` at `pacer.speed` x real time, unpaced up to `pacer.fast_until`."
-    t0 = ts0 = None; n = 0
+    t0 = ts0 = None
+    n = 0
     for ev in events:
         if pacer.speed is not None and ev.ts > pacer.fast_until:
-            if t0 is None: t0, ts0 = now(), ev.ts
+            if t0 is None:
+                t0, ts0 = now(), ev.ts
             delay = (ev.ts - ts0) / pacer.speed - (now() - t0)
-            if delay > 0: await sleep(delay / NS)
+            if delay > 0:
+                await sleep(delay / NS)
         n += 1
-        if n % yield_every == 0: await sleep(0)          # let the heartbeat, dashboards and signal handlers run
+        if n % yield_every == 0:
+            await sleep(0)  # let the heartbeat, dashboards and signal handlers run
         yield ev

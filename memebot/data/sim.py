@@ -11,7 +11,20 @@ import asyncio, heapq, math, time
 from dataclasses import dataclass, field, asdict
 import numpy as np, pandas as pd
 from solders.pubkey import Pubkey
-from ..core import Chain, Side, Swap, PoolUpdate, TokenLaunched, Candle, Feed, SimClock, NS, ValidationError, SOL_MINT, ts_to_datetime
+from memebot.core import (
+    Chain,
+    Side,
+    Swap,
+    PoolUpdate,
+    TokenLaunched,
+    Candle,
+    Feed,
+    SimClock,
+    NS,
+    ValidationError,
+    SOL_MINT,
+    ts_to_datetime,
+)
 from ..config import get_settings
 from . import onchain as oc
 
@@ -19,85 +32,311 @@ from . import onchain as oc
 __all__ = ['EDGES', 'QUANTS', 'DEFAULT_SIZE_Q', 'SimCalibration', 'calibrate', 'MarketSim']
 
 # %% ../../nbs/15_data.sim.ipynb #027203a0
-EDGES = (0, 2, 5, 15, 30, 60, 120, 300)        # seconds since launch / graduation
+EDGES = (0, 2, 5, 15, 30, 60, 120, 300)  # seconds since launch / graduation
 QUANTS = tuple(np.linspace(0, 1, 101))
+
 
 @dataclass(frozen=True)
 class SimCalibration:
     "Order-flow parameters of the simulator (defaults: measured on the shared pump.fun swaps; see `calibrate`)."
-    rates: tuple = (5.0833, 7.4444, 5.3944, 4.0037, 2.9019, 2.1602, 1.3756)    # trades/s per EDGES bin, average launch
-    buy_frac: tuple = (0.9071, 0.7463, 0.6859, 0.5569, 0.5648, 0.5435, 0.5546)
-    buy_size_q: tuple = ()      # SOL at QUANTS
-    sell_size_q: tuple = ()
-    hype_sigma: float = 1.090   # sd of log(activity) between launches
-    snipers_mean: float = 9.22  # buys in the first second
-    late_decay_s: float = 900.0 # after the last bin the rate decays with this time constant (assumption)
-    rug_prob: float = 0.3       # chance a launch is rugged (assumption)
-    rug_frac: tuple = (0.6, 0.95)   # share of circulating tokens dumped in a rug (assumption)
-    momentum: float = 0.15      # buy-probability tilt per unit of tanh(recent log return) (assumption)
 
-def calibrate(swaps:pd.DataFrame, # columns mint, created, ts, side, sol (the shared pumpfun swaps)
-              **assumptions) -> SimCalibration:
+    rates: tuple = (5.0833, 7.4444, 5.3944, 4.0037, 2.9019, 2.1602, 1.3756)  # trades/s per EDGES bin, average launch
+    buy_frac: tuple = (0.9071, 0.7463, 0.6859, 0.5569, 0.5648, 0.5435, 0.5546)
+    buy_size_q: tuple = ()  # SOL at QUANTS
+    sell_size_q: tuple = ()
+    hype_sigma: float = 1.090  # sd of log(activity) between launches
+    snipers_mean: float = 9.22  # buys in the first second
+    late_decay_s: float = 900.0  # after the last bin the rate decays with this time constant (assumption)
+    rug_prob: float = 0.3  # chance a launch is rugged (assumption)
+    rug_frac: tuple = (0.6, 0.95)  # share of circulating tokens dumped in a rug (assumption)
+    momentum: float = 0.15  # buy-probability tilt per unit of tanh(recent log return) (assumption)
+
+
+def calibrate(
+    swaps: pd.DataFrame,  # columns mint, created, ts, side, sol (the shared pumpfun swaps)
+    **assumptions,
+) -> SimCalibration:
     "Measure order-flow parameters from real swaps."
     d = swaps[swaps.sol > 0]
-    rt = (d.ts - d.created).to_numpy(); n = d.mint.nunique(); e = np.array(EDGES)
+    rt = (d.ts - d.created).to_numpy()
+    n = d.mint.nunique()
+    e = np.array(EDGES)
     b = np.clip(np.searchsorted(e, rt, side="right") - 1, 0, len(e) - 2)
     counts = np.bincount(b, minlength=len(e) - 1)
     buys = np.bincount(b, weights=(d.side == "buy").to_numpy(float), minlength=len(e) - 1)
     q = np.array(QUANTS)
     per = d.groupby("mint").size()
     snip = d[(rt <= 1) & (d.side == "buy").to_numpy()].groupby("mint").size().reindex(per.index, fill_value=0)
-    return SimCalibration(rates=tuple(float(x) for x in np.round(counts / n / np.diff(e), 4)), buy_frac=tuple(float(x) for x in np.round(buys / np.maximum(counts, 1), 4)),
-                          buy_size_q=tuple(np.quantile(d.sol[d.side == "buy"], q).tolist()), sell_size_q=tuple(np.quantile(d.sol[d.side == "sell"], q).tolist()),
-                          hype_sigma=float(np.log(per).std()), snipers_mean=float(snip.mean()), **assumptions)
+    return SimCalibration(
+        rates=tuple(float(x) for x in np.round(counts / n / np.diff(e), 4)),
+        buy_frac=tuple(float(x) for x in np.round(buys / np.maximum(counts, 1), 4)),
+        buy_size_q=tuple(np.quantile(d.sol[d.side == "buy"], q).tolist()),
+        sell_size_q=tuple(np.quantile(d.sol[d.side == "sell"], q).tolist()),
+        hype_sigma=float(np.log(per).std()),
+        snipers_mean=float(snip.mean()),
+        **assumptions,
+    )
 
 # %% ../../nbs/15_data.sim.ipynb #612aa6b4
-# SOL per trade at QUANTS (0%, 1%, ..., 100%), measured by `calibrate` on swaps_first_300s.parquet (rounded to 4 significant digits)
+# SOL per trade at QUANTS (0%, 1%, ..., 100%), measured by `calibrate` on swaps_first_300s.parquet (rounded to 4
+# significant digits)
 DEFAULT_SIZE_Q = {
- "buy": (0.0001, 0.0003, 0.0006, 0.001, 0.0011, 0.0021, 0.0021, 0.0023, 0.0024, 0.0026, 0.0032, 0.0036, 0.005, 0.006154, 0.0096, 0.0103,
-         0.0122, 0.0141, 0.0172, 0.0202, 0.02226, 0.02534, 0.0302, 0.0335, 0.04248, 0.0502, 0.0521, 0.0528, 0.056, 0.06266, 0.072, 0.08,
-         0.09358, 0.1001, 0.1002, 0.1011, 0.1021, 0.1022, 0.1023, 0.1033, 0.1041, 0.106, 0.11, 0.114, 0.1275, 0.1437, 0.1536, 0.1638,
-         0.1824, 0.202, 0.2037, 0.206, 0.2207, 0.2502, 0.2552, 0.2682, 0.3012, 0.3047, 0.3221, 0.3578, 0.403, 0.4493, 0.5, 0.5023, 0.505,
-         0.5091, 0.5142, 0.588, 0.6669, 0.7475, 0.811, 0.904, 0.9764, 1.002, 1.003, 1.011, 1.015, 1.056, 1.164, 1.252, 1.376, 1.497, 1.524,
-         1.626, 1.681, 1.736, 1.797, 1.846, 1.897, 2.002, 2.022, 2.229, 2.463, 2.591, 2.707, 3, 3.146, 3.656, 4.149, 5.33, 140.1),
- "sell": (0.0001, 0.0001, 0.0001, 0.0002, 0.0003, 0.0004, 0.0006, 0.0007, 0.0009, 0.001, 0.0013, 0.0017, 0.002, 0.002142, 0.0032, 0.0041,
-          0.0047, 0.0056, 0.0065, 0.0068, 0.0082, 0.009914, 0.0113, 0.0131, 0.01532, 0.01785, 0.02, 0.0229, 0.0264, 0.03049, 0.03404,
-          0.03835, 0.04299, 0.04802, 0.05362, 0.05958, 0.06472, 0.07239, 0.081, 0.08863, 0.09516, 0.1026, 0.1088, 0.1156, 0.124, 0.1337,
-          0.1483, 0.1643, 0.1773, 0.1945, 0.2104, 0.224, 0.2434, 0.2597, 0.2861, 0.3122, 0.3408, 0.3666, 0.3944, 0.4159, 0.4422, 0.4751,
-          0.5096, 0.5483, 0.5866, 0.6157, 0.6544, 0.6988, 0.754, 0.8166, 0.8701, 0.9163, 0.9653, 1.009, 1.065, 1.128, 1.213, 1.3, 1.374,
-          1.43, 1.512, 1.594, 1.711, 1.816, 1.97, 2.087, 2.291, 2.471, 2.741, 2.968, 3.204, 3.362, 3.495, 3.586, 3.676, 3.783, 4.009,
-          4.402, 4.866, 6.729, 132.1),
+    "buy": (
+        0.0001,
+        0.0003,
+        0.0006,
+        0.001,
+        0.0011,
+        0.0021,
+        0.0021,
+        0.0023,
+        0.0024,
+        0.0026,
+        0.0032,
+        0.0036,
+        0.005,
+        0.006154,
+        0.0096,
+        0.0103,
+        0.0122,
+        0.0141,
+        0.0172,
+        0.0202,
+        0.02226,
+        0.02534,
+        0.0302,
+        0.0335,
+        0.04248,
+        0.0502,
+        0.0521,
+        0.0528,
+        0.056,
+        0.06266,
+        0.072,
+        0.08,
+        0.09358,
+        0.1001,
+        0.1002,
+        0.1011,
+        0.1021,
+        0.1022,
+        0.1023,
+        0.1033,
+        0.1041,
+        0.106,
+        0.11,
+        0.114,
+        0.1275,
+        0.1437,
+        0.1536,
+        0.1638,
+        0.1824,
+        0.202,
+        0.2037,
+        0.206,
+        0.2207,
+        0.2502,
+        0.2552,
+        0.2682,
+        0.3012,
+        0.3047,
+        0.3221,
+        0.3578,
+        0.403,
+        0.4493,
+        0.5,
+        0.5023,
+        0.505,
+        0.5091,
+        0.5142,
+        0.588,
+        0.6669,
+        0.7475,
+        0.811,
+        0.904,
+        0.9764,
+        1.002,
+        1.003,
+        1.011,
+        1.015,
+        1.056,
+        1.164,
+        1.252,
+        1.376,
+        1.497,
+        1.524,
+        1.626,
+        1.681,
+        1.736,
+        1.797,
+        1.846,
+        1.897,
+        2.002,
+        2.022,
+        2.229,
+        2.463,
+        2.591,
+        2.707,
+        3,
+        3.146,
+        3.656,
+        4.149,
+        5.33,
+        140.1,
+    ),
+    "sell": (
+        0.0001,
+        0.0001,
+        0.0001,
+        0.0002,
+        0.0003,
+        0.0004,
+        0.0006,
+        0.0007,
+        0.0009,
+        0.001,
+        0.0013,
+        0.0017,
+        0.002,
+        0.002142,
+        0.0032,
+        0.0041,
+        0.0047,
+        0.0056,
+        0.0065,
+        0.0068,
+        0.0082,
+        0.009914,
+        0.0113,
+        0.0131,
+        0.01532,
+        0.01785,
+        0.02,
+        0.0229,
+        0.0264,
+        0.03049,
+        0.03404,
+        0.03835,
+        0.04299,
+        0.04802,
+        0.05362,
+        0.05958,
+        0.06472,
+        0.07239,
+        0.081,
+        0.08863,
+        0.09516,
+        0.1026,
+        0.1088,
+        0.1156,
+        0.124,
+        0.1337,
+        0.1483,
+        0.1643,
+        0.1773,
+        0.1945,
+        0.2104,
+        0.224,
+        0.2434,
+        0.2597,
+        0.2861,
+        0.3122,
+        0.3408,
+        0.3666,
+        0.3944,
+        0.4159,
+        0.4422,
+        0.4751,
+        0.5096,
+        0.5483,
+        0.5866,
+        0.6157,
+        0.6544,
+        0.6988,
+        0.754,
+        0.8166,
+        0.8701,
+        0.9163,
+        0.9653,
+        1.009,
+        1.065,
+        1.128,
+        1.213,
+        1.3,
+        1.374,
+        1.43,
+        1.512,
+        1.594,
+        1.711,
+        1.816,
+        1.97,
+        2.087,
+        2.291,
+        2.471,
+        2.741,
+        2.968,
+        3.204,
+        3.362,
+        3.495,
+        3.586,
+        3.676,
+        3.783,
+        4.009,
+        4.402,
+        4.866,
+        6.729,
+        132.1,
+    ),
 }
 
 # %% ../../nbs/15_data.sim.ipynb #c7c92422
 @dataclass(slots=True)
 class _Pool:
     "Curve or AMM state, integers."
-    vt: int; vq: int; rt: int; rq: int; amm: bool = False; fee_bps: int = oc.PUMP_FEE_BPS
 
-    def price(self) -> float: return self.vq / self.vt * 1e-3 if self.vt else float("nan")   # SOL per token (6 vs 9 decimals)
+    vt: int
+    vq: int
+    rt: int
+    rq: int
+    amm: bool = False
+    fee_bps: int = oc.PUMP_FEE_BPS
 
-    def buy(self, lamports:int) -> tuple[int, int]:
+    def price(self) -> float:
+        return self.vq / self.vt * 1e-3 if self.vt else float("nan")  # SOL per token (6 vs 9 decimals)
+
+    def buy(self, lamports: int) -> tuple[int, int]:
         "Spend `lamports` (fee included): (tokens out, lamports into reserves)."
         net = lamports * 10_000 // (10_000 + self.fee_bps)
         out = self.vt * net // (self.vq + net)
-        if not self.amm and out >= self.rt:          # the last sellable tokens: buy exactly what is left
-            out = self.rt; net = self.vq * out // (self.vt - out) + 1
-        self.vt -= out; self.vq += net; self.rt -= out; self.rq += net
+        if not self.amm and out >= self.rt:  # the last sellable tokens: buy exactly what is left
+            out = self.rt
+            net = self.vq * out // (self.vt - out) + 1
+        self.vt -= out
+        self.vq += net
+        self.rt -= out
+        self.rq += net
         return out, net
 
-    def sell(self, tokens:int) -> int:
+    def sell(self, tokens: int) -> int:
         "Sell `tokens`: lamports out to the seller (after fee)."
         gross = self.vq * tokens // (self.vt + tokens)
-        if not self.amm: gross = min(gross, self.rq)
-        self.vt += tokens; self.vq -= gross; self.rt += tokens; self.rq -= gross
+        if not self.amm:
+            gross = min(gross, self.rq)
+        self.vt += tokens
+        self.vq -= gross
+        self.rt += tokens
+        self.rq -= gross
         return gross - gross * self.fee_bps // 10_000
 
-def _pubkey(rng) -> str: return str(Pubkey.from_bytes(rng.bytes(32)))
+
+def _pubkey(rng) -> str:
+    return str(Pubkey.from_bytes(rng.bytes(32)))
+
 
 class _Launch:
     "The event generator of one launch (deterministic given its own RNG)."
-    def __init__(self, sim:MarketSim, k:int, t0:int):
+
+    def __init__(self, sim: MarketSim, k: int, t0: int):
         self.sim, self.k, self.t0 = sim, k, t0
         self.rng = np.random.default_rng([sim.seed, k])
         r = self.rng
@@ -106,11 +345,11 @@ class _Launch:
         self.amm_addr = _pubkey(r)
         self.symbol = f"SIM{sim.seed}-{k}"
         c = sim.cal
-        self.hype = math.exp(r.normal(0, c.hype_sigma) - c.hype_sigma ** 2 / 2)
+        self.hype = math.exp(r.normal(0, c.hype_sigma) - c.hype_sigma**2 / 2)
         self.rug_at = t0 + int(r.uniform(20, max(40, sim.minutes * 60 * 0.8)) * NS) if r.random() < c.rug_prob else None
         self.traders = [_pubkey(r) for _ in range(64)]
 
-    def _size(self, side:str, u:float) -> float:
+    def _size(self, side: str, u: float) -> float:
         q = self.sim._logq[side]
         return max(math.exp(np.interp(u, self.sim._q, q)), 1e-4)
 
@@ -119,93 +358,147 @@ class _Launch:
         pool = _Pool(oc.PUMP_INITIAL_VIRTUAL_TOKEN, oc.PUMP_INITIAL_VIRTUAL_SOL, oc.PUMP_INITIAL_REAL_TOKEN, 0)
         addr, phase_t0, held, n = self.curve_addr, self.t0, 0, 0
         end = sim.end_ns
-        yield TokenLaunched(self.t0, Chain.SOLANA, self.mint, self.curve_addr, self.creator, self.symbol, f"Sim token {self.k}", "sim")
-        sim._meta[self.curve_addr] = (self.mint, "pumpfun", self.t0); sim._symbols[self.mint] = self.symbol
+        yield TokenLaunched(
+            self.t0, Chain.SOLANA, self.mint, self.curve_addr, self.creator, self.symbol, f"Sim token {self.k}", "sim"
+        )
+        sim._meta[self.curve_addr] = (self.mint, "pumpfun", self.t0)
+        sim._symbols[self.mint] = self.symbol
         # snipers: buys within the launch slot
         ns_ = r.poisson(c.snipers_mean * min(self.hype, 3.0))
         t = self.t0
-        ema = math.log(pool.price()); regime = 1.0; rugged = False
-        U = r.random(4096); ui = 0
+        ema = math.log(pool.price())
+        regime = 1.0
+        rugged = False
+        U = r.random(4096)
+        ui = 0
+
         def u():
             nonlocal U, ui
-            if ui >= len(U): U = r.random(4096); ui = 0
-            ui += 1; return U[ui - 1]
+            if ui >= len(U):
+                U = r.random(4096)
+                ui = 0
+            ui += 1
+            return U[ui - 1]
+
         queue = [("snipe", self.t0 + int(u() * 0.4 * NS)) for _ in range(ns_)]
         queue.sort(key=lambda x: x[1])
         while True:
-            if queue: kind, t = queue.pop(0)
+            if queue:
+                kind, t = queue.pop(0)
             else:
                 el = (t - phase_t0) / NS
                 bi = min(np.searchsorted(sim._edges, el, side="right") - 1, len(c.rates) - 1)
                 lam = c.rates[bi] * self.hype * regime
-                if el > EDGES[-1]: lam *= math.exp(-(el - EDGES[-1]) / c.late_decay_s)
+                if el > EDGES[-1]:
+                    lam *= math.exp(-(el - EDGES[-1]) / c.late_decay_s)
                 lam = max(lam, 1e-3)
                 t += int(-math.log(1.0 - u()) / lam * NS) + 1
                 kind = "trade"
-                if self.rug_at is not None and not rugged and t >= self.rug_at: kind, t, rugged = "rug", self.rug_at, True
-            if t >= end: return
+                if self.rug_at is not None and not rugged and t >= self.rug_at:
+                    kind, t, rugged = "rug", self.rug_at, True
+            if t >= end:
+                return
             el = (t - phase_t0) / NS
             bi = min(np.searchsorted(sim._edges, el, side="right") - 1, len(c.rates) - 1)
             logp = math.log(pool.price())
-            if kind == "snipe": side, sol = "buy", self._size("buy", 0.5 + 0.5 * u())
+            if kind == "snipe":
+                side, sol = "buy", self._size("buy", 0.5 + 0.5 * u())
             elif kind == "rug":
-                side = "sell"; sol = None
-                tokens = int(held * r.uniform(*c.rug_frac)); regime = 0.15
+                side = "sell"
+                sol = None
+                tokens = int(held * r.uniform(*c.rug_frac))
+                regime = 0.15
             else:
                 p = c.buy_frac[bi] + c.momentum * math.tanh(5 * (logp - ema)) - (0.15 if rugged else 0.0)
                 side = "buy" if u() < min(max(p, 0.05), 0.95) else "sell"
                 sol = self._size(side, u())
             if side == "buy":
                 lam_in = int(sol * 1e9)
-                if lam_in <= 0: continue
+                if lam_in <= 0:
+                    continue
                 tokens, net = pool.buy(lam_in)
-                if tokens <= 0: continue
-                held += tokens; quote = net
+                if tokens <= 0:
+                    continue
+                held += tokens
+                quote = net
             else:
                 if sol is not None:
                     # tokens that fetch about `sol` at the current price, capped by what traders hold
                     tokens = min(int(sol * 1e9 * pool.vt / max(pool.vq - int(sol * 1e9), 1)), held)
-                if tokens <= 0: continue
-                quote = pool.sell(tokens); held -= tokens
+                if tokens <= 0:
+                    continue
+                quote = pool.sell(tokens)
+                held -= tokens
             n += 1
             sig = f"sim{sim.seed}-{self.k}-{n}"
             trader = self.creator if kind == "rug" else self.traders[int(u() * len(self.traders))]
-            yield Swap(t, Chain.SOLANA, addr, Side.BUY if side == "buy" else Side.SELL, tokens / 1e6, quote / 1e9, trader, sig, 0, "sim")
+            yield Swap(
+                t,
+                Chain.SOLANA,
+                addr,
+                Side.BUY if side == "buy" else Side.SELL,
+                tokens / 1e6,
+                quote / 1e9,
+                trader,
+                sig,
+                0,
+                "sim",
+            )
             if sim.pool_updates:
-                yield PoolUpdate(t, Chain.SOLANA, addr, pool.vt / 1e6, pool.vq / 1e9, fee_bps=pool.fee_bps, source="sim")
+                yield PoolUpdate(
+                    t, Chain.SOLANA, addr, pool.vt / 1e6, pool.vq / 1e9, fee_bps=pool.fee_bps, source="sim"
+                )
             ema += 0.05 * (math.log(pool.price()) - ema)
-            if not pool.amm and pool.rt == 0:          # curve complete: graduate into a constant-product pool
+            if not pool.amm and pool.rt == 0:  # curve complete: graduate into a constant-product pool
                 base = oc.PUMP_TOKEN_SUPPLY - oc.PUMP_INITIAL_REAL_TOKEN
                 pool = _Pool(base, pool.rq, base, pool.rq, amm=True, fee_bps=25)
                 addr, phase_t0 = self.amm_addr, t
                 sim._meta[addr] = (self.mint, "pumpswap", t)
-                yield PoolUpdate(t, Chain.SOLANA, addr, pool.vt / 1e6, pool.vq / 1e9, fee_bps=25, source="sim:graduated")
+                yield PoolUpdate(
+                    t, Chain.SOLANA, addr, pool.vt / 1e6, pool.vq / 1e9, fee_bps=25, source="sim:graduated"
+                )
 
 # %% ../../nbs/15_data.sim.ipynb #7a579649
 class MarketSim(Feed):
     "Seeded market simulator: pump.fun launches, graduation to CP pools, calibrated order flow; a Feed."
-    def __init__(self, seed:int|None=None, # default `[sim] seed`
-                 minutes:int|None=None, # simulated span; default `[sim] minutes`
-                 launches:int|None=None, # tokens launched; default `[sim] launches`
-                 start:int|str="2026-01-01T00:00:00Z", # simulated start (UTC ns or ISO)
-                 calibration:SimCalibration|None=None,
-                 pool_updates:bool=False, # also yield a PoolUpdate after every swap
-                 clock:SimClock|None=None):
+
+    def __init__(
+        self,
+        seed: int | None = None,  # default `[sim] seed`
+        minutes: int | None = None,  # simulated span; default `[sim] minutes`
+        launches: int | None = None,  # tokens launched; default `[sim] launches`
+        start: int | str = "2026-01-01T00:00:00Z",  # simulated start (UTC ns or ISO)
+        calibration: SimCalibration | None = None,
+        pool_updates: bool = False,  # also yield a PoolUpdate after every swap
+        clock: SimClock | None = None,
+    ):
         from memebot.core import ts_from
+
         s = get_settings().sim
         self.seed = s.seed if seed is None else int(seed)
         self.minutes = s.minutes if minutes is None else int(minutes)
         self.launches = s.launches if launches is None else int(launches)
-        if self.minutes < 1: raise ValidationError("sim", "minutes", f"{minutes!r} must be >= 1")
-        if self.launches < 1: raise ValidationError("sim", "launches", f"{launches!r} must be >= 1")
-        self.start_ns = ts_from(start); self.end_ns = self.start_ns + self.minutes * 60 * NS
+        if self.minutes < 1:
+            raise ValidationError("sim", "minutes", f"{minutes!r} must be >= 1")
+        if self.launches < 1:
+            raise ValidationError("sim", "launches", f"{launches!r} must be >= 1")
+        self.start_ns = ts_from(start)
+        self.end_ns = self.start_ns + self.minutes * 60 * NS
         cal = calibration or SimCalibration()
-        if not cal.buy_size_q: cal = SimCalibration(**{**asdict(cal), "buy_size_q": DEFAULT_SIZE_Q["buy"], "sell_size_q": DEFAULT_SIZE_Q["sell"]})
+        if not cal.buy_size_q:
+            cal = SimCalibration(
+                **{**asdict(cal), "buy_size_q": DEFAULT_SIZE_Q["buy"], "sell_size_q": DEFAULT_SIZE_Q["sell"]}
+            )
         self.cal, self.pool_updates = cal, pool_updates
         self.clock = clock if clock is not None else SimClock(self.start_ns)
-        self._q = np.array(QUANTS); self._edges = np.array(EDGES, float)
-        self._logq = {s_: np.log(np.maximum(np.array(q, float), 1e-6)) for s_, q in (("buy", cal.buy_size_q), ("sell", cal.sell_size_q))}
-        self._meta: dict[str, tuple] = {}; self._symbols: dict[str, str] = {}
+        self._q = np.array(QUANTS)
+        self._edges = np.array(EDGES, float)
+        self._logq = {
+            s_: np.log(np.maximum(np.array(q, float), 1e-6))
+            for s_, q in (("buy", cal.buy_size_q), ("sell", cal.sell_size_q))
+        }
+        self._meta: dict[str, tuple] = {}
+        self._symbols: dict[str, str] = {}
         rng = np.random.default_rng([self.seed, 10**6])
         span = self.minutes * 60 * NS
         self.launch_times = sorted(self.start_ns + int(x) for x in rng.uniform(0, 0.6, self.launches) * span)
@@ -217,47 +510,94 @@ class MarketSim(Feed):
     def __iter__(self):
         adv = self.clock.advance_to
         for ev in heapq.merge(*self._streams(), key=lambda e: e.ts):
-            adv(ev.ts); yield ev
+            adv(ev.ts)
+            yield ev
 
     async def _aiter(self):
         n = 0
         for ev in self:
             n += 1
-            if n % 1024 == 0: await asyncio.sleep(0)
+            if n % 1024 == 0:
+                await asyncio.sleep(0)
             yield ev
 
-    def mint_of(self, pool:str) -> str|None:
+    def mint_of(self, pool: str) -> str | None:
         "The mint traded in a simulated pool (curve or graduated AMM)."
-        m = self._meta.get(pool); return m[0] if m else None
+        m = self._meta.get(pool)
+        return m[0] if m else None
 
-    def write(self, store, # a memebot.data.store.Store
-              tfs=("1s", "1m", "5m"), # candle timeframes to store (per mint)
-              progress=None # optional callable(n_events) for progress bars
-             ) -> dict:
+    def write(
+        self,
+        store,  # a memebot.data.store.Store
+        tfs=("1s", "1m", "5m"),  # candle timeframes to store (per mint)
+        progress=None,  # optional callable(n_events) for progress bars
+    ) -> dict:
         "Run the simulation and store its swaps, candles, pools and tokens; returns row counts."
         from memebot.data.store import upsert
         from memebot.data.feeds import BarAggregator
+
         agg = BarAggregator(tfs, key=lambda ev: self.mint_of(ev.pool), source="sim")
         swaps, bars, launches, n = [], [], [], 0
         for ev in self:
             n += 1
-            if progress and n % 10_000 == 0: progress(n)
+            if progress and n % 10_000 == 0:
+                progress(n)
             if isinstance(ev, Swap):
-                swaps.append((ev.pool, self.mint_of(ev.pool), ev.ts, ev.sig, ev.side.value, ev.base_amount, ev.quote_amount, ev.trader))
+                swaps.append(
+                    (
+                        ev.pool,
+                        self.mint_of(ev.pool),
+                        ev.ts,
+                        ev.sig,
+                        ev.side.value,
+                        ev.base_amount,
+                        ev.quote_amount,
+                        ev.trader,
+                    )
+                )
                 bars.extend(agg.on_event(ev))
-            elif isinstance(ev, TokenLaunched): launches.append(ev)
+            elif isinstance(ev, TokenLaunched):
+                launches.append(ev)
         bars.extend(agg.flush())
         sw = pd.DataFrame(swaps, columns=["pool", "mint", "ts", "sig", "side", "base_amount", "quote_amount", "trader"])
-        sw = sw.assign(chain="solana", ix=0, source="sim", price=sw.quote_amount / sw.base_amount, ts=pd.to_datetime(sw.ts, utc=True))
-        cd = pd.DataFrame([(b.symbol, b.tf, b.ts, b.open, b.high, b.low, b.close, b.volume) for b in bars],
-                          columns=["symbol", "tf", "ts", "open", "high", "low", "close", "volume"]).assign(source="sim", chain="solana")
+        sw = sw.assign(
+            chain="solana",
+            ix=0,
+            source="sim",
+            price=sw.quote_amount / sw.base_amount,
+            ts=pd.to_datetime(sw.ts, utc=True),
+        )
+        cd = pd.DataFrame(
+            [(b.symbol, b.tf, b.ts, b.open, b.high, b.low, b.close, b.volume) for b in bars],
+            columns=["symbol", "tf", "ts", "open", "high", "low", "close", "volume"],
+        ).assign(source="sim", chain="solana")
         cd["ts"] = pd.to_datetime(cd.ts, utc=True)
         r1, r2 = upsert(store, "swaps", sw), upsert(store, "candles", cd)
         with store._wlock:
             for ev in launches:
                 created = ts_to_datetime(ev.ts).replace(tzinfo=None)
-                store.con.execute("INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?, ?, ?)", ["solana", ev.mint, ev.symbol, ev.name, 6, created])
+                store.con.execute(
+                    "INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?, ?, ?)",
+                    ["solana", ev.mint, ev.symbol, ev.name, 6, created],
+                )
             for addr, (mint, dex, t) in self._meta.items():
-                store.con.execute("INSERT OR REPLACE INTO pools VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                                  ["solana", addr, dex, mint, SOL_MINT, self._symbols.get(mint), "SOL", ts_to_datetime(t).replace(tzinfo=None)])
-        return {"events": n, "swaps": r1["rows"], "candles": r2["rows"], "launches": len(launches), "pools": len(self._meta)}
+                store.con.execute(
+                    "INSERT OR REPLACE INTO pools VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        "solana",
+                        addr,
+                        dex,
+                        mint,
+                        SOL_MINT,
+                        self._symbols.get(mint),
+                        "SOL",
+                        ts_to_datetime(t).replace(tzinfo=None),
+                    ],
+                )
+        return {
+            "events": n,
+            "swaps": r1["rows"],
+            "candles": r2["rows"],
+            "launches": len(launches),
+            "pools": len(self._meta),
+        }

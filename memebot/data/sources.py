@@ -13,8 +13,23 @@ from typing import Any, Awaitable, Callable
 import httpx, numpy as np, pandas as pd
 from aiolimiter import AsyncLimiter
 from tenacity import AsyncRetrying, stop_after_attempt, stop_never, retry_if_exception, retry_if_exception_type
-from ..core import (MemebotError, ValidationError, Chain, TokenRef, PoolRef, Tick, Swap, Side, NS,
-                          tf_seconds, ts_from, Clock, WallClock, SOL_MINT, USDC_MINT)
+from memebot.core import (
+    MemebotError,
+    ValidationError,
+    Chain,
+    TokenRef,
+    PoolRef,
+    Tick,
+    Swap,
+    Side,
+    NS,
+    tf_seconds,
+    ts_from,
+    Clock,
+    WallClock,
+    SOL_MINT,
+    USDC_MINT,
+)
 from ..config import get_settings
 from ..obs import get_logger, counter, gauge, histogram
 from .store import CANDLE_COLUMNS
@@ -35,143 +50,236 @@ __all__ = ['log', 'HTTP_REQUESTS', 'HTTP_RETRIES', 'HTTP_SECONDS', 'HTTP_STATS',
 # %% ../../nbs/11_data.sources.ipynb #7c531500
 class SourceError(ValidationError):
     "A provider's payload is malformed or its request failed; names the provider and the field."
-    def __init__(self, provider:str, # e.g. "geckoterminal"
-                 field:str, # JSON path or request path, e.g. "data.attributes.ohlcv_list[3]"
-                 problem:str):
+
+    def __init__(
+        self,
+        provider: str,  # e.g. "geckoterminal"
+        field: str,  # JSON path or request path, e.g. "data.attributes.ohlcv_list[3]"
+        problem: str,
+    ):
         super().__init__(provider, field, problem)
         self.provider = provider
 
+
 class SourceUnavailable(SourceError):
     "A provider could not serve a request (HTTP error, timeout, unparseable body) after the allowed retries."
-    def __init__(self, provider:str, field:str, problem:str, status:int|None=None):
+
+    def __init__(self, provider: str, field: str, problem: str, status: int | None = None):
         super().__init__(provider, field, problem)
         self.status = status
 
 # %% ../../nbs/11_data.sources.ipynb #af0289bb
 log = get_logger("memebot.data.sources")
-HTTP_REQUESTS = counter("http_requests_total", "HTTP requests to market-data providers, by provider and outcome", ("provider", "outcome"))
-HTTP_RETRIES = counter("http_retries_total", "Retried provider requests, by provider and reason", ("provider", "reason"))
+HTTP_REQUESTS = counter(
+    "http_requests_total", "HTTP requests to market-data providers, by provider and outcome", ("provider", "outcome")
+)
+HTTP_RETRIES = counter(
+    "http_retries_total", "Retried provider requests, by provider and reason", ("provider", "reason")
+)
 HTTP_SECONDS = histogram("http_request_seconds", "Time waiting on provider HTTP responses", ("provider",))
-HTTP_STATS: dict[str, dict] = {}   # provider -> {"requests": n, "wait_s": seconds spent waiting on HTTP}
+HTTP_STATS: dict[str, dict] = {}  # provider -> {"requests": n, "wait_s": seconds spent waiting on HTTP}
 
 # provider -> (endpoint setting, rate-limit setting stem)
-PROVIDERS = {"geckoterminal": ("geckoterminal", "geckoterminal"), "dexscreener": ("dexscreener", "dexscreener"),
-             "dexscreener_profiles": ("dexscreener", "dexscreener"), "coingecko": ("coingecko", "coingecko"),
-             "jupiter": ("jupiter", "jupiter"), "jupiter_tokens": ("jupiter_tokens", "jupiter"),
-             "raydium": ("raydium", "raydium"), "meteora": ("meteora", "meteora"), "orca": ("orca", "orca"),
-             "binance": ("binance", "binance")}
+PROVIDERS = {
+    "geckoterminal": ("geckoterminal", "geckoterminal"),
+    "dexscreener": ("dexscreener", "dexscreener"),
+    "dexscreener_profiles": ("dexscreener", "dexscreener"),
+    "coingecko": ("coingecko", "coingecko"),
+    "jupiter": ("jupiter", "jupiter"),
+    "jupiter_tokens": ("jupiter_tokens", "jupiter"),
+    "raydium": ("raydium", "raydium"),
+    "meteora": ("meteora", "meteora"),
+    "orca": ("orca", "orca"),
+    "binance": ("binance", "binance"),
+}
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524})
 
 _clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _limiters: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
-def new_http_client(timeout_s:float=15.0 # client-level timeout; callers may pass their own per request
-                   ) -> httpx.AsyncClient:
+
+def new_http_client(
+    timeout_s: float = 15.0,  # client-level timeout; callers may pass their own per request
+) -> httpx.AsyncClient:
     "memebot's one HTTP client setup (headers, connection limits): every REST, chain and swap API client is made here."
-    return httpx.AsyncClient(headers={"accept": "application/json", "user-agent": "memebot/0.1"}, follow_redirects=True,
-                             timeout=httpx.Timeout(timeout_s),
-                             limits=httpx.Limits(max_connections=32, max_keepalive_connections=16))
+    return httpx.AsyncClient(
+        headers={"accept": "application/json", "user-agent": "memebot/0.1"},
+        follow_redirects=True,
+        timeout=httpx.Timeout(timeout_s),
+        limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+    )
+
 
 def http_client() -> httpx.AsyncClient:
     "The shared `httpx.AsyncClient` of the running event loop (created on first use)."
     loop = asyncio.get_running_loop()
     c = _clients.get(loop)
-    if c is None or c.is_closed: c = _clients[loop] = new_http_client()
+    if c is None or c.is_closed:
+        c = _clients[loop] = new_http_client()
     return c
+
 
 async def close_http():
     "Close the running loop's shared client (call before the loop ends, e.g. at the end of a CLI command)."
     c = _clients.pop(asyncio.get_running_loop(), None)
-    if c is not None: await c.aclose()
+    if c is not None:
+        await c.aclose()
 
-def rate_per_min(provider:str, settings=None) -> float:
+
+def rate_per_min(provider: str, settings=None) -> float:
     "The provider's client-side request budget per minute, from `[data] rate_<provider>_per_min`."
     s = settings or get_settings()
-    if provider not in PROVIDERS: raise ValidationError("sources", "provider", f"unknown provider {provider!r}")
+    if provider not in PROVIDERS:
+        raise ValidationError("sources", "provider", f"unknown provider {provider!r}")
     rate = float(getattr(s.data, f"rate_{PROVIDERS[provider][1]}_per_min"))
-    return min(rate, 60.0) if provider == "dexscreener_profiles" else rate   # profiles/boosts: 60 req/min documented
+    return min(rate, 60.0) if provider == "dexscreener_profiles" else rate  # profiles/boosts: 60 req/min documented
 
-def rate_limiter(provider:str, settings=None) -> AsyncLimiter:
+
+def rate_limiter(provider: str, settings=None) -> AsyncLimiter:
     "The running loop's limiter for `provider` (one per provider and rate; a 60 s window)."
     rate = rate_per_min(provider, settings)
     per_loop = _limiters.setdefault(asyncio.get_running_loop(), {})
     lim = per_loop.get((provider, rate))
-    if lim is None: lim = per_loop[(provider, rate)] = AsyncLimiter(max_rate=rate, time_period=60.0)
+    if lim is None:
+        lim = per_loop[(provider, rate)] = AsyncLimiter(max_rate=rate, time_period=60.0)
     return lim
 
 # %% ../../nbs/11_data.sources.ipynb #c9adf577
 class TransientError(Exception):
     "A failure worth retrying (429, 5xx, timeout, broken body); carries the server's Retry-After if any."
-    def __init__(self, provider:str, reason:str, message:str, retry_after:float|None=None, status:int|None=None):
+
+    def __init__(
+        self, provider: str, reason: str, message: str, retry_after: float | None = None, status: int | None = None
+    ):
         super().__init__(message)
         self.provider, self.reason, self.retry_after, self.status = provider, reason, retry_after, status
 
-def retry_after_s(value:str|None, # a Retry-After header: seconds or an HTTP date
-                  now:float|None=None) -> float|None:
+
+def retry_after_s(
+    value: str | None,  # a Retry-After header: seconds or an HTTP date
+    now: float | None = None,
+) -> float | None:
     "Seconds to wait from a `Retry-After` header, or None when absent or unreadable."
-    if value is None: return None
+    if value is None:
+        return None
     v = value.strip()
-    try: return max(0.0, float(v))
-    except ValueError: pass
-    try: dt = email.utils.parsedate_to_datetime(v)
-    except (TypeError, ValueError): return None
-    if dt is None: return None
-    if dt.tzinfo is None: dt = dt.replace(tzinfo=timezone.utc)
+    try:
+        return max(0.0, float(v))
+    except ValueError:
+        pass
+    try:
+        dt = email.utils.parsedate_to_datetime(v)
+    except (TypeError, ValueError):
+        return None
+    if dt is None:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
     return max(0.0, dt.timestamp() - (time.time() if now is None else now))
 
-def backoff_s(attempt:int, # 1 for the first retry
-              retry_after:float|None, base:float, cap:float, rng=random) -> float:
+
+def backoff_s(
+    attempt: int,  # 1 for the first retry
+    retry_after: float | None,
+    base: float,
+    cap: float,
+    rng=random,
+) -> float:
     "Exponential backoff with jitter (half to full of base*2^(attempt-1)), at least Retry-After, at most `cap`."
     exp = base * 2 ** (attempt - 1)
     return min(cap, max(retry_after or 0.0, rng.uniform(exp / 2, exp)))
 
-def retry_after_of(e:BaseException|None) -> float|None:
-    "The wait an error asks for: its `retry_after`, else the `Retry-After` header of the HTTP response it carries (httpx, websockets)."
+
+def retry_after_of(e: BaseException | None) -> float | None:
+    "The wait an error asks for: its `retry_after`, else the `Retry-After` header of its HTTP response."
     ra = getattr(e, "retry_after", None)
-    if ra is not None: return ra
+    if ra is not None:
+        return ra
     headers = getattr(getattr(e, "response", None), "headers", None)
     return retry_after_s(headers.get("retry-after")) if headers is not None else None
 
-def transient_http(e:BaseException) -> bool:
+
+def transient_http(e: BaseException) -> bool:
     "The HTTP failures worth another try: a `TransientError` (429, 5xx, broken body), a timeout or a connection error."
     return isinstance(e, (TransientError, httpx.TransportError))
 
-def retrying(retry=TransientError, # exception type(s), or a predicate `error -> bool`, for the errors worth another try
-             attempts:int|None=None, # tries in all; None: never give up (feed reconnects)
-             base_s:float=0.5, cap_s:float=30.0, # backoff: the first wait, and the cap on every wait (Retry-After included)
-             on_retry:Callable[[BaseException, int, float], None]|None=None # hook (error, attempt, wait_s) before each wait: metrics, logs
-            ) -> AsyncRetrying:
-    "memebot's one retry policy (tenacity): exponential backoff with jitter, never shorter than the error's Retry-After, capped."
-    def wait(rs): return backoff_s(rs.attempt_number, retry_after_of(rs.outcome.exception()), base_s, cap_s)
-    def before_sleep(rs):
-        if on_retry is not None: on_retry(rs.outcome.exception(), rs.attempt_number, rs.next_action.sleep)
-    pred = retry_if_exception_type(retry) if isinstance(retry, (type, tuple)) else retry_if_exception(retry)
-    return AsyncRetrying(stop=stop_after_attempt(attempts) if attempts else stop_never, wait=wait, retry=pred,
-                         reraise=True, before_sleep=before_sleep)
 
-async def with_retries(provider:str, fn:Callable[[], Awaitable], # the attempt; raises TransientError to be retried
-                       settings=None, what:str="request"):
-    "Run `fn` under `retrying` on `TransientError` with the `[data] http_*` policy; after the last attempt raise `SourceUnavailable`."
+def retrying(
+    retry=TransientError,  # exception type(s), or a predicate `error -> bool`, for the errors worth another try
+    attempts: int | None = None,  # tries in all; None: never give up (feed reconnects)
+    base_s: float = 0.5,
+    cap_s: float = 30.0,  # backoff: the first wait, and the cap on every wait (Retry-After included)
+    on_retry: (
+        Callable[[BaseException, int, float], None] | None
+    ) = None,  # hook (error, attempt, wait_s) before each wait: metrics, logs
+) -> AsyncRetrying:
+    "memebot's one retry policy (tenacity): exponential backoff with jitter, at least the Retry-After, capped."
+
+    def wait(rs):
+        return backoff_s(rs.attempt_number, retry_after_of(rs.outcome.exception()), base_s, cap_s)
+
+    def before_sleep(rs):
+        if on_retry is not None:
+            on_retry(rs.outcome.exception(), rs.attempt_number, rs.next_action.sleep)
+
+    pred = retry_if_exception_type(retry) if isinstance(retry, (type, tuple)) else retry_if_exception(retry)
+    return AsyncRetrying(
+        stop=stop_after_attempt(attempts) if attempts else stop_never,
+        wait=wait,
+        retry=pred,
+        reraise=True,
+        before_sleep=before_sleep,
+    )
+
+
+async def with_retries(
+    provider: str,
+    fn: Callable[[], Awaitable],  # the attempt; raises TransientError to be retried
+    settings=None,
+    what: str = "request",
+):
+    "Run `fn` under `retrying` with the `[data] http_*` policy; after the last attempt raise `SourceUnavailable`."
     d = (settings or get_settings()).data
+
     def on_retry(e, n, wait_s):
         HTTP_RETRIES.labels(provider, e.reason).inc()
-        log.warning("source_retry", provider=provider, what=what, attempt=n, reason=e.reason, error=str(e), wait_s=round(wait_s, 4))
+        log.warning(
+            "source_retry",
+            provider=provider,
+            what=what,
+            attempt=n,
+            reason=e.reason,
+            error=str(e),
+            wait_s=round(wait_s, 4),
+        )
+
     try:
-        async for attempt in retrying(TransientError, d.http_max_retries + 1, d.http_backoff_base_s, d.http_backoff_max_s, on_retry):
-            with attempt: return await fn()
+        async for attempt in retrying(
+            TransientError, d.http_max_retries + 1, d.http_backoff_base_s, d.http_backoff_max_s, on_retry
+        ):
+            with attempt:
+                return await fn()
     except TransientError as e:
-        raise SourceUnavailable(provider, what, f"{e} (gave up after {d.http_max_retries + 1} attempts)", e.status) from None
+        raise SourceUnavailable(
+            provider, what, f"{e} (gave up after {d.http_max_retries + 1} attempts)", e.status
+        ) from None
 
 # %% ../../nbs/11_data.sources.ipynb #9c726496
-async def request_json(provider:str, # a key of PROVIDERS
-                       path:str, # appended to the provider's base URL, e.g. "/networks/solana/pools/X"
-                       params:dict|None=None, headers:dict|None=None, settings=None):
+async def request_json(
+    provider: str,  # a key of PROVIDERS
+    path: str,  # appended to the provider's base URL, e.g. "/networks/solana/pools/X"
+    params: dict | None = None,
+    headers: dict | None = None,
+    settings=None,
+):
     "GET `path` from `provider` under its rate limit, with retries; returns the decoded JSON."
     s = settings or get_settings()
     base = s.endpoint(PROVIDERS[provider][0]) if provider in PROVIDERS else None
-    if base is None: raise ValidationError("sources", "provider", f"unknown provider {provider!r}")
+    if base is None:
+        raise ValidationError("sources", "provider", f"unknown provider {provider!r}")
     url, limiter, client, timeout = base + path, rate_limiter(provider, s), http_client(), s.data.http_timeout_s
     stats = HTTP_STATS.setdefault(provider, {"requests": 0, "wait_s": 0.0})
+
     async def attempt():
         await limiter.acquire()
         t0 = time.perf_counter()
@@ -186,124 +294,194 @@ async def request_json(provider:str, # a key of PROVIDERS
             raise TransientError(provider, "transport", f"{type(e).__name__}: {e}") from None
         finally:
             dt = time.perf_counter() - t0
-            stats["requests"] += 1; stats["wait_s"] += dt
+            stats["requests"] += 1
+            stats["wait_s"] += dt
             HTTP_SECONDS.labels(provider).observe(dt)
         if r.status_code in RETRY_STATUS:
             HTTP_REQUESTS.labels(provider, str(r.status_code)).inc()
-            raise TransientError(provider, str(r.status_code), f"HTTP {r.status_code}: {body[:120].decode('utf-8', 'replace')}",
-                                 retry_after_s(r.headers.get("retry-after")), r.status_code)
+            raise TransientError(
+                provider,
+                str(r.status_code),
+                f"HTTP {r.status_code}: {body[:120].decode('utf-8', 'replace')}",
+                retry_after_s(r.headers.get("retry-after")),
+                r.status_code,
+            )
         if r.status_code >= 400:
             HTTP_REQUESTS.labels(provider, str(r.status_code)).inc()
-            raise SourceUnavailable(provider, path, f"HTTP {r.status_code}: {body[:200].decode('utf-8', 'replace')}", r.status_code)
-        try: data = json.loads(body)
+            raise SourceUnavailable(
+                provider, path, f"HTTP {r.status_code}: {body[:200].decode('utf-8', 'replace')}", r.status_code
+            )
+        try:
+            data = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             HTTP_REQUESTS.labels(provider, "bad_json").inc()
-            raise TransientError(provider, "bad_json", f"body is not valid JSON ({getattr(e, 'msg', e)}; {len(body)} bytes)", status=r.status_code) from None
+            raise TransientError(
+                provider,
+                "bad_json",
+                f"body is not valid JSON ({getattr(e, 'msg', e)}; {len(body)} bytes)",
+                status=r.status_code,
+            ) from None
         HTTP_REQUESTS.labels(provider, "ok").inc()
         return data
+
     return await with_retries(provider, attempt, s, what=path)
 
 # %% ../../nbs/11_data.sources.ipynb #f25b4711
 @dataclass(slots=True)
 class PoolSnapshot:
     "A pool's state as a REST provider reports it at `ts` (UTC ns): identity, USD price, liquidity, volume."
+
     ts: int
     pool: PoolRef
-    price_usd: float                     # USD per base token (NaN when the provider gives none)
-    price_quote: float = float("nan")    # quote tokens per base token
+    price_usd: float  # USD per base token (NaN when the provider gives none)
+    price_quote: float = float("nan")  # quote tokens per base token
     liquidity_usd: float = float("nan")
     volume_24h_usd: float = float("nan")
     fdv_usd: float = float("nan")
-    created_ns: int|None = None          # pool creation time
+    created_ns: int | None = None  # pool creation time
     source: str = ""
-    extra: dict = field(default_factory=dict)   # provider-specific: url, labels, socials, websites, txns
+    extra: dict = field(default_factory=dict)  # provider-specific: url, labels, socials, websites, txns
 
     def tick(self) -> Tick:
         "The snapshot's USD price as a core Tick (symbol = pool address)."
         return Tick(self.ts, self.pool.address, self.price_usd, source=self.source, chain=self.pool.chain)
 
+
 @dataclass(slots=True)
 class TokenProfile:
     "A DexScreener token profile or boost: the token, its links and (boosts) the boost amounts."
-    chain: str; address: str; url: str = ""; icon: str = ""; description: str = ""
+
+    chain: str
+    address: str
+    url: str = ""
+    icon: str = ""
+    description: str = ""
     links: list = field(default_factory=list)  # [{"type", "label", "url"}]
-    amount: float|None = None; total_amount: float|None = None
+    amount: float | None = None
+    total_amount: float | None = None
+
 
 def _num(v, provider, fld, required=False) -> float:
     "A float from a JSON number or numeric string; NaN for null unless required."
     if v is None or v == "":
-        if required: raise SourceError(provider, fld, "missing value")
+        if required:
+            raise SourceError(provider, fld, "missing value")
         return float("nan")
-    if isinstance(v, bool): raise SourceError(provider, fld, f"expected a number, got {v!r}")
-    try: return float(v)
-    except (TypeError, ValueError): raise SourceError(provider, fld, f"expected a number, got {str(v)[:40]!r}") from None
+    if isinstance(v, bool):
+        raise SourceError(provider, fld, f"expected a number, got {v!r}")
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        raise SourceError(provider, fld, f"expected a number, got {str(v)[:40]!r}") from None
 
-def _get(d, provider, path:str, required=True):
+
+def _get(d, provider, path: str, required=True):
     "Walk a dotted path in a JSON object; SourceError naming the path when a required step is missing."
     cur = d
     for part in path.split("."):
-        if isinstance(cur, dict) and part in cur: cur = cur[part]
+        if isinstance(cur, dict) and part in cur:
+            cur = cur[part]
         else:
-            if required: raise SourceError(provider, path, "missing field")
+            if required:
+                raise SourceError(provider, path, "missing field")
             return None
-    if required and cur is None: raise SourceError(provider, path, "missing value (null)")
+    if required and cur is None:
+        raise SourceError(provider, path, "missing value (null)")
     return cur
+
 
 def _empty_candles() -> pd.DataFrame:
     df = pd.DataFrame({c: pd.Series(dtype="float64") for c in CANDLE_COLUMNS})
-    for c in ("source", "chain", "symbol", "tf"): df[c] = df[c].astype(object)
+    for c in ("source", "chain", "symbol", "tf"):
+        df[c] = df[c].astype(object)
     df["ts"] = pd.Series(dtype="datetime64[ns, UTC]")
     return df
 
-def candle_frame(ts_s:np.ndarray, ohlcv:np.ndarray, source:str, chain:str, symbol:str, tf:str) -> pd.DataFrame:
-    "Candles in the store's columns from epoch seconds and an (n, 5) OHLCV array, sorted by time (stable: repeats kept in wire order)."
+
+def candle_frame(ts_s: np.ndarray, ohlcv: np.ndarray, source: str, chain: str, symbol: str, tf: str) -> pd.DataFrame:
+    "Candles in the store's columns from epoch seconds and an (n, 5) OHLCV array, stably sorted by time."
     order = np.argsort(ts_s, kind="stable")
     ts_s, ohlcv = ts_s[order], ohlcv[order]
     n = len(ts_s)
-    return pd.DataFrame({"source": [source] * n, "chain": [chain] * n, "symbol": [symbol] * n, "tf": [tf] * n,
-                         "ts": pd.to_datetime(ts_s.astype("int64"), unit="s", utc=True),
-                         "open": ohlcv[:, 0], "high": ohlcv[:, 1], "low": ohlcv[:, 2], "close": ohlcv[:, 3], "volume": ohlcv[:, 4]})
+    return pd.DataFrame(
+        {
+            "source": [source] * n,
+            "chain": [chain] * n,
+            "symbol": [symbol] * n,
+            "tf": [tf] * n,
+            "ts": pd.to_datetime(ts_s.astype("int64"), unit="s", utc=True),
+            "open": ohlcv[:, 0],
+            "high": ohlcv[:, 1],
+            "low": ohlcv[:, 2],
+            "close": ohlcv[:, 3],
+            "volume": ohlcv[:, 4],
+        }
+    )
 
 # %% ../../nbs/11_data.sources.ipynb #33cfac9f
-GT_TIMEFRAMES = {"1m": ("minute", 1), "5m": ("minute", 5), "15m": ("minute", 15), "1h": ("hour", 1), "4h": ("hour", 4),
-                 "12h": ("hour", 12), "1d": ("day", 1)}
+GT_TIMEFRAMES = {
+    "1m": ("minute", 1),
+    "5m": ("minute", 5),
+    "15m": ("minute", 15),
+    "1h": ("hour", 1),
+    "4h": ("hour", 4),
+    "12h": ("hour", 12),
+    "1d": ("day", 1),
+}
 GT_MAX_LIMIT = 1000
 
-def gt_timeframe(tf:str) -> tuple[str, int]:
+
+def gt_timeframe(tf: str) -> tuple[str, int]:
     "GeckoTerminal's (timeframe, aggregate) for a memebot timeframe."
     if tf not in GT_TIMEFRAMES:
         raise ValidationError("geckoterminal", "tf", f"{tf!r} is not served (one of {', '.join(GT_TIMEFRAMES)})")
     return GT_TIMEFRAMES[tf]
 
-def parse_gt_ohlcv(payload, chain:Chain|str, pool:str, tf:str, source:str="geckoterminal") -> pd.DataFrame:
+
+def parse_gt_ohlcv(payload, chain: Chain | str, pool: str, tf: str, source: str = "geckoterminal") -> pd.DataFrame:
     "Candles from an OHLCV response (any order on the wire; returned ascending)."
     P = "geckoterminal"
     lst = _get(payload, P, "data.attributes.ohlcv_list")
-    if not isinstance(lst, list): raise SourceError(P, "data.attributes.ohlcv_list", f"expected a list, got {type(lst).__name__}")
+    if not isinstance(lst, list):
+        raise SourceError(P, "data.attributes.ohlcv_list", f"expected a list, got {type(lst).__name__}")
     chain = Chain.parse(chain).value
-    if not lst: return _empty_candles()
+    if not lst:
+        return _empty_candles()
     try:
         a = np.array(lst, dtype=float)
         ok = a.ndim == 2 and a.shape[1] == 6 and np.isfinite(a).all()
-    except (ValueError, TypeError): ok = False
+    except (ValueError, TypeError):
+        ok = False
     if not ok:
         for i, row in enumerate(lst):
-            if not (isinstance(row, list) and len(row) == 6 and all(isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x) for x in row)):
-                raise SourceError(P, f"data.attributes.ohlcv_list[{i}]", f"expected [unix_s, open, high, low, close, volume], got {str(row)[:80]}")
+            if not (
+                isinstance(row, list)
+                and len(row) == 6
+                and all(isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x) for x in row)
+            ):
+                raise SourceError(
+                    P,
+                    f"data.attributes.ohlcv_list[{i}]",
+                    f"expected [unix_s, open, high, low, close, volume], got {str(row)[:80]}",
+                )
     return candle_frame(a[:, 0], a[:, 1:], source, chain, pool, tf)
 
+
 def _gt_tokens(payload) -> dict:
-    return {t.get("id"): t.get("attributes", {}) for t in (payload.get("included") or []) if isinstance(t, dict)}
+    return {t.get("id"): t.get("attributes", {}) for t in payload.get("included") or [] if isinstance(t, dict)}
+
 
 def _gt_token(rel, key, tokens, chain, P, f) -> TokenRef:
     tid = _get(rel, P, f"{key}.data.id", required=False)
-    if not tid: raise SourceError(P, f"{f}.relationships.{key}.data.id", "missing field")
+    if not tid:
+        raise SourceError(P, f"{f}.relationships.{key}.data.id", "missing field")
     a = tokens.get(tid, {})
     addr = a.get("address") or tid.split("_", 1)[-1]
     dec = a.get("decimals")
     return TokenRef(chain, addr, a.get("symbol"), int(dec) if isinstance(dec, int) and 0 <= dec <= 36 else None)
 
-def parse_gt_pools(payload, now_ns:int|None=None) -> list[PoolSnapshot]:
+
+def parse_gt_pools(payload, now_ns: int | None = None) -> list[PoolSnapshot]:
     "Pool snapshots from a pool list, trending/new pools or pool info response (`data` a list or one object)."
     P = "geckoterminal"
     data = _get(payload, P, "data")
@@ -312,195 +490,310 @@ def parse_gt_pools(payload, now_ns:int|None=None) -> list[PoolSnapshot]:
     out = []
     for i, it in enumerate(items):
         f = f"data[{i}]"
-        if not isinstance(it, dict): raise SourceError(P, f, "expected an object")
+        if not isinstance(it, dict):
+            raise SourceError(P, f, "expected an object")
         a, rel = it.get("attributes") or {}, it.get("relationships") or {}
         addr = a.get("address")
-        if not addr: raise SourceError(P, f"{f}.attributes.address", "missing field")
-        net = (_get(rel, P, "network.data.id", required=False) or str(it.get("id", "")).split("_", 1)[0])
-        try: chain = Chain.parse(net)
-        except ValidationError: raise SourceError(P, f"{f}.relationships.network", f"unknown network {net!r}") from None
+        if not addr:
+            raise SourceError(P, f"{f}.attributes.address", "missing field")
+        net = _get(rel, P, "network.data.id", required=False) or str(it.get("id", "")).split("_", 1)[0]
+        try:
+            chain = Chain.parse(net)
+        except ValidationError:
+            raise SourceError(P, f"{f}.relationships.network", f"unknown network {net!r}") from None
         base = _gt_token(rel, "base_token", tokens, chain, P, f)
         quote = _gt_token(rel, "quote_token", tokens, chain, P, f)
         dex = _get(rel, P, "dex.data.id", required=False) or ""
         vol = a.get("volume_usd") or {}
         created = a.get("pool_created_at")
-        out.append(PoolSnapshot(
-            ts=now_ns, pool=PoolRef(chain, addr, dex, base, quote), source=P,
-            price_usd=_num(a.get("base_token_price_usd"), P, f"{f}.attributes.base_token_price_usd"),
-            price_quote=_num(a.get("base_token_price_quote_token"), P, f"{f}.attributes.base_token_price_quote_token"),
-            liquidity_usd=_num(a.get("reserve_in_usd"), P, f"{f}.attributes.reserve_in_usd"),
-            volume_24h_usd=_num(vol.get("h24", a.get("h24_volume_usd")), P, f"{f}.attributes.volume_usd.h24"),
-            fdv_usd=_num(a.get("fdv_usd"), P, f"{f}.attributes.fdv_usd"),
-            created_ns=ts_from(created) if created else None,
-            extra={"name": a.get("name", ""), "trending_rank": a.get("trending_rank")}))
+        out.append(
+            PoolSnapshot(
+                ts=now_ns,
+                pool=PoolRef(chain, addr, dex, base, quote),
+                source=P,
+                price_usd=_num(a.get("base_token_price_usd"), P, f"{f}.attributes.base_token_price_usd"),
+                price_quote=_num(
+                    a.get("base_token_price_quote_token"), P, f"{f}.attributes.base_token_price_quote_token"
+                ),
+                liquidity_usd=_num(a.get("reserve_in_usd"), P, f"{f}.attributes.reserve_in_usd"),
+                volume_24h_usd=_num(vol.get("h24", a.get("h24_volume_usd")), P, f"{f}.attributes.volume_usd.h24"),
+                fdv_usd=_num(a.get("fdv_usd"), P, f"{f}.attributes.fdv_usd"),
+                created_ns=ts_from(created) if created else None,
+                extra={"name": a.get("name", ""), "trending_rank": a.get("trending_rank")},
+            )
+        )
     return out
 
-def parse_gt_trades(payload, chain:Chain|str, pool:str, base_address:str|None=None) -> list[Swap]:
+
+def parse_gt_trades(payload, chain: Chain | str, pool: str, base_address: str | None = None) -> list[Swap]:
     "Swaps from a trades response; base/quote by `base_address` when given, else by the trade's `kind`."
     P, chain = "geckoterminal", Chain.parse(chain)
     data = _get(payload, P, "data")
-    if not isinstance(data, list): raise SourceError(P, "data", "expected a list of trades")
+    if not isinstance(data, list):
+        raise SourceError(P, "data", "expected a list of trades")
     out = []
     for i, it in enumerate(data):
         f = f"data[{i}].attributes"
         a = it.get("attributes") if isinstance(it, dict) else None
-        if not isinstance(a, dict): raise SourceError(P, f, "missing field")
+        if not isinstance(a, dict):
+            raise SourceError(P, f, "missing field")
         kind = a.get("kind")
-        if kind not in ("buy", "sell"): raise SourceError(P, f"{f}.kind", f"expected buy or sell, got {kind!r}")
-        fa, ta = _num(a.get("from_token_amount"), P, f"{f}.from_token_amount", True), _num(a.get("to_token_amount"), P, f"{f}.to_token_amount", True)
+        if kind not in ("buy", "sell"):
+            raise SourceError(P, f"{f}.kind", f"expected buy or sell, got {kind!r}")
+        fa, ta = (
+            _num(a.get("from_token_amount"), P, f"{f}.from_token_amount", True),
+            _num(a.get("to_token_amount"), P, f"{f}.to_token_amount", True),
+        )
         ts = a.get("block_timestamp")
-        if not ts: raise SourceError(P, f"{f}.block_timestamp", "missing field")
+        if not ts:
+            raise SourceError(P, f"{f}.block_timestamp", "missing field")
         base_is_from = (a.get("from_token_address") == base_address) if base_address else kind == "sell"
         parts = str(it.get("id", "")).split("_")
         ix = int(parts[-2]) if len(parts) >= 3 and parts[-2].isdigit() else 0
-        out.append(Swap(ts=ts_from(ts), chain=chain, pool=pool, side=Side.BUY if kind == "buy" else Side.SELL,
-                        base_amount=fa if base_is_from else ta, quote_amount=ta if base_is_from else fa,
-                        trader=a.get("tx_from_address") or "", sig=a.get("tx_hash") or "", ix=ix, source=P))
+        out.append(
+            Swap(
+                ts=ts_from(ts),
+                chain=chain,
+                pool=pool,
+                side=Side.BUY if kind == "buy" else Side.SELL,
+                base_amount=fa if base_is_from else ta,
+                quote_amount=ta if base_is_from else fa,
+                trader=a.get("tx_from_address") or "",
+                sig=a.get("tx_hash") or "",
+                ix=ix,
+                source=P,
+            )
+        )
     return out
 
 # %% ../../nbs/11_data.sources.ipynb #a2ee1924
-def render_gt_ohlcv(df:pd.DataFrame, # candles with ts and open..volume
-                    meta:dict|None=None) -> dict:
+def render_gt_ohlcv(
+    df: pd.DataFrame,  # candles with ts and open..volume
+    meta: dict | None = None,
+) -> dict:
     "A GeckoTerminal OHLCV response (newest first) for candles."
     ts = df["ts"].to_numpy("datetime64[ns]").astype("int64") // NS if len(df) else np.array([], "int64")
     a = df[["open", "high", "low", "close", "volume"]].to_numpy(float) if len(df) else np.zeros((0, 5))
     order = np.argsort(-ts, kind="stable")
     rows = [[int(t), *map(float, r)] for t, r in zip(ts[order], a[order])]
-    return {"data": {"id": "ohlcv", "type": "ohlcv_request_response", "attributes": {"ohlcv_list": rows}},
-            "meta": meta or {"base": {"address": "", "name": "", "symbol": ""}, "quote": {"address": "", "name": "", "symbol": ""}}}
+    return {
+        "data": {"id": "ohlcv", "type": "ohlcv_request_response", "attributes": {"ohlcv_list": rows}},
+        "meta": (
+            meta
+            or {"base": {"address": "", "name": "", "symbol": ""}, "quote": {"address": "", "name": "", "symbol": ""}}
+        ),
+    }
 
 # %% ../../nbs/11_data.sources.ipynb #2dde1525
 DS_MAX_TOKENS = 30
 
+
 def _links(items) -> list[dict]:
     out = []
     for x in items or []:
-        if not isinstance(x, dict): continue
-        out.append({"type": x.get("type") or x.get("platform") or "", "label": x.get("label") or "",
-                    "url": x.get("url") or x.get("handle") or ""})
+        if not isinstance(x, dict):
+            continue
+        out.append(
+            {
+                "type": x.get("type") or x.get("platform") or "",
+                "label": x.get("label") or "",
+                "url": x.get("url") or x.get("handle") or "",
+            }
+        )
     return out
 
-def parse_ds_pairs(payload, now_ns:int|None=None) -> list[PoolSnapshot]:
+
+def parse_ds_pairs(payload, now_ns: int | None = None) -> list[PoolSnapshot]:
     "Pool snapshots from a DexScreener pairs/tokens/search response (`{pairs: [...]}`, `{pair: {...}}` or a list)."
     P = "dexscreener"
-    if isinstance(payload, list): items, base = payload, ""
+    if isinstance(payload, list):
+        items, base = payload, ""
     elif isinstance(payload, dict):
-        if "pairs" in payload: items, base = payload["pairs"] or [], "pairs"
-        elif "pair" in payload: items, base = [payload["pair"]] if payload["pair"] else [], "pair"
-        else: raise SourceError(P, "pairs", "missing field")
-    else: raise SourceError(P, "pairs", f"expected an object or a list, got {type(payload).__name__}")
-    if not isinstance(items, list): raise SourceError(P, base or "pairs", "expected a list")
+        if "pairs" in payload:
+            items, base = payload["pairs"] or [], "pairs"
+        elif "pair" in payload:
+            items, base = [payload["pair"]] if payload["pair"] else [], "pair"
+        else:
+            raise SourceError(P, "pairs", "missing field")
+    else:
+        raise SourceError(P, "pairs", f"expected an object or a list, got {type(payload).__name__}")
+    if not isinstance(items, list):
+        raise SourceError(P, base or "pairs", "expected a list")
     now_ns, out = now_ns or time.time_ns(), []
     for i, p in enumerate(items):
         f = f"{base}[{i}]" if base else f"[{i}]"
-        if not isinstance(p, dict): raise SourceError(P, f, "expected an object")
+        if not isinstance(p, dict):
+            raise SourceError(P, f, "expected an object")
         cid = _get(p, P, "chainId") if "chainId" in p else None
-        if cid is None: raise SourceError(P, f"{f}.chainId", "missing field")
-        try: chain = Chain.parse(cid)
-        except ValidationError: continue   # a chain memebot does not trade
+        if cid is None:
+            raise SourceError(P, f"{f}.chainId", "missing field")
+        try:
+            chain = Chain.parse(cid)
+        except ValidationError:
+            continue  # a chain memebot does not trade
         for k in ("pairAddress", "baseToken", "quoteToken"):
-            if not p.get(k): raise SourceError(P, f"{f}.{k}", "missing field")
+            if not p.get(k):
+                raise SourceError(P, f"{f}.{k}", "missing field")
+
         def tok(k):
             t = p[k]
-            if not isinstance(t, dict) or not t.get("address"): raise SourceError(P, f"{f}.{k}.address", "missing field")
+            if not isinstance(t, dict) or not t.get("address"):
+                raise SourceError(P, f"{f}.{k}.address", "missing field")
             return TokenRef(chain, t["address"], t.get("symbol"))
+
         info, liq = p.get("info") or {}, p.get("liquidity") or {}
         created = p.get("pairCreatedAt")
-        out.append(PoolSnapshot(
-            ts=now_ns, pool=PoolRef(chain, p["pairAddress"], p.get("dexId") or "", tok("baseToken"), tok("quoteToken")), source=P,
-            price_usd=_num(p.get("priceUsd"), P, f"{f}.priceUsd"),
-            price_quote=_num(p.get("priceNative"), P, f"{f}.priceNative", required=True),
-            liquidity_usd=_num(liq.get("usd"), P, f"{f}.liquidity.usd"),
-            volume_24h_usd=_num((p.get("volume") or {}).get("h24"), P, f"{f}.volume.h24"),
-            fdv_usd=_num(p.get("fdv"), P, f"{f}.fdv"),
-            created_ns=ts_from(int(created)) if isinstance(created, (int, float)) and created > 0 else None,
-            extra={"url": p.get("url", ""), "labels": p.get("labels") or [], "txns": p.get("txns") or {},
-                   "socials": _links(info.get("socials")), "websites": _links(info.get("websites")),
-                   "market_cap_usd": p.get("marketCap"), "boosts": (p.get("boosts") or {}).get("active")}))
+        out.append(
+            PoolSnapshot(
+                ts=now_ns,
+                pool=PoolRef(chain, p["pairAddress"], p.get("dexId") or "", tok("baseToken"), tok("quoteToken")),
+                source=P,
+                price_usd=_num(p.get("priceUsd"), P, f"{f}.priceUsd"),
+                price_quote=_num(p.get("priceNative"), P, f"{f}.priceNative", required=True),
+                liquidity_usd=_num(liq.get("usd"), P, f"{f}.liquidity.usd"),
+                volume_24h_usd=_num((p.get("volume") or {}).get("h24"), P, f"{f}.volume.h24"),
+                fdv_usd=_num(p.get("fdv"), P, f"{f}.fdv"),
+                created_ns=ts_from(int(created)) if isinstance(created, (int, float)) and created > 0 else None,
+                extra={
+                    "url": p.get("url", ""),
+                    "labels": p.get("labels") or [],
+                    "txns": p.get("txns") or {},
+                    "socials": _links(info.get("socials")),
+                    "websites": _links(info.get("websites")),
+                    "market_cap_usd": p.get("marketCap"),
+                    "boosts": (p.get("boosts") or {}).get("active"),
+                },
+            )
+        )
     return out
+
 
 def parse_ds_profiles(payload) -> list[TokenProfile]:
     "Token profiles or boosts (the docs show one object, live responses an array: both accepted)."
     P = "dexscreener"
     items = payload if isinstance(payload, list) else [payload] if isinstance(payload, dict) else None
-    if items is None: raise SourceError(P, "profiles", f"expected an object or a list, got {type(payload).__name__}")
+    if items is None:
+        raise SourceError(P, "profiles", f"expected an object or a list, got {type(payload).__name__}")
     out = []
     for i, x in enumerate(items):
-        if not isinstance(x, dict): raise SourceError(P, f"[{i}]", "expected an object")
+        if not isinstance(x, dict):
+            raise SourceError(P, f"[{i}]", "expected an object")
         for k in ("chainId", "tokenAddress"):
-            if not x.get(k): raise SourceError(P, f"[{i}].{k}", "missing field")
+            if not x.get(k):
+                raise SourceError(P, f"[{i}].{k}", "missing field")
         amt, tot = x.get("amount"), x.get("totalAmount")
-        out.append(TokenProfile(x["chainId"], x["tokenAddress"], x.get("url") or "", x.get("icon") or "",
-                                x.get("description") or "", _links(x.get("links")),
-                                None if amt is None else _num(amt, P, f"[{i}].amount"),
-                                None if tot is None else _num(tot, P, f"[{i}].totalAmount")))
+        out.append(
+            TokenProfile(
+                x["chainId"],
+                x["tokenAddress"],
+                x.get("url") or "",
+                x.get("icon") or "",
+                x.get("description") or "",
+                _links(x.get("links")),
+                None if amt is None else _num(amt, P, f"[{i}].amount"),
+                None if tot is None else _num(tot, P, f"[{i}].totalAmount"),
+            )
+        )
     return out
 
 # %% ../../nbs/11_data.sources.ipynb #33312167
-def _tf_from_seconds(sec:int) -> str:
+def _tf_from_seconds(sec: int) -> str:
     for u, n in (("d", 86400), ("h", 3600), ("m", 60)):
-        if sec % n == 0: return f"{sec // n}{u}"
+        if sec % n == 0:
+            return f"{sec // n}{u}"
     return f"{sec}s"
 
-def parse_cg_ohlc(payload, coin_id:str, tf:str|None=None, source:str="coingecko") -> pd.DataFrame:
+
+def parse_cg_ohlc(payload, coin_id: str, tf: str | None = None, source: str = "coingecko") -> pd.DataFrame:
     "Candles from `/coins/{id}/ohlc` (open time = close time - bar length; bar length inferred when `tf` is None)."
     P = "coingecko"
-    if not isinstance(payload, list): raise SourceError(P, "ohlc", f"expected a list, got {type(payload).__name__}")
-    if not payload: return _empty_candles()
+    if not isinstance(payload, list):
+        raise SourceError(P, "ohlc", f"expected a list, got {type(payload).__name__}")
+    if not payload:
+        return _empty_candles()
     try:
-        a = np.array(payload, dtype=float); ok = a.ndim == 2 and a.shape[1] == 5 and np.isfinite(a).all()
-    except (ValueError, TypeError): ok = False
+        a = np.array(payload, dtype=float)
+        ok = a.ndim == 2 and a.shape[1] == 5 and np.isfinite(a).all()
+    except (ValueError, TypeError):
+        ok = False
     if not ok:
-        i = next(i for i, r in enumerate(payload) if not (isinstance(r, list) and len(r) == 5 and all(isinstance(x, (int, float)) and x is not None for x in r)))
+        i = next(
+            i
+            for i, r in enumerate(payload)
+            if not (
+                isinstance(r, list) and len(r) == 5 and all(isinstance(x, (int, float)) and x is not None for x in r)
+            )
+        )
         raise SourceError(P, f"ohlc[{i}]", f"expected [ts_ms, open, high, low, close], got {str(payload[i])[:80]}")
     if tf is None:
-        if len(a) < 2: raise SourceError(P, "ohlc", "one row: pass tf to know the bar length")
+        if len(a) < 2:
+            raise SourceError(P, "ohlc", "one row: pass tf to know the bar length")
         tf = _tf_from_seconds(int(np.median(np.diff(a[:, 0])) // 1000))
     ts_s = a[:, 0] / 1000 - tf_seconds(tf)
     return candle_frame(ts_s, np.c_[a[:, 1:5], np.zeros(len(a))], source, Chain.CEX.value, coin_id, tf)
+
 
 def parse_cg_market_chart(payload) -> pd.DataFrame:
     "`ts` (UTC), `price`, `market_cap`, `volume` from `/coins/{id}/market_chart` (outer join on ts)."
     P, frames = "coingecko", []
     for key, col in (("prices", "price"), ("market_caps", "market_cap"), ("total_volumes", "volume")):
         v = _get(payload, P, key)
-        try: a = np.array(v, dtype=float).reshape(-1, 2)
-        except (ValueError, TypeError): raise SourceError(P, key, "expected [[ts_ms, value], ...]") from None
-        frames.append(pd.DataFrame({"ts": pd.to_datetime(a[:, 0].astype("int64"), unit="ms", utc=True), col: a[:, 1]}).set_index("ts"))
+        try:
+            a = np.array(v, dtype=float).reshape(-1, 2)
+        except (ValueError, TypeError):
+            raise SourceError(P, key, "expected [[ts_ms, value], ...]") from None
+        frames.append(
+            pd.DataFrame({"ts": pd.to_datetime(a[:, 0].astype("int64"), unit="ms", utc=True), col: a[:, 1]}).set_index(
+                "ts"
+            )
+        )
     return pd.concat(frames, axis=1).sort_index().reset_index()
 
-def parse_cg_simple(payload, what:str="simple/price") -> dict[str, dict[str, float]]:
+
+def parse_cg_simple(payload, what: str = "simple/price") -> dict[str, dict[str, float]]:
     "`{id_or_address: {field: number}}` from `/simple/price` or `/simple/token_price`."
-    if not isinstance(payload, dict): raise SourceError("coingecko", what, f"expected an object, got {type(payload).__name__}")
+    if not isinstance(payload, dict):
+        raise SourceError("coingecko", what, f"expected an object, got {type(payload).__name__}")
     out = {}
     for k, v in payload.items():
-        if not isinstance(v, dict): raise SourceError("coingecko", f"{what}.{k}", "expected an object")
+        if not isinstance(v, dict):
+            raise SourceError("coingecko", f"{what}.{k}", "expected an object")
         out[k] = {f: _num(x, "coingecko", f"{what}.{k}.{f}") for f, x in v.items()}
     return out
 
 # %% ../../nbs/11_data.sources.ipynb #140863e8
 JUP_MAX_IDS = 50
 
-def parse_jup_prices(payload, now_ns:int|None=None) -> dict[str, Tick]:
+
+def parse_jup_prices(payload, now_ns: int | None = None) -> dict[str, Tick]:
     "Ticks keyed by mint from a Price v3 response (absent mints are unpriced)."
     P = "jupiter"
-    if not isinstance(payload, dict): raise SourceError(P, "price", f"expected an object, got {type(payload).__name__}")
+    if not isinstance(payload, dict):
+        raise SourceError(P, "price", f"expected an object, got {type(payload).__name__}")
     now_ns, out = now_ns or time.time_ns(), {}
     for mint, v in payload.items():
-        if v is None: continue
-        if not isinstance(v, dict): raise SourceError(P, mint, "expected an object")
-        out[mint] = Tick(now_ns, mint, _num(v.get("usdPrice"), P, f"{mint}.usdPrice", required=True), source=P, chain=Chain.SOLANA)
+        if v is None:
+            continue
+        if not isinstance(v, dict):
+            raise SourceError(P, mint, "expected an object")
+        out[mint] = Tick(
+            now_ns, mint, _num(v.get("usdPrice"), P, f"{mint}.usdPrice", required=True), source=P, chain=Chain.SOLANA
+        )
     return out
+
 
 def parse_jup_tokens(payload) -> list[TokenRef]:
     "TokenRefs from a Tokens v2 response (a list of `{id, symbol, decimals, ...}`)."
     P = "jupiter"
-    if not isinstance(payload, list): raise SourceError(P, "tokens", f"expected a list, got {type(payload).__name__}")
+    if not isinstance(payload, list):
+        raise SourceError(P, "tokens", f"expected a list, got {type(payload).__name__}")
     out = []
     for i, t in enumerate(payload):
-        if not isinstance(t, dict) or not t.get("id"): raise SourceError(P, f"tokens[{i}].id", "missing field")
+        if not isinstance(t, dict) or not t.get("id"):
+            raise SourceError(P, f"tokens[{i}].id", "missing field")
         dec = t.get("decimals")
-        if not isinstance(dec, int): raise SourceError(P, f"tokens[{i}].decimals", f"expected an integer, got {dec!r}")
+        if not isinstance(dec, int):
+            raise SourceError(P, f"tokens[{i}].decimals", f"expected an integer, got {dec!r}")
         out.append(TokenRef(Chain.SOLANA, t["id"], t.get("symbol"), dec))
     return out
 
@@ -508,323 +801,517 @@ def parse_jup_tokens(payload) -> list[TokenRef]:
 def raydium_data(payload):
     "The `data` of a Raydium api-v3 envelope, or SourceError when `success` is false or the envelope is broken."
     P = "raydium"
-    if not isinstance(payload, dict) or "success" not in payload: raise SourceError(P, "success", "missing field (not an api-v3 envelope)")
-    if payload["success"] is not True: raise SourceError(P, "success", f"request failed: {str(payload.get('msg') or payload.get('data'))[:120]}")
-    if "data" not in payload: raise SourceError(P, "data", "missing field")
+    if not isinstance(payload, dict) or "success" not in payload:
+        raise SourceError(P, "success", "missing field (not an api-v3 envelope)")
+    if payload["success"] is not True:
+        raise SourceError(P, "success", f"request failed: {str(payload.get('msg') or payload.get('data'))[:120]}")
+    if "data" not in payload:
+        raise SourceError(P, "data", "missing field")
     return payload["data"]
 
-def parse_raydium_pools(payload, now_ns:int|None=None) -> list[PoolSnapshot]:
+
+def parse_raydium_pools(payload, now_ns: int | None = None) -> list[PoolSnapshot]:
     "Pool snapshots from `/pools/info/ids` (a list) or `/pools/info/list-v2` (`{data: [...]}`)."
     P, data = "raydium", raydium_data(payload)
     items = data.get("data") if isinstance(data, dict) else data
-    if not isinstance(items, list): raise SourceError(P, "data", "expected a list of pools")
+    if not isinstance(items, list):
+        raise SourceError(P, "data", "expected a list of pools")
     now_ns, out = now_ns or time.time_ns(), []
     for i, p in enumerate(items):
-        if p is None: continue   # unknown ids come back as null
+        if p is None:
+            continue  # unknown ids come back as null
         f = f"data[{i}]"
-        if not p.get("id"): raise SourceError(P, f"{f}.id", "missing field")
+        if not p.get("id"):
+            raise SourceError(P, f"{f}.id", "missing field")
+
         def tok(k):
             t = p.get(k)
-            if not isinstance(t, dict) or not t.get("address"): raise SourceError(P, f"{f}.{k}.address", "missing field")
+            if not isinstance(t, dict) or not t.get("address"):
+                raise SourceError(P, f"{f}.{k}.address", "missing field")
             return TokenRef(Chain.SOLANA, t["address"], t.get("symbol"), t.get("decimals"))
+
         ot = p.get("openTime")
-        out.append(PoolSnapshot(ts=now_ns, pool=PoolRef(Chain.SOLANA, p["id"], f"raydium-{str(p.get('type', '')).lower()}".rstrip("-"), tok("mintA"), tok("mintB")),
-                                price_usd=float("nan"), price_quote=_num(p.get("price"), P, f"{f}.price", required=True),
-                                liquidity_usd=_num(p.get("tvl"), P, f"{f}.tvl"), volume_24h_usd=_num((p.get("day") or {}).get("volume"), P, f"{f}.day.volume"),
-                                created_ns=ts_from(int(ot)) if ot not in (None, "", "0", 0) else None, source=P, extra={"programId": p.get("programId")}))
+        out.append(
+            PoolSnapshot(
+                ts=now_ns,
+                pool=PoolRef(
+                    Chain.SOLANA,
+                    p["id"],
+                    f"raydium-{str(p.get('type', '')).lower()}".rstrip("-"),
+                    tok("mintA"),
+                    tok("mintB"),
+                ),
+                price_usd=float("nan"),
+                price_quote=_num(p.get("price"), P, f"{f}.price", required=True),
+                liquidity_usd=_num(p.get("tvl"), P, f"{f}.tvl"),
+                volume_24h_usd=_num((p.get("day") or {}).get("volume"), P, f"{f}.day.volume"),
+                created_ns=ts_from(int(ot)) if ot not in (None, "", "0", 0) else None,
+                source=P,
+                extra={"programId": p.get("programId")},
+            )
+        )
     return out
 
-def parse_meteora_pair(payload, now_ns:int|None=None) -> PoolSnapshot:
+
+def parse_meteora_pair(payload, now_ns: int | None = None) -> PoolSnapshot:
     "A pool snapshot from Meteora DLMM `/pair/{address}`."
     P = "meteora"
-    if not isinstance(payload, dict): raise SourceError(P, "pair", f"expected an object, got {type(payload).__name__}")
+    if not isinstance(payload, dict):
+        raise SourceError(P, "pair", f"expected an object, got {type(payload).__name__}")
     for k in ("address", "mint_x", "mint_y"):
-        if not payload.get(k): raise SourceError(P, k, "missing field")
+        if not payload.get(k):
+            raise SourceError(P, k, "missing field")
     sx, _, sy = str(payload.get("name") or "").partition("-")
-    pool = PoolRef(Chain.SOLANA, payload["address"], "meteora-dlmm", TokenRef(Chain.SOLANA, payload["mint_x"], sx or None),
-                   TokenRef(Chain.SOLANA, payload["mint_y"], sy or None))
-    return PoolSnapshot(ts=now_ns or time.time_ns(), pool=pool, price_usd=float("nan"), source=P,
-                        price_quote=_num(payload.get("current_price"), P, "current_price", required=True),
-                        liquidity_usd=_num(payload.get("liquidity"), P, "liquidity"),
-                        volume_24h_usd=_num(payload.get("trade_volume_24h"), P, "trade_volume_24h"),
-                        extra={"bin_step": payload.get("bin_step"), "base_fee_percentage": payload.get("base_fee_percentage")})
+    pool = PoolRef(
+        Chain.SOLANA,
+        payload["address"],
+        "meteora-dlmm",
+        TokenRef(Chain.SOLANA, payload["mint_x"], sx or None),
+        TokenRef(Chain.SOLANA, payload["mint_y"], sy or None),
+    )
+    return PoolSnapshot(
+        ts=now_ns or time.time_ns(),
+        pool=pool,
+        price_usd=float("nan"),
+        source=P,
+        price_quote=_num(payload.get("current_price"), P, "current_price", required=True),
+        liquidity_usd=_num(payload.get("liquidity"), P, "liquidity"),
+        volume_24h_usd=_num(payload.get("trade_volume_24h"), P, "trade_volume_24h"),
+        extra={"bin_step": payload.get("bin_step"), "base_fee_percentage": payload.get("base_fee_percentage")},
+    )
 
 # %% ../../nbs/11_data.sources.ipynb #8c8a9064
 def _chunks(xs, n):
     xs = list(xs)
-    for i in range(0, len(xs), n): yield xs[i:i + n]
+    for i in range(0, len(xs), n):
+        yield xs[i : i + n]
+
 
 class Source:
     "Base of the REST providers: settings, the provider's name, and `get` through the shared HTTP machinery."
+
     name = ""
-    def __init__(self, settings=None): self.settings = settings or get_settings()
-    def headers(self) -> dict: return {}
-    async def get(self, path:str, params:dict|None=None, provider:str|None=None):
+
+    def __init__(self, settings=None):
+        self.settings = settings or get_settings()
+
+    def headers(self) -> dict:
+        return {}
+
+    async def get(self, path: str, params: dict | None = None, provider: str | None = None):
         "GET JSON from this provider (rate-limited, retried)."
         return await request_json(provider or self.name, path, params, self.headers() or None, self.settings)
 
+
 class GeckoTerminal(Source):
     "GeckoTerminal's public on-chain DEX API (30 calls/min, no key)."
+
     name = "geckoterminal"
-    async def ohlcv_page(self, chain:Chain|str, pool:str, tf:str, # pool address and timeframe (1m 5m 15m 1h 4h 12h 1d)
-                         before_s:int|None=None, # newest bar must open strictly before this unix time (None: now)
-                         limit:int=GT_MAX_LIMIT, currency:str="usd", token:str="base") -> pd.DataFrame:
+
+    async def ohlcv_page(
+        self,
+        chain: Chain | str,
+        pool: str,
+        tf: str,  # pool address and timeframe (1m 5m 15m 1h 4h 12h 1d)
+        before_s: int | None = None,  # newest bar must open strictly before this unix time (None: now)
+        limit: int = GT_MAX_LIMIT,
+        currency: str = "usd",
+        token: str = "base",
+    ) -> pd.DataFrame:
         "One page of candles (ascending), at most `limit` bars ending before `before_s`."
-        chain = Chain.parse(chain); unit, agg = gt_timeframe(tf)
+        chain = Chain.parse(chain)
+        unit, agg = gt_timeframe(tf)
         params = {"aggregate": agg, "limit": min(int(limit), GT_MAX_LIMIT), "currency": currency, "token": token}
-        if before_s is not None: params["before_timestamp"] = int(before_s)
+        if before_s is not None:
+            params["before_timestamp"] = int(before_s)
         payload = await self.get(f"/networks/{chain.geckoterminal_network}/pools/{pool}/ohlcv/{unit}", params)
         return parse_gt_ohlcv(payload, chain, pool, tf, self.name)
 
-    async def ohlcv_pages(self, chain, pool:str, tf:str, start_ns:int, end_ns:int, limit:int=GT_MAX_LIMIT):
-        "Pages of candles in [start_ns, end_ns), newest page first, each ascending; stops at `start_ns` or the pool's first bar."
-        before = -(-end_ns // NS)   # ceil to seconds
+    async def ohlcv_pages(self, chain, pool: str, tf: str, start_ns: int, end_ns: int, limit: int = GT_MAX_LIMIT):
+        "Pages of candles in [start_ns, end_ns), newest page first, each ascending; stops at `start_ns` or bar one."
+        before = -(-end_ns // NS)  # ceil to seconds
         while before * NS > start_ns:
             page = await self.ohlcv_page(chain, pool, tf, before, limit)
             ts = page["ts"].to_numpy("datetime64[ns]").astype("int64") if len(page) else np.array([], "int64")
             page = page[(ts >= start_ns) & (ts < min(end_ns, before * NS))]
             yield page
-            if len(ts) == 0: return
+            if len(ts) == 0:
+                return
             oldest = int(ts.min()) // NS
-            if oldest >= before or len(ts) < min(limit, GT_MAX_LIMIT): return   # no progress, or the pool's history ended
+            if oldest >= before or len(ts) < min(limit, GT_MAX_LIMIT):
+                return  # no progress, or the pool's history ended
             before = oldest
 
-    async def ohlcv(self, chain, pool:str, tf:str, start_ns:int, end_ns:int) -> pd.DataFrame:
+    async def ohlcv(self, chain, pool: str, tf: str, start_ns: int, end_ns: int) -> pd.DataFrame:
         "All candles in [start_ns, end_ns), ascending (short ranges ask for only as many bars as they span)."
         limit = int(min(GT_MAX_LIMIT, max(1, -(-(end_ns - start_ns) // (tf_seconds(tf) * NS)))))
         pages = [p async for p in self.ohlcv_pages(chain, pool, tf, start_ns, end_ns, limit)]
         pages = [p for p in pages if len(p)]
-        if not pages: return _empty_candles()
-        return pd.concat(pages[::-1], ignore_index=True).drop_duplicates("ts", keep="last").sort_values("ts", ignore_index=True)
+        if not pages:
+            return _empty_candles()
+        return (
+            pd.concat(pages[::-1], ignore_index=True)
+            .drop_duplicates("ts", keep="last")
+            .sort_values("ts", ignore_index=True)
+        )
 
-    async def pool(self, chain:Chain|str, address:str) -> PoolSnapshot:
+    async def pool(self, chain: Chain | str, address: str) -> PoolSnapshot:
         "A pool's snapshot (price, liquidity, volume) with its tokens."
         chain = Chain.parse(chain)
-        payload = await self.get(f"/networks/{chain.geckoterminal_network}/pools/{address}", {"include": "base_token,quote_token,dex"})
+        payload = await self.get(
+            f"/networks/{chain.geckoterminal_network}/pools/{address}", {"include": "base_token,quote_token,dex"}
+        )
         out = parse_gt_pools(payload)
-        if not out: raise SourceError(self.name, "data", f"pool {address} not in the response")
+        if not out:
+            raise SourceError(self.name, "data", f"pool {address} not in the response")
         return out[0]
 
-    async def trending_pools(self, chain:Chain|str|None=None, page:int=1, duration:str="24h") -> list[PoolSnapshot]:
+    async def trending_pools(
+        self, chain: Chain | str | None = None, page: int = 1, duration: str = "24h"
+    ) -> list[PoolSnapshot]:
         "Trending pools on one network (or across all when chain is None)."
         params = {"include": "base_token,quote_token,dex", "page": page, "duration": duration}
-        path = f"/networks/{Chain.parse(chain).geckoterminal_network}/trending_pools" if chain else "/networks/trending_pools"
+        path = (
+            f"/networks/{Chain.parse(chain).geckoterminal_network}/trending_pools"
+            if chain
+            else "/networks/trending_pools"
+        )
         return parse_gt_pools(await self.get(path, params))
 
-    async def new_pools(self, chain:Chain|str|None=None, page:int=1) -> list[PoolSnapshot]:
+    async def new_pools(self, chain: Chain | str | None = None, page: int = 1) -> list[PoolSnapshot]:
         "Newest pools on one network (or across all)."
         path = f"/networks/{Chain.parse(chain).geckoterminal_network}/new_pools" if chain else "/networks/new_pools"
         return parse_gt_pools(await self.get(path, {"include": "base_token,quote_token,dex", "page": page}))
 
-    async def token_pools(self, chain:Chain|str, token:str, page:int=1) -> list[PoolSnapshot]:
-        "The top pools of one token (`/networks/{network}/tokens/{token}/pools`), with liquidity (`reserve_in_usd`) and creation time."
+    async def token_pools(self, chain: Chain | str, token: str, page: int = 1) -> list[PoolSnapshot]:
+        "The top pools of one token (`/networks/{network}/tokens/{token}/pools`), with liquidity and creation time."
         path = f"/networks/{Chain.parse(chain).geckoterminal_network}/tokens/{token}/pools"
         return parse_gt_pools(await self.get(path, {"include": "base_token,quote_token,dex", "page": page}))
 
-    async def trades(self, chain:Chain|str, pool:str, base_address:str|None=None, min_volume_usd:float|None=None) -> list[Swap]:
+    async def trades(
+        self, chain: Chain | str, pool: str, base_address: str | None = None, min_volume_usd: float | None = None
+    ) -> list[Swap]:
         "The pool's recent trades (last 300 / 24 h) as Swaps."
         chain = Chain.parse(chain)
         params = {"trade_volume_in_usd_greater_than": min_volume_usd} if min_volume_usd else None
-        return parse_gt_trades(await self.get(f"/networks/{chain.geckoterminal_network}/pools/{pool}/trades", params), chain, pool, base_address)
+        return parse_gt_trades(
+            await self.get(f"/networks/{chain.geckoterminal_network}/pools/{pool}/trades", params),
+            chain,
+            pool,
+            base_address,
+        )
+
 
 class DexScreener(Source):
     "DexScreener's public API (no key): pairs, tokens, search, token profiles and boosts."
+
     name = "dexscreener"
-    async def pairs(self, chain:Chain|str, addresses:list[str]|str) -> list[PoolSnapshot]:
+
+    async def pairs(self, chain: Chain | str, addresses: list[str] | str) -> list[PoolSnapshot]:
         "Snapshots of pairs by address (batched by 30)."
-        chain = Chain.parse(chain); addresses = [addresses] if isinstance(addresses, str) else list(addresses)
+        chain = Chain.parse(chain)
+        addresses = [addresses] if isinstance(addresses, str) else list(addresses)
         out = []
         for batch in _chunks(addresses, DS_MAX_TOKENS):
             out += parse_ds_pairs(await self.get(f"/latest/dex/pairs/{chain.dexscreener_chain}/{','.join(batch)}"))
         return out
-    async def tokens(self, addresses:list[str]|str) -> list[PoolSnapshot]:
+
+    async def tokens(self, addresses: list[str] | str) -> list[PoolSnapshot]:
         "Pairs of up to 30 tokens per request (longer lists are batched)."
         addresses = [addresses] if isinstance(addresses, str) else list(addresses)
         out = []
-        for batch in _chunks(addresses, DS_MAX_TOKENS): out += parse_ds_pairs(await self.get(f"/latest/dex/tokens/{','.join(batch)}"))
+        for batch in _chunks(addresses, DS_MAX_TOKENS):
+            out += parse_ds_pairs(await self.get(f"/latest/dex/tokens/{','.join(batch)}"))
         return out
-    async def token_pairs(self, chain:Chain|str, token:str) -> list[PoolSnapshot]:
+
+    async def token_pairs(self, chain: Chain | str, token: str) -> list[PoolSnapshot]:
         "All pools of one token (`/token-pairs/v1/{chain}/{token}`, a JSON array)."
         return parse_ds_pairs(await self.get(f"/token-pairs/v1/{Chain.parse(chain).dexscreener_chain}/{token}"))
-    async def search(self, q:str) -> list[PoolSnapshot]:
+
+    async def search(self, q: str) -> list[PoolSnapshot]:
         "Pairs matching a text query (e.g. `SOL/USDC`)."
         return parse_ds_pairs(await self.get("/latest/dex/search", {"q": q}))
+
     async def token_profiles(self) -> list[TokenProfile]:
         "Latest token profiles."
         return parse_ds_profiles(await self.get("/token-profiles/latest/v1", provider="dexscreener_profiles"))
-    async def token_boosts(self, top:bool=False) -> list[TokenProfile]:
+
+    async def token_boosts(self, top: bool = False) -> list[TokenProfile]:
         "Latest (or top) boosted tokens."
-        return parse_ds_profiles(await self.get(f"/token-boosts/{'top' if top else 'latest'}/v1", provider="dexscreener_profiles"))
+        return parse_ds_profiles(
+            await self.get(f"/token-boosts/{'top' if top else 'latest'}/v1", provider="dexscreener_profiles")
+        )
+
 
 class CoinGecko(Source):
     "CoinGecko API v3 (keyless demo host by default; key header only when a key is set)."
+
     name = "coingecko"
+
     def headers(self) -> dict:
         k = self.settings.keys.coingecko_api_key.get_secret_value()
-        if not k: return {}
+        if not k:
+            return {}
         return {"x-cg-pro-api-key" if self.settings.keys.coingecko_plan == "pro" else "x-cg-demo-api-key": k}
-    async def ohlc(self, coin_id:str, vs:str="usd", days:int|str=1) -> pd.DataFrame:
+
+    async def ohlc(self, coin_id: str, vs: str = "usd", days: int | str = 1) -> pd.DataFrame:
         "Candles (no volume) for the last `days` days; bar length chosen by CoinGecko."
         return parse_cg_ohlc(await self.get(f"/coins/{coin_id}/ohlc", {"vs_currency": vs, "days": days}), coin_id)
-    async def market_chart(self, coin_id:str, vs:str="usd", days:int|str=1) -> pd.DataFrame:
+
+    async def market_chart(self, coin_id: str, vs: str = "usd", days: int | str = 1) -> pd.DataFrame:
         "Price, market cap and volume series."
-        return parse_cg_market_chart(await self.get(f"/coins/{coin_id}/market_chart", {"vs_currency": vs, "days": days}))
-    async def simple_price(self, ids:list[str], vs:list[str]=("usd",), **include) -> dict:
+        return parse_cg_market_chart(
+            await self.get(f"/coins/{coin_id}/market_chart", {"vs_currency": vs, "days": days})
+        )
+
+    async def simple_price(self, ids: list[str], vs: list[str] = ("usd",), **include) -> dict:
         "`{coin_id: {vs: price, ...}}`."
-        params = {"ids": ",".join(ids), "vs_currencies": ",".join(vs), **{k: str(v).lower() for k, v in include.items()}}
+        params = {
+            "ids": ",".join(ids),
+            "vs_currencies": ",".join(vs),
+            **{k: str(v).lower() for k, v in include.items()},
+        }
         return parse_cg_simple(await self.get("/simple/price", params))
-    async def token_price(self, platform:str, addresses:list[str], vs:list[str]=("usd",), **include) -> dict:
+
+    async def token_price(self, platform: str, addresses: list[str], vs: list[str] = ("usd",), **include) -> dict:
         "`{contract_address: {vs: price, ...}}` on an asset platform (e.g. `solana`)."
-        params = {"contract_addresses": ",".join(addresses), "vs_currencies": ",".join(vs), **{k: str(v).lower() for k, v in include.items()}}
+        params = {
+            "contract_addresses": ",".join(addresses),
+            "vs_currencies": ",".join(vs),
+            **{k: str(v).lower() for k, v in include.items()},
+        }
         return parse_cg_simple(await self.get(f"/simple/token_price/{platform}", params), "simple/token_price")
+
 
 class Jupiter(Source):
     "Jupiter Price API v3 and Tokens v2."
+
     name = "jupiter"
+
     def headers(self) -> dict:
         k = self.settings.keys.jupiter_api_key.get_secret_value()
         return {"x-api-key": k} if k else {}
-    async def prices(self, mints:list[str]) -> dict[str, Tick]:
+
+    async def prices(self, mints: list[str]) -> dict[str, Tick]:
         "USD prices of mints (batches of 50); unpriced mints are absent from the result."
         out = {}
-        for batch in _chunks(dict.fromkeys(mints), JUP_MAX_IDS): out.update(parse_jup_prices(await self.get("/price/v3", {"ids": ",".join(batch)})))
+        for batch in _chunks(dict.fromkeys(mints), JUP_MAX_IDS):
+            out.update(parse_jup_prices(await self.get("/price/v3", {"ids": ",".join(batch)})))
         return out
-    async def tokens(self, query:str) -> list[TokenRef]:
+
+    async def tokens(self, query: str) -> list[TokenRef]:
         "Tokens matching a symbol, name or mint list (Tokens v2 search)."
         return parse_jup_tokens(await self.get("/search", {"query": query}, provider="jupiter_tokens"))
 
+
 class Raydium(Source):
     "Raydium api-v3 pool information."
+
     name = "raydium"
-    async def pools(self, ids:list[str]) -> list[PoolSnapshot]:
+
+    async def pools(self, ids: list[str]) -> list[PoolSnapshot]:
         "Pools by id."
         return parse_raydium_pools(await self.get("/pools/info/ids", {"ids": ",".join(ids)}))
 
+
 class Meteora(Source):
     "Meteora DLMM API."
+
     name = "meteora"
-    async def pair(self, address:str) -> PoolSnapshot:
+
+    async def pair(self, address: str) -> PoolSnapshot:
         "One DLMM pair."
         return parse_meteora_pair(await self.get(f"/pair/{address}"))
 
 # %% ../../nbs/11_data.sources.ipynb #6c1e9bb7
-def ccxt_candles(rows:list, symbol:str, tf:str, source:str="binance") -> pd.DataFrame:
+def ccxt_candles(rows: list, symbol: str, tf: str, source: str = "binance") -> pd.DataFrame:
     "Candles from ccxt OHLCV rows `[ts_ms, o, h, l, c, v]`."
-    if not rows: return _empty_candles()
-    try: a = np.array(rows, dtype=float); ok = a.ndim == 2 and a.shape[1] == 6 and np.isfinite(a).all()
-    except (ValueError, TypeError): ok = False
-    if not ok: raise SourceError(source, "ohlcv", "expected rows of [ts_ms, open, high, low, close, volume]")
+    if not rows:
+        return _empty_candles()
+    try:
+        a = np.array(rows, dtype=float)
+        ok = a.ndim == 2 and a.shape[1] == 6 and np.isfinite(a).all()
+    except (ValueError, TypeError):
+        ok = False
+    if not ok:
+        raise SourceError(source, "ohlcv", "expected rows of [ts_ms, open, high, low, close, volume]")
     return candle_frame(a[:, 0] / 1000, a[:, 1:], source, Chain.CEX.value, symbol, tf)
+
 
 class Ccxt(Source):
     "A CEX through ccxt (default Binance) for reference OHLCV and tickers."
+
     name = "binance"
-    def __init__(self, settings=None, exchange:str="binance"):
-        super().__init__(settings); self.exchange_id = exchange; self._ex = None
+
+    def __init__(self, settings=None, exchange: str = "binance"):
+        super().__init__(settings)
+        self.exchange_id = exchange
+        self._ex = None
+
     def exchange(self):
         "The ccxt async exchange, pointed at `[endpoints] binance`, with ccxt's limiter off (memebot's is used)."
         if self._ex is None:
             import ccxt.async_support as ccxt_async
-            ex = getattr(ccxt_async, self.exchange_id)({"enableRateLimit": False, "timeout": int(self.settings.data.http_timeout_s * 1000),
-                                                         "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False}})
+
+            ex = getattr(ccxt_async, self.exchange_id)(
+                {
+                    "enableRateLimit": False,
+                    "timeout": int(self.settings.data.http_timeout_s * 1000),
+                    "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False},
+                }
+            )
             base, default = self.settings.endpoints.binance, "https://api.binance.com"
             if self.exchange_id == "binance" and base != default:
-                ex.urls["api"] = {k: (v.replace(default, base) if isinstance(v, str) else v) for k, v in ex.urls["api"].items()}
+                ex.urls["api"] = {
+                    k: v.replace(default, base) if isinstance(v, str) else v for k, v in ex.urls["api"].items()
+                }
             self._ex = ex
         return self._ex
+
     async def close(self):
-        if self._ex is not None: await self._ex.close(); self._ex = None
+        if self._ex is not None:
+            await self._ex.close()
+            self._ex = None
+
     async def _call(self, what, fn, *a, **kw):
         import ccxt
+
         lim = rate_limiter("binance", self.settings)
+
         async def attempt():
             await lim.acquire()
-            try: return await fn(*a, **kw)
+            try:
+                return await fn(*a, **kw)
             except (ccxt.RequestTimeout, ccxt.DDoSProtection, ccxt.ExchangeNotAvailable, ccxt.NetworkError) as e:
                 raise TransientError("binance", type(e).__name__, str(e)[:200]) from None
-            except ccxt.BaseError as e: raise SourceError("binance", what, f"{type(e).__name__}: {str(e)[:200]}") from None
+            except ccxt.BaseError as e:
+                raise SourceError("binance", what, f"{type(e).__name__}: {str(e)[:200]}") from None
+
         return await with_retries("binance", attempt, self.settings, what)
-    async def ohlcv(self, symbol:str, tf:str, start_ns:int, end_ns:int, limit:int=1000) -> pd.DataFrame:
+
+    async def ohlcv(self, symbol: str, tf: str, start_ns: int, end_ns: int, limit: int = 1000) -> pd.DataFrame:
         "Candles of `symbol` (e.g. `SOL/USDT`) in [start_ns, end_ns), paging forward."
         ex, pages, since = self.exchange(), [], start_ns // 1_000_000
         while since < end_ns // 1_000_000:
             rows = await self._call("fetch_ohlcv", ex.fetch_ohlcv, symbol, tf, since, limit)
-            if not rows: break
+            if not rows:
+                break
             pages.append(ccxt_candles(rows, symbol, tf, self.name))
             nxt = int(rows[-1][0]) + tf_seconds(tf) * 1000
-            if nxt <= since: break
+            if nxt <= since:
+                break
             since = nxt
-        if not pages: return _empty_candles()
+        if not pages:
+            return _empty_candles()
         df = pd.concat(pages, ignore_index=True).drop_duplicates("ts", keep="last")
         ts = df["ts"].to_numpy("datetime64[ns]").astype("int64")
         return df[(ts >= start_ns) & (ts < end_ns)].sort_values("ts", ignore_index=True)
-    async def ticker(self, symbol:str) -> Tick:
+
+    async def ticker(self, symbol: str) -> Tick:
         "Last price of `symbol` as a Tick."
         t = await self._call("fetch_ticker", self.exchange().fetch_ticker, symbol)
-        if t.get("last") is None: raise SourceError("binance", "ticker.last", "missing value")
-        return Tick(ts_from(int(t["timestamp"])) if t.get("timestamp") else time.time_ns(), symbol, float(t["last"]), source="binance", chain=Chain.CEX)
+        if t.get("last") is None:
+            raise SourceError("binance", "ticker.last", "missing value")
+        return Tick(
+            ts_from(int(t["timestamp"])) if t.get("timestamp") else time.time_ns(),
+            symbol,
+            float(t["last"]),
+            source="binance",
+            chain=Chain.CEX,
+        )
 
 # %% ../../nbs/11_data.sources.ipynb #dc9722f8
 CANDLE_SOURCES = ("geckoterminal", "binance", "coingecko")
 
-def check_source(source:str, kinds=CANDLE_SOURCES) -> str:
+
+def check_source(source: str, kinds=CANDLE_SOURCES) -> str:
     "Validate a candle source name."
     s = str(source).strip().lower()
-    if s == "ccxt": s = "binance"
-    if s not in kinds: raise ValidationError("sources", "source", f"unknown candle source {source!r} (one of {', '.join(kinds)})")
+    if s == "ccxt":
+        s = "binance"
+    if s not in kinds:
+        raise ValidationError("sources", "source", f"unknown candle source {source!r} (one of {', '.join(kinds)})")
     return s
 
-async def fetch_candles(source:str, # geckoterminal, binance (ccxt) or coingecko
-                        chain:Chain|str, pool:str, # chain, and pool address / market symbol / coin id
-                        tf:str, start_ns:int, end_ns:int, # timeframe and [start, end) in UTC ns
-                        settings=None) -> pd.DataFrame:
+
+async def fetch_candles(
+    source: str,  # geckoterminal, binance (ccxt) or coingecko
+    chain: Chain | str,
+    pool: str,  # chain, and pool address / market symbol / coin id
+    tf: str,
+    start_ns: int,
+    end_ns: int,  # timeframe and [start, end) in UTC ns
+    settings=None,
+) -> pd.DataFrame:
     "Candles of one pool/market in [start_ns, end_ns) from `source`, ascending, in the store's candle columns."
     source, chain = check_source(source), Chain.parse(chain)
     tf_seconds(tf)
-    if end_ns <= start_ns: return _empty_candles()
-    if source == "geckoterminal": return await GeckoTerminal(settings).ohlcv(chain, pool, tf, start_ns, end_ns)
+    if end_ns <= start_ns:
+        return _empty_candles()
+    if source == "geckoterminal":
+        return await GeckoTerminal(settings).ohlcv(chain, pool, tf, start_ns, end_ns)
     if source == "binance":
         c = Ccxt(settings)
-        try: return await c.ohlcv(pool, tf, start_ns, end_ns)
-        finally: await c.close()
+        try:
+            return await c.ohlcv(pool, tf, start_ns, end_ns)
+        finally:
+            await c.close()
     days = cg_days(start_ns)
     df = await CoinGecko(settings).ohlc(pool, "usd", days)
     if len(df) and df["tf"].iloc[0] != tf:
-        raise SourceError("coingecko", "tf", f"for days={days} CoinGecko serves {df['tf'].iloc[0]} bars, not {tf} (1-2 days: 30m, 3-30: 4h, longer: 4d)")
+        raise SourceError(
+            "coingecko",
+            "tf",
+            f"for days={days} CoinGecko serves {df['tf'].iloc[0]} bars, not {tf} (1-2 days: 30m, 3-30: 4h, longer: 4d)",
+        )
     df = df.drop_duplicates("ts", keep="last")
     ts = df["ts"].to_numpy("datetime64[ns]").astype("int64")
     return df[(ts >= start_ns) & (ts < end_ns)].reset_index(drop=True)
 
+
 CG_DAYS = (1, 7, 14, 30, 90, 180, 365)
-def cg_days(start_ns:int, now_ns:int|None=None) -> int|str:
+
+
+def cg_days(start_ns: int, now_ns: int | None = None) -> int | str:
     "The smallest `days` value of CoinGecko's public OHLC endpoint reaching back to `start_ns` ('max' beyond a year)."
     need = -(-((now_ns or time.time_ns()) - start_ns) // (86400 * NS))
     return next((d for d in CG_DAYS if d >= need), "max")
 
 # %% ../../nbs/11_data.sources.ipynb #fa6c4ff9
-SOURCE_FAILOVER = counter("source_failover_total", "Times a source was skipped for the next in its chain", ("kind", "source", "reason"))
+SOURCE_FAILOVER = counter(
+    "source_failover_total", "Times a source was skipped for the next in its chain", ("kind", "source", "reason")
+)
 SOURCE_SERVED = counter("source_served_total", "Answers served, by data kind and source", ("kind", "source"))
+
 
 class AllSourcesFailed(SourceUnavailable):
     "Every source of a chain failed or was stale."
 
+
 class SourceChain:
     "Serve one kind of data from the first healthy source in an ordered list; fail over on errors and staleness."
-    def __init__(self, kind:str, # e.g. "pool_price", "candles"
-                 fetchers:dict[str, Callable[..., Awaitable]], # source name -> async fetch(*args) in failover order
-                 stale_s:float|None=None, # older than this is stale (default [data] failover_stale_s)
-                 clock:Clock|None=None, settings=None,
-                 data_ts:Callable[[Any], int|None]|None=None): # the data time of an answer (None: judge by unchanged price)
-        if not fetchers: raise ValidationError("failover", "sources", f"{kind}: no sources")
+
+    def __init__(
+        self,
+        kind: str,  # e.g. "pool_price", "candles"
+        fetchers: dict[str, Callable[..., Awaitable]],  # source name -> async fetch(*args) in failover order
+        stale_s: float | None = None,  # older than this is stale (default [data] failover_stale_s)
+        clock: Clock | None = None,
+        settings=None,
+        data_ts: Callable[[Any], int | None] | None = None,
+    ):  # the data time of an answer (None: judge by unchanged price)
+        if not fetchers:
+            raise ValidationError("failover", "sources", f"{kind}: no sources")
         self.kind, self.fetchers = kind, dict(fetchers)
         self.stale_s = stale_s if stale_s is not None else (settings or get_settings()).data.failover_stale_s
         self.clock, self.data_ts = clock or WallClock(), data_ts
-        self.active: str|None = None
-        self._last: dict = {}   # (source, args) -> (value, since_ns)
+        self.active: str | None = None
+        self._last: dict = {}  # (source, args) -> (value, since_ns)
         self.log = get_logger("memebot.data.failover", kind=kind)
 
-    def _stale(self, src, args, res, now) -> str|None:
-        if res is None or (hasattr(res, "__len__") and len(res) == 0): return "empty"
+    def _stale(self, src, args, res, now) -> str | None:
+        if res is None or (hasattr(res, "__len__") and len(res) == 0):
+            return "empty"
         if self.data_ts is not None:
             t = self.data_ts(res)
             return "stale" if t is None or now - t > self.stale_s * NS else None
@@ -832,20 +1319,26 @@ class SourceChain:
         v = v if v is not None and v == v else getattr(res, "price_quote", None)
         key = (src, args)
         prev = self._last.get(key)
-        if prev is None or prev[0] != v: self._last[key] = (v, now); return None
+        if prev is None or prev[0] != v:
+            self._last[key] = (v, now)
+            return None
         return "stale" if now - prev[1] > self.stale_s * NS else None
 
     async def get(self, *args):
         "The first healthy answer as (source, value); raises AllSourcesFailed naming every source's problem."
         problems = []
         for src, fetch in self.fetchers.items():
-            try: res = await fetch(*args)
-            except SourceError as e: reason, detail = "error", str(e).removeprefix(f"{src}: ")   # named once, below
+            try:
+                res = await fetch(*args)
+            except SourceError as e:
+                reason, detail = "error", str(e).removeprefix(f"{src}: ")  # named once, below
             else:
-                reason = self._stale(src, args, res, self.clock.now_ns()); detail = reason or ""
+                reason = self._stale(src, args, res, self.clock.now_ns())
+                detail = reason or ""
                 if reason is None:
                     if self.active != src:
-                        if self.active is not None or problems: self.log.warning("source_active", source=src, previous=self.active)
+                        if self.active is not None or problems:
+                            self.log.warning("source_active", source=src, previous=self.active)
                         self.active = src
                     SOURCE_SERVED.labels(self.kind, src).inc()
                     return src, res
@@ -854,56 +1347,106 @@ class SourceChain:
             problems.append(f"{src}: {detail}")
         raise AllSourcesFailed(f"failover:{self.kind}", ",".join(self.fetchers), "; ".join(problems))
 
+
 POOL_PRICE_SOURCES = ("geckoterminal", "dexscreener", "meteora", "raydium")
 TOKEN_POOL_SOURCES = ("dexscreener", "geckoterminal")
 
-def _source_names(names:str|list[str], known:tuple, setting:str) -> list[str]:
+
+def _source_names(names: str | list[str], known: tuple, setting: str) -> list[str]:
     "A failover order from a comma-separated setting (or a list), each name checked against `known`."
     names = [n.strip().lower() for n in (names.split(",") if isinstance(names, str) else names) if n.strip()]
     for n in names:
-        if n not in known: raise ValidationError("settings", setting, f"unknown source {n!r} (one of {', '.join(known)})")
+        if n not in known:
+            raise ValidationError("settings", setting, f"unknown source {n!r} (one of {', '.join(known)})")
     return names
 
-def pool_price_chain(settings=None, clock:Clock|None=None, sources:str|list[str]|None=None) -> SourceChain:
+
+def pool_price_chain(settings=None, clock: Clock | None = None, sources: str | list[str] | None = None) -> SourceChain:
     "Failover chain for pool snapshots: `await chain.get(chain_id, pool_address) -> (source, PoolSnapshot)`."
     s = settings or get_settings()
-    names = _source_names(sources if sources is not None else s.data.pool_price_sources, POOL_PRICE_SOURCES, "data.pool_price_sources")
-    async def gt(c, a): return await GeckoTerminal(s).pool(c, a)
+    names = _source_names(
+        sources if sources is not None else s.data.pool_price_sources, POOL_PRICE_SOURCES, "data.pool_price_sources"
+    )
+
+    async def gt(c, a):
+        return await GeckoTerminal(s).pool(c, a)
+
     async def ds(c, a):
         r = [p for p in await DexScreener(s).pairs(c, [a]) if p.pool.address == a]
         return r[0] if r else None
-    async def mt(c, a): return await Meteora(s).pair(a)
+
+    async def mt(c, a):
+        return await Meteora(s).pair(a)
+
     async def rd(c, a):
-        r = await Raydium(s).pools([a]); return r[0] if r else None
+        r = await Raydium(s).pools([a])
+        return r[0] if r else None
+
     f = {"geckoterminal": gt, "dexscreener": ds, "meteora": mt, "raydium": rd}
     return SourceChain("pool_price", {n: f[n] for n in names}, settings=s, clock=clock)
 
-def deepest_pool(pools:list[PoolSnapshot], token:str, # a token's pools, as a provider lists them
-                 quotes=(SOL_MINT, USDC_MINT)) -> PoolSnapshot|None:
-    "The pool pairing `token` with one of `quotes` (on either side) that has the most USD liquidity; None if there is none."
-    def other(p):   # the token `token` is paired with in p, or None when p is not its pool
+
+def deepest_pool(
+    pools: list[PoolSnapshot],
+    token: str,  # a token's pools, as a provider lists them
+    quotes=(SOL_MINT, USDC_MINT),
+) -> PoolSnapshot | None:
+    "The pool pairing `token` with one of `quotes` (either side) with the most USD liquidity; None if none."
+
+    def other(p):  # the token `token` is paired with in p, or None when p is not its pool
         b, q = p.pool.base.address, p.pool.quote.address
         return q if b == token else b if q == token else None
-    return max((p for p in pools if other(p) in quotes), key=lambda p: p.liquidity_usd if p.liquidity_usd == p.liquidity_usd else -1.0, default=None)
 
-def token_pool_chain(settings=None, clock:Clock|None=None, sources:str|list[str]|None=None,
-                     quotes=(SOL_MINT, USDC_MINT)) -> SourceChain:
-    "Failover chain for a token's deepest SOL/USDC pool: `await chain.get(chain_id, token) -> (source, PoolSnapshot)` (none found: the next source)."
+    return max(
+        (p for p in pools if other(p) in quotes),
+        key=lambda p: p.liquidity_usd if p.liquidity_usd == p.liquidity_usd else -1.0,
+        default=None,
+    )
+
+
+def token_pool_chain(
+    settings=None, clock: Clock | None = None, sources: str | list[str] | None = None, quotes=(SOL_MINT, USDC_MINT)
+) -> SourceChain:
+    "Failover chain for a token's deepest SOL/USDC pool: `await chain.get(chain_id, token)` -> (source, PoolSnapshot)."
     s = settings or get_settings()
-    names = _source_names(sources if sources is not None else s.data.token_pool_sources, TOKEN_POOL_SOURCES, "data.token_pool_sources")
-    async def ds(c, t): return deepest_pool(await DexScreener(s).token_pairs(c, t), t, quotes)
-    async def gt(c, t): return deepest_pool(await GeckoTerminal(s).token_pools(c, t), t, quotes)
+    names = _source_names(
+        sources if sources is not None else s.data.token_pool_sources, TOKEN_POOL_SOURCES, "data.token_pool_sources"
+    )
+
+    async def ds(c, t):
+        return deepest_pool(await DexScreener(s).token_pairs(c, t), t, quotes)
+
+    async def gt(c, t):
+        return deepest_pool(await GeckoTerminal(s).token_pools(c, t), t, quotes)
+
     f = {"dexscreener": ds, "geckoterminal": gt}
-    return SourceChain("token_pool", {n: f[n] for n in names}, settings=s, clock=clock, data_ts=lambda p: p.ts)   # fetched now: never stale
+    return SourceChain(
+        "token_pool", {n: f[n] for n in names}, settings=s, clock=clock, data_ts=lambda p: p.ts
+    )  # fetched now: never stale
 
-def candles_chain(ids:dict[str, str], # source -> that source's id of the series (pool address, market symbol, coin id), in failover order
-                  tf:str, settings=None, clock:Clock|None=None) -> SourceChain:
-    "Failover chain for recent candles: `await chain.get(chain_id, start_ns, end_ns) -> (source, DataFrame)`; stale when the last bar is older than `failover_stale_s`."
+
+def candles_chain(
+    ids: dict[
+        str, str
+    ],  # source -> that source's id of the series (pool address, market symbol, coin id), in failover order
+    tf: str,
+    settings=None,
+    clock: Clock | None = None,
+) -> SourceChain:
+    "Failover chain for recent candles: `await chain.get(chain_id, start_ns, end_ns)` -> (source, DataFrame)."
     s = settings or get_settings()
-    for src in ids: check_source(src)
+    for src in ids:
+        check_source(src)
+
     def make(src, ident):
-        async def f(c, start_ns, end_ns): return await fetch_candles(src, c, ident, tf, start_ns, end_ns, settings=s)
+        async def f(c, start_ns, end_ns):
+            return await fetch_candles(src, c, ident, tf, start_ns, end_ns, settings=s)
+
         return f
-    def last_close(df):   # the data time of a frame: its last bar's close
+
+    def last_close(df):  # the data time of a frame: its last bar's close
         return int(df["ts"].iloc[-1].value) + tf_seconds(tf) * NS if len(df) else None
-    return SourceChain("candles", {src: make(src, i) for src, i in ids.items()}, settings=s, clock=clock, data_ts=last_close)
+
+    return SourceChain(
+        "candles", {src: make(src, i) for src, i in ids.items()}, settings=s, clock=clock, data_ts=last_close
+    )

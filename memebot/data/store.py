@@ -19,18 +19,37 @@ __all__ = ['CANDLE_KEY', 'CANDLE_COLUMNS', 'SWAP_KEY', 'SWAP_COLUMNS', 'MIGRATIO
 CANDLE_KEY = ("source", "chain", "symbol", "tf", "ts")
 CANDLE_COLUMNS = CANDLE_KEY + ("open", "high", "low", "close", "volume")
 SWAP_KEY = ("chain", "sig", "ix")
-SWAP_COLUMNS = ("chain", "pool", "mint", "ts", "sig", "ix", "side", "base_amount", "quote_amount", "price", "trader", "source")
+SWAP_COLUMNS = (
+    "chain",
+    "pool",
+    "mint",
+    "ts",
+    "sig",
+    "ix",
+    "side",
+    "base_amount",
+    "quote_amount",
+    "price",
+    "trader",
+    "source",
+)
 
 MIGRATIONS: list[tuple[str, int, str, str]] = [
-    ("store", 1, "market data, orders, fills, positions, runs", """
+    (
+        "store",
+        1,
+        "market data, orders, fills, positions, runs",
+        """
 CREATE TABLE tokens(chain VARCHAR NOT NULL, address VARCHAR NOT NULL, symbol VARCHAR, name VARCHAR, decimals INTEGER,
     first_seen TIMESTAMP, PRIMARY KEY(chain, address));
-CREATE TABLE pools(chain VARCHAR NOT NULL, address VARCHAR NOT NULL, dex VARCHAR, base_address VARCHAR, quote_address VARCHAR,
+CREATE TABLE pools(chain VARCHAR NOT NULL, address VARCHAR NOT NULL, dex VARCHAR, base_address VARCHAR,
+    quote_address VARCHAR,
     base_symbol VARCHAR, quote_symbol VARCHAR, created TIMESTAMP, PRIMARY KEY(chain, address));
 CREATE TABLE candles(source VARCHAR NOT NULL, chain VARCHAR NOT NULL, symbol VARCHAR NOT NULL, tf VARCHAR NOT NULL,
     ts TIMESTAMP NOT NULL, open DOUBLE NOT NULL, high DOUBLE NOT NULL, low DOUBLE NOT NULL, close DOUBLE NOT NULL,
     volume DOUBLE NOT NULL);
-CREATE TABLE swaps(chain VARCHAR NOT NULL, pool VARCHAR NOT NULL, mint VARCHAR, ts TIMESTAMP NOT NULL, sig VARCHAR NOT NULL,
+CREATE TABLE swaps(chain VARCHAR NOT NULL, pool VARCHAR NOT NULL, mint VARCHAR, ts TIMESTAMP NOT NULL,
+    sig VARCHAR NOT NULL,
     ix INTEGER NOT NULL, side VARCHAR NOT NULL, base_amount DOUBLE NOT NULL, quote_amount DOUBLE NOT NULL, price DOUBLE,
     trader VARCHAR, source VARCHAR);
 CREATE TABLE quotes(ts TIMESTAMP NOT NULL, source VARCHAR, chain VARCHAR, in_token VARCHAR, out_token VARCHAR,
@@ -40,140 +59,202 @@ CREATE TABLE orders(client_id VARCHAR PRIMARY KEY, run_id VARCHAR, ts TIMESTAMP,
     avg_fill_price DOUBLE, reason VARCHAR, tag VARCHAR, venue_id VARCHAR, updated TIMESTAMP);
 CREATE TABLE fills(fill_id VARCHAR PRIMARY KEY, client_id VARCHAR NOT NULL, run_id VARCHAR, ts TIMESTAMP, chain VARCHAR,
     wallet VARCHAR, symbol VARCHAR, side VARCHAR, qty DOUBLE, price DOUBLE, fee DOUBLE, venue VARCHAR, tx_sig VARCHAR);
-CREATE TABLE positions(run_id VARCHAR NOT NULL, chain VARCHAR NOT NULL, wallet VARCHAR NOT NULL, symbol VARCHAR NOT NULL,
+CREATE TABLE positions(run_id VARCHAR NOT NULL, chain VARCHAR NOT NULL, wallet VARCHAR NOT NULL,
+    symbol VARCHAR NOT NULL,
     qty DOUBLE, avg_price DOUBLE, realized_pnl DOUBLE, fees DOUBLE, updated TIMESTAMP,
     PRIMARY KEY(run_id, chain, wallet, symbol));
 CREATE TABLE runs(run_id VARCHAR PRIMARY KEY, kind VARCHAR, strategy VARCHAR, params JSON, started TIMESTAMP,
     ended TIMESTAMP, status VARCHAR, metrics JSON);
-"""),
+""",
+    ),
 ]
 
 # %% ../../nbs/10_data.store.ipynb #67eba2fd
-def register_migration(component:str, # owner of the tables, e.g. "quality"
-                       version:int, # 1, 2, ... within the component
-                       description:str, sql:str):
+def register_migration(
+    component: str,  # owner of the tables, e.g. "quality"
+    version: int,  # 1, 2, ... within the component
+    description: str,
+    sql: str,
+):
     "Add a migration for `component` (applied by `Store.migrate`, in registration order)."
     for c, v, d, q in MIGRATIONS:
         if (c, v) == (component, version):
-            if q != sql: raise StoreError(f"migration {component} v{version} registered twice with different SQL")
+            if q != sql:
+                raise StoreError(f"migration {component} v{version} registered twice with different SQL")
             return
     MIGRATIONS.append((component, version, description, sql))
 
+
 def ensure_schema(store) -> None:
     "Apply any registered migrations the store has not run yet (cheap when there are none)."
-    if store.read_only: return
+    if store.read_only:
+        return
     have = store._applied if getattr(store, "_applied", None) is not None else None
-    if have is None or len(have) < len(MIGRATIONS): store.migrate()
+    if have is None or len(have) < len(MIGRATIONS):
+        store.migrate()
 
 # %% ../../nbs/10_data.store.ipynb #318627a4
 class StoreError(MemebotError):
     "A store operation failed (bad input, missing table, locked file)."
 
+
 class StoreLockedError(StoreError):
     "Another process holds the DuckDB file open for writing."
 
-def _to_utc_naive(s:pd.Series) -> pd.Series:
-    if isinstance(s.dtype, pd.DatetimeTZDtype): return s.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[us]")
-    if pd.api.types.is_datetime64_any_dtype(s): return s.astype("datetime64[us]")
+
+def _to_utc_naive(s: pd.Series) -> pd.Series:
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        return s.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[us]")
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return s.astype("datetime64[us]")
     raise StoreError(f"column ts: expected datetimes, got {s.dtype}")
 
-def _ts_param(v) -> datetime|None:
-    if v is None: return None
+
+def _ts_param(v) -> datetime | None:
+    if v is None:
+        return None
     t = pd.Timestamp(v)
     t = t.tz_convert("UTC") if t.tzinfo else t
     return t.tz_localize(None).to_pydatetime()
 
+
 class Store:
     "memebot's DuckDB database: market data, orders, fills, positions and runs."
-    def __init__(self, path:str|Path|None=None, # database file; default `[store] path`; ":memory:" for a throwaway store
-                 read_only:bool=False # open without write access (other processes may read too)
-                ):
-        if path is None: s = get_settings(); path = s.resolve(s.store.path)
+
+    def __init__(
+        self,
+        path: str | Path | None = None,  # database file; default `[store] path`; ":memory:" for a throwaway store
+        read_only: bool = False,  # open without write access (other processes may read too)
+    ):
+        if path is None:
+            s = get_settings()
+            path = s.resolve(s.store.path)
         self.path = str(path)
         self.read_only = read_only
         if self.path != ":memory:":
             p = Path(self.path)
-            if read_only and not p.exists(): raise StoreError(f"store {p}: no such database (import or backfill data first)")
+            if read_only and not p.exists():
+                raise StoreError(f"store {p}: no such database (import or backfill data first)")
             p.parent.mkdir(parents=True, exist_ok=True)
-        try: self.con = duckdb.connect(self.path, read_only=read_only)
+        try:
+            self.con = duckdb.connect(self.path, read_only=read_only)
         except duckdb.IOException as e:
             msg = str(e).splitlines()[0]
-            if "lock" in msg.lower(): raise StoreLockedError(f"store {self.path} is open for writing by another process; stop it or use another [store] path") from None
+            if "lock" in msg.lower():
+                raise StoreLockedError(
+                    f"store {self.path} is open for writing by another process; stop it or use another [store] path"
+                ) from None
             if "not a valid duckdb" in msg.lower():
-                raise StoreError(f"[store] path {self.path}: not a DuckDB database file (point MEMEBOT_STORE_PATH or "
-                                 f"[store] path at a .duckdb file; a new one is created when missing)") from None
+                raise StoreError(
+                    f"[store] path {self.path}: not a DuckDB database file (point MEMEBOT_STORE_PATH or "
+                    "[store] path at a .duckdb file; a new one is created when missing)"
+                ) from None
             raise StoreError(f"store {self.path}: {msg}") from None
         self.con.execute("SET TimeZone='UTC'") if self._has_icu() else None
         self._local = threading.local()
         self._wlock = threading.RLock()
-        if not read_only: self.migrate()
+        if not read_only:
+            self.migrate()
 
     def _has_icu(self) -> bool:
-        try: return bool(self.con.execute("SELECT count(*) FROM duckdb_extensions() WHERE extension_name='icu' AND loaded").fetchone()[0])
-        except duckdb.Error: return False
+        try:
+            return bool(
+                self.con.execute(
+                    "SELECT count(*) FROM duckdb_extensions() WHERE extension_name='icu' AND loaded"
+                ).fetchone()[0]
+            )
+        except duckdb.Error:
+            return False
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         "This thread's own cursor on the database (safe for concurrent readers)."
         c = getattr(self._local, "cur", None)
-        if c is None: c = self._local.cur = self.con.cursor()
+        if c is None:
+            c = self._local.cur = self.con.cursor()
         return c
 
     def close(self):
         "Close the database."
-        with contextlib.suppress(Exception): self.con.close()
-    def __enter__(self): return self
-    def __exit__(self, *a): self.close()
-    def __repr__(self): return f"Store({self.path!r}{', read_only' if self.read_only else ''})"
+        with contextlib.suppress(Exception):
+            self.con.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+    def __repr__(self):
+        return f"Store({self.path!r}{', read_only' if self.read_only else ''})"
 
     def migrate(self) -> list[tuple[str, int]]:
         "Apply every migration not yet recorded; returns those applied."
         with self._wlock:
-            self.con.execute("CREATE TABLE IF NOT EXISTS schema_migrations(component VARCHAR, version INTEGER, description VARCHAR, applied TIMESTAMP, PRIMARY KEY(component, version))")
+            self.con.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations(component VARCHAR, version INTEGER, description VARCHAR,"
+                " applied TIMESTAMP, PRIMARY KEY(component, version))"
+            )
             done = set(self.con.execute("SELECT component, version FROM schema_migrations").fetchall())
             applied = []
             for comp, ver, desc, sql in MIGRATIONS:
-                if (comp, ver) in done: continue
+                if (comp, ver) in done:
+                    continue
                 self.con.execute("BEGIN")
                 try:
                     self.con.execute(sql)
-                    self.con.execute("INSERT INTO schema_migrations VALUES (?, ?, ?, now()::TIMESTAMP)", [comp, ver, desc])
+                    self.con.execute(
+                        "INSERT INTO schema_migrations VALUES (?, ?, ?, now()::TIMESTAMP)", [comp, ver, desc]
+                    )
                     self.con.execute("COMMIT")
                 except Exception:
-                    self.con.execute("ROLLBACK"); raise
+                    self.con.execute("ROLLBACK")
+                    raise
                 applied.append((comp, ver))
             self._applied = set(done) | set(applied)
             return applied
 
     def schema_version(self) -> dict[str, int]:
         "Latest applied migration per component."
-        return dict(self.cursor().execute("SELECT component, max(version) FROM schema_migrations GROUP BY 1 ORDER BY 1").fetchall())
+        return dict(
+            self.cursor()
+            .execute("SELECT component, max(version) FROM schema_migrations GROUP BY 1 ORDER BY 1")
+            .fetchall()
+        )
 
 # %% ../../nbs/10_data.store.ipynb #62550850
 _TABLE_KEYS = {"candles": CANDLE_KEY, "swaps": SWAP_KEY}
 _TABLE_COLUMNS = {"candles": CANDLE_COLUMNS, "swaps": SWAP_COLUMNS}
 
-def _as_arrow(data, table:str) -> pa.Table:
+
+def _as_arrow(data, table: str) -> pa.Table:
     cols = _TABLE_COLUMNS[table]
     if isinstance(data, pd.DataFrame):
         missing = [c for c in cols if c not in data.columns]
-        if missing: raise StoreError(f"{table}: missing columns {missing}")
+        if missing:
+            raise StoreError(f"{table}: missing columns {missing}")
         df = data.loc[:, list(cols)]
-        if "ts" in df: df = df.assign(ts=_to_utc_naive(df["ts"]))
+        if "ts" in df:
+            df = df.assign(ts=_to_utc_naive(df["ts"]))
         return pa.Table.from_pandas(df, preserve_index=False)
     if isinstance(data, pa.Table):
         missing = [c for c in cols if c not in data.column_names]
-        if missing: raise StoreError(f"{table}: missing columns {missing}")
+        if missing:
+            raise StoreError(f"{table}: missing columns {missing}")
         t = data.select(list(cols))
-        i = t.schema.get_field_index("ts"); ft = t.schema.field(i).type
-        if not pa.types.is_timestamp(ft): raise StoreError(f"{table}: column ts: expected timestamps, got {ft}")
+        i = t.schema.get_field_index("ts")
+        ft = t.schema.field(i).type
+        if not pa.types.is_timestamp(ft):
+            raise StoreError(f"{table}: column ts: expected timestamps, got {ft}")
         if ft != pa.timestamp("us"):  # tz-aware -> its UTC instant, any unit -> microseconds
             t = t.set_column(i, "ts", pa.compute.cast(t.column(i), pa.timestamp("us"), safe=False))
         return t
     raise StoreError(f"{table}: expected a pandas DataFrame or an Arrow table, got {type(data).__name__}")
 
-def _upsert(con, table:str, t:pa.Table, check_unique:bool=True) -> int:
+
+def _upsert(con, table: str, t: pa.Table, check_unique: bool = True) -> int:
     "Replace-or-insert `t` into `table` on `con`, inside the caller's transaction; returns rows replaced."
-    key = _TABLE_KEYS[table]; keys = ", ".join(key)
+    key = _TABLE_KEYS[table]
+    keys = ", ".join(key)
     con.register("_incoming", t)
     try:
         if check_unique:
@@ -184,15 +265,20 @@ def _upsert(con, table:str, t:pa.Table, check_unique:bool=True) -> int:
         on = " AND ".join(f"t.{k} = i.{k}" for k in key)
         replaced = con.execute(f"DELETE FROM {table} t USING _incoming i WHERE {on}").fetchone()[0]
         con.execute(f"INSERT INTO {table} ({', '.join(t.column_names)}) SELECT * FROM _incoming ORDER BY {keys}")
-    finally: con.unregister("_incoming")
+    finally:
+        con.unregister("_incoming")
     return replaced
 
-def upsert_all(store:Store, items:list, # (table, data) pairs: "candles" or "swaps", a DataFrame or Arrow table
-               check_unique:bool=True # refuse input that repeats a key within one item
-              ) -> list[dict]:
+
+def upsert_all(
+    store: Store,
+    items: list,  # (table, data) pairs: "candles" or "swaps", a DataFrame or Arrow table
+    check_unique: bool = True,  # refuse input that repeats a key within one item
+) -> list[dict]:
     "Insert several batches, replacing rows with the same key, in one transaction: all or nothing. Counts per batch."
     for table, _ in items:
-        if table not in _TABLE_KEYS: raise StoreError(f"upsert: unknown table {table!r}")
+        if table not in _TABLE_KEYS:
+            raise StoreError(f"upsert: unknown table {table!r}")
     ts = [(table, _as_arrow(data, table)) for table, data in items]
     out = []
     with store._wlock:
@@ -204,43 +290,66 @@ def upsert_all(store:Store, items:list, # (table, data) pairs: "candles" or "swa
                 out.append({"rows": t.num_rows, "new": t.num_rows - r, "replaced": r})
             con.execute("COMMIT")
         except Exception:
-            con.execute("ROLLBACK"); raise
+            con.execute("ROLLBACK")
+            raise
     return out
 
-def upsert(store:Store, table:str, # "candles" or "swaps"
-           data, # pandas DataFrame or Arrow table with the table's columns
-           check_unique:bool=True # refuse input that repeats a key
-          ) -> dict:
+
+def upsert(
+    store: Store,
+    table: str,  # "candles" or "swaps"
+    data,  # pandas DataFrame or Arrow table with the table's columns
+    check_unique: bool = True,  # refuse input that repeats a key
+) -> dict:
     "Insert rows, replacing any with the same key, atomically; returns counts of new and replaced rows."
     return upsert_all(store, [(table, data)], check_unique)[0]
 
 # %% ../../nbs/10_data.store.ipynb #e3fafdbc
-def candles(store:Store, symbols:str|list[str]|None=None, # one symbol/pool, a list, or None for all
-            tf:str|None=None, # timeframe, e.g. "5m"; None for all
-            start=None, end=None, # [start, end) bounds (anything pandas.Timestamp accepts; naive = UTC)
-            source:str|None=None, chain:str|None=None,
-            columns=("symbol", "ts", "open", "high", "low", "close", "volume")
-           ) -> pd.DataFrame:
+def candles(
+    store: Store,
+    symbols: str | list[str] | None = None,  # one symbol/pool, a list, or None for all
+    tf: str | None = None,  # timeframe, e.g. "5m"; None for all
+    start=None,
+    end=None,  # [start, end) bounds (anything pandas.Timestamp accepts; naive = UTC)
+    source: str | None = None,
+    chain: str | None = None,
+    columns=("symbol", "ts", "open", "high", "low", "close", "volume"),
+) -> pd.DataFrame:
     "Stored candles ordered by symbol and time; `ts` is tz-aware UTC."
     where, args = [], []
-    if isinstance(symbols, str): symbols = [symbols]
+    if isinstance(symbols, str):
+        symbols = [symbols]
     if symbols is not None:
-        where.append(f"symbol IN ({', '.join('?' * len(symbols))})"); args += list(symbols)
+        where.append(f"symbol IN ({', '.join('?' * len(symbols))})")
+        args += list(symbols)
     for col, v in (("tf", tf), ("source", source), ("chain", chain)):
-        if v is not None: where.append(f"{col} = ?"); args.append(v)
-    if start is not None: where.append("ts >= ?"); args.append(_ts_param(start))
-    if end is not None: where.append("ts < ?"); args.append(_ts_param(end))
-    sql = f"SELECT {', '.join(columns)} FROM candles {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY symbol, ts"
+        if v is not None:
+            where.append(f"{col} = ?")
+            args.append(v)
+    if start is not None:
+        where.append("ts >= ?")
+        args.append(_ts_param(start))
+    if end is not None:
+        where.append("ts < ?")
+        args.append(_ts_param(end))
+    sql = (
+        f"SELECT {', '.join(columns)} FROM candles {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY"
+        " symbol, ts"
+    )
     df = store.cursor().execute(sql, args).df()
-    if "ts" in df: df["ts"] = df["ts"].dt.tz_localize("UTC")
+    if "ts" in df:
+        df["ts"] = df["ts"].dt.tz_localize("UTC")
     return df
 
-def inventory(store:Store) -> pd.DataFrame:
+
+def inventory(store: Store) -> pd.DataFrame:
     "What is stored: one row per (kind, source, chain, symbol, tf) with first/last timestamp and row count."
     c = store.cursor()
     a = c.execute("""SELECT 'candles' kind, source, chain, symbol, tf, min(ts) first, max(ts) last, count(*) rows
                      FROM candles GROUP BY ALL""").df()
-    b = c.execute("""SELECT 'swaps' kind, string_agg(DISTINCT source, ',' ORDER BY source) source, chain, pool symbol, '' tf,
-                     min(ts) first, max(ts) last, count(*) rows FROM swaps GROUP BY chain, pool""").df()
+    b = c.execute(
+        """SELECT 'swaps' kind, string_agg(DISTINCT source, ',' ORDER BY source) source, chain, pool symbol, '' tf,
+                     min(ts) first, max(ts) last, count(*) rows FROM swaps GROUP BY chain, pool"""
+    ).df()
     df = pd.concat([x for x in (a, b) if len(x)], ignore_index=True) if len(a) or len(b) else a
     return df.sort_values(["kind", "source", "chain", "symbol", "tf"], ignore_index=True)

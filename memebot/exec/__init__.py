@@ -10,8 +10,23 @@ import math, heapq, itertools
 from dataclasses import dataclass, field
 from typing import Callable
 import numpy as np
-from ..core import (MemebotError, ValidationError, Chain, Side, Order, OrderType, OrderStatus, Fill, Candle, Tick, Swap,
-                          PoolUpdate, TokenLaunched, NS, NotionalOrder)
+from memebot.core import (
+    MemebotError,
+    ValidationError,
+    Chain,
+    Side,
+    Order,
+    OrderType,
+    OrderStatus,
+    Fill,
+    Candle,
+    Tick,
+    Swap,
+    PoolUpdate,
+    TokenLaunched,
+    NS,
+    NotionalOrder,
+)
 from ..strategy import Bars
 from fastcore.basics import patch
 
@@ -24,94 +39,163 @@ __all__ = ['FILL_MODELS', 'FillRefused', 'Execution', 'FillModel', 'BarFill', 'V
 class FillRefused(MemebotError):
     "A fill model refused an order (below minimum liquidity, more than the pool holds, no price)."
 
+
 @dataclass(slots=True)
 class Execution:
     "What a fill model computed: base quantity, price before fees (impact included), fee in quote units."
-    qty: float; price: float; fee: float
+
+    qty: float
+    price: float
+    fee: float
+
 
 class FillModel:
     "Base of fill models."
-    def execute(self, side:Side, qty:float|None, # base units to trade (None: buy with `notional`)
-                notional:float|None, # quote units to spend on a buy (exact-in)
-                price:float, # reference price (next bar's open, tick price)
-                volume:float=math.nan, # base volume of the bar being traded into (CEX models)
-                pool:list|None=None # [base_reserve, quote_reserve] (AMM models; updated in place)
-               ) -> Execution: raise NotImplementedError
+
+    def execute(
+        self,
+        side: Side,
+        qty: float | None,  # base units to trade (None: buy with `notional`)
+        notional: float | None,  # quote units to spend on a buy (exact-in)
+        price: float,  # reference price (next bar's open, tick price)
+        volume: float = math.nan,  # base volume of the bar being traded into (CEX models)
+        pool: list | None = None,  # [base_reserve, quote_reserve] (AMM models; updated in place)
+    ) -> Execution:
+        raise NotImplementedError
+
 
 class BarFill(FillModel):
     "CEX-style fill at the reference price, plus fixed slippage and a fee on notional (both in bps)."
-    def __init__(self, fee_bps:float=0.0, slippage_bps:float=0.0):
-        if fee_bps < 0 or slippage_bps < 0: raise ValidationError("fill model", "fee_bps", "fees and slippage must be >= 0")
+
+    def __init__(self, fee_bps: float = 0.0, slippage_bps: float = 0.0):
+        if fee_bps < 0 or slippage_bps < 0:
+            raise ValidationError("fill model", "fee_bps", "fees and slippage must be >= 0")
         self.fee, self.slip = fee_bps / 1e4, slippage_bps / 1e4
-    def _slip(self, side, qty, notional, price, volume): return self.slip
+
+    def _slip(self, side, qty, notional, price, volume):
+        return self.slip
+
     def execute(self, side, qty, notional, price, volume=math.nan, pool=None):
-        if not price > 0: raise FillRefused(f"no valid price ({price})")
+        if not price > 0:
+            raise FillRefused(f"no valid price ({price})")
         if side is Side.BUY:
             est = qty if qty is not None else notional / price
             px = price * (1 + self._slip(side, est, notional, price, volume))
-            if qty is None: qty = notional / (px * (1 + self.fee))
-        else: px = price * (1 - self._slip(side, qty, notional, price, volume))
+            if qty is None:
+                qty = notional / (px * (1 + self.fee))
+        else:
+            px = price * (1 - self._slip(side, qty, notional, price, volume))
         return Execution(qty, px, qty * px * self.fee)
+
 
 class VolumeParticipation(BarFill):
     "CEX candles: slippage grows with the square root of the order's share of the bar's volume; capped participation."
-    def __init__(self, fee_bps:float=10.0, participation:float=0.1, # at most this share of the bar's volume
-                 impact_bps:float=10.0, # slippage at full participation
-                 spread_bps:float=0.0):
+
+    def __init__(
+        self,
+        fee_bps: float = 10.0,
+        participation: float = 0.1,  # at most this share of the bar's volume
+        impact_bps: float = 10.0,  # slippage at full participation
+        spread_bps: float = 0.0,
+    ):
         super().__init__(fee_bps, 0.0)
-        if not 0 < participation <= 1: raise ValidationError("fill model", "participation", f"{participation} is not in (0, 1]")
+        if not 0 < participation <= 1:
+            raise ValidationError("fill model", "participation", f"{participation} is not in (0, 1]")
         self.part, self.impact, self.half_spread = participation, impact_bps / 1e4, spread_bps / 2e4
-    def cap(self, volume:float) -> float:
+
+    def cap(self, volume: float) -> float:
         "Most base units one bar can fill."
         return self.part * volume if volume == volume else math.inf
+
     def _slip(self, side, qty, notional, price, volume):
-        if not volume > 0: return self.half_spread + self.impact
+        if not volume > 0:
+            return self.half_spread + self.impact
         return self.half_spread + self.impact * math.sqrt(min(qty / (self.part * volume), 1.0))
+
 
 class ConstantProductAMM(FillModel):
     "x*y=k pool: exact price impact from reserves; the LP fee is taken from the input."
-    def __init__(self, fee_bps:float=30.0, liquidity_quote:float|None=None, # assumed pool size (both sides, quote) when reserves are unknown
-                 min_liquidity_quote:float=0.0): # refuse pools smaller than this (both sides, quote)
+
+    def __init__(
+        self,
+        fee_bps: float = 30.0,
+        liquidity_quote: float | None = None,  # assumed pool size (both sides, quote) when reserves are unknown
+        min_liquidity_quote: float = 0.0,
+    ):  # refuse pools smaller than this (both sides, quote)
         self.f, self.liq, self.min_liq = fee_bps / 1e4, liquidity_quote, min_liquidity_quote
-    def reserves(self, price:float, pool:list|None) -> list:
-        if pool is not None and pool[0] > 0 and pool[1] > 0: return pool
-        if self.liq is None or not price > 0: raise FillRefused("pool reserves unknown (no PoolUpdate and no liquidity_quote)")
-        y = self.liq / 2; return [y / price, y]
+
+    def reserves(self, price: float, pool: list | None) -> list:
+        if pool is not None and pool[0] > 0 and pool[1] > 0:
+            return pool
+        if self.liq is None or not price > 0:
+            raise FillRefused("pool reserves unknown (no PoolUpdate and no liquidity_quote)")
+        y = self.liq / 2
+        return [y / price, y]
+
     def execute(self, side, qty, notional, price, volume=math.nan, pool=None):
-        r = self.reserves(price, pool); x, y = r
-        if 2 * y < self.min_liq: raise FillRefused(f"pool liquidity {2 * y:.6g} is below the minimum {self.min_liq:.6g}")
+        r = self.reserves(price, pool)
+        x, y = r
+        if 2 * y < self.min_liq:
+            raise FillRefused(f"pool liquidity {2 * y:.6g} is below the minimum {self.min_liq:.6g}")
         f = self.f
         if side is Side.BUY:
             if qty is None:
-                a = notional * (1 - f); q = x * a / (y + a); fee = notional - a
+                a = notional * (1 - f)
+                q = x * a / (y + a)
+                fee = notional - a
             else:
-                if qty >= x: raise FillRefused(f"buying {qty} base but the pool holds {x}")
-                a = y * qty / (x - qty); q = qty; fee = a / (1 - f) - a
+                if qty >= x:
+                    raise FillRefused(f"buying {qty} base but the pool holds {x}")
+                a = y * qty / (x - qty)
+                q = qty
+                fee = a / (1 - f) - a
             r[0], r[1] = x - q, y + a + fee
             return Execution(q, a / q, fee)
-        q = qty; qa = q * (1 - f)
-        out = y * qa / (x + qa); gross = y * q / (x + q)
+        q = qty
+        qa = q * (1 - f)
+        out = y * qa / (x + qa)
+        gross = y * q / (x + q)
         r[0], r[1] = x + q, y - out
         return Execution(q, gross / q, gross - out)
 
+
 class PumpFunCurve(ConstantProductAMM):
     "pump.fun bonding curve: constant product on virtual reserves (30 SOL x 1.073e9 tokens), 1% fee on SOL."
-    def __init__(self, fee_bps:float=100.0, virtual_sol:float=30.0, virtual_token:float=1_073_000_000.0, min_liquidity_quote:float=0.0):
-        super().__init__(fee_bps, None, min_liquidity_quote); self.k = virtual_sol * virtual_token
+
+    def __init__(
+        self,
+        fee_bps: float = 100.0,
+        virtual_sol: float = 30.0,
+        virtual_token: float = 1_073_000_000.0,
+        min_liquidity_quote: float = 0.0,
+    ):
+        super().__init__(fee_bps, None, min_liquidity_quote)
+        self.k = virtual_sol * virtual_token
+
     def reserves(self, price, pool):
-        if pool is not None and pool[0] > 0 and pool[1] > 0: return pool
-        if not price > 0: raise FillRefused(f"no valid price ({price})")
+        if pool is not None and pool[0] > 0 and pool[1] > 0:
+            return pool
+        if not price > 0:
+            raise FillRefused(f"no valid price ({price})")
         return [math.sqrt(self.k / price), math.sqrt(self.k * price)]
+
     def execute(self, side, qty, notional, price, volume=math.nan, pool=None):
-        r = self.reserves(price, pool); x, y = r; f = self.f
-        if side is Side.BUY:           # fee on the SOL paid in
-            if qty is None: a = notional / (1 + f); q = x * a / (y + a)
+        r = self.reserves(price, pool)
+        x, y = r
+        f = self.f
+        if side is Side.BUY:  # fee on the SOL paid in
+            if qty is None:
+                a = notional / (1 + f)
+                q = x * a / (y + a)
             else:
-                if qty >= x: raise FillRefused(f"buying {qty} tokens but the curve holds {x}")
-                q = qty; a = y * q / (x - q)
+                if qty >= x:
+                    raise FillRefused(f"buying {qty} tokens but the curve holds {x}")
+                q = qty
+                a = y * q / (x - q)
             r[0], r[1] = x - q, y + a
             return Execution(q, a / q, a * f)
-        q = qty; out = y * q / (x + q)   # fee on the SOL paid out
+        q = qty
+        out = y * q / (x + q)  # fee on the SOL paid out
         r[0], r[1] = x + q, y - out
         return Execution(q, out / q, out * f)
 
@@ -119,157 +203,222 @@ class PumpFunCurve(ConstantProductAMM):
 @dataclass(frozen=True, slots=True)
 class FeeSchedule:
     "Fixed network cost per transaction (quote units); the venue/LP fee lives in the fill model."
+
     fixed: float = 0.0
+
     @classmethod
-    def for_chain(cls, chain:Chain|str, settings=None, # `Settings` (default: the effective settings)
-                  native_price:float=1.0 # price of SOL/ETH/BNB/POL in the quote currency
-                 ) -> FeeSchedule:
+    def for_chain(
+        cls,
+        chain: Chain | str,
+        settings=None,  # `Settings` (default: the effective settings)
+        native_price: float = 1.0,  # price of SOL/ETH/BNB/POL in the quote currency
+    ) -> FeeSchedule:
         "Priority fee/tip + base fee on Solana, gas on EVM chains, nothing on a CEX."
         from memebot.config import get_settings
-        bt = (settings or get_settings()).backtest; chain = Chain.parse(chain)
-        if chain is Chain.SOLANA: return cls((bt.solana_base_fee_lamports + bt.solana_priority_fee_lamports) / 1e9 * native_price)
-        if chain.is_evm: return cls(bt.evm_swap_gas * bt.evm_gas_price_gwei * 1e-9 * native_price)
+
+        bt = (settings or get_settings()).backtest
+        chain = Chain.parse(chain)
+        if chain is Chain.SOLANA:
+            return cls((bt.solana_base_fee_lamports + bt.solana_priority_fee_lamports) / 1e9 * native_price)
+        if chain.is_evm:
+            return cls(bt.evm_swap_gas * bt.evm_gas_price_gwei * 1e-9 * native_price)
         return cls(0.0)
 
-def venue_fill_model(venue:str, settings=None, **kw) -> FillModel:
+
+def venue_fill_model(venue: str, settings=None, **kw) -> FillModel:
     "The default fill model for a venue: cex, raydium, uniswap_v2 (and forks), pumpfun."
     from memebot.config import get_settings
-    bt = (settings or get_settings()).backtest; v = venue.lower()
-    if v in ("cex", "binance"): return VolumeParticipation(kw.pop("fee_bps", bt.cex_fee_bps), kw.pop("participation", bt.volume_participation),
-                                                           kw.pop("impact_bps", bt.impact_bps), **kw)
-    if v in ("raydium", "orca", "meteora"): return ConstantProductAMM(kw.pop("fee_bps", bt.raydium_fee_bps), **kw)
-    if v in ("uniswap_v2", "pancakeswap", "quickswap"): return ConstantProductAMM(kw.pop("fee_bps", bt.uniswap_v2_fee_bps), **kw)
-    if v in ("pumpfun", "pump.fun", "pump"): return PumpFunCurve(kw.pop("fee_bps", bt.pumpfun_fee_bps), **kw)
-    raise ValidationError("fill model", "venue", f"unknown venue {venue!r} (cex, raydium, orca, meteora, uniswap_v2, pancakeswap, quickswap, pumpfun)")
+
+    bt = (settings or get_settings()).backtest
+    v = venue.lower()
+    if v in ("cex", "binance"):
+        return VolumeParticipation(
+            kw.pop("fee_bps", bt.cex_fee_bps),
+            kw.pop("participation", bt.volume_participation),
+            kw.pop("impact_bps", bt.impact_bps),
+            **kw,
+        )
+    if v in ("raydium", "orca", "meteora"):
+        return ConstantProductAMM(kw.pop("fee_bps", bt.raydium_fee_bps), **kw)
+    if v in ("uniswap_v2", "pancakeswap", "quickswap"):
+        return ConstantProductAMM(kw.pop("fee_bps", bt.uniswap_v2_fee_bps), **kw)
+    if v in ("pumpfun", "pump.fun", "pump"):
+        return PumpFunCurve(kw.pop("fee_bps", bt.pumpfun_fee_bps), **kw)
+    raise ValidationError(
+        "fill model",
+        "venue",
+        f"unknown venue {venue!r} (cex, raydium, orca, meteora, uniswap_v2, pancakeswap, quickswap, pumpfun)",
+    )
 
 # %% ../../nbs/60_exec.ipynb #fde25ccc
 class Broker:
     "What the engine and the node need from a venue (simulated, paper or live)."
-    network_fee: float = 0.0     # one transaction's cost in quote units (the account checks reserve it per order)
-    deferred: bool = False       # True: ledger writes wait for `flush()` (the node flushes after each event)
-    def submit(self, order:Order, now_ns:int) -> None:
+
+    network_fee: float = 0.0  # one transaction's cost in quote units (the account checks reserve it per order)
+    deferred: bool = False  # True: ledger writes wait for `flush()` (the node flushes after each event)
+
+    def submit(self, order: Order, now_ns: int) -> None:
         "Take an order that passed the account and risk checks."
         raise NotImplementedError
-    def cancel(self, client_id:str) -> bool:
+
+    def cancel(self, client_id: str) -> bool:
         "Cancel the rest of an open order; False when it can no longer be called back."
         raise NotImplementedError
+
     def on_market(self, event) -> list:
         "Fills and finished orders since the last call (`event` None: only what is ready, no new prices)."
         raise NotImplementedError
+
     def open_orders(self) -> list[Order]:
         "Orders submitted and not finished."
         raise NotImplementedError
-    def restore(self, orders:list[Order], fills:list[Fill]=()) -> list[Order]:
+
+    def restore(self, orders: list[Order], fills: list[Fill] = ()) -> list[Order]:
         "After a restart: take back the orders the ledger holds as open; returns those the broker holds again."
         return []
+
     def flush(self) -> int:
         "Write what `deferred` held back; returns how many records were written."
         return 0
+
     async def drain(self) -> list:
         "At stop: wait for what is in flight and return the reports of what landed."
         return []
 
+
 def event_key(ev):
     "The symbol a market event prices (pool address for on-chain events)."
     t = type(ev)
-    if t is Tick or t is Candle: return ev.symbol
-    if t is Swap or t is PoolUpdate: return ev.pool
+    if t is Tick or t is Candle:
+        return ev.symbol
+    if t is Swap or t is PoolUpdate:
+        return ev.pool
     return None
 
 # %% ../../nbs/60_exec.ipynb #84f40a83
 class SimulatedBroker(Broker):
     "A venue simulator: fills pending orders on the next market event with a fill model and fees."
-    def __init__(self, model:FillModel|None=None, # default: BarFill() (no fees, no slippage)
-                 fees:FeeSchedule=FeeSchedule(), failure_prob:float=0.0, seed:int=0, venue:str="sim"):
-        if not 0 <= failure_prob < 1: raise ValidationError("broker", "failure_prob", f"{failure_prob} is not in [0, 1)")
+
+    def __init__(
+        self,
+        model: FillModel | None = None,  # default: BarFill() (no fees, no slippage)
+        fees: FeeSchedule = FeeSchedule(),
+        failure_prob: float = 0.0,
+        seed: int = 0,
+        venue: str = "sim",
+    ):
+        if not 0 <= failure_prob < 1:
+            raise ValidationError("broker", "failure_prob", f"{failure_prob} is not in [0, 1)")
         self.model, self.fees, self.fail_p, self.venue = model or BarFill(), fees, failure_prob, venue
         self.rng = np.random.default_rng(seed)
         self.pending: dict[str, list[Order]] = {}
         self.pools: dict[str, list] = {}
         self._n = 0
         self._cap = getattr(self.model, "cap", None)
-        self._budget: dict[str, float] = {}      # open buy client id -> budget left (quote, fees included)
-        self._vol = np.full(8, np.nan)           # last completed bar's volume per universe index (capped models)
-        self._vol_by_symbol: dict[str, float] = {}   # the same, for bars without universe indices
+        self._budget: dict[str, float] = {}  # open buy client id -> budget left (quote, fees included)
+        self._vol = np.full(8, np.nan)  # last completed bar's volume per universe index (capped models)
+        self._vol_by_symbol: dict[str, float] = {}  # the same, for bars without universe indices
 
     @property
-    def network_fee(self) -> float: return self.fees.fixed
+    def network_fee(self) -> float:
+        return self.fees.fixed
 
-    def submit(self, order:Order, now_ns:int) -> None:
+    def submit(self, order: Order, now_ns: int) -> None:
         "Accept an order (it passed the checks); it fills at the next event for its symbol."
         order.transition(OrderStatus.SUBMITTED)
         if order.side is Side.BUY:
-            if type(order) is NotionalOrder: self._budget[order.client_id] = order.notional
-            elif order.reserved > 0: self._budget[order.client_id] = order.reserved
+            if type(order) is NotionalOrder:
+                self._budget[order.client_id] = order.notional
+            elif order.reserved > 0:
+                self._budget[order.client_id] = order.reserved
         self.pending.setdefault(order.symbol, []).append(order)
 
-    def cancel(self, client_id:str) -> bool:
+    def cancel(self, client_id: str) -> bool:
         "Cancel a pending order (or the unfilled rest of one); False if it is not pending here."
         for s, lst in self.pending.items():
             for o in lst:
                 if o.client_id == client_id:
                     lst.remove(o)
-                    if not lst: del self.pending[s]
+                    if not lst:
+                        del self.pending[s]
                     self._budget.pop(client_id, None)
-                    o.transition(OrderStatus.CANCELLED, "cancelled"); return True
+                    o.transition(OrderStatus.CANCELLED, "cancelled")
+                    return True
         return False
 
-    def open_orders(self) -> list[Order]: return [o for l in self.pending.values() for o in l]
+    def open_orders(self) -> list[Order]:
+        return [o for l in self.pending.values() for o in l]
 
 # %% ../../nbs/60_exec.ipynb #2a8cbc7f
 @patch
-def on_market(self:SimulatedBroker, ev) -> list:
+def on_market(self: SimulatedBroker, ev) -> list:
     "Fill what this event prices; returns fills and orders that finished without (more) fills."
     t = type(ev)
-    if t is PoolUpdate: self.pools[ev.pool] = [ev.base_reserve, ev.quote_reserve]
+    if t is PoolUpdate:
+        self.pools[ev.pool] = [ev.base_reserve, ev.quote_reserve]
     if t is Bars:
         out = []
         if self.pending:
             syms, o = ev.symbols, ev.ohlcv
             for sym in list(self.pending):
-                try: j = syms.index(sym)
-                except ValueError: continue
+                try:
+                    j = syms.index(sym)
+                except ValueError:
+                    continue
                 self._fill(sym, float(o[0, j]), self._prior_volume(ev, j), ev.open_ts, out)
-        if self._cap is not None: self._remember(ev)
+        if self._cap is not None:
+            self._remember(ev)
         return out
-    if not self.pending: return []
+    if not self.pending:
+        return []
     out = []
     sym = event_key(ev)
-    if sym in self.pending: self._fill(sym, float(ev.price), math.nan, ev.ts, out)
+    if sym in self.pending:
+        self._fill(sym, float(ev.price), math.nan, ev.ts, out)
     return out
 
+
 @patch
-def _remember(self:SimulatedBroker, ev:Bars):
+def _remember(self: SimulatedBroker, ev: Bars):
     "Keep each symbol's latest bar volume (the volume known when its next bar opens)."
     idx = ev.idx
     if idx is None:
-        for s, v in zip(ev.symbols, ev.ohlcv[4].tolist()): self._vol_by_symbol[s] = v
+        for s, v in zip(ev.symbols, ev.ohlcv[4].tolist()):
+            self._vol_by_symbol[s] = v
         return
     n = idx.stop if type(idx) is slice else int(idx.max()) + 1
     if n > self._vol.shape[0]:
-        v = np.full(max(n, 2 * self._vol.shape[0]), np.nan); v[:self._vol.shape[0]] = self._vol; self._vol = v
+        v = np.full(max(n, 2 * self._vol.shape[0]), np.nan)
+        v[: self._vol.shape[0]] = self._vol
+        self._vol = v
     self._vol[idx] = ev.ohlcv[4]
 
+
 @patch
-def _prior_volume(self:SimulatedBroker, ev:Bars, j:int) -> float:
+def _prior_volume(self: SimulatedBroker, ev: Bars, j: int) -> float:
     "Volume of symbol `j`'s last completed bar before `ev` (NaN when unknown or the model has no cap)."
-    if self._cap is None: return math.nan
+    if self._cap is None:
+        return math.nan
     idx = ev.idx
-    if idx is None: return self._vol_by_symbol.get(ev.symbols[j], math.nan)
+    if idx is None:
+        return self._vol_by_symbol.get(ev.symbols[j], math.nan)
     u = idx.start + j if type(idx) is slice else int(idx[j])
     return float(self._vol[u]) if u < self._vol.shape[0] else math.nan
 
 # %% ../../nbs/60_exec.ipynb #01d7e955
 _DUST = 1e-9
 
-@patch
-def _execute(self:SimulatedBroker, sym, side, qty, notional, price, volume):
-    "Run the fill model on a copy of the pool; returns (execution, the pool after it)."
-    p = self.pools.get(sym); work = list(p) if p is not None else None
-    return self.model.execute(side, qty, notional, price, volume, work), work
 
 @patch
-def _fill(self:SimulatedBroker, sym, price, volume, ts, out):
+def _execute(self: SimulatedBroker, sym, side, qty, notional, price, volume):
+    "Run the fill model on a copy of the pool; returns (execution, the pool after it)."
+    p = self.pools.get(sym)
+    work = list(p) if p is not None else None
+    return self.model.execute(side, qty, notional, price, volume, work), work
+
+
+@patch
+def _fill(self: SimulatedBroker, sym, price, volume, ts, out):
     keep, fixed = [], self.fees.fixed
     cap = self._cap(volume) if self._cap else math.inf
     for o in self.pending.pop(sym):
@@ -277,132 +426,183 @@ def _fill(self:SimulatedBroker, sym, price, volume, ts, out):
         if self.fail_p and self.rng.random() < self.fail_p:
             o.transition(OrderStatus.FAILED, "transaction failed (simulated)")
             self._budget.pop(o.client_id, None)
-            if fixed: out.append(self._mk(o, ts, 0.0, price, fixed, "failed"))
-            out.append(o); continue
+            if fixed:
+                out.append(self._mk(o, ts, 0.0, price, fixed, "failed"))
+            out.append(o)
+            continue
         budget = self._budget.get(o.client_id, math.inf)
         try:
-            if type(o) is NotionalOrder:                 # exact-in: spend what is left of the budget
+            if type(o) is NotionalOrder:  # exact-in: spend what is left of the budget
                 spend = budget - fixed
-                if not spend > _DUST * o.notional: raise FillRefused(f"budget {budget:.6g} does not cover the network fee {fixed:.6g}")
+                if not spend > _DUST * o.notional:
+                    raise FillRefused(f"budget {budget:.6g} does not cover the network fee {fixed:.6g}")
                 e, pool = self._execute(sym, o.side, None, spend, price, volume)
-                if e.qty > cap: e, pool = self._execute(sym, o.side, cap, None, price, volume)
+                if e.qty > cap:
+                    e, pool = self._execute(sym, o.side, cap, None, price, volume)
             else:
                 e, pool = self._execute(sym, o.side, min(o.remaining, cap), None, price, volume)
                 if o.side is Side.BUY and e.qty * e.price + e.fee + fixed > budget * (1 + _DUST):
                     over = f"price {e.price:.6g} moved beyond the cash reserved for the order ({budget:.6g})"
-                    if not budget - fixed > 0: raise FillRefused(over)
-                    e, pool = self._execute(sym, o.side, None, budget - fixed, price, volume)   # what the budget buys
+                    if not budget - fixed > 0:
+                        raise FillRefused(over)
+                    e, pool = self._execute(sym, o.side, None, budget - fixed, price, volume)  # what the budget buys
                     short = over
         except FillRefused as err:
             self._budget.pop(o.client_id, None)
-            if o.filled_qty > 0: o.transition(OrderStatus.CANCELLED, f"rest cancelled: {err}")
-            else: o.transition(OrderStatus.REJECTED, str(err))
-            out.append(o); continue
-        if not e.qty > 0: keep.append(o); continue
-        if pool is not None: self.pools[sym][:] = pool
+            if o.filled_qty > 0:
+                o.transition(OrderStatus.CANCELLED, f"rest cancelled: {err}")
+            else:
+                o.transition(OrderStatus.REJECTED, str(err))
+            out.append(o)
+            continue
+        if not e.qty > 0:
+            keep.append(o)
+            continue
+        if pool is not None:
+            self.pools[sym][:] = pool
         cost = e.qty * e.price + e.fee + fixed
         out.append(self._mk(o, ts, e.qty, e.price, e.fee + fixed))
         o.avg_fill_price = (o.avg_fill_price * o.filled_qty + e.qty * e.price) / (o.filled_qty + e.qty)
         o.filled_qty += e.qty
         if type(o) is NotionalOrder:
-            left = budget - cost; self._budget[o.client_id] = left
+            left = budget - cost
+            self._budget[o.client_id] = left
             done = left <= max(fixed, _DUST * o.notional)
             o.qty = o.filled_qty if done else o.filled_qty + left / (e.price * 1.0001)
         else:
-            if o.client_id in self._budget: self._budget[o.client_id] = budget - cost
+            if o.client_id in self._budget:
+                self._budget[o.client_id] = budget - cost
             done = o.remaining <= 1e-12 * max(o.qty, 1.0)
-            if done: o.filled_qty = o.qty
-        if done: self._budget.pop(o.client_id, None); o.transition(OrderStatus.FILLED)
-        elif short:                                  # a buy in base units that hit its budget: the rest is cancelled
+            if done:
+                o.filled_qty = o.qty
+        if done:
             self._budget.pop(o.client_id, None)
-            o.transition(OrderStatus.PARTIALLY_FILLED); o.transition(OrderStatus.CANCELLED, f"rest cancelled: {short}")
+            o.transition(OrderStatus.FILLED)
+        elif short:  # a buy in base units that hit its budget: the rest is cancelled
+            self._budget.pop(o.client_id, None)
+            o.transition(OrderStatus.PARTIALLY_FILLED)
+            o.transition(OrderStatus.CANCELLED, f"rest cancelled: {short}")
             out.append(o)
-        else: o.transition(OrderStatus.PARTIALLY_FILLED); keep.append(o)
-    if keep: self.pending[sym] = keep
+        else:
+            o.transition(OrderStatus.PARTIALLY_FILLED)
+            keep.append(o)
+    if keep:
+        self.pending[sym] = keep
+
 
 @patch
-def _mk(self:SimulatedBroker, o, ts, qty, price, fee, tag=""):
+def _mk(self: SimulatedBroker, o, ts, qty, price, fee, tag=""):
     self._n += 1
-    return Fill(o.client_id, ts, o.symbol, o.side, qty, price, fee, self.venue, tag, o.chain, f"{o.client_id}-f{self._n}")
+    return Fill(
+        o.client_id, ts, o.symbol, o.side, qty, price, fee, self.venue, tag, o.chain, f"{o.client_id}-f{self._n}"
+    )
 
 # %% ../../nbs/60_exec.ipynb #8c7ca805
 _TRIGGERS = {OrderType.LIMIT, OrderType.STOP, OrderType.TAKE_PROFIT, OrderType.TRAILING_STOP}
 
+
 class OrderManager:
     "Client ids, local trigger orders (limit/stop/take-profit/trailing, OCO groups) and TWAP schedules."
-    def __init__(self, prefix:str="bt"): # client-id prefix (a run id in paper/live)
+
+    def __init__(self, prefix: str = "bt"):  # client-id prefix (a run id in paper/live)
         self.prefix, self._seq = prefix, itertools.count(1)
-        self.orders: dict[str, Order] = {}           # every order created, by client id
-        self.triggers: dict[str, list[Order]] = {}   # symbol -> held trigger orders
-        self._best: dict[str, float] = {}            # trailing stops: best price seen
-        self._oco: dict[str, str] = {}               # client id -> OCO group
-        self._schedule: list = []                    # (release_ns, seq, order) TWAP children
-        self.on_held: Callable|None = None           # (order, oco) when a trigger is held; the node persists it
-        self.on_released: Callable|None = None       # (order) when a held trigger fires or is cancelled
+        self.orders: dict[str, Order] = {}  # every order created, by client id
+        self.triggers: dict[str, list[Order]] = {}  # symbol -> held trigger orders
+        self._best: dict[str, float] = {}  # trailing stops: best price seen
+        self._oco: dict[str, str] = {}  # client id -> OCO group
+        self._schedule: list = []  # (release_ns, seq, order) TWAP children
+        self.on_held: Callable | None = None  # (order, oco) when a trigger is held; the node persists it
+        self.on_released: Callable | None = None  # (order) when a held trigger fires or is cancelled
 
     def continue_after(self, client_ids) -> int:
         "After a restart: number new client ids past the highest of ours in `client_ids`; returns that highest number."
         pre = self.prefix + "-"
-        top = max((int(c[len(pre):]) for c in client_ids if c.startswith(pre) and c[len(pre):].isdigit()), default=0)
+        top = max((int(c[len(pre) :]) for c in client_ids if c.startswith(pre) and c[len(pre) :].isdigit()), default=0)
         self._seq = itertools.count(top + 1)
         return top
 
-    def create(self, symbol:str, side:Side, qty:float, type:OrderType=OrderType.MARKET, price:float|None=None,
-               now_ns:int=0, notional:float|None=None, **kw) -> Order:
+    def create(
+        self,
+        symbol: str,
+        side: Side,
+        qty: float,
+        type: OrderType = OrderType.MARKET,
+        price: float | None = None,
+        now_ns: int = 0,
+        notional: float | None = None,
+        **kw,
+    ) -> Order:
         "A new order with the next client id (a `NotionalOrder` when `notional` is given)."
-        if side.__class__ is not Side: side = Side(side)
-        if type.__class__ is not OrderType: type = OrderType(type)
+        if side.__class__ is not Side:
+            side = Side(side)
+        if type.__class__ is not OrderType:
+            type = OrderType(type)
         cid = f"{self.prefix}-{next(self._seq):06d}"
-        if notional is not None: o = NotionalOrder(symbol, side, qty, type, price, cid, ts=now_ns, notional=notional, **kw)
-        else: o = Order(symbol, side, qty, type, price, cid, ts=now_ns, **kw)
+        if notional is not None:
+            o = NotionalOrder(symbol, side, qty, type, price, cid, ts=now_ns, notional=notional, **kw)
+        else:
+            o = Order(symbol, side, qty, type, price, cid, ts=now_ns, **kw)
         self.orders[o.client_id] = o
         return o
 
-    def hold(self, order:Order, oco:str|None=None) -> Order:
+    def hold(self, order: Order, oco: str | None = None) -> Order:
         "Keep a trigger order locally until the market crosses it."
-        if order.type not in _TRIGGERS: raise ValidationError("order", "type", f"{order.type.value} is not a trigger type")
+        if order.type not in _TRIGGERS:
+            raise ValidationError("order", "type", f"{order.type.value} is not a trigger type")
         if order.type is OrderType.TRAILING_STOP:
-            if not (order.trail_pct and 0 < order.trail_pct < 1): raise ValidationError("order", "trail_pct", f"{order.trail_pct} is not in (0, 1)")
+            if not (order.trail_pct and 0 < order.trail_pct < 1):
+                raise ValidationError("order", "trail_pct", f"{order.trail_pct} is not in (0, 1)")
         elif not (order.price is not None and order.price > 0):
             raise ValidationError("order", "price", f"{order.price} is not a positive trigger price")
         self.triggers.setdefault(order.symbol, []).append(order)
-        if oco: self._oco[order.client_id] = oco
-        if self.on_held is not None: self.on_held(order, oco)
+        if oco:
+            self._oco[order.client_id] = oco
+        if self.on_held is not None:
+            self.on_held(order, oco)
         return order
 
-    def twap(self, symbol:str, side:Side, qty:float, slices:int, interval_s:float, now_ns:int, **kw) -> list[Order]:
+    def twap(
+        self, symbol: str, side: Side, qty: float, slices: int, interval_s: float, now_ns: int, **kw
+    ) -> list[Order]:
         "Split `qty` into `slices` market orders: the first at the next event, then one every `interval_s`."
-        if slices < 1 or not qty > 0: raise ValidationError("twap", "slices", f"need slices >= 1 and qty > 0 (got {slices}, {qty})")
+        if slices < 1 or not qty > 0:
+            raise ValidationError("twap", "slices", f"need slices >= 1 and qty > 0 (got {slices}, {qty})")
         out = []
         for k in range(slices):
             o = self.create(symbol, side, qty / slices, now_ns=now_ns, tag=kw.get("tag", "twap"))
-            heapq.heappush(self._schedule, (now_ns + int(k * interval_s * NS), next(self._seq), o)); out.append(o)
+            heapq.heappush(self._schedule, (now_ns + int(k * interval_s * NS), next(self._seq), o))
+            out.append(o)
         return out
 
     @property
-    def active(self) -> bool: return bool(self.triggers) or bool(self._schedule)
+    def active(self) -> bool:
+        return bool(self.triggers) or bool(self._schedule)
 
-    def due(self, now_ns:int) -> list[Order]:
+    def due(self, now_ns: int) -> list[Order]:
         "TWAP slices whose release time has come."
         out = []
         while self._schedule and self._schedule[0][0] <= now_ns:
             o = heapq.heappop(self._schedule)[2]
-            if o.status is OrderStatus.NEW: out.append(o)
+            if o.status is OrderStatus.NEW:
+                out.append(o)
         return out
 
     def on_market(self, ev) -> list[Order]:
         "Trigger orders crossed by this event (removed from the book, ready to submit)."
-        if not self.triggers: return []
+        if not self.triggers:
+            return []
         if type(ev) is Bars:
             pos = {s: j for j, s in enumerate(ev.symbols)}
             out = []
             for sym in list(self.triggers):
                 j = pos.get(sym)
-                if j is not None: out += self._check(sym, float(ev.ohlcv[1, j]), float(ev.ohlcv[2, j]))
+                if j is not None:
+                    out += self._check(sym, float(ev.ohlcv[1, j]), float(ev.ohlcv[2, j]))
             return out
         sym = event_key(ev)
         if sym in self.triggers:
-            p = float(ev.price); return self._check(sym, p, p)
+            p = float(ev.price)
+            return self._check(sym, p, p)
         return []
 
     def _check(self, sym, hi, lo) -> list[Order]:
@@ -413,17 +613,24 @@ class OrderManager:
                 best = self._best.get(o.client_id)
                 hit = best is not None and (hi >= best * (1 + o.trail_pct) if buy else lo <= best * (1 - o.trail_pct))
                 self._best[o.client_id] = (min if buy else max)(x for x in (best, lo if buy else hi) if x is not None)
-            elif t is OrderType.LIMIT: hit = lo <= p if buy else hi >= p
-            elif t is OrderType.STOP: hit = hi >= p if buy else lo <= p
-            else: hit = lo <= p if buy else hi >= p       # take-profit
+            elif t is OrderType.LIMIT:
+                hit = lo <= p if buy else hi >= p
+            elif t is OrderType.STOP:
+                hit = hi >= p if buy else lo <= p
+            else:
+                hit = lo <= p if buy else hi >= p  # take-profit
             (fired if hit else keep).append(o)
-        if keep: self.triggers[sym] = keep
-        else: del self.triggers[sym]
+        if keep:
+            self.triggers[sym] = keep
+        else:
+            del self.triggers[sym]
         if self.on_released is not None:
-            for o in fired: self.on_released(o)
-        for o in fired:                                  # one-cancels-other
+            for o in fired:
+                self.on_released(o)
+        for o in fired:  # one-cancels-other
             g = self._oco.pop(o.client_id, None)
-            if g: self._cancel_where(lambda x: self._oco.get(x.client_id) == g, "oco")
+            if g:
+                self._cancel_where(lambda x: self._oco.get(x.client_id) == g, "oco")
         return fired
 
     def _cancel_where(self, pred, reason) -> list[Order]:
@@ -432,26 +639,35 @@ class OrderManager:
             keep = []
             for o in self.triggers[sym]:
                 if pred(o):
-                    o.transition(OrderStatus.CANCELLED, reason); self._oco.pop(o.client_id, None); out.append(o)
-                    if self.on_released is not None: self.on_released(o)
-                else: keep.append(o)
-            if keep: self.triggers[sym] = keep
-            else: del self.triggers[sym]
+                    o.transition(OrderStatus.CANCELLED, reason)
+                    self._oco.pop(o.client_id, None)
+                    out.append(o)
+                    if self.on_released is not None:
+                        self.on_released(o)
+                else:
+                    keep.append(o)
+            if keep:
+                self.triggers[sym] = keep
+            else:
+                del self.triggers[sym]
         if any(pred(x[2]) for x in self._schedule):
             for _, _, o in self._schedule:
-                if pred(o) and o.status is OrderStatus.NEW: o.transition(OrderStatus.CANCELLED, reason); out.append(o)
-            self._schedule = [x for x in self._schedule if x[2].status is OrderStatus.NEW]; heapq.heapify(self._schedule)
+                if pred(o) and o.status is OrderStatus.NEW:
+                    o.transition(OrderStatus.CANCELLED, reason)
+                    out.append(o)
+            self._schedule = [x for x in self._schedule if x[2].status is OrderStatus.NEW]
+            heapq.heapify(self._schedule)
         return out
 
-    def cancel(self, client_id:str) -> list[Order]:
+    def cancel(self, client_id: str) -> list[Order]:
         "Cancel a held trigger or scheduled slice by client id."
         return self._cancel_where(lambda o: o.client_id == client_id, "cancelled")
 
-    def cancel_symbol(self, symbol:str) -> list[Order]:
+    def cancel_symbol(self, symbol: str) -> list[Order]:
         "Cancel every held order for `symbol`."
         return self._cancel_where(lambda o: o.symbol == symbol, "cancelled")
 
-    def held(self, symbol:str|None=None) -> list[Order]:
+    def held(self, symbol: str | None = None) -> list[Order]:
         "Trigger orders and TWAP slices still held locally."
         out = [o for s, l in self.triggers.items() if symbol is None or s == symbol for o in l]
         return out + [x[2] for x in self._schedule if symbol is None or x[2].symbol == symbol]
@@ -459,25 +675,39 @@ class OrderManager:
 # %% ../../nbs/60_exec.ipynb #daee65b7
 FILL_MODELS = ("auto", "bar", "volume", "amm", "pumpfun")
 
-def make_broker(fill:str, # one of FILL_MODELS
-                chain:str, # the data's chain ("cex", "solana", "ethereum", ...)
-                fee_bps:float|None=None, # override the chain's default fee
-                slippage_bps:float|None=None, # extra slippage (bar and volume models)
-                liquidity:float=100_000.0, # quote-side pool depth for the x*y=k model
-                native_price:float=1.0, failure_prob:float=0.0, seed:int=0,
-                settings=None # settings (default: the process-wide ones)
-               ) -> SimulatedBroker:
+
+def make_broker(
+    fill: str,  # one of FILL_MODELS
+    chain: str,  # the data's chain ("cex", "solana", "ethereum", ...)
+    fee_bps: float | None = None,  # override the chain's default fee
+    slippage_bps: float | None = None,  # extra slippage (bar and volume models)
+    liquidity: float = 100_000.0,  # quote-side pool depth for the x*y=k model
+    native_price: float = 1.0,
+    failure_prob: float = 0.0,
+    seed: int = 0,
+    settings=None,  # settings (default: the process-wide ones)
+) -> SimulatedBroker:
     "A SimulatedBroker for the data's chain with the named fill model and `[backtest]` fees."
     from memebot.config import get_settings
-    s = settings or get_settings(); bt = s.backtest
-    if fill == "auto": fill = "volume" if chain == "cex" else "amm"
-    if fill == "bar": model = BarFill(bt.cex_fee_bps if fee_bps is None else fee_bps, slippage_bps or 0.0)
+
+    s = settings or get_settings()
+    bt = s.backtest
+    if fill == "auto":
+        fill = "volume" if chain == "cex" else "amm"
+    if fill == "bar":
+        model = BarFill(bt.cex_fee_bps if fee_bps is None else fee_bps, slippage_bps or 0.0)
     elif fill == "volume":
-        model = VolumeParticipation(bt.cex_fee_bps if fee_bps is None else fee_bps, bt.volume_participation,
-                                    bt.impact_bps, 2 * (slippage_bps or 0.0))
+        model = VolumeParticipation(
+            bt.cex_fee_bps if fee_bps is None else fee_bps,
+            bt.volume_participation,
+            bt.impact_bps,
+            2 * (slippage_bps or 0.0),
+        )
     elif fill == "amm":
         dflt = bt.uniswap_v2_fee_bps if Chain.parse(chain).is_evm else bt.raydium_fee_bps
         model = ConstantProductAMM(dflt if fee_bps is None else fee_bps, liquidity_quote=liquidity)
-    elif fill == "pumpfun": model = PumpFunCurve(bt.pumpfun_fee_bps if fee_bps is None else fee_bps)
-    else: raise ValidationError("option", "--fill", f"{fill!r}: expected one of {', '.join(FILL_MODELS)}")
+    elif fill == "pumpfun":
+        model = PumpFunCurve(bt.pumpfun_fee_bps if fee_bps is None else fee_bps)
+    else:
+        raise ValidationError("option", "--fill", f"{fill!r}: expected one of {', '.join(FILL_MODELS)}")
     return SimulatedBroker(model, FeeSchedule.for_chain(chain, s, native_price), failure_prob, seed)

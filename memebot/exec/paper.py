@@ -18,43 +18,57 @@ __all__ = ['ResumeDiverged', 'PaperBroker']
 class ResumeDiverged(MemebotError):
     "A resumed run produced an order that differs from the one the ledger holds under the same client id."
 
+
 _ORDERS = counter("paper_orders_total", "Orders the paper broker accepted (written to the ledger)", ["run_id"])
-_FILLS = counter("paper_fills_total", "Fills the paper broker produced, by whether the ledger already had them", ["run_id", "new"])
+_FILLS = counter(
+    "paper_fills_total", "Fills the paper broker produced, by whether the ledger already had them", ["run_id", "new"]
+)
+
 
 class PaperBroker(SimulatedBroker):
     "The backtest's SimulatedBroker (same fill models and fees) with ledger write-ahead, fill recording and restore."
-    def __init__(self, model:FillModel|None=None, # the fill model (default BarFill(): no fees, no slippage)
-                 fees:FeeSchedule=FeeSchedule(), # fixed network cost per transaction
-                 ledger=None, # a memebot.exec.ledger.Ledger (None: nothing is recorded, e.g. benchmarks)
-                 failure_prob:float=0.0, seed:int=0, venue:str="paper",
-                 deferred:bool=False): # record fills at `flush()` (the node: after each event, off the tick-to-order path)
+
+    def __init__(
+        self,
+        model: FillModel | None = None,  # the fill model (default BarFill(): no fees, no slippage)
+        fees: FeeSchedule = FeeSchedule(),  # fixed network cost per transaction
+        ledger=None,  # a memebot.exec.ledger.Ledger (None: nothing is recorded, e.g. benchmarks)
+        failure_prob: float = 0.0,
+        seed: int = 0,
+        venue: str = "paper",
+        deferred: bool = False,
+    ):  # record fills at `flush()` (the node: after each event, off the tick-to-order path)
         super().__init__(model, fees, failure_prob, seed, venue)
         self.ledger, self.deferred, self._unrecorded = ledger, deferred, []
-        self.orders: dict[str, Order] = {}          # every order this broker accepted, by client id
-        self._nfill: dict[str, int] = {}            # client id -> fills produced (deterministic fill ids)
-        self.replayed = 0                           # orders already in the ledger (a resumed run re-creating them)
+        self.orders: dict[str, Order] = {}  # every order this broker accepted, by client id
+        self._nfill: dict[str, int] = {}  # client id -> fills produced (deterministic fill ids)
+        self.replayed = 0  # orders already in the ledger (a resumed run re-creating them)
         self.log = get_logger("memebot.exec.paper")
         self._run = ledger.run_id if ledger is not None else "-"
 
-    def submit(self, order:Order, now_ns:int) -> None:
+    def submit(self, order: Order, now_ns: int) -> None:
         "Write the order ahead to the ledger, then put it in the book (it fills on the next event for its symbol)."
         led = self.ledger
         if led is not None:
             params = {"notional": order.notional} if type(order) is NotionalOrder else None
-            old = led.orders.get(order.client_id)              # loaded at start: a resumed run re-creating it
-            if old is None and not led.record_order(order, params): old = led.order(order.client_id)
+            old = led.orders.get(order.client_id)  # loaded at start: a resumed run re-creating it
+            if old is None and not led.record_order(order, params):
+                old = led.order(order.client_id)
             if old is not None:
                 if old is not None and (old.symbol != order.symbol or old.side is not order.side):
-                    raise ResumeDiverged(f"order {order.client_id}: the ledger has {old.side.value} {old.symbol}, "
-                                         f"the resumed run made {order.side.value} {order.symbol}")
+                    raise ResumeDiverged(
+                        f"order {order.client_id}: the ledger has {old.side.value} {old.symbol}, "
+                        f"the resumed run made {order.side.value} {order.symbol}"
+                    )
                 self.replayed += 1
         self.orders[order.client_id] = order
         _ORDERS.labels(self._run).inc()
         super().submit(order, now_ns)
 
-    def cancel(self, client_id:str) -> bool:
+    def cancel(self, client_id: str) -> bool:
         ok = super().cancel(client_id)
-        if ok and self.ledger is not None: self.ledger.update_order(self.orders[client_id])
+        if ok and self.ledger is not None:
+            self.ledger.update_order(self.orders[client_id])
         return ok
 
     def on_market(self, ev) -> list:
@@ -62,12 +76,14 @@ class PaperBroker(SimulatedBroker):
         out = super().on_market(ev)
         if self.ledger is not None and out:
             self._unrecorded += out
-            if not self.deferred: self.flush()
+            if not self.deferred:
+                self.flush()
         return out
 
     def flush(self) -> int:
         "Record the fills and order changes not yet in the ledger; returns how many."
-        if not self._unrecorded: return 0
+        if not self._unrecorded:
+            return 0
         todo, self._unrecorded = self._unrecorded, []
         led = self.ledger
         for r in todo:
@@ -75,28 +91,47 @@ class PaperBroker(SimulatedBroker):
                 if r.qty > 0:
                     new = led.record_fill(r, None, self.orders.get(r.client_id))
                     _FILLS.labels(self._run, str(new).lower()).inc()
-            else: led.update_order(r)
+            else:
+                led.update_order(r)
         return len(todo)
 
     def _mk(self, o, ts, qty, price, fee, tag=""):
         k = self._nfill[o.client_id] = self._nfill.get(o.client_id, 0) + 1
         return Fill(o.client_id, ts, o.symbol, o.side, qty, price, fee, self.venue, tag, o.chain, f"{o.client_id}-f{k}")
 
-    def restore(self, orders:list[Order], fills:list[Fill]=()) -> list[Order]:
-        "Put open orders back in the book after a restart (a notional buy with what is left of its budget); returns them."
+    def restore(self, orders: list[Order], fills: list[Fill] = ()) -> list[Order]:
+        "Put open orders back in the book after a restart (a notional buy with the rest of its budget); returns them."
         spent: dict[str, float] = {}
         for f in fills:
             self._nfill[f.client_id] = self._nfill.get(f.client_id, 0) + 1
-            if f.side is Side.BUY: spent[f.client_id] = spent.get(f.client_id, 0.0) + f.qty * f.price + f.fee
+            if f.side is Side.BUY:
+                spent[f.client_id] = spent.get(f.client_id, 0.0) + f.qty * f.price + f.fee
         out = []
         for o in orders:
-            if o.status.is_terminal: continue
+            if o.status.is_terminal:
+                continue
             p = self.ledger.order_params(o.client_id) if self.ledger is not None else None
             if p and p.get("notional") is not None:
-                o = NotionalOrder(o.symbol, o.side, o.qty, o.type, o.price, o.client_id, o.chain, o.ts, o.status,
-                                  o.filled_qty, o.avg_fill_price, o.reason, o.tag, notional=float(p["notional"]))
+                o = NotionalOrder(
+                    o.symbol,
+                    o.side,
+                    o.qty,
+                    o.type,
+                    o.price,
+                    o.client_id,
+                    o.chain,
+                    o.ts,
+                    o.status,
+                    o.filled_qty,
+                    o.avg_fill_price,
+                    o.reason,
+                    o.tag,
+                    notional=float(p["notional"]),
+                )
                 self._budget[o.client_id] = o.notional - spent.get(o.client_id, 0.0)
-            if o.status is OrderStatus.NEW: o.transition(OrderStatus.SUBMITTED)
+            if o.status is OrderStatus.NEW:
+                o.transition(OrderStatus.SUBMITTED)
             self.orders[o.client_id] = o
-            self.pending.setdefault(o.symbol, []).append(o); out.append(o)
+            self.pending.setdefault(o.symbol, []).append(o)
+            out.append(o)
         return out

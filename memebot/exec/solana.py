@@ -16,13 +16,32 @@ from solders.signature import Signature
 from solders.message import MessageV0, to_bytes_versioned
 from solders.transaction import VersionedTransaction
 from solders.system_program import transfer as sys_transfer, TransferParams as SysTransferParams
-from ..core import (MemebotError, ValidationError, Chain, Environment, Side, Order, OrderStatus, Fill, SOL_MINT, from_atoms,
-                          new_client_id, WallClock)
+from memebot.core import (
+    MemebotError,
+    ValidationError,
+    Chain,
+    Environment,
+    Side,
+    Order,
+    OrderStatus,
+    Fill,
+    SOL_MINT,
+    from_atoms,
+    new_client_id,
+    WallClock,
+)
 from ..config import get_settings
 from ..obs import get_logger, counter, histogram
 from .ledger import Ledger, TxIntent
-from ..data.sources import (new_http_client, retrying, transient_http, TransientError, RETRY_STATUS, HTTP_RETRIES,
-                                  retry_after_s)
+from memebot.data.sources import (
+    new_http_client,
+    retrying,
+    transient_http,
+    TransientError,
+    RETRY_STATUS,
+    HTTP_RETRIES,
+    retry_after_s,
+)
 
 # %% auto #0
 __all__ = ['COMPUTE_BUDGET', 'SYSTEM', 'TOKEN', 'TOKEN_2022', 'ATA', 'JUPITER_V6', 'ALLOWED_PROGRAMS', 'LiveTradingDisabled',
@@ -34,226 +53,377 @@ __all__ = ['COMPUTE_BUDGET', 'SYSTEM', 'TOKEN', 'TOKEN_2022', 'ATA', 'JUPITER_V6
 class LiveTradingDisabled(MemebotError):
     "Live trading is not enabled by settings and an explicit confirmation."
 
+
 class WalletKeyError(MemebotError):
     "The wallet key is missing, malformed or stored unsafely (the message never contains the key)."
+
 
 class SwapRejected(MemebotError):
     "A swap was refused before sending: quote, transaction check or simulation."
 
+
 class TradingHalted(MemebotError):
     "Trading is halted (e.g. reconciliation found differences) until acknowledged."
 
+
 class RpcError(MemebotError):
     "A JSON-RPC endpoint answered with an error."
-    def __init__(self, method:str, code:int, message:str, data=None):
+
+    def __init__(self, method: str, code: int, message: str, data=None):
         self.method, self.code, self.data = method, code, data
         super().__init__(f"{method}: RPC error {code}: {message}")
 
-def require_live(settings=None, # memebot Settings (default: the current ones)
-                 confirmed:bool=False # the explicit confirmation (CLI flag)
-                ) -> None:
+
+def require_live(
+    settings=None,  # memebot Settings (default: the current ones)
+    confirmed: bool = False,  # the explicit confirmation (CLI flag)
+) -> None:
     "Raise `LiveTradingDisabled` unless live_trading_enabled, not paper_trading_mode, and `confirmed` are all set."
     s = settings or get_settings()
-    if s.live.environment is Environment.LIVE and confirmed: return
-    missing = [m for ok, m in ((s.live.live_trading_enabled, "[live] live_trading_enabled=true"),
-                               (not s.live.paper_trading_mode, "[live] paper_trading_mode=false"),
-                               (confirmed, "the --yes-i-mean-live flag")) if not ok]
-    if missing: raise LiveTradingDisabled(f"live trading is off: needs {', '.join(missing)}")
+    if s.live.environment is Environment.LIVE and confirmed:
+        return
+    missing = [
+        m
+        for ok, m in (
+            (s.live.live_trading_enabled, "[live] live_trading_enabled=true"),
+            (not s.live.paper_trading_mode, "[live] paper_trading_mode=false"),
+            (confirmed, "the --yes-i-mean-live flag"),
+        )
+        if not ok
+    ]
+    if missing:
+        raise LiveTradingDisabled(f"live trading is off: needs {', '.join(missing)}")
 
 # %% ../../nbs/61_exec.solana.ipynb #823b0051
 class WalletKey:
     "A Solana keypair held as a secret: it signs, shows only its public key, and refuses to be printed or pickled."
-    __slots__ = ("_kp", "source")
-    def __init__(self, keypair:Keypair, source:str):
-        object.__setattr__(self, "_kp", keypair); object.__setattr__(self, "source", source)
-    def __setattr__(self, *a): raise AttributeError("WalletKey is read-only")
-    @property
-    def pubkey(self) -> Pubkey: return self._kp.pubkey()
-    def sign(self, message:bytes) -> Signature: return self._kp.sign_message(message)
-    def sign_tx(self, tx:VersionedTransaction) -> VersionedTransaction:
-        "Put our signature into our slot of a (partially signed) transaction."
-        keys = list(tx.message.account_keys); n = tx.message.header.num_required_signatures
-        i = keys.index(self.pubkey)
-        if i >= n: raise SwapRejected("our key is not a signer of this transaction")
-        sigs = list(tx.signatures); sigs[i] = self.sign(to_bytes_versioned(tx.message))
-        return VersionedTransaction.populate(tx.message, sigs)
-    def __repr__(self): return f"WalletKey(pubkey={self.pubkey}, source={self.source}, secret=***)"
-    __str__ = __repr__
-    def __reduce__(self): raise TypeError("WalletKey cannot be pickled")
-    def __format__(self, spec): return repr(self)
 
-def _keypair_from_text(text:str, origin:str) -> Keypair:
+    __slots__ = ("_kp", "source")
+
+    def __init__(self, keypair: Keypair, source: str):
+        object.__setattr__(self, "_kp", keypair)
+        object.__setattr__(self, "source", source)
+
+    def __setattr__(self, *a):
+        raise AttributeError("WalletKey is read-only")
+
+    @property
+    def pubkey(self) -> Pubkey:
+        return self._kp.pubkey()
+
+    def sign(self, message: bytes) -> Signature:
+        return self._kp.sign_message(message)
+
+    def sign_tx(self, tx: VersionedTransaction) -> VersionedTransaction:
+        "Put our signature into our slot of a (partially signed) transaction."
+        keys = list(tx.message.account_keys)
+        n = tx.message.header.num_required_signatures
+        i = keys.index(self.pubkey)
+        if i >= n:
+            raise SwapRejected("our key is not a signer of this transaction")
+        sigs = list(tx.signatures)
+        sigs[i] = self.sign(to_bytes_versioned(tx.message))
+        return VersionedTransaction.populate(tx.message, sigs)
+
+    def __repr__(self):
+        return f"WalletKey(pubkey={self.pubkey}, source={self.source}, secret=***)"
+
+    __str__ = __repr__
+
+    def __reduce__(self):
+        raise TypeError("WalletKey cannot be pickled")
+
+    def __format__(self, spec):
+        return repr(self)
+
+
+def _keypair_from_text(text: str, origin: str) -> Keypair:
     t = text.strip()
     try:
         if t.startswith("["):
             b = bytes(json.loads(t))
-            if len(b) != 64: raise ValueError
+            if len(b) != 64:
+                raise ValueError
             return Keypair.from_bytes(b)
         kp = Keypair.from_base58_string(t)
         return kp
-    except Exception: raise WalletKeyError(f"{origin}: not a Solana secret key (expected base58 or a 64-byte JSON array)") from None
+    except Exception:
+        raise WalletKeyError(f"{origin}: not a Solana secret key (expected base58 or a 64-byte JSON array)") from None
+
 
 def load_wallet(settings=None) -> WalletKey:
-    "The wallet key from `MEMEBOT_SOLANA_PRIVATE_KEY` / `[solana] private_key`, else a 0600 `[solana] keypair_path` file."
+    "The wallet key from `MEMEBOT_SOLANA_PRIVATE_KEY` / `[solana] private_key`, else a 0600 `keypair_path` file."
     s = settings or get_settings()
     secret = s.solana.private_key.get_secret_value()
-    if secret: return WalletKey(_keypair_from_text(secret, "[solana] private_key"), "env")
+    if secret:
+        return WalletKey(_keypair_from_text(secret, "[solana] private_key"), "env")
     if not s.solana.keypair_path:
         raise WalletKeyError("no wallet key: set MEMEBOT_SOLANA_PRIVATE_KEY or [solana] keypair_path (a 0600 key file)")
     p = s.resolve(s.solana.keypair_path)
-    try: st = p.stat()
-    except OSError: raise WalletKeyError(f"[solana] keypair_path: {p}: file not found") from None
+    try:
+        st = p.stat()
+    except OSError:
+        raise WalletKeyError(f"[solana] keypair_path: {p}: file not found") from None
     if st.st_mode & 0o077:
-        raise WalletKeyError(f"[solana] keypair_path: {p} is readable by group/others (mode {stat.S_IMODE(st.st_mode):04o}); "
-                             f"run `chmod 600 {p}`")
+        raise WalletKeyError(
+            f"[solana] keypair_path: {p} is readable by group/others (mode {stat.S_IMODE(st.st_mode):04o}); "
+            f"run `chmod 600 {p}`"
+        )
     return WalletKey(_keypair_from_text(p.read_text(), f"[solana] keypair_path {p}"), "file")
 
 # %% ../../nbs/61_exec.solana.ipynb #034dc424
-_Retryable = TransientError   # a 429/5xx answer that outlived its retries (the broker catches it by this name)
+_Retryable = TransientError  # a 429/5xx answer that outlived its retries (the broker catches it by this name)
+
 
 def http_client(settings=None) -> httpx.AsyncClient:
     "A client for chain and swap APIs from memebot's one HTTP client setup, with the `[data] http_timeout_s` timeout."
     s = settings or get_settings()
     return new_http_client(s.data.http_timeout_s)
 
+
 class _Api:
-    "Shared request logic: `sources.retrying` on timeouts, connection errors, 429 and 5xx (Retry-After honoured, waits capped at `max_wait_s`)."
+    "Shared request logic: `sources.retrying` on timeouts, connection errors, 429 and 5xx (waits up to `max_wait_s`)."
+
     name = "api"
-    def __init__(self, base_url:str, client:httpx.AsyncClient, retries:int=5, max_wait_s:float=2.0):
+
+    def __init__(self, base_url: str, client: httpx.AsyncClient, retries: int = 5, max_wait_s: float = 2.0):
         self.base_url, self.client, self.retries, self.max_wait_s = base_url.rstrip("/"), client, retries, max_wait_s
         self._calls = counter("chain_requests_total", "requests to chain/swap APIs", ["api", "outcome"])
 
-    def _on_retry(self, e:BaseException, attempt:int, wait_s:float):
-        HTTP_RETRIES.labels(self.name, getattr(e, "reason", None) or ("timeout" if isinstance(e, httpx.TimeoutException) else "transport")).inc()
+    def _on_retry(self, e: BaseException, attempt: int, wait_s: float):
+        HTTP_RETRIES.labels(
+            self.name,
+            getattr(e, "reason", None) or ("timeout" if isinstance(e, httpx.TimeoutException) else "transport"),
+        ).inc()
 
-    async def _request(self, method:str, path:str, **kw) -> httpx.Response:
+    async def _request(self, method: str, path: str, **kw) -> httpx.Response:
         async for attempt in retrying(transient_http, self.retries + 1, 0.05, self.max_wait_s, self._on_retry):
             with attempt:
-                try: r = await self.client.request(method, self.base_url + path, **kw)
+                try:
+                    r = await self.client.request(method, self.base_url + path, **kw)
                 except httpx.TransportError:
-                    self._calls.labels(self.name, "transport").inc(); raise
+                    self._calls.labels(self.name, "transport").inc()
+                    raise
                 if r.status_code in RETRY_STATUS:
                     self._calls.labels(self.name, str(r.status_code)).inc()
-                    raise TransientError(self.name, str(r.status_code), f"HTTP {r.status_code}: {r.text[:200]}",
-                                         retry_after_s(r.headers.get("retry-after")), r.status_code)
+                    raise TransientError(
+                        self.name,
+                        str(r.status_code),
+                        f"HTTP {r.status_code}: {r.text[:200]}",
+                        retry_after_s(r.headers.get("retry-after")),
+                        r.status_code,
+                    )
                 self._calls.labels(self.name, "ok").inc()
                 return r
 
+
 class SolanaRpc(_Api):
     "Solana JSON-RPC over HTTP (+ `signatureSubscribe` over the websocket)."
+
     name = "solana_rpc"
-    def __init__(self, url:str, ws_url:str, client:httpx.AsyncClient, retries:int=5, commitment:str="confirmed"):
-        super().__init__(url, client, retries); self.ws_url, self.commitment = ws_url, commitment
+
+    def __init__(
+        self, url: str, ws_url: str, client: httpx.AsyncClient, retries: int = 5, commitment: str = "confirmed"
+    ):
+        super().__init__(url, client, retries)
+        self.ws_url, self.commitment = ws_url, commitment
         self._id = 0
 
-    async def call(self, method:str, *params):
+    async def call(self, method: str, *params):
         "Call `method`; returns `result` or raises `RpcError`."
         self._id += 1
-        r = await self._request("POST", "", json={"jsonrpc": "2.0", "id": self._id, "method": method, "params": list(params)})
-        try: body = r.json()
-        except ValueError: raise RpcError(method, r.status_code, f"not JSON: {r.text[:120]!r}") from None
+        r = await self._request(
+            "POST", "", json={"jsonrpc": "2.0", "id": self._id, "method": method, "params": list(params)}
+        )
+        try:
+            body = r.json()
+        except ValueError:
+            raise RpcError(method, r.status_code, f"not JSON: {r.text[:120]!r}") from None
         if "error" in body and body["error"]:
-            e = body["error"]; raise RpcError(method, e.get("code", 0), e.get("message", ""), e.get("data"))
-        if r.status_code >= 400: raise RpcError(method, r.status_code, r.text[:200])
+            e = body["error"]
+            raise RpcError(method, e.get("code", 0), e.get("message", ""), e.get("data"))
+        if r.status_code >= 400:
+            raise RpcError(method, r.status_code, r.text[:200])
         return body.get("result")
 
     async def latest_blockhash(self) -> tuple[str, int]:
         v = (await self.call("getLatestBlockhash", {"commitment": self.commitment}))["value"]
         return v["blockhash"], int(v["lastValidBlockHeight"])
-    async def block_height(self) -> int: return int(await self.call("getBlockHeight", {"commitment": self.commitment}))
-    async def balance(self, pk) -> int: return int((await self.call("getBalance", str(pk), {"commitment": self.commitment}))["value"])
-    async def account(self, pk) -> dict|None:
+
+    async def block_height(self) -> int:
+        return int(await self.call("getBlockHeight", {"commitment": self.commitment}))
+
+    async def balance(self, pk) -> int:
+        return int((await self.call("getBalance", str(pk), {"commitment": self.commitment}))["value"])
+
+    async def account(self, pk) -> dict | None:
         "Account info (base64 data decoded to bytes under `data`), or None."
         v = (await self.call("getAccountInfo", str(pk), {"encoding": "base64", "commitment": self.commitment}))["value"]
-        if v is None: return None
+        if v is None:
+            return None
         return {**v, "data": base64.b64decode(v["data"][0])}
+
     async def token_accounts(self, owner) -> list[tuple[str, str, int]]:
         "(account, mint, amount) of every SPL Token and Token-2022 account of `owner`."
         out = []
         for prog in ("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA", "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb"):
-            v = (await self.call("getTokenAccountsByOwner", str(owner), {"programId": prog}, {"encoding": "base64", "commitment": self.commitment}))["value"]
+            v = (
+                await self.call(
+                    "getTokenAccountsByOwner",
+                    str(owner),
+                    {"programId": prog},
+                    {"encoding": "base64", "commitment": self.commitment},
+                )
+            )["value"]
             for a in v:
                 d = base64.b64decode(a["account"]["data"][0])
                 out.append((a["pubkey"], str(Pubkey.from_bytes(d[:32])), struct.unpack_from("<Q", d, 64)[0]))
         return out
-    async def statuses(self, sigs:list[str], history:bool=False) -> list[dict|None]:
+
+    async def statuses(self, sigs: list[str], history: bool = False) -> list[dict | None]:
         return (await self.call("getSignatureStatuses", list(sigs), {"searchTransactionHistory": history}))["value"]
-    async def transaction(self, sig:str) -> dict|None:
-        return await self.call("getTransaction", sig, {"encoding": "base64", "commitment": self.commitment, "maxSupportedTransactionVersion": 0})
-    async def simulate(self, tx_b64:str, addresses:list[str]=()) -> dict:
+
+    async def transaction(self, sig: str) -> dict | None:
+        return await self.call(
+            "getTransaction",
+            sig,
+            {"encoding": "base64", "commitment": self.commitment, "maxSupportedTransactionVersion": 0},
+        )
+
+    async def simulate(self, tx_b64: str, addresses: list[str] = ()) -> dict:
         cfg = {"encoding": "base64", "commitment": self.commitment, "sigVerify": True, "replaceRecentBlockhash": False}
-        if addresses: cfg["accounts"] = {"addresses": list(addresses), "encoding": "base64"}
+        if addresses:
+            cfg["accounts"] = {"addresses": list(addresses), "encoding": "base64"}
         return (await self.call("simulateTransaction", tx_b64, cfg))["value"]
-    async def send(self, tx_b64:str) -> str:
-        return await self.call("sendTransaction", tx_b64, {"encoding": "base64", "skipPreflight": True, "maxRetries": 0})
-    async def priority_fees(self, accounts:list[str]=()) -> list[int]:
+
+    async def send(self, tx_b64: str) -> str:
+        return await self.call(
+            "sendTransaction", tx_b64, {"encoding": "base64", "skipPreflight": True, "maxRetries": 0}
+        )
+
+    async def priority_fees(self, accounts: list[str] = ()) -> list[int]:
         return [int(x["prioritizationFee"]) for x in await self.call("getRecentPrioritizationFees", list(accounts))]
 
-    async def wait_signature(self, sig:str, timeout:float) -> dict|None:
+    async def wait_signature(self, sig: str, timeout: float) -> dict | None:
         "Wait for a `signatureNotification` (None on timeout or a dropped connection: callers also poll)."
         from websockets.asyncio.client import connect
+
         try:
             async with asyncio.timeout(timeout):
                 async with connect(self.ws_url, open_timeout=timeout, close_timeout=0.2) as ws:
-                    await ws.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "signatureSubscribe",
-                                              "params": [sig, {"commitment": self.commitment, "enableReceivedNotification": False}]}))
+                    await ws.send(
+                        json.dumps(
+                            {
+                                "jsonrpc": "2.0",
+                                "id": 1,
+                                "method": "signatureSubscribe",
+                                "params": [sig, {"commitment": self.commitment, "enableReceivedNotification": False}],
+                            }
+                        )
+                    )
                     async for msg in ws:
                         m = json.loads(msg)
                         if m.get("method") == "signatureNotification":
                             v = m["params"]["result"]["value"]
-                            if isinstance(v, dict): return {"err": v.get("err"), "slot": m["params"]["result"]["context"]["slot"]}
-        except (TimeoutError, OSError, Exception): return None
+                            if isinstance(v, dict):
+                                return {"err": v.get("err"), "slot": m["params"]["result"]["context"]["slot"]}
+        except (TimeoutError, OSError, Exception):
+            return None
+
 
 class JupiterApi(_Api):
     "Jupiter's swap API: `GET /swap/v1/quote` and `POST /swap/v1/swap`."
+
     name = "jupiter"
-    def __init__(self, base_url:str, client:httpx.AsyncClient, retries:int=5, api_key:str=""):
-        super().__init__(base_url, client, retries); self.headers = {"x-api-key": api_key} if api_key else {}
-    async def _json(self, r:httpx.Response, what:str) -> dict:
-        try: body = r.json()
-        except ValueError: raise SwapRejected(f"jupiter {what}: HTTP {r.status_code}: not JSON") from None
+
+    def __init__(self, base_url: str, client: httpx.AsyncClient, retries: int = 5, api_key: str = ""):
+        super().__init__(base_url, client, retries)
+        self.headers = {"x-api-key": api_key} if api_key else {}
+
+    async def _json(self, r: httpx.Response, what: str) -> dict:
+        try:
+            body = r.json()
+        except ValueError:
+            raise SwapRejected(f"jupiter {what}: HTTP {r.status_code}: not JSON") from None
         if r.status_code >= 400 or (isinstance(body, dict) and body.get("error")):
-            raise SwapRejected(f"jupiter {what}: HTTP {r.status_code}: {(body or {}).get('error') if isinstance(body, dict) else body}")
+            raise SwapRejected(
+                f"jupiter {what}: HTTP {r.status_code}: {(body or {}).get('error') if isinstance(body, dict) else body}"
+            )
         return body
-    async def quote(self, input_mint:str, output_mint:str, amount:int, slippage_bps:int, restrict_intermediate:bool=True) -> dict:
-        r = await self._request("GET", "/swap/v1/quote", headers=self.headers, params={
-            "inputMint": input_mint, "outputMint": output_mint, "amount": str(int(amount)), "slippageBps": int(slippage_bps),
-            "swapMode": "ExactIn", "restrictIntermediateTokens": str(restrict_intermediate).lower()})
+
+    async def quote(
+        self, input_mint: str, output_mint: str, amount: int, slippage_bps: int, restrict_intermediate: bool = True
+    ) -> dict:
+        r = await self._request(
+            "GET",
+            "/swap/v1/quote",
+            headers=self.headers,
+            params={
+                "inputMint": input_mint,
+                "outputMint": output_mint,
+                "amount": str(int(amount)),
+                "slippageBps": int(slippage_bps),
+                "swapMode": "ExactIn",
+                "restrictIntermediateTokens": str(restrict_intermediate).lower(),
+            },
+        )
         q = await self._json(r, "quote")
         for k in ("inAmount", "outAmount", "otherAmountThreshold"):
-            if not str(q.get(k, "")).isdigit(): raise SwapRejected(f"jupiter quote: {k}: {q.get(k)!r} is not an integer amount")
+            if not str(q.get(k, "")).isdigit():
+                raise SwapRejected(f"jupiter quote: {k}: {q.get(k)!r} is not an integer amount")
         if q.get("inputMint") != input_mint or q.get("outputMint") != output_mint or int(q["inAmount"]) != int(amount):
             raise SwapRejected("jupiter quote: answer does not match the request (mints or amount)")
         return q
-    async def swap(self, quote:dict, user:str, cu_price_microlamports:int) -> dict:
-        r = await self._request("POST", "/swap/v1/swap", headers=self.headers, json=swap_request(quote, user, cu_price_microlamports))
+
+    async def swap(self, quote: dict, user: str, cu_price_microlamports: int) -> dict:
+        r = await self._request(
+            "POST", "/swap/v1/swap", headers=self.headers, json=swap_request(quote, user, cu_price_microlamports)
+        )
         s = await self._json(r, "swap")
         if not s.get("swapTransaction") or not isinstance(s.get("lastValidBlockHeight"), int):
             raise SwapRejected("jupiter swap: swapTransaction/lastValidBlockHeight missing")
-        if s.get("simulationError"): raise SwapRejected(f"jupiter swap: simulationError: {s['simulationError']}")
+        if s.get("simulationError"):
+            raise SwapRejected(f"jupiter swap: simulationError: {s['simulationError']}")
         return s
 
-def swap_request(quote:dict, user:str, cu_price_microlamports:int) -> dict:
+
+def swap_request(quote: dict, user: str, cu_price_microlamports: int) -> dict:
     "The body of `POST /swap/v1/swap`: dynamic compute-unit limit and an explicit (capped) compute-unit price."
-    return {"userPublicKey": user, "quoteResponse": quote, "wrapAndUnwrapSol": True, "dynamicComputeUnitLimit": True,
-            "computeUnitPriceMicroLamports": int(cu_price_microlamports), "dynamicSlippage": False}
+    return {
+        "userPublicKey": user,
+        "quoteResponse": quote,
+        "wrapAndUnwrapSol": True,
+        "dynamicComputeUnitLimit": True,
+        "computeUnitPriceMicroLamports": int(cu_price_microlamports),
+        "dynamicSlippage": False,
+    }
+
 
 class JitoApi(_Api):
     "Jito block engine: tip accounts, `sendBundle`, bundle statuses."
+
     name = "jito"
-    async def call(self, path:str, method:str, params:list):
+
+    async def call(self, path: str, method: str, params: list):
         r = await self._request("POST", path, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
         body = r.json()
-        if body.get("error"): e = body["error"]; raise RpcError(method, e.get("code", 0), e.get("message", ""))
+        if body.get("error"):
+            e = body["error"]
+            raise RpcError(method, e.get("code", 0), e.get("message", ""))
         return body["result"]
-    async def tip_accounts(self) -> list[str]: return await self.call("/api/v1/getTipAccounts", "getTipAccounts", [])
-    async def send_bundle(self, txs_b64:list[str]) -> str:
+
+    async def tip_accounts(self) -> list[str]:
+        return await self.call("/api/v1/getTipAccounts", "getTipAccounts", [])
+
+    async def send_bundle(self, txs_b64: list[str]) -> str:
         return await self.call("/api/v1/bundles", "sendBundle", [list(txs_b64), {"encoding": "base64"}])
-    async def bundle_statuses(self, ids:list[str]) -> list[dict|None]:
+
+    async def bundle_statuses(self, ids: list[str]) -> list[dict | None]:
         return (await self.call("/api/v1/getBundleStatuses", "getBundleStatuses", [list(ids)]))["value"]
 
 # %% ../../nbs/61_exec.solana.ipynb #35050fb7
 from ..data.onchain import ata_address, PROGRAMS
+
 COMPUTE_BUDGET = "ComputeBudget111111111111111111111111111111"
 SYSTEM = "11111111111111111111111111111111"
 TOKEN = PROGRAMS["spl_token"]
@@ -263,101 +433,162 @@ JUPITER_V6 = "JUP6LkbZbjS1jKKwapdHNy74zcZ3tLUZoi5QNyVTaV4"
 ALLOWED_PROGRAMS = frozenset({COMPUTE_BUDGET, SYSTEM, TOKEN, TOKEN_2022, ATA, JUPITER_V6})
 _TOKEN_FORBIDDEN = {4: "Approve", 6: "SetAuthority", 13: "ApproveChecked"}
 
-def check_swap_tx(tx:VersionedTransaction, owner:Pubkey, # our public key
-                  allowed_cosigners=(), # other signers we accept (must have signed already)
-                  allowed_programs=ALLOWED_PROGRAMS, cu_price_cap:int|None=None) -> None:
+
+def check_swap_tx(
+    tx: VersionedTransaction,
+    owner: Pubkey,  # our public key
+    allowed_cosigners=(),  # other signers we accept (must have signed already)
+    allowed_programs=ALLOWED_PROGRAMS,
+    cu_price_cap: int | None = None,
+) -> None:
     "Raise `SwapRejected` unless the transaction is safe for `owner` to sign (see above)."
-    msg = tx.message; keys = [str(k) for k in msg.account_keys]; me = str(owner)
+    msg = tx.message
+    keys = [str(k) for k in msg.account_keys]
+    me = str(owner)
     n = msg.header.num_required_signatures
-    if not keys or keys[0] != me: raise SwapRejected(f"fee payer is {keys[0] if keys else None}, not our wallet")
-    if any(ix.program_id_index >= len(keys) for ix in msg.instructions): raise SwapRejected("program id from a lookup table")
+    if not keys or keys[0] != me:
+        raise SwapRejected(f"fee payer is {keys[0] if keys else None}, not our wallet")
+    if any(ix.program_id_index >= len(keys) for ix in msg.instructions):
+        raise SwapRejected("program id from a lookup table")
     payload = to_bytes_versioned(msg)
     for i in range(1, n):
-        if keys[i] not in set(map(str, allowed_cosigners)): raise SwapRejected(f"unexpected signer {keys[i]}")
-        if not tx.signatures[i].verify(msg.account_keys[i], payload): raise SwapRejected(f"co-signer {keys[i]} has not signed")
+        if keys[i] not in set(map(str, allowed_cosigners)):
+            raise SwapRejected(f"unexpected signer {keys[i]}")
+        if not tx.signatures[i].verify(msg.account_keys[i], payload):
+            raise SwapRejected(f"co-signer {keys[i]} has not signed")
     mine = {me, str(ata_address(owner, Pubkey.from_string(SOL_MINT)))}
     for ix in msg.instructions:
-        prog = keys[ix.program_id_index]; data = bytes(ix.data)
-        accs = [keys[a] if a < len(keys) else f"<lookup table account {a}>" for a in ix.accounts]   # ALT-loaded: never us
-        if prog not in allowed_programs: raise SwapRejected(f"unexpected program {prog}")
+        prog = keys[ix.program_id_index]
+        data = bytes(ix.data)
+        accs = [
+            keys[a] if a < len(keys) else f"<lookup table account {a}>" for a in ix.accounts
+        ]  # ALT-loaded: never us
+        if prog not in allowed_programs:
+            raise SwapRejected(f"unexpected program {prog}")
         if prog in (TOKEN, TOKEN_2022) and data:
-            if data[0] in _TOKEN_FORBIDDEN and me in accs: raise SwapRejected(f"token {_TOKEN_FORBIDDEN[data[0]]} on our account")
+            if data[0] in _TOKEN_FORBIDDEN and me in accs:
+                raise SwapRejected(f"token {_TOKEN_FORBIDDEN[data[0]]} on our account")
             if data[0] == 9 and len(accs) >= 3 and accs[2] == me and accs[1] != me:
                 raise SwapRejected(f"closes our token account to {accs[1]}")
         if prog == SYSTEM and len(data) >= 4 and accs and accs[0] == me:
             kind = struct.unpack_from("<I", data)[0]
-            if kind != 2 or len(accs) < 2 or accs[1] not in mine: raise SwapRejected(f"system instruction {kind} spends our SOL to {accs[1:2]}")
+            if kind != 2 or len(accs) < 2 or accs[1] not in mine:
+                raise SwapRejected(f"system instruction {kind} spends our SOL to {accs[1:2]}")
         if prog == COMPUTE_BUDGET and data[:1] == b"\x03" and cu_price_cap is not None:
             price = struct.unpack_from("<Q", data, 1)[0]
-            if price > cu_price_cap: raise SwapRejected(f"compute-unit price {price} > cap {cu_price_cap} micro-lamports")
+            if price > cu_price_cap:
+                raise SwapRejected(f"compute-unit price {price} > cap {cu_price_cap} micro-lamports")
 
 # %% ../../nbs/61_exec.solana.ipynb #9471d692
 @dataclass
 class ChainFill:
     "What one confirmed swap did to our wallet, in integer base units."
-    signature: str; slot: int; fee_lamports: int; sol_delta: int; token_deltas: dict; rent_lamports: int; err: object = None
 
-def fill_from_tx(tx_json:dict, owner:Pubkey) -> ChainFill:
+    signature: str
+    slot: int
+    fee_lamports: int
+    sol_delta: int
+    token_deltas: dict
+    rent_lamports: int
+    err: object = None
+
+
+def fill_from_tx(tx_json: dict, owner: Pubkey) -> ChainFill:
     "Our balance changes in a `getTransaction` answer (encoding base64)."
-    meta = tx_json["meta"]; me = str(owner)
+    meta = tx_json["meta"]
+    me = str(owner)
     tx = VersionedTransaction.from_bytes(base64.b64decode(tx_json["transaction"][0]))
     keys = [str(k) for k in tx.message.account_keys]
     la = meta.get("loadedAddresses") or {}
     keys += list(la.get("writable", [])) + list(la.get("readonly", []))
     i = keys.index(me)
     sol = int(meta["postBalances"][i]) - int(meta["preBalances"][i])
-    def mine(lst): return {b["accountIndex"]: b for b in lst or [] if b.get("owner") == me}
+
+    def mine(lst):
+        return {b["accountIndex"]: b for b in lst or [] if b.get("owner") == me}
+
     pre, post = mine(meta.get("preTokenBalances")), mine(meta.get("postTokenBalances"))
     deltas, rent = {}, 0
     for idx in set(pre) | set(post):
         b = post.get(idx) or pre.get(idx)
-        d = int(post[idx]["uiTokenAmount"]["amount"] if idx in post else 0) - int(pre[idx]["uiTokenAmount"]["amount"] if idx in pre else 0)
-        if idx in post and idx not in pre: rent += int(meta["postBalances"][idx]) - int(meta["preBalances"][idx]) - (d if b["mint"] == SOL_MINT else 0)
-        if d: deltas[b["mint"]] = deltas.get(b["mint"], 0) + d
-    return ChainFill(tx.signatures[0].__str__(), int(tx_json.get("slot") or 0), int(meta["fee"]), sol, deltas, rent, meta.get("err"))
+        d = int(post[idx]["uiTokenAmount"]["amount"] if idx in post else 0) - int(
+            pre[idx]["uiTokenAmount"]["amount"] if idx in pre else 0
+        )
+        if idx in post and idx not in pre:
+            rent += int(meta["postBalances"][idx]) - int(meta["preBalances"][idx]) - (d if b["mint"] == SOL_MINT else 0)
+        if d:
+            deltas[b["mint"]] = deltas.get(b["mint"], 0) + d
+    return ChainFill(
+        tx.signatures[0].__str__(), int(tx_json.get("slot") or 0), int(meta["fee"]), sol, deltas, rent, meta.get("err")
+    )
 
 # %% ../../nbs/61_exec.solana.ipynb #9ab4313c
 @dataclass
 class Discrepancy:
     "A balance where the ledger and the chain disagree (base units)."
-    asset: str; ledger: int; chain: int
+
+    asset: str
+    ledger: int
+    chain: int
+
     @property
-    def diff(self) -> int: return self.chain - self.ledger
+    def diff(self) -> int:
+        return self.chain - self.ledger
+
 
 @dataclass
 class ReconciliationReport:
     "Differences between the ledger and the chain; trading stays halted until they are acknowledged."
+
     wallet: str
-    differences: list = field(default_factory=list)        # Discrepancy
+    differences: list = field(default_factory=list)  # Discrepancy
     unknown_signatures: list = field(default_factory=list)  # wallet transactions the ledger did not make
-    pending: list = field(default_factory=list)             # intents that may still land
+    pending: list = field(default_factory=list)  # intents that may still land
+
     @property
-    def ok(self) -> bool: return not (self.differences or self.unknown_signatures or self.pending)
+    def ok(self) -> bool:
+        return not (self.differences or self.unknown_signatures or self.pending)
+
     def summary(self) -> str:
-        if self.ok: return "ledger matches the chain"
+        if self.ok:
+            return "ledger matches the chain"
         parts = [f"{d.asset}: ledger {d.ledger} chain {d.chain} (diff {d.diff:+d})" for d in self.differences]
-        if self.unknown_signatures: parts.append(f"{len(self.unknown_signatures)} wallet transaction(s) not made by memebot")
-        if self.pending: parts.append(f"{len(self.pending)} transaction(s) still pending")
+        if self.unknown_signatures:
+            parts.append(f"{len(self.unknown_signatures)} wallet transaction(s) not made by memebot")
+        if self.pending:
+            parts.append(f"{len(self.pending)} transaction(s) still pending")
         return "; ".join(parts)
 
+
 _LAT = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
 
 class _NotYet(Exception):
     "getTransaction has no answer yet for a signature that just confirmed."
 
+
 class SolanaBroker:
     "Jupiter swaps on Solana with write-ahead ledgering, re-send until expiry, restart recovery and reconciliation."
-    def __init__(self, ledger:Ledger, wallet:WalletKey, settings=None,
-                 allowed_cosigners=(), # extra presigned signers to accept (the local test chain's pool authority)
-                 risk=None, # a memebot.core.RiskHook: check(order, portfolio, now_ns) -> reason|None
-                 safety=None, # an object with `async check(mint) -> verdict` (memebot.risk.safety.TokenSafetyChecker)
-                 max_attempts:int=3, # quotes signed per order (a new one only after the previous blockhash expired)
-                 resend_interval_s:float=0.5, confirm_timeout_s:float=90.0,
-                 on_halt=None, # callable(reason) when trading must halt (e.g. RiskEngine.halt)
-                 client:httpx.AsyncClient|None=None, clock=None):
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        wallet: WalletKey,
+        settings=None,
+        allowed_cosigners=(),  # extra presigned signers to accept (the local test chain's pool authority)
+        risk=None,  # a memebot.core.RiskHook: check(order, portfolio, now_ns) -> reason|None
+        safety=None,  # an object with `async check(mint) -> verdict` (memebot.risk.safety.TokenSafetyChecker)
+        max_attempts: int = 3,  # quotes signed per order (a new one only after the previous blockhash expired)
+        resend_interval_s: float = 0.5,
+        confirm_timeout_s: float = 90.0,
+        on_halt=None,  # callable(reason) when trading must halt (e.g. RiskEngine.halt)
+        client: httpx.AsyncClient | None = None,
+        clock=None,
+    ):
         s = self.settings = settings or get_settings()
         self.ledger, self.wallet = ledger, wallet
-        if ledger.wallet != str(wallet.pubkey): raise ValidationError("broker", "wallet", "the ledger's wallet is not this key's public key")
+        if ledger.wallet != str(wallet.pubkey):
+            raise ValidationError("broker", "wallet", "the ledger's wallet is not this key's public key")
         self.client = client or http_client(s)
         r = s.data.http_max_retries
         self.rpc = SolanaRpc(s.endpoints.solana_rpc, s.endpoints.solana_ws, self.client, r, s.solana.commitment)
@@ -365,272 +596,422 @@ class SolanaBroker:
         self.jito = JitoApi(s.endpoints.jito, self.client, r)
         self.allowed_cosigners = tuple(map(str, allowed_cosigners))
         self.risk, self.safety, self.on_halt = risk, safety, on_halt
-        self.max_attempts, self.resend_interval_s, self.confirm_timeout_s = max_attempts, resend_interval_s, confirm_timeout_s
+        self.max_attempts, self.resend_interval_s, self.confirm_timeout_s = (
+            max_attempts,
+            resend_interval_s,
+            confirm_timeout_s,
+        )
         self.clock = clock or WallClock()
-        self.halted: str|None = None
+        self.halted: str | None = None
         self._inflight = 0
         self._decimals: dict[str, int] = {SOL_MINT: 9}
         self.log = get_logger("solana", wallet=str(wallet.pubkey))
         self._orders = counter("solana_orders_total", "Solana orders by final status", ["status"])
         self._confirm = histogram("solana_confirm_seconds", "send to confirmation", buckets=_LAT)
-        self.overhead_s: list[float] = []    # memebot's own time from quote received to transaction sent, per attempt
-        self.wal_s: list[float] = []         # of which: the write-ahead of the signed transaction
-        ledger.open_journal(fsync=s.solana.write_ahead_fsync)   # write-ahead in µs, not a DuckDB commit (see the ledger)
+        self.overhead_s: list[float] = []  # memebot's own time from quote received to transaction sent, per attempt
+        self.wal_s: list[float] = []  # of which: the write-ahead of the signed transaction
+        ledger.open_journal(fsync=s.solana.write_ahead_fsync)  # write-ahead in µs, not a DuckDB commit (see the ledger)
 
     async def aclose(self):
-        self.ledger.close_journal(); await self.client.aclose()
+        self.ledger.close_journal()
+        await self.client.aclose()
 
     # -- helpers -----------------------------------------------------------------------------------------------
-    async def decimals(self, mint:str) -> int:
+    async def decimals(self, mint: str) -> int:
         if mint not in self._decimals:
             a = await self.rpc.account(mint)
-            if a is None or len(a["data"]) < 82: raise SwapRejected(f"mint {mint}: no such token mint")
+            if a is None or len(a["data"]) < 82:
+                raise SwapRejected(f"mint {mint}: no such token mint")
             self._decimals[mint] = a["data"][44]
         return self._decimals[mint]
 
     async def priority_fee(self, accounts=()) -> int:
         "Compute-unit price (micro-lamports): 75th percentile of recent non-zero fees, capped by the setting."
         cap = self.settings.solana.priority_fee_cap_microlamports
-        try: fees = sorted(f for f in await self.rpc.priority_fees(list(accounts)) if f > 0)
-        except (RpcError, _Retryable, httpx.HTTPError): fees = []
+        try:
+            fees = sorted(f for f in await self.rpc.priority_fees(list(accounts)) if f > 0)
+        except (RpcError, _Retryable, httpx.HTTPError):
+            fees = []
         p75 = fees[min(len(fees) - 1, int(len(fees) * 0.75))] if fees else 0
         return min(p75, cap)
 
-    def halt(self, reason:str):
+    def halt(self, reason: str):
         self.halted = reason
         self.log.warning("trading_halted", reason=reason)
-        if self.on_halt: self.on_halt(reason)
+        if self.on_halt:
+            self.on_halt(reason)
 
-    def _finish(self, order:Order, status:OrderStatus, reason:str="") -> Order:
-        if order.status is not status: order.transition(status, reason)
+    def _finish(self, order: Order, status: OrderStatus, reason: str = "") -> Order:
+        if order.status is not status:
+            order.transition(status, reason)
         self.ledger.update_order(order)
         self._orders.labels(status.value).inc()
-        if status in (OrderStatus.FAILED, OrderStatus.EXPIRED) and self.risk: self.risk.on_order_failed(order)
+        if status in (OrderStatus.FAILED, OrderStatus.EXPIRED) and self.risk:
+            self.risk.on_order_failed(order)
         self.log.info("order_final", client_id=order.client_id, status=status.value, reason=reason)
         return order
 
-    def prepare(self, swap:dict, cu_price_cap:int|None=None) -> tuple[VersionedTransaction, str, str]:
+    def prepare(self, swap: dict, cu_price_cap: int | None = None) -> tuple[VersionedTransaction, str, str]:
         "Deserialize, check and sign Jupiter's swap transaction: (signed tx, base64, signature). No network."
-        try: tx = VersionedTransaction.from_bytes(base64.b64decode(swap["swapTransaction"]))
-        except Exception: raise SwapRejected("jupiter swap: swapTransaction is not a VersionedTransaction") from None
+        try:
+            tx = VersionedTransaction.from_bytes(base64.b64decode(swap["swapTransaction"]))
+        except Exception:
+            raise SwapRejected("jupiter swap: swapTransaction is not a VersionedTransaction") from None
         check_swap_tx(tx, self.wallet.pubkey, self.allowed_cosigners, cu_price_cap=cu_price_cap)
         tx = self.wallet.sign_tx(tx)
         return tx, base64.b64encode(bytes(tx)).decode(), str(tx.signatures[0])
 
     # -- the swap ----------------------------------------------------------------------------------------------
-    async def submit(self, order:Order, mark:float|None=None # SOL per token, when the order has no price of its own
-                    ) -> Order:
+    async def submit(
+        self,
+        order: Order,
+        mark: float | None = None,  # SOL per token, when the order has no price of its own
+    ) -> Order:
         "Engine entry point: a MARKET order as an exact-in swap (a BUY spends its notional, else qty x price SOL)."
         from memebot.core import OrderType, to_atoms
-        if order.type is not OrderType.MARKET: raise ValidationError("order", "type", f"{order.type.value}: only market orders reach a DEX (triggers are held locally)")
-        if not (order.qty == order.qty) or order.qty <= 0: raise ValidationError("order", "qty", f"{order.qty!r} must be a positive number")
+
+        if order.type is not OrderType.MARKET:
+            raise ValidationError(
+                "order", "type", f"{order.type.value}: only market orders reach a DEX (triggers are held locally)"
+            )
+        if not (order.qty == order.qty) or order.qty <= 0:
+            raise ValidationError("order", "qty", f"{order.qty!r} must be a positive number")
         kw = dict(slippage_bps=order.max_slippage_bps, client_id=order.client_id, tag=order.tag)
         if order.side is Side.BUY:
             sol = getattr(order, "notional", None)
             if sol is None:
                 px = order.price or mark
-                if not px or not (px > 0): raise ValidationError("order", "price", "a buy needs a notional or a price (SOL per token) to size the SOL it spends")
+                if not px or not (px > 0):
+                    raise ValidationError(
+                        "order", "price", "a buy needs a notional or a price (SOL per token) to size the SOL it spends"
+                    )
                 sol = Decimal(repr(order.qty)) * Decimal(repr(px))
-            elif not (sol > 0): raise ValidationError("order", "notional", f"{sol!r} must be a positive amount of SOL")
-            return await self.buy(order.symbol, to_atoms(Decimal(repr(sol)) if isinstance(sol, float) else sol, 9), **kw)
+            elif not (sol > 0):
+                raise ValidationError("order", "notional", f"{sol!r} must be a positive amount of SOL")
+            return await self.buy(
+                order.symbol, to_atoms(Decimal(repr(sol)) if isinstance(sol, float) else sol, 9), **kw
+            )
         return await self.sell(order.symbol, to_atoms(order.qty, await self.decimals(order.symbol)), **kw)
 
-    async def buy(self, mint:str, sol_lamports:int, **kw) -> Order:
+    async def buy(self, mint: str, sol_lamports: int, **kw) -> Order:
         "Spend `sol_lamports` of SOL on `mint`."
         return await self.swap(SOL_MINT, mint, sol_lamports, **kw)
 
-    async def sell(self, mint:str, token_atoms:int, **kw) -> Order:
+    async def sell(self, mint: str, token_atoms: int, **kw) -> Order:
         "Sell `token_atoms` of `mint` for SOL."
         return await self.swap(mint, SOL_MINT, token_atoms, **kw)
 
-    async def swap(self, input_mint:str, output_mint:str, amount:int, # exact-in amount, base units of input_mint
-                   slippage_bps:int|None=None, client_id:str|None=None, tag:str="") -> Order:
+    async def swap(
+        self,
+        input_mint: str,
+        output_mint: str,
+        amount: int,  # exact-in amount, base units of input_mint
+        slippage_bps: int | None = None,
+        client_id: str | None = None,
+        tag: str = "",
+    ) -> Order:
         "Swap exact-in through Jupiter; returns the order in its final state (the ledger has every step)."
-        if self.halted: raise TradingHalted(f"trading is halted: {self.halted}")
+        if self.halted:
+            raise TradingHalted(f"trading is halted: {self.halted}")
         self._inflight += 1
-        try: return await self._swap(input_mint, output_mint, amount, slippage_bps, client_id, tag)
-        finally: self._inflight -= 1
+        try:
+            return await self._swap(input_mint, output_mint, amount, slippage_bps, client_id, tag)
+        finally:
+            self._inflight -= 1
 
     async def _swap(self, input_mint, output_mint, amount, slippage_bps, client_id, tag) -> Order:
-        if int(amount) != amount or amount <= 0: raise ValidationError("order", "amount", f"{amount!r} must be a positive integer of base units")
-        if SOL_MINT not in (input_mint, output_mint): raise ValidationError("order", "mint", "one side of a swap must be SOL")
+        if int(amount) != amount or amount <= 0:
+            raise ValidationError("order", "amount", f"{amount!r} must be a positive integer of base units")
+        if SOL_MINT not in (input_mint, output_mint):
+            raise ValidationError("order", "mint", "one side of a swap must be SOL")
         s = self.settings
         slip = s.risk.max_slippage_bps if slippage_bps is None else int(slippage_bps)
-        if not 0 <= slip <= s.risk.max_slippage_bps: raise ValidationError("order", "slippage_bps", f"{slip} exceeds [risk] max_slippage_bps={s.risk.max_slippage_bps}")
+        if not 0 <= slip <= s.risk.max_slippage_bps:
+            raise ValidationError(
+                "order", "slippage_bps", f"{slip} exceeds [risk] max_slippage_bps={s.risk.max_slippage_bps}"
+            )
         side = Side.BUY if input_mint == SOL_MINT else Side.SELL
         mint = output_mint if side is Side.BUY else input_mint
         if side is Side.BUY and self.safety is not None:
             v = await self.safety.check(mint)
-            if not v.ok: raise SwapRejected(f"token safety: {mint}: {'; '.join(v.reasons)}")
+            if not v.ok:
+                raise SwapRejected(f"token safety: {mint}: {'; '.join(v.reasons)}")
         if client_id and self.ledger.order(client_id) is not None:
             raise ValidationError("order", "client_id", f"{client_id} is already in the ledger (never re-sent)")
         dec = await self.decimals(mint)
         cu_price = await self.priority_fee([mint])
         tips = None
         if s.solana.jito_enabled:
-            try: tips = await self.jito.tip_accounts()
-            except (RpcError, _Retryable, httpx.HTTPError) as e: raise SwapRejected(f"jito: no tip accounts ({type(e).__name__}: {e})") from None
-        params = {"input_mint": input_mint, "output_mint": output_mint, "amount": str(amount), "slippage_bps": slip, "decimals": dec}
+            try:
+                tips = await self.jito.tip_accounts()
+            except (RpcError, _Retryable, httpx.HTTPError) as e:
+                raise SwapRejected(f"jito: no tip accounts ({type(e).__name__}: {e})") from None
+        params = {
+            "input_mint": input_mint,
+            "output_mint": output_mint,
+            "amount": str(amount),
+            "slippage_bps": slip,
+            "decimals": dec,
+        }
         order = None
         for attempt in range(self.max_attempts):
             quote = await self.jupiter.quote(input_mint, output_mint, amount, slip)
             t0 = time.perf_counter()
             tok, sol = (int(quote["outAmount"]), amount) if side is Side.BUY else (amount, int(quote["outAmount"]))
             if order is None:
-                qty = float(from_atoms(tok, dec)); price = float(from_atoms(sol, 9)) / qty if qty else 0.0
-                order = Order(mint, side, qty, price=price, client_id=client_id or new_client_id("sol"), chain=Chain.SOLANA,
-                              ts=self.clock.now_ns(), tag=tag, max_slippage_bps=slip)
+                qty = float(from_atoms(tok, dec))
+                price = float(from_atoms(sol, 9)) / qty if qty else 0.0
+                order = Order(
+                    mint,
+                    side,
+                    qty,
+                    price=price,
+                    client_id=client_id or new_client_id("sol"),
+                    chain=Chain.SOLANA,
+                    ts=self.clock.now_ns(),
+                    tag=tag,
+                    max_slippage_bps=slip,
+                )
                 if self.risk is not None:
                     why = self.risk.check(order, self.ledger.portfolio, self.clock.now_ns())
-                    if why: return self._reject(order, params, f"risk: {why}")
+                    if why:
+                        return self._reject(order, params, f"risk: {why}")
             net = 0.0
             try:
-                n0 = time.perf_counter(); sw = await self.jupiter.swap(quote, str(self.wallet.pubkey), cu_price); net += time.perf_counter() - n0
+                n0 = time.perf_counter()
+                sw = await self.jupiter.swap(quote, str(self.wallet.pubkey), cu_price)
+                net += time.perf_counter() - n0
                 tx, b64, sig = self.prepare(sw, s.solana.priority_fee_cap_microlamports)
                 n0 = time.perf_counter()
                 pre_sol = await self.rpc.balance(self.wallet.pubkey) if side is Side.SELL else 0
                 sim = await self.rpc.simulate(b64, [str(self.wallet.pubkey)] if side is Side.SELL else [])
                 net += time.perf_counter() - n0
                 self._check_simulation(sim, quote, side, mint, pre_sol)
-            except SwapRejected as e: return self._reject(order, params, str(e))
+            except SwapRejected as e:
+                return self._reject(order, params, str(e))
             except (RpcError, _Retryable, httpx.HTTPError) as e:
                 return self._reject(order, params, f"before sending: {type(e).__name__}: {e}")
-            intent = TxIntent(sig, order.client_id, int(sw["lastValidBlockHeight"]), b64, "signed", attempt, wallet=self.ledger.wallet)
-            if order.status is OrderStatus.NEW: order.transition(OrderStatus.SUBMITTED)
+            intent = TxIntent(
+                sig, order.client_id, int(sw["lastValidBlockHeight"]), b64, "signed", attempt, wallet=self.ledger.wallet
+            )
+            if order.status is OrderStatus.NEW:
+                order.transition(OrderStatus.SUBMITTED)
             w0 = time.perf_counter()
-            self.ledger.record_submission(order, intent, params)                # write-ahead: before it can land
+            self.ledger.record_submission(order, intent, params)  # write-ahead: before it can land
             self.wal_s.append(time.perf_counter() - w0)
             bundle = self._bundle_tip(tx, tips) if tips else None
             first = await self._send(intent, bundle)
             self.overhead_s.append(time.perf_counter() - t0 - net - first)
             outcome = await self.land(intent, bundle)
-            if outcome == "confirmed": return await self._book(order, intent)
-            if outcome == "failed": return await self._book_failed(order, intent, f"transaction {sig} failed on chain")
-            if outcome == "unknown": return order                               # SUBMITTED: recover() resolves it
+            if outcome == "confirmed":
+                return await self._book(order, intent)
+            if outcome == "failed":
+                return await self._book_failed(order, intent, f"transaction {sig} failed on chain")
+            if outcome == "unknown":
+                return order  # SUBMITTED: recover() resolves it
             self.log.info("blockhash_expired", client_id=order.client_id, signature=sig, attempt=attempt)
-        return self._finish(order, OrderStatus.EXPIRED, f"blockhash expired on {self.max_attempts} attempt(s); nothing landed")
+        return self._finish(
+            order, OrderStatus.EXPIRED, f"blockhash expired on {self.max_attempts} attempt(s); nothing landed"
+        )
 
-    def _reject(self, order:Order, params:dict, reason:str) -> Order:
+    def _reject(self, order: Order, params: dict, reason: str) -> Order:
         "Record a refused order (never sent) or finish one whose retry was refused."
         if self.ledger.order(order.client_id) is None:
-            order.transition(OrderStatus.REJECTED, reason); self.ledger.record_order(order, params)
-            self._orders.labels("rejected").inc(); self.log.info("order_final", client_id=order.client_id, status="rejected", reason=reason)
+            order.transition(OrderStatus.REJECTED, reason)
+            self.ledger.record_order(order, params)
+            self._orders.labels("rejected").inc()
+            self.log.info("order_final", client_id=order.client_id, status="rejected", reason=reason)
             return order
         return self._finish(order, OrderStatus.REJECTED, reason)
 
-    def _check_simulation(self, sim:dict, quote:dict, side:Side, mint:str, pre_sol:int=0):
+    def _check_simulation(self, sim: dict, quote: dict, side: Side, mint: str, pre_sol: int = 0):
         "Reject a simulation that errs or pays less than the quote's `otherAmountThreshold`."
-        if sim.get("err") is not None: raise SwapRejected(f"simulation failed: {sim['err']}")
-        me = str(self.wallet.pubkey); need = int(quote["otherAmountThreshold"])
+        if sim.get("err") is not None:
+            raise SwapRejected(f"simulation failed: {sim['err']}")
+        me = str(self.wallet.pubkey)
+        need = int(quote["otherAmountThreshold"])
         if side is Side.BUY:
-            def amt(lst): return sum(int(b["uiTokenAmount"]["amount"]) for b in lst or [] if b.get("owner") == me and b.get("mint") == mint)
+
+            def amt(lst):
+                return sum(
+                    int(b["uiTokenAmount"]["amount"])
+                    for b in lst or []
+                    if b.get("owner") == me and b.get("mint") == mint
+                )
+
             got = amt(sim.get("postTokenBalances")) - amt(sim.get("preTokenBalances"))
         else:
             accs = sim.get("accounts") or []
-            if not accs or accs[0] is None: raise SwapRejected("simulation did not return our account (cannot verify SOL out)")
+            if not accs or accs[0] is None:
+                raise SwapRejected("simulation did not return our account (cannot verify SOL out)")
             got = int(accs[0]["lamports"]) - pre_sol + int(sim.get("fee") or 0)
-        if got < need: raise SwapRejected(f"simulation worse than quote: {got} out < threshold {need}")
+        if got < need:
+            raise SwapRejected(f"simulation worse than quote: {got} out < threshold {need}")
 
-    def _bundle_tip(self, tx:VersionedTransaction, tips:list[str]) -> tuple[str, str]:
+    def _bundle_tip(self, tx: VersionedTransaction, tips: list[str]) -> tuple[str, str]:
         "A signed tip transfer to one of Jito's tip accounts, same blockhash as the swap: (signature, base64)."
         to = Pubkey.from_string(random.choice(tips))
-        ix = sys_transfer(SysTransferParams(from_pubkey=self.wallet.pubkey, to_pubkey=to, lamports=self.settings.solana.jito_tip_lamports))
+        ix = sys_transfer(
+            SysTransferParams(
+                from_pubkey=self.wallet.pubkey, to_pubkey=to, lamports=self.settings.solana.jito_tip_lamports
+            )
+        )
         msg = MessageV0.try_compile(self.wallet.pubkey, [ix], [], tx.message.recent_blockhash)
         tip = VersionedTransaction.populate(msg, [self.wallet.sign(to_bytes_versioned(msg))])
-        b64 = base64.b64encode(bytes(tip)).decode(); sig = str(tip.signatures[0])
+        b64 = base64.b64encode(bytes(tip)).decode()
+        sig = str(tip.signatures[0])
         self.ledger.record_intent(TxIntent(sig, f"tip:{sig}", 0, b64, "signed", wallet=self.ledger.wallet))
         return sig, b64
 
-    async def _send(self, intent:TxIntent, bundle=None) -> float:
+    async def _send(self, intent: TxIntent, bundle=None) -> float:
         "Send (or re-send: same bytes, same signature); returns the seconds spent waiting on the network."
         t = time.perf_counter()
         try:
-            if bundle: await self.jito.send_bundle([intent.tx_b64, bundle[1]])
-            else: await self.rpc.send(intent.tx_b64)
-            if intent.status == "signed": self.ledger.set_intent(intent.signature, "sent"); intent.status = "sent"
+            if bundle:
+                await self.jito.send_bundle([intent.tx_b64, bundle[1]])
+            else:
+                await self.rpc.send(intent.tx_b64)
+            if intent.status == "signed":
+                self.ledger.set_intent(intent.signature, "sent")
+                intent.status = "sent"
         except (RpcError, _Retryable, httpx.HTTPError) as e:
             self.log.warning("send_failed", signature=intent.signature, error=str(e)[:200])
         return time.perf_counter() - t
 
-    async def land(self, intent:TxIntent, bundle=None) -> str:
+    async def land(self, intent: TxIntent, bundle=None) -> str:
         "Re-send until confirmed or expired: 'confirmed', 'failed', 'expired' or 'unknown' (RPC unreachable)."
-        t0 = time.perf_counter(); deadline = t0 + self.confirm_timeout_s
+        t0 = time.perf_counter()
+        deadline = t0 + self.confirm_timeout_s
         ws = asyncio.create_task(self.rpc.wait_signature(intent.signature, self.confirm_timeout_s))
         try:
             while time.perf_counter() < deadline:
-                if not ws.done(): await asyncio.wait({ws}, timeout=self.resend_interval_s)
-                else: await asyncio.sleep(self.resend_interval_s)
+                if not ws.done():
+                    await asyncio.wait({ws}, timeout=self.resend_interval_s)
+                else:
+                    await asyncio.sleep(self.resend_interval_s)
                 if ws.done() and ws.result() is not None:
                     r = ws.result()
                     return self._settle(intent, "confirmed" if r["err"] is None else "failed", r["err"], r["slot"], t0)
                 try:
                     st = (await self.rpc.statuses([intent.signature], history=True))[0]
                     if st and st.get("confirmationStatus") in ("confirmed", "finalized"):
-                        return self._settle(intent, "confirmed" if st.get("err") is None else "failed", st.get("err"), st.get("slot"), t0)
+                        return self._settle(
+                            intent,
+                            "confirmed" if st.get("err") is None else "failed",
+                            st.get("err"),
+                            st.get("slot"),
+                            t0,
+                        )
                     if await self.rpc.block_height() > intent.last_valid_block_height:
-                        st = (await self.rpc.statuses([intent.signature], history=True))[0]   # one last look
-                        if st: return self._settle(intent, "confirmed" if st.get("err") is None else "failed", st.get("err"), st.get("slot"), t0)
-                        self.ledger.set_intent(intent.signature, "expired"); return "expired"
+                        st = (await self.rpc.statuses([intent.signature], history=True))[0]  # one last look
+                        if st:
+                            return self._settle(
+                                intent,
+                                "confirmed" if st.get("err") is None else "failed",
+                                st.get("err"),
+                                st.get("slot"),
+                                t0,
+                            )
+                        self.ledger.set_intent(intent.signature, "expired")
+                        return "expired"
                 except (RpcError, _Retryable, httpx.HTTPError) as e:
-                    self.log.warning("confirm_poll_failed", signature=intent.signature, error=str(e)[:200]); continue
-                await self._send(intent, bundle)                                 # same signature: cannot double-spend
+                    self.log.warning("confirm_poll_failed", signature=intent.signature, error=str(e)[:200])
+                    continue
+                await self._send(intent, bundle)  # same signature: cannot double-spend
             return "unknown"
-        finally: ws.cancel()
+        finally:
+            ws.cancel()
 
     def _settle(self, intent, outcome, err, slot, t0) -> str:
         self.ledger.set_intent(intent.signature, outcome, err=json.dumps(err) if err is not None else None, slot=slot)
         self._confirm.observe(time.perf_counter() - t0)
         return outcome
 
-    async def _landed(self, signature:str, tries:int=20) -> dict|None:
-        "The landed transaction, once the RPC serves it (a confirmed signature can take a moment to be readable); else None."
+    async def _landed(self, signature: str, tries: int = 20) -> dict | None:
+        "The landed transaction, once the RPC serves it (a confirmed one can take a moment to be readable); else None."
         try:
             async for attempt in retrying((_NotYet, RpcError, _Retryable, httpx.HTTPError), tries, 0.05, 0.2):
                 with attempt:
                     txj = await self.rpc.transaction(signature)
-                    if not txj: raise _NotYet(signature)
+                    if not txj:
+                        raise _NotYet(signature)
                     return txj
-        except (_NotYet, RpcError, _Retryable, httpx.HTTPError): return None
+        except (_NotYet, RpcError, _Retryable, httpx.HTTPError):
+            return None
 
-    async def _book(self, order:Order, intent:TxIntent) -> Order:
+    async def _book(self, order: Order, intent: TxIntent) -> Order:
         "Read the landed transaction and book the real fill (idempotent on the signature)."
         txj = await self._landed(intent.signature)
-        if not txj: return order                                                 # SUBMITTED + confirmed intent: recover() books it
+        if not txj:
+            return order  # SUBMITTED + confirmed intent: recover() books it
         cf = fill_from_tx(txj, self.wallet.pubkey)
-        mint = order.symbol; dec = self._decimals.get(mint) or (self.ledger.order_params(order.client_id) or {}).get("decimals", 0)
+        mint = order.symbol
+        dec = self._decimals.get(mint) or (self.ledger.order_params(order.client_id) or {}).get("decimals", 0)
         tok = abs(cf.token_deltas.get(mint, 0))
-        if order.side is Side.BUY: sol = -cf.sol_delta - cf.fee_lamports - cf.rent_lamports
-        else: sol = cf.sol_delta + cf.fee_lamports + cf.rent_lamports
+        if order.side is Side.BUY:
+            sol = -cf.sol_delta - cf.fee_lamports - cf.rent_lamports
+        else:
+            sol = cf.sol_delta + cf.fee_lamports + cf.rent_lamports
         if tok == 0:
-            return self._finish(order, OrderStatus.FAILED, f"transaction {intent.signature} landed but moved none of {mint}")
-        qty = float(from_atoms(tok, dec)); price = float(from_atoms(sol, 9)) / qty
+            return self._finish(
+                order, OrderStatus.FAILED, f"transaction {intent.signature} landed but moved none of {mint}"
+            )
+        qty = float(from_atoms(tok, dec))
+        price = float(from_atoms(sol, 9)) / qty
         order.filled_qty, order.avg_fill_price = qty, price
         order.transition(OrderStatus.FILLED)
         moves = {"SOL": cf.sol_delta, **{m: d for m, d in cf.token_deltas.items() if m != SOL_MINT}}
-        fill = Fill(order.client_id, self.clock.now_ns(), mint, order.side, qty, price, fee=float(from_atoms(cf.fee_lamports, 9)),
-                    venue="jupiter", tx_sig=intent.signature, chain=Chain.SOLANA, fill_id=intent.signature)
+        fill = Fill(
+            order.client_id,
+            self.clock.now_ns(),
+            mint,
+            order.side,
+            qty,
+            price,
+            fee=float(from_atoms(cf.fee_lamports, 9)),
+            venue="jupiter",
+            tx_sig=intent.signature,
+            chain=Chain.SOLANA,
+            fill_id=intent.signature,
+        )
         self.ledger.record_fill(fill, moves, order=order)
         self._orders.labels("filled").inc()
-        if self.risk: self.risk.on_fill(fill, self.ledger.portfolio)
-        self.log.info("order_filled", client_id=order.client_id, signature=intent.signature, qty=qty, price=price,
-                      fee_lamports=cf.fee_lamports)
+        if self.risk:
+            self.risk.on_fill(fill, self.ledger.portfolio)
+        self.log.info(
+            "order_filled",
+            client_id=order.client_id,
+            signature=intent.signature,
+            qty=qty,
+            price=price,
+            fee_lamports=cf.fee_lamports,
+        )
         await self._book_tips()
         return order
 
-    async def _book_failed(self, order:Order, intent:TxIntent, reason:str) -> Order:
+    async def _book_failed(self, order: Order, intent: TxIntent, reason: str) -> Order:
         "A transaction that landed with an error still cost its fee: book that SOL move, then fail the order."
         txj = await self._landed(intent.signature)
         if txj:
             cf = fill_from_tx(txj, self.wallet.pubkey)
-            self.ledger.record_move(f"fee:{intent.signature}", "SOL", cf.sol_delta, kind="fee", note="failed transaction")
+            self.ledger.record_move(
+                f"fee:{intent.signature}", "SOL", cf.sol_delta, kind="fee", note="failed transaction"
+            )
             for m, d in cf.token_deltas.items():
-                if m != SOL_MINT: self.ledger.record_move(f"fee:{intent.signature}:{m}", m, d, kind="fee", note="failed transaction")
-        return self._finish(order, OrderStatus.FAILED, reason + ("" if txj else "; its fee is not booked yet (reconcile will show it)"))
+                if m != SOL_MINT:
+                    self.ledger.record_move(f"fee:{intent.signature}:{m}", m, d, kind="fee", note="failed transaction")
+        return self._finish(
+            order, OrderStatus.FAILED, reason + ("" if txj else "; its fee is not booked yet (reconcile will show it)")
+        )
 
     async def _book_tips(self):
-        for it in [i for i in self.ledger.intents() if i.client_id.startswith("tip:") and i.status in ("signed", "sent")]:
-            try: txj = await self.rpc.transaction(it.signature)
-            except (RpcError, _Retryable, httpx.HTTPError): continue
+        for it in [
+            i for i in self.ledger.intents() if i.client_id.startswith("tip:") and i.status in ("signed", "sent")
+        ]:
+            try:
+                txj = await self.rpc.transaction(it.signature)
+            except (RpcError, _Retryable, httpx.HTTPError):
+                continue
             if txj:
                 cf = fill_from_tx(txj, self.wallet.pubkey)
                 self.ledger.record_move(f"tip:{it.signature}", "SOL", cf.sol_delta, kind="fee", note="jito tip + fee")
@@ -644,19 +1025,45 @@ class SolanaBroker:
             order = self.ledger.order(intent.client_id)
             st = (await self.rpc.statuses([intent.signature], history=True))[0]
             if st is None and await self.rpc.block_height() <= intent.last_valid_block_height:
-                await self._send(intent); outcome = await self.land(intent)      # still valid: same signature again
-            elif st is None: self.ledger.set_intent(intent.signature, "expired"); outcome = "expired"
-            else: outcome = self._settle(intent, "confirmed" if st.get("err") is None else "failed", st.get("err"), st.get("slot"), time.perf_counter())
-            if order is None or order.status.is_terminal: continue
-            if outcome == "confirmed": out.append(await self._book(order, intent))
-            elif outcome == "failed": out.append(await self._book_failed(order, intent, f"transaction {intent.signature} failed on chain (recovered)"))
+                await self._send(intent)
+                outcome = await self.land(intent)  # still valid: same signature again
+            elif st is None:
+                self.ledger.set_intent(intent.signature, "expired")
+                outcome = "expired"
+            else:
+                outcome = self._settle(
+                    intent,
+                    "confirmed" if st.get("err") is None else "failed",
+                    st.get("err"),
+                    st.get("slot"),
+                    time.perf_counter(),
+                )
+            if order is None or order.status.is_terminal:
+                continue
+            if outcome == "confirmed":
+                out.append(await self._book(order, intent))
+            elif outcome == "failed":
+                out.append(
+                    await self._book_failed(
+                        order, intent, f"transaction {intent.signature} failed on chain (recovered)"
+                    )
+                )
             elif outcome == "expired" and not self.ledger.intents(order.client_id, pending=True):
-                out.append(self._finish(order, OrderStatus.EXPIRED, "blockhash expired before landing (recovered at restart; not re-sent)"))
-        for intent in [i for i in self.ledger.intents() if i.status == "confirmed" and not i.client_id.startswith("tip:")]:
-            order = self.ledger.order(intent.client_id)                         # confirmed but not yet booked
-            if order is not None and not order.status.is_terminal: out.append(await self._book(order, intent))
+                out.append(
+                    self._finish(
+                        order,
+                        OrderStatus.EXPIRED,
+                        "blockhash expired before landing (recovered at restart; not re-sent)",
+                    )
+                )
+        for intent in [
+            i for i in self.ledger.intents() if i.status == "confirmed" and not i.client_id.startswith("tip:")
+        ]:
+            order = self.ledger.order(intent.client_id)  # confirmed but not yet booked
+            if order is not None and not order.status.is_terminal:
+                out.append(await self._book(order, intent))
         for order in self.ledger.open_orders():
-            if not self.ledger.intents(order.client_id):                        # never signed: it was never sent
+            if not self.ledger.intents(order.client_id):  # never signed: it was never sent
                 out.append(self._finish(order, OrderStatus.CANCELLED, "not sent before restart"))
         await self._book_tips()
         return out
@@ -664,45 +1071,64 @@ class SolanaBroker:
     async def chain_balances(self) -> dict[str, int]:
         "The wallet's SOL (lamports) and token balances (atoms) on chain."
         out = {"SOL": await self.rpc.balance(self.wallet.pubkey)}
-        for _, mint, amt in await self.rpc.token_accounts(self.wallet.pubkey): out[mint] = out.get(mint, 0) + amt
+        for _, mint, amt in await self.rpc.token_accounts(self.wallet.pubkey):
+            out[mint] = out.get(mint, 0) + amt
         return out
 
-    async def reconcile(self, signatures_limit:int=100) -> ReconciliationReport:
+    async def reconcile(self, signatures_limit: int = 100) -> ReconciliationReport:
         "Compare ledger and chain (balances, recent signatures, pending intents); halt trading on any difference."
-        led = self.ledger.balances(); chain = await self.chain_balances()
+        led = self.ledger.balances()
+        chain = await self.chain_balances()
         rep = ReconciliationReport(self.ledger.wallet)
         for a in sorted(set(led) | set(chain)):
-            if a == "": continue
-            if led.get(a, 0) != chain.get(a, 0): rep.differences.append(Discrepancy(a, led.get(a, 0), chain.get(a, 0)))
+            if a == "":
+                continue
+            if led.get(a, 0) != chain.get(a, 0):
+                rep.differences.append(Discrepancy(a, led.get(a, 0), chain.get(a, 0)))
         known = {i.signature for i in self.ledger.intents()} | self._acked_signatures()
         for r in await self.rpc.call("getSignaturesForAddress", str(self.wallet.pubkey), {"limit": signatures_limit}):
-            if r["signature"] not in known: rep.unknown_signatures.append(r["signature"])
+            if r["signature"] not in known:
+                rep.unknown_signatures.append(r["signature"])
         rep.pending = self.ledger.intents(pending=True)
-        if not rep.ok: self.halt(f"reconciliation: {rep.summary()}")
-        else: self.halted = None
+        if not rep.ok:
+            self.halt(f"reconciliation: {rep.summary()}")
+        else:
+            self.halted = None
         return rep
 
     def _acked_signatures(self) -> set[str]:
-        return {r[0][4:] for r in self.ledger._q("SELECT move_id FROM ledger_moves WHERE kind='ack' AND run_id=? AND wallet=?",
-                                                 (self.ledger.run_id, self.ledger.wallet))}
+        return {
+            r[0][4:]
+            for r in self.ledger._q(
+                "SELECT move_id FROM ledger_moves WHERE kind='ack' AND run_id=? AND wallet=?",
+                (self.ledger.run_id, self.ledger.wallet),
+            )
+        }
 
-    def acknowledge(self, report:ReconciliationReport, note:str="acknowledged by operator") -> None:
+    def acknowledge(self, report: ReconciliationReport, note: str = "acknowledged by operator") -> None:
         "Accept the chain as the truth: adjust the ledger by each difference, remember unknown signatures, resume."
-        if report.pending: raise TradingHalted(f"{len(report.pending)} transaction(s) still pending: run recover() first")
+        if report.pending:
+            raise TradingHalted(f"{len(report.pending)} transaction(s) still pending: run recover() first")
         ts = self.clock.now_ns()
         for d in report.differences:
             self.ledger.record_move(f"adjust:{ts}:{d.asset}", d.asset, d.diff, kind="adjust", note=note)
-        for s in report.unknown_signatures: self.ledger.record_move(f"ack:{s}", "", 0, kind="ack", note=note)
+        for s in report.unknown_signatures:
+            self.ledger.record_move(f"ack:{s}", "", 0, kind="ack", note=note)
         self.halted = None
-        self.log.info("reconciliation_acknowledged", differences=len(report.differences), unknown=len(report.unknown_signatures))
+        self.log.info(
+            "reconciliation_acknowledged", differences=len(report.differences), unknown=len(report.unknown_signatures)
+        )
 
-    async def reconcile_forever(self, every_s:float=60.0):
+    async def reconcile_forever(self, every_s: float = 60.0):
         "Reconcile every `every_s` seconds while no order is in flight (run as a task); differences halt trading."
         while True:
             await asyncio.sleep(every_s)
-            if self._inflight: continue
-            try: await self.reconcile()
-            except (RpcError, _Retryable, httpx.HTTPError) as e: self.log.warning("reconcile_failed", error=str(e)[:200])
+            if self._inflight:
+                continue
+            try:
+                await self.reconcile()
+            except (RpcError, _Retryable, httpx.HTTPError) as e:
+                self.log.warning("reconcile_failed", error=str(e)[:200])
 
     async def start(self) -> ReconciliationReport:
         "On start: recover open orders from their signatures, then reconcile (halting on differences)."

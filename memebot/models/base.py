@@ -18,121 +18,181 @@ __all__ = ['FAMILIES', 'BASELINES', 'ModelError', 'register_family', 'Model', 'l
 class ModelError(MemebotError):
     "A model cannot be built, fitted, used or loaded."
 
+
 FAMILIES: dict[str, type] = {}
 _FAMILY_MODULES = ("memebot.models.sequence", "memebot.models.patterns", "memebot.models.ensemble")
 
+
 def register_family(cls):
     "Class decorator: make a model family available by its `family` name."
-    FAMILIES[cls.family] = cls; return cls
+    FAMILIES[cls.family] = cls
+    return cls
+
 
 class Model:
     "Base class: fit on (X, y), predict P(down), P(up); save/load to a folder."
-    family: str = "base"
-    deep: bool = False       # needs torch (gated by settings.ai.deep_learning_enabled)
-    baseline: bool = False   # a naive reference, not a candidate for promotion
-    window: int = 1          # rows of history per prediction
-    def __init__(self, **params):
-        self.params = params; self.features_: list[str] | None = None; self.fitted_ = False
-    def __repr__(self): return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params.items())})"
 
-    def _check_X(self, X:pd.DataFrame) -> np.ndarray:
-        if not isinstance(X, pd.DataFrame): raise ModelError(f"{self.family}: X must be a DataFrame of features")
+    family: str = "base"
+    deep: bool = False  # needs torch (gated by settings.ai.deep_learning_enabled)
+    baseline: bool = False  # a naive reference, not a candidate for promotion
+    window: int = 1  # rows of history per prediction
+
+    def __init__(self, **params):
+        self.params = params
+        self.features_: list[str] | None = None
+        self.fitted_ = False
+
+    def __repr__(self):
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params.items())})"
+
+    def _check_X(self, X: pd.DataFrame) -> np.ndarray:
+        if not isinstance(X, pd.DataFrame):
+            raise ModelError(f"{self.family}: X must be a DataFrame of features")
         if self.features_ is not None:
             miss = [c for c in self.features_ if c not in X.columns]
-            if miss: raise ModelError(f"{self.family}: X lacks feature(s) {', '.join(miss[:5])}")
+            if miss:
+                raise ModelError(f"{self.family}: X lacks feature(s) {', '.join(miss[:5])}")
             X = X[self.features_]
         return np.ascontiguousarray(X.to_numpy(np.float32))
 
-    def fit(self, X:pd.DataFrame, # features indexed by (symbol, ts)
-            y:pd.Series # labels aligned with X: 1, 0 or NaN (no label)
-           ) -> "Model":
+    def fit(
+        self,
+        X: pd.DataFrame,  # features indexed by (symbol, ts)
+        y: pd.Series,  # labels aligned with X: 1, 0 or NaN (no label)
+    ) -> "Model":
         "Fit on the labelled rows of X (the rest may serve as history); returns self."
-        if len(X) != len(y): raise ModelError(f"{self.family}: X has {len(X)} rows, y has {len(y)}")
-        yv = np.asarray(y, dtype="float64"); lab = ~np.isnan(yv)
-        if lab.sum() < 10: raise ModelError(f"{self.family}: only {int(lab.sum())} labelled rows to fit on")
-        if len(np.unique(yv[lab])) < 2: raise ModelError(f"{self.family}: labels have a single class")
+        if len(X) != len(y):
+            raise ModelError(f"{self.family}: X has {len(X)} rows, y has {len(y)}")
+        yv = np.asarray(y, dtype="float64")
+        lab = ~np.isnan(yv)
+        if lab.sum() < 10:
+            raise ModelError(f"{self.family}: only {int(lab.sum())} labelled rows to fit on")
+        if len(np.unique(yv[lab])) < 2:
+            raise ModelError(f"{self.family}: labels have a single class")
         self.features_ = list(X.columns)
         self._fit(X, yv)
         self.fitted_ = True
         return self
 
-    def predict_proba(self, X:pd.DataFrame) -> np.ndarray:
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         "(n, 2) array of P(down), P(up) for every row of X."
-        if not self.fitted_: raise ModelError(f"{self.family}: not fitted")
+        if not self.fitted_:
+            raise ModelError(f"{self.family}: not fitted")
         p = np.clip(self._proba(X), 1e-6, 1 - 1e-6)
         return np.column_stack([1 - p, p])
 
-    def predict_one(self, hist:np.ndarray # (rows, n_features) recent rows of ONE symbol, oldest first, in `features_` order
-                   ) -> float:
+    def predict_one(
+        self,
+        hist: np.ndarray,  # (rows, n_features) recent rows of ONE symbol, oldest first, in `features_` order
+    ) -> float:
         "P(up) for the newest row, from the last `window` rows (fast path for serving)."
         return float(np.clip(self._proba_rows(np.asarray(hist, np.float32)[-1:]), 1e-6, 1 - 1e-6)[0])
 
     # subclasses implement these
-    def _fit(self, X, y): raise NotImplementedError
-    def _proba(self, X) -> np.ndarray: return self._proba_rows(self._check_X(X))
-    def _proba_rows(self, A:np.ndarray) -> np.ndarray: raise NotImplementedError
+    def _fit(self, X, y):
+        raise NotImplementedError
 
-    def save(self, path:str|Path) -> Path:
+    def _proba(self, X) -> np.ndarray:
+        return self._proba_rows(self._check_X(X))
+
+    def _proba_rows(self, A: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def save(self, path: str | Path) -> Path:
         "Write the model to folder `path` (meta.json + model.pkl)."
-        if not self.fitted_: raise ModelError(f"{self.family}: cannot save an unfitted model")
-        p = Path(path); p.mkdir(parents=True, exist_ok=True)
-        with open(p/"model.pkl", "wb") as f: pickle.dump(self, f, protocol=pickle.HIGHEST_PROTOCOL)
-        meta = {"family": self.family, "class": f"{type(self).__module__}.{type(self).__qualname__}", "params": self.params,
-                "features": self.features_, "window": self.window}
-        (p/"meta.json").write_text(json.dumps(meta, indent=1, default=str))
+        if not self.fitted_:
+            raise ModelError(f"{self.family}: cannot save an unfitted model")
+        p = Path(path)
+        p.mkdir(parents=True, exist_ok=True)
+        with open(p / "model.pkl", "wb") as f:
+            pickle.dump(self, f, protocol=pickle.HIGHEST_PROTOCOL)
+        meta = {
+            "family": self.family,
+            "class": f"{type(self).__module__}.{type(self).__qualname__}",
+            "params": self.params,
+            "features": self.features_,
+            "window": self.window,
+        }
+        (p / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
         return p
 
-def load_model(path:str|Path) -> Model:
+
+def load_model(path: str | Path) -> Model:
     "Load a model saved with `Model.save`."
     p = Path(path)
-    if not (p/"meta.json").exists() or not (p/"model.pkl").exists(): raise ModelError(f"{p}: not a saved memebot model (meta.json/model.pkl missing)")
-    meta = json.loads((p/"meta.json").read_text())
+    if not (p / "meta.json").exists() or not (p / "model.pkl").exists():
+        raise ModelError(f"{p}: not a saved memebot model (meta.json/model.pkl missing)")
+    meta = json.loads((p / "meta.json").read_text())
     importlib.import_module(meta["class"].rsplit(".", 1)[0])
-    with open(p/"model.pkl", "rb") as f: m = pickle.load(f)
-    if not isinstance(m, Model): raise ModelError(f"{p}: model.pkl holds a {type(m).__name__}, not a memebot Model")
+    with open(p / "model.pkl", "rb") as f:
+        m = pickle.load(f)
+    if not isinstance(m, Model):
+        raise ModelError(f"{p}: model.pkl holds a {type(m).__name__}, not a memebot Model")
     return m
 
-def make_model(family:str, **params) -> Model:
+
+def make_model(family: str, **params) -> Model:
     "A new, unfitted model of `family` (see `FAMILIES`)."
     if family not in FAMILIES:
         for mod in _FAMILY_MODULES:
-            try: importlib.import_module(mod)
-            except ModuleNotFoundError: pass
-    if family not in FAMILIES: raise ModelError(f"unknown model family {family!r}; known: {', '.join(sorted(FAMILIES))}")
+            try:
+                importlib.import_module(mod)
+            except ModuleNotFoundError:
+                pass
+    if family not in FAMILIES:
+        raise ModelError(f"unknown model family {family!r}; known: {', '.join(sorted(FAMILIES))}")
     return FAMILIES[family](**params)
 
 # %% ../../nbs/30_models.base.ipynb #d6bf5bda
-def _cond_rate(sign:np.ndarray, y:np.ndarray) -> tuple[float, float]:
+def _cond_rate(sign: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     "Smoothed P(up | sign>0) and P(up | sign<=0)."
     up = sign > 0
     return (y[up].sum() + 1) / (up.sum() + 2), (y[~up].sum() + 1) / ((~up).sum() + 2)
 
+
 @register_family
 class AlwaysMajority(Model):
     "P(up) = the training base rate, for every row."
+
     family, baseline = "majority", True
-    def _fit(self, X, y): lab = ~np.isnan(y); self.rate_ = (y[lab].sum() + 1) / (lab.sum() + 2)
-    def _proba_rows(self, A): return np.full(len(A), self.rate_)
+
+    def _fit(self, X, y):
+        lab = ~np.isnan(y)
+        self.rate_ = (y[lab].sum() + 1) / (lab.sum() + 2)
+
+    def _proba_rows(self, A):
+        return np.full(len(A), self.rate_)
+
 
 @register_family
 class SignBaseline(Model):
     "P(up) conditional on the sign of one return feature (persistence: ret_1; momentum: ret_12)."
+
     family, baseline = "persistence", True
     col = "ret_1"
+
     def _fit(self, X, y):
-        lab = ~np.isnan(y); self.j_ = list(X.columns).index(self.params.get("col", self.col))
+        lab = ~np.isnan(y)
+        self.j_ = list(X.columns).index(self.params.get("col", self.col))
         self.p_pos_, self.p_neg_ = _cond_rate(X.to_numpy()[lab, self.j_], y[lab])
-    def _proba_rows(self, A): return np.where(A[:, self.j_] > 0, self.p_pos_, self.p_neg_)
+
+    def _proba_rows(self, A):
+        return np.where(A[:, self.j_] > 0, self.p_pos_, self.p_neg_)
+
 
 @register_family
 class Persistence(SignBaseline):
     "The next bar moves like the last one."
+
     family, col = "persistence", "ret_1"
+
 
 @register_family
 class MomentumSign(SignBaseline):
     "The next bar follows the sign of the return over the last 12 bars."
+
     family, col = "momentum", "ret_12"
+
 
 BASELINES = ("persistence", "momentum", "majority")
 
@@ -140,36 +200,62 @@ BASELINES = ("persistence", "momentum", "majority")
 @register_family
 class LogReg(Model):
     "Standardised L2 logistic regression."
+
     family = "logreg"
+
     def _fit(self, X, y):
         from sklearn.linear_model import LogisticRegression
-        lab = ~np.isnan(y); A = self._check_X(X)[lab]
+
+        lab = ~np.isnan(y)
+        A = self._check_X(X)[lab]
         self.mu_, self.sd_ = A.mean(0), A.std(0) + 1e-8
         self.clf_ = LogisticRegression(C=self.params.get("C", 0.1), max_iter=self.params.get("max_iter", 300))
         self.clf_.fit(np.clip((A - self.mu_) / self.sd_, -10, 10), y[lab].astype(int))
-        w = self.clf_.coef_[0]; self.w_, self.b_ = (w / self.sd_).astype(np.float64), float(self.clf_.intercept_[0] - (w * self.mu_ / self.sd_).sum())
+        w = self.clf_.coef_[0]
+        self.w_, self.b_ = (
+            (w / self.sd_).astype(np.float64),
+            float(self.clf_.intercept_[0] - (w * self.mu_ / self.sd_).sum()),
+        )
+
     def _proba_rows(self, A):
         z = np.clip((A - self.mu_) / self.sd_, -10, 10) @ self.clf_.coef_[0] + self.clf_.intercept_[0]
         return 1 / (1 + np.exp(-z))
 
+
 class FlatForest:
     "The fitted trees of a HistGradientBoostingClassifier as flat arrays, walked level by level for all trees at once."
+
     def __init__(self, clf):
         feat, thr, left, right, leaf, miss, val, roots, off = [], [], [], [], [], [], [], [], 0
         for (pred,) in clf._predictors:
             n = pred.nodes
-            if n["is_categorical"].any(): raise ModelError("gbm: categorical splits are not supported by the fast path")
-            idx = np.arange(len(n)) + off; lf = n["is_leaf"].astype(bool)
-            roots.append(off); feat.append(n["feature_idx"].astype(np.int64)); thr.append(n["num_threshold"].astype(np.float64))
-            left.append(np.where(lf, idx, n["left"].astype(np.int64) + off)); right.append(np.where(lf, idx, n["right"].astype(np.int64) + off))
-            leaf.append(lf); miss.append(n["missing_go_to_left"].astype(bool)); val.append(n["value"].astype(np.float64)); off += len(n)
+            if n["is_categorical"].any():
+                raise ModelError("gbm: categorical splits are not supported by the fast path")
+            idx = np.arange(len(n)) + off
+            lf = n["is_leaf"].astype(bool)
+            roots.append(off)
+            feat.append(n["feature_idx"].astype(np.int64))
+            thr.append(n["num_threshold"].astype(np.float64))
+            left.append(np.where(lf, idx, n["left"].astype(np.int64) + off))
+            right.append(np.where(lf, idx, n["right"].astype(np.int64) + off))
+            leaf.append(lf)
+            miss.append(n["missing_go_to_left"].astype(bool))
+            val.append(n["value"].astype(np.float64))
+            off += len(n)
         self.feat, self.thr, self.left, self.right = map(np.concatenate, (feat, thr, left, right))
-        self.leaf, self.miss, self.val, self.roots = np.concatenate(leaf), np.concatenate(miss), np.concatenate(val), np.array(roots)
+        self.leaf, self.miss, self.val, self.roots = (
+            np.concatenate(leaf),
+            np.concatenate(miss),
+            np.concatenate(val),
+            np.array(roots),
+        )
         self.depth = int(max(p[0].nodes["depth"].max() for p in clf._predictors)) if clf._predictors else 0
         self.base = float(np.ravel(clf._baseline_prediction)[0])
-    def raw(self, A:np.ndarray) -> np.ndarray:
+
+    def raw(self, A: np.ndarray) -> np.ndarray:
         "Raw scores (log-odds) for rows A."
-        A = np.asarray(A, np.float64); r = np.arange(len(A))[:, None]
+        A = np.asarray(A, np.float64)
+        r = np.arange(len(A))[:, None]
         idx = np.broadcast_to(self.roots, (len(A), len(self.roots))).copy()
         for _ in range(self.depth):
             x = A[r, self.feat[idx]]
@@ -177,18 +263,33 @@ class FlatForest:
             idx = np.where(go, self.left[idx], self.right[idx])
         return self.base + self.val[idx].sum(1)
 
+
 @register_family
 class GBM(Model):
     "scikit-learn HistGradientBoostingClassifier (with a flat-array fast path for a few rows)."
+
     family = "gbm"
+
     def _fit(self, X, y):
         from sklearn.ensemble import HistGradientBoostingClassifier
+
         lab = ~np.isnan(y)
-        p = dict(max_iter=200, learning_rate=0.05, max_leaf_nodes=31, min_samples_leaf=200, l2_regularization=1.0,
-                 early_stopping=True, validation_fraction=0.15, n_iter_no_change=20, random_state=0)
+        p = dict(
+            max_iter=200,
+            learning_rate=0.05,
+            max_leaf_nodes=31,
+            min_samples_leaf=200,
+            l2_regularization=1.0,
+            early_stopping=True,
+            validation_fraction=0.15,
+            n_iter_no_change=20,
+            random_state=0,
+        )
         p.update({k: v for k, v in self.params.items() if k in p})
         self.clf_ = HistGradientBoostingClassifier(**p).fit(self._check_X(X)[lab], y[lab].astype(int))
         self.flat_ = FlatForest(self.clf_)
+
     def _proba_rows(self, A):
-        if len(A) <= 64: return 1 / (1 + np.exp(-self.flat_.raw(A)))
+        if len(A) <= 64:
+            return 1 / (1 + np.exp(-self.flat_.raw(A)))
         return self.clf_.predict_proba(A)[:, 1]

@@ -12,37 +12,56 @@ from .base import Model, ModelError, register_family, make_model
 __all__ = ['Platt', 'Ensemble']
 
 # %% ../../nbs/33_models.ensemble.ipynb #3292ec0e
-def _logit(p): p = np.clip(p, 1e-6, 1 - 1e-6); return np.log(p / (1 - p))
+def _logit(p):
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
 
 class Platt:
     "Platt scaling: P = sigmoid(a * logit(p) + b), fitted by logistic regression."
+
     def fit(self, p, y):
         from sklearn.linear_model import LogisticRegression
+
         lr = LogisticRegression(C=1.0).fit(_logit(p)[:, None], y.astype(int))
-        self.a, self.b = float(lr.coef_[0, 0]), float(lr.intercept_[0]); return self
-    def __call__(self, p): return 1 / (1 + np.exp(-(self.a * _logit(p) + self.b)))
+        self.a, self.b = float(lr.coef_[0, 0]), float(lr.intercept_[0])
+        return self
+
+    def __call__(self, p):
+        return 1 / (1 + np.exp(-(self.a * _logit(p) + self.b)))
+
 
 @register_family
 class Ensemble(Model):
     "Average of Platt-calibrated member probabilities, with agreement and confidence."
+
     family = "ensemble"
-    def __init__(self, members=("logreg", "gbm"), # family names or (family, params) pairs
-                 calib_frac:float=0.2, # last share of training time used to fit the calibrators
-                 **params):
-        super().__init__(members=[m if isinstance(m, str) else list(m) for m in members], calib_frac=calib_frac, **params)
+
+    def __init__(
+        self,
+        members=("logreg", "gbm"),  # family names or (family, params) pairs
+        calib_frac: float = 0.2,  # last share of training time used to fit the calibrators
+        **params,
+    ):
+        super().__init__(
+            members=[m if isinstance(m, str) else list(m) for m in members], calib_frac=calib_frac, **params
+        )
         self.specs = [(m, {}) if isinstance(m, str) else (m[0], dict(m[1])) for m in members]
-        if not self.specs: raise ModelError("ensemble: needs at least one member")
+        if not self.specs:
+            raise ModelError("ensemble: needs at least one member")
         self.calib_frac = calib_frac
         self.members_ = [make_model(f, **p) for f, p in self.specs]
         self.window = max(m.window for m in self.members_)
         self.deep = any(m.deep for m in self.members_)
 
     def _fit(self, X, y):
-        ts = X.index.get_level_values("ts"); u = np.sort(ts.unique())
+        ts = X.index.get_level_values("ts")
+        u = np.sort(ts.unique())
         cut = u[int(len(u) * (1 - self.calib_frac))]
         fit, cal = np.asarray(ts < cut), np.asarray(ts >= cut)
         lab = ~np.isnan(y) & cal
-        if lab.sum() < 20: raise ModelError(f"ensemble: only {int(lab.sum())} labelled rows to calibrate on")
+        if lab.sum() < 20:
+            raise ModelError(f"ensemble: only {int(lab.sum())} labelled rows to calibrate on")
         self.calibrators_ = []
         for m in self.members_:
             m.fit(X[fit], pd.Series(y[fit]))
@@ -50,20 +69,25 @@ class Ensemble(Model):
             p = m.predict_proba(X)[:, 1][lab]
             self.calibrators_.append(Platt().fit(p, y[lab]))
 
-    def member_proba(self, X:pd.DataFrame) -> pd.DataFrame:
+    def member_proba(self, X: pd.DataFrame) -> pd.DataFrame:
         "Calibrated P(up) of each member, one column per member."
-        cols = {f"{i}:{m.family}": c(m.predict_proba(X)[:, 1]) for i, (m, c) in enumerate(zip(self.members_, self.calibrators_))}
+        cols = {
+            f"{i}:{m.family}": c(m.predict_proba(X)[:, 1])
+            for i, (m, c) in enumerate(zip(self.members_, self.calibrators_))
+        }
         return pd.DataFrame(cols, index=X.index)
 
-    def _proba(self, X): return self.member_proba(X).to_numpy().mean(1)
+    def _proba(self, X):
+        return self.member_proba(X).to_numpy().mean(1)
 
     @staticmethod
-    def _confidence(P:np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        p = P.mean(-1); side = (p > .5)[..., None]
-        agree = ((P > .5) == side).mean(-1)
+    def _confidence(P: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        p = P.mean(-1)
+        side = (p > 0.5)[..., None]
+        agree = ((P > 0.5) == side).mean(-1)
         return p, agree, np.abs(2 * p - 1) * agree
 
-    def predict_confidence(self, X:pd.DataFrame) -> pd.DataFrame:
+    def predict_confidence(self, X: pd.DataFrame) -> pd.DataFrame:
         "p_up, agreement and confidence for every row."
         p, a, c = self._confidence(self.member_proba(X).to_numpy())
         return pd.DataFrame({"p_up": p, "agreement": a, "confidence": c}, index=X.index)
@@ -71,8 +95,10 @@ class Ensemble(Model):
     def _member_one(self, hist):
         return np.array([c(np.array([m.predict_one(hist)]))[0] for m, c in zip(self.members_, self.calibrators_)])
 
-    def predict_one(self, hist) -> float: return float(np.clip(self._member_one(hist).mean(), 1e-6, 1 - 1e-6))
+    def predict_one(self, hist) -> float:
+        return float(np.clip(self._member_one(hist).mean(), 1e-6, 1 - 1e-6))
 
     def confidence_one(self, hist) -> tuple[float, float, float]:
         "(p_up, agreement, confidence) for the newest row of one symbol's history."
-        p, a, c = self._confidence(self._member_one(hist)); return float(p), float(a), float(c)
+        p, a, c = self._confidence(self._member_one(hist))
+        return float(p), float(a), float(c)

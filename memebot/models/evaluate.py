@@ -17,96 +17,155 @@ __all__ = ['row_losses', 'metrics', 'walk_forward_predict', 'metrics_table', 'pe
            'long_flat_returns', 'pnl_summary', 'calibration_plot', 'equity_plot']
 
 # %% ../../nbs/34_models.evaluate.ipynb #3b27d58e
-def row_losses(y:np.ndarray, p:np.ndarray) -> dict[str, np.ndarray]:
+def row_losses(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
     "Per-row 0/1 correctness, log-loss and Brier loss."
-    p = np.clip(np.asarray(p, float), 1e-6, 1 - 1e-6); y = np.asarray(y, float)
-    return {"accuracy": ((p > .5) == (y > .5)).astype(float), "log_loss": -(y * np.log(p) + (1 - y) * np.log(1 - p)), "brier": (p - y) ** 2}
+    p = np.clip(np.asarray(p, float), 1e-6, 1 - 1e-6)
+    y = np.asarray(y, float)
+    return {
+        "accuracy": ((p > 0.5) == (y > 0.5)).astype(float),
+        "log_loss": -(y * np.log(p) + (1 - y) * np.log(1 - p)),
+        "brier": (p - y) ** 2,
+    }
+
 
 def metrics(y, p) -> dict:
     "accuracy, balanced accuracy, log-loss, Brier, n and the up-rate for labelled rows."
-    y = np.asarray(y, float); p = np.asarray(p, float); lab = ~np.isnan(y); y, p = y[lab], p[lab]
-    if len(y) == 0: return {"n": 0}
-    L = row_losses(y, p); pred = p > .5
-    tpr = pred[y == 1].mean() if (y == 1).any() else np.nan; tnr = (~pred[y == 0]).mean() if (y == 0).any() else np.nan
-    return {"n": int(len(y)), "accuracy": float(L["accuracy"].mean()), "balanced_accuracy": float(np.nanmean([tpr, tnr])),
-            "log_loss": float(L["log_loss"].mean()), "brier": float(L["brier"].mean()), "up_rate": float(y.mean())}
+    y = np.asarray(y, float)
+    p = np.asarray(p, float)
+    lab = ~np.isnan(y)
+    y, p = y[lab], p[lab]
+    if len(y) == 0:
+        return {"n": 0}
+    L = row_losses(y, p)
+    pred = p > 0.5
+    tpr = pred[y == 1].mean() if (y == 1).any() else np.nan
+    tnr = (~pred[y == 0]).mean() if (y == 0).any() else np.nan
+    return {
+        "n": int(len(y)),
+        "accuracy": float(L["accuracy"].mean()),
+        "balanced_accuracy": float(np.nanmean([tpr, tnr])),
+        "log_loss": float(L["log_loss"].mean()),
+        "brier": float(L["brier"].mean()),
+        "up_rate": float(y.mean()),
+    }
 
 # %% ../../nbs/34_models.evaluate.ipynb #ad960685
-def walk_forward_predict(ds:Dataset, # the dataset
-                         families:dict, # {name: (family, params)} or {name: family}
-                         splits:list[Split], # e.g. from `walk_forward`
-                         progress:bool=True, # rich progress bar
-                         context_bars:int=64, # history rows handed to sequence models before each test block
-                         fitted:dict|None=None # if a dict: filled with {name: the model fitted for the last fold}
-                        ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def walk_forward_predict(
+    ds: Dataset,  # the dataset
+    families: dict,  # {name: (family, params)} or {name: family}
+    splits: list[Split],  # e.g. from `walk_forward`
+    progress: bool = True,  # rich progress bar
+    context_bars: int = 64,  # history rows handed to sequence models before each test block
+    fitted: dict | None = None,  # if a dict: filled with {name: the model fitted for the last fold}
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     "(predictions, timings): out-of-sample P(up) per family with y, fwd1 and fold; fit seconds per family and fold."
-    ts = ds.times; rows, times = [], []
-    u = np.sort(ts.unique()); step = (u[1:] - u[:-1]).min() if len(u) > 1 else pd.Timedelta(0)
+    ts = ds.times
+    rows, times = [], []
+    u = np.sort(ts.unique())
+    step = (u[1:] - u[:-1]).min() if len(u) > 1 else pd.Timedelta(0)
     specs = {k: (v, {}) if isinstance(v, str) else (v[0], dict(v[1])) for k, v in families.items()}
     from rich.progress import Progress
+
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("walk-forward", total=len(splits) * len(specs))
         for s in splits:
             trm, tem = s.train_mask(ts), s.test_mask(ts)
-            if not tem.any() or not trm.any(): continue
+            if not tem.any() or not trm.any():
+                continue
             tr = ds.subset(trm)
             # test rows plus a little history per symbol (features only) for sequence models
             tmin = s.test[0]
             ctx = np.asarray((ts < tmin) & (ts >= tmin - context_bars * step))
             view = ds.subset(tem | ctx)
             keep = np.asarray(view.times >= tmin)
-            out = pd.DataFrame({"y": view.y[keep].to_numpy(), "fwd1": view.fwd1[keep].to_numpy(), "fold": s.fold}, index=view.X.index[keep])
+            out = pd.DataFrame(
+                {"y": view.y[keep].to_numpy(), "fwd1": view.fwd1[keep].to_numpy(), "fold": s.fold},
+                index=view.X.index[keep],
+            )
             for name, (fam, params) in specs.items():
                 bar.update(task, description=f"fold {s.fold} {name}")
                 t0 = time.perf_counter()
                 m = make_model(fam, **params).fit(tr.X, tr.y)
-                times.append({"fold": s.fold, "model": name, "fit_s": time.perf_counter() - t0, "n_train": int(tr.y.notna().sum())})
+                times.append(
+                    {
+                        "fold": s.fold,
+                        "model": name,
+                        "fit_s": time.perf_counter() - t0,
+                        "n_train": int(tr.y.notna().sum()),
+                    }
+                )
                 out[name] = m.predict_proba(view.X)[keep, 1]
-                if fitted is not None: fitted[name] = m
+                if fitted is not None:
+                    fitted[name] = m
                 bar.advance(task)
             rows.append(out)
-    if not rows: raise ModelError("walk_forward_predict: no fold had both training and test rows")
+    if not rows:
+        raise ModelError("walk_forward_predict: no fold had both training and test rows")
     return pd.concat(rows), pd.DataFrame(times)
 
-def metrics_table(preds:pd.DataFrame, models:list[str]) -> pd.DataFrame:
+
+def metrics_table(preds: pd.DataFrame, models: list[str]) -> pd.DataFrame:
     "One row of `metrics` per model over all out-of-sample rows."
     return pd.DataFrame({m: metrics(preds["y"], preds[m]) for m in models}).T
 
-def per_symbol(preds:pd.DataFrame, models:list[str], metric:str="accuracy") -> pd.DataFrame:
+
+def per_symbol(preds: pd.DataFrame, models: list[str], metric: str = "accuracy") -> pd.DataFrame:
     "`metric` per symbol (rows) and model (columns)."
-    return preds.groupby(level="symbol").apply(lambda g: pd.Series({m: metrics(g["y"], g[m]).get(metric, np.nan) for m in models}))
+    return preds.groupby(level="symbol").apply(
+        lambda g: pd.Series({m: metrics(g["y"], g[m]).get(metric, np.nan) for m in models})
+    )
 
 # %% ../../nbs/34_models.evaluate.ipynb #2f6b2cf0
-def bootstrap_diff(y, p_model, p_base, # labels and the two models' P(up)
-                   metric:str="accuracy", # accuracy, log_loss or brier
-                   n_boot:int=1000, block:int=50, seed:int=0, ci:float=0.95) -> dict:
+def bootstrap_diff(
+    y,
+    p_model,
+    p_base,  # labels and the two models' P(up)
+    metric: str = "accuracy",  # accuracy, log_loss or brier
+    n_boot: int = 1000,
+    block: int = 50,
+    seed: int = 0,
+    ci: float = 0.95,
+) -> dict:
     "Improvement of the model over the baseline (positive = better) with a block-bootstrap CI."
-    y = np.asarray(y, float); lab = ~np.isnan(y)
+    y = np.asarray(y, float)
+    lab = ~np.isnan(y)
     la, lb = row_losses(y[lab], np.asarray(p_model)[lab])[metric], row_losses(y[lab], np.asarray(p_base)[lab])[metric]
     d = (la - lb) if metric == "accuracy" else (lb - la)
     n = len(d)
-    if n == 0: return {"metric": metric, "diff": np.nan, "lo": np.nan, "hi": np.nan, "n": 0}
-    rng = np.random.default_rng(seed); block = max(1, min(block, n)); k = int(np.ceil(n / block))
+    if n == 0:
+        return {"metric": metric, "diff": np.nan, "lo": np.nan, "hi": np.nan, "n": 0}
+    rng = np.random.default_rng(seed)
+    block = max(1, min(block, n))
+    k = int(np.ceil(n / block))
     starts = rng.integers(0, n - block + 1, (n_boot, k))
     csum = np.r_[0, np.cumsum(d)]
     sums = (csum[starts + block] - csum[starts]).sum(1)
     boots = sums / (k * block)
     a = (1 - ci) / 2
-    return {"metric": metric, "diff": float(d.mean()), "lo": float(np.quantile(boots, a)), "hi": float(np.quantile(boots, 1 - a)), "n": int(n)}
+    return {
+        "metric": metric,
+        "diff": float(d.mean()),
+        "lo": float(np.quantile(boots, a)),
+        "hi": float(np.quantile(boots, 1 - a)),
+        "n": int(n),
+    }
 
-def best_baseline(preds:pd.DataFrame, baselines=BASELINES, metric:str="log_loss") -> str:
+
+def best_baseline(preds: pd.DataFrame, baselines=BASELINES, metric: str = "log_loss") -> str:
     "The baseline with the best out-of-sample `metric` (lowest loss / highest accuracy)."
     cand = [b for b in baselines if b in preds.columns]
-    if not cand: raise ModelError("best_baseline: no baseline predictions")
+    if not cand:
+        raise ModelError("best_baseline: no baseline predictions")
     s = {b: metrics(preds["y"], preds[b])[metric] for b in cand}
     return (max if metric == "accuracy" else min)(s, key=s.get)
 
 # %% ../../nbs/34_models.evaluate.ipynb #74d406c1
-def long_flat_returns(p:pd.Series, # P(up) indexed by (symbol, ts)
-                      fwd1:pd.Series, # next-bar log returns, same index
-                      fee_bps:float, # per-side fee
-                      threshold:float=0.5 # go long when p > threshold
-                     ) -> pd.DataFrame:
+def long_flat_returns(
+    p: pd.Series,  # P(up) indexed by (symbol, ts)
+    fwd1: pd.Series,  # next-bar log returns, same index
+    fee_bps: float,  # per-side fee
+    threshold: float = 0.5,  # go long when p > threshold
+) -> pd.DataFrame:
     "Per-bar portfolio returns (gross, net) and turnover of an equal-weight long/flat strategy."
     pos = (p > threshold).astype(float)
     r = np.expm1(fwd1.astype(float)).fillna(0.0)
@@ -117,19 +176,29 @@ def long_flat_returns(p:pd.Series, # P(up) indexed by (symbol, ts)
     df = pd.DataFrame({"gross": pos * r, "net": pos * r - fees, "turn": dpos, "pos": pos})
     return df.groupby(level="ts").mean()
 
-def pnl_summary(port:pd.DataFrame, bars_per_year:float) -> dict:
+
+def pnl_summary(port: pd.DataFrame, bars_per_year: float) -> dict:
     "Total net and gross return, annualised Sharpe (net), max drawdown, average exposure and turnover."
-    eq = (1 + port["net"]).cumprod(); dd = (eq / eq.cummax() - 1).min()
+    eq = (1 + port["net"]).cumprod()
+    dd = (eq / eq.cummax() - 1).min()
     sd = port["net"].std()
-    return {"net_return": float(eq.iloc[-1] - 1), "gross_return": float((1 + port["gross"]).prod() - 1),
-            "sharpe": float(port["net"].mean() / sd * np.sqrt(bars_per_year)) if sd > 0 else 0.0,
-            "max_drawdown": float(dd), "exposure": float(port["pos"].mean()), "turnover_per_bar": float(port["turn"].mean())}
+    return {
+        "net_return": float(eq.iloc[-1] - 1),
+        "gross_return": float((1 + port["gross"]).prod() - 1),
+        "sharpe": float(port["net"].mean() / sd * np.sqrt(bars_per_year)) if sd > 0 else 0.0,
+        "max_drawdown": float(dd),
+        "exposure": float(port["pos"].mean()),
+        "turnover_per_bar": float(port["turn"].mean()),
+    }
 
 # %% ../../nbs/34_models.evaluate.ipynb #142a48f6
-def calibration_plot(preds:pd.DataFrame, models:list[str], path=None, bins:int=10):
+def calibration_plot(preds: pd.DataFrame, models: list[str], path=None, bins: int = 10):
     "Reliability diagram (observed up-rate per predicted-probability bin); saved to `path` if given."
-    import matplotlib; matplotlib.use("Agg", force=False)
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(5, 5))
     lab = preds["y"].notna()
     for m in models:
@@ -138,21 +207,35 @@ def calibration_plot(preds:pd.DataFrame, models:list[str], path=None, bins:int=1
         b = np.clip(np.searchsorted(q, p, side="right") - 1, 0, bins - 1)
         g = pd.DataFrame({"p": p, "y": y, "b": b}).groupby("b").mean()
         ax.plot(g["p"], g["y"], marker="o", label=m)
-    ax.plot([0, 1], [0, 1], "k--", lw=1); ax.set_xlim(.3, .7); ax.set_ylim(.3, .7)
-    ax.set_xlabel("predicted P(up)"); ax.set_ylabel("observed up-rate"); ax.legend(fontsize=8); ax.set_title("calibration (out of sample)")
+    ax.plot([0, 1], [0, 1], "k--", lw=1)
+    ax.set_xlim(0.3, 0.7)
+    ax.set_ylim(0.3, 0.7)
+    ax.set_xlabel("predicted P(up)")
+    ax.set_ylabel("observed up-rate")
+    ax.legend(fontsize=8)
+    ax.set_title("calibration (out of sample)")
     fig.tight_layout()
-    if path is not None: fig.savefig(path, dpi=110)
+    if path is not None:
+        fig.savefig(path, dpi=110)
     return fig
 
-def equity_plot(preds:pd.DataFrame, models:list[str], fee_bps:float, path=None):
+
+def equity_plot(preds: pd.DataFrame, models: list[str], fee_bps: float, path=None):
     "Cumulative net-of-fees equity of the long/flat strategy for each model (and buy-and-hold)."
-    import matplotlib; matplotlib.use("Agg", force=False)
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(8, 4))
     for m in models:
         ax.plot((1 + long_flat_returns(preds[m], preds["fwd1"], fee_bps)["net"]).cumprod(), label=m, lw=1)
     bh = long_flat_returns(pd.Series(1.0, preds.index), preds["fwd1"], fee_bps)["net"]
     ax.plot((1 + bh).cumprod(), "k--", lw=1, label="buy & hold")
-    ax.set_yscale("log"); ax.set_ylabel("equity (net of fees)"); ax.legend(fontsize=8); fig.tight_layout()
-    if path is not None: fig.savefig(path, dpi=110)
+    ax.set_yscale("log")
+    ax.set_ylabel("equity (net of fees)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=110)
     return fig

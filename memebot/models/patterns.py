@@ -15,20 +15,35 @@ from .sequence import TorchSeqModel, window_index, gather
 __all__ = ['PATTERNS', 'pattern_labels', 'PatternCNN', 'PatternCNNModel']
 
 # %% ../../nbs/32_models.patterns.ipynb #f86ff87e
-PATTERNS = ("doji", "hammer", "shooting_star", "bull_engulfing", "bear_engulfing", "three_white_soldiers",
-            "three_black_crows", "breakout_up", "breakdown")
+PATTERNS = (
+    "doji",
+    "hammer",
+    "shooting_star",
+    "bull_engulfing",
+    "bear_engulfing",
+    "three_white_soldiers",
+    "three_black_crows",
+    "breakout_up",
+    "breakdown",
+)
 
-def pattern_labels(F:pd.DataFrame # candle features of one or more symbols, indexed by (symbol, ts), sorted
-                  ) -> pd.DataFrame:
+
+def pattern_labels(
+    F: pd.DataFrame,  # candle features of one or more symbols, indexed by (symbol, ts), sorted
+) -> pd.DataFrame:
     "0/1 columns, one per pattern in `PATTERNS`, true when the rule fires on that bar."
     miss = [c for c in ("body", "upper", "lower", "range", "ret_1", "brk_20", "brkdn_20") if c not in F.columns]
-    if miss: raise ModelError(f"pattern_labels: missing feature(s) {', '.join(miss)}")
+    if miss:
+        raise ModelError(f"pattern_labels: missing feature(s) {', '.join(miss)}")
     g = F.groupby(level=0, sort=False)
     body, up, lo, rng, r1 = (F[k].astype("float64") for k in ("body", "upper", "lower", "range", "ret_1"))
     ab = body.abs()
-    # previous bar in this bar's close units: close_prev = exp(-r1); open = 1 - body; open_prev = close_prev*(1 - body_prev)
+    # previous bar in this bar's close units: close_prev = exp(-r1); open = 1 - body; open_prev = close_prev*(1 -
+    # body_prev)
     body_p = g["body"].shift(1).astype("float64")
-    c_p = np.exp(-r1); o_p = c_p * (1 - body_p); o = 1 - body
+    c_p = np.exp(-r1)
+    o_p = c_p * (1 - body_p)
+    o = 1 - body
     out = {
         "doji": (rng > 0) & (ab <= 0.1 * rng),
         "hammer": (rng > 0) & (lo >= 2 * ab) & (up <= 0.5 * np.maximum(ab, 0.1 * rng)) & (ab > 0.05 * rng),
@@ -36,44 +51,69 @@ def pattern_labels(F:pd.DataFrame # candle features of one or more symbols, inde
         "bull_engulfing": (body_p < 0) & (body > 0) & (o <= c_p) & (1 >= o_p) & (ab > body_p.abs()),
         "bear_engulfing": (body_p > 0) & (body < 0) & (o >= c_p) & (1 <= o_p) & (ab > body_p.abs()),
     }
-    pos = ((body > 0) & (r1 > 0)).astype(float); neg = ((body < 0) & (r1 < 0)).astype(float)
+    pos = ((body > 0) & (r1 > 0)).astype(float)
+    neg = ((body < 0) & (r1 < 0)).astype(float)
     out["three_white_soldiers"] = pos.groupby(level=0, sort=False).rolling(3).sum().droplevel(0).reindex(F.index) == 3
     out["three_black_crows"] = neg.groupby(level=0, sort=False).rolling(3).sum().droplevel(0).reindex(F.index) == 3
     out["breakout_up"] = F["brk_20"] > 0
     out["breakdown"] = F["brkdn_20"] < 0
-    return pd.DataFrame({k: np.asarray(v, dtype=bool) for k, v in out.items()}, index=F.index)[list(PATTERNS)].astype("float32")
+    return pd.DataFrame({k: np.asarray(v, dtype=bool) for k, v in out.items()}, index=F.index)[list(PATTERNS)].astype(
+        "float32"
+    )
 
 # %% ../../nbs/32_models.patterns.ipynb #5cc519d3
 class PatternCNN(nn.Module):
     "Conv1d trunk over (batch, window, channels); direction logit and pattern logits."
+
     def __init__(self, n_channels, n_patterns, width=32, dropout=0.1):
         super().__init__()
-        self.trunk = nn.Sequential(nn.Conv1d(n_channels, width, 3, padding=1), nn.GELU(),
-                                   nn.Conv1d(width, width, 3, padding=2, dilation=2), nn.GELU(),
-                                   nn.Conv1d(width, width, 3, padding=4, dilation=4), nn.GELU())
+        self.trunk = nn.Sequential(
+            nn.Conv1d(n_channels, width, 3, padding=1),
+            nn.GELU(),
+            nn.Conv1d(width, width, 3, padding=2, dilation=2),
+            nn.GELU(),
+            nn.Conv1d(width, width, 3, padding=4, dilation=4),
+            nn.GELU(),
+        )
         self.drop = nn.Dropout(dropout)
-        self.dir_head = nn.Linear(2 * width, 1); self.pat_head = nn.Linear(2 * width, n_patterns)
+        self.dir_head = nn.Linear(2 * width, 1)
+        self.pat_head = nn.Linear(2 * width, n_patterns)
+
     def forward(self, x):
         h = self.trunk(x.transpose(1, 2))
         z = self.drop(torch.cat([h[:, :, -1], h.mean(-1)], 1))
         return self.dir_head(z).squeeze(-1), self.pat_head(z)
 
+
 @register_family
 class PatternCNNModel(TorchSeqModel):
     "CNN over candle windows, trained jointly on rule-defined patterns and direction."
+
     family = "cnn"
     defaults = {**TorchSeqModel.defaults, "window": 24, "width": 32, "dropout": 0.1, "pattern_weight": 0.5}
+
     @property
-    def aux_weight(self): return float(self.hp["pattern_weight"])
+    def aux_weight(self):
+        return float(self.hp["pattern_weight"])
+
     def _cols(self, X):
         miss = [c for c in (*CANDLE_COLS, "brkdn_20") if c not in X.columns]
-        if miss: raise ModelError(f"cnn: X lacks candle feature(s) {', '.join(miss)}")
+        if miss:
+            raise ModelError(f"cnn: X lacks candle feature(s) {', '.join(miss)}")
         return [*CANDLE_COLS, "brkdn_20"]
-    def _aux_targets(self, X): return pattern_labels(X).to_numpy(np.float32)
-    def _net(self, n): return PatternCNN(n, len(PATTERNS), self.hp["width"], self.hp["dropout"])
+
+    def _aux_targets(self, X):
+        return pattern_labels(X).to_numpy(np.float32)
+
+    def _net(self, n):
+        return PatternCNN(n, len(PATTERNS), self.hp["width"], self.hp["dropout"])
+
     @torch.no_grad()
-    def patterns_proba(self, X:pd.DataFrame) -> pd.DataFrame:
+    def patterns_proba(self, X: pd.DataFrame) -> pd.DataFrame:
         "The CNN's probability of each pattern on every row."
         P, e = window_index(self._prep(X), self.window)
-        out = [torch.sigmoid(self.net_(torch.from_numpy(gather(P, e[i:i + 4096], self.window)))[1]).numpy() for i in range(0, len(e), 4096)]
+        out = [
+            torch.sigmoid(self.net_(torch.from_numpy(gather(P, e[i : i + 4096], self.window)))[1]).numpy()
+            for i in range(0, len(e), 4096)
+        ]
         return pd.DataFrame(np.concatenate(out), index=X.index, columns=list(PATTERNS))

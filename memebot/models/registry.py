@@ -16,7 +16,16 @@ from ..obs import get_logger, redact_value
 from ..features import Dataset, make_dataset
 from ..splits import walk_forward, plan_table, Split
 from .base import Model, ModelError, make_model, load_model, BASELINES
-from .evaluate import metrics, walk_forward_predict, metrics_table, bootstrap_diff, best_baseline, calibration_plot, long_flat_returns, pnl_summary
+from memebot.models.evaluate import (
+    metrics,
+    walk_forward_predict,
+    metrics_table,
+    bootstrap_diff,
+    best_baseline,
+    calibration_plot,
+    long_flat_returns,
+    pnl_summary,
+)
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 log = get_logger("memebot.models.registry")
@@ -30,110 +39,156 @@ __all__ = ['log', 'RegistryError', 'tracking_uri', 'client', 'drift_reference', 
 class RegistryError(MemebotError):
     "A registry operation failed (unknown model or version, no champion)."
 
-def tracking_uri(settings:Settings|None=None, # settings (default: the process-wide ones)
-                 uri:str|None=None # explicit URI (overrides the setting)
-                ) -> str:
+
+def tracking_uri(
+    settings: Settings | None = None,  # settings (default: the process-wide ones)
+    uri: str | None = None,  # explicit URI (overrides the setting)
+) -> str:
     "The MLflow tracking URI, with a relative SQLite path resolved against the project."
-    s = settings or get_settings(); uri = uri or s.ai.tracking_uri
+    s = settings or get_settings()
+    uri = uri or s.ai.tracking_uri
     if uri.startswith("sqlite:///"):
-        p = uri[len("sqlite:///"):]
-        if not p.startswith("/"): p = str(s.resolve(p))
+        p = uri[len("sqlite:///") :]
+        if not p.startswith("/"):
+            p = str(s.resolve(p))
         Path(p).parent.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{p}"
     return uri
 
-def _artifact_root(uri:str) -> str|None:
-    if uri.startswith("sqlite:///"): return (Path(uri[len("sqlite:///"):]).parent / "artifacts").as_uri()
+
+def _artifact_root(uri: str) -> str | None:
+    if uri.startswith("sqlite:///"):
+        return (Path(uri[len("sqlite:///") :]).parent / "artifacts").as_uri()
     return None
 
-def client(uri:str):
+
+def client(uri: str):
     "An MlflowClient for `uri` (tracking and registry)."
     import mlflow
     from mlflow import MlflowClient
-    mlflow.set_tracking_uri(uri); mlflow.set_registry_uri(uri)
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
-def _experiment(uri:str, name:str) -> str:
-    c = client(uri); e = c.get_experiment_by_name(name)
-    if e is not None: return e.experiment_id
+
+def _experiment(uri: str, name: str) -> str:
+    c = client(uri)
+    e = c.get_experiment_by_name(name)
+    if e is not None:
+        return e.experiment_id
     return c.create_experiment(name, artifact_location=_artifact_root(uri))
 
 # %% ../../nbs/35_models.registry.ipynb #f3ea26b0
 import warnings
 
 with warnings.catch_warnings():
-    warnings.simplefilter("ignore")  # mlflow nags about type hints on `predict` (its own and ours); the input is a feature DataFrame
+    warnings.simplefilter(
+        "ignore"
+    )  # mlflow nags about type hints on `predict` (its own and ours); the input is a feature DataFrame
     import mlflow.pyfunc
+
     class MemebotPyfunc(mlflow.pyfunc.PythonModel):
         "pyfunc wrapper: predict returns P(up) for each row of a feature DataFrame."
+
         def load_context(self, context):
             d = Path(context.artifacts["model"])
             self.model = load_model(d)
             ref = d / "drift_reference.json"
             self.reference = json.loads(ref.read_text()) if ref.exists() else None
+
         def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:
             return self.model.predict_proba(model_input)[:, 1]
 
-def drift_reference(X:pd.DataFrame, bins:int=10) -> dict:
+
+def drift_reference(X: pd.DataFrame, bins: int = 10) -> dict:
     "Per-feature quantile bin edges and the share of training rows in each bin (for PSI)."
     ref = {}
     for c in X.columns:
-        v = X[c].to_numpy(np.float64); v = v[np.isfinite(v)]
+        v = X[c].to_numpy(np.float64)
+        v = v[np.isfinite(v)]
         edges = np.unique(np.quantile(v, np.linspace(0, 1, bins + 1))[1:-1]) if len(v) else np.array([])
         cnt = np.bincount(np.searchsorted(edges, v, side="right"), minlength=len(edges) + 1)
         ref[c] = {"edges": edges.tolist(), "share": (cnt / max(1, cnt.sum())).tolist()}
     return ref
 
-def _flat(d:dict, prefix="") -> dict:
+
+def _flat(d: dict, prefix="") -> dict:
     out = {}
     for k, v in d.items():
-        if isinstance(v, dict): out.update(_flat(v, f"{prefix}{k}.")); continue
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+            continue
         out[f"{prefix}{k}"] = json.dumps(v, default=str) if isinstance(v, (list, tuple)) else v
     return out
 
-def log_and_register(model:Model, # a fitted memebot model
-                     name:str, # registered model name
-                     uri:str, # tracking URI (see `tracking_uri`)
-                     config:dict, # training config (family, params, symbols, tf, dates, horizon, fees)
-                     fingerprint:str, # data fingerprint
-                     plan:pd.DataFrame|None=None, # split plan table
-                     metrics_:dict|None=None, # flat {name: value}
-                     tags:dict|None=None, # extra tags for run and version
-                     figures:dict|None=None, # {artifact file name: matplotlib figure}
-                     reference_X:pd.DataFrame|None=None, # training features for the drift reference
-                     experiment:str="memebot") -> str:
+
+def log_and_register(
+    model: Model,  # a fitted memebot model
+    name: str,  # registered model name
+    uri: str,  # tracking URI (see `tracking_uri`)
+    config: dict,  # training config (family, params, symbols, tf, dates, horizon, fees)
+    fingerprint: str,  # data fingerprint
+    plan: pd.DataFrame | None = None,  # split plan table
+    metrics_: dict | None = None,  # flat {name: value}
+    tags: dict | None = None,  # extra tags for run and version
+    figures: dict | None = None,  # {artifact file name: matplotlib figure}
+    reference_X: pd.DataFrame | None = None,  # training features for the drift reference
+    experiment: str = "memebot",
+) -> str:
     "Log a run (config, fingerprint, plan, metrics, figures, model) and register a version; returns the version."
     import mlflow
-    client(uri); exp = _experiment(uri, experiment)
+
+    client(uri)
+    exp = _experiment(uri, experiment)
     cfg = redact_value(dict(config))
     with mlflow.start_run(experiment_id=exp, run_name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}") as run:
-        mlflow.log_params({k: (str(v)[:500] if v is not None else "") for k, v in _flat(cfg).items()})
+        mlflow.log_params({k: str(v)[:500] if v is not None else "" for k, v in _flat(cfg).items()})
         mlflow.set_tags({"data_fingerprint": fingerprint, "family": model.family, **(tags or {})})
         mlflow.log_dict(cfg, "config.json")
-        if plan is not None: mlflow.log_text(plan.to_csv(index=False), "split_plan.csv")
-        if metrics_: mlflow.log_metrics({k: float(v) for k, v in metrics_.items() if v is not None and np.isfinite(v)})
-        for fn, fig in (figures or {}).items(): mlflow.log_figure(fig, fn)
+        if plan is not None:
+            mlflow.log_text(plan.to_csv(index=False), "split_plan.csv")
+        if metrics_:
+            mlflow.log_metrics({k: float(v) for k, v in metrics_.items() if v is not None and np.isfinite(v)})
+        for fn, fig in (figures or {}).items():
+            mlflow.log_figure(fig, fn)
         with tempfile.TemporaryDirectory() as d:
             md = model.save(Path(d) / "memebot_model")
-            if reference_X is not None: (md / "drift_reference.json").write_text(json.dumps(drift_reference(reference_X)))
-            info = mlflow.pyfunc.log_model(name="model", python_model=MemebotPyfunc(), artifacts={"model": str(md)},
-                                           registered_model_name=name, pip_requirements=["memebot"], await_registration_for=60)
+            if reference_X is not None:
+                (md / "drift_reference.json").write_text(json.dumps(drift_reference(reference_X)))
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=MemebotPyfunc(),
+                artifacts={"model": str(md)},
+                registered_model_name=name,
+                pip_requirements=["memebot"],
+                await_registration_for=60,
+            )
         version = str(info.registered_model_version)
     c = client(uri)
-    for k, v in {"data_fingerprint": fingerprint, "family": model.family, "run_id": run.info.run_id, **(tags or {})}.items():
+    for k, v in {
+        "data_fingerprint": fingerprint,
+        "family": model.family,
+        "run_id": run.info.run_id,
+        **(tags or {}),
+    }.items():
         c.set_model_version_tag(name, version, k, str(v))
     log.info("model_registered", name=name, version=version, family=model.family, run_id=run.info.run_id)
     return version
 
 # %% ../../nbs/35_models.registry.ipynb #3736c8a5
-def model_uri(name:str, ref:str|int="champion") -> str:
+def model_uri(name: str, ref: str | int = "champion") -> str:
     "models:/NAME@alias or models:/NAME/version."
-    ref = str(ref); return f"models:/{name}/{ref}" if ref.isdigit() else f"models:/{name}@{ref}"
+    ref = str(ref)
+    return f"models:/{name}/{ref}" if ref.isdigit() else f"models:/{name}@{ref}"
 
-def load_registered(name:str, ref:str|int="champion", uri:str|None=None) -> tuple[Model, dict|None, str]:
+
+def load_registered(name: str, ref: str | int = "champion", uri: str | None = None) -> tuple[Model, dict | None, str]:
     "(memebot Model, drift reference, version) for models:/NAME@alias or a version number."
     import mlflow
-    uri = uri or tracking_uri(); c = client(uri)
+
+    uri = uri or tracking_uri()
+    c = client(uri)
     try:
         mv = c.get_model_version(name, str(ref)) if str(ref).isdigit() else c.get_model_version_by_alias(name, str(ref))
     except Exception as e:
@@ -141,175 +196,304 @@ def load_registered(name:str, ref:str|int="champion", uri:str|None=None) -> tupl
     pm = mlflow.pyfunc.load_model(model_uri(name, mv.version)).unwrap_python_model()
     return pm.model, pm.reference, str(mv.version)
 
-def aliases(name:str, uri:str) -> dict[str, str]:
-    "{alias: version} of a registered model."
-    try: return {a: str(v) for a, v in dict(client(uri).get_registered_model(name).aliases).items()}
-    except Exception: raise RegistryError(f"no registered model {name!r}") from None
 
-def promote(name:str, version:str|int, uri:str|None=None, alias:str="champion") -> None:
+def aliases(name: str, uri: str) -> dict[str, str]:
+    "{alias: version} of a registered model."
+    try:
+        return {a: str(v) for a, v in dict(client(uri).get_registered_model(name).aliases).items()}
+    except Exception:
+        raise RegistryError(f"no registered model {name!r}") from None
+
+
+def promote(name: str, version: str | int, uri: str | None = None, alias: str = "champion") -> None:
     "Point `@alias` (default champion) at `version` (manual promotion)."
-    uri = uri or tracking_uri(); c = client(uri)
-    try: c.get_model_version(name, str(version))
-    except Exception: raise RegistryError(f"model {name!r} has no version {version}") from None
+    uri = uri or tracking_uri()
+    c = client(uri)
+    try:
+        c.get_model_version(name, str(version))
+    except Exception:
+        raise RegistryError(f"model {name!r} has no version {version}") from None
     c.set_registered_model_alias(name, alias, str(version))
     log.info("model_alias_set", name=name, alias=alias, version=str(version))
 
-def list_models(uri:str|None=None) -> list[dict]:
+
+def list_models(uri: str | None = None) -> list[dict]:
     "Every registered model version with its aliases, family, data fingerprint and gate scores."
-    uri = uri or tracking_uri(); c = client(uri); rows = []
+    uri = uri or tracking_uri()
+    c = client(uri)
+    rows = []
     for rm in c.search_registered_models():
         al = {}
-        for a, v in dict(rm.aliases).items(): al.setdefault(str(v), []).append(a)
+        for a, v in dict(rm.aliases).items():
+            al.setdefault(str(v), []).append(a)
         for mv in c.search_model_versions(f"name='{rm.name}'"):
             t = dict(mv.tags)
-            rows.append({"name": rm.name, "version": str(mv.version), "aliases": sorted(al.get(str(mv.version), [])),
-                         "family": t.get("family"), "fingerprint": t.get("data_fingerprint"), "gate_metric": t.get("gate_metric"),
-                         "gate_score": t.get("gate_score"), "gate_decision": t.get("gate_decision"),
-                         "gate_reason": t.get("gate_reason"), "created": pd.Timestamp(mv.creation_timestamp, unit="ms", tz="UTC").isoformat()})
+            rows.append(
+                {
+                    "name": rm.name,
+                    "version": str(mv.version),
+                    "aliases": sorted(al.get(str(mv.version), [])),
+                    "family": t.get("family"),
+                    "fingerprint": t.get("data_fingerprint"),
+                    "gate_metric": t.get("gate_metric"),
+                    "gate_score": t.get("gate_score"),
+                    "gate_decision": t.get("gate_decision"),
+                    "gate_reason": t.get("gate_reason"),
+                    "created": pd.Timestamp(mv.creation_timestamp, unit="ms", tz="UTC").isoformat(),
+                }
+            )
     return sorted(rows, key=lambda r: (r["name"], int(r["version"])))
 
 # %% ../../nbs/35_models.registry.ipynb #b0dfedfa
 @dataclass
 class GateResult:
     "What the promotion gate decided and why."
+
     name: str
     version: str
-    decision: str              # "champion" or "challenger"
+    decision: str  # "champion" or "challenger"
     metric: str
     candidate_score: float
-    champion_version: str|None
-    champion_score: float|None
+    champion_version: str | None
+    champion_score: float | None
     margin: float
-    baseline: str|None = None          # the best naive baseline on the same window
-    baseline_score: float|None = None
-    reason: str = ""                   # one line: why this decision
+    baseline: str | None = None  # the best naive baseline on the same window
+    baseline_score: float | None = None
+    reason: str = ""  # one line: why this decision
 
-def _score(m:Model, X, y, keep, metric):
-    p = m.predict_proba(X)[:, 1][keep]; yy = np.asarray(y)[keep]
+
+def _score(m: Model, X, y, keep, metric):
+    p = m.predict_proba(X)[:, 1][keep]
+    yy = np.asarray(y)[keep]
     return metrics(yy, p)[metric]
 
-def gate(name:str, version:str, # the registered candidate
-         X:pd.DataFrame, y:pd.Series, # held-out window (plus earlier rows as history for sequence models)
-         keep:np.ndarray|None=None, # rows of X that are the held-out window (default all)
-         uri:str|None=None, margin:float|None=None, # default [ai] promotion_margin
-         metric:str="log_loss",
-         *, baselines:dict[str, Model] # the naive baselines, fitted on the candidate's training rows (see `BASELINES`)
-        ) -> GateResult:
-    "Move @champion to the candidate only if it beats the best naive baseline and the champion by `margin`, else tag @challenger."
-    uri = uri or tracking_uri(); margin = get_settings().ai.promotion_margin if margin is None else margin
+
+def gate(
+    name: str,
+    version: str,  # the registered candidate
+    X: pd.DataFrame,
+    y: pd.Series,  # held-out window (plus earlier rows as history for sequence models)
+    keep: np.ndarray | None = None,  # rows of X that are the held-out window (default all)
+    uri: str | None = None,
+    margin: float | None = None,  # default [ai] promotion_margin
+    metric: str = "log_loss",
+    *,
+    baselines: dict[str, Model],  # the naive baselines, fitted on the candidate's training rows (see `BASELINES`)
+) -> GateResult:
+    "Make the candidate @champion if it beats the naive baselines and the champion by `margin`, else @challenger."
+    uri = uri or tracking_uri()
+    margin = get_settings().ai.promotion_margin if margin is None else margin
     keep = np.ones(len(X), bool) if keep is None else np.asarray(keep)
-    if not baselines: raise RegistryError("gate: no naive baselines to compare with (fit persistence, momentum and majority on the training rows)")
+    if not baselines:
+        raise RegistryError(
+            "gate: no naive baselines to compare with (fit persistence, momentum and majority on the training rows)"
+        )
     lower = metric in ("log_loss", "brier")
-    gain = lambda ref, x: (ref - x) if lower else (x - ref)      # > 0: x is better than ref
+    gain = lambda ref, x: (ref - x) if lower else (x - ref)  # > 0: x is better than ref
     cand, _, _ = load_registered(name, version, uri)
     cs = _score(cand, X, y, keep, metric)
     bscores = {b: _score(m, X, y, keep, metric) for b, m in baselines.items()}
-    bb = (min if lower else max)(bscores, key=bscores.get); bs = bscores[bb]
-    al = aliases(name, uri); champ_v = al.get("champion")
+    bb = (min if lower else max)(bscores, key=bscores.get)
+    bs = bscores[bb]
+    al = aliases(name, uri)
+    champ_v = al.get("champion")
     ch_s = None
     if champ_v is not None and champ_v != str(version):
         champ, _, _ = load_registered(name, champ_v, uri)
-        try: ch_s = _score(champ, X, y, keep, metric)
-        except ModelError as e:   # features changed: the old champion cannot score this window
-            log.warning("gate_champion_unscorable", name=name, version=champ_v, error=str(e)); ch_s = None
-    vs_base = f"best baseline {bb} ({bs:.4f})"; vs_champ = f"champion v{champ_v} ({ch_s:.4f})" if ch_s is not None else None
+        try:
+            ch_s = _score(champ, X, y, keep, metric)
+        except ModelError as e:  # features changed: the old champion cannot score this window
+            log.warning("gate_champion_unscorable", name=name, version=champ_v, error=str(e))
+            ch_s = None
+    vs_base = f"best baseline {bb} ({bs:.4f})"
+    vs_champ = f"champion v{champ_v} ({ch_s:.4f})" if ch_s is not None else None
     beats_base, beats_champ = gain(bs, cs) >= margin, ch_s is None or gain(ch_s, cs) >= margin
     if champ_v == str(version):
         decision, reason = "champion", "already @champion"
     elif beats_base and beats_champ:
         decision = "champion"
-        reason = f"{metric} {cs:.4f} beats {vs_base}" + (f" and {vs_champ}" if vs_champ else " (no champion yet)") + f" by >= {margin:g}"
+        reason = (
+            f"{metric} {cs:.4f} beats {vs_base}"
+            + (f" and {vs_champ}" if vs_champ else " (no champion yet)")
+            + f" by >= {margin:g}"
+        )
     else:
         decision = "challenger"
         lost = [x for x, ok in ((vs_base, beats_base), (vs_champ, beats_champ)) if not ok and x]
         reason = f"{metric} {cs:.4f} does not beat {' nor '.join(lost)} by {margin:g}"
     c = client(uri)
     c.set_registered_model_alias(name, decision, str(version))
-    if decision == "champion" and al.get("challenger") == str(version): c.delete_registered_model_alias(name, "challenger")
-    for k, v in {"gate_metric": metric, "gate_score": f"{cs:.6f}", "gate_decision": decision, "gate_reason": reason,
-                 "gate_vs_baseline": bb, "gate_baseline_score": f"{bs:.6f}", "gate_vs_version": champ_v or "",
-                 "gate_vs_score": "" if ch_s is None else f"{ch_s:.6f}"}.items():
+    if decision == "champion" and al.get("challenger") == str(version):
+        c.delete_registered_model_alias(name, "challenger")
+    for k, v in {
+        "gate_metric": metric,
+        "gate_score": f"{cs:.6f}",
+        "gate_decision": decision,
+        "gate_reason": reason,
+        "gate_vs_baseline": bb,
+        "gate_baseline_score": f"{bs:.6f}",
+        "gate_vs_version": champ_v or "",
+        "gate_vs_score": "" if ch_s is None else f"{ch_s:.6f}",
+    }.items():
         c.set_model_version_tag(name, str(version), k, v)
-    log.info("promotion_gate", name=name, version=str(version), decision=decision, metric=metric, candidate=cs, baseline=bb,
-             baseline_score=bs, champion=ch_s, champion_version=champ_v, reason=reason)
-    return GateResult(name, str(version), decision, metric, float(cs), champ_v if champ_v != str(version) else None, ch_s,
-                      float(margin), bb, float(bs), reason)
+    log.info(
+        "promotion_gate",
+        name=name,
+        version=str(version),
+        decision=decision,
+        metric=metric,
+        candidate=cs,
+        baseline=bb,
+        baseline_score=bs,
+        champion=ch_s,
+        champion_version=champ_v,
+        reason=reason,
+    )
+    return GateResult(
+        name,
+        str(version),
+        decision,
+        metric,
+        float(cs),
+        champ_v if champ_v != str(version) else None,
+        ch_s,
+        float(margin),
+        bb,
+        float(bs),
+        reason,
+    )
 
 # %% ../../nbs/35_models.registry.ipynb #7a79c666
 @dataclass
 class TrainResult:
     "The outcome of one `train_and_register` call."
+
     name: str
     version: str
     family: str
     gate: GateResult
-    holdout: dict                  # metrics of the model and each baseline on the held-out window
-    cv: pd.DataFrame               # walk-forward metrics (model and baselines)
+    holdout: dict  # metrics of the model and each baseline on the held-out window
+    cv: pd.DataFrame  # walk-forward metrics (model and baselines)
     fit_seconds: float
     config: dict = field(default_factory=dict)
 
-def train_and_register(candles:pd.DataFrame, # long candles (symbols + context symbols)
-                       family:str, # model family (see `FAMILIES`)
-                       params:dict|None=None, # model parameters
-                       name:str|None=None, # registered model name (default memebot-<family>-<tf>)
-                       tf:str="5m", h:int=1, fee_bps:float|None=None, # timeframe label, horizon, per-side fee (default [backtest] cex_fee_bps)
-                       holdout_frac:float=0.15, n_splits:int=3, embargo:int=12,
-                       uri:str|None=None, settings:Settings|None=None, progress:bool=True,
-                       cv_baselines:bool=True) -> TrainResult:
+
+def train_and_register(
+    candles: pd.DataFrame,  # long candles (symbols + context symbols)
+    family: str,  # model family (see `FAMILIES`)
+    params: dict | None = None,  # model parameters
+    name: str | None = None,  # registered model name (default memebot-<family>-<tf>)
+    tf: str = "5m",
+    h: int = 1,
+    fee_bps: float | None = None,  # timeframe label, horizon, per-side fee (default [backtest] cex_fee_bps)
+    holdout_frac: float = 0.15,
+    n_splits: int = 3,
+    embargo: int = 12,
+    uri: str | None = None,
+    settings: Settings | None = None,
+    progress: bool = True,
+    cv_baselines: bool = True,
+) -> TrainResult:
     "Walk-forward evaluate, fit, log, register and gate one model family."
-    s = settings or get_settings(); uri = tracking_uri(s, uri)
+    s = settings or get_settings()
+    uri = tracking_uri(s, uri)
     fee_bps = s.backtest.cex_fee_bps if fee_bps is None else fee_bps
-    params = dict(params or {}); name = name or f"memebot-{family}-{tf}"
-    make_model(family, **params)   # fail fast on a bad family/params
+    params = dict(params or {})
+    name = name or f"memebot-{family}-{tf}"
+    make_model(family, **params)  # fail fast on a bad family/params
     ds = make_dataset(candles, h=h, fee_bps=fee_bps)
     u = np.sort(ds.times.unique())
-    if len(u) < 50: raise ModelError(f"train: only {len(u)} bars after warm-up; need more data")
+    if len(u) < 50:
+        raise ModelError(f"train: only {len(u)} bars after warm-up; need more data")
     hold_start = u[int(len(u) * (1 - holdout_frac))]
-    step = u[1] - u[0]; gap = (h + embargo) * step
+    step = u[1] - u[0]
+    gap = (h + embargo) * step
     dev = ds.subset(ds.times < hold_start - gap)
     # the window, plus history rows (features only) for sequence models
-    view = ds.subset(ds.times >= hold_start - 128 * step); keep = np.asarray(view.times >= hold_start)
+    view = ds.subset(ds.times >= hold_start - 128 * step)
+    keep = np.asarray(view.times >= hold_start)
     splits = walk_forward(dev.times, n_splits=n_splits, h=h, embargo=embargo)
-    plan = plan_table(splits); plan.loc[len(plan)] = {"fold": -1, "part": "holdout", "start": hold_start, "end": u[-1]}
+    plan = plan_table(splits)
+    plan.loc[len(plan)] = {"fold": -1, "part": "holdout", "start": hold_start, "end": u[-1]}
     fams = {family: (family, params), **({b: b for b in BASELINES} if cv_baselines else {})}
     preds, times = walk_forward_predict(dev, fams, splits, progress=progress)
     cv = metrics_table(preds, list(fams))
-    t0 = time.perf_counter(); model = make_model(family, **params).fit(dev.X, dev.y); fit_s = time.perf_counter() - t0
-    hold = {}; hp = {}; base = {b: make_model(b).fit(dev.X, dev.y) for b in BASELINES}   # the gate compares with these too
+    t0 = time.perf_counter()
+    model = make_model(family, **params).fit(dev.X, dev.y)
+    fit_s = time.perf_counter() - t0
+    hold = {}
+    hp = {}
+    base = {b: make_model(b).fit(dev.X, dev.y) for b in BASELINES}  # the gate compares with these too
     for k in [family, *BASELINES]:
         m = model if k == family else base[k]
-        hp[k] = m.predict_proba(view.X)[:, 1][keep]; hold[k] = metrics(view.y[keep], hp[k])
-    hpred = pd.DataFrame({**hp, "y": view.y[keep].to_numpy(), "fwd1": view.fwd1[keep].to_numpy()}, index=view.X.index[keep])
+        hp[k] = m.predict_proba(view.X)[:, 1][keep]
+        hold[k] = metrics(view.y[keep], hp[k])
+    hpred = pd.DataFrame(
+        {**hp, "y": view.y[keep].to_numpy(), "fwd1": view.fwd1[keep].to_numpy()}, index=view.X.index[keep]
+    )
     bb = best_baseline(hpred)
     boot = {met: bootstrap_diff(hpred.y, hpred[family], hpred[bb], met) for met in ("accuracy", "log_loss")}
     bpy = 365 * 86400 / max(1, step / np.timedelta64(1, "s"))
     pnl = pnl_summary(long_flat_returns(hpred[family], hpred.fwd1, fee_bps), bpy)
-    mets = {**{f"cv_{k}": v for k, v in cv.loc[family].items()}, **{f"holdout_{k}": v for k, v in hold[family].items()},
-            **{f"holdout_{b}_{k}": hold[b][k] for b in BASELINES for k in ("accuracy", "log_loss")},
-            **{f"holdout_diff_{k}_vs_{bb}": v["diff"] for k, v in boot.items()}, **{f"holdout_diff_{k}_lo": v["lo"] for k, v in boot.items()},
-            **{f"holdout_pnl_{k}": v for k, v in pnl.items()}, "fit_seconds": fit_s}
+    mets = {
+        **{f"cv_{k}": v for k, v in cv.loc[family].items()},
+        **{f"holdout_{k}": v for k, v in hold[family].items()},
+        **{f"holdout_{b}_{k}": hold[b][k] for b in BASELINES for k in ("accuracy", "log_loss")},
+        **{f"holdout_diff_{k}_vs_{bb}": v["diff"] for k, v in boot.items()},
+        **{f"holdout_diff_{k}_lo": v["lo"] for k, v in boot.items()},
+        **{f"holdout_pnl_{k}": v for k, v in pnl.items()},
+        "fit_seconds": fit_s,
+    }
     syms = sorted(ds.meta["symbols"])
-    config = {"family": family, "params": params, "tf": tf, "h": h, "fee_bps": fee_bps, "symbols": syms,
-              "start": str(u[0]), "end": str(u[-1]), "holdout_start": str(hold_start), "n_splits": n_splits, "embargo": embargo,
-              "features": ds.meta["features"], "n_rows": ds.meta["n_rows"]}
+    config = {
+        "family": family,
+        "params": params,
+        "tf": tf,
+        "h": h,
+        "fee_bps": fee_bps,
+        "symbols": syms,
+        "start": str(u[0]),
+        "end": str(u[-1]),
+        "holdout_start": str(hold_start),
+        "n_splits": n_splits,
+        "embargo": embargo,
+        "features": ds.meta["features"],
+        "n_rows": ds.meta["n_rows"],
+    }
     fig = calibration_plot(hpred, [family, bb])
     import matplotlib.pyplot as plt
-    version = log_and_register(model, name, uri, config, ds.fingerprint, plan, mets,
-                               tags={"holdout_start": str(hold_start), "tf": tf}, figures={"calibration_holdout.png": fig}, reference_X=dev.X)
+
+    version = log_and_register(
+        model,
+        name,
+        uri,
+        config,
+        ds.fingerprint,
+        plan,
+        mets,
+        tags={"holdout_start": str(hold_start), "tf": tf},
+        figures={"calibration_holdout.png": fig},
+        reference_X=dev.X,
+    )
     plt.close(fig)
     g = gate(name, version, view.X, view.y, keep, uri=uri, margin=s.ai.promotion_margin, baselines=base)
     return TrainResult(name, version, family, g, {k: v for k, v in hold.items()}, cv, fit_s, config)
 
 # %% ../../nbs/35_models.registry.ipynb #6b2addf9
-def fine_tune(name:str, candles:pd.DataFrame, # registered model and the recent candles to train on
-              uri:str|None=None, settings:Settings|None=None, **kw) -> TrainResult:
+def fine_tune(
+    name: str,
+    candles: pd.DataFrame,  # registered model and the recent candles to train on
+    uri: str | None = None,
+    settings: Settings | None = None,
+    **kw,
+) -> TrainResult:
     "Retrain the champion's family/params on new data and send the candidate through the gate."
-    s = settings or get_settings(); uri = tracking_uri(s, uri)
+    s = settings or get_settings()
+    uri = tracking_uri(s, uri)
     champ, _, v = load_registered(name, "champion", uri)
     params = dict(champ.params)
     mv = client(uri).get_model_version(name, v)
     tf = dict(mv.tags).get("tf", "5m")
-    r = train_and_register(candles, champ.family, params, name=name, tf=tf,
-                           uri=uri, settings=s, **kw)
+    r = train_and_register(candles, champ.family, params, name=name, tf=tf, uri=uri, settings=s, **kw)
     log.info("fine_tune", name=name, from_version=v, new_version=r.version, decision=r.gate.decision)
     return r

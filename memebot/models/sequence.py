@@ -13,62 +13,92 @@ from .base import Model, ModelError, register_family
 __all__ = ['window_index', 'gather', 'TorchSeqModel', 'LSTMNet', 'TransformerNet', 'LSTMModel', 'TransformerModel']
 
 # %% ../../nbs/31_models.sequence.ipynb #838c5bd0
-def window_index(X:pd.DataFrame, # panel indexed by (symbol, ts), sorted
-                 L:int # window length
-                ) -> tuple[np.ndarray, np.ndarray]:
+def window_index(
+    X: pd.DataFrame,  # panel indexed by (symbol, ts), sorted
+    L: int,  # window length
+) -> tuple[np.ndarray, np.ndarray]:
     "(padded array P, end positions e): the window of row i is P[e[i]-L+1 : e[i]+1]."
     A = X.to_numpy(np.float32)
     syms = X.index.get_level_values(0)
-    starts = np.flatnonzero(np.r_[True, syms[1:] != syms[:-1]]); ends_ = np.r_[starts[1:], len(A)]
+    starts = np.flatnonzero(np.r_[True, syms[1:] != syms[:-1]])
+    ends_ = np.r_[starts[1:], len(A)]
     parts, e, off = [], np.empty(len(A), np.int64), 0
     for a, b in zip(starts, ends_):
-        parts.append(np.repeat(A[a:a + 1], L - 1, 0)); parts.append(A[a:b])
-        e[a:b] = off + L - 1 + np.arange(b - a); off += L - 1 + (b - a)
+        parts.append(np.repeat(A[a : a + 1], L - 1, 0))
+        parts.append(A[a:b])
+        e[a:b] = off + L - 1 + np.arange(b - a)
+        off += L - 1 + (b - a)
     return np.concatenate(parts) if parts else A, e
 
-def gather(P:np.ndarray, e:np.ndarray, L:int) -> np.ndarray:
+
+def gather(P: np.ndarray, e: np.ndarray, L: int) -> np.ndarray:
     "Windows (len(e), L, F) for end positions e."
     return P[e[:, None] - (L - 1) + np.arange(L)]
 
 # %% ../../nbs/31_models.sequence.ipynb #072ef749
 class _Batches(torch.utils.data.Dataset):
     "Pre-shuffled minibatches gathered from the padded array."
+
     def __init__(self, P, e, y, L, bs, seed, aux=None):
         self.P, self.y, self.L, self.aux = P, y, L, aux
-        rng = np.random.default_rng(seed); idx = rng.permutation(len(e))
-        self.batches = [idx[i:i + bs] for i in range(0, len(idx), bs)]; self.e = e
-    def __len__(self): return len(self.batches)
+        rng = np.random.default_rng(seed)
+        idx = rng.permutation(len(e))
+        self.batches = [idx[i : i + bs] for i in range(0, len(idx), bs)]
+        self.e = e
+
+    def __len__(self):
+        return len(self.batches)
+
     def __getitem__(self, i):
         b = self.batches[i]
         out = [torch.from_numpy(gather(self.P, self.e[b], self.L)), torch.from_numpy(self.y[b].astype(np.float32))]
-        if self.aux is not None: out.append(torch.from_numpy(self.aux[b].astype(np.float32)))
+        if self.aux is not None:
+            out.append(torch.from_numpy(self.aux[b].astype(np.float32)))
         return tuple(out)
+
 
 def _lightning_module(net, lr, wd, aux_weight):
     import pytorch_lightning as pl
+
     class _LM(pl.LightningModule):
         def __init__(self):
-            super().__init__(); self.net = net
+            super().__init__()
+            self.net = net
+
         def training_step(self, batch, i):
             out = self.net(batch[0])
-            logit, aux = (out if isinstance(out, tuple) else (out, None))
+            logit, aux = out if isinstance(out, tuple) else (out, None)
             loss = nn.functional.binary_cross_entropy_with_logits(logit, batch[1])
-            if aux is not None and len(batch) > 2: loss = loss + aux_weight * nn.functional.binary_cross_entropy_with_logits(aux, batch[2])
+            if aux is not None and len(batch) > 2:
+                loss = loss + aux_weight * nn.functional.binary_cross_entropy_with_logits(aux, batch[2])
             return loss
-        def configure_optimizers(self): return torch.optim.AdamW(self.net.parameters(), lr=lr, weight_decay=wd)
+
+        def configure_optimizers(self):
+            return torch.optim.AdamW(self.net.parameters(), lr=lr, weight_decay=wd)
+
     return _LM()
+
 
 class TorchSeqModel(Model):
     "Shared training/inference for torch models over feature windows."
+
     deep = True
     defaults = dict(window=32, epochs=3, max_steps=-1, batch_size=512, lr=2e-3, weight_decay=1e-4, seed=0, threads=None)
     aux_weight = 0.0
+
     def __init__(self, **params):
         super().__init__(**params)
-        self.hp = {**self.defaults, **params}; self.window = int(self.hp["window"])
-    def _net(self, n_features:int) -> nn.Module: raise NotImplementedError
-    def _aux_targets(self, X) -> np.ndarray|None: return None
-    def _cols(self, X) -> list[str]: return list(X.columns)
+        self.hp = {**self.defaults, **params}
+        self.window = int(self.hp["window"])
+
+    def _net(self, n_features: int) -> nn.Module:
+        raise NotImplementedError
+
+    def _aux_targets(self, X) -> np.ndarray | None:
+        return None
+
+    def _cols(self, X) -> list[str]:
+        return list(X.columns)
 
     def _prep(self, X):
         A = X[self.cols_].to_numpy(np.float32)
@@ -76,76 +106,121 @@ class TorchSeqModel(Model):
 
     def _fit(self, X, y):
         import pytorch_lightning as pl
-        if self.hp["threads"]: torch.set_num_threads(int(self.hp["threads"]))
+
+        if self.hp["threads"]:
+            torch.set_num_threads(int(self.hp["threads"]))
         torch.manual_seed(self.hp["seed"])
-        self.cols_ = self._cols(X); self.col_idx_ = [list(X.columns).index(c) for c in self.cols_]
-        A = X[self.cols_].to_numpy(np.float32); self.mu_, self.sd_ = A.mean(0), A.std(0) + 1e-6
+        self.cols_ = self._cols(X)
+        self.col_idx_ = [list(X.columns).index(c) for c in self.cols_]
+        A = X[self.cols_].to_numpy(np.float32)
+        self.mu_, self.sd_ = A.mean(0), A.std(0) + 1e-6
         P, e = window_index(self._prep(X), self.window)
-        lab = ~np.isnan(y); aux = self._aux_targets(X)
-        data = _Batches(P, e[lab], y[lab], self.window, int(self.hp["batch_size"]), self.hp["seed"], None if aux is None else aux[lab])
+        lab = ~np.isnan(y)
+        aux = self._aux_targets(X)
+        data = _Batches(
+            P,
+            e[lab],
+            y[lab],
+            self.window,
+            int(self.hp["batch_size"]),
+            self.hp["seed"],
+            None if aux is None else aux[lab],
+        )
         self.net_ = self._net(len(self.cols_))
         lm = _lightning_module(self.net_, self.hp["lr"], self.hp["weight_decay"], self.aux_weight)
-        logging.getLogger("pytorch_lightning").setLevel(logging.ERROR); logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+        logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+        logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            tr = pl.Trainer(accelerator="cpu", devices=1, max_epochs=int(self.hp["epochs"]), max_steps=int(self.hp["max_steps"]),
-                            logger=False, enable_checkpointing=False, enable_model_summary=False,
-                            enable_progress_bar=bool(self.hp.get("progress", False)), num_sanity_val_steps=0)
+            tr = pl.Trainer(
+                accelerator="cpu",
+                devices=1,
+                max_epochs=int(self.hp["epochs"]),
+                max_steps=int(self.hp["max_steps"]),
+                logger=False,
+                enable_checkpointing=False,
+                enable_model_summary=False,
+                enable_progress_bar=bool(self.hp.get("progress", False)),
+                num_sanity_val_steps=0,
+            )
             tr.fit(lm, torch.utils.data.DataLoader(data, batch_size=None, shuffle=True, num_workers=0))
         self.steps_ = int(tr.global_step)
         self.net_.eval()
 
     @torch.no_grad()
-    def _logits(self, W:np.ndarray) -> np.ndarray:
+    def _logits(self, W: np.ndarray) -> np.ndarray:
         out = self.net_(torch.from_numpy(W))
         return (out[0] if isinstance(out, tuple) else out).numpy()
 
     def _proba(self, X):
         P, e = window_index(self._prep(X), self.window)
-        z = np.concatenate([self._logits(gather(P, e[i:i + 4096], self.window)) for i in range(0, len(e), 4096)]) if len(e) else np.zeros(0)
+        z = (
+            np.concatenate([self._logits(gather(P, e[i : i + 4096], self.window)) for i in range(0, len(e), 4096)])
+            if len(e)
+            else np.zeros(0)
+        )
         return 1 / (1 + np.exp(-z))
 
-    def predict_one(self, hist:np.ndarray) -> float:
+    def predict_one(self, hist: np.ndarray) -> float:
         "P(up) for the newest row from the last `window` rows of one symbol (padded if shorter)."
         A = np.asarray(hist, np.float32)
         if self.features_ is not None and A.shape[1] != len(self.cols_):
             A = A[:, self.col_idx_]
-        A = np.clip((A[-self.window:] - self.mu_) / self.sd_, -10, 10)
-        if len(A) < self.window: A = np.concatenate([np.repeat(A[:1], self.window - len(A), 0), A])
+        A = np.clip((A[-self.window :] - self.mu_) / self.sd_, -10, 10)
+        if len(A) < self.window:
+            A = np.concatenate([np.repeat(A[:1], self.window - len(A), 0), A])
         z = float(self._logits(A[None])[0])
         return float(np.clip(1 / (1 + np.exp(-z)), 1e-6, 1 - 1e-6))
 
 # %% ../../nbs/31_models.sequence.ipynb #97da3aaa
 class LSTMNet(nn.Module):
     "LSTM over the window; the last hidden state feeds a linear head."
+
     def __init__(self, n_features, hidden=32, layers=1, dropout=0.1):
         super().__init__()
         self.lstm = nn.LSTM(n_features, hidden, layers, batch_first=True, dropout=dropout if layers > 1 else 0.0)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, 1))
+
     def forward(self, x):
-        o, _ = self.lstm(x); return self.head(o[:, -1]).squeeze(-1)
+        o, _ = self.lstm(x)
+        return self.head(o[:, -1]).squeeze(-1)
+
 
 class TransformerNet(nn.Module):
     "Transformer encoder with learned positions; the last token feeds a linear head."
+
     def __init__(self, n_features, window, d_model=32, heads=4, layers=2, ff=64, dropout=0.1):
         super().__init__()
-        self.inp = nn.Linear(n_features, d_model); self.pos = nn.Parameter(torch.zeros(1, window, d_model))
+        self.inp = nn.Linear(n_features, d_model)
+        self.pos = nn.Parameter(torch.zeros(1, window, d_model))
         layer = nn.TransformerEncoderLayer(d_model, heads, ff, dropout, batch_first=True)
         self.enc = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.head = nn.Linear(d_model, 1)
+
     def forward(self, x):
-        h = self.enc(self.inp(x) + self.pos[:, -x.shape[1]:]); return self.head(h[:, -1]).squeeze(-1)
+        h = self.enc(self.inp(x) + self.pos[:, -x.shape[1] :])
+        return self.head(h[:, -1]).squeeze(-1)
+
 
 @register_family
 class LSTMModel(TorchSeqModel):
     "LSTM classifier over feature windows."
+
     family = "lstm"
     defaults = {**TorchSeqModel.defaults, "hidden": 32, "layers": 1, "dropout": 0.1}
-    def _net(self, n): return LSTMNet(n, self.hp["hidden"], self.hp["layers"], self.hp["dropout"])
+
+    def _net(self, n):
+        return LSTMNet(n, self.hp["hidden"], self.hp["layers"], self.hp["dropout"])
+
 
 @register_family
 class TransformerModel(TorchSeqModel):
     "Transformer-encoder classifier over feature windows."
+
     family = "transformer"
     defaults = {**TorchSeqModel.defaults, "d_model": 32, "heads": 4, "layers": 2, "ff": 64, "dropout": 0.1}
-    def _net(self, n): return TransformerNet(n, self.window, self.hp["d_model"], self.hp["heads"], self.hp["layers"], self.hp["ff"], self.hp["dropout"])
+
+    def _net(self, n):
+        return TransformerNet(
+            n, self.window, self.hp["d_model"], self.hp["heads"], self.hp["layers"], self.hp["ff"], self.hp["dropout"]
+        )

@@ -10,8 +10,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 from fastcore.basics import patch
-from ..core import (NS, Order, Fill, Portfolio, RiskHook, Side, Candle, Tick, Swap, PoolUpdate, OrderStatus,
-                          NotionalOrder, Quote, MemebotError, tf_seconds)
+from memebot.core import (
+    NS,
+    Order,
+    Fill,
+    Portfolio,
+    RiskHook,
+    Side,
+    Candle,
+    Tick,
+    Swap,
+    PoolUpdate,
+    OrderStatus,
+    NotionalOrder,
+    Quote,
+    MemebotError,
+    tf_seconds,
+)
 from ..strategy import Bars
 from ..config import RiskConfig, get_settings
 from ..obs import get_logger, counter, gauge
@@ -23,97 +38,155 @@ __all__ = ['LATCHES', 'MANUAL_LATCHES', 'TradingState', 'StateChanged', 'Halted'
 # %% ../../nbs/50_risk.ipynb #b944b8d1
 class TradingState(str, enum.Enum):
     "What the risk engine lets through: everything, exits only, or nothing."
-    ACTIVE = "active"; REDUCING = "reducing"; HALTED = "halted"
+
+    ACTIVE = "active"
+    REDUCING = "reducing"
+    HALTED = "halted"
+
     @property
-    def level(self) -> int: return _LEVEL[self]
+    def level(self) -> int:
+        return _LEVEL[self]
+
 
 _LEVEL = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
 # latch kind -> the state it forces; `manual` kinds need resume()
-LATCHES = {"kill": TradingState.HALTED, "circuit": TradingState.HALTED, "stale_feed": TradingState.HALTED, "halt": TradingState.HALTED,
-           "daily_loss": TradingState.REDUCING, "manual_reduce": TradingState.REDUCING}
+LATCHES = {
+    "kill": TradingState.HALTED,
+    "circuit": TradingState.HALTED,
+    "stale_feed": TradingState.HALTED,
+    "halt": TradingState.HALTED,
+    "daily_loss": TradingState.REDUCING,
+    "manual_reduce": TradingState.REDUCING,
+}
 MANUAL_LATCHES = ("kill", "circuit", "manual_reduce", "halt")
+
 
 @dataclass(frozen=True, slots=True)
 class StateChanged:
     "A trading-state transition with the reason recorded (the engine keeps a history of these)."
-    ts: int; old: TradingState; new: TradingState; kind: str; reason: str
+
+    ts: int
+    old: TradingState
+    new: TradingState
+    kind: str
+    reason: str
+
 
 @dataclass(frozen=True, slots=True)
 class Halted:
     "Sent to halt listeners: trading stopped; cancel pending orders, and flatten when `flatten` is set."
-    ts: int; kind: str; reason: str; flatten: bool = False
+
+    ts: int
+    kind: str
+    reason: str
+    flatten: bool = False
+
 
 class RiskError(MemebotError):
     "A risk-engine operation was refused (e.g. resume without confirmation)."
 
 # %% ../../nbs/50_risk.ipynb #5401e7de
-def write_kill_file(path:str|Path, # the kill file (settings.live.kill_file)
-                    reason:str="manual kill", # why, recorded in every halted engine's history
-                    flatten:bool=False, # ask nodes to close positions after cancelling orders
-                    by:str="api" # who asked: cli, api, engine
-                   ) -> Path:
+def write_kill_file(
+    path: str | Path,  # the kill file (settings.live.kill_file)
+    reason: str = "manual kill",  # why, recorded in every halted engine's history
+    flatten: bool = False,  # ask nodes to close positions after cancelling orders
+    by: str = "api",  # who asked: cli, api, engine
+) -> Path:
     "Write the kill file atomically; every engine watching it halts."
-    p = Path(path); p.parent.mkdir(parents=True, exist_ok=True)
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"reason": reason, "flatten": bool(flatten), "ts": time.time_ns(), "pid": os.getpid(), "by": by}))
+    tmp.write_text(
+        json.dumps({"reason": reason, "flatten": bool(flatten), "ts": time.time_ns(), "pid": os.getpid(), "by": by})
+    )
     os.replace(tmp, p)
     return p
 
-def read_kill_file(path:str|Path # the kill file
-                  ) -> dict|None:
+
+def read_kill_file(
+    path: str | Path,  # the kill file
+) -> dict | None:
     "The kill request in `path` (None when absent); an empty or foreign file still means kill."
     p = Path(path)
-    try: text = p.read_text()
-    except FileNotFoundError: return None
-    except OSError as e: return {"reason": f"kill file present ({e.strerror})", "flatten": None}
-    try: d = json.loads(text) if text.strip() else {}
-    except ValueError: d = {"reason": text.strip()[:200]}
-    if not isinstance(d, dict): d = {"reason": str(d)[:200]}
-    d.setdefault("reason", "kill file present"); d.setdefault("flatten", None)
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        return {"reason": f"kill file present ({e.strerror})", "flatten": None}
+    try:
+        d = json.loads(text) if text.strip() else {}
+    except ValueError:
+        d = {"reason": text.strip()[:200]}
+    if not isinstance(d, dict):
+        d = {"reason": str(d)[:200]}
+    d.setdefault("reason", "kill file present")
+    d.setdefault("flatten", None)
     return d
 
-def resume_marker(path:str|Path) -> Path:
-    "The resume marker beside a kill file (`<kill_file>.resume`)."
-    p = Path(path); return p.with_name(p.name + ".resume")
 
-def clear_kill_file(path:str|Path, # the kill file
-                    signal_running:bool=True # touch the resume marker so running engines resume too
-                   ) -> bool:
+def resume_marker(path: str | Path) -> Path:
+    "The resume marker beside a kill file (`<kill_file>.resume`)."
+    p = Path(path)
+    return p.with_name(p.name + ".resume")
+
+
+def clear_kill_file(
+    path: str | Path,  # the kill file
+    signal_running: bool = True,  # touch the resume marker so running engines resume too
+) -> bool:
     "Delete the kill file (and signal running engines to resume); True if a kill file was there."
-    p = Path(path); had = p.exists()
+    p = Path(path)
+    had = p.exists()
     p.unlink(missing_ok=True)
     if signal_running:
-        m = resume_marker(p); m.parent.mkdir(parents=True, exist_ok=True)
-        m.write_text(str(time.time_ns())); os.utime(m, ns=(time.time_ns(), time.time_ns()))
+        m = resume_marker(p)
+        m.parent.mkdir(parents=True, exist_ok=True)
+        m.write_text(str(time.time_ns()))
+        os.utime(m, ns=(time.time_ns(), time.time_ns()))
     return had
 
-def state_file_for(path:str|Path) -> Path:
+
+def state_file_for(path: str | Path) -> Path:
     "Where an engine watching kill file `path` publishes its state (`risk_state.json` beside it)."
     return Path(path).with_name("risk_state.json")
 
 # %% ../../nbs/50_risk.ipynb #124882ea
 class _MinMaxWindow:
     "Rolling min and max of (ts, value) observations over the last `window_ns`."
+
     __slots__ = ("window_ns", "_mx", "_mn")
-    def __init__(self, window_ns:int): self.window_ns, self._mx, self._mn = window_ns, deque(), deque()
-    def push(self, ts:int, v:float):
+
+    def __init__(self, window_ns: int):
+        self.window_ns, self._mx, self._mn = window_ns, deque(), deque()
+
+    def push(self, ts: int, v: float):
         mx, mn = self._mx, self._mn
-        while mx and mx[-1][1] <= v: mx.pop()
+        while mx and mx[-1][1] <= v:
+            mx.pop()
         mx.append((ts, v))
-        while mn and mn[-1][1] >= v: mn.pop()
+        while mn and mn[-1][1] >= v:
+            mn.pop()
         mn.append((ts, v))
         lo = ts - self.window_ns
-        while mx[0][0] < lo: mx.popleft()
-        while mn[0][0] < lo: mn.popleft()
+        while mx[0][0] < lo:
+            mx.popleft()
+        while mn[0][0] < lo:
+            mn.popleft()
+
     @property
-    def max(self): return self._mx[0][1]
+    def max(self):
+        return self._mx[0][1]
+
     @property
-    def min(self): return self._mn[0][1]
+    def min(self):
+        return self._mn[0][1]
 
 # %% ../../nbs/50_risk.ipynb #10e6cb8a
 def _log():
     "The module logger, looked up per call so that configure_logging() after import takes effect."
     return get_logger("memebot.risk")
+
 
 _REJECTIONS = counter("risk_rejections_total", "Orders the risk engine rejected, by reason", ["reason"])
 _STATE = gauge("risk_state", "Trading state: 0 active, 1 reducing (exits only), 2 halted", ["engine"])
@@ -121,27 +194,39 @@ _CHANGES = counter("risk_state_changes_total", "Trading-state changes, by new st
 _TRIPS = counter("risk_circuit_trips_total", "Circuit breakers tripped, by breaker", ["breaker"])
 _DAY_NS = 86_400 * NS
 
-def _reset_offset_ns(hhmm:str) -> int:
-    h, _, m = hhmm.partition(":"); return (int(h) * 3600 + int(m) * 60) * NS
+
+def _reset_offset_ns(hhmm: str) -> int:
+    h, _, m = hhmm.partition(":")
+    return (int(h) * 3600 + int(m) * 60) * NS
+
 
 def _finite_pos(x) -> bool:
-    try: return x is not None and not isinstance(x, bool) and math.isfinite(x) and x > 0
-    except TypeError: return False
+    try:
+        return x is not None and not isinstance(x, bool) and math.isfinite(x) and x > 0
+    except TypeError:
+        return False
+
 
 class RiskEngine(RiskHook):
     "Pre-trade checks, trading states, circuit breakers and the kill switch; one instance per engine/node."
-    def __init__(self, cfg:RiskConfig|None=None, # limits (default: settings.risk)
-                 kill_file:str|Path|None=None, # watch this kill file (None: no file, e.g. backtests)
-                 state_file:str|Path|None=None, # publish state changes here (JSON) for `memebot risk status`
-                 safety:Callable|None=None, # token-safety verdict: symbol -> (ok, reasons)
-                 symbol_of:dict|Callable|None=None, # pool/mint address -> order symbol
-                 quote_usd:Callable|None=None, # PoolUpdate -> USD per quote unit (default 1.0)
-                 account_usd:float|Callable|None=None, # USD per unit of the account's currency (SOL for a wallet); default 1.0
-                 universe=None, # symbols allowed to trade (None: any symbol with a price)
-                 kill_check_interval_s:float=0.01, # stat the kill file at most this often (wall time); 0: every call
-                 safety_ttl_s:float=300.0, # re-ask the safety hook after this much clock time
-                 stale_on_check:bool=False, # also trip the stale-feed breaker in check() (the node: True)
-                 name:str="risk"): # label in logs and the risk_state gauge
+
+    def __init__(
+        self,
+        cfg: RiskConfig | None = None,  # limits (default: settings.risk)
+        kill_file: str | Path | None = None,  # watch this kill file (None: no file, e.g. backtests)
+        state_file: str | Path | None = None,  # publish state changes here (JSON) for `memebot risk status`
+        safety: Callable | None = None,  # token-safety verdict: symbol -> (ok, reasons)
+        symbol_of: dict | Callable | None = None,  # pool/mint address -> order symbol
+        quote_usd: Callable | None = None,  # PoolUpdate -> USD per quote unit (default 1.0)
+        account_usd: (
+            float | Callable | None
+        ) = None,  # USD per unit of the account's currency (SOL for a wallet); default 1.0
+        universe=None,  # symbols allowed to trade (None: any symbol with a price)
+        kill_check_interval_s: float = 0.01,  # stat the kill file at most this often (wall time); 0: every call
+        safety_ttl_s: float = 300.0,  # re-ask the safety hook after this much clock time
+        stale_on_check: bool = False,  # also trip the stale-feed breaker in check() (the node: True)
+        name: str = "risk",
+    ):  # label in logs and the risk_state gauge
         self.cfg = cfg or get_settings().risk
         self.kill_file = Path(kill_file) if kill_file is not None else None
         self.state_file = Path(state_file) if state_file is not None else None
@@ -158,43 +243,49 @@ class RiskEngine(RiskHook):
         self._move = c.circuit_price_move_pct / 100.0
         self._dev = c.circuit_source_deviation_pct / 100.0
         self._reset_off = _reset_offset_ns(c.daily_reset_utc)
-        self.latches: dict[str, str] = {}           # kind -> reason
+        self.latches: dict[str, str] = {}  # kind -> reason
         self.state = TradingState.ACTIVE
         self.history: deque[StateChanged] = deque(maxlen=1000)
-        self.flatten = False                        # a kill asked to flatten: exits pass while halted
+        self.flatten = False  # a kill asked to flatten: exits pass while halted
         self._halt_listeners: list[Callable] = []
         self._state_listeners: list[Callable] = []
-        self.prices: dict[str, float] = {}          # symbol -> last price (any source)
-        self.liquidity: dict[str, float] = {}       # symbol -> pool liquidity, USD
-        self._src_px: dict[str, dict] = {}          # symbol -> {source: (ts, price)}
+        self.prices: dict[str, float] = {}  # symbol -> last price (any source)
+        self.liquidity: dict[str, float] = {}  # symbol -> pool liquidity, USD
+        self._src_px: dict[str, dict] = {}  # symbol -> {source: (ts, price)}
         self._windows: dict[str, _MinMaxWindow] = {}
         self._symbol_scope = c.circuit_price_move_scope == "symbol"
-        self.paused: dict[str, tuple] = {}          # symbol -> (until_ns, reason): no entries (price-move breaker, symbol scope)
-        self._px_version = 0                        # bumped by every price observation (keys the exposure cache)
-        self._gross_cache: tuple|None = None        # (state key, total, per symbol): exposure of positions and open orders
-        self._equity_cache: tuple|None = None       # (state key, equity) for the daily-loss check
-        self.pauses: deque = deque(maxlen=100)      # (ts, symbol, reason) of recent pauses, for dashboards
-        self._sent: deque[int] = deque()            # accepted order times, for the rate limit
+        self.paused: dict[
+            str, tuple
+        ] = {}  # symbol -> (until_ns, reason): no entries (price-move breaker, symbol scope)
+        self._px_version = 0  # bumped by every price observation (keys the exposure cache)
+        self._gross_cache: tuple | None = None  # (state key, total, per symbol): exposure of positions and open orders
+        self._equity_cache: tuple | None = None  # (state key, equity) for the daily-loss check
+        self.pauses: deque = deque(maxlen=100)  # (ts, symbol, reason) of recent pauses, for dashboards
+        self._sent: deque[int] = deque()  # accepted order times, for the rate limit
         self._safety_cache: dict[str, tuple] = {}
         self.failed_in_row = 0
-        self.last_event_ns: int|None = None
+        self.last_event_ns: int | None = None
         self.now_ns = 0
-        self._day: int|None = None
-        self._day_start_equity: float|None = None
+        self._day: int | None = None
+        self._day_start_equity: float | None = None
         self.daily_pnl = 0.0
-        self._portfolio: Portfolio|None = None
+        self._portfolio: Portfolio | None = None
         self._next_kill_poll = 0
-        self._kill_mtime: int|None = None           # mtime of the kill file we latched on
+        self._kill_mtime: int | None = None  # mtime of the kill file we latched on
         self._resume_mtime = self._mtime(resume_marker(self.kill_file)) if self.kill_file else None
         self.label = "risk engine ([risk] limits)"
-        self.running = True                         # False once the node that owns it has stopped (see `close`)
+        self.running = True  # False once the node that owns it has stopped (see `close`)
         _STATE.labels(name).set(0)
-        if self.kill_file is not None: self._poll_kill(force=True)
+        if self.kill_file is not None:
+            self._poll_kill(force=True)
 
     @classmethod
-    def from_settings(cls, settings=None, # Settings (default: get_settings())
-                      watch_kill_file:bool=True, # the node: True; backtests: False
-                      **kw) -> RiskEngine:
+    def from_settings(
+        cls,
+        settings=None,  # Settings (default: get_settings())
+        watch_kill_file: bool = True,  # the node: True; backtests: False
+        **kw,
+    ) -> RiskEngine:
         "A RiskEngine with settings.risk limits, watching settings.live.kill_file when `watch_kill_file`."
         s = settings or get_settings()
         kf = s.resolve(s.live.kill_file) if watch_kill_file and s.risk.emergency_stop_enabled else None
@@ -203,98 +294,145 @@ class RiskEngine(RiskHook):
         return cls(s.risk, kill_file=kf, **kw)
 
     # ---- listeners -------------------------------------------------------------------------------------------
-    def add_halt_listener(self, fn:Callable # called with a `Halted` when trading halts (cancel pending orders here)
-                         ) -> Callable:
+    def add_halt_listener(
+        self,
+        fn: Callable,  # called with a `Halted` when trading halts (cancel pending orders here)
+    ) -> Callable:
         "Register `fn(Halted)`, called synchronously on every new halt; returns `fn` (usable as a decorator)."
-        self._halt_listeners.append(fn); return fn
+        self._halt_listeners.append(fn)
+        return fn
 
-    def add_state_listener(self, fn:Callable # called with a `StateChanged` on every state change
-                          ) -> Callable:
+    def add_state_listener(
+        self,
+        fn: Callable,  # called with a `StateChanged` on every state change
+    ) -> Callable:
         "Register `fn(StateChanged)` for every trading-state change; returns `fn`."
-        self._state_listeners.append(fn); return fn
+        self._state_listeners.append(fn)
+        return fn
 
-    def remove_listener(self, fn:Callable):
+    def remove_listener(self, fn: Callable):
         "Unregister a halt or state listener."
         for l in (self._halt_listeners, self._state_listeners):
-            if fn in l: l.remove(fn)
+            if fn in l:
+                l.remove(fn)
 
     def _emit(self, listeners, ev):
         for fn in list(listeners):
-            try: fn(ev)
-            except Exception as e: _log().error("risk_listener_failed", engine=self.name, listener=getattr(fn, "__qualname__", repr(fn)), error=repr(e))
+            try:
+                fn(ev)
+            except Exception as e:
+                _log().error(
+                    "risk_listener_failed",
+                    engine=self.name,
+                    listener=getattr(fn, "__qualname__", repr(fn)),
+                    error=repr(e),
+                )
 
 # %% ../../nbs/50_risk.ipynb #e03e66cc
 @patch
-def _latch(self:RiskEngine, kind:str, reason:str, flatten:bool=False) -> bool:
+def _latch(self: RiskEngine, kind: str, reason: str, flatten: bool = False) -> bool:
     "Set latch `kind` with `reason`; True if it is new (or newly asks to flatten)."
-    if kind in self.latches and not (flatten and not self.flatten): return False
+    if kind in self.latches and not (flatten and not self.flatten):
+        return False
     self.latches[kind] = reason
-    if flatten: self.flatten = True
+    if flatten:
+        self.flatten = True
     self._restate(kind, reason)
     if LATCHES[kind] is TradingState.HALTED:
         self._emit(self._halt_listeners, Halted(self.now_ns, kind, reason, self.flatten))
     return True
 
-@patch
-def _unlatch(self:RiskEngine, kinds, reason:str):
-    "Clear the latches in `kinds` (those set), recording why."
-    gone = [k for k in kinds if self.latches.pop(k, None) is not None]
-    if not any(LATCHES[k] is TradingState.HALTED for k in self.latches): self.flatten = False
-    if gone: self._restate("+".join(gone), reason, cleared=True)
 
 @patch
-def _restate(self:RiskEngine, kind:str, reason:str, cleared:bool=False):
+def _unlatch(self: RiskEngine, kinds, reason: str):
+    "Clear the latches in `kinds` (those set), recording why."
+    gone = [k for k in kinds if self.latches.pop(k, None) is not None]
+    if not any(LATCHES[k] is TradingState.HALTED for k in self.latches):
+        self.flatten = False
+    if gone:
+        self._restate("+".join(gone), reason, cleared=True)
+
+
+@patch
+def _restate(self: RiskEngine, kind: str, reason: str, cleared: bool = False):
     old = self.state
     new = max((LATCHES[k] for k in self.latches), key=lambda s: s.level, default=TradingState.ACTIVE)
     self.state = new
     ev = StateChanged(self.now_ns, old, new, kind, ("cleared: " if cleared else "") + reason)
     self.history.append(ev)
-    _STATE.labels(self.name).set(new.level); _CHANGES.labels(new.value, kind).inc()
-    lg = _log(); lvl = lg.warning if new.level > old.level else lg.info
+    _STATE.labels(self.name).set(new.level)
+    _CHANGES.labels(new.value, kind).inc()
+    lg = _log()
+    lvl = lg.warning if new.level > old.level else lg.info
     lvl("risk_state", engine=self.name, old=old.value, new=new.value, kind=kind, reason=ev.reason, ts=self.now_ns)
     self._publish()
-    if new is not old or not cleared: self._emit(self._state_listeners, ev)
+    if new is not old or not cleared:
+        self._emit(self._state_listeners, ev)
+
 
 @patch
-def reason(self:RiskEngine) -> str:
+def reason(self: RiskEngine) -> str:
     "Why the engine is not ACTIVE ('' when it is): the reasons of the latches forcing the current state."
     return "; ".join(f"{k}: {r}" for k, r in self.latches.items() if LATCHES[k] is self.state)
 
-@patch
-def status(self:RiskEngine) -> dict:
-    "A JSON-able snapshot: state, reasons, counters and recent state changes."
-    return {"engine": self.name, "state": self.state.value, "reason": self.reason(), "latches": dict(self.latches),
-            "flatten": self.flatten, "daily_pnl": round(self.daily_pnl, 6),
-            "open_orders": len(self._portfolio.orders) if self._portfolio is not None else 0,
-            "paused": {k: v[1] for k, v in self.paused.items() if v[0] > self.now_ns}, "running": self.running,
-            "orders_last_minute": len(self._sent), "failed_in_row": self.failed_in_row, "now_ns": self.now_ns,
-            "last_event_ns": self.last_event_ns, "kill_file": str(self.kill_file) if self.kill_file else None,
-            "pid": os.getpid(), "updated_ns": time.time_ns(),
-            "history": [{"ts": h.ts, "old": h.old.value, "new": h.new.value, "kind": h.kind, "reason": h.reason}
-                        for h in list(self.history)[-20:]]}
 
 @patch
-def _publish(self:RiskEngine):
-    if self.state_file is None: return
+def status(self: RiskEngine) -> dict:
+    "A JSON-able snapshot: state, reasons, counters and recent state changes."
+    return {
+        "engine": self.name,
+        "state": self.state.value,
+        "reason": self.reason(),
+        "latches": dict(self.latches),
+        "flatten": self.flatten,
+        "daily_pnl": round(self.daily_pnl, 6),
+        "open_orders": len(self._portfolio.orders) if self._portfolio is not None else 0,
+        "paused": {k: v[1] for k, v in self.paused.items() if v[0] > self.now_ns},
+        "running": self.running,
+        "orders_last_minute": len(self._sent),
+        "failed_in_row": self.failed_in_row,
+        "now_ns": self.now_ns,
+        "last_event_ns": self.last_event_ns,
+        "kill_file": str(self.kill_file) if self.kill_file else None,
+        "pid": os.getpid(),
+        "updated_ns": time.time_ns(),
+        "history": [
+            {"ts": h.ts, "old": h.old.value, "new": h.new.value, "kind": h.kind, "reason": h.reason}
+            for h in list(self.history)[-20:]
+        ],
+    }
+
+
+@patch
+def _publish(self: RiskEngine):
+    if self.state_file is None:
+        return
     try:
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.state_file.with_name(f".{self.state_file.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.status(), default=str)); os.replace(tmp, self.state_file)
-    except OSError as e: _log().error("risk_state_file_failed", engine=self.name, path=str(self.state_file), error=str(e))
+        tmp.write_text(json.dumps(self.status(), default=str))
+        os.replace(tmp, self.state_file)
+    except OSError as e:
+        _log().error("risk_state_file_failed", engine=self.name, path=str(self.state_file), error=str(e))
+
 
 @patch
-def publish(self:RiskEngine, running:bool=True # False: the owning node has stopped (a reader must not take it as live)
-           ):
+def publish(
+    self: RiskEngine,
+    running: bool = True,  # False: the owning node has stopped (a reader must not take it as live)
+):
     "Write the state file now: a node does at start, and with `running=False` when it stops."
     self.running = running
     self._publish()
 
 # %% ../../nbs/50_risk.ipynb #09c629cc
 @patch
-def kill(self:RiskEngine, reason:str="manual kill", # recorded in the history and the kill file
-         flatten:bool|None=None, # also close positions (default: settings.risk.flatten_on_kill)
-         persist:bool=True # write the kill file (when watching one) so other processes halt too
-        ) -> RiskEngine:
+def kill(
+    self: RiskEngine,
+    reason: str = "manual kill",  # recorded in the history and the kill file
+    flatten: bool | None = None,  # also close positions (default: settings.risk.flatten_on_kill)
+    persist: bool = True,  # write the kill file (when watching one) so other processes halt too
+) -> RiskEngine:
     "Emergency stop: halt now, tell the halt listeners (cancel pending orders), and persist the kill."
     flatten = self.cfg.flatten_on_kill if flatten is None else bool(flatten)
     if persist and self.kill_file is not None:
@@ -303,42 +441,61 @@ def kill(self:RiskEngine, reason:str="manual kill", # recorded in the history an
     self._latch("kill", reason, flatten=flatten)
     return self
 
+
 @patch
-def resume(self:RiskEngine, reason:str="manual resume" # recorded in the history
-          ) -> RiskEngine:
+def resume(
+    self: RiskEngine,
+    reason: str = "manual resume",  # recorded in the history
+) -> RiskEngine:
     "Explicitly leave a kill or circuit-breaker halt (removes the kill file); the daily-loss latch stays until reset."
     if self.kill_file is not None:
         self.kill_file.unlink(missing_ok=True)
         self._kill_mtime = None
         self._resume_mtime = self._mtime(resume_marker(self.kill_file))
-    self._windows.clear(); self._src_px.clear(); self.failed_in_row = 0
+    self._windows.clear()
+    self._src_px.clear()
+    self.failed_in_row = 0
     self._unlatch((*MANUAL_LATCHES, "stale_feed"), reason)
     return self
 
+
 @patch
-def reduce(self:RiskEngine, reason:str="manual reduce" # recorded in the history
-          ) -> RiskEngine:
+def reduce(
+    self: RiskEngine,
+    reason: str = "manual reduce",  # recorded in the history
+) -> RiskEngine:
     "Allow exits only until `resume()`."
-    self._latch("manual_reduce", reason); return self
+    self._latch("manual_reduce", reason)
+    return self
+
 
 @patch
-def halt(self:RiskEngine, reason:str # why, e.g. "reconciliation: ledger and chain differ"
-        ) -> RiskEngine:
+def halt(
+    self: RiskEngine,
+    reason: str,  # why, e.g. "reconciliation: ledger and chain differ"
+) -> RiskEngine:
     "Halt this engine now (not persisted: no kill file; other processes keep trading) until `resume()`."
-    self._latch("halt", reason); return self
+    self._latch("halt", reason)
+    return self
+
 
 @patch
-def _mtime(self:RiskEngine, p:Path) -> int|None:
-    try: return os.stat(p).st_mtime_ns
-    except OSError: return None
+def _mtime(self: RiskEngine, p: Path) -> int | None:
+    try:
+        return os.stat(p).st_mtime_ns
+    except OSError:
+        return None
+
 
 @patch
-def _poll_kill(self:RiskEngine, force:bool=False):
+def _poll_kill(self: RiskEngine, force: bool = False):
     "Stat the kill file (at most every `kill_check_interval_s` of wall time unless `force`)."
-    if self.kill_file is None: return
+    if self.kill_file is None:
+        return
     if not force:
         w = time.monotonic_ns()
-        if w < self._next_kill_poll: return
+        if w < self._next_kill_poll:
+            return
         self._next_kill_poll = w + self.kill_interval_ns
     m = self._mtime(self.kill_file)
     if m is not None:
@@ -355,30 +512,40 @@ def _poll_kill(self:RiskEngine, force:bool=False):
         if rm is not None and (self._resume_mtime is None or rm > self._resume_mtime):
             self.resume("resume requested (memebot resume)")
 
+
 @patch
-def _tick(self:RiskEngine, now_ns:int):
+def _tick(self: RiskEngine, now_ns: int):
     "Advance the engine's notion of time (never backwards): daily reset and kill-file poll."
     if now_ns > self.now_ns:
         self.now_ns = now_ns
         d = (now_ns - self._reset_off) // _DAY_NS
         if self._day is None or d > self._day:
-            if self._day is not None and "daily_loss" in self.latches: _log().info("risk_daily_reset", engine=self.name, day_pnl=round(self.daily_pnl, 6), ts=now_ns)
+            if self._day is not None and "daily_loss" in self.latches:
+                _log().info("risk_daily_reset", engine=self.name, day_pnl=round(self.daily_pnl, 6), ts=now_ns)
             self._day, self._day_start_equity, self.daily_pnl = d, None, 0.0
-            if "daily_loss" in self.latches: self._unlatch(("daily_loss",), f"daily reset at {self.cfg.daily_reset_utc} UTC")
-    if self.kill_file is not None: self._poll_kill()
+            if "daily_loss" in self.latches:
+                self._unlatch(("daily_loss",), f"daily reset at {self.cfg.daily_reset_utc} UTC")
+    if self.kill_file is not None:
+        self._poll_kill()
 
 # %% ../../nbs/50_risk.ipynb #2c9c7352
 @patch
-def on_market(self:RiskEngine, event # a Bars slice, Candle, Tick, Swap, PoolUpdate or TokenLaunched
-             ) -> None:
+def on_market(
+    self: RiskEngine,
+    event,  # a Bars slice, Candle, Tick, Swap, PoolUpdate or TokenLaunched
+) -> None:
     "Update prices, liquidity and the feed clock from a market event; trip circuit breakers."
     ts = event.ts
     self._tick(ts)
-    if self.last_event_ns is None or ts > self.last_event_ns: self.last_event_ns = ts
-    if "stale_feed" in self.latches: self._unlatch(("stale_feed",), "feed resumed")
+    if self.last_event_ns is None or ts > self.last_event_ns:
+        self.last_event_ns = ts
+    if "stale_feed" in self.latches:
+        self._unlatch(("stale_feed",), "feed resumed")
     tp = type(event)
-    if tp is Bars: self._observe_bars(event)
-    elif tp is Tick: self._observe(event.symbol, ts, event.price, event.source)
+    if tp is Bars:
+        self._observe_bars(event)
+    elif tp is Tick:
+        self._observe(event.symbol, ts, event.price, event.source)
     elif tp is Candle:
         if self._in_window(event.tf):
             self._observe(event.symbol, ts, event.high, "", check=False)
@@ -387,314 +554,465 @@ def on_market(self:RiskEngine, event # a Bars slice, Candle, Tick, Swap, PoolUpd
     elif tp is PoolUpdate:
         sym = self._sym(event.pool)
         qu = self.quote_usd(event) if self.quote_usd else 1.0
-        if event.quote_reserve >= 0 and qu and qu > 0: self.liquidity[sym] = 2.0 * event.quote_reserve * qu
+        if event.quote_reserve >= 0 and qu and qu > 0:
+            self.liquidity[sym] = 2.0 * event.quote_reserve * qu
         self._observe(sym, ts, event.price, event.source)
-    elif tp is Swap: self._observe(self._sym(event.pool), ts, event.price, event.source)
-    if self._portfolio is not None and self.cfg.max_daily_loss_limit > 0: self._check_daily(self._portfolio)
+    elif tp is Swap:
+        self._observe(self._sym(event.pool), ts, event.price, event.source)
+    if self._portfolio is not None and self.cfg.max_daily_loss_limit > 0:
+        self._check_daily(self._portfolio)
+
 
 @patch
-def _in_window(self:RiskEngine, tf:str) -> bool:
+def _in_window(self: RiskEngine, tf: str) -> bool:
     "True when a bar of `tf` is no longer than the breaker window (its high and low then happened inside it)."
     tfs = _tf_cache.get(tf)
     if tfs is None and tf:
-        try: tfs = _tf_cache[tf] = tf_seconds(tf)
-        except MemebotError: tfs = _tf_cache[tf] = -1
+        try:
+            tfs = _tf_cache[tf] = tf_seconds(tf)
+        except MemebotError:
+            tfs = _tf_cache[tf] = -1
     return tfs is not None and 0 < tfs * NS <= self._window_ns
 
+
 @patch
-def _observe_bars(self:RiskEngine, bars:Bars):
+def _observe_bars(self: RiskEngine, bars: Bars):
     "A slice of bars, observed at their close: each symbol's close (and high and low when the bar fits the window)."
     o, ts, hl = bars.ohlcv, bars.ts, self._in_window(bars.tf)
     self._px_version += 1
-    if not hl:          # bars longer than the window: each close leaves the window alone in it, so it cannot trip the
-        win = self._windows                                    # breaker by itself; only prices (and windows that
-        for sym, px in zip(bars.symbols, o[3].tolist()):       # ticks opened) need it
+    if not hl:  # bars longer than the window: each close leaves the window alone in it, so it cannot trip the
+        win = self._windows  # breaker by itself; only prices (and windows that
+        for sym, px in zip(bars.symbols, o[3].tolist()):  # ticks opened) need it
             if px > 0 and px < math.inf:
                 self.prices[sym] = px
                 w = win.get(sym)
-                if w is not None: self._observe(sym, ts, px, "")
+                if w is not None:
+                    self._observe(sym, ts, px, "")
         return
     for j, sym in enumerate(bars.symbols):
         self._observe(sym, ts, float(o[1, j]), "", check=False)
         self._observe(sym, ts, float(o[2, j]), "", check=False)
         self._observe(sym, ts, float(o[3, j]), "")
 
+
 _tf_cache: dict = {}
 
-@patch
-def _sym(self:RiskEngine, addr:str) -> str:
-    if self.symbol_of is None: return addr
-    return self.symbol_of(addr) or addr
 
 @patch
-def _observe(self:RiskEngine, sym:str, ts:int, px:float, source:str, check:bool=True):
-    if not (px > 0 and px < math.inf): return
-    self.prices[sym] = px; self._px_version += 1
+def _sym(self: RiskEngine, addr: str) -> str:
+    if self.symbol_of is None:
+        return addr
+    return self.symbol_of(addr) or addr
+
+
+@patch
+def _observe(self: RiskEngine, sym: str, ts: int, px: float, source: str, check: bool = True):
+    if not (px > 0 and px < math.inf):
+        return
+    self.prices[sym] = px
+    self._px_version += 1
     w = self._windows.get(sym)
-    if w is None: w = self._windows[sym] = _MinMaxWindow(self._window_ns)
+    if w is None:
+        w = self._windows[sym] = _MinMaxWindow(self._window_ns)
     w.push(ts, px)
     if check:
         hi, lo = w.max, w.min
         if (hi - lo) >= self._move * hi:
-            why = (f"{sym} moved {100 * (hi - lo) / hi:.1f}% (high {hi:.6g}, low {lo:.6g}, last {px:.6g}) "
-                   f"within {self.cfg.circuit_price_window_s:g}s >= {self.cfg.circuit_price_move_pct:g}%")
-            if self._symbol_scope: self._pause(sym, ts, why)
-            elif "circuit" not in self.latches: self._trip("price_move", why)
+            why = (
+                f"{sym} moved {100 * (hi - lo) / hi:.1f}% (high {hi:.6g}, low {lo:.6g}, last {px:.6g}) "
+                f"within {self.cfg.circuit_price_window_s:g}s >= {self.cfg.circuit_price_move_pct:g}%"
+            )
+            if self._symbol_scope:
+                self._pause(sym, ts, why)
+            elif "circuit" not in self.latches:
+                self._trip("price_move", why)
     if source:
         srcs = self._src_px.get(sym)
-        if srcs is None: srcs = self._src_px[sym] = {}
+        if srcs is None:
+            srcs = self._src_px[sym] = {}
         srcs[source] = (ts, px)
         if len(srcs) > 1 and "circuit" not in self.latches:
             for s2, (t2, p2) in srcs.items():
                 if s2 != source and ts - t2 <= self._window_ns and abs(px - p2) > self._dev * min(px, p2):
-                    self._trip("source_deviation", f"{sym}: {source} {px:.6g} vs {s2} {p2:.6g} differ "
-                               f"{100 * abs(px - p2) / min(px, p2):.1f}% > {self.cfg.circuit_source_deviation_pct:g}%")
+                    self._trip(
+                        "source_deviation",
+                        f"{sym}: {source} {px:.6g} vs {s2} {p2:.6g} differ "
+                        f"{100 * abs(px - p2) / min(px, p2):.1f}% > {self.cfg.circuit_source_deviation_pct:g}%",
+                    )
                     break
 
+
 @patch
-def _pause(self:RiskEngine, sym:str, ts:int, why:str):
+def _pause(self: RiskEngine, sym: str, ts: int, why: str):
     "Price-move breaker, symbol scope: no entries in `sym` until the move has left the window (exits still pass)."
     was = self.paused.get(sym)
     self.paused[sym] = (ts + self._window_ns, why)
     if was is None or was[0] <= ts:
-        _TRIPS.labels("price_move").inc(); self.pauses.append((ts, sym, why))
+        _TRIPS.labels("price_move").inc()
+        self.pauses.append((ts, sym, why))
         _log().debug("risk_symbol_paused", engine=self.name, symbol=sym, reason=why, ts=ts)
 
+
 @patch
-def _trip(self:RiskEngine, breaker:str, detail:str):
+def _trip(self: RiskEngine, breaker: str, detail: str):
     _TRIPS.labels(breaker).inc()
     self._latch("circuit", f"{breaker}: {detail}")
 
-@patch
-def feed_alive(self:RiskEngine, ts:int # the event's time
-              ) -> None:
-    "A market event arrived (the node says so before the engine acts on it): the stale-feed clock restarts."
-    if self.last_event_ns is None or ts > self.last_event_ns: self.last_event_ns = ts
-    if "stale_feed" in self.latches: self._unlatch(("stale_feed",), "feed resumed")
 
 @patch
-def heartbeat(self:RiskEngine, now_ns:int # the engine clock's time
-             ) -> TradingState:
+def feed_alive(
+    self: RiskEngine,
+    ts: int,  # the event's time
+) -> None:
+    "A market event arrived (the node says so before the engine acts on it): the stale-feed clock restarts."
+    if self.last_event_ns is None or ts > self.last_event_ns:
+        self.last_event_ns = ts
+    if "stale_feed" in self.latches:
+        self._unlatch(("stale_feed",), "feed resumed")
+
+
+@patch
+def heartbeat(
+    self: RiskEngine,
+    now_ns: int,  # the engine clock's time
+) -> TradingState:
     "Periodic call from the node (also without events): kill-file poll, daily reset, stale-feed breaker."
     self._tick(now_ns)
-    if self.last_event_ns is None: self.last_event_ns = now_ns      # the stale clock starts at the first heartbeat
+    if self.last_event_ns is None:
+        self.last_event_ns = now_ns  # the stale clock starts at the first heartbeat
     elif now_ns - self.last_event_ns > self._stale_ns and "stale_feed" not in self.latches:
         _TRIPS.labels("stale_feed").inc()
-        self._latch("stale_feed", f"no market event for {(now_ns - self.last_event_ns) / NS:.1f}s > {self.cfg.circuit_stale_feed_s:g}s")
+        self._latch(
+            "stale_feed",
+            f"no market event for {(now_ns - self.last_event_ns) / NS:.1f}s > {self.cfg.circuit_stale_feed_s:g}s",
+        )
     return self.state
 
 # %% ../../nbs/50_risk.ipynb #d63efb52
 @patch
-def check(self:RiskEngine, order:Order, # the order about to be handed to a broker
-          portfolio:Portfolio, # the account as the engine sees it now
-          now_ns:int, # the engine clock's time
-          quote:Quote|None=None, # the venue's quote for this order, when there is one
-          expected_price:float|None=None # the price the order is expected to fill at (quote, pool maths)
-         ) -> str|None:
+def check(
+    self: RiskEngine,
+    order: Order,  # the order about to be handed to a broker
+    portfolio: Portfolio,  # the account as the engine sees it now
+    now_ns: int,  # the engine clock's time
+    quote: Quote | None = None,  # the venue's quote for this order, when there is one
+    expected_price: float | None = None,  # the price the order is expected to fill at (quote, pool maths)
+) -> str | None:
     "A reason to reject `order`, or None to let it through (and count it as open and sent)."
     self._tick(now_ns)
     self._portfolio = portfolio
-    if (self.stale_on_check and self.last_event_ns is not None and now_ns - self.last_event_ns > self._stale_ns
-            and "stale_feed" not in self.latches):
+    if (
+        self.stale_on_check
+        and self.last_event_ns is not None
+        and now_ns - self.last_event_ns > self._stale_ns
+        and "stale_feed" not in self.latches
+    ):
         _TRIPS.labels("stale_feed").inc()
-        self._latch("stale_feed", f"no market event for {(now_ns - self.last_event_ns) / NS:.1f}s > {self.cfg.circuit_stale_feed_s:g}s")
-    if self.cfg.max_daily_loss_limit > 0: self._check_daily(portfolio)
+        self._latch(
+            "stale_feed",
+            f"no market event for {(now_ns - self.last_event_ns) / NS:.1f}s > {self.cfg.circuit_stale_feed_s:g}s",
+        )
+    if self.cfg.max_daily_loss_limit > 0:
+        self._check_daily(portfolio)
     r = self._evaluate(order, portfolio, now_ns, quote, expected_price)
     if r is None:
         self._sent.append(now_ns)
         return None
     _REJECTIONS.labels(r.split(":", 1)[0]).inc()
-    _log().debug("risk_rejected", engine=self.name, client_id=order.client_id, symbol=order.symbol,
-                 side=getattr(order.side, "value", order.side), qty=order.qty, reason=r, state=self.state.value, ts=now_ns)
+    _log().debug(
+        "risk_rejected",
+        engine=self.name,
+        client_id=order.client_id,
+        symbol=order.symbol,
+        side=getattr(order.side, "value", order.side),
+        qty=order.qty,
+        reason=r,
+        state=self.state.value,
+        ts=now_ns,
+    )
     return r
 
+
 @patch
-def _evaluate(self:RiskEngine, order, portfolio, now_ns, quote, expected_price) -> str|None:
+def _evaluate(self: RiskEngine, order, portfolio, now_ns, quote, expected_price) -> str | None:
     c, sym, qty = self.cfg, order.symbol, order.qty
     notional = order.notional if type(order) is NotionalOrder else None
-    if not sym: return "unknown_token: order has no symbol"
+    if not sym:
+        return "unknown_token: order has no symbol"
     if notional is not None:
-        if not _finite_pos(notional): return f"bad_qty: {sym} notional {notional!r} is not a positive number"
-    elif not _finite_pos(qty): return f"bad_qty: {sym} qty {qty!r} is not a positive number"
-    if not isinstance(order.side, Side): return f"bad_side: {order.side!r} is not buy or sell"
-    if order.price is not None and not _finite_pos(order.price): return f"bad_price: {sym} price {order.price!r} is not a positive number"
+        if not _finite_pos(notional):
+            return f"bad_qty: {sym} notional {notional!r} is not a positive number"
+    elif not _finite_pos(qty):
+        return f"bad_qty: {sym} qty {qty!r} is not a positive number"
+    if not isinstance(order.side, Side):
+        return f"bad_side: {order.side!r} is not buy or sell"
+    if order.price is not None and not _finite_pos(order.price):
+        return f"bad_price: {sym} price {order.price!r} is not a positive number"
     if expected_price is not None and not _finite_pos(expected_price):
         return f"bad_price: {sym} expected price {expected_price!r} is not a positive number"
     pos = portfolio.qty(sym)
     exit_ = notional is None and pos != 0 and (pos > 0) != (order.side is Side.BUY) and qty <= abs(pos) * (1 + 1e-9)
     st = self.state
-    if st is TradingState.HALTED and not (self.flatten and exit_): return f"halted: {self.reason()}"
-    if st is TradingState.REDUCING and not exit_: return f"reducing: exits only ({self.reason()})"
-    if self.universe is not None and sym not in self.universe: return f"unknown_token: {sym} is not in the trading universe"
+    if st is TradingState.HALTED and not (self.flatten and exit_):
+        return f"halted: {self.reason()}"
+    if st is TradingState.REDUCING and not exit_:
+        return f"reducing: exits only ({self.reason()})"
+    if self.universe is not None and sym not in self.universe:
+        return f"unknown_token: {sym} is not in the trading universe"
     last = self.prices.get(sym)
     px = order.price or expected_price or last or portfolio.marks.get(sym)
-    if px is None and notional is None: return f"unknown_token: {sym} has no price (no market data, quote or mark)"
-    sent = self._sent; lo = now_ns - 60 * NS
-    while sent and sent[0] <= lo: sent.popleft()
-    if len(sent) >= c.max_orders_per_minute: return f"rate_limit: {len(sent)} orders in the last minute >= {c.max_orders_per_minute}"
+    if px is None and notional is None:
+        return f"unknown_token: {sym} has no price (no market data, quote or mark)"
+    sent = self._sent
+    lo = now_ns - 60 * NS
+    while sent and sent[0] <= lo:
+        sent.popleft()
+    if len(sent) >= c.max_orders_per_minute:
+        return f"rate_limit: {len(sent)} orders in the last minute >= {c.max_orders_per_minute}"
     n_open = len(portfolio.orders)
-    if n_open >= c.max_open_orders: return f"max_open_orders: {n_open} open >= {c.max_open_orders}"
+    if n_open >= c.max_open_orders:
+        return f"max_open_orders: {n_open} open >= {c.max_open_orders}"
     lim = c.max_slippage_bps
     if order.max_slippage_bps is not None and not (0 <= order.max_slippage_bps <= lim):
         return f"max_slippage: order allows {order.max_slippage_bps} bps, limit {lim} bps"
     if quote is not None:
-        if quote.price_impact_bps > lim: return f"max_slippage: quote price impact {quote.price_impact_bps:.0f} bps > {lim} bps"
-        if quote.slippage_bps > lim: return f"max_slippage: quote slippage {quote.slippage_bps} bps > {lim} bps"
+        if quote.price_impact_bps > lim:
+            return f"max_slippage: quote price impact {quote.price_impact_bps:.0f} bps > {lim} bps"
+        if quote.slippage_bps > lim:
+            return f"max_slippage: quote slippage {quote.slippage_bps} bps > {lim} bps"
     if expected_price is not None and last:
         adverse = order.side.sign * (expected_price - last) / last * 1e4
-        if adverse > lim: return f"max_slippage: expected {expected_price:.6g} is {adverse:.0f} bps worse than last {last:.6g} > {lim} bps"
-    if exit_: return None
+        if adverse > lim:
+            return (
+                f"max_slippage: expected {expected_price:.6g} is {adverse:.0f} bps worse than last {last:.6g} >"
+                f" {lim} bps"
+            )
+    if exit_:
+        return None
     p = self.paused.get(sym)
-    if p is not None and p[0] > now_ns: return f"price_move: {sym} takes no entries for now: {p[1]}"
+    if p is not None and p[0] > now_ns:
+        return f"price_move: {sym} takes no entries for now: {p[1]}"
     k = self._usd_rate()
-    if k is None: return "unknown_price: no USD price for the account currency, so the USD limits cannot be checked"
+    if k is None:
+        return "unknown_price: no USD price for the account currency, so the USD limits cannot be checked"
     value = notional if notional is not None else qty * px
-    if value * k > c.max_order_usd: return f"max_order: {sym} notional {value * k:,.2f} > {c.max_order_usd:,.2f} USD"
+    if value * k > c.max_order_usd:
+        return f"max_order: {sym} notional {value * k:,.2f} > {c.max_order_usd:,.2f} USD"
     own, other = self._books(sym, px, portfolio)
     new_exp = abs(own + order.side.sign * value) * k
-    if new_exp > c.max_position_usd: return f"max_position: {sym} position would be {new_exp:,.2f} > {c.max_position_usd:,.2f} USD"
+    if new_exp > c.max_position_usd:
+        return f"max_position: {sym} position would be {new_exp:,.2f} > {c.max_position_usd:,.2f} USD"
     gross = other * k + new_exp
-    if gross > c.max_gross_exposure_usd: return f"max_gross_exposure: would be {gross:,.2f} > {c.max_gross_exposure_usd:,.2f} USD"
+    if gross > c.max_gross_exposure_usd:
+        return f"max_gross_exposure: would be {gross:,.2f} > {c.max_gross_exposure_usd:,.2f} USD"
     liq = self.liquidity.get(sym)
     if liq is not None and liq < c.min_pool_liquidity_usd:
         return f"min_liquidity: {sym} pool liquidity {liq:,.0f} < {c.min_pool_liquidity_usd:,.0f} USD"
     if self.safety is not None:
         v = self._safety_cache.get(sym)
         if v is None or now_ns - v[0] > self.safety_ttl_ns:
-            try: ok, why = self.safety(sym)
-            except Exception as e: ok, why = False, [f"safety check failed: {type(e).__name__}: {e}"]
+            try:
+                ok, why = self.safety(sym)
+            except Exception as e:
+                ok, why = False, [f"safety check failed: {type(e).__name__}: {e}"]
             v = self._safety_cache[sym] = (now_ns, bool(ok), list(why or []))
-        if not v[1]: return f"token_safety: {sym}: {', '.join(v[2]) or 'unsafe'}"
+        if not v[1]:
+            return f"token_safety: {sym}: {', '.join(v[2]) or 'unsafe'}"
     return None
 
+
 @patch
-def _books(self:RiskEngine, sym:str, px:float|None, portfolio:Portfolio) -> tuple[float, float]:
-    "(signed value of `sym`'s position and open orders at `px`, absolute value of every other symbol's), account currency."
+def _books(self: RiskEngine, sym: str, px: float | None, portfolio: Portfolio) -> tuple[float, float]:
+    "(signed value of `sym`'s position and open orders at `px`, absolute value of the others'), account currency."
     own = portfolio.qty(sym) * (px or 0.0)
     for o in portfolio.orders.values():
-        if o.symbol == sym: own += _order_value(o, px)
+        if o.symbol == sym:
+            own += _order_value(o, px)
     total, per = self._gross(portfolio)
     return own, total - per.get(sym, 0.0)
 
-def _order_value(o:Order, px:float|None) -> float:
+
+def _order_value(o: Order, px: float | None) -> float:
     "Signed value of an open order's unfilled part: a notional buy is worth its budget left, priced or not."
-    if o.side is Side.BUY and type(o) is NotionalOrder: return o.reserved
+    if o.side is Side.BUY and type(o) is NotionalOrder:
+        return o.reserved
     return o.side.sign * o.remaining * (px or 0.0)
 
+
 @patch
-def _gross(self:RiskEngine, portfolio:Portfolio) -> tuple[float, dict]:
+def _gross(self: RiskEngine, portfolio: Portfolio) -> tuple[float, dict]:
     "Absolute value of every position and open order (in all, and per symbol) at the freshest prices, cached per state."
-    key = (id(portfolio), self._px_version, portfolio.cash, portfolio.reserved, len(portfolio.orders), len(portfolio.positions))
+    key = (
+        id(portfolio),
+        self._px_version,
+        portfolio.cash,
+        portfolio.reserved,
+        len(portfolio.orders),
+        len(portfolio.positions),
+    )
     c = self._gross_cache
-    if c is not None and c[0] == key: return c[1], c[2]
+    if c is not None and c[0] == key:
+        return c[1], c[2]
     per, prices, marks = {}, self.prices, portfolio.marks
     for s, p in portfolio.positions.items():
-        if p.qty: per[s] = abs(p.qty) * (prices.get(s) or marks.get(s, p.avg_price))
+        if p.qty:
+            per[s] = abs(p.qty) * (prices.get(s) or marks.get(s, p.avg_price))
     for o in portfolio.orders.values():
         per[o.symbol] = per.get(o.symbol, 0.0) + abs(_order_value(o, prices.get(o.symbol) or marks.get(o.symbol)))
     total = sum(per.values())
     self._gross_cache = (key, total, per)
     return total, per
 
+
 @patch
-def buying_power(self:RiskEngine, symbol:str, # the symbol a strategy wants to buy
-                 portfolio:Portfolio, # the account now
-                 now_ns:int # the engine clock's time
-                ) -> float:
+def buying_power(
+    self: RiskEngine,
+    symbol: str,  # the symbol a strategy wants to buy
+    portfolio: Portfolio,  # the account now
+    now_ns: int,  # the engine clock's time
+) -> float:
     "The largest buy of `symbol` (account currency) the limits would let through now; 0 when entries are refused."
     c = self.cfg
-    if self.state is not TradingState.ACTIVE: return 0.0
-    if self.universe is not None and symbol not in self.universe: return 0.0
+    if self.state is not TradingState.ACTIVE:
+        return 0.0
+    if self.universe is not None and symbol not in self.universe:
+        return 0.0
     p = self.paused.get(symbol)
-    if p is not None and p[0] > now_ns: return 0.0
-    if len(portfolio.orders) >= c.max_open_orders: return 0.0
-    sent = self._sent; lo = now_ns - 60 * NS
-    while sent and sent[0] <= lo: sent.popleft()
-    if len(sent) >= c.max_orders_per_minute: return 0.0
+    if p is not None and p[0] > now_ns:
+        return 0.0
+    if len(portfolio.orders) >= c.max_open_orders:
+        return 0.0
+    sent = self._sent
+    lo = now_ns - 60 * NS
+    while sent and sent[0] <= lo:
+        sent.popleft()
+    if len(sent) >= c.max_orders_per_minute:
+        return 0.0
     k = self._usd_rate()
-    if k is None: return 0.0
+    if k is None:
+        return 0.0
     own, other = self._books(symbol, self.prices.get(symbol) or portfolio.marks.get(symbol), portfolio)
-    room = min(c.max_order_usd, c.max_position_usd - max(own * k, 0.0), c.max_gross_exposure_usd - other * k - abs(own) * k)
+    room = min(
+        c.max_order_usd, c.max_position_usd - max(own * k, 0.0), c.max_gross_exposure_usd - other * k - abs(own) * k
+    )
     return max(room / k, 0.0)
 
-@patch
-def _usd_rate(self:RiskEngine) -> float|None:
-    "USD per unit of the account's currency (None when the configured source has no positive price)."
-    a = self.account_usd
-    if a is None: return 1.0
-    try: k = a() if callable(a) else a
-    except Exception as e: _log().warning("account_usd_failed", engine=self.name, error=str(e)[:200]); return None
-    return float(k) if _finite_pos(k) else None
 
 @patch
-def _equity(self:RiskEngine, p:Portfolio) -> float:
+def _usd_rate(self: RiskEngine) -> float | None:
+    "USD per unit of the account's currency (None when the configured source has no positive price)."
+    a = self.account_usd
+    if a is None:
+        return 1.0
+    try:
+        k = a() if callable(a) else a
+    except Exception as e:
+        _log().warning("account_usd_failed", engine=self.name, error=str(e)[:200])
+        return None
+    return float(k) if _finite_pos(k) else None
+
+
+@patch
+def _equity(self: RiskEngine, p: Portfolio) -> float:
     "Cash plus positions at the freshest prices (cached until a price, the cash or the positions change)."
     key = (id(p), self._px_version, p.cash, len(p.positions))
     c = self._equity_cache
-    if c is not None and c[0] == key: return c[1]
-    eq = p.cash + sum(q.qty * (self.prices.get(s) or p.marks.get(s, q.avg_price)) for s, q in p.positions.items() if q.qty)
+    if c is not None and c[0] == key:
+        return c[1]
+    eq = p.cash + sum(
+        q.qty * (self.prices.get(s) or p.marks.get(s, q.avg_price)) for s, q in p.positions.items() if q.qty
+    )
     self._equity_cache = (key, eq)
     return eq
 
+
 @patch
-def _check_daily(self:RiskEngine, p:Portfolio):
+def _check_daily(self: RiskEngine, p: Portfolio):
     eq = self._equity(p)
-    if self._day_start_equity is None: self._day_start_equity = eq
+    if self._day_start_equity is None:
+        self._day_start_equity = eq
     k = self._usd_rate()
-    if k is None: return                                    # no USD price: entries are refused as unknown_price anyway
+    if k is None:
+        return  # no USD price: entries are refused as unknown_price anyway
     self.daily_pnl = (eq - self._day_start_equity) * k
     if self.daily_pnl <= -self.cfg.max_daily_loss_limit and "daily_loss" not in self.latches:
-        self._latch("daily_loss", f"daily loss {-self.daily_pnl:,.2f} >= limit {self.cfg.max_daily_loss_limit:,.2f} USD "
-                    f"(realized + unrealized since {self.cfg.daily_reset_utc} UTC)")
+        self._latch(
+            "daily_loss",
+            f"daily loss {-self.daily_pnl:,.2f} >= limit {self.cfg.max_daily_loss_limit:,.2f} USD "
+            f"(realized + unrealized since {self.cfg.daily_reset_utc} UTC)",
+        )
 
 # %% ../../nbs/50_risk.ipynb #f29677c5
 @patch
-def on_fill(self:RiskEngine, fill:Fill, # the fill, already applied to `portfolio`
-            portfolio:Portfolio # the account after the fill
-           ) -> None:
+def on_fill(
+    self: RiskEngine,
+    fill: Fill,  # the fill, already applied to `portfolio`
+    portfolio: Portfolio,  # the account after the fill
+) -> None:
     "Book a fill: failure streak reset, daily loss."
     self._tick(fill.ts)
     self._portfolio = portfolio
-    if fill.qty > 0: self.failed_in_row = 0
-    if self.cfg.max_daily_loss_limit > 0: self._check_daily(portfolio)
+    if fill.qty > 0:
+        self.failed_in_row = 0
+    if self.cfg.max_daily_loss_limit > 0:
+        self._check_daily(portfolio)
+
 
 @patch
-def on_order_closed(self:RiskEngine, order:Order # an order that finished (filled, cancelled, expired, rejected, failed)
-                   ) -> None:
+def on_order_closed(
+    self: RiskEngine,
+    order: Order,  # an order that finished (filled, cancelled, expired, rejected, failed)
+) -> None:
     "An order finished: a failed or expired transaction counts towards the failed-orders breaker."
-    if order.status is OrderStatus.FAILED or order.status is OrderStatus.EXPIRED: self.on_order_failed(order)
+    if order.status is OrderStatus.FAILED or order.status is OrderStatus.EXPIRED:
+        self.on_order_failed(order)
+
 
 @patch
-def on_order_failed(self:RiskEngine, order:Order # the order whose send or transaction failed
-                   ) -> None:
+def on_order_failed(
+    self: RiskEngine,
+    order: Order,  # the order whose send or transaction failed
+) -> None:
     "Count a failed order; `circuit_max_failed_orders` in a row halts trading."
     self.failed_in_row += 1
     if self.failed_in_row >= self.cfg.circuit_max_failed_orders and "circuit" not in self.latches:
-        self._trip("failed_orders", f"{self.failed_in_row} consecutive failed orders (last {order.client_id}: {order.reason or 'no reason'})")
+        self._trip(
+            "failed_orders",
+            f"{self.failed_in_row} consecutive failed orders (last {order.client_id}: {order.reason or 'no reason'})",
+        )
+
 
 @patch
-def flatten_orders(self:RiskEngine, portfolio:Portfolio, # the account to flatten
-                   now_ns:int=0 # creation time for the orders
-                  ) -> list[Order]:
+def flatten_orders(
+    self: RiskEngine,
+    portfolio: Portfolio,  # the account to flatten
+    now_ns: int = 0,  # creation time for the orders
+) -> list[Order]:
     "Market orders that close every open position (what a node sends after a kill with flatten)."
-    return [Order(s, Side.SELL if p.qty > 0 else Side.BUY, abs(p.qty), ts=now_ns, chain=p.chain, tag="flatten")
-            for s, p in portfolio.positions.items() if p.qty]
+    return [
+        Order(s, Side.SELL if p.qty > 0 else Side.BUY, abs(p.qty), ts=now_ns, chain=p.chain, tag="flatten")
+        for s, p in portfolio.positions.items()
+        if p.qty
+    ]
+
 
 @patch
-def open_orders(self:RiskEngine) -> int:
+def open_orders(self: RiskEngine) -> int:
     "How many orders are open in the account the engine last checked against."
     return len(self._portfolio.orders) if self._portfolio is not None else 0
 
 # %% ../../nbs/50_risk.ipynb #afd9cea2
 _REJECTED = counter("orders_rejected_total", "Orders rejected before reaching a broker, by hook", ["hook"])
 
+
 class RiskChain(RiskHook):
     "Several risk hooks in a row: the first rejection wins; every hook hears every event, fill and finished order."
-    def __init__(self, *hooks:RiskHook):
+
+    def __init__(self, *hooks: RiskHook):
         self.hooks = [h for h in hooks if h is not None]
         self.label = " + ".join(getattr(h, "label", None) or type(h).__name__ for h in self.hooks) or "none"
 
-    def check(self, order:Order, portfolio:Portfolio, now_ns:int) -> str|None:
+    def check(self, order: Order, portfolio: Portfolio, now_ns: int) -> str | None:
         for h in self.hooks:
             r = h.check(order, portfolio, now_ns)
             if r:
@@ -702,17 +1020,25 @@ class RiskChain(RiskHook):
                 return r
         return None
 
-    def buying_power(self, symbol:str, portfolio:Portfolio, now_ns:int) -> float:
+    def buying_power(self, symbol: str, portfolio: Portfolio, now_ns: int) -> float:
         return min((h.buying_power(symbol, portfolio, now_ns) for h in self.hooks), default=math.inf)
-    def feed_alive(self, ts:int) -> None:
-        for h in self.hooks: h.feed_alive(ts)
-    def on_market(self, event) -> None:
-        for h in self.hooks: h.on_market(event)
-    def on_fill(self, fill:Fill, portfolio:Portfolio) -> None:
-        for h in self.hooks: h.on_fill(fill, portfolio)
-    def on_order_closed(self, order:Order) -> None:
-        for h in self.hooks: h.on_order_closed(order)
 
-    def find(self, kind:type):
+    def feed_alive(self, ts: int) -> None:
+        for h in self.hooks:
+            h.feed_alive(ts)
+
+    def on_market(self, event) -> None:
+        for h in self.hooks:
+            h.on_market(event)
+
+    def on_fill(self, fill: Fill, portfolio: Portfolio) -> None:
+        for h in self.hooks:
+            h.on_fill(fill, portfolio)
+
+    def on_order_closed(self, order: Order) -> None:
+        for h in self.hooks:
+            h.on_order_closed(order)
+
+    def find(self, kind: type):
         "The first hook of type `kind` (None if absent)."
         return next((h for h in self.hooks if isinstance(h, kind)), None)

@@ -23,93 +23,161 @@ __all__ = ['TOKEN', 'TOKEN_2022', 'PUMPFUN_PROGRAM', 'PUMPFUN_INITIAL_REAL_TOKEN
 TOKEN = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
 TOKEN_2022 = "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb"
 PUMPFUN_PROGRAM = "6EF8rrecthR5Dkzon8Nwu78hRvfCKubJ14M5uBEwF6P"
-PUMPFUN_INITIAL_REAL_TOKEN_RESERVES = 793_100_000_000_000   # tokens on a fresh pump.fun curve (6 decimals)
-EXTENSIONS = {1: "TransferFeeConfig", 3: "MintCloseAuthority", 6: "DefaultAccountState", 9: "NonTransferable",
-              10: "InterestBearingConfig", 12: "PermanentDelegate", 14: "TransferHook", 18: "MetadataPointer",
-              19: "TokenMetadata", 20: "GroupPointer", 21: "TokenGroup", 22: "GroupMemberPointer", 23: "TokenGroupMember",
-              25: "ScaledUiAmount", 26: "Pausable"}
+PUMPFUN_INITIAL_REAL_TOKEN_RESERVES = 793_100_000_000_000  # tokens on a fresh pump.fun curve (6 decimals)
+EXTENSIONS = {
+    1: "TransferFeeConfig",
+    3: "MintCloseAuthority",
+    6: "DefaultAccountState",
+    9: "NonTransferable",
+    10: "InterestBearingConfig",
+    12: "PermanentDelegate",
+    14: "TransferHook",
+    18: "MetadataPointer",
+    19: "TokenMetadata",
+    20: "GroupPointer",
+    21: "TokenGroup",
+    22: "GroupMemberPointer",
+    23: "TokenGroupMember",
+    25: "ScaledUiAmount",
+    26: "Pausable",
+}
+
 
 @dataclass
 class TokenSafetyVerdict:
     "Whether a token may be bought, why not, and what was seen."
+
     mint: str
     ok: bool
     reasons: list = field(default_factory=list)
     facts: dict = field(default_factory=dict)
     ts: float = 0.0
-    def __str__(self): return f"{self.mint}: {'ok' if self.ok else 'refused: ' + '; '.join(self.reasons)}"
 
-def parse_mint(data:bytes, owner:str) -> dict:
+    def __str__(self):
+        return f"{self.mint}: {'ok' if self.ok else 'refused: ' + '; '.join(self.reasons)}"
+
+
+def parse_mint(data: bytes, owner: str) -> dict:
     "Mint facts from account data: authorities, supply, decimals and Token-2022 extensions (with transfer-fee bps)."
-    if len(data) < 82: raise MemebotError(f"mint account: {len(data)} bytes is not a mint")
-    def opt(off): return str(Pubkey.from_bytes(data[off + 4: off + 36])) if struct.unpack_from("<I", data, off)[0] else None
-    f = {"program": "token-2022" if owner == TOKEN_2022 else "token" if owner == TOKEN else owner,
-         "mint_authority": opt(0), "supply": struct.unpack_from("<Q", data, 36)[0], "decimals": data[44],
-         "freeze_authority": opt(46), "extensions": {}}
+    if len(data) < 82:
+        raise MemebotError(f"mint account: {len(data)} bytes is not a mint")
+
+    def opt(off):
+        return str(Pubkey.from_bytes(data[off + 4 : off + 36])) if struct.unpack_from("<I", data, off)[0] else None
+
+    f = {
+        "program": "token-2022" if owner == TOKEN_2022 else "token" if owner == TOKEN else owner,
+        "mint_authority": opt(0),
+        "supply": struct.unpack_from("<Q", data, 36)[0],
+        "decimals": data[44],
+        "freeze_authority": opt(46),
+        "extensions": {},
+    }
     if owner == TOKEN_2022 and len(data) > 166 and data[165] == 1:
         i = 166
         while i + 4 <= len(data):
-            typ, ln = struct.unpack_from("<HH", data, i); val = data[i + 4: i + 4 + ln]; i += 4 + ln
-            if typ == 0: break
+            typ, ln = struct.unpack_from("<HH", data, i)
+            val = data[i + 4 : i + 4 + ln]
+            i += 4 + ln
+            if typ == 0:
+                break
             name = EXTENSIONS.get(typ, f"extension_{typ}")
             info: dict = {}
             if typ == 1 and len(val) >= 108:
-                info["transfer_fee_bps"] = max(struct.unpack_from("<H", val, 88)[0], struct.unpack_from("<H", val, 106)[0])
+                info["transfer_fee_bps"] = max(
+                    struct.unpack_from("<H", val, 88)[0], struct.unpack_from("<H", val, 106)[0]
+                )
             elif typ in (12, 14) and len(val) >= 32:
                 k = bytes(val[:32]) if typ == 12 else bytes(val[32:64])
                 info["address" if typ == 12 else "program"] = str(Pubkey.from_bytes(k)) if any(k) else None
-            elif typ == 6 and val: info["state"] = {0: "uninitialized", 1: "initialized", 2: "frozen"}.get(val[0], val[0])
+            elif typ == 6 and val:
+                info["state"] = {0: "uninitialized", 1: "initialized", 2: "frozen"}.get(val[0], val[0])
             f["extensions"][name] = info
     return f
 
-def parse_bonding_curve(data:bytes) -> dict:
-    "pump.fun BondingCurve account (the program's IDL layout): reserves, completion and progress."
-    vt, vs, rt, rs, supply = struct.unpack_from("<QQQQQ", data, 8); complete = bool(data[48])
-    return {"virtual_token_reserves": vt, "virtual_sol_reserves": vs, "real_token_reserves": rt, "real_sol_reserves": rs,
-            "token_total_supply": supply, "complete": complete,
-            "progress_pct": 100.0 if complete else round(100 * (1 - rt / PUMPFUN_INITIAL_REAL_TOKEN_RESERVES), 2)}
 
-def bonding_curve_address(mint:str) -> str:
+def parse_bonding_curve(data: bytes) -> dict:
+    "pump.fun BondingCurve account (the program's IDL layout): reserves, completion and progress."
+    vt, vs, rt, rs, supply = struct.unpack_from("<QQQQQ", data, 8)
+    complete = bool(data[48])
+    return {
+        "virtual_token_reserves": vt,
+        "virtual_sol_reserves": vs,
+        "real_token_reserves": rt,
+        "real_sol_reserves": rs,
+        "token_total_supply": supply,
+        "complete": complete,
+        "progress_pct": 100.0 if complete else round(100 * (1 - rt / PUMPFUN_INITIAL_REAL_TOKEN_RESERVES), 2),
+    }
+
+
+def bonding_curve_address(mint: str) -> str:
     "The pump.fun bonding-curve PDA of `mint`."
-    return str(Pubkey.find_program_address([b"bonding-curve", bytes(Pubkey.from_string(mint))], Pubkey.from_string(PUMPFUN_PROGRAM))[0])
+    return str(
+        Pubkey.find_program_address(
+            [b"bonding-curve", bytes(Pubkey.from_string(mint))], Pubkey.from_string(PUMPFUN_PROGRAM)
+        )[0]
+    )
 
 # %% ../../nbs/51_risk.safety.ipynb #de342773
-def assess(mint:str, mint_facts:dict, # from `parse_mint`
-           largest:list|None=None, # getTokenLargestAccounts value: [{"address", "amount"}, ...]
-           exclude=(), # accounts not counted as holders (pool vaults, the bonding curve's account)
-           liquidity_usd:float|None=None, pool_created_s:float|None=None, # pool facts when known (e.g. from DexScreener)
-           bonding_curve:dict|None=None, now_s:float|None=None, risk=None,
-           pool_required:bool=False, # pool facts were asked for: unknown liquidity or age is refused, not passed
-           pool_error:str|None=None) -> TokenSafetyVerdict: # why the pool facts could not be read
+def assess(
+    mint: str,
+    mint_facts: dict,  # from `parse_mint`
+    largest: list | None = None,  # getTokenLargestAccounts value: [{"address", "amount"}, ...]
+    exclude=(),  # accounts not counted as holders (pool vaults, the bonding curve's account)
+    liquidity_usd: float | None = None,
+    pool_created_s: float | None = None,  # pool facts when known (e.g. from DexScreener)
+    bonding_curve: dict | None = None,
+    now_s: float | None = None,
+    risk=None,
+    pool_required: bool = False,  # pool facts were asked for: unknown liquidity or age is refused, not passed
+    pool_error: str | None = None,
+) -> TokenSafetyVerdict:  # why the pool facts could not be read
     "Apply the `[risk]` thresholds to what was read; every failed check adds a reason."
-    r = risk or get_settings().risk; why = []; facts = dict(mint_facts)
-    if mint_facts["mint_authority"] and not r.safety_allow_mint_authority: why.append("mint authority is set (supply can grow)")
-    if mint_facts["freeze_authority"] and not r.safety_allow_freeze_authority: why.append("freeze authority is set (accounts can be frozen)")
+    r = risk or get_settings().risk
+    why = []
+    facts = dict(mint_facts)
+    if mint_facts["mint_authority"] and not r.safety_allow_mint_authority:
+        why.append("mint authority is set (supply can grow)")
+    if mint_facts["freeze_authority"] and not r.safety_allow_freeze_authority:
+        why.append("freeze authority is set (accounts can be frozen)")
     ext = mint_facts.get("extensions", {})
-    if "TransferHook" in ext and ext["TransferHook"].get("program"): why.append("Token-2022 transfer hook (custom code on every transfer)")
-    if "PermanentDelegate" in ext and ext["PermanentDelegate"].get("address"): why.append("Token-2022 permanent delegate (can move any holder's tokens)")
-    if "NonTransferable" in ext: why.append("Token-2022 non-transferable")
-    if "Pausable" in ext: why.append("Token-2022 pausable")
-    if ext.get("DefaultAccountState", {}).get("state") == "frozen": why.append("Token-2022 default account state is frozen")
+    if "TransferHook" in ext and ext["TransferHook"].get("program"):
+        why.append("Token-2022 transfer hook (custom code on every transfer)")
+    if "PermanentDelegate" in ext and ext["PermanentDelegate"].get("address"):
+        why.append("Token-2022 permanent delegate (can move any holder's tokens)")
+    if "NonTransferable" in ext:
+        why.append("Token-2022 non-transferable")
+    if "Pausable" in ext:
+        why.append("Token-2022 pausable")
+    if ext.get("DefaultAccountState", {}).get("state") == "frozen":
+        why.append("Token-2022 default account state is frozen")
     fee = ext.get("TransferFeeConfig", {}).get("transfer_fee_bps", 0)
-    if fee > r.safety_max_transfer_fee_bps: why.append(f"Token-2022 transfer fee {fee} bps > {r.safety_max_transfer_fee_bps}")
+    if fee > r.safety_max_transfer_fee_bps:
+        why.append(f"Token-2022 transfer fee {fee} bps > {r.safety_max_transfer_fee_bps}")
     if largest is not None and mint_facts["supply"]:
         ex = set(map(str, exclude))
         top = sorted((int(a["amount"]) for a in largest if a["address"] not in ex), reverse=True)[:10]
-        pct = 100 * sum(top) / mint_facts["supply"]; facts["top10_holder_pct"] = round(pct, 2)
-        if pct > r.safety_max_top10_holder_pct: why.append(f"top 10 holders own {pct:.1f}% of supply > {r.safety_max_top10_holder_pct}%")
-    if liquidity_usd is not None and liquidity_usd != liquidity_usd: liquidity_usd = None      # NaN: not reported
+        pct = 100 * sum(top) / mint_facts["supply"]
+        facts["top10_holder_pct"] = round(pct, 2)
+        if pct > r.safety_max_top10_holder_pct:
+            why.append(f"top 10 holders own {pct:.1f}% of supply > {r.safety_max_top10_holder_pct}%")
+    if liquidity_usd is not None and liquidity_usd != liquidity_usd:
+        liquidity_usd = None  # NaN: not reported
     if pool_error is not None:
         facts["pool_error"] = pool_error
         why.append(f"pool liquidity and age unknown ({pool_error}); unknown liquidity is not safe")
     if liquidity_usd is not None:
         facts["liquidity_usd"] = liquidity_usd
-        if liquidity_usd < r.min_pool_liquidity_usd: why.append(f"pool liquidity ${liquidity_usd:,.0f} < ${r.min_pool_liquidity_usd:,.0f}")
+        if liquidity_usd < r.min_pool_liquidity_usd:
+            why.append(f"pool liquidity ${liquidity_usd:,.0f} < ${r.min_pool_liquidity_usd:,.0f}")
     elif pool_required and pool_error is None and r.min_pool_liquidity_usd > 0:
         why.append("pool liquidity unknown (the source reports none); unknown liquidity is not safe")
     if pool_created_s is not None:
-        age = (now_s or time.time()) - pool_created_s; facts["pool_age_s"] = round(age, 1)
-        if age < r.safety_min_pool_age_s: why.append(f"pool is {age:.0f} s old < {r.safety_min_pool_age_s:.0f} s")
+        age = (now_s or time.time()) - pool_created_s
+        facts["pool_age_s"] = round(age, 1)
+        if age < r.safety_min_pool_age_s:
+            why.append(f"pool is {age:.0f} s old < {r.safety_min_pool_age_s:.0f} s")
     elif pool_required and pool_error is None and r.safety_min_pool_age_s > 0:
         why.append("pool age unknown (the source reports no creation time)")
     if bonding_curve is not None:
@@ -118,27 +186,34 @@ def assess(mint:str, mint_facts:dict, # from `parse_mint`
             why.append(f"still on the pump.fun bonding curve ({bonding_curve['progress_pct']}% sold)")
     return TokenSafetyVerdict(mint, not why, why, facts, time.time())
 
+
 class TokenSafetyChecker:
     "Reads a mint's safety facts from a Solana RPC and caches verdicts; the risk engine's token-safety hook."
-    def __init__(self, rpc, # memebot.exec.solana.SolanaRpc (or anything with `account(pk)` and `call(method, *params)`)
-                 risk=None, # [risk] settings (thresholds)
-                 pool_info=None, # optional async callable(mint) -> {"liquidity_usd", "created_s", "exclude": [...]}; see `market_pool_info`
-                 exclude_owners=(), # token-account owners that are not holders (e.g. a known pool authority)
-                 ttl_s:float=60.0):
+
+    def __init__(
+        self,
+        rpc,  # memebot.exec.solana.SolanaRpc (or anything with `account(pk)` and `call(method, *params)`)
+        risk=None,  # [risk] settings (thresholds)
+        # optional async callable(mint) -> {"liquidity_usd", "created_s", "exclude": [...]}; see `market_pool_info`
+        pool_info=None,
+        exclude_owners=(),  # token-account owners that are not holders (e.g. a known pool authority)
+        ttl_s: float = 60.0,
+    ):
         self.rpc, self.risk, self.pool_info, self.ttl_s = rpc, risk or get_settings().risk, pool_info, ttl_s
         self.exclude_owners = set(map(str, exclude_owners))
         self.cache: dict[str, TokenSafetyVerdict] = {}
         self.log = get_logger("safety")
         self._refused = counter("token_safety_refused_total", "tokens refused by the safety check")
 
-    def verdict(self, mint:str) -> TokenSafetyVerdict|None:
+    def verdict(self, mint: str) -> TokenSafetyVerdict | None:
         "The cached verdict for `mint` (None if never checked or stale): a cheap, synchronous hook for the risk engine."
         v = self.cache.get(mint)
         return v if v and time.time() - v.ts < self.ttl_s else None
 
-    async def check(self, mint:str, refresh:bool=False) -> TokenSafetyVerdict:
+    async def check(self, mint: str, refresh: bool = False) -> TokenSafetyVerdict:
         "Read the chain and judge `mint` (cached for `ttl_s`)."
-        if not refresh and (v := self.verdict(mint)): return v
+        if not refresh and (v := self.verdict(mint)):
+            return v
         acc = await self.rpc.account(mint)
         if acc is None or acc["owner"] not in (TOKEN, TOKEN_2022):
             v = TokenSafetyVerdict(mint, False, ["not an SPL token mint"], {}, time.time())
@@ -147,45 +222,83 @@ class TokenSafetyChecker:
             largest = (await self.rpc.call("getTokenLargestAccounts", mint))["value"]
             pool, pool_error = {}, None
             if self.pool_info is not None:
-                try: pool = await self.pool_info(mint) or {}
-                except Exception as e:   # fail closed: a token whose pool cannot be read is refused, not passed
+                try:
+                    pool = await self.pool_info(mint) or {}
+                except Exception as e:  # fail closed: a token whose pool cannot be read is refused, not passed
                     pool_error = str(e) if isinstance(e, MemebotError) else f"{type(e).__name__}: {e}"
                     self.log.warning("pool_info_failed", mint=mint, error=pool_error[:300])
-            bca = bonding_curve_address(mint); bc = await self.rpc.account(bca)
-            curve = parse_bonding_curve(bc["data"]) if bc is not None and bc["owner"] == PUMPFUN_PROGRAM and len(bc["data"]) >= 49 else None
+            bca = bonding_curve_address(mint)
+            bc = await self.rpc.account(bca)
+            curve = (
+                parse_bonding_curve(bc["data"])
+                if bc is not None and bc["owner"] == PUMPFUN_PROGRAM and len(bc["data"]) >= 49
+                else None
+            )
             excl = list(pool.get("exclude", ()))
-            accs = (await self.rpc.call("getMultipleAccounts", [a["address"] for a in largest], {"encoding": "base64"}))["value"] if largest else []
+            accs = (
+                (await self.rpc.call("getMultipleAccounts", [a["address"] for a in largest], {"encoding": "base64"}))[
+                    "value"
+                ]
+                if largest
+                else []
+            )
             prog_held = 0
             for a, ta in zip(largest, accs):
-                if ta is None: continue
+                if ta is None:
+                    continue
                 raw = __import__("base64").b64decode(ta["data"][0])
-                if len(raw) < 64: continue
+                if len(raw) < 64:
+                    continue
                 owner = Pubkey.from_bytes(raw[32:64])
-                if not owner.is_on_curve(): prog_held += int(a["amount"]); excl.append(a["address"])
-                elif str(owner) in self.exclude_owners: excl.append(a["address"])
+                if not owner.is_on_curve():
+                    prog_held += int(a["amount"])
+                    excl.append(a["address"])
+                elif str(owner) in self.exclude_owners:
+                    excl.append(a["address"])
             facts["program_held_pct"] = round(100 * prog_held / facts["supply"], 2) if facts["supply"] else 0.0
-            if curve is not None:      # the curve's own token account is not a holder
+            if curve is not None:  # the curve's own token account is not a holder
                 from memebot.data.onchain import ata_address
+
                 excl.append(str(ata_address(Pubkey.from_string(bca), Pubkey.from_string(mint), acc["owner"])))
-            v = assess(mint, facts, largest, excl, pool.get("liquidity_usd"), pool.get("created_s"), curve, risk=self.risk,
-                       pool_required=self.pool_info is not None, pool_error=pool_error)
+            v = assess(
+                mint,
+                facts,
+                largest,
+                excl,
+                pool.get("liquidity_usd"),
+                pool.get("created_s"),
+                curve,
+                risk=self.risk,
+                pool_required=self.pool_info is not None,
+                pool_error=pool_error,
+            )
             v.facts.update({k: pool[k] for k in ("pool", "pool_dex", "pool_source") if pool.get(k)})
             v.facts["program_held_pct"] = facts["program_held_pct"]
         self.cache[mint] = v
         if not v.ok:
-            self._refused.inc(); self.log.info("token_refused", mint=mint, reasons=v.reasons)
+            self._refused.inc()
+            self.log.info("token_refused", mint=mint, reasons=v.reasons)
         return v
 
 # %% ../../nbs/51_risk.safety.ipynb #5fab61fa
-def market_pool_info(settings=None, # endpoints, `[data] token_pool_sources` and the HTTP retry policy
-                     quotes=(SOL_MINT, USDC_MINT) # tokens a pool must pair the mint with
-                    ) -> Callable[[str], Awaitable[dict]]:
-    "A `TokenSafetyChecker` pool provider: the mint's deepest SOL/USDC pool from DexScreener, failing over to GeckoTerminal."
+def market_pool_info(
+    settings=None,  # endpoints, `[data] token_pool_sources` and the HTTP retry policy
+    quotes=(SOL_MINT, USDC_MINT),  # tokens a pool must pair the mint with
+) -> Callable[[str], Awaitable[dict]]:
+    "A `TokenSafetyChecker` pool provider: the deepest SOL/USDC pool from DexScreener, else GeckoTerminal."
     chain = token_pool_chain(settings, quotes=quotes)
-    async def pool_info(mint:str) -> dict:
-        try: src, p = await chain.get(Chain.SOLANA, mint)
-        except AllSourcesFailed as e:   # every source failed, or none lists a SOL/USDC pool of the mint
+
+    async def pool_info(mint: str) -> dict:
+        try:
+            src, p = await chain.get(Chain.SOLANA, mint)
+        except AllSourcesFailed as e:  # every source failed, or none lists a SOL/USDC pool of the mint
             raise MemebotError(e.problem.replace(": empty", ": no SOL/USDC pool listed")) from None
-        return {"liquidity_usd": p.liquidity_usd, "created_s": p.created_ns / NS if p.created_ns else None,
-                "pool": p.pool.address, "pool_dex": p.pool.dex, "pool_source": src}
+        return {
+            "liquidity_usd": p.liquidity_usd,
+            "created_s": p.created_ns / NS if p.created_ns else None,
+            "pool": p.pool.address,
+            "pool_dex": p.pool.dex,
+            "pool_source": src,
+        }
+
     return pool_info
