@@ -152,6 +152,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'memebot.config._Section': ('config.html#_section', 'memebot/config.py'),
                                 'memebot.config._describe': ('config.html#_describe', 'memebot/config.py'),
                                 'memebot.config._env_overrides': ('config.html#_env_overrides', 'memebot/config.py'),
+                                'memebot.config._not_built': ('config.html#_not_built', 'memebot/config.py'),
                                 'memebot.config._secret_keys': ('config.html#_secret_keys', 'memebot/config.py'),
                                 'memebot.config.find_settings_file': ('config.html#find_settings_file', 'memebot/config.py'),
                                 'memebot.config.get_settings': ('config.html#get_settings', 'memebot/config.py'),

@@ -608,6 +608,11 @@ class TradingNode:
                 fills=len(self.engine.fills),
                 inconsistent=bad,
             )
+            lat = self.latency()
+            if lat["n"] and lat["p99_us"] > lat["target_us"]:
+                self.log.warning(
+                    "tick_to_order_over_target", p99_us=round(lat["p99_us"]), target_us=lat["target_us"], n=lat["n"]
+                )
         self.result = res
         return res
 
@@ -678,12 +683,15 @@ class TradingNode:
             return {"n": 0}
         a = np.asarray(self.latencies_ns, np.float64) / 1e3
         p = np.percentile(a, [50, 99, 99.9])
+        target = self.settings.live.execution_latency_target_ms * 1e3
         return {
             "n": len(a),
             "p50_us": float(p[0]),
             "p99_us": float(p[1]),
             "p999_us": float(p[2]),
             "max_us": float(a.max()),
+            "target_us": target,  # [live] execution_latency_target_ms
+            "over_target": int((a > target).sum()),
         }
 
 # %% ../nbs/70_live.ipynb #e505f94a

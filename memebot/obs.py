@@ -162,6 +162,16 @@ def metrics_text() -> str:
     return generate_latest(REGISTRY).decode()
 
 
-def serve_metrics(port: int, addr: str = "127.0.0.1"):
-    "Expose `/metrics` on `addr:port` (returns the server and its thread)."
-    return start_http_server(port, addr=addr, registry=REGISTRY)
+def serve_metrics(
+    port: int | None = None,  # default `[monitoring] metrics_port`
+    addr: str = "127.0.0.1",
+    settings=None,  # settings (default: the process-wide ones)
+):
+    "Expose `/metrics` on `addr:port` (the server and its thread); refused when `[monitoring] metrics_enabled` is off."
+    from memebot.core import MemebotError
+    from memebot.config import get_settings
+
+    m = (settings or get_settings()).monitoring
+    if not m.metrics_enabled:
+        raise MemebotError("metrics are off ([monitoring] metrics_enabled = false): no /metrics endpoint")
+    return start_http_server(m.metrics_port if port is None else port, addr=addr, registry=REGISTRY)

@@ -56,6 +56,10 @@ def test_usage_errors_and_a_store_that_is_not_duckdb(memebot, tmp_path):
 def test_paper_bad_options_leave_nothing_behind(stored, tmp_path):
     _one_error(stored("paper", "--strategy", "ema_cross", "--cash", "0", "--run-id", "c0"), "--cash")
     _one_error(
+        stored("--set", "monitoring.metrics_enabled=false", "paper", "--strategy", "ema_cross", "--metrics"),
+        "metrics are off",
+    )
+    _one_error(
         stored("paper", "--strategy", "ema_cross", "--from", "2025-03-10", "--to", "2025-03-01", "--run-id", "r0"),
         "is not before --to",
     )

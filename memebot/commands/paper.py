@@ -172,6 +172,9 @@ def paper_cmd(
     dash: bool = typer.Option(
         True, "--dashboard/--no-dashboard", help="Live terminal dashboard (plain lines when not a terminal)."
     ),
+    metrics: bool = typer.Option(
+        False, "--metrics", help="Serve Prometheus /metrics on 127.0.0.1:[monitoring] metrics_port."
+    ),
     metrics_port: Optional[int] = typer.Option(
         None, "--metrics-port", help="Serve Prometheus /metrics on 127.0.0.1:PORT."
     ),
@@ -196,6 +199,8 @@ def paper_cmd(
     if speed is not None and not speed >= 0:
         raise PaperError(f"--speed {speed}: must be >= 0 (0: as fast as possible)")
     cash = positive(cash, "--cash")
+    if (metrics or metrics_port) and not s.monitoring.metrics_enabled:
+        raise PaperError("--metrics: metrics are off ([monitoring] metrics_enabled = false)")
     if resume and not run_id:
         raise PaperError("--resume needs --run-id (the run to continue)")
     if resume:
@@ -255,10 +260,10 @@ def paper_cmd(
         )
         if load_run(store, run_id) is None:
             save_run(store, run_id, strat.name, strat.param_values, spec, spec["cash"], "created")
-        if metrics_port:
+        if metrics or metrics_port:
             from memebot.obs import serve_metrics
 
-            serve_metrics(metrics_port)
+            serve_metrics(metrics_port, settings=s)
         tty = console.is_terminal
         if not tty or not dash:  # (stdout stays pure JSON with --json -)
             print(
@@ -305,7 +310,12 @@ def paper_cmd(
             if lat.get("n"):
                 print(
                     f"tick-to-order: p50 {lat['p50_us']:.0f} us, p99 {lat['p99_us']:.0f} us, p99.9 {lat['p999_us']:.0f}"
-                    f" us over {lat['n']} orders",
+                    f" us over {lat['n']} orders"
+                    + (
+                        f" (p99 over the {lat['target_us'] / 1e3:g} ms target)"
+                        if lat["p99_us"] > lat["target_us"]
+                        else ""
+                    ),
                     flush=True,
                 )
             if node.interrupted:
