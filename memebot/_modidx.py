@@ -702,6 +702,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'memebot.docs._title': ('docs.html#_title', 'memebot/docs.py'),
                               'memebot.docs.build_docs': ('docs.html#build_docs', 'memebot/docs.py'),
                               'memebot.docs.execute_notebook': ('docs.html#execute_notebook', 'memebot/docs.py'),
+                              'memebot.docs.for_readers': ('docs.html#for_readers', 'memebot/docs.py'),
                               'memebot.docs.site_nav': ('docs.html#site_nav', 'memebot/docs.py')},
             'memebot.exec.ledger': { 'memebot.exec.ledger.Ledger': ('exec.ledger.html#ledger', 'memebot/exec/ledger.py'),
                                      'memebot.exec.ledger.Ledger.__init__': ('exec.ledger.html#ledger.__init__', 'memebot/exec/ledger.py'),

@@ -9,7 +9,7 @@ from pathlib import Path
 from .core import MemebotError
 
 # %% auto #0
-__all__ = ['LAYERS', 'DocsError', 'site_nav', 'execute_notebook', 'build_docs']
+__all__ = ['LAYERS', 'DocsError', 'site_nav', 'for_readers', 'execute_notebook', 'build_docs']
 
 # %% ../nbs/98_docs.ipynb #ba79131a
 LAYERS = [
@@ -17,9 +17,9 @@ LAYERS = [
     ("1", "Market data"),
     ("2", "Features"),
     ("3", "Models"),
-    ("4", "Research & backtesting"),
+    ("4", "Strategies & metrics"),
     ("5", "Risk"),
-    ("6", "Execution"),
+    ("6", "Execution & the engine"),
     ("7", "Live trading"),
     ("8", "Services"),
     ("9", "Command line & operations"),
@@ -74,6 +74,31 @@ def _skip_flags(root: Path) -> set[str]:
 
 _DIRECTIVE = re.compile(r"^\s*#\s*\|\s*(.+?)\s*$", re.M)
 
+_CSS = """
+.jupyter-wrapper .jp-InputArea pre, .jupyter-wrapper .jp-OutputArea pre, .md-typeset pre > code {
+  overflow-x: auto !important; white-space: pre !important; max-width: 100%;
+}
+.jupyter-wrapper .jp-InputArea-editor, .jupyter-wrapper .jp-OutputArea-output {
+  min-width: 0 !important; overflow-x: auto !important;
+}
+"""
+
+
+def for_readers(nb: dict) -> dict:
+    "The notebook as a page: `#| hide` cells dropped, the other cells' `#| ...` directive lines removed."
+    cells = []
+    for c in nb["cells"]:
+        if c["cell_type"] == "code":
+            src = "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+            ds = {d.replace(" ", "") for d in _DIRECTIVE.findall(src)}
+            if "hide" in ds:
+                continue
+            c = dict(c, source=_DIRECTIVE.sub("", src).lstrip("\n"))
+            if not c["source"].strip() and not c.get("outputs"):
+                continue
+        cells.append(c)
+    return dict(nb, cells=cells)
+
 
 def execute_notebook(src: Path, dest: Path, timeout: int = 600, skip_flags: set[str] | None = None):
     "Execute a notebook in its folder as nbdev-test does (skipping flagged and `eval: false` cells) and save it."
@@ -106,40 +131,53 @@ def execute_notebook(src: Path, dest: Path, timeout: int = 600, skip_flags: set[
 
 
 def build_docs(
-    root: Path | str = ".",  # the project root (has nbs/ and README.md)
-    out: Path | str | None = None,  # site folder (default <root>/_docs/site)
+    root: Path | str,  # the project root (has nbs/ and README.md)
+    out: Path | str,  # the site folder (created or replaced)
     execute: bool = False,  # run each notebook first so pages show outputs
     timeout: int = 600,  # per-cell timeout when executing
     only: list[str] | None = None,  # render only these notebook names (for quick checks)
+    workers: int = 2,  # notebooks executed at once (each in its own kernel)
 ) -> Path:
-    "Build the static docs site; returns the site folder."
+    "Build the static docs site into `out`; returns it. Nothing is written anywhere else."
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor
+
     root = Path(root).resolve()
     nbs = root / "nbs"
     if not nbs.is_dir():
         raise DocsError(f"{nbs}: no notebooks folder")
-    out = Path(out).resolve() if out else root / "_docs" / "site"
-    stage = out.parent / f"{out.name}-src"
-    shutil.rmtree(stage, ignore_errors=True)
+    out = Path(out).resolve()
+    if out == root or root in out.parents and out.parts[len(root.parts)] in ("nbs", "memebot"):
+        raise DocsError(f"--out {out}: would overwrite the project's sources; choose a folder of its own")
+    tmp = tempfile.TemporaryDirectory(prefix="memebot-docs-")
+    stage = Path(tmp.name) / "src"
     stage.mkdir(parents=True)
     (stage / "index.md").write_text(_index_md(root))
+    (stage / "extra.css").write_text(_CSS)
     nbfiles = sorted(
         p for p in nbs.rglob("*.ipynb") if not any(part.startswith(("_", ".")) for part in p.relative_to(nbs).parts)
     )
     if only:
         nbfiles = [p for p in nbfiles if p.name in only or p.stem in only]
-    for p in nbfiles:
+
+    def stage_one(p: Path):
         dest = stage / p.relative_to(nbs)
         dest.parent.mkdir(parents=True, exist_ok=True)
         if execute:
             execute_notebook(p, dest, timeout)
         else:
             shutil.copy2(p, dest)
+        dest.write_text(json.dumps(for_readers(json.loads(dest.read_text())), indent=1))
+
+    with ThreadPoolExecutor(max(1, workers if execute else 1)) as pool:
+        list(pool.map(stage_one, nbfiles))
     nav = site_nav(stage)
     cfg = {
         "site_name": "memebot",
         "docs_dir": str(stage),
         "site_dir": str(out),
         "use_directory_urls": False,
+        "extra_css": ["extra.css"],
         "theme": {"name": "material", "features": ["navigation.sections", "navigation.expand"]},
         "plugins": [
             {"mkdocs-jupyter": {"include_source": True, "execute": False, "ignore_h1_titles": False}},
@@ -147,12 +185,18 @@ def build_docs(
         ],
         "nav": nav,
     }
-    yml = out.parent / f"{out.name}-mkdocs.yml"
+    yml = Path(tmp.name) / "mkdocs.yml"
     yml.write_text(json.dumps(cfg, indent=1))  # JSON is valid YAML
     mk = Path(sys.executable).parent / "mkdocs"
-    r = subprocess.run(
-        [str(mk) if mk.exists() else "mkdocs", "build", "-q", "-f", str(yml)], capture_output=True, text=True, cwd=root
-    )
-    if r.returncode != 0:
-        raise DocsError(f"mkdocs build failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
+    try:
+        r = subprocess.run(
+            [str(mk) if mk.exists() else "mkdocs", "build", "-q", "-f", str(yml)],
+            capture_output=True,
+            text=True,
+            cwd=tmp.name,  # caches and scratch files land in the temporary folder
+        )
+        if r.returncode != 0:
+            raise DocsError(f"mkdocs build failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
+    finally:
+        tmp.cleanup()
     return out

@@ -1,19 +1,40 @@
 """The docs site builds from the notebooks, and a real browser (headless Chromium) opens the index and an API page."""
 
-import os, shutil, subprocess
+import os, shutil, subprocess, sys
 from pathlib import Path
 import pytest
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def test_docs_build_and_browse(memebot, tmp_path):
+def _git_status(root):
+    return subprocess.run(
+        ["git", "status", "--porcelain", "--ignored"], cwd=root, capture_output=True, text=True
+    ).stdout
+
+
+def test_docs_build_and_browse(cli_env, tmp_path):
+    root = Path(__file__).resolve().parent.parent
+    before = _git_status(root)
     site = tmp_path / "site"
-    memebot("docs", "build", "--no-execute", "--out", site, check=True)
+    env = {k: v for k, v in cli_env.items() if k != "MEMEBOT_SETTINGS"}  # from any directory: no settings file either
+    exe = Path(sys.executable).parent / "memebot"
+    r = subprocess.run(
+        [str(exe), "docs", "build", "--no-execute", "--out", str(site)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert _git_status(root) == before  # nothing written into the repository (ignored files included)
     index, api = site / "index.html", site / "10_data.store.html"
     assert index.exists() and api.exists()
     html = api.read_text()
     assert "Market data" in html and "upsert" in html  # navigation by layer, and the page's API
+    assert "| export" not in html and "| default_exp" not in html and "| hide" not in html  # no nbdev directives
+    assert "overflow-x: auto" in (site / "extra.css").read_text()  # long code lines scroll inside their block
     if CHROMIUM is None:
         if os.environ.get("CI"):
             pytest.fail("chromium is required in CI (.ci/run installs it)")

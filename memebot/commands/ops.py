@@ -21,23 +21,27 @@ __all__ = ['docs_app', 'flows_app', 'project_root', 'docs_build', 'FlowsError', 
 def project_root() -> Path:
     "The folder holding nbs/ (the settings file's folder, else the cwd or a parent)."
     s = settings()
-    for c in ([s.path.parent] if s.path else []) + [Path.cwd(), *Path.cwd().parents]:
+    import memebot
+
+    here = Path(memebot.__file__).resolve().parent.parent
+    for c in ([s.path.parent] if s.path else []) + [Path.cwd(), *Path.cwd().parents, here]:
         if (c / "nbs").is_dir():
             return c
-    return Path.cwd()
+    raise MemebotError("no nbs/ folder found: run from a memebot checkout (the notebooks are the docs' source)")
 
 
 @docs_app.command("build")
 def docs_build(
-    out: Optional[Path] = typer.Option(None, "--out", help="Site folder (default _docs/site)."),
+    out: Path = typer.Option(..., "--out", help="The site folder to write (created or replaced)."),
     execute: bool = typer.Option(True, "--execute/--no-execute", help="Run the notebooks first so pages show outputs."),
     only: List[str] = typer.Option([], "--only", help="Render only these notebooks (repeatable)."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Notebooks executed at once."),
 ):
-    "Render nbs/ to a static site (mkdocs-material + mkdocs-jupyter)."
+    "Render nbs/ to a static site (mkdocs-material + mkdocs-jupyter) in the folder --out names."
     from memebot.docs import build_docs
 
     with console.status("building docs" + (" (executing notebooks)" if execute else "")):
-        site = build_docs(project_root(), out=out, execute=execute, only=only or None)
+        site = build_docs(project_root(), out=out, execute=execute, only=only or None, workers=workers)
     console.print(f"docs: {site / 'index.html'}", highlight=False)
 
 # %% ../../nbs/97_commands.ops.ipynb #3ce8355c
