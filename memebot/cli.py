@@ -6,7 +6,7 @@
 from __future__ import annotations
 import sys, os, json, importlib, traceback
 from pathlib import Path
-from typing import Optional, List
+from typing import Annotated, Optional, List
 import typer, click
 from rich.console import Console
 from rich.table import Table
@@ -16,9 +16,10 @@ from .config import get_settings, use_settings_file, settings_table, load_settin
 from .obs import configure_logging
 
 # %% auto #0
-__all__ = ['console', 'err_console', 'app', 'config_app', 'data_app', 'state', 'settings', 'quiet_logs', 'fail', 'main',
-           'config_show', 'settings_lines', 'config_check', 'open_store', 'positive', 'data_import', 'data_ls',
-           'inventory_lines']
+__all__ = ['console', 'err_console', 'app', 'config_app', 'data_app', 'state', 'ParamOpt', 'SymbolsOpt', 'TfOpt', 'FromOpt',
+           'ToOpt', 'SourceOpt', 'ChainOpt', 'FillOpt', 'settings', 'quiet_logs', 'fail', 'main', 'config_show',
+           'settings_lines', 'config_check', 'open_store', 'positive', 'data_import', 'data_ls', 'inventory_lines',
+           'split_symbols']
 
 # %% ../nbs/90_cli.ipynb #2df78530
 console = Console()
@@ -328,3 +329,24 @@ def inventory_lines(g, kind: str, width: int = 80) -> list[str]:
         else:
             out += [head, f"    {r[5]}"]  # a pool address on its own line, never cut
     return out
+
+# %% ../nbs/90_cli.ipynb #9d623e64
+ParamOpt = Annotated[List[str], typer.Option("--param", help="Strategy parameter name=value (repeatable).")]
+SymbolsOpt = Annotated[
+    Optional[List[str]],
+    typer.Option("--symbols", help="Symbols (repeatable or comma-separated; default: all stored)."),
+]
+TfOpt = Annotated[str, typer.Option("--tf", help="Timeframe of the stored candles, e.g. 5m.")]
+FromOpt = Annotated[Optional[str], typer.Option("--from", help="Start (inclusive): a date, a time or a unix time.")]
+ToOpt = Annotated[Optional[str], typer.Option("--to", help="End (exclusive).")]
+SourceOpt = Annotated[
+    Optional[str], typer.Option("--source", help="Data source, when several stored the same symbols.")
+]
+ChainOpt = Annotated[Optional[str], typer.Option("--chain", help="Chain of the data.")]
+FillOpt = Annotated[str, typer.Option("--fill", help="Fill model: auto, bar, volume, amm, pumpfun.")]
+
+
+def split_symbols(items: list[str] | None) -> list[str] | None:
+    "`--symbols` values, each possibly comma-separated, as one list (None when empty)."
+    out = [s.strip() for it in items or [] for s in str(it).split(",") if s.strip()]
+    return out or None

@@ -21,9 +21,9 @@ class OpsError(MemebotError):
 
 # %% auto #0
 __all__ = ['log', 'REPORTS', 'QS_MODEL', 'OpsError', 'prefect_env', 'WatchItem', 'parse_watchlist', 'task_runner',
-           'pickle_by_value', 'provider_slot', 'store_path', 'backfill_item', 'backfill_shard', 'merge_candles',
-           'quality_check', 'split_grid', 'sweep_chunk', 'sweep_frame', 'training_candles', 'feature_summary',
-           'live_preflight', 'reports_dir', 'run_report', 'QuickstartResult', 'quickstart']
+           'pickle_by_value', 'provider_slot', 'store_path', 'opened_store', 'backfill_item', 'backfill_shard',
+           'merge_candles', 'quality_check', 'split_grid', 'sweep_chunk', 'sweep_frame', 'training_candles',
+           'feature_summary', 'live_preflight', 'reports_dir', 'run_report', 'QuickstartResult', 'quickstart']
 
 # %% ../nbs/99_ops.ipynb #479adb9b
 def prefect_env(
@@ -161,6 +161,22 @@ def store_path(path: str | Path | None = None, settings: Settings | None = None)
     return Path(path) if path else s.resolve(s.store.path)
 
 
+@contextlib.contextmanager
+def opened_store(
+    path: str | Path | None = None,  # the store file (default `[store] path`)
+    settings: Settings | None = None,
+    read_only: bool = False,  # read-only: a store that does not exist is an OpsError, not a new empty file
+):
+    "The flow tasks' one way to open the store: yields it and closes it, whatever happens."
+    from memebot.data.store import Store
+
+    p = store_path(path, settings)
+    if read_only and not p.exists():
+        raise OpsError(f"store {p}: no such database (backfill or import candles first)")
+    with Store(p, read_only=read_only) as st:
+        yield st
+
+
 def backfill_item(
     item: WatchItem | str,
     store: str | Path | None = None,  # the entry and the store file
@@ -169,18 +185,13 @@ def backfill_item(
     settings: Settings | None = None,
 ) -> dict:
     "Backfill one watchlist entry into the store (within the provider's concurrency slot); returns counts."
-    from memebot.data.store import Store
 
     s = settings or get_settings()
     it = parse_watchlist([str(item)])[0] if isinstance(item, str) else item
     until = ts_from(until) if until is not None else time.time_ns()
     since = ts_from(since) if since is not None else until - int(s.flows.backfill_days * 86400 * NS)
-    with provider_slot(it.source, settings=s):
-        st = Store(store_path(store, s))
-        try:
-            return asyncio.run(_backfill(st, it, since, until, s))
-        finally:
-            st.close()
+    with provider_slot(it.source, settings=s), opened_store(store, s) as st:
+        return asyncio.run(_backfill(st, it, since, until, s))
 
 
 async def _backfill(st, it, since, until, s):
@@ -215,12 +226,11 @@ def merge_candles(
     frames: list[pd.DataFrame], store: str | Path | None = None, settings: Settings | None = None
 ) -> dict:
     "Upsert shard candles into the store (invalid bars quarantined); returns row counts."
-    from memebot.data.store import Store, upsert
+    from memebot.data.store import upsert
     from memebot.data.quality import quarantine_invalid
 
-    st = Store(store_path(store, settings))
     out = {"rows": 0, "new": 0, "quarantined": 0}
-    try:
+    with opened_store(store, settings) as st:
         for df in frames:
             if df is None or not len(df):
                 continue
@@ -229,8 +239,6 @@ def merge_candles(
             out["rows"] += len(df)
             out["new"] += r["new"]
             out["quarantined"] += nbad
-    finally:
-        st.close()
     return out
 
 
@@ -238,19 +246,15 @@ def quality_check(
     store: str | Path | None = None, items: list[WatchItem | str] | None = None, settings: Settings | None = None
 ) -> pd.DataFrame:
     "The data-quality report (one row per series) for the watchlist entries, findings written to quarantine."
-    from memebot.data.store import Store
     from memebot.data.quality import quality_report
 
     s = settings or get_settings()
-    st = Store(store_path(store, s))
-    try:
+    with opened_store(store, s) as st:
         if not items:
             return quality_report(st, settings=s)
         its = [parse_watchlist([str(i)])[0] if isinstance(i, str) else i for i in items]
         parts = [quality_report(st, it.source, it.chain, it.pool, it.tf, settings=s) for it in its]
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    finally:
-        st.close()
 
 # %% ../nbs/99_ops.ipynb #84c4c32e
 def split_grid(
@@ -282,17 +286,10 @@ def sweep_frame(
     settings: Settings | None = None,
 ) -> pd.DataFrame:
     "The (field, symbol) candle frame a sweep runs on, from the store."
-    from memebot.data.store import Store
     from memebot.backtest import CandleFeed
 
-    p = store_path(store, settings)
-    if not p.exists():
-        raise OpsError(f"store {p}: no such database (backfill or import candles first)")
-    st = Store(p, read_only=True)
-    try:
+    with opened_store(store, settings, read_only=True) as st:
         return CandleFeed.from_store(st, symbols, tf, source=source).frame(tf)
-    finally:
-        st.close()
 
 # %% ../nbs/99_ops.ipynb #4eee2954
 def training_candles(
@@ -303,17 +300,12 @@ def training_candles(
     settings: Settings | None = None,
 ) -> pd.DataFrame:
     "Long candles (symbol, ts, OHLCV) for training, from the store."
-    from memebot.data.store import Store, candles
+    from memebot.data.store import candles
     from memebot.features import CONTEXT_SYMBOLS
 
     p = store_path(store, settings)
-    if not p.exists():
-        raise OpsError(f"store {p}: no such database (backfill or import candles first)")
-    st = Store(p, read_only=True)
-    try:
+    with opened_store(p, settings, read_only=True) as st:
         df = candles(st, None if symbols is None else sorted(set(symbols) | set(CONTEXT_SYMBOLS)), tf=tf, source=source)
-    finally:
-        st.close()
     if df.empty:
         raise OpsError(f"no {tf} candles in {p}{' from ' + source if source else ''}")
     return df[["symbol", "ts", "open", "high", "low", "close", "volume"]].reset_index(drop=True)
@@ -594,7 +586,7 @@ def quickstart(
             secs[k] = round(time.perf_counter() - t0, 2)
             prog.update(tasks[k], completed=1, description=f"[green]✓ {k}[/] {note}")
 
-        from memebot.data.store import Store, candles
+        from memebot.data.store import Store
         from memebot.data.sim import MarketSim
 
         t0 = stage("simulate market")

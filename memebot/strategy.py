@@ -391,7 +391,10 @@ class _LongFlat(Strategy):
     def _act(self, ctx, bars, enter: np.ndarray, leave: np.ndarray):
         "Buy where `enter` and flat, close where `leave` and long (or buying)."
         cur = ctx.long_mask(bars.idx)
-        go, out = enter & ~cur, leave & cur
+        self._apply(ctx, bars, enter & ~cur, leave & cur)
+
+    def _apply(self, ctx, bars, go: np.ndarray, out: np.ndarray):
+        "Enter the symbols of `bars` where `go`, close them where `out` (masks already checked against the account)."
         for j in np.flatnonzero(go | out):
             if go[j]:
                 self._enter(ctx, bars.symbols[j])
@@ -434,11 +437,7 @@ class EmaCross(_LongFlat):
                 self._warm = len(n)
         flip = want != ctx.long_mask(i)  # leave = not want: acting on the difference is _act, cheaper
         if flip.any():
-            for j in np.flatnonzero(flip):
-                if want[j]:
-                    self._enter(ctx, bars.symbols[j])
-                else:
-                    ctx.close(bars.symbols[j], tag=self.name)
+            self._apply(ctx, bars, flip & want, flip & ~want)
 
     def signals(self, frame):
         c = frame["close"]

@@ -13,7 +13,8 @@ import typer
 from rich.table import Table
 from rich.console import Group
 from ..core import MemebotError, ValidationError, Chain, NS, ts_to_datetime
-from ..cli import app, settings, console, err_console, open_store
+from ..cli import app, settings, console, err_console, open_store, split_symbols
+from ..cli import ParamOpt, FromOpt, ToOpt, SourceOpt, ChainOpt, FillOpt
 from ..live import FEEDS, build_feed
 
 # %% auto #0
@@ -22,11 +23,6 @@ __all__ = ['PaperError', 'dashboard', 'status_line', 'paper_cmd']
 # %% ../../nbs/94_commands.paper.ipynb #a0ec28cf
 class PaperError(MemebotError):
     "A paper run cannot be started (bad option, no data, unknown or taken run id)."
-
-
-def _symbols(items) -> list[str] | None:
-    out = [s.strip() for it in items or [] for s in str(it).split(",") if s.strip()]
-    return out or None
 
 # %% ../../nbs/94_commands.paper.ipynb #9e699a8e
 def _t(ns) -> str:
@@ -134,19 +130,17 @@ def paper_cmd(
     feed: str = typer.Option(
         "replay", "--feed", help="Market data: replay (stored candles), sim (simulator), live (Solana websocket)."
     ),
-    param: List[str] = typer.Option([], "--param", help="Strategy parameter name=value (repeatable)."),
+    param: ParamOpt = [],
     symbols: Optional[List[str]] = typer.Option(
         None, "--symbols", help="replay: symbols; live: pool accounts or programs (repeatable or comma-separated)."
     ),
     tf: str = typer.Option(
         "5m", "--tf", help="replay: timeframe of the stored candles; live: bar timeframe to build (with --bars)."
     ),
-    start: Optional[str] = typer.Option(None, "--from", help="replay: start (inclusive)."),
-    end: Optional[str] = typer.Option(None, "--to", help="replay: end (exclusive)."),
-    source: Optional[str] = typer.Option(
-        None, "--source", help="replay: data source when several stored the same symbols."
-    ),
-    chain: Optional[str] = typer.Option(None, "--chain", help="replay: chain of the data."),
+    start: FromOpt = None,
+    end: ToOpt = None,
+    source: SourceOpt = None,
+    chain: ChainOpt = None,
     speed: Optional[float] = typer.Option(
         None, "--speed", help="replay/sim: multiple of real time (default or 0: as fast as possible)."
     ),
@@ -161,7 +155,7 @@ def paper_cmd(
         False, "--resume", help="Continue the stored run --run-id (same strategy, parameters and feed)."
     ),
     cash: Optional[float] = typer.Option(None, "--cash", help="Starting cash (default [live] starting_cash_usd)."),
-    fill: str = typer.Option("auto", "--fill", help="Fill model (as in backtests): auto, bar, volume, amm, pumpfun."),
+    fill: FillOpt = "auto",
     fee_bps: Optional[float] = typer.Option(None, "--fee-bps", help="Venue/LP fee in bps (default per venue)."),
     liquidity: float = typer.Option(
         100_000.0, "--liquidity", help="amm model: assumed pool size (quote units) when reserves are unknown."
@@ -225,7 +219,7 @@ def paper_cmd(
         params = parse_param_args(param)
         spec = {
             "feed": feed,
-            "symbols": _symbols(symbols),
+            "symbols": split_symbols(symbols),
             "tf": tf,
             "start": start,
             "end": end,

@@ -13,7 +13,8 @@ import typer
 from rich.table import Table
 from ..core import MemebotError, ValidationError, Chain
 from ..core import parse_range, json_safe
-from ..cli import app, settings, console, err_console, open_store, positive, quiet_logs
+from ..cli import app, settings, console, err_console, open_store, positive, quiet_logs, split_symbols
+from ..cli import ParamOpt, SymbolsOpt, TfOpt, FromOpt, ToOpt, SourceOpt, ChainOpt, FillOpt
 
 # %% auto #0
 __all__ = ['ResearchError', 'load_candles', 'trades_json', 'print_orders', 'backtest_cmd', 'sweep_cmd', 'strategies_cmd']
@@ -21,11 +22,6 @@ __all__ = ['ResearchError', 'load_candles', 'trades_json', 'print_orders', 'back
 # %% ../../nbs/93_commands.research.ipynb #b4ad5f7a
 class ResearchError(MemebotError):
     "A backtest or sweep request cannot be served (no data, unknown symbol, bad option)."
-
-
-def _symbols(items: list[str] | None) -> list[str] | None:
-    out = [s.strip() for it in items or [] for s in str(it).split(",") if s.strip()]
-    return out or None
 
 
 def load_candles(
@@ -125,17 +121,15 @@ _METRIC_ROWS = [
 @app.command("backtest")
 def backtest_cmd(
     strategy: str = typer.Option(..., "--strategy", help="Strategy name (see `memebot strategies`)."),
-    param: List[str] = typer.Option([], "--param", help="Strategy parameter name=value (repeatable)."),
-    symbols: Optional[List[str]] = typer.Option(
-        None, "--symbols", help="Symbols (repeatable or comma-separated; default: all stored)."
-    ),
-    tf: str = typer.Option("5m", "--tf", help="Timeframe."),
-    start: Optional[str] = typer.Option(None, "--from", help="Start (inclusive), e.g. 2025-01-01."),
-    end: Optional[str] = typer.Option(None, "--to", help="End (exclusive)."),
-    source: Optional[str] = typer.Option(None, "--source", help="Data source when several stored the same symbols."),
-    chain: Optional[str] = typer.Option(None, "--chain", help="Chain of the data."),
+    param: ParamOpt = [],
+    symbols: SymbolsOpt = None,
+    tf: TfOpt = "5m",
+    start: FromOpt = None,
+    end: ToOpt = None,
+    source: SourceOpt = None,
+    chain: ChainOpt = None,
     cash: Optional[float] = typer.Option(None, "--cash", help="Initial cash (default [backtest] initial_cash_usd)."),
-    fill: str = typer.Option("auto", "--fill", help="Fill model: auto, bar, volume, amm, pumpfun."),
+    fill: FillOpt = "auto",
     fee_bps: Optional[float] = typer.Option(
         None, "--fee-bps", help="Venue/LP fee in bps (default per venue from settings)."
     ),
@@ -171,7 +165,7 @@ def backtest_cmd(
     if not 0 <= fail_prob < 1:
         raise ResearchError(f"--fail-prob {fail_prob}: expected a probability in [0, 1)")
     strat = get_strategy(strategy, parse_param_args(param))
-    feed, ch = load_candles(_symbols(symbols), tf, start, end, source, chain)
+    feed, ch = load_candles(split_symbols(symbols), tf, start, end, source, chain)
     s = settings()
     broker = make_broker(fill, ch, fee_bps, slippage_bps, liquidity, failure_prob=fail_prob, seed=seed, settings=s)
     with (
@@ -259,13 +253,13 @@ class _null:
 def sweep_cmd(
     strategy: str = typer.Option(..., "--strategy", help="Strategy name (must have vectorized signals)."),
     grid: List[str] = typer.Option(..., "--grid", help="name=start:stop:step or name=v1,v2 (repeatable)."),
-    param: List[str] = typer.Option([], "--param", help="Fixed parameter name=value (repeatable)."),
-    symbols: Optional[List[str]] = typer.Option(None, "--symbols", help="Symbols (repeatable or comma-separated)."),
-    tf: str = typer.Option("5m", "--tf"),
-    start: Optional[str] = typer.Option(None, "--from"),
-    end: Optional[str] = typer.Option(None, "--to"),
-    source: Optional[str] = typer.Option(None, "--source"),
-    chain: Optional[str] = typer.Option(None, "--chain"),
+    param: ParamOpt = [],
+    symbols: SymbolsOpt = None,
+    tf: TfOpt = "5m",
+    start: FromOpt = None,
+    end: ToOpt = None,
+    source: SourceOpt = None,
+    chain: ChainOpt = None,
     cash: Optional[float] = typer.Option(None, "--cash"),
     fee_bps: Optional[float] = typer.Option(None, "--fee-bps"),
     slippage_bps: float = typer.Option(0.0, "--slippage-bps"),
@@ -288,7 +282,7 @@ def sweep_cmd(
         g.setdefault(k, [v])
     if metric not in ("sharpe", "total_return", "max_drawdown", "trades"):
         raise ResearchError(f"--metric {metric!r}: expected sharpe, total_return, max_drawdown or trades")
-    feed, ch = load_candles(_symbols(symbols), tf, start, end, source, chain)
+    feed, ch = load_candles(split_symbols(symbols), tf, start, end, source, chain)
     s = settings()
     fee = (s.backtest.cex_fee_bps if ch == "cex" else s.backtest.raydium_fee_bps) if fee_bps is None else fee_bps
     t0 = time.perf_counter()
