@@ -5,7 +5,7 @@ pump.fun bonding-curve state — a verdict with reasons that the risk engine enf
 
 # %% ../../nbs/51_risk.safety.ipynb #3c3a2f05
 from __future__ import annotations
-import struct, time
+import base64, struct, time
 from dataclasses import dataclass, field
 from solders.pubkey import Pubkey
 from typing import Awaitable, Callable
@@ -246,7 +246,7 @@ class TokenSafetyChecker:
             for a, ta in zip(largest, accs):
                 if ta is None:
                     continue
-                raw = __import__("base64").b64decode(ta["data"][0])
+                raw = base64.b64decode(ta["data"][0])
                 if len(raw) < 64:
                     continue
                 owner = Pubkey.from_bytes(raw[32:64])
