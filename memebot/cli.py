@@ -112,13 +112,19 @@ def fail(msg: str, code: int = 2):
 
 # typer ships its own copy of click (`typer._click`); a usage error may come from either
 _tclick = getattr(typer, "_click", None)
+
+
 _EXIT = tuple({click.exceptions.Exit, getattr(getattr(_tclick, "exceptions", None), "Exit", click.exceptions.Exit)})
+
+
 _ABORT = tuple({click.exceptions.Abort, getattr(getattr(_tclick, "exceptions", None), "Abort", click.exceptions.Abort)})
+
+
 _CLICK = tuple(
     {click.ClickException, getattr(getattr(_tclick, "exceptions", None), "ClickException", click.ClickException)}
 )
 
-
+# %% ../nbs/90_cli.ipynb #c56a4cf501
 def main(argv: list[str] | None = None):
     "Run the memebot command line."
     argv = sys.argv[1:] if argv is None else argv
@@ -210,7 +216,7 @@ def positive(
         raise ValidationError("option", opt, f"{value} is not a positive number")
     return float(value)
 
-
+# %% ../nbs/90_cli.ipynb #5af75ad101
 @data_app.command("import")
 def data_import(
     paths: List[Path] = typer.Argument(..., help="Files to import (parquet, feather, CSV, GeckoTerminal JSON)."),
@@ -253,7 +259,7 @@ def data_import(
             highlight=False,
         )
 
-
+# %% ../nbs/90_cli.ipynb #5af75ad102
 @data_app.command("ls")
 def data_ls(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")):
     "What is stored: symbols/pools, timeframes, spans and row counts."
@@ -296,7 +302,7 @@ def _minute(ts) -> str:
 
     return pd.Timestamp(ts).strftime("%Y-%m-%d %H:%M")
 
-
+# %% ../nbs/90_cli.ipynb #5af75ad103
 def inventory_lines(g, kind: str, width: int = 80) -> list[str]:
     "One kind's inventory in columns that read at 80: the symbol last, on a line of its own when it is long (pools)."
     rows = [

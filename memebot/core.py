@@ -218,7 +218,7 @@ class Side(str, enum.Enum):
     def sign(self) -> int:
         return 1 if self is Side.BUY else -1
 
-
+# %% ../nbs/00_core.ipynb #bd78a7f701
 @dataclass(slots=True)
 class Candle:
     "One OHLCV bar; `ts` is the bar's open time in UTC ns."
@@ -267,7 +267,7 @@ class Swap:
     def price(self) -> float:
         return self.quote_amount / self.base_amount if self.base_amount else float("nan")
 
-
+# %% ../nbs/00_core.ipynb #bd78a7f702
 @dataclass(frozen=True, slots=True)
 class Quote:
     "A venue's offer to swap `in_amount` atoms of `in_token` for `out_amount` atoms of `out_token`."
@@ -392,6 +392,8 @@ class OrderStatus(str, enum.Enum):
 
 
 _TERMINAL = {OrderStatus.FILLED, OrderStatus.REJECTED, OrderStatus.EXPIRED, OrderStatus.FAILED, OrderStatus.CANCELLED}
+
+
 ORDER_TRANSITIONS = {
     OrderStatus.NEW: {OrderStatus.SUBMITTED, OrderStatus.REJECTED, OrderStatus.CANCELLED, OrderStatus.EXPIRED},
     OrderStatus.SUBMITTED: {
@@ -418,7 +420,7 @@ class InvalidOrderTransition(MemebotError):
 
 _cid_counter = itertools.count()
 
-
+# %% ../nbs/00_core.ipynb #84f9b61201
 def new_client_id(
     prefix: str = "mb",  # a short tag, e.g. the strategy name
 ) -> str:
@@ -470,7 +472,7 @@ class NotionalOrder(Order):
 
     notional: float = 0.0
 
-
+# %% ../nbs/00_core.ipynb #84f9b61202
 @dataclass(frozen=True, slots=True)
 class Fill:
     "An execution of (part of) an order; `fee` is in the quote currency."

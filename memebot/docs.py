@@ -74,6 +74,7 @@ def _skip_flags(root: Path) -> set[str]:
 
 _DIRECTIVE = re.compile(r"^\s*#\s*\|\s*(.+?)\s*$", re.M)
 
+
 _CSS = """
 .jupyter-wrapper .jp-InputArea pre, .jupyter-wrapper .jp-OutputArea pre, .md-typeset pre > code {
   overflow-x: auto !important; white-space: pre !important; max-width: 100%;
@@ -99,7 +100,7 @@ def for_readers(nb: dict) -> dict:
         cells.append(c)
     return dict(nb, cells=cells)
 
-
+# %% ../nbs/98_docs.ipynb #53a41dd801
 def execute_notebook(src: Path, dest: Path, timeout: int = 600, skip_flags: set[str] | None = None):
     "Execute a notebook in its folder as nbdev-test does (skipping flagged and `eval: false` cells) and save it."
     import nbformat, logging
@@ -129,7 +130,7 @@ def execute_notebook(src: Path, dest: Path, timeout: int = 600, skip_flags: set[
         nb.cells[i].outputs, nb.cells[i].execution_count = c.outputs, c.execution_count
     nbformat.write(nb, dest)
 
-
+# %% ../nbs/98_docs.ipynb #53a41dd802
 def build_docs(
     root: Path | str,  # the project root (has nbs/ and README.md)
     out: Path | str,  # the site folder (created or replaced)

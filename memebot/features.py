@@ -22,7 +22,11 @@ class FeatureError(MemebotError):
 
 
 RET_HORIZONS = (1, 3, 12, 48)  # bars
+
+
 VOL_WINDOWS = (12, 48, 288)  # bars
+
+
 CANDLE_COLS = ("body", "upper", "lower", "range", "ret_1", "vol_ratio", "brk_20")  # what the pattern CNN looks at
 
 
@@ -31,7 +35,7 @@ def _need(df, cols, what):
     if miss:
         raise FeatureError(f"{what}: missing column(s) {', '.join(miss)}")
 
-
+# %% ../nbs/20_features.ipynb #dc1b898c01
 def symbol_features(
     df: pd.DataFrame,  # one symbol's candles: ts, open, high, low, close, volume (sorted by ts)
 ) -> pd.DataFrame:
@@ -253,7 +257,7 @@ def data_fingerprint(candles: pd.DataFrame) -> str:
     hv = pd.util.hash_pandas_object(d, index=False).to_numpy()
     return hashlib.sha256(hv.tobytes()).hexdigest()[:16]
 
-
+# %% ../nbs/20_features.ipynb #99bda1d401
 def make_dataset(
     candles: pd.DataFrame,  # long candles (symbol, ts, OHLCV); context symbols may be included
     h: int = 1,  # label horizon (bars)

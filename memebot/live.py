@@ -39,6 +39,7 @@ from .risk import RiskEngine, RiskChain, TradingState
 from .data.store import Store, register_migration, ensure_schema
 from .data.replay import paced
 from .obs import get_logger, counter, gauge, histogram
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['FEEDS', 'BarSlices', 'Paced', 'RunError', 'save_run', 'load_run', 'build_feed', 'TradingNode', 'VenueBroker']
@@ -61,56 +62,61 @@ class BarSlices(Feed):
             self.symbols = tuple(symbols)
         self.fast_until = -1
 
-    def __iter__(self):
-        rank = {s: i for i, s in enumerate(self.symbols or ())}
-        key = grp = None
+# %% ../nbs/70_live.ipynb #9b68d69d01
+@patch
+def __iter__(self: BarSlices):
+    rank = {s: i for i, s in enumerate(self.symbols or ())}
+    key = grp = None
 
-        def emit(key, grp):
-            ts, tf = key
-            grp.sort(key=lambda c: rank[c.symbol])
-            o = np.array(
-                [
-                    [c.open for c in grp],
-                    [c.high for c in grp],
-                    [c.low for c in grp],
-                    [c.close for c in grp],
-                    [c.volume for c in grp],
-                ],
-                float,
-            )
-            b = Bars(ts + tf_seconds(tf) * NS, ts, tf, tuple(c.symbol for c in grp), o)
-            self.clock.advance_to(b.ts)
-            return b
-
-        for c in self.feed:
-            k = (c.ts, c.tf)
-            if k != key:
-                if grp:
-                    new = sorted({x.symbol for x in grp if x.symbol not in rank})
-                    for s in new:
-                        rank[s] = len(rank)
-                    yield emit(key, grp)
-                key, grp = k, []
-            grp.append(c)
-        if grp:
-            for s in sorted({x.symbol for x in grp if x.symbol not in rank}):
-                rank[s] = len(rank)
-            yield emit(key, grp)
-
-    async def _aiter(self):
-        async for b in paced(iter(self), self):
-            yield b
-
-    @classmethod
-    def from_replay(cls, replay, speed: float | None = None) -> BarSlices:
-        "Slices of a candle `ReplayFeed`, with its universe ordered as the backtest's `CandleFeed` orders it."
-        sql, args = replay.query()
-        rows = (
-            replay.store.cursor()
-            .execute(f"SELECT symbol, min(ts) t FROM ({sql}) GROUP BY symbol ORDER BY t, symbol", args)
-            .fetchall()
+    def emit(key, grp):
+        ts, tf = key
+        grp.sort(key=lambda c: rank[c.symbol])
+        o = np.array(
+            [
+                [c.open for c in grp],
+                [c.high for c in grp],
+                [c.low for c in grp],
+                [c.close for c in grp],
+                [c.volume for c in grp],
+            ],
+            float,
         )
-        return cls(replay, speed, [r[0] for r in rows])
+        b = Bars(ts + tf_seconds(tf) * NS, ts, tf, tuple(c.symbol for c in grp), o)
+        self.clock.advance_to(b.ts)
+        return b
+
+    for c in self.feed:
+        k = (c.ts, c.tf)
+        if k != key:
+            if grp:
+                new = sorted({x.symbol for x in grp if x.symbol not in rank})
+                for s in new:
+                    rank[s] = len(rank)
+                yield emit(key, grp)
+            key, grp = k, []
+        grp.append(c)
+    if grp:
+        for s in sorted({x.symbol for x in grp if x.symbol not in rank}):
+            rank[s] = len(rank)
+        yield emit(key, grp)
+
+# %% ../nbs/70_live.ipynb #9b68d69d02
+@patch
+async def _aiter(self: BarSlices):
+    async for b in paced(iter(self), self):
+        yield b
+
+# %% ../nbs/70_live.ipynb #9b68d69d03
+@patch(cls_method=True)
+def from_replay(cls: BarSlices, replay, speed: float | None = None) -> BarSlices:
+    "Slices of a candle `ReplayFeed`, with its universe ordered as the backtest's `CandleFeed` orders it."
+    sql, args = replay.query()
+    rows = (
+        replay.store.cursor()
+        .execute(f"SELECT symbol, min(ts) t FROM ({sql}) GROUP BY symbol ORDER BY t, symbol", args)
+        .fetchall()
+    )
+    return cls(replay, speed, [r[0] for r in rows])
 
 # %% ../nbs/70_live.ipynb #7e6a5e93
 class Paced(Feed):
@@ -177,7 +183,7 @@ def save_run(
             ],
         )
 
-
+# %% ../nbs/70_live.ipynb #64f1129401
 def load_run(store: Store, run_id: str) -> dict | None:
     "The run record of `run_id` (None if unknown)."
     ensure_schema(store)
@@ -204,7 +210,7 @@ def load_run(store: Store, run_id: str) -> dict | None:
 # %% ../nbs/70_live.ipynb #4ee38d7f
 FEEDS = ("replay", "sim", "live")
 
-
+# %% ../nbs/70_live.ipynb #4ee38d7f01
 def build_feed(
     spec: dict,  # the run spec: feed, tf, symbols, start, end, source, chain, speed, seed, minutes, ...
     store_path=None,  # the market store (default `[store] path`); read only while loading a replay
@@ -278,15 +284,27 @@ def build_feed(
 
 # %% ../nbs/70_live.ipynb #9b74d4d1
 _TTO = histogram("tick_to_order_seconds", "Market event in -> order handed to the broker (risk checks included)")
+
+
 _EVENTS = counter("node_events_total", "Market events processed by a node", ["run_id"])
+
+
 _NODE_ORDERS = counter("node_orders_total", "Orders a node handed to its broker", ["run_id"])
+
+
 _PNL = gauge("node_pnl", "PnL of a node's account in the quote currency", ["run_id", "kind"])
+
+
 _EQUITY = gauge("node_equity", "Equity (cash + positions at last prices) of a node's account", ["run_id"])
+
+
 _LAG = gauge(
     "feed_lag_seconds",
     "Live feeds: wall time minus the last event's time; replays: wall time since the last event",
     ["run_id"],
 )
+
+
 _OPEN = gauge("node_open_orders", "Orders submitted and not done", ["run_id"])
 
 
@@ -319,7 +337,7 @@ class _Timed(Broker):
     def open_orders(self) -> list:
         return self.b.open_orders()
 
-
+# %% ../nbs/70_live.ipynb #9b74d4d101
 class TradingNode:
     "Feed -> Strategy -> Risk -> Broker -> Ledger: the backtest Engine's per-event path in an async loop."
 
@@ -392,307 +410,341 @@ class TradingNode:
             self.engine.om.on_released = lambda o: ledger.release_held(o.client_id)
         self._recover()
 
-    # ---- restart -----------------------------------------------------------------------------------------------
-    def _recover(self):
-        "Reload the ledger: replay deterministically (replayable feeds) or restore positions and open orders (live)."
-        led = self.ledger
-        if led is None:
-            return
-        led.reload()
-        held = led.held()
-        if not led.orders and not held:
-            self.mode = "fresh"
-            return
-        if self.feed.replayable:
-            self.mode = "replay"
-            rec = load_run(self.store, self.run_id) if self.store is not None else None
-            if rec and rec.get("last_ts"):
-                self.feed.fast_until = rec["last_ts"]  # catch up unpaced
-        else:
-            self.mode = "restore"
-            fills = led.fills()
-            put = self.broker.restore(led.open_orders(), fills)
-            self.engine.restore(fills, put, held, list(led.orders))  # held stops and take-profits keep protecting
-        self.log.info(
-            "node_recovered",
-            mode=self.mode,
-            orders=len(led.orders),
-            open=len(led.open_orders()),
-            held=len(held),
-            positions={s: p.qty for s, p in led.portfolio.positions.items() if p.qty},
-        )
+# %% ../nbs/70_live.ipynb #9b74d4d102
+# ---- restart -----------------------------------------------------------------------------------------------
+@patch
+def _recover(self: TradingNode):
+    "Reload the ledger: replay deterministically (replayable feeds) or restore positions and open orders (live)."
+    led = self.ledger
+    if led is None:
+        return
+    led.reload()
+    held = led.held()
+    if not led.orders and not held:
+        self.mode = "fresh"
+        return
+    if self.feed.replayable:
+        self.mode = "replay"
+        rec = load_run(self.store, self.run_id) if self.store is not None else None
+        if rec and rec.get("last_ts"):
+            self.feed.fast_until = rec["last_ts"]  # catch up unpaced
+    else:
+        self.mode = "restore"
+        fills = led.fills()
+        put = self.broker.restore(led.open_orders(), fills)
+        self.engine.restore(fills, put, held, list(led.orders))  # held stops and take-profits keep protecting
+    self.log.info(
+        "node_recovered",
+        mode=self.mode,
+        orders=len(led.orders),
+        open=len(led.open_orders()),
+        held=len(held),
+        positions={s: p.qty for s, p in led.portfolio.positions.items() if p.qty},
+    )
 
-    def consistency(self) -> list[str]:
-        "Differences between the ledger (reloaded from the store) and the engine's account ([] when consistent)."
-        if self.ledger is None:
-            return []
-        led = self.ledger.reload()
-        e = self.engine
-        out = []
-        for s in set(led.portfolio.positions) | set(e.portfolio.positions):
-            a, b = led.portfolio.qty(s), e.portfolio.qty(s)
-            if abs(a - b) > 1e-9 * max(abs(a), abs(b), 1.0):
-                out.append(f"position {s}: ledger {a} vs engine {b}")
-        if len(led.fills()) != len(e.fills):
-            out.append(f"fills: ledger {len(led.fills())} vs engine {len(e.fills)}")
-        return out
+# %% ../nbs/70_live.ipynb #9b74d4d103
+@patch
+def consistency(self: TradingNode) -> list[str]:
+    "Differences between the ledger (reloaded from the store) and the engine's account ([] when consistent)."
+    if self.ledger is None:
+        return []
+    led = self.ledger.reload()
+    e = self.engine
+    out = []
+    for s in set(led.portfolio.positions) | set(e.portfolio.positions):
+        a, b = led.portfolio.qty(s), e.portfolio.qty(s)
+        if abs(a - b) > 1e-9 * max(abs(a), abs(b), 1.0):
+            out.append(f"position {s}: ledger {a} vs engine {b}")
+    if len(led.fills()) != len(e.fills):
+        out.append(f"fills: ledger {len(led.fills())} vs engine {len(e.fills)}")
+    return out
 
-    # ---- halts -------------------------------------------------------------------------------------------------
-    def _on_halt(self, h):
-        if self._in_step:
-            self._halts.append(h)
-        else:
-            self._apply_halt(h)
+# %% ../nbs/70_live.ipynb #9b74d4d104
+# ---- halts -------------------------------------------------------------------------------------------------
+@patch
+def _on_halt(self: TradingNode, h):
+    if self._in_step:
+        self._halts.append(h)
+    else:
+        self._apply_halt(h)
 
-    def _apply_halt(self, h):
-        "Cancel every pending and held order; send flatten orders when the halt asks for it."
-        e = self.engine
-        n = e.ctx.cancel_all()
-        sent = []
-        if h.flatten:
-            for o in self.risk.flatten_orders(e.portfolio, e.now):
-                x = e.om.create(o.symbol, o.side, o.qty, now_ns=e.now, tag="flatten")
-                self._t_in = time.perf_counter_ns()
-                e.submit(x)
-                sent.append(x.client_id)
-        self.log.warning("node_halted", kind=h.kind, reason=h.reason, cancelled=n, flatten=sent)
+# %% ../nbs/70_live.ipynb #9b74d4d105
+@patch
+def _apply_halt(self: TradingNode, h):
+    "Cancel every pending and held order; send flatten orders when the halt asks for it."
+    e = self.engine
+    n = e.ctx.cancel_all()
+    sent = []
+    if h.flatten:
+        for o in self.risk.flatten_orders(e.portfolio, e.now):
+            x = e.om.create(o.symbol, o.side, o.qty, now_ns=e.now, tag="flatten")
+            self._t_in = time.perf_counter_ns()
+            e.submit(x)
+            sent.append(x.client_id)
+    self.log.warning("node_halted", kind=h.kind, reason=h.reason, cancelled=n, flatten=sent)
 
-    def _drain_halts(self):
-        hs, self._halts = self._halts, []
-        for h in hs:
-            self._apply_halt(h)
+# %% ../nbs/70_live.ipynb #9b74d4d106
+@patch
+def _drain_halts(self: TradingNode):
+    hs, self._halts = self._halts, []
+    for h in hs:
+        self._apply_halt(h)
 
-    # ---- the loop ----------------------------------------------------------------------------------------------
-    def stop(self, reason: str = "stop requested"):
-        "Stop after the current event (safe from signal handlers and other tasks)."
-        if not self._stopping:
-            self.log.info("node_stopping", reason=reason)
-        self._stopping = True
-        self.interrupted = True
-        if self._task is not None and not self._in_step:
-            self._task.cancel()
+# %% ../nbs/70_live.ipynb #9b74d4d107
+# ---- the loop ----------------------------------------------------------------------------------------------
+@patch
+def stop(self: TradingNode, reason: str = "stop requested"):
+    "Stop after the current event (safe from signal handlers and other tasks)."
+    if not self._stopping:
+        self.log.info("node_stopping", reason=reason)
+    self._stopping = True
+    self.interrupted = True
+    if self._task is not None and not self._in_step:
+        self._task.cancel()
 
-    async def _consume(self):
-        step, perf, e, flush = self.engine.step, time.perf_counter_ns, self.engine, self._flush
-        async for ev in self.feed:
-            self._t_in = perf()
-            self._in_step = True
-            try:
-                step(ev)
-            finally:
-                self._in_step = False
-                flush()
-            if self._halts:
-                self._drain_halts()
-            self.events += 1
-            self.last_ts = ev.ts
-            if self._t_in >= self._next_beat:
-                self._beat()  # a busy loop still beats (the timer task covers idle feeds)
-            if self._stopping:
-                break
-
-    def _beat(self):
-        "Heartbeat work: risk heartbeat (kill file, daily reset, stale feed), metrics, checkpoint."
-        self._next_beat = time.perf_counter_ns() + int(self.heartbeat_s * NS)
+# %% ../nbs/70_live.ipynb #9b74d4d108
+@patch
+async def _consume(self: TradingNode):
+    step, perf, e, flush = self.engine.step, time.perf_counter_ns, self.engine, self._flush
+    async for ev in self.feed:
+        self._t_in = perf()
         self._in_step = True
         try:
-            self.risk.heartbeat(
-                time.time_ns() if self.live_clock else self.engine.now
-            )  # replays: event time only (deterministic)
+            step(ev)
         finally:
             self._in_step = False
+            flush()
         if self._halts:
             self._drain_halts()
-        self._metrics()
-        self.checkpoint("running")
+        self.events += 1
+        self.last_ts = ev.ts
+        if self._t_in >= self._next_beat:
+            self._beat()  # a busy loop still beats (the timer task covers idle feeds)
+        if self._stopping:
+            break
 
-    def _metrics(self):
-        r = self.run_id
-        pf = self.engine.portfolio
-        _EVENTS.labels(r).inc(self.events - self._counted)
-        self._counted = self.events
-        _NODE_ORDERS.labels(r).inc(self.orders_sent - self._orders_counted)
-        self._orders_counted = self.orders_sent
-        real, unreal = pf.realized_pnl(), pf.unrealized_pnl()
-        _PNL.labels(r, "realized").set(real)
-        _PNL.labels(r, "unrealized").set(unreal)
-        _PNL.labels(r, "total").set(real + unreal)
-        _EQUITY.labels(r).set(self.engine.equity())
-        _OPEN.labels(r).set(len(pf.orders))
-        _LAG.labels(r).set(self.feed_lag_s())
+# %% ../nbs/70_live.ipynb #9b74d4d109
+@patch
+def _beat(self: TradingNode):
+    "Heartbeat work: risk heartbeat (kill file, daily reset, stale feed), metrics, checkpoint."
+    self._next_beat = time.perf_counter_ns() + int(self.heartbeat_s * NS)
+    self._in_step = True
+    try:
+        self.risk.heartbeat(
+            time.time_ns() if self.live_clock else self.engine.now
+        )  # replays: event time only (deterministic)
+    finally:
+        self._in_step = False
+    if self._halts:
+        self._drain_halts()
+    self._metrics()
+    self.checkpoint("running")
 
-    def feed_lag_s(self) -> float:
-        "Live: wall time minus the last event's time; replay/sim: wall seconds since the last event arrived."
-        if not self.events:
-            return 0.0
-        return (time.time_ns() - self.last_ts) / NS if self.live_clock else (time.perf_counter_ns() - self._t_in) / NS
+# %% ../nbs/70_live.ipynb #9b74d4d110
+@patch
+def _metrics(self: TradingNode):
+    r = self.run_id
+    pf = self.engine.portfolio
+    _EVENTS.labels(r).inc(self.events - self._counted)
+    self._counted = self.events
+    _NODE_ORDERS.labels(r).inc(self.orders_sent - self._orders_counted)
+    self._orders_counted = self.orders_sent
+    real, unreal = pf.realized_pnl(), pf.unrealized_pnl()
+    _PNL.labels(r, "realized").set(real)
+    _PNL.labels(r, "unrealized").set(unreal)
+    _PNL.labels(r, "total").set(real + unreal)
+    _EQUITY.labels(r).set(self.engine.equity())
+    _OPEN.labels(r).set(len(pf.orders))
+    _LAG.labels(r).set(self.feed_lag_s())
 
-    def checkpoint(self, status: str):
-        "Write the run record's status, last event time and event count."
-        self.status_text = status
-        if self.store is not None:
-            try:
-                save_run(self.store, self.run_id, status=status, last_ts=self.last_ts or None, events=self.events)
-            except Exception as err:
-                self.log.error("node_checkpoint_failed", error=repr(err))
+# %% ../nbs/70_live.ipynb #9b74d4d111
+@patch
+def feed_lag_s(self: TradingNode) -> float:
+    "Live: wall time minus the last event's time; replay/sim: wall seconds since the last event arrived."
+    if not self.events:
+        return 0.0
+    return (time.time_ns() - self.last_ts) / NS if self.live_clock else (time.perf_counter_ns() - self._t_in) / NS
 
-    async def _heartbeat(self):
-        while True:
-            await asyncio.sleep(max((self._next_beat - time.perf_counter_ns()) / NS, 0.001))
-            if not self._in_step and time.perf_counter_ns() >= self._next_beat:
-                self._beat()
-
-    def _signals(self, on: bool):
+# %% ../nbs/70_live.ipynb #9b74d4d112
+@patch
+def checkpoint(self: TradingNode, status: str):
+    "Write the run record's status, last event time and event count."
+    self.status_text = status
+    if self.store is not None:
         try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                if on:
-                    loop.add_signal_handler(sig, self.stop, f"signal {sig.name}")
-                else:
-                    loop.remove_signal_handler(sig)
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass
+            save_run(self.store, self.run_id, status=status, last_ts=self.last_ts or None, events=self.events)
+        except Exception as err:
+            self.log.error("node_checkpoint_failed", error=repr(err))
 
-    async def run(self, handle_signals: bool = True) -> BacktestResult:
-        "Run until the feed ends or `stop()` (SIGINT/SIGTERM); returns the same result object as a backtest."
+# %% ../nbs/70_live.ipynb #9b74d4d113
+@patch
+async def _heartbeat(self: TradingNode):
+    while True:
+        await asyncio.sleep(max((self._next_beat - time.perf_counter_ns()) / NS, 0.001))
+        if not self._in_step and time.perf_counter_ns() >= self._next_beat:
+            self._beat()
+
+# %% ../nbs/70_live.ipynb #9b74d4d114
+@patch
+def _signals(self: TradingNode, on: bool):
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            if on:
+                loop.add_signal_handler(sig, self.stop, f"signal {sig.name}")
+            else:
+                loop.remove_signal_handler(sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+
+# %% ../nbs/70_live.ipynb #9b74d4d115
+@patch
+async def run(self: TradingNode, handle_signals: bool = True) -> BacktestResult:
+    "Run until the feed ends or `stop()` (SIGINT/SIGTERM); returns the same result object as a backtest."
+    if handle_signals:
+        self._signals(True)
+    self.log.info("node_start", mode=self.mode, cash=self.cash, risk_state=self.risk.state.value)
+    self.checkpoint("running")
+    self.risk.publish(running=True)
+    hb = None
+    t0 = time.perf_counter()
+    status = "finished"
+    try:
+        self.engine.start()  # a strategy that cannot start fails the run, not leaves it running
+        hb = asyncio.create_task(self._heartbeat())
+        self._task = asyncio.create_task(self._consume())
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+        if self._stopping:
+            status = "stopped"
+    except BaseException:
+        status = "failed"
+        raise
+    finally:
+        if hb is not None:
+            hb.cancel()
+        self._task = None
         if handle_signals:
-            self._signals(True)
-        self.log.info("node_start", mode=self.mode, cash=self.cash, risk_state=self.risk.state.value)
-        self.checkpoint("running")
-        self.risk.publish(running=True)
-        hb = None
-        t0 = time.perf_counter()
-        status = "finished"
+            self._signals(False)
+        rep = await self.broker.drain()  # a venue with swaps in flight: let them land and book them
+        if rep:
+            self.engine.book(rep)
+        self._flush()
+        res = self.engine.finish(time.perf_counter() - t0, on_stop=status == "finished")  # interrupted: may resume
+        self._flush()
+        self._metrics()
+        self.checkpoint(status)
+        self.risk.publish(running=False)
         try:
-            self.engine.start()  # a strategy that cannot start fails the run, not leaves it running
-            hb = asyncio.create_task(self._heartbeat())
-            self._task = asyncio.create_task(self._consume())
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                if not self._stopping:
-                    raise
-            if self._stopping:
-                status = "stopped"
-        except BaseException:
-            status = "failed"
-            raise
-        finally:
-            if hb is not None:
-                hb.cancel()
-            self._task = None
-            if handle_signals:
-                self._signals(False)
-            rep = await self.broker.drain()  # a venue with swaps in flight: let them land and book them
-            if rep:
-                self.engine.book(rep)
-            self._flush()
-            res = self.engine.finish(time.perf_counter() - t0, on_stop=status == "finished")  # interrupted: may resume
-            self._flush()
-            self._metrics()
-            self.checkpoint(status)
-            self.risk.publish(running=False)
-            try:
-                await self.feed.close()
-            except Exception:
-                pass
-            bad = self.consistency() if status != "failed" else []
-            (self.log.error if bad else self.log.info)(
-                "node_stop",
-                status=status,
-                events=self.events,
-                orders=self.orders_sent,
-                fills=len(self.engine.fills),
-                inconsistent=bad,
+            await self.feed.close()
+        except Exception:
+            pass
+        bad = self.consistency() if status != "failed" else []
+        (self.log.error if bad else self.log.info)(
+            "node_stop",
+            status=status,
+            events=self.events,
+            orders=self.orders_sent,
+            fills=len(self.engine.fills),
+            inconsistent=bad,
+        )
+        lat = self.latency()
+        if lat["n"] and lat["p99_us"] > lat["target_us"]:
+            self.log.warning(
+                "tick_to_order_over_target", p99_us=round(lat["p99_us"]), target_us=lat["target_us"], n=lat["n"]
             )
-            lat = self.latency()
-            if lat["n"] and lat["p99_us"] > lat["target_us"]:
-                self.log.warning(
-                    "tick_to_order_over_target", p99_us=round(lat["p99_us"]), target_us=lat["target_us"], n=lat["n"]
-                )
-        self.result = res
-        return res
+    self.result = res
+    return res
 
-    # ---- for dashboards ----------------------------------------------------------------------------------------
-    def status(self) -> dict:
-        "A JSON-able snapshot: account, positions, PnL, risk state, feed lag, orders by outcome, rejections."
-        e = self.engine
-        pf = e.portfolio
-        pos = [
+# %% ../nbs/70_live.ipynb #9b74d4d116
+# ---- for dashboards ----------------------------------------------------------------------------------------
+@patch
+def status(self: TradingNode) -> dict:
+    "A JSON-able snapshot: account, positions, PnL, risk state, feed lag, orders by outcome, rejections."
+    e = self.engine
+    pf = e.portfolio
+    pos = [
+        {
+            "symbol": s,
+            "qty": p.qty,
+            "avg_price": p.avg_price,
+            "mark": pf.marks.get(s, math.nan),
+            "unrealized": p.unrealized(pf.marks.get(s, p.avg_price)),
+        }
+        for s, p in pf.positions.items()
+        if p.qty
+    ]
+    st = {**order_stats(e.orders, e.fills), "skipped": dict(e.skipped)}
+    paused = {k: v[1] for k, v in self.risk.paused.items() if v[0] > self.risk.now_ns}
+    return {
+        "run_id": self.run_id,
+        "environment": self.environment.value,
+        "status": self.status_text,
+        "mode": self.mode,
+        "events": self.events,
+        "last_ts": self.last_ts,
+        "feed_lag_s": self.feed_lag_s(),
+        "cash": pf.cash,
+        "equity": e.equity(),
+        "pnl": {"realized": pf.realized_pnl(), "unrealized": pf.unrealized_pnl(), "fees": pf.fees_paid},
+        "positions": pos,
+        "open_orders": len(pf.orders),
+        "orders": self.orders_sent,
+        "fills": len(e.fills),
+        "rejected": st["rejected"],
+        "order_stats": st,
+        "risk_checks": e.risk_label,
+        "risk": {"state": self.risk.state.value, "reason": self.risk.reason(), "paused": paused},
+        "last_orders": [
             {
-                "symbol": s,
-                "qty": p.qty,
-                "avg_price": p.avg_price,
-                "mark": pf.marks.get(s, math.nan),
-                "unrealized": p.unrealized(pf.marks.get(s, p.avg_price)),
+                "client_id": o.client_id,
+                "ts": o.ts,
+                "symbol": o.symbol,
+                "side": o.side.value,
+                "qty": o.qty,
+                "status": o.status.value,
+                "reason": o.reason,
             }
-            for s, p in pf.positions.items()
-            if p.qty
-        ]
-        st = {**order_stats(e.orders, e.fills), "skipped": dict(e.skipped)}
-        paused = {k: v[1] for k, v in self.risk.paused.items() if v[0] > self.risk.now_ns}
-        return {
-            "run_id": self.run_id,
-            "environment": self.environment.value,
-            "status": self.status_text,
-            "mode": self.mode,
-            "events": self.events,
-            "last_ts": self.last_ts,
-            "feed_lag_s": self.feed_lag_s(),
-            "cash": pf.cash,
-            "equity": e.equity(),
-            "pnl": {"realized": pf.realized_pnl(), "unrealized": pf.unrealized_pnl(), "fees": pf.fees_paid},
-            "positions": pos,
-            "open_orders": len(pf.orders),
-            "orders": self.orders_sent,
-            "fills": len(e.fills),
-            "rejected": st["rejected"],
-            "order_stats": st,
-            "risk_checks": e.risk_label,
-            "risk": {"state": self.risk.state.value, "reason": self.risk.reason(), "paused": paused},
-            "last_orders": [
-                {
-                    "client_id": o.client_id,
-                    "ts": o.ts,
-                    "symbol": o.symbol,
-                    "side": o.side.value,
-                    "qty": o.qty,
-                    "status": o.status.value,
-                    "reason": o.reason,
-                }
-                for o in list(self.last_orders)[-8:]
-            ],
-            "rejections": [
-                {"ts": t, "client_id": c, "symbol": s, "reason": r} for t, c, s, r in list(self.rejections)[-5:]
-            ],
-        }
+            for o in list(self.last_orders)[-8:]
+        ],
+        "rejections": [
+            {"ts": t, "client_id": c, "symbol": s, "reason": r} for t, c, s, r in list(self.rejections)[-5:]
+        ],
+    }
 
-    def _rejected(self, o: Order):
-        "An order refused before any broker saw it: keep it for the dashboard, store it in the ledger with its reason."
-        self.rejections.append((o.ts, o.client_id, o.symbol, o.reason))
-        self.last_orders.append(o)
-        if self.ledger is not None:
-            self.ledger.record_rejected(o)
+# %% ../nbs/70_live.ipynb #9b74d4d117
+@patch
+def _rejected(self: TradingNode, o: Order):
+    "An order refused before any broker saw it: keep it for the dashboard, store it in the ledger with its reason."
+    self.rejections.append((o.ts, o.client_id, o.symbol, o.reason))
+    self.last_orders.append(o)
+    if self.ledger is not None:
+        self.ledger.record_rejected(o)
 
-    def latency(self) -> dict:
-        "Tick-to-order latency percentiles in microseconds (p50, p99, p99.9, max) over the kept samples."
-        if not self.latencies_ns:
-            return {"n": 0}
-        a = np.asarray(self.latencies_ns, np.float64) / 1e3
-        p = np.percentile(a, [50, 99, 99.9])
-        target = self.settings.live.execution_latency_target_ms * 1e3
-        return {
-            "n": len(a),
-            "p50_us": float(p[0]),
-            "p99_us": float(p[1]),
-            "p999_us": float(p[2]),
-            "max_us": float(a.max()),
-            "target_us": target,  # [live] execution_latency_target_ms
-            "over_target": int((a > target).sum()),
-        }
+# %% ../nbs/70_live.ipynb #9b74d4d118
+@patch
+def latency(self: TradingNode) -> dict:
+    "Tick-to-order latency percentiles in microseconds (p50, p99, p99.9, max) over the kept samples."
+    if not self.latencies_ns:
+        return {"n": 0}
+    a = np.asarray(self.latencies_ns, np.float64) / 1e3
+    p = np.percentile(a, [50, 99, 99.9])
+    target = self.settings.live.execution_latency_target_ms * 1e3
+    return {
+        "n": len(a),
+        "p50_us": float(p[0]),
+        "p99_us": float(p[1]),
+        "p999_us": float(p[2]),
+        "max_us": float(a.max()),
+        "target_us": target,  # [live] execution_latency_target_ms
+        "over_target": int((a > target).sum()),
+    }
 
 # %% ../nbs/70_live.ipynb #e505f94a
 class VenueBroker(Broker):
@@ -710,50 +762,62 @@ class VenueBroker(Broker):
         self._done: deque = deque()
         self.log = get_logger("memebot.venue")
 
-    def submit(self, order: Order, now_ns: int) -> None:
-        if order.status is OrderStatus.NEW:
-            order.transition(OrderStatus.SUBMITTED)
-        self.orders[order.client_id] = order
-        self._tasks[order.client_id] = asyncio.get_running_loop().create_task(self._run(order))
+# %% ../nbs/70_live.ipynb #e505f94a01
+@patch
+def submit(self: VenueBroker, order: Order, now_ns: int) -> None:
+    if order.status is OrderStatus.NEW:
+        order.transition(OrderStatus.SUBMITTED)
+    self.orders[order.client_id] = order
+    self._tasks[order.client_id] = asyncio.get_running_loop().create_task(self._run(order))
 
-    async def _run(self, order: Order):
-        mark = self.marks.get(order.symbol) if self.marks is not None else None
-        try:
-            self._done.append((order, await self.venue.submit(order, mark), ""))
-        except MemebotError as e:
-            self._done.append((order, None, f"{type(e).__name__}: {e}"))
-        except Exception as e:  # unexpected: the outcome is unknown, the signature (if any) is stored
-            self.log.error("venue_submit_failed", client_id=order.client_id, error=repr(e)[:300])
-            self._done.append((order, None, None))
+# %% ../nbs/70_live.ipynb #e505f94a02
+@patch
+async def _run(self: VenueBroker, order: Order):
+    mark = self.marks.get(order.symbol) if self.marks is not None else None
+    try:
+        self._done.append((order, await self.venue.submit(order, mark), ""))
+    except MemebotError as e:
+        self._done.append((order, None, f"{type(e).__name__}: {e}"))
+    except Exception as e:  # unexpected: the outcome is unknown, the signature (if any) is stored
+        self.log.error("venue_submit_failed", client_id=order.client_id, error=repr(e)[:300])
+        self._done.append((order, None, None))
 
-    def on_market(self, ev) -> list:
-        "Fills and final order states of the swaps that finished since the last call."
-        out = []
-        while self._done:
-            order, res, why = self._done.popleft()
-            self._tasks.pop(order.client_id, None)
-            if res is None:
-                if why is None:
-                    continue  # unknown outcome: stays open until recovered
-                order.transition(OrderStatus.REJECTED, why)
-                out.append(order)
-            elif res.status is OrderStatus.FILLED:
-                order.filled_qty, order.avg_fill_price = res.filled_qty, res.avg_fill_price
-                order.transition(OrderStatus.FILLED)
-                out += self.ledger.fills(order.client_id)
-            elif res.status.is_terminal:
-                order.transition(res.status, res.reason)
-                out.append(order)
-        return out
+# %% ../nbs/70_live.ipynb #e505f94a03
+@patch
+def on_market(self: VenueBroker, ev) -> list:
+    "Fills and final order states of the swaps that finished since the last call."
+    out = []
+    while self._done:
+        order, res, why = self._done.popleft()
+        self._tasks.pop(order.client_id, None)
+        if res is None:
+            if why is None:
+                continue  # unknown outcome: stays open until recovered
+            order.transition(OrderStatus.REJECTED, why)
+            out.append(order)
+        elif res.status is OrderStatus.FILLED:
+            order.filled_qty, order.avg_fill_price = res.filled_qty, res.avg_fill_price
+            order.transition(OrderStatus.FILLED)
+            out += self.ledger.fills(order.client_id)
+        elif res.status.is_terminal:
+            order.transition(res.status, res.reason)
+            out.append(order)
+    return out
 
-    def cancel(self, client_id: str) -> bool:
-        return False  # a signed swap cannot be called back
+# %% ../nbs/70_live.ipynb #e505f94a04
+@patch
+def cancel(self: VenueBroker, client_id: str) -> bool:
+    return False  # a signed swap cannot be called back
 
-    def open_orders(self) -> list[Order]:
-        return [o for o in self.orders.values() if not o.status.is_terminal]
+# %% ../nbs/70_live.ipynb #e505f94a05
+@patch
+def open_orders(self: VenueBroker) -> list[Order]:
+    return [o for o in self.orders.values() if not o.status.is_terminal]
 
-    async def drain(self) -> list:
-        "Wait (up to `drain_timeout_s`) for the swaps in flight; the reports of those that landed."
-        if self._tasks:
-            await asyncio.wait(list(self._tasks.values()), timeout=self.drain_timeout_s)
-        return self.on_market(None)
+# %% ../nbs/70_live.ipynb #e505f94a06
+@patch
+async def drain(self: VenueBroker) -> list:
+    "Wait (up to `drain_timeout_s`) for the swaps in flight; the reports of those that landed."
+    if self._tasks:
+        await asyncio.wait(list(self._tasks.values()), timeout=self.drain_timeout_s)
+    return self.on_market(None)

@@ -28,7 +28,7 @@ def drawdown(equity: pd.Series) -> pd.Series:
     "Drawdown from the running peak, as a negative fraction."
     return equity / equity.cummax() - 1.0
 
-
+# %% ../nbs/43_metrics.ipynb #97fc8c4e01
 def compute(
     equity: pd.Series,  # equity curve indexed by UTC time
     trades: pd.DataFrame | None = None,  # round trips (symbol, pnl, fees, size, entry_price, status, ...)
@@ -151,7 +151,7 @@ def _fmt(v):
         return f"{v:.4g}" if abs(v) < 1e6 else f"{v:,.0f}"
     return html.escape(str(v))
 
-
+# %% ../nbs/43_metrics.ipynb #390b50b501
 def tearsheet(
     equity: pd.Series,
     metrics: dict,

@@ -99,7 +99,7 @@ def get_logger(name: str = "memebot", **bind):
     "A structlog logger bound to `name` (and any extra context); lazy, so `configure_logging` later still applies."
     return structlog.get_logger(name, _logger_name=name, **bind)
 
-
+# %% ../nbs/02_obs.ipynb #b6d83fcc01
 def _name_processor(logger, method, event_dict):
     "structlog processor: show the bound logger name as `logger`."
     if "_logger_name" in event_dict:

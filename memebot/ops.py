@@ -203,7 +203,7 @@ async def _backfill(st, it, since, until, s):
     finally:
         await close_http()
 
-
+# %% ../nbs/99_ops.ipynb #6627e12f01
 def backfill_shard(item: WatchItem | str, since=None, until=None, settings: Settings | None = None) -> pd.DataFrame:
     "Backfill one entry into a throwaway shard store and return its candles (for Dask worker processes)."
     import tempfile
@@ -382,7 +382,7 @@ def _stderr_to(path: Path):
             os.dup2(saved, 2)
             os.close(saved)
 
-
+# %% ../nbs/99_ops.ipynb #7090220c01
 def run_report(
     name: str,  # a key of REPORTS or a template path
     out_dir: str | Path,  # where the executed notebook and its HTML go
@@ -446,7 +446,7 @@ class QuickstartResult:
     reports: dict
     seconds: dict
 
-
+# %% ../nbs/99_ops.ipynb #5e32a3ce01
 def _paper_step(
     store: Path,  # the quickstart store (simulated candles, the ledger goes here too)
     model_uri: str,  # the model to serve, e.g. models:/quickstart-1m@champion (or @challenger)
@@ -532,7 +532,7 @@ def _paper_step(
     finally:
         st.close()
 
-
+# %% ../nbs/99_ops.ipynb #5e32a3ce02
 def quickstart(
     dir: str | Path = "data/quickstart",  # a fresh folder for the store, MLflow, backtest and reports
     seed: int = 7,  # simulator seed
@@ -673,7 +673,7 @@ def quickstart(
     (d / "quickstart.json").write_text(json.dumps(asdict(r), indent=1, default=str))
     return r
 
-
+# %% ../nbs/99_ops.ipynb #5e32a3ce03
 def _inside(s: Settings, d: Path) -> Settings:
     "The settings with the kill file (and the node state beside it) and the run ledgers moved into folder `d`."
     return s.model_copy(
@@ -735,7 +735,7 @@ def _qs_backtest(sp: Path, out: Path, s: Settings) -> dict:
 
 QS_MODEL = "quickstart-1m"
 
-
+# %% ../nbs/99_ops.ipynb #5e32a3ce04
 def _qs_train(sp: Path, uri: str, s: Settings) -> tuple[list, dict | None]:
     "Train logreg and GBM through the gate; (each model's gate outcome, the champion or None)."
     from memebot.models.registry import train_and_register, aliases, model_uri

@@ -72,7 +72,7 @@ def walk_forward(
         out.append(Split(k, ((t[tr_start], t[tr_end]),), (t[ts0], t[te])))
     return out
 
-
+# %% ../nbs/21_splits.ipynb #d64860b401
 def purged_kfold(
     ts,
     n_splits: int = 5,  # timestamps and number of folds

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from typing import Any, ClassVar
 import numpy as np, pandas as pd
 from .core import MemebotError, ValidationError, Candle, TokenLaunched, Side, OrderType, NS, tf_seconds
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['REGISTRY', 'Bars', 'EMA', 'count_frame', 'ema_frame', 'BarCounter', 'RSI', 'rsi_frame', 'StrategyError',
@@ -133,7 +134,7 @@ def ema_frame(close: pd.DataFrame, span: int) -> pd.DataFrame:
     "The vectorized twin of `EMA` (NaN bars skipped per column, as the event path never sees them)."
     return close.ewm(span=span, adjust=False, ignore_na=True).mean().where(close.notna())
 
-
+# %% ../nbs/40_strategy.ipynb #c2ce3d5a01
 class BarCounter(_Vec):
     "How many bars each symbol has had."
 
@@ -245,7 +246,7 @@ def parse_param_args(items: list[str]) -> dict[str, str]:
 # %% ../nbs/40_strategy.ipynb #a18a03a9
 REGISTRY: dict[str, type] = {}
 
-
+# %% ../nbs/40_strategy.ipynb #a18a03a901
 class Strategy:
     "Base class of every strategy: declared params, handlers that see only a Context, optional `signals`."
 
@@ -273,52 +274,77 @@ class Strategy:
         self.p = SimpleNamespace(**vals)
         self.validate()
 
-    def validate(self):
-        "Check relations between parameters (raise `StrategyParamError`)."
+# %% ../nbs/40_strategy.ipynb #a18a03a902
+@patch
+def validate(self: Strategy):
+    "Check relations between parameters (raise `StrategyParamError`)."
 
-    @property
-    def param_values(self) -> dict:
-        return dict(vars(self.p))
+# %% ../nbs/40_strategy.ipynb #a18a03a903
+@patch(as_prop=True)
+def param_values(self: Strategy) -> dict:
+    return dict(vars(self.p))
 
-    @property
-    def id(self) -> str:
-        return f"{self.name}@{self.version}"
+# %% ../nbs/40_strategy.ipynb #a18a03a904
+@patch(as_prop=True)
+def id(self: Strategy) -> str:
+    return f"{self.name}@{self.version}"
 
-    @classmethod
-    def has_signals(cls) -> bool:
-        return cls.signals is not Strategy.signals
+# %% ../nbs/40_strategy.ipynb #a18a03a905
+@patch(cls_method=True)
+def has_signals(cls: Strategy) -> bool:
+    return cls.signals is not Strategy.signals
 
-    def __repr__(self):
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.param_values.items())})"
+# %% ../nbs/40_strategy.ipynb #a18a03a906
+@patch
+def __repr__(self: Strategy):
+    return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.param_values.items())})"
 
-    # handlers: override what you need
-    def on_start(self, ctx):
-        "Called once before the first event."
+# %% ../nbs/40_strategy.ipynb #a18a03a907
+# handlers: override what you need
+@patch
+def on_start(self: Strategy, ctx):
+    "Called once before the first event."
 
-    def on_bar(self, ctx, bars: Bars):
-        "A slice of bars closed."
+# %% ../nbs/40_strategy.ipynb #a18a03a908
+@patch
+def on_bar(self: Strategy, ctx, bars: Bars):
+    "A slice of bars closed."
 
-    def on_tick(self, ctx, tick):
-        "A trade/price tick or an on-chain swap."
+# %% ../nbs/40_strategy.ipynb #a18a03a909
+@patch
+def on_tick(self: Strategy, ctx, tick):
+    "A trade/price tick or an on-chain swap."
 
-    def on_event(self, ctx, event):
-        "Any other market event: PoolUpdate, TokenLaunched."
+# %% ../nbs/40_strategy.ipynb #a18a03a910
+@patch
+def on_event(self: Strategy, ctx, event):
+    "Any other market event: PoolUpdate, TokenLaunched."
 
-    def on_fill(self, ctx, fill):
-        "One of this strategy's orders was (partly) filled."
+# %% ../nbs/40_strategy.ipynb #a18a03a911
+@patch
+def on_fill(self: Strategy, ctx, fill):
+    "One of this strategy's orders was (partly) filled."
 
-    def on_order(self, ctx, order):
-        "One of this strategy's orders was rejected, failed, expired or cancelled."
+# %% ../nbs/40_strategy.ipynb #a18a03a912
+@patch
+def on_order(self: Strategy, ctx, order):
+    "One of this strategy's orders was rejected, failed, expired or cancelled."
 
-    def on_timer(self, ctx, name: str):
-        "A timer set with `ctx.set_timer` fired."
+# %% ../nbs/40_strategy.ipynb #a18a03a913
+@patch
+def on_timer(self: Strategy, ctx, name: str):
+    "A timer set with `ctx.set_timer` fired."
 
-    def on_stop(self, ctx):
-        "Called once after the last event."
+# %% ../nbs/40_strategy.ipynb #a18a03a914
+@patch
+def on_stop(self: Strategy, ctx):
+    "Called once after the last event."
 
-    def signals(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-        "Vectorized (entries, exits), each ts x symbol booleans decided at bar close."
-        raise NotImplementedError(f"strategy {self.name} has no vectorized signals()")
+# %% ../nbs/40_strategy.ipynb #a18a03a915
+@patch
+def signals(self: Strategy, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    "Vectorized (entries, exits), each ts x symbol booleans decided at bar close."
+    raise NotImplementedError(f"strategy {self.name} has no vectorized signals()")
 
 # %% ../nbs/40_strategy.ipynb #d75a6a93
 _loaded_dirs: set = set()
@@ -405,7 +431,7 @@ class _LongFlat(Strategy):
     def _level(enter: pd.DataFrame, leave: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         return enter.fillna(False).astype(bool), leave.fillna(False).astype(bool)
 
-
+# %% ../nbs/40_strategy.ipynb #69f7fb0a01
 class EmaCross(_LongFlat):
     "Long when the fast EMA is above the slow EMA, flat otherwise."
 
@@ -478,7 +504,7 @@ class RsiReversion(_LongFlat):
         ok = count_frame(c) > self.p.period
         return self._level((r < self.p.lower) & ok, (r > self.p.upper) & ok)
 
-
+# %% ../nbs/40_strategy.ipynb #ab29feda01
 class VolumeBreakout(_LongFlat):
     "Momentum: close above the prior `lookback` high on heavy volume; exit below the prior `exit_lookback` low."
 
@@ -531,56 +557,72 @@ class PumpLaunch(Strategy):
         "first_bars": Param(bool, True, doc="treat a pool's first bar/swap as a launch signal"),
     }
 
-    def on_start(self, ctx):
-        self.seen = set()
+# %% ../nbs/40_strategy.ipynb #7e5f114101
+@patch
+def on_start(self: PumpLaunch, ctx):
+    self.seen = set()
 
-    def _launch(self, ctx, sym):
-        if sym in self.seen:
-            return
-        self.seen.add(sym)
-        if len(ctx.holdings()) >= self.p.max_open:
-            ctx.skip(sym, "max_open")
-            return
-        n = _size_notional(ctx, sym, self.p.size)
-        if n > 0:
-            ctx.buy(sym, notional=n, tag="launch")
+# %% ../nbs/40_strategy.ipynb #7e5f114102
+@patch
+def _launch(self: PumpLaunch, ctx, sym):
+    if sym in self.seen:
+        return
+    self.seen.add(sym)
+    if len(ctx.holdings()) >= self.p.max_open:
+        ctx.skip(sym, "max_open")
+        return
+    n = _size_notional(ctx, sym, self.p.size)
+    if n > 0:
+        ctx.buy(sym, notional=n, tag="launch")
 
-    def on_event(self, ctx, ev):
-        if isinstance(ev, TokenLaunched):
-            self._launch(ctx, ev.pool or ev.mint)
+# %% ../nbs/40_strategy.ipynb #7e5f114103
+@patch
+def on_event(self: PumpLaunch, ctx, ev):
+    if isinstance(ev, TokenLaunched):
+        self._launch(ctx, ev.pool or ev.mint)
 
-    def on_tick(self, ctx, tick):
-        if self.p.first_bars:
-            self._launch(ctx, getattr(tick, "pool", None) or tick.symbol)
+# %% ../nbs/40_strategy.ipynb #7e5f114104
+@patch
+def on_tick(self: PumpLaunch, ctx, tick):
+    if self.p.first_bars:
+        self._launch(ctx, getattr(tick, "pool", None) or tick.symbol)
 
-    def on_bar(self, ctx, bars):
-        if self.p.first_bars:
-            for s in bars.symbols:
-                if s not in self.seen:
-                    self._launch(ctx, s)
+# %% ../nbs/40_strategy.ipynb #7e5f114105
+@patch
+def on_bar(self: PumpLaunch, ctx, bars):
+    if self.p.first_bars:
+        for s in bars.symbols:
+            if s not in self.seen:
+                self._launch(ctx, s)
 
-    def _cancel_exits(self, ctx, sym):
-        "Cancel the held take-profit/stop-loss (not the rest of an entry still filling)."
-        for o in ctx.open_orders(sym):
-            if o.type is not OrderType.MARKET:
-                ctx.cancel(o.client_id)
+# %% ../nbs/40_strategy.ipynb #7e5f114106
+@patch
+def _cancel_exits(self: PumpLaunch, ctx, sym):
+    "Cancel the held take-profit/stop-loss (not the rest of an entry still filling)."
+    for o in ctx.open_orders(sym):
+        if o.type is not OrderType.MARKET:
+            ctx.cancel(o.client_id)
 
-    def on_fill(self, ctx, fill):
-        if fill.side is Side.BUY and fill.qty > 0:  # each part of the entry re-arms the exits for the whole position
-            q, grp = ctx.position(fill.symbol), f"exit-{fill.symbol}"
-            self._cancel_exits(ctx, fill.symbol)
-            ctx.take_profit(fill.symbol, q, fill.price * (1 + self.p.take_profit), oco=grp, tag="tp")
-            ctx.stop_loss(fill.symbol, q, fill.price * (1 - self.p.stop_loss), oco=grp, tag="sl")
-            ctx.set_timer(f"exit:{fill.symbol}", at_ns=fill.ts + int(self.p.max_hold_s * NS))
-        elif fill.side is Side.SELL and ctx.position(fill.symbol) == 0:
-            ctx.cancel_all(fill.symbol)
+# %% ../nbs/40_strategy.ipynb #7e5f114107
+@patch
+def on_fill(self: PumpLaunch, ctx, fill):
+    if fill.side is Side.BUY and fill.qty > 0:  # each part of the entry re-arms the exits for the whole position
+        q, grp = ctx.position(fill.symbol), f"exit-{fill.symbol}"
+        self._cancel_exits(ctx, fill.symbol)
+        ctx.take_profit(fill.symbol, q, fill.price * (1 + self.p.take_profit), oco=grp, tag="tp")
+        ctx.stop_loss(fill.symbol, q, fill.price * (1 - self.p.stop_loss), oco=grp, tag="sl")
+        ctx.set_timer(f"exit:{fill.symbol}", at_ns=fill.ts + int(self.p.max_hold_s * NS))
+    elif fill.side is Side.SELL and ctx.position(fill.symbol) == 0:
+        ctx.cancel_all(fill.symbol)
 
-    def on_timer(self, ctx, name):
-        if name.startswith("exit:"):
-            s = name[5:]
-            if ctx.position(s) > 0:
-                self._cancel_exits(ctx, s)
-                ctx.close(s, tag="time")
+# %% ../nbs/40_strategy.ipynb #7e5f114108
+@patch
+def on_timer(self: PumpLaunch, ctx, name):
+    if name.startswith("exit:"):
+        s = name[5:]
+        if ctx.position(s) > 0:
+            self._cancel_exits(ctx, s)
+            ctx.close(s, tag="time")
 
 # %% ../nbs/40_strategy.ipynb #5f79d86b
 class ModelSignal(Strategy):
@@ -602,71 +644,81 @@ class ModelSignal(Strategy):
         "tracking_uri": Param(str, "", doc="MLflow tracking URI holding the model (default [ai] tracking_uri)"),
     }
 
-    def validate(self):
-        if self.p.exit > self.p.enter:
-            raise StrategyParamError(
-                f"strategy {self.name}", "exit", f"exit ({self.p.exit}) must not exceed enter ({self.p.enter})"
-            )
-
-    def on_start(self, ctx):
-        from memebot.models.serving import Predictor
-
-        self.pred = Predictor(
-            name=self.p.model,
-            uri=self.p.tracking_uri or None,
-            alias=self.p.alias,
-            refresh_s=self.p.refresh_s or None,
-            clock=ctx.clock,
+# %% ../nbs/40_strategy.ipynb #5f79d86b01
+@patch
+def validate(self: ModelSignal):
+    if self.p.exit > self.p.enter:
+        raise StrategyParamError(
+            f"strategy {self.name}", "exit", f"exit ({self.p.exit}) must not exceed enter ({self.p.enter})"
         )
-        self.nbars, self.last, self.scored = 0, {}, 0
 
-    def _candles(self, ctx, bars) -> pd.DataFrame:
-        "Long candles (symbol, ts, OHLCV) of every symbol's recent bars, timestamps rebuilt from the bar cadence."
-        from memebot.core import tf_seconds, NS
+# %% ../nbs/40_strategy.ipynb #5f79d86b02
+@patch
+def on_start(self: ModelSignal, ctx):
+    from memebot.models.serving import Predictor
 
-        step = tf_seconds(bars.tf) * NS
-        parts = []
-        for s in ctx.universe:
-            cols = {f: ctx.window(s, self.history, f, bars.tf) for f in ("open", "high", "low", "close", "volume")}
-            n = len(cols["close"])
-            if n < self.p.warmup or any(len(v) != n for v in cols.values()):
-                continue
-            ts = pd.to_datetime(bars.open_ts - step * np.arange(n - 1, -1, -1), utc=True)
-            parts.append(pd.DataFrame({"symbol": s, "ts": ts, **cols}))
-        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    self.pred = Predictor(
+        name=self.p.model,
+        uri=self.p.tracking_uri or None,
+        alias=self.p.alias,
+        refresh_s=self.p.refresh_s or None,
+        clock=ctx.clock,
+    )
+    self.nbars, self.last, self.scored = 0, {}, 0
 
-    def on_bar(self, ctx, bars):
-        self.nbars += 1
-        if self.nbars % self.p.every:
-            return
-        from memebot.features import CONTEXT_SYMBOLS, build_features
+# %% ../nbs/40_strategy.ipynb #5f79d86b03
+@patch
+def _candles(self: ModelSignal, ctx, bars) -> pd.DataFrame:
+    "Long candles (symbol, ts, OHLCV) of every symbol's recent bars, timestamps rebuilt from the bar cadence."
+    from memebot.core import tf_seconds, NS
 
-        candles = self._candles(ctx, bars)
-        if candles.empty:
-            return
-        X = build_features(candles)
-        have = set(X.index.unique("symbol"))
-        for s in bars.symbols:
-            if s in CONTEXT_SYMBOLS or s not in have:
-                continue
-            p = self.pred.predict(s, X.loc[s].fillna(0.0))
-            self.last[s] = p
-            self.scored += 1
-            held = ctx.position(s) > 0 or ctx.open_orders(s)
-            if not held and p.p_up >= self.p.enter and p.confidence >= self.p.min_confidence:
-                n = _size_notional(ctx, s, self.p.size)
-                if n > 0:
-                    ctx.buy(s, notional=n, tag=f"model_signal v{p.version}")
-            elif ctx.position(s) > 0 and p.p_up < self.p.exit:
-                ctx.close(s, tag=f"model_signal v{p.version}")
+    step = tf_seconds(bars.tf) * NS
+    parts = []
+    for s in ctx.universe:
+        cols = {f: ctx.window(s, self.history, f, bars.tf) for f in ("open", "high", "low", "close", "volume")}
+        n = len(cols["close"])
+        if n < self.p.warmup or any(len(v) != n for v in cols.values()):
+            continue
+        ts = pd.to_datetime(bars.open_ts - step * np.arange(n - 1, -1, -1), utc=True)
+        parts.append(pd.DataFrame({"symbol": s, "ts": ts, **cols}))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
-    def signals(self, frame):
-        from memebot.models.registry import load_registered
-        from memebot.features import build_features
+# %% ../nbs/40_strategy.ipynb #5f79d86b04
+@patch
+def on_bar(self: ModelSignal, ctx, bars):
+    self.nbars += 1
+    if self.nbars % self.p.every:
+        return
+    from memebot.features import CONTEXT_SYMBOLS, build_features
 
-        model, _, _ = load_registered(self.p.model, self.p.alias, self.p.tracking_uri or None)
-        long = frame.stack(future_stack=True).rename_axis(["ts", "symbol"]).reset_index()
-        X = build_features(long.dropna(subset=["close"])).fillna(0.0)
-        p = pd.Series(model.predict_proba(X[model.features_])[:, 1], index=X.index)
-        p = p.unstack("symbol").reindex(index=frame.index, columns=frame["close"].columns)
-        return (p >= self.p.enter).fillna(False), (p < self.p.exit).fillna(False)
+    candles = self._candles(ctx, bars)
+    if candles.empty:
+        return
+    X = build_features(candles)
+    have = set(X.index.unique("symbol"))
+    for s in bars.symbols:
+        if s in CONTEXT_SYMBOLS or s not in have:
+            continue
+        p = self.pred.predict(s, X.loc[s].fillna(0.0))
+        self.last[s] = p
+        self.scored += 1
+        held = ctx.position(s) > 0 or ctx.open_orders(s)
+        if not held and p.p_up >= self.p.enter and p.confidence >= self.p.min_confidence:
+            n = _size_notional(ctx, s, self.p.size)
+            if n > 0:
+                ctx.buy(s, notional=n, tag=f"model_signal v{p.version}")
+        elif ctx.position(s) > 0 and p.p_up < self.p.exit:
+            ctx.close(s, tag=f"model_signal v{p.version}")
+
+# %% ../nbs/40_strategy.ipynb #5f79d86b05
+@patch
+def signals(self: ModelSignal, frame):
+    from memebot.models.registry import load_registered
+    from memebot.features import build_features
+
+    model, _, _ = load_registered(self.p.model, self.p.alias, self.p.tracking_uri or None)
+    long = frame.stack(future_stack=True).rename_axis(["ts", "symbol"]).reset_index()
+    X = build_features(long.dropna(subset=["close"])).fillna(0.0)
+    p = pd.Series(model.predict_proba(X[model.features_])[:, 1], index=X.index)
+    p = p.unstack("symbol").reindex(index=frame.index, columns=frame["close"].columns)
+    return (p >= self.p.enter).fillna(False), (p < self.p.exit).fillna(False)

@@ -35,6 +35,7 @@ from spl.token.models import (
 )
 from spl.token.constants import TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID, WRAPPED_SOL_MINT, ASSOCIATED_TOKEN_PROGRAM_ID
 from .core import MemebotError, SOL_MINT
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['TOKEN_PROGRAMS', 'PUMPFUN_PROGRAM_ID', 'BONDING_CURVE_DISCRIMINATOR', 'JITO_TIP_ACCOUNTS', 'ChainError', 'mint_data',
@@ -87,7 +88,7 @@ class Landed:
     meta: dict
     cu_price: int = 0
 
-
+# %% ../nbs/69_testing.ipynb #5bed437501
 class LocalChain:
     "A LiteSVM runtime plus block heights, blockhash expiry, signature history and RPC-shaped answers."
 
@@ -110,223 +111,6 @@ class LocalChain:
         self.faucet = Keypair()
         self.airdrop(self.faucet.pubkey(), 2 * 10**14)
 
-    # -- blocks ------------------------------------------------------------------------------------------------
-    @property
-    def slot(self) -> int:
-        return self.height + self.slot_offset
-
-    @property
-    def last_valid_block_height(self) -> int:
-        return self._issued + self.valid_blocks
-
-    def advance(self, blocks: int = 1) -> int:
-        "Produce `blocks` empty blocks; the current blockhash expires once the height passes its last valid height."
-        with self.lock:
-            self.height += blocks
-            if self.height > self.last_valid_block_height:
-                self.svm.expire_blockhash()
-                self._issued = self.height
-            self.svm.warp_to_slot(self.slot)
-            return self.height
-
-    def blockhash(self) -> tuple[Hash, int]:
-        "The current blockhash and its last valid block height."
-        with self.lock:
-            return self.svm.latest_blockhash(), self.last_valid_block_height
-
-    # -- setup helpers (test authority) ------------------------------------------------------------------------
-    def _send_now(self, ixs, signers, payer=None) -> TransactionMetadata:
-        with self.lock:
-            payer = payer or signers[0]
-            self._nonce = (
-                getattr(self, "_nonce", 0) + 1
-            )  # keeps repeated setup transactions distinct within a blockhash
-            msg = MessageV0.try_compile(
-                payer.pubkey(), [set_compute_unit_price(self._nonce), *ixs], [], self.svm.latest_blockhash()
-            )
-            r = self.svm.send_transaction(
-                VersionedTransaction(msg, [payer, *[s for s in signers if s.pubkey() != payer.pubkey()]])
-            )
-            if isinstance(r, FailedTransactionMetadata):
-                raise ChainError(f"setup transaction failed: {r.err()}")
-            return r
-
-    def airdrop(self, owner: Pubkey, lamports: int) -> None:
-        "Give `owner` SOL."
-        with self.lock:
-            r = self.svm.airdrop(owner, lamports)
-            if isinstance(r, FailedTransactionMetadata):
-                raise ChainError(f"airdrop failed: {r.err()}")
-
-    def create_mint(
-        self,
-        decimals: int = 6,
-        authority: Keypair | None = None,
-        freeze_authority: Pubkey | None = None,
-        token_2022: bool = False,
-        transfer_hook_program: Pubkey | None = None,
-        keep_mint_authority: bool = True,
-    ) -> Pubkey:
-        "A new mint (Token or Token-2022, optionally with a freeze authority or a transfer hook); returns its address."
-        authority = authority or self.faucet
-        m = Keypair()
-        prog = TOKEN_2022_PROGRAM_ID if (token_2022 or transfer_hook_program) else TOKEN_PROGRAM_ID
-        ixs = []
-        if transfer_hook_program:  # Token-2022: TransferHookExtension::Initialize (36, 0), then InitializeMint2
-            space = 165 + 1 + 4 + 64
-            ixs.append(
-                create_account(
-                    CreateAccountParams(
-                        from_pubkey=self.faucet.pubkey(),
-                        to_pubkey=m.pubkey(),
-                        lamports=self.svm.minimum_balance_for_rent_exemption(space),
-                        space=space,
-                        owner=prog,
-                    )
-                )
-            )
-            from solders.instruction import Instruction, AccountMeta
-
-            ixs.append(
-                Instruction(
-                    prog,
-                    bytes([36, 0]) + bytes(authority.pubkey()) + bytes(transfer_hook_program),
-                    [AccountMeta(m.pubkey(), False, True)],
-                )
-            )
-        else:
-            ixs.append(
-                create_account(
-                    CreateAccountParams(
-                        from_pubkey=self.faucet.pubkey(),
-                        to_pubkey=m.pubkey(),
-                        lamports=self.svm.minimum_balance_for_rent_exemption(82),
-                        space=82,
-                        owner=prog,
-                    )
-                )
-            )
-        ixs.append(
-            spl.initialize_mint2(
-                InitializeMint2Params(
-                    program_id=prog,
-                    mint=m.pubkey(),
-                    decimals=decimals,
-                    mint_authority=authority.pubkey(),
-                    freeze_authority=freeze_authority,
-                )
-            )
-        )
-        self._send_now(ixs, [self.faucet, m])
-        return m.pubkey()
-
-    def token_program_of(self, mint: Pubkey) -> Pubkey:
-        a = self.svm.get_account(mint)
-        if a is None:
-            raise ChainError(f"mint {mint} does not exist")
-        return a.owner
-
-    def ata(self, owner: Pubkey, mint: Pubkey) -> Pubkey:
-        "The owner's associated token account for `mint` (created if missing)."
-        prog = self.token_program_of(mint)
-        addr = spl.get_associated_token_address(owner, mint, prog)
-        if self.svm.get_account(addr) is None:
-            self._send_now(
-                [spl.create_idempotent_associated_token_account(self.faucet.pubkey(), owner, mint, prog)], [self.faucet]
-            )
-        return addr
-
-    def mint_to(self, mint: Pubkey, owner: Pubkey, atoms: int, authority: Keypair | None = None) -> Pubkey:
-        "Mint `atoms` of `mint` to `owner`'s associated token account; returns that account."
-        authority = authority or self.faucet
-        prog = self.token_program_of(mint)
-        dest = self.ata(owner, mint)
-        self._send_now(
-            [
-                spl.mint_to(
-                    MintToParams(program_id=prog, mint=mint, dest=dest, mint_authority=authority.pubkey(), amount=atoms)
-                )
-            ],
-            [self.faucet, authority] if authority.pubkey() != self.faucet.pubkey() else [self.faucet],
-        )
-        return dest
-
-    def wrap_sol(self, owner: Keypair, lamports: int) -> Pubkey:
-        "Put `lamports` of `owner`'s SOL into its wrapped-SOL token account."
-        a = spl.get_associated_token_address(owner.pubkey(), WRAPPED_SOL_MINT)
-        self._send_now(
-            [
-                spl.create_idempotent_associated_token_account(owner.pubkey(), owner.pubkey(), WRAPPED_SOL_MINT),
-                sys_transfer(SysTransferParams(from_pubkey=owner.pubkey(), to_pubkey=a, lamports=lamports)),
-                spl.sync_native(SyncNativeParams(program_id=TOKEN_PROGRAM_ID, account=a)),
-            ],
-            [owner],
-        )
-        return a
-
-    def set_bonding_curve(
-        self,
-        mint: Pubkey,
-        real_token_reserves: int,
-        virtual_token_reserves: int = 1_073_000_000_000_000,
-        virtual_sol_reserves: int = 30_000_000_000,
-        real_sol_reserves: int = 0,
-        complete: bool = False,
-        total_supply: int = 1_000_000_000_000_000,
-    ) -> Pubkey:
-        "Write a pump.fun bonding-curve account (the program's real layout) for `mint`; returns its address."
-        pda, _ = Pubkey.find_program_address([b"bonding-curve", bytes(mint)], PUMPFUN_PROGRAM_ID)
-        data = (
-            BONDING_CURVE_DISCRIMINATOR
-            + struct.pack(
-                "<QQQQQ?",
-                virtual_token_reserves,
-                virtual_sol_reserves,
-                real_token_reserves,
-                real_sol_reserves,
-                total_supply,
-                complete,
-            )
-            + bytes(66)
-        )
-        self.svm.set_account(
-            pda, Account(self.svm.minimum_balance_for_rent_exemption(len(data)), data, PUMPFUN_PROGRAM_ID, False, 0)
-        )
-        return pda
-
-    # -- reading -----------------------------------------------------------------------------------------------
-    def token_balance(self, account: Pubkey) -> int | None:
-        a = self.svm.get_account(account)
-        t = parse_token_account(bytes(a.data)) if a else None
-        return t[2] if t else None
-
-    def decimals(self, mint: Pubkey) -> int:
-        a = self.svm.get_account(mint)
-        if a is None:
-            raise ChainError(f"mint {mint} does not exist")
-        return bytes(a.data)[44]
-
-    def _token_balances(self, keys: list[Pubkey], accounts: dict | None = None) -> list[dict]:
-        out = []
-        for i, k in enumerate(keys):
-            a = accounts[k] if accounts is not None and k in accounts else self.svm.get_account(k)
-            if a is None or a.owner not in TOKEN_PROGRAMS:
-                continue
-            t = parse_token_account(bytes(a.data))
-            if t is None:
-                continue
-            mint, owner, amount = t
-            out.append(
-                {
-                    "accountIndex": i,
-                    "mint": str(mint),
-                    "owner": str(owner),
-                    "programId": str(a.owner),
-                    "uiTokenAmount": _ui(amount, self.decimals(mint)),
-                }
-            )
-        return out
-
     @staticmethod
     def _keys(tx: VersionedTransaction) -> list[Pubkey]:
         return list(tx.message.account_keys)
@@ -342,126 +126,375 @@ class LocalChain:
                 return struct.unpack_from("<Q", bytes(ix.data), 1)[0]
         return 0
 
-    # -- processing --------------------------------------------------------------------------------------------
-    def simulate(self, tx: VersionedTransaction, addresses: list[str] = ()) -> dict:
-        "What `simulateTransaction` returns: err, logs, units, fee, pre/post token balances, requested accounts."
-        with self.lock:
-            keys = self._keys(tx)
-            pre = self._token_balances(keys)
-            r = self.svm.simulate_transaction(tx)
-            if isinstance(r, FailedTransactionMetadata):
-                m = r.meta()
-                err = _err_json(r.err())
-                post = pre
-                posts = {}
-            else:
-                m = r.meta()
-                err = None
-                posts = dict(r.post_accounts())
-                post = self._token_balances(keys, posts)
-            accs = None
-            if addresses:
-                accs = []
-                for a in addresses:
-                    k = Pubkey.from_string(a)
-                    acc = posts.get(k) or self.svm.get_account(k)
-                    accs.append(
-                        None
-                        if acc is None
-                        else {
-                            "lamports": acc.lamports,
-                            "owner": str(acc.owner),
-                            "executable": acc.executable,
-                            "rentEpoch": 0,
-                            "data": [base64.b64encode(bytes(acc.data)).decode(), "base64"],
-                        }
-                    )
-            return {
-                "err": err,
-                "logs": list(m.logs()),
-                "unitsConsumed": m.compute_units_consumed(),
-                "fee": m.fee(),
-                "accounts": accs,
-                "returnData": None,
-                "innerInstructions": None,
-                "preTokenBalances": pre,
-                "postTokenBalances": post,
-                "loadedAccountsDataSize": 0,
-            }
+# %% ../nbs/69_testing.ipynb #5bed437502
+# -- blocks ------------------------------------------------------------------------------------------------
+@patch(as_prop=True)
+def slot(self: LocalChain) -> int:
+    return self.height + self.slot_offset
 
-    def process(self, tx: VersionedTransaction) -> Landed | None:
-        "Execute a transaction as the leader would: what landed, or None if it was dropped (e.g. expired blockhash)."
-        with self.lock:
-            sig = str(tx.signatures[0])
-            if sig in self.history:
-                return self.history[sig]  # duplicate: already processed
-            keys = self._keys(tx)
-            pre_bal = [self.svm.get_balance(k) or 0 for k in keys]
-            pre_tok = self._token_balances(keys)
-            r = self.svm.send_transaction(tx)
-            if isinstance(r, FailedTransactionMetadata):
-                e = r.err()
-                name = str(e)
-                if any(
-                    s in name
-                    for s in (
-                        "BlockhashNotFound",
-                        "AlreadyProcessed",
-                        "SignatureFailure",
-                        "AccountNotFound",
-                        "InsufficientFundsForFee",
-                        "AccountInUse",
-                        "SanitizeFailure",
-                    )
-                ):
-                    return None  # never lands (not charged)
-                m = r.meta()
-                err = _err_json(e)
-            else:
-                m = r
-                err = None
-            self.advance(1)
-            post_bal = [self.svm.get_balance(k) or 0 for k in keys]
-            meta = {
-                "err": err,
-                "status": {"Ok": None} if err is None else {"Err": err},
-                "fee": m.fee(),
-                "preBalances": pre_bal,
-                "postBalances": post_bal,
-                "preTokenBalances": pre_tok,
-                "postTokenBalances": self._token_balances(keys),
-                "logMessages": list(m.logs()),
-                "computeUnitsConsumed": m.compute_units_consumed(),
-                "innerInstructions": [],
-                "rewards": [],
-                "loadedAddresses": {"readonly": [], "writable": []},
-            }
-            landed = Landed(
-                sig, self.slot, self.height, err, base64.b64encode(bytes(tx)).decode(), meta, self._cu_price(tx)
+# %% ../nbs/69_testing.ipynb #5bed437503
+@patch(as_prop=True)
+def last_valid_block_height(self: LocalChain) -> int:
+    return self._issued + self.valid_blocks
+
+# %% ../nbs/69_testing.ipynb #5bed437504
+@patch
+def advance(self: LocalChain, blocks: int = 1) -> int:
+    "Produce `blocks` empty blocks; the current blockhash expires once the height passes its last valid height."
+    with self.lock:
+        self.height += blocks
+        if self.height > self.last_valid_block_height:
+            self.svm.expire_blockhash()
+            self._issued = self.height
+        self.svm.warp_to_slot(self.slot)
+        return self.height
+
+# %% ../nbs/69_testing.ipynb #5bed437505
+@patch
+def blockhash(self: LocalChain) -> tuple[Hash, int]:
+    "The current blockhash and its last valid block height."
+    with self.lock:
+        return self.svm.latest_blockhash(), self.last_valid_block_height
+
+# %% ../nbs/69_testing.ipynb #5bed437506
+# -- setup helpers (test authority) ------------------------------------------------------------------------
+@patch
+def _send_now(self: LocalChain, ixs, signers, payer=None) -> TransactionMetadata:
+    with self.lock:
+        payer = payer or signers[0]
+        self._nonce = getattr(self, "_nonce", 0) + 1  # keeps repeated setup transactions distinct within a blockhash
+        msg = MessageV0.try_compile(
+            payer.pubkey(), [set_compute_unit_price(self._nonce), *ixs], [], self.svm.latest_blockhash()
+        )
+        r = self.svm.send_transaction(
+            VersionedTransaction(msg, [payer, *[s for s in signers if s.pubkey() != payer.pubkey()]])
+        )
+        if isinstance(r, FailedTransactionMetadata):
+            raise ChainError(f"setup transaction failed: {r.err()}")
+        return r
+
+# %% ../nbs/69_testing.ipynb #5bed437507
+@patch
+def airdrop(self: LocalChain, owner: Pubkey, lamports: int) -> None:
+    "Give `owner` SOL."
+    with self.lock:
+        r = self.svm.airdrop(owner, lamports)
+        if isinstance(r, FailedTransactionMetadata):
+            raise ChainError(f"airdrop failed: {r.err()}")
+
+# %% ../nbs/69_testing.ipynb #5bed437508
+@patch
+def create_mint(
+    self: LocalChain,
+    decimals: int = 6,
+    authority: Keypair | None = None,
+    freeze_authority: Pubkey | None = None,
+    token_2022: bool = False,
+    transfer_hook_program: Pubkey | None = None,
+    keep_mint_authority: bool = True,
+) -> Pubkey:
+    "A new mint (Token or Token-2022, optionally with a freeze authority or a transfer hook); returns its address."
+    authority = authority or self.faucet
+    m = Keypair()
+    prog = TOKEN_2022_PROGRAM_ID if (token_2022 or transfer_hook_program) else TOKEN_PROGRAM_ID
+    ixs = []
+    if transfer_hook_program:  # Token-2022: TransferHookExtension::Initialize (36, 0), then InitializeMint2
+        space = 165 + 1 + 4 + 64
+        ixs.append(
+            create_account(
+                CreateAccountParams(
+                    from_pubkey=self.faucet.pubkey(),
+                    to_pubkey=m.pubkey(),
+                    lamports=self.svm.minimum_balance_for_rent_exemption(space),
+                    space=space,
+                    owner=prog,
+                )
             )
-            self.history[sig] = landed
-            for k in keys:
-                self.by_address.setdefault(str(k), []).append(sig)
-            for cb in list(self.listeners):
-                with contextlib.suppress(Exception):
-                    cb(landed)
-            return landed
+        )
+        from solders.instruction import Instruction, AccountMeta
 
-    def status(self, sig: str) -> dict | None:
-        "One `getSignatureStatuses` entry (None while unknown)."
-        l = self.history.get(sig)
-        if l is None:
-            return None
-        depth = self.height - l.height
+        ixs.append(
+            Instruction(
+                prog,
+                bytes([36, 0]) + bytes(authority.pubkey()) + bytes(transfer_hook_program),
+                [AccountMeta(m.pubkey(), False, True)],
+            )
+        )
+    else:
+        ixs.append(
+            create_account(
+                CreateAccountParams(
+                    from_pubkey=self.faucet.pubkey(),
+                    to_pubkey=m.pubkey(),
+                    lamports=self.svm.minimum_balance_for_rent_exemption(82),
+                    space=82,
+                    owner=prog,
+                )
+            )
+        )
+    ixs.append(
+        spl.initialize_mint2(
+            InitializeMint2Params(
+                program_id=prog,
+                mint=m.pubkey(),
+                decimals=decimals,
+                mint_authority=authority.pubkey(),
+                freeze_authority=freeze_authority,
+            )
+        )
+    )
+    self._send_now(ixs, [self.faucet, m])
+    return m.pubkey()
+
+# %% ../nbs/69_testing.ipynb #5bed437509
+@patch
+def token_program_of(self: LocalChain, mint: Pubkey) -> Pubkey:
+    a = self.svm.get_account(mint)
+    if a is None:
+        raise ChainError(f"mint {mint} does not exist")
+    return a.owner
+
+# %% ../nbs/69_testing.ipynb #5bed437510
+@patch
+def ata(self: LocalChain, owner: Pubkey, mint: Pubkey) -> Pubkey:
+    "The owner's associated token account for `mint` (created if missing)."
+    prog = self.token_program_of(mint)
+    addr = spl.get_associated_token_address(owner, mint, prog)
+    if self.svm.get_account(addr) is None:
+        self._send_now(
+            [spl.create_idempotent_associated_token_account(self.faucet.pubkey(), owner, mint, prog)], [self.faucet]
+        )
+    return addr
+
+# %% ../nbs/69_testing.ipynb #5bed437511
+@patch
+def mint_to(self: LocalChain, mint: Pubkey, owner: Pubkey, atoms: int, authority: Keypair | None = None) -> Pubkey:
+    "Mint `atoms` of `mint` to `owner`'s associated token account; returns that account."
+    authority = authority or self.faucet
+    prog = self.token_program_of(mint)
+    dest = self.ata(owner, mint)
+    self._send_now(
+        [
+            spl.mint_to(
+                MintToParams(program_id=prog, mint=mint, dest=dest, mint_authority=authority.pubkey(), amount=atoms)
+            )
+        ],
+        [self.faucet, authority] if authority.pubkey() != self.faucet.pubkey() else [self.faucet],
+    )
+    return dest
+
+# %% ../nbs/69_testing.ipynb #5bed437512
+@patch
+def wrap_sol(self: LocalChain, owner: Keypair, lamports: int) -> Pubkey:
+    "Put `lamports` of `owner`'s SOL into its wrapped-SOL token account."
+    a = spl.get_associated_token_address(owner.pubkey(), WRAPPED_SOL_MINT)
+    self._send_now(
+        [
+            spl.create_idempotent_associated_token_account(owner.pubkey(), owner.pubkey(), WRAPPED_SOL_MINT),
+            sys_transfer(SysTransferParams(from_pubkey=owner.pubkey(), to_pubkey=a, lamports=lamports)),
+            spl.sync_native(SyncNativeParams(program_id=TOKEN_PROGRAM_ID, account=a)),
+        ],
+        [owner],
+    )
+    return a
+
+# %% ../nbs/69_testing.ipynb #5bed437513
+@patch
+def set_bonding_curve(
+    self: LocalChain,
+    mint: Pubkey,
+    real_token_reserves: int,
+    virtual_token_reserves: int = 1_073_000_000_000_000,
+    virtual_sol_reserves: int = 30_000_000_000,
+    real_sol_reserves: int = 0,
+    complete: bool = False,
+    total_supply: int = 1_000_000_000_000_000,
+) -> Pubkey:
+    "Write a pump.fun bonding-curve account (the program's real layout) for `mint`; returns its address."
+    pda, _ = Pubkey.find_program_address([b"bonding-curve", bytes(mint)], PUMPFUN_PROGRAM_ID)
+    data = (
+        BONDING_CURVE_DISCRIMINATOR
+        + struct.pack(
+            "<QQQQQ?",
+            virtual_token_reserves,
+            virtual_sol_reserves,
+            real_token_reserves,
+            real_sol_reserves,
+            total_supply,
+            complete,
+        )
+        + bytes(66)
+    )
+    self.svm.set_account(
+        pda, Account(self.svm.minimum_balance_for_rent_exemption(len(data)), data, PUMPFUN_PROGRAM_ID, False, 0)
+    )
+    return pda
+
+# %% ../nbs/69_testing.ipynb #5bed437514
+# -- reading -----------------------------------------------------------------------------------------------
+@patch
+def token_balance(self: LocalChain, account: Pubkey) -> int | None:
+    a = self.svm.get_account(account)
+    t = parse_token_account(bytes(a.data)) if a else None
+    return t[2] if t else None
+
+# %% ../nbs/69_testing.ipynb #5bed437515
+@patch
+def decimals(self: LocalChain, mint: Pubkey) -> int:
+    a = self.svm.get_account(mint)
+    if a is None:
+        raise ChainError(f"mint {mint} does not exist")
+    return bytes(a.data)[44]
+
+# %% ../nbs/69_testing.ipynb #5bed437516
+@patch
+def _token_balances(self: LocalChain, keys: list[Pubkey], accounts: dict | None = None) -> list[dict]:
+    out = []
+    for i, k in enumerate(keys):
+        a = accounts[k] if accounts is not None and k in accounts else self.svm.get_account(k)
+        if a is None or a.owner not in TOKEN_PROGRAMS:
+            continue
+        t = parse_token_account(bytes(a.data))
+        if t is None:
+            continue
+        mint, owner, amount = t
+        out.append(
+            {
+                "accountIndex": i,
+                "mint": str(mint),
+                "owner": str(owner),
+                "programId": str(a.owner),
+                "uiTokenAmount": _ui(amount, self.decimals(mint)),
+            }
+        )
+    return out
+
+# %% ../nbs/69_testing.ipynb #5bed437517
+# -- processing --------------------------------------------------------------------------------------------
+@patch
+def simulate(self: LocalChain, tx: VersionedTransaction, addresses: list[str] = ()) -> dict:
+    "What `simulateTransaction` returns: err, logs, units, fee, pre/post token balances, requested accounts."
+    with self.lock:
+        keys = self._keys(tx)
+        pre = self._token_balances(keys)
+        r = self.svm.simulate_transaction(tx)
+        if isinstance(r, FailedTransactionMetadata):
+            m = r.meta()
+            err = _err_json(r.err())
+            post = pre
+            posts = {}
+        else:
+            m = r.meta()
+            err = None
+            posts = dict(r.post_accounts())
+            post = self._token_balances(keys, posts)
+        accs = None
+        if addresses:
+            accs = []
+            for a in addresses:
+                k = Pubkey.from_string(a)
+                acc = posts.get(k) or self.svm.get_account(k)
+                accs.append(
+                    None
+                    if acc is None
+                    else {
+                        "lamports": acc.lamports,
+                        "owner": str(acc.owner),
+                        "executable": acc.executable,
+                        "rentEpoch": 0,
+                        "data": [base64.b64encode(bytes(acc.data)).decode(), "base64"],
+                    }
+                )
         return {
-            "slot": l.slot,
-            "confirmations": None if depth >= 32 else depth,
-            "err": l.err,
-            "status": {"Ok": None} if l.err is None else {"Err": l.err},
-            "confirmationStatus": "finalized" if depth >= 32 else "confirmed",
+            "err": err,
+            "logs": list(m.logs()),
+            "unitsConsumed": m.compute_units_consumed(),
+            "fee": m.fee(),
+            "accounts": accs,
+            "returnData": None,
+            "innerInstructions": None,
+            "preTokenBalances": pre,
+            "postTokenBalances": post,
+            "loadedAccountsDataSize": 0,
         }
 
+# %% ../nbs/69_testing.ipynb #5bed437518
+@patch
+def process(self: LocalChain, tx: VersionedTransaction) -> Landed | None:
+    "Execute a transaction as the leader would: what landed, or None if it was dropped (e.g. expired blockhash)."
+    with self.lock:
+        sig = str(tx.signatures[0])
+        if sig in self.history:
+            return self.history[sig]  # duplicate: already processed
+        keys = self._keys(tx)
+        pre_bal = [self.svm.get_balance(k) or 0 for k in keys]
+        pre_tok = self._token_balances(keys)
+        r = self.svm.send_transaction(tx)
+        if isinstance(r, FailedTransactionMetadata):
+            e = r.err()
+            name = str(e)
+            if any(
+                s in name
+                for s in (
+                    "BlockhashNotFound",
+                    "AlreadyProcessed",
+                    "SignatureFailure",
+                    "AccountNotFound",
+                    "InsufficientFundsForFee",
+                    "AccountInUse",
+                    "SanitizeFailure",
+                )
+            ):
+                return None  # never lands (not charged)
+            m = r.meta()
+            err = _err_json(e)
+        else:
+            m = r
+            err = None
+        self.advance(1)
+        post_bal = [self.svm.get_balance(k) or 0 for k in keys]
+        meta = {
+            "err": err,
+            "status": {"Ok": None} if err is None else {"Err": err},
+            "fee": m.fee(),
+            "preBalances": pre_bal,
+            "postBalances": post_bal,
+            "preTokenBalances": pre_tok,
+            "postTokenBalances": self._token_balances(keys),
+            "logMessages": list(m.logs()),
+            "computeUnitsConsumed": m.compute_units_consumed(),
+            "innerInstructions": [],
+            "rewards": [],
+            "loadedAddresses": {"readonly": [], "writable": []},
+        }
+        landed = Landed(
+            sig, self.slot, self.height, err, base64.b64encode(bytes(tx)).decode(), meta, self._cu_price(tx)
+        )
+        self.history[sig] = landed
+        for k in keys:
+            self.by_address.setdefault(str(k), []).append(sig)
+        for cb in list(self.listeners):
+            with contextlib.suppress(Exception):
+                cb(landed)
+        return landed
 
+# %% ../nbs/69_testing.ipynb #5bed437519
+@patch
+def status(self: LocalChain, sig: str) -> dict | None:
+    "One `getSignatureStatuses` entry (None while unknown)."
+    l = self.history.get(sig)
+    if l is None:
+        return None
+    depth = self.height - l.height
+    return {
+        "slot": l.slot,
+        "confirmations": None if depth >= 32 else depth,
+        "err": l.err,
+        "status": {"Ok": None} if l.err is None else {"Err": l.err},
+        "confirmationStatus": "finalized" if depth >= 32 else "confirmed",
+    }
+
+# %% ../nbs/69_testing.ipynb #5bed437520
 def _err_json(e) -> object:
     s = str(e)
     if "InstructionError" in s or "(" in s:
@@ -485,7 +518,7 @@ class Pool:
     address: Pubkey = field(default_factory=lambda: Keypair().pubkey())
     created_s: float = field(default_factory=time.time)  # wall time the pool was seeded (its `pairCreatedAt`)
 
-
+# %% ../nbs/69_testing.ipynb #271a971d01
 class LocalJupiter:
     "Jupiter-shaped quote/swap over constant-product pools on a `LocalChain` (a stand-in: not Jupiter's router)."
 
@@ -494,268 +527,287 @@ class LocalJupiter:
         self.authority = Keypair()
         chain.airdrop(self.authority.pubkey(), 2 * 10**14)
 
-    @property
-    def cosigners(self) -> list[str]:
-        return [str(self.authority.pubkey())]
+# %% ../nbs/69_testing.ipynb #271a971d02
+@patch(as_prop=True)
+def cosigners(self: LocalJupiter) -> list[str]:
+    return [str(self.authority.pubkey())]
 
-    def create_pool(self, mint: Pubkey, token_atoms: int, sol_lamports: int, fee_bps: int = 25) -> Pool:
-        "Seed a pool with `token_atoms` of `mint` and `sol_lamports` of wrapped SOL."
-        c = self.chain
-        vt = c.mint_to(mint, self.authority.pubkey(), token_atoms)
-        vs = c.wrap_sol(self.authority, sol_lamports)
-        p = self.pools[str(mint)] = Pool(mint, vt, vs, self.authority, fee_bps, c.height)
-        return p
+# %% ../nbs/69_testing.ipynb #271a971d03
+@patch
+def create_pool(self: LocalJupiter, mint: Pubkey, token_atoms: int, sol_lamports: int, fee_bps: int = 25) -> Pool:
+    "Seed a pool with `token_atoms` of `mint` and `sol_lamports` of wrapped SOL."
+    c = self.chain
+    vt = c.mint_to(mint, self.authority.pubkey(), token_atoms)
+    vs = c.wrap_sol(self.authority, sol_lamports)
+    p = self.pools[str(mint)] = Pool(mint, vt, vs, self.authority, fee_bps, c.height)
+    return p
 
-    def reserves(self, p: Pool) -> tuple[int, int]:
-        return self.chain.token_balance(p.vault_token), self.chain.token_balance(p.vault_sol)
+# %% ../nbs/69_testing.ipynb #271a971d04
+@patch
+def reserves(self: LocalJupiter, p: Pool) -> tuple[int, int]:
+    return self.chain.token_balance(p.vault_token), self.chain.token_balance(p.vault_sol)
 
-    def prices(self, ids: list[str], sol_usd: float | None) -> dict:
-        "A Price API v3-shaped answer: SOL at `sol_usd` (None: unpriced), a pooled token at its pool's mid price."
-        out = {}
-        if not sol_usd:
-            return out
-        for m in ids:
-            if m == SOL_MINT:
-                out[m] = {"usdPrice": float(sol_usd), "decimals": 9, "blockId": self.chain.slot, "priceChange24h": 0.0}
-            elif m in self.pools:
-                p = self.pools[m]
-                rt, rs = self.reserves(p)
-                dec = self.chain.decimals(p.mint)
-                if rt:
-                    out[m] = {
-                        "usdPrice": rs / 1e9 / (rt / 10**dec) * sol_usd,
-                        "decimals": dec,
-                        "blockId": self.chain.slot,
-                        "priceChange24h": 0.0,
-                    }
+# %% ../nbs/69_testing.ipynb #271a971d05
+@patch
+def prices(self: LocalJupiter, ids: list[str], sol_usd: float | None) -> dict:
+    "A Price API v3-shaped answer: SOL at `sol_usd` (None: unpriced), a pooled token at its pool's mid price."
+    out = {}
+    if not sol_usd:
         return out
-
-    def token_pairs(self, mint: str, sol_usd: float = 150.0) -> list[dict]:
-        "Answer DexScreener's `GET /token-pairs/v1/solana/{mint}` for a stand-in pool (at a made-up SOL price)."
-        p = self.pools.get(mint)
-        if p is None:
-            return []
-        rt, rs = self.reserves(p)
-        sol, tok = rs / 1e9, rt / 10 ** self.chain.decimals(p.mint)
-        native = sol / tok if tok else 0.0
-        return [
-            {
-                "chainId": "solana",
-                "dexId": "memebot-testchain",
-                "url": "",
-                "pairAddress": str(p.address),
-                "labels": ["stand-in"],
-                "baseToken": {"address": mint, "name": "test token", "symbol": "TEST"},
-                "quoteToken": {"address": SOL_MINT, "name": "Wrapped SOL", "symbol": "SOL"},
-                "priceNative": f"{native:.12g}",
-                "priceUsd": f"{native * sol_usd:.12g}",
-                "liquidity": {"usd": round(2 * sol * sol_usd, 2), "base": tok, "quote": sol},
-                "pairCreatedAt": int(p.created_s * 1000),
-            }
-        ]
-
-    def _pool_for(self, a: str, b: str) -> tuple[Pool, bool]:
-        if a == SOL_MINT and b in self.pools:
-            return self.pools[b], True  # buy: SOL in, token out
-        if b == SOL_MINT and a in self.pools:
-            return self.pools[a], False  # sell: token in, SOL out
-        raise ChainError(f"no route for {a} -> {b}")
-
-    def out_amount(self, p: Pool, buy: bool, amount_in: int) -> int:
-        rt, rs = self.reserves(p)
-        rin, rout = (rs, rt) if buy else (rt, rs)
-        x = amount_in * (10_000 - p.fee_bps)
-        return (x * rout) // (rin * 10_000 + x)
-
-    def quote(self, params: dict) -> dict:
-        "Answer `GET /swap/v1/quote` (ExactIn only)."
-        t0 = time.perf_counter()
-        a, b = params.get("inputMint", ""), params.get("outputMint", "")
-        amt = params.get("amount", "")
-        if not str(amt).isdigit() or int(amt) <= 0:
-            raise ChainError(f"Query parameter amount cannot be parsed: {amt!r}")
-        if params.get("swapMode", "ExactIn") != "ExactIn":
-            raise ChainError("only swapMode=ExactIn is supported by the local stand-in")
-        slip = int(params.get("slippageBps", 50))
-        p, buy = self._pool_for(a, b)
-        amount_in = int(amt)
-        with self.chain.lock:
-            out = self.out_amount(p, buy, amount_in)
+    for m in ids:
+        if m == SOL_MINT:
+            out[m] = {"usdPrice": float(sol_usd), "decimals": 9, "blockId": self.chain.slot, "priceChange24h": 0.0}
+        elif m in self.pools:
+            p = self.pools[m]
             rt, rs = self.reserves(p)
-        if out <= 0:
-            raise ChainError("amount too small for this pool")
-        spot = (rt / rs) if buy else (rs / rt)
-        impact = max(0.0, 1 - out / (amount_in * spot)) if spot else 0.0
-        return {
-            "inputMint": a,
-            "inAmount": str(amount_in),
-            "outputMint": b,
-            "outAmount": str(out),
-            "otherAmountThreshold": str(out * (10_000 - slip) // 10_000),
-            "swapMode": "ExactIn",
-            "slippageBps": slip,
-            "platformFee": None,
-            "priceImpactPct": f"{impact:.6f}",
-            "routePlan": [
-                {
-                    "swapInfo": {
-                        "ammKey": str(p.address),
-                        "label": "memebot local x*y=k (stand-in)",
-                        "inputMint": a,
-                        "outputMint": b,
-                        "inAmount": str(amount_in),
-                        "outAmount": str(out),
-                        "feeAmount": str(amount_in * p.fee_bps // 10_000),
-                        "feeMint": a,
-                    },
-                    "percent": 100,
+            dec = self.chain.decimals(p.mint)
+            if rt:
+                out[m] = {
+                    "usdPrice": rs / 1e9 / (rt / 10**dec) * sol_usd,
+                    "decimals": dec,
+                    "blockId": self.chain.slot,
+                    "priceChange24h": 0.0,
                 }
-            ],
-            "contextSlot": self.chain.slot,
-            "timeTaken": time.perf_counter() - t0,
-        }
+    return out
 
-    def swap_tx(self, body: dict) -> dict:
-        "Answer `POST /swap/v1/swap`: a partially signed VersionedTransaction (the user signs as fee payer)."
-        q = body.get("quoteResponse") or {}
-        try:
-            user = Pubkey.from_string(body.get("userPublicKey", ""))
-        except Exception:
-            raise ChainError("userPublicKey: not a public key") from None
-        p, buy = self._pool_for(q.get("inputMint", ""), q.get("outputMint", ""))
-        amount_in = int(q["inAmount"])
-        price = body.get("computeUnitPriceMicroLamports")
-        pf = body.get("prioritizationFeeLamports")
-        cu_limit = 120_000 if body.get("dynamicComputeUnitLimit") else 1_400_000
-        if price is None and isinstance(pf, int):
-            price = pf * 1_000_000 // cu_limit
-        elif price is None and isinstance(pf, dict):
-            cap = (pf.get("priorityLevelWithMaxLamports") or {}).get("maxLamports", 0)
-            price = min(20_000, cap * 1_000_000 // cu_limit)
-        price = int(price or 0)
-        c = self.chain
-        with c.lock:
-            out = self.out_amount(p, buy, amount_in)  # priced at build time, as an AMM prices at execution
-            wsol = spl.get_associated_token_address(user, WRAPPED_SOL_MINT)
-            tprog = c.token_program_of(p.mint)
-            utok = spl.get_associated_token_address(user, p.mint, tprog)
-            dec = c.decimals(p.mint)
-            ixs = [
-                set_compute_unit_limit(cu_limit),
-                set_compute_unit_price(price),
-                spl.create_idempotent_associated_token_account(user, user, WRAPPED_SOL_MINT),
-                spl.create_idempotent_associated_token_account(user, user, p.mint, tprog),
-            ]
-            if buy:
-                ixs += [
-                    sys_transfer(SysTransferParams(from_pubkey=user, to_pubkey=wsol, lamports=amount_in)),
-                    spl.sync_native(SyncNativeParams(program_id=TOKEN_PROGRAM_ID, account=wsol)),
-                    spl.transfer_checked(
-                        TransferCheckedParams(
-                            program_id=TOKEN_PROGRAM_ID,
-                            source=wsol,
-                            mint=WRAPPED_SOL_MINT,
-                            dest=p.vault_sol,
-                            owner=user,
-                            amount=amount_in,
-                            decimals=9,
-                        )
-                    ),
-                    spl.transfer_checked(
-                        TransferCheckedParams(
-                            program_id=tprog,
-                            source=p.vault_token,
-                            mint=p.mint,
-                            dest=utok,
-                            owner=p.authority.pubkey(),
-                            amount=out,
-                            decimals=dec,
-                        )
-                    ),
-                ]
-            else:
-                ixs += [
-                    spl.transfer_checked(
-                        TransferCheckedParams(
-                            program_id=tprog,
-                            source=utok,
-                            mint=p.mint,
-                            dest=p.vault_token,
-                            owner=user,
-                            amount=amount_in,
-                            decimals=dec,
-                        )
-                    ),
-                    spl.transfer_checked(
-                        TransferCheckedParams(
-                            program_id=TOKEN_PROGRAM_ID,
-                            source=p.vault_sol,
-                            mint=WRAPPED_SOL_MINT,
-                            dest=wsol,
-                            owner=p.authority.pubkey(),
-                            amount=out,
-                            decimals=9,
-                        )
-                    ),
-                ]
-            ixs.append(
-                spl.close_account(CloseAccountParams(program_id=TOKEN_PROGRAM_ID, account=wsol, dest=user, owner=user))
-            )
-            bh, lvbh = c.blockhash()
-            msg = MessageV0.try_compile(user, ixs, [], bh)
-            sigs = [Signature.default()] * msg.header.num_required_signatures
-            keys = list(msg.account_keys)
-            sigs[keys.index(p.authority.pubkey())] = p.authority.sign_message(to_bytes_versioned(msg))
-            tx = VersionedTransaction.populate(msg, sigs)
-        return {
-            "swapTransaction": base64.b64encode(bytes(tx)).decode(),
-            "lastValidBlockHeight": lvbh,
-            "prioritizationFeeLamports": price * cu_limit // 1_000_000,
-            "computeUnitLimit": cu_limit,
-            "prioritizationType": {"computeBudget": {"microLamports": price, "estimatedMicroLamports": price}},
-            "dynamicSlippageReport": None,
-            "simulationError": None,
+# %% ../nbs/69_testing.ipynb #271a971d06
+@patch
+def token_pairs(self: LocalJupiter, mint: str, sol_usd: float = 150.0) -> list[dict]:
+    "Answer DexScreener's `GET /token-pairs/v1/solana/{mint}` for a stand-in pool (at a made-up SOL price)."
+    p = self.pools.get(mint)
+    if p is None:
+        return []
+    rt, rs = self.reserves(p)
+    sol, tok = rs / 1e9, rt / 10 ** self.chain.decimals(p.mint)
+    native = sol / tok if tok else 0.0
+    return [
+        {
+            "chainId": "solana",
+            "dexId": "memebot-testchain",
+            "url": "",
+            "pairAddress": str(p.address),
+            "labels": ["stand-in"],
+            "baseToken": {"address": mint, "name": "test token", "symbol": "TEST"},
+            "quoteToken": {"address": SOL_MINT, "name": "Wrapped SOL", "symbol": "SOL"},
+            "priceNative": f"{native:.12g}",
+            "priceUsd": f"{native * sol_usd:.12g}",
+            "liquidity": {"usd": round(2 * sol * sol_usd, 2), "base": tok, "quote": sol},
+            "pairCreatedAt": int(p.created_s * 1000),
         }
+    ]
 
-    def trade_external(self, mint: Pubkey, sol_in: int) -> int:
-        "Another trader buys `sol_in` lamports of `mint` directly in the pool (moves the price); returns tokens out."
-        p = self.pools[str(mint)]
-        c = self.chain
-        out = self.out_amount(p, True, sol_in)
-        c._send_now(
-            [
-                spl.transfer_checked(
-                    TransferCheckedParams(
-                        program_id=c.token_program_of(mint),
-                        source=p.vault_token,
-                        mint=mint,
-                        dest=c.ata(c.faucet.pubkey(), mint),
-                        owner=p.authority.pubkey(),
-                        amount=out,
-                        decimals=c.decimals(mint),
-                    )
-                )
-            ],
-            [c.faucet, p.authority],
-        )
-        w = c.wrap_sol(c.faucet, sol_in)
-        c._send_now(
-            [
+# %% ../nbs/69_testing.ipynb #271a971d07
+@patch
+def _pool_for(self: LocalJupiter, a: str, b: str) -> tuple[Pool, bool]:
+    if a == SOL_MINT and b in self.pools:
+        return self.pools[b], True  # buy: SOL in, token out
+    if b == SOL_MINT and a in self.pools:
+        return self.pools[a], False  # sell: token in, SOL out
+    raise ChainError(f"no route for {a} -> {b}")
+
+# %% ../nbs/69_testing.ipynb #271a971d08
+@patch
+def out_amount(self: LocalJupiter, p: Pool, buy: bool, amount_in: int) -> int:
+    rt, rs = self.reserves(p)
+    rin, rout = (rs, rt) if buy else (rt, rs)
+    x = amount_in * (10_000 - p.fee_bps)
+    return (x * rout) // (rin * 10_000 + x)
+
+# %% ../nbs/69_testing.ipynb #271a971d09
+@patch
+def quote(self: LocalJupiter, params: dict) -> dict:
+    "Answer `GET /swap/v1/quote` (ExactIn only)."
+    t0 = time.perf_counter()
+    a, b = params.get("inputMint", ""), params.get("outputMint", "")
+    amt = params.get("amount", "")
+    if not str(amt).isdigit() or int(amt) <= 0:
+        raise ChainError(f"Query parameter amount cannot be parsed: {amt!r}")
+    if params.get("swapMode", "ExactIn") != "ExactIn":
+        raise ChainError("only swapMode=ExactIn is supported by the local stand-in")
+    slip = int(params.get("slippageBps", 50))
+    p, buy = self._pool_for(a, b)
+    amount_in = int(amt)
+    with self.chain.lock:
+        out = self.out_amount(p, buy, amount_in)
+        rt, rs = self.reserves(p)
+    if out <= 0:
+        raise ChainError("amount too small for this pool")
+    spot = (rt / rs) if buy else (rs / rt)
+    impact = max(0.0, 1 - out / (amount_in * spot)) if spot else 0.0
+    return {
+        "inputMint": a,
+        "inAmount": str(amount_in),
+        "outputMint": b,
+        "outAmount": str(out),
+        "otherAmountThreshold": str(out * (10_000 - slip) // 10_000),
+        "swapMode": "ExactIn",
+        "slippageBps": slip,
+        "platformFee": None,
+        "priceImpactPct": f"{impact:.6f}",
+        "routePlan": [
+            {
+                "swapInfo": {
+                    "ammKey": str(p.address),
+                    "label": "memebot local x*y=k (stand-in)",
+                    "inputMint": a,
+                    "outputMint": b,
+                    "inAmount": str(amount_in),
+                    "outAmount": str(out),
+                    "feeAmount": str(amount_in * p.fee_bps // 10_000),
+                    "feeMint": a,
+                },
+                "percent": 100,
+            }
+        ],
+        "contextSlot": self.chain.slot,
+        "timeTaken": time.perf_counter() - t0,
+    }
+
+# %% ../nbs/69_testing.ipynb #271a971d10
+@patch
+def swap_tx(self: LocalJupiter, body: dict) -> dict:
+    "Answer `POST /swap/v1/swap`: a partially signed VersionedTransaction (the user signs as fee payer)."
+    q = body.get("quoteResponse") or {}
+    try:
+        user = Pubkey.from_string(body.get("userPublicKey", ""))
+    except Exception:
+        raise ChainError("userPublicKey: not a public key") from None
+    p, buy = self._pool_for(q.get("inputMint", ""), q.get("outputMint", ""))
+    amount_in = int(q["inAmount"])
+    price = body.get("computeUnitPriceMicroLamports")
+    pf = body.get("prioritizationFeeLamports")
+    cu_limit = 120_000 if body.get("dynamicComputeUnitLimit") else 1_400_000
+    if price is None and isinstance(pf, int):
+        price = pf * 1_000_000 // cu_limit
+    elif price is None and isinstance(pf, dict):
+        cap = (pf.get("priorityLevelWithMaxLamports") or {}).get("maxLamports", 0)
+        price = min(20_000, cap * 1_000_000 // cu_limit)
+    price = int(price or 0)
+    c = self.chain
+    with c.lock:
+        out = self.out_amount(p, buy, amount_in)  # priced at build time, as an AMM prices at execution
+        wsol = spl.get_associated_token_address(user, WRAPPED_SOL_MINT)
+        tprog = c.token_program_of(p.mint)
+        utok = spl.get_associated_token_address(user, p.mint, tprog)
+        dec = c.decimals(p.mint)
+        ixs = [
+            set_compute_unit_limit(cu_limit),
+            set_compute_unit_price(price),
+            spl.create_idempotent_associated_token_account(user, user, WRAPPED_SOL_MINT),
+            spl.create_idempotent_associated_token_account(user, user, p.mint, tprog),
+        ]
+        if buy:
+            ixs += [
+                sys_transfer(SysTransferParams(from_pubkey=user, to_pubkey=wsol, lamports=amount_in)),
+                spl.sync_native(SyncNativeParams(program_id=TOKEN_PROGRAM_ID, account=wsol)),
                 spl.transfer_checked(
                     TransferCheckedParams(
                         program_id=TOKEN_PROGRAM_ID,
-                        source=w,
+                        source=wsol,
                         mint=WRAPPED_SOL_MINT,
                         dest=p.vault_sol,
-                        owner=c.faucet.pubkey(),
-                        amount=sol_in,
+                        owner=user,
+                        amount=amount_in,
                         decimals=9,
                     )
-                )
-            ],
-            [c.faucet],
+                ),
+                spl.transfer_checked(
+                    TransferCheckedParams(
+                        program_id=tprog,
+                        source=p.vault_token,
+                        mint=p.mint,
+                        dest=utok,
+                        owner=p.authority.pubkey(),
+                        amount=out,
+                        decimals=dec,
+                    )
+                ),
+            ]
+        else:
+            ixs += [
+                spl.transfer_checked(
+                    TransferCheckedParams(
+                        program_id=tprog,
+                        source=utok,
+                        mint=p.mint,
+                        dest=p.vault_token,
+                        owner=user,
+                        amount=amount_in,
+                        decimals=dec,
+                    )
+                ),
+                spl.transfer_checked(
+                    TransferCheckedParams(
+                        program_id=TOKEN_PROGRAM_ID,
+                        source=p.vault_sol,
+                        mint=WRAPPED_SOL_MINT,
+                        dest=wsol,
+                        owner=p.authority.pubkey(),
+                        amount=out,
+                        decimals=9,
+                    )
+                ),
+            ]
+        ixs.append(
+            spl.close_account(CloseAccountParams(program_id=TOKEN_PROGRAM_ID, account=wsol, dest=user, owner=user))
         )
-        return out
+        bh, lvbh = c.blockhash()
+        msg = MessageV0.try_compile(user, ixs, [], bh)
+        sigs = [Signature.default()] * msg.header.num_required_signatures
+        keys = list(msg.account_keys)
+        sigs[keys.index(p.authority.pubkey())] = p.authority.sign_message(to_bytes_versioned(msg))
+        tx = VersionedTransaction.populate(msg, sigs)
+    return {
+        "swapTransaction": base64.b64encode(bytes(tx)).decode(),
+        "lastValidBlockHeight": lvbh,
+        "prioritizationFeeLamports": price * cu_limit // 1_000_000,
+        "computeUnitLimit": cu_limit,
+        "prioritizationType": {"computeBudget": {"microLamports": price, "estimatedMicroLamports": price}},
+        "dynamicSlippageReport": None,
+        "simulationError": None,
+    }
+
+# %% ../nbs/69_testing.ipynb #271a971d11
+@patch
+def trade_external(self: LocalJupiter, mint: Pubkey, sol_in: int) -> int:
+    "Another trader buys `sol_in` lamports of `mint` directly in the pool (moves the price); returns tokens out."
+    p = self.pools[str(mint)]
+    c = self.chain
+    out = self.out_amount(p, True, sol_in)
+    c._send_now(
+        [
+            spl.transfer_checked(
+                TransferCheckedParams(
+                    program_id=c.token_program_of(mint),
+                    source=p.vault_token,
+                    mint=mint,
+                    dest=c.ata(c.faucet.pubkey(), mint),
+                    owner=p.authority.pubkey(),
+                    amount=out,
+                    decimals=c.decimals(mint),
+                )
+            )
+        ],
+        [c.faucet, p.authority],
+    )
+    w = c.wrap_sol(c.faucet, sol_in)
+    c._send_now(
+        [
+            spl.transfer_checked(
+                TransferCheckedParams(
+                    program_id=TOKEN_PROGRAM_ID,
+                    source=w,
+                    mint=WRAPPED_SOL_MINT,
+                    dest=p.vault_sol,
+                    owner=c.faucet.pubkey(),
+                    amount=sol_in,
+                    decimals=9,
+                )
+            )
+        ],
+        [c.faucet],
+    )
+    return out
 
 # %% ../nbs/69_testing.ipynb #20d9b2be
 @dataclass
@@ -801,7 +853,7 @@ def _decode_tx(s: str, enc: str = "base64") -> VersionedTransaction:
     except Exception:
         raise _RpcError(-32602, "invalid transaction: failed to deserialize") from None
 
-
+# %% ../nbs/69_testing.ipynb #20d9b2be01
 class LocalChainServer:
     "Solana JSON-RPC + websocket + Jupiter + Jito endpoints on 127.0.0.1, backed by a `LocalChain`."
 
@@ -836,132 +888,6 @@ class LocalChainServer:
             if not self.chain.svm.get_balance(Pubkey.from_string(a)):
                 self.chain.airdrop(Pubkey.from_string(a), 10**9)
 
-    # -- lifecycle ---------------------------------------------------------------------------------------------
-    def start(self) -> LocalChainServer:
-        "Start the HTTP and websocket servers (and the block ticker) in background threads."
-        srv = self
-
-        class H(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):
-                srv._http(self, "GET")
-
-            def do_POST(self):
-                srv._http(self, "POST")
-
-        self.httpd = ThreadingHTTPServer((self.host, self._port), H)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True, name="testchain-http").start()
-        from websockets.sync.server import serve
-
-        self.wsd = serve(self._ws, self.host, self._ws_port)
-        threading.Thread(target=self.wsd.serve_forever, daemon=True, name="testchain-ws").start()
-        if self.block_time_s:
-            threading.Thread(target=self._tick, daemon=True, name="testchain-blocks").start()
-        return self
-
-    def stop(self):
-        self._stop.set()
-        with contextlib.suppress(Exception):
-            self.httpd.shutdown()
-            self.httpd.server_close()
-        with contextlib.suppress(Exception):
-            self.wsd.shutdown()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *a):
-        self.stop()
-
-    def _tick(self):
-        while not self._stop.wait(self.block_time_s):
-            self.chain.advance(1)
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.httpd.server_address[1]}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://{self.host}:{self.wsd.socket.getsockname()[1]}"
-
-    def endpoints(self) -> dict[str, str]:
-        "`[endpoints]` settings that point memebot at this chain: {'endpoints.solana_rpc': ..., ...}."
-        return {
-            "endpoints.solana_rpc": self.url,
-            "endpoints.solana_ws": self.ws_url,
-            "endpoints.jupiter": self.url,
-            "endpoints.jito": self.url,
-            "endpoints.dexscreener": self.url,
-        }
-
-    def release_held(self) -> list[Landed | None]:
-        "Process the transactions held by `Faults.hold_sends` (as if the leader finally included them)."
-        out = [self.chain.process(tx) for tx in self.held]
-        self.held = []
-        return out
-
-    # -- HTTP --------------------------------------------------------------------------------------------------
-    def _http(self, h: BaseHTTPRequestHandler, method: str):
-        u = urlparse(h.path)
-        body = h.rfile.read(int(h.headers.get("Content-Length") or 0)) if method == "POST" else b""
-        f = self.faults
-        if f.rate_429 and f.rng.random() < f.rate_429:
-            f.injected["429"] += 1
-            return self._reply(
-                h,
-                429,
-                {
-                    "jsonrpc": "2.0",
-                    "error": {"code": 429, "message": "Too many requests for a specific RPC call"},
-                    "id": None,
-                },
-            )
-        slow = bool(f.rate_timeout and f.rng.random() < f.rate_timeout)
-        if slow:
-            f.injected["timeout"] += 1
-        try:
-            if u.path == "/swap/v1/quote" and method == "GET":
-                q = {k: v[-1] for k, v in parse_qs(u.query).items()}
-                self._count("jupiter.quote", q)
-                status, out = 200, self.jupiter.quote(q)
-            elif u.path == "/price/v3" and method == "GET":
-                q = {k: v[-1] for k, v in parse_qs(u.query).items()}
-                self._count("jupiter.price", q)
-                status, out = (
-                    200,
-                    self.jupiter.prices(q.get("ids", "").split(","), None if self.unpriced else self.sol_usd),
-                )
-            elif u.path == "/swap/v1/swap" and method == "POST":
-                b = json.loads(body or b"{}")
-                self._count("jupiter.swap", b)
-                status, out = 200, self.jupiter.swap_tx(b)
-            elif u.path.startswith("/token-pairs/v1/solana/") and method == "GET":
-                mint = u.path.rsplit("/", 1)[-1]
-                self._count("dexscreener.token_pairs", mint)
-                status, out = 200, self.jupiter.token_pairs(mint, self.sol_usd)
-            elif method == "POST" and (u.path in ("", "/") or u.path.startswith("/api/v1/")):
-                status, out = 200, self._rpc(json.loads(body or b"{}"))
-            else:
-                status, out = 404, {"error": f"no route {method} {u.path}"}
-        except ChainError as e:
-            status, out = 400, {"error": str(e)}
-        except json.JSONDecodeError:
-            status, out = 400, {"jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error"}, "id": None}
-        if slow:
-            time.sleep(f.delay_s)
-        self._reply(h, status, out)
-
-    def _count(self, name, params=None):
-        self.calls[name] = self.calls.get(name, 0) + 1
-        h = self.hooks.get(name)
-        return h(params) if h else None
-
     @staticmethod
     def _reply(h, status, obj):
         data = json.dumps(obj).encode()
@@ -974,27 +900,6 @@ class LocalChainServer:
         except (BrokenPipeError, ConnectionResetError):
             pass
 
-    def _rpc(self, req: dict) -> dict:
-        rid, method, params = req.get("id"), req.get("method", ""), req.get("params") or []
-        verdict = self._count(method, params)
-        fn = getattr(self, f"rpc_{method}", None)
-        if verdict == "drop" and method == "sendTransaction":
-            fn = lambda raw, cfg=None: str(_decode_tx(raw, (cfg or {}).get("encoding", "base58")).signatures[0])
-        if fn is None:
-            return {"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found"}, "id": rid}
-        try:
-            return {"jsonrpc": "2.0", "result": fn(*params), "id": rid}
-        except _RpcError as e:
-            err = {"code": e.code, "message": e.message}
-            if e.data is not None:
-                err["data"] = e.data
-            return {"jsonrpc": "2.0", "error": err, "id": rid}
-        except (TypeError, ValueError) as e:
-            return {"jsonrpc": "2.0", "error": {"code": -32602, "message": f"Invalid params: {e}"}, "id": rid}
-
-    def _ctx(self, value):
-        return {"context": {"apiVersion": "memebot-testchain", "slot": self.chain.slot}, "value": value}
-
     @staticmethod
     def _pk(s) -> Pubkey:
         try:
@@ -1002,269 +907,484 @@ class LocalChainServer:
         except Exception:
             raise _RpcError(-32602, f"Invalid param: {s!r} is not a public key") from None
 
-    # -- Solana RPC methods ------------------------------------------------------------------------------------
-    def rpc_getHealth(self, *a):
-        return "ok"
+# %% ../nbs/69_testing.ipynb #20d9b2be02
+# -- lifecycle ---------------------------------------------------------------------------------------------
+@patch
+def start(self: LocalChainServer) -> LocalChainServer:
+    "Start the HTTP and websocket servers (and the block ticker) in background threads."
+    srv = self
 
-    def rpc_getSlot(self, *a):
-        return self.chain.slot
+    class H(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
 
-    def rpc_getBlockHeight(self, *a):
-        return self.chain.height
-
-    def rpc_getLatestBlockhash(self, *a):
-        bh, lvbh = self.chain.blockhash()
-        return self._ctx({"blockhash": str(bh), "lastValidBlockHeight": lvbh})
-
-    def rpc_getBalance(self, addr, *a):
-        with self.chain.lock:
-            return self._ctx(self.chain.svm.get_balance(self._pk(addr)) or 0)
-
-    def rpc_getAccountInfo(self, addr, cfg=None):
-        with self.chain.lock:
-            a = self.chain.svm.get_account(self._pk(addr))
-        if a is None:
-            return self._ctx(None)
-        return self._ctx(
-            {
-                "data": [base64.b64encode(bytes(a.data)).decode(), "base64"],
-                "executable": a.executable,
-                "lamports": a.lamports,
-                "owner": str(a.owner),
-                "rentEpoch": 18446744073709551615,
-                "space": len(bytes(a.data)),
-            }
-        )
-
-    def rpc_getMultipleAccounts(self, addrs, cfg=None):
-        return self._ctx([self.rpc_getAccountInfo(a, cfg)["value"] for a in addrs])
-
-    def rpc_getTokenAccountBalance(self, addr, *a):
-        c = self.chain
-        with c.lock:
-            acc = c.svm.get_account(self._pk(addr))
-            t = parse_token_account(bytes(acc.data)) if acc is not None and acc.owner in TOKEN_PROGRAMS else None
-            if t is None:
-                raise _RpcError(-32602, "Invalid param: could not find account")
-            return self._ctx(_ui(t[2], c.decimals(t[0])))
-
-    def rpc_getTokenAccountsByOwner(self, owner, flt=None, cfg=None):
-        c = self.chain
-        o = self._pk(owner)
-        out = []
-        flt = flt or {}
-        progs = [self._pk(flt["programId"])] if "programId" in flt else list(TOKEN_PROGRAMS)
-        with c.lock:
-            for prog in progs:
-                for addr, a in c.svm.get_program_accounts(prog):
-                    t = parse_token_account(bytes(a.data))
-                    if t and t[1] == o and ("mint" not in flt or str(t[0]) == flt["mint"]):
-                        out.append(
-                            {
-                                "pubkey": str(addr),
-                                "account": {
-                                    "data": [base64.b64encode(bytes(a.data)).decode(), "base64"],
-                                    "executable": False,
-                                    "lamports": a.lamports,
-                                    "owner": str(prog),
-                                    "rentEpoch": 0,
-                                    "space": len(bytes(a.data)),
-                                },
-                            }
-                        )
-        return self._ctx(out)
-
-    def rpc_getTokenLargestAccounts(self, mint, *a):
-        c = self.chain
-        m = self._pk(mint)
-        with c.lock:
-            prog = c.token_program_of(m) if c.svm.get_account(m) else None
-            if prog is None:
-                raise _RpcError(-32602, "Invalid param: not a Token mint")
-            dec = c.decimals(m)
-            rows = [
-                (addr, t[2])
-                for addr, acc in c.svm.get_program_accounts(prog)
-                if (t := parse_token_account(bytes(acc.data))) and t[0] == m
-            ]
-        rows.sort(key=lambda r: -r[1])
-        return self._ctx([{"address": str(addr), **_ui(amt, dec)} for addr, amt in rows[:20]])
-
-    def rpc_getRecentPrioritizationFees(self, accounts=None, *a):
-        c = self.chain
-        recent = sorted(c.history.values(), key=lambda l: l.slot)[-150:]
-        out = [
-            {"slot": c.slot - len(c.base_priority_fees) + i, "prioritizationFee": f}
-            for i, f in enumerate(c.base_priority_fees)
-        ]
-        out += [{"slot": l.slot, "prioritizationFee": l.cu_price} for l in recent]
-        return out
-
-    def rpc_getSignatureStatuses(self, sigs, cfg=None):
-        with self.chain.lock:
-            return self._ctx([self.chain.status(s) for s in sigs])
-
-    def rpc_getSignaturesForAddress(self, addr, cfg=None):
-        cfg = cfg or {}
-        c = self.chain
-        sigs = list(reversed(c.by_address.get(str(self._pk(addr)), [])))[: int(cfg.get("limit", 1000))]
-        return [
-            {
-                "signature": s,
-                "slot": c.history[s].slot,
-                "err": c.history[s].err,
-                "memo": None,
-                "blockTime": None,
-                "confirmationStatus": c.status(s)["confirmationStatus"],
-            }
-            for s in sigs
-        ]
-
-    def rpc_getTransaction(self, sig, cfg=None):
-        l = self.chain.history.get(sig)
-        if l is None:
-            return None
-        return {"slot": l.slot, "blockTime": None, "version": 0, "meta": l.meta, "transaction": [l.tx_b64, "base64"]}
-
-    def rpc_simulateTransaction(self, raw, cfg=None):
-        cfg = cfg or {}
-        tx = _decode_tx(raw, cfg.get("encoding", "base58"))
-        if cfg.get("replaceRecentBlockhash"):
-            raise _RpcError(-32602, "replaceRecentBlockhash is not supported by the local test chain")
-        return self._ctx(self.chain.simulate(tx, [x for x in (cfg.get("accounts") or {}).get("addresses", [])]))
-
-    def rpc_sendTransaction(self, raw, cfg=None):
-        cfg = cfg or {}
-        tx = _decode_tx(raw, cfg.get("encoding", "base58"))
-        sig = str(tx.signatures[0])
-        if not all(tx.verify_with_results()):
-            raise _RpcError(-32003, "Transaction signature verification failure")
-        if not cfg.get("skipPreflight"):
-            sim = self.chain.simulate(tx)
-            if sim["err"] is not None:
-                raise _RpcError(
-                    -32002, f"Transaction simulation failed: {sim['err']}", {"err": sim["err"], "logs": sim["logs"]}
-                )
-        f = self.faults
-        if sig in self.chain.history:
-            return sig
-        if f.drop_sends > 0:
-            f.drop_sends -= 1
-            return sig
-        if f.hold_sends:
-            self.held.append(tx)
-            return sig
-        self.chain.process(tx)
-        return sig
-
-    # -- Jito block engine -------------------------------------------------------------------------------------
-    def rpc_getTipAccounts(self, *a):
-        return JITO_TIP_ACCOUNTS
-
-    def rpc_sendBundle(self, txs, cfg=None):
-        cfg = cfg or {}
-        if not 1 <= len(txs) <= 5:
-            raise _RpcError(-32602, "bundle must contain 1 to 5 transactions")
-        dec = [_decode_tx(t, cfg.get("encoding", "base58")) for t in txs]
-        bid = hashlib.sha256(b"".join(bytes(t.signatures[0]) for t in dec)).hexdigest()
-        with self.chain.lock:
-            ok = (
-                all(self.chain.simulate(t)["err"] is None for t in dec)
-                and sum(1 for t in dec for k in t.message.account_keys if str(k) in JITO_TIP_ACCOUNTS) > 0
-            )
-            landed = [self.chain.process(t) for t in dec] if ok else []
-        self.bundles[bid] = {
-            "txs": [str(t.signatures[0]) for t in dec],
-            "landed": ok and all(l and l.err is None for l in landed),
-            "slot": self.chain.slot,
-        }
-        return bid
-
-    def rpc_getBundleStatuses(self, ids, *a):
-        out = []
-        for i in ids:
-            b = self.bundles.get(i)
-            out.append(
-                None
-                if not b or not b["landed"]
-                else {
-                    "bundle_id": i,
-                    "transactions": b["txs"],
-                    "slot": b["slot"],
-                    "confirmation_status": "confirmed",
-                    "err": {"Ok": None},
-                }
-            )
-        return self._ctx(out)
-
-    def rpc_getInflightBundleStatuses(self, ids, *a):
-        return self._ctx(
-            [
-                {
-                    "bundle_id": i,
-                    "status": ("Landed" if self.bundles[i]["landed"] else "Failed") if i in self.bundles else "Invalid",
-                    "landed_slot": self.bundles[i]["slot"] if i in self.bundles and self.bundles[i]["landed"] else None,
-                }
-                for i in ids
-            ]
-        )
-
-    # -- websocket ---------------------------------------------------------------------------------------------
-    def _ws(self, conn):
-        my = []
-        try:
-            for msg in conn:
-                try:
-                    req = json.loads(msg)
-                except json.JSONDecodeError:
-                    conn.send(
-                        json.dumps({"jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error"}, "id": None})
-                    )
-                    continue
-                rid, method, params = req.get("id"), req.get("method"), req.get("params") or []
-                if method == "signatureSubscribe":
-                    self._sub_id += 1
-                    sid = self._sub_id
-                    sig = params[0]
-                    conn.send(json.dumps({"jsonrpc": "2.0", "result": sid, "id": rid}))
-                    entry = (conn, sid)
-                    my.append((sig, entry))
-                    self._subs.setdefault(sig, []).append(entry)
-                    l = self.chain.history.get(sig)
-                    if l is not None:
-                        self._notify(l)
-                elif method == "signatureUnsubscribe":
-                    conn.send(json.dumps({"jsonrpc": "2.0", "result": True, "id": rid}))
-                else:
-                    conn.send(
-                        json.dumps(
-                            {"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found"}, "id": rid}
-                        )
-                    )
-        except Exception:
+        def log_message(self, *a):
             pass
-        finally:
-            for sig, e in my:
-                with contextlib.suppress(ValueError, KeyError):
-                    self._subs[sig].remove(e)
 
-    def _on_landed(self, l: Landed):
-        self._notify(l)
+        def do_GET(self):
+            srv._http(self, "GET")
 
-    def _notify(self, l: Landed):
-        if self.faults.drop_notifications:
-            return
-        for conn, sid in self._subs.pop(l.signature, []):
-            with contextlib.suppress(Exception):
-                conn.send(
-                    json.dumps(
+        def do_POST(self):
+            srv._http(self, "POST")
+
+    self.httpd = ThreadingHTTPServer((self.host, self._port), H)
+    self.httpd.daemon_threads = True
+    threading.Thread(target=self.httpd.serve_forever, daemon=True, name="testchain-http").start()
+    from websockets.sync.server import serve
+
+    self.wsd = serve(self._ws, self.host, self._ws_port)
+    threading.Thread(target=self.wsd.serve_forever, daemon=True, name="testchain-ws").start()
+    if self.block_time_s:
+        threading.Thread(target=self._tick, daemon=True, name="testchain-blocks").start()
+    return self
+
+# %% ../nbs/69_testing.ipynb #20d9b2be03
+@patch
+def stop(self: LocalChainServer):
+    self._stop.set()
+    with contextlib.suppress(Exception):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+    with contextlib.suppress(Exception):
+        self.wsd.shutdown()
+
+# %% ../nbs/69_testing.ipynb #20d9b2be04
+@patch
+def __enter__(self: LocalChainServer):
+    return self.start()
+
+# %% ../nbs/69_testing.ipynb #20d9b2be05
+@patch
+def __exit__(self: LocalChainServer, *a):
+    self.stop()
+
+# %% ../nbs/69_testing.ipynb #20d9b2be06
+@patch
+def _tick(self: LocalChainServer):
+    while not self._stop.wait(self.block_time_s):
+        self.chain.advance(1)
+
+# %% ../nbs/69_testing.ipynb #20d9b2be07
+@patch(as_prop=True)
+def url(self: LocalChainServer) -> str:
+    return f"http://{self.host}:{self.httpd.server_address[1]}"
+
+# %% ../nbs/69_testing.ipynb #20d9b2be08
+@patch(as_prop=True)
+def ws_url(self: LocalChainServer) -> str:
+    return f"ws://{self.host}:{self.wsd.socket.getsockname()[1]}"
+
+# %% ../nbs/69_testing.ipynb #20d9b2be09
+@patch
+def endpoints(self: LocalChainServer) -> dict[str, str]:
+    "`[endpoints]` settings that point memebot at this chain: {'endpoints.solana_rpc': ..., ...}."
+    return {
+        "endpoints.solana_rpc": self.url,
+        "endpoints.solana_ws": self.ws_url,
+        "endpoints.jupiter": self.url,
+        "endpoints.jito": self.url,
+        "endpoints.dexscreener": self.url,
+    }
+
+# %% ../nbs/69_testing.ipynb #20d9b2be10
+@patch
+def release_held(self: LocalChainServer) -> list[Landed | None]:
+    "Process the transactions held by `Faults.hold_sends` (as if the leader finally included them)."
+    out = [self.chain.process(tx) for tx in self.held]
+    self.held = []
+    return out
+
+# %% ../nbs/69_testing.ipynb #20d9b2be11
+# -- HTTP --------------------------------------------------------------------------------------------------
+@patch
+def _http(self: LocalChainServer, h: BaseHTTPRequestHandler, method: str):
+    u = urlparse(h.path)
+    body = h.rfile.read(int(h.headers.get("Content-Length") or 0)) if method == "POST" else b""
+    f = self.faults
+    if f.rate_429 and f.rng.random() < f.rate_429:
+        f.injected["429"] += 1
+        return self._reply(
+            h,
+            429,
+            {
+                "jsonrpc": "2.0",
+                "error": {"code": 429, "message": "Too many requests for a specific RPC call"},
+                "id": None,
+            },
+        )
+    slow = bool(f.rate_timeout and f.rng.random() < f.rate_timeout)
+    if slow:
+        f.injected["timeout"] += 1
+    try:
+        if u.path == "/swap/v1/quote" and method == "GET":
+            q = {k: v[-1] for k, v in parse_qs(u.query).items()}
+            self._count("jupiter.quote", q)
+            status, out = 200, self.jupiter.quote(q)
+        elif u.path == "/price/v3" and method == "GET":
+            q = {k: v[-1] for k, v in parse_qs(u.query).items()}
+            self._count("jupiter.price", q)
+            status, out = (
+                200,
+                self.jupiter.prices(q.get("ids", "").split(","), None if self.unpriced else self.sol_usd),
+            )
+        elif u.path == "/swap/v1/swap" and method == "POST":
+            b = json.loads(body or b"{}")
+            self._count("jupiter.swap", b)
+            status, out = 200, self.jupiter.swap_tx(b)
+        elif u.path.startswith("/token-pairs/v1/solana/") and method == "GET":
+            mint = u.path.rsplit("/", 1)[-1]
+            self._count("dexscreener.token_pairs", mint)
+            status, out = 200, self.jupiter.token_pairs(mint, self.sol_usd)
+        elif method == "POST" and (u.path in ("", "/") or u.path.startswith("/api/v1/")):
+            status, out = 200, self._rpc(json.loads(body or b"{}"))
+        else:
+            status, out = 404, {"error": f"no route {method} {u.path}"}
+    except ChainError as e:
+        status, out = 400, {"error": str(e)}
+    except json.JSONDecodeError:
+        status, out = 400, {"jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error"}, "id": None}
+    if slow:
+        time.sleep(f.delay_s)
+    self._reply(h, status, out)
+
+# %% ../nbs/69_testing.ipynb #20d9b2be12
+@patch
+def _count(self: LocalChainServer, name, params=None):
+    self.calls[name] = self.calls.get(name, 0) + 1
+    h = self.hooks.get(name)
+    return h(params) if h else None
+
+# %% ../nbs/69_testing.ipynb #20d9b2be13
+@patch
+def _rpc(self: LocalChainServer, req: dict) -> dict:
+    rid, method, params = req.get("id"), req.get("method", ""), req.get("params") or []
+    verdict = self._count(method, params)
+    fn = getattr(self, f"rpc_{method}", None)
+    if verdict == "drop" and method == "sendTransaction":
+        fn = lambda raw, cfg=None: str(_decode_tx(raw, (cfg or {}).get("encoding", "base58")).signatures[0])
+    if fn is None:
+        return {"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found"}, "id": rid}
+    try:
+        return {"jsonrpc": "2.0", "result": fn(*params), "id": rid}
+    except _RpcError as e:
+        err = {"code": e.code, "message": e.message}
+        if e.data is not None:
+            err["data"] = e.data
+        return {"jsonrpc": "2.0", "error": err, "id": rid}
+    except (TypeError, ValueError) as e:
+        return {"jsonrpc": "2.0", "error": {"code": -32602, "message": f"Invalid params: {e}"}, "id": rid}
+
+# %% ../nbs/69_testing.ipynb #20d9b2be14
+@patch
+def _ctx(self: LocalChainServer, value):
+    return {"context": {"apiVersion": "memebot-testchain", "slot": self.chain.slot}, "value": value}
+
+# %% ../nbs/69_testing.ipynb #20d9b2be15
+# -- Solana RPC methods ------------------------------------------------------------------------------------
+@patch
+def rpc_getHealth(self: LocalChainServer, *a):
+    return "ok"
+
+# %% ../nbs/69_testing.ipynb #20d9b2be16
+@patch
+def rpc_getSlot(self: LocalChainServer, *a):
+    return self.chain.slot
+
+# %% ../nbs/69_testing.ipynb #20d9b2be17
+@patch
+def rpc_getBlockHeight(self: LocalChainServer, *a):
+    return self.chain.height
+
+# %% ../nbs/69_testing.ipynb #20d9b2be18
+@patch
+def rpc_getLatestBlockhash(self: LocalChainServer, *a):
+    bh, lvbh = self.chain.blockhash()
+    return self._ctx({"blockhash": str(bh), "lastValidBlockHeight": lvbh})
+
+# %% ../nbs/69_testing.ipynb #20d9b2be19
+@patch
+def rpc_getBalance(self: LocalChainServer, addr, *a):
+    with self.chain.lock:
+        return self._ctx(self.chain.svm.get_balance(self._pk(addr)) or 0)
+
+# %% ../nbs/69_testing.ipynb #20d9b2be20
+@patch
+def rpc_getAccountInfo(self: LocalChainServer, addr, cfg=None):
+    with self.chain.lock:
+        a = self.chain.svm.get_account(self._pk(addr))
+    if a is None:
+        return self._ctx(None)
+    return self._ctx(
+        {
+            "data": [base64.b64encode(bytes(a.data)).decode(), "base64"],
+            "executable": a.executable,
+            "lamports": a.lamports,
+            "owner": str(a.owner),
+            "rentEpoch": 18446744073709551615,
+            "space": len(bytes(a.data)),
+        }
+    )
+
+# %% ../nbs/69_testing.ipynb #20d9b2be21
+@patch
+def rpc_getMultipleAccounts(self: LocalChainServer, addrs, cfg=None):
+    return self._ctx([self.rpc_getAccountInfo(a, cfg)["value"] for a in addrs])
+
+# %% ../nbs/69_testing.ipynb #20d9b2be22
+@patch
+def rpc_getTokenAccountBalance(self: LocalChainServer, addr, *a):
+    c = self.chain
+    with c.lock:
+        acc = c.svm.get_account(self._pk(addr))
+        t = parse_token_account(bytes(acc.data)) if acc is not None and acc.owner in TOKEN_PROGRAMS else None
+        if t is None:
+            raise _RpcError(-32602, "Invalid param: could not find account")
+        return self._ctx(_ui(t[2], c.decimals(t[0])))
+
+# %% ../nbs/69_testing.ipynb #20d9b2be23
+@patch
+def rpc_getTokenAccountsByOwner(self: LocalChainServer, owner, flt=None, cfg=None):
+    c = self.chain
+    o = self._pk(owner)
+    out = []
+    flt = flt or {}
+    progs = [self._pk(flt["programId"])] if "programId" in flt else list(TOKEN_PROGRAMS)
+    with c.lock:
+        for prog in progs:
+            for addr, a in c.svm.get_program_accounts(prog):
+                t = parse_token_account(bytes(a.data))
+                if t and t[1] == o and ("mint" not in flt or str(t[0]) == flt["mint"]):
+                    out.append(
                         {
-                            "jsonrpc": "2.0",
-                            "method": "signatureNotification",
-                            "params": {
-                                "result": {"context": {"slot": l.slot}, "value": {"err": l.err}},
-                                "subscription": sid,
+                            "pubkey": str(addr),
+                            "account": {
+                                "data": [base64.b64encode(bytes(a.data)).decode(), "base64"],
+                                "executable": False,
+                                "lamports": a.lamports,
+                                "owner": str(prog),
+                                "rentEpoch": 0,
+                                "space": len(bytes(a.data)),
                             },
                         }
                     )
+    return self._ctx(out)
+
+# %% ../nbs/69_testing.ipynb #20d9b2be24
+@patch
+def rpc_getTokenLargestAccounts(self: LocalChainServer, mint, *a):
+    c = self.chain
+    m = self._pk(mint)
+    with c.lock:
+        prog = c.token_program_of(m) if c.svm.get_account(m) else None
+        if prog is None:
+            raise _RpcError(-32602, "Invalid param: not a Token mint")
+        dec = c.decimals(m)
+        rows = [
+            (addr, t[2])
+            for addr, acc in c.svm.get_program_accounts(prog)
+            if (t := parse_token_account(bytes(acc.data))) and t[0] == m
+        ]
+    rows.sort(key=lambda r: -r[1])
+    return self._ctx([{"address": str(addr), **_ui(amt, dec)} for addr, amt in rows[:20]])
+
+# %% ../nbs/69_testing.ipynb #20d9b2be25
+@patch
+def rpc_getRecentPrioritizationFees(self: LocalChainServer, accounts=None, *a):
+    c = self.chain
+    recent = sorted(c.history.values(), key=lambda l: l.slot)[-150:]
+    out = [
+        {"slot": c.slot - len(c.base_priority_fees) + i, "prioritizationFee": f}
+        for i, f in enumerate(c.base_priority_fees)
+    ]
+    out += [{"slot": l.slot, "prioritizationFee": l.cu_price} for l in recent]
+    return out
+
+# %% ../nbs/69_testing.ipynb #20d9b2be26
+@patch
+def rpc_getSignatureStatuses(self: LocalChainServer, sigs, cfg=None):
+    with self.chain.lock:
+        return self._ctx([self.chain.status(s) for s in sigs])
+
+# %% ../nbs/69_testing.ipynb #20d9b2be27
+@patch
+def rpc_getSignaturesForAddress(self: LocalChainServer, addr, cfg=None):
+    cfg = cfg or {}
+    c = self.chain
+    sigs = list(reversed(c.by_address.get(str(self._pk(addr)), [])))[: int(cfg.get("limit", 1000))]
+    return [
+        {
+            "signature": s,
+            "slot": c.history[s].slot,
+            "err": c.history[s].err,
+            "memo": None,
+            "blockTime": None,
+            "confirmationStatus": c.status(s)["confirmationStatus"],
+        }
+        for s in sigs
+    ]
+
+# %% ../nbs/69_testing.ipynb #20d9b2be28
+@patch
+def rpc_getTransaction(self: LocalChainServer, sig, cfg=None):
+    l = self.chain.history.get(sig)
+    if l is None:
+        return None
+    return {"slot": l.slot, "blockTime": None, "version": 0, "meta": l.meta, "transaction": [l.tx_b64, "base64"]}
+
+# %% ../nbs/69_testing.ipynb #20d9b2be29
+@patch
+def rpc_simulateTransaction(self: LocalChainServer, raw, cfg=None):
+    cfg = cfg or {}
+    tx = _decode_tx(raw, cfg.get("encoding", "base58"))
+    if cfg.get("replaceRecentBlockhash"):
+        raise _RpcError(-32602, "replaceRecentBlockhash is not supported by the local test chain")
+    return self._ctx(self.chain.simulate(tx, [x for x in (cfg.get("accounts") or {}).get("addresses", [])]))
+
+# %% ../nbs/69_testing.ipynb #20d9b2be30
+@patch
+def rpc_sendTransaction(self: LocalChainServer, raw, cfg=None):
+    cfg = cfg or {}
+    tx = _decode_tx(raw, cfg.get("encoding", "base58"))
+    sig = str(tx.signatures[0])
+    if not all(tx.verify_with_results()):
+        raise _RpcError(-32003, "Transaction signature verification failure")
+    if not cfg.get("skipPreflight"):
+        sim = self.chain.simulate(tx)
+        if sim["err"] is not None:
+            raise _RpcError(
+                -32002, f"Transaction simulation failed: {sim['err']}", {"err": sim["err"], "logs": sim["logs"]}
+            )
+    f = self.faults
+    if sig in self.chain.history:
+        return sig
+    if f.drop_sends > 0:
+        f.drop_sends -= 1
+        return sig
+    if f.hold_sends:
+        self.held.append(tx)
+        return sig
+    self.chain.process(tx)
+    return sig
+
+# %% ../nbs/69_testing.ipynb #20d9b2be31
+# -- Jito block engine -------------------------------------------------------------------------------------
+@patch
+def rpc_getTipAccounts(self: LocalChainServer, *a):
+    return JITO_TIP_ACCOUNTS
+
+# %% ../nbs/69_testing.ipynb #20d9b2be32
+@patch
+def rpc_sendBundle(self: LocalChainServer, txs, cfg=None):
+    cfg = cfg or {}
+    if not 1 <= len(txs) <= 5:
+        raise _RpcError(-32602, "bundle must contain 1 to 5 transactions")
+    dec = [_decode_tx(t, cfg.get("encoding", "base58")) for t in txs]
+    bid = hashlib.sha256(b"".join(bytes(t.signatures[0]) for t in dec)).hexdigest()
+    with self.chain.lock:
+        ok = (
+            all(self.chain.simulate(t)["err"] is None for t in dec)
+            and sum(1 for t in dec for k in t.message.account_keys if str(k) in JITO_TIP_ACCOUNTS) > 0
+        )
+        landed = [self.chain.process(t) for t in dec] if ok else []
+    self.bundles[bid] = {
+        "txs": [str(t.signatures[0]) for t in dec],
+        "landed": ok and all(l and l.err is None for l in landed),
+        "slot": self.chain.slot,
+    }
+    return bid
+
+# %% ../nbs/69_testing.ipynb #20d9b2be33
+@patch
+def rpc_getBundleStatuses(self: LocalChainServer, ids, *a):
+    out = []
+    for i in ids:
+        b = self.bundles.get(i)
+        out.append(
+            None
+            if not b or not b["landed"]
+            else {
+                "bundle_id": i,
+                "transactions": b["txs"],
+                "slot": b["slot"],
+                "confirmation_status": "confirmed",
+                "err": {"Ok": None},
+            }
+        )
+    return self._ctx(out)
+
+# %% ../nbs/69_testing.ipynb #20d9b2be34
+@patch
+def rpc_getInflightBundleStatuses(self: LocalChainServer, ids, *a):
+    return self._ctx(
+        [
+            {
+                "bundle_id": i,
+                "status": ("Landed" if self.bundles[i]["landed"] else "Failed") if i in self.bundles else "Invalid",
+                "landed_slot": self.bundles[i]["slot"] if i in self.bundles and self.bundles[i]["landed"] else None,
+            }
+            for i in ids
+        ]
+    )
+
+# %% ../nbs/69_testing.ipynb #20d9b2be35
+# -- websocket ---------------------------------------------------------------------------------------------
+@patch
+def _ws(self: LocalChainServer, conn):
+    my = []
+    try:
+        for msg in conn:
+            try:
+                req = json.loads(msg)
+            except json.JSONDecodeError:
+                conn.send(
+                    json.dumps({"jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error"}, "id": None})
                 )
+                continue
+            rid, method, params = req.get("id"), req.get("method"), req.get("params") or []
+            if method == "signatureSubscribe":
+                self._sub_id += 1
+                sid = self._sub_id
+                sig = params[0]
+                conn.send(json.dumps({"jsonrpc": "2.0", "result": sid, "id": rid}))
+                entry = (conn, sid)
+                my.append((sig, entry))
+                self._subs.setdefault(sig, []).append(entry)
+                l = self.chain.history.get(sig)
+                if l is not None:
+                    self._notify(l)
+            elif method == "signatureUnsubscribe":
+                conn.send(json.dumps({"jsonrpc": "2.0", "result": True, "id": rid}))
+            else:
+                conn.send(
+                    json.dumps({"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found"}, "id": rid})
+                )
+    except Exception:
+        pass
+    finally:
+        for sig, e in my:
+            with contextlib.suppress(ValueError, KeyError):
+                self._subs[sig].remove(e)
+
+# %% ../nbs/69_testing.ipynb #20d9b2be36
+@patch
+def _on_landed(self: LocalChainServer, l: Landed):
+    self._notify(l)
+
+# %% ../nbs/69_testing.ipynb #20d9b2be37
+@patch
+def _notify(self: LocalChainServer, l: Landed):
+    if self.faults.drop_notifications:
+        return
+    for conn, sid in self._subs.pop(l.signature, []):
+        with contextlib.suppress(Exception):
+            conn.send(
+                json.dumps(
+                    {
+                        "jsonrpc": "2.0",
+                        "method": "signatureNotification",
+                        "params": {
+                            "result": {"context": {"slot": l.slot}, "value": {"err": l.err}},
+                            "subscription": sid,
+                        },
+                    }
+                )
+            )

@@ -9,7 +9,7 @@ its position (a refused or partly filled entry leaves it free to act at the next
 
 import math
 import numpy as np, pandas as pd, pytest
-from hypothesis import given, settings, HealthCheck, strategies as st
+from hypothesis import assume, given, settings, HealthCheck, strategies as st
 from memebot.core import Side, OrderStatus, NotionalOrder, RiskHook
 from memebot.backtest import CandleFeed, Engine
 from memebot.exec import SimulatedBroker, VolumeParticipation, ConstantProductAMM, BarFill, FeeSchedule
@@ -193,7 +193,7 @@ def test_refused_or_partly_filled_entries_leave_the_strategy_free_to_act(seed, r
     )
     res = e.run()
     _invariants(e)
-    assert res.order_stats()["rejected"] > 0
+    assume(res.order_stats()["rejected"] > 0)  # an example where chance refused nothing says nothing about refusals
     assert strat.missed == []
 
 

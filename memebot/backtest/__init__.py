@@ -49,7 +49,7 @@ class NoData(MemebotError):
 
 _FIELDS = ("open", "high", "low", "close", "volume")
 
-
+# %% ../../nbs/65_backtest.ipynb #f361aee501
 class CandleFeed(Feed):
     "Stored candles as multi-asset `Bars` slices, one per (timeframe, close time), in time order."
 
@@ -82,92 +82,99 @@ class CandleFeed(Feed):
             self._tf[tf] = (times, arr, present)
         self.n_bars = int(sum(p.sum() for _, _, p in self._tf.values()))
 
-    @classmethod
-    def from_frame(cls, df: pd.DataFrame, tf: str | None = None, clock: SimClock | None = None) -> CandleFeed:
-        "From one long frame; `tf` names its timeframe, or a `tf` column splits it."
-        if tf is None and "tf" in df:
-            return cls({t: g for t, g in df.groupby("tf")}, clock)
-        if tf is None:
-            raise ValidationError("candle feed", "tf", "timeframe needed (no tf column)")
-        return cls({tf: df}, clock)
+# %% ../../nbs/65_backtest.ipynb #f361aee502
+@patch(cls_method=True)
+def from_frame(cls: CandleFeed, df: pd.DataFrame, tf: str | None = None, clock: SimClock | None = None) -> CandleFeed:
+    "From one long frame; `tf` names its timeframe, or a `tf` column splits it."
+    if tf is None and "tf" in df:
+        return cls({t: g for t, g in df.groupby("tf")}, clock)
+    if tf is None:
+        raise ValidationError("candle feed", "tf", "timeframe needed (no tf column)")
+    return cls({tf: df}, clock)
 
-    @classmethod
-    def from_store(
-        cls,
-        store,
-        symbols: list[str] | None,
-        tfs: str | list[str],
-        start=None,
-        end=None,
-        source=None,
-        chain=None,
-        clock: SimClock | None = None,
-    ) -> CandleFeed:
-        "Candles of `symbols` in `tfs` from the DuckDB store (`NoData` when a symbol has none)."
-        from memebot.data.store import candles
+# %% ../../nbs/65_backtest.ipynb #f361aee503
+@patch(cls_method=True)
+def from_store(
+    cls: CandleFeed,
+    store,
+    symbols: list[str] | None,
+    tfs: str | list[str],
+    start=None,
+    end=None,
+    source=None,
+    chain=None,
+    clock: SimClock | None = None,
+) -> CandleFeed:
+    "Candles of `symbols` in `tfs` from the DuckDB store (`NoData` when a symbol has none)."
+    from memebot.data.store import candles
 
-        tfs = [tfs] if isinstance(tfs, str) else list(tfs)
-        frames = {}
-        for tf in tfs:
-            df = candles(store, symbols, tf, start, end, source, chain)
-            if len(df) == 0:
-                raise NoData(
-                    f"no {tf} candles stored for {', '.join(symbols) if symbols else 'any symbol'} in the range"
-                )
-            missing = sorted(set(symbols or []) - set(df["symbol"].unique()))
-            if missing:
-                raise NoData(f"no {tf} candles stored for {', '.join(missing)} in the range")
-            frames[tf] = df
-        return cls(frames, clock)
+    tfs = [tfs] if isinstance(tfs, str) else list(tfs)
+    frames = {}
+    for tf in tfs:
+        df = candles(store, symbols, tf, start, end, source, chain)
+        if len(df) == 0:
+            raise NoData(f"no {tf} candles stored for {', '.join(symbols) if symbols else 'any symbol'} in the range")
+        missing = sorted(set(symbols or []) - set(df["symbol"].unique()))
+        if missing:
+            raise NoData(f"no {tf} candles stored for {', '.join(missing)} in the range")
+        frames[tf] = df
+    return cls(frames, clock)
 
-    def frame(self, tf: str | None = None) -> pd.DataFrame:
-        "Wide frame for vectorized `signals`: index ts (UTC), columns (field, symbol)."
-        tf = tf or next(iter(self._tf))
-        times, arr, _ = self._tf[tf]
-        idx = pd.DatetimeIndex(pd.to_datetime(times, utc=True), name="ts")
-        return pd.concat(
-            {f: pd.DataFrame(arr[:, k, :], index=idx, columns=list(self.symbols)) for k, f in enumerate(_FIELDS)},
-            axis=1,
-        )
+# %% ../../nbs/65_backtest.ipynb #f361aee504
+@patch
+def frame(self: CandleFeed, tf: str | None = None) -> pd.DataFrame:
+    "Wide frame for vectorized `signals`: index ts (UTC), columns (field, symbol)."
+    tf = tf or next(iter(self._tf))
+    times, arr, _ = self._tf[tf]
+    idx = pd.DatetimeIndex(pd.to_datetime(times, utc=True), name="ts")
+    return pd.concat(
+        {f: pd.DataFrame(arr[:, k, :], index=idx, columns=list(self.symbols)) for k, f in enumerate(_FIELDS)},
+        axis=1,
+    )
 
-    @property
-    def timeframes(self) -> list[str]:
-        return list(self._tf)
+# %% ../../nbs/65_backtest.ipynb #f361aee505
+@patch(as_prop=True)
+def timeframes(self: CandleFeed) -> list[str]:
+    return list(self._tf)
 
-    def _slices(self, tf):
-        times, arr, present = self._tf[tf]
-        dur = tf_seconds(tf) * NS
-        cnt = present.sum(1)
-        prefix = (present.cumprod(1).sum(1) == cnt).tolist()
-        syms, prefixes = self.symbols, {}
-        for t, (k, ot) in enumerate(zip(cnt.tolist(), times.tolist())):
-            if k == 0:
-                continue
-            if prefix[t]:
-                s = prefixes.get(k)
-                if s is None:
-                    s = prefixes[k] = syms[:k]
-                o = arr[t, :, :k]
-            else:
-                cols = np.flatnonzero(present[t])
-                s = tuple(syms[c] for c in cols)
-                o = arr[t][:, cols]
-            yield Bars(ot + dur, ot, tf, s, o)
-
-    def __iter__(self):
-        tfs = list(self._tf)
-        if len(tfs) == 1:
-            it = self._slices(tfs[0])
+# %% ../../nbs/65_backtest.ipynb #f361aee506
+@patch
+def _slices(self: CandleFeed, tf):
+    times, arr, present = self._tf[tf]
+    dur = tf_seconds(tf) * NS
+    cnt = present.sum(1)
+    prefix = (present.cumprod(1).sum(1) == cnt).tolist()
+    syms, prefixes = self.symbols, {}
+    for t, (k, ot) in enumerate(zip(cnt.tolist(), times.tolist())):
+        if k == 0:
+            continue
+        if prefix[t]:
+            s = prefixes.get(k)
+            if s is None:
+                s = prefixes[k] = syms[:k]
+            o = arr[t, :, :k]
         else:
-            order = {tf: tf_seconds(tf) for tf in tfs}
-            it = heapq.merge(*(self._slices(tf) for tf in tfs), key=lambda b: (b.ts, order[b.tf]))
-        clk = self.clock
-        for b in it:
-            if clk is not None:
-                clk.advance_to(b.ts)
-            yield b
+            cols = np.flatnonzero(present[t])
+            s = tuple(syms[c] for c in cols)
+            o = arr[t][:, cols]
+        yield Bars(ot + dur, ot, tf, s, o)
 
+# %% ../../nbs/65_backtest.ipynb #f361aee507
+@patch
+def __iter__(self: CandleFeed):
+    tfs = list(self._tf)
+    if len(tfs) == 1:
+        it = self._slices(tfs[0])
+    else:
+        order = {tf: tf_seconds(tf) for tf in tfs}
+        it = heapq.merge(*(self._slices(tf) for tf in tfs), key=lambda b: (b.ts, order[b.tf]))
+    clk = self.clock
+    for b in it:
+        if clk is not None:
+            clk.advance_to(b.ts)
+        yield b
 
+# %% ../../nbs/65_backtest.ipynb #f361aee508
 def _ns(ts) -> np.ndarray:
     s = pd.Series(ts)
     if pd.api.types.is_datetime64_any_dtype(s):
@@ -476,7 +483,7 @@ def cancel(self: Context, client_id: str) -> bool:
         return True
     return False
 
-
+# %% ../../nbs/65_backtest.ipynb #059201d601
 @patch
 def cancel_all(self: Context, symbol: str | None = None) -> int:
     "Cancel every open and held order (for `symbol`); the number cancelled."
@@ -643,7 +650,7 @@ def _risk_hook(risk) -> tuple[RiskHook, str]:
         return RiskEngine.from_settings(watch_kill_file=False, name="backtest"), "risk engine ([risk] limits)"
     return risk, getattr(risk, "label", None) or f"{type(risk).__name__}"
 
-
+# %% ../../nbs/65_backtest.ipynb #c7e304ba01
 class Engine:
     "Event-driven engine: strategy + clock + feed + broker + risk; identical in backtest, paper and live."
 
@@ -791,7 +798,7 @@ def _closed(
         self.strategy.on_order(self.ctx, o)
     return True
 
-
+# %% ../../nbs/65_backtest.ipynb #34a3ac8801
 @patch
 def book(self: Engine, reports: list):
     "Book what the broker reported (fills, finished orders), then tell the strategy: it sees the whole batch."
@@ -831,7 +838,7 @@ def start(self: Engine):
         self._started = True
         self.strategy.on_start(self.ctx)
 
-
+# %% ../../nbs/65_backtest.ipynb #cb54829c01
 @patch
 def step(self: Engine, ev):
     "Process one market event: the one code path of backtest, paper and live."
@@ -909,7 +916,7 @@ def step(self: Engine, ev):
         self._eq.append(eq)
         self._ex.append(ex)
 
-
+# %% ../../nbs/65_backtest.ipynb #cb54829c02
 @patch
 def _fire_timers(self: Engine, ts):
     while self._timers and self._timers[0][0] <= ts:
@@ -971,7 +978,7 @@ def restore(
         self.om.hold(o, oco)
     self.om.continue_after([*client_ids, *(o.client_id for o in open_orders), *(o.client_id for o, _ in held)])
 
-
+# %% ../../nbs/65_backtest.ipynb #04e6df0301
 @patch
 def run(self: Engine) -> BacktestResult:
     "Run the feed to its end: sync iteration when the feed supports it, else the async loop."
@@ -1076,7 +1083,7 @@ def round_trips(fills: list[Fill], portfolio: Portfolio | None = None) -> pd.Dat
         df[c] = pd.to_datetime(df[c].astype("Int64"), utc=True)
     return df.sort_values(["entry_time", "symbol"], ignore_index=True)
 
-
+# %% ../../nbs/65_backtest.ipynb #2d14592a01
 def _close(t, ts, status):
     ep, xp = t["in_v"] / t["in_q"], t["out_v"] / t["out_q"] if t["out_q"] else math.nan
     gross = (t["out_v"] - t["in_v"]) if t["side"] == "long" else (t["in_v"] - t["out_v"])

@@ -119,7 +119,7 @@ def _value_from_orders(rec, close: np.ndarray, init_cash: float) -> np.ndarray:
     dq += init_cash
     return dq
 
-
+# %% ../../nbs/66_backtest.vector.ipynb #ae967b2e01
 def expand_grid(cls, grid: dict) -> list[dict]:
     "Valid parameter combinations of `grid` for strategy class `cls`."
     for k in grid:
@@ -161,7 +161,7 @@ def parse_grid(items: list[str]) -> dict:
             grid[k.strip()] = [x.strip() for x in v.split(",") if x.strip()]
     return grid
 
-
+# %% ../../nbs/66_backtest.vector.ipynb #ae967b2e02
 def sweep(
     strategy: str | type,
     frame: pd.DataFrame,

@@ -4,29 +4,61 @@
 
 # %% ../../nbs/95_commands.live.ipynb #8eb66494
 from __future__ import annotations
+
+
 import asyncio, json, os
+
+
 from decimal import Decimal
+
+
 from pathlib import Path
+
+
 from typing import Optional, List
+
+
 import typer
+
+
 from ..cli import app, settings, fail, console, open_store
+
+
 from ..core import MemebotError, SOL_MINT, Environment, to_atoms, from_atoms
+
 
 live_app = typer.Typer(
     help="Live trading on Solana (guarded: needs live settings and --yes-i-mean-live).", no_args_is_help=True
 )
+
+
 wallet_app = typer.Typer(help="The Solana wallet: balances (public information only).", no_args_is_help=True)
+
+
 testchain_app = typer.Typer(help="memebot's loopback Solana test chain for dry runs.", no_args_is_help=True)
+
+
 app.add_typer(live_app, name="live")
+
+
 app.add_typer(wallet_app, name="wallet")
+
+
 app.add_typer(testchain_app, name="testchain")
 
+
 _CONFIRM = typer.Option(False, "--yes-i-mean-live", help="Confirm that real funds may be spent.")
+
+
 _COSIGNER = typer.Option(
     [], "--allow-cosigner", help="Accept this extra presigned signer (the test chain's pool authority)."
 )
 
+# %% auto #0
+__all__ = ['live_app', 'wallet_app', 'testchain_app', 'sol_usd', 'live_risk', 'node_cash', 'live_buy', 'live_sell', 'live_run',
+           'live_reconcile', 'wallet_balance', 'testchain_serve']
 
+# %% ../../nbs/95_commands.live.ipynb #8eb6649401
 async def sol_usd(s) -> float | None:
     "SOL's USD price from the Jupiter Price API; None (logged) when it cannot be had."
     from memebot.data.sources import Jupiter
@@ -75,10 +107,6 @@ def _run(coro):
     except MemebotError:
         raise
 
-# %% auto #0
-__all__ = ['live_app', 'wallet_app', 'testchain_app', 'sol_usd', 'live_risk', 'node_cash', 'live_buy', 'live_sell', 'live_run',
-           'live_reconcile', 'wallet_balance', 'testchain_serve']
-
 # %% ../../nbs/95_commands.live.ipynb #b6678e63
 @live_app.command("buy")
 def live_buy(
@@ -105,7 +133,7 @@ def live_sell(
     "Sell a token for SOL through Jupiter."
     _trade("sell", mint, amount, slippage_bps, confirm, cosigners, as_json)
 
-
+# %% ../../nbs/95_commands.live.ipynb #b6678e6301
 def _trade(side, mint, amount, slippage_bps, confirm, cosigners, as_json):
     from memebot.exec.solana import require_live, TradingHalted
     from memebot.risk.safety import TokenSafetyChecker, market_pool_info
@@ -160,7 +188,7 @@ def _trade(side, mint, amount, slippage_bps, confirm, cosigners, as_json):
 
     _run(go())
 
-
+# %% ../../nbs/95_commands.live.ipynb #b6678e6302
 @live_app.command("run")
 def live_run(
     strategy: str = typer.Option(..., "--strategy", help="Strategy name (see `memebot strategies`)."),
@@ -286,7 +314,7 @@ def live_run(
 
     _run(go())
 
-
+# %% ../../nbs/95_commands.live.ipynb #b6678e6303
 @live_app.command("reconcile")
 def live_reconcile(
     acknowledge: bool = typer.Option(

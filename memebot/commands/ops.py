@@ -143,7 +143,7 @@ def _para(text: str, indent: str = "  ", width: int = 80) -> list[str]:
 
     return textwrap.wrap(text, width, initial_indent=indent, subsequent_indent=indent)
 
-
+# %% ../../nbs/97_commands.ops.ipynb #1f96d57001
 def _outcomes(st: dict) -> str:
     "One line of an order_stats dict: submitted, filled, rejected (by reason) and skipped entries."
     out = f"{st['submitted']} orders: {st['filled']} filled, {st['rejected']} rejected"
@@ -156,7 +156,7 @@ def _outcomes(st: dict) -> str:
         out += f"; {sk} entries not sent (" + ", ".join(f"{k}: {v}" for k, v in st["skipped"].items()) + ")"
     return out
 
-
+# %% ../../nbs/97_commands.ops.ipynb #1f96d57002
 def quickstart_story(r, s) -> list[str]:
     "What the quickstart did and what its numbers mean, as lines that read at 80 columns (paths on their own lines)."
     b, m, sim = r.backtest, r.backtest["metrics"], r.sim

@@ -123,7 +123,7 @@ def _arun(coro):
     with ThreadPoolExecutor(1) as ex:
         return ex.submit(asyncio.run, coro).result()
 
-
+# %% ../../nbs/94_commands.paper.ipynb #4e4b3fe401
 @app.command("paper")
 def paper_cmd(
     strategy: Optional[str] = typer.Option(None, "--strategy", help="Strategy name (see `memebot strategies`)."),
@@ -317,7 +317,7 @@ def paper_cmd(
     finally:
         store.close()
 
-
+# %% ../../nbs/94_commands.paper.ipynb #4e4b3fe402
 def _record(run_id: str, s) -> dict | None:
     "The run record of a paper run, read from its ledger file (None when it has none)."
     from memebot.exec.ledger import ledger_store

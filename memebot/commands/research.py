@@ -72,7 +72,7 @@ def load_candles(
             raise ResearchError(str(e)) from None
     return feed, chains[0]
 
-
+# %% ../../nbs/93_commands.research.ipynb #b4ad5f7a01
 def trades_json(trades) -> list[dict]:
     "Trades as JSON-ready dicts (ISO times, None for NaN)."
     out = []
@@ -117,7 +117,7 @@ _METRIC_ROWS = [
     "final_equity",
 ]
 
-
+# %% ../../nbs/93_commands.research.ipynb #8da2920801
 @app.command("backtest")
 def backtest_cmd(
     strategy: str = typer.Option(..., "--strategy", help="Strategy name (see `memebot strategies`)."),
@@ -240,7 +240,7 @@ def backtest_cmd(
     if json_out is not None:
         console.print(f"json: {json_out}", highlight=False, soft_wrap=True)
 
-
+# %% ../../nbs/93_commands.research.ipynb #8da2920802
 class _null:
     def __enter__(self):
         return self
@@ -341,7 +341,7 @@ def sweep_cmd(
     )
     console.print(f"results: {od}", highlight=False, soft_wrap=True)
 
-
+# %% ../../nbs/93_commands.research.ipynb #ba21097901
 @app.command("strategies")
 def strategies_cmd(as_json: bool = typer.Option(False, "--json")):
     "List strategies (built-in and the user folder) with their parameters."

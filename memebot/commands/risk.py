@@ -15,6 +15,8 @@ __all__ = ['risk_app', 'kill', 'resume', 'pid_alive', 'node_liveness', 'status']
 
 # %% ../../nbs/96_commands.risk.ipynb #5e180572
 risk_app = typer.Typer(help="Risk engine state and limits.", no_args_is_help=True)
+
+
 app.add_typer(risk_app, name="risk")
 
 
@@ -62,7 +64,7 @@ def resume(confirm: bool = typer.Option(False, "--confirm", help="Required: conf
         soft_wrap=True,
     )
 
-
+# %% ../../nbs/96_commands.risk.ipynb #5e18057201
 def pid_alive(pid) -> bool:
     "True when a process with this pid exists on this machine."
     try:
@@ -91,7 +93,7 @@ def node_liveness(node: dict) -> tuple[str, str]:
         f"nothing trades on this state"
     )
 
-
+# %% ../../nbs/96_commands.risk.ipynb #5e18057202
 @risk_app.command("status")
 def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")):
     "Kill switch, the last state a node published (and whether that node is still running), and the limits in force."

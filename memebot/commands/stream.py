@@ -106,7 +106,7 @@ def _line(ev) -> str:
         return f"{ts} backfill {d['symbol'][:12]} {d['bars']} bars"
     return f"{ts} {t} {d}"
 
-
+# %% ../../nbs/92_commands.stream.ipynb #5076294d01
 @app.command("stream")
 def stream(
     source: str = typer.Option(..., "--source", help="solana | evm | ccxt | jupiter | sim | replay"),

@@ -160,7 +160,11 @@ async def fetch_page(
 
 # %% ../../nbs/11a_data.backfill.ipynb #b586b32d
 _PAGES = counter("backfill_pages_total", "Pages fetched by backfills", ("source",))
+
+
 _ROWS = counter("backfill_rows_total", "Candles written by backfills", ("source",))
+
+
 log = get_logger("memebot.data.backfill")
 
 
@@ -177,7 +181,7 @@ def parse_range(since, until, tf: str, limit: int = GT_MAX_LIMIT, now_ns: int | 
         )
     return start, end
 
-
+# %% ../../nbs/11a_data.backfill.ipynb #b586b32d01
 async def backfill(
     store: Store,
     source: str,  # geckoterminal, binance (ccxt) or coingecko

@@ -44,6 +44,7 @@ from ..config import get_settings
 from ..obs import get_logger, counter, histogram
 from . import onchain as oc
 from .sources import retrying
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['GapFiller', 'RETRYABLE', 'AccountDecoder', 'SOURCES', 'Backfill', 'FeedError', 'floor_ns', 'bar_key', 'log_retry',
@@ -106,6 +107,8 @@ def log_retry(
 
 # %% ../../nbs/13_data.feeds.ipynb #194b5b8d
 _M_DROPPED = counter("feed_dropped_total", "messages or events dropped", ("feed", "reason"))
+
+
 _M_RECONNECTS = counter("feed_reconnects_total", "reconnections", ("feed",))
 
 
@@ -115,7 +118,7 @@ class _Pending:
     end: int | None = None
     buf: list = field(default_factory=list)
 
-
+# %% ../../nbs/13_data.feeds.ipynb #194b5b8d01
 class WsFeed(Feed):
     "A JSON-RPC websocket feed with reconnect, resubscribe, heartbeat, dedupe, gap detection and back-fill."
 
@@ -167,207 +170,237 @@ class WsFeed(Feed):
         self.log = get_logger(f"feeds.{self.name}")
         self._wall = WallClock()
 
-    # --- subclass API
-    def requests(self) -> list[dict]:
-        "Subscription requests (JSON-RPC, ids assigned here)."
-        return []
+# %% ../../nbs/13_data.feeds.ipynb #194b5b8d02
+# --- subclass API
+@patch
+def requests(self: WsFeed) -> list[dict]:
+    "Subscription requests (JSON-RPC, ids assigned here)."
+    return []
 
-    def decode(self, kind, msg: dict) -> list:
-        "Events from one notification for subscription `kind`."
-        return []
+# %% ../../nbs/13_data.feeds.ipynb #194b5b8d03
+@patch
+def decode(self: WsFeed, kind, msg: dict) -> list:
+    "Events from one notification for subscription `kind`."
+    return []
 
-    def now_ns(self) -> int:
-        return (self.clock or self._wall).now_ns()
+# %% ../../nbs/13_data.feeds.ipynb #194b5b8d04
+@patch
+def now_ns(self: WsFeed) -> int:
+    return (self.clock or self._wall).now_ns()
 
-    async def close(self):
-        "Stop the feed and close its connection."
-        self._closed = True
-        if self._ws is not None:
-            with contextlib.suppress(Exception):
-                await self._ws.close()
+# %% ../../nbs/13_data.feeds.ipynb #194b5b8d05
+@patch
+async def close(self: WsFeed):
+    "Stop the feed and close its connection."
+    self._closed = True
+    if self._ws is not None:
+        with contextlib.suppress(Exception):
+            await self._ws.close()
 
-    async def _connect(self):
-        async for attempt in retrying(RETRYABLE, self.max_attempts, *self.backoff, on_retry=log_retry(self.log)):
-            with attempt:
-                return await ws_connect(
-                    self.url,
-                    open_timeout=max(self.heartbeat_s, 1.0),
-                    compression=None,
-                    max_size=2**24,
-                    ping_interval=None,
-                    close_timeout=0.5,
-                )
+# %% ../../nbs/13_data.feeds.ipynb #194b5b8d06
+@patch
+async def _connect(self: WsFeed):
+    async for attempt in retrying(RETRYABLE, self.max_attempts, *self.backoff, on_retry=log_retry(self.log)):
+        with attempt:
+            return await ws_connect(
+                self.url,
+                open_timeout=max(self.heartbeat_s, 1.0),
+                compression=None,
+                max_size=2**24,
+                ping_interval=None,
+                close_timeout=0.5,
+            )
 
-    async def _subscribe(self, ws):
-        self._subs, self._reqs = {}, {}
-        for i, (kind, req) in enumerate(self.requests(), start=1):
-            self._reqs[i] = kind
-            await ws.send(_dumps({"jsonrpc": "2.0", "id": i, **req}))
+# %% ../../nbs/13_data.feeds.ipynb #194b5b8d07
+@patch
+async def _subscribe(self: WsFeed, ws):
+    self._subs, self._reqs = {}, {}
+    for i, (kind, req) in enumerate(self.requests(), start=1):
+        self._reqs[i] = kind
+        await ws.send(_dumps({"jsonrpc": "2.0", "id": i, **req}))
 
-    def _mark_gap(self, why: str):
-        "Everything after each symbol's last event may be missing: hold its events until the hole is back-filled."
-        self.stats["gaps"] += 1
-        if self.gap_filler is None:
+# %% ../../nbs/13_data.feeds.ipynb #194b5b8d08
+@patch
+def _mark_gap(self: WsFeed, why: str):
+    "Everything after each symbol's last event may be missing: hold its events until the hole is back-filled."
+    self.stats["gaps"] += 1
+    if self.gap_filler is None:
+        return
+    for sym, mx in self._max_ts.items():
+        p = self._pending.get(sym)
+        if p is None:
+            self._pending[sym] = _Pending(floor_ns(mx - self.late_ns, self.gap_ns))
+        else:
+            p.end, p.buf = None, []
+    self.log.info("feed.gap", why=why, symbols=len(self._max_ts))
+
+# %% ../../nbs/13_data.feeds.ipynb #194b5b8d09
+@patch
+async def _watchdog(self: WsFeed, ws):
+    "Abort a connection that has been silent longer than the heartbeat timeout (cheaper than a timeout per recv)."
+    while True:
+        await asyncio.sleep(self.heartbeat_s / 4)
+        w = self._wait_ns  # only silence while waiting counts: a slow consumer is not a dead server
+        if w and time.perf_counter_ns() - w > self.heartbeat_s * NS:
+            self._silent = True
+            self.log.warning("feed.silent", seconds=self.heartbeat_s)
+            ws.transport.abort()
             return
-        for sym, mx in self._max_ts.items():
-            p = self._pending.get(sym)
-            if p is None:
-                self._pending[sym] = _Pending(floor_ns(mx - self.late_ns, self.gap_ns))
-            else:
-                p.end, p.buf = None, []
-        self.log.info("feed.gap", why=why, symbols=len(self._max_ts))
 
-    async def _watchdog(self, ws):
-        "Abort a connection that has been silent longer than the heartbeat timeout (cheaper than a timeout per recv)."
-        while True:
-            await asyncio.sleep(self.heartbeat_s / 4)
-            w = self._wait_ns  # only silence while waiting counts: a slow consumer is not a dead server
-            if w and time.perf_counter_ns() - w > self.heartbeat_s * NS:
-                self._silent = True
-                self.log.warning("feed.silent", seconds=self.heartbeat_s)
-                ws.transport.abort()
-                return
-
-    async def _aiter(self):
-        had = False
-        while not self._closed:
-            try:
-                ws = self._ws = await self._connect()
-            except RETRYABLE as e:
-                raise FeedError(f"{self.name}: cannot connect to {self.url}: {e!r}"[:300]) from None
-            self.stats["connects"] += 1
-            if had:
-                _M_RECONNECTS.labels(self.name).inc()
-                self._on_reconnect()
-                self._mark_gap("reconnect")
-            had = True
-            self._silent = False
-            self._wait_ns = time.perf_counter_ns()
-            dog = asyncio.create_task(self._watchdog(ws))
-            try:
-                await self._subscribe(ws)
-                while not self._closed:
-                    self._wait_ns = time.perf_counter_ns()
-                    raw = await ws.recv()
-                    self.last_recv_ns = time.perf_counter_ns()
-                    self._wait_ns = 0  # frame received (latency measurements)
-                    for ev in await self.handle(raw):
-                        yield ev
-            except (websockets.exceptions.ConnectionClosed, OSError):
-                self.stats["heartbeat_timeouts" if self._silent else "drops"] += 1
-            finally:
-                dog.cancel()
-                with contextlib.suppress(Exception):
-                    await ws.close()
-
-    def _on_reconnect(self):
-        pass
-
-    async def handle(self, raw) -> list:
-        "Decode one frame and pass its events through the gate (dedupe, staleness, gap fill, clock)."
-        self.stats["messages"] += 1
+# %% ../../nbs/13_data.feeds.ipynb #194b5b8d10
+@patch
+async def _aiter(self: WsFeed):
+    had = False
+    while not self._closed:
         try:
-            msg = _loads(raw)
-            if "method" not in msg:
-                if "id" in msg:
-                    kind = self._reqs.get(msg["id"])
-                    if "result" in msg and kind is not None:
-                        self._subs[msg["result"]] = kind
-                    elif "error" in msg:
-                        self.stats["errors"] += 1
-                        self.log.warning("feed.rpc_error", error=str(msg["error"])[:200], kind=str(kind))
-                return []
-            params = msg["params"]
-            kind = self._subs.get(params["subscription"])
-            if kind is None:
-                self.stats["malformed"] += 1
-                return []  # a notification for nothing we subscribed to
-            evs = self.decode(kind, params["result"])
-        except (ValueError, KeyError, TypeError, AttributeError, IndexError, oc.DecodeError) as e:
-            self.stats["malformed"] += 1
-            _M_DROPPED.labels(self.name, "malformed").inc()
-            if self.stats["malformed"] <= 10:
-                self.log.warning("feed.malformed", error=repr(e)[:200], frame=str(raw)[:120])
+            ws = self._ws = await self._connect()
+        except RETRYABLE as e:
+            raise FeedError(f"{self.name}: cannot connect to {self.url}: {e!r}"[:300]) from None
+        self.stats["connects"] += 1
+        if had:
+            _M_RECONNECTS.labels(self.name).inc()
+            self._on_reconnect()
+            self._mark_gap("reconnect")
+        had = True
+        self._silent = False
+        self._wait_ns = time.perf_counter_ns()
+        dog = asyncio.create_task(self._watchdog(ws))
+        try:
+            await self._subscribe(ws)
+            while not self._closed:
+                self._wait_ns = time.perf_counter_ns()
+                raw = await ws.recv()
+                self.last_recv_ns = time.perf_counter_ns()
+                self._wait_ns = 0  # frame received (latency measurements)
+                for ev in await self.handle(raw):
+                    yield ev
+        except (websockets.exceptions.ConnectionClosed, OSError):
+            self.stats["heartbeat_timeouts" if self._silent else "drops"] += 1
+        finally:
+            dog.cancel()
+            with contextlib.suppress(Exception):
+                await ws.close()
+
+# %% ../../nbs/13_data.feeds.ipynb #194b5b8d11
+@patch
+def _on_reconnect(self: WsFeed):
+    pass
+
+# %% ../../nbs/13_data.feeds.ipynb #194b5b8d12
+@patch
+async def handle(self: WsFeed, raw) -> list:
+    "Decode one frame and pass its events through the gate (dedupe, staleness, gap fill, clock)."
+    self.stats["messages"] += 1
+    try:
+        msg = _loads(raw)
+        if "method" not in msg:
+            if "id" in msg:
+                kind = self._reqs.get(msg["id"])
+                if "result" in msg and kind is not None:
+                    self._subs[msg["result"]] = kind
+                elif "error" in msg:
+                    self.stats["errors"] += 1
+                    self.log.warning("feed.rpc_error", error=str(msg["error"])[:200], kind=str(kind))
             return []
-        out = []
-        for ev in evs:
-            out.extend(await self._gate(ev))
-        self.stats["events"] += len(out)
-        return out
+        params = msg["params"]
+        kind = self._subs.get(params["subscription"])
+        if kind is None:
+            self.stats["malformed"] += 1
+            return []  # a notification for nothing we subscribed to
+        evs = self.decode(kind, params["result"])
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError, oc.DecodeError) as e:
+        self.stats["malformed"] += 1
+        _M_DROPPED.labels(self.name, "malformed").inc()
+        if self.stats["malformed"] <= 10:
+            self.log.warning("feed.malformed", error=repr(e)[:200], frame=str(raw)[:120])
+        return []
+    out = []
+    for ev in evs:
+        out.extend(await self._gate(ev))
+    self.stats["events"] += len(out)
+    return out
 
-    def _dedupe_key(self, ev):
-        if isinstance(ev, Swap):
-            return ("s", ev.pool, ev.sig, ev.ix)
-        if isinstance(ev, PoolUpdate):
-            return ("p", ev.pool, ev.slot, ev.base_reserve, ev.quote_reserve)
-        if isinstance(ev, TokenLaunched):
-            return ("l", ev.mint)
-        if isinstance(ev, Tick):
-            return ("t", ev.symbol, ev.ts, ev.price)
-        return None
+# %% ../../nbs/13_data.feeds.ipynb #194b5b8d13
+@patch
+def _dedupe_key(self: WsFeed, ev):
+    if isinstance(ev, Swap):
+        return ("s", ev.pool, ev.sig, ev.ix)
+    if isinstance(ev, PoolUpdate):
+        return ("p", ev.pool, ev.slot, ev.base_reserve, ev.quote_reserve)
+    if isinstance(ev, TokenLaunched):
+        return ("l", ev.mint)
+    if isinstance(ev, Tick):
+        return ("t", ev.symbol, ev.ts, ev.price)
+    return None
 
-    async def _gate(self, ev) -> list:
-        k = self._dedupe_key(ev)
-        if k is not None:
-            if k in self._seen:
-                self.stats["duplicates"] += 1
-                _M_DROPPED.labels(self.name, "duplicate").inc()
+# %% ../../nbs/13_data.feeds.ipynb #194b5b8d14
+@patch
+async def _gate(self: WsFeed, ev) -> list:
+    k = self._dedupe_key(ev)
+    if k is not None:
+        if k in self._seen:
+            self.stats["duplicates"] += 1
+            _M_DROPPED.labels(self.name, "duplicate").inc()
+            return []
+        self._seen[k] = None
+        if len(self._seen) > self.dedupe_size:
+            del self._seen[next(iter(self._seen))]
+    if isinstance(ev, PoolUpdate) and ev.slot:
+        last = self._last_seq.get(ev.pool, 0)
+        if ev.slot < last:
+            self.stats["stale"] += 1
+            _M_DROPPED.labels(self.name, "stale").inc()
+            return []
+        self._last_seq[ev.pool] = ev.slot
+    sym = bar_key(ev) if not isinstance(ev, TokenLaunched) else None
+    out = []
+    if sym is not None:
+        p = self._pending.get(sym)
+        if p is not None:
+            if p.end is None:
+                p.end = max(floor_ns(ev.ts, self.gap_ns) + self.gap_ns, p.start + self.gap_ns)
+            if ev.ts < p.end + self.late_ns:
+                if ev.ts >= p.end:
+                    p.buf.append(ev)
+                else:
+                    self.stats["covered"] += 1
                 return []
-            self._seen[k] = None
-            if len(self._seen) > self.dedupe_size:
-                del self._seen[next(iter(self._seen))]
-        if isinstance(ev, PoolUpdate) and ev.slot:
-            last = self._last_seq.get(ev.pool, 0)
-            if ev.slot < last:
-                self.stats["stale"] += 1
-                _M_DROPPED.labels(self.name, "stale").inc()
-                return []
-            self._last_seq[ev.pool] = ev.slot
-        sym = bar_key(ev) if not isinstance(ev, TokenLaunched) else None
-        out = []
-        if sym is not None:
-            p = self._pending.get(sym)
-            if p is not None:
-                if p.end is None:
-                    p.end = max(floor_ns(ev.ts, self.gap_ns) + self.gap_ns, p.start + self.gap_ns)
-                if ev.ts < p.end + self.late_ns:
-                    if ev.ts >= p.end:
-                        p.buf.append(ev)
-                    else:
-                        self.stats["covered"] += 1
-                    return []
-                del self._pending[sym]
-                out.append(await self._backfill(sym, p.start, p.end))
-                out.extend(p.buf)
-            mx = self._max_ts.get(sym)
-            if mx is None or ev.ts > mx:
-                self._max_ts[sym] = ev.ts
-        out.append(ev)
-        if isinstance(self.clock, SimClock):
-            for e in out:
-                self.clock.advance_to(e.ts)
-        return out
-
-    async def _backfill(self, sym: str, start: int, end: int) -> Backfill:
-        bars = []
-        try:
-            bars = [b for b in await self.gap_filler(sym, start, end) if start <= b.ts < end]
-        except Exception as e:
-            self.stats["backfill_errors"] += 1
-            self.log.warning("feed.backfill_failed", symbol=sym, error=repr(e)[:200])
-        self.stats["backfills"] += 1
-        return Backfill(self.now_ns(), sym, start, end, sorted(bars, key=lambda b: b.ts))
-
-    async def flush(self) -> list:
-        "Back-fill every symbol still waiting (call when stopping, so no interval stays missing)."
-        out = []
-        for sym, p in list(self._pending.items()):
-            end = p.end if p.end is not None else floor_ns(self.now_ns(), self.gap_ns)
-            if end > p.start:
-                out.append(await self._backfill(sym, p.start, end))
-                out.extend(p.buf)
             del self._pending[sym]
-        return out
+            out.append(await self._backfill(sym, p.start, p.end))
+            out.extend(p.buf)
+        mx = self._max_ts.get(sym)
+        if mx is None or ev.ts > mx:
+            self._max_ts[sym] = ev.ts
+    out.append(ev)
+    if isinstance(self.clock, SimClock):
+        for e in out:
+            self.clock.advance_to(e.ts)
+    return out
+
+# %% ../../nbs/13_data.feeds.ipynb #194b5b8d15
+@patch
+async def _backfill(self: WsFeed, sym: str, start: int, end: int) -> Backfill:
+    bars = []
+    try:
+        bars = [b for b in await self.gap_filler(sym, start, end) if start <= b.ts < end]
+    except Exception as e:
+        self.stats["backfill_errors"] += 1
+        self.log.warning("feed.backfill_failed", symbol=sym, error=repr(e)[:200])
+    self.stats["backfills"] += 1
+    return Backfill(self.now_ns(), sym, start, end, sorted(bars, key=lambda b: b.ts))
+
+# %% ../../nbs/13_data.feeds.ipynb #194b5b8d16
+@patch
+async def flush(self: WsFeed) -> list:
+    "Back-fill every symbol still waiting (call when stopping, so no interval stays missing)."
+    out = []
+    for sym, p in list(self._pending.items()):
+        end = p.end if p.end is not None else floor_ns(self.now_ns(), self.gap_ns)
+        if end > p.start:
+            out.append(await self._backfill(sym, p.start, end))
+            out.extend(p.buf)
+        del self._pending[sym]
+    return out
 
 # %% ../../nbs/13_data.feeds.ipynb #9636afab
 def _frame_to_candles(df, symbol: str, tf: str, source: str, chain: Chain) -> list[Candle]:
@@ -477,7 +510,7 @@ def vault_pair_accounts(pool: str, state: oc.RaydiumAmmV4 | oc.RaydiumCpmm) -> d
 
     return {base_v: make("base"), quote_v: make("quote")}
 
-
+# %% ../../nbs/13_data.feeds.ipynb #1321e1ee01
 class SolanaFeed(WsFeed):
     "Solana JSON-RPC websocket: accountSubscribe -> PoolUpdate, logsSubscribe -> Swap/TokenLaunched, slot heartbeat."
 
@@ -682,112 +715,122 @@ class BarAggregator:
         self._chain: dict[str, Chain] = {}
         self.late = 0
 
-    def on_event(self, ev) -> list[Candle]:
-        "Feed one event; returns the bars it closed (all timeframes, in time order per timeframe)."
-        if isinstance(ev, Backfill):
-            return self._on_backfill(ev)
-        if isinstance(ev, Candle):
-            if tf_seconds(ev.tf) * NS != self.base_ns:
-                return []
-            return self._on_backfill(Backfill(ev.ts, ev.symbol, ev.ts, ev.ts + self.base_ns, [ev]))
-        if isinstance(ev, Swap):
-            price, vol, sym = ev.price, (ev.quote_amount if self.volume == "quote" else ev.base_amount), ev.pool
-        elif isinstance(ev, Tick):
-            price, vol, sym = ev.price, ev.size, ev.symbol
-        elif isinstance(ev, PoolUpdate):
-            price, vol, sym = ev.price, 0.0, ev.pool
+# %% ../../nbs/13_data.feeds.ipynb #6fc72f4501
+@patch
+def on_event(self: BarAggregator, ev) -> list[Candle]:
+    "Feed one event; returns the bars it closed (all timeframes, in time order per timeframe)."
+    if isinstance(ev, Backfill):
+        return self._on_backfill(ev)
+    if isinstance(ev, Candle):
+        if tf_seconds(ev.tf) * NS != self.base_ns:
+            return []
+        return self._on_backfill(Backfill(ev.ts, ev.symbol, ev.ts, ev.ts + self.base_ns, [ev]))
+    if isinstance(ev, Swap):
+        price, vol, sym = ev.price, (ev.quote_amount if self.volume == "quote" else ev.base_amount), ev.pool
+    elif isinstance(ev, Tick):
+        price, vol, sym = ev.price, ev.size, ev.symbol
+    elif isinstance(ev, PoolUpdate):
+        price, vol, sym = ev.price, 0.0, ev.pool
+    else:
+        return []
+    if not (price > 0 and math.isfinite(price)):
+        return []
+    if self.key is not None:
+        sym = self.key(ev)
+        if sym is None:
+            return []
+    ts = ev.ts
+    b = ts - ts % self.base_ns
+    if b < self._done.get(sym, -1) or ts < self._sealed.get(sym, -1):
+        self.late += 1
+        return []
+    self._chain[sym] = ev.chain
+    bars = self._open.setdefault(sym, {})
+    x = bars.get(b)
+    if x is None:
+        bars[b] = [ts, price, price, price, ts, price, vol, False]
+    else:
+        if ts < x[0]:
+            x[0], x[1] = ts, price
+        if price > x[2]:
+            x[2] = price
+        if price < x[3]:
+            x[3] = price
+        if ts >= x[4]:
+            x[4], x[5] = ts, price
+        x[6] += vol
+    if ts > self._maxts.get(sym, -1):
+        self._maxts[sym] = ts
+    return self._close(sym, self._maxts[sym] - self.late_ns)
+
+# %% ../../nbs/13_data.feeds.ipynb #6fc72f4502
+@patch
+def _on_backfill(self: BarAggregator, bf: Backfill) -> list[Candle]:
+    sym = bf.symbol
+    bars = self._open.setdefault(sym, {})
+    start = max(bf.start_ns, self._done.get(sym, -1))
+    for t in [t for t in bars if start <= t < bf.end_ns]:
+        del bars[t]
+    for c in bf.bars:
+        if start <= c.ts < bf.end_ns:
+            bars[c.ts] = [c.ts, c.open, c.high, c.low, c.ts, c.close, c.volume, True]
+        if c.chain is not None:
+            self._chain.setdefault(sym, c.chain)
+    self._sealed[sym] = max(self._sealed.get(sym, -1), bf.end_ns)
+    if bf.end_ns - 1 > self._maxts.get(sym, -1):
+        self._maxts[sym] = bf.end_ns - 1
+    return self._close(sym, max(self._maxts[sym] - self.late_ns, bf.end_ns))
+
+# %% ../../nbs/13_data.feeds.ipynb #6fc72f4503
+@patch
+def _close(self: BarAggregator, sym: str, watermark: int) -> list[Candle]:
+    bars = self._open.get(sym)
+    if not bars:
+        return []
+    out = []
+    for b in sorted(t for t in bars if t + self.base_ns <= watermark):
+        x = bars.pop(b)
+        done = self._done.get(sym)
+        if self.fill_empty and done is not None and sym in self._last:
+            for t in range(done, b, self.base_ns):
+                p = self._last[sym]
+                out.extend(self._emit(sym, t, p, p, p, p, 0.0))
+        out.extend(self._emit(sym, b, x[1], x[2], x[3], x[5], x[6]))
+        self._last[sym] = x[5]
+    return out
+
+# %% ../../nbs/13_data.feeds.ipynb #6fc72f4504
+@patch
+def _emit(self: BarAggregator, sym, t, o, h, l, c, v) -> list[Candle]:
+    ch = self._chain.get(sym, Chain.SOLANA)
+    out = [Candle(t, o, h, l, c, v, sym, self.base_tf, self.source, ch)]
+    self._done[sym] = t + self.base_ns
+    for tf_ns, tf in self.up:
+        k = (sym, tf_ns)
+        r = self._roll.get(k)
+        hb = t - t % tf_ns
+        if r is None or r[0] != hb:
+            r = self._roll[k] = [hb, o, h, l, c, v]
         else:
-            return []
-        if not (price > 0 and math.isfinite(price)):
-            return []
-        if self.key is not None:
-            sym = self.key(ev)
-            if sym is None:
-                return []
-        ts = ev.ts
-        b = ts - ts % self.base_ns
-        if b < self._done.get(sym, -1) or ts < self._sealed.get(sym, -1):
-            self.late += 1
-            return []
-        self._chain[sym] = ev.chain
-        bars = self._open.setdefault(sym, {})
-        x = bars.get(b)
-        if x is None:
-            bars[b] = [ts, price, price, price, ts, price, vol, False]
-        else:
-            if ts < x[0]:
-                x[0], x[1] = ts, price
-            if price > x[2]:
-                x[2] = price
-            if price < x[3]:
-                x[3] = price
-            if ts >= x[4]:
-                x[4], x[5] = ts, price
-            x[6] += vol
-        if ts > self._maxts.get(sym, -1):
-            self._maxts[sym] = ts
-        return self._close(sym, self._maxts[sym] - self.late_ns)
+            r[2] = max(r[2], h)
+            r[3] = min(r[3], l)
+            r[4] = c
+            r[5] += v
+        if t + self.base_ns == hb + tf_ns:
+            out.append(Candle(hb, r[1], r[2], r[3], r[4], r[5], sym, tf, self.source, ch))
+            del self._roll[k]
+    return out
 
-    def _on_backfill(self, bf: Backfill) -> list[Candle]:
-        sym = bf.symbol
-        bars = self._open.setdefault(sym, {})
-        start = max(bf.start_ns, self._done.get(sym, -1))
-        for t in [t for t in bars if start <= t < bf.end_ns]:
-            del bars[t]
-        for c in bf.bars:
-            if start <= c.ts < bf.end_ns:
-                bars[c.ts] = [c.ts, c.open, c.high, c.low, c.ts, c.close, c.volume, True]
-            if c.chain is not None:
-                self._chain.setdefault(sym, c.chain)
-        self._sealed[sym] = max(self._sealed.get(sym, -1), bf.end_ns)
-        if bf.end_ns - 1 > self._maxts.get(sym, -1):
-            self._maxts[sym] = bf.end_ns - 1
-        return self._close(sym, max(self._maxts[sym] - self.late_ns, bf.end_ns))
+# %% ../../nbs/13_data.feeds.ipynb #6fc72f4505
+@patch
+def flush(self: BarAggregator) -> list[Candle]:
+    "Close every open bar (end of data)."
+    out = []
+    for sym in list(self._open):
+        out.extend(self._close(sym, 2**62))
+    return out
 
-    def _close(self, sym: str, watermark: int) -> list[Candle]:
-        bars = self._open.get(sym)
-        if not bars:
-            return []
-        out = []
-        for b in sorted(t for t in bars if t + self.base_ns <= watermark):
-            x = bars.pop(b)
-            done = self._done.get(sym)
-            if self.fill_empty and done is not None and sym in self._last:
-                for t in range(done, b, self.base_ns):
-                    p = self._last[sym]
-                    out.extend(self._emit(sym, t, p, p, p, p, 0.0))
-            out.extend(self._emit(sym, b, x[1], x[2], x[3], x[5], x[6]))
-            self._last[sym] = x[5]
-        return out
-
-    def _emit(self, sym, t, o, h, l, c, v) -> list[Candle]:
-        ch = self._chain.get(sym, Chain.SOLANA)
-        out = [Candle(t, o, h, l, c, v, sym, self.base_tf, self.source, ch)]
-        self._done[sym] = t + self.base_ns
-        for tf_ns, tf in self.up:
-            k = (sym, tf_ns)
-            r = self._roll.get(k)
-            hb = t - t % tf_ns
-            if r is None or r[0] != hb:
-                r = self._roll[k] = [hb, o, h, l, c, v]
-            else:
-                r[2] = max(r[2], h)
-                r[3] = min(r[3], l)
-                r[4] = c
-                r[5] += v
-            if t + self.base_ns == hb + tf_ns:
-                out.append(Candle(hb, r[1], r[2], r[3], r[4], r[5], sym, tf, self.source, ch))
-                del self._roll[k]
-        return out
-
-    def flush(self) -> list[Candle]:
-        "Close every open bar (end of data)."
-        out = []
-        for sym in list(self._open):
-            out.extend(self._close(sym, 2**62))
-        return out
-
-
+# %% ../../nbs/13_data.feeds.ipynb #6fc72f4506
 class BarFeed(Feed):
     "Closed bars from another feed, through a `BarAggregator`; iterates like its source (sync or async)."
 
@@ -847,64 +890,70 @@ class JupiterPriceFeed(Feed):
         self.stats = dict(polls=0, errors=0, ticks=0)
         self.log = get_logger("feeds.jupiter")
 
-    async def poll(self, client) -> list[Tick]:
-        "One round of requests; ticks for mints whose block id or price changed."
-        now = (self.clock or WallClock()).now_ns()
-        out = []
-        usd = {}
-        for i in range(0, len(self.mints), 50):
-            ids = self.mints[i : i + 50]
-            r = await client.get(f"{self.url}/price/v3", params={"ids": ",".join(ids)}, headers=self.headers)
-            r.raise_for_status()  # a 429's Retry-After rides on the error: `retrying` waits at least that (capped)
-            body = r.json()
-            if not isinstance(body, dict):
-                raise oc.DecodeError("jupiter.price_v3", "body", f"expected an object, got {type(body).__name__}")
-            for mint, v in body.items():
-                try:
-                    price, blk = float(v["usdPrice"]), v.get("blockId")
-                except (KeyError, TypeError, ValueError):
-                    raise oc.DecodeError("jupiter.price_v3", f"{mint}.usdPrice", "missing or not a number") from None
-                usd[mint] = (blk, price)
-        q = usd.get(self.quote_mint, (None, 0.0))[1] if self.quote_mint else 1.0
-        if not q > 0:
-            raise oc.DecodeError("jupiter.price_v3", f"{self.quote_mint}.usdPrice", "the quote token has no price")
-        for mint, (blk, price) in usd.items():
-            if mint == self.quote_mint:
-                continue
-            if self._last.get(mint) == (blk, price / q):
-                continue
-            self._last[mint] = (blk, price / q)
-            out.append(Tick(now, mint, price / q, source="jupiter", chain=Chain.SOLANA))
-        self.stats["polls"] += 1
-        self.stats["ticks"] += len(out)
-        return out
+# %% ../../nbs/13_data.feeds.ipynb #7a4108c901
+@patch
+async def poll(self: JupiterPriceFeed, client) -> list[Tick]:
+    "One round of requests; ticks for mints whose block id or price changed."
+    now = (self.clock or WallClock()).now_ns()
+    out = []
+    usd = {}
+    for i in range(0, len(self.mints), 50):
+        ids = self.mints[i : i + 50]
+        r = await client.get(f"{self.url}/price/v3", params={"ids": ",".join(ids)}, headers=self.headers)
+        r.raise_for_status()  # a 429's Retry-After rides on the error: `retrying` waits at least that (capped)
+        body = r.json()
+        if not isinstance(body, dict):
+            raise oc.DecodeError("jupiter.price_v3", "body", f"expected an object, got {type(body).__name__}")
+        for mint, v in body.items():
+            try:
+                price, blk = float(v["usdPrice"]), v.get("blockId")
+            except (KeyError, TypeError, ValueError):
+                raise oc.DecodeError("jupiter.price_v3", f"{mint}.usdPrice", "missing or not a number") from None
+            usd[mint] = (blk, price)
+    q = usd.get(self.quote_mint, (None, 0.0))[1] if self.quote_mint else 1.0
+    if not q > 0:
+        raise oc.DecodeError("jupiter.price_v3", f"{self.quote_mint}.usdPrice", "the quote token has no price")
+    for mint, (blk, price) in usd.items():
+        if mint == self.quote_mint:
+            continue
+        if self._last.get(mint) == (blk, price / q):
+            continue
+        self._last[mint] = (blk, price / q)
+        out.append(Tick(now, mint, price / q, source="jupiter", chain=Chain.SOLANA))
+    self.stats["polls"] += 1
+    self.stats["ticks"] += len(out)
+    return out
 
-    async def _aiter(self):
-        import httpx
-        from memebot.data.sources import new_http_client
+# %% ../../nbs/13_data.feeds.ipynb #7a4108c902
+@patch
+async def _aiter(self: JupiterPriceFeed):
+    import httpx
+    from memebot.data.sources import new_http_client
 
-        client = self._client or new_http_client(self.timeout)
-        try:
-            while not self._closed and (self.max_polls is None or self.stats["polls"] < self.max_polls):
-                async for attempt in retrying(
-                    (httpx.HTTPError, oc.DecodeError), 8, *self.backoff, on_retry=log_retry(self.log, self.stats)
-                ):
-                    with attempt:
-                        try:
-                            ticks = await self.poll(client)
-                        except Exception:
-                            self.stats["errors"] += 1
-                            raise
-                for t in ticks:
-                    yield t
-                if self.max_polls is None or self.stats["polls"] < self.max_polls:
-                    await (self.clock or WallClock()).sleep(self.poll_s)
-        finally:
-            if self._client is None:
-                await client.aclose()
+    client = self._client or new_http_client(self.timeout)
+    try:
+        while not self._closed and (self.max_polls is None or self.stats["polls"] < self.max_polls):
+            async for attempt in retrying(
+                (httpx.HTTPError, oc.DecodeError), 8, *self.backoff, on_retry=log_retry(self.log, self.stats)
+            ):
+                with attempt:
+                    try:
+                        ticks = await self.poll(client)
+                    except Exception:
+                        self.stats["errors"] += 1
+                        raise
+            for t in ticks:
+                yield t
+            if self.max_polls is None or self.stats["polls"] < self.max_polls:
+                await (self.clock or WallClock()).sleep(self.poll_s)
+    finally:
+        if self._client is None:
+            await client.aclose()
 
-    async def close(self):
-        self._closed = True
+# %% ../../nbs/13_data.feeds.ipynb #7a4108c903
+@patch
+async def close(self: JupiterPriceFeed):
+    self._closed = True
 
 # %% ../../nbs/13_data.feeds.ipynb #e50a3b0b
 class CcxtFeed(Feed):
@@ -930,81 +979,89 @@ class CcxtFeed(Feed):
         self.backoff = (f.reconnect_initial_s, f.reconnect_max_s)
         self.log = get_logger("feeds.ccxt")
 
-    def _exchange(self):
-        if self.ex is None:
-            if isinstance(self._ex_arg, str):
-                import ccxt.pro
+# %% ../../nbs/13_data.feeds.ipynb #e50a3b0b01
+@patch
+def _exchange(self: CcxtFeed):
+    if self.ex is None:
+        if isinstance(self._ex_arg, str):
+            import ccxt.pro
 
-                if not hasattr(ccxt.pro, self._ex_arg):
-                    raise FeedError(f"ccxt: unknown exchange {self._ex_arg!r}")
-                self.ex = getattr(ccxt.pro, self._ex_arg)({"enableRateLimit": True})
-            else:
-                self.ex = self._ex_arg
-        return self.ex
+            if not hasattr(ccxt.pro, self._ex_arg):
+                raise FeedError(f"ccxt: unknown exchange {self._ex_arg!r}")
+            self.ex = getattr(ccxt.pro, self._ex_arg)({"enableRateLimit": True})
+        else:
+            self.ex = self._ex_arg
+    return self.ex
 
-    async def _watch(self, sym, q):
-        import ccxt
+# %% ../../nbs/13_data.feeds.ipynb #e50a3b0b02
+@patch
+async def _watch(self: CcxtFeed, sym, q):
+    import ccxt
 
-        ex = self._exchange()
-        last_bar = None
-        while not self._closed:
-            async for attempt in retrying((ccxt.NetworkError,), None, *self.backoff, on_retry=log_retry(self.log)):
-                with attempt:
-                    data = await (ex.watch_ticker(sym) if self.kind == "ticker" else ex.watch_ohlcv(sym, self.tf))
-            if self.kind == "ticker":
-                if data.get("last") is not None:
-                    await q.put(
-                        Tick(
-                            int(data.get("timestamp") or time.time() * 1000) * 10**6,
-                            sym,
-                            float(data["last"]),
-                            source=f"ccxt:{ex.id}",
-                            chain=Chain.CEX,
-                        )
+    ex = self._exchange()
+    last_bar = None
+    while not self._closed:
+        async for attempt in retrying((ccxt.NetworkError,), None, *self.backoff, on_retry=log_retry(self.log)):
+            with attempt:
+                data = await (ex.watch_ticker(sym) if self.kind == "ticker" else ex.watch_ohlcv(sym, self.tf))
+        if self.kind == "ticker":
+            if data.get("last") is not None:
+                await q.put(
+                    Tick(
+                        int(data.get("timestamp") or time.time() * 1000) * 10**6,
+                        sym,
+                        float(data["last"]),
+                        source=f"ccxt:{ex.id}",
+                        chain=Chain.CEX,
                     )
-                continue
-            for row in data:  # [ts_ms, o, h, l, c, v]; the newest row is still forming
-                if last_bar is not None and row[0] > last_bar[0]:
-                    await q.put(
-                        Candle(
-                            int(last_bar[0]) * 10**6,
-                            *map(float, last_bar[1:6]),
-                            sym,
-                            self.tf,
-                            f"ccxt:{ex.id}",
-                            Chain.CEX,
-                        )
+                )
+            continue
+        for row in data:  # [ts_ms, o, h, l, c, v]; the newest row is still forming
+            if last_bar is not None and row[0] > last_bar[0]:
+                await q.put(
+                    Candle(
+                        int(last_bar[0]) * 10**6,
+                        *map(float, last_bar[1:6]),
+                        sym,
+                        self.tf,
+                        f"ccxt:{ex.id}",
+                        Chain.CEX,
                     )
-                if last_bar is None or row[0] >= last_bar[0]:
-                    last_bar = row
+                )
+            if last_bar is None or row[0] >= last_bar[0]:
+                last_bar = row
 
-    async def _aiter(self):
-        q: asyncio.Queue = asyncio.Queue(10_000)
-        tasks = [asyncio.create_task(self._watch(s, q)) for s in self.symbols]
-        try:
-            while True:
-                get = asyncio.create_task(q.get())
-                done, _ = await asyncio.wait([get, *tasks], return_when=asyncio.FIRST_COMPLETED)
-                if get not in done:
-                    get.cancel()
-                    for t in done:
-                        if t.exception():
-                            raise t.exception()
-                    return
-                ev = get.result()
-                if isinstance(self.clock, SimClock):
-                    self.clock.advance_to(ev.ts)
-                yield ev
-        finally:
-            for t in tasks:
-                t.cancel()
-            await self.close()
+# %% ../../nbs/13_data.feeds.ipynb #e50a3b0b03
+@patch
+async def _aiter(self: CcxtFeed):
+    q: asyncio.Queue = asyncio.Queue(10_000)
+    tasks = [asyncio.create_task(self._watch(s, q)) for s in self.symbols]
+    try:
+        while True:
+            get = asyncio.create_task(q.get())
+            done, _ = await asyncio.wait([get, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            if get not in done:
+                get.cancel()
+                for t in done:
+                    if t.exception():
+                        raise t.exception()
+                return
+            ev = get.result()
+            if isinstance(self.clock, SimClock):
+                self.clock.advance_to(ev.ts)
+            yield ev
+    finally:
+        for t in tasks:
+            t.cancel()
+        await self.close()
 
-    async def close(self):
-        self._closed = True
-        if self.ex is not None and hasattr(self.ex, "close"):
-            with contextlib.suppress(Exception):
-                await self.ex.close()
+# %% ../../nbs/13_data.feeds.ipynb #e50a3b0b04
+@patch
+async def close(self: CcxtFeed):
+    self._closed = True
+    if self.ex is not None and hasattr(self.ex, "close"):
+        with contextlib.suppress(Exception):
+            await self.ex.close()
 
 # %% ../../nbs/13_data.feeds.ipynb #58d547a0
 SOURCES = ("solana", "evm", "ccxt", "jupiter")

@@ -114,7 +114,7 @@ def read_freqtrade(path, tf=None, symbol=None) -> tuple[pd.DataFrame, dict]:
         p, sym, _epoch_to_ts(df["date"], p, "date"), df["open"], df["high"], df["low"], df["close"], df["volume"]
     ), {"tf": tf, "source": "freqtrade", "chain": "cex"}
 
-
+# %% ../../nbs/10a_data.importers.ipynb #138500a901
 def read_long(path, tf=None, symbol=None) -> tuple[pd.DataFrame, dict]:
     "A long parquet file: one row per (symbol, time) with OHLCV columns."
     p = Path(path)
@@ -149,7 +149,7 @@ def read_gt_pools(path, tf=None, symbol=None) -> tuple[pd.DataFrame, dict]:
         df["volume_usd"],
     ), {"tf": tf or tf_from_name(p), "source": "geckoterminal", "chain": "solana"}
 
-
+# %% ../../nbs/10a_data.importers.ipynb #138500a902
 def read_geckoterminal_json(path, tf=None, symbol=None) -> tuple[pd.DataFrame, dict]:
     "A GeckoTerminal OHLCV response: `data.attributes.ohlcv_list` rows `[ts_s, o, h, l, c, v]` (newest first)."
     p = Path(path)
@@ -187,7 +187,7 @@ def read_geckoterminal_json(path, tf=None, symbol=None) -> tuple[pd.DataFrame, d
         a[:, 5],
     ), {"tf": tf, "source": "geckoterminal", "chain": None}
 
-
+# %% ../../nbs/10a_data.importers.ipynb #138500a903
 def read_swaps(path, tf=None, symbol=None) -> tuple[pd.DataFrame, dict]:
     "pump.fun swaps (`mint, pool, ts, side, sol, tokens, sig, trader, src`): base is the token, quote is SOL."
     p = Path(path)
@@ -226,7 +226,7 @@ def read_swaps(path, tf=None, symbol=None) -> tuple[pd.DataFrame, dict]:
     )
     return out, {"kind": "swaps"}
 
-
+# %% ../../nbs/10a_data.importers.ipynb #138500a904
 def read_csv(path, tf=None, symbol=None) -> tuple[pd.DataFrame, dict]:
     "A CSV of candles: `date` (or `ts`/`timestamp`), OHLCV, and `symbol` unless the file holds one pair."
     p = Path(path)
@@ -264,7 +264,7 @@ READERS: dict[str, Callable] = {
     "swaps": read_swaps,
 }
 
-
+# %% ../../nbs/10a_data.importers.ipynb #138500a905
 def detect_format(path) -> str:
     "Guess a file's format from its extension and columns."
     p = Path(path)
@@ -356,7 +356,7 @@ def import_file(
     progress("done", 1.0)
     return {"table": table, "symbols": int(df["symbol" if table == "candles" else "pool"].nunique()), **res}
 
-
+# %% ../../nbs/10a_data.importers.ipynb #7510b3e501
 def import_files(
     store: Store,
     paths: list,  # the files to import, together

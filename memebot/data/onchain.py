@@ -69,6 +69,8 @@ def account_bytes(
 
 
 _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+
 _B58_IDX = {c: i for i, c in enumerate(_B58)}
 
 
@@ -81,7 +83,7 @@ def _b58decode(s: str) -> bytes:
     pad = len(s) - len(s.lstrip("1"))
     return b"\0" * pad + (n.to_bytes((n.bit_length() + 7) // 8, "big") if n else b"")
 
-
+# %% ../../nbs/12_data.onchain.ipynb #1bf3a40a01
 def pubkey_at(b: bytes, off: int) -> str:
     "The base58 public key stored at byte offset `off`."
     return str(Pubkey.from_bytes(b[off : off + 32]))
@@ -173,7 +175,7 @@ class RaydiumAmmV4:
             slot=slot,
         )
 
-
+# %% ../../nbs/12_data.onchain.ipynb #98716f7501
 def decode_raydium_amm_v4(data) -> RaydiumAmmV4:
     "Decode a Raydium AMM v4 pool account."
     b = account_bytes(data, "raydium_amm_v4")
@@ -320,7 +322,7 @@ def sqrt_price_x64_to_price(sqrt_price: int, decimals_a: int, decimals_b: int) -
 
 _WP_HOT = struct.Struct("<HH16s16si")  # fee_rate, protocol_fee_rate, liquidity, sqrt_price, tick at offset 45
 
-
+# %% ../../nbs/12_data.onchain.ipynb #4e52c1d601
 def whirlpool_pool_update(data, pool: str, decimals_a: int, decimals_b: int, ts: int, slot: int = 0) -> PoolUpdate:
     "The feed's hot path: a `PoolUpdate` straight from Whirlpool bytes (price fields only, no pubkeys decoded)."
     b = account_bytes(data, "orca_whirlpool")
@@ -408,15 +410,27 @@ def decode_dlmm_lbpair(data) -> LbPair:
 
 # %% ../../nbs/12_data.onchain.ipynb #3792be3c
 BONDING_CURVE_DISC = bytes([23, 183, 248, 55, 96, 216, 172, 96])
+
+
 # Global account's initial curve (pump-public-docs, docs_global_account_solscan_view.json): the real launch constants.
 PUMP_INITIAL_VIRTUAL_TOKEN = 1_073_000_000_000_000
+
+
 PUMP_INITIAL_VIRTUAL_SOL = 30_000_000_000
+
+
 PUMP_INITIAL_REAL_TOKEN = 793_100_000_000_000
+
+
 PUMP_TOKEN_SUPPLY = 1_000_000_000_000_000
+
+
 PUMP_FEE_BPS = 100
+
+
 PUMP_TOKEN_DECIMALS = 6
 
-
+# %% ../../nbs/12_data.onchain.ipynb #3792be3c01
 @dataclass(slots=True)
 class BondingCurve:
     "pump.fun bonding-curve state; reserves in base units (token atoms and lamports/quote atoms)."
@@ -474,7 +488,7 @@ class BondingCurve:
 
 _BC = struct.Struct("<8xQQQQQ?")
 
-
+# %% ../../nbs/12_data.onchain.ipynb #3792be3c02
 def decode_bonding_curve(data) -> BondingCurve:
     "Decode a pump.fun `BondingCurve` account (any of the three IDL versions)."
     b = account_bytes(data, "pumpfun.BondingCurve")
@@ -513,14 +527,22 @@ def encode_bonding_curve(bc: BondingCurve, version: str = "2026-05-19") -> bytes
 
 # %% ../../nbs/12_data.onchain.ipynb #dc0a0777
 TRADE_EVENT_DISC = bytes([189, 219, 127, 211, 78, 230, 97, 238])
+
+
 CREATE_EVENT_DISC = bytes([27, 114, 169, 77, 222, 235, 99, 118])
+
+
 COMPLETE_EVENT_DISC = bytes([95, 114, 97, 156, 212, 46, 152, 8])
+
+
 _TRADE = struct.Struct("<32sQQ?32sqQQQQ")  # mint .. real_token_reserves (fixed in every IDL version)
+
+
 _TRADE_FEES = struct.Struct(
     "<32sQQ32sQQ"
 )  # fee_recipient, fee_basis_points, fee, creator, creator_fee_bps, creator_fee
 
-
+# %% ../../nbs/12_data.onchain.ipynb #dc0a077701
 @dataclass(slots=True)
 class PumpTrade:
     "A decoded pump.fun TradeEvent (amounts in base units)."
@@ -579,7 +601,7 @@ def bonding_curve_address(mint: str) -> str:
     )
     return str(pda)
 
-
+# %% ../../nbs/12_data.onchain.ipynb #dc0a077702
 def decode_trade_event(data: bytes) -> PumpTrade:
     "Decode a pump.fun TradeEvent (bytes after base64, discriminator included)."
     if data[:8] != TRADE_EVENT_DISC:
@@ -636,7 +658,7 @@ def decode_create_event(data: bytes) -> TokenLaunched:
         raise DecodeError("pumpfun.CreateEvent", "data", str(e)) from None
     return TokenLaunched(ts * NS, Chain.SOLANA, mint, curve, creator, symbol, name, "pumpfun")
 
-
+# %% ../../nbs/12_data.onchain.ipynb #dc0a077703
 def encode_create_event(name: str, symbol: str, uri: str, mint: str, user: str, creator: str, timestamp: int) -> bytes:
     "CreateEvent bytes with the launch constants (for simulators and tests)."
     s = lambda x: struct.pack("<I", len(x.encode())) + x.encode()
@@ -685,6 +707,8 @@ def decode_program_logs(logs: list[str], sig: str = "") -> list:
 
 # %% ../../nbs/12_data.onchain.ipynb #70326025
 V2_SWAP_TOPIC = "0xd78ad95fa46c994b6551d0da85fc275fe613ce37657fb8d5e3d130840159d822"
+
+
 V2_SYNC_TOPIC = "0x1c411e9a96e071241c2f21f7726b17ae89e3cab4c78be50e062b03a9fffbbad1"
 
 
@@ -725,7 +749,7 @@ def _words(data: str, n: int, what: str) -> list[int]:
     except ValueError:
         raise DecodeError(what, "data", "not hex") from None
 
-
+# %% ../../nbs/12_data.onchain.ipynb #7032602501
 def decode_v2_log(log: dict) -> V2Sync | V2Swap | None:
     "Decode a Sync or Swap log object (eth_getLogs / eth_subscribe shape); None for other events."
     try:

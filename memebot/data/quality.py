@@ -77,7 +77,7 @@ def _write_quarantine(store: Store, rows: pd.DataFrame, removed: bool):
     for r, n in q["reason"].value_counts().items():
         _Q.labels(r).inc(int(n))
 
-
+# %% ../../nbs/14_data.quality.ipynb #7565abc401
 def quarantine_invalid(store: Store, df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     "Move invalid and repeated rows of a candle frame to quarantine; return the rest (one row per key) and the count."
     if not len(df):
@@ -116,7 +116,7 @@ def robust_z(x: np.ndarray) -> np.ndarray:
     mad = 1.4826 * np.nanmedian(np.abs(x - med))
     return (x - med) / mad if mad > 0 else np.full(len(x), np.nan)
 
-
+# %% ../../nbs/14_data.quality.ipynb #acd774f201
 def series_issues(
     df: pd.DataFrame,  # one series' candles (ts, open..volume) in stored or received order
     stale_run_bars: int | None = None,
@@ -302,7 +302,7 @@ def quality_report(
     ]  # bars, once each
     return out
 
-
+# %% ../../nbs/14_data.quality.ipynb #cc031df501
 def quarantined(store: Store, symbol: str | None = None, reason: str | None = None) -> pd.DataFrame:
     "Rows in the quarantine table (optionally for one symbol or reason)."
     ensure_schema(store)

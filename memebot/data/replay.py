@@ -10,6 +10,7 @@ import asyncio, time
 import pyarrow as pa
 from ..core import Chain, Side, Candle, Swap, Feed, SimClock, NS, ValidationError, tf_seconds
 from .store import Store, ensure_schema, _ts_param
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['ReplayFeed', 'paced']
@@ -17,7 +18,7 @@ __all__ = ['ReplayFeed', 'paced']
 # %% ../../nbs/13a_data.replay.ipynb #845c0544
 _CHAINS = {c.value: c for c in Chain}
 
-
+# %% ../../nbs/13a_data.replay.ipynb #845c054401
 class ReplayFeed(Feed):
     "Replay stored candles or swaps in time order; advances its SimClock to each event's ts."
 
@@ -48,79 +49,89 @@ class ReplayFeed(Feed):
         self.clock = clock if clock is not None else SimClock(0)
         self.count = 0
 
-    def query(self) -> tuple[str, list]:
-        "The SQL (and its parameters) that selects this replay's rows, for counting or inspecting them."
-        where, args = [], []
-        if self.symbols is not None:
-            ph = ", ".join("?" * len(self.symbols))
-            where.append(f"symbol IN ({ph})" if self.kind == "candles" else f"(pool IN ({ph}) OR mint IN ({ph}))")
-            args += list(self.symbols) * (1 if self.kind == "candles" else 2)
-        for col, v in (
-            ("tf", self.tf if self.kind == "candles" else None),
-            ("source", self.source),
-            ("chain", self.chain),
-        ):
-            if v is not None:
-                where.append(f"{col} = ?")
-                args.append(v)
-        if self.start is not None:
-            where.append("ts >= ?")
-            args.append(_ts_param(self.start))
-        if self.end is not None:
-            where.append("ts < ?")
-            args.append(_ts_param(self.end))
-        w = f"WHERE {' AND '.join(where)}" if where else ""
-        if self.kind == "candles":
-            return (
-                (
-                    "SELECT epoch_ns(ts) ts, open, high, low, close, volume, symbol, tf, source, chain FROM candles"
-                    f" {w} ORDER BY ts, symbol, tf, source"
-                ),
-                args,
-            )
+# %% ../../nbs/13a_data.replay.ipynb #845c054402
+@patch
+def query(self: ReplayFeed) -> tuple[str, list]:
+    "The SQL (and its parameters) that selects this replay's rows, for counting or inspecting them."
+    where, args = [], []
+    if self.symbols is not None:
+        ph = ", ".join("?" * len(self.symbols))
+        where.append(f"symbol IN ({ph})" if self.kind == "candles" else f"(pool IN ({ph}) OR mint IN ({ph}))")
+        args += list(self.symbols) * (1 if self.kind == "candles" else 2)
+    for col, v in (
+        ("tf", self.tf if self.kind == "candles" else None),
+        ("source", self.source),
+        ("chain", self.chain),
+    ):
+        if v is not None:
+            where.append(f"{col} = ?")
+            args.append(v)
+    if self.start is not None:
+        where.append("ts >= ?")
+        args.append(_ts_param(self.start))
+    if self.end is not None:
+        where.append("ts < ?")
+        args.append(_ts_param(self.end))
+    w = f"WHERE {' AND '.join(where)}" if where else ""
+    if self.kind == "candles":
         return (
             (
-                "SELECT epoch_ns(ts) ts, chain, pool, side, base_amount, quote_amount, trader, sig, ix, source FROM"
-                f" swaps {w} ORDER BY ts, sig, ix"
+                "SELECT epoch_ns(ts) ts, open, high, low, close, volume, symbol, tf, source, chain FROM candles"
+                f" {w} ORDER BY ts, symbol, tf, source"
             ),
             args,
         )
+    return (
+        (
+            "SELECT epoch_ns(ts) ts, chain, pool, side, base_amount, quote_amount, trader, sig, ix, source FROM"
+            f" swaps {w} ORDER BY ts, sig, ix"
+        ),
+        args,
+    )
 
-    def check(self):
-        "Refuse ambiguous candle replays (several timeframes mixed into one stream)."
-        if self.kind == "candles" and self.tf is None:
-            sql, args = self.query()
-            n = self.store.cursor().execute(f"SELECT count(DISTINCT tf) FROM ({sql})", args).fetchone()[0]
-            if n > 1:
-                raise ValidationError("replay", "tf", f"{n} timeframes stored for this selection; pass tf=")
-
-    def batches(self):
-        "The selection as Arrow record batches (time-ordered)."
-        self.check()
+# %% ../../nbs/13a_data.replay.ipynb #845c054403
+@patch
+def check(self: ReplayFeed):
+    "Refuse ambiguous candle replays (several timeframes mixed into one stream)."
+    if self.kind == "candles" and self.tf is None:
         sql, args = self.query()
-        cur = self.store.con.cursor()  # a private cursor: replays can run beside other queries
-        reader = cur.sql(sql, params=args).to_arrow_reader(self.batch_size)
-        for b in reader:
-            yield b
+        n = self.store.cursor().execute(f"SELECT count(DISTINCT tf) FROM ({sql})", args).fetchone()[0]
+        if n > 1:
+            raise ValidationError("replay", "tf", f"{n} timeframes stored for this selection; pass tf=")
 
-    def __iter__(self):
-        adv = self.clock.advance_to
-        for b in self.batches():
-            cols = [c.to_pylist() for c in b.columns]
-            if self.kind == "candles":
-                for ts, o, h, l, c, v, sym, tf, src, ch in zip(*cols):
-                    adv(ts)
-                    self.count += 1
-                    yield Candle(ts, o, h, l, c, v, sym, tf, src, _CHAINS.get(ch, ch))
-            else:
-                for ts, ch, pool, side, ba, qa, tr, sig, ix, src in zip(*cols):
-                    adv(ts)
-                    self.count += 1
-                    yield Swap(ts, _CHAINS.get(ch, ch), pool, Side(side), ba, qa, tr or "", sig, ix, src or "")
+# %% ../../nbs/13a_data.replay.ipynb #845c054404
+@patch
+def batches(self: ReplayFeed):
+    "The selection as Arrow record batches (time-ordered)."
+    self.check()
+    sql, args = self.query()
+    cur = self.store.con.cursor()  # a private cursor: replays can run beside other queries
+    reader = cur.sql(sql, params=args).to_arrow_reader(self.batch_size)
+    for b in reader:
+        yield b
 
-    async def _aiter(self):
-        async for ev in paced(iter(self), self):
-            yield ev
+# %% ../../nbs/13a_data.replay.ipynb #845c054405
+@patch
+def __iter__(self: ReplayFeed):
+    adv = self.clock.advance_to
+    for b in self.batches():
+        cols = [c.to_pylist() for c in b.columns]
+        if self.kind == "candles":
+            for ts, o, h, l, c, v, sym, tf, src, ch in zip(*cols):
+                adv(ts)
+                self.count += 1
+                yield Candle(ts, o, h, l, c, v, sym, tf, src, _CHAINS.get(ch, ch))
+        else:
+            for ts, ch, pool, side, ba, qa, tr, sig, ix, src in zip(*cols):
+                adv(ts)
+                self.count += 1
+                yield Swap(ts, _CHAINS.get(ch, ch), pool, Side(side), ba, qa, tr or "", sig, ix, src or "")
+
+# %% ../../nbs/13a_data.replay.ipynb #845c054406
+@patch
+async def _aiter(self: ReplayFeed):
+    async for ev in paced(iter(self), self):
+        yield ev
 
 # %% ../../nbs/13a_data.replay.ipynb #1b57af06
 async def paced(

@@ -27,6 +27,7 @@ from memebot.core import (
 )
 from ..config import get_settings
 from . import onchain as oc
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['EDGES', 'QUANTS', 'DEFAULT_SIZE_Q', 'SimCalibration', 'calibrate', 'MarketSim']
@@ -332,7 +333,7 @@ class _Pool:
 def _pubkey(rng) -> str:
     return str(Pubkey.from_bytes(rng.bytes(32)))
 
-
+# %% ../../nbs/15_data.sim.ipynb #c7c9242201
 class _Launch:
     "The event generator of one launch (deterministic given its own RNG)."
 
@@ -349,114 +350,114 @@ class _Launch:
         self.rug_at = t0 + int(r.uniform(20, max(40, sim.minutes * 60 * 0.8)) * NS) if r.random() < c.rug_prob else None
         self.traders = [_pubkey(r) for _ in range(64)]
 
-    def _size(self, side: str, u: float) -> float:
-        q = self.sim._logq[side]
-        return max(math.exp(np.interp(u, self.sim._q, q)), 1e-4)
+# %% ../../nbs/15_data.sim.ipynb #c7c9242202
+@patch
+def _size(self: _Launch, side: str, u: float) -> float:
+    q = self.sim._logq[side]
+    return max(math.exp(np.interp(u, self.sim._q, q)), 1e-4)
 
-    def events(self):
-        sim, c, r = self.sim, self.sim.cal, self.rng
-        pool = _Pool(oc.PUMP_INITIAL_VIRTUAL_TOKEN, oc.PUMP_INITIAL_VIRTUAL_SOL, oc.PUMP_INITIAL_REAL_TOKEN, 0)
-        addr, phase_t0, held, n = self.curve_addr, self.t0, 0, 0
-        end = sim.end_ns
-        yield TokenLaunched(
-            self.t0, Chain.SOLANA, self.mint, self.curve_addr, self.creator, self.symbol, f"Sim token {self.k}", "sim"
-        )
-        sim._meta[self.curve_addr] = (self.mint, "pumpfun", self.t0)
-        sim._symbols[self.mint] = self.symbol
-        # snipers: buys within the launch slot
-        ns_ = r.poisson(c.snipers_mean * min(self.hype, 3.0))
-        t = self.t0
-        ema = math.log(pool.price())
-        regime = 1.0
-        rugged = False
-        U = r.random(4096)
-        ui = 0
+# %% ../../nbs/15_data.sim.ipynb #c7c9242203
+@patch
+def events(self: _Launch):
+    sim, c, r = self.sim, self.sim.cal, self.rng
+    pool = _Pool(oc.PUMP_INITIAL_VIRTUAL_TOKEN, oc.PUMP_INITIAL_VIRTUAL_SOL, oc.PUMP_INITIAL_REAL_TOKEN, 0)
+    addr, phase_t0, held, n = self.curve_addr, self.t0, 0, 0
+    end = sim.end_ns
+    yield TokenLaunched(
+        self.t0, Chain.SOLANA, self.mint, self.curve_addr, self.creator, self.symbol, f"Sim token {self.k}", "sim"
+    )
+    sim._meta[self.curve_addr] = (self.mint, "pumpfun", self.t0)
+    sim._symbols[self.mint] = self.symbol
+    # snipers: buys within the launch slot
+    ns_ = r.poisson(c.snipers_mean * min(self.hype, 3.0))
+    t = self.t0
+    ema = math.log(pool.price())
+    regime = 1.0
+    rugged = False
+    U = r.random(4096)
+    ui = 0
 
-        def u():
-            nonlocal U, ui
-            if ui >= len(U):
-                U = r.random(4096)
-                ui = 0
-            ui += 1
-            return U[ui - 1]
+    def u():
+        nonlocal U, ui
+        if ui >= len(U):
+            U = r.random(4096)
+            ui = 0
+        ui += 1
+        return U[ui - 1]
 
-        queue = [("snipe", self.t0 + int(u() * 0.4 * NS)) for _ in range(ns_)]
-        queue.sort(key=lambda x: x[1])
-        while True:
-            if queue:
-                kind, t = queue.pop(0)
-            else:
-                el = (t - phase_t0) / NS
-                bi = min(np.searchsorted(sim._edges, el, side="right") - 1, len(c.rates) - 1)
-                lam = c.rates[bi] * self.hype * regime
-                if el > EDGES[-1]:
-                    lam *= math.exp(-(el - EDGES[-1]) / c.late_decay_s)
-                lam = max(lam, 1e-3)
-                t += int(-math.log(1.0 - u()) / lam * NS) + 1
-                kind = "trade"
-                if self.rug_at is not None and not rugged and t >= self.rug_at:
-                    kind, t, rugged = "rug", self.rug_at, True
-            if t >= end:
-                return
+    queue = [("snipe", self.t0 + int(u() * 0.4 * NS)) for _ in range(ns_)]
+    queue.sort(key=lambda x: x[1])
+    while True:
+        if queue:
+            kind, t = queue.pop(0)
+        else:
             el = (t - phase_t0) / NS
             bi = min(np.searchsorted(sim._edges, el, side="right") - 1, len(c.rates) - 1)
-            logp = math.log(pool.price())
-            if kind == "snipe":
-                side, sol = "buy", self._size("buy", 0.5 + 0.5 * u())
-            elif kind == "rug":
-                side = "sell"
-                sol = None
-                tokens = int(held * r.uniform(*c.rug_frac))
-                regime = 0.15
-            else:
-                p = c.buy_frac[bi] + c.momentum * math.tanh(5 * (logp - ema)) - (0.15 if rugged else 0.0)
-                side = "buy" if u() < min(max(p, 0.05), 0.95) else "sell"
-                sol = self._size(side, u())
-            if side == "buy":
-                lam_in = int(sol * 1e9)
-                if lam_in <= 0:
-                    continue
-                tokens, net = pool.buy(lam_in)
-                if tokens <= 0:
-                    continue
-                held += tokens
-                quote = net
-            else:
-                if sol is not None:
-                    # tokens that fetch about `sol` at the current price, capped by what traders hold
-                    tokens = min(int(sol * 1e9 * pool.vt / max(pool.vq - int(sol * 1e9), 1)), held)
-                if tokens <= 0:
-                    continue
-                quote = pool.sell(tokens)
-                held -= tokens
-            n += 1
-            sig = f"sim{sim.seed}-{self.k}-{n}"
-            trader = self.creator if kind == "rug" else self.traders[int(u() * len(self.traders))]
-            yield Swap(
-                t,
-                Chain.SOLANA,
-                addr,
-                Side.BUY if side == "buy" else Side.SELL,
-                tokens / 1e6,
-                quote / 1e9,
-                trader,
-                sig,
-                0,
-                "sim",
-            )
-            if sim.pool_updates:
-                yield PoolUpdate(
-                    t, Chain.SOLANA, addr, pool.vt / 1e6, pool.vq / 1e9, fee_bps=pool.fee_bps, source="sim"
-                )
-            ema += 0.05 * (math.log(pool.price()) - ema)
-            if not pool.amm and pool.rt == 0:  # curve complete: graduate into a constant-product pool
-                base = oc.PUMP_TOKEN_SUPPLY - oc.PUMP_INITIAL_REAL_TOKEN
-                pool = _Pool(base, pool.rq, base, pool.rq, amm=True, fee_bps=25)
-                addr, phase_t0 = self.amm_addr, t
-                sim._meta[addr] = (self.mint, "pumpswap", t)
-                yield PoolUpdate(
-                    t, Chain.SOLANA, addr, pool.vt / 1e6, pool.vq / 1e9, fee_bps=25, source="sim:graduated"
-                )
+            lam = c.rates[bi] * self.hype * regime
+            if el > EDGES[-1]:
+                lam *= math.exp(-(el - EDGES[-1]) / c.late_decay_s)
+            lam = max(lam, 1e-3)
+            t += int(-math.log(1.0 - u()) / lam * NS) + 1
+            kind = "trade"
+            if self.rug_at is not None and not rugged and t >= self.rug_at:
+                kind, t, rugged = "rug", self.rug_at, True
+        if t >= end:
+            return
+        el = (t - phase_t0) / NS
+        bi = min(np.searchsorted(sim._edges, el, side="right") - 1, len(c.rates) - 1)
+        logp = math.log(pool.price())
+        if kind == "snipe":
+            side, sol = "buy", self._size("buy", 0.5 + 0.5 * u())
+        elif kind == "rug":
+            side = "sell"
+            sol = None
+            tokens = int(held * r.uniform(*c.rug_frac))
+            regime = 0.15
+        else:
+            p = c.buy_frac[bi] + c.momentum * math.tanh(5 * (logp - ema)) - (0.15 if rugged else 0.0)
+            side = "buy" if u() < min(max(p, 0.05), 0.95) else "sell"
+            sol = self._size(side, u())
+        if side == "buy":
+            lam_in = int(sol * 1e9)
+            if lam_in <= 0:
+                continue
+            tokens, net = pool.buy(lam_in)
+            if tokens <= 0:
+                continue
+            held += tokens
+            quote = net
+        else:
+            if sol is not None:
+                # tokens that fetch about `sol` at the current price, capped by what traders hold
+                tokens = min(int(sol * 1e9 * pool.vt / max(pool.vq - int(sol * 1e9), 1)), held)
+            if tokens <= 0:
+                continue
+            quote = pool.sell(tokens)
+            held -= tokens
+        n += 1
+        sig = f"sim{sim.seed}-{self.k}-{n}"
+        trader = self.creator if kind == "rug" else self.traders[int(u() * len(self.traders))]
+        yield Swap(
+            t,
+            Chain.SOLANA,
+            addr,
+            Side.BUY if side == "buy" else Side.SELL,
+            tokens / 1e6,
+            quote / 1e9,
+            trader,
+            sig,
+            0,
+            "sim",
+        )
+        if sim.pool_updates:
+            yield PoolUpdate(t, Chain.SOLANA, addr, pool.vt / 1e6, pool.vq / 1e9, fee_bps=pool.fee_bps, source="sim")
+        ema += 0.05 * (math.log(pool.price()) - ema)
+        if not pool.amm and pool.rt == 0:  # curve complete: graduate into a constant-product pool
+            base = oc.PUMP_TOKEN_SUPPLY - oc.PUMP_INITIAL_REAL_TOKEN
+            pool = _Pool(base, pool.rq, base, pool.rq, amm=True, fee_bps=25)
+            addr, phase_t0 = self.amm_addr, t
+            sim._meta[addr] = (self.mint, "pumpswap", t)
+            yield PoolUpdate(t, Chain.SOLANA, addr, pool.vt / 1e6, pool.vq / 1e9, fee_bps=25, source="sim:graduated")
 
 # %% ../../nbs/15_data.sim.ipynb #7a579649
 class MarketSim(Feed):
@@ -503,101 +504,111 @@ class MarketSim(Feed):
         span = self.minutes * 60 * NS
         self.launch_times = sorted(self.start_ns + int(x) for x in rng.uniform(0, 0.6, self.launches) * span)
 
-    def _streams(self):
-        self._meta = {}
-        return [_Launch(self, k, t0).events() for k, t0 in enumerate(self.launch_times)]
+# %% ../../nbs/15_data.sim.ipynb #7a57964901
+@patch
+def _streams(self: MarketSim):
+    self._meta = {}
+    return [_Launch(self, k, t0).events() for k, t0 in enumerate(self.launch_times)]
 
-    def __iter__(self):
-        adv = self.clock.advance_to
-        for ev in heapq.merge(*self._streams(), key=lambda e: e.ts):
-            adv(ev.ts)
-            yield ev
+# %% ../../nbs/15_data.sim.ipynb #7a57964902
+@patch
+def __iter__(self: MarketSim):
+    adv = self.clock.advance_to
+    for ev in heapq.merge(*self._streams(), key=lambda e: e.ts):
+        adv(ev.ts)
+        yield ev
 
-    async def _aiter(self):
-        n = 0
-        for ev in self:
-            n += 1
-            if n % 1024 == 0:
-                await asyncio.sleep(0)
-            yield ev
+# %% ../../nbs/15_data.sim.ipynb #7a57964903
+@patch
+async def _aiter(self: MarketSim):
+    n = 0
+    for ev in self:
+        n += 1
+        if n % 1024 == 0:
+            await asyncio.sleep(0)
+        yield ev
 
-    def mint_of(self, pool: str) -> str | None:
-        "The mint traded in a simulated pool (curve or graduated AMM)."
-        m = self._meta.get(pool)
-        return m[0] if m else None
+# %% ../../nbs/15_data.sim.ipynb #7a57964904
+@patch
+def mint_of(self: MarketSim, pool: str) -> str | None:
+    "The mint traded in a simulated pool (curve or graduated AMM)."
+    m = self._meta.get(pool)
+    return m[0] if m else None
 
-    def write(
-        self,
-        store,  # a memebot.data.store.Store
-        tfs=("1s", "1m", "5m"),  # candle timeframes to store (per mint)
-        progress=None,  # optional callable(n_events) for progress bars
-    ) -> dict:
-        "Run the simulation and store its swaps, candles, pools and tokens; returns row counts."
-        from memebot.data.store import upsert
-        from memebot.data.feeds import BarAggregator
+# %% ../../nbs/15_data.sim.ipynb #7a57964905
+@patch
+def write(
+    self: MarketSim,
+    store,  # a memebot.data.store.Store
+    tfs=("1s", "1m", "5m"),  # candle timeframes to store (per mint)
+    progress=None,  # optional callable(n_events) for progress bars
+) -> dict:
+    "Run the simulation and store its swaps, candles, pools and tokens; returns row counts."
+    from memebot.data.store import upsert
+    from memebot.data.feeds import BarAggregator
 
-        agg = BarAggregator(tfs, key=lambda ev: self.mint_of(ev.pool), source="sim")
-        swaps, bars, launches, n = [], [], [], 0
-        for ev in self:
-            n += 1
-            if progress and n % 10_000 == 0:
-                progress(n)
-            if isinstance(ev, Swap):
-                swaps.append(
-                    (
-                        ev.pool,
-                        self.mint_of(ev.pool),
-                        ev.ts,
-                        ev.sig,
-                        ev.side.value,
-                        ev.base_amount,
-                        ev.quote_amount,
-                        ev.trader,
-                    )
+    agg = BarAggregator(tfs, key=lambda ev: self.mint_of(ev.pool), source="sim")
+    swaps, bars, launches, n = [], [], [], 0
+    for ev in self:
+        n += 1
+        if progress and n % 10_000 == 0:
+            progress(n)
+        if isinstance(ev, Swap):
+            swaps.append(
+                (
+                    ev.pool,
+                    self.mint_of(ev.pool),
+                    ev.ts,
+                    ev.sig,
+                    ev.side.value,
+                    ev.base_amount,
+                    ev.quote_amount,
+                    ev.trader,
                 )
-                bars.extend(agg.on_event(ev))
-            elif isinstance(ev, TokenLaunched):
-                launches.append(ev)
-        bars.extend(agg.flush())
-        sw = pd.DataFrame(swaps, columns=["pool", "mint", "ts", "sig", "side", "base_amount", "quote_amount", "trader"])
-        sw = sw.assign(
-            chain="solana",
-            ix=0,
-            source="sim",
-            price=sw.quote_amount / sw.base_amount,
-            ts=pd.to_datetime(sw.ts, utc=True),
-        )
-        cd = pd.DataFrame(
-            [(b.symbol, b.tf, b.ts, b.open, b.high, b.low, b.close, b.volume) for b in bars],
-            columns=["symbol", "tf", "ts", "open", "high", "low", "close", "volume"],
-        ).assign(source="sim", chain="solana")
-        cd["ts"] = pd.to_datetime(cd.ts, utc=True)
-        r1, r2 = upsert(store, "swaps", sw), upsert(store, "candles", cd)
-        with store._wlock:
-            for ev in launches:
-                created = ts_to_datetime(ev.ts).replace(tzinfo=None)
-                store.con.execute(
-                    "INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?, ?, ?)",
-                    ["solana", ev.mint, ev.symbol, ev.name, 6, created],
-                )
-            for addr, (mint, dex, t) in self._meta.items():
-                store.con.execute(
-                    "INSERT OR REPLACE INTO pools VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        "solana",
-                        addr,
-                        dex,
-                        mint,
-                        SOL_MINT,
-                        self._symbols.get(mint),
-                        "SOL",
-                        ts_to_datetime(t).replace(tzinfo=None),
-                    ],
-                )
-        return {
-            "events": n,
-            "swaps": r1["rows"],
-            "candles": r2["rows"],
-            "launches": len(launches),
-            "pools": len(self._meta),
-        }
+            )
+            bars.extend(agg.on_event(ev))
+        elif isinstance(ev, TokenLaunched):
+            launches.append(ev)
+    bars.extend(agg.flush())
+    sw = pd.DataFrame(swaps, columns=["pool", "mint", "ts", "sig", "side", "base_amount", "quote_amount", "trader"])
+    sw = sw.assign(
+        chain="solana",
+        ix=0,
+        source="sim",
+        price=sw.quote_amount / sw.base_amount,
+        ts=pd.to_datetime(sw.ts, utc=True),
+    )
+    cd = pd.DataFrame(
+        [(b.symbol, b.tf, b.ts, b.open, b.high, b.low, b.close, b.volume) for b in bars],
+        columns=["symbol", "tf", "ts", "open", "high", "low", "close", "volume"],
+    ).assign(source="sim", chain="solana")
+    cd["ts"] = pd.to_datetime(cd.ts, utc=True)
+    r1, r2 = upsert(store, "swaps", sw), upsert(store, "candles", cd)
+    with store._wlock:
+        for ev in launches:
+            created = ts_to_datetime(ev.ts).replace(tzinfo=None)
+            store.con.execute(
+                "INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?, ?, ?)",
+                ["solana", ev.mint, ev.symbol, ev.name, 6, created],
+            )
+        for addr, (mint, dex, t) in self._meta.items():
+            store.con.execute(
+                "INSERT OR REPLACE INTO pools VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    "solana",
+                    addr,
+                    dex,
+                    mint,
+                    SOL_MINT,
+                    self._symbols.get(mint),
+                    "SOL",
+                    ts_to_datetime(t).replace(tzinfo=None),
+                ],
+            )
+    return {
+        "events": n,
+        "swaps": r1["rows"],
+        "candles": r2["rows"],
+        "launches": len(launches),
+        "pools": len(self._meta),
+    }

@@ -33,6 +33,7 @@ from memebot.core import (
 from ..config import get_settings
 from ..obs import get_logger, counter, gauge, histogram
 from .store import CANDLE_COLUMNS
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['log', 'HTTP_REQUESTS', 'HTTP_RETRIES', 'HTTP_SECONDS', 'HTTP_STATS', 'PROVIDERS', 'RETRY_STATUS', 'GT_TIMEFRAMES',
@@ -70,14 +71,23 @@ class SourceUnavailable(SourceError):
 
 # %% ../../nbs/11_data.sources.ipynb #af0289bb
 log = get_logger("memebot.data.sources")
+
+
 HTTP_REQUESTS = counter(
     "http_requests_total", "HTTP requests to market-data providers, by provider and outcome", ("provider", "outcome")
 )
+
+
 HTTP_RETRIES = counter(
     "http_retries_total", "Retried provider requests, by provider and reason", ("provider", "reason")
 )
+
+
 HTTP_SECONDS = histogram("http_request_seconds", "Time waiting on provider HTTP responses", ("provider",))
+
+
 HTTP_STATS: dict[str, dict] = {}  # provider -> {"requests": n, "wait_s": seconds spent waiting on HTTP}
+
 
 # provider -> (endpoint setting, rate-limit setting stem)
 PROVIDERS = {
@@ -92,9 +102,14 @@ PROVIDERS = {
     "orca": ("orca", "orca"),
     "binance": ("binance", "binance"),
 }
+
+
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524})
 
+
 _clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 _limiters: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -109,7 +124,7 @@ def new_http_client(
         limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
     )
 
-
+# %% ../../nbs/11_data.sources.ipynb #af0289bb01
 def http_client() -> httpx.AsyncClient:
     "The shared `httpx.AsyncClient` of the running event loop (created on first use)."
     loop = asyncio.get_running_loop()
@@ -203,7 +218,7 @@ def transient_http(e: BaseException) -> bool:
     "The HTTP failures worth another try: a `TransientError` (429, 5xx, broken body), a timeout or a connection error."
     return isinstance(e, (TransientError, httpx.TransportError))
 
-
+# %% ../../nbs/11_data.sources.ipynb #c9adf57701
 def retrying(
     retry=TransientError,  # exception type(s), or a predicate `error -> bool`, for the errors worth another try
     attempts: int | None = None,  # tries in all; None: never give up (feed reconnects)
@@ -374,7 +389,7 @@ def _num(v, provider, fld, required=False) -> float:
     except (TypeError, ValueError):
         raise SourceError(provider, fld, f"expected a number, got {str(v)[:40]!r}") from None
 
-
+# %% ../../nbs/11_data.sources.ipynb #f25b471101
 def _get(d, provider, path: str, required=True):
     "Walk a dotted path in a JSON object; SourceError naming the path when a required step is missing."
     cur = d
@@ -428,6 +443,8 @@ GT_TIMEFRAMES = {
     "12h": ("hour", 12),
     "1d": ("day", 1),
 }
+
+
 GT_MAX_LIMIT = 1000
 
 
@@ -470,7 +487,7 @@ def parse_gt_ohlcv(payload, chain: Chain | str, pool: str, tf: str, source: str 
 def _gt_tokens(payload) -> dict:
     return {t.get("id"): t.get("attributes", {}) for t in payload.get("included") or [] if isinstance(t, dict)}
 
-
+# %% ../../nbs/11_data.sources.ipynb #33cfac9f01
 def _gt_token(rel, key, tokens, chain, P, f) -> TokenRef:
     tid = _get(rel, P, f"{key}.data.id", required=False)
     if not tid:
@@ -524,7 +541,7 @@ def parse_gt_pools(payload, now_ns: int | None = None) -> list[PoolSnapshot]:
         )
     return out
 
-
+# %% ../../nbs/11_data.sources.ipynb #33cfac9f02
 def parse_gt_trades(payload, chain: Chain | str, pool: str, base_address: str | None = None) -> list[Swap]:
     "Swaps from a trades response; base/quote by `base_address` when given, else by the trade's `kind`."
     P, chain = "geckoterminal", Chain.parse(chain)
@@ -602,7 +619,7 @@ def _links(items) -> list[dict]:
         )
     return out
 
-
+# %% ../../nbs/11_data.sources.ipynb #2dde152501
 def parse_ds_pairs(payload, now_ns: int | None = None) -> list[PoolSnapshot]:
     "Pool snapshots from a DexScreener pairs/tokens/search response (`{pairs: [...]}`, `{pair: {...}}` or a list)."
     P = "dexscreener"
@@ -667,7 +684,7 @@ def parse_ds_pairs(payload, now_ns: int | None = None) -> list[PoolSnapshot]:
         )
     return out
 
-
+# %% ../../nbs/11_data.sources.ipynb #2dde152502
 def parse_ds_profiles(payload) -> list[TokenProfile]:
     "Token profiles or boosts (the docs show one object, live responses an array: both accepted)."
     P = "dexscreener"
@@ -749,7 +766,7 @@ def parse_cg_market_chart(payload) -> pd.DataFrame:
         )
     return pd.concat(frames, axis=1).sort_index().reset_index()
 
-
+# %% ../../nbs/11_data.sources.ipynb #3331216701
 def parse_cg_simple(payload, what: str = "simple/price") -> dict[str, dict[str, float]]:
     "`{id_or_address: {field: number}}` from `/simple/price` or `/simple/token_price`."
     if not isinstance(payload, dict):
@@ -852,7 +869,7 @@ def parse_raydium_pools(payload, now_ns: int | None = None) -> list[PoolSnapshot
         )
     return out
 
-
+# %% ../../nbs/11_data.sources.ipynb #d8fae1a601
 def parse_meteora_pair(payload, now_ns: int | None = None) -> PoolSnapshot:
     "A pool snapshot from Meteora DLMM `/pair/{address}`."
     P = "meteora"
@@ -902,106 +919,126 @@ class Source:
         "GET JSON from this provider (rate-limited, retried)."
         return await request_json(provider or self.name, path, params, self.headers() or None, self.settings)
 
-
+# %% ../../nbs/11_data.sources.ipynb #8c8a906401
 class GeckoTerminal(Source):
     "GeckoTerminal's public on-chain DEX API (30 calls/min, no key)."
 
     name = "geckoterminal"
 
-    async def ohlcv_page(
-        self,
-        chain: Chain | str,
-        pool: str,
-        tf: str,  # pool address and timeframe (1m 5m 15m 1h 4h 12h 1d)
-        before_s: int | None = None,  # newest bar must open strictly before this unix time (None: now)
-        limit: int = GT_MAX_LIMIT,
-        currency: str = "usd",
-        token: str = "base",
-    ) -> pd.DataFrame:
-        "One page of candles (ascending), at most `limit` bars ending before `before_s`."
-        chain = Chain.parse(chain)
-        unit, agg = gt_timeframe(tf)
-        params = {"aggregate": agg, "limit": min(int(limit), GT_MAX_LIMIT), "currency": currency, "token": token}
-        if before_s is not None:
-            params["before_timestamp"] = int(before_s)
-        payload = await self.get(f"/networks/{chain.geckoterminal_network}/pools/{pool}/ohlcv/{unit}", params)
-        return parse_gt_ohlcv(payload, chain, pool, tf, self.name)
+# %% ../../nbs/11_data.sources.ipynb #8c8a906402
+@patch
+async def ohlcv_page(
+    self: GeckoTerminal,
+    chain: Chain | str,
+    pool: str,
+    tf: str,  # pool address and timeframe (1m 5m 15m 1h 4h 12h 1d)
+    before_s: int | None = None,  # newest bar must open strictly before this unix time (None: now)
+    limit: int = GT_MAX_LIMIT,
+    currency: str = "usd",
+    token: str = "base",
+) -> pd.DataFrame:
+    "One page of candles (ascending), at most `limit` bars ending before `before_s`."
+    chain = Chain.parse(chain)
+    unit, agg = gt_timeframe(tf)
+    params = {"aggregate": agg, "limit": min(int(limit), GT_MAX_LIMIT), "currency": currency, "token": token}
+    if before_s is not None:
+        params["before_timestamp"] = int(before_s)
+    payload = await self.get(f"/networks/{chain.geckoterminal_network}/pools/{pool}/ohlcv/{unit}", params)
+    return parse_gt_ohlcv(payload, chain, pool, tf, self.name)
 
-    async def ohlcv_pages(self, chain, pool: str, tf: str, start_ns: int, end_ns: int, limit: int = GT_MAX_LIMIT):
-        "Pages of candles in [start_ns, end_ns), newest page first, each ascending; stops at `start_ns` or bar one."
-        before = -(-end_ns // NS)  # ceil to seconds
-        while before * NS > start_ns:
-            page = await self.ohlcv_page(chain, pool, tf, before, limit)
-            ts = page["ts"].to_numpy("datetime64[ns]").astype("int64") if len(page) else np.array([], "int64")
-            page = page[(ts >= start_ns) & (ts < min(end_ns, before * NS))]
-            yield page
-            if len(ts) == 0:
-                return
-            oldest = int(ts.min()) // NS
-            if oldest >= before or len(ts) < min(limit, GT_MAX_LIMIT):
-                return  # no progress, or the pool's history ended
-            before = oldest
+# %% ../../nbs/11_data.sources.ipynb #8c8a906403
+@patch
+async def ohlcv_pages(
+    self: GeckoTerminal, chain, pool: str, tf: str, start_ns: int, end_ns: int, limit: int = GT_MAX_LIMIT
+):
+    "Pages of candles in [start_ns, end_ns), newest page first, each ascending; stops at `start_ns` or bar one."
+    before = -(-end_ns // NS)  # ceil to seconds
+    while before * NS > start_ns:
+        page = await self.ohlcv_page(chain, pool, tf, before, limit)
+        ts = page["ts"].to_numpy("datetime64[ns]").astype("int64") if len(page) else np.array([], "int64")
+        page = page[(ts >= start_ns) & (ts < min(end_ns, before * NS))]
+        yield page
+        if len(ts) == 0:
+            return
+        oldest = int(ts.min()) // NS
+        if oldest >= before or len(ts) < min(limit, GT_MAX_LIMIT):
+            return  # no progress, or the pool's history ended
+        before = oldest
 
-    async def ohlcv(self, chain, pool: str, tf: str, start_ns: int, end_ns: int) -> pd.DataFrame:
-        "All candles in [start_ns, end_ns), ascending (short ranges ask for only as many bars as they span)."
-        limit = int(min(GT_MAX_LIMIT, max(1, -(-(end_ns - start_ns) // (tf_seconds(tf) * NS)))))
-        pages = [p async for p in self.ohlcv_pages(chain, pool, tf, start_ns, end_ns, limit)]
-        pages = [p for p in pages if len(p)]
-        if not pages:
-            return _empty_candles()
-        return (
-            pd.concat(pages[::-1], ignore_index=True)
-            .drop_duplicates("ts", keep="last")
-            .sort_values("ts", ignore_index=True)
-        )
+# %% ../../nbs/11_data.sources.ipynb #8c8a906404
+@patch
+async def ohlcv(self: GeckoTerminal, chain, pool: str, tf: str, start_ns: int, end_ns: int) -> pd.DataFrame:
+    "All candles in [start_ns, end_ns), ascending (short ranges ask for only as many bars as they span)."
+    limit = int(min(GT_MAX_LIMIT, max(1, -(-(end_ns - start_ns) // (tf_seconds(tf) * NS)))))
+    pages = [p async for p in self.ohlcv_pages(chain, pool, tf, start_ns, end_ns, limit)]
+    pages = [p for p in pages if len(p)]
+    if not pages:
+        return _empty_candles()
+    return (
+        pd.concat(pages[::-1], ignore_index=True)
+        .drop_duplicates("ts", keep="last")
+        .sort_values("ts", ignore_index=True)
+    )
 
-    async def pool(self, chain: Chain | str, address: str) -> PoolSnapshot:
-        "A pool's snapshot (price, liquidity, volume) with its tokens."
-        chain = Chain.parse(chain)
-        payload = await self.get(
-            f"/networks/{chain.geckoterminal_network}/pools/{address}", {"include": "base_token,quote_token,dex"}
-        )
-        out = parse_gt_pools(payload)
-        if not out:
-            raise SourceError(self.name, "data", f"pool {address} not in the response")
-        return out[0]
+# %% ../../nbs/11_data.sources.ipynb #8c8a906405
+@patch
+async def pool(self: GeckoTerminal, chain: Chain | str, address: str) -> PoolSnapshot:
+    "A pool's snapshot (price, liquidity, volume) with its tokens."
+    chain = Chain.parse(chain)
+    payload = await self.get(
+        f"/networks/{chain.geckoterminal_network}/pools/{address}", {"include": "base_token,quote_token,dex"}
+    )
+    out = parse_gt_pools(payload)
+    if not out:
+        raise SourceError(self.name, "data", f"pool {address} not in the response")
+    return out[0]
 
-    async def trending_pools(
-        self, chain: Chain | str | None = None, page: int = 1, duration: str = "24h"
-    ) -> list[PoolSnapshot]:
-        "Trending pools on one network (or across all when chain is None)."
-        params = {"include": "base_token,quote_token,dex", "page": page, "duration": duration}
-        path = (
-            f"/networks/{Chain.parse(chain).geckoterminal_network}/trending_pools"
-            if chain
-            else "/networks/trending_pools"
-        )
-        return parse_gt_pools(await self.get(path, params))
+# %% ../../nbs/11_data.sources.ipynb #8c8a906406
+@patch
+async def trending_pools(
+    self: GeckoTerminal, chain: Chain | str | None = None, page: int = 1, duration: str = "24h"
+) -> list[PoolSnapshot]:
+    "Trending pools on one network (or across all when chain is None)."
+    params = {"include": "base_token,quote_token,dex", "page": page, "duration": duration}
+    path = (
+        f"/networks/{Chain.parse(chain).geckoterminal_network}/trending_pools" if chain else "/networks/trending_pools"
+    )
+    return parse_gt_pools(await self.get(path, params))
 
-    async def new_pools(self, chain: Chain | str | None = None, page: int = 1) -> list[PoolSnapshot]:
-        "Newest pools on one network (or across all)."
-        path = f"/networks/{Chain.parse(chain).geckoterminal_network}/new_pools" if chain else "/networks/new_pools"
-        return parse_gt_pools(await self.get(path, {"include": "base_token,quote_token,dex", "page": page}))
+# %% ../../nbs/11_data.sources.ipynb #8c8a906407
+@patch
+async def new_pools(self: GeckoTerminal, chain: Chain | str | None = None, page: int = 1) -> list[PoolSnapshot]:
+    "Newest pools on one network (or across all)."
+    path = f"/networks/{Chain.parse(chain).geckoterminal_network}/new_pools" if chain else "/networks/new_pools"
+    return parse_gt_pools(await self.get(path, {"include": "base_token,quote_token,dex", "page": page}))
 
-    async def token_pools(self, chain: Chain | str, token: str, page: int = 1) -> list[PoolSnapshot]:
-        "The top pools of one token (`/networks/{network}/tokens/{token}/pools`), with liquidity and creation time."
-        path = f"/networks/{Chain.parse(chain).geckoterminal_network}/tokens/{token}/pools"
-        return parse_gt_pools(await self.get(path, {"include": "base_token,quote_token,dex", "page": page}))
+# %% ../../nbs/11_data.sources.ipynb #8c8a906408
+@patch
+async def token_pools(self: GeckoTerminal, chain: Chain | str, token: str, page: int = 1) -> list[PoolSnapshot]:
+    "The top pools of one token (`/networks/{network}/tokens/{token}/pools`), with liquidity and creation time."
+    path = f"/networks/{Chain.parse(chain).geckoterminal_network}/tokens/{token}/pools"
+    return parse_gt_pools(await self.get(path, {"include": "base_token,quote_token,dex", "page": page}))
 
-    async def trades(
-        self, chain: Chain | str, pool: str, base_address: str | None = None, min_volume_usd: float | None = None
-    ) -> list[Swap]:
-        "The pool's recent trades (last 300 / 24 h) as Swaps."
-        chain = Chain.parse(chain)
-        params = {"trade_volume_in_usd_greater_than": min_volume_usd} if min_volume_usd else None
-        return parse_gt_trades(
-            await self.get(f"/networks/{chain.geckoterminal_network}/pools/{pool}/trades", params),
-            chain,
-            pool,
-            base_address,
-        )
+# %% ../../nbs/11_data.sources.ipynb #8c8a906409
+@patch
+async def trades(
+    self: GeckoTerminal,
+    chain: Chain | str,
+    pool: str,
+    base_address: str | None = None,
+    min_volume_usd: float | None = None,
+) -> list[Swap]:
+    "The pool's recent trades (last 300 / 24 h) as Swaps."
+    chain = Chain.parse(chain)
+    params = {"trade_volume_in_usd_greater_than": min_volume_usd} if min_volume_usd else None
+    return parse_gt_trades(
+        await self.get(f"/networks/{chain.geckoterminal_network}/pools/{pool}/trades", params),
+        chain,
+        pool,
+        base_address,
+    )
 
-
+# %% ../../nbs/11_data.sources.ipynb #8c8a906410
 class DexScreener(Source):
     "DexScreener's public API (no key): pairs, tokens, search, token profiles and boosts."
 
@@ -1042,7 +1079,7 @@ class DexScreener(Source):
             await self.get(f"/token-boosts/{'top' if top else 'latest'}/v1", provider="dexscreener_profiles")
         )
 
-
+# %% ../../nbs/11_data.sources.ipynb #8c8a906411
 class CoinGecko(Source):
     "CoinGecko API v3 (keyless demo host by default; key header only when a key is set)."
 
@@ -1103,7 +1140,7 @@ class Jupiter(Source):
         "Tokens matching a symbol, name or mint list (Tokens v2 search)."
         return parse_jup_tokens(await self.get("/search", {"query": query}, provider="jupiter_tokens"))
 
-
+# %% ../../nbs/11_data.sources.ipynb #8c8a906412
 class Raydium(Source):
     "Raydium api-v3 pool information."
 
@@ -1137,7 +1174,7 @@ def ccxt_candles(rows: list, symbol: str, tf: str, source: str = "binance") -> p
         raise SourceError(source, "ohlcv", "expected rows of [ts_ms, open, high, low, close, volume]")
     return candle_frame(a[:, 0] / 1000, a[:, 1:], source, Chain.CEX.value, symbol, tf)
 
-
+# %% ../../nbs/11_data.sources.ipynb #6c1e9bb701
 class Ccxt(Source):
     "A CEX through ccxt (default Binance) for reference OHLCV and tickers."
 
@@ -1148,77 +1185,87 @@ class Ccxt(Source):
         self.exchange_id = exchange
         self._ex = None
 
-    def exchange(self):
-        "The ccxt async exchange, pointed at `[endpoints] binance`, with ccxt's limiter off (memebot's is used)."
-        if self._ex is None:
-            import ccxt.async_support as ccxt_async
+# %% ../../nbs/11_data.sources.ipynb #6c1e9bb702
+@patch
+def exchange(self: Ccxt):
+    "The ccxt async exchange, pointed at `[endpoints] binance`, with ccxt's limiter off (memebot's is used)."
+    if self._ex is None:
+        import ccxt.async_support as ccxt_async
 
-            ex = getattr(ccxt_async, self.exchange_id)(
-                {
-                    "enableRateLimit": False,
-                    "timeout": int(self.settings.data.http_timeout_s * 1000),
-                    "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False},
-                }
-            )
-            base, default = self.settings.endpoints.binance, "https://api.binance.com"
-            if self.exchange_id == "binance" and base != default:
-                ex.urls["api"] = {
-                    k: v.replace(default, base) if isinstance(v, str) else v for k, v in ex.urls["api"].items()
-                }
-            self._ex = ex
-        return self._ex
-
-    async def close(self):
-        if self._ex is not None:
-            await self._ex.close()
-            self._ex = None
-
-    async def _call(self, what, fn, *a, **kw):
-        import ccxt
-
-        lim = rate_limiter("binance", self.settings)
-
-        async def attempt():
-            await lim.acquire()
-            try:
-                return await fn(*a, **kw)
-            except (ccxt.RequestTimeout, ccxt.DDoSProtection, ccxt.ExchangeNotAvailable, ccxt.NetworkError) as e:
-                raise TransientError("binance", type(e).__name__, str(e)[:200]) from None
-            except ccxt.BaseError as e:
-                raise SourceError("binance", what, f"{type(e).__name__}: {str(e)[:200]}") from None
-
-        return await with_retries("binance", attempt, self.settings, what)
-
-    async def ohlcv(self, symbol: str, tf: str, start_ns: int, end_ns: int, limit: int = 1000) -> pd.DataFrame:
-        "Candles of `symbol` (e.g. `SOL/USDT`) in [start_ns, end_ns), paging forward."
-        ex, pages, since = self.exchange(), [], start_ns // 1_000_000
-        while since < end_ns // 1_000_000:
-            rows = await self._call("fetch_ohlcv", ex.fetch_ohlcv, symbol, tf, since, limit)
-            if not rows:
-                break
-            pages.append(ccxt_candles(rows, symbol, tf, self.name))
-            nxt = int(rows[-1][0]) + tf_seconds(tf) * 1000
-            if nxt <= since:
-                break
-            since = nxt
-        if not pages:
-            return _empty_candles()
-        df = pd.concat(pages, ignore_index=True).drop_duplicates("ts", keep="last")
-        ts = df["ts"].to_numpy("datetime64[ns]").astype("int64")
-        return df[(ts >= start_ns) & (ts < end_ns)].sort_values("ts", ignore_index=True)
-
-    async def ticker(self, symbol: str) -> Tick:
-        "Last price of `symbol` as a Tick."
-        t = await self._call("fetch_ticker", self.exchange().fetch_ticker, symbol)
-        if t.get("last") is None:
-            raise SourceError("binance", "ticker.last", "missing value")
-        return Tick(
-            ts_from(int(t["timestamp"])) if t.get("timestamp") else time.time_ns(),
-            symbol,
-            float(t["last"]),
-            source="binance",
-            chain=Chain.CEX,
+        ex = getattr(ccxt_async, self.exchange_id)(
+            {
+                "enableRateLimit": False,
+                "timeout": int(self.settings.data.http_timeout_s * 1000),
+                "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False},
+            }
         )
+        base, default = self.settings.endpoints.binance, "https://api.binance.com"
+        if self.exchange_id == "binance" and base != default:
+            ex.urls["api"] = {
+                k: v.replace(default, base) if isinstance(v, str) else v for k, v in ex.urls["api"].items()
+            }
+        self._ex = ex
+    return self._ex
+
+# %% ../../nbs/11_data.sources.ipynb #6c1e9bb703
+@patch
+async def close(self: Ccxt):
+    if self._ex is not None:
+        await self._ex.close()
+        self._ex = None
+
+# %% ../../nbs/11_data.sources.ipynb #6c1e9bb704
+@patch
+async def _call(self: Ccxt, what, fn, *a, **kw):
+    import ccxt
+
+    lim = rate_limiter("binance", self.settings)
+
+    async def attempt():
+        await lim.acquire()
+        try:
+            return await fn(*a, **kw)
+        except (ccxt.RequestTimeout, ccxt.DDoSProtection, ccxt.ExchangeNotAvailable, ccxt.NetworkError) as e:
+            raise TransientError("binance", type(e).__name__, str(e)[:200]) from None
+        except ccxt.BaseError as e:
+            raise SourceError("binance", what, f"{type(e).__name__}: {str(e)[:200]}") from None
+
+    return await with_retries("binance", attempt, self.settings, what)
+
+# %% ../../nbs/11_data.sources.ipynb #6c1e9bb705
+@patch
+async def ohlcv(self: Ccxt, symbol: str, tf: str, start_ns: int, end_ns: int, limit: int = 1000) -> pd.DataFrame:
+    "Candles of `symbol` (e.g. `SOL/USDT`) in [start_ns, end_ns), paging forward."
+    ex, pages, since = self.exchange(), [], start_ns // 1_000_000
+    while since < end_ns // 1_000_000:
+        rows = await self._call("fetch_ohlcv", ex.fetch_ohlcv, symbol, tf, since, limit)
+        if not rows:
+            break
+        pages.append(ccxt_candles(rows, symbol, tf, self.name))
+        nxt = int(rows[-1][0]) + tf_seconds(tf) * 1000
+        if nxt <= since:
+            break
+        since = nxt
+    if not pages:
+        return _empty_candles()
+    df = pd.concat(pages, ignore_index=True).drop_duplicates("ts", keep="last")
+    ts = df["ts"].to_numpy("datetime64[ns]").astype("int64")
+    return df[(ts >= start_ns) & (ts < end_ns)].sort_values("ts", ignore_index=True)
+
+# %% ../../nbs/11_data.sources.ipynb #6c1e9bb706
+@patch
+async def ticker(self: Ccxt, symbol: str) -> Tick:
+    "Last price of `symbol` as a Tick."
+    t = await self._call("fetch_ticker", self.exchange().fetch_ticker, symbol)
+    if t.get("last") is None:
+        raise SourceError("binance", "ticker.last", "missing value")
+    return Tick(
+        ts_from(int(t["timestamp"])) if t.get("timestamp") else time.time_ns(),
+        symbol,
+        float(t["last"]),
+        source="binance",
+        chain=Chain.CEX,
+    )
 
 # %% ../../nbs/11_data.sources.ipynb #dc9722f8
 CANDLE_SOURCES = ("geckoterminal", "binance", "coingecko")
@@ -1281,13 +1328,15 @@ def cg_days(start_ns: int, now_ns: int | None = None) -> int | str:
 SOURCE_FAILOVER = counter(
     "source_failover_total", "Times a source was skipped for the next in its chain", ("kind", "source", "reason")
 )
+
+
 SOURCE_SERVED = counter("source_served_total", "Answers served, by data kind and source", ("kind", "source"))
 
 
 class AllSourcesFailed(SourceUnavailable):
     "Every source of a chain failed or was stale."
 
-
+# %% ../../nbs/11_data.sources.ipynb #fa6c4ff901
 class SourceChain:
     "Serve one kind of data from the first healthy source in an ordered list; fail over on errors and staleness."
 
@@ -1347,8 +1396,10 @@ class SourceChain:
             problems.append(f"{src}: {detail}")
         raise AllSourcesFailed(f"failover:{self.kind}", ",".join(self.fetchers), "; ".join(problems))
 
-
+# %% ../../nbs/11_data.sources.ipynb #fa6c4ff902
 POOL_PRICE_SOURCES = ("geckoterminal", "dexscreener", "meteora", "raydium")
+
+
 TOKEN_POOL_SOURCES = ("dexscreener", "geckoterminal")
 
 
@@ -1403,7 +1454,7 @@ def deepest_pool(
         default=None,
     )
 
-
+# %% ../../nbs/11_data.sources.ipynb #fa6c4ff903
 def token_pool_chain(
     settings=None, clock: Clock | None = None, sources: str | list[str] | None = None, quotes=(SOL_MINT, USDC_MINT)
 ) -> SourceChain:

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 import duckdb, pandas as pd, pyarrow as pa, pyarrow.compute, numpy as np
 from ..core import MemebotError, ValidationError, tf_seconds
 from ..config import get_settings
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['CANDLE_KEY', 'CANDLE_COLUMNS', 'SWAP_KEY', 'SWAP_COLUMNS', 'MIGRATIONS', 'register_migration', 'ensure_schema',
@@ -117,7 +118,7 @@ def _ts_param(v) -> datetime | None:
     t = t.tz_convert("UTC") if t.tzinfo else t
     return t.tz_localize(None).to_pydatetime()
 
-
+# %% ../../nbs/10_data.store.ipynb #318627a401
 class Store:
     "memebot's DuckDB database: market data, orders, fills, positions and runs."
 
@@ -156,73 +157,87 @@ class Store:
         if not read_only:
             self.migrate()
 
-    def _has_icu(self) -> bool:
-        try:
-            return bool(
-                self.con.execute(
-                    "SELECT count(*) FROM duckdb_extensions() WHERE extension_name='icu' AND loaded"
-                ).fetchone()[0]
-            )
-        except duckdb.Error:
-            return False
-
-    def cursor(self) -> duckdb.DuckDBPyConnection:
-        "This thread's own cursor on the database (safe for concurrent readers)."
-        c = getattr(self._local, "cur", None)
-        if c is None:
-            c = self._local.cur = self.con.cursor()
-        return c
-
-    def close(self):
-        "Close the database."
-        with contextlib.suppress(Exception):
-            self.con.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        self.close()
-
-    def __repr__(self):
-        return f"Store({self.path!r}{', read_only' if self.read_only else ''})"
-
-    def migrate(self) -> list[tuple[str, int]]:
-        "Apply every migration not yet recorded; returns those applied."
-        with self._wlock:
+# %% ../../nbs/10_data.store.ipynb #318627a402
+@patch
+def _has_icu(self: Store) -> bool:
+    try:
+        return bool(
             self.con.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations(component VARCHAR, version INTEGER, description VARCHAR,"
-                " applied TIMESTAMP, PRIMARY KEY(component, version))"
-            )
-            done = set(self.con.execute("SELECT component, version FROM schema_migrations").fetchall())
-            applied = []
-            for comp, ver, desc, sql in MIGRATIONS:
-                if (comp, ver) in done:
-                    continue
-                self.con.execute("BEGIN")
-                try:
-                    self.con.execute(sql)
-                    self.con.execute(
-                        "INSERT INTO schema_migrations VALUES (?, ?, ?, now()::TIMESTAMP)", [comp, ver, desc]
-                    )
-                    self.con.execute("COMMIT")
-                except Exception:
-                    self.con.execute("ROLLBACK")
-                    raise
-                applied.append((comp, ver))
-            self._applied = set(done) | set(applied)
-            return applied
-
-    def schema_version(self) -> dict[str, int]:
-        "Latest applied migration per component."
-        return dict(
-            self.cursor()
-            .execute("SELECT component, max(version) FROM schema_migrations GROUP BY 1 ORDER BY 1")
-            .fetchall()
+                "SELECT count(*) FROM duckdb_extensions() WHERE extension_name='icu' AND loaded"
+            ).fetchone()[0]
         )
+    except duckdb.Error:
+        return False
+
+# %% ../../nbs/10_data.store.ipynb #318627a403
+@patch
+def cursor(self: Store) -> duckdb.DuckDBPyConnection:
+    "This thread's own cursor on the database (safe for concurrent readers)."
+    c = getattr(self._local, "cur", None)
+    if c is None:
+        c = self._local.cur = self.con.cursor()
+    return c
+
+# %% ../../nbs/10_data.store.ipynb #318627a404
+@patch
+def close(self: Store):
+    "Close the database."
+    with contextlib.suppress(Exception):
+        self.con.close()
+
+# %% ../../nbs/10_data.store.ipynb #318627a405
+@patch
+def __enter__(self: Store):
+    return self
+
+# %% ../../nbs/10_data.store.ipynb #318627a406
+@patch
+def __exit__(self: Store, *a):
+    self.close()
+
+# %% ../../nbs/10_data.store.ipynb #318627a407
+@patch
+def __repr__(self: Store):
+    return f"Store({self.path!r}{', read_only' if self.read_only else ''})"
+
+# %% ../../nbs/10_data.store.ipynb #318627a408
+@patch
+def migrate(self: Store) -> list[tuple[str, int]]:
+    "Apply every migration not yet recorded; returns those applied."
+    with self._wlock:
+        self.con.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations(component VARCHAR, version INTEGER, description VARCHAR,"
+            " applied TIMESTAMP, PRIMARY KEY(component, version))"
+        )
+        done = set(self.con.execute("SELECT component, version FROM schema_migrations").fetchall())
+        applied = []
+        for comp, ver, desc, sql in MIGRATIONS:
+            if (comp, ver) in done:
+                continue
+            self.con.execute("BEGIN")
+            try:
+                self.con.execute(sql)
+                self.con.execute("INSERT INTO schema_migrations VALUES (?, ?, ?, now()::TIMESTAMP)", [comp, ver, desc])
+                self.con.execute("COMMIT")
+            except Exception:
+                self.con.execute("ROLLBACK")
+                raise
+            applied.append((comp, ver))
+        self._applied = set(done) | set(applied)
+        return applied
+
+# %% ../../nbs/10_data.store.ipynb #318627a409
+@patch
+def schema_version(self: Store) -> dict[str, int]:
+    "Latest applied migration per component."
+    return dict(
+        self.cursor().execute("SELECT component, max(version) FROM schema_migrations GROUP BY 1 ORDER BY 1").fetchall()
+    )
 
 # %% ../../nbs/10_data.store.ipynb #62550850
 _TABLE_KEYS = {"candles": CANDLE_KEY, "swaps": SWAP_KEY}
+
+
 _TABLE_COLUMNS = {"candles": CANDLE_COLUMNS, "swaps": SWAP_COLUMNS}
 
 
@@ -269,7 +284,7 @@ def _upsert(con, table: str, t: pa.Table, check_unique: bool = True) -> int:
         con.unregister("_incoming")
     return replaced
 
-
+# %% ../../nbs/10_data.store.ipynb #6255085001
 def upsert_all(
     store: Store,
     items: list,  # (table, data) pairs: "candles" or "swaps", a DataFrame or Arrow table

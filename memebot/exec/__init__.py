@@ -87,7 +87,7 @@ class BarFill(FillModel):
             px = price * (1 - self._slip(side, qty, notional, price, volume))
         return Execution(qty, px, qty * px * self.fee)
 
-
+# %% ../../nbs/60_exec.ipynb #ea74c50c01
 class VolumeParticipation(BarFill):
     "CEX candles: slippage grows with the square root of the order's share of the bar's volume; capped participation."
 
@@ -112,7 +112,7 @@ class VolumeParticipation(BarFill):
             return self.half_spread + self.impact
         return self.half_spread + self.impact * math.sqrt(min(qty / (self.part * volume), 1.0))
 
-
+# %% ../../nbs/60_exec.ipynb #ea74c50c02
 class ConstantProductAMM(FillModel):
     "x*y=k pool: exact price impact from reserves; the LP fee is taken from the input."
 
@@ -158,7 +158,7 @@ class ConstantProductAMM(FillModel):
         r[0], r[1] = x + q, y - out
         return Execution(q, gross / q, gross - out)
 
-
+# %% ../../nbs/60_exec.ipynb #ea74c50c03
 class PumpFunCurve(ConstantProductAMM):
     "pump.fun bonding curve: constant product on virtual reserves (30 SOL x 1.073e9 tokens), 1% fee on SOL."
 
@@ -416,7 +416,7 @@ def _execute(self: SimulatedBroker, sym, side, qty, notional, price, volume):
     work = list(p) if p is not None else None
     return self.model.execute(side, qty, notional, price, volume, work), work
 
-
+# %% ../../nbs/60_exec.ipynb #01d7e95501
 @patch
 def _fill(self: SimulatedBroker, sym, price, volume, ts, out):
     keep, fixed = [], self.fees.fixed
@@ -489,7 +489,7 @@ def _fill(self: SimulatedBroker, sym, price, volume, ts, out):
     if keep:
         self.pending[sym] = keep
 
-
+# %% ../../nbs/60_exec.ipynb #01d7e95502
 @patch
 def _mk(self: SimulatedBroker, o, ts, qty, price, fee, tag=""):
     self._n += 1
@@ -500,7 +500,7 @@ def _mk(self: SimulatedBroker, o, ts, qty, price, fee, tag=""):
 # %% ../../nbs/60_exec.ipynb #8c7ca805
 _TRIGGERS = {OrderType.LIMIT, OrderType.STOP, OrderType.TAKE_PROFIT, OrderType.TRAILING_STOP}
 
-
+# %% ../../nbs/60_exec.ipynb #8c7ca80501
 class OrderManager:
     "Client ids, local trigger orders (limit/stop/take-profit/trailing, OCO groups) and TWAP schedules."
 
@@ -514,163 +514,186 @@ class OrderManager:
         self.on_held: Callable | None = None  # (order, oco) when a trigger is held; the node persists it
         self.on_released: Callable | None = None  # (order) when a held trigger fires or is cancelled
 
-    def continue_after(self, client_ids) -> int:
-        "After a restart: number new client ids past the highest of ours in `client_ids`; returns that highest number."
-        pre = self.prefix + "-"
-        top = max((int(c[len(pre) :]) for c in client_ids if c.startswith(pre) and c[len(pre) :].isdigit()), default=0)
-        self._seq = itertools.count(top + 1)
-        return top
+# %% ../../nbs/60_exec.ipynb #8c7ca80502
+@patch
+def continue_after(self: OrderManager, client_ids) -> int:
+    "After a restart: number new client ids past the highest of ours in `client_ids`; returns that highest number."
+    pre = self.prefix + "-"
+    top = max((int(c[len(pre) :]) for c in client_ids if c.startswith(pre) and c[len(pre) :].isdigit()), default=0)
+    self._seq = itertools.count(top + 1)
+    return top
 
-    def create(
-        self,
-        symbol: str,
-        side: Side,
-        qty: float,
-        type: OrderType = OrderType.MARKET,
-        price: float | None = None,
-        now_ns: int = 0,
-        notional: float | None = None,
-        **kw,
-    ) -> Order:
-        "A new order with the next client id (a `NotionalOrder` when `notional` is given)."
-        if side.__class__ is not Side:
-            side = Side(side)
-        if type.__class__ is not OrderType:
-            type = OrderType(type)
-        cid = f"{self.prefix}-{next(self._seq):06d}"
-        if notional is not None:
-            o = NotionalOrder(symbol, side, qty, type, price, cid, ts=now_ns, notional=notional, **kw)
-        else:
-            o = Order(symbol, side, qty, type, price, cid, ts=now_ns, **kw)
-        self.orders[o.client_id] = o
-        return o
+# %% ../../nbs/60_exec.ipynb #8c7ca80503
+@patch
+def create(
+    self: OrderManager,
+    symbol: str,
+    side: Side,
+    qty: float,
+    type: OrderType = OrderType.MARKET,
+    price: float | None = None,
+    now_ns: int = 0,
+    notional: float | None = None,
+    **kw,
+) -> Order:
+    "A new order with the next client id (a `NotionalOrder` when `notional` is given)."
+    if side.__class__ is not Side:
+        side = Side(side)
+    if type.__class__ is not OrderType:
+        type = OrderType(type)
+    cid = f"{self.prefix}-{next(self._seq):06d}"
+    if notional is not None:
+        o = NotionalOrder(symbol, side, qty, type, price, cid, ts=now_ns, notional=notional, **kw)
+    else:
+        o = Order(symbol, side, qty, type, price, cid, ts=now_ns, **kw)
+    self.orders[o.client_id] = o
+    return o
 
-    def hold(self, order: Order, oco: str | None = None) -> Order:
-        "Keep a trigger order locally until the market crosses it."
-        if order.type not in _TRIGGERS:
-            raise ValidationError("order", "type", f"{order.type.value} is not a trigger type")
-        if order.type is OrderType.TRAILING_STOP:
-            if not (order.trail_pct and 0 < order.trail_pct < 1):
-                raise ValidationError("order", "trail_pct", f"{order.trail_pct} is not in (0, 1)")
-        elif not (order.price is not None and order.price > 0):
-            raise ValidationError("order", "price", f"{order.price} is not a positive trigger price")
-        self.triggers.setdefault(order.symbol, []).append(order)
-        if oco:
-            self._oco[order.client_id] = oco
-        if self.on_held is not None:
-            self.on_held(order, oco)
-        return order
+# %% ../../nbs/60_exec.ipynb #8c7ca80504
+@patch
+def hold(self: OrderManager, order: Order, oco: str | None = None) -> Order:
+    "Keep a trigger order locally until the market crosses it."
+    if order.type not in _TRIGGERS:
+        raise ValidationError("order", "type", f"{order.type.value} is not a trigger type")
+    if order.type is OrderType.TRAILING_STOP:
+        if not (order.trail_pct and 0 < order.trail_pct < 1):
+            raise ValidationError("order", "trail_pct", f"{order.trail_pct} is not in (0, 1)")
+    elif not (order.price is not None and order.price > 0):
+        raise ValidationError("order", "price", f"{order.price} is not a positive trigger price")
+    self.triggers.setdefault(order.symbol, []).append(order)
+    if oco:
+        self._oco[order.client_id] = oco
+    if self.on_held is not None:
+        self.on_held(order, oco)
+    return order
 
-    def twap(
-        self, symbol: str, side: Side, qty: float, slices: int, interval_s: float, now_ns: int, **kw
-    ) -> list[Order]:
-        "Split `qty` into `slices` market orders: the first at the next event, then one every `interval_s`."
-        if slices < 1 or not qty > 0:
-            raise ValidationError("twap", "slices", f"need slices >= 1 and qty > 0 (got {slices}, {qty})")
-        out = []
-        for k in range(slices):
-            o = self.create(symbol, side, qty / slices, now_ns=now_ns, tag=kw.get("tag", "twap"))
-            heapq.heappush(self._schedule, (now_ns + int(k * interval_s * NS), next(self._seq), o))
+# %% ../../nbs/60_exec.ipynb #8c7ca80505
+@patch
+def twap(
+    self: OrderManager, symbol: str, side: Side, qty: float, slices: int, interval_s: float, now_ns: int, **kw
+) -> list[Order]:
+    "Split `qty` into `slices` market orders: the first at the next event, then one every `interval_s`."
+    if slices < 1 or not qty > 0:
+        raise ValidationError("twap", "slices", f"need slices >= 1 and qty > 0 (got {slices}, {qty})")
+    out = []
+    for k in range(slices):
+        o = self.create(symbol, side, qty / slices, now_ns=now_ns, tag=kw.get("tag", "twap"))
+        heapq.heappush(self._schedule, (now_ns + int(k * interval_s * NS), next(self._seq), o))
+        out.append(o)
+    return out
+
+# %% ../../nbs/60_exec.ipynb #8c7ca80506
+@patch(as_prop=True)
+def active(self: OrderManager) -> bool:
+    return bool(self.triggers) or bool(self._schedule)
+
+# %% ../../nbs/60_exec.ipynb #8c7ca80507
+@patch
+def due(self: OrderManager, now_ns: int) -> list[Order]:
+    "TWAP slices whose release time has come."
+    out = []
+    while self._schedule and self._schedule[0][0] <= now_ns:
+        o = heapq.heappop(self._schedule)[2]
+        if o.status is OrderStatus.NEW:
             out.append(o)
-        return out
+    return out
 
-    @property
-    def active(self) -> bool:
-        return bool(self.triggers) or bool(self._schedule)
-
-    def due(self, now_ns: int) -> list[Order]:
-        "TWAP slices whose release time has come."
-        out = []
-        while self._schedule and self._schedule[0][0] <= now_ns:
-            o = heapq.heappop(self._schedule)[2]
-            if o.status is OrderStatus.NEW:
-                out.append(o)
-        return out
-
-    def on_market(self, ev) -> list[Order]:
-        "Trigger orders crossed by this event (removed from the book, ready to submit)."
-        if not self.triggers:
-            return []
-        if type(ev) is Bars:
-            pos = {s: j for j, s in enumerate(ev.symbols)}
-            out = []
-            for sym in list(self.triggers):
-                j = pos.get(sym)
-                if j is not None:
-                    out += self._check(sym, float(ev.ohlcv[1, j]), float(ev.ohlcv[2, j]))
-            return out
-        sym = event_key(ev)
-        if sym in self.triggers:
-            p = float(ev.price)
-            return self._check(sym, p, p)
+# %% ../../nbs/60_exec.ipynb #8c7ca80508
+@patch
+def on_market(self: OrderManager, ev) -> list[Order]:
+    "Trigger orders crossed by this event (removed from the book, ready to submit)."
+    if not self.triggers:
         return []
+    if type(ev) is Bars:
+        pos = {s: j for j, s in enumerate(ev.symbols)}
+        out = []
+        for sym in list(self.triggers):
+            j = pos.get(sym)
+            if j is not None:
+                out += self._check(sym, float(ev.ohlcv[1, j]), float(ev.ohlcv[2, j]))
+        return out
+    sym = event_key(ev)
+    if sym in self.triggers:
+        p = float(ev.price)
+        return self._check(sym, p, p)
+    return []
 
-    def _check(self, sym, hi, lo) -> list[Order]:
-        fired, keep = [], []
+# %% ../../nbs/60_exec.ipynb #8c7ca80509
+@patch
+def _check(self: OrderManager, sym, hi, lo) -> list[Order]:
+    fired, keep = [], []
+    for o in self.triggers[sym]:
+        t, buy, p = o.type, o.side is Side.BUY, o.price
+        if t is OrderType.TRAILING_STOP:
+            best = self._best.get(o.client_id)
+            hit = best is not None and (hi >= best * (1 + o.trail_pct) if buy else lo <= best * (1 - o.trail_pct))
+            self._best[o.client_id] = (min if buy else max)(x for x in (best, lo if buy else hi) if x is not None)
+        elif t is OrderType.LIMIT:
+            hit = lo <= p if buy else hi >= p
+        elif t is OrderType.STOP:
+            hit = hi >= p if buy else lo <= p
+        else:
+            hit = lo <= p if buy else hi >= p  # take-profit
+        (fired if hit else keep).append(o)
+    if keep:
+        self.triggers[sym] = keep
+    else:
+        del self.triggers[sym]
+    if self.on_released is not None:
+        for o in fired:
+            self.on_released(o)
+    for o in fired:  # one-cancels-other
+        g = self._oco.pop(o.client_id, None)
+        if g:
+            self._cancel_where(lambda x: self._oco.get(x.client_id) == g, "oco")
+    return fired
+
+# %% ../../nbs/60_exec.ipynb #8c7ca80510
+@patch
+def _cancel_where(self: OrderManager, pred, reason) -> list[Order]:
+    out = []
+    for sym in list(self.triggers):
+        keep = []
         for o in self.triggers[sym]:
-            t, buy, p = o.type, o.side is Side.BUY, o.price
-            if t is OrderType.TRAILING_STOP:
-                best = self._best.get(o.client_id)
-                hit = best is not None and (hi >= best * (1 + o.trail_pct) if buy else lo <= best * (1 - o.trail_pct))
-                self._best[o.client_id] = (min if buy else max)(x for x in (best, lo if buy else hi) if x is not None)
-            elif t is OrderType.LIMIT:
-                hit = lo <= p if buy else hi >= p
-            elif t is OrderType.STOP:
-                hit = hi >= p if buy else lo <= p
+            if pred(o):
+                o.transition(OrderStatus.CANCELLED, reason)
+                self._oco.pop(o.client_id, None)
+                out.append(o)
+                if self.on_released is not None:
+                    self.on_released(o)
             else:
-                hit = lo <= p if buy else hi >= p  # take-profit
-            (fired if hit else keep).append(o)
+                keep.append(o)
         if keep:
             self.triggers[sym] = keep
         else:
             del self.triggers[sym]
-        if self.on_released is not None:
-            for o in fired:
-                self.on_released(o)
-        for o in fired:  # one-cancels-other
-            g = self._oco.pop(o.client_id, None)
-            if g:
-                self._cancel_where(lambda x: self._oco.get(x.client_id) == g, "oco")
-        return fired
+    if any(pred(x[2]) for x in self._schedule):
+        for _, _, o in self._schedule:
+            if pred(o) and o.status is OrderStatus.NEW:
+                o.transition(OrderStatus.CANCELLED, reason)
+                out.append(o)
+        self._schedule = [x for x in self._schedule if x[2].status is OrderStatus.NEW]
+        heapq.heapify(self._schedule)
+    return out
 
-    def _cancel_where(self, pred, reason) -> list[Order]:
-        out = []
-        for sym in list(self.triggers):
-            keep = []
-            for o in self.triggers[sym]:
-                if pred(o):
-                    o.transition(OrderStatus.CANCELLED, reason)
-                    self._oco.pop(o.client_id, None)
-                    out.append(o)
-                    if self.on_released is not None:
-                        self.on_released(o)
-                else:
-                    keep.append(o)
-            if keep:
-                self.triggers[sym] = keep
-            else:
-                del self.triggers[sym]
-        if any(pred(x[2]) for x in self._schedule):
-            for _, _, o in self._schedule:
-                if pred(o) and o.status is OrderStatus.NEW:
-                    o.transition(OrderStatus.CANCELLED, reason)
-                    out.append(o)
-            self._schedule = [x for x in self._schedule if x[2].status is OrderStatus.NEW]
-            heapq.heapify(self._schedule)
-        return out
+# %% ../../nbs/60_exec.ipynb #8c7ca80511
+@patch
+def cancel(self: OrderManager, client_id: str) -> list[Order]:
+    "Cancel a held trigger or scheduled slice by client id."
+    return self._cancel_where(lambda o: o.client_id == client_id, "cancelled")
 
-    def cancel(self, client_id: str) -> list[Order]:
-        "Cancel a held trigger or scheduled slice by client id."
-        return self._cancel_where(lambda o: o.client_id == client_id, "cancelled")
+# %% ../../nbs/60_exec.ipynb #8c7ca80512
+@patch
+def cancel_symbol(self: OrderManager, symbol: str) -> list[Order]:
+    "Cancel every held order for `symbol`."
+    return self._cancel_where(lambda o: o.symbol == symbol, "cancelled")
 
-    def cancel_symbol(self, symbol: str) -> list[Order]:
-        "Cancel every held order for `symbol`."
-        return self._cancel_where(lambda o: o.symbol == symbol, "cancelled")
-
-    def held(self, symbol: str | None = None) -> list[Order]:
-        "Trigger orders and TWAP slices still held locally."
-        out = [o for s, l in self.triggers.items() if symbol is None or s == symbol for o in l]
-        return out + [x[2] for x in self._schedule if symbol is None or x[2].symbol == symbol]
+# %% ../../nbs/60_exec.ipynb #8c7ca80513
+@patch
+def held(self: OrderManager, symbol: str | None = None) -> list[Order]:
+    "Trigger orders and TWAP slices still held locally."
+    out = [o for s, l in self.triggers.items() if symbol is None or s == symbol for o in l]
+    return out + [x[2] for x in self._schedule if symbol is None or x[2].symbol == symbol]
 
 # %% ../../nbs/60_exec.ipynb #daee65b7
 FILL_MODELS = ("auto", "bar", "volume", "amm", "pumpfun")

@@ -26,6 +26,7 @@ from memebot.core import (
 )
 from ..data.store import Store, register_migration, ensure_schema
 from ..obs import get_logger, counter
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['INTENT_PENDING', 'INTENT_FINAL', 'JOURNAL_MAX_BYTES', 'LedgerError', 'TxIntent', 'Ledger', 'ledger_path',
@@ -47,6 +48,8 @@ CREATE TABLE tx_intents(signature VARCHAR PRIMARY KEY, client_id VARCHAR NOT NUL
 CREATE TABLE order_params(client_id VARCHAR PRIMARY KEY, params JSON);
 """,
 )
+
+
 register_migration(
     "ledger",
     2,
@@ -64,6 +67,8 @@ class LedgerError(MemebotError):
 
 
 INTENT_PENDING = ("signed", "sent")  # may still land on chain
+
+
 INTENT_FINAL = ("confirmed", "failed", "expired")
 
 
@@ -88,6 +93,8 @@ def _dt(ns: int | None) -> datetime | None:
 
 
 JOURNAL_MAX_BYTES = 1 << 20  # a journal is emptied once its records are committed and it has grown past this
+
+# %% ../../nbs/63_exec.ledger.ipynb #867078a601
 _datasync = getattr(os, "fdatasync", os.fsync)
 
 
@@ -160,538 +167,597 @@ class Ledger:
                 raise
             con.execute("COMMIT")
 
-    def _q(self, sql, args=()):
-        if self._pending:
-            self.flush()
-        return self.store.cursor().execute(sql, list(args)).fetchall()
+# %% ../../nbs/63_exec.ledger.ipynb #0fc446c801
+@patch
+def _q(self: Ledger, sql, args=()):
+    if self._pending:
+        self.flush()
+    return self.store.cursor().execute(sql, list(args)).fetchall()
 
-    def reload(self) -> Ledger:
-        "Rebuild positions, PnL and open orders from the stored fills and orders."
-        with self._lock:
-            self.portfolio = Portfolio()
-            for cid, ts, sym, side, qty, price, fee, venue, sig, fid in self._q(
-                """SELECT client_id, ts, symbol, side, qty, price, fee, venue, tx_sig, fill_id FROM fills
-                       WHERE run_id=? AND chain=? AND wallet=? ORDER BY ts, fill_id""",
-                (self.run_id, self.chain.value, self.wallet),
-            ):
-                self.portfolio.apply(
-                    Fill(
-                        cid,
-                        ts_from(ts),
-                        sym,
-                        Side(side),
-                        qty,
-                        price,
-                        fee or 0.0,
-                        venue or "",
-                        sig or "",
-                        self.chain,
-                        fid,
-                    )
+# %% ../../nbs/63_exec.ledger.ipynb #0fc446c802
+@patch
+def reload(self: Ledger) -> Ledger:
+    "Rebuild positions, PnL and open orders from the stored fills and orders."
+    with self._lock:
+        self.portfolio = Portfolio()
+        for cid, ts, sym, side, qty, price, fee, venue, sig, fid in self._q(
+            """SELECT client_id, ts, symbol, side, qty, price, fee, venue, tx_sig, fill_id FROM fills
+                   WHERE run_id=? AND chain=? AND wallet=? ORDER BY ts, fill_id""",
+            (self.run_id, self.chain.value, self.wallet),
+        ):
+            self.portfolio.apply(
+                Fill(
+                    cid,
+                    ts_from(ts),
+                    sym,
+                    Side(side),
+                    qty,
+                    price,
+                    fee or 0.0,
+                    venue or "",
+                    sig or "",
+                    self.chain,
+                    fid,
                 )
-            for p in self.portfolio.positions.values():
-                p.chain = self.chain
-            self.orders = {o.client_id: o for o in self._load_orders()}
-        return self
+            )
+        for p in self.portfolio.positions.values():
+            p.chain = self.chain
+        self.orders = {o.client_id: o for o in self._load_orders()}
+    return self
 
-    def _load_orders(self, where: str = "", args=()) -> list[Order]:
-        rows = self._q(
-            f"""SELECT symbol, side, qty, type, price, client_id, ts, status, filled_qty, avg_fill_price, reason, tag
-                           FROM orders WHERE run_id=? AND chain=? AND wallet=? {where} ORDER BY ts, client_id""",
-            (self.run_id, self.chain.value, self.wallet, *args),
+# %% ../../nbs/63_exec.ledger.ipynb #0fc446c803
+@patch
+def _load_orders(self: Ledger, where: str = "", args=()) -> list[Order]:
+    rows = self._q(
+        f"""SELECT symbol, side, qty, type, price, client_id, ts, status, filled_qty, avg_fill_price, reason, tag
+                       FROM orders WHERE run_id=? AND chain=? AND wallet=? {where} ORDER BY ts, client_id""",
+        (self.run_id, self.chain.value, self.wallet, *args),
+    )
+    return [
+        Order(
+            sym,
+            Side(side),
+            qty,
+            OrderType(typ),
+            price,
+            cid,
+            self.chain,
+            ts_from(ts) if ts else 0,
+            OrderStatus(st),
+            fq or 0.0,
+            afp or 0.0,
+            reason or "",
+            tag or "",
         )
-        return [
-            Order(
-                sym,
-                Side(side),
-                qty,
-                OrderType(typ),
-                price,
-                cid,
-                self.chain,
-                ts_from(ts) if ts else 0,
-                OrderStatus(st),
-                fq or 0.0,
-                afp or 0.0,
-                reason or "",
-                tag or "",
-            )
-            for sym, side, qty, typ, price, cid, ts, st, fq, afp, reason, tag in rows
-        ]
+        for sym, side, qty, typ, price, cid, ts, st, fq, afp, reason, tag in rows
+    ]
 
-    # -- orders ------------------------------------------------------------------------------------------------
-    def record_order(
-        self,
-        order: Order,  # the order, before it is sent anywhere
-        params: dict | None = None,  # what resuming it needs (mints, atoms, slippage); JSON-able, no secrets
-    ) -> bool:
-        "Write-ahead: store a new order row (and its params); True if new, False if this client id was already stored."
-        if not order.client_id:
-            raise LedgerError("order has no client_id")
-        if not (order.qty == order.qty) or order.qty <= 0:
-            raise ValidationError("order", "qty", f"{order.qty!r} must be a positive number")
-        now = _dt(self.clock.now_ns())
-        with self._write() as con:
-            n = self._insert_order(con, order, None, now, params)
-        if n:
-            self.orders[order.client_id] = order
-        return bool(n)
+# %% ../../nbs/63_exec.ledger.ipynb #0fc446c804
+# -- orders ------------------------------------------------------------------------------------------------
+@patch
+def record_order(
+    self: Ledger,
+    order: Order,  # the order, before it is sent anywhere
+    params: dict | None = None,  # what resuming it needs (mints, atoms, slippage); JSON-able, no secrets
+) -> bool:
+    "Write-ahead: store a new order row (and its params); True if new, False if this client id was already stored."
+    if not order.client_id:
+        raise LedgerError("order has no client_id")
+    if not (order.qty == order.qty) or order.qty <= 0:
+        raise ValidationError("order", "qty", f"{order.qty!r} must be a positive number")
+    now = _dt(self.clock.now_ns())
+    with self._write() as con:
+        n = self._insert_order(con, order, None, now, params)
+    if n:
+        self.orders[order.client_id] = order
+    return bool(n)
 
-    def record_rejected(
-        self,
-        order: Order,  # an order refused before it was sent (status REJECTED, with its reason)
-    ) -> bool:
-        "Store a refused order so that it can be queried with its reason; True if new (idempotent per client id)."
-        if not order.client_id:
-            raise LedgerError("order has no client_id")
-        with self._write() as con:
-            n = self._insert_order(con, order, None, _dt(self.clock.now_ns()), None)
-        if n:
-            self.orders[order.client_id] = order
-        return bool(n)
+# %% ../../nbs/63_exec.ledger.ipynb #0fc446c805
+@patch
+def record_rejected(
+    self: Ledger,
+    order: Order,  # an order refused before it was sent (status REJECTED, with its reason)
+) -> bool:
+    "Store a refused order so that it can be queried with its reason; True if new (idempotent per client id)."
+    if not order.client_id:
+        raise LedgerError("order has no client_id")
+    with self._write() as con:
+        n = self._insert_order(con, order, None, _dt(self.clock.now_ns()), None)
+    if n:
+        self.orders[order.client_id] = order
+    return bool(n)
 
-    def _write_order(self, con, order: Order, venue_id: str | None = None):
-        n = con.execute(
-            """UPDATE orders SET status=?, filled_qty=?, avg_fill_price=?, reason=?, qty=?, price=?,
-                           venue_id=coalesce(?, venue_id), updated=? WHERE client_id=? AND run_id=? RETURNING 1""",
+# %% ../../nbs/63_exec.ledger.ipynb #0fc446c806
+@patch
+def _write_order(self: Ledger, con, order: Order, venue_id: str | None = None):
+    n = con.execute(
+        """UPDATE orders SET status=?, filled_qty=?, avg_fill_price=?, reason=?, qty=?, price=?,
+                       venue_id=coalesce(?, venue_id), updated=? WHERE client_id=? AND run_id=? RETURNING 1""",
+        [
+            order.status.value,
+            order.filled_qty,
+            order.avg_fill_price,
+            order.reason,
+            order.qty,
+            order.price,
+            venue_id,
+            _dt(self.clock.now_ns()),
+            order.client_id,
+            self.run_id,
+        ],
+    ).fetchall()
+    if not n:
+        raise LedgerError(f"order {order.client_id} is not in the ledger (record_order first)")
+
+# %% ../../nbs/63_exec.ledger.ipynb #0fc446c807
+@patch
+def update_order(
+    self: Ledger,
+    order: Order,
+    venue_id: str | None = None,  # e.g. the current transaction signature
+) -> None:
+    "Store the order's new status, fill progress and reason."
+    with self._write(tx=False) as con:
+        self._write_order(con, order, venue_id)
+    self.orders[order.client_id] = order
+
+# %% ../../nbs/63_exec.ledger.ipynb #0fc446c808
+@patch
+def order(self: Ledger, client_id: str) -> Order | None:
+    "An order of this ledger by client id (from memory, else the store)."
+    o = self.orders.get(client_id)
+    if o is None:
+        got = self._load_orders("AND client_id=?", (client_id,))
+        o = got[0] if got else None
+    return o
+
+# %% ../../nbs/63_exec.ledger.ipynb #0fc446c809
+@patch
+def order_params(self: Ledger, client_id: str) -> dict | None:
+    r = self._q("SELECT params FROM order_params WHERE client_id=?", (client_id,))
+    return json.loads(r[0][0]) if r else None
+
+# %% ../../nbs/63_exec.ledger.ipynb #0fc446c810
+@patch
+def open_orders(self: Ledger) -> list[Order]:
+    "Orders not yet in a terminal state."
+    return [o for o in self.orders.values() if not o.status.is_terminal]
+
+# %% ../../nbs/63_exec.ledger.ipynb #0fc446c811
+# -- trigger orders held locally ----------------------------------------------------------------------------
+@patch
+def record_held(self: Ledger, order: Order, oco: str | None = None) -> None:
+    "Remember a trigger order the node holds (a stop-loss must survive a restart); idempotent per client id."
+    with self._write(tx=False) as con:
+        con.execute(
+            "INSERT INTO held_orders VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
             [
-                order.status.value,
-                order.filled_qty,
-                order.avg_fill_price,
-                order.reason,
-                order.qty,
-                order.price,
-                venue_id,
+                order.client_id,
+                self.run_id,
+                self.chain.value,
+                self.wallet,
+                json.dumps(_order_doc(order)),
+                oco,
                 _dt(self.clock.now_ns()),
-                order.client_id,
-                self.run_id,
             ],
-        ).fetchall()
-        if not n:
-            raise LedgerError(f"order {order.client_id} is not in the ledger (record_order first)")
+        )
 
-    def update_order(
-        self,
-        order: Order,
-        venue_id: str | None = None,  # e.g. the current transaction signature
-    ) -> None:
-        "Store the order's new status, fill progress and reason."
-        with self._write(tx=False) as con:
-            self._write_order(con, order, venue_id)
-        self.orders[order.client_id] = order
+# %% ../../nbs/63_exec.ledger.ipynb #0fc446c812
+@patch
+def release_held(self: Ledger, client_id: str) -> None:
+    "Forget a held trigger order (it fired and became a market order, or it was cancelled)."
+    with self._write(tx=False) as con:
+        con.execute("DELETE FROM held_orders WHERE run_id=? AND client_id=?", [self.run_id, client_id])
 
-    def order(self, client_id: str) -> Order | None:
-        "An order of this ledger by client id (from memory, else the store)."
-        o = self.orders.get(client_id)
-        if o is None:
-            got = self._load_orders("AND client_id=?", (client_id,))
-            o = got[0] if got else None
-        return o
+# %% ../../nbs/63_exec.ledger.ipynb #0fc446c813
+@patch
+def held(self: Ledger) -> list[tuple[Order, str | None]]:
+    "The trigger orders still held, oldest first: (order, OCO group)."
+    return [
+        (_order_from_doc(json.loads(d)), oco)
+        for d, oco in self._q(
+            "SELECT doc, oco FROM held_orders WHERE run_id=? AND chain=? AND wallet=? ORDER BY created, client_id",
+            (self.run_id, self.chain.value, self.wallet),
+        )
+    ]
 
-    def order_params(self, client_id: str) -> dict | None:
-        r = self._q("SELECT params FROM order_params WHERE client_id=?", (client_id,))
-        return json.loads(r[0][0]) if r else None
-
-    def open_orders(self) -> list[Order]:
-        "Orders not yet in a terminal state."
-        return [o for o in self.orders.values() if not o.status.is_terminal]
-
-    # -- trigger orders held locally ----------------------------------------------------------------------------
-    def record_held(self, order: Order, oco: str | None = None) -> None:
-        "Remember a trigger order the node holds (a stop-loss must survive a restart); idempotent per client id."
-        with self._write(tx=False) as con:
-            con.execute(
-                "INSERT INTO held_orders VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
-                [
-                    order.client_id,
-                    self.run_id,
-                    self.chain.value,
-                    self.wallet,
-                    json.dumps(_order_doc(order)),
-                    oco,
-                    _dt(self.clock.now_ns()),
-                ],
-            )
-
-    def release_held(self, client_id: str) -> None:
-        "Forget a held trigger order (it fired and became a market order, or it was cancelled)."
-        with self._write(tx=False) as con:
-            con.execute("DELETE FROM held_orders WHERE run_id=? AND client_id=?", [self.run_id, client_id])
-
-    def held(self) -> list[tuple[Order, str | None]]:
-        "The trigger orders still held, oldest first: (order, OCO group)."
-        return [
-            (_order_from_doc(json.loads(d)), oco)
-            for d, oco in self._q(
-                "SELECT doc, oco FROM held_orders WHERE run_id=? AND chain=? AND wallet=? ORDER BY created, client_id",
-                (self.run_id, self.chain.value, self.wallet),
-            )
-        ]
-
-    # -- transaction intents -----------------------------------------------------------------------------------
-    def record_intent(self, intent: TxIntent) -> None:
-        "Write-ahead for a chain transaction: store its signature and signed bytes before it is sent."
-        if self._journal is not None:
-            return self._append({"k": "intent", "intent": _intent_doc(intent), "ns": self.clock.now_ns()})
-        now = _dt(self.clock.now_ns())
-        with self._write() as con:
-            self._insert_intent(con, intent, now)
-
-    def _insert_intent(self, con, intent: TxIntent, now) -> int:
-        "Insert the intent (once per signature) and point its order at it; inside the caller's transaction. 1 if new."
-        n = con.execute(
-            "INSERT INTO tx_intents VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
-            [
-                intent.signature,
-                intent.client_id,
-                self.run_id,
-                self.chain.value,
-                self.wallet,
-                intent.attempt,
-                intent.last_valid_block_height,
-                intent.tx_b64,
-                intent.status,
-                intent.err,
-                intent.slot,
-                now,
-                now,
-            ],
-        ).fetchone()[0]
-        if n:
-            con.execute(
-                "UPDATE orders SET venue_id=?, updated=? WHERE client_id=? AND run_id=?",
-                [intent.signature, now, intent.client_id, self.run_id],
-            )
-        return n
-
-    def _insert_order(self, con, order: Order, venue_id: str | None, now, params: dict | None) -> int:
-        "Insert the order row (and its params) unless its client id is stored, in the caller's transaction. 1 if new."
-        n = con.execute(
-            """INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING""",
-            [
-                order.client_id,
-                self.run_id,
-                _dt(order.ts or self.clock.now_ns()),
-                self.chain.value,
-                self.wallet,
-                order.symbol,
-                order.side.value,
-                order.type.value,
-                order.qty,
-                order.price,
-                order.status.value,
-                order.filled_qty,
-                order.avg_fill_price,
-                order.reason,
-                order.tag,
-                venue_id,
-                now,
-            ],
-        ).fetchone()[0]
-        if n and params is not None:
-            con.execute(
-                "INSERT INTO order_params VALUES (?, ?) ON CONFLICT DO NOTHING",
-                [order.client_id, json.dumps(params, default=str)],
-            )
-        return n
-
-    def record_submission(self, order: Order, intent: TxIntent, params: dict | None = None) -> None:
-        "Write-ahead before a send: the order (new or SUBMITTED) and its signed tx, in one commit or journal line."
-        if self._journal is not None:
-            self._append(
-                {
-                    "k": "submission",
-                    "order": _order_doc(order),
-                    "intent": _intent_doc(intent),
-                    "params": params,
-                    "ns": self.clock.now_ns(),
-                }
-            )
-            self.orders[order.client_id] = order
-            return
-        with self._write() as con:
-            if con.execute("SELECT 1 FROM tx_intents WHERE signature=?", [intent.signature]).fetchall():
-                raise LedgerError(f"transaction {intent.signature} is already in the ledger")
-            self._apply_submission(con, order, intent, params, _dt(self.clock.now_ns()))
-        self.orders[order.client_id] = order
-
-    def _apply_submission(self, con, order: Order, intent: TxIntent, params: dict | None, now) -> None:
-        n = self._insert_order(con, order, intent.signature, now, params)
-        if not n:
-            self._write_order(con, order, intent.signature)
+# %% ../../nbs/63_exec.ledger.ipynb #0fc446c814
+# -- transaction intents -----------------------------------------------------------------------------------
+@patch
+def record_intent(self: Ledger, intent: TxIntent) -> None:
+    "Write-ahead for a chain transaction: store its signature and signed bytes before it is sent."
+    if self._journal is not None:
+        return self._append({"k": "intent", "intent": _intent_doc(intent), "ns": self.clock.now_ns()})
+    now = _dt(self.clock.now_ns())
+    with self._write() as con:
         self._insert_intent(con, intent, now)
 
-    # -- the write-ahead journal -------------------------------------------------------------------------------
-    def open_journal(
-        self,
-        fsync: bool = False,  # also fsync each record before returning (survives power loss, costs a disk sync)
-    ) -> Path | None:
-        "Write-ahead submissions to a file beside the store; replay what a crash left there. None for :memory:."
-        if self.store.path == ":memory:" or self.store.read_only:
-            return None
-        d = Path(self.store.path + ".journal")
-        d.mkdir(parents=True, exist_ok=True)
-        name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{self.run_id}.{self.chain.value}.{self.wallet or 'nowallet'}")
-        self._journal_path, self._journal_fsync = d / f"{name}.jsonl", fsync
-        with self._lock:
-            self._replay_journal()
-            self._journal = os.open(self._journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        return self._journal_path
-
-    def _append(self, rec: dict) -> None:
-        "One journal line: in the OS when this returns (a killed process loses nothing); fsync'd too if asked."
-        line = (json.dumps(rec, separators=(",", ":"), default=str) + "\n").encode()
-        with self._lock:
-            if os.write(self._journal, line) != len(line):
-                raise LedgerError(f"journal {self._journal_path}: short write (disk full?)")
-            if self._journal_fsync:
-                _datasync(self._journal)
-            self._pending.append(rec)
-
-    def flush(self) -> int:
-        "Commit the journal's pending records to DuckDB (one transaction); the count. Empties a journal over 1 MiB."
-        with self._lock, self.store._wlock:
-            recs, self._pending = self._pending, []
-            if not recs:
-                return 0
-            try:
-                self._commit_records(recs)
-            except Exception:
-                self._pending = recs + self._pending
-                raise
-            if self._journal is not None and not self._pending and os.fstat(self._journal).st_size > JOURNAL_MAX_BYTES:
-                os.ftruncate(self._journal, 0)  # not after every commit: a truncated file makes the next sync slower
-        return len(recs)
-
-    def _commit_records(self, recs: list[dict]) -> int:
-        "Apply journal records in one DuckDB transaction, skipping signatures already stored. Count applied."
-        sigs = [r["intent"]["signature"] for r in recs]
-        n = 0
-        with self._write() as con:  # callers have taken the pending records off first
-            have = {
-                r[0]
-                for r in con.execute(
-                    f"SELECT signature FROM tx_intents WHERE signature IN ({', '.join('?' * len(sigs))})", sigs
-                ).fetchall()
-            }
-            for r in recs:
-                intent = TxIntent(**r["intent"])
-                if intent.signature in have:
-                    continue
-                now = _dt(r["ns"])
-                if r["k"] == "submission":
-                    self._apply_submission(con, _order_from_doc(r["order"]), intent, r.get("params"), now)
-                else:
-                    self._insert_intent(con, intent, now)
-                have.add(intent.signature)
-                n += 1
-        return n
-
-    def _replay_journal(self) -> None:
-        "Commit what an earlier process journaled but never committed (a torn last line was never sent), then reload."
-        p = self._journal_path
-        if not p.exists() or p.stat().st_size == 0:
-            return
-        lines = p.read_bytes().split(b"\n")
-        recs = []
-        for i, ln in enumerate(lines):
-            if not ln.strip():
-                continue
-            try:
-                recs.append(json.loads(ln))
-            except ValueError:
-                if i == len(lines) - 1:
-                    self.log.warning("journal_torn_tail", path=str(p), bytes=len(ln))
-                    continue
-                raise LedgerError(
-                    f"journal {p}: line {i + 1} is corrupt; move the file aside after checking it"
-                ) from None
-        n = self._commit_records(recs) if recs else 0
-        p.write_bytes(b"")
-        self.log.info("journal_replayed", path=str(p), records=len(recs), applied=n)
-        self.reload()
-
-    def close_journal(self) -> None:
-        "Commit pending records and stop journaling (writes go straight to DuckDB again)."
-        with self._lock:
-            if self._pending:
-                self.flush()
-            if self._journal is not None:
-                os.close(self._journal)
-                self._journal = None
-
-    def set_intent(self, signature: str, status: str, err: str | None = None, slot: int | None = None) -> None:
-        "Move a transaction intent to `status` (signed, sent, confirmed, failed, expired)."
-        if status not in INTENT_PENDING + INTENT_FINAL:
-            raise LedgerError(f"intent status {status!r} is not one of {INTENT_PENDING + INTENT_FINAL}")
-        with self._write(tx=False) as con:
-            con.execute(
-                "UPDATE tx_intents SET status=?, err=coalesce(?, err), slot=coalesce(?, slot), updated=? WHERE"
-                " signature=?",
-                [status, err, slot, _dt(self.clock.now_ns()), signature],
-            )
-
-    def intents(self, client_id: str | None = None, pending: bool = False) -> list[TxIntent]:
-        "This ledger's transaction intents (optionally one order's, or only those that may still land)."
-        where, args = "", []
-        if client_id:
-            where += " AND client_id=?"
-            args.append(client_id)
-        if pending:
-            where += f" AND status IN ({', '.join('?' * len(INTENT_PENDING))})"
-            args += list(INTENT_PENDING)
-        rows = self._q(
-            f"""SELECT signature, client_id, last_valid_block_height, tx_b64, status, attempt, err, slot, wallet, chain
-                           FROM tx_intents WHERE run_id=? AND chain=? AND wallet=? {where} ORDER BY created, attempt""",
-            (self.run_id, self.chain.value, self.wallet, *args),
+# %% ../../nbs/63_exec.ledger.ipynb #0fc446c815
+@patch
+def _insert_intent(self: Ledger, con, intent: TxIntent, now) -> int:
+    "Insert the intent (once per signature) and point its order at it; inside the caller's transaction. 1 if new."
+    n = con.execute(
+        "INSERT INTO tx_intents VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+        [
+            intent.signature,
+            intent.client_id,
+            self.run_id,
+            self.chain.value,
+            self.wallet,
+            intent.attempt,
+            intent.last_valid_block_height,
+            intent.tx_b64,
+            intent.status,
+            intent.err,
+            intent.slot,
+            now,
+            now,
+        ],
+    ).fetchone()[0]
+    if n:
+        con.execute(
+            "UPDATE orders SET venue_id=?, updated=? WHERE client_id=? AND run_id=?",
+            [intent.signature, now, intent.client_id, self.run_id],
         )
-        return [TxIntent(*r) for r in rows]
+    return n
 
-    # -- fills and balances ------------------------------------------------------------------------------------
-    def record_fill(
-        self,
-        fill: Fill,  # the execution; `fill_id` must be set (e.g. the tx signature)
-        moves: dict[str, int] | None = None,  # exact balance changes in base units: {"SOL": -1_005_000, mint: +123}
-        order: Order | None = None,  # the order's new state, written in the same transaction
-    ) -> bool:
-        "Book a fill once: fills row, balance moves, position and order in one transaction; False if already recorded."
-        if not fill.fill_id:
-            raise LedgerError(f"fill for {fill.client_id}: fill_id is required (idempotency key)")
-        for name, v in (("qty", fill.qty), ("price", fill.price), ("fee", fill.fee)):
-            if not (v == v) or v < 0 or (name == "qty" and v == 0):
-                raise ValidationError("fill", name, f"{v!r} is not a valid {name}")
-        with self._lock:  # the in-memory book follows the store, after the commit
-            with self._write() as con:
-                n = con.execute(
-                    "INSERT INTO fills VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
-                    [
-                        fill.fill_id,
-                        fill.client_id,
-                        self.run_id,
-                        _dt(fill.ts),
-                        self.chain.value,
-                        self.wallet,
-                        fill.symbol,
-                        fill.side.value,
-                        fill.qty,
-                        fill.price,
-                        fill.fee,
-                        fill.venue,
-                        fill.tx_sig,
-                    ],
-                ).fetchone()[0]
-                if n:
-                    for asset, delta in (moves or {}).items():
-                        if int(delta) != delta:
-                            raise LedgerError(
-                                f"fill {fill.fill_id}: move {asset} must be integer base units, got {delta!r}"
-                            )
-                        con.execute(
-                            "INSERT INTO ledger_moves VALUES (?,?,?,?,?,?,?,?,?,?)",
-                            [
-                                f"{fill.fill_id}:{asset}",
-                                _dt(fill.ts),
-                                self.run_id,
-                                self.chain.value,
-                                self.wallet,
-                                asset,
-                                int(delta),
-                                "fill",
-                                fill.fill_id,
-                                "",
-                            ],
+# %% ../../nbs/63_exec.ledger.ipynb #0fc446c816
+@patch
+def _insert_order(self: Ledger, con, order: Order, venue_id: str | None, now, params: dict | None) -> int:
+    "Insert the order row (and its params) unless its client id is stored, in the caller's transaction. 1 if new."
+    n = con.execute(
+        """INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING""",
+        [
+            order.client_id,
+            self.run_id,
+            _dt(order.ts or self.clock.now_ns()),
+            self.chain.value,
+            self.wallet,
+            order.symbol,
+            order.side.value,
+            order.type.value,
+            order.qty,
+            order.price,
+            order.status.value,
+            order.filled_qty,
+            order.avg_fill_price,
+            order.reason,
+            order.tag,
+            venue_id,
+            now,
+        ],
+    ).fetchone()[0]
+    if n and params is not None:
+        con.execute(
+            "INSERT INTO order_params VALUES (?, ?) ON CONFLICT DO NOTHING",
+            [order.client_id, json.dumps(params, default=str)],
+        )
+    return n
+
+# %% ../../nbs/63_exec.ledger.ipynb #0fc446c817
+@patch
+def record_submission(self: Ledger, order: Order, intent: TxIntent, params: dict | None = None) -> None:
+    "Write-ahead before a send: the order (new or SUBMITTED) and its signed tx, in one commit or journal line."
+    if self._journal is not None:
+        self._append(
+            {
+                "k": "submission",
+                "order": _order_doc(order),
+                "intent": _intent_doc(intent),
+                "params": params,
+                "ns": self.clock.now_ns(),
+            }
+        )
+        self.orders[order.client_id] = order
+        return
+    with self._write() as con:
+        if con.execute("SELECT 1 FROM tx_intents WHERE signature=?", [intent.signature]).fetchall():
+            raise LedgerError(f"transaction {intent.signature} is already in the ledger")
+        self._apply_submission(con, order, intent, params, _dt(self.clock.now_ns()))
+    self.orders[order.client_id] = order
+
+# %% ../../nbs/63_exec.ledger.ipynb #0fc446c818
+@patch
+def _apply_submission(self: Ledger, con, order: Order, intent: TxIntent, params: dict | None, now) -> None:
+    n = self._insert_order(con, order, intent.signature, now, params)
+    if not n:
+        self._write_order(con, order, intent.signature)
+    self._insert_intent(con, intent, now)
+
+# %% ../../nbs/63_exec.ledger.ipynb #0fc446c819
+# -- the write-ahead journal -------------------------------------------------------------------------------
+@patch
+def open_journal(
+    self: Ledger,
+    fsync: bool = False,  # also fsync each record before returning (survives power loss, costs a disk sync)
+) -> Path | None:
+    "Write-ahead submissions to a file beside the store; replay what a crash left there. None for :memory:."
+    if self.store.path == ":memory:" or self.store.read_only:
+        return None
+    d = Path(self.store.path + ".journal")
+    d.mkdir(parents=True, exist_ok=True)
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{self.run_id}.{self.chain.value}.{self.wallet or 'nowallet'}")
+    self._journal_path, self._journal_fsync = d / f"{name}.jsonl", fsync
+    with self._lock:
+        self._replay_journal()
+        self._journal = os.open(self._journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    return self._journal_path
+
+# %% ../../nbs/63_exec.ledger.ipynb #0fc446c820
+@patch
+def _append(self: Ledger, rec: dict) -> None:
+    "One journal line: in the OS when this returns (a killed process loses nothing); fsync'd too if asked."
+    line = (json.dumps(rec, separators=(",", ":"), default=str) + "\n").encode()
+    with self._lock:
+        if os.write(self._journal, line) != len(line):
+            raise LedgerError(f"journal {self._journal_path}: short write (disk full?)")
+        if self._journal_fsync:
+            _datasync(self._journal)
+        self._pending.append(rec)
+
+# %% ../../nbs/63_exec.ledger.ipynb #0fc446c821
+@patch
+def flush(self: Ledger) -> int:
+    "Commit the journal's pending records to DuckDB (one transaction); the count. Empties a journal over 1 MiB."
+    with self._lock, self.store._wlock:
+        recs, self._pending = self._pending, []
+        if not recs:
+            return 0
+        try:
+            self._commit_records(recs)
+        except Exception:
+            self._pending = recs + self._pending
+            raise
+        if self._journal is not None and not self._pending and os.fstat(self._journal).st_size > JOURNAL_MAX_BYTES:
+            os.ftruncate(self._journal, 0)  # not after every commit: a truncated file makes the next sync slower
+    return len(recs)
+
+# %% ../../nbs/63_exec.ledger.ipynb #0fc446c822
+@patch
+def _commit_records(self: Ledger, recs: list[dict]) -> int:
+    "Apply journal records in one DuckDB transaction, skipping signatures already stored. Count applied."
+    sigs = [r["intent"]["signature"] for r in recs]
+    n = 0
+    with self._write() as con:  # callers have taken the pending records off first
+        have = {
+            r[0]
+            for r in con.execute(
+                f"SELECT signature FROM tx_intents WHERE signature IN ({', '.join('?' * len(sigs))})", sigs
+            ).fetchall()
+        }
+        for r in recs:
+            intent = TxIntent(**r["intent"])
+            if intent.signature in have:
+                continue
+            now = _dt(r["ns"])
+            if r["k"] == "submission":
+                self._apply_submission(con, _order_from_doc(r["order"]), intent, r.get("params"), now)
+            else:
+                self._insert_intent(con, intent, now)
+            have.add(intent.signature)
+            n += 1
+    return n
+
+# %% ../../nbs/63_exec.ledger.ipynb #0fc446c823
+@patch
+def _replay_journal(self: Ledger) -> None:
+    "Commit what an earlier process journaled but never committed (a torn last line was never sent), then reload."
+    p = self._journal_path
+    if not p.exists() or p.stat().st_size == 0:
+        return
+    lines = p.read_bytes().split(b"\n")
+    recs = []
+    for i, ln in enumerate(lines):
+        if not ln.strip():
+            continue
+        try:
+            recs.append(json.loads(ln))
+        except ValueError:
+            if i == len(lines) - 1:
+                self.log.warning("journal_torn_tail", path=str(p), bytes=len(ln))
+                continue
+            raise LedgerError(f"journal {p}: line {i + 1} is corrupt; move the file aside after checking it") from None
+    n = self._commit_records(recs) if recs else 0
+    p.write_bytes(b"")
+    self.log.info("journal_replayed", path=str(p), records=len(recs), applied=n)
+    self.reload()
+
+# %% ../../nbs/63_exec.ledger.ipynb #0fc446c824
+@patch
+def close_journal(self: Ledger) -> None:
+    "Commit pending records and stop journaling (writes go straight to DuckDB again)."
+    with self._lock:
+        if self._pending:
+            self.flush()
+        if self._journal is not None:
+            os.close(self._journal)
+            self._journal = None
+
+# %% ../../nbs/63_exec.ledger.ipynb #0fc446c825
+@patch
+def set_intent(self: Ledger, signature: str, status: str, err: str | None = None, slot: int | None = None) -> None:
+    "Move a transaction intent to `status` (signed, sent, confirmed, failed, expired)."
+    if status not in INTENT_PENDING + INTENT_FINAL:
+        raise LedgerError(f"intent status {status!r} is not one of {INTENT_PENDING + INTENT_FINAL}")
+    with self._write(tx=False) as con:
+        con.execute(
+            "UPDATE tx_intents SET status=?, err=coalesce(?, err), slot=coalesce(?, slot), updated=? WHERE signature=?",
+            [status, err, slot, _dt(self.clock.now_ns()), signature],
+        )
+
+# %% ../../nbs/63_exec.ledger.ipynb #0fc446c826
+@patch
+def intents(self: Ledger, client_id: str | None = None, pending: bool = False) -> list[TxIntent]:
+    "This ledger's transaction intents (optionally one order's, or only those that may still land)."
+    where, args = "", []
+    if client_id:
+        where += " AND client_id=?"
+        args.append(client_id)
+    if pending:
+        where += f" AND status IN ({', '.join('?' * len(INTENT_PENDING))})"
+        args += list(INTENT_PENDING)
+    rows = self._q(
+        f"""SELECT signature, client_id, last_valid_block_height, tx_b64, status, attempt, err, slot, wallet, chain
+                       FROM tx_intents WHERE run_id=? AND chain=? AND wallet=? {where} ORDER BY created, attempt""",
+        (self.run_id, self.chain.value, self.wallet, *args),
+    )
+    return [TxIntent(*r) for r in rows]
+
+# %% ../../nbs/63_exec.ledger.ipynb #0fc446c827
+# -- fills and balances ------------------------------------------------------------------------------------
+@patch
+def record_fill(
+    self: Ledger,
+    fill: Fill,  # the execution; `fill_id` must be set (e.g. the tx signature)
+    moves: dict[str, int] | None = None,  # exact balance changes in base units: {"SOL": -1_005_000, mint: +123}
+    order: Order | None = None,  # the order's new state, written in the same transaction
+) -> bool:
+    "Book a fill once: fills row, balance moves, position and order in one transaction; False if already recorded."
+    if not fill.fill_id:
+        raise LedgerError(f"fill for {fill.client_id}: fill_id is required (idempotency key)")
+    for name, v in (("qty", fill.qty), ("price", fill.price), ("fee", fill.fee)):
+        if not (v == v) or v < 0 or (name == "qty" and v == 0):
+            raise ValidationError("fill", name, f"{v!r} is not a valid {name}")
+    with self._lock:  # the in-memory book follows the store, after the commit
+        with self._write() as con:
+            n = con.execute(
+                "INSERT INTO fills VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                [
+                    fill.fill_id,
+                    fill.client_id,
+                    self.run_id,
+                    _dt(fill.ts),
+                    self.chain.value,
+                    self.wallet,
+                    fill.symbol,
+                    fill.side.value,
+                    fill.qty,
+                    fill.price,
+                    fill.fee,
+                    fill.venue,
+                    fill.tx_sig,
+                ],
+            ).fetchone()[0]
+            if n:
+                for asset, delta in (moves or {}).items():
+                    if int(delta) != delta:
+                        raise LedgerError(
+                            f"fill {fill.fill_id}: move {asset} must be integer base units, got {delta!r}"
                         )
-                    pos = Position(fill.symbol, chain=self.chain)
-                    old = self.portfolio.positions.get(fill.symbol)
-                    if old:
-                        pos = Position(old.symbol, old.qty, old.avg_price, old.realized_pnl, old.fees, self.chain)
-                    pos.apply(fill)
                     con.execute(
-                        """INSERT OR REPLACE INTO positions VALUES (?,?,?,?,?,?,?,?,?)""",
+                        "INSERT INTO ledger_moves VALUES (?,?,?,?,?,?,?,?,?,?)",
                         [
+                            f"{fill.fill_id}:{asset}",
+                            _dt(fill.ts),
                             self.run_id,
                             self.chain.value,
                             self.wallet,
-                            fill.symbol,
-                            pos.qty,
-                            pos.avg_price,
-                            pos.realized_pnl,
-                            pos.fees,
-                            _dt(self.clock.now_ns()),
+                            asset,
+                            int(delta),
+                            "fill",
+                            fill.fill_id,
+                            "",
                         ],
                     )
-                    if order is not None:
-                        self._write_order(con, order)
-            if n:
-                self.portfolio.apply(fill)
+                pos = Position(fill.symbol, chain=self.chain)
+                old = self.portfolio.positions.get(fill.symbol)
+                if old:
+                    pos = Position(old.symbol, old.qty, old.avg_price, old.realized_pnl, old.fees, self.chain)
+                pos.apply(fill)
+                con.execute(
+                    """INSERT OR REPLACE INTO positions VALUES (?,?,?,?,?,?,?,?,?)""",
+                    [
+                        self.run_id,
+                        self.chain.value,
+                        self.wallet,
+                        fill.symbol,
+                        pos.qty,
+                        pos.avg_price,
+                        pos.realized_pnl,
+                        pos.fees,
+                        _dt(self.clock.now_ns()),
+                    ],
+                )
                 if order is not None:
-                    self.orders[order.client_id] = order
-        self._fills_c.labels(self.run_id, str(bool(n)).lower()).inc()
-        return bool(n)
+                    self._write_order(con, order)
+        if n:
+            self.portfolio.apply(fill)
+            if order is not None:
+                self.orders[order.client_id] = order
+    self._fills_c.labels(self.run_id, str(bool(n)).lower()).inc()
+    return bool(n)
 
-    def record_move(
-        self,
-        move_id: str,  # idempotency key, e.g. "deposit:<sig>" or "adjust:<ts>:<asset>"
-        asset: str,
-        delta: int,
-        kind: str = "adjust",  # deposit, withdraw, fee, adjust
-        note: str = "",
-        ts: int | None = None,
-    ) -> bool:
-        "Record a balance change outside a fill (deposit, fee of a failed tx, acknowledged adjustment); once per id."
-        if int(delta) != delta:
-            raise LedgerError(f"move {move_id}: delta must be integer base units, got {delta!r}")
-        with self._write(tx=False) as con:
-            n = con.execute(
-                "INSERT INTO ledger_moves VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
-                [
-                    move_id,
-                    _dt(ts or self.clock.now_ns()),
-                    self.run_id,
-                    self.chain.value,
-                    self.wallet,
-                    asset,
-                    int(delta),
-                    kind,
-                    move_id,
-                    note,
-                ],
-            ).fetchone()[0]
-        return bool(n)
+# %% ../../nbs/63_exec.ledger.ipynb #0fc446c828
+@patch
+def record_move(
+    self: Ledger,
+    move_id: str,  # idempotency key, e.g. "deposit:<sig>" or "adjust:<ts>:<asset>"
+    asset: str,
+    delta: int,
+    kind: str = "adjust",  # deposit, withdraw, fee, adjust
+    note: str = "",
+    ts: int | None = None,
+) -> bool:
+    "Record a balance change outside a fill (deposit, fee of a failed tx, acknowledged adjustment); once per id."
+    if int(delta) != delta:
+        raise LedgerError(f"move {move_id}: delta must be integer base units, got {delta!r}")
+    with self._write(tx=False) as con:
+        n = con.execute(
+            "INSERT INTO ledger_moves VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+            [
+                move_id,
+                _dt(ts or self.clock.now_ns()),
+                self.run_id,
+                self.chain.value,
+                self.wallet,
+                asset,
+                int(delta),
+                kind,
+                move_id,
+                note,
+            ],
+        ).fetchone()[0]
+    return bool(n)
 
-    def balances(self) -> dict[str, int]:
-        "Balance per asset in integer base units (sum of all moves)."
-        return {
-            a: int(v)
-            for a, v in self._q(
-                """SELECT asset, sum(delta) FROM ledger_moves WHERE run_id=? AND chain=? AND wallet=?
-                                                  GROUP BY asset ORDER BY asset""",
-                (self.run_id, self.chain.value, self.wallet),
-            )
-        }
+# %% ../../nbs/63_exec.ledger.ipynb #0fc446c829
+@patch
+def balances(self: Ledger) -> dict[str, int]:
+    "Balance per asset in integer base units (sum of all moves)."
+    return {
+        a: int(v)
+        for a, v in self._q(
+            """SELECT asset, sum(delta) FROM ledger_moves WHERE run_id=? AND chain=? AND wallet=?
+                                              GROUP BY asset ORDER BY asset""",
+            (self.run_id, self.chain.value, self.wallet),
+        )
+    }
 
-    def fills(self, client_id: str | None = None) -> list[Fill]:
-        "Stored fills of this ledger (optionally of one order), in time order."
-        where, args = ("AND client_id=?", (client_id,)) if client_id else ("", ())
-        return [
-            Fill(cid, ts_from(ts), sym, Side(side), qty, price, fee or 0.0, venue or "", sig or "", self.chain, fid)
-            for cid, ts, sym, side, qty, price, fee, venue, sig, fid in self._q(
-                f"""SELECT client_id, ts, symbol, side, qty, price, fee, venue, tx_sig, fill_id FROM fills
-                        WHERE run_id=? AND chain=? AND wallet=? {where} ORDER BY ts, fill_id""",
-                (self.run_id, self.chain.value, self.wallet, *args),
-            )
-        ]
+# %% ../../nbs/63_exec.ledger.ipynb #0fc446c830
+@patch
+def fills(self: Ledger, client_id: str | None = None) -> list[Fill]:
+    "Stored fills of this ledger (optionally of one order), in time order."
+    where, args = ("AND client_id=?", (client_id,)) if client_id else ("", ())
+    return [
+        Fill(cid, ts_from(ts), sym, Side(side), qty, price, fee or 0.0, venue or "", sig or "", self.chain, fid)
+        for cid, ts, sym, side, qty, price, fee, venue, sig, fid in self._q(
+            f"""SELECT client_id, ts, symbol, side, qty, price, fee, venue, tx_sig, fill_id FROM fills
+                    WHERE run_id=? AND chain=? AND wallet=? {where} ORDER BY ts, fill_id""",
+            (self.run_id, self.chain.value, self.wallet, *args),
+        )
+    ]
 
-    def pnl(
-        self,
-        marks: dict[str, float] | None = None,  # last prices per symbol (quote per base); default: last fill prices
-    ) -> dict:
-        "Realized, unrealized and total PnL and fees, in the quote currency."
-        for s, p in (marks or {}).items():
-            self.portfolio.mark(s, p)
-        pf = self.portfolio
-        r, u = pf.realized_pnl(), pf.unrealized_pnl()
-        return {"realized": r, "unrealized": u, "total": r + u, "fees": pf.fees_paid}
+# %% ../../nbs/63_exec.ledger.ipynb #0fc446c831
+@patch
+def pnl(
+    self: Ledger,
+    marks: dict[str, float] | None = None,  # last prices per symbol (quote per base); default: last fill prices
+) -> dict:
+    "Realized, unrealized and total PnL and fees, in the quote currency."
+    for s, p in (marks or {}).items():
+        self.portfolio.mark(s, p)
+    pf = self.portfolio
+    r, u = pf.realized_pnl(), pf.unrealized_pnl()
+    return {"realized": r, "unrealized": u, "total": r + u, "fees": pf.fees_paid}
 
 # %% ../../nbs/63_exec.ledger.ipynb #da9d5336
 def ledger_path(

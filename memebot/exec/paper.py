@@ -10,6 +10,7 @@ from ..core import MemebotError, Side, Order, OrderStatus, Fill, NotionalOrder
 from ..strategy import Bars
 from . import SimulatedBroker, FeeSchedule, FillModel
 from ..obs import get_logger, counter
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['ResumeDiverged', 'PaperBroker']
@@ -20,11 +21,13 @@ class ResumeDiverged(MemebotError):
 
 
 _ORDERS = counter("paper_orders_total", "Orders the paper broker accepted (written to the ledger)", ["run_id"])
+
+
 _FILLS = counter(
     "paper_fills_total", "Fills the paper broker produced, by whether the ledger already had them", ["run_id", "new"]
 )
 
-
+# %% ../../nbs/64_exec.paper.ipynb #1d65917001
 class PaperBroker(SimulatedBroker):
     "The backtest's SimulatedBroker (same fill models and fees) with ledger write-ahead, fill recording and restore."
 
@@ -80,58 +83,64 @@ class PaperBroker(SimulatedBroker):
                 self.flush()
         return out
 
-    def flush(self) -> int:
-        "Record the fills and order changes not yet in the ledger; returns how many."
-        if not self._unrecorded:
-            return 0
-        todo, self._unrecorded = self._unrecorded, []
-        led = self.ledger
-        for r in todo:
-            if type(r) is Fill:
-                if r.qty > 0:
-                    new = led.record_fill(r, None, self.orders.get(r.client_id))
-                    _FILLS.labels(self._run, str(new).lower()).inc()
-            else:
-                led.update_order(r)
-        return len(todo)
+# %% ../../nbs/64_exec.paper.ipynb #1d65917002
+@patch
+def flush(self: PaperBroker) -> int:
+    "Record the fills and order changes not yet in the ledger; returns how many."
+    if not self._unrecorded:
+        return 0
+    todo, self._unrecorded = self._unrecorded, []
+    led = self.ledger
+    for r in todo:
+        if type(r) is Fill:
+            if r.qty > 0:
+                new = led.record_fill(r, None, self.orders.get(r.client_id))
+                _FILLS.labels(self._run, str(new).lower()).inc()
+        else:
+            led.update_order(r)
+    return len(todo)
 
-    def _mk(self, o, ts, qty, price, fee, tag=""):
-        k = self._nfill[o.client_id] = self._nfill.get(o.client_id, 0) + 1
-        return Fill(o.client_id, ts, o.symbol, o.side, qty, price, fee, self.venue, tag, o.chain, f"{o.client_id}-f{k}")
+# %% ../../nbs/64_exec.paper.ipynb #1d65917003
+@patch
+def _mk(self: PaperBroker, o, ts, qty, price, fee, tag=""):
+    k = self._nfill[o.client_id] = self._nfill.get(o.client_id, 0) + 1
+    return Fill(o.client_id, ts, o.symbol, o.side, qty, price, fee, self.venue, tag, o.chain, f"{o.client_id}-f{k}")
 
-    def restore(self, orders: list[Order], fills: list[Fill] = ()) -> list[Order]:
-        "Put open orders back in the book after a restart (a notional buy with the rest of its budget); returns them."
-        spent: dict[str, float] = {}
-        for f in fills:
-            self._nfill[f.client_id] = self._nfill.get(f.client_id, 0) + 1
-            if f.side is Side.BUY:
-                spent[f.client_id] = spent.get(f.client_id, 0.0) + f.qty * f.price + f.fee
-        out = []
-        for o in orders:
-            if o.status.is_terminal:
-                continue
-            p = self.ledger.order_params(o.client_id) if self.ledger is not None else None
-            if p and p.get("notional") is not None:
-                o = NotionalOrder(
-                    o.symbol,
-                    o.side,
-                    o.qty,
-                    o.type,
-                    o.price,
-                    o.client_id,
-                    o.chain,
-                    o.ts,
-                    o.status,
-                    o.filled_qty,
-                    o.avg_fill_price,
-                    o.reason,
-                    o.tag,
-                    notional=float(p["notional"]),
-                )
-                self._budget[o.client_id] = o.notional - spent.get(o.client_id, 0.0)
-            if o.status is OrderStatus.NEW:
-                o.transition(OrderStatus.SUBMITTED)
-            self.orders[o.client_id] = o
-            self.pending.setdefault(o.symbol, []).append(o)
-            out.append(o)
-        return out
+# %% ../../nbs/64_exec.paper.ipynb #1d65917004
+@patch
+def restore(self: PaperBroker, orders: list[Order], fills: list[Fill] = ()) -> list[Order]:
+    "Put open orders back in the book after a restart (a notional buy with the rest of its budget); returns them."
+    spent: dict[str, float] = {}
+    for f in fills:
+        self._nfill[f.client_id] = self._nfill.get(f.client_id, 0) + 1
+        if f.side is Side.BUY:
+            spent[f.client_id] = spent.get(f.client_id, 0.0) + f.qty * f.price + f.fee
+    out = []
+    for o in orders:
+        if o.status.is_terminal:
+            continue
+        p = self.ledger.order_params(o.client_id) if self.ledger is not None else None
+        if p and p.get("notional") is not None:
+            o = NotionalOrder(
+                o.symbol,
+                o.side,
+                o.qty,
+                o.type,
+                o.price,
+                o.client_id,
+                o.chain,
+                o.ts,
+                o.status,
+                o.filled_qty,
+                o.avg_fill_price,
+                o.reason,
+                o.tag,
+                notional=float(p["notional"]),
+            )
+            self._budget[o.client_id] = o.notional - spent.get(o.client_id, 0.0)
+        if o.status is OrderStatus.NEW:
+            o.transition(OrderStatus.SUBMITTED)
+        self.orders[o.client_id] = o
+        self.pending.setdefault(o.symbol, []).append(o)
+        out.append(o)
+    return out

@@ -33,6 +33,7 @@ from memebot.core import (
 from ..config import get_settings
 from ..obs import get_logger, counter, histogram
 from .ledger import Ledger, TxIntent
+from fastcore.basics import patch
 from memebot.data.sources import (
     new_http_client,
     retrying,
@@ -150,7 +151,7 @@ def _keypair_from_text(text: str, origin: str) -> Keypair:
     except Exception:
         raise WalletKeyError(f"{origin}: not a Solana secret key (expected base58 or a 64-byte JSON array)") from None
 
-
+# %% ../../nbs/61_exec.solana.ipynb #823b005101
 def load_wallet(settings=None) -> WalletKey:
     "The wallet key from `MEMEBOT_SOLANA_PRIVATE_KEY` / `[solana] private_key`, else a 0600 `keypair_path` file."
     s = settings or get_settings()
@@ -216,7 +217,7 @@ class _Api:
                 self._calls.labels(self.name, "ok").inc()
                 return r
 
-
+# %% ../../nbs/61_exec.solana.ipynb #034dc42401
 class SolanaRpc(_Api):
     "Solana JSON-RPC over HTTP (+ `signatureSubscribe` over the websocket)."
 
@@ -229,108 +230,130 @@ class SolanaRpc(_Api):
         self.ws_url, self.commitment = ws_url, commitment
         self._id = 0
 
-    async def call(self, method: str, *params):
-        "Call `method`; returns `result` or raises `RpcError`."
-        self._id += 1
-        r = await self._request(
-            "POST", "", json={"jsonrpc": "2.0", "id": self._id, "method": method, "params": list(params)}
-        )
-        try:
-            body = r.json()
-        except ValueError:
-            raise RpcError(method, r.status_code, f"not JSON: {r.text[:120]!r}") from None
-        if "error" in body and body["error"]:
-            e = body["error"]
-            raise RpcError(method, e.get("code", 0), e.get("message", ""), e.get("data"))
-        if r.status_code >= 400:
-            raise RpcError(method, r.status_code, r.text[:200])
-        return body.get("result")
+# %% ../../nbs/61_exec.solana.ipynb #034dc42402
+@patch
+async def call(self: SolanaRpc, method: str, *params):
+    "Call `method`; returns `result` or raises `RpcError`."
+    self._id += 1
+    r = await self._request(
+        "POST", "", json={"jsonrpc": "2.0", "id": self._id, "method": method, "params": list(params)}
+    )
+    try:
+        body = r.json()
+    except ValueError:
+        raise RpcError(method, r.status_code, f"not JSON: {r.text[:120]!r}") from None
+    if "error" in body and body["error"]:
+        e = body["error"]
+        raise RpcError(method, e.get("code", 0), e.get("message", ""), e.get("data"))
+    if r.status_code >= 400:
+        raise RpcError(method, r.status_code, r.text[:200])
+    return body.get("result")
 
-    async def latest_blockhash(self) -> tuple[str, int]:
-        v = (await self.call("getLatestBlockhash", {"commitment": self.commitment}))["value"]
-        return v["blockhash"], int(v["lastValidBlockHeight"])
+# %% ../../nbs/61_exec.solana.ipynb #034dc42403
+@patch
+async def latest_blockhash(self: SolanaRpc) -> tuple[str, int]:
+    v = (await self.call("getLatestBlockhash", {"commitment": self.commitment}))["value"]
+    return v["blockhash"], int(v["lastValidBlockHeight"])
 
-    async def block_height(self) -> int:
-        return int(await self.call("getBlockHeight", {"commitment": self.commitment}))
+# %% ../../nbs/61_exec.solana.ipynb #034dc42404
+@patch
+async def block_height(self: SolanaRpc) -> int:
+    return int(await self.call("getBlockHeight", {"commitment": self.commitment}))
 
-    async def balance(self, pk) -> int:
-        return int((await self.call("getBalance", str(pk), {"commitment": self.commitment}))["value"])
+# %% ../../nbs/61_exec.solana.ipynb #034dc42405
+@patch
+async def balance(self: SolanaRpc, pk) -> int:
+    return int((await self.call("getBalance", str(pk), {"commitment": self.commitment}))["value"])
 
-    async def account(self, pk) -> dict | None:
-        "Account info (base64 data decoded to bytes under `data`), or None."
-        v = (await self.call("getAccountInfo", str(pk), {"encoding": "base64", "commitment": self.commitment}))["value"]
-        if v is None:
-            return None
-        return {**v, "data": base64.b64decode(v["data"][0])}
+# %% ../../nbs/61_exec.solana.ipynb #034dc42406
+@patch
+async def account(self: SolanaRpc, pk) -> dict | None:
+    "Account info (base64 data decoded to bytes under `data`), or None."
+    v = (await self.call("getAccountInfo", str(pk), {"encoding": "base64", "commitment": self.commitment}))["value"]
+    if v is None:
+        return None
+    return {**v, "data": base64.b64decode(v["data"][0])}
 
-    async def token_accounts(self, owner) -> list[tuple[str, str, int]]:
-        "(account, mint, amount) of every SPL Token and Token-2022 account of `owner`."
-        out = []
-        for prog in ("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA", "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb"):
-            v = (
-                await self.call(
-                    "getTokenAccountsByOwner",
-                    str(owner),
-                    {"programId": prog},
-                    {"encoding": "base64", "commitment": self.commitment},
-                )
-            )["value"]
-            for a in v:
-                d = base64.b64decode(a["account"]["data"][0])
-                out.append((a["pubkey"], str(Pubkey.from_bytes(d[:32])), struct.unpack_from("<Q", d, 64)[0]))
-        return out
+# %% ../../nbs/61_exec.solana.ipynb #034dc42407
+@patch
+async def token_accounts(self: SolanaRpc, owner) -> list[tuple[str, str, int]]:
+    "(account, mint, amount) of every SPL Token and Token-2022 account of `owner`."
+    out = []
+    for prog in ("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA", "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb"):
+        v = (
+            await self.call(
+                "getTokenAccountsByOwner",
+                str(owner),
+                {"programId": prog},
+                {"encoding": "base64", "commitment": self.commitment},
+            )
+        )["value"]
+        for a in v:
+            d = base64.b64decode(a["account"]["data"][0])
+            out.append((a["pubkey"], str(Pubkey.from_bytes(d[:32])), struct.unpack_from("<Q", d, 64)[0]))
+    return out
 
-    async def statuses(self, sigs: list[str], history: bool = False) -> list[dict | None]:
-        return (await self.call("getSignatureStatuses", list(sigs), {"searchTransactionHistory": history}))["value"]
+# %% ../../nbs/61_exec.solana.ipynb #034dc42408
+@patch
+async def statuses(self: SolanaRpc, sigs: list[str], history: bool = False) -> list[dict | None]:
+    return (await self.call("getSignatureStatuses", list(sigs), {"searchTransactionHistory": history}))["value"]
 
-    async def transaction(self, sig: str) -> dict | None:
-        return await self.call(
-            "getTransaction",
-            sig,
-            {"encoding": "base64", "commitment": self.commitment, "maxSupportedTransactionVersion": 0},
-        )
+# %% ../../nbs/61_exec.solana.ipynb #034dc42409
+@patch
+async def transaction(self: SolanaRpc, sig: str) -> dict | None:
+    return await self.call(
+        "getTransaction",
+        sig,
+        {"encoding": "base64", "commitment": self.commitment, "maxSupportedTransactionVersion": 0},
+    )
 
-    async def simulate(self, tx_b64: str, addresses: list[str] = ()) -> dict:
-        cfg = {"encoding": "base64", "commitment": self.commitment, "sigVerify": True, "replaceRecentBlockhash": False}
-        if addresses:
-            cfg["accounts"] = {"addresses": list(addresses), "encoding": "base64"}
-        return (await self.call("simulateTransaction", tx_b64, cfg))["value"]
+# %% ../../nbs/61_exec.solana.ipynb #034dc42410
+@patch
+async def simulate(self: SolanaRpc, tx_b64: str, addresses: list[str] = ()) -> dict:
+    cfg = {"encoding": "base64", "commitment": self.commitment, "sigVerify": True, "replaceRecentBlockhash": False}
+    if addresses:
+        cfg["accounts"] = {"addresses": list(addresses), "encoding": "base64"}
+    return (await self.call("simulateTransaction", tx_b64, cfg))["value"]
 
-    async def send(self, tx_b64: str) -> str:
-        return await self.call(
-            "sendTransaction", tx_b64, {"encoding": "base64", "skipPreflight": True, "maxRetries": 0}
-        )
+# %% ../../nbs/61_exec.solana.ipynb #034dc42411
+@patch
+async def send(self: SolanaRpc, tx_b64: str) -> str:
+    return await self.call("sendTransaction", tx_b64, {"encoding": "base64", "skipPreflight": True, "maxRetries": 0})
 
-    async def priority_fees(self, accounts: list[str] = ()) -> list[int]:
-        return [int(x["prioritizationFee"]) for x in await self.call("getRecentPrioritizationFees", list(accounts))]
+# %% ../../nbs/61_exec.solana.ipynb #034dc42412
+@patch
+async def priority_fees(self: SolanaRpc, accounts: list[str] = ()) -> list[int]:
+    return [int(x["prioritizationFee"]) for x in await self.call("getRecentPrioritizationFees", list(accounts))]
 
-    async def wait_signature(self, sig: str, timeout: float) -> dict | None:
-        "Wait for a `signatureNotification` (None on timeout or a dropped connection: callers also poll)."
-        from websockets.asyncio.client import connect
+# %% ../../nbs/61_exec.solana.ipynb #034dc42413
+@patch
+async def wait_signature(self: SolanaRpc, sig: str, timeout: float) -> dict | None:
+    "Wait for a `signatureNotification` (None on timeout or a dropped connection: callers also poll)."
+    from websockets.asyncio.client import connect
 
-        try:
-            async with asyncio.timeout(timeout):
-                async with connect(self.ws_url, open_timeout=timeout, close_timeout=0.2) as ws:
-                    await ws.send(
-                        json.dumps(
-                            {
-                                "jsonrpc": "2.0",
-                                "id": 1,
-                                "method": "signatureSubscribe",
-                                "params": [sig, {"commitment": self.commitment, "enableReceivedNotification": False}],
-                            }
-                        )
+    try:
+        async with asyncio.timeout(timeout):
+            async with connect(self.ws_url, open_timeout=timeout, close_timeout=0.2) as ws:
+                await ws.send(
+                    json.dumps(
+                        {
+                            "jsonrpc": "2.0",
+                            "id": 1,
+                            "method": "signatureSubscribe",
+                            "params": [sig, {"commitment": self.commitment, "enableReceivedNotification": False}],
+                        }
                     )
-                    async for msg in ws:
-                        m = json.loads(msg)
-                        if m.get("method") == "signatureNotification":
-                            v = m["params"]["result"]["value"]
-                            if isinstance(v, dict):
-                                return {"err": v.get("err"), "slot": m["params"]["result"]["context"]["slot"]}
-        except (TimeoutError, OSError, Exception):
-            return None
+                )
+                async for msg in ws:
+                    m = json.loads(msg)
+                    if m.get("method") == "signatureNotification":
+                        v = m["params"]["result"]["value"]
+                        if isinstance(v, dict):
+                            return {"err": v.get("err"), "slot": m["params"]["result"]["context"]["slot"]}
+    except (TimeoutError, OSError, Exception):
+        return None
 
-
+# %% ../../nbs/61_exec.solana.ipynb #034dc42414
 class JupiterApi(_Api):
     "Jupiter's swap API: `GET /swap/v1/quote` and `POST /swap/v1/swap`."
 
@@ -386,7 +409,7 @@ class JupiterApi(_Api):
             raise SwapRejected(f"jupiter swap: simulationError: {s['simulationError']}")
         return s
 
-
+# %% ../../nbs/61_exec.solana.ipynb #034dc42415
 def swap_request(quote: dict, user: str, cu_price_microlamports: int) -> dict:
     "The body of `POST /swap/v1/swap`: dynamic compute-unit limit and an explicit (capped) compute-unit price."
     return {
@@ -566,7 +589,7 @@ _LAT = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 
 class _NotYet(Exception):
     "getTransaction has no answer yet for a signature that just confirmed."
 
-
+# %% ../../nbs/61_exec.solana.ipynb #9ab4313c01
 class SolanaBroker:
     "Jupiter swaps on Solana with write-ahead ledgering, re-send until expiry, restart recovery and reconciliation."
 
@@ -612,289 +635,325 @@ class SolanaBroker:
         self.wal_s: list[float] = []  # of which: the write-ahead of the signed transaction
         ledger.open_journal(fsync=s.solana.write_ahead_fsync)  # write-ahead in µs, not a DuckDB commit (see the ledger)
 
-    async def aclose(self):
-        self.ledger.close_journal()
-        await self.client.aclose()
+# %% ../../nbs/61_exec.solana.ipynb #9ab4313c02
+@patch
+async def aclose(self: SolanaBroker):
+    self.ledger.close_journal()
+    await self.client.aclose()
 
-    # -- helpers -----------------------------------------------------------------------------------------------
-    async def decimals(self, mint: str) -> int:
-        if mint not in self._decimals:
-            a = await self.rpc.account(mint)
-            if a is None or len(a["data"]) < 82:
-                raise SwapRejected(f"mint {mint}: no such token mint")
-            self._decimals[mint] = a["data"][44]
-        return self._decimals[mint]
+# %% ../../nbs/61_exec.solana.ipynb #9ab4313c03
+# -- helpers -----------------------------------------------------------------------------------------------
+@patch
+async def decimals(self: SolanaBroker, mint: str) -> int:
+    if mint not in self._decimals:
+        a = await self.rpc.account(mint)
+        if a is None or len(a["data"]) < 82:
+            raise SwapRejected(f"mint {mint}: no such token mint")
+        self._decimals[mint] = a["data"][44]
+    return self._decimals[mint]
 
-    async def priority_fee(self, accounts=()) -> int:
-        "Compute-unit price (micro-lamports): 75th percentile of recent non-zero fees, capped by the setting."
-        cap = self.settings.solana.priority_fee_cap_microlamports
-        try:
-            fees = sorted(f for f in await self.rpc.priority_fees(list(accounts)) if f > 0)
-        except (RpcError, _Retryable, httpx.HTTPError):
-            fees = []
-        p75 = fees[min(len(fees) - 1, int(len(fees) * 0.75))] if fees else 0
-        return min(p75, cap)
+# %% ../../nbs/61_exec.solana.ipynb #9ab4313c04
+@patch
+async def priority_fee(self: SolanaBroker, accounts=()) -> int:
+    "Compute-unit price (micro-lamports): 75th percentile of recent non-zero fees, capped by the setting."
+    cap = self.settings.solana.priority_fee_cap_microlamports
+    try:
+        fees = sorted(f for f in await self.rpc.priority_fees(list(accounts)) if f > 0)
+    except (RpcError, _Retryable, httpx.HTTPError):
+        fees = []
+    p75 = fees[min(len(fees) - 1, int(len(fees) * 0.75))] if fees else 0
+    return min(p75, cap)
 
-    def halt(self, reason: str):
-        self.halted = reason
-        self.log.warning("trading_halted", reason=reason)
-        if self.on_halt:
-            self.on_halt(reason)
+# %% ../../nbs/61_exec.solana.ipynb #9ab4313c05
+@patch
+def halt(self: SolanaBroker, reason: str):
+    self.halted = reason
+    self.log.warning("trading_halted", reason=reason)
+    if self.on_halt:
+        self.on_halt(reason)
 
-    def _finish(self, order: Order, status: OrderStatus, reason: str = "") -> Order:
-        if order.status is not status:
-            order.transition(status, reason)
-        self.ledger.update_order(order)
-        self._orders.labels(status.value).inc()
-        if status in (OrderStatus.FAILED, OrderStatus.EXPIRED) and self.risk:
-            self.risk.on_order_failed(order)
-        self.log.info("order_final", client_id=order.client_id, status=status.value, reason=reason)
-        return order
+# %% ../../nbs/61_exec.solana.ipynb #9ab4313c06
+@patch
+def _finish(self: SolanaBroker, order: Order, status: OrderStatus, reason: str = "") -> Order:
+    if order.status is not status:
+        order.transition(status, reason)
+    self.ledger.update_order(order)
+    self._orders.labels(status.value).inc()
+    if status in (OrderStatus.FAILED, OrderStatus.EXPIRED) and self.risk:
+        self.risk.on_order_failed(order)
+    self.log.info("order_final", client_id=order.client_id, status=status.value, reason=reason)
+    return order
 
-    def prepare(self, swap: dict, cu_price_cap: int | None = None) -> tuple[VersionedTransaction, str, str]:
-        "Deserialize, check and sign Jupiter's swap transaction: (signed tx, base64, signature). No network."
-        try:
-            tx = VersionedTransaction.from_bytes(base64.b64decode(swap["swapTransaction"]))
-        except Exception:
-            raise SwapRejected("jupiter swap: swapTransaction is not a VersionedTransaction") from None
-        check_swap_tx(tx, self.wallet.pubkey, self.allowed_cosigners, cu_price_cap=cu_price_cap)
-        tx = self.wallet.sign_tx(tx)
-        return tx, base64.b64encode(bytes(tx)).decode(), str(tx.signatures[0])
+# %% ../../nbs/61_exec.solana.ipynb #9ab4313c07
+@patch
+def prepare(self: SolanaBroker, swap: dict, cu_price_cap: int | None = None) -> tuple[VersionedTransaction, str, str]:
+    "Deserialize, check and sign Jupiter's swap transaction: (signed tx, base64, signature). No network."
+    try:
+        tx = VersionedTransaction.from_bytes(base64.b64decode(swap["swapTransaction"]))
+    except Exception:
+        raise SwapRejected("jupiter swap: swapTransaction is not a VersionedTransaction") from None
+    check_swap_tx(tx, self.wallet.pubkey, self.allowed_cosigners, cu_price_cap=cu_price_cap)
+    tx = self.wallet.sign_tx(tx)
+    return tx, base64.b64encode(bytes(tx)).decode(), str(tx.signatures[0])
 
-    # -- the swap ----------------------------------------------------------------------------------------------
-    async def submit(
-        self,
-        order: Order,
-        mark: float | None = None,  # SOL per token, when the order has no price of its own
-    ) -> Order:
-        "Engine entry point: a MARKET order as an exact-in swap (a BUY spends its notional, else qty x price SOL)."
-        from memebot.core import OrderType, to_atoms
+# %% ../../nbs/61_exec.solana.ipynb #9ab4313c08
+# -- the swap ----------------------------------------------------------------------------------------------
+@patch
+async def submit(
+    self: SolanaBroker,
+    order: Order,
+    mark: float | None = None,  # SOL per token, when the order has no price of its own
+) -> Order:
+    "Engine entry point: a MARKET order as an exact-in swap (a BUY spends its notional, else qty x price SOL)."
+    from memebot.core import OrderType, to_atoms
 
-        if order.type is not OrderType.MARKET:
-            raise ValidationError(
-                "order", "type", f"{order.type.value}: only market orders reach a DEX (triggers are held locally)"
-            )
-        if not (order.qty == order.qty) or order.qty <= 0:
-            raise ValidationError("order", "qty", f"{order.qty!r} must be a positive number")
-        kw = dict(slippage_bps=order.max_slippage_bps, client_id=order.client_id, tag=order.tag)
-        if order.side is Side.BUY:
-            sol = getattr(order, "notional", None)
-            if sol is None:
-                px = order.price or mark
-                if not px or not (px > 0):
-                    raise ValidationError(
-                        "order", "price", "a buy needs a notional or a price (SOL per token) to size the SOL it spends"
-                    )
-                sol = Decimal(repr(order.qty)) * Decimal(repr(px))
-            elif not (sol > 0):
-                raise ValidationError("order", "notional", f"{sol!r} must be a positive amount of SOL")
-            return await self.buy(
-                order.symbol, to_atoms(Decimal(repr(sol)) if isinstance(sol, float) else sol, 9), **kw
-            )
-        return await self.sell(order.symbol, to_atoms(order.qty, await self.decimals(order.symbol)), **kw)
-
-    async def buy(self, mint: str, sol_lamports: int, **kw) -> Order:
-        "Spend `sol_lamports` of SOL on `mint`."
-        return await self.swap(SOL_MINT, mint, sol_lamports, **kw)
-
-    async def sell(self, mint: str, token_atoms: int, **kw) -> Order:
-        "Sell `token_atoms` of `mint` for SOL."
-        return await self.swap(mint, SOL_MINT, token_atoms, **kw)
-
-    async def swap(
-        self,
-        input_mint: str,
-        output_mint: str,
-        amount: int,  # exact-in amount, base units of input_mint
-        slippage_bps: int | None = None,
-        client_id: str | None = None,
-        tag: str = "",
-    ) -> Order:
-        "Swap exact-in through Jupiter; returns the order in its final state (the ledger has every step)."
-        if self.halted:
-            raise TradingHalted(f"trading is halted: {self.halted}")
-        self._inflight += 1
-        try:
-            return await self._swap(input_mint, output_mint, amount, slippage_bps, client_id, tag)
-        finally:
-            self._inflight -= 1
-
-    async def _swap(self, input_mint, output_mint, amount, slippage_bps, client_id, tag) -> Order:
-        if int(amount) != amount or amount <= 0:
-            raise ValidationError("order", "amount", f"{amount!r} must be a positive integer of base units")
-        if SOL_MINT not in (input_mint, output_mint):
-            raise ValidationError("order", "mint", "one side of a swap must be SOL")
-        s = self.settings
-        slip = s.risk.max_slippage_bps if slippage_bps is None else int(slippage_bps)
-        if not 0 <= slip <= s.risk.max_slippage_bps:
-            raise ValidationError(
-                "order", "slippage_bps", f"{slip} exceeds [risk] max_slippage_bps={s.risk.max_slippage_bps}"
-            )
-        side = Side.BUY if input_mint == SOL_MINT else Side.SELL
-        mint = output_mint if side is Side.BUY else input_mint
-        if side is Side.BUY and self.safety is not None:
-            v = await self.safety.check(mint)
-            if not v.ok:
-                raise SwapRejected(f"token safety: {mint}: {'; '.join(v.reasons)}")
-        if client_id and self.ledger.order(client_id) is not None:
-            raise ValidationError("order", "client_id", f"{client_id} is already in the ledger (never re-sent)")
-        dec = await self.decimals(mint)
-        cu_price = await self.priority_fee([mint])
-        tips = None
-        if s.solana.jito_enabled:
-            try:
-                tips = await self.jito.tip_accounts()
-            except (RpcError, _Retryable, httpx.HTTPError) as e:
-                raise SwapRejected(f"jito: no tip accounts ({type(e).__name__}: {e})") from None
-        params = {
-            "input_mint": input_mint,
-            "output_mint": output_mint,
-            "amount": str(amount),
-            "slippage_bps": slip,
-            "decimals": dec,
-        }
-        order = None
-        for attempt in range(self.max_attempts):
-            quote = await self.jupiter.quote(input_mint, output_mint, amount, slip)
-            t0 = time.perf_counter()
-            tok, sol = (int(quote["outAmount"]), amount) if side is Side.BUY else (amount, int(quote["outAmount"]))
-            if order is None:
-                qty = float(from_atoms(tok, dec))
-                price = float(from_atoms(sol, 9)) / qty if qty else 0.0
-                order = Order(
-                    mint,
-                    side,
-                    qty,
-                    price=price,
-                    client_id=client_id or new_client_id("sol"),
-                    chain=Chain.SOLANA,
-                    ts=self.clock.now_ns(),
-                    tag=tag,
-                    max_slippage_bps=slip,
-                )
-                if self.risk is not None:
-                    why = self.risk.check(order, self.ledger.portfolio, self.clock.now_ns())
-                    if why:
-                        return self._reject(order, params, f"risk: {why}")
-            net = 0.0
-            try:
-                n0 = time.perf_counter()
-                sw = await self.jupiter.swap(quote, str(self.wallet.pubkey), cu_price)
-                net += time.perf_counter() - n0
-                tx, b64, sig = self.prepare(sw, s.solana.priority_fee_cap_microlamports)
-                n0 = time.perf_counter()
-                pre_sol = await self.rpc.balance(self.wallet.pubkey) if side is Side.SELL else 0
-                sim = await self.rpc.simulate(b64, [str(self.wallet.pubkey)] if side is Side.SELL else [])
-                net += time.perf_counter() - n0
-                self._check_simulation(sim, quote, side, mint, pre_sol)
-            except SwapRejected as e:
-                return self._reject(order, params, str(e))
-            except (RpcError, _Retryable, httpx.HTTPError) as e:
-                return self._reject(order, params, f"before sending: {type(e).__name__}: {e}")
-            intent = TxIntent(
-                sig, order.client_id, int(sw["lastValidBlockHeight"]), b64, "signed", attempt, wallet=self.ledger.wallet
-            )
-            if order.status is OrderStatus.NEW:
-                order.transition(OrderStatus.SUBMITTED)
-            w0 = time.perf_counter()
-            self.ledger.record_submission(order, intent, params)  # write-ahead: before it can land
-            self.wal_s.append(time.perf_counter() - w0)
-            bundle = self._bundle_tip(tx, tips) if tips else None
-            first = await self._send(intent, bundle)
-            self.overhead_s.append(time.perf_counter() - t0 - net - first)
-            outcome = await self.land(intent, bundle)
-            if outcome == "confirmed":
-                return await self._book(order, intent)
-            if outcome == "failed":
-                return await self._book_failed(order, intent, f"transaction {sig} failed on chain")
-            if outcome == "unknown":
-                return order  # SUBMITTED: recover() resolves it
-            self.log.info("blockhash_expired", client_id=order.client_id, signature=sig, attempt=attempt)
-        return self._finish(
-            order, OrderStatus.EXPIRED, f"blockhash expired on {self.max_attempts} attempt(s); nothing landed"
+    if order.type is not OrderType.MARKET:
+        raise ValidationError(
+            "order", "type", f"{order.type.value}: only market orders reach a DEX (triggers are held locally)"
         )
-
-    def _reject(self, order: Order, params: dict, reason: str) -> Order:
-        "Record a refused order (never sent) or finish one whose retry was refused."
-        if self.ledger.order(order.client_id) is None:
-            order.transition(OrderStatus.REJECTED, reason)
-            self.ledger.record_order(order, params)
-            self._orders.labels("rejected").inc()
-            self.log.info("order_final", client_id=order.client_id, status="rejected", reason=reason)
-            return order
-        return self._finish(order, OrderStatus.REJECTED, reason)
-
-    def _check_simulation(self, sim: dict, quote: dict, side: Side, mint: str, pre_sol: int = 0):
-        "Reject a simulation that errs or pays less than the quote's `otherAmountThreshold`."
-        if sim.get("err") is not None:
-            raise SwapRejected(f"simulation failed: {sim['err']}")
-        me = str(self.wallet.pubkey)
-        need = int(quote["otherAmountThreshold"])
-        if side is Side.BUY:
-
-            def amt(lst):
-                return sum(
-                    int(b["uiTokenAmount"]["amount"])
-                    for b in lst or []
-                    if b.get("owner") == me and b.get("mint") == mint
+    if not (order.qty == order.qty) or order.qty <= 0:
+        raise ValidationError("order", "qty", f"{order.qty!r} must be a positive number")
+    kw = dict(slippage_bps=order.max_slippage_bps, client_id=order.client_id, tag=order.tag)
+    if order.side is Side.BUY:
+        sol = getattr(order, "notional", None)
+        if sol is None:
+            px = order.price or mark
+            if not px or not (px > 0):
+                raise ValidationError(
+                    "order", "price", "a buy needs a notional or a price (SOL per token) to size the SOL it spends"
                 )
+            sol = Decimal(repr(order.qty)) * Decimal(repr(px))
+        elif not (sol > 0):
+            raise ValidationError("order", "notional", f"{sol!r} must be a positive amount of SOL")
+        return await self.buy(order.symbol, to_atoms(Decimal(repr(sol)) if isinstance(sol, float) else sol, 9), **kw)
+    return await self.sell(order.symbol, to_atoms(order.qty, await self.decimals(order.symbol)), **kw)
 
-            got = amt(sim.get("postTokenBalances")) - amt(sim.get("preTokenBalances"))
-        else:
-            accs = sim.get("accounts") or []
-            if not accs or accs[0] is None:
-                raise SwapRejected("simulation did not return our account (cannot verify SOL out)")
-            got = int(accs[0]["lamports"]) - pre_sol + int(sim.get("fee") or 0)
-        if got < need:
-            raise SwapRejected(f"simulation worse than quote: {got} out < threshold {need}")
+# %% ../../nbs/61_exec.solana.ipynb #9ab4313c09
+@patch
+async def buy(self: SolanaBroker, mint: str, sol_lamports: int, **kw) -> Order:
+    "Spend `sol_lamports` of SOL on `mint`."
+    return await self.swap(SOL_MINT, mint, sol_lamports, **kw)
 
-    def _bundle_tip(self, tx: VersionedTransaction, tips: list[str]) -> tuple[str, str]:
-        "A signed tip transfer to one of Jito's tip accounts, same blockhash as the swap: (signature, base64)."
-        to = Pubkey.from_string(random.choice(tips))
-        ix = sys_transfer(
-            SysTransferParams(
-                from_pubkey=self.wallet.pubkey, to_pubkey=to, lamports=self.settings.solana.jito_tip_lamports
-            )
+# %% ../../nbs/61_exec.solana.ipynb #9ab4313c10
+@patch
+async def sell(self: SolanaBroker, mint: str, token_atoms: int, **kw) -> Order:
+    "Sell `token_atoms` of `mint` for SOL."
+    return await self.swap(mint, SOL_MINT, token_atoms, **kw)
+
+# %% ../../nbs/61_exec.solana.ipynb #9ab4313c11
+@patch
+async def swap(
+    self: SolanaBroker,
+    input_mint: str,
+    output_mint: str,
+    amount: int,  # exact-in amount, base units of input_mint
+    slippage_bps: int | None = None,
+    client_id: str | None = None,
+    tag: str = "",
+) -> Order:
+    "Swap exact-in through Jupiter; returns the order in its final state (the ledger has every step)."
+    if self.halted:
+        raise TradingHalted(f"trading is halted: {self.halted}")
+    self._inflight += 1
+    try:
+        return await self._swap(input_mint, output_mint, amount, slippage_bps, client_id, tag)
+    finally:
+        self._inflight -= 1
+
+# %% ../../nbs/61_exec.solana.ipynb #9ab4313c12
+@patch
+async def _swap(self: SolanaBroker, input_mint, output_mint, amount, slippage_bps, client_id, tag) -> Order:
+    if int(amount) != amount or amount <= 0:
+        raise ValidationError("order", "amount", f"{amount!r} must be a positive integer of base units")
+    if SOL_MINT not in (input_mint, output_mint):
+        raise ValidationError("order", "mint", "one side of a swap must be SOL")
+    s = self.settings
+    slip = s.risk.max_slippage_bps if slippage_bps is None else int(slippage_bps)
+    if not 0 <= slip <= s.risk.max_slippage_bps:
+        raise ValidationError(
+            "order", "slippage_bps", f"{slip} exceeds [risk] max_slippage_bps={s.risk.max_slippage_bps}"
         )
-        msg = MessageV0.try_compile(self.wallet.pubkey, [ix], [], tx.message.recent_blockhash)
-        tip = VersionedTransaction.populate(msg, [self.wallet.sign(to_bytes_versioned(msg))])
-        b64 = base64.b64encode(bytes(tip)).decode()
-        sig = str(tip.signatures[0])
-        self.ledger.record_intent(TxIntent(sig, f"tip:{sig}", 0, b64, "signed", wallet=self.ledger.wallet))
-        return sig, b64
-
-    async def _send(self, intent: TxIntent, bundle=None) -> float:
-        "Send (or re-send: same bytes, same signature); returns the seconds spent waiting on the network."
-        t = time.perf_counter()
+    side = Side.BUY if input_mint == SOL_MINT else Side.SELL
+    mint = output_mint if side is Side.BUY else input_mint
+    if side is Side.BUY and self.safety is not None:
+        v = await self.safety.check(mint)
+        if not v.ok:
+            raise SwapRejected(f"token safety: {mint}: {'; '.join(v.reasons)}")
+    if client_id and self.ledger.order(client_id) is not None:
+        raise ValidationError("order", "client_id", f"{client_id} is already in the ledger (never re-sent)")
+    dec = await self.decimals(mint)
+    cu_price = await self.priority_fee([mint])
+    tips = None
+    if s.solana.jito_enabled:
         try:
-            if bundle:
-                await self.jito.send_bundle([intent.tx_b64, bundle[1]])
-            else:
-                await self.rpc.send(intent.tx_b64)
-            if intent.status == "signed":
-                self.ledger.set_intent(intent.signature, "sent")
-                intent.status = "sent"
+            tips = await self.jito.tip_accounts()
         except (RpcError, _Retryable, httpx.HTTPError) as e:
-            self.log.warning("send_failed", signature=intent.signature, error=str(e)[:200])
-        return time.perf_counter() - t
-
-    async def land(self, intent: TxIntent, bundle=None) -> str:
-        "Re-send until confirmed or expired: 'confirmed', 'failed', 'expired' or 'unknown' (RPC unreachable)."
+            raise SwapRejected(f"jito: no tip accounts ({type(e).__name__}: {e})") from None
+    params = {
+        "input_mint": input_mint,
+        "output_mint": output_mint,
+        "amount": str(amount),
+        "slippage_bps": slip,
+        "decimals": dec,
+    }
+    order = None
+    for attempt in range(self.max_attempts):
+        quote = await self.jupiter.quote(input_mint, output_mint, amount, slip)
         t0 = time.perf_counter()
-        deadline = t0 + self.confirm_timeout_s
-        ws = asyncio.create_task(self.rpc.wait_signature(intent.signature, self.confirm_timeout_s))
+        tok, sol = (int(quote["outAmount"]), amount) if side is Side.BUY else (amount, int(quote["outAmount"]))
+        if order is None:
+            qty = float(from_atoms(tok, dec))
+            price = float(from_atoms(sol, 9)) / qty if qty else 0.0
+            order = Order(
+                mint,
+                side,
+                qty,
+                price=price,
+                client_id=client_id or new_client_id("sol"),
+                chain=Chain.SOLANA,
+                ts=self.clock.now_ns(),
+                tag=tag,
+                max_slippage_bps=slip,
+            )
+            if self.risk is not None:
+                why = self.risk.check(order, self.ledger.portfolio, self.clock.now_ns())
+                if why:
+                    return self._reject(order, params, f"risk: {why}")
+        net = 0.0
         try:
-            while time.perf_counter() < deadline:
-                if not ws.done():
-                    await asyncio.wait({ws}, timeout=self.resend_interval_s)
-                else:
-                    await asyncio.sleep(self.resend_interval_s)
-                if ws.done() and ws.result() is not None:
-                    r = ws.result()
-                    return self._settle(intent, "confirmed" if r["err"] is None else "failed", r["err"], r["slot"], t0)
-                try:
-                    st = (await self.rpc.statuses([intent.signature], history=True))[0]
-                    if st and st.get("confirmationStatus") in ("confirmed", "finalized"):
+            n0 = time.perf_counter()
+            sw = await self.jupiter.swap(quote, str(self.wallet.pubkey), cu_price)
+            net += time.perf_counter() - n0
+            tx, b64, sig = self.prepare(sw, s.solana.priority_fee_cap_microlamports)
+            n0 = time.perf_counter()
+            pre_sol = await self.rpc.balance(self.wallet.pubkey) if side is Side.SELL else 0
+            sim = await self.rpc.simulate(b64, [str(self.wallet.pubkey)] if side is Side.SELL else [])
+            net += time.perf_counter() - n0
+            self._check_simulation(sim, quote, side, mint, pre_sol)
+        except SwapRejected as e:
+            return self._reject(order, params, str(e))
+        except (RpcError, _Retryable, httpx.HTTPError) as e:
+            return self._reject(order, params, f"before sending: {type(e).__name__}: {e}")
+        intent = TxIntent(
+            sig, order.client_id, int(sw["lastValidBlockHeight"]), b64, "signed", attempt, wallet=self.ledger.wallet
+        )
+        if order.status is OrderStatus.NEW:
+            order.transition(OrderStatus.SUBMITTED)
+        w0 = time.perf_counter()
+        self.ledger.record_submission(order, intent, params)  # write-ahead: before it can land
+        self.wal_s.append(time.perf_counter() - w0)
+        bundle = self._bundle_tip(tx, tips) if tips else None
+        first = await self._send(intent, bundle)
+        self.overhead_s.append(time.perf_counter() - t0 - net - first)
+        outcome = await self.land(intent, bundle)
+        if outcome == "confirmed":
+            return await self._book(order, intent)
+        if outcome == "failed":
+            return await self._book_failed(order, intent, f"transaction {sig} failed on chain")
+        if outcome == "unknown":
+            return order  # SUBMITTED: recover() resolves it
+        self.log.info("blockhash_expired", client_id=order.client_id, signature=sig, attempt=attempt)
+    return self._finish(
+        order, OrderStatus.EXPIRED, f"blockhash expired on {self.max_attempts} attempt(s); nothing landed"
+    )
+
+# %% ../../nbs/61_exec.solana.ipynb #9ab4313c13
+@patch
+def _reject(self: SolanaBroker, order: Order, params: dict, reason: str) -> Order:
+    "Record a refused order (never sent) or finish one whose retry was refused."
+    if self.ledger.order(order.client_id) is None:
+        order.transition(OrderStatus.REJECTED, reason)
+        self.ledger.record_order(order, params)
+        self._orders.labels("rejected").inc()
+        self.log.info("order_final", client_id=order.client_id, status="rejected", reason=reason)
+        return order
+    return self._finish(order, OrderStatus.REJECTED, reason)
+
+# %% ../../nbs/61_exec.solana.ipynb #9ab4313c14
+@patch
+def _check_simulation(self: SolanaBroker, sim: dict, quote: dict, side: Side, mint: str, pre_sol: int = 0):
+    "Reject a simulation that errs or pays less than the quote's `otherAmountThreshold`."
+    if sim.get("err") is not None:
+        raise SwapRejected(f"simulation failed: {sim['err']}")
+    me = str(self.wallet.pubkey)
+    need = int(quote["otherAmountThreshold"])
+    if side is Side.BUY:
+
+        def amt(lst):
+            return sum(
+                int(b["uiTokenAmount"]["amount"]) for b in lst or [] if b.get("owner") == me and b.get("mint") == mint
+            )
+
+        got = amt(sim.get("postTokenBalances")) - amt(sim.get("preTokenBalances"))
+    else:
+        accs = sim.get("accounts") or []
+        if not accs or accs[0] is None:
+            raise SwapRejected("simulation did not return our account (cannot verify SOL out)")
+        got = int(accs[0]["lamports"]) - pre_sol + int(sim.get("fee") or 0)
+    if got < need:
+        raise SwapRejected(f"simulation worse than quote: {got} out < threshold {need}")
+
+# %% ../../nbs/61_exec.solana.ipynb #9ab4313c15
+@patch
+def _bundle_tip(self: SolanaBroker, tx: VersionedTransaction, tips: list[str]) -> tuple[str, str]:
+    "A signed tip transfer to one of Jito's tip accounts, same blockhash as the swap: (signature, base64)."
+    to = Pubkey.from_string(random.choice(tips))
+    ix = sys_transfer(
+        SysTransferParams(from_pubkey=self.wallet.pubkey, to_pubkey=to, lamports=self.settings.solana.jito_tip_lamports)
+    )
+    msg = MessageV0.try_compile(self.wallet.pubkey, [ix], [], tx.message.recent_blockhash)
+    tip = VersionedTransaction.populate(msg, [self.wallet.sign(to_bytes_versioned(msg))])
+    b64 = base64.b64encode(bytes(tip)).decode()
+    sig = str(tip.signatures[0])
+    self.ledger.record_intent(TxIntent(sig, f"tip:{sig}", 0, b64, "signed", wallet=self.ledger.wallet))
+    return sig, b64
+
+# %% ../../nbs/61_exec.solana.ipynb #9ab4313c16
+@patch
+async def _send(self: SolanaBroker, intent: TxIntent, bundle=None) -> float:
+    "Send (or re-send: same bytes, same signature); returns the seconds spent waiting on the network."
+    t = time.perf_counter()
+    try:
+        if bundle:
+            await self.jito.send_bundle([intent.tx_b64, bundle[1]])
+        else:
+            await self.rpc.send(intent.tx_b64)
+        if intent.status == "signed":
+            self.ledger.set_intent(intent.signature, "sent")
+            intent.status = "sent"
+    except (RpcError, _Retryable, httpx.HTTPError) as e:
+        self.log.warning("send_failed", signature=intent.signature, error=str(e)[:200])
+    return time.perf_counter() - t
+
+# %% ../../nbs/61_exec.solana.ipynb #9ab4313c17
+@patch
+async def land(self: SolanaBroker, intent: TxIntent, bundle=None) -> str:
+    "Re-send until confirmed or expired: 'confirmed', 'failed', 'expired' or 'unknown' (RPC unreachable)."
+    t0 = time.perf_counter()
+    deadline = t0 + self.confirm_timeout_s
+    ws = asyncio.create_task(self.rpc.wait_signature(intent.signature, self.confirm_timeout_s))
+    try:
+        while time.perf_counter() < deadline:
+            if not ws.done():
+                await asyncio.wait({ws}, timeout=self.resend_interval_s)
+            else:
+                await asyncio.sleep(self.resend_interval_s)
+            if ws.done() and ws.result() is not None:
+                r = ws.result()
+                return self._settle(intent, "confirmed" if r["err"] is None else "failed", r["err"], r["slot"], t0)
+            try:
+                st = (await self.rpc.statuses([intent.signature], history=True))[0]
+                if st and st.get("confirmationStatus") in ("confirmed", "finalized"):
+                    return self._settle(
+                        intent,
+                        "confirmed" if st.get("err") is None else "failed",
+                        st.get("err"),
+                        st.get("slot"),
+                        t0,
+                    )
+                if await self.rpc.block_height() > intent.last_valid_block_height:
+                    st = (await self.rpc.statuses([intent.signature], history=True))[0]  # one last look
+                    if st:
                         return self._settle(
                             intent,
                             "confirmed" if st.get("err") is None else "failed",
@@ -902,235 +961,241 @@ class SolanaBroker:
                             st.get("slot"),
                             t0,
                         )
-                    if await self.rpc.block_height() > intent.last_valid_block_height:
-                        st = (await self.rpc.statuses([intent.signature], history=True))[0]  # one last look
-                        if st:
-                            return self._settle(
-                                intent,
-                                "confirmed" if st.get("err") is None else "failed",
-                                st.get("err"),
-                                st.get("slot"),
-                                t0,
-                            )
-                        self.ledger.set_intent(intent.signature, "expired")
-                        return "expired"
-                except (RpcError, _Retryable, httpx.HTTPError) as e:
-                    self.log.warning("confirm_poll_failed", signature=intent.signature, error=str(e)[:200])
-                    continue
-                await self._send(intent, bundle)  # same signature: cannot double-spend
-            return "unknown"
-        finally:
-            ws.cancel()
+                    self.ledger.set_intent(intent.signature, "expired")
+                    return "expired"
+            except (RpcError, _Retryable, httpx.HTTPError) as e:
+                self.log.warning("confirm_poll_failed", signature=intent.signature, error=str(e)[:200])
+                continue
+            await self._send(intent, bundle)  # same signature: cannot double-spend
+        return "unknown"
+    finally:
+        ws.cancel()
 
-    def _settle(self, intent, outcome, err, slot, t0) -> str:
-        self.ledger.set_intent(intent.signature, outcome, err=json.dumps(err) if err is not None else None, slot=slot)
-        self._confirm.observe(time.perf_counter() - t0)
-        return outcome
+# %% ../../nbs/61_exec.solana.ipynb #9ab4313c18
+@patch
+def _settle(self: SolanaBroker, intent, outcome, err, slot, t0) -> str:
+    self.ledger.set_intent(intent.signature, outcome, err=json.dumps(err) if err is not None else None, slot=slot)
+    self._confirm.observe(time.perf_counter() - t0)
+    return outcome
 
-    async def _landed(self, signature: str, tries: int = 20) -> dict | None:
-        "The landed transaction, once the RPC serves it (a confirmed one can take a moment to be readable); else None."
-        try:
-            async for attempt in retrying((_NotYet, RpcError, _Retryable, httpx.HTTPError), tries, 0.05, 0.2):
-                with attempt:
-                    txj = await self.rpc.transaction(signature)
-                    if not txj:
-                        raise _NotYet(signature)
-                    return txj
-        except (_NotYet, RpcError, _Retryable, httpx.HTTPError):
-            return None
+# %% ../../nbs/61_exec.solana.ipynb #9ab4313c19
+@patch
+async def _landed(self: SolanaBroker, signature: str, tries: int = 20) -> dict | None:
+    "The landed transaction, once the RPC serves it (a confirmed one can take a moment to be readable); else None."
+    try:
+        async for attempt in retrying((_NotYet, RpcError, _Retryable, httpx.HTTPError), tries, 0.05, 0.2):
+            with attempt:
+                txj = await self.rpc.transaction(signature)
+                if not txj:
+                    raise _NotYet(signature)
+                return txj
+    except (_NotYet, RpcError, _Retryable, httpx.HTTPError):
+        return None
 
-    async def _book(self, order: Order, intent: TxIntent) -> Order:
-        "Read the landed transaction and book the real fill (idempotent on the signature)."
-        txj = await self._landed(intent.signature)
-        if not txj:
-            return order  # SUBMITTED + confirmed intent: recover() books it
+# %% ../../nbs/61_exec.solana.ipynb #9ab4313c20
+@patch
+async def _book(self: SolanaBroker, order: Order, intent: TxIntent) -> Order:
+    "Read the landed transaction and book the real fill (idempotent on the signature)."
+    txj = await self._landed(intent.signature)
+    if not txj:
+        return order  # SUBMITTED + confirmed intent: recover() books it
+    cf = fill_from_tx(txj, self.wallet.pubkey)
+    mint = order.symbol
+    dec = self._decimals.get(mint) or (self.ledger.order_params(order.client_id) or {}).get("decimals", 0)
+    tok = abs(cf.token_deltas.get(mint, 0))
+    if order.side is Side.BUY:
+        sol = -cf.sol_delta - cf.fee_lamports - cf.rent_lamports
+    else:
+        sol = cf.sol_delta + cf.fee_lamports + cf.rent_lamports
+    if tok == 0:
+        return self._finish(
+            order, OrderStatus.FAILED, f"transaction {intent.signature} landed but moved none of {mint}"
+        )
+    qty = float(from_atoms(tok, dec))
+    price = float(from_atoms(sol, 9)) / qty
+    order.filled_qty, order.avg_fill_price = qty, price
+    order.transition(OrderStatus.FILLED)
+    moves = {"SOL": cf.sol_delta, **{m: d for m, d in cf.token_deltas.items() if m != SOL_MINT}}
+    fill = Fill(
+        order.client_id,
+        self.clock.now_ns(),
+        mint,
+        order.side,
+        qty,
+        price,
+        fee=float(from_atoms(cf.fee_lamports, 9)),
+        venue="jupiter",
+        tx_sig=intent.signature,
+        chain=Chain.SOLANA,
+        fill_id=intent.signature,
+    )
+    self.ledger.record_fill(fill, moves, order=order)
+    self._orders.labels("filled").inc()
+    if self.risk:
+        self.risk.on_fill(fill, self.ledger.portfolio)
+    self.log.info(
+        "order_filled",
+        client_id=order.client_id,
+        signature=intent.signature,
+        qty=qty,
+        price=price,
+        fee_lamports=cf.fee_lamports,
+    )
+    await self._book_tips()
+    return order
+
+# %% ../../nbs/61_exec.solana.ipynb #9ab4313c21
+@patch
+async def _book_failed(self: SolanaBroker, order: Order, intent: TxIntent, reason: str) -> Order:
+    "A transaction that landed with an error still cost its fee: book that SOL move, then fail the order."
+    txj = await self._landed(intent.signature)
+    if txj:
         cf = fill_from_tx(txj, self.wallet.pubkey)
-        mint = order.symbol
-        dec = self._decimals.get(mint) or (self.ledger.order_params(order.client_id) or {}).get("decimals", 0)
-        tok = abs(cf.token_deltas.get(mint, 0))
-        if order.side is Side.BUY:
-            sol = -cf.sol_delta - cf.fee_lamports - cf.rent_lamports
-        else:
-            sol = cf.sol_delta + cf.fee_lamports + cf.rent_lamports
-        if tok == 0:
-            return self._finish(
-                order, OrderStatus.FAILED, f"transaction {intent.signature} landed but moved none of {mint}"
-            )
-        qty = float(from_atoms(tok, dec))
-        price = float(from_atoms(sol, 9)) / qty
-        order.filled_qty, order.avg_fill_price = qty, price
-        order.transition(OrderStatus.FILLED)
-        moves = {"SOL": cf.sol_delta, **{m: d for m, d in cf.token_deltas.items() if m != SOL_MINT}}
-        fill = Fill(
-            order.client_id,
-            self.clock.now_ns(),
-            mint,
-            order.side,
-            qty,
-            price,
-            fee=float(from_atoms(cf.fee_lamports, 9)),
-            venue="jupiter",
-            tx_sig=intent.signature,
-            chain=Chain.SOLANA,
-            fill_id=intent.signature,
-        )
-        self.ledger.record_fill(fill, moves, order=order)
-        self._orders.labels("filled").inc()
-        if self.risk:
-            self.risk.on_fill(fill, self.ledger.portfolio)
-        self.log.info(
-            "order_filled",
-            client_id=order.client_id,
-            signature=intent.signature,
-            qty=qty,
-            price=price,
-            fee_lamports=cf.fee_lamports,
-        )
-        await self._book_tips()
-        return order
+        self.ledger.record_move(f"fee:{intent.signature}", "SOL", cf.sol_delta, kind="fee", note="failed transaction")
+        for m, d in cf.token_deltas.items():
+            if m != SOL_MINT:
+                self.ledger.record_move(f"fee:{intent.signature}:{m}", m, d, kind="fee", note="failed transaction")
+    return self._finish(
+        order, OrderStatus.FAILED, reason + ("" if txj else "; its fee is not booked yet (reconcile will show it)")
+    )
 
-    async def _book_failed(self, order: Order, intent: TxIntent, reason: str) -> Order:
-        "A transaction that landed with an error still cost its fee: book that SOL move, then fail the order."
-        txj = await self._landed(intent.signature)
+# %% ../../nbs/61_exec.solana.ipynb #9ab4313c22
+@patch
+async def _book_tips(self: SolanaBroker):
+    for it in [i for i in self.ledger.intents() if i.client_id.startswith("tip:") and i.status in ("signed", "sent")]:
+        try:
+            txj = await self.rpc.transaction(it.signature)
+        except (RpcError, _Retryable, httpx.HTTPError):
+            continue
         if txj:
             cf = fill_from_tx(txj, self.wallet.pubkey)
-            self.ledger.record_move(
-                f"fee:{intent.signature}", "SOL", cf.sol_delta, kind="fee", note="failed transaction"
-            )
-            for m, d in cf.token_deltas.items():
-                if m != SOL_MINT:
-                    self.ledger.record_move(f"fee:{intent.signature}:{m}", m, d, kind="fee", note="failed transaction")
-        return self._finish(
-            order, OrderStatus.FAILED, reason + ("" if txj else "; its fee is not booked yet (reconcile will show it)")
-        )
+            self.ledger.record_move(f"tip:{it.signature}", "SOL", cf.sol_delta, kind="fee", note="jito tip + fee")
+            self.ledger.set_intent(it.signature, "confirmed", slot=cf.slot)
 
-    async def _book_tips(self):
-        for it in [
-            i for i in self.ledger.intents() if i.client_id.startswith("tip:") and i.status in ("signed", "sent")
-        ]:
-            try:
-                txj = await self.rpc.transaction(it.signature)
-            except (RpcError, _Retryable, httpx.HTTPError):
-                continue
-            if txj:
-                cf = fill_from_tx(txj, self.wallet.pubkey)
-                self.ledger.record_move(f"tip:{it.signature}", "SOL", cf.sol_delta, kind="fee", note="jito tip + fee")
-                self.ledger.set_intent(it.signature, "confirmed", slot=cf.slot)
-
-    # -- restart: recovery and reconciliation ------------------------------------------------------------------
-    async def recover(self) -> list[Order]:
-        "Resolve every order left open by a crash from its stored signatures; never signs or buys anew."
-        out = []
-        for intent in [i for i in self.ledger.intents(pending=True) if not i.client_id.startswith("tip:")]:
-            order = self.ledger.order(intent.client_id)
-            st = (await self.rpc.statuses([intent.signature], history=True))[0]
-            if st is None and await self.rpc.block_height() <= intent.last_valid_block_height:
-                await self._send(intent)
-                outcome = await self.land(intent)  # still valid: same signature again
-            elif st is None:
-                self.ledger.set_intent(intent.signature, "expired")
-                outcome = "expired"
-            else:
-                outcome = self._settle(
-                    intent,
-                    "confirmed" if st.get("err") is None else "failed",
-                    st.get("err"),
-                    st.get("slot"),
-                    time.perf_counter(),
-                )
-            if order is None or order.status.is_terminal:
-                continue
-            if outcome == "confirmed":
-                out.append(await self._book(order, intent))
-            elif outcome == "failed":
-                out.append(
-                    await self._book_failed(
-                        order, intent, f"transaction {intent.signature} failed on chain (recovered)"
-                    )
-                )
-            elif outcome == "expired" and not self.ledger.intents(order.client_id, pending=True):
-                out.append(
-                    self._finish(
-                        order,
-                        OrderStatus.EXPIRED,
-                        "blockhash expired before landing (recovered at restart; not re-sent)",
-                    )
-                )
-        for intent in [
-            i for i in self.ledger.intents() if i.status == "confirmed" and not i.client_id.startswith("tip:")
-        ]:
-            order = self.ledger.order(intent.client_id)  # confirmed but not yet booked
-            if order is not None and not order.status.is_terminal:
-                out.append(await self._book(order, intent))
-        for order in self.ledger.open_orders():
-            if not self.ledger.intents(order.client_id):  # never signed: it was never sent
-                out.append(self._finish(order, OrderStatus.CANCELLED, "not sent before restart"))
-        await self._book_tips()
-        return out
-
-    async def chain_balances(self) -> dict[str, int]:
-        "The wallet's SOL (lamports) and token balances (atoms) on chain."
-        out = {"SOL": await self.rpc.balance(self.wallet.pubkey)}
-        for _, mint, amt in await self.rpc.token_accounts(self.wallet.pubkey):
-            out[mint] = out.get(mint, 0) + amt
-        return out
-
-    async def reconcile(self, signatures_limit: int = 100) -> ReconciliationReport:
-        "Compare ledger and chain (balances, recent signatures, pending intents); halt trading on any difference."
-        led = self.ledger.balances()
-        chain = await self.chain_balances()
-        rep = ReconciliationReport(self.ledger.wallet)
-        for a in sorted(set(led) | set(chain)):
-            if a == "":
-                continue
-            if led.get(a, 0) != chain.get(a, 0):
-                rep.differences.append(Discrepancy(a, led.get(a, 0), chain.get(a, 0)))
-        known = {i.signature for i in self.ledger.intents()} | self._acked_signatures()
-        for r in await self.rpc.call("getSignaturesForAddress", str(self.wallet.pubkey), {"limit": signatures_limit}):
-            if r["signature"] not in known:
-                rep.unknown_signatures.append(r["signature"])
-        rep.pending = self.ledger.intents(pending=True)
-        if not rep.ok:
-            self.halt(f"reconciliation: {rep.summary()}")
+# %% ../../nbs/61_exec.solana.ipynb #9ab4313c23
+# -- restart: recovery and reconciliation ------------------------------------------------------------------
+@patch
+async def recover(self: SolanaBroker) -> list[Order]:
+    "Resolve every order left open by a crash from its stored signatures; never signs or buys anew."
+    out = []
+    for intent in [i for i in self.ledger.intents(pending=True) if not i.client_id.startswith("tip:")]:
+        order = self.ledger.order(intent.client_id)
+        st = (await self.rpc.statuses([intent.signature], history=True))[0]
+        if st is None and await self.rpc.block_height() <= intent.last_valid_block_height:
+            await self._send(intent)
+            outcome = await self.land(intent)  # still valid: same signature again
+        elif st is None:
+            self.ledger.set_intent(intent.signature, "expired")
+            outcome = "expired"
         else:
-            self.halted = None
-        return rep
-
-    def _acked_signatures(self) -> set[str]:
-        return {
-            r[0][4:]
-            for r in self.ledger._q(
-                "SELECT move_id FROM ledger_moves WHERE kind='ack' AND run_id=? AND wallet=?",
-                (self.ledger.run_id, self.ledger.wallet),
+            outcome = self._settle(
+                intent,
+                "confirmed" if st.get("err") is None else "failed",
+                st.get("err"),
+                st.get("slot"),
+                time.perf_counter(),
             )
-        }
+        if order is None or order.status.is_terminal:
+            continue
+        if outcome == "confirmed":
+            out.append(await self._book(order, intent))
+        elif outcome == "failed":
+            out.append(
+                await self._book_failed(order, intent, f"transaction {intent.signature} failed on chain (recovered)")
+            )
+        elif outcome == "expired" and not self.ledger.intents(order.client_id, pending=True):
+            out.append(
+                self._finish(
+                    order,
+                    OrderStatus.EXPIRED,
+                    "blockhash expired before landing (recovered at restart; not re-sent)",
+                )
+            )
+    for intent in [i for i in self.ledger.intents() if i.status == "confirmed" and not i.client_id.startswith("tip:")]:
+        order = self.ledger.order(intent.client_id)  # confirmed but not yet booked
+        if order is not None and not order.status.is_terminal:
+            out.append(await self._book(order, intent))
+    for order in self.ledger.open_orders():
+        if not self.ledger.intents(order.client_id):  # never signed: it was never sent
+            out.append(self._finish(order, OrderStatus.CANCELLED, "not sent before restart"))
+    await self._book_tips()
+    return out
 
-    def acknowledge(self, report: ReconciliationReport, note: str = "acknowledged by operator") -> None:
-        "Accept the chain as the truth: adjust the ledger by each difference, remember unknown signatures, resume."
-        if report.pending:
-            raise TradingHalted(f"{len(report.pending)} transaction(s) still pending: run recover() first")
-        ts = self.clock.now_ns()
-        for d in report.differences:
-            self.ledger.record_move(f"adjust:{ts}:{d.asset}", d.asset, d.diff, kind="adjust", note=note)
-        for s in report.unknown_signatures:
-            self.ledger.record_move(f"ack:{s}", "", 0, kind="ack", note=note)
+# %% ../../nbs/61_exec.solana.ipynb #9ab4313c24
+@patch
+async def chain_balances(self: SolanaBroker) -> dict[str, int]:
+    "The wallet's SOL (lamports) and token balances (atoms) on chain."
+    out = {"SOL": await self.rpc.balance(self.wallet.pubkey)}
+    for _, mint, amt in await self.rpc.token_accounts(self.wallet.pubkey):
+        out[mint] = out.get(mint, 0) + amt
+    return out
+
+# %% ../../nbs/61_exec.solana.ipynb #9ab4313c25
+@patch
+async def reconcile(self: SolanaBroker, signatures_limit: int = 100) -> ReconciliationReport:
+    "Compare ledger and chain (balances, recent signatures, pending intents); halt trading on any difference."
+    led = self.ledger.balances()
+    chain = await self.chain_balances()
+    rep = ReconciliationReport(self.ledger.wallet)
+    for a in sorted(set(led) | set(chain)):
+        if a == "":
+            continue
+        if led.get(a, 0) != chain.get(a, 0):
+            rep.differences.append(Discrepancy(a, led.get(a, 0), chain.get(a, 0)))
+    known = {i.signature for i in self.ledger.intents()} | self._acked_signatures()
+    for r in await self.rpc.call("getSignaturesForAddress", str(self.wallet.pubkey), {"limit": signatures_limit}):
+        if r["signature"] not in known:
+            rep.unknown_signatures.append(r["signature"])
+    rep.pending = self.ledger.intents(pending=True)
+    if not rep.ok:
+        self.halt(f"reconciliation: {rep.summary()}")
+    else:
         self.halted = None
-        self.log.info(
-            "reconciliation_acknowledged", differences=len(report.differences), unknown=len(report.unknown_signatures)
+    return rep
+
+# %% ../../nbs/61_exec.solana.ipynb #9ab4313c26
+@patch
+def _acked_signatures(self: SolanaBroker) -> set[str]:
+    return {
+        r[0][4:]
+        for r in self.ledger._q(
+            "SELECT move_id FROM ledger_moves WHERE kind='ack' AND run_id=? AND wallet=?",
+            (self.ledger.run_id, self.ledger.wallet),
         )
+    }
 
-    async def reconcile_forever(self, every_s: float = 60.0):
-        "Reconcile every `every_s` seconds while no order is in flight (run as a task); differences halt trading."
-        while True:
-            await asyncio.sleep(every_s)
-            if self._inflight:
-                continue
-            try:
-                await self.reconcile()
-            except (RpcError, _Retryable, httpx.HTTPError) as e:
-                self.log.warning("reconcile_failed", error=str(e)[:200])
+# %% ../../nbs/61_exec.solana.ipynb #9ab4313c27
+@patch
+def acknowledge(self: SolanaBroker, report: ReconciliationReport, note: str = "acknowledged by operator") -> None:
+    "Accept the chain as the truth: adjust the ledger by each difference, remember unknown signatures, resume."
+    if report.pending:
+        raise TradingHalted(f"{len(report.pending)} transaction(s) still pending: run recover() first")
+    ts = self.clock.now_ns()
+    for d in report.differences:
+        self.ledger.record_move(f"adjust:{ts}:{d.asset}", d.asset, d.diff, kind="adjust", note=note)
+    for s in report.unknown_signatures:
+        self.ledger.record_move(f"ack:{s}", "", 0, kind="ack", note=note)
+    self.halted = None
+    self.log.info(
+        "reconciliation_acknowledged", differences=len(report.differences), unknown=len(report.unknown_signatures)
+    )
 
-    async def start(self) -> ReconciliationReport:
-        "On start: recover open orders from their signatures, then reconcile (halting on differences)."
-        await self.recover()
-        return await self.reconcile()
+# %% ../../nbs/61_exec.solana.ipynb #9ab4313c28
+@patch
+async def reconcile_forever(self: SolanaBroker, every_s: float = 60.0):
+    "Reconcile every `every_s` seconds while no order is in flight (run as a task); differences halt trading."
+    while True:
+        await asyncio.sleep(every_s)
+        if self._inflight:
+            continue
+        try:
+            await self.reconcile()
+        except (RpcError, _Retryable, httpx.HTTPError) as e:
+            self.log.warning("reconcile_failed", error=str(e)[:200])
+
+# %% ../../nbs/61_exec.solana.ipynb #9ab4313c29
+@patch
+async def start(self: SolanaBroker) -> ReconciliationReport:
+    "On start: recover open orders from their signatures, then reconcile (halting on differences)."
+    await self.recover()
+    return await self.reconcile()

@@ -9,6 +9,7 @@ import json, pickle, importlib
 from pathlib import Path
 import numpy as np, pandas as pd
 from ..core import MemebotError
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['FAMILIES', 'BASELINES', 'ModelError', 'register_family', 'Model', 'load_model', 'make_model', 'AlwaysMajority',
@@ -20,6 +21,8 @@ class ModelError(MemebotError):
 
 
 FAMILIES: dict[str, type] = {}
+
+
 _FAMILY_MODULES = ("memebot.models.sequence", "memebot.models.patterns", "memebot.models.ensemble")
 
 
@@ -28,7 +31,7 @@ def register_family(cls):
     FAMILIES[cls.family] = cls
     return cls
 
-
+# %% ../../nbs/30_models.base.ipynb #a5de1eeb01
 class Model:
     "Base class: fit on (X, y), predict P(down), P(up); save/load to a folder."
 
@@ -42,81 +45,99 @@ class Model:
         self.features_: list[str] | None = None
         self.fitted_ = False
 
-    def __repr__(self):
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params.items())})"
+# %% ../../nbs/30_models.base.ipynb #a5de1eeb02
+@patch
+def __repr__(self: Model):
+    return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params.items())})"
 
-    def _check_X(self, X: pd.DataFrame) -> np.ndarray:
-        if not isinstance(X, pd.DataFrame):
-            raise ModelError(f"{self.family}: X must be a DataFrame of features")
-        if self.features_ is not None:
-            miss = [c for c in self.features_ if c not in X.columns]
-            if miss:
-                raise ModelError(f"{self.family}: X lacks feature(s) {', '.join(miss[:5])}")
-            X = X[self.features_]
-        return np.ascontiguousarray(X.to_numpy(np.float32))
+# %% ../../nbs/30_models.base.ipynb #a5de1eeb03
+@patch
+def _check_X(self: Model, X: pd.DataFrame) -> np.ndarray:
+    if not isinstance(X, pd.DataFrame):
+        raise ModelError(f"{self.family}: X must be a DataFrame of features")
+    if self.features_ is not None:
+        miss = [c for c in self.features_ if c not in X.columns]
+        if miss:
+            raise ModelError(f"{self.family}: X lacks feature(s) {', '.join(miss[:5])}")
+        X = X[self.features_]
+    return np.ascontiguousarray(X.to_numpy(np.float32))
 
-    def fit(
-        self,
-        X: pd.DataFrame,  # features indexed by (symbol, ts)
-        y: pd.Series,  # labels aligned with X: 1, 0 or NaN (no label)
-    ) -> "Model":
-        "Fit on the labelled rows of X (the rest may serve as history); returns self."
-        if len(X) != len(y):
-            raise ModelError(f"{self.family}: X has {len(X)} rows, y has {len(y)}")
-        yv = np.asarray(y, dtype="float64")
-        lab = ~np.isnan(yv)
-        if lab.sum() < 10:
-            raise ModelError(f"{self.family}: only {int(lab.sum())} labelled rows to fit on")
-        if len(np.unique(yv[lab])) < 2:
-            raise ModelError(f"{self.family}: labels have a single class")
-        self.features_ = list(X.columns)
-        self._fit(X, yv)
-        self.fitted_ = True
-        return self
+# %% ../../nbs/30_models.base.ipynb #a5de1eeb04
+@patch
+def fit(
+    self: Model,
+    X: pd.DataFrame,  # features indexed by (symbol, ts)
+    y: pd.Series,  # labels aligned with X: 1, 0 or NaN (no label)
+) -> "Model":
+    "Fit on the labelled rows of X (the rest may serve as history); returns self."
+    if len(X) != len(y):
+        raise ModelError(f"{self.family}: X has {len(X)} rows, y has {len(y)}")
+    yv = np.asarray(y, dtype="float64")
+    lab = ~np.isnan(yv)
+    if lab.sum() < 10:
+        raise ModelError(f"{self.family}: only {int(lab.sum())} labelled rows to fit on")
+    if len(np.unique(yv[lab])) < 2:
+        raise ModelError(f"{self.family}: labels have a single class")
+    self.features_ = list(X.columns)
+    self._fit(X, yv)
+    self.fitted_ = True
+    return self
 
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        "(n, 2) array of P(down), P(up) for every row of X."
-        if not self.fitted_:
-            raise ModelError(f"{self.family}: not fitted")
-        p = np.clip(self._proba(X), 1e-6, 1 - 1e-6)
-        return np.column_stack([1 - p, p])
+# %% ../../nbs/30_models.base.ipynb #a5de1eeb05
+@patch
+def predict_proba(self: Model, X: pd.DataFrame) -> np.ndarray:
+    "(n, 2) array of P(down), P(up) for every row of X."
+    if not self.fitted_:
+        raise ModelError(f"{self.family}: not fitted")
+    p = np.clip(self._proba(X), 1e-6, 1 - 1e-6)
+    return np.column_stack([1 - p, p])
 
-    def predict_one(
-        self,
-        hist: np.ndarray,  # (rows, n_features) recent rows of ONE symbol, oldest first, in `features_` order
-    ) -> float:
-        "P(up) for the newest row, from the last `window` rows (fast path for serving)."
-        return float(np.clip(self._proba_rows(np.asarray(hist, np.float32)[-1:]), 1e-6, 1 - 1e-6)[0])
+# %% ../../nbs/30_models.base.ipynb #a5de1eeb06
+@patch
+def predict_one(
+    self: Model,
+    hist: np.ndarray,  # (rows, n_features) recent rows of ONE symbol, oldest first, in `features_` order
+) -> float:
+    "P(up) for the newest row, from the last `window` rows (fast path for serving)."
+    return float(np.clip(self._proba_rows(np.asarray(hist, np.float32)[-1:]), 1e-6, 1 - 1e-6)[0])
 
-    # subclasses implement these
-    def _fit(self, X, y):
-        raise NotImplementedError
+# %% ../../nbs/30_models.base.ipynb #a5de1eeb07
+# subclasses implement these
+@patch
+def _fit(self: Model, X, y):
+    raise NotImplementedError
 
-    def _proba(self, X) -> np.ndarray:
-        return self._proba_rows(self._check_X(X))
+# %% ../../nbs/30_models.base.ipynb #a5de1eeb08
+@patch
+def _proba(self: Model, X) -> np.ndarray:
+    return self._proba_rows(self._check_X(X))
 
-    def _proba_rows(self, A: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+# %% ../../nbs/30_models.base.ipynb #a5de1eeb09
+@patch
+def _proba_rows(self: Model, A: np.ndarray) -> np.ndarray:
+    raise NotImplementedError
 
-    def save(self, path: str | Path) -> Path:
-        "Write the model to folder `path` (meta.json + model.pkl)."
-        if not self.fitted_:
-            raise ModelError(f"{self.family}: cannot save an unfitted model")
-        p = Path(path)
-        p.mkdir(parents=True, exist_ok=True)
-        with open(p / "model.pkl", "wb") as f:
-            pickle.dump(self, f, protocol=pickle.HIGHEST_PROTOCOL)
-        meta = {
-            "family": self.family,
-            "class": f"{type(self).__module__}.{type(self).__qualname__}",
-            "params": self.params,
-            "features": self.features_,
-            "window": self.window,
-        }
-        (p / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
-        return p
+# %% ../../nbs/30_models.base.ipynb #a5de1eeb10
+@patch
+def save(self: Model, path: str | Path) -> Path:
+    "Write the model to folder `path` (meta.json + model.pkl)."
+    if not self.fitted_:
+        raise ModelError(f"{self.family}: cannot save an unfitted model")
+    p = Path(path)
+    p.mkdir(parents=True, exist_ok=True)
+    with open(p / "model.pkl", "wb") as f:
+        pickle.dump(self, f, protocol=pickle.HIGHEST_PROTOCOL)
+    meta = {
+        "family": self.family,
+        "class": f"{type(self).__module__}.{type(self).__qualname__}",
+        "params": self.params,
+        "features": self.features_,
+        "window": self.window,
+    }
+    (p / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
+    return p
 
-
+# %% ../../nbs/30_models.base.ipynb #a5de1eeb11
 def load_model(path: str | Path) -> Model:
     "Load a model saved with `Model.save`."
     p = Path(path)
@@ -221,7 +242,7 @@ class LogReg(Model):
         z = np.clip((A - self.mu_) / self.sd_, -10, 10) @ self.clf_.coef_[0] + self.clf_.intercept_[0]
         return 1 / (1 + np.exp(-z))
 
-
+# %% ../../nbs/30_models.base.ipynb #f3c7ecb901
 class FlatForest:
     "The fitted trees of a HistGradientBoostingClassifier as flat arrays, walked level by level for all trees at once."
 
@@ -263,7 +284,7 @@ class FlatForest:
             idx = np.where(go, self.left[idx], self.right[idx])
         return self.base + self.val[idx].sum(1)
 
-
+# %% ../../nbs/30_models.base.ipynb #f3c7ecb902
 @register_family
 class GBM(Model):
     "scikit-learn HistGradientBoostingClassifier (with a flat-array fast path for a few rows)."

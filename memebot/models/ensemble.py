@@ -7,6 +7,7 @@ members' agreement."""
 from __future__ import annotations
 import numpy as np, pandas as pd
 from .base import Model, ModelError, register_family, make_model
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['Platt', 'Ensemble']
@@ -30,7 +31,7 @@ class Platt:
     def __call__(self, p):
         return 1 / (1 + np.exp(-(self.a * _logit(p) + self.b)))
 
-
+# %% ../../nbs/33_models.ensemble.ipynb #3292ec0e01
 @register_family
 class Ensemble(Model):
     "Average of Platt-calibrated member probabilities, with agreement and confidence."
@@ -54,32 +55,6 @@ class Ensemble(Model):
         self.window = max(m.window for m in self.members_)
         self.deep = any(m.deep for m in self.members_)
 
-    def _fit(self, X, y):
-        ts = X.index.get_level_values("ts")
-        u = np.sort(ts.unique())
-        cut = u[int(len(u) * (1 - self.calib_frac))]
-        fit, cal = np.asarray(ts < cut), np.asarray(ts >= cut)
-        lab = ~np.isnan(y) & cal
-        if lab.sum() < 20:
-            raise ModelError(f"ensemble: only {int(lab.sum())} labelled rows to calibrate on")
-        self.calibrators_ = []
-        for m in self.members_:
-            m.fit(X[fit], pd.Series(y[fit]))
-            # sequence members need history: predict on everything, keep the calibration rows
-            p = m.predict_proba(X)[:, 1][lab]
-            self.calibrators_.append(Platt().fit(p, y[lab]))
-
-    def member_proba(self, X: pd.DataFrame) -> pd.DataFrame:
-        "Calibrated P(up) of each member, one column per member."
-        cols = {
-            f"{i}:{m.family}": c(m.predict_proba(X)[:, 1])
-            for i, (m, c) in enumerate(zip(self.members_, self.calibrators_))
-        }
-        return pd.DataFrame(cols, index=X.index)
-
-    def _proba(self, X):
-        return self.member_proba(X).to_numpy().mean(1)
-
     @staticmethod
     def _confidence(P: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         p = P.mean(-1)
@@ -87,18 +62,57 @@ class Ensemble(Model):
         agree = ((P > 0.5) == side).mean(-1)
         return p, agree, np.abs(2 * p - 1) * agree
 
-    def predict_confidence(self, X: pd.DataFrame) -> pd.DataFrame:
-        "p_up, agreement and confidence for every row."
-        p, a, c = self._confidence(self.member_proba(X).to_numpy())
-        return pd.DataFrame({"p_up": p, "agreement": a, "confidence": c}, index=X.index)
+# %% ../../nbs/33_models.ensemble.ipynb #3292ec0e02
+@patch
+def _fit(self: Ensemble, X, y):
+    ts = X.index.get_level_values("ts")
+    u = np.sort(ts.unique())
+    cut = u[int(len(u) * (1 - self.calib_frac))]
+    fit, cal = np.asarray(ts < cut), np.asarray(ts >= cut)
+    lab = ~np.isnan(y) & cal
+    if lab.sum() < 20:
+        raise ModelError(f"ensemble: only {int(lab.sum())} labelled rows to calibrate on")
+    self.calibrators_ = []
+    for m in self.members_:
+        m.fit(X[fit], pd.Series(y[fit]))
+        # sequence members need history: predict on everything, keep the calibration rows
+        p = m.predict_proba(X)[:, 1][lab]
+        self.calibrators_.append(Platt().fit(p, y[lab]))
 
-    def _member_one(self, hist):
-        return np.array([c(np.array([m.predict_one(hist)]))[0] for m, c in zip(self.members_, self.calibrators_)])
+# %% ../../nbs/33_models.ensemble.ipynb #3292ec0e03
+@patch
+def member_proba(self: Ensemble, X: pd.DataFrame) -> pd.DataFrame:
+    "Calibrated P(up) of each member, one column per member."
+    cols = {
+        f"{i}:{m.family}": c(m.predict_proba(X)[:, 1]) for i, (m, c) in enumerate(zip(self.members_, self.calibrators_))
+    }
+    return pd.DataFrame(cols, index=X.index)
 
-    def predict_one(self, hist) -> float:
-        return float(np.clip(self._member_one(hist).mean(), 1e-6, 1 - 1e-6))
+# %% ../../nbs/33_models.ensemble.ipynb #3292ec0e04
+@patch
+def _proba(self: Ensemble, X):
+    return self.member_proba(X).to_numpy().mean(1)
 
-    def confidence_one(self, hist) -> tuple[float, float, float]:
-        "(p_up, agreement, confidence) for the newest row of one symbol's history."
-        p, a, c = self._confidence(self._member_one(hist))
-        return float(p), float(a), float(c)
+# %% ../../nbs/33_models.ensemble.ipynb #3292ec0e05
+@patch
+def predict_confidence(self: Ensemble, X: pd.DataFrame) -> pd.DataFrame:
+    "p_up, agreement and confidence for every row."
+    p, a, c = self._confidence(self.member_proba(X).to_numpy())
+    return pd.DataFrame({"p_up": p, "agreement": a, "confidence": c}, index=X.index)
+
+# %% ../../nbs/33_models.ensemble.ipynb #3292ec0e06
+@patch
+def _member_one(self: Ensemble, hist):
+    return np.array([c(np.array([m.predict_one(hist)]))[0] for m, c in zip(self.members_, self.calibrators_)])
+
+# %% ../../nbs/33_models.ensemble.ipynb #3292ec0e07
+@patch
+def predict_one(self: Ensemble, hist) -> float:
+    return float(np.clip(self._member_one(hist).mean(), 1e-6, 1 - 1e-6))
+
+# %% ../../nbs/33_models.ensemble.ipynb #3292ec0e08
+@patch
+def confidence_one(self: Ensemble, hist) -> tuple[float, float, float]:
+    "(p_up, agreement, confidence) for the newest row of one symbol's history."
+    p, a, c = self._confidence(self._member_one(hist))
+    return float(p), float(a), float(c)

@@ -108,7 +108,7 @@ def metrics_table(preds: pd.DataFrame, models: list[str]) -> pd.DataFrame:
     "One row of `metrics` per model over all out-of-sample rows."
     return pd.DataFrame({m: metrics(preds["y"], preds[m]) for m in models}).T
 
-
+# %% ../../nbs/34_models.evaluate.ipynb #ad96068501
 def per_symbol(preds: pd.DataFrame, models: list[str], metric: str = "accuracy") -> pd.DataFrame:
     "`metric` per symbol (rows) and model (columns)."
     return preds.groupby(level="symbol").apply(

@@ -82,6 +82,7 @@ def _experiment(uri: str, name: str) -> str:
 # %% ../../nbs/35_models.registry.ipynb #f3ea26b0
 import warnings
 
+
 with warnings.catch_warnings():
     warnings.simplefilter(
         "ignore"
@@ -122,7 +123,7 @@ def _flat(d: dict, prefix="") -> dict:
         out[f"{prefix}{k}"] = json.dumps(v, default=str) if isinstance(v, (list, tuple)) else v
     return out
 
-
+# %% ../../nbs/35_models.registry.ipynb #f3ea26b001
 def log_and_register(
     model: Model,  # a fitted memebot model
     name: str,  # registered model name
@@ -216,7 +217,7 @@ def promote(name: str, version: str | int, uri: str | None = None, alias: str = 
     c.set_registered_model_alias(name, alias, str(version))
     log.info("model_alias_set", name=name, alias=alias, version=str(version))
 
-
+# %% ../../nbs/35_models.registry.ipynb #3736c8a501
 def list_models(uri: str | None = None) -> list[dict]:
     "Every registered model version with its aliases, family, data fingerprint and gate scores."
     uri = uri or tracking_uri()
@@ -267,7 +268,7 @@ def _score(m: Model, X, y, keep, metric):
     yy = np.asarray(y)[keep]
     return metrics(yy, p)[metric]
 
-
+# %% ../../nbs/35_models.registry.ipynb #b0dfedfa01
 def gate(
     name: str,
     version: str,  # the registered candidate
@@ -377,7 +378,7 @@ class TrainResult:
     fit_seconds: float
     config: dict = field(default_factory=dict)
 
-
+# %% ../../nbs/35_models.registry.ipynb #7a79c66601
 def train_and_register(
     candles: pd.DataFrame,  # long candles (symbols + context symbols)
     family: str,  # model family (see `FAMILIES`)

@@ -8,6 +8,7 @@ import os, warnings, logging
 import numpy as np, pandas as pd
 import torch, torch.nn as nn
 from .base import Model, ModelError, register_family
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['window_index', 'gather', 'TorchSeqModel', 'LSTMNet', 'TransformerNet', 'LSTMModel', 'TransformerModel']
@@ -78,7 +79,7 @@ def _lightning_module(net, lr, wd, aux_weight):
 
     return _LM()
 
-
+# %% ../../nbs/31_models.sequence.ipynb #072ef74901
 class TorchSeqModel(Model):
     "Shared training/inference for torch models over feature windows."
 
@@ -91,86 +92,100 @@ class TorchSeqModel(Model):
         self.hp = {**self.defaults, **params}
         self.window = int(self.hp["window"])
 
-    def _net(self, n_features: int) -> nn.Module:
-        raise NotImplementedError
-
-    def _aux_targets(self, X) -> np.ndarray | None:
-        return None
-
-    def _cols(self, X) -> list[str]:
-        return list(X.columns)
-
-    def _prep(self, X):
-        A = X[self.cols_].to_numpy(np.float32)
-        return pd.DataFrame(np.clip((A - self.mu_) / self.sd_, -10, 10), index=X.index)
-
-    def _fit(self, X, y):
-        import pytorch_lightning as pl
-
-        if self.hp["threads"]:
-            torch.set_num_threads(int(self.hp["threads"]))
-        torch.manual_seed(self.hp["seed"])
-        self.cols_ = self._cols(X)
-        self.col_idx_ = [list(X.columns).index(c) for c in self.cols_]
-        A = X[self.cols_].to_numpy(np.float32)
-        self.mu_, self.sd_ = A.mean(0), A.std(0) + 1e-6
-        P, e = window_index(self._prep(X), self.window)
-        lab = ~np.isnan(y)
-        aux = self._aux_targets(X)
-        data = _Batches(
-            P,
-            e[lab],
-            y[lab],
-            self.window,
-            int(self.hp["batch_size"]),
-            self.hp["seed"],
-            None if aux is None else aux[lab],
-        )
-        self.net_ = self._net(len(self.cols_))
-        lm = _lightning_module(self.net_, self.hp["lr"], self.hp["weight_decay"], self.aux_weight)
-        logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
-        logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            tr = pl.Trainer(
-                accelerator="cpu",
-                devices=1,
-                max_epochs=int(self.hp["epochs"]),
-                max_steps=int(self.hp["max_steps"]),
-                logger=False,
-                enable_checkpointing=False,
-                enable_model_summary=False,
-                enable_progress_bar=bool(self.hp.get("progress", False)),
-                num_sanity_val_steps=0,
-            )
-            tr.fit(lm, torch.utils.data.DataLoader(data, batch_size=None, shuffle=True, num_workers=0))
-        self.steps_ = int(tr.global_step)
-        self.net_.eval()
-
     @torch.no_grad()
     def _logits(self, W: np.ndarray) -> np.ndarray:
         out = self.net_(torch.from_numpy(W))
         return (out[0] if isinstance(out, tuple) else out).numpy()
 
-    def _proba(self, X):
-        P, e = window_index(self._prep(X), self.window)
-        z = (
-            np.concatenate([self._logits(gather(P, e[i : i + 4096], self.window)) for i in range(0, len(e), 4096)])
-            if len(e)
-            else np.zeros(0)
-        )
-        return 1 / (1 + np.exp(-z))
+# %% ../../nbs/31_models.sequence.ipynb #072ef74902
+@patch
+def _net(self: TorchSeqModel, n_features: int) -> nn.Module:
+    raise NotImplementedError
 
-    def predict_one(self, hist: np.ndarray) -> float:
-        "P(up) for the newest row from the last `window` rows of one symbol (padded if shorter)."
-        A = np.asarray(hist, np.float32)
-        if self.features_ is not None and A.shape[1] != len(self.cols_):
-            A = A[:, self.col_idx_]
-        A = np.clip((A[-self.window :] - self.mu_) / self.sd_, -10, 10)
-        if len(A) < self.window:
-            A = np.concatenate([np.repeat(A[:1], self.window - len(A), 0), A])
-        z = float(self._logits(A[None])[0])
-        return float(np.clip(1 / (1 + np.exp(-z)), 1e-6, 1 - 1e-6))
+# %% ../../nbs/31_models.sequence.ipynb #072ef74903
+@patch
+def _aux_targets(self: TorchSeqModel, X) -> np.ndarray | None:
+    return None
+
+# %% ../../nbs/31_models.sequence.ipynb #072ef74904
+@patch
+def _cols(self: TorchSeqModel, X) -> list[str]:
+    return list(X.columns)
+
+# %% ../../nbs/31_models.sequence.ipynb #072ef74905
+@patch
+def _prep(self: TorchSeqModel, X):
+    A = X[self.cols_].to_numpy(np.float32)
+    return pd.DataFrame(np.clip((A - self.mu_) / self.sd_, -10, 10), index=X.index)
+
+# %% ../../nbs/31_models.sequence.ipynb #072ef74906
+@patch
+def _fit(self: TorchSeqModel, X, y):
+    import pytorch_lightning as pl
+
+    if self.hp["threads"]:
+        torch.set_num_threads(int(self.hp["threads"]))
+    torch.manual_seed(self.hp["seed"])
+    self.cols_ = self._cols(X)
+    self.col_idx_ = [list(X.columns).index(c) for c in self.cols_]
+    A = X[self.cols_].to_numpy(np.float32)
+    self.mu_, self.sd_ = A.mean(0), A.std(0) + 1e-6
+    P, e = window_index(self._prep(X), self.window)
+    lab = ~np.isnan(y)
+    aux = self._aux_targets(X)
+    data = _Batches(
+        P,
+        e[lab],
+        y[lab],
+        self.window,
+        int(self.hp["batch_size"]),
+        self.hp["seed"],
+        None if aux is None else aux[lab],
+    )
+    self.net_ = self._net(len(self.cols_))
+    lm = _lightning_module(self.net_, self.hp["lr"], self.hp["weight_decay"], self.aux_weight)
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tr = pl.Trainer(
+            accelerator="cpu",
+            devices=1,
+            max_epochs=int(self.hp["epochs"]),
+            max_steps=int(self.hp["max_steps"]),
+            logger=False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            enable_progress_bar=bool(self.hp.get("progress", False)),
+            num_sanity_val_steps=0,
+        )
+        tr.fit(lm, torch.utils.data.DataLoader(data, batch_size=None, shuffle=True, num_workers=0))
+    self.steps_ = int(tr.global_step)
+    self.net_.eval()
+
+# %% ../../nbs/31_models.sequence.ipynb #072ef74907
+@patch
+def _proba(self: TorchSeqModel, X):
+    P, e = window_index(self._prep(X), self.window)
+    z = (
+        np.concatenate([self._logits(gather(P, e[i : i + 4096], self.window)) for i in range(0, len(e), 4096)])
+        if len(e)
+        else np.zeros(0)
+    )
+    return 1 / (1 + np.exp(-z))
+
+# %% ../../nbs/31_models.sequence.ipynb #072ef74908
+@patch
+def predict_one(self: TorchSeqModel, hist: np.ndarray) -> float:
+    "P(up) for the newest row from the last `window` rows of one symbol (padded if shorter)."
+    A = np.asarray(hist, np.float32)
+    if self.features_ is not None and A.shape[1] != len(self.cols_):
+        A = A[:, self.col_idx_]
+    A = np.clip((A[-self.window :] - self.mu_) / self.sd_, -10, 10)
+    if len(A) < self.window:
+        A = np.concatenate([np.repeat(A[:1], self.window - len(A), 0), A])
+    z = float(self._logits(A[None])[0])
+    return float(np.clip(1 / (1 + np.exp(-z)), 1e-6, 1 - 1e-6))
 
 # %% ../../nbs/31_models.sequence.ipynb #97da3aaa
 class LSTMNet(nn.Module):

@@ -15,6 +15,7 @@ from ..obs import get_logger, gauge, counter, histogram
 from ..features import build_features
 from .base import Model, ModelError
 from .registry import load_registered, aliases, tracking_uri, RegistryError
+from fastcore.basics import patch
 
 log = get_logger("memebot.models.serving")
 
@@ -50,7 +51,7 @@ class Prediction:
     shadow_version: str | None = None
     shadow_p_up: float | None = None
 
-
+# %% ../../nbs/36_models.serving.ipynb #0dfc29bb01
 class Predictor:
     "Serve models:/NAME@champion with hot reload, challenger shadowing and drift metrics."
 
@@ -93,123 +94,136 @@ class Predictor:
         self._m_reload = counter("model_reloads_total", "Model (re)loads after an alias moved", ("model", "alias"))
         self.refresh(force=True)
 
-    @property
-    def feature_names(self) -> list[str]:
-        return list(self.model.features_)
+# %% ../../nbs/36_models.serving.ipynb #0dfc29bb02
+@patch(as_prop=True)
+def feature_names(self: Predictor) -> list[str]:
+    return list(self.model.features_)
 
-    def refresh(self, force: bool = False) -> bool:
-        "Re-read the aliases (if due) and load any version that moved; True if something was reloaded."
-        now = self.clock.now_ns()
-        if not force and (
-            self.refresh_s is None or (self._last_check is not None and now - self._last_check < self.refresh_s * 1e9)
-        ):
-            return False
-        self._last_check = now
-        try:
-            al = aliases(self.name, self.uri)
-        except Exception as e:
-            if self.model is None:
-                raise
-            # the registry is unreachable: keep serving the cached model, try again at the next refresh
-            log.warning("registry_unreachable", name=self.name, error=str(e).splitlines()[0][:200])
-            return False
-        if self.alias not in al:
-            raise RegistryError(f"model {self.name!r} has no @{self.alias}")
-        changed = False
-        if al[self.alias] != self.version:
-            m, ref, v = load_registered(self.name, al[self.alias], self.uri)
-            with self._lock:
-                self.model, self.reference, self.version = m, ref, v
-                self._rows.clear()
-            self._m_ver.labels(self.name, self.alias).set(float(v))
-            self._m_reload.labels(self.name, self.alias).inc()
-            log.info("model_loaded", name=self.name, alias=self.alias, version=v, family=m.family)
-            changed = True
-        cv = al.get("challenger") if self.shadow else None
-        if cv is not None and cv == self.version:
-            cv = None
-        if cv != self.challenger_version:
-            ch = load_registered(self.name, cv, self.uri)[0] if cv is not None else None
-            with self._lock:
-                self.challenger, self.challenger_version = ch, cv
-            if cv is not None:
-                self._m_reload.labels(self.name, "challenger").inc()
-                log.info("model_loaded", name=self.name, alias="challenger", version=cv)
-            changed = True
-        return changed
-
-    def _rows_for(self, m: Model, hist) -> np.ndarray:
-        if isinstance(hist, pd.DataFrame):
-            miss = [c for c in m.features_ if c not in hist.columns]
-            if miss:
-                raise ModelError(f"predict: features missing: {', '.join(miss[:5])}")
-            return hist[m.features_].to_numpy(np.float32)[-max(1, m.window) :]
-        A = np.asarray(hist, np.float32)
-        if A.ndim == 1:
-            A = A[None]
-        if A.shape[1] != len(m.features_):
-            raise ModelError(f"predict: expected {len(m.features_)} features, got {A.shape[1]}")
-        return A[-max(1, m.window) :]
-
-    def predict(
-        self,
-        symbol: str,  # the symbol the rows belong to
-        hist,  # that symbol's recent feature rows, oldest first (DataFrame with the model's columns, or array)
-    ) -> Prediction:
-        "P(up) and confidence for the newest row of `hist`, from the current champion."
-        t0 = time.perf_counter()
-        self.refresh()
+# %% ../../nbs/36_models.serving.ipynb #0dfc29bb03
+@patch
+def refresh(self: Predictor, force: bool = False) -> bool:
+    "Re-read the aliases (if due) and load any version that moved; True if something was reloaded."
+    now = self.clock.now_ns()
+    if not force and (
+        self.refresh_s is None or (self._last_check is not None and now - self._last_check < self.refresh_s * 1e9)
+    ):
+        return False
+    self._last_check = now
+    try:
+        al = aliases(self.name, self.uri)
+    except Exception as e:
+        if self.model is None:
+            raise
+        # the registry is unreachable: keep serving the cached model, try again at the next refresh
+        log.warning("registry_unreachable", name=self.name, error=str(e).splitlines()[0][:200])
+        return False
+    if self.alias not in al:
+        raise RegistryError(f"model {self.name!r} has no @{self.alias}")
+    changed = False
+    if al[self.alias] != self.version:
+        m, ref, v = load_registered(self.name, al[self.alias], self.uri)
         with self._lock:
-            m, v, ch, chv = self.model, self.version, self.challenger, self.challenger_version
-        A = self._rows_for(m, hist)
-        if hasattr(m, "confidence_one"):
-            p, _, conf = m.confidence_one(A)
-        else:
-            p = m.predict_one(A)
-            conf = abs(2 * p - 1)
-        pred = Prediction(symbol, float(p), float(conf), v)
-        if ch is not None:
-            try:
-                pred.shadow_version, pred.shadow_p_up = chv, float(ch.predict_one(self._rows_for(ch, hist)))
-                rec = {"ts": self.clock.now_ns(), **asdict(pred)}
-                self.shadow_records.append(rec)
-                if self.shadow_log is not None:
-                    with open(self.shadow_log, "a") as f:
-                        f.write(json.dumps(rec) + "\n")
-                self._m_pred.labels(self.name, "challenger").inc()
-            except Exception as e:  # the shadow must never break serving
-                log.warning("shadow_failed", name=self.name, version=chv, error=str(e))
-        self._rows.append(A[-1])
-        self._n += 1
-        if self.reference is not None and self._n % self.drift_every == 0:
-            self.update_drift()
-        self._m_pred.labels(self.name, "champion").inc()
-        self._m_lat.labels(self.name).observe(time.perf_counter() - t0)
-        return pred
+            self.model, self.reference, self.version = m, ref, v
+            self._rows.clear()
+        self._m_ver.labels(self.name, self.alias).set(float(v))
+        self._m_reload.labels(self.name, self.alias).inc()
+        log.info("model_loaded", name=self.name, alias=self.alias, version=v, family=m.family)
+        changed = True
+    cv = al.get("challenger") if self.shadow else None
+    if cv is not None and cv == self.version:
+        cv = None
+    if cv != self.challenger_version:
+        ch = load_registered(self.name, cv, self.uri)[0] if cv is not None else None
+        with self._lock:
+            self.challenger, self.challenger_version = ch, cv
+        if cv is not None:
+            self._m_reload.labels(self.name, "challenger").inc()
+            log.info("model_loaded", name=self.name, alias="challenger", version=cv)
+        changed = True
+    return changed
 
-    def predict_candles(
-        self,
-        candles: pd.DataFrame,  # long candles window (symbol, ts, OHLCV), incl. BTC/SOL for context
-        symbol: str,
-    ) -> Prediction:
-        "Build causal features on a candle window and predict its last bar for `symbol`."
-        X = build_features(candles)
-        if symbol not in X.index.unique("symbol"):
-            raise ModelError(f"predict_candles: no candles for {symbol!r}")
-        return self.predict(symbol, X.loc[symbol].fillna(0.0))
+# %% ../../nbs/36_models.serving.ipynb #0dfc29bb04
+@patch
+def _rows_for(self: Predictor, m: Model, hist) -> np.ndarray:
+    if isinstance(hist, pd.DataFrame):
+        miss = [c for c in m.features_ if c not in hist.columns]
+        if miss:
+            raise ModelError(f"predict: features missing: {', '.join(miss[:5])}")
+        return hist[m.features_].to_numpy(np.float32)[-max(1, m.window) :]
+    A = np.asarray(hist, np.float32)
+    if A.ndim == 1:
+        A = A[None]
+    if A.shape[1] != len(m.features_):
+        raise ModelError(f"predict: expected {len(m.features_)} features, got {A.shape[1]}")
+    return A[-max(1, m.window) :]
 
-    def update_drift(self) -> dict[str, float]:
-        "Recompute PSI per feature over the recent rows and export it as gauges."
-        if self.reference is None or not self._rows:
-            return {}
-        R = np.asarray(self._rows)
-        out = {}
-        for j, f in enumerate(self.model.features_):
-            if f in self.reference:
-                out[f] = psi(self.reference[f], R[:, j])
-                self._m_psi.labels(self.name, f).set(out[f])
-        return out
+# %% ../../nbs/36_models.serving.ipynb #0dfc29bb05
+@patch
+def predict(
+    self: Predictor,
+    symbol: str,  # the symbol the rows belong to
+    hist,  # that symbol's recent feature rows, oldest first (DataFrame with the model's columns, or array)
+) -> Prediction:
+    "P(up) and confidence for the newest row of `hist`, from the current champion."
+    t0 = time.perf_counter()
+    self.refresh()
+    with self._lock:
+        m, v, ch, chv = self.model, self.version, self.challenger, self.challenger_version
+    A = self._rows_for(m, hist)
+    if hasattr(m, "confidence_one"):
+        p, _, conf = m.confidence_one(A)
+    else:
+        p = m.predict_one(A)
+        conf = abs(2 * p - 1)
+    pred = Prediction(symbol, float(p), float(conf), v)
+    if ch is not None:
+        try:
+            pred.shadow_version, pred.shadow_p_up = chv, float(ch.predict_one(self._rows_for(ch, hist)))
+            rec = {"ts": self.clock.now_ns(), **asdict(pred)}
+            self.shadow_records.append(rec)
+            if self.shadow_log is not None:
+                with open(self.shadow_log, "a") as f:
+                    f.write(json.dumps(rec) + "\n")
+            self._m_pred.labels(self.name, "challenger").inc()
+        except Exception as e:  # the shadow must never break serving
+            log.warning("shadow_failed", name=self.name, version=chv, error=str(e))
+    self._rows.append(A[-1])
+    self._n += 1
+    if self.reference is not None and self._n % self.drift_every == 0:
+        self.update_drift()
+    self._m_pred.labels(self.name, "champion").inc()
+    self._m_lat.labels(self.name).observe(time.perf_counter() - t0)
+    return pred
 
-    def shadow_report(self) -> pd.DataFrame:
-        "Shadow predictions so far (champion vs challenger on the same rows)."
-        return pd.DataFrame(list(self.shadow_records))
+# %% ../../nbs/36_models.serving.ipynb #0dfc29bb06
+@patch
+def predict_candles(
+    self: Predictor,
+    candles: pd.DataFrame,  # long candles window (symbol, ts, OHLCV), incl. BTC/SOL for context
+    symbol: str,
+) -> Prediction:
+    "Build causal features on a candle window and predict its last bar for `symbol`."
+    X = build_features(candles)
+    if symbol not in X.index.unique("symbol"):
+        raise ModelError(f"predict_candles: no candles for {symbol!r}")
+    return self.predict(symbol, X.loc[symbol].fillna(0.0))
+
+# %% ../../nbs/36_models.serving.ipynb #0dfc29bb07
+@patch
+def update_drift(self: Predictor) -> dict[str, float]:
+    "Recompute PSI per feature over the recent rows and export it as gauges."
+    if self.reference is None or not self._rows:
+        return {}
+    R = np.asarray(self._rows)
+    out = {}
+    for j, f in enumerate(self.model.features_):
+        if f in self.reference:
+            out[f] = psi(self.reference[f], R[:, j])
+            self._m_psi.labels(self.name, f).set(out[f])
+    return out
+
+# %% ../../nbs/36_models.serving.ipynb #0dfc29bb08
+@patch
+def shadow_report(self: Predictor) -> pd.DataFrame:
+    "Shadow predictions so far (champion vs challenger on the same rows)."
+    return pd.DataFrame(list(self.shadow_records))

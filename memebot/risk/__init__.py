@@ -146,7 +146,7 @@ def clear_kill_file(
         os.utime(m, ns=(time.time_ns(), time.time_ns()))
     return had
 
-
+# %% ../../nbs/50_risk.ipynb #5401e7de01
 def state_file_for(path: str | Path) -> Path:
     "Where an engine watching kill file `path` publishes its state (`risk_state.json` beside it)."
     return Path(path).with_name("risk_state.json")
@@ -189,9 +189,17 @@ def _log():
 
 
 _REJECTIONS = counter("risk_rejections_total", "Orders the risk engine rejected, by reason", ["reason"])
+
+
 _STATE = gauge("risk_state", "Trading state: 0 active, 1 reducing (exits only), 2 halted", ["engine"])
+
+
 _CHANGES = counter("risk_state_changes_total", "Trading-state changes, by new state and latch kind", ["state", "kind"])
+
+
 _TRIPS = counter("risk_circuit_trips_total", "Circuit breakers tripped, by breaker", ["breaker"])
+
+
 _DAY_NS = 86_400 * NS
 
 
@@ -206,7 +214,7 @@ def _finite_pos(x) -> bool:
     except TypeError:
         return False
 
-
+# %% ../../nbs/50_risk.ipynb #10e6cb8a01
 class RiskEngine(RiskHook):
     "Pre-trade checks, trading states, circuit breakers and the kill switch; one instance per engine/node."
 
@@ -279,54 +287,63 @@ class RiskEngine(RiskHook):
         if self.kill_file is not None:
             self._poll_kill(force=True)
 
-    @classmethod
-    def from_settings(
-        cls,
-        settings=None,  # Settings (default: get_settings())
-        watch_kill_file: bool = True,  # the node: True; backtests: False
-        **kw,
-    ) -> RiskEngine:
-        "A RiskEngine with settings.risk limits, watching settings.live.kill_file when `watch_kill_file`."
-        s = settings or get_settings()
-        kf = s.resolve(s.live.kill_file) if watch_kill_file and s.risk.emergency_stop_enabled else None
-        kw.setdefault("state_file", state_file_for(kf) if kf else None)
-        kw.setdefault("stale_on_check", watch_kill_file)
-        return cls(s.risk, kill_file=kf, **kw)
+# %% ../../nbs/50_risk.ipynb #10e6cb8a02
+@patch(cls_method=True)
+def from_settings(
+    cls: RiskEngine,
+    settings=None,  # Settings (default: get_settings())
+    watch_kill_file: bool = True,  # the node: True; backtests: False
+    **kw,
+) -> RiskEngine:
+    "A RiskEngine with settings.risk limits, watching settings.live.kill_file when `watch_kill_file`."
+    s = settings or get_settings()
+    kf = s.resolve(s.live.kill_file) if watch_kill_file and s.risk.emergency_stop_enabled else None
+    kw.setdefault("state_file", state_file_for(kf) if kf else None)
+    kw.setdefault("stale_on_check", watch_kill_file)
+    return cls(s.risk, kill_file=kf, **kw)
 
-    # ---- listeners -------------------------------------------------------------------------------------------
-    def add_halt_listener(
-        self,
-        fn: Callable,  # called with a `Halted` when trading halts (cancel pending orders here)
-    ) -> Callable:
-        "Register `fn(Halted)`, called synchronously on every new halt; returns `fn` (usable as a decorator)."
-        self._halt_listeners.append(fn)
-        return fn
+# %% ../../nbs/50_risk.ipynb #10e6cb8a03
+# ---- listeners -------------------------------------------------------------------------------------------
+@patch
+def add_halt_listener(
+    self: RiskEngine,
+    fn: Callable,  # called with a `Halted` when trading halts (cancel pending orders here)
+) -> Callable:
+    "Register `fn(Halted)`, called synchronously on every new halt; returns `fn` (usable as a decorator)."
+    self._halt_listeners.append(fn)
+    return fn
 
-    def add_state_listener(
-        self,
-        fn: Callable,  # called with a `StateChanged` on every state change
-    ) -> Callable:
-        "Register `fn(StateChanged)` for every trading-state change; returns `fn`."
-        self._state_listeners.append(fn)
-        return fn
+# %% ../../nbs/50_risk.ipynb #10e6cb8a04
+@patch
+def add_state_listener(
+    self: RiskEngine,
+    fn: Callable,  # called with a `StateChanged` on every state change
+) -> Callable:
+    "Register `fn(StateChanged)` for every trading-state change; returns `fn`."
+    self._state_listeners.append(fn)
+    return fn
 
-    def remove_listener(self, fn: Callable):
-        "Unregister a halt or state listener."
-        for l in (self._halt_listeners, self._state_listeners):
-            if fn in l:
-                l.remove(fn)
+# %% ../../nbs/50_risk.ipynb #10e6cb8a05
+@patch
+def remove_listener(self: RiskEngine, fn: Callable):
+    "Unregister a halt or state listener."
+    for l in (self._halt_listeners, self._state_listeners):
+        if fn in l:
+            l.remove(fn)
 
-    def _emit(self, listeners, ev):
-        for fn in list(listeners):
-            try:
-                fn(ev)
-            except Exception as e:
-                _log().error(
-                    "risk_listener_failed",
-                    engine=self.name,
-                    listener=getattr(fn, "__qualname__", repr(fn)),
-                    error=repr(e),
-                )
+# %% ../../nbs/50_risk.ipynb #10e6cb8a06
+@patch
+def _emit(self: RiskEngine, listeners, ev):
+    for fn in list(listeners):
+        try:
+            fn(ev)
+        except Exception as e:
+            _log().error(
+                "risk_listener_failed",
+                engine=self.name,
+                listener=getattr(fn, "__qualname__", repr(fn)),
+                error=repr(e),
+            )
 
 # %% ../../nbs/50_risk.ipynb #e03e66cc
 @patch
@@ -375,7 +392,7 @@ def reason(self: RiskEngine) -> str:
     "Why the engine is not ACTIVE ('' when it is): the reasons of the latches forcing the current state."
     return "; ".join(f"{k}: {r}" for k, r in self.latches.items() if LATCHES[k] is self.state)
 
-
+# %% ../../nbs/50_risk.ipynb #e03e66cc01
 @patch
 def status(self: RiskEngine) -> dict:
     "A JSON-able snapshot: state, reasons, counters and recent state changes."
@@ -486,7 +503,7 @@ def _mtime(self: RiskEngine, p: Path) -> int | None:
     except OSError:
         return None
 
-
+# %% ../../nbs/50_risk.ipynb #09c629cc01
 @patch
 def _poll_kill(self: RiskEngine, force: bool = False):
     "Stat the kill file (at most every `kill_check_interval_s` of wall time unless `force`)."
@@ -574,7 +591,7 @@ def _in_window(self: RiskEngine, tf: str) -> bool:
             tfs = _tf_cache[tf] = -1
     return tfs is not None and 0 < tfs * NS <= self._window_ns
 
-
+# %% ../../nbs/50_risk.ipynb #2c9c735201
 @patch
 def _observe_bars(self: RiskEngine, bars: Bars):
     "A slice of bars, observed at their close: each symbol's close (and high and low when the bar fits the window)."
@@ -604,7 +621,7 @@ def _sym(self: RiskEngine, addr: str) -> str:
         return addr
     return self.symbol_of(addr) or addr
 
-
+# %% ../../nbs/50_risk.ipynb #2c9c735202
 @patch
 def _observe(self: RiskEngine, sym: str, ts: int, px: float, source: str, check: bool = True):
     if not (px > 0 and px < math.inf):
@@ -658,7 +675,7 @@ def _trip(self: RiskEngine, breaker: str, detail: str):
     _TRIPS.labels(breaker).inc()
     self._latch("circuit", f"{breaker}: {detail}")
 
-
+# %% ../../nbs/50_risk.ipynb #2c9c735203
 @patch
 def feed_alive(
     self: RiskEngine,
@@ -732,7 +749,7 @@ def check(
     )
     return r
 
-
+# %% ../../nbs/50_risk.ipynb #d63efb5201
 @patch
 def _evaluate(self: RiskEngine, order, portfolio, now_ns, quote, expected_price) -> str | None:
     c, sym, qty = self.cfg, order.symbol, order.qty
@@ -820,7 +837,7 @@ def _evaluate(self: RiskEngine, order, portfolio, now_ns, quote, expected_price)
             return f"token_safety: {sym}: {', '.join(v[2]) or 'unsafe'}"
     return None
 
-
+# %% ../../nbs/50_risk.ipynb #d63efb5202
 @patch
 def _books(self: RiskEngine, sym: str, px: float | None, portfolio: Portfolio) -> tuple[float, float]:
     "(signed value of `sym`'s position and open orders at `px`, absolute value of the others'), account currency."
@@ -863,7 +880,7 @@ def _gross(self: RiskEngine, portfolio: Portfolio) -> tuple[float, dict]:
     self._gross_cache = (key, total, per)
     return total, per
 
-
+# %% ../../nbs/50_risk.ipynb #d63efb5203
 @patch
 def buying_power(
     self: RiskEngine,
@@ -925,7 +942,7 @@ def _equity(self: RiskEngine, p: Portfolio) -> float:
     self._equity_cache = (key, eq)
     return eq
 
-
+# %% ../../nbs/50_risk.ipynb #d63efb5204
 @patch
 def _check_daily(self: RiskEngine, p: Portfolio):
     eq = self._equity(p)

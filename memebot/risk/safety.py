@@ -13,6 +13,7 @@ from ..core import MemebotError, Chain, NS, SOL_MINT, USDC_MINT
 from ..config import get_settings
 from ..obs import get_logger, counter
 from ..data.sources import token_pool_chain, AllSourcesFailed
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['TOKEN', 'TOKEN_2022', 'PUMPFUN_PROGRAM', 'PUMPFUN_INITIAL_REAL_TOKEN_RESERVES', 'EXTENSIONS', 'TokenSafetyVerdict',
@@ -21,9 +22,17 @@ __all__ = ['TOKEN', 'TOKEN_2022', 'PUMPFUN_PROGRAM', 'PUMPFUN_INITIAL_REAL_TOKEN
 
 # %% ../../nbs/51_risk.safety.ipynb #0c277b19
 TOKEN = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
+
+
 TOKEN_2022 = "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb"
+
+
 PUMPFUN_PROGRAM = "6EF8rrecthR5Dkzon8Nwu78hRvfCKubJ14M5uBEwF6P"
+
+
 PUMPFUN_INITIAL_REAL_TOKEN_RESERVES = 793_100_000_000_000  # tokens on a fresh pump.fun curve (6 decimals)
+
+
 EXTENSIONS = {
     1: "TransferFeeConfig",
     3: "MintCloseAuthority",
@@ -56,7 +65,7 @@ class TokenSafetyVerdict:
     def __str__(self):
         return f"{self.mint}: {'ok' if self.ok else 'refused: ' + '; '.join(self.reasons)}"
 
-
+# %% ../../nbs/51_risk.safety.ipynb #0c277b1901
 def parse_mint(data: bytes, owner: str) -> dict:
     "Mint facts from account data: authorities, supply, decimals and Token-2022 extensions (with transfer-fee bps)."
     if len(data) < 82:
@@ -110,7 +119,7 @@ def parse_bonding_curve(data: bytes) -> dict:
         "progress_pct": 100.0 if complete else round(100 * (1 - rt / PUMPFUN_INITIAL_REAL_TOKEN_RESERVES), 2),
     }
 
-
+# %% ../../nbs/51_risk.safety.ipynb #0c277b1902
 def bonding_curve_address(mint: str) -> str:
     "The pump.fun bonding-curve PDA of `mint`."
     return str(
@@ -186,7 +195,7 @@ def assess(
             why.append(f"still on the pump.fun bonding curve ({bonding_curve['progress_pct']}% sold)")
     return TokenSafetyVerdict(mint, not why, why, facts, time.time())
 
-
+# %% ../../nbs/51_risk.safety.ipynb #de34277301
 class TokenSafetyChecker:
     "Reads a mint's safety facts from a Solana RPC and caches verdicts; the risk engine's token-safety hook."
 
@@ -205,80 +214,84 @@ class TokenSafetyChecker:
         self.log = get_logger("safety")
         self._refused = counter("token_safety_refused_total", "tokens refused by the safety check")
 
-    def verdict(self, mint: str) -> TokenSafetyVerdict | None:
-        "The cached verdict for `mint` (None if never checked or stale): a cheap, synchronous hook for the risk engine."
-        v = self.cache.get(mint)
-        return v if v and time.time() - v.ts < self.ttl_s else None
+# %% ../../nbs/51_risk.safety.ipynb #de34277302
+@patch
+def verdict(self: TokenSafetyChecker, mint: str) -> TokenSafetyVerdict | None:
+    "The cached verdict for `mint` (None if never checked or stale): a cheap, synchronous hook for the risk engine."
+    v = self.cache.get(mint)
+    return v if v and time.time() - v.ts < self.ttl_s else None
 
-    async def check(self, mint: str, refresh: bool = False) -> TokenSafetyVerdict:
-        "Read the chain and judge `mint` (cached for `ttl_s`)."
-        if not refresh and (v := self.verdict(mint)):
-            return v
-        acc = await self.rpc.account(mint)
-        if acc is None or acc["owner"] not in (TOKEN, TOKEN_2022):
-            v = TokenSafetyVerdict(mint, False, ["not an SPL token mint"], {}, time.time())
-        else:
-            facts = parse_mint(acc["data"], acc["owner"])
-            largest = (await self.rpc.call("getTokenLargestAccounts", mint))["value"]
-            pool, pool_error = {}, None
-            if self.pool_info is not None:
-                try:
-                    pool = await self.pool_info(mint) or {}
-                except Exception as e:  # fail closed: a token whose pool cannot be read is refused, not passed
-                    pool_error = str(e) if isinstance(e, MemebotError) else f"{type(e).__name__}: {e}"
-                    self.log.warning("pool_info_failed", mint=mint, error=pool_error[:300])
-            bca = bonding_curve_address(mint)
-            bc = await self.rpc.account(bca)
-            curve = (
-                parse_bonding_curve(bc["data"])
-                if bc is not None and bc["owner"] == PUMPFUN_PROGRAM and len(bc["data"]) >= 49
-                else None
-            )
-            excl = list(pool.get("exclude", ()))
-            accs = (
-                (await self.rpc.call("getMultipleAccounts", [a["address"] for a in largest], {"encoding": "base64"}))[
-                    "value"
-                ]
-                if largest
-                else []
-            )
-            prog_held = 0
-            for a, ta in zip(largest, accs):
-                if ta is None:
-                    continue
-                raw = base64.b64decode(ta["data"][0])
-                if len(raw) < 64:
-                    continue
-                owner = Pubkey.from_bytes(raw[32:64])
-                if not owner.is_on_curve():
-                    prog_held += int(a["amount"])
-                    excl.append(a["address"])
-                elif str(owner) in self.exclude_owners:
-                    excl.append(a["address"])
-            facts["program_held_pct"] = round(100 * prog_held / facts["supply"], 2) if facts["supply"] else 0.0
-            if curve is not None:  # the curve's own token account is not a holder
-                from memebot.data.onchain import ata_address
-
-                excl.append(str(ata_address(Pubkey.from_string(bca), Pubkey.from_string(mint), acc["owner"])))
-            v = assess(
-                mint,
-                facts,
-                largest,
-                excl,
-                pool.get("liquidity_usd"),
-                pool.get("created_s"),
-                curve,
-                risk=self.risk,
-                pool_required=self.pool_info is not None,
-                pool_error=pool_error,
-            )
-            v.facts.update({k: pool[k] for k in ("pool", "pool_dex", "pool_source") if pool.get(k)})
-            v.facts["program_held_pct"] = facts["program_held_pct"]
-        self.cache[mint] = v
-        if not v.ok:
-            self._refused.inc()
-            self.log.info("token_refused", mint=mint, reasons=v.reasons)
+# %% ../../nbs/51_risk.safety.ipynb #de34277303
+@patch
+async def check(self: TokenSafetyChecker, mint: str, refresh: bool = False) -> TokenSafetyVerdict:
+    "Read the chain and judge `mint` (cached for `ttl_s`)."
+    if not refresh and (v := self.verdict(mint)):
         return v
+    acc = await self.rpc.account(mint)
+    if acc is None or acc["owner"] not in (TOKEN, TOKEN_2022):
+        v = TokenSafetyVerdict(mint, False, ["not an SPL token mint"], {}, time.time())
+    else:
+        facts = parse_mint(acc["data"], acc["owner"])
+        largest = (await self.rpc.call("getTokenLargestAccounts", mint))["value"]
+        pool, pool_error = {}, None
+        if self.pool_info is not None:
+            try:
+                pool = await self.pool_info(mint) or {}
+            except Exception as e:  # fail closed: a token whose pool cannot be read is refused, not passed
+                pool_error = str(e) if isinstance(e, MemebotError) else f"{type(e).__name__}: {e}"
+                self.log.warning("pool_info_failed", mint=mint, error=pool_error[:300])
+        bca = bonding_curve_address(mint)
+        bc = await self.rpc.account(bca)
+        curve = (
+            parse_bonding_curve(bc["data"])
+            if bc is not None and bc["owner"] == PUMPFUN_PROGRAM and len(bc["data"]) >= 49
+            else None
+        )
+        excl = list(pool.get("exclude", ()))
+        accs = (
+            (await self.rpc.call("getMultipleAccounts", [a["address"] for a in largest], {"encoding": "base64"}))[
+                "value"
+            ]
+            if largest
+            else []
+        )
+        prog_held = 0
+        for a, ta in zip(largest, accs):
+            if ta is None:
+                continue
+            raw = base64.b64decode(ta["data"][0])
+            if len(raw) < 64:
+                continue
+            owner = Pubkey.from_bytes(raw[32:64])
+            if not owner.is_on_curve():
+                prog_held += int(a["amount"])
+                excl.append(a["address"])
+            elif str(owner) in self.exclude_owners:
+                excl.append(a["address"])
+        facts["program_held_pct"] = round(100 * prog_held / facts["supply"], 2) if facts["supply"] else 0.0
+        if curve is not None:  # the curve's own token account is not a holder
+            from memebot.data.onchain import ata_address
+
+            excl.append(str(ata_address(Pubkey.from_string(bca), Pubkey.from_string(mint), acc["owner"])))
+        v = assess(
+            mint,
+            facts,
+            largest,
+            excl,
+            pool.get("liquidity_usd"),
+            pool.get("created_s"),
+            curve,
+            risk=self.risk,
+            pool_required=self.pool_info is not None,
+            pool_error=pool_error,
+        )
+        v.facts.update({k: pool[k] for k in ("pool", "pool_dex", "pool_source") if pool.get(k)})
+        v.facts["program_held_pct"] = facts["program_held_pct"]
+    self.cache[mint] = v
+    if not v.ok:
+        self._refused.inc()
+        self.log.info("token_refused", mint=mint, reasons=v.reasons)
+    return v
 
 # %% ../../nbs/51_risk.safety.ipynb #5fab61fa
 def market_pool_info(
