@@ -656,7 +656,7 @@ async def run(self: TradingNode, handle_signals: bool = True) -> BacktestResult:
         )
         lat = self.latency()
         if lat["n"] and lat["p99_us"] > lat["target_us"]:
-            self.log.warning(
+            self.log.info(  # info: the paper command's latency line says it; reports read the log
                 "tick_to_order_over_target", p99_us=round(lat["p99_us"]), target_us=lat["target_us"], n=lat["n"]
             )
     self.result = res
