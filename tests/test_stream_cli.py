@@ -54,15 +54,14 @@ def test_stream_solana_account_from_local_server(memebot, shared):
                     await ws.send(renotify(note, sid, value=value, context={"slot": orca["slotContext"] + k}))
         await ws.wait_closed()
 
-    ready, stop, box = threading.Event(), None, {}
+    ready, done, box = threading.Event(), threading.Event(), {}
 
     def serve():
         async def main():
             async with ReplayServer(script, expect=2) as srv:
                 box["url"] = srv.url
                 ready.set()
-                while not box.get("stop"):
-                    await asyncio.sleep(0.05)
+                await asyncio.to_thread(done.wait)  # serve until the test is done with the server
 
         asyncio.run(main())
 
@@ -85,7 +84,7 @@ def test_stream_solana_account_from_local_server(memebot, shared):
             check=True,
         )
     finally:
-        box["stop"] = True
+        done.set()
         th.join(5)
     evs = [json.loads(l) for l in r.stdout.splitlines()]
     assert [e["slot"] for e in evs] == [orca["slotContext"] + k for k in range(3)]
