@@ -11,6 +11,8 @@ install:            ## create .venv and install everything (torch's CPU build fi
 	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
 	$(BIN)/pip install -q --disable-pip-version-check -e ".[dev]"
 	$(BIN)/python -m ipykernel install --user --name memebot --display-name "memebot (.venv)" >/dev/null
+	@command -v npm >/dev/null 2>&1 || { echo "error: npm not found (the EVM test node needs Node.js 20 and npm)"; exit 2; }
+	cd evm && npm ci --no-audit --no-fund --loglevel=error && node compile.js
 	@echo "installed: $(BIN)/memebot"
 
 run:                ## the main job: the whole loop offline (simulated market -> backtest -> train/promote -> paper -> reports)

@@ -29,9 +29,6 @@ NOT_BUILT = {
     ("ai", "reinforcement_learning_enabled"): "reinforcement-learning models",
     ("ai", "sentiment_analysis_enabled"): "sentiment features",
     ("crosschain", "cross_chain_enabled"): "cross-chain trading",
-    ("crosschain", "ethereum_enabled"): "trading on Ethereum",
-    ("crosschain", "bsc_enabled"): "trading on BSC",
-    ("crosschain", "polygon_enabled"): "trading on Polygon",
     ("crosschain", "cross_chain_arbitrage_enabled"): "cross-chain arbitrage",
     ("enterprise", "api_enabled"): "the REST API",
     ("enterprise", "multi_user_enabled"): "the multi-user service",
@@ -41,11 +38,9 @@ NOT_BUILT = {
 
 # Values read only by what is not built yet (the EVM chains, the multi-user service, health endpoints): documented in
 # settings.ini, checked for type, and listed here so the test that every key is read knows them.
-NOT_READ_YET = (
-    {("enterprise", k) for k in ("authentication_required", "database_url", "redis_url", "api_secret_key")}
-    | {("endpoints", f"{c}_{k}") for c in ("ethereum", "bsc", "polygon") for k in ("rpc", "ws")}
-    | {("evm", "keystore_path"), ("evm", "max_gas_gwei"), ("monitoring", "health_checks_enabled")}
-)
+NOT_READ_YET = {
+    ("enterprise", k) for k in ("authentication_required", "database_url", "redis_url", "api_secret_key")
+} | {("monitoring", "health_checks_enabled")}
 
 
 def _not_built(section: str):
@@ -100,6 +95,15 @@ class RiskConfig(_Section):
     )  # share of supply in the 10 largest non-pool accounts
     safety_min_pool_age_s: float = Field(300.0, ge=0)
     safety_allow_bonding_curve: bool = True  # pump.fun tokens still on their bonding curve
+    evm_max_buy_tax_pct: float = Field(10.0, ge=0, le=100)  # EVM token safety: measured by a simulated buy
+    evm_max_sell_tax_pct: float = Field(10.0, ge=0, le=100)  # ... and sell (a reverting sell is a honeypot)
+    evm_max_transfer_tax_pct: float = Field(10.0, ge=0, le=100)
+    evm_allow_modifiable_tax: bool = False  # a live owner with a set-tax function is refused
+    evm_allow_owner_mint: bool = False
+    evm_allow_blacklist: bool = False  # blacklist or pause functions with a live owner
+    evm_max_lp_holder_pct: float = Field(50.0, ge=0, le=100)  # one (non-burn) holder of more LP is refused
+    evm_probe_native: float = Field(0.01, gt=0)  # native coin spent by the simulated buy
+    evm_goplus_enabled: bool = False  # GoPlus token security as a second opinion
     max_open_orders: int = Field(10, ge=1)
     max_orders_per_minute: int = Field(30, ge=1)
     circuit_price_move_pct: float = Field(30.0, gt=0, le=100)
@@ -191,6 +195,7 @@ class EndpointsConfig(_Section):
     solana_rpc: str = "https://api.mainnet-beta.solana.com"
     solana_ws: str = "wss://api.mainnet-beta.solana.com"
     jito: str = "https://mainnet.block-engine.jito.wtf"
+    goplus: str = "https://api.gopluslabs.io/api/v1"
     ethereum_rpc: str = "https://ethereum-rpc.publicnode.com"
     ethereum_ws: str = "wss://ethereum-rpc.publicnode.com"
     bsc_rpc: str = "https://bsc-rpc.publicnode.com"
@@ -226,12 +231,50 @@ class SolanaConfig(_Section):
     write_ahead_fsync: bool = False  # fsync each signed tx's journal line before sending (power-cut safe, +1 disk sync)
 
 
-class EVMConfig(_Section):
-    "[evm]: wallet for Uniswap V2-style routers on Ethereum, BSC and Polygon."
+_ADDR = r"^0x[0-9a-fA-F]{40}$"
 
-    private_key: SecretStr = SecretStr("")
-    keystore_path: str = ""
-    max_gas_gwei: float = Field(50.0, gt=0)
+
+class EVMConfig(_Section):
+    "[evm]: the wallet, fee policy and per-chain settings for Uniswap V2-style routers on Ethereum, BSC and Polygon."
+
+    private_key: SecretStr = SecretStr("")  # hex; MEMEBOT_EVM_PRIVATE_KEY
+    keystore_path: str = ""  # a 0600 file: the hex key, or a JSON keystore (password in MEMEBOT_EVM_KEYSTORE_PASSWORD)
+    max_gas_gwei: float = Field(50.0, gt=0)  # cap on maxFeePerGas / gasPrice; an order needing more is refused
+    tip_percentile: float = Field(50.0, ge=0, le=100)  # of recent blocks' priority fees (eth_feeHistory)
+    base_fee_headroom: float = Field(2.0, ge=1, le=10)  # maxFeePerGas = base fee x this + tip
+    gas_margin_pct: float = Field(25.0, ge=0, le=200)  # on top of eth_estimateGas
+    stuck_after_s: float = Field(30.0, gt=0)  # unmined this long: replaced with the same nonce and bumped fees
+    fee_bump_pct: float = Field(15.0, ge=10, le=500)  # replacement fee increase (nodes require at least 10%)
+    max_replacements: int = Field(3, ge=0, le=20)
+    confirm_timeout_s: float = Field(300.0, gt=0)  # give up waiting (the order stays open; recover() resolves it)
+    approval_multiple: float = Field(1.0, ge=1.0, le=1000.0)  # allowance granted = amount x this (1: exact)
+    approval_unlimited: bool = False  # grant 2^256-1 (never by default)
+    max_lag_blocks: int = Field(3, ge=1)  # an RPC node this many blocks behind the best is dropped
+    deadline_s: int = Field(120, ge=10)  # the router's swap deadline
+    ethereum_chain_id: int = 1
+    ethereum_router: str = Field("0x7a250d5630B4cF539739dF2C5dAcb4c659F2488D", pattern=_ADDR)  # Uniswap V2
+    ethereum_factory: str = Field("0x5C69bEe701ef814a2B6a3EDD4B1652CB9cc5aA6f", pattern=_ADDR)
+    ethereum_wrapped: str = Field("0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2", pattern=_ADDR)  # WETH
+    ethereum_confirmations: int = Field(2, ge=0)
+    ethereum_min_tip_gwei: float = Field(0.0, ge=0)
+    ethereum_legacy_gas: bool = False
+    ethereum_private_rpc: str = ""  # e.g. https://rpc.flashbots.net/fast (Flashbots Protect)
+    bsc_chain_id: int = 56
+    bsc_router: str = Field("0x10ED43C718714eb63d5aA57B78B54704E256024E", pattern=_ADDR)  # PancakeSwap V2
+    bsc_factory: str = Field("0xcA143Ce32Fe78f1f7019d7d551a6402fC5350c73", pattern=_ADDR)
+    bsc_wrapped: str = Field("0xbb4CdB9CBd36B01bD1cBaEBF2De08d9173bc095c", pattern=_ADDR)  # WBNB
+    bsc_confirmations: int = Field(3, ge=0)
+    bsc_min_tip_gwei: float = Field(0.1, ge=0)  # validators' minimum gas price
+    bsc_legacy_gas: bool = False
+    bsc_private_rpc: str = ""
+    polygon_chain_id: int = 137
+    polygon_router: str = Field("0xa5E0829CaCEd8fFDD4De3c43696c57F7D7A678ff", pattern=_ADDR)  # QuickSwap
+    polygon_factory: str = Field("0x5757371414417b8C6CAad45bAeF941aBc7d3Ab32", pattern=_ADDR)
+    polygon_wrapped: str = Field("0x0d500B1d8E8eF31E21C99d1Db9A6444d3ADf1270", pattern=_ADDR)  # WPOL
+    polygon_confirmations: int = Field(5, ge=0)
+    polygon_min_tip_gwei: float = Field(30.0, ge=0)  # Polygon PoS refuses tips below its minimum
+    polygon_legacy_gas: bool = False
+    polygon_private_rpc: str = ""
 
 
 class DataConfig(_Section):

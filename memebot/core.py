@@ -461,6 +461,15 @@ class Order:
             self.reason = reason
         return self
 
+    def reopen(self, reason: str) -> Order:
+        "FILLED back to SUBMITTED: only when a chain reorg orphaned the transaction that filled it (it may land again)."
+        if self.status is not OrderStatus.FILLED:
+            raise InvalidOrderTransition(
+                f"order {self.client_id}: only a filled order reopens, not {self.status.value}"
+            )
+        self.status, self.filled_qty, self.avg_fill_price, self.reason = OrderStatus.SUBMITTED, 0.0, 0.0, reason
+        return self
+
     @property
     def remaining(self) -> float:
         return max(self.qty - self.filled_qty, 0.0)

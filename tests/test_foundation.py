@@ -45,7 +45,7 @@ def test_secret_never_printed(memebot):
         ("[live]\nlive_trading_enabled = maybe\n", "live_trading_enabled"),
         ("[monitoring]\nlogging_levle = INFO\n", "logging_levle"),
         ("[nonsense]\nx = 1\n", "nonsense"),
-        ("[crosschain]\nethereum_enabled = true\n", "ethereum_enabled"),  # not built: refused, never ignored
+        ("[crosschain]\ncross_chain_enabled = true\n", "cross_chain_enabled"),  # not built: refused, never ignored
     ],
 )
 def test_bad_settings_one_line(memebot, tmp_path, ini, key):
@@ -122,6 +122,9 @@ def test_every_setting_is_read():
         if p.name not in ("config.py", "_modidx.py")
     )
     dynamic = {("data", k) for k in ini["data"] if re.fullmatch(r"rate_\w+_per_min", k)}  # rate_{provider}_per_min
+    evm = r"(ethereum|bsc|polygon)_\w+"  # per-chain keys, read as f"{chain}_..." (data.evm.evm_chain, feeds)
+    dynamic |= {(sec, k) for sec in ("evm", "endpoints") for k in ini[sec] if re.fullmatch(evm, k)}
+    dynamic |= {("crosschain", f"{c}_enabled") for c in ("ethereum", "bsc", "polygon")}  # crosschain.<chain>_enabled
     unread = [
         f"[{sec}] {key}"
         for sec in ini.sections()

@@ -746,6 +746,73 @@ def fills(self: Ledger, client_id: str | None = None) -> list[Fill]:
         )
     ]
 
+# %% ../../nbs/63_exec.ledger.ipynb #ca8bc9a0
+@patch
+def unbook_fill(
+    self: Ledger,
+    fill_id: str,  # the fill's id (the transaction hash)
+    order: Order | None = None,  # its order, reopened (FILLED -> SUBMITTED) in the same commit
+    note: str = "",
+) -> bool:
+    "Take back a booked fill (a reorg orphaned its transaction); False when there is no such fill."
+    key = (fill_id, self.run_id, self.chain.value, self.wallet)
+    now = _dt(self.clock.now_ns())
+    with self._lock:
+        with self._write() as con:
+            row = con.execute(
+                "SELECT symbol FROM fills WHERE fill_id=? AND run_id=? AND chain=? AND wallet=?", list(key)
+            ).fetchall()
+            if not row:
+                return False
+            sym = row[0][0]
+            con.execute("DELETE FROM fills WHERE fill_id=? AND run_id=? AND chain=? AND wallet=?", list(key))
+            con.execute(
+                "DELETE FROM ledger_moves WHERE ref=? AND kind='fill' AND run_id=? AND chain=? AND wallet=?", list(key)
+            )
+            con.execute(
+                "INSERT INTO ledger_moves VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                [
+                    f"unbook:{fill_id}:{now}",
+                    now,
+                    self.run_id,
+                    self.chain.value,
+                    self.wallet,
+                    "",
+                    0,
+                    "unbook",
+                    fill_id,
+                    note,
+                ],
+            )
+            if order is not None:
+                order.reopen(f"reorg: {note}" if note else "reorg")
+                self._write_order(con, order)
+        self.reload()
+        pos = self.portfolio.positions.get(sym)
+        with self._write() as con:
+            if pos is None:
+                con.execute(
+                    "DELETE FROM positions WHERE run_id=? AND chain=? AND wallet=? AND symbol=?",
+                    [self.run_id, self.chain.value, self.wallet, sym],
+                )
+            else:
+                con.execute(
+                    "INSERT OR REPLACE INTO positions VALUES (?,?,?,?,?,?,?,?,?)",
+                    [
+                        self.run_id,
+                        self.chain.value,
+                        self.wallet,
+                        sym,
+                        pos.qty,
+                        pos.avg_price,
+                        pos.realized_pnl,
+                        pos.fees,
+                        now,
+                    ],
+                )
+    self.log.warning("fill_unbooked", fill_id=fill_id, symbol=sym, note=note)
+    return True
+
 # %% ../../nbs/63_exec.ledger.ipynb #0fc446c831
 @patch
 def pnl(
