@@ -259,6 +259,10 @@ class EVMConfig(_Section):
     ethereum_min_tip_gwei: float = Field(0.0, ge=0)
     ethereum_legacy_gas: bool = False
     ethereum_private_rpc: str = ""  # e.g. https://rpc.flashbots.net/fast (Flashbots Protect)
+    ethereum_usd_token: str = Field(
+        "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48", pattern=_ADDR
+    )  # USDC: prices the native coin in USD
+    ethereum_usd_decimals: int = Field(6, ge=0, le=36)
     bsc_chain_id: int = 56
     bsc_router: str = Field("0x10ED43C718714eb63d5aA57B78B54704E256024E", pattern=_ADDR)  # PancakeSwap V2
     bsc_factory: str = Field("0xcA143Ce32Fe78f1f7019d7d551a6402fC5350c73", pattern=_ADDR)
@@ -267,6 +271,10 @@ class EVMConfig(_Section):
     bsc_min_tip_gwei: float = Field(0.1, ge=0)  # validators' minimum gas price
     bsc_legacy_gas: bool = False
     bsc_private_rpc: str = ""
+    bsc_usd_token: str = Field(
+        "0x55d398326f99059fF775485246999027B3197955", pattern=_ADDR
+    )  # USDT (BSC-USD): prices the native coin in USD
+    bsc_usd_decimals: int = Field(18, ge=0, le=36)
     polygon_chain_id: int = 137
     polygon_router: str = Field("0xa5E0829CaCEd8fFDD4De3c43696c57F7D7A678ff", pattern=_ADDR)  # QuickSwap
     polygon_factory: str = Field("0x5757371414417b8C6CAad45bAeF941aBc7d3Ab32", pattern=_ADDR)
@@ -275,6 +283,10 @@ class EVMConfig(_Section):
     polygon_min_tip_gwei: float = Field(30.0, ge=0)  # Polygon PoS refuses tips below its minimum
     polygon_legacy_gas: bool = False
     polygon_private_rpc: str = ""
+    polygon_usd_token: str = Field(
+        "0x3c499c542cEF5E3811e1192ce70d8cC03d5c3359", pattern=_ADDR
+    )  # USDC: prices the native coin in USD
+    polygon_usd_decimals: int = Field(6, ge=0, le=36)
 
 
 class DataConfig(_Section):

@@ -24,7 +24,7 @@ import typer
 from ..cli import app, settings, fail, console, open_store
 
 
-from ..core import MemebotError, SOL_MINT, Environment, to_atoms, from_atoms
+from ..core import MemebotError, SOL_MINT, Environment, Chain, to_atoms, from_atoms
 
 
 live_app = typer.Typer(
@@ -50,13 +50,17 @@ app.add_typer(testchain_app, name="testchain")
 _CONFIRM = typer.Option(False, "--yes-i-mean-live", help="Confirm that real funds may be spent.")
 
 
+_CHAIN = typer.Option("solana", "--chain", help="solana, ethereum, bsc or polygon.")
+
+
 _COSIGNER = typer.Option(
     [], "--allow-cosigner", help="Accept this extra presigned signer (the test chain's pool authority)."
 )
 
 # %% auto #0
 __all__ = ['live_app', 'wallet_app', 'testchain_app', 'sol_usd', 'live_risk', 'node_cash', 'live_buy', 'live_sell', 'live_run',
-           'live_reconcile', 'wallet_balance', 'testchain_serve']
+           'live_reconcile', 'require_chain', 'evm_broker', 'evm_trade', 'evm_reconcile', 'live_revoke',
+           'wallet_balance', 'evm_wallet_balance', 'testchain_serve']
 
 # %% ../../nbs/95_commands.live.ipynb #8eb6649401
 async def sol_usd(s) -> float | None:
@@ -110,27 +114,44 @@ def _run(coro):
 # %% ../../nbs/95_commands.live.ipynb #b6678e63
 @live_app.command("buy")
 def live_buy(
-    mint: str = typer.Argument(..., help="Token mint to buy."),
-    sol: str = typer.Option(..., "--sol", help="SOL to spend, e.g. 0.25."),
+    mint: str = typer.Argument(..., help="Token to buy: a Solana mint, or a 0x address with --chain."),
+    sol: Optional[str] = typer.Option(None, "--sol", help="SOL to spend, e.g. 0.25 (Solana)."),
+    native: Optional[str] = typer.Option(None, "--native", help="Native coin to spend (ETH, BNB, POL) on --chain."),
+    chain: str = _CHAIN,
     slippage_bps: Optional[int] = typer.Option(None, "--slippage-bps", help="Default: [risk] max_slippage_bps."),
     confirm: bool = _CONFIRM,
     cosigners: List[str] = _COSIGNER,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ):
-    "Buy a token with SOL through Jupiter (token safety checked first)."
-    _trade("buy", mint, sol, slippage_bps, confirm, cosigners, as_json)
+    "Buy a token with the chain's coin: Jupiter on Solana, the Uniswap V2-style router on EVM chains (safety first)."
+    c = _trade_chain(chain)
+    if c is not Chain.SOLANA:
+        if sol is not None:
+            fail(f"--sol: on {c.value} give the amount of {c.native_symbol} with --native")
+        if native is None:
+            fail("--native: the amount of the native coin to spend is required")
+        return evm_trade(c, "buy", mint, native, slippage_bps, confirm, as_json)
+    if native is not None and sol is not None:
+        fail("--native: give --sol or --native, not both")
+    if (sol or native) is None:
+        fail("--sol: the SOL to spend is required")
+    _trade("buy", mint, sol or native, slippage_bps, confirm, cosigners, as_json)
 
 
 @live_app.command("sell")
 def live_sell(
-    mint: str = typer.Argument(..., help="Token mint to sell."),
+    mint: str = typer.Argument(..., help="Token to sell: a Solana mint, or a 0x address with --chain."),
     amount: str = typer.Option(..., "--amount", help="Tokens to sell (human units), or 'all'."),
+    chain: str = _CHAIN,
     slippage_bps: Optional[int] = typer.Option(None, "--slippage-bps"),
     confirm: bool = _CONFIRM,
     cosigners: List[str] = _COSIGNER,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ):
-    "Sell a token for SOL through Jupiter."
+    "Sell a token for the chain's coin (SOL through Jupiter, or the native coin through the router)."
+    c = _trade_chain(chain)
+    if c is not Chain.SOLANA:
+        return evm_trade(c, "sell", mint, amount, slippage_bps, confirm, as_json)
     _trade("sell", mint, amount, slippage_bps, confirm, cosigners, as_json)
 
 # %% ../../nbs/95_commands.live.ipynb #b6678e6301
@@ -320,13 +341,17 @@ def live_reconcile(
     acknowledge: bool = typer.Option(
         False, "--acknowledge", help="Accept the chain's balances into the ledger and resume."
     ),
+    chain: str = _CHAIN,
     confirm: bool = _CONFIRM,
     cosigners: List[str] = _COSIGNER,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ):
-    "Recover open orders from their signatures and compare the ledger with the chain."
+    "Recover open orders from their transactions and compare the ledger with the chain."
     from memebot.exec.solana import require_live
 
+    c = _trade_chain(chain)
+    if c is not Chain.SOLANA:
+        return evm_reconcile(c, acknowledge, confirm, as_json)
     s = settings()
     require_live(s, confirm)
 
@@ -366,16 +391,193 @@ def live_reconcile(
     _run(go())
 
 # %% ../../nbs/95_commands.live.ipynb #6a87b80d
+def _trade_chain(chain: str) -> Chain:
+    "The --chain value as a Chain (solana or an EVM chain), or one error line."
+    try:
+        c = Chain.parse(chain)
+    except (ValueError, MemebotError):
+        fail(f"--chain: {chain!r} is not one of solana, ethereum, bsc, polygon")
+    if c is not Chain.SOLANA and not c.is_evm:
+        fail(f"--chain: {c.value} cannot be traded (solana, ethereum, bsc, polygon)")
+    return c
+
+
+def require_chain(s, chain: Chain, confirmed: bool) -> None:
+    "Live trading on an EVM chain: the [live] switches, the confirmation, and `[crosschain] <chain>_enabled`."
+    from memebot.exec.solana import require_live, LiveTradingDisabled
+
+    require_live(s, confirmed)
+    if not getattr(s.crosschain, f"{chain.value}_enabled"):
+        raise LiveTradingDisabled(f"trading on {chain.value} is off: needs [crosschain] {chain.value}_enabled=true")
+
+
+async def evm_broker(s, chain: Chain, risk: bool = True):
+    "The live EVM broker for `chain` on the `live` ledger, started (health, recovery, reconciliation)."
+    from memebot.exec.evm import EvmBroker, load_evm_key
+    from memebot.exec.ledger import Ledger, ledger_store
+    from memebot.data.evm import EvmRpc, evm_chain
+    from memebot.risk import RiskEngine
+
+    key = load_evm_key(s)
+    cfg = evm_chain(chain, s)
+    rpc = EvmRpc(cfg, max_lag_blocks=s.evm.max_lag_blocks)
+    r = None
+    if risk:
+        px = await rpc.native_usd()  # the USD limits apply to native amounts; no price: only exits pass
+        r = RiskEngine.from_settings(
+            s, watch_kill_file=True, name="live", account_usd=px if px else (lambda: None), stale_on_check=False
+        )
+    st = ledger_store("live", s)
+    b = EvmBroker(Ledger(st, run_id="live", chain=chain, wallet=key.address.lower()), key, cfg, s, risk=r, rpc=rpc)
+    rep = await b.start()
+    return b, st, rep
+
+
+def _halted(rep, chain: Chain):
+    from memebot.exec.solana import TradingHalted
+
+    return TradingHalted(
+        f"trading halted: {rep.summary()}; check, then run `memebot live reconcile --chain {chain.value} --acknowledge"
+        " --yes-i-mean-live`"
+    )
+
+# %% ../../nbs/95_commands.live.ipynb #3138aaa0
+def evm_trade(chain: Chain, side: str, token: str, amount: str, slippage_bps, confirm: bool, as_json: bool):
+    "`memebot live buy|sell --chain <evm chain>`: one swap, printed; exit 1 unless it filled."
+    from memebot.risk.evm_safety import EvmTokenSafety
+
+    s = settings()
+    require_chain(s, chain, confirm)
+    t = token.lower()
+    if len(t) != 42 or not t.startswith("0x"):
+        fail(f"token: {token!r} is not a 0x address")
+
+    async def go():
+        b, st, rep = await evm_broker(s, chain)
+        try:
+            if not rep.ok:
+                raise _halted(rep, chain)
+            b.safety = EvmTokenSafety(b.rpc, s.risk)
+            if side == "buy":
+                o = await b.buy(t, to_atoms(amount, 18), slippage_bps=slippage_bps)
+            else:
+                dec = await b.decimals(t)
+                atoms = await b.token_balance(t) if amount == "all" else to_atoms(amount, dec)
+                if atoms <= 0:
+                    raise MemebotError(f"sell {t}: nothing to sell")
+                o = await b.sell(t, atoms, slippage_bps=slippage_bps)
+            tx = (b.ledger.intents(o.client_id) or [None])[-1]
+            out = {
+                "client_id": o.client_id,
+                "chain": chain.value,
+                "side": side,
+                "token": t,
+                "status": o.status.value,
+                "filled_qty": o.filled_qty,
+                f"avg_price_{b.native.lower()}": o.avg_fill_price,
+                "reason": o.reason,
+                "tx_hash": tx.signature if tx else None,
+            }
+            if as_json:
+                typer.echo(json.dumps(out))
+            else:
+                console.print(
+                    f"{side} {t} on {chain.value}: {o.status.value} qty={o.filled_qty} price={o.avg_fill_price:.10g}"
+                    f" {b.native}{' tx=' + out['tx_hash'] if out['tx_hash'] else ''}"
+                    f"{' reason=' + o.reason if o.reason else ''}",
+                    highlight=False,
+                )
+            if o.status.value in ("rejected", "failed", "expired"):
+                raise SystemExit(1)
+        finally:
+            await b.aclose()
+            st.close()
+
+    _run(go())
+
+# %% ../../nbs/95_commands.live.ipynb #34b4c733
+def evm_reconcile(chain: Chain, acknowledge: bool, confirm: bool, as_json: bool):
+    "`memebot live reconcile --chain <evm chain>`: recover, compare balances and nonce, optionally acknowledge."
+    s = settings()
+    require_chain(s, chain, confirm)
+
+    async def go():
+        b, st, rep = await evm_broker(s, chain, risk=False)
+        try:
+            after = rep
+            if acknowledge and not rep.ok:
+                b.acknowledge(rep)
+                after = await b.reconcile()
+            out = {
+                "chain": chain.value,
+                "wallet": rep.wallet,
+                "ok": rep.ok,
+                "differences": [
+                    {"asset": d.asset, "ledger": str(d.ledger), "chain": str(d.chain), "diff": str(d.diff)}
+                    for d in rep.differences
+                ],
+                "pending": [i.signature for i in rep.pending],
+                "acknowledged": bool(acknowledge and not rep.ok),
+                "ok_now": after.ok,
+            }
+            if as_json:
+                typer.echo(json.dumps(out))
+            else:
+                console.print(
+                    f"{chain.value} wallet {rep.wallet}: {rep.summary()}"
+                    + (" (acknowledged; trading may resume)" if out["acknowledged"] else ""),
+                    highlight=False,
+                )
+            if not after.ok:
+                raise SystemExit(1)
+        finally:
+            await b.aclose()
+            st.close()
+
+    _run(go())
+
+
+@live_app.command("revoke")
+def live_revoke(
+    token: str = typer.Argument(..., help="Token (0x address) whose router allowance to set to zero."),
+    chain: str = _CHAIN,
+    confirm: bool = _CONFIRM,
+):
+    "Revoke the router's allowance for a token on an EVM chain (one approve(router, 0) transaction)."
+    c = _trade_chain(chain)
+    if c is Chain.SOLANA:
+        fail("--chain: revoke is for EVM chains (ethereum, bsc, polygon)")
+    s = settings()
+    require_chain(s, c, confirm)
+
+    async def go():
+        b, st, rep = await evm_broker(s, c, risk=False)
+        try:
+            if not rep.ok:
+                raise _halted(rep, c)
+            h = await b.revoke(token)
+            console.print(f"revoked the router's allowance for {token.lower()} on {c.value}: tx={h}", highlight=False)
+        finally:
+            await b.aclose()
+            st.close()
+
+    _run(go())
+
+# %% ../../nbs/95_commands.live.ipynb #45111fa5
 @wallet_app.command("balance")
 def wallet_balance(
     address: Optional[str] = typer.Option(None, "--address", help="Any public key (default: the configured wallet's)."),
+    chain: str = typer.Option("solana", "--chain", help="solana, ethereum, bsc, polygon, or all."),
+    tokens: List[str] = typer.Option([], "--token", help="Also show this EVM token (0x address; repeatable)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ):
-    "SOL and token balances of the wallet, read from `[endpoints] solana_rpc`."
+    "Native and token balances of the configured wallets (public information only), with USD values where priced."
     from memebot.exec.solana import SolanaRpc, http_client, load_wallet
     from solders.pubkey import Pubkey
 
     s = settings()
+    if chain != "solana":
+        return evm_wallet_balance(s, chain, address, tokens, as_json)
     if address:
         try:
             pk = Pubkey.from_string(address)
@@ -414,7 +616,100 @@ def wallet_balance(
     for a, m, x, d in toks:
         console.print(f"  {m}: {from_atoms(x, d)} (account {a})", highlight=False)
 
-# %% ../../nbs/95_commands.live.ipynb #3138aaa0
+# %% ../../nbs/95_commands.live.ipynb #2efe142d
+async def _evm_wallet(s, chain: Chain, address: str | None, extra: list[str]) -> dict:
+    from memebot.data.evm import EvmRpc, evm_chain, erc20_call, selector
+    from memebot.exec.evm import load_evm_key, amounts_out_call
+    from memebot.exec.ledger import Ledger, ledger_store, ledger_path
+    from eth_abi import decode as abi_decode
+
+    addr = (address or load_evm_key(s).address).lower()
+    cfg = evm_chain(chain, s)
+    rpc = EvmRpc(cfg, retries=1, max_wait_s=0.2)
+    try:
+        native = await rpc.balance(addr)
+        usd = await rpc.native_usd()
+        known = set(t.lower() for t in extra)
+        if ledger_path("live", s).exists():
+            st = ledger_store("live", s, read_only=True)
+            try:
+                known |= {a for a in Ledger(st, "live", chain, addr).balances() if a.startswith("0x")}
+            finally:
+                st.close()
+        toks = []
+        for t in sorted(known):
+            amt = int.from_bytes((await rpc.eth_call(erc20_call(t, "balanceOf(address)", addr)))[:32], "big")
+            dec = int.from_bytes((await rpc.eth_call({"to": t, "data": selector("decimals()")}))[:32], "big")
+            tusd = None
+            if amt and usd:
+                try:
+                    out = await rpc.eth_call(amounts_out_call(cfg.router, amt, [t, cfg.wrapped]))
+                    tusd = abi_decode(["uint256[]"], out)[0][-1] / 1e18 * usd
+                except MemebotError:
+                    tusd = None
+            toks.append({"token": t, "amount": str(from_atoms(amt, dec)), "usd": tusd})
+        n = float(from_atoms(native, 18))
+        return {
+            "chain": chain.value,
+            "wallet": addr,
+            "native": cfg.native,
+            "amount": str(from_atoms(native, 18)),
+            "usd": n * usd if usd else None,
+            "tokens": toks,
+        }
+    finally:
+        await rpc.aclose()
+
+
+def evm_wallet_balance(s, chain: str, address: str | None, extra: list[str], as_json: bool):
+    "`memebot wallet balance --chain all|<evm chain>`: one block per chain."
+    chains = [Chain.ETHEREUM, Chain.BSC, Chain.POLYGON] if chain == "all" else [_trade_chain(chain)]
+    if chain == "all":
+        chains = [Chain.SOLANA] + chains
+    if address and chain == "all":
+        fail("--address: give one chain with --chain (addresses differ between Solana and EVM chains)")
+
+    async def one(c: Chain) -> dict:
+        try:
+            if c is Chain.SOLANA:
+                from memebot.exec.solana import SolanaRpc, http_client, load_wallet
+
+                pk = load_wallet(s).pubkey
+                async with http_client(s) as cl:
+                    rpc = SolanaRpc(s.endpoints.solana_rpc, s.endpoints.solana_ws, cl, 1, s.solana.commitment)
+                    lam = await rpc.balance(pk)
+                px = await sol_usd(s)
+                sol = float(from_atoms(lam, 9))
+                return {
+                    "chain": "solana",
+                    "wallet": str(pk),
+                    "native": "SOL",
+                    "amount": str(from_atoms(lam, 9)),
+                    "usd": sol * px if px else None,
+                    "tokens": [],
+                }
+            return await _evm_wallet(s, c, address, extra)
+        except MemebotError as e:
+            return {"chain": c.value, "error": str(e)[:200]}
+
+    async def go():
+        return [await one(c) for c in chains]
+
+    rows = _run(go())
+    if as_json:
+        typer.echo(json.dumps({"chains": rows}))
+        return
+    for r in rows:
+        if "error" in r:
+            console.print(f"{r['chain']}: not read: {r['error']}", highlight=False)
+            continue
+        usd = f" (${r['usd']:,.2f})" if r["usd"] is not None else " (no USD price)"
+        console.print(f"{r['chain']} {r['wallet']}: {r['amount']} {r['native']}{usd}", highlight=False)
+        for t in r["tokens"]:
+            tu = f" (${t['usd']:,.2f})" if t["usd"] is not None else ""
+            console.print(f"  {t['token']}: {t['amount']}{tu}", highlight=False)
+
+# %% ../../nbs/95_commands.live.ipynb #520c8d52
 @testchain_app.command("serve")
 def testchain_serve(
     port: int = typer.Option(8899, "--port", help="HTTP port (JSON-RPC, Jupiter, Jito)."),
@@ -427,9 +722,19 @@ def testchain_serve(
         0.4, "--block-time", help="Seconds per empty block (blockhashes expire after 150)."
     ),
     seconds: Optional[float] = typer.Option(None, "--seconds", help="Stop after this long (default: until Ctrl-C)."),
+    chain: str = typer.Option("solana", "--chain", help="solana (LiteSVM) or evm (Hardhat Network + Uniswap V2)."),
+    chain_id: int = typer.Option(56, "--chain-id", help="EVM: the configuration it stands for (1, 56, 137)."),
+    key_out: Path = typer.Option(
+        Path("data/testchain-evm.key"), "--key-out", help="EVM: where to write the funded test key (0600)."
+    ),
 ):
-    "Run a loopback Solana chain (LiteSVM) with a stand-in Jupiter and Jito, a funded wallet and a token with a pool."
+    "Run a loopback test chain: Solana (LiteSVM, stand-in Jupiter and Jito) or EVM (Hardhat, Uniswap V2, test tokens)."
     import time
+
+    if chain == "evm":
+        return _serve_evm(chain_id, port if port != 8899 else 8545, key_out, block_time_s, seconds)
+    if chain != "solana":
+        fail(f"--chain: {chain!r} is not solana or evm")
     from solders.keypair import Keypair
     from memebot.testing import LocalChain, LocalJupiter, LocalChainServer
 
@@ -470,3 +775,43 @@ def testchain_serve(
         pass
     finally:
         srv.stop()
+
+# %% ../../nbs/95_commands.live.ipynb #1b9f526c
+def _serve_evm(chain_id: int, port: int, key_out: Path, block_time_s: float, seconds: float | None):
+    import time
+    from eth_account import Account
+    from memebot.testing.evm import HardhatNode, UniswapTestbed
+
+    names = {1: "ethereum", 56: "bsc", 137: "polygon"}
+    if chain_id not in names:
+        fail(f"--chain-id: {chain_id} is not 1 (Ethereum), 56 (BSC) or 137 (Polygon)")
+    name = names[chain_id]
+    node = HardhatNode(chain_id=chain_id, port=port).start()
+    try:
+        node.rpc("evm_setIntervalMining", int(block_time_s * 1000))
+        bed = UniswapTestbed(node).deploy()
+        me = Account.create()
+        node.rpc("hardhat_setBalance", me.address, hex(100 * 10**18))
+        key_out.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(key_out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(me.key.hex())
+        os.chmod(key_out, 0o600)
+        typer.echo(f"# memebot EVM test chain: Hardhat Network (chain id {chain_id}, as {name}) with Uniswap V2")
+        for k, v in bed.settings_env(name).items():
+            typer.echo(f"export {k}={v}")
+        typer.echo(f"export MEMEBOT_EVM_KEYSTORE_PATH={key_out.resolve()}")
+        typer.echo(
+            f"# wallet {me.address} (100 {Chain.parse(name).native_symbol}); tokens: "
+            + ", ".join(f"{k} {v}" for k, v in bed.tokens.items())
+        )
+        typer.echo(
+            "# MEME is plain, TAX takes 3%/5%, RUG's owner can raise its tax, HONEY cannot be sold, USD prices the coin"
+        )
+        t0 = time.time()
+        while seconds is None or time.time() - t0 < seconds:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.stop()

@@ -41,6 +41,8 @@ class EvmChainConfig:
     max_fee_gwei: float = 50.0  # cap on maxFeePerGas (or gasPrice); an order that needs more is refused
     legacy_gas: bool = False  # type-0 transactions with gasPrice instead of EIP-1559 fees
     private_rpc: str = ""  # a Flashbots Protect-style endpoint for eth_sendRawTransaction (empty: the public RPCs)
+    usd_token: str = ""  # a stablecoin pooled with `wrapped` on the router: the native coin's USD price
+    usd_decimals: int = 6
 
     @property
     def native(self) -> str:
@@ -72,6 +74,8 @@ def evm_chain(
         e.max_gas_gwei,
         getattr(e, f"{n}_legacy_gas"),
         getattr(e, f"{n}_private_rpc"),
+        getattr(e, f"{n}_usd_token"),
+        getattr(e, f"{n}_usd_decimals"),
     )
 
 # %% ../../nbs/12a_data.evm.ipynb #303ed254
@@ -318,6 +322,26 @@ async def block(self: EvmRpc, number: int | str = "latest") -> dict | None:
     "A block header (transaction hashes only)."
     tag = hex(number) if isinstance(number, int) else number
     return await self.call("eth_getBlockByNumber", tag, False)
+
+# %% ../../nbs/12a_data.evm.ipynb #d84dc68e
+@patch
+async def native_usd(self: EvmRpc) -> float | None:
+    "USD per native coin from the router's wrapped/stablecoin pool; None (logged) when it cannot be had."
+    c = self.chain
+    if not c.usd_token:
+        return None
+    from eth_abi import encode as abi_encode
+
+    data = (
+        selector("getAmountsOut(uint256,address[])")
+        + abi_encode(["uint256", "address[]"], [10**18, [c.wrapped, c.usd_token]]).hex()
+    )
+    try:
+        raw = await self.eth_call({"to": c.router, "data": data})
+    except EvmRpcError as e:
+        self.log.warning("native_usd_unavailable", error=str(e)[:200])
+        return None
+    return abi_decode(["uint256[]"], raw)[0][-1] / 10**c.usd_decimals
 
 # %% ../../nbs/12a_data.evm.ipynb #b196e392
 def selector(signature: str) -> str:

@@ -262,15 +262,26 @@ def deploy(self: UniswapTestbed) -> UniswapTestbed:
         raise ChainError("Router02's init-code hash does not match the deployed pair bytecode")
     for sym in TOKENS:
         self.add_token(sym)
+    self.usd_per_native = 600.0
+    self.add_token("USD", "TestToken", (), True, native=100.0, tokens=100.0 * self.usd_per_native)  # prices the coin
     return self
 
 
 @patch
-def add_token(self: UniswapTestbed, sym: str, kind: str | None = None, args: tuple = (), burn_lp: bool = True) -> str:
+def add_token(
+    self: UniswapTestbed,
+    sym: str,
+    kind: str | None = None,
+    args: tuple = (),
+    burn_lp: bool = True,
+    native: float | None = None,  # native coin in the pool (default: the testbed's liquidity)
+    tokens: float | None = None,  # tokens in the pool
+) -> str:
     "Deploy a test token (TOKENS' recipe unless given) and its ETH pool (LP tokens burned or kept); its address."
     name, extra, burn_lp = (kind, args, burn_lp) if kind else TOKENS[sym]
+    native, tokens = native or self.liquidity[0], tokens or self.liquidity[1]
     art = contract(name)
-    supply = int(self.liquidity[1] * 10) * 10**18
+    supply = int(tokens * 10) * 10**18
     addr = self._deploy(art, f"{sym} test token", sym, supply, *extra)
     f = self.c(self.factory, uniswap("UniswapV2Factory"))
     self._send(
@@ -281,12 +292,12 @@ def add_token(self: UniswapTestbed, sym: str, kind: str | None = None, args: tup
     if name != "TestToken":
         self._send(tok.functions.setPair(pair), self.deployer)
     r = self.c(self.router, uniswap("UniswapV2Router02"))
-    amt = int(self.liquidity[1]) * 10**18
+    amt = int(tokens) * 10**18
     self._send(tok.functions.approve(self.w3.to_checksum_address(self.router), amt), self.deployer)
     self._send(
         r.functions.addLiquidityETH(tok.address, amt, 0, 0, self.deployer.address, 2**40),
         self.deployer,
-        value=int(self.liquidity[0] * 10**18),
+        value=int(native * 10**18),
     )
     if burn_lp:
         lp = self.c(pair, uniswap("UniswapV2Pair"))
@@ -339,6 +350,8 @@ def settings_env(self: UniswapTestbed, chain: Chain | str) -> dict[str, str]:
         f"MEMEBOT_EVM_{n}_ROUTER": self.w3.to_checksum_address(self.router),
         f"MEMEBOT_EVM_{n}_FACTORY": self.w3.to_checksum_address(self.factory),
         f"MEMEBOT_EVM_{n}_WRAPPED": self.w3.to_checksum_address(self.weth),
+        f"MEMEBOT_EVM_{n}_USD_TOKEN": self.w3.to_checksum_address(self.tokens["USD"]),
+        f"MEMEBOT_EVM_{n}_USD_DECIMALS": "18",
     }
 
 # %% ../../nbs/69a_testing.evm.ipynb #402ffe12

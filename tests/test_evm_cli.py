@@ -1,0 +1,163 @@
+"""`memebot live buy|sell|reconcile|revoke --chain ...`, `wallet balance --chain all` and `testchain serve --chain evm`
+as a user runs them, against a Hardhat node with Uniswap V2 on 127.0.0.1 (no other address is ever configured)."""
+
+import json, os, subprocess, sys, socket
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+
+from memebot.testing.evm import HardhatNode, UniswapTestbed
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _dead_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+@pytest.fixture(scope="module")
+def bsc(tmp_path_factory):
+    node = HardhatNode(chain_id=56).start()
+    node.rpc("evm_setIntervalMining", 100)
+    bed = UniswapTestbed(node).deploy()
+    me = Account.create()
+    node.rpc("hardhat_setBalance", me.address, hex(50 * 10**18))
+    key = tmp_path_factory.mktemp("key") / "evm.key"
+    key.write_text(me.key.hex())
+    key.chmod(0o600)
+    dead = _dead_url()
+    env = {
+        **bed.settings_env("bsc"),
+        "MEMEBOT_EVM_KEYSTORE_PATH": str(key),
+        "MEMEBOT_EVM_BSC_CONFIRMATIONS": "1",
+        "MEMEBOT_LIVE_LIVE_TRADING_ENABLED": "true",
+        "MEMEBOT_LIVE_PAPER_TRADING_MODE": "false",
+        "MEMEBOT_CROSSCHAIN_BSC_ENABLED": "true",
+        "MEMEBOT_RISK_MAX_ORDER_USD": "1000",
+        "MEMEBOT_ENDPOINTS_ETHEREUM_RPC": dead,  # never a non-local address, even for `--chain all`
+        "MEMEBOT_ENDPOINTS_POLYGON_RPC": dead,
+        "MEMEBOT_ENDPOINTS_SOLANA_RPC": dead,
+        "MEMEBOT_ENDPOINTS_JUPITER": dead,
+        "MEMEBOT_DATA_HTTP_MAX_RETRIES": "0",
+    }
+    yield node, bed, me, env
+    node.stop()
+
+
+def test_live_buy_sell_reconcile_revoke_on_bsc(bsc, memebot):
+    node, bed, me, env = bsc
+    tok = bed.tokens["MEME"]
+    r = memebot("live", "reconcile", "--chain", "bsc", "--yes-i-mean-live", "--json", env=env)
+    assert r.returncode == 1 and json.loads(r.stdout)["differences"]  # a new ledger: the chain's coins are unknown
+    r = memebot("live", "buy", tok, "--chain", "bsc", "--native", "0.5", "--yes-i-mean-live", env=env)
+    assert r.returncode == 2 and "trading halted" in r.stderr and "--acknowledge" in r.stderr
+    r = memebot("live", "reconcile", "--chain", "bsc", "--acknowledge", "--yes-i-mean-live", "--json", env=env)
+    assert r.returncode == 0 and json.loads(r.stdout)["ok_now"], r.stdout + r.stderr
+    r = memebot("live", "buy", tok, "--chain", "bsc", "--native", "0.5", "--yes-i-mean-live", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["status"] == "filled" and out["filled_qty"] > 0 and out["tx_hash"].startswith("0x")
+    r = memebot("live", "sell", tok, "--chain", "bsc", "--amount", "all", "--yes-i-mean-live", env=env)
+    assert r.returncode == 0 and "filled" in r.stdout, r.stdout + r.stderr
+    r = memebot("live", "reconcile", "--chain", "bsc", "--yes-i-mean-live", "--json", env=env)
+    assert r.returncode == 0 and json.loads(r.stdout)["ok"], r.stdout
+    r = memebot("live", "revoke", tok, "--chain", "bsc", "--yes-i-mean-live", env=env)
+    assert r.returncode == 0 and "revoked" in r.stdout, r.stderr
+    allowance = (
+        bed.c(
+            tok,
+            {
+                "abi": [
+                    {
+                        "name": "allowance",
+                        "type": "function",
+                        "stateMutability": "view",
+                        "inputs": [{"type": "address"}, {"type": "address"}],
+                        "outputs": [{"type": "uint256"}],
+                    }
+                ]
+            },
+        )
+        .functions.allowance(me.address, bed.w3.to_checksum_address(bed.router))
+        .call()
+    )
+    assert allowance == 0
+    r = memebot("wallet", "balance", "--chain", "all", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    rows = {x["chain"]: x for x in json.loads(r.stdout)["chains"]}
+    assert rows["bsc"]["wallet"] == me.address.lower() and rows["bsc"]["usd"] > 0
+    assert [t["token"] for t in rows["bsc"]["tokens"]] == [tok]  # the ledger knows it; none is left
+    assert "error" in rows["ethereum"] and "error" in rows["solana"]
+    r = memebot("wallet", "balance", "--chain", "all", env=env)
+    assert r.returncode == 0 and "ethereum: not read" in r.stdout and "BNB ($" in r.stdout
+
+
+def test_refusals_are_one_error_line(bsc, memebot):
+    node, bed, me, env = bsc
+    tok = bed.tokens["HONEY"]
+    r = memebot("live", "reconcile", "--chain", "bsc", "--acknowledge", "--yes-i-mean-live", env=env)
+    assert r.returncode == 0, r.stderr
+    nonce = int(node.rpc("eth_getTransactionCount", me.address, "latest"), 16)
+    cases = [
+        (["live", "buy", tok, "--chain", "bsc", "--native", "0.1", "--yes-i-mean-live"], {}, "sell reverted"),
+        (["live", "buy", tok, "--chain", "bsc", "--native", "0.1"], {}, "--yes-i-mean-live"),
+        (
+            ["live", "buy", tok, "--chain", "bsc", "--native", "0.1", "--yes-i-mean-live"],
+            {"MEMEBOT_CROSSCHAIN_BSC_ENABLED": "false"},
+            "[crosschain] bsc_enabled=true",
+        ),
+        (["live", "buy", tok, "--chain", "bsc", "--sol", "0.1", "--yes-i-mean-live"], {}, "--sol: on bsc"),
+        (["live", "buy", "0x1234", "--chain", "bsc", "--native", "0.1", "--yes-i-mean-live"], {}, "not a 0x address"),
+        (["live", "buy", tok, "--chain", "dogechain", "--native", "0.1", "--yes-i-mean-live"], {}, "--chain"),
+    ]
+    for args, extra, want in cases:
+        r = memebot(*args, env={**env, **extra})
+        assert r.returncode in (1, 2) and want in r.stderr, (args, r.stdout, r.stderr)
+        errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]  # the rest are JSON log records
+        assert len(errors) == 1 and want in errors[0] and "Traceback" not in r.stderr, r.stderr
+    assert int(node.rpc("eth_getTransactionCount", me.address, "latest"), 16) == nonce  # nothing was sent
+
+
+def test_testchain_serve_evm_prints_working_settings(cli_env, tmp_path):
+    exe = Path(sys.executable).parent / "memebot"
+    key = tmp_path / "k.key"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = subprocess.Popen(
+        [
+            str(exe),
+            "testchain",
+            "serve",
+            "--chain",
+            "evm",
+            "--chain-id",
+            "137",
+            "--port",
+            str(port),
+            "--key-out",
+            str(key),
+            "--seconds",
+            "120",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=cli_env,
+        cwd=ROOT,
+    )
+    lines = []
+    try:
+        for line in p.stdout:
+            lines.append(line.strip())
+            if line.startswith("# MEME is plain"):
+                break
+    finally:
+        p.terminate()
+        p.wait(30)
+    exports = dict(ln[len("export ") :].split("=", 1) for ln in lines if ln.startswith("export "))
+    assert exports["MEMEBOT_ENDPOINTS_POLYGON_RPC"] == f"http://127.0.0.1:{port}"
+    assert exports["MEMEBOT_EVM_POLYGON_CHAIN_ID"] == "137" and exports["MEMEBOT_EVM_KEYSTORE_PATH"] == str(key)
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
