@@ -251,6 +251,7 @@ class EVMConfig(_Section):
     approval_unlimited: bool = False  # grant 2^256-1 (never by default)
     max_lag_blocks: int = Field(3, ge=1)  # an RPC node this many blocks behind the best is dropped
     deadline_s: int = Field(120, ge=10)  # the router's swap deadline
+    write_ahead_fsync: bool = False  # fsync each signed transaction's journal line before sending
     ethereum_chain_id: int = 1
     ethereum_router: str = Field("0x7a250d5630B4cF539739dF2C5dAcb4c659F2488D", pattern=_ADDR)  # Uniswap V2
     ethereum_factory: str = Field("0x5C69bEe701ef814a2B6a3EDD4B1652CB9cc5aA6f", pattern=_ADDR)

@@ -269,12 +269,14 @@ class EvmBroker:
         self._replaced = counter("evm_replacements_total", "stuck transactions replaced with bumped fees", ["chain"])
         self._confirm = histogram("evm_confirm_seconds", "send to final (confirmations reached)", buckets=_LAT)
         self.overhead_s: list[float] = []  # memebot's own time from quote received to signed transaction sent
+        ledger.open_journal(fsync=s.evm.write_ahead_fsync)  # write-ahead in µs, not a DuckDB commit (see the ledger)
 
     @property
     def native(self) -> str:
         return self.cfg.native
 
     async def aclose(self):
+        self.ledger.close_journal()
         await self.rpc.aclose()
 
 # %% ../../nbs/62_exec.evm.ipynb #61fb8092
@@ -601,8 +603,7 @@ async def _swap(self: EvmBroker, side, token, amount, slippage_bps, client_id, t
             raise SwapRejected(f"token safety: {token}: {'; '.join(v.reasons)}")
         tax = (v.facts.get("buy_tax_pct" if side is Side.BUY else "sell_tax_pct") or 0.0) / 100
     dec = await self.decimals(token)
-    n0 = time.perf_counter()
-    expected = await self.quote(side, token, amount)
+    expected, head = await asyncio.gather(self.quote(side, token, amount), self.rpc.block("latest"))
     t0 = time.perf_counter()
     net = 0.0
     min_out = int(expected * (1 - tax) * (10_000 - slip) // 10_000)
@@ -633,7 +634,7 @@ async def _swap(self: EvmBroker, side, token, amount, slippage_bps, client_id, t
     if self.risk is not None and (why := self.risk.check(order, self.ledger.portfolio, self.clock.now_ns())):
         return self._reject(order, params, f"risk: {why}")
     path = [self.cfg.wrapped, token] if side is Side.BUY else [token, self.cfg.wrapped]
-    deadline = int(time.time()) + s.evm.deadline_s
+    deadline = max(int(time.time()), int(head["timestamp"], 16)) + s.evm.deadline_s  # chain time can run ahead
     tx = {
         "from": self.key.address,
         "to": self.cfg.router,
