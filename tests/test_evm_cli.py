@@ -1,7 +1,7 @@
 """`memebot live buy|sell|reconcile|revoke --chain ...`, `wallet balance --chain all` and `testchain serve --chain evm`
 as a user runs them, against a Hardhat node with Uniswap V2 on 127.0.0.1 (no other address is ever configured)."""
 
-import json, os, subprocess, sys, socket
+import json, os, signal, subprocess, sys, socket, time
 from pathlib import Path
 
 import pytest
@@ -161,3 +161,45 @@ def test_testchain_serve_evm_prints_working_settings(cli_env, tmp_path):
     assert exports["MEMEBOT_ENDPOINTS_POLYGON_RPC"] == f"http://127.0.0.1:{port}"
     assert exports["MEMEBOT_EVM_POLYGON_CHAIN_ID"] == "137" and exports["MEMEBOT_EVM_KEYSTORE_PATH"] == str(key)
     assert oct(key.stat().st_mode & 0o777) == "0o600"
+
+
+def test_killed_between_send_and_confirm_reconciles_on_restart_with_no_second_buy(bsc, memebot, cli_env):
+    node, bed, me, env = bsc
+    tok = bed.tokens["MEME"]
+    assert memebot("live", "reconcile", "--chain", "bsc", "--acknowledge", "--yes-i-mean-live", env=env).returncode == 0
+    nonce = int(node.rpc("eth_getTransactionCount", me.address, "latest"), 16)
+    exe = Path(sys.executable).parent / "memebot"
+    node.rpc("evm_setIntervalMining", 0)
+    node.automine(False)
+    try:
+        p = subprocess.Popen(
+            [str(exe), "live", "buy", tok, "--chain", "bsc", "--native", "0.2", "--yes-i-mean-live"],
+            env={**cli_env, **env},
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while not node.pending():  # the signed swap reached the node; the process waits for it to be mined
+            assert p.poll() is None and time.monotonic() < deadline, "the buy never reached the node"
+            time.sleep(0.02)
+        p.send_signal(signal.SIGKILL)
+        p.wait(10)
+        sent = node.pending()
+    finally:
+        node.automine(True)
+        node.rpc("evm_setIntervalMining", 100)
+    r = memebot("live", "reconcile", "--chain", "bsc", "--yes-i-mean-live", "--json", env=env)
+    assert r.returncode == 0 and json.loads(r.stdout)["ok"], r.stdout + r.stderr  # recovered, booked, in balance
+    assert int(node.rpc("eth_getTransactionCount", me.address, "latest"), 16) == nonce + 1  # one swap, no second
+    assert node.rpc("eth_getTransactionReceipt", sent[0])["status"] == "0x1"
+    from memebot.config import load_settings
+    from memebot.exec.ledger import Ledger, ledger_store
+
+    s = load_settings(env={**cli_env, **env})
+    st = ledger_store("live", s, read_only=True)
+    try:
+        fills = Ledger(st, "live", "bsc", me.address.lower()).fills()
+    finally:
+        st.close()
+    assert [f.fill_id for f in fills] == sent
