@@ -1,7 +1,7 @@
 """`memebot live buy|sell|reconcile|revoke --chain ...`, `wallet balance --chain all` and `testchain serve --chain evm`
 as a user runs them, against a Hardhat node with Uniswap V2 on 127.0.0.1 (no other address is ever configured)."""
 
-import json, os, signal, subprocess, sys, socket, time
+import json, os, signal, subprocess, sys, socket, threading, time
 from pathlib import Path
 
 import pytest
@@ -112,6 +112,17 @@ def test_refusals_are_one_error_line(bsc, memebot):
         (["live", "buy", tok, "--chain", "bsc", "--sol", "0.1", "--yes-i-mean-live"], {}, "--sol: on bsc"),
         (["live", "buy", "0x1234", "--chain", "bsc", "--native", "0.1", "--yes-i-mean-live"], {}, "not a 0x address"),
         (["live", "buy", tok, "--chain", "dogechain", "--native", "0.1", "--yes-i-mean-live"], {}, "--chain"),
+        (
+            ["live", "run", "--chain", "bsc", "--mint", tok, "--strategy", "ema_cross", "--yes-i-mean-live"],
+            {},
+            "--token",
+        ),
+        (
+            ["live", "run", "--chain", "bsc", "--token", "0xbad", "--strategy", "ema_cross", "--yes-i-mean-live"],
+            {},
+            "not a 0x address",
+        ),
+        (["live", "run", "--chain", "bsc", "--token", tok, "--strategy", "ema_cross"], {}, "--yes-i-mean-live"),
     ]
     for args, extra, want in cases:
         r = memebot(*args, env={**env, **extra})
@@ -203,3 +214,69 @@ def test_killed_between_send_and_confirm_reconciles_on_restart_with_no_second_bu
     finally:
         st.close()
     assert [f.fill_id for f in fills] == sent
+
+
+ROUND_TRIP = """
+from memebot.strategy import Strategy
+class EvmRoundTrip(Strategy):
+    name = "evm_round_trip"
+    def on_start(self, ctx): self.n, self.closed = 0, False
+    def on_bar(self, ctx, bars):
+        self.n += 1
+        for sym in bars.symbols:
+            if self.n == 2: ctx.buy(sym, notional=0.3)
+            elif ctx.position(sym) > 0 and not self.closed:  # the buy landed (confirmations take a few bars)
+                ctx.close(sym)
+                self.closed = True
+"""
+
+
+def test_live_run_trades_a_strategy_on_the_node_and_reconciles(bsc, memebot, tmp_path):
+    node, bed, me, env = bsc
+    (tmp_path / "strats").mkdir()
+    (tmp_path / "strats" / "rt.py").write_text(ROUND_TRIP)
+    own = Account.create()  # an account of its own: what other tests left in the shared one is not in this ledger
+    node.rpc("hardhat_setBalance", own.address, hex(50 * 10**18))
+    key = tmp_path / "own.key"
+    key.write_text(own.key.hex())
+    key.chmod(0o600)
+    env = {**env, "MEMEBOT_BACKTEST_STRATEGY_DIR": str(tmp_path / "strats"), "MEMEBOT_EVM_KEYSTORE_PATH": str(key)}
+    assert memebot("live", "reconcile", "--chain", "bsc", "--acknowledge", "--yes-i-mean-live", env=env).returncode == 0
+    stop = threading.Event()
+
+    def others_trade():  # someone else trades the pool: Swap and Sync logs, so bars form every second
+        while not stop.wait(0.25):
+            bed.trade_external("MEME", 0.01)
+
+    t = threading.Thread(target=others_trade, daemon=True)
+    t.start()
+    try:
+        r = memebot(
+            "live",
+            "run",
+            "--chain",
+            "bsc",
+            "--token",
+            bed.tokens["MEME"],
+            "--strategy",
+            "evm_round_trip",
+            "--tf",
+            "1s",
+            "--seconds",
+            "10",
+            "--yes-i-mean-live",
+            "--json",
+            "-",
+            env=env,
+        )
+    finally:
+        stop.set()
+        t.join(10)
+    assert r.returncode == 0, r.stderr[-2000:]
+    doc = json.loads(r.stdout[r.stdout.index("{") :])
+    assert [f["side"] for f in doc["fills"]] == ["buy", "sell"] and all(f["tx_hash"] for f in doc["fills"]), (
+        doc,
+        r.stderr[-3000:],
+    )
+    assert doc["consistency"] == [] and doc["reconcile"] == "ledger matches the chain"
+    assert doc["status"]["open_orders"] == 0 and doc["status"]["risk"]["state"] == "active"

@@ -60,7 +60,7 @@ _COSIGNER = typer.Option(
 # %% auto #0
 __all__ = ['live_app', 'wallet_app', 'testchain_app', 'sol_usd', 'live_risk', 'node_cash', 'live_buy', 'live_sell', 'live_run',
            'live_reconcile', 'require_chain', 'evm_broker', 'evm_trade', 'evm_reconcile', 'live_revoke',
-           'wallet_balance', 'evm_wallet_balance', 'testchain_serve']
+           'wallet_balance', 'evm_live_run', 'evm_wallet_balance', 'testchain_serve']
 
 # %% ../../nbs/95_commands.live.ipynb #8eb6649401
 async def sol_usd(s) -> float | None:
@@ -213,7 +213,9 @@ def _trade(side, mint, amount, slippage_bps, confirm, cosigners, as_json):
 @live_app.command("run")
 def live_run(
     strategy: str = typer.Option(..., "--strategy", help="Strategy name (see `memebot strategies`)."),
-    mints: List[str] = typer.Option(..., "--mint", help="Token mint to trade (repeatable)."),
+    mints: List[str] = typer.Option([], "--mint", help="Token mint to trade on Solana (repeatable)."),
+    chain: str = _CHAIN,
+    tokens: List[str] = typer.Option([], "--token", help="EVM token (0x address) to trade with --chain (repeatable)."),
     param: List[str] = typer.Option([], "--param", help="Strategy parameter name=value (repeatable)."),
     tf: str = typer.Option("1m", "--tf", help="Bars built from Jupiter prices, in SOL per token."),
     poll_s: Optional[float] = typer.Option(
@@ -232,7 +234,7 @@ def live_run(
         None, "--json", help="Write the final status and fills to this file ('-' for stdout)."
     ),
 ):
-    "Trade a strategy live on Solana: Jupiter prices -> bars -> strategy -> risk -> Jupiter swaps, on the trading node."
+    "Trade a strategy live: prices -> bars -> strategy -> risk -> swaps (Jupiter on Solana, the router on EVM chains)."
     from memebot.exec.solana import require_live, TradingHalted
     from memebot.risk.safety import TokenSafetyChecker, market_pool_info
     from memebot.strategy import get_strategy, parse_param_args
@@ -242,13 +244,20 @@ def live_run(
     from memebot.core import WallClock, tf_seconds, ValidationError
 
     s = settings()
-    require_live(s, confirm)
+    c = _trade_chain(chain)
+    require_live(s, confirm) if c is Chain.SOLANA else require_chain(s, c, confirm)
     strat = get_strategy(strategy, parse_param_args(param))
     tf_seconds(tf)
     if not reserve_sol >= 0:
         raise ValidationError("live run", "--reserve-sol", f"{reserve_sol} must be >= 0")
     if seconds is not None and not seconds > 0:
         raise ValidationError("live run", "--seconds", f"{seconds} must be > 0")
+    if c is not Chain.SOLANA:
+        if mints or not tokens:
+            raise ValidationError("live run", "--token", f"on {c.value} give the tokens with --token (0x addresses)")
+        return evm_live_run(s, c, strat, tokens, tf, reserve_sol, seconds, heartbeat, json_out)
+    if tokens or not mints:
+        raise ValidationError("live run", "--mint", "on Solana give the tokens with --mint")
     from solders.pubkey import Pubkey
 
     for m in mints:
@@ -615,6 +624,99 @@ def wallet_balance(
     console.print(f"wallet {pk}: {from_atoms(sol, 9)} SOL", highlight=False)
     for a, m, x, d in toks:
         console.print(f"  {m}: {from_atoms(x, d)} (account {a})", highlight=False)
+
+# %% ../../nbs/95_commands.live.ipynb #931b5729
+def evm_live_run(s, chain: Chain, strat, tokens: list[str], tf: str, reserve: float, seconds, heartbeat, json_out):
+    "The trading node on an EVM chain (see `live_run`)."
+    from memebot.core import WallClock, ValidationError
+    from memebot.data.feeds import EvmFeed, BarFeed
+    from memebot.live import TradingNode, VenueBroker
+    from memebot.risk import RiskEngine
+    from memebot.risk.evm_safety import EvmTokenSafety
+    from memebot.commands.paper import _run_node, status_line
+
+    toks = []
+    for t in tokens:
+        if len(t) != 42 or not t.lower().startswith("0x"):
+            raise ValidationError("live run", "--token", f"{t!r} is not a 0x address")
+        toks.append(t.lower())
+
+    async def go():
+        b, st, rep = await evm_broker(s, chain, risk=False)
+        try:
+            if not rep.ok:
+                raise _halted(rep, chain)
+            px = await b.rpc.native_usd()
+            risk = RiskEngine.from_settings(
+                s, watch_kill_file=True, name="live", account_usd=px if px else (lambda: None)
+            )
+            b.safety = EvmTokenSafety(b.rpc, s.risk)
+            pairs = [await b.rpc.v2_pair(t) for t in toks]
+            token_of = {p.address.lower(): t for p, t in zip(pairs, toks)}
+            url = getattr(s.endpoints, f"{chain.value}_ws")
+            feed = BarFeed(EvmFeed(pairs, url=url), [tf], key=lambda ev: token_of.get(ev.pool.lower()))
+            native = (await b.chain_balances())[b.native] / 1e18
+            vb = VenueBroker(b)
+            node = TradingNode(
+                strat,
+                feed,
+                vb,
+                b.ledger,
+                risk=risk,
+                clock=WallClock(),
+                cash=node_cash(b.ledger.fills() if b.ledger.orders else [], native, reserve),
+                run_id="live",
+                settings=s,
+                heartbeat_s=heartbeat,
+                environment=Environment.LIVE,
+            )
+            vb.marks = node.engine.portfolio.marks
+            b.on_halt = risk.halt  # a reconciliation difference halts the node
+            rec = asyncio.create_task(b.reconcile_forever(s.live.reconcile_every_s))
+            if seconds:
+                asyncio.get_running_loop().call_later(seconds, node.stop, "--seconds elapsed")
+            print(
+                f"live {strat.id} on {chain.value} {', '.join(toks)} ({tf} bars from the pools' swaps, {b.native}"
+                f" per token); cash {node.cash:.4f} {b.native}; Ctrl-C stops",
+                flush=True,
+            )
+            try:
+                res = await _run_node(node, False, max(node.heartbeat_s, 1.0))
+            finally:
+                rec.cancel()
+            stt = node.status()
+            doc = {
+                "status": stt,
+                "consistency": node.consistency(),
+                "reconcile": (await b.reconcile()).summary(),
+                "fills": [
+                    {
+                        "client_id": f.client_id,
+                        "tx_hash": f.tx_sig,
+                        "symbol": f.symbol,
+                        "side": f.side.value,
+                        "qty": f.qty,
+                        f"price_{b.native.lower()}": f.price,
+                        f"fee_{b.native.lower()}": f.fee,
+                    }
+                    for f in res.fills
+                ],
+            }
+            if json_out is not None:
+                txt = json.dumps(doc, indent=1, default=str)
+                if str(json_out) == "-":
+                    print(txt)
+                else:
+                    json_out.parent.mkdir(parents=True, exist_ok=True)
+                    json_out.write_text(txt)
+            if json_out is None or str(json_out) != "-":
+                print(status_line(stt).replace("paper ", "live ", 1), flush=True)
+                print(f"reconcile: {doc['reconcile']}", flush=True)
+        finally:
+            await b.aclose()
+            st.close()
+
+    _run(go())
 
 # %% ../../nbs/95_commands.live.ipynb #2efe142d
 async def _evm_wallet(s, chain: Chain, address: str | None, extra: list[str]) -> dict:

@@ -15,6 +15,7 @@ from fastcore.basics import patch
 from ..core import MemebotError, ValidationError, Chain
 from ..config import get_settings
 from ..obs import get_logger, counter
+from .onchain import V2Pair
 from .sources import new_http_client, retrying, TransientError, RETRY_STATUS, HTTP_RETRIES, retry_after_s
 
 # %% auto #0
@@ -342,6 +343,26 @@ async def native_usd(self: EvmRpc) -> float | None:
         self.log.warning("native_usd_unavailable", error=str(e)[:200])
         return None
     return abi_decode(["uint256[]"], raw)[0][-1] / 10**c.usd_decimals
+
+# %% ../../nbs/12a_data.evm.ipynb #0bf1a83f
+@patch
+async def v2_pair(self: EvmRpc, token: str) -> V2Pair:
+    "The factory's pair of `token` with the wrapped native coin, token as the base; `ValidationError` if none."
+    from eth_abi import encode as abi_encode
+
+    c, t = self.chain, token.lower()
+    raw = await self.eth_call(
+        {
+            "to": c.factory,
+            "data": selector("getPair(address,address)") + abi_encode(["address", "address"], [t, c.wrapped]).hex(),
+        }
+    )
+    pair = "0x" + raw[12:32].hex()
+    if int(pair, 16) == 0:
+        raise ValidationError("token", t, f"no pool with {c.native} on the configured DEX ({c.factory})")
+    dec = int.from_bytes((await self.eth_call({"to": t, "data": selector("decimals()")}))[:32], "big")
+    first = int(t, 16) < int(c.wrapped.lower(), 16)
+    return V2Pair(pair, dec if first else 18, 18 if first else dec, first, c.chain)
 
 # %% ../../nbs/12a_data.evm.ipynb #b196e392
 def selector(signature: str) -> str:

@@ -923,6 +923,20 @@ def acknowledge(self: EvmBroker, report: ReconciliationReport, note: str = "ackn
 
 
 @patch
+async def reconcile_forever(self: EvmBroker, every_s: float = 60.0):
+    "Every `every_s` seconds while no order is in flight: re-read recent fills for reorgs, then reconcile."
+    while True:
+        await asyncio.sleep(every_s)
+        if self._inflight:
+            continue
+        try:
+            await self.check_reorgs()
+            await self.reconcile()
+        except EvmRpcError as e:
+            self.log.warning("reconcile_failed", error=str(e)[:200])
+
+
+@patch
 async def start(self: EvmBroker) -> ReconciliationReport:
     "On start: check the RPC endpoints, recover open orders, then reconcile (halting on differences)."
     await self.rpc.check_health()

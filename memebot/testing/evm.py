@@ -346,6 +346,7 @@ def settings_env(self: UniswapTestbed, chain: Chain | str) -> dict[str, str]:
     n = Chain.parse(chain).value.upper()
     return {
         f"MEMEBOT_ENDPOINTS_{n}_RPC": self.node.url,
+        f"MEMEBOT_ENDPOINTS_{n}_WS": self.node.url.replace("http://", "ws://"),
         f"MEMEBOT_EVM_{n}_CHAIN_ID": str(self.node.chain_id),
         f"MEMEBOT_EVM_{n}_ROUTER": self.w3.to_checksum_address(self.router),
         f"MEMEBOT_EVM_{n}_FACTORY": self.w3.to_checksum_address(self.factory),
