@@ -54,7 +54,9 @@ async def until(cond, what: str, timeout: float = 30.0):
         await asyncio.sleep(0.02)
 
 
-async def fresh(node, bed, chain="bsc", safety=True, store=None, rpc_url=None, acct=None, ack=True, **env):
+async def fresh(
+    node, bed, chain="bsc", safety=True, store=None, rpc_url=None, acct=None, ack=True, timeout_s=None, **env
+):
     "A broker for a new funded account, its ledger acknowledged to the chain (100 native coins, nonce 0)."
     s = load_settings(env=_env(bed, chain, **env))
     acct = acct or Account.create()
@@ -64,7 +66,7 @@ async def fresh(node, bed, chain="bsc", safety=True, store=None, rpc_url=None, a
         from dataclasses import replace
 
         cfg = replace(cfg, rpc_urls=(rpc_url,))
-    rpc = EvmRpc(cfg, max_wait_s=0.05)
+    rpc = EvmRpc(cfg, max_wait_s=0.05, timeout_s=timeout_s)
     ledger = Ledger(store or Store(":memory:"), "t", Chain.parse(chain), acct.address.lower())
     b = EvmBroker(
         ledger,
@@ -293,8 +295,8 @@ async def test_reorg_unbooks_the_orphaned_fill_and_books_it_again(bsc):
 async def test_rpc_faults_at_20pct_end_every_order_in_a_terminal_state(bsc):
     node, bed = bsc
     tok = bed.tokens["MEME"]
-    with FaultProxy(node.url, rate=0.2, seed=11) as proxy:
-        b = await fresh(node, bed, rpc_url=proxy.url)
+    with FaultProxy(node.url, rate=0.2, seed=11, stall_s=1.0) as proxy:  # stalls outlast the 0.5 s timeout
+        b = await fresh(node, bed, rpc_url=proxy.url, timeout_s=0.5)
         orders = []
         for i in range(6):
             if i % 2 == 0:
@@ -302,12 +304,33 @@ async def test_rpc_faults_at_20pct_end_every_order_in_a_terminal_state(bsc):
             else:
                 held = b.ledger.balances().get(tok, 0)
                 orders.append(await b.sell(tok, held // 2))
-        assert sum(proxy.faults.values()) > 10, proxy.faults
+        assert sum(proxy.faults.values()) > 10 and {"stall", "lost", "429", "drop"} <= set(proxy.faults), proxy.faults
     assert all(o.status.is_terminal for o in orders), [(o.status, o.reason) for o in orders]
     assert sum(o.status is OrderStatus.FILLED for o in orders) >= 4
     clean = await fresh(node, bed, acct=None)  # a clean connection to compare the ledger with the chain
     b.rpc = clean.rpc
     assert (await b.reconcile()).ok
+
+
+async def test_health_drops_a_stale_node(bsc):
+    node, bed = bsc
+    with FaultProxy(node.url, rate=0.0, lag_blocks=10) as stale:
+        s = load_settings(env=_env(bed, "bsc", MEMEBOT_ENDPOINTS_BSC_RPC=f"{stale.url},{node.url}"))
+        rpc = EvmRpc(evm_chain("bsc", s), max_lag_blocks=3)
+        eps = await rpc.check_health()
+        assert [e.healthy for e in eps] == [False, True] and "lagging" in eps[0].why
+        assert rpc.ranked()[0].url == node.url
+        await rpc.aclose()
+
+
+async def test_private_endpoint_gets_the_signed_swap_and_the_public_rpc_never_does(bsc):
+    node, bed = bsc
+    with FaultProxy(node.url, rate=0.0) as public, FaultProxy(node.url, rate=0.0) as private:
+        b = await fresh(node, bed, rpc_url=public.url, MEMEBOT_EVM_BSC_PRIVATE_RPC=private.url)
+        assert b.cfg.private_rpc == private.url
+        o = await b.buy(bed.tokens["MEME"], 10**17)
+        assert o.status is OrderStatus.FILLED, o.reason
+        assert private.calls == {"eth_sendRawTransaction": 1} and "eth_sendRawTransaction" not in public.calls
 
 
 async def test_failover_and_health_drop_a_failing_node(bsc):

@@ -180,9 +180,10 @@ class EvmRpc:
         retries: int = 4,  # further tries after the first, across endpoints
         max_wait_s: float = 2.0,  # cap on one backoff wait
         max_lag_blocks: int = 3,  # a node this far behind the best head is dropped
+        timeout_s: float | None = None,  # per request (default `[data] http_timeout_s`)
     ):
         self.chain, self.retries, self.max_wait_s, self.max_lag_blocks = chain, retries, max_wait_s, max_lag_blocks
-        self.client = client or new_http_client(get_settings().data.http_timeout_s)
+        self.client = client or new_http_client(timeout_s or get_settings().data.http_timeout_s)
         self.endpoints = [Endpoint(u) for u in chain.rpc_urls]
         self._id = 0
         self.log = get_logger("evm_rpc", chain=chain.chain.value)

@@ -357,11 +357,22 @@ def settings_env(self: UniswapTestbed, chain: Chain | str) -> dict[str, str]:
 
 # %% ../../nbs/69a_testing.evm.ipynb #402ffe12
 class FaultProxy:
-    "An HTTP JSON-RPC proxy on 127.0.0.1 that fails a share of requests (429, 5xx, dropped connections)."
+    "An HTTP JSON-RPC proxy on 127.0.0.1 that fails a share of requests (429, 5xx, drops, stalls, lost answers)."
 
-    def __init__(self, target: str, rate: float = 0.2, seed: int = 0, methods: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        target: str,  # the node's URL
+        rate: float = 0.2,  # share of requests that fail
+        seed: int = 0,
+        methods: tuple[str, ...] = (),  # only these methods fail (all when empty)
+        stall_s: float = 0.0,  # > 0: also stall this long without an answer (the client's timeout fires)
+        lag_blocks: int = 0,  # report eth_blockNumber this many blocks behind (a stale node)
+    ):
         self.target, self.rate, self.rng, self.methods = target, rate, random.Random(seed), methods
+        self.stall_s, self.lag_blocks = stall_s, lag_blocks
+        self.kinds = ["429", "502", "503", "drop", "lost"] + (["stall"] if stall_s > 0 else [])
         self.faults: dict[str, int] = {}
+        self.calls: dict[str, int] = {}  # method -> requests seen
         self.forwarded = 0
         self._lock = threading.Lock()
         proxy = self
@@ -396,15 +407,18 @@ class FaultProxy:
 def _handle(self: FaultProxy, h: BaseHTTPRequestHandler, body: bytes):
     method = json.loads(body).get("method", "") if body else ""
     with self._lock:
+        self.calls[method] = self.calls.get(method, 0) + 1
         fault = None
         if (not self.methods or method in self.methods) and self.rng.random() < self.rate:
-            fault = self.rng.choice(["429", "502", "503", "drop"])
+            fault = self.rng.choice(self.kinds)
             self.faults[fault] = self.faults.get(fault, 0) + 1
-    if fault == "drop":
+    if fault == "stall":
+        time.sleep(self.stall_s)  # the fault itself: an answer that never comes in time
+    if fault in ("drop", "stall"):
         h.close_connection = True
         h.connection.shutdown(socket.SHUT_RDWR)
         return
-    if fault:
+    if fault and fault != "lost":
         h.send_response(int(fault))
         if fault == "429":
             h.send_header("retry-after", "0")
@@ -414,8 +428,17 @@ def _handle(self: FaultProxy, h: BaseHTTPRequestHandler, body: bytes):
     r = self._client.post(self.target, content=body, headers={"content-type": "application/json"})
     with self._lock:
         self.forwarded += 1
+    if fault == "lost":  # the node did it, the answer never arrives (a sent transaction the client cannot confirm)
+        h.close_connection = True
+        h.connection.shutdown(socket.SHUT_RDWR)
+        return
+    content = r.content
+    if self.lag_blocks and method == "eth_blockNumber":
+        doc = r.json()
+        doc["result"] = hex(max(0, int(doc["result"], 16) - self.lag_blocks))
+        content = json.dumps(doc).encode()
     h.send_response(r.status_code)
     h.send_header("content-type", "application/json")
-    h.send_header("content-length", str(len(r.content)))
+    h.send_header("content-length", str(len(content)))
     h.end_headers()
-    h.wfile.write(r.content)
+    h.wfile.write(content)
