@@ -13,6 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: F401
 from prefect import flow, get_run_logger
+from memebot.data.store import store_path
 from memebot import ops
 
 
@@ -46,7 +47,7 @@ def live_flow(
     strat = get_strategy(
         "model_signal" if model else strategy, {**(params or {}), **({"model": model} if model else {})}
     )
-    fd, ch = build_feed({"feed": feed, "tf": tf}, ops.store_path(store))  # replay | sim | live
+    fd, ch = build_feed({"feed": feed, "tf": tf}, store_path(store))  # replay | sim | live
     st = ledger_store(run_id)  # the run's own ledger: <ledger_dir>/<run_id>.duckdb
     try:
         node = live.TradingNode(

@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: F401
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from memebot.data.store import store_path
 from memebot import ops
 
 
@@ -40,7 +41,7 @@ def report_flow(
     if bad:
         raise ops.OpsError(f"unknown report {bad[0]!r} (one of {', '.join(ops.REPORTS)})")
     out = out_dir or str(s.resolve(s.flows.report_dir) / (day or datetime.now(timezone.utc).strftime("%Y-%m-%d")))
-    sp = str(ops.store_path(store, s))
+    sp = str(store_path(store, s))
     params = {
         "daily": {"store_path": sp, "day": day, "kill_file": str(s.resolve(s.live.kill_file))},
         "quality": {"store_path": sp},

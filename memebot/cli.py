@@ -18,8 +18,7 @@ from .obs import configure_logging
 # %% auto #0
 __all__ = ['console', 'err_console', 'app', 'config_app', 'data_app', 'state', 'ParamOpt', 'SymbolsOpt', 'TfOpt', 'FromOpt',
            'ToOpt', 'SourceOpt', 'ChainOpt', 'FillOpt', 'settings', 'quiet_logs', 'fail', 'main', 'config_show',
-           'settings_lines', 'config_check', 'open_store', 'positive', 'data_import', 'data_ls', 'inventory_lines',
-           'split_symbols']
+           'settings_lines', 'config_check', 'positive', 'data_import', 'data_ls', 'inventory_lines', 'split_symbols']
 
 # %% ../nbs/90_cli.ipynb #2df78530
 console = Console()
@@ -194,14 +193,6 @@ def config_check():
     typer.echo(f"ok: {s.path or 'defaults only'}")
 
 # %% ../nbs/90_cli.ipynb #5af75ad1
-def open_store(read_only: bool = False):
-    "The store at `[store] path` (MEMEBOT_STORE_PATH)."
-    from memebot.data.store import Store
-
-    s = settings()
-    return Store(s.resolve(s.store.path), read_only=read_only)
-
-
 def positive(
     value: float | None,
     opt: str,  # the option's name, e.g. "--cash"
@@ -234,8 +225,10 @@ def data_import(
     quiet_logs()
     from memebot.data.importers import import_files
 
+    from memebot.data.store import open_store
+
     with (
-        open_store() as st,
+        open_store(settings=settings()) as st,
         Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
@@ -266,8 +259,10 @@ def data_ls(as_json: bool = typer.Option(False, "--json", help="Machine-readable
     quiet_logs()
     from memebot.data.store import inventory
 
+    from memebot.data.store import open_store, store_path
+
     s = settings()
-    path = s.resolve(s.store.path)
+    path = store_path(settings=s)
     if not path.exists():
         if as_json:
             typer.echo("[]")
@@ -276,7 +271,7 @@ def data_ls(as_json: bool = typer.Option(False, "--json", help="Machine-readable
             f"store {path} is empty: import data with `memebot data import PATH`", highlight=False, soft_wrap=True
         )
         return
-    with open_store(read_only=True) as st:
+    with open_store(settings=s, read_only=True) as st:
         inv = inventory(st)
     if as_json:
         typer.echo(

@@ -220,13 +220,13 @@ def build_feed(
     kind = spec["feed"]
     if kind == "replay":
         from memebot.data.replay import ReplayFeed
-        from memebot.data.store import Store, candles, upsert, CANDLE_COLUMNS
+        from memebot.data.store import Store, candles, upsert, CANDLE_COLUMNS, store_path as store_file
         from memebot.core import tf_seconds
 
         tf_seconds(spec["tf"])
         parse_range(spec.get("start"), spec.get("end"))
         s = settings or get_settings()
-        path = Path(store_path) if store_path else s.resolve(s.store.path)
+        path = store_file(store_path, s)
         if not path.exists():
             raise RunError(f"no data: the store {path} is empty (run `memebot data import PATH` first)")
         sel = (

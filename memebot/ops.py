@@ -12,6 +12,7 @@ import pandas as pd
 from .core import MemebotError, ValidationError, Chain, Environment, tf_seconds, ts_from, NS, json_safe
 from .config import get_settings, Settings
 from .obs import get_logger
+from .data.store import open_store, store_path
 
 log = get_logger("memebot.ops")
 
@@ -21,9 +22,9 @@ class OpsError(MemebotError):
 
 # %% auto #0
 __all__ = ['log', 'REPORTS', 'QS_MODEL', 'OpsError', 'prefect_env', 'WatchItem', 'parse_watchlist', 'task_runner',
-           'pickle_by_value', 'provider_slot', 'store_path', 'opened_store', 'backfill_item', 'backfill_shard',
-           'merge_candles', 'quality_check', 'split_grid', 'sweep_chunk', 'sweep_frame', 'training_candles',
-           'feature_summary', 'live_preflight', 'reports_dir', 'run_report', 'QuickstartResult', 'quickstart']
+           'pickle_by_value', 'provider_slot', 'backfill_item', 'backfill_shard', 'merge_candles', 'quality_check',
+           'split_grid', 'sweep_chunk', 'sweep_frame', 'training_candles', 'feature_summary', 'live_preflight',
+           'reports_dir', 'run_report', 'QuickstartResult', 'quickstart']
 
 # %% ../nbs/99_ops.ipynb #479adb9b
 def prefect_env(
@@ -155,28 +156,6 @@ def provider_slot(provider: str, limit: int | None = None, settings: Settings | 
         yield
 
 # %% ../nbs/99_ops.ipynb #6627e12f
-def store_path(path: str | Path | None = None, settings: Settings | None = None) -> Path:
-    "The store file: `path`, else `[store] path`."
-    s = settings or get_settings()
-    return Path(path) if path else s.resolve(s.store.path)
-
-
-@contextlib.contextmanager
-def opened_store(
-    path: str | Path | None = None,  # the store file (default `[store] path`)
-    settings: Settings | None = None,
-    read_only: bool = False,  # read-only: a store that does not exist is an OpsError, not a new empty file
-):
-    "The flow tasks' one way to open the store: yields it and closes it, whatever happens."
-    from memebot.data.store import Store
-
-    p = store_path(path, settings)
-    if read_only and not p.exists():
-        raise OpsError(f"store {p}: no such database (backfill or import candles first)")
-    with Store(p, read_only=read_only) as st:
-        yield st
-
-
 def backfill_item(
     item: WatchItem | str,
     store: str | Path | None = None,  # the entry and the store file
@@ -190,7 +169,7 @@ def backfill_item(
     it = parse_watchlist([str(item)])[0] if isinstance(item, str) else item
     until = ts_from(until) if until is not None else time.time_ns()
     since = ts_from(since) if since is not None else until - int(s.flows.backfill_days * 86400 * NS)
-    with provider_slot(it.source, settings=s), opened_store(store, s) as st:
+    with provider_slot(it.source, settings=s), open_store(store, s) as st:
         return asyncio.run(_backfill(st, it, since, until, s))
 
 
@@ -230,7 +209,7 @@ def merge_candles(
     from memebot.data.quality import quarantine_invalid
 
     out = {"rows": 0, "new": 0, "quarantined": 0}
-    with opened_store(store, settings) as st:
+    with open_store(store, settings) as st:
         for df in frames:
             if df is None or not len(df):
                 continue
@@ -249,7 +228,7 @@ def quality_check(
     from memebot.data.quality import quality_report
 
     s = settings or get_settings()
-    with opened_store(store, s) as st:
+    with open_store(store, s) as st:
         if not items:
             return quality_report(st, settings=s)
         its = [parse_watchlist([str(i)])[0] if isinstance(i, str) else i for i in items]
@@ -288,7 +267,7 @@ def sweep_frame(
     "The (field, symbol) candle frame a sweep runs on, from the store."
     from memebot.backtest import CandleFeed
 
-    with opened_store(store, settings, read_only=True) as st:
+    with open_store(store, settings, read_only=True) as st:
         return CandleFeed.from_store(st, symbols, tf, source=source).frame(tf)
 
 # %% ../nbs/99_ops.ipynb #4eee2954
@@ -304,7 +283,7 @@ def training_candles(
     from memebot.features import CONTEXT_SYMBOLS
 
     p = store_path(store, settings)
-    with opened_store(p, settings, read_only=True) as st:
+    with open_store(p, settings, read_only=True) as st:
         df = candles(st, None if symbols is None else sorted(set(symbols) | set(CONTEXT_SYMBOLS)), tf=tf, source=source)
     if df.empty:
         raise OpsError(f"no {tf} candles in {p}{' from ' + source if source else ''}")

@@ -21,7 +21,7 @@ from typing import Optional, List
 import typer
 
 
-from ..cli import app, settings, fail, console, open_store
+from ..cli import app, settings, fail, console
 
 
 from ..core import MemebotError, SOL_MINT, Environment, Chain, to_atoms, from_atoms

@@ -9,7 +9,8 @@ from typing import Optional, List
 import typer
 from rich.table import Table
 from ..core import parse_when
-from ..cli import app, data_app, settings, open_store, console, err_console, quiet_logs
+from ..cli import app, data_app, settings, console, err_console, quiet_logs
+from ..data.store import open_store, store_path
 from ..core import ValidationError, Chain, tf_seconds, ts_from
 
 # %% auto #0
@@ -53,7 +54,7 @@ def backfill_cmd(
 
     async def run():
         try:
-            with open_store() as st:
+            with open_store(settings=settings()) as st:
                 return await backfill(
                     st, src, ch, pool, tf, t0, t1, settings=s, progress=err_console.is_terminal, limit=limit
                 )
@@ -100,14 +101,14 @@ def data_check(
             raise ValidationError("data check", "--compare", f"{c!r}: expected REF_SOURCE:REF_SYMBOL=SOURCE:SYMBOL")
         pairs.append((rs, rsym, ss, ssym))
     s = settings()
-    path = s.resolve(s.store.path)
+    path = store_path(settings=s)
     if not path.exists():
         if as_json:
             typer.echo("[]")
             return
         console.print(f"store {path} is empty: import or backfill data first")
         return
-    with open_store(read_only=no_quarantine) as st:
+    with open_store(settings=s, read_only=no_quarantine) as st:
         rep = quality_report(st, source, chain, symbol, tf, quarantine=not no_quarantine, settings=s, compare=pairs)
     if as_json:
         typer.echo(

@@ -9,7 +9,8 @@ from typing import Optional, List
 import typer
 from rich.table import Table
 from ..core import MemebotError
-from ..cli import app, console, err_console, settings, open_store, quiet_logs
+from ..cli import app, console, err_console, settings, quiet_logs
+from ..data.store import open_store
 
 # %% auto #0
 __all__ = ['models_app', 'DEEP_FAMILIES', 'TrainArgsError', 'default_families', 'check_family', 'parse_params', 'train',
@@ -128,10 +129,7 @@ def train(
     from memebot.features import CONTEXT_SYMBOLS
 
     syms = [x.strip() for x in symbols.split(",") if x.strip()] if symbols else None
-    path = s.resolve(s.store.path)
-    if not path.exists():
-        raise TrainArgsError(f"store {path} is empty: import candles first (memebot data import PATH)")
-    with open_store(read_only=True) as st:
+    with open_store(settings=s, read_only=True, hint="import candles first: memebot data import PATH") as st:
         want = None if syms is None else sorted(set(syms) | set(CONTEXT_SYMBOLS))
         df = candles(st, want, tf=tf, start=start, end=end)
     if df.empty:

@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 from rich.console import Group
 from ..core import MemebotError, ValidationError, Chain, NS, ts_to_datetime
-from ..cli import app, settings, console, err_console, open_store, split_symbols
+from ..cli import app, settings, console, err_console, split_symbols
 from ..cli import ParamOpt, FromOpt, ToOpt, SourceOpt, ChainOpt, FillOpt
 from ..live import FEEDS, build_feed
 

@@ -13,7 +13,8 @@ import typer
 from rich.table import Table
 from ..core import MemebotError, ValidationError, Chain
 from ..core import parse_range, json_safe
-from ..cli import app, settings, console, err_console, open_store, positive, quiet_logs, split_symbols
+from ..cli import app, settings, console, err_console, positive, quiet_logs, split_symbols
+from ..data.store import open_store
 from ..cli import ParamOpt, SymbolsOpt, TfOpt, FromOpt, ToOpt, SourceOpt, ChainOpt, FillOpt
 
 # %% auto #0
@@ -35,10 +36,7 @@ def load_candles(
     tf_seconds(tf)
     start, end = parse_range(start, end)
     s = settings()
-    path = s.resolve(s.store.path)
-    if not path.exists():
-        raise ResearchError(f"no data: the store {path} is empty (run `memebot data import PATH` first)")
-    with open_store(read_only=True) as st:
+    with open_store(settings=s, read_only=True, hint="run `memebot data import PATH` first") as st:
         inv = inventory(st)
         inv = inv[(inv.kind == "candles") & (inv.tf == tf)]
         if source:

@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio, json, time, enum
 from typing import Optional, List
 import typer
-from ..cli import app, console, err_console, settings, open_store, fail
+from ..cli import app, console, err_console, settings, fail
+from ..data.store import open_store
 from ..core import MemebotError, ValidationError, tf_seconds
 
 # %% auto #0
@@ -46,7 +47,7 @@ def sim(
     m = MarketSim(seed=seed, minutes=minutes, launches=launches)
     t0 = time.perf_counter()
     with (
-        open_store() as st,
+        open_store(settings=settings()) as st,
         Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
@@ -147,11 +148,10 @@ def stream(
     elif src == "replay":
         from memebot.data.replay import ReplayFeed
 
-        s = settings()
-        path = s.resolve(s.store.path)
-        if not path.exists():
-            raise MemebotError(f"store {path} is empty: nothing to replay (run `memebot sim` or `memebot data import`)")
-        feed = ReplayFeed(open_store(read_only=True), kind="candles" if tf else "swaps", symbols=targets or None, tf=tf)
+        st = open_store(
+            settings=settings(), read_only=True, hint="nothing to replay: run `memebot sim` or `memebot data import`"
+        )
+        feed = ReplayFeed(st, kind="candles" if tf else "swaps", symbols=targets or None, tf=tf)
     elif src in SOURCES:
         if not targets:
             raise ValidationError(

@@ -14,7 +14,8 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['CANDLE_KEY', 'CANDLE_COLUMNS', 'SWAP_KEY', 'SWAP_COLUMNS', 'MIGRATIONS', 'register_migration', 'ensure_schema',
-           'StoreError', 'StoreLockedError', 'Store', 'upsert_all', 'upsert', 'candles', 'inventory']
+           'StoreError', 'StoreLockedError', 'Store', 'store_path', 'open_store', 'upsert_all', 'upsert', 'candles',
+           'inventory']
 
 # %% ../../nbs/10_data.store.ipynb #7dd2e0ef
 CANDLE_KEY = ("source", "chain", "symbol", "tf", "ts")
@@ -233,6 +234,28 @@ def schema_version(self: Store) -> dict[str, int]:
     return dict(
         self.cursor().execute("SELECT component, max(version) FROM schema_migrations GROUP BY 1 ORDER BY 1").fetchall()
     )
+
+# %% ../../nbs/10_data.store.ipynb #7d0cbeec
+def store_path(
+    path: str | Path | None = None,  # a store file; default `[store] path` (relative to the settings file)
+    settings=None,
+) -> Path:
+    "The market-data store's file."
+    s = settings or get_settings()
+    return Path(path) if path else s.resolve(s.store.path)
+
+
+def open_store(
+    path: str | Path | None = None,  # default `[store] path`
+    settings=None,
+    read_only: bool = False,  # read-only: a missing file is a StoreError (with `hint`), not a new empty store
+    hint: str = "import or backfill data first",  # what the user should do when there is no store yet
+) -> Store:
+    "memebot's one way to open the market-data store (a context manager: `with open_store(...) as st`)."
+    p = store_path(path, settings)
+    if read_only and not p.exists():
+        raise StoreError(f"no data: the store {p} is empty ({hint})")
+    return Store(p, read_only=read_only)
 
 # %% ../../nbs/10_data.store.ipynb #62550850
 _TABLE_KEYS = {"candles": CANDLE_KEY, "swaps": SWAP_KEY}
