@@ -73,7 +73,7 @@ class LiveConfig(_Section):
         "What the two switches mean together: LIVE only with live trading enabled and paper mode off, else PAPER."
         return Environment.LIVE if self.live_trading_enabled and not self.paper_trading_mode else Environment.PAPER
 
-
+# %% ../nbs/01_config.ipynb #878aaf23s1
 class RiskConfig(_Section):
     "[risk]: limits every order passes, in backtest, paper and live alike."
 
@@ -124,7 +124,7 @@ class RiskConfig(_Section):
             raise ValueError(f"{v!r} is not HH:MM")
         return f"{int(h):02d}:{int(m):02d}"
 
-
+# %% ../nbs/01_config.ipynb #878aaf23s2
 class AIConfig(_Section):
     "[ai]: model families on/off, MLflow tracking and the promotion gate."
 
@@ -178,7 +178,7 @@ class MonitoringConfig(_Section):
     def _upper(cls, v):
         return v.upper() if isinstance(v, str) else v
 
-
+# %% ../nbs/01_config.ipynb #878aaf23s3
 class EndpointsConfig(_Section):
     "[endpoints]: every provider's base URL, so tests and users can point memebot at a mirror or a local server."
 
@@ -233,7 +233,7 @@ class SolanaConfig(_Section):
 
 _ADDR = r"^0x[0-9a-fA-F]{40}$"
 
-
+# %% ../nbs/01_config.ipynb #878aaf23s4
 class EVMConfig(_Section):
     "[evm]: the wallet, fee policy and per-chain settings for Uniswap V2-style routers on Ethereum, BSC and Polygon."
 
@@ -289,7 +289,7 @@ class EVMConfig(_Section):
     )  # USDC: prices the native coin in USD
     polygon_usd_decimals: int = Field(6, ge=0, le=36)
 
-
+# %% ../nbs/01_config.ipynb #878aaf23s5
 class DataConfig(_Section):
     "[data]: HTTP client, per-provider rate limits (requests per minute), data-quality thresholds and failover."
 
@@ -332,7 +332,7 @@ class SimConfig(_Section):
     minutes: int = Field(240, ge=1)
     launches: int = Field(5, ge=1)
 
-
+# %% ../nbs/01_config.ipynb #878aaf23s6
 class BacktestConfig(_Section):
     "[backtest]: default costs per venue (overridable per run)."
 
@@ -373,7 +373,7 @@ class StoreConfig(_Section):
     path: str = "data/memebot.duckdb"
     ledger_dir: str = "data/runs"  # a paper or live node's orders, fills and run record: <ledger_dir>/<run_id>.duckdb
 
-
+# %% ../nbs/01_config.ipynb #878aaf23s7
 class Settings(BaseModel):
     "All of memebot's settings, one attribute per INI section."
 
@@ -461,7 +461,7 @@ def _describe(err: dict, section: str, key: str, origin: str) -> str:
 def _secret_keys(section: str) -> set[str]:
     return {n for n, f in SECTIONS[section].model_fields.items() if f.annotation is SecretStr}
 
-
+# %% ../nbs/01_config.ipynb #b425f869s1
 def load_settings(
     path: str | Path | None = None,  # a settings file; default: MEMEBOT_SETTINGS or the nearest settings.ini
     env: dict | None = None,  # environment to read overrides from (default os.environ)

@@ -662,7 +662,7 @@ def _inside(s: Settings, d: Path) -> Settings:
         }
     )
 
-
+# %% ../nbs/99_ops.ipynb #5e32a3ce03s1
 def _qs_backtest(sp: Path, out: Path, s: Settings) -> dict:
     from memebot.data.store import Store
     from memebot.backtest import CandleFeed, Engine

@@ -58,9 +58,9 @@ _COSIGNER = typer.Option(
 )
 
 # %% auto #0
-__all__ = ['live_app', 'wallet_app', 'testchain_app', 'sol_usd', 'live_risk', 'node_cash', 'live_buy', 'live_sell', 'live_run',
-           'live_reconcile', 'require_chain', 'evm_broker', 'evm_trade', 'evm_reconcile', 'live_revoke',
-           'wallet_balance', 'evm_live_run', 'evm_wallet_balance', 'testchain_serve']
+__all__ = ['live_app', 'wallet_app', 'testchain_app', 'sol_usd', 'live_risk', 'node_cash', 'live_buy', 'live_sell',
+           'run_live_node', 'live_run', 'live_reconcile', 'require_chain', 'evm_broker', 'evm_trade', 'evm_reconcile',
+           'live_revoke', 'wallet_balance', 'evm_live_run', 'evm_wallet_balance', 'testchain_serve']
 
 # %% ../../nbs/95_commands.live.ipynb #8eb6649401
 async def sol_usd(s) -> float | None:
@@ -210,6 +210,49 @@ def _trade(side, mint, amount, slippage_bps, confirm, cosigners, as_json):
     _run(go())
 
 # %% ../../nbs/95_commands.live.ipynb #b6678e6302
+async def run_live_node(node, broker, s, seconds, json_out, tx_key: str = "signature", unit: str = "sol") -> dict:
+    "Run a live node with its broker's reconciliation beside it; print or write the final report, and return it."
+    from memebot.commands.paper import _run_node, status_line
+
+    rec = asyncio.create_task(broker.reconcile_forever(s.live.reconcile_every_s))
+    if seconds:
+        asyncio.get_running_loop().call_later(seconds, node.stop, "--seconds elapsed")
+    try:
+        res = await _run_node(node, False, max(node.heartbeat_s, 1.0))
+    finally:
+        rec.cancel()
+    stt = node.status()
+    fills = [
+        {
+            "client_id": f.client_id,
+            tx_key: f.tx_sig,
+            "symbol": f.symbol,
+            "side": f.side.value,
+            "qty": f.qty,
+            f"price_{unit}": f.price,
+            f"fee_{unit}": f.fee,
+        }
+        for f in res.fills
+    ]
+    doc = {
+        "status": stt,
+        "consistency": node.consistency(),
+        "reconcile": (await broker.reconcile()).summary(),
+        "fills": fills,
+    }
+    if json_out is not None:
+        txt = json.dumps(doc, indent=1, default=str)
+        if str(json_out) == "-":
+            print(txt)
+        else:
+            json_out.parent.mkdir(parents=True, exist_ok=True)
+            json_out.write_text(txt)
+    if json_out is None or str(json_out) != "-":
+        print(status_line(stt).replace("paper ", "live ", 1), flush=True)
+        print(f"reconcile: {doc['reconcile']}", flush=True)
+    return doc
+
+# %% ../../nbs/95_commands.live.ipynb #ac74f47f
 @live_app.command("run")
 def live_run(
     strategy: str = typer.Option(..., "--strategy", help="Strategy name (see `memebot strategies`)."),
@@ -240,7 +283,6 @@ def live_run(
     from memebot.strategy import get_strategy, parse_param_args
     from memebot.data.feeds import JupiterPriceFeed, BarFeed
     from memebot.live import TradingNode, VenueBroker
-    from memebot.commands.paper import _run_node, status_line
     from memebot.core import WallClock, tf_seconds, ValidationError
 
     s = settings()
@@ -298,46 +340,12 @@ def live_run(
             )
             vb.marks = node.engine.portfolio.marks
             b.on_halt = risk.halt  # a reconciliation difference halts the node (exits need a resume)
-            rec = asyncio.create_task(b.reconcile_forever(s.live.reconcile_every_s))
-            if seconds:
-                asyncio.get_running_loop().call_later(seconds, node.stop, "--seconds elapsed")
             print(
                 f"live {strat.id} on {', '.join(mints)} ({tf} bars from Jupiter prices, SOL per token); cash"
                 f" {node.cash:.4f} SOL; Ctrl-C stops",
                 flush=True,
             )
-            try:
-                res = await _run_node(node, False, max(node.heartbeat_s, 1.0))
-            finally:
-                rec.cancel()
-            stt = node.status()
-            doc = {
-                "status": stt,
-                "consistency": node.consistency(),
-                "reconcile": (await b.reconcile()).summary(),
-                "fills": [
-                    {
-                        "client_id": f.client_id,
-                        "signature": f.tx_sig,
-                        "symbol": f.symbol,
-                        "side": f.side.value,
-                        "qty": f.qty,
-                        "price_sol": f.price,
-                        "fee_sol": f.fee,
-                    }
-                    for f in res.fills
-                ],
-            }
-            if json_out is not None:
-                txt = json.dumps(doc, indent=1, default=str)
-                if str(json_out) == "-":
-                    print(txt)
-                else:
-                    json_out.parent.mkdir(parents=True, exist_ok=True)
-                    json_out.write_text(txt)
-            if json_out is None or str(json_out) != "-":
-                print(status_line(stt).replace("paper ", "live ", 1), flush=True)
-                print(f"reconcile: {doc['reconcile']}", flush=True)
+            await run_live_node(node, b, s, seconds, json_out, tx_key="signature", unit="sol")
         finally:
             await b.aclose()
             st.close()
@@ -545,7 +553,7 @@ def evm_reconcile(chain: Chain, acknowledge: bool, confirm: bool, as_json: bool)
 
     _run(go())
 
-
+# %% ../../nbs/95_commands.live.ipynb #34b4c733s1
 @live_app.command("revoke")
 def live_revoke(
     token: str = typer.Argument(..., help="Token (0x address) whose router allowance to set to zero."),
@@ -633,7 +641,6 @@ def evm_live_run(s, chain: Chain, strat, tokens: list[str], tf: str, reserve: fl
     from memebot.live import TradingNode, VenueBroker
     from memebot.risk import RiskEngine
     from memebot.risk.evm_safety import EvmTokenSafety
-    from memebot.commands.paper import _run_node, status_line
 
     toks = []
     for t in tokens:
@@ -672,46 +679,12 @@ def evm_live_run(s, chain: Chain, strat, tokens: list[str], tf: str, reserve: fl
             )
             vb.marks = node.engine.portfolio.marks
             b.on_halt = risk.halt  # a reconciliation difference halts the node
-            rec = asyncio.create_task(b.reconcile_forever(s.live.reconcile_every_s))
-            if seconds:
-                asyncio.get_running_loop().call_later(seconds, node.stop, "--seconds elapsed")
             print(
                 f"live {strat.id} on {chain.value} {', '.join(toks)} ({tf} bars from the pools' swaps, {b.native}"
                 f" per token); cash {node.cash:.4f} {b.native}; Ctrl-C stops",
                 flush=True,
             )
-            try:
-                res = await _run_node(node, False, max(node.heartbeat_s, 1.0))
-            finally:
-                rec.cancel()
-            stt = node.status()
-            doc = {
-                "status": stt,
-                "consistency": node.consistency(),
-                "reconcile": (await b.reconcile()).summary(),
-                "fills": [
-                    {
-                        "client_id": f.client_id,
-                        "tx_hash": f.tx_sig,
-                        "symbol": f.symbol,
-                        "side": f.side.value,
-                        "qty": f.qty,
-                        f"price_{b.native.lower()}": f.price,
-                        f"fee_{b.native.lower()}": f.fee,
-                    }
-                    for f in res.fills
-                ],
-            }
-            if json_out is not None:
-                txt = json.dumps(doc, indent=1, default=str)
-                if str(json_out) == "-":
-                    print(txt)
-                else:
-                    json_out.parent.mkdir(parents=True, exist_ok=True)
-                    json_out.write_text(txt)
-            if json_out is None or str(json_out) != "-":
-                print(status_line(stt).replace("paper ", "live ", 1), flush=True)
-                print(f"reconcile: {doc['reconcile']}", flush=True)
+            await run_live_node(node, b, s, seconds, json_out, tx_key="tx_hash", unit=b.native.lower())
         finally:
             await b.aclose()
             st.close()
@@ -762,7 +735,7 @@ async def _evm_wallet(s, chain: Chain, address: str | None, extra: list[str]) ->
     finally:
         await rpc.aclose()
 
-
+# %% ../../nbs/95_commands.live.ipynb #2efe142ds1
 def evm_wallet_balance(s, chain: str, address: str | None, extra: list[str], as_json: bool):
     "`memebot wallet balance --chain all|<evm chain>`: one block per chain."
     chains = [Chain.ETHEREUM, Chain.BSC, Chain.POLYGON] if chain == "all" else [_trade_chain(chain)]

@@ -128,7 +128,7 @@ def classify_error(err: dict) -> str:
 
 PANICS = {0x01: "assert(false)", 0x11: "arithmetic overflow", 0x12: "division by zero", 0x32: "index out of bounds"}
 
-
+# %% ../../nbs/12a_data.evm.ipynb #303ed254s1
 def decode_revert(data: str | bytes | None) -> str:
     "A readable revert reason: `Error(string)`, `Panic(uint256)`, or the raw bytes (as text when printable)."
     if not data:

@@ -582,30 +582,29 @@ async def swap(
 
 # %% ../../nbs/62_exec.evm.ipynb #eca35790
 @patch
-async def _swap(self: EvmBroker, side, token, amount, slippage_bps, client_id, tag) -> Order:
+async def _checked(self: EvmBroker, side: Side, token: str, amount: int, slippage_bps, client_id) -> tuple[int, float]:
+    "Validate the order's inputs and run token safety: (slippage bps, the tax its output is expected to lose)."
     if int(amount) != amount or amount <= 0:
         raise ValidationError("order", "amount", f"{amount!r} must be a positive integer of base units")
     if len(token) != 42 or not token.startswith("0x"):
         raise ValidationError("order", "token", f"{token!r} is not a 0x address")
-    s = self.settings
-    slip = s.risk.max_slippage_bps if slippage_bps is None else int(slippage_bps)
-    if not 0 <= slip <= s.risk.max_slippage_bps:
-        raise ValidationError(
-            "order", "slippage_bps", f"{slip} exceeds [risk] max_slippage_bps={s.risk.max_slippage_bps}"
-        )
+    cap = self.settings.risk.max_slippage_bps
+    slip = cap if slippage_bps is None else int(slippage_bps)
+    if not 0 <= slip <= cap:
+        raise ValidationError("order", "slippage_bps", f"{slip} exceeds [risk] max_slippage_bps={cap}")
     if client_id and self.ledger.order(client_id) is not None:
         raise ValidationError("order", "client_id", f"{client_id} is already in the ledger (never re-sent)")
-    tax = 0.0
-    if self.safety is not None:
-        v = self.safety.verdict(token) if side is Side.SELL else None
-        v = v or await self.safety.check(token)
-        if side is Side.BUY and not v.ok:
-            raise SwapRejected(f"token safety: {token}: {'; '.join(v.reasons)}")
-        tax = (v.facts.get("buy_tax_pct" if side is Side.BUY else "sell_tax_pct") or 0.0) / 100
-    dec = await self.decimals(token)
-    expected, head = await asyncio.gather(self.quote(side, token, amount), self.rpc.block("latest"))
-    t0 = time.perf_counter()
-    net = 0.0
+    if self.safety is None:
+        return slip, 0.0
+    v = (self.safety.verdict(token) if side is Side.SELL else None) or await self.safety.check(token)
+    if side is Side.BUY and not v.ok:
+        raise SwapRejected(f"token safety: {token}: {'; '.join(v.reasons)}")
+    return slip, (v.facts.get("buy_tax_pct" if side is Side.BUY else "sell_tax_pct") or 0.0) / 100
+
+# %% ../../nbs/62_exec.evm.ipynb #c343082c
+@patch
+def _order_tx(self: EvmBroker, side, token, amount, expected, head, dec, slip, tax, client_id, tag):
+    "(order, params, unsigned swap transaction) for a quote of `expected` out."
     min_out = int(expected * (1 - tax) * (10_000 - slip) // 10_000)
     tok, wei = (expected, amount) if side is Side.BUY else (amount, expected)
     qty = float(from_atoms(tok, dec))
@@ -631,31 +630,45 @@ async def _swap(self: EvmBroker, side, token, amount, slippage_bps, client_id, t
         "decimals": dec,
         "router": self.cfg.router,
     }
-    if self.risk is not None and (why := self.risk.check(order, self.ledger.portfolio, self.clock.now_ns())):
-        return self._reject(order, params, f"risk: {why}")
     path = [self.cfg.wrapped, token] if side is Side.BUY else [token, self.cfg.wrapped]
-    deadline = max(int(time.time()), int(head["timestamp"], 16)) + s.evm.deadline_s  # chain time can run ahead
+    deadline = max(int(time.time()), int(head["timestamp"], 16)) + self.settings.evm.deadline_s  # chain time may lead
     tx = {
         "from": self.key.address,
         "to": self.cfg.router,
         "value": amount if side is Side.BUY else 0,
         "data": swap_data(side, amount, min_out, path, self.me, deadline),
     }
+    return order, params, tx
+
+# %% ../../nbs/62_exec.evm.ipynb #f86be448
+@patch
+async def _ready(self: EvmBroker, side: Side, token: str, amount: int, tx: dict, client_id: str) -> tuple[Fees, float]:
+    "Complete `tx` (gas) after approval and simulation: (fees, seconds spent waiting on the network)."
+    n0 = time.perf_counter()
+    if side is Side.SELL:
+        await self._ensure_allowance(token, amount, client_id)
     try:
-        if side is Side.SELL:
-            n1 = time.perf_counter()
-            await self._ensure_allowance(token, amount, order.client_id)
-            net += time.perf_counter() - n1
-        n1 = time.perf_counter()
-        try:
-            await self.rpc.eth_call({k: (hex(v) if isinstance(v, int) else v) for k, v in tx.items()})
-        except EvmRpcError as e:
-            if e.kind == "reverted":
-                raise SwapRejected(f"simulation reverted: {e.reason}") from None
-            raise
-        tx["gas"] = await self._gas(tx)
-        fees = await self.fees()
-        net += time.perf_counter() - n1
+        await self.rpc.eth_call({k: (hex(v) if isinstance(v, int) else v) for k, v in tx.items()})
+    except EvmRpcError as e:
+        if e.kind == "reverted":
+            raise SwapRejected(f"simulation reverted: {e.reason}") from None
+        raise
+    tx["gas"] = await self._gas(tx)
+    fees = await self.fees()
+    return fees, time.perf_counter() - n0
+
+# %% ../../nbs/62_exec.evm.ipynb #57d29645
+@patch
+async def _swap(self: EvmBroker, side, token, amount, slippage_bps, client_id, tag) -> Order:
+    slip, tax = await self._checked(side, token, amount, slippage_bps, client_id)
+    dec = await self.decimals(token)
+    expected, head = await asyncio.gather(self.quote(side, token, amount), self.rpc.block("latest"))
+    t0 = time.perf_counter()
+    order, params, tx = self._order_tx(side, token, amount, expected, head, dec, slip, tax, client_id, tag)
+    if self.risk is not None and (why := self.risk.check(order, self.ledger.portfolio, self.clock.now_ns())):
+        return self._reject(order, params, f"risk: {why}")
+    try:
+        fees, net = await self._ready(side, token, amount, tx, order.client_id)
     except SwapRejected as e:
         return self._reject(order, params, str(e))
     except EvmRpcError as e:
@@ -921,7 +934,7 @@ def acknowledge(self: EvmBroker, report: ReconciliationReport, note: str = "ackn
     self.halted = None
     self.log.info("reconciliation_acknowledged", differences=len(report.differences))
 
-
+# %% ../../nbs/62_exec.evm.ipynb #c314f9bas1
 @patch
 async def reconcile_forever(self: EvmBroker, every_s: float = 60.0):
     "Every `every_s` seconds while no order is in flight: re-read recent fills for reorgs, then reconcile."

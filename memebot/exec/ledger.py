@@ -87,7 +87,7 @@ class TxIntent:
     wallet: str = ""
     chain: str = "solana"
 
-
+# %% ../../nbs/63_exec.ledger.ipynb #867078a6s1
 def _dt(ns: int | None) -> datetime | None:
     return None if ns is None else ts_to_datetime(int(ns)).replace(tzinfo=None)
 

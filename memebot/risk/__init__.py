@@ -928,7 +928,7 @@ def _usd_rate(self: RiskEngine) -> float | None:
         return None
     return float(k) if _finite_pos(k) else None
 
-
+# %% ../../nbs/50_risk.ipynb #d63efb5203s1
 @patch
 def _equity(self: RiskEngine, p: Portfolio) -> float:
     "Cash plus positions at the freshest prices (cached until a price, the cash or the positions change)."
