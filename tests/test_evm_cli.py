@@ -93,6 +93,9 @@ def test_live_buy_sell_reconcile_revoke_on_bsc(bsc, memebot):
     assert "error" in rows["ethereum"] and "error" in rows["solana"]
     r = memebot("wallet", "balance", "--chain", "all", env=env)
     assert r.returncode == 0 and "ethereum: not read" in r.stdout and "BNB ($" in r.stdout
+    secret = me.key.hex().removeprefix("0x")
+    r = memebot("live", "reconcile", "--chain", "bsc", "--yes-i-mean-live", "--debug", env=env)
+    assert secret not in r.stdout + r.stderr  # the key is never printed or logged, even with --debug
 
 
 def test_refusals_are_one_error_line(bsc, memebot):

@@ -124,6 +124,81 @@ def _arun(coro):
         return ex.submit(asyncio.run, coro).result()
 
 # %% ../../nbs/94_commands.paper.ipynb #4e4b3fe401
+def _paper_run(s, resume: bool, run_id, strategy, param, spec: dict, speed) -> tuple[str, str, dict, dict]:
+    "(run id, strategy, params, spec) for a new run, or the stored ones of the run to resume."
+    from memebot.strategy import parse_param_args
+    from memebot.exec.ledger import ledger_path
+    from memebot.core import parse_range
+
+    if resume and not run_id:
+        raise PaperError("--resume needs --run-id (the run to continue)")
+    if resume:
+        rec = _record(run_id, s) if ledger_path(run_id, s).exists() else None
+        if rec is None:
+            raise PaperError(f"--run-id {run_id!r}: no such paper run (nothing to resume)")
+        if speed is not None:
+            rec["spec"]["speed"] = speed or None
+        return run_id, rec["strategy"], rec["params"], rec["spec"]
+    if strategy is None:
+        raise PaperError("--strategy is required (see `memebot strategies`)")
+    parse_range(spec["start"], spec["end"])
+    run_id = run_id or f"paper-{strategy}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
+    if ledger_path(run_id, s).exists() and (rec := _record(run_id, s)) is not None:
+        raise PaperError(
+            f"--run-id {run_id!r} already exists ({rec['status']}): add --resume to continue it, or choose another"
+            " run id"
+        )
+    return run_id, strategy, parse_param_args(param), spec
+
+# %% ../../nbs/94_commands.paper.ipynb #cb9d2209
+def _paper_report(node, res, run_id: str, s, json_out) -> None:
+    "Print (or write as JSON) how the run ended."
+    from memebot.exec.ledger import ledger_path
+
+    st = node.status()
+    lat = node.latency()
+    if json_out is not None:
+        doc = {
+            "status": st,
+            "latency": lat,
+            "consistency": node.consistency(),
+            "ledger": str(ledger_path(run_id, s)),
+            "fills": [
+                {
+                    "client_id": f.client_id,
+                    "fill_id": f.fill_id,
+                    "ts": f.ts,
+                    "symbol": f.symbol,
+                    "side": f.side.value,
+                    "qty": f.qty,
+                    "price": f.price,
+                    "fee": f.fee,
+                }
+                for f in res.fills
+            ],
+        }
+        txt = json.dumps(doc, indent=1, default=str)
+        if str(json_out) == "-":
+            print(txt)
+        else:
+            json_out.parent.mkdir(parents=True, exist_ok=True)
+            json_out.write_text(txt)
+    if json_out is None or str(json_out) != "-":
+        print(status_line(st), flush=True)
+        from memebot.commands.research import print_orders
+
+        print_orders(st["order_stats"], st["risk_checks"], title=f"orders ({run_id})")
+        if lat.get("n"):
+            print(
+                f"tick-to-order: p50 {lat['p50_us']:.0f} us, p99 {lat['p99_us']:.0f} us, p99.9 {lat['p999_us']:.0f}"
+                f" us over {lat['n']} orders"
+                + (f" (p99 over the {lat['target_us'] / 1e3:g} ms target)" if lat["p99_us"] > lat["target_us"] else ""),
+                flush=True,
+            )
+        if node.interrupted:
+            print(f"stopped: continue with `memebot paper --run-id {run_id} --resume`", flush=True)
+
+# %% ../../nbs/94_commands.paper.ipynb #bbe37946
 @app.command("paper")
 def paper_cmd(
     strategy: Optional[str] = typer.Option(None, "--strategy", help="Strategy name (see `memebot strategies`)."),
@@ -195,46 +270,32 @@ def paper_cmd(
     cash = positive(cash, "--cash")
     if (metrics or metrics_port) and not s.monitoring.metrics_enabled:
         raise PaperError("--metrics: metrics are off ([monitoring] metrics_enabled = false)")
-    if resume and not run_id:
-        raise PaperError("--resume needs --run-id (the run to continue)")
-    if resume:
-        if not ledger_path(run_id, s).exists():
-            raise PaperError(f"--run-id {run_id!r}: no such paper run (nothing to resume)")
-        rec = _record(run_id, s)
-        if rec is None:
-            raise PaperError(f"--run-id {run_id!r}: no such paper run (nothing to resume)")
-        spec, strategy, params = rec["spec"], rec["strategy"], rec["params"]
-        if speed is not None:
-            spec["speed"] = speed or None
-    else:
-        if strategy is None:
-            raise PaperError("--strategy is required (see `memebot strategies`)")
-        parse_range(start, end)
-        run_id = run_id or f"paper-{strategy}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
-        if ledger_path(run_id, s).exists() and (rec := _record(run_id, s)) is not None:
-            raise PaperError(
-                f"--run-id {run_id!r} already exists ({rec['status']}): add --resume to continue it, or choose another"
-                " run id"
-            )
-        params = parse_param_args(param)
-        spec = {
-            "feed": feed,
-            "symbols": split_symbols(symbols),
-            "tf": tf,
-            "start": start,
-            "end": end,
-            "source": source,
-            "chain": chain,
-            "speed": speed or None,
-            "minutes": minutes,
-            "seed": seed,
-            "launches": launches,
-            "live_tf": tf if (feed == "live" and bars) else None,
-            "fill": fill,
-            "fee_bps": fee_bps,
-            "liquidity": liquidity,
-            "cash": cash if cash is not None else s.live.starting_cash_usd,
-        }
+    run_id, strategy, params, spec = _paper_run(
+        s,
+        resume,
+        run_id,
+        strategy,
+        param,
+        dict(
+            feed=feed,
+            symbols=split_symbols(symbols),
+            tf=tf,
+            start=start,
+            end=end,
+            source=source,
+            chain=chain,
+            speed=speed or None,
+            minutes=minutes,
+            seed=seed,
+            launches=launches,
+            live_tf=tf if (feed == "live" and bars) else None,
+            fill=fill,
+            fee_bps=fee_bps,
+            liquidity=liquidity,
+            cash=cash if cash is not None else s.live.starting_cash_usd,
+        ),
+        speed,
+    )
     strat = get_strategy(strategy, params)
     fd, ch = build_feed(spec, settings=settings())  # before the run's ledger exists: a bad request leaves none
     sb = make_broker(spec["fill"], ch, spec.get("fee_bps"), None, spec.get("liquidity", 100_000.0), settings=settings())
@@ -268,52 +329,7 @@ def paper_cmd(
             )
         quiet_out = sys.stderr if json_out is not None and str(json_out) == "-" else None
         res = _arun(_run_node(node, dash and tty, max(node.heartbeat_s, 1.0), quiet_out))
-        st = node.status()
-        lat = node.latency()
-        if json_out is not None:
-            doc = {
-                "status": st,
-                "latency": lat,
-                "consistency": node.consistency(),
-                "ledger": str(ledger_path(run_id, s)),
-                "fills": [
-                    {
-                        "client_id": f.client_id,
-                        "fill_id": f.fill_id,
-                        "ts": f.ts,
-                        "symbol": f.symbol,
-                        "side": f.side.value,
-                        "qty": f.qty,
-                        "price": f.price,
-                        "fee": f.fee,
-                    }
-                    for f in res.fills
-                ],
-            }
-            txt = json.dumps(doc, indent=1, default=str)
-            if str(json_out) == "-":
-                print(txt)
-            else:
-                json_out.parent.mkdir(parents=True, exist_ok=True)
-                json_out.write_text(txt)
-        if json_out is None or str(json_out) != "-":
-            print(status_line(st), flush=True)
-            from memebot.commands.research import print_orders
-
-            print_orders(st["order_stats"], st["risk_checks"], title=f"orders ({run_id})")
-            if lat.get("n"):
-                print(
-                    f"tick-to-order: p50 {lat['p50_us']:.0f} us, p99 {lat['p99_us']:.0f} us, p99.9 {lat['p999_us']:.0f}"
-                    f" us over {lat['n']} orders"
-                    + (
-                        f" (p99 over the {lat['target_us'] / 1e3:g} ms target)"
-                        if lat["p99_us"] > lat["target_us"]
-                        else ""
-                    ),
-                    flush=True,
-                )
-            if node.interrupted:
-                print(f"stopped: continue with `memebot paper --run-id {run_id} --resume`", flush=True)
+        _paper_report(node, res, run_id, s, json_out)
     finally:
         store.close()
 
