@@ -182,6 +182,72 @@ def parse_range(since, until, tf: str, limit: int = GT_MAX_LIMIT, now_ns: int | 
     return start, end
 
 # %% ../../nbs/11a_data.backfill.ipynb #b586b32d01
+def _job_end(store: Store, key: list, lo: int, hi: int) -> int:
+    "The end of the stored job for [lo, hi): an interrupted one resumes from its cursor; else a new job is recorded."
+    prev = (
+        store.cursor()
+        .execute(
+            """SELECT epoch_ns(end_ts) FROM backfill_ranges WHERE source = ? AND chain = ? AND symbol = ?
+        AND tf = ? AND status = 'running' AND start_ts = ? AND cursor_ts = ?""",
+            key + [_dt(lo), _dt(hi)],
+        )
+        .fetchall()
+    )
+    if prev:
+        return int(prev[0][0])
+    store.cursor().execute(
+        "INSERT OR REPLACE INTO backfill_ranges VALUES (?, ?, ?, ?, ?, ?, ?, 'running', 0, 0,"
+        " now()::TIMESTAMP, now()::TIMESTAMP)",
+        key + [_dt(lo), _dt(hi), _dt(hi)],
+    )
+    return hi
+
+
+def _progress(show: bool):
+    "A rich progress bar on stderr (disabled unless `show`)."
+    from rich.progress import Progress, BarColumn, TextColumn, TimeElapsedColumn, MofNCompleteColumn
+    from rich.console import Console
+
+    cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    return Progress(*cols, console=Console(stderr=True), disable=not show, transient=False)
+
+# %% ../../nbs/11a_data.backfill.ipynb #ab7232e5
+async def _fetch_range(store, key, lo, hi, hi_job, s, limit, max_pages, out, tick) -> bool:
+    "Page [lo, hi) backwards into the store, counting into `out`; False when `max_pages` stopped it first."
+    from memebot.data.quality import quarantine_invalid
+
+    source, chain, pool, tf = key
+    cursor = hi
+    while cursor > lo:
+        if max_pages is not None and out["pages"] >= max_pages:
+            return False
+        try:
+            page, nxt = await fetch_page(source, Chain.parse(chain), pool, tf, lo, cursor, s, limit)
+        except SourceError as e:
+            at = pd.Timestamp(cursor, tz="UTC")
+            log.error("backfill_failed", source=source, symbol=pool, tf=tf, cursor=str(at), error=str(e))
+            raise BackfillError(
+                f"backfill {source} {pool} {tf} stopped at {at}: {e} ({out['rows']:,} rows written; rerun to resume)"
+            ) from e
+        good, nbad = quarantine_invalid(store, page)
+        r = upsert(store, "candles", good)
+        store.cursor().execute(
+            """UPDATE backfill_ranges SET cursor_ts = ?, pages = pages + 1, rows = rows + ?, status = ?,
+                updated = now()::TIMESTAMP WHERE source = ? AND chain = ? AND symbol = ? AND tf = ? AND
+                start_ts = ? AND end_ts = ?""",
+            [_dt(nxt), len(page), "done" if nxt <= lo else "running"] + key + [_dt(lo), _dt(hi_job)],
+        )
+        out["pages"] += 1
+        out["rows"] += len(page)
+        out["new"] += r["new"]
+        out["quarantined"] += nbad
+        _PAGES.labels(source).inc()
+        _ROWS.labels(source).inc(len(page))
+        tick(len(page))
+        cursor = nxt
+    return True
+
+# %% ../../nbs/11a_data.backfill.ipynb #c0fdec55
 async def backfill(
     store: Store,
     source: str,  # geckoterminal, binance (ccxt) or coingecko
@@ -196,8 +262,6 @@ async def backfill(
     max_pages: int | None = None,  # stop (cleanly, resumable) after this many pages
 ) -> dict:
     "Fetch the missing candles of one series into the store; returns counts (pages, rows, new, ranges, missing)."
-    from memebot.data.quality import quarantine_invalid
-
     source, chain = check_source(source), Chain.parse(chain)
     if source == "geckoterminal":
         gt_timeframe(tf)
@@ -206,109 +270,38 @@ async def backfill(
     s = settings or get_settings()
     step = tf_seconds(tf) * NS
     key = [source, chain.value, pool, tf]
-    resumed = bool(
-        store.cursor()
-        .execute(
-            """SELECT count(*) FROM backfill_ranges WHERE source = ? AND chain = ? AND symbol = ?
-        AND tf = ? AND status = 'running'""",
-            key,
-        )
-        .fetchall()[0][0]
-    )
+    running = """SELECT count(*) FROM backfill_ranges WHERE source = ? AND chain = ? AND symbol = ?
+        AND tf = ? AND status = 'running'"""
+    resumed = bool(store.cursor().execute(running, key).fetchall()[0][0])
     ranges = missing_ranges(store, *key, start, end)[::-1]
     todo = sum((b - a) // step for a, b in ranges)
-    out = {
-        "source": source,
-        "chain": chain.value,
-        "symbol": pool,
-        "tf": tf,
-        "since": str(pd.Timestamp(start, tz="UTC")),
-        "until": str(pd.Timestamp(end, tz="UTC")),
-        "ranges": len(ranges),
-        "missing_before": int(todo),
-        "pages": 0,
-        "rows": 0,
-        "new": 0,
-        "quarantined": 0,
-        "resumed": resumed,
-        "complete": True,
-    }
-    from rich.progress import Progress, BarColumn, TextColumn, TimeElapsedColumn, MofNCompleteColumn
-    from rich.console import Console
-
-    prog = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        disable=not progress,
-        transient=False,
+    out = dict(
+        source=source,
+        chain=chain.value,
+        symbol=pool,
+        tf=tf,
+        since=str(pd.Timestamp(start, tz="UTC")),
+        until=str(pd.Timestamp(end, tz="UTC")),
+        ranges=len(ranges),
+        missing_before=int(todo),
+        pages=0,
+        rows=0,
+        new=0,
+        quarantined=0,
+        resumed=resumed,
+        complete=True,
     )
-    with prog:
+    with _progress(progress) as prog:
         task = prog.add_task(f"{source} {pool[:12]} {tf}", total=max(todo, 1))
         for lo, hi in ranges:
-            prev = (
-                store.cursor()
-                .execute(
-                    """SELECT epoch_ns(end_ts) FROM backfill_ranges WHERE source = ? AND chain = ? AND symbol = ?
-                AND tf = ? AND status = 'running' AND start_ts = ? AND cursor_ts = ?""",
-                    key + [_dt(lo), _dt(hi)],
-                )
-                .fetchall()
-            )
-            if prev:
-                hi_job = int(prev[0][0])  # resume the interrupted range from its cursor
-            else:
-                hi_job = hi
-                store.cursor().execute(
-                    "INSERT OR REPLACE INTO backfill_ranges VALUES (?, ?, ?, ?, ?, ?, ?, 'running', 0, 0,"
-                    " now()::TIMESTAMP, now()::TIMESTAMP)",
-                    key + [_dt(lo), _dt(hi), _dt(hi)],
-                )
-            cursor = hi
-            while cursor > lo:
-                if max_pages is not None and out["pages"] >= max_pages:
-                    out["complete"] = False
-                    break
-                try:
-                    page, nxt = await fetch_page(source, chain, pool, tf, lo, cursor, s, limit)
-                except SourceError as e:
-                    log.error(
-                        "backfill_failed",
-                        source=source,
-                        symbol=pool,
-                        tf=tf,
-                        cursor=str(pd.Timestamp(cursor, tz="UTC")),
-                        error=str(e),
-                    )
-                    raise BackfillError(
-                        f"backfill {source} {pool} {tf} stopped at {pd.Timestamp(cursor, tz='UTC')}: {e} "
-                        f"({out['rows']:,} rows written; rerun to resume)"
-                    ) from e
-                good, nbad = quarantine_invalid(store, page)
-                r = upsert(store, "candles", good)
-                store.cursor().execute(
-                    """UPDATE backfill_ranges SET cursor_ts = ?, pages = pages + 1, rows = rows + ?,
-                    status = ?,
-                        updated = now()::TIMESTAMP WHERE source = ? AND chain = ? AND symbol = ? AND tf = ? AND
-                            start_ts = ? AND end_ts = ?""",
-                    [_dt(nxt), len(page), "done" if nxt <= lo else "running"] + key + [_dt(lo), _dt(hi_job)],
-                )
-                out["pages"] += 1
-                out["rows"] += len(page)
-                out["new"] += r["new"]
-                out["quarantined"] += nbad
-                _PAGES.labels(source).inc()
-                _ROWS.labels(source).inc(len(page))
-                prog.update(task, advance=len(page))
-                cursor = nxt
-            if not out["complete"]:
+            hi_job = _job_end(store, key, lo, hi)
+            tick = lambda n: prog.update(task, advance=n)  # noqa: E731
+            if not await _fetch_range(store, key, lo, hi, hi_job, s, limit, max_pages, out, tick):
+                out["complete"] = False
                 break
         if out["complete"]:
             prog.update(task, completed=max(todo, 1))
-            # every missing bar of [start, end) was fetched: ranges inside it left running by an earlier interruption
-            # are done
+            # every missing bar of [start, end) was fetched: ranges inside it left running by an interruption are done
             store.cursor().execute(
                 """UPDATE backfill_ranges SET status = 'done', updated = now()::TIMESTAMP WHERE source = ? AND chain = ?
                 AND symbol = ? AND tf = ? AND status = 'running' AND start_ts >= ? AND end_ts <= ?""",
