@@ -178,6 +178,46 @@ def cross_source_issues(
     )
 
 # %% ../../nbs/14_data.quality.ipynb #cc031df5
+def _series(store: Store, **sel) -> list[tuple]:
+    "(source, chain, symbol, tf) of every stored candle series matching `sel` (None: any)."
+    where = [(f"{col} = ?", v) for col, v in sel.items() if v is not None]
+    sql = "SELECT DISTINCT source, chain, symbol, tf FROM candles"
+    if where:
+        sql += " WHERE " + " AND ".join(w for w, _ in where)
+    return store.cursor().execute(sql + " ORDER BY ALL", [v for _, v in where]).fetchall()
+
+
+def _remove_invalid(store: Store, bad: pd.DataFrame, why: pd.Series) -> None:
+    "Move invalid bars from `candles` to the quarantine, with their reasons, in one locked step."
+    q = bad.assign(reason=why, detail="invalid bar in store")
+    with store._wlock:
+        _write_quarantine(store, q, removed=True)
+        k = q[list(CANDLE_KEY)].copy()
+        k["ts"] = k["ts"].dt.tz_localize(None)
+        store.con.register("_k", k)
+        try:
+            store.con.execute(
+                "DELETE FROM candles c USING _k k WHERE c.source = k.source AND c.chain = k.chain AND c.symbol"
+                " = k.symbol AND c.tf = k.tf AND c.ts = k.ts"
+            )
+        finally:
+            store.con.unregister("_k")
+
+# %% ../../nbs/14_data.quality.ipynb #8402e0af
+def _cross_pairs(frames: dict, compare) -> list[tuple[tuple, pd.DataFrame, pd.DataFrame]]:
+    "(key of the checked series, its bars, the reference bars) for every cross-source comparison."
+    out, groups = [], {}
+    for (src, ch, sym, t), df in frames.items():
+        groups.setdefault((ch, sym, t), []).append((src, df))
+    for (ch, sym, t), members in groups.items():
+        out += [((src, ch, sym, t), df, members[0][1]) for src, df in members[1:]]
+    for ref_src, ref_sym, src, sym in compare:
+        for (s1, _, sy1, t1), ref in frames.items():
+            if (s1, sy1) == (ref_src, ref_sym):
+                out += [(k, df, ref) for k, df in frames.items() if (k[0], k[2], k[3]) == (src, sym, t1)]
+    return out
+
+# %% ../../nbs/14_data.quality.ipynb #96b232a1
 def quality_report(
     store: Store,
     source: str | None = None,
@@ -186,120 +226,52 @@ def quality_report(
     tf: str | None = None,
     quarantine: bool = True,  # write findings to the quarantine table (and move invalid bars there)
     settings=None,
-    compare: list[
-        tuple[str, str, str, str]
-    ] = (),  # extra (ref_source, ref_symbol, source, symbol) pairs: one market under two names
+    compare: list[tuple[str, str, str, str]] = (),  # (ref_source, ref_symbol, source, symbol): one market, two names
 ) -> pd.DataFrame:
     "One row per stored series: rows, first, last, missing bars, gaps and a count per reason."
     from memebot.data.store import candles as read_candles
 
     ensure_schema(store)
     s = settings or get_settings()
-    where, args = [], []
-    for col, v in (("source", source), ("chain", chain), ("symbol", symbol), ("tf", tf)):
-        if v is not None:
-            where.append(f"{col} = ?")
-            args.append(v)
-    series = (
-        store.cursor()
-        .execute(
-            f"SELECT DISTINCT source, chain, symbol, tf FROM candles {'WHERE ' + ' AND '.join(where) if where else ''}"
-            " ORDER BY ALL",
-            args,
-        )
-        .fetchall()
-    )
-    rows, frames, bars_flagged = [], {}, {}
-    for src, ch, sym, t in series:
+    rows, frames, flagged = {}, {}, {}
+    for key in _series(store, source=source, chain=chain, symbol=symbol, tf=tf):
+        src, ch, sym, t = key
         df = read_candles(store, sym, t, source=src, chain=ch, columns=CANDLE_COLUMNS)
         why = invalid_reasons(df)
         bad = why != ""
         if quarantine and bad.any():
-            q = df[bad].assign(reason=why[bad], detail="invalid bar in store")
-            with store._wlock:
-                _write_quarantine(store, q, removed=True)
-                k = q[list(CANDLE_KEY)].copy()
-                k["ts"] = k["ts"].dt.tz_localize(None)
-                store.con.register("_k", k)
-                try:
-                    store.con.execute(
-                        "DELETE FROM candles c USING _k k WHERE c.source = k.source AND c.chain = k.chain AND c.symbol"
-                        " = k.symbol AND c.tf = k.tf AND c.ts = k.ts"
-                    )
-                finally:
-                    store.con.unregister("_k")
-        ok = df[~bad].reset_index(drop=True)
-        frames[(src, ch, sym, t)] = ok
+            _remove_invalid(store, df[bad], why[bad])
+        ok = frames[key] = df[~bad].reset_index(drop=True)
         iss = series_issues(ok, settings=s)
         if quarantine:
             _write_quarantine(store, iss, removed=False)
         step = tf_seconds(t) * NS
         ts = np.unique(ok["ts"].to_numpy("datetime64[ns]").astype("int64"))
-        missing = int((ts[-1] - ts[0]) // step + 1 - len(ts)) if len(ts) else 0
-        gaps = int((np.diff(ts) > step).sum()) if len(ts) > 1 else 0
         counts = iss["reason"].value_counts().to_dict()
-        bars_flagged[(src, ch, sym, t)] = set(iss["ts"])
-        for r, m in zip(*np.unique(why[bad], return_counts=True)):
-            counts[r] = int(m)
-        rows.append(
-            {
-                "source": src,
-                "chain": ch,
-                "symbol": sym,
-                "tf": t,
-                "rows": int(len(df)),
-                "first": ok["ts"].min() if len(ok) else pd.NaT,
-                "last": ok["ts"].max() if len(ok) else pd.NaT,
-                "missing_bars": missing,
-                "gaps": gaps,
-                **{r: int(counts.get(r, 0)) for r in INVALID_REASONS + ANOMALY_REASONS},
-            }
+        counts.update({r: int(m) for r, m in zip(*np.unique(why[bad], return_counts=True))})
+        flagged[key] = set(iss["ts"])
+        rows[key] = dict(
+            source=src,
+            chain=ch,
+            symbol=sym,
+            tf=t,
+            rows=int(len(df)),
+            first=ok["ts"].min() if len(ok) else pd.NaT,
+            last=ok["ts"].max() if len(ok) else pd.NaT,
+            missing_bars=int((ts[-1] - ts[0]) // step + 1 - len(ts)) if len(ts) else 0,
+            gaps=int((np.diff(ts) > step).sum()) if len(ts) > 1 else 0,
+            **{r: int(counts.get(r, 0)) for r in INVALID_REASONS + ANOMALY_REASONS},
         )
-    # cross-source: series of the same chain/symbol/tf from different sources, each against the first (reference)
-    groups: dict = {}
-    for (src, ch, sym, t), df in frames.items():
-        groups.setdefault((ch, sym, t), []).append((src, df))
-    idx = {(r["source"], r["chain"], r["symbol"], r["tf"]): r for r in rows}
-    for (ch, sym, t), members in groups.items():
-        if len(members) < 2:
-            continue
-        ref_src, ref = members[0]
-        for src, df in members[1:]:
-            cx = cross_source_issues(df, ref, settings=s)
-            idx[(src, ch, sym, t)]["cross_source"] += int(len(cx))
-            bars_flagged[(src, ch, sym, t)] |= set(cx["ts"])
-            if quarantine:
-                _write_quarantine(store, cx, removed=False)
-    for ref_src, ref_sym, src, sym in compare:  # e.g. a GeckoTerminal pool against the Binance market of the same token
-        for (s1_, ch1, sy1, t1), ref in frames.items():
-            if (s1_, sy1) != (ref_src, ref_sym):
-                continue
-            for (s2_, ch2, sy2, t2), df in frames.items():
-                if (s2_, sy2, t2) != (src, sym, t1):
-                    continue
-                cx = cross_source_issues(df, ref, settings=s)
-                idx[(s2_, ch2, sy2, t2)]["cross_source"] += int(len(cx))
-                bars_flagged[(s2_, ch2, sy2, t2)] |= set(cx["ts"])
-                if quarantine:
-                    _write_quarantine(store, cx, removed=False)
-    cols = [
-        "source",
-        "chain",
-        "symbol",
-        "tf",
-        "rows",
-        "first",
-        "last",
-        "missing_bars",
-        "gaps",
-        *INVALID_REASONS,
-        *ANOMALY_REASONS,
-    ]
-    out = pd.DataFrame(rows, columns=cols)
+    for key, df, ref in _cross_pairs(frames, compare):
+        cx = cross_source_issues(df, ref, settings=s)
+        rows[key]["cross_source"] += int(len(cx))
+        flagged[key] |= set(cx["ts"])
+        if quarantine:
+            _write_quarantine(store, cx, removed=False)
+    cols = ["source", "chain", "symbol", "tf", "rows", "first", "last", "missing_bars", "gaps"]
+    out = pd.DataFrame(list(rows.values()), columns=cols + [*INVALID_REASONS, *ANOMALY_REASONS])
     out["invalid"] = out[list(INVALID_REASONS)].sum(axis=1)
-    out["flagged"] = [
-        len(bars_flagged.get((r.source, r.chain, r.symbol, r.tf), ())) for r in out.itertuples()
-    ]  # bars, once each
+    out["flagged"] = [len(flagged.get((r.source, r.chain, r.symbol, r.tf), ())) for r in out.itertuples()]  # once each
     return out
 
 # %% ../../nbs/14_data.quality.ipynb #cc031df501
