@@ -72,6 +72,98 @@ def parse_params(items: list[str]) -> dict:
     return out
 
 # %% ../../nbs/94_commands.ml.ipynb #f48de47a
+def _train_args(s, family, tf, horizon, holdout, splits, start, end, param) -> tuple[list[str], dict]:
+    "Checked options: (families to train, model parameters); a TrainArgsError names the bad one."
+    import pandas as pd
+    from memebot.core import tf_seconds
+
+    try:
+        tf_seconds(tf)
+    except Exception:
+        raise TrainArgsError(f"--tf {tf!r}: not a timeframe (e.g. 5m, 1h)") from None
+    if horizon < 1:
+        raise TrainArgsError(f"--horizon must be >= 1, got {horizon}")
+    if not 0 < holdout < 0.5:
+        raise TrainArgsError(f"--holdout must be in (0, 0.5), got {holdout}")
+    if splits < 1:
+        raise TrainArgsError(f"--splits must be >= 1, got {splits}")
+    for opt, v in (("--from", start), ("--to", end)):
+        if v is not None:
+            try:
+                pd.Timestamp(v)
+            except Exception:
+                raise TrainArgsError(f"{opt} {v!r}: not a date") from None
+    fams = list(family) or default_families(s.ai)
+    if not fams:
+        raise TrainArgsError("nothing to train: [ai] model_training_enabled = false")
+    for f in fams:
+        check_family(s.ai, f)
+    return fams, parse_params(param)
+
+
+def _train_frame(s, symbols: str | None, tf: str, start, end):
+    "The stored candles to train on (the asked symbols and the feature context symbols)."
+    from memebot.data.store import candles
+    from memebot.features import CONTEXT_SYMBOLS
+
+    syms = [x.strip() for x in symbols.split(",") if x.strip()] if symbols else None
+    with open_store(settings=s, read_only=True, hint="import candles first: memebot data import PATH") as st:
+        want = None if syms is None else sorted(set(syms) | set(CONTEXT_SYMBOLS))
+        df = candles(st, want, tf=tf, start=start, end=end)
+    if df.empty:
+        raise TrainArgsError(f"no {tf} candles in the store for {symbols or 'any symbol'} in the requested dates")
+    miss = [x for x in syms or [] if x not in set(df.symbol)]
+    if miss:
+        raise TrainArgsError(f"--symbols: no {tf} candles stored for {', '.join(miss)}")
+    return df[["symbol", "ts", "open", "high", "low", "close", "volume"]]
+
+# %% ../../nbs/94_commands.ml.ipynb #c0511b23
+def _train_row(f: str, r) -> dict:
+    "One trained family's result as a JSON-able row."
+    g = r.gate
+    return {
+        "family": f,
+        "name": r.name,
+        "version": r.version,
+        "decision": g.decision,
+        "reason": g.reason,
+        "metric": g.metric,
+        "candidate_score": g.candidate_score,
+        "baseline": g.baseline,
+        "baseline_score": g.baseline_score,
+        "champion_version": g.champion_version,
+        "champion_score": g.champion_score,
+        "fit_seconds": round(r.fit_seconds, 2),
+        "holdout": {k: {m: round(x, 5) for m, x in v.items()} for k, v in r.holdout.items()},
+    }
+
+
+def _print_trained(results: list[dict], s) -> None:
+    "What the gate decided per family, held-out scores beside the best baseline, and names left without a champion."
+    from memebot.models.registry import aliases, tracking_uri
+
+    for r in results:
+        h, fam = r["holdout"], r["family"]
+        bb = max((k for k in h if k != fam), key=lambda k: h[k]["accuracy"])
+        console.print(f"{r['name']} v{r['version']} -> @{r['decision']}: {r['reason']}", highlight=False)
+        console.print(
+            f"  held-out log-loss {h[fam]['log_loss']:.4f}, best baseline {r['baseline_score']:.4f} ({r['baseline']})",
+            highlight=False,
+        )
+        console.print(
+            f"  held-out accuracy {h[fam]['accuracy']:.3f}, best baseline {h[bb]['accuracy']:.3f} ({bb}); "
+            f"fit {r['fit_seconds']:.1f} s",
+            highlight=False,
+        )
+    for n in dict.fromkeys(r["name"] for r in results):
+        if "champion" not in aliases(n, tracking_uri(s)):
+            console.print(
+                f"{n} has no @champion: no version beat the naive baselines on its held-out window "
+                f"(an operator can still choose one: memebot models promote {n} VERSION)",
+                highlight=False,
+            )
+
+# %% ../../nbs/94_commands.ml.ipynb #3ad8e3f8
 @app.command("train")
 def train(
     family: List[str] = typer.Option(
@@ -98,47 +190,9 @@ def train(
 ):
     "Train model families on stored candles, log them to MLflow, register versions and run the promotion gate."
     quiet_logs()
-    import pandas as pd
-    from memebot.core import tf_seconds
-
     s = settings()
-    ai = s.ai
-    try:
-        tf_seconds(tf)
-    except Exception:
-        raise TrainArgsError(f"--tf {tf!r}: not a timeframe (e.g. 5m, 1h)") from None
-    if horizon < 1:
-        raise TrainArgsError(f"--horizon must be >= 1, got {horizon}")
-    if not 0 < holdout < 0.5:
-        raise TrainArgsError(f"--holdout must be in (0, 0.5), got {holdout}")
-    if splits < 1:
-        raise TrainArgsError(f"--splits must be >= 1, got {splits}")
-    for opt, v in (("--from", start), ("--to", end)):
-        if v is not None:
-            try:
-                pd.Timestamp(v)
-            except Exception:
-                raise TrainArgsError(f"{opt} {v!r}: not a date") from None
-    fams = list(family) or default_families(ai)
-    if not fams:
-        raise TrainArgsError("nothing to train: [ai] model_training_enabled = false")
-    for f in fams:
-        check_family(ai, f)
-    params = parse_params(param)
-    from memebot.data.store import candles
-    from memebot.features import CONTEXT_SYMBOLS
-
-    syms = [x.strip() for x in symbols.split(",") if x.strip()] if symbols else None
-    with open_store(settings=s, read_only=True, hint="import candles first: memebot data import PATH") as st:
-        want = None if syms is None else sorted(set(syms) | set(CONTEXT_SYMBOLS))
-        df = candles(st, want, tf=tf, start=start, end=end)
-    if df.empty:
-        raise TrainArgsError(f"no {tf} candles in the store for {symbols or 'any symbol'} in the requested dates")
-    if syms:
-        miss = [x for x in syms if x not in set(df.symbol)]
-        if miss:
-            raise TrainArgsError(f"--symbols: no {tf} candles stored for {', '.join(miss)}")
-    df = df[["symbol", "ts", "open", "high", "low", "close", "volume"]]
+    fams, params = _train_args(s, family, tf, horizon, holdout, splits, start, end, param)
+    df = _train_frame(s, symbols, tf, start, end)
     from memebot.models.registry import train_and_register
 
     results = []
@@ -156,49 +210,11 @@ def train(
             settings=s,
             progress=err_console.is_terminal,
         )
-        results.append(
-            {
-                "family": f,
-                "name": r.name,
-                "version": r.version,
-                "decision": r.gate.decision,
-                "reason": r.gate.reason,
-                "metric": r.gate.metric,
-                "candidate_score": r.gate.candidate_score,
-                "baseline": r.gate.baseline,
-                "baseline_score": r.gate.baseline_score,
-                "champion_version": r.gate.champion_version,
-                "champion_score": r.gate.champion_score,
-                "fit_seconds": round(r.fit_seconds, 2),
-                "holdout": {k: {m: round(x, 5) for m, x in v.items()} for k, v in r.holdout.items()},
-            }
-        )
+        results.append(_train_row(f, r))
     if as_json:
         typer.echo(json.dumps(results, indent=1, default=str))
         return
-    for r in results:
-        h = r["holdout"]
-        fam = r["family"]
-        bb = max((k for k in h if k != fam), key=lambda k: h[k]["accuracy"])
-        console.print(f"{r['name']} v{r['version']} -> @{r['decision']}: {r['reason']}", highlight=False)
-        console.print(
-            f"  held-out log-loss {h[fam]['log_loss']:.4f}, best baseline {r['baseline_score']:.4f} ({r['baseline']})",
-            highlight=False,
-        )
-        console.print(
-            f"  held-out accuracy {h[fam]['accuracy']:.3f}, best baseline {h[bb]['accuracy']:.3f} ({bb}); "
-            f"fit {r['fit_seconds']:.1f} s",
-            highlight=False,
-        )
-    from memebot.models.registry import aliases, tracking_uri
-
-    for n in dict.fromkeys(r["name"] for r in results):
-        if "champion" not in aliases(n, tracking_uri(s)):
-            console.print(
-                f"{n} has no @champion: no version beat the naive baselines on its held-out window "
-                f"(an operator can still choose one: memebot models promote {n} VERSION)",
-                highlight=False,
-            )
+    _print_trained(results, s)
 
 # %% ../../nbs/94_commands.ml.ipynb #44370a7b
 @models_app.command("ls")
