@@ -18,7 +18,8 @@ from ..data.store import open_store
 from ..cli import ParamOpt, SymbolsOpt, TfOpt, FromOpt, ToOpt, SourceOpt, ChainOpt, FillOpt
 
 # %% auto #0
-__all__ = ['ResearchError', 'load_candles', 'trades_json', 'print_orders', 'backtest_cmd', 'sweep_cmd', 'strategies_cmd']
+__all__ = ['ResearchError', 'load_candles', 'trades_json', 'print_orders', 'backtest_doc', 'backtest_cmd', 'sweep_cmd',
+           'strategies_cmd']
 
 # %% ../../nbs/93_commands.research.ipynb #b4ad5f7a
 class ResearchError(MemebotError):
@@ -116,6 +117,60 @@ _METRIC_ROWS = [
 ]
 
 # %% ../../nbs/93_commands.research.ipynb #8da2920801
+def backtest_doc(res, strat, feed, tf: str, m: dict, stats: dict, notes: list[str], paths: dict) -> dict:
+    "The run as a JSON-able document: parameters, metrics, order stats, warnings, rejections, trades, tearsheet."
+    import pandas as pd
+    from memebot.core import OrderStatus
+
+    rejected = [o for o in res.orders if o.status is OrderStatus.REJECTED]
+    return {
+        "strategy": strat.id,
+        "params": strat.param_values,
+        "symbols": list(feed.symbols),
+        "tf": tf,
+        "bars": res.bars,
+        "elapsed_s": res.elapsed_s,
+        "risk": res.risk,
+        "metrics": json_safe(m),
+        "orders": stats,
+        "warnings": [n[len("warning: ") :] for n in notes if n.startswith("warning: ")],
+        "rejections": [
+            {
+                "ts": json_safe(pd.Timestamp(o.ts, tz="UTC")),
+                "client_id": o.client_id,
+                "symbol": o.symbol,
+                "side": o.side.value,
+                "qty": json_safe(o.qty),
+                "reason": o.reason,
+            }
+            for o in rejected
+        ],
+        "trades": trades_json(res.trades),
+        "tearsheet": paths,
+    }
+
+
+def _print_backtest(res, strat, feed, tf: str, m: dict, stats: dict, paths: dict, json_out) -> None:
+    "The metrics table, the order table, and where the tearsheet and JSON went."
+    t = Table(
+        title=(
+            f"{strat.id}: {res.bars:,} bars, {len(feed.symbols)} symbols, {tf} "
+            f"({res.elapsed_s:.2f} s, {res.bars / max(res.elapsed_s, 1e-9):,.0f} bars/s)"
+        )
+    )
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for k in _METRIC_ROWS:
+        v = m.get(k)
+        t.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
+    console.print(t)
+    print_orders(stats, res.risk)
+    if paths:
+        console.print(f"tearsheet: {paths['html']}", highlight=False, soft_wrap=True)
+    if json_out is not None:
+        console.print(f"json: {json_out}", highlight=False, soft_wrap=True)
+
+# %% ../../nbs/93_commands.research.ipynb #a6cf6031
 @app.command("backtest")
 def backtest_cmd(
     strategy: str = typer.Option(..., "--strategy", help="Strategy name (see `memebot strategies`)."),
@@ -178,41 +233,14 @@ def backtest_cmd(
             risk="settings" if risk else None,
             cash=cash if cash is not None else s.backtest.initial_cash_usd,
         ).run()
-    m = res.metrics()
-    trades = res.trades
-    stats = res.order_stats()
+    m, trades, stats = res.metrics(), res.trades, res.order_stats()
     notes = order_notes(stats, res.risk)
     paths = {}
     if tearsheet_:
         od = out or s.resolve(s.backtest.output_dir) / f"{strat.name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
         title = f"{strat.id} {', '.join(feed.symbols[:5])}{' ...' if len(feed.symbols) > 5 else ''} {tf}"
         paths = tearsheet(res.equity, m, od, trades, title, orders=order_rows(stats), notes=notes)
-    doc = {
-        "strategy": strat.id,
-        "params": strat.param_values,
-        "symbols": list(feed.symbols),
-        "tf": tf,
-        "bars": res.bars,
-        "elapsed_s": res.elapsed_s,
-        "risk": res.risk,
-        "metrics": json_safe(m),
-        "orders": stats,
-        "warnings": [n[len("warning: ") :] for n in notes if n.startswith("warning: ")],
-        "rejections": [
-            {
-                "ts": json_safe(pd.Timestamp(o.ts, tz="UTC")),
-                "client_id": o.client_id,
-                "symbol": o.symbol,
-                "side": o.side.value,
-                "qty": json_safe(o.qty),
-                "reason": o.reason,
-            }
-            for o in res.orders
-            if o.status is OrderStatus.REJECTED
-        ],
-        "trades": trades_json(trades),
-        "tearsheet": paths,
-    }
+    doc = backtest_doc(res, strat, feed, tf, m, stats, notes, paths)
     if json_out is not None:
         txt = json.dumps(doc, indent=1)
         if str(json_out) == "-":
@@ -220,23 +248,7 @@ def backtest_cmd(
             return
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(txt)
-    t = Table(
-        title=(
-            f"{strat.id}: {res.bars:,} bars, {len(feed.symbols)} symbols, {tf} "
-            f"({res.elapsed_s:.2f} s, {res.bars / max(res.elapsed_s, 1e-9):,.0f} bars/s)"
-        )
-    )
-    t.add_column("metric")
-    t.add_column("value", justify="right")
-    for k in _METRIC_ROWS:
-        v = m.get(k)
-        t.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
-    console.print(t)
-    print_orders(stats, res.risk)
-    if paths:
-        console.print(f"tearsheet: {paths['html']}", highlight=False, soft_wrap=True)
-    if json_out is not None:
-        console.print(f"json: {json_out}", highlight=False, soft_wrap=True)
+    _print_backtest(res, strat, feed, tf, m, stats, paths, json_out)
 
 # %% ../../nbs/93_commands.research.ipynb #8da2920802
 class _null:
