@@ -59,8 +59,9 @@ _COSIGNER = typer.Option(
 
 # %% auto #0
 __all__ = ['live_app', 'wallet_app', 'testchain_app', 'sol_usd', 'live_risk', 'node_cash', 'live_buy', 'live_sell',
-           'run_live_node', 'live_run', 'live_reconcile', 'require_chain', 'evm_broker', 'evm_trade', 'evm_reconcile',
-           'live_revoke', 'wallet_balance', 'evm_live_run', 'evm_wallet_balance', 'testchain_serve']
+           'run_live_node', 'live_run', 'solana_live_run', 'live_node', 'live_reconcile', 'require_chain', 'evm_broker',
+           'evm_trade', 'evm_reconcile', 'live_revoke', 'wallet_balance', 'evm_live_run', 'evm_wallet_balance',
+           'testchain_serve']
 
 # %% ../../nbs/95_commands.live.ipynb #8eb6649401
 async def sol_usd(s) -> float | None:
@@ -278,12 +279,9 @@ def live_run(
     ),
 ):
     "Trade a strategy live: prices -> bars -> strategy -> risk -> swaps (Jupiter on Solana, the router on EVM chains)."
-    from memebot.exec.solana import require_live, TradingHalted
-    from memebot.risk.safety import TokenSafetyChecker, market_pool_info
+    from memebot.exec.solana import require_live
     from memebot.strategy import get_strategy, parse_param_args
-    from memebot.data.feeds import JupiterPriceFeed, BarFeed
-    from memebot.live import TradingNode, VenueBroker
-    from memebot.core import WallClock, tf_seconds, ValidationError
+    from memebot.core import tf_seconds, ValidationError
 
     s = settings()
     c = _trade_chain(chain)
@@ -300,6 +298,15 @@ def live_run(
         return evm_live_run(s, c, strat, tokens, tf, reserve_sol, seconds, heartbeat, json_out)
     if tokens or not mints:
         raise ValidationError("live run", "--mint", "on Solana give the tokens with --mint")
+    solana_live_run(s, strat, mints, tf, poll_s, reserve_sol, seconds, heartbeat, cosigners, json_out)
+
+# %% ../../nbs/95_commands.live.ipynb #f094543d
+def solana_live_run(s, strat, mints, tf, poll_s, reserve_sol, seconds, heartbeat, cosigners, json_out):
+    "The trading node on Solana (see `live_run`)."
+    from memebot.exec.solana import TradingHalted
+    from memebot.risk.safety import TokenSafetyChecker, market_pool_info
+    from memebot.data.feeds import JupiterPriceFeed, BarFeed
+    from memebot.core import ValidationError
     from solders.pubkey import Pubkey
 
     for m in mints:
@@ -324,22 +331,7 @@ def live_run(
             b.safety = TokenSafetyChecker(b.rpc, s.risk, pool_info=market_pool_info(s), exclude_owners=cosigners)
             sol = (await b.chain_balances())["SOL"] / 1e9
             feed = BarFeed(JupiterPriceFeed(mints, poll_s=poll_s, quote_mint=SOL_MINT), [tf])
-            vb = VenueBroker(b)
-            node = TradingNode(
-                strat,
-                feed,
-                vb,
-                b.ledger,
-                risk=risk,
-                clock=WallClock(),
-                cash=node_cash(b.ledger.fills() if b.ledger.orders else [], sol, reserve_sol),
-                run_id="live",
-                settings=s,
-                heartbeat_s=heartbeat,
-                environment=Environment.LIVE,
-            )
-            vb.marks = node.engine.portfolio.marks
-            b.on_halt = risk.halt  # a reconciliation difference halts the node (exits need a resume)
+            node = live_node(strat, feed, b, risk, sol - reserve_sol, s, heartbeat)
             print(
                 f"live {strat.id} on {', '.join(mints)} ({tf} bars from Jupiter prices, SOL per token); cash"
                 f" {node.cash:.4f} SOL; Ctrl-C stops",
@@ -351,6 +343,31 @@ def live_run(
             st.close()
 
     _run(go())
+
+# %% ../../nbs/95_commands.live.ipynb #17259ae8
+def live_node(strat, feed, broker, risk, cash: float, s, heartbeat):
+    "The live TradingNode for `broker` (SolanaBroker or EvmBroker)."
+    from memebot.core import WallClock
+    from memebot.live import TradingNode, VenueBroker
+
+    vb = VenueBroker(broker)
+    fills = broker.ledger.fills() if broker.ledger.orders else []
+    node = TradingNode(
+        strat,
+        feed,
+        vb,
+        broker.ledger,
+        risk=risk,
+        clock=WallClock(),
+        cash=node_cash(fills, cash, 0.0),
+        run_id="live",
+        settings=s,
+        heartbeat_s=heartbeat,
+        environment=Environment.LIVE,
+    )
+    vb.marks = node.engine.portfolio.marks
+    broker.on_halt = risk.halt  # a reconciliation difference halts the node (exits need a resume)
+    return node
 
 # %% ../../nbs/95_commands.live.ipynb #b6678e6303
 @live_app.command("reconcile")
@@ -636,9 +653,8 @@ def wallet_balance(
 # %% ../../nbs/95_commands.live.ipynb #931b5729
 def evm_live_run(s, chain: Chain, strat, tokens: list[str], tf: str, reserve: float, seconds, heartbeat, json_out):
     "The trading node on an EVM chain (see `live_run`)."
-    from memebot.core import WallClock, ValidationError
+    from memebot.core import ValidationError
     from memebot.data.feeds import EvmFeed, BarFeed
-    from memebot.live import TradingNode, VenueBroker
     from memebot.risk import RiskEngine
     from memebot.risk.evm_safety import EvmTokenSafety
 
@@ -663,22 +679,7 @@ def evm_live_run(s, chain: Chain, strat, tokens: list[str], tf: str, reserve: fl
             url = getattr(s.endpoints, f"{chain.value}_ws")
             feed = BarFeed(EvmFeed(pairs, url=url), [tf], key=lambda ev: token_of.get(ev.pool.lower()))
             native = (await b.chain_balances())[b.native] / 1e18
-            vb = VenueBroker(b)
-            node = TradingNode(
-                strat,
-                feed,
-                vb,
-                b.ledger,
-                risk=risk,
-                clock=WallClock(),
-                cash=node_cash(b.ledger.fills() if b.ledger.orders else [], native, reserve),
-                run_id="live",
-                settings=s,
-                heartbeat_s=heartbeat,
-                environment=Environment.LIVE,
-            )
-            vb.marks = node.engine.portfolio.marks
-            b.on_halt = risk.halt  # a reconciliation difference halts the node
+            node = live_node(strat, feed, b, risk, native - reserve, s, heartbeat)
             print(
                 f"live {strat.id} on {chain.value} {', '.join(toks)} ({tf} bars from the pools' swaps, {b.native}"
                 f" per token); cash {node.cash:.4f} {b.native}; Ctrl-C stops",
