@@ -827,7 +827,11 @@ async def submit(self: EvmBroker, order: Order, mark: float | None = None) -> Or
         return await self.buy(
             order.symbol, to_atoms(Decimal(repr(native)) if isinstance(native, float) else native, 18), **kw
         )
-    return await self.sell(order.symbol, to_atoms(order.qty, await self.decimals(order.symbol)), **kw)
+    atoms = to_atoms(order.qty, await self.decimals(order.symbol))
+    held = self.ledger.balances().get(order.symbol.lower(), 0)
+    if held < atoms <= held + held // 10**9 + 1:  # a float qty of an 18-decimal token can round past what is held
+        atoms = held
+    return await self.sell(order.symbol, atoms, **kw)
 
 # %% ../../nbs/62_exec.evm.ipynb #778c503c
 @patch
