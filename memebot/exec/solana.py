@@ -760,19 +760,18 @@ async def swap(
     finally:
         self._inflight -= 1
 
-# %% ../../nbs/61_exec.solana.ipynb #9ab4313c12
+# %% ../../nbs/61_exec.solana.ipynb #c0299ab9
 @patch
-async def _swap(self: SolanaBroker, input_mint, output_mint, amount, slippage_bps, client_id, tag) -> Order:
+async def _checked(self: SolanaBroker, input_mint, output_mint, amount, slippage_bps, client_id) -> tuple:
+    "Validate the order's inputs and run token safety on a buy: (side, token mint, slippage bps)."
     if int(amount) != amount or amount <= 0:
         raise ValidationError("order", "amount", f"{amount!r} must be a positive integer of base units")
     if SOL_MINT not in (input_mint, output_mint):
         raise ValidationError("order", "mint", "one side of a swap must be SOL")
-    s = self.settings
-    slip = s.risk.max_slippage_bps if slippage_bps is None else int(slippage_bps)
-    if not 0 <= slip <= s.risk.max_slippage_bps:
-        raise ValidationError(
-            "order", "slippage_bps", f"{slip} exceeds [risk] max_slippage_bps={s.risk.max_slippage_bps}"
-        )
+    cap = self.settings.risk.max_slippage_bps
+    slip = cap if slippage_bps is None else int(slippage_bps)
+    if not 0 <= slip <= cap:
+        raise ValidationError("order", "slippage_bps", f"{slip} exceeds [risk] max_slippage_bps={cap}")
     side = Side.BUY if input_mint == SOL_MINT else Side.SELL
     mint = output_mint if side is Side.BUY else input_mint
     if side is Side.BUY and self.safety is not None:
@@ -781,14 +780,59 @@ async def _swap(self: SolanaBroker, input_mint, output_mint, amount, slippage_bp
             raise SwapRejected(f"token safety: {mint}: {'; '.join(v.reasons)}")
     if client_id and self.ledger.order(client_id) is not None:
         raise ValidationError("order", "client_id", f"{client_id} is already in the ledger (never re-sent)")
+    return side, mint, slip
+
+
+@patch
+async def _tip_accounts(self: SolanaBroker) -> list[str] | None:
+    "Jito's tip accounts when bundles are on (None when off); a SwapRejected when Jito cannot say."
+    if not self.settings.solana.jito_enabled:
+        return None
+    try:
+        return await self.jito.tip_accounts()
+    except (RpcError, _Retryable, httpx.HTTPError) as e:
+        raise SwapRejected(f"jito: no tip accounts ({type(e).__name__}: {e})") from None
+
+# %% ../../nbs/61_exec.solana.ipynb #9ab4313c12
+@patch
+def _order_from_quote(self: SolanaBroker, quote, side, mint, amount, dec, slip, client_id, tag) -> Order:
+    tok, sol = (int(quote["outAmount"]), amount) if side is Side.BUY else (amount, int(quote["outAmount"]))
+    qty = float(from_atoms(tok, dec))
+    return Order(
+        mint,
+        side,
+        qty,
+        price=float(from_atoms(sol, 9)) / qty if qty else 0.0,
+        client_id=client_id or new_client_id("sol"),
+        chain=Chain.SOLANA,
+        ts=self.clock.now_ns(),
+        tag=tag,
+        max_slippage_bps=slip,
+    )
+
+
+@patch
+async def _signed_swap(self: SolanaBroker, quote, side, mint, cu_price) -> tuple:
+    "Jupiter's swap transaction for `quote`, checked, signed and simulated: (swap, tx, base64, signature, net s)."
+    s = self.settings
+    n0 = time.perf_counter()
+    sw = await self.jupiter.swap(quote, str(self.wallet.pubkey), cu_price)
+    net = time.perf_counter() - n0
+    tx, b64, sig = self.prepare(sw, s.solana.priority_fee_cap_microlamports)
+    n0 = time.perf_counter()
+    pre_sol = await self.rpc.balance(self.wallet.pubkey) if side is Side.SELL else 0
+    sim = await self.rpc.simulate(b64, [str(self.wallet.pubkey)] if side is Side.SELL else [])
+    net += time.perf_counter() - n0
+    self._check_simulation(sim, quote, side, mint, pre_sol)
+    return sw, tx, b64, sig, net
+
+# %% ../../nbs/61_exec.solana.ipynb #56b2c322
+@patch
+async def _swap(self: SolanaBroker, input_mint, output_mint, amount, slippage_bps, client_id, tag) -> Order:
+    side, mint, slip = await self._checked(input_mint, output_mint, amount, slippage_bps, client_id)
     dec = await self.decimals(mint)
     cu_price = await self.priority_fee([mint])
-    tips = None
-    if s.solana.jito_enabled:
-        try:
-            tips = await self.jito.tip_accounts()
-        except (RpcError, _Retryable, httpx.HTTPError) as e:
-            raise SwapRejected(f"jito: no tip accounts ({type(e).__name__}: {e})") from None
+    tips = await self._tip_accounts()
     params = {
         "input_mint": input_mint,
         "output_mint": output_mint,
@@ -800,36 +844,12 @@ async def _swap(self: SolanaBroker, input_mint, output_mint, amount, slippage_bp
     for attempt in range(self.max_attempts):
         quote = await self.jupiter.quote(input_mint, output_mint, amount, slip)
         t0 = time.perf_counter()
-        tok, sol = (int(quote["outAmount"]), amount) if side is Side.BUY else (amount, int(quote["outAmount"]))
         if order is None:
-            qty = float(from_atoms(tok, dec))
-            price = float(from_atoms(sol, 9)) / qty if qty else 0.0
-            order = Order(
-                mint,
-                side,
-                qty,
-                price=price,
-                client_id=client_id or new_client_id("sol"),
-                chain=Chain.SOLANA,
-                ts=self.clock.now_ns(),
-                tag=tag,
-                max_slippage_bps=slip,
-            )
-            if self.risk is not None:
-                why = self.risk.check(order, self.ledger.portfolio, self.clock.now_ns())
-                if why:
-                    return self._reject(order, params, f"risk: {why}")
-        net = 0.0
+            order = self._order_from_quote(quote, side, mint, amount, dec, slip, client_id, tag)
+            if self.risk is not None and (why := self.risk.check(order, self.ledger.portfolio, self.clock.now_ns())):
+                return self._reject(order, params, f"risk: {why}")
         try:
-            n0 = time.perf_counter()
-            sw = await self.jupiter.swap(quote, str(self.wallet.pubkey), cu_price)
-            net += time.perf_counter() - n0
-            tx, b64, sig = self.prepare(sw, s.solana.priority_fee_cap_microlamports)
-            n0 = time.perf_counter()
-            pre_sol = await self.rpc.balance(self.wallet.pubkey) if side is Side.SELL else 0
-            sim = await self.rpc.simulate(b64, [str(self.wallet.pubkey)] if side is Side.SELL else [])
-            net += time.perf_counter() - n0
-            self._check_simulation(sim, quote, side, mint, pre_sol)
+            sw, tx, b64, sig, net = await self._signed_swap(quote, side, mint, cu_price)
         except SwapRejected as e:
             return self._reject(order, params, str(e))
         except (RpcError, _Retryable, httpx.HTTPError) as e:
