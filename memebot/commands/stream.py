@@ -13,7 +13,7 @@ from ..data.store import open_store
 from ..core import MemebotError, ValidationError, tf_seconds
 
 # %% auto #0
-__all__ = ['sim', 'stream']
+__all__ = ['sim', 'stream_feed', 'stream']
 
 # %% ../../nbs/92_commands.stream.ipynb #8cd3eec5
 def _tfs(s: str) -> tuple[str, ...]:
@@ -108,6 +108,34 @@ def _line(ev) -> str:
     return f"{ts} {t} {d}"
 
 # %% ../../nbs/92_commands.stream.ipynb #5076294d01
+def stream_feed(src: str, targets: list[str], url, chain: str, tf, account_kind: str):
+    "The feed for `memebot stream --source SRC TARGETS`; a ValidationError names a bad source or missing targets."
+    from memebot.data.feeds import open_feed, SOURCES
+
+    if src == "sim":
+        from memebot.data.sim import MarketSim
+
+        return MarketSim()
+    if src == "replay":
+        from memebot.data.replay import ReplayFeed
+
+        hint = "nothing to replay: run `memebot sim` or `memebot data import`"
+        st = open_store(settings=settings(), read_only=True, hint=hint)
+        return ReplayFeed(st, kind="candles" if tf else "swaps", symbols=targets or None, tf=tf)
+    if src not in SOURCES:
+        raise ValidationError("stream", "--source", f"{src!r} is not one of {', '.join(SOURCES + ('sim', 'replay'))}")
+    if not targets:
+        raise ValidationError(
+            "stream", "targets", f"--source {src} needs at least one target (account, pair, symbol or mint)"
+        )
+    kw = {"url": url} if url else {}
+    if src == "evm":
+        kw["chain"] = chain
+    if src == "solana":
+        kw["account_kind"] = account_kind
+    return open_feed(src, targets, **kw)
+
+# %% ../../nbs/92_commands.stream.ipynb #be4ab4a2
 @app.command("stream")
 def stream(
     source: str = typer.Option(..., "--source", help="solana | evm | ccxt | jupiter | sim | replay"),
@@ -132,43 +160,16 @@ def stream(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
 ):
     "Print live ticks or bars from a feed (Ctrl-C to stop)."
-    from memebot.data.feeds import open_feed, BarFeed, SOURCES, FeedError
+    from memebot.data.feeds import BarFeed, FeedError
 
     src = source.lower()
     if limit is not None and limit < 1:
         raise ValidationError("--limit", "limit", f"{limit} must be >= 1")
     if seconds is not None and not seconds > 0:
         raise ValidationError("--seconds", "seconds", f"{seconds} must be > 0")
-    tfs = _tfs(bars) if bars else None
-    targets = list(targets or [])
-    if src == "sim":
-        from memebot.data.sim import MarketSim
-
-        feed = MarketSim()
-    elif src == "replay":
-        from memebot.data.replay import ReplayFeed
-
-        st = open_store(
-            settings=settings(), read_only=True, hint="nothing to replay: run `memebot sim` or `memebot data import`"
-        )
-        feed = ReplayFeed(st, kind="candles" if tf else "swaps", symbols=targets or None, tf=tf)
-    elif src in SOURCES:
-        if not targets:
-            raise ValidationError(
-                "stream", "targets", f"--source {src} needs at least one target (account, pair, symbol or mint)"
-            )
-        kw = {"url": url} if url else {}
-        if src == "evm":
-            kw["chain"] = chain
-        if src == "solana":
-            kw["account_kind"] = account_kind
-        feed = open_feed(src, targets, **kw)
-    else:
-        raise ValidationError(
-            "stream", "--source", f"{source!r} is not one of {', '.join(SOURCES + ('sim', 'replay'))}"
-        )
-    if tfs:
-        feed = BarFeed(feed, tfs)
+    feed = stream_feed(src, list(targets or []), url, chain, tf, account_kind)
+    if bars:
+        feed = BarFeed(feed, _tfs(bars))
 
     async def run():
         n, t0 = 0, time.monotonic()
