@@ -127,6 +127,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                          'memebot/commands/research.py'),
                                            'memebot.commands.research._print_backtest': ( 'commands.research.html#_print_backtest',
                                                                                           'memebot/commands/research.py'),
+                                           'memebot.commands.research._print_sweep': ( 'commands.research.html#_print_sweep',
+                                                                                       'memebot/commands/research.py'),
                                            'memebot.commands.research.backtest_cmd': ( 'commands.research.html#backtest_cmd',
                                                                                        'memebot/commands/research.py'),
                                            'memebot.commands.research.backtest_doc': ( 'commands.research.html#backtest_doc',

@@ -259,6 +259,30 @@ class _null:
         return False
 
 # %% ../../nbs/93_commands.research.ipynb #ba210979
+def _print_sweep(res, g: dict, cls, feed, metric: str, top: int, el: float, od) -> None:
+    "The sweep's best parameter sets (mean over symbols) and where the results went."
+    cols = ["total_return", "sharpe", "max_drawdown", "trades"]
+    best = res.groupby(list(g))[cols].mean().sort_values(metric, ascending=metric == "max_drawdown").head(top)
+    t = Table(
+        title=(
+            f"{cls.name}: {len(res) // max(len(feed.symbols), 1):,} combinations x {len(feed.symbols)} symbols in"
+            f" {el:.1f} s (mean over symbols)"
+        )
+    )
+    for c in [*g, *cols]:
+        t.add_column(c, justify="right")
+    for k, r in best.iterrows():
+        k = k if isinstance(k, tuple) else (k,)
+        t.add_row(*map(str, k), *(f"{r[c]:.4g}" for c in cols))
+    console.print(t)
+    console.print(
+        "vectorized sweep: every signal fills in full at the next bar's open: no partial fills, no risk limits, "
+        "no rejections (risk checks: off); check a choice with `memebot backtest`",
+        highlight=False,
+    )
+    console.print(f"results: {od}", highlight=False, soft_wrap=True)
+
+# %% ../../nbs/93_commands.research.ipynb #68ee4a4e
 @app.command("sweep")
 def sweep_cmd(
     strategy: str = typer.Option(..., "--strategy", help="Strategy name (must have vectorized signals)."),
@@ -325,31 +349,7 @@ def sweep_cmd(
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(json_safe(res.to_dict("records"))))
-    asc = metric == "max_drawdown"
-    best = (
-        res.groupby(list(g))[["total_return", "sharpe", "max_drawdown", "trades"]]
-        .mean()
-        .sort_values(metric, ascending=asc)
-        .head(top)
-    )
-    t = Table(
-        title=(
-            f"{cls.name}: {len(res) // max(len(feed.symbols), 1):,} combinations x {len(feed.symbols)} symbols in"
-            f" {el:.1f} s (mean over symbols)"
-        )
-    )
-    for c in [*g, "total_return", "sharpe", "max_drawdown", "trades"]:
-        t.add_column(c, justify="right")
-    for k, r in best.iterrows():
-        k = k if isinstance(k, tuple) else (k,)
-        t.add_row(*map(str, k), *(f"{r[c]:.4g}" for c in ("total_return", "sharpe", "max_drawdown", "trades")))
-    console.print(t)
-    console.print(
-        "vectorized sweep: every signal fills in full at the next bar's open: no partial fills, no risk limits, "
-        "no rejections (risk checks: off); check a choice with `memebot backtest`",
-        highlight=False,
-    )
-    console.print(f"results: {od}", highlight=False, soft_wrap=True)
+    _print_sweep(res, g, cls, feed, metric, top, el, od)
 
 # %% ../../nbs/93_commands.research.ipynb #ba21097901
 @app.command("strategies")
