@@ -14,7 +14,7 @@ from ..data.store import open_store, store_path
 from ..core import ValidationError, Chain, tf_seconds, ts_from
 
 # %% auto #0
-__all__ = ['backfill_cmd', 'data_check']
+__all__ = ['backfill_cmd', 'compare_pair', 'data_check']
 
 # %% ../../nbs/91_commands.market.ipynb #d79a31f8
 @app.command("backfill")
@@ -73,52 +73,17 @@ def backfill_cmd(
     )
 
 # %% ../../nbs/91_commands.market.ipynb #959f66eb
-@data_app.command("check")
-def data_check(
-    source: Optional[str] = typer.Option(None, "--source"),
-    chain: Optional[str] = typer.Option(None, "--chain"),
-    symbol: Optional[str] = typer.Option(None, "--symbol", help="Symbol or pool address."),
-    tf: Optional[str] = typer.Option(None, "--tf"),
-    compare: List[str] = typer.Option(
-        [], "--compare", help="REF_SOURCE:REF_SYMBOL=SOURCE:SYMBOL, one market under two names (repeatable)."
-    ),
-    no_quarantine: bool = typer.Option(False, "--no-quarantine", help="Report only; write nothing."),
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
-):
-    "Data-quality report per stored series: invalid bars, gaps, duplicates, stale runs, spikes, source deviations."
-    quiet_logs()
-    from memebot.data.quality import quality_report
+def compare_pair(c: str) -> tuple[str, str, str, str]:
+    "`REF_SOURCE:REF_SYMBOL=SOURCE:SYMBOL` as a tuple; a ValidationError naming --compare otherwise."
+    a, eq, b = c.partition("=")
+    (rs, c1, rsym), (ss, c2, ssym) = a.partition(":"), b.partition(":")
+    if not (eq and c1 and c2 and rs and rsym and ss and ssym):
+        raise ValidationError("data check", "--compare", f"{c!r}: expected REF_SOURCE:REF_SYMBOL=SOURCE:SYMBOL")
+    return rs, rsym, ss, ssym
 
-    if tf is not None:
-        tf_seconds(tf)
-    if chain is not None:
-        chain = Chain.parse(chain).value
-    pairs = []
-    for c in compare:
-        a, eq, b = c.partition("=")
-        (rs, c1, rsym), (ss, c2, ssym) = a.partition(":"), b.partition(":")
-        if not (eq and c1 and c2 and rs and rsym and ss and ssym):
-            raise ValidationError("data check", "--compare", f"{c!r}: expected REF_SOURCE:REF_SYMBOL=SOURCE:SYMBOL")
-        pairs.append((rs, rsym, ss, ssym))
-    s = settings()
-    path = store_path(settings=s)
-    if not path.exists():
-        if as_json:
-            typer.echo("[]")
-            return
-        console.print(f"store {path} is empty: import or backfill data first")
-        return
-    with open_store(settings=s, read_only=no_quarantine) as st:
-        rep = quality_report(st, source, chain, symbol, tf, quarantine=not no_quarantine, settings=s, compare=pairs)
-    if as_json:
-        typer.echo(
-            json.dumps(
-                [{k: str(v) if k in ("first", "last") else v for k, v in r.items()} for r in rep.to_dict("records")],
-                indent=1,
-                default=int,
-            )
-        )
-        return
+
+def _print_quality(rep, path) -> None:
+    "The quality table, the reasons per series, and the totals."
     from memebot.data.quality import INVALID_REASONS, ANOMALY_REASONS
     from rich import box
 
@@ -161,3 +126,46 @@ def data_check(
         f"{int(rep['flagged'].sum()) if len(rep) else 0} bars flagged",
         highlight=False,
     )
+
+# %% ../../nbs/91_commands.market.ipynb #06de69ab
+@data_app.command("check")
+def data_check(
+    source: Optional[str] = typer.Option(None, "--source"),
+    chain: Optional[str] = typer.Option(None, "--chain"),
+    symbol: Optional[str] = typer.Option(None, "--symbol", help="Symbol or pool address."),
+    tf: Optional[str] = typer.Option(None, "--tf"),
+    compare: List[str] = typer.Option(
+        [], "--compare", help="REF_SOURCE:REF_SYMBOL=SOURCE:SYMBOL, one market under two names (repeatable)."
+    ),
+    no_quarantine: bool = typer.Option(False, "--no-quarantine", help="Report only; write nothing."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+):
+    "Data-quality report per stored series: invalid bars, gaps, duplicates, stale runs, spikes, source deviations."
+    quiet_logs()
+    from memebot.data.quality import quality_report
+
+    if tf is not None:
+        tf_seconds(tf)
+    if chain is not None:
+        chain = Chain.parse(chain).value
+    pairs = [compare_pair(c) for c in compare]
+    s = settings()
+    path = store_path(settings=s)
+    if not path.exists():
+        if as_json:
+            typer.echo("[]")
+            return
+        console.print(f"store {path} is empty: import or backfill data first")
+        return
+    with open_store(settings=s, read_only=no_quarantine) as st:
+        rep = quality_report(st, source, chain, symbol, tf, quarantine=not no_quarantine, settings=s, compare=pairs)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [{k: str(v) if k in ("first", "last") else v for k, v in r.items()} for r in rep.to_dict("records")],
+                indent=1,
+                default=int,
+            )
+        )
+        return
+    _print_quality(rep, path)
