@@ -512,6 +512,74 @@ def _paper_step(
         st.close()
 
 # %% ../nbs/99_ops.ipynb #5e32a3ce02
+def _qs_folder(dir: str | Path, s: Settings) -> tuple[Path, Settings]:
+    "A fresh quickstart folder (an old quickstart folder is replaced, any other non-empty folder refused)."
+    d = Path(dir).resolve()
+    if d.exists() and any(d.iterdir()):
+        if not (d / ".quickstart").exists():
+            raise OpsError(f"{d}: not empty and not a quickstart folder (choose another --dir)")
+        shutil.rmtree(d)
+    d.mkdir(parents=True, exist_ok=True)
+    (d / ".quickstart").write_text("memebot quickstart folder: safe to delete\n")
+    (d / "mlruns").mkdir()
+    return d, _inside(s, d)  # its kill file, node state and run ledgers live in the folder too
+
+
+class _Stages:
+    "A checklist of named stages on stderr (rich), with the seconds each took."
+
+    def __init__(self, names: list[str], show: bool):
+        from rich.console import Console
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        cols = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+        self.prog = Progress(*cols, console=Console(stderr=True), disable=not show)
+        self.tasks = {k: self.prog.add_task(f"[dim]{k}", total=1, start=False) for k in names}
+        self.secs: dict[str, float] = {}
+
+    def start(self, k: str) -> float:
+        self.prog.start_task(self.tasks[k])
+        self.prog.update(self.tasks[k], description=f"[bold]{k}")
+        return time.perf_counter()
+
+    def done(self, k: str, t0: float, note: str = ""):
+        self.secs[k] = round(time.perf_counter() - t0, 2)
+        self.prog.update(self.tasks[k], completed=1, description=f"[green]✓ {k}[/] {note}")
+
+    def skip(self, k: str, why: str):
+        self.secs[k] = 0.0
+        self.prog.update(self.tasks[k], completed=1, description=f"[yellow]- {k} (skipped: {why})")
+
+# %% ../nbs/99_ops.ipynb #ecb383d6
+def _qs_paper(sp: Path, ch: dict | None, models: list[dict], uri: str, minutes: int, seed: int, s: Settings) -> dict:
+    "Paper-trade the champion (or the @challenger, labelled as such) on the simulated market."
+    if ch:
+        return _paper_step(sp, ch["uri"], uri, "model_signal", minutes, seed, s)
+    from memebot.models.registry import model_uri
+
+    chal = next(m for m in models if m["alias"] == "challenger")
+    out = _paper_step(sp, model_uri(QS_MODEL, "challenger"), uri, "model_signal", minutes, seed, s)
+    out["note"] = (
+        "no model beat the naive baselines, so none was promoted: this paper run trades the @challenger "
+        f"(v{chal['version']}, {chal['family']}), not a champion"
+    )
+    return out
+
+
+def _qs_reports(d: Path, sp: Path, uri: str, s: Settings, paper: bool, reports) -> dict[str, str]:
+    "Render the report templates into the folder; name -> HTML path."
+    params = {
+        "daily": {
+            "ledger_path": str(d / "runs" / "quickstart.duckdb") if paper else "",
+            "backtest_dir": str(d / "backtest"),
+            "kill_file": str(s.resolve(s.live.kill_file)),
+        },
+        "quality": {"store_path": str(sp)},
+        "models": {"tracking_uri": uri, "model_name": QS_MODEL},
+    }
+    return {r: str(run_report(r, d / "reports", params[r])) for r in reports}
+
+# %% ../nbs/99_ops.ipynb #13b6a7ef
 def quickstart(
     dir: str | Path = "data/quickstart",  # a fresh folder for the store, MLflow, backtest and reports
     seed: int = 7,  # simulator seed
@@ -524,118 +592,52 @@ def quickstart(
     settings: Settings | None = None,
 ) -> QuickstartResult:
     "The whole loop offline: simulate -> store -> quality -> backtest -> train and promote -> paper -> reports."
-    from rich.console import Console
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from memebot.data.sim import MarketSim
 
-    s = settings or get_settings()
     if minutes < 360:
         raise ValidationError(
             "quickstart", "minutes", f"{minutes} is too short: models need at least 360 simulated minutes"
         )
-    d = Path(dir).resolve()
-    if d.exists() and any(d.iterdir()):
-        if not (d / ".quickstart").exists():
-            raise OpsError(f"{d}: not empty and not a quickstart folder (choose another --dir)")
-        shutil.rmtree(d)
-    d.mkdir(parents=True, exist_ok=True)
-    (d / ".quickstart").write_text("memebot quickstart folder: safe to delete\n")
-    s = _inside(s, d)  # its kill file, node state and run ledgers live in the folder too
+    d, s = _qs_folder(dir, settings or get_settings())
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     sp, uri = d / "memebot.duckdb", f"sqlite:///{d / 'mlruns' / 'mlflow.db'}"
-    (d / "mlruns").mkdir()
-    stages = ["simulate market", "data quality", "backtest", "train + promote", "paper trade", "reports"]
-    secs: dict = {}
     res: dict = {}
-    prog = Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        disable=not progress,
+    stg = _Stages(
+        ["simulate market", "data quality", "backtest", "train + promote", "paper trade", "reports"], progress
     )
-    with prog:
-        tasks = {k: prog.add_task(f"[dim]{k}", total=1, start=False) for k in stages}
-
-        def stage(k):
-            prog.start_task(tasks[k])
-            prog.update(tasks[k], description=f"[bold]{k}")
-            return time.perf_counter()
-
-        def done(k, t0, note=""):
-            secs[k] = round(time.perf_counter() - t0, 2)
-            prog.update(tasks[k], completed=1, description=f"[green]✓ {k}[/] {note}")
-
-        from memebot.data.store import Store
-        from memebot.data.sim import MarketSim
-
-        t0 = stage("simulate market")
-        st = Store(sp)
-        try:
+    with stg.prog:
+        t0 = stg.start("simulate market")
+        with open_store(sp) as st:
             res["sim"] = MarketSim(seed=seed, minutes=minutes, launches=launches).write(st, tfs=("1m", "5m"))
-        finally:
-            st.close()
-        done("simulate market", t0, f"{res['sim']['swaps']:,} swaps, {res['sim']['candles']:,} candles")
-        t0 = stage("data quality")
+        stg.done("simulate market", t0, f"{res['sim']['swaps']:,} swaps, {res['sim']['candles']:,} candles")
+        t0 = stg.start("data quality")
         q = quality_check(sp, settings=s)
-        res["quality"] = {"series": int(len(q)), "invalid": int(q["invalid"].sum()), "flagged": int(q["flagged"].sum())}
-        done(
-            "data quality",
-            t0,
-            f"{res['quality']['series']} series, {res['quality']['invalid']} invalid, {res['quality']['flagged']}"
-            " flagged",
-        )
-        t0 = stage("backtest")
-        res["backtest"] = _qs_backtest(sp, d / "backtest", s)
-        done(
-            "backtest",
-            t0,
-            f"ema_cross total return {res['backtest']['metrics']['total_return']:+.2%},"
-            f" {res['backtest']['metrics']['trades']} trades",
-        )
-        t0 = stage("train + promote")
+        res["quality"] = qr = {
+            "series": int(len(q)),
+            "invalid": int(q["invalid"].sum()),
+            "flagged": int(q["flagged"].sum()),
+        }
+        stg.done("data quality", t0, f"{qr['series']} series, {qr['invalid']} invalid, {qr['flagged']} flagged")
+        t0 = stg.start("backtest")
+        res["backtest"] = bt = _qs_backtest(sp, d / "backtest", s)
+        m = bt["metrics"]
+        stg.done("backtest", t0, f"ema_cross total return {m['total_return']:+.2%}, {m['trades']} trades")
+        t0 = stg.start("train + promote")
         res["models"], res["champion"] = _qs_train(sp, uri, s)
         ch = res["champion"]
-        done(
-            "train + promote",
-            t0,
-            (
-                f"champion {ch['name']} v{ch['version']} ({ch['family']})"
-                if ch
-                else "[yellow]no champion: no model beat the naive baselines"
-            ),
-        )
-        t0 = stage("paper trade")
+        won = f"champion {ch['name']} v{ch['version']} ({ch['family']})" if ch else None
+        stg.done("train + promote", t0, won or "[yellow]no champion: no model beat the naive baselines")
+        res["paper"] = None
         if paper:
-            if ch:
-                res["paper"] = _paper_step(sp, ch["uri"], uri, "model_signal", paper_minutes, seed, s)
-            else:  # nothing was promoted: paper-trade the gate's @challenger, labelled as such
-                from memebot.models.registry import model_uri
-
-                chal = next(m for m in res["models"] if m["alias"] == "challenger")
-                res["paper"] = _paper_step(
-                    sp, model_uri(QS_MODEL, "challenger"), uri, "model_signal", paper_minutes, seed, s
-                )
-                res["paper"]["note"] = (
-                    "no model beat the naive baselines, so none was promoted: this paper run trades the @challenger "
-                    f"(v{chal['version']}, {chal['family']}), not a champion"
-                )
-            done("paper trade", t0, f"{res['paper'].get('fills', 0)} fills" + ("" if ch else " (with the @challenger)"))
+            t0 = stg.start("paper trade")
+            res["paper"] = _qs_paper(sp, ch, res["models"], uri, paper_minutes, seed, s)
+            fills = f"{res['paper'].get('fills', 0)} fills"
+            stg.done("paper trade", t0, fills + ("" if ch else " (with the @challenger)"))
         else:
-            res["paper"] = None
-            secs["paper trade"] = 0.0
-            prog.update(tasks["paper trade"], completed=1, description="[yellow]- paper trade (skipped: --no-paper)")
-        t0 = stage("reports")
-        params = {
-            "daily": {
-                "ledger_path": str(d / "runs" / "quickstart.duckdb") if paper else "",
-                "backtest_dir": str(d / "backtest"),
-                "kill_file": str(s.resolve(s.live.kill_file)),
-            },
-            "quality": {"store_path": str(sp)},
-            "models": {"tracking_uri": uri, "model_name": QS_MODEL},
-        }
-        res["reports"] = {r: str(run_report(r, d / "reports", params[r])) for r in reports}
-        done("reports", t0, f"{len(res['reports'])} HTML reports")
+            stg.skip("paper trade", "--no-paper")
+        t0 = stg.start("reports")
+        res["reports"] = _qs_reports(d, sp, uri, s, paper, reports)
+        stg.done("reports", t0, f"{len(res['reports'])} HTML reports")
     r = QuickstartResult(
         str(d),
         str(sp),
@@ -647,7 +649,7 @@ def quickstart(
         res["champion"],
         res["paper"],
         res["reports"],
-        secs,
+        stg.secs,
     )
     (d / "quickstart.json").write_text(json.dumps(asdict(r), indent=1, default=str))
     return r
