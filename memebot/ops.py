@@ -426,29 +426,9 @@ class QuickstartResult:
     seconds: dict
 
 # %% ../nbs/99_ops.ipynb #5e32a3ce01
-def _paper_step(
-    store: Path,  # the quickstart store (simulated candles, the ledger goes here too)
-    model_uri: str,  # the model to serve, e.g. models:/quickstart-1m@champion (or @challenger)
-    tracking_uri: str,  # MLflow tracking URI holding the model
-    strategy: str = "model_signal",  # a strategy that takes the model's name (model_signal)
-    minutes: int = 5,  # simulated minutes of paper trading
-    seed: int = 7,
-    settings: Settings | None = None,
-) -> dict:
-    "Paper-trade a registered model (`model_signal`) over the busiest simulated minutes, replayed through the node."
-    import asyncio, threading
-    from memebot.live import TradingNode
-    from memebot.exec.ledger import Ledger, ledger_store, ledger_path
-    from memebot.data.store import Store
-    from memebot.strategy import get_strategy
-    from memebot.live import build_feed
-
-    s = settings or get_settings()
-    name, alias = model_uri.split("models:/", 1)[-1].split("@")
-    warmup = 300  # bars the features need (the longest window is 288 bars)
-    with Store(store, read_only=True) as st:
-        # paper-trade the busiest `minutes` of the simulated day (most swaps), after `warmup` bars of history
-        # (counting only swaps of tokens that already have `warmup` bars, so the model can score them)
+def _busiest_window(store: Path, minutes: int, warmup: int) -> tuple[pd.Timestamp, pd.Timestamp, pd.Timestamp]:
+    "(replay start, trading start, end): the `minutes` with the most simulated swaps, after `warmup` bars of history."
+    with open_store(store, read_only=True) as st:
         busy = (
             st.cursor()
             .execute(f"""WITH f AS (SELECT symbol, min(ts) t FROM candles WHERE tf = '1m' AND source = 'sim' GROUP BY 1)
@@ -460,14 +440,45 @@ def _paper_step(
     if not busy:
         raise OpsError("paper step: no simulated swaps in the quickstart store")
     t0 = pd.Timestamp(busy[0][0], tz="UTC")
-    start, end = t0 - pd.Timedelta(minutes=warmup), t0 + pd.Timedelta(minutes=minutes)
+    return t0 - pd.Timedelta(minutes=warmup), t0, t0 + pd.Timedelta(minutes=minutes)
+
+
+def _run_in_thread(node) -> None:
+    "Run the node to its end on its own event loop (works inside a running loop, e.g. a notebook, too)."
+    import asyncio, threading
+
+    out: dict = {}
+    th = threading.Thread(target=lambda: out.setdefault("r", asyncio.run(node.run(handle_signals=False))))
+    th.start()
+    th.join()
+    if "r" not in out:
+        raise OpsError("paper step: the paper node stopped with an error (see the log)")
+
+# %% ../nbs/99_ops.ipynb #7d3b9cd9
+def _paper_step(
+    store: Path,  # the quickstart store (simulated candles, the ledger goes here too)
+    model_uri: str,  # the model to serve, e.g. models:/quickstart-1m@champion (or @challenger)
+    tracking_uri: str,  # MLflow tracking URI holding the model
+    strategy: str = "model_signal",  # a strategy that takes the model's name (model_signal)
+    minutes: int = 5,  # simulated minutes of paper trading
+    seed: int = 7,
+    settings: Settings | None = None,
+) -> dict:
+    "Paper-trade a registered model (`model_signal`) over the busiest simulated minutes, replayed through the node."
+    from memebot.live import TradingNode, build_feed
+    from memebot.exec.ledger import Ledger, ledger_store, ledger_path
+    from memebot.strategy import get_strategy
+    from memebot.exec import make_broker
+    from memebot.exec.paper import PaperBroker
+
+    s = settings or get_settings()
+    name, alias = model_uri.split("models:/", 1)[-1].split("@")
+    warmup = 300  # bars the features need (the longest window is 288 bars)
+    start, t0, end = _busiest_window(store, minutes, warmup)
     feed, _ = build_feed({"feed": "replay", "tf": "1m", "source": "sim", "start": start, "end": end}, store, settings=s)
     strat = get_strategy(
         strategy, model=name, alias=alias, tracking_uri=tracking_uri, refresh_s=0, warmup=warmup, enter=0.5, exit=0.48
     )  # sized by the [risk] limits, as in any paper run
-    from memebot.exec import make_broker
-    from memebot.exec.paper import PaperBroker
-
     sb = make_broker("amm", "solana", settings=s)  # the backtest's fill model and fees
     st = ledger_store("quickstart", s)  # the run's own ledger, inside the quickstart folder
     try:
@@ -475,18 +486,8 @@ def _paper_step(
         node = TradingNode(
             strat, feed, PaperBroker(sb.model, sb.fees, ledger=led), led, run_id="quickstart", store=st, settings=s
         )
-        out: dict = {}
-
-        def run():
-            out["r"] = asyncio.run(node.run(handle_signals=False))
-
-        th = threading.Thread(target=run)
-        th.start()
-        th.join()  # works inside a running event loop (notebooks) too
-        if "r" not in out:
-            raise OpsError("paper step: the paper node stopped with an error (see the log)")
+        _run_in_thread(node)
         stt = node.status()
-        last_p = {k: round(v.p_up, 4) for k, v in strat.last.items()}
         return {
             "strategy": strat.id,
             "model": model_uri,
@@ -494,7 +495,7 @@ def _paper_step(
             "window": [str(t0), str(end)],
             "warmup_bars": warmup,
             "predictions": strat.scored,
-            "last_p_up": last_p,
+            "last_p_up": {k: round(v.p_up, 4) for k, v in strat.last.items()},
             "fills": stt["fills"],
             "orders": stt["orders"],
             "rejected": stt["rejected"],
