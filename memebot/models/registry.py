@@ -269,6 +269,33 @@ def _score(m: Model, X, y, keep, metric):
     return metrics(yy, p)[metric]
 
 # %% ../../nbs/35_models.registry.ipynb #b0dfedfa01
+def _champion_score(name: str, version: str, champ_v, X, y, keep, metric: str, uri: str) -> float | None:
+    "The current champion's score on the window (None without a champion, or when it cannot score these features)."
+    if champ_v is None or champ_v == str(version):
+        return None
+    champ, _, _ = load_registered(name, champ_v, uri)
+    try:
+        return _score(champ, X, y, keep, metric)
+    except ModelError as e:  # features changed: the old champion cannot score this window
+        log.warning("gate_champion_unscorable", name=name, version=champ_v, error=str(e))
+        return None
+
+
+def _decide(metric, cs, bb, bs, champ_v, ch_s, version, margin) -> tuple[str, str]:
+    "(decision, reason): champion only when the candidate beats the best baseline and the champion by `margin`."
+    gain = (lambda ref, x: ref - x) if metric in ("log_loss", "brier") else (lambda ref, x: x - ref)
+    vs_base = f"best baseline {bb} ({bs:.4f})"
+    vs_champ = f"champion v{champ_v} ({ch_s:.4f})" if ch_s is not None else None
+    beats_base, beats_champ = gain(bs, cs) >= margin, ch_s is None or gain(ch_s, cs) >= margin
+    if champ_v == str(version):
+        return "champion", "already @champion"
+    if beats_base and beats_champ:
+        over = f" and {vs_champ}" if vs_champ else " (no champion yet)"
+        return "champion", f"{metric} {cs:.4f} beats {vs_base}{over} by >= {margin:g}"
+    lost = [x for x, ok in ((vs_base, beats_base), (vs_champ, beats_champ)) if not ok and x]
+    return "challenger", f"{metric} {cs:.4f} does not beat {' nor '.join(lost)} by {margin:g}"
+
+# %% ../../nbs/35_models.registry.ipynb #d796143c
 def gate(
     name: str,
     version: str,  # the registered candidate
@@ -289,44 +316,20 @@ def gate(
         raise RegistryError(
             "gate: no naive baselines to compare with (fit persistence, momentum and majority on the training rows)"
         )
-    lower = metric in ("log_loss", "brier")
-    gain = lambda ref, x: (ref - x) if lower else (x - ref)  # > 0: x is better than ref
     cand, _, _ = load_registered(name, version, uri)
     cs = _score(cand, X, y, keep, metric)
     bscores = {b: _score(m, X, y, keep, metric) for b, m in baselines.items()}
-    bb = (min if lower else max)(bscores, key=bscores.get)
+    bb = (min if metric in ("log_loss", "brier") else max)(bscores, key=bscores.get)
     bs = bscores[bb]
     al = aliases(name, uri)
     champ_v = al.get("champion")
-    ch_s = None
-    if champ_v is not None and champ_v != str(version):
-        champ, _, _ = load_registered(name, champ_v, uri)
-        try:
-            ch_s = _score(champ, X, y, keep, metric)
-        except ModelError as e:  # features changed: the old champion cannot score this window
-            log.warning("gate_champion_unscorable", name=name, version=champ_v, error=str(e))
-            ch_s = None
-    vs_base = f"best baseline {bb} ({bs:.4f})"
-    vs_champ = f"champion v{champ_v} ({ch_s:.4f})" if ch_s is not None else None
-    beats_base, beats_champ = gain(bs, cs) >= margin, ch_s is None or gain(ch_s, cs) >= margin
-    if champ_v == str(version):
-        decision, reason = "champion", "already @champion"
-    elif beats_base and beats_champ:
-        decision = "champion"
-        reason = (
-            f"{metric} {cs:.4f} beats {vs_base}"
-            + (f" and {vs_champ}" if vs_champ else " (no champion yet)")
-            + f" by >= {margin:g}"
-        )
-    else:
-        decision = "challenger"
-        lost = [x for x, ok in ((vs_base, beats_base), (vs_champ, beats_champ)) if not ok and x]
-        reason = f"{metric} {cs:.4f} does not beat {' nor '.join(lost)} by {margin:g}"
+    ch_s = _champion_score(name, version, champ_v, X, y, keep, metric, uri)
+    decision, reason = _decide(metric, cs, bb, bs, champ_v, ch_s, version, margin)
     c = client(uri)
     c.set_registered_model_alias(name, decision, str(version))
     if decision == "champion" and al.get("challenger") == str(version):
         c.delete_registered_model_alias(name, "challenger")
-    for k, v in {
+    tags = {
         "gate_metric": metric,
         "gate_score": f"{cs:.6f}",
         "gate_decision": decision,
@@ -335,7 +338,8 @@ def gate(
         "gate_baseline_score": f"{bs:.6f}",
         "gate_vs_version": champ_v or "",
         "gate_vs_score": "" if ch_s is None else f"{ch_s:.6f}",
-    }.items():
+    }
+    for k, v in tags.items():
         c.set_model_version_tag(name, str(version), k, v)
     log.info(
         "promotion_gate",
