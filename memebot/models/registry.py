@@ -383,6 +383,28 @@ class TrainResult:
     config: dict = field(default_factory=dict)
 
 # %% ../../nbs/35_models.registry.ipynb #7a79c66601
+def _holdout_split(ds, holdout_frac: float, h: int, embargo: int):
+    "(bar times, holdout start, bar step, development rows, held-out view with history, mask of the window)."
+    u = np.sort(ds.times.unique())
+    if len(u) < 50:
+        raise ModelError(f"train: only {len(u)} bars after warm-up; need more data")
+    hold_start = u[int(len(u) * (1 - holdout_frac))]
+    step = u[1] - u[0]
+    dev = ds.subset(ds.times < hold_start - (h + embargo) * step)
+    view = ds.subset(ds.times >= hold_start - 128 * step)  # the window, plus history rows for sequence models
+    return u, hold_start, step, dev, view, np.asarray(view.times >= hold_start)
+
+
+def _holdout_scores(models: dict, view, keep) -> tuple[dict, pd.DataFrame]:
+    "Each model's held-out metrics, and the held-out predictions beside the labels and forward returns."
+    hp = {k: m.predict_proba(view.X)[:, 1][keep] for k, m in models.items()}
+    hold = {k: metrics(view.y[keep], p) for k, p in hp.items()}
+    hpred = pd.DataFrame(
+        {**hp, "y": view.y[keep].to_numpy(), "fwd1": view.fwd1[keep].to_numpy()}, index=view.X.index[keep]
+    )
+    return hold, hpred
+
+# %% ../../nbs/35_models.registry.ipynb #7f80e50b
 def train_and_register(
     candles: pd.DataFrame,  # long candles (symbols + context symbols)
     family: str,  # model family (see `FAMILIES`)
@@ -407,16 +429,7 @@ def train_and_register(
     name = name or f"memebot-{family}-{tf}"
     make_model(family, **params)  # fail fast on a bad family/params
     ds = make_dataset(candles, h=h, fee_bps=fee_bps)
-    u = np.sort(ds.times.unique())
-    if len(u) < 50:
-        raise ModelError(f"train: only {len(u)} bars after warm-up; need more data")
-    hold_start = u[int(len(u) * (1 - holdout_frac))]
-    step = u[1] - u[0]
-    gap = (h + embargo) * step
-    dev = ds.subset(ds.times < hold_start - gap)
-    # the window, plus history rows (features only) for sequence models
-    view = ds.subset(ds.times >= hold_start - 128 * step)
-    keep = np.asarray(view.times >= hold_start)
+    u, hold_start, step, dev, view, keep = _holdout_split(ds, holdout_frac, h, embargo)
     splits = walk_forward(dev.times, n_splits=n_splits, h=h, embargo=embargo)
     plan = plan_table(splits)
     plan.loc[len(plan)] = {"fold": -1, "part": "holdout", "start": hold_start, "end": u[-1]}
@@ -426,16 +439,8 @@ def train_and_register(
     t0 = time.perf_counter()
     model = make_model(family, **params).fit(dev.X, dev.y)
     fit_s = time.perf_counter() - t0
-    hold = {}
-    hp = {}
     base = {b: make_model(b).fit(dev.X, dev.y) for b in BASELINES}  # the gate compares with these too
-    for k in [family, *BASELINES]:
-        m = model if k == family else base[k]
-        hp[k] = m.predict_proba(view.X)[:, 1][keep]
-        hold[k] = metrics(view.y[keep], hp[k])
-    hpred = pd.DataFrame(
-        {**hp, "y": view.y[keep].to_numpy(), "fwd1": view.fwd1[keep].to_numpy()}, index=view.X.index[keep]
-    )
+    hold, hpred = _holdout_scores({family: model, **base}, view, keep)
     bb = best_baseline(hpred)
     boot = {met: bootstrap_diff(hpred.y, hpred[family], hpred[bb], met) for met in ("accuracy", "log_loss")}
     bpy = 365 * 86400 / max(1, step / np.timedelta64(1, "s"))
@@ -449,14 +454,13 @@ def train_and_register(
         **{f"holdout_pnl_{k}": v for k, v in pnl.items()},
         "fit_seconds": fit_s,
     }
-    syms = sorted(ds.meta["symbols"])
     config = {
         "family": family,
         "params": params,
         "tf": tf,
         "h": h,
         "fee_bps": fee_bps,
-        "symbols": syms,
+        "symbols": sorted(ds.meta["symbols"]),
         "start": str(u[0]),
         "end": str(u[-1]),
         "holdout_start": str(hold_start),
