@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np, pandas as pd
 
 # %% auto #0
-__all__ = ['YEAR_S', 'periods_per_year', 'drawdown', 'compute', 'plot_tearsheet', 'tearsheet']
+__all__ = ['YEAR_S', 'periods_per_year', 'drawdown', 'longest_underwater', 'trade_stats', 'compute', 'plot_tearsheet',
+           'tearsheet']
 
 # %% ../nbs/43_metrics.ipynb #97fc8c4e
 YEAR_S = 365 * 86400
@@ -29,6 +30,39 @@ def drawdown(equity: pd.Series) -> pd.Series:
     return equity / equity.cummax() - 1.0
 
 # %% ../nbs/43_metrics.ipynb #97fc8c4e01
+def longest_underwater(dd: pd.Series) -> pd.Timedelta:
+    "The longest span from a peak to its recovery (or the end), given a drawdown series (0 at peaks, < 0 below)."
+    longest, peak_t, under = pd.Timedelta(0), None, False
+    for t, v in dd.items():
+        if v >= 0:
+            if under:
+                longest = max(longest, t - peak_t)
+                under = False
+            peak_t = t
+        else:
+            under = True
+    if under:
+        longest = max(longest, dd.index[-1] - peak_t)
+    return longest
+
+
+def trade_stats(t: pd.DataFrame) -> dict:
+    "Closed and open trade counts, win rate, profit factor and mean return of closed round trips."
+    closed = t[t["status"] == "closed"] if "status" in t else t
+    wins, losses = closed["pnl"][closed["pnl"] > 0], closed["pnl"][closed["pnl"] <= 0]
+    return {
+        "trades": int(len(closed)),
+        "open_trades": int(len(t) - len(closed)),
+        "win_rate": len(wins) / len(closed) if len(closed) else float("nan"),
+        "profit_factor": (
+            float(wins.sum() / -losses.sum())
+            if len(losses) and losses.sum() < 0
+            else (float("inf") if len(wins) else float("nan"))
+        ),
+        "avg_trade_return": float(closed["return"].mean()) if len(closed) and "return" in closed else float("nan"),
+    }
+
+# %% ../nbs/43_metrics.ipynb #8970ea4e
 def compute(
     equity: pd.Series,  # equity curve indexed by UTC time
     trades: pd.DataFrame | None = None,  # round trips (symbol, pnl, fees, size, entry_price, status, ...)
@@ -77,19 +111,7 @@ def compute(
         else pd.Series(dtype=float)
     )
     out["max_drawdown"] = float(-dd.min()) if len(dd) else float("nan")
-    # longest time below a previous peak
-    longest, peak_t, under = pd.Timedelta(0), None, False  # from the peak to the recovery (or the end)
-    for t, v in dd.items():
-        if v >= 0:
-            if under:
-                longest = max(longest, t - peak_t)
-                under = False
-            peak_t = t
-        else:
-            under = True
-    if under:
-        longest = max(longest, dd.index[-1] - peak_t)
-    out["max_drawdown_duration_days"] = longest.total_seconds() / 86400
+    out["max_drawdown_duration_days"] = longest_underwater(dd).total_seconds() / 86400
     out["calmar"] = (
         out["cagr"] / out["max_drawdown"]
         if out["max_drawdown"] and out["max_drawdown"] > 0 and out["cagr"] == out["cagr"]
@@ -101,17 +123,7 @@ def compute(
     else:
         out["var_95"] = out["cvar_95"] = float("nan")
     t = trades if trades is not None else pd.DataFrame(columns=["pnl", "status", "symbol", "fees"])
-    closed = t[t["status"] == "closed"] if "status" in t else t
-    out["trades"] = int(len(closed))
-    out["open_trades"] = int(len(t) - len(closed))
-    wins, losses = closed["pnl"][closed["pnl"] > 0], closed["pnl"][closed["pnl"] <= 0]
-    out["win_rate"] = len(wins) / len(closed) if len(closed) else float("nan")
-    out["profit_factor"] = (
-        float(wins.sum() / -losses.sum())
-        if len(losses) and losses.sum() < 0
-        else (float("inf") if len(wins) else float("nan"))
-    )
-    out["avg_trade_return"] = float(closed["return"].mean()) if len(closed) and "return" in closed else float("nan")
+    out.update(trade_stats(t))
     out["exposure"] = (
         float((exposure.reindex(eq.index).fillna(0) > 0).mean()) if exposure is not None and len(eq) else float("nan")
     )
