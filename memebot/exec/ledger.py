@@ -604,6 +604,53 @@ def intents(self: Ledger, client_id: str | None = None, pending: bool = False) -
     return [TxIntent(*r) for r in rows]
 
 # %% ../../nbs/63_exec.ledger.ipynb #0fc446c827
+@patch
+def _insert_moves(self: Ledger, con, fill: Fill, moves: dict[str, int]) -> None:
+    "One `ledger_moves` row per asset the fill moved, in the caller's transaction."
+    for asset, delta in moves.items():
+        if int(delta) != delta:
+            raise LedgerError(f"fill {fill.fill_id}: move {asset} must be integer base units, got {delta!r}")
+        con.execute(
+            "INSERT INTO ledger_moves VALUES (?,?,?,?,?,?,?,?,?,?)",
+            [
+                f"{fill.fill_id}:{asset}",
+                _dt(fill.ts),
+                self.run_id,
+                self.chain.value,
+                self.wallet,
+                asset,
+                int(delta),
+                "fill",
+                fill.fill_id,
+                "",
+            ],
+        )
+
+
+@patch
+def _write_position(self: Ledger, con, fill: Fill) -> None:
+    "The fill's symbol's position after it, in the caller's transaction (the in-memory book follows after commit)."
+    pos = Position(fill.symbol, chain=self.chain)
+    old = self.portfolio.positions.get(fill.symbol)
+    if old:
+        pos = Position(old.symbol, old.qty, old.avg_price, old.realized_pnl, old.fees, self.chain)
+    pos.apply(fill)
+    con.execute(
+        """INSERT OR REPLACE INTO positions VALUES (?,?,?,?,?,?,?,?,?)""",
+        [
+            self.run_id,
+            self.chain.value,
+            self.wallet,
+            fill.symbol,
+            pos.qty,
+            pos.avg_price,
+            pos.realized_pnl,
+            pos.fees,
+            _dt(self.clock.now_ns()),
+        ],
+    )
+
+# %% ../../nbs/63_exec.ledger.ipynb #0864b620
 # -- fills and balances ------------------------------------------------------------------------------------
 @patch
 def record_fill(
@@ -639,45 +686,8 @@ def record_fill(
                 ],
             ).fetchone()[0]
             if n:
-                for asset, delta in (moves or {}).items():
-                    if int(delta) != delta:
-                        raise LedgerError(
-                            f"fill {fill.fill_id}: move {asset} must be integer base units, got {delta!r}"
-                        )
-                    con.execute(
-                        "INSERT INTO ledger_moves VALUES (?,?,?,?,?,?,?,?,?,?)",
-                        [
-                            f"{fill.fill_id}:{asset}",
-                            _dt(fill.ts),
-                            self.run_id,
-                            self.chain.value,
-                            self.wallet,
-                            asset,
-                            int(delta),
-                            "fill",
-                            fill.fill_id,
-                            "",
-                        ],
-                    )
-                pos = Position(fill.symbol, chain=self.chain)
-                old = self.portfolio.positions.get(fill.symbol)
-                if old:
-                    pos = Position(old.symbol, old.qty, old.avg_price, old.realized_pnl, old.fees, self.chain)
-                pos.apply(fill)
-                con.execute(
-                    """INSERT OR REPLACE INTO positions VALUES (?,?,?,?,?,?,?,?,?)""",
-                    [
-                        self.run_id,
-                        self.chain.value,
-                        self.wallet,
-                        fill.symbol,
-                        pos.qty,
-                        pos.avg_price,
-                        pos.realized_pnl,
-                        pos.fees,
-                        _dt(self.clock.now_ns()),
-                    ],
-                )
+                self._insert_moves(con, fill, moves or {})
+                self._write_position(con, fill)
                 if order is not None:
                     self._write_order(con, order)
         if n:
