@@ -750,10 +750,8 @@ def check(
     return r
 
 # %% ../../nbs/50_risk.ipynb #d63efb5201
-@patch
-def _evaluate(self: RiskEngine, order, portfolio, now_ns, quote, expected_price) -> str | None:
-    c, sym, qty = self.cfg, order.symbol, order.qty
-    notional = order.notional if type(order) is NotionalOrder else None
+def _sanity(order, sym, qty, notional, expected_price) -> str | None:
+    "The order's own numbers: a symbol, a positive size, a side, positive prices."
     if not sym:
         return "unknown_token: order has no symbol"
     if notional is not None:
@@ -767,20 +765,13 @@ def _evaluate(self: RiskEngine, order, portfolio, now_ns, quote, expected_price)
         return f"bad_price: {sym} price {order.price!r} is not a positive number"
     if expected_price is not None and not _finite_pos(expected_price):
         return f"bad_price: {sym} expected price {expected_price!r} is not a positive number"
-    pos = portfolio.qty(sym)
-    exit_ = notional is None and pos != 0 and (pos > 0) != (order.side is Side.BUY) and qty <= abs(pos) * (1 + 1e-9)
-    st = self.state
-    if st is TradingState.HALTED and not (self.flatten and exit_):
-        return f"halted: {self.reason()}"
-    if st is TradingState.REDUCING and not exit_:
-        return f"reducing: exits only ({self.reason()})"
-    if self.universe is not None and sym not in self.universe:
-        return f"unknown_token: {sym} is not in the trading universe"
-    last = self.prices.get(sym)
-    px = order.price or expected_price or last or portfolio.marks.get(sym)
-    if px is None and notional is None:
-        return f"unknown_token: {sym} has no price (no market data, quote or mark)"
-    sent = self._sent
+    return None
+
+
+@patch
+def _pace(self: RiskEngine, portfolio, now_ns: int) -> str | None:
+    "Orders sent in the last minute and orders open, against their limits."
+    c, sent = self.cfg, self._sent
     lo = now_ns - 60 * NS
     while sent and sent[0] <= lo:
         sent.popleft()
@@ -789,7 +780,13 @@ def _evaluate(self: RiskEngine, order, portfolio, now_ns, quote, expected_price)
     n_open = len(portfolio.orders)
     if n_open >= c.max_open_orders:
         return f"max_open_orders: {n_open} open >= {c.max_open_orders}"
-    lim = c.max_slippage_bps
+    return None
+
+
+@patch
+def _slippage(self: RiskEngine, order, quote, expected_price, last) -> str | None:
+    "The order's slippage allowance, the quote's impact and slippage, the expected price against the last."
+    lim = self.cfg.max_slippage_bps
     if order.max_slippage_bps is not None and not (0 <= order.max_slippage_bps <= lim):
         return f"max_slippage: order allows {order.max_slippage_bps} bps, limit {lim} bps"
     if quote is not None:
@@ -804,8 +801,13 @@ def _evaluate(self: RiskEngine, order, portfolio, now_ns, quote, expected_price)
                 f"max_slippage: expected {expected_price:.6g} is {adverse:.0f} bps worse than last {last:.6g} >"
                 f" {lim} bps"
             )
-    if exit_:
-        return None
+    return None
+
+# %% ../../nbs/50_risk.ipynb #f693b206
+@patch
+def _entry(self: RiskEngine, order, sym, qty, notional, px, portfolio, now_ns) -> str | None:
+    "Rules for entries only: the price-move pause, the USD limits, pool liquidity, token safety."
+    c = self.cfg
     p = self.paused.get(sym)
     if p is not None and p[0] > now_ns:
         return f"price_move: {sym} takes no entries for now: {p[1]}"
@@ -836,6 +838,30 @@ def _evaluate(self: RiskEngine, order, portfolio, now_ns, quote, expected_price)
         if not v[1]:
             return f"token_safety: {sym}: {', '.join(v[2]) or 'unsafe'}"
     return None
+
+# %% ../../nbs/50_risk.ipynb #d53aad40
+@patch
+def _evaluate(self: RiskEngine, order, portfolio, now_ns, quote, expected_price) -> str | None:
+    sym, qty = order.symbol, order.qty
+    notional = order.notional if type(order) is NotionalOrder else None
+    if why := _sanity(order, sym, qty, notional, expected_price):
+        return why
+    pos = portfolio.qty(sym)
+    exit_ = notional is None and pos != 0 and (pos > 0) != (order.side is Side.BUY) and qty <= abs(pos) * (1 + 1e-9)
+    st = self.state
+    if st is TradingState.HALTED and not (self.flatten and exit_):
+        return f"halted: {self.reason()}"
+    if st is TradingState.REDUCING and not exit_:
+        return f"reducing: exits only ({self.reason()})"
+    if self.universe is not None and sym not in self.universe:
+        return f"unknown_token: {sym} is not in the trading universe"
+    last = self.prices.get(sym)
+    px = order.price or expected_price or last or portfolio.marks.get(sym)
+    if px is None and notional is None:
+        return f"unknown_token: {sym} has no price (no market data, quote or mark)"
+    if why := self._pace(portfolio, now_ns) or self._slippage(order, quote, expected_price, last):
+        return why
+    return None if exit_ else self._entry(order, sym, qty, notional, px, portfolio, now_ns)
 
 # %% ../../nbs/50_risk.ipynb #d63efb5202
 @patch
