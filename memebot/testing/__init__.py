@@ -664,6 +664,47 @@ def quote(self: LocalJupiter, params: dict) -> dict:
     }
 
 # %% ../../nbs/69_testing.ipynb #271a971d10
+def _cu_price(body: dict, cu_limit: int) -> int:
+    "Compute-unit price (micro-lamports) from the request: given outright, or from a lamport budget over the limit."
+    price, pf = body.get("computeUnitPriceMicroLamports"), body.get("prioritizationFeeLamports")
+    if price is None and isinstance(pf, int):
+        price = pf * 1_000_000 // cu_limit
+    elif price is None and isinstance(pf, dict):
+        cap = (pf.get("priorityLevelWithMaxLamports") or {}).get("maxLamports", 0)
+        price = min(20_000, cap * 1_000_000 // cu_limit)
+    return int(price or 0)
+
+
+def _leg(prog, source, mint, dest, owner, amount, decimals):
+    "One checked token transfer."
+    return spl.transfer_checked(
+        TransferCheckedParams(
+            program_id=prog, source=source, mint=mint, dest=dest, owner=owner, amount=amount, decimals=decimals
+        )
+    )
+
+
+@patch
+def _swap_ixs(self: LocalJupiter, p: Pool, buy: bool, user: Pubkey, amount_in: int, out: int) -> list:
+    "The swap's legs: SOL wrapped and paid into the pool's vault for tokens (buy), or tokens in for SOL (sell)."
+    c = self.chain
+    wsol = spl.get_associated_token_address(user, WRAPPED_SOL_MINT)
+    tprog = c.token_program_of(p.mint)
+    utok = spl.get_associated_token_address(user, p.mint, tprog)
+    dec, auth = c.decimals(p.mint), p.authority.pubkey()
+    if buy:
+        return [
+            sys_transfer(SysTransferParams(from_pubkey=user, to_pubkey=wsol, lamports=amount_in)),
+            spl.sync_native(SyncNativeParams(program_id=TOKEN_PROGRAM_ID, account=wsol)),
+            _leg(TOKEN_PROGRAM_ID, wsol, WRAPPED_SOL_MINT, p.vault_sol, user, amount_in, 9),
+            _leg(tprog, p.vault_token, p.mint, utok, auth, out, dec),
+        ]
+    return [
+        _leg(tprog, utok, p.mint, p.vault_token, user, amount_in, dec),
+        _leg(TOKEN_PROGRAM_ID, p.vault_sol, WRAPPED_SOL_MINT, wsol, auth, out, 9),
+    ]
+
+# %% ../../nbs/69_testing.ipynb #a9611483
 @patch
 def swap_tx(self: LocalJupiter, body: dict) -> dict:
     "Answer `POST /swap/v1/swap`: a partially signed VersionedTransaction (the user signs as fee payer)."
@@ -674,88 +715,24 @@ def swap_tx(self: LocalJupiter, body: dict) -> dict:
         raise ChainError("userPublicKey: not a public key") from None
     p, buy = self._pool_for(q.get("inputMint", ""), q.get("outputMint", ""))
     amount_in = int(q["inAmount"])
-    price = body.get("computeUnitPriceMicroLamports")
-    pf = body.get("prioritizationFeeLamports")
     cu_limit = 120_000 if body.get("dynamicComputeUnitLimit") else 1_400_000
-    if price is None and isinstance(pf, int):
-        price = pf * 1_000_000 // cu_limit
-    elif price is None and isinstance(pf, dict):
-        cap = (pf.get("priorityLevelWithMaxLamports") or {}).get("maxLamports", 0)
-        price = min(20_000, cap * 1_000_000 // cu_limit)
-    price = int(price or 0)
+    price = _cu_price(body, cu_limit)
     c = self.chain
     with c.lock:
         out = self.out_amount(p, buy, amount_in)  # priced at build time, as an AMM prices at execution
         wsol = spl.get_associated_token_address(user, WRAPPED_SOL_MINT)
-        tprog = c.token_program_of(p.mint)
-        utok = spl.get_associated_token_address(user, p.mint, tprog)
-        dec = c.decimals(p.mint)
         ixs = [
             set_compute_unit_limit(cu_limit),
             set_compute_unit_price(price),
             spl.create_idempotent_associated_token_account(user, user, WRAPPED_SOL_MINT),
-            spl.create_idempotent_associated_token_account(user, user, p.mint, tprog),
+            spl.create_idempotent_associated_token_account(user, user, p.mint, c.token_program_of(p.mint)),
+            *self._swap_ixs(p, buy, user, amount_in, out),
+            spl.close_account(CloseAccountParams(program_id=TOKEN_PROGRAM_ID, account=wsol, dest=user, owner=user)),
         ]
-        if buy:
-            ixs += [
-                sys_transfer(SysTransferParams(from_pubkey=user, to_pubkey=wsol, lamports=amount_in)),
-                spl.sync_native(SyncNativeParams(program_id=TOKEN_PROGRAM_ID, account=wsol)),
-                spl.transfer_checked(
-                    TransferCheckedParams(
-                        program_id=TOKEN_PROGRAM_ID,
-                        source=wsol,
-                        mint=WRAPPED_SOL_MINT,
-                        dest=p.vault_sol,
-                        owner=user,
-                        amount=amount_in,
-                        decimals=9,
-                    )
-                ),
-                spl.transfer_checked(
-                    TransferCheckedParams(
-                        program_id=tprog,
-                        source=p.vault_token,
-                        mint=p.mint,
-                        dest=utok,
-                        owner=p.authority.pubkey(),
-                        amount=out,
-                        decimals=dec,
-                    )
-                ),
-            ]
-        else:
-            ixs += [
-                spl.transfer_checked(
-                    TransferCheckedParams(
-                        program_id=tprog,
-                        source=utok,
-                        mint=p.mint,
-                        dest=p.vault_token,
-                        owner=user,
-                        amount=amount_in,
-                        decimals=dec,
-                    )
-                ),
-                spl.transfer_checked(
-                    TransferCheckedParams(
-                        program_id=TOKEN_PROGRAM_ID,
-                        source=p.vault_sol,
-                        mint=WRAPPED_SOL_MINT,
-                        dest=wsol,
-                        owner=p.authority.pubkey(),
-                        amount=out,
-                        decimals=9,
-                    )
-                ),
-            ]
-        ixs.append(
-            spl.close_account(CloseAccountParams(program_id=TOKEN_PROGRAM_ID, account=wsol, dest=user, owner=user))
-        )
         bh, lvbh = c.blockhash()
         msg = MessageV0.try_compile(user, ixs, [], bh)
         sigs = [Signature.default()] * msg.header.num_required_signatures
-        keys = list(msg.account_keys)
-        sigs[keys.index(p.authority.pubkey())] = p.authority.sign_message(to_bytes_versioned(msg))
+        sigs[list(msg.account_keys).index(p.authority.pubkey())] = p.authority.sign_message(to_bytes_versioned(msg))
         tx = VersionedTransaction.populate(msg, sigs)
     return {
         "swapTransaction": base64.b64encode(bytes(tx)).decode(),
