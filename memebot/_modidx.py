@@ -1608,6 +1608,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                      'memebot.testing.evm.FaultProxy._handle': ( 'testing.evm.html#faultproxy._handle',
                                                                                  'memebot/testing/evm.py'),
                                      'memebot.testing.evm.FaultProxy.url': ('testing.evm.html#faultproxy.url', 'memebot/testing/evm.py'),
+                                     'memebot.testing.evm.FaultProxy.wait_answered': ( 'testing.evm.html#faultproxy.wait_answered',
+                                                                                       'memebot/testing/evm.py'),
                                      'memebot.testing.evm.HardhatNode': ('testing.evm.html#hardhatnode', 'memebot/testing/evm.py'),
                                      'memebot.testing.evm.HardhatNode.__enter__': ( 'testing.evm.html#hardhatnode.__enter__',
                                                                                     'memebot/testing/evm.py'),

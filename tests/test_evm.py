@@ -40,18 +40,9 @@ def bsc():
     node.stop()
 
 
-async def until(cond, what: str, timeout: float = 30.0):
-    "Poll `cond()` (sync or async) until true; fail naming `what` after `timeout` seconds."
-    end = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if asyncio.iscoroutine(v):
-            v = await v
-        if v:
-            return v
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
+async def sent(proxy: FaultProxy, n: int = 1) -> None:
+    "Wait until the node behind `proxy` has answered `n` eth_sendRawTransaction calls (fail after 30 s)."
+    assert await asyncio.to_thread(proxy.wait_answered, "eth_sendRawTransaction", n), proxy.answered
 
 
 async def fresh(
@@ -166,8 +157,8 @@ async def test_nonce_too_low_is_recovered_without_a_second_swap(bsc):
         "nonce": 1,
         "chainId": 56,
     }
-    node.rpc("eth_sendRawTransaction", "0x" + bytes(acct.sign_transaction(tx).raw_transaction).hex())
-    await until(lambda: chain_nonce(node, b.me) == 2, "the outside transfer")
+    node.rpc("eth_sendRawTransaction", "0x" + bytes(acct.sign_transaction(tx).raw_transaction).hex())  # automined
+    assert chain_nonce(node, b.me) == 2
     o = await b.buy(tok, 10**17)
     assert o.status is OrderStatus.FILLED, o.reason
     its = b.ledger.intents(o.client_id)
@@ -181,92 +172,95 @@ async def test_killed_between_send_and_confirm_recovers_on_restart_with_no_secon
     node, bed = bsc
     acct = Account.create()
     store = Store(str(tmp_path / "ledger.duckdb"))
-    b = await fresh(node, bed, store=store, acct=acct)
     tok = bed.tokens["MEME"]
-    node.rpc("evm_setIntervalMining", 0)
-    node.automine(False)
-    try:
-        task = asyncio.create_task(b.buy(tok, 10**17))
-        await until(lambda: b.ledger.intents(pending=True) and node.pending(), "the swap in the mempool")
-        task.cancel()  # the process dies: the signed swap is in the ledger and in the mempool
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        b2 = await fresh(node, bed, store=store, acct=acct, ack=False)  # a new process: same ledger, same key
-        rec = asyncio.create_task(b2.recover())  # re-sends the same bytes: the node already knows them
-        await until(lambda: len(node.pending()) == 1, "the re-sent swap")
-    finally:
-        node.automine(True)
-        node.rpc("evm_setIntervalMining", 100)
-    done = await rec
-    assert [o.status for o in done] == [OrderStatus.FILLED]
-    assert len(b2.ledger.fills()) == 1 and chain_nonce(node, b2.me) == 1
-    assert b2.ledger.balances()[tok] == await b2.token_balance(tok)
+    with FaultProxy(node.url, rate=0.0) as proxy:
+        b = await fresh(node, bed, store=store, acct=acct, rpc_url=proxy.url)
+        node.rpc("evm_setIntervalMining", 0)
+        node.automine(False)
+        try:
+            task = asyncio.create_task(b.buy(tok, 10**17))
+            await sent(proxy)
+            task.cancel()  # the process dies: the signed swap is in the ledger and in the mempool
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            b2 = await fresh(node, bed, store=store, acct=acct, ack=False, rpc_url=proxy.url)  # same ledger, key
+            rec = asyncio.create_task(b2.recover())  # re-sends the same bytes: the node already knows them
+            await sent(proxy, 2)
+            assert len(node.pending()) == 1
+        finally:
+            node.automine(True)
+            node.rpc("evm_setIntervalMining", 100)
+        done = await rec
+        assert [o.status for o in done] == [OrderStatus.FILLED]
+        assert len(b2.ledger.fills()) == 1 and chain_nonce(node, b2.me) == 1
+        assert b2.ledger.balances()[tok] == await b2.token_balance(tok)
 
 
 async def test_stuck_swap_replaced_with_bumped_fees_exactly_one_lands(bsc):
     node, bed = bsc
-    b = await fresh(node, bed, MEMEBOT_EVM_STUCK_AFTER_S="0.3")
-    tok = bed.tokens["MEME"]
-    node.rpc("evm_setIntervalMining", 0)
-    node.automine(False)
-    try:
-        task = asyncio.create_task(b.buy(tok, 10**17))
-        await until(
-            lambda: len(b.ledger.intents()) >= 2 and b.ledger.intents()[-1].status == "sent", "a replacement sent"
+    with FaultProxy(node.url, rate=0.0) as proxy:
+        b = await fresh(node, bed, rpc_url=proxy.url, MEMEBOT_EVM_STUCK_AFTER_S="0.3")
+        tok = bed.tokens["MEME"]
+        node.rpc("evm_setIntervalMining", 0)
+        node.automine(False)
+        try:
+            task = asyncio.create_task(b.buy(tok, 10**17))
+            await sent(proxy, 2)  # the swap, then its replacement (written to the ledger before it was sent)
+            assert len(b.ledger.intents()) >= 2
+            assert len(node.pending()) == 1  # the replacement took the original's place in the mempool
+        finally:
+            node.automine(True)
+            node.rpc("evm_setIntervalMining", 100)
+            node.mine(1)
+        o = await task
+        assert o.status is OrderStatus.FILLED, o.reason
+        its = b.ledger.intents(o.client_id)
+        assert sorted(i.status for i in its).count("confirmed") == 1
+        assert all(i.status in ("confirmed", "expired") for i in its)
+        assert len({i.last_valid_block_height for i in its}) == 1  # one nonce for all of them
+        first, last = b._txs[its[0].signature], b._txs[its[-1].signature]
+        assert (
+            last["maxFeePerGas"] >= first["maxFeePerGas"] * 1.15
+            and last["maxPriorityFeePerGas"] > first["maxPriorityFeePerGas"]
         )
-        assert len(node.pending()) == 1  # the replacement took the original's place in the mempool
-    finally:
-        node.automine(True)
-        node.rpc("evm_setIntervalMining", 100)
-        node.mine(1)
-    o = await task
-    assert o.status is OrderStatus.FILLED, o.reason
-    its = b.ledger.intents(o.client_id)
-    assert sorted(i.status for i in its).count("confirmed") == 1
-    assert all(i.status in ("confirmed", "expired") for i in its)
-    assert len({i.last_valid_block_height for i in its}) == 1  # one nonce for all of them
-    first, last = b._txs[its[0].signature], b._txs[its[-1].signature]
-    assert (
-        last["maxFeePerGas"] >= first["maxFeePerGas"] * 1.15
-        and last["maxPriorityFeePerGas"] > first["maxPriorityFeePerGas"]
-    )
-    assert len(b.ledger.fills()) == 1 and chain_nonce(node, b.me) == 1
-    assert (await b.reconcile()).ok
+        assert len(b.ledger.fills()) == 1 and chain_nonce(node, b.me) == 1
+        assert (await b.reconcile()).ok
 
 
 async def test_reverted_swap_books_a_failed_order_and_its_gas(bsc):
     node, bed = bsc
-    b = await fresh(node, bed, safety=False)
     tok = bed.tokens["RUG"]
-    node.rpc("evm_setIntervalMining", 0)
-    node.automine(False)
-    try:
-        task = asyncio.create_task(b.buy(tok, 10**17, slippage_bps=100))
-        await until(lambda: node.pending(), "the swap in the mempool")
-        # the owner raises the buy tax to 100% with a higher tip: mined first, in the same block
-        w3, dep = bed.w3, bed.deployer
-        fn = bed.c(tok, contract("TaxToken")).functions.setTaxes(10_000, 100)
-        tx = fn.build_transaction(
-            {
-                "from": dep.address,
-                "nonce": w3.eth.get_transaction_count(dep.address, "pending"),
-                "maxFeePerGas": 500 * 10**9,
-                "maxPriorityFeePerGas": 100 * 10**9,
-                "gas": 100_000,
-                "chainId": 56,
-            }
-        )
-        node.rpc("eth_sendRawTransaction", "0x" + bytes(dep.sign_transaction(tx).raw_transaction).hex())
-        node.mine(1)
-    finally:
-        node.automine(True)
-        node.rpc("evm_setIntervalMining", 100)
-    o = await task
-    bed.set_taxes("RUG", 100, 100)
-    assert o.status is OrderStatus.FAILED and "status 0" in o.reason
-    assert b.ledger.fills() == [] and tok not in b.ledger.portfolio.positions
-    assert b.ledger.balances()["BNB"] < 100 * 10**18  # the gas was paid and booked
-    assert (await b.reconcile()).ok
+    with FaultProxy(node.url, rate=0.0) as proxy:
+        b = await fresh(node, bed, safety=False, rpc_url=proxy.url)
+        node.rpc("evm_setIntervalMining", 0)
+        node.automine(False)
+        try:
+            task = asyncio.create_task(b.buy(tok, 10**17, slippage_bps=100))
+            await sent(proxy)
+            # the owner raises the buy tax to 100% with a higher tip: mined first, in the same block
+            w3, dep = bed.w3, bed.deployer
+            fn = bed.c(tok, contract("TaxToken")).functions.setTaxes(10_000, 100)
+            tx = fn.build_transaction(
+                {
+                    "from": dep.address,
+                    "nonce": w3.eth.get_transaction_count(dep.address, "pending"),
+                    "maxFeePerGas": 500 * 10**9,
+                    "maxPriorityFeePerGas": 100 * 10**9,
+                    "gas": 100_000,
+                    "chainId": 56,
+                }
+            )
+            node.rpc("eth_sendRawTransaction", "0x" + bytes(dep.sign_transaction(tx).raw_transaction).hex())
+            node.mine(1)
+        finally:
+            node.automine(True)
+            node.rpc("evm_setIntervalMining", 100)
+        o = await task
+        bed.set_taxes("RUG", 100, 100)
+        assert o.status is OrderStatus.FAILED and "status 0" in o.reason
+        assert b.ledger.fills() == [] and tok not in b.ledger.portfolio.positions
+        assert b.ledger.balances()["BNB"] < 100 * 10**18  # the gas was paid and booked
+        assert (await b.reconcile()).ok
 
 
 async def test_reorg_unbooks_the_orphaned_fill_and_books_it_again(bsc):

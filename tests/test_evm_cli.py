@@ -1,13 +1,13 @@
 """`memebot live buy|sell|reconcile|revoke --chain ...`, `wallet balance --chain all` and `testchain serve --chain evm`
 as a user runs them, against a Hardhat node with Uniswap V2 on 127.0.0.1 (no other address is ever configured)."""
 
-import json, os, signal, subprocess, sys, socket, threading, time
+import json, os, signal, subprocess, sys, socket, threading
 from pathlib import Path
 
 import pytest
 from eth_account import Account
 
-from memebot.testing.evm import HardhatNode, UniswapTestbed
+from memebot.testing.evm import HardhatNode, UniswapTestbed, FaultProxy
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -186,19 +186,18 @@ def test_killed_between_send_and_confirm_reconciles_on_restart_with_no_second_bu
     node.rpc("evm_setIntervalMining", 0)
     node.automine(False)
     try:
-        p = subprocess.Popen(
-            [str(exe), "live", "buy", tok, "--chain", "bsc", "--native", "0.2", "--yes-i-mean-live"],
-            env={**cli_env, **env},
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 60
-        while not node.pending():  # the signed swap reached the node; the process waits for it to be mined
-            assert p.poll() is None and time.monotonic() < deadline, "the buy never reached the node"
-            time.sleep(0.02)
-        p.send_signal(signal.SIGKILL)
-        p.wait(10)
+        with FaultProxy(node.url, rate=0.0) as proxy:  # the buy goes through it, so the test can see the send
+            p = subprocess.Popen(
+                [str(exe), "live", "buy", tok, "--chain", "bsc", "--native", "0.2", "--yes-i-mean-live"],
+                env={**cli_env, **env, "MEMEBOT_ENDPOINTS_BSC_RPC": proxy.url},
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            # the signed swap reached the node; the process now waits for it to be mined
+            assert proxy.wait_answered("eth_sendRawTransaction", 1, timeout=60), "the buy never reached the node"
+            p.send_signal(signal.SIGKILL)
+            p.wait(10)
         sent = node.pending()
     finally:
         node.automine(True)

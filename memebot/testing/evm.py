@@ -373,8 +373,10 @@ class FaultProxy:
         self.kinds = ["429", "502", "503", "drop", "lost"] + (["stall"] if stall_s > 0 else [])
         self.faults: dict[str, int] = {}
         self.calls: dict[str, int] = {}  # method -> requests seen
+        self.answered: dict[str, int] = {}  # method -> requests the node answered (the client may not hear it)
         self.forwarded = 0
         self._lock = threading.Lock()
+        self._answer = threading.Condition(self._lock)
         proxy = self
 
         class H(BaseHTTPRequestHandler):
@@ -402,6 +404,11 @@ class FaultProxy:
         self.server.server_close()
         self._client.close()
 
+    def wait_answered(self, method: str, n: int = 1, timeout: float = 30.0) -> bool:
+        "Block until the node has answered `n` requests of `method` through the proxy (True), or `timeout` passes."
+        with self._answer:
+            return self._answer.wait_for(lambda: self.answered.get(method, 0) >= n, timeout)
+
 # %% ../../nbs/69a_testing.evm.ipynb #102c0e4f
 @patch
 def _handle(self: FaultProxy, h: BaseHTTPRequestHandler, body: bytes):
@@ -426,8 +433,10 @@ def _handle(self: FaultProxy, h: BaseHTTPRequestHandler, body: bytes):
         h.end_headers()
         return
     r = self._client.post(self.target, content=body, headers={"content-type": "application/json"})
-    with self._lock:
+    with self._answer:
         self.forwarded += 1
+        self.answered[method] = self.answered.get(method, 0) + 1
+        self._answer.notify_all()
     if fault == "lost":  # the node did it, the answer never arrives (a sent transaction the client cannot confirm)
         h.close_connection = True
         h.connection.shutdown(socket.SHUT_RDWR)
