@@ -122,17 +122,22 @@ def start(self: HardhatNode) -> HardhatNode:
     ]
     self.proc = subprocess.Popen(cmd, cwd=EVM_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     out: list[bytes] = []
-    threading.Thread(target=lambda: out.extend(self.proc.stdout), daemon=True).start()  # drain, keep for errors
-    deadline = time.monotonic() + self.start_timeout_s
-    while time.monotonic() < deadline:
-        if self.proc.poll() is not None:
-            break
+    up = threading.Event()  # set when the node says it listens, or when its output ends (it died)
+
+    def read():
+        for line in self.proc.stdout:
+            out.append(line)
+            if b"Started HTTP" in line:
+                up.set()
+        up.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    if up.wait(self.start_timeout_s) and self.proc.poll() is None:
         try:
             if int(self.rpc("eth_chainId"), 16) == self.chain_id:
                 return self
         except (httpx.TransportError, ChainError):
             pass
-        time.sleep(0.1)  # polling a starting child process, not a test waiting on a result
     self.stop()
     raise ChainError(f"hardhat node did not start: {b''.join(out).decode(errors='replace')[-800:]}")
 
