@@ -7,7 +7,7 @@ restart recovery and reconciliation."""
 
 # %% ../../nbs/62_exec.evm.ipynb #0b751792
 from __future__ import annotations
-import asyncio, json, math, os, stat, time
+import asyncio, json, math, os, time
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from eth_abi import encode as abi_encode, decode as abi_decode
@@ -33,6 +33,8 @@ from ..obs import get_logger, counter, histogram
 from ..data.evm import EvmChainConfig, EvmRpc, EvmRpcError, evm_chain, selector, erc20_call, net_transfers
 from .ledger import Ledger, TxIntent
 from memebot.exec.solana import (
+    HeldKey,
+    read_key_file,
     LiveTradingDisabled,
     WalletKeyError,
     SwapRejected,
@@ -48,38 +50,21 @@ __all__ = ['SIG_AMOUNTS_OUT', 'SIG_BUY', 'SIG_SELL', 'SIG_APPROVE', 'WITHDRAWAL_
            'native_withdrawn', 'EvmBroker']
 
 # %% ../../nbs/62_exec.evm.ipynb #63647df5
-class EvmKey:
+class EvmKey(HeldKey):
     "An EVM private key held as a secret: it signs, shows only its address, and refuses to be printed or pickled."
 
-    __slots__ = ("_acct", "source")
-
-    def __init__(self, account, source: str):
-        object.__setattr__(self, "_acct", account)
-        object.__setattr__(self, "source", source)
-
-    def __setattr__(self, *a):
-        raise AttributeError("EvmKey is read-only")
+    __slots__ = ()
+    shown = "address"
 
     @property
     def address(self) -> str:
         "Checksummed address."
-        return self._acct.address
+        return self._key.address
 
     def sign(self, tx: dict) -> tuple[bytes, str]:
         "Sign a transaction dict: (raw bytes, transaction hash)."
-        st = self._acct.sign_transaction(tx)
+        st = self._key.sign_transaction(tx)
         return bytes(st.raw_transaction), "0x" + bytes(st.hash).hex()
-
-    def __repr__(self):
-        return f"EvmKey(address={self.address}, source={self.source}, secret=***)"
-
-    __str__ = __repr__
-
-    def __reduce__(self):
-        raise TypeError("EvmKey cannot be pickled")
-
-    def __format__(self, spec):
-        return repr(self)
 
 
 def _account_from_text(text: str, origin: str):
@@ -108,16 +93,7 @@ def load_evm_key(settings=None) -> EvmKey:
     if not s.evm.keystore_path:
         raise WalletKeyError("no EVM key: set MEMEBOT_EVM_PRIVATE_KEY or [evm] keystore_path (a 0600 key file)")
     p = s.resolve(s.evm.keystore_path)
-    try:
-        st = p.stat()
-    except OSError:
-        raise WalletKeyError(f"[evm] keystore_path: {p}: file not found") from None
-    if st.st_mode & 0o077:
-        raise WalletKeyError(
-            f"[evm] keystore_path: {p} is readable by group/others "
-            f"(mode {stat.S_IMODE(st.st_mode):04o}); run `chmod 600 {p}`"
-        )
-    return EvmKey(_account_from_text(p.read_text(), f"[evm] keystore_path {p}"), "file")
+    return EvmKey(_account_from_text(read_key_file(p, "[evm] keystore_path"), f"[evm] keystore_path {p}"), "file")
 
 # %% ../../nbs/62_exec.evm.ipynb #e65e7421
 class FeeTooHigh(SwapRejected):

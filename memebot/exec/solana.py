@@ -46,9 +46,9 @@ from memebot.data.sources import (
 
 # %% auto #0
 __all__ = ['COMPUTE_BUDGET', 'SYSTEM', 'TOKEN', 'TOKEN_2022', 'ATA', 'JUPITER_V6', 'ALLOWED_PROGRAMS', 'LiveTradingDisabled',
-           'WalletKeyError', 'SwapRejected', 'TradingHalted', 'RpcError', 'require_live', 'WalletKey', 'load_wallet',
-           'http_client', 'SolanaRpc', 'JupiterApi', 'swap_request', 'JitoApi', 'check_swap_tx', 'ChainFill',
-           'fill_from_tx', 'Discrepancy', 'ReconciliationReport', 'SolanaBroker']
+           'WalletKeyError', 'SwapRejected', 'TradingHalted', 'RpcError', 'require_live', 'HeldKey', 'read_key_file',
+           'WalletKey', 'load_wallet', 'http_client', 'SolanaRpc', 'JupiterApi', 'swap_request', 'JitoApi',
+           'check_swap_tx', 'ChainFill', 'fill_from_tx', 'Discrepancy', 'ReconciliationReport', 'SolanaBroker']
 
 # %% ../../nbs/61_exec.solana.ipynb #79ffec2a
 class LiveTradingDisabled(MemebotError):
@@ -96,24 +96,60 @@ def require_live(
         raise LiveTradingDisabled(f"live trading is off: needs {', '.join(missing)}")
 
 # %% ../../nbs/61_exec.solana.ipynb #823b0051
-class WalletKey:
-    "A Solana keypair held as a secret: it signs, shows only its public key, and refuses to be printed or pickled."
+class HeldKey:
+    "A private key held as a secret: it signs and shows its public part, and refuses to be printed, pickled or changed."
 
-    __slots__ = ("_kp", "source")
+    __slots__ = ("_key", "source")
+    shown = "public"  # the name the public part goes by in `repr`
 
-    def __init__(self, keypair: Keypair, source: str):
-        object.__setattr__(self, "_kp", keypair)
+    def __init__(self, key, source: str):  # key: the library's key object; source: "env" or "file"
+        object.__setattr__(self, "_key", key)
         object.__setattr__(self, "source", source)
 
     def __setattr__(self, *a):
-        raise AttributeError("WalletKey is read-only")
+        raise AttributeError(f"{type(self).__name__} is read-only")
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.shown}={getattr(self, self.shown)}, source={self.source}, secret=***)"
+
+    __str__ = __repr__
+
+    def __reduce__(self):
+        raise TypeError(f"{type(self).__name__} cannot be pickled")
+
+    def __format__(self, spec):
+        return repr(self)
+
+
+def read_key_file(
+    path: Path,  # the key file
+    setting: str,  # where it was configured, for the error: "[solana] keypair_path"
+) -> str:
+    "A key file's text; a `WalletKeyError` when it is missing or anyone but its owner can read it."
+    try:
+        st = path.stat()
+    except OSError:
+        raise WalletKeyError(f"{setting}: {path}: file not found") from None
+    if st.st_mode & 0o077:
+        raise WalletKeyError(
+            f"{setting}: {path} is readable by group/others (mode {stat.S_IMODE(st.st_mode):04o}); "
+            f"run `chmod 600 {path}`"
+        )
+    return path.read_text()
+
+
+class WalletKey(HeldKey):
+    "A Solana keypair held as a secret: it signs, shows only its public key, and refuses to be printed or pickled."
+
+    __slots__ = ()
+    shown = "pubkey"
 
     @property
     def pubkey(self) -> Pubkey:
-        return self._kp.pubkey()
+        return self._key.pubkey()
 
     def sign(self, message: bytes) -> Signature:
-        return self._kp.sign_message(message)
+        return self._key.sign_message(message)
 
     def sign_tx(self, tx: VersionedTransaction) -> VersionedTransaction:
         "Put our signature into our slot of a (partially signed) transaction."
@@ -125,17 +161,6 @@ class WalletKey:
         sigs = list(tx.signatures)
         sigs[i] = self.sign(to_bytes_versioned(tx.message))
         return VersionedTransaction.populate(tx.message, sigs)
-
-    def __repr__(self):
-        return f"WalletKey(pubkey={self.pubkey}, source={self.source}, secret=***)"
-
-    __str__ = __repr__
-
-    def __reduce__(self):
-        raise TypeError("WalletKey cannot be pickled")
-
-    def __format__(self, spec):
-        return repr(self)
 
 
 def _keypair_from_text(text: str, origin: str) -> Keypair:
@@ -161,16 +186,8 @@ def load_wallet(settings=None) -> WalletKey:
     if not s.solana.keypair_path:
         raise WalletKeyError("no wallet key: set MEMEBOT_SOLANA_PRIVATE_KEY or [solana] keypair_path (a 0600 key file)")
     p = s.resolve(s.solana.keypair_path)
-    try:
-        st = p.stat()
-    except OSError:
-        raise WalletKeyError(f"[solana] keypair_path: {p}: file not found") from None
-    if st.st_mode & 0o077:
-        raise WalletKeyError(
-            f"[solana] keypair_path: {p} is readable by group/others (mode {stat.S_IMODE(st.st_mode):04o}); "
-            f"run `chmod 600 {p}`"
-        )
-    return WalletKey(_keypair_from_text(p.read_text(), f"[solana] keypair_path {p}"), "file")
+    text = read_key_file(p, "[solana] keypair_path")
+    return WalletKey(_keypair_from_text(text, f"[solana] keypair_path {p}"), "file")
 
 # %% ../../nbs/61_exec.solana.ipynb #034dc424
 _Retryable = TransientError  # a 429/5xx answer that outlived its retries (the broker catches it by this name)
