@@ -18,7 +18,8 @@ from .obs import configure_logging
 # %% auto #0
 __all__ = ['console', 'err_console', 'app', 'config_app', 'data_app', 'state', 'ParamOpt', 'SymbolsOpt', 'TfOpt', 'FromOpt',
            'ToOpt', 'SourceOpt', 'ChainOpt', 'FillOpt', 'settings', 'quiet_logs', 'fail', 'main', 'config_show',
-           'settings_lines', 'config_check', 'positive', 'data_import', 'data_ls', 'inventory_lines', 'split_symbols']
+           'settings_lines', 'config_check', 'write_json', 'positive', 'data_import', 'data_ls', 'inventory_lines',
+           'split_symbols']
 
 # %% ../nbs/90_cli.ipynb #2df78530
 console = Console()
@@ -191,6 +192,22 @@ def config_check():
     "Validate the settings and say which file was used."
     s = settings()
     typer.echo(f"ok: {s.path or 'defaults only'}")
+
+# %% ../nbs/90_cli.ipynb #43ad8807
+def write_json(
+    doc,  # anything json.dumps takes (values it cannot take are written with str)
+    path: Path | None,  # a file, or "-" for stdout; None: nothing is written
+) -> bool:
+    "Write a command's `--json` output; True when it went to stdout (then print nothing else there)."
+    if path is None:
+        return False
+    txt = json.dumps(doc, indent=1, default=str)
+    if str(path) == "-":
+        print(txt, flush=True)
+        return True
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(txt)
+    return False
 
 # %% ../nbs/90_cli.ipynb #5af75ad1
 def positive(

@@ -21,7 +21,7 @@ from typing import Optional, List
 import typer
 
 
-from ..cli import app, settings, fail, console
+from ..cli import app, settings, fail, console, write_json
 
 
 from ..core import MemebotError, SOL_MINT, Environment, Chain, to_atoms, from_atoms
@@ -59,9 +59,9 @@ _COSIGNER = typer.Option(
 
 # %% auto #0
 __all__ = ['live_app', 'wallet_app', 'testchain_app', 'sol_usd', 'live_risk', 'node_cash', 'live_buy', 'live_sell',
-           'run_live_node', 'live_run', 'solana_live_run', 'live_node', 'live_reconcile', 'require_chain', 'evm_broker',
-           'evm_trade', 'evm_reconcile', 'live_revoke', 'wallet_balance', 'evm_live_run', 'evm_wallet_balance',
-           'testchain_serve']
+           'run_live_node', 'live_run', 'solana_live_run', 'live_node', 'reconcile_report', 'live_reconcile',
+           'require_chain', 'evm_broker', 'evm_trade', 'evm_reconcile', 'live_revoke', 'wallet_balance', 'evm_live_run',
+           'evm_wallet_balance', 'testchain_serve']
 
 # %% ../../nbs/95_commands.live.ipynb #8eb6649401
 async def sol_usd(s) -> float | None:
@@ -241,14 +241,7 @@ async def run_live_node(node, broker, s, seconds, json_out, tx_key: str = "signa
         "reconcile": (await broker.reconcile()).summary(),
         "fills": fills,
     }
-    if json_out is not None:
-        txt = json.dumps(doc, indent=1, default=str)
-        if str(json_out) == "-":
-            print(txt)
-        else:
-            json_out.parent.mkdir(parents=True, exist_ok=True)
-            json_out.write_text(txt)
-    if json_out is None or str(json_out) != "-":
+    if not write_json(doc, json_out):
         print(status_line(stt).replace("paper ", "live ", 1), flush=True)
         print(f"reconcile: {doc['reconcile']}", flush=True)
     return doc
@@ -370,6 +363,35 @@ def live_node(strat, feed, broker, risk, cash: float, s, heartbeat):
     return node
 
 # %% ../../nbs/95_commands.live.ipynb #b6678e6303
+async def reconcile_report(broker, rep, acknowledge: bool, as_json: bool, label: str = "") -> None:
+    "Acknowledge when asked, then print the reconciliation (or its JSON); exit 1 unless ledger and chain agree now."
+    after = rep
+    if acknowledge and not rep.ok:
+        broker.acknowledge(rep)
+        after = await broker.reconcile()
+    out = {
+        "wallet": rep.wallet,
+        "ok": rep.ok,
+        "differences": [
+            {"asset": d.asset, "ledger": d.ledger, "chain": d.chain, "diff": d.diff} for d in rep.differences
+        ],
+        "unknown_signatures": rep.unknown_signatures,
+        "pending": [i.signature for i in rep.pending],
+        "acknowledged": bool(acknowledge and not rep.ok),
+        "ok_now": after.ok,
+    }
+    if as_json:
+        typer.echo(json.dumps(out))
+    else:
+        console.print(
+            f"{label}wallet {rep.wallet}: {rep.summary()}"
+            + (" (acknowledged; trading may resume)" if out["acknowledged"] else ""),
+            highlight=False,
+        )
+    if not after.ok:
+        raise SystemExit(1)
+
+# %% ../../nbs/95_commands.live.ipynb #89771d53
 @live_app.command("reconcile")
 def live_reconcile(
     acknowledge: bool = typer.Option(
@@ -392,32 +414,7 @@ def live_reconcile(
     async def go():
         b, st, rep = await _broker(s, cosigners)
         try:
-            if acknowledge and not rep.ok:
-                b.acknowledge(rep)
-                after = await b.reconcile()
-            else:
-                after = rep
-            out = {
-                "wallet": rep.wallet,
-                "ok": rep.ok,
-                "differences": [
-                    {"asset": d.asset, "ledger": d.ledger, "chain": d.chain, "diff": d.diff} for d in rep.differences
-                ],
-                "unknown_signatures": rep.unknown_signatures,
-                "pending": [i.signature for i in rep.pending],
-                "acknowledged": bool(acknowledge and not rep.ok),
-                "ok_now": after.ok,
-            }
-            if as_json:
-                typer.echo(json.dumps(out))
-            else:
-                console.print(
-                    f"wallet {rep.wallet}: {rep.summary()}"
-                    + (" (acknowledged; trading may resume)" if out["acknowledged"] else ""),
-                    highlight=False,
-                )
-            if not after.ok:
-                raise SystemExit(1)
+            await reconcile_report(b, rep, acknowledge, as_json)
         finally:
             await b.aclose()
             st.close()
@@ -538,32 +535,7 @@ def evm_reconcile(chain: Chain, acknowledge: bool, confirm: bool, as_json: bool)
     async def go():
         b, st, rep = await evm_broker(s, chain, risk=False)
         try:
-            after = rep
-            if acknowledge and not rep.ok:
-                b.acknowledge(rep)
-                after = await b.reconcile()
-            out = {
-                "chain": chain.value,
-                "wallet": rep.wallet,
-                "ok": rep.ok,
-                "differences": [
-                    {"asset": d.asset, "ledger": str(d.ledger), "chain": str(d.chain), "diff": str(d.diff)}
-                    for d in rep.differences
-                ],
-                "pending": [i.signature for i in rep.pending],
-                "acknowledged": bool(acknowledge and not rep.ok),
-                "ok_now": after.ok,
-            }
-            if as_json:
-                typer.echo(json.dumps(out))
-            else:
-                console.print(
-                    f"{chain.value} wallet {rep.wallet}: {rep.summary()}"
-                    + (" (acknowledged; trading may resume)" if out["acknowledged"] else ""),
-                    highlight=False,
-                )
-            if not after.ok:
-                raise SystemExit(1)
+            await reconcile_report(b, rep, acknowledge, as_json, f"{chain.value} ")
         finally:
             await b.aclose()
             st.close()

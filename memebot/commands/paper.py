@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 from rich.console import Group
 from ..core import MemebotError, ValidationError, Chain, NS, ts_to_datetime
-from ..cli import app, settings, console, err_console, split_symbols
+from ..cli import app, settings, console, err_console, split_symbols, write_json
 from ..cli import ParamOpt, FromOpt, ToOpt, SourceOpt, ChainOpt, FillOpt
 from ..live import FEEDS, build_feed
 
@@ -177,12 +177,7 @@ def _paper_report(node, res, run_id: str, s, json_out) -> None:
                 for f in res.fills
             ],
         }
-        txt = json.dumps(doc, indent=1, default=str)
-        if str(json_out) == "-":
-            print(txt)
-        else:
-            json_out.parent.mkdir(parents=True, exist_ok=True)
-            json_out.write_text(txt)
+        write_json(doc, json_out)
     if json_out is None or str(json_out) != "-":
         print(status_line(st), flush=True)
         from memebot.commands.research import print_orders

@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 from ..core import MemebotError, ValidationError, Chain
 from ..core import parse_range, json_safe
-from ..cli import app, settings, console, err_console, positive, quiet_logs, split_symbols
+from ..cli import app, settings, console, err_console, positive, quiet_logs, split_symbols, write_json
 from ..data.store import open_store
 from ..cli import ParamOpt, SymbolsOpt, TfOpt, FromOpt, ToOpt, SourceOpt, ChainOpt, FillOpt
 
@@ -241,13 +241,8 @@ def backtest_cmd(
         title = f"{strat.id} {', '.join(feed.symbols[:5])}{' ...' if len(feed.symbols) > 5 else ''} {tf}"
         paths = tearsheet(res.equity, m, od, trades, title, orders=order_rows(stats), notes=notes)
     doc = backtest_doc(res, strat, feed, tf, m, stats, notes, paths)
-    if json_out is not None:
-        txt = json.dumps(doc, indent=1)
-        if str(json_out) == "-":
-            typer.echo(txt)
-            return
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(txt)
+    if write_json(doc, json_out):
+        return
     _print_backtest(res, strat, feed, tf, m, stats, paths, json_out)
 
 # %% ../../nbs/93_commands.research.ipynb #8da2920802

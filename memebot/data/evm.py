@@ -16,7 +16,7 @@ from ..core import MemebotError, ValidationError, Chain
 from ..config import get_settings
 from ..obs import get_logger, counter
 from .onchain import V2Pair
-from .sources import new_http_client, retrying, TransientError, RETRY_STATUS, HTTP_RETRIES, retry_after_s
+from .sources import new_http_client, retrying, TransientError, RETRY_STATUS, HTTP_RETRIES, status_error
 
 # %% auto #0
 __all__ = ['CHAIN_IDS', 'ERROR_KINDS', 'PANICS', 'RPC_CALLS', 'TRANSFER_TOPIC', 'EvmChainConfig', 'evm_chain', 'EvmRpcError',
@@ -210,13 +210,7 @@ async def _post(self: EvmRpc, ep: Endpoint, body: dict, timeout: float | None = 
         ) from None
     if r.status_code in RETRY_STATUS:
         ep.errors += 1
-        raise TransientError(
-            ep.url,
-            str(r.status_code),
-            f"{ep.url}: HTTP {r.status_code}",
-            retry_after_s(r.headers.get("retry-after")),
-            r.status_code,
-        )
+        raise status_error(ep.url, r)
     try:
         out = r.json()
     except ValueError:

@@ -40,13 +40,14 @@ __all__ = ['log', 'HTTP_REQUESTS', 'HTTP_RETRIES', 'HTTP_SECONDS', 'HTTP_STATS',
            'GT_MAX_LIMIT', 'DS_MAX_TOKENS', 'JUP_MAX_IDS', 'CANDLE_SOURCES', 'CG_DAYS', 'SOURCE_FAILOVER',
            'SOURCE_SERVED', 'POOL_PRICE_SOURCES', 'TOKEN_POOL_SOURCES', 'SourceError', 'SourceUnavailable',
            'new_http_client', 'http_client', 'close_http', 'rate_per_min', 'rate_limiter', 'TransientError',
-           'retry_after_s', 'backoff_s', 'retry_after_of', 'transient_http', 'retrying', 'with_retries', 'request_json',
-           'PoolSnapshot', 'TokenProfile', 'candle_frame', 'gt_timeframe', 'parse_gt_ohlcv', 'parse_gt_pools',
-           'parse_gt_trades', 'render_gt_ohlcv', 'parse_ds_pairs', 'parse_ds_profiles', 'parse_cg_ohlc',
-           'parse_cg_market_chart', 'parse_cg_simple', 'parse_jup_prices', 'parse_jup_tokens', 'raydium_data',
-           'parse_raydium_pools', 'parse_meteora_pair', 'Source', 'GeckoTerminal', 'DexScreener', 'CoinGecko',
-           'Jupiter', 'Raydium', 'Meteora', 'ccxt_candles', 'Ccxt', 'check_source', 'fetch_candles', 'cg_days',
-           'AllSourcesFailed', 'SourceChain', 'pool_price_chain', 'deepest_pool', 'token_pool_chain', 'candles_chain']
+           'retry_after_s', 'status_error', 'backoff_s', 'retry_after_of', 'transient_http', 'retrying', 'with_retries',
+           'request_json', 'PoolSnapshot', 'TokenProfile', 'candle_frame', 'gt_timeframe', 'parse_gt_ohlcv',
+           'parse_gt_pools', 'parse_gt_trades', 'render_gt_ohlcv', 'parse_ds_pairs', 'parse_ds_profiles',
+           'parse_cg_ohlc', 'parse_cg_market_chart', 'parse_cg_simple', 'parse_jup_prices', 'parse_jup_tokens',
+           'raydium_data', 'parse_raydium_pools', 'parse_meteora_pair', 'Source', 'GeckoTerminal', 'DexScreener',
+           'CoinGecko', 'Jupiter', 'Raydium', 'Meteora', 'ccxt_candles', 'Ccxt', 'check_source', 'fetch_candles',
+           'cg_days', 'AllSourcesFailed', 'SourceChain', 'pool_price_chain', 'deepest_pool', 'token_pool_chain',
+           'candles_chain']
 
 # %% ../../nbs/11_data.sources.ipynb #7c531500
 class SourceError(ValidationError):
@@ -193,6 +194,16 @@ def retry_after_s(
     return max(0.0, dt.timestamp() - (time.time() if now is None else now))
 
 
+def status_error(
+    provider: str,
+    r,  # an httpx.Response whose status is in RETRY_STATUS
+    detail: str = "",  # a little of the body, for the message
+) -> TransientError:
+    "The `TransientError` for a 429/5xx answer: its status as the reason, with the server's Retry-After."
+    msg = f"HTTP {r.status_code}" + (f": {detail}" if detail else "")
+    return TransientError(provider, str(r.status_code), msg, retry_after_s(r.headers.get("retry-after")), r.status_code)
+
+
 def backoff_s(
     attempt: int,  # 1 for the first retry
     retry_after: float | None,
@@ -314,13 +325,7 @@ async def request_json(
             HTTP_SECONDS.labels(provider).observe(dt)
         if r.status_code in RETRY_STATUS:
             HTTP_REQUESTS.labels(provider, str(r.status_code)).inc()
-            raise TransientError(
-                provider,
-                str(r.status_code),
-                f"HTTP {r.status_code}: {body[:120].decode('utf-8', 'replace')}",
-                retry_after_s(r.headers.get("retry-after")),
-                r.status_code,
-            )
+            raise status_error(provider, r, body[:120].decode("utf-8", "replace"))
         if r.status_code >= 400:
             HTTP_REQUESTS.labels(provider, str(r.status_code)).inc()
             raise SourceUnavailable(

@@ -41,7 +41,7 @@ from memebot.data.sources import (
     TransientError,
     RETRY_STATUS,
     HTTP_RETRIES,
-    retry_after_s,
+    status_error,
 )
 
 # %% auto #0
@@ -224,13 +224,7 @@ class _Api:
                     raise
                 if r.status_code in RETRY_STATUS:
                     self._calls.labels(self.name, str(r.status_code)).inc()
-                    raise TransientError(
-                        self.name,
-                        str(r.status_code),
-                        f"HTTP {r.status_code}: {r.text[:200]}",
-                        retry_after_s(r.headers.get("retry-after")),
-                        r.status_code,
-                    )
+                    raise status_error(self.name, r, r.text[:200])
                 self._calls.labels(self.name, "ok").inc()
                 return r
 
