@@ -809,6 +809,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                   'memebot.exec.evm.EvmBroker._reject': ('exec.evm.html#evmbroker._reject', 'memebot/exec/evm.py'),
                                   'memebot.exec.evm.EvmBroker._replace': ('exec.evm.html#evmbroker._replace', 'memebot/exec/evm.py'),
                                   'memebot.exec.evm.EvmBroker._send': ('exec.evm.html#evmbroker._send', 'memebot/exec/evm.py'),
+                                  'memebot.exec.evm.EvmBroker._send_new': ('exec.evm.html#evmbroker._send_new', 'memebot/exec/evm.py'),
                                   'memebot.exec.evm.EvmBroker._settle': ('exec.evm.html#evmbroker._settle', 'memebot/exec/evm.py'),
                                   'memebot.exec.evm.EvmBroker._sign_send': ('exec.evm.html#evmbroker._sign_send', 'memebot/exec/evm.py'),
                                   'memebot.exec.evm.EvmBroker._swap': ('exec.evm.html#evmbroker._swap', 'memebot/exec/evm.py'),

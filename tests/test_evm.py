@@ -404,3 +404,18 @@ async def test_engine_sell_of_the_whole_position_in_floats_sells_what_is_held(bs
     o = await b.submit(Order(tok, Side.SELL, qty, chain=Chain.BSC))
     assert o.status is OrderStatus.FILLED, o.reason
     assert b.ledger.balances()[tok] == 0 == await b.token_balance(tok)
+
+
+async def test_a_sent_transaction_whose_answer_was_lost_is_booked_not_refused(bsc):
+    "The node took the approval but its answer was lost: the resend hears 'nonce too low', and the receipt says ours."
+    node, bed = bsc
+    tok = bed.tokens["MEME"]
+    with FaultProxy(node.url, rate=0.0, script={"eth_sendRawTransaction": ["lost"]}) as proxy:
+        b = await fresh(node, bed, rpc_url=proxy.url)
+        assert (await b.buy(tok, 10**17)).status is OrderStatus.FILLED  # its send was the lost one, and resent
+        held = b.ledger.balances()[tok]
+        proxy.script["eth_sendRawTransaction"] = ["lost"]  # now the sell's approval
+        o = await b.sell(tok, held)
+        assert o.status is OrderStatus.FILLED, o.reason
+        assert proxy.faults == {"lost": 2}
+        assert (await b.reconcile()).ok  # both approvals' and swaps' gas booked, nonce as expected

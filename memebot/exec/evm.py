@@ -492,6 +492,25 @@ async def land(self: EvmBroker, client_id: str, timeout_s: float | None = None) 
         await asyncio.sleep(self.poll_s)
     return None
 
+# %% ../../nbs/62_exec.evm.ipynb #03a788fc
+@patch
+async def _send_new(
+    self: EvmBroker, client_id: str, tx: dict, order, params, fees: Fees, t0: float | None = None, net_s: float = 0.0
+) -> tuple[TxIntent, str]:
+    "Sign and send a new transaction, recovering from a used nonce: (intent, 'sent' | 'unreachable' | refusal kind)."
+    intent, out = await self._sign_send(client_id, tx, order, params, fees, 0, t0, net_s)
+    if out == "nonce_too_low":
+        if await self._mined(client_id) is not None:
+            return intent, "sent"  # ours landed
+        self.ledger.set_intent(intent.signature, "expired", err="nonce too low: the nonce was already used")
+        self.nonces.resync()
+        intent, out = await self._sign_send(client_id, tx, order, params, fees, 1)
+        if out == "nonce_too_low" and await self._mined(client_id) is not None:
+            out = "sent"
+    if out not in ("sent", "unreachable"):
+        self.ledger.set_intent(intent.signature, "expired", err=out)
+    return intent, out
+
 # %% ../../nbs/62_exec.evm.ipynb #c5f09932
 @patch
 def halt(self: EvmBroker, reason: str):
@@ -649,13 +668,8 @@ async def _swap(self: EvmBroker, side, token, amount, slippage_bps, client_id, t
         return self._reject(order, params, str(e))
     except EvmRpcError as e:
         return self._reject(order, params, f"before sending: {e.kind}: {e}")
-    intent, out = await self._sign_send(order.client_id, tx, order, params, fees, 0, t0, net)
-    if out == "nonce_too_low" and await self._mined(order.client_id) is None:
-        self.ledger.set_intent(intent.signature, "expired", err="nonce too low: the nonce was already used")
-        self.nonces.resync()
-        intent, out = await self._sign_send(order.client_id, tx, order, params, fees, 1)
-    if out not in ("sent", "unreachable", "nonce_too_low"):
-        self.ledger.set_intent(intent.signature, "expired", err=out)
+    intent, out = await self._send_new(order.client_id, tx, order, params, fees, t0, net)
+    if out not in ("sent", "unreachable"):
         return self._finish(order, OrderStatus.REJECTED, f"the node refused the transaction: {out}")
     return await self._settle(order)
 
@@ -674,9 +688,8 @@ async def _ensure_allowance(self: EvmBroker, token: str, amount: int, client_id:
     cid = f"approve:{client_id}"
     tx = {"from": self.key.address, "to": token, "value": 0, "data": approve_data(self.cfg.router, want)}
     tx["gas"] = await self._gas(tx)
-    intent, out = await self._sign_send(cid, tx, None, None, await self.fees())
+    intent, out = await self._send_new(cid, tx, None, None, await self.fees())
     if out not in ("sent", "unreachable"):
-        self.ledger.set_intent(intent.signature, "expired", err=out)
         raise SwapRejected(f"approval refused by the node: {out}")
     got = await self.land(cid)
     if got is None:
@@ -692,7 +705,7 @@ async def revoke(self: EvmBroker, token: str) -> str:
     cid = new_client_id("revoke")
     tx = {"from": self.key.address, "to": token.lower(), "value": 0, "data": approve_data(self.cfg.router, 0)}
     tx["gas"] = await self._gas(tx)
-    intent, out = await self._sign_send(cid, tx, None, None, await self.fees())
+    intent, out = await self._send_new(cid, tx, None, None, await self.fees())
     if out not in ("sent", "unreachable"):
         raise SwapRejected(f"revoke refused by the node: {out}")
     got = await self.land(cid)

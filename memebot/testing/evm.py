@@ -372,9 +372,11 @@ class FaultProxy:
         methods: tuple[str, ...] = (),  # only these methods fail (all when empty)
         stall_s: float = 0.0,  # > 0: also stall this long without an answer (the client's timeout fires)
         lag_blocks: int = 0,  # report eth_blockNumber this many blocks behind (a stale node)
+        script: dict[str, list[str]] | None = None,  # method -> faults for its first calls, in order ("lost", ...)
     ):
         self.target, self.rate, self.rng, self.methods = target, rate, random.Random(seed), methods
         self.stall_s, self.lag_blocks = stall_s, lag_blocks
+        self.script = {m: list(v) for m, v in (script or {}).items()}
         self.kinds = ["429", "502", "503", "drop", "lost"] + (["stall"] if stall_s > 0 else [])
         self.faults: dict[str, int] = {}
         self.calls: dict[str, int] = {}  # method -> requests seen
@@ -421,8 +423,11 @@ def _handle(self: FaultProxy, h: BaseHTTPRequestHandler, body: bytes):
     with self._lock:
         self.calls[method] = self.calls.get(method, 0) + 1
         fault = None
-        if (not self.methods or method in self.methods) and self.rng.random() < self.rate:
+        if self.script.get(method):
+            fault = self.script[method].pop(0)
+        elif (not self.methods or method in self.methods) and self.rng.random() < self.rate:
             fault = self.rng.choice(self.kinds)
+        if fault:
             self.faults[fault] = self.faults.get(fault, 0) + 1
     if fault == "stall":
         time.sleep(self.stall_s)  # the fault itself: an answer that never comes in time
