@@ -15,7 +15,8 @@ from memebot.core import Chain, OrderStatus
 from memebot.data.evm import EvmRpc, evm_chain
 from memebot.data.store import Store
 from memebot.exec.ledger import Ledger
-from memebot.exec.evm import EvmBroker, EvmKey, load_evm_key, SwapRejected, WalletKeyError
+from memebot.exec.evm import EvmBroker, EvmKey, load_evm_key
+from memebot.exec.chain import SwapRejected, WalletKeyError
 from memebot.risk.evm_safety import EvmTokenSafety, PROBE_CODE
 from memebot.testing.evm import HardhatNode, UniswapTestbed, FaultProxy, contract
 

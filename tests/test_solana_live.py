@@ -14,7 +14,8 @@ from memebot.core import OrderStatus, SOL_MINT
 from memebot.config import load_settings
 from memebot.data.store import Store
 from memebot.exec.ledger import Ledger
-from memebot.exec.solana import SolanaBroker, load_wallet, ata_address, SwapRejected, TradingHalted, WalletKeyError
+from memebot.exec.solana import SolanaBroker, load_wallet, ata_address
+from memebot.exec.chain import SwapRejected, TradingHalted, WalletKeyError
 from memebot.testing import LocalChain, LocalJupiter, LocalChainServer, Faults
 from memebot.risk.safety import TokenSafetyChecker
 from memebot.core import WallClock

@@ -157,7 +157,7 @@ def live_sell(
 
 # %% ../../nbs/95_commands.live.ipynb #b6678e6301
 def _trade(side, mint, amount, slippage_bps, confirm, cosigners, as_json):
-    from memebot.exec.solana import require_live, TradingHalted
+    from memebot.exec.chain import require_live, TradingHalted
     from memebot.risk.safety import TokenSafetyChecker, market_pool_info
     from memebot.data.sources import close_http
 
@@ -272,7 +272,7 @@ def live_run(
     ),
 ):
     "Trade a strategy live: prices -> bars -> strategy -> risk -> swaps (Jupiter on Solana, the router on EVM chains)."
-    from memebot.exec.solana import require_live
+    from memebot.exec.chain import require_live
     from memebot.strategy import get_strategy, parse_param_args
     from memebot.core import tf_seconds, ValidationError
 
@@ -296,7 +296,7 @@ def live_run(
 # %% ../../nbs/95_commands.live.ipynb #f094543d
 def solana_live_run(s, strat, mints, tf, poll_s, reserve_sol, seconds, heartbeat, cosigners, json_out):
     "The trading node on Solana (see `live_run`)."
-    from memebot.exec.solana import TradingHalted
+    from memebot.exec.chain import TradingHalted
     from memebot.risk.safety import TokenSafetyChecker, market_pool_info
     from memebot.data.feeds import JupiterPriceFeed, BarFeed
     from memebot.core import ValidationError
@@ -403,7 +403,7 @@ def live_reconcile(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ):
     "Recover open orders from their transactions and compare the ledger with the chain."
-    from memebot.exec.solana import require_live
+    from memebot.exec.chain import require_live
 
     c = _trade_chain(chain)
     if c is not Chain.SOLANA:
@@ -435,7 +435,7 @@ def _trade_chain(chain: str) -> Chain:
 
 def require_chain(s, chain: Chain, confirmed: bool) -> None:
     "Live trading on an EVM chain: the [live] switches, the confirmation, and `[crosschain] <chain>_enabled`."
-    from memebot.exec.solana import require_live, LiveTradingDisabled
+    from memebot.exec.chain import require_live, LiveTradingDisabled
 
     require_live(s, confirmed)
     if not getattr(s.crosschain, f"{chain.value}_enabled"):
@@ -465,7 +465,7 @@ async def evm_broker(s, chain: Chain, risk: bool = True):
 
 
 def _halted(rep, chain: Chain):
-    from memebot.exec.solana import TradingHalted
+    from memebot.exec.chain import TradingHalted
 
     return TradingHalted(
         f"trading halted: {rep.summary()}; check, then run `memebot live reconcile --chain {chain.value} --acknowledge"

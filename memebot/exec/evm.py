@@ -8,14 +8,13 @@ restart recovery and reconciliation."""
 # %% ../../nbs/62_exec.evm.ipynb #0b751792
 from __future__ import annotations
 import asyncio, json, math, os, time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from decimal import Decimal
 from eth_abi import encode as abi_encode, decode as abi_decode
 from eth_account import Account
 from eth_utils import keccak, to_checksum_address
 from fastcore.basics import patch
 from memebot.core import (
-    MemebotError,
     ValidationError,
     Chain,
     Side,
@@ -32,16 +31,14 @@ from ..config import get_settings
 from ..obs import get_logger, counter, histogram
 from ..data.evm import EvmChainConfig, EvmRpc, EvmRpcError, evm_chain, selector, erc20_call, net_transfers
 from .ledger import Ledger, TxIntent
-from memebot.exec.solana import (
+from memebot.exec.chain import (
+    ChainBroker,
     HeldKey,
     read_key_file,
-    LiveTradingDisabled,
     WalletKeyError,
     SwapRejected,
     TradingHalted,
-    Discrepancy,
     ReconciliationReport,
-    require_live,
 )
 
 # %% auto #0
@@ -205,8 +202,10 @@ def native_withdrawn(receipt: dict, router: str) -> int:
 _LAT = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120)
 
 
-class EvmBroker:
+class EvmBroker(ChainBroker):
     "Uniswap V2-style swaps on one EVM chain with write-ahead ledgering, fee bumps, reorg handling and reconciliation."
+
+    transient = (EvmRpcError,)
 
     def __init__(
         self,
@@ -241,6 +240,7 @@ class EvmBroker:
         self._txs: dict[str, dict] = {}  # tx hash -> the unsigned transaction (for fee-bump replacements)
         self._booked: dict[str, tuple[int, str]] = {}  # tx hash -> (block, block hash) of fills within reorg reach
         self.log = get_logger("evm", chain=self.cfg.chain.value, wallet=self.me)
+        self._order_labels = (self.cfg.chain.value,)
         self._orders = counter("evm_orders_total", "EVM orders by chain and final status", ["chain", "status"])
         self._replaced = counter("evm_replacements_total", "stuck transactions replaced with bumped fees", ["chain"])
         self._confirm = histogram("evm_confirm_seconds", "send to final (confirmations reached)", buckets=_LAT)
@@ -510,38 +510,6 @@ async def _send_new(
     if out not in ("sent", "unreachable"):
         self.ledger.set_intent(intent.signature, "expired", err=out)
     return intent, out
-
-# %% ../../nbs/62_exec.evm.ipynb #c5f09932
-@patch
-def halt(self: EvmBroker, reason: str):
-    self.halted = reason
-    self.log.warning("trading_halted", reason=reason)
-    if self.on_halt:
-        self.on_halt(reason)
-
-
-@patch
-def _finish(self: EvmBroker, order: Order, status: OrderStatus, reason: str = "") -> Order:
-    if order.status is not status:
-        order.transition(status, reason)
-    self.ledger.update_order(order)
-    self._orders.labels(self.cfg.chain.value, status.value).inc()
-    if status in (OrderStatus.FAILED, OrderStatus.EXPIRED) and self.risk:
-        self.risk.on_order_failed(order)
-    self.log.info("order_final", client_id=order.client_id, status=status.value, reason=reason)
-    return order
-
-
-@patch
-def _reject(self: EvmBroker, order: Order, params: dict, reason: str) -> Order:
-    "Record a refused order (nothing of it was sent), or finish one already in the ledger."
-    if self.ledger.order(order.client_id) is None:
-        order.transition(OrderStatus.REJECTED, reason)
-        self.ledger.record_order(order, params)
-        self._orders.labels(self.cfg.chain.value, "rejected").inc()
-        self.log.info("order_final", client_id=order.client_id, status="rejected", reason=reason)
-        return order
-    return self._finish(order, OrderStatus.REJECTED, reason)
 
 # %% ../../nbs/62_exec.evm.ipynb #e99e91fd
 @patch
@@ -899,47 +867,12 @@ def ledger_view(self: EvmBroker) -> dict[str, int]:
     led["nonce"] = led.get("nonce", 0) + mined
     return led
 
-
-@patch
-async def reconcile(self: EvmBroker) -> ReconciliationReport:
-    "Compare ledger and chain (balances and nonce); halt trading on any difference."
-    led, chain = self.ledger_view(), await self.chain_balances()
-    rep = ReconciliationReport(self.me)
-    for a in sorted(set(led) | set(chain)):
-        if a and led.get(a, 0) != chain.get(a, 0):
-            rep.differences.append(Discrepancy(a, led.get(a, 0), chain.get(a, 0)))
-    rep.pending = self.ledger.intents(pending=True)
-    if not rep.ok:
-        self.halt(f"reconciliation: {rep.summary()}")
-    else:
-        self.halted = None
-    return rep
-
-
-@patch
-def acknowledge(self: EvmBroker, report: ReconciliationReport, note: str = "acknowledged by operator") -> None:
-    "Accept the chain as the truth: adjust the ledger by each difference (the nonce included), resume."
-    if report.pending:
-        raise TradingHalted(f"{len(report.pending)} transaction(s) still pending: run recover() first")
-    ts = self.clock.now_ns()
-    for d in report.differences:
-        self.ledger.record_move(f"adjust:{ts}:{d.asset}", d.asset, d.diff, kind="adjust", note=note)
-    self.halted = None
-    self.log.info("reconciliation_acknowledged", differences=len(report.differences))
-
 # %% ../../nbs/62_exec.evm.ipynb #c314f9bas1
 @patch
-async def reconcile_forever(self: EvmBroker, every_s: float = 60.0):
-    "Every `every_s` seconds while no order is in flight: re-read recent fills for reorgs, then reconcile."
-    while True:
-        await asyncio.sleep(every_s)
-        if self._inflight:
-            continue
-        try:
-            await self.check_reorgs()
-            await self.reconcile()
-        except EvmRpcError as e:
-            self.log.warning("reconcile_failed", error=str(e)[:200])
+async def periodic_check(self: EvmBroker) -> ReconciliationReport:
+    "Each round of `reconcile_forever`: re-read recent fills for reorgs, then reconcile."
+    await self.check_reorgs()
+    return await self.reconcile()
 
 
 @patch

@@ -5,10 +5,9 @@ priority fees with a cap, optional Jito bundles, no double spend, restart recove
 
 # %% ../../nbs/61_exec.solana.ipynb #95e401a9
 from __future__ import annotations
-import asyncio, base64, json, os, stat, struct, time, random
-from dataclasses import dataclass, field
+import asyncio, base64, json, struct, time, random
+from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 import httpx
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
@@ -20,7 +19,6 @@ from memebot.core import (
     MemebotError,
     ValidationError,
     Chain,
-    Environment,
     Side,
     Order,
     OrderStatus,
@@ -33,6 +31,15 @@ from memebot.core import (
 from ..config import get_settings
 from ..obs import get_logger, counter, histogram
 from .ledger import Ledger, TxIntent
+from memebot.exec.chain import (
+    ChainBroker,
+    HeldKey,
+    read_key_file,
+    WalletKeyError,
+    SwapRejected,
+    TradingHalted,
+    ReconciliationReport,
+)
 from fastcore.basics import patch
 from memebot.data.sources import (
     new_http_client,
@@ -45,28 +52,11 @@ from memebot.data.sources import (
 )
 
 # %% auto #0
-__all__ = ['COMPUTE_BUDGET', 'SYSTEM', 'TOKEN', 'TOKEN_2022', 'ATA', 'JUPITER_V6', 'ALLOWED_PROGRAMS', 'LiveTradingDisabled',
-           'WalletKeyError', 'SwapRejected', 'TradingHalted', 'RpcError', 'require_live', 'HeldKey', 'read_key_file',
-           'WalletKey', 'load_wallet', 'http_client', 'SolanaRpc', 'JupiterApi', 'swap_request', 'JitoApi',
-           'check_swap_tx', 'ChainFill', 'fill_from_tx', 'Discrepancy', 'ReconciliationReport', 'SolanaBroker']
+__all__ = ['COMPUTE_BUDGET', 'SYSTEM', 'TOKEN', 'TOKEN_2022', 'ATA', 'JUPITER_V6', 'ALLOWED_PROGRAMS', 'RpcError', 'WalletKey',
+           'load_wallet', 'http_client', 'SolanaRpc', 'JupiterApi', 'swap_request', 'JitoApi', 'check_swap_tx',
+           'ChainFill', 'fill_from_tx', 'SolanaBroker']
 
 # %% ../../nbs/61_exec.solana.ipynb #79ffec2a
-class LiveTradingDisabled(MemebotError):
-    "Live trading is not enabled by settings and an explicit confirmation."
-
-
-class WalletKeyError(MemebotError):
-    "The wallet key is missing, malformed or stored unsafely (the message never contains the key)."
-
-
-class SwapRejected(MemebotError):
-    "A swap was refused before sending: quote, transaction check or simulation."
-
-
-class TradingHalted(MemebotError):
-    "Trading is halted (e.g. reconciliation found differences) until acknowledged."
-
-
 class RpcError(MemebotError):
     "A JSON-RPC endpoint answered with an error."
 
@@ -74,70 +64,7 @@ class RpcError(MemebotError):
         self.method, self.code, self.data = method, code, data
         super().__init__(f"{method}: RPC error {code}: {message}")
 
-
-def require_live(
-    settings=None,  # memebot Settings (default: the current ones)
-    confirmed: bool = False,  # the explicit confirmation (CLI flag)
-) -> None:
-    "Raise `LiveTradingDisabled` unless live_trading_enabled, not paper_trading_mode, and `confirmed` are all set."
-    s = settings or get_settings()
-    if s.live.environment is Environment.LIVE and confirmed:
-        return
-    missing = [
-        m
-        for ok, m in (
-            (s.live.live_trading_enabled, "[live] live_trading_enabled=true"),
-            (not s.live.paper_trading_mode, "[live] paper_trading_mode=false"),
-            (confirmed, "the --yes-i-mean-live flag"),
-        )
-        if not ok
-    ]
-    if missing:
-        raise LiveTradingDisabled(f"live trading is off: needs {', '.join(missing)}")
-
 # %% ../../nbs/61_exec.solana.ipynb #823b0051
-class HeldKey:
-    "A private key held as a secret: it signs and shows its public part, and refuses to be printed, pickled or changed."
-
-    __slots__ = ("_key", "source")
-    shown = "public"  # the name the public part goes by in `repr`
-
-    def __init__(self, key, source: str):  # key: the library's key object; source: "env" or "file"
-        object.__setattr__(self, "_key", key)
-        object.__setattr__(self, "source", source)
-
-    def __setattr__(self, *a):
-        raise AttributeError(f"{type(self).__name__} is read-only")
-
-    def __repr__(self):
-        return f"{type(self).__name__}({self.shown}={getattr(self, self.shown)}, source={self.source}, secret=***)"
-
-    __str__ = __repr__
-
-    def __reduce__(self):
-        raise TypeError(f"{type(self).__name__} cannot be pickled")
-
-    def __format__(self, spec):
-        return repr(self)
-
-
-def read_key_file(
-    path: Path,  # the key file
-    setting: str,  # where it was configured, for the error: "[solana] keypair_path"
-) -> str:
-    "A key file's text; a `WalletKeyError` when it is missing or anyone but its owner can read it."
-    try:
-        st = path.stat()
-    except OSError:
-        raise WalletKeyError(f"{setting}: {path}: file not found") from None
-    if st.st_mode & 0o077:
-        raise WalletKeyError(
-            f"{setting}: {path} is readable by group/others (mode {stat.S_IMODE(st.st_mode):04o}); "
-            f"run `chmod 600 {path}`"
-        )
-    return path.read_text()
-
-
 class WalletKey(HeldKey):
     "A Solana keypair held as a secret: it signs, shows only its public key, and refuses to be printed or pickled."
 
@@ -557,43 +484,6 @@ def fill_from_tx(tx_json: dict, owner: Pubkey) -> ChainFill:
     )
 
 # %% ../../nbs/61_exec.solana.ipynb #9ab4313c
-@dataclass
-class Discrepancy:
-    "A balance where the ledger and the chain disagree (base units)."
-
-    asset: str
-    ledger: int
-    chain: int
-
-    @property
-    def diff(self) -> int:
-        return self.chain - self.ledger
-
-
-@dataclass
-class ReconciliationReport:
-    "Differences between the ledger and the chain; trading stays halted until they are acknowledged."
-
-    wallet: str
-    differences: list = field(default_factory=list)  # Discrepancy
-    unknown_signatures: list = field(default_factory=list)  # wallet transactions the ledger did not make
-    pending: list = field(default_factory=list)  # intents that may still land
-
-    @property
-    def ok(self) -> bool:
-        return not (self.differences or self.unknown_signatures or self.pending)
-
-    def summary(self) -> str:
-        if self.ok:
-            return "ledger matches the chain"
-        parts = [f"{d.asset}: ledger {d.ledger} chain {d.chain} (diff {d.diff:+d})" for d in self.differences]
-        if self.unknown_signatures:
-            parts.append(f"{len(self.unknown_signatures)} wallet transaction(s) not made by memebot")
-        if self.pending:
-            parts.append(f"{len(self.pending)} transaction(s) still pending")
-        return "; ".join(parts)
-
-
 _LAT = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
@@ -601,8 +491,11 @@ class _NotYet(Exception):
     "getTransaction has no answer yet for a signature that just confirmed."
 
 # %% ../../nbs/61_exec.solana.ipynb #9ab4313c01
-class SolanaBroker:
+class SolanaBroker(ChainBroker):
     "Jupiter swaps on Solana with write-ahead ledgering, re-send until expiry, restart recovery and reconciliation."
+
+    transient = (RpcError, _Retryable, httpx.HTTPError)
+    signatures_limit = 100  # the wallet's recent signatures a reconciliation compares with the ledger
 
     def __init__(
         self,
@@ -674,26 +567,6 @@ async def priority_fee(self: SolanaBroker, accounts=()) -> int:
         fees = []
     p75 = fees[min(len(fees) - 1, int(len(fees) * 0.75))] if fees else 0
     return min(p75, cap)
-
-# %% ../../nbs/61_exec.solana.ipynb #9ab4313c05
-@patch
-def halt(self: SolanaBroker, reason: str):
-    self.halted = reason
-    self.log.warning("trading_halted", reason=reason)
-    if self.on_halt:
-        self.on_halt(reason)
-
-# %% ../../nbs/61_exec.solana.ipynb #9ab4313c06
-@patch
-def _finish(self: SolanaBroker, order: Order, status: OrderStatus, reason: str = "") -> Order:
-    if order.status is not status:
-        order.transition(status, reason)
-    self.ledger.update_order(order)
-    self._orders.labels(status.value).inc()
-    if status in (OrderStatus.FAILED, OrderStatus.EXPIRED) and self.risk:
-        self.risk.on_order_failed(order)
-    self.log.info("order_final", client_id=order.client_id, status=status.value, reason=reason)
-    return order
 
 # %% ../../nbs/61_exec.solana.ipynb #9ab4313c07
 @patch
@@ -887,18 +760,6 @@ async def _swap(self: SolanaBroker, input_mint, output_mint, amount, slippage_bp
     return self._finish(
         order, OrderStatus.EXPIRED, f"blockhash expired on {self.max_attempts} attempt(s); nothing landed"
     )
-
-# %% ../../nbs/61_exec.solana.ipynb #9ab4313c13
-@patch
-def _reject(self: SolanaBroker, order: Order, params: dict, reason: str) -> Order:
-    "Record a refused order (never sent) or finish one whose retry was refused."
-    if self.ledger.order(order.client_id) is None:
-        order.transition(OrderStatus.REJECTED, reason)
-        self.ledger.record_order(order, params)
-        self._orders.labels("rejected").inc()
-        self.log.info("order_final", client_id=order.client_id, status="rejected", reason=reason)
-        return order
-    return self._finish(order, OrderStatus.REJECTED, reason)
 
 # %% ../../nbs/61_exec.solana.ipynb #9ab4313c14
 @patch
@@ -1163,26 +1024,11 @@ async def chain_balances(self: SolanaBroker) -> dict[str, int]:
 
 # %% ../../nbs/61_exec.solana.ipynb #9ab4313c25
 @patch
-async def reconcile(self: SolanaBroker, signatures_limit: int = 100) -> ReconciliationReport:
-    "Compare ledger and chain (balances, recent signatures, pending intents); halt trading on any difference."
-    led = self.ledger.balances()
-    chain = await self.chain_balances()
-    rep = ReconciliationReport(self.ledger.wallet)
-    for a in sorted(set(led) | set(chain)):
-        if a == "":
-            continue
-        if led.get(a, 0) != chain.get(a, 0):
-            rep.differences.append(Discrepancy(a, led.get(a, 0), chain.get(a, 0)))
+async def _reconcile_more(self: SolanaBroker, report: ReconciliationReport) -> None:
+    "Add the wallet's recent signatures that the ledger did not make and nobody acknowledged."
     known = {i.signature for i in self.ledger.intents()} | self._acked_signatures()
-    for r in await self.rpc.call("getSignaturesForAddress", str(self.wallet.pubkey), {"limit": signatures_limit}):
-        if r["signature"] not in known:
-            rep.unknown_signatures.append(r["signature"])
-    rep.pending = self.ledger.intents(pending=True)
-    if not rep.ok:
-        self.halt(f"reconciliation: {rep.summary()}")
-    else:
-        self.halted = None
-    return rep
+    recent = await self.rpc.call("getSignaturesForAddress", str(self.wallet.pubkey), {"limit": self.signatures_limit})
+    report.unknown_signatures += [r["signature"] for r in recent if r["signature"] not in known]
 
 # %% ../../nbs/61_exec.solana.ipynb #9ab4313c26
 @patch
@@ -1197,32 +1043,10 @@ def _acked_signatures(self: SolanaBroker) -> set[str]:
 
 # %% ../../nbs/61_exec.solana.ipynb #9ab4313c27
 @patch
-def acknowledge(self: SolanaBroker, report: ReconciliationReport, note: str = "acknowledged by operator") -> None:
-    "Accept the chain as the truth: adjust the ledger by each difference, remember unknown signatures, resume."
-    if report.pending:
-        raise TradingHalted(f"{len(report.pending)} transaction(s) still pending: run recover() first")
-    ts = self.clock.now_ns()
-    for d in report.differences:
-        self.ledger.record_move(f"adjust:{ts}:{d.asset}", d.asset, d.diff, kind="adjust", note=note)
+def _acknowledge_more(self: SolanaBroker, report: ReconciliationReport, note: str) -> None:
+    "Remember the report's unknown signatures as acknowledged."
     for s in report.unknown_signatures:
         self.ledger.record_move(f"ack:{s}", "", 0, kind="ack", note=note)
-    self.halted = None
-    self.log.info(
-        "reconciliation_acknowledged", differences=len(report.differences), unknown=len(report.unknown_signatures)
-    )
-
-# %% ../../nbs/61_exec.solana.ipynb #9ab4313c28
-@patch
-async def reconcile_forever(self: SolanaBroker, every_s: float = 60.0):
-    "Reconcile every `every_s` seconds while no order is in flight (run as a task); differences halt trading."
-    while True:
-        await asyncio.sleep(every_s)
-        if self._inflight:
-            continue
-        try:
-            await self.reconcile()
-        except (RpcError, _Retryable, httpx.HTTPError) as e:
-            self.log.warning("reconcile_failed", error=str(e)[:200])
 
 # %% ../../nbs/61_exec.solana.ipynb #9ab4313c29
 @patch
