@@ -30,6 +30,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'memebot.cli.config_show': ('cli.html#config_show', 'memebot/cli.py'),
                              'memebot.cli.data_import': ('cli.html#data_import', 'memebot/cli.py'),
                              'memebot.cli.data_ls': ('cli.html#data_ls', 'memebot/cli.py'),
+                             'memebot.cli.existing_store': ('cli.html#existing_store', 'memebot/cli.py'),
                              'memebot.cli.fail': ('cli.html#fail', 'memebot/cli.py'),
                              'memebot.cli.inventory_lines': ('cli.html#inventory_lines', 'memebot/cli.py'),
                              'memebot.cli.main': ('cli.html#main', 'memebot/cli.py'),

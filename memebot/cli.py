@@ -18,8 +18,8 @@ from .obs import configure_logging
 # %% auto #0
 __all__ = ['console', 'err_console', 'app', 'config_app', 'data_app', 'state', 'ParamOpt', 'SymbolsOpt', 'TfOpt', 'FromOpt',
            'ToOpt', 'SourceOpt', 'ChainOpt', 'FillOpt', 'settings', 'quiet_logs', 'fail', 'main', 'config_show',
-           'settings_lines', 'config_check', 'write_json', 'positive', 'data_import', 'data_ls', 'inventory_lines',
-           'split_symbols']
+           'settings_lines', 'config_check', 'write_json', 'existing_store', 'positive', 'data_import', 'data_ls',
+           'inventory_lines', 'split_symbols']
 
 # %% ../nbs/90_cli.ipynb #2df78530
 console = Console()
@@ -209,6 +209,27 @@ def write_json(
     path.write_text(txt)
     return False
 
+# %% ../nbs/90_cli.ipynb #b8e38b98
+def existing_store(
+    settings,  # memebot Settings
+    as_json: bool,  # the command's --json flag
+) -> Path | None:
+    "The market-data store's path when it exists; else print that it is empty (`[]` for --json) and return None."
+    from memebot.data.store import store_path
+
+    path = store_path(settings=settings)
+    if path.exists():
+        return path
+    if as_json:
+        typer.echo("[]")
+    else:
+        console.print(
+            f"store {path} is empty: import data with `memebot data import PATH` or `memebot data backfill`",
+            highlight=False,
+            soft_wrap=True,
+        )
+    return None
+
 # %% ../nbs/90_cli.ipynb #5af75ad1
 def positive(
     value: float | None,
@@ -276,17 +297,11 @@ def data_ls(as_json: bool = typer.Option(False, "--json", help="Machine-readable
     quiet_logs()
     from memebot.data.store import inventory
 
-    from memebot.data.store import open_store, store_path
+    from memebot.data.store import open_store
 
     s = settings()
-    path = store_path(settings=s)
-    if not path.exists():
-        if as_json:
-            typer.echo("[]")
-            return
-        console.print(
-            f"store {path} is empty: import data with `memebot data import PATH`", highlight=False, soft_wrap=True
-        )
+    path = existing_store(s, as_json)
+    if path is None:
         return
     with open_store(settings=s, read_only=True) as st:
         inv = inventory(st)

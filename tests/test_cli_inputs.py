@@ -53,6 +53,16 @@ def test_usage_errors_and_a_store_that_is_not_duckdb(memebot, tmp_path):
     assert bad.read_text() == "not a database"  # untouched
 
 
+def test_read_commands_on_a_missing_store_say_it_is_empty(memebot, tmp_path):
+    env = {"MEMEBOT_STORE_PATH": str(tmp_path / "none.duckdb")}
+    for cmd in (["data", "ls"], ["data", "check"]):
+        r = memebot(*cmd, env=env)
+        assert r.returncode == 0 and "is empty: import data with `memebot data import PATH`" in r.stdout, r.stdout
+        j = memebot(*cmd, "--json", env=env)
+        assert j.returncode == 0 and json.loads(j.stdout) == [], j.stdout
+    assert not (tmp_path / "none.duckdb").exists()  # reading creates nothing
+
+
 def test_paper_bad_options_leave_nothing_behind(stored, tmp_path):
     _one_error(stored("paper", "--strategy", "ema_cross", "--cash", "0", "--run-id", "c0"), "--cash")
     _one_error(

@@ -9,8 +9,8 @@ from typing import Optional, List
 import typer
 from rich.table import Table
 from ..core import parse_when
-from ..cli import app, data_app, settings, console, err_console, quiet_logs
-from ..data.store import open_store, store_path
+from ..cli import app, data_app, settings, console, err_console, quiet_logs, existing_store
+from ..data.store import open_store
 from ..core import ValidationError, Chain, tf_seconds, ts_from
 
 # %% auto #0
@@ -150,12 +150,8 @@ def data_check(
         chain = Chain.parse(chain).value
     pairs = [compare_pair(c) for c in compare]
     s = settings()
-    path = store_path(settings=s)
-    if not path.exists():
-        if as_json:
-            typer.echo("[]")
-            return
-        console.print(f"store {path} is empty: import or backfill data first")
+    path = existing_store(s, as_json)
+    if path is None:
         return
     with open_store(settings=s, read_only=no_quarantine) as st:
         rep = quality_report(st, source, chain, symbol, tf, quarantine=not no_quarantine, settings=s, compare=pairs)
