@@ -174,106 +174,146 @@ def _size(self: _Launch, side: str, u: float) -> float:
 
 # %% ../../nbs/15_data.sim.ipynb #c7c9242203
 @patch
-def events(self: _Launch):
+def _u(self: _Launch) -> float:
+    "The next uniform draw from the launch's generator."
+    if self._ui >= len(self._U):
+        self._U = self.rng.random(4096)
+        self._ui = 0
+    self._ui += 1
+    return self._U[self._ui - 1]
+
+# %% ../../nbs/15_data.sim.ipynb #c059411c
+@patch
+def _start(self: _Launch) -> TokenLaunched:
+    "Set up the curve and the snipers' queue; the launch event."
     sim, c, r = self.sim, self.sim.cal, self.rng
-    pool = _Pool(oc.PUMP_INITIAL_VIRTUAL_TOKEN, oc.PUMP_INITIAL_VIRTUAL_SOL, oc.PUMP_INITIAL_REAL_TOKEN, 0)
-    addr, phase_t0, held, n = self.curve_addr, self.t0, 0, 0
-    end = sim.end_ns
-    yield TokenLaunched(
-        self.t0, Chain.SOLANA, self.mint, self.curve_addr, self.creator, self.symbol, f"Sim token {self.k}", "sim"
-    )
+    self.pool = _Pool(oc.PUMP_INITIAL_VIRTUAL_TOKEN, oc.PUMP_INITIAL_VIRTUAL_SOL, oc.PUMP_INITIAL_REAL_TOKEN, 0)
+    self.addr, self.phase_t0, self.held, self.n, self.t = self.curve_addr, self.t0, 0, 0, self.t0
     sim._meta[self.curve_addr] = (self.mint, "pumpfun", self.t0)
     sim._symbols[self.mint] = self.symbol
-    # snipers: buys within the launch slot
-    ns_ = r.poisson(c.snipers_mean * min(self.hype, 3.0))
-    t = self.t0
-    ema = math.log(pool.price())
-    regime = 1.0
-    rugged = False
-    U = r.random(4096)
-    ui = 0
+    snipers = r.poisson(c.snipers_mean * min(self.hype, 3.0))
+    self.ema, self.regime, self.rugged = math.log(self.pool.price()), 1.0, False
+    self._U, self._ui = r.random(4096), 0
+    self.queue = sorted((("snipe", self.t0 + int(self._u() * 0.4 * NS)) for _ in range(snipers)), key=lambda x: x[1])
+    return TokenLaunched(
+        self.t0, Chain.SOLANA, self.mint, self.curve_addr, self.creator, self.symbol, f"Sim token {self.k}", "sim"
+    )
 
-    def u():
-        nonlocal U, ui
-        if ui >= len(U):
-            U = r.random(4096)
-            ui = 0
-        ui += 1
-        return U[ui - 1]
+# %% ../../nbs/15_data.sim.ipynb #51e50c0f
+@patch
+def _bucket(self: _Launch, t: int) -> int:
+    "The calibration bucket for time `t` (seconds since launch or graduation)."
+    el = (t - self.phase_t0) / NS
+    return min(np.searchsorted(self.sim._edges, el, side="right") - 1, len(self.sim.cal.rates) - 1)
 
-    queue = [("snipe", self.t0 + int(u() * 0.4 * NS)) for _ in range(ns_)]
-    queue.sort(key=lambda x: x[1])
+
+@patch
+def _next_arrival(self: _Launch) -> str:
+    "Advance `t` to the next event: a queued snipe, a trade, or the rug; returns its kind."
+    if self.queue:
+        kind, self.t = self.queue.pop(0)
+        return kind
+    c = self.sim.cal
+    el = (self.t - self.phase_t0) / NS
+    lam = c.rates[self._bucket(self.t)] * self.hype * self.regime
+    if el > EDGES[-1]:
+        lam *= math.exp(-(el - EDGES[-1]) / c.late_decay_s)
+    self.t += int(-math.log(1.0 - self._u()) / max(lam, 1e-3) * NS) + 1
+    if self.rug_at is not None and not self.rugged and self.t >= self.rug_at:
+        self.t, self.rugged = self.rug_at, True
+        return "rug"
+    return "trade"
+
+# %% ../../nbs/15_data.sim.ipynb #8e3628b6
+@patch
+def _intent(self: _Launch, kind: str) -> tuple[str, float | None, int]:
+    "(side, SOL size or None, tokens for the rug) of the arrival."
+    c = self.sim.cal
+    if kind == "snipe":
+        return "buy", self._size("buy", 0.5 + 0.5 * self._u()), 0
+    if kind == "rug":
+        tokens = int(self.held * self.rng.uniform(*c.rug_frac))
+        self.regime = 0.15
+        return "sell", None, tokens
+    logp = math.log(self.pool.price())
+    p = (
+        c.buy_frac[self._bucket(self.t)]
+        + c.momentum * math.tanh(5 * (logp - self.ema))
+        - (0.15 if self.rugged else 0.0)
+    )
+    side = "buy" if self._u() < min(max(p, 0.05), 0.95) else "sell"
+    return side, self._size(side, self._u()), 0
+
+# %% ../../nbs/15_data.sim.ipynb #798e3bc5
+@patch
+def _execute(self: _Launch, side: str, sol: float | None, tokens: int) -> tuple[int, int] | None:
+    "(tokens, SOL lamports) that changed hands, or None when nothing trades."
+    pool = self.pool
+    if side == "buy":
+        lam_in = int(sol * 1e9)
+        if lam_in <= 0:
+            return None
+        tokens, net = pool.buy(lam_in)
+        if tokens <= 0:
+            return None
+        self.held += tokens
+        return tokens, net
+    if sol is not None:  # tokens that fetch about `sol` at the current price, capped by what traders hold
+        tokens = min(int(sol * 1e9 * pool.vt / max(pool.vq - int(sol * 1e9), 1)), self.held)
+    if tokens <= 0:
+        return None
+    quote = pool.sell(tokens)
+    self.held -= tokens
+    return tokens, quote
+
+# %% ../../nbs/15_data.sim.ipynb #a22be92c
+@patch
+def events(self: _Launch):
+    sim = self.sim
+    yield self._start()
     while True:
-        if queue:
-            kind, t = queue.pop(0)
-        else:
-            el = (t - phase_t0) / NS
-            bi = min(np.searchsorted(sim._edges, el, side="right") - 1, len(c.rates) - 1)
-            lam = c.rates[bi] * self.hype * regime
-            if el > EDGES[-1]:
-                lam *= math.exp(-(el - EDGES[-1]) / c.late_decay_s)
-            lam = max(lam, 1e-3)
-            t += int(-math.log(1.0 - u()) / lam * NS) + 1
-            kind = "trade"
-            if self.rug_at is not None and not rugged and t >= self.rug_at:
-                kind, t, rugged = "rug", self.rug_at, True
-        if t >= end:
+        kind = self._next_arrival()
+        if self.t >= sim.end_ns:
             return
-        el = (t - phase_t0) / NS
-        bi = min(np.searchsorted(sim._edges, el, side="right") - 1, len(c.rates) - 1)
-        logp = math.log(pool.price())
-        if kind == "snipe":
-            side, sol = "buy", self._size("buy", 0.5 + 0.5 * u())
-        elif kind == "rug":
-            side = "sell"
-            sol = None
-            tokens = int(held * r.uniform(*c.rug_frac))
-            regime = 0.15
-        else:
-            p = c.buy_frac[bi] + c.momentum * math.tanh(5 * (logp - ema)) - (0.15 if rugged else 0.0)
-            side = "buy" if u() < min(max(p, 0.05), 0.95) else "sell"
-            sol = self._size(side, u())
-        if side == "buy":
-            lam_in = int(sol * 1e9)
-            if lam_in <= 0:
-                continue
-            tokens, net = pool.buy(lam_in)
-            if tokens <= 0:
-                continue
-            held += tokens
-            quote = net
-        else:
-            if sol is not None:
-                # tokens that fetch about `sol` at the current price, capped by what traders hold
-                tokens = min(int(sol * 1e9 * pool.vt / max(pool.vq - int(sol * 1e9), 1)), held)
-            if tokens <= 0:
-                continue
-            quote = pool.sell(tokens)
-            held -= tokens
-        n += 1
-        sig = f"sim{sim.seed}-{self.k}-{n}"
-        trader = self.creator if kind == "rug" else self.traders[int(u() * len(self.traders))]
+        side, sol, tokens = self._intent(kind)
+        done = self._execute(side, sol, tokens)
+        if done is None:
+            continue
+        self.n += 1
+        trader = self.creator if kind == "rug" else self.traders[int(self._u() * len(self.traders))]
+        s = Side.BUY if side == "buy" else Side.SELL
+        t, pool = self.t, self.pool
         yield Swap(
             t,
             Chain.SOLANA,
-            addr,
-            Side.BUY if side == "buy" else Side.SELL,
-            tokens / 1e6,
-            quote / 1e9,
+            self.addr,
+            s,
+            done[0] / 1e6,
+            done[1] / 1e9,
             trader,
-            sig,
+            f"sim{sim.seed}-{self.k}-{self.n}",
             0,
             "sim",
         )
         if sim.pool_updates:
-            yield PoolUpdate(t, Chain.SOLANA, addr, pool.vt / 1e6, pool.vq / 1e9, fee_bps=pool.fee_bps, source="sim")
-        ema += 0.05 * (math.log(pool.price()) - ema)
-        if not pool.amm and pool.rt == 0:  # curve complete: graduate into a constant-product pool
-            base = oc.PUMP_TOKEN_SUPPLY - oc.PUMP_INITIAL_REAL_TOKEN
-            pool = _Pool(base, pool.rq, base, pool.rq, amm=True, fee_bps=25)
-            addr, phase_t0 = self.amm_addr, t
-            sim._meta[addr] = (self.mint, "pumpswap", t)
-            yield PoolUpdate(t, Chain.SOLANA, addr, pool.vt / 1e6, pool.vq / 1e9, fee_bps=25, source="sim:graduated")
+            yield PoolUpdate(
+                t, Chain.SOLANA, self.addr, pool.vt / 1e6, pool.vq / 1e9, fee_bps=pool.fee_bps, source="sim"
+            )
+        self.ema += 0.05 * (math.log(pool.price()) - self.ema)
+        if not pool.amm and pool.rt == 0:
+            yield self._graduate(t)
+
+# %% ../../nbs/15_data.sim.ipynb #bc50b97d
+@patch
+def _graduate(self: _Launch, t: int) -> PoolUpdate:
+    "Move the launch to its constant-product pool at time `t`."
+    base = oc.PUMP_TOKEN_SUPPLY - oc.PUMP_INITIAL_REAL_TOKEN
+    self.pool = _Pool(base, self.pool.rq, base, self.pool.rq, amm=True, fee_bps=25)
+    self.addr, self.phase_t0 = self.amm_addr, t
+    self.sim._meta[self.addr] = (self.mint, "pumpswap", t)
+    return PoolUpdate(
+        t, Chain.SOLANA, self.addr, self.pool.vt / 1e6, self.pool.vq / 1e9, fee_bps=25, source="sim:graduated"
+    )
 
 # %% ../../nbs/15_data.sim.ipynb #7a579649
 class MarketSim(Feed):
@@ -352,15 +392,13 @@ def mint_of(self: MarketSim, pool: str) -> str | None:
     return m[0] if m else None
 
 # %% ../../nbs/15_data.sim.ipynb #7a57964905
+_SWAP_COLS = ["pool", "mint", "ts", "sig", "side", "base_amount", "quote_amount", "trader"]
+_BAR_COLS = ["symbol", "tf", "ts", "open", "high", "low", "close", "volume"]
+
+
 @patch
-def write(
-    self: MarketSim,
-    store,  # a memebot.data.store.Store
-    tfs=("1s", "1m", "5m"),  # candle timeframes to store (per mint)
-    progress=None,  # optional callable(n_events) for progress bars
-) -> dict:
-    "Run the simulation and store its swaps, candles, pools and tokens; returns row counts."
-    from memebot.data.store import upsert
+def _collect(self: MarketSim, tfs, progress) -> tuple[pd.DataFrame, pd.DataFrame, list, int]:
+    "Run the simulation once: (swaps, candles of each mint at `tfs`, launches, events seen)."
     from memebot.data.feeds import BarAggregator
 
     agg = BarAggregator(tfs, key=lambda ev: self.mint_of(ev.pool), source="sim")
@@ -370,57 +408,51 @@ def write(
         if progress and n % 10_000 == 0:
             progress(n)
         if isinstance(ev, Swap):
-            swaps.append(
-                (
-                    ev.pool,
-                    self.mint_of(ev.pool),
-                    ev.ts,
-                    ev.sig,
-                    ev.side.value,
-                    ev.base_amount,
-                    ev.quote_amount,
-                    ev.trader,
-                )
-            )
+            m = self.mint_of(ev.pool)
+            swaps.append((ev.pool, m, ev.ts, ev.sig, ev.side.value, ev.base_amount, ev.quote_amount, ev.trader))
             bars.extend(agg.on_event(ev))
         elif isinstance(ev, TokenLaunched):
             launches.append(ev)
     bars.extend(agg.flush())
-    sw = pd.DataFrame(swaps, columns=["pool", "mint", "ts", "sig", "side", "base_amount", "quote_amount", "trader"])
-    sw = sw.assign(
-        chain="solana",
-        ix=0,
-        source="sim",
-        price=sw.quote_amount / sw.base_amount,
-        ts=pd.to_datetime(sw.ts, utc=True),
-    )
+    sw = pd.DataFrame(swaps, columns=_SWAP_COLS)
+    sw = sw.assign(chain="solana", ix=0, source="sim", price=sw.quote_amount / sw.base_amount)
+    sw["ts"] = pd.to_datetime(sw.ts, utc=True)
     cd = pd.DataFrame(
-        [(b.symbol, b.tf, b.ts, b.open, b.high, b.low, b.close, b.volume) for b in bars],
-        columns=["symbol", "tf", "ts", "open", "high", "low", "close", "volume"],
-    ).assign(source="sim", chain="solana")
+        [(b.symbol, b.tf, b.ts, b.open, b.high, b.low, b.close, b.volume) for b in bars], columns=_BAR_COLS
+    )
+    cd = cd.assign(source="sim", chain="solana")
     cd["ts"] = pd.to_datetime(cd.ts, utc=True)
-    r1, r2 = upsert(store, "swaps", sw), upsert(store, "candles", cd)
+    return sw, cd, launches, n
+
+# %% ../../nbs/15_data.sim.ipynb #34094e6a
+@patch
+def _write_tokens_pools(self: MarketSim, store, launches: list):
+    "Store the launched tokens and every pool the simulation created."
+    naive = lambda ns: ts_to_datetime(ns).replace(tzinfo=None)
     with store._wlock:
         for ev in launches:
-            created = ts_to_datetime(ev.ts).replace(tzinfo=None)
             store.con.execute(
                 "INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?, ?, ?)",
-                ["solana", ev.mint, ev.symbol, ev.name, 6, created],
+                ["solana", ev.mint, ev.symbol, ev.name, 6, naive(ev.ts)],
             )
         for addr, (mint, dex, t) in self._meta.items():
-            store.con.execute(
-                "INSERT OR REPLACE INTO pools VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    "solana",
-                    addr,
-                    dex,
-                    mint,
-                    SOL_MINT,
-                    self._symbols.get(mint),
-                    "SOL",
-                    ts_to_datetime(t).replace(tzinfo=None),
-                ],
-            )
+            row = ["solana", addr, dex, mint, SOL_MINT, self._symbols.get(mint), "SOL", naive(t)]
+            store.con.execute("INSERT OR REPLACE INTO pools VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+
+# %% ../../nbs/15_data.sim.ipynb #0829515d
+@patch
+def write(
+    self: MarketSim,
+    store,  # a memebot.data.store.Store
+    tfs=("1s", "1m", "5m"),  # candle timeframes to store (per mint)
+    progress=None,  # optional callable(n_events) for progress bars
+) -> dict:
+    "Run the simulation and store its swaps, candles, pools and tokens; returns row counts."
+    from memebot.data.store import upsert
+
+    sw, cd, launches, n = self._collect(tfs, progress)
+    r1, r2 = upsert(store, "swaps", sw), upsert(store, "candles", cd)
+    self._write_tokens_pools(store, launches)
     return {
         "events": n,
         "swaps": r1["rows"],
