@@ -17,9 +17,10 @@ from .obs import configure_logging
 
 # %% auto #0
 __all__ = ['console', 'err_console', 'app', 'config_app', 'data_app', 'state', 'ParamOpt', 'SymbolsOpt', 'TfOpt', 'FromOpt',
-           'ToOpt', 'SourceOpt', 'ChainOpt', 'FillOpt', 'settings', 'quiet_logs', 'fail', 'main', 'config_show',
-           'settings_lines', 'config_check', 'write_json', 'existing_store', 'positive', 'data_import', 'data_ls',
-           'inventory_lines', 'split_symbols']
+           'ToOpt', 'SourceOpt', 'ChainOpt', 'FillOpt', 'FeeBpsOpt', 'LiquidityOpt', 'JsonOpt', 'JsonFileOpt',
+           'HeartbeatOpt', 'SimMinutesOpt', 'SimSeedOpt', 'SimLaunchesOpt', 'settings', 'quiet_logs', 'fail', 'main',
+           'config_show', 'settings_lines', 'config_check', 'write_json', 'existing_store', 'positive', 'data_import',
+           'data_ls', 'inventory_lines', 'split_symbols']
 
 # %% ../nbs/90_cli.ipynb #2df78530
 console = Console()
@@ -377,6 +378,28 @@ SourceOpt = Annotated[
 ]
 ChainOpt = Annotated[Optional[str], typer.Option("--chain", help="Chain of the data.")]
 FillOpt = Annotated[str, typer.Option("--fill", help="Fill model: auto, bar, volume, amm, pumpfun.")]
+FeeBpsOpt = Annotated[
+    Optional[float], typer.Option("--fee-bps", help="Venue/LP fee in bps (default per venue from settings).")
+]
+LiquidityOpt = Annotated[
+    float, typer.Option("--liquidity", help="amm model: assumed pool size (quote units) when reserves are unknown.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+JsonFileOpt = Annotated[
+    Optional[Path], typer.Option("--json", help="Write the result as JSON to this file ('-' for stdout).")
+]
+HeartbeatOpt = Annotated[
+    Optional[float], typer.Option("--heartbeat", help="Heartbeat seconds (default [live] heartbeat_seconds).")
+]
+SimMinutesOpt = Annotated[
+    Optional[int], typer.Option("--minutes", help="sim: simulated minutes (default [sim] minutes).")
+]
+SimSeedOpt = Annotated[
+    Optional[int], typer.Option("--seed", help="sim: seed (default [sim] seed); same seed, same market.")
+]
+SimLaunchesOpt = Annotated[
+    Optional[int], typer.Option("--launches", help="sim: tokens launched (default [sim] launches).")
+]
 
 
 def split_symbols(items: list[str] | None) -> list[str] | None:

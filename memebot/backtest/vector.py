@@ -162,6 +162,32 @@ def parse_grid(items: list[str]) -> dict:
     return grid
 
 # %% ../../nbs/66_backtest.vector.ipynb #ae967b2e02
+def _signal_matrices(cls, part: list[dict], ff, n: int, S: int) -> tuple[np.ndarray, np.ndarray]:
+    "Entry and exit matrices (bars x combinations*symbols), each signal moved to the next bar."
+    K = len(part) * S
+    E = np.zeros((n, K), bool, order="F")
+    X = np.zeros_like(E)  # column-major: vectorbt walks each column
+    for i, p in enumerate(part):
+        en, ex = cls(**p).signals(ff)
+        E[1:, i * S : (i + 1) * S] = en.to_numpy(bool)[:-1]
+        X[1:, i * S : (i + 1) * S] = ex.to_numpy(bool)[:-1]
+    return E, X
+
+# %% ../../nbs/66_backtest.vector.ipynb #0143ff8f
+def _scores(rec, cl: np.ndarray, init_cash: float, ann: float) -> dict[str, np.ndarray]:
+    "Per-column total return, Sharpe, max drawdown and trades from vectorbt's order records."
+    K = cl.shape[1]
+    v = _value_from_orders(rec, cl, init_cash)
+    v0 = np.vstack([np.full((1, K), init_cash), v])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = v0[1:] / v0[:-1] - 1
+        sd = np.nanstd(r, 0, ddof=1)
+        sh = np.where(sd > 0, np.nanmean(r, 0) / sd * ann, np.nan)
+        dd = np.nanmax(1 - v0 / np.fmax.accumulate(v0, 0), 0)
+    nt = np.bincount(rec["col"][rec["side"] == 0], minlength=K)
+    return {"total_return": v[-1] / init_cash - 1, "sharpe": sh, "max_drawdown": dd, "trades": nt}
+
+# %% ../../nbs/66_backtest.vector.ipynb #a83a1f06
 def sweep(
     strategy: str | type,
     frame: pd.DataFrame,
@@ -178,64 +204,25 @@ def sweep(
     cls = strategy_class(strategy) if isinstance(strategy, str) else strategy
     combos = expand_grid(cls, grid)
     close, opn = frame["close"], frame["open"]
-    syms = list(close.columns)
-    n, S = len(close), len(syms)
-    freq = _freq(frame)
-    rows = []
-    ann = math.sqrt(365 * 86400 / tf_seconds(freq))
-    per = max(1, chunk // S)
-    c_np, o_np = close.to_numpy(float), opn.to_numpy(float)
-    ff = FieldFrame(frame)
+    syms, (n, S), freq = list(close.columns), close.shape, _freq(frame)
+    rows, ann, per = [], math.sqrt(365 * 86400 / tf_seconds(freq)), max(1, chunk // S)
+    c_np, o_np, ff = close.to_numpy(float), opn.to_numpy(float), FieldFrame(frame)
     with indicator_cache():
         for c0 in range(0, len(combos), per):
             part = combos[c0 : c0 + per]
-            K = len(part) * S
-            E = np.zeros((n, K), bool, order="F")
-            X = np.zeros_like(E)  # column-major: vectorbt walks each column
-            for i, p in enumerate(part):
-                en, ex = cls(**p).signals(ff)
-                E[1:, i * S : (i + 1) * S] = en.to_numpy(bool)[:-1]
-                X[1:, i * S : (i + 1) * S] = ex.to_numpy(bool)[:-1]
-            reps = (1, len(part))
+            E, X = _signal_matrices(cls, part, ff, n, S)
+            K, reps = E.shape[1], (1, len(part))
             cl = np.asfortranarray(np.tile(c_np, reps) if S > 1 else np.broadcast_to(c_np, (n, K)))
             op = np.asfortranarray(np.tile(o_np, reps) if S > 1 else np.broadcast_to(o_np, (n, K)))
+            costs = dict(fees=fees_bps / 1e4, slippage=slippage_bps / 1e4, init_cash=init_cash)
             max_orders = int(2 * (E[1:] & ~E[:-1]).sum() + 2 * K + 16)
-            # a plain RangeIndex: vectorbt's shape checks turn a tz-aware index into Python objects (seconds per chunk)
             pf = vbt.Portfolio.from_signals(
-                pd.DataFrame(cl, copy=False),
-                E,
-                X,
-                price=op,
-                size=np.inf,
-                direction="longonly",
-                fees=fees_bps / 1e4,
-                slippage=slippage_bps / 1e4,
-                init_cash=init_cash,
-                freq=freq,
-                max_orders=max_orders,
-                max_logs=0,
-            )
-            rec = pf.orders.values
-            v = _value_from_orders(rec, cl, init_cash)
-            v0 = np.vstack([np.full((1, K), init_cash), v])
-            with np.errstate(invalid="ignore", divide="ignore"):
-                r = v0[1:] / v0[:-1] - 1
-                sd = np.nanstd(r, 0, ddof=1)
-                sh = np.where(sd > 0, np.nanmean(r, 0) / sd * ann, np.nan)
-                dd = np.nanmax(1 - v0 / np.fmax.accumulate(v0, 0), 0)
-            nt = np.bincount(rec["col"][rec["side"] == 0], minlength=K)
-            tr = v[-1] / init_cash - 1
+                pd.DataFrame(cl, copy=False), E, X, price=op, size=np.inf, direction="longonly",
+                **costs, freq=freq, max_orders=max_orders, max_logs=0,
+            )  # fmt: skip
+            sc = _scores(pf.orders.values, cl, init_cash, ann)
             for j in range(K):
-                rows.append(
-                    {
-                        **part[j // S],
-                        "symbol": syms[j % S],
-                        "total_return": float(tr[j]),
-                        "sharpe": float(sh[j]),
-                        "max_drawdown": float(dd[j]),
-                        "trades": int(nt[j]),
-                    }
-                )
+                rows.append({**part[j // S], "symbol": syms[j % S], **{k: v[j].item() for k, v in sc.items()}})
             if progress:
                 progress(min(c0 + per, len(combos)), len(combos))
     return pd.DataFrame(rows)

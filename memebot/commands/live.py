@@ -21,7 +21,7 @@ from typing import Optional, List
 import typer
 
 
-from ..cli import app, settings, fail, console, write_json
+from ..cli import app, settings, fail, console, write_json, JsonOpt, HeartbeatOpt
 
 
 from ..core import MemebotError, SOL_MINT, Environment, Chain, to_atoms, from_atoms
@@ -122,7 +122,7 @@ def live_buy(
     slippage_bps: Optional[int] = typer.Option(None, "--slippage-bps", help="Default: [risk] max_slippage_bps."),
     confirm: bool = _CONFIRM,
     cosigners: List[str] = _COSIGNER,
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    as_json: JsonOpt = False,
 ):
     "Buy a token with the chain's coin: Jupiter on Solana, the Uniswap V2-style router on EVM chains (safety first)."
     c = _trade_chain(chain)
@@ -147,7 +147,7 @@ def live_sell(
     slippage_bps: Optional[int] = typer.Option(None, "--slippage-bps"),
     confirm: bool = _CONFIRM,
     cosigners: List[str] = _COSIGNER,
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    as_json: JsonOpt = False,
 ):
     "Sell a token for the chain's coin (SOL through Jupiter, or the native coin through the router)."
     c = _trade_chain(chain)
@@ -262,9 +262,7 @@ def live_run(
         0.05, "--reserve-sol", help="SOL the strategy may not spend (fees, token-account rent)."
     ),
     seconds: Optional[float] = typer.Option(None, "--seconds", help="Stop after this long (default: until Ctrl-C)."),
-    heartbeat: Optional[float] = typer.Option(
-        None, "--heartbeat", help="Heartbeat seconds (default [live] heartbeat_seconds)."
-    ),
+    heartbeat: HeartbeatOpt = None,
     confirm: bool = _CONFIRM,
     cosigners: List[str] = _COSIGNER,
     json_out: Optional[Path] = typer.Option(
@@ -400,7 +398,7 @@ def live_reconcile(
     chain: str = _CHAIN,
     confirm: bool = _CONFIRM,
     cosigners: List[str] = _COSIGNER,
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    as_json: JsonOpt = False,
 ):
     "Recover open orders from their transactions and compare the ledger with the chain."
     from memebot.exec.chain import require_live
@@ -575,7 +573,7 @@ def wallet_balance(
     address: Optional[str] = typer.Option(None, "--address", help="Any public key (default: the configured wallet's)."),
     chain: str = typer.Option("solana", "--chain", help="solana, ethereum, bsc, polygon, or all."),
     tokens: List[str] = typer.Option([], "--token", help="Also show this EVM token (0x address; repeatable)."),
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    as_json: JsonOpt = False,
 ):
     "Native and token balances of the configured wallets (public information only), with USD values where priced."
     from memebot.exec.solana import SolanaRpc, http_client, load_wallet

@@ -9,7 +9,7 @@ from typing import Optional, List
 import typer
 from rich.table import Table
 from ..core import parse_when
-from ..cli import app, data_app, settings, console, err_console, quiet_logs, existing_store
+from ..cli import app, data_app, settings, console, err_console, quiet_logs, existing_store, JsonOpt
 from ..data.store import open_store
 from ..core import ValidationError, Chain, tf_seconds, ts_from
 
@@ -32,7 +32,7 @@ def backfill_cmd(
     ),
     until: Optional[str] = typer.Option(None, "--until", help="End (exclusive); default: now."),
     limit: int = typer.Option(1000, "--limit", min=1, max=1000, help="Bars per request."),
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable summary."),
+    as_json: JsonOpt = False,
 ):
     "Page a pool's candle history from a source into the store (idempotent, resumable, only missing ranges)."
     from memebot.data.sources import check_source, gt_timeframe, close_http
@@ -138,7 +138,7 @@ def data_check(
         [], "--compare", help="REF_SOURCE:REF_SYMBOL=SOURCE:SYMBOL, one market under two names (repeatable)."
     ),
     no_quarantine: bool = typer.Option(False, "--no-quarantine", help="Report only; write nothing."),
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    as_json: JsonOpt = False,
 ):
     "Data-quality report per stored series: invalid bars, gaps, duplicates, stale runs, spikes, source deviations."
     quiet_logs()

@@ -9,7 +9,7 @@ from typing import Optional, List
 import typer
 from rich.table import Table
 from ..core import MemebotError
-from ..cli import app, console, err_console, settings, quiet_logs
+from ..cli import app, console, err_console, settings, quiet_logs, JsonOpt
 from ..data.store import open_store
 
 # %% auto #0
@@ -186,7 +186,7 @@ def train(
     param: List[str] = typer.Option([], "--param", help="Model parameter key=value (repeatable), e.g. epochs=2."),
     splits: int = typer.Option(3, "--splits", help="Walk-forward folds."),
     holdout: float = typer.Option(0.15, "--holdout", help="Share of the newest bars held out for the promotion gate."),
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    as_json: JsonOpt = False,
 ):
     "Train model families on stored candles, log them to MLflow, register versions and run the promotion gate."
     quiet_logs()
@@ -218,7 +218,7 @@ def train(
 
 # %% ../../nbs/94_commands.ml.ipynb #44370a7b
 @models_app.command("ls")
-def models_ls(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")):
+def models_ls(as_json: JsonOpt = False):
     "Registered models and versions with their aliases and gate scores."
     quiet_logs()
     from memebot.models.registry import list_models, tracking_uri

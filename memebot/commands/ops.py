@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Optional, List
 import typer
 from ..core import MemebotError
-from ..cli import app, console, err_console, settings, fail, quiet_logs
+from ..cli import app, console, err_console, settings, fail, quiet_logs, JsonOpt
 
 docs_app = typer.Typer(help="Build the documentation site from the notebooks.", no_args_is_help=True)
 app.add_typer(docs_app, name="docs")
@@ -112,7 +112,7 @@ def quickstart_cmd(
     paper_minutes: int = typer.Option(
         30, "--paper-minutes", help="Simulated minutes of paper trading (after a 300-bar warm-up)."
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    as_json: JsonOpt = False,
 ):
     "Run the whole loop offline: simulate -> store -> backtest -> train and promote -> paper -> report."
     quiet_logs()

@@ -8,13 +8,14 @@ from __future__ import annotations
 import asyncio, json, math, sys, time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated, List, Optional
 import typer
 from rich.table import Table
 from rich.console import Group
 from ..core import MemebotError, ValidationError, Chain, NS, ts_to_datetime
 from ..cli import app, settings, console, err_console, split_symbols, write_json
-from ..cli import ParamOpt, FromOpt, ToOpt, SourceOpt, ChainOpt, FillOpt
+from ..cli import ParamOpt, FromOpt, ToOpt, SourceOpt, ChainOpt, FillOpt, FeeBpsOpt, LiquidityOpt, HeartbeatOpt
+from ..cli import SimMinutesOpt, SimSeedOpt, SimLaunchesOpt, JsonFileOpt, positive
 from ..live import FEEDS, build_feed
 
 # %% auto #0
@@ -194,136 +195,180 @@ def _paper_report(node, res, run_id: str, s, json_out) -> None:
             print(f"stopped: continue with `memebot paper --run-id {run_id} --resume`", flush=True)
 
 # %% ../../nbs/94_commands.paper.ipynb #bbe37946
-@app.command("paper")
-def paper_cmd(
-    strategy: Optional[str] = typer.Option(None, "--strategy", help="Strategy name (see `memebot strategies`)."),
-    feed: str = typer.Option(
-        "replay", "--feed", help="Market data: replay (stored candles), sim (simulator), live (Solana websocket)."
-    ),
-    param: ParamOpt = [],
-    symbols: Optional[List[str]] = typer.Option(
-        None, "--symbols", help="replay: symbols; live: pool accounts or programs (repeatable or comma-separated)."
-    ),
-    tf: str = typer.Option(
-        "5m", "--tf", help="replay: timeframe of the stored candles; live: bar timeframe to build (with --bars)."
-    ),
-    start: FromOpt = None,
-    end: ToOpt = None,
-    source: SourceOpt = None,
-    chain: ChainOpt = None,
-    speed: Optional[float] = typer.Option(
-        None, "--speed", help="replay/sim: multiple of real time (default or 0: as fast as possible)."
-    ),
-    minutes: Optional[int] = typer.Option(None, "--minutes", help="sim: simulated minutes (default [sim] minutes)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="sim: seed (default [sim] seed)."),
-    launches: Optional[int] = typer.Option(None, "--launches", help="sim: tokens launched (default [sim] launches)."),
-    bars: bool = typer.Option(False, "--bars/--no-bars", help="live: also build --tf bars from the swaps."),
-    run_id: Optional[str] = typer.Option(
-        None, "--run-id", help="Run id: ledger account and client-id prefix (default paper-<strategy>-<time>)."
-    ),
-    resume: bool = typer.Option(
-        False, "--resume", help="Continue the stored run --run-id (same strategy, parameters and feed)."
-    ),
-    cash: Optional[float] = typer.Option(None, "--cash", help="Starting cash (default [live] starting_cash_usd)."),
-    fill: FillOpt = "auto",
-    fee_bps: Optional[float] = typer.Option(None, "--fee-bps", help="Venue/LP fee in bps (default per venue)."),
-    liquidity: float = typer.Option(
-        100_000.0, "--liquidity", help="amm model: assumed pool size (quote units) when reserves are unknown."
-    ),
-    heartbeat: Optional[float] = typer.Option(
-        None, "--heartbeat", help="Heartbeat seconds (default [live] heartbeat_seconds)."
-    ),
-    dash: bool = typer.Option(
-        True, "--dashboard/--no-dashboard", help="Live terminal dashboard (plain lines when not a terminal)."
-    ),
-    metrics: bool = typer.Option(
-        False, "--metrics", help="Serve Prometheus /metrics on 127.0.0.1:[monitoring] metrics_port."
-    ),
-    metrics_port: Optional[int] = typer.Option(
-        None, "--metrics-port", help="Serve Prometheus /metrics on 127.0.0.1:PORT."
-    ),
-    json_out: Optional[Path] = typer.Option(
-        None, "--json", help="Write the final status, latency and fills to this file ('-' for stdout)."
-    ),
-):
-    "Paper-trade a strategy on the trading node (replayed, simulated or live market data; paper fills always)."
-    from memebot.strategy import get_strategy, parse_param_args
-    from memebot.exec.ledger import Ledger, ledger_path, ledger_store
-    from memebot.live import TradingNode, save_run, load_run, RunError
-    from memebot.exec.paper import PaperBroker
-    from memebot.exec import make_broker
-    from memebot.cli import positive
-    from memebot.core import parse_range
-    from memebot.data.store import StoreLockedError
-    from memebot.core import WallClock
-
-    s = settings()
+def _paper_spec(
+    s,
+    feed,
+    symbols,
+    tf,
+    start,
+    end,
+    source,
+    chain,
+    speed,
+    minutes,
+    seed,
+    launches,
+    bars,
+    fill,
+    fee_bps,
+    liquidity,
+    cash,
+) -> dict:
+    "The run's market and account, checked: what `--resume` must match."
     if feed not in FEEDS:
         raise PaperError(f"--feed {feed!r}: expected one of {', '.join(FEEDS)}")
     if speed is not None and not speed >= 0:
         raise PaperError(f"--speed {speed}: must be >= 0 (0: as fast as possible)")
     cash = positive(cash, "--cash")
-    if (metrics or metrics_port) and not s.monitoring.metrics_enabled:
-        raise PaperError("--metrics: metrics are off ([monitoring] metrics_enabled = false)")
-    run_id, strategy, params, spec = _paper_run(
-        s,
-        resume,
-        run_id,
-        strategy,
-        param,
-        dict(
-            feed=feed,
-            symbols=split_symbols(symbols),
-            tf=tf,
-            start=start,
-            end=end,
-            source=source,
-            chain=chain,
-            speed=speed or None,
-            minutes=minutes,
-            seed=seed,
-            launches=launches,
-            live_tf=tf if (feed == "live" and bars) else None,
-            fill=fill,
-            fee_bps=fee_bps,
-            liquidity=liquidity,
-            cash=cash if cash is not None else s.live.starting_cash_usd,
-        ),
-        speed,
+    return dict(
+        feed=feed,
+        symbols=split_symbols(symbols),
+        tf=tf,
+        start=start,
+        end=end,
+        source=source,
+        chain=chain,
+        speed=speed or None,
+        minutes=minutes,
+        seed=seed,
+        launches=launches,
+        live_tf=tf if (feed == "live" and bars) else None,
+        fill=fill,
+        fee_bps=fee_bps,
+        liquidity=liquidity,
+        cash=cash if cash is not None else s.live.starting_cash_usd,
     )
-    strat = get_strategy(strategy, params)
-    fd, ch = build_feed(spec, settings=settings())  # before the run's ledger exists: a bad request leaves none
-    sb = make_broker(spec["fill"], ch, spec.get("fee_bps"), None, spec.get("liquidity", 100_000.0), settings=settings())
+
+# %% ../../nbs/94_commands.paper.ipynb #ff899900
+def _run_ledger_store(run_id: str, s):
+    "Open the run's ledger store, or a PaperError saying the run is open elsewhere."
+    from memebot.exec.ledger import ledger_path, ledger_store
+    from memebot.data.store import StoreLockedError
+
     try:
-        store = ledger_store(run_id, s)
+        return ledger_store(run_id, s)
     except StoreLockedError:
         raise PaperError(
             f"run {run_id!r} is running in another process (its ledger {ledger_path(run_id, s)} is open for "
             "writing): stop it first, or choose another --run-id"
         ) from None
+
+# %% ../../nbs/94_commands.paper.ipynb #69c0610b
+def _paper_node(s, run_id, strat, fd, ch, sb, spec, store, heartbeat):
+    "The trading node for this paper run, with paper fills from `sb`'s fill model and fees; the run is recorded."
+    from memebot.exec.ledger import Ledger
+    from memebot.exec.paper import PaperBroker
+    from memebot.live import TradingNode, save_run, load_run
+    from memebot.core import WallClock
+
+    clock = fd.clock or WallClock()
+    led = Ledger(store, run_id, ch, "paper", clock)
+    broker = PaperBroker(sb.model, sb.fees, ledger=led)
+    node = TradingNode(
+        strat, fd, broker, led, clock=clock, cash=spec["cash"], run_id=run_id, settings=s, heartbeat_s=heartbeat
+    )
+    if load_run(store, run_id) is None:
+        save_run(store, run_id, strat.name, strat.param_values, spec, spec["cash"], "created")
+    return node
+
+# %% ../../nbs/94_commands.paper.ipynb #ea63fc67
+_StrategyOpt = Annotated[Optional[str], typer.Option("--strategy", help="Strategy name (see `memebot strategies`).")]
+_FeedOpt = Annotated[
+    str, typer.Option("--feed", help="Market data: replay (stored candles), sim (simulator), live (Solana websocket).")
+]
+_PaperSymbolsOpt = Annotated[
+    Optional[List[str]],
+    typer.Option("--symbols", help="replay: symbols; live: pool accounts or programs (repeatable or comma-separated)."),
+]
+_PaperTfOpt = Annotated[
+    str,
+    typer.Option("--tf", help="replay: timeframe of the stored candles; live: bar timeframe to build (with --bars)."),
+]
+_SpeedOpt = Annotated[
+    Optional[float],
+    typer.Option("--speed", help="replay/sim: multiple of real time (default or 0: as fast as possible)."),
+]
+_BarsOpt = Annotated[bool, typer.Option("--bars/--no-bars", help="live: also build --tf bars from the swaps.")]
+_RunIdOpt = Annotated[
+    Optional[str],
+    typer.Option("--run-id", help="Run id: ledger account and client-id prefix (default paper-<strategy>-<time>)."),
+]
+_ResumeOpt = Annotated[
+    bool, typer.Option("--resume", help="Continue the stored run --run-id (same strategy, parameters and feed).")
+]
+_PaperCashOpt = Annotated[
+    Optional[float], typer.Option("--cash", help="Starting cash (default [live] starting_cash_usd).")
+]
+_DashOpt = Annotated[
+    bool, typer.Option("--dashboard/--no-dashboard", help="Live terminal dashboard (plain lines when not a terminal).")
+]
+_MetricsOpt = Annotated[
+    bool, typer.Option("--metrics", help="Serve Prometheus /metrics on 127.0.0.1:[monitoring] metrics_port.")
+]
+_MetricsPortOpt = Annotated[
+    Optional[int], typer.Option("--metrics-port", help="Serve Prometheus /metrics on 127.0.0.1:PORT.")
+]
+
+# %% ../../nbs/94_commands.paper.ipynb #bcc047a0
+@app.command("paper")
+def paper_cmd(
+    strategy: _StrategyOpt = None,
+    feed: _FeedOpt = "replay",
+    param: ParamOpt = [],
+    symbols: _PaperSymbolsOpt = None,
+    tf: _PaperTfOpt = "5m",
+    start: FromOpt = None,
+    end: ToOpt = None,
+    source: SourceOpt = None,
+    chain: ChainOpt = None,
+    speed: _SpeedOpt = None,
+    minutes: SimMinutesOpt = None,
+    seed: SimSeedOpt = None,
+    launches: SimLaunchesOpt = None,
+    bars: _BarsOpt = False,
+    run_id: _RunIdOpt = None,
+    resume: _ResumeOpt = False,
+    cash: _PaperCashOpt = None,
+    fill: FillOpt = "auto",
+    fee_bps: FeeBpsOpt = None,
+    liquidity: LiquidityOpt = 100_000.0,
+    heartbeat: HeartbeatOpt = None,
+    dash: _DashOpt = True,
+    metrics: _MetricsOpt = False,
+    metrics_port: _MetricsPortOpt = None,
+    json_out: JsonFileOpt = None,
+):
+    "Paper-trade a strategy on the trading node (replayed, simulated or live market data; paper fills always)."
+    from memebot.strategy import get_strategy
+    from memebot.exec.ledger import ledger_path
+
+    s = settings()
+    if (metrics or metrics_port) and not s.monitoring.metrics_enabled:
+        raise PaperError("--metrics: metrics are off ([monitoring] metrics_enabled = false)")
+    market = (feed, symbols, tf, start, end, source, chain, speed, minutes, seed, launches, bars)
+    spec = _paper_spec(s, *market, fill, fee_bps, liquidity, cash)
+    run_id, strategy, params, spec = _paper_run(s, resume, run_id, strategy, param, spec, speed)
+    strat = get_strategy(strategy, params)
+    from memebot.exec import make_broker
+
+    fd, ch = build_feed(spec, settings=s)
+    sb = make_broker(spec["fill"], ch, spec.get("fee_bps"), None, spec.get("liquidity", 100_000.0), settings=s)
+    store = _run_ledger_store(run_id, s)
     try:
-        clock = fd.clock or WallClock()
-        led = Ledger(store, run_id, ch, "paper", clock)
-        broker = PaperBroker(sb.model, sb.fees, ledger=led)
-        node = TradingNode(
-            strat, fd, broker, led, clock=clock, cash=spec["cash"], run_id=run_id, settings=s, heartbeat_s=heartbeat
-        )
-        if load_run(store, run_id) is None:
-            save_run(store, run_id, strat.name, strat.param_values, spec, spec["cash"], "created")
+        node = _paper_node(s, run_id, strat, fd, ch, sb, spec, store, heartbeat)
         if metrics or metrics_port:
             from memebot.obs import serve_metrics
 
             serve_metrics(metrics_port, settings=s)
-        tty = console.is_terminal
-        if not tty or not dash:  # (stdout stays pure JSON with --json -)
+        out = sys.stderr if json_out is not None and str(json_out) == "-" else None
+        if not console.is_terminal or not dash:
             print(
                 f"paper {run_id}: {strat.id} on {spec['feed']} ({node.mode}); ledger {ledger_path(run_id, s)}; "
                 f"Ctrl-C stops, --run-id {run_id} --resume continues",
                 flush=True,
-                file=sys.stderr if json_out is not None and str(json_out) == "-" else sys.stdout,
+                file=out or sys.stdout,
             )
-        quiet_out = sys.stderr if json_out is not None and str(json_out) == "-" else None
-        res = _arun(_run_node(node, dash and tty, max(node.heartbeat_s, 1.0), quiet_out))
+        res = _arun(_run_node(node, dash and console.is_terminal, max(node.heartbeat_s, 1.0), out))
         _paper_report(node, res, run_id, s, json_out)
     finally:
         store.close()

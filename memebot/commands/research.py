@@ -15,7 +15,8 @@ from ..core import MemebotError, ValidationError, Chain
 from ..core import parse_range, json_safe
 from ..cli import app, settings, console, err_console, positive, quiet_logs, split_symbols, write_json
 from ..data.store import open_store
-from ..cli import ParamOpt, SymbolsOpt, TfOpt, FromOpt, ToOpt, SourceOpt, ChainOpt, FillOpt
+from ..cli import ParamOpt, SymbolsOpt, TfOpt, FromOpt, ToOpt, SourceOpt, ChainOpt, FillOpt, FeeBpsOpt
+from ..cli import LiquidityOpt, JsonOpt
 
 # %% auto #0
 __all__ = ['ResearchError', 'load_candles', 'trades_json', 'print_orders', 'backtest_doc', 'backtest_cmd', 'sweep_cmd',
@@ -183,15 +184,11 @@ def backtest_cmd(
     chain: ChainOpt = None,
     cash: Optional[float] = typer.Option(None, "--cash", help="Initial cash (default [backtest] initial_cash_usd)."),
     fill: FillOpt = "auto",
-    fee_bps: Optional[float] = typer.Option(
-        None, "--fee-bps", help="Venue/LP fee in bps (default per venue from settings)."
-    ),
+    fee_bps: FeeBpsOpt = None,
     slippage_bps: Optional[float] = typer.Option(
         None, "--slippage-bps", help="Extra slippage in bps (bar/volume models)."
     ),
-    liquidity: float = typer.Option(
-        100_000.0, "--liquidity", help="Assumed pool size (quote units) for the amm model."
-    ),
+    liquidity: LiquidityOpt = 100_000.0,
     fail_prob: float = typer.Option(0.0, "--fail-prob", help="Probability that a transaction fails (seeded)."),
     seed: int = typer.Option(0, "--seed", help="Seed for simulated transaction failures."),
     risk: bool = typer.Option(
@@ -290,7 +287,7 @@ def sweep_cmd(
     source: SourceOpt = None,
     chain: ChainOpt = None,
     cash: Optional[float] = typer.Option(None, "--cash"),
-    fee_bps: Optional[float] = typer.Option(None, "--fee-bps"),
+    fee_bps: FeeBpsOpt = None,
     slippage_bps: float = typer.Option(0.0, "--slippage-bps"),
     metric: str = typer.Option("sharpe", "--metric", help="Rank by: sharpe, total_return, max_drawdown, trades."),
     top: int = typer.Option(10, "--top"),
@@ -348,7 +345,7 @@ def sweep_cmd(
 
 # %% ../../nbs/93_commands.research.ipynb #ba21097901
 @app.command("strategies")
-def strategies_cmd(as_json: bool = typer.Option(False, "--json")):
+def strategies_cmd(as_json: JsonOpt = False):
     "List strategies (built-in and the user folder) with their parameters."
     from memebot.strategy import list_strategies
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json, os
 from typing import Optional
 import typer
-from ..cli import app, console, err_console, settings
+from ..cli import app, console, err_console, settings, JsonOpt
 from ..risk import RiskError, write_kill_file, read_kill_file, clear_kill_file, state_file_for, resume_marker
 
 # %% auto #0
@@ -95,7 +95,7 @@ def node_liveness(node: dict) -> tuple[str, str]:
 
 # %% ../../nbs/96_commands.risk.ipynb #5e18057202
 @risk_app.command("status")
-def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")):
+def status(as_json: JsonOpt = False):
     "Kill switch, the last state a node published (and whether that node is still running), and the limits in force."
     s, p = _kill_path()
     k = read_kill_file(p)

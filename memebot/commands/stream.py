@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio, json, time, enum
 from typing import Optional, List
 import typer
-from ..cli import app, console, err_console, settings, fail
+from ..cli import app, console, err_console, settings, fail, JsonOpt, SimMinutesOpt, SimSeedOpt, SimLaunchesOpt
 from ..data.store import open_store
 from ..core import MemebotError, ValidationError, tf_seconds
 
@@ -27,13 +27,11 @@ def _tfs(s: str) -> tuple[str, ...]:
 
 @app.command("sim")
 def sim(
-    minutes: Optional[int] = typer.Option(None, "--minutes", help="Simulated minutes (default [sim] minutes)."),
-    seed: Optional[int] = typer.Option(
-        None, "--seed", help="Random seed (default [sim] seed); same seed, same market."
-    ),
-    launches: Optional[int] = typer.Option(None, "--launches", help="Tokens launched (default [sim] launches)."),
+    minutes: SimMinutesOpt = None,
+    seed: SimSeedOpt = None,
+    launches: SimLaunchesOpt = None,
     tf: str = typer.Option("1s,1m,5m", "--tf", help="Candle timeframes to store, comma-separated."),
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable summary."),
+    as_json: JsonOpt = False,
 ):
     "Write a simulated pump.fun market (curves, graduations, calibrated order flow) into the store."
     from memebot.data.sim import MarketSim

@@ -325,48 +325,29 @@ def gate(
     champ_v = al.get("champion")
     ch_s = _champion_score(name, version, champ_v, X, y, keep, metric, uri)
     decision, reason = _decide(metric, cs, bb, bs, champ_v, ch_s, version, margin)
-    c = client(uri)
-    c.set_registered_model_alias(name, decision, str(version))
-    if decision == "champion" and al.get("challenger") == str(version):
-        c.delete_registered_model_alias(name, "challenger")
-    tags = {
-        "gate_metric": metric,
-        "gate_score": f"{cs:.6f}",
-        "gate_decision": decision,
-        "gate_reason": reason,
-        "gate_vs_baseline": bb,
-        "gate_baseline_score": f"{bs:.6f}",
-        "gate_vs_version": champ_v or "",
-        "gate_vs_score": "" if ch_s is None else f"{ch_s:.6f}",
-    }
-    for k, v in tags.items():
-        c.set_model_version_tag(name, str(version), k, v)
+    tags = dict(gate_metric=metric, gate_score=f"{cs:.6f}", gate_decision=decision, gate_reason=reason)
+    tags |= dict(gate_vs_baseline=bb, gate_baseline_score=f"{bs:.6f}", gate_vs_version=champ_v or "")
+    tags["gate_vs_score"] = "" if ch_s is None else f"{ch_s:.6f}"
+    _apply_decision(name, str(version), decision, al.get("challenger"), tags, uri)
     log.info(
         "promotion_gate",
-        name=name,
-        version=str(version),
-        decision=decision,
-        metric=metric,
-        candidate=cs,
-        baseline=bb,
-        baseline_score=bs,
-        champion=ch_s,
-        champion_version=champ_v,
-        reason=reason,
+        **dict(name=name, version=str(version), decision=decision, metric=metric, candidate=cs, baseline=bb),
+        **dict(baseline_score=bs, champion=ch_s, champion_version=champ_v, reason=reason),
     )
+    other = champ_v if champ_v != str(version) else None
     return GateResult(
-        name,
-        str(version),
-        decision,
-        metric,
-        float(cs),
-        champ_v if champ_v != str(version) else None,
-        ch_s,
-        float(margin),
-        bb,
-        float(bs),
-        reason,
+        name, str(version), decision, metric, float(cs), other, ch_s, float(margin), bb, float(bs), reason
     )
+
+# %% ../../nbs/35_models.registry.ipynb #ef281cf4
+def _apply_decision(name: str, version: str, decision: str, challenger: str | None, tags: dict, uri: str):
+    "Point the `decision` alias at `version` and tag it with the gate's numbers."
+    c = client(uri)
+    c.set_registered_model_alias(name, decision, version)
+    if decision == "champion" and challenger == version:
+        c.delete_registered_model_alias(name, "challenger")
+    for k, v in tags.items():
+        c.set_model_version_tag(name, version, k, v)
 
 # %% ../../nbs/35_models.registry.ipynb #7a79c666
 @dataclass
@@ -405,6 +386,24 @@ def _holdout_scores(models: dict, view, keep) -> tuple[dict, pd.DataFrame]:
     return hold, hpred
 
 # %% ../../nbs/35_models.registry.ipynb #7f80e50b
+def _run_metrics(family, cv, hold, hpred, step, fee_bps, fit_s) -> tuple[dict, str]:
+    "(metrics to log, the best baseline's name)."
+    bb = best_baseline(hpred)
+    boot = {met: bootstrap_diff(hpred.y, hpred[family], hpred[bb], met) for met in ("accuracy", "log_loss")}
+    bpy = 365 * 86400 / max(1, step / np.timedelta64(1, "s"))
+    pnl = pnl_summary(long_flat_returns(hpred[family], hpred.fwd1, fee_bps), bpy)
+    mets = {
+        **{f"cv_{k}": v for k, v in cv.loc[family].items()},
+        **{f"holdout_{k}": v for k, v in hold[family].items()},
+        **{f"holdout_{b}_{k}": hold[b][k] for b in BASELINES for k in ("accuracy", "log_loss")},
+        **{f"holdout_diff_{k}_vs_{bb}": v["diff"] for k, v in boot.items()},
+        **{f"holdout_diff_{k}_lo": v["lo"] for k, v in boot.items()},
+        **{f"holdout_pnl_{k}": v for k, v in pnl.items()},
+        "fit_seconds": fit_s,
+    }
+    return mets, bb
+
+# %% ../../nbs/35_models.registry.ipynb #ed05731a
 def train_and_register(
     candles: pd.DataFrame,  # long candles (symbols + context symbols)
     family: str,  # model family (see `FAMILIES`)
@@ -441,34 +440,10 @@ def train_and_register(
     fit_s = time.perf_counter() - t0
     base = {b: make_model(b).fit(dev.X, dev.y) for b in BASELINES}  # the gate compares with these too
     hold, hpred = _holdout_scores({family: model, **base}, view, keep)
-    bb = best_baseline(hpred)
-    boot = {met: bootstrap_diff(hpred.y, hpred[family], hpred[bb], met) for met in ("accuracy", "log_loss")}
-    bpy = 365 * 86400 / max(1, step / np.timedelta64(1, "s"))
-    pnl = pnl_summary(long_flat_returns(hpred[family], hpred.fwd1, fee_bps), bpy)
-    mets = {
-        **{f"cv_{k}": v for k, v in cv.loc[family].items()},
-        **{f"holdout_{k}": v for k, v in hold[family].items()},
-        **{f"holdout_{b}_{k}": hold[b][k] for b in BASELINES for k in ("accuracy", "log_loss")},
-        **{f"holdout_diff_{k}_vs_{bb}": v["diff"] for k, v in boot.items()},
-        **{f"holdout_diff_{k}_lo": v["lo"] for k, v in boot.items()},
-        **{f"holdout_pnl_{k}": v for k, v in pnl.items()},
-        "fit_seconds": fit_s,
-    }
-    config = {
-        "family": family,
-        "params": params,
-        "tf": tf,
-        "h": h,
-        "fee_bps": fee_bps,
-        "symbols": sorted(ds.meta["symbols"]),
-        "start": str(u[0]),
-        "end": str(u[-1]),
-        "holdout_start": str(hold_start),
-        "n_splits": n_splits,
-        "embargo": embargo,
-        "features": ds.meta["features"],
-        "n_rows": ds.meta["n_rows"],
-    }
+    mets, bb = _run_metrics(family, cv, hold, hpred, step, fee_bps, fit_s)
+    config = dict(family=family, params=params, tf=tf, h=h, fee_bps=fee_bps, symbols=sorted(ds.meta["symbols"]))
+    config |= dict(start=str(u[0]), end=str(u[-1]), holdout_start=str(hold_start), n_splits=n_splits)
+    config |= dict(embargo=embargo, features=ds.meta["features"], n_rows=ds.meta["n_rows"])
     fig = calibration_plot(hpred, [family, bb])
     import matplotlib.pyplot as plt
 
