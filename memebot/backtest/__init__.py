@@ -872,19 +872,7 @@ def step(self: Engine, ev):
         for o in om.on_market(ev):
             self.submit(o)
     if t is Bars:
-        self.bars += len(ev.symbols)
-        close = ev.ohlcv[3]
-        if len(ev.symbols) == 1:
-            self.portfolio.marks[ev.symbols[0]] = float(close[0])
-        else:
-            self.portfolio.marks.update(zip(ev.symbols, close.tolist()))
-        if self._hist:
-            ring = self._rings.get(ev.tf)
-            if ring is None:
-                ring = self._rings[ev.tf] = _Ring(self._hist, max(len(self.universe), 8))
-                if self._tf0 is None:
-                    self._tf0 = ev.tf
-            ring.push(idx, ev.ohlcv)
+        self._on_bars(ev, idx)
         self.risk.on_market(ev)
         strat.on_bar(ctx, ev)
     elif t is Tick or t is Swap:
@@ -902,7 +890,30 @@ def step(self: Engine, ev):
         self.validation.on_market(ev)
         self.risk.on_market(ev)
         strat.on_event(ctx, ev)
-    # equity and gross exposure, one point per timestamp
+    self._mark_equity(ts)
+
+# %% ../../nbs/65_backtest.ipynb #423d7d34
+@patch
+def _on_bars(self: Engine, ev: Bars, idx):
+    "Count, mark and remember a slice of bars."
+    self.bars += len(ev.symbols)
+    close = ev.ohlcv[3]
+    if len(ev.symbols) == 1:
+        self.portfolio.marks[ev.symbols[0]] = float(close[0])
+    else:
+        self.portfolio.marks.update(zip(ev.symbols, close.tolist()))
+    if self._hist:
+        ring = self._rings.get(ev.tf)
+        if ring is None:
+            ring = self._rings[ev.tf] = _Ring(self._hist, max(len(self.universe), 8))
+            if self._tf0 is None:
+                self._tf0 = ev.tf
+        ring.push(idx, ev.ohlcv)
+
+# %% ../../nbs/65_backtest.ipynb #e2576cef
+@patch
+def _mark_equity(self: Engine, ts: int):
+    "Record equity and gross exposure at `ts`."
     m, hp = self.portfolio.marks, self._held_pos
     eq, ex = self.portfolio.cash, 0.0
     for s, p in hp.items():
