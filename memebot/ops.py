@@ -580,6 +580,21 @@ def _qs_reports(d: Path, sp: Path, uri: str, s: Settings, paper: bool, reports) 
     }
     return {r: str(run_report(r, d / "reports", params[r])) for r in reports}
 
+# %% ../nbs/99_ops.ipynb #10c0d854
+def _qs_market(sp: Path, seed: int, minutes: int, launches: int, s, stg) -> tuple[dict, dict]:
+    "(simulator row counts, quality summary), each stage timed on `stg`."
+    from memebot.data.sim import MarketSim
+
+    t0 = stg.start("simulate market")
+    with open_store(sp) as st:
+        sim = MarketSim(seed=seed, minutes=minutes, launches=launches).write(st, tfs=("1m", "5m"))
+    stg.done("simulate market", t0, f"{sim['swaps']:,} swaps, {sim['candles']:,} candles")
+    t0 = stg.start("data quality")
+    q = quality_check(sp, settings=s)
+    qr = {"series": int(len(q)), "invalid": int(q["invalid"].sum()), "flagged": int(q["flagged"].sum())}
+    stg.done("data quality", t0, f"{qr['series']} series, {qr['invalid']} invalid, {qr['flagged']} flagged")
+    return sim, qr
+
 # %% ../nbs/99_ops.ipynb #13b6a7ef
 def quickstart(
     dir: str | Path = "data/quickstart",  # a fresh folder for the store, MLflow, backtest and reports
@@ -593,8 +608,6 @@ def quickstart(
     settings: Settings | None = None,
 ) -> QuickstartResult:
     "The whole loop offline: simulate -> store -> quality -> backtest -> train and promote -> paper -> reports."
-    from memebot.data.sim import MarketSim
-
     if minutes < 360:
         raise ValidationError(
             "quickstart", "minutes", f"{minutes} is too short: models need at least 360 simulated minutes"
@@ -607,18 +620,7 @@ def quickstart(
         ["simulate market", "data quality", "backtest", "train + promote", "paper trade", "reports"], progress
     )
     with stg.prog:
-        t0 = stg.start("simulate market")
-        with open_store(sp) as st:
-            res["sim"] = MarketSim(seed=seed, minutes=minutes, launches=launches).write(st, tfs=("1m", "5m"))
-        stg.done("simulate market", t0, f"{res['sim']['swaps']:,} swaps, {res['sim']['candles']:,} candles")
-        t0 = stg.start("data quality")
-        q = quality_check(sp, settings=s)
-        res["quality"] = qr = {
-            "series": int(len(q)),
-            "invalid": int(q["invalid"].sum()),
-            "flagged": int(q["flagged"].sum()),
-        }
-        stg.done("data quality", t0, f"{qr['series']} series, {qr['invalid']} invalid, {qr['flagged']} flagged")
+        res["sim"], res["quality"] = _qs_market(sp, seed, minutes, launches, s, stg)
         t0 = stg.start("backtest")
         res["backtest"] = bt = _qs_backtest(sp, d / "backtest", s)
         m = bt["metrics"]
@@ -639,19 +641,8 @@ def quickstart(
         t0 = stg.start("reports")
         res["reports"] = _qs_reports(d, sp, uri, s, paper, reports)
         stg.done("reports", t0, f"{len(res['reports'])} HTML reports")
-    r = QuickstartResult(
-        str(d),
-        str(sp),
-        uri,
-        res["sim"],
-        res["quality"],
-        res["backtest"],
-        res["models"],
-        res["champion"],
-        res["paper"],
-        res["reports"],
-        stg.secs,
-    )
+    parts = ("sim", "quality", "backtest", "models", "champion", "paper", "reports")
+    r = QuickstartResult(str(d), str(sp), uri, *(res[k] for k in parts), stg.secs)
     (d / "quickstart.json").write_text(json.dumps(asdict(r), indent=1, default=str))
     return r
 

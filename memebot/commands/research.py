@@ -117,6 +117,16 @@ _METRIC_ROWS = [
     "final_equity",
 ]
 
+# %% ../../nbs/93_commands.research.ipynb #491452ad
+def _backtest_tearsheet(res, strat, feed, tf: str, m: dict, stats, notes, out: Path | None, s) -> dict:
+    "Write the backtest's tearsheet (PNG + HTML); its paths."
+    from memebot.backtest import order_rows
+    from memebot.metrics import tearsheet
+
+    od = out or s.resolve(s.backtest.output_dir) / f"{strat.name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
+    title = f"{strat.id} {', '.join(feed.symbols[:5])}{' ...' if len(feed.symbols) > 5 else ''} {tf}"
+    return tearsheet(res.equity, m, od, res.trades, title, orders=order_rows(stats), notes=notes)
+
 # %% ../../nbs/93_commands.research.ipynb #8da2920801
 def backtest_doc(res, strat, feed, tf: str, m: dict, stats: dict, notes: list[str], paths: dict) -> dict:
     "The run as a JSON-able document: parameters, metrics, order stats, warnings, rejections, trades, tearsheet."
@@ -206,10 +216,8 @@ def backtest_cmd(
     quiet_logs()
     import pandas as pd
     from memebot.strategy import get_strategy, parse_param_args
-    from memebot.backtest import Engine, order_rows, order_notes
+    from memebot.backtest import Engine, order_notes
     from memebot.exec import make_broker
-    from memebot.core import OrderStatus
-    from memebot.metrics import tearsheet
 
     cash = positive(cash, "--cash")
     if not 0 <= fail_prob < 1:
@@ -218,25 +226,13 @@ def backtest_cmd(
     feed, ch = load_candles(split_symbols(symbols), tf, start, end, source, chain)
     s = settings()
     broker = make_broker(fill, ch, fee_bps, slippage_bps, liquidity, failure_prob=fail_prob, seed=seed, settings=s)
-    with (
-        console.status(f"backtest {strat.id} over {feed.n_bars:,} bars", spinner="dots")
-        if console.is_terminal
-        else _null()
-    ):
-        res = Engine(
-            strat,
-            feed,
-            broker,
-            risk="settings" if risk else None,
-            cash=cash if cash is not None else s.backtest.initial_cash_usd,
-        ).run()
-    m, trades, stats = res.metrics(), res.trades, res.order_stats()
+    cash = cash if cash is not None else s.backtest.initial_cash_usd
+    spin = console.status(f"backtest {strat.id} over {feed.n_bars:,} bars", spinner="dots")
+    with spin if console.is_terminal else _null():
+        res = Engine(strat, feed, broker, risk="settings" if risk else None, cash=cash).run()
+    m, stats = res.metrics(), res.order_stats()
     notes = order_notes(stats, res.risk)
-    paths = {}
-    if tearsheet_:
-        od = out or s.resolve(s.backtest.output_dir) / f"{strat.name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
-        title = f"{strat.id} {', '.join(feed.symbols[:5])}{' ...' if len(feed.symbols) > 5 else ''} {tf}"
-        paths = tearsheet(res.equity, m, od, trades, title, orders=order_rows(stats), notes=notes)
+    paths = _backtest_tearsheet(res, strat, feed, tf, m, stats, notes, out, s) if tearsheet_ else {}
     doc = backtest_doc(res, strat, feed, tf, m, stats, notes, paths)
     if write_json(doc, json_out):
         return
@@ -249,6 +245,20 @@ class _null:
 
     def __exit__(self, *a):
         return False
+
+# %% ../../nbs/93_commands.research.ipynb #e40c75d0
+def _sweep_files(res, grid: dict, cls, feed, tf: str, metric: str, out: Path | None, s) -> Path:
+    "Write results.csv (and heatmap.png); the folder."
+    from memebot.backtest.vector import heatmap
+
+    od = out or s.resolve(s.backtest.output_dir) / f"sweep-{cls.name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
+    od.mkdir(parents=True, exist_ok=True)
+    res.to_csv(od / "results.csv", index=False)
+    varied = [k for k, v in grid.items() if len(v) > 1]
+    if len(varied) >= 2:
+        title = f"{cls.name}: {metric} ({tf}, {len(feed.symbols)} symbols)"
+        heatmap(res, varied[0], varied[1], metric, od / "heatmap.png", title)
+    return od
 
 # %% ../../nbs/93_commands.research.ipynb #ba210979
 def _print_sweep(res, g: dict, cls, feed, metric: str, top: int, el: float, od) -> None:
@@ -292,12 +302,12 @@ def sweep_cmd(
     metric: str = typer.Option("sharpe", "--metric", help="Rank by: sharpe, total_return, max_drawdown, trades."),
     top: int = typer.Option(10, "--top"),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for results.csv and heatmap.png."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write all results as JSON."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write all results as JSON ('-' for stdout)."),
 ):
     "Sweep a parameter grid with vectorbt (every symbol x combination); print the best, write CSV and a heatmap."
     quiet_logs()
     from memebot.strategy import strategy_class, parse_param_args
-    from memebot.backtest.vector import sweep, parse_grid, heatmap
+    from memebot.backtest.vector import sweep, parse_grid
     from rich.progress import Progress
 
     cls = strategy_class(strategy)
@@ -311,36 +321,17 @@ def sweep_cmd(
     feed, ch = load_candles(split_symbols(symbols), tf, start, end, source, chain)
     s = settings()
     fee = (s.backtest.cex_fee_bps if ch == "cex" else s.backtest.raydium_fee_bps) if fee_bps is None else fee_bps
+    cash = cash if cash is not None else s.backtest.initial_cash_usd
     t0 = time.perf_counter()
     with Progress(console=err_console, transient=True, disable=not err_console.is_terminal) as prog:
         task = prog.add_task("sweep", total=None)
-        res = sweep(
-            cls,
-            feed.frame(tf),
-            g,
-            cash if cash is not None else s.backtest.initial_cash_usd,
-            fee,
-            slippage_bps,
-            progress=lambda d, n: prog.update(task, completed=d, total=n),
-        )
+        shown = lambda d, n: prog.update(task, completed=d, total=n)
+        res = sweep(cls, feed.frame(tf), g, cash, fee, slippage_bps, progress=shown)
     el = time.perf_counter() - t0
-    od = out or s.resolve(s.backtest.output_dir) / f"sweep-{cls.name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
     res["risk"] = "off (vectorized sweep)"
-    od.mkdir(parents=True, exist_ok=True)
-    res.to_csv(od / "results.csv", index=False)
-    varied = [k for k, v in g.items() if len(v) > 1]
-    if len(varied) >= 2:
-        heatmap(
-            res,
-            varied[0],
-            varied[1],
-            metric,
-            od / "heatmap.png",
-            f"{cls.name}: {metric} ({tf}, {len(feed.symbols)} symbols)",
-        )
-    if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(json_safe(res.to_dict("records"))))
+    od = _sweep_files(res, g, cls, feed, tf, metric, out, s)
+    if write_json(json_safe(res.to_dict("records")), json_out):
+        return
     _print_sweep(res, g, cls, feed, metric, top, el, od)
 
 # %% ../../nbs/93_commands.research.ipynb #ba21097901
