@@ -211,6 +211,45 @@ def load_run(store: Store, run_id: str) -> dict | None:
 FEEDS = ("replay", "sim", "live")
 
 # %% ../nbs/70_live.ipynb #4ee38d7f01
+def _replay_chain(store, rf, spec: dict) -> str:
+    "The one chain of a replay's selection; a RunError naming what is missing or ambiguous."
+    sql, args = rf.query()
+    q = f"SELECT symbol, count(*), count(DISTINCT chain), min(chain) FROM ({sql}) GROUP BY symbol"
+    rows = store.cursor().execute(q, args).fetchall()
+    missing = sorted(set(spec.get("symbols") or []) - {r[0] for r in rows})
+    if not rows and not missing:
+        raise RunError(f"no data: no {spec['tf']} candles stored in the range (run `memebot data import PATH` first)")
+    if missing:
+        raise RunError(f"unknown symbol {missing[0]!r}: no {spec['tf']} candles stored for it in the range")
+    chains = sorted({r[3] for r in rows})
+    if len(chains) > 1 or any(r[2] > 1 for r in rows):
+        raise RunError(f"symbols span several chains ({', '.join(chains)}): choose one with --chain")
+    srcs = store.cursor().execute(f"SELECT count(DISTINCT source) FROM ({sql})", args).fetchone()[0]
+    if srcs > 1 and not spec.get("source"):
+        raise RunError("the symbols are stored by several sources: choose one with --source")
+    return chains[0]
+
+# %% ../nbs/70_live.ipynb #37bdb8c0
+def _replay_feed(spec: dict, store_path, settings) -> tuple:
+    "(bar slices of the stored candles the spec selects, their chain)."
+    from memebot.data.replay import ReplayFeed
+    from memebot.data.store import Store, candles, upsert, CANDLE_COLUMNS, store_path as store_file
+    from memebot.core import tf_seconds
+
+    tf_seconds(spec["tf"])
+    parse_range(spec.get("start"), spec.get("end"))
+    path = store_file(store_path, settings or get_settings())
+    if not path.exists():
+        raise RunError(f"no data: the store {path} is empty (run `memebot data import PATH` first)")
+    sel = tuple(spec.get(k) for k in ("symbols", "tf", "start", "end", "source", "chain"))
+    with Store(path, read_only=True) as store:  # held only while the bars are read
+        chain = _replay_chain(store, ReplayFeed(store, "candles", *sel), spec)
+        df = candles(store, *sel, columns=CANDLE_COLUMNS)
+    mem = Store(":memory:")
+    upsert(mem, "candles", df)
+    return BarSlices.from_replay(ReplayFeed(mem, "candles", *sel), spec.get("speed")), chain
+
+# %% ../nbs/70_live.ipynb #a3775550
 def build_feed(
     spec: dict,  # the run spec: feed, tf, symbols, start, end, source, chain, speed, seed, minutes, ...
     store_path=None,  # the market store (default `[store] path`); read only while loading a replay
@@ -219,51 +258,7 @@ def build_feed(
     "The feed a run spec names, and the chain of its data: (feed, chain). A replay loads its bars into memory first."
     kind = spec["feed"]
     if kind == "replay":
-        from memebot.data.replay import ReplayFeed
-        from memebot.data.store import Store, candles, upsert, CANDLE_COLUMNS, store_path as store_file
-        from memebot.core import tf_seconds
-
-        tf_seconds(spec["tf"])
-        parse_range(spec.get("start"), spec.get("end"))
-        s = settings or get_settings()
-        path = store_file(store_path, s)
-        if not path.exists():
-            raise RunError(f"no data: the store {path} is empty (run `memebot data import PATH` first)")
-        sel = (
-            spec.get("symbols"),
-            spec["tf"],
-            spec.get("start"),
-            spec.get("end"),
-            spec.get("source"),
-            spec.get("chain"),
-        )
-        with Store(path, read_only=True) as store:  # held only while the bars are read
-            rf = ReplayFeed(store, "candles", *sel)
-            sql, args = rf.query()
-            rows = (
-                store.cursor()
-                .execute(
-                    f"SELECT symbol, count(*), count(DISTINCT chain), min(chain) FROM ({sql}) GROUP BY symbol", args
-                )
-                .fetchall()
-            )
-            missing = sorted(set(spec.get("symbols") or []) - {r[0] for r in rows})
-            if not rows and not missing:
-                raise RunError(
-                    f"no data: no {spec['tf']} candles stored in the range (run `memebot data import PATH` first)"
-                )
-            if missing:
-                raise RunError(f"unknown symbol {missing[0]!r}: no {spec['tf']} candles stored for it in the range")
-            chains = sorted({r[3] for r in rows})
-            if len(chains) > 1 or any(r[2] > 1 for r in rows):
-                raise RunError(f"symbols span several chains ({', '.join(chains)}): choose one with --chain")
-            srcs = store.cursor().execute(f"SELECT count(DISTINCT source) FROM ({sql})", args).fetchone()[0]
-            if srcs > 1 and not spec.get("source"):
-                raise RunError("the symbols are stored by several sources: choose one with --source")
-            df = candles(store, sel[0], sel[1], sel[2], sel[3], sel[4], sel[5], columns=CANDLE_COLUMNS)
-        mem = Store(":memory:")
-        upsert(mem, "candles", df)
-        return BarSlices.from_replay(ReplayFeed(mem, "candles", *sel), spec.get("speed")), chains[0]
+        return _replay_feed(spec, store_path, settings)
     if kind == "sim":
         from memebot.data.sim import MarketSim
 
@@ -281,6 +276,16 @@ def build_feed(
             f = BarFeed(f, [spec["live_tf"]])
         return f, "solana"
     raise RunError(f"--feed {kind!r}: expected one of {', '.join(FEEDS)}")
+
+# %% ../nbs/70_live.ipynb #a8066a72
+def _node_environment(environment, s) -> Environment:
+    "The node's `Environment`, or a RunError when it may not run in it."
+    env = Environment(environment)
+    if env is Environment.BACKTEST:
+        raise RunError("a TradingNode runs paper or live; backtests use Engine")
+    if env is Environment.LIVE and s.live.environment is not Environment.LIVE:
+        raise RunError("live trading is off: set [live] live_trading_enabled = true and paper_trading_mode = false")
+    return env
 
 # %% ../nbs/70_live.ipynb #9b74d4d1
 _TTO = histogram("tick_to_order_seconds", "Market event in -> order handed to the broker (risk checks included)")
@@ -358,11 +363,7 @@ class TradingNode:
         environment: Environment = Environment.PAPER,
     ):  # LIVE only where the settings allow live trading
         s = self.settings = settings or get_settings()
-        self.environment = Environment(environment)
-        if self.environment is Environment.BACKTEST:
-            raise RunError("a TradingNode runs paper or live; backtests use Engine")
-        if self.environment is Environment.LIVE and s.live.environment is not Environment.LIVE:
-            raise RunError("live trading is off: set [live] live_trading_enabled = true and paper_trading_mode = false")
+        self.environment = _node_environment(environment, s)
         self.run_id, self.feed, self.ledger = run_id, feed, ledger
         self.store = store if store is not None else (ledger.store if ledger is not None else None)
         self.risk = risk if risk is not None else RiskEngine.from_settings(s, watch_kill_file=True)
@@ -375,40 +376,35 @@ class TradingNode:
         self.clock, self.live_clock = clock, not clock.simulated
         self.cash = float(cash if cash is not None else s.live.starting_cash_usd)
         self.heartbeat_s = float(heartbeat_s if heartbeat_s is not None else s.live.heartbeat_seconds)
+        timed, pf = _Timed(self.broker, self), Portfolio(cash=self.cash)
         self.engine = Engine(
-            strategy,
-            feed,
-            _Timed(self.broker, self),
-            clock,
-            self.risk_chain,
-            Portfolio(cash=self.cash),
-            run_id=run_id,
-            environment=self.environment,
+            strategy, feed, timed, clock, self.risk_chain, pf, run_id=run_id, environment=self.environment
         )
         self.engine.on_rejected = self._rejected
-        self.rejections: deque = deque(maxlen=20)  # (ts, client_id, symbol, reason) of the last refused orders
-        self.strategy = strategy
+        self.strategy, self.max_samples = strategy, max_samples
         self.log = get_logger("memebot.node", run_id=run_id, strategy=strategy.name)
-        self.latencies_ns: list[int] = []
-        self.max_samples = max_samples
-        self.last_orders: deque = deque(maxlen=20)
-        self.orders_sent = 0
-        self.events = 0
-        self.last_ts = 0
-        self.last_wall = 0
-        self.status_text, self.mode, self.interrupted = "created", "fresh", False
-        self._t_in = time.perf_counter_ns()
-        self._in_step = False
-        self._halts: list = []
-        self._stopping = False
-        self._task = None
-        self._counted = self._orders_counted = 0
-        self._next_beat = time.perf_counter_ns() + int(self.heartbeat_s * NS)
+        self._init_state()
         self.risk.add_halt_listener(self._on_halt)
         if ledger is not None:  # held triggers (stop-losses...) live in the ledger too: restarts keep them
             self.engine.om.on_held = ledger.record_held
             self.engine.om.on_released = lambda o: ledger.release_held(o.client_id)
         self._recover()
+
+# %% ../nbs/70_live.ipynb #4134d083
+@patch
+def _init_state(self: TradingNode):
+    "Zero the node's run-time counters and status."
+    self.rejections: deque = deque(maxlen=20)  # (ts, client_id, symbol, reason) of the last refused orders
+    self.latencies_ns: list[int] = []
+    self.last_orders: deque = deque(maxlen=20)
+    self.orders_sent = self.events = self.last_ts = self.last_wall = 0
+    self.status_text, self.mode, self.interrupted = "created", "fresh", False
+    self._t_in = time.perf_counter_ns()
+    self._in_step = self._stopping = False
+    self._halts: list = []
+    self._task = None
+    self._counted = self._orders_counted = 0
+    self._next_beat = time.perf_counter_ns() + int(self.heartbeat_s * NS)
 
 # %% ../nbs/70_live.ipynb #9b74d4d102
 # ---- restart -----------------------------------------------------------------------------------------------
