@@ -251,41 +251,45 @@ class RiskEngine(RiskHook):
         self._move = c.circuit_price_move_pct / 100.0
         self._dev = c.circuit_source_deviation_pct / 100.0
         self._reset_off = _reset_offset_ns(c.daily_reset_utc)
-        self.latches: dict[str, str] = {}  # kind -> reason
-        self.state = TradingState.ACTIVE
-        self.history: deque[StateChanged] = deque(maxlen=1000)
-        self.flatten = False  # a kill asked to flatten: exits pass while halted
-        self._halt_listeners: list[Callable] = []
-        self._state_listeners: list[Callable] = []
-        self.prices: dict[str, float] = {}  # symbol -> last price (any source)
-        self.liquidity: dict[str, float] = {}  # symbol -> pool liquidity, USD
-        self._src_px: dict[str, dict] = {}  # symbol -> {source: (ts, price)}
-        self._windows: dict[str, _MinMaxWindow] = {}
         self._symbol_scope = c.circuit_price_move_scope == "symbol"
-        self.paused: dict[
-            str, tuple
-        ] = {}  # symbol -> (until_ns, reason): no entries (price-move breaker, symbol scope)
-        self._px_version = 0  # bumped by every price observation (keys the exposure cache)
-        self._gross_cache: tuple | None = None  # (state key, total, per symbol): exposure of positions and open orders
-        self._equity_cache: tuple | None = None  # (state key, equity) for the daily-loss check
-        self.pauses: deque = deque(maxlen=100)  # (ts, symbol, reason) of recent pauses, for dashboards
-        self._sent: deque[int] = deque()  # accepted order times, for the rate limit
-        self._safety_cache: dict[str, tuple] = {}
-        self.failed_in_row = 0
-        self.last_event_ns: int | None = None
-        self.now_ns = 0
-        self._day: int | None = None
-        self._day_start_equity: float | None = None
-        self.daily_pnl = 0.0
-        self._portfolio: Portfolio | None = None
-        self._next_kill_poll = 0
-        self._kill_mtime: int | None = None  # mtime of the kill file we latched on
+        self._init_state()
         self._resume_mtime = self._mtime(resume_marker(self.kill_file)) if self.kill_file else None
         self.label = "risk engine ([risk] limits)"
         self.running = True  # False once the node that owns it has stopped (see `close`)
         _STATE.labels(name).set(0)
         if self.kill_file is not None:
             self._poll_kill(force=True)
+
+# %% ../../nbs/50_risk.ipynb #cec547b5
+@patch
+def _init_state(self: RiskEngine):
+    "The trading state, the market it has seen and its counters, all empty."
+    self.latches: dict[str, str] = {}  # kind -> reason
+    self.state = TradingState.ACTIVE
+    self.history: deque[StateChanged] = deque(maxlen=1000)
+    self.flatten = False  # a kill asked to flatten: exits pass while halted
+    self._halt_listeners: list[Callable] = []
+    self._state_listeners: list[Callable] = []
+    self.prices: dict[str, float] = {}  # symbol -> last price (any source)
+    self.liquidity: dict[str, float] = {}  # symbol -> pool liquidity, USD
+    self._src_px: dict[str, dict] = {}  # symbol -> {source: (ts, price)}
+    self._windows: dict[str, _MinMaxWindow] = {}
+    self.paused: dict[str, tuple] = {}  # symbol -> (until_ns, reason): no entries (price-move breaker, symbol scope)
+    self._px_version = 0  # bumped by every price observation (keys the exposure cache)
+    self._gross_cache: tuple | None = None  # (state key, total, per symbol): exposure of positions and open orders
+    self._equity_cache: tuple | None = None  # (state key, equity) for the daily-loss check
+    self.pauses: deque = deque(maxlen=100)  # (ts, symbol, reason) of recent pauses, for dashboards
+    self._sent: deque[int] = deque()  # accepted order times, for the rate limit
+    self._safety_cache: dict[str, tuple] = {}
+    self.failed_in_row = 0
+    self.last_event_ns: int | None = None
+    self.now_ns = 0
+    self._day: int | None = None
+    self._day_start_equity: float | None = None
+    self.daily_pnl = 0.0
+    self._portfolio: Portfolio | None = None
+    self._next_kill_poll = 0
+    self._kill_mtime: int | None = None  # mtime of the kill file we latched on
 
 # %% ../../nbs/50_risk.ipynb #10e6cb8a02
 @patch(cls_method=True)
