@@ -131,35 +131,15 @@ def execute_notebook(src: Path, dest: Path, timeout: int = 600, skip_flags: set[
     nbformat.write(nb, dest)
 
 # %% ../nbs/98_docs.ipynb #53a41dd802
-def build_docs(
-    root: Path | str,  # the project root (has nbs/ and README.md)
-    out: Path | str,  # the site folder (created or replaced)
-    execute: bool = False,  # run each notebook first so pages show outputs
-    timeout: int = 600,  # per-cell timeout when executing
-    only: list[str] | None = None,  # render only these notebook names (for quick checks)
-    workers: int = 2,  # notebooks executed at once (each in its own kernel)
-) -> Path:
-    "Build the static docs site into `out`; returns it. Nothing is written anywhere else."
-    import tempfile
+def _stage_notebooks(nbs: Path, stage: Path, execute: bool, timeout: int, only, workers: int):
+    "Copy (or execute) the notebooks into `stage`, cleaned for readers."
     from concurrent.futures import ThreadPoolExecutor
 
-    root = Path(root).resolve()
-    nbs = root / "nbs"
-    if not nbs.is_dir():
-        raise DocsError(f"{nbs}: no notebooks folder")
-    out = Path(out).resolve()
-    if out == root or root in out.parents and out.parts[len(root.parts)] in ("nbs", "memebot"):
-        raise DocsError(f"--out {out}: would overwrite the project's sources; choose a folder of its own")
-    tmp = tempfile.TemporaryDirectory(prefix="memebot-docs-")
-    stage = Path(tmp.name) / "src"
-    stage.mkdir(parents=True)
-    (stage / "index.md").write_text(_index_md(root))
-    (stage / "extra.css").write_text(_CSS)
-    nbfiles = sorted(
+    files = sorted(
         p for p in nbs.rglob("*.ipynb") if not any(part.startswith(("_", ".")) for part in p.relative_to(nbs).parts)
     )
     if only:
-        nbfiles = [p for p in nbfiles if p.name in only or p.stem in only]
+        files = [p for p in files if p.name in only or p.stem in only]
 
     def stage_one(p: Path):
         dest = stage / p.relative_to(nbs)
@@ -171,8 +151,11 @@ def build_docs(
         dest.write_text(json.dumps(for_readers(json.loads(dest.read_text())), indent=1))
 
     with ThreadPoolExecutor(max(1, workers if execute else 1)) as pool:
-        list(pool.map(stage_one, nbfiles))
-    nav = site_nav(stage)
+        list(pool.map(stage_one, files))
+
+# %% ../nbs/98_docs.ipynb #0116ddf3
+def _mkdocs(stage: Path, out: Path, workdir: Path):
+    "Run `mkdocs build` on the staged pages into `out`; a DocsError with mkdocs' last line when it fails."
     cfg = {
         "site_name": "memebot",
         "docs_dir": str(stage),
@@ -184,20 +167,40 @@ def build_docs(
             {"mkdocs-jupyter": {"include_source": True, "execute": False, "ignore_h1_titles": False}},
             "search",
         ],
-        "nav": nav,
+        "nav": site_nav(stage),
     }
-    yml = Path(tmp.name) / "mkdocs.yml"
+    yml = workdir / "mkdocs.yml"
     yml.write_text(json.dumps(cfg, indent=1))  # JSON is valid YAML
     mk = Path(sys.executable).parent / "mkdocs"
-    try:
-        r = subprocess.run(
-            [str(mk) if mk.exists() else "mkdocs", "build", "-q", "-f", str(yml)],
-            capture_output=True,
-            text=True,
-            cwd=tmp.name,  # caches and scratch files land in the temporary folder
-        )
-        if r.returncode != 0:
-            raise DocsError(f"mkdocs build failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
-    finally:
-        tmp.cleanup()
+    cmd = [str(mk) if mk.exists() else "mkdocs", "build", "-q", "-f", str(yml)]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir)
+    if r.returncode != 0:
+        raise DocsError(f"mkdocs build failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
+
+# %% ../nbs/98_docs.ipynb #e25ae651
+def build_docs(
+    root: Path | str,  # the project root (has nbs/ and README.md)
+    out: Path | str,  # the site folder (created or replaced)
+    execute: bool = False,  # run each notebook first so pages show outputs
+    timeout: int = 600,  # per-cell timeout when executing
+    only: list[str] | None = None,  # render only these notebook names (for quick checks)
+    workers: int = 2,  # notebooks executed at once (each in its own kernel)
+) -> Path:
+    "Build the static docs site into `out`; returns it. Nothing is written anywhere else."
+    import tempfile
+
+    root = Path(root).resolve()
+    nbs = root / "nbs"
+    if not nbs.is_dir():
+        raise DocsError(f"{nbs}: no notebooks folder")
+    out = Path(out).resolve()
+    if out == root or root in out.parents and out.parts[len(root.parts)] in ("nbs", "memebot"):
+        raise DocsError(f"--out {out}: would overwrite the project's sources; choose a folder of its own")
+    with tempfile.TemporaryDirectory(prefix="memebot-docs-") as tmp:
+        stage = Path(tmp) / "src"
+        stage.mkdir(parents=True)
+        (stage / "index.md").write_text(_index_md(root))
+        (stage / "extra.css").write_text(_CSS)
+        _stage_notebooks(nbs, stage, execute, timeout, only, workers)
+        _mkdocs(stage, out, Path(tmp))
     return out

@@ -63,6 +63,40 @@ def trade_stats(t: pd.DataFrame) -> dict:
     }
 
 # %% ../nbs/43_metrics.ipynb #8970ea4e
+_NAN = float("nan")
+
+
+def _returns_stats(eq: pd.Series, start: float, final: float, r: np.ndarray, ppy: float, risk_free: float) -> dict:
+    "CAGR, volatility, Sharpe and Sortino (annualized with `ppy` periods a year) of per-bar returns `r`."
+    years = (
+        (eq.index[-1] - eq.index[0]).total_seconds() / YEAR_S + (1 / ppy if ppy == ppy else 0) if len(eq) > 1 else _NAN
+    )
+    cagr = (final / start) ** (1 / years) - 1 if years == years and years > 0 and final > 0 else _NAN
+    ex = r - risk_free / ppy if ppy == ppy else r
+    sd = r.std(ddof=1) if len(r) > 1 else _NAN
+    dd_sd = math.sqrt(np.mean(np.minimum(ex, 0) ** 2)) if len(ex) else _NAN
+    return {
+        "cagr": cagr,
+        "volatility": sd * math.sqrt(ppy) if ppy == ppy else _NAN,
+        "sharpe": ex.mean() / sd * math.sqrt(ppy) if sd and sd == sd and sd > 0 else _NAN,
+        "sortino": ex.mean() / dd_sd * math.sqrt(ppy) if dd_sd and dd_sd == dd_sd and dd_sd > 0 else _NAN,
+    }
+
+# %% ../nbs/43_metrics.ipynb #6c604d54
+def _risk_stats(curve: pd.Series, r: np.ndarray, cagr: float, var_level: float) -> dict:
+    "Max drawdown and its duration, Calmar, VaR and CVaR of the equity `curve` (starting point included)."
+    dd = drawdown(curve) if len(curve) else pd.Series(dtype=float)
+    mdd = float(-dd.min()) if len(dd) else _NAN
+    out = {"max_drawdown": mdd, "max_drawdown_duration_days": longest_underwater(dd).total_seconds() / 86400}
+    out["calmar"] = cagr / mdd if mdd and mdd > 0 and cagr == cagr else _NAN
+    if len(r):
+        q = np.quantile(r, 1 - var_level)
+        out["var_95"], out["cvar_95"] = float(-q), float(-r[r <= q].mean())
+    else:
+        out["var_95"] = out["cvar_95"] = _NAN
+    return out
+
+# %% ../nbs/43_metrics.ipynb #fb53e711
 def compute(
     equity: pd.Series,  # equity curve indexed by UTC time
     trades: pd.DataFrame | None = None,  # round trips (symbol, pnl, fees, size, entry_price, status, ...)
@@ -74,61 +108,20 @@ def compute(
 ) -> dict:
     "Total return, CAGR, Sharpe, Sortino, Calmar, drawdown and duration, VaR/CVaR, trades, exposure, turnover, fees."
     eq = equity.astype(float).dropna()
-    start = float(initial_cash) if initial_cash is not None else (float(eq.iloc[0]) if len(eq) else float("nan"))
-    out = {
-        "start": str(eq.index[0]) if len(eq) else None,
-        "end": str(eq.index[-1]) if len(eq) else None,
-        "bars": int(len(eq)),
-        "initial_equity": start,
-        "final_equity": float(eq.iloc[-1]) if len(eq) else start,
-    }
-    out["total_return"] = out["final_equity"] / start - 1 if start else float("nan")
-    ppy = periods_per_year(eq.index)
-    r = (
-        pd.concat([pd.Series([start], [eq.index[0] - pd.Timedelta(1, "ns")]), eq]).pct_change().dropna().to_numpy()
-        if len(eq)
-        else np.array([])
-    )
-    years = (
-        (eq.index[-1] - eq.index[0]).total_seconds() / YEAR_S + (1 / ppy if ppy == ppy else 0)
-        if len(eq) > 1
-        else float("nan")
-    )
-    out["cagr"] = (
-        (out["final_equity"] / start) ** (1 / years) - 1
-        if years == years and years > 0 and out["final_equity"] > 0
-        else float("nan")
-    )
-    ex = r - risk_free / ppy if ppy == ppy else r
-    sd = r.std(ddof=1) if len(r) > 1 else float("nan")
-    out["volatility"] = sd * math.sqrt(ppy) if ppy == ppy else float("nan")
-    out["sharpe"] = ex.mean() / sd * math.sqrt(ppy) if sd and sd == sd and sd > 0 else float("nan")
-    dd_sd = math.sqrt(np.mean(np.minimum(ex, 0) ** 2)) if len(ex) else float("nan")
-    out["sortino"] = ex.mean() / dd_sd * math.sqrt(ppy) if dd_sd and dd_sd == dd_sd and dd_sd > 0 else float("nan")
-    dd = (
-        drawdown(pd.concat([pd.Series([start], [eq.index[0] - pd.Timedelta(1, "ns")]), eq]))
-        if len(eq)
-        else pd.Series(dtype=float)
-    )
-    out["max_drawdown"] = float(-dd.min()) if len(dd) else float("nan")
-    out["max_drawdown_duration_days"] = longest_underwater(dd).total_seconds() / 86400
-    out["calmar"] = (
-        out["cagr"] / out["max_drawdown"]
-        if out["max_drawdown"] and out["max_drawdown"] > 0 and out["cagr"] == out["cagr"]
-        else float("nan")
-    )
-    if len(r):
-        q = np.quantile(r, 1 - var_level)
-        out["var_95"], out["cvar_95"] = float(-q), float(-r[r <= q].mean())
-    else:
-        out["var_95"] = out["cvar_95"] = float("nan")
+    n = len(eq)
+    start = float(initial_cash) if initial_cash is not None else (float(eq.iloc[0]) if n else _NAN)
+    final = float(eq.iloc[-1]) if n else start
+    out = {"start": str(eq.index[0]) if n else None, "end": str(eq.index[-1]) if n else None, "bars": int(n)}
+    out |= {"initial_equity": start, "final_equity": final, "total_return": final / start - 1 if start else _NAN}
+    curve = pd.concat([pd.Series([start], [eq.index[0] - pd.Timedelta(1, "ns")]), eq]) if n else eq
+    r = curve.pct_change().dropna().to_numpy() if n else np.array([])
+    out |= _returns_stats(eq, start, final, r, periods_per_year(eq.index), risk_free)
+    out |= _risk_stats(curve, r, out["cagr"], var_level)
     t = trades if trades is not None else pd.DataFrame(columns=["pnl", "status", "symbol", "fees"])
     out.update(trade_stats(t))
-    out["exposure"] = (
-        float((exposure.reindex(eq.index).fillna(0) > 0).mean()) if exposure is not None and len(eq) else float("nan")
-    )
+    out["exposure"] = float((exposure.reindex(eq.index).fillna(0) > 0).mean()) if exposure is not None and n else _NAN
     notional = sum(f.qty * f.price for f in fills) if fills else 0.0
-    out["turnover"] = notional / float(eq.mean()) if len(eq) and eq.mean() > 0 else float("nan")
+    out["turnover"] = notional / float(eq.mean()) if n and eq.mean() > 0 else _NAN
     out["fees_paid"] = float(sum(f.fee for f in fills)) if fills else float(t["fees"].sum()) if "fees" in t else 0.0
     out["attribution"] = {str(k): float(v) for k, v in t.groupby("symbol")["pnl"].sum().items()} if len(t) else {}
     return {k: float(v) if isinstance(v, (np.floating, np.integer)) else v for k, v in out.items()}

@@ -422,7 +422,6 @@ def _fill(self: SimulatedBroker, sym, price, volume, ts, out):
     keep, fixed = [], self.fees.fixed
     cap = self._cap(volume) if self._cap else math.inf
     for o in self.pending.pop(sym):
-        short = None
         if self.fail_p and self.rng.random() < self.fail_p:
             o.transition(OrderStatus.FAILED, "transaction failed (simulated)")
             self._budget.pop(o.client_id, None)
@@ -432,21 +431,7 @@ def _fill(self: SimulatedBroker, sym, price, volume, ts, out):
             continue
         budget = self._budget.get(o.client_id, math.inf)
         try:
-            if type(o) is NotionalOrder:  # exact-in: spend what is left of the budget
-                spend = budget - fixed
-                if not spend > _DUST * o.notional:
-                    raise FillRefused(f"budget {budget:.6g} does not cover the network fee {fixed:.6g}")
-                e, pool = self._execute(sym, o.side, None, spend, price, volume)
-                if e.qty > cap:
-                    e, pool = self._execute(sym, o.side, cap, None, price, volume)
-            else:
-                e, pool = self._execute(sym, o.side, min(o.remaining, cap), None, price, volume)
-                if o.side is Side.BUY and e.qty * e.price + e.fee + fixed > budget * (1 + _DUST):
-                    over = f"price {e.price:.6g} moved beyond the cash reserved for the order ({budget:.6g})"
-                    if not budget - fixed > 0:
-                        raise FillRefused(over)
-                    e, pool = self._execute(sym, o.side, None, budget - fixed, price, volume)  # what the budget buys
-                    short = over
+            e, pool, short = self._execution(o, sym, price, volume, cap, budget, fixed)
         except FillRefused as err:
             self._budget.pop(o.client_id, None)
             if o.filled_qty > 0:
@@ -460,34 +445,66 @@ def _fill(self: SimulatedBroker, sym, price, volume, ts, out):
             continue
         if pool is not None:
             self.pools[sym][:] = pool
-        cost = e.qty * e.price + e.fee + fixed
         out.append(self._mk(o, ts, e.qty, e.price, e.fee + fixed))
-        o.avg_fill_price = (o.avg_fill_price * o.filled_qty + e.qty * e.price) / (o.filled_qty + e.qty)
-        o.filled_qty += e.qty
-        if type(o) is NotionalOrder:
-            left = budget - cost
-            self._budget[o.client_id] = left
-            done = left <= max(fixed, _DUST * o.notional)
-            o.qty = o.filled_qty if done else o.filled_qty + left / (e.price * 1.0001)
-        else:
-            if o.client_id in self._budget:
-                self._budget[o.client_id] = budget - cost
-            done = o.remaining <= 1e-12 * max(o.qty, 1.0)
-            if done:
-                o.filled_qty = o.qty
-        if done:
-            self._budget.pop(o.client_id, None)
-            o.transition(OrderStatus.FILLED)
-        elif short:  # a buy in base units that hit its budget: the rest is cancelled
-            self._budget.pop(o.client_id, None)
-            o.transition(OrderStatus.PARTIALLY_FILLED)
-            o.transition(OrderStatus.CANCELLED, f"rest cancelled: {short}")
+        left = self._book_fill(o, e, budget, fixed, short)
+        if left == "cut":
             out.append(o)
-        else:
-            o.transition(OrderStatus.PARTIALLY_FILLED)
+        elif left == "open":
             keep.append(o)
     if keep:
         self.pending[sym] = keep
+
+# %% ../../nbs/60_exec.ipynb #8ef73329
+@patch
+def _execution(self: SimulatedBroker, o, sym, price, volume, cap, budget, fixed):
+    "(execution, new pool reserves or None, reason the rest is cut short or None) for order `o` now."
+    short = None
+    if type(o) is NotionalOrder:  # exact-in: spend what is left of the budget
+        spend = budget - fixed
+        if not spend > _DUST * o.notional:
+            raise FillRefused(f"budget {budget:.6g} does not cover the network fee {fixed:.6g}")
+        e, pool = self._execute(sym, o.side, None, spend, price, volume)
+        if e.qty > cap:
+            e, pool = self._execute(sym, o.side, cap, None, price, volume)
+        return e, pool, short
+    e, pool = self._execute(sym, o.side, min(o.remaining, cap), None, price, volume)
+    if o.side is Side.BUY and e.qty * e.price + e.fee + fixed > budget * (1 + _DUST):
+        over = f"price {e.price:.6g} moved beyond the cash reserved for the order ({budget:.6g})"
+        if not budget - fixed > 0:
+            raise FillRefused(over)
+        e, pool = self._execute(sym, o.side, None, budget - fixed, price, volume)  # what the budget buys
+        short = over
+    return e, pool, short
+
+# %% ../../nbs/60_exec.ipynb #f27ce724
+@patch
+def _book_fill(self: SimulatedBroker, o, e, budget, fixed, short) -> str:
+    "Apply execution `e` to order `o`: 'filled', 'cut' (the rest cancelled) or 'open' (waits for the next bar)."
+    cost = e.qty * e.price + e.fee + fixed
+    o.avg_fill_price = (o.avg_fill_price * o.filled_qty + e.qty * e.price) / (o.filled_qty + e.qty)
+    o.filled_qty += e.qty
+    if type(o) is NotionalOrder:
+        left = budget - cost
+        self._budget[o.client_id] = left
+        done = left <= max(fixed, _DUST * o.notional)
+        o.qty = o.filled_qty if done else o.filled_qty + left / (e.price * 1.0001)
+    else:
+        if o.client_id in self._budget:
+            self._budget[o.client_id] = budget - cost
+        done = o.remaining <= 1e-12 * max(o.qty, 1.0)
+        if done:
+            o.filled_qty = o.qty
+    if done:
+        self._budget.pop(o.client_id, None)
+        o.transition(OrderStatus.FILLED)
+        return "filled"
+    if short:
+        self._budget.pop(o.client_id, None)
+        o.transition(OrderStatus.PARTIALLY_FILLED)
+        o.transition(OrderStatus.CANCELLED, f"rest cancelled: {short}")
+        return "cut"
+    o.transition(OrderStatus.PARTIALLY_FILLED)
+    return "open"
 
 # %% ../../nbs/60_exec.ipynb #01d7e95502
 @patch

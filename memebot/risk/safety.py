@@ -223,6 +223,39 @@ def verdict(self: TokenSafetyChecker, mint: str) -> TokenSafetyVerdict | None:
 
 # %% ../../nbs/51_risk.safety.ipynb #de34277303
 @patch
+async def _pool(self: TokenSafetyChecker, mint: str) -> tuple[dict, str | None]:
+    "(the token's pool facts, or {}; the error reading them): fail closed, a pool that cannot be read is not passed."
+    if self.pool_info is None:
+        return {}, None
+    try:
+        return await self.pool_info(mint) or {}, None
+    except Exception as e:
+        err = str(e) if isinstance(e, MemebotError) else f"{type(e).__name__}: {e}"
+        self.log.warning("pool_info_failed", mint=mint, error=err[:300])
+        return {}, err
+
+# %% ../../nbs/51_risk.safety.ipynb #f1f42c77
+@patch
+async def _program_holders(self: TokenSafetyChecker, largest: list) -> tuple[int, list[str]]:
+    "(atoms held by program-owned accounts, token accounts to leave out of the holder concentration)."
+    if not largest:
+        return 0, []
+    accs = await self.rpc.call("getMultipleAccounts", [a["address"] for a in largest], {"encoding": "base64"})
+    held, excl = 0, []
+    for a, ta in zip(largest, accs["value"]):
+        raw = base64.b64decode(ta["data"][0]) if ta is not None else b""
+        if len(raw) < 64:
+            continue
+        owner = Pubkey.from_bytes(raw[32:64])
+        if not owner.is_on_curve():
+            held += int(a["amount"])
+            excl.append(a["address"])
+        elif str(owner) in self.exclude_owners:
+            excl.append(a["address"])
+    return held, excl
+
+# %% ../../nbs/51_risk.safety.ipynb #d593db4b
+@patch
 async def check(self: TokenSafetyChecker, mint: str, refresh: bool = False) -> TokenSafetyVerdict:
     "Read the chain and judge `mint` (cached for `ttl_s`)."
     if not refresh and (v := self.verdict(mint)):
@@ -233,58 +266,23 @@ async def check(self: TokenSafetyChecker, mint: str, refresh: bool = False) -> T
     else:
         facts = parse_mint(acc["data"], acc["owner"])
         largest = (await self.rpc.call("getTokenLargestAccounts", mint))["value"]
-        pool, pool_error = {}, None
-        if self.pool_info is not None:
-            try:
-                pool = await self.pool_info(mint) or {}
-            except Exception as e:  # fail closed: a token whose pool cannot be read is refused, not passed
-                pool_error = str(e) if isinstance(e, MemebotError) else f"{type(e).__name__}: {e}"
-                self.log.warning("pool_info_failed", mint=mint, error=pool_error[:300])
+        pool, pool_error = await self._pool(mint)
         bca = bonding_curve_address(mint)
         bc = await self.rpc.account(bca)
-        curve = (
-            parse_bonding_curve(bc["data"])
-            if bc is not None and bc["owner"] == PUMPFUN_PROGRAM and len(bc["data"]) >= 49
-            else None
-        )
-        excl = list(pool.get("exclude", ()))
-        accs = (
-            (await self.rpc.call("getMultipleAccounts", [a["address"] for a in largest], {"encoding": "base64"}))[
-                "value"
-            ]
-            if largest
-            else []
-        )
-        prog_held = 0
-        for a, ta in zip(largest, accs):
-            if ta is None:
-                continue
-            raw = base64.b64decode(ta["data"][0])
-            if len(raw) < 64:
-                continue
-            owner = Pubkey.from_bytes(raw[32:64])
-            if not owner.is_on_curve():
-                prog_held += int(a["amount"])
-                excl.append(a["address"])
-            elif str(owner) in self.exclude_owners:
-                excl.append(a["address"])
+        ok_curve = bc is not None and bc["owner"] == PUMPFUN_PROGRAM and len(bc["data"]) >= 49
+        curve = parse_bonding_curve(bc["data"]) if ok_curve else None
+        prog_held, excl = await self._program_holders(largest)
+        excl = list(pool.get("exclude", ())) + excl
         facts["program_held_pct"] = round(100 * prog_held / facts["supply"], 2) if facts["supply"] else 0.0
         if curve is not None:  # the curve's own token account is not a holder
             from memebot.data.onchain import ata_address
 
             excl.append(str(ata_address(Pubkey.from_string(bca), Pubkey.from_string(mint), acc["owner"])))
+        pool_facts = dict(pool_required=self.pool_info is not None, pool_error=pool_error)
         v = assess(
-            mint,
-            facts,
-            largest,
-            excl,
-            pool.get("liquidity_usd"),
-            pool.get("created_s"),
-            curve,
-            risk=self.risk,
-            pool_required=self.pool_info is not None,
-            pool_error=pool_error,
-        )
+            mint, facts, largest, excl, pool.get("liquidity_usd"), pool.get("created_s"), curve, risk=self.risk,
+            **pool_facts,
+        )  # fmt: skip
         v.facts.update({k: pool[k] for k in ("pool", "pool_dex", "pool_source") if pool.get(k)})
         v.facts["program_held_pct"] = facts["program_held_pct"]
     self.cache[mint] = v
