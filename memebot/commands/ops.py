@@ -157,12 +157,11 @@ def _outcomes(st: dict) -> str:
     return out
 
 # %% ../../nbs/97_commands.ops.ipynb #1f96d57002
-def quickstart_story(r, s) -> list[str]:
-    "What the quickstart did and what its numbers mean, as lines that read at 80 columns (paths on their own lines)."
-    b, m, sim = r.backtest, r.backtest["metrics"], r.sim
+def _story_backtest(b: dict, sim: dict, s) -> list[str]:
+    "The market and the backtest: what ran, the result net of fees, and what the Sharpe ratio means here."
+    m = b["metrics"]
     pnl = m["final_equity"] - m["initial_equity"]
-    out = [f"quickstart: the whole loop offline in {sum(r.seconds.values()):.0f} s, in", f"    {r.dir}", ""]
-    out += _para(
+    out = _para(
         f"market: {sim.get('launches', '?')} simulated pump.fun launches and their AMM pools, "
         f"{sim['swaps']:,} swaps, {sim['candles']:,} candles (1m and 5m).",
         "",
@@ -180,48 +179,61 @@ def quickstart_story(r, s) -> list[str]:
         f"{m['fees_paid']:,.0f} USD of fees. Pump.fun launches jump and fade within minutes: an EMA cross "
         "enters after a jump and exits after the fade, so it mostly pays for moves that are over."
     )
+    sh = m["sharpe"]
+    how = "lost steadily" if sh < 0 else "gained steadily" if sh > 0 else "flat" if sh == sh else "no returns to judge"
     out += _para(
         f"The Sharpe ratio ({m['sharpe']:.1f}) is annualised from one simulated day of 1-minute bars: read it "
-        "as 'lost steadily', not as a forecast."
+        f"as '{how}', not as a forecast."
     )
     if b.get("orders"):
         out += _para(_outcomes(b["orders"]))
-    out += [f"  {w}" for w in b.get("warnings", [])]
-    out += ["  tearsheet:", f"    {b['tearsheet']}", ""]
-    out.append("models (trained walk-forward, promoted only if they beat the naive baselines):")
-    for x in r.models:
+    return out + [f"  {w}" for w in b.get("warnings", [])] + ["  tearsheet:", f"    {b['tearsheet']}", ""]
+
+# %% ../../nbs/97_commands.ops.ipynb #a96507b0
+def _story_models(models: list, champion: dict | None) -> list[str]:
+    "Each model's gate decision and scores, and the champion."
+    out = ["models (trained walk-forward, promoted only if they beat the naive baselines):"]
+    for x in models:
         out += _para(
             f"{x['family']} v{x['version']} -> @{x['decision']}: log-loss {x['log_loss']:.4f}, accuracy "
             f"{x['accuracy']:.3f}; {x['reason']}"
         )
-    out += _para(
-        f"champion: {r.champion['uri']} ({r.champion['family']})"
-        if r.champion
+    return out + _para(
+        f"champion: {champion['uri']} ({champion['family']})"
+        if champion
         else "champion: none (no model beat the naive baselines; `memebot models promote NAME VERSION` overrides)"
     )
+
+# %% ../../nbs/97_commands.ops.ipynb #b451e0ac
+def _story_paper(p: dict) -> list[str]:
+    "The paper run: window, predictions, outcomes, equity and risk state, pauses, the ledger."
+    st = p.get("order_stats") or {}
+    out = [""] + _para(
+        f"paper: {p['strategy']} trading {p['model']} on the replayed simulated market, "
+        f"{p['window'][0][:16]} to {p['window'][1][:16]} UTC after a {p['warmup_bars']}-bar warm-up: "
+        f"{p['predictions']} predictions.",
+        "",
+    )
+    if p.get("note"):
+        out += _para(p["note"])
+    if st:
+        out += _para(_outcomes(st))
+    pp = p["pnl"]
+    out += _para(
+        f"equity {p['equity']:,.2f} USD (realized {pp['realized']:+,.2f}, unrealized {pp['unrealized']:+,.2f}, "
+        f"fees {pp['fees']:,.2f}); risk state {p['risk']}" + (f": {p['risk_reason']}" if p.get("risk_reason") else "")
+    )
+    for sym, why in (p.get("paused") or {}).items():
+        out += _para(f"entries paused in {sym}: {why}")
+    return out + (["  ledger:", f"    {p['ledger']}"] if p.get("ledger") else [])
+
+# %% ../../nbs/97_commands.ops.ipynb #72f4776b
+def quickstart_story(r, s) -> list[str]:
+    "What the quickstart did and what its numbers mean, as lines that read at 80 columns (paths on their own lines)."
+    out = [f"quickstart: the whole loop offline in {sum(r.seconds.values()):.0f} s, in", f"    {r.dir}", ""]
+    out += _story_backtest(r.backtest, r.sim, s) + _story_models(r.models, r.champion)
     if r.paper is not None:
-        p = r.paper
-        st = p.get("order_stats") or {}
-        out += [""] + _para(
-            f"paper: {p['strategy']} trading {p['model']} on the replayed simulated market, "
-            f"{p['window'][0][:16]} to {p['window'][1][:16]} UTC after a {p['warmup_bars']}-bar warm-up: "
-            f"{p['predictions']} predictions.",
-            "",
-        )
-        if p.get("note"):
-            out += _para(p["note"])
-        if st:
-            out += _para(_outcomes(st))
-        pp = p["pnl"]
-        out += _para(
-            f"equity {p['equity']:,.2f} USD (realized {pp['realized']:+,.2f}, unrealized {pp['unrealized']:+,.2f}, "
-            f"fees {pp['fees']:,.2f}); risk state {p['risk']}"
-            + (f": {p['risk_reason']}" if p.get("risk_reason") else "")
-        )
-        for sym, why in (p.get("paused") or {}).items():
-            out += _para(f"entries paused in {sym}: {why}")
-        if p.get("ledger"):
-            out += ["  ledger:", f"    {p['ledger']}"]
+        out += _story_paper(r.paper)
     if r.reports:
         out += ["", "reports:"] + [f"    {v}" for v in r.reports.values()]
     return out
