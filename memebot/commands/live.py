@@ -59,9 +59,9 @@ _COSIGNER = typer.Option(
 
 # %% auto #0
 __all__ = ['live_app', 'wallet_app', 'testchain_app', 'sol_usd', 'live_risk', 'node_cash', 'live_buy', 'live_sell',
-           'run_live_node', 'live_run', 'solana_live_run', 'live_node', 'reconcile_report', 'live_reconcile',
-           'require_chain', 'evm_broker', 'evm_trade', 'evm_reconcile', 'live_revoke', 'wallet_balance', 'evm_live_run',
-           'evm_wallet_balance', 'testchain_serve']
+           'report_order', 'run_live_node', 'live_run', 'solana_live_run', 'live_node', 'reconcile_report',
+           'live_reconcile', 'require_chain', 'evm_broker', 'evm_trade', 'evm_reconcile', 'live_revoke',
+           'wallet_balance', 'evm_live_run', 'evm_wallet_balance', 'testchain_serve']
 
 # %% ../../nbs/95_commands.live.ipynb #8eb6649401
 async def sol_usd(s) -> float | None:
@@ -155,6 +155,16 @@ def live_sell(
         return evm_trade(c, "sell", mint, amount, slippage_bps, confirm, as_json)
     _trade("sell", mint, amount, slippage_bps, confirm, cosigners, as_json)
 
+# %% ../../nbs/95_commands.live.ipynb #f5acb28f
+def report_order(o, doc: dict, as_json: bool, line: str):
+    "Print a live order's outcome (`doc` as JSON, or `line` and its reason); exit 1 when it was refused or failed."
+    if as_json:
+        typer.echo(json.dumps(doc))
+    else:
+        console.print(line + (f" reason={o.reason}" if o.reason else ""), highlight=False)
+    if o.status.value in ("rejected", "failed", "expired"):
+        raise SystemExit(1)
+
 # %% ../../nbs/95_commands.live.ipynb #b6678e6301
 def _trade(side, mint, amount, slippage_bps, confirm, cosigners, as_json):
     from memebot.exec.chain import require_live, TradingHalted
@@ -192,17 +202,8 @@ def _trade(side, mint, amount, slippage_bps, confirm, cosigners, as_json):
                 "reason": o.reason,
                 "signature": sig.signature if sig else None,
             }
-            if as_json:
-                typer.echo(json.dumps(out))
-            else:
-                console.print(
-                    f"{side} {mint}: {o.status.value} qty={o.filled_qty} price={o.avg_fill_price:.10g} SOL"
-                    f"{' sig=' + out['signature'] if out['signature'] else ''}"
-                    f"{' reason=' + o.reason if o.reason else ''}",
-                    highlight=False,
-                )
-            if o.status.value in ("rejected", "failed", "expired"):
-                raise SystemExit(1)
+            line = f"{side} {mint}: {o.status.value} qty={o.filled_qty} price={o.avg_fill_price:.10g} SOL"
+            report_order(o, out, as_json, line + (f" sig={out['signature']}" if out["signature"] else ""))
         finally:
             await close_http()
             await b.aclose()
@@ -507,17 +508,8 @@ def evm_trade(chain: Chain, side: str, token: str, amount: str, slippage_bps, co
                 "reason": o.reason,
                 "tx_hash": tx.signature if tx else None,
             }
-            if as_json:
-                typer.echo(json.dumps(out))
-            else:
-                console.print(
-                    f"{side} {t} on {chain.value}: {o.status.value} qty={o.filled_qty} price={o.avg_fill_price:.10g}"
-                    f" {b.native}{' tx=' + out['tx_hash'] if out['tx_hash'] else ''}"
-                    f"{' reason=' + o.reason if o.reason else ''}",
-                    highlight=False,
-                )
-            if o.status.value in ("rejected", "failed", "expired"):
-                raise SystemExit(1)
+            line = f"{side} {t} on {chain.value}: {o.status.value} qty={o.filled_qty} price={o.avg_fill_price:.10g}"
+            report_order(o, out, as_json, f"{line} {b.native}" + (f" tx={out['tx_hash']}" if out["tx_hash"] else ""))
         finally:
             await b.aclose()
             st.close()

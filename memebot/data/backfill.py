@@ -10,7 +10,7 @@ import numpy as np, pandas as pd
 from ..core import MemebotError, ValidationError, Chain, NS, tf_seconds, ts_from
 from ..config import get_settings
 from ..obs import get_logger, counter
-from .store import Store, upsert, register_migration, ensure_schema
+from .store import Store, upsert, register_migration, ensure_schema, where_sql
 from memebot.data.sources import (
     GeckoTerminal,
     Ccxt,
@@ -50,19 +50,8 @@ def _dt(ns: int) -> pd.Timestamp:
 def checkpoints(store: Store, source: str | None = None, symbol: str | None = None) -> pd.DataFrame:
     "The backfill checkpoints (one row per range), newest first."
     ensure_schema(store)
-    where, args = [], []
-    for c, v in (("source", source), ("symbol", symbol)):
-        if v is not None:
-            where.append(f"{c} = ?")
-            args.append(v)
-    return (
-        store.cursor()
-        .execute(
-            f"SELECT * FROM backfill_ranges {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY updated DESC",
-            args,
-        )
-        .df()
-    )
+    where, args = where_sql([("source = ?", source), ("symbol = ?", symbol)])
+    return store.cursor().execute(f"SELECT * FROM backfill_ranges {where} ORDER BY updated DESC", args).df()
 
 # %% ../../nbs/11a_data.backfill.ipynb #89f72690
 def align(ns: int, tf: str, up: bool = False) -> int:

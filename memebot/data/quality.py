@@ -10,7 +10,7 @@ import numpy as np, pandas as pd
 from ..core import MemebotError, NS, tf_seconds
 from ..config import get_settings
 from ..obs import get_logger, counter
-from .store import Store, register_migration, ensure_schema, CANDLE_COLUMNS, CANDLE_KEY
+from .store import Store, register_migration, ensure_schema, where_sql, CANDLE_COLUMNS, CANDLE_KEY
 
 # %% auto #0
 __all__ = ['INVALID_REASONS', 'ANOMALY_REASONS', 'log', 'invalid_reasons', 'quarantine_invalid', 'robust_z', 'series_issues',
@@ -278,20 +278,8 @@ def quality_report(
 def quarantined(store: Store, symbol: str | None = None, reason: str | None = None) -> pd.DataFrame:
     "Rows in the quarantine table (optionally for one symbol or reason)."
     ensure_schema(store)
-    where, args = [], []
-    for c, v in (("symbol", symbol), ("reason", reason)):
-        if v is not None:
-            where.append(f"{c} = ?")
-            args.append(v)
-    return (
-        store.cursor()
-        .execute(
-            f"SELECT * FROM candles_quarantine {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY symbol, ts,"
-            " reason",
-            args,
-        )
-        .df()
-    )
+    where, args = where_sql([("symbol = ?", symbol), ("reason = ?", reason)])
+    return store.cursor().execute(f"SELECT * FROM candles_quarantine {where} ORDER BY symbol, ts, reason", args).df()
 
 # %% ../../nbs/14_data.quality.ipynb #c07b7d11
 def plot_issues(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio, time
 import pyarrow as pa
 from ..core import Chain, Side, Candle, Swap, Feed, SimClock, NS, ValidationError, tf_seconds
-from .store import Store, ensure_schema, _ts_param
+from .store import Store, ensure_schema, where_sql, _ts_param
 from fastcore.basics import patch
 
 # %% auto #0
@@ -53,26 +53,15 @@ class ReplayFeed(Feed):
 @patch
 def query(self: ReplayFeed) -> tuple[str, list]:
     "The SQL (and its parameters) that selects this replay's rows, for counting or inspecting them."
-    where, args = [], []
-    if self.symbols is not None:
-        ph = ", ".join("?" * len(self.symbols))
-        where.append(f"symbol IN ({ph})" if self.kind == "candles" else f"(pool IN ({ph}) OR mint IN ({ph}))")
-        args += list(self.symbols) * (1 if self.kind == "candles" else 2)
-    for col, v in (
-        ("tf", self.tf if self.kind == "candles" else None),
-        ("source", self.source),
-        ("chain", self.chain),
-    ):
-        if v is not None:
-            where.append(f"{col} = ?")
-            args.append(v)
-    if self.start is not None:
-        where.append("ts >= ?")
-        args.append(_ts_param(self.start))
-    if self.end is not None:
-        where.append("ts < ?")
-        args.append(_ts_param(self.end))
-    w = f"WHERE {' AND '.join(where)}" if where else ""
+    syms, candles_ = self.symbols, self.kind == "candles"
+    ph = ", ".join("?" * len(syms)) if syms is not None else ""
+    by_symbol = f"symbol IN ({ph})" if candles_ else f"(pool IN ({ph}) OR mint IN ({ph}))"
+    w, args = where_sql(
+        [(by_symbol, None if syms is None else list(syms) * (1 if candles_ else 2))]
+        + [("tf = ?", self.tf if candles_ else None), ("source = ?", self.source), ("chain = ?", self.chain)]
+        + [("ts >= ?", None if self.start is None else _ts_param(self.start))]
+        + [("ts < ?", None if self.end is None else _ts_param(self.end))]
+    )
     if self.kind == "candles":
         return (
             (

@@ -14,8 +14,8 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['CANDLE_KEY', 'CANDLE_COLUMNS', 'SWAP_KEY', 'SWAP_COLUMNS', 'MIGRATIONS', 'register_migration', 'ensure_schema',
-           'StoreError', 'StoreLockedError', 'Store', 'store_path', 'open_store', 'upsert_all', 'upsert', 'candles',
-           'inventory']
+           'StoreError', 'StoreLockedError', 'Store', 'store_path', 'open_store', 'upsert_all', 'upsert', 'where_sql',
+           'candles', 'inventory']
 
 # %% ../../nbs/10_data.store.ipynb #7dd2e0ef
 CANDLE_KEY = ("source", "chain", "symbol", "tf", "ts")
@@ -343,6 +343,19 @@ def upsert(
     return upsert_all(store, [(table, data)], check_unique)[0]
 
 # %% ../../nbs/10_data.store.ipynb #e3fafdbc
+def where_sql(
+    conditions,  # (SQL with `?` placeholders, value or list of values); a None value leaves its condition out
+) -> tuple[str, list]:
+    "A `WHERE` clause joining the conditions that have values, and its parameters (`''` when none do)."
+    parts, args = [], []
+    for sql, v in conditions:
+        if v is None:
+            continue
+        parts.append(sql)
+        args += v if isinstance(v, list) else [v]
+    return ("WHERE " + " AND ".join(parts)) if parts else "", args
+
+# %% ../../nbs/10_data.store.ipynb #2d446208
 def candles(
     store: Store,
     symbols: str | list[str] | None = None,  # one symbol/pool, a list, or None for all
@@ -354,26 +367,15 @@ def candles(
     columns=("symbol", "ts", "open", "high", "low", "close", "volume"),
 ) -> pd.DataFrame:
     "Stored candles ordered by symbol and time; `ts` is tz-aware UTC."
-    where, args = [], []
     if isinstance(symbols, str):
         symbols = [symbols]
-    if symbols is not None:
-        where.append(f"symbol IN ({', '.join('?' * len(symbols))})")
-        args += list(symbols)
-    for col, v in (("tf", tf), ("source", source), ("chain", chain)):
-        if v is not None:
-            where.append(f"{col} = ?")
-            args.append(v)
-    if start is not None:
-        where.append("ts >= ?")
-        args.append(_ts_param(start))
-    if end is not None:
-        where.append("ts < ?")
-        args.append(_ts_param(end))
-    sql = (
-        f"SELECT {', '.join(columns)} FROM candles {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY"
-        " symbol, ts"
+    in_symbols = f"symbol IN ({', '.join('?' * len(symbols))})" if symbols is not None else ""
+    where, args = where_sql(
+        [(in_symbols, None if symbols is None else list(symbols)), ("tf = ?", tf), ("source = ?", source)]
+        + [("chain = ?", chain), ("ts >= ?", _ts_param(start) if start is not None else None)]
+        + [("ts < ?", _ts_param(end) if end is not None else None)]
     )
+    sql = f"SELECT {', '.join(columns)} FROM candles {where} ORDER BY symbol, ts"
     df = store.cursor().execute(sql, args).df()
     if "ts" in df:
         df["ts"] = df["ts"].dt.tz_localize("UTC")
