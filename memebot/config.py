@@ -146,6 +146,15 @@ class CrossChainConfig(_Section):
     bsc_enabled: bool = False
     polygon_enabled: bool = False
     cross_chain_arbitrage_enabled: bool = False
+    assets: str = ""  # more assets across chains: ASSET@chain=address:decimals[:kind], comma-separated
+    arb_min_profit_usd: float = Field(5.0, ge=0)  # an opportunity must clear this after every cost
+    swap_gas_units: int = Field(150_000, gt=0)  # gas of one router swap on an EVM chain (for gas in USD)
+    bridge_fee_pct: float = Field(0.1, ge=0, lt=100)  # a bridge's fee, % of the amount
+    bridge_fixed_usd: float = Field(2.0, ge=0)  # and its fixed part per transfer
+    bridge_seconds: float = Field(242.0, gt=0)  # leg, bridge, leg: the time at price risk
+    inventory_seconds: float = Field(9.0, gt=0)  # both legs at once from inventory: the time at price risk
+    arb_risk_z: float = Field(2.0, ge=0)  # standard deviations of price risk charged over that time
+    arb_default_daily_vol: float = Field(0.3, gt=0)  # an asset's daily volatility until measured
     check_not_built = _not_built("crosschain")
 
 

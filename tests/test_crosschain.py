@@ -1,0 +1,146 @@
+"""Cross-chain arbitrage detection: the closed-form size, every cost term, the detector over a simulated multi-chain
+market, the opportunity log in a real DuckDB file, the study over the research data, and the commands."""
+
+import json, math
+from dataclasses import asdict
+import pytest
+from hypothesis import given, settings as hsettings, strategies as hs
+from memebot.core import Chain, PoolUpdate
+from memebot.data.store import Store
+from memebot.live.crosschain import (
+    ArbCosts,
+    ArbDetector,
+    CrossChainSim,
+    PoolState,
+    cp_out,
+    evaluate,
+    load_arb_candidates,
+    opportunities,
+    store_opportunities,
+    study_candidates,
+    two_pool_optimum,
+)
+
+reserve = hs.floats(1e3, 1e9)
+fee = hs.floats(0.0, 0.01)
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(xa=reserve, ya=reserve, fa=fee, xb=reserve, gap=hs.floats(-0.05, 0.2), fb=fee, f=hs.floats(0.01, 3.0))
+def test_the_closed_form_is_the_best_size(xa, ya, fa, xb, gap, fb, f):
+    yb = xb * (ya / xa) * (1 + gap)  # pool B's price is `gap` above pool A's
+    dy, back = two_pool_optimum(xa, ya, 1 - fa, xb, yb, 1 - fb)
+    profit = lambda q: cp_out(cp_out(q, ya, xa, 1 - fa), xb, yb, 1 - fb) - q
+    if dy == 0:
+        assert back == 0 and profit(ya * 1e-6) <= 1e-9 * ya  # no size profits
+        return
+    assert math.isclose(back, cp_out(cp_out(dy, ya, xa, 1 - fa), xb, yb, 1 - fb), rel_tol=1e-9)
+    assert profit(dy) >= profit(dy * f) - 1e-9 * max(1.0, abs(profit(dy)))
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(
+    gap=hs.one_of(hs.just(0.0), hs.floats(1e-6, 0.3)),
+    depth=hs.floats(1e4, 1e8),
+    gas=hs.floats(0, 50),
+    mode=hs.sampled_from(["inventory", "bridge"]),
+)
+def test_every_cost_term_adds_up(gap, depth, gas, mode):
+    costs = ArbCosts(gas_usd={Chain.ETHEREUM: gas, Chain.SOLANA: 0.01})
+    a = PoolState(Chain.ETHEREUM, "a", "T", "USD", 30, depth * 1000, depth)
+    b = PoolState(Chain.SOLANA, "b", "T", "USD", 25, depth * 1000 / (1 + gap), depth)
+    o = evaluate(a, b, {"USD": 1.0}, costs, mode)
+    if gap == 0:
+        assert o is None
+        return
+    assert math.isclose(o.spread_usd - o.lp_fee_usd - o.impact_usd, o.gross_usd, rel_tol=1e-9, abs_tol=1e-6)
+    total = o.gas_buy_usd + o.gas_sell_usd + o.bridge_fee_usd + o.price_risk_usd
+    assert math.isclose(o.gross_usd - total, o.net_usd, rel_tol=1e-9, abs_tol=1e-6)
+    assert o.profitable == (o.net_usd >= costs.min_profit_usd and o.size_usd > 0)
+    assert (o.bridge_fee_usd > 0) == (mode == "bridge" and o.size_usd > 0)
+
+
+def test_inventory_caps_the_size_and_says_so():
+    det = ArbDetector(ArbCosts(gas_usd={Chain.BSC: 0.1, Chain.POLYGON: 0.02}), modes=("inventory",))
+    det.watch("bsc", "p1", "T", "USD", 25)
+    det.watch("polygon", "p2", "T", "USD", 25)
+    det.on_pool_update(PoolUpdate(1, Chain.BSC, "p1", 1e9, 1e6))
+    free = det.on_pool_update(PoolUpdate(2, Chain.POLYGON, "p2", 1e9 / 1.05, 1e6))[0]
+    det.inventory[(Chain.POLYGON, "T")] = 0.0  # nothing to sell on the sell side
+    none = det.on_pool_update(PoolUpdate(3, Chain.POLYGON, "p2", 1e9 / 1.05, 1e6))[0]
+    det.inventory[(Chain.POLYGON, "T")] = 1e6  # a million tokens: less than the free size needs
+    capped = det.on_pool_update(PoolUpdate(4, Chain.POLYGON, "p2", 1e9 / 1.05, 1e6))[0]
+    assert free.profitable and free.size_usd > capped.size_usd > 0
+    assert (none.size_usd, none.profitable, none.reason) == (0.0, False, "no inventory on one side")
+    tokens_bought = cp_out(capped.size_usd, 1e6, 1e9, 1 - 25e-4)
+    assert math.isclose(tokens_bought, 1e6, rel_tol=1e-9)
+
+
+def test_detector_over_a_four_chain_market_and_the_log(tmp_path):
+    sim = CrossChainSim(tokens=30, seed=11)
+    got = []
+    det = ArbDetector(ArbCosts(min_profit_usd=3.0), on_opportunity=got.append)
+    for p in sim.pools():
+        det.watch(*p)
+    for c, usd in {"solana": 0.01, "ethereum": 5.0, "bsc": 0.1, "polygon": 0.02}.items():
+        det.set_gas(c, usd)
+    n = 0
+    for ev in sim.updates(3_000):
+        out = det.on_pool_update(ev)
+        n += len(out)
+        for o in out:
+            assert o.sell_price_usd > o.buy_price_usd and o.buy_chain != o.sell_chain and o.asset in ev.pool
+    ev_list = list(det.evaluated)
+    taken = [o for o in ev_list if o.profitable]
+    assert len(ev_list) == n and got == taken and 0 < len(taken) < n
+    assert {o.mode for o in taken} <= {"inventory", "bridge"}
+    with Store(tmp_path / "m.duckdb") as st:
+        assert store_opportunities(st, ev_list) == n
+    with Store(tmp_path / "m.duckdb", read_only=True) as st:  # reopened: every term is there
+        df = opportunities(st, profitable=True)
+    assert len(df) == len(taken)
+    assert (
+        (df.gross_usd - df.gas_buy_usd - df.gas_sell_usd - df.bridge_fee_usd - df.price_risk_usd - df.net_usd).abs()
+        < 1e-6
+    ).all()
+
+
+def test_the_same_seed_gives_the_same_market():
+    a = [asdict(u) for u in CrossChainSim(tokens=5, seed=2).updates(200)]
+    b = [asdict(u) for u in CrossChainSim(tokens=5, seed=2).updates(200)]
+    c = [asdict(u) for u in CrossChainSim(tokens=5, seed=3).updates(200)]
+    assert a == b and a != c
+
+
+def test_study_over_the_research_pairs(shared, memebot):
+    cand = load_arb_candidates(shared / "data/cross_chain_arbs")
+    res = study_candidates(cand, ArbCosts())
+    assert len(cand) == 3677 and 0 < len(res) <= int((cand.cycle & (cand.raw_diff_pct_1 <= 0.005)).sum())
+    assert (res.net_high_usd <= res.net_low_usd).all() and res.flagged_high.sum() <= res.flagged_low.sum()
+    inv = res.seconds <= 60
+    assert (res.bridge_usd[inv] == 0).all() and (res.bridge_usd[~inv] > 0).all()
+    r = memebot("arb", "study", "--json", check=True)
+    doc = json.loads(r.stdout)
+    assert (doc["valued"], doc["flagged_low_gas"], doc["flagged_high_gas"]) == (
+        len(res),
+        int(res.flagged_low.sum()),
+        int(res.flagged_high.sum()),
+    )
+    assert sum(b["candidates"] for b in doc["by_size"]) == len(res)
+
+
+def test_scan_command_stores_and_refuses_bad_input(memebot, cli_env):
+    r = memebot("arb", "scan", "--tokens", "10", "--updates", "500", "--json", check=True)
+    doc = json.loads(r.stdout)
+    assert doc["stored"] == doc["evaluated"] >= doc["taken"] and len(doc["best"]) == min(10, doc["taken"])
+    assert doc["evaluated"] - doc["taken"] == sum(doc["not_taken"].values())
+    for args, needle in (
+        (["--feed", "live"], "--feed"),
+        (["--gas", "ethereum=lots"], "--gas"),
+        (["--tokens", "0"], "--tokens"),
+    ):
+        bad = memebot("arb", "scan", *args)
+        lines = bad.stderr.strip().splitlines()
+        assert bad.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], (
+            bad.stderr
+        )
