@@ -205,6 +205,9 @@ class EndpointsConfig(_Section):
     solana_ws: str = "wss://api.mainnet-beta.solana.com"
     jito: str = "https://mainnet.block-engine.jito.wtf"
     goplus: str = "https://api.gopluslabs.io/api/v1"
+    lifi: str = "https://li.quest/v1"
+    across: str = "https://app.across.to/api"
+    debridge: str = "https://dln.debridge.finance/v1.0"
     ethereum_rpc: str = "https://ethereum-rpc.publicnode.com"
     ethereum_ws: str = "wss://ethereum-rpc.publicnode.com"
     bsc_rpc: str = "https://bsc-rpc.publicnode.com"
@@ -315,6 +318,9 @@ class DataConfig(_Section):
     rate_orca_per_min: float = Field(60, gt=0)
     rate_solana_rpc_per_min: float = Field(240, gt=0)  # public mainnet: 40 req / 10 s per method
     rate_binance_per_min: float = Field(1200, gt=0)  # ccxt reference data (Binance: 6000 weight/min)
+    rate_lifi_per_min: float = Field(1, gt=0)  # keyless quotes: 75 per 2 hours
+    rate_across_per_min: float = Field(60, gt=0)  # no published number; keyless requests may be throttled
+    rate_debridge_per_min: float = Field(50, gt=0)  # public: 50 per minute per API
     cross_source_max_deviation_pct: float = Field(5.0, gt=0)
     spike_mad_threshold: float = Field(10.0, gt=0)
     stale_run_bars: int = Field(12, ge=2)

@@ -102,6 +102,9 @@ PROVIDERS = {
     "meteora": ("meteora", "meteora"),
     "orca": ("orca", "orca"),
     "binance": ("binance", "binance"),
+    "lifi": ("lifi", "lifi"),
+    "across": ("across", "across"),
+    "debridge": ("debridge", "debridge"),
 }
 
 
