@@ -17,8 +17,8 @@ from ..data.store import Store, register_migration, ensure_schema, upsert
 # %% auto #0
 __all__ = ['OPPORTUNITY_COLUMNS', 'STABLES', 'STUDY_GAS_USD', 'ChainToken', 'AssetRegistry', 'parse_assets', 'default_registry',
            'cp_out', 'two_pool_optimum', 'ArbCosts', 'evm_swap_gas_usd', 'Opportunity', 'PoolState', 'evaluate',
-           'ArbDetector', 'store_opportunities', 'opportunities', 'CrossChainSim', 'load_arb_candidates',
-           'eth_usd_by_day', 'study_candidates']
+           'ArbDetector', 'store_opportunities', 'opportunities', 'ArbExecution', 'ArbExecutor', 'portfolio_usd',
+           'CrossChainSim', 'load_arb_candidates', 'eth_usd_by_day', 'study_candidates']
 
 # %% ../../nbs/71_live.crosschain.ipynb #c0cfae3a
 @dataclass(frozen=True)
@@ -167,6 +167,8 @@ class Opportunity:
     buy_price_usd: float  # the token's mid price in each pool, USD
     sell_price_usd: float
     size_usd: float  # quote put in on the buy side
+    size_quote: float  # the same, in the buy pool's quote units
+    token_qty: float  # tokens bought on the buy side (and sold on the other)
     spread_usd: float
     lp_fee_usd: float
     impact_usd: float
@@ -252,7 +254,7 @@ def evaluate(
     net = gross - gas_a - gas_b - bridge - risk
     why = _reason(open_gap, dy, net, gas_a, gas_b, costs.min_profit_usd, a, b)
     return Opportunity(
-        ts, a.token, mode, a.chain.value, a.pool, b.chain.value, b.pool, pa * ua, pb * ua, dy * ua, spread, lp,
+        ts, a.token, mode, a.chain.value, a.pool, b.chain.value, b.pool, pa * ua, pb * ua, dy * ua, dy, dx, spread, lp,
         spread - lp - gross, gross, gas_a, gas_b, bridge, risk, net, why == "", why,
     )  # fmt: skip
 
@@ -388,8 +390,9 @@ register_migration(
     """
 CREATE TABLE arb_opportunities(ts TIMESTAMP, asset VARCHAR, mode VARCHAR, buy_chain VARCHAR, buy_pool VARCHAR,
     sell_chain VARCHAR, sell_pool VARCHAR, buy_price_usd DOUBLE, sell_price_usd DOUBLE, size_usd DOUBLE,
-    spread_usd DOUBLE, lp_fee_usd DOUBLE, impact_usd DOUBLE, gross_usd DOUBLE, gas_buy_usd DOUBLE, gas_sell_usd DOUBLE,
-    bridge_fee_usd DOUBLE, price_risk_usd DOUBLE, net_usd DOUBLE, profitable BOOLEAN, reason VARCHAR);
+    size_quote DOUBLE, token_qty DOUBLE, spread_usd DOUBLE, lp_fee_usd DOUBLE, impact_usd DOUBLE, gross_usd DOUBLE,
+    gas_buy_usd DOUBLE, gas_sell_usd DOUBLE, bridge_fee_usd DOUBLE, price_risk_usd DOUBLE, net_usd DOUBLE,
+    profitable BOOLEAN, reason VARCHAR);
 """,
 )
 
@@ -411,6 +414,209 @@ def opportunities(store: Store, profitable: bool | None = None) -> pd.DataFrame:
     ensure_schema(store)
     q = "SELECT * FROM arb_opportunities" + ("" if profitable is None else f" WHERE profitable = {bool(profitable)}")
     return store.cursor().execute(q + " ORDER BY ts DESC").df()
+
+# %% ../../nbs/71_live.crosschain.ipynb #7f0428e3
+@dataclass
+class ArbExecution:
+    "One two-legged arbitrage as sent and settled."
+
+    id: str
+    ts: int
+    asset: str
+    buy_chain: str
+    sell_chain: str
+    buy_client_id: str
+    sell_client_id: str
+    quote_atoms: int  # native coin spent on the buy leg
+    token_units: float  # tokens meant to be bought on one side and sold on the other
+    status: str = "sending"  # sending, done, unwinding, unwound, exposed
+    bought: float = 0.0  # tokens the buy leg got
+    sold: float = 0.0  # tokens the sell leg sold
+    unwind_client_id: str = ""
+    residual: float = 0.0  # tokens still unhedged (+ long on the buy chain, - short on the sell chain)
+    note: str = ""
+
+
+register_migration(
+    "crosschain",
+    2,
+    "two-legged arbitrage executions, written before the legs are sent",
+    """
+CREATE TABLE arb_executions(id VARCHAR PRIMARY KEY, ts TIMESTAMP, asset VARCHAR, buy_chain VARCHAR, sell_chain VARCHAR,
+    buy_client_id VARCHAR, sell_client_id VARCHAR, quote_atoms HUGEINT, token_units DOUBLE, status VARCHAR,
+    bought DOUBLE, sold DOUBLE, unwind_client_id VARCHAR, residual DOUBLE, note VARCHAR, updated TIMESTAMP);
+""",
+)
+
+# %% ../../nbs/71_live.crosschain.ipynb #25ac0c90
+class ArbExecutor:
+    "Send both legs of an inventory arbitrage, unwind what does not match, and recover after a restart."
+
+    def __init__(
+        self,
+        brokers: dict,  # Chain -> broker: async buy(token, native_atoms, client_id=), sell(token, atoms, client_id=)
+        registry: AssetRegistry,
+        store: Store,  # where `arb_executions` are kept
+        risk=None,  # a RiskEngine: halted when an unwind leaves exposure
+        tolerance: float = 0.01,
+        unwind_premium: float = 0.05,  # a buy-back spends this much more than the sell leg's price implies
+        clock=None,
+    ):
+        from memebot.core import WallClock
+
+        self.brokers = {Chain.parse(c): b for c, b in brokers.items()}
+        self.registry, self.store, self.risk = registry, store, risk
+        self.tolerance, self.unwind_premium, self.clock = tolerance, unwind_premium, clock or WallClock()
+        ensure_schema(store)
+
+
+@patch
+def _save(self: ArbExecutor, ex: ArbExecution):
+    "Write (or rewrite) the execution's row."
+    row = [*asdict(ex).values(), pd.Timestamp(self.clock.now_ns(), unit="ns")]
+    row[1] = pd.Timestamp(ex.ts, unit="ns")
+    with self.store._wlock:
+        self.store.con.execute(f"INSERT OR REPLACE INTO arb_executions VALUES ({', '.join('?' * len(row))})", row)
+
+
+@patch
+def _token(self: ArbExecutor, asset: str, chain: Chain) -> ChainToken:
+    "The asset's contract on `chain`, or a ValidationError saying it is not registered there."
+    t = self.registry.tokens(asset).get(chain)
+    if t is None:
+        raise ValidationError("arbitrage", "asset", f"{asset} has no registered contract on {chain.value}")
+    return t
+
+# %% ../../nbs/71_live.crosschain.ipynb #5d0c9483
+@patch
+async def execute(self: ArbExecutor, opp: Opportunity) -> ArbExecution:
+    "Trade an inventory opportunity on both chains at once; the execution as settled."
+    import asyncio
+    from memebot.core import new_client_id
+
+    if opp.mode != "inventory":
+        raise ValidationError("arbitrage", "mode", f"{opp.mode}: only inventory trades are sent (bridging is planned)")
+    bc, sc = Chain.parse(opp.buy_chain), Chain.parse(opp.sell_chain)
+    ta, tb = self._token(opp.asset, bc), self._token(opp.asset, sc)
+    quote_atoms = int(opp.size_quote * 10**bc.native_decimals)
+    ex = ArbExecution(new_client_id("arb"), self.clock.now_ns(), opp.asset, bc.value, sc.value, new_client_id("arbbuy"),
+                      new_client_id("arbsell"), quote_atoms, opp.token_qty)  # fmt: skip
+    self._save(ex)  # before anything is sent
+    legs = await asyncio.gather(
+        self.brokers[bc].buy(ta.address, quote_atoms, client_id=ex.buy_client_id),
+        self.brokers[sc].sell(tb.address, int(opp.token_qty * 10**tb.decimals), client_id=ex.sell_client_id),
+        return_exceptions=True,
+    )
+    notes = [f"{n} leg: {type(r).__name__}: {r}" for n, r in zip(("buy", "sell"), legs) if isinstance(r, BaseException)]
+    ex.note = "; ".join(notes)
+    ex.bought, ex.sold = (r.filled_qty if not isinstance(r, BaseException) else 0.0 for r in legs)
+    sell_px = legs[1].avg_fill_price if not isinstance(legs[1], BaseException) else None
+    return await self._settle(ex, sell_px)
+
+# %% ../../nbs/71_live.crosschain.ipynb #097fb76a
+@patch
+async def _settle(self: ArbExecutor, ex: ArbExecution, sell_px: float | None) -> ArbExecution:
+    "Finish an execution whose legs are known: done, or unwound (halting the risk engine on what stays open)."
+    from memebot.core import new_client_id
+
+    gap = ex.bought - ex.sold
+    if abs(gap) <= self.tolerance * max(ex.token_units, 1e-12):
+        ex.status = "done"
+        self._save(ex)
+        return ex
+    ex.status, ex.unwind_client_id = "unwinding", new_client_id("arbunw")
+    self._save(ex)
+    closed = await self._unwind(ex, gap, sell_px)
+    ex.residual = gap - closed if gap > 0 else gap + closed
+    if abs(ex.residual) > self.tolerance * max(ex.token_units, 1e-12):
+        ex.status = "exposed"
+        where = ex.buy_chain if ex.residual > 0 else ex.sell_chain
+        why = f"cross-chain arbitrage {ex.id}: {abs(ex.residual):.6g} {ex.asset} unhedged on {where} after the unwind"
+        if self.risk is not None:
+            self.risk.halt(why)
+    else:
+        ex.status = "unwound"
+    self._save(ex)
+    return ex
+
+# %% ../../nbs/71_live.crosschain.ipynb #bcfaa8e2
+@patch
+async def _unwind(self: ArbExecutor, ex: ArbExecution, gap: float, sell_px: float | None) -> float:
+    "Close `gap` tokens (+: sell on the buy chain, -: buy back on the sell chain); the tokens closed."
+    c = Chain.parse(ex.buy_chain if gap > 0 else ex.sell_chain)
+    t, b = self._token(ex.asset, c), self.brokers[c]
+    try:
+        if gap > 0:
+            r = await b.sell(t.address, int(gap * 10**t.decimals), client_id=ex.unwind_client_id)
+        elif sell_px:
+            native = int(-gap * sell_px * (1 + self.unwind_premium) * 10**c.native_decimals)
+            r = await b.buy(t.address, native, client_id=ex.unwind_client_id)
+        else:
+            ex.note = (ex.note + "; " if ex.note else "") + "no sell price to size the buy-back"
+            return 0.0
+    except Exception as e:  # the unwind failing is exposure, recorded below
+        ex.note = (ex.note + "; " if ex.note else "") + f"unwind: {type(e).__name__}: {e}"
+        return 0.0
+    return min(r.filled_qty, abs(gap))
+
+# %% ../../nbs/71_live.crosschain.ipynb #6be179e8
+@patch
+def _leg(self: ArbExecutor, chain: str, client_id: str):
+    "The order `client_id` in `chain`'s broker's ledger (None when it was never recorded)."
+    return self.brokers[Chain.parse(chain)].ledger.order(client_id) if client_id else None
+
+
+@patch
+async def recover(self: ArbExecutor) -> list[ArbExecution]:
+    "Settle the executions a stopped process left open; those settled now."
+    cols = list(ArbExecution.__dataclass_fields__)
+    rows = (
+        self.store.cursor()
+        .execute(f"SELECT {', '.join(cols)} FROM arb_executions WHERE status IN ('sending', 'unwinding')")
+        .fetchall()
+    )
+    out = []
+    for r in rows:
+        ex = ArbExecution(**dict(zip(cols, r)))
+        ex.ts = int(pd.Timestamp(ex.ts).value)
+        buy, sell = self._leg(ex.buy_chain, ex.buy_client_id), self._leg(ex.sell_chain, ex.sell_client_id)
+        if any(o is not None and not o.status.is_terminal for o in (buy, sell)):
+            continue  # still in flight
+        ex.bought, ex.sold = (o.filled_qty if o is not None else 0.0 for o in (buy, sell))
+        gap = ex.bought - ex.sold
+        unw = self._leg(ex.buy_chain if gap > 0 else ex.sell_chain, ex.unwind_client_id)
+        if unw is not None:  # the unwind was sent before the stop: count it, do not send another
+            if not unw.status.is_terminal:
+                continue
+            ex.residual = gap - min(unw.filled_qty, abs(gap)) * (1 if gap > 0 else -1)
+            ex.status = "exposed" if abs(ex.residual) > self.tolerance * max(ex.token_units, 1e-12) else "unwound"
+            self._save(ex)
+            out.append(ex)
+            continue
+        out.append(await self._settle(ex, sell.avg_fill_price if sell is not None and sell.filled_qty else None))
+    return out
+
+# %% ../../nbs/71_live.crosschain.ipynb #7b872b14
+def portfolio_usd(
+    ledgers: list,  # memebot.exec.ledger.Ledger of each chain and wallet
+    registry: AssetRegistry,
+    usd: dict,  # asset -> USD price
+) -> pd.DataFrame:
+    "One row per (chain, wallet, asset held): units and USD value (NaN when the asset or its price is unknown)."
+    rows = []
+    for led in ledgers:
+        ch = led.chain
+        for key, atoms in sorted(led.balances().items()):
+            if key in ("", "nonce") or not atoms:
+                continue
+            if key == ch.native_symbol:
+                asset, dec = ch.native_symbol, ch.native_decimals
+            else:
+                asset = registry.asset_of(ch, key)
+                dec = registry.tokens(asset)[ch].decimals if asset else None
+            units = atoms / 10**dec if dec is not None else math.nan
+            rows.append((ch.value, led.wallet, asset or key, units, units * usd.get(asset, math.nan)))
+    return pd.DataFrame(rows, columns=["chain", "wallet", "asset", "units", "usd"])
 
 # %% ../../nbs/71_live.crosschain.ipynb #ca03910e
 class CrossChainSim:
