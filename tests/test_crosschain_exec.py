@@ -3,7 +3,7 @@ with a pool of the same token at a different price. The detector finds the gap f
 executor trades both legs through the real brokers, a failed leg is unwound, and a process stopped between the legs
 settles on restart; the portfolio across both ledgers shows each result."""
 
-import asyncio
+import asyncio, json
 import pytest
 from eth_account import Account
 from solders.keypair import Keypair
@@ -127,7 +127,7 @@ def two(tmp_path, node):
     t.close()
 
 
-async def test_detect_size_and_trade_both_legs(two):
+async def test_detect_size_and_trade_both_legs(two, memebot, tmp_path):
     sb, eb = await two.brokers()
     det = two.detector(sb, eb)
     opps = [o for u in two.updates() for o in det.on_pool_update(u) if o.profitable]
@@ -147,6 +147,20 @@ async def test_detect_size_and_trade_both_legs(two):
     assert usd1 - usd0 == pytest.approx(opp.gross_usd, abs=1.0)  # gross less the chains' real fees (cents)
     assert set(df.chain) == {"solana", "bsc"} and (await sb.reconcile()).ok and (await eb.reconcile()).ok
     await sb.aclose(), await eb.aclose()
+    for st in (two.sol_store, two.bsc_store, two.arb_store):  # the nodes stop; `memebot portfolio` reads their ledgers
+        st.close()
+    assets = f"MEME@solana={two.mint}:6,MEME@bsc={two.meme}:18"
+    r = memebot("--set", f"store.ledger_dir={tmp_path}", "--set", f"crosschain.assets={assets}", "portfolio",
+                "--price", "SOL=150", "--price", "BNB=600", "--price", "MEME=0.058", "--json", check=True)  # fmt: skip
+    doc = json.loads(r.stdout)
+    assert doc["total_usd"] == pytest.approx(usd1, rel=1e-9) and doc["busy"] == []
+    meme_rows = [b for b in doc["balances"] if b["asset"] == "MEME"]
+    assert {b["chain"] for b in meme_rows} == {"solana", "bsc"} and sum(b["units"] for b in meme_rows) == pytest.approx(
+        meme1
+    )
+    text = memebot("--set", f"store.ledger_dir={tmp_path}", "--set", f"crosschain.assets={assets}", "portfolio",
+                   "--price", "SOL=150", check=True).stdout  # fmt: skip
+    assert "no price for BNB, MEME" in text and max(map(len, text.splitlines())) <= 80
 
 
 async def test_a_failed_leg_is_unwound_not_left_open(two):

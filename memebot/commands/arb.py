@@ -15,7 +15,7 @@ from ..core import Chain, ValidationError
 
 # %% auto #0
 __all__ = ['arb_app', 'SIM_GAS_USD', 'bridge_app', 'parse_gas', 'run_scan', 'arb_scan', 'study_table', 'arb_study', 'chain_id',
-           'quote_lines', 'bridge_quote', 'bridge_status']
+           'quote_lines', 'bridge_quote', 'bridge_status', 'read_ledgers', 'parse_prices', 'portfolio_cmd']
 
 # %% ../../nbs/96a_commands.arb.ipynb #8389fadb
 arb_app = typer.Typer(
@@ -284,3 +284,100 @@ def bridge_status(
     console.print(
         f"{st.status} {st.substatus}: sent {st.sending_tx or '?'}, received {st.receiving_tx or '-'}", highlight=False
     )
+
+# %% ../../nbs/96a_commands.arb.ipynb #fade08b4
+_ACCOUNTS = (
+    "SELECT DISTINCT run_id, chain, wallet FROM ledger_moves UNION SELECT DISTINCT run_id, chain, wallet FROM fills"
+)
+
+
+def read_ledgers(s) -> tuple[list, list[str]]:
+    "(a Ledger per run, chain and wallet in the ledger folder, the runs that could not be opened)."
+    import duckdb
+    from memebot.data.store import StoreError
+    from memebot.exec.ledger import Ledger, ledger_runs, ledger_store
+
+    out, busy = [], []
+    for run in ledger_runs(s):
+        try:
+            st = ledger_store(run, s, read_only=True)
+        except StoreError:
+            busy.append(run)
+            continue
+        try:
+            accounts = st.cursor().execute(_ACCOUNTS).fetchall()
+        except duckdb.Error:  # a DuckDB file in the folder that is not a ledger
+            st.close()
+            continue
+        out += [Ledger(st, r, c, w) for r, c, w in accounts]
+    return out, busy
+
+
+def parse_prices(items: list[str]) -> dict[str, float]:
+    "`ASSET=USD` items; a ValidationError names a bad one."
+    out = {"USD": 1.0}
+    for it in items:
+        a, _, v = it.partition("=")
+        try:
+            out[a.strip().upper()] = float(v)
+        except ValueError:
+            raise ValidationError("--price", "price", f"{it!r}: expected ASSET=USD, e.g. SOL=150") from None
+    return out
+
+# %% ../../nbs/96a_commands.arb.ipynb #4ff14659
+@app.command("portfolio")
+def portfolio_cmd(
+    price: List[str] = typer.Option([], "--price", help="USD price of an asset, ASSET=USD (repeatable)."),
+    as_json: JsonOpt = False,
+):
+    "Every node's holdings across chains in one view: balances by chain and asset in USD, paper positions and PnL."
+    from memebot.live.crosschain import default_registry, portfolio_usd
+
+    quiet_logs()
+    s = settings()
+    usd = parse_prices(price)
+    ledgers, busy = read_ledgers(s)
+    df = portfolio_usd(ledgers, default_registry(s), usd)
+    pos = [
+        {
+            "run": led.run_id,
+            "chain": led.chain.value,
+            "symbol": p.symbol,
+            "qty": p.qty,
+            "avg_price": p.avg_price,
+            "realized": p.realized_pnl,
+            "fees": p.fees,
+        }
+        for led in ledgers
+        if led.wallet == "paper"
+        for p in led.portfolio.positions.values()
+    ]  # fmt: skip (on-chain accounts are their balances; paper runs are positions)
+    if as_json:
+        doc = {"balances": df.to_dict("records"), "positions": pos, "busy": busy, "total_usd": float(df.usd.sum())}
+        typer.echo(json.dumps(doc, default=str))
+        return
+    _print_portfolio(df, pos, busy)
+
+# %% ../../nbs/96a_commands.arb.ipynb #2686a39a
+def _print_portfolio(df, pos: list[dict], busy: list[str]):
+    "Print holdings by asset and chain, the total, and paper positions."
+    if df.empty and not pos:
+        console.print("no holdings: no ledger in [store] ledger_dir has balances or fills", markup=False)
+    if not df.empty:
+        t = Table(title="holdings across chains (USD at the prices given)", title_justify="left")
+        for c in ("asset", "chains", "units", "usd"):
+            t.add_column(c, justify="left" if c in ("asset", "chains") else "right")
+        for a, g in df.groupby("asset"):
+            v = g.usd.sum(min_count=1)
+            t.add_row(a, ", ".join(sorted(set(g.chain))), f"{g.units.sum():,.6g}", "?" if v != v else f"{v:,.2f}")
+        console.print(t)
+        by_chain = df.groupby("chain").usd.sum()
+        console.print("by chain: " + ", ".join(f"{c} {v:,.2f}" for c, v in by_chain.items()) + " USD", highlight=False)
+        unpriced = sorted(set(df[df.usd.isna()].asset))
+        console.print(f"total {df.usd.sum():,.2f} USD" + (f" (no price for {', '.join(unpriced)})" if unpriced else ""),
+                      highlight=False)  # fmt: skip
+    for p in pos:
+        console.print(f"{p['run']} {p['chain']} {p['symbol']}: {p['qty']:,.6g} at {p['avg_price']:.6g}, "
+                      f"realized {p['realized']:+,.2f}, fees {p['fees']:,.2f}", highlight=False)  # fmt: skip
+    for b in busy:
+        console.print(f"run {b}: its ledger is open in a running node; not read", highlight=False)

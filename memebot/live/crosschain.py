@@ -602,7 +602,7 @@ def portfolio_usd(
     registry: AssetRegistry,
     usd: dict,  # asset -> USD price
 ) -> pd.DataFrame:
-    "One row per (chain, wallet, asset held): units and USD value (NaN when the asset or its price is unknown)."
+    "One row per (run, chain, wallet, asset held): units and USD value (NaN when the asset or its price is unknown)."
     rows = []
     for led in ledgers:
         ch = led.chain
@@ -615,8 +615,8 @@ def portfolio_usd(
                 asset = registry.asset_of(ch, key)
                 dec = registry.tokens(asset)[ch].decimals if asset else None
             units = atoms / 10**dec if dec is not None else math.nan
-            rows.append((ch.value, led.wallet, asset or key, units, units * usd.get(asset, math.nan)))
-    return pd.DataFrame(rows, columns=["chain", "wallet", "asset", "units", "usd"])
+            rows.append((led.run_id, ch.value, led.wallet, asset or key, units, units * usd.get(asset, math.nan)))
+    return pd.DataFrame(rows, columns=["run", "chain", "wallet", "asset", "units", "usd"])
 
 # %% ../../nbs/71_live.crosschain.ipynb #ca03910e
 class CrossChainSim:
