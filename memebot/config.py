@@ -82,6 +82,9 @@ class RiskConfig(_Section):
     daily_reset_utc: str = "00:00"  # HH:MM UTC at which the daily loss counter resets
     max_position_usd: float = Field(500.0, gt=0)
     max_gross_exposure_usd: float = Field(2000.0, gt=0)
+    max_total_exposure_usd: float = Field(5000.0, gt=0)  # token holdings of every node on every chain together
+    max_chain_exposure_usd: float = Field(2500.0, gt=0)  # ... on one chain
+    max_asset_exposure_usd: float = Field(1000.0, gt=0)  # ... of one asset across chains
     max_order_usd: float = Field(250.0, gt=0)
     max_slippage_bps: int = Field(300, ge=0, le=10_000)
     min_pool_liquidity_usd: float = Field(10_000.0, ge=0)

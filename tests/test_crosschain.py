@@ -144,3 +144,31 @@ def test_scan_command_stores_and_refuses_bad_input(memebot, cli_env):
         assert bad.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], (
             bad.stderr
         )
+
+
+def test_global_limits_count_every_chain():
+    from memebot.config import RiskConfig
+    from memebot.core import Order, Portfolio, Side, Tick
+    from memebot.exec.ledger import Ledger
+    from memebot.live.crosschain import AssetRegistry, ChainToken, GlobalExposure
+    from memebot.risk import RiskEngine
+
+    reg = AssetRegistry().add("A", ChainToken(Chain.SOLANA, "MintA", 6)).add("A", ChainToken(Chain.BSC, "0xa", 18))
+    reg.add("B", ChainToken(Chain.SOLANA, "MintB", 6))
+    led_s, led_b = Ledger(Store(":memory:"), "n1", Chain.SOLANA, "w"), Ledger(Store(":memory:"), "n2", Chain.BSC, "0xw")
+    led_s.record_move("d1", "SOL", 100 * 10**9, kind="deposit")  # coins are not exposure
+    led_s.record_move("d2", "MintB", 2_000 * 10**6, kind="deposit")  # 2,000 USD of B on Solana
+    led_b.record_move("d3", "0xa", 600 * 10**18, kind="deposit")  # 600 USD of A on BSC
+    ge = GlobalExposure([led_s, led_b], reg, {"A": 1.0, "B": 1.0, "SOL": 150.0}, "solana", max_age_s=0)
+    assert ge("MintA") == ("A", 2_600.0, 2_000.0, 600.0)
+    cfg = RiskConfig(max_order_usd=1e6, max_position_usd=1e6, max_gross_exposure_usd=1e6, max_asset_exposure_usd=1_000,
+                     max_chain_exposure_usd=2_500, max_total_exposure_usd=3_500)  # fmt: skip
+    eng = RiskEngine(cfg, global_exposure=ge)
+    for s in ("MintA", "MintB"):
+        eng.on_market(Tick(1, s, 1.0, source="jupiter"))
+    pf = Portfolio(cash=1e6)
+    assert eng.check(Order("MintA", Side.BUY, 300), pf, 2) is None
+    assert eng.check(Order("MintA", Side.BUY, 401), pf, 3).startswith("max_asset_exposure: A across chains")
+    assert eng.check(Order("MintB", Side.BUY, 501), pf, 4).startswith("max_chain_exposure")
+    led_b.record_move("d4", "0xa", 800 * 10**18, kind="deposit")  # BSC grows: 3,400 in total
+    assert eng.check(Order("MintB", Side.BUY, 150), pf, 5).startswith("max_total_exposure")

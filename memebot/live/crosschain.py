@@ -18,7 +18,7 @@ from ..data.store import Store, register_migration, ensure_schema, upsert
 __all__ = ['OPPORTUNITY_COLUMNS', 'STABLES', 'STUDY_GAS_USD', 'ChainToken', 'AssetRegistry', 'parse_assets', 'default_registry',
            'cp_out', 'two_pool_optimum', 'ArbCosts', 'evm_swap_gas_usd', 'Opportunity', 'PoolState', 'evaluate',
            'ArbDetector', 'store_opportunities', 'opportunities', 'ArbExecution', 'ArbExecutor', 'portfolio_usd',
-           'CrossChainSim', 'load_arb_candidates', 'eth_usd_by_day', 'study_candidates']
+           'GlobalExposure', 'CrossChainSim', 'load_arb_candidates', 'eth_usd_by_day', 'study_candidates']
 
 # %% ../../nbs/71_live.crosschain.ipynb #c0cfae3a
 @dataclass(frozen=True)
@@ -617,6 +617,38 @@ def portfolio_usd(
             units = atoms / 10**dec if dec is not None else math.nan
             rows.append((led.run_id, ch.value, led.wallet, asset or key, units, units * usd.get(asset, math.nan)))
     return pd.DataFrame(rows, columns=["run", "chain", "wallet", "asset", "units", "usd"])
+
+# %% ../../nbs/71_live.crosschain.ipynb #1c5d6102
+class GlobalExposure:
+    "Token holdings of every ledger in USD, by chain and by asset: `RiskEngine(global_exposure=...)` for one chain."
+
+    def __init__(
+        self,
+        ledgers: list,  # every node's ledgers (all chains)
+        registry: AssetRegistry,
+        usd: dict,  # asset -> USD (kept current by the caller)
+        chain: Chain | str,  # the chain of the engine that asks
+        max_age_s: float = 1.0,  # re-read the ledgers at most this often (wall time)
+    ):
+        self.ledgers, self.registry, self.usd, self.chain = ledgers, registry, usd, Chain.parse(chain)
+        self.max_age_s, self._at, self._book = max_age_s, -math.inf, None
+
+    def book(self) -> pd.DataFrame:
+        "Token holdings (not native coins or USD) with their USD value."
+        import time
+
+        if time.monotonic() - self._at > self.max_age_s:
+            df = portfolio_usd(self.ledgers, self.registry, self.usd)
+            coins = {c.native_symbol for c in Chain} | {"USD"}
+            self._book, self._at = df[~df.asset.isin(coins)].fillna({"usd": 0.0}), time.monotonic()
+        return self._book
+
+    def __call__(self, symbol: str) -> tuple[str | None, float, float, float]:
+        "(the symbol's asset, USD held in total, on this chain, of that asset)."
+        b, asset = self.book(), self.registry.asset_of(self.chain, symbol)
+        on_chain = b[b.chain == self.chain.value].usd.abs().sum()
+        of_asset = b[b.asset == (asset or symbol)].usd.abs().sum()
+        return asset, float(b.usd.abs().sum()), float(on_chain), float(of_asset)
 
 # %% ../../nbs/71_live.crosschain.ipynb #ca03910e
 class CrossChainSim:

@@ -233,6 +233,7 @@ class RiskEngine(RiskHook):
         kill_check_interval_s: float = 0.01,  # stat the kill file at most this often (wall time); 0: every call
         safety_ttl_s: float = 300.0,  # re-ask the safety hook after this much clock time
         stale_on_check: bool = False,  # also trip the stale-feed breaker in check() (the node: True)
+        global_exposure: Callable | None = None,  # symbol -> (asset, USD held: total, on this chain, of the asset)
         name: str = "risk",
     ):  # label in logs and the risk_state gauge
         self.cfg = cfg or get_settings().risk
@@ -244,7 +245,7 @@ class RiskEngine(RiskHook):
         self.universe = set(universe) if universe is not None else None
         self.kill_interval_ns = int(kill_check_interval_s * 1e9)
         self.safety_ttl_ns = int(safety_ttl_s * NS)
-        self.stale_on_check = stale_on_check
+        self.stale_on_check, self.global_exposure = stale_on_check, global_exposure
         c = self.cfg
         self._window_ns = int(c.circuit_price_window_s * NS)
         self._stale_ns = int(c.circuit_stale_feed_s * NS)
@@ -828,6 +829,8 @@ def _entry(self: RiskEngine, order, sym, qty, notional, px, portfolio, now_ns) -
     gross = other * k + new_exp
     if gross > c.max_gross_exposure_usd:
         return f"max_gross_exposure: would be {gross:,.2f} > {c.max_gross_exposure_usd:,.2f} USD"
+    if self.global_exposure is not None and (why := self._global_limits(sym, value * k)):
+        return why
     liq = self.liquidity.get(sym)
     if liq is not None and liq < c.min_pool_liquidity_usd:
         return f"min_liquidity: {sym} pool liquidity {liq:,.0f} < {c.min_pool_liquidity_usd:,.0f} USD"
@@ -841,6 +844,21 @@ def _entry(self: RiskEngine, order, sym, qty, notional, px, portfolio, now_ns) -
             v = self._safety_cache[sym] = (now_ns, bool(ok), list(why or []))
         if not v[1]:
             return f"token_safety: {sym}: {', '.join(v[2]) or 'unsafe'}"
+    return None
+
+# %% ../../nbs/50_risk.ipynb #e5956406
+@patch
+def _global_limits(self: RiskEngine, sym: str, add_usd: float) -> str | None:
+    "The global limit an entry of `add_usd` in `sym` would break, or None."
+    c = self.cfg
+    asset, total, chain, held = self.global_exposure(sym)
+    for name, now, limit, what in (
+        ("max_total_exposure", total, c.max_total_exposure_usd, "every chain"),
+        ("max_chain_exposure", chain, c.max_chain_exposure_usd, "this chain"),
+        ("max_asset_exposure", held, c.max_asset_exposure_usd, f"{asset or sym} across chains"),
+    ):
+        if now + add_usd > limit:
+            return f"{name}: {what} would hold {now + add_usd:,.2f} > {limit:,.2f} USD"
     return None
 
 # %% ../../nbs/50_risk.ipynb #d53aad40
