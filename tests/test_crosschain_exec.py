@@ -161,6 +161,10 @@ async def test_detect_size_and_trade_both_legs(two, memebot, tmp_path):
     text = memebot("--set", f"store.ledger_dir={tmp_path}", "--set", f"crosschain.assets={assets}", "portfolio",
                    "--price", "SOL=150", check=True).stdout  # fmt: skip
     assert "no price for BNB, MEME" in text and max(map(len, text.splitlines())) <= 80
+    r = memebot("--set", f"store.ledger_dir={tmp_path}", "--set", f"crosschain.assets={assets}", "arb", "rebalance",
+                "--target", "MEME@bsc=50000", "--price", "MEME=0.058", "--json", check=True)  # fmt: skip
+    (p,) = json.loads(r.stdout)["proposals"]  # the tokens the trade moved to Solana go back to BSC's inventory
+    assert (p["from_chain"], p["to_chain"]) == ("solana", "bsc") and p["units"] == pytest.approx(ex.bought, rel=1e-6)
 
 
 async def test_a_failed_leg_is_unwound_not_left_open(two):

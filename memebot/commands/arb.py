@@ -15,7 +15,8 @@ from ..core import Chain, ValidationError
 
 # %% auto #0
 __all__ = ['arb_app', 'SIM_GAS_USD', 'bridge_app', 'parse_gas', 'run_scan', 'arb_scan', 'study_table', 'arb_study', 'chain_id',
-           'quote_lines', 'bridge_quote', 'bridge_status', 'read_ledgers', 'parse_prices', 'portfolio_cmd']
+           'quote_lines', 'bridge_quote', 'bridge_status', 'read_ledgers', 'parse_prices', 'portfolio_cmd',
+           'parse_targets', 'arb_rebalance']
 
 # %% ../../nbs/96a_commands.arb.ipynb #8389fadb
 arb_app = typer.Typer(
@@ -381,3 +382,47 @@ def _print_portfolio(df, pos: list[dict], busy: list[str]):
                       f"realized {p['realized']:+,.2f}, fees {p['fees']:,.2f}", highlight=False)  # fmt: skip
     for b in busy:
         console.print(f"run {b}: its ledger is open in a running node; not read", highlight=False)
+
+# %% ../../nbs/96a_commands.arb.ipynb #f2ce1909
+def parse_targets(items: list[str]) -> dict:
+    "`ASSET@chain=UNITS` items as {(chain, asset): units}; a ValidationError names a bad one."
+    out = {}
+    for it in items:
+        try:
+            a, rest = it.split("@", 1)
+            c, u = rest.split("=", 1)
+            out[(Chain.parse(c).value, a.strip().upper())] = float(u)
+        except ValueError:
+            raise ValidationError(
+                "--target", "target", f"{it!r}: expected ASSET@chain=UNITS, e.g. MEME@bsc=5000"
+            ) from None
+    return out
+
+
+@arb_app.command("rebalance")
+def arb_rebalance(
+    target: List[str] = typer.Option(..., "--target", help="Units to keep on a chain, ASSET@chain=UNITS (repeatable)."),
+    price: List[str] = typer.Option([], "--price", help="USD price of an asset, ASSET=USD (repeatable)."),
+    as_json: JsonOpt = False,
+):
+    "Propose the bridge transfers that bring each chain's inventory back to its target, with their cost."
+    from dataclasses import asdict
+    from memebot.live.crosschain import ArbCosts, default_registry, plan_rebalance, portfolio_usd
+
+    quiet_logs()
+    s = settings()
+    tg, usd = parse_targets(target), parse_prices(price)
+    ledgers, busy = read_ledgers(s)
+    plan = plan_rebalance(portfolio_usd(ledgers, default_registry(s), usd), tg, usd, ArbCosts.from_settings(s))
+    if as_json:
+        typer.echo(json.dumps({"proposals": [asdict(r) for r in plan], "busy": busy}))
+        return
+    if not plan:
+        console.print("nothing to move: every holding is within 10% of its target (or nothing is spare)", markup=False)
+    for r in plan:
+        what = f"move {r.units:,.6g} {r.asset} {r.from_chain} -> {r.to_chain} ({r.value_usd:,.2f} USD)"
+        console.print(
+            f"{what}: about {r.cost_usd:,.2f} USD and {r.seconds:,.0f} s by bridge ({r.source})", markup=False
+        )
+    for b in busy:
+        console.print(f"run {b}: its ledger is open in a running node; not read", markup=False)

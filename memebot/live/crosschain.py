@@ -18,7 +18,8 @@ from ..data.store import Store, register_migration, ensure_schema, upsert
 __all__ = ['OPPORTUNITY_COLUMNS', 'STABLES', 'STUDY_GAS_USD', 'ChainToken', 'AssetRegistry', 'parse_assets', 'default_registry',
            'cp_out', 'two_pool_optimum', 'ArbCosts', 'evm_swap_gas_usd', 'Opportunity', 'PoolState', 'evaluate',
            'ArbDetector', 'store_opportunities', 'opportunities', 'ArbExecution', 'ArbExecutor', 'portfolio_usd',
-           'GlobalExposure', 'CrossChainSim', 'load_arb_candidates', 'eth_usd_by_day', 'study_candidates']
+           'GlobalExposure', 'Rebalance', 'plan_rebalance', 'route_buy', 'CrossChainSim', 'load_arb_candidates',
+           'eth_usd_by_day', 'study_candidates']
 
 # %% ../../nbs/71_live.crosschain.ipynb #c0cfae3a
 @dataclass(frozen=True)
@@ -649,6 +650,70 @@ class GlobalExposure:
         on_chain = b[b.chain == self.chain.value].usd.abs().sum()
         of_asset = b[b.asset == (asset or symbol)].usd.abs().sum()
         return asset, float(b.usd.abs().sum()), float(on_chain), float(of_asset)
+
+# %% ../../nbs/71_live.crosschain.ipynb #1c69bf9a
+@dataclass
+class Rebalance:
+    "A proposed transfer of `units` of `asset` between two chains, with its cost."
+
+    asset: str
+    from_chain: str
+    to_chain: str
+    units: float
+    value_usd: float
+    cost_usd: float
+    seconds: float
+    source: str  # the bridge quote's provider, or "settings"
+
+
+def plan_rebalance(
+    book: pd.DataFrame,  # `portfolio_usd` rows (chain, asset, units, usd)
+    targets: dict,  # (chain, asset) -> units to keep there
+    usd: dict,  # asset -> USD
+    costs: ArbCosts,
+    quote=None,  # optional callable(asset, from_chain, to_chain, units) -> BridgeQuote | None
+    band: float = 0.1,  # act only when a holding is this share below its target
+) -> list[Rebalance]:
+    "Transfers that bring each holding below its target back to it, from the chain with the most to spare."
+    held = book.groupby(["chain", "asset"]).units.sum().to_dict()
+    tgt = {(Chain.parse(c).value, a): float(u) for (c, a), u in targets.items()}
+    out = []
+    for (chain, asset), want in sorted(tgt.items()):
+        have = held.get((chain, asset), 0.0)
+        if have >= want * (1 - band):
+            continue
+        spare = {c: u - tgt.get((c, a), 0.0) for (c, a), u in held.items() if a == asset and c != chain}
+        src = max(spare, key=spare.get, default=None)
+        if src is None or spare[src] <= 0:
+            continue
+        units = min(want - have, spare[src])
+        value = units * usd.get(asset, math.nan)
+        q = quote(asset, src, chain, units) if quote is not None else None
+        if q is not None and q.cost_usd is not None:
+            out.append(Rebalance(asset, src, chain, units, value, q.cost_usd, q.seconds or math.nan, q.provider))
+        else:
+            cost = value * costs.bridge_fee_pct / 100 + costs.bridge_fixed_usd
+            out.append(Rebalance(asset, src, chain, units, value, cost, costs.bridge_seconds, "settings"))
+    return out
+
+# %% ../../nbs/71_live.crosschain.ipynb #1c444039
+def route_buy(
+    det: ArbDetector,
+    asset: str,
+    size_usd: float,  # quote to spend, in USD
+) -> list[tuple[str, float]]:
+    "(chain, all-in cost in USD) of buying `size_usd` of `asset` in each of its pools, cheapest first."
+    pools = [p for p in det._by_token.get(asset, []) if p.token_reserve > 0 and det.usd.get(p.quote)]
+    if not pools:
+        return []
+    best = min(p.price * det.usd[p.quote] for p in pools)  # the cheapest mid price, USD per token
+    out = []
+    for p in pools:
+        q = size_usd / det.usd[p.quote]
+        got = cp_out(q, p.quote_reserve, p.token_reserve, 1 - p.fee_bps / 1e4)
+        cost = size_usd - got * best + det.costs.gas_usd.get(p.chain, math.nan)
+        out.append((p.chain.value, cost))
+    return sorted(out, key=lambda x: x[1] if x[1] == x[1] else math.inf)
 
 # %% ../../nbs/71_live.crosschain.ipynb #ca03910e
 class CrossChainSim:
