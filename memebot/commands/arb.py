@@ -14,9 +14,9 @@ from ..cli import app, console, settings, JsonOpt, quiet_logs
 from ..core import Chain, ValidationError
 
 # %% auto #0
-__all__ = ['arb_app', 'SIM_GAS_USD', 'bridge_app', 'parse_gas', 'run_scan', 'arb_scan', 'study_table', 'arb_study', 'chain_id',
-           'quote_lines', 'bridge_quote', 'bridge_status', 'read_ledgers', 'parse_prices', 'portfolio_cmd',
-           'parse_targets', 'arb_rebalance']
+__all__ = ['arb_app', 'SIM_GAS_USD', 'bridge_app', 'parse_gas', 'run_scan', 'run_live_scan', 'arb_scan', 'study_table',
+           'arb_study', 'chain_id', 'quote_lines', 'bridge_quote', 'bridge_status', 'read_ledgers', 'parse_prices',
+           'portfolio_cmd', 'parse_targets', 'arb_rebalance']
 
 # %% ../../nbs/96a_commands.arb.ipynb #8389fadb
 arb_app = typer.Typer(
@@ -84,9 +84,45 @@ def _reasons(evaluated) -> dict[str, int]:
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 # %% ../../nbs/96a_commands.arb.ipynb #228dd3b0
+def run_live_scan(assets: list[str], updates: int, idle_s: float, s):
+    "(detector, seconds) after following the assets' EVM pools live."
+    import asyncio
+    from memebot.data.evm import EvmRpc, evm_chain
+    from memebot.data.feeds import EvmFeed
+    from memebot.live.crosschain import ArbCosts, ArbDetector, default_registry, scan_feeds, watch_evm
+
+    reg, det = default_registry(s), ArbDetector(ArbCosts.from_settings(s), keep=max(updates * 6, 1_000))
+    chains: dict = {}
+    for a in assets:
+        toks = {c: t for c, t in reg.tokens(a.upper()).items() if c.is_evm}
+        if len(toks) < 2:
+            raise ValidationError("--asset", "asset", f"{a}: needs contracts on two EVM chains in [crosschain] assets")
+        for c, t in toks.items():
+            chains.setdefault(c, []).append((a.upper(), t.address))
+
+    async def go():
+        feeds = []
+        for c, items in chains.items():
+            rpc = EvmRpc(evm_chain(c, s))
+            try:
+                pairs = [await watch_evm(det, rpc, a, addr) for a, addr in items]
+            finally:
+                await rpc.aclose()
+            feeds.append(EvmFeed(pairs, url=getattr(s.endpoints, f"{c.value}_ws")))
+        t0 = time.perf_counter()
+        await scan_feeds(det, feeds, max_updates=updates, idle_s=idle_s)
+        return time.perf_counter() - t0
+
+    return det, asyncio.run(go())
+
+# %% ../../nbs/96a_commands.arb.ipynb #7b43cdb0
 @arb_app.command("scan")
 def arb_scan(
-    feed: str = typer.Option("sim", "--feed", help="Market: sim (seeded pools of the same tokens on four chains)."),
+    feed: str = typer.Option("sim", "--feed", help="sim (seeded pools on four chains) or live (EVM pools, --asset)."),
+    asset: List[str] = typer.Option(
+        [], "--asset", help="live: an asset of [crosschain] assets to follow (repeatable)."
+    ),
+    idle: float = typer.Option(60.0, "--idle", help="live: stop after this many seconds without a pool update."),
     tokens: int = typer.Option(250, "--tokens", help="sim: tokens, each with a pool on every chain."),
     updates: int = typer.Option(20_000, "--updates", help="sim: pool updates to scan."),
     seed: int = typer.Option(7, "--seed", help="sim: seed."),
@@ -97,23 +133,30 @@ def arb_scan(
 ):
     "Scan a market for cross-chain arbitrage net of LP fees, impact, gas, bridge fees and price risk."
     quiet_logs()
-    if feed != "sim":
-        raise ValidationError("--feed", "feed", f"{feed!r}: only 'sim' is built (EVM pool-update feeds are not yet)")
+    if feed not in ("sim", "live"):
+        raise ValidationError("--feed", "feed", f"{feed!r}: expected sim or live")
     if tokens < 1 or updates < 1:
         raise ValidationError("--tokens", "tokens", "--tokens and --updates must be >= 1")
-    g = parse_gas(gas)
-    det, secs = run_scan(tokens, updates, seed, g, settings())
+    if feed == "live" and not asset:
+        raise ValidationError("--asset", "asset", "--feed live needs at least one --asset")
+    g = parse_gas(gas) if feed == "sim" else {}
+    det, secs = (
+        run_scan(tokens, updates, seed, g, settings())
+        if feed == "sim"
+        else run_live_scan(asset, updates, idle, settings())
+    )
+    g = g or {c.value: v for c, v in det.costs.gas_usd.items()}
     ev = list(det.evaluated)
     taken = [o for o in ev if o.profitable]
     stored = _store(ev) if store_ else 0
-    doc = {"updates": updates, "pools": len(det.pools), "seconds": secs, "evaluated": len(ev), "taken": len(taken)}
+    doc = {"updates": det.updates, "pools": len(det.pools), "seconds": secs, "evaluated": len(ev), "taken": len(taken)}
     doc |= {"not_taken": _reasons(ev), "gas_usd": g, "stored": stored}
     if as_json:
         typer.echo(json.dumps(doc | {"best": [o.__dict__ for o in sorted(taken, key=lambda o: -o.net_usd)[:top]]}))
         return
     console.print(
-        f"scanned {updates:,} updates of {len(det.pools):,} pools in {secs:.2f} s "
-        f"({updates / max(secs, 1e-9):,.0f} updates/s); {len(ev):,} gaps evaluated, {len(taken):,} taken",
+        f"scanned {det.updates:,} updates of {len(det.pools):,} pools in {secs:.2f} s "
+        f"({det.updates / max(secs, 1e-9):,.0f} updates/s); {len(ev):,} gaps evaluated, {len(taken):,} taken",
         highlight=False,
     )
     console.print(_scan_table(taken, top))

@@ -165,6 +165,7 @@ class WsFeed(Feed):
         self._subs: dict = {}
         self._reqs: dict = {}
         self._ws = None
+        self.subscribed = asyncio.Event()  # set once the server has confirmed every subscription (cleared on reconnect)
         self._closed = False
         self.last_recv_ns = self._wait_ns = 0
         self.log = get_logger(f"feeds.{self.name}")
@@ -215,6 +216,7 @@ async def _connect(self: WsFeed):
 @patch
 async def _subscribe(self: WsFeed, ws):
     self._subs, self._reqs = {}, {}
+    self.subscribed.clear()
     for i, (kind, req) in enumerate(self.requests(), start=1):
         self._reqs[i] = kind
         await ws.send(_dumps({"jsonrpc": "2.0", "id": i, **req}))
@@ -298,6 +300,8 @@ async def handle(self: WsFeed, raw) -> list:
                 kind = self._reqs.get(msg["id"])
                 if "result" in msg and kind is not None:
                     self._subs[msg["result"]] = kind
+                    if len(self._subs) == len(self._reqs):
+                        self.subscribed.set()
                 elif "error" in msg:
                     self.stats["errors"] += 1
                     self.log.warning("feed.rpc_error", error=str(msg["error"])[:200], kind=str(kind))

@@ -17,9 +17,9 @@ from ..data.store import Store, register_migration, ensure_schema, upsert
 # %% auto #0
 __all__ = ['OPPORTUNITY_COLUMNS', 'STABLES', 'STUDY_GAS_USD', 'ChainToken', 'AssetRegistry', 'parse_assets', 'default_registry',
            'cp_out', 'two_pool_optimum', 'ArbCosts', 'evm_swap_gas_usd', 'Opportunity', 'PoolState', 'evaluate',
-           'ArbDetector', 'store_opportunities', 'opportunities', 'ArbExecution', 'ArbExecutor', 'portfolio_usd',
-           'GlobalExposure', 'Rebalance', 'plan_rebalance', 'route_buy', 'CrossChainSim', 'load_arb_candidates',
-           'eth_usd_by_day', 'study_candidates']
+           'ArbDetector', 'store_opportunities', 'opportunities', 'watch_evm', 'scan_feeds', 'ArbExecution',
+           'ArbExecutor', 'portfolio_usd', 'GlobalExposure', 'Rebalance', 'plan_rebalance', 'route_buy',
+           'CrossChainSim', 'load_arb_candidates', 'eth_usd_by_day', 'study_candidates']
 
 # %% ../../nbs/71_live.crosschain.ipynb #c0cfae3a
 @dataclass(frozen=True)
@@ -415,6 +415,64 @@ def opportunities(store: Store, profitable: bool | None = None) -> pd.DataFrame:
     ensure_schema(store)
     q = "SELECT * FROM arb_opportunities" + ("" if profitable is None else f" WHERE profitable = {bool(profitable)}")
     return store.cursor().execute(q + " ORDER BY ts DESC").df()
+
+# %% ../../nbs/71_live.crosschain.ipynb #8d4b24b8
+async def watch_evm(det: ArbDetector, rpc, asset: str, token: str):
+    "Watch `token`'s V2 pool on `rpc`'s chain as `asset`: its reserves now, the coin's USD price, gas; the V2Pair."
+    import time
+    from memebot.data.evm import selector
+
+    c = rpc.chain
+    pair = await rpc.v2_pair(token)
+    det.watch(c.chain, pair.address, asset, c.native, pair.fee_bps)
+    raw = await rpc.eth_call({"to": pair.address, "data": selector("getReserves()")})
+    r0, r1 = (
+        int.from_bytes(raw[:32], "big") / 10**pair.decimals0,
+        int.from_bytes(raw[32:64], "big") / 10**pair.decimals1,
+    )
+    base, quote = (r0, r1) if pair.base_is_token0 else (r1, r0)
+    if (usd := await rpc.native_usd()) is not None:
+        det.usd[c.native] = usd
+        det.set_gas(c.chain, gwei=int(await rpc.call("eth_gasPrice"), 16) / 1e9, native_usd=usd)
+    det.on_pool_update(PoolUpdate(time.time_ns(), c.chain, pair.address, base, quote, fee_bps=pair.fee_bps))
+    return pair
+
+# %% ../../nbs/71_live.crosschain.ipynb #26ace2ed
+async def scan_feeds(
+    det: ArbDetector,
+    feeds: list,  # memebot.data.feeds Feeds (EvmFeed, SolanaFeed, ...) yielding PoolUpdates
+    stop=None,  # callable(detector) -> bool, checked after each update
+    max_updates: int | None = None,
+    idle_s: float | None = None,  # stop when nothing arrives for this long
+) -> int:
+    "Feed every PoolUpdate of `feeds` to the detector until stopped; the number processed."
+    import asyncio
+
+    q: asyncio.Queue = asyncio.Queue()
+
+    async def pump(f):
+        async for ev in f:
+            if isinstance(ev, PoolUpdate):
+                await q.put(ev)
+
+    tasks = [asyncio.create_task(pump(f)) for f in feeds]
+    n = 0
+    try:
+        while max_updates is None or n < max_updates:
+            try:
+                ev = await asyncio.wait_for(q.get(), idle_s)
+            except asyncio.TimeoutError:
+                break
+            det.on_pool_update(ev)
+            n += 1
+            if stop is not None and stop(det):
+                break
+    finally:
+        for t in tasks:
+            t.cancel()
+        for f in feeds:
+            await f.close()
+    return n
 
 # %% ../../nbs/71_live.crosschain.ipynb #7f0428e3
 @dataclass
