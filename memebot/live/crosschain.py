@@ -17,8 +17,8 @@ from ..data.store import Store, register_migration, ensure_schema, upsert
 # %% auto #0
 __all__ = ['OPPORTUNITY_COLUMNS', 'STABLES', 'STUDY_GAS_USD', 'ChainToken', 'AssetRegistry', 'parse_assets', 'default_registry',
            'cp_out', 'two_pool_optimum', 'ArbCosts', 'evm_swap_gas_usd', 'Opportunity', 'PoolState', 'evaluate',
-           'ArbDetector', 'store_opportunities', 'opportunities', 'watch_evm', 'scan_feeds', 'ArbExecution',
-           'ArbExecutor', 'portfolio_usd', 'GlobalExposure', 'Rebalance', 'plan_rebalance', 'route_buy',
+           'with_bridge_quote', 'ArbDetector', 'store_opportunities', 'opportunities', 'watch_evm', 'scan_feeds',
+           'ArbExecution', 'ArbExecutor', 'portfolio_usd', 'GlobalExposure', 'Rebalance', 'plan_rebalance', 'route_buy',
            'CrossChainSim', 'load_arb_candidates', 'eth_usd_by_day', 'study_candidates']
 
 # %% ../../nbs/71_live.crosschain.ipynb #c0cfae3a
@@ -271,6 +271,23 @@ def _reason(open_gap, dy, net, gas_a, gas_b, min_usd, a, b) -> str:
     if net < min_usd:
         return f"net {net:,.2f} USD is below the {min_usd:,.2f} USD minimum"
     return ""
+
+# %% ../../nbs/71_live.crosschain.ipynb #a579dcbb
+def with_bridge_quote(opp: Opportunity, quote, costs: ArbCosts, daily_vol: float | None = None) -> Opportunity:
+    "The bridge-mode `opp` with its bridge fee and price risk from `quote` (a BridgeQuote for the transfer)."
+    from dataclasses import replace
+
+    if opp.mode != "bridge":
+        raise ValidationError("arbitrage", "mode", "only a bridge opportunity has a bridge to quote")
+    moved = opp.size_usd + opp.gross_usd  # what crosses, valued at the sell side
+    share = (quote.cost_pct if quote.cost_pct is not None else quote.fee_pct) / 100  # cost_pct includes source gas
+    fee = moved * share
+    secs = quote.seconds if quote.seconds is not None else costs.bridge_seconds
+    risk = costs.risk_z * (daily_vol or costs.daily_vol) * math.sqrt(secs / 86400) * opp.size_usd
+    net = opp.gross_usd - opp.gas_buy_usd - opp.gas_sell_usd - fee - risk
+    ok = opp.size_usd > 0 and net >= costs.min_profit_usd
+    why = "" if ok else f"net {net:,.2f} USD is below the {costs.min_profit_usd:,.2f} USD minimum (quoted bridge)"
+    return replace(opp, bridge_fee_usd=fee, price_risk_usd=risk, net_usd=net, profitable=ok, reason=why)
 
 # %% ../../nbs/71_live.crosschain.ipynb #4deb0ab7
 class ArbDetector:
