@@ -10,16 +10,17 @@ import math
 from dataclasses import dataclass, field, asdict
 import pandas as pd
 from fastcore.basics import patch
-from ..core import Chain, PoolUpdate, ValidationError, SOL_MINT, USDC_MINT
+from ..core import Chain, PoolUpdate, ValidationError, SOL_MINT, USDC_MINT, Order, Side
 from ..config import get_settings
 from ..data.store import Store, register_migration, ensure_schema, upsert
 
 # %% auto #0
-__all__ = ['OPPORTUNITY_COLUMNS', 'STABLES', 'STUDY_GAS_USD', 'ChainToken', 'AssetRegistry', 'parse_assets', 'default_registry',
-           'cp_out', 'two_pool_optimum', 'ArbCosts', 'evm_swap_gas_usd', 'Opportunity', 'PoolState', 'evaluate',
-           'with_bridge_quote', 'ArbDetector', 'store_opportunities', 'opportunities', 'watch_evm', 'scan_feeds',
-           'ArbExecution', 'ArbExecutor', 'portfolio_usd', 'GlobalExposure', 'Rebalance', 'plan_rebalance', 'route_buy',
-           'CrossChainSim', 'load_arb_candidates', 'eth_usd_by_day', 'study_candidates']
+__all__ = ['OPPORTUNITY_COLUMNS', 'SIM_NATIVE_USD', 'STABLES', 'STUDY_GAS_USD', 'ChainToken', 'AssetRegistry', 'parse_assets',
+           'default_registry', 'cp_out', 'two_pool_optimum', 'ArbCosts', 'evm_swap_gas_usd', 'Opportunity', 'PoolState',
+           'evaluate', 'with_bridge_quote', 'ArbDetector', 'store_opportunities', 'opportunities', 'watch_evm',
+           'scan_feeds', 'ArbExecution', 'ArbExecutor', 'PaperSwapBroker', 'portfolio_usd', 'GlobalExposure',
+           'Rebalance', 'plan_rebalance', 'route_buy', 'CrossChainSim', 'paper_arb_setup', 'paper_arb', 'trade_pnl',
+           'load_arb_candidates', 'eth_usd_by_day', 'study_candidates']
 
 # %% ../../nbs/71_live.crosschain.ipynb #c0cfae3a
 @dataclass(frozen=True)
@@ -511,6 +512,7 @@ class ArbExecution:
     unwind_client_id: str = ""
     residual: float = 0.0  # tokens still unhedged (+ long on the buy chain, - short on the sell chain)
     note: str = ""
+    expected_usd: float = 0.0  # what the detector expected the trade to make: gross less gas (before price risk)
 
 
 register_migration(
@@ -520,7 +522,8 @@ register_migration(
     """
 CREATE TABLE arb_executions(id VARCHAR PRIMARY KEY, ts TIMESTAMP, asset VARCHAR, buy_chain VARCHAR, sell_chain VARCHAR,
     buy_client_id VARCHAR, sell_client_id VARCHAR, quote_atoms HUGEINT, token_units DOUBLE, status VARCHAR,
-    bought DOUBLE, sold DOUBLE, unwind_client_id VARCHAR, residual DOUBLE, note VARCHAR, updated TIMESTAMP);
+    bought DOUBLE, sold DOUBLE, unwind_client_id VARCHAR, residual DOUBLE, note VARCHAR, expected_usd DOUBLE,
+    updated TIMESTAMP);
 """,
 )
 
@@ -576,7 +579,8 @@ async def execute(self: ArbExecutor, opp: Opportunity) -> ArbExecution:
     ta, tb = self._token(opp.asset, bc), self._token(opp.asset, sc)
     quote_atoms = int(opp.size_quote * 10**bc.native_decimals)
     ex = ArbExecution(new_client_id("arb"), self.clock.now_ns(), opp.asset, bc.value, sc.value, new_client_id("arbbuy"),
-                      new_client_id("arbsell"), quote_atoms, opp.token_qty)  # fmt: skip
+                      new_client_id("arbsell"), quote_atoms, opp.token_qty,
+                      expected_usd=opp.gross_usd - opp.gas_buy_usd - opp.gas_sell_usd)  # fmt: skip
     self._save(ex)  # before anything is sent
     legs = await asyncio.gather(
         self.brokers[bc].buy(ta.address, quote_atoms, client_id=ex.buy_client_id),
@@ -671,6 +675,73 @@ async def recover(self: ArbExecutor) -> list[ArbExecution]:
             continue
         out.append(await self._settle(ex, sell.avg_fill_price if sell is not None and sell.filled_qty else None))
     return out
+
+# %% ../../nbs/71_live.crosschain.ipynb #5e8a7fa0
+class PaperSwapBroker:
+    "Paper swaps against the detector's pools on one chain, booked in a Ledger (the executor's paper broker)."
+
+    def __init__(self, det: ArbDetector, chain: Chain | str, ledger, registry: AssetRegistry, clock=None):
+        from memebot.core import WallClock
+
+        self.det, self.chain, self.ledger, self.registry = det, Chain.parse(chain), ledger, registry
+        self.clock = clock or WallClock()
+
+    def _pool(self, token: str) -> tuple[PoolState, int]:
+        "The pool of `token` on this chain quoted in the coin, and the token's decimals."
+        asset = self.registry.asset_of(self.chain, token)
+        for st in self.det._by_token.get(asset, ()):
+            if st.chain is self.chain and st.quote == self.chain.native_symbol and st.token_reserve > 0:
+                return st, self.registry.tokens(asset)[self.chain].decimals
+        raise ValidationError(
+            "paper swap", "token", f"{token}: no pool in {self.chain.native_symbol} on {self.chain.value}"
+        )
+
+    async def buy(self, token: str, native_atoms: int, client_id: str | None = None) -> Order:
+        "Spend `native_atoms` of the coin on `token`."
+        return self._swap(Side.BUY, token, native_atoms, client_id)
+
+    async def sell(self, token: str, atoms: int, client_id: str | None = None) -> Order:
+        "Sell `atoms` of `token` for the coin."
+        return self._swap(Side.SELL, token, atoms, client_id)
+
+# %% ../../nbs/71_live.crosschain.ipynb #40deab08
+@patch
+def _swap(self: PaperSwapBroker, side, token: str, atoms: int, client_id: str | None) -> Order:
+    "Fill (or refuse) one paper swap and book it."
+    from memebot.core import Fill, Order as Ord, OrderStatus, new_client_id
+
+    st, dec = self._pool(token)
+    nd, native, fee = self.chain.native_decimals, self.chain.native_symbol, 1 - st.fee_bps / 1e4
+    gas = int(self.det.costs.gas_usd.get(self.chain, 0.0) / self.det.usd.get(native, math.inf) * 10**nd)
+    if atoms <= 0:
+        raise ValidationError("paper swap", "atoms", f"{atoms}: must be > 0")
+    if side is Side.BUY:
+        q = atoms / 10**nd
+        qty = cp_out(q, st.quote_reserve, st.token_reserve, fee)
+        got, px, need = q, q / qty, {native: atoms + gas}
+    else:
+        qty = atoms / 10**dec
+        got = cp_out(qty, st.token_reserve, st.quote_reserve, fee)
+        px, need = got / qty, {native: gas, token: atoms}
+    o = Ord(token, side, qty, client_id=client_id or new_client_id("paper"), chain=self.chain, ts=self.clock.now_ns())
+    bal = self.ledger.balances()
+    if any(bal.get(k, 0) < v for k, v in need.items()):
+        o.transition(OrderStatus.REJECTED, "insufficient balance")
+        self.ledger.record_order(o, {"atoms": atoms})
+        return o
+    if side is Side.BUY:
+        st.quote_reserve, st.token_reserve = st.quote_reserve + q, st.token_reserve - qty
+        moves = {native: -atoms - gas, token: int(qty * 10**dec)}
+    else:
+        st.token_reserve, st.quote_reserve = st.token_reserve + qty, st.quote_reserve - got
+        moves = {token: -atoms, native: int(got * 10**nd) - gas}
+    self.ledger.record_order(o, {"atoms": atoms})
+    o.transition(OrderStatus.SUBMITTED)
+    o.filled_qty, o.avg_fill_price = qty, px
+    o.transition(OrderStatus.FILLED)
+    fill = Fill(o.client_id, o.ts, token, side, qty, px, gas / 10**nd, "paper", "", self.chain, f"{o.client_id}:paper")
+    self.ledger.record_fill(fill, moves, o)
+    return o
 
 # %% ../../nbs/71_live.crosschain.ipynb #7b872b14
 def portfolio_usd(
@@ -792,7 +863,7 @@ def route_buy(
 
 # %% ../../nbs/71_live.crosschain.ipynb #ca03910e
 class CrossChainSim:
-    "Seeded pool updates for `tokens` tokens, each with one constant-product pool (quoted in USD) on every chain."
+    "Seeded pool updates for `tokens` tokens, each with a constant-product pool on every chain (in USD or its coin)."
 
     def __init__(
         self,
@@ -803,6 +874,7 @@ class CrossChainSim:
         shock_prob: float = 0.02,  # chance that an update is a large trade (1-5% off the pool's price)
         start_ns: int = 1_767_225_600 * 10**9,  # 2026-01-01 UTC
         step_ms: float = 50.0,  # mean time between updates
+        native_usd: dict | None = None,  # chain -> USD per coin: quote each pool in its chain's coin, not in USD
     ):
         import numpy as np
 
@@ -821,20 +893,17 @@ class CrossChainSim:
             np.repeat(self.logp, len(self.chains))
         )
         self.fee = self.rng.choice([25.0, 30.0], n)
+        nu = {Chain.parse(c): float(v) for c, v in (native_usd or {}).items()}
+        self.quote = [(c.native_symbol, nu[c]) if c in nu else ("USD", 1.0) for c in self.chains]  # asset, USD each
 
     def pools(self) -> list[tuple]:
         "(chain, pool, token, quote, fee_bps) of every pool, for `ArbDetector.watch`."
         c = len(self.chains)
         return [
-            (
-                self.chains[j % c],
-                f"sim-{self.tokens[j // c]}-{self.chains[j % c].value}",
-                self.tokens[j // c],
-                "USD",
-                float(self.fee[j]),
-            )
+            (self.chains[j % c], f"sim-{self.tokens[j // c]}-{self.chains[j % c].value}", self.tokens[j // c],
+             self.quote[j % c][0], float(self.fee[j]))
             for j in range(len(self.dev))
-        ]
+        ]  # fmt: skip
 
 # %% ../../nbs/71_live.crosschain.ipynb #0066262c
 @patch
@@ -854,18 +923,99 @@ def updates(self: CrossChainSim, n: int):
         t = j // c
         self.logp[t] += mv
         self.dev[j] = sz if sh < self.shock_prob else 0.8 * self.dev[j] + ns
-        p = math.exp(self.logp[t] + self.dev[j])
+        p, u = math.exp(self.logp[t] + self.dev[j]), self.quote[j % c][1]  # USD per token, USD per quote unit
         self.ts += int(gap) + 1
+        ch = self.chains[j % c]
         yield PoolUpdate(
-            self.ts,
-            self.chains[j % c],
-            f"sim-{self.tokens[t]}-{self.chains[j % c].value}",
-            math.sqrt(self.k[j] / p),
-            math.sqrt(self.k[j] * p),
-            p,
-            float(self.fee[j]),
-            "sim",
+            self.ts, ch, f"sim-{self.tokens[t]}-{ch.value}", math.sqrt(self.k[j] / p), math.sqrt(self.k[j] * p) / u,
+            p / u, float(self.fee[j]), "sim",
+        )  # fmt: skip
+
+# %% ../../nbs/71_live.crosschain.ipynb #8b0d2b96
+@patch
+def snapshot(self: CrossChainSim) -> list[PoolUpdate]:
+    "A PoolUpdate for every pool at its current price (draws nothing, so the market that follows is unchanged)."
+    c, out = len(self.chains), []
+    for j in range(len(self.dev)):
+        t, ch = j // c, self.chains[j % c]
+        p, u = math.exp(self.logp[t] + self.dev[j]), self.quote[j % c][1]
+        sq = math.sqrt(self.k[j] / p), math.sqrt(self.k[j] * p) / u
+        out.append(PoolUpdate(self.ts, ch, f"sim-{self.tokens[t]}-{ch.value}", *sq, p / u, float(self.fee[j]), "sim"))
+    return out
+
+# %% ../../nbs/71_live.crosschain.ipynb #c76e9bfb
+SIM_NATIVE_USD = {"solana": 150.0, "ethereum": 3_000.0, "bsc": 600.0, "polygon": 0.5}  # the paper market's coins
+
+
+def paper_arb_setup(
+    store: Store,
+    run_id: str,
+    tokens: int = 20,
+    seed: int = 7,
+    inventory_usd: float = 2_000.0,  # of the coin and of each token, on each chain
+    gas_usd: dict | None = None,  # chain -> USD per swap
+    settings=None,
+):
+    "(sim, detector, executor, brokers, registry) of a funded paper account on four chains."
+    from memebot.exec.ledger import Ledger
+
+    sim = CrossChainSim(tokens=tokens, seed=seed, native_usd=SIM_NATIVE_USD)
+    det, reg = ArbDetector(ArbCosts.from_settings(settings), modes=("inventory",)), AssetRegistry()
+    det.usd |= {Chain.parse(c).native_symbol: v for c, v in SIM_NATIVE_USD.items()}
+    for c, usd in (gas_usd or {}).items():
+        det.set_gas(c, usd)
+    for p in sim.pools():
+        det.watch(*p)
+        reg.add(p[2], ChainToken(p[0], f"{p[2]}-{p[0].value}", 9))
+    for ev in sim.snapshot():
+        det.on_pool_update(ev)
+    brokers = {}
+    for c in sim.chains:
+        led = Ledger(store, run_id, c, f"paper-{c.value}")
+        led.record_move(
+            f"deposit:{c.value}:coin",
+            c.native_symbol,
+            int(inventory_usd / det.usd[c.native_symbol] * 10**c.native_decimals),
+            kind="deposit",
         )
+        for t in sim.tokens:  # worth inventory_usd at the token's price (its pools' last update)
+            led.record_move(
+                f"deposit:{c.value}:{t}", f"{t}-{c.value}", int(inventory_usd / det.usd[t] * 1e9), kind="deposit"
+            )
+        brokers[c] = PaperSwapBroker(det, c, led, reg)
+    _refresh_inventory(det, brokers, reg)
+    return sim, det, ArbExecutor(brokers, reg, store), brokers, reg
+
+
+def _refresh_inventory(det: ArbDetector, brokers: dict, reg: AssetRegistry):
+    "The detector's inventory caps from the ledgers: each chain's coin and tokens."
+    for c, b in brokers.items():
+        bal = b.ledger.balances()
+        gas = 10 * det.costs.gas_usd.get(c, 0.0) / det.usd.get(c.native_symbol, math.inf)  # kept back for 10 swaps
+        det.inventory[(c, c.native_symbol)] = max(0.0, bal.get(c.native_symbol, 0) / 10**c.native_decimals - gas)
+        for a in reg.assets:
+            t = reg.tokens(a).get(c)
+            if t is not None:
+                det.inventory[(c, a)] = bal.get(t.address, 0) / 10**t.decimals
+
+
+async def paper_arb(sim, det: ArbDetector, executor: ArbExecutor, brokers: dict, updates: int) -> list[ArbExecution]:
+    "Run `updates` simulated pool updates, trading every inventory opportunity on paper; the executions."
+    out = []
+    for ev in sim.updates(updates):
+        best = max((o for o in det.on_pool_update(ev) if o.profitable and o.mode == "inventory"),
+                   key=lambda o: o.net_usd, default=None)  # fmt: skip
+        if best is not None:  # one trade per update: the others were sized on the inventory before it
+            out.append(await executor.execute(best))
+            _refresh_inventory(det, brokers, executor.registry)
+    return out
+
+# %% ../../nbs/71_live.crosschain.ipynb #6742ea4c
+def trade_pnl(before: pd.DataFrame, after: pd.DataFrame, usd: dict) -> float:
+    "USD value at `usd` of the holdings' change between two `portfolio_usd` views (inventory price moves excluded)."
+    key = ["chain", "asset"]
+    d = after.groupby(key).units.sum().sub(before.groupby(key).units.sum(), fill_value=0.0)
+    return float(sum(u * usd.get(a, math.nan) for (_, a), u in d.items() if u))
 
 # %% ../../nbs/71_live.crosschain.ipynb #abf7ca5f
 STABLES = {"USDC", "USDT", "USDBC", "USDC.E", "DAI", "BUSD"}
