@@ -49,6 +49,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'memebot.commands.arb._scan_table': ('commands.arb.html#_scan_table', 'memebot/commands/arb.py'),
                                       'memebot.commands.arb._store': ('commands.arb.html#_store', 'memebot/commands/arb.py'),
                                       'memebot.commands.arb.arb_rebalance': ('commands.arb.html#arb_rebalance', 'memebot/commands/arb.py'),
+                                      'memebot.commands.arb.arb_run': ('commands.arb.html#arb_run', 'memebot/commands/arb.py'),
                                       'memebot.commands.arb.arb_scan': ('commands.arb.html#arb_scan', 'memebot/commands/arb.py'),
                                       'memebot.commands.arb.arb_study': ('commands.arb.html#arb_study', 'memebot/commands/arb.py'),
                                       'memebot.commands.arb.bridge_quote': ('commands.arb.html#bridge_quote', 'memebot/commands/arb.py'),

@@ -172,3 +172,21 @@ def test_global_limits_count_every_chain():
     assert eng.check(Order("MintB", Side.BUY, 501), pf, 4).startswith("max_chain_exposure")
     led_b.record_move("d4", "0xa", 800 * 10**18, kind="deposit")  # BSC grows: 3,400 in total
     assert eng.check(Order("MintB", Side.BUY, 150), pf, 5).startswith("max_total_exposure")
+
+
+def test_paper_arb_run_command(memebot, tmp_path):
+    env = {"MEMEBOT_STORE_LEDGER_DIR": str(tmp_path)}
+    r = memebot("arb", "run", "--tokens", "10", "--updates", "2000", "--seed", "5", "--run-id", "a1", "--json",
+                env=env, check=True)  # fmt: skip
+    doc = json.loads(r.stdout)
+    assert doc["executions"] > 0 and doc["by_status"]["done"] == doc["executions"]
+    assert doc["pnl_usd"] == pytest.approx(doc["expected_usd"], rel=1e-3) and doc["pnl_usd"] > 0
+    with Store(tmp_path / "a1.duckdb", read_only=True) as st:  # every execution and leg is in the run's ledger
+        n = st.cursor().execute("SELECT count(*) FROM arb_executions WHERE status = 'done'").fetchone()[0]
+        legs = st.cursor().execute("SELECT count(*) FROM fills").fetchone()[0]
+    assert n == doc["executions"] and legs == 2 * n
+    again = memebot("arb", "run", "--run-id", "a1", env=env)
+    assert again.returncode == 2 and "already exists" in again.stderr
+    pf = json.loads(memebot("portfolio", "--price", "SOL=150", "--json", env=env, check=True).stdout)
+    assert {b["run"] for b in pf["balances"]} == {"a1"} and {b["chain"] for b in pf["balances"]} == {
+        "solana", "ethereum", "bsc", "polygon"}  # fmt: skip

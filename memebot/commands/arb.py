@@ -14,7 +14,7 @@ from ..cli import app, console, settings, JsonOpt, quiet_logs
 from ..core import Chain, ValidationError
 
 # %% auto #0
-__all__ = ['arb_app', 'SIM_GAS_USD', 'bridge_app', 'parse_gas', 'run_scan', 'run_live_scan', 'arb_scan', 'study_table',
+__all__ = ['arb_app', 'SIM_GAS_USD', 'bridge_app', 'parse_gas', 'run_scan', 'run_live_scan', 'arb_scan', 'arb_run', 'study_table',
            'arb_study', 'chain_id', 'quote_lines', 'bridge_quote', 'bridge_status', 'read_ledgers', 'parse_prices',
            'portfolio_cmd', 'parse_targets', 'arb_rebalance']
 
@@ -174,6 +174,53 @@ def _store(ev) -> int:
 
     with open_store(settings=settings()) as st:
         return store_opportunities(st, ev)
+
+# %% ../../nbs/96a_commands.arb.ipynb #495658fe
+@arb_app.command("run")
+def arb_run(
+    tokens: int = typer.Option(20, "--tokens", help="Tokens, each with a pool on every chain."),
+    updates: int = typer.Option(20_000, "--updates", help="Pool updates to trade through."),
+    seed: int = typer.Option(7, "--seed", help="Seed of the simulated market."),
+    inventory_usd: float = typer.Option(2_000.0, "--inventory-usd", help="Starting coin and each token, per chain."),
+    gas: List[str] = typer.Option([], "--gas", help="USD per swap on a chain, chain=USD (repeatable)."),
+    run_id: Optional[str] = typer.Option(None, "--run-id", help="Ledger name (default arb-paper-<time>)."),
+    as_json: JsonOpt = False,
+):
+    "Trade cross-chain arbitrage on paper over the simulated four-chain market; executions and their PnL."
+    import asyncio
+    from datetime import datetime, timezone
+    from memebot.cli import positive
+    from memebot.exec.ledger import ledger_path, ledger_store
+    from memebot.live.crosschain import paper_arb, paper_arb_setup, portfolio_usd, trade_pnl
+
+    quiet_logs()
+    positive(inventory_usd, "--inventory-usd")
+    if tokens < 1 or updates < 1:
+        raise ValidationError("--tokens", "tokens", "--tokens and --updates must be >= 1")
+    s = settings()
+    run_id = run_id or f"arb-paper-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
+    if ledger_path(run_id, s).exists():
+        raise ValidationError("--run-id", "run_id", f"{run_id!r} already exists: choose another")
+    g = parse_gas(gas)
+    with ledger_store(run_id, s) as st:
+        sim, det, ex, brokers, reg = paper_arb_setup(st, run_id, tokens, seed, inventory_usd, g, s)
+        leds = [b.ledger for b in brokers.values()]
+        start = portfolio_usd(leds, reg, det.usd)
+        done = asyncio.run(paper_arb(sim, det, ex, brokers, updates))
+        pnl = trade_pnl(start, portfolio_usd(leds, reg, det.usd), det.usd)
+    by = {k: sum(e.status == k for e in done) for k in ("done", "unwound", "exposed")}
+    doc = {"run_id": run_id, "executions": len(done), "by_status": by, "pnl_usd": pnl}
+    doc |= {"expected_usd": sum(e.expected_usd for e in done), "ledger": str(ledger_path(run_id, s)), "gas_usd": g}
+    if as_json:
+        typer.echo(json.dumps(doc))
+        return
+    console.print(f"paper run {run_id}: {len(done)} two-legged trades ({', '.join(f'{n} {k}' for k, n in by.items())})",
+                  markup=False)  # fmt: skip
+    console.print(
+        f"PnL {pnl:+,.2f} USD at the final prices (the detector expected {doc['expected_usd']:+,.2f})", markup=False
+    )
+    console.print("ledger:", markup=False)
+    console.print(f"    {doc['ledger']}", markup=False, soft_wrap=True)
 
 # %% ../../nbs/96a_commands.arb.ipynb #db0fd59e
 def study_table(res) -> tuple[Table, list[dict]]:
@@ -412,12 +459,15 @@ def _print_portfolio(df, pos: list[dict], busy: list[str]):
         for c in ("asset", "chains", "units", "usd"):
             t.add_column(c, justify="left" if c in ("asset", "chains") else "right")
         for a, g in df.groupby("asset"):
-            v = g.usd.sum(min_count=1)
-            t.add_row(a, ", ".join(sorted(set(g.chain))), f"{g.units.sum():,.6g}", "?" if v != v else f"{v:,.2f}")
+            v, u = g.usd.sum(min_count=1), g.units.sum(min_count=1)  # NaN: decimals or price unknown
+            t.add_row(
+                a, ", ".join(sorted(set(g.chain))), "?" if u != u else f"{u:,.6g}", "?" if v != v else f"{v:,.2f}"
+            )
         console.print(t)
         by_chain = df.groupby("chain").usd.sum()
         console.print("by chain: " + ", ".join(f"{c} {v:,.2f}" for c, v in by_chain.items()) + " USD", highlight=False)
         unpriced = sorted(set(df[df.usd.isna()].asset))
+        unpriced = unpriced[:5] + ([f"{len(unpriced) - 5} more"] if len(unpriced) > 5 else [])
         console.print(f"total {df.usd.sum():,.2f} USD" + (f" (no price for {', '.join(unpriced)})" if unpriced else ""),
                       highlight=False)  # fmt: skip
     for p in pos:
