@@ -12,7 +12,7 @@ import pandas as pd
 from fastcore.basics import patch
 from ..core import Chain, PoolUpdate, ValidationError, SOL_MINT, USDC_MINT, Order, Side
 from ..config import get_settings
-from ..data.store import Store, register_migration, ensure_schema, upsert
+from ..data.store import Store, register_migration, ensure_schema
 
 # %% auto #0
 __all__ = ['OPPORTUNITY_COLUMNS', 'SIM_NATIVE_USD', 'STABLES', 'STUDY_GAS_USD', 'ChainToken', 'AssetRegistry', 'parse_assets',
@@ -708,7 +708,7 @@ class PaperSwapBroker:
 @patch
 def _swap(self: PaperSwapBroker, side, token: str, atoms: int, client_id: str | None) -> Order:
     "Fill (or refuse) one paper swap and book it."
-    from memebot.core import Fill, Order as Ord, OrderStatus, new_client_id
+    from memebot.core import Fill, OrderStatus, new_client_id
 
     st, dec = self._pool(token)
     nd, native, fee = self.chain.native_decimals, self.chain.native_symbol, 1 - st.fee_bps / 1e4
@@ -723,7 +723,7 @@ def _swap(self: PaperSwapBroker, side, token: str, atoms: int, client_id: str | 
         qty = atoms / 10**dec
         got = cp_out(qty, st.token_reserve, st.quote_reserve, fee)
         px, need = got / qty, {native: gas, token: atoms}
-    o = Ord(token, side, qty, client_id=client_id or new_client_id("paper"), chain=self.chain, ts=self.clock.now_ns())
+    o = Order(token, side, qty, client_id=client_id or new_client_id("paper"), chain=self.chain, ts=self.clock.now_ns())
     bal = self.ledger.balances()
     if any(bal.get(k, 0) < v for k, v in need.items()):
         o.transition(OrderStatus.REJECTED, "insufficient balance")
