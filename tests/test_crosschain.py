@@ -1,7 +1,7 @@
 """Cross-chain arbitrage detection: the closed-form size, every cost term, the detector over a simulated multi-chain
 market, the opportunity log in a real DuckDB file, the study over the research data, and the commands."""
 
-import json, math
+import asyncio, json, math
 from dataclasses import asdict
 import pytest
 from hypothesis import given, settings as hsettings, strategies as hs
@@ -190,3 +190,18 @@ def test_paper_arb_run_command(memebot, tmp_path):
     pf = json.loads(memebot("portfolio", "--price", "SOL=150", "--json", env=env, check=True).stdout)
     assert {b["run"] for b in pf["balances"]} == {"a1"} and {b["chain"] for b in pf["balances"]} == {
         "solana", "ethereum", "bsc", "polygon"}  # fmt: skip
+
+
+def test_executor_refuses_what_its_brokers_cannot_buy_with():
+    from memebot.core import ValidationError
+    from memebot.live.crosschain import ArbExecutor, AssetRegistry
+
+    a = PoolState(Chain.ETHEREUM, "a", "T", "USD", 30, 2e9, 2e6)  # quoted in USD: the brokers spend the chain's coin
+    b = PoolState(Chain.BSC, "b", "T", "USD", 25, 2e9 / 1.03, 2e6)
+    o = evaluate(a, b, {"USD": 1.0}, ArbCosts(gas_usd={Chain.ETHEREUM: 1.0, Chain.BSC: 0.1}))
+    assert o.profitable and o.buy_quote == "USD"
+    x = ArbExecutor({}, AssetRegistry(), Store(":memory:"))
+    with pytest.raises(ValidationError, match="quoted in USD"):
+        asyncio.run(x.execute(o))
+    with pytest.raises(ValidationError, match="only inventory"):
+        asyncio.run(x.execute(evaluate(a, b, {"USD": 1.0}, ArbCosts(gas_usd={Chain.ETHEREUM: 1.0}), mode="bridge")))

@@ -170,6 +170,7 @@ class Opportunity:
     sell_price_usd: float
     size_usd: float  # quote put in on the buy side
     size_quote: float  # the same, in the buy pool's quote units
+    buy_quote: str  # the buy pool's quote asset (what the buy leg spends)
     token_qty: float  # tokens bought on the buy side (and sold on the other)
     spread_usd: float
     lp_fee_usd: float
@@ -255,10 +256,11 @@ def evaluate(
     risk = costs.risk_z * (daily_vol or costs.daily_vol) * math.sqrt(secs / 86400) * dy * ua
     net = gross - gas_a - gas_b - bridge - risk
     why = _reason(open_gap, dy, net, gas_a, gas_b, costs.min_profit_usd, a, b)
+    where = (ts, a.token, mode, a.chain.value, a.pool, b.chain.value, b.pool, pa * ua, pb * ua)
+    size = (dy * ua, dy, a.quote, dx)
     return Opportunity(
-        ts, a.token, mode, a.chain.value, a.pool, b.chain.value, b.pool, pa * ua, pb * ua, dy * ua, dy, dx, spread, lp,
-        spread - lp - gross, gross, gas_a, gas_b, bridge, risk, net, why == "", why,
-    )  # fmt: skip
+        *where, *size, spread, lp, spread - lp - gross, gross, gas_a, gas_b, bridge, risk, net, why == "", why
+    )
 
 
 def _reason(open_gap, dy, net, gas_a, gas_b, min_usd, a, b) -> str:
@@ -409,9 +411,9 @@ register_migration(
     """
 CREATE TABLE arb_opportunities(ts TIMESTAMP, asset VARCHAR, mode VARCHAR, buy_chain VARCHAR, buy_pool VARCHAR,
     sell_chain VARCHAR, sell_pool VARCHAR, buy_price_usd DOUBLE, sell_price_usd DOUBLE, size_usd DOUBLE,
-    size_quote DOUBLE, token_qty DOUBLE, spread_usd DOUBLE, lp_fee_usd DOUBLE, impact_usd DOUBLE, gross_usd DOUBLE,
-    gas_buy_usd DOUBLE, gas_sell_usd DOUBLE, bridge_fee_usd DOUBLE, price_risk_usd DOUBLE, net_usd DOUBLE,
-    profitable BOOLEAN, reason VARCHAR);
+    size_quote DOUBLE, buy_quote VARCHAR, token_qty DOUBLE, spread_usd DOUBLE, lp_fee_usd DOUBLE, impact_usd DOUBLE,
+    gross_usd DOUBLE, gas_buy_usd DOUBLE, gas_sell_usd DOUBLE, bridge_fee_usd DOUBLE, price_risk_usd DOUBLE,
+    net_usd DOUBLE, profitable BOOLEAN, reason VARCHAR);
 """,
 )
 
@@ -576,6 +578,10 @@ async def execute(self: ArbExecutor, opp: Opportunity) -> ArbExecution:
     if opp.mode != "inventory":
         raise ValidationError("arbitrage", "mode", f"{opp.mode}: only inventory trades are sent (bridging is planned)")
     bc, sc = Chain.parse(opp.buy_chain), Chain.parse(opp.sell_chain)
+    if opp.buy_quote != bc.native_symbol:
+        raise ValidationError(
+            "arbitrage", "buy_quote", f"the buy pool is quoted in {opp.buy_quote}: brokers buy with {bc.native_symbol}"
+        )
     ta, tb = self._token(opp.asset, bc), self._token(opp.asset, sc)
     quote_atoms = int(opp.size_quote * 10**bc.native_decimals)
     ex = ArbExecution(new_client_id("arb"), self.clock.now_ns(), opp.asset, bc.value, sc.value, new_client_id("arbbuy"),
