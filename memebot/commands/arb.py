@@ -14,9 +14,9 @@ from ..cli import app, console, settings, JsonOpt, quiet_logs
 from ..core import Chain, ValidationError
 
 # %% auto #0
-__all__ = ['arb_app', 'SIM_GAS_USD', 'bridge_app', 'parse_gas', 'run_scan', 'run_live_scan', 'arb_scan', 'arb_run', 'study_table',
-           'arb_study', 'chain_id', 'quote_lines', 'bridge_quote', 'bridge_status', 'read_ledgers', 'parse_prices',
-           'portfolio_cmd', 'parse_targets', 'arb_rebalance']
+__all__ = ['arb_app', 'SIM_GAS_USD', 'bridge_app', 'usd_items', 'parse_gas', 'run_scan', 'run_live_scan', 'arb_scan', 'arb_run',
+           'study_table', 'arb_study', 'chain_id', 'quote_lines', 'bridge_quote', 'bridge_status', 'read_ledgers',
+           'parse_prices', 'portfolio_cmd', 'parse_targets', 'arb_rebalance']
 
 # %% ../../nbs/96a_commands.arb.ipynb #8389fadb
 arb_app = typer.Typer(
@@ -27,19 +27,24 @@ app.add_typer(arb_app, name="arb")
 SIM_GAS_USD = {"solana": 0.01, "ethereum": 6.0, "bsc": 0.15, "polygon": 0.02}  # assumed USD per swap in a scan
 
 
-def parse_gas(items: list[str]) -> dict[str, float]:
-    "`chain=USD` items over the defaults; a ValidationError names a bad item."
-    out = dict(SIM_GAS_USD)
+def usd_items(items: list[str], option: str, what: str, example: str, key) -> dict[str, float]:
+    "`KEY=USD` items as {key(KEY): USD}; a ValidationError names `option` for one that is not a number >= 0."
+    out = {}
     for it in items:
-        c, _, v = it.partition("=")
+        k, _, v = it.partition("=")
         try:
             usd = float(v)
         except ValueError:
-            raise ValidationError("--gas", "gas", f"{it!r}: expected chain=USD, e.g. ethereum=4.5") from None
+            usd = math.nan
         if not usd >= 0:
-            raise ValidationError("--gas", "gas", f"{it!r}: USD per swap must be >= 0")
-        out[Chain.parse(c).value] = usd
+            raise ValidationError(option, option.strip("-"), f"{it!r}: expected {what}=USD >= 0, e.g. {example}")
+        out[key(k.strip())] = usd
     return out
+
+
+def parse_gas(items: list[str]) -> dict[str, float]:
+    "`chain=USD` items over the defaults; a ValidationError names a bad item."
+    return SIM_GAS_USD | usd_items(items, "--gas", "chain", "ethereum=4.5", lambda c: Chain.parse(c).value)
 
 # %% ../../nbs/96a_commands.arb.ipynb #24cb7f08
 def run_scan(tokens: int, updates: int, seed: int, gas: dict[str, float], settings_=None):
@@ -405,15 +410,8 @@ def read_ledgers(s) -> tuple[list, list[str]]:
 
 
 def parse_prices(items: list[str]) -> dict[str, float]:
-    "`ASSET=USD` items; a ValidationError names a bad one."
-    out = {"USD": 1.0}
-    for it in items:
-        a, _, v = it.partition("=")
-        try:
-            out[a.strip().upper()] = float(v)
-        except ValueError:
-            raise ValidationError("--price", "price", f"{it!r}: expected ASSET=USD, e.g. SOL=150") from None
-    return out
+    "`ASSET=USD` items (USD itself is 1); a ValidationError names a bad one."
+    return {"USD": 1.0} | usd_items(items, "--price", "ASSET", "SOL=150", str.upper)
 
 # %% ../../nbs/96a_commands.arb.ipynb #4ff14659
 @app.command("portfolio")

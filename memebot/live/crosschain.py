@@ -716,31 +716,30 @@ def _swap(self: PaperSwapBroker, side, token: str, atoms: int, client_id: str | 
     "Fill (or refuse) one paper swap and book it."
     from memebot.core import Fill, OrderStatus, new_client_id
 
+    from memebot.exec import ConstantProductAMM
+
     st, dec = self._pool(token)
-    nd, native, fee = self.chain.native_decimals, self.chain.native_symbol, 1 - st.fee_bps / 1e4
+    nd, native = self.chain.native_decimals, self.chain.native_symbol
     gas = int(self.det.costs.gas_usd.get(self.chain, 0.0) / self.det.usd.get(native, math.inf) * 10**nd)
     if atoms <= 0:
         raise ValidationError("paper swap", "atoms", f"{atoms}: must be > 0")
-    if side is Side.BUY:
-        q = atoms / 10**nd
-        qty = cp_out(q, st.quote_reserve, st.token_reserve, fee)
-        got, px, need = q, q / qty, {native: atoms + gas}
-    else:
-        qty = atoms / 10**dec
-        got = cp_out(qty, st.token_reserve, st.quote_reserve, fee)
-        px, need = got / qty, {native: gas, token: atoms}
+    pool = [st.token_reserve, st.quote_reserve]  # the exec layer's x*y=k fill model moves it
+    buy = side is Side.BUY
+    e = ConstantProductAMM(st.fee_bps).execute(side, None if buy else atoms / 10**dec, atoms / 10**nd if buy else None,
+                                               st.price, pool=pool)  # fmt: skip
+    qty, got = e.qty, (atoms / 10**nd if buy else e.qty * e.price - e.fee)  # coin in (buy) or out (sell)
+    need = {native: atoms + gas} if buy else {native: gas, token: atoms}
     o = Order(token, side, qty, client_id=client_id or new_client_id("paper"), chain=self.chain, ts=self.clock.now_ns())
     bal = self.ledger.balances()
     if any(bal.get(k, 0) < v for k, v in need.items()):
         o.transition(OrderStatus.REJECTED, "insufficient balance")
         self.ledger.record_order(o, {"atoms": atoms})
         return o
-    if side is Side.BUY:
-        st.quote_reserve, st.token_reserve = st.quote_reserve + q, st.token_reserve - qty
-        moves = {native: -atoms - gas, token: int(qty * 10**dec)}
-    else:
-        st.token_reserve, st.quote_reserve = st.token_reserve + qty, st.quote_reserve - got
-        moves = {token: -atoms, native: int(got * 10**nd) - gas}
+    st.token_reserve, st.quote_reserve = pool
+    moves = (
+        {native: -atoms - gas, token: int(qty * 10**dec)} if buy else {token: -atoms, native: int(got * 10**nd) - gas}
+    )
+    px = got / qty  # coin per token, the LP fee included
     self.ledger.record_order(o, {"atoms": atoms})
     o.transition(OrderStatus.SUBMITTED)
     o.filled_qty, o.avg_fill_price = qty, px
