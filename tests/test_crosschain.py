@@ -205,3 +205,49 @@ def test_executor_refuses_what_its_brokers_cannot_buy_with():
         asyncio.run(x.execute(o))
     with pytest.raises(ValidationError, match="only inventory"):
         asyncio.run(x.execute(evaluate(a, b, {"USD": 1.0}, ArbCosts(gas_usd={Chain.ETHEREUM: 1.0}), mode="bridge")))
+
+
+def _coin(cid, home, platforms):
+    "A coin as CoinGecko's `/coins/{id}` answers, in its documented shape (made-up contracts)."
+    detail = {p: {"decimal_place": d, "contract_address": a} for p, (a, d) in platforms.items()}
+    detail[""] = {"decimal_place": None, "contract_address": ""}
+    return {"id": cid, "symbol": cid, "asset_platform_id": home, "detail_platforms": detail,
+            "platforms": {p: a for p, (a, _) in platforms.items()}}  # fmt: skip
+
+
+def test_asset_registry_from_coingecko_platforms(memebot):
+    from pytest_httpserver import HTTPServer
+
+    frog_eth, frog_bsc = "0x" + "ab" * 20, "0x" + "cd" * 20
+    usdt_bsc = "0x55d398326F99059fF775485246999027B3197955"  # already USD on BSC in the default registry
+    srv = HTTPServer(host="127.0.0.1", port=0)
+    srv.start()
+    try:
+        srv.expect_request("/coins/frog", query_string={"localization": "false", "tickers": "false",
+                           "market_data": "false", "community_data": "false", "developer_data": "false"}
+                           ).respond_with_json(_coin("frog", "ethereum", {"ethereum": (frog_eth, 18),
+                           "binance-smart-chain": (frog_bsc, 9), "arbitrum-one": ("0x" + "ef" * 20, 18),
+                           "solana": ("Frog1111", None)}))  # fmt: skip
+        srv.expect_request("/coins/fake").respond_with_json(_coin("fake", "ethereum", {
+                           "binance-smart-chain": (usdt_bsc, 18)}))  # fmt: skip
+        srv.expect_request("/coins/nope").respond_with_json({"error": "coin not found"}, status=404)
+        flags = ["--set", f"endpoints.coingecko={srv.url_for('').rstrip('/')}", "--set", "data.http_max_retries=0"]
+        r = memebot(*flags, "arb", "assets", "--coingecko", "frog", "--json", check=True)
+        doc = json.loads(r.stdout)
+        frog = {(a["chain"], a["address"], a["decimals"], a["kind"]) for a in doc["assets"] if a["asset"] == "FROG"}
+        assert frog == {("ethereum", frog_eth, 18, "native"), ("bsc", frog_bsc, 9, "bridged")}
+        assert sorted(doc["left_out"]) == ["frog on arbitrum-one: not a chain memebot trades",
+                                          "frog on solana: CoinGecko gives no decimals"]  # fmt: skip
+        kept = memebot("--set", f"crosschain.assets={doc['setting']}", "arb", "assets", "--json", check=True)
+        assert {(a["chain"], a["decimals"]) for a in json.loads(kept.stdout)["assets"] if a["asset"] == "FROG"} == {
+            ("ethereum", 18),
+            ("bsc", 9),
+        }  # the printed settings line gives the same registry without CoinGecko
+        text = memebot(*flags, "arb", "assets", "--coingecko", "frog", check=True).stdout
+        assert "assets = FROG@ethereum=" in text and max(map(len, text.splitlines()[:14])) <= 80
+        for cid, needle in (("fake", "already USD"), ("nope", "coingecko")):
+            bad = memebot(*flags, "arb", "assets", "--coingecko", cid)
+            lines = bad.stderr.strip().splitlines()
+            assert bad.returncode == 2 and len(lines) == 1 and needle in lines[0], bad.stderr
+    finally:
+        srv.stop()

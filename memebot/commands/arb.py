@@ -16,7 +16,7 @@ from ..core import Chain, ValidationError
 # %% auto #0
 __all__ = ['arb_app', 'SIM_GAS_USD', 'bridge_app', 'usd_items', 'parse_gas', 'run_scan', 'run_live_scan', 'arb_scan', 'arb_run',
            'study_table', 'arb_study', 'chain_id', 'quote_lines', 'bridge_quote', 'bridge_status', 'read_ledgers',
-           'parse_prices', 'portfolio_cmd', 'parse_targets', 'arb_rebalance']
+           'parse_prices', 'portfolio_cmd', 'parse_targets', 'arb_rebalance', 'arb_assets']
 
 # %% ../../nbs/96a_commands.arb.ipynb #8389fadb
 arb_app = typer.Typer(
@@ -517,3 +517,36 @@ def arb_rebalance(
         )
     for b in busy:
         console.print(f"run {b}: its ledger is open in a running node; not read", markup=False)
+
+# %% ../../nbs/96a_commands.arb.ipynb #ba20612f
+@arb_app.command("assets")
+def arb_assets(
+    coingecko: List[str] = typer.Option([], "--coingecko", help="CoinGecko coin id to add (repeatable), e.g. pepe."),
+    as_json: JsonOpt = False,
+):
+    "The cross-chain asset registry: each asset's contract and decimals by chain."
+    import asyncio
+    from memebot.live.crosschain import assets_setting, default_registry, registry_from_coingecko
+
+    quiet_logs()
+    s = settings()
+    if coingecko:
+        reg, added, skipped = asyncio.run(registry_from_coingecko(coingecko, s))
+    else:
+        reg, added, skipped = default_registry(s), [], []
+    rows = [(a, t) for a in reg.assets for t in reg.tokens(a).values()]
+    if as_json:
+        doc = [{"asset": a, "chain": t.chain.value, "address": t.address, "decimals": t.decimals, "kind": t.kind}
+               for a, t in rows]  # fmt: skip
+        typer.echo(json.dumps({"assets": doc, "setting": assets_setting(added), "left_out": skipped}))
+        return
+    tab = Table("asset", "chain", "address", "dec", "kind")
+    for a, t in rows:
+        short = t.address if len(t.address) <= 24 else f"{t.address[:10]}...{t.address[-8:]}"
+        tab.add_row(a, t.chain.value, short, str(t.decimals), t.kind)
+    console.print(tab)
+    if added:
+        console.print("keep them in settings.ini:", markup=False)
+        console.print(f"[crosschain]\nassets = {assets_setting(added)}", markup=False, soft_wrap=True)
+    for why in skipped:
+        console.print(f"left out: {why}", markup=False)

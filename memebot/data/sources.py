@@ -43,11 +43,11 @@ __all__ = ['log', 'HTTP_REQUESTS', 'HTTP_RETRIES', 'HTTP_SECONDS', 'HTTP_STATS',
            'retry_after_s', 'status_error', 'backoff_s', 'retry_after_of', 'transient_http', 'retrying', 'with_retries',
            'request_json', 'PoolSnapshot', 'TokenProfile', 'candle_frame', 'gt_timeframe', 'parse_gt_ohlcv',
            'parse_gt_pools', 'parse_gt_trades', 'render_gt_ohlcv', 'parse_ds_pairs', 'parse_ds_profiles',
-           'parse_cg_ohlc', 'parse_cg_market_chart', 'parse_cg_simple', 'parse_jup_prices', 'parse_jup_tokens',
-           'raydium_data', 'parse_raydium_pools', 'parse_meteora_pair', 'Source', 'GeckoTerminal', 'DexScreener',
-           'CoinGecko', 'Jupiter', 'Raydium', 'Meteora', 'ccxt_candles', 'Ccxt', 'check_source', 'fetch_candles',
-           'cg_days', 'AllSourcesFailed', 'SourceChain', 'pool_price_chain', 'deepest_pool', 'token_pool_chain',
-           'candles_chain']
+           'parse_cg_ohlc', 'parse_cg_market_chart', 'parse_cg_simple', 'CoinPlatform', 'parse_cg_platforms',
+           'parse_jup_prices', 'parse_jup_tokens', 'raydium_data', 'parse_raydium_pools', 'parse_meteora_pair',
+           'Source', 'GeckoTerminal', 'DexScreener', 'CoinGecko', 'Jupiter', 'Raydium', 'Meteora', 'ccxt_candles',
+           'Ccxt', 'check_source', 'fetch_candles', 'cg_days', 'AllSourcesFailed', 'SourceChain', 'pool_price_chain',
+           'deepest_pool', 'token_pool_chain', 'candles_chain']
 
 # %% ../../nbs/11_data.sources.ipynb #7c531500
 class SourceError(ValidationError):
@@ -786,6 +786,45 @@ def parse_cg_simple(payload, what: str = "simple/price") -> dict[str, dict[str, 
         out[k] = {f: _num(x, "coingecko", f"{what}.{k}.{f}") for f, x in v.items()}
     return out
 
+# %% ../../nbs/11_data.sources.ipynb #0653acbf
+@dataclass(frozen=True)
+class CoinPlatform:
+    "One coin's contract on one CoinGecko asset platform."
+
+    coin_id: str
+    symbol: str
+    platform: str  # CoinGecko's asset platform id, e.g. "binance-smart-chain"
+    address: str
+    decimals: int | None  # None where CoinGecko does not say (`/coins/list`)
+    home: bool  # the coin's own platform (its `asset_platform_id`)
+
+
+def _cg_coin_platforms(c, what: str) -> list[CoinPlatform]:
+    P = "coingecko"
+    if not isinstance(c, dict) or not isinstance(c.get("id"), str) or not c["id"]:
+        raise SourceError(P, f"{what}.id", "missing field")
+    detail = c.get("detail_platforms")
+    rows = detail if isinstance(detail, dict) else c.get("platforms") or {}
+    if not isinstance(rows, dict):
+        raise SourceError(P, f"{what}.platforms", f"expected an object, got {type(rows).__name__}")
+    out = []
+    for plat, v in rows.items():
+        addr, dec = (v.get("contract_address"), v.get("decimal_place")) if isinstance(v, dict) else (v, None)
+        if not plat or not addr:  # a native coin's empty platform
+            continue
+        if not isinstance(addr, str) or (dec is not None and (not isinstance(dec, int) or not 0 <= dec <= 36)):
+            raise SourceError(P, f"{what}.platforms.{plat}", f"expected an address and decimals 0-36, got {v!r}"[:120])
+        home = plat == c.get("asset_platform_id")
+        out.append(CoinPlatform(c["id"], str(c.get("symbol") or "").upper(), plat, addr, dec, home))
+    return out
+
+
+def parse_cg_platforms(payload) -> list[CoinPlatform]:
+    "Contracts by platform from `/coins/{id}` (with decimals) or `/coins/list?include_platform=true` (a list)."
+    if isinstance(payload, list):
+        return [p for i, c in enumerate(payload) for p in _cg_coin_platforms(c, f"coins[{i}]")]
+    return _cg_coin_platforms(payload, "coin")
+
 # %% ../../nbs/11_data.sources.ipynb #140863e8
 JUP_MAX_IDS = 50
 
@@ -1126,6 +1165,15 @@ class CoinGecko(Source):
             **{k: str(v).lower() for k, v in include.items()},
         }
         return parse_cg_simple(await self.get(f"/simple/token_price/{platform}", params), "simple/token_price")
+
+    async def coin_platforms(self, coin_id: str) -> list[CoinPlatform]:
+        "The coin's contract (and decimals) on each asset platform, from `/coins/{id}`."
+        off = dict.fromkeys(("localization", "tickers", "market_data", "community_data", "developer_data"), "false")
+        return parse_cg_platforms(await self.get(f"/coins/{coin_id}", off))
+
+    async def platforms_list(self) -> list[CoinPlatform]:
+        "Every coin's contracts by platform (no decimals), from `/coins/list?include_platform=true`."
+        return parse_cg_platforms(await self.get("/coins/list", {"include_platform": "true"}))
 
 
 class Jupiter(Source):

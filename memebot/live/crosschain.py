@@ -15,11 +15,12 @@ from ..config import get_settings
 from ..data.store import Store, register_migration, ensure_schema
 
 # %% auto #0
-__all__ = ['OPPORTUNITY_COLUMNS', 'SIM_NATIVE_USD', 'STABLES', 'STUDY_GAS_USD', 'ChainToken', 'AssetRegistry', 'parse_assets',
-           'default_registry', 'cp_out', 'two_pool_optimum', 'ArbCosts', 'evm_swap_gas_usd', 'Opportunity', 'PoolState',
-           'evaluate', 'with_bridge_quote', 'ArbDetector', 'store_opportunities', 'opportunities', 'watch_evm',
-           'scan_feeds', 'ArbExecution', 'ArbExecutor', 'PaperSwapBroker', 'portfolio_usd', 'GlobalExposure',
-           'Rebalance', 'plan_rebalance', 'route_buy', 'CrossChainSim', 'paper_arb_setup', 'paper_arb', 'trade_pnl',
+__all__ = ['CG_CHAINS', 'OPPORTUNITY_COLUMNS', 'SIM_NATIVE_USD', 'STABLES', 'STUDY_GAS_USD', 'ChainToken', 'AssetRegistry',
+           'parse_assets', 'default_registry', 'coingecko_tokens', 'assets_setting', 'registry_from_coingecko',
+           'cp_out', 'two_pool_optimum', 'ArbCosts', 'evm_swap_gas_usd', 'Opportunity', 'PoolState', 'evaluate',
+           'with_bridge_quote', 'ArbDetector', 'store_opportunities', 'opportunities', 'watch_evm', 'scan_feeds',
+           'ArbExecution', 'ArbExecutor', 'PaperSwapBroker', 'portfolio_usd', 'GlobalExposure', 'Rebalance',
+           'plan_rebalance', 'route_buy', 'CrossChainSim', 'paper_arb_setup', 'paper_arb', 'trade_pnl',
            'load_arb_candidates', 'eth_usd_by_day', 'study_candidates']
 
 # %% ../../nbs/71_live.crosschain.ipynb #c0cfae3a
@@ -102,6 +103,56 @@ def default_registry(settings=None) -> AssetRegistry:
     for name, tok in parse_assets(s.crosschain.assets):
         r.add(name, tok)
     return r
+
+# %% ../../nbs/71_live.crosschain.ipynb #e36cf4fb
+CG_CHAINS = {
+    "solana": Chain.SOLANA,
+    "ethereum": Chain.ETHEREUM,
+    "binance-smart-chain": Chain.BSC,
+    "polygon-pos": Chain.POLYGON,
+}  # CoinGecko asset platform id -> chain
+
+
+def coingecko_tokens(
+    rows,  # CoinPlatform rows from CoinGecko
+    asset: str | None = None,  # the registry name (default: the coin's symbol)
+) -> tuple[list[tuple[str, ChainToken]], list[str]]:
+    "(asset, token) pairs for the chains memebot trades, and why each other row was left out."
+    pairs, skipped = [], []
+    for r in rows:
+        chain = CG_CHAINS.get(r.platform)
+        if chain is None:
+            skipped.append(f"{r.coin_id} on {r.platform}: not a chain memebot trades")
+        elif r.decimals is None:
+            skipped.append(f"{r.coin_id} on {r.platform}: CoinGecko gives no decimals")
+        else:
+            kind = "native" if r.home else "bridged"
+            pairs.append(((asset or r.symbol or r.coin_id).upper(), ChainToken(chain, r.address, r.decimals, kind)))
+    return pairs, skipped
+
+
+def assets_setting(pairs) -> str:
+    "The `[crosschain] assets` line for (asset, token) pairs; `parse_assets` reads it back."
+    return ", ".join(f"{a}@{t.chain.value}={t.address}:{t.decimals}:{t.kind}" for a, t in pairs)
+
+
+async def registry_from_coingecko(
+    coin_ids: list[str],  # CoinGecko coin ids, e.g. ["pepe", "bonk"]
+    settings=None,
+    registry: AssetRegistry | None = None,  # extended in place (default: `default_registry`)
+) -> tuple[AssetRegistry, list[tuple[str, ChainToken]], list[str]]:
+    "The registry extended with each coin's contracts from CoinGecko, the pairs added, and the rows left out."
+    from memebot.data.sources import CoinGecko
+
+    s = settings or get_settings()
+    reg, cg = registry or default_registry(s), CoinGecko(s)
+    added, skipped = [], []
+    for cid in coin_ids:
+        pairs, left = coingecko_tokens(await cg.coin_platforms(cid))
+        for name, tok in pairs:
+            reg.add(name, tok)
+        added, skipped = added + pairs, skipped + left
+    return reg, added, skipped
 
 # %% ../../nbs/71_live.crosschain.ipynb #56116029
 def cp_out(amount_in: float, reserve_in: float, reserve_out: float, gamma: float) -> float:
