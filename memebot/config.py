@@ -30,17 +30,14 @@ NOT_BUILT = {
     ("ai", "sentiment_analysis_enabled"): "sentiment features",
     ("crosschain", "cross_chain_enabled"): "cross-chain trading",
     ("crosschain", "cross_chain_arbitrage_enabled"): "cross-chain arbitrage",
-    ("enterprise", "api_enabled"): "the REST API",
-    ("enterprise", "multi_user_enabled"): "the multi-user service",
+    ("enterprise", "multi_user_enabled"): "bots, jobs and ledgers run by the service",
     ("enterprise", "database_enabled"): "the shared PostgreSQL database",
     ("monitoring", "alerting_enabled"): "alerting",
 }
 
-# Values read only by what is not built yet (the EVM chains, the multi-user service, health endpoints): documented in
-# settings.ini, checked for type, and listed here so the test that every key is read knows them.
-NOT_READ_YET = {
-    ("enterprise", k) for k in ("authentication_required", "database_url", "redis_url", "api_secret_key")
-} | {("monitoring", "health_checks_enabled")}
+# Values read only by what is not built yet (health endpoints): documented in settings.ini, checked for type, and
+# listed here so the test that every key is read knows them.
+NOT_READ_YET = {("monitoring", "health_checks_enabled")}
 
 
 def _not_built(section: str):
@@ -164,14 +161,32 @@ class CrossChainConfig(_Section):
 class EnterpriseConfig(_Section):
     "[enterprise]: the multi-user REST API and its databases."
 
-    api_enabled: bool = False
+    api_enabled: bool = False  # `memebot api serve` refuses until this is true
     multi_user_enabled: bool = False
     database_enabled: bool = False
-    authentication_required: bool = True
+    authentication_required: bool = True  # the service always authenticates; false is refused
     database_url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:5432/memebot")
     redis_url: str = "redis://127.0.0.1:6379/0"
-    api_secret_key: SecretStr = SecretStr("")
+    redis_prefix: str = Field("memebot", pattern=r"^[A-Za-z0-9_.-]{1,64}$")  # namespace of the service's Redis keys
+    api_secret_key: SecretStr = SecretStr("")  # signs access tokens: 32+ characters, random; MEMEBOT_ENTERPRISE_...
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8700, ge=1, le=65535)
+    access_token_minutes: float = Field(15.0, gt=0, le=24 * 60)
+    refresh_token_days: float = Field(14.0, gt=0, le=365)
+    login_max_failures: int = Field(5, ge=1, le=100)  # failed logins in a row before the account is locked
+    login_lockout_minutes: float = Field(15.0, gt=0, le=24 * 60)
+    login_rate_per_min: int = Field(20, ge=1, le=10_000)  # login attempts per client address per minute
+    api_rate_per_min: int = Field(600, ge=1, le=1_000_000)  # requests per user (or API key) per minute
+    cors_origins: str = ""  # comma-separated origins allowed to call the API from a browser; empty: none
+    max_request_bytes: int = Field(1_000_000, ge=1_024, le=100_000_000)
     check_not_built = _not_built("enterprise")
+
+    @field_validator("authentication_required")
+    @classmethod
+    def _always_authenticate(cls, v):
+        if not v:
+            raise ValueError("the service always authenticates; an API that trades without a login is refused")
+        return v
 
 
 class MonitoringConfig(_Section):
