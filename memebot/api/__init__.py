@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Literal
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer, OAuth2PasswordRequestForm
 from pydantic import BaseModel, ConfigDict, Field
@@ -138,7 +139,8 @@ Trader = Annotated[Principal, Depends(need("trade"))]
 Admin = Annotated[Principal, Depends(need("admin"))]
 
 # %% ../../nbs/82_api.ipynb #c166984c
-_NAME = r"^[A-Za-z0-9_.-]{3,64}$"
+_USERNAME = r"^[A-Za-z0-9_.-]{3,64}$"
+_NAME = r"^[A-Za-z0-9_.-]{1,64}$"
 
 
 class _In(BaseModel):
@@ -150,7 +152,7 @@ class _Out(BaseModel):
 
 
 class UserIn(_In):
-    username: str = Field(pattern=_NAME)
+    username: str = Field(pattern=_USERNAME)
     password: str = Field(min_length=10, max_length=1024)
     role: Literal["viewer", "trader", "admin"] = "viewer"
 
@@ -488,6 +490,12 @@ async def _too_large(send, n: int):
     await send({"type": "http.response.start", "status": 413, "headers": hdrs})
     await send({"type": "http.response.body", "body": body})
 
+# %% ../../nbs/82_api.ipynb #62b0034a
+async def _bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    "422 naming each bad field, without echoing the values sent."
+    errs = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()]
+    return JSONResponse({"detail": errs}, status_code=422)
+
 # %% ../../nbs/82_api.ipynb #67927ec3
 def create_app(settings=None, redis=None) -> FastAPI:
     "The service's FastAPI app (checks `[enterprise]` now; connects on first use)."
@@ -506,6 +514,7 @@ def create_app(settings=None, redis=None) -> FastAPI:
     for r in (auth_router, users_router, keys_router, bots_router, misc_router):
         app.include_router(r, prefix="/api/v1")
     app.add_exception_handler(AuthError, lambda req, e: JSONResponse({"detail": e.detail}, e.status, e.headers))
+    app.add_exception_handler(RequestValidationError, _bad_request)
     app.add_exception_handler(
         ValidationError, lambda req, e: JSONResponse({"detail": e.problem, "field": e.field}, status_code=400)
     )

@@ -41,7 +41,7 @@ PASSWORD_MIN, PASSWORD_MAX = 10, 1024
 def hash_password(password: str) -> str:
     "The argon2id hash of `password` (10 to 1,024 characters)."
     if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
-        raise ValidationError("password", "password", f"must be {PASSWORD_MIN} to {PASSWORD_MAX} characters")
+        raise ValidationError("input", "password", f"must be {PASSWORD_MIN} to {PASSWORD_MAX} characters")
     return _PH.hash(password)
 
 
