@@ -164,7 +164,7 @@ class EnterpriseConfig(_Section):
     api_enabled: bool = False  # `memebot api serve` refuses until this is true
     multi_user_enabled: bool = False
     database_enabled: bool = False
-    authentication_required: bool = True  # the service always authenticates; false is refused
+    authentication_required: bool = True  # the service always authenticates; it refuses to start with false
     database_url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:5432/memebot")
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = Field("memebot", pattern=r"^[A-Za-z0-9_.-]{1,64}$")  # namespace of the service's Redis keys
@@ -180,13 +180,6 @@ class EnterpriseConfig(_Section):
     cors_origins: str = ""  # comma-separated origins allowed to call the API from a browser; empty: none
     max_request_bytes: int = Field(1_000_000, ge=1_024, le=100_000_000)
     check_not_built = _not_built("enterprise")
-
-    @field_validator("authentication_required")
-    @classmethod
-    def _always_authenticate(cls, v):
-        if not v:
-            raise ValueError("the service always authenticates; an API that trades without a login is refused")
-        return v
 
 
 class MonitoringConfig(_Section):

@@ -51,6 +51,8 @@ class Service:
         s = self.settings = settings or get_settings()
         if not s.enterprise.api_enabled:
             raise ValidationError("enterprise", "api_enabled", "the API is off: set [enterprise] api_enabled = true")
+        if not s.enterprise.authentication_required:
+            raise ValidationError("enterprise", "authentication_required", "the service always authenticates")
         self.redis = redis or aioredis.from_url(s.enterprise.redis_url)
         self.tokens, self.logins = TokenService(s, self.redis), LoginGuard(s, self.redis)
         self.engine = async_engine(settings=s)

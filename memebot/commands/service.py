@@ -24,7 +24,8 @@ app.add_typer(api_app, name="api")
 
 # %% auto #0
 __all__ = ['db_app', 'users_app', 'api_app', 'RoleOpt', 'database', 'db_upgrade', 'db_downgrade', 'db_current', 'user_session',
-           'cli_audit', 'read_password', 'users_add', 'users_ls', 'users_role', 'users_disable', 'api_serve']
+           'cli_audit', 'read_password', 'users_add', 'users_ls', 'users_role', 'users_disable', 'api_serve',
+           'listening_socket']
 
 # %% ../../nbs/97a_commands.service.ipynb #1317b297
 @contextmanager
@@ -242,5 +243,23 @@ def api_serve(
     h, p = host or s.enterprise.api_host, port if port is not None else s.enterprise.api_port
     if not 0 < p < 65536:
         raise ValidationError("--port", "port", f"{p}: expected 1-65535")
+    sock = listening_socket(h, p)
     console.print(f"memebot API on http://{h}:{p}/api/v1 (docs: /api/v1/docs)", highlight=False)
-    uvicorn.run(app_, host=h, port=p, log_level="warning", server_header=False)
+    sys.stdout.flush()
+    server = uvicorn.Server(uvicorn.Config(app_, log_level="warning", server_header=False))
+    server.run(sockets=[sock])
+
+
+def listening_socket(host: str, port: int):
+    "A socket bound and listening on host:port (connections queue from now on); a clear error when it cannot be."
+    import socket
+
+    try:
+        info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(info[0], socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(info[4])
+        sock.listen(2048)
+    except OSError as e:
+        raise ValidationError("--host/--port", "address", f"{host}:{port}: {e.strerror or e}") from None
+    return sock

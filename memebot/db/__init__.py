@@ -187,6 +187,8 @@ def _script():
     versions = Path(importlib.import_module("memebot.db.versions").__path__[0])
     cfg = Config()
     cfg.set_main_option("script_location", str(versions.parent))
+    cfg.set_main_option("path_separator", "os")
+    cfg.set_main_option("path_separator", "os")
     cfg.set_main_option("version_locations", str(versions))
     return cfg, ScriptDirectory.from_config(cfg)
 

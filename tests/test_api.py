@@ -1,0 +1,365 @@
+"""The multi-user service against the local PostgreSQL and Redis: migrations up and down, the commands that make
+accounts, `memebot api serve` as a process, tokens (expired, tampered, revoked, replayed), lockout, roles and API key
+scopes, isolation between users on every resource, and what never leaves the service (hashes, secrets, passwords)."""
+
+import json, os, subprocess, sys, time, uuid
+from pathlib import Path
+import pytest
+import redis
+import redis.asyncio
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from hypothesis import given, settings as hsettings, strategies as hs, HealthCheck
+from sqlalchemy.orm import Session
+from memebot.api import create_app
+from memebot.api.auth import TokenService, hash_password, new_secret
+from memebot.config import load_settings
+from memebot.db import User, db_url, migrate, scratch_database
+
+PASSWORDS = {"root": "root password 1", "alice": "alice password 1", "bob": "bob password 11", "vic": "vic password 1"}
+ROLES = {"root": "admin", "alice": "trader", "bob": "trader", "vic": "viewer"}
+
+
+@pytest.fixture(scope="module")
+def pg():
+    "A migrated scratch database on the local server, with four users."
+    try:
+        redis.Redis.from_url("redis://127.0.0.1:6379/0").ping()
+        cm = scratch_database()
+        url = cm.__enter__()
+    except Exception as e:  # the machines run both; a missing one is a setup error, said plainly
+        pytest.fail(f"the service tests need PostgreSQL and Redis on 127.0.0.1 (.ci/run starts them): {e}")
+    migrate(url)
+    eng = sa.create_engine(db_url(url), poolclass=sa.pool.NullPool)
+    with Session(eng) as s:
+        s.add_all([User(username=n, password_hash=hash_password(PASSWORDS[n]), role=r) for n, r in ROLES.items()])
+        s.commit()
+    eng.dispose()
+    yield url
+    cm.__exit__(None, None, None)
+
+
+def service_settings(url, **over):
+    "Service settings on `url` with a fresh Redis prefix (removed by `clean_prefix`)."
+    ov = {"api_enabled": True, "database_url": url, "api_secret_key": new_secret(),
+          "redis_prefix": f"t{uuid.uuid4().hex[:10]}", "login_max_failures": 3} | over  # fmt: skip
+    return load_settings(env={}, overrides={f"enterprise.{k}": v for k, v in ov.items()})
+
+
+def clean_prefix(s):
+    r = redis.Redis.from_url(s.enterprise.redis_url)
+    for k in r.scan_iter(f"{s.enterprise.redis_prefix}:*"):
+        r.delete(k)
+
+
+class Api:
+    "A TestClient on the app, remembering every response body (to search them for secrets)."
+
+    def __init__(self, client, settings):
+        self.c, self.s, self.bodies = client, settings, []
+
+    def __call__(self, method, path, who=None, key=None, **kw):
+        h = kw.pop("headers", {})
+        if who:
+            h["Authorization"] = f"Bearer {self.token(who)}"
+        if key:
+            h["X-API-Key"] = key
+        r = self.c.request(method, f"/api/v1{path}", headers=h, **kw)
+        self.bodies.append(r.text)
+        return r
+
+    def login(self, name, password=None):
+        return self("POST", "/auth/token", data={"username": name, "password": password or PASSWORDS[name]})
+
+    def token(self, name):
+        if name not in getattr(self, "_tokens", {}):
+            self._tokens = getattr(self, "_tokens", {})
+            r = self.login(name)
+            assert r.status_code == 200, r.text
+            self._tokens[name] = r.json()["access_token"]
+        return self._tokens[name]
+
+
+@pytest.fixture
+def api(pg):
+    s = service_settings(pg, api_rate_per_min=100_000)
+    with TestClient(create_app(s)) as c:
+        yield Api(c, s)
+    clean_prefix(s)
+
+
+def test_tokens_expired_tampered_revoked_and_replayed(api):
+    r = api.login("alice").json()
+    ok = {"Authorization": f"Bearer {r['access_token']}"}
+    assert api("GET", "/me", headers=dict(ok)).json()["username"] == "alice"
+    ts = TokenService(api.s, redis.asyncio.Redis())  # the same secret: a token the service itself would sign
+    expired, _ = ts.access(2, now=time.time() - 3600)
+    other = TokenService(service_settings("postgresql://x@127.0.0.1/x"), None).access(2)[0]  # another secret
+    for bad, why in ((expired, "expired"), (r["access_token"][:-3] + "abc", "invalid"), (other, "invalid"),
+                     ("not.a.jwt", "invalid")):  # fmt: skip
+        res = api("GET", "/me", headers={"Authorization": f"Bearer {bad}"})
+        assert res.status_code == 401 and why in res.json()["detail"] and res.headers["www-authenticate"] == "Bearer"
+    # refresh rotates; the old refresh token replayed revokes the whole login
+    new = api("POST", "/auth/refresh", json={"refresh_token": r["refresh_token"]}).json()
+    assert api("GET", "/me", headers={"Authorization": f"Bearer {new['access_token']}"}).status_code == 200
+    replay = api("POST", "/auth/refresh", json={"refresh_token": r["refresh_token"]})
+    assert replay.status_code == 401 and "already used" in replay.json()["detail"]
+    assert api("POST", "/auth/refresh", json={"refresh_token": new["refresh_token"]}).status_code == 401
+    # logout revokes the access token used and the refresh token's login
+    two = api.login("alice").json()
+    h2 = {"Authorization": f"Bearer {two['access_token']}"}
+    assert (
+        api("POST", "/auth/logout", headers=dict(h2), json={"refresh_token": two["refresh_token"]}).status_code == 204
+    )
+    assert api("GET", "/me", headers=dict(h2)).json()["detail"] == "access token revoked"
+    assert api("POST", "/auth/refresh", json={"refresh_token": two["refresh_token"]}).status_code == 401
+
+
+def test_role_changes_and_disabling_apply_at_once(api, pg):
+    tok = api.login("bob").json()["access_token"]
+    h = lambda: {"Authorization": f"Bearer {tok}"}
+    root = api.token("root")
+    bob_id = api("GET", "/me", headers=h()).json()["id"]
+    assert api("POST", "/bots", headers=h(), json={"name": "b-1", "strategy": "ema_cross"}).status_code == 201
+    hr = {"Authorization": f"Bearer {root}"}
+    assert api("PATCH", f"/users/{bob_id}", headers=dict(hr), json={"role": "viewer"}).json()["role"] == "viewer"
+    assert api("POST", "/bots", headers=h(), json={"name": "b-2", "strategy": "ema_cross"}).status_code == 403
+    api("PATCH", f"/users/{bob_id}", headers=dict(hr), json={"disabled": True})
+    assert api("GET", "/me", headers=h()).json()["detail"] == "account disabled"
+    assert api.login("bob").status_code == 401
+    api("PATCH", f"/users/{bob_id}", headers=dict(hr), json={"disabled": False, "role": "trader"})
+    own = api("PATCH", f"/users/{api('GET', '/me', 'root').json()['id']}", headers=dict(hr), json={"role": "viewer"})
+    assert own.status_code == 400 and own.json()["field"] == "role"  # an admin cannot demote themself
+    log = api("GET", "/audit", "root", params={"limit": 1000}).json()
+    assert [e["action"] for e in log if e["target"] == f"user:{bob_id}"][:3] == ["user.update"] * 3
+    assert any(e["action"] == "bot.create" and e["actor"] == "bob" for e in log)
+
+
+def test_lockout_after_failed_logins(api):
+    for _ in range(3):
+        assert api.login("vic", "wrong password").status_code == 401
+    locked = api.login("vic")  # the right password, now refused
+    assert locked.status_code == 429 and "locked" in locked.json()["detail"] and int(locked.headers["retry-after"]) > 0
+    assert api.login("alice").status_code == 200  # other accounts are not affected
+    assert api.login("nobody", "whatever pw").json()["detail"] == "wrong username or password"
+    acts = [e["action"] for e in api("GET", "/audit", "root", params={"limit": 20}).json()]
+    assert "login.locked" in acts and acts.count("login.failed") >= 3
+
+
+def test_login_rate_limit_per_address(pg):
+    s = service_settings(pg, login_rate_per_min=4)
+    try:
+        with TestClient(create_app(s)) as c:
+            codes = [  # a different name each time: one name's lockout is not what stops them
+                c.post("/api/v1/auth/token", data={"username": f"u{i}", "password": "bad pw 123"}).status_code
+                for i in range(5)
+            ]
+        assert codes[:4] == [401] * 4 and codes[4] == 429
+    finally:
+        clean_prefix(s)
+
+
+def test_api_rate_limit_per_user(pg):
+    s = service_settings(pg, api_rate_per_min=3)
+    try:
+        with TestClient(create_app(s)) as c:
+            t = c.post("/api/v1/auth/token", data={"username": "vic", "password": PASSWORDS["vic"]}).json()
+            h = {"Authorization": f"Bearer {t['access_token']}"}
+            codes = [c.get("/api/v1/me", headers=h) for _ in range(4)]
+        assert [r.status_code for r in codes] == [200, 200, 200, 429] and int(codes[3].headers["retry-after"]) > 0
+    finally:
+        clean_prefix(s)
+
+
+def test_roles_and_api_key_scopes(api):
+    assert api("POST", "/bots", "vic", json={"name": "v", "strategy": "ema_cross"}).status_code == 403
+    assert api("GET", "/bots", "vic").status_code == 200
+    for path in ("/users", "/audit"):
+        assert api("GET", path, "alice").status_code == 403 and api("GET", path, "root").status_code == 200
+    bad = api("POST", "/keys", "vic", json={"name": "k", "scopes": ["read", "trade"]})
+    assert bad.status_code == 400 and bad.json()["field"] == "scopes"  # more than a viewer may grant
+    read = api("POST", "/keys", "alice", json={"name": "reader", "scopes": ["read"]}).json()
+    trade = api("POST", "/keys", "alice", json={"name": "trader", "scopes": ["read", "trade"]}).json()
+    assert read["key"].startswith(f"mbk_{read['prefix']}_") and "key_hash" not in read
+    assert api("GET", "/bots", key=read["key"]).status_code == 200
+    denied = api("POST", "/bots", key=read["key"], json={"name": "k-bot", "strategy": "ema_cross"})
+    assert denied.status_code == 403 and read["prefix"] in denied.json()["detail"]
+    assert api("POST", "/bots", key=trade["key"], json={"name": "k-bot", "strategy": "ema_cross"}).status_code == 201
+    assert api("POST", "/keys", key=trade["key"], json={"name": "x"}).status_code == 403  # keys cannot make keys
+    listed = api("GET", "/keys", "alice").json()
+    assert {k["prefix"] for k in listed} >= {read["prefix"], trade["prefix"]} and all("key" not in k for k in listed)
+    assert api("DELETE", f"/keys/{read['id']}", "alice").status_code == 204
+    assert api("GET", "/bots", key=read["key"]).json()["detail"] == "API key invalid or revoked"
+    assert api("GET", "/bots", key=trade["key"][:-1] + "x").status_code == 401  # right prefix, wrong secret
+    assert api("GET", "/bots", key="mbk_zz_nope").status_code == 401
+    assert api("GET", "/bots").status_code == 401
+
+
+def test_bad_bodies_name_the_field(api):
+    for body, field in (
+        ({"name": "x", "strategy": "nope"}, "strategy"),
+        ({"name": "x", "strategy": "ema_cross", "params": {"fast": "abc"}}, "params.fast"),
+        ({"name": "x", "strategy": "ema_cross", "mode": "live"}, "mode"),  # live trading is off in the service
+    ):
+        r = api("POST", "/bots", "alice", json=body)
+        assert r.status_code == 400 and r.json()["field"] == field, r.text
+    r = api("POST", "/users", "root", json={"username": "new-user", "password": "pw-9Zq", "role": "god"})
+    assert r.status_code == 422 and {tuple(e["loc"]) for e in r.json()["detail"]} == {("body", "password"),
+                                                                                       ("body", "role")}  # fmt: skip
+    assert "pw-9Zq" not in r.text and "god" not in r.text  # the values sent are not echoed
+    dup = api("POST", "/bots", "alice", json={"name": "dup", "strategy": "ema_cross"})
+    assert dup.status_code == 201
+    assert api("POST", "/bots", "alice", json={"name": "dup", "strategy": "ema_cross"}).json()["field"] == "name"
+
+
+def test_users_cannot_reach_each_others_resources(api):
+    bot = api("POST", "/bots", "alice", json={"name": "alice-secret-bot", "strategy": "ema_cross"}).json()
+    key = api("POST", "/keys", "alice", json={"name": "alice-key", "scopes": ["read"]}).json()
+    bob_key = api("POST", "/keys", "bob", json={"name": "bob-key", "scopes": ["read", "trade"]}).json()["key"]
+    for auth in ({"who": "bob"}, {"key": bob_key}, {"who": "vic"}):
+        tries = [
+            api("GET", f"/bots/{bot['id']}", **auth),
+            api("DELETE", f"/bots/{bot['id']}", **auth),
+            api("DELETE", f"/keys/{key['id']}", **auth),
+        ]
+        assert all(t.status_code in (403, 404) for t in tries), [t.text for t in tries]
+        for path, params in (("/bots", {}), ("/bots", {"state": "created"}), ("/keys", {})):
+            r = api("GET", path, params=params, **auth)
+            assert r.status_code == 200 and all(x["owner_id"] != bot["owner_id"] for x in r.json())
+        assert all("alice-secret-bot" not in t.text and key["prefix"] not in t.text for t in tries)
+    assert api("GET", f"/bots/{bot['id']}", "alice").json()["name"] == "alice-secret-bot"  # still there
+    assert api("GET", "/keys", "alice").json()[0]["revoked_at"] is None
+    assert {b["name"] for b in api("GET", "/bots", "root").json()} >= {"alice-secret-bot"}  # an admin sees all
+
+
+@hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=hs.lists(hs.tuples(hs.sampled_from(["alice", "bob", "vic", "root"]), hs.sampled_from(["make", "get", "del"]),
+                              hs.integers(0, 30)), min_size=1, max_size=12))  # fmt: skip
+def test_isolation_holds_for_any_sequence(api, ops):
+    "Whatever users do in whatever order, a non-admin only ever reads their own bots."
+    me = {n: api("GET", "/me", n).json()["id"] for n in ("alice", "bob", "vic", "root")}
+    for who, op, n in ops:
+        if op == "make":
+            api("POST", "/bots", who, json={"name": f"h{uuid.uuid4().hex[:8]}", "strategy": "ema_cross"})
+        else:
+            ids = [b["id"] for b in api("GET", "/bots", "root").json()]
+            if ids:
+                r = api("GET" if op == "get" else "DELETE", f"/bots/{ids[n % len(ids)]}", who)
+                if r.status_code in (200,) and who != "root":
+                    assert r.json()["owner_id"] == me[who]
+        for u in ("alice", "bob", "vic"):
+            assert all(b["owner_id"] == me[u] for b in api("GET", "/bots", u).json())
+
+
+def test_nothing_secret_leaves_the_service(api, caplog):
+    caplog.set_level("DEBUG")
+    k = api("POST", "/keys", "alice", json={"name": "once", "scopes": ["read"]}).json()
+    api("GET", "/bots", key=k["key"])
+    api("GET", "/users", "root")
+    api("GET", "/audit", "root")
+    api("POST", "/users", "root", json={"username": "leaky", "password": "leaky password 1", "role": "viewer"})
+    api.login("alice", "alice wrong password")
+    everything = "\n".join(api.bodies)
+    assert everything.count(k["key"]) == 1  # only in the answer that created it
+    secret = api.s.enterprise.api_secret_key.get_secret_value()
+    for needle in ("$argon2", "key_hash", "password_hash", secret, "leaky password 1", "alice wrong password"):
+        assert needle not in everything and needle not in caplog.text, needle
+    for pw in PASSWORDS.values():
+        assert pw not in everything and pw not in caplog.text
+
+
+def test_headers_body_limit_and_cors(pg):
+    s = service_settings(pg, max_request_bytes=2048)
+    try:
+        with TestClient(create_app(s)) as c:
+            r = c.get("/api/v1/health")
+            assert r.json() == {"status": "ok", "database": True, "redis": True}
+            assert r.headers["x-frame-options"] == "DENY" and r.headers["x-content-type-options"] == "nosniff"
+            assert r.headers["cache-control"] == "no-store"
+            big = c.post("/api/v1/auth/token", data={"username": "a", "password": "x" * 5000})
+            assert big.status_code == 413 and "2048" in big.json()["detail"]
+            pre = c.options(
+                "/api/v1/bots", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"}
+            )
+            assert "access-control-allow-origin" not in pre.headers  # CORS closed by default
+            assert c.get("/api/v1/openapi.json").json()["components"]["securitySchemes"].keys() == {
+                "OAuth2PasswordBearer",
+                "APIKeyHeader",
+            }
+    finally:
+        clean_prefix(s)
+    s2 = service_settings(pg, cors_origins="https://desk.example")
+    try:
+        with TestClient(create_app(s2)) as c:
+            hdr = lambda o: c.options("/api/v1/bots", headers={"Origin": o, "Access-Control-Request-Method": "GET"})
+            assert hdr("https://desk.example").headers["access-control-allow-origin"] == "https://desk.example"
+            assert "access-control-allow-origin" not in hdr("https://evil.example").headers
+    finally:
+        clean_prefix(s2)
+
+
+def _cli(args, env, stdin=None):
+    exe = Path(sys.executable).parent / "memebot"
+    return subprocess.run([str(exe), *args], input=stdin, capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_commands_migrate_make_users_and_serve(cli_env, unused_tcp_port):
+    name = f"memebot_cli_{uuid.uuid4().hex[:10]}"
+    s = service_settings("postgresql://postgres@127.0.0.1:5432/postgres")
+    env = dict(cli_env, MEMEBOT_ENTERPRISE_DATABASE_URL=f"postgresql://postgres@127.0.0.1:5432/{name}",
+               MEMEBOT_ENTERPRISE_REDIS_PREFIX=s.enterprise.redis_prefix)  # fmt: skip
+    try:
+        off = _cli(["users", "ls"], env)
+        assert off.returncode == 2 and "does not exist" in off.stderr and "db upgrade" in off.stderr
+        assert "created the database; schema at revision 0001" in _cli(["db", "upgrade"], env).stdout
+        assert json.loads(_cli(["db", "current", "--json"], env).stdout)["up_to_date"] is True
+        add = _cli(["users", "add", "boss", "--role", "admin", "--password-stdin"], env, "boss password 1\n")
+        assert add.returncode == 0, add.stderr
+        assert _cli(["users", "add", "boss", "--password-stdin"], env, "boss password 1\n").returncode == 2
+        assert _cli(["users", "role", "boss", "emperor"], env).returncode == 2
+        assert json.loads(_cli(["users", "ls", "--json"], env).stdout)[0]["role"] == "admin"
+        assert _cli(["api", "serve"], env).stderr.startswith("error: enterprise: api_enabled")
+        env |= {"MEMEBOT_ENTERPRISE_API_ENABLED": "true", "MEMEBOT_ENTERPRISE_API_SECRET_KEY": "tooshort"}
+        assert "api_secret_key" in _cli(["api", "serve"], env).stderr
+        env["MEMEBOT_ENTERPRISE_API_SECRET_KEY"] = new_secret()
+        _serve_and_call(env, unused_tcp_port)
+        assert _cli(["db", "downgrade", "--revision", "base"], env).returncode == 2  # needs --yes
+        assert _cli(["db", "downgrade", "--revision", "base", "--yes"], env).returncode == 0
+        assert "db upgrade" in _cli(["api", "serve"], env).stderr  # the schema is behind: refused
+        assert "revision 0001" in _cli(["db", "upgrade"], env).stdout  # and up again
+        assert json.loads(_cli(["users", "ls", "--json"], env).stdout) == []
+    finally:
+        eng = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
+        with eng.connect() as c:
+            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        eng.dispose()
+        clean_prefix(s)
+
+
+def _serve_and_call(env, port):
+    import httpx
+
+    exe = Path(sys.executable).parent / "memebot"
+    p = subprocess.Popen([str(exe), "api", "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        first = p.stdout.readline()  # printed once the app is built and the socket listens
+        assert f"127.0.0.1:{port}/api/v1" in first, first
+        base = f"http://127.0.0.1:{port}/api/v1"
+        h = httpx.get(f"{base}/health", timeout=30)  # the socket listens before the line is printed
+        assert h.json()["status"] == "ok" and "server" not in h.headers
+        tok = httpx.post(f"{base}/auth/token", data={"username": "boss", "password": "boss password 1"}).json()
+        me = httpx.get(f"{base}/me", headers={"Authorization": f"Bearer {tok['access_token']}"}).json()
+        assert me["username"] == "boss" and me["role"] == "admin"
+    finally:
+        p.terminate()
+        p.wait(timeout=30)
+
+
+def test_the_service_refuses_to_run_open(pg):
+    from memebot.core import ValidationError
+
+    with pytest.raises(ValidationError, match="always authenticates"):
+        create_app(service_settings(pg, authentication_required=False))
+    with pytest.raises(ValidationError, match="api_secret_key"):
+        create_app(service_settings(pg, api_secret_key="secret" * 8))  # long, but guessable
