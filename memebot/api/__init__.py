@@ -9,7 +9,7 @@ import datetime as dt
 from contextlib import asynccontextmanager
 from typing import Annotated, Literal
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer, OAuth2PasswordRequestForm
@@ -34,10 +34,10 @@ from memebot.api.auth import (
 )
 
 # %% auto #0
-__all__ = ['Reader', 'Trader', 'Admin', 'auth_router', 'users_router', 'keys_router', 'bots_router', 'misc_router', 'Service',
-           'service', 'db_session', 'client_of', 'caller', 'need', 'UserIn', 'UserPatch', 'UserOut', 'ApiKeyIn',
-           'ApiKeyOut', 'ApiKeyCreated', 'BotIn', 'BotOut', 'AuditOut', 'RefreshIn', 'LogoutIn', 'TokenOut', 'login',
-           'refresh', 'logout', 'me', 'users_list', 'users_create', 'users_patch', 'keys_list', 'keys_create',
+__all__ = ['Reader', 'Trader', 'Admin', 'RowId', 'auth_router', 'users_router', 'keys_router', 'bots_router', 'misc_router',
+           'Service', 'service', 'db_session', 'client_of', 'caller', 'need', 'UserIn', 'UserPatch', 'UserOut',
+           'ApiKeyIn', 'ApiKeyOut', 'ApiKeyCreated', 'BotIn', 'BotOut', 'AuditOut', 'RefreshIn', 'LogoutIn', 'TokenOut',
+           'login', 'refresh', 'logout', 'me', 'users_list', 'users_create', 'users_patch', 'keys_list', 'keys_create',
            'keys_revoke', 'bots_list', 'bots_get', 'bots_create', 'bots_delete', 'audit_list', 'health', 'Guard',
            'create_app']
 
@@ -142,6 +142,7 @@ Admin = Annotated[Principal, Depends(need("admin"))]
 
 # %% ../../nbs/82_api.ipynb #c166984c
 _USERNAME = r"^[A-Za-z0-9_.-]{3,64}$"
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1, description="A row id (a positive 32-bit integer).")]
 _NAME = r"^[A-Za-z0-9_.-]{1,64}$"
 
 
@@ -311,7 +312,7 @@ async def users_create(request: Request, body: UserIn, who: Admin, s=Depends(db_
 
 # %% ../../nbs/82_api.ipynb #2aee4744
 @users_router.patch("/users/{user_id}", response_model=UserOut)
-async def users_patch(request: Request, user_id: int, body: UserPatch, who: Admin, s=Depends(db_session)):
+async def users_patch(request: Request, user_id: RowId, body: UserPatch, who: Admin, s=Depends(db_session)):
     "Change an account's role or disable it (admin)."
     user = await s.get(User, user_id)
     if user is None:
@@ -355,7 +356,7 @@ async def keys_create(request: Request, body: ApiKeyIn, who: Reader, s=Depends(d
 
 
 @keys_router.delete("/{key_id}", status_code=204)
-async def keys_revoke(request: Request, key_id: int, who: Reader, s=Depends(db_session)):
+async def keys_revoke(request: Request, key_id: RowId, who: Reader, s=Depends(db_session)):
     "Revoke one of the caller's keys (an admin: anyone's)."
     row = await get_owned(s, ApiKey, who, key_id)
     if row is None:
@@ -375,7 +376,7 @@ async def bots_list(who: Reader, s=Depends(db_session), state: str | None = None
 
 
 @bots_router.get("/{bot_id}", response_model=BotOut)
-async def bots_get(bot_id: int, who: Reader, s=Depends(db_session)):
+async def bots_get(bot_id: RowId, who: Reader, s=Depends(db_session)):
     "One of the caller's bots."
     bot = await get_owned(s, Bot, who, bot_id)
     if bot is None:
@@ -408,7 +409,7 @@ async def bots_create(request: Request, body: BotIn, who: Trader, s=Depends(db_s
 
 
 @bots_router.delete("/{bot_id}", status_code=204)
-async def bots_delete(request: Request, bot_id: int, who: Trader, s=Depends(db_session)):
+async def bots_delete(request: Request, bot_id: RowId, who: Trader, s=Depends(db_session)):
     "Delete one of the caller's bots that is not running."
     bot = await get_owned(s, Bot, who, bot_id)
     if bot is None:
