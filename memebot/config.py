@@ -179,6 +179,8 @@ class EnterpriseConfig(_Section):
     api_rate_per_min: int = Field(600, ge=1, le=1_000_000)  # requests per user (or API key) per minute
     cors_origins: str = ""  # comma-separated origins allowed to call the API from a browser; empty: none
     max_request_bytes: int = Field(1_000_000, ge=1_024, le=100_000_000)
+    job_workers: int = Field(2, ge=0, le=64)  # backtest jobs run at once by the API process (0: `memebot api worker`)
+    job_timeout_s: float = Field(1800.0, gt=0, le=86_400)  # a backtest job running longer is killed and failed
     check_not_built = _not_built("enterprise")
 
 

@@ -429,3 +429,101 @@ def test_no_server_errors_for_any_role(served, pg):
     eng.dispose()
     got_through = {p for p, cs in codes.items() if any(c < 300 for c in cs)}  # random credentials never log in
     assert got_through >= {p for p in codes if "{" not in p and "/auth/" not in p}, codes
+
+
+# --- backtest jobs ------------------------------------------------------------------------------------------------
+def _wait_job(r, channel_sub, job_id, timeout=180):
+    "The job's final state, from its owner's event channel (no polling)."
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        m = channel_sub.get_message(timeout=max(end - time.monotonic(), 0.1))
+        if m and m["type"] == "message":
+            ev = json.loads(m["data"])
+            if ev["id"] == job_id and ev["state"] in ("done", "failed"):
+                return ev["state"]
+    raise AssertionError(f"job {job_id} did not finish in {timeout} s")
+
+
+def test_backtest_jobs_run_like_the_command(pg, cli_env, memebot, tmp_path, monkeypatch):
+    memebot("sim", "--minutes", "30", "--seed", "3", "--launches", "2", "--tf", "1m", check=True)
+    for k in ("MEMEBOT_SETTINGS", "MEMEBOT_STORE_PATH"):  # the worker's processes read the same store
+        monkeypatch.setenv(k, cli_env[k])
+    s = service_settings(pg, api_rate_per_min=100_000)
+    s = s.model_copy(update={"backtest": s.backtest.model_copy(update={"output_dir": str(tmp_path / "bt")})})
+    r = redis.Redis.from_url(s.enterprise.redis_url)
+    try:
+        with TestClient(create_app(s)) as c:
+            api = Api(c, s)
+            ids = {n: api("GET", "/me", n).json()["id"] for n in ("alice", "bob")}
+            sub = r.pubsub()
+            sub.subscribe(f"{s.enterprise.redis_prefix}:events:{ids['alice']}")
+            body = {"strategy": "ema_cross", "params": {"fast": 5, "slow": 20}, "tf": "1m"}
+            job = api("POST", "/backtests", "alice", json=body)
+            assert job.status_code == 202 and job.json()["state"] == "queued"
+            jid = job.json()["id"]
+            assert _wait_job(r, sub, jid) == "done"
+            got = api("GET", f"/backtests/{jid}", "alice").json()
+            direct = memebot("backtest", "--strategy", "ema_cross", "--param", "fast=5", "--param", "slow=20", "--tf",
+                             "1m", "--json", "-", "--no-tearsheet", check=True)  # fmt: skip
+            want = json.loads(direct.stdout)
+            assert got["result"]["metrics"] == want["metrics"] and got["result"]["orders"] == want["orders"]
+            assert got["result"]["trades"] == len(want["trades"]) and got["result"]["bars"] > 0
+            page = api("GET", f"/backtests/{jid}/tearsheet", "alice")
+            assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+            assert (
+                api("GET", f"/backtests/{jid}/tearsheet", "alice", params={"format": "png"}).content[:4] == b"\x89PNG"
+            )
+            # isolation, roles, bad input, a job that fails
+            assert api("GET", f"/backtests/{jid}", "bob").status_code == 404
+            assert api("GET", f"/backtests/{jid}/tearsheet", "bob").status_code == 404
+            assert all(j["owner_id"] == ids["bob"] for j in api("GET", "/backtests", "bob").json())
+            assert api("POST", "/backtests", "vic", json=body).status_code == 403
+            assert api("POST", "/backtests", "alice", json={"strategy": "nope"}).json()["field"] == "strategy"
+            bad = api("POST", "/backtests", "alice", json=body | {"symbols": ["NOPE/USDT"]}).json()["id"]
+            assert _wait_job(r, sub, bad) == "failed"
+            err = api("GET", f"/backtests/{bad}", "alice").json()["error"]
+            assert "NOPE/USDT" in err and "Traceback" not in err
+            assert api("GET", f"/backtests/{bad}/tearsheet", "alice").status_code == 404
+            acts = [e["action"] for e in api("GET", "/audit", "root").json()]
+            assert acts.count("backtest.submit") == 2
+    finally:
+        clean_prefix(s)
+
+
+def test_a_job_left_running_by_a_dead_worker_runs_again(pg, cli_env, memebot, tmp_path, monkeypatch):
+    import asyncio
+    from memebot.api import Service
+    from memebot.api.jobs import JobRunner
+    from memebot.db import Job
+
+    memebot("sim", "--minutes", "30", "--seed", "4", "--launches", "2", "--tf", "1m", check=True)
+    for k in ("MEMEBOT_SETTINGS", "MEMEBOT_STORE_PATH"):
+        monkeypatch.setenv(k, cli_env[k])
+    s = service_settings(pg)
+    s = s.model_copy(update={"backtest": s.backtest.model_copy(update={"output_dir": str(tmp_path / "bt")})})
+    eng = sa.create_engine(db_url(pg), poolclass=sa.pool.NullPool)
+    with Session(eng) as db:
+        alice = db.execute(sa.select(User.id).where(User.username == "alice")).scalar_one()
+        job = Job(owner_id=alice, kind="backtest", params={"strategy": "ema_cross", "tf": "1m"}, state="running")
+        db.add(job)
+        db.commit()
+        jid = job.id  # a worker claimed it, then its process died: nothing in the queue
+
+    async def restart():
+        sv = Service(s)
+        runner = JobRunner(sv, workers=0)  # recover and run by hand: no background task to wait on
+        try:
+            assert await runner.recover() >= 1
+            assert int(await sv.redis.rpop(runner.queue)) == jid
+            return await runner.run_one(jid), await runner.run_one(jid)  # the second finds it claimed
+        finally:
+            await sv.aclose()
+
+    try:
+        assert asyncio.run(restart()) == ("done", None)
+        with Session(eng) as db:
+            done = db.get(Job, jid)
+            assert done.state == "done" and done.result["metrics"] and done.finished_at is not None
+    finally:
+        eng.dispose()
+        clean_prefix(s)

@@ -504,17 +504,22 @@ def create_app(settings=None, redis=None) -> FastAPI:
     "The service's FastAPI app (checks `[enterprise]` now; connects on first use)."
     from fastapi.middleware.cors import CORSMiddleware
 
+    from memebot.api.jobs import JobRunner, jobs_router
+
     sv = Service(settings, redis)
+    jobs = JobRunner(sv)
 
     @asynccontextmanager
     async def lifespan(app):
+        await jobs.start()
         yield
+        await jobs.stop()
         await sv.aclose()
 
     app = FastAPI(title="memebot", version="1", docs_url="/api/v1/docs", redoc_url=None,
                   openapi_url="/api/v1/openapi.json", lifespan=lifespan)  # fmt: skip
-    app.state.svc = sv
-    for r in (auth_router, users_router, keys_router, bots_router, misc_router):
+    app.state.svc, app.state.jobs = sv, jobs
+    for r in (auth_router, users_router, keys_router, bots_router, jobs_router, misc_router):
         app.include_router(r, prefix="/api/v1")
     app.add_exception_handler(AuthError, lambda req, e: JSONResponse({"detail": e.detail}, e.status, e.headers))
     app.add_exception_handler(RequestValidationError, _bad_request)

@@ -25,7 +25,7 @@ app.add_typer(api_app, name="api")
 # %% auto #0
 __all__ = ['db_app', 'users_app', 'api_app', 'RoleOpt', 'database', 'db_upgrade', 'db_downgrade', 'db_current', 'user_session',
            'cli_audit', 'read_password', 'users_add', 'users_ls', 'users_role', 'users_disable', 'api_serve',
-           'listening_socket']
+           'listening_socket', 'api_worker']
 
 # %% ../../nbs/97a_commands.service.ipynb #1317b297
 @contextmanager
@@ -263,3 +263,33 @@ def listening_socket(host: str, port: int):
     except OSError as e:
         raise ValidationError("--host/--port", "address", f"{host}:{port}: {e.strerror or e}") from None
     return sock
+
+# %% ../../nbs/97a_commands.service.ipynb #b4756de5
+@api_app.command("worker")
+def api_worker(workers: Optional[int] = typer.Option(None, "--workers", help="Jobs at once (default job_workers).")):
+    "Run queued backtest jobs (for a service whose API runs none itself)."
+    import asyncio
+    from memebot.api import Service
+    from memebot.api.jobs import JobRunner
+
+    quiet_logs()
+    s = settings()
+    n = workers if workers is not None else max(s.enterprise.job_workers, 1)
+    if n < 1:
+        raise ValidationError("--workers", "workers", f"{n}: expected 1 or more")
+
+    async def run():
+        sv = Service(s)
+        runner = await JobRunner(sv, n).start()
+        console.print(f"memebot job worker: {n} at once", highlight=False)
+        try:
+            await asyncio.gather(*runner._tasks)
+        finally:
+            await runner.stop()
+            await sv.aclose()
+
+    with database():
+        try:
+            asyncio.run(run())
+        except KeyboardInterrupt:
+            console.print("worker stopped", highlight=False)
