@@ -529,3 +529,29 @@ def test_a_job_left_running_by_a_dead_worker_runs_again(pg, cli_env, memebot, tm
     finally:
         eng.dispose()
         clean_prefix(s)
+
+
+def test_websocket_events_reach_only_their_owner(api):
+    alice_id = api("GET", "/me", "alice").json()["id"]
+    with api.c.websocket_connect("/api/v1/ws") as bad:
+        bad.send_json({"token": "nope"})
+        assert bad.receive_json() == {"type": "error", "detail": "access token invalid"}
+    with api.c.websocket_connect("/api/v1/ws") as wa, api.c.websocket_connect("/api/v1/ws") as wb:
+        wa.send_json({"token": api.token("alice")})
+        wb.send_json({"token": api.token("bob")})
+        assert wa.receive_json()["type"] == wb.receive_json()["type"] == "subscribed"
+        wb.send_json({"subscribe": alice_id})  # bob asks for alice's channel
+        assert wb.receive_json()["type"] == "error"
+        a_bot = api("POST", "/bots", "alice", json={"name": "ws-a", "strategy": "ema_cross"}).json()
+        b_bot = api("POST", "/bots", "bob", json={"name": "ws-b", "strategy": "ema_cross"}).json()
+        assert wa.receive_json() == {"type": "bot", "id": a_bot["id"], "state": "created"}
+        assert wb.receive_json() == {"type": "bot", "id": b_bot["id"], "state": "created"}  # not alice's
+        api("DELETE", f"/bots/{a_bot['id']}", "alice")
+        assert wa.receive_json() == {"type": "bot", "id": a_bot["id"], "state": "deleted"}
+    with api.c.websocket_connect("/api/v1/ws") as wr:  # an admin may follow anyone
+        wr.send_json({"token": api.token("root")})
+        wr.receive_json()
+        wr.send_json({"subscribe": alice_id})
+        assert wr.receive_json() == {"type": "subscribed", "user": alice_id}
+        bot = api("POST", "/bots", "alice", json={"name": "ws-c", "strategy": "ema_cross"}).json()
+        assert wr.receive_json()["id"] == bot["id"]

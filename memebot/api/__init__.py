@@ -9,7 +9,7 @@ import datetime as dt
 from contextlib import asynccontextmanager
 from typing import Annotated, Literal
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, FastAPI, Path, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer, OAuth2PasswordRequestForm
@@ -34,12 +34,12 @@ from memebot.api.auth import (
 )
 
 # %% auto #0
-__all__ = ['Reader', 'Trader', 'Admin', 'RowId', 'auth_router', 'users_router', 'keys_router', 'bots_router', 'misc_router',
-           'Service', 'service', 'db_session', 'client_of', 'caller', 'need', 'UserIn', 'UserPatch', 'UserOut',
-           'ApiKeyIn', 'ApiKeyOut', 'ApiKeyCreated', 'BotIn', 'BotOut', 'AuditOut', 'RefreshIn', 'LogoutIn', 'TokenOut',
-           'login', 'refresh', 'logout', 'me', 'users_list', 'users_create', 'users_patch', 'keys_list', 'keys_create',
-           'keys_revoke', 'bots_list', 'bots_get', 'bots_create', 'bots_delete', 'audit_list', 'health', 'Guard',
-           'create_app']
+__all__ = ['Reader', 'Trader', 'Admin', 'RowId', 'auth_router', 'users_router', 'keys_router', 'bots_router', 'ws_router',
+           'misc_router', 'Service', 'service', 'db_session', 'client_of', 'caller', 'need', 'UserIn', 'UserPatch',
+           'UserOut', 'ApiKeyIn', 'ApiKeyOut', 'ApiKeyCreated', 'BotIn', 'BotOut', 'AuditOut', 'RefreshIn', 'LogoutIn',
+           'TokenOut', 'login', 'refresh', 'logout', 'me', 'users_list', 'users_create', 'users_patch', 'keys_list',
+           'keys_create', 'keys_revoke', 'bots_list', 'bots_get', 'bots_create', 'bots_delete', 'publish', 'events_ws',
+           'audit_list', 'health', 'Guard', 'create_app']
 
 # %% ../../nbs/82_api.ipynb #cbe59b50
 class Service:
@@ -405,6 +405,7 @@ async def bots_create(request: Request, body: BotIn, who: Trader, s=Depends(db_s
     await s.flush()
     await audit(s, who, "bot.create", f"bot:{bot.id}", client_of(request), mode=bot.mode, strategy=bot.strategy)
     await s.commit()
+    await publish(service(request), bot.owner_id, type="bot", id=bot.id, state=bot.state)
     return bot
 
 
@@ -419,6 +420,74 @@ async def bots_delete(request: Request, bot_id: RowId, who: Trader, s=Depends(db
     await s.delete(bot)
     await audit(s, who, "bot.delete", f"bot:{bot_id}", client_of(request))
     await s.commit()
+    await publish(service(request), bot.owner_id, type="bot", id=bot_id, state="deleted")
+
+# %% ../../nbs/82_api.ipynb #9c27d73a
+async def publish(sv: Service, owner_id: int, **event) -> None:
+    "Publish `event` (JSON) on the owner's channel."
+    import json
+
+    await sv.redis.publish(sv.key("events", owner_id), json.dumps(event, default=str))
+
+# %% ../../nbs/82_api.ipynb #d1b17ca6
+ws_router = APIRouter(tags=["events"])
+
+
+async def _ws_principal(ws: WebSocket, sv: Service) -> Principal:
+    import asyncio
+
+    try:
+        first = await asyncio.wait_for(ws.receive_json(), 10)
+    except (asyncio.TimeoutError, ValueError):
+        raise AuthError(401, 'send {"token": ...} or {"api_key": ...} first') from None
+    if not isinstance(first, dict):
+        raise AuthError(401, 'send {"token": ...} or {"api_key": ...} first')
+    async with sv.sessions() as s:
+        if isinstance(first.get("api_key"), str):
+            return await _key_principal(s, first["api_key"])
+        if isinstance(first.get("token"), str):
+            return (await _token_principal(sv, s, first["token"]))[0]
+    raise AuthError(401, 'send {"token": ...} or {"api_key": ...} first')
+
+# %% ../../nbs/82_api.ipynb #e4263eb2
+@ws_router.websocket("/ws")
+async def events_ws(ws: WebSocket):
+    "Events on the caller's channel: fills, state changes, jobs."
+    import asyncio
+    import json
+
+    sv = ws.app.state.svc
+    await ws.accept()
+    try:
+        who = await _ws_principal(ws, sv)
+    except AuthError as e:
+        await ws.send_json({"type": "error", "detail": e.detail})
+        return await ws.close(code=4401)
+    ps = sv.redis.pubsub()
+    await ps.subscribe(sv.key("events", who.user_id))
+    await ws.send_json({"type": "subscribed", "user": who.user_id})
+
+    async def relay():
+        async for m in ps.listen():
+            if m["type"] == "message":
+                await ws.send_text(m["data"].decode() if isinstance(m["data"], bytes) else m["data"])
+
+    task = asyncio.create_task(relay())
+    try:
+        while True:
+            msg = await ws.receive_json()
+            uid = msg.get("subscribe") if isinstance(msg, dict) else None
+            if isinstance(uid, int) and (uid == who.user_id or who.role == "admin"):
+                await ps.subscribe(sv.key("events", uid))
+                await ws.send_json({"type": "subscribed", "user": uid})
+            else:
+                await ws.send_json({"type": "error", "detail": "only an admin may follow another user's events"})
+    except (WebSocketDisconnect, ValueError, json.JSONDecodeError):
+        pass
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await ps.aclose()
 
 # %% ../../nbs/82_api.ipynb #26502d55
 misc_router = APIRouter(tags=["service"])
@@ -519,7 +588,7 @@ def create_app(settings=None, redis=None) -> FastAPI:
     app = FastAPI(title="memebot", version="1", docs_url="/api/v1/docs", redoc_url=None,
                   openapi_url="/api/v1/openapi.json", lifespan=lifespan)  # fmt: skip
     app.state.svc, app.state.jobs = sv, jobs
-    for r in (auth_router, users_router, keys_router, bots_router, jobs_router, misc_router):
+    for r in (auth_router, users_router, keys_router, bots_router, jobs_router, ws_router, misc_router):
         app.include_router(r, prefix="/api/v1")
     app.add_exception_handler(AuthError, lambda req, e: JSONResponse({"detail": e.detail}, e.status, e.headers))
     app.add_exception_handler(RequestValidationError, _bad_request)

@@ -18,7 +18,7 @@ from fastcore.basics import patch
 from pydantic import Field
 from ..core import ValidationError
 from ..db import Job, Principal, audit, get_owned, list_owned
-from . import AuthError, Reader, RowId, Trader, _In, _Out, client_of, db_session, service
+from . import AuthError, Reader, RowId, Trader, _In, _Out, client_of, db_session, publish, service
 
 # %% auto #0
 __all__ = ['jobs_router', 'BacktestIn', 'JobOut', 'check_backtest', 'backtest_args', 'JobRunner', 'backtests_submit',
@@ -157,8 +157,7 @@ async def run_one(self: JobRunner, job_id: int) -> str | None:
 
 @patch
 async def _publish(self: JobRunner, owner: int, job_id: int, state: str) -> None:
-    msg = json.dumps({"type": "job", "id": job_id, "state": state})
-    await self.svc.redis.publish(self.svc.key("events", owner), msg)
+    await publish(self.svc, owner, type="job", id=job_id, state=state)
 
 # %% ../../nbs/83_api.jobs.ipynb #c22f3121
 @patch
