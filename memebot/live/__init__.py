@@ -42,7 +42,8 @@ from ..obs import get_logger, counter, gauge, histogram
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['FEEDS', 'BarSlices', 'Paced', 'RunError', 'save_run', 'load_run', 'build_feed', 'TradingNode', 'VenueBroker']
+__all__ = ['FEEDS', 'BarSlices', 'Paced', 'RunError', 'save_run', 'load_run', 'build_feed', 'TradingNode', 'RedisEvents',
+           'VenueBroker']
 
 # %% ../../nbs/70_live.ipynb #9b68d69d
 class BarSlices(Feed):
@@ -404,6 +405,8 @@ def _init_state(self: TradingNode):
     self._halts: list = []
     self._task = None
     self._counted = self._orders_counted = 0
+    self.listeners: list = []  # callables given each fill and status event (add_listener)
+    self._fills_sent = 0
     self._next_beat = time.perf_counter_ns() + int(self.heartbeat_s * NS)
 
 # %% ../../nbs/70_live.ipynb #9b74d4d102
@@ -478,6 +481,8 @@ def _apply_halt(self: TradingNode, h):
             e.submit(x)
             sent.append(x.client_id)
     self.log.warning("node_halted", kind=h.kind, reason=h.reason, cancelled=n, flatten=sent)
+    if self.listeners:
+        self._emit({"type": "status", **self.status()})
 
 # %% ../../nbs/70_live.ipynb #9b74d4d106
 @patch
@@ -514,6 +519,8 @@ async def _consume(self: TradingNode):
             self._drain_halts()
         self.events += 1
         self.last_ts = ev.ts
+        if self.listeners and len(e.fills) > self._fills_sent:
+            self._emit_fills()
         if self._t_in >= self._next_beat:
             self._beat()  # a busy loop still beats (the timer task covers idle feeds)
         if self._stopping:
@@ -564,8 +571,10 @@ def feed_lag_s(self: TradingNode) -> float:
 # %% ../../nbs/70_live.ipynb #9b74d4d112
 @patch
 def checkpoint(self: TradingNode, status: str):
-    "Write the run record's status, last event time and event count."
+    "Write the run record's status, last event time and event count (and tell the listeners)."
     self.status_text = status
+    if self.listeners:
+        self._emit({"type": "status", **self.status()})
     if self.store is not None:
         try:
             save_run(self.store, self.run_id, status=status, last_ts=self.last_ts or None, events=self.events)
@@ -741,6 +750,63 @@ def latency(self: TradingNode) -> dict:
         "target_us": target,  # [live] execution_latency_target_ms
         "over_target": int((a > target).sum()),
     }
+
+# %% ../../nbs/70_live.ipynb #481295af
+@patch
+def add_listener(self: TradingNode, fn) -> TradingNode:
+    "Call `fn(event: dict)` with each fill and each status snapshot."
+    self.listeners.append(fn)
+    return self
+
+
+@patch
+def _emit(self: TradingNode, ev: dict) -> None:
+    for fn in self.listeners:
+        try:
+            fn(ev)
+        except Exception as err:
+            self.log.warning("node_listener_failed", error=repr(err))
+
+
+@patch
+def _emit_fills(self: TradingNode) -> None:
+    fs = self.engine.fills
+    for f in fs[self._fills_sent :]:
+        self._emit({"type": "fill", "run_id": self.run_id, "client_id": f.client_id, "ts": f.ts, "symbol": f.symbol,
+                    "side": f.side.value, "qty": f.qty, "price": f.price, "fee": f.fee})  # fmt: skip
+    self._fills_sent = len(fs)
+
+# %% ../../nbs/70_live.ipynb #a60cd08d
+class RedisEvents:
+    "A node listener: events as JSON on a Redis channel; the last status kept under `status_key`."
+
+    def __init__(
+        self,
+        url: str,  # redis://host:port/db
+        channel: str,
+        status_key: str | None = None,
+        ttl_s: int = 7 * 86400,  # how long the last status is kept
+        **extra,  # fields added to every event (e.g. bot=<id>)
+    ):
+        import redis
+
+        self.r, self.channel, self.status_key, self.ttl_s, self.extra = (
+            redis.Redis.from_url(url),
+            channel,
+            status_key,
+            ttl_s,
+            extra,
+        )
+
+    def __call__(self, ev: dict) -> None:
+        from memebot.core import json_safe
+
+        msg = json.dumps(json_safe({**ev, **self.extra}))
+        p = self.r.pipeline(transaction=False)
+        p.publish(self.channel, msg)
+        if self.status_key and ev.get("type") == "status":
+            p.set(self.status_key, msg, ex=self.ttl_s)
+        p.execute()
 
 # %% ../../nbs/70_live.ipynb #e505f94a
 class VenueBroker(Broker):
