@@ -302,6 +302,14 @@ _PaperCashOpt = Annotated[
 _DashOpt = Annotated[
     bool, typer.Option("--dashboard/--no-dashboard", help="Live terminal dashboard (plain lines when not a terminal).")
 ]
+_EventsOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--events",
+        help="Publish fills and status as JSON on this Redis channel ([enterprise] redis_url); the last status is kept"
+        " under CHANNEL:status:<run id>.",
+    ),
+]
 _MetricsOpt = Annotated[
     bool, typer.Option("--metrics", help="Serve Prometheus /metrics on 127.0.0.1:[monitoring] metrics_port.")
 ]
@@ -337,6 +345,7 @@ def paper_cmd(
     metrics: _MetricsOpt = False,
     metrics_port: _MetricsPortOpt = None,
     json_out: JsonFileOpt = None,
+    events: _EventsOpt = None,
 ):
     "Paper-trade a strategy on the trading node (replayed, simulated or live market data; paper fills always)."
     from memebot.strategy import get_strategy
@@ -356,6 +365,10 @@ def paper_cmd(
     store = _run_ledger_store(run_id, s)
     try:
         node = _paper_node(s, run_id, strat, fd, ch, sb, spec, store, heartbeat)
+        if events:
+            from memebot.live import RedisEvents
+
+            node.add_listener(RedisEvents(s.enterprise.redis_url, events, f"{events}:status:{run_id}"))
         if metrics or metrics_port:
             from memebot.obs import serve_metrics
 
