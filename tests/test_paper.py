@@ -562,3 +562,16 @@ def test_held_stop_loss_survives_a_restart(tmp_path):
     assert len(sells) == 1 and sells[0].client_id == stop.client_id and led2.reload().portfolio.qty("AAA") == 0.0
     assert led2.held() == [] and n2.consistency() == []
     assert min(o.client_id for o in r2.orders if o.client_id != stop.client_id) > stop.client_id  # ids continue past it
+
+
+def test_paper_on_the_simulator_trades_with_default_settings(memebot):
+    """`memebot paper --strategy pump_launch --feed sim`, exactly as a user first runs it: it must trade. Two defects
+    once stopped it: a launch's first buy has no price yet (a notional buy with quantity 0, which the ledger refused,
+    ending the run), and the source breaker halted at the first graduation (the new pool opens 7.6% below the curve's
+    last price by design)."""
+    r = memebot("paper", "--strategy", "pump_launch", "--feed", "sim", "--run-id", "defaults", "--no-dashboard",
+                "--json", "-", check=True)  # fmt: skip
+    doc = json.loads(r.stdout)
+    assert len(doc["fills"]) >= 4 and doc["status"]["orders"] >= 4
+    assert "source_deviation" not in (doc["status"]["risk"]["reason"] or "")
+    assert doc["consistency"] == []

@@ -475,8 +475,19 @@ def test_cross_source_deviation():
     assert risk.state is TradingState.ACTIVE
     risk.on_market(Tick(T0 + 200 * NS, "WIF", 2.30, source="dexscreener"))  # jupiter's price is too old to compare
     assert risk.state is TradingState.ACTIVE
-    risk.on_market(Tick(T0 + 210 * NS, "WIF", 2.10, source="jupiter"))  # 9.5% apart
+    risk.on_market(Tick(T0 + 210 * NS, "WIF", 2.10, source="jupiter"))  # 9.5% apart, seen from jupiter's side
+    assert risk.state is TradingState.ACTIVE
+    risk.on_market(Tick(T0 + 215 * NS, "WIF", 2.31, source="dexscreener"))  # and from dexscreener's: both live
     assert risk.state is TradingState.HALTED and "source_deviation: WIF" in risk.reason()
+
+
+def test_a_venue_that_stopped_does_not_trip_the_source_breaker():
+    "A pump.fun token graduating: the curve's last price, then only the new pool's, 7.6% lower by design."
+    risk = engine(circuit_source_deviation_pct=5, circuit_price_window_s=60)
+    risk.on_market(Tick(T0, "FROG", 4.109e-7, source="sim"))  # the curve's last trade
+    for i in range(1, 20):
+        risk.on_market(Tick(T0 + i * NS, "FROG", 3.818e-7 * (1 + 0.001 * i), source="sim:graduated"))
+    assert risk.state is TradingState.ACTIVE
 
 
 def test_price_move_breaker_matches_pandas_on_real_swaps(shared):

@@ -243,7 +243,8 @@ def record_order(
     "Write-ahead: store a new order row (and its params); True if new, False if this client id was already stored."
     if not order.client_id:
         raise LedgerError("order has no client_id")
-    if not (order.qty == order.qty) or order.qty <= 0:
+    spend = getattr(order, "notional", 0.0) or 0.0  # a notional buy's qty is an estimate: 0 before any price
+    if not (order.qty == order.qty) or order.qty < 0 or (order.qty == 0 and not spend > 0):
         raise ValidationError("order", "qty", f"{order.qty!r} must be a positive number")
     now = _dt(self.clock.now_ns())
     with self._write() as con:

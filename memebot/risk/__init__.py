@@ -274,6 +274,7 @@ def _init_state(self: RiskEngine):
     self.prices: dict[str, float] = {}  # symbol -> last price (any source)
     self.liquidity: dict[str, float] = {}  # symbol -> pool liquidity, USD
     self._src_px: dict[str, dict] = {}  # symbol -> {source: (ts, price)}
+    self._src_suspect: dict[str, tuple] = {}  # symbol -> (source, other): a deviation one side has seen
     self._windows: dict[str, _MinMaxWindow] = {}
     self.paused: dict[str, tuple] = {}  # symbol -> (until_ns, reason): no entries (price-move breaker, symbol scope)
     self._px_version = 0  # bumped by every price observation (keys the exposure cache)
@@ -476,6 +477,7 @@ def resume(
         self._resume_mtime = self._mtime(resume_marker(self.kill_file))
     self._windows.clear()
     self._src_px.clear()
+    self._src_suspect.clear()
     self.failed_in_row = 0
     self._unlatch((*MANUAL_LATCHES, "stale_feed"), reason)
     return self
@@ -656,12 +658,17 @@ def _observe(self: RiskEngine, sym: str, ts: int, px: float, source: str, check:
         if len(srcs) > 1 and "circuit" not in self.latches:
             for s2, (t2, p2) in srcs.items():
                 if s2 != source and ts - t2 <= self._window_ns and abs(px - p2) > self._dev * min(px, p2):
+                    if self._src_suspect.get(sym) != (s2, source):  # first sighting: wait for the other side
+                        self._src_suspect[sym] = (source, s2)
+                        break
                     self._trip(
                         "source_deviation",
                         f"{sym}: {source} {px:.6g} vs {s2} {p2:.6g} differ "
                         f"{100 * abs(px - p2) / min(px, p2):.1f}% > {self.cfg.circuit_source_deviation_pct:g}%",
                     )
                     break
+            else:
+                self._src_suspect.pop(sym, None)
 
 
 @patch
