@@ -181,6 +181,7 @@ class EnterpriseConfig(_Section):
     max_request_bytes: int = Field(1_000_000, ge=1_024, le=100_000_000)
     job_workers: int = Field(2, ge=0, le=64)  # backtest jobs run at once by the API process (0: `memebot api worker`)
     job_timeout_s: float = Field(1800.0, gt=0, le=86_400)  # a backtest job running longer is killed and failed
+    bots_dir: str = "data/bots"  # each bot's ledger and kill file, under bot-<id>/
     check_not_built = _not_built("enterprise")
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from memebot.api import create_app
 from memebot.api.auth import TokenService, hash_password, new_secret
 from memebot.config import load_settings
-from memebot.db import User, db_url, migrate, scratch_database
+from memebot.db import Bot, User, db_url, migrate, scratch_database
 
 PASSWORDS = {"root": "root password 1", "alice": "alice password 1", "bob": "bob password 11", "vic": "vic password 1"}
 ROLES = {"root": "admin", "alice": "trader", "bob": "trader", "vic": "viewer"}
@@ -311,7 +311,9 @@ def test_commands_migrate_make_users_and_serve(cli_env, unused_tcp_port):
     try:
         off = _cli(["users", "ls"], env)
         assert off.returncode == 2 and "does not exist" in off.stderr and "db upgrade" in off.stderr
-        assert "created the database; schema at revision 0001" in _cli(["db", "upgrade"], env).stdout
+        head = _cli(["db", "current", "--json"], env)  # the database does not exist yet
+        assert head.returncode == 2
+        assert "created the database; schema at revision 0002" in _cli(["db", "upgrade"], env).stdout
         assert json.loads(_cli(["db", "current", "--json"], env).stdout)["up_to_date"] is True
         add = _cli(["users", "add", "boss", "--role", "admin", "--password-stdin"], env, "boss password 1\n")
         assert add.returncode == 0, add.stderr
@@ -326,7 +328,7 @@ def test_commands_migrate_make_users_and_serve(cli_env, unused_tcp_port):
         assert _cli(["db", "downgrade", "--revision", "base"], env).returncode == 2  # needs --yes
         assert _cli(["db", "downgrade", "--revision", "base", "--yes"], env).returncode == 0
         assert "db upgrade" in _cli(["api", "serve"], env).stderr  # the schema is behind: refused
-        assert "revision 0001" in _cli(["db", "upgrade"], env).stdout  # and up again
+        assert "revision 0002" in _cli(["db", "upgrade"], env).stdout  # and up again
         assert json.loads(_cli(["users", "ls", "--json"], env).stdout) == []
     finally:
         eng = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
@@ -373,13 +375,14 @@ from schemathesis.checks import not_a_server_error
 
 
 @pytest.fixture(scope="module")
-def served(pg):
+def served(pg, tmp_path_factory):
     "The app on uvicorn in a thread (socket bound first), and an access token per user."
     from memebot.commands.service import listening_socket
 
-    s = service_settings(
-        pg, api_rate_per_min=1_000_000, login_rate_per_min=10_000, login_max_failures=100, job_workers=0
-    )
+    tmp = tmp_path_factory.mktemp("served")
+    s = service_settings(pg, api_rate_per_min=1_000_000, login_rate_per_min=10_000, login_max_failures=100,
+                         job_workers=0, bots_dir=str(tmp / "bots"))  # fmt: skip
+    s = s.model_copy(update={"live": s.live.model_copy(update={"kill_file": str(tmp / "KILL")})})
     sock = listening_socket("127.0.0.1", 0)
     server = uvicorn.Server(uvicorn.Config(create_app(s), log_level="warning"))
     th = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -406,7 +409,7 @@ def test_no_server_errors_for_any_role(served, pg):
     base, toks = served
     schema = schemathesis.openapi.from_url(f"{base}/api/v1/openapi.json")
     ops = [r.ok() for r in schema.get_all_operations()]
-    assert len(ops) == 20  # every route is in the document
+    assert len(ops) == 29  # every route is in the document
     eng = sa.create_engine(db_url(pg), poolclass=sa.pool.NullPool)
     codes = {}
 
@@ -555,3 +558,77 @@ def test_websocket_events_reach_only_their_owner(api):
         assert wr.receive_json() == {"type": "subscribed", "user": alice_id}
         bot = api("POST", "/bots", "alice", json={"name": "ws-c", "strategy": "ema_cross"}).json()
         assert wr.receive_json()["id"] == bot["id"]
+
+
+# --- bots run by the service ----------------------------------------------------------------------------------------
+def _until(sub, pred, timeout=120):
+    "The first event on a subscription that satisfies `pred` (no polling of the API)."
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        m = sub.get_message(timeout=max(end - time.monotonic(), 0.1))
+        if m and m["type"] == "message":
+            ev = json.loads(m["data"])
+            if pred(ev):
+                return ev
+    raise AssertionError("no such event in time")
+
+
+def test_bots_start_trade_kill_resume_stop_and_restart(pg, tmp_path, monkeypatch):
+    monkeypatch.setenv("MEMEBOT_SETTINGS", str(Path(__file__).resolve().parent.parent / "settings.ini"))
+    monkeypatch.setenv("MEMEBOT_STORE_PATH", str(tmp_path / "store.duckdb"))
+    s = service_settings(pg, api_rate_per_min=100_000, bots_dir=str(tmp_path / "bots"))
+    s = s.model_copy(update={"live": s.live.model_copy(update={"kill_file": str(tmp_path / "GLOBAL_KILL")})})
+    r = redis.Redis.from_url(s.enterprise.redis_url)
+    try:
+        with TestClient(create_app(s)) as c:
+            api = Api(c, s)
+            alice = api("GET", "/me", "alice").json()["id"]
+            sub = r.pubsub()
+            sub.subscribe(f"{s.enterprise.redis_prefix}:events:{alice}")
+            cfg = {"feed": "sim", "speed": 400, "seed": 7}  # about 36 s of simulated launches, paced
+            bot = api(
+                "POST", "/bots", "alice", json={"name": "sniper", "strategy": "pump_launch", "config": cfg}
+            ).json()
+            bid = bot["id"]
+            assert api("POST", f"/bots/{bid}/start", "bob").status_code == 404  # not bob's
+            assert api("POST", f"/bots/{bid}/start", "alice").json()["state"] == "running"
+            fill = _until(sub, lambda e: e["type"] == "fill" and e["run_id"] == f"bot-{bid}")
+            assert fill["qty"] > 0 and fill["price"] > 0
+            assert api("POST", f"/bots/{bid}/kill", "vic", json={}).status_code in (403, 404)
+            assert bid not in api("POST", "/risk/kill", "bob", json={"reason": "bob's panic"}).json()["killed"]
+            killed = api("POST", f"/bots/{bid}/kill", "alice", json={"reason": "test kill"})
+            assert killed.json()["state"] == "halted"
+            halted = _until(sub, lambda e: e["type"] == "status" and e["risk"]["state"] == "halted")
+            assert "test kill" in halted["risk"]["reason"]
+            st = api("GET", f"/bots/{bid}/status", "alice").json()
+            assert st["state"] == "halted" and st["node"]["run_id"] == f"bot-{bid}"
+            assert api("GET", f"/bots/{bid}/status", "bob").status_code == 404
+            assert api("GET", f"/bots/{bid}/ledger", "alice").status_code == 409  # running: it holds its ledger
+            assert [b["killed"] for b in api("GET", "/risk", "alice").json() if b["bot"] == bid] == [True]
+            assert api("POST", f"/bots/{bid}/resume", "alice").json()["state"] == "running"
+            _until(sub, lambda e: e["type"] == "status" and e["risk"]["state"] != "halted")
+            assert api("POST", f"/bots/{bid}/stop", "alice").json()["state"] == "stopped"
+            led = api("GET", f"/bots/{bid}/ledger", "alice").json()
+            assert len(led["fills"]) >= 1 and {f["client_id"] for f in led["fills"]} <= {
+                o["client_id"] for o in led["orders"]
+            }
+            # the admin's kill switch reaches every bot and the machine's own kill file
+            assert api("POST", f"/bots/{bid}/start", "alice").json()["state"] == "running"  # resumes its run
+            everyone = api("POST", "/risk/kill", "root", json={"reason": "admin stop", "flatten": True}).json()
+            assert bid in everyone["killed"] and everyone["global"] and (tmp_path / "GLOBAL_KILL").exists()
+            _until(sub, lambda e: e["type"] == "status" and e["risk"]["state"] == "halted")
+            api("POST", "/risk/resume", "root")
+            assert not (tmp_path / "GLOBAL_KILL").exists()
+            assert api("DELETE", f"/bots/{bid}", "alice").status_code == 400  # running: stop it first
+        # the service stopped (its bots with it); a new one brings the running bot back
+        with Session(sa.create_engine(db_url(pg), poolclass=sa.pool.NullPool)) as db:
+            assert db.get(Bot, bid).state in ("running", "halted")
+        with TestClient(create_app(s)) as c:
+            assert c.app.state.bots.running(bid)
+            again = Api(c, s)
+            end = again("POST", f"/bots/{bid}/stop", "alice").json()
+            assert end["state"] == "stopped", end["error"]
+            acts = [e["action"] for e in again("GET", "/audit", "root", params={"limit": 200}).json()]
+        assert {"bot.start", "bot.kill", "bot.resume", "bot.stop", "risk.kill", "risk.resume"} <= set(acts)
+    finally:
+        clean_prefix(s)

@@ -36,10 +36,10 @@ from memebot.api.auth import (
 # %% auto #0
 __all__ = ['Reader', 'Trader', 'Admin', 'RowId', 'auth_router', 'users_router', 'keys_router', 'bots_router', 'ws_router',
            'misc_router', 'Service', 'service', 'db_session', 'client_of', 'caller', 'need', 'UserIn', 'UserPatch',
-           'UserOut', 'ApiKeyIn', 'ApiKeyOut', 'ApiKeyCreated', 'BotIn', 'BotOut', 'AuditOut', 'RefreshIn', 'LogoutIn',
-           'TokenOut', 'login', 'refresh', 'logout', 'me', 'users_list', 'users_create', 'users_patch', 'keys_list',
-           'keys_create', 'keys_revoke', 'bots_list', 'bots_get', 'bots_create', 'bots_delete', 'publish', 'events_ws',
-           'audit_list', 'health', 'Guard', 'create_app']
+           'UserOut', 'ApiKeyIn', 'ApiKeyOut', 'ApiKeyCreated', 'BotConfig', 'BotIn', 'BotOut', 'AuditOut', 'RefreshIn',
+           'LogoutIn', 'TokenOut', 'login', 'refresh', 'logout', 'me', 'users_list', 'users_create', 'users_patch',
+           'keys_list', 'keys_create', 'keys_revoke', 'bots_list', 'bots_get', 'bots_create', 'bots_delete', 'publish',
+           'events_ws', 'audit_list', 'health', 'Guard', 'create_app']
 
 # %% ../../nbs/82_api.ipynb #cbe59b50
 class Service:
@@ -193,11 +193,24 @@ class ApiKeyCreated(ApiKeyOut):
     key: str  # shown once
 
 
+class BotConfig(_In):
+    "A bot's node options: market data (sim, replay of stored candles, live), timeframe, pace and cash."
+
+    feed: Literal["sim", "replay", "live"] = "sim"
+    tf: str = Field("1m", pattern=r"^[0-9]{1,4}[smhd]$")
+    symbols: list[str] = Field(default_factory=list, max_length=100)
+    minutes: int | None = Field(None, ge=1, le=100_000, description="sim: simulated minutes")
+    seed: int | None = Field(None, ge=0, le=2**31 - 1, description="sim: seed")
+    speed: float | None = Field(None, ge=0, le=1e6, description="sim/replay: multiple of real time (0: unpaced)")
+    cash: float | None = Field(None, gt=0, le=1e12)
+
+
 class BotIn(_In):
     name: str = Field(pattern=_NAME)
     mode: Literal["paper", "live"] = "paper"
     strategy: str = Field(min_length=1, max_length=64)
     params: dict[str, str | int | float | bool] = Field(default_factory=dict, max_length=64)
+    config: BotConfig = Field(default_factory=BotConfig)
 
 
 class BotOut(_Out):
@@ -208,6 +221,8 @@ class BotOut(_Out):
     strategy: str
     params: dict
     state: str
+    config: dict
+    error: str | None
     created_at: dt.datetime
     updated_at: dt.datetime
 
@@ -415,8 +430,8 @@ async def bots_delete(request: Request, bot_id: RowId, who: Trader, s=Depends(db
     bot = await get_owned(s, Bot, who, bot_id)
     if bot is None:
         raise AuthError(404, "no such bot")
-    if bot.state == "running":
-        raise ValidationError("bot", "state", "running: stop it first")
+    if request.app.state.bots.running(bot.id):
+        raise ValidationError("bot", "state", f"{bot.state}: stop it first")
     await s.delete(bot)
     await audit(s, who, "bot.delete", f"bot:{bot_id}", client_of(request))
     await s.commit()
@@ -573,22 +588,26 @@ def create_app(settings=None, redis=None) -> FastAPI:
     "The service's FastAPI app (checks `[enterprise]` now; connects on first use)."
     from fastapi.middleware.cors import CORSMiddleware
 
+    from memebot.api.bots import BotSupervisor, bot_ops, risk_router
     from memebot.api.jobs import JobRunner, jobs_router
 
     sv = Service(settings, redis)
-    jobs = JobRunner(sv)
+    jobs, bots = JobRunner(sv), BotSupervisor(sv)
 
     @asynccontextmanager
     async def lifespan(app):
         await jobs.start()
+        await bots.recover()
         yield
+        await bots.shutdown()
         await jobs.stop()
         await sv.aclose()
 
     app = FastAPI(title="memebot", version="1", docs_url="/api/v1/docs", redoc_url=None,
                   openapi_url="/api/v1/openapi.json", lifespan=lifespan)  # fmt: skip
-    app.state.svc, app.state.jobs = sv, jobs
-    for r in (auth_router, users_router, keys_router, bots_router, jobs_router, ws_router, misc_router):
+    app.state.svc, app.state.jobs, app.state.bots = sv, jobs, bots
+    routers = (auth_router, users_router, keys_router, bots_router, bot_ops, risk_router, jobs_router, ws_router)
+    for r in (*routers, misc_router):
         app.include_router(r, prefix="/api/v1")
     app.add_exception_handler(AuthError, lambda req, e: JSONResponse({"detail": e.detail}, e.status, e.headers))
     app.add_exception_handler(RequestValidationError, _bad_request)

@@ -91,6 +91,8 @@ class Bot(Base):
     state: Mapped[str] = mapped_column(sa.String(16), default="created")
     created_at: Mapped[dt.datetime] = mapped_column(_TS, default=_now)
     updated_at: Mapped[dt.datetime] = mapped_column(_TS, default=_now, onupdate=_now)
+    config: Mapped[dict] = mapped_column(sa.JSON, default=dict, server_default=sa.text("'{}'"))  # node options
+    error: Mapped[str | None] = mapped_column(sa.Text)  # why the last run failed
 
 
 class Job(Base):
