@@ -632,3 +632,14 @@ def test_bots_start_trade_kill_resume_stop_and_restart(pg, tmp_path, monkeypatch
         assert {"bot.start", "bot.kill", "bot.resume", "bot.stop", "risk.kill", "risk.resume"} <= set(acts)
     finally:
         clean_prefix(s)
+
+
+def test_control_characters_are_a_clear_4xx(api):
+    "NUL bytes reach neither PostgreSQL (which refuses them: a 500 schemathesis found) nor a command line."
+    assert api("GET", "/bots", "alice", params={"state": "run\x00ning"}).status_code == 422
+    assert api("GET", "/audit", "root", params={"action": "lo\x00gin"}).status_code == 422
+    r = api("POST", "/backtests", "alice", json={"strategy": "ema_cross", "start": "2024\x00-01-01"})
+    assert r.status_code == 422 and "start: control characters" in r.text
+    assert api.login("ali\x00ce", "x\x00y").json()["detail"] == "wrong username or password"
+    r = api("POST", "/bots", "alice", json={"name": "ok", "strategy": "ema_cross", "params": {"fast\x01": 3}})
+    assert r.status_code == 422 and "params.fast" in r.text

@@ -6,17 +6,30 @@ per-owner isolation through the data layer, an audit log, rate limits, and close
 # %% ../../nbs/82_api.ipynb #6f6c0546
 from __future__ import annotations
 import datetime as dt
+import re
 from contextlib import asynccontextmanager
 from typing import Annotated, Literal
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, FastAPI, Path, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer, OAuth2PasswordRequestForm
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ..core import ValidationError
 from ..config import get_settings
-from ..db import ApiKey, AuditEvent, Bot, Principal, User, async_engine, audit, get_owned, list_owned, sessions
+from memebot.db import (
+    BOT_STATES,
+    ApiKey,
+    AuditEvent,
+    Bot,
+    Principal,
+    User,
+    async_engine,
+    audit,
+    get_owned,
+    list_owned,
+    sessions,
+)
 from memebot.api.auth import (
     _DUMMY_HASH,
     AuthError,
@@ -149,6 +162,25 @@ _NAME = r"^[A-Za-z0-9_.-]{1,64}$"
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _printable(cls, data):
+        "Refuse control characters (NUL included) in any text of a body, naming where."
+
+        def walk(v, path):
+            if isinstance(v, str):
+                if any(ord(ch) < 32 or ord(ch) == 127 for ch in v):
+                    raise ValueError(f"{path or 'body'}: control characters are not allowed")
+                return
+            items = v.items() if isinstance(v, dict) else enumerate(v) if isinstance(v, list) else ()
+            for k, x in items:
+                here = f"{path}.{k}" if path else str(k)
+                walk(str(k), here)
+                walk(x, here)
+
+        walk(data, "")
+        return data
+
 
 class _Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -259,7 +291,8 @@ auth_router = APIRouter(prefix="/auth", tags=["auth"])
 @auth_router.post("/token", response_model=TokenOut)
 async def login(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()], s=Depends(db_session)):
     "Log in with a username and password: an access token and a refresh token."
-    sv, client, name = service(request), client_of(request), form.username[:64]
+    sv, client = service(request), client_of(request)
+    name = form.username if re.fullmatch(_USERNAME, form.username) else "?"  # no user can have another name
     await sv.logins.check(name, client)
     user = (await s.execute(sa.select(User).where(User.username == name))).scalar_one_or_none()
     ok = verify_password(user.password_hash if user else _DUMMY_HASH, form.password) and user is not None
@@ -385,7 +418,7 @@ bots_router = APIRouter(prefix="/bots", tags=["bots"])
 
 
 @bots_router.get("", response_model=list[BotOut])
-async def bots_list(who: Reader, s=Depends(db_session), state: str | None = None):
+async def bots_list(who: Reader, s=Depends(db_session), state: Literal[BOT_STATES] | None = None):
     "The caller's bots (an admin: all), optionally in one state."
     return await list_owned(s, Bot, who, **({"state": state} if state else {}))
 
@@ -509,7 +542,12 @@ misc_router = APIRouter(tags=["service"])
 
 
 @misc_router.get("/audit", response_model=list[AuditOut])
-async def audit_list(who: Admin, s=Depends(db_session), limit: int = 100, action: str | None = None):
+async def audit_list(
+    who: Admin,
+    s=Depends(db_session),
+    limit: int = 100,
+    action: Annotated[str | None, Query(pattern=r"^[a-z_.]{1,64}$")] = None,
+):
     "The audit log, newest first (admin)."
     stmt = sa.select(AuditEvent).order_by(AuditEvent.id.desc()).limit(max(1, min(limit, 1000)))
     return list((await s.execute(stmt.where(AuditEvent.action == action) if action else stmt)).scalars())

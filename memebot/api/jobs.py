@@ -204,7 +204,9 @@ async def backtests_submit(request: Request, body: BacktestIn, who: Trader, s=De
 
 
 @jobs_router.get("", response_model=list[JobOut])
-async def backtests_list(who: Reader, s=Depends(db_session), state: str | None = None):
+async def backtests_list(
+    who: Reader, s=Depends(db_session), state: Literal["queued", "running", "done", "failed"] | None = None
+):
     "The caller's backtest jobs, newest first."
     return await list_owned(s, Job, who, kind="backtest", **({"state": state} if state else {}))
 
