@@ -71,6 +71,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                   'memebot.api.bots.risk_kill': ('api.bots.html#risk_kill', 'memebot/api/bots.py'),
                                   'memebot.api.bots.risk_resume': ('api.bots.html#risk_resume', 'memebot/api/bots.py'),
                                   'memebot.api.bots.risk_state': ('api.bots.html#risk_state', 'memebot/api/bots.py')},
+            'memebot.api.dashboard': {'memebot.api.dashboard.dashboard': ('api.dashboard.html#dashboard', 'memebot/api/dashboard.py')},
             'memebot.api.jobs': { 'memebot.api.jobs.BacktestIn': ('api.jobs.html#backtestin', 'memebot/api/jobs.py'),
                                   'memebot.api.jobs.JobOut': ('api.jobs.html#jobout', 'memebot/api/jobs.py'),
                                   'memebot.api.jobs.JobRunner': ('api.jobs.html#jobrunner', 'memebot/api/jobs.py'),

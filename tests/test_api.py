@@ -2,7 +2,7 @@
 accounts, `memebot api serve` as a process, tokens (expired, tampered, revoked, replayed), lockout, roles and API key
 scopes, isolation between users on every resource, and what never leaves the service (hashes, secrets, passwords)."""
 
-import json, os, subprocess, sys, time, uuid
+import json, os, shutil, subprocess, sys, time, uuid
 from pathlib import Path
 import pytest
 import redis
@@ -643,3 +643,80 @@ def test_control_characters_are_a_clear_4xx(api):
     assert api.login("ali\x00ce", "x\x00y").json()["detail"] == "wrong username or password"
     r = api("POST", "/bots", "alice", json={"name": "ok", "strategy": "ema_cross", "params": {"fast\x01": 3}})
     assert r.status_code == 422 and "params.fast" in r.text
+
+
+# --- the dashboard in a real headless Chromium ----------------------------------------------------------------------
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_dashboard_in_chromium(pg, tmp_path, memebot, cli_env, monkeypatch):
+    """Log in, make and start a paper bot, see a fill arrive live, press kill and see HALTED, submit a backtest and see
+    its tearsheet; a viewer's page has no buttons. Screenshots are saved under the test's temporary folder."""
+    if CHROMIUM is None:
+        if os.environ.get("CI") or os.environ.get("MEMEBOT_REQUIRE_SHARED") == "1":
+            pytest.fail("chromium is required in CI (.ci/run installs it)")
+        pytest.skip("chromium not installed (apt-get install chromium)")
+    from playwright.sync_api import expect, sync_playwright
+    from memebot.commands.service import listening_socket
+
+    memebot("sim", "--minutes", "30", "--seed", "3", "--launches", "2", "--tf", "5m", check=True)
+    for k in ("MEMEBOT_SETTINGS", "MEMEBOT_STORE_PATH"):
+        monkeypatch.setenv(k, cli_env[k])
+    s = service_settings(pg, api_rate_per_min=100_000, bots_dir=str(tmp_path / "bots"))
+    live = s.live.model_copy(update={"kill_file": str(tmp_path / "KILL")})
+    s = s.model_copy(
+        update={"live": live, "backtest": s.backtest.model_copy(update={"output_dir": str(tmp_path / "bt")})}
+    )
+    sock = listening_socket("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(create_app(s), log_level="warning"))
+    th = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    th.start()
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    args = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"]  # fmt: skip
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
+            page = browser.new_page(viewport={"width": 1300, "height": 900})
+            page.goto(base + "/")
+            page.fill("#username", "alice")
+            page.fill("#password", PASSWORDS["alice"])
+            page.click("#login-btn")
+            expect(page.locator("#who")).to_have_text("alice (trader)")
+            page.fill("#bot-name", "web-bot")
+            page.fill("#bot-speed", "300")
+            page.click("#new-bot button")
+            row = page.locator("#bots tr", has_text="web-bot")
+            expect(row).to_have_count(1)
+            bid = row.get_attribute("data-bot")
+            page.click(f"#start-{bid}")
+            expect(page.locator(f"#state-{bid}")).to_have_text("RUNNING")
+            expect(page.locator("#fills li").first).to_contain_text("web-bot", timeout=120_000)  # a fill, live
+            page.screenshot(path=str(tmp_path / "running.png"))
+            page.click(f"#kill-{bid}")
+            expect(page.locator(f"#state-{bid}")).to_have_text("HALTED", timeout=30_000)
+            page.locator(f"#bot-{bid}").click()
+            expect(page.locator("#risk")).to_contain_text("halted", timeout=30_000)  # the node says so too
+            page.screenshot(path=str(tmp_path / "halted.png"))
+            page.fill("#bt-tf", "5m")
+            page.click("#backtest button")
+            expect(page.locator("#bt-result")).to_contain_text("done", timeout=120_000)
+            expect(page.locator("#tearsheet")).to_be_visible()
+            page.screenshot(path=str(tmp_path / "backtest.png"))
+            page.click(f"#stop-{bid}")
+            expect(page.locator(f"#state-{bid}")).to_have_text("STOPPED", timeout=60_000)
+            viewer = browser.new_page()
+            viewer.goto(base + "/dashboard")
+            viewer.fill("#username", "vic")
+            viewer.fill("#password", PASSWORDS["vic"])
+            viewer.click("#login-btn")
+            expect(viewer.locator("#who")).to_have_text("vic (viewer)")
+            assert viewer.locator("button.act").count() == 0 and viewer.locator("#backtest").count() == 0
+            viewer.screenshot(path=str(tmp_path / "viewer.png"))
+            browser.close()
+        for shot in ("running", "halted", "backtest", "viewer"):
+            assert (tmp_path / f"{shot}.png").stat().st_size > 10_000
+    finally:
+        server.should_exit = True
+        th.join(timeout=60)
+        clean_prefix(s)

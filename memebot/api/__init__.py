@@ -627,6 +627,7 @@ def create_app(settings=None, redis=None) -> FastAPI:
     from fastapi.middleware.cors import CORSMiddleware
 
     from memebot.api.bots import BotSupervisor, bot_ops, risk_router
+    from memebot.api.dashboard import dashboard_router
     from memebot.api.jobs import JobRunner, jobs_router
 
     sv = Service(settings, redis)
@@ -647,6 +648,7 @@ def create_app(settings=None, redis=None) -> FastAPI:
     routers = (auth_router, users_router, keys_router, bots_router, bot_ops, risk_router, jobs_router, ws_router)
     for r in (*routers, misc_router):
         app.include_router(r, prefix="/api/v1")
+    app.include_router(dashboard_router)
     app.add_exception_handler(AuthError, lambda req, e: JSONResponse({"detail": e.detail}, e.status, e.headers))
     app.add_exception_handler(RequestValidationError, _bad_request)
     app.add_exception_handler(
