@@ -1,8 +1,8 @@
 """The package's layers: every import in memebot/ (module level or inside a function) points down or sideways.
 
-data -> features/models -> strategy -> risk -> exec -> engine (backtest) -> live -> ops -> commands, with the domain
-types, settings, logging and metric maths (core, config, obs, metrics) beneath them all. The map is README.md's
-"Layout" section; this test is what keeps it true.
+data -> features/models -> strategy -> risk -> exec -> engine (backtest) -> live -> service (db, api) -> ops
+-> commands, with the domain types, settings, logging and metric maths (core, config, obs, metrics) beneath them all.
+The map is README.md's "Layout" section; this test is what keeps it true.
 """
 
 import ast
@@ -22,6 +22,7 @@ LAYERS = [
     ("engine", ["memebot.backtest"]),
     ("testing", ["memebot.testing"]),
     ("live", ["memebot.live"]),
+    ("service", ["memebot.db", "memebot.api"]),
     ("ops", ["memebot.ops", "memebot.docs"]),
     ("commands", ["memebot.cli", "memebot.commands"]),
 ]
