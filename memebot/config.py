@@ -182,6 +182,7 @@ class EnterpriseConfig(_Section):
     job_workers: int = Field(2, ge=0, le=64)  # backtest jobs run at once by the API process (0: `memebot api worker`)
     job_timeout_s: float = Field(1800.0, gt=0, le=86_400)  # a backtest job running longer is killed and failed
     bots_dir: str = "data/bots"  # each bot's ledger and kill file, under bot-<id>/
+    market_cache_s: float = Field(10.0, ge=1, le=3600)  # how long market-data answers are kept in Redis
     check_not_built = _not_built("enterprise")
 
 

@@ -151,7 +151,7 @@ def test_login_rate_limit_per_address(pg):
     try:
         with TestClient(create_app(s)) as c:
             codes = [  # a different name each time: one name's lockout is not what stops them
-                c.post("/api/v1/auth/token", data={"username": f"u{i}", "password": "bad pw 123"}).status_code
+                c.post("/api/v1/auth/token", data={"username": f"user{i}", "password": "bad pw 123"}).status_code
                 for i in range(5)
             ]
         assert codes[:4] == [401] * 4 and codes[4] == 429
@@ -382,7 +382,14 @@ def served(pg, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("served")
     s = service_settings(pg, api_rate_per_min=1_000_000, login_rate_per_min=10_000, login_max_failures=100,
                          job_workers=0, bots_dir=str(tmp / "bots"))  # fmt: skip
-    s = s.model_copy(update={"live": s.live.model_copy(update={"kill_file": str(tmp / "KILL")})})
+    live = s.live.model_copy(update={"kill_file": str(tmp / "KILL")})
+    store = s.store.model_copy(update={"path": str(tmp / "store.duckdb")})
+    ai = s.ai.model_copy(update={"tracking_uri": f"sqlite:///{tmp / 'mlflow.db'}"})
+    s = s.model_copy(update={"live": live, "store": store, "ai": ai})
+    env = dict(
+        os.environ, MEMEBOT_STORE_PATH=store.path, MEMEBOT_SETTINGS=str(Path(__file__).parent.parent / "settings.ini")
+    )
+    assert _cli(["sim", "--minutes", "10", "--launches", "1", "--tf", "1m"], env).returncode == 0  # market data to read
     sock = listening_socket("127.0.0.1", 0)
     server = uvicorn.Server(uvicorn.Config(create_app(s), log_level="warning"))
     th = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -409,7 +416,7 @@ def test_no_server_errors_for_any_role(served, pg):
     base, toks = served
     schema = schemathesis.openapi.from_url(f"{base}/api/v1/openapi.json")
     ops = [r.ok() for r in schema.get_all_operations()]
-    assert len(ops) == 29  # every route is in the document
+    assert len(ops) == 33  # every route is in the document
     eng = sa.create_engine(db_url(pg), poolclass=sa.pool.NullPool)
     codes = {}
 
@@ -719,4 +726,29 @@ def test_dashboard_in_chromium(pg, tmp_path, memebot, cli_env, monkeypatch):
     finally:
         server.should_exit = True
         th.join(timeout=60)
+        clean_prefix(s)
+
+
+def test_market_data_and_models(pg, tmp_path, memebot, cli_env, monkeypatch):
+    s = service_settings(pg, api_rate_per_min=100_000)
+    st = s.store.model_copy(update={"path": cli_env["MEMEBOT_STORE_PATH"]})
+    ai = s.ai.model_copy(update={"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"})
+    s = s.model_copy(update={"store": st, "ai": ai})
+    try:
+        with TestClient(create_app(s)) as c:
+            api = Api(c, s)
+            assert api("GET", "/market/inventory", "vic").status_code == 404  # no store yet: said plainly
+            memebot("sim", "--minutes", "30", "--seed", "3", "--launches", "2", "--tf", "1m", check=True)
+            inv = api("GET", "/market/inventory", "vic").json()
+            sym = next(r["symbol"] for r in inv if r["kind"] == "candles")
+            got = api("GET", "/market/candles", "vic", params={"symbol": sym, "tf": "1m", "limit": 5}).json()
+            assert len(got["rows"]) == 5 and all(len(r) == 6 and r[2] >= r[3] for r in got["rows"])
+            assert [k for k in redis.Redis().scan_iter(f"{s.enterprise.redis_prefix}:cache:*")]  # kept in Redis
+            assert api("GET", "/market/candles", "vic", params={"symbol": "x;drop", "tf": "1m"}).status_code == 422
+            assert api("GET", "/market/inventory").status_code == 401
+            assert api("GET", "/models", "vic").json() == []  # an empty registry
+            assert api("POST", "/models/memebot-gbm-5m/promote", "alice", json={"version": 1}).status_code == 403
+            nope = api("POST", "/models/memebot-gbm-5m/promote", "root", json={"version": 1})
+            assert nope.status_code == 404 and "memebot-gbm-5m" in nope.json()["detail"]
+    finally:
         clean_prefix(s)

@@ -297,7 +297,7 @@ async def login(request: Request, form: Annotated[OAuth2PasswordRequestForm, Dep
     user = (await s.execute(sa.select(User).where(User.username == name))).scalar_one_or_none()
     ok = verify_password(user.password_hash if user else _DUMMY_HASH, form.password) and user is not None
     if not ok or user.disabled:
-        locked = await sv.logins.failed(name)
+        locked = name != "?" and await sv.logins.failed(name)  # a name no account has cannot be locked
         await audit(s, None, "login.locked" if locked else "login.failed", f"user:{name}", client)
         await s.commit()
         raise AuthError(401, "wrong username or password")
@@ -628,6 +628,7 @@ def create_app(settings=None, redis=None) -> FastAPI:
 
     from memebot.api.bots import BotSupervisor, bot_ops, risk_router
     from memebot.api.dashboard import dashboard_router
+    from memebot.api.market import market_router, models_router
     from memebot.api.jobs import JobRunner, jobs_router
 
     sv = Service(settings, redis)
@@ -646,6 +647,7 @@ def create_app(settings=None, redis=None) -> FastAPI:
                   openapi_url="/api/v1/openapi.json", lifespan=lifespan)  # fmt: skip
     app.state.svc, app.state.jobs, app.state.bots = sv, jobs, bots
     routers = (auth_router, users_router, keys_router, bots_router, bot_ops, risk_router, jobs_router, ws_router)
+    routers += (market_router, models_router)
     for r in (*routers, misc_router):
         app.include_router(r, prefix="/api/v1")
     app.include_router(dashboard_router)
