@@ -57,6 +57,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                  'memebot/api/bots.py'),
                                   'memebot.api.bots.BotSupervisor.stop': ('api.bots.html#botsupervisor.stop', 'memebot/api/bots.py'),
                                   'memebot.api.bots.KillIn': ('api.bots.html#killin', 'memebot/api/bots.py'),
+                                  'memebot.api.bots._act': ('api.bots.html#_act', 'memebot/api/bots.py'),
                                   'memebot.api.bots._bot': ('api.bots.html#_bot', 'memebot/api/bots.py'),
                                   'memebot.api.bots._die_with_parent': ('api.bots.html#_die_with_parent', 'memebot/api/bots.py'),
                                   'memebot.api.bots._scope': ('api.bots.html#_scope', 'memebot/api/bots.py'),

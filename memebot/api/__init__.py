@@ -51,8 +51,8 @@ __all__ = ['Reader', 'Trader', 'Admin', 'RowId', 'auth_router', 'users_router', 
            'misc_router', 'Service', 'service', 'db_session', 'client_of', 'caller', 'need', 'UserIn', 'UserPatch',
            'UserOut', 'ApiKeyIn', 'ApiKeyOut', 'ApiKeyCreated', 'BotConfig', 'BotIn', 'BotOut', 'AuditOut', 'RefreshIn',
            'LogoutIn', 'TokenOut', 'login', 'refresh', 'logout', 'me', 'users_list', 'users_create', 'users_patch',
-           'keys_list', 'keys_create', 'keys_revoke', 'bots_list', 'bots_get', 'bots_create', 'bots_delete', 'publish',
-           'events_ws', 'audit_list', 'health', 'Guard', 'create_app']
+           'keys_list', 'keys_create', 'keys_revoke', 'check_strategy', 'memebot_command', 'bots_list', 'bots_get',
+           'bots_create', 'bots_delete', 'publish', 'events_ws', 'audit_list', 'health', 'Guard', 'create_app']
 
 # %% ../../nbs/82_api.ipynb #cbe59b50
 class Service:
@@ -413,6 +413,33 @@ async def keys_revoke(request: Request, key_id: RowId, who: Reader, s=Depends(db
     await audit(s, who, "key.revoke", f"key:{row.prefix}", client_of(request))
     await s.commit()
 
+# %% ../../nbs/82_api.ipynb #0959fe9a
+def check_strategy(name: str, params: dict) -> None:
+    "Refuse an unknown strategy or a bad parameter, naming the body's field."
+    from memebot.strategy import StrategyError, get_strategy
+
+    try:
+        get_strategy(name, {k: str(v) for k, v in params.items()})
+    except ValidationError as e:
+        raise ValidationError("body", f"params.{e.field}", e.problem) from None
+    except StrategyError as e:
+        raise ValidationError("body", "strategy", str(e)) from None
+
+
+def memebot_command(head: list[str], params: dict, symbols: list[str], options: list[tuple]) -> list[str]:
+    "`python -c <memebot main> *head --param k=v ... --symbols a,b --opt value ...` (unset options left out)."
+    import sys
+
+    a = [sys.executable, "-c", "import sys; from memebot.cli import main; main(sys.argv[1:])", *head]
+    for k, v in params.items():
+        a += ["--param", f"{k}={str(v).lower() if isinstance(v, bool) else v}"]
+    if symbols:
+        a += ["--symbols", ",".join(symbols)]
+    for opt, v in options:
+        if v is not None:
+            a += [opt, str(v)]
+    return a
+
 # %% ../../nbs/82_api.ipynb #713db9e7
 bots_router = APIRouter(prefix="/bots", tags=["bots"])
 
@@ -436,16 +463,10 @@ async def bots_get(bot_id: RowId, who: Reader, s=Depends(db_session)):
 async def bots_create(request: Request, body: BotIn, who: Trader, s=Depends(db_session)):
     "Create a bot configuration (paper by default)."
     from memebot.core import Environment
-    from memebot.strategy import StrategyError, get_strategy
 
     if body.mode == "live" and service(request).settings.live.environment is not Environment.LIVE:
         raise ValidationError("body", "mode", "live bots need live trading enabled in the service's [live] settings")
-    try:
-        get_strategy(body.strategy, {k: str(v) for k, v in body.params.items()})
-    except ValidationError as e:
-        raise ValidationError("body", f"params.{e.field}", e.problem) from None
-    except StrategyError as e:
-        raise ValidationError("body", "strategy", str(e)) from None
+    check_strategy(body.strategy, body.params)
     if (await s.execute(sa.select(Bot.id).where(Bot.owner_id == who.user_id, Bot.name == body.name))).first():
         raise ValidationError("body", "name", f"you already have a bot named {body.name!r}")
     bot = Bot(owner_id=who.user_id, **body.model_dump())

@@ -10,7 +10,6 @@ import asyncio
 import json
 import os
 import signal
-import sys
 from pathlib import Path
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
@@ -30,6 +29,7 @@ from memebot.api import (
     _In,
     client_of,
     db_session,
+    memebot_command,
     publish,
     service,
 )
@@ -40,18 +40,12 @@ __all__ = ['bot_ops', 'risk_router', 'paper_args', 'BotSupervisor', 'read_ledger
 
 # %% ../../nbs/84_api.bots.ipynb #f63dffc5
 def paper_args(bot, channel: str, resume: bool) -> list[str]:
-    "The `memebot paper` arguments for a bot."
+    "The `memebot paper` command line for a bot."
     c = BotConfig.model_validate(bot.config or {})
-    a = ["paper", "--strategy", bot.strategy, "--feed", c.feed, "--tf", c.tf, "--run-id", f"bot-{bot.id}"]
-    for k, v in (bot.params or {}).items():
-        a += ["--param", f"{k}={str(v).lower() if isinstance(v, bool) else v}"]
-    if c.symbols:
-        a += ["--symbols", ",".join(c.symbols)]
-    for opt, v in (("--minutes", c.minutes), ("--seed", c.seed), ("--speed", c.speed), ("--cash", c.cash)):
-        if v is not None:
-            a += [opt, str(v)]
-    a += ["--events", channel, "--no-dashboard", "--heartbeat", "1"]
-    return a + (["--resume"] if resume else [])
+    opts = [("--feed", c.feed), ("--tf", c.tf), ("--run-id", f"bot-{bot.id}"), ("--minutes", c.minutes)]
+    opts += [("--seed", c.seed), ("--speed", c.speed), ("--cash", c.cash), ("--events", channel), ("--heartbeat", 1)]
+    tail = ["--no-dashboard"] + (["--resume"] if resume else [])
+    return memebot_command(["paper", "--strategy", bot.strategy], bot.params or {}, c.symbols, opts) + tail
 
 # %% ../../nbs/84_api.bots.ipynb #dc459d35
 def _die_with_parent():  # runs in the child before exec: SIGTERM when the service's process dies (Linux)
@@ -98,9 +92,8 @@ async def start(self: BotSupervisor, bot) -> None:
     env = dict(
         os.environ, MEMEBOT_LIVE_KILL_FILE=str(self.kill_file(bot.id)), MEMEBOT_STORE_LEDGER_DIR=str(d / "ledger")
     )
-    cmd = [sys.executable, "-c", "import sys; from memebot.cli import main; main(sys.argv[1:])"]
     self.procs[bot.id] = await asyncio.create_subprocess_exec(
-        *cmd, *paper_args(bot, self.svc.key("events", bot.owner_id), resume), env=env,
+        *paper_args(bot, self.svc.key("events", bot.owner_id), resume), env=env,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, preexec_fn=_die_with_parent,
     )  # fmt: skip
     await self._set(bot.id, bot.owner_id, "running", None)
@@ -239,48 +232,39 @@ async def _bot(s, who: Principal, bot_id: int) -> Bot:
     return bot
 
 
+async def _act(request: Request, s, who: Principal, bot_id: int, action: str, run, **detail) -> Bot:
+    "Find the caller's bot, audit the action, run it, and answer the bot as it now is."
+    bot = await _bot(s, who, bot_id)
+    await audit(s, who, f"bot.{action}", f"bot:{bot.id}", client_of(request), **detail)
+    await s.commit()
+    await run(request.app.state.bots, bot)
+    await s.refresh(bot)
+    return bot
+
+
 @bot_ops.post("/{bot_id}/start", response_model=BotOut)
 async def bots_start(request: Request, bot_id: RowId, who: Trader, s=Depends(db_session)):
     "Start the bot's node (resuming its run when it has one)."
-    bot = await _bot(s, who, bot_id)
-    await audit(s, who, "bot.start", f"bot:{bot.id}", client_of(request))
-    await s.commit()
-    await request.app.state.bots.start(bot)
-    await s.refresh(bot)
-    return bot
+    return await _act(request, s, who, bot_id, "start", lambda sup, b: sup.start(b))
 
 
 @bot_ops.post("/{bot_id}/stop", response_model=BotOut)
 async def bots_stop(request: Request, bot_id: RowId, who: Trader, s=Depends(db_session)):
     "Stop the bot's node gracefully."
-    bot = await _bot(s, who, bot_id)
-    await audit(s, who, "bot.stop", f"bot:{bot.id}", client_of(request))
-    await s.commit()
-    await request.app.state.bots.stop(bot.id)
-    await s.refresh(bot)
-    return bot
+    return await _act(request, s, who, bot_id, "stop", lambda sup, b: sup.stop(b.id))
 
 # %% ../../nbs/84_api.bots.ipynb #124dc54a
 @bot_ops.post("/{bot_id}/kill", response_model=BotOut)
 async def bots_kill(request: Request, bot_id: RowId, body: KillIn, who: Trader, s=Depends(db_session)):
     "Halt the bot's trading now (its node cancels pending orders; flattens when asked)."
-    bot = await _bot(s, who, bot_id)
-    await audit(s, who, "bot.kill", f"bot:{bot.id}", client_of(request), reason=body.reason, flatten=body.flatten)
-    await s.commit()
-    await request.app.state.bots.kill(bot, body.reason, body.flatten, by=f"api:{who.actor}")
-    await s.refresh(bot)
-    return bot
+    run = lambda sup, b: sup.kill(b, body.reason, body.flatten, by=f"api:{who.actor}")
+    return await _act(request, s, who, bot_id, "kill", run, reason=body.reason, flatten=body.flatten)
 
 
 @bot_ops.post("/{bot_id}/resume", response_model=BotOut)
 async def bots_resume(request: Request, bot_id: RowId, who: Trader, s=Depends(db_session)):
     "Let a killed bot trade again."
-    bot = await _bot(s, who, bot_id)
-    await audit(s, who, "bot.resume", f"bot:{bot.id}", client_of(request))
-    await s.commit()
-    await request.app.state.bots.resume(bot)
-    await s.refresh(bot)
-    return bot
+    return await _act(request, s, who, bot_id, "resume", lambda sup, b: sup.resume(b))
 
 # %% ../../nbs/84_api.bots.ipynb #0f72a809
 @bot_ops.get("/{bot_id}/status")

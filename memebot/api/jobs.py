@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import sys
 from pathlib import Path
 from typing import Literal
 import sqlalchemy as sa
@@ -18,7 +17,20 @@ from fastcore.basics import patch
 from pydantic import Field
 from ..core import ValidationError
 from ..db import Job, Principal, audit, get_owned, list_owned
-from . import AuthError, Reader, RowId, Trader, _In, _Out, client_of, db_session, publish, service
+from memebot.api import (
+    AuthError,
+    Reader,
+    RowId,
+    Trader,
+    _In,
+    _Out,
+    check_strategy,
+    client_of,
+    db_session,
+    memebot_command,
+    publish,
+    service,
+)
 
 # %% auto #0
 __all__ = ['jobs_router', 'BacktestIn', 'JobOut', 'check_backtest', 'backtest_args', 'JobRunner', 'backtests_submit',
@@ -51,30 +63,17 @@ class JobOut(_Out):
 # %% ../../nbs/83_api.jobs.ipynb #506ac988
 def check_backtest(body: BacktestIn) -> None:
     "Refuse a submission `memebot backtest` would refuse, naming the field."
-    from memebot.strategy import StrategyError, get_strategy
-
-    try:
-        get_strategy(body.strategy, {k: str(v) for k, v in body.params.items()})
-    except ValidationError as e:
-        raise ValidationError("body", f"params.{e.field}", e.problem) from None
-    except StrategyError as e:
-        raise ValidationError("body", "strategy", str(e)) from None
+    check_strategy(body.strategy, body.params)
     for i, sym in enumerate(body.symbols):
         if not sym or sym.startswith("-") or "," in sym or len(sym) > 64:
             raise ValidationError("body", f"symbols[{i}]", f"{sym[:64]!r}: not a symbol")
 
 
 def backtest_args(body: BacktestIn, json_out: Path, out_dir: Path) -> list[str]:
-    "The `memebot backtest` arguments for a submission."
-    a = ["backtest", "--strategy", body.strategy, "--tf", body.tf, "--fill", body.fill]
-    for k, v in body.params.items():
-        a += ["--param", f"{k}={str(v).lower() if isinstance(v, bool) else v}"]
-    if body.symbols:
-        a += ["--symbols", ",".join(body.symbols)]
-    for opt, v in (("--from", body.start), ("--to", body.end), ("--fee-bps", body.fee_bps), ("--cash", body.cash)):
-        if v is not None:
-            a += [opt, str(v)]
-    return a + ["--json", str(json_out), "--out", str(out_dir)]
+    "The `memebot backtest` command line for a submission."
+    opts = [("--tf", body.tf), ("--fill", body.fill), ("--from", body.start), ("--to", body.end)]
+    opts += [("--fee-bps", body.fee_bps), ("--cash", body.cash), ("--json", json_out), ("--out", out_dir)]
+    return memebot_command(["backtest", "--strategy", body.strategy], body.params, body.symbols, opts)
 
 # %% ../../nbs/83_api.jobs.ipynb #932836cd
 class JobRunner:
@@ -167,11 +166,11 @@ async def _execute(self: JobRunner, job_id: int) -> tuple[str, dict | None, str 
         body = BacktestIn.model_validate(job.params)
     out = self.root / str(job_id)
     out.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-c", "import sys; from memebot.cli import main; main(sys.argv[1:])"]
     proc = await asyncio.create_subprocess_exec(
-        *cmd, *backtest_args(body, out / "result.json", out), stdout=asyncio.subprocess.DEVNULL,
+        *backtest_args(body, out / "result.json", out),
+        stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    )
     try:
         _, err = await asyncio.wait_for(proc.communicate(), self.timeout_s)
     except asyncio.TimeoutError:
