@@ -747,8 +747,22 @@ def test_market_data_and_models(pg, tmp_path, memebot, cli_env, monkeypatch):
             assert api("GET", "/market/candles", "vic", params={"symbol": "x;drop", "tf": "1m"}).status_code == 422
             assert api("GET", "/market/inventory").status_code == 401
             assert api("GET", "/models", "vic").json() == []  # an empty registry
-            assert api("POST", "/models/memebot-gbm-5m/promote", "alice", json={"version": 1}).status_code == 403
-            nope = api("POST", "/models/memebot-gbm-5m/promote", "root", json={"version": 1})
-            assert nope.status_code == 404 and "memebot-gbm-5m" in nope.json()["detail"]
+            import numpy as np
+            import pandas as pd
+            from memebot.models.base import make_model
+            from memebot.models.registry import log_and_register, tracking_uri
+
+            X, y = pd.DataFrame({"a": np.arange(60.0)}), np.arange(60) % 2
+            info = {"family": "majority", "params": {}}
+            v = log_and_register(
+                make_model("majority").fit(X, y), "api-model", tracking_uri(s), info, "fp", reference_X=X
+            )
+            assert [(m["name"], m["aliases"]) for m in api("GET", "/models", "vic").json()] == [("api-model", [])]
+            assert api("POST", "/models/api-model/promote", "alice", json={"version": int(v)}).status_code == 403
+            ok = api("POST", "/models/api-model/promote", "root", json={"version": int(v)})
+            assert ok.json() == {"name": "api-model", "alias": "champion", "version": int(v)}
+            assert api("GET", "/models", "vic").json()[0]["aliases"] == ["champion"]
+            nope = api("POST", "/models/api-model/promote", "root", json={"version": int(v) + 5})
+            assert nope.status_code == 404 and "api-model" in nope.json()["detail"]
     finally:
         clean_prefix(s)
