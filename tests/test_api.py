@@ -766,3 +766,19 @@ def test_market_data_and_models(pg, tmp_path, memebot, cli_env, monkeypatch):
             assert nope.status_code == 404 and "api-model" in nope.json()["detail"]
     finally:
         clean_prefix(s)
+
+
+def test_a_live_bot_is_never_started_as_paper(pg, tmp_path):
+    s = service_settings(pg, bots_dir=str(tmp_path / "bots"))
+    on = {"live_trading_enabled": True, "paper_trading_mode": False, "kill_file": str(tmp_path / "KILL")}
+    s = s.model_copy(update={"live": s.live.model_copy(update=on)})
+    try:
+        with TestClient(create_app(s)) as c:
+            api = Api(c, s)
+            bot = api("POST", "/bots", "alice", json={"name": "real-money", "strategy": "ema_cross", "mode": "live"})
+            assert bot.status_code == 201  # storable where the service's own settings allow live trading
+            r = api("POST", f"/bots/{bot.json()['id']}/start", "alice")
+            assert r.status_code == 400 and r.json()["field"] == "mode" and "live run" in r.json()["detail"]
+            assert not (tmp_path / "bots").exists()  # no process, no folder
+    finally:
+        clean_prefix(s)

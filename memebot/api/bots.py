@@ -86,6 +86,10 @@ async def start(self: BotSupervisor, bot) -> None:
     "Start the bot's node process."
     if self.running(bot.id):
         raise ValidationError("bot", "state", "already running")
+    if bot.mode != "paper":  # never run a live configuration as paper, silently
+        raise ValidationError(
+            "bot", "mode", "the service starts paper bots only; run a live node with memebot live run"
+        )
     d = self.folder(bot.id)
     (d / "ledger").mkdir(parents=True, exist_ok=True)
     resume = (d / "ledger" / f"bot-{bot.id}.duckdb").exists()
