@@ -39,11 +39,12 @@ def pg():
     cm.__exit__(None, None, None)
 
 
-def service_settings(url, **over):
-    "Service settings on `url` with a fresh Redis prefix (removed by `clean_prefix`)."
+def service_settings(url, store=None, **over):
+    "Service settings on `url` with a fresh Redis prefix (removed by `clean_prefix`), and a market store path."
     ov = {"api_enabled": True, "database_url": url, "api_secret_key": new_secret(),
           "redis_prefix": f"t{uuid.uuid4().hex[:10]}", "login_max_failures": 3} | over  # fmt: skip
-    return load_settings(env={}, overrides={f"enterprise.{k}": v for k, v in ov.items()})
+    ov = {f"enterprise.{k}": v for k, v in ov.items()} | ({"store.path": str(store)} if store else {})
+    return load_settings(env={}, overrides=ov)
 
 
 def clean_prefix(s):
@@ -458,9 +459,8 @@ def _wait_job(r, channel_sub, job_id, timeout=180):
 
 def test_backtest_jobs_run_like_the_command(pg, cli_env, memebot, tmp_path, monkeypatch):
     memebot("sim", "--minutes", "30", "--seed", "3", "--launches", "2", "--tf", "1m", check=True)
-    for k in ("MEMEBOT_SETTINGS", "MEMEBOT_STORE_PATH"):  # the worker's processes read the same store
-        monkeypatch.setenv(k, cli_env[k])
-    s = service_settings(pg, api_rate_per_min=100_000)
+    monkeypatch.setenv("MEMEBOT_SETTINGS", cli_env["MEMEBOT_SETTINGS"])
+    s = service_settings(pg, store=cli_env["MEMEBOT_STORE_PATH"], api_rate_per_min=100_000)  # the jobs read it too
     s = s.model_copy(update={"backtest": s.backtest.model_copy(update={"output_dir": str(tmp_path / "bt")})})
     r = redis.Redis.from_url(s.enterprise.redis_url)
     try:
@@ -509,9 +509,8 @@ def test_a_job_left_running_by_a_dead_worker_runs_again(pg, cli_env, memebot, tm
     from memebot.db import Job
 
     memebot("sim", "--minutes", "30", "--seed", "4", "--launches", "2", "--tf", "1m", check=True)
-    for k in ("MEMEBOT_SETTINGS", "MEMEBOT_STORE_PATH"):
-        monkeypatch.setenv(k, cli_env[k])
-    s = service_settings(pg)
+    monkeypatch.setenv("MEMEBOT_SETTINGS", cli_env["MEMEBOT_SETTINGS"])
+    s = service_settings(pg, store=cli_env["MEMEBOT_STORE_PATH"])
     s = s.model_copy(update={"backtest": s.backtest.model_copy(update={"output_dir": str(tmp_path / "bt")})})
     eng = sa.create_engine(db_url(pg), poolclass=sa.pool.NullPool)
     with Session(eng) as db:
@@ -582,8 +581,7 @@ def _until(sub, pred, timeout=120):
 
 def test_bots_start_trade_kill_resume_stop_and_restart(pg, tmp_path, monkeypatch):
     monkeypatch.setenv("MEMEBOT_SETTINGS", str(Path(__file__).resolve().parent.parent / "settings.ini"))
-    monkeypatch.setenv("MEMEBOT_STORE_PATH", str(tmp_path / "store.duckdb"))
-    s = service_settings(pg, api_rate_per_min=100_000, bots_dir=str(tmp_path / "bots"))
+    s = service_settings(pg, store=tmp_path / "store.duckdb", api_rate_per_min=100_000, bots_dir=str(tmp_path / "bots"))
     s = s.model_copy(update={"live": s.live.model_copy(update={"kill_file": str(tmp_path / "GLOBAL_KILL")})})
     r = redis.Redis.from_url(s.enterprise.redis_url)
     try:
@@ -667,9 +665,10 @@ def test_dashboard_in_chromium(pg, tmp_path, memebot, cli_env, monkeypatch):
     from memebot.commands.service import listening_socket
 
     memebot("sim", "--minutes", "30", "--seed", "3", "--launches", "2", "--tf", "5m", check=True)
-    for k in ("MEMEBOT_SETTINGS", "MEMEBOT_STORE_PATH"):
-        monkeypatch.setenv(k, cli_env[k])
-    s = service_settings(pg, api_rate_per_min=100_000, bots_dir=str(tmp_path / "bots"))
+    monkeypatch.setenv("MEMEBOT_SETTINGS", cli_env["MEMEBOT_SETTINGS"])
+    s = service_settings(
+        pg, store=cli_env["MEMEBOT_STORE_PATH"], api_rate_per_min=100_000, bots_dir=str(tmp_path / "bots")
+    )
     live = s.live.model_copy(update={"kill_file": str(tmp_path / "KILL")})
     s = s.model_copy(
         update={"live": live, "backtest": s.backtest.model_copy(update={"output_dir": str(tmp_path / "bt")})}

@@ -51,8 +51,9 @@ __all__ = ['Reader', 'Trader', 'Admin', 'RowId', 'auth_router', 'users_router', 
            'misc_router', 'Service', 'service', 'db_session', 'client_of', 'caller', 'need', 'UserIn', 'UserPatch',
            'UserOut', 'ApiKeyIn', 'ApiKeyOut', 'ApiKeyCreated', 'BotConfig', 'BotIn', 'BotOut', 'AuditOut', 'RefreshIn',
            'LogoutIn', 'TokenOut', 'login', 'refresh', 'logout', 'me', 'users_list', 'users_create', 'users_patch',
-           'keys_list', 'keys_create', 'keys_revoke', 'check_strategy', 'memebot_command', 'bots_list', 'bots_get',
-           'bots_create', 'bots_delete', 'publish', 'events_ws', 'audit_list', 'health', 'Guard', 'create_app']
+           'keys_list', 'keys_create', 'keys_revoke', 'check_strategy', 'child_env', 'memebot_command', 'bots_list',
+           'bots_get', 'bots_create', 'bots_delete', 'publish', 'events_ws', 'audit_list', 'health', 'Guard',
+           'create_app']
 
 # %% ../../nbs/82_api.ipynb #cbe59b50
 class Service:
@@ -424,6 +425,17 @@ def check_strategy(name: str, params: dict) -> None:
         raise ValidationError("body", f"params.{e.field}", e.problem) from None
     except StrategyError as e:
         raise ValidationError("body", "strategy", str(e)) from None
+
+
+def child_env(settings, **extra) -> dict:
+    "The environment for a command the service runs: its own settings file, market store and Redis, plus `extra`."
+    import os
+
+    env = dict(os.environ, MEMEBOT_STORE_PATH=str(settings.resolve(settings.store.path)))
+    env["MEMEBOT_ENTERPRISE_REDIS_URL"] = settings.enterprise.redis_url
+    if settings.path:
+        env["MEMEBOT_SETTINGS"] = str(settings.path)
+    return env | {k: str(v) for k, v in extra.items()}
 
 
 def memebot_command(head: list[str], params: dict, symbols: list[str], options: list[tuple]) -> list[str]:

@@ -8,7 +8,6 @@ for an admin, for everyone."""
 from __future__ import annotations
 import asyncio
 import json
-import os
 import signal
 from pathlib import Path
 import sqlalchemy as sa
@@ -27,6 +26,7 @@ from memebot.api import (
     RowId,
     Trader,
     _In,
+    child_env,
     client_of,
     db_session,
     memebot_command,
@@ -93,8 +93,8 @@ async def start(self: BotSupervisor, bot) -> None:
     d = self.folder(bot.id)
     (d / "ledger").mkdir(parents=True, exist_ok=True)
     resume = (d / "ledger" / f"bot-{bot.id}.duckdb").exists()
-    env = dict(
-        os.environ, MEMEBOT_LIVE_KILL_FILE=str(self.kill_file(bot.id)), MEMEBOT_STORE_LEDGER_DIR=str(d / "ledger")
+    env = child_env(
+        self.svc.settings, MEMEBOT_LIVE_KILL_FILE=self.kill_file(bot.id), MEMEBOT_STORE_LEDGER_DIR=d / "ledger"
     )
     self.procs[bot.id] = await asyncio.create_subprocess_exec(
         *paper_args(bot, self.svc.key("events", bot.owner_id), resume), env=env,

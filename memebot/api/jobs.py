@@ -25,6 +25,7 @@ from memebot.api import (
     _In,
     _Out,
     check_strategy,
+    child_env,
     client_of,
     db_session,
     memebot_command,
@@ -168,6 +169,7 @@ async def _execute(self: JobRunner, job_id: int) -> tuple[str, dict | None, str 
     out.mkdir(parents=True, exist_ok=True)
     proc = await asyncio.create_subprocess_exec(
         *backtest_args(body, out / "result.json", out),
+        env=child_env(self.svc.settings),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
