@@ -48,12 +48,12 @@ from memebot.api.auth import (
 
 # %% auto #0
 __all__ = ['Reader', 'Trader', 'Admin', 'RowId', 'auth_router', 'users_router', 'keys_router', 'bots_router', 'ws_router',
-           'misc_router', 'Service', 'service', 'db_session', 'client_of', 'caller', 'need', 'UserIn', 'UserPatch',
-           'UserOut', 'ApiKeyIn', 'ApiKeyOut', 'ApiKeyCreated', 'BotConfig', 'BotIn', 'BotOut', 'AuditOut', 'RefreshIn',
-           'LogoutIn', 'TokenOut', 'login', 'refresh', 'logout', 'me', 'users_list', 'users_create', 'users_patch',
-           'keys_list', 'keys_create', 'keys_revoke', 'check_strategy', 'child_env', 'memebot_command', 'bots_list',
-           'bots_get', 'bots_create', 'bots_delete', 'publish', 'events_ws', 'audit_list', 'health', 'Guard',
-           'create_app']
+           'misc_router', 'Service', 'service', 'db_session', 'client_of', 'caller', 'need', 'owned_or_404', 'UserIn',
+           'UserPatch', 'UserOut', 'ApiKeyIn', 'ApiKeyOut', 'ApiKeyCreated', 'BotConfig', 'BotIn', 'BotOut', 'AuditOut',
+           'RefreshIn', 'LogoutIn', 'TokenOut', 'login', 'refresh', 'logout', 'me', 'users_list', 'users_create',
+           'users_patch', 'keys_list', 'keys_create', 'keys_revoke', 'check_strategy', 'child_env', 'memebot_command',
+           'bots_list', 'bots_get', 'bots_create', 'bots_delete', 'publish', 'events_ws', 'audit_list', 'health',
+           'Guard', 'create_app']
 
 # %% ../../nbs/82_api.ipynb #cbe59b50
 class Service:
@@ -148,6 +148,14 @@ def need(scope: str):
         return who
 
     return dep
+
+
+async def owned_or_404(s, model, who: Principal, row_id: int, what: str):
+    "The caller's row of `model` with `row_id`; a 404 naming `what` when it is not theirs or does not exist."
+    row = await get_owned(s, model, who, row_id)
+    if row is None:
+        raise AuthError(404, f"no such {what}")
+    return row
 
 
 Reader = Annotated[Principal, Depends(need("read"))]
@@ -407,9 +415,7 @@ async def keys_create(request: Request, body: ApiKeyIn, who: Reader, s=Depends(d
 @keys_router.delete("/{key_id}", status_code=204)
 async def keys_revoke(request: Request, key_id: RowId, who: Reader, s=Depends(db_session)):
     "Revoke one of the caller's keys (an admin: anyone's)."
-    row = await get_owned(s, ApiKey, who, key_id)
-    if row is None:
-        raise AuthError(404, "no such key")
+    row = await owned_or_404(s, ApiKey, who, key_id, "key")
     row.revoked_at = row.revoked_at or dt.datetime.now(dt.timezone.utc)
     await audit(s, who, "key.revoke", f"key:{row.prefix}", client_of(request))
     await s.commit()
@@ -465,9 +471,7 @@ async def bots_list(who: Reader, s=Depends(db_session), state: Literal[BOT_STATE
 @bots_router.get("/{bot_id}", response_model=BotOut)
 async def bots_get(bot_id: RowId, who: Reader, s=Depends(db_session)):
     "One of the caller's bots."
-    bot = await get_owned(s, Bot, who, bot_id)
-    if bot is None:
-        raise AuthError(404, "no such bot")
+    bot = await owned_or_404(s, Bot, who, bot_id, "bot")
     return bot
 
 # %% ../../nbs/82_api.ipynb #17652e47
@@ -493,9 +497,7 @@ async def bots_create(request: Request, body: BotIn, who: Trader, s=Depends(db_s
 @bots_router.delete("/{bot_id}", status_code=204)
 async def bots_delete(request: Request, bot_id: RowId, who: Trader, s=Depends(db_session)):
     "Delete one of the caller's bots that is not running."
-    bot = await get_owned(s, Bot, who, bot_id)
-    if bot is None:
-        raise AuthError(404, "no such bot")
+    bot = await owned_or_404(s, Bot, who, bot_id, "bot")
     if request.app.state.bots.running(bot.id):
         raise ValidationError("bot", "state", f"{bot.state}: stop it first")
     await s.delete(bot)

@@ -16,7 +16,7 @@ from fastapi import HTTPException
 from fastcore.basics import patch
 from pydantic import Field
 from ..core import ValidationError
-from ..db import Bot, Principal, audit, get_owned
+from ..db import Bot, Principal, audit
 from memebot.api import (
     Admin,
     AuthError,
@@ -30,6 +30,7 @@ from memebot.api import (
     client_of,
     db_session,
     memebot_command,
+    owned_or_404,
     publish,
     service,
 )
@@ -230,10 +231,7 @@ class KillIn(_In):
 
 
 async def _bot(s, who: Principal, bot_id: int) -> Bot:
-    bot = await get_owned(s, Bot, who, bot_id)
-    if bot is None:
-        raise AuthError(404, "no such bot")
-    return bot
+    return await owned_or_404(s, Bot, who, bot_id, "bot")
 
 
 async def _act(request: Request, s, who: Principal, bot_id: int, action: str, run, **detail) -> Bot:

@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse
 from fastcore.basics import patch
 from pydantic import Field
 from ..core import ValidationError
-from ..db import Job, Principal, audit, get_owned, list_owned
+from ..db import Job, Principal, audit, list_owned
 from memebot.api import (
     AuthError,
     Reader,
@@ -29,6 +29,7 @@ from memebot.api import (
     client_of,
     db_session,
     memebot_command,
+    owned_or_404,
     publish,
     service,
 )
@@ -213,8 +214,8 @@ async def backtests_list(
 
 
 async def _job(s, who: Principal, job_id: int) -> Job:
-    job = await get_owned(s, Job, who, job_id)
-    if job is None or job.kind != "backtest":
+    job = await owned_or_404(s, Job, who, job_id, "backtest")
+    if job.kind != "backtest":
         raise AuthError(404, "no such backtest")
     return job
 
