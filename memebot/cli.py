@@ -18,9 +18,9 @@ from .obs import configure_logging
 # %% auto #0
 __all__ = ['console', 'err_console', 'app', 'config_app', 'data_app', 'state', 'ParamOpt', 'SymbolsOpt', 'TfOpt', 'FromOpt',
            'ToOpt', 'SourceOpt', 'ChainOpt', 'FillOpt', 'FeeBpsOpt', 'LiquidityOpt', 'JsonOpt', 'JsonFileOpt',
-           'HeartbeatOpt', 'SimMinutesOpt', 'SimSeedOpt', 'SimLaunchesOpt', 'settings', 'quiet_logs', 'fail', 'main',
-           'config_show', 'settings_lines', 'config_check', 'write_json', 'existing_store', 'positive', 'data_import',
-           'data_ls', 'inventory_lines', 'split_symbols']
+           'MetricsOpt', 'MetricsPortOpt', 'HeartbeatOpt', 'SimMinutesOpt', 'SimSeedOpt', 'SimLaunchesOpt', 'settings',
+           'quiet_logs', 'fail', 'main', 'config_show', 'settings_lines', 'config_check', 'write_json',
+           'existing_store', 'positive', 'data_import', 'data_ls', 'inventory_lines', 'start_metrics', 'split_symbols']
 
 # %% ../nbs/90_cli.ipynb #2df78530
 console = Console()
@@ -388,6 +388,38 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output."
 JsonFileOpt = Annotated[
     Optional[Path], typer.Option("--json", help="Write the result as JSON to this file ('-' for stdout).")
 ]
+MetricsOpt = Annotated[
+    bool, typer.Option("--metrics", help="Serve /metrics, /healthz and /readyz on 127.0.0.1:[monitoring] metrics_port.")
+]
+MetricsPortOpt = Annotated[
+    Optional[int], typer.Option("--metrics-port", help="Serve /metrics, /healthz and /readyz on 127.0.0.1:PORT.")
+]
+
+
+def start_metrics(
+    metrics: bool,  # --metrics: on the settings' port
+    port: int | None,  # --metrics-port (0: any free port)
+    s,  # the command's settings
+    what: str,  # the command, for error messages
+):
+    "Serve `/metrics`, `/healthz` and `/readyz` when asked, and say where on stderr (None when not asked)."
+    from memebot.core import ValidationError
+
+    if not metrics and port is None:
+        return None
+    if not s.monitoring.metrics_enabled:
+        raise ValidationError(what, "--metrics", "metrics are off ([monitoring] metrics_enabled = false)")
+    from memebot.obs import serve_metrics, watch_disk
+
+    watch_disk(s.store.ledger_dir)
+    try:
+        srv = serve_metrics(port, settings=s)
+    except OSError as e:
+        raise ValidationError(what, "--metrics-port", f"cannot listen on 127.0.0.1:{port}: {e.strerror}") from None
+    print(f"metrics on http://127.0.0.1:{srv.server_port}/metrics (/healthz, /readyz)", file=sys.stderr, flush=True)
+    return srv
+
+
 HeartbeatOpt = Annotated[
     Optional[float], typer.Option("--heartbeat", help="Heartbeat seconds (default [live] heartbeat_seconds).")
 ]

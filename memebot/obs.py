@@ -4,14 +4,16 @@
 
 # %% ../nbs/02_obs.ipynb #a2cf1434
 from __future__ import annotations
-import logging, sys, re, threading
+import logging, sys, re, threading, time, os, json
 import structlog
 from pydantic import SecretStr
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary, generate_latest, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary, generate_latest
+from prometheus_client import ProcessCollector, PlatformCollector, make_wsgi_app
 
 # %% auto #0
 __all__ = ['REDACTED', 'REGISTRY', 'LATENCY_BUCKETS', 'redact_value', 'redact_processor', 'configure_logging', 'get_logger',
-           'counter', 'gauge', 'histogram', 'metrics_text', 'serve_metrics']
+           'counter', 'gauge', 'histogram', 'metrics_text', 'watch_disk', 'add_health_check', 'remove_health_check',
+           'readiness', 'health_app', 'serve_metrics']
 
 # %% ../nbs/02_obs.ipynb #4f93b5ae
 REDACTED = "***"
@@ -161,17 +163,115 @@ def metrics_text() -> str:
     "The registry in Prometheus text format."
     return generate_latest(REGISTRY).decode()
 
+# %% ../nbs/02_obs.ipynb #5d309916
+class _DiskCollector:
+    "Free and total bytes of the filesystems holding watched directories, read at scrape time."
+
+    def __init__(self):
+        self.paths: set[str] = set()
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+        import shutil
+        from pathlib import Path
+
+        free = GaugeMetricFamily(
+            "memebot_disk_free_bytes", "Free bytes on the filesystem of a data directory", labels=["path"]
+        )
+        size = GaugeMetricFamily(
+            "memebot_disk_size_bytes", "Size of the filesystem of a data directory", labels=["path"]
+        )
+        for p in sorted(self.paths):
+            q = Path(p).absolute()
+            while not q.exists() and q != q.parent:  # not made yet: the filesystem it will be made on
+                q = q.parent
+            try:
+                u = shutil.disk_usage(q)
+            except OSError:
+                continue
+            free.add_metric([p], u.free)
+            size.add_metric([p], u.total)
+        yield free
+        yield size
+
+
+_DISK = _DiskCollector()
+REGISTRY.register(_DISK)
+
+
+def watch_disk(
+    path,  # a directory the process writes (need not exist yet)
+):
+    "Report the free and total bytes of `path`'s filesystem as `memebot_disk_free_bytes` / `_size_bytes`."
+    _DISK.paths.add(str(path))
+
+# %% ../nbs/02_obs.ipynb #9c51421b
+_checks: dict[str, object] = {}
+_STARTED = time.time()
+
+
+def add_health_check(
+    name: str,  # unique per component, e.g. "node:<run_id>"
+    check,  # `() -> (ok, detail)`; an exception counts as not ready
+):
+    "Register a readiness check served at `/readyz`."
+    with _mlock:
+        _checks[name] = check
+
+
+def remove_health_check(name: str):
+    "Forget a readiness check (a stopped component)."
+    with _mlock:
+        _checks.pop(name, None)
+
+
+def readiness() -> tuple[bool, dict]:
+    "Run every registered check: (all ok, {name: {ok, detail}})."
+    with _mlock:
+        items = list(_checks.items())
+    out = {}
+    for name, fn in items:
+        try:
+            ok, detail = fn()
+        except Exception as e:
+            ok, detail = False, f"check failed: {type(e).__name__}: {e}"
+        out[name] = {"ok": bool(ok), "detail": detail}
+    return all(v["ok"] for v in out.values()), out
+
+# %% ../nbs/02_obs.ipynb #9dc7a0bd
+ProcessCollector(registry=REGISTRY), PlatformCollector(registry=REGISTRY)  # process_* and python_info series
+_METRICS_APP = make_wsgi_app(REGISTRY)
+
+
+def health_app(environ, start_response):
+    "WSGI app: `/healthz`, `/readyz` (JSON), anything else `/metrics`."
+    path = environ.get("PATH_INFO", "/")
+    if path in ("/healthz", "/readyz"):
+        body = {"status": "alive", "pid": os.getpid(), "uptime_s": round(time.time() - _STARTED, 3)}
+        code = "200 OK"
+        if path == "/readyz":
+            ok, checks = readiness()
+            body = {"status": "ready" if ok else "not ready", "checks": checks}
+            code = "200 OK" if ok else "503 Service Unavailable"
+        start_response(code, [("Content-Type", "application/json")])
+        return [json.dumps(body).encode()]
+    return _METRICS_APP(environ, start_response)
+
 
 def serve_metrics(
-    port: int | None = None,  # default `[monitoring] metrics_port`
+    port: int | None = None,  # default `[monitoring] metrics_port`; 0: any free port (read it off `server_port`)
     addr: str = "127.0.0.1",
     settings=None,  # settings (default: the process-wide ones)
 ):
-    "Expose `/metrics` on `addr:port` (the server and its thread); refused when `[monitoring] metrics_enabled` is off."
+    "Serve `/metrics`, `/healthz` and `/readyz` on `addr:port` in a thread; refused when metrics are off."
+    from wsgiref.simple_server import make_server
+    from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
     from memebot.core import MemebotError
     from memebot.config import get_settings
 
     m = (settings or get_settings()).monitoring
     if not m.metrics_enabled:
         raise MemebotError("metrics are off ([monitoring] metrics_enabled = false): no /metrics endpoint")
-    return start_http_server(m.metrics_port if port is None else port, addr=addr, registry=REGISTRY)
+    srv = make_server(addr, m.metrics_port if port is None else port, health_app, ThreadingWSGIServer, _SilentHandler)
+    threading.Thread(target=srv.serve_forever, name="memebot-metrics", daemon=True).start()
+    return srv

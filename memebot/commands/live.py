@@ -21,7 +21,18 @@ from typing import Optional, List
 import typer
 
 
-from ..cli import app, settings, fail, console, write_json, JsonOpt, HeartbeatOpt
+from memebot.cli import (
+    app,
+    settings,
+    fail,
+    console,
+    write_json,
+    JsonOpt,
+    HeartbeatOpt,
+    MetricsOpt,
+    MetricsPortOpt,
+    start_metrics,
+)
 
 
 from ..core import MemebotError, SOL_MINT, Environment, Chain, to_atoms, from_atoms
@@ -269,6 +280,8 @@ def live_run(
     json_out: Optional[Path] = typer.Option(
         None, "--json", help="Write the final status and fills to this file ('-' for stdout)."
     ),
+    metrics: MetricsOpt = False,
+    metrics_port: MetricsPortOpt = None,
 ):
     "Trade a strategy live: prices -> bars -> strategy -> risk -> swaps (Jupiter on Solana, the router on EVM chains)."
     from memebot.exec.chain import require_live
@@ -287,9 +300,11 @@ def live_run(
     if c is not Chain.SOLANA:
         if mints or not tokens:
             raise ValidationError("live run", "--token", f"on {c.value} give the tokens with --token (0x addresses)")
+        start_metrics(metrics, metrics_port, s, "live run")
         return evm_live_run(s, c, strat, tokens, tf, reserve_sol, seconds, heartbeat, json_out)
     if tokens or not mints:
         raise ValidationError("live run", "--mint", "on Solana give the tokens with --mint")
+    start_metrics(metrics, metrics_port, s, "live run")
     solana_live_run(s, strat, mints, tf, poll_s, reserve_sol, seconds, heartbeat, cosigners, json_out)
 
 # %% ../../nbs/95_commands.live.ipynb #f094543d

@@ -16,6 +16,7 @@ from ..core import MemebotError, ValidationError, Chain, NS, ts_to_datetime
 from ..cli import app, settings, console, err_console, split_symbols, write_json
 from ..cli import ParamOpt, FromOpt, ToOpt, SourceOpt, ChainOpt, FillOpt, FeeBpsOpt, LiquidityOpt, HeartbeatOpt
 from ..cli import SimMinutesOpt, SimSeedOpt, SimLaunchesOpt, JsonFileOpt, positive
+from ..cli import MetricsOpt, MetricsPortOpt, start_metrics
 from ..live import FEEDS, build_feed
 
 # %% auto #0
@@ -310,12 +311,6 @@ _EventsOpt = Annotated[
         " under CHANNEL:status:<run id>.",
     ),
 ]
-_MetricsOpt = Annotated[
-    bool, typer.Option("--metrics", help="Serve Prometheus /metrics on 127.0.0.1:[monitoring] metrics_port.")
-]
-_MetricsPortOpt = Annotated[
-    Optional[int], typer.Option("--metrics-port", help="Serve Prometheus /metrics on 127.0.0.1:PORT.")
-]
 
 # %% ../../nbs/94_commands.paper.ipynb #bcc047a0
 @app.command("paper")
@@ -342,8 +337,8 @@ def paper_cmd(
     liquidity: LiquidityOpt = 100_000.0,
     heartbeat: HeartbeatOpt = None,
     dash: _DashOpt = True,
-    metrics: _MetricsOpt = False,
-    metrics_port: _MetricsPortOpt = None,
+    metrics: MetricsOpt = False,
+    metrics_port: MetricsPortOpt = None,
     json_out: JsonFileOpt = None,
     events: _EventsOpt = None,
 ):
@@ -352,8 +347,7 @@ def paper_cmd(
     from memebot.exec.ledger import ledger_path
 
     s = settings()
-    if (metrics or metrics_port) and not s.monitoring.metrics_enabled:
-        raise PaperError("--metrics: metrics are off ([monitoring] metrics_enabled = false)")
+    start_metrics(metrics, metrics_port, s, "paper")
     market = (feed, symbols, tf, start, end, source, chain, speed, minutes, seed, launches, bars)
     spec = _paper_spec(s, *market, fill, fee_bps, liquidity, cash)
     run_id, strategy, params, spec = _paper_run(s, resume, run_id, strategy, param, spec, speed)
@@ -369,10 +363,6 @@ def paper_cmd(
             from memebot.live import RedisEvents
 
             node.add_listener(RedisEvents(s.enterprise.redis_url, events, f"{events}:status:{run_id}"))
-        if metrics or metrics_port:
-            from memebot.obs import serve_metrics
-
-            serve_metrics(metrics_port, settings=s)
         out = sys.stderr if json_out is not None and str(json_out) == "-" else None
         if not console.is_terminal or not dash:
             print(

@@ -11,6 +11,7 @@ from pathlib import Path
 from fastcore.basics import patch
 from ..core import MemebotError, Environment, Order, OrderStatus
 from ..config import get_settings
+from ..obs import gauge
 
 # %% auto #0
 __all__ = ['LiveTradingDisabled', 'WalletKeyError', 'SwapRejected', 'TradingHalted', 'require_live', 'HeldKey', 'read_key_file',
@@ -188,6 +189,13 @@ def _reject(self: ChainBroker, order: Order, params: dict, reason: str) -> Order
     return self._finish(order, OrderStatus.REJECTED, reason)
 
 # %% ../../nbs/60a_exec.chain.ipynb #c84eb5d7
+_RECON = gauge(
+    "reconcile_differences",
+    "Differences (balances, unknown transactions) the last ledger-vs-chain reconciliation found; 0: they agree",
+    ["venue"],
+)
+
+
 @patch
 async def reconcile(self: ChainBroker) -> ReconciliationReport:
     "Compare ledger and chain (balances, the venue's checks, pending intents); halt trading on any difference."
@@ -198,6 +206,7 @@ async def reconcile(self: ChainBroker) -> ReconciliationReport:
             rep.differences.append(Discrepancy(a, led.get(a, 0), chain.get(a, 0)))
     await self._reconcile_more(rep)
     rep.pending = self.ledger.intents(pending=True)
+    _RECON.labels(type(self).__name__).set(len(rep.differences) + len(rep.unknown_signatures))
     if not rep.ok:
         self.halt(f"reconciliation: {rep.summary()}")
     else:

@@ -38,7 +38,7 @@ from ..exec.paper import PaperBroker
 from ..risk import RiskEngine, RiskChain, TradingState
 from ..data.store import Store, register_migration, ensure_schema
 from ..data.replay import paced
-from ..obs import get_logger, counter, gauge, histogram
+from ..obs import get_logger, counter, gauge, histogram, add_health_check, remove_health_check
 from fastcore.basics import patch
 
 # %% auto #0
@@ -314,6 +314,9 @@ _LAG = gauge(
 _OPEN = gauge("node_open_orders", "Orders submitted and not done", ["run_id"])
 
 
+_BEAT = gauge("node_heartbeat_timestamp_seconds", "Unix time of a node's last heartbeat", ["run_id"])
+
+
 class _Timed(Broker):
     "The broker as the engine sees it: measures tick-to-order latency and keeps the last orders for dashboards."
 
@@ -407,6 +410,7 @@ def _init_state(self: TradingNode):
     self._counted = self._orders_counted = 0
     self.listeners: list = []  # callables given each fill and status event (add_listener)
     self._fills_sent = 0
+    self.checkpoint_error: str | None = None  # why the last run-record write failed (readiness says it)
     self._next_beat = time.perf_counter_ns() + int(self.heartbeat_s * NS)
 
 # %% ../../nbs/70_live.ipynb #9b74d4d102
@@ -559,6 +563,7 @@ def _metrics(self: TradingNode):
     _EQUITY.labels(r).set(self.engine.equity())
     _OPEN.labels(r).set(len(pf.orders))
     _LAG.labels(r).set(self.feed_lag_s())
+    _BEAT.labels(r).set(time.time())
 
 # %% ../../nbs/70_live.ipynb #9b74d4d111
 @patch
@@ -578,8 +583,27 @@ def checkpoint(self: TradingNode, status: str):
     if self.store is not None:
         try:
             save_run(self.store, self.run_id, status=status, last_ts=self.last_ts or None, events=self.events)
+            self.checkpoint_error = None
         except Exception as err:
+            self.checkpoint_error = repr(err)
             self.log.error("node_checkpoint_failed", error=repr(err))
+
+# %% ../../nbs/70_live.ipynb #cc1bf5cc
+@patch
+def health(self: TradingNode) -> tuple[bool, str]:
+    "Readiness: (ok, why not / a one-line summary)."
+    bad = []
+    if self.status_text != "running":
+        bad.append(f"node {self.status_text}")
+    lag, lim = self.feed_lag_s(), self.settings.risk.circuit_stale_feed_s
+    if lag > lim:
+        bad.append(f"feed stale: {lag:.0f} s since the last event (limit {lim:.0f} s)")
+    if self.checkpoint_error:
+        bad.append(f"ledger not writable: {self.checkpoint_error}")
+    if self.risk.state is TradingState.HALTED:
+        bad.append(f"risk halted: {self.risk.reason()}")
+    summary = f"running: {self.events} events, feed lag {lag:.1f} s, risk {self.risk.state.value}"
+    return not bad, "; ".join(bad) or summary
 
 # %% ../../nbs/70_live.ipynb #9b74d4d113
 @patch
@@ -612,6 +636,7 @@ async def run(self: TradingNode, handle_signals: bool = True) -> BacktestResult:
     if handle_signals:
         self._signals(True)
     self.log.info("node_start", mode=self.mode, cash=self.cash, risk_state=self.risk.state.value)
+    add_health_check(f"node:{self.run_id}", self.health)
     self.checkpoint("running")
     self.risk.publish(running=True)
     hb = None
@@ -632,6 +657,7 @@ async def run(self: TradingNode, handle_signals: bool = True) -> BacktestResult:
         status = "failed"
         raise
     finally:
+        remove_health_check(f"node:{self.run_id}")
         if hb is not None:
             hb.cancel()
         self._task = None
