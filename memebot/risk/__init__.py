@@ -197,6 +197,11 @@ _STATE = gauge("risk_state", "Trading state: 0 active, 1 reducing (exits only), 
 _CHANGES = counter("risk_state_changes_total", "Trading-state changes, by new state and latch kind", ["state", "kind"])
 
 
+_LATCHED = gauge(
+    "risk_latched", "1 while a latch kind holds (kill, circuit, daily_loss, ...), else 0", ["engine", "kind"]
+)
+
+
 _TRIPS = counter("risk_circuit_trips_total", "Circuit breakers tripped, by breaker", ["breaker"])
 
 
@@ -385,6 +390,8 @@ def _restate(self: RiskEngine, kind: str, reason: str, cleared: bool = False):
     self.history.append(ev)
     _STATE.labels(self.name).set(new.level)
     _CHANGES.labels(new.value, kind).inc()
+    for k in LATCHES:  # a bounded label set: the latch kinds
+        _LATCHED.labels(self.name, k).set(1 if k in self.latches else 0)
     lg = _log()
     lvl = lg.warning if new.level > old.level else lg.info
     lvl("risk_state", engine=self.name, old=old.value, new=new.value, kind=kind, reason=ev.reason, ts=self.now_ns)
@@ -392,7 +399,7 @@ def _restate(self: RiskEngine, kind: str, reason: str, cleared: bool = False):
     if new is not old or not cleared:
         self._emit(self._state_listeners, ev)
 
-
+# %% ../../nbs/50_risk.ipynb #1f1ee1fc
 @patch
 def reason(self: RiskEngine) -> str:
     "Why the engine is not ACTIVE ('' when it is): the reasons of the latches forcing the current state."
