@@ -206,7 +206,9 @@ def test_prometheus_scrapes_node_and_alertmanager_delivers(tmp_path, cli_env):
         purl = f"http://127.0.0.1:{prom_port}"
 
         # scraped: the node's event counter grows in Prometheus, and the node says it is ready
-        first = _wait(lambda: _query(purl, 'memebot_node_events_total{job="memebot-node"} > 0'), "a scrape", procs=procs)
+        first = _wait(
+            lambda: _query(purl, 'memebot_node_events_total{job="memebot-node"} > 0'), "a scrape", procs=procs
+        )
         run_id = first[0]["metric"]["run_id"]
         assert run_id.startswith("paper-ema_cross-")
         _wait(lambda: _query(purl, f'memebot:node_events:rate1m{{run_id="{run_id}"}} > 0'), "the recording rule")
