@@ -32,12 +32,11 @@ NOT_BUILT = {
     ("crosschain", "cross_chain_arbitrage_enabled"): "cross-chain arbitrage",
     ("enterprise", "multi_user_enabled"): "bots, jobs and ledgers run by the service",
     ("enterprise", "database_enabled"): "the shared PostgreSQL database",
-    ("monitoring", "alerting_enabled"): "alerting",
 }
 
-# Values read only by what is not built yet (health endpoints): documented in settings.ini, checked for type, and
-# listed here so the test that every key is read knows them.
-NOT_READ_YET = {("monitoring", "health_checks_enabled")}
+# Values read only by what is not built yet: documented in settings.ini, checked for type, and listed here so the
+# test that every key is read knows them.
+NOT_READ_YET: set = set()
 
 
 def _not_built(section: str):
@@ -192,10 +191,18 @@ class MonitoringConfig(_Section):
     metrics_enabled: bool = True
     logging_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
-    alerting_enabled: bool = False
-    health_checks_enabled: bool = True
+    alerting_enabled: bool = False  # memebot's own alert sender (`memebot alerts`); Alertmanager users leave it off
+    health_checks_enabled: bool = True  # /healthz and /readyz beside /metrics
     metrics_port: int = Field(9108, ge=0, le=65535)
-    check_not_built = _not_built("monitoring")
+    alert_slack_webhook_url: SecretStr = SecretStr("")  # the webhook URL is the credential: MEMEBOT_MONITORING_...
+    alert_pagerduty_routing_key: SecretStr = SecretStr("")  # Events v2 integration key (32 characters)
+    alert_telegram_bot_token: SecretStr = SecretStr("")  # bot token; with alert_telegram_chat_id
+    alert_telegram_chat_id: str = ""  # a chat id or @channel
+    alert_min_severity: Literal["info", "warning", "error", "critical"] = "warning"  # quieter alerts are dropped
+    alert_repeat_s: float = Field(3600.0, gt=0)  # a firing alert is sent again (same dedup key) after this long
+    alert_pagerduty_per_min: float = Field(120.0, gt=0)  # per routing key (PagerDuty's documented limit)
+    alert_telegram_per_s: float = Field(1.0, gt=0)  # per chat (Telegram: about one message a second)
+    alert_slack_per_s: float = Field(1.0, gt=0)  # per webhook (Slack: one message a second)
 
     @field_validator("logging_level", mode="before")
     @classmethod
@@ -223,6 +230,8 @@ class EndpointsConfig(_Section):
     lifi: str = "https://li.quest/v1"
     across: str = "https://app.across.to/api"
     debridge: str = "https://dln.debridge.finance/v1.0"
+    pagerduty: str = "https://events.pagerduty.com"
+    telegram: str = "https://api.telegram.org"
     ethereum_rpc: str = "https://ethereum-rpc.publicnode.com"
     ethereum_ws: str = "wss://ethereum-rpc.publicnode.com"
     bsc_rpc: str = "https://bsc-rpc.publicnode.com"

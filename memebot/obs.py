@@ -13,7 +13,7 @@ from prometheus_client import ProcessCollector, PlatformCollector, make_wsgi_app
 # %% auto #0
 __all__ = ['REDACTED', 'REGISTRY', 'LATENCY_BUCKETS', 'redact_value', 'redact_processor', 'configure_logging', 'get_logger',
            'counter', 'gauge', 'histogram', 'metrics_text', 'watch_disk', 'add_health_check', 'remove_health_check',
-           'readiness', 'health_app', 'serve_metrics']
+           'readiness', 'metrics_app', 'serve_metrics']
 
 # %% ../nbs/02_obs.ipynb #4f93b5ae
 REDACTED = "***"
@@ -243,19 +243,28 @@ ProcessCollector(registry=REGISTRY), PlatformCollector(registry=REGISTRY)  # pro
 _METRICS_APP = make_wsgi_app(REGISTRY)
 
 
-def health_app(environ, start_response):
-    "WSGI app: `/healthz`, `/readyz` (JSON), anything else `/metrics`."
-    path = environ.get("PATH_INFO", "/")
-    if path in ("/healthz", "/readyz"):
-        body = {"status": "alive", "pid": os.getpid(), "uptime_s": round(time.time() - _STARTED, 3)}
-        code = "200 OK"
-        if path == "/readyz":
-            ok, checks = readiness()
-            body = {"status": "ready" if ok else "not ready", "checks": checks}
-            code = "200 OK" if ok else "503 Service Unavailable"
-        start_response(code, [("Content-Type", "application/json")])
-        return [json.dumps(body).encode()]
-    return _METRICS_APP(environ, start_response)
+def metrics_app(
+    health: bool = True,  # also answer /healthz and /readyz ([monitoring] health_checks_enabled)
+):
+    "WSGI app: `/healthz`, `/readyz` (JSON) when `health`, anything else `/metrics`."
+
+    def app(environ, start_response):
+        path = environ.get("PATH_INFO", "/")
+        if not health and path in ("/healthz", "/readyz"):
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"health checks are off ([monitoring] health_checks_enabled = false)\n"]
+        if path in ("/healthz", "/readyz"):
+            body = {"status": "alive", "pid": os.getpid(), "uptime_s": round(time.time() - _STARTED, 3)}
+            code = "200 OK"
+            if path == "/readyz":
+                ok, checks = readiness()
+                body = {"status": "ready" if ok else "not ready", "checks": checks}
+                code = "200 OK" if ok else "503 Service Unavailable"
+            start_response(code, [("Content-Type", "application/json")])
+            return [json.dumps(body).encode()]
+        return _METRICS_APP(environ, start_response)
+
+    return app
 
 
 def serve_metrics(
@@ -272,6 +281,7 @@ def serve_metrics(
     m = (settings or get_settings()).monitoring
     if not m.metrics_enabled:
         raise MemebotError("metrics are off ([monitoring] metrics_enabled = false): no /metrics endpoint")
-    srv = make_server(addr, m.metrics_port if port is None else port, health_app, ThreadingWSGIServer, _SilentHandler)
+    app = metrics_app(m.health_checks_enabled)
+    srv = make_server(addr, m.metrics_port if port is None else port, app, ThreadingWSGIServer, _SilentHandler)
     threading.Thread(target=srv.serve_forever, name="memebot-metrics", daemon=True).start()
     return srv

@@ -23,7 +23,7 @@ LAYERS = [
     ("testing", ["memebot.testing"]),
     ("live", ["memebot.live"]),
     ("service", ["memebot.db", "memebot.api"]),
-    ("ops", ["memebot.ops", "memebot.docs"]),
+    ("ops", ["memebot.ops", "memebot.docs", "memebot.alerts"]),
     ("commands", ["memebot.cli", "memebot.commands"]),
 ]
 

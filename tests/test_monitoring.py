@@ -251,3 +251,79 @@ def test_prometheus_scrapes_node_and_alertmanager_delivers(tmp_path, cli_env):
             except subprocess.TimeoutExpired:
                 p.kill()
         log.close()
+
+
+# --- memebot's own alert sender, from the command line and from a running node ---------------------------------------
+def _alert_env(cli_env, rx: Receivers, **more) -> dict:
+    base = dict(
+        cli_env,
+        MEMEBOT_MONITORING_ALERTING_ENABLED="true",
+        MEMEBOT_MONITORING_ALERT_SLACK_WEBHOOK_URL=f"{rx.url}/slack/services/T000/B000/SECRETHOOK",
+        MEMEBOT_MONITORING_ALERT_PAGERDUTY_ROUTING_KEY="e93facc04764012d7bfb002500d5d1a6",
+        MEMEBOT_MONITORING_ALERT_TELEGRAM_BOT_TOKEN="123456:SECRET-TOKEN",
+        MEMEBOT_MONITORING_ALERT_TELEGRAM_CHAT_ID="-1001234567890",
+        MEMEBOT_ENDPOINTS_PAGERDUTY=rx.url,
+        MEMEBOT_ENDPOINTS_TELEGRAM=rx.url,
+    )
+    return {**base, **more}
+
+
+def test_alerts_test_command_fires_and_resolves_on_every_channel(cli_env, memebot):
+    "`memebot alerts test`: a trigger and a resolve per channel in the services' formats; `ls` shows no secret."
+    rx = Receivers()
+    env = _alert_env(cli_env, rx)
+    r = memebot("alerts", "test", "--severity", "critical", "--json", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = json.loads(r.stdout)
+    assert {(d["channel"], d["action"], d["ok"]) for d in rows} == {
+        (c, a, True) for c in ("slack", "pagerduty", "telegram") for a in ("trigger", "resolve")
+    }
+    pd = rx.pagerduty()
+    assert [e["event_action"] for e in pd] == ["trigger", "resolve"] and pd[0]["dedup_key"] == pd[1]["dedup_key"]
+    assert pd[0]["payload"]["severity"] == "critical" and pd[0]["payload"]["source"] == "memebot-cli"
+    assert [m["text"].split()[0] for m in rx.slack()] == ["[FIRING]", "[RESOLVED]"]
+    assert all(json.loads(b)["chat_id"] == "-1001234567890" for b in rx.telegram())
+    ls = memebot("alerts", "ls", env=env)
+    assert ls.returncode == 0 and "SECRET" not in ls.stdout + ls.stderr and "yes" in ls.stdout
+
+
+def test_alerts_test_reports_a_channel_that_is_down(cli_env, memebot):
+    "A receiver that does not answer: exit 1, the channel marked FAILED, the others delivered, no secret printed."
+    rx = Receivers()
+    env = _alert_env(cli_env, rx, MEMEBOT_ENDPOINTS_TELEGRAM=f"http://127.0.0.1:{_free_port()}")
+    r = memebot("alerts", "test", env=env)
+    out = r.stdout + r.stderr
+    assert r.returncode == 1 and "FAILED" in out and "SECRET" not in out, out
+    assert len(rx.pagerduty()) == 2 and len(rx.slack()) == 2 and not rx.telegram()
+    off = memebot("alerts", "test", env=dict(env, MEMEBOT_MONITORING_ALERTING_ENABLED="false"))
+    assert off.returncode != 0 and "alerting is off" in off.stderr and "Traceback" not in off.stderr
+
+
+def test_paper_node_alerts_on_kill_without_alertmanager(tmp_path, cli_env):
+    "A paper node with alerting on: a kill sends RiskHalted to Slack once, while the node keeps running."
+    rx = Receivers()
+    env = _alert_env(cli_env, rx, MEMEBOT_LIVE_HEARTBEAT_SECONDS="0.2")
+    node_port = _free_port()
+    args = ["paper", "--strategy", "ema_cross", "--feed", "sim", "--minutes", "600", "--speed", "30", "--no-dashboard"]
+    log = open(tmp_path / "node.log", "w")
+    node = subprocess.Popen([EXE, *args, "--metrics-port", str(node_port)], env=env, stdout=log, stderr=log)
+    try:
+        _wait(lambda: _query_ready(node_port), "the node", procs=[node])
+        subprocess.run([EXE, "kill", "--reason", "alert drill"], env=env, check=True, capture_output=True)
+        msgs = _wait(lambda: [m for m in rx.slack() if "RiskHalted" in m["text"]], "the Slack alert", procs=[node])
+        assert "alert drill" in msgs[0]["text"] and msgs[0]["text"].startswith("[FIRING] critical RiskHalted")
+        _wait(lambda: [e for e in rx.pagerduty() if "RiskHalted" in e["dedup_key"]], "the page", procs=[node])
+        node.send_signal(signal.SIGTERM)
+        assert node.wait(60) == 0
+        assert len([m for m in rx.slack() if m["text"].startswith("[FIRING] critical RiskHalted")]) == 1
+    finally:
+        if node.poll() is None:
+            node.kill()
+        log.close()
+
+
+def _query_ready(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).json()["status"] == "ready"
+    except (httpx.HTTPError, ValueError, KeyError):
+        return False

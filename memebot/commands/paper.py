@@ -103,6 +103,9 @@ async def _run_node(node, live_view: bool, every_s: float, stream=None):  # stre
                 await asyncio.sleep(every_s)
                 print(status_line(node.status()), flush=True, file=stream or sys.stdout)
 
+    from memebot.alerts import watch_node
+
+    na = watch_node(node)  # [monitoring] alerting_enabled: the node's status becomes alerts
     ui = asyncio.create_task(show())
     try:
         return await node.run()
@@ -112,6 +115,8 @@ async def _run_node(node, live_view: bool, every_s: float, stream=None):  # stre
             await ui
         except (asyncio.CancelledError, Exception):
             pass
+        if na is not None:
+            await na.close()
 
 
 def _arun(coro):
