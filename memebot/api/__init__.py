@@ -6,7 +6,7 @@ per-owner isolation through the data layer, an audit log, rate limits, and close
 # %% ../../nbs/82_api.ipynb #6f6c0546
 from __future__ import annotations
 import datetime as dt
-import re
+import re, time
 from contextlib import asynccontextmanager
 from typing import Annotated, Literal
 import sqlalchemy as sa
@@ -17,6 +17,7 @@ from fastapi.security import APIKeyHeader, OAuth2PasswordBearer, OAuth2PasswordR
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ..core import ValidationError
 from ..config import get_settings
+from ..obs import counter, histogram
 from memebot.db import (
     BOT_STATES,
     ApiKey,
@@ -48,12 +49,12 @@ from memebot.api.auth import (
 
 # %% auto #0
 __all__ = ['Reader', 'Trader', 'Admin', 'RowId', 'auth_router', 'users_router', 'keys_router', 'bots_router', 'ws_router',
-           'misc_router', 'Service', 'service', 'db_session', 'client_of', 'caller', 'need', 'owned_or_404', 'UserIn',
-           'UserPatch', 'UserOut', 'ApiKeyIn', 'ApiKeyOut', 'ApiKeyCreated', 'BotConfig', 'BotIn', 'BotOut', 'AuditOut',
-           'RefreshIn', 'LogoutIn', 'TokenOut', 'login', 'refresh', 'logout', 'me', 'users_list', 'users_create',
-           'users_patch', 'keys_list', 'keys_create', 'keys_revoke', 'check_strategy', 'child_env', 'memebot_command',
-           'bots_list', 'bots_get', 'bots_create', 'bots_delete', 'publish', 'events_ws', 'audit_list', 'health',
-           'Guard', 'create_app']
+           'misc_router', 'probe_router', 'Service', 'service', 'db_session', 'client_of', 'caller', 'need',
+           'owned_or_404', 'UserIn', 'UserPatch', 'UserOut', 'ApiKeyIn', 'ApiKeyOut', 'ApiKeyCreated', 'BotConfig',
+           'BotIn', 'BotOut', 'AuditOut', 'RefreshIn', 'LogoutIn', 'TokenOut', 'login', 'refresh', 'logout', 'me',
+           'users_list', 'users_create', 'users_patch', 'keys_list', 'keys_create', 'keys_revoke', 'check_strategy',
+           'child_env', 'memebot_command', 'bots_list', 'bots_get', 'bots_create', 'bots_delete', 'publish',
+           'events_ws', 'audit_list', 'health', 'healthz', 'readyz', 'metrics', 'Metered', 'Guard', 'create_app']
 
 # %% ../../nbs/82_api.ipynb #cbe59b50
 class Service:
@@ -588,10 +589,9 @@ async def audit_list(
     return list((await s.execute(stmt.where(AuditEvent.action == action) if action else stmt)).scalars())
 
 
-@misc_router.get("/health")
-async def health(request: Request):
-    "Whether the service, its database and Redis answer."
-    sv, out = service(request), {}
+async def _deps(sv) -> dict:
+    "Whether the database and Redis answer."
+    out = {}
     try:
         async with sv.engine.connect() as c:
             out["database"] = (await c.execute(sa.text("SELECT 1"))).scalar() == 1
@@ -601,8 +601,86 @@ async def health(request: Request):
         out["redis"] = bool(await sv.redis.ping())
     except Exception:
         out["redis"] = False
+    return out
+
+
+@misc_router.get("/health")
+async def health(request: Request):
+    "Whether the service, its database and Redis answer."
+    out = await _deps(service(request))
     ok = all(out.values())
     return JSONResponse({"status": "ok" if ok else "degraded", **out}, status_code=200 if ok else 503)
+
+# %% ../../nbs/82_api.ipynb #801890c6
+probe_router = APIRouter(include_in_schema=False)
+
+
+def _monitoring(request: Request):
+    return service(request).settings.monitoring
+
+
+@probe_router.get("/healthz")
+async def healthz(request: Request):
+    "The process answers."
+    if not _monitoring(request).health_checks_enabled:
+        return JSONResponse({"detail": "health checks are off"}, status_code=404)
+    return {"status": "alive"}
+
+
+@probe_router.get("/readyz")
+async def readyz(request: Request):
+    "Database, Redis and registered checks: 200 ready, 503 naming what is not."
+    from memebot.obs import readiness
+
+    if not _monitoring(request).health_checks_enabled:
+        return JSONResponse({"detail": "health checks are off"}, status_code=404)
+    deps = await _deps(service(request))
+    ok, checks = readiness()
+    checks |= {k: {"ok": v, "detail": "answers" if v else "does not answer"} for k, v in deps.items()}
+    ok = ok and all(deps.values())
+    return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503)
+
+
+@probe_router.get("/metrics")
+async def metrics(request: Request):
+    "Prometheus text format."
+    from fastapi.responses import Response
+    from prometheus_client import CONTENT_TYPE_LATEST
+    from memebot.obs import metrics_text
+
+    if not _monitoring(request).metrics_enabled:
+        return JSONResponse({"detail": "metrics are off"}, status_code=404)
+    return Response(metrics_text(), media_type=CONTENT_TYPE_LATEST)
+
+
+_API_REQUESTS = counter(
+    "api_requests_total", "API requests by route, method and status class", ["route", "method", "code"]
+)
+_API_SECONDS = histogram("api_request_seconds", "API request latency by route", ["route"])
+
+
+class Metered:
+    "ASGI middleware: count and time every HTTP request by its route (the endpoint's name: a bounded label set)."
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        t0, code = time.perf_counter(), [500]
+
+        async def seen(msg):
+            if msg["type"] == "http.response.start":
+                code[0] = msg["status"]
+            await send(msg)
+
+        try:
+            await self.app(scope, receive, seen)
+        finally:
+            route = getattr(scope.get("endpoint"), "__name__", "unmatched")
+            _API_REQUESTS.labels(route, scope["method"], f"{code[0] // 100}xx").inc()
+            _API_SECONDS.labels(route).observe(time.perf_counter() - t0)
 
 # %% ../../nbs/82_api.ipynb #36e77cd2
 _HEADERS = [
@@ -686,6 +764,7 @@ def create_app(settings=None, redis=None) -> FastAPI:
     for r in (*routers, misc_router):
         app.include_router(r, prefix="/api/v1")
     app.include_router(dashboard_router)
+    app.include_router(probe_router)
     app.add_exception_handler(AuthError, lambda req, e: JSONResponse({"detail": e.detail}, e.status, e.headers))
     app.add_exception_handler(RequestValidationError, _bad_request)
     app.add_exception_handler(
@@ -696,4 +775,5 @@ def create_app(settings=None, redis=None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["*"],
                            allow_headers=["Authorization", "Content-Type", "X-API-Key"])  # fmt: skip
     app.add_middleware(Guard, max_bytes=sv.settings.enterprise.max_request_bytes)
+    app.add_middleware(Metered)
     return app
