@@ -332,7 +332,8 @@ class _Timed(Broker):
         dt = time.perf_counter_ns() - n._t_in
         if len(n.latencies_ns) < n.max_samples:
             n.latencies_ns.append(dt)
-        _TTO.observe(dt / 1e9)
+        if n.metrics_on:
+            n._tto.append(dt)  # observed into the histogram at the next beat, off this path
         n.orders_sent += 1
         n.last_orders.append(order)
         self.b.submit(order, now_ns)
@@ -380,6 +381,7 @@ class TradingNode:
         self.clock, self.live_clock = clock, not clock.simulated
         self.cash = float(cash if cash is not None else s.live.starting_cash_usd)
         self.heartbeat_s = float(heartbeat_s if heartbeat_s is not None else s.live.heartbeat_seconds)
+        self.metrics_on = s.monitoring.metrics_enabled  # off: no Prometheus updates on the event path or the beat
         timed, pf = _Timed(self.broker, self), Portfolio(cash=self.cash)
         self.engine = Engine(
             strategy, feed, timed, clock, self.risk_chain, pf, run_id=run_id, environment=self.environment
@@ -408,6 +410,7 @@ def _init_state(self: TradingNode):
     self._halts: list = []
     self._task = None
     self._counted = self._orders_counted = 0
+    self._tto: list[int] = []  # tick-to-order samples not yet in the histogram
     self.listeners: list = []  # callables given each fill and status event (add_listener)
     self._fills_sent = 0
     self.checkpoint_error: str | None = None  # why the last run-record write failed (readiness says it)
@@ -544,7 +547,8 @@ def _beat(self: TradingNode):
         self._in_step = False
     if self._halts:
         self._drain_halts()
-    self._metrics()
+    if self.metrics_on:
+        self._metrics()
     self.checkpoint("running")
 
 # %% ../../nbs/70_live.ipynb #9b74d4d110
@@ -552,6 +556,9 @@ def _beat(self: TradingNode):
 def _metrics(self: TradingNode):
     r = self.run_id
     pf = self.engine.portfolio
+    tto, self._tto = self._tto, []
+    for dt in tto:
+        _TTO.observe(dt / 1e9)
     _EVENTS.labels(r).inc(self.events - self._counted)
     self._counted = self.events
     _NODE_ORDERS.labels(r).inc(self.orders_sent - self._orders_counted)
@@ -669,7 +676,8 @@ async def run(self: TradingNode, handle_signals: bool = True) -> BacktestResult:
         self._flush()
         res = self.engine.finish(time.perf_counter() - t0, on_stop=status == "finished")  # interrupted: may resume
         self._flush()
-        self._metrics()
+        if self.metrics_on:
+            self._metrics()
         self.checkpoint(status)
         self.risk.publish(running=False)
         try:
