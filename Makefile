@@ -21,11 +21,11 @@ run:                ## the main job: the whole loop offline (simulated market ->
 test: lint test-nbs test-py  ## lint (ruff), notebooks (nbdev-test), then pytest
 
 lint:               ## ruff: one statement per line, lines <= 120, formatted (`make format` fixes most)
-	$(BIN)/ruff check nbs tests flows bench
-	$(BIN)/ruff format --check nbs tests flows bench
+	$(BIN)/ruff check nbs tests flows bench deploy
+	$(BIN)/ruff format --check nbs tests flows bench deploy
 
 format:             ## ruff format the sources, then re-export the library
-	$(BIN)/ruff format nbs tests flows bench
+	$(BIN)/ruff format nbs tests flows bench deploy
 	$(BIN)/nbdev-export && $(BIN)/nbdev-clean
 
 test-nbs:

@@ -389,10 +389,12 @@ JsonFileOpt = Annotated[
     Optional[Path], typer.Option("--json", help="Write the result as JSON to this file ('-' for stdout).")
 ]
 MetricsOpt = Annotated[
-    bool, typer.Option("--metrics", help="Serve /metrics, /healthz and /readyz on 127.0.0.1:[monitoring] metrics_port.")
+    bool,
+    typer.Option("--metrics", help="Serve /metrics, /healthz and /readyz on [monitoring] metrics_host:metrics_port."),
 ]
 MetricsPortOpt = Annotated[
-    Optional[int], typer.Option("--metrics-port", help="Serve /metrics, /healthz and /readyz on 127.0.0.1:PORT.")
+    Optional[int],
+    typer.Option("--metrics-port", help="Serve /metrics, /healthz and /readyz on [monitoring] metrics_host:PORT."),
 ]
 
 
@@ -415,8 +417,10 @@ def start_metrics(
     try:
         srv = serve_metrics(port, settings=s)
     except OSError as e:
-        raise ValidationError(what, "--metrics-port", f"cannot listen on 127.0.0.1:{port}: {e.strerror}") from None
-    print(f"metrics on http://127.0.0.1:{srv.server_port}/metrics (/healthz, /readyz)", file=sys.stderr, flush=True)
+        where = f"{s.monitoring.metrics_host}:{s.monitoring.metrics_port if port is None else port}"
+        raise ValidationError(what, "--metrics-port", f"cannot listen on {where}: {e.strerror}") from None
+    host = s.monitoring.metrics_host
+    print(f"metrics on http://{host}:{srv.server_port}/metrics (/healthz, /readyz)", file=sys.stderr, flush=True)
     return srv
 
 

@@ -194,6 +194,7 @@ class MonitoringConfig(_Section):
     alerting_enabled: bool = False  # memebot's own alert sender (`memebot alerts`); Alertmanager users leave it off
     health_checks_enabled: bool = True  # /healthz and /readyz beside /metrics
     metrics_port: int = Field(9108, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"  # the address /metrics listens on (0.0.0.0 in a container, for Prometheus)
     alert_slack_webhook_url: SecretStr = SecretStr("")  # the webhook URL is the credential: MEMEBOT_MONITORING_...
     alert_pagerduty_routing_key: SecretStr = SecretStr("")  # Events v2 integration key (32 characters)
     alert_telegram_bot_token: SecretStr = SecretStr("")  # bot token; with alert_telegram_chat_id

@@ -269,7 +269,7 @@ def metrics_app(
 
 def serve_metrics(
     port: int | None = None,  # default `[monitoring] metrics_port`; 0: any free port (read it off `server_port`)
-    addr: str = "127.0.0.1",
+    addr: str | None = None,  # default `[monitoring] metrics_host`
     settings=None,  # settings (default: the process-wide ones)
 ):
     "Serve `/metrics`, `/healthz` and `/readyz` on `addr:port` in a thread; refused when metrics are off."
@@ -282,6 +282,7 @@ def serve_metrics(
     if not m.metrics_enabled:
         raise MemebotError("metrics are off ([monitoring] metrics_enabled = false): no /metrics endpoint")
     app = metrics_app(m.health_checks_enabled)
-    srv = make_server(addr, m.metrics_port if port is None else port, app, ThreadingWSGIServer, _SilentHandler)
+    host = m.metrics_host if addr is None else addr
+    srv = make_server(host, m.metrics_port if port is None else port, app, ThreadingWSGIServer, _SilentHandler)
     threading.Thread(target=srv.serve_forever, name="memebot-metrics", daemon=True).start()
     return srv
