@@ -19,7 +19,7 @@ from .obs import configure_logging
 __all__ = ['console', 'err_console', 'app', 'config_app', 'data_app', 'state', 'ParamOpt', 'SymbolsOpt', 'TfOpt', 'FromOpt',
            'ToOpt', 'SourceOpt', 'ChainOpt', 'FillOpt', 'FeeBpsOpt', 'LiquidityOpt', 'JsonOpt', 'JsonFileOpt',
            'MetricsOpt', 'MetricsPortOpt', 'HeartbeatOpt', 'SimMinutesOpt', 'SimSeedOpt', 'SimLaunchesOpt', 'settings',
-           'quiet_logs', 'fail', 'main', 'config_show', 'settings_lines', 'config_check', 'write_json',
+           'log_to', 'quiet_logs', 'fail', 'main', 'config_show', 'settings_lines', 'config_check', 'write_json',
            'existing_store', 'positive', 'data_import', 'data_ls', 'inventory_lines', 'start_metrics', 'split_symbols']
 
 # %% ../nbs/90_cli.ipynb #2df78530
@@ -79,7 +79,7 @@ def _root(
         ov[k.strip()] = v.strip()
     state.overrides = ov
     s = settings()
-    configure_logging("DEBUG" if debug else s.monitoring.logging_level, s.monitoring.log_format)
+    log_to("DEBUG" if debug else s.monitoring.logging_level, s)
 
 # %% ../nbs/90_cli.ipynb #c56a4cf5
 # Each layer adds its commands in a module of the `memebot.commands` package (notebooks `9x_commands.*`), importing
@@ -96,13 +96,21 @@ def _load_command_modules():
         importlib.import_module(f"memebot.commands.{m.name}")
 
 
+def log_to(level: str, s):
+    "Configure logging from `[monitoring]`: the terminal at `level`, the JSON log file (if set) with everything."
+    m = s.monitoring
+    f = str(s.resolve(m.log_file)) if m.log_file else None
+    configure_logging(level, m.log_format, file=f, max_bytes=int(m.log_max_mb * 1e6), backups=m.log_backups,
+                      bot_id=m.log_bot_id)  # fmt: skip
+
+
 def quiet_logs():
     "For a command whose output is a table or a report: log lines below WARNING stay out of it (`--debug` shows them)."
     if state.debug:
         return
     s = settings()
     if s.monitoring.logging_level in ("DEBUG", "INFO"):
-        configure_logging("WARNING", s.monitoring.log_format)
+        log_to("WARNING", s)
 
 
 def fail(msg: str, code: int = 2):

@@ -195,6 +195,10 @@ class MonitoringConfig(_Section):
     health_checks_enabled: bool = True  # /healthz and /readyz beside /metrics
     metrics_port: int = Field(9108, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"  # the address /metrics listens on (0.0.0.0 in a container, for Prometheus)
+    log_file: str = ""  # also write every log line (DEBUG up) as JSON here, rotated; `memebot logs` reads it
+    log_max_mb: float = Field(50.0, gt=0)  # rotate the log file past this size
+    log_backups: int = Field(5, ge=0, le=1000)  # rotated log files kept
+    log_bot_id: str = ""  # a service bot's id, on every log line (the service sets it)
     alert_slack_webhook_url: SecretStr = SecretStr("")  # the webhook URL is the credential: MEMEBOT_MONITORING_...
     alert_pagerduty_routing_key: SecretStr = SecretStr("")  # Events v2 integration key (32 characters)
     alert_telegram_bot_token: SecretStr = SecretStr("")  # bot token; with alert_telegram_chat_id

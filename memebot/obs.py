@@ -67,16 +67,40 @@ class _Stderr:
 
 
 def configure_logging(
-    level: str = "INFO",  # DEBUG/INFO/WARNING/ERROR
+    level: str = "INFO",  # DEBUG/INFO/WARNING/ERROR: what reaches `stream`
     fmt: str = "auto",  # "json", "console" or "auto" (console in a TTY)
     stream=None,  # where to write (default stderr)
+    file: str | None = None,  # also write every line, DEBUG up, as JSON to this file, rotated
+    max_bytes: int = 50_000_000,  # rotate the file past this size
+    backups: int = 5,  # rotated files kept (<file>.1 ... <file>.N)
+    **context,  # fields on every line of the process (e.g. bot_id); empty values are left out
 ):
     "Configure structlog and stdlib logging for the process."
     global _configured
+    from logging.handlers import RotatingFileHandler
+
     stream = stream or _Stderr()  # looked up at each write: test runners swap (and close) sys.stderr
     use_console = fmt == "console" or (fmt == "auto" and getattr(stream, "isatty", lambda: False)())
     renderer = structlog.dev.ConsoleRenderer(colors=False) if use_console else structlog.processors.JSONRenderer()
     lvl = getattr(logging, level.upper(), logging.INFO)
+    fh = None
+    if file:
+        from pathlib import Path
+
+        Path(file).parent.mkdir(parents=True, exist_ok=True)
+        fh = RotatingFileHandler(file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+        fh.setFormatter(logging.Formatter("%(message)s"))
+    to_json = structlog.processors.JSONRenderer()
+
+    def sink(logger, method, ev):
+        "The file gets every line as JSON; the stream only lines at `level` and up, in its own format."
+        n = logging.getLevelName(ev.get("level", "info").upper())
+        if fh is not None:
+            fh.handle(logging.makeLogRecord({"msg": to_json(logger, method, dict(ev)), "levelno": n}))
+        if isinstance(n, int) and n < lvl:
+            raise structlog.DropEvent
+        return renderer(logger, method, ev)
+
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -85,12 +109,13 @@ def configure_logging(
             structlog.processors.format_exc_info,
             _name_processor,
             redact_processor,
-            renderer,
+            sink,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(lvl),
+        wrapper_class=structlog.make_filtering_bound_logger(min(lvl, logging.DEBUG) if fh else lvl),
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
+    structlog.contextvars.bind_contextvars(**{k: v for k, v in context.items() if v not in (None, "")})
     logging.basicConfig(level=lvl, stream=stream, format="%(levelname)s %(name)s %(message)s", force=True)
     for noisy in ("httpx", "httpcore", "numba", "matplotlib", "asyncio", "urllib3", "websockets"):
         logging.getLogger(noisy).setLevel(max(lvl, logging.WARNING))

@@ -95,7 +95,11 @@ async def start(self: BotSupervisor, bot) -> None:
     (d / "ledger").mkdir(parents=True, exist_ok=True)
     resume = (d / "ledger" / f"bot-{bot.id}.duckdb").exists()
     env = child_env(
-        self.svc.settings, MEMEBOT_LIVE_KILL_FILE=self.kill_file(bot.id), MEMEBOT_STORE_LEDGER_DIR=d / "ledger"
+        self.svc.settings,
+        MEMEBOT_LIVE_KILL_FILE=self.kill_file(bot.id),
+        MEMEBOT_STORE_LEDGER_DIR=d / "ledger",
+        MEMEBOT_MONITORING_LOG_FILE=d / "node.log",  # the bot's JSON log, every line tagged with its id
+        MEMEBOT_MONITORING_LOG_BOT_ID=bot.id,
     )
     self.procs[bot.id] = await asyncio.create_subprocess_exec(
         *paper_args(bot, self.svc.key("events", bot.owner_id), resume), env=env,

@@ -20,7 +20,7 @@ from ..cli import MetricsOpt, MetricsPortOpt, start_metrics
 from ..live import FEEDS, build_feed
 
 # %% auto #0
-__all__ = ['PaperError', 'dashboard', 'status_line', 'paper_cmd']
+__all__ = ['PaperError', 'dashboard', 'status_line', 'bars_only', 'paper_cmd']
 
 # %% ../../nbs/94_commands.paper.ipynb #a0ec28cf
 class PaperError(MemebotError):
@@ -238,12 +238,20 @@ def _paper_spec(
         minutes=minutes,
         seed=seed,
         launches=launches,
-        live_tf=tf if (feed == "live" and bars) else None,
+        live_tf=tf if (feed in ("live", "sim") and bars) else None,
         fill=fill,
         fee_bps=fee_bps,
         liquidity=liquidity,
         cash=cash if cash is not None else s.live.starting_cash_usd,
     )
+
+# %% ../../nbs/94_commands.paper.ipynb #ee7cfd78
+def bars_only(strat) -> bool:
+    "Whether the strategy reacts to bars only (no tick or event handler of its own)."
+    from memebot.strategy import Strategy
+
+    k = type(strat)
+    return k.on_bar is not Strategy.on_bar and k.on_tick is Strategy.on_tick and k.on_event is Strategy.on_event
 
 # %% ../../nbs/94_commands.paper.ipynb #ff899900
 def _run_ledger_store(run_id: str, s):
@@ -294,7 +302,13 @@ _SpeedOpt = Annotated[
     Optional[float],
     typer.Option("--speed", help="replay/sim: multiple of real time (default or 0: as fast as possible)."),
 ]
-_BarsOpt = Annotated[bool, typer.Option("--bars/--no-bars", help="live: also build --tf bars from the swaps.")]
+_BarsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--bars/--no-bars",
+        help="live, sim: build --tf bars from the swaps (on by itself for a strategy that only trades bars).",
+    ),
+]
 _RunIdOpt = Annotated[
     Optional[str],
     typer.Option("--run-id", help="Run id: ledger account and client-id prefix (default paper-<strategy>-<time>)."),
@@ -357,6 +371,10 @@ def paper_cmd(
     spec = _paper_spec(s, *market, fill, fee_bps, liquidity, cash)
     run_id, strategy, params, spec = _paper_run(s, resume, run_id, strategy, param, spec, speed)
     strat = get_strategy(strategy, params)
+    if spec["feed"] in ("live", "sim") and not spec.get("live_tf") and bars_only(strat) and not resume:
+        spec["live_tf"] = spec["tf"]  # a bar strategy on a feed of swaps would never be called: give it bars
+        print(f"{strat.name} trades on bars: building {spec['tf']} bars from the {spec['feed']} feed's swaps",
+              file=sys.stderr, flush=True)  # fmt: skip
     from memebot.exec import make_broker
 
     fd, ch = build_feed(spec, settings=s)

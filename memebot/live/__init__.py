@@ -264,6 +264,10 @@ def build_feed(
         from memebot.data.sim import MarketSim
 
         sim = MarketSim(spec.get("seed"), spec.get("minutes"), spec.get("launches"), pool_updates=True)
+        if spec.get("live_tf"):  # bars built from the simulated swaps, for a strategy that trades on bars
+            from memebot.data.feeds import BarFeed
+
+            return BarFeed(Paced(sim, spec.get("speed")), [spec["live_tf"]]), "solana"
         return Paced(sim, spec.get("speed")), "solana"
     if kind == "live":
         from memebot.data.feeds import open_feed, BarFeed
@@ -336,6 +340,7 @@ class _Timed(Broker):
             n._tto.append(dt)  # observed into the histogram at the next beat, off this path
         n.orders_sent += 1
         n.last_orders.append(order)
+        n._new_orders.append(order)
         self.b.submit(order, now_ns)
 
     def cancel(self, client_id: str) -> bool:
@@ -411,6 +416,8 @@ def _init_state(self: TradingNode):
     self._task = None
     self._counted = self._orders_counted = 0
     self._tto: list[int] = []  # tick-to-order samples not yet in the histogram
+    self._new_orders: list = []  # orders handed to the broker in this event (logged after it)
+    self._fills_logged = 0
     self.listeners: list = []  # callables given each fill and status event (add_listener)
     self._fills_sent = 0
     self.checkpoint_error: str | None = None  # why the last run-record write failed (readiness says it)
@@ -526,6 +533,8 @@ async def _consume(self: TradingNode):
             self._drain_halts()
         self.events += 1
         self.last_ts = ev.ts
+        if self._new_orders or len(e.fills) > self._fills_logged:
+            self._log_orders()
         if self.listeners and len(e.fills) > self._fills_sent:
             self._emit_fills()
         if self._t_in >= self._next_beat:
@@ -763,8 +772,24 @@ def _rejected(self: TradingNode, o: Order):
     "An order refused before any broker saw it: keep it for the dashboard, store it in the ledger with its reason."
     self.rejections.append((o.ts, o.client_id, o.symbol, o.reason))
     self.last_orders.append(o)
+    self.log.debug("order_rejected", client_id=o.client_id, symbol=o.symbol, side=o.side.value, qty=o.qty,
+                   reason=o.reason, tag=o.tag, event_ts=o.ts)  # fmt: skip
     if self.ledger is not None:
         self.ledger.record_rejected(o)
+
+# %% ../../nbs/70_live.ipynb #b22dd7ef
+@patch
+def _log_orders(self: TradingNode):
+    "Log the orders handed to the broker and the fills booked since the last call."
+    for o in self._new_orders:
+        self.log.debug("order_submitted", client_id=o.client_id, symbol=o.symbol, side=o.side.value, qty=o.qty,
+                       type=o.type.value, price=o.price, tag=o.tag, event_ts=o.ts)  # fmt: skip
+    self._new_orders.clear()
+    fs = self.engine.fills
+    for f in fs[self._fills_logged :]:
+        self.log.debug("order_filled", client_id=f.client_id, symbol=f.symbol, side=f.side.value, qty=f.qty,
+                       price=f.price, fee=f.fee, tx=f.tx_sig, event_ts=f.ts)  # fmt: skip
+    self._fills_logged = len(fs)
 
 # %% ../../nbs/70_live.ipynb #9b74d4d118
 @patch
