@@ -171,3 +171,28 @@ def test_grafana_dashboards_built_from_code_parse_and_read_real_series(tmp_path)
     (tmp_path / "panels.yml").write_text(yaml.safe_dump(rules))
     r = subprocess.run([promtool, "check", "rules", str(tmp_path / "panels.yml")], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+# --- log shipping -----------------------------------------------------------------------------------------------------
+def test_log_shipping_examples_read_fields_memebot_writes(tmp_path):
+    "Promtail's and Fluent Bit's examples parse, and the fields they extract are in memebot's own JSON lines."
+    from memebot.obs import configure_logging, get_logger
+    import structlog
+
+    f = tmp_path / "node.log"
+    configure_logging("WARNING", "json", file=str(f), bot_id=3)
+    get_logger("memebot.node", run_id="r1").debug("order_submitted", client_id="r1-000001")
+    structlog.contextvars.clear_contextvars()
+    configure_logging("INFO", "json")
+    line = json.loads(f.read_text().splitlines()[-1])
+    promtail = yaml.safe_load((DEPLOY / "logging/promtail.yml").read_text())
+    stages = promtail["scrape_configs"][0]["pipeline_stages"]
+    fields = set(next(s["json"]["expressions"].values() for s in stages if "json" in s))
+    assert fields <= set(line), fields - set(line)
+    assert line["client_id"] == "r1-000001" and line["bot_id"] == 3
+    fb = yaml.safe_load((DEPLOY / "logging/fluent-bit.yaml").read_text())
+    parser = fb["parsers"][0]
+    assert parser["format"] == "json" and parser["time_key"] in line
+    from datetime import datetime
+
+    datetime.strptime(line["timestamp"], parser["time_format"].replace("%L", "%f"))  # the format matches
