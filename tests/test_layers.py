@@ -23,7 +23,7 @@ LAYERS = [
     ("testing", ["memebot.testing"]),
     ("live", ["memebot.live"]),
     ("service", ["memebot.db", "memebot.api"]),
-    ("ops", ["memebot.ops", "memebot.docs", "memebot.alerts"]),
+    ("ops", ["memebot.ops", "memebot.docs", "memebot.alerts", "memebot.backup"]),
     ("commands", ["memebot.cli", "memebot.commands"]),
 ]
 

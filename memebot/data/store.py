@@ -13,9 +13,9 @@ from ..config import get_settings
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['CANDLE_KEY', 'CANDLE_COLUMNS', 'SWAP_KEY', 'SWAP_COLUMNS', 'MIGRATIONS', 'register_migration', 'ensure_schema',
-           'StoreError', 'StoreLockedError', 'Store', 'store_path', 'open_store', 'upsert_all', 'upsert', 'where_sql',
-           'candles', 'inventory']
+__all__ = ['CANDLE_KEY', 'CANDLE_COLUMNS', 'SWAP_KEY', 'SWAP_COLUMNS', 'MIGRATIONS', 'SNAPSHOT_REQUEST', 'register_migration',
+           'ensure_schema', 'StoreError', 'StoreLockedError', 'Store', 'store_path', 'open_store', 'request_snapshot',
+           'serve_snapshot_request', 'upsert_all', 'upsert', 'where_sql', 'candles', 'inventory']
 
 # %% ../../nbs/10_data.store.ipynb #7dd2e0ef
 CANDLE_KEY = ("source", "chain", "symbol", "tf", "ts")
@@ -256,6 +256,65 @@ def open_store(
     if read_only and not p.exists():
         raise StoreError(f"no data: the store {p} is empty ({hint})")
     return Store(p, read_only=read_only)
+
+# %% ../../nbs/10_data.store.ipynb #7f119d82
+@patch
+def snapshot(self: Store, dest) -> Path:
+    "A consistent copy of this open store into a new DuckDB file `dest` (replaced if present)."
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".part")
+    for q in (tmp, Path(str(tmp) + ".wal")):
+        q.unlink(missing_ok=True)
+    quoted = str(tmp).replace("'", "''")
+    with self._wlock:
+        db = self.con.execute("SELECT current_database()").fetchone()[0].replace('"', '""')
+        self.con.execute(f"ATTACH '{quoted}' AS memebot_snapshot")
+        try:
+            self.con.execute(f'COPY FROM DATABASE "{db}" TO memebot_snapshot')
+        finally:
+            self.con.execute("DETACH memebot_snapshot")
+    os.replace(tmp, dest)
+    return dest
+
+
+SNAPSHOT_REQUEST = ".snapshot-request"
+
+
+def request_snapshot(
+    db_path,  # the store file a running process holds
+    dest,  # where the copy should go
+) -> Path:
+    "Ask the process holding `db_path` for a snapshot into `dest` (served at its next heartbeat)."
+    req = Path(str(db_path) + SNAPSHOT_REQUEST)
+    for q in (Path(str(dest) + ".done"), Path(str(dest) + ".failed")):
+        q.unlink(missing_ok=True)
+    tmp = req.with_name(req.name + ".tmp")
+    tmp.write_text(json.dumps({"to": str(Path(dest).absolute()), "asked": datetime.now(timezone.utc).isoformat()}))
+    os.replace(tmp, req)
+    return req
+
+
+def serve_snapshot_request(store: Store) -> Path | None:
+    "If someone asked for a snapshot of `store`, take it now (the owner calls this between writes)."
+    if store.path == ":memory:" or store.read_only:
+        return None
+    req = Path(store.path + SNAPSHOT_REQUEST)
+    if not req.exists():
+        return None
+    try:
+        to = Path(json.loads(req.read_text())["to"])
+    except (OSError, ValueError, KeyError):
+        req.unlink(missing_ok=True)
+        return None
+    try:
+        store.snapshot(to)
+        Path(str(to) + ".done").write_text(datetime.now(timezone.utc).isoformat())
+    except Exception as e:
+        Path(str(to) + ".failed").write_text(f"{type(e).__name__}: {e}")
+        to = None
+    req.unlink(missing_ok=True)
+    return to
 
 # %% ../../nbs/10_data.store.ipynb #62550850
 _TABLE_KEYS = {"candles": CANDLE_KEY, "swaps": SWAP_KEY}

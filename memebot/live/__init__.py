@@ -36,7 +36,7 @@ from ..backtest import Engine, BacktestResult, order_stats
 from ..exec import BarFill, Broker
 from ..exec.paper import PaperBroker
 from ..risk import RiskEngine, RiskChain, TradingState
-from ..data.store import Store, register_migration, ensure_schema
+from ..data.store import Store, register_migration, ensure_schema, serve_snapshot_request
 from ..data.replay import paced
 from ..obs import get_logger, counter, gauge, histogram, add_health_check, remove_health_check
 from fastcore.basics import patch
@@ -545,7 +545,7 @@ async def _consume(self: TradingNode):
 # %% ../../nbs/70_live.ipynb #9b74d4d109
 @patch
 def _beat(self: TradingNode):
-    "Heartbeat work: risk heartbeat (kill file, daily reset, stale feed), metrics, checkpoint."
+    "Heartbeat work: risk heartbeat (kill file, daily reset, stale feed), metrics, checkpoint, snapshot requests."
     self._next_beat = time.perf_counter_ns() + int(self.heartbeat_s * NS)
     self._in_step = True
     try:
@@ -559,6 +559,8 @@ def _beat(self: TradingNode):
     if self.metrics_on:
         self._metrics()
     self.checkpoint("running")
+    if self.store is not None and serve_snapshot_request(self.store) is not None:  # `memebot backup` asked
+        self.log.info("ledger_snapshot_taken", path=self.store.path)
 
 # %% ../../nbs/70_live.ipynb #9b74d4d110
 @patch
