@@ -296,7 +296,7 @@ _PaperSymbolsOpt = Annotated[
 ]
 _PaperTfOpt = Annotated[
     str,
-    typer.Option("--tf", help="replay: timeframe of the stored candles; live: bar timeframe to build (with --bars)."),
+    typer.Option("--tf", help="replay: timeframe of the stored candles; live, sim: timeframe of the bars built."),
 ]
 _SpeedOpt = Annotated[
     Optional[float],
