@@ -24,8 +24,9 @@ lint:               ## ruff: one statement per line, lines <= 120, formatted (`m
 	$(BIN)/ruff check nbs tests flows bench deploy
 	$(BIN)/ruff format --check nbs tests flows bench deploy
 
-format:             ## ruff format the sources, then re-export the library
+format:             ## ruff format the sources, re-export the library, regenerate deploy/ (ConfigMap, dashboards)
 	$(BIN)/ruff format nbs tests flows bench deploy
+	$(BIN)/python deploy/k8s/configmap.py && $(BIN)/python deploy/grafana/build.py
 	$(BIN)/nbdev-export && $(BIN)/nbdev-clean
 
 test-nbs:

@@ -77,7 +77,7 @@ def test_compose_file_validates_with_docker_compose(tmp_path):
         "node",
         "api",
         "prefect-server",
-        "prefect-worker",
+        "worker",
         "postgres",
         "redis",
         "prometheus",

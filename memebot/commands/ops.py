@@ -8,7 +8,18 @@ from pathlib import Path
 from typing import Optional, List
 import typer
 from ..core import MemebotError
-from ..cli import app, console, err_console, settings, fail, quiet_logs, JsonOpt
+from memebot.cli import (
+    app,
+    console,
+    err_console,
+    settings,
+    fail,
+    quiet_logs,
+    JsonOpt,
+    MetricsOpt,
+    MetricsPortOpt,
+    start_metrics,
+)
 
 docs_app = typer.Typer(help="Build the documentation site from the notebooks.", no_args_is_help=True)
 app.add_typer(docs_app, name="docs")
@@ -71,6 +82,8 @@ def flows_serve(
         [], "--only", help="Serve only these deployments (repeatable): backfill, train, reports, paper."
     ),
     limit: Optional[int] = typer.Option(None, "--limit", help="Most flow runs at once."),
+    metrics: MetricsOpt = False,
+    metrics_port: MetricsPortOpt = None,
 ):
     "Serve the flows' deployments against the Prefect server at PREFECT_API_URL (Ctrl-C stops)."
     import os
@@ -82,6 +95,7 @@ def flows_serve(
             " PREFECT_API_URL=http://127.0.0.1:4200/api"
         )
     prefect_env(settings())
+    start_metrics(metrics, metrics_port, settings(), "flows serve")  # the flows' providers, backfills, models
     dep = load_flows_module("deployments")
     names = list(only) or None
     ds = dep.deployments(names)
