@@ -826,3 +826,53 @@ def test_cli_live_run_bad_inputs(tmp_path, memebot):
         )
     r = memebot("live", "run", "--strategy", "ema_cross", "--mint", str(Keypair().pubkey()))  # the guard comes first
     assert r.returncode == 2 and "live trading is off" in r.stderr
+
+
+def test_restore_drill_on_the_test_chain(tmp_path, memebot, cli_env):
+    """Disaster recovery on the chain: a backup after a first round trip, a second round trip, the ledger folder lost,
+    the backup restored. Reconciliation names exactly the second round trip's transactions as unknown (none lost in
+    silence), the operator acknowledges, and the node trades on without resending a restored order."""
+    import shutil
+
+    e = Env(tmp_path, block_time_s=0.1)
+    try:
+        (tmp_path / "strats").mkdir()
+        (tmp_path / "strats" / "rt.py").write_text(ROUND_TRIP)
+        key = tmp_path / "id.json"
+        key.write_text(json.dumps(list(bytes(e.me))))
+        key.chmod(0o600)
+        env = {f"MEMEBOT_{k.replace('.', '_').upper()}": v for k, v in e.srv.endpoints().items()}
+        env.update({"MEMEBOT_SOLANA_KEYPAIR_PATH": str(key), "MEMEBOT_RISK_SAFETY_ALLOW_MINT_AUTHORITY": "true",
+                    "MEMEBOT_RISK_SAFETY_MIN_POOL_AGE_S": "0", "MEMEBOT_LIVE_LIVE_TRADING_ENABLED": "true",
+                    "MEMEBOT_BACKTEST_STRATEGY_DIR": str(tmp_path / "strats"),
+                    "MEMEBOT_LIVE_PAPER_TRADING_MODE": "false"})  # fmt: skip
+        run = ["live", "run", "--strategy", "cli_round_trip", "--mint", str(e.mint), "--tf", "1s", "--poll", "0.1",
+               "--yes-i-mean-live", "--allow-cosigner", e.jup.cosigners[0], "--json", "-"]  # fmt: skip
+        run += ["--seconds", "9"]
+
+        def round_trip():
+            r = memebot(*run, env=env, check=True)
+            return json.loads(r.stdout[r.stdout.index("{") :])
+
+        memebot("live", "reconcile", "--acknowledge", "--yes-i-mean-live", env=env, check=True)
+        first = [f["signature"] for f in round_trip()["fills"]]
+        assert len(first) == 2
+        made = memebot("backup", "create", "--no-postgres", "--json", env=env, check=True)
+        archive = json.loads(made.stdout)["path"]
+        d2 = round_trip()
+        second = [f["signature"] for f in d2["fills"]][2:]
+        assert len(second) == 2 and e.tokens() == 0, json.dumps(d2)[:3000]
+
+        shutil.rmtree(cli_env["MEMEBOT_STORE_LEDGER_DIR"])  # the disaster
+        memebot("backup", "restore", archive, "--yes", "--no-postgres", env=env, check=True)
+        r = memebot("live", "reconcile", "--yes-i-mean-live", "--json", env=env)
+        rep = json.loads(r.stdout)
+        assert r.returncode == 1 and not rep["ok"]  # the restored ledger is behind the chain, and says so
+        assert set(second) <= set(rep["unknown_signatures"]) and not set(first) & set(rep["unknown_signatures"])
+        memebot("live", "reconcile", "--acknowledge", "--yes-i-mean-live", env=env, check=True)
+        doc = round_trip()
+        sigs = [f["signature"] for f in doc["fills"]]
+        assert sigs[:2] == first and len(sigs) == 4 and not set(sigs[2:]) & set(first + second)  # nothing resent
+        assert doc["reconcile"] == "ledger matches the chain" and e.tokens() == 0
+    finally:
+        e.close()

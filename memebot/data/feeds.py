@@ -863,6 +863,19 @@ class BarFeed(Feed):
     async def close(self):
         await self.feed.close()
 
+    @property
+    def replayable(self) -> bool:
+        "As replayable as its source: bars of a live feed are live (a restarted node restores, never replays them)."
+        return self.feed.replayable
+
+    @property
+    def fast_until(self) -> int:
+        return getattr(self.feed, "fast_until", -1)
+
+    @fast_until.setter
+    def fast_until(self, ts: int):  # a paced source catches up unpaced to where a resumed run stopped
+        self.feed.fast_until = ts
+
 # %% ../../nbs/13_data.feeds.ipynb #7a4108c9
 class JupiterPriceFeed(Feed):
     "Poll Jupiter Price API v3 (`/price/v3?ids=`, up to 50 mints) and yield price ticks in USD (or in `quote_mint`)."
