@@ -9,6 +9,7 @@ import asyncio, json, time, enum
 from typing import Optional, List
 import typer
 from ..cli import app, console, err_console, settings, fail, JsonOpt, SimMinutesOpt, SimSeedOpt, SimLaunchesOpt
+from ..cli import MetricsOpt, MetricsPortOpt, start_metrics
 from ..data.store import open_store
 from ..core import MemebotError, ValidationError, tf_seconds
 
@@ -156,10 +157,13 @@ def stream(
         "whirlpool", "--account-kind", help="solana accounts: whirlpool, bonding_curve or dlmm."
     ),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+    metrics: MetricsOpt = False,
+    metrics_port: MetricsPortOpt = None,
 ):
     "Print live ticks or bars from a feed (Ctrl-C to stop)."
     from memebot.data.feeds import BarFeed, FeedError
 
+    start_metrics(metrics, metrics_port, settings(), "stream")  # the feed's reconnects, drops and lag
     src = source.lower()
     if limit is not None and limit < 1:
         raise ValidationError("--limit", "limit", f"{limit} must be >= 1")
