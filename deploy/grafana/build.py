@@ -59,6 +59,7 @@ def dashboards() -> dict:
                    (f'memebot_node_pnl{{{SEL}, kind="unrealized"}}', "unrealized {{run_id}}")], y=12),
         ts("CPU seconds / s", f"rate(process_cpu_seconds_total{{{SEL}}}[5m])", y=12, x=12, legend="{{instance}}"),
         ts("Disk free", f"memebot:disk_free:ratio{{{SEL}}}", "percentunit", y=20, legend="{{path}}"),
+        ts("Gross exposure", f"memebot_node_exposure{{{SEL}}}", y=20, x=12),
     ], ["node"])  # fmt: skip
     execution = dashboard("memebot-execution", "memebot / execution", [
         ts("Tick-to-order p99", f"memebot:tick_to_order_seconds:p99_5m{{{SEL}}}", "s", legend="{{instance}}"),
@@ -76,6 +77,9 @@ def dashboards() -> dict:
              "evm")], "s", y=16, x=12),
         ts("Reconciliation differences", f"memebot_reconcile_differences{{{SEL}}}", y=24, legend="{{venue}}"),
         ts("Ledger fills / s", f"sum by (run_id) (rate(memebot_ledger_fills_total{{{SEL}}}[5m]))", y=24, x=12),
+        ts("Ledger write p99",
+           f"histogram_quantile(0.99, sum by (instance, le) (rate(memebot_ledger_write_seconds_bucket{{{SEL}}}[5m])))",
+           "s", y=32, legend="{{instance}}"),
     ], ["execution"])  # fmt: skip
     risk = dashboard("memebot-risk", "memebot / risk", [
         stat("Risk state (0 active, 1 reducing, 2 halted)", f"max(memebot_risk_state{{{SEL}}})", x=0, w=8),

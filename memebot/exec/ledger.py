@@ -4,7 +4,7 @@
 
 # %% ../../nbs/63_exec.ledger.ipynb #2aeffa21
 from __future__ import annotations
-import json, os, re, threading
+import json, os, re, threading, time
 from contextlib import contextmanager
 from pathlib import Path
 from dataclasses import dataclass, field
@@ -25,7 +25,7 @@ from memebot.core import (
     NS,
 )
 from ..data.store import Store, register_migration, ensure_schema
-from ..obs import get_logger, counter
+from ..obs import get_logger, counter, histogram
 from fastcore.basics import patch
 
 # %% auto #0
@@ -120,6 +120,9 @@ def _order_from_doc(d: dict) -> Order:
     )
 
 # %% ../../nbs/63_exec.ledger.ipynb #0fc446c8
+_WRITE_SECONDS = histogram("ledger_write_seconds", "One ledger transaction, BEGIN to COMMIT (orders, fills, moves)")
+
+
 class Ledger:
     "Write-ahead order/fill/position/balance book for one (run, chain, wallet), stored in memebot's DuckDB store."
 
@@ -159,6 +162,7 @@ class Ledger:
             if not tx:
                 yield con
                 return
+            t0 = time.perf_counter()
             con.execute("BEGIN")
             try:
                 yield con
@@ -166,6 +170,7 @@ class Ledger:
                 con.execute("ROLLBACK")
                 raise
             con.execute("COMMIT")
+            _WRITE_SECONDS.observe(time.perf_counter() - t0)
 
 # %% ../../nbs/63_exec.ledger.ipynb #0fc446c801
 @patch

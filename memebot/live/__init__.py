@@ -321,6 +321,9 @@ _OPEN = gauge("node_open_orders", "Orders submitted and not done", ["run_id"])
 _BEAT = gauge("node_heartbeat_timestamp_seconds", "Unix time of a node's last heartbeat", ["run_id"])
 
 
+_EXPOSURE = gauge("node_exposure", "Gross exposure of a node's positions at last prices, quote currency", ["run_id"])
+
+
 class _Timed(Broker):
     "The broker as the engine sees it: measures tick-to-order latency and keeps the last orders for dashboards."
 
@@ -582,6 +585,7 @@ def _metrics(self: TradingNode):
     _OPEN.labels(r).set(len(pf.orders))
     _LAG.labels(r).set(self.feed_lag_s())
     _BEAT.labels(r).set(time.time())
+    _EXPOSURE.labels(r).set(pf.gross_exposure())
 
 # %% ../../nbs/70_live.ipynb #9b74d4d111
 @patch
