@@ -1076,6 +1076,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'memebot.data.store.StoreError': ('data.store.html#storeerror', 'memebot/data/store.py'),
                                     'memebot.data.store.StoreLockedError': ('data.store.html#storelockederror', 'memebot/data/store.py'),
                                     'memebot.data.store._as_arrow': ('data.store.html#_as_arrow', 'memebot/data/store.py'),
+                                    'memebot.data.store._migrate_lock': ('data.store.html#_migrate_lock', 'memebot/data/store.py'),
                                     'memebot.data.store._to_utc_naive': ('data.store.html#_to_utc_naive', 'memebot/data/store.py'),
                                     'memebot.data.store._ts_param': ('data.store.html#_ts_param', 'memebot/data/store.py'),
                                     'memebot.data.store._upsert': ('data.store.html#_upsert', 'memebot/data/store.py'),

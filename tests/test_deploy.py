@@ -179,11 +179,13 @@ def test_log_shipping_examples_read_fields_memebot_writes(tmp_path):
     from memebot.obs import configure_logging, get_logger
     import structlog
 
-    f = tmp_path / "node.log"
-    configure_logging("WARNING", "json", file=str(f), bot_id=3)
-    get_logger("memebot.node", run_id="r1").debug("order_submitted", client_id="r1-000001")
-    structlog.contextvars.clear_contextvars()
-    configure_logging("INFO", "json")
+    f, saved = tmp_path / "node.log", structlog.get_config()
+    try:
+        configure_logging("WARNING", "json", file=str(f), bot_id=3)
+        get_logger("memebot.node", run_id="r1").debug("order_submitted", client_id="r1-000001")
+    finally:  # leave logging as the other tests found it
+        structlog.contextvars.clear_contextvars()
+        structlog.configure(**saved)
     line = json.loads(f.read_text().splitlines()[-1])
     promtail = yaml.safe_load((DEPLOY / "logging/promtail.yml").read_text())
     stages = promtail["scrape_configs"][0]["pipeline_stages"]

@@ -120,6 +120,19 @@ def _ts_param(v) -> datetime | None:
     return t.tz_localize(None).to_pydatetime()
 
 # %% ../../nbs/10_data.store.ipynb #318627a401
+_MIGRATE_LOCKS: dict[str, threading.Lock] = {}
+
+
+def _migrate_lock(path: str) -> threading.Lock:
+    "One lock per database file in this process (DuckDB shares one instance between a process's connections)."
+    key = path if path == ":memory:" else str(Path(path).resolve())
+    with _GLOBAL_LOCK:
+        return _MIGRATE_LOCKS.setdefault(key, threading.Lock())
+
+
+_GLOBAL_LOCK = threading.Lock()
+
+
 class Store:
     "memebot's DuckDB database: market data, orders, fills, positions and runs."
 
@@ -156,7 +169,12 @@ class Store:
         self._local = threading.local()
         self._wlock = threading.RLock()
         if not read_only:
-            self.migrate()
+            try:
+                with _migrate_lock(self.path):  # threads of one process opening the same file migrate one at a time
+                    self.migrate()
+            except BaseException:
+                self.close()  # a half-open store must not keep the file (a read-only open would then fail)
+                raise
 
 # %% ../../nbs/10_data.store.ipynb #318627a402
 @patch
