@@ -89,18 +89,23 @@ def copy_duckdb(
     return "copied"
 
 # %% ../nbs/88_backup.ipynb #924c2b9f
-def _pg_url(s) -> str:
-    from sqlalchemy.engine import make_url
+def _pg(s) -> tuple[str, dict]:
+    "The database URL without its password, and an environment carrying it (PGPASSWORD): never on a command line."
+    from sqlalchemy.engine import URL, make_url
 
     u = make_url(s.enterprise.database_url.get_secret_value())
-    return u.set(drivername="postgresql").render_as_string(hide_password=False)
+    env = dict(os.environ, **({"PGPASSWORD": u.password} if u.password else {}))
+    bare = URL.create("postgresql", u.username, None, u.host, u.port, u.database, u.query)
+    return bare.render_as_string(hide_password=False), env
 
 
-def _pg_up(url: str) -> bool:
-    r = subprocess.run(["pg_isready", "-d", url, "-t", "3"], capture_output=True, text=True)
+def _pg_up(url: str, env: dict) -> bool:
+    r = subprocess.run(["pg_isready", "-d", url, "-t", "3"], capture_output=True, text=True, env=env)
     if r.returncode != 0:
         return False
-    q = subprocess.run(["psql", url, "-tAc", "SELECT 1"], capture_output=True, text=True)  # the database exists
+    q = subprocess.run(
+        ["psql", url, "-tAc", "SELECT 1"], capture_output=True, text=True, env=env
+    )  # the database exists
     return q.returncode == 0
 
 
@@ -146,15 +151,15 @@ def _mlflow_parts(s, stage: Path, say) -> list[Part]:
 
 
 def _pg_part(s, stage: Path, require: bool, say) -> list[Part]:
-    url = _pg_url(s)
-    if shutil.which("pg_dump") is None or not _pg_up(url):
+    url, env = _pg(s)
+    if shutil.which("pg_dump") is None or not _pg_up(url, env):
         if require:
             raise BackupError("PostgreSQL ([enterprise] database_url) does not answer, or pg_dump is missing")
         say("PostgreSQL: not answering, left out")
         return []
     out = stage / "postgres.dump"
     r = subprocess.run(["pg_dump", "--format=custom", "--no-owner", "--file", str(out), url], capture_output=True,
-                       text=True)  # fmt: skip
+                       text=True, env=env)  # fmt: skip
     if r.returncode != 0:
         raise BackupError(f"pg_dump failed: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode}")
     say("PostgreSQL: pg_dump")
@@ -338,7 +343,8 @@ def _pg_restore(dump: Path, s):
     from memebot.db import ensure_database
 
     ensure_database(s.enterprise.database_url.get_secret_value())
-    r = subprocess.run(["pg_restore", "--clean", "--if-exists", "--no-owner", "--exit-on-error", "-d", _pg_url(s),
-                        str(dump)], capture_output=True, text=True)  # fmt: skip
+    url, env = _pg(s)
+    r = subprocess.run(["pg_restore", "--clean", "--if-exists", "--no-owner", "--exit-on-error", "-d", url, str(dump)],
+                       capture_output=True, text=True, env=env)  # fmt: skip
     if r.returncode != 0:
         raise BackupError(f"pg_restore failed: {r.stderr.strip()[-300:]}")
