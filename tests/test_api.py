@@ -630,6 +630,7 @@ def test_bots_start_trade_kill_resume_stop_and_restart(pg, tmp_path, monkeypatch
             assert db.get(Bot, bid).state in ("running", "halted")
         with TestClient(create_app(s)) as c:
             assert c.app.state.bots.running(bid)
+            _until(sub, lambda e: e["type"] == "status" and e.get("run_id") == f"bot-{bid}")  # its node is up
             again = Api(c, s)
             end = again("POST", f"/bots/{bid}/stop", "alice").json()
             assert end["state"] == "stopped", end["error"]

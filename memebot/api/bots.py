@@ -121,7 +121,7 @@ async def _watch(self: BotSupervisor, bot_id: int, owner: int) -> None:
         bot_id,
         owner,
         "stopped" if ok else "failed",
-        None if ok else (lines[-1] if lines else f"exit {p.returncode}")[:500],
+        None if ok else f"exit {p.returncode}" + (f": {lines[-1]}" if lines else "")[:500],
     )
 
 
