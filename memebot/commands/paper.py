@@ -20,7 +20,7 @@ from ..cli import MetricsOpt, MetricsPortOpt, start_metrics
 from ..live import FEEDS, build_feed
 
 # %% auto #0
-__all__ = ['PaperError', 'dashboard', 'status_line', 'bars_only', 'paper_cmd']
+__all__ = ['EARLY_STOP', 'PaperError', 'dashboard', 'status_line', 'bars_only', 'paper_cmd']
 
 # %% ../../nbs/94_commands.paper.ipynb #a0ec28cf
 class PaperError(MemebotError):
@@ -87,6 +87,28 @@ def status_line(st: dict) -> str:
     )
 
 # %% ../../nbs/94_commands.paper.ipynb #4e4b3fe4
+class _EarlyStop:
+    "Remembers a SIGINT/SIGTERM received before the trading node installed its own handlers."
+
+    signal: str | None = None
+
+    def arm(self):
+        import signal as _s
+
+        def seen(signum, frame):
+            self.signal = _s.Signals(signum).name
+
+        self.signal = None
+        for sig in (_s.SIGINT, _s.SIGTERM):
+            try:
+                _s.signal(sig, seen)
+            except ValueError:  # not the main thread (a notebook's worker): nothing to arm
+                return
+
+
+EARLY_STOP = _EarlyStop()
+
+# %% ../../nbs/94_commands.paper.ipynb #fbea918e
 async def _run_node(node, live_view: bool, every_s: float, stream=None):  # stream: where plain status lines go (stdout)
     "Run the node with the dashboard refreshing beside it."
 
@@ -108,6 +130,8 @@ async def _run_node(node, live_view: bool, every_s: float, stream=None):  # stre
     na = watch_node(node)  # [monitoring] alerting_enabled: the node's status becomes alerts
     ui = asyncio.create_task(show())
     try:
+        if EARLY_STOP.signal:  # a stop that arrived while the node was starting is honoured now, gracefully
+            node.stop(f"signal {EARLY_STOP.signal} (before the node was up)")
         return await node.run()
     finally:
         ui.cancel()
@@ -366,6 +390,7 @@ def paper_cmd(
     from memebot.exec.ledger import ledger_path
 
     s = settings()
+    EARLY_STOP.arm()  # SIGINT/SIGTERM from now on stop the run, even before the node's own handlers are in place
     start_metrics(metrics, metrics_port, s, "paper")
     market = (feed, symbols, tf, start, end, source, chain, speed, minutes, seed, launches, bars)
     spec = _paper_spec(s, *market, fill, fee_bps, liquidity, cash)
