@@ -330,6 +330,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                'memebot/commands/paper.py'),
                                         'memebot.commands.paper._EarlyStop.arm': ( 'commands.paper.html#_earlystop.arm',
                                                                                    'memebot/commands/paper.py'),
+                                        'memebot.commands.paper._EarlyStop.disarm': ( 'commands.paper.html#_earlystop.disarm',
+                                                                                      'memebot/commands/paper.py'),
                                         'memebot.commands.paper._arun': ('commands.paper.html#_arun', 'memebot/commands/paper.py'),
                                         'memebot.commands.paper._paper_node': ( 'commands.paper.html#_paper_node',
                                                                                 'memebot/commands/paper.py'),

@@ -98,12 +98,21 @@ class _EarlyStop:
         def seen(signum, frame):
             self.signal = _s.Signals(signum).name
 
-        self.signal = None
+        self.signal, self.saved = None, {}
         for sig in (_s.SIGINT, _s.SIGTERM):
             try:
-                _s.signal(sig, seen)
+                self.saved[sig] = _s.signal(sig, seen)
             except ValueError:  # not the main thread (a notebook's worker): nothing to arm
                 return
+
+    def disarm(self):
+        "Put back the handlers `arm` replaced (an in-process caller keeps its Ctrl-C)."
+        import signal as _s
+
+        for sig, h in getattr(self, "saved", {}).items():
+            if _s.getsignal(sig) is not h and h is not None:
+                _s.signal(sig, h)
+        self.saved = {}
 
 
 EARLY_STOP = _EarlyStop()
@@ -423,6 +432,7 @@ def paper_cmd(
         _paper_report(node, res, run_id, s, json_out)
     finally:
         store.close()
+        EARLY_STOP.disarm()
 
 # %% ../../nbs/94_commands.paper.ipynb #4e4b3fe402
 def _record(run_id: str, s) -> dict | None:
