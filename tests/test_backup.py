@@ -3,10 +3,10 @@ ledger's snapshot between two events); after a crash and the loss of the data fo
 the same orders as a run that was never interrupted (none twice, none lost); PostgreSQL round-trips through
 pg_dump/pg_restore; bad archives and running nodes are refused."""
 
-import json, shutil, signal, subprocess, sys, tarfile, time
+import json, re, shutil, signal, subprocess, sys, tarfile
 from pathlib import Path
 
-import httpx, pytest, sqlalchemy as sa
+import pytest, sqlalchemy as sa
 
 EXE = Path(sys.executable).parent / "memebot"
 
@@ -26,20 +26,13 @@ def _orders(ledger: Path) -> list[tuple]:
         return rows.fetchall()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _ready_events(port: int) -> int:
-    try:
-        d = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).json()["checks"]
-        return int(next(iter(d.values()))["detail"].split(": ")[1].split()[0])
-    except (httpx.HTTPError, ValueError, KeyError, IndexError, StopIteration):
-        return 0
+def _wait_events(node, n: int) -> None:
+    "Read the node's own status lines until one reports at least `n` events (its word, not a timer)."
+    for line in node.stdout:
+        m = re.search(r" events=(\d+) ", line)
+        if m and int(m.group(1)) >= n:
+            return
+    pytest.fail(f"the node ended before it reported {n} events")
 
 
 SPEC = ["--strategy", "ema_cross", "--param", "fast=3", "--param", "slow=8", "--tf", "1m", "--feed", "sim",
@@ -57,15 +50,11 @@ def test_backup_during_a_run_then_crash_loss_restore_and_resume(tmp_path, cli_en
     want = _orders(tmp_path / "ref" / "drill.duckdb")
     assert len(want) >= 3, want
 
-    port = _free_port()
     log = open(tmp_path / "node.log", "w")
-    node = subprocess.Popen([EXE, "paper", *SPEC, "--run-id", "drill", "--speed", "120", "--metrics-port", str(port)],
-                            env=env, stdout=log, stderr=log)  # fmt: skip
+    node = subprocess.Popen([EXE, "paper", *SPEC, "--run-id", "drill", "--speed", "120"], env=env,
+                            stdout=subprocess.PIPE, stderr=log, text=True)  # fmt: skip
     try:
-        deadline = time.monotonic() + 120
-        while _ready_events(port) < 40:  # some bars in: the ledger is being written
-            assert node.poll() is None and time.monotonic() < deadline, (tmp_path / "node.log").read_text()[-2000:]
-            time.sleep(0.2)
+        _wait_events(node, 40)  # some bars in: the ledger is being written
         out = json.loads(_cli(env, "backup", "create", "--no-postgres", "--out", tmp_path / "bk", "--json").stdout)
         assert node.poll() is None  # the node kept running through the backup
         node.send_signal(signal.SIGKILL)  # the crash
@@ -101,13 +90,10 @@ def test_backup_refuses_bad_archives_and_running_nodes(tmp_path, cli_env):
     bad.write_bytes(path.read_bytes()[:-200])
     r = _cli(env, "backup", "verify", bad, check=False)
     assert r.returncode == 1 and "unreadable archive" in r.stderr
-    port = _free_port()
-    node = subprocess.Popen([EXE, "paper", *SPEC, "--run-id", "r1", "--resume", "--speed", "1", "--metrics-port",
-                             str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    node = subprocess.Popen([EXE, "paper", *SPEC, "--run-id", "r1", "--resume", "--speed", "1"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
-        while _ready_events(port) == 0 and node.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
+        _wait_events(node, 1)  # up and holding its ledger
         r = _cli(env, "backup", "restore", path, "--yes", "--force", "--no-postgres", check=False)
         assert r.returncode == 1 and "open by a running process" in r.stderr, r.stderr
     finally:

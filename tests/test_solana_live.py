@@ -734,25 +734,31 @@ class CliRoundTrip(Strategy):
 """
 
 
+def _live_cli_env(e: Env, tmp_path) -> dict:
+    "Environment for `memebot live ...` on the test chain: its endpoints, a 0600 key file, the round-trip strategy."
+    (tmp_path / "strats").mkdir()
+    (tmp_path / "strats" / "rt.py").write_text(ROUND_TRIP)
+    key = tmp_path / "id.json"
+    key.write_text(json.dumps(list(bytes(e.me))))
+    key.chmod(0o600)
+    env = {f"MEMEBOT_{k.replace('.', '_').upper()}": v for k, v in e.srv.endpoints().items()}
+    env.update(
+        {
+            "MEMEBOT_SOLANA_KEYPAIR_PATH": str(key),
+            "MEMEBOT_RISK_SAFETY_ALLOW_MINT_AUTHORITY": "true",
+            "MEMEBOT_RISK_SAFETY_MIN_POOL_AGE_S": "0",
+            "MEMEBOT_BACKTEST_STRATEGY_DIR": str(tmp_path / "strats"),
+            "MEMEBOT_LIVE_LIVE_TRADING_ENABLED": "true",
+            "MEMEBOT_LIVE_PAPER_TRADING_MODE": "false",
+        }
+    )
+    return env
+
+
 def test_cli_live_run_trades_a_strategy_and_reconciles(tmp_path, memebot, cli_env):
     e = Env(tmp_path, block_time_s=0.1)
     try:
-        (tmp_path / "strats").mkdir()
-        (tmp_path / "strats" / "rt.py").write_text(ROUND_TRIP)
-        key = tmp_path / "id.json"
-        key.write_text(json.dumps(list(bytes(e.me))))
-        key.chmod(0o600)
-        env = {f"MEMEBOT_{k.replace('.', '_').upper()}": v for k, v in e.srv.endpoints().items()}
-        env.update(
-            {
-                "MEMEBOT_SOLANA_KEYPAIR_PATH": str(key),
-                "MEMEBOT_RISK_SAFETY_ALLOW_MINT_AUTHORITY": "true",
-                "MEMEBOT_RISK_SAFETY_MIN_POOL_AGE_S": "0",
-                "MEMEBOT_BACKTEST_STRATEGY_DIR": str(tmp_path / "strats"),
-                "MEMEBOT_LIVE_LIVE_TRADING_ENABLED": "true",
-                "MEMEBOT_LIVE_PAPER_TRADING_MODE": "false",
-            }
-        )
+        env = _live_cli_env(e, tmp_path)
         memebot("live", "reconcile", "--acknowledge", "--yes-i-mean-live", env=env, check=True)  # the opening balance
         run = [
             "live",
@@ -836,16 +842,7 @@ def test_restore_drill_on_the_test_chain(tmp_path, memebot, cli_env):
 
     e = Env(tmp_path, block_time_s=0.1)
     try:
-        (tmp_path / "strats").mkdir()
-        (tmp_path / "strats" / "rt.py").write_text(ROUND_TRIP)
-        key = tmp_path / "id.json"
-        key.write_text(json.dumps(list(bytes(e.me))))
-        key.chmod(0o600)
-        env = {f"MEMEBOT_{k.replace('.', '_').upper()}": v for k, v in e.srv.endpoints().items()}
-        env.update({"MEMEBOT_SOLANA_KEYPAIR_PATH": str(key), "MEMEBOT_RISK_SAFETY_ALLOW_MINT_AUTHORITY": "true",
-                    "MEMEBOT_RISK_SAFETY_MIN_POOL_AGE_S": "0", "MEMEBOT_LIVE_LIVE_TRADING_ENABLED": "true",
-                    "MEMEBOT_BACKTEST_STRATEGY_DIR": str(tmp_path / "strats"),
-                    "MEMEBOT_LIVE_PAPER_TRADING_MODE": "false"})  # fmt: skip
+        env = _live_cli_env(e, tmp_path)
         run = ["live", "run", "--strategy", "cli_round_trip", "--mint", str(e.mint), "--tf", "1s", "--poll", "0.1",
                "--yes-i-mean-live", "--allow-cosigner", e.jup.cosigners[0], "--json", "-"]  # fmt: skip
         run += ["--seconds", "9"]
