@@ -9,12 +9,13 @@ import hashlib, warnings
 from dataclasses import dataclass, field
 import numpy as np, pandas as pd
 import ta
+from fastcore.basics import patch
 from .core import MemebotError, tf_seconds
 
 # %% auto #0
-__all__ = ['RET_HORIZONS', 'VOL_WINDOWS', 'CANDLE_COLS', 'CONTEXT_SYMBOLS', 'FeatureError', 'symbol_features', 'check_causal',
-           'build_features', 'swap_flow', 'forward_return', 'make_labels', 'Dataset', 'data_fingerprint',
-           'make_dataset']
+__all__ = ['RET_HORIZONS', 'VOL_WINDOWS', 'CANDLE_COLS', 'CONTEXT_SYMBOLS', 'SYMBOL_FEATURES', 'CONTEXT_FEATURES', 'FeatureError',
+           'symbol_features', 'check_causal', 'build_features', 'OnlineFeatures', 'swap_flow', 'forward_return',
+           'make_labels', 'Dataset', 'data_fingerprint', 'make_dataset']
 
 # %% ../nbs/20_features.ipynb #dc1b898c
 class FeatureError(MemebotError):
@@ -148,6 +149,315 @@ def build_features(
         X = X.join(flow, how="left")
     return X.astype("float32")
 
+# %% ../nbs/20_features.ipynb #933eeb10
+SYMBOL_FEATURES = (
+    "ret_1", "ret_3", "ret_12", "ret_48", "vol_12", "vol_48", "vol_288", "vol_ratio_12_288", "body", "upper", "lower",
+    "range", "brk_20", "brkdn_20", "rsi_14", "stoch_14", "macd_diff", "adx_14", "bb_pband", "atr_14", "mfi_14",
+    "cmf_20", "logvol_z48", "vol_ratio", "log_dollar_vol", "amihud_48", "tod_sin", "tod_cos",
+)  # fmt: skip
+CONTEXT_FEATURES = ("ret_1", "ret_12", "vol_48")  # joined from each context symbol
+
+# ring buffers (name, length) laid side by side in one array per symbol; recursive state in another
+_RINGS = (("lc", 49), ("r12", 12), ("r48", 48), ("r288", 288), ("h20", 20), ("l20", 20), ("h14", 14), ("l14", 14))
+_RINGS += (("c20", 20), ("mfr", 14), ("mfv", 20), ("v20", 20), ("lv", 48), ("v12", 12), ("dv12", 12), ("ami", 48))
+_OFF = dict(zip([n for n, _ in _RINGS], np.cumsum([0] + [w for _, w in _RINGS])[:-1].tolist()))
+_RING_LEN = sum(w for _, w in _RINGS)
+# the offsets as module constants, which numba compiles in
+_OFF_LC, _OFF_R12, _OFF_R48, _OFF_R288, _OFF_H20, _OFF_L20, _OFF_H14, _OFF_L14 = list(_OFF.values())[:8]
+_OFF_C20, _OFF_MFR, _OFF_MFV, _OFF_V20, _OFF_LV, _OFF_V12, _OFF_DV12, _OFF_AMI = list(_OFF.values())[8:]
+_STATE = (
+    "n",
+    "pc",
+    "ph",
+    "pl",
+    "ptp",
+    "up",
+    "dn",
+    "e12",
+    "e26",
+    "sig",
+    "S",
+    "P",
+    "N",
+    "adx",
+    "dxs",
+    "atr",
+    "trs",
+    "last",
+)
+
+# %% ../nbs/20_features.ipynb #0aa083cb
+from numba import njit
+
+_jit = njit(cache=True, error_model="numpy", nogil=True)
+
+
+@_jit
+def _wsum(rg, i, off, w):
+    s = 0.0
+    for j in range(w):
+        s += rg[i, off + j]
+    return s
+
+
+@_jit
+def _wmax(rg, i, off, w, sign):
+    "max (sign 1) or -min (sign -1) of a window; NaN if it holds a NaN."
+    m = -np.inf
+    for j in range(w):
+        x = sign * rg[i, off + j]
+        if x != x:
+            return np.nan
+        if x > m:
+            m = x
+    return m
+
+
+@_jit
+def _wstd(rg, i, off, w, ddof):
+    "Standard deviation of a window, exactly 0 when it is constant (as pandas' rolling std)."
+    mu = _wsum(rg, i, off, w) / w
+    if mu != mu:
+        return np.nan
+    if _wmax(rg, i, off, w, 1.0) == -_wmax(rg, i, off, w, -1.0):
+        return 0.0
+    ss = 0.0
+    for j in range(w):
+        d = rg[i, off + j] - mu
+        ss += d * d
+    return np.sqrt(ss / (w - ddof))
+
+
+@_jit
+def _ema(st, x, a, first):
+    "One step of pandas' `ewm(alpha=a, adjust=False)`, with its arithmetic, started at the first observation."
+    if first:
+        return x
+    if st == x:
+        return st
+    return ((1 - a) * st + a * x) / ((1 - a) + a)
+
+# %% ../nbs/20_features.ipynb #3a3edb6f
+@_jit
+def _online_step(st, rg, ix, ohlcv, hr, out):
+    "Advance every symbol `ix[j]` by one bar (`ohlcv[:, j]`), writing its feature row into `out[j]`."
+    nan = np.nan
+    for j in range(len(ix)):
+        i = ix[j]
+        o, h, l, c, v = ohlcv[0, j], ohlcv[1, j], ohlcv[2, j], ohlcv[3, j], ohlcv[4, j]
+        k = int(st[i, 0])
+        pc, ph, pl, ptp = (st[i, 1], st[i, 2], st[i, 3], st[i, 4]) if k > 0 else (nan, nan, nan, nan)
+        r = out[j]
+        lc = np.log(c)
+        # returns: the log close `hz` bars ago is in the lc ring
+        p = _OFF_LC
+        r1 = lc - rg[i, p + (k - 1) % 49] if k >= 1 else nan
+        r[0] = r1
+        r[1] = lc - rg[i, p + (k - 3) % 49] if k >= 3 else nan
+        r[2] = lc - rg[i, p + (k - 12) % 49] if k >= 12 else nan
+        r[3] = lc - rg[i, p + (k - 48) % 49] if k >= 48 else nan
+        rg[i, p + k % 49] = lc
+        rg[i, _OFF_R12 + k % 12] = r1
+        rg[i, _OFF_R48 + k % 48] = r1
+        rg[i, _OFF_R288 + k % 288] = r1
+        r[4] = _wstd(rg, i, _OFF_R12, 12, 1)
+        r[5] = _wstd(rg, i, _OFF_R48, 48, 1)
+        r[6] = _wstd(rg, i, _OFF_R288, 288, 1)
+        r[7] = r[4] / r[6]
+        r[8] = (c - o) / c
+        r[9] = (h - max(o, c)) / c
+        r[10] = (min(o, c) - l) / c
+        r[11] = (h - l) / c
+        r[12] = c / _wmax(rg, i, _OFF_H20, 20, 1.0) - 1  # the 20 bars before this one
+        r[13] = c / -_wmax(rg, i, _OFF_L20, 20, -1.0) - 1
+        rg[i, _OFF_H20 + k % 20] = h
+        rg[i, _OFF_L20 + k % 20] = l
+        # RSI: Wilder averages of up and down moves (the first move counts as 0)
+        d = c - pc
+        up = d if d > 0 else 0.0
+        dn = -d if d < 0 else 0.0
+        st[i, 5] = eu = _ema(st[i, 5], up, 1 / 14, k == 0)
+        st[i, 6] = ed = _ema(st[i, 6], dn, 1 / 14, k == 0)
+        r[14] = (100.0 if ed == 0 else 100 - 100 / (1 + eu / ed)) / 100 if k >= 13 else nan
+        rg[i, _OFF_H14 + k % 14] = h
+        rg[i, _OFF_L14 + k % 14] = l
+        smin, smax = -_wmax(rg, i, _OFF_L14, 14, -1.0), _wmax(rg, i, _OFF_H14, 14, 1.0)
+        r[15] = (c - smin) / (smax - smin)
+        # MACD(12, 26, 9): the signal line starts at the first bar the slow EMA is defined
+        st[i, 7] = e12 = _ema(st[i, 7], c, 2 / 13, k == 0)
+        st[i, 8] = e26 = _ema(st[i, 8], c, 2 / 27, k == 0)
+        macd = e12 - e26
+        st[i, 9] = sig = _ema(st[i, 9], macd, 2 / 10, k == 25)
+        r[16] = (macd - sig) / c if k >= 33 else nan
+        # ADX as `ta` computes it: smoothed sums from bar 14, DX averaged over bars 14..27, then Wilder smoothing
+        if k >= 1:
+            ddm = max(h, pc) - min(l, pc)
+            du, dd = h - ph, pl - l
+            pos = du if (du > dd and du > 0) else 0.0
+            neg = dd if (dd > du and dd > 0) else 0.0
+            for q, x in ((10, ddm), (11, pos), (12, neg)):
+                st[i, q] = st[i, q] + x if k <= 14 else (st[i, q] - st[i, q] / 14.0) + x
+        S, P, N = st[i, 10], st[i, 11], st[i, 12]
+        dip = 100 * (P / S) if S != 0 else 0.0
+        din = 100 * (N / S) if S != 0 else 0.0
+        dx = 100 * abs((dip - din) / (dip + din)) if dip + din != 0 else 0.0
+        if 14 <= k <= 27:
+            st[i, 14] += dx
+        st[i, 13] = 0.0 if k < 27 else (st[i, 14] / 14 if k == 27 else (st[i, 13] * 13 + dx) / 14.0)
+        r[17] = st[i, 13] / 100
+        # Bollinger %b over 20 closes (population std)
+        rg[i, _OFF_C20 + k % 20] = c
+        mid, sd = _wsum(rg, i, _OFF_C20, 20) / 20, _wstd(rg, i, _OFF_C20, 20, 0)
+        hb, lb = mid + 2 * sd, mid - 2 * sd
+        r[18] = (c - lb) / (hb - lb) if hb != lb else nan
+        # ATR: mean of the first 14 true ranges, then Wilder smoothing (0 before)
+        tr = h - l
+        if k >= 1:
+            tr = max(tr, abs(h - pc), abs(l - pc))
+        if k <= 13:
+            st[i, 16] += tr
+        st[i, 15] = 0.0 if k < 13 else (st[i, 16] / 14 if k == 13 else (st[i, 15] * 13 + tr) / 14.0)
+        r[19] = st[i, 15] / c
+        # MFI over 14 bars of signed money flow
+        tp = (h + l + c) / 3.0
+        mfr = tp * v * (1.0 if tp > ptp else (-1.0 if tp < ptp else 0.0))
+        rg[i, _OFF_MFR + k % 14] = mfr
+        pos_f, neg_f = 0.0, 0.0
+        for q in range(14):
+            x = rg[i, _OFF_MFR + q]
+            if x >= 0:
+                pos_f += x
+            elif x < 0:
+                neg_f += x
+        r[20] = (100 - 100 / (1 + pos_f / abs(neg_f))) / 100 if k >= 13 else nan
+        # CMF over 20 bars
+        mfv = ((c - l) - (h - c)) / (h - l)
+        rg[i, _OFF_MFV + k % 20] = (0.0 if mfv != mfv else mfv) * v
+        rg[i, _OFF_V20 + k % 20] = v
+        r[21] = _wsum(rg, i, _OFF_MFV, 20) / _wsum(rg, i, _OFF_V20, 20)
+        # volume and liquidity
+        lv = np.log1p(v)
+        rg[i, _OFF_LV + k % 48] = lv
+        r[22] = (lv - _wsum(rg, i, _OFF_LV, 48) / 48) / _wstd(rg, i, _OFF_LV, 48, 1)
+        rg[i, _OFF_V12 + k % 12] = v
+        r[23] = v / (_wsum(rg, i, _OFF_V12, 12) / 12)
+        dv = v * c
+        rg[i, _OFF_DV12 + k % 12] = dv
+        r[24] = np.log1p(_wsum(rg, i, _OFF_DV12, 12) / 12)
+        rg[i, _OFF_AMI + k % 48] = abs(r1) / dv if dv != 0 else nan
+        cnt, tot = 0, 0.0
+        for q in range(48):
+            x = rg[i, _OFF_AMI + q]
+            if x == x:
+                cnt += 1
+                tot += x
+        r[25] = np.log1p(1e9 * (tot / cnt)) if cnt >= 24 else nan
+        r[26] = np.sin(2 * np.pi * hr / 24)
+        r[27] = np.cos(2 * np.pi * hr / 24)
+        for q in range(28):
+            if not np.isfinite(r[q]):
+                r[q] = nan
+        st[i, 0], st[i, 1], st[i, 2], st[i, 3], st[i, 4] = k + 1, c, h, l, tp
+
+# %% ../nbs/20_features.ipynb #1d00d7d1
+class OnlineFeatures:
+    "`build_features` one multi-asset slice of bars at a time: constant work per symbol and bar, the same numbers."
+
+    def __init__(
+        self,
+        context: tuple = CONTEXT_SYMBOLS,  # symbols whose returns/volatility join every row (NaN while absent)
+    ):
+        self.context = tuple(context)
+        ctx = tuple(f"{_ctx_name(c)}_{k}" for c in self.context for k in CONTEXT_FEATURES)
+        self.columns = SYMBOL_FEATURES + ctx
+        self.rows: dict[str, int] = {}
+        self.rg = np.full((0, _RING_LEN), np.nan)
+        self.st = np.zeros((0, len(_STATE)))
+        self.cur = np.full((0, len(SYMBOL_FEATURES)), np.nan)  # each symbol's latest row
+        self._ix: dict[tuple, np.ndarray] = {}
+        self._cj = np.array([SYMBOL_FEATURES.index(k) for k in CONTEXT_FEATURES])
+
+    def __repr__(self):
+        return f"OnlineFeatures({len(self.rows)} symbols, {len(self.columns)} features)"
+
+# %% ../nbs/20_features.ipynb #851bebed
+@patch
+def _rows_of(self: OnlineFeatures, symbols: tuple) -> np.ndarray:
+    "Row numbers of `symbols`, adding state rows for new ones."
+    ix = self._ix.get(symbols)
+    if ix is not None:
+        return ix
+    if len(set(symbols)) != len(symbols):
+        raise FeatureError("OnlineFeatures.update: a symbol appears twice in one slice")
+    new = [s for s in symbols if s not in self.rows]
+    if new:
+        k = len(new)
+        for s in new:
+            self.rows[s] = len(self.rows)
+        self.rg = np.vstack([self.rg, np.full((k, _RING_LEN), np.nan)])
+        self.st = np.vstack([self.st, np.zeros((k, len(_STATE)))])
+        self.cur = np.vstack([self.cur, np.full((k, len(SYMBOL_FEATURES)), np.nan)])
+    ix = np.array([self.rows[s] for s in symbols], dtype=np.int64)
+    if len(self._ix) < 64:
+        self._ix[symbols] = ix
+    return ix
+
+# %% ../nbs/20_features.ipynb #a9ba9c27
+@patch
+def update(
+    self: OnlineFeatures,
+    ts,  # the bars' open time (UTC ns, or a Timestamp), as the candles' `ts`
+    symbols: tuple,  # one name per column of `ohlcv`
+    ohlcv,  # shape (5, n): open, high, low, close, volume
+) -> np.ndarray:
+    "Feature rows (n, len(columns)) for this slice, in `columns` order; NaN where `build_features` has NaN."
+    ts = int(ts) if isinstance(ts, (int, np.integer)) else pd.Timestamp(ts).value
+    ix = self._rows_of(tuple(symbols))
+    a = np.ascontiguousarray(ohlcv, dtype=np.float64)
+    if a.shape != (5, len(ix)):
+        raise FeatureError(f"OnlineFeatures.update: ohlcv has shape {a.shape}, expected (5, {len(ix)})")
+    if not (a[3] > 0).all():
+        raise FeatureError("OnlineFeatures.update: close must be > 0")
+    sod = (ts // 1_000_000_000) % 86400
+    base = np.empty((len(ix), len(SYMBOL_FEATURES)))
+    _online_step(self.st, self.rg, ix, a, sod // 3600 + (sod % 3600 // 60) / 60, base)
+    self.st[ix, -1] = ts
+    self.cur[ix] = base
+    if not self.context:
+        return base
+    out = np.empty((len(ix), len(self.columns)))
+    out[:, : base.shape[1]] = base
+    for q, cs in enumerate(self.context):
+        j = self.rows.get(cs)
+        ok = j is not None and self.st[j, -1] == ts and self.st[j, 0] > 0
+        c0 = base.shape[1] + 3 * q
+        out[:, c0 : c0 + 3] = self.cur[j, self._cj] if ok else np.nan
+    return out
+
+# %% ../nbs/20_features.ipynb #43696395
+@patch
+def bars_seen(self: OnlineFeatures, symbols: tuple) -> np.ndarray:
+    "How many bars each of `symbols` has had so far (0 for one not seen yet)."
+    ix = self._rows_of(tuple(symbols))  # before reading `st`, which it may grow
+    return self.st[ix, 0]
+
+# %% ../nbs/20_features.ipynb #9ddb4f47
+@patch
+def frame(
+    self: OnlineFeatures,
+    candles: pd.DataFrame,  # long candles: symbol, ts, open, high, low, close, volume
+) -> pd.DataFrame:
+    "The feature panel of `candles`, computed bar by bar, indexed by (symbol, ts) like `build_features` (float32)."
+    _need(candles, ("symbol", "ts", "open", "high", "low", "close", "volume"), "OnlineFeatures.frame")
+    d = candles.sort_values(["ts", "symbol"], kind="stable")
+    out, keys = [], []
+    for t, g in d.groupby("ts", sort=True):
+        out.append(self.update(t, tuple(g["symbol"]), g[["open", "high", "low", "close", "volume"]].to_numpy().T))
+        keys.append(pd.MultiIndex.from_arrays([g["symbol"].to_numpy(), np.full(len(g), t)], names=["symbol", "ts"]))
+    idx = keys[0].append(keys[1:]) if keys else pd.MultiIndex.from_arrays([[], []], names=["symbol", "ts"])
+    X = pd.DataFrame(np.vstack(out) if out else np.zeros((0, len(self.columns))), index=idx, columns=self.columns)
+    return X.sort_index().astype("float32")
+
 # %% ../nbs/20_features.ipynb #7cd2a888
 def swap_flow(
     swaps: pd.DataFrame,  # swaps: mint (or symbol), ts (unix s or datetime), side (buy/sell), sol, trader
@@ -231,6 +541,7 @@ class Dataset:
     fee_bps: float
     fingerprint: str
     meta: dict = field(default_factory=dict)
+    fwd_open: pd.Series | None = None  # what a position decided at t's close earns: log(open[t+2] / open[t+1])
 
     @property
     def times(self) -> pd.DatetimeIndex:
@@ -248,6 +559,7 @@ class Dataset:
             self.fee_bps,
             self.fingerprint,
             dict(self.meta),
+            None if self.fwd_open is None else self.fwd_open[mask],
         )
 
 
@@ -269,16 +581,18 @@ def make_dataset(
 ) -> Dataset:
     "Features, fee-aware labels and forward returns for every (symbol, bar) after warm-up."
     X = build_features(candles)
-    ys, fs, f1s = [], [], []
+    ys, fs, f1s, fos = [], [], [], []
     for s, g in candles.groupby("symbol", sort=True):
-        cl = g.set_index("ts")["close"].astype("float64").sort_index()
+        g = g.set_index("ts").sort_index()
+        cl, op = g["close"].astype("float64"), g["open"].astype("float64")
         y = make_labels(cl, h, fee_bps, margin_bps, kind)
         f = forward_return(cl, h)
         idx = pd.MultiIndex.from_product([[s], cl.index], names=["symbol", "ts"])
         ys.append(pd.Series(y.to_numpy(), idx))
         fs.append(pd.Series(f.to_numpy(), idx))
         f1s.append(pd.Series(forward_return(cl, 1).to_numpy(), idx))
-    y, fwd, fwd1 = pd.concat(ys), pd.concat(fs), pd.concat(f1s)
+        fos.append(pd.Series(np.log(op.shift(-2) / op.shift(-1)).to_numpy(), idx))  # enter next open, hold one bar
+    y, fwd, fwd1, fwo = pd.concat(ys), pd.concat(fs), pd.concat(f1s), pd.concat(fos)
     keep_syms = symbols or (
         [s for s in X.index.unique("symbol") if s not in CONTEXT_SYMBOLS] or list(X.index.unique("symbol"))
     )
@@ -294,4 +608,5 @@ def make_dataset(
         fee_bps,
         data_fingerprint(candles),
         {"symbols": list(keep_syms), "n_rows": int(len(X)), "kind": kind, "features": list(X.columns)},
+        fwo.reindex(X.index).rename("fwd_open"),
     )

@@ -495,7 +495,7 @@ def _paper_step(
             "window": [str(t0), str(end)],
             "warmup_bars": warmup,
             "predictions": strat.scored,
-            "last_p_up": {k: round(v.p_up, 4) for k, v in strat.last.items()},
+            "last_p_up": {k: round(v, 4) for k, v in strat.last.items()},
             "fills": stt["fills"],
             "orders": stt["orders"],
             "rejected": stt["rejected"],

@@ -6,6 +6,7 @@ the multi-asset `Bars` slice, numpy-backed incremental indicators and the built-
 # %% ../nbs/40_strategy.ipynb #168aa4f7
 from __future__ import annotations
 import math, os, sys, importlib.util, itertools
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -254,6 +255,7 @@ class Strategy:
     version: ClassVar[str] = "1"
     params: ClassVar[dict[str, Param]] = {}
     history: ClassVar[int] = 256  # bars per timeframe the engine keeps for `ctx.window`
+    context_symbols: ClassVar[tuple] = ()  # symbols the strategy reads but never trades (commands load them too)
     description: ClassVar[str] = ""
 
     def __init_subclass__(cls, **kw):
@@ -629,8 +631,9 @@ class ModelSignal(Strategy):
     "Long while the registered champion's P(up) is high and confident; flat when it drops."
 
     name = "model_signal"
-    version = "1"
-    history = 320
+    version = "2"
+    history = 0  # the features keep their own state
+    context_symbols = ("BTC/USDT", "SOL/USDT")  # memebot.features.CONTEXT_SYMBOLS
     params = {
         "model": Param(str, "memebot-gbm-5m", doc="registered model name"),
         "alias": Param(str, "champion", doc="registry alias to serve"),
@@ -639,7 +642,7 @@ class ModelSignal(Strategy):
         "min_confidence": Param(float, 0.0, 0.0, 1.0, doc="skip entries below this confidence"),
         "every": Param(int, 1, 1, 10_000, doc="predict every N bars (cost control)"),
         "warmup": Param(int, 64, 30, 10_000, doc="bars a symbol needs before it is scored (indicator warm-up)"),
-        "size": Param(float, 0.0, 0.0, 1.0, doc="fraction of equity per position; 0 = 1/universe size"),
+        "size": Param(float, 0.0, 0.0, 1.0, doc="fraction of equity per position; 0 = 1/traded symbols"),
         "refresh_s": Param(float, 30.0, 0.0, 86_400.0, doc="seconds between alias checks (0 = pin the model)"),
         "tracking_uri": Param(str, "", doc="MLflow tracking URI holding the model (default [ai] tracking_uri)"),
     }
@@ -656,6 +659,7 @@ def validate(self: ModelSignal):
 @patch
 def on_start(self: ModelSignal, ctx):
     from memebot.models.serving import Predictor
+    from memebot.features import OnlineFeatures
 
     self.pred = Predictor(
         name=self.p.model,
@@ -664,51 +668,60 @@ def on_start(self: ModelSignal, ctx):
         refresh_s=self.p.refresh_s or None,
         clock=ctx.clock,
     )
-    self.nbars, self.last, self.scored = 0, {}, 0
+    self.feats = OnlineFeatures(self.context_symbols)
+    self.hist: dict[str, deque] = {}  # recent feature rows, kept only for models that read several
+    self.nbars, self.last, self.scored, self._checked = 0, {}, 0, None
 
 # %% ../nbs/40_strategy.ipynb #5f79d86b03
 @patch
-def _candles(self: ModelSignal, ctx, bars) -> pd.DataFrame:
-    "Long candles (symbol, ts, OHLCV) of every symbol's recent bars, timestamps rebuilt from the bar cadence."
-    from memebot.core import tf_seconds, NS
-
-    step = tf_seconds(bars.tf) * NS
-    parts = []
-    for s in ctx.universe:
-        cols = {f: ctx.window(s, self.history, f, bars.tf) for f in ("open", "high", "low", "close", "volume")}
-        n = len(cols["close"])
-        if n < self.p.warmup or any(len(v) != n for v in cols.values()):
-            continue
-        ts = pd.to_datetime(bars.open_ts - step * np.arange(n - 1, -1, -1), utc=True)
-        parts.append(pd.DataFrame({"symbol": s, "ts": ts, **cols}))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+def _check_context(self: ModelSignal):
+    "Raise StrategyError if the served model reads a context symbol's features and the feed has none of its bars."
+    m = self.pred.model
+    if self._checked == id(m):
+        return
+    miss = []
+    for cs in self.context_symbols:
+        pre = cs.split("/")[0].lower() + "_"
+        cols = [f for f in m.features_ if f.startswith(pre)]
+        if cols and cs not in self.feats.rows:
+            miss.append(f"{cs} (features {', '.join(cols)})")
+    if miss:
+        raise StrategyError(
+            f"strategy {self.name}: model {self.p.model} v{self.pred.version} needs context bars of "
+            f"{'; '.join(miss)}, which the feed does not have: load them beside --symbols"
+        )
+    self._checked = id(m)
 
 # %% ../nbs/40_strategy.ipynb #5f79d86b04
 @patch
 def on_bar(self: ModelSignal, ctx, bars):
+    F = self.feats.update(bars.open_ts, bars.symbols, bars.ohlcv)
     self.nbars += 1
+    win = self.pred.model.window if self.pred.model is not None else 1
+    if win > 1:
+        for j, s in enumerate(bars.symbols):
+            self.hist.setdefault(s, deque(maxlen=win)).append(F[j])
     if self.nbars % self.p.every:
         return
-    from memebot.features import CONTEXT_SYMBOLS, build_features
-
-    candles = self._candles(ctx, bars)
-    if candles.empty:
+    n = self.feats.bars_seen(bars.symbols)
+    pick = [j for j, s in enumerate(bars.symbols) if n[j] >= self.p.warmup and s not in self.context_symbols]
+    if not pick:
         return
-    X = build_features(candles)
-    have = set(X.index.unique("symbol"))
-    for s in bars.symbols:
-        if s in CONTEXT_SYMBOLS or s not in have:
-            continue
-        p = self.pred.predict(s, X.loc[s].fillna(0.0))
+    self._check_context()
+    syms = [bars.symbols[j] for j in pick]
+    p_up, conf, ver = self.pred.predict_batch(syms, F[pick], self.feats.columns, self.hist if win > 1 else None)
+    self.scored += len(syms)
+    tag = f"model_signal v{ver}"
+    size = self.p.size or 1.0 / max(ctx.universe_size - len(self.feats.context), 1)
+    for s, p, c in zip(syms, p_up.tolist(), conf.tolist()):
         self.last[s] = p
-        self.scored += 1
-        held = ctx.position(s) > 0 or ctx.open_orders(s)
-        if not held and p.p_up >= self.p.enter and p.confidence >= self.p.min_confidence:
-            n = _size_notional(ctx, s, self.p.size)
-            if n > 0:
-                ctx.buy(s, notional=n, tag=f"model_signal v{p.version}")
-        elif ctx.position(s) > 0 and p.p_up < self.p.exit:
-            ctx.close(s, tag=f"model_signal v{p.version}")
+        pos = ctx.position(s)
+        if pos <= 0 and p >= self.p.enter and c >= self.p.min_confidence and not ctx.open_orders(s):
+            q = _size_notional(ctx, s, size)
+            if q > 0:
+                ctx.buy(s, notional=q, tag=tag)
+        elif pos > 0 and p < self.p.exit:
+            ctx.close(s, tag=tag)
 
 # %% ../nbs/40_strategy.ipynb #5f79d86b05
 @patch

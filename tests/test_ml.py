@@ -404,6 +404,12 @@ def test_cli_train_ls_promote(memebot, shared, tmp_path):
         check=True,
     )  # the human-readable output carries the decision and reason
     assert "memebot-logreg-1h v2 -> @challenger: log_loss" in r.stdout and "does not beat best baseline" in r.stdout
+    # its first lines say the honest result: the edge with its interval, the net trading result beside buy & hold
+    lines = r.stdout.splitlines()
+    sm = out[0]["summary"]
+    assert lines[1].startswith(f"  edge over {sm['baseline']} (held-out log-loss): {sm['edge_log_loss']:+.4f}, 95% CI")
+    assert "net of 10 bps" in lines[2] and f"vs buy & hold {sm['buy_hold_return']:+.1%}" in lines[2]
+    assert sm["edge_lo"] <= sm["edge_log_loss"] <= sm["edge_hi"]
     assert "has no @champion" in r.stdout and "memebot models promote memebot-logreg-1h VERSION" in r.stdout
     ls = json.loads(memebot("models", "ls", "--json", env=env, check=True).stdout)
     assert (

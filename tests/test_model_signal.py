@@ -42,17 +42,13 @@ def test_model_signal_trades_what_the_champion_says(shared, champion):
 
     model, version = champion
 
-    class WholeWindow(ModelSignal):  # keeps every bar of the run, so its features equal a full-frame computation
-        name = "_model_signal_test"
-        history = 400
-
     test = _candles(shared, 900, 160)
-    strat = WholeWindow(model="ms-test", enter=0.52, exit=0.5, refresh_s=0)
+    strat = ModelSignal(model="ms-test", enter=0.52, exit=0.5, refresh_s=0)
     res = Engine(strat, CandleFeed.from_frame(test, tf="1h")).run()
     orders = [o for o in res.orders if o.tag.startswith("model_signal")]
     assert orders and all(o.tag == f"model_signal v{version}" for o in orders)
 
-    # independent: the champion's P(up) on features of the same bars, then the same long/flat rule
+    # independent: the champion's P(up) on the batch builder's features of the same bars, the same long/flat rule
     X = build_features(test).fillna(0.0)
     p = pd.Series(model.predict_proba(X[model.features_])[:, 1], index=X.index)
     expected = []
@@ -102,3 +98,19 @@ def test_model_signal_vectorized_signals_match_the_champion(shared, champion):
     assert entries.shape == frame["close"].shape
     assert (entries == (p >= 0.52)).all().all() and (exits == (p < 0.5)).all().all()
     assert entries.values.any() and exits.values.any()
+
+
+def test_model_signal_context_is_read_not_traded_and_its_absence_is_named(shared, champion):
+    "BTC and SOL feed the features and are never traded; a model that needs them without their bars is refused."
+    from memebot.strategy import ModelSignal, StrategyError
+    from memebot.backtest import Engine, CandleFeed
+
+    test = _candles(shared, 900, 160)
+    res = Engine(
+        ModelSignal(model="ms-test", enter=0.5, exit=0.5, refresh_s=0), CandleFeed.from_frame(test, tf="1h")
+    ).run()
+    traded = {o.symbol for o in res.orders}
+    assert traded and traded <= {"WIF/USDT", "PEPE/USDT"}
+    memes = test[~test.symbol.isin(["BTC/USDT", "SOL/USDT"])]
+    with pytest.raises(StrategyError, match=r"needs context bars of BTC/USDT \(features btc_ret_1"):
+        Engine(ModelSignal(model="ms-test", refresh_s=0), CandleFeed.from_frame(memes, tf="1h")).run()

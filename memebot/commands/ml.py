@@ -135,6 +135,7 @@ def _train_row(f: str, r) -> dict:
         "champion_score": g.champion_score,
         "fit_seconds": round(r.fit_seconds, 2),
         "holdout": {k: {m: round(x, 5) for m, x in v.items()} for k, v in r.holdout.items()},
+        "summary": {k: (round(v, 6) if isinstance(v, float) else v) for k, v in r.summary.items()},
     }
 
 
@@ -146,6 +147,19 @@ def _print_trained(results: list[dict], s) -> None:
         h, fam = r["holdout"], r["family"]
         bb = max((k for k in h if k != fam), key=lambda k: h[k]["accuracy"])
         console.print(f"{r['name']} v{r['version']} -> @{r['decision']}: {r['reason']}", highlight=False)
+        sm = r.get("summary") or {}
+        if sm:
+            console.print(
+                f"  edge over {sm['baseline']} (held-out log-loss): {sm['edge_log_loss']:+.4f}, 95% CI "
+                f"[{sm['edge_lo']:+.4f}, {sm['edge_hi']:+.4f}] (day blocks)",
+                highlight=False,
+            )
+            console.print(
+                f"  trading it at the next open, net of {sm['fee_bps']:g} bps: {sm['net_return']:+.1%} vs buy & hold "
+                f"{sm['buy_hold_return']:+.1%} (log edge {sm['vs_bh_log']:+.3f}, 95% CI [{sm['vs_bh_lo']:+.3f}, "
+                f"{sm['vs_bh_hi']:+.3f}])",
+                highlight=False,
+            )
         console.print(
             f"  held-out log-loss {h[fam]['log_loss']:.4f}, best baseline {r['baseline_score']:.4f} ({r['baseline']})",
             highlight=False,

@@ -405,6 +405,8 @@ def paper_cmd(
     spec = _paper_spec(s, *market, fill, fee_bps, liquidity, cash)
     run_id, strategy, params, spec = _paper_run(s, resume, run_id, strategy, param, spec, speed)
     strat = get_strategy(strategy, params)
+    if strat.context_symbols and not resume:
+        spec["context"] = list(strat.context_symbols)  # a replay loads them beside --symbols where stored
     if spec["feed"] in ("live", "sim") and not spec.get("live_tf") and bars_only(strat) and not resume:
         spec["live_tf"] = spec["tf"]  # a bar strategy on a feed of swaps would never be called: give it bars
         print(f"{strat.name} trades on bars: building {spec['tf']} bars from the {spec['feed']} feed's swaps",

@@ -28,7 +28,13 @@ class ResearchError(MemebotError):
 
 
 def load_candles(
-    symbols: list[str] | None, tf: str, start=None, end=None, source: str | None = None, chain: str | None = None
+    symbols: list[str] | None,
+    tf: str,
+    start=None,
+    end=None,
+    source: str | None = None,
+    chain: str | None = None,
+    context: tuple = (),  # symbols a strategy reads but does not trade: added to `symbols` where stored
 ):
     "Stored candles for the request as a `CandleFeed` plus the data's chain; one-line errors for what is missing."
     from memebot.core import tf_seconds
@@ -56,6 +62,7 @@ def load_candles(
             if unknown:
                 more = ", ".join(have[:12]) + (", ..." if len(have) > 12 else "")
                 raise ResearchError(f"unknown symbol {unknown[0]!r}: no {tf} candles stored for it (stored: {more})")
+            symbols = symbols + [c for c in context if c in have and c not in symbols]
             inv = inv[inv.symbol.isin(symbols)]
         multi = inv.groupby("symbol").source.nunique()
         if (multi > 1).any() and not source:
@@ -223,7 +230,7 @@ def backtest_cmd(
     if not 0 <= fail_prob < 1:
         raise ResearchError(f"--fail-prob {fail_prob}: expected a probability in [0, 1)")
     strat = get_strategy(strategy, parse_param_args(param))
-    feed, ch = load_candles(split_symbols(symbols), tf, start, end, source, chain)
+    feed, ch = load_candles(split_symbols(symbols), tf, start, end, source, chain, strat.context_symbols)
     s = settings()
     broker = make_broker(fill, ch, fee_bps, slippage_bps, liquidity, failure_prob=fail_prob, seed=seed, settings=s)
     cash = cash if cash is not None else s.backtest.initial_cash_usd

@@ -234,7 +234,7 @@ def _replay_chain(store, rf, spec: dict) -> str:
 def _replay_feed(spec: dict, store_path, settings) -> tuple:
     "(bar slices of the stored candles the spec selects, their chain)."
     from memebot.data.replay import ReplayFeed
-    from memebot.data.store import Store, candles, upsert, CANDLE_COLUMNS, store_path as store_file
+    from memebot.data.store import Store, candles, upsert, inventory, CANDLE_COLUMNS, store_path as store_file
     from memebot.core import tf_seconds
 
     tf_seconds(spec["tf"])
@@ -244,6 +244,10 @@ def _replay_feed(spec: dict, store_path, settings) -> tuple:
         raise RunError(f"no data: the store {path} is empty (run `memebot data import PATH` first)")
     sel = tuple(spec.get(k) for k in ("symbols", "tf", "start", "end", "source", "chain"))
     with Store(path, read_only=True) as store:  # held only while the bars are read
+        if sel[0] and spec.get("context"):  # symbols the strategy reads, not trades, where they are stored
+            inv = inventory(store)
+            have = set(inv[(inv.kind == "candles") & (inv.tf == spec["tf"])].symbol)
+            sel = (list(sel[0]) + [c for c in spec["context"] if c in have and c not in sel[0]], *sel[1:])
         chain = _replay_chain(store, ReplayFeed(store, "candles", *sel), spec)
         df = candles(store, *sel, columns=CANDLE_COLUMNS)
     mem = Store(":memory:")

@@ -13,7 +13,7 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['FAMILIES', 'BASELINES', 'ModelError', 'register_family', 'Model', 'load_model', 'make_model', 'AlwaysMajority',
-           'SignBaseline', 'Persistence', 'MomentumSign', 'LogReg', 'FlatForest', 'GBM']
+           'SignBaseline', 'Persistence', 'MomentumSign', 'LogReg', 'FlatForest', 'time_tail', 'GBM']
 
 # %% ../../nbs/30_models.base.ipynb #a5de1eeb
 class ModelError(MemebotError):
@@ -285,6 +285,25 @@ class FlatForest:
         return self.base + self.val[idx].sum(1)
 
 # %% ../../nbs/30_models.base.ipynb #f3c7ecb902
+def time_tail(
+    index: pd.Index,  # the rows' index; its `ts` level orders them in time (else the row order does)
+    lab: np.ndarray,  # which rows are labelled
+    frac: float = 0.15,  # share of the time span held out at the end
+    embargo: int = 12,  # bars dropped between the fitting rows and the held-out tail
+) -> tuple[np.ndarray, np.ndarray, object]:
+    "(fitting rows, validation rows, the tail's first time): a time-ordered split for early stopping."
+    if isinstance(index, pd.MultiIndex) and "ts" in index.names:
+        ts = index.get_level_values("ts")
+        u = np.sort(ts.unique())
+        cut = u[min(len(u) - 1, int(len(u) * (1 - frac)))]
+        step = (u[1:] - u[:-1]).min() if len(u) > 1 else pd.Timedelta(0)
+        t = np.asarray(ts)
+        return lab & (t < cut - embargo * step), lab & (t >= cut), cut
+    pos = np.arange(len(lab))
+    cut = int(len(lab) * (1 - frac))
+    return lab & (pos < cut - embargo), lab & (pos >= cut), cut
+
+# %% ../../nbs/30_models.base.ipynb #3f133fd2
 @register_family
 class GBM(Model):
     "scikit-learn HistGradientBoostingClassifier (with a flat-array fast path for a few rows)."
@@ -292,7 +311,7 @@ class GBM(Model):
     family = "gbm"
 
     def _fit(self, X, y):
-        from sklearn.ensemble import HistGradientBoostingClassifier
+        from sklearn.ensemble import HistGradientBoostingClassifier as HGB
 
         lab = ~np.isnan(y)
         p = dict(
@@ -307,7 +326,19 @@ class GBM(Model):
             random_state=0,
         )
         p.update({k: v for k, v in self.params.items() if k in p})
-        self.clf_ = HistGradientBoostingClassifier(**p).fit(self._check_X(X)[lab], y[lab].astype(int))
+        A, yi = self._check_X(X), np.where(lab, y, 0).astype(int)
+        fit, val, cut = time_tail(X.index, lab, p.pop("validation_fraction"), int(self.params.get("embargo", 12)))
+        n_iter, stop = p["max_iter"], p.pop("early_stopping")
+        if stop and val.sum() >= 50 and len(np.unique(yi[val])) == 2 and len(np.unique(yi[fit])) == 2:
+            probe = HGB(**p, early_stopping=True).fit(A[fit], yi[fit], X_val=A[val], y_val=yi[val])
+            n_iter = max(1, int(np.argmax(probe.validation_score_)))  # entry 0 is the score before any tree
+        self.split_ = {
+            "validation_start": cut,
+            "n_iter": n_iter,
+            "fit_rows": int(fit.sum()),
+            "val_rows": int(val.sum()),
+        }
+        self.clf_ = HGB(**{**p, "max_iter": n_iter}, early_stopping=False).fit(A[lab], yi[lab])
         self.flat_ = FlatForest(self.clf_)
 
     def _proba_rows(self, A):

@@ -13,8 +13,8 @@ from ..splits import Split, plan_table
 from .base import make_model, ModelError, BASELINES
 
 # %% auto #0
-__all__ = ['row_losses', 'metrics', 'walk_forward_predict', 'metrics_table', 'per_symbol', 'bootstrap_diff', 'best_baseline',
-           'long_flat_returns', 'pnl_summary', 'calibration_plot', 'equity_plot']
+__all__ = ['row_losses', 'metrics', 'walk_forward_predict', 'metrics_table', 'per_symbol', 'block_bootstrap', 'bootstrap_diff',
+           'best_baseline', 'long_flat_returns', 'vs_buy_and_hold', 'pnl_summary', 'calibration_plot', 'equity_plot']
 
 # %% ../../nbs/34_models.evaluate.ipynb #3b27d58e
 def row_losses(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
@@ -58,7 +58,7 @@ def walk_forward_predict(
     context_bars: int = 64,  # history rows handed to sequence models before each test block
     fitted: dict | None = None,  # if a dict: filled with {name: the model fitted for the last fold}
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    "(predictions, timings): out-of-sample P(up) per family with y, fwd1 and fold; fit seconds per family and fold."
+    "(predictions, timings): out-of-sample P(up) per family with y, fwd1, fwd_open, fold; fit seconds per family, fold."
     ts = ds.times
     rows, times = [], []
     u = np.sort(ts.unique())
@@ -79,7 +79,12 @@ def walk_forward_predict(
             view = ds.subset(tem | ctx)
             keep = np.asarray(view.times >= tmin)
             out = pd.DataFrame(
-                {"y": view.y[keep].to_numpy(), "fwd1": view.fwd1[keep].to_numpy(), "fold": s.fold},
+                {
+                    "y": view.y[keep].to_numpy(),
+                    "fwd1": view.fwd1[keep].to_numpy(),
+                    "fwd_open": view.fwd_open[keep].to_numpy(),
+                    "fold": s.fold,
+                },
                 index=view.X.index[keep],
             )
             for name, (fam, params) in specs.items():
@@ -116,17 +121,56 @@ def per_symbol(preds: pd.DataFrame, models: list[str], metric: str = "accuracy")
     )
 
 # %% ../../nbs/34_models.evaluate.ipynb #2f6b2cf0
+def _times_of(x, times):
+    "The rows' timestamps: `times`, or the `ts` level of x's index (None if neither)."
+    if times is not None:
+        return pd.DatetimeIndex(times)
+    if isinstance(x, (pd.Series, pd.DataFrame)) and "ts" in (x.index.names or []):
+        return pd.DatetimeIndex(x.index.get_level_values("ts"))
+    return None
+
+
+def block_bootstrap(
+    d: np.ndarray,  # one value per row (e.g. a loss difference)
+    times=None,  # the rows' timestamps: blocks are periods of time holding every symbol's rows
+    block: str | int = "1D",  # a period ("1D") with times, or a number of consecutive rows without
+    n_boot: int = 1000,
+    seed: int = 0,
+    stat: str = "mean",  # mean per row, or sum over the period
+) -> np.ndarray:
+    "Bootstrap replicates of the mean (or sum) of `d`, resampling whole blocks with replacement."
+    d = np.asarray(d, float)
+    rng = np.random.default_rng(seed)
+    if times is not None:
+        if isinstance(block, int):
+            raise ModelError("block_bootstrap: with times, block is a period such as '1D'")
+        ids = pd.factorize(pd.DatetimeIndex(times).floor(block))[0]
+        sums, cnt = np.bincount(ids, d), np.bincount(ids).astype(float)
+        draw = rng.integers(0, len(sums), (n_boot, len(sums)))
+        tot, num = sums[draw].sum(1), cnt[draw].sum(1)
+        return tot / num if stat == "mean" else tot
+    n = len(d)
+    block = max(1, min(int(block), n))
+    k = int(np.ceil(n / block))
+    starts = rng.integers(0, n - block + 1, (n_boot, k))
+    csum = np.r_[0, np.cumsum(d)]
+    tot = (csum[starts + block] - csum[starts]).sum(1)
+    return tot / (k * block) if stat == "mean" else tot * n / (k * block)
+
+
 def bootstrap_diff(
-    y,
+    y,  # labels (a Series indexed by (symbol, ts) carries its times)
     p_model,
-    p_base,  # labels and the two models' P(up)
+    p_base,  # the two models' P(up)
     metric: str = "accuracy",  # accuracy, log_loss or brier
     n_boot: int = 1000,
-    block: int = 50,
+    block: str | int = "1D",  # blocks of time (with times), or of consecutive rows (without)
     seed: int = 0,
     ci: float = 0.95,
+    times=None,  # the rows' timestamps (default: y's `ts` index level)
 ) -> dict:
-    "Improvement of the model over the baseline (positive = better) with a block-bootstrap CI."
+    "Improvement of the model over the baseline (positive = better) with a CI from a bootstrap over blocks of time."
+    t = _times_of(y, times)
     y = np.asarray(y, float)
     lab = ~np.isnan(y)
     la, lb = row_losses(y[lab], np.asarray(p_model)[lab])[metric], row_losses(y[lab], np.asarray(p_base)[lab])[metric]
@@ -134,13 +178,9 @@ def bootstrap_diff(
     n = len(d)
     if n == 0:
         return {"metric": metric, "diff": np.nan, "lo": np.nan, "hi": np.nan, "n": 0}
-    rng = np.random.default_rng(seed)
-    block = max(1, min(block, n))
-    k = int(np.ceil(n / block))
-    starts = rng.integers(0, n - block + 1, (n_boot, k))
-    csum = np.r_[0, np.cumsum(d)]
-    sums = (csum[starts + block] - csum[starts]).sum(1)
-    boots = sums / (k * block)
+    if t is None and isinstance(block, str):
+        raise ModelError("bootstrap_diff: no timestamps (pass times=, or y indexed by (symbol, ts), or an int block)")
+    boots = block_bootstrap(d, None if t is None else t[lab], block, n_boot, seed)
     a = (1 - ci) / 2
     return {
         "metric": metric,
@@ -159,22 +199,47 @@ def best_baseline(preds: pd.DataFrame, baselines=BASELINES, metric: str = "log_l
     s = {b: metrics(preds["y"], preds[b])[metric] for b in cand}
     return (max if metric == "accuracy" else min)(s, key=s.get)
 
-# %% ../../nbs/34_models.evaluate.ipynb #74d406c1
+# %% ../../nbs/34_models.evaluate.ipynb #f03d06a2
 def long_flat_returns(
-    p: pd.Series,  # P(up) indexed by (symbol, ts)
-    fwd1: pd.Series,  # next-bar log returns, same index
+    p: pd.Series,  # P(up) indexed by (symbol, ts), decided at each bar's close
+    ret: pd.Series,  # log return a position taken then earns: next open to the open after (`Dataset.fwd_open`)
     fee_bps: float,  # per-side fee
     threshold: float = 0.5,  # go long when p > threshold
 ) -> pd.DataFrame:
     "Per-bar portfolio returns (gross, net) and turnover of an equal-weight long/flat strategy."
     pos = (p > threshold).astype(float)
-    r = np.expm1(fwd1.astype(float)).fillna(0.0)
+    r = np.expm1(ret.astype(float)).fillna(0.0)
     dpos = pos.groupby(level="symbol").diff().fillna(pos).abs()
     # leaving the position after the last bar costs a fee too
     last = pos.groupby(level="symbol").transform(lambda s: s.index == s.index[-1]).astype(bool)
     fees = fee_bps / 1e4 * (dpos + pos * last)
     df = pd.DataFrame({"gross": pos * r, "net": pos * r - fees, "turn": dpos, "pos": pos})
     return df.groupby(level="ts").mean()
+
+
+def vs_buy_and_hold(
+    p: pd.Series,  # P(up) indexed by (symbol, ts)
+    ret: pd.Series,  # as in `long_flat_returns` (`fwd_open`)
+    fee_bps: float,
+    threshold: float = 0.5,
+    block: str = "1D",  # bootstrap blocks of time
+    n_boot: int = 1000,
+    ci: float = 0.95,
+) -> dict:
+    "Net return of the long/flat strategy and of equal-weight buy & hold, and the edge in log growth with its CI."
+    m = long_flat_returns(p, ret, fee_bps, threshold)["net"]
+    bh = long_flat_returns(pd.Series(1.0, p.index), ret, fee_bps)["net"]
+    d = (np.log1p(m) - np.log1p(bh)).to_numpy()
+    boots = block_bootstrap(d, m.index, block, n_boot, stat="sum")
+    a = (1 - ci) / 2
+    return {
+        "net_return": float(np.expm1(np.log1p(m).sum())),
+        "buy_hold_return": float(np.expm1(np.log1p(bh).sum())),
+        "edge_log": float(d.sum()),
+        "edge_lo": float(np.quantile(boots, a)),
+        "edge_hi": float(np.quantile(boots, 1 - a)),
+        "bars": int(len(d)),
+    }
 
 
 def pnl_summary(port: pd.DataFrame, bars_per_year: float) -> dict:
@@ -191,7 +256,7 @@ def pnl_summary(port: pd.DataFrame, bars_per_year: float) -> dict:
         "turnover_per_bar": float(port["turn"].mean()),
     }
 
-# %% ../../nbs/34_models.evaluate.ipynb #142a48f6
+# %% ../../nbs/34_models.evaluate.ipynb #69cc6233
 def calibration_plot(preds: pd.DataFrame, models: list[str], path=None, bins: int = 10):
     "Reliability diagram (observed up-rate per predicted-probability bin); saved to `path` if given."
     import matplotlib
@@ -229,8 +294,8 @@ def equity_plot(preds: pd.DataFrame, models: list[str], fee_bps: float, path=Non
 
     fig, ax = plt.subplots(figsize=(8, 4))
     for m in models:
-        ax.plot((1 + long_flat_returns(preds[m], preds["fwd1"], fee_bps)["net"]).cumprod(), label=m, lw=1)
-    bh = long_flat_returns(pd.Series(1.0, preds.index), preds["fwd1"], fee_bps)["net"]
+        ax.plot((1 + long_flat_returns(preds[m], preds["fwd_open"], fee_bps)["net"]).cumprod(), label=m, lw=1)
+    bh = long_flat_returns(pd.Series(1.0, preds.index), preds["fwd_open"], fee_bps)["net"]
     ax.plot((1 + bh).cumprod(), "k--", lw=1, label="buy & hold")
     ax.set_yscale("log")
     ax.set_ylabel("equity (net of fees)")

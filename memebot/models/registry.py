@@ -24,6 +24,7 @@ from memebot.models.evaluate import (
     best_baseline,
     calibration_plot,
     long_flat_returns,
+    vs_buy_and_hold,
     pnl_summary,
 )
 
@@ -362,6 +363,7 @@ class TrainResult:
     cv: pd.DataFrame  # walk-forward metrics (model and baselines)
     fit_seconds: float
     config: dict = field(default_factory=dict)
+    summary: dict = field(default_factory=dict)  # the honest result: edge vs the best baseline, net PnL vs buy & hold
 
 # %% ../../nbs/35_models.registry.ipynb #7a79c66601
 def _holdout_split(ds, holdout_frac: float, h: int, embargo: int):
@@ -381,7 +383,13 @@ def _holdout_scores(models: dict, view, keep) -> tuple[dict, pd.DataFrame]:
     hp = {k: m.predict_proba(view.X)[:, 1][keep] for k, m in models.items()}
     hold = {k: metrics(view.y[keep], p) for k, p in hp.items()}
     hpred = pd.DataFrame(
-        {**hp, "y": view.y[keep].to_numpy(), "fwd1": view.fwd1[keep].to_numpy()}, index=view.X.index[keep]
+        {
+            **hp,
+            "y": view.y[keep].to_numpy(),
+            "fwd1": view.fwd1[keep].to_numpy(),
+            "fwd_open": view.fwd_open[keep].to_numpy(),
+        },
+        index=view.X.index[keep],
     )
     return hold, hpred
 
@@ -389,17 +397,34 @@ def _holdout_scores(models: dict, view, keep) -> tuple[dict, pd.DataFrame]:
 def _run_metrics(family, cv, hold, hpred, step, fee_bps, fit_s) -> tuple[dict, str]:
     "(metrics to log, the best baseline's name)."
     bb = best_baseline(hpred)
-    boot = {met: bootstrap_diff(hpred.y, hpred[family], hpred[bb], met) for met in ("accuracy", "log_loss")}
+    boot = {
+        met: bootstrap_diff(hpred.y, hpred[family], hpred[bb], met) for met in ("accuracy", "log_loss")
+    }  # day blocks
     bpy = 365 * 86400 / max(1, step / np.timedelta64(1, "s"))
-    pnl = pnl_summary(long_flat_returns(hpred[family], hpred.fwd1, fee_bps), bpy)
+    pnl = pnl_summary(long_flat_returns(hpred[family], hpred.fwd_open, fee_bps), bpy)
+    vbh = vs_buy_and_hold(hpred[family], hpred.fwd_open, fee_bps)
     mets = {
         **{f"cv_{k}": v for k, v in cv.loc[family].items()},
         **{f"holdout_{k}": v for k, v in hold[family].items()},
         **{f"holdout_{b}_{k}": hold[b][k] for b in BASELINES for k in ("accuracy", "log_loss")},
         **{f"holdout_diff_{k}_vs_{bb}": v["diff"] for k, v in boot.items()},
         **{f"holdout_diff_{k}_lo": v["lo"] for k, v in boot.items()},
+        **{f"holdout_diff_{k}_hi": v["hi"] for k, v in boot.items()},
         **{f"holdout_pnl_{k}": v for k, v in pnl.items()},
+        **{f"holdout_vs_bh_{k}": v for k, v in vbh.items() if k != "net_return"},
         "fit_seconds": fit_s,
+    }
+    mets["_summary"] = {
+        "baseline": bb,
+        "edge_log_loss": boot["log_loss"]["diff"],
+        "edge_lo": boot["log_loss"]["lo"],
+        "edge_hi": boot["log_loss"]["hi"],
+        "net_return": vbh["net_return"],
+        "buy_hold_return": vbh["buy_hold_return"],
+        "vs_bh_log": vbh["edge_log"],
+        "vs_bh_lo": vbh["edge_lo"],
+        "vs_bh_hi": vbh["edge_hi"],
+        "fee_bps": fee_bps,
     }
     return mets, bb
 
@@ -441,6 +466,7 @@ def train_and_register(
     base = {b: make_model(b).fit(dev.X, dev.y) for b in BASELINES}  # the gate compares with these too
     hold, hpred = _holdout_scores({family: model, **base}, view, keep)
     mets, bb = _run_metrics(family, cv, hold, hpred, step, fee_bps, fit_s)
+    summary = mets.pop("_summary")
     config = dict(family=family, params=params, tf=tf, h=h, fee_bps=fee_bps, symbols=sorted(ds.meta["symbols"]))
     config |= dict(start=str(u[0]), end=str(u[-1]), holdout_start=str(hold_start), n_splits=n_splits)
     config |= dict(embargo=embargo, features=ds.meta["features"], n_rows=ds.meta["n_rows"])
@@ -461,7 +487,7 @@ def train_and_register(
     )
     plt.close(fig)
     g = gate(name, version, view.X, view.y, keep, uri=uri, margin=s.ai.promotion_margin, baselines=base)
-    return TrainResult(name, version, family, g, {k: v for k, v in hold.items()}, cv, fit_s, config)
+    return TrainResult(name, version, family, g, {k: v for k, v in hold.items()}, cv, fit_s, config, summary)
 
 # %% ../../nbs/35_models.registry.ipynb #6b2addf9
 def fine_tune(

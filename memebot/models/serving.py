@@ -208,6 +208,82 @@ def predict_candles(
         raise ModelError(f"predict_candles: no candles for {symbol!r}")
     return self.predict(symbol, X.loc[symbol].fillna(0.0))
 
+# %% ../../nbs/36_models.serving.ipynb #1f8c1b84
+@patch
+def _cols_for(self: Predictor, m: Model, columns: tuple) -> np.ndarray:
+    "Positions of the model's features in `columns` (cached per model and column set)."
+    key = (id(m), columns)
+    cache = self.__dict__.setdefault("_colcache", {})
+    if key not in cache:
+        pos = {c: j for j, c in enumerate(columns)}
+        miss = [c for c in m.features_ if c not in pos]
+        if miss:
+            raise ModelError(f"predict: features missing: {', '.join(miss[:5])}")
+        cache.clear() if len(cache) > 8 else None
+        cache[key] = np.array([pos[c] for c in m.features_], dtype=np.int64)
+    return cache[key]
+
+
+@patch
+def _score(self: Predictor, m: Model, X: np.ndarray, columns: tuple, symbols, history) -> tuple:
+    "P(up), confidence and the model-ordered rows for the newest row of each symbol."
+    A = np.nan_to_num(X[:, self._cols_for(m, columns)].astype(np.float32), nan=0.0)
+    if m.window <= 1 and not hasattr(m, "confidence_one"):
+        p = np.clip(m._proba_rows(A), 1e-6, 1 - 1e-6).astype(np.float64)
+        return p, np.abs(2 * p - 1), A
+    p, conf = np.empty(len(A)), np.empty(len(A))
+    for j, s in enumerate(symbols):
+        if m.window > 1:
+            if history is None or s not in history:
+                raise ModelError(f"predict_batch: {m.family} needs {m.window} rows of history for {s!r}")
+            H = np.nan_to_num(np.asarray(history[s])[:, self._cols_for(m, columns)].astype(np.float32), nan=0.0)
+        else:
+            H = A[j : j + 1]
+        if hasattr(m, "confidence_one"):
+            p[j], _, conf[j] = m.confidence_one(H)
+        else:
+            p[j] = m.predict_one(H)
+            conf[j] = abs(2 * p[j] - 1)
+    return p, conf, A
+
+# %% ../../nbs/36_models.serving.ipynb #f7153c4b
+@patch
+def predict_batch(
+    self: Predictor,
+    symbols: list,  # one symbol per row of `X`
+    X: np.ndarray,  # (n, len(columns)): each symbol's newest feature row (NaN is read as 0, as in training)
+    columns: tuple,  # the names of X's columns: the model's features among them, in any order
+    history: dict | None = None,  # symbol -> its recent rows (oldest first, same columns) for multi-row models
+) -> tuple[np.ndarray, np.ndarray, str]:
+    "(P(up) per row, confidence per row, the serving version), from one call to the champion."
+    t0 = time.perf_counter()
+    self.refresh()
+    with self._lock:
+        m, v, ch, chv = self.model, self.version, self.challenger, self.challenger_version
+    p, conf, A = self._score(m, np.asarray(X), tuple(columns), symbols, history)
+    if ch is not None and len(p):
+        try:
+            sp = self._score(ch, np.asarray(X), tuple(columns), symbols, history)[0]
+            now = self.clock.now_ns()
+            for j, s in enumerate(symbols):
+                rec = {"ts": now, **asdict(Prediction(s, float(p[j]), float(conf[j]), v, chv, float(sp[j])))}
+                self.shadow_records.append(rec)
+                if self.shadow_log is not None:
+                    with open(self.shadow_log, "a") as f:
+                        f.write(json.dumps(rec) + "\n")
+            self._m_pred.labels(self.name, "challenger").inc(len(p))
+        except Exception as e:  # the shadow must never break serving
+            log.warning("shadow_failed", name=self.name, version=chv, error=str(e))
+    for row in A:
+        self._rows.append(row)
+        self._n += 1
+        if self.reference is not None and self._n % self.drift_every == 0:
+            self.update_drift()
+    if len(p):
+        self._m_pred.labels(self.name, "champion").inc(len(p))
+        self._m_lat.labels(self.name).observe((time.perf_counter() - t0) / len(p))
+    return p, conf, v
+
 # %% ../../nbs/36_models.serving.ipynb #0dfc29bb07
 @patch
 def update_drift(self: Predictor) -> dict[str, float]:
