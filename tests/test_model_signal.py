@@ -114,3 +114,30 @@ def test_model_signal_context_is_read_not_traded_and_its_absence_is_named(shared
     memes = test[~test.symbol.isin(["BTC/USDT", "SOL/USDT"])]
     with pytest.raises(StrategyError, match=r"needs context bars of BTC/USDT \(features btc_ret_1"):
         Engine(ModelSignal(model="ms-test", refresh_s=0), CandleFeed.from_frame(memes, tf="1h")).run()
+
+
+def test_model_signal_has_no_lookahead_on_the_event_path(shared, champion):
+    "Cut the bars after a sampled bar: every order model_signal decided up to there is the same as in the full run."
+    from memebot.strategy import ModelSignal, Strategy
+    from memebot.backtest import lookahead_events
+
+    test = _candles(shared, 900, 160)
+    strat = ModelSignal(model="ms-test", enter=0.52, exit=0.5, refresh_s=0)
+    assert lookahead_events(strat, test, "1h", points=6, min_bars=70).empty
+
+    class _Peeks(Strategy):  # reads the feed's stored bars through the engine's private handle: the next close
+        name = "_peeks_test"
+        history = 0
+
+        def on_bar(self, ctx, bars):
+            close = ctx._e.feed.frame()["close"]
+            for j, s in enumerate(bars.symbols):
+                i = close.index.get_loc(pd.Timestamp(bars.open_ts, tz="UTC"))
+                nxt = close[s].iloc[i + 1] if i + 1 < len(close) else np.nan
+                if ctx.position(s) == 0 and nxt > bars.close[j]:
+                    ctx.buy(s, notional=100.0)
+                elif ctx.position(s) > 0 and nxt < bars.close[j]:
+                    ctx.close(s)
+
+    bad = lookahead_events(_Peeks(), test, "1h", points=6, min_bars=70)
+    assert len(bad) > 0 and bad.signal.str.startswith("order").all()

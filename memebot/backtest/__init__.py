@@ -40,7 +40,7 @@ from fastcore.basics import patch
 # %% auto #0
 __all__ = ['REJECTION_WARN_SHARE', 'RISK_OFF', 'NoData', 'CandleFeed', 'OrderValidation', 'Context', 'order_stats',
            'rejection_warning', 'order_rows', 'order_notes', 'BacktestResult', 'Engine', 'backtest', 'round_trips',
-           'lookahead_check', 'missing_bars']
+           'lookahead_check', 'lookahead_events', 'missing_bars']
 
 # %% ../../nbs/65_backtest.ipynb #f361aee5
 class NoData(MemebotError):
@@ -1114,24 +1114,61 @@ def _close(t, ts, status):
     )
 
 # %% ../../nbs/65_backtest.ipynb #554c00b1
+def _cut_points(n: int, points: int | None, min_bars: int, seed: int) -> np.ndarray:
+    "Every bar from `min_bars` (points=None), or `points` distinct bars drawn at random among them, sorted."
+    lo = min(min_bars, n - 1)
+    every = np.arange(lo, n)
+    if points is None or points >= len(every):
+        return every
+    return np.sort(np.random.default_rng(seed).choice(every, points, replace=False))
+
+
 def lookahead_check(
     strategy: Strategy,
     frame: pd.DataFrame,
-    points: int = 25,  # truncation points (evenly spaced)
+    points: int | None = None,  # None: every bar; N: N bars drawn at random (seeded)
     min_bars: int = 50,
+    seed: int = 0,
 ) -> pd.DataFrame:
     "Rows where signals computed on data truncated at t differ from the full run's signals at t (empty = no lookahead)."
     en, ex = strategy.signals(frame)
-    n = len(frame)
-    ts = np.unique(np.linspace(min(min_bars, n - 1), n - 1, min(points, n)).astype(int))
     bad = []
-    for t in ts:
+    for t in _cut_points(len(frame), points, min_bars, seed):
         e2, x2 = strategy.signals(frame.iloc[: t + 1])
         for name, full, part in (("entries", en, e2), ("exits", ex, x2)):
             a, b = full.iloc[t], part.iloc[-1]
             diff = a.ne(b)
             for sym in diff.index[diff.to_numpy()]:
                 bad.append((frame.index[t], sym, name, bool(a[sym]), bool(b[sym])))
+    return pd.DataFrame(bad, columns=["ts", "symbol", "signal", "full", "truncated"])
+
+
+def lookahead_events(
+    strategy: Strategy,  # a configured strategy; each run gets a fresh copy with the same parameters
+    candles: pd.DataFrame,  # long candles: symbol, ts (bar open), OHLCV
+    tf: str,
+    points: int = 20,  # bars to cut at, drawn at random (seeded); None: every bar
+    min_bars: int = 50,
+    seed: int = 0,
+    **engine_kw,  # passed to every `Engine` (broker, cash, risk)
+) -> pd.DataFrame:
+    "Orders decided by bar t that differ between a run cut after bar t and the full run (empty = no lookahead)."
+    fresh = lambda: type(strategy)(**strategy.param_values)
+    # what was decided: an exact-in buy's quantity is settled at its fill (a later bar), so its size is its notional
+    size = lambda o: float(o.notional) if getattr(o, "notional", None) else float(o.qty or 0)
+    key = lambda o: (o.ts, o.symbol, o.side.value, o.type.value, round(size(o), 9), o.tag)
+    full = [key(o) for o in Engine(fresh(), CandleFeed.from_frame(candles, tf), **engine_kw).run().orders]
+    times = np.sort(candles["ts"].unique())
+    step = tf_seconds(tf) * NS
+    bad = []
+    for t in _cut_points(len(times), points, min_bars, seed):
+        cut = candles[candles["ts"] <= times[t]]
+        end = pd.Timestamp(times[t]).value + step  # orders decided at bar t's close carry its close time
+        part = {key(o) for o in Engine(fresh(), CandleFeed.from_frame(cut, tf), **engine_kw).run().orders}
+        want = {k for k in full if k[0] <= end}
+        for k in sorted(want ^ {k for k in part if k[0] <= end}):
+            bad.append((pd.Timestamp(times[t]), k[1], f"order {k[2]} {k[4]:g} at {pd.Timestamp(k[0], tz='UTC')}",
+                        k in want, k in part))  # fmt: skip
     return pd.DataFrame(bad, columns=["ts", "symbol", "signal", "full", "truncated"])
 
 
