@@ -64,7 +64,7 @@ class Predictor:
         shadow: bool = True,  # also run @challenger and log its predictions
         clock: Clock | None = None,  # the engine's clock (WallClock by default)
         drift_window: int = 500,
-        drift_every: int = 100,  # rows kept for PSI; how often PSI is recomputed
+        drift_every: int = 1000,  # rows kept for PSI; how often PSI is recomputed
         shadow_log: str | Path | None = None,  # optional JSONL file for shadow predictions
     ):
         self.name, self.uri, self.alias, self.refresh_s, self.shadow = (
@@ -274,14 +274,16 @@ def predict_batch(
             self._m_pred.labels(self.name, "challenger").inc(len(p))
         except Exception as e:  # the shadow must never break serving
             log.warning("shadow_failed", name=self.name, version=chv, error=str(e))
-    for row in A:
-        self._rows.append(row)
-        self._n += 1
-        if self.reference is not None and self._n % self.drift_every == 0:
-            self.update_drift()
+    self._rows.extend(A)
+    due = (self._n + len(A)) // self.drift_every > self._n // self.drift_every  # crossed a multiple: once a batch
+    self._n += len(A)
+    if due and self.reference is not None:
+        self.update_drift()
     if len(p):
-        self._m_pred.labels(self.name, "champion").inc(len(p))
-        self._m_lat.labels(self.name).observe((time.perf_counter() - t0) / len(p))
+        if self.__dict__.get("_m_children", (None,))[0] != self.name:  # labelled children, looked up once
+            self._m_children = (self.name, self._m_pred.labels(self.name, "champion"), self._m_lat.labels(self.name))
+        self._m_children[1].inc(len(p))
+        self._m_children[2].observe((time.perf_counter() - t0) / len(p))
     return p, conf, v
 
 # %% ../../nbs/36_models.serving.ipynb #0dfc29bb07
