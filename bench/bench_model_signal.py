@@ -106,7 +106,9 @@ def main():
     runs = [("after", ROOT, start + WARMUP * step + pd.Timedelta(days=a.days))]
     if a.ref:
         wt = tmp / "before"
-        subprocess.run(["git", "worktree", "add", "--detach", str(wt), a.ref], cwd=ROOT, check=True, capture_output=True)
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(wt), a.ref], cwd=ROOT, check=True, capture_output=True
+        )
         runs.insert(0, ("before", wt, start + (WARMUP + a.before_bars) * step))
     out = {"ref": a.ref, "cpu": os.cpu_count()}
     try:

@@ -1,0 +1,73 @@
+"""Wallet analytics (issue 19): a wallet's swaps from real RPC transactions, and PnL on a small hand-computed tape."""
+
+import json
+import numpy as np, pandas as pd
+import pytest
+from hypothesis import given, settings, strategies as st
+from memebot.data.wallets import parse_rpc_transaction, swap_rows, wallet_positions, wallet_summary, WalletParseError
+
+
+def _tape(rows):
+    return pd.DataFrame(rows, columns=["mint", "ts", "side", "sol", "tokens", "trader"])
+
+
+def test_pnl_on_a_hand_computed_tape():
+    # A: w buys 10 @ 0.1 and 30 @ 0.2 (cost 7, avg 0.175), sells 20 for 5 -> realized 5 - 3.5 = 1.5;
+    #    holds 20, last price 0.3 (x's trade) -> unrealized 20 * (0.3 - 0.175) = 2.5
+    # B: w buys 100 for 1, sells 100 for 0.5 -> realized -0.5, nothing held; a loss
+    t = _tape(
+        [
+            ("A", 1, "buy", 1.0, 10, "w"),
+            ("A", 2, "buy", 6.0, 30, "w"),
+            ("A", 3, "sell", 5.0, 20, "w"),
+            ("A", 4, "buy", 3.0, 10, "x"),
+            ("B", 5, "buy", 1.0, 100, "w"),
+            ("B", 9, "sell", 0.5, 100, "w"),
+        ]
+    )
+    p = wallet_positions(t)
+    a, b = p.loc[("w", "A")], p.loc[("w", "B")]
+    assert a.realized == pytest.approx(1.5) and a.unrealized == pytest.approx(2.5) and a.held == 20
+    assert b.pnl == pytest.approx(-0.5) and b.hold_s == 4 and b.held == 0
+    s = wallet_summary(p).loc["w"]
+    assert s.pnl == pytest.approx(3.5) and s.win_rate == 0.5 and s.launches == 2 and s.deployed == pytest.approx(8.0)
+    assert p.loc[("x", "A"), "entry_rank"] == 2 and a.entry_rank == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from("AB"), st.sampled_from("buy sell".split()), st.floats(0.01, 10), st.floats(1, 1e3),
+                  st.sampled_from(["u", "v", "w"])),
+        min_size=1, max_size=40,
+    )
+)  # fmt: skip
+def test_pnl_plus_unknown_cost_proceeds_equals_cash_flow_plus_holdings(rows):
+    "Whatever the tape, counted PnL + proceeds of tokens of unknown cost = SOL received − spent + holdings at the mark."
+    t = _tape([(m, i, side, sol, tok, w) for i, (m, side, sol, tok, w) in enumerate(rows)])
+    p = wallet_positions(t)
+    lhs = (p.pnl + p.unknown_cost_sol).to_numpy()
+    rhs = (p.received + p.held_value - p.spent).to_numpy()
+    assert np.allclose(lhs, rhs, atol=1e-9 * (1 + np.abs(rhs)))
+    assert (p.unknown_cost_sol >= -1e-12).all() and (p.held >= 0).all()
+    assert p.spent.sum() == pytest.approx(t.loc[t.side == "buy", "sol"].sum())
+
+
+def test_rpc_transactions_become_a_swap_tape(shared):
+    fx = shared / "fixtures/solana-wallets"
+    buy = parse_rpc_transaction(
+        json.loads((fx / "getTransaction_json_swap_SOL_to_SAHUR_result.THIRDPARTY.json").read_text())
+    )
+    full = json.loads((fx / "getTransaction_json_swap_TRUMP_to_JUP_jupiter_response.THIRDPARTY.json").read_text())
+    route = parse_rpc_transaction(full)  # the whole JSON-RPC envelope is accepted too
+    # the signer's SOL: lamports after - before (fee and rent included), as the transaction records
+    r = json.loads((fx / "getTransaction_json_swap_SOL_to_SAHUR_result.THIRDPARTY.json").read_text())["meta"]
+    assert buy["sol"] == pytest.approx((r["postBalances"][0] - r["preBalances"][0]) / 1e9)
+    tape = swap_rows([buy, route])
+    assert len(tape) == 1 and tape.side[0] == "buy" and tape.tokens[0] == pytest.approx(4036.960523)
+    assert tape.sol[0] == pytest.approx(-buy["sol"]) and tape.trader[0] == buy["wallet"]
+    assert wallet_positions(tape).spent.sum() == pytest.approx(-buy["sol"])
+    bad = json.loads(json.dumps(full))
+    bad["result"]["meta"]["err"] = {"InstructionError": [0, "Custom"]}
+    with pytest.raises(WalletParseError, match="failed on chain"):
+        parse_rpc_transaction(bad)
