@@ -122,7 +122,8 @@ def main():
             r = out[name]
             print(
                 f"{name:6s} {r['bars']:>6,} bars x {r['symbols']} symbols: {r['decisions']:>8,} decisions, "
-                f"{r['decisions_per_s']:>9,.0f} decisions/s in on_bar, {r['run_decisions_per_s']:,.0f}/s whole event loop "
+                f"{r['decisions_per_s']:>9,.0f} decisions/s in on_bar, "
+                f"{r['run_decisions_per_s']:,.0f}/s whole event loop "
                 f"(model load {r['model_load_s']:.1f} s before), "
                 f"bar p50 {r['bar_p50_ms']:.2f} ms, p99 {r['bar_p99_ms']:.2f} ms",
                 flush=True,
