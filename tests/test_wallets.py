@@ -71,3 +71,33 @@ def test_rpc_transactions_become_a_swap_tape(shared):
     bad["result"]["meta"]["err"] = {"InstructionError": [0, "Custom"]}
     with pytest.raises(WalletParseError, match="failed on chain"):
         parse_rpc_transaction(bad)
+
+
+def test_cli_wallets_rank_show_eval(memebot, shared, cli_env):
+    "The commands over the shared pump.fun tape imported into a fresh store; numbers equal the library's."
+    from memebot.config import load_settings
+    from memebot.commands.wallets import stored_tape
+    from memebot.data.wallets import wallet_positions
+    from memebot.models.wallets import wallet_score
+
+    tape = shared / "data/pumpfun/swaps_first_300s.parquet"
+    assert memebot("wallets", "rank").returncode != 0  # nothing stored yet: a clear error, not a traceback
+    memebot("data", "import", tape, check=True)
+    rank = json.loads(memebot("wallets", "rank", "--top", "5", "--json", check=True).stdout)
+    stored = stored_tape(load_settings(overrides={"store.path": cli_env["MEMEBOT_STORE_PATH"]}))
+    assert len(stored) == len(pd.read_parquet(tape))  # every swap of the tape is in the store
+    sc = wallet_score(wallet_positions(stored))
+    assert [r["trader"] for r in rank] == list(sc.index[:5])
+    assert [r["score"] for r in rank] == pytest.approx(list(sc.iloc[:5]))
+    w = rank[0]["trader"]
+    show = json.loads(memebot("wallets", "show", w, "--json", check=True).stdout)
+    assert sum(r["pnl"] for r in show) == pytest.approx(rank[0]["pnl"])
+    ev = json.loads(memebot("wallets", "eval", "--k", "10,25", "--json", check=True).stdout)
+    assert ev["early"] == 9 and ev["late"] == 9 and {r["k"] for r in ev["rows"]} == {10, 25}
+    assert all(r["lo"] <= r["hi"] for r in ev["rows"])
+    out = memebot("wallets", "eval", "--k", "10", check=True).stdout
+    assert "precision@k out of time" in out and "highest past PnL" in out
+    bad = memebot("wallets", "eval", "--k", "ten")
+    assert bad.returncode == 2 and "--k" in bad.stderr
+    nobody = memebot("wallets", "show", "NotAWallet111")
+    assert nobody.returncode != 0 and "no stored swaps" in (nobody.stderr + nobody.stdout)
