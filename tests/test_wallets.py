@@ -101,3 +101,31 @@ def test_cli_wallets_rank_show_eval(memebot, shared, cli_env):
     assert bad.returncode == 2 and "--k" in bad.stderr
     nobody = memebot("wallets", "show", "NotAWallet111")
     assert nobody.returncode != 0 and "no stored swaps" in (nobody.stderr + nobody.stdout)
+
+
+def test_copy_trading_applies_the_delay_and_out_of_time_split_never_leaks():
+    from memebot.models.wallets import copy_trades, split_launches, evaluate_rankings, wallet_score
+
+    # prices rise by one every second; the leader buys at t=0 and sells at t=10
+    rows = [("M", s, "buy", 0.1 * (1 + s), 0.1, "x") for s in range(1, 20)]
+    rows += [("M", 0, "buy", 0.1, 0.1, "lead"), ("M", 10, "sell", 1.1, 0.1, "lead")]
+    t = pd.DataFrame(rows, columns=["mint", "ts", "side", "sol", "tokens", "trader"]).sort_values("ts", kind="stable")
+    cp = copy_trades(t, ["lead"], delays=(0, 5, 10), fee_bps=0).set_index("delay")
+    # a trade in second s sits at s + 0.5 (the leader's sell at 10.75, after x's 10.25); the copier takes the first
+    # price strictly after the leader's time + d x 0.4 s: d=0 -> second 1 (2.0), d=5 -> 3 (4.0), d=10 -> 5 (6.0);
+    # it leaves after 10.75 + d x 0.4 s: second 11 (12.0), 13 (14.0), 15 (16.0)
+    assert cp["entry_px"].tolist() == pytest.approx([2.0, 4.0, 6.0]) and cp["exit_px"].tolist() == pytest.approx(
+        [12, 14, 16]
+    )
+    assert cp["ret"].tolist() == pytest.approx([5.0, 2.5, 16 / 6 - 1])
+    # the out-of-time split: every launch ranked is created before every launch judged
+    launches = pd.DataFrame(
+        [(m, 100 * i + k, 100 * i, "buy" if k % 2 == 0 else "sell", 1.0, 1.0, f"w{k % 3}")
+         for i, m in enumerate("PQRSTU") for k in range(6)],
+        columns=["mint", "ts", "created", "side", "sol", "tokens", "trader"],
+    )  # fmt: skip
+    early, late = split_launches(launches.sample(frac=1, random_state=0))
+    created = launches.groupby("mint").created.min()
+    assert created[early].max() < created[late].min() and set(early) | set(late) == set("PQRSTU")
+    ev = evaluate_rankings(launches, {"score": wallet_score}, ks=(1,), n_boot=50)
+    assert ev.attrs["early"] == 3 and ev.attrs["late"] == 3

@@ -11,7 +11,8 @@ from ..core import MemebotError
 from ..data.wallets import wallet_positions, wallet_summary
 
 # %% auto #0
-__all__ = ['WalletScoreError', 'wallet_score', 'naive_rankings', 'split_launches', 'evaluate_rankings']
+__all__ = ['WalletScoreError', 'wallet_score', 'naive_rankings', 'split_launches', 'evaluate_rankings', 'copy_trades',
+           'delay_table']
 
 # %% ../../nbs/38_models.wallets.ipynb #cf669141
 class WalletScoreError(MemebotError):
@@ -93,3 +94,62 @@ def evaluate_rankings(
     out = pd.DataFrame(rows)
     out.attrs.update(candidates=len(cand), early=len(early), late=len(late))
     return out
+
+# %% ../../nbs/38_models.wallets.ipynb #ff0e9059
+def _trade_times(swaps: pd.DataFrame) -> np.ndarray:
+    "Each trade's time in seconds, trades within one second spread evenly over it in tape order."
+    g = swaps.groupby(["mint", "ts"], sort=False).cumcount().to_numpy()
+    n = swaps.groupby(["mint", "ts"], sort=False)["ts"].transform("size").to_numpy()
+    return swaps["ts"].to_numpy(float) + (g + 0.5) / n
+
+
+def copy_trades(
+    swaps: pd.DataFrame,  # the tape: mint, ts, side, sol, tokens, trader (in chain order within a second)
+    wallets: list,  # the wallets to follow
+    delays: tuple = (0, 1, 2, 5, 10),  # slots between the wallet's trade and the copier's
+    slot_s: float = 0.4,
+    size_sol: float = 0.1,
+    fee_bps: float = 100.0,
+    min_sol: float = 0.01,  # trades smaller than this do not set prices (the tape rounds SOL to 4 decimals)
+) -> pd.DataFrame:
+    "One row per (delay, copied entry): mint, wallet, entry and exit prices and times, return and PnL net of fees."
+    d = swaps.reset_index(drop=True)
+    d = d.assign(t=_trade_times(d), px=d["sol"] / d["tokens"].where(d["tokens"] > 0))
+    rows, watch = [], set(wallets)
+    for mint, g in d.groupby("mint", sort=False):
+        g = g.sort_values("t", kind="stable")
+        t, side, who = g["t"].to_numpy(), g["side"].to_numpy(), g["trader"].to_numpy()
+        ok = (g["sol"].to_numpy() >= min_sol) & g["px"].notna().to_numpy()
+        tv, pv = t[ok], g["px"].to_numpy()[ok]  # the trades that set prices
+        if not len(tv):
+            continue
+        at = lambda x: int(np.searchsorted(tv, x, side="right"))  # first pricing trade strictly after time x
+        for w in sorted(watch & set(who[side == "buy"])):
+            i = int(np.flatnonzero((who == w) & (side == "buy"))[0])
+            sells = np.flatnonzero((who == w) & (side == "sell") & (np.arange(len(t)) > i))
+            for dl in delays:
+                j = at(t[i] + dl * slot_s)
+                if j >= len(tv):
+                    continue
+                k = at(t[sells[0]] + dl * slot_s) if len(sells) else len(tv)
+                xp, xt = (pv[k], tv[k]) if k < len(tv) else (pv[-1], tv[-1])  # else: the last price on the tape
+                ret = (xp / pv[j]) * (1 - fee_bps / 1e4) ** 2 - 1
+                rows.append((dl, mint, w, tv[j], pv[j], xt, xp, ret, ret * size_sol))
+    cols = ["delay", "mint", "wallet", "entry_t", "entry_px", "exit_t", "exit_px", "ret", "pnl"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def delay_table(copies: pd.DataFrame, n_boot: int = 2000, seed: int = 0, ci: float = 0.95) -> pd.DataFrame:
+    "Mean return per copied entry by delay, with an interval from a bootstrap over launches."
+    rng = np.random.default_rng(seed)
+    mints = copies["mint"].unique()
+    draws = rng.integers(0, len(mints), (n_boot, len(mints)))
+    out = []
+    for dl, g in copies.groupby("delay"):
+        per = g.groupby("mint")["ret"].agg(["sum", "size"]).reindex(mints).fillna(0).to_numpy()
+        boots = per[draws, 0].sum(1) / np.maximum(per[draws, 1].sum(1), 1)
+        a = (1 - ci) / 2
+        out.append({"delay_slots": dl, "copies": len(g), "mean_ret": g["ret"].mean(), "lo": np.quantile(boots, a),
+                    "hi": np.quantile(boots, 1 - a), "median_ret": g["ret"].median(), "win_rate": (g["ret"] > 0).mean(),
+                    "pnl_sol": g["pnl"].sum()})  # fmt: skip
+    return pd.DataFrame(out).set_index("delay_slots")
