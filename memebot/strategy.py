@@ -18,7 +18,8 @@ from fastcore.basics import patch
 # %% auto #0
 __all__ = ['REGISTRY', 'Bars', 'EMA', 'count_frame', 'ema_frame', 'BarCounter', 'RSI', 'rsi_frame', 'StrategyError',
            'StrategyParamError', 'Param', 'parse_param_args', 'Strategy', 'load_user_strategies', 'list_strategies',
-           'strategy_class', 'get_strategy', 'EmaCross', 'RsiReversion', 'VolumeBreakout', 'PumpLaunch', 'ModelSignal']
+           'strategy_class', 'get_strategy', 'EmaCross', 'RsiReversion', 'VolumeBreakout', 'PumpLaunch', 'ModelSignal',
+           'Allocate', 'target_weights']
 
 # %% ../nbs/40_strategy.ipynb #4f3d1b50
 class Bars:
@@ -735,3 +736,104 @@ def signals(self: ModelSignal, frame):
     p = pd.Series(model.predict_proba(X[model.features_])[:, 1], index=X.index)
     p = p.unstack("symbol").reindex(index=frame.index, columns=frame["close"].columns)
     return (p >= self.p.enter).fillna(False), (p < self.p.exit).fillna(False)
+
+# %% ../nbs/40_strategy.ipynb #21038205
+class Allocate(Strategy):
+    "Hold the traded symbols at target weights from a portfolio optimizer, rebalanced every `every` bars."
+
+    name = "allocate"
+    version = "1"
+    history = 2001
+    params = {
+        "method": Param(str, "hrp", choices=("equal", "hrp", "cvar_budget", "mean_cvar"), doc="how weights are set"),
+        "lookback": Param(int, 500, 20, 2000, doc="bars of returns each fit sees"),
+        "every": Param(int, 24, 1, 10**9, doc="bars between rebalances (larger than the run: buy & hold)"),
+        "invest": Param(float, 0.95, 0.0, 1.0, doc="share of equity to hold in the symbols (the rest is cash)"),
+        "max_weight": Param(float, 0.25, 0.01, 1.0, doc="upper bound on any symbol's weight"),
+        "max_turnover": Param(float, 2.0, 0.0, 2.0, doc="most equity traded per rebalance (sum of |changes|)"),
+        "min_trade": Param(float, 0.002, 0.0, 1.0, doc="skip trades smaller than this share of equity"),
+        "exclude": Param(str, "BTC/USDT,SOL/USDT", doc="comma-separated symbols never traded (context)"),
+    }
+
+# %% ../nbs/40_strategy.ipynb #e6ae6287
+def target_weights(
+    returns: pd.DataFrame,  # simple returns, one column per symbol, no missing values
+    method: str = "hrp",  # equal, hrp, cvar_budget or mean_cvar
+    max_weight: float = 1.0,  # upper bound on any weight (raised to 1/n when n symbols cannot fit under it)
+) -> pd.Series:
+    "Long-only weights summing to 1, one per column."
+    n = returns.shape[1]
+    if n == 0:
+        return pd.Series(dtype=float)
+    cap = max(max_weight, 1.0 / n)
+    if method == "equal" or n == 1:
+        return pd.Series(1.0 / n, index=returns.columns)
+    from skfolio import RiskMeasure
+    from skfolio.optimization import HierarchicalRiskParity, MeanRisk, ObjectiveFunction, RiskBudgeting
+
+    model = {
+        "hrp": lambda: HierarchicalRiskParity(max_weights=cap),
+        "cvar_budget": lambda: RiskBudgeting(risk_measure=RiskMeasure.CVAR, max_weights=cap),
+        "mean_cvar": lambda: MeanRisk(
+            objective_function=ObjectiveFunction.MAXIMIZE_RATIO, risk_measure=RiskMeasure.CVAR, max_weights=cap
+        ),
+    }.get(method)
+    if model is None:
+        raise StrategyError(f"target_weights: unknown method {method!r}")
+    w = np.clip(np.asarray(model().fit(returns.to_numpy()).weights_, float), 0.0, None)
+    if not np.isfinite(w).all() or w.sum() <= 0:
+        raise StrategyError(f"target_weights: {method} gave no usable weights")
+    return pd.Series(w / w.sum(), index=returns.columns)
+
+# %% ../nbs/40_strategy.ipynb #d39f16a0
+@patch
+def on_start(self: Allocate, ctx):
+    if self.p.lookback + 1 > self.history:
+        raise StrategyParamError(f"strategy {self.name}", "lookback", f"at most {self.history - 1} bars")
+    self.n, self.rebalances, self.fallbacks, self.weights = 0, 0, 0, {}
+    self._skip = {s.strip() for s in self.p.exclude.split(",") if s.strip()}
+
+
+@patch
+def on_bar(self: Allocate, ctx, bars):
+    self.n += 1
+    k = self.n - (self.p.lookback + 1)
+    if k < 0 or k % self.p.every:
+        return
+    closes = {}
+    for s in ctx.universe:
+        if s not in self._skip:
+            c = ctx.window(s, self.p.lookback + 1, "close", bars.tf)
+            if len(c) == self.p.lookback + 1 and (c > 0).all():
+                closes[s] = c
+    if not closes:
+        return
+    R = pd.DataFrame({s: c[1:] / c[:-1] - 1 for s, c in closes.items()})
+    try:
+        w = target_weights(R, self.p.method, self.p.max_weight)
+    except Exception as e:  # a solver that cannot converge on this window: equal weight, counted
+        self.fallbacks += 1
+        ctx.log("allocate_fallback", method=self.p.method, error=str(e)[:200])
+        w = target_weights(R, "equal")
+    self.weights, self.rebalances = w.to_dict(), self.rebalances + 1
+    self._rebalance(ctx, w)
+
+
+@patch
+def _rebalance(self: Allocate, ctx, w: pd.Series):
+    "Trade toward `w` × invest × equity: sells first, then buys, within the turnover cap."
+    eq = ctx.equity()
+    held = [s for s in ctx.holdings() if s not in w.index and s not in self._skip]
+    tgt = {**{s: 0.0 for s in held}, **(w * self.p.invest * eq).to_dict()}
+    delta = {s: v - ctx.position(s) * ctx.price(s) for s, v in tgt.items() if ctx.price(s) == ctx.price(s)}
+    delta = {s: d for s, d in delta.items() if abs(d) >= self.p.min_trade * eq}
+    gross = sum(abs(d) for d in delta.values())
+    scale = min(1.0, self.p.max_turnover * eq / gross) if gross > 0 else 1.0
+    for s, d in sorted(delta.items(), key=lambda x: x[1]):  # sells (negative) first
+        d *= scale
+        if d < 0:
+            ctx.sell(s, min(ctx.position(s), -d / ctx.price(s)), tag="allocate")
+        elif d > 0:
+            q = min(d, ctx.max_buy(s))
+            if q > 0:
+                ctx.buy(s, notional=q, tag="allocate")
