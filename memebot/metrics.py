@@ -11,7 +11,7 @@ import numpy as np, pandas as pd
 
 # %% auto #0
 __all__ = ['YEAR_S', 'periods_per_year', 'drawdown', 'longest_underwater', 'trade_stats', 'compute', 'plot_tearsheet',
-           'tearsheet']
+           'tearsheet', 'attribute_pnl', 'equal_weight_index', 'factor_split', 'benchmark_table']
 
 # %% ../nbs/43_metrics.ipynb #97fc8c4e
 YEAR_S = 365 * 86400
@@ -195,3 +195,73 @@ def tearsheet(
     )
     (out / "tearsheet.html").write_text(page)
     return {"png": str(png), "html": str(out / "tearsheet.html")}
+
+# %% ../nbs/43_metrics.ipynb #a564b5cb
+def attribute_pnl(
+    trades: pd.DataFrame,  # closed or open trades with `pnl` and the label columns
+    by: tuple = ("symbol",),  # label columns (e.g. strategy, symbol, chain)
+    period: str | None = None,  # also split by period of `exit_time` ("W", "D", "MS"...)
+) -> pd.DataFrame:
+    "PnL, trades and win rate per label (and period), with a total row; the PnL column sums to the trades' total."
+    miss = [c for c in ("pnl", *by) if c not in trades.columns]
+    if miss:
+        raise ValueError(f"attribute_pnl: trades lack column(s) {', '.join(miss)}")
+    t = trades.copy()
+    keys = list(by)
+    if period:
+        if "exit_time" not in t.columns:
+            raise ValueError("attribute_pnl: period needs an exit_time column")
+        t["period"] = pd.to_datetime(t["exit_time"], utc=True).dt.tz_localize(None).dt.to_period(period).astype(str)
+        keys.append("period")
+    g = t.groupby(keys, dropna=False).agg(
+        pnl=("pnl", "sum"), trades=("pnl", "size"), win_rate=("pnl", lambda x: (x > 0).mean())
+    )
+    g = g.sort_values("pnl", ascending=False)
+    g["share"] = g["pnl"] / t["pnl"].abs().sum() if t["pnl"].abs().sum() else np.nan
+    return g
+
+
+def equal_weight_index(
+    closes: pd.DataFrame,  # close prices, one column per symbol (NaN before a listing)
+) -> pd.Series:
+    "An equal-weight index rebalanced every bar (mean of the symbols' returns on each bar), starting at 1."
+    r = closes.pct_change(fill_method=None).mean(axis=1, skipna=True).fillna(0.0)
+    return (1 + r).cumprod()
+
+
+def factor_split(
+    returns: pd.Series,  # the strategy's per-bar returns
+    factors: pd.DataFrame,  # benchmark returns on the same bars, one column each (e.g. SOL, BTC, MEME)
+) -> tuple[pd.Series, pd.DataFrame]:
+    "(alpha and betas, per-bar contributions: alpha, one column per factor, residual) from OLS; rows add up to returns."
+    d = pd.concat([returns.rename("_y"), factors], axis=1).dropna()
+    if len(d) <= factors.shape[1] + 1:
+        raise ValueError(f"factor_split: {len(d)} common bars for {factors.shape[1]} factors")
+    X = np.column_stack([np.ones(len(d)), d[factors.columns].to_numpy()])
+    coef, *_ = np.linalg.lstsq(X, d["_y"].to_numpy(), rcond=None)
+    parts = pd.DataFrame(X * coef, index=d.index, columns=["alpha", *factors.columns])
+    parts["residual"] = d["_y"] - parts.sum(axis=1)
+    return pd.Series(coef, index=["alpha", *[f"beta_{c}" for c in factors.columns]]), parts
+
+
+def benchmark_table(
+    equity: pd.Series,  # the run's equity curve
+    benchmarks: dict,  # name -> price or equity series (any scale)
+) -> pd.DataFrame:
+    "Total return, annualised Sharpe and max drawdown of the run and each benchmark over the run's span."
+    rows = {}
+    for k, s in {"strategy": equity, **benchmarks}.items():
+        s = s.reindex(equity.index, method="ffill").dropna()
+        if len(s) < 2:
+            continue
+        r = s.pct_change().dropna()
+        ppy = periods_per_year(s.index)
+        sd = r.std()
+        rows[k] = {
+            "total_return": s.iloc[-1] / s.iloc[0] - 1,
+            "sharpe": r.mean() / sd * math.sqrt(ppy) if sd > 0 else _NAN,
+            "max_drawdown": float(-drawdown(s).min()) if len(s) else _NAN,
+        }
+    out = pd.DataFrame(rows).T
+    out["vs_strategy"] = out.loc["strategy", "total_return"] - out["total_return"]
+    return out

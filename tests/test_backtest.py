@@ -289,6 +289,17 @@ def test_cli_backtest_json_end_to_end(shared, memebot, tmp_path):
     assert {t["symbol"] for t in trades} == {"BONK/USDT", "WIF/USDT"} and all(t["fees"] > 0 for t in trades)
     assert all("2025-03-01" <= t["entry_time"][:10] <= "2025-03-08" for t in trades)
     assert sum(t["pnl"] for t in trades) == pytest.approx(m["final_equity"] - 10_000.0, rel=1e-6)
+    # set against benchmarks on the same bars: buy & hold in equal parts, computed here from the data itself
+    b = doc["benchmarks"]
+    assert set(b) == {"strategy", "buy & hold (equal parts)", "equal-weight index"}
+    assert b["strategy"]["total_return"] == pytest.approx(m["total_return"], abs=1e-9)
+    px = pd.read_parquet(shared / DATA, filters=[("symbol", "in", ["BONK/USDT", "WIF/USDT"])])
+    px = px[(px.date >= "2025-03-01") & (px.date < "2025-03-08")].pivot(index="date", columns="symbol", values="close")
+    assert b["buy & hold (equal parts)"]["total_return"] == pytest.approx(
+        (px.iloc[-1] / px.iloc[0]).mean() - 1, rel=1e-6
+    )
+    assert "against benchmarks" in memebot("backtest", "--strategy", "ema_cross", "--symbols", "BONK/USDT", "--tf",
+                                           "5m", "--from", "2025-03-01", "--to", "2025-03-02", "--no-tearsheet").stdout  # fmt: skip
     for args, msg in (
         (["--strategy", "nope"], "unknown strategy 'nope'"),
         (["--strategy", "ema_cross", "--param", "fast=abc"], "fast"),

@@ -19,8 +19,8 @@ from ..cli import ParamOpt, SymbolsOpt, TfOpt, FromOpt, ToOpt, SourceOpt, ChainO
 from ..cli import LiquidityOpt, JsonOpt
 
 # %% auto #0
-__all__ = ['ResearchError', 'load_candles', 'trades_json', 'print_orders', 'backtest_doc', 'backtest_cmd', 'sweep_cmd',
-           'strategies_cmd']
+__all__ = ['ResearchError', 'load_candles', 'trades_json', 'print_orders', 'backtest_doc', 'backtest_benchmarks', 'backtest_cmd',
+           'sweep_cmd', 'strategies_cmd']
 
 # %% ../../nbs/93_commands.research.ipynb #b4ad5f7a
 class ResearchError(MemebotError):
@@ -189,6 +189,27 @@ def _print_backtest(res, strat, feed, tf: str, m: dict, stats: dict, paths: dict
         console.print(f"json: {json_out}", highlight=False, soft_wrap=True)
 
 # %% ../../nbs/93_commands.research.ipynb #a6cf6031
+def backtest_benchmarks(res, strat, feed, tf: str):
+    "benchmark_table of the run against buy & hold, the equal-weight index and BTC/SOL (None if it cannot be made)."
+    import pandas as pd
+    from memebot.core import tf_seconds
+    from memebot.metrics import benchmark_table, equal_weight_index
+
+    if len(res.equity) < 2:
+        return None
+    close = feed.frame(tf)["close"]
+    close.index = close.index + pd.Timedelta(seconds=tf_seconds(tf))  # a bar's close is known at its close time
+    ctx = [c for c in ("BTC/USDT", "SOL/USDT") if c in close.columns]
+    traded = [c for c in close.columns if c not in set(getattr(strat, "context_symbols", ())) | set(ctx)] or ctx
+    first = close[traded].bfill().iloc[0]
+    bench = {
+        "buy & hold (equal parts)": (close[traded].ffill() / first).mean(axis=1),
+        "equal-weight index": equal_weight_index(close[traded]),
+        **{c.split("/")[0]: close[c].ffill() for c in ctx},
+    }
+    return benchmark_table(res.equity, bench)
+
+# %% ../../nbs/93_commands.research.ipynb #f458ef34
 @app.command("backtest")
 def backtest_cmd(
     strategy: str = typer.Option(..., "--strategy", help="Strategy name (see `memebot strategies`)."),
@@ -241,9 +262,18 @@ def backtest_cmd(
     notes = order_notes(stats, res.risk)
     paths = _backtest_tearsheet(res, strat, feed, tf, m, stats, notes, out, s) if tearsheet_ else {}
     doc = backtest_doc(res, strat, feed, tf, m, stats, notes, paths)
+    bt = backtest_benchmarks(res, strat, feed, tf)
+    doc["benchmarks"] = {} if bt is None else json_safe(bt.to_dict("index"))
     if write_json(doc, json_out):
         return
     _print_backtest(res, strat, feed, tf, m, stats, paths, json_out)
+    if bt is not None:
+        t = Table(title="against benchmarks (same bars)")
+        for c in ("", "total_return", "sharpe", "max_drawdown", "strategy minus"):
+            t.add_column(c, justify="left" if not c else "right")
+        for k, r in bt.iterrows():
+            t.add_row(k, f"{r.total_return:+.2%}", f"{r.sharpe:.2f}", f"{r.max_drawdown:.2%}", f"{r.vs_strategy:+.2%}")
+        console.print(t)
 
 # %% ../../nbs/93_commands.research.ipynb #8da2920802
 class _null:
