@@ -129,3 +129,15 @@ def test_copy_trading_applies_the_delay_and_out_of_time_split_never_leaks():
     assert created[early].max() < created[late].min() and set(early) | set(late) == set("PQRSTU")
     ev = evaluate_rankings(launches, {"score": wallet_score}, ks=(1,), n_boot=50)
     assert ev.attrs["early"] == 3 and ev.attrs["late"] == 3
+
+
+def test_launch_score_is_judged_only_on_later_launches(shared):
+    from memebot.models.launch import launch_dataset, evaluate_launch_models
+
+    X, y, meta = launch_dataset(shared / "data/pumpfun/launch_cohorts.json", "B")
+    assert meta.detect_ts.is_monotonic_increasing and not any(c.startswith(("o_", "t_")) for c in X.columns)
+    table, preds = evaluate_launch_models(X, y, meta["day"], n_boot=200)
+    n = table.attrs["train"]
+    assert preds.index.min() == n and meta.detect_ts.iloc[:n].max() <= meta.detect_ts.iloc[n:].min()
+    assert table.loc["base rate", "auc"] == 0.5 and (table.auc_lo <= table.auc + 1e-12).all()
+    assert set(preds.columns) == {"base rate", "market cap only", "logreg", "gbm", "y"}
