@@ -713,7 +713,8 @@ def on_bar(self: ModelSignal, ctx, bars):
     p_up, conf, ver = self.pred.predict_batch(syms, F[pick], self.feats.columns, self.hist if win > 1 else None)
     self.scored += len(syms)
     tag = f"model_signal v{ver}"
-    size = self.p.size or 1.0 / max(ctx.universe_size - len(self.feats.context), 1)
+    fed_ctx = sum(c in self.feats.rows for c in self.context_symbols)  # context symbols in the feed are not traded
+    size = self.p.size or 1.0 / max(ctx.universe_size - fed_ctx, 1)
     for s, p, c in zip(syms, p_up.tolist(), conf.tolist()):
         self.last[s] = p
         pos = ctx.position(s)
