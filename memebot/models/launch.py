@@ -7,7 +7,7 @@ that resample whole days."""
 
 # %% ../../nbs/39_models.launch.ipynb #33dcd5df
 from __future__ import annotations
-import json
+import hashlib, json
 from pathlib import Path
 import numpy as np, pandas as pd
 from ..core import MemebotError
@@ -114,5 +114,5 @@ def register_launch_model(
 
     m = make_model(family, C=0.1).fit(X, y) if family == "logreg" else make_model(family).fit(X, y)
     mets = {f"oot_{k}_{c}": float(v) for k, r in table.iterrows() for c, v in r.items() if k == family}
-    fp = str(pd.util.hash_pandas_object(X, index=False).sum())
+    fp = hashlib.sha256(pd.util.hash_pandas_object(X, index=False).to_numpy().tobytes()).hexdigest()[:16]
     return log_and_register(m, name, uri, {"family": family, "target": "t_ath_ge_300k", "n": len(X)}, fp, metrics_=mets)
