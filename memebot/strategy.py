@@ -642,7 +642,7 @@ class ModelSignal(Strategy):
         "exit": Param(float, 0.5, 0.0, 1.0, doc="close when P(up) < exit"),
         "min_confidence": Param(float, 0.0, 0.0, 1.0, doc="skip entries below this confidence"),
         "every": Param(int, 1, 1, 10_000, doc="predict every N bars (cost control)"),
-        "warmup": Param(int, 64, 30, 10_000, doc="bars a symbol needs before it is scored (indicator warm-up)"),
+        "warmup": Param(int, 288, 30, 10_000, doc="bars a symbol needs before it is scored (training drops 288)"),
         "size": Param(float, 0.0, 0.0, 1.0, doc="fraction of equity per position; 0 = 1/traded symbols"),
         "refresh_s": Param(float, 30.0, 0.0, 86_400.0, doc="seconds between alias checks (0 = pin the model)"),
         "tracking_uri": Param(str, "", doc="MLflow tracking URI holding the model (default [ai] tracking_uri)"),

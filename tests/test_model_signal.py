@@ -43,7 +43,7 @@ def test_model_signal_trades_what_the_champion_says(shared, champion):
     model, version = champion
 
     test = _candles(shared, 900, 160)
-    strat = ModelSignal(model="ms-test", enter=0.52, exit=0.5, refresh_s=0)
+    strat = ModelSignal(model="ms-test", enter=0.52, exit=0.5, refresh_s=0, warmup=64)
     res = Engine(strat, CandleFeed.from_frame(test, tf="1h")).run()
     orders = [o for o in res.orders if o.tag.startswith("model_signal")]
     assert orders and all(o.tag == f"model_signal v{version}" for o in orders)
@@ -107,13 +107,13 @@ def test_model_signal_context_is_read_not_traded_and_its_absence_is_named(shared
 
     test = _candles(shared, 900, 160)
     res = Engine(
-        ModelSignal(model="ms-test", enter=0.5, exit=0.5, refresh_s=0), CandleFeed.from_frame(test, tf="1h")
+        ModelSignal(model="ms-test", enter=0.5, exit=0.5, refresh_s=0, warmup=64), CandleFeed.from_frame(test, tf="1h")
     ).run()
     traded = {o.symbol for o in res.orders}
     assert traded and traded <= {"WIF/USDT", "PEPE/USDT"}
     memes = test[~test.symbol.isin(["BTC/USDT", "SOL/USDT"])]
     with pytest.raises(StrategyError, match=r"needs context bars of BTC/USDT \(features btc_ret_1"):
-        Engine(ModelSignal(model="ms-test", refresh_s=0), CandleFeed.from_frame(memes, tf="1h")).run()
+        Engine(ModelSignal(model="ms-test", refresh_s=0, warmup=64), CandleFeed.from_frame(memes, tf="1h")).run()
 
 
 def test_model_signal_has_no_lookahead_on_the_event_path(shared, champion):
@@ -122,7 +122,7 @@ def test_model_signal_has_no_lookahead_on_the_event_path(shared, champion):
     from memebot.backtest import lookahead_events
 
     test = _candles(shared, 900, 160)
-    strat = ModelSignal(model="ms-test", enter=0.52, exit=0.5, refresh_s=0)
+    strat = ModelSignal(model="ms-test", enter=0.52, exit=0.5, refresh_s=0, warmup=64)
     assert lookahead_events(strat, test, "1h", points=6, min_bars=70).empty
 
     class _Peeks(Strategy):  # reads the feed's stored bars through the engine's private handle: the next close

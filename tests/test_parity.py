@@ -246,7 +246,7 @@ def test_model_signal_backtest_equals_paper(shared, user_settings, tmp_path, mon
         st = Store(":memory:")
         upsert(st, "candles", test.assign(tf="1h", source="binance", chain="cex"))
         mk = lambda: get_strategy(
-            "model_signal", model="parity-ms", enter=0.52, exit=0.5, refresh_s=0, tracking_uri=uri
+            "model_signal", model="parity-ms", enter=0.52, exit=0.5, refresh_s=0, tracking_uri=uri, warmup=64
         )
         sb = make_broker("auto", "cex")
         bt = Engine(
