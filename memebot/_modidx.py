@@ -1923,6 +1923,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                             'memebot/models/serving.py'),
                                         'memebot.models.serving.Predictor.update_drift': ( 'models.serving.html#predictor.update_drift',
                                                                                            'memebot/models/serving.py'),
+                                        'memebot.models.serving._p_conf': ('models.serving.html#_p_conf', 'memebot/models/serving.py'),
                                         'memebot.models.serving.psi': ('models.serving.html#psi', 'memebot/models/serving.py')},
             'memebot.models.wallets': { 'memebot.models.wallets.WalletScoreError': ( 'models.wallets.html#walletscoreerror',
                                                                                      'memebot/models/wallets.py'),

@@ -194,12 +194,13 @@ def backtest_benchmarks(res, strat, feed, tf: str):
     import pandas as pd
     from memebot.core import tf_seconds
     from memebot.metrics import benchmark_table, equal_weight_index
+    from memebot.features import CONTEXT_SYMBOLS
 
     if len(res.equity) < 2:
         return None
     close = feed.frame(tf)["close"]
     close.index = close.index + pd.Timedelta(seconds=tf_seconds(tf))  # a bar's close is known at its close time
-    ctx = [c for c in ("BTC/USDT", "SOL/USDT") if c in close.columns]
+    ctx = [c for c in CONTEXT_SYMBOLS if c in close.columns]
     traded = [c for c in close.columns if c not in set(getattr(strat, "context_symbols", ())) | set(ctx)] or ctx
     first = close[traded].bfill().iloc[0]
     bench = {

@@ -394,8 +394,8 @@ def _holdout_scores(models: dict, view, keep) -> tuple[dict, pd.DataFrame]:
     return hold, hpred
 
 # %% ../../nbs/35_models.registry.ipynb #7f80e50b
-def _run_metrics(family, cv, hold, hpred, step, fee_bps, fit_s) -> tuple[dict, str]:
-    "(metrics to log, the best baseline's name)."
+def _run_metrics(family, cv, hold, hpred, step, fee_bps, fit_s) -> tuple[dict, str, dict]:
+    "(metrics to log, the best baseline's name, the honest summary: edge with its interval, net PnL vs buy & hold)."
     bb = best_baseline(hpred)
     boot = {
         met: bootstrap_diff(hpred.y, hpred[family], hpred[bb], met) for met in ("accuracy", "log_loss")
@@ -414,7 +414,7 @@ def _run_metrics(family, cv, hold, hpred, step, fee_bps, fit_s) -> tuple[dict, s
         **{f"holdout_vs_bh_{k}": v for k, v in vbh.items() if k != "net_return"},
         "fit_seconds": fit_s,
     }
-    mets["_summary"] = {
+    summary = {
         "baseline": bb,
         "edge_log_loss": boot["log_loss"]["diff"],
         "edge_lo": boot["log_loss"]["lo"],
@@ -426,7 +426,7 @@ def _run_metrics(family, cv, hold, hpred, step, fee_bps, fit_s) -> tuple[dict, s
         "vs_bh_hi": vbh["edge_hi"],
         "fee_bps": fee_bps,
     }
-    return mets, bb
+    return mets, bb, summary
 
 # %% ../../nbs/35_models.registry.ipynb #ed05731a
 def train_and_register(
@@ -465,8 +465,7 @@ def train_and_register(
     fit_s = time.perf_counter() - t0
     base = {b: make_model(b).fit(dev.X, dev.y) for b in BASELINES}  # the gate compares with these too
     hold, hpred = _holdout_scores({family: model, **base}, view, keep)
-    mets, bb = _run_metrics(family, cv, hold, hpred, step, fee_bps, fit_s)
-    summary = mets.pop("_summary")
+    mets, bb, summary = _run_metrics(family, cv, hold, hpred, step, fee_bps, fit_s)
     config = dict(family=family, params=params, tf=tf, h=h, fee_bps=fee_bps, symbols=sorted(ds.meta["symbols"]))
     config |= dict(start=str(u[0]), end=str(u[-1]), holdout_start=str(hold_start), n_splits=n_splits)
     config |= dict(embargo=embargo, features=ds.meta["features"], n_rows=ds.meta["n_rows"])

@@ -170,11 +170,7 @@ def predict(
     with self._lock:
         m, v, ch, chv = self.model, self.version, self.challenger, self.challenger_version
     A = self._rows_for(m, hist)
-    if hasattr(m, "confidence_one"):
-        p, _, conf = m.confidence_one(A)
-    else:
-        p = m.predict_one(A)
-        conf = abs(2 * p - 1)
+    p, conf = _p_conf(m, A)
     pred = Prediction(symbol, float(p), float(conf), v)
     if ch is not None:
         try:
@@ -209,6 +205,15 @@ def predict_candles(
     return self.predict(symbol, X.loc[symbol].fillna(0.0))
 
 # %% ../../nbs/36_models.serving.ipynb #1f8c1b84
+def _p_conf(m: Model, rows: np.ndarray) -> tuple[float, float]:
+    "P(up) of the newest row and the model's confidence in it (|2p - 1| for models without their own)."
+    if hasattr(m, "confidence_one"):
+        p, _, conf = m.confidence_one(rows)
+        return p, conf
+    p = m.predict_one(rows)
+    return p, abs(2 * p - 1)
+
+
 @patch
 def _cols_for(self: Predictor, m: Model, columns: tuple) -> np.ndarray:
     "Positions of the model's features in `columns` (cached per model and column set)."
@@ -219,7 +224,8 @@ def _cols_for(self: Predictor, m: Model, columns: tuple) -> np.ndarray:
         miss = [c for c in m.features_ if c not in pos]
         if miss:
             raise ModelError(f"predict: features missing: {', '.join(miss[:5])}")
-        cache.clear() if len(cache) > 8 else None
+        if len(cache) > 8:
+            cache.clear()
         cache[key] = np.array([pos[c] for c in m.features_], dtype=np.int64)
     return cache[key]
 
@@ -239,11 +245,7 @@ def _score(self: Predictor, m: Model, X: np.ndarray, columns: tuple, symbols, hi
             H = np.nan_to_num(np.asarray(history[s])[:, self._cols_for(m, columns)].astype(np.float32), nan=0.0)
         else:
             H = A[j : j + 1]
-        if hasattr(m, "confidence_one"):
-            p[j], _, conf[j] = m.confidence_one(H)
-        else:
-            p[j] = m.predict_one(H)
-            conf[j] = abs(2 * p[j] - 1)
+        p[j], conf[j] = _p_conf(m, H)
     return p, conf, A
 
 # %% ../../nbs/36_models.serving.ipynb #f7153c4b
