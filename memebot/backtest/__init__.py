@@ -665,8 +665,9 @@ class Engine:
         cash: float | None = None,
         run_id: str = "bt",
         validation: OrderValidation | None = None,  # the account checks (default OrderValidation())
-        environment: Environment = Environment.BACKTEST,
-    ):  # where it runs (a node passes PAPER or LIVE)
+        environment: Environment = Environment.BACKTEST,  # where it runs (a node passes PAPER or LIVE)
+        curve_step_s: float = 0.0,  # one equity point per this many seconds of event time (0: every timestamp)
+    ):
         self.strategy, self.feed, self.environment = strategy, feed, Environment(environment)
         self.broker = broker if broker is not None else SimulatedBroker(BarFill())
         self.network_fee = float(self.broker.network_fee)
@@ -699,6 +700,9 @@ class Engine:
         self.fills, self.orders = [], []
         self.skipped: dict[str, int] = {}  # entries a strategy decided not to send, by reason (ctx.skip)
         self._eq_ts, self._eq, self._ex = [], [], []
+        if not curve_step_s >= 0:
+            raise ValidationError("engine", "curve_step_s", f"{curve_step_s!r} must be >= 0")
+        self._eq_step = max(int(curve_step_s * NS), 1)
         self.now, self.events, self.bars = 0, 0, 0
         self.ctx = Context(self)
         self._started = False
@@ -920,8 +924,8 @@ def _mark_equity(self: Engine, ts: int):
         v = p.qty * m[s]
         eq += v
         ex += v if v > 0 else -v
-    if self._eq_ts and self._eq_ts[-1] == ts:
-        self._eq[-1], self._ex[-1] = eq, ex
+    if self._eq_ts and self._eq_ts[-1] // self._eq_step == ts // self._eq_step:
+        self._eq_ts[-1], self._eq[-1], self._ex[-1] = ts, eq, ex
     else:
         self._eq_ts.append(ts)
         self._eq.append(eq)
