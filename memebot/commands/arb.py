@@ -195,7 +195,8 @@ def arb_run(
     import asyncio
     from datetime import datetime, timezone
     from memebot.cli import positive
-    from memebot.exec.ledger import ledger_path, ledger_store
+    from memebot.exec.ledger import ledger_path
+    from memebot.data.store import Store
     from memebot.live.crosschain import paper_arb, paper_arb_setup, portfolio_usd, trade_pnl
 
     quiet_logs()
@@ -207,7 +208,7 @@ def arb_run(
     if ledger_path(run_id, s).exists():
         raise ValidationError("--run-id", "run_id", f"{run_id!r} already exists: choose another")
     g = parse_gas(gas)
-    with ledger_store(run_id, s) as st:
+    with Store(ledger_path(run_id, s)) as st:
         sim, det, ex, brokers, reg = paper_arb_setup(st, run_id, tokens, seed, inventory_usd, g, s)
         leds = [b.ledger for b in brokers.values()]
         start = portfolio_usd(leds, reg, det.usd)
@@ -388,12 +389,12 @@ _ACCOUNTS = (
 
 
 def read_ledgers(s) -> tuple[list, list[str]]:
-    "(a Ledger per run, chain and wallet in the ledger folder, the runs that could not be opened)."
+    "(a Ledger per run, chain and wallet in the ledger folder or database, the runs that could not be opened)."
     import duckdb
     from memebot.data.store import StoreError
     from memebot.exec.ledger import Ledger, ledger_runs, ledger_store
 
-    out, busy = [], []
+    out, busy, seen = [], [], set()
     for run in ledger_runs(s):
         try:
             st = ledger_store(run, s, read_only=True)
@@ -401,11 +402,16 @@ def read_ledgers(s) -> tuple[list, list[str]]:
             busy.append(run)
             continue
         try:
-            accounts = st.cursor().execute(_ACCOUNTS).fetchall()
+            accounts = [tuple(a) for a in st.cursor().execute(_ACCOUNTS).fetchall()]
         except duckdb.Error:  # a DuckDB file in the folder that is not a ledger
             st.close()
             continue
-        out += [Ledger(st, r, c, w) for r, c, w in accounts]
+        new = [a for a in accounts if a not in seen]  # the ledger database answers for every run: each account once
+        if not new:
+            st.close()
+            continue
+        seen.update(new)
+        out += [Ledger(st, r, c, w) for r, c, w in new]
     return out, busy
 
 

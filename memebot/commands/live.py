@@ -673,7 +673,7 @@ def evm_live_run(s, chain: Chain, strat, tokens: list[str], tf: str, reserve: fl
 async def _evm_wallet(s, chain: Chain, address: str | None, extra: list[str]) -> dict:
     from memebot.data.evm import EvmRpc, evm_chain, erc20_call, selector
     from memebot.exec.evm import load_evm_key, amounts_out_call
-    from memebot.exec.ledger import Ledger, ledger_store, ledger_path
+    from memebot.exec.ledger import Ledger, ledger_store, ledger_exists
     from eth_abi import decode as abi_decode
 
     addr = (address or load_evm_key(s).address).lower()
@@ -683,7 +683,7 @@ async def _evm_wallet(s, chain: Chain, address: str | None, extra: list[str]) ->
         native = await rpc.balance(addr)
         usd = await rpc.native_usd()
         known = set(t.lower() for t in extra)
-        if ledger_path("live", s).exists():
+        if ledger_exists("live", s):
             st = ledger_store("live", s, read_only=True)
             try:
                 known |= {a for a in Ledger(st, "live", chain, addr).balances() if a.startswith("0x")}

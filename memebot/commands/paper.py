@@ -167,13 +167,13 @@ def _arun(coro):
 def _paper_run(s, resume: bool, run_id, strategy, param, spec: dict, speed) -> tuple[str, str, dict, dict]:
     "(run id, strategy, params, spec) for a new run, or the stored ones of the run to resume."
     from memebot.strategy import parse_param_args
-    from memebot.exec.ledger import ledger_path
+    from memebot.exec.ledger import ledger_exists
     from memebot.core import parse_range
 
     if resume and not run_id:
         raise PaperError("--resume needs --run-id (the run to continue)")
     if resume:
-        rec = _record(run_id, s) if ledger_path(run_id, s).exists() else None
+        rec = _record(run_id, s) if ledger_exists(run_id, s) else None
         if rec is None:
             raise PaperError(f"--run-id {run_id!r}: no such paper run (nothing to resume)")
         if speed is not None:
@@ -183,7 +183,7 @@ def _paper_run(s, resume: bool, run_id, strategy, param, spec: dict, speed) -> t
         raise PaperError("--strategy is required (see `memebot strategies`)")
     parse_range(spec["start"], spec["end"])
     run_id = run_id or f"paper-{strategy}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
-    if ledger_path(run_id, s).exists() and (rec := _record(run_id, s)) is not None:
+    if ledger_exists(run_id, s) and (rec := _record(run_id, s)) is not None:
         raise PaperError(
             f"--run-id {run_id!r} already exists ({rec['status']}): add --resume to continue it, or choose another"
             " run id"
@@ -193,7 +193,7 @@ def _paper_run(s, resume: bool, run_id, strategy, param, spec: dict, speed) -> t
 # %% ../../nbs/94_commands.paper.ipynb #cb9d2209
 def _paper_report(node, res, run_id: str, s, json_out) -> None:
     "Print (or write as JSON) how the run ended."
-    from memebot.exec.ledger import ledger_path
+    from memebot.exec.ledger import ledger_where
 
     st = node.status()
     lat = node.latency()
@@ -202,7 +202,7 @@ def _paper_report(node, res, run_id: str, s, json_out) -> None:
             "status": st,
             "latency": lat,
             "consistency": node.consistency(),
-            "ledger": str(ledger_path(run_id, s)),
+            "ledger": ledger_where(run_id, s),
             "fills": [
                 {
                     "client_id": f.client_id,
@@ -289,14 +289,14 @@ def bars_only(strat) -> bool:
 # %% ../../nbs/94_commands.paper.ipynb #ff899900
 def _run_ledger_store(run_id: str, s):
     "Open the run's ledger store, or a PaperError saying the run is open elsewhere."
-    from memebot.exec.ledger import ledger_path, ledger_store
+    from memebot.exec.ledger import ledger_where, ledger_store
     from memebot.data.store import StoreLockedError
 
     try:
         return ledger_store(run_id, s)
     except StoreLockedError:
         raise PaperError(
-            f"run {run_id!r} is running in another process (its ledger {ledger_path(run_id, s)} is open for "
+            f"run {run_id!r} is running in another process (its ledger {ledger_where(run_id, s)} is open for "
             "writing): stop it first, or choose another --run-id"
         ) from None
 
@@ -396,7 +396,7 @@ def paper_cmd(
 ):
     "Paper-trade a strategy on the trading node (replayed, simulated or live market data; paper fills always)."
     from memebot.strategy import get_strategy
-    from memebot.exec.ledger import ledger_path
+    from memebot.exec.ledger import ledger_where
 
     s = settings()
     EARLY_STOP.arm()  # SIGINT/SIGTERM from now on stop the run, even before the node's own handlers are in place
@@ -425,7 +425,7 @@ def paper_cmd(
         out = sys.stderr if json_out is not None and str(json_out) == "-" else None
         if not console.is_terminal or not dash:
             print(
-                f"paper {run_id}: {strat.id} on {spec['feed']} ({node.mode}); ledger {ledger_path(run_id, s)}; "
+                f"paper {run_id}: {strat.id} on {spec['feed']} ({node.mode}); ledger {ledger_where(run_id, s)}; "
                 f"Ctrl-C stops, --run-id {run_id} --resume continues",
                 flush=True,
                 file=out or sys.stdout,

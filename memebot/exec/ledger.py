@@ -30,7 +30,7 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['INTENT_PENDING', 'INTENT_FINAL', 'JOURNAL_MAX_BYTES', 'LedgerError', 'TxIntent', 'Ledger', 'ledger_path',
-           'ledger_store', 'ledger_runs']
+           'ledger_store', 'ledger_exists', 'ledger_where', 'ledger_runs']
 
 # %% ../../nbs/63_exec.ledger.ipynb #867078a6
 register_migration(
@@ -383,7 +383,7 @@ def record_intent(self: Ledger, intent: TxIntent) -> None:
 def _insert_intent(self: Ledger, con, intent: TxIntent, now) -> int:
     "Insert the intent (once per signature) and point its order at it; inside the caller's transaction. 1 if new."
     n = con.execute(
-        "INSERT INTO tx_intents VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+        "INSERT INTO tx_intents VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING RETURNING 1",
         [
             intent.signature,
             intent.client_id,
@@ -399,20 +399,20 @@ def _insert_intent(self: Ledger, con, intent: TxIntent, now) -> int:
             now,
             now,
         ],
-    ).fetchone()[0]
+    ).fetchall()
     if n:
         con.execute(
             "UPDATE orders SET venue_id=?, updated=? WHERE client_id=? AND run_id=?",
             [intent.signature, now, intent.client_id, self.run_id],
         )
-    return n
+    return len(n)
 
 # %% ../../nbs/63_exec.ledger.ipynb #0fc446c816
 @patch
 def _insert_order(self: Ledger, con, order: Order, venue_id: str | None, now, params: dict | None) -> int:
     "Insert the order row (and its params) unless its client id is stored, in the caller's transaction. 1 if new."
     n = con.execute(
-        """INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING""",
+        """INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING RETURNING 1""",
         [
             order.client_id,
             self.run_id,
@@ -432,13 +432,13 @@ def _insert_order(self: Ledger, con, order: Order, venue_id: str | None, now, pa
             venue_id,
             now,
         ],
-    ).fetchone()[0]
+    ).fetchall()
     if n and params is not None:
         con.execute(
             "INSERT INTO order_params VALUES (?, ?) ON CONFLICT DO NOTHING",
             [order.client_id, json.dumps(params, default=str)],
         )
-    return n
+    return len(n)
 
 # %% ../../nbs/63_exec.ledger.ipynb #0fc446c817
 @patch
@@ -477,10 +477,11 @@ def open_journal(
     self: Ledger,
     fsync: bool = False,  # also fsync each record before returning (survives power loss, costs a disk sync)
 ) -> Path | None:
-    "Write-ahead submissions to a file beside the store; replay what a crash left there. None for :memory:."
-    if self.store.path == ":memory:" or self.store.read_only:
+    "Write-ahead submissions to a local file; replay what a crash left there. None for :memory: or read-only."
+    jd = getattr(self.store, "journal_dir", None)  # a PostgreSQL ledger names a local folder; a DuckDB file sits beside
+    if self.store.read_only or (jd is None and self.store.path == ":memory:"):
         return None
-    d = Path(self.store.path + ".journal")
+    d = Path(jd or self.store.path + ".journal")
     d.mkdir(parents=True, exist_ok=True)
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{self.run_id}.{self.chain.value}.{self.wallet or 'nowallet'}")
     self._journal_path, self._journal_fsync = d / f"{name}.jsonl", fsync
@@ -634,6 +635,17 @@ def _insert_moves(self: Ledger, con, fill: Fill, moves: dict[str, int]) -> None:
 
 
 @patch
+def _upsert_position(self: Ledger, con, symbol: str, pos: Position, now) -> None:
+    "Store `symbol`'s position row as `pos` (SQL both DuckDB and PostgreSQL run)."
+    con.execute(
+        """INSERT INTO positions VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (run_id, chain, wallet, symbol) DO UPDATE SET
+            qty=excluded.qty, avg_price=excluded.avg_price, realized_pnl=excluded.realized_pnl, fees=excluded.fees,
+            updated=excluded.updated""",
+        [self.run_id, self.chain.value, self.wallet, symbol, pos.qty, pos.avg_price, pos.realized_pnl, pos.fees, now],
+    )
+
+
+@patch
 def _write_position(self: Ledger, con, fill: Fill) -> None:
     "The fill's symbol's position after it, in the caller's transaction (the in-memory book follows after commit)."
     pos = Position(fill.symbol, chain=self.chain)
@@ -641,20 +653,7 @@ def _write_position(self: Ledger, con, fill: Fill) -> None:
     if old:
         pos = Position(old.symbol, old.qty, old.avg_price, old.realized_pnl, old.fees, self.chain)
     pos.apply(fill)
-    con.execute(
-        """INSERT OR REPLACE INTO positions VALUES (?,?,?,?,?,?,?,?,?)""",
-        [
-            self.run_id,
-            self.chain.value,
-            self.wallet,
-            fill.symbol,
-            pos.qty,
-            pos.avg_price,
-            pos.realized_pnl,
-            pos.fees,
-            _dt(self.clock.now_ns()),
-        ],
-    )
+    self._upsert_position(con, fill.symbol, pos, _dt(self.clock.now_ns()))
 
 # %% ../../nbs/63_exec.ledger.ipynb #0864b620
 # -- fills and balances ------------------------------------------------------------------------------------
@@ -674,7 +673,7 @@ def record_fill(
     with self._lock:  # the in-memory book follows the store, after the commit
         with self._write() as con:
             n = con.execute(
-                "INSERT INTO fills VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                "INSERT INTO fills VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING RETURNING 1",
                 [
                     fill.fill_id,
                     fill.client_id,
@@ -690,7 +689,7 @@ def record_fill(
                     fill.venue,
                     fill.tx_sig,
                 ],
-            ).fetchone()[0]
+            ).fetchall()
             if n:
                 self._insert_moves(con, fill, moves or {})
                 self._write_position(con, fill)
@@ -719,7 +718,7 @@ def record_move(
         raise LedgerError(f"move {move_id}: delta must be integer base units, got {delta!r}")
     with self._write(tx=False) as con:
         n = con.execute(
-            "INSERT INTO ledger_moves VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+            "INSERT INTO ledger_moves VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING RETURNING 1",
             [
                 move_id,
                 _dt(ts or self.clock.now_ns()),
@@ -732,7 +731,7 @@ def record_move(
                 move_id,
                 note,
             ],
-        ).fetchone()[0]
+        ).fetchall()
     return bool(n)
 
 # %% ../../nbs/63_exec.ledger.ipynb #0fc446c829
@@ -812,20 +811,7 @@ def unbook_fill(
                     [self.run_id, self.chain.value, self.wallet, sym],
                 )
             else:
-                con.execute(
-                    "INSERT OR REPLACE INTO positions VALUES (?,?,?,?,?,?,?,?,?)",
-                    [
-                        self.run_id,
-                        self.chain.value,
-                        self.wallet,
-                        sym,
-                        pos.qty,
-                        pos.avg_price,
-                        pos.realized_pnl,
-                        pos.fees,
-                        now,
-                    ],
-                )
+                self._upsert_position(con, sym, pos, now)
     self.log.warning("fill_unbooked", fill_id=fill_id, symbol=sym, note=note)
     return True
 
@@ -859,16 +845,54 @@ def ledger_path(
 def ledger_store(
     run_id: str,
     settings=None,
-    read_only: bool = False,  # False: create it when missing
-) -> Store:
-    "The Store holding run `run_id`'s ledger (created, migrated, when missing and not read-only)."
-    return Store(ledger_path(run_id, settings), read_only=read_only)
-
-
-def ledger_runs(settings=None) -> list[str]:
-    "Run ids that have a ledger file, oldest first."
+    read_only: bool = False,  # False: create it when missing (a file), lock the run against a second writer
+):
+    "The store holding run `run_id`'s ledger: its DuckDB file, or PostgreSQL with `[enterprise] database_enabled`."
     from memebot.config import get_settings
 
     s = settings or get_settings()
+    path = ledger_path(run_id, s)
+    if s.enterprise.database_enabled:
+        from memebot.exec.ledger_pg import PgStore
+
+        jd = s.resolve(s.store.ledger_dir) / "postgres.journal"
+        return PgStore(s.enterprise.database_url.get_secret_value(), None if read_only else run_id, read_only, jd)
+    return Store(path, read_only=read_only)
+
+
+def ledger_exists(run_id: str, settings=None) -> bool:
+    "Whether run `run_id` has a ledger (its file, or rows in the ledger database)."
+    from memebot.config import get_settings
+
+    s = settings or get_settings()
+    if not s.enterprise.database_enabled:
+        return ledger_path(run_id, s).exists()
+    with ledger_store(run_id, s, read_only=True) as st:
+        return st.has_run(run_id)
+
+
+def ledger_where(run_id: str, settings=None) -> str:
+    "Where run `run_id`'s ledger is, for people: its file, or the database (no password) and the run."
+    from memebot.config import get_settings
+
+    s = settings or get_settings()
+    if s.enterprise.database_enabled:
+        from memebot.exec.ledger_pg import pg_display
+
+        ledger_path(run_id, s)  # the run id's check
+        return f"{pg_display(s.enterprise.database_url.get_secret_value())} (run {run_id})"
+    return str(ledger_path(run_id, s))
+
+
+def ledger_runs(settings=None) -> list[str]:
+    "Run ids that have a ledger, least recently written first."
+    from memebot.config import get_settings
+
+    s = settings or get_settings()
+    if s.enterprise.database_enabled:
+        from memebot.exec.ledger_pg import PgStore
+
+        with PgStore(s.enterprise.database_url.get_secret_value(), read_only=True) as st:
+            return st.runs()
     d = s.resolve(s.store.ledger_dir)
     return [p.stem for p in sorted(d.glob("*.duckdb"), key=lambda p: p.stat().st_mtime)] if d.is_dir() else []
