@@ -377,8 +377,9 @@ class TradingNode:
         heartbeat_s: float | None = None,  # default [live] heartbeat_seconds
         store: Store | None = None,  # where the run record and checkpoints go (default: the ledger's store)
         max_samples: int = 2_000_000,  # tick-to-order samples kept in `latencies_ns`
-        environment: Environment = Environment.PAPER,
-    ):  # LIVE only where the settings allow live trading
+        environment: Environment = Environment.PAPER,  # LIVE only where the settings allow live trading
+        curve_step_s: float = 1.0,  # one equity point per second of event time: memory stays flat for days
+    ):
         s = self.settings = settings or get_settings()
         self.environment = _node_environment(environment, s)
         self.run_id, self.feed, self.ledger = run_id, feed, ledger
@@ -396,8 +397,9 @@ class TradingNode:
         self.metrics_on = s.monitoring.metrics_enabled  # off: no Prometheus updates on the event path or the beat
         timed, pf = _Timed(self.broker, self), Portfolio(cash=self.cash)
         self.engine = Engine(
-            strategy, feed, timed, clock, self.risk_chain, pf, run_id=run_id, environment=self.environment
-        )
+            strategy, feed, timed, clock, self.risk_chain, pf, run_id=run_id, environment=self.environment,
+            curve_step_s=curve_step_s,
+        )  # fmt: skip
         self.engine.on_rejected = self._rejected
         self.strategy, self.max_samples = strategy, max_samples
         self.log = get_logger("memebot.node", run_id=run_id, strategy=strategy.name)
@@ -464,19 +466,31 @@ def _recover(self: TradingNode):
 
 # %% ../../nbs/70_live.ipynb #9b74d4d103
 @patch
+def _catching_up(self: TradingNode) -> int | None:
+    "While a resumed run still replays what it traded before: the time of the last event it had reached; else None."
+    upto = getattr(self.feed, "fast_until", None)
+    return upto if self.mode == "replay" and upto is not None and (self.last_ts or 0) < upto else None
+
+
+@patch
 def consistency(self: TradingNode) -> list[str]:
     "Differences between the ledger (reloaded from the store) and the engine's account ([] when consistent)."
     if self.ledger is None:
         return []
     led = self.ledger.reload()
+    fills, pf = led.fills(), led.portfolio
+    if self._catching_up() is not None:  # what the engine has replayed so far
+        fills, pf = [f for f in fills if f.ts <= (self.last_ts or 0)], Portfolio()
+        for f in fills:
+            pf.apply(f)
     e = self.engine
     out = []
-    for s in set(led.portfolio.positions) | set(e.portfolio.positions):
-        a, b = led.portfolio.qty(s), e.portfolio.qty(s)
+    for s in set(pf.positions) | set(e.portfolio.positions):
+        a, b = pf.qty(s), e.portfolio.qty(s)
         if abs(a - b) > 1e-9 * max(abs(a), abs(b), 1.0):
             out.append(f"position {s}: ledger {a} vs engine {b}")
-    if len(led.fills()) != len(e.fills):
-        out.append(f"fills: ledger {len(led.fills())} vs engine {len(e.fills)}")
+    if len(fills) != len(e.fills):
+        out.append(f"fills: ledger {len(fills)} vs engine {len(e.fills)}")
     return out
 
 # %% ../../nbs/70_live.ipynb #9b74d4d104
@@ -608,7 +622,8 @@ def checkpoint(self: TradingNode, status: str):
         self._emit({"type": "status", **self.status()})
     if self.store is not None:
         try:
-            save_run(self.store, self.run_id, status=status, last_ts=self.last_ts or None, events=self.events)
+            last = max(self.last_ts or 0, self._catching_up() or 0)  # a stop while catching up keeps the run's reach
+            save_run(self.store, self.run_id, status=status, last_ts=last or None, events=self.events)
             self.checkpoint_error = None
         except Exception as err:
             self.checkpoint_error = repr(err)
