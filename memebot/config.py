@@ -31,7 +31,6 @@ NOT_BUILT = {
     ("crosschain", "cross_chain_enabled"): "cross-chain trading",
     ("crosschain", "cross_chain_arbitrage_enabled"): "cross-chain arbitrage",
     ("enterprise", "multi_user_enabled"): "bots, jobs and ledgers run by the service",
-    ("enterprise", "database_enabled"): "the shared PostgreSQL database",
 }
 
 # Values read only by what is not built yet: documented in settings.ini, checked for type, and listed here so the
@@ -162,7 +161,7 @@ class EnterpriseConfig(_Section):
 
     api_enabled: bool = False  # `memebot api serve` refuses until this is true
     multi_user_enabled: bool = False
-    database_enabled: bool = False
+    database_enabled: bool = False  # nodes keep their ledgers in database_url's PostgreSQL, not in DuckDB files
     authentication_required: bool = True  # the service always authenticates; it refuses to start with false
     database_url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:5432/memebot")
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -180,6 +179,7 @@ class EnterpriseConfig(_Section):
     max_request_bytes: int = Field(1_000_000, ge=1_024, le=100_000_000)
     job_workers: int = Field(2, ge=0, le=64)  # backtest jobs run at once by the API process (0: `memebot api worker`)
     job_timeout_s: float = Field(1800.0, gt=0, le=86_400)  # a backtest job running longer is killed and failed
+    job_lease_s: float = Field(30.0, ge=1, le=3600)  # a running job's claim, renewed by its worker; then it runs again
     bots_dir: str = "data/bots"  # each bot's ledger and kill file, under bot-<id>/
     market_cache_s: float = Field(10.0, ge=1, le=3600)  # how long market-data answers are kept in Redis
     check_not_built = _not_built("enterprise")

@@ -314,7 +314,7 @@ def test_commands_migrate_make_users_and_serve(cli_env, unused_tcp_port):
         assert off.returncode == 2 and "does not exist" in off.stderr and "db upgrade" in off.stderr
         head = _cli(["db", "current", "--json"], env)  # the database does not exist yet
         assert head.returncode == 2
-        assert "created the database; schema at revision 0002" in _cli(["db", "upgrade"], env).stdout
+        assert "created the database; schema at revision 0003" in _cli(["db", "upgrade"], env).stdout
         assert json.loads(_cli(["db", "current", "--json"], env).stdout)["up_to_date"] is True
         add = _cli(["users", "add", "boss", "--role", "admin", "--password-stdin"], env, "boss password 1\n")
         assert add.returncode == 0, add.stderr
@@ -329,7 +329,7 @@ def test_commands_migrate_make_users_and_serve(cli_env, unused_tcp_port):
         assert _cli(["db", "downgrade", "--revision", "base"], env).returncode == 2  # needs --yes
         assert _cli(["db", "downgrade", "--revision", "base", "--yes"], env).returncode == 0
         assert "db upgrade" in _cli(["api", "serve"], env).stderr  # the schema is behind: refused
-        assert "revision 0002" in _cli(["db", "upgrade"], env).stdout  # and up again
+        assert "revision 0003" in _cli(["db", "upgrade"], env).stdout  # and up again
         assert json.loads(_cli(["users", "ls", "--json"], env).stdout) == []
     finally:
         eng = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
@@ -540,6 +540,66 @@ def test_a_job_left_running_by_a_dead_worker_runs_again(pg, cli_env, memebot, tm
         clean_prefix(s)
 
 
+def test_job_leases_let_worker_pools_share_one_queue(pg, cli_env, memebot, tmp_path, monkeypatch):
+    """A job whose worker still holds its lease is left alone by another pool starting; one whose lease ran out runs
+    again; a worker that loses its lease stops the job's process and records nothing."""
+    import asyncio
+    from memebot.api import Service
+    from memebot.api.jobs import JobRunner
+    from memebot.db import Job
+
+    memebot("sim", "--minutes", "30", "--seed", "4", "--launches", "2", "--tf", "1m", check=True)
+    monkeypatch.setenv("MEMEBOT_SETTINGS", cli_env["MEMEBOT_SETTINGS"])
+    s = service_settings(pg, store=cli_env["MEMEBOT_STORE_PATH"], job_lease_s=1.5)
+    s = s.model_copy(update={"backtest": s.backtest.model_copy(update={"output_dir": str(tmp_path / "bt")})})
+    eng = sa.create_engine(db_url(pg), poolclass=sa.pool.NullPool)
+    with Session(eng) as db:
+        alice = db.execute(sa.select(User.id).where(User.username == "alice")).scalar_one()
+        params = {"strategy": "ema_cross", "tf": "1m"}
+        busy = Job(owner_id=alice, kind="backtest", params=params, state="running", lease_owner="elsewhere:1:x",
+                   lease_until=sa.func.now() + sa.text("interval '1 hour'"))  # fmt: skip
+        fresh = Job(owner_id=alice, kind="backtest", params=params)
+        db.add_all([busy, fresh])
+        db.commit()
+        busy_id, fresh_id = busy.id, fresh.id
+
+    def job(i):
+        with Session(eng) as db:
+            return db.get(Job, i)
+
+    async def pools():
+        sv = Service(s)
+        a, b = JobRunner(sv, workers=0), JobRunner(sv, workers=0)
+        try:
+            await b.recover()  # a second pool starts beside the busy worker: its job stays its job
+            assert job(busy_id).state == "running" and job(busy_id).lease_owner == "elsewhere:1:x"
+            with Session(eng) as db:  # the busy worker dies: its lease runs out
+                db.execute(sa.update(Job).where(Job.id == busy_id).values(lease_until=sa.func.now()))
+                db.commit()
+            await b.recover()
+            assert job(busy_id).state == "queued" and job(busy_id).lease_owner is None
+            assert await b.run_one(busy_id) == "done" and await a.run_one(busy_id) is None  # run once, by b
+            run = asyncio.create_task(a.run_one(fresh_id))
+            while job(fresh_id).lease_owner != a.worker_id:  # a has claimed it and is running it
+                await asyncio.sleep(0.05)
+            with Session(eng) as db:  # another pool took it over (say, after a's lease lapsed in a pause)
+                db.execute(sa.update(Job).where(Job.id == fresh_id).values(lease_owner=b.worker_id))
+                db.commit()
+            assert await run is None  # a stopped and recorded nothing
+            return job(fresh_id), b.worker_id
+        finally:
+            await sv.aclose()
+
+    try:
+        taken, b_id = asyncio.run(pools())
+        assert taken.state == "running" and taken.lease_owner == b_id and taken.result is None
+        done = job(busy_id)
+        assert done.state == "done" and done.result["metrics"] and done.lease_owner is None
+    finally:
+        eng.dispose()
+        clean_prefix(s)
+
+
 def test_websocket_events_reach_only_their_owner(api):
     alice_id = api("GET", "/me", "alice").json()["id"]
     with api.c.websocket_connect("/api/v1/ws") as bad:
@@ -636,6 +696,44 @@ def test_bots_start_trade_kill_resume_stop_and_restart(pg, tmp_path, monkeypatch
             assert end["state"] == "stopped", end["error"]
             acts = [e["action"] for e in again("GET", "/audit", "root", params={"limit": 200}).json()]
         assert {"bot.start", "bot.kill", "bot.resume", "bot.stop", "risk.kill", "risk.resume"} <= set(acts)
+    finally:
+        clean_prefix(s)
+
+
+def test_a_bots_ledger_in_postgres_is_read_while_it_trades(pg, tmp_path, monkeypatch):
+    "With `[enterprise] database_enabled`, a running bot's orders and fills are read from PostgreSQL (no 409)."
+    monkeypatch.setenv("MEMEBOT_SETTINGS", str(Path(__file__).resolve().parent.parent / "settings.ini"))
+    s = service_settings(pg, store=tmp_path / "store.duckdb", api_rate_per_min=100_000, bots_dir=str(tmp_path / "bots"),
+                         database_enabled=True)  # fmt: skip
+    r = redis.Redis.from_url(s.enterprise.redis_url)
+    try:
+        with TestClient(create_app(s)) as c:
+            api = Api(c, s)
+            sub = r.pubsub()
+            sub.subscribe(f"{s.enterprise.redis_prefix}:events:{api('GET', '/me', 'alice').json()['id']}")
+            cfg = {"feed": "sim", "speed": 400, "seed": 7}
+            bid = api("POST", "/bots", "alice", json={"name": "pg", "strategy": "pump_launch", "config": cfg}).json()[
+                "id"
+            ]
+            assert api("POST", f"/bots/{bid}/start", "alice").json()["state"] == "running"
+            fill = _until(sub, lambda e: e["type"] == "fill" and e["run_id"] == f"bot-{bid}")
+            assert c.app.state.bots.running(bid)
+            led = api("GET", f"/bots/{bid}/ledger", "alice")
+            assert led.status_code == 200, led.text
+            assert fill["client_id"] in {f["client_id"] for f in led.json()["fills"]}
+            assert {f["client_id"] for f in led.json()["fills"]} <= {o["client_id"] for o in led.json()["orders"]}
+            assert api("GET", f"/bots/{bid}/ledger", "bob").status_code == 404
+            assert not list((tmp_path / "bots").rglob("*.duckdb"))  # no ledger file: it is in PostgreSQL
+            assert api("POST", f"/bots/{bid}/stop", "alice").json()["state"] == "stopped"
+            after = api("GET", f"/bots/{bid}/ledger", "alice").json()
+            assert len(after["fills"]) >= len(led.json()["fills"])
+            sub = r.pubsub()  # only what comes after the restart
+            sub.subscribe(f"{s.enterprise.redis_prefix}:events:{api('GET', '/me', 'alice').json()['id']}")
+            assert api("POST", f"/bots/{bid}/start", "alice").json()["state"] == "running"  # resumes its run
+            n = len(after["fills"])  # its run goes on from the fills in PostgreSQL, caught up by replaying its market
+            _until(sub, lambda e: e["type"] == "status" and e.get("run_id") == f"bot-{bid}" and e["fills"] >= n)
+            end = api("POST", f"/bots/{bid}/stop", "alice").json()
+            assert end["state"] == "stopped", end["error"]
     finally:
         clean_prefix(s)
 

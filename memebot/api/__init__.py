@@ -440,6 +440,8 @@ def child_env(settings, **extra) -> dict:
 
     env = dict(os.environ, MEMEBOT_STORE_PATH=str(settings.resolve(settings.store.path)))
     env["MEMEBOT_ENTERPRISE_REDIS_URL"] = settings.enterprise.redis_url
+    env["MEMEBOT_ENTERPRISE_DATABASE_ENABLED"] = str(settings.enterprise.database_enabled).lower()  # where ledgers are
+    env["MEMEBOT_ENTERPRISE_DATABASE_URL"] = settings.enterprise.database_url.get_secret_value()
     if settings.path:
         env["MEMEBOT_SETTINGS"] = str(settings.path)
     return env | {k: str(v) for k, v in extra.items()}

@@ -16,6 +16,8 @@ from fastapi import HTTPException
 from fastcore.basics import patch
 from pydantic import Field
 from ..core import ValidationError
+from ..data.store import StoreLockedError
+from ..exec.ledger import ledger_exists
 from ..db import Bot, Principal, audit
 from memebot.api import (
     Admin,
@@ -69,6 +71,12 @@ class BotSupervisor:
         "A bot's folder: its ledger and kill file."
         return self.root / f"bot-{bot_id}"
 
+    def bot_settings(self, bot_id: int):
+        "The settings the bot's node runs with: the service's, its ledger under the bot's folder (or in PostgreSQL)."
+        s = self.svc.settings.model_copy(deep=True)
+        s.store.ledger_dir = str(self.folder(bot_id) / "ledger")
+        return s
+
     def kill_file(self, bot_id: int) -> Path:
         return self.folder(bot_id) / "KILL"
 
@@ -93,7 +101,7 @@ async def start(self: BotSupervisor, bot) -> None:
         )
     d = self.folder(bot.id)
     (d / "ledger").mkdir(parents=True, exist_ok=True)
-    resume = (d / "ledger" / f"bot-{bot.id}.duckdb").exists()
+    resume = await asyncio.to_thread(ledger_exists, f"bot-{bot.id}", self.bot_settings(bot.id))
     env = child_env(
         self.svc.settings,
         MEMEBOT_LIVE_KILL_FILE=self.kill_file(bot.id),
@@ -114,9 +122,10 @@ async def _watch(self: BotSupervisor, bot_id: int, owner: int) -> None:
     p = self.procs[bot_id]
     _, err = await p.communicate()
     lines = [x for x in err.decode(errors="replace").splitlines() if x.strip()]
-    asked = bot_id in self._stopping  # a SIGINT before the node is up ends the command with 130 ("interrupted")
-    self._stopping.discard(bot_id)
-    ok = p.returncode == 0 or (asked and p.returncode in (130, -signal.SIGINT))
+    asked = bot_id in self._stopping  # a SIGINT before the node is up ends the command with 130 ("interrupted"),
+    self._stopping.discard(bot_id)  # or, while Python itself is still starting, with a KeyboardInterrupt traceback
+    stopped = p.returncode in (130, -signal.SIGINT) or (lines and lines[-1] == "KeyboardInterrupt")
+    ok = p.returncode == 0 or (asked and stopped)
     await self._set(
         bot_id,
         owner,
@@ -196,22 +205,20 @@ async def shutdown(self: BotSupervisor) -> None:
             p.kill()
 
 # %% ../../nbs/84_api.bots.ipynb #fd06b5bb
-def read_ledger(folder: Path, run_id: str) -> dict:
-    "Orders, fills and positions of one run, read from its ledger file (read-only)."
-    from memebot.data.store import Store
-    from memebot.exec.ledger import Ledger
+def read_ledger(
+    settings,  # the bot's settings (`BotSupervisor.bot_settings`): where its ledger is
+    run_id: str,
+) -> dict:
+    "Orders, fills and positions of one run, read from its ledger (read-only); StoreLockedError while a file is held."
+    from memebot.exec.ledger import Ledger, ledger_exists, ledger_store
 
-    path = folder / "ledger" / f"{run_id}.duckdb"
-    if not path.exists():
-        return {"orders": [], "fills": [], "positions": []}
-    st = Store(path, read_only=True)
-    try:
-        acct = (
-            st.cursor()
-            .execute("SELECT DISTINCT chain, wallet FROM fills UNION SELECT DISTINCT chain, wallet FROM orders")
-            .fetchall()
-        )
-        out = {"orders": [], "fills": [], "positions": []}
+    out = {"orders": [], "fills": [], "positions": []}
+    if not ledger_exists(run_id, settings):
+        return out
+    with ledger_store(run_id, settings, read_only=True) as st:
+        acct = st.cursor().execute(
+            "SELECT DISTINCT chain, wallet FROM fills WHERE run_id=? UNION SELECT DISTINCT chain, wallet FROM orders"
+            " WHERE run_id=? ORDER BY 1, 2", [run_id, run_id]).fetchall()  # fmt: skip
         for chain, wallet in acct:
             led = Ledger(st, run_id, chain, wallet)
             out["orders"] += [{"client_id": o.client_id, "ts": o.ts, "symbol": o.symbol, "side": o.side.value,
@@ -221,9 +228,7 @@ def read_ledger(folder: Path, run_id: str) -> dict:
                               "qty": f.qty, "price": f.price, "fee": f.fee} for f in led.fills()]  # fmt: skip
             out["positions"] += [{"symbol": k, "qty": p.qty, "avg_price": p.avg_price}
                                  for k, p in led.portfolio.positions.items() if p.qty]  # fmt: skip
-        return out
-    finally:
-        st.close()
+    return out
 
 # %% ../../nbs/84_api.bots.ipynb #45b3b2ba
 bot_ops = APIRouter(prefix="/bots", tags=["bots"])
@@ -286,9 +291,14 @@ async def bots_ledger(request: Request, bot_id: RowId, who: Reader, s=Depends(db
     "The bot's orders (with rejection reasons), fills and positions, from its ledger."
     bot = await _bot(s, who, bot_id)
     sup = request.app.state.bots
-    if sup.running(bot.id):
-        raise HTTPException(409, "the bot is running and holds its ledger: read /status, or stop it first")
-    return await asyncio.to_thread(read_ledger, sup.folder(bot.id), f"bot-{bot.id}")
+    try:
+        return await asyncio.to_thread(read_ledger, sup.bot_settings(bot.id), f"bot-{bot.id}")
+    except StoreLockedError:
+        raise HTTPException(
+            409,
+            "the bot is running and holds its ledger file: read /status, or stop it first "
+            "(with [enterprise] database_enabled its ledger is read while it runs)",
+        ) from None
 
 # %% ../../nbs/84_api.bots.ipynb #67ed0b43
 risk_router = APIRouter(prefix="/risk", tags=["risk"])

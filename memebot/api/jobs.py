@@ -17,6 +17,7 @@ from fastcore.basics import patch
 from pydantic import Field
 from ..core import ValidationError
 from ..db import Job, Principal, audit, list_owned
+from ..obs import get_logger
 from memebot.api import (
     AuthError,
     Reader,
@@ -35,7 +36,7 @@ from memebot.api import (
 )
 
 # %% auto #0
-__all__ = ['jobs_router', 'BacktestIn', 'JobOut', 'check_backtest', 'backtest_args', 'JobRunner', 'backtests_submit',
+__all__ = ['log', 'jobs_router', 'BacktestIn', 'JobOut', 'check_backtest', 'backtest_args', 'JobRunner', 'backtests_submit',
            'backtests_list', 'backtests_get', 'backtests_tearsheet']
 
 # %% ../../nbs/83_api.jobs.ipynb #785385f2
@@ -78,24 +79,38 @@ def backtest_args(body: BacktestIn, json_out: Path, out_dir: Path) -> list[str]:
     return memebot_command(["backtest", "--strategy", body.strategy], body.params, body.symbols, opts)
 
 # %% ../../nbs/83_api.jobs.ipynb #932836cd
+log = get_logger("jobs")
+
+
 class JobRunner:
-    "Runs queued backtest jobs as `memebot backtest` processes."
+    "Runs queued backtest jobs as `memebot backtest` processes, each under a lease renewed while it runs."
 
     def __init__(self, svc, workers: int | None = None):
+        import os, socket, uuid
+
         e = svc.settings.enterprise
         self.svc, self.workers = svc, e.job_workers if workers is None else workers
-        self.timeout_s, self.queue = e.job_timeout_s, svc.key("jobs")
+        self.timeout_s, self.lease_s, self.queue = e.job_timeout_s, e.job_lease_s, svc.key("jobs")
         self.root = svc.settings.resolve(svc.settings.backtest.output_dir) / "jobs"
+        self.worker_id = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._tasks: list[asyncio.Task] = []
+        self._procs: dict[int, asyncio.subprocess.Process] = {}
+
+    def _lease(self):
+        return sa.func.now() + dt.timedelta(seconds=self.lease_s)
 
     async def submit(self, job_id: int) -> None:
         "Queue a job."
         await self.svc.redis.lpush(self.queue, job_id)
 
     async def recover(self) -> int:
-        "Queue again what a dead worker left running and what Redis lost; how many."
+        "Queue again the running jobs whose lease ran out (their worker died) and what Redis lost; how many queued."
         async with self.svc.sessions() as s:
-            await s.execute(sa.update(Job).where(Job.state == "running").values(state="queued"))
+            await s.execute(
+                sa.update(Job)
+                .where(Job.state == "running", sa.or_(Job.lease_until.is_(None), Job.lease_until < sa.func.now()))
+                .values(state="queued", lease_owner=None, lease_until=None)
+            )
             ids = list((await s.execute(sa.select(Job.id).where(Job.state == "queued").order_by(Job.id))).scalars())
             await s.commit()
         queued = {int(x) for x in await self.svc.redis.lrange(self.queue, 0, -1)}
@@ -107,16 +122,17 @@ class JobRunner:
 # %% ../../nbs/83_api.jobs.ipynb #415f282f
 @patch
 async def start(self: JobRunner) -> JobRunner:
-    "Recover, then start the workers."
+    "Recover, then start the workers and the watcher of expired leases."
     if self.workers > 0:
         await self.recover()
         self._tasks = [asyncio.create_task(self._work(), name=f"job-worker-{i}") for i in range(self.workers)]
+        self._tasks.append(asyncio.create_task(self._watch_leases(), name="job-leases"))
     return self
 
 
 @patch
 async def stop(self: JobRunner) -> None:
-    "Stop the workers (a job they were running is queued again at the next start)."
+    "Stop the workers (a job they were running is queued again when its lease runs out)."
     for t in self._tasks:
         t.cancel()
     await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -130,15 +146,25 @@ async def _work(self: JobRunner) -> None:
         if got:
             await self.run_one(int(got[1]))
 
+
+@patch
+async def _watch_leases(self: JobRunner) -> None:
+    while True:
+        await asyncio.sleep(self.lease_s)
+        try:
+            await self.recover()
+        except Exception as e:  # the database or Redis away for a moment: try again next period
+            log.warning("job_recover_failed", error=repr(e)[:200])
+
 # %% ../../nbs/83_api.jobs.ipynb #2e762569
 @patch
 async def run_one(self: JobRunner, job_id: int) -> str | None:
-    "Run one queued job; its final state (None when another worker had claimed it)."
+    "Run one queued job; its final state (None when another worker had claimed it, or took it over)."
     async with self.svc.sessions() as s:
         claimed = await s.execute(
             sa.update(Job)
             .where(Job.id == job_id, Job.state == "queued")
-            .values(state="running")
+            .values(state="running", lease_owner=self.worker_id, lease_until=self._lease())
             .returning(Job.owner_id)
         )
         owner = claimed.scalar_one_or_none()
@@ -146,14 +172,43 @@ async def run_one(self: JobRunner, job_id: int) -> str | None:
     if owner is None:
         return None
     await self._publish(owner, job_id, "running")
-    state, result, error = await self._execute(job_id)
+    keeper = asyncio.create_task(self._keep_lease(job_id))
+    try:
+        state, result, error = await self._execute(job_id)
+    finally:
+        keeper.cancel()
     async with self.svc.sessions() as s:
-        job = await s.get(Job, job_id)
-        job.state, job.result, job.error = state, result, error
-        job.finished_at = dt.datetime.now(dt.timezone.utc)
+        done = await s.execute(
+            sa.update(Job)
+            .where(Job.id == job_id, Job.lease_owner == self.worker_id)
+            .values(state=state, result=result, error=error, finished_at=dt.datetime.now(dt.timezone.utc),
+                    lease_owner=None, lease_until=None)
+        )  # fmt: skip
         await s.commit()
+    if done.rowcount == 0:
+        log.warning("job_lease_lost", job_id=job_id, worker=self.worker_id)
+        return None
     await self._publish(owner, job_id, state)
     return state
+
+
+@patch
+async def _keep_lease(self: JobRunner, job_id: int) -> None:
+    "Renew the job's lease a few times per period; stop the job's process once another worker holds it."
+    while True:
+        await asyncio.sleep(self.lease_s / 3)
+        async with self.svc.sessions() as s:
+            kept = await s.execute(
+                sa.update(Job)
+                .where(Job.id == job_id, Job.lease_owner == self.worker_id)
+                .values(lease_until=self._lease())
+            )
+            await s.commit()
+        if kept.rowcount == 0:
+            p = self._procs.get(job_id)
+            if p is not None and p.returncode is None:
+                p.kill()
+            return
 
 
 @patch
@@ -168,7 +223,7 @@ async def _execute(self: JobRunner, job_id: int) -> tuple[str, dict | None, str 
         body = BacktestIn.model_validate(job.params)
     out = self.root / str(job_id)
     out.mkdir(parents=True, exist_ok=True)
-    proc = await asyncio.create_subprocess_exec(
+    proc = self._procs[job_id] = await asyncio.create_subprocess_exec(
         *backtest_args(body, out / "result.json", out),
         env=child_env(self.svc.settings),
         stdout=asyncio.subprocess.DEVNULL,
@@ -180,6 +235,8 @@ async def _execute(self: JobRunner, job_id: int) -> tuple[str, dict | None, str 
         proc.kill()
         await proc.wait()
         return "failed", None, f"over the {self.timeout_s:g} s limit ([enterprise] job_timeout_s)"
+    finally:
+        self._procs.pop(job_id, None)
     if proc.returncode != 0:
         lines = [x for x in err.decode(errors="replace").splitlines() if x.strip()]
         return "failed", None, (lines[-1] if lines else f"exit status {proc.returncode}")[:500]

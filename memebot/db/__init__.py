@@ -19,9 +19,10 @@ from ..core import ValidationError
 from ..config import get_settings
 
 # %% auto #0
-__all__ = ['ROLES', 'SCOPES', 'BOT_STATES', 'Base', 'User', 'ApiKey', 'Bot', 'Job', 'AuditEvent', 'db_url', 'async_engine',
-           'sessions', 'ensure_database', 'scratch_database', 'migrate', 'downgrade', 'current_revision',
-           'head_revision', 'schema_drift', 'Principal', 'owned', 'get_owned', 'list_owned', 'audit']
+__all__ = ['ROLES', 'SCOPES', 'BOT_STATES', 'LEDGER_ORDERS', 'LEDGER_FILLS', 'LEDGER_POSITIONS', 'LEDGER_TABLES', 'Base', 'User',
+           'ApiKey', 'Bot', 'Job', 'AuditEvent', 'db_url', 'async_engine', 'sessions', 'ensure_database',
+           'scratch_database', 'migrate', 'downgrade', 'current_revision', 'head_revision', 'schema_drift', 'Principal',
+           'owned', 'get_owned', 'list_owned', 'audit']
 
 # %% ../../nbs/80_db.ipynb #60e48517
 ROLES = ("viewer", "trader", "admin")  # each role can do what the ones before it can
@@ -108,6 +109,8 @@ class Job(Base):
     error: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[dt.datetime] = mapped_column(_TS, default=_now)
     finished_at: Mapped[dt.datetime | None] = mapped_column(_TS)
+    lease_owner: Mapped[str | None] = mapped_column(sa.String(80))  # the worker running it (revision 0004)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(_TS)  # its claim holds until then, renewed while it runs
 
 # %% ../../nbs/80_db.ipynb #96db3fbd
 class AuditEvent(Base):
@@ -122,6 +125,55 @@ class AuditEvent(Base):
     target: Mapped[str] = mapped_column(sa.String(128), default="")
     client: Mapped[str] = mapped_column(sa.String(64), default="")
     detail: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+
+# %% ../../nbs/80_db.ipynb #021691fd
+_K = sa.Text(collation="C")  # keys sort bytewise, as DuckDB's do
+_LT = sa.DateTime(timezone=False)  # naive UTC, as in the DuckDB ledger
+
+
+def _ledger_table(name: str, *cols, index: bool = True) -> sa.Table:
+    t = sa.Table(name, Base.metadata, *cols)
+    if index:
+        sa.Index(f"ix_{name}_account", t.c.run_id, t.c.chain, t.c.wallet)
+    return t
+
+
+_c = sa.Column
+LEDGER_ORDERS = _ledger_table(
+    "orders", _c("client_id", _K, primary_key=True), _c("run_id", _K), _c("ts", _LT), _c("chain", _K),
+    _c("wallet", _K), _c("symbol", _K), _c("side", _K), _c("type", _K), _c("qty", sa.Float), _c("price", sa.Float),
+    _c("status", _K), _c("filled_qty", sa.Float), _c("avg_fill_price", sa.Float), _c("reason", sa.Text),
+    _c("tag", _K), _c("venue_id", _K), _c("updated", _LT))  # fmt: skip
+LEDGER_FILLS = _ledger_table(
+    "fills", _c("fill_id", _K, primary_key=True), _c("client_id", _K, nullable=False), _c("run_id", _K),
+    _c("ts", _LT), _c("chain", _K), _c("wallet", _K), _c("symbol", _K), _c("side", _K), _c("qty", sa.Float),
+    _c("price", sa.Float), _c("fee", sa.Float), _c("venue", _K), _c("tx_sig", _K))  # fmt: skip
+LEDGER_POSITIONS = _ledger_table(
+    "positions", _c("run_id", _K, primary_key=True), _c("chain", _K, primary_key=True),
+    _c("wallet", _K, primary_key=True), _c("symbol", _K, primary_key=True), _c("qty", sa.Float),
+    _c("avg_price", sa.Float), _c("realized_pnl", sa.Float), _c("fees", sa.Float), _c("updated", _LT),
+    index=False)  # fmt: skip
+_ledger_table(
+    "ledger_moves", _c("move_id", _K, primary_key=True), _c("ts", _LT), _c("run_id", _K, nullable=False),
+    _c("chain", _K, nullable=False), _c("wallet", _K, nullable=False), _c("asset", _K, nullable=False),
+    _c("delta", sa.Numeric(39, 0), nullable=False), _c("kind", _K, nullable=False), _c("ref", _K),
+    _c("note", sa.Text))  # fmt: skip
+_ledger_table(
+    "tx_intents", _c("signature", _K, primary_key=True), _c("client_id", _K, nullable=False), _c("run_id", _K),
+    _c("chain", _K), _c("wallet", _K), _c("attempt", sa.Integer), _c("last_valid_block_height", sa.BigInteger),
+    _c("tx_b64", sa.Text), _c("status", _K, nullable=False), _c("err", sa.Text), _c("slot", sa.BigInteger),
+    _c("created", _LT), _c("updated", _LT))  # fmt: skip
+_ledger_table("order_params", _c("client_id", _K, primary_key=True), _c("params", sa.Text), index=False)
+_ledger_table(
+    "held_orders", _c("client_id", _K, primary_key=True), _c("run_id", _K, primary_key=True),
+    _c("chain", _K, nullable=False), _c("wallet", _K, nullable=False), _c("doc", sa.Text, nullable=False),
+    _c("oco", _K), _c("created", _LT), index=False)  # fmt: skip
+_ledger_table(
+    "paper_runs", _c("run_id", _K, primary_key=True), _c("strategy", _K), _c("params", sa.Text), _c("spec", sa.Text),
+    _c("cash", sa.Float), _c("status", _K), _c("last_ts", sa.BigInteger), _c("events", sa.BigInteger),
+    _c("created", _LT), _c("updated", _LT), index=False)  # fmt: skip
+LEDGER_TABLES = ("orders", "fills", "positions", "ledger_moves", "tx_intents", "order_params", "held_orders",
+                 "paper_runs")  # fmt: skip
 
 # %% ../../nbs/80_db.ipynb #28035b4d
 def db_url(url: str | None = None, settings=None) -> sa.URL:
