@@ -294,3 +294,51 @@ def test_paper_runs_keep_their_ledger_in_postgres(pg, memebot, tmp_path):
     assert again.returncode != 0 and "already exists" in again.stderr
     with PgStore(pg, read_only=True) as ro:
         assert ro.cursor().execute("SELECT count(*) FROM fills WHERE run_id=?", [run]).fetchone()[0] == len(fills)
+
+
+@pytest.fixture
+def pg_alone(pg):
+    "A migrated database of its own (the module's holds every other test's runs)."
+    from memebot.db import migrate, scratch_database
+
+    with scratch_database() as url:
+        migrate(url)
+        yield url
+
+
+def test_global_limits_count_every_nodes_holdings_in_postgres(pg_alone, tmp_path):
+    """A live account's risk engine, given the global limits by the live commands, counts what another node holds in
+    the ledger database: 900 USD of MEME there leaves room for 75 USD more, not 150 (max_asset_exposure 1,000)."""
+    from memebot.commands.live import attach_global_limits
+    from memebot.config import load_settings
+    from memebot.core import Portfolio, Tick
+    from memebot.risk import RiskEngine
+
+    s = load_settings(env={}, overrides={
+        "enterprise.database_enabled": True, "enterprise.database_url": pg_alone, "store.ledger_dir": str(tmp_path),
+        "risk.max_asset_exposure_usd": 1000.0, "crosschain.assets": "MEME@solana=MemeMint1111:6"})  # fmt: skip
+    other_run, own_run = _rid("sniper"), _rid("live")
+    with (
+        PgStore(pg_alone, other_run) as ost,
+        PgStore(pg_alone, own_run) as st,
+    ):  # two nodes (two processes in real life)
+        other = Ledger(ost, other_run, Chain.SOLANA, "OtherWallet", SimClock(1_700_000_000 * NS))
+        o = _order(f"{other_run}-c1", qty=30_000.0, price=0.0002, symbol="MemeMint1111")
+        other.record_order(o)
+        o.transition(OrderStatus.SUBMITTED)
+        o.filled_qty, o.avg_fill_price = 30_000.0, 0.0002
+        o.transition(OrderStatus.FILLED)
+        other.record_fill(
+            Fill(o.client_id, 1, "MemeMint1111", Side.BUY, 30_000.0, 0.0002, fill_id=f"{other_run}-f1"),
+            moves={"MemeMint1111": 30_000 * 10**6, "SOL": -6 * 10**9},
+            order=o,
+        )  # 6 SOL, 900 USD
+        own = Ledger(st, own_run, Chain.SOLANA, "MyWallet")
+        risk = RiskEngine.from_settings(s, watch_kill_file=False, account_usd=150.0, stale_on_check=False)
+        attach_global_limits(risk, s, own)
+        assert risk.global_exposure("MemeMint1111") == ("MEME", 900.0, 900.0, 900.0)
+        risk.on_market(Tick(1, "MemeMint1111", 0.0002, source="jupiter"))
+        pf = Portfolio(cash=100.0)
+        assert risk.check(Order("MemeMint1111", Side.BUY, 0.5 / 0.0002), pf, 2) is None  # 75 USD: 975 in all
+        why = risk.check(Order("MemeMint1111", Side.BUY, 1.0 / 0.0002), pf, 3)  # 150 USD: 1,050 in all
+        assert why is not None and why.startswith("max_asset_exposure") and "MEME across chains" in why

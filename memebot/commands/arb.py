@@ -15,8 +15,8 @@ from ..core import Chain, ValidationError
 
 # %% auto #0
 __all__ = ['arb_app', 'SIM_GAS_USD', 'bridge_app', 'usd_items', 'parse_gas', 'run_scan', 'run_live_scan', 'arb_scan', 'arb_run',
-           'study_table', 'arb_study', 'chain_id', 'quote_lines', 'bridge_quote', 'bridge_status', 'read_ledgers',
-           'parse_prices', 'portfolio_cmd', 'parse_targets', 'arb_rebalance', 'arb_assets']
+           'study_table', 'arb_study', 'chain_id', 'quote_lines', 'bridge_quote', 'bridge_status', 'parse_prices',
+           'portfolio_cmd', 'parse_targets', 'arb_rebalance', 'arb_assets']
 
 # %% ../../nbs/96a_commands.arb.ipynb #8389fadb
 arb_app = typer.Typer(
@@ -383,38 +383,6 @@ def bridge_status(
     )
 
 # %% ../../nbs/96a_commands.arb.ipynb #fade08b4
-_ACCOUNTS = (
-    "SELECT DISTINCT run_id, chain, wallet FROM ledger_moves UNION SELECT DISTINCT run_id, chain, wallet FROM fills"
-)
-
-
-def read_ledgers(s) -> tuple[list, list[str]]:
-    "(a Ledger per run, chain and wallet in the ledger folder or database, the runs that could not be opened)."
-    import duckdb
-    from memebot.data.store import StoreError
-    from memebot.exec.ledger import Ledger, ledger_runs, ledger_store
-
-    out, busy, seen = [], [], set()
-    for run in ledger_runs(s):
-        try:
-            st = ledger_store(run, s, read_only=True)
-        except StoreError:
-            busy.append(run)
-            continue
-        try:
-            accounts = [tuple(a) for a in st.cursor().execute(_ACCOUNTS).fetchall()]
-        except duckdb.Error:  # a DuckDB file in the folder that is not a ledger
-            st.close()
-            continue
-        new = [a for a in accounts if a not in seen]  # the ledger database answers for every run: each account once
-        if not new:
-            st.close()
-            continue
-        seen.update(new)
-        out += [Ledger(st, r, c, w) for r, c, w in new]
-    return out, busy
-
-
 def parse_prices(items: list[str]) -> dict[str, float]:
     "`ASSET=USD` items (USD itself is 1); a ValidationError names a bad one."
     return {"USD": 1.0} | usd_items(items, "--price", "ASSET", "SOL=150", str.upper)
@@ -427,11 +395,12 @@ def portfolio_cmd(
 ):
     "Every node's holdings across chains in one view: balances by chain and asset in USD, paper positions and PnL."
     from memebot.live.crosschain import default_registry, portfolio_usd
+    from memebot.exec.ledger import ledger_accounts
 
     quiet_logs()
     s = settings()
     usd = parse_prices(price)
-    ledgers, busy = read_ledgers(s)
+    ledgers, busy = ledger_accounts(s)
     df = portfolio_usd(ledgers, default_registry(s), usd)
     pos = [
         {
@@ -505,11 +474,12 @@ def arb_rebalance(
     "Propose the bridge transfers that bring each chain's inventory back to its target, with their cost."
     from dataclasses import asdict
     from memebot.live.crosschain import ArbCosts, default_registry, plan_rebalance, portfolio_usd
+    from memebot.exec.ledger import ledger_accounts
 
     quiet_logs()
     s = settings()
     tg, usd = parse_targets(target), parse_prices(price)
-    ledgers, busy = read_ledgers(s)
+    ledgers, busy = ledger_accounts(s)
     plan = plan_rebalance(portfolio_usd(ledgers, default_registry(s), usd), tg, usd, ArbCosts.from_settings(s))
     if as_json:
         typer.echo(json.dumps({"proposals": [asdict(r) for r in plan], "busy": busy}))

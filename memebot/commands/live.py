@@ -69,8 +69,8 @@ _COSIGNER = typer.Option(
 )
 
 # %% auto #0
-__all__ = ['live_app', 'wallet_app', 'testchain_app', 'sol_usd', 'live_risk', 'node_cash', 'live_buy', 'live_sell',
-           'report_order', 'run_live_node', 'live_run', 'solana_live_run', 'live_node', 'reconcile_report',
+__all__ = ['live_app', 'wallet_app', 'testchain_app', 'sol_usd', 'live_risk', 'attach_global_limits', 'node_cash', 'live_buy',
+           'live_sell', 'report_order', 'run_live_node', 'live_run', 'solana_live_run', 'live_node', 'reconcile_report',
            'live_reconcile', 'require_chain', 'evm_broker', 'evm_trade', 'evm_reconcile', 'live_revoke',
            'wallet_balance', 'evm_live_run', 'evm_wallet_balance', 'testchain_serve']
 
@@ -98,6 +98,27 @@ async def live_risk(s, **kw):
     )
 
 
+def attach_global_limits(risk, s, ledger) -> None:
+    "Check `risk`'s entries against the global limits: every node's ledger (all of them in PostgreSQL) and `ledger`'s."
+    from memebot.exec.ledger import ledger_accounts
+    from memebot.live.crosschain import GlobalExposure, default_registry
+    from memebot.obs import get_logger
+
+    if risk is None:
+        return
+    ledgers, busy = ledger_accounts(s, held={ledger.run_id: ledger.store})
+    if (ledger.run_id, ledger.chain.value, ledger.wallet) not in {(x.run_id, x.chain.value, x.wallet) for x in ledgers}:
+        ledgers.append(ledger)  # a new account: its first fill makes it one
+    if busy:  # files a running node holds: [enterprise] database_enabled lets every node read the others
+        get_logger("memebot.live").warning("global_limits_without", runs=busy)
+    a = risk.account_usd
+    usd = {ledger.chain.native_symbol: float(a)} if isinstance(a, (int, float)) and a > 0 else {}
+    ge = risk.global_exposure = GlobalExposure(ledgers, default_registry(s), usd, ledger.chain)
+    ge.book()
+    if ge.unpriced:  # tokens held on chains whose coin this node has no USD price for: they count as 0
+        get_logger("memebot.live").warning("global_limits_unpriced", assets=ge.unpriced[:20])
+
+
 async def _broker(s, cosigners, risk: bool = True):
     from memebot.exec.solana import SolanaBroker, load_wallet
     from memebot.exec.ledger import Ledger
@@ -108,6 +129,7 @@ async def _broker(s, cosigners, risk: bool = True):
 
     st = ledger_store("live", s)  # the live account's own ledger file
     b = SolanaBroker(Ledger(st, run_id="live", wallet=str(w.pubkey)), w, s, allowed_cosigners=cosigners, risk=r)
+    attach_global_limits(r, s, b.ledger)
     rep = await b.start()
     return b, st, rep
 
@@ -373,6 +395,7 @@ def live_node(strat, feed, broker, risk, cash: float, s, heartbeat):
         environment=Environment.LIVE,
     )
     vb.marks = node.engine.portfolio.marks
+    attach_global_limits(risk, s, broker.ledger)  # [risk] max_total/chain/asset_exposure_usd across nodes and chains
     broker.on_halt = risk.halt  # a reconciliation difference halts the node (exits need a resume)
     return node
 
@@ -474,6 +497,7 @@ async def evm_broker(s, chain: Chain, risk: bool = True):
         )
     st = ledger_store("live", s)
     b = EvmBroker(Ledger(st, run_id="live", chain=chain, wallet=key.address.lower()), key, cfg, s, risk=r, rpc=rpc)
+    attach_global_limits(r, s, b.ledger)
     rep = await b.start()
     return b, st, rep
 

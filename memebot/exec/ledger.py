@@ -30,7 +30,7 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['INTENT_PENDING', 'INTENT_FINAL', 'JOURNAL_MAX_BYTES', 'LedgerError', 'TxIntent', 'Ledger', 'ledger_path',
-           'ledger_store', 'ledger_exists', 'ledger_where', 'ledger_runs']
+           'ledger_store', 'ledger_exists', 'ledger_where', 'ledger_runs', 'ledger_accounts']
 
 # %% ../../nbs/63_exec.ledger.ipynb #867078a6
 register_migration(
@@ -747,6 +747,18 @@ def balances(self: Ledger) -> dict[str, int]:
         )
     }
 
+# %% ../../nbs/63_exec.ledger.ipynb #296ebcd0
+@patch
+def stored_positions(self: Ledger) -> dict[str, tuple[float, float]]:
+    "Stored positions of this ledger: symbol -> (quantity, average price)."
+    return {
+        sym: (q or 0.0, a or 0.0)
+        for sym, q, a in self._q(
+            "SELECT symbol, qty, avg_price FROM positions WHERE run_id=? AND chain=? AND wallet=? ORDER BY symbol",
+            (self.run_id, self.chain.value, self.wallet),
+        )
+    }
+
 # %% ../../nbs/63_exec.ledger.ipynb #0fc446c830
 @patch
 def fills(self: Ledger, client_id: str | None = None) -> list[Fill]:
@@ -896,3 +908,40 @@ def ledger_runs(settings=None) -> list[str]:
             return st.runs()
     d = s.resolve(s.store.ledger_dir)
     return [p.stem for p in sorted(d.glob("*.duckdb"), key=lambda p: p.stat().st_mtime)] if d.is_dir() else []
+
+# %% ../../nbs/63_exec.ledger.ipynb #0b606c17
+_ACCOUNTS = (
+    "SELECT DISTINCT run_id, chain, wallet FROM ledger_moves UNION SELECT DISTINCT run_id, chain, wallet FROM fills"
+)
+
+
+def ledger_accounts(
+    settings=None,
+    held: dict | None = None,  # run id -> a store this process holds open for it (read through it, never reopened)
+) -> tuple[list[Ledger], list[str]]:
+    "(a Ledger per run, chain and wallet with balances or fills; the runs whose ledger could not be read)."
+    import duckdb
+    from memebot.config import get_settings
+    from memebot.data.store import StoreError
+
+    s = settings or get_settings()
+    out, busy, seen = [], [], set()
+    held = held or {}
+    for run in ledger_runs(s):
+        try:
+            st = held.get(run) or ledger_store(run, s, read_only=True)
+        except StoreError:
+            busy.append(run)
+            continue
+        try:
+            accounts = [tuple(a) for a in st.cursor().execute(_ACCOUNTS).fetchall()]
+        except duckdb.Error:  # a DuckDB file in the folder that is not a ledger
+            st.close() if st is not held.get(run) else None
+            continue
+        new = [a for a in accounts if a not in seen]  # the ledger database answers for every run: each account once
+        if not new:
+            st.close() if st is not held.get(run) else None
+            continue
+        seen.update(new)
+        out += [Ledger(st, r, c, w) for r, c, w in new]
+    return out, busy

@@ -805,7 +805,7 @@ def portfolio_usd(
     registry: AssetRegistry,
     usd: dict,  # asset -> USD price
 ) -> pd.DataFrame:
-    "One row per (run, chain, wallet, asset held): units and USD value (NaN when the asset or its price is unknown)."
+    "One row per (run, chain, wallet, asset held): its token, units and USD value (NaN: asset or price unknown)."
     rows = []
     for led in ledgers:
         ch = led.chain
@@ -818,8 +818,9 @@ def portfolio_usd(
                 asset = registry.asset_of(ch, key)
                 dec = registry.tokens(asset)[ch].decimals if asset else None
             units = atoms / 10**dec if dec is not None else math.nan
-            rows.append((led.run_id, ch.value, led.wallet, asset or key, units, units * usd.get(asset, math.nan)))
-    return pd.DataFrame(rows, columns=["run", "chain", "wallet", "asset", "units", "usd"])
+            px = usd.get(asset, math.nan)
+            rows.append((led.run_id, ch.value, led.wallet, asset or key, key, units, units * px))
+    return pd.DataFrame(rows, columns=["run", "chain", "wallet", "asset", "token", "units", "usd"])
 
 # %% ../../nbs/71_live.crosschain.ipynb #1c5d6102
 class GlobalExposure:
@@ -834,16 +835,31 @@ class GlobalExposure:
         max_age_s: float = 1.0,  # re-read the ledgers at most this often (wall time)
     ):
         self.ledgers, self.registry, self.usd, self.chain = ledgers, registry, usd, Chain.parse(chain)
-        self.max_age_s, self._at, self._book = max_age_s, -math.inf, None
+        self.max_age_s, self._at, self._book, self.unpriced = max_age_s, -math.inf, None, []
+
+    def _at_cost(self) -> dict:
+        "(run, chain, wallet, token) -> USD paid for the stored position: quantity x average price x the coin's USD."
+        out = {}
+        for led in self.ledgers:
+            px = self.usd.get(led.chain.native_symbol, math.nan)
+            for sym, (qty, avg) in led.stored_positions().items():
+                out[(led.run_id, led.chain.value, led.wallet, sym.lower())] = abs(qty) * avg * px
+        return out
 
     def book(self) -> pd.DataFrame:
-        "Token holdings (not native coins or USD) with their USD value."
+        "Token holdings (not native coins or USD) with their USD value (at cost where no price is known)."
         import time
 
         if time.monotonic() - self._at > self.max_age_s:
             df = portfolio_usd(self.ledgers, self.registry, self.usd)
             coins = {c.native_symbol for c in Chain} | {"USD"}
-            self._book, self._at = df[~df.asset.isin(coins)].fillna({"usd": 0.0}), time.monotonic()
+            df = df[~df.asset.isin(coins)].copy()
+            if df.usd.isna().any():
+                cost = self._at_cost()
+                keys = zip(df.run, df.chain, df.wallet, df.token.str.lower())
+                df["usd"] = [u if u == u else cost.get(k, math.nan) for u, k in zip(df.usd, keys)]
+            self.unpriced = sorted(set(df.asset[df.usd.isna()]))
+            self._book, self._at = df.fillna({"usd": 0.0}), time.monotonic()
         return self._book
 
     def __call__(self, symbol: str) -> tuple[str | None, float, float, float]:
