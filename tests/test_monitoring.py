@@ -253,6 +253,61 @@ def test_prometheus_scrapes_node_and_alertmanager_delivers(tmp_path, cli_env):
         log.close()
 
 
+def test_prometheus_scrapes_the_api_service(tmp_path, cli_env):
+    """`memebot api serve` as the shipped scrape config's `memebot-api` job: Prometheus reads its request counter and
+    latency histogram (by route and status class), and the service answers /healthz and /readyz beside them."""
+    import uuid
+    from memebot.db import migrate, scratch_database
+
+    _need("prometheus")
+    api_port, prom_port = _free_port(), _free_port()
+    prom = {
+        "global": {"scrape_interval": "1s"},
+        "scrape_configs": [{"job_name": "memebot-api", "static_configs": [{"targets": [f"127.0.0.1:{api_port}"]}]}],
+    }
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(prom))
+    with scratch_database() as url:
+        migrate(url)
+        env = dict(cli_env, MEMEBOT_ENTERPRISE_API_ENABLED="true", MEMEBOT_ENTERPRISE_DATABASE_URL=url,
+                   MEMEBOT_ENTERPRISE_API_SECRET_KEY=uuid.uuid4().hex + uuid.uuid4().hex,
+                   MEMEBOT_ENTERPRISE_REDIS_PREFIX=f"t{uuid.uuid4().hex[:10]}",
+                   MEMEBOT_ENTERPRISE_JOB_WORKERS="0")  # fmt: skip
+        log = open(tmp_path / "stack.log", "w")
+        api = subprocess.Popen([EXE, "api", "serve", "--port", str(api_port)], env=env, stdout=subprocess.PIPE,
+                               stderr=log, text=True)  # fmt: skip
+        procs = [api]
+        try:
+            assert f"127.0.0.1:{api_port}" in api.stdout.readline()  # printed once the socket listens
+            base = f"http://127.0.0.1:{api_port}"
+            assert httpx.get(f"{base}/healthz").status_code == 200
+            assert httpx.get(f"{base}/readyz").json()["status"] == "ready"
+            assert httpx.get(f"{base}/api/v1/me").status_code == 401  # a 4xx to count
+            p = subprocess.Popen([TOOLS["prometheus"], f"--config.file={tmp_path / 'prometheus.yml'}",
+                                  f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                                  f"--web.listen-address=127.0.0.1:{prom_port}"], stdout=log, stderr=log)  # fmt: skip
+            procs.append(p)
+            purl = f"http://127.0.0.1:{prom_port}"
+            got = _wait(lambda: _query(purl, 'memebot_api_requests_total{job="memebot-api", code="4xx"} > 0'),
+                        "the API's request counter", procs=procs)  # fmt: skip
+            assert got[0]["metric"]["route"] == "me"  # the route's name: a bounded label
+            assert _wait(lambda: _query(purl, 'up{job="memebot-api"} == 1'), "the API target up", procs=procs)
+            assert _query(purl, 'memebot_api_request_seconds_count{job="memebot-api"} > 0')
+        finally:
+            for q in procs:
+                q.terminate()
+            for q in procs:
+                try:
+                    q.wait(30)
+                except subprocess.TimeoutExpired:
+                    q.kill()
+            log.close()
+            import redis
+
+            r = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+            for k in r.scan_iter(f"{env['MEMEBOT_ENTERPRISE_REDIS_PREFIX']}:*"):
+                r.delete(k)
+
+
 # --- memebot's own alert sender, from the command line and from a running node ---------------------------------------
 def _alert_env(cli_env, rx: Receivers, **more) -> dict:
     base = dict(
