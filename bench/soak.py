@@ -19,6 +19,7 @@ from memebot.core import shared_dir
 from memebot.data.feeds import ReplayServer, renotify
 
 EXE = Path(sys.executable).parent / "memebot"
+DEDUPE = 200_000  # WsFeed's duplicate filter keeps this many recent keys: memory grows until it is full
 
 
 def free_port() -> int:
@@ -123,6 +124,8 @@ def main():
     ts = np.array([t for t, _ in samples if t >= warm])
     rss = np.array([m["process_resident_memory_bytes"] for t, m in samples if t >= warm])
     slope = float(np.polyfit(ts, rss, 1)[0]) * 3600 if len(ts) >= 3 else float("nan")
+    full = [(t, m["process_resident_memory_bytes"]) for t, m in samples if m["memebot_node_events_total"] >= DEDUPE]
+    slope_full = float(np.polyfit(*zip(*full), 1)[0]) * 3600 if len(full) >= 3 else float("nan")
     last = samples[-1][1]
     rows = [
         ("duration", f"{samples[-1][0]:.0f} s"),
@@ -132,6 +135,7 @@ def main():
         ("feed reconnects (node)", f"{last['memebot_feed_reconnects_total']:.0f}"),
         (f"RSS at {warm} s / at the end", f"{rss[0] / 1e6:.1f} MB / {rss[-1] / 1e6:.1f} MB"),
         (f"RSS growth (least squares after {warm} s)", f"{slope / 1e6:+.1f} MB/hour"),
+        (f"  after {DEDUPE:,} events (feed's filter full)", f"{slope_full / 1e6:+.1f} MB/hour"),
         ("error lines in the node's log", f"{errors}"),
         ("alerts sent (Slack receiver)", f"{len(Slack.got)}"),
         ("node exit code after SIGTERM", f"{rc}"),
