@@ -575,3 +575,24 @@ def test_paper_on_the_simulator_trades_with_default_settings(memebot):
     assert len(doc["fills"]) >= 4 and doc["status"]["orders"] >= 4
     assert "source_deviation" not in (doc["status"]["risk"]["reason"] or "")
     assert doc["consistency"] == []
+
+
+def test_a_paper_replay_reports_the_backtests_benchmarks(shared, memebot, cli_env, tmp_path):
+    """`memebot paper` replaying stored bars is set against the same benchmarks as `memebot backtest` on them (buy &
+    hold, the equal-weight index), with the same numbers: the runs are the same, so are their comparisons."""
+    store = tmp_path / "store.duckdb"
+    with Store(store) as st:
+        upsert(st, "candles", _real(shared, ["1000CAT/USDT", "1000SATS/USDT"], n=400))
+    args = ["--strategy", "ema_cross", "--param", "fast=3", "--param", "slow=8", "--symbols",
+            "1000CAT/USDT,1000SATS/USDT", "--tf", "5m"]  # fmt: skip
+    env = {"MEMEBOT_STORE_PATH": str(store)}
+    bt = json.loads(memebot("backtest", *args, "--json", "-", "--no-tearsheet", env=env, check=True).stdout)
+    pr = json.loads(
+        memebot("paper", *args, "--speed", "0", "--no-dashboard", "--json", "-", env=env, check=True).stdout
+    )
+    assert set(pr["benchmarks"]) == set(bt["benchmarks"]) >= {"buy & hold (equal parts)", "equal-weight index"}
+    for k, row in bt["benchmarks"].items():
+        assert pr["benchmarks"][k]["total_return"] == pytest.approx(row["total_return"], rel=1e-9)
+        assert pr["benchmarks"][k]["vs_strategy"] == pytest.approx(row["vs_strategy"], rel=1e-6, abs=1e-9)
+    text = memebot("paper", *args, "--speed", "0", "--no-dashboard", "--run-id", "bench-text", env=env, check=True)
+    assert "against benchmarks" in text.stdout and "buy & hold" in text.stdout

@@ -191,16 +191,30 @@ def _paper_run(s, resume: bool, run_id, strategy, param, spec: dict, speed) -> t
     return run_id, strategy, parse_param_args(param), spec
 
 # %% ../../nbs/94_commands.paper.ipynb #cb9d2209
-def _paper_report(node, res, run_id: str, s, json_out) -> None:
-    "Print (or write as JSON) how the run ended."
+def _paper_benchmarks(res, strat, spec: dict):
+    "A replay's result against buy & hold, the equal-weight index and BTC/SOL on the same stored bars; else None."
+    from memebot.commands.research import backtest_benchmarks, load_candles
+
+    if spec["feed"] != "replay" or not spec.get("symbols"):
+        return None  # simulated and live markets have no stored bars to hold instead
+    sel = (spec["start"], spec["end"], spec.get("source"), spec.get("chain"), tuple(spec.get("context") or ()))
+    feed, _ = load_candles(spec["symbols"], spec["tf"], *sel)
+    return backtest_benchmarks(res, strat, feed, spec["tf"])
+
+
+def _paper_report(node, res, run_id: str, s, json_out, spec: dict) -> None:
+    "Print (or write as JSON) how the run ended, against benchmarks when it replayed stored bars."
     from memebot.exec.ledger import ledger_where
+    from memebot.core import json_safe
 
     st = node.status()
     lat = node.latency()
+    bt = _paper_benchmarks(res, node.strategy, spec)
     if json_out is not None:
         doc = {
             "status": st,
             "latency": lat,
+            "benchmarks": {} if bt is None else json_safe(bt.to_dict("index")),
             "consistency": node.consistency(),
             "ledger": ledger_where(run_id, s),
             "fills": [
@@ -230,6 +244,9 @@ def _paper_report(node, res, run_id: str, s, json_out) -> None:
                 + (f" (p99 over the {lat['target_us'] / 1e3:g} ms target)" if lat["p99_us"] > lat["target_us"] else ""),
                 flush=True,
             )
+        from memebot.commands.research import print_benchmarks
+
+        print_benchmarks(bt)
         if node.interrupted:
             print(f"stopped: continue with `memebot paper --run-id {run_id} --resume`", flush=True)
 
@@ -431,7 +448,7 @@ def paper_cmd(
                 file=out or sys.stdout,
             )
         res = _arun(_run_node(node, dash and console.is_terminal, max(node.heartbeat_s, 1.0), out))
-        _paper_report(node, res, run_id, s, json_out)
+        _paper_report(node, res, run_id, s, json_out, spec)
     finally:
         store.close()
         EARLY_STOP.disarm()

@@ -20,7 +20,7 @@ from ..cli import LiquidityOpt, JsonOpt
 
 # %% auto #0
 __all__ = ['ResearchError', 'load_candles', 'trades_json', 'print_orders', 'backtest_doc', 'backtest_benchmarks', 'backtest_cmd',
-           'sweep_cmd', 'strategies_cmd']
+           'print_benchmarks', 'sweep_cmd', 'strategies_cmd']
 
 # %% ../../nbs/93_commands.research.ipynb #b4ad5f7a
 class ResearchError(MemebotError):
@@ -268,13 +268,19 @@ def backtest_cmd(
     if write_json(doc, json_out):
         return
     _print_backtest(res, strat, feed, tf, m, stats, paths, json_out)
-    if bt is not None:
-        t = Table(title="against benchmarks (same bars)")
-        for c in ("", "total_return", "sharpe", "max_drawdown", "strategy minus"):
-            t.add_column(c, justify="left" if not c else "right")
-        for k, r in bt.iterrows():
-            t.add_row(k, f"{r.total_return:+.2%}", f"{r.sharpe:.2f}", f"{r.max_drawdown:.2%}", f"{r.vs_strategy:+.2%}")
-        console.print(t)
+    print_benchmarks(bt)
+
+
+def print_benchmarks(bt) -> None:
+    "The run against its benchmarks (`backtest_benchmarks`), as a table; nothing when there are none."
+    if bt is None:
+        return
+    t = Table(title="against benchmarks (same bars)")
+    for c in ("", "total_return", "sharpe", "max_drawdown", "strategy minus"):
+        t.add_column(c, justify="left" if not c else "right")
+    for k, r in bt.iterrows():
+        t.add_row(k, f"{r.total_return:+.2%}", f"{r.sharpe:.2f}", f"{r.max_drawdown:.2%}", f"{r.vs_strategy:+.2%}")
+    console.print(t)
 
 # %% ../../nbs/93_commands.research.ipynb #8da2920802
 class _null:
