@@ -1385,6 +1385,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                  'memebot/exec/ledger_pg.py'),
                                         'memebot.exec.ledger_pg._PgCon.execute': ( 'exec.ledger_pg.html#_pgcon.execute',
                                                                                    'memebot/exec/ledger_pg.py'),
+                                        'memebot.exec.ledger_pg.ledger_writers': ( 'exec.ledger_pg.html#ledger_writers',
+                                                                                   'memebot/exec/ledger_pg.py'),
                                         'memebot.exec.ledger_pg.pg_conninfo': ( 'exec.ledger_pg.html#pg_conninfo',
                                                                                 'memebot/exec/ledger_pg.py'),
                                         'memebot.exec.ledger_pg.pg_display': ( 'exec.ledger_pg.html#pg_display',

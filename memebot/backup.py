@@ -317,6 +317,11 @@ def restore_backup(
                     Store(dest, read_only=True).close()
                 except StoreLockedError:
                     raise BackupError(f"{dest} is open by a running process: stop it before restoring") from None
+        if postgres and (top / "postgres.dump").exists() and s.enterprise.database_enabled:
+            from memebot.exec.ledger_pg import ledger_writers
+
+            if n := ledger_writers(s.enterprise.database_url.get_secret_value()):
+                raise BackupError(f"{n} node(s) are writing their ledgers in PostgreSQL: stop them before restoring")
         existing = [str(d) for _, d in todo if d.exists()]
         if existing and not force:
             raise BackupError(f"would overwrite {len(existing)} existing path(s) (e.g. {existing[0]}): pass force")

@@ -121,6 +121,14 @@ def test_postgres_round_trip(tmp_path, cli_env):
             c.execute(add, {"u": "later"})
         checks = json.loads(_cli(env, "backup", "verify", path, "--json").stdout)
         assert any(c["part"] == "postgres.dump" and c["ok"] for c in checks)
+        from memebot.exec.ledger_pg import PgStore
+
+        with PgStore(url, "a-running-node"):  # a node writing its ledger in this database: no restore under it
+            busy = _cli(dict(env, MEMEBOT_ENTERPRISE_DATABASE_ENABLED="true"), "backup", "restore", path, "--yes",
+                        "--force", check=False)  # fmt: skip
+            assert busy.returncode != 0 and "writing their ledgers in PostgreSQL" in busy.stderr
+        with eng.connect() as c:  # nothing was restored
+            assert [r[0] for r in c.execute(sa.text("SELECT username FROM users ORDER BY id"))] == ["later"]
         _cli(env, "backup", "restore", path, "--yes", "--force")
         with eng.connect() as c:
             assert [r[0] for r in c.execute(sa.text("SELECT username FROM users ORDER BY id"))] == ["kept"]

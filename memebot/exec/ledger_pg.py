@@ -12,7 +12,7 @@ from ..data.store import StoreError, StoreLockedError
 from ..core import ValidationError
 
 # %% auto #0
-__all__ = ['LEDGER_TABLES', 'pg_sql', 'pg_conninfo', 'pg_display', 'PgStore']
+__all__ = ['LEDGER_TABLES', 'pg_sql', 'pg_conninfo', 'pg_display', 'PgStore', 'ledger_writers']
 
 # %% ../../nbs/63a_exec.ledger_pg.ipynb #c04b7475
 _TOKENS = re.compile(r"'(?:[^']|'')*'|\?|%")
@@ -139,3 +139,11 @@ class PgStore:
     def __repr__(self):
         run = f", run {self.run_id!r}" if self.run_id else ""
         return f"PgStore({self.path!r}{run}{', read_only' if self.read_only else ''})"
+
+# %% ../../nbs/63a_exec.ledger_pg.ipynb #985ff3d4
+def ledger_writers(url: str) -> int:
+    "How many processes hold a run of the ledger database for writing now."
+    with psycopg.connect(pg_conninfo(url), autocommit=True, connect_timeout=10) as c:
+        q = """SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+               WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database()"""
+        return int(c.execute(q).fetchone()[0])
