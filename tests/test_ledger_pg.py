@@ -342,3 +342,21 @@ def test_global_limits_count_every_nodes_holdings_in_postgres(pg_alone, tmp_path
         assert risk.check(Order("MemeMint1111", Side.BUY, 0.5 / 0.0002), pf, 2) is None  # 75 USD: 975 in all
         why = risk.check(Order("MemeMint1111", Side.BUY, 1.0 / 0.0002), pf, 3)  # 150 USD: 1,050 in all
         assert why is not None and why.startswith("max_asset_exposure") and "MEME across chains" in why
+
+
+def test_global_limits_with_ledger_files_count_the_account_alone(tmp_path):
+    "With ledger files a live node does not hold other nodes' files open (they could not run): its own account only."
+    from memebot.commands.live import attach_global_limits
+    from memebot.config import load_settings
+    from memebot.risk import RiskEngine
+
+    s = load_settings(env={}, overrides={"store.ledger_dir": str(tmp_path)})
+    with Store(tmp_path / "other.duckdb") as ost:  # a stopped node's file, holding MEME
+        Ledger(ost, "other", Chain.SOLANA, "W").record_move("dep", "MemeMint1111", 10**12, kind="deposit")
+    with Store(tmp_path / "live.duckdb") as st:
+        own = Ledger(st, "live", Chain.SOLANA, "MyWallet")
+        risk = RiskEngine.from_settings(s, watch_kill_file=False, account_usd=150.0, stale_on_check=False)
+        attach_global_limits(risk, s, own)
+        assert risk.global_exposure.ledgers == [own]
+        with Store(tmp_path / "other.duckdb"):  # and the other run's file can still be opened for writing
+            pass

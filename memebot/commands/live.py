@@ -99,18 +99,23 @@ async def live_risk(s, **kw):
 
 
 def attach_global_limits(risk, s, ledger) -> None:
-    "Check `risk`'s entries against the global limits: every node's ledger (all of them in PostgreSQL) and `ledger`'s."
+    "Check `risk`'s entries against the global limits: every node's ledger in PostgreSQL, else `ledger` alone."
     from memebot.exec.ledger import ledger_accounts
     from memebot.live.crosschain import GlobalExposure, default_registry
     from memebot.obs import get_logger
 
     if risk is None:
         return
-    ledgers, busy = ledger_accounts(s, held={ledger.run_id: ledger.store})
+    log = get_logger("memebot.live")
+    if s.enterprise.database_enabled:
+        ledgers, busy = ledger_accounts(s, held={ledger.run_id: ledger.store})
+        if busy:
+            log.warning("global_limits_without", runs=busy)
+    else:  # holding other nodes' files open would keep them from running: this account only
+        ledgers = []
+        log.info("global_limits_this_account_only", why="[enterprise] database_enabled lets nodes see each other")
     if (ledger.run_id, ledger.chain.value, ledger.wallet) not in {(x.run_id, x.chain.value, x.wallet) for x in ledgers}:
         ledgers.append(ledger)  # a new account: its first fill makes it one
-    if busy:  # files a running node holds: [enterprise] database_enabled lets every node read the others
-        get_logger("memebot.live").warning("global_limits_without", runs=busy)
     a = risk.account_usd
     usd = {ledger.chain.native_symbol: float(a)} if isinstance(a, (int, float)) and a > 0 else {}
     ge = risk.global_exposure = GlobalExposure(ledgers, default_registry(s), usd, ledger.chain)
