@@ -46,13 +46,35 @@ def pg_display(url: str) -> str:
 class _PgCon:
     "One psycopg connection running the ledger's DuckDB-style SQL, a statement at a time under the store's lock."
 
-    def __init__(self, conn: psycopg.Connection, lock: threading.RLock):
-        self.conn, self._lock = conn, lock
+    def __init__(self, connect, lock: threading.RLock):  # connect(): a new, ready psycopg connection
+        self._connect, self._lock = connect, lock
+        self.conn, self._tx, self.reconnects = connect(), False, 0
 
     def execute(self, sql: str, params=()):
         "Run one statement; the psycopg cursor holding its rows (`fetchall`, `fetchone`)."
+        word = sql.lstrip()[:8].upper()
         with self._lock:
-            return self.conn.execute(pg_sql(sql), list(params) if params else None)
+            if word.startswith(("COMMIT", "ROLLBACK")) and self.conn.broken:
+                self._tx = False  # the transaction died with the connection: nothing of it was committed
+                return self.conn.cursor()
+            try:
+                cur = self._run(sql, params)
+            except psycopg.OperationalError:
+                if not self.conn.broken:
+                    raise
+                in_tx, self._tx = self._tx, False
+                self.conn, self.reconnects = self._connect(), self.reconnects + 1
+                if in_tx:
+                    raise  # the ledger rolls this write back; the next one runs on the new connection
+                cur = self._run(sql, params)
+            if word.startswith("BEGIN"):
+                self._tx = True
+            elif word.startswith(("COMMIT", "ROLLBACK")):
+                self._tx = False
+            return cur
+
+    def _run(self, sql, params):
+        return self.conn.execute(pg_sql(sql), list(params) if params else None)
 
     def close(self):
         self.conn.close()
@@ -76,21 +98,26 @@ class PgStore:
     ):
         self.path, self.read_only, self.run_id = pg_display(url), read_only, run_id
         self.journal_dir = None if journal_dir is None else str(journal_dir)
+        self._url = url
+        self._wlock = threading.RLock()
+        self.con = _PgCon(self._connect, self._wlock)
+
+    def _connect(self) -> psycopg.Connection:
+        "A connection with the tables checked, read-only or holding the run's lock."
         try:
-            conn = psycopg.connect(pg_conninfo(url), autocommit=True, connect_timeout=10)
+            conn = psycopg.connect(pg_conninfo(self._url), autocommit=True, connect_timeout=10)
         except psycopg.OperationalError as e:
             raise StoreError(f"ledger database {self.path}: {str(e).strip().splitlines()[-1]}") from None
         try:
             self._check_tables(conn)
-            if read_only:
+            if self.read_only:
                 conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
-            elif run_id is not None:
-                self._lock_run(conn, run_id)
+            elif self.run_id is not None:
+                self._lock_run(conn, self.run_id)
         except BaseException:
             conn.close()
             raise
-        self._wlock = threading.RLock()
-        self.con = _PgCon(conn, self._wlock)
+        return conn
 
     def _check_tables(self, conn) -> None:
         have = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
