@@ -54,9 +54,9 @@ class _PgCon:
         "Run one statement; the psycopg cursor holding its rows (`fetchall`, `fetchone`)."
         word = sql.lstrip()[:8].upper()
         with self._lock:
-            if word.startswith(("COMMIT", "ROLLBACK")) and self.conn.broken:
+            if word.startswith("ROLLBACK") and self.conn.broken:
                 self._tx = False  # the transaction died with the connection: nothing of it was committed
-                return self.conn.cursor()
+                return None  # (a COMMIT there fails below: the caller must not think its write is stored)
             try:
                 cur = self._run(sql, params)
             except psycopg.OperationalError:
