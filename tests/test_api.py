@@ -579,9 +579,19 @@ def test_job_leases_let_worker_pools_share_one_queue(pg, cli_env, memebot, tmp_p
             await b.recover()
             assert job(busy_id).state == "queued" and job(busy_id).lease_owner is None
             assert await b.run_one(busy_id) == "done" and await a.run_one(busy_id) is None  # run once, by b
+            sub = sv.redis.pubsub()
+            await sub.subscribe(sv.key("events", alice))
             run = asyncio.create_task(a.run_one(fresh_id))
-            while job(fresh_id).lease_owner != a.worker_id:  # a has claimed it and is running it
-                await asyncio.sleep(0.05)
+
+            async def claimed():  # a's "running" event: it has claimed the job (lease written) and started it
+                async for m in sub.listen():
+                    if m["type"] == "message" and json.loads(m["data"]) == {"type": "job", "id": fresh_id,
+                                                                            "state": "running"}:  # fmt: skip
+                        return
+
+            await asyncio.wait_for(claimed(), 60)
+            await sub.aclose()
+            assert job(fresh_id).lease_owner == a.worker_id
             with Session(eng) as db:  # another pool took it over (say, after a's lease lapsed in a pause)
                 db.execute(sa.update(Job).where(Job.id == fresh_id).values(lease_owner=b.worker_id))
                 db.commit()

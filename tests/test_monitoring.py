@@ -126,6 +126,18 @@ def _wait(cond, what: str, timeout: float = 90.0, procs=()):
     pytest.fail(f"timed out waiting for {what}")
 
 
+def _stop(procs) -> None:
+    "Terminate the processes still running, then wait for each (killed after 30 s)."
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
 def _query(url: str, q: str) -> list:
     try:
         return httpx.get(f"{url}/api/v1/query", params={"query": q}, timeout=5).json()["data"]["result"]
@@ -242,14 +254,7 @@ def test_prometheus_scrapes_node_and_alertmanager_delivers(tmp_path, cli_env):
         assert resolved["dedup_key"] == pd["dedup_key"]
         assert "MemebotNodeDown" in json.dumps([m for m in rx.slack()])
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in procs:
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        _stop(procs)
         log.close()
 
 
@@ -293,13 +298,7 @@ def test_prometheus_scrapes_the_api_service(tmp_path, cli_env):
             assert _wait(lambda: _query(purl, 'up{job="memebot-api"} == 1'), "the API target up", procs=procs)
             assert _query(purl, 'memebot_api_request_seconds_count{job="memebot-api"} > 0')
         finally:
-            for q in procs:
-                q.terminate()
-            for q in procs:
-                try:
-                    q.wait(30)
-                except subprocess.TimeoutExpired:
-                    q.kill()
+            _stop(procs)
             log.close()
             import redis
 
