@@ -153,6 +153,7 @@ class CrossChainConfig(_Section):
     inventory_seconds: float = Field(9.0, gt=0)  # both legs at once from inventory: the time at price risk
     arb_risk_z: float = Field(2.0, ge=0)  # standard deviations of price risk charged over that time
     arb_default_daily_vol: float = Field(0.3, gt=0)  # an asset's daily volatility until measured
+    price_refresh_s: float = Field(60.0, ge=0)  # global limits: fetch the USD prices a node lacks this often (0: never)
     check_not_built = _not_built("crosschain")
 
 

@@ -187,7 +187,7 @@ def test_paper_arb_run_command(memebot, tmp_path):
     assert n == doc["executions"] and legs == 2 * n
     again = memebot("arb", "run", "--run-id", "a1", env=env)
     assert again.returncode == 2 and "already exists" in again.stderr
-    pf = json.loads(memebot("portfolio", "--price", "SOL=150", "--json", env=env, check=True).stdout)
+    pf = json.loads(memebot("portfolio", "--price", "SOL=150", "--no-fetch", "--json", env=env, check=True).stdout)
     assert {b["run"] for b in pf["balances"]} == {"a1"} and {b["chain"] for b in pf["balances"]} == {
         "solana", "ethereum", "bsc", "polygon"}  # fmt: skip
 
@@ -251,3 +251,100 @@ def test_asset_registry_from_coingecko_platforms(memebot):
             assert bad.returncode == 2 and len(lines) == 1 and needle in lines[0], bad.stderr
     finally:
         srv.stop()
+
+
+def _prices_server(shared, fail_token_price: bool = False):
+    "A local CoinGecko and Jupiter answering with their recorded payloads, re-keyed to the test's coins and tokens."
+    from pytest_httpserver import HTTPServer
+
+    fx = shared / "fixtures"
+    cg = json.loads((fx / "coingecko/simple_price_response.json").read_text())["bitcoin"]
+    tok = next(iter(json.loads((fx / "coingecko/simple_token_price_response.json").read_text()).values()))
+    jup = json.loads((fx / "jupiter/price_v3_response_openapi.json").read_text())
+    sol_entry = jup["So11111111111111111111111111111111111111112"]
+    srv = HTTPServer(host="127.0.0.1", port=0)
+    srv.start()
+    srv.expect_request("/simple/price").respond_with_json(
+        {"solana": cg | {"usd": 150.0}, "binancecoin": cg | {"usd": 600.0}})  # fmt: skip
+    if fail_token_price:
+        srv.expect_request("/simple/token_price/binance-smart-chain").respond_with_data("busy", status=503)
+    else:
+        srv.expect_request("/simple/token_price/binance-smart-chain").respond_with_json({MEME_BSC: tok | {"usd": 0.07}})
+    srv.expect_request("/price/v3").respond_with_json({MEME_SOL: sol_entry | {"usdPrice": 0.05}})
+    url = srv.url_for("").rstrip("/")
+    flags = ["--set", f"endpoints.coingecko={url}", "--set", f"endpoints.jupiter={url}",
+             "--set", "data.http_max_retries=0", "--set", f"crosschain.assets={MEME_ASSETS}"]  # fmt: skip
+    return srv, flags
+
+
+MEME_SOL, MEME_BSC = "MemeMint1111111111111111111111111111111111", "0x" + "ab" * 20
+MEME_ASSETS = f"MEME@solana={MEME_SOL}:6,MEME@bsc={MEME_BSC}:18"
+
+
+def test_portfolio_prices_every_chain_from_the_providers(shared, memebot, cli_env):
+    from pathlib import Path
+    from memebot.exec.ledger import Ledger
+
+    runs = Path(cli_env["MEMEBOT_STORE_LEDGER_DIR"])
+    runs.mkdir(parents=True, exist_ok=True)
+    with Store(runs / "sol.duckdb") as st:
+        led = Ledger(st, "sol", Chain.SOLANA, "SolWallet")
+        led.record_move("d1", "SOL", 2 * 10**9, kind="deposit")
+        led.record_move("d2", MEME_SOL, 1_000 * 10**6, kind="deposit")
+    with Store(runs / "bsc.duckdb") as st:
+        led = Ledger(st, "bsc", Chain.BSC, "0xw")
+        led.record_move("d3", "BNB", 10**18, kind="deposit")
+        led.record_move("d4", MEME_BSC, 3_000 * 10**18, kind="deposit")
+    srv, flags = _prices_server(shared)
+    try:
+        doc = json.loads(memebot(*flags, "portfolio", "--json", check=True).stdout)
+        assert doc["prices"]["MEME"] == pytest.approx(0.06) and doc["price_problems"] == []  # median of both chains
+        assert doc["total_usd"] == pytest.approx(2 * 150 + 600 + 4_000 * 0.06)
+        given = json.loads(memebot(*flags, "portfolio", "--price", "MEME=1", "--json", check=True).stdout)
+        assert given["prices"]["MEME"] == 1.0 and given["total_usd"] == pytest.approx(900 + 4_000)  # --price wins
+        off = json.loads(memebot(*flags, "portfolio", "--no-fetch", "--json", check=True).stdout)
+        assert off["prices"] == {"USD": 1.0} and off["total_usd"] == 0  # no price: every value unknown
+    finally:
+        srv.stop()
+    srv, flags = _prices_server(shared, fail_token_price=True)  # CoinGecko's token prices fail: Jupiter's stays
+    try:
+        doc = json.loads(memebot(*flags, "portfolio", "--json", check=True).stdout)
+        assert doc["prices"]["MEME"] == pytest.approx(0.05) and len(doc["price_problems"]) == 1
+        assert "coingecko token_price/binance-smart-chain" in doc["price_problems"][0]
+        text = memebot(*flags, "portfolio", check=True).stdout
+        assert "prices: coingecko token_price/binance-smart-chain" in text and "no price for" not in text
+    finally:
+        srv.stop()
+
+
+def test_global_limits_fetch_other_chains_prices_in_the_background(shared, cli_env):
+    "A Solana engine's view of a BSC node: no BNB price at first (its tokens count as nothing), then fetched."
+    from memebot.config import load_settings
+    from memebot.core import Fill, Order, Portfolio, Side, Tick
+    from memebot.exec.ledger import Ledger
+    from memebot.live.crosschain import GlobalExposure, default_registry
+    from memebot.risk import RiskEngine
+    from memebot.config import RiskConfig
+
+    srv, flags = _prices_server(shared)
+    over = dict(f.split("=", 1) for f in flags[1::2])
+    s = load_settings(env={}, overrides=over)
+    led = Ledger(Store(":memory:"), "bsc-node", Chain.BSC, "0xw")
+    led.record_fill(Fill("b1", 1, MEME_BSC, Side.BUY, 15_000, 0.0001, fill_id="f1", chain=Chain.BSC),
+                    moves={MEME_BSC: 15_000 * 10**18, "BNB": -15 * 10**17})  # fmt: skip
+    ge = GlobalExposure([led], default_registry(s), {"SOL": 150.0}, "solana", refresh_s=60.0, settings=s)
+    eng = RiskEngine(RiskConfig(max_asset_exposure_usd=1_000), global_exposure=ge)
+    eng.on_market(Tick(1, MEME_SOL, 0.06, source="jupiter"))
+
+    async def go():
+        first = eng.check(Order(MEME_SOL, Side.BUY, 200 / 0.06), Portfolio(cash=10_000), 2)
+        await ge._fetch  # the check did not wait for it
+        return first, eng.check(Order(MEME_SOL, Side.BUY, 200 / 0.06), Portfolio(cash=10_000), 3)
+
+    try:
+        first, then = asyncio.run(go())
+    finally:
+        srv.stop()
+    assert first is None  # BSC's MEME had no value yet (BNB unknown, MEME unpriced)
+    assert then.startswith("max_asset_exposure: MEME across chains")  # 15,000 x 0.06 + 200 > 1,000
+    assert ge.usd["BNB"] == 600.0 and ge.usd["SOL"] == 150.0 and ge.price_problems == []

@@ -151,7 +151,8 @@ async def test_detect_size_and_trade_both_legs(two, memebot, tmp_path):
         st.close()
     assets = f"MEME@solana={two.mint}:6,MEME@bsc={two.meme}:18"
     r = memebot("--set", f"store.ledger_dir={tmp_path}", "--set", f"crosschain.assets={assets}", "portfolio",
-                "--price", "SOL=150", "--price", "BNB=600", "--price", "MEME=0.058", "--json", check=True)  # fmt: skip
+                "--no-fetch", "--price", "SOL=150", "--price", "BNB=600", "--price", "MEME=0.058", "--json",
+                check=True)  # fmt: skip
     doc = json.loads(r.stdout)
     assert doc["total_usd"] == pytest.approx(usd1, rel=1e-9) and doc["busy"] == []
     meme_rows = [b for b in doc["balances"] if b["asset"] == "MEME"]
@@ -159,10 +160,10 @@ async def test_detect_size_and_trade_both_legs(two, memebot, tmp_path):
         meme1
     )
     text = memebot("--set", f"store.ledger_dir={tmp_path}", "--set", f"crosschain.assets={assets}", "portfolio",
-                   "--price", "SOL=150", check=True).stdout  # fmt: skip
+                   "--no-fetch", "--price", "SOL=150", check=True).stdout  # fmt: skip
     assert "no price for BNB, MEME" in text and max(map(len, text.splitlines())) <= 80
     r = memebot("--set", f"store.ledger_dir={tmp_path}", "--set", f"crosschain.assets={assets}", "arb", "rebalance",
-                "--target", "MEME@bsc=50000", "--price", "MEME=0.058", "--json", check=True)  # fmt: skip
+                "--target", "MEME@bsc=50000", "--price", "MEME=0.058", "--no-fetch", "--json", check=True)  # fmt: skip
     (p,) = json.loads(r.stdout)["proposals"]  # the tokens the trade moved to Solana go back to BSC's inventory
     assert (p["from_chain"], p["to_chain"]) == ("solana", "bsc") and p["units"] == pytest.approx(ex.bought, rel=1e-6)
 

@@ -288,7 +288,9 @@ def test_paper_runs_keep_their_ledger_in_postgres(pg, memebot, tmp_path):
         fills = ro.cursor().execute("SELECT fill_id FROM fills WHERE run_id=? ORDER BY ts, fill_id", [run]).fetchall()
         assert sorted(f["fill_id"] for f in doc["fills"]) == sorted(r[0] for r in fills)
         assert load_run(ro, run)["strategy"] == "pump_launch"
-    pf = json.loads(memebot("portfolio", "--json", env=env, check=True).stdout)  # every node's ledger, from PostgreSQL
+    pf = json.loads(
+        memebot("portfolio", "--no-fetch", "--json", env=env, check=True).stdout
+    )  # every node's ledger, from PostgreSQL
     assert {p["run"] for p in pf["positions"]} >= {run} and pf["busy"] == []
     again = memebot(*args, env=env)  # the run id is taken: a clear error, nothing changed
     assert again.returncode != 0 and "already exists" in again.stderr

@@ -391,6 +391,9 @@ def parse_prices(items: list[str]) -> dict[str, float]:
 @app.command("portfolio")
 def portfolio_cmd(
     price: List[str] = typer.Option([], "--price", help="USD price of an asset, ASSET=USD (repeatable)."),
+    fetch: bool = typer.Option(
+        True, "--fetch/--no-fetch", help="Fetch the USD prices --price does not give (CoinGecko, Jupiter)."
+    ),
     as_json: JsonOpt = False,
 ):
     "Every node's holdings across chains in one view: balances by chain and asset in USD, paper positions and PnL."
@@ -399,9 +402,13 @@ def portfolio_cmd(
 
     quiet_logs()
     s = settings()
-    usd = parse_prices(price)
+    usd, problems = parse_prices(price), []
     ledgers, busy = ledger_accounts(s)
-    df = portfolio_usd(ledgers, default_registry(s), usd)
+    reg = default_registry(s)
+    df = portfolio_usd(ledgers, reg, usd)
+    if fetch and not (want := df[~df.asset.isin(set(usd))]).empty:
+        usd, problems = _fetch_prices(want, reg, s, usd)
+        df = portfolio_usd(ledgers, reg, usd)
     pos = [
         {
             "run": led.run_id,
@@ -418,9 +425,30 @@ def portfolio_cmd(
     ]  # fmt: skip (on-chain accounts are their balances; paper runs are positions)
     if as_json:
         doc = {"balances": df.to_dict("records"), "positions": pos, "busy": busy, "total_usd": float(df.usd.sum())}
+        doc |= {"prices": usd, "price_problems": problems}
         typer.echo(json.dumps(doc, default=str))
         return
     _print_portfolio(df, pos, busy)
+    for p in problems:
+        if not p.startswith("no price for "):  # the total's line names the assets
+            console.print(f"prices: {p}", highlight=False, markup=False)
+
+
+def _fetch_prices(want, reg, s, given: dict) -> tuple[dict, list[str]]:
+    "The given prices, with what the providers say for the rest (`usd_prices`), and their problems."
+    import asyncio
+
+    from memebot.data.sources import close_http
+    from memebot.live.crosschain import usd_prices
+
+    async def go():
+        try:
+            return await usd_prices(want, reg, s)
+        finally:
+            await close_http()
+
+    got, problems = asyncio.run(go())
+    return got | given, problems
 
 # %% ../../nbs/96a_commands.arb.ipynb #2686a39a
 def _print_portfolio(df, pos: list[dict], busy: list[str]):
@@ -469,6 +497,9 @@ def parse_targets(items: list[str]) -> dict:
 def arb_rebalance(
     target: List[str] = typer.Option(..., "--target", help="Units to keep on a chain, ASSET@chain=UNITS (repeatable)."),
     price: List[str] = typer.Option([], "--price", help="USD price of an asset, ASSET=USD (repeatable)."),
+    fetch: bool = typer.Option(
+        True, "--fetch/--no-fetch", help="Fetch the USD prices --price does not give (CoinGecko, Jupiter)."
+    ),
     as_json: JsonOpt = False,
 ):
     "Propose the bridge transfers that bring each chain's inventory back to its target, with their cost."
@@ -480,7 +511,12 @@ def arb_rebalance(
     s = settings()
     tg, usd = parse_targets(target), parse_prices(price)
     ledgers, busy = ledger_accounts(s)
-    plan = plan_rebalance(portfolio_usd(ledgers, default_registry(s), usd), tg, usd, ArbCosts.from_settings(s))
+    reg = default_registry(s)
+    book = portfolio_usd(ledgers, reg, usd)
+    if fetch and not (want := book[~book.asset.isin(set(usd))]).empty:
+        usd, _ = _fetch_prices(want, reg, s, usd)  # a transfer without a price is proposed without its value
+        book = portfolio_usd(ledgers, reg, usd)
+    plan = plan_rebalance(book, tg, usd, ArbCosts.from_settings(s))
     if as_json:
         typer.echo(json.dumps({"proposals": [asdict(r) for r in plan], "busy": busy}))
         return

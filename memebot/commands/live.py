@@ -118,10 +118,12 @@ def attach_global_limits(risk, s, ledger) -> None:
         ledgers.append(ledger)  # a new account: its first fill makes it one
     a = risk.account_usd
     usd = {ledger.chain.native_symbol: float(a)} if isinstance(a, (int, float)) and a > 0 else {}
-    ge = risk.global_exposure = GlobalExposure(ledgers, default_registry(s), usd, ledger.chain)
+    ge = risk.global_exposure = GlobalExposure(
+        ledgers, default_registry(s), usd, ledger.chain, refresh_s=s.crosschain.price_refresh_s, settings=s
+    )  # what this node has no price for (other chains' coins, tokens) is fetched in the background
     ge.book()
-    if ge.unpriced:  # tokens held on chains whose coin this node has no USD price for: they count as 0
-        get_logger("memebot.live").warning("global_limits_unpriced", assets=ge.unpriced[:20])
+    if ge.unpriced and not s.crosschain.price_refresh_s:  # tokens with neither a price nor a cost count as 0
+        log.warning("global_limits_unpriced", assets=ge.unpriced[:20])
 
 
 async def _broker(s, cosigners, risk: bool = True):

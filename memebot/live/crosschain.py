@@ -10,18 +10,18 @@ import math
 from dataclasses import dataclass, field, asdict
 import pandas as pd
 from fastcore.basics import patch
-from ..core import Chain, PoolUpdate, ValidationError, SOL_MINT, USDC_MINT, Order, Side
+from ..core import Chain, MemebotError, PoolUpdate, ValidationError, SOL_MINT, USDC_MINT, Order, Side
 from ..config import get_settings
 from ..data.store import Store, register_migration, ensure_schema
 
 # %% auto #0
-__all__ = ['CG_CHAINS', 'OPPORTUNITY_COLUMNS', 'SIM_NATIVE_USD', 'STABLES', 'STUDY_GAS_USD', 'ChainToken', 'AssetRegistry',
-           'parse_assets', 'default_registry', 'coingecko_tokens', 'assets_setting', 'registry_from_coingecko',
-           'cp_out', 'two_pool_optimum', 'ArbCosts', 'evm_swap_gas_usd', 'Opportunity', 'PoolState', 'evaluate',
-           'with_bridge_quote', 'ArbDetector', 'store_opportunities', 'opportunities', 'watch_evm', 'scan_feeds',
-           'ArbExecution', 'ArbExecutor', 'PaperSwapBroker', 'portfolio_usd', 'GlobalExposure', 'Rebalance',
-           'plan_rebalance', 'route_buy', 'CrossChainSim', 'paper_arb_setup', 'paper_arb', 'trade_pnl',
-           'load_arb_candidates', 'eth_usd_by_day', 'study_candidates']
+__all__ = ['CG_CHAINS', 'OPPORTUNITY_COLUMNS', 'COIN_IDS', 'SIM_NATIVE_USD', 'STABLES', 'STUDY_GAS_USD', 'ChainToken',
+           'AssetRegistry', 'parse_assets', 'default_registry', 'coingecko_tokens', 'assets_setting',
+           'registry_from_coingecko', 'cp_out', 'two_pool_optimum', 'ArbCosts', 'evm_swap_gas_usd', 'Opportunity',
+           'PoolState', 'evaluate', 'with_bridge_quote', 'ArbDetector', 'store_opportunities', 'opportunities',
+           'watch_evm', 'scan_feeds', 'ArbExecution', 'ArbExecutor', 'PaperSwapBroker', 'portfolio_usd', 'usd_prices',
+           'GlobalExposure', 'Rebalance', 'plan_rebalance', 'route_buy', 'CrossChainSim', 'paper_arb_setup',
+           'paper_arb', 'trade_pnl', 'load_arb_candidates', 'eth_usd_by_day', 'study_candidates']
 
 # %% ../../nbs/71_live.crosschain.ipynb #c0cfae3a
 @dataclass(frozen=True)
@@ -822,6 +822,66 @@ def portfolio_usd(
             rows.append((led.run_id, ch.value, led.wallet, asset or key, key, units, units * px))
     return pd.DataFrame(rows, columns=["run", "chain", "wallet", "asset", "token", "units", "usd"])
 
+# %% ../../nbs/71_live.crosschain.ipynb #cdae7357
+COIN_IDS = {"SOL": "solana", "ETH": "ethereum", "BNB": "binancecoin", "POL": "polygon-ecosystem-token"}  # on CoinGecko
+
+
+def _price_asks(book: pd.DataFrame, registry: AssetRegistry) -> tuple[dict, dict]:
+    "The coins to ask CoinGecko for (asset -> coin id) and the tokens to ask for by chain (chain -> address -> asset)."
+    coins, tokens = {}, {}
+    for chain, asset, token in book[["chain", "asset", "token"]].drop_duplicates().itertuples(index=False):
+        if asset == "USD":
+            continue
+        if asset in COIN_IDS:
+            coins[asset] = COIN_IDS[asset]
+            continue
+        where = {c: t.address for c, t in registry.tokens(asset).items()} or {Chain.parse(chain): token}
+        for c, addr in where.items():
+            tokens.setdefault(c, {})[addr if c is Chain.SOLANA else addr.lower()] = asset
+    return coins, tokens
+
+
+async def usd_prices(
+    book: pd.DataFrame,  # `portfolio_usd` rows (chain, asset, token)
+    registry: AssetRegistry,
+    settings=None,
+) -> tuple[dict, list[str]]:
+    "USD prices of the assets `book` holds, and what could not be priced (and why)."
+    import statistics
+
+    from memebot.data.sources import CoinGecko, Jupiter
+
+    s = settings or get_settings()
+    coins, tokens = _price_asks(book, registry)
+    found, problems, cg = {}, [], CoinGecko(s)
+
+    async def ask(what: str, call, keys: dict):
+        try:
+            got = await call
+        except MemebotError as e:
+            problems.append(f"{what}: {e}")
+            return
+        for k, asset in keys.items():
+            px = got.get(k)
+            px = px.price if hasattr(px, "price") else (px or {}).get("usd")
+            if px is not None and px > 0:
+                found.setdefault(asset, []).append(float(px))
+
+    if coins:
+        ids = {v: k for k, v in coins.items()}
+        await ask("coingecko simple/price", cg.simple_price(sorted(ids)), ids)
+    for chain, want in sorted(tokens.items(), key=lambda kv: kv[0].value):
+        if chain is Chain.SOLANA:
+            await ask("jupiter price", Jupiter(s).prices(sorted(want)), want)
+        else:
+            platform = next(p for p, c in CG_CHAINS.items() if c is chain)
+            for i in range(0, len(want), 100):  # CoinGecko takes up to 100 contracts a call
+                part = dict(list(want.items())[i : i + 100])
+                await ask(f"coingecko token_price/{platform}", cg.token_price(platform, sorted(part)), part)
+    usd = {"USD": 1.0} | {a: statistics.median(v) for a, v in found.items()}
+    missing = sorted(set(book.asset) - set(usd))
+    return usd, problems + [f"no price for {a}" for a in missing]
+
 # %% ../../nbs/71_live.crosschain.ipynb #1c5d6102
 class GlobalExposure:
     "Token holdings of every ledger in USD, by chain and by asset: `RiskEngine(global_exposure=...)` for one chain."
@@ -833,9 +893,13 @@ class GlobalExposure:
         usd: dict,  # asset -> USD (kept current by the caller)
         chain: Chain | str,  # the chain of the engine that asks
         max_age_s: float = 1.0,  # re-read the ledgers at most this often (wall time)
+        refresh_s: float = 0.0,  # fetch the prices `usd` lacks (`usd_prices`) this often, in the background (0: never)
+        settings=None,  # where the prices come from (default get_settings())
     ):
         self.ledgers, self.registry, self.usd, self.chain = ledgers, registry, usd, Chain.parse(chain)
         self.max_age_s, self._at, self._book, self.unpriced = max_age_s, -math.inf, None, []
+        self.refresh_s, self.settings, self.given = refresh_s, settings, set(usd)  # the caller's prices stay
+        self._asked, self._fetch, self.price_problems = -math.inf, None, []
 
     def _at_cost(self) -> dict:
         "(run, chain, wallet, token) -> USD paid for the stored position: quantity x average price x the coin's USD."
@@ -852,6 +916,7 @@ class GlobalExposure:
 
         if time.monotonic() - self._at > self.max_age_s:
             df = portfolio_usd(self.ledgers, self.registry, self.usd)
+            self._ask(df)
             coins = {c.native_symbol for c in Chain} | {"USD"}
             df = df[~df.asset.isin(coins)].copy()
             if df.usd.isna().any():
@@ -861,6 +926,34 @@ class GlobalExposure:
             self.unpriced = sorted(set(df.asset[df.usd.isna()]))
             self._book, self._at = df.fillna({"usd": 0.0}), time.monotonic()
         return self._book
+
+    def _ask(self, df: pd.DataFrame):
+        "Fetch prices for what `df` holds beyond the caller's, at most every `refresh_s`, off the check path."
+        import asyncio
+        import time
+
+        want = df[~df.asset.isin(self.given | {"USD"})]
+        if not self.refresh_s or want.empty or time.monotonic() - self._asked < self.refresh_s:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop (a research session): the caller keeps `usd`
+            return
+        if self._fetch is None or self._fetch.done():
+            self._asked, self._fetch = time.monotonic(), loop.create_task(self.refresh_prices(want))
+
+    async def refresh_prices(self, want: pd.DataFrame | None = None):
+        "Fetch USD prices for the holdings (`usd_prices`) the caller gave none for; the next check uses them."
+        if want is None:
+            df = portfolio_usd(self.ledgers, self.registry, self.usd)
+            want = df[~df.asset.isin(self.given | {"USD"})]
+        px, problems = await usd_prices(want, self.registry, self.settings)
+        self.usd.update({a: p for a, p in px.items() if a not in self.given})
+        if problems != self.price_problems and problems:
+            from memebot.obs import get_logger
+
+            get_logger("memebot.live").warning("global_prices_missing", problems=problems[:10])
+        self.price_problems, self._at = problems, -math.inf
 
     def __call__(self, symbol: str) -> tuple[str | None, float, float, float]:
         "(the symbol's asset, USD held in total, on this chain, of that asset)."
