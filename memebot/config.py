@@ -238,6 +238,9 @@ class EndpointsConfig(_Section):
     debridge: str = "https://dln.debridge.finance/v1.0"
     pagerduty: str = "https://events.pagerduty.com"
     telegram: str = "https://api.telegram.org"
+    x: str = "https://api.x.com/2"
+    discord: str = "https://discord.com/api/v10"
+    reddit: str = "https://www.reddit.com"  # keyless, 10 requests a minute; https://oauth.reddit.com with a token
     ethereum_rpc: str = "https://ethereum-rpc.publicnode.com"
     ethereum_ws: str = "wss://ethereum-rpc.publicnode.com"
     bsc_rpc: str = "https://bsc-rpc.publicnode.com"
@@ -259,6 +262,11 @@ class KeysConfig(_Section):
     coingecko_api_key: SecretStr = SecretStr("")
     coingecko_plan: Literal["demo", "pro"] = "demo"
     jupiter_api_key: SecretStr = SecretStr("")
+    x_bearer_token: SecretStr = SecretStr("")  # X API v2 app-only bearer token (recent search)
+    telegram_bot_token: SecretStr = SecretStr("")  # a bot that is a member of the channels to read (getUpdates)
+    discord_bot_token: SecretStr = SecretStr("")  # a bot with View Channel and Read Message History
+    reddit_token: SecretStr = SecretStr("")  # an OAuth2 access token (empty: the keyless www.reddit.com listing)
+    reddit_user_agent: str = "python:memebot:0.1 (social collector)"  # Reddit asks for a descriptive one
 
 
 class SolanaConfig(_Section):
@@ -351,6 +359,10 @@ class DataConfig(_Section):
     rate_lifi_per_min: float = Field(1, gt=0)  # keyless quotes: 75 per 2 hours
     rate_across_per_min: float = Field(60, gt=0)  # no published number; keyless requests may be throttled
     rate_debridge_per_min: float = Field(50, gt=0)  # public: 50 per minute per API
+    rate_x_per_min: float = Field(30, gt=0)  # recent search: 450 requests per 15 minutes per app
+    rate_telegram_per_min: float = Field(20, gt=0)  # getUpdates polling (the bot's limits are about sending)
+    rate_discord_per_min: float = Field(60, gt=0)  # per-route buckets (5 per 5 s is common); 50/s per bot in all
+    rate_reddit_per_min: float = Field(10, gt=0)  # 10 without OAuth; 100 per OAuth client id
     cross_source_max_deviation_pct: float = Field(5.0, gt=0)
     spike_mad_threshold: float = Field(10.0, gt=0)
     stale_run_bars: int = Field(12, ge=2)

@@ -13,9 +13,9 @@ from fastcore.basics import patch
 from .core import MemebotError, tf_seconds
 
 # %% auto #0
-__all__ = ['RET_HORIZONS', 'VOL_WINDOWS', 'CANDLE_COLS', 'CONTEXT_SYMBOLS', 'SYMBOL_FEATURES', 'CONTEXT_FEATURES', 'FeatureError',
-           'symbol_features', 'check_causal', 'build_features', 'OnlineFeatures', 'swap_flow', 'forward_return',
-           'make_labels', 'Dataset', 'data_fingerprint', 'make_dataset']
+__all__ = ['RET_HORIZONS', 'VOL_WINDOWS', 'CANDLE_COLS', 'CONTEXT_SYMBOLS', 'SYMBOL_FEATURES', 'CONTEXT_FEATURES',
+           'SOCIAL_COLUMNS', 'FeatureError', 'symbol_features', 'check_causal', 'build_features', 'OnlineFeatures',
+           'swap_flow', 'social_flow', 'forward_return', 'make_labels', 'Dataset', 'data_fingerprint', 'make_dataset']
 
 # %% ../nbs/20_features.ipynb #dc1b898c
 class FeatureError(MemebotError):
@@ -493,6 +493,39 @@ def swap_flow(
     g["log_flow"] = np.log1p(g.buy_sol + g.sell_sol)
     g.index.names = ["symbol", "ts"]
     return g.astype("float64")
+
+# %% ../nbs/20_features.ipynb #d630efcb
+SOCIAL_COLUMNS = ("mentions", "mention_velocity", "authors", "sentiment", "bot_share")
+
+
+def social_flow(
+    social: pd.DataFrame,  # `data.social.social_features` rows: token, ts, mentions, ...
+    symbols: dict | None = None,  # token -> the panel's symbol (default: the token itself)
+    index: pd.MultiIndex | None = None,  # the panel's (symbol, ts): bars without posts get zero counts
+) -> pd.DataFrame:
+    "Social features indexed by (symbol, ts), columns `social_*`."
+    _need(social, ("token", "ts", *SOCIAL_COLUMNS), "social_flow")
+    d = social.copy()
+    d["symbol"] = d.token.map(lambda t: (symbols or {}).get(t, t))
+    if symbols:
+        d = d[d.token.isin(symbols)]
+    ts = pd.to_datetime(d.ts)
+    d["ts"] = ts.dt.tz_localize("UTC") if ts.dt.tz is None else ts.dt.tz_convert("UTC")
+    d["w_bot"] = d.bot_share * d.mentions
+    d["n_sent"] = d.mentions.where(d.sentiment.notna(), 0)
+    d["w_sent"] = d.sentiment.fillna(0.0) * d.n_sent
+    g = d.groupby(["symbol", "ts"])[["mentions", "mention_velocity", "authors", "w_bot", "n_sent", "w_sent"]].sum()
+    g["bot_share"] = g.w_bot / g.mentions
+    g["sentiment"] = g.w_sent / g.n_sent.replace(0, np.nan)  # weighted by mentions with a score
+    out = g[list(SOCIAL_COLUMNS)].add_prefix("social_")
+    if index is not None:
+        tz = index.levels[1].tz
+        if tz is None:
+            out.index = out.index.set_levels(out.index.levels[1].tz_localize(None), level=1)
+        out = out.reindex(index)
+        counts = ["social_mentions", "social_mention_velocity", "social_authors", "social_bot_share"]
+        out[counts] = out[counts].fillna(0.0)
+    return out.astype("float64")
 
 # %% ../nbs/20_features.ipynb #f6cf66f7
 def forward_return(close: pd.Series, h: int) -> pd.Series:

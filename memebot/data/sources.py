@@ -105,6 +105,10 @@ PROVIDERS = {
     "lifi": ("lifi", "lifi"),
     "across": ("across", "across"),
     "debridge": ("debridge", "debridge"),
+    "x": ("x", "x"),
+    "telegram": ("telegram", "telegram"),
+    "discord": ("discord", "discord"),
+    "reddit": ("reddit", "reddit"),
 }
 
 
@@ -204,9 +208,22 @@ def status_error(
 ) -> TransientError:
     "The `TransientError` for a 429/5xx answer: its status as the reason, with the server's Retry-After."
     msg = f"HTTP {r.status_code}" + (f": {detail}" if detail else "")
-    return TransientError(provider, str(r.status_code), msg, retry_after_s(r.headers.get("retry-after")), r.status_code)
+    return TransientError(provider, str(r.status_code), msg, _retry_after(r), r.status_code)
 
 
+def _retry_after(r) -> float | None:
+    "Retry-After in seconds: the header, else the body's `retry_after` (Discord), `parameters.retry_after` (Telegram)."
+    ra = retry_after_s(r.headers.get("retry-after"))
+    if ra is not None:
+        return ra
+    try:
+        body = json.loads(r.content)
+        v = body.get("retry_after", (body.get("parameters") or {}).get("retry_after"))
+        return float(v) if v is not None and float(v) >= 0 else None
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+# %% ../../nbs/11_data.sources.ipynb #5a6721bd
 def backoff_s(
     attempt: int,  # 1 for the first retry
     retry_after: float | None,
@@ -300,6 +317,7 @@ async def request_json(
     params: dict | None = None,
     headers: dict | None = None,
     settings=None,
+    shown: str | None = None,  # the path as errors and logs show it (a path holding a secret, e.g. a bot token)
 ):
     "GET `path` from `provider` under its rate limit, with retries; returns the decoded JSON."
     s = settings or get_settings()
@@ -332,7 +350,10 @@ async def request_json(
         if r.status_code >= 400:
             HTTP_REQUESTS.labels(provider, str(r.status_code)).inc()
             raise SourceUnavailable(
-                provider, path, f"HTTP {r.status_code}: {body[:200].decode('utf-8', 'replace')}", r.status_code
+                provider,
+                shown or path,
+                f"HTTP {r.status_code}: {body[:200].decode('utf-8', 'replace')}",
+                r.status_code,
             )
         try:
             data = json.loads(body)
@@ -347,7 +368,7 @@ async def request_json(
         HTTP_REQUESTS.labels(provider, "ok").inc()
         return data
 
-    return await with_retries(provider, attempt, s, what=path)
+    return await with_retries(provider, attempt, s, what=shown or path)
 
 # %% ../../nbs/11_data.sources.ipynb #f25b4711
 @dataclass(slots=True)
@@ -962,9 +983,10 @@ class Source:
     def headers(self) -> dict:
         return {}
 
-    async def get(self, path: str, params: dict | None = None, provider: str | None = None):
-        "GET JSON from this provider (rate-limited, retried)."
-        return await request_json(provider or self.name, path, params, self.headers() or None, self.settings)
+    async def get(self, path: str, params: dict | None = None, provider: str | None = None, shown: str | None = None):
+        "GET JSON from this provider (rate-limited, retried); `shown` stands for a path holding a secret in errors."
+        h = self.headers() or None
+        return await request_json(provider or self.name, path, params, h, self.settings, shown=shown)
 
 # %% ../../nbs/11_data.sources.ipynb #8c8a906401
 class GeckoTerminal(Source):
