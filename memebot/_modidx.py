@@ -1689,6 +1689,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                           'memebot/live/crosschain.py'),
                                          'memebot.live.crosschain.GlobalExposure._at_cost': ( 'live.crosschain.html#globalexposure._at_cost',
                                                                                               'memebot/live/crosschain.py'),
+                                         'memebot.live.crosschain.GlobalExposure._discover': ( 'live.crosschain.html#globalexposure._discover',
+                                                                                               'memebot/live/crosschain.py'),
                                          'memebot.live.crosschain.GlobalExposure.book': ( 'live.crosschain.html#globalexposure.book',
                                                                                           'memebot/live/crosschain.py'),
                                          'memebot.live.crosschain.GlobalExposure.refresh_prices': ( 'live.crosschain.html#globalexposure.refresh_prices',

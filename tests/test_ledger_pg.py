@@ -344,6 +344,15 @@ def test_global_limits_count_every_nodes_holdings_in_postgres(pg_alone, tmp_path
         assert risk.check(Order("MemeMint1111", Side.BUY, 0.5 / 0.0002), pf, 2) is None  # 75 USD: 975 in all
         why = risk.check(Order("MemeMint1111", Side.BUY, 1.0 / 0.0002), pf, 3)  # 150 USD: 1,050 in all
         assert why is not None and why.startswith("max_asset_exposure") and "MEME across chains" in why
+        later_run = _rid("later")
+        with PgStore(pg_alone, later_run) as lst:  # a node started after this one buys 150 USD of MEME
+            later = Ledger(lst, later_run, Chain.SOLANA, "LaterWallet", SimClock(1_700_000_100 * NS))
+            f = Fill(f"{later_run}-c1", 1, "MemeMint1111", Side.BUY, 5_000.0, 0.0002, fill_id=f"{later_run}-f1")
+            later.record_fill(f, moves={"MemeMint1111": 5_000 * 10**6, "SOL": -(10**9)})
+            risk.global_exposure.discover_s = risk.global_exposure.max_age_s = 0.0  # ask again now
+            why = risk.check(Order("MemeMint1111", Side.BUY, 0.5 / 0.0002), pf, 4)  # 75 USD: 1,125 in all now
+            assert why is not None and why.startswith("max_asset_exposure"), why
+            assert {led.run_id for led in risk.global_exposure.ledgers} == {other_run, own_run, later_run}
 
 
 def test_global_limits_with_ledger_files_count_the_account_alone(tmp_path):

@@ -107,10 +107,12 @@ def attach_global_limits(risk, s, ledger) -> None:
     if risk is None:
         return
     log = get_logger("memebot.live")
+    discover = None
     if s.enterprise.database_enabled:
         ledgers, busy = ledger_accounts(s, held={ledger.run_id: ledger.store})
         if busy:
             log.warning("global_limits_without", runs=busy)
+        discover = lambda: ledger_accounts(s, held={ledger.run_id: ledger.store})[0]  # noqa: E731 (nodes started since)
     else:  # holding other nodes' files open would keep them from running: this account only
         ledgers = []
         log.info("global_limits_this_account_only", why="[enterprise] database_enabled lets nodes see each other")
@@ -119,7 +121,13 @@ def attach_global_limits(risk, s, ledger) -> None:
     a = risk.account_usd
     usd = {ledger.chain.native_symbol: float(a)} if isinstance(a, (int, float)) and a > 0 else {}
     ge = risk.global_exposure = GlobalExposure(
-        ledgers, default_registry(s), usd, ledger.chain, refresh_s=s.crosschain.price_refresh_s, settings=s
+        ledgers,
+        default_registry(s),
+        usd,
+        ledger.chain,
+        refresh_s=s.crosschain.price_refresh_s,
+        settings=s,
+        discover=discover,
     )  # what this node has no price for (other chains' coins, tokens) is fetched in the background
     ge.book()
     if ge.unpriced and not s.crosschain.price_refresh_s:  # tokens with neither a price nor a cost count as 0

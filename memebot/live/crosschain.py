@@ -7,6 +7,7 @@ pool updates and stores each opportunity with its cost terms."""
 # %% ../../nbs/71_live.crosschain.ipynb #72defe12
 from __future__ import annotations
 import math
+import time
 from dataclasses import dataclass, field, asdict
 import pandas as pd
 from fastcore.basics import patch
@@ -895,11 +896,14 @@ class GlobalExposure:
         max_age_s: float = 1.0,  # re-read the ledgers at most this often (wall time)
         refresh_s: float = 0.0,  # fetch the prices `usd` lacks (`usd_prices`) this often, in the background (0: never)
         settings=None,  # where the prices come from (default get_settings())
+        discover=None,  # optional callable -> ledgers: asked every `discover_s` for accounts started since
+        discover_s: float = 30.0,
     ):
         self.ledgers, self.registry, self.usd, self.chain = ledgers, registry, usd, Chain.parse(chain)
         self.max_age_s, self._at, self._book, self.unpriced = max_age_s, -math.inf, None, []
         self.refresh_s, self.settings, self.given = refresh_s, settings, set(usd)  # the caller's prices stay
         self._asked, self._fetch, self.price_problems = -math.inf, None, []
+        self.discover, self.discover_s, self._found = discover, discover_s, time.monotonic()
 
     def _at_cost(self) -> dict:
         "(run, chain, wallet, token) -> USD paid for the stored position: quantity x average price x the coin's USD."
@@ -915,6 +919,7 @@ class GlobalExposure:
         import time
 
         if time.monotonic() - self._at > self.max_age_s:
+            self._discover()
             df = portfolio_usd(self.ledgers, self.registry, self.usd)
             self._ask(df)
             coins = {c.native_symbol for c in Chain} | {"USD"}
@@ -926,6 +931,27 @@ class GlobalExposure:
             self.unpriced = sorted(set(df.asset[df.usd.isna()]))
             self._book, self._at = df.fillna({"usd": 0.0}), time.monotonic()
         return self._book
+
+    def _discover(self):
+        "Add the accounts `discover` finds that are not watched yet (nodes started since); close what is not used."
+        if self.discover is None or time.monotonic() - self._found < self.discover_s:
+            return
+        self._found = time.monotonic()
+        key = lambda led: (led.run_id, led.chain.value, led.wallet)  # noqa: E731
+        have = {key(led) for led in self.ledgers}
+        try:
+            found = self.discover()
+        except Exception as e:  # the check goes on with the accounts it has
+            from memebot.obs import get_logger
+
+            get_logger("memebot.live").warning("global_limits_discover_failed", error=f"{type(e).__name__}: {e}"[:300])
+            return
+        new = [led for led in found if key(led) not in have]
+        self.ledgers += new
+        keep = {id(led.store) for led in self.ledgers}
+        for st in {id(led.store): led.store for led in found}.values():
+            if id(st) not in keep:
+                st.close()
 
     def _ask(self, df: pd.DataFrame):
         "Fetch prices for what `df` holds beyond the caller's, at most every `refresh_s`, off the check path."
