@@ -18,8 +18,8 @@ from fastcore.basics import patch
 # %% auto #0
 __all__ = ['REGISTRY', 'Bars', 'EMA', 'count_frame', 'ema_frame', 'BarCounter', 'RSI', 'rsi_frame', 'StrategyError',
            'StrategyParamError', 'Param', 'parse_param_args', 'Strategy', 'load_user_strategies', 'list_strategies',
-           'strategy_class', 'get_strategy', 'EmaCross', 'RsiReversion', 'VolumeBreakout', 'PumpLaunch', 'ModelSignal',
-           'Allocate', 'target_weights']
+           'strategy_class', 'get_strategy', 'EmaCross', 'RsiReversion', 'VolumeBreakout', 'PumpLaunch', 'CopyTrade',
+           'ModelSignal', 'Allocate', 'target_weights']
 
 # %% ../nbs/40_strategy.ipynb #4f3d1b50
 class Bars:
@@ -626,6 +626,80 @@ def on_timer(self: PumpLaunch, ctx, name):
         if ctx.position(s) > 0:
             self._cancel_exits(ctx, s)
             ctx.close(s, tag="time")
+
+# %% ../nbs/40_strategy.ipynb #8bc33a12
+class CopyTrade(PumpLaunch):
+    "Copy watched wallets' buys (after `delay_s`) and sells; take-profit, stop-loss and a time limit of its own."
+
+    name = "copy_trade"
+    version = "1"
+    history = 0
+    params = {
+        "wallets": Param(str, "", doc="wallet addresses to follow, comma-separated"),
+        "size": Param(float, 0.05, 0.0001, 1.0, doc="fraction of equity per copied entry"),
+        "delay_s": Param(float, 0.0, 0.0, 86_400.0, doc="seconds from the wallet's buy to the copy (0: next event)"),
+        "follow_sells": Param(bool, True, doc="sell when the copied wallet sells"),
+        "take_profit": Param(float, 1.0, 0.001, 1000.0, doc="exit at this gain (1.0 = +100%)"),
+        "stop_loss": Param(float, 0.3, 0.001, 0.99, doc="exit at this loss (0.3 = -30%)"),
+        "max_hold_s": Param(float, 3600.0, 1.0, 30 * 86400.0, doc="exit after this many seconds"),
+        "max_open": Param(int, 10, 1, 1000, doc="most tokens held at once"),
+    }
+
+    def validate(self):
+        if not [w for w in self.p.wallets.split(",") if w.strip()]:
+            raise StrategyParamError(f"strategy {self.name}", "wallets", "name at least one wallet to follow")
+
+    def on_start(self, ctx):
+        self.watch = {w.strip() for w in self.p.wallets.split(",") if w.strip()}
+        self.copied: dict[str, str] = {}  # token -> the wallet copied
+
+    def on_bar(self, ctx, bars):
+        pass
+
+    def on_event(self, ctx, ev):
+        pass
+
+# %% ../nbs/40_strategy.ipynb #1f904eeb
+@patch
+def on_tick(self: CopyTrade, ctx, tick):
+    w = getattr(tick, "trader", "")
+    if w not in self.watch:
+        return
+    sym = getattr(tick, "pool", None) or tick.symbol
+    if tick.side is Side.BUY and sym not in self.copied:
+        self.copied[sym] = w
+        if self.p.delay_s > 0:
+            ctx.set_timer(f"copy:{sym}", at_ns=tick.ts + int(self.p.delay_s * NS))
+        else:
+            self._copy(ctx, sym)
+    elif tick.side is Side.SELL and self.p.follow_sells and self.copied.get(sym) == w:
+        self.copied[sym] = ""  # a copy still waiting for its timer is called off
+        for o in ctx.open_orders(sym):  # and one sent but not filled is cancelled (where it still can be)
+            if o.side is Side.BUY:
+                ctx.cancel(o.client_id)
+        if ctx.position(sym) > 0:
+            self._cancel_exits(ctx, sym)
+            ctx.close(sym, tag="wallet_sold")
+
+
+@patch
+def _copy(self: CopyTrade, ctx, sym):
+    if len(ctx.holdings()) >= self.p.max_open:
+        ctx.skip(sym, "max_open")
+        return
+    n = _size_notional(ctx, sym, self.p.size)
+    if n > 0:
+        ctx.buy(sym, notional=n, tag=f"copy {self.copied[sym][:8]}")
+
+
+@patch
+def on_timer(self: CopyTrade, ctx, name):
+    if name.startswith("copy:"):
+        sym = name[5:]
+        if self.copied.get(sym) and ctx.position(sym) == 0 and not ctx.open_orders(sym):
+            self._copy(ctx, sym)
+    else:
+        PumpLaunch.on_timer(self, ctx, name)
 
 # %% ../nbs/40_strategy.ipynb #5f79d86b
 class ModelSignal(Strategy):

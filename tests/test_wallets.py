@@ -141,3 +141,23 @@ def test_launch_score_is_judged_only_on_later_launches(shared):
     assert preds.index.min() == n and meta.detect_ts.iloc[:n].max() <= meta.detect_ts.iloc[n:].min()
     assert table.loc["base rate", "auc"] == 0.5 and (table.auc_lo <= table.auc + 1e-12).all()
     assert set(preds.columns) == {"base rate", "market cap only", "logreg", "gbm", "y"}
+
+
+def test_wallets_watch_copies_a_simulated_wallet_on_paper(memebot, cli_env, tmp_path):
+    "`wallets watch` runs copy_trade on a paper node: the watched wallet's buys are copied (through the risk engine)."
+    from collections import Counter
+    from memebot.core import Swap
+    from memebot.data.sim import MarketSim
+
+    sim = MarketSim(7, 10, 5, pool_updates=True)
+    buys = Counter(ev.trader for ev in sim if isinstance(ev, Swap) and ev.side.value == "buy")
+    lead = [w for w, _ in buys.most_common(3)]
+    out = tmp_path / "watch.json"
+    r = memebot("wallets", "watch", "--feed", "sim", "--minutes", "10", "--seed", "7", "--wallet", ",".join(lead),
+                "--json", out, check=True)  # fmt: skip
+    doc = json.loads(out.read_text())
+    orders = doc["status"]["order_stats"]
+    assert orders["submitted"] > 0 and doc["status"]["fills"] > 0, r.stdout
+    assert {f["side"] for f in doc["fills"]} <= {"buy", "sell"} and doc["consistency"] == []
+    bad = memebot("wallets", "watch", "--feed", "replay", "--wallet", lead[0])
+    assert bad.returncode == 2 and "--feed" in bad.stderr

@@ -8,7 +8,8 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 from ..core import MemebotError
-from ..cli import JsonOpt, app, console, settings, quiet_logs, write_json
+from typing import List, Optional
+from ..cli import JsonFileOpt, JsonOpt, SimMinutesOpt, SimSeedOpt, app, console, settings, quiet_logs, write_json
 from ..data.store import open_store
 
 wallets_app = typer.Typer(
@@ -21,7 +22,7 @@ class WalletsError(MemebotError):
     "A wallets command cannot be served (no swaps stored, unknown wallet)."
 
 # %% auto #0
-__all__ = ['wallets_app', 'WalletsError', 'stored_tape', 'rank_cmd', 'show_cmd', 'eval_cmd']
+__all__ = ['wallets_app', 'WalletsError', 'stored_tape', 'rank_cmd', 'show_cmd', 'eval_cmd', 'watch_cmd']
 
 # %% ../../nbs/97e_commands.wallets.ipynb #ffc056c2
 def stored_tape(s=None):
@@ -121,3 +122,39 @@ def eval_cmd(
     for r in ev.itertuples():
         t.add_row(r.ranking, str(r.k), f"{r.precision:.0%}", f"{r.lo:.0%}–{r.hi:.0%}")
     console.print(t)
+
+# %% ../../nbs/97e_commands.wallets.ipynb #93e7eac3
+@wallets_app.command("watch")
+def watch_cmd(
+    wallet: List[str] = typer.Option([], "--wallet", help="A wallet to follow (repeatable); default: --top ranked."),
+    top: int = typer.Option(10, "--top", min=1, max=1000, help="Without --wallet: the best-scored stored wallets."),
+    feed: str = typer.Option("live", "--feed", help="live (Solana websocket, pump.fun logs) or sim (simulator)."),
+    delay_s: float = typer.Option(0.0, "--delay-s", min=0.0, help="Seconds between a wallet's buy and the copy."),
+    size: float = typer.Option(0.05, "--size", min=0.0001, max=1.0, help="Fraction of equity per copied entry."),
+    stop_loss: float = typer.Option(0.3, "--stop-loss", min=0.001, max=0.99, help="Exit at this loss (0.3 = -30%)."),
+    take_profit: float = typer.Option(1.0, "--take-profit", min=0.001, help="Exit at this gain (1.0 = +100%)."),
+    max_hold_s: float = typer.Option(3600.0, "--max-hold-s", min=1.0, help="Exit after this many seconds."),
+    minutes: SimMinutesOpt = None,
+    seed: SimSeedOpt = None,
+    run_id: Optional[str] = typer.Option(None, "--run-id", help="Run id (default paper-copy_trade-<time>)."),
+    cash: Optional[float] = typer.Option(None, "--cash", help="Starting cash (default [live] starting_cash_usd)."),
+    json_out: JsonFileOpt = None,
+):
+    "Copy-trade wallets on paper: buy what they buy, sell when they sell, from the live feed or the simulator."
+    from memebot.commands.paper import paper_cmd
+
+    if feed not in ("live", "sim"):
+        raise typer.BadParameter(
+            f"{feed!r}: live or sim (copying needs swaps that name the trader)", param_hint="--feed"
+        )
+    ws = [w.strip() for it in wallet for w in it.split(",") if w.strip()]
+    if not ws:
+        from memebot.data.wallets import wallet_positions
+        from memebot.models.wallets import wallet_score
+
+        ws = list(wallet_score(wallet_positions(stored_tape())).index[:top])
+        console.print(f"following the {len(ws)} best-scored wallets of the stored swaps", highlight=False)
+    params = [f"wallets={','.join(ws)}", f"delay_s={delay_s}", f"size={size}", f"stop_loss={stop_loss}",
+              f"take_profit={take_profit}", f"max_hold_s={max_hold_s}"]  # fmt: skip
+    paper_cmd(strategy="copy_trade", feed=feed, param=params, minutes=minutes, seed=seed, run_id=run_id, cash=cash,
+              fill="auto", dash=False, json_out=json_out)  # fmt: skip
