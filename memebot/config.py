@@ -26,8 +26,6 @@ class _Section(BaseModel):
 # Switches for capabilities this version does not have yet. They stay in settings.ini (the design card names them)
 # but turning one on is an error naming the key, never a silent no-op.
 NOT_BUILT = {
-    ("ai", "reinforcement_learning_enabled"): "reinforcement-learning models",
-    ("ai", "sentiment_analysis_enabled"): "sentiment features",
     ("crosschain", "cross_chain_enabled"): "cross-chain trading",
     ("crosschain", "cross_chain_arbitrage_enabled"): "cross-chain arbitrage",
     ("enterprise", "multi_user_enabled"): "bots, jobs and ledgers run by the service",
@@ -128,12 +126,12 @@ class AIConfig(_Section):
 
     deep_learning_enabled: bool = False
     model_training_enabled: bool = True
-    reinforcement_learning_enabled: bool = False  # not built yet (true is an error)
-    sentiment_analysis_enabled: bool = False  # not built yet (true is an error)
+    reinforcement_learning_enabled: bool = False  # `memebot rl train` (PPO also needs deep_learning_enabled)
+    sentiment_analysis_enabled: bool = False  # score social posts' sentiment when `memebot social collect` stores them
+    sentiment_model: str = ""  # a registered sentiment model to score with (empty: VADER, the baseline)
     pattern_recognition_enabled: bool = True
     tracking_uri: str = "sqlite:///mlruns/mlflow.db"
     promotion_margin: float = Field(0.005, ge=0, le=1)
-    check_not_built = _not_built("ai")
 
 
 class CrossChainConfig(_Section):

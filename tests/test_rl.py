@@ -98,3 +98,30 @@ def test_a_policy_registers_and_trades_through_model_signal(tmp_path):
     after = X.groupby(level="symbol").cumcount().to_numpy() >= WARMUP
     assert (p[after] > 0.5).any() and len(r.fills) > 0  # it wants to be long somewhere, and model_signal acts on it
     assert strat.pred.model.family == "rl_q"
+
+
+def test_rl_train_command_judges_registers_and_gates(memebot, cli_env, tmp_path):
+    "`memebot rl train`: off by default; on, it judges the policy out of sample, registers it and says why it is"
+    " or is not @champion; the registered policy is what model_signal serves."
+    c = walk(("AAA/USDT", "BBB/USDT"), n=420, seed=2).rename(columns={"ts": "date"})
+    c.to_csv(tmp_path / "c.csv", index=False)
+    memebot("data", "import", tmp_path / "c.csv", "--tf", "1h", check=True)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    args = ["rl", "train", "--algo", "q", "--tf", "1h", "--folds", "1", "--episodes", "2", "--warmup", "60", "--json"]
+    off = memebot("--set", f"ai.tracking_uri={uri}", *args)
+    assert off.returncode != 0 and "reinforcement_learning_enabled" in off.stderr
+    ppo = memebot("--set", "ai.reinforcement_learning_enabled=true", *args[:2], "--algo", "ppo", "--tf", "1h")
+    assert ppo.returncode != 0 and "deep_learning_enabled" in ppo.stderr
+    on = ["--set", "ai.reinforcement_learning_enabled=true", "--set", f"ai.tracking_uri={uri}"]
+    import json
+
+    doc = json.loads(memebot(*on, *args, check=True).stdout)
+    assert doc["name"] == "memebot-rl-q-1h" and doc["version"] == "1"
+    kinds = {r["contender"].split(":")[0] for r in doc["folds"]}
+    assert kinds == {"buy & hold", "rl q-learning", "rule", "supervised"}
+    iv = doc["vs_buy_and_hold"]["rl q-learning"]
+    assert doc["promoted"] == (iv["lo"] > 0) and ("not promoted" in doc["reason"]) != doc["promoted"]
+    from memebot.models.registry import load_registered
+
+    m, _, v = load_registered("memebot-rl-q-1h", "1", uri)
+    assert m.family == "rl_q" and v == "1"

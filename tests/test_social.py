@@ -28,6 +28,7 @@ def net(shared):
     for k, v in SECRETS.items():
         flags += ["--set", f"{k}={v}"]
     flags += ["--set", "data.http_max_retries=2", "--set", "data.http_backoff_max_s=0.05"]
+    flags += ["--set", "ai.sentiment_analysis_enabled=true"]  # VADER scores each new post
     yield srv, flags
     srv.clear()
     srv.stop()
@@ -145,3 +146,32 @@ def test_bad_input_names_the_field_and_touches_nothing(memebot, cli_env):
     assert not Path(cli_env["MEMEBOT_STORE_PATH"]).exists()
     r = memebot("social", "features", "--bar", "fortnight")
     assert r.returncode == 2 and "--bar" in r.stderr
+
+
+def test_sentiment_off_by_default_and_from_a_registered_model(shared, net, memebot, cli_env, tmp_path):
+    "Off ([ai] default), posts are stored unscored; on with [ai] sentiment_model, the registered model scores them."
+    from memebot.models.registry import log_sentiment, promote
+    from memebot.models.sentiment import VaderSentiment
+
+    srv, flags = net
+    srv.expect_request("/tweets/search/recent").respond_with_json(_x_payload(shared))
+    off = [f for f in flags if f != "ai.sentiment_analysis_enabled=true"][:-1]  # the defaults: no scoring
+    memebot(*off, "social", "collect", "--source", "x", "--channel", "q1", check=True)
+    with Store(cli_env["MEMEBOT_STORE_PATH"], read_only=True) as st:
+        assert st.cursor().execute("SELECT count(*), count(sentiment) FROM social_posts").fetchone() == (10, 0)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    vader = VaderSentiment().fit([], [])
+    promote("sent-test", log_sentiment(vader, "sent-test", uri), uri)
+    on = flags + ["--set", "ai.sentiment_model=sent-test", "--set", f"ai.tracking_uri={uri}"]
+    x2 = _x_payload(shared)
+    for t in x2["data"]:
+        t["id"] = str(int(t["id"]) + 1)  # ten new posts
+    srv.clear()
+    srv.expect_request("/tweets/search/recent").respond_with_json(x2)
+    memebot(*on, "social", "collect", "--source", "x", "--channel", "q2", check=True)
+    with Store(cli_env["MEMEBOT_STORE_PATH"], read_only=True) as st:
+        got = st.cursor().execute("SELECT text, sentiment FROM social_posts WHERE channel = 'q2'").fetchall()
+    assert len(got) == 10 and [v for _, v in got] == pytest.approx(list(vader.score([t for t, _ in got])))
+    bad = memebot(*flags, "--set", "ai.sentiment_model=nope", "--set", f"ai.tracking_uri={uri}", "social", "collect",
+                  "--source", "x", "--channel", "q3")  # fmt: skip
+    assert bad.returncode != 0 and "nope" in bad.stderr

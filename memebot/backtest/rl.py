@@ -264,6 +264,7 @@ def walk_forward_rl(
     chain: str = "cex",
     fee_bps: float | None = 10.0,
     risk=None,  # None: limits off, as the model reports run (what each signal earns at 1/N); "settings": [risk]
+    algos: tuple = ("q", "ppo"),  # the RL learners to judge
     q_episodes: int = 40,
     ppo_timesteps: int = 50_000,
     seed: int = 0,
@@ -294,15 +295,20 @@ def walk_forward_rl(
         envs = [
             TradingEnv(g, tf, sc, fill, chain, fee_bps, risk, size, warmup=warmup) for _, g in train.groupby("symbol")
         ]
-        t0 = time.perf_counter()
-        qp = train_q(envs, q_episodes, seed=seed)
-        t1 = time.perf_counter()
-        pp = train_ppo(envs, ppo_timesteps, seed=seed)
-        t2 = time.perf_counter()
+        pols, secs = [], {}
+        for algo in algos:
+            t0 = time.perf_counter()
+            if algo == "q":
+                pols.append(("rl q-learning", train_q(envs, q_episodes, seed=seed)))
+            elif algo == "ppo":
+                pols.append(("rl ppo", train_ppo(envs, ppo_timesteps, seed=seed)))
+            else:
+                raise RLError(f"walk_forward_rl: unknown algorithm {algo!r} (q or ppo)")
+            secs[algo] = time.perf_counter() - t0
         sup_name, sup, fp = _best_supervised(train, warmup)
         rule = _best_rule(train, tf, fill, chain, fee_bps, risk, size)
         runs = {"buy & hold": _Hold(size=size, warmup=warmup), f"rule: {rule}": get_strategy(rule, size=size)}
-        for name, m in (("rl q-learning", qp), ("rl ppo", pp), (f"supervised: {sup_name}", sup)):
+        for name, m in (*pols, (f"supervised: {sup_name}", sup)):
             reg = f"rl-eval-{name.split(':')[0].replace(' ', '-')}-f{k}"
             v = log_and_register(m, reg, uri, {"family": m.family, "fold": k}, fp)
             promote(reg, v, uri)
@@ -317,7 +323,7 @@ def walk_forward_rl(
             daily.setdefault(key, []).append(d)
             rows.append({"fold": k, "contender": name, "net_return": eq.iloc[-1] / eq.iloc[0] - 1,
                          "test_start": str(t_test.date()), "test_days": len(d)})  # fmt: skip
-        rows.append({"fold": k, "contender": "_train_s", "q": t1 - t0, "ppo": t2 - t1})
+        rows.append({"fold": k, "contender": "_train_s", **secs})
     table = pd.DataFrame([r for r in rows if r["contender"] != "_train_s"])
     train_s = pd.DataFrame([r for r in rows if r["contender"] == "_train_s"]).drop(columns="contender")
     hold = pd.concat(daily["buy & hold"])

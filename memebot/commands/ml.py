@@ -13,8 +13,8 @@ from ..cli import app, console, err_console, settings, quiet_logs, JsonOpt
 from ..data.store import open_store
 
 # %% auto #0
-__all__ = ['models_app', 'DEEP_FAMILIES', 'TrainArgsError', 'default_families', 'check_family', 'parse_params', 'train',
-           'models_ls', 'models_lines', 'models_promote']
+__all__ = ['models_app', 'DEEP_FAMILIES', 'rl_app', 'TrainArgsError', 'default_families', 'check_family', 'parse_params', 'train',
+           'models_ls', 'models_lines', 'models_promote', 'rl_train']
 
 # %% ../../nbs/94_commands.ml.ipynb #3fde7d6f
 class TrainArgsError(MemebotError):
@@ -284,3 +284,88 @@ def models_promote(
         raise TrainArgsError(f"VERSION must be a number, got {version!r}")
     promote(name, version, tracking_uri(settings()), alias=alias)
     console.print(f"{name}: @{alias} -> version {version}")
+
+# %% ../../nbs/94_commands.ml.ipynb #5072e918
+rl_app = typer.Typer(help="Reinforcement learning in the event engine: train, judge and register a policy.")
+app.add_typer(rl_app, name="rl")
+
+
+def _rl_gate(ai, algo: str):
+    "A TrainArgsError unless [ai] lets `algo` run."
+    if algo not in ("q", "ppo"):
+        raise TrainArgsError(f"--algo {algo!r}: q (tabular Q-learning) or ppo")
+    if not ai.reinforcement_learning_enabled:
+        raise TrainArgsError("reinforcement learning is disabled ([ai] reinforcement_learning_enabled = false; use "
+                             "--set ai.reinforcement_learning_enabled=true)")  # fmt: skip
+    if algo == "ppo" and not ai.deep_learning_enabled:
+        raise TrainArgsError("--algo ppo: deep learning is disabled ([ai] deep_learning_enabled = false)")
+
+
+@rl_app.command("train")
+def rl_train(
+    algo: str = typer.Option("q", "--algo", help="q (tabular Q-learning) or ppo (stable-baselines3)."),
+    symbols: Optional[str] = typer.Option(None, "--symbols", help="Comma-separated symbols (default: all stored)."),
+    tf: str = typer.Option("1h", "--tf", help="Timeframe of the stored candles."),
+    start: Optional[str] = typer.Option(None, "--from", help="First bar (UTC date/time)."),
+    end: Optional[str] = typer.Option(None, "--to", help="End (exclusive)."),
+    folds: int = typer.Option(2, "--folds", min=1, max=10, help="Walk-forward test blocks."),
+    episodes: int = typer.Option(40, "--episodes", min=1, help="Q-learning episodes per training."),
+    timesteps: int = typer.Option(50_000, "--timesteps", min=64, help="PPO steps per training."),
+    warmup: int = typer.Option(288, "--warmup", min=50, help="Bars that only build features."),
+    fee_bps: float = typer.Option(10.0, "--fee-bps", min=0.0, help="Fee per side in the engine."),
+    name: Optional[str] = typer.Option(None, "--name", help="Registered name (default memebot-rl-<algo>-<tf>)."),
+    as_json: JsonOpt = False,
+):
+    "Train an RL policy in the event engine, judge it out of sample against the baselines, register it."
+    import numpy as np
+
+    from memebot.backtest.rl import TradingEnv, fit_scaler, train_ppo, train_q, walk_forward_rl
+    from memebot.features import CONTEXT_SYMBOLS, data_fingerprint
+    from memebot.models.registry import log_and_register, promote, tracking_uri
+
+    quiet_logs()
+    s = settings()
+    _rl_gate(s.ai, algo)
+    df = _train_frame(s, symbols, tf, start, end)
+    traded = df[~df.symbol.isin(CONTEXT_SYMBOLS)] if (~df.symbol.isin(CONTEXT_SYMBOLS)).any() else df
+    err_console.print(f"rl {algo}: {traded.symbol.nunique()} symbols, {len(traded):,} {tf} bars, {folds} folds ...",
+                      highlight=False)  # fmt: skip
+    wf = walk_forward_rl(traded, tf, folds, warmup, fee_bps=fee_bps, algos=(algo,), q_episodes=episodes,
+                         ppo_timesteps=timesteps)  # fmt: skip
+    key = "rl q-learning" if algo == "q" else "rl ppo"
+    iv = wf["vs_buy_and_hold"].loc[key]
+    bars = traded.groupby("symbol").size()
+    full = traded[traded.symbol.isin(bars.index[bars > warmup + 50])]
+    sc = fit_scaler(full, warmup)
+    envs = [TradingEnv(g, tf, sc, fee_bps=fee_bps, risk=None, size=1 / traded.symbol.nunique(), warmup=warmup)
+            for _, g in full.groupby("symbol")]  # fmt: skip
+    pol = train_q(envs, episodes) if algo == "q" else train_ppo(envs, timesteps)
+    folds_t = wf["folds"]
+    mets = {f"oos_f{r.fold}_{'rl' if r.contender == key else r.contender.split(':')[0].replace(' & ', '_')}":
+            r.net_return for r in folds_t.itertuples()}  # fmt: skip
+    mets |= {"oos_daily_vs_hold": iv.mean_daily_diff, "oos_daily_vs_hold_lo": iv.lo, "oos_daily_vs_hold_hi": iv.hi}
+    uri, reg = tracking_uri(s), name or f"memebot-rl-{algo}-{tf}"
+    cfg = {"family": pol.family, "params": pol.params, "tf": tf, "folds": folds, "fee_bps": fee_bps, "warmup": warmup}
+    v = log_and_register(pol, reg, uri, cfg, data_fingerprint(df), metrics_={k: float(x) for k, x in mets.items()})
+    promoted = bool(np.isfinite(iv.lo) and iv.lo > 0)
+    why = (f"its daily return beat buy & hold's ({iv.mean_daily_diff:+.3%} a day, 95% interval {iv.lo:+.3%} to "
+           f"{iv.hi:+.3%})")  # fmt: skip
+    if promoted:
+        promote(reg, v, uri)
+    doc = {"name": reg, "version": v, "promoted": promoted, "reason": why if promoted else f"not promoted: {why} "
+           "does not exclude zero" if iv.lo <= 0 <= iv.hi else f"not promoted: {why}",
+           "folds": folds_t.to_dict("records"), "vs_buy_and_hold": wf["vs_buy_and_hold"].to_dict("index"),
+           "train_s": wf["train_s"].to_dict("records")}  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps(doc, default=str))
+        return
+    t = Table(title="net return out of sample", title_justify="left")
+    t.add_column("contender")
+    fl = sorted(folds_t.fold.unique())
+    for k in fl:
+        t.add_column(f"fold {k}", justify="right")
+    for c, g in folds_t.groupby("contender", sort=False):
+        by = dict(zip(g.fold, g.net_return))
+        t.add_row(c, *(f"{by[k]:+.2%}" if k in by else "" for k in fl))
+    console.print(t)
+    console.print(f"{reg} v{v}: {doc['reason']}", highlight=False, markup=False)

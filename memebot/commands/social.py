@@ -17,7 +17,7 @@ social_app = typer.Typer(
 app.add_typer(social_app, name="social")
 
 # %% auto #0
-__all__ = ['social_app', 'mention_names', 'vader_score', 'collect_cmd', 'ls_cmd', 'features_cmd']
+__all__ = ['social_app', 'mention_names', 'sentiment_scorer', 'collect_cmd', 'ls_cmd', 'features_cmd']
 
 # %% ../../nbs/97f_commands.social.ipynb #571be321
 def mention_names(s) -> dict:
@@ -27,12 +27,19 @@ def mention_names(s) -> dict:
     return {a.lower(): a for a in default_registry(s).assets if a != "USD"}
 
 
-def vader_score():
-    "VADER's compound score of each text, -1 (bearish) to 1 (bullish)."
-    from memebot.models.sentiment import VaderSentiment
+def sentiment_scorer(s):
+    "texts -> scores in [-1, 1] as [ai] asks (the registered sentiment_model, else VADER); None when it is off."
+    if not s.ai.sentiment_analysis_enabled:
+        return None
+    if s.ai.sentiment_model:
+        from memebot.models.registry import load_sentiment_model, tracking_uri
 
-    v = VaderSentiment().fit([], [])
-    return lambda texts: v.scores(texts).tolist()
+        m, _ = load_sentiment_model(s.ai.sentiment_model, "champion", tracking_uri(s))
+    else:
+        from memebot.models.sentiment import VaderSentiment
+
+        m = VaderSentiment().fit([], [])
+    return lambda texts: [float(x) for x in m.score(list(texts))]
 
 # %% ../../nbs/97f_commands.social.ipynb #9397989a
 @social_app.command("collect")
@@ -59,7 +66,7 @@ def collect_cmd(
     if not chans:
         raise ValidationError("--channel", "channel", f"{source} needs at least one --channel")
     COLLECTORS[source](s).token()  # a missing token is said before the store is touched
-    names, score = mention_names(s), vader_score()
+    names, score = mention_names(s), sentiment_scorer(s)
 
     async def go():
         out = []

@@ -33,8 +33,8 @@ log = get_logger("memebot.models.registry")
 
 # %% auto #0
 __all__ = ['log', 'RegistryError', 'tracking_uri', 'client', 'drift_reference', 'log_and_register', 'model_uri',
-           'load_registered', 'aliases', 'promote', 'list_models', 'GateResult', 'gate', 'TrainResult',
-           'train_and_register', 'fine_tune']
+           'load_registered', 'aliases', 'promote', 'list_models', 'log_sentiment', 'load_sentiment_model',
+           'GateResult', 'gate', 'TrainResult', 'train_and_register', 'fine_tune']
 
 # %% ../../nbs/35_models.registry.ipynb #656bb3a3
 class RegistryError(MemebotError):
@@ -245,6 +245,73 @@ def list_models(uri: str | None = None) -> list[dict]:
                 }
             )
     return sorted(rows, key=lambda r: (r["name"], int(r["version"])))
+
+# %% ../../nbs/35_models.registry.ipynb #5490d7ea
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+
+    class SentimentPyfunc(mlflow.pyfunc.PythonModel):
+        "pyfunc wrapper: predict returns a sentiment score in [-1, 1] for each text (a list or a `text` column)."
+
+        def load_context(self, context):
+            import pickle
+
+            with open(context.artifacts["model"], "rb") as f:
+                self.model = pickle.load(f)
+
+        def predict(self, context, model_input, params=None) -> np.ndarray:
+            texts = model_input["text"] if isinstance(model_input, pd.DataFrame) else model_input
+            return np.asarray(self.model.score(list(texts)), dtype=np.float64)
+
+
+def log_sentiment(
+    model,  # a fitted sentiment model with `score(texts)` (memebot.models.sentiment)
+    name: str,  # registered model name
+    uri: str,
+    metrics_: dict | None = None,  # e.g. held-out accuracy and macro-F1
+    config: dict | None = None,
+    experiment: str = "memebot-sentiment",
+) -> str:
+    "Log a sentiment model as a pyfunc and register a version; returns the version."
+    import pickle
+
+    import mlflow
+
+    client(uri)
+    exp = _experiment(uri, experiment)
+    with mlflow.start_run(experiment_id=exp, run_name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}") as run:
+        mlflow.log_params({k: str(v)[:500] for k, v in _flat(dict(config or {})).items()})
+        mlflow.set_tags({"family": model.name, "kind": "sentiment"})
+        if metrics_:
+            mlflow.log_metrics({k: float(v) for k, v in metrics_.items() if v is not None and np.isfinite(v)})
+        with tempfile.TemporaryDirectory() as d:
+            f = Path(d) / "sentiment.pkl"
+            f.write_bytes(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+            info = mlflow.pyfunc.log_model(name="model", python_model=SentimentPyfunc(), artifacts={"model": str(f)},
+                                           registered_model_name=name, pip_requirements=["memebot"],
+                                           await_registration_for=60)  # fmt: skip
+        version = str(info.registered_model_version)
+    c = client(uri)
+    for k, v in {"family": model.name, "kind": "sentiment", "run_id": run.info.run_id}.items():
+        c.set_model_version_tag(name, version, k, str(v))
+    log.info("sentiment_model_registered", name=name, version=version, family=model.name)
+    return version
+
+
+def load_sentiment_model(name: str, ref: str | int = "champion", uri: str | None = None) -> tuple[object, str]:
+    "(the sentiment model, its version) for models:/NAME@alias or a version number."
+    import mlflow
+
+    uri = uri or tracking_uri()
+    c = client(uri)
+    try:
+        mv = c.get_model_version(name, str(ref)) if str(ref).isdigit() else c.get_model_version_by_alias(name, str(ref))
+    except Exception:
+        raise RegistryError(f"sentiment model {name!r} has no {'version' if str(ref).isdigit() else 'alias'} {ref!r}")
+    pm = mlflow.pyfunc.load_model(model_uri(name, mv.version)).unwrap_python_model()
+    if not isinstance(pm, SentimentPyfunc):
+        raise RegistryError(f"model {name!r} is not a sentiment model")
+    return pm.model, str(mv.version)
 
 # %% ../../nbs/35_models.registry.ipynb #b0dfedfa
 @dataclass

