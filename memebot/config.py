@@ -26,8 +26,6 @@ class _Section(BaseModel):
 # Switches for capabilities this version does not have yet. They stay in settings.ini (the design card names them)
 # but turning one on is an error naming the key, never a silent no-op.
 NOT_BUILT = {
-    ("crosschain", "cross_chain_enabled"): "cross-chain trading",
-    ("crosschain", "cross_chain_arbitrage_enabled"): "cross-chain arbitrage",
     ("enterprise", "multi_user_enabled"): "bots, jobs and ledgers run by the service",
 }
 
@@ -137,11 +135,11 @@ class AIConfig(_Section):
 class CrossChainConfig(_Section):
     "[crosschain]: EVM chains and cross-chain features (all off by default)."
 
-    cross_chain_enabled: bool = False
+    cross_chain_enabled: bool = False  # trading across chains from one process (`memebot arb live`)
     ethereum_enabled: bool = False
     bsc_enabled: bool = False
     polygon_enabled: bool = False
-    cross_chain_arbitrage_enabled: bool = False
+    cross_chain_arbitrage_enabled: bool = False  # the live arbitrage trader (`memebot arb live`), with the above
     assets: str = ""  # more assets across chains: ASSET@chain=address:decimals[:kind], comma-separated
     arb_min_profit_usd: float = Field(5.0, ge=0)  # an opportunity must clear this after every cost
     swap_gas_units: int = Field(150_000, gt=0)  # gas of one router swap on an EVM chain (for gas in USD)
@@ -152,7 +150,6 @@ class CrossChainConfig(_Section):
     arb_risk_z: float = Field(2.0, ge=0)  # standard deviations of price risk charged over that time
     arb_default_daily_vol: float = Field(0.3, gt=0)  # an asset's daily volatility until measured
     price_refresh_s: float = Field(60.0, ge=0)  # global limits: fetch the USD prices a node lacks this often (0: never)
-    check_not_built = _not_built("crosschain")
 
 
 class EnterpriseConfig(_Section):

@@ -65,3 +65,48 @@ async def test_a_trade_on_one_chain_opens_a_gap_the_detector_finds(chains, memeb
     assert all((b["buy_chain"], b["sell_chain"]) == ("ethereum", "bsc") for b in doc["best"])
     bad = memebot("arb", "scan", "--feed", "live", env=env)
     assert bad.returncode == 2 and "--asset" in bad.stderr
+
+
+def test_arb_live_trades_both_legs_on_two_chains(chains, memebot, tmp_path):
+    "`memebot arb live`: off without its switches; with them, a gap on the chains is traded on both at once, each leg"
+    " within the risk limits, booked in the run's ledger, and both ledgers match their chains afterwards."
+    from eth_account import Account
+    from memebot.testing.evm import contract
+
+    nodes, (eth_bed, bsc_bed) = chains
+    me = Account.create()
+    for n in nodes:
+        n.rpc("hardhat_setBalance", me.address, hex(20 * 10**18))
+    meme_bsc = bsc_bed.tokens["MEME"]
+    tok = bsc_bed.c(meme_bsc, contract("TestToken"))
+    bsc_bed._send(tok.functions.transfer(me.address, 20_000 * 10**18), bsc_bed.deployer)  # inventory on the sell side
+    key = tmp_path / "evm.key"
+    key.write_text(me.key.hex())
+    key.chmod(0o600)
+    assets = f"MEME@ethereum={eth_bed.tokens['MEME']}:18,MEME@bsc={meme_bsc}:18"
+    env = {**eth_bed.settings_env("ethereum"), **bsc_bed.settings_env("bsc"), "MEMEBOT_EVM_KEYSTORE_PATH": str(key),
+           "MEMEBOT_EVM_ETHEREUM_CONFIRMATIONS": "1", "MEMEBOT_EVM_BSC_CONFIRMATIONS": "1",
+           "MEMEBOT_LIVE_LIVE_TRADING_ENABLED": "true", "MEMEBOT_LIVE_PAPER_TRADING_MODE": "false",
+           "MEMEBOT_CROSSCHAIN_ETHEREUM_ENABLED": "true", "MEMEBOT_CROSSCHAIN_BSC_ENABLED": "true",
+           "MEMEBOT_CROSSCHAIN_ASSETS": assets, "MEMEBOT_STORE_LEDGER_DIR": str(tmp_path / "runs")}  # fmt: skip
+    args = ["arb", "live", "--asset", "MEME", "--yes-i-mean-live", "--acknowledge", "--max-executions", "1",
+            "--seconds", "60", "--json"]  # fmt: skip
+    off = memebot(*args, env=env)
+    assert off.returncode != 0 and "cross_chain_arbitrage_enabled" in off.stderr and "cross_chain_enabled" in off.stderr
+    env |= {
+        "MEMEBOT_CROSSCHAIN_CROSS_CHAIN_ENABLED": "true",
+        "MEMEBOT_CROSSCHAIN_CROSS_CHAIN_ARBITRAGE_ENABLED": "true",
+    }
+    bsc_bed.trade_external("MEME", 5.0)  # MEME dearer on BSC: buy on Ethereum, sell on BSC
+    r = memebot(*args, env=env, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    doc = json.loads(r.stdout)
+    assert len(doc["executions"]) == 1, json.dumps(doc)[:3000]
+    (ex,) = doc["executions"]
+    assert (ex["buy_chain"], ex["sell_chain"], ex["status"]) == ("ethereum", "bsc", "done"), ex
+    assert ex["bought"] == pytest.approx(ex["sold"], rel=0.01) and ex["expected_usd"] > 0
+    assert doc["reconcile"] == {"ethereum": "ok", "bsc": "ok"} and doc["halted"] is None
+    eth_usd = 600.0  # the testbed's coin price (router quote)
+    assert ex["quote_atoms"] / 1e18 * eth_usd <= 250.0 * 1.001  # within [risk] max_order_usd
+    again = memebot(*args, env=env, timeout=300)  # a restart resumes the run's ledger (nothing left open)
+    assert again.returncode == 0 and json.loads(again.stdout)["recovered"] == []

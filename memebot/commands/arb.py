@@ -15,8 +15,8 @@ from ..core import Chain, ValidationError
 
 # %% auto #0
 __all__ = ['arb_app', 'SIM_GAS_USD', 'bridge_app', 'usd_items', 'parse_gas', 'run_scan', 'run_live_scan', 'arb_scan', 'arb_run',
-           'study_table', 'arb_study', 'chain_id', 'quote_lines', 'bridge_quote', 'bridge_status', 'parse_prices',
-           'portfolio_cmd', 'parse_targets', 'arb_rebalance', 'arb_assets']
+           'arb_live_run', 'arb_live', 'study_table', 'arb_study', 'chain_id', 'quote_lines', 'bridge_quote',
+           'bridge_status', 'parse_prices', 'portfolio_cmd', 'parse_targets', 'arb_rebalance', 'arb_assets']
 
 # %% ../../nbs/96a_commands.arb.ipynb #8389fadb
 arb_app = typer.Typer(
@@ -227,6 +227,228 @@ def arb_run(
     )
     console.print("ledger:", markup=False)
     console.print(f"    {doc['ledger']}", markup=False, soft_wrap=True)
+
+# %% ../../nbs/96a_commands.arb.ipynb #4aec2448
+class _AllRisks:
+    "The executor's risk hook across chains: exposure after an unwind halts every chain's engine."
+
+    def __init__(self, engines: dict):
+        self.engines = engines
+
+    def halt(self, why: str):
+        for r in self.engines.values():
+            r.halt(why)
+
+    @property
+    def halted(self) -> str | None:
+        from memebot.risk import TradingState
+
+        return next((r.reason() for r in self.engines.values() if r.state is TradingState.HALTED), None)
+
+
+def _live_chains(s, assets: list[str], reg) -> dict:
+    "Chain -> [(asset, token address)] for assets registered on two or more EVM chains."
+    chains: dict = {}
+    for a in assets:
+        toks = {c: t for c, t in reg.tokens(a.upper()).items() if c.is_evm}
+        if len(toks) < 2:
+            raise ValidationError("--asset", "asset", f"{a}: needs contracts on two EVM chains in [crosschain] assets")
+        for c, t in toks.items():
+            chains.setdefault(c, []).append((a.upper(), t.address))
+    return chains
+
+
+async def _arb_brokers(s, chains: dict, st, run_id: str, acknowledge: bool) -> tuple[dict, dict, dict]:
+    "(brokers, rpcs, risk engines) per chain, each broker started and its ledger reconciled with its chain."
+    from memebot.data.evm import EvmRpc, evm_chain
+    from memebot.exec.evm import EvmBroker, load_evm_key
+    from memebot.exec.ledger import Ledger
+    from memebot.risk import RiskEngine
+
+    key = load_evm_key(s)
+    brokers, rpcs, risks = {}, {}, {}
+    for c in chains:
+        cfg = evm_chain(c, s)
+        rpc = rpcs[c] = EvmRpc(cfg, max_lag_blocks=s.evm.max_lag_blocks)
+        px = await rpc.native_usd()  # the USD limits apply to the coin's amounts; no price: only exits pass
+        usd = px if px else (lambda: None)
+        r = risks[c] = RiskEngine.from_settings(
+            s, watch_kill_file=True, name=f"{run_id}-{c.value}", account_usd=usd, stale_on_check=False
+        )
+        b = brokers[c] = EvmBroker(
+            Ledger(st, run_id, c, key.address.lower()),
+            key,
+            cfg,
+            s,
+            risk=r,
+            rpc=rpc,
+            tokens=tuple(addr for _, addr in chains[c]),
+        )  # the inventory held there
+        rep = await b.start()
+        if not rep.ok and acknowledge:
+            b.acknowledge(rep, f"{run_id}: --acknowledge at start")
+            rep = await b.reconcile()
+        if not rep.ok:
+            raise ValidationError("arb live", c.value, f"the ledger and the chain differ ({rep.summary()}): check the "
+                                  "wallet, then start with --acknowledge to accept the chain")  # fmt: skip
+    return brokers, rpcs, risks
+
+
+def _inventory(det, brokers: dict, chains: dict, reg, reserve: float, cap_usd: float) -> None:
+    "The detector's size caps: each chain's coin (less the gas reserve) and tokens in its ledger, and `cap_usd` a leg."
+    px = {(st.chain, st.token): st.price * det.usd.get(st.quote, math.nan) for st in det.pools.values()}
+    for c, b in brokers.items():
+        bal = b.ledger.balances()
+        coin_usd = det.usd.get(c.native_symbol, math.nan)
+        coin = bal.get(c.native_symbol, 0) / 10**c.native_decimals * (1 - reserve)
+        det.inventory[(c, c.native_symbol)] = min(coin, cap_usd / coin_usd) if coin_usd > 0 else coin
+        for a, addr in chains[c]:
+            units = bal.get(addr, bal.get(addr.lower(), 0)) / 10 ** reg.tokens(a)[c].decimals
+            p = px.get((c, a), math.nan)
+            det.inventory[(c, a)] = min(units, cap_usd / p) if p > 0 else units
+
+
+def _reprice(det) -> list:
+    "Evaluate every watched pool again as it stands (after the caps changed); the profitable opportunities."
+    import time
+
+    from memebot.core import PoolUpdate
+
+    out = []
+    for st in list(det.pools.values()):
+        ev = PoolUpdate(time.time_ns(), st.chain, st.pool, st.token_reserve, st.quote_reserve, fee_bps=st.fee_bps)
+        out += [o for o in det.on_pool_update(ev) if o.profitable]
+    return out
+
+# %% ../../nbs/96a_commands.arb.ipynb #9ff4edef
+async def arb_live_run(
+    s,
+    chains: dict,  # `_live_chains`
+    reg,
+    run_id: str,
+    seconds: float | None,
+    max_executions: int,
+    reserve: float,
+    acknowledge: bool,
+) -> dict:
+    "Trade until `seconds` pass, `max_executions` are done or a risk engine halts; what happened, reconciled."
+    import asyncio
+
+    from memebot.data.feeds import EvmFeed
+    from memebot.data.sources import close_http
+    from memebot.data.store import Store
+    from memebot.exec.ledger import ledger_path
+    from memebot.live.crosschain import ArbCosts, ArbDetector, ArbExecutor, scan_feeds, watch_evm
+
+    st = Store(ledger_path(run_id, s))
+    rpcs: dict = {}
+    try:
+        brokers, rpcs, risks = await _arb_brokers(s, chains, st, run_id, acknowledge)
+        hook = _AllRisks(risks)
+        ex = ArbExecutor(brokers, reg, st, risk=hook)
+        done = await ex.recover()
+        det = ArbDetector(ArbCosts.from_settings(s), modes=("inventory",))
+        cap = min(s.risk.max_order_usd, s.risk.max_position_usd)  # a leg the risk engine would refuse is not sized
+        _inventory(det, brokers, chains, reg, reserve, cap)
+        pairs = {c: [await watch_evm(det, rpcs[c], a, addr) for a, addr in items] for c, items in chains.items()}
+        _inventory(det, brokers, chains, reg, reserve, cap)  # now with the pools' prices
+        q: asyncio.Queue = asyncio.Queue()
+        stop = asyncio.Event()
+        traded: list = []
+
+        def offer(o):
+            if o.mode == "inventory" and q.empty() and not stop.is_set():
+                q.put_nowait(o)
+
+        best = max(_reprice(det), key=lambda o: o.net_usd, default=None)
+        if best is not None:  # a gap open before the feeds start
+            offer(best)
+        det.on_opportunity = offer
+
+        async def trader():
+            while not stop.is_set():
+                o = await q.get()
+                if o is None or hook.halted:
+                    break
+                traded.append(await ex.execute(o))
+                _inventory(det, brokers, chains, reg, reserve, cap)
+                while not q.empty():  # what was queued during the trade was priced before it
+                    q.get_nowait()
+                if max_executions and len(traded) >= max_executions:
+                    break
+            stop.set()
+
+        feeds = [EvmFeed(pairs[c], url=getattr(s.endpoints, f"{c.value}_ws")) for c in chains]
+        tt = asyncio.create_task(trader())
+        scan = asyncio.create_task(scan_feeds(det, feeds, stop=lambda d: stop.is_set()))
+        try:
+            await asyncio.wait_for(stop.wait(), seconds)
+        except asyncio.TimeoutError:
+            stop.set()
+        q.put_nowait(None)  # wake the trader; a trade in flight finishes first
+        await tt
+        scan.cancel()
+        await asyncio.gather(scan, return_exceptions=True)
+        reps = {c.value: await b.reconcile() for c, b in brokers.items()}
+        from dataclasses import asdict
+
+        return {"run_id": run_id, "recovered": [asdict(e) for e in done], "executions": [asdict(e) for e in traded],
+                "halted": hook.halted, "updates": det.updates, "not_taken": _reasons(det.evaluated),
+                "inventory": {f"{c.value}:{a}": u for (c, a), u in det.inventory.items()},
+                "reconcile": {c: r.summary() if not r.ok else "ok"
+                for c, r in reps.items()}, "ledger": str(ledger_path(run_id, s))}  # fmt: skip
+    finally:
+        for r in rpcs.values():
+            await r.aclose()
+        await close_http()
+        st.close()
+
+
+@arb_app.command("live")
+def arb_live(
+    asset: List[str] = typer.Option(..., "--asset", help="An asset of [crosschain] assets on two EVM chains."),
+    seconds: Optional[float] = typer.Option(None, "--seconds", min=1.0, help="Stop after this long (default: Ctrl-C)."),
+    max_executions: int = typer.Option(0, "--max-executions", min=0, help="Stop after this many trades (0: none)."),
+    reserve: float = typer.Option(0.1, "--reserve", min=0.0, max=0.9, help="Share of each chain's coin kept for gas."),
+    acknowledge: bool = typer.Option(False, "--acknowledge", help="Accept each chain's balances at start."),
+    run_id: str = typer.Option("arb-live", "--run-id", help="The run's ledger (resumed if it exists)."),
+    confirm: bool = typer.Option(False, "--yes-i-mean-live", help="Confirm that real funds may be spent."),
+    as_json: JsonOpt = False,
+):
+    "Trade cross-chain arbitrage live between EVM chains: both legs at once from inventory, unwinds, recovery."
+    import asyncio
+
+    from memebot.commands.live import require_chain
+    from memebot.exec.chain import LiveTradingDisabled
+    from memebot.live.crosschain import default_registry
+
+    quiet_logs()
+    s = settings()
+    off = [k for k in ("cross_chain_enabled", "cross_chain_arbitrage_enabled") if not getattr(s.crosschain, k)]
+    if off:
+        raise LiveTradingDisabled(
+            f"live cross-chain arbitrage is off: needs {', '.join(f'[crosschain] {k}=true' for k in off)}"
+        )
+    reg = default_registry(s)
+    chains = _live_chains(s, asset, reg)
+    for c in chains:
+        require_chain(s, c, confirm)
+    doc = asyncio.run(arb_live_run(s, chains, reg, run_id, seconds, max_executions, reserve, acknowledge))
+    if as_json:
+        typer.echo(json.dumps(doc, default=str))
+        return
+    exs = doc["executions"]
+    by = {k: sum(e["status"] == k for e in exs) for k in ("done", "unwound", "exposed")}
+    head = f"{run_id}: {len(exs)} two-legged trades ({', '.join(f'{n} {k}' for k, n in by.items())})"
+    console.print(f"{head}, {len(doc['recovered'])} settled from a stopped run, {doc['updates']} pool updates",
+                  markup=False)  # fmt: skip
+    for e in exs:
+        console.print(f"  {e['asset']} {e['buy_chain']}>{e['sell_chain']}: {e['status']}, bought {e['bought']:,.6g}, "
+                      f"sold {e['sold']:,.6g}, expected {e['expected_usd']:+,.2f} USD", markup=False)  # fmt: skip
+    for c, r in doc["reconcile"].items():
+        console.print(f"{c}: {'ledger matches the chain' if r == 'ok' else r}", markup=False)
+    if doc["halted"]:
+        console.print(f"halted: {doc['halted']}", markup=False)
 
 # %% ../../nbs/96a_commands.arb.ipynb #db0fd59e
 def study_table(res) -> tuple[Table, list[dict]]:

@@ -219,9 +219,11 @@ class EvmBroker(ChainBroker):
         on_halt=None,  # callable(reason) when trading must halt
         clock=None,
         poll_s: float = 0.25,  # receipt polling interval
+        tokens: tuple = (),  # token addresses to reconcile even before the ledger holds any (inventory deposited)
     ):
         s = self.settings = settings or get_settings()
         self.cfg = chain if isinstance(chain, EvmChainConfig) else evm_chain(chain, s)
+        self.tokens = {t.lower() for t in tokens}
         self.ledger, self.key = ledger, key
         self.me = key.address.lower()
         if ledger.wallet != self.me:
@@ -853,9 +855,8 @@ async def recover(self: EvmBroker) -> list[Order]:
 async def chain_balances(self: EvmBroker) -> dict[str, int]:
     "The account on chain: native (wei), each token the ledger knows (atoms), and the nonce."
     out = {self.native: await self.rpc.balance(self.me), "nonce": await self.rpc.nonce(self.me, "latest")}
-    for a in self.ledger.balances():
-        if a.startswith("0x"):
-            out[a] = await self.token_balance(a)
+    for a in sorted({a for a in self.ledger.balances() if a.startswith("0x")} | self.tokens):
+        out[a] = await self.token_balance(a)
     return out
 
 
