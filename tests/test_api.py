@@ -6,6 +6,7 @@ import json, os, shutil, subprocess, sys, time, uuid
 from pathlib import Path
 import pytest
 import redis
+import asyncio
 import redis.asyncio
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
@@ -737,6 +738,25 @@ def test_a_bots_ledger_in_postgres_is_read_while_it_trades(pg, tmp_path, monkeyp
             assert api("POST", f"/bots/{bid}/stop", "alice").json()["state"] == "stopped"
             after = api("GET", f"/bots/{bid}/ledger", "alice").json()
             assert len(after["fills"]) >= len(led.json()["fills"])
+            from memebot.api.bots import read_ledger
+
+            direct = read_ledger(c.app.state.bots.bot_settings(bid), f"bot-{bid}")  # the ledger's own reading
+            for k, key in (("orders", "client_id"), ("fills", "client_id"), ("positions", "symbol")):
+                srt = lambda rows: sorted(rows, key=lambda x: (x[key], x.get("ts") or 0))  # noqa: E731
+                assert srt(after[k]) == srt(direct[k]), k  # the owner-filtered SQL reads the same rows
+            from memebot.db import Principal, async_engine, owned_ledger, sessions
+
+            async def as_user(name, role):  # the data layer itself, with no route in front of it
+                eng = async_engine(settings=s)
+                try:
+                    async with sessions(eng)() as ss:
+                        uid = api("GET", "/me", name).json()["id"]
+                        return await owned_ledger(ss, Principal(uid, name, role), bid)
+                finally:
+                    await eng.dispose()
+
+            assert asyncio.run(as_user("bob", "trader")) == {"orders": [], "fills": [], "positions": []}
+            assert len(asyncio.run(as_user("alice", "trader"))["fills"]) == len(after["fills"])
             sub = r.pubsub()  # only what comes after the restart
             sub.subscribe(f"{s.enterprise.redis_prefix}:events:{api('GET', '/me', 'alice').json()['id']}")
             assert api("POST", f"/bots/{bid}/start", "alice").json()["state"] == "running"  # resumes its run

@@ -18,7 +18,7 @@ from pydantic import Field
 from ..core import ValidationError
 from ..data.store import StoreLockedError
 from ..exec.ledger import ledger_exists
-from ..db import Bot, Principal, audit
+from ..db import Bot, Principal, audit, owned_ledger
 from memebot.api import (
     Admin,
     AuthError,
@@ -291,6 +291,8 @@ async def bots_ledger(request: Request, bot_id: RowId, who: Reader, s=Depends(db
     "The bot's orders (with rejection reasons), fills and positions, from its ledger."
     bot = await _bot(s, who, bot_id)
     sup = request.app.state.bots
+    if sup.svc.settings.enterprise.database_enabled:  # the ledger tables, read in this session, filtered by owner
+        return await owned_ledger(s, who, bot.id)
     try:
         return await asyncio.to_thread(read_ledger, sup.bot_settings(bot.id), f"bot-{bot.id}")
     except StoreLockedError:

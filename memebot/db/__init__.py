@@ -22,7 +22,7 @@ from ..config import get_settings
 __all__ = ['ROLES', 'SCOPES', 'BOT_STATES', 'LEDGER_ORDERS', 'LEDGER_FILLS', 'LEDGER_POSITIONS', 'LEDGER_TABLES', 'Base', 'User',
            'ApiKey', 'Bot', 'Job', 'AuditEvent', 'db_url', 'async_engine', 'sessions', 'ensure_database',
            'scratch_database', 'migrate', 'downgrade', 'current_revision', 'head_revision', 'schema_drift', 'Principal',
-           'owned', 'get_owned', 'list_owned', 'audit']
+           'owned', 'get_owned', 'list_owned', 'owned_ledger', 'audit']
 
 # %% ../../nbs/80_db.ipynb #60e48517
 ROLES = ("viewer", "trader", "admin")  # each role can do what the ones before it can
@@ -339,6 +339,40 @@ async def list_owned(session: AsyncSession, model, who: Principal, limit: int = 
     for k, v in where.items():
         stmt = stmt.where(getattr(model, k) == v)
     return list((await session.execute(stmt.order_by(model.id.desc()).limit(limit))).scalars())
+
+
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+def _ns(t) -> int | None:
+    "A naive UTC timestamp as UTC nanoseconds (the ledger's `ts`)."
+    return None if t is None else (t - _EPOCH) // dt.timedelta(microseconds=1) * 1000
+
+
+async def owned_ledger(session: AsyncSession, who: Principal, bot_id: int) -> dict:
+    "A bot's orders, fills and open positions from the ledger tables; the owner filter is in each query."
+    run = sa.func.concat("bot-", sa.cast(Bot.id, sa.Text))
+
+    def q(t, *cols):
+        return owned(sa.select(*cols).select_from(t.join(Bot, t.c.run_id == run)).where(Bot.id == bot_id), Bot, who)
+
+    O, F, P = LEDGER_ORDERS, LEDGER_FILLS, LEDGER_POSITIONS
+    orders = await session.execute(
+        q(O, O.c.client_id, O.c.ts, O.c.symbol, O.c.side, O.c.qty, O.c.status, O.c.reason).order_by(
+            O.c.ts, O.c.client_id
+        )
+    )
+    fills = await session.execute(
+        q(F, F.c.client_id, F.c.ts, F.c.symbol, F.c.side, F.c.qty, F.c.price, F.c.fee).order_by(F.c.ts, F.c.fill_id)
+    )
+    pos = await session.execute(q(P, P.c.symbol, P.c.qty, P.c.avg_price).where(P.c.qty != 0).order_by(P.c.symbol))
+    return {
+        "orders": [{"client_id": c, "ts": _ns(t), "symbol": y, "side": d, "qty": n, "status": st, "reason": r or ""}
+                   for c, t, y, d, n, st, r in orders],
+        "fills": [{"client_id": c, "ts": _ns(t), "symbol": y, "side": d, "qty": n, "price": p, "fee": f}
+                  for c, t, y, d, n, p, f in fills],
+        "positions": [{"symbol": y, "qty": n, "avg_price": a} for y, n, a in pos],
+    }  # fmt: skip
 
 
 async def audit(
