@@ -810,6 +810,8 @@ def signals(self: ModelSignal, frame):
     X = build_features(long.dropna(subset=["close"])).fillna(0.0)
     p = pd.Series(model.predict_proba(X[model.features_])[:, 1], index=X.index)
     p = p.unstack("symbol").reindex(index=frame.index, columns=frame["close"].columns)
+    p = p.where(frame["close"].notna().cumsum() >= self.p.warmup)  # as on_bar: scored from the warmup-th bar
+    p[[c for c in p.columns if c in self.context_symbols]] = np.nan  # context: read, never traded
     return (p >= self.p.enter).fillna(False), (p < self.p.exit).fillna(False)
 
 # %% ../nbs/40_strategy.ipynb #21038205

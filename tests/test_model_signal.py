@@ -92,12 +92,15 @@ def test_model_signal_vectorized_signals_match_the_champion(shared, champion):
     model, _ = champion
     test = _candles(shared, 900, 160)
     frame = test.pivot(index="ts", columns="symbol", values=["open", "high", "low", "close", "volume"])
-    entries, exits = get_strategy("model_signal", model="ms-test", enter=0.52, exit=0.5).signals(frame)
+    entries, exits = get_strategy("model_signal", model="ms-test", enter=0.52, exit=0.5, warmup=64).signals(frame)
     X = build_features(test).fillna(0.0)
     p = pd.Series(model.predict_proba(X[model.features_])[:, 1], index=X.index).unstack("symbol")
+    p.iloc[:63] = float("nan")  # as the event path: scored from each symbol's 64th bar
+    p[["BTC/USDT", "SOL/USDT"]] = float("nan")  # context symbols are read, never traded
     assert entries.shape == frame["close"].shape
     assert (entries == (p >= 0.52)).all().all() and (exits == (p < 0.5)).all().all()
-    assert entries.values.any() and exits.values.any()
+    assert entries[["WIF/USDT", "PEPE/USDT"]].values.any() and exits.values.any()
+    assert not entries[["BTC/USDT", "SOL/USDT"]].values.any() and not entries.iloc[:63].values.any()
 
 
 def test_model_signal_context_is_read_not_traded_and_its_absence_is_named(shared, champion):
