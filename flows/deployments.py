@@ -15,8 +15,9 @@ from backfill import backfill_flow
 from train import train_flow
 from report import report_flow
 from live import live_flow
+from social import social_flow
 
-NAMES = ("backfill", "train", "reports", "paper")
+NAMES = ("backfill", "train", "reports", "paper", "social")
 
 
 def deployments(names: list[str] | None = None, settings=None) -> list:
@@ -31,6 +32,7 @@ def deployments(names: list[str] | None = None, settings=None) -> list:
         "train": lambda: train_flow.to_deployment("train", tags=["memebot", "ml"], **cron(f.train_cron)),
         "reports": lambda: report_flow.to_deployment("reports", tags=["memebot", "reports"], **cron(f.report_cron)),
         "paper": lambda: live_flow.to_deployment("paper", tags=["memebot", "trading"], parameters={"mode": "paper"}),
+        "social": lambda: social_flow.to_deployment("social", tags=["memebot", "data"], **cron(f.social_cron)),
     }
     bad = [n for n in names or [] if n not in spec]
     if bad:

@@ -413,6 +413,8 @@ class FlowsConfig(_Section):
     backfill_cron: str = "*/30 * * * *"
     train_cron: str = "0 3 * * *"
     report_cron: str = "15 0 * * *"
+    social_cron: str = "*/10 * * * *"
+    social_channels: str = ""  # the social flow's source:channel items, e.g. x:$WIF,reddit:solana,telegram:
     dask_address: str = ""  # a Dask scheduler (tcp://host:8786); empty = a LocalCluster
     dask_workers: int = Field(2, ge=1)  # LocalCluster worker processes
     prefect_home: str = "data/prefect"  # PREFECT_HOME when none is set

@@ -214,7 +214,8 @@ def test_deployments_schedules_off_unless_enabled(env, monkeypatch):
     import deployments as dep
 
     ds = dep.deployments()
-    assert [d.name for d in ds] == ["backfill", "train", "reports", "paper"] and all(not d.schedules for d in ds)
+    assert [d.name for d in ds] == ["backfill", "train", "reports", "paper", "social"]
+    assert all(not d.schedules for d in ds)
     monkeypatch.setenv("MEMEBOT_FLOWS_SCHEDULES_ENABLED", "true")
     reset_settings()
     ds = dep.deployments(["backfill", "train"])
@@ -316,3 +317,37 @@ print(json.dumps({{"state": fr.state.type.value, "name": fr.state.name}}))
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
+
+
+def test_social_flow_collects_new_posts_into_the_store(harness, env, shared, monkeypatch):
+    "The social flow collects each `[flows] social_channels` entry from where the last run stopped."
+    from pytest_httpserver import HTTPServer
+    from memebot.config import reset_settings
+    from memebot.core import ValidationError
+    from memebot.data.store import Store
+    from social import parse_channels, social_flow
+
+    x = json.loads(
+        (shared / "fixtures/social/x_api_v2_tweets_search_recent_tweepy_cassette.THIRDPARTY.json").read_text()
+    )
+    x["meta"].pop("next_token")
+    srv = HTTPServer(host="127.0.0.1", port=0)
+    srv.start()
+    try:
+        srv.expect_request("/tweets/search/recent").respond_with_json(x)
+        for k, v in {"MEMEBOT_ENDPOINTS_X": srv.url_for("").rstrip("/"), "MEMEBOT_KEYS_X_BEARER_TOKEN": "t0ken",
+                     "MEMEBOT_FLOWS_SOCIAL_CHANNELS": "x:$WIF"}.items():  # fmt: skip
+            monkeypatch.setenv(k, v)
+        reset_settings()
+        assert social_flow() == [{"source": "x", "channel": "$WIF", "read": 10, "new": 10}]
+        assert social_flow()[0]["new"] == 0  # stored once
+        sent = [dict(r.args) for r, _ in srv.log]
+        assert sent[1]["since_id"] == x["meta"]["newest_id"]
+        with Store(env["MEMEBOT_STORE_PATH"], read_only=True) as st:
+            assert st.cursor().execute("SELECT count(*) FROM social_posts").fetchone()[0] == 10
+    finally:
+        srv.stop()
+        reset_settings()
+    assert parse_channels("x:$WIF, reddit:solana,telegram:") == [("x", "$WIF"), ("reddit", "solana"), ("telegram", "")]
+    with pytest.raises(ValidationError, match="social_channels"):
+        parse_channels("myspace:tom")

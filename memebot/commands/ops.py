@@ -79,7 +79,7 @@ def load_flows_module(name: str = "deployments"):
 @flows_app.command("serve")
 def flows_serve(
     only: List[str] = typer.Option(
-        [], "--only", help="Serve only these deployments (repeatable): backfill, train, reports, paper."
+        [], "--only", help="Serve only these deployments (repeatable): backfill, train, reports, paper, social."
     ),
     limit: Optional[int] = typer.Option(None, "--limit", help="Most flow runs at once."),
     metrics: MetricsOpt = False,
