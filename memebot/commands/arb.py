@@ -89,6 +89,18 @@ def _reasons(evaluated) -> dict[str, int]:
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 # %% ../../nbs/96a_commands.arb.ipynb #228dd3b0
+def _live_chains(s, assets: list[str], reg) -> dict:
+    "Chain -> [(asset, token address)] for assets registered on two or more EVM chains."
+    chains: dict = {}
+    for a in assets:
+        toks = {c: t for c, t in reg.tokens(a.upper()).items() if c.is_evm}
+        if len(toks) < 2:
+            raise ValidationError("--asset", "asset", f"{a}: needs contracts on two EVM chains in [crosschain] assets")
+        for c, t in toks.items():
+            chains.setdefault(c, []).append((a.upper(), t.address))
+    return chains
+
+
 def run_live_scan(assets: list[str], updates: int, idle_s: float, s):
     "(detector, seconds) after following the assets' EVM pools live."
     import asyncio
@@ -97,13 +109,7 @@ def run_live_scan(assets: list[str], updates: int, idle_s: float, s):
     from memebot.live.crosschain import ArbCosts, ArbDetector, default_registry, scan_feeds, watch_evm
 
     reg, det = default_registry(s), ArbDetector(ArbCosts.from_settings(s), keep=max(updates * 6, 1_000))
-    chains: dict = {}
-    for a in assets:
-        toks = {c: t for c, t in reg.tokens(a.upper()).items() if c.is_evm}
-        if len(toks) < 2:
-            raise ValidationError("--asset", "asset", f"{a}: needs contracts on two EVM chains in [crosschain] assets")
-        for c, t in toks.items():
-            chains.setdefault(c, []).append((a.upper(), t.address))
+    chains = _live_chains(s, assets, reg)
 
     async def go():
         feeds = []
@@ -244,18 +250,6 @@ class _AllRisks:
         from memebot.risk import TradingState
 
         return next((r.reason() for r in self.engines.values() if r.state is TradingState.HALTED), None)
-
-
-def _live_chains(s, assets: list[str], reg) -> dict:
-    "Chain -> [(asset, token address)] for assets registered on two or more EVM chains."
-    chains: dict = {}
-    for a in assets:
-        toks = {c: t for c, t in reg.tokens(a.upper()).items() if c.is_evm}
-        if len(toks) < 2:
-            raise ValidationError("--asset", "asset", f"{a}: needs contracts on two EVM chains in [crosschain] assets")
-        for c, t in toks.items():
-            chains.setdefault(c, []).append((a.upper(), t.address))
-    return chains
 
 
 async def _arb_brokers(s, chains: dict, st, run_id: str, acknowledge: bool) -> tuple[dict, dict, dict]:
