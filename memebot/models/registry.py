@@ -248,10 +248,10 @@ def list_models(uri: str | None = None) -> list[dict]:
 
 # %% ../../nbs/35_models.registry.ipynb #5490d7ea
 with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
+    warnings.simplefilter("ignore")  # the type hint on `predict` is what keeps mlflow from warning on every import
 
     class SentimentPyfunc(mlflow.pyfunc.PythonModel):
-        "pyfunc wrapper: predict returns a sentiment score in [-1, 1] for each text (a list or a `text` column)."
+        "pyfunc wrapper: predict returns a sentiment score in [-1, 1] for each row's `text`."
 
         def load_context(self, context):
             import pickle
@@ -259,9 +259,8 @@ with warnings.catch_warnings():
             with open(context.artifacts["model"], "rb") as f:
                 self.model = pickle.load(f)
 
-        def predict(self, context, model_input, params=None) -> np.ndarray:
-            texts = model_input["text"] if isinstance(model_input, pd.DataFrame) else model_input
-            return np.asarray(self.model.score(list(texts)), dtype=np.float64)
+        def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:
+            return np.asarray(self.model.score(list(model_input["text"])), dtype=np.float64)
 
 
 def log_sentiment(
