@@ -291,7 +291,7 @@ async def bots_ledger(request: Request, bot_id: RowId, who: Reader, s=Depends(db
     "The bot's orders (with rejection reasons), fills and positions, from its ledger."
     bot = await _bot(s, who, bot_id)
     sup = request.app.state.bots
-    if sup.svc.settings.enterprise.database_enabled:  # the ledger tables, read in this session, filtered by owner
+    if sup.svc.settings.enterprise.database_enabled:  # the ledger tables, one snapshot, filtered by owner
         return await owned_ledger(s, who, bot.id)
     try:
         return await asyncio.to_thread(read_ledger, sup.bot_settings(bot.id), f"bot-{bot.id}")

@@ -360,17 +360,19 @@ async def arb_live_run(
         det.on_opportunity = offer
 
         async def trader():
-            while not stop.is_set():
-                o = await q.get()
-                if o is None or hook.halted:
-                    break
-                traded.append(await ex.execute(o))
-                _inventory(det, brokers, chains, reg, reserve, cap)
-                while not q.empty():  # what was queued during the trade was priced before it
-                    q.get_nowait()
-                if max_executions and len(traded) >= max_executions:
-                    break
-            stop.set()
+            try:
+                while not stop.is_set():
+                    o = await q.get()
+                    if o is None or hook.halted:
+                        break
+                    traded.append(await ex.execute(o))
+                    _inventory(det, brokers, chains, reg, reserve, cap)
+                    while not q.empty():  # what was queued during the trade was priced before it
+                        q.get_nowait()
+                    if max_executions and len(traded) >= max_executions:
+                        break
+            finally:  # an error ends the run too (and is raised below), never a scan left waiting
+                stop.set()
 
         feeds = [EvmFeed(pairs[c], url=getattr(s.endpoints, f"{c.value}_ws")) for c in chains]
         tt = asyncio.create_task(trader())

@@ -350,22 +350,22 @@ def _ns(t) -> int | None:
 
 
 async def owned_ledger(session: AsyncSession, who: Principal, bot_id: int) -> dict:
-    "A bot's orders, fills and open positions from the ledger tables; the owner filter is in each query."
+    "A bot's orders, fills and open positions from the ledger tables, one snapshot; the owner filter in each query."
     run = sa.func.concat("bot-", sa.cast(Bot.id, sa.Text))
 
     def q(t, *cols):
         return owned(sa.select(*cols).select_from(t.join(Bot, t.c.run_id == run)).where(Bot.id == bot_id), Bot, who)
 
     O, F, P = LEDGER_ORDERS, LEDGER_FILLS, LEDGER_POSITIONS
-    orders = await session.execute(
-        q(O, O.c.client_id, O.c.ts, O.c.symbol, O.c.side, O.c.qty, O.c.status, O.c.reason).order_by(
-            O.c.ts, O.c.client_id
-        )
-    )
-    fills = await session.execute(
-        q(F, F.c.client_id, F.c.ts, F.c.symbol, F.c.side, F.c.qty, F.c.price, F.c.fee).order_by(F.c.ts, F.c.fill_id)
-    )
-    pos = await session.execute(q(P, P.c.symbol, P.c.qty, P.c.avg_price).where(P.c.qty != 0).order_by(P.c.symbol))
+    order_q = q(O, O.c.client_id, O.c.ts, O.c.symbol, O.c.side, O.c.qty, O.c.status, O.c.reason)
+    fill_q = q(F, F.c.client_id, F.c.ts, F.c.symbol, F.c.side, F.c.qty, F.c.price, F.c.fee)
+    pos_q = q(P, P.c.symbol, P.c.qty, P.c.avg_price).where(P.c.qty != 0)
+    async with session.bind.connect() as conn:  # a running bot writes meanwhile: the three reads see one snapshot
+        conn = await conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        async with conn.begin():
+            orders = (await conn.execute(order_q.order_by(O.c.ts, O.c.client_id))).all()
+            fills = (await conn.execute(fill_q.order_by(F.c.ts, F.c.fill_id))).all()
+            pos = (await conn.execute(pos_q.order_by(P.c.symbol))).all()
     return {
         "orders": [{"client_id": c, "ts": _ns(t), "symbol": y, "side": d, "qty": n, "status": st, "reason": r or ""}
                    for c, t, y, d, n, st, r in orders],
