@@ -11,7 +11,7 @@ import math, time
 import numpy as np, pandas as pd
 import gymnasium as gym
 from gymnasium import spaces
-from ..core import MemebotError
+from ..core import MemebotError, OrderStatus
 from ..features import OnlineFeatures, SYMBOL_FEATURES
 from ..strategy import Param, Strategy
 from ..models.rl import RL_FEATURES, Discretizer, RLPolicy, Scaler
@@ -104,7 +104,7 @@ def _step(self: TradingEnv, action):
         o = ctx.buy(s, notional=min(self.size * ctx.equity(), ctx.max_buy(s)), tag="rl")
     elif int(action) == 0 and pos > 0:
         o = ctx.close(s, tag="rl")
-    if o is not None and o.status.value == "rejected":
+    if o is not None and o.status is OrderStatus.REJECTED:
         self.rejected += 1
     e.step(self._next)
     self._next = next(self._it, None)

@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 from ..cli import app, console, settings, JsonOpt, quiet_logs
 from ..core import Chain, ValidationError
+from .live import _CONFIRM  # the one live confirmation flag
 
 # %% auto #0
 __all__ = ['arb_app', 'SIM_GAS_USD', 'bridge_app', 'usd_items', 'parse_gas', 'run_scan', 'run_live_scan', 'arb_scan', 'arb_run',
@@ -408,7 +409,7 @@ def arb_live(
     reserve: float = typer.Option(0.1, "--reserve", min=0.0, max=0.9, help="Share of each chain's coin kept for gas."),
     acknowledge: bool = typer.Option(False, "--acknowledge", help="Accept each chain's balances at start."),
     run_id: str = typer.Option("arb-live", "--run-id", help="The run's ledger (resumed if it exists)."),
-    confirm: bool = typer.Option(False, "--yes-i-mean-live", help="Confirm that real funds may be spent."),
+    confirm: bool = _CONFIRM,
     as_json: JsonOpt = False,
 ):
     "Trade cross-chain arbitrage live between EVM chains: both legs at once from inventory, unwinds, recovery."

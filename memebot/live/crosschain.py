@@ -491,7 +491,6 @@ def opportunities(store: Store, profitable: bool | None = None) -> pd.DataFrame:
 # %% ../../nbs/71_live.crosschain.ipynb #8d4b24b8
 async def watch_evm(det: ArbDetector, rpc, asset: str, token: str):
     "Watch `token`'s V2 pool on `rpc`'s chain as `asset`: its reserves now, the coin's USD price, gas; the V2Pair."
-    import time
     from memebot.data.evm import selector
 
     c = rpc.chain
@@ -916,8 +915,6 @@ class GlobalExposure:
 
     def book(self) -> pd.DataFrame:
         "Token holdings (not native coins or USD) with their USD value (at cost where no price is known)."
-        import time
-
         if time.monotonic() - self._at > self.max_age_s:
             self._discover()
             df = portfolio_usd(self.ledgers, self.registry, self.usd)
@@ -956,7 +953,6 @@ class GlobalExposure:
     def _ask(self, df: pd.DataFrame):
         "Fetch prices for what `df` holds beyond the caller's, at most every `refresh_s`, off the check path."
         import asyncio
-        import time
 
         want = df[~df.asset.isin(self.given | {"USD"})]
         if not self.refresh_s or want.empty or time.monotonic() - self._asked < self.refresh_s:
