@@ -110,3 +110,57 @@ def test_arb_live_trades_both_legs_on_two_chains(chains, memebot, tmp_path):
     assert ex["quote_atoms"] / 1e18 * eth_usd <= 250.0 * 1.001  # within [risk] max_order_usd
     again = memebot(*args, env=env, timeout=300)  # a restart resumes the run's ledger (nothing left open)
     assert again.returncode == 0 and json.loads(again.stdout)["recovered"] == []
+
+
+def test_arb_live_between_solana_and_an_evm_chain(chains, memebot, tmp_path):
+    "`memebot arb live` with a Solana leg: the pool found through DexScreener and read from its Raydium AMM v4 account,"
+    " followed through the vaults' account subscriptions, bought through Jupiter on LiteSVM and sold on BSC at once."
+    from eth_account import Account
+    from solders.keypair import Keypair
+    from memebot.testing import LocalChain, LocalChainServer, LocalJupiter
+    from memebot.testing.evm import contract
+
+    nodes, (_, bed) = chains
+    sol_chain = LocalChain()
+    jup = LocalJupiter(sol_chain)
+    mint = sol_chain.create_mint(6)
+    jup.create_pool(mint, 10**12, 340 * 10**9)  # 1M MEME against 340 SOL: 0.051 USD at 150 USD/SOL
+    kp = Keypair()
+    sol_chain.airdrop(kp.pubkey(), 1_000 * 10**9)
+    sym = f"S{len(bed.tokens)}"
+    meme = bed.add_token(sym, "TestToken", (), True)  # a fresh BSC pool: 100 BNB against 1M MEME, 0.06 USD
+    me = Account.create()
+    nodes[1].rpc("hardhat_setBalance", me.address, hex(20 * 10**18))
+    bed._send(bed.c(meme, contract("TestToken")).functions.transfer(me.address, 20_000 * 10**18), bed.deployer)
+    key = tmp_path / "evm.key"
+    key.write_text(me.key.hex())
+    key.chmod(0o600)
+    with LocalChainServer(sol_chain, jup, block_time_s=0.4) as srv:
+        env = {f"MEMEBOT_{k.upper().replace('.', '_')}": v for k, v in srv.endpoints().items()}
+        env |= {**bed.settings_env("bsc"), "MEMEBOT_EVM_KEYSTORE_PATH": str(key), "MEMEBOT_SOLANA_PRIVATE_KEY": str(kp),
+                "MEMEBOT_EVM_BSC_CONFIRMATIONS": "1", "MEMEBOT_LIVE_LIVE_TRADING_ENABLED": "true",
+                "MEMEBOT_LIVE_PAPER_TRADING_MODE": "false", "MEMEBOT_CROSSCHAIN_BSC_ENABLED": "true",
+                "MEMEBOT_CROSSCHAIN_CROSS_CHAIN_ENABLED": "true",
+                "MEMEBOT_CROSSCHAIN_CROSS_CHAIN_ARBITRAGE_ENABLED": "true",
+                "MEMEBOT_CROSSCHAIN_ASSETS": f"MEME@solana={mint}:6,MEME@bsc={meme}:18",
+                "MEMEBOT_STORE_LEDGER_DIR": str(tmp_path / "runs")}  # fmt: skip
+        scan = memebot("arb", "scan", "--feed", "live", "--asset", "MEME", "--idle", "1", "--no-store", "--json",
+                       env=env, timeout=120)  # fmt: skip
+        assert scan.returncode == 0, scan.stdout + scan.stderr
+        found = json.loads(scan.stdout)
+        assert found["pools"] == 2 and found["taken"] >= 1 and set(found["gas_usd"]) == {"solana", "bsc"}
+        assert {(b["buy_chain"], b["sell_chain"]) for b in found["best"]} == {("solana", "bsc")}
+        args = ["arb", "live", "--asset", "MEME", "--yes-i-mean-live", "--acknowledge", "--max-executions", "1",
+                "--seconds", "60", "--allow-cosigner", jup.cosigners[0], "--json"]  # fmt: skip
+        r = memebot(*args, env=env, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+        doc = json.loads(r.stdout)
+        assert len(doc["executions"]) == 1, json.dumps(doc)[:3000]
+        (ex,) = doc["executions"]
+        assert (ex["buy_chain"], ex["sell_chain"], ex["status"]) == ("solana", "bsc", "done"), ex
+        assert ex["bought"] == pytest.approx(ex["sold"], rel=0.01) and ex["expected_usd"] > 0
+        assert ex["quote_atoms"] / 1e9 * 150.0 <= 250.0 * 1.001  # the SOL leg within [risk] max_order_usd
+        assert doc["reconcile"] == {"solana": "ok", "bsc": "ok"} and doc["halted"] is None
+        assert srv.calls.get("dexscreener.token_pairs", 0) >= 1 and srv.calls.get("jupiter.swap", 0) >= 1
+        bal = sol_chain.token_balance(sol_chain.ata(kp.pubkey(), mint))
+        assert bal == pytest.approx(ex["bought"] * 1e6, rel=1e-6)  # the tokens bought on Solana are in the wallet

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 from ..cli import app, console, settings, JsonOpt, quiet_logs
 from ..core import Chain, ValidationError
-from .live import _CONFIRM  # the one live confirmation flag
+from .live import _CONFIRM, _COSIGNER  # the live commands' one confirmation flag, cosigner option
 
 # %% auto #0
 __all__ = ['arb_app', 'SIM_GAS_USD', 'bridge_app', 'usd_items', 'parse_gas', 'run_scan', 'run_live_scan', 'arb_scan', 'arb_run',
@@ -91,36 +91,74 @@ def _reasons(evaluated) -> dict[str, int]:
 
 # %% ../../nbs/96a_commands.arb.ipynb #228dd3b0
 def _live_chains(s, assets: list[str], reg) -> dict:
-    "Chain -> [(asset, token address)] for assets registered on two or more EVM chains."
+    "Chain -> [(asset, token address)] for assets registered on two or more chains (Solana, the EVM chains)."
     chains: dict = {}
     for a in assets:
-        toks = {c: t for c, t in reg.tokens(a.upper()).items() if c.is_evm}
+        toks = {c: t for c, t in reg.tokens(a.upper()).items() if c.is_evm or c is Chain.SOLANA}
         if len(toks) < 2:
-            raise ValidationError("--asset", "asset", f"{a}: needs contracts on two EVM chains in [crosschain] assets")
+            raise ValidationError("--asset", "asset", f"{a}: needs contracts on two chains in [crosschain] assets")
         for c, t in toks.items():
             chains.setdefault(c, []).append((a.upper(), t.address))
     return chains
 
 
+async def _solana_pools(mint: str, s) -> list[str]:
+    "`mint`'s pools against SOL that DexScreener lists, deepest first."
+    from memebot.core import SOL_MINT
+    from memebot.data.sources import DexScreener
+
+    snaps = [p for p in await DexScreener(s).token_pairs(Chain.SOLANA, mint)
+             if SOL_MINT in (p.pool.base.address, p.pool.quote.address)]  # fmt: skip
+    return [p.pool.address for p in sorted(snaps, key=lambda p: -(p.liquidity_usd if p.liquidity_usd > 0 else 0.0))]
+
+
+async def _cu_price(rpc, s) -> float:
+    "A Solana swap's priority fee now (micro-lamports per compute unit): recent fees' 75th percentile, capped."
+    fees = sorted(f for f in await rpc.priority_fees() if f > 0)
+    return min(fees[int(len(fees) * 0.75)] if fees else 0, s.solana.priority_fee_cap_microlamports)
+
+
+async def _watch_pools(det, s, chains: dict, rpcs: dict, sol_rpc=None) -> list:
+    "Read every chain's pools of the assets into `det` now; the feeds that follow them (one a chain)."
+    from memebot.commands.live import sol_usd
+    from memebot.data.feeds import EvmFeed, SolanaFeed
+    from memebot.live.crosschain import watch_evm, watch_solana
+
+    feeds = []
+    for c, items in chains.items():
+        if c is Chain.SOLANA:
+            px, cu, accounts = await sol_usd(s), await _cu_price(sol_rpc, s), {}
+            for a, mint in items:
+                accounts |= await watch_solana(det, sol_rpc, a, mint, await _solana_pools(mint, s), px, cu)
+            feeds.append(SolanaFeed(accounts, url=s.endpoints.solana_ws))
+        else:
+            pairs = [await watch_evm(det, rpcs[c], a, addr) for a, addr in items]
+            feeds.append(EvmFeed(pairs, url=getattr(s.endpoints, f"{c.value}_ws")))
+    return feeds
+
+
 def run_live_scan(assets: list[str], updates: int, idle_s: float, s):
-    "(detector, seconds) after following the assets' EVM pools live."
+    "(detector, seconds) after following the assets' pools live."
     import asyncio
     from memebot.data.evm import EvmRpc, evm_chain
-    from memebot.data.feeds import EvmFeed
-    from memebot.live.crosschain import ArbCosts, ArbDetector, default_registry, scan_feeds, watch_evm
+    from memebot.data.sources import close_http
+    from memebot.exec.solana import SolanaRpc, http_client
+    from memebot.live.crosschain import ArbCosts, ArbDetector, default_registry, scan_feeds
 
     reg, det = default_registry(s), ArbDetector(ArbCosts.from_settings(s), keep=max(updates * 6, 1_000))
     chains = _live_chains(s, assets, reg)
 
     async def go():
-        feeds = []
-        for c, items in chains.items():
-            rpc = EvmRpc(evm_chain(c, s))
-            try:
-                pairs = [await watch_evm(det, rpc, a, addr) for a, addr in items]
-            finally:
-                await rpc.aclose()
-            feeds.append(EvmFeed(pairs, url=getattr(s.endpoints, f"{c.value}_ws")))
+        rpcs = {c: EvmRpc(evm_chain(c, s)) for c in chains if c.is_evm}
+        client = http_client(s)
+        try:
+            sol = SolanaRpc(s.endpoints.solana_rpc, s.endpoints.solana_ws, client, commitment=s.solana.commitment)
+            feeds = await _watch_pools(det, s, chains, rpcs, sol)
+        finally:
+            for r in rpcs.values():
+                await r.aclose()
+            await client.aclose()
+            await close_http()
         t0 = time.perf_counter()
         await scan_feeds(det, feeds, max_updates=updates, idle_s=idle_s)
         return time.perf_counter() - t0
@@ -253,16 +291,36 @@ class _AllRisks:
         return next((r.reason() for r in self.engines.values() if r.state is TradingState.HALTED), None)
 
 
-async def _arb_brokers(s, chains: dict, st, run_id: str, acknowledge: bool) -> tuple[dict, dict, dict]:
-    "(brokers, rpcs, risk engines) per chain, each broker started and its ledger reconciled with its chain."
+async def _solana_arb_broker(s, st, run_id: str, cosigners) -> tuple:
+    "(broker, risk engine) on Solana: the `[solana]` wallet, limits in USD over SOL at Jupiter's price."
+    from memebot.commands.live import sol_usd
+    from memebot.exec.ledger import Ledger
+    from memebot.exec.solana import SolanaBroker, load_wallet
+    from memebot.risk import RiskEngine
+
+    w = load_wallet(s)
+    px = await sol_usd(s)  # no price: only exits pass
+    r = RiskEngine.from_settings(s, watch_kill_file=True, name=f"{run_id}-solana",
+                                 account_usd=px if px else (lambda: None), stale_on_check=False)  # fmt: skip
+    b = SolanaBroker(Ledger(st, run_id, Chain.SOLANA, str(w.pubkey)), w, s, allowed_cosigners=cosigners, risk=r)
+    return b, r
+
+
+async def _arb_brokers(
+    s, chains: dict, st, run_id: str, acknowledge: bool, cosigners, brokers: dict, rpcs: dict, risks: dict
+) -> None:
+    "Fill `brokers`, `rpcs` (EVM) and `risks` per chain, each broker started and its ledger reconciled with its chain."
     from memebot.data.evm import EvmRpc, evm_chain
     from memebot.exec.evm import EvmBroker, load_evm_key
     from memebot.exec.ledger import Ledger
     from memebot.risk import RiskEngine
 
-    key = load_evm_key(s)
-    brokers, rpcs, risks = {}, {}, {}
+    key = load_evm_key(s) if any(c.is_evm for c in chains) else None
     for c in chains:
+        if c is Chain.SOLANA:
+            brokers[c], risks[c] = await _solana_arb_broker(s, st, run_id, cosigners)
+            await _started(brokers[c], c, run_id, acknowledge)
+            continue
         cfg = evm_chain(c, s)
         rpc = rpcs[c] = EvmRpc(cfg, max_lag_blocks=s.evm.max_lag_blocks)
         px = await rpc.native_usd()  # the USD limits apply to the coin's amounts; no price: only exits pass
@@ -279,14 +337,18 @@ async def _arb_brokers(s, chains: dict, st, run_id: str, acknowledge: bool) -> t
             rpc=rpc,
             tokens=tuple(addr for _, addr in chains[c]),
         )  # the inventory held there
-        rep = await b.start()
-        if not rep.ok and acknowledge:
-            b.acknowledge(rep, f"{run_id}: --acknowledge at start")
-            rep = await b.reconcile()
-        if not rep.ok:
-            raise ValidationError("arb live", c.value, f"the ledger and the chain differ ({rep.summary()}): check the "
-                                  "wallet, then start with --acknowledge to accept the chain")  # fmt: skip
-    return brokers, rpcs, risks
+        await _started(b, c, run_id, acknowledge)
+
+
+async def _started(b, c: Chain, run_id: str, acknowledge: bool) -> None:
+    "Start `b` (recovery, reconciliation); a ledger that differs from its chain is accepted only with --acknowledge."
+    rep = await b.start()
+    if not rep.ok and acknowledge:
+        b.acknowledge(rep, f"{run_id}: --acknowledge at start")
+        rep = await b.reconcile()
+    if not rep.ok:
+        raise ValidationError("arb live", c.value, f"the ledger and the chain differ ({rep.summary()}): check the "
+                              "wallet, then start with --acknowledge to accept the chain")  # fmt: skip
 
 
 def _inventory(det, brokers: dict, chains: dict, reg, reserve: float, cap_usd: float) -> None:
@@ -325,27 +387,30 @@ async def arb_live_run(
     max_executions: int,
     reserve: float,
     acknowledge: bool,
+    cosigners=(),  # Solana: extra presigned signers to accept (the test chain's pool authority)
 ) -> dict:
     "Trade until `seconds` pass, `max_executions` are done or a risk engine halts; what happened, reconciled."
     import asyncio
 
-    from memebot.data.feeds import EvmFeed
     from memebot.data.sources import close_http
     from memebot.data.store import Store
     from memebot.exec.ledger import ledger_path
-    from memebot.live.crosschain import ArbCosts, ArbDetector, ArbExecutor, scan_feeds, watch_evm
+    from memebot.live.crosschain import ArbCosts, ArbDetector, ArbExecutor, scan_feeds
 
     st = Store(ledger_path(run_id, s))
+    brokers: dict = {}
     rpcs: dict = {}
+    risks: dict = {}
     try:
-        brokers, rpcs, risks = await _arb_brokers(s, chains, st, run_id, acknowledge)
+        await _arb_brokers(s, chains, st, run_id, acknowledge, cosigners, brokers, rpcs, risks)
         hook = _AllRisks(risks)
         ex = ArbExecutor(brokers, reg, st, risk=hook)
         done = await ex.recover()
         det = ArbDetector(ArbCosts.from_settings(s), modes=("inventory",))
         cap = min(s.risk.max_order_usd, s.risk.max_position_usd)  # a leg the risk engine would refuse is not sized
         _inventory(det, brokers, chains, reg, reserve, cap)
-        pairs = {c: [await watch_evm(det, rpcs[c], a, addr) for a, addr in items] for c, items in chains.items()}
+        sol = brokers.get(Chain.SOLANA)
+        feeds = await _watch_pools(det, s, chains, rpcs, sol.rpc if sol else None)
         _inventory(det, brokers, chains, reg, reserve, cap)  # now with the pools' prices
         q: asyncio.Queue = asyncio.Queue()
         stop = asyncio.Event()
@@ -375,7 +440,6 @@ async def arb_live_run(
             finally:  # an error ends the run too (and is raised below), never a scan left waiting
                 stop.set()
 
-        feeds = [EvmFeed(pairs[c], url=getattr(s.endpoints, f"{c.value}_ws")) for c in chains]
         tt = asyncio.create_task(trader())
         scan = asyncio.create_task(scan_feeds(det, feeds, stop=lambda d: stop.is_set()))
         try:
@@ -389,34 +453,42 @@ async def arb_live_run(
         reps = {c.value: await b.reconcile() for c, b in brokers.items()}
         from dataclasses import asdict
 
+        missed = [o for o in det.evaluated if not o.profitable]  # the best gap not taken, with every cost term
+        closest = max(missed, key=lambda o: o.net_usd, default=None)
+
         return {"run_id": run_id, "recovered": [asdict(e) for e in done], "executions": [asdict(e) for e in traded],
                 "halted": hook.halted, "updates": det.updates, "not_taken": _reasons(det.evaluated),
+                "closest": closest and asdict(closest),
                 "inventory": {f"{c.value}:{a}": u for (c, a), u in det.inventory.items()},
                 "reconcile": {c: r.summary() if not r.ok else "ok"
                 for c, r in reps.items()}, "ledger": str(ledger_path(run_id, s))}  # fmt: skip
     finally:
-        for r in rpcs.values():
-            await r.aclose()
+        for b in brokers.values():
+            await b.aclose()  # its write-ahead journal and its connections
+        for c, r in rpcs.items():
+            if c not in brokers:
+                await r.aclose()
         await close_http()
         st.close()
 
 
 @arb_app.command("live")
 def arb_live(
-    asset: List[str] = typer.Option(..., "--asset", help="An asset of [crosschain] assets on two EVM chains."),
+    asset: List[str] = typer.Option(..., "--asset", help="An asset of [crosschain] assets on two chains."),
     seconds: Optional[float] = typer.Option(None, "--seconds", min=1.0, help="Stop after this long (default: Ctrl-C)."),
     max_executions: int = typer.Option(0, "--max-executions", min=0, help="Stop after this many trades (0: none)."),
     reserve: float = typer.Option(0.1, "--reserve", min=0.0, max=0.9, help="Share of each chain's coin kept for gas."),
     acknowledge: bool = typer.Option(False, "--acknowledge", help="Accept each chain's balances at start."),
     run_id: str = typer.Option("arb-live", "--run-id", help="The run's ledger (resumed if it exists)."),
+    allow_cosigner: List[str] = _COSIGNER,
     confirm: bool = _CONFIRM,
     as_json: JsonOpt = False,
 ):
-    "Trade cross-chain arbitrage live between EVM chains: both legs at once from inventory, unwinds, recovery."
+    "Trade cross-chain arbitrage live between chains: both legs at once from inventory, unwinds, recovery."
     import asyncio
 
     from memebot.commands.live import require_chain
-    from memebot.exec.chain import LiveTradingDisabled
+    from memebot.exec.chain import LiveTradingDisabled, require_live
     from memebot.live.crosschain import default_registry
 
     quiet_logs()
@@ -428,9 +500,11 @@ def arb_live(
         )
     reg = default_registry(s)
     chains = _live_chains(s, asset, reg)
-    for c in chains:
-        require_chain(s, c, confirm)
-    doc = asyncio.run(arb_live_run(s, chains, reg, run_id, seconds, max_executions, reserve, acknowledge))
+    for c in chains:  # Solana: the [live] switches; an EVM chain: its [crosschain] switch too
+        require_chain(s, c, confirm) if c.is_evm else require_live(s, confirm)
+    doc = asyncio.run(
+        arb_live_run(s, chains, reg, run_id, seconds, max_executions, reserve, acknowledge, allow_cosigner)
+    )
     if as_json:
         typer.echo(json.dumps(doc, default=str))
         return

@@ -16,13 +16,14 @@ from ..config import get_settings
 from ..data.store import Store, register_migration, ensure_schema
 
 # %% auto #0
-__all__ = ['CG_CHAINS', 'OPPORTUNITY_COLUMNS', 'COIN_IDS', 'SIM_NATIVE_USD', 'STABLES', 'STUDY_GAS_USD', 'ChainToken',
-           'AssetRegistry', 'parse_assets', 'default_registry', 'coingecko_tokens', 'assets_setting',
+__all__ = ['CG_CHAINS', 'OPPORTUNITY_COLUMNS', 'SOLANA_SWAP_CU', 'COIN_IDS', 'SIM_NATIVE_USD', 'STABLES', 'STUDY_GAS_USD',
+           'ChainToken', 'AssetRegistry', 'parse_assets', 'default_registry', 'coingecko_tokens', 'assets_setting',
            'registry_from_coingecko', 'cp_out', 'two_pool_optimum', 'ArbCosts', 'evm_swap_gas_usd', 'Opportunity',
            'PoolState', 'evaluate', 'with_bridge_quote', 'ArbDetector', 'store_opportunities', 'opportunities',
-           'watch_evm', 'scan_feeds', 'ArbExecution', 'ArbExecutor', 'PaperSwapBroker', 'portfolio_usd', 'usd_prices',
-           'GlobalExposure', 'Rebalance', 'plan_rebalance', 'route_buy', 'CrossChainSim', 'paper_arb_setup',
-           'paper_arb', 'trade_pnl', 'load_arb_candidates', 'eth_usd_by_day', 'study_candidates']
+           'watch_evm', 'solana_swap_gas_usd', 'watch_solana', 'scan_feeds', 'ArbExecution', 'ArbExecutor',
+           'PaperSwapBroker', 'portfolio_usd', 'usd_prices', 'GlobalExposure', 'Rebalance', 'plan_rebalance',
+           'route_buy', 'CrossChainSim', 'paper_arb_setup', 'paper_arb', 'trade_pnl', 'load_arb_candidates',
+           'eth_usd_by_day', 'study_candidates']
 
 # %% ../../nbs/71_live.crosschain.ipynb #c0cfae3a
 @dataclass(frozen=True)
@@ -507,6 +508,75 @@ async def watch_evm(det: ArbDetector, rpc, asset: str, token: str):
         det.set_gas(c.chain, gwei=int(await rpc.call("eth_gasPrice"), 16) / 1e9, native_usd=usd)
     det.on_pool_update(PoolUpdate(time.time_ns(), c.chain, pair.address, base, quote, fee_bps=pair.fee_bps))
     return pair
+
+# %% ../../nbs/71_live.crosschain.ipynb #d4a25e8b
+SOLANA_SWAP_CU = 300_000  # compute units a Jupiter/Raydium swap is budgeted (base fee 5,000 lamports a signature)
+
+
+def solana_swap_gas_usd(cu_price_microlamports: float, sol_usd: float, cu: int = SOLANA_SWAP_CU) -> float:
+    "USD cost of one Solana swap: the base fee plus `cu` compute units at `cu_price_microlamports`."
+    return (5_000 + cu_price_microlamports * cu / 1e6) / 1e9 * sol_usd
+
+
+def _oriented(dec, mint: str, flip: bool):
+    "A vault decoder whose `PoolUpdate`s have `mint` as the base (the pool may list SOL first)."
+
+    def f(b, ts, slot):
+        return [
+            PoolUpdate(u.ts, u.chain, u.pool, u.quote_reserve, u.base_reserve, source=u.source, slot=u.slot)
+            if flip
+            else u
+            for u in dec(b, ts, slot)
+        ]
+
+    return f
+
+
+async def watch_solana(
+    det: ArbDetector,
+    rpc,  # memebot.exec.solana.SolanaRpc
+    asset: str,
+    mint: str,
+    pools: list[str],  # candidate pools, deepest first (e.g. DexScreener's); the first constant-product one is followed
+    sol_usd: float | None = None,  # SOL's USD price (None: the detector has it already)
+    cu_price: float = 0.0,  # current priority fee (micro-lamports per compute unit) for the gas cost
+) -> dict:
+    "Watch `mint`'s Raydium AMM v4 pool against SOL as `asset`: its reserves now; the `SolanaFeed` accounts to follow."
+    from memebot.data import onchain as oc
+    from memebot.data.feeds import vault_pair_accounts
+
+    seen = []
+    for pool in pools:
+        acc = await rpc.account(pool)
+        owner = acc and acc.get("owner")
+        if owner != oc.PROGRAMS["raydium_amm_v4"]:
+            seen.append(f"{pool} ({owner or 'no account'})")
+            continue
+        state = oc.decode_raydium_amm_v4(acc["data"])
+        if {state.base_mint, state.quote_mint} != {mint, SOL_MINT}:
+            seen.append(f"{pool} (not {mint}/SOL)")
+            continue
+        break
+    else:
+        found = ", ".join(seen) or "no pools"
+        raise ValidationError("pool", "pool", f"{asset}: no Raydium AMM v4 pool of {mint} against SOL among {found} "
+                              "(live arbitrage follows constant-product pools)")  # fmt: skip
+    flip = state.base_mint != mint
+    accounts = {k: _oriented(d, mint, flip) for k, d in vault_pair_accounts(pool, state).items()}
+    det.watch(Chain.SOLANA, pool, asset, "SOL", state.fee_bps)
+    if sol_usd:
+        det.usd["SOL"] = sol_usd
+    if det.usd.get("SOL"):
+        det.set_gas(Chain.SOLANA, usd_per_swap=solana_swap_gas_usd(cu_price, det.usd["SOL"]))
+    now = []
+    for k, dec in accounts.items():  # the vaults' balances now
+        v = await rpc.account(k)
+        if v is None:
+            raise ValidationError("pool", "pool", f"{pool}: its vault {k} does not exist")
+        now = dec(v["data"], time.time_ns(), 0)
+    for ev in now:
+        det.on_pool_update(ev)
+    return accounts
 
 # %% ../../nbs/71_live.crosschain.ipynb #26ace2ed
 async def scan_feeds(

@@ -38,8 +38,9 @@ from ..core import MemebotError, SOL_MINT
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['TOKEN_PROGRAMS', 'PUMPFUN_PROGRAM_ID', 'BONDING_CURVE_DISCRIMINATOR', 'JITO_TIP_ACCOUNTS', 'ChainError', 'mint_data',
-           'parse_token_account', 'Landed', 'LocalChain', 'Pool', 'LocalJupiter', 'Faults', 'LocalChainServer']
+__all__ = ['TOKEN_PROGRAMS', 'PUMPFUN_PROGRAM_ID', 'BONDING_CURVE_DISCRIMINATOR', 'RAYDIUM_AMM_V4', 'JITO_TIP_ACCOUNTS',
+           'ChainError', 'mint_data', 'parse_token_account', 'Landed', 'LocalChain', 'Pool', 'LocalJupiter',
+           'amm_v4_state', 'Faults', 'LocalChainServer']
 
 # %% ../../nbs/69_testing.ipynb #0a3188e0
 TOKEN_PROGRAMS = (TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID)
@@ -105,6 +106,7 @@ class LocalChain:
         self.history: dict[str, Landed] = {}
         self.by_address: dict[str, list[str]] = {}
         self.listeners: list = []  # callables(Landed) -> None (websocket notifications)
+        self.on_change: list = []  # callables() -> None after any block or transaction (account/slot notifications)
         self.base_priority_fees = [0, 1_000, 5_000, 20_000]
         rent = self.svm.minimum_balance_for_rent_exemption(82)
         self.svm.set_account(WRAPPED_SOL_MINT, Account(rent, mint_data(9), TOKEN_PROGRAM_ID, False, 0))  # native mint
@@ -147,6 +149,9 @@ def advance(self: LocalChain, blocks: int = 1) -> int:
             self.svm.expire_blockhash()
             self._issued = self.height
         self.svm.warp_to_slot(self.slot)
+        for cb in list(self.on_change):
+            with contextlib.suppress(Exception):
+                cb()
         return self.height
 
 # %% ../../nbs/69_testing.ipynb #5bed437505
@@ -171,6 +176,9 @@ def _send_now(self: LocalChain, ixs, signers, payer=None) -> TransactionMetadata
         )
         if isinstance(r, FailedTransactionMetadata):
             raise ChainError(f"setup transaction failed: {r.err()}")
+        for cb in list(self.on_change):
+            with contextlib.suppress(Exception):
+                cb()
         return r
 
 # %% ../../nbs/69_testing.ipynb #5bed437507
@@ -540,7 +548,25 @@ def create_pool(self: LocalJupiter, mint: Pubkey, token_atoms: int, sol_lamports
     vt = c.mint_to(mint, self.authority.pubkey(), token_atoms)
     vs = c.wrap_sol(self.authority, sol_lamports)
     p = self.pools[str(mint)] = Pool(mint, vt, vs, self.authority, fee_bps, c.height)
+    data = amm_v4_state(p, c.decimals(mint))
+    with c.lock:
+        rent = c.svm.minimum_balance_for_rent_exemption(len(data))
+        c.svm.set_account(p.address, Account(rent, data, Pubkey.from_string(RAYDIUM_AMM_V4), False, 0))
     return p
+
+# %% ../../nbs/69_testing.ipynb #e8ab18a3
+RAYDIUM_AMM_V4 = "675kPX9MHTjS2zt1qfr1NYHuzeLXfQM9H24wFSUt1Mp8"  # the owner of a Raydium AMM v4 pool on mainnet
+
+
+def amm_v4_state(p: Pool, decimals: int) -> bytes:
+    "`p` as a Raydium AMM v4 pool account (752 bytes): status, decimals, fees, vaults and mints where Raydium has them."
+    b = bytearray(752)
+    for off, v in ((0, 6), (32, decimals), (40, 9), (144, p.fee_bps), (152, 10_000), (176, p.fee_bps), (184, 10_000),
+                   (224, int(p.created_s))):  # fmt: skip
+        struct.pack_into("<Q", b, off, v)
+    for off, k in ((336, p.vault_token), (368, p.vault_sol), (400, p.mint), (432, WRAPPED_SOL_MINT)):
+        b[off : off + 32] = bytes(k)
+    return bytes(b)
 
 # %% ../../nbs/69_testing.ipynb #271a971d04
 @patch
@@ -857,10 +883,12 @@ class LocalChainServer:
         self.calls: dict[str, int] = {}
         self._subs: dict[str, list] = {}
         self._sub_id = 0
+        self._watch: dict[int, list] = {}  # subscription id -> [conn, account (None: slots), last value sent]
         self.hooks: dict = {}  # name -> callable(params): runs before a method; "drop" drops a sendTransaction
         self.unpriced = False  # the stand-in Price API v3 (/price/v3) answers without any price
         self._stop = threading.Event()
         self.chain.listeners.append(self._on_landed)
+        self.chain.on_change.append(self._on_change)
         for a in JITO_TIP_ACCOUNTS:  # mainnet's tip accounts exist (rent-exempt); so do ours
             if not self.chain.svm.get_balance(Pubkey.from_string(a)):
                 self.chain.airdrop(Pubkey.from_string(a), 10**9)
@@ -1306,7 +1334,7 @@ def rpc_getInflightBundleStatuses(self: LocalChainServer, ids, *a):
 # -- websocket ---------------------------------------------------------------------------------------------
 @patch
 def _ws(self: LocalChainServer, conn):
-    my = []
+    my, mine = [], []
     try:
         for msg in conn:
             try:
@@ -1328,7 +1356,21 @@ def _ws(self: LocalChainServer, conn):
                 l = self.chain.history.get(sig)
                 if l is not None:
                     self._notify(l)
-            elif method == "signatureUnsubscribe":
+            elif method in ("accountSubscribe", "slotSubscribe"):
+                try:
+                    key = self._pk(params[0]) if method == "accountSubscribe" else None
+                except (_RpcError, IndexError):
+                    conn.send(json.dumps({"jsonrpc": "2.0", "error": {"code": -32602, "message": "Invalid params"},
+                                          "id": rid}))  # fmt: skip
+                    continue
+                self._sub_id += 1
+                sid = self._sub_id
+                conn.send(json.dumps({"jsonrpc": "2.0", "result": sid, "id": rid}))
+                self._watch[sid] = [conn, key, self._watched(key)]  # notified on change, as a validator does
+                mine.append(sid)
+            elif method in ("signatureUnsubscribe", "accountUnsubscribe", "slotUnsubscribe"):
+                if method != "signatureUnsubscribe":
+                    self._watch.pop((params or [None])[0], None)
                 conn.send(json.dumps({"jsonrpc": "2.0", "result": True, "id": rid}))
             else:
                 conn.send(
@@ -1340,11 +1382,47 @@ def _ws(self: LocalChainServer, conn):
         for sig, e in my:
             with contextlib.suppress(ValueError, KeyError):
                 self._subs[sig].remove(e)
+        for sid in mine:
+            self._watch.pop(sid, None)
 
 # %% ../../nbs/69_testing.ipynb #20d9b2be36
 @patch
 def _on_landed(self: LocalChainServer, l: Landed):
     self._notify(l)
+
+# %% ../../nbs/69_testing.ipynb #deacfaa0
+@patch
+def _watched(self: LocalChainServer, key: Pubkey | None):
+    "What a subscription follows now: the slot, or an account's (lamports, data)."
+    if key is None:
+        return self.chain.slot
+    with self.chain.lock:
+        a = self.chain.svm.get_account(key)
+    return None if a is None else (a.lamports, bytes(a.data), str(a.owner))
+
+
+@patch
+def _on_change(self: LocalChainServer):
+    "Notify every account or slot subscription whose value changed."
+    for sid, w in list(self._watch.items()):
+        conn, key, last = w
+        now = self._watched(key)
+        if now == last or now is None:
+            continue
+        w[2] = now
+        if key is None:
+            res = {"parent": now - 1, "root": now - 32, "slot": now}
+            msg = {"method": "slotNotification", "params": {"result": res, "subscription": sid}}
+        else:
+            lamports, data, owner = now
+            value = {"data": [base64.b64encode(data).decode(), "base64"], "executable": False, "lamports": lamports,
+                     "owner": owner, "rentEpoch": 18446744073709551615, "space": len(data)}  # fmt: skip
+            res = {"context": {"slot": self.chain.slot}, "value": value}
+            msg = {"method": "accountNotification", "params": {"result": res, "subscription": sid}}
+        try:
+            conn.send(json.dumps({"jsonrpc": "2.0", **msg}))
+        except Exception:
+            self._watch.pop(sid, None)  # the client went away
 
 # %% ../../nbs/69_testing.ipynb #20d9b2be37
 @patch
