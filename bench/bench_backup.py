@@ -5,10 +5,14 @@ a real paper run. Measured: `create_backup` (DuckDB copies, MLflow, manifest wit
 `verify_backup`, `restore_backup` (verify again, then copy back), beside the naive baseline of `tar czf` over the same
 files (no consistency, no verification). RTO = restore + the paper run's resume.
 
-Usage: PYTHONPATH=. .venv/bin/python bench/bench_backup.py
+`--live N`: the live drill instead, on the loopback Solana chain (LiteSVM): a live account trades, a backup is taken,
+it makes N more trades, the data folder is lost and the backup restored; RTO = restore + `memebot live reconcile
+--adopt` (the trades after the backup booked back from the chain as orders, the ledger equal to the chain again).
+
+Usage: PYTHONPATH=. .venv/bin/python bench/bench_backup.py [--live 20]
 """
 
-import os, subprocess, sys, tempfile, time
+import argparse, asyncio, json, os, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
 import pandas as pd
 
@@ -50,8 +54,6 @@ def main():
         _, t_tar = timed(
             lambda: subprocess.run(["tar", "czf", str(d / "naive.tar.gz"), "-C", str(d), "data"], check=True)
         )
-        import shutil
-
         shutil.rmtree(data)
         _, t_restore = timed(lambda: restore_backup(arch, s, postgres=False))
         resume = [EXE, "paper", "--run-id", "bench", "--resume", "--speed", "0", "--no-dashboard"]
@@ -71,5 +73,77 @@ def main():
             print(f"{a:<48}{b:>12}{c:>14}")
 
 
+async def _trades(s, jup, mint: str, n: int) -> list:
+    "`n` live trades through the `live` ledger (buys, then sells of half the tokens), as `memebot live buy/sell` do."
+    from memebot.exec.ledger import Ledger, ledger_store
+    from memebot.exec.solana import SolanaBroker, load_wallet
+    from memebot.core import OrderStatus
+
+    w = load_wallet(s)
+    st = ledger_store("live", s)
+    b = SolanaBroker(Ledger(st, run_id="live", wallet=str(w.pubkey)), w, s, allowed_cosigners=jup.cosigners,
+                     resend_interval_s=0.05)  # fmt: skip
+    rep = await b.start()
+    if not rep.ok:
+        b.acknowledge(rep)  # the opening balance
+    out = []
+    for i in range(n):
+        o = await (b.buy(mint, 10**8) if i % 2 == 0 else b.sell(mint, b.ledger.balances()[mint] // 2))
+        assert o.status is OrderStatus.FILLED, o.reason
+        out.append(o)
+    await b.aclose()
+    st.close()
+    return out
+
+
+def live_drill(after: int):
+    "The restore drill of a live Solana account on LiteSVM; RTO = restore + `live reconcile --adopt`."
+    from solders.keypair import Keypair
+    from memebot.testing import LocalChain, LocalChainServer, LocalJupiter
+
+    configure_logging("WARNING", "json")
+    chain = LocalChain()
+    jup = LocalJupiter(chain)
+    mint = chain.create_mint(6)
+    jup.create_pool(mint, 10**15, 1_000 * 10**9)
+    kp = Keypair()
+    chain.airdrop(kp.pubkey(), 100 * 10**9)
+    with tempfile.TemporaryDirectory() as d, LocalChainServer(chain, jup) as srv:
+        d = Path(d)
+        data = d / "data"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MEMEBOT_")}
+        env |= {"MEMEBOT_STORE_PATH": str(data / "memebot.duckdb"), "MEMEBOT_STORE_LEDGER_DIR": str(data / "runs")}
+        env |= {"MEMEBOT_LIVE_KILL_FILE": str(data / "KILL"), "MEMEBOT_AI_TRACKING_URI": f"sqlite:///{d}/ml/mlflow.db"}
+        env |= {"MEMEBOT_SOLANA_PRIVATE_KEY": str(kp), "MEMEBOT_LIVE_LIVE_TRADING_ENABLED": "true",
+                "MEMEBOT_LIVE_PAPER_TRADING_MODE": "false"}  # fmt: skip
+        env |= {f"MEMEBOT_{k.replace('.', '_').upper()}": v for k, v in srv.endpoints().items()}
+        s = load_settings(None, env=env)
+        asyncio.run(_trades(s, jup, str(mint), 4))
+        arch, t_create = timed(lambda: create_backup(d / "bk", s, postgres=False))
+        asyncio.run(_trades(s, jup, str(mint), after))  # what the backup will not know
+        shutil.rmtree(data)
+        _, t_restore = timed(lambda: restore_backup(arch, s, postgres=False))
+        cmd = [EXE, "live", "reconcile", "--yes-i-mean-live", "--allow-cosigner", jup.cosigners[0], "--json"]
+        r, t_adopt = timed(lambda: subprocess.run([*cmd, "--adopt"], env=env, capture_output=True, text=True))
+        doc = json.loads(r.stdout)
+        assert r.returncode == 0 and doc["ok_now"] and len(doc["adopted"]) == after, r.stdout[-500:] + r.stderr[-500:]
+        r2, t_check = timed(lambda: subprocess.run(cmd, env=env, capture_output=True, text=True))
+        assert r2.returncode == 0
+        rows = [
+            ("live account: trades before / after the backup", f"4 / {after}", ""),
+            ("backup create", f"{t_create:.2f} s", f"{arch.stat().st_size / 1e3:.0f} kB"),
+            ("backup restore (verify + copy back)", f"{t_restore:.2f} s", ""),
+            (f"live reconcile --adopt ({after} transactions booked back)", f"{t_adopt:.2f} s", ""),
+            ("RTO (restore + reconcile --adopt)", f"{t_restore + t_adopt:.2f} s", ""),
+            ("a plain live reconcile afterwards (the floor)", f"{t_check:.2f} s", ""),
+        ]
+        print(f"{'what':<58}{'time':>10}{'size':>10}")
+        for a, b, c in rows:
+            print(f"{a:<58}{b:>10}{c:>10}")
+
+
 if __name__ == "__main__":
-    main()
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--live", type=int, default=0, help="the live drill with this many trades after the backup")
+    a = ap.parse_args()
+    live_drill(a.live) if a.live else main()

@@ -133,3 +133,51 @@ def test_postgres_round_trip(tmp_path, cli_env):
         with eng.connect() as c:
             assert [r[0] for r in c.execute(sa.text("SELECT username FROM users ORDER BY id"))] == ["kept"]
         eng.dispose()
+
+
+def test_live_restore_drill_on_the_test_chain(tmp_path, cli_env):
+    """A live Solana account on LiteSVM: a buy, a backup, a second buy; then the data folder is lost and the backup
+    restored. The restored ledger knows only the first buy, so reconciling halts on the second one's transaction;
+    `live reconcile --adopt` books it from the chain as a filled order, and the account trades on with every order in
+    its ledger once and the ledger equal to the chain."""
+    from solders.keypair import Keypair
+    from memebot.testing import LocalChain, LocalChainServer, LocalJupiter
+
+    chain = LocalChain()
+    jup = LocalJupiter(chain)
+    mint = chain.create_mint(6)
+    jup.create_pool(mint, 10**15, 100 * 10**9)
+    kp = Keypair()
+    chain.airdrop(kp.pubkey(), 10 * 10**9)
+    runs = Path(cli_env["MEMEBOT_STORE_LEDGER_DIR"])
+    with LocalChainServer(chain, jup) as srv:
+        env = dict(cli_env, MEMEBOT_SOLANA_PRIVATE_KEY=str(kp), MEMEBOT_LIVE_LIVE_TRADING_ENABLED="true",
+                   MEMEBOT_LIVE_PAPER_TRADING_MODE="false", MEMEBOT_RISK_SAFETY_ALLOW_MINT_AUTHORITY="true",
+                   MEMEBOT_RISK_SAFETY_MIN_POOL_AGE_S="0", MEMEBOT_RISK_SAFETY_MAX_TOP10_HOLDER_PCT="100",
+                   **{f"MEMEBOT_{k.replace('.', '_').upper()}": v for k, v in srv.endpoints().items()})  # fmt: skip
+        live = ["--yes-i-mean-live", "--allow-cosigner", jup.cosigners[0], "--json"]
+        _cli(env, "live", "reconcile", "--acknowledge", *live)  # the opening balance
+        first = json.loads(_cli(env, "live", "buy", mint, "--sol", "0.5", *live).stdout.splitlines()[-1])
+        out = json.loads(_cli(env, "backup", "create", "--no-postgres", "--out", tmp_path / "bk", "--json").stdout)
+        second = json.loads(_cli(env, "live", "buy", mint, "--sol", "0.3", *live).stdout.splitlines()[-1])
+        assert first["status"] == second["status"] == "filled"
+        before = _orders(runs / "live.duckdb")
+        shutil.rmtree(runs)  # the disaster
+        _cli(env, "backup", "restore", out["path"], "--yes", "--no-postgres")
+        assert len(_orders(runs / "live.duckdb")) == 1  # the backup's: the second buy is not in it
+        r = _cli(env, "live", "reconcile", *live, check=False)
+        rep = json.loads(r.stdout)
+        assert r.returncode == 1 and rep["unknown_signatures"] == [second["signature"]] and not rep["ok_now"]
+        sell = _cli(env, "live", "sell", mint, "--amount", "all", *live[:-1], check=False)
+        assert sell.returncode != 0 and "trading halted" in sell.stderr  # no trading on a ledger behind the chain
+        doc = json.loads(_cli(env, "live", "reconcile", "--adopt", *live).stdout)
+        assert doc["ok_now"] and not doc["acknowledged"] and len(doc["adopted"]) == 1, doc
+        (got,) = doc["adopted"]
+        assert got["client_id"] == f"chain:{second['signature']}" and got["status"] == "filled"
+        assert got["qty"] == pytest.approx(second["filled_qty"], rel=1e-9)
+        after = _orders(runs / "live.duckdb")
+        assert len(after) == len(before) == 2 and sorted(o[3] for o in after) == sorted(o[3] for o in before)
+        again = json.loads(_cli(env, "live", "reconcile", "--adopt", *live).stdout)
+        assert again["ok"] and again["adopted"] == []  # nothing booked twice
+        sold = json.loads(_cli(env, "live", "sell", mint, "--amount", "all", *live).stdout.splitlines()[-1])
+        assert sold["status"] == "filled" and json.loads(_cli(env, "live", "reconcile", *live).stdout)["ok"]

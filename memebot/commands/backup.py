@@ -87,7 +87,7 @@ def backup_restore(
         typer.echo(json.dumps(out))
     else:
         console.print(
-            f"restored {out['parts']} part(s) in {out['seconds']:.2f} s; live nodes: `memebot live reconcile` before"
-            " trading; paper runs: `memebot paper --run-id ID --resume`",
+            f"restored {out['parts']} part(s) in {out['seconds']:.2f} s; live nodes: `memebot live reconcile --adopt`"
+            " before trading; paper runs: `memebot paper --run-id ID --resume`",
             highlight=False,
         )

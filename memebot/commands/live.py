@@ -415,11 +415,15 @@ def live_node(strat, feed, broker, risk, cash: float, s, heartbeat):
     return node
 
 # %% ../../nbs/95_commands.live.ipynb #b6678e6303
-async def reconcile_report(broker, rep, acknowledge: bool, as_json: bool, label: str = "") -> None:
-    "Acknowledge when asked, then print the reconciliation (or its JSON); exit 1 unless ledger and chain agree now."
-    after = rep
-    if acknowledge and not rep.ok:
-        broker.acknowledge(rep)
+async def reconcile_report(broker, rep, acknowledge: bool, as_json: bool, label: str = "", adopt: bool = False) -> None:
+    "Adopt, then acknowledge when asked; print the reconciliation (or its JSON); exit 1 unless ledger and chain agree."
+    after, adopted = rep, []
+    if adopt and rep.unknown_signatures:  # the chain's transactions booked as orders first, then what is left
+        adopted = await broker.adopt(rep)
+        after = await broker.reconcile()
+    acked = acknowledge and not after.ok
+    if acked:
+        broker.acknowledge(after)
         after = await broker.reconcile()
     out = {
         "wallet": rep.wallet,
@@ -429,7 +433,18 @@ async def reconcile_report(broker, rep, acknowledge: bool, as_json: bool, label:
         ],
         "unknown_signatures": rep.unknown_signatures,
         "pending": [i.signature for i in rep.pending],
-        "acknowledged": bool(acknowledge and not rep.ok),
+        "acknowledged": acked,
+        "adopted": [
+            {
+                "client_id": o.client_id,
+                "side": o.side.value,
+                "mint": o.symbol,
+                "qty": o.filled_qty,
+                "price": o.avg_fill_price,
+                "status": o.status.value,
+            }
+            for o in adopted
+        ],  # fmt: skip
         "ok_now": after.ok,
     }
     if as_json:
@@ -440,6 +455,11 @@ async def reconcile_report(broker, rep, acknowledge: bool, as_json: bool, label:
             + (" (acknowledged; trading may resume)" if out["acknowledged"] else ""),
             highlight=False,
         )
+        for o in out["adopted"]:
+            console.print(f"  adopted from the chain: {o['side']} {o['qty']:,.6g} of {o['mint']} at {o['price']:.6g} "
+                          f"SOL ({o['status']})", highlight=False)  # fmt: skip
+        if adopted and after.ok:
+            console.print("  the ledger agrees with the chain now; trading may resume", highlight=False)
     if not after.ok:
         raise SystemExit(1)
 
@@ -448,6 +468,11 @@ async def reconcile_report(broker, rep, acknowledge: bool, as_json: bool, label:
 def live_reconcile(
     acknowledge: bool = typer.Option(
         False, "--acknowledge", help="Accept the chain's balances into the ledger and resume."
+    ),
+    adopt: bool = typer.Option(
+        False,
+        "--adopt",
+        help="Solana: book the wallet's unknown transactions as the chain shows them (after a restore).",
     ),
     chain: str = _CHAIN,
     confirm: bool = _CONFIRM,
@@ -459,6 +484,8 @@ def live_reconcile(
 
     c = _trade_chain(chain)
     if c is not Chain.SOLANA:
+        if adopt:
+            fail("--adopt: Solana only (an EVM account's transactions are not listed by its node)")
         return evm_reconcile(c, acknowledge, confirm, as_json)
     s = settings()
     require_live(s, confirm)
@@ -466,7 +493,7 @@ def live_reconcile(
     async def go():
         b, st, rep = await _broker(s, cosigners)
         try:
-            await reconcile_report(b, rep, acknowledge, as_json)
+            await reconcile_report(b, rep, acknowledge, as_json, adopt=adopt)
         finally:
             await b.aclose()
             st.close()

@@ -892,17 +892,21 @@ async def _book(self: SolanaBroker, order: Order, intent: TxIntent) -> Order:
     if not txj:
         return order  # SUBMITTED + confirmed intent: recover() books it
     cf = fill_from_tx(txj, self.wallet.pubkey)
+    dec = self._decimals.get(order.symbol) or (self.ledger.order_params(order.client_id) or {}).get("decimals", 0)
+    return await self._book_chain_fill(order, cf, dec)
+
+
+@patch
+async def _book_chain_fill(self: SolanaBroker, order: Order, cf: ChainFill, dec: int) -> Order:
+    "Book `order`'s fill from what its landed transaction `cf` did to the wallet (idempotent on the signature)."
     mint = order.symbol
-    dec = self._decimals.get(mint) or (self.ledger.order_params(order.client_id) or {}).get("decimals", 0)
     tok = abs(cf.token_deltas.get(mint, 0))
     if order.side is Side.BUY:
         sol = -cf.sol_delta - cf.fee_lamports - cf.rent_lamports
     else:
         sol = cf.sol_delta + cf.fee_lamports + cf.rent_lamports
     if tok == 0:
-        return self._finish(
-            order, OrderStatus.FAILED, f"transaction {intent.signature} landed but moved none of {mint}"
-        )
+        return self._finish(order, OrderStatus.FAILED, f"transaction {cf.signature} landed but moved none of {mint}")
     qty = float(from_atoms(tok, dec))
     price = float(from_atoms(sol, 9)) / qty
     order.filled_qty, order.avg_fill_price = qty, price
@@ -917,9 +921,9 @@ async def _book(self: SolanaBroker, order: Order, intent: TxIntent) -> Order:
         price,
         fee=float(from_atoms(cf.fee_lamports, 9)),
         venue="jupiter",
-        tx_sig=intent.signature,
+        tx_sig=cf.signature,
         chain=Chain.SOLANA,
-        fill_id=intent.signature,
+        fill_id=cf.signature,
     )
     self.ledger.record_fill(fill, moves, order=order)
     self._orders.labels("filled").inc()
@@ -928,7 +932,7 @@ async def _book(self: SolanaBroker, order: Order, intent: TxIntent) -> Order:
     self.log.info(
         "order_filled",
         client_id=order.client_id,
-        signature=intent.signature,
+        signature=cf.signature,
         qty=qty,
         price=price,
         fee_lamports=cf.fee_lamports,
@@ -1047,6 +1051,37 @@ def _acknowledge_more(self: SolanaBroker, report: ReconciliationReport, note: st
     "Remember the report's unknown signatures as acknowledged."
     for s in report.unknown_signatures:
         self.ledger.record_move(f"ack:{s}", "", 0, kind="ack", note=note)
+
+# %% ../../nbs/61_exec.solana.ipynb #7a2c7474
+@patch
+async def adopt(self: SolanaBroker, report: ReconciliationReport, note: str = "adopted from the chain") -> list[Order]:
+    "Book the report's unknown wallet transactions as the chain shows them; the orders rebuilt from swaps."
+    if report.pending:
+        raise TradingHalted(f"{len(report.pending)} transaction(s) still pending: run recover() first")
+    out = []
+    for sig in reversed(report.unknown_signatures):  # oldest first: getSignaturesForAddress lists the newest first
+        txj = await self._landed(sig)
+        if not txj:
+            continue  # not readable now: reported again next time
+        cf = fill_from_tx(txj, self.wallet.pubkey)
+        toks = {m: d for m, d in cf.token_deltas.items() if m != SOL_MINT and d}
+        if cf.err is None and len(toks) == 1:
+            ((mint, d),) = toks.items()
+            dec = await self.decimals(mint)
+            side, qty = Side.BUY if d > 0 else Side.SELL, float(from_atoms(abs(d), dec))
+            order = Order(mint, side, qty, client_id=f"chain:{sig}", chain=Chain.SOLANA, ts=self.clock.now_ns(),
+                          tag="adopted")  # fmt: skip
+            if self.ledger.order(order.client_id) is None:
+                order.transition(OrderStatus.SUBMITTED)
+                self.ledger.record_order(order, {"decimals": dec, "signature": sig, "note": note})
+                out.append(await self._book_chain_fill(order, cf, dec))
+        else:
+            self.ledger.record_move(f"chain:{sig}", "SOL", cf.sol_delta, kind="adjust", note=note)
+            for m, dm in toks.items():
+                self.ledger.record_move(f"chain:{sig}:{m}", m, dm, kind="adjust", note=note)
+        self.ledger.record_move(f"ack:{sig}", "", 0, kind="ack", note=note)
+    self.log.info("transactions_adopted", transactions=len(report.unknown_signatures), orders=len(out))
+    return out
 
 # %% ../../nbs/61_exec.solana.ipynb #9ab4313c29
 @patch
