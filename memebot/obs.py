@@ -13,7 +13,7 @@ from prometheus_client import ProcessCollector, PlatformCollector, make_wsgi_app
 # %% auto #0
 __all__ = ['REDACTED', 'REGISTRY', 'LATENCY_BUCKETS', 'redact_value', 'redact_processor', 'configure_logging', 'get_logger',
            'counter', 'gauge', 'histogram', 'metrics_text', 'watch_disk', 'add_health_check', 'remove_health_check',
-           'readiness', 'metrics_app', 'serve_metrics']
+           'readiness', 'metrics_app', 'serve_metrics', 'ChildMetrics', 'collect_children']
 
 # %% ../nbs/02_obs.ipynb #4f93b5ae
 REDACTED = "***"
@@ -184,9 +184,12 @@ def histogram(name: str, doc: str, labels=(), buckets=LATENCY_BUCKETS) -> Histog
     return _metric(Histogram, name, doc, labels, buckets=buckets)
 
 
+_CHILDREN = None  # a ChildMetrics once `collect_children` has run
+
+
 def metrics_text() -> str:
-    "The registry in Prometheus text format."
-    return generate_latest(REGISTRY).decode()
+    "The registry (and child processes' metrics, after `collect_children`) in Prometheus text format."
+    return generate_latest(_CHILDREN or REGISTRY).decode()
 
 # %% ../nbs/02_obs.ipynb #5d309916
 class _DiskCollector:
@@ -311,3 +314,59 @@ def serve_metrics(
     srv = make_server(host, m.metrics_port if port is None else port, app, ThreadingWSGIServer, _SilentHandler)
     threading.Thread(target=srv.serve_forever, name="memebot-metrics", daemon=True).start()
     return srv
+
+# %% ../nbs/02_obs.ipynb #9571d9ac
+def _child_files(path: str) -> list[str]:
+    "The multiprocess files under `path`: every counter, histogram and summary; gauges only of running processes."
+    import glob
+
+    out = []
+    for f in sorted(glob.glob(os.path.join(path, "*.db"))):
+        name = os.path.basename(f)
+        if name.startswith("gauge_"):
+            try:
+                os.kill(int(name[:-3].rsplit("_", 1)[1]), 0)
+            except ProcessLookupError:
+                continue  # an exited child's gauges say nothing now
+            except (PermissionError, ValueError):
+                pass
+        out.append(f)
+    return out
+
+
+class ChildMetrics:
+    "`registry`'s families with the metrics child processes wrote under `path` added in."
+
+    def __init__(self, path: str, registry=REGISTRY):
+        self.path, self.registry = path, registry
+
+    def collect(self):
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        fams = {m.name: m for m in self.registry.collect()}
+        for m in MultiProcessCollector.merge(_child_files(self.path), accumulate=True):
+            mine = fams.setdefault(m.name, m)
+            if mine is m:
+                continue
+            at = {(x.name, tuple(sorted(x.labels.items()))): i for i, x in enumerate(mine.samples)}
+            for x in m.samples:
+                i = at.get((x.name, tuple(sorted(x.labels.items()))))
+                if i is None:
+                    mine.samples.append(x)
+                else:
+                    mine.samples[i] = mine.samples[i]._replace(value=mine.samples[i].value + x.value)
+        return list(fams.values())
+
+
+def collect_children() -> str:
+    "Add the metrics of the child processes started from now on to this process's `/metrics`; their folder."
+    global _CHILDREN, _METRICS_APP
+    if _CHILDREN is None:
+        import atexit, shutil, tempfile
+
+        d = tempfile.mkdtemp(prefix="memebot-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = d  # a child reads it when it imports prometheus_client
+        atexit.register(shutil.rmtree, d, True)
+        _CHILDREN = ChildMetrics(d)
+        _METRICS_APP = make_wsgi_app(_CHILDREN)
+    return _CHILDREN.path

@@ -2,7 +2,7 @@
 backfill and a chunked sweep on a Dask LocalCluster; a deployment served by `memebot flows serve` against a real local
 `prefect server` runs to Completed; the live flow's guard rails."""
 
-import json, os, signal, socket, subprocess, sys, time
+import json, os, signal, socket, subprocess, sys, time, urllib.request
 from pathlib import Path
 import numpy as np, pandas as pd
 import pytest
@@ -271,8 +271,9 @@ def test_deployment_served_against_local_server_runs_to_completed(env, gt, tmp_p
     try:
         assert _wait_http(f"{api}/health", 90), "prefect server did not start"
         senv = {**penv, "PREFECT_API_URL": api}
+        mport = _free_port()
         serve = subprocess.Popen(
-            [str(bin_ / "memebot"), "flows", "serve", "--only", "backfill"],
+            [str(bin_ / "memebot"), "flows", "serve", "--only", "backfill", "--metrics-port", str(mport)],
             env=senv,
             cwd=ROOT,
             stdout=subprocess.PIPE,
@@ -304,6 +305,15 @@ print(json.dumps({{"state": fr.state.type.value, "name": fr.state.name}}))
 
         with Store(env["MEMEBOT_STORE_PATH"], read_only=True) as s:
             assert len(candles(s, ["POOL1", "POOL2"], "5m")) == 2 * N
+        # the run was a child process of `flows serve`: its metrics are in the server's /metrics all the same
+        from prometheus_client.parser import text_string_to_metric_families
+
+        text = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=10).read().decode()
+        got = {(x.name, tuple(sorted(x.labels.items()))): x.value
+               for f in text_string_to_metric_families(text) for x in f.samples}  # fmt: skip
+        rows = sum(v for (n, _), v in got.items() if n == "memebot_backfill_rows_total")
+        assert rows == 2 * N, [k for k in got if "backfill" in k[0]]
+        assert sum(v for (n, _), v in got.items() if n == "memebot_http_requests_total") >= 2
     finally:
         for p in (serve, server):  # SIGINT the serving process before the server
             if p is None:

@@ -95,6 +95,10 @@ def flows_serve(
             " PREFECT_API_URL=http://127.0.0.1:4200/api"
         )
     prefect_env(settings())
+    if metrics or metrics_port is not None:  # each flow run is a child process: its metrics are added to ours
+        from memebot.obs import collect_children
+
+        collect_children()
     start_metrics(metrics, metrics_port, settings(), "flows serve")  # the flows' providers, backfills, models
     dep = load_flows_module("deployments")
     names = list(only) or None
