@@ -652,6 +652,7 @@ class CopyTrade(PumpLaunch):
     def on_start(self, ctx):
         self.watch = {w.strip() for w in self.p.wallets.split(",") if w.strip()}
         self.copied: dict[str, str] = {}  # token -> the wallet copied
+        self.sell_on_fill: set[str] = set()  # tokens whose wallet sold while our copy was on its way
 
     def on_bar(self, ctx, bars):
         pass
@@ -675,11 +676,21 @@ def on_tick(self: CopyTrade, ctx, tick):
     elif tick.side is Side.SELL and self.p.follow_sells and self.copied.get(sym) == w:
         self.copied[sym] = ""  # a copy still waiting for its timer is called off
         for o in ctx.open_orders(sym):  # and one sent but not filled is cancelled (where it still can be)
-            if o.side is Side.BUY:
-                ctx.cancel(o.client_id)
+            if o.side is Side.BUY and not ctx.cancel(o.client_id):
+                self.sell_on_fill.add(sym)  # a signed swap cannot be called back: sold as soon as it fills
         if ctx.position(sym) > 0:
             self._cancel_exits(ctx, sym)
             ctx.close(sym, tag="wallet_sold")
+
+
+@patch
+def on_fill(self: CopyTrade, ctx, fill):
+    if fill.side is Side.BUY and fill.symbol in self.sell_on_fill:
+        self.sell_on_fill.discard(fill.symbol)
+        if ctx.position(fill.symbol) > 0:
+            ctx.close(fill.symbol, tag="wallet_sold")
+            return
+    PumpLaunch.on_fill(self, ctx, fill)
 
 
 @patch

@@ -161,3 +161,88 @@ def test_wallets_watch_copies_a_simulated_wallet_on_paper(memebot, cli_env, tmp_
     assert {f["side"] for f in doc["fills"]} <= {"buy", "sell"} and doc["consistency"] == []
     bad = memebot("wallets", "watch", "--feed", "replay", "--wallet", lead[0])
     assert bad.returncode == 2 and "--feed" in bad.stderr
+
+
+def test_live_copy_trading_on_the_test_chain(tmp_path, cli_env):
+    """`memebot wallets watch --yes-i-mean-live`: a watched wallet buys and then sells a token on the loopback chain
+    (LiteSVM, Jupiter stand-in); the live node hears each of its transactions, reads the swap back from the chain and
+    copies it with a real swap of its own (risk engine and token safety on the buy), and its ledger ends equal to the
+    chain. Another wallet's trade is not copied."""
+    import base64, subprocess, sys, threading, time
+    from pathlib import Path
+    from solders.keypair import Keypair
+    from solders.message import to_bytes_versioned
+    from solders.transaction import VersionedTransaction
+    from memebot.core import SOL_MINT
+    from memebot.testing import LocalChain, LocalChainServer, LocalJupiter
+
+    chain = LocalChain()
+    jup = LocalJupiter(chain)
+    mint = chain.create_mint(6)
+    jup.create_pool(mint, 10**15, 1_000 * 10**9)
+    me, smart, other = Keypair(), Keypair(), Keypair()
+    for k in (me, smart, other):
+        chain.airdrop(k.pubkey(), 10 * 10**9)
+
+    def swap(kp, a, b, amount):
+        q = jup.quote({"inputMint": a, "outputMint": b, "amount": str(amount), "slippageBps": "100"})
+        raw = jup.swap_tx({"quoteResponse": q, "userPublicKey": str(kp.pubkey())})["swapTransaction"]
+        tx = VersionedTransaction.from_bytes(base64.b64decode(raw))
+        signed = VersionedTransaction.populate(tx.message, [kp.sign_message(to_bytes_versioned(tx.message)),
+                                                            *tx.signatures[1:]])  # fmt: skip
+        assert chain.process(signed).err is None
+
+    def until(cond, what, timeout=60.0):
+        "Wait for a condition the node brings about (its subscription, its swap landing), checked as it changes."
+        end = time.monotonic() + timeout
+        while not cond():
+            assert node.poll() is None, (tmp_path / "node.log").read_text()[-3000:]
+            if time.monotonic() > end:
+                node.kill()
+                node.wait()
+                pytest.fail(f"timed out waiting for {what}: {(tmp_path / 'node.log').read_text()[-6000:]}")
+            chain_changed.wait(0.05)
+            chain_changed.clear()
+
+    chain_changed = threading.Event()
+    chain.on_change.append(chain_changed.set)
+    mine = lambda: chain.token_balance(chain.ata(me.pubkey(), mint)) or 0  # noqa: E731
+    exe = Path(sys.executable).parent / "memebot"
+    with LocalChainServer(chain, jup, block_time_s=0.2) as srv:
+        env = dict(cli_env, MEMEBOT_SOLANA_PRIVATE_KEY=str(me), MEMEBOT_LIVE_LIVE_TRADING_ENABLED="true",
+                   MEMEBOT_LIVE_PAPER_TRADING_MODE="false", MEMEBOT_RISK_SAFETY_ALLOW_MINT_AUTHORITY="true",
+                   MEMEBOT_RISK_SAFETY_MIN_POOL_AGE_S="0", MEMEBOT_RISK_SAFETY_MAX_TOP10_HOLDER_PCT="100",
+                   **{f"MEMEBOT_{k.replace('.', '_').upper()}": v for k, v in srv.endpoints().items()})  # fmt: skip
+        live = ["--yes-i-mean-live", "--allow-cosigner", jup.cosigners[0]]
+        off_env = {**env, "MEMEBOT_LIVE_LIVE_TRADING_ENABLED": "false"}
+        off = subprocess.run([exe, "wallets", "watch", "--wallet", str(smart.pubkey()), "--yes-i-mean-live"],
+                             env=off_env, capture_output=True, text=True)  # fmt: skip
+        assert off.returncode == 2 and "live_trading_enabled" in off.stderr
+        r = subprocess.run([exe, "live", "reconcile", "--acknowledge", *live], env=env, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr  # the opening balance
+        out = tmp_path / "copy.json"
+        log = open(tmp_path / "node.log", "w")
+        node = subprocess.Popen([exe, "wallets", "watch", "--wallet", str(smart.pubkey()), "--size", "0.1",
+                                 "--seconds", "120", "--json", str(out), *live], env=env, stdout=subprocess.DEVNULL,
+                                stderr=log, text=True)  # fmt: skip
+        try:
+            until(lambda: any(w[2] == "logs" for w in list(srv._watch.values())), "the node's subscription")
+            swap(other, SOL_MINT, str(mint), 10**9)  # not watched: not copied
+            swap(smart, SOL_MINT, str(mint), 2 * 10**9)  # the smart wallet buys: copied
+            until(lambda: mine() > 0, "the copied buy")
+            held = chain.token_balance(chain.ata(smart.pubkey(), mint))
+            swap(smart, str(mint), SOL_MINT, held)  # and sells: the copy is sold too
+            until(lambda: mine() == 0, "the copied sell")
+            node.send_signal(2)  # Ctrl-C: the node stops, reconciles and writes its report
+            node.wait(timeout=120)
+        finally:
+            if node.poll() is None:
+                node.kill()
+            log.close()
+        err = (tmp_path / "node.log").read_text()
+        assert node.returncode == 0, err[-3000:]
+        doc = json.loads(out.read_text())
+        assert [f["side"] for f in doc["fills"]] == ["buy", "sell"] and all(f["signature"] for f in doc["fills"])
+        assert doc["fills"][0]["qty"] == pytest.approx(doc["fills"][1]["qty"], rel=1e-9)
+        assert doc["reconcile"] == "ledger matches the chain", doc["reconcile"]
+        assert str(me) not in json.dumps(doc) + err  # the key never printed

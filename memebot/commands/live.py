@@ -345,8 +345,8 @@ def live_run(
     solana_live_run(s, strat, mints, tf, poll_s, reserve_sol, seconds, heartbeat, cosigners, json_out)
 
 # %% ../../nbs/95_commands.live.ipynb #f094543d
-def solana_live_run(s, strat, mints, tf, poll_s, reserve_sol, seconds, heartbeat, cosigners, json_out):
-    "The trading node on Solana (see `live_run`)."
+def solana_live_run(s, strat, mints, tf, poll_s, reserve_sol, seconds, heartbeat, cosigners, json_out, feed=None):
+    "The trading node on Solana (see `live_run`); `feed` replaces the Jupiter price bars (e.g. a `WalletFeed`)."
     from memebot.exec.chain import TradingHalted
     from memebot.risk.safety import TokenSafetyChecker, market_pool_info
     from memebot.data.feeds import JupiterPriceFeed, BarFeed
@@ -374,13 +374,14 @@ def solana_live_run(s, strat, mints, tf, poll_s, reserve_sol, seconds, heartbeat
                 )
             b.safety = TokenSafetyChecker(b.rpc, s.risk, pool_info=market_pool_info(s), exclude_owners=cosigners)
             sol = (await b.chain_balances())["SOL"] / 1e9
-            feed = BarFeed(JupiterPriceFeed(mints, poll_s=poll_s, quote_mint=SOL_MINT), [tf])
-            node = live_node(strat, feed, b, risk, sol - reserve_sol, s, heartbeat)
-            print(
-                f"live {strat.id} on {', '.join(mints)} ({tf} bars from Jupiter prices, SOL per token); cash"
-                f" {node.cash:.4f} SOL; Ctrl-C stops",
-                flush=True,
+            f = feed or BarFeed(JupiterPriceFeed(mints, poll_s=poll_s, quote_mint=SOL_MINT), [tf])
+            node = live_node(strat, f, b, risk, sol - reserve_sol, s, heartbeat)
+            what = (
+                f"{type(feed).__name__}"
+                if feed
+                else f"{', '.join(mints)} ({tf} bars from Jupiter prices, SOL per token)"
             )
+            print(f"live {strat.id} on {what}; cash {node.cash:.4f} SOL; Ctrl-C stops", flush=True)
             await run_live_node(node, b, s, seconds, json_out, tx_key="signature", unit="sol")
         finally:
             await b.aclose()

@@ -10,6 +10,7 @@ from rich.table import Table
 from ..core import MemebotError
 from typing import List, Optional
 from ..cli import JsonFileOpt, JsonOpt, SimMinutesOpt, SimSeedOpt, app, console, settings, quiet_logs, write_json
+from .live import _CONFIRM, _COSIGNER  # the live commands' confirmation flag and cosigner option
 from ..data.store import open_store
 
 wallets_app = typer.Typer(
@@ -139,8 +140,12 @@ def watch_cmd(
     run_id: Optional[str] = typer.Option(None, "--run-id", help="Run id (default paper-copy_trade-<time>)."),
     cash: Optional[float] = typer.Option(None, "--cash", help="Starting cash (default [live] starting_cash_usd)."),
     json_out: JsonFileOpt = None,
+    reserve_sol: float = typer.Option(0.05, "--reserve-sol", min=0.0, help="Live: SOL kept aside for fees."),
+    seconds: Optional[float] = typer.Option(None, "--seconds", min=1.0, help="Live: stop after this long."),
+    cosigners: List[str] = _COSIGNER,
+    confirm: bool = _CONFIRM,
 ):
-    "Copy-trade wallets on paper: buy what they buy, sell when they sell, from the live feed or the simulator."
+    "Copy-trade wallets: buy what they buy, sell when they sell — on paper, or live with --yes-i-mean-live."
     from memebot.commands.paper import paper_cmd
 
     if feed not in ("live", "sim"):
@@ -156,5 +161,26 @@ def watch_cmd(
         console.print(f"following the {len(ws)} best-scored wallets of the stored swaps", highlight=False)
     params = [f"wallets={','.join(ws)}", f"delay_s={delay_s}", f"size={size}", f"stop_loss={stop_loss}",
               f"take_profit={take_profit}", f"max_hold_s={max_hold_s}"]  # fmt: skip
+    if confirm:
+        return _watch_live(ws, params, feed, reserve_sol, seconds, cosigners, json_out)
     paper_cmd(strategy="copy_trade", feed=feed, param=params, minutes=minutes, seed=seed, run_id=run_id, cash=cash,
               fill="auto", dash=False, json_out=json_out)  # fmt: skip
+
+
+def _watch_live(ws: list[str], params: list[str], feed: str, reserve_sol: float, seconds, cosigners, json_out):
+    "Copy `ws` with real swaps on Solana: `copy_trade` on the live node, fed by the wallets' own transactions."
+    from memebot.commands.live import solana_live_run
+    from memebot.core import ValidationError
+    from memebot.core import SOL_MINT
+    from memebot.data.feeds import JupiterPriceFeed, MergedFeed, WalletFeed
+    from memebot.exec.chain import require_live
+    from memebot.strategy import get_strategy, parse_param_args
+
+    s = settings()
+    require_live(s, True)
+    if feed != "live":
+        raise ValidationError("wallets watch", "--feed", "--yes-i-mean-live copies from the chain: --feed live")
+    strat = get_strategy("copy_trade", parse_param_args(params))
+    prices = JupiterPriceFeed([], quote_mint=SOL_MINT)  # the copied tokens' prices in SOL, for the exits
+    feed = MergedFeed(WalletFeed(ws, prices=prices), prices)
+    solana_live_run(s, strat, [], "1m", None, reserve_sol, seconds, None, cosigners, json_out, feed=feed)

@@ -8,7 +8,7 @@ duplicates."""
 
 # %% ../../nbs/13_data.feeds.ipynb #cc127c8d
 from __future__ import annotations
-import asyncio, time, random, contextlib, math
+import asyncio, time, random, contextlib, math, inspect
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Iterable
 
@@ -22,6 +22,7 @@ except ImportError:  # pragma: no cover
 
     _loads = _json.loads
     _dumps = _json.dumps
+import httpx
 import websockets
 from websockets.asyncio.client import connect as ws_connect
 from memebot.core import (
@@ -49,8 +50,8 @@ from fastcore.basics import patch
 # %% auto #0
 __all__ = ['GapFiller', 'RETRYABLE', 'AccountDecoder', 'SOURCES', 'Backfill', 'FeedError', 'floor_ns', 'bar_key', 'log_retry',
            'WsFeed', 'frame_gap_filler', 'store_gap_filler', 'whirlpool_account', 'bonding_curve_account',
-           'dlmm_account', 'vault_pair_accounts', 'SolanaFeed', 'EvmFeed', 'ReplayServer', 'renotify', 'BarAggregator',
-           'BarFeed', 'JupiterPriceFeed', 'CcxtFeed', 'open_feed']
+           'dlmm_account', 'vault_pair_accounts', 'SolanaFeed', 'WalletFeed', 'MergedFeed', 'EvmFeed', 'ReplayServer',
+           'renotify', 'BarAggregator', 'BarFeed', 'JupiterPriceFeed', 'CcxtFeed', 'open_feed']
 
 # %% ../../nbs/13_data.feeds.ipynb #64ca991e
 GapFiller = Callable[[str, int, int], Awaitable[list[Candle]]]  # (symbol, start_ns, end_ns) -> bars in [start, end)
@@ -312,6 +313,8 @@ async def handle(self: WsFeed, raw) -> list:
             self.stats["malformed"] += 1
             return []  # a notification for nothing we subscribed to
         evs = self.decode(kind, params["result"])
+        if inspect.isawaitable(evs):  # a feed that must read more first (a transaction, by its signature)
+            evs = await evs
     except (ValueError, KeyError, TypeError, AttributeError, IndexError, oc.DecodeError) as e:
         self.stats["malformed"] += 1
         _M_DROPPED.labels(self.name, "malformed").inc()
@@ -569,6 +572,143 @@ class SolanaFeed(WsFeed):
         if v.get("err") is not None:
             return []  # failed transaction: no trade happened
         return oc.decode_program_logs(v["logs"], v["signature"])
+
+# %% ../../nbs/13_data.feeds.ipynb #dd2cf10f
+class _NotIndexed(Exception):
+    "getTransaction has no answer yet for a signature just notified."
+
+
+class WalletFeed(WsFeed):
+    "Solana websocket: each watched wallet's swaps on any DEX (logsSubscribe, then getTransaction) as `Swap`s."
+
+    name = "wallets"
+
+    def __init__(
+        self,
+        wallets: Iterable[str],  # wallet addresses to follow
+        url: str | None = None,  # default `[endpoints] solana_ws`
+        rpc_url: str | None = None,  # for getTransaction; default `[endpoints] solana_rpc`
+        commitment: str | None = None,
+        tx_attempts: int = 6,  # getTransaction tries per notified signature
+        prices=None,  # a JupiterPriceFeed to tell of each token traded (its `mints` grow)
+        **kw,
+    ):
+        s = get_settings()
+        super().__init__(url or s.endpoints.solana_ws, **kw)
+        self.wallets = list(dict.fromkeys(wallets))
+        self.rpc_url, self.commitment = rpc_url or s.endpoints.solana_rpc, commitment or s.solana.commitment
+        self.tx_attempts, self.http_timeout_s, self.prices = tx_attempts, s.data.http_timeout_s, prices
+        self._http = None
+        self._heard_ns = 0
+
+    def requests(self):
+        r = [
+            (("logs", w), {"method": "logsSubscribe", "params": [{"mentions": [w]}, {"commitment": self.commitment}]})
+            for w in self.wallets
+        ]
+        return r + [(("slot", None), {"method": "slotSubscribe"})]
+
+    def alive_ns(self) -> int:
+        "Wall time the chain was last heard (a slot or a transaction); 0 before that."
+        return self._heard_ns
+
+
+@patch
+async def decode(self: WalletFeed, kind, res) -> list:
+    "The wallet's swap in the notified transaction (none for a failed one, a transfer, or one that cannot be read)."
+    from memebot.data.wallets import WalletParseError, parse_rpc_transaction, wallet_swap
+
+    self._heard_ns = time.time_ns()
+    if kind[0] == "slot":
+        return []
+    v, wallet = res["value"], kind[1]
+    if v.get("err") is not None:
+        return []
+    try:
+        sw = wallet_swap(parse_rpc_transaction(await self._transaction(v["signature"]), wallet))
+    except (_NotIndexed, httpx.HTTPError, ValueError, WalletParseError) as e:
+        self.stats["errors"] += 1
+        self.log.warning("feed.transaction_unread", signature=v["signature"], error=repr(e)[:200])
+        return []
+    if sw is None:
+        return []
+    mint, side, sol, tokens = sw
+    if self.prices is not None and mint not in self.prices.mints:
+        self.prices.mints.append(mint)  # polled from its next round on
+    return [Swap(self.now_ns(), Chain.SOLANA, mint, Side(side), tokens, sol, trader=wallet, sig=v["signature"],
+                 source="wallet")]  # fmt: skip
+
+
+@patch
+async def _transaction(self: WalletFeed, sig: str) -> dict:
+    "`getTransaction` (json encoding) of `sig`, retried while the node has not indexed it."
+    from memebot.data.sources import new_http_client
+
+    if self._http is None:
+        self._http = new_http_client(self.http_timeout_s)
+    c = "confirmed" if self.commitment == "processed" else self.commitment  # getTransaction takes no "processed"
+    cfg = {"encoding": "json", "commitment": c, "maxSupportedTransactionVersion": 0}
+    body = {"jsonrpc": "2.0", "id": 1, "method": "getTransaction", "params": [sig, cfg]}
+    async for attempt in retrying((httpx.HTTPError, _NotIndexed), self.tx_attempts, 0.05, 1.0):
+        with attempt:
+            r = await self._http.post(self.rpc_url, json=body)
+            r.raise_for_status()
+            out = r.json().get("result")
+            if out is None:
+                raise _NotIndexed(sig)
+            return out
+
+
+@patch
+async def close(self: WalletFeed):
+    "Stop the feed; close its connection and its HTTP client."
+    await WsFeed.close(self)
+    if self._http is not None:
+        await self._http.aclose()
+        self._http = None
+
+# %% ../../nbs/13_data.feeds.ipynb #494d9c85
+class MergedFeed(Feed):
+    "Live feeds as one: events in arrival order; a feed's error ends it; `alive_ns` the latest of the feeds'."
+
+    name = "merged"
+
+    def __init__(self, *feeds):
+        self.feeds = list(feeds)
+
+    def alive_ns(self) -> int:
+        return max((f.alive_ns() for f in self.feeds if hasattr(f, "alive_ns")), default=0)
+
+    async def _aiter(self):
+        q: asyncio.Queue = asyncio.Queue()
+
+        async def pump(f):
+            try:
+                async for ev in f:
+                    await q.put((None, ev))
+                await q.put((None, None))
+            except Exception as e:
+                await q.put((e, None))
+
+        tasks = [asyncio.create_task(pump(f)) for f in self.feeds]
+        left = len(tasks)
+        try:
+            while left:
+                err, ev = await q.get()
+                if err is not None:
+                    raise err
+                if ev is None:
+                    left -= 1
+                    continue
+                yield ev
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def close(self):
+        for f in self.feeds:
+            await f.close()
 
 # %% ../../nbs/13_data.feeds.ipynb #71d402a8
 class EvmFeed(WsFeed):

@@ -10,8 +10,8 @@ import numpy as np, pandas as pd
 from ..core import MemebotError
 
 # %% auto #0
-__all__ = ['WSOL', 'WalletParseError', 'parse_rpc_transaction', 'swap_rows', 'parse_helius_swap', 'wallet_positions',
-           'wallet_summary']
+__all__ = ['WSOL', 'WalletParseError', 'parse_rpc_transaction', 'wallet_swap', 'swap_rows', 'parse_helius_swap',
+           'wallet_positions', 'wallet_summary']
 
 # %% ../../nbs/16_data.wallets.ipynb #02ce5781
 WSOL = "So11111111111111111111111111111111111111112"
@@ -69,18 +69,26 @@ def parse_rpc_transaction(
     }
 
 # %% ../../nbs/16_data.wallets.ipynb #38a5d618
+def wallet_swap(p: dict) -> tuple | None:
+    "(mint, side, sol, tokens) of a parsed transaction that bought or sold one token for SOL; None otherwise."
+    toks = p["tokens"]
+    if len(toks) != 1:
+        return None
+    (mint, d), s = next(iter(toks.items())), p["sol"]
+    if d > 0 and s < 0:
+        return mint, "buy", -s, d
+    if d < 0 and s > 0:
+        return mint, "sell", s, -d
+    return None
+
+
 def swap_rows(parsed: list[dict]) -> pd.DataFrame:
     "SOL-quoted swaps (mint, ts, side, sol, tokens, trader, sig) from parsed transactions; others are skipped."
     rows = []
     for p in parsed:
-        toks = p["tokens"]
-        if len(toks) != 1:
-            continue
-        (mint, d), s = next(iter(toks.items())), p["sol"]
-        if d > 0 and s < 0:
-            rows.append((mint, p["ts"], "buy", -s, d, p["wallet"], p["sig"]))
-        elif d < 0 and s > 0:
-            rows.append((mint, p["ts"], "sell", s, -d, p["wallet"], p["sig"]))
+        if w := wallet_swap(p):
+            mint, side, sol, tokens = w
+            rows.append((mint, p["ts"], side, sol, tokens, p["wallet"], p["sig"]))
     return pd.DataFrame(rows, columns=["mint", "ts", "side", "sol", "tokens", "trader", "sig"])
 
 # %% ../../nbs/16_data.wallets.ipynb #68002567

@@ -570,6 +570,9 @@ def _beat(self: TradingNode):
     self._next_beat = time.perf_counter_ns() + int(self.heartbeat_s * NS)
     self._in_step = True
     try:
+        alive = getattr(self.feed, "alive_ns", None)  # a sparse feed (watched wallets) vouches that it still hears
+        if self.live_clock and alive is not None and (t := alive()) and hasattr(self.risk, "feed_alive"):
+            self.risk.feed_alive(t)
         self.risk.heartbeat(
             time.time_ns() if self.live_clock else self.engine.now
         )  # replays: event time only (deterministic)

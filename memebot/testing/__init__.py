@@ -1233,7 +1233,42 @@ def rpc_getTransaction(self: LocalChainServer, sig, cfg=None):
     l = self.chain.history.get(sig)
     if l is None:
         return None
-    return {"slot": l.slot, "blockTime": None, "version": 0, "meta": l.meta, "transaction": [l.tx_b64, "base64"]}
+    enc = (cfg or {}).get("encoding", "json")
+    if enc == "base64":
+        tx = [l.tx_b64, "base64"]
+    elif enc == "json":
+        tx = _tx_json(VersionedTransaction.from_bytes(base64.b64decode(l.tx_b64)))
+    else:
+        raise _RpcError(
+            -32602, f"Invalid params: encoding {enc!r} is not served by the local test chain (base64, json)"
+        )
+    return {"slot": l.slot, "blockTime": int(time.time()), "version": 0, "meta": l.meta, "transaction": tx}
+
+
+_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+
+def _b58(b: bytes) -> str:
+    "Base58 (Bitcoin alphabet), as Solana's RPC encodes instruction data."
+    n, out = int.from_bytes(b, "big"), ""
+    while n:
+        n, r = divmod(n, 58)
+        out = _B58[r] + out
+    return "1" * (len(b) - len(b.lstrip(b"\0"))) + out
+
+
+def _tx_json(tx: VersionedTransaction) -> dict:
+    "A transaction in `getTransaction`'s json encoding (keys base58, instruction data base58)."
+    m = tx.message
+    h = m.header
+    keys = [str(k) for k in m.account_keys]
+    ixs = [{"programIdIndex": ix.program_id_index, "accounts": list(bytes(ix.accounts)),
+            "data": _b58(bytes(ix.data)), "stackHeight": None} for ix in m.instructions]  # fmt: skip
+    msg = {"accountKeys": keys, "header": {"numRequiredSignatures": h.num_required_signatures,
+           "numReadonlySignedAccounts": h.num_readonly_signed_accounts,
+           "numReadonlyUnsignedAccounts": h.num_readonly_unsigned_accounts},
+           "recentBlockhash": str(m.recent_blockhash), "instructions": ixs, "addressTableLookups": []}  # fmt: skip
+    return {"signatures": [str(x) for x in tx.signatures], "message": msg}
 
 # %% ../../nbs/69_testing.ipynb #20d9b2be29
 @patch
@@ -1356,6 +1391,18 @@ def _ws(self: LocalChainServer, conn):
                 l = self.chain.history.get(sig)
                 if l is not None:
                     self._notify(l)
+            elif method == "logsSubscribe":
+                try:
+                    (key,) = [self._pk(m) for m in params[0]["mentions"]]  # one address, as validators allow
+                except (_RpcError, IndexError, KeyError, TypeError, ValueError):
+                    conn.send(json.dumps({"jsonrpc": "2.0", "error": {"code": -32602, "message":
+                              "Invalid params: mentions must name one address"}, "id": rid}))  # fmt: skip
+                    continue
+                self._sub_id += 1
+                sid = self._sub_id
+                self._watch[sid] = [conn, key, "logs"]  # watching before the client hears it is
+                mine.append(sid)
+                conn.send(json.dumps({"jsonrpc": "2.0", "result": sid, "id": rid}))
             elif method in ("accountSubscribe", "slotSubscribe"):
                 try:
                     key = self._pk(params[0]) if method == "accountSubscribe" else None
@@ -1365,10 +1412,10 @@ def _ws(self: LocalChainServer, conn):
                     continue
                 self._sub_id += 1
                 sid = self._sub_id
-                conn.send(json.dumps({"jsonrpc": "2.0", "result": sid, "id": rid}))
                 self._watch[sid] = [conn, key, self._watched(key)]  # notified on change, as a validator does
                 mine.append(sid)
-            elif method in ("signatureUnsubscribe", "accountUnsubscribe", "slotUnsubscribe"):
+                conn.send(json.dumps({"jsonrpc": "2.0", "result": sid, "id": rid}))
+            elif method in ("signatureUnsubscribe", "accountUnsubscribe", "slotUnsubscribe", "logsUnsubscribe"):
                 if method != "signatureUnsubscribe":
                     self._watch.pop((params or [None])[0], None)
                 conn.send(json.dumps({"jsonrpc": "2.0", "result": True, "id": rid}))
@@ -1389,6 +1436,21 @@ def _ws(self: LocalChainServer, conn):
 @patch
 def _on_landed(self: LocalChainServer, l: Landed):
     self._notify(l)
+    keys = None
+    for sid, w in list(self._watch.items()):  # logsSubscribe: the transactions that mention an account
+        conn, key, kind = w
+        if kind != "logs":
+            continue
+        if keys is None:
+            keys = {str(k) for k in VersionedTransaction.from_bytes(base64.b64decode(l.tx_b64)).message.account_keys}
+        if str(key) in keys:
+            value = {"signature": l.signature, "err": l.err, "logs": l.meta.get("logMessages", [])}
+            res = {"context": {"slot": l.slot}, "value": value}
+            try:
+                conn.send(json.dumps({"jsonrpc": "2.0", "method": "logsNotification",
+                                      "params": {"result": res, "subscription": sid}}))  # fmt: skip
+            except Exception:
+                self._watch.pop(sid, None)
 
 # %% ../../nbs/69_testing.ipynb #deacfaa0
 @patch
@@ -1406,6 +1468,8 @@ def _on_change(self: LocalChainServer):
     "Notify every account or slot subscription whose value changed."
     for sid, w in list(self._watch.items()):
         conn, key, last = w
+        if last == "logs":
+            continue  # a logs subscription: notified when a transaction lands (`_on_landed`)
         now = self._watched(key)
         if now == last or now is None:
             continue
