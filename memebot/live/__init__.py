@@ -576,6 +576,7 @@ def _beat(self: TradingNode):
         self.risk.heartbeat(
             time.time_ns() if self.live_clock else self.engine.now
         )  # replays: event time only (deterministic)
+        self._venue_reports()
     finally:
         self._in_step = False
     if self._halts:
@@ -648,6 +649,21 @@ def health(self: TradingNode) -> tuple[bool, str]:
         bad.append(f"risk halted: {self.risk.reason()}")
     summary = f"running: {self.events} events, feed lag {lag:.1f} s, risk {self.risk.state.value}"
     return not bad, "; ".join(bad) or summary
+
+# %% ../../nbs/70_live.ipynb #0ada771a
+@patch
+def _venue_reports(self: TradingNode):
+    "Book the live venue's finished swaps now (between events), and log them."
+    if not (self.live_clock and isinstance(self.broker, VenueBroker) and self.broker._done):
+        return
+    self._t_in = time.perf_counter_ns()
+    self.engine.book(self.broker.on_market(None))
+    self._flush()
+    e = self.engine
+    if self._new_orders or len(e.fills) > self._fills_logged:
+        self._log_orders()
+    if self.listeners and len(e.fills) > self._fills_sent:
+        self._emit_fills()
 
 # %% ../../nbs/70_live.ipynb #9b74d4d113
 @patch

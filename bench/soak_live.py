@@ -1,0 +1,155 @@
+"""Live soak with RPC faults (issue 18): a live Solana node trading on the loopback chain while its RPC fails.
+
+The loopback chain (LiteSVM, the Jupiter stand-in, a block every 0.4 s) answers a share of every HTTP request —
+JSON-RPC, quotes, swaps, prices — with HTTP 429, holds another share back for a second (a timeout for the node's 0.8 s
+client), and drops some sent transactions (answered, never landed: the broker re-sends the same signed transaction and
+must not pay twice). A market thread trades the pool both ways so prices move. The node (`memebot live run --strategy
+ema_cross` on 1 s bars from Jupiter prices, the risk engine and token safety on, /metrics on) is scraped every 10 s.
+At the end: orders by final status, faults injected, the broker's retries, RSS growth, error lines in the log, and
+whether the ledger still equals the chain to the lamport.
+
+Usage: PYTHONPATH=. .venv/bin/python bench/soak_live.py [--seconds 300] [--rate-429 0.05] [--rate-timeout 0.02]
+"""
+
+import argparse, base64, json, os, random, re, signal, subprocess, sys, tempfile, threading, time
+from pathlib import Path
+
+import httpx, numpy as np
+from solders.keypair import Keypair
+from solders.message import to_bytes_versioned
+from solders.transaction import VersionedTransaction
+
+from memebot.core import SOL_MINT
+from memebot.testing import Faults, LocalChain, LocalChainServer, LocalJupiter
+
+EXE = Path(sys.executable).parent / "memebot"
+sys.path.insert(0, str(Path(__file__).parent))
+from soak import free_port  # noqa: E402
+
+
+def scrape(port: int) -> dict:
+    txt = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    out = {}
+    for name in ("process_resident_memory_bytes", "memebot_node_events_total", "memebot_solana_orders_total",
+                 "memebot_chain_requests_total"):  # fmt: skip
+        for labels, v in re.findall(rf"^{name}(\{{[^}}]*\}})? ([0-9.e+]+)$", txt, re.M):
+            out[name] = out.get(name, 0.0) + float(v)
+            if labels:
+                out[name + labels] = out.get(name + labels, 0.0) + float(v)
+    return out
+
+
+def market(chain, jup, mint, trader: Keypair, stop: threading.Event, rng: random.Random):
+    "Someone trades the pool both ways every 0.3 s, so prices move."
+    while not stop.wait(0.3):
+        buy = rng.random() < 0.5
+        held = chain.token_balance(chain.ata(trader.pubkey(), mint)) or 0
+        a, b, amt = (SOL_MINT, str(mint), rng.randint(1, 20) * 10**8) if buy or held == 0 else \
+            (str(mint), SOL_MINT, held * rng.randint(1, 9) // 10)  # fmt: skip
+        try:
+            q = jup.quote({"inputMint": a, "outputMint": b, "amount": str(amt), "slippageBps": "300"})
+            raw = jup.swap_tx({"quoteResponse": q, "userPublicKey": str(trader.pubkey())})["swapTransaction"]
+            tx = VersionedTransaction.from_bytes(base64.b64decode(raw))
+            chain.process(VersionedTransaction.populate(tx.message, [trader.sign_message(to_bytes_versioned(
+                tx.message)), *tx.signatures[1:]]))  # fmt: skip
+        except Exception as e:  # a trade that fails (an amount too small) is skipped
+            print("market trade skipped:", repr(e)[:100], flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=300)
+    ap.add_argument("--rate-429", type=float, default=0.05)
+    ap.add_argument("--rate-timeout", type=float, default=0.02)
+    ap.add_argument("--drop-sends", type=int, default=3, help="sent transactions that never land, spread over the run")
+    a = ap.parse_args()
+    chain = LocalChain()
+    jup = LocalJupiter(chain)
+    mint = chain.create_mint(6)
+    jup.create_pool(mint, 10**15, 1_000 * 10**9)
+    me, trader = Keypair(), Keypair()
+    chain.airdrop(me.pubkey(), 100 * 10**9)
+    chain.airdrop(trader.pubkey(), 10_000 * 10**9)
+    faults = Faults(rate_429=a.rate_429, rate_timeout=a.rate_timeout, delay_s=1.0, seed=7)
+    stop, rng, port = threading.Event(), random.Random(7), free_port()
+    with tempfile.TemporaryDirectory() as d, LocalChainServer(chain, jup, faults=faults, block_time_s=0.4) as srv:
+        d = Path(d)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MEMEBOT_")}
+        env |= {"MEMEBOT_STORE_PATH": str(d / "m.duckdb"), "MEMEBOT_STORE_LEDGER_DIR": str(d / "runs"),
+                "MEMEBOT_LIVE_KILL_FILE": str(d / "KILL"), "MEMEBOT_SOLANA_PRIVATE_KEY": str(me),
+                "MEMEBOT_LIVE_LIVE_TRADING_ENABLED": "true", "MEMEBOT_LIVE_PAPER_TRADING_MODE": "false",
+                "MEMEBOT_RISK_SAFETY_ALLOW_MINT_AUTHORITY": "true", "MEMEBOT_RISK_SAFETY_MIN_POOL_AGE_S": "0",
+                "MEMEBOT_RISK_SAFETY_MAX_TOP10_HOLDER_PCT": "100", "MEMEBOT_MONITORING_LOG_FILE": str(d / "node.log"),
+                "MEMEBOT_DATA_HTTP_TIMEOUT_S": "0.8"}  # fmt: skip
+        env |= {f"MEMEBOT_{k.replace('.', '_').upper()}": v for k, v in srv.endpoints().items()}
+        live = ["--yes-i-mean-live", "--allow-cosigner", jup.cosigners[0]]
+        srv.faults = Faults()  # the opening reconciliation without faults
+        subprocess.run([EXE, "live", "reconcile", "--acknowledge", *live], env=env, check=True, capture_output=True)
+        srv.faults = faults
+        threading.Thread(target=market, args=(chain, jup, mint, trader, stop, rng), daemon=True).start()
+        out = d / "run.json"
+        cmd = [EXE, "live", "run", "--strategy", "ema_cross", "--param", "fast=2", "--param", "slow=5", "--param",
+               "size=0.01", "--mint", str(mint), "--tf", "1s", "--poll", "0.25", "--seconds", str(a.seconds),
+               "--metrics-port", str(port), "--json", str(out), *live]  # fmt: skip
+        node = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(d / "stderr.log", "w"))
+        samples, t0, dropped = [], time.monotonic(), 0
+        drop_at = sorted(rng.uniform(0.2, 0.8) * a.seconds for _ in range(a.drop_sends))
+        try:
+            while node.poll() is None:
+                time.sleep(10)
+                t = time.monotonic() - t0
+                while drop_at and t >= drop_at[0]:
+                    drop_at.pop(0)
+                    faults.drop_sends += 1  # the next sent transaction never lands
+                    dropped += 1
+                try:
+                    samples.append((t, scrape(port)))
+                except httpx.HTTPError:
+                    continue
+                m = samples[-1][1]
+                orders = {re.search(r'status="(\w+)"', k).group(1): int(v) for k, v in m.items()
+                          if k.startswith("memebot_solana_orders_total{")}  # fmt: skip
+                print(f"{t:6.0f} s  rss {m['process_resident_memory_bytes'] / 1e6:7.1f} MB  events "
+                      f"{m.get('memebot_node_events_total', 0):>7,.0f}  orders {orders}  faults {faults.injected}",
+                      flush=True)  # fmt: skip
+            rc = node.wait(120)
+        finally:
+            stop.set()
+            if node.poll() is None:
+                node.send_signal(signal.SIGTERM)
+                rc = node.wait(120)
+        srv.faults = Faults()
+        rec = subprocess.run([EXE, "live", "reconcile", "--json", *live], env=env, capture_output=True, text=True)
+        errors = sum(1 for ln in (d / "node.log").read_text().splitlines() if '"level": "error"' in ln)
+        retries = sum(1 for ln in (d / "node.log").read_text().splitlines() if "retry" in ln.lower())
+        doc = json.loads(out.read_text()) if out.exists() else {}
+    warm = 60 if samples[-1][0] > 120 else 0  # the first minute fills caches, pools and the import of models
+    ts = np.array([t for t, _ in samples if t >= warm])
+    rss = np.array([m["process_resident_memory_bytes"] for t, m in samples if t >= warm])
+    dt = ts - ts.mean()  # least squares in closed form (LAPACK's polyfit fails in a process that loaded LiteSVM)
+    slope = float((dt * (rss - rss.mean())).sum() / (dt * dt).sum()) * 3600 if len(ts) >= 3 else float("nan")
+    last = samples[-1][1]
+    orders = {re.search(r'status="(\w+)"', k).group(1): int(v) for k, v in last.items()
+              if k.startswith("memebot_solana_orders_total{")}  # fmt: skip
+    rec_ok = json.loads(rec.stdout)["ok"] if rec.stdout else rec.stderr[-80:]
+    rows = [
+        ("duration", f"{samples[-1][0]:.0f} s"),
+        ("faults injected (HTTP 429 / held back 1 s)", f"{faults.injected['429']} / {faults.injected['timeout']}"),
+        ("sent transactions dropped (never landed)", f"{dropped}"),
+        ("events (price ticks) processed", f"{last.get('memebot_node_events_total', 0):,.0f}"),
+        ("orders by final status", ", ".join(f"{k} {v}" for k, v in sorted(orders.items()))),
+        ("fills in the run's report", f"{len(doc.get('fills', []))}"),
+        ("log lines about retries", f"{retries}"),
+        ("error lines in the node's log", f"{errors}"),
+        (f"RSS at {warm} s / at the end", f"{rss[0] / 1e6:.1f} MB / {rss[-1] / 1e6:.1f} MB"),
+        (f"RSS growth (least squares after {warm} s)", f"{slope / 1e6:+.1f} MB/hour"),
+        ("node exit code", f"{rc}"),
+        ("the run's own reconciliation", f"{doc.get('reconcile')}"),
+        ("`live reconcile` afterwards (ok: ledger = chain)", rec_ok),
+    ]  # fmt: skip
+    for k, v in rows:
+        print(f"{k:<48}{v!s:>40}")
+
+
+if __name__ == "__main__":
+    main()
