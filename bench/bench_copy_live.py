@@ -37,21 +37,26 @@ def main():
     me, leader = Keypair(), Keypair()
     chain.airdrop(me.pubkey(), 100 * 10**9)
     chain.airdrop(leader.pubkey(), 100 * 10**9)
-    landed: dict[str, float] = {}  # our copies: mint -> wall time landed
+    landed: dict[tuple, float] = {}  # our copies: (mint, side) -> wall time landed
     ours = threading.Event()
 
     def on_landed(l):
         tx = VersionedTransaction.from_bytes(base64.b64decode(l.tx_b64))
-        if tx.message.account_keys[0] == me.pubkey() and l.err is None:
-            for b in l.meta["postTokenBalances"]:
+        if tx.message.account_keys[0] != me.pubkey() or l.err is not None:
+            return
+        amt = {}
+        for sign, bals in ((-1, l.meta["preTokenBalances"]), (1, l.meta["postTokenBalances"])):
+            for b in bals:
                 if b.get("owner") == str(me.pubkey()) and b["mint"] != SOL_MINT:
-                    landed.setdefault(b["mint"], time.time())
-            ours.set()
+                    amt[b["mint"]] = amt.get(b["mint"], 0) + sign * int(b["uiTokenAmount"]["amount"])
+        for m, d in amt.items():
+            landed.setdefault((m, "buy" if d > 0 else "sell"), time.time())
+        ours.set()
 
     chain.listeners.append(on_landed)
 
-    def buy(m):
-        q = jup.quote({"inputMint": SOL_MINT, "outputMint": str(m), "amount": str(10**9), "slippageBps": "100"})
+    def swap(a, b, amount):
+        q = jup.quote({"inputMint": a, "outputMint": b, "amount": str(amount), "slippageBps": "100"})
         raw = jup.swap_tx({"quoteResponse": q, "userPublicKey": str(leader.pubkey())})["swapTransaction"]
         tx = VersionedTransaction.from_bytes(base64.b64decode(raw))
         tx = VersionedTransaction.populate(tx.message, [leader.sign_message(to_bytes_versioned(tx.message)),
@@ -66,7 +71,8 @@ def main():
                 "MEMEBOT_LIVE_KILL_FILE": str(d / "KILL"), "MEMEBOT_SOLANA_PRIVATE_KEY": str(me),
                 "MEMEBOT_LIVE_LIVE_TRADING_ENABLED": "true", "MEMEBOT_LIVE_PAPER_TRADING_MODE": "false",
                 "MEMEBOT_RISK_SAFETY_ALLOW_MINT_AUTHORITY": "true", "MEMEBOT_RISK_SAFETY_MIN_POOL_AGE_S": "0",
-                "MEMEBOT_RISK_SAFETY_MAX_TOP10_HOLDER_PCT": "100",
+                "MEMEBOT_RISK_SAFETY_MAX_TOP10_HOLDER_PCT": "100", "MEMEBOT_RISK_MAX_ORDERS_PER_MINUTE": "1000",
+                "MEMEBOT_DATA_RATE_JUPITER_PER_MIN": "600",
                 "MEMEBOT_MONITORING_LOGGING_LEVEL": "DEBUG"}  # fmt: skip
         env |= {f"MEMEBOT_{k.replace('.', '_').upper()}": v for k, v in srv.endpoints().items()}
         live = ["--yes-i-mean-live", "--allow-cosigner", jup.cosigners[0]]
@@ -79,31 +85,40 @@ def main():
                 assert node.poll() is None, (d / "node.log").read_text()[-2000:]
                 time.sleep(0.05)
             t_leader = {}
-            for m in mints:
-                ours.clear()
-                t_leader[str(m)] = buy(m)
-                if not ours.wait(60):
-                    raise SystemExit(f"no copy of {m}: {(d / 'node.log').read_text()[-3000:]}")
+            for m in mints:  # the leader buys, we copy; it sells, we sell: one token at a time
+                for side in ("buy", "sell"):
+                    held = chain.token_balance(chain.ata(leader.pubkey(), m)) or 0
+                    a_, b_, amt = (SOL_MINT, str(m), 10**9) if side == "buy" else (str(m), SOL_MINT, held)
+                    t_leader[(str(m), side)] = swap(a_, b_, amt)
+                    end = time.time() + 60
+                    while (str(m), side) not in landed:
+                        ours.wait(1)
+                        ours.clear()
+                        if time.time() > end:
+                            raise SystemExit(f"no {side} copy of {m}: {(d / 'node.log').read_text()[-3000:]}")
         finally:
             node.send_signal(2)
             node.wait(120)
             log.close()
-        sub = {}  # mint -> wall time the node submitted its order
+        sub = {}  # (mint, side) -> wall time the node submitted its market order
         for line in (d / "node.log").read_text().splitlines():
-            if '"order_submitted"' in line:
+            if '"order_submitted"' in line and '"type": "market"' in line:
                 r = json.loads(line)
                 t = time.mktime(time.strptime(r["timestamp"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
-                sub[r["symbol"]] = t + float("0" + re.search(r"(\.\d+)Z$", r["timestamp"]).group(1))
+                frac = float("0" + re.search(r"(\.\d+)Z$", r["timestamp"]).group(1))
+                sub.setdefault((r["symbol"], r["side"]), t + frac)
     ms = lambda xs: np.array(xs) * 1e3  # noqa: E731
-    total = ms([landed[k] - t_leader[k] for k in t_leader])
-    hear = ms([sub[k] - t_leader[k] for k in t_leader])
-    send = ms([landed[k] - sub[k] for k in t_leader])
-    print(f"live copy latency on the loopback chain, {len(total)} copies (blocks every {BLOCK_S} s)")
-    print(f"{'':<44}{'p50 ms':>10}{'p90 ms':>10}{'max ms':>10}")
-    for name, x in (("leader landed -> copy submitted (hearing it)", hear), ("copy submitted -> copy landed (sending)",
-                    send), ("leader landed -> copy landed (total)", total)):  # fmt: skip
-        print(f"{name:<44}{np.percentile(x, 50):>10.0f}{np.percentile(x, 90):>10.0f}{x.max():>10.0f}")
-    print(f"total in slots of {BLOCK_S * 1e3:.0f} ms: p50 {np.percentile(total, 50) / BLOCK_S / 1e3:.1f}")
+    print(f"live copy latency on the loopback chain, {a.copies} buys and {a.copies} sells (blocks every {BLOCK_S} s)")
+    print(f"{'':<50}{'p50 ms':>9}{'p90 ms':>9}{'max ms':>9}")
+    for side in ("buy", "sell"):
+        ks = [k for k in t_leader if k[1] == side]
+        total = ms([landed[k] - t_leader[k] for k in ks])
+        hear = ms([sub[k] - t_leader[k] for k in ks])
+        send = ms([landed[k] - sub[k] for k in ks])
+        for name, x in ((f"{side}: leader landed -> copy submitted (hearing)", hear),
+                        (f"{side}: copy submitted -> copy landed (sending)", send),
+                        (f"{side}: leader landed -> copy landed (total)", total)):  # fmt: skip
+            print(f"{name:<50}{np.percentile(x, 50):>9.0f}{np.percentile(x, 90):>9.0f}{x.max():>9.0f}")
 
 
 if __name__ == "__main__":

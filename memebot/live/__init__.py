@@ -409,6 +409,8 @@ class TradingNode:
             self.engine.om.on_held = ledger.record_held
             self.engine.om.on_released = lambda o: ledger.release_held(o.client_id)
         self._recover()
+        if hasattr(self.broker, "on_done"):  # a live venue (VenueBroker) calls back when a swap finishes
+            self.broker.on_done = self._on_venue_done
 
 # %% ../../nbs/70_live.ipynb #4134d083
 @patch
@@ -652,9 +654,27 @@ def health(self: TradingNode) -> tuple[bool, str]:
 
 # %% ../../nbs/70_live.ipynb #0ada771a
 @patch
+def _on_venue_done(self: TradingNode):
+    "A live venue's swap finished: book it at once (steps are synchronous: this never runs inside one)."
+    if self._in_step:
+        return  # the step's own event books it
+    self._in_step = True
+    try:
+        self._venue_reports()
+    except Exception as e:  # off the event loop's main path: stop the node rather than lose the error in a task
+        self.log.error("venue_report_failed", error=repr(e)[:300])
+        self.risk.halt(f"booking a finished swap failed: {e!r}"[:200])
+        self.stop("booking a finished swap failed")
+    finally:
+        self._in_step = False
+    if self._halts:
+        self._drain_halts()
+
+
+@patch
 def _venue_reports(self: TradingNode):
     "Book the live venue's finished swaps now (between events), and log them."
-    if not (self.live_clock and isinstance(self.broker, VenueBroker) and self.broker._done):
+    if not (self.live_clock and getattr(self.broker, "_done", None)):
         return
     self._t_in = time.perf_counter_ns()
     self.engine.book(self.broker.on_market(None))
@@ -926,6 +946,7 @@ class VenueBroker(Broker):
         self._tasks: dict[str, asyncio.Task] = {}
         self._done: deque = deque()
         self.log = get_logger("memebot.venue")
+        self.on_done = None  # called when a swap finishes (the node books it at once)
 
 # %% ../../nbs/70_live.ipynb #e505f94a01
 @patch
@@ -946,6 +967,8 @@ async def _run(self: VenueBroker, order: Order):
     except Exception as e:  # unexpected: the outcome is unknown, the signature (if any) is stored
         self.log.error("venue_submit_failed", client_id=order.client_id, error=repr(e)[:300])
         self._done.append((order, None, None))
+    if self.on_done is not None:
+        self.on_done()
 
 # %% ../../nbs/70_live.ipynb #e505f94a03
 @patch
