@@ -121,7 +121,9 @@ def main():
         srv.faults = Faults()
         rec = subprocess.run([EXE, "live", "reconcile", "--json", *live], env=env, capture_output=True, text=True)
         errors = sum(1 for ln in (d / "node.log").read_text().splitlines() if '"level": "error"' in ln)
-        retries = sum(1 for ln in (d / "node.log").read_text().splitlines() if "retry" in ln.lower())
+        lines = (d / "node.log").read_text().splitlines()
+        retries = sum(1 for ln in lines if "retry" in ln.lower())
+        why = [json.loads(ln).get("reason", "") for ln in lines if '"order_final"' in ln and '"rejected"' in ln]
         doc = json.loads(out.read_text()) if out.exists() else {}
     warm = 60 if samples[-1][0] > 120 else 0  # the first minute fills caches, pools and the import of models
     ts = np.array([t for t, _ in samples if t >= warm])
@@ -149,6 +151,8 @@ def main():
     ]  # fmt: skip
     for k, v in rows:
         print(f"{k:<48}{v!s:>40}")
+    for w in why:
+        print("rejected:", w[:110])
 
 
 if __name__ == "__main__":

@@ -257,7 +257,8 @@ def create_mint(
 # %% ../../nbs/69_testing.ipynb #5bed437509
 @patch
 def token_program_of(self: LocalChain, mint: Pubkey) -> Pubkey:
-    a = self.svm.get_account(mint)
+    with self.lock:  # LiteSVM refuses a read while another thread executes a transaction
+        a = self.svm.get_account(mint)
     if a is None:
         raise ChainError(f"mint {mint} does not exist")
     return a.owner
@@ -342,14 +343,16 @@ def set_bonding_curve(
 # -- reading -----------------------------------------------------------------------------------------------
 @patch
 def token_balance(self: LocalChain, account: Pubkey) -> int | None:
-    a = self.svm.get_account(account)
+    with self.lock:  # LiteSVM refuses a read while another thread executes a transaction
+        a = self.svm.get_account(account)
     t = parse_token_account(bytes(a.data)) if a else None
     return t[2] if t else None
 
 # %% ../../nbs/69_testing.ipynb #5bed437515
 @patch
 def decimals(self: LocalChain, mint: Pubkey) -> int:
-    a = self.svm.get_account(mint)
+    with self.lock:  # LiteSVM refuses a read while another thread executes a transaction
+        a = self.svm.get_account(mint)
     if a is None:
         raise ChainError(f"mint {mint} does not exist")
     return bytes(a.data)[44]
