@@ -22,6 +22,9 @@ from memebot.core import SOL_MINT
 from memebot.testing import LocalChain, LocalChainServer, LocalJupiter
 
 EXE = Path(sys.executable).parent / "memebot"
+sys.path.insert(0, str(Path(__file__).parent))
+from soak_live import live_env  # noqa: E402
+
 BLOCK_S = 0.4
 
 
@@ -66,15 +69,8 @@ def main():
 
     with tempfile.TemporaryDirectory() as d, LocalChainServer(chain, jup, block_time_s=BLOCK_S) as srv:
         d = Path(d)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MEMEBOT_")}
-        env |= {"MEMEBOT_STORE_PATH": str(d / "m.duckdb"), "MEMEBOT_STORE_LEDGER_DIR": str(d / "runs"),
-                "MEMEBOT_LIVE_KILL_FILE": str(d / "KILL"), "MEMEBOT_SOLANA_PRIVATE_KEY": str(me),
-                "MEMEBOT_LIVE_LIVE_TRADING_ENABLED": "true", "MEMEBOT_LIVE_PAPER_TRADING_MODE": "false",
-                "MEMEBOT_RISK_SAFETY_ALLOW_MINT_AUTHORITY": "true", "MEMEBOT_RISK_SAFETY_MIN_POOL_AGE_S": "0",
-                "MEMEBOT_RISK_SAFETY_MAX_TOP10_HOLDER_PCT": "100", "MEMEBOT_RISK_MAX_ORDERS_PER_MINUTE": "1000",
-                "MEMEBOT_DATA_RATE_JUPITER_PER_MIN": "600",
-                "MEMEBOT_MONITORING_LOGGING_LEVEL": "DEBUG"}  # fmt: skip
-        env |= {f"MEMEBOT_{k.replace('.', '_').upper()}": v for k, v in srv.endpoints().items()}
+        env = live_env(d, me, srv, MEMEBOT_RISK_MAX_ORDERS_PER_MINUTE="1000", MEMEBOT_DATA_RATE_JUPITER_PER_MIN="600",
+                       MEMEBOT_MONITORING_LOGGING_LEVEL="DEBUG")  # fmt: skip
         live = ["--yes-i-mean-live", "--allow-cosigner", jup.cosigners[0]]
         subprocess.run([EXE, "live", "reconcile", "--acknowledge", *live], env=env, check=True, capture_output=True)
         log = open(d / "node.log", "w")

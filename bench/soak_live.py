@@ -27,6 +27,18 @@ sys.path.insert(0, str(Path(__file__).parent))
 from soak import free_port  # noqa: E402
 
 
+def live_env(d: Path, key: Keypair, srv: LocalChainServer, **more) -> dict:
+    "A `memebot` environment for a live Solana account on the loopback chain: data under `d`, live trading on, token"
+    " safety relaxed for the stand-in's fresh pools (a mint authority, no age, one pool holding the supply)."
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMEBOT_")}
+    env |= {"MEMEBOT_STORE_PATH": str(d / "m.duckdb"), "MEMEBOT_STORE_LEDGER_DIR": str(d / "runs"),
+            "MEMEBOT_LIVE_KILL_FILE": str(d / "KILL"), "MEMEBOT_SOLANA_PRIVATE_KEY": str(key),
+            "MEMEBOT_LIVE_LIVE_TRADING_ENABLED": "true", "MEMEBOT_LIVE_PAPER_TRADING_MODE": "false",
+            "MEMEBOT_RISK_SAFETY_ALLOW_MINT_AUTHORITY": "true", "MEMEBOT_RISK_SAFETY_MIN_POOL_AGE_S": "0",
+            "MEMEBOT_RISK_SAFETY_MAX_TOP10_HOLDER_PCT": "100"}  # fmt: skip
+    return env | {f"MEMEBOT_{k.replace('.', '_').upper()}": v for k, v in srv.endpoints().items()} | more
+
+
 def scrape(port: int) -> dict:
     txt = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     out = {}
@@ -74,14 +86,7 @@ def main():
     stop, rng, port = threading.Event(), random.Random(7), free_port()
     with tempfile.TemporaryDirectory() as d, LocalChainServer(chain, jup, faults=faults, block_time_s=0.4) as srv:
         d = Path(d)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MEMEBOT_")}
-        env |= {"MEMEBOT_STORE_PATH": str(d / "m.duckdb"), "MEMEBOT_STORE_LEDGER_DIR": str(d / "runs"),
-                "MEMEBOT_LIVE_KILL_FILE": str(d / "KILL"), "MEMEBOT_SOLANA_PRIVATE_KEY": str(me),
-                "MEMEBOT_LIVE_LIVE_TRADING_ENABLED": "true", "MEMEBOT_LIVE_PAPER_TRADING_MODE": "false",
-                "MEMEBOT_RISK_SAFETY_ALLOW_MINT_AUTHORITY": "true", "MEMEBOT_RISK_SAFETY_MIN_POOL_AGE_S": "0",
-                "MEMEBOT_RISK_SAFETY_MAX_TOP10_HOLDER_PCT": "100", "MEMEBOT_MONITORING_LOG_FILE": str(d / "node.log"),
-                "MEMEBOT_DATA_HTTP_TIMEOUT_S": "0.8"}  # fmt: skip
-        env |= {f"MEMEBOT_{k.replace('.', '_').upper()}": v for k, v in srv.endpoints().items()}
+        env = live_env(d, me, srv, MEMEBOT_MONITORING_LOG_FILE=str(d / "node.log"), MEMEBOT_DATA_HTTP_TIMEOUT_S="0.8")
         live = ["--yes-i-mean-live", "--allow-cosigner", jup.cosigners[0]]
         srv.faults = Faults()  # the opening reconciliation without faults
         subprocess.run([EXE, "live", "reconcile", "--acknowledge", *live], env=env, check=True, capture_output=True)

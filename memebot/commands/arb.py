@@ -112,12 +112,6 @@ async def _solana_pools(mint: str, s) -> list[str]:
     return [p.pool.address for p in sorted(snaps, key=lambda p: -(p.liquidity_usd if p.liquidity_usd > 0 else 0.0))]
 
 
-async def _cu_price(rpc, s) -> float:
-    "A Solana swap's priority fee now (micro-lamports per compute unit): recent fees' 75th percentile, capped."
-    fees = sorted(f for f in await rpc.priority_fees() if f > 0)
-    return min(fees[int(len(fees) * 0.75)] if fees else 0, s.solana.priority_fee_cap_microlamports)
-
-
 async def _watch_pools(det, s, chains: dict, rpcs: dict, sol_rpc=None) -> list:
     "Read every chain's pools of the assets into `det` now; the feeds that follow them (one a chain)."
     from memebot.commands.live import sol_usd
@@ -127,7 +121,7 @@ async def _watch_pools(det, s, chains: dict, rpcs: dict, sol_rpc=None) -> list:
     feeds = []
     for c, items in chains.items():
         if c is Chain.SOLANA:
-            px, cu, accounts = await sol_usd(s), await _cu_price(sol_rpc, s), {}
+            px, cu, accounts = await sol_usd(s), await sol_rpc.priority_fee(s.solana.priority_fee_cap_microlamports), {}
             for a, mint in items:
                 accounts |= await watch_solana(det, sol_rpc, a, mint, await _solana_pools(mint, s), px, cu)
             feeds.append(SolanaFeed(accounts, url=s.endpoints.solana_ws))

@@ -263,6 +263,16 @@ async def send(self: SolanaRpc, tx_b64: str) -> str:
 async def priority_fees(self: SolanaRpc, accounts: list[str] = ()) -> list[int]:
     return [int(x["prioritizationFee"]) for x in await self.call("getRecentPrioritizationFees", list(accounts))]
 
+
+@patch
+async def priority_fee(self: SolanaRpc, cap: int, accounts: list[str] = ()) -> int:
+    "Compute-unit price (micro-lamports): 75th percentile of recent non-zero fees, at most `cap`; 0 when unknown."
+    try:
+        fees = sorted(f for f in await self.priority_fees(list(accounts)) if f > 0)
+    except (RpcError, _Retryable, httpx.HTTPError):
+        fees = []
+    return min(fees[min(len(fees) - 1, int(len(fees) * 0.75))] if fees else 0, cap)
+
 # %% ../../nbs/61_exec.solana.ipynb #034dc42413
 @patch
 async def wait_signature(self: SolanaRpc, sig: str, timeout: float) -> dict | None:
@@ -560,13 +570,7 @@ async def decimals(self: SolanaBroker, mint: str) -> int:
 @patch
 async def priority_fee(self: SolanaBroker, accounts=()) -> int:
     "Compute-unit price (micro-lamports): 75th percentile of recent non-zero fees, capped by the setting."
-    cap = self.settings.solana.priority_fee_cap_microlamports
-    try:
-        fees = sorted(f for f in await self.rpc.priority_fees(list(accounts)) if f > 0)
-    except (RpcError, _Retryable, httpx.HTTPError):
-        fees = []
-    p75 = fees[min(len(fees) - 1, int(len(fees) * 0.75))] if fees else 0
-    return min(p75, cap)
+    return await self.rpc.priority_fee(self.settings.solana.priority_fee_cap_microlamports, accounts)
 
 # %% ../../nbs/61_exec.solana.ipynb #9ab4313c07
 @patch
