@@ -112,9 +112,10 @@ def test_arb_live_trades_both_legs_on_two_chains(chains, memebot, tmp_path):
     assert again.returncode == 0 and json.loads(again.stdout)["recovered"] == []
 
 
-def test_arb_live_between_solana_and_an_evm_chain(chains, memebot, tmp_path):
-    "`memebot arb live` with a Solana leg: the pool found through DexScreener and read from its Raydium AMM v4 account,"
-    " followed through the vaults' account subscriptions, bought through Jupiter on LiteSVM and sold on BSC at once."
+@pytest.mark.parametrize("kind", ["raydium_amm_v4", "orca_whirlpool"])
+def test_arb_live_between_solana_and_an_evm_chain(chains, memebot, tmp_path, kind):
+    "`memebot arb live` with a Solana leg: the pool found through DexScreener and read from its account (Raydium AMM v4"
+    " or Orca Whirlpool), followed by account subscriptions, bought through Jupiter on LiteSVM, sold on BSC at once."
     from eth_account import Account
     from solders.keypair import Keypair
     from memebot.testing import LocalChain, LocalChainServer, LocalJupiter
@@ -124,7 +125,7 @@ def test_arb_live_between_solana_and_an_evm_chain(chains, memebot, tmp_path):
     sol_chain = LocalChain()
     jup = LocalJupiter(sol_chain)
     mint = sol_chain.create_mint(6)
-    jup.create_pool(mint, 10**12, 340 * 10**9)  # 1M MEME against 340 SOL: 0.051 USD at 150 USD/SOL
+    jup.create_pool(mint, 10**12, 340 * 10**9, kind=kind)  # 1M MEME against 340 SOL: 0.051 USD at 150 USD/SOL
     kp = Keypair()
     sol_chain.airdrop(kp.pubkey(), 1_000 * 10**9)
     sym = f"S{len(bed.tokens)}"

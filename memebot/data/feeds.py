@@ -500,7 +500,7 @@ def dlmm_account(pool: str, decimals_x: int, decimals_y: int) -> AccountDecoder:
 
 
 def vault_pair_accounts(pool: str, state: oc.RaydiumAmmV4 | oc.RaydiumCpmm) -> dict[str, AccountDecoder]:
-    "Decoders for a Raydium AMM v4 / CPMM pool's two vaults: a `PoolUpdate` whenever either balance changes."
+    "Decoders for a Raydium AMM v4 / CPMM pool's two vaults (and a CPMM pool's own account, for the fees it owes)."
     amounts = {}
     base_v, quote_v = (
         (state.base_vault, state.quote_vault) if isinstance(state, oc.RaydiumAmmV4) else (state.vault_a, state.vault_b)
@@ -515,7 +515,18 @@ def vault_pair_accounts(pool: str, state: oc.RaydiumAmmV4 | oc.RaydiumCpmm) -> d
 
         return dec
 
-    return {base_v: make("base"), quote_v: make("quote")}
+    out = {base_v: make("base"), quote_v: make("quote")}
+    if isinstance(state, oc.RaydiumCpmm):  # fees owed sit in the vaults until collected: the pool account counts them
+
+        def fees(b, ts, slot):
+            now = oc.decode_raydium_cpmm(b)
+            for f in ("protocol_fees_a", "protocol_fees_b", "fund_fees_a", "fund_fees_b", "creator_fees_a",
+                      "creator_fees_b"):  # fmt: skip
+                setattr(state, f, getattr(now, f))
+            return [state.pool_update(pool, amounts["base"], amounts["quote"], ts, slot)] if len(amounts) == 2 else []
+
+        out[pool] = fees
+    return out
 
 # %% ../../nbs/13_data.feeds.ipynb #1321e1ee01
 class SolanaFeed(WsFeed):

@@ -18,10 +18,11 @@ __all__ = ['PROGRAMS', 'WHIRLPOOL_DISC', 'LBPAIR_DISC', 'BONDING_CURVE_DISC', 'P
            'PUMP_TOKEN_DECIMALS', 'TRADE_EVENT_DISC', 'CREATE_EVENT_DISC', 'COMPLETE_EVENT_DISC', 'V2_SWAP_TOPIC',
            'V2_SYNC_TOPIC', 'DecodeError', 'account_bytes', 'pubkey_at', 'ata_address', 'TokenAccount',
            'decode_token_account', 'RaydiumAmmV4', 'decode_raydium_amm_v4', 'RaydiumCpmm', 'decode_raydium_cpmm',
-           'Whirlpool', 'sqrt_price_x64_to_price', 'whirlpool_pool_update', 'decode_whirlpool', 'LbPair',
-           'decode_dlmm_lbpair', 'BondingCurve', 'decode_bonding_curve', 'encode_bonding_curve', 'PumpTrade',
-           'bonding_curve_address', 'decode_trade_event', 'encode_trade_event', 'decode_create_event',
-           'encode_create_event', 'decode_program_logs', 'V2Sync', 'V2Swap', 'decode_v2_log', 'V2Pair']
+           'CpmmConfig', 'decode_cpmm_config', 'mint_decimals', 'Whirlpool', 'sqrt_price_x64_to_price',
+           'whirlpool_pool_update', 'decode_whirlpool', 'LbPair', 'decode_dlmm_lbpair', 'BondingCurve',
+           'decode_bonding_curve', 'encode_bonding_curve', 'PumpTrade', 'bonding_curve_address', 'decode_trade_event',
+           'encode_trade_event', 'decode_create_event', 'encode_create_event', 'decode_program_logs', 'V2Sync',
+           'V2Swap', 'decode_v2_log', 'V2Pair']
 
 # %% ../../nbs/12_data.onchain.ipynb #1bf3a40a
 PROGRAMS = {
@@ -262,6 +263,33 @@ def decode_raydium_cpmm(data) -> RaydiumCpmm:
         u(397),
         u(405),
     )
+
+# %% ../../nbs/12_data.onchain.ipynb #06834026
+@dataclass(slots=True)
+class CpmmConfig:
+    "Raydium CPMM `AmmConfig`: the fee rates (parts per million) of every pool that names it."
+
+    trade_fee_rate: int
+    protocol_fee_rate: int
+    fund_fee_rate: int
+
+    @property
+    def fee_bps(self) -> float:
+        return self.trade_fee_rate / 100
+
+
+def decode_cpmm_config(data) -> CpmmConfig:
+    "Decode a Raydium CPMM `AmmConfig` account."
+    b = account_bytes(data, "raydium_cpmm.AmmConfig")
+    _check(b, "raydium_cpmm.AmmConfig", 236)
+    return CpmmConfig(*struct.unpack_from("<QQQ", b, 12))
+
+
+def mint_decimals(data) -> int:
+    "The decimals of an SPL token (or Token-2022) mint account."
+    b = account_bytes(data, "spl_token.Mint")
+    _check(b, "spl_token.Mint", 82)
+    return b[44]
 
 # %% ../../nbs/12_data.onchain.ipynb #4e52c1d6
 WHIRLPOOL_DISC = bytes([63, 149, 209, 12, 225, 128, 99, 9])

@@ -532,48 +532,73 @@ def _oriented(dec, mint: str, flip: bool):
     return f
 
 
+async def _solana_pool(rpc, pool: str, acc: dict | None, mint: str) -> tuple[float, bool, dict] | str:
+    "(fee in bps, SOL listed first, the `SolanaFeed` accounts) of a pool of `mint` against SOL, or why it is not."
+    from memebot.data import onchain as oc
+    from memebot.data.feeds import vault_pair_accounts, whirlpool_account
+
+    if acc is None:
+        return "no account"
+    kind = next((k for k, v in oc.PROGRAMS.items() if v == acc.get("owner")), None)
+    if kind == "meteora_dlmm":
+        return "meteora_dlmm: bin liquidity, no reserves to size against"
+    decode = {"raydium_amm_v4": oc.decode_raydium_amm_v4, "raydium_cpmm": oc.decode_raydium_cpmm,
+              "orca_whirlpool": oc.decode_whirlpool}.get(kind)  # fmt: skip
+    if decode is None:
+        return f"owned by {kind or acc.get('owner')}, not a pool memebot follows"
+    st = decode(acc["data"])
+    first, second = (st.base_mint, st.quote_mint) if kind == "raydium_amm_v4" else (st.mint_a, st.mint_b)
+    if {first, second} != {mint, SOL_MINT}:
+        return f"{kind} of {first}/{second}, not {mint}/SOL"
+    if kind == "raydium_cpmm":
+        cfg = await rpc.account(st.config)
+        if cfg is None:
+            return f"{kind}: its AmmConfig {st.config} does not exist"
+        return oc.decode_cpmm_config(cfg["data"]).fee_bps, first != mint, vault_pair_accounts(pool, st)
+    if kind == "orca_whirlpool":
+        dec = {}
+        for m in (first, second):
+            a = await rpc.account(m)
+            if a is None:
+                return f"{kind}: its mint {m} does not exist"
+            dec[m] = oc.mint_decimals(a["data"])
+        return st.fee_bps, first != mint, {pool: whirlpool_account(pool, dec[first], dec[second])}
+    return st.fee_bps, first != mint, vault_pair_accounts(pool, st)
+
+
 async def watch_solana(
     det: ArbDetector,
     rpc,  # memebot.exec.solana.SolanaRpc
     asset: str,
     mint: str,
-    pools: list[str],  # candidate pools, deepest first (e.g. DexScreener's); the first constant-product one is followed
+    pools: list[str],  # candidate pools, deepest first (e.g. DexScreener's); the first one memebot follows is taken
     sol_usd: float | None = None,  # SOL's USD price (None: the detector has it already)
     cu_price: float = 0.0,  # current priority fee (micro-lamports per compute unit) for the gas cost
 ) -> dict:
-    "Watch `mint`'s Raydium AMM v4 pool against SOL as `asset`: its reserves now; the `SolanaFeed` accounts to follow."
-    from memebot.data import onchain as oc
-    from memebot.data.feeds import vault_pair_accounts
-
+    "Watch `mint`'s pool against SOL as `asset`: its reserves now; the `SolanaFeed` accounts that follow it."
     seen = []
     for pool in pools:
-        acc = await rpc.account(pool)
-        owner = acc and acc.get("owner")
-        if owner != oc.PROGRAMS["raydium_amm_v4"]:
-            seen.append(f"{pool} ({owner or 'no account'})")
-            continue
-        state = oc.decode_raydium_amm_v4(acc["data"])
-        if {state.base_mint, state.quote_mint} != {mint, SOL_MINT}:
-            seen.append(f"{pool} (not {mint}/SOL)")
-            continue
-        break
+        got = await _solana_pool(rpc, pool, await rpc.account(pool), mint)
+        if not isinstance(got, str):
+            break
+        seen.append(f"{pool} ({got})")
     else:
         found = ", ".join(seen) or "no pools"
-        raise ValidationError("pool", "pool", f"{asset}: no Raydium AMM v4 pool of {mint} against SOL among {found} "
-                              "(live arbitrage follows constant-product pools)")  # fmt: skip
-    flip = state.base_mint != mint
-    accounts = {k: _oriented(d, mint, flip) for k, d in vault_pair_accounts(pool, state).items()}
-    det.watch(Chain.SOLANA, pool, asset, "SOL", state.fee_bps)
+        raise ValidationError("pool", "pool", f"{asset}: no Raydium AMM v4, Raydium CPMM or Orca Whirlpool pool of "
+                              f"{mint} against SOL among {found}")  # fmt: skip
+    fee_bps, flip, decoders = got
+    accounts = {k: _oriented(d, mint, flip) for k, d in decoders.items()}
+    det.watch(Chain.SOLANA, pool, asset, "SOL", fee_bps)
     if sol_usd:
         det.usd["SOL"] = sol_usd
     if det.usd.get("SOL"):
         det.set_gas(Chain.SOLANA, usd_per_swap=solana_swap_gas_usd(cu_price, det.usd["SOL"]))
     now = []
-    for k, dec in accounts.items():  # the vaults' balances now
+    for k, dec in accounts.items():  # the accounts' state now: the last event has them all
         v = await rpc.account(k)
         if v is None:
-            raise ValidationError("pool", "pool", f"{pool}: its vault {k} does not exist")
-        now = dec(v["data"], time.time_ns(), 0)
+            raise ValidationError("pool", "pool", f"{pool}: its account {k} does not exist")
+        now = dec(v["data"], time.time_ns(), 0) or now
     for ev in now:
         det.on_pool_update(ev)
     return accounts

@@ -28,6 +28,7 @@ from solders.compute_budget import set_compute_unit_limit, set_compute_unit_pric
 import spl.token.instructions as spl
 from spl.token.models import (
     InitializeMint2Params,
+    InitializeAccountParams,
     MintToParams,
     TransferCheckedParams,
     SyncNativeParams,
@@ -38,9 +39,10 @@ from ..core import MemebotError, SOL_MINT
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['TOKEN_PROGRAMS', 'PUMPFUN_PROGRAM_ID', 'BONDING_CURVE_DISCRIMINATOR', 'RAYDIUM_AMM_V4', 'JITO_TIP_ACCOUNTS',
-           'ChainError', 'mint_data', 'parse_token_account', 'Landed', 'LocalChain', 'Pool', 'LocalJupiter',
-           'amm_v4_state', 'Faults', 'LocalChainServer']
+__all__ = ['TOKEN_PROGRAMS', 'PUMPFUN_PROGRAM_ID', 'BONDING_CURVE_DISCRIMINATOR', 'RAYDIUM_AMM_V4', 'POOL_LAYOUTS',
+           'JITO_TIP_ACCOUNTS', 'ChainError', 'mint_data', 'parse_token_account', 'Landed', 'LocalChain', 'Pool',
+           'LocalJupiter', 'pool_state', 'cpmm_state', 'cpmm_config_state', 'whirlpool_state', 'amm_v4_state', 'Faults',
+           'LocalChainServer']
 
 # %% ../../nbs/69_testing.ipynb #0a3188e0
 TOKEN_PROGRAMS = (TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID)
@@ -307,6 +309,32 @@ def wrap_sol(self: LocalChain, owner: Keypair, lamports: int) -> Pubkey:
     )
     return a
 
+
+@patch
+def wsol_account(self: LocalChain, owner: Keypair, lamports: int) -> Pubkey:
+    "A new wrapped-SOL token account of `owner` holding `lamports` (an account of its own, not `owner`'s ATA)."
+    kp, rent = Keypair(), self.svm.minimum_balance_for_rent_exemption(165)
+    self._send_now(
+        [
+            create_account(
+                CreateAccountParams(
+                    from_pubkey=owner.pubkey(),
+                    to_pubkey=kp.pubkey(),
+                    lamports=rent + lamports,
+                    space=165,
+                    owner=TOKEN_PROGRAM_ID,
+                )
+            ),
+            spl.initialize_account(
+                InitializeAccountParams(
+                    program_id=TOKEN_PROGRAM_ID, account=kp.pubkey(), mint=WRAPPED_SOL_MINT, owner=owner.pubkey()
+                )
+            ),
+        ],  # fmt: skip
+        [owner, kp],
+    )
+    return kp.pubkey()
+
 # %% ../../nbs/69_testing.ipynb #5bed437513
 @patch
 def set_bonding_curve(
@@ -528,6 +556,8 @@ class Pool:
     created_height: int
     address: Pubkey = field(default_factory=lambda: Keypair().pubkey())
     created_s: float = field(default_factory=time.time)  # wall time the pool was seeded (its `pairCreatedAt`)
+    kind: str = "raydium_amm_v4"  # the layout its state is published in: raydium_amm_v4, raydium_cpmm, orca_whirlpool
+    config: Pubkey = field(default_factory=lambda: Keypair().pubkey())  # a CPMM pool's AmmConfig account
 
 # %% ../../nbs/69_testing.ipynb #271a971d01
 class LocalJupiter:
@@ -537,6 +567,8 @@ class LocalJupiter:
         self.chain, self.pools = chain, {}
         self.authority = Keypair()
         chain.airdrop(self.authority.pubkey(), 2 * 10**14)
+        self._published: dict = {}  # pool address -> the state bytes last written there
+        chain.on_change.insert(0, self._publish)  # before any subscriber looks at what changed
 
 # %% ../../nbs/69_testing.ipynb #271a971d02
 @patch(as_prop=True)
@@ -545,20 +577,114 @@ def cosigners(self: LocalJupiter) -> list[str]:
 
 # %% ../../nbs/69_testing.ipynb #271a971d03
 @patch
-def create_pool(self: LocalJupiter, mint: Pubkey, token_atoms: int, sol_lamports: int, fee_bps: int = 25) -> Pool:
+def create_pool(
+    self: LocalJupiter,
+    mint: Pubkey,
+    token_atoms: int,
+    sol_lamports: int,
+    fee_bps: int = 25,
+    kind: str = "raydium_amm_v4",  # the layout its state is published in (see `Pool.kind`)
+) -> Pool:
     "Seed a pool with `token_atoms` of `mint` and `sol_lamports` of wrapped SOL."
+    if kind not in POOL_LAYOUTS:
+        raise ValueError(f"kind: {kind!r} is not one of {sorted(POOL_LAYOUTS)}")
     c = self.chain
     vt = c.mint_to(mint, self.authority.pubkey(), token_atoms)
-    vs = c.wrap_sol(self.authority, sol_lamports)
-    p = self.pools[str(mint)] = Pool(mint, vt, vs, self.authority, fee_bps, c.height)
-    data = amm_v4_state(p, c.decimals(mint))
+    vs = c.wsol_account(self.authority, sol_lamports)  # each pool its own SOL vault
+    p = self.pools[str(mint)] = Pool(mint, vt, vs, self.authority, fee_bps, c.height, kind=kind)
+    if kind == "raydium_cpmm":  # the fee lives in an AmmConfig account the pool names
+        self._set(p.config, cpmm_config_state(p.fee_bps), kind)
+    self._publish()
+    return p
+
+
+@patch
+def _set(self: LocalJupiter, address: Pubkey, data: bytes, kind: str):
+    c = self.chain
     with c.lock:
         rent = c.svm.minimum_balance_for_rent_exemption(len(data))
-        c.svm.set_account(p.address, Account(rent, data, Pubkey.from_string(RAYDIUM_AMM_V4), False, 0))
-    return p
+        c.svm.set_account(address, Account(rent, data, Pubkey.from_string(POOL_LAYOUTS[kind]), False, 0))
+
+
+@patch
+def _publish(self: LocalJupiter):
+    "Write each pool's state in its layout where it changed (a Whirlpool's price moves with every swap)."
+    c = self.chain
+    with c.lock:
+        for p in list(self.pools.values()):
+            moves = p.kind == "orca_whirlpool"  # the other layouts never change once written
+            if not moves and p.address in self._published:
+                continue
+            data = pool_state(p, c.decimals(p.mint), *(self.reserves(p) if moves else (0, 0)))
+            if self._published.get(p.address) != data:
+                self._set(p.address, data, p.kind)
+                self._published[p.address] = data
 
 # %% ../../nbs/69_testing.ipynb #e8ab18a3
 RAYDIUM_AMM_V4 = "675kPX9MHTjS2zt1qfr1NYHuzeLXfQM9H24wFSUt1Mp8"  # the owner of a Raydium AMM v4 pool on mainnet
+
+
+POOL_LAYOUTS = {
+    "raydium_amm_v4": RAYDIUM_AMM_V4,
+    "raydium_cpmm": "CPMMoo8L3F4NbTegBCKVNunggL7H1ZpdTHKxQB5qKP1C",
+    "orca_whirlpool": "whirLbMiicVdio4qvUfM5KAg6Ct8VwpYzGff3uctyCc",
+}  # layout -> the program that owns such a pool on mainnet
+
+
+def _anchor_disc(account: str) -> bytes:
+    return hashlib.sha256(f"account:{account}".encode()).digest()[:8]
+
+
+def pool_state(p: Pool, decimals: int, token_atoms: int, sol_lamports: int) -> bytes:
+    "`p`'s account data in its layout, given its reserves now."
+    if p.kind == "raydium_cpmm":
+        return cpmm_state(p, decimals)
+    if p.kind == "orca_whirlpool":
+        return whirlpool_state(p, token_atoms, sol_lamports)
+    return amm_v4_state(p, decimals)
+
+
+def _ordered(p: Pool, token_atoms: int = 0, sol_lamports: int = 0) -> list:
+    "(mint, vault, amount, decimals) of both sides, in the mint order CPMM and Whirlpool pools keep (A < B)."
+    sides = [(p.mint, p.vault_token, token_atoms), (WRAPPED_SOL_MINT, p.vault_sol, sol_lamports)]
+    return sorted(sides, key=lambda s: bytes(s[0]))
+
+
+def cpmm_state(p: Pool, decimals: int) -> bytes:
+    "`p` as a Raydium CPMM `PoolState` (637 bytes): config, vaults, mints, decimals, open time; no fees owed."
+    b = bytearray(637)
+    b[:8] = _anchor_disc("PoolState")
+    (ma, va, _), (mb, vb, _) = _ordered(p)
+    for off, k in ((8, p.config), (72, va), (104, vb), (168, ma), (200, mb)):
+        b[off : off + 32] = bytes(k)
+    b[331], b[332] = (decimals, 9) if ma == p.mint else (9, decimals)
+    struct.pack_into("<Q", b, 373, int(p.created_s))
+    return bytes(b)
+
+
+def cpmm_config_state(fee_bps: float) -> bytes:
+    "A Raydium CPMM `AmmConfig` (236 bytes) charging `fee_bps` on every trade."
+    b = bytearray(236)
+    b[:8] = _anchor_disc("AmmConfig")
+    struct.pack_into("<QQQ", b, 12, round(fee_bps * 100), 120_000, 40_000)  # trade, protocol, fund fee rates (ppm)
+    return bytes(b)
+
+
+def whirlpool_state(p: Pool, token_atoms: int, sol_lamports: int) -> bytes:
+    "`p` as an Orca Whirlpool (653 bytes) holding one full-range position over its reserves."
+    import math
+
+    (ma, va, ra), (mb, vb, rb) = _ordered(p, token_atoms, sol_lamports)
+    b = bytearray(653)
+    b[:8] = bytes([63, 149, 209, 12, 225, 128, 99, 9])
+    struct.pack_into("<HxxHH", b, 41, 64, round(p.fee_bps * 100), 300)  # tick spacing, fee and protocol fee rates
+    sqrt_price = math.isqrt((rb << 128) // ra) if ra else 0
+    b[49:65] = math.isqrt(ra * rb).to_bytes(16, "little")
+    b[65:81] = sqrt_price.to_bytes(16, "little")
+    struct.pack_into("<i", b, 81, math.floor(math.log(rb / ra) / math.log(1.0001)) if ra and rb else 0)
+    for off, k in ((101, ma), (133, va), (181, mb), (213, vb)):
+        b[off : off + 32] = bytes(k)
+    return bytes(b)
 
 
 def amm_v4_state(p: Pool, decimals: int) -> bytes:
