@@ -8,10 +8,16 @@ ema_cross` on 1 s bars from Jupiter prices, the risk engine and token safety on,
 At the end: orders by final status, faults injected, the broker's retries, RSS growth, error lines in the log, and
 whether the ledger still equals the chain to the lamport.
 
+With `--prometheus`, Debian's Prometheus scrapes the node every 5 s and evaluates the shipped rules
+(deploy/prometheus/rules/memebot.yml) as deployed, their `for:` durations kept; the run reports when each alert went
+pending and firing, and the highest error ratio the RPC-error rule saw. A 10-minute run at --rate-429 0.15 must fire
+MemebotRpcErrors (over 10% of chain requests failing for 5 minutes) and nothing else.
+
 Usage: PYTHONPATH=. .venv/bin/python bench/soak_live.py [--seconds 300] [--rate-429 0.05] [--rate-timeout 0.02]
+       [--prometheus]
 """
 
-import argparse, base64, json, os, random, re, signal, subprocess, sys, tempfile, threading, time
+import argparse, base64, json, math, os, random, re, shutil, signal, subprocess, sys, tempfile, threading, time
 from pathlib import Path
 
 import httpx, numpy as np
@@ -23,6 +29,7 @@ from memebot.core import SOL_MINT
 from memebot.testing import Faults, LocalChain, LocalChainServer, LocalJupiter
 
 EXE = Path(sys.executable).parent / "memebot"
+RULES = Path(__file__).resolve().parent.parent / "deploy/prometheus/rules/memebot.yml"
 sys.path.insert(0, str(Path(__file__).parent))
 from soak import free_port  # noqa: E402
 
@@ -51,6 +58,41 @@ def scrape(port: int) -> dict:
     return out
 
 
+def start_prometheus(d: Path, node_port: int) -> tuple[subprocess.Popen, str]:
+    "Prometheus scraping the node every 5 s and evaluating the shipped rules as deployed; (process, its URL)."
+    exe = shutil.which("prometheus")
+    if exe is None:
+        sys.exit("error: --prometheus: no prometheus binary (apt-get install prometheus)")
+    port = free_port()
+    cfg = {"global": {"scrape_interval": "5s", "evaluation_interval": "5s"}, "rule_files": [str(RULES)],
+           "scrape_configs": [{"job_name": "memebot-node",
+                               "static_configs": [{"targets": [f"127.0.0.1:{node_port}"]}]}]}  # fmt: skip
+    (d / "prometheus.yml").write_text(json.dumps(cfg))  # JSON is YAML
+    p = subprocess.Popen([exe, f"--config.file={d / 'prometheus.yml'}", f"--storage.tsdb.path={d / 'tsdb'}",
+                          f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL,
+                         stderr=open(d / "prometheus.log", "w"))  # fmt: skip
+    return p, f"http://127.0.0.1:{port}"
+
+
+def alert_timeline(url: str, start: float, end: float) -> dict[str, dict[str, float]]:
+    "Seconds after `start` (wall clock) at which each alert was first pending and first firing (the ALERTS series)."
+    res = httpx.get(f"{url}/api/v1/query_range", params={"query": "ALERTS", "start": start, "end": end, "step": "5s"},
+                    timeout=30).json()["data"]["result"]  # fmt: skip
+    out: dict = {}
+    for series in res:
+        name, state = series["metric"]["alertname"], series["metric"]["alertstate"]
+        first = min(float(t) for t, _ in series["values"]) - start
+        out.setdefault(name, {})[state] = min(out.get(name, {}).get(state, math.inf), first)
+    return out
+
+
+def peak_error_ratio(url: str, seconds: float) -> dict[str, float]:
+    "The highest 5-minute error ratio of chain requests, per API, over the last `seconds`."
+    q = f"max by (api) (max_over_time(memebot:chain_requests:error_ratio5m[{max(int(seconds), 10)}s]))"
+    res = httpx.get(f"{url}/api/v1/query", params={"query": q}, timeout=30).json()["data"]["result"]
+    return {r["metric"].get("api", "?"): float(r["value"][1]) for r in res}
+
+
 def market(chain, jup, mint, trader: Keypair, stop: threading.Event, rng: random.Random):
     "Someone trades the pool both ways every 0.3 s, so prices move."
     while not stop.wait(0.3):
@@ -74,6 +116,7 @@ def main():
     ap.add_argument("--rate-429", type=float, default=0.05)
     ap.add_argument("--rate-timeout", type=float, default=0.02)
     ap.add_argument("--drop-sends", type=int, default=3, help="sent transactions that never land, spread over the run")
+    ap.add_argument("--prometheus", action="store_true", help="scrape with Prometheus and report the alerts it fired")
     a = ap.parse_args()
     chain = LocalChain()
     jup = LocalJupiter(chain)
@@ -97,6 +140,8 @@ def main():
                "size=0.01", "--mint", str(mint), "--tf", "1s", "--poll", "0.25", "--seconds", str(a.seconds),
                "--metrics-port", str(port), "--json", str(out), *live]  # fmt: skip
         node = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(d / "stderr.log", "w"))
+        prom = start_prometheus(d, port) if a.prometheus else None  # (process, URL)
+        wall0, alerts, peaks = time.time(), None, {}
         samples, t0, dropped = [], time.monotonic(), 0
         drop_at = sorted(rng.uniform(0.2, 0.8) * a.seconds for _ in range(a.drop_sends))
         try:
@@ -118,11 +163,17 @@ def main():
                       f"{m.get('memebot_node_events_total', 0):>7,.0f}  orders {orders}  faults {faults.injected}",
                       flush=True)  # fmt: skip
             rc = node.wait(120)
+            if prom is not None:  # up to the last scrape while the node ran (its exit would read as NodeDown)
+                last_up = wall0 + samples[-1][0]
+                alerts, peaks = alert_timeline(prom[1], wall0, last_up), peak_error_ratio(prom[1], a.seconds)
         finally:
             stop.set()
             if node.poll() is None:
                 node.send_signal(signal.SIGTERM)
                 rc = node.wait(120)
+            if prom is not None:
+                prom[0].terminate()
+                prom[0].wait(30)
         srv.faults = Faults()
         rec = subprocess.run([EXE, "live", "reconcile", "--json", *live], env=env, capture_output=True, text=True)
         errors = sum(1 for ln in (d / "node.log").read_text().splitlines() if '"level": "error"' in ln)
@@ -154,6 +205,11 @@ def main():
         ("the run's own reconciliation", f"{doc.get('reconcile')}"),
         ("`live reconcile` afterwards (ok: ledger = chain)", rec_ok),
     ]  # fmt: skip
+    if alerts is not None:
+        fmt = lambda t: "-" if t is None else f"{t:.0f} s"  # noqa: E731
+        rows.append(("peak 5-min error ratio of chain requests", ", ".join(f"{k} {v:.1%}" for k, v in peaks.items())))
+        rows += [(f"alert {n}: pending / firing at", f"{fmt(st.get('pending'))} / {fmt(st.get('firing'))}")
+                 for n, st in sorted(alerts.items())] or [("alerts pending or firing", "none")]  # fmt: skip
     for k, v in rows:
         print(f"{k:<48}{v!s:>40}")
     for w in why:

@@ -138,6 +138,28 @@ async def test_simulation_failure_rejects_before_sending(env):
     await b.aclose()
 
 
+@pytest.mark.parametrize("attempts", [1, 3])
+async def test_simulation_without_the_blockhash_signs_again(env, attempts):
+    "A simulation that no longer knows the swap's blockhash refuses nothing: nothing was sent, a fresh one is signed."
+    b = await env.broker(max_attempts=attempts)
+    sims = []
+
+    def expire_first(params):  # the swap's blockhash expires between Jupiter's answer and the simulation
+        sims.append(params)
+        if len(sims) == 1:
+            env.chain.advance(200)
+
+    env.srv.hooks["simulateTransaction"] = expire_first
+    o = await b.buy(str(env.mint), SOL)
+    if attempts == 1:  # no attempt left: refused, with the simulation's reason
+        assert o.status is OrderStatus.REJECTED and o.reason.endswith("BlockhashNotFound") and env.tokens() == 0
+    else:
+        assert o.status is OrderStatus.FILLED and env.srv.calls["jupiter.swap"] == 2 and len(sims) == 2
+        assert env.tokens() == b.ledger.balances()[str(env.mint)] > 0
+    assert env.srv.calls.get("sendTransaction", 0) == (attempts > 1) and (await b.reconcile()).ok
+    await b.aclose()
+
+
 async def test_worse_than_quote_is_rejected(env):
     b = await env.broker()
     moved = []

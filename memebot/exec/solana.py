@@ -739,6 +739,9 @@ async def _swap(self: SolanaBroker, input_mint, output_mint, amount, slippage_bp
         try:
             sw, tx, b64, sig, net = await self._signed_swap(quote, side, mint, cu_price)
         except SwapRejected as e:
+            if str(e).endswith("BlockhashNotFound") and attempt + 1 < self.max_attempts:
+                self.log.info("blockhash_not_found", client_id=order.client_id, attempt=attempt)
+                continue  # unsent: a fresh quote and blockhash
             return self._reject(order, params, str(e))
         except (RpcError, _Retryable, httpx.HTTPError) as e:
             return self._reject(order, params, f"before sending: {type(e).__name__}: {e}")
