@@ -150,6 +150,10 @@ class CrossChainConfig(_Section):
     arb_risk_z: float = Field(2.0, ge=0)  # standard deviations of price risk charged over that time
     arb_default_daily_vol: float = Field(0.3, gt=0)  # an asset's daily volatility until measured
     price_refresh_s: float = Field(60.0, ge=0)  # global limits: fetch the USD prices a node lacks this often (0: never)
+    rebalance_enabled: bool = False  # live rebalancing through a bridge (`memebot arb rebalance --execute`)
+    max_rebalance_usd: float = Field(1_000.0, gt=0)  # the most one bridge transfer may move
+    max_bridge_cost_pct: float = Field(1.0, ge=0, lt=100)  # refuse a quote that guarantees less than this % short
+    bridge_contracts: str = "0x1231DEB6f5749EF6cE6943a275A1D3E7486F4EaE"  # what a bridge transaction may call (LI.FI)
 
 
 class EnterpriseConfig(_Section):

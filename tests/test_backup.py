@@ -181,3 +181,45 @@ def test_live_restore_drill_on_the_test_chain(tmp_path, cli_env):
         assert again["ok"] and again["adopted"] == []  # nothing booked twice
         sold = json.loads(_cli(env, "live", "sell", mint, "--amount", "all", *live).stdout.splitlines()[-1])
         assert sold["status"] == "filled" and json.loads(_cli(env, "live", "reconcile", *live).stdout)["ok"]
+
+
+def test_live_restore_drill_on_an_evm_test_node(tmp_path, cli_env):
+    """A live BSC account on a Hardhat node: a buy, a backup, a sell (with its router approval); then the data folder is
+    lost and the backup restored. Reconciling names the account's two transactions since, found by nonce in the node's
+    history; `live reconcile --adopt --chain bsc` books the sell as a filled order and the approval as its gas, and the
+    ledger equals the chain again."""
+    from eth_account import Account
+    from memebot.testing.evm import HardhatNode, UniswapTestbed
+
+    with HardhatNode(chain_id=56) as node:
+        node.rpc("evm_setIntervalMining", 100)
+        bed = UniswapTestbed(node).deploy()
+        me = Account.create()
+        node.rpc("hardhat_setBalance", me.address, hex(20 * 10**18))
+        key = tmp_path / "evm.key"
+        key.write_text(me.key.hex())
+        key.chmod(0o600)
+        env = dict(cli_env, **bed.settings_env("bsc"), MEMEBOT_EVM_KEYSTORE_PATH=str(key),
+                   MEMEBOT_EVM_BSC_CONFIRMATIONS="1", MEMEBOT_LIVE_LIVE_TRADING_ENABLED="true",
+                   MEMEBOT_LIVE_PAPER_TRADING_MODE="false", MEMEBOT_CROSSCHAIN_BSC_ENABLED="true",
+                   MEMEBOT_RISK_MAX_ORDER_USD="1000")  # fmt: skip
+        live, tok = ["--chain", "bsc", "--yes-i-mean-live", "--json"], bed.tokens["MEME"]
+        runs = Path(cli_env["MEMEBOT_STORE_LEDGER_DIR"])
+        _cli(env, "live", "reconcile", "--acknowledge", *live)  # the opening balance
+        buy = json.loads(_cli(env, "live", "buy", tok, "--native", "0.5", *live).stdout.splitlines()[-1])
+        out = json.loads(_cli(env, "backup", "create", "--no-postgres", "--out", tmp_path / "bk", "--json").stdout)
+        sell = json.loads(_cli(env, "live", "sell", tok, "--amount", "all", *live).stdout.splitlines()[-1])
+        assert buy["status"] == sell["status"] == "filled"
+        shutil.rmtree(runs)  # the disaster
+        _cli(env, "backup", "restore", out["path"], "--yes", "--no-postgres")
+        r = _cli(env, "live", "reconcile", *live, check=False)
+        rep = json.loads(r.stdout)
+        assert r.returncode == 1 and len(rep["unknown_signatures"]) == 2 and not rep["ok_now"]  # approve, sell
+        assert rep["unknown_signatures"][1] == sell["tx_hash"]
+        doc = json.loads(_cli(env, "live", "reconcile", "--adopt", *live).stdout)
+        assert doc["ok_now"] and not doc["acknowledged"], doc
+        (got,) = doc["adopted"]
+        assert (got["client_id"], got["side"], got["status"]) == (f"chain:{sell['tx_hash']}", "sell", "filled")
+        assert got["qty"] == pytest.approx(sell["filled_qty"], rel=1e-12)
+        again = json.loads(_cli(env, "live", "reconcile", "--adopt", *live).stdout)
+        assert again["ok"] and again["adopted"] == []  # nothing booked twice

@@ -165,3 +165,64 @@ def test_arb_live_between_solana_and_an_evm_chain(chains, memebot, tmp_path, kin
         assert srv.calls.get("dexscreener.token_pairs", 0) >= 1 and srv.calls.get("jupiter.swap", 0) >= 1
         bal = sol_chain.token_balance(sol_chain.ata(kp.pubkey(), mint))
         assert bal == pytest.approx(ex["bought"] * 1e6, rel=1e-6)  # the tokens bought on Solana are in the wallet
+
+
+def test_arb_rebalance_sends_a_bridge_transfer_and_books_both_chains(chains, memebot, tmp_path):
+    "`memebot arb rebalance --execute`: off without its switch; a quote calling a contract not allowed is refused with"
+    " nothing sent; a transfer is deposited on Ethereum through LI.FI's API (a loopback bridge), left in flight, and"
+    " booked on BSC when a restart finds it arrived, with both ledgers equal to their chains."
+    from eth_account import Account
+    from memebot.testing.evm import LocalLifi, contract
+
+    nodes, (eth_bed, bsc_bed) = chains
+    me = Account.create()
+    for n in nodes:
+        n.rpc("hardhat_setBalance", me.address, hex(20 * 10**18))
+    meme_eth, meme_bsc = eth_bed.tokens["MEME"], bsc_bed.tokens["MEME"]
+    tok_eth, tok_bsc = eth_bed.c(meme_eth, contract("TestToken")), bsc_bed.c(meme_bsc, contract("TestToken"))
+    eth_bed._send(tok_eth.functions.transfer(me.address, 20_000 * 10**18), eth_bed.deployer)  # all on Ethereum
+    key = tmp_path / "evm.key"
+    key.write_text(me.key.hex())
+    key.chmod(0o600)
+    with LocalLifi({1: eth_bed, 56: bsc_bed}) as lifi:
+        env = {**eth_bed.settings_env("ethereum"), **bsc_bed.settings_env("bsc"), "MEMEBOT_EVM_KEYSTORE_PATH": str(key),
+               "MEMEBOT_EVM_ETHEREUM_CONFIRMATIONS": "1", "MEMEBOT_EVM_BSC_CONFIRMATIONS": "1",
+               "MEMEBOT_LIVE_LIVE_TRADING_ENABLED": "true", "MEMEBOT_LIVE_PAPER_TRADING_MODE": "false",
+               "MEMEBOT_CROSSCHAIN_ETHEREUM_ENABLED": "true", "MEMEBOT_CROSSCHAIN_BSC_ENABLED": "true",
+               "MEMEBOT_CROSSCHAIN_CROSS_CHAIN_ENABLED": "true", "MEMEBOT_ENDPOINTS_LIFI": lifi.url,
+               "MEMEBOT_DATA_RATE_LIFI_PER_MIN": "6000", "MEMEBOT_CROSSCHAIN_BRIDGE_CONTRACTS": "0x" + "1" * 40,
+               "MEMEBOT_CROSSCHAIN_ASSETS": f"MEME@ethereum={meme_eth}:18,MEME@bsc={meme_bsc}:18",
+               "MEMEBOT_STORE_LEDGER_DIR": str(tmp_path / "runs")}  # fmt: skip
+        args = ["arb", "rebalance", "--target", "MEME@bsc=5000", "--price", "MEME=0.06", "--no-fetch", "--execute",
+                "--yes-i-mean-live", "--json"]  # fmt: skip
+        off = memebot(*args, env=env)
+        assert off.returncode != 0 and "[crosschain] rebalance_enabled=true" in off.stderr, off.stderr
+        env["MEMEBOT_CROSSCHAIN_REBALANCE_ENABLED"] = "true"
+        r = memebot(*args, "--acknowledge", env=env, timeout=300)  # the wallet's Ethereum tokens adopted at start
+        assert r.returncode == 0, r.stdout + r.stderr
+        (t,) = json.loads(r.stdout)["transfers"]
+        assert (t["status"], t["tx_hash"], t["amount_in"]) == ("refused", "", 5_000 * 10**18), t
+        assert "bridge_contracts" in t["detail"] and lifi.calls.get("/v1/quote") == 1
+        env["MEMEBOT_CROSSCHAIN_BRIDGE_CONTRACTS"] = f"{lifi.bridges[1]},{lifi.bridges[56]}"
+        r = memebot(*args, "--wait", "0", env=env, timeout=300)  # sent, then left in flight
+        assert r.returncode == 0, r.stdout + r.stderr
+        doc = json.loads(r.stdout)
+        (t,) = doc["transfers"]
+        assert (t["status"], t["from_chain"], t["to_chain"], t["amount_out_min"]) == (
+            "pending", "ethereum", "bsc", 4_995 * 10**18), t  # fmt: skip
+        assert doc["reconcile"] == {"ethereum": "ok", "bsc": "ok"}  # the deposit booked; nothing arrived yet
+        assert tok_eth.functions.balanceOf(me.address).call() == 15_000 * 10**18
+        again = memebot(*args, "--wait", "30", env=env, timeout=300)  # a restart: the transfer arrived meanwhile
+        assert again.returncode == 0, again.stdout + again.stderr
+        doc = json.loads(again.stdout)
+        (rec,) = doc["recovered"]
+        assert (rec["id"], rec["status"], rec["received"]) == (t["id"], "done", 4_995 * 10**18), rec
+        assert doc["transfers"] == [] and doc["reconcile"] == {"ethereum": "ok", "bsc": "ok"}  # within 10%: no more
+        assert tok_bsc.functions.balanceOf(me.address).call() == 4_995 * 10**18
+        assert lifi.calls["/v1/status"] == 2  # PENDING, then DONE: the arrival booked once
+        (tmp_path / "KILL").write_text("operator stop")  # the kill switch stops transfers not sent yet
+        more = [a if a != "MEME@bsc=5000" else "MEME@bsc=10000" for a in args]
+        killed = memebot(*more, env=env | {"MEMEBOT_LIVE_KILL_FILE": str(tmp_path / "KILL")}, timeout=300)
+        doc = json.loads(killed.stdout)
+        assert killed.returncode == 0 and doc["transfers"] == [] and doc["halted"] == "operator stop", killed.stdout
+        assert len(doc["plan"]) == 1 and lifi.calls["/v1/quote"] == 2  # planned, never quoted

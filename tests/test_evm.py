@@ -4,6 +4,7 @@ Every test trades from a fresh account (a key made here, funded by the node), so
 """
 
 import asyncio, json, threading, time
+from pathlib import Path
 from decimal import Decimal
 from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
 
@@ -11,14 +12,14 @@ import pytest
 from eth_account import Account
 
 from memebot.config import load_settings
-from memebot.core import Chain, OrderStatus
+from memebot.core import Chain, OrderStatus, Side
 from memebot.data.evm import EvmRpc, evm_chain
 from memebot.data.store import Store
 from memebot.exec.ledger import Ledger
 from memebot.exec.evm import EvmBroker, EvmKey, load_evm_key
 from memebot.exec.chain import SwapRejected, WalletKeyError
 from memebot.risk.evm_safety import EvmTokenSafety, PROBE_CODE
-from memebot.testing.evm import HardhatNode, UniswapTestbed, FaultProxy, contract
+from memebot.testing.evm import HardhatNode, UniswapTestbed, FaultProxy, contract, send_json
 
 NAMES = {1: "ethereum", 56: "bsc", 137: "polygon"}
 
@@ -47,12 +48,13 @@ async def sent(proxy: FaultProxy, n: int = 1) -> None:
 
 
 async def fresh(
-    node, bed, chain="bsc", safety=True, store=None, rpc_url=None, acct=None, ack=True, timeout_s=None, **env
+    node, bed, chain="bsc", safety=True, store=None, rpc_url=None, acct=None, ack=True, timeout_s=None, fund=True, **env
 ):
     "A broker for a new funded account, its ledger acknowledged to the chain (100 native coins, nonce 0)."
     s = load_settings(env=_env(bed, chain, **env))
     acct = acct or Account.create()
-    node.rpc("hardhat_setBalance", acct.address, hex(100 * 10**18))
+    if fund:
+        node.rpc("hardhat_setBalance", acct.address, hex(100 * 10**18))
     cfg = evm_chain(chain, s)
     if rpc_url:
         from dataclasses import replace
@@ -356,12 +358,7 @@ async def test_goplus_second_opinion_refuses_on_its_fields(bsc, shared):
         def do_GET(self):
             seen.append(self.path)
             addr = self.path.split("contract_addresses=")[1]
-            body = json.dumps({**rec, "result": {addr: item}}).encode()  # the recorded answer, for the asked address
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            send_json(self, 200, {**rec, "result": {addr: item}})  # the recorded answer, for the asked address
 
         def log_message(self, *a):
             pass
@@ -420,3 +417,47 @@ async def test_a_sent_transaction_whose_answer_was_lost_is_booked_not_refused(bs
         assert o.status is OrderStatus.FILLED, o.reason
         assert proxy.faults == {"lost": 2}
         assert (await b.reconcile()).ok  # both approvals' and swaps' gas booked, nonce as expected
+
+
+async def test_a_ledger_restored_from_before_trades_adopts_them_from_the_chain(bsc, tmp_path):
+    "A ledger restored from a backup taken before a buy and a sell: reconciliation names the account's three"
+    " transactions since (found by nonce in the node's history), `adopt` books the swaps as filled orders and the"
+    " approval as its gas, and the ledger equals the chain again; adopting twice books nothing."
+    import shutil
+
+    node, bed = bsc
+    acct, path, meme = Account.create(), tmp_path / "ledger.duckdb", bed.tokens["MEME"]
+    st = Store(str(path))
+    b = await fresh(node, bed, store=st, acct=acct, safety=False)  # the start, acknowledged
+    await b.aclose()
+    st.close()
+    journal = Path(f"{path}.journal")  # the ledger's write-ahead journal lives beside the store: backed up with it
+    shutil.copytree(tmp_path, tmp_path.parent / f"{tmp_path.name}-backup")
+    st = Store(str(path))
+    b = await fresh(node, bed, store=st, acct=acct, safety=False, ack=False, fund=False)
+    buy = await b.buy(meme, 10**18)
+    sell = await b.sell(meme, b.ledger.balances()[meme.lower()] // 2)  # approves the router first
+    assert (buy.status, sell.status) == (OrderStatus.FILLED, OrderStatus.FILLED)
+    want = b.ledger.balances()
+    await b.aclose()
+    st.close()
+    shutil.rmtree(journal, ignore_errors=True)  # the restore: store and journal as they were before the trades
+    shutil.copytree(tmp_path.parent / f"{tmp_path.name}-backup", tmp_path, dirs_exist_ok=True)
+    st = Store(str(path))
+    b = await fresh(node, bed, store=st, acct=acct, safety=False, ack=False, fund=False)
+    rep = await b.reconcile()
+    assert not rep.ok and len(rep.unknown_signatures) == 3 and b.halted
+    assert {d.asset for d in rep.differences} == {"nonce", "BNB"}  # the token: unknown to this ledger until adopted
+    orders = await b.adopt(rep)
+    assert [(o.side, o.status, o.client_id) for o in orders] == [
+        (Side.BUY, OrderStatus.FILLED, f"chain:{rep.unknown_signatures[0]}"),
+        (Side.SELL, OrderStatus.FILLED, f"chain:{rep.unknown_signatures[2]}"),
+    ]
+    assert orders[0].filled_qty == buy.filled_qty and orders[1].filled_qty == sell.filled_qty
+    after = await b.reconcile()
+    assert after.ok, after.summary()
+    assert {k: v for k, v in b.ledger.balances().items() if k != "nonce"} == {
+        k: v for k, v in want.items() if k != "nonce"}  # fmt: skip
+    assert await b.adopt(rep) == [] and (await b.reconcile()).ok  # adopting again books nothing
+    await b.aclose()
+    st.close()

@@ -787,9 +787,14 @@ def arb_rebalance(
     fetch: bool = typer.Option(
         True, "--fetch/--no-fetch", help="Fetch the USD prices --price does not give (CoinGecko, Jupiter)."
     ),
+    execute: bool = typer.Option(False, "--execute", help="Send the transfers live through the bridge (guarded)."),
+    run_id: str = typer.Option("arb-live", "--run-id", help="With --execute: the run whose wallet's inventory moves."),
+    wait: float = typer.Option(600.0, "--wait", min=0.0, help="With --execute: follow each transfer this long (s)."),
+    acknowledge: bool = typer.Option(False, "--acknowledge", help="With --execute: accept each chain's balances."),
+    confirm: bool = _CONFIRM,
     as_json: JsonOpt = False,
 ):
-    "Propose the bridge transfers that bring each chain's inventory back to its target, with their cost."
+    "Propose the bridge transfers that bring each chain's inventory back to its target; --execute sends them."
     from dataclasses import asdict
     from memebot.live.crosschain import ArbCosts, default_registry, plan_rebalance, portfolio_usd
     from memebot.exec.ledger import ledger_accounts
@@ -797,8 +802,25 @@ def arb_rebalance(
     quiet_logs()
     s = settings()
     tg, usd = parse_targets(target), parse_prices(price)
-    ledgers, busy = ledger_accounts(s)
     reg = default_registry(s)
+    if execute:
+        doc = _rebalance_live(s, tg, usd, reg, run_id, wait, acknowledge, fetch, confirm)
+        if as_json:
+            typer.echo(json.dumps(doc, default=str))
+            return
+        for t in doc["recovered"] + doc["transfers"]:
+            got = f", {t['received']:,} base units arrived" if t["received"] else ""
+            console.print(f"{t['asset']} {t['from_chain']} -> {t['to_chain']}: {t['status']}{got}"
+                          f"{': ' + t['detail'] if t['detail'] else ''} {t['tx_hash']}", markup=False)  # fmt: skip
+        if not doc["transfers"]:
+            console.print("nothing to move: every holding is within 10% of its target (or nothing is spare)",
+                          markup=False)  # fmt: skip
+        for c, r in doc["reconcile"].items():
+            console.print(f"{c}: {'ledger matches the chain' if r == 'ok' else r}", markup=False)
+        if doc["halted"]:
+            console.print(f"halted, nothing more sent: {doc['halted']}", markup=False)
+        return
+    ledgers, busy = ledger_accounts(s)
     book = portfolio_usd(ledgers, reg, usd)
     if fetch and not (want := book[~book.asset.isin(set(usd))]).empty:
         usd, _ = _fetch_prices(want, reg, s, usd)  # a transfer without a price is proposed without its value
@@ -816,6 +838,81 @@ def arb_rebalance(
         )
     for b in busy:
         console.print(f"run {b}: its ledger is open in a running node; not read", markup=False)
+
+# %% ../../nbs/96a_commands.arb.ipynb #46215143
+def _rebalance_live(s, tg: dict, usd: dict, reg, run_id: str, wait: float, acknowledge: bool, fetch: bool,
+                    confirm: bool) -> dict:  # fmt: skip
+    "Send the plan's transfers live; what was sent, what a stopped run left, and each chain's reconciliation."
+    import asyncio
+    from memebot.commands.live import require_chain
+    from memebot.exec.chain import LiveTradingDisabled
+
+    off = [k for k in ("cross_chain_enabled", "rebalance_enabled") if not getattr(s.crosschain, k)]
+    if off:
+        raise LiveTradingDisabled(f"live rebalancing is off: needs {', '.join(f'[crosschain] {k}=true' for k in off)}")
+    chains: dict = {}
+    for c, a in sorted(set(tg)):
+        if Chain.parse(c) is Chain.SOLANA:
+            raise ValidationError("--target", "target", f"{a}@solana: bridge transfers are sent live between EVM "
+                                  "chains only (quote Solana routes with `memebot bridge quote`)")  # fmt: skip
+        toks = {ch: t for ch, t in reg.tokens(a).items() if ch.is_evm}
+        if len(toks) < 2:
+            raise ValidationError(
+                "--target", "target", f"{a}: needs contracts on two EVM chains in [crosschain] assets"
+            )
+        for ch, t in toks.items():
+            if (a, t.address) not in chains.setdefault(ch, []):
+                chains[ch].append((a, t.address))
+    for ch in chains:
+        require_chain(s, ch, confirm)
+    return asyncio.run(_rebalance_run(s, tg, usd, reg, chains, run_id, wait, acknowledge, fetch))
+
+
+async def _rebalance_run(s, tg, usd, reg, chains, run_id, wait, acknowledge, fetch) -> dict:
+    from dataclasses import asdict
+    from memebot.data.bridges import Lifi
+    from memebot.data.sources import close_http
+    from memebot.data.store import Store
+    from memebot.exec.evm import load_evm_key
+    from memebot.exec.ledger import Ledger, ledger_path
+    from memebot.live.crosschain import ArbCosts, Rebalancer, plan_rebalance, portfolio_usd, usd_prices
+    from memebot.risk import read_kill_file
+
+    st = Store(ledger_path(run_id, s))
+    brokers: dict = {}
+    rpcs: dict = {}
+    try:
+        wallet = load_evm_key(s).address.lower()
+        reb = Rebalancer({c: Ledger(st, run_id, c, wallet) for c in chains}, reg, st, Lifi(s), s)
+        recovered = await reb.recover()  # arrivals booked before any chain is reconciled
+        await _arb_brokers(s, chains, st, run_id, acknowledge, (), brokers, rpcs, {})
+        reb.ledgers = {c: b.ledger for c, b in brokers.items()}
+        again = await reb.recover()  # deposits the source chain's broker settled at start, transfers still open
+        recovered = [t for t in recovered if t.id not in {x.id for x in again}] + again
+        book = portfolio_usd(list(reb.ledgers.values()), reg, usd)
+        if fetch and not (want := book[~book.asset.isin(set(usd))]).empty:
+            usd = (await usd_prices(want, reg, s))[0] | usd
+            book = portfolio_usd(list(reb.ledgers.values()), reg, usd)
+        plan = plan_rebalance(book, tg, usd, ArbCosts.from_settings(s))
+        sent, halted = [], None
+        for r in plan:  # the kill file, or a chain halted by reconciliation, stops what is not sent yet
+            kill = read_kill_file(s.resolve(s.live.kill_file)) if s.risk.emergency_stop_enabled else None
+            halted = next((b.halted for b in brokers.values() if b.halted), None) or (kill and kill["reason"])
+            if halted:
+                break
+            sent.append(await reb.execute(r, brokers[Chain.parse(r.from_chain)], wait))
+        reps = {c.value: await b.reconcile() for c, b in brokers.items()}
+        return {"run_id": run_id, "plan": [asdict(r) for r in plan], "transfers": [asdict(t) for t in sent],
+                "recovered": [asdict(t) for t in recovered], "halted": halted,
+                "reconcile": {c: "ok" if r.ok else r.summary() for c, r in reps.items()}}  # fmt: skip
+    finally:
+        for b in brokers.values():
+            await b.aclose()
+        for c, r in rpcs.items():
+            if c not in brokers:
+                await r.aclose()
+        await close_http()
+        st.close()
 
 # %% ../../nbs/96a_commands.arb.ipynb #ba20612f
 @arb_app.command("assets")

@@ -457,8 +457,9 @@ async def reconcile_report(broker, rep, acknowledge: bool, as_json: bool, label:
             highlight=False,
         )
         for o in out["adopted"]:
+            coin = getattr(broker, "native", "SOL")  # an EVM broker's coin
             console.print(f"  adopted from the chain: {o['side']} {o['qty']:,.6g} of {o['mint']} at {o['price']:.6g} "
-                          f"SOL ({o['status']})", highlight=False)  # fmt: skip
+                          f"{coin} ({o['status']})", highlight=False)  # fmt: skip
         if adopted and after.ok:
             console.print("  the ledger agrees with the chain now; trading may resume", highlight=False)
     if not after.ok:
@@ -473,7 +474,7 @@ def live_reconcile(
     adopt: bool = typer.Option(
         False,
         "--adopt",
-        help="Solana: book the wallet's unknown transactions as the chain shows them (after a restore).",
+        help="Book the account's unknown transactions as the chain shows them (after a restore).",
     ),
     chain: str = _CHAIN,
     confirm: bool = _CONFIRM,
@@ -485,9 +486,7 @@ def live_reconcile(
 
     c = _trade_chain(chain)
     if c is not Chain.SOLANA:
-        if adopt:
-            fail("--adopt: Solana only (an EVM account's transactions are not listed by its node)")
-        return evm_reconcile(c, acknowledge, confirm, as_json)
+        return evm_reconcile(c, acknowledge, confirm, as_json, adopt)
     s = settings()
     require_live(s, confirm)
 
@@ -599,15 +598,15 @@ def evm_trade(chain: Chain, side: str, token: str, amount: str, slippage_bps, co
     _run(go())
 
 # %% ../../nbs/95_commands.live.ipynb #34b4c733
-def evm_reconcile(chain: Chain, acknowledge: bool, confirm: bool, as_json: bool):
-    "`memebot live reconcile --chain <evm chain>`: recover, compare balances and nonce, optionally acknowledge."
+def evm_reconcile(chain: Chain, acknowledge: bool, confirm: bool, as_json: bool, adopt: bool = False):
+    "`memebot live reconcile --chain <evm chain>`: recover, compare balances and nonce, adopt or acknowledge."
     s = settings()
     require_chain(s, chain, confirm)
 
     async def go():
         b, st, rep = await evm_broker(s, chain, risk=False)
         try:
-            await reconcile_report(b, rep, acknowledge, as_json, f"{chain.value} ")
+            await reconcile_report(b, rep, acknowledge, as_json, f"{chain.value} ", adopt)
         finally:
             await b.aclose()
             st.close()

@@ -290,9 +290,9 @@ async def token_balance(self: EvmBroker, token: str, owner: str | None = None) -
 
 
 @patch
-async def allowance(self: EvmBroker, token: str) -> int:
-    "What the router may take of our `token`."
-    raw = await self.rpc.eth_call(erc20_call(token, "allowance(address,address)", self.me, self.cfg.router))
+async def allowance(self: EvmBroker, token: str, spender: str | None = None) -> int:
+    "What `spender` (default the router) may take of our `token`."
+    raw = await self.rpc.eth_call(erc20_call(token, "allowance(address,address)", self.me, spender or self.cfg.router))
     return int.from_bytes(raw[:32], "big")
 
 # %% ../../nbs/62_exec.evm.ipynb #72fc7bf7
@@ -645,9 +645,10 @@ async def _swap(self: EvmBroker, side, token, amount, slippage_bps, client_id, t
 
 # %% ../../nbs/62_exec.evm.ipynb #aaf64d9c
 @patch
-async def _ensure_allowance(self: EvmBroker, token: str, amount: int, client_id: str):
-    "Approve the router for `amount` (x approval_multiple) when the allowance is short; SwapRejected if it fails."
-    if await self.allowance(token) >= amount:
+async def _ensure_allowance(self: EvmBroker, token: str, amount: int, client_id: str, spender: str | None = None):
+    "Approve `spender` (default the router) for `amount` (x approval_multiple) when short; SwapRejected if it fails."
+    spender = spender or self.cfg.router
+    if await self.allowance(token, spender) >= amount:
         return
     e = self.settings.evm
     want = (
@@ -656,7 +657,7 @@ async def _ensure_allowance(self: EvmBroker, token: str, amount: int, client_id:
         else min(int(Decimal(amount) * Decimal(repr(e.approval_multiple))), MAX_UINT256)
     )
     cid = f"approve:{client_id}"
-    tx = {"from": self.key.address, "to": token, "value": 0, "data": approve_data(self.cfg.router, want)}
+    tx = {"from": self.key.address, "to": token, "value": 0, "data": approve_data(spender, want)}
     tx["gas"] = await self._gas(tx)
     intent, out = await self._send_new(cid, tx, None, None, await self.fees())
     if out not in ("sent", "unreachable"):
@@ -683,6 +684,54 @@ async def revoke(self: EvmBroker, token: str) -> str:
         raise SwapRejected("revoke did not confirm in time (it may still land)")
     await self._book_fee_only(cid, *got, note="revoke")
     return got[0].signature
+
+# %% ../../nbs/62_exec.evm.ipynb #8959e095
+@patch
+async def bridge_out(
+    self: EvmBroker,
+    token: str,  # the token sent (its address on this chain)
+    amount: int,  # base units
+    tx: dict,  # the bridge's transaction: to, data, value (LI.FI's transactionRequest)
+    spender: str,  # what takes the tokens (LI.FI's approvalAddress)
+    client_id: str,
+    note: str = "",
+) -> str:
+    "Approve `spender` for `amount` of `token` when short, send the bridge's `tx`, book what left; its hash."
+    if self.halted:
+        raise SwapRejected(f"trading is halted: {self.halted}")
+    token = token.lower()
+    await self._ensure_allowance(token, amount, client_id, spender=spender)
+    value = tx.get("value") or 0
+    call = {"from": self.key.address, "to": tx["to"], "data": tx["data"],
+            "value": int(value, 0) if isinstance(value, str) else int(value)}  # fmt: skip
+    call["gas"] = await self._gas(call)
+    intent, out = await self._send_new(client_id, call, None, None, await self.fees())
+    if out not in ("sent", "unreachable"):
+        raise SwapRejected(f"the bridge deposit was refused by the node: {out}")
+    got = await self.land(client_id)
+    if got is None:
+        raise SwapRejected("the bridge deposit did not confirm in time (it may still land: `memebot bridge status`)")
+    intent, rc = got
+    if not self._book_bridge(client_id, intent, rc, note):
+        raise SwapRejected(f"the bridge deposit {intent.signature} reverted on chain (only its gas was spent)")
+    self.log.info("bridge_deposit", client_id=client_id, tx_hash=intent.signature[2:], token=token, amount=amount)
+    return intent.signature
+
+
+@patch
+def _book_bridge(self: EvmBroker, client_id: str, intent: TxIntent, rc: dict, note: str = "") -> bool:
+    "Book a final bridge deposit: its gas, and (when it succeeded) what left the wallet; whether it succeeded."
+    self._close_intents(client_id, intent, rc)
+    h = intent.signature
+    self.ledger.record_move(f"fee:{h}", self.native, -self._gas_cost(rc), kind="fee", note=f"bridge deposit {note}")
+    if int(rc["status"], 16) != 1:
+        return False
+    for asset, delta in net_transfers(rc, self.me).items():
+        self.ledger.record_move(f"bridge:{h}:{asset}", asset, delta, kind="bridge_out", note=note)
+    value = int(self._txs.get(h, {}).get("value") or 0)  # a coin sent with it (what the rebalancer sends has none)
+    if value:
+        self.ledger.record_move(f"bridge:{h}:{self.native}", self.native, -value, kind="bridge_out", note=note)
+    return True
 
 # %% ../../nbs/62_exec.evm.ipynb #ce51a860
 @patch
@@ -831,9 +880,11 @@ async def recover(self: EvmBroker) -> list[Order]:
             for i in its:
                 await self._send(i)  # same bytes again: lands at most once
         order = self.ledger.order(cid)
-        if order is None:  # an approval or revoke
+        if order is None:  # an approval, a revoke or a bridge deposit
             got = await self.land(cid, timeout_s=self.settings.evm.stuck_after_s)
-            if got:
+            if got and cid.startswith("bridge-"):
+                self._book_bridge(cid, *got, note="bridge deposit (recovered)")
+            elif got:
                 await self._book_fee_only(cid, *got, note="approval (recovered)")
             continue
         if not order.status.is_terminal:
@@ -874,6 +925,78 @@ async def periodic_check(self: EvmBroker) -> ReconciliationReport:
     "Each round of `reconcile_forever`: re-read recent fills for reorgs, then reconcile."
     await self.check_reorgs()
     return await self.reconcile()
+
+# %% ../../nbs/62_exec.evm.ipynb #9f82b0f5
+@patch
+async def _tx_of_nonce(self: EvmBroker, nonce: int, lo: int, hi: int) -> tuple[str, int] | None:
+    "(hash, block) of this account's transaction with `nonce`, mined in blocks `lo`..`hi`."
+    while lo < hi:  # the first block whose state counts more than `nonce` transactions sent
+        mid = (lo + hi) // 2
+        if await self.rpc.nonce(self.me, hex(mid)) > nonce:
+            hi = mid
+        else:
+            lo = mid + 1
+    blk = await self.rpc.call("eth_getBlockByNumber", hex(lo), True)
+    for tx in (blk or {}).get("transactions") or []:
+        if str(tx.get("from", "")).lower() == self.me and int(tx["nonce"], 16) == nonce:
+            return tx["hash"], lo
+    return None
+
+
+@patch
+async def _reconcile_more(self: EvmBroker, report: ReconciliationReport) -> None:
+    "Nonces the chain used and the ledger did not: the account's transactions behind them."
+    d = next((d for d in report.differences if d.asset == "nonce"), None)
+    if d is None or d.diff <= 0:
+        return
+    ours = {i.signature for i in self.ledger.intents()}  # mined but not booked yet: ours, not unknown
+    try:
+        lo, head = 0, int(await self.rpc.call("eth_blockNumber"), 16)
+        for n in range(d.ledger, d.chain):
+            got = await self._tx_of_nonce(n, lo, head)
+            if got is None:
+                break
+            lo = got[1]
+            if got[0] not in ours:
+                report.unknown_signatures.append(got[0])
+    except EvmRpcError as e:  # no history on this node: the nonce difference stands alone
+        self.log.warning("account_history_unavailable", error=str(e)[:200])
+
+# %% ../../nbs/62_exec.evm.ipynb #4075348f
+@patch
+async def adopt(self: EvmBroker, report: ReconciliationReport, note: str = "adopted from the chain") -> list[Order]:
+    "Book the report's unknown account transactions as the chain shows them; the orders rebuilt from router swaps."
+    if report.pending:
+        raise TradingHalted(f"{len(report.pending)} transaction(s) still pending: run recover() first")
+    out = []
+    for h in report.unknown_signatures:
+        cid = f"chain:{h}"
+        tx, rc = await self.rpc.call("eth_getTransactionByHash", h), await self.rpc.receipt(h)
+        if not tx or not rc or self.ledger.intents(cid):
+            continue  # not readable now (reported again next time), or booked already
+        ok = int(rc["status"], 16) == 1
+        intent = TxIntent(h, cid, int(tx["nonce"], 16), "", "confirmed", slot=int(rc["blockNumber"], 16),
+                          wallet=self.me, chain=self.cfg.chain.value)  # fmt: skip
+        moved = {t: v for t, v in net_transfers(rc, self.me).items() if v} if ok else {}
+        if ok and str(tx.get("to") or "").lower() == self.cfg.router.lower() and len(moved) == 1:
+            ((token, d),) = moved.items()
+            dec = await self.decimals(token)
+            order = Order(token, Side.BUY if d > 0 else Side.SELL, float(from_atoms(abs(d), dec)), client_id=cid,
+                          chain=self.cfg.chain, ts=self.clock.now_ns(), tag="adopted")  # fmt: skip
+            order.transition(OrderStatus.SUBMITTED)
+            params = {"decimals": dec, "amount": int(tx.get("value") or "0x0", 16), "note": note}
+            self.ledger.record_submission(order, intent, params)
+            out.append(self._book(order, intent, rc))
+            continue
+        self.ledger.record_intent(intent)
+        self.ledger.record_move(f"fee:{h}", self.native, -self._gas_cost(rc), kind="fee", note=note)
+        value = int(tx.get("value") or "0x0", 16) if ok else 0
+        if value:
+            self.ledger.record_move(f"chain:{h}:{self.native}", self.native, -value, kind="adjust", note=note)
+        for t, v in moved.items():
+            self.ledger.record_move(f"chain:{h}:{t}", t, v, kind="adjust", note=note)
+    self.log.info("transactions_adopted", transactions=len(report.unknown_signatures), orders=len(out))
+    return out
 
 
 @patch

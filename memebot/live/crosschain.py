@@ -22,8 +22,8 @@ __all__ = ['CG_CHAINS', 'OPPORTUNITY_COLUMNS', 'SOLANA_SWAP_CU', 'COIN_IDS', 'SI
            'PoolState', 'evaluate', 'with_bridge_quote', 'ArbDetector', 'store_opportunities', 'opportunities',
            'watch_evm', 'solana_swap_gas_usd', 'watch_solana', 'scan_feeds', 'ArbExecution', 'ArbExecutor',
            'PaperSwapBroker', 'portfolio_usd', 'usd_prices', 'GlobalExposure', 'Rebalance', 'plan_rebalance',
-           'route_buy', 'CrossChainSim', 'paper_arb_setup', 'paper_arb', 'trade_pnl', 'load_arb_candidates',
-           'eth_usd_by_day', 'study_candidates']
+           'BridgeTransfer', 'Rebalancer', 'check_bridge_quote', 'route_buy', 'CrossChainSim', 'paper_arb_setup',
+           'paper_arb', 'trade_pnl', 'load_arb_candidates', 'eth_usd_by_day', 'study_candidates']
 
 # %% ../../nbs/71_live.crosschain.ipynb #c0cfae3a
 @dataclass(frozen=True)
@@ -1122,6 +1122,230 @@ def plan_rebalance(
         else:
             cost = value * costs.bridge_fee_pct / 100 + costs.bridge_fixed_usd
             out.append(Rebalance(asset, src, chain, units, value, cost, costs.bridge_seconds, "settings"))
+    return out
+
+# %% ../../nbs/71_live.crosschain.ipynb #5caa94d2
+register_migration(
+    "crosschain",
+    3,
+    "bridge transfers of live rebalancing, written before the deposit is sent",
+    """
+CREATE TABLE bridge_transfers(id VARCHAR PRIMARY KEY, ts TIMESTAMP, asset VARCHAR, from_chain VARCHAR,
+    to_chain VARCHAR, token_in VARCHAR, token_out VARCHAR, amount_in HUGEINT, amount_out_min HUGEINT,
+    value_usd DOUBLE, provider VARCHAR, tool VARCHAR, tx_hash VARCHAR, status VARCHAR, detail VARCHAR,
+    received HUGEINT, receiving_tx VARCHAR, updated TIMESTAMP);
+""",
+)
+
+
+@dataclass
+class BridgeTransfer:
+    "One live bridge transfer of a rebalance and where it stands."
+
+    id: str
+    ts: int
+    asset: str
+    from_chain: str
+    to_chain: str
+    token_in: str  # the asset's contract on each side
+    token_out: str
+    amount_in: int  # base units sent
+    amount_out_min: int  # base units the quote guaranteed
+    value_usd: float
+    provider: str = ""
+    tool: str = ""
+    tx_hash: str = ""  # the deposit on the source chain
+    status: str = "quoted"  # quoted, sent, pending, done, refunded, failed, refused
+    detail: str = ""  # why it was refused or failed; the bridge's substatus
+    received: int = 0  # base units that arrived
+    receiving_tx: str = ""
+
+    @property
+    def open(self) -> bool:
+        "True while the bridge may still deliver (or a restart must look at it)."
+        return self.status in ("quoted", "sent", "pending")
+
+
+class Rebalancer:
+    "Run rebalance transfers live through a bridge: quote, check, deposit, track, book both sides."
+
+    def __init__(
+        self,
+        ledgers: dict,  # Chain -> memebot.exec.ledger.Ledger of the wallet on that chain
+        registry: AssetRegistry,
+        store: Store,  # where `bridge_transfers` are kept (the run's store)
+        bridge,  # memebot.data.bridges.Lifi (quote, status)
+        settings=None,
+        poll_s: float = 2.0,  # between status requests
+        clock=None,
+    ):
+        from memebot.core import WallClock
+
+        self.ledgers = {Chain.parse(c): l for c, l in ledgers.items()}
+        self.registry, self.store, self.bridge, self.poll_s = registry, store, bridge, poll_s
+        self.settings, self.clock = settings or get_settings(), clock or WallClock()
+        ensure_schema(store)
+
+# %% ../../nbs/71_live.crosschain.ipynb #b7d5a84b
+@patch
+def _save(self: Rebalancer, t: BridgeTransfer) -> BridgeTransfer:
+    row = [*asdict(t).values(), pd.Timestamp(self.clock.now_ns(), unit="ns")]
+    row[1] = pd.Timestamp(t.ts, unit="ns")
+    with self.store._wlock:
+        self.store.con.execute(f"INSERT OR REPLACE INTO bridge_transfers VALUES ({', '.join('?' * len(row))})", row)
+    return t
+
+
+@patch
+def transfers(self: Rebalancer, open_only: bool = False) -> list[BridgeTransfer]:
+    "Every transfer kept (or only those still open), oldest first."
+    rows = self.store.con.execute("SELECT * EXCLUDE (updated) FROM bridge_transfers ORDER BY ts").fetchall()
+    out = []
+    for r in rows:
+        t = BridgeTransfer(*r)
+        t.ts, t.amount_in, t.amount_out_min, t.received = (
+            int(pd.Timestamp(r[1]).value),
+            int(r[7]),
+            int(r[8]),
+            int(r[15]),
+        )
+        out.append(t)
+    return [t for t in out if t.open] if open_only else out
+
+# %% ../../nbs/71_live.crosschain.ipynb #cedc8064
+def check_bridge_quote(
+    q,  # memebot.data.bridges.BridgeQuote
+    from_id: int,  # the source chain's id
+    to_id: int,
+    amount: int,  # base units asked to send
+    expected_out: int,  # base units that would arrive with no cost at all
+    max_cost_pct: float,
+    contracts: set[str],  # lower-case addresses the transaction may call
+) -> str | None:
+    "Why a bridge quote must not be signed, or None."
+    tx = q.tx or {}
+    to = str(tx.get("to", "")).lower()
+    if (q.from_chain_id, q.to_chain_id) != (from_id, to_id):
+        return f"quote is for chain {q.from_chain_id} -> {q.to_chain_id}, not {from_id} -> {to_id}"
+    if q.amount_in != amount:
+        return f"quote sends {q.amount_in} base units, not {amount}"
+    if not tx.get("data") or not to:
+        return "quote has no transaction to sign"
+    if "chainId" in tx and int(str(tx["chainId"]), 0) != from_id:
+        return f"quote's transaction is for chain {tx['chainId']}, not {from_id}"
+    if int(str(tx.get("value") or 0), 0):
+        return (
+            f"quote's transaction also sends {int(str(tx['value']), 0)} wei of the coin (a token transfer sends none)"
+        )
+    if to not in contracts:
+        return f"quote's transaction calls {to}, not one of [crosschain] bridge_contracts"
+    if str(q.approval_address or "").lower() != to:
+        return f"quote asks to approve {q.approval_address}, not the contract it calls ({to})"
+    floor = expected_out * (1 - max_cost_pct / 100)
+    if q.amount_out_min < floor:
+        short = 100 * (1 - q.amount_out_min / expected_out) if expected_out else 100.0
+        return f"quote guarantees {short:.3f}% less than sent, over [crosschain] max_bridge_cost_pct {max_cost_pct}%"
+    return None
+
+# %% ../../nbs/71_live.crosschain.ipynb #1e0701b9
+@patch
+async def execute(
+    self: Rebalancer,
+    r: Rebalance,
+    broker,  # the source chain's EvmBroker (bridge_out)
+    wait_s: float = 600.0,  # track the transfer this long (it stays open, tracked at the next start, after that)
+) -> BridgeTransfer:
+    "Send one planned transfer through the bridge and follow it until it arrives or `wait_s` passes."
+    from memebot.core import new_client_id, to_atoms
+    from memebot.exec.chain import SwapRejected
+
+    src, dst = Chain.parse(r.from_chain), Chain.parse(r.to_chain)
+    toks = self.registry.tokens(r.asset)
+    if src not in toks or dst not in toks:
+        raise ValidationError("rebalance", "asset", f"{r.asset} is not registered on both {src.value} and {dst.value}")
+    tin, tout = toks[src], toks[dst]
+    cx = self.settings.crosschain
+    held = self.ledgers[src].balances().get(tin.address.lower(), 0)
+    amount = min(int(to_atoms(r.units, tin.decimals)), held)
+    value = amount / 10**tin.decimals * (r.value_usd / r.units if r.units else 0.0)
+    t = BridgeTransfer(new_client_id("bridge"), self.clock.now_ns(), r.asset, src.value, dst.value,
+                       tin.address.lower(), tout.address.lower(), amount, 0, value)  # fmt: skip
+    why = None
+    if amount <= 0:
+        why = f"the {src.value} ledger holds no {r.asset}"
+    elif t.value_usd > cx.max_rebalance_usd:
+        why = f"{t.value_usd:,.2f} USD is over [crosschain] max_rebalance_usd {cx.max_rebalance_usd:,.2f}"
+    elif broker.halted:
+        why = f"trading is halted on {src.value}: {broker.halted}"
+    if why is None:
+        from memebot.data.evm import evm_chain
+
+        wallet, ids = self.ledgers[src].wallet, [evm_chain(c, self.settings).chain_id for c in (src, dst)]
+        q = await self.bridge.quote(*ids, tin.address, tout.address, amount, wallet)
+        t.provider, t.tool, t.amount_out_min = q.provider, q.tool, q.amount_out_min
+        expected = amount * 10**tout.decimals // 10**tin.decimals
+        contracts = {c.strip().lower() for c in cx.bridge_contracts.split(",") if c.strip()}
+        why = check_bridge_quote(q, *ids, amount, expected, cx.max_bridge_cost_pct, contracts)
+    if why is not None:
+        t.status, t.detail = "refused", why
+        return self._save(t)
+    self._save(t)  # written ahead: a restart knows a deposit may have gone out
+    try:
+        t.tx_hash = await broker.bridge_out(tin.address, amount, q.tx, q.approval_address, t.id,
+                                            note=f"{r.asset} to {dst.value} via {q.tool}")  # fmt: skip
+    except SwapRejected as e:
+        t.status, t.detail = "failed", str(e)
+        return self._save(t)
+    t.status = "sent"
+    self._save(t)
+    return await self.track(t, wait_s)
+
+# %% ../../nbs/71_live.crosschain.ipynb #2aebb325
+@patch
+async def track(self: Rebalancer, t: BridgeTransfer, wait_s: float = 600.0) -> BridgeTransfer:
+    "Poll the bridge until `t` is final or `wait_s` passes; book what arrived."
+    import asyncio
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        st = await self.bridge.status(t.tx_hash)
+        t.detail = st.substatus or st.status
+        if st.status == "DONE":
+            refund = st.substatus == "REFUNDED"
+            chain, token = (t.from_chain, t.token_in) if refund else (t.to_chain, t.token_out)
+            t.status, t.received, t.receiving_tx = "refunded" if refund else "done", st.amount_out, st.receiving_tx
+            led = self.ledgers[Chain.parse(chain)]
+            led.record_move(f"bridge:{t.tx_hash}:in", token, st.amount_out, kind="bridge_in", note=t.asset)
+            return self._save(t)
+        if st.status in ("FAILED", "INVALID"):
+            t.status = "failed"
+            return self._save(t)
+        t.status = "pending" if st.status == "PENDING" else t.status
+        self._save(t)
+        if time.monotonic() + self.poll_s > deadline:
+            return t
+        await asyncio.sleep(self.poll_s)
+
+
+@patch
+async def recover(self: Rebalancer, wait_s: float = 0.0) -> list[BridgeTransfer]:
+    "Track every transfer a stopped run left open; those sent before the stop are booked if they arrived."
+    out = []
+    for t in self.transfers(open_only=True):
+        if not t.tx_hash:  # stopped between the write-ahead and the deposit's hash: its intents say what went out
+            its = self.ledgers[Chain.parse(t.from_chain)].intents(t.id)
+            done = [i for i in its if i.status == "confirmed"]
+            if done:
+                t.tx_hash = done[0].signature
+            elif any(i.status in ("signed", "sent") for i in its):
+                t.detail = "the deposit is not final yet: the source chain's broker settles it at start"
+                out.append(self._save(t))
+                continue
+            else:
+                t.status, t.detail = "failed", "stopped before the deposit went out (nothing was sent)"
+                out.append(self._save(t))
+                continue
+        out.append(await self.track(t, wait_s))
     return out
 
 # %% ../../nbs/71_live.crosschain.ipynb #1c444039

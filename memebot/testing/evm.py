@@ -18,7 +18,7 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['EVM_DIR', 'TEST_MNEMONIC', 'TOKENS', 'DEAD', 'contract', 'uniswap', 'test_accounts', 'free_port', 'HardhatNode',
-           'UniswapTestbed', 'FaultProxy']
+           'UniswapTestbed', 'LoopbackHttp', 'send_json', 'FaultProxy', 'LocalLifi']
 
 # %% ../../nbs/69a_testing.evm.ipynb #a5f65291
 import memebot
@@ -361,7 +361,37 @@ def settings_env(self: UniswapTestbed, chain: Chain | str) -> dict[str, str]:
     }
 
 # %% ../../nbs/69a_testing.evm.ipynb #402ffe12
-class FaultProxy:
+class LoopbackHttp:
+    "An HTTP server on 127.0.0.1 for tests, served from a daemon thread while in a `with` block."
+
+    def _listen(self, handler: type[BaseHTTPRequestHandler]):
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self):
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *a):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def send_json(h: BaseHTTPRequestHandler, code: int, body: bytes | dict):
+    "Answer `h`'s request with `code` and a JSON body (bytes already encoded, or a dict)."
+    body = body if isinstance(body, bytes) else json.dumps(body).encode()
+    h.send_response(code)
+    h.send_header("content-type", "application/json")
+    h.send_header("content-length", str(len(body)))
+    h.end_headers()
+    h.wfile.write(body)
+
+# %% ../../nbs/69a_testing.evm.ipynb #98e0d176
+class FaultProxy(LoopbackHttp):
     "An HTTP JSON-RPC proxy on 127.0.0.1 that fails a share of requests (429, 5xx, drops, stalls, lost answers)."
 
     def __init__(
@@ -394,21 +424,11 @@ class FaultProxy:
             def log_message(self, *a):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.server.daemon_threads = True
+        self._listen(H)
         self._client = httpx.Client(timeout=30)
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self):
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
     def __exit__(self, *a):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__exit__(*a)
         self._client.close()
 
     def wait_answered(self, method: str, n: int = 1, timeout: float = 30.0) -> bool:
@@ -456,8 +476,126 @@ def _handle(self: FaultProxy, h: BaseHTTPRequestHandler, body: bytes):
         doc = r.json()
         doc["result"] = hex(max(0, int(doc["result"], 16) - self.lag_blocks))
         content = json.dumps(doc).encode()
-    h.send_response(r.status_code)
-    h.send_header("content-type", "application/json")
-    h.send_header("content-length", str(len(content)))
-    h.end_headers()
-    h.wfile.write(content)
+    send_json(h, r.status_code, content)
+
+# %% ../../nbs/69a_testing.evm.ipynb #2d51ba90
+class LocalLifi(LoopbackHttp):
+    "LI.FI's quote and status API over a loopback bridge between `UniswapTestbed`s (a stand-in, not a real bridge)."
+
+    def __init__(
+        self,
+        beds: dict,  # chain id -> UniswapTestbed (the same testbed may serve a transfer within its chain)
+        fee_bps: int = 10,  # the bridge's fee, taken from what arrives
+        seconds: float = 2.0,  # the quoted time to arrive
+        pending_polls: int = 1,  # status requests answered PENDING before the transfer is paid out
+    ):
+        self.beds, self.fee_bps, self.seconds = {int(k): b for k, b in beds.items()}, fee_bps, seconds
+        self.pending_polls, self._polls = pending_polls, {}
+        self.artifact, self.token_abi = contract("LoopbackBridge"), contract("TestToken")
+        self.bridges = {cid: b._deploy(self.artifact) for cid, b in self.beds.items()}  # chain id -> bridge contract
+        self.routes: dict = {}  # (from chain, from token, to chain) -> to token, from the quotes given
+        self.relayed: dict[str, dict] = {}  # source tx hash -> its DONE status
+        self.calls: dict[str, int] = {}
+        self._lock = threading.Lock()
+        lifi = self
+
+        class H(BaseHTTPRequestHandler):
+            def do_GET(self):
+                from urllib.parse import parse_qsl, urlparse
+
+                u = urlparse(self.path)
+                q = dict(parse_qsl(u.query))
+                route = {"/v1/quote": lifi._quote, "/v1/status": lifi._status}.get(u.path)
+                with lifi._lock:
+                    lifi.calls[u.path] = lifi.calls.get(u.path, 0) + 1
+                    code, doc = route(q) if route else (404, {"message": f"no route {u.path}", "code": 1000})
+                send_json(self, code, doc)
+
+            def log_message(self, *a):
+                pass
+
+        self._listen(H)
+
+    @property
+    def url(self) -> str:
+        "The base URL, as `[endpoints] lifi` takes it."
+        return f"{super().url}/v1"
+
+# %% ../../nbs/69a_testing.evm.ipynb #114357b1
+@patch
+def _token(self: LocalLifi, cid: int, address: str) -> dict:
+    b = self.beds[cid]
+    t = b.c(address, self.token_abi).functions
+    return {"address": address, "chainId": cid, "symbol": t.symbol().call(), "decimals": t.decimals().call()}
+
+
+@patch
+def _quote(self: LocalLifi, q: dict) -> tuple[int, dict]:
+    try:
+        fc, tc, amount = int(q["fromChain"]), int(q["toChain"]), int(q["fromAmount"])
+        ft, tt, who = q["fromToken"].lower(), q["toToken"].lower(), q["fromAddress"]
+    except (KeyError, ValueError) as e:
+        return 400, {"message": f"Invalid request: {e}", "code": 1011}
+    if fc not in self.beds or tc not in self.beds or amount <= 0:
+        return 404, {"message": "No available quotes for the requested transfer", "code": 1002}
+    fin, fout = self._token(fc, ft), self._token(tc, tt)
+    out = amount * 10 ** fout["decimals"] // 10 ** fin["decimals"] * (10_000 - self.fee_bps) // 10_000
+    fee = amount * self.fee_bps // 10_000
+    self.routes[(fc, ft, tc)] = tt
+    src, bridge = self.beds[fc], self.bridges[fc]
+    to = q.get("toAddress") or who
+    data = src.c(bridge, self.artifact).encode_abi(
+        "deposit", args=[src.w3.to_checksum_address(ft), amount, tc, src.w3.to_checksum_address(to)]
+    )
+    return 200, {
+        "type": "lifi", "id": f"loopback-{len(self.routes)}-{amount}", "tool": "loopback",
+        "toolDetails": {"key": "loopback", "name": "memebot loopback bridge"},
+        "action": {"fromToken": fin, "toToken": fout, "fromAmount": str(amount), "fromChainId": fc, "toChainId": tc,
+                   "slippage": 0.0, "fromAddress": who, "toAddress": to},
+        "estimate": {"tool": "loopback", "approvalAddress": bridge, "fromAmount": str(amount), "toAmount": str(out),
+                     "toAmountMin": str(out), "executionDuration": self.seconds,
+                     "feeCosts": [{"name": "Loopback bridge fee", "amount": str(fee), "included": True,
+                                   "percentage": str(self.fee_bps / 10_000), "token": fin}],
+                     "gasCosts": [{"type": "SEND", "estimate": "120000", "limit": "200000", "token": fin}]},
+        "transactionRequest": {"to": bridge, "data": data, "value": "0x0", "from": who, "chainId": fc,
+                               "gasLimit": hex(200_000)},
+    }  # fmt: skip
+
+# %% ../../nbs/69a_testing.evm.ipynb #58418efc
+@patch
+def _status(self: LocalLifi, q: dict) -> tuple[int, dict]:
+    h = q.get("txHash", "")
+    if h in self.relayed:
+        return 200, self.relayed[h]
+    for cid, b in self.beds.items():
+        try:
+            rc = b.w3.eth.get_transaction_receipt(h)
+        except Exception:  # not on this node (web3's TransactionNotFound, or a malformed hash)
+            continue
+        from web3.logs import DISCARD
+
+        evs = b.c(self.bridges[cid], self.artifact).events.Deposited().process_receipt(rc, errors=DISCARD)
+        ev = next((e.args for e in evs if e.address.lower() == self.bridges[cid].lower()), None)
+        tt = ev and self.routes.get((cid, ev.token.lower(), ev.toChainId))
+        if ev is None or tt is None:
+            return 200, {"status": "INVALID", "substatus": "NOT_PROCESSABLE_REFUND_NEEDED",
+                         "substatusMessage": "not a deposit this bridge quoted"}  # fmt: skip
+        fin = self._token(cid, ev.token.lower())
+        sending = {"txHash": h, "chainId": cid, "amount": str(ev.amount), "token": fin}
+        self._polls[h] = self._polls.get(h, 0) + 1
+        if self._polls[h] <= self.pending_polls:
+            return 200, {"sending": sending, "tool": "loopback", "status": "PENDING",
+                         "substatus": "WAIT_DESTINATION_TRANSACTION", "substatusMessage": "in flight"}  # fmt: skip
+        fout = self._token(ev.toChainId, tt)
+        out = ev.amount * 10 ** fout["decimals"] // 10 ** fin["decimals"] * (10_000 - self.fee_bps) // 10_000
+        dst = self.beds[ev.toChainId]
+        paid = dst._send(dst.c(tt, self.token_abi).functions.transfer(ev.recipient, out), dst.deployer)
+        self.relayed[h] = {
+            "transactionId": "0x" + hashlib.sha256(h.encode()).hexdigest(), "sending": sending,
+            "receiving": {"txHash": "0x" + paid["transactionHash"].hex().removeprefix("0x"), "chainId": ev.toChainId,
+                          "amount": str(out), "token": fout},
+            "fromAddress": ev.sender, "toAddress": ev.recipient, "tool": "loopback", "status": "DONE",
+            "substatus": "COMPLETED", "substatusMessage": "The transfer is complete.",
+        }  # fmt: skip
+        return 200, self.relayed[h]
+    return 200, {"status": "NOT_FOUND", "substatus": "", "substatusMessage": "unknown transaction"}
