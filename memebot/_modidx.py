@@ -1845,6 +1845,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                    'memebot/live/crosschain.py'),
                                          'memebot.live.crosschain.assets_setting': ( 'live.crosschain.html#assets_setting',
                                                                                      'memebot/live/crosschain.py'),
+                                         'memebot.live.crosschain.bridge_in_transit': ( 'live.crosschain.html#bridge_in_transit',
+                                                                                        'memebot/live/crosschain.py'),
                                          'memebot.live.crosschain.check_bridge_quote': ( 'live.crosschain.html#check_bridge_quote',
                                                                                          'memebot/live/crosschain.py'),
                                          'memebot.live.crosschain.coingecko_tokens': ( 'live.crosschain.html#coingecko_tokens',

@@ -184,7 +184,7 @@ def test_arb_rebalance_sends_a_bridge_transfer_and_books_both_chains(chains, mem
     key = tmp_path / "evm.key"
     key.write_text(me.key.hex())
     key.chmod(0o600)
-    with LocalLifi({1: eth_bed, 56: bsc_bed}) as lifi:
+    with LocalLifi({1: eth_bed, 56: bsc_bed}, pending_polls=3) as lifi:
         env = {**eth_bed.settings_env("ethereum"), **bsc_bed.settings_env("bsc"), "MEMEBOT_EVM_KEYSTORE_PATH": str(key),
                "MEMEBOT_EVM_ETHEREUM_CONFIRMATIONS": "1", "MEMEBOT_EVM_BSC_CONFIRMATIONS": "1",
                "MEMEBOT_LIVE_LIVE_TRADING_ENABLED": "true", "MEMEBOT_LIVE_PAPER_TRADING_MODE": "false",
@@ -212,6 +212,11 @@ def test_arb_rebalance_sends_a_bridge_transfer_and_books_both_chains(chains, mem
             "pending", "ethereum", "bsc", 4_995 * 10**18), t  # fmt: skip
         assert doc["reconcile"] == {"ethereum": "ok", "bsc": "ok"}  # the deposit booked; nothing arrived yet
         assert tok_eth.functions.balanceOf(me.address).call() == 15_000 * 10**18
+        port = memebot("portfolio", "--price", "MEME=0.06", "--no-fetch", "--json", env=env)
+        (moving,) = json.loads(port.stdout)["in_transit"]  # on neither ledger: counted on its way
+        assert (moving["units"], moving["tx_hash"]) == (5_000.0, t["tx_hash"]), port.stdout
+        held = json.loads(memebot(*args, "--wait", "0", env=env, timeout=300).stdout)  # still in flight: not sent again
+        assert held["transfers"] == [] and [r["asset"] for r in held["held_back"]] == ["MEME"], held
         again = memebot(*args, "--wait", "30", env=env, timeout=300)  # a restart: the transfer arrived meanwhile
         assert again.returncode == 0, again.stdout + again.stderr
         doc = json.loads(again.stdout)
@@ -219,7 +224,7 @@ def test_arb_rebalance_sends_a_bridge_transfer_and_books_both_chains(chains, mem
         assert (rec["id"], rec["status"], rec["received"]) == (t["id"], "done", 4_995 * 10**18), rec
         assert doc["transfers"] == [] and doc["reconcile"] == {"ethereum": "ok", "bsc": "ok"}  # within 10%: no more
         assert tok_bsc.functions.balanceOf(me.address).call() == 4_995 * 10**18
-        assert lifi.calls["/v1/status"] == 2  # PENDING, then DONE: the arrival booked once
+        assert lifi.calls["/v1/status"] == 4  # PENDING three times, then DONE: the arrival booked once
         (tmp_path / "KILL").write_text("operator stop")  # the kill switch stops transfers not sent yet
         more = [a if a != "MEME@bsc=5000" else "MEME@bsc=10000" for a in args]
         killed = memebot(*more, env=env | {"MEMEBOT_LIVE_KILL_FILE": str(tmp_path / "KILL")}, timeout=300)

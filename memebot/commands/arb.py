@@ -684,7 +684,7 @@ def portfolio_cmd(
     as_json: JsonOpt = False,
 ):
     "Every node's holdings across chains in one view: balances by chain and asset in USD, paper positions and PnL."
-    from memebot.live.crosschain import default_registry, portfolio_usd
+    from memebot.live.crosschain import bridge_in_transit, default_registry, portfolio_usd
     from memebot.exec.ledger import ledger_accounts
 
     quiet_logs()
@@ -710,12 +710,23 @@ def portfolio_cmd(
         if led.wallet == "paper"
         for p in led.portfolio.positions.values()
     ]  # fmt: skip (on-chain accounts are their balances; paper runs are positions)
+    moving = bridge_in_transit(ledgers, reg, usd)
     if as_json:
-        doc = {"balances": df.to_dict("records"), "positions": pos, "busy": busy, "total_usd": float(df.usd.sum())}
-        doc |= {"prices": usd, "price_problems": problems}
+        doc = {
+            "balances": df.to_dict("records"),
+            "positions": pos,
+            "busy": busy,
+            "in_transit": moving.to_dict("records"),
+        }
+        doc |= {"total_usd": float(df.usd.sum() + moving.usd.sum()), "prices": usd, "price_problems": problems}
         typer.echo(json.dumps(doc, default=str))
         return
     _print_portfolio(df, pos, busy)
+    for m in moving.itertuples():
+        console.print(f"in transit ({m.run}): {m.units:,.6g} {m.asset} {m.from_chain} -> {m.to_chain} "
+                      f"({m.usd:,.2f} USD) {m.tx_hash or '(sending)'}", highlight=False, markup=False)  # fmt: skip
+    if not moving.empty:
+        console.print(f"total with transfers in transit {df.usd.sum() + moving.usd.sum():,.2f} USD", highlight=False)
     for p in problems:
         if not p.startswith("no price for "):  # the total's line names the assets
             console.print(f"prices: {p}", highlight=False, markup=False)
@@ -812,7 +823,10 @@ def arb_rebalance(
             got = f", {t['received']:,} base units arrived" if t["received"] else ""
             console.print(f"{t['asset']} {t['from_chain']} -> {t['to_chain']}: {t['status']}{got}"
                           f"{': ' + t['detail'] if t['detail'] else ''} {t['tx_hash']}", markup=False)  # fmt: skip
-        if not doc["transfers"]:
+        for r in doc["held_back"]:
+            console.print(f"{r['asset']} {r['from_chain']} -> {r['to_chain']}: not sent, a transfer of {r['asset']} is "
+                          "still in flight (run again once it arrived)", markup=False)  # fmt: skip
+        if not doc["transfers"] and not doc["held_back"]:
             console.print("nothing to move: every holding is within 10% of its target (or nothing is spare)",
                           markup=False)  # fmt: skip
         for c, r in doc["reconcile"].items():
@@ -894,6 +908,9 @@ async def _rebalance_run(s, tg, usd, reg, chains, run_id, wait, acknowledge, fet
             usd = (await usd_prices(want, reg, s))[0] | usd
             book = portfolio_usd(list(reb.ledgers.values()), reg, usd)
         plan = plan_rebalance(book, tg, usd, ArbCosts.from_settings(s))
+        moving = {t.asset for t in reb.transfers(open_only=True)}  # planned again only once those arrive
+        held_back = [asdict(r) for r in plan if r.asset in moving]
+        plan = [r for r in plan if r.asset not in moving]
         sent, halted = [], None
         for r in plan:  # the kill file, or a chain halted by reconciliation, stops what is not sent yet
             kill = read_kill_file(s.resolve(s.live.kill_file)) if s.risk.emergency_stop_enabled else None
@@ -903,7 +920,7 @@ async def _rebalance_run(s, tg, usd, reg, chains, run_id, wait, acknowledge, fet
             sent.append(await reb.execute(r, brokers[Chain.parse(r.from_chain)], wait))
         reps = {c.value: await b.reconcile() for c, b in brokers.items()}
         return {"run_id": run_id, "plan": [asdict(r) for r in plan], "transfers": [asdict(t) for t in sent],
-                "recovered": [asdict(t) for t in recovered], "halted": halted,
+                "recovered": [asdict(t) for t in recovered], "halted": halted, "held_back": held_back,
                 "reconcile": {c: "ok" if r.ok else r.summary() for c, r in reps.items()}}  # fmt: skip
     finally:
         for b in brokers.values():

@@ -22,8 +22,8 @@ __all__ = ['CG_CHAINS', 'OPPORTUNITY_COLUMNS', 'SOLANA_SWAP_CU', 'COIN_IDS', 'SI
            'PoolState', 'evaluate', 'with_bridge_quote', 'ArbDetector', 'store_opportunities', 'opportunities',
            'watch_evm', 'solana_swap_gas_usd', 'watch_solana', 'scan_feeds', 'ArbExecution', 'ArbExecutor',
            'PaperSwapBroker', 'portfolio_usd', 'usd_prices', 'GlobalExposure', 'Rebalance', 'plan_rebalance',
-           'BridgeTransfer', 'Rebalancer', 'check_bridge_quote', 'route_buy', 'CrossChainSim', 'paper_arb_setup',
-           'paper_arb', 'trade_pnl', 'load_arb_candidates', 'eth_usd_by_day', 'study_candidates']
+           'BridgeTransfer', 'Rebalancer', 'check_bridge_quote', 'bridge_in_transit', 'route_buy', 'CrossChainSim',
+           'paper_arb_setup', 'paper_arb', 'trade_pnl', 'load_arb_candidates', 'eth_usd_by_day', 'study_candidates']
 
 # %% ../../nbs/71_live.crosschain.ipynb #c0cfae3a
 @dataclass(frozen=True)
@@ -1155,7 +1155,7 @@ class BridgeTransfer:
     provider: str = ""
     tool: str = ""
     tx_hash: str = ""  # the deposit on the source chain
-    status: str = "quoted"  # quoted, sent, pending, done, refunded, failed, refused
+    status: str = "quoted"  # quoted, sent, pending, done, refunded, partial, failed, refused
     detail: str = ""  # why it was refused or failed; the bridge's substatus
     received: int = 0  # base units that arrived
     receiving_tx: str = ""
@@ -1273,6 +1273,8 @@ async def execute(
     why = None
     if amount <= 0:
         why = f"the {src.value} ledger holds no {r.asset}"
+    elif not math.isfinite(t.value_usd):
+        why = f"no USD price for {r.asset}: [crosschain] max_rebalance_usd cannot be checked (give --price)"
     elif t.value_usd > cx.max_rebalance_usd:
         why = f"{t.value_usd:,.2f} USD is over [crosschain] max_rebalance_usd {cx.max_rebalance_usd:,.2f}"
     elif broker.halted:
@@ -1306,21 +1308,31 @@ async def track(self: Rebalancer, t: BridgeTransfer, wait_s: float = 600.0) -> B
     "Poll the bridge until `t` is final or `wait_s` passes; book what arrived."
     import asyncio
 
+    from memebot.data.sources import SourceError
+
     deadline = time.monotonic() + wait_s
     while True:
-        st = await self.bridge.status(t.tx_hash)
-        t.detail = st.substatus or st.status
-        if st.status == "DONE":
+        try:
+            st = await self.bridge.status(t.tx_hash)
+        except (SourceError, OSError) as e:  # the bridge's API is down: the transfer is not, ask again
+            st, t.detail = None, f"status unavailable: {e}"
+        if st is not None:
+            t.detail = st.substatus or st.status
+        if st is not None and st.status == "DONE" and st.substatus == "PARTIAL":  # another token arrived
+            t.status, t.received, t.receiving_tx = "partial", st.amount_out, st.receiving_tx
+            t.detail = "another token than asked arrived: check it, then `memebot live reconcile --acknowledge`"
+            return self._save(t)
+        if st is not None and st.status == "DONE":
             refund = st.substatus == "REFUNDED"
             chain, token = (t.from_chain, t.token_in) if refund else (t.to_chain, t.token_out)
             t.status, t.received, t.receiving_tx = "refunded" if refund else "done", st.amount_out, st.receiving_tx
             led = self.ledgers[Chain.parse(chain)]
             led.record_move(f"bridge:{t.tx_hash}:in", token, st.amount_out, kind="bridge_in", note=t.asset)
             return self._save(t)
-        if st.status in ("FAILED", "INVALID"):
+        if st is not None and st.status in ("FAILED", "INVALID"):
             t.status = "failed"
             return self._save(t)
-        t.status = "pending" if st.status == "PENDING" else t.status
+        t.status = "pending" if st is not None and st.status == "PENDING" else t.status
         self._save(t)
         if time.monotonic() + self.poll_s > deadline:
             return t
@@ -1341,12 +1353,45 @@ async def recover(self: Rebalancer, wait_s: float = 0.0) -> list[BridgeTransfer]
                 t.detail = "the deposit is not final yet: the source chain's broker settles it at start"
                 out.append(self._save(t))
                 continue
+            elif any(i.status == "failed" for i in its):
+                t.status, t.detail = "failed", "the deposit reverted on chain (only its gas was spent)"
+                out.append(self._save(t))
+                continue
             else:
                 t.status, t.detail = "failed", "stopped before the deposit went out (nothing was sent)"
                 out.append(self._save(t))
                 continue
         out.append(await self.track(t, wait_s))
     return out
+
+# %% ../../nbs/71_live.crosschain.ipynb #2effcd1b
+def bridge_in_transit(
+    ledgers: list,  # memebot.exec.ledger.Ledger of each run (as `portfolio_usd` takes them)
+    registry: AssetRegistry,
+    usd: dict,  # asset -> USD price
+) -> pd.DataFrame:
+    "One row per open bridge transfer of the ledgers' runs: run, from and to chain, asset, units, USD, deposit hash."
+    rows, seen = [], set()
+    for led in ledgers:
+        if id(led.store) in seen:
+            continue
+        seen.add(id(led.store))
+        try:
+            got = (
+                led.store.cursor()
+                .execute(
+                    "SELECT asset, from_chain, to_chain, amount_in, tx_hash FROM bridge_transfers "
+                    "WHERE status IN ('quoted', 'sent', 'pending') ORDER BY ts"
+                )
+                .fetchall()
+            )
+        except Exception:  # no such table (a run that never bridged), or not a DuckDB store
+            continue
+        for asset, fc, tc, amount, h in got:
+            tok = registry.tokens(asset).get(Chain.parse(fc))
+            units = int(amount) / 10**tok.decimals if tok else math.nan
+            rows.append((led.run_id, fc, tc, asset, units, units * usd.get(asset, math.nan), h))
+    return pd.DataFrame(rows, columns=["run", "from_chain", "to_chain", "asset", "units", "usd", "tx_hash"])
 
 # %% ../../nbs/71_live.crosschain.ipynb #1c444039
 def route_buy(
