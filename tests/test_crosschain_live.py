@@ -231,3 +231,43 @@ def test_arb_rebalance_sends_a_bridge_transfer_and_books_both_chains(chains, mem
         doc = json.loads(killed.stdout)
         assert killed.returncode == 0 and doc["transfers"] == [] and doc["halted"] == "operator stop", killed.stdout
         assert len(doc["plan"]) == 1 and lifi.calls["/v1/quote"] == 2  # planned, never quoted
+
+
+def test_arb_route_prices_each_chain_and_buys_on_the_cheapest(chains, memebot, tmp_path):
+    "`memebot arb route`: the all-in cost of a buy on each chain the asset trades on, cheapest first; with --buy and"
+    " the live switches it is bought on the cheapest chain through the live commands' path, and that ledger matches."
+    from eth_account import Account
+
+    nodes, (eth_bed, bsc_bed) = chains
+    me = Account.create()
+    for n in nodes:
+        n.rpc("hardhat_setBalance", me.address, hex(20 * 10**18))
+    key = tmp_path / "evm.key"
+    key.write_text(me.key.hex())
+    key.chmod(0o600)
+    assets = f"MEME@ethereum={eth_bed.tokens['MEME']}:18,MEME@bsc={bsc_bed.tokens['MEME']}:18"
+    env = {**eth_bed.settings_env("ethereum"), **bsc_bed.settings_env("bsc"), "MEMEBOT_EVM_KEYSTORE_PATH": str(key),
+           "MEMEBOT_EVM_ETHEREUM_CONFIRMATIONS": "1", "MEMEBOT_EVM_BSC_CONFIRMATIONS": "1",
+           "MEMEBOT_CROSSCHAIN_ASSETS": assets, "MEMEBOT_STORE_LEDGER_DIR": str(tmp_path / "runs"),
+           "MEMEBOT_LIVE_KILL_FILE": str(tmp_path / "KILL")}  # fmt: skip
+    r = memebot("arb", "route", "--asset", "meme", "--usd", "50", "--json", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    doc = json.loads(r.stdout)
+    costs = [x["cost_usd"] for x in doc["routes"]]
+    assert {x["chain"] for x in doc["routes"]} == {"ethereum", "bsc"} and costs == sorted(costs) and costs[0] > 0
+    best = doc["best"]
+    assert best == doc["routes"][0]["chain"] and doc["coin"] == {"ethereum": "ETH", "bsc": "BNB"}[best]
+    off = memebot("arb", "route", "--asset", "MEME", "--usd", "50", "--buy", "--yes-i-mean-live", env=env)
+    assert off.returncode == 2 and "live_trading_enabled" in off.stderr, off.stderr  # routed, never bought
+    env |= {"MEMEBOT_LIVE_LIVE_TRADING_ENABLED": "true", "MEMEBOT_LIVE_PAPER_TRADING_MODE": "false",
+            f"MEMEBOT_CROSSCHAIN_{best.upper()}_ENABLED": "true"}  # fmt: skip
+    live = ["--chain", best, "--yes-i-mean-live", "--json"]
+    assert memebot("live", "reconcile", "--acknowledge", *live, env=env).returncode == 0  # the opening balance
+    b = memebot("arb", "route", "--asset", "MEME", "--usd", "50", "--buy", "--yes-i-mean-live", "--json", env=env)
+    assert b.returncode == 0, b.stdout + b.stderr
+    route, order = (json.loads(x) for x in b.stdout.strip().splitlines()[-2:])
+    assert route["best"] == best and order["status"] == "filled" and order["filled_qty"] > 0, order
+    coin = route["coin"].lower()
+    assert order["filled_qty"] * order[f"avg_price_{coin}"] == pytest.approx(route["spend"], rel=1e-6)
+    rec = memebot("live", "reconcile", *live, env=env)
+    assert rec.returncode == 0 and json.loads(rec.stdout)["ok"], rec.stdout

@@ -17,7 +17,8 @@ from .live import _CONFIRM, _COSIGNER  # the live commands' one confirmation fla
 # %% auto #0
 __all__ = ['arb_app', 'SIM_GAS_USD', 'bridge_app', 'usd_items', 'parse_gas', 'run_scan', 'run_live_scan', 'arb_scan', 'arb_run',
            'arb_live_run', 'arb_live', 'study_table', 'arb_study', 'chain_id', 'quote_lines', 'bridge_quote',
-           'bridge_status', 'parse_prices', 'portfolio_cmd', 'parse_targets', 'arb_rebalance', 'arb_assets']
+           'bridge_status', 'parse_prices', 'portfolio_cmd', 'parse_targets', 'arb_rebalance', 'arb_route',
+           'arb_assets']
 
 # %% ../../nbs/96a_commands.arb.ipynb #8389fadb
 arb_app = typer.Typer(
@@ -131,28 +132,34 @@ async def _watch_pools(det, s, chains: dict, rpcs: dict, sol_rpc=None) -> list:
     return feeds
 
 
-def run_live_scan(assets: list[str], updates: int, idle_s: float, s):
-    "(detector, seconds) after following the assets' pools live."
-    import asyncio
+async def _read_pools(det, s, chains: dict) -> list:
+    "`_watch_pools` with its own connections, closed after the read: the pools now, and the feeds that follow them."
     from memebot.data.evm import EvmRpc, evm_chain
     from memebot.data.sources import close_http
     from memebot.exec.solana import SolanaRpc, http_client
+
+    rpcs = {c: EvmRpc(evm_chain(c, s)) for c in chains if c.is_evm}
+    client = http_client(s)
+    try:
+        sol = SolanaRpc(s.endpoints.solana_rpc, s.endpoints.solana_ws, client, commitment=s.solana.commitment)
+        return await _watch_pools(det, s, chains, rpcs, sol)
+    finally:
+        for r in rpcs.values():
+            await r.aclose()
+        await client.aclose()
+        await close_http()
+
+
+def run_live_scan(assets: list[str], updates: int, idle_s: float, s):
+    "(detector, seconds) after following the assets' pools live."
+    import asyncio
     from memebot.live.crosschain import ArbCosts, ArbDetector, default_registry, scan_feeds
 
     reg, det = default_registry(s), ArbDetector(ArbCosts.from_settings(s), keep=max(updates * 6, 1_000))
     chains = _live_chains(s, assets, reg)
 
     async def go():
-        rpcs = {c: EvmRpc(evm_chain(c, s)) for c in chains if c.is_evm}
-        client = http_client(s)
-        try:
-            sol = SolanaRpc(s.endpoints.solana_rpc, s.endpoints.solana_ws, client, commitment=s.solana.commitment)
-            feeds = await _watch_pools(det, s, chains, rpcs, sol)
-        finally:
-            for r in rpcs.values():
-                await r.aclose()
-            await client.aclose()
-            await close_http()
+        feeds = await _read_pools(det, s, chains)
         t0 = time.perf_counter()
         await scan_feeds(det, feeds, max_updates=updates, idle_s=idle_s)
         return time.perf_counter() - t0
@@ -930,6 +937,48 @@ async def _rebalance_run(s, tg, usd, reg, chains, run_id, wait, acknowledge, fet
                 await r.aclose()
         await close_http()
         st.close()
+
+# %% ../../nbs/96a_commands.arb.ipynb #40f4cbdd
+@arb_app.command("route")
+def arb_route(
+    asset: str = typer.Option(..., "--asset", help="An asset of [crosschain] assets on two or more chains."),
+    usd: float = typer.Option(..., "--usd", min=0.01, help="What to spend on it, in USD."),
+    buy: bool = typer.Option(False, "--buy", help="Buy it, live, on the cheapest chain."),
+    allow_cosigner: List[str] = _COSIGNER,
+    confirm: bool = _CONFIRM,
+    as_json: JsonOpt = False,
+):
+    "Where a buy of --usd of an asset costs least, all-in, across the chains it trades on; --buy buys it there."
+    import asyncio
+    from memebot.commands.live import _trade, evm_trade
+    from memebot.live.crosschain import ArbCosts, ArbDetector, default_registry, route_buy
+
+    quiet_logs()
+    s = settings()
+    reg, det = default_registry(s), ArbDetector(ArbCosts.from_settings(s), modes=())
+    a = asset.upper()
+    chains = _live_chains(s, [a], reg)
+    asyncio.run(_read_pools(det, s, chains))
+    routes = [(c, v) for c, v in route_buy(det, a, usd) if v == v]  # NaN: that chain's gas or coin is unpriced
+    if not routes:
+        raise ValidationError("--asset", "asset", f"{a}: no chain's pool and coin price could be read")
+    best = Chain.parse(routes[0][0])
+    pool = next(p for p in det.pools.values() if p.chain is best and p.token == a)
+    coin = usd / det.usd[pool.quote]  # what the buy spends, in that chain's coin
+    doc = {"asset": a, "usd": usd, "routes": [{"chain": c, "cost_usd": v} for c, v in routes], "best": best.value,
+           "spend": coin, "coin": pool.quote}  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps(doc))
+    else:
+        for c, v in routes:
+            console.print(f"{a} for {usd:,.2f} USD on {c}: all-in cost {v:,.2f} USD", markup=False)
+        console.print(f"cheapest: {best.value}, spending {coin:,.9g} {pool.quote}", markup=False)
+    if buy:
+        token, amount = reg.tokens(a)[best].address, f"{coin:.9f}"
+        if best is Chain.SOLANA:
+            _trade("buy", token, amount, None, confirm, allow_cosigner, as_json)
+        else:
+            evm_trade(best, "buy", token, amount, None, confirm, as_json)
 
 # %% ../../nbs/96a_commands.arb.ipynb #ba20612f
 @arb_app.command("assets")
