@@ -9,7 +9,11 @@ files (no consistency, no verification). RTO = restore + the paper run's resume.
 it makes N more trades, the data folder is lost and the backup restored; RTO = restore + `memebot live reconcile
 --adopt` (the trades after the backup booked back from the chain as orders, the ledger equal to the chain again).
 
-Usage: PYTHONPATH=. .venv/bin/python bench/bench_backup.py [--live 20]
+`--evm N`: the same drill for a live BSC account on a Hardhat node with Uniswap V2. The node does not list an
+account's transactions: `live reconcile --adopt --chain bsc` finds each one after the backup by a binary search of
+the account's nonce over the node's history, then books it.
+
+Usage: PYTHONPATH=. .venv/bin/python bench/bench_backup.py [--live 20 | --evm 20]
 """
 
 import argparse, asyncio, json, os, shutil, subprocess, sys, tempfile, time
@@ -142,8 +146,77 @@ def live_drill(after: int):
             print(f"{a:<58}{b:>10}{c:>10}")
 
 
+async def _evm_trades(s, bed, n: int) -> int:
+    "`n` live swaps on BSC through the `live` ledger (buys, then sells of half the tokens); transactions sent."
+    from memebot.commands.live import evm_broker
+    from memebot.core import Chain, OrderStatus
+
+    b, st, rep = await evm_broker(s, Chain.BSC, risk=False)
+    if not rep.ok:
+        b.acknowledge(rep)  # the opening balance
+    meme = bed.tokens["MEME"].lower()
+    for i in range(n):
+        o = await (b.buy(meme, 10**16) if i % 2 == 0 else b.sell(meme, b.ledger.balances()[meme] // 2))
+        assert o.status is OrderStatus.FILLED, o.reason
+    sent = sum(1 for i in b.ledger.intents() if i.status == "confirmed")
+    await b.aclose()
+    st.close()
+    return sent
+
+
+def evm_drill(after: int):
+    "The restore drill of a live BSC account on a Hardhat node; RTO = restore + `live reconcile --adopt --chain bsc`."
+    from eth_account import Account
+    from memebot.testing.evm import HardhatNode, UniswapTestbed
+
+    configure_logging("WARNING", "json")
+    with tempfile.TemporaryDirectory() as d, HardhatNode(chain_id=56) as node:
+        node.rpc("evm_setIntervalMining", 100)
+        bed = UniswapTestbed(node).deploy()
+        me = Account.create()
+        node.rpc("hardhat_setBalance", me.address, hex(100 * 10**18))
+        d = Path(d)
+        data, key = d / "data", d / "evm.key"
+        key.write_text(me.key.hex())
+        key.chmod(0o600)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MEMEBOT_")}
+        env |= {"MEMEBOT_STORE_PATH": str(data / "memebot.duckdb"), "MEMEBOT_STORE_LEDGER_DIR": str(data / "runs")}
+        env |= {"MEMEBOT_LIVE_KILL_FILE": str(data / "KILL"), "MEMEBOT_AI_TRACKING_URI": f"sqlite:///{d}/ml/mlflow.db"}
+        env |= {**bed.settings_env("bsc"), "MEMEBOT_EVM_KEYSTORE_PATH": str(key), "MEMEBOT_EVM_BSC_CONFIRMATIONS": "1",
+                "MEMEBOT_LIVE_LIVE_TRADING_ENABLED": "true", "MEMEBOT_LIVE_PAPER_TRADING_MODE": "false",
+                "MEMEBOT_CROSSCHAIN_BSC_ENABLED": "true"}  # fmt: skip
+        s = load_settings(None, env=env)
+        first = asyncio.run(_evm_trades(s, bed, 4))
+        arch, t_create = timed(lambda: create_backup(d / "bk", s, postgres=False))
+        sent = asyncio.run(_evm_trades(s, bed, after)) - first  # swaps and approvals the backup will not know
+        shutil.rmtree(data)
+        _, t_restore = timed(lambda: restore_backup(arch, s, postgres=False))
+        cmd = [EXE, "live", "reconcile", "--chain", "bsc", "--yes-i-mean-live", "--json"]
+        r, t_adopt = timed(lambda: subprocess.run([*cmd, "--adopt"], env=env, capture_output=True, text=True))
+        doc = json.loads(r.stdout)
+        assert r.returncode == 0 and doc["ok_now"] and len(doc["unknown_signatures"]) >= after, r.stdout[-500:]
+        r2, t_check = timed(lambda: subprocess.run(cmd, env=env, capture_output=True, text=True))
+        assert r2.returncode == 0
+        head = int(node.rpc("eth_blockNumber"), 16)
+        rows = [
+            ("live BSC account: swaps before / after the backup", f"4 / {after}", ""),
+            ("transactions after the backup (swaps and approvals)", f"{len(doc['unknown_signatures'])}", ""),
+            ("blocks on the node (the history searched)", f"{head:,}", ""),
+            ("backup create", f"{t_create:.2f} s", f"{arch.stat().st_size / 1e3:.0f} kB"),
+            ("backup restore (verify + copy back)", f"{t_restore:.2f} s", ""),
+            (f"live reconcile --adopt ({len(doc['adopted'])} swaps booked back)", f"{t_adopt:.2f} s", ""),
+            ("RTO (restore + reconcile --adopt)", f"{t_restore + t_adopt:.2f} s", ""),
+            ("a plain live reconcile afterwards (the floor)", f"{t_check:.2f} s", ""),
+        ]
+        assert len(doc["unknown_signatures"]) == sent, (doc["unknown_signatures"], sent)
+        print(f"{'what':<58}{'time':>10}{'size':>10}")
+        for a, b, c in rows:
+            print(f"{a:<58}{b:>10}{c:>10}")
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--live", type=int, default=0, help="the live drill with this many trades after the backup")
+    ap.add_argument("--evm", type=int, default=0, help="the EVM live drill with this many swaps after the backup")
     a = ap.parse_args()
-    live_drill(a.live) if a.live else main()
+    evm_drill(a.evm) if a.evm else live_drill(a.live) if a.live else main()

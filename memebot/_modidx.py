@@ -1374,6 +1374,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                   'memebot/exec/evm.py'),
                                   'memebot.exec.evm.EvmBroker._replace': ('exec.evm.html#evmbroker._replace', 'memebot/exec/evm.py'),
                                   'memebot.exec.evm.EvmBroker._send': ('exec.evm.html#evmbroker._send', 'memebot/exec/evm.py'),
+                                  'memebot.exec.evm.EvmBroker._send_final': ('exec.evm.html#evmbroker._send_final', 'memebot/exec/evm.py'),
                                   'memebot.exec.evm.EvmBroker._send_new': ('exec.evm.html#evmbroker._send_new', 'memebot/exec/evm.py'),
                                   'memebot.exec.evm.EvmBroker._settle': ('exec.evm.html#evmbroker._settle', 'memebot/exec/evm.py'),
                                   'memebot.exec.evm.EvmBroker._sign_send': ('exec.evm.html#evmbroker._sign_send', 'memebot/exec/evm.py'),

@@ -215,8 +215,10 @@ def test_arb_rebalance_sends_a_bridge_transfer_and_books_both_chains(chains, mem
         port = memebot("portfolio", "--price", "MEME=0.06", "--no-fetch", "--json", env=env)
         (moving,) = json.loads(port.stdout)["in_transit"]  # on neither ledger: counted on its way
         assert (moving["units"], moving["tx_hash"]) == (5_000.0, t["tx_hash"]), port.stdout
-        held = json.loads(memebot(*args, "--wait", "0", env=env, timeout=300).stdout)  # still in flight: not sent again
-        assert held["transfers"] == [] and [r["asset"] for r in held["held_back"]] == ["MEME"], held
+        held = memebot(*[a for a in args if a != "--json"], "--wait", "0", env=env, timeout=300)  # as a user reads it
+        assert held.returncode == 0 and "MEME ethereum -> bsc: pending" in held.stdout, held.stdout + held.stderr
+        assert "not sent, a transfer of MEME is still in flight" in held.stdout  # on its way: not sent again
+        assert "ethereum: ledger matches the chain" in held.stdout and "bsc: ledger matches the chain" in held.stdout
         again = memebot(*args, "--wait", "30", env=env, timeout=300)  # a restart: the transfer arrived meanwhile
         assert again.returncode == 0, again.stdout + again.stderr
         doc = json.loads(again.stdout)
@@ -259,6 +261,7 @@ def test_arb_route_prices_each_chain_and_buys_on_the_cheapest(chains, memebot, t
     assert best == doc["routes"][0]["chain"] and doc["coin"] == {"ethereum": "ETH", "bsc": "BNB"}[best]
     off = memebot("arb", "route", "--asset", "MEME", "--usd", "50", "--buy", "--yes-i-mean-live", env=env)
     assert off.returncode == 2 and "live_trading_enabled" in off.stderr, off.stderr  # routed, never bought
+    assert f"cheapest: {best}, spending" in off.stdout and "all-in cost" in off.stdout
     env |= {"MEMEBOT_LIVE_LIVE_TRADING_ENABLED": "true", "MEMEBOT_LIVE_PAPER_TRADING_MODE": "false",
             f"MEMEBOT_CROSSCHAIN_{best.upper()}_ENABLED": "true"}  # fmt: skip
     live = ["--chain", best, "--yes-i-mean-live", "--json"]

@@ -658,13 +658,7 @@ async def _ensure_allowance(self: EvmBroker, token: str, amount: int, client_id:
     )
     cid = f"approve:{client_id}"
     tx = {"from": self.key.address, "to": token, "value": 0, "data": approve_data(spender, want)}
-    tx["gas"] = await self._gas(tx)
-    intent, out = await self._send_new(cid, tx, None, None, await self.fees())
-    if out not in ("sent", "unreachable"):
-        raise SwapRejected(f"approval refused by the node: {out}")
-    got = await self.land(cid)
-    if got is None:
-        raise SwapRejected("approval did not confirm in time (it may still land; the sell was not sent)")
+    got = await self._send_final(cid, tx, "the approval (what needed it was not sent)")
     await self._book_fee_only(cid, *got, note="approval")
     if int(got[1]["status"], 16) != 1:
         raise SwapRejected("approval reverted on chain")
@@ -675,15 +669,22 @@ async def revoke(self: EvmBroker, token: str) -> str:
     "Set the router's allowance for `token` to zero; the transaction hash once final."
     cid = new_client_id("revoke")
     tx = {"from": self.key.address, "to": token.lower(), "value": 0, "data": approve_data(self.cfg.router, 0)}
-    tx["gas"] = await self._gas(tx)
-    intent, out = await self._send_new(cid, tx, None, None, await self.fees())
-    if out not in ("sent", "unreachable"):
-        raise SwapRejected(f"revoke refused by the node: {out}")
-    got = await self.land(cid)
-    if got is None:
-        raise SwapRejected("revoke did not confirm in time (it may still land)")
+    got = await self._send_final(cid, tx, "the revoke")
     await self._book_fee_only(cid, *got, note="revoke")
     return got[0].signature
+
+
+@patch
+async def _send_final(self: EvmBroker, client_id: str, tx: dict, what: str) -> tuple[TxIntent, dict]:
+    "Send a transaction that is not a swap (approval, revoke, bridge deposit); (intent, receipt) once final."
+    tx["gas"] = await self._gas(tx)
+    _, out = await self._send_new(client_id, tx, None, None, await self.fees())
+    if out not in ("sent", "unreachable"):
+        raise SwapRejected(f"{what} was refused by the node: {out}")
+    got = await self.land(client_id)
+    if got is None:
+        raise SwapRejected(f"{what} did not confirm in time (it may still land)")
+    return got
 
 # %% ../../nbs/62_exec.evm.ipynb #8959e095
 @patch
@@ -704,14 +705,7 @@ async def bridge_out(
     value = tx.get("value") or 0
     call = {"from": self.key.address, "to": tx["to"], "data": tx["data"],
             "value": int(value, 0) if isinstance(value, str) else int(value)}  # fmt: skip
-    call["gas"] = await self._gas(call)
-    intent, out = await self._send_new(client_id, call, None, None, await self.fees())
-    if out not in ("sent", "unreachable"):
-        raise SwapRejected(f"the bridge deposit was refused by the node: {out}")
-    got = await self.land(client_id)
-    if got is None:
-        raise SwapRejected("the bridge deposit did not confirm in time (it may still land: `memebot bridge status`)")
-    intent, rc = got
+    intent, rc = await self._send_final(client_id, call, "the bridge deposit")
     if not self._book_bridge(client_id, intent, rc, note):
         raise SwapRejected(f"the bridge deposit {intent.signature} reverted on chain (only its gas was spent)")
     self.log.info("bridge_deposit", client_id=client_id, tx_hash=intent.signature[2:], token=token, amount=amount)
