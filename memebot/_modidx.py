@@ -263,6 +263,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                'memebot/commands/arb.py'),
                                       'memebot.commands.arb._reprice': ('commands.arb.html#_reprice', 'memebot/commands/arb.py'),
                                       'memebot.commands.arb._scan_table': ('commands.arb.html#_scan_table', 'memebot/commands/arb.py'),
+                                      'memebot.commands.arb._settle_transfers': ( 'commands.arb.html#_settle_transfers',
+                                                                                  'memebot/commands/arb.py'),
                                       'memebot.commands.arb._solana_arb_broker': ( 'commands.arb.html#_solana_arb_broker',
                                                                                    'memebot/commands/arb.py'),
                                       'memebot.commands.arb._solana_pools': ('commands.arb.html#_solana_pools', 'memebot/commands/arb.py'),

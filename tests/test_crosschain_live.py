@@ -219,12 +219,22 @@ def test_arb_rebalance_sends_a_bridge_transfer_and_books_both_chains(chains, mem
         assert held.returncode == 0 and "MEME ethereum -> bsc: pending" in held.stdout, held.stdout + held.stderr
         assert "not sent, a transfer of MEME is still in flight" in held.stdout  # on its way: not sent again
         assert "ethereum: ledger matches the chain" in held.stdout and "bsc: ledger matches the chain" in held.stdout
-        again = memebot(*args, "--wait", "30", env=env, timeout=300)  # a restart: the transfer arrived meanwhile
+        trader = ["arb", "live", "--asset", "MEME", "--yes-i-mean-live", "--max-executions", "1", "--seconds", "2",
+                  "--json"]  # fmt: skip
+        arb_env = env | {
+            "MEMEBOT_CROSSCHAIN_CROSS_CHAIN_ARBITRAGE_ENABLED": "true",
+            "MEMEBOT_CROSSCHAIN_ARB_MIN_PROFIT_USD": "1000000",
+        }  # it watches, never trades here
+        live = memebot(*trader, env=arb_env, timeout=300)  # the arbitrage trader on the same run: it arrived meanwhile
+        assert live.returncode == 0, live.stdout + live.stderr
+        doc = json.loads(live.stdout)
+        (rec,) = doc["bridge_transfers"]  # booked before its start reconciled BSC: no difference, nothing to accept
+        assert (rec["id"], rec["status"], rec["received"]) == (t["id"], "done", 4_995 * 10**18), rec
+        assert doc["reconcile"] == {"ethereum": "ok", "bsc": "ok"} and doc["executions"] == []
+        again = memebot(*args, "--wait", "30", env=env, timeout=300)  # nothing left in flight, BSC near its target
         assert again.returncode == 0, again.stdout + again.stderr
         doc = json.loads(again.stdout)
-        (rec,) = doc["recovered"]
-        assert (rec["id"], rec["status"], rec["received"]) == (t["id"], "done", 4_995 * 10**18), rec
-        assert doc["transfers"] == [] and doc["reconcile"] == {"ethereum": "ok", "bsc": "ok"}  # within 10%: no more
+        assert doc["recovered"] == [] and doc["transfers"] == [] and doc["reconcile"] == {"ethereum": "ok", "bsc": "ok"}
         assert tok_bsc.functions.balanceOf(me.address).call() == 4_995 * 10**18
         assert lifi.calls["/v1/status"] == 4  # PENDING three times, then DONE: the arrival booked once
         (tmp_path / "KILL").write_text("operator stop")  # the kill switch stops transfers not sent yet

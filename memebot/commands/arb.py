@@ -379,6 +379,21 @@ def _reprice(det) -> list:
     return out
 
 # %% ../../nbs/96a_commands.arb.ipynb #9ff4edef
+async def _settle_transfers(s, st, run_id: str, chains: dict, reg) -> tuple:
+    "(Rebalancer, the run's open bridge transfers tracked now): arrivals are booked before any chain is reconciled."
+    from memebot.data.bridges import Lifi
+    from memebot.exec.evm import load_evm_key
+    from memebot.exec.ledger import Ledger
+    from memebot.live.crosschain import Rebalancer
+
+    evm = [c for c in chains if c.is_evm]
+    if not evm:
+        return None, []
+    wallet = load_evm_key(s).address.lower()
+    reb = Rebalancer({c: Ledger(st, run_id, c, wallet) for c in evm}, reg, st, Lifi(s), s)
+    return reb, await reb.recover()
+
+
 async def arb_live_run(
     s,
     chains: dict,  # `_live_chains`
@@ -403,6 +418,7 @@ async def arb_live_run(
     rpcs: dict = {}
     risks: dict = {}
     try:
+        _, settled = await _settle_transfers(s, st, run_id, chains, reg)  # a rebalance's arrivals, before reconciling
         await _arb_brokers(s, chains, st, run_id, acknowledge, cosigners, brokers, rpcs, risks)
         hook = _AllRisks(risks)
         ex = ArbExecutor(brokers, reg, st, risk=hook)
@@ -458,6 +474,7 @@ async def arb_live_run(
         closest = max(missed, key=lambda o: o.net_usd, default=None)
 
         return {"run_id": run_id, "recovered": [asdict(e) for e in done], "executions": [asdict(e) for e in traded],
+                "bridge_transfers": [asdict(t) for t in settled],
                 "halted": hook.halted, "updates": det.updates, "not_taken": _reasons(det.evaluated),
                 "closest": closest and asdict(closest),
                 "inventory": {f"{c.value}:{a}": u for (c, a), u in det.inventory.items()},
@@ -891,21 +908,17 @@ def _rebalance_live(s, tg: dict, usd: dict, reg, run_id: str, wait: float, ackno
 
 async def _rebalance_run(s, tg, usd, reg, chains, run_id, wait, acknowledge, fetch) -> dict:
     from dataclasses import asdict
-    from memebot.data.bridges import Lifi
     from memebot.data.sources import close_http
     from memebot.data.store import Store
-    from memebot.exec.evm import load_evm_key
-    from memebot.exec.ledger import Ledger, ledger_path
-    from memebot.live.crosschain import ArbCosts, Rebalancer, plan_rebalance, portfolio_usd, usd_prices
+    from memebot.exec.ledger import ledger_path
+    from memebot.live.crosschain import ArbCosts, plan_rebalance, portfolio_usd, usd_prices
     from memebot.risk import read_kill_file
 
     st = Store(ledger_path(run_id, s))
     brokers: dict = {}
     rpcs: dict = {}
     try:
-        wallet = load_evm_key(s).address.lower()
-        reb = Rebalancer({c: Ledger(st, run_id, c, wallet) for c in chains}, reg, st, Lifi(s), s)
-        recovered = await reb.recover()  # arrivals booked before any chain is reconciled
+        reb, recovered = await _settle_transfers(s, st, run_id, chains, reg)  # arrivals booked before reconciling
         await _arb_brokers(s, chains, st, run_id, acknowledge, (), brokers, rpcs, {})
         reb.ledgers = {c: b.ledger for c, b in brokers.items()}
         again = await reb.recover()  # deposits the source chain's broker settled at start, transfers still open

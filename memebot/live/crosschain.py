@@ -1344,6 +1344,8 @@ async def recover(self: Rebalancer, wait_s: float = 0.0) -> list[BridgeTransfer]
     "Track every transfer a stopped run left open; those sent before the stop are booked if they arrived."
     out = []
     for t in self.transfers(open_only=True):
+        if not {Chain.parse(t.from_chain), Chain.parse(t.to_chain)} <= set(self.ledgers):
+            continue  # between chains this run does not open: left to a run that does
         if not t.tx_hash:  # stopped between the write-ahead and the deposit's hash: its intents say what went out
             its = self.ledgers[Chain.parse(t.from_chain)].intents(t.id)
             done = [i for i in its if i.status == "confirmed"]
