@@ -243,7 +243,7 @@ def arb_run(
     from memebot.cli import positive
     from memebot.exec.ledger import ledger_path
     from memebot.data.store import Store
-    from memebot.live.crosschain import paper_arb, paper_arb_setup, portfolio_usd, trade_pnl
+    from memebot.live.crosschain import paper_arb, paper_arb_setup, portfolio_usd, save_run_assets, trade_pnl
 
     quiet_logs()
     positive(inventory_usd, "--inventory-usd")
@@ -260,6 +260,7 @@ def arb_run(
         start = portfolio_usd(leds, reg, det.usd)
         done = asyncio.run(paper_arb(sim, det, ex, brokers, updates))
         pnl = trade_pnl(start, portfolio_usd(leds, reg, det.usd), det.usd)
+        save_run_assets(st, reg, det.usd)  # `memebot portfolio` reads the simulator's tokens at their last marks
     by = {k: sum(e.status == k for e in done) for k in ("done", "unwound", "exposed")}
     doc = {"run_id": run_id, "executions": len(done), "by_status": by, "pnl_usd": pnl}
     doc |= {"expected_usd": sum(e.expected_usd for e in done), "ledger": str(ledger_path(run_id, s)), "gas_usd": g}
@@ -708,7 +709,7 @@ def portfolio_cmd(
     as_json: JsonOpt = False,
 ):
     "Every node's holdings across chains in one view: balances by chain and asset in USD, paper positions and PnL."
-    from memebot.live.crosschain import bridge_in_transit, default_registry, portfolio_usd
+    from memebot.live.crosschain import bridge_in_transit, default_registry, portfolio_usd, run_assets
     from memebot.exec.ledger import ledger_accounts
 
     quiet_logs()
@@ -716,6 +717,7 @@ def portfolio_cmd(
     usd, problems = parse_prices(price), []
     ledgers, busy = ledger_accounts(s)
     reg = default_registry(s)
+    usd = run_assets(ledgers, reg) | usd  # paper runs' own assets, at their last marks unless priced here
     df = portfolio_usd(ledgers, reg, usd)
     if fetch and not (want := df[~df.asset.isin(set(usd))]).empty:
         usd, problems = _fetch_prices(want, reg, s, usd)
@@ -831,7 +833,7 @@ def arb_rebalance(
 ):
     "Propose the bridge transfers that bring each chain's inventory back to its target; --execute sends them."
     from dataclasses import asdict
-    from memebot.live.crosschain import ArbCosts, default_registry, plan_rebalance, portfolio_usd
+    from memebot.live.crosschain import ArbCosts, default_registry, plan_rebalance, portfolio_usd, run_assets
     from memebot.exec.ledger import ledger_accounts
 
     quiet_logs()
@@ -859,6 +861,7 @@ def arb_rebalance(
             console.print(f"halted, nothing more sent: {doc['halted']}", markup=False)
         return
     ledgers, busy = ledger_accounts(s)
+    usd = run_assets(ledgers, reg) | usd  # paper runs' own assets, at their last marks unless priced here
     book = portfolio_usd(ledgers, reg, usd)
     if fetch and not (want := book[~book.asset.isin(set(usd))]).empty:
         usd, _ = _fetch_prices(want, reg, s, usd)  # a transfer without a price is proposed without its value

@@ -23,7 +23,8 @@ __all__ = ['CG_CHAINS', 'OPPORTUNITY_COLUMNS', 'SOLANA_SWAP_CU', 'COIN_IDS', 'SI
            'watch_evm', 'solana_swap_gas_usd', 'watch_solana', 'scan_feeds', 'ArbExecution', 'ArbExecutor',
            'PaperSwapBroker', 'portfolio_usd', 'usd_prices', 'GlobalExposure', 'Rebalance', 'plan_rebalance',
            'BridgeTransfer', 'Rebalancer', 'check_bridge_quote', 'bridge_in_transit', 'route_buy', 'CrossChainSim',
-           'paper_arb_setup', 'paper_arb', 'trade_pnl', 'load_arb_candidates', 'eth_usd_by_day', 'study_candidates']
+           'paper_arb_setup', 'paper_arb', 'trade_pnl', 'save_run_assets', 'run_assets', 'load_arb_candidates',
+           'eth_usd_by_day', 'study_candidates']
 
 # %% ../../nbs/71_live.crosschain.ipynb #c0cfae3a
 @dataclass(frozen=True)
@@ -1569,6 +1570,53 @@ def trade_pnl(before: pd.DataFrame, after: pd.DataFrame, usd: dict) -> float:
     key = ["chain", "asset"]
     d = after.groupby(key).units.sum().sub(before.groupby(key).units.sum(), fill_value=0.0)
     return float(sum(u * usd.get(a, math.nan) for (_, a), u in d.items() if u))
+
+# %% ../../nbs/71_live.crosschain.ipynb #086f7640
+register_migration(
+    "crosschain",
+    4,
+    "the assets and last marks of a paper arbitrage run, for the unified portfolio",
+    """
+CREATE TABLE run_assets(asset VARCHAR, chain VARCHAR, address VARCHAR, decimals INTEGER, kind VARCHAR,
+    PRIMARY KEY (chain, address));
+CREATE TABLE run_marks(asset VARCHAR PRIMARY KEY, usd DOUBLE, ts TIMESTAMP);
+""",
+)
+
+
+def save_run_assets(store: Store, registry: AssetRegistry, usd: dict, ts_ns: int | None = None) -> int:
+    "Keep a run's assets (each contract by chain) and their last USD marks in its store; the contracts written."
+    ensure_schema(store)
+    coins = {c.native_symbol for c in Chain}
+    rows = [(a, t.chain.value, t.address, t.decimals, t.kind) for a in registry.assets
+            for t in registry.tokens(a).values() if a not in coins]  # fmt: skip
+    ts = pd.Timestamp(ts_ns or time.time_ns(), unit="ns")
+    marks = [(a, float(v), ts) for a, v in usd.items() if a not in coins and a in registry.assets and math.isfinite(v)]
+    with store._wlock:
+        store.con.executemany("INSERT OR REPLACE INTO run_assets VALUES (?, ?, ?, ?, ?)", rows)
+        store.con.executemany("INSERT OR REPLACE INTO run_marks VALUES (?, ?, ?)", marks)
+    return len(rows)
+
+
+def run_assets(ledgers: list, registry: AssetRegistry) -> dict:
+    "Add the ledgers' runs' own assets to `registry`; their last marks (asset -> USD)."
+    marks, seen = {}, set()
+    for led in ledgers:
+        if id(led.store) in seen:
+            continue
+        seen.add(id(led.store))
+        try:
+            cur = led.store.cursor()
+            rows = cur.execute("SELECT asset, chain, address, decimals, kind FROM run_assets").fetchall()
+            got = cur.execute("SELECT asset, usd FROM run_marks").fetchall()
+        except Exception:  # a run that kept none (a live node), or not a DuckDB store
+            continue
+        for a, c, addr, dec, kind in rows:
+            if registry.asset_of(c, addr) is None and Chain.parse(c) not in registry.tokens(a):
+                registry.add(a, ChainToken(Chain.parse(c), addr, int(dec), kind))
+        for a, v in got:
+            marks.setdefault(a, float(v))
+    return marks
 
 # %% ../../nbs/71_live.crosschain.ipynb #abf7ca5f
 STABLES = {"USDC", "USDT", "USDBC", "USDC.E", "DAI", "BUSD"}
