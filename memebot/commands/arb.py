@@ -535,6 +535,9 @@ def arb_live(
     for e in exs:
         console.print(f"  {e['asset']} {e['buy_chain']}>{e['sell_chain']}: {e['status']}, bought {e['bought']:,.6g}, "
                       f"sold {e['sold']:,.6g}, expected {e['expected_usd']:+,.2f} USD", markup=False)  # fmt: skip
+    for t in doc["bridge_transfers"]:
+        console.print(f"  bridge transfer {t['asset']} {t['from_chain']} -> {t['to_chain']}: {t['status']}",
+                      markup=False)  # fmt: skip
     for c, r in doc["reconcile"].items():
         console.print(f"{c}: {'ledger matches the chain' if r == 'ok' else r}", markup=False)
     if doc["halted"]:
