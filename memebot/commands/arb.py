@@ -425,6 +425,7 @@ async def arb_live_run(
         ex = ArbExecutor(brokers, reg, st, risk=hook)
         done = await ex.recover()
         det = ArbDetector(ArbCosts.from_settings(s), modes=("inventory",))
+        ex.usd = det.usd  # each trade's legs are quoted at the venues before anything is sent
         cap = min(s.risk.max_order_usd, s.risk.max_position_usd)  # a leg the risk engine would refuse is not sized
         _inventory(det, brokers, chains, reg, reserve, cap)
         sol = brokers.get(Chain.SOLANA)
@@ -453,8 +454,8 @@ async def arb_live_run(
                     _inventory(det, brokers, chains, reg, reserve, cap)
                     while not q.empty():  # what was queued during the trade was priced before it
                         q.get_nowait()
-                    if max_executions and len(traded) >= max_executions:
-                        break
+                    if max_executions and sum(e.status != "skipped" for e in traded) >= max_executions:
+                        break  # a trade the venues' quotes refused sent nothing: it does not count
             finally:  # an error ends the run too (and is raised below), never a scan left waiting
                 stop.set()
 
@@ -528,7 +529,7 @@ def arb_live(
         typer.echo(json.dumps(doc, default=str))
         return
     exs = doc["executions"]
-    by = {k: sum(e["status"] == k for e in exs) for k in ("done", "unwound", "exposed")}
+    by = {k: sum(e["status"] == k for e in exs) for k in ("done", "unwound", "exposed", "skipped")}
     head = f"{run_id}: {len(exs)} two-legged trades ({', '.join(f'{n} {k}' for k, n in by.items())})"
     console.print(f"{head}, {len(doc['recovered'])} settled from a stopped run, {doc['updates']} pool updates",
                   markup=False)  # fmt: skip

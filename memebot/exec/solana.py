@@ -628,6 +628,13 @@ async def sell(self: SolanaBroker, mint: str, token_atoms: int, **kw) -> Order:
     "Sell `token_atoms` of `mint` for SOL."
     return await self.swap(mint, SOL_MINT, token_atoms, **kw)
 
+# %% ../../nbs/61_exec.solana.ipynb #4c70a858
+@patch
+async def quote(self: SolanaBroker, side: Side, mint: str, amount_in: int) -> int:
+    "What Jupiter's route gives now for `amount_in` (lamports for a BUY, token atoms for a SELL), in the other's atoms."
+    a, b = (SOL_MINT, mint) if side is Side.BUY else (mint, SOL_MINT)
+    return int((await self.jupiter.quote(a, b, int(amount_in), self.settings.risk.max_slippage_bps))["outAmount"])
+
 # %% ../../nbs/61_exec.solana.ipynb #9ab4313c11
 @patch
 async def swap(

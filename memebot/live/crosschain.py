@@ -655,7 +655,7 @@ class ArbExecution:
     sell_client_id: str
     quote_atoms: int  # native coin spent on the buy leg
     token_units: float  # tokens meant to be bought on one side and sold on the other
-    status: str = "sending"  # sending, done, unwinding, unwound, exposed
+    status: str = "sending"  # sending, done, unwinding, unwound, exposed; skipped (the legs' quotes said no)
     bought: float = 0.0  # tokens the buy leg got
     sold: float = 0.0  # tokens the sell leg sold
     unwind_client_id: str = ""
@@ -689,11 +689,12 @@ class ArbExecutor:
         tolerance: float = 0.01,
         unwind_premium: float = 0.05,  # a buy-back spends this much more than the sell leg's price implies
         clock=None,
+        usd: dict | None = None,  # asset -> USD (the detector's): check both legs' quotes before sending (None: off)
     ):
         from memebot.core import WallClock
 
         self.brokers = {Chain.parse(c): b for c, b in brokers.items()}
-        self.registry, self.store, self.risk = registry, store, risk
+        self.registry, self.store, self.risk, self.usd = registry, store, risk, usd
         self.tolerance, self.unwind_premium, self.clock = tolerance, unwind_premium, clock or WallClock()
         ensure_schema(store)
 
@@ -715,6 +716,30 @@ def _token(self: ArbExecutor, asset: str, chain: Chain) -> ChainToken:
         raise ValidationError("arbitrage", "asset", f"{asset} has no registered contract on {chain.value}")
     return t
 
+# %% ../../nbs/71_live.crosschain.ipynb #4f649391
+@patch
+async def _quotes_say_no(self: ArbExecutor, opp: Opportunity, bc, sc, ta, tb, quote_atoms: int) -> str | None:
+    "Why the legs' own quotes say not to send the trade (None: they agree with the detector)."
+    import asyncio
+
+    sell_atoms = int(opp.token_qty * 10**tb.decimals)
+    try:
+        got, paid = await asyncio.gather(
+            self.brokers[bc].quote(Side.BUY, ta.address, quote_atoms),
+            self.brokers[sc].quote(Side.SELL, tb.address, sell_atoms),
+        )
+    except Exception as e:  # no quote is no trade: nothing was sent
+        return f"no quote: {type(e).__name__}: {e}"
+    tokens = got / 10**ta.decimals
+    if tokens < opp.token_qty * (1 - self.tolerance):
+        return f"the buy leg's quote gives {tokens:,.6g} {opp.asset}, not the {opp.token_qty:,.6g} sold"
+    cost = quote_atoms / 10**bc.native_decimals * self.usd.get(bc.native_symbol, math.nan)
+    proceeds = paid / 10**sc.native_decimals * self.usd.get(sc.native_symbol, math.nan)
+    net = proceeds - cost - opp.gas_buy_usd - opp.gas_sell_usd
+    if not net > 0:
+        return f"at the legs' quotes the trade nets {net:+,.2f} USD after gas"
+    return None
+
 # %% ../../nbs/71_live.crosschain.ipynb #5d0c9483
 @patch
 async def execute(self: ArbExecutor, opp: Opportunity) -> ArbExecution:
@@ -734,6 +759,10 @@ async def execute(self: ArbExecutor, opp: Opportunity) -> ArbExecution:
     ex = ArbExecution(new_client_id("arb"), self.clock.now_ns(), opp.asset, bc.value, sc.value, new_client_id("arbbuy"),
                       new_client_id("arbsell"), quote_atoms, opp.token_qty,
                       expected_usd=opp.gross_usd - opp.gas_buy_usd - opp.gas_sell_usd)  # fmt: skip
+    if self.usd is not None and (why := await self._quotes_say_no(opp, bc, sc, ta, tb, quote_atoms)):
+        ex.status, ex.note = "skipped", why
+        self._save(ex)
+        return ex
     self._save(ex)  # before anything is sent
     legs = await asyncio.gather(
         self.brokers[bc].buy(ta.address, quote_atoms, client_id=ex.buy_client_id),
@@ -832,6 +861,14 @@ async def recover(self: ArbExecutor) -> list[ArbExecution]:
 # %% ../../nbs/71_live.crosschain.ipynb #5e8a7fa0
 class PaperSwapBroker:
     "Paper swaps against the detector's pools on one chain, booked in a Ledger (the executor's paper broker)."
+
+    async def quote(self, side: Side, token: str, amount_in: int) -> int:
+        "What the pool gives now for `amount_in` (coin atoms for a BUY, token atoms for a SELL), in the other's atoms."
+        st, dec = self._pool(token)
+        nd, f = self.chain.native_decimals, 1 - st.fee_bps / 1e4
+        if side is Side.BUY:
+            return int(cp_out(amount_in / 10**nd, st.quote_reserve, st.token_reserve, f) * 10**dec)
+        return int(cp_out(amount_in / 10**dec, st.token_reserve, st.quote_reserve, f) * 10**nd)
 
     def __init__(self, det: ArbDetector, chain: Chain | str, ledger, registry: AssetRegistry, clock=None):
         from memebot.core import WallClock
