@@ -30,6 +30,16 @@ DATA = "data/binance_memecoins/ohlcv_5m_2025-01_2025-04.parquet"
 EXE = Path(sys.executable).parent / "memebot"
 
 
+def _drill_env(d: Path, data: Path) -> dict:
+    "A `memebot` environment with its data under `data` (the folder a drill loses) and MLflow under `d`."
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMEBOT_")}
+    env |= {"MEMEBOT_STORE_PATH": str(data / "memebot.duckdb"), "MEMEBOT_STORE_LEDGER_DIR": str(data / "runs")}
+    return env | {
+        "MEMEBOT_LIVE_KILL_FILE": str(data / "KILL"),
+        "MEMEBOT_AI_TRACKING_URI": f"sqlite:///{d}/ml/mlflow.db",
+    }
+
+
 def timed(fn):
     t = time.perf_counter()
     out = fn()
@@ -42,9 +52,7 @@ def main():
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         data = d / "data"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MEMEBOT_")}
-        env |= {"MEMEBOT_STORE_PATH": str(data / "memebot.duckdb"), "MEMEBOT_STORE_LEDGER_DIR": str(data / "runs")}
-        env |= {"MEMEBOT_LIVE_KILL_FILE": str(data / "KILL"), "MEMEBOT_AI_TRACKING_URI": f"sqlite:///{d}/ml/mlflow.db"}
+        env = _drill_env(d, data)
         s = load_settings(None, env=env)
         with Store(data / "memebot.duckdb") as st:
             upsert(st, "candles", df.assign(tf="5m", source="binance", chain="cex"))
@@ -115,9 +123,7 @@ def live_drill(after: int):
     with tempfile.TemporaryDirectory() as d, LocalChainServer(chain, jup) as srv:
         d = Path(d)
         data = d / "data"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MEMEBOT_")}
-        env |= {"MEMEBOT_STORE_PATH": str(data / "memebot.duckdb"), "MEMEBOT_STORE_LEDGER_DIR": str(data / "runs")}
-        env |= {"MEMEBOT_LIVE_KILL_FILE": str(data / "KILL"), "MEMEBOT_AI_TRACKING_URI": f"sqlite:///{d}/ml/mlflow.db"}
+        env = _drill_env(d, data)
         env |= {"MEMEBOT_SOLANA_PRIVATE_KEY": str(kp), "MEMEBOT_LIVE_LIVE_TRADING_ENABLED": "true",
                 "MEMEBOT_LIVE_PAPER_TRADING_MODE": "false"}  # fmt: skip
         env |= {f"MEMEBOT_{k.replace('.', '_').upper()}": v for k, v in srv.endpoints().items()}
@@ -179,9 +185,7 @@ def evm_drill(after: int):
         data, key = d / "data", d / "evm.key"
         key.write_text(me.key.hex())
         key.chmod(0o600)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MEMEBOT_")}
-        env |= {"MEMEBOT_STORE_PATH": str(data / "memebot.duckdb"), "MEMEBOT_STORE_LEDGER_DIR": str(data / "runs")}
-        env |= {"MEMEBOT_LIVE_KILL_FILE": str(data / "KILL"), "MEMEBOT_AI_TRACKING_URI": f"sqlite:///{d}/ml/mlflow.db"}
+        env = _drill_env(d, data)
         env |= {**bed.settings_env("bsc"), "MEMEBOT_EVM_KEYSTORE_PATH": str(key), "MEMEBOT_EVM_BSC_CONFIRMATIONS": "1",
                 "MEMEBOT_LIVE_LIVE_TRADING_ENABLED": "true", "MEMEBOT_LIVE_PAPER_TRADING_MODE": "false",
                 "MEMEBOT_CROSSCHAIN_BSC_ENABLED": "true"}  # fmt: skip

@@ -380,6 +380,19 @@ def _reprice(det) -> list:
     return out
 
 # %% ../../nbs/96a_commands.arb.ipynb #9ff4edef
+async def _close_run(brokers: dict, rpcs: dict, st) -> None:
+    "Close a live run's brokers (their write-ahead journals and connections), the RPCs no broker owns, and its store."
+    from memebot.data.sources import close_http
+
+    for b in brokers.values():
+        await b.aclose()
+    for c, r in rpcs.items():
+        if c not in brokers:
+            await r.aclose()
+    await close_http()
+    st.close()
+
+
 async def _settle_transfers(s, st, run_id: str, chains: dict, reg) -> tuple:
     "(Rebalancer, the run's open bridge transfers tracked now): arrivals are booked before any chain is reconciled."
     from memebot.data.bridges import Lifi
@@ -409,7 +422,6 @@ async def arb_live_run(
     "Trade until `seconds` pass, `max_executions` are done or a risk engine halts; what happened, reconciled."
     import asyncio
 
-    from memebot.data.sources import close_http
     from memebot.data.store import Store
     from memebot.exec.ledger import ledger_path
     from memebot.live.crosschain import ArbCosts, ArbDetector, ArbExecutor, scan_feeds
@@ -483,13 +495,7 @@ async def arb_live_run(
                 "reconcile": {c: r.summary() if not r.ok else "ok"
                 for c, r in reps.items()}, "ledger": str(ledger_path(run_id, s))}  # fmt: skip
     finally:
-        for b in brokers.values():
-            await b.aclose()  # its write-ahead journal and its connections
-        for c, r in rpcs.items():
-            if c not in brokers:
-                await r.aclose()
-        await close_http()
-        st.close()
+        await _close_run(brokers, rpcs, st)
 
 
 @arb_app.command("live")
@@ -915,7 +921,6 @@ def _rebalance_live(s, tg: dict, usd: dict, reg, run_id: str, wait: float, ackno
 
 async def _rebalance_run(s, tg, usd, reg, chains, run_id, wait, acknowledge, fetch) -> dict:
     from dataclasses import asdict
-    from memebot.data.sources import close_http
     from memebot.data.store import Store
     from memebot.exec.ledger import ledger_path
     from memebot.live.crosschain import ArbCosts, plan_rebalance, portfolio_usd, usd_prices
@@ -950,13 +955,7 @@ async def _rebalance_run(s, tg, usd, reg, chains, run_id, wait, acknowledge, fet
                 "recovered": [asdict(t) for t in recovered], "halted": halted, "held_back": held_back,
                 "reconcile": {c: "ok" if r.ok else r.summary() for c, r in reps.items()}}  # fmt: skip
     finally:
-        for b in brokers.values():
-            await b.aclose()
-        for c, r in rpcs.items():
-            if c not in brokers:
-                await r.aclose()
-        await close_http()
-        st.close()
+        await _close_run(brokers, rpcs, st)
 
 # %% ../../nbs/96a_commands.arb.ipynb #40f4cbdd
 @arb_app.command("route")

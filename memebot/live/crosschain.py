@@ -1405,17 +1405,22 @@ async def recover(self: Rebalancer, wait_s: float = 0.0) -> list[BridgeTransfer]
     return out
 
 # %% ../../nbs/71_live.crosschain.ipynb #2effcd1b
+def _one_per_store(ledgers: list) -> list:
+    "The first ledger of each store (a run's tables are read once, whatever its chains and wallets)."
+    seen = {}
+    for led in ledgers:
+        seen.setdefault(id(led.store), led)
+    return list(seen.values())
+
+
 def bridge_in_transit(
     ledgers: list,  # memebot.exec.ledger.Ledger of each run (as `portfolio_usd` takes them)
     registry: AssetRegistry,
     usd: dict,  # asset -> USD price
 ) -> pd.DataFrame:
     "One row per open bridge transfer of the ledgers' runs: run, from and to chain, asset, units, USD, deposit hash."
-    rows, seen = [], set()
-    for led in ledgers:
-        if id(led.store) in seen:
-            continue
-        seen.add(id(led.store))
+    rows = []
+    for led in _one_per_store(ledgers):
         try:
             got = (
                 led.store.cursor()
@@ -1637,11 +1642,8 @@ def save_run_assets(store: Store, registry: AssetRegistry, usd: dict, ts_ns: int
 
 def run_assets(ledgers: list, registry: AssetRegistry) -> dict:
     "Add the ledgers' runs' own assets to `registry`; their last marks (asset -> USD)."
-    marks, seen = {}, set()
-    for led in ledgers:
-        if id(led.store) in seen:
-            continue
-        seen.add(id(led.store))
+    marks = {}
+    for led in _one_per_store(ledgers):
         try:
             cur = led.store.cursor()
             rows = cur.execute("SELECT asset, chain, address, decimals, kind FROM run_assets").fetchall()
