@@ -18,9 +18,10 @@ from .obs import configure_logging
 # %% auto #0
 __all__ = ['console', 'err_console', 'app', 'config_app', 'data_app', 'state', 'ParamOpt', 'SymbolsOpt', 'TfOpt', 'FromOpt',
            'ToOpt', 'SourceOpt', 'ChainOpt', 'FillOpt', 'FeeBpsOpt', 'LiquidityOpt', 'JsonOpt', 'JsonFileOpt',
-           'MetricsOpt', 'MetricsPortOpt', 'HeartbeatOpt', 'SimMinutesOpt', 'SimSeedOpt', 'SimLaunchesOpt', 'settings',
-           'log_to', 'quiet_logs', 'fail', 'main', 'config_show', 'settings_lines', 'config_check', 'write_json',
-           'existing_store', 'positive', 'data_import', 'data_ls', 'inventory_lines', 'start_metrics', 'split_symbols']
+           'MetricsOpt', 'MetricsPortOpt', 'HeartbeatOpt', 'EventsOpt', 'SimMinutesOpt', 'SimSeedOpt', 'SimLaunchesOpt',
+           'settings', 'log_to', 'quiet_logs', 'fail', 'main', 'config_show', 'settings_lines', 'config_check',
+           'write_json', 'existing_store', 'positive', 'data_import', 'data_ls', 'inventory_lines', 'start_metrics',
+           'split_symbols']
 
 # %% ../nbs/90_cli.ipynb #2df78530
 console = Console()
@@ -434,6 +435,14 @@ def start_metrics(
 
 HeartbeatOpt = Annotated[
     Optional[float], typer.Option("--heartbeat", help="Heartbeat seconds (default [live] heartbeat_seconds).")
+]
+EventsOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--events",
+        help="Publish fills and status as JSON on this Redis channel ([enterprise] redis_url); the last status is kept"
+        " under CHANNEL:status:<run id>.",
+    ),
 ]
 SimMinutesOpt = Annotated[
     Optional[int], typer.Option("--minutes", help="sim: simulated minutes (default [sim] minutes).")

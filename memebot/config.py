@@ -23,27 +23,14 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
 
 
-# Switches for capabilities this version does not have yet. They stay in settings.ini (the design card names them)
-# but turning one on is an error naming the key, never a silent no-op.
-NOT_BUILT = {
-    ("enterprise", "multi_user_enabled"): "bots, jobs and ledgers run by the service",
-}
+# Switches for capabilities this version does not have yet: (section, key) -> what is missing. Such a switch stays in
+# settings.ini (the design card names it) but turning it on must be an error naming the key, never a silent no-op.
+# None at present.
+NOT_BUILT: dict = {}
 
 # Values read only by what is not built yet: documented in settings.ini, checked for type, and listed here so the
 # test that every key is read knows them.
 NOT_READ_YET: set = set()
-
-
-def _not_built(section: str):
-    "A field validator for `section`'s NOT_BUILT switches: true is refused, naming what is missing."
-
-    def check(cls, v, info):
-        if v:
-            raise ValueError(f"{NOT_BUILT[(section, info.field_name)]}: not built in this version, leave it false")
-        return v
-
-    keys = [k for s, k in NOT_BUILT if s == section]
-    return field_validator(*keys)(classmethod(check))
 
 
 class LiveConfig(_Section):
@@ -160,7 +147,9 @@ class EnterpriseConfig(_Section):
     "[enterprise]: the multi-user REST API and its databases."
 
     api_enabled: bool = False  # `memebot api serve` refuses until this is true
-    multi_user_enabled: bool = False
+    multi_user_enabled: bool = False  # every trader may add wallets and run live bots; false: admins only
+    live_bots_enabled: bool = False  # the service may start live bots at all (and needs the [live] switches too)
+    wallets_dir: str = "data/wallets"  # live bots' key files (0600), under user-<id>/; never served
     database_enabled: bool = False  # nodes keep their ledgers in database_url's PostgreSQL, not in DuckDB files
     authentication_required: bool = True  # the service always authenticates; it refuses to start with false
     database_url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:5432/memebot")
@@ -182,7 +171,6 @@ class EnterpriseConfig(_Section):
     job_lease_s: float = Field(30.0, ge=1, le=3600)  # a running job's claim, renewed by its worker; then it runs again
     bots_dir: str = "data/bots"  # each bot's ledger and kill file, under bot-<id>/
     market_cache_s: float = Field(10.0, ge=1, le=3600)  # how long market-data answers are kept in Redis
-    check_not_built = _not_built("enterprise")
 
 
 class MonitoringConfig(_Section):

@@ -83,8 +83,8 @@ class Api:
 
 
 @pytest.fixture
-def api(pg):
-    s = service_settings(pg, api_rate_per_min=100_000)
+def api(pg, tmp_path):
+    s = service_settings(pg, api_rate_per_min=100_000, wallets_dir=str(tmp_path / "wallets"))
     with TestClient(create_app(s)) as c:
         yield Api(c, s)
     clean_prefix(s)
@@ -216,6 +216,7 @@ def test_bad_bodies_name_the_field(api):
 
 def test_users_cannot_reach_each_others_resources(api):
     bot = api("POST", "/bots", "alice", json={"name": "alice-secret-bot", "strategy": "ema_cross"}).json()
+    wallet = api("POST", "/wallets", "root", json={"name": "ops", "chain": "bsc", "secret": "0x" + "ab" * 32}).json()
     key = api("POST", "/keys", "alice", json={"name": "alice-key", "scopes": ["read"]}).json()
     bob_key = api("POST", "/keys", "bob", json={"name": "bob-key", "scopes": ["read", "trade"]}).json()["key"]
     for auth in ({"who": "bob"}, {"key": bob_key}, {"who": "vic"}):
@@ -223,14 +224,19 @@ def test_users_cannot_reach_each_others_resources(api):
             api("GET", f"/bots/{bot['id']}", **auth),
             api("DELETE", f"/bots/{bot['id']}", **auth),
             api("DELETE", f"/keys/{key['id']}", **auth),
+            api("GET", f"/wallets/{wallet['id']}", **auth),
+            api("DELETE", f"/wallets/{wallet['id']}", **auth),
         ]
         assert all(t.status_code in (403, 404) for t in tries), [t.text for t in tries]
-        for path, params in (("/bots", {}), ("/bots", {"state": "created"}), ("/keys", {})):
+        for path, params in (("/bots", {}), ("/bots", {"state": "created"}), ("/keys", {}), ("/wallets", {})):
             r = api("GET", path, params=params, **auth)
-            assert r.status_code == 200 and all(x["owner_id"] != bot["owner_id"] for x in r.json())
+            assert r.status_code == 200 and all(x["owner_id"] not in (bot["owner_id"], wallet["owner_id"])
+                                                for x in r.json())  # fmt: skip
+        assert all(wallet["address"] not in t.text for t in tries)
         assert all("alice-secret-bot" not in t.text and key["prefix"] not in t.text for t in tries)
     assert api("GET", f"/bots/{bot['id']}", "alice").json()["name"] == "alice-secret-bot"  # still there
     assert api("GET", "/keys", "alice").json()[0]["revoked_at"] is None
+    assert api("GET", f"/wallets/{wallet['id']}", "root").json()["address"] == wallet["address"]
     assert {b["name"] for b in api("GET", "/bots", "root").json()} >= {"alice-secret-bot"}  # an admin sees all
 
 
@@ -254,8 +260,17 @@ def test_isolation_holds_for_any_sequence(api, ops):
 
 
 def test_nothing_secret_leaves_the_service(api, caplog):
+    from solders.keypair import Keypair
+
     caplog.set_level("DEBUG")
     k = api("POST", "/keys", "alice", json={"name": "once", "scopes": ["read"]}).json()
+    wallet_key = str(Keypair())
+    assert (
+        api("POST", "/wallets", "root", json={"name": "hot", "chain": "solana", "secret": wallet_key}).status_code
+        == 201
+    )
+    api("POST", "/wallets", "root", json={"name": "hot", "chain": "solana", "secret": wallet_key[:-3] + "xyz"})  # 400
+    api("GET", "/wallets", "root")
     api("GET", "/bots", key=k["key"])
     api("GET", "/users", "root")
     api("GET", "/audit", "root")
@@ -264,7 +279,8 @@ def test_nothing_secret_leaves_the_service(api, caplog):
     everything = "\n".join(api.bodies)
     assert everything.count(k["key"]) == 1  # only in the answer that created it
     secret = api.s.enterprise.api_secret_key.get_secret_value()
-    for needle in ("$argon2", "key_hash", "password_hash", secret, "leaky password 1", "alice wrong password"):
+    for needle in ("$argon2", "key_hash", "password_hash", secret, "leaky password 1", "alice wrong password",
+                   wallet_key, wallet_key[:-3], "key_file"):  # fmt: skip
         assert needle not in everything and needle not in caplog.text, needle
     for pw in PASSWORDS.values():
         assert pw not in everything and pw not in caplog.text
@@ -383,7 +399,7 @@ def served(pg, tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("served")
     s = service_settings(pg, api_rate_per_min=1_000_000, login_rate_per_min=10_000, login_max_failures=100,
-                         job_workers=0, bots_dir=str(tmp / "bots"))  # fmt: skip
+                         job_workers=0, bots_dir=str(tmp / "bots"), wallets_dir=str(tmp / "wallets"))  # fmt: skip
     live = s.live.model_copy(update={"kill_file": str(tmp / "KILL")})
     store = s.store.model_copy(update={"path": str(tmp / "store.duckdb")})
     ai = s.ai.model_copy(update={"tracking_uri": f"sqlite:///{tmp / 'mlflow.db'}"})
@@ -418,7 +434,7 @@ def test_no_server_errors_for_any_role(served, pg):
     base, toks = served
     schema = schemathesis.openapi.from_url(f"{base}/api/v1/openapi.json")
     ops = [r.ok() for r in schema.get_all_operations()]
-    assert len(ops) == 33  # every route is in the document
+    assert len(ops) == 38  # every route is in the document
     eng = sa.create_engine(db_url(pg), poolclass=sa.pool.NullPool)
     codes = {}
 
@@ -896,17 +912,143 @@ def test_market_data_and_models(pg, tmp_path, memebot, cli_env, monkeypatch):
         clean_prefix(s)
 
 
-def test_a_live_bot_is_never_started_as_paper(pg, tmp_path):
-    s = service_settings(pg, bots_dir=str(tmp_path / "bots"))
+def _live_settings(pg, tmp_path, **over):
+    "Service settings with the [live] switches on, each bot and wallet under `tmp_path`."
+    s = service_settings(pg, store=tmp_path / "store.duckdb", bots_dir=str(tmp_path / "bots"),
+                         wallets_dir=str(tmp_path / "wallets"), api_rate_per_min=100_000, **over)  # fmt: skip
     on = {"live_trading_enabled": True, "paper_trading_mode": False, "kill_file": str(tmp_path / "KILL")}
-    s = s.model_copy(update={"live": s.live.model_copy(update=on)})
+    return s.model_copy(update={"live": s.live.model_copy(update=on)})
+
+
+def test_live_bot_guards(pg, tmp_path):
+    "Wallets and live bots: admins only without multi_user_enabled; nothing starts without live_bots_enabled."
+    from solders.keypair import Keypair
+
+    s = _live_settings(pg, tmp_path)
+    kp = Keypair()
     try:
         with TestClient(create_app(s)) as c:
             api = Api(c, s)
-            bot = api("POST", "/bots", "alice", json={"name": "real-money", "strategy": "ema_cross", "mode": "live"})
-            assert bot.status_code == 201  # storable where the service's own settings allow live trading
-            r = api("POST", f"/bots/{bot.json()['id']}/start", "alice")
-            assert r.status_code == 400 and r.json()["field"] == "mode" and "live run" in r.json()["detail"]
+            new = {"name": "main", "chain": "solana", "secret": str(kp)}
+            r = api("POST", "/wallets", "alice", json=new)
+            assert r.status_code == 403 and "multi_user_enabled" in r.json()["detail"]
+            assert api("POST", "/wallets", "vic", json=new).status_code == 403  # a viewer never
+            w = api("POST", "/wallets", "root", json=new)
+            assert w.status_code == 201 and w.json()["address"] == str(kp.pubkey())
+            cfg = {"wallet_id": w.json()["id"], "symbols": [str(Keypair().pubkey())]}
+            live = {"name": "real-money", "strategy": "ema_cross", "mode": "live", "config": cfg}
+            assert api("POST", "/bots", "alice", json=live).status_code == 403
+            bot = api("POST", "/bots", "root", json=live)
+            assert bot.status_code == 201, bot.text  # storable where the service's own settings allow live trading
+            r = api("POST", f"/bots/{bot.json()['id']}/start", "root")
+            assert r.status_code == 400 and r.json()["field"] == "mode" and "live_bots_enabled" in r.json()["detail"]
             assert not (tmp_path / "bots").exists()  # no process, no folder
+            assert api("GET", f"/bots/{bot.json()['id']}", "root").json()["state"] == "created"  # never a paper run
     finally:
+        clean_prefix(s)
+
+
+ROUND_TRIP = """
+from memebot.strategy import Strategy
+class CliRoundTrip(Strategy):
+    name = "cli_round_trip"
+    def on_start(self, ctx): self.n = 0
+    def on_bar(self, ctx, bars):
+        self.n += 1
+        for sym in bars.symbols:
+            if self.n == 2: ctx.buy(sym, notional=0.5)
+            if self.n == 5: ctx.close(sym)
+"""
+
+
+def test_a_live_bot_trades_with_its_owners_wallet(pg, tmp_path, monkeypatch):
+    """A trader adds a wallet, creates a live bot on the loopback Solana chain (LiteSVM), acknowledges its opening
+    balance, starts it, sees its round trip arrive live, stops it; the chain moved only that wallet, and its key never
+    left the service. Another user can neither see the wallet nor sign with it."""
+    from solders.keypair import Keypair
+    from memebot.exec.solana import ata_address
+    from memebot.strategy import load_user_strategies
+    from memebot.testing import LocalChain, LocalChainServer, LocalJupiter
+
+    SOL = 10**9
+    chain = LocalChain()
+    jup = LocalJupiter(chain)
+    mint = chain.create_mint(6)
+    jup.create_pool(mint, 10**15, 100 * SOL)
+    me, service_key = Keypair(), Keypair()  # the service's own key is in its environment: the bot must not use it
+    chain.airdrop(me.pubkey(), 20 * SOL)
+    chain.airdrop(service_key.pubkey(), 5 * SOL)
+    srv = LocalChainServer(chain, jup, block_time_s=0.1).start()
+    (tmp_path / "strats").mkdir()
+    (tmp_path / "strats" / "rt.py").write_text(ROUND_TRIP)
+    for k, v in srv.endpoints().items():  # the bots' processes inherit the service's environment
+        monkeypatch.setenv(f"MEMEBOT_{k.replace('.', '_').upper()}", v)
+    for k, v in {"SETTINGS": str(Path(__file__).resolve().parent.parent / "settings.ini"),
+                 "SOLANA_PRIVATE_KEY": str(service_key), "RISK_SAFETY_ALLOW_MINT_AUTHORITY": "true",
+                 "RISK_SAFETY_MIN_POOL_AGE_S": "0", "BACKTEST_STRATEGY_DIR": str(tmp_path / "strats"),
+                 "LIVE_LIVE_TRADING_ENABLED": "true", "LIVE_PAPER_TRADING_MODE": "false"}.items():  # fmt: skip
+        monkeypatch.setenv(f"MEMEBOT_{k}", v)
+    load_user_strategies(tmp_path / "strats")  # the service checks a bot's strategy in its own process too
+    s = _live_settings(pg, tmp_path, live_bots_enabled=True, multi_user_enabled=True)
+    r = redis.Redis.from_url(s.enterprise.redis_url)
+    secret = str(me)
+    try:
+        with TestClient(create_app(s)) as c:
+            api = Api(c, s)
+            me_ = api("GET", "/me", "alice")
+            assert me_.status_code == 200, me_.text
+            alice = me_.json()["id"]
+            sub = r.pubsub()
+            sub.subscribe(f"{s.enterprise.redis_prefix}:events:{alice}")
+            bad = api("POST", "/wallets", "alice", json={"name": "x", "chain": "solana", "secret": "sEcReT-nOt-A-kEy"})
+            assert bad.status_code == 400 and bad.json()["field"] == "secret" and "sEcReT" not in bad.text
+            w = api("POST", "/wallets", "alice", json={"name": "main", "chain": "solana", "secret": secret}).json()
+            assert w["address"] == str(me.pubkey()) and set(w) == {"id", "owner_id", "name", "chain", "address",
+                                                                 "created_at"}  # fmt: skip
+            key = tmp_path / "wallets" / f"user-{alice}" / f"wallet-{w['id']}.key"
+            assert key.stat().st_mode & 0o777 == 0o600 and Keypair.from_bytes(bytes(json.loads(key.read_text()))) == me
+            assert (
+                api("GET", "/wallets", "bob").json() == []
+                and api("GET", f"/wallets/{w['id']}", "bob").status_code == 404
+            )
+            cfg = {"chain": "solana", "wallet_id": w["id"], "symbols": [str(mint)], "tf": "1s", "poll": 0.1,
+                   "cosigners": [jup.cosigners[0]]}  # fmt: skip
+            body = {"name": "live-rt", "strategy": "cli_round_trip", "mode": "live", "config": cfg}
+            stolen = api("POST", "/bots", "bob", json=body)
+            assert stolen.status_code == 400 and stolen.json()["field"] == "config.wallet_id"
+            made = api("POST", "/bots", "alice", json=body)
+            assert made.status_code == 201, made.text
+            bid = made.json()["id"]
+            # a new wallet's balance is not in the bot's ledger yet: the node refuses to trade until it is accepted
+            assert api("POST", f"/bots/{bid}/start", "alice").json()["state"] == "running"
+            failed = _until(sub, lambda e: e["type"] == "bot" and e["id"] == bid and e["state"] == "failed", 90)
+            assert "reconcile" in failed["error"]
+            assert api("POST", f"/bots/{bid}/reconcile", "bob", json={}).status_code == 404
+            rep = api("POST", f"/bots/{bid}/reconcile", "alice", json={}).json()
+            assert rep["wallet"] == str(me.pubkey()) and not rep["ok"] and not rep["ok_now"]
+            assert [d["asset"] for d in rep["differences"]] == ["SOL"] and rep["differences"][0]["chain"] == 20 * SOL
+            assert api("POST", f"/bots/{bid}/reconcile", "alice", json={"acknowledge": True}).json()["ok_now"]
+            # now it trades: buy, then sell, each a swap signed with alice's key, heard live
+            assert api("POST", f"/bots/{bid}/start", "alice").json()["state"] == "running"
+            assert api("POST", f"/bots/{bid}/reconcile", "alice", json={}).status_code == 400  # not while it runs
+            fills = [_until(sub, lambda e: e["type"] == "fill" and e["run_id"] == f"bot-{bid}", 90) for _ in range(2)]
+            assert [f["side"] for f in fills] == ["buy", "sell"] and fills[0]["qty"] == fills[1]["qty"] > 0
+            assert api("POST", f"/bots/{bid}/stop", "alice").json()["state"] == "stopped"
+            led = api("GET", f"/bots/{bid}/ledger", "alice").json()
+            assert [f["side"] for f in led["fills"]] == ["buy", "sell"] and led["positions"] == []
+            assert api("POST", f"/bots/{bid}/reconcile", "alice", json={}).json()["ok"]  # the ledger is the chain
+            assert chain.token_balance(ata_address(me.pubkey(), mint)) == 0
+            assert chain.svm.get_balance(me.pubkey()) < 20 * SOL  # fees and price impact came out of alice's wallet
+            assert chain.svm.get_balance(service_key.pubkey()) == 5 * SOL  # and none out of the service's
+            # a wallet a bot signs with stays; once the bot is gone, its key file goes with it
+            assert api("DELETE", f"/wallets/{w['id']}", "alice").status_code == 400
+            assert api("DELETE", f"/bots/{bid}", "alice").status_code == 204
+            assert api("DELETE", f"/wallets/{w['id']}", "bob").status_code == 404
+            assert api("DELETE", f"/wallets/{w['id']}", "alice").status_code == 204 and not key.exists()
+            audit = api("GET", "/audit", "root", params={"limit": 200}).text
+        assert {"wallet.add", "bot.reconcile", "wallet.remove"} <= {e["action"] for e in json.loads(audit)}
+        logs = "".join(p.read_text() for p in (tmp_path / "bots").rglob("*.log"))
+        assert logs and secret not in logs and secret not in "".join(api.bodies) + audit
+    finally:
+        srv.stop()
         clean_prefix(s)

@@ -45,7 +45,7 @@ def test_secret_never_printed(memebot):
         ("[live]\nlive_trading_enabled = maybe\n", "live_trading_enabled"),
         ("[monitoring]\nlogging_levle = INFO\n", "logging_levle"),
         ("[nonsense]\nx = 1\n", "nonsense"),
-        ("[enterprise]\nmulti_user_enabled = true\n", "multi_user_enabled"),  # not built: refused, never ignored
+        ("[enterprise]\nlive_bots_enabled = perhaps\n", "live_bots_enabled"),
     ],
 )
 def test_bad_settings_one_line(memebot, tmp_path, ini, key):

@@ -236,7 +236,7 @@ class ApiKeyCreated(ApiKeyOut):
 
 
 class BotConfig(_In):
-    "A bot's node options: market data (sim, replay of stored candles, live), timeframe, pace and cash."
+    "A bot's node options: market data (sim, replay of stored candles, live), timeframe, pace and cash; live: wallet."
 
     feed: Literal["sim", "replay", "live"] = "sim"
     tf: str = Field("1m", pattern=r"^[0-9]{1,4}[smhd]$")
@@ -245,6 +245,13 @@ class BotConfig(_In):
     seed: int | None = Field(None, ge=0, le=2**31 - 1, description="sim: seed")
     speed: float | None = Field(None, ge=0, le=1e6, description="sim/replay: multiple of real time (0: unpaced)")
     cash: float | None = Field(None, gt=0, le=1e12)
+    chain: Literal["solana", "ethereum", "bsc", "polygon"] = Field("solana", description="live: where it trades")
+    wallet_id: int | None = Field(None, ge=1, le=2**31 - 1, description="live: your wallet it signs with")
+    reserve: float | None = Field(None, ge=0, le=1e9, description="live: coin kept back for fees")
+    poll: float | None = Field(None, gt=0, le=3600, description="live on Solana: seconds between price polls")
+    cosigners: list[str] = Field(
+        default_factory=list, max_length=8, description="live on Solana: other signers allowed in a swap transaction"
+    )
 
 
 class BotIn(_In):
@@ -483,8 +490,14 @@ async def bots_create(request: Request, body: BotIn, who: Trader, s=Depends(db_s
     "Create a bot configuration (paper by default)."
     from memebot.core import Environment
 
-    if body.mode == "live" and service(request).settings.live.environment is not Environment.LIVE:
-        raise ValidationError("body", "mode", "live bots need live trading enabled in the service's [live] settings")
+    if body.mode == "live":
+        from memebot.api.wallets import check_live_bot
+
+        if service(request).settings.live.environment is not Environment.LIVE:
+            raise ValidationError(
+                "body", "mode", "live bots need live trading enabled in the service's [live] settings"
+            )
+        await check_live_bot(s, service(request).settings, who, body.config)
     check_strategy(body.strategy, body.params)
     if (await s.execute(sa.select(Bot.id).where(Bot.owner_id == who.user_id, Bot.name == body.name))).first():
         raise ValidationError("body", "name", f"you already have a bot named {body.name!r}")
@@ -745,6 +758,7 @@ def create_app(settings=None, redis=None) -> FastAPI:
     from memebot.api.dashboard import dashboard_router
     from memebot.api.market import market_router, models_router
     from memebot.api.jobs import JobRunner, jobs_router
+    from memebot.api.wallets import wallets_router
 
     sv = Service(settings, redis)
     jobs, bots = JobRunner(sv), BotSupervisor(sv)
@@ -762,7 +776,7 @@ def create_app(settings=None, redis=None) -> FastAPI:
                   openapi_url="/api/v1/openapi.json", lifespan=lifespan)  # fmt: skip
     app.state.svc, app.state.jobs, app.state.bots = sv, jobs, bots
     routers = (auth_router, users_router, keys_router, bots_router, bot_ops, risk_router, jobs_router, ws_router)
-    routers += (market_router, models_router)
+    routers += (market_router, models_router, wallets_router)
     for r in (*routers, misc_router):
         app.include_router(r, prefix="/api/v1")
     app.include_router(dashboard_router)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio, json, os
 
 
+from dataclasses import dataclass
 from decimal import Decimal
 
 
@@ -29,6 +30,7 @@ from memebot.cli import (
     write_json,
     JsonOpt,
     HeartbeatOpt,
+    EventsOpt,
     MetricsOpt,
     MetricsPortOpt,
     start_metrics,
@@ -62,6 +64,7 @@ _CONFIRM = typer.Option(False, "--yes-i-mean-live", help="Confirm that real fund
 
 
 _CHAIN = typer.Option("solana", "--chain", help="solana, ethereum, bsc or polygon.")
+_RUN_ID = typer.Option("live", "--run-id", help="The live ledger account (one per wallet and node).")
 
 
 _COSIGNER = typer.Option(
@@ -69,10 +72,10 @@ _COSIGNER = typer.Option(
 )
 
 # %% auto #0
-__all__ = ['live_app', 'wallet_app', 'testchain_app', 'sol_usd', 'live_risk', 'attach_global_limits', 'node_cash', 'live_buy',
-           'live_sell', 'report_order', 'run_live_node', 'live_run', 'solana_live_run', 'live_node', 'reconcile_report',
-           'live_reconcile', 'require_chain', 'evm_broker', 'evm_trade', 'evm_reconcile', 'live_revoke',
-           'wallet_balance', 'evm_live_run', 'evm_wallet_balance', 'testchain_serve']
+__all__ = ['live_app', 'wallet_app', 'testchain_app', 'sol_usd', 'live_risk', 'attach_global_limits', 'LiveRunConfig',
+           'node_cash', 'live_buy', 'live_sell', 'report_order', 'run_live_node', 'live_run', 'solana_live_run',
+           'live_node', 'reconcile_report', 'live_reconcile', 'require_chain', 'evm_broker', 'evm_trade',
+           'evm_reconcile', 'live_revoke', 'wallet_balance', 'evm_live_run', 'evm_wallet_balance', 'testchain_serve']
 
 # %% ../../nbs/95_commands.live.ipynb #8eb6649401
 async def sol_usd(s) -> float | None:
@@ -134,7 +137,20 @@ def attach_global_limits(risk, s, ledger) -> None:
         log.warning("global_limits_unpriced", assets=ge.unpriced[:20])
 
 
-async def _broker(s, cosigners, risk: bool = True):
+@dataclass(frozen=True)
+class LiveRunConfig:
+    "Which ledger a live node keeps (`--run-id`) and where it publishes its fills and status (`--events`)."
+
+    run_id: str = "live"  # the ledger account; the service runs each live bot as bot-<id>
+    events: str | None = None  # a Redis channel ([enterprise] redis_url); the last status under <channel>:status:<id>
+
+    @property
+    def flag(self) -> str:
+        "The `--run-id` a command about this run needs (none for the default)."
+        return "" if self.run_id == "live" else f" --run-id {self.run_id}"
+
+
+async def _broker(s, cosigners, risk: bool = True, run_id: str = "live"):
     from memebot.exec.solana import SolanaBroker, load_wallet
     from memebot.exec.ledger import Ledger
 
@@ -142,8 +158,8 @@ async def _broker(s, cosigners, risk: bool = True):
     r = await live_risk(s, stale_on_check=False) if risk else None  # one-off orders: no feed to go stale
     from memebot.exec.ledger import ledger_store
 
-    st = ledger_store("live", s)  # the live account's own ledger file
-    b = SolanaBroker(Ledger(st, run_id="live", wallet=str(w.pubkey)), w, s, allowed_cosigners=cosigners, risk=r)
+    st = ledger_store(run_id, s)  # the live account's own ledger file
+    b = SolanaBroker(Ledger(st, run_id=run_id, wallet=str(w.pubkey)), w, s, allowed_cosigners=cosigners, risk=r)
     attach_global_limits(r, s, b.ledger)
     rep = await b.start()
     return b, st, rep
@@ -319,9 +335,12 @@ def live_run(
     ),
     metrics: MetricsOpt = False,
     metrics_port: MetricsPortOpt = None,
+    run_id: str = _RUN_ID,
+    events: EventsOpt = None,
 ):
     "Trade a strategy live: prices -> bars -> strategy -> risk -> swaps (Jupiter on Solana, the router on EVM chains)."
     from memebot.exec.chain import require_live
+    from memebot.exec.ledger import ledger_path
     from memebot.strategy import get_strategy, parse_param_args
     from memebot.core import tf_seconds, ValidationError
 
@@ -330,6 +349,8 @@ def live_run(
     require_live(s, confirm) if c is Chain.SOLANA else require_chain(s, c, confirm)
     strat = get_strategy(strategy, parse_param_args(param))
     tf_seconds(tf)
+    ledger_path(run_id, s)  # a bad --run-id is refused before anything connects
+    run = LiveRunConfig(run_id, events)
     if not reserve_sol >= 0:
         raise ValidationError("live run", "--reserve-sol", f"{reserve_sol} must be >= 0")
     if seconds is not None and not seconds > 0:
@@ -338,14 +359,17 @@ def live_run(
         if mints or not tokens:
             raise ValidationError("live run", "--token", f"on {c.value} give the tokens with --token (0x addresses)")
         start_metrics(metrics, metrics_port, s, "live run")
-        return evm_live_run(s, c, strat, tokens, tf, reserve_sol, seconds, heartbeat, json_out)
+        return evm_live_run(s, c, strat, tokens, tf, reserve_sol, seconds, heartbeat, json_out, run)
     if tokens or not mints:
         raise ValidationError("live run", "--mint", "on Solana give the tokens with --mint")
     start_metrics(metrics, metrics_port, s, "live run")
-    solana_live_run(s, strat, mints, tf, poll_s, reserve_sol, seconds, heartbeat, cosigners, json_out)
+    solana_live_run(s, strat, mints, tf, poll_s, reserve_sol, seconds, heartbeat, cosigners, json_out, run=run)
 
 # %% ../../nbs/95_commands.live.ipynb #f094543d
-def solana_live_run(s, strat, mints, tf, poll_s, reserve_sol, seconds, heartbeat, cosigners, json_out, feed=None):
+def solana_live_run(
+    s, strat, mints, tf, poll_s, reserve_sol, seconds, heartbeat, cosigners, json_out, feed=None,
+    run: LiveRunConfig = LiveRunConfig(),
+):  # fmt: skip
     "The trading node on Solana (see `live_run`); `feed` replaces the Jupiter price bars (e.g. a `WalletFeed`)."
     from memebot.exec.chain import TradingHalted
     from memebot.risk.safety import TokenSafetyChecker, market_pool_info
@@ -365,17 +389,17 @@ def solana_live_run(s, strat, mints, tf, poll_s, reserve_sol, seconds, heartbeat
 
     async def go():
         risk = await live_risk(s)  # the node's risk engine checks every order before the venue sees it
-        b, st, rep = await _broker(s, cosigners, risk=False)
+        b, st, rep = await _broker(s, cosigners, risk=False, run_id=run.run_id)
         try:
             if not rep.ok:
                 raise TradingHalted(
                     f"trading halted: {rep.summary()}; check, then run `memebot live reconcile --acknowledge"
-                    " --yes-i-mean-live`"
+                    f"{run.flag} --yes-i-mean-live`"
                 )
             b.safety = TokenSafetyChecker(b.rpc, s.risk, pool_info=market_pool_info(s), exclude_owners=cosigners)
             sol = (await b.chain_balances())["SOL"] / 1e9
             f = feed or BarFeed(JupiterPriceFeed(mints, poll_s=poll_s, quote_mint=SOL_MINT), [tf])
-            node = live_node(strat, f, b, risk, sol - reserve_sol, s, heartbeat)
+            node = live_node(strat, f, b, risk, sol - reserve_sol, s, heartbeat, run)
             what = (
                 f"{type(feed).__name__}"
                 if feed
@@ -390,8 +414,8 @@ def solana_live_run(s, strat, mints, tf, poll_s, reserve_sol, seconds, heartbeat
     _run(go())
 
 # %% ../../nbs/95_commands.live.ipynb #17259ae8
-def live_node(strat, feed, broker, risk, cash: float, s, heartbeat):
-    "The live TradingNode for `broker` (SolanaBroker or EvmBroker)."
+def live_node(strat, feed, broker, risk, cash: float, s, heartbeat, run: LiveRunConfig = LiveRunConfig()):
+    "The live TradingNode for `broker` (SolanaBroker or EvmBroker), publishing its events where `run` says."
     from memebot.core import WallClock
     from memebot.live import TradingNode, VenueBroker
 
@@ -405,7 +429,7 @@ def live_node(strat, feed, broker, risk, cash: float, s, heartbeat):
         risk=risk,
         clock=WallClock(),
         cash=node_cash(fills, cash, 0.0),
-        run_id="live",
+        run_id=run.run_id,
         settings=s,
         heartbeat_s=heartbeat,
         environment=Environment.LIVE,
@@ -413,6 +437,10 @@ def live_node(strat, feed, broker, risk, cash: float, s, heartbeat):
     vb.marks = node.engine.portfolio.marks
     attach_global_limits(risk, s, broker.ledger)  # [risk] max_total/chain/asset_exposure_usd across nodes and chains
     broker.on_halt = risk.halt  # a reconciliation difference halts the node (exits need a resume)
+    if run.events:
+        from memebot.live import RedisEvents
+
+        node.add_listener(RedisEvents(s.enterprise.redis_url, run.events, f"{run.events}:status:{run.run_id}"))
     return node
 
 # %% ../../nbs/95_commands.live.ipynb #b6678e6303
@@ -480,18 +508,19 @@ def live_reconcile(
     confirm: bool = _CONFIRM,
     cosigners: List[str] = _COSIGNER,
     as_json: JsonOpt = False,
+    run_id: str = _RUN_ID,
 ):
     "Recover open orders from their transactions and compare the ledger with the chain."
     from memebot.exec.chain import require_live
 
     c = _trade_chain(chain)
     if c is not Chain.SOLANA:
-        return evm_reconcile(c, acknowledge, confirm, as_json, adopt)
+        return evm_reconcile(c, acknowledge, confirm, as_json, adopt, run_id)
     s = settings()
     require_live(s, confirm)
 
     async def go():
-        b, st, rep = await _broker(s, cosigners)
+        b, st, rep = await _broker(s, cosigners, run_id=run_id)
         try:
             await reconcile_report(b, rep, acknowledge, as_json, adopt=adopt)
         finally:
@@ -521,8 +550,8 @@ def require_chain(s, chain: Chain, confirmed: bool) -> None:
         raise LiveTradingDisabled(f"trading on {chain.value} is off: needs [crosschain] {chain.value}_enabled=true")
 
 
-async def evm_broker(s, chain: Chain, risk: bool = True):
-    "The live EVM broker for `chain` on the `live` ledger, started (health, recovery, reconciliation)."
+async def evm_broker(s, chain: Chain, risk: bool = True, run_id: str = "live"):
+    "The live EVM broker for `chain` on the `run_id` ledger, started (health, recovery, reconciliation)."
     from memebot.exec.evm import EvmBroker, load_evm_key
     from memebot.exec.ledger import Ledger, ledger_store
     from memebot.data.evm import EvmRpc, evm_chain
@@ -537,19 +566,19 @@ async def evm_broker(s, chain: Chain, risk: bool = True):
         r = RiskEngine.from_settings(
             s, watch_kill_file=True, name="live", account_usd=px if px else (lambda: None), stale_on_check=False
         )
-    st = ledger_store("live", s)
-    b = EvmBroker(Ledger(st, run_id="live", chain=chain, wallet=key.address.lower()), key, cfg, s, risk=r, rpc=rpc)
+    st = ledger_store(run_id, s)
+    b = EvmBroker(Ledger(st, run_id=run_id, chain=chain, wallet=key.address.lower()), key, cfg, s, risk=r, rpc=rpc)
     attach_global_limits(r, s, b.ledger)
     rep = await b.start()
     return b, st, rep
 
 
-def _halted(rep, chain: Chain):
+def _halted(rep, chain: Chain, run: LiveRunConfig = LiveRunConfig()):
     from memebot.exec.chain import TradingHalted
 
     return TradingHalted(
         f"trading halted: {rep.summary()}; check, then run `memebot live reconcile --chain {chain.value} --acknowledge"
-        " --yes-i-mean-live`"
+        f"{run.flag} --yes-i-mean-live`"
     )
 
 # %% ../../nbs/95_commands.live.ipynb #3138aaa0
@@ -598,13 +627,13 @@ def evm_trade(chain: Chain, side: str, token: str, amount: str, slippage_bps, co
     _run(go())
 
 # %% ../../nbs/95_commands.live.ipynb #34b4c733
-def evm_reconcile(chain: Chain, acknowledge: bool, confirm: bool, as_json: bool, adopt: bool = False):
+def evm_reconcile(chain: Chain, acknowledge: bool, confirm: bool, as_json: bool, adopt: bool = False, run_id="live"):
     "`memebot live reconcile --chain <evm chain>`: recover, compare balances and nonce, adopt or acknowledge."
     s = settings()
     require_chain(s, chain, confirm)
 
     async def go():
-        b, st, rep = await evm_broker(s, chain, risk=False)
+        b, st, rep = await evm_broker(s, chain, risk=False, run_id=run_id)
         try:
             await reconcile_report(b, rep, acknowledge, as_json, f"{chain.value} ", adopt)
         finally:
@@ -694,7 +723,10 @@ def wallet_balance(
         console.print(f"  {m}: {from_atoms(x, d)} (account {a})", highlight=False)
 
 # %% ../../nbs/95_commands.live.ipynb #931b5729
-def evm_live_run(s, chain: Chain, strat, tokens: list[str], tf: str, reserve: float, seconds, heartbeat, json_out):
+def evm_live_run(
+    s, chain: Chain, strat, tokens: list[str], tf: str, reserve: float, seconds, heartbeat, json_out,
+    run: LiveRunConfig = LiveRunConfig(),
+):  # fmt: skip
     "The trading node on an EVM chain (see `live_run`)."
     from memebot.core import ValidationError
     from memebot.data.feeds import EvmFeed, BarFeed
@@ -708,10 +740,10 @@ def evm_live_run(s, chain: Chain, strat, tokens: list[str], tf: str, reserve: fl
         toks.append(t.lower())
 
     async def go():
-        b, st, rep = await evm_broker(s, chain, risk=False)
+        b, st, rep = await evm_broker(s, chain, risk=False, run_id=run.run_id)
         try:
             if not rep.ok:
-                raise _halted(rep, chain)
+                raise _halted(rep, chain, run)
             px = await b.rpc.native_usd()
             risk = RiskEngine.from_settings(
                 s, watch_kill_file=True, name="live", account_usd=px if px else (lambda: None)
@@ -722,7 +754,7 @@ def evm_live_run(s, chain: Chain, strat, tokens: list[str], tf: str, reserve: fl
             url = getattr(s.endpoints, f"{chain.value}_ws")
             feed = BarFeed(EvmFeed(pairs, url=url), [tf], key=lambda ev: token_of.get(ev.pool.lower()))
             native = (await b.chain_balances())[b.native] / 1e18
-            node = live_node(strat, feed, b, risk, native - reserve, s, heartbeat)
+            node = live_node(strat, feed, b, risk, native - reserve, s, heartbeat, run)
             print(
                 f"live {strat.id} on {chain.value} {', '.join(toks)} ({tf} bars from the pools' swaps, {b.native}"
                 f" per token); cash {node.cash:.4f} {b.native}; Ctrl-C stops",

@@ -15,6 +15,7 @@ from rich.console import Group
 from ..core import MemebotError, ValidationError, Chain, NS, ts_to_datetime
 from ..cli import app, settings, console, err_console, split_symbols, write_json
 from ..cli import ParamOpt, FromOpt, ToOpt, SourceOpt, ChainOpt, FillOpt, FeeBpsOpt, LiquidityOpt, HeartbeatOpt
+from ..cli import EventsOpt
 from ..cli import SimMinutesOpt, SimSeedOpt, SimLaunchesOpt, JsonFileOpt, positive
 from ..cli import MetricsOpt, MetricsPortOpt, start_metrics
 from ..live import FEEDS, build_feed
@@ -372,14 +373,6 @@ _PaperCashOpt = Annotated[
 _DashOpt = Annotated[
     bool, typer.Option("--dashboard/--no-dashboard", help="Live terminal dashboard (plain lines when not a terminal).")
 ]
-_EventsOpt = Annotated[
-    Optional[str],
-    typer.Option(
-        "--events",
-        help="Publish fills and status as JSON on this Redis channel ([enterprise] redis_url); the last status is kept"
-        " under CHANNEL:status:<run id>.",
-    ),
-]
 
 # %% ../../nbs/94_commands.paper.ipynb #bcc047a0
 @app.command("paper")
@@ -409,7 +402,7 @@ def paper_cmd(
     metrics: MetricsOpt = False,
     metrics_port: MetricsPortOpt = None,
     json_out: JsonFileOpt = None,
-    events: _EventsOpt = None,
+    events: EventsOpt = None,
 ):
     "Paper-trade a strategy on the trading node (replayed, simulated or live market data; paper fills always)."
     from memebot.strategy import get_strategy

@@ -20,7 +20,7 @@ from ..config import get_settings
 
 # %% auto #0
 __all__ = ['ROLES', 'SCOPES', 'BOT_STATES', 'LEDGER_ORDERS', 'LEDGER_FILLS', 'LEDGER_POSITIONS', 'LEDGER_TABLES', 'Base', 'User',
-           'ApiKey', 'Bot', 'Job', 'AuditEvent', 'db_url', 'async_engine', 'sessions', 'ensure_database',
+           'ApiKey', 'Bot', 'Job', 'Wallet', 'AuditEvent', 'db_url', 'async_engine', 'sessions', 'ensure_database',
            'scratch_database', 'migrate', 'downgrade', 'current_revision', 'head_revision', 'schema_drift', 'Principal',
            'owned', 'get_owned', 'list_owned', 'owned_ledger', 'audit']
 
@@ -111,6 +111,20 @@ class Job(Base):
     finished_at: Mapped[dt.datetime | None] = mapped_column(_TS)
     lease_owner: Mapped[str | None] = mapped_column(sa.String(80))  # the worker running it (revision 0004)
     lease_until: Mapped[dt.datetime | None] = mapped_column(_TS)  # its claim holds until then, renewed while it runs
+
+
+class Wallet(Base):
+    "A user's trading wallet: its chain, public address and the 0600 key file a live bot of theirs signs with."
+
+    __tablename__ = "wallets"
+    __table_args__ = (sa.UniqueConstraint("owner_id", "name", name="uq_wallets_owner_name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(64))
+    chain: Mapped[str] = mapped_column(sa.String(16))  # solana, ethereum, bsc or polygon
+    address: Mapped[str] = mapped_column(sa.String(64))
+    key_file: Mapped[str] = mapped_column(sa.String(255))  # under [enterprise] wallets_dir; never in a response
+    created_at: Mapped[dt.datetime] = mapped_column(_TS, default=_now)
 
 # %% ../../nbs/80_db.ipynb #96db3fbd
 class AuditEvent(Base):

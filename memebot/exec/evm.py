@@ -42,9 +42,9 @@ from memebot.exec.chain import (
 )
 
 # %% auto #0
-__all__ = ['SIG_AMOUNTS_OUT', 'SIG_BUY', 'SIG_SELL', 'SIG_APPROVE', 'WITHDRAWAL_TOPIC', 'MAX_UINT256', 'EvmKey', 'load_evm_key',
-           'FeeTooHigh', 'Fees', 'fees_from_history', 'NonceManager', 'amounts_out_call', 'swap_data', 'approve_data',
-           'native_withdrawn', 'EvmBroker']
+__all__ = ['SIG_AMOUNTS_OUT', 'SIG_BUY', 'SIG_SELL', 'SIG_APPROVE', 'WITHDRAWAL_TOPIC', 'MAX_UINT256', 'EvmKey',
+           'account_from_text', 'load_evm_key', 'FeeTooHigh', 'Fees', 'fees_from_history', 'NonceManager',
+           'amounts_out_call', 'swap_data', 'approve_data', 'native_withdrawn', 'EvmBroker']
 
 # %% ../../nbs/62_exec.evm.ipynb #63647df5
 class EvmKey(HeldKey):
@@ -64,7 +64,8 @@ class EvmKey(HeldKey):
         return bytes(st.raw_transaction), "0x" + bytes(st.hash).hex()
 
 
-def _account_from_text(text: str, origin: str):
+def account_from_text(text: str, origin: str):
+    "An EVM account from 32 bytes of hex or a JSON keystore; `WalletKeyError` naming `origin` (never the text) if not."
     t = text.strip()
     try:
         if t.startswith("{"):
@@ -86,11 +87,11 @@ def load_evm_key(settings=None) -> EvmKey:
     s = settings or get_settings()
     secret = s.evm.private_key.get_secret_value()
     if secret:
-        return EvmKey(_account_from_text(secret, "[evm] private_key"), "env")
+        return EvmKey(account_from_text(secret, "[evm] private_key"), "env")
     if not s.evm.keystore_path:
         raise WalletKeyError("no EVM key: set MEMEBOT_EVM_PRIVATE_KEY or [evm] keystore_path (a 0600 key file)")
     p = s.resolve(s.evm.keystore_path)
-    return EvmKey(_account_from_text(read_key_file(p, "[evm] keystore_path"), f"[evm] keystore_path {p}"), "file")
+    return EvmKey(account_from_text(read_key_file(p, "[evm] keystore_path"), f"[evm] keystore_path {p}"), "file")
 
 # %% ../../nbs/62_exec.evm.ipynb #e65e7421
 class FeeTooHigh(SwapRejected):

@@ -53,8 +53,8 @@ from memebot.data.sources import (
 
 # %% auto #0
 __all__ = ['COMPUTE_BUDGET', 'SYSTEM', 'TOKEN', 'TOKEN_2022', 'ATA', 'JUPITER_V6', 'ALLOWED_PROGRAMS', 'RpcError', 'WalletKey',
-           'load_wallet', 'http_client', 'SolanaRpc', 'JupiterApi', 'swap_request', 'JitoApi', 'check_swap_tx',
-           'ChainFill', 'fill_from_tx', 'SolanaBroker']
+           'keypair_from_text', 'load_wallet', 'http_client', 'SolanaRpc', 'JupiterApi', 'swap_request', 'JitoApi',
+           'check_swap_tx', 'ChainFill', 'fill_from_tx', 'SolanaBroker']
 
 # %% ../../nbs/61_exec.solana.ipynb #79ffec2a
 class RpcError(MemebotError):
@@ -90,7 +90,8 @@ class WalletKey(HeldKey):
         return VersionedTransaction.populate(tx.message, sigs)
 
 
-def _keypair_from_text(text: str, origin: str) -> Keypair:
+def keypair_from_text(text: str, origin: str) -> Keypair:
+    "A Solana keypair from base58 or a 64-byte JSON array; `WalletKeyError` naming `origin` (never the text) if not."
     t = text.strip()
     try:
         if t.startswith("["):
@@ -109,12 +110,12 @@ def load_wallet(settings=None) -> WalletKey:
     s = settings or get_settings()
     secret = s.solana.private_key.get_secret_value()
     if secret:
-        return WalletKey(_keypair_from_text(secret, "[solana] private_key"), "env")
+        return WalletKey(keypair_from_text(secret, "[solana] private_key"), "env")
     if not s.solana.keypair_path:
         raise WalletKeyError("no wallet key: set MEMEBOT_SOLANA_PRIVATE_KEY or [solana] keypair_path (a 0600 key file)")
     p = s.resolve(s.solana.keypair_path)
     text = read_key_file(p, "[solana] keypair_path")
-    return WalletKey(_keypair_from_text(text, f"[solana] keypair_path {p}"), "file")
+    return WalletKey(keypair_from_text(text, f"[solana] keypair_path {p}"), "file")
 
 # %% ../../nbs/61_exec.solana.ipynb #034dc424
 _Retryable = TransientError  # a 429/5xx answer that outlived its retries (the broker catches it by this name)
