@@ -772,7 +772,8 @@ def create_app(settings=None, redis=None) -> FastAPI:
         await jobs.stop()
         await sv.aclose()
 
-    app = FastAPI(title="memebot", version="1", docs_url="/api/v1/docs", redoc_url=None,
+    quiet = {"tracing": False, "metrics": False, "logs": False}  # metrics are memebot's own (`Metered`, Prometheus)
+    app = FastAPI(title="memebot", version="1", docs_url="/api/v1/docs", redoc_url=None, telemetry=quiet,
                   openapi_url="/api/v1/openapi.json", lifespan=lifespan)  # fmt: skip
     app.state.svc, app.state.jobs, app.state.bots = sv, jobs, bots
     routers = (auth_router, users_router, keys_router, bots_router, bot_ops, risk_router, jobs_router, ws_router)
