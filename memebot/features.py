@@ -14,8 +14,9 @@ from .core import MemebotError, tf_seconds
 
 # %% auto #0
 __all__ = ['RET_HORIZONS', 'VOL_WINDOWS', 'CANDLE_COLS', 'CONTEXT_SYMBOLS', 'SYMBOL_FEATURES', 'CONTEXT_FEATURES',
-           'SOCIAL_COLUMNS', 'FeatureError', 'symbol_features', 'check_causal', 'build_features', 'OnlineFeatures',
-           'swap_flow', 'social_flow', 'forward_return', 'make_labels', 'Dataset', 'data_fingerprint', 'make_dataset']
+           'SOCIAL_COLUMNS', 'SOCIAL_FEATURES', 'FeatureError', 'symbol_features', 'check_causal', 'build_features',
+           'OnlineFeatures', 'swap_flow', 'social_flow', 'social_symbols', 'social_panel', 'OnlineSocial',
+           'forward_return', 'make_labels', 'Dataset', 'data_fingerprint', 'make_dataset']
 
 # %% ../nbs/20_features.ipynb #dc1b898c
 class FeatureError(MemebotError):
@@ -527,6 +528,64 @@ def social_flow(
         out[counts] = out[counts].fillna(0.0)
     return out.astype("float64")
 
+# %% ../nbs/20_features.ipynb #2b0e8109
+def social_symbols(symbols) -> dict:
+    "token -> panel symbol for `social_flow`: a pair's base as cashtag (PEPE/USDT -> PEPE); a mint, contract as is."
+    from memebot.data.social import token_key
+
+    return {token_key(str(s).split("/")[0]): s for s in symbols}
+
+
+def social_panel(
+    social: pd.DataFrame,  # `data.social.social_features` rows at the panel's bar length
+    index: pd.MultiIndex,  # the feature panel's (symbol, ts)
+) -> pd.DataFrame:
+    "The `social_*` columns on a feature panel's index: zero counts where nobody posted, sentiment unknown (NaN)."
+    return social_flow(social, social_symbols(index.unique("symbol")), index=index)
+
+# %% ../nbs/20_features.ipynb #c0ab2ea5
+SOCIAL_FEATURES = tuple(f"social_{c}" for c in SOCIAL_COLUMNS)
+
+
+class OnlineSocial:
+    "Stored social features served by (symbol, bar), as `social_panel` puts them on a training panel."
+
+    def __init__(
+        self,
+        load,  # callable(bar: str) -> `data.social.social_features` rows (bar: a pandas length such as "300s")
+        refresh_s: float = 30.0,  # wall-clock seconds between reads of the store
+    ):
+        self.load, self.refresh_s = load, refresh_s
+        self.sf, self.by, self.syms, self.loaded_at, self.bar = None, {}, (), None, None
+
+    def rows(self, ts, symbols, tf: str) -> np.ndarray:
+        "(n, len(SOCIAL_FEATURES)) for the bar opening at `ts` (UTC ns): zeros where nobody posted, sentiment NaN."
+        import time
+        from memebot.core import tf_seconds
+        from memebot.data.store import StoreLockedError
+
+        ts = int(ts) if isinstance(ts, (int, np.integer)) else pd.Timestamp(ts).value
+        bar = f"{tf_seconds(tf)}s"
+        due = self.loaded_at is None or time.monotonic() - self.loaded_at >= self.refresh_s or bar != self.bar
+        if due:
+            try:
+                self.sf, self.bar, self.syms = self.load(bar), bar, ()
+            except StoreLockedError:
+                if self.sf is None:
+                    self.sf, self.bar = pd.DataFrame(columns=["token", "ts", *SOCIAL_COLUMNS]), bar
+            self.loaded_at = time.monotonic()
+        if not set(symbols) <= set(self.syms):  # map the tokens of every symbol asked so far
+            self.syms = tuple(sorted(set(self.syms) | set(symbols)))
+            flow = social_flow(self.sf, social_symbols(self.syms)) if len(self.sf) else None
+            self.by = {} if flow is None else {(s, t.value): r for (s, t), r in zip(flow.index, flow.to_numpy())}
+        out = np.zeros((len(symbols), len(SOCIAL_FEATURES)))
+        out[:, SOCIAL_COLUMNS.index("sentiment")] = np.nan
+        for j, s in enumerate(symbols):
+            r = self.by.get((s, ts))
+            if r is not None:
+                out[j] = r
+        return out
+
 # %% ../nbs/20_features.ipynb #f6cf66f7
 def forward_return(close: pd.Series, h: int) -> pd.Series:
     "Log return from the close of bar t to the close of bar t+h (NaN for the last h bars)."
@@ -611,9 +670,12 @@ def make_dataset(
     kind: str = "sign",
     margin_bps: float = 0.0,
     warmup: int = 288,  # bars dropped at the start of each symbol (longest feature window)
+    social: pd.DataFrame | None = None,  # `data.social.social_features` at the candles' bar length: adds `social_*`
 ) -> Dataset:
     "Features, fee-aware labels and forward returns for every (symbol, bar) after warm-up."
     X = build_features(candles)
+    if social is not None:
+        X = X.join(social_panel(social, X.index).astype("float32"))
     ys, fs, f1s, fos = [], [], [], []
     for s, g in candles.groupby("symbol", sort=True):
         g = g.set_index("ts").sort_index()

@@ -19,7 +19,7 @@ from fastcore.basics import patch
 __all__ = ['REGISTRY', 'Bars', 'EMA', 'count_frame', 'ema_frame', 'BarCounter', 'RSI', 'rsi_frame', 'StrategyError',
            'StrategyParamError', 'Param', 'parse_param_args', 'Strategy', 'load_user_strategies', 'list_strategies',
            'strategy_class', 'get_strategy', 'EmaCross', 'RsiReversion', 'VolumeBreakout', 'PumpLaunch', 'CopyTrade',
-           'ModelSignal', 'Allocate', 'target_weights']
+           'ModelSignal', 'reads_social', 'stored_social', 'Allocate', 'target_weights']
 
 # %% ../nbs/40_strategy.ipynb #4f3d1b50
 class Bars:
@@ -745,7 +745,7 @@ def validate(self: ModelSignal):
 @patch
 def on_start(self: ModelSignal, ctx):
     from memebot.models.serving import Predictor
-    from memebot.features import OnlineFeatures
+    from memebot.features import OnlineFeatures, OnlineSocial
 
     self.pred = Predictor(
         name=self.p.model,
@@ -755,6 +755,7 @@ def on_start(self: ModelSignal, ctx):
         clock=ctx.clock,
     )
     self.feats = OnlineFeatures(self.context_symbols)
+    self.social = OnlineSocial(stored_social, refresh_s=max(self.p.refresh_s, 1.0))  # read only if the model asks
     self.hist: dict[str, deque] = {}  # recent feature rows, kept only for models that read several
     self.nbars, self.last, self.scored, self._checked = 0, {}, 0, None
 
@@ -776,7 +777,31 @@ def _check_context(self: ModelSignal):
             f"strategy {self.name}: model {self.p.model} v{self.pred.version} needs context bars of "
             f"{'; '.join(miss)}, which the feed does not have: load them beside --symbols"
         )
+    if reads_social(m) and m.window > 1:
+        raise StrategyError(f"strategy {self.name}: model {self.p.model} reads social features over {m.window} bars;"
+                            " only single-row models are served with them")  # fmt: skip
     self._checked = id(m)
+
+# %% ../nbs/40_strategy.ipynb #adea507a
+def reads_social(model) -> bool:
+    "Whether `model` was trained with the `social_*` features."
+    return model is not None and any(f.startswith("social_") for f in model.features_)
+
+
+def stored_social(bar: str, settings=None) -> pd.DataFrame:
+    "The market store's social features at `bar` (a pandas length), read-only; none when it never collected."
+    from memebot.config import get_settings
+    from memebot.data.social import social_features
+    from memebot.data.store import Store
+    from memebot.features import SOCIAL_COLUMNS
+
+    s = settings or get_settings()
+    path = s.resolve(s.store.path)
+    none = pd.DataFrame(columns=["token", "ts", *SOCIAL_COLUMNS])
+    if not path.exists():
+        return none
+    with Store(path, read_only=True) as st:
+        return social_features(st, bar)
 
 # %% ../nbs/40_strategy.ipynb #5f79d86b04
 @patch
@@ -795,7 +820,15 @@ def on_bar(self: ModelSignal, ctx, bars):
         return
     self._check_context()
     syms = [bars.symbols[j] for j in pick]
-    p_up, conf, ver = self.pred.predict_batch(syms, F[pick], self.feats.columns, self.hist if win > 1 else None)
+    X, cols = F[pick], self.feats.columns
+    if reads_social(self.pred.model):
+        from memebot.features import SOCIAL_FEATURES
+
+        X, cols = np.hstack([X, self.social.rows(bars.open_ts, syms, bars.tf)]), (*cols, *SOCIAL_FEATURES)
+        if self.social.sf.empty:
+            raise StrategyError(f"strategy {self.name}: model {self.p.model} reads social features and the store "
+                                "has no social posts: run `memebot social collect`")  # fmt: skip
+    p_up, conf, ver = self.pred.predict_batch(syms, X, cols, self.hist if win > 1 else None)
     self.scored += len(syms)
     tag = f"model_signal v{ver}"
     fed_ctx = sum(c in self.feats.rows for c in self.context_symbols)  # context symbols in the feed are not traded
@@ -814,11 +847,15 @@ def on_bar(self: ModelSignal, ctx, bars):
 @patch
 def signals(self: ModelSignal, frame):
     from memebot.models.registry import load_registered
-    from memebot.features import build_features
+    from memebot.features import build_features, social_panel
 
     model, _, _ = load_registered(self.p.model, self.p.alias, self.p.tracking_uri or None)
     long = frame.stack(future_stack=True).rename_axis(["ts", "symbol"]).reset_index()
-    X = build_features(long.dropna(subset=["close"])).fillna(0.0)
+    X = build_features(long.dropna(subset=["close"]))
+    if reads_social(model):  # the stored posts at the frame's bar length, as training joined them
+        bar = f"{int(pd.Series(frame.index).diff().median().total_seconds())}s"
+        X = X.join(social_panel(stored_social(bar), X.index).astype("float32"))
+    X = X.fillna(0.0)
     p = pd.Series(model.predict_proba(X[model.features_])[:, 1], index=X.index)
     p = p.unstack("symbol").reindex(index=frame.index, columns=frame["close"].columns)
     p = p.where(frame["close"].notna().cumsum() >= self.p.warmup)  # as on_bar: scored from the warmup-th bar

@@ -428,6 +428,7 @@ def test_cli_train_ls_promote(memebot, shared, tmp_path):
         (("train", "-f", "gbm", "--tf", "9q"), "--tf"),
         (("train", "-f", "gbm", "--tf", "1h", "--from", "yesterdayish"), "--from"),
         (("train", "-f", "gbm", "--tf", "1h", "--symbols", "NOPE/USDT"), "NOPE/USDT"),
+        (("train", "-f", "logreg", "--tf", "1h", "--social"), "no social posts stored"),
         (("models", "promote", "memebot-logreg-1h", "7"), "no version 7"),
         (("models", "promote", "memebot-logreg-1h", "x"), "VERSION"),
     ]:

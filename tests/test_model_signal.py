@@ -144,3 +144,71 @@ def test_model_signal_has_no_lookahead_on_the_event_path(shared, champion):
 
     bad = lookahead_events(_Peeks(), test, "1h", points=6, min_bars=70)
     assert len(bad) > 0 and bad.signal.str.startswith("order").all()
+
+
+def test_model_signal_serves_the_social_features_it_was_trained_on(shared, tmp_path, monkeypatch):
+    """A model trained with posts from the market store (`make_dataset(social=)`, as `memebot train --social` does)
+    trades on the same numbers in the event engine: posts mention $PEPE and $WIF on bars that go up next, so the model
+    leans on them, and one bar of misalignment in serving would change its orders. Without posts it is refused."""
+    from memebot.backtest import CandleFeed, Engine
+    from memebot.config import reset_settings
+    from memebot.data.social import Post, social_features, store_posts
+    from memebot.data.store import Store
+    from memebot.features import build_features, make_dataset, social_panel
+    from memebot.models.base import make_model
+    from memebot.models.registry import log_and_register, promote
+    from memebot.strategy import ModelSignal, StrategyError
+
+    c = _candles(shared, 0, 1060)
+    posts, rng = [], np.random.default_rng(7)
+    for sym in ("PEPE/USDT", "WIF/USDT"):
+        g = c[c.symbol == sym].sort_values("ts")
+        up = (g.close.shift(-1) > g.close * 1.002).to_numpy()
+        for ts, u in zip(g.ts, up):
+            for k in range(int(rng.integers(2, 6)) if u and rng.random() < 0.8 else int(rng.random() < 0.2)):
+                t = pd.Timestamp(ts) + pd.Timedelta(minutes=int(rng.integers(0, 60)))
+                posts.append(Post("x", f"{sym}-{ts}-{k}", "memes", t.value, f"a{rng.integers(50)}", "1",
+                                  f"${sym.split('/')[0]} looks {'great' if u else 'weak'}"))  # fmt: skip
+    path = tmp_path / "market.duckdb"
+    with Store(path) as st:
+        store_posts(st, posts, score=lambda texts: [0.6 if "great" in x else -0.4 for x in texts])
+        sf = social_features(st, "3600s")
+    uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+    monkeypatch.setenv("MEMEBOT_AI_TRACKING_URI", uri)
+    monkeypatch.setenv("MEMEBOT_STORE_PATH", str(path))
+    reset_settings()
+    try:
+        ds = make_dataset(c.groupby("symbol").head(900), h=1, fee_bps=10, social=sf)
+        model = make_model("logreg").fit(ds.X, ds.y)
+        assert {"social_mentions", "social_sentiment"} <= set(model.features_)
+        v = log_and_register(model, "ms-social", uri, {"family": "logreg"}, ds.fingerprint, metrics_={},
+                             reference_X=ds.X)  # fmt: skip
+        promote("ms-social", v, uri)
+        test = c.groupby("symbol").tail(160)
+        strat = ModelSignal(model="ms-social", enter=0.52, exit=0.5, refresh_s=0, warmup=64)
+        orders = [o for o in Engine(strat, CandleFeed.from_frame(test, tf="1h")).run().orders]
+        X = build_features(test)
+        X = X.join(social_panel(sf, X.index).astype("float32")).fillna(0.0)
+        p = pd.Series(model.predict_proba(X[model.features_])[:, 1], index=X.index)
+        expected = []
+        for sym in ("PEPE/USDT", "WIF/USDT"):
+            held = False
+            for ts, pu in p.loc[sym].iloc[strat.p.warmup - 1 :].items():
+                if not held and pu >= 0.52:
+                    expected.append((sym, "buy", ts))
+                    held = True
+                elif held and pu < 0.5:
+                    expected.append((sym, "sell", ts))
+                    held = False
+        got = sorted((o.symbol, o.side.value, pd.Timestamp(o.ts, tz="UTC") - pd.Timedelta("1h")) for o in orders)
+        assert len(got) > 10 and got == sorted(expected), (got[:6], sorted(expected)[:6])
+        frame = test.pivot(index="ts", columns="symbol", values=["open", "high", "low", "close", "volume"])
+        entries, _ = ModelSignal(model="ms-social", enter=0.52, exit=0.5, warmup=64).signals(frame)
+        want = (p.unstack("symbol") >= 0.52).iloc[63:][["PEPE/USDT", "WIF/USDT"]]
+        assert (entries.iloc[63:][["PEPE/USDT", "WIF/USDT"]] == want).all().all()  # the vectorized path agrees
+        with Store(path) as st:  # the posts gone: the model is refused, not fed zeros
+            st.con.execute("DELETE FROM social_mentions; DELETE FROM social_posts")
+        with pytest.raises(StrategyError, match="no social posts"):
+            Engine(ModelSignal(model="ms-social", refresh_s=0, warmup=64), CandleFeed.from_frame(test, tf="1h")).run()
+    finally:
+        reset_settings()

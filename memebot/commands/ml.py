@@ -117,6 +117,18 @@ def _train_frame(s, symbols: str | None, tf: str, start, end):
         raise TrainArgsError(f"--symbols: no {tf} candles stored for {', '.join(miss)}")
     return df[["symbol", "ts", "open", "high", "low", "close", "volume"]]
 
+
+def _train_social(s, tf: str, start, end):
+    "The stored social features at `tf` bars for `--social`; TrainArgsError when no post was collected in the dates."
+    from memebot.core import tf_seconds
+    from memebot.data.social import social_features
+
+    with open_store(settings=s, read_only=True, hint="collect posts first: memebot social collect") as st:
+        sf = social_features(st, f"{tf_seconds(tf)}s", start, end)
+    if sf.empty:
+        raise TrainArgsError("--social: no social posts stored in the requested dates: run `memebot social collect`")
+    return sf
+
 # %% ../../nbs/94_commands.ml.ipynb #c0511b23
 def _train_row(f: str, r) -> dict:
     "One trained family's result as a JSON-able row."
@@ -200,6 +212,9 @@ def train(
     param: List[str] = typer.Option([], "--param", help="Model parameter key=value (repeatable), e.g. epochs=2."),
     splits: int = typer.Option(3, "--splits", help="Walk-forward folds."),
     holdout: float = typer.Option(0.15, "--holdout", help="Share of the newest bars held out for the promotion gate."),
+    social: bool = typer.Option(
+        False, "--social", help="Add the stored social features (mentions, velocity, authors, sentiment, bots)."
+    ),
     as_json: JsonOpt = False,
 ):
     "Train model families on stored candles, log them to MLflow, register versions and run the promotion gate."
@@ -207,6 +222,7 @@ def train(
     s = settings()
     fams, params = _train_args(s, family, tf, horizon, holdout, splits, start, end, param)
     df = _train_frame(s, symbols, tf, start, end)
+    sf = _train_social(s, tf, start, end) if social else None
     from memebot.models.registry import train_and_register
 
     results = []
@@ -223,6 +239,7 @@ def train(
             holdout_frac=holdout,
             settings=s,
             progress=err_console.is_terminal,
+            social=sf,
         )
         results.append(_train_row(f, r))
     if as_json:

@@ -130,7 +130,7 @@ def features_cmd(
     import pandas as pd
 
     from memebot.core import ValidationError
-    from memebot.data.social import _token_key, social_features
+    from memebot.data.social import token_key, social_features
 
     quiet_logs()
     try:
@@ -140,7 +140,7 @@ def features_cmd(
     with open_store(settings=settings(), read_only=True, hint="run `memebot social collect` first") as st:
         sf = social_features(st, bar)
     if token:
-        sf = sf[sf.token == _token_key(token)]
+        sf = sf[sf.token == token_key(token)]
     sf = sf.sort_values("ts").tail(limit)
     if as_json:
         write_json(sf.assign(ts=sf.ts.astype(str)).to_dict("records"), "-")

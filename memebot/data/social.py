@@ -16,8 +16,8 @@ from .store import Store, register_migration, ensure_schema
 # %% auto #0
 __all__ = ['SOCIAL_SOURCES', 'X_EPOCH_MS', 'DISCORD_EPOCH_MS', 'COLLECTORS', 'Post', 'snowflake_ns', 'parse_x_search',
            'parse_telegram_updates', 'parse_discord_messages', 'parse_reddit_listing', 'extract_mentions',
-           'store_posts', 'posts', 'get_cursor', 'set_cursor', 'social_features', 'SocialSource', 'XSearch',
-           'TelegramUpdates', 'DiscordChannel', 'RedditListing', 'collect']
+           'store_posts', 'token_key', 'posts', 'get_cursor', 'set_cursor', 'social_features', 'SocialSource',
+           'XSearch', 'TelegramUpdates', 'DiscordChannel', 'RedditListing', 'collect']
 
 # %% ../../nbs/17_data.social.ipynb #1fca826c
 SOCIAL_SOURCES = ("x", "telegram", "discord", "reddit")
@@ -258,11 +258,17 @@ def store_posts(
     return len(df)
 
 
-def _token_key(token: str) -> str:
+def token_key(token: str) -> str:
     "A token as mentions store it: EVM contracts lowercase, symbols uppercase, Solana mints as they are."
     if token.lower().startswith("0x"):
         return token.lower()
     return token if len(token) >= 32 else token.upper().lstrip("$")
+
+
+def _has_posts(store: Store) -> bool:
+    "Whether the store has the posts tables (a read-only store that never collected has none)."
+    q = "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'social_posts'"
+    return bool(store.cursor().execute(q).fetchone()[0])
 
 
 def posts(
@@ -273,6 +279,8 @@ def posts(
 ) -> pd.DataFrame:
     "Stored posts, newest first, with the tokens each mentions."
     ensure_schema(store)
+    if not _has_posts(store):
+        return pd.DataFrame(columns=[*_POST_COLS, "sentiment", "collected", "tokens"])
     where, args = [], []
     if source:
         where.append("p.source = ?")
@@ -281,7 +289,7 @@ def posts(
         where.append(
             "EXISTS (SELECT 1 FROM social_mentions m WHERE m.source = p.source AND m.id = p.id AND m.token = ?)"
         )
-        args.append(_token_key(token))
+        args.append(token_key(token))
     q = f"""SELECT p.*, (SELECT string_agg(m.token, ' ' ORDER BY m.token) FROM social_mentions m
             WHERE m.source = p.source AND m.id = p.id) AS tokens FROM social_posts p
             {"WHERE " + " AND ".join(where) if where else ""} ORDER BY p.ts DESC, p.source, p.id LIMIT {int(limit)}"""
@@ -320,11 +328,13 @@ def social_features(
 ) -> pd.DataFrame:
     "One row per (token, bar start): mentions, mention_velocity, authors, sentiment, bot_share."
     ensure_schema(store)
+    cols = ["token", "ts", "mentions", "mention_velocity", "authors", "sentiment", "bot_share"]
+    if not _has_posts(store):  # a read-only store that never collected: no tables, no posts
+        return pd.DataFrame(columns=cols)
     q = """SELECT m.token, p.ts, p.author, p.source, p.is_bot, p.sentiment,
                   count(*) OVER (PARTITION BY p.source, p.author, lower(trim(p.text))) > 1 AS dup
            FROM social_mentions m JOIN social_posts p USING (source, id)"""
     df = store.cursor().execute(q).df()
-    cols = ["token", "ts", "mentions", "mention_velocity", "authors", "sentiment", "bot_share"]
     if start is not None:
         df = df[df.ts >= _naive_utc(start)]
     if end is not None:

@@ -510,6 +510,7 @@ def train_and_register(
     settings: Settings | None = None,
     progress: bool = True,
     cv_baselines: bool = True,
+    social: pd.DataFrame | None = None,  # stored social features (`data.social.social_features`): adds `social_*`
 ) -> TrainResult:
     "Walk-forward evaluate, fit, log, register and gate one model family."
     s = settings or get_settings()
@@ -518,7 +519,7 @@ def train_and_register(
     params = dict(params or {})
     name = name or f"memebot-{family}-{tf}"
     make_model(family, **params)  # fail fast on a bad family/params
-    ds = make_dataset(candles, h=h, fee_bps=fee_bps)
+    ds = make_dataset(candles, h=h, fee_bps=fee_bps, social=social)
     u, hold_start, step, dev, view, keep = _holdout_split(ds, holdout_frac, h, embargo)
     splits = walk_forward(dev.times, n_splits=n_splits, h=h, embargo=embargo)
     plan = plan_table(splits)
