@@ -141,6 +141,9 @@ class CrossChainConfig(_Section):
     max_rebalance_usd: float = Field(1_000.0, gt=0)  # the most one bridge transfer may move
     max_bridge_cost_pct: float = Field(1.0, ge=0, lt=100)  # refuse a quote that guarantees less than this % short
     bridge_contracts: str = "0x1231DEB6f5749EF6cE6943a275A1D3E7486F4EaE"  # what a bridge transaction may call (LI.FI)
+    bridge_programs: str = (
+        ""  # Solana programs a bridge transaction may call (besides System, Token, ATA, Compute Budget)
+    )
 
 
 class EnterpriseConfig(_Section):

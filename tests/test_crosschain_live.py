@@ -284,3 +284,66 @@ def test_arb_route_prices_each_chain_and_buys_on_the_cheapest(chains, memebot, t
     assert order["filled_qty"] * order[f"avg_price_{coin}"] == pytest.approx(route["spend"], rel=1e-6)
     rec = memebot("live", "reconcile", *live, env=env)
     assert rec.returncode == 0 and json.loads(rec.stdout)["ok"], rec.stdout
+
+
+def test_arb_rebalance_between_solana_and_an_evm_chain(chains, memebot, tmp_path):
+    "`memebot arb rebalance --execute` with Solana on one side (LiteSVM): a transfer from Solana signed from LI.FI's"
+    " Solana transaction (the loopback bridge's escrow, its program listed in bridge_programs), booked on arrival on"
+    " BSC; then one back, deposited on BSC and minted to the Solana wallet; both ledgers equal to their chains."
+    from eth_account import Account
+    from solders.keypair import Keypair
+    from memebot.testing import LocalChain, LocalChainServer, LocalJupiter
+    from memebot.testing.evm import LocalLifi, contract
+
+    nodes, (_, bed) = chains
+    sol_chain = LocalChain()
+    LocalJupiter(sol_chain)  # its server answers the RPC; no swap here
+    mint = sol_chain.create_mint(6)
+    kp = Keypair()
+    sol_chain.airdrop(kp.pubkey(), 10 * 10**9)
+    sol_chain.mint_to(mint, kp.pubkey(), 20_000 * 10**6)  # all on Solana
+    sym = f"S{len(bed.tokens)}"
+    meme = bed.add_token(sym, "TestToken", (), True)
+    tok = bed.c(meme, contract("TestToken"))
+    me = Account.create()
+    nodes[1].rpc("hardhat_setBalance", me.address, hex(20 * 10**18))
+    key = tmp_path / "evm.key"
+    key.write_text(me.key.hex())
+    key.chmod(0o600)
+    with (
+        LocalChainServer(sol_chain, LocalJupiter(sol_chain), block_time_s=0.2) as srv,
+        LocalLifi({56: bed}, solana=sol_chain, pending_polls=1) as lifi,
+    ):
+        env = {f"MEMEBOT_{k.upper().replace('.', '_')}": v for k, v in srv.endpoints().items()}
+        env |= {**bed.settings_env("bsc"), "MEMEBOT_EVM_KEYSTORE_PATH": str(key), "MEMEBOT_SOLANA_PRIVATE_KEY": str(kp),
+                "MEMEBOT_EVM_BSC_CONFIRMATIONS": "1", "MEMEBOT_LIVE_LIVE_TRADING_ENABLED": "true",
+                "MEMEBOT_LIVE_PAPER_TRADING_MODE": "false", "MEMEBOT_CROSSCHAIN_BSC_ENABLED": "true",
+                "MEMEBOT_CROSSCHAIN_CROSS_CHAIN_ENABLED": "true", "MEMEBOT_CROSSCHAIN_REBALANCE_ENABLED": "true",
+                "MEMEBOT_ENDPOINTS_LIFI": lifi.url, "MEMEBOT_DATA_RATE_LIFI_PER_MIN": "6000",
+                "MEMEBOT_CROSSCHAIN_BRIDGE_CONTRACTS": lifi.bridges[56],
+                "MEMEBOT_CROSSCHAIN_ASSETS": f"MEME@solana={mint}:6,MEME@bsc={meme}:18",
+                "MEMEBOT_STORE_LEDGER_DIR": str(tmp_path / "runs")}  # fmt: skip
+        args = ["arb", "rebalance", "--price", "MEME=0.06", "--no-fetch", "--execute", "--yes-i-mean-live", "--json"]
+        r = memebot(*args, "--target", "MEME@bsc=5000", "--acknowledge", env=env, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+        (t,) = json.loads(r.stdout)["transfers"]  # no Solana bridge program allowed yet: refused, nothing signed
+        assert t["status"] == "refused" and "bridge_programs" in t["detail"], t
+        env["MEMEBOT_CROSSCHAIN_BRIDGE_PROGRAMS"] = "MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr"  # the loopback's
+        r = memebot(*args, "--target", "MEME@bsc=5000", "--wait", "30", env=env, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+        doc = json.loads(r.stdout)
+        (t,) = doc["transfers"]
+        assert (t["status"], t["from_chain"], t["to_chain"], t["amount_in"], t["received"]) == (
+            "done", "solana", "bsc", 5_000 * 10**6, 4_995 * 10**18), t  # fmt: skip
+        assert t["tx_hash"] in sol_chain.history and doc["reconcile"] == {"solana": "ok", "bsc": "ok"}, doc
+        assert sol_chain.token_balance(sol_chain.ata(kp.pubkey(), mint)) == 15_000 * 10**6
+        assert tok.functions.balanceOf(me.address).call() == 4_995 * 10**18
+        # and back: deposited on BSC (approved to the bridge contract), minted to the Solana wallet
+        r = memebot(*args, "--target", "MEME@solana=18000", "--wait", "30", env=env, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+        doc = json.loads(r.stdout)
+        (t,) = doc["transfers"]
+        assert (t["status"], t["from_chain"], t["to_chain"]) == ("done", "bsc", "solana"), t
+        assert doc["reconcile"] == {"solana": "ok", "bsc": "ok"}, doc
+        got = sol_chain.token_balance(sol_chain.ata(kp.pubkey(), mint))
+        assert got == 15_000 * 10**6 + t["received"] and t["received"] == t["amount_in"] // 10**12 * 999 // 1000

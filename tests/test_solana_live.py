@@ -895,3 +895,33 @@ def test_restore_drill_on_the_test_chain(tmp_path, memebot, cli_env):
         assert doc["reconcile"] == "ledger matches the chain" and e.tokens() == 0
     finally:
         e.close()
+
+
+async def test_a_bridge_deposit_that_landed_during_a_crash_is_booked_at_restart(env):
+    "A bridge deposit written ahead and landed, the process gone before it was booked: the next start books what left"
+    " the wallet from the transaction itself, and the ledger matches the chain without an acknowledgement."
+    import base64
+    from solders.message import MessageV0
+    from memebot.exec.ledger import TxIntent
+    from memebot.testing import _leg
+
+    b = await env.broker()
+    await b.buy(str(env.mint), SOL)
+    held = env.tokens()
+    assert held > 0 and (await b.reconcile()).ok
+    c, escrow = env.chain, Keypair().pubkey()
+    prog = c.token_program_of(env.mint)
+    move = _leg(prog, ata_address(env.me.pubkey(), env.mint), env.mint, c.ata(escrow, env.mint), env.me.pubkey(),
+                held // 4, c.decimals(env.mint))  # fmt: skip
+    bh, lvbh = c.blockhash()
+    tx = VersionedTransaction(MessageV0.try_compile(env.me.pubkey(), [move], [], bh), [env.me])
+    intent = TxIntent(str(tx.signatures[0]), "bridge-crash-1", lvbh, base64.b64encode(bytes(tx)).decode(), "signed", 0,
+                      wallet=b.ledger.wallet)  # fmt: skip
+    b.ledger.record_intent(intent)  # what bridge_out writes ahead
+    await b._send(intent)
+    assert await b.land(intent) == "confirmed"  # ... and the process ends here, before booking
+    await b.aclose()
+    again = await env.broker(ack=False)  # start(): recovery, then reconciliation
+    assert env.tokens() == held - held // 4
+    assert again.ledger.balances()[str(env.mint)] == env.tokens() and (await again.reconcile()).ok
+    await again.aclose()

@@ -400,11 +400,17 @@ async def _settle_transfers(s, st, run_id: str, chains: dict, reg) -> tuple:
     from memebot.exec.ledger import Ledger
     from memebot.live.crosschain import Rebalancer
 
-    evm = [c for c in chains if c.is_evm]
-    if not evm:
+    ledgers = {}
+    if evm := [c for c in chains if c.is_evm]:
+        wallet = load_evm_key(s).address.lower()
+        ledgers |= {c: Ledger(st, run_id, c, wallet) for c in evm}
+    if Chain.SOLANA in chains:
+        from memebot.exec.solana import load_wallet
+
+        ledgers[Chain.SOLANA] = Ledger(st, run_id, Chain.SOLANA, str(load_wallet(s).pubkey))
+    if not ledgers:
         return None, []
-    wallet = load_evm_key(s).address.lower()
-    reb = Rebalancer({c: Ledger(st, run_id, c, wallet) for c in evm}, reg, st, Lifi(s), s)
+    reb = Rebalancer(ledgers, reg, st, Lifi(s), s)
     return reb, await reb.recover()
 
 
@@ -896,26 +902,21 @@ def _rebalance_live(s, tg: dict, usd: dict, reg, run_id: str, wait: float, ackno
     "Send the plan's transfers live; what was sent, what a stopped run left, and each chain's reconciliation."
     import asyncio
     from memebot.commands.live import require_chain
-    from memebot.exec.chain import LiveTradingDisabled
+    from memebot.exec.chain import LiveTradingDisabled, require_live
 
     off = [k for k in ("cross_chain_enabled", "rebalance_enabled") if not getattr(s.crosschain, k)]
     if off:
         raise LiveTradingDisabled(f"live rebalancing is off: needs {', '.join(f'[crosschain] {k}=true' for k in off)}")
     chains: dict = {}
     for c, a in sorted(set(tg)):
-        if Chain.parse(c) is Chain.SOLANA:
-            raise ValidationError("--target", "target", f"{a}@solana: bridge transfers are sent live between EVM "
-                                  "chains only (quote Solana routes with `memebot bridge quote`)")  # fmt: skip
-        toks = {ch: t for ch, t in reg.tokens(a).items() if ch.is_evm}
+        toks = reg.tokens(a)
         if len(toks) < 2:
-            raise ValidationError(
-                "--target", "target", f"{a}: needs contracts on two EVM chains in [crosschain] assets"
-            )
+            raise ValidationError("--target", "target", f"{a}: needs contracts on two chains in [crosschain] assets")
         for ch, t in toks.items():
             if (a, t.address) not in chains.setdefault(ch, []):
                 chains[ch].append((a, t.address))
     for ch in chains:
-        require_chain(s, ch, confirm)
+        require_live(s, confirm) if ch is Chain.SOLANA else require_chain(s, ch, confirm)
     return asyncio.run(_rebalance_run(s, tg, usd, reg, chains, run_id, wait, acknowledge, fetch))
 
 

@@ -223,11 +223,14 @@ class Lifi(Source):
     name = "lifi"
 
     async def quote(
-        self, from_chain: int, to_chain: int, from_token: str, to_token: str, amount: int, from_address: str
-    ) -> BridgeQuote:
+        self, from_chain: int, to_chain: int, from_token: str, to_token: str, amount: int, from_address: str,
+        to_address: str | None = None,  # the receiving wallet (default: from_address; another chain family needs it)
+    ) -> BridgeQuote:  # fmt: skip
         "`GET /quote` for `amount` base units of `from_token`."
         p = {"fromChain": from_chain, "toChain": to_chain, "fromToken": from_token, "toToken": to_token,
              "fromAmount": str(amount), "fromAddress": from_address}  # fmt: skip
+        if to_address:
+            p["toAddress"] = to_address
         return parse_lifi_quote(await self.get("/quote", p))
 
     async def status(self, tx_hash: str) -> BridgeStatus:

@@ -1029,6 +1029,15 @@ async def recover(self: SolanaBroker) -> list[Order]:
     for order in self.ledger.open_orders():
         if not self.ledger.intents(order.client_id):  # never signed: it was never sent
             out.append(self._finish(order, OrderStatus.CANCELLED, "not sent before restart"))
+    booked = {r[0] for r in self.ledger._q("SELECT move_id FROM ledger_moves WHERE kind='fee' AND run_id=? AND "
+                                           "wallet=?", (self.ledger.run_id, self.ledger.wallet))}  # fmt: skip
+    for i in self.ledger.intents():  # a bridge deposit that landed while the process was down
+        final = i.status in ("confirmed", "failed") and f"fee:{i.signature}" not in booked
+        if final and i.client_id.startswith("bridge-"):
+            try:
+                await self._book_bridge(i.signature, "recovered at restart")
+            except SwapRejected:  # not readable yet: booked at the next start
+                pass
     await self._book_tips()
     return out
 
@@ -1066,6 +1075,56 @@ def _acknowledge_more(self: SolanaBroker, report: ReconciliationReport, note: st
     "Remember the report's unknown signatures as acknowledged."
     for s in report.unknown_signatures:
         self.ledger.record_move(f"ack:{s}", "", 0, kind="ack", note=note)
+
+# %% ../../nbs/61_exec.solana.ipynb #d529fc38
+@patch
+async def bridge_out(
+    self: SolanaBroker,
+    token: str,  # the mint sent
+    amount: int,  # base units
+    tx: dict,  # the bridge's transaction: {"data": base64 of a VersionedTransaction this wallet pays for}
+    spender: str | None,  # unused on Solana (no approvals): the transaction moves the tokens itself
+    client_id: str,
+    note: str = "",
+) -> str:
+    "Sign and send the bridge's Solana transaction, book what left the wallet; its signature."
+    if self.halted:
+        raise SwapRejected(f"trading is halted: {self.halted}")
+    try:
+        vtx = VersionedTransaction.from_bytes(base64.b64decode(tx["data"]))
+    except Exception:
+        raise SwapRejected("the bridge's transaction is not a Solana transaction") from None
+    if vtx.message.account_keys[0] != self.wallet.pubkey:
+        raise SwapRejected("the bridge's transaction is not paid by this wallet")
+    vtx = self.wallet.sign_tx(vtx)
+    sig, b64 = str(vtx.signatures[0]), base64.b64encode(bytes(vtx)).decode()
+    lvbh = int(tx.get("lastValidBlockHeight") or await self.rpc.block_height() + 150)
+    intent = TxIntent(sig, client_id, lvbh, b64, "signed", 0, wallet=self.ledger.wallet)
+    self.ledger.record_intent(intent)  # write-ahead: before it can land
+    await self._send(intent)
+    outcome = await self.land(intent)
+    if outcome not in ("confirmed", "failed"):
+        raise SwapRejected(f"the bridge deposit {sig} {outcome}: nothing was booked")
+    if not await self._book_bridge(sig, note):
+        raise SwapRejected(f"the bridge deposit {sig} failed on chain (only its fee was spent)")
+    self.log.info("bridge_deposit", client_id=client_id, signature=sig, token=token, amount=amount)
+    return sig
+
+
+@patch
+async def _book_bridge(self: SolanaBroker, sig: str, note: str = "") -> bool:
+    "Book a landed bridge deposit from the transaction itself (once per signature); whether it succeeded."
+    txj = await self._landed(sig)
+    if txj is None:
+        raise SwapRejected(f"the bridge deposit {sig} landed but cannot be read yet: reconcile before trading")
+    cf = fill_from_tx(txj, self.wallet.pubkey)
+    self.ledger.record_move(f"fee:{sig}", "SOL", cf.sol_delta, kind="fee", note=f"bridge deposit {note}")
+    if cf.err is not None:
+        return False
+    for mint, d in cf.token_deltas.items():
+        if mint != SOL_MINT and d:
+            self.ledger.record_move(f"bridge:{sig}:{mint}", mint, d, kind="bridge_out", note=note)
+    return True
 
 # %% ../../nbs/61_exec.solana.ipynb #7a2c7474
 @patch

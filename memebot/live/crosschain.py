@@ -16,15 +16,15 @@ from ..config import get_settings
 from ..data.store import Store, register_migration, ensure_schema
 
 # %% auto #0
-__all__ = ['CG_CHAINS', 'OPPORTUNITY_COLUMNS', 'SOLANA_SWAP_CU', 'COIN_IDS', 'SIM_NATIVE_USD', 'STABLES', 'STUDY_GAS_USD',
-           'ChainToken', 'AssetRegistry', 'parse_assets', 'default_registry', 'coingecko_tokens', 'assets_setting',
-           'registry_from_coingecko', 'cp_out', 'two_pool_optimum', 'ArbCosts', 'evm_swap_gas_usd', 'Opportunity',
-           'PoolState', 'evaluate', 'with_bridge_quote', 'ArbDetector', 'store_opportunities', 'opportunities',
-           'watch_evm', 'solana_swap_gas_usd', 'watch_solana', 'scan_feeds', 'ArbExecution', 'ArbExecutor',
-           'PaperSwapBroker', 'portfolio_usd', 'usd_prices', 'GlobalExposure', 'Rebalance', 'plan_rebalance',
-           'BridgeTransfer', 'Rebalancer', 'check_bridge_quote', 'bridge_in_transit', 'route_buy', 'CrossChainSim',
-           'paper_arb_setup', 'paper_arb', 'trade_pnl', 'save_run_assets', 'run_assets', 'load_arb_candidates',
-           'eth_usd_by_day', 'study_candidates']
+__all__ = ['CG_CHAINS', 'OPPORTUNITY_COLUMNS', 'SOLANA_SWAP_CU', 'COIN_IDS', 'LIFI_SOLANA', 'SIM_NATIVE_USD', 'STABLES',
+           'STUDY_GAS_USD', 'ChainToken', 'AssetRegistry', 'parse_assets', 'default_registry', 'coingecko_tokens',
+           'assets_setting', 'registry_from_coingecko', 'cp_out', 'two_pool_optimum', 'ArbCosts', 'evm_swap_gas_usd',
+           'Opportunity', 'PoolState', 'evaluate', 'with_bridge_quote', 'ArbDetector', 'store_opportunities',
+           'opportunities', 'watch_evm', 'solana_swap_gas_usd', 'watch_solana', 'scan_feeds', 'ArbExecution',
+           'ArbExecutor', 'PaperSwapBroker', 'portfolio_usd', 'usd_prices', 'GlobalExposure', 'Rebalance',
+           'plan_rebalance', 'BridgeTransfer', 'Rebalancer', 'bridge_chain_id', 'check_bridge_quote',
+           'bridge_in_transit', 'route_buy', 'CrossChainSim', 'paper_arb_setup', 'paper_arb', 'trade_pnl',
+           'save_run_assets', 'run_assets', 'load_arb_candidates', 'eth_usd_by_day', 'study_candidates']
 
 # %% ../../nbs/71_live.crosschain.ipynb #c0cfae3a
 @dataclass(frozen=True)
@@ -1251,6 +1251,46 @@ def transfers(self: Rebalancer, open_only: bool = False) -> list[BridgeTransfer]
     return [t for t in out if t.open] if open_only else out
 
 # %% ../../nbs/71_live.crosschain.ipynb #cedc8064
+LIFI_SOLANA = 1151111081099710  # LI.FI's chain id for Solana
+_SOLANA_BASE_PROGRAMS = frozenset({
+    "11111111111111111111111111111111", "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA",
+    "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb", "ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL",
+    "ComputeBudget111111111111111111111111111111"})  # fmt: skip
+
+
+def bridge_chain_id(chain, settings=None) -> int:
+    "The chain id a bridge's API uses for `chain` (LI.FI's for Solana)."
+    c = Chain.parse(chain)
+    if c is Chain.SOLANA:
+        return LIFI_SOLANA
+    from memebot.data.evm import evm_chain
+
+    return evm_chain(c, settings or get_settings()).chain_id
+
+
+def _solana_bridge_tx(tx: dict, wallet: str, programs: set[str]) -> str | None:
+    "Why a bridge's Solana transaction must not be signed, or None."
+    import base64
+
+    from solders.transaction import VersionedTransaction
+
+    if not programs:
+        return "no Solana bridge program is allowed: list yours in [crosschain] bridge_programs"
+    try:
+        vtx = VersionedTransaction.from_bytes(base64.b64decode(tx.get("data") or ""))
+    except Exception:
+        return "quote's transaction is not a Solana transaction"
+    keys = [str(k) for k in vtx.message.account_keys]
+    if not keys or keys[0] != wallet:
+        return f"quote's transaction is paid by {keys[0] if keys else 'nobody'}, not this wallet {wallet}"
+    called = {keys[ix.program_id_index] for ix in vtx.message.instructions}
+    if other := sorted(called - _SOLANA_BASE_PROGRAMS - set(programs)):
+        return f"quote's transaction calls {', '.join(other)}, not one of [crosschain] bridge_programs"
+    if not called & set(programs):
+        return "quote's transaction calls none of [crosschain] bridge_programs"
+    return None
+
+
 def check_bridge_quote(
     q,  # memebot.data.bridges.BridgeQuote
     from_id: int,  # the source chain's id
@@ -1259,6 +1299,8 @@ def check_bridge_quote(
     expected_out: int,  # base units that would arrive with no cost at all
     max_cost_pct: float,
     contracts: set[str],  # lower-case addresses the transaction may call
+    programs: set[str] = frozenset(),  # from Solana: the bridge programs its transaction may call
+    wallet: str = "",  # from Solana: the wallet that must pay its fee
 ) -> str | None:
     "Why a bridge quote must not be signed, or None."
     tx = q.tx or {}
@@ -1267,6 +1309,9 @@ def check_bridge_quote(
         return f"quote is for chain {q.from_chain_id} -> {q.to_chain_id}, not {from_id} -> {to_id}"
     if q.amount_in != amount:
         return f"quote sends {q.amount_in} base units, not {amount}"
+    if from_id == LIFI_SOLANA and tx.get("data"):
+        why = _solana_bridge_tx(tx, wallet, programs)
+        return why or _bridge_floor(q, expected_out, max_cost_pct)
     if not tx.get("data") or not to:
         return "quote has no transaction to sign"
     if "chainId" in tx and int(str(tx["chainId"]), 0) != from_id:
@@ -1279,18 +1324,26 @@ def check_bridge_quote(
         return f"quote's transaction calls {to}, not one of [crosschain] bridge_contracts"
     if str(q.approval_address or "").lower() != to:
         return f"quote asks to approve {q.approval_address}, not the contract it calls ({to})"
+    return _bridge_floor(q, expected_out, max_cost_pct)
+
+
+def _bridge_floor(q, expected_out: int, max_cost_pct: float) -> str | None:
     floor = expected_out * (1 - max_cost_pct / 100)
     if q.amount_out_min < floor:
         short = 100 * (1 - q.amount_out_min / expected_out) if expected_out else 100.0
         return f"quote guarantees {short:.3f}% less than sent, over [crosschain] max_bridge_cost_pct {max_cost_pct}%"
     return None
 
+# %% ../../nbs/71_live.crosschain.ipynb #d54f69cf
+def _on_ledger(tok: ChainToken) -> str:
+    return tok.address if tok.chain is Chain.SOLANA else tok.address.lower()
+
 # %% ../../nbs/71_live.crosschain.ipynb #1e0701b9
 @patch
 async def execute(
     self: Rebalancer,
     r: Rebalance,
-    broker,  # the source chain's EvmBroker (bridge_out)
+    broker,  # the source chain's EvmBroker or SolanaBroker (bridge_out)
     wait_s: float = 600.0,  # track the transfer this long (it stays open, tracked at the next start, after that)
 ) -> BridgeTransfer:
     "Send one planned transfer through the bridge and follow it until it arrives or `wait_s` passes."
@@ -1303,11 +1356,11 @@ async def execute(
         raise ValidationError("rebalance", "asset", f"{r.asset} is not registered on both {src.value} and {dst.value}")
     tin, tout = toks[src], toks[dst]
     cx = self.settings.crosschain
-    held = self.ledgers[src].balances().get(tin.address.lower(), 0)
+    held = self.ledgers[src].balances().get(_on_ledger(tin), 0)
     amount = min(int(to_atoms(r.units, tin.decimals)), held)
     value = amount / 10**tin.decimals * (r.value_usd / r.units if r.units else 0.0)
     t = BridgeTransfer(new_client_id("bridge"), self.clock.now_ns(), r.asset, src.value, dst.value,
-                       tin.address.lower(), tout.address.lower(), amount, 0, value)  # fmt: skip
+                       _on_ledger(tin), _on_ledger(tout), amount, 0, value)  # fmt: skip
     why = None
     if amount <= 0:
         why = f"the {src.value} ledger holds no {r.asset}"
@@ -1318,14 +1371,13 @@ async def execute(
     elif broker.halted:
         why = f"trading is halted on {src.value}: {broker.halted}"
     if why is None:
-        from memebot.data.evm import evm_chain
-
-        wallet, ids = self.ledgers[src].wallet, [evm_chain(c, self.settings).chain_id for c in (src, dst)]
-        q = await self.bridge.quote(*ids, tin.address, tout.address, amount, wallet)
+        wallet, ids = self.ledgers[src].wallet, [bridge_chain_id(c, self.settings) for c in (src, dst)]
+        q = await self.bridge.quote(*ids, tin.address, tout.address, amount, wallet, self.ledgers[dst].wallet)
         t.provider, t.tool, t.amount_out_min = q.provider, q.tool, q.amount_out_min
         expected = amount * 10**tout.decimals // 10**tin.decimals
         contracts = {c.strip().lower() for c in cx.bridge_contracts.split(",") if c.strip()}
-        why = check_bridge_quote(q, *ids, amount, expected, cx.max_bridge_cost_pct, contracts)
+        programs = {c.strip() for c in cx.bridge_programs.split(",") if c.strip()}
+        why = check_bridge_quote(q, *ids, amount, expected, cx.max_bridge_cost_pct, contracts, programs, wallet)
     if why is not None:
         t.status, t.detail = "refused", why
         return self._save(t)
@@ -1366,6 +1418,8 @@ async def track(self: Rebalancer, t: BridgeTransfer, wait_s: float = 600.0) -> B
             t.status, t.received, t.receiving_tx = "refunded" if refund else "done", st.amount_out, st.receiving_tx
             led = self.ledgers[Chain.parse(chain)]
             led.record_move(f"bridge:{t.tx_hash}:in", token, st.amount_out, kind="bridge_in", note=t.asset)
+            if Chain.parse(chain) is Chain.SOLANA and st.receiving_tx:  # the relayer's transaction names the wallet:
+                led.record_move(f"ack:{st.receiving_tx}", "", 0, kind="ack", note=f"bridge arrival {t.tx_hash}")
             return self._save(t)
         if st is not None and st.status in ("FAILED", "INVALID"):
             t.status = "failed"

@@ -17,8 +17,8 @@ from . import ChainError
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['EVM_DIR', 'TEST_MNEMONIC', 'TOKENS', 'DEAD', 'contract', 'uniswap', 'test_accounts', 'free_port', 'HardhatNode',
-           'UniswapTestbed', 'LoopbackHttp', 'send_json', 'FaultProxy', 'LocalLifi']
+__all__ = ['EVM_DIR', 'TEST_MNEMONIC', 'TOKENS', 'DEAD', 'LIFI_SOLANA_ID', 'contract', 'uniswap', 'test_accounts', 'free_port',
+           'HardhatNode', 'UniswapTestbed', 'LoopbackHttp', 'send_json', 'FaultProxy', 'LocalLifi']
 
 # %% ../../nbs/69a_testing.evm.ipynb #a5f65291
 import memebot
@@ -488,7 +488,13 @@ class LocalLifi(LoopbackHttp):
         fee_bps: int = 10,  # the bridge's fee, taken from what arrives
         seconds: float = 2.0,  # the quoted time to arrive
         pending_polls: int = 1,  # status requests answered PENDING before the transfer is paid out
+        solana=None,  # a memebot.testing.LocalChain, as LI.FI's Solana (LIFI_SOLANA_ID)
     ):
+        from solders.keypair import Keypair
+
+        self.solana, self.escrow = solana, Keypair()  # the Solana side's escrow owner
+        self.sol_quotes: dict = {}  # quote id -> (to chain, to token, recipient) of a deposit from Solana
+        self.sol_recipients: dict = {}  # (chain, token, amount, sender) -> Solana recipient of an EVM deposit
         self.beds, self.fee_bps, self.seconds = {int(k): b for k, b in beds.items()}, fee_bps, seconds
         self.pending_polls, self._polls = pending_polls, {}
         self.artifact, self.token_abi = contract("LoopbackBridge"), contract("TestToken")
@@ -522,8 +528,17 @@ class LocalLifi(LoopbackHttp):
         return f"{super().url}/v1"
 
 # %% ../../nbs/69a_testing.evm.ipynb #114357b1
+LIFI_SOLANA_ID = 1151111081099710  # LI.FI's chain id for Solana
+_MEMO = "MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr"
+
+
 @patch
 def _token(self: LocalLifi, cid: int, address: str) -> dict:
+    if cid == LIFI_SOLANA_ID:
+        from solders.pubkey import Pubkey
+
+        dec = self.solana.decimals(Pubkey.from_string(address))
+        return {"address": address, "chainId": cid, "symbol": "MEME", "decimals": dec}
     b = self.beds[cid]
     t = b.c(address, self.token_abi).functions
     return {"address": address, "chainId": cid, "symbol": t.symbol().call(), "decimals": t.decimals().call()}
@@ -533,33 +548,67 @@ def _token(self: LocalLifi, cid: int, address: str) -> dict:
 def _quote(self: LocalLifi, q: dict) -> tuple[int, dict]:
     try:
         fc, tc, amount = int(q["fromChain"]), int(q["toChain"]), int(q["fromAmount"])
-        ft, tt, who = q["fromToken"].lower(), q["toToken"].lower(), q["fromAddress"]
+        ft, tt, who = q["fromToken"], q["toToken"], q["fromAddress"]
     except (KeyError, ValueError) as e:
         return 400, {"message": f"Invalid request: {e}", "code": 1011}
-    if fc not in self.beds or tc not in self.beds or amount <= 0:
+    served = set(self.beds) | ({LIFI_SOLANA_ID} if self.solana is not None else set())
+    if fc not in served or tc not in served or amount <= 0:
         return 404, {"message": "No available quotes for the requested transfer", "code": 1002}
+    ft, tt = (x if c == LIFI_SOLANA_ID else x.lower() for c, x in ((fc, ft), (tc, tt)))
     fin, fout = self._token(fc, ft), self._token(tc, tt)
     out = amount * 10 ** fout["decimals"] // 10 ** fin["decimals"] * (10_000 - self.fee_bps) // 10_000
     fee = amount * self.fee_bps // 10_000
     self.routes[(fc, ft, tc)] = tt
-    src, bridge = self.beds[fc], self.bridges[fc]
     to = q.get("toAddress") or who
-    data = src.c(bridge, self.artifact).encode_abi(
-        "deposit", args=[src.w3.to_checksum_address(ft), amount, tc, src.w3.to_checksum_address(to)]
-    )
+    qid = f"loopback-{len(self.routes)}-{len(self.sol_quotes) + len(self.sol_recipients)}-{amount}"
+    if fc == LIFI_SOLANA_ID:
+        bridge, request = None, self._solana_deposit(who, ft, amount, qid)
+        self.sol_quotes[qid] = (tc, tt, to)
+    else:
+        src, bridge = self.beds[fc], self.bridges[fc]
+        if tc == LIFI_SOLANA_ID:  # the contract's recipient is an EVM address: the Solana one is kept here
+            self.sol_recipients[(fc, ft, amount, who.lower())] = to
+        dest = who if tc == LIFI_SOLANA_ID else to
+        data = src.c(bridge, self.artifact).encode_abi(
+            "deposit", args=[src.w3.to_checksum_address(ft), amount, tc, src.w3.to_checksum_address(dest)]
+        )
+        request = {"to": bridge, "data": data, "value": "0x0", "from": who, "chainId": fc, "gasLimit": hex(200_000)}
     return 200, {
-        "type": "lifi", "id": f"loopback-{len(self.routes)}-{amount}", "tool": "loopback",
+        "type": "lifi", "id": qid, "tool": "loopback",
         "toolDetails": {"key": "loopback", "name": "memebot loopback bridge"},
         "action": {"fromToken": fin, "toToken": fout, "fromAmount": str(amount), "fromChainId": fc, "toChainId": tc,
                    "slippage": 0.0, "fromAddress": who, "toAddress": to},
-        "estimate": {"tool": "loopback", "approvalAddress": bridge, "fromAmount": str(amount), "toAmount": str(out),
+        "estimate": {"tool": "loopback", **({"approvalAddress": bridge} if bridge else {}), "fromAmount": str(amount),
+                     "toAmount": str(out),
                      "toAmountMin": str(out), "executionDuration": self.seconds,
                      "feeCosts": [{"name": "Loopback bridge fee", "amount": str(fee), "included": True,
                                    "percentage": str(self.fee_bps / 10_000), "token": fin}],
                      "gasCosts": [{"type": "SEND", "estimate": "120000", "limit": "200000", "token": fin}]},
-        "transactionRequest": {"to": bridge, "data": data, "value": "0x0", "from": who, "chainId": fc,
-                               "gasLimit": hex(200_000)},
+        "transactionRequest": request,
     }  # fmt: skip
+
+
+@patch
+def _solana_deposit(self: LocalLifi, who: str, mint: str, amount: int, qid: str) -> dict:
+    "LI.FI's Solana `transactionRequest`: the tokens into the escrow, the quote named in a memo, unsigned."
+    import base64
+
+    import spl.token.instructions as spl
+    from memebot.testing import _leg
+    from solders.instruction import Instruction
+    from solders.message import MessageV0
+    from solders.pubkey import Pubkey
+    from solders.signature import Signature
+    from solders.transaction import VersionedTransaction
+
+    c, user, m = self.solana, Pubkey.from_string(who), Pubkey.from_string(mint)
+    prog = c.token_program_of(m)
+    src, esc = spl.get_associated_token_address(user, m, prog), c.ata(self.escrow.pubkey(), m)
+    move = _leg(prog, src, m, esc, user, amount, c.decimals(m))
+    msg = MessageV0.try_compile(user, [move, Instruction(Pubkey.from_string(_MEMO), qid.encode(), [])], [],
+                                c.blockhash()[0])  # fmt: skip
+    tx = VersionedTransaction.populate(msg, [Signature.default()] * msg.header.num_required_signatures)
+    return {"data": base64.b64encode(bytes(tx)).decode()}
 
 # %% ../../nbs/69a_testing.evm.ipynb #58418efc
 @patch
@@ -567,6 +616,8 @@ def _status(self: LocalLifi, q: dict) -> tuple[int, dict]:
     h = q.get("txHash", "")
     if h in self.relayed:
         return 200, self.relayed[h]
+    if self.solana is not None and h in self.solana.history:
+        return 200, self._from_solana(h)
     for cid, b in self.beds.items():
         try:
             rc = b.w3.eth.get_transaction_receipt(h)
@@ -588,14 +639,60 @@ def _status(self: LocalLifi, q: dict) -> tuple[int, dict]:
                          "substatus": "WAIT_DESTINATION_TRANSACTION", "substatusMessage": "in flight"}  # fmt: skip
         fout = self._token(ev.toChainId, tt)
         out = ev.amount * 10 ** fout["decimals"] // 10 ** fin["decimals"] * (10_000 - self.fee_bps) // 10_000
-        dst = self.beds[ev.toChainId]
-        paid = dst._send(dst.c(tt, self.token_abi).functions.transfer(ev.recipient, out), dst.deployer)
+        to = ev.recipient
+        if ev.toChainId == LIFI_SOLANA_ID:  # minted to the recipient the quote named
+            from solders.pubkey import Pubkey
+
+            to = self.sol_recipients[(cid, ev.token.lower(), ev.amount, ev.sender.lower())]
+            self.solana.mint_to(Pubkey.from_string(tt), Pubkey.from_string(to), out)
+            got = "loopback-mint-" + hashlib.sha256(h.encode()).hexdigest()[:40]
+        else:
+            dst = self.beds[ev.toChainId]
+            paid = dst._send(dst.c(tt, self.token_abi).functions.transfer(ev.recipient, out), dst.deployer)
+            got = "0x" + paid["transactionHash"].hex().removeprefix("0x")
         self.relayed[h] = {
             "transactionId": "0x" + hashlib.sha256(h.encode()).hexdigest(), "sending": sending,
-            "receiving": {"txHash": "0x" + paid["transactionHash"].hex().removeprefix("0x"), "chainId": ev.toChainId,
-                          "amount": str(out), "token": fout},
-            "fromAddress": ev.sender, "toAddress": ev.recipient, "tool": "loopback", "status": "DONE",
+            "receiving": {"txHash": got, "chainId": ev.toChainId, "amount": str(out), "token": fout},
+            "fromAddress": ev.sender, "toAddress": to, "tool": "loopback", "status": "DONE",
             "substatus": "COMPLETED", "substatusMessage": "The transfer is complete.",
         }  # fmt: skip
         return 200, self.relayed[h]
     return 200, {"status": "NOT_FOUND", "substatus": "", "substatusMessage": "unknown transaction"}
+
+
+@patch
+def _from_solana(self: LocalLifi, sig: str) -> dict:
+    "The status of a deposit sent on Solana: its quote read back from the memo; paid out on the EVM node."
+    import base64
+
+    from solders.transaction import VersionedTransaction
+
+    landed = self.solana.history[sig]
+    vtx = VersionedTransaction.from_bytes(base64.b64decode(landed.tx_b64))
+    keys = [str(k) for k in vtx.message.account_keys]
+    memo = next((bytes(ix.data).decode() for ix in vtx.message.instructions if keys[ix.program_id_index] == _MEMO), "")
+    if landed.err is not None or memo not in self.sol_quotes:
+        return {"status": "INVALID", "substatus": "NOT_PROCESSABLE_REFUND_NEEDED",
+                "substatusMessage": "not a deposit this bridge quoted"}  # fmt: skip
+    tc, tt, to = self.sol_quotes[memo]
+    moved = next(b for b in landed.meta["postTokenBalances"] if b["owner"] == str(self.escrow.pubkey()))
+    ft = moved["mint"]
+    before = {b["accountIndex"]: int(b["uiTokenAmount"]["amount"]) for b in landed.meta["preTokenBalances"]}
+    amount = int(moved["uiTokenAmount"]["amount"]) - before.get(moved["accountIndex"], 0)
+    fin, fout = self._token(LIFI_SOLANA_ID, ft), self._token(tc, tt)
+    sending = {"txHash": sig, "chainId": LIFI_SOLANA_ID, "amount": str(amount), "token": fin}
+    self._polls[sig] = self._polls.get(sig, 0) + 1
+    if self._polls[sig] <= self.pending_polls:
+        return {"sending": sending, "tool": "loopback", "status": "PENDING",
+                "substatus": "WAIT_DESTINATION_TRANSACTION", "substatusMessage": "in flight"}  # fmt: skip
+    out = amount * 10 ** fout["decimals"] // 10 ** fin["decimals"] * (10_000 - self.fee_bps) // 10_000
+    dst = self.beds[tc]
+    paid = dst._send(dst.c(tt, self.token_abi).functions.transfer(dst.w3.to_checksum_address(to), out), dst.deployer)
+    self.relayed[sig] = {
+        "transactionId": "0x" + hashlib.sha256(sig.encode()).hexdigest(), "sending": sending,
+        "receiving": {"txHash": "0x" + paid["transactionHash"].hex().removeprefix("0x"), "chainId": tc,
+                      "amount": str(out), "token": fout},
+        "fromAddress": keys[0], "toAddress": to, "tool": "loopback", "status": "DONE",
+        "substatus": "COMPLETED", "substatusMessage": "The transfer is complete.",
+    }  # fmt: skip
+    return self.relayed[sig]
