@@ -112,10 +112,11 @@ def test_arb_live_trades_both_legs_on_two_chains(chains, memebot, tmp_path):
     assert again.returncode == 0 and json.loads(again.stdout)["recovered"] == []
 
 
-@pytest.mark.parametrize("kind", ["raydium_amm_v4", "orca_whirlpool"])
+@pytest.mark.parametrize("kind", ["raydium_amm_v4", "orca_whirlpool", "meteora_dlmm"])
 def test_arb_live_between_solana_and_an_evm_chain(chains, memebot, tmp_path, kind):
-    "`memebot arb live` with a Solana leg: the pool found through DexScreener and read from its account (Raydium AMM v4"
-    " or Orca Whirlpool), followed by account subscriptions, bought through Jupiter on LiteSVM, sold on BSC at once."
+    "`memebot arb live` with a Solana leg: the pool found through DexScreener and read from its accounts (Raydium AMM"
+    " v4, Orca Whirlpool, or a Meteora DLMM pair and its bin array), followed by account subscriptions, bought through"
+    " Jupiter on LiteSVM, sold on BSC at once."
     from eth_account import Account
     from solders.keypair import Keypair
     from memebot.testing import LocalChain, LocalChainServer, LocalJupiter

@@ -17,6 +17,21 @@ def _candles(shared, start, n):
     return pd.concat([g.iloc[start : start + n] for _, g in df.groupby("symbol")], ignore_index=True)
 
 
+def _long_flat(p: pd.Series, warmup: int, enter: float, exit: float) -> list:
+    "The orders model_signal's rule gives on P(up) by (symbol, bar), worked out independently: (symbol, side, bar)."
+    out = []
+    for sym in ("PEPE/USDT", "WIF/USDT"):
+        held = False
+        for ts, pu in p.loc[sym].iloc[warmup - 1 :].items():  # scored once it has `warmup` bars
+            if not held and pu >= enter:
+                out.append((sym, "buy", ts))
+                held = True
+            elif held and pu < exit:
+                out.append((sym, "sell", ts))
+                held = False
+    return out
+
+
 @pytest.fixture
 def champion(shared, tmp_path, monkeypatch):
     from memebot.config import reset_settings
@@ -51,16 +66,7 @@ def test_model_signal_trades_what_the_champion_says(shared, champion):
     # independent: the champion's P(up) on the batch builder's features of the same bars, the same long/flat rule
     X = build_features(test).fillna(0.0)
     p = pd.Series(model.predict_proba(X[model.features_])[:, 1], index=X.index)
-    expected = []
-    for sym in ("PEPE/USDT", "WIF/USDT"):
-        held = False
-        for ts, pu in p.loc[sym].iloc[strat.p.warmup - 1 :].items():  # scored once it has `warmup` bars
-            if not held and pu >= 0.52:
-                expected.append((sym, "buy", ts))
-                held = True
-            elif held and pu < 0.5:
-                expected.append((sym, "sell", ts))
-                held = False
+    expected = _long_flat(p, strat.p.warmup, 0.52, 0.5)
     bar = pd.Timedelta("1h")
     got = sorted((o.symbol, o.side.value, pd.Timestamp(o.ts, tz="UTC") - bar) for o in orders)
     # the engine decides at bar close (open + 1h); a still-open position at the end is not closed by either side
@@ -190,16 +196,7 @@ def test_model_signal_serves_the_social_features_it_was_trained_on(shared, tmp_p
         X = build_features(test)
         X = X.join(social_panel(sf, X.index).astype("float32")).fillna(0.0)
         p = pd.Series(model.predict_proba(X[model.features_])[:, 1], index=X.index)
-        expected = []
-        for sym in ("PEPE/USDT", "WIF/USDT"):
-            held = False
-            for ts, pu in p.loc[sym].iloc[strat.p.warmup - 1 :].items():
-                if not held and pu >= 0.52:
-                    expected.append((sym, "buy", ts))
-                    held = True
-                elif held and pu < 0.5:
-                    expected.append((sym, "sell", ts))
-                    held = False
+        expected = _long_flat(p, strat.p.warmup, 0.52, 0.5)
         got = sorted((o.symbol, o.side.value, pd.Timestamp(o.ts, tz="UTC") - pd.Timedelta("1h")) for o in orders)
         assert len(got) > 10 and got == sorted(expected), (got[:6], sorted(expected)[:6])
         frame = test.pivot(index="ts", columns="symbol", values=["open", "high", "low", "close", "volume"])

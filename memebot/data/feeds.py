@@ -50,8 +50,9 @@ from fastcore.basics import patch
 # %% auto #0
 __all__ = ['GapFiller', 'RETRYABLE', 'AccountDecoder', 'SOURCES', 'Backfill', 'FeedError', 'floor_ns', 'bar_key', 'log_retry',
            'WsFeed', 'frame_gap_filler', 'store_gap_filler', 'whirlpool_account', 'bonding_curve_account',
-           'dlmm_account', 'vault_pair_accounts', 'SolanaFeed', 'WalletFeed', 'MergedFeed', 'EvmFeed', 'ReplayServer',
-           'renotify', 'BarAggregator', 'BarFeed', 'JupiterPriceFeed', 'CcxtFeed', 'open_feed']
+           'dlmm_account', 'vault_pair_accounts', 'dlmm_pair_accounts', 'SolanaFeed', 'WalletFeed', 'MergedFeed',
+           'EvmFeed', 'ReplayServer', 'renotify', 'BarAggregator', 'BarFeed', 'JupiterPriceFeed', 'CcxtFeed',
+           'open_feed']
 
 # %% ../../nbs/13_data.feeds.ipynb #64ca991e
 GapFiller = Callable[[str, int, int], Awaitable[list[Candle]]]  # (symbol, start_ns, end_ns) -> bars in [start, end)
@@ -527,6 +528,33 @@ def vault_pair_accounts(pool: str, state: oc.RaydiumAmmV4 | oc.RaydiumCpmm) -> d
 
         out[pool] = fees
     return out
+
+
+def dlmm_pair_accounts(
+    pool: str, lb: oc.LbPair, decimals_x: int, decimals_y: int
+) -> dict[str, AccountDecoder]:  # fmt: skip
+    "Decoders for a Meteora DLMM pair and the BinArray of its active bin, read as reserves (`dlmm_pool_update`)."
+    state = {"lb": lb, "bins": None}
+    followed = oc.dlmm_bin_array_address(pool, lb.active_id)
+
+    def update(ts, slot):
+        lb, bins = state["lb"], state["bins"]
+        if bins is None:
+            return []
+        if oc.dlmm_bin_array_address(pool, lb.active_id) != followed:  # moved out of the array followed: unknown
+            return [PoolUpdate(ts, Chain.SOLANA, pool, 0.0, 0.0, fee_bps=lb.base_fee_bps, source="meteora_dlmm",
+                               slot=slot)]  # fmt: skip
+        return [oc.dlmm_pool_update(lb, bins, pool, decimals_x, decimals_y, ts, slot)]
+
+    def pair(b, ts, slot):
+        state["lb"] = oc.decode_dlmm_lbpair(b)
+        return update(ts, slot)
+
+    def bins(b, ts, slot):
+        state["bins"] = oc.decode_dlmm_bin_array(b)
+        return update(ts, slot)
+
+    return {pool: pair, followed: bins}
 
 # %% ../../nbs/13_data.feeds.ipynb #1321e1ee01
 class SolanaFeed(WsFeed):

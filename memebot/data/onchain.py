@@ -13,13 +13,14 @@ from solders.pubkey import Pubkey
 from ..core import ValidationError, Chain, NS, Side, Swap, PoolUpdate, TokenLaunched, SOL_MINT, USDC_MINT
 
 # %% auto #0
-__all__ = ['PROGRAMS', 'WHIRLPOOL_DISC', 'LBPAIR_DISC', 'BONDING_CURVE_DISC', 'PUMP_INITIAL_VIRTUAL_TOKEN',
-           'PUMP_INITIAL_VIRTUAL_SOL', 'PUMP_INITIAL_REAL_TOKEN', 'PUMP_TOKEN_SUPPLY', 'PUMP_FEE_BPS',
-           'PUMP_TOKEN_DECIMALS', 'TRADE_EVENT_DISC', 'CREATE_EVENT_DISC', 'COMPLETE_EVENT_DISC', 'V2_SWAP_TOPIC',
-           'V2_SYNC_TOPIC', 'DecodeError', 'account_bytes', 'pubkey_at', 'ata_address', 'TokenAccount',
+__all__ = ['PROGRAMS', 'WHIRLPOOL_DISC', 'LBPAIR_DISC', 'BIN_ARRAY_DISC', 'DLMM_BINS', 'BONDING_CURVE_DISC',
+           'PUMP_INITIAL_VIRTUAL_TOKEN', 'PUMP_INITIAL_VIRTUAL_SOL', 'PUMP_INITIAL_REAL_TOKEN', 'PUMP_TOKEN_SUPPLY',
+           'PUMP_FEE_BPS', 'PUMP_TOKEN_DECIMALS', 'TRADE_EVENT_DISC', 'CREATE_EVENT_DISC', 'COMPLETE_EVENT_DISC',
+           'V2_SWAP_TOPIC', 'V2_SYNC_TOPIC', 'DecodeError', 'account_bytes', 'pubkey_at', 'ata_address', 'TokenAccount',
            'decode_token_account', 'RaydiumAmmV4', 'decode_raydium_amm_v4', 'RaydiumCpmm', 'decode_raydium_cpmm',
            'CpmmConfig', 'decode_cpmm_config', 'mint_decimals', 'Whirlpool', 'sqrt_price_x64_to_price',
-           'whirlpool_pool_update', 'decode_whirlpool', 'LbPair', 'decode_dlmm_lbpair', 'BondingCurve',
+           'whirlpool_pool_update', 'decode_whirlpool', 'LbPair', 'decode_dlmm_lbpair', 'DlmmBinArray',
+           'decode_dlmm_bin_array', 'dlmm_bin_array_address', 'dlmm_pool_update', 'BondingCurve',
            'decode_bonding_curve', 'encode_bonding_curve', 'PumpTrade', 'bonding_curve_address', 'decode_trade_event',
            'encode_trade_event', 'decode_create_event', 'encode_create_event', 'decode_program_logs', 'V2Sync',
            'V2Swap', 'decode_v2_log', 'V2Pair']
@@ -435,6 +436,51 @@ def decode_dlmm_lbpair(data) -> LbPair:
         pubkey_at(b, 552),
         base_factor * bin_step / 10_000,
     )  # base fee rate = base_factor*bin_step*10 / 1e9
+
+# %% ../../nbs/12_data.onchain.ipynb #c2cbe5e8
+BIN_ARRAY_DISC = bytes([92, 142, 92, 220, 5, 148, 70, 181])
+DLMM_BINS = 70  # bins per BinArray
+
+
+@dataclass
+class DlmmBinArray:
+    "70 bins of a DLMM pair: each one's token amounts (raw units)."
+
+    index: int
+    lb_pair: str
+    amounts: list  # (amount_x, amount_y) per bin, bin id index * 70 + position
+
+    def bin(self, bin_id: int) -> tuple[int, int]:
+        "The amounts in bin `bin_id`; DecodeError when this array does not hold it."
+        k = bin_id - self.index * DLMM_BINS
+        if not 0 <= k < DLMM_BINS:
+            raise DecodeError("meteora_dlmm", "bin", f"bin {bin_id} is not in bin array {self.index}")
+        return self.amounts[k]
+
+
+def decode_dlmm_bin_array(data) -> DlmmBinArray:
+    "Decode a Meteora DLMM `BinArray` account."
+    b = account_bytes(data, "meteora_dlmm")
+    _check(b, "meteora_dlmm", 56 + 144 * DLMM_BINS, BIN_ARRAY_DISC)
+    amounts = [struct.unpack_from("<QQ", b, 56 + 144 * k) for k in range(DLMM_BINS)]
+    return DlmmBinArray(struct.unpack_from("<q", b, 8)[0], pubkey_at(b, 24), amounts)
+
+
+def dlmm_bin_array_address(lb_pair: str, bin_id: int) -> str:
+    "The BinArray account holding bin `bin_id` of the pair (PDA: bin_array, pair, index as i64)."
+    seeds = [b"bin_array", bytes(Pubkey.from_string(lb_pair)), (bin_id // DLMM_BINS).to_bytes(8, "little", signed=True)]
+    return str(Pubkey.find_program_address(seeds, Pubkey.from_string(PROGRAMS["meteora_dlmm"]))[0])
+
+
+def dlmm_pool_update(
+    lb: LbPair, bins: DlmmBinArray, pool: str, decimals_x: int, decimals_y: int, ts: int, slot: int = 0
+) -> PoolUpdate:
+    "The active bin as constant-product reserves (X as base, Y as quote, UI units) with the bin's price."
+    x, y = bins.bin(lb.active_id)
+    p = lb.price(decimals_x, decimals_y)
+    liq = x / 10**decimals_x * p + y / 10**decimals_y  # in Y
+    return PoolUpdate(ts, Chain.SOLANA, pool, liq / (2 * p), liq / 2, price=p, fee_bps=lb.base_fee_bps,
+                      source="meteora_dlmm", slot=slot)  # fmt: skip
 
 # %% ../../nbs/12_data.onchain.ipynb #3792be3c
 BONDING_CURVE_DISC = bytes([23, 183, 248, 55, 96, 216, 172, 96])

@@ -536,19 +536,18 @@ def _oriented(dec, mint: str, flip: bool):
 async def _solana_pool(rpc, pool: str, acc: dict | None, mint: str) -> tuple[float, bool, dict] | str:
     "(fee in bps, SOL listed first, the `SolanaFeed` accounts) of a pool of `mint` against SOL, or why it is not."
     from memebot.data import onchain as oc
-    from memebot.data.feeds import vault_pair_accounts, whirlpool_account
+    from memebot.data.feeds import dlmm_pair_accounts, vault_pair_accounts, whirlpool_account
 
     if acc is None:
         return "no account"
     kind = next((k for k, v in oc.PROGRAMS.items() if v == acc.get("owner")), None)
-    if kind == "meteora_dlmm":
-        return "meteora_dlmm: bin liquidity, no reserves to size against"
     decode = {"raydium_amm_v4": oc.decode_raydium_amm_v4, "raydium_cpmm": oc.decode_raydium_cpmm,
-              "orca_whirlpool": oc.decode_whirlpool}.get(kind)  # fmt: skip
+              "orca_whirlpool": oc.decode_whirlpool, "meteora_dlmm": oc.decode_dlmm_lbpair}.get(kind)  # fmt: skip
     if decode is None:
         return f"owned by {kind or acc.get('owner')}, not a pool memebot follows"
     st = decode(acc["data"])
-    first, second = (st.base_mint, st.quote_mint) if kind == "raydium_amm_v4" else (st.mint_a, st.mint_b)
+    sides = {"raydium_amm_v4": ("base_mint", "quote_mint"), "meteora_dlmm": ("mint_x", "mint_y")}
+    first, second = (getattr(st, f) for f in sides.get(kind, ("mint_a", "mint_b")))
     if {first, second} != {mint, SOL_MINT}:
         return f"{kind} of {first}/{second}, not {mint}/SOL"
     if kind == "raydium_cpmm":
@@ -556,13 +555,15 @@ async def _solana_pool(rpc, pool: str, acc: dict | None, mint: str) -> tuple[flo
         if cfg is None:
             return f"{kind}: its AmmConfig {st.config} does not exist"
         return oc.decode_cpmm_config(cfg["data"]).fee_bps, first != mint, vault_pair_accounts(pool, st)
-    if kind == "orca_whirlpool":
+    if kind in ("orca_whirlpool", "meteora_dlmm"):
         dec = {}
         for m in (first, second):
             a = await rpc.account(m)
             if a is None:
                 return f"{kind}: its mint {m} does not exist"
             dec[m] = oc.mint_decimals(a["data"])
+        if kind == "meteora_dlmm":
+            return st.base_fee_bps, first != mint, dlmm_pair_accounts(pool, st, dec[first], dec[second])
         return st.fee_bps, first != mint, {pool: whirlpool_account(pool, dec[first], dec[second])}
     return st.fee_bps, first != mint, vault_pair_accounts(pool, st)
 
@@ -585,8 +586,8 @@ async def watch_solana(
         seen.append(f"{pool} ({got})")
     else:
         found = ", ".join(seen) or "no pools"
-        raise ValidationError("pool", "pool", f"{asset}: no Raydium AMM v4, Raydium CPMM or Orca Whirlpool pool of "
-                              f"{mint} against SOL among {found}")  # fmt: skip
+        raise ValidationError("pool", "pool", f"{asset}: no Raydium AMM v4 or CPMM, Orca Whirlpool or Meteora DLMM "
+                              f"pool of {mint} against SOL among {found}")  # fmt: skip
     fee_bps, flip, decoders = got
     accounts = {k: _oriented(d, mint, flip) for k, d in decoders.items()}
     det.watch(Chain.SOLANA, pool, asset, "SOL", fee_bps)

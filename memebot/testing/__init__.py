@@ -40,9 +40,9 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['TOKEN_PROGRAMS', 'PUMPFUN_PROGRAM_ID', 'BONDING_CURVE_DISCRIMINATOR', 'RAYDIUM_AMM_V4', 'POOL_LAYOUTS',
-           'JITO_TIP_ACCOUNTS', 'ChainError', 'mint_data', 'parse_token_account', 'Landed', 'LocalChain', 'Pool',
-           'LocalJupiter', 'pool_state', 'cpmm_state', 'cpmm_config_state', 'whirlpool_state', 'amm_v4_state', 'Faults',
-           'LocalChainServer']
+           'DLMM_BIN_STEP', 'JITO_TIP_ACCOUNTS', 'ChainError', 'mint_data', 'parse_token_account', 'Landed',
+           'LocalChain', 'Pool', 'LocalJupiter', 'pool_state', 'cpmm_state', 'cpmm_config_state', 'whirlpool_state',
+           'dlmm_pair_state', 'dlmm_bin_array_state', 'amm_v4_state', 'Faults', 'LocalChainServer']
 
 # %% ../../nbs/69_testing.ipynb #0a3188e0
 TOKEN_PROGRAMS = (TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID)
@@ -556,7 +556,7 @@ class Pool:
     created_height: int
     address: Pubkey = field(default_factory=lambda: Keypair().pubkey())
     created_s: float = field(default_factory=time.time)  # wall time the pool was seeded (its `pairCreatedAt`)
-    kind: str = "raydium_amm_v4"  # the layout its state is published in: raydium_amm_v4, raydium_cpmm, orca_whirlpool
+    kind: str = "raydium_amm_v4"  # its layout: raydium_amm_v4, raydium_cpmm, orca_whirlpool or meteora_dlmm
     config: Pubkey = field(default_factory=lambda: Keypair().pubkey())  # a CPMM pool's AmmConfig account
 
 # %% ../../nbs/69_testing.ipynb #271a971d01
@@ -612,13 +612,16 @@ def _publish(self: LocalJupiter):
     c = self.chain
     with c.lock:
         for p in list(self.pools.values()):
-            moves = p.kind == "orca_whirlpool"  # the other layouts never change once written
+            moves = p.kind in ("orca_whirlpool", "meteora_dlmm")  # the other layouts never change once written
             if not moves and p.address in self._published:
                 continue
             data = pool_state(p, c.decimals(p.mint), *(self.reserves(p) if moves else (0, 0)))
             if self._published.get(p.address) != data:
                 self._set(p.address, data, p.kind)
                 self._published[p.address] = data
+            if p.kind == "meteora_dlmm":  # and the BinArray holding its active bin
+                addr, arr = dlmm_bin_array_state(p, *self.reserves(p))
+                self._set(Pubkey.from_string(addr), arr, p.kind)
 
 # %% ../../nbs/69_testing.ipynb #e8ab18a3
 RAYDIUM_AMM_V4 = "675kPX9MHTjS2zt1qfr1NYHuzeLXfQM9H24wFSUt1Mp8"  # the owner of a Raydium AMM v4 pool on mainnet
@@ -628,7 +631,9 @@ POOL_LAYOUTS = {
     "raydium_amm_v4": RAYDIUM_AMM_V4,
     "raydium_cpmm": "CPMMoo8L3F4NbTegBCKVNunggL7H1ZpdTHKxQB5qKP1C",
     "orca_whirlpool": "whirLbMiicVdio4qvUfM5KAg6Ct8VwpYzGff3uctyCc",
+    "meteora_dlmm": "LBUZKhRxPF3XUpBCjp4YzTKgLccjZhTSDM9YuVaPwxo",
 }  # layout -> the program that owns such a pool on mainnet
+DLMM_BIN_STEP = 25  # bps between a published DLMM pair's bins
 
 
 def _anchor_disc(account: str) -> bytes:
@@ -641,6 +646,8 @@ def pool_state(p: Pool, decimals: int, token_atoms: int, sol_lamports: int) -> b
         return cpmm_state(p, decimals)
     if p.kind == "orca_whirlpool":
         return whirlpool_state(p, token_atoms, sol_lamports)
+    if p.kind == "meteora_dlmm":
+        return dlmm_pair_state(p, token_atoms, sol_lamports)
     return amm_v4_state(p, decimals)
 
 
@@ -685,6 +692,40 @@ def whirlpool_state(p: Pool, token_atoms: int, sol_lamports: int) -> bytes:
     for off, k in ((101, ma), (133, va), (181, mb), (213, vb)):
         b[off : off + 32] = bytes(k)
     return bytes(b)
+
+
+def _dlmm_active(token_atoms: int, sol_lamports: int) -> int:
+    "The bin whose price (lamports per token atom) is nearest the reserves'."
+    import math
+
+    if not (token_atoms and sol_lamports):
+        return 0
+    return round(math.log(sol_lamports / token_atoms) / math.log(1 + DLMM_BIN_STEP / 10_000))
+
+
+def dlmm_pair_state(p: Pool, token_atoms: int, sol_lamports: int) -> bytes:
+    "`p` as a Meteora DLMM `LbPair` (904 bytes): X the mint, Y wrapped SOL, the active bin at the reserves' price."
+    from memebot.data.onchain import LBPAIR_DISC
+
+    b = bytearray(904)
+    b[:8] = LBPAIR_DISC
+    struct.pack_into("<H", b, 8, round(p.fee_bps * 10_000 / DLMM_BIN_STEP))  # base factor: fee = factor x step / 1e4
+    struct.pack_into("<iH", b, 76, _dlmm_active(token_atoms, sol_lamports), DLMM_BIN_STEP)
+    for off, k in ((88, p.mint), (120, WRAPPED_SOL_MINT), (152, p.vault_token), (184, p.vault_sol)):
+        b[off : off + 32] = bytes(k)
+    return bytes(b)
+
+
+def dlmm_bin_array_state(p: Pool, token_atoms: int, sol_lamports: int) -> tuple[str, bytes]:
+    "(address, data) of the `BinArray` holding `p`'s active bin, with the reserves in that bin."
+    from memebot.data.onchain import BIN_ARRAY_DISC, DLMM_BINS, dlmm_bin_array_address
+
+    active = _dlmm_active(token_atoms, sol_lamports)
+    b = bytearray(56 + 144 * DLMM_BINS)
+    b[:8], b[24:56] = BIN_ARRAY_DISC, bytes(p.address)
+    struct.pack_into("<q", b, 8, active // DLMM_BINS)
+    struct.pack_into("<QQ", b, 56 + 144 * (active % DLMM_BINS), token_atoms, sol_lamports)
+    return dlmm_bin_array_address(str(p.address), active), bytes(b)
 
 
 def amm_v4_state(p: Pool, decimals: int) -> bytes:
