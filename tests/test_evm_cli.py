@@ -282,3 +282,49 @@ def test_live_run_trades_a_strategy_on_the_node_and_reconciles(bsc, memebot, tmp
     )
     assert doc["consistency"] == [] and doc["reconcile"] == "ledger matches the chain"
     assert doc["status"]["open_orders"] == 0 and doc["status"]["risk"]["state"] == "active"
+
+
+def test_wallets_watch_copies_an_evm_wallet_with_real_swaps(bsc, memebot, cli_env, tmp_path):
+    "`memebot wallets watch --chain bsc --wallet 0x... --yes-i-mean-live`: the watched wallet buys and sells MEME"
+    " through the router; the node hears both from the blocks and copies them with its own swaps; the ledger matches."
+    from memebot.testing.evm import contract, uniswap
+
+    node, bed, me, env = bsc
+    own, leader = Account.create(), Account.create()
+    for a in (own, leader):
+        node.rpc("hardhat_setBalance", a.address, hex(50 * 10**18))
+    key = tmp_path / "own.key"
+    key.write_text(own.key.hex())
+    key.chmod(0o600)
+    env = {**env, "MEMEBOT_EVM_KEYSTORE_PATH": str(key)}
+    assert memebot("live", "reconcile", "--chain", "bsc", "--acknowledge", "--yes-i-mean-live", env=env).returncode == 0
+    meme, w3 = bed.tokens["MEME"], bed.w3
+    router = bed.c(bed.router, uniswap("UniswapV2Router02"))
+    path = [w3.to_checksum_address(bed.weth), w3.to_checksum_address(meme)]
+    tok = bed.c(meme, contract("TestToken"))
+    args = ["wallets", "watch", "--chain", "bsc", "--wallet", leader.address, "--size", "0.01", "--seconds", "25",
+            "--yes-i-mean-live", "--json", "-"]  # fmt: skip
+    p = subprocess.Popen([str(Path(sys.executable).parent / "memebot"), *args], env={**cli_env, **env}, cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        first = p.stdout.readline()  # printed once the node is up
+        assert "Ctrl-C stops" in first, first + p.stderr.read()
+        bed._send(router.functions.swapExactETHForTokens(0, path, leader.address, 2**40), leader, value=10**18)
+        got = tok.functions.balanceOf(leader.address).call()
+        for _ in range(100):  # the copy lands in a block or two
+            if tok.functions.balanceOf(own.address).call() > 0:
+                break
+            threading.Event().wait(0.1)
+        bed._send(tok.functions.approve(router.address, got), leader)
+        bed._send(router.functions.swapExactTokensForETH(got, 0, path[::-1], leader.address, 2**40), leader)
+        out, err = p.communicate(timeout=120)
+    finally:
+        p.kill()
+    assert p.returncode == 0, err[-3000:]
+    doc = json.loads(out[out.index("{") :])
+    assert [(f["side"], f["symbol"]) for f in doc["fills"]] == [("buy", meme.lower()), ("sell", meme.lower())], doc
+    assert all(f["tx_hash"] for f in doc["fills"]) and doc["reconcile"] == "ledger matches the chain"
+    assert tok.functions.balanceOf(own.address).call() == 0 and own.key.hex() not in out + err
+    for extra, says in [([], "--yes-i-mean-live"), (["--yes-i-mean-live", "--wallet", "So1ana"], "--wallet")]:
+        r = memebot("wallets", "watch", "--chain", "bsc", "--wallet", leader.address, *extra, env=env)
+        assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr

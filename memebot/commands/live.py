@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 
-import asyncio, json, os
+import asyncio, inspect, json, os
 
 
 from dataclasses import dataclass
@@ -725,9 +725,9 @@ def wallet_balance(
 # %% ../../nbs/95_commands.live.ipynb #931b5729
 def evm_live_run(
     s, chain: Chain, strat, tokens: list[str], tf: str, reserve: float, seconds, heartbeat, json_out,
-    run: LiveRunConfig = LiveRunConfig(),
+    run: LiveRunConfig = LiveRunConfig(), feed=None,
 ):  # fmt: skip
-    "The trading node on an EVM chain (see `live_run`)."
+    "The trading node on an EVM chain (see `live_run`); `feed(rpc)` (or its coroutine) builds another feed."
     from memebot.core import ValidationError
     from memebot.data.feeds import EvmFeed, BarFeed
     from memebot.risk import RiskEngine
@@ -749,17 +749,19 @@ def evm_live_run(
                 s, watch_kill_file=True, name="live", account_usd=px if px else (lambda: None)
             )
             b.safety = EvmTokenSafety(b.rpc, s.risk)
-            pairs = [await b.rpc.v2_pair(t) for t in toks]
-            token_of = {p.address.lower(): t for p, t in zip(pairs, toks)}
-            url = getattr(s.endpoints, f"{chain.value}_ws")
-            feed = BarFeed(EvmFeed(pairs, url=url), [tf], key=lambda ev: token_of.get(ev.pool.lower()))
+            if feed is not None:
+                f = feed(b.rpc)
+                f = await f if inspect.isawaitable(f) else f
+                what = type(f).__name__
+            else:
+                pairs = [await b.rpc.v2_pair(t) for t in toks]
+                token_of = {p.address.lower(): t for p, t in zip(pairs, toks)}
+                url = getattr(s.endpoints, f"{chain.value}_ws")
+                f = BarFeed(EvmFeed(pairs, url=url), [tf], key=lambda ev: token_of.get(ev.pool.lower()))
+                what = f"{', '.join(toks)} ({tf} bars from the pools' swaps, {b.native} per token)"
             native = (await b.chain_balances())[b.native] / 1e18
-            node = live_node(strat, feed, b, risk, native - reserve, s, heartbeat, run)
-            print(
-                f"live {strat.id} on {chain.value} {', '.join(toks)} ({tf} bars from the pools' swaps, {b.native}"
-                f" per token); cash {node.cash:.4f} {b.native}; Ctrl-C stops",
-                flush=True,
-            )
+            node = live_node(strat, f, b, risk, native - reserve, s, heartbeat, run)
+            print(f"live {strat.id} on {chain.value} {what}; cash {node.cash:.4f} {b.native}; Ctrl-C stops", flush=True)
             await run_live_node(node, b, s, seconds, json_out, tx_key="tx_hash", unit=b.native.lower())
         finally:
             await b.aclose()

@@ -7,10 +7,10 @@ launch, and how well ranking wallets on earlier launches picks the ones that pro
 from __future__ import annotations
 import typer
 from rich.table import Table
-from ..core import MemebotError
+from ..core import Chain, MemebotError
 from typing import List, Optional
 from ..cli import JsonFileOpt, JsonOpt, SimMinutesOpt, SimSeedOpt, app, console, settings, quiet_logs, write_json
-from .live import _CONFIRM, _COSIGNER  # the live commands' confirmation flag and cosigner option
+from .live import _CONFIRM, _COSIGNER, _trade_chain  # the live commands' options, chain check
 from ..data.store import open_store
 
 wallets_app = typer.Typer(
@@ -144,6 +144,7 @@ def watch_cmd(
     seconds: Optional[float] = typer.Option(None, "--seconds", min=1.0, help="Live: stop after this long."),
     cosigners: List[str] = _COSIGNER,
     confirm: bool = _CONFIRM,
+    chain: str = typer.Option("solana", "--chain", help="solana, or an EVM chain (ethereum, bsc, polygon): live only."),
 ):
     "Copy-trade wallets: buy what they buy, sell when they sell — on paper, or live with --yes-i-mean-live."
     from memebot.commands.paper import paper_cmd
@@ -161,6 +162,9 @@ def watch_cmd(
         console.print(f"following the {len(ws)} best-scored wallets of the stored swaps", highlight=False)
     params = [f"wallets={','.join(ws)}", f"delay_s={delay_s}", f"size={size}", f"stop_loss={stop_loss}",
               f"take_profit={take_profit}", f"max_hold_s={max_hold_s}"]  # fmt: skip
+    c = _trade_chain(chain)
+    if c is not Chain.SOLANA:
+        return _watch_evm(c, ws, params, reserve_sol, seconds, json_out, confirm)
     if confirm:
         return _watch_live(ws, params, feed, reserve_sol, seconds, cosigners, json_out)
     paper_cmd(strategy="copy_trade", feed=feed, param=params, minutes=minutes, seed=seed, run_id=run_id, cash=cash,
@@ -184,3 +188,25 @@ def _watch_live(ws: list[str], params: list[str], feed: str, reserve_sol: float,
     prices = JupiterPriceFeed([], quote_mint=SOL_MINT)  # the copied tokens' prices in SOL, for the exits
     feed = MergedFeed(WalletFeed(ws, prices=prices), prices)
     solana_live_run(s, strat, [], "1m", None, reserve_sol, seconds, None, cosigners, json_out, feed=feed)
+
+
+def _watch_evm(c, ws: list[str], params: list[str], reserve: float, seconds, json_out, confirm: bool):
+    "Copy `ws` with real swaps on an EVM chain: `copy_trade` on the live node, fed by an `EvmWalletFeed`."
+    from memebot.commands.live import evm_live_run, require_chain
+    from memebot.core import ValidationError
+    from memebot.data.feeds import EvmWalletFeed
+    from memebot.strategy import get_strategy, parse_param_args
+
+    s = settings()
+    if not confirm:
+        raise ValidationError("wallets watch", "--chain", f"on {c.value} copying runs live only: add --yes-i-mean-live")
+    require_chain(s, c, confirm)
+    bad = [w for w in ws if len(w) != 42 or not w.lower().startswith("0x")]
+    if bad:
+        raise ValidationError("wallets watch", "--wallet", f"{bad[0]!r} is not a 0x address (on {c.value})")
+    strat = get_strategy("copy_trade", parse_param_args(params))
+
+    async def feed(rpc):  # from the block the node starts at: a swap before the subscription is up is not missed
+        return EvmWalletFeed(ws, rpc, from_block=await rpc.block_number())
+
+    evm_live_run(s, c, strat, [], "1m", reserve, seconds, None, json_out, feed=feed)

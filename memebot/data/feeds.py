@@ -50,9 +50,9 @@ from fastcore.basics import patch
 # %% auto #0
 __all__ = ['GapFiller', 'RETRYABLE', 'AccountDecoder', 'SOURCES', 'Backfill', 'FeedError', 'floor_ns', 'bar_key', 'log_retry',
            'WsFeed', 'frame_gap_filler', 'store_gap_filler', 'whirlpool_account', 'bonding_curve_account',
-           'dlmm_account', 'vault_pair_accounts', 'dlmm_pair_accounts', 'SolanaFeed', 'WalletFeed', 'MergedFeed',
-           'EvmFeed', 'ReplayServer', 'renotify', 'BarAggregator', 'BarFeed', 'JupiterPriceFeed', 'CcxtFeed',
-           'open_feed']
+           'dlmm_account', 'vault_pair_accounts', 'dlmm_pair_accounts', 'SolanaFeed', 'WalletFeed', 'EvmWalletFeed',
+           'MergedFeed', 'EvmFeed', 'ReplayServer', 'renotify', 'BarAggregator', 'BarFeed', 'JupiterPriceFeed',
+           'CcxtFeed', 'open_feed']
 
 # %% ../../nbs/13_data.feeds.ipynb #64ca991e
 GapFiller = Callable[[str, int, int], Awaitable[list[Candle]]]  # (symbol, start_ns, end_ns) -> bars in [start, end)
@@ -705,6 +705,121 @@ async def close(self: WalletFeed):
     if self._http is not None:
         await self._http.aclose()
         self._http = None
+
+# %% ../../nbs/13_data.feeds.ipynb #066f040d
+_EMPTY_TRIE = "0x56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421"  # an empty block's transactionsRoot
+
+
+class EvmWalletFeed(WsFeed):
+    "EVM websocket: watched wallets' V2 swaps (read from each new block) as `Swap`s, and prices of what they traded."
+
+    name = "evm_wallets"
+
+    def __init__(
+        self,
+        wallets: Iterable[str],  # 0x addresses to follow
+        rpc,  # memebot.data.evm.EvmRpc of the chain (blocks, receipts, the pairs' tokens)
+        url: str | None = None,  # default `[endpoints] <chain>_ws`
+        from_block: int | None = None,  # the first block to read (default: the first head heard)
+        **kw,
+    ):
+        self.wallets = {w.lower(): w for w in wallets}  # an event names the wallet as it was given
+        self.rpc, self.chain = rpc, rpc.chain.chain
+        super().__init__(url or getattr(get_settings().endpoints, f"{self.chain.value}_ws"), **kw)
+        self.pairs: dict[
+            str, oc.V2Pair | None
+        ] = {}  # pair -> as a V2Pair with the token as base (None: no wrapped coin)
+        self.tokens: dict[str, str] = {}  # pair -> its token
+        self.tracked: set[str] = set()  # pairs a watched wallet traded
+        self.next_block: int | None = from_block  # the first block not read yet
+        self._heard_ns = 0
+
+    def requests(self):
+        logs = {"method": "eth_subscribe", "params": ["logs", {"topics": [[oc.V2_SWAP_TOPIC]]}]}
+        return [(("heads", None), {"method": "eth_subscribe", "params": ["newHeads"]}), (("logs", None), logs)]
+
+    def alive_ns(self) -> int:
+        "Wall time the chain was last heard (a block or a log); 0 before that."
+        return self._heard_ns
+
+
+@patch
+async def _pair(self: EvmWalletFeed, pair: str) -> oc.V2Pair | None:
+    "The pair with its token as base, once read (None when neither side is the wrapped coin)."
+    from memebot.data.evm import selector
+
+    if pair not in self.pairs:
+        t0, t1 = [
+            "0x" + (await self.rpc.eth_call({"to": pair, "data": selector(f)}))[12:32].hex()
+            for f in ("token0()", "token1()")
+        ]
+        w = self.rpc.chain.wrapped.lower()
+        if w not in (t0, t1):
+            self.pairs[pair] = None
+        else:
+            tok = t1 if t0 == w else t0
+            dec = int.from_bytes((await self.rpc.eth_call({"to": tok, "data": selector("decimals()")}))[:32], "big")
+            first = tok == t0
+            self.pairs[pair] = oc.V2Pair(pair, dec if first else 18, 18 if first else dec, first, self.chain)
+            self.tokens[pair] = tok
+    return self.pairs[pair]
+
+
+@patch
+async def _swap(self: EvmWalletFeed, d: oc.V2Swap, trader: str) -> list:
+    p = await self._pair(d.pair)
+    if p is None:
+        return []
+    s = p.swap(d, self.now_ns())
+    return [Swap(s.ts, self.chain, self.tokens[d.pair], s.side, s.base_amount, s.quote_amount, trader=trader, sig=d.tx,
+                 ix=d.log_index, source="wallet")]  # fmt: skip
+
+
+@patch
+async def decode(self: EvmWalletFeed, kind, res) -> list:
+    "A head: the watched wallets' swaps in its block. A Swap log: a price of a pair a watched wallet traded."
+    self._heard_ns = time.time_ns()
+    if kind[0] == "logs":  # a price only: the block's read tells whose swap it was (a Swap would be deduplicated)
+        d = None if res.get("removed") else oc.decode_v2_log(res)
+        if not isinstance(d, oc.V2Swap) or d.pair not in self.tracked:
+            return []
+        return [
+            Tick(s.ts, s.pool, s.price, s.base_amount, s.side, "uniswap_v2", self.chain)
+            for s in await self._swap(d, "")
+        ]
+    n = int(res["number"], 16)
+    out, start = [], n if self.next_block is None else max(self.next_block, n - 63)
+    for b in range(start, n + 1):  # this head's block, and any a failed read left behind
+        if b == n and res.get("transactionsRoot") == _EMPTY_TRIE:  # no transactions: nothing to read
+            continue
+        try:
+            out += await self._block(b)
+        except (MemebotError, httpx.HTTPError) as e:  # the node did not answer: read again at the next head
+            self.log.warning("feed.block_unread", block=b, error=str(e)[:200])
+            self.next_block = b
+            return out
+    self.next_block = n + 1
+    return out
+
+
+@patch
+async def _block(self: EvmWalletFeed, n: int) -> list:
+    "The watched wallets' swaps in block `n`."
+    block = await self.rpc.call("eth_getBlockByNumber", hex(n), True)
+    out = []
+    for tx in (block or {}).get("transactions", []):
+        who = str(tx.get("from", "")).lower()
+        if who not in self.wallets:
+            continue
+        rc = await self.rpc.call("eth_getTransactionReceipt", tx["hash"])
+        if not rc or int(rc.get("status", "0x0"), 16) != 1:
+            continue
+        for log in rc.get("logs", []):
+            d = oc.decode_v2_log(log)
+            if isinstance(d, oc.V2Swap) and (sw := await self._swap(d, self.wallets[who])):
+                self.tracked.add(d.pair)
+                out += sw
+    return out
 
 # %% ../../nbs/13_data.feeds.ipynb #494d9c85
 class MergedFeed(Feed):
