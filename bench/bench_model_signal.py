@@ -23,6 +23,19 @@ ROOT = Path(__file__).resolve().parent.parent
 WARMUP = 300
 
 
+def timed(base, lat: list, name: str):
+    "`model_signal` (the `base` class of the version under test) timing each `on_bar` into `lat`."
+
+    class Timed(base):
+        def on_bar(self, ctx, b):
+            t0 = time.perf_counter()
+            super().on_bar(ctx, b)
+            lat.append(time.perf_counter() - t0)
+
+    Timed.name = name
+    return Timed(model="bench-ms", enter=0.55, exit=0.5, refresh_s=0, warmup=WARMUP)
+
+
 def child(a) -> dict:
     "Run model_signal over the bars and time it (runs inside the version under test)."
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -34,16 +47,7 @@ def child(a) -> dict:
     configure_logging("WARNING")
     bars = pd.read_parquet(a.bars)
     lat = []
-
-    class Timed(ModelSignal):
-        name = "_bench_model_signal"
-
-        def on_bar(self, ctx, b):
-            t0 = time.perf_counter()
-            super().on_bar(ctx, b)
-            lat.append(time.perf_counter() - t0)
-
-    strat = Timed(model="bench-ms", enter=0.55, exit=0.5, refresh_s=0, warmup=WARMUP)
+    strat = timed(ModelSignal, lat, "_bench_model_signal")
     try:  # load the compiled feature kernel before timing (a one-off 0.3 s per process)
         from memebot.features import OnlineFeatures
 
@@ -92,19 +96,10 @@ def paper(a) -> dict:
         upsert(st, "candles", bars.assign(source="binance", chain="cex", tf="5m")[
             ["source", "chain", "symbol", "tf", "ts", "open", "high", "low", "close", "volume"]])  # fmt: skip
     lat = []
-
-    class Timed(ModelSignal):
-        name = "_bench_model_signal_paper"
-
-        def on_bar(self, ctx, b):
-            t0 = time.perf_counter()
-            super().on_bar(ctx, b)
-            lat.append(time.perf_counter() - t0)
-
     from memebot.features import OnlineFeatures
 
     OnlineFeatures().update(0, ("X",), np.ones((5, 1)))
-    strat = Timed(model="bench-ms", enter=0.55, exit=0.5, refresh_s=0, warmup=WARMUP)
+    strat = timed(ModelSignal, lat, "_bench_model_signal_paper")
     node = TradingNode(strat, ReplayFeed(path, "candles", tf="5m"), cash=10_000.0, run_id="bench-paper")
     t0 = time.perf_counter()
     res = asyncio.run(node.run(handle_signals=False))

@@ -16,6 +16,7 @@ from memebot.api import create_app
 from memebot.api.auth import TokenService, hash_password, new_secret
 from memebot.config import load_settings
 from memebot.db import Bot, User, db_url, head_revision, migrate, scratch_database
+from _strategies import ROUND_TRIP
 
 PASSWORDS = {"root": "root password 1", "alice": "alice password 1", "bob": "bob password 11", "vic": "vic password 1"}
 ROLES = {"root": "admin", "alice": "trader", "bob": "trader", "vic": "viewer"}
@@ -946,19 +947,6 @@ def test_live_bot_guards(pg, tmp_path):
             assert api("GET", f"/bots/{bot.json()['id']}", "root").json()["state"] == "created"  # never a paper run
     finally:
         clean_prefix(s)
-
-
-ROUND_TRIP = """
-from memebot.strategy import Strategy
-class CliRoundTrip(Strategy):
-    name = "cli_round_trip"
-    def on_start(self, ctx): self.n = 0
-    def on_bar(self, ctx, bars):
-        self.n += 1
-        for sym in bars.symbols:
-            if self.n == 2: ctx.buy(sym, notional=0.5)
-            if self.n == 5: ctx.close(sym)
-"""
 
 
 def test_a_live_bot_trades_with_its_owners_wallet(pg, tmp_path, monkeypatch):

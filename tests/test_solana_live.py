@@ -23,6 +23,7 @@ from memebot.strategy import Strategy
 from memebot.risk import RiskEngine
 from memebot.live import TradingNode, VenueBroker
 from memebot.data.feeds import JupiterPriceFeed, BarFeed
+from _strategies import ROUND_TRIP
 
 ROOT = Path(__file__).resolve().parent.parent
 SOL = 10**9
@@ -741,19 +742,6 @@ async def test_strategy_trades_live_on_the_trading_node(tmp_path):
         await b.aclose()
     finally:
         e.close()
-
-
-ROUND_TRIP = """
-from memebot.strategy import Strategy
-class CliRoundTrip(Strategy):
-    name = "cli_round_trip"
-    def on_start(self, ctx): self.n = 0
-    def on_bar(self, ctx, bars):
-        self.n += 1
-        for sym in bars.symbols:
-            if self.n == 2: ctx.buy(sym, notional=0.5)
-            if self.n == 5: ctx.close(sym)
-"""
 
 
 def _live_cli_env(e: Env, tmp_path) -> dict:
