@@ -131,6 +131,14 @@ def test_k8s_workloads_have_probes_resources_and_run_as_non_root():
                 assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
     node = next(d for d in kinds["Deployment"] if d["metadata"]["name"] == "node")
     assert node["spec"]["replicas"] == 1 and node["spec"]["strategy"]["type"] == "Recreate"  # one ledger writer
+    api = next(d for d in kinds["Deployment"] if d["metadata"]["name"] == "api")  # it supervises its users' bots:
+    assert api["spec"]["replicas"] == 1 and api["spec"]["strategy"]["type"] == "Recreate"  # one owner of them
+    env = {e["name"]: e["value"] for e in api["spec"]["template"]["spec"]["containers"][0]["env"]}
+    mounts = {m["mountPath"] for m in api["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]}
+    assert {
+        env["MEMEBOT_ENTERPRISE_BOTS_DIR"].rsplit("/", 1)[0],
+        env["MEMEBOT_ENTERPRISE_WALLETS_DIR"].rsplit("/", 1)[0],
+    } <= mounts
     assert any(p["spec"].get("podSelector") == {} for p in kinds["NetworkPolicy"])  # default deny
 
 
