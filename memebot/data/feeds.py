@@ -535,13 +535,13 @@ def dlmm_pair_accounts(
 ) -> dict[str, AccountDecoder]:  # fmt: skip
     "Decoders for a Meteora DLMM pair and the BinArray of its active bin, read as reserves (`dlmm_pool_update`)."
     state = {"lb": lb, "bins": None}
-    followed = oc.dlmm_bin_array_address(pool, lb.active_id)
+    followed, index = oc.dlmm_bin_array_address(pool, lb.active_id), lb.active_id // oc.DLMM_BINS
 
     def update(ts, slot):
         lb, bins = state["lb"], state["bins"]
         if bins is None:
             return []
-        if oc.dlmm_bin_array_address(pool, lb.active_id) != followed:  # moved out of the array followed: unknown
+        if lb.active_id // oc.DLMM_BINS != index:  # moved out of the array followed: unknown
             return [PoolUpdate(ts, Chain.SOLANA, pool, 0.0, 0.0, fee_bps=lb.base_fee_bps, source="meteora_dlmm",
                                slot=slot)]  # fmt: skip
         return [oc.dlmm_pool_update(lb, bins, pool, decimals_x, decimals_y, ts, slot)]
