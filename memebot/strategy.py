@@ -12,7 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, ClassVar
 import numpy as np, pandas as pd
-from .core import MemebotError, ValidationError, Candle, TokenLaunched, Side, OrderType, NS, tf_seconds
+from .core import MemebotError, ValidationError, Candle, TokenLaunched, Side, OrderType, NS, Swap, tf_seconds
 from fastcore.basics import patch
 
 # %% auto #0
@@ -545,6 +545,15 @@ class VolumeBreakout(_LongFlat):
         return self._level((c > hi) & (v > self.p.vol_mult * vm), c < lo)
 
 # %% ../nbs/40_strategy.ipynb #7e5f1141
+_LAUNCH_GATE = {
+    "launch_model": Param(str, "", doc="registered launch-score model that gates entries ('' = no gate)"),
+    "launch_alias": Param(str, "champion", doc="registry alias of the launch model to serve"),
+    "min_launch_score": Param(float, 0.3, 0.0, 1.0, doc="enter only launches scored at least this"),
+    "launch_uri": Param(str, "", doc="MLflow tracking URI of the launch model (default [ai] tracking_uri)"),
+    "entry_wait_s": Param(float, 600.0, 0.0, 86_400.0, doc="with a gate: how long a passed launch waits for room"),
+}
+
+
 class PumpLaunch(Strategy):
     "pump.fun launch sniper: buy new launches, exit by take-profit, stop-loss or time."
 
@@ -558,12 +567,46 @@ class PumpLaunch(Strategy):
         "max_hold_s": Param(float, 3600.0, 1.0, 30 * 86400.0, doc="exit after this many seconds"),
         "max_open": Param(int, 10, 1, 1000, doc="most launches held at once"),
         "first_bars": Param(bool, True, doc="treat a pool's first bar/swap as a launch signal"),
+        **_LAUNCH_GATE,
     }
 
 # %% ../nbs/40_strategy.ipynb #7e5f114101
 @patch
 def on_start(self: PumpLaunch, ctx):
     self.seen = set()
+    self.waiting: dict[str, int] = {}  # launches that passed the gate -> until when they wait for room (ns)
+    self._start_gate(ctx)
+
+
+@patch
+def _start_gate(self: PumpLaunch, ctx):
+    "The launch scorer when `launch_model` is set (the model is loaded now: a missing one fails the start)."
+    self.scorer = None
+    if self.p.launch_model:
+        from memebot.models.serving import Predictor
+        from memebot.models.launch import LaunchScorer
+
+        pred = Predictor(self.p.launch_model, self.p.launch_uri or None, self.p.launch_alias, clock=ctx.clock)
+        self.scorer = LaunchScorer(pred)
+
+
+@patch
+def _hear(self: PumpLaunch, ctx, tick) -> int | None:
+    "Count a swap on its launch's tape; the ns its minute closes when it was the first."
+    return self.scorer.observe(tick) if self.scorer is not None and isinstance(tick, Swap) else None
+
+
+@patch
+def _passes(self: PumpLaunch, ctx, sym) -> bool:
+    "Whether `sym` may be entered: always without a gate; with one, when its score is known and high enough."
+    if self.scorer is None:
+        return True
+    p = self.scorer.score(sym, ctx.now_ns)
+    why = "launch_score_unknown" if p is None else "launch_score_low" if p < self.p.min_launch_score else ""
+    ctx.log("launch_gate", symbol=sym, score=p, skipped=why or None)
+    if why:
+        ctx.skip(sym, why)
+    return not why
 
 # %% ../nbs/40_strategy.ipynb #7e5f114102
 @patch
@@ -582,18 +625,28 @@ def _launch(self: PumpLaunch, ctx, sym):
 @patch
 def on_event(self: PumpLaunch, ctx, ev):
     if isinstance(ev, TokenLaunched):
-        self._launch(ctx, ev.pool or ev.mint)
+        if self.scorer is not None:
+            self.scorer.on_launch(ev)  # bought, if at all, when its first minute is scored
+        else:
+            self._launch(ctx, ev.pool or ev.mint)
 
 # %% ../nbs/40_strategy.ipynb #7e5f114104
 @patch
 def on_tick(self: PumpLaunch, ctx, tick):
-    if self.p.first_bars:
+    if self.scorer is not None:
+        if (end := self._hear(ctx, tick)) is not None:
+            ctx.set_timer(f"score:{tick.pool}", at_ns=end)
+        sym = getattr(tick, "pool", None) or tick.symbol
+        if sym in self.waiting and (ctx.now_ns > self.waiting[sym] or ctx.max_buy(sym) > 1e-6):
+            del self.waiting[sym]
+            self._launch(ctx, sym)  # bought, or skipped for what still leaves no room
+    elif self.p.first_bars:
         self._launch(ctx, getattr(tick, "pool", None) or tick.symbol)
 
 # %% ../nbs/40_strategy.ipynb #7e5f114105
 @patch
 def on_bar(self: PumpLaunch, ctx, bars):
-    if self.p.first_bars:
+    if self.p.first_bars and self.scorer is None:  # bars name no trader: no tape to score
         for s in bars.symbols:
             if s not in self.seen:
                 self._launch(ctx, s)
@@ -621,7 +674,14 @@ def on_fill(self: PumpLaunch, ctx, fill):
 # %% ../nbs/40_strategy.ipynb #7e5f114108
 @patch
 def on_timer(self: PumpLaunch, ctx, name):
-    if name.startswith("exit:"):
+    if name.startswith("score:"):
+        sym = name[6:]
+        if self._passes(ctx, sym):
+            if ctx.max_buy(sym) > 1e-6 or self.p.entry_wait_s == 0:
+                self._launch(ctx, sym)
+            else:
+                self.waiting[sym] = ctx.now_ns + int(self.p.entry_wait_s * NS)
+    elif name.startswith("exit:"):
         s = name[5:]
         if ctx.position(s) > 0:
             self._cancel_exits(ctx, s)
@@ -643,6 +703,7 @@ class CopyTrade(PumpLaunch):
         "stop_loss": Param(float, 0.3, 0.001, 0.99, doc="exit at this loss (0.3 = -30%)"),
         "max_hold_s": Param(float, 3600.0, 1.0, 30 * 86400.0, doc="exit after this many seconds"),
         "max_open": Param(int, 10, 1, 1000, doc="most tokens held at once"),
+        **_LAUNCH_GATE,
     }
 
     def validate(self):
@@ -653,24 +714,30 @@ class CopyTrade(PumpLaunch):
         self.watch = {w.strip() for w in self.p.wallets.split(",") if w.strip()}
         self.copied: dict[str, str] = {}  # token -> the wallet copied
         self.sell_on_fill: set[str] = set()  # tokens whose wallet sold while our copy was on its way
+        self._start_gate(ctx)
 
     def on_bar(self, ctx, bars):
         pass
 
     def on_event(self, ctx, ev):
-        pass
+        if self.scorer is not None and isinstance(ev, TokenLaunched):
+            self.scorer.on_launch(ev)
 
 # %% ../nbs/40_strategy.ipynb #1f904eeb
 @patch
 def on_tick(self: CopyTrade, ctx, tick):
+    self._hear(ctx, tick)
     w = getattr(tick, "trader", "")
     if w not in self.watch:
         return
     sym = getattr(tick, "pool", None) or tick.symbol
     if tick.side is Side.BUY and sym not in self.copied:
         self.copied[sym] = w
-        if self.p.delay_s > 0:
-            ctx.set_timer(f"copy:{sym}", at_ns=tick.ts + int(self.p.delay_s * NS))
+        at = tick.ts + int(self.p.delay_s * NS)
+        if self.scorer is not None:  # not before the launch's first minute is over
+            at = max(at, self.scorer.closes_at(sym) or 0)
+        if at > tick.ts:
+            ctx.set_timer(f"copy:{sym}", at_ns=at)
         else:
             self._copy(ctx, sym)
     elif tick.side is Side.SELL and self.p.follow_sells and self.copied.get(sym) == w:
@@ -695,6 +762,9 @@ def on_fill(self: CopyTrade, ctx, fill):
 
 @patch
 def _copy(self: CopyTrade, ctx, sym):
+    if not self._passes(ctx, sym):
+        self.copied[sym] = ""  # judged once
+        return
     if len(ctx.holdings()) >= self.p.max_open:
         ctx.skip(sym, "max_open")
         return

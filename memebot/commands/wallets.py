@@ -7,7 +7,7 @@ launch, and how well ranking wallets on earlier launches picks the ones that pro
 from __future__ import annotations
 import typer
 from rich.table import Table
-from ..core import Chain, MemebotError
+from ..core import Chain, MemebotError, ValidationError
 from typing import List, Optional
 from ..cli import JsonFileOpt, JsonOpt, SimMinutesOpt, SimSeedOpt, app, console, settings, quiet_logs, write_json
 from .live import _CONFIRM, _COSIGNER, _trade_chain  # the live commands' options, chain check
@@ -145,6 +145,10 @@ def watch_cmd(
     cosigners: List[str] = _COSIGNER,
     confirm: bool = _CONFIRM,
     chain: str = typer.Option("solana", "--chain", help="solana, or an EVM chain (ethereum, bsc, polygon): live only."),
+    launch_model: Optional[str] = typer.Option(
+        None, "--launch-model", help="Copy only launches this registered launch-score model passes (pump.fun)."
+    ),
+    min_launch_score: float = typer.Option(0.3, "--min-launch-score", min=0.0, max=1.0, help="The gate's threshold."),
 ):
     "Copy-trade wallets: buy what they buy, sell when they sell — on paper, or live with --yes-i-mean-live."
     from memebot.commands.paper import paper_cmd
@@ -162,7 +166,11 @@ def watch_cmd(
         console.print(f"following the {len(ws)} best-scored wallets of the stored swaps", highlight=False)
     params = [f"wallets={','.join(ws)}", f"delay_s={delay_s}", f"size={size}", f"stop_loss={stop_loss}",
               f"take_profit={take_profit}", f"max_hold_s={max_hold_s}"]  # fmt: skip
+    if launch_model:
+        params += [f"launch_model={launch_model}", f"min_launch_score={min_launch_score}"]
     c = _trade_chain(chain)
+    if launch_model and c is not Chain.SOLANA:
+        raise ValidationError("wallets watch", "--launch-model", "launch scores judge pump.fun launches: Solana only")
     if c is not Chain.SOLANA:
         return _watch_evm(c, ws, params, reserve_sol, seconds, json_out, confirm)
     if confirm:
@@ -176,7 +184,7 @@ def _watch_live(ws: list[str], params: list[str], feed: str, reserve_sol: float,
     from memebot.commands.live import solana_live_run
     from memebot.core import ValidationError
     from memebot.core import SOL_MINT
-    from memebot.data.feeds import JupiterPriceFeed, MergedFeed, WalletFeed
+    from memebot.data.feeds import JupiterPriceFeed, MergedFeed, WalletFeed, open_feed
     from memebot.exec.chain import require_live
     from memebot.strategy import get_strategy, parse_param_args
 
@@ -186,7 +194,10 @@ def _watch_live(ws: list[str], params: list[str], feed: str, reserve_sol: float,
         raise ValidationError("wallets watch", "--feed", "--yes-i-mean-live copies from the chain: --feed live")
     strat = get_strategy("copy_trade", parse_param_args(params))
     prices = JupiterPriceFeed([], quote_mint=SOL_MINT)  # the copied tokens' prices in SOL, for the exits
-    feed = MergedFeed(WalletFeed(ws, prices=prices), prices)
+    feeds = [WalletFeed(ws, prices=prices), prices]
+    if strat.p.launch_model:  # the gate scores each launch's first minute: every pump.fun launch and swap
+        feeds.append(open_feed("solana", ["pumpfun"], slots=False))
+    feed = MergedFeed(*feeds)
     solana_live_run(s, strat, [], "1m", None, reserve_sol, seconds, None, cosigners, json_out, feed=feed)
 
 

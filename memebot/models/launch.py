@@ -10,21 +10,29 @@ from __future__ import annotations
 import hashlib, json
 from pathlib import Path
 import numpy as np, pandas as pd
-from ..core import MemebotError
+from ..core import NS, MemebotError, Side
 from .base import make_model
 
 # %% auto #0
-__all__ = ['LaunchDataError', 'launch_dataset', 'evaluate_launch_models', 'register_launch_model']
+__all__ = ['TAPE_FEATURES', 'LaunchDataError', 'launch_dataset', 'LaunchTape', 'tape_features', 'evaluate_launch_models',
+           'register_launch_model', 'launch_gate', 'LaunchScoreError', 'LaunchScorer']
 
 # %% ../../nbs/39_models.launch.ipynb #5e2beb09
 class LaunchDataError(MemebotError):
     "The launch cohorts file cannot be read as asked."
 
 
+TAPE_FEATURES = (
+    ["f10_buy_sol", "f10_uniq_buyers", "f60_buy_sol", "f60_max_buy_sol", "f60_n_buy_ge_2sol", "f60_n_buy_ge_8sol"]
+    + ["f60_n_buys", "f60_n_sells", "f60_n_swaps", "f60_net_sol", "f60_sell_sol", "f60_uniq_buyers", "f60_uniq_sellers"]
+)  # fmt: skip
+
+
 def launch_dataset(
     path: str | Path,  # launch_cohorts.json
     cohort: str = "A",  # A, B or C
     target: str = "t_ath_ge_300k",
+    features: str = "all",  # "all": market cap and every f_ column; "tape": TAPE_FEATURES only (cohort C)
 ) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
     "(features, target 0/1, meta: mint, detect_ts, day), rows in detection order."
     doc = json.loads(Path(path).read_text())
@@ -33,6 +41,13 @@ def launch_dataset(
     d = pd.DataFrame(doc[cohort]).sort_values("detect_ts", kind="stable").reset_index(drop=True)
     if target not in d.columns:
         raise LaunchDataError(f"target {target!r}: not a column of cohort {cohort}")
+    if features not in ("all", "tape"):
+        raise LaunchDataError(f"features {features!r}: use all or tape")
+    if features == "tape":
+        miss = [c for c in TAPE_FEATURES if c not in d.columns]
+        if miss:
+            raise LaunchDataError(f"features 'tape': cohort {cohort} has no {', '.join(miss[:3])} (use cohort C)")
+        return d[TAPE_FEATURES].astype(float).fillna(0.0), d[target].astype(float), d[["mint", "detect_ts", "day"]]
     X = pd.DataFrame({"log_detect_mc": np.log(d["detect_mc"].astype(float))})
     for c in [c for c in d.columns if c.startswith("f_")]:
         v = d[c]
@@ -48,6 +63,72 @@ def launch_dataset(
     return X, y, d[["mint", "detect_ts", "day"]]
 
 # %% ../../nbs/39_models.launch.ipynb #fa3686da
+class LaunchTape:
+    "A launch's first minute of swaps, reduced as they arrive to the `TAPE_FEATURES`."
+
+    __slots__ = ("t0", "n", "buys", "sells", "buy_sol", "sell_sol", "max_buy", "ge2", "ge8", "buyers", "sellers",
+                 "buy_sol10", "buyers10", "keys")  # fmt: skip
+
+    def __init__(self):
+        self.t0 = None
+        self.n = self.buys = self.sells = self.ge2 = self.ge8 = 0
+        self.buy_sol = self.sell_sol = self.max_buy = self.buy_sol10 = 0.0
+        self.buyers, self.sellers, self.buyers10, self.keys = set(), set(), set(), set()
+
+    def add(
+        self,
+        ts: int,  # ns
+        buy: bool,
+        sol: float,  # SOL paid (buy) or received (sell)
+        trader: str,
+        key=None,  # the swap's identity (e.g. its signature): one heard from two feeds is counted once
+    ) -> bool:
+        "Count one swap; False when it is not counted (after the first minute, or heard before)."
+        if self.t0 is None:
+            self.t0 = ts
+        el = ts - self.t0
+        if el >= 60 * NS or el < 0 or (key is not None and key in self.keys):
+            return False
+        if key is not None:
+            self.keys.add(key)
+        self.n += 1
+        if buy:
+            self.buys, self.buy_sol, self.max_buy = self.buys + 1, self.buy_sol + sol, max(self.max_buy, sol)
+            self.ge2 += sol >= 2.0
+            self.ge8 += sol >= 8.0
+            self.buyers.add(trader)
+            if el < 10 * NS:
+                self.buy_sol10 += sol
+                self.buyers10.add(trader)
+        else:
+            self.sells, self.sell_sol = self.sells + 1, self.sell_sol + sol
+            self.sellers.add(trader)
+        return True
+
+    def closes_at(self) -> int | None:
+        "When the minute ends (ns; None before the first swap)."
+        return None if self.t0 is None else self.t0 + 60 * NS
+
+    def features(self) -> dict:
+        "The `TAPE_FEATURES` of what was counted."
+        return dict(zip(TAPE_FEATURES, (
+            self.buy_sol10, len(self.buyers10), self.buy_sol, self.max_buy, self.ge2, self.ge8, self.buys, self.sells,
+            self.n, self.buy_sol - self.sell_sol, self.sell_sol, len(self.buyers), len(self.sellers))))  # fmt: skip
+
+
+def tape_features(
+    swaps: pd.DataFrame,  # columns mint, ts (unix s), side (buy/sell), sol, trader; as in swaps_first_300s.parquet
+) -> pd.DataFrame:
+    "One row of `TAPE_FEATURES` per mint (index), from its swaps."
+    rows = {}
+    for mint, g in swaps.sort_values(["mint", "ts"], kind="stable").groupby("mint", sort=False):
+        t = LaunchTape()
+        for ts, side, sol, who in zip(g["ts"].to_numpy(), g["side"].to_numpy(), g["sol"].to_numpy(), g["trader"]):
+            t.add(int(ts) * NS, side == "buy", float(sol), who)
+        rows[mint] = t.features()
+    return pd.DataFrame.from_dict(rows, orient="index", columns=TAPE_FEATURES)
+
+# %% ../../nbs/39_models.launch.ipynb #4d6ee025
 def _auc(y: np.ndarray, p: np.ndarray) -> float:
     "Area under the ROC curve (NaN when y has one class)."
     pos, neg = p[y == 1], p[y == 0]
@@ -65,8 +146,9 @@ def evaluate_launch_models(
     train_frac: float = 0.6,
     n_boot: int = 2000,
     seed: int = 0,
+    naive: tuple[str, str] = ("market cap only", "log_detect_mc"),  # (the naive baseline's name, its one column)
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    "(table: AUC, Brier and AUC minus the market-cap baseline with 95% intervals; the test predictions)."
+    "(table: AUC, Brier and AUC minus the naive baseline's with 95% intervals; the test predictions)."
     n = int(len(X) * train_frac)
     if n < 10 or len(X) - n < 10 or y.iloc[:n].nunique() < 2:
         raise LaunchDataError(f"evaluate_launch_models: {len(X)} launches cannot be split at {train_frac}")
@@ -74,8 +156,8 @@ def evaluate_launch_models(
     fams = families or {"logreg": ("logreg", {"C": 0.1}), "gbm": ("gbm", {"max_iter": 100, "min_samples_leaf": 5})}
     P = pd.DataFrame(index=X.index[te])
     P["base rate"] = float(y.iloc[tr].mean())
-    P["market cap only"] = make_model("logreg", C=1.0).fit(X.iloc[tr][["log_detect_mc"]], y.iloc[tr]).predict_proba(
-        X.iloc[te][["log_detect_mc"]])[:, 1]  # fmt: skip
+    nv, col = naive
+    P[nv] = make_model("logreg", C=1.0).fit(X.iloc[tr][[col]], y.iloc[tr]).predict_proba(X.iloc[te][[col]])[:, 1]
     for k, (fam, params) in fams.items():
         P[k] = make_model(fam, **params).fit(X.iloc[tr], y.iloc[tr]).predict_proba(X.iloc[te])[:, 1]
     yt, dt = y.iloc[te].to_numpy(), days.iloc[te].to_numpy()
@@ -89,30 +171,109 @@ def evaluate_launch_models(
     for k in P:
         p = P[k].to_numpy()
         b_auc = np.array([_auc(yt[ix], p[ix]) for ix in draws])
-        b_base = np.array([_auc(yt[ix], P["market cap only"].to_numpy()[ix]) for ix in draws])
+        b_base = np.array([_auc(yt[ix], P[nv].to_numpy()[ix]) for ix in draws])
         b_brier = np.array([np.mean((p[ix] - yt[ix]) ** 2) for ix in draws])
         q = lambda a: np.nanquantile(a, [0.025, 0.975])
         rows[k] = {"auc": _auc(yt, p), "auc_lo": q(b_auc)[0], "auc_hi": q(b_auc)[1],
                    "brier": float(np.mean((p - yt) ** 2)), "brier_lo": q(b_brier)[0], "brier_hi": q(b_brier)[1],
-                   "auc_vs_mc": _auc(yt, p) - _auc(yt, P["market cap only"].to_numpy()),
-                   "vs_mc_lo": q(b_auc - b_base)[0], "vs_mc_hi": q(b_auc - b_base)[1]}  # fmt: skip
+                   "auc_vs_naive": _auc(yt, p) - _auc(yt, P[nv].to_numpy()),
+                   "vs_naive_lo": q(b_auc - b_base)[0], "vs_naive_hi": q(b_auc - b_base)[1]}  # fmt: skip
     out = pd.DataFrame(rows).T
-    out.attrs.update(train=n, test=len(X) - n, test_positives=int(yt.sum()), days=len(pd.unique(dt)), block=block)
+    out.attrs.update(train=n, test=len(X) - n, test_positives=int(yt.sum()), days=len(pd.unique(dt)), block=block,
+                     naive=nv)  # fmt: skip
     return out, P.assign(y=yt)
 
-# %% ../../nbs/39_models.launch.ipynb #ef5248e2
+# %% ../../nbs/39_models.launch.ipynb #c3ed7bd6
 def register_launch_model(
     X: pd.DataFrame,
     y: pd.Series,
-    table: pd.DataFrame,
+    table: pd.DataFrame,  # from `evaluate_launch_models` on the same features
     uri: str,
     family: str = "logreg",
     name: str = "memebot-launch-score",
+    target: str = "t_ath_ge_300k",
 ) -> str:
     "Fit `family` on every launch, log it with the out-of-time table's figures, register it; the version."
     from memebot.models.registry import log_and_register
 
     m = make_model(family, C=0.1).fit(X, y) if family == "logreg" else make_model(family).fit(X, y)
-    mets = {f"oot_{k}_{c}": float(v) for k, r in table.iterrows() for c, v in r.items() if k == family}
+    mets = {f"oot_{c}": float(v) for c, v in table.loc[family].items()} if family in table.index else {}
+    mets.update({f"oot_naive_{c}": float(table.iloc[1][c]) for c in ("auc", "brier")})
     fp = hashlib.sha256(pd.util.hash_pandas_object(X, index=False).to_numpy().tobytes()).hexdigest()[:16]
-    return log_and_register(m, name, uri, {"family": family, "target": "t_ath_ge_300k", "n": len(X)}, fp, metrics_=mets)
+    cfg = {"family": family, "target": target, "n": len(X), "features": ",".join(X.columns),
+           "naive": table.attrs.get("naive", "")}  # fmt: skip
+    return log_and_register(m, name, uri, cfg, fp, metrics_=mets, tags={"kind": "launch_score"})
+
+
+def launch_gate(
+    table: pd.DataFrame,  # from `evaluate_launch_models`
+    family: str = "logreg",
+) -> tuple[bool, str]:
+    "(may `family` be promoted, why): its AUC interval above 0.5 and its AUC at least the naive baseline's."
+    if family not in table.index:
+        raise LaunchDataError(f"family {family!r}: not in the table ({', '.join(table.index)})")
+    r, nv = table.loc[family], table.attrs.get("naive", table.index[1])
+    why = (f"AUC {r.auc:.3f} [{r.auc_lo:.3f}, {r.auc_hi:.3f}]; vs {nv} {r.auc_vs_naive:+.3f} "
+           f"[{r.vs_naive_lo:+.3f}, {r.vs_naive_hi:+.3f}]")  # fmt: skip
+    if not r.auc_lo > 0.5:
+        return False, f"{why}: not better than the base rate out of time"
+    if r.auc_vs_naive < 0:
+        return False, f"{why}: worse than {nv}"
+    return True, why
+
+# %% ../../nbs/39_models.launch.ipynb #aa991c78
+class LaunchScoreError(MemebotError):
+    "A launch score cannot be served as asked."
+
+
+class LaunchScorer:
+    "Launch tapes from a feed's launches and swaps, scored by the registered launch model once their minute is over."
+
+    def __init__(
+        self,
+        predictor,  # a memebot.models.serving.Predictor of the launch model (or anything with .model and .predict)
+        max_open: int = 10_000,  # most tapes kept open at once (the oldest is dropped)
+    ):
+        miss = [f for f in predictor.model.features_ if f not in TAPE_FEATURES]
+        if miss:
+            raise LaunchScoreError(f"launch model {getattr(predictor, 'name', '')} reads {', '.join(miss[:3])}, which a"
+                                   " live tape cannot give: train it on the tape features (cohort C)")  # fmt: skip
+        self.pred, self.max_open = predictor, max_open
+        self.tapes: dict[str, LaunchTape] = {}  # pool or mint -> its tape (both keys share one)
+        self.scores: dict[str, float] = {}
+
+    def on_launch(self, ev) -> None:
+        "Open a tape for a `TokenLaunched` (its pool and its mint)."
+        t = LaunchTape()
+        for k in {ev.pool, ev.mint} - {""}:
+            self.tapes[k] = t
+        while len(self.tapes) > 2 * self.max_open:
+            self.tapes.pop(next(iter(self.tapes)))
+
+    def observe(self, sw) -> int | None:
+        "Count a `Swap` of an open tape; when it was the tape's first, the ns its minute closes."
+        t = self.tapes.get(sw.pool)
+        if t is None:
+            return None
+        first = t.t0 is None
+        t.add(sw.ts, sw.side is Side.BUY, sw.quote_amount, sw.trader, (sw.sig, sw.trader, sw.side) if sw.sig else None)
+        return t.closes_at() if first else None
+
+    def closes_at(self, key: str) -> int | None:
+        "When `key`'s minute closes (None: its launch or first swap was not heard)."
+        t = self.tapes.get(key)
+        return None if t is None else t.closes_at()
+
+    def score(self, key: str, now_ns: int) -> float | None:
+        "P(target) for the launch `key` once its minute is over (None: not heard from its start, or still open)."
+        if key in self.scores:
+            return self.scores[key]
+        t = self.tapes.get(key)
+        if t is None or t.t0 is None or now_ns < t.closes_at():
+            return None
+        row = pd.DataFrame([t.features()])[self.pred.model.features_]
+        p = float(self.pred.predict(key, row).p_up)
+        for k in [k for k, v in self.tapes.items() if v is t]:
+            self.scores[k] = p
+            del self.tapes[k]
+        return p
