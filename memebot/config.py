@@ -76,6 +76,8 @@ class RiskConfig(_Section):
     )  # share of supply in the 10 largest non-pool accounts
     safety_min_pool_age_s: float = Field(300.0, ge=0)
     safety_allow_bonding_curve: bool = True  # pump.fun tokens still on their bonding curve
+    safety_launch_model: str = ""  # registered launch-score model whose verdict entries must pass ("" = off)
+    safety_min_launch_score: float = Field(0.3, ge=0, le=1)  # ... at least this score
     evm_max_buy_tax_pct: float = Field(10.0, ge=0, le=100)  # EVM token safety: measured by a simulated buy
     evm_max_sell_tax_pct: float = Field(10.0, ge=0, le=100)  # ... and sell (a reverting sell is a honeypot)
     evm_max_transfer_tax_pct: float = Field(10.0, ge=0, le=100)

@@ -50,6 +50,17 @@ def test_launch_model_trained_promoted_and_served_on_paper(memebot, tmp_path, sh
     # passed launches wait for the price circuit to let entries in, then are sent (and the risk engine judges them)
     assert stats[0.0]["submitted"] >= 1 and "launch_score_low" not in stats[0.0]["skipped"], stats
     assert stats[1.0]["submitted"] == 0 and stats[1.0]["skipped"] == {"launch_score_low": n}, stats
+    # the same model as token safety ([risk] safety_launch_model): whatever the strategy, no entry before a score
+    risk = dict(env, MEMEBOT_RISK_SAFETY_LAUNCH_MODEL="memebot-launch-score", MEMEBOT_RISK_SAFETY_MIN_LAUNCH_SCORE="0")
+    both = {}
+    for gated in ("plain", "gated"):
+        rep = tmp_path / f"risk-{gated}.json"
+        memebot("paper", "--feed", "sim", "--minutes", "30", "--seed", "3", "--strategy", "pump_launch",
+                *(["--param", "launch_model=memebot-launch-score", "--param", "min_launch_score=0"] * (gated == "gated")),
+                "--json", rep, env=risk, check=True)  # fmt: skip
+        both[gated] = json.loads(rep.read_text())["status"]["order_stats"]
+    assert both["plain"]["submitted"] == 0 and both["plain"]["skipped"]["risk limits leave no room"] >= n, both
+    assert both["gated"]["submitted"] == stats[0.0]["submitted"], both  # scored launches pass a floor of 0
 
 
 def test_a_launch_model_that_fails_its_gate_is_registered_but_not_promoted(memebot, tmp_path):

@@ -645,9 +645,14 @@ def _risk_hook(risk) -> tuple[RiskHook, str]:
     if isinstance(risk, str):
         if risk != "settings":
             raise ValidationError("engine", "risk", f"{risk!r}: expected 'settings', None or a RiskHook")
-        from memebot.risk import RiskEngine
+        from memebot.risk import RiskChain, RiskEngine
+        from memebot.risk.safety import LaunchScoreGate
 
-        return RiskEngine.from_settings(watch_kill_file=False, name="backtest"), "risk engine ([risk] limits)"
+        eng = RiskEngine.from_settings(watch_kill_file=False, name="backtest")
+        gate = LaunchScoreGate.from_settings()  # token safety by launch score, when [risk] safety_launch_model is set
+        if gate is None:
+            return eng, "risk engine ([risk] limits)"
+        return RiskChain(eng, gate), "risk engine ([risk] limits) + launch score"
     return risk, getattr(risk, "label", None) or f"{type(risk).__name__}"
 
 # %% ../../nbs/65_backtest.ipynb #c7e304ba01

@@ -36,6 +36,7 @@ from ..backtest import Engine, BacktestResult, order_stats
 from ..exec import BarFill, Broker
 from ..exec.paper import PaperBroker
 from ..risk import RiskEngine, RiskChain, TradingState
+from ..risk.safety import LaunchScoreGate
 from ..data.store import Store, register_migration, ensure_schema, serve_snapshot_request
 from ..data.replay import paced
 from ..obs import get_logger, counter, gauge, histogram, add_health_check, remove_health_check
@@ -385,13 +386,13 @@ class TradingNode:
         self.run_id, self.feed, self.ledger = run_id, feed, ledger
         self.store = store if store is not None else (ledger.store if ledger is not None else None)
         self.risk = risk if risk is not None else RiskEngine.from_settings(s, watch_kill_file=True)
-        self.risk_chain = RiskChain(self.risk)
         self.broker = broker if broker is not None else PaperBroker(BarFill(), ledger=ledger)
         self.broker.deferred = True  # ledger writes after each event, off the tick-to-order path
         self._flush = self.broker.flush
         if clock is None:
             clock = feed.clock or WallClock()
         self.clock, self.live_clock = clock, not clock.simulated
+        self.risk_chain = RiskChain(self.risk, LaunchScoreGate.from_settings(s, clock))  # the gate when it is set
         self.cash = float(cash if cash is not None else s.live.starting_cash_usd)
         self.heartbeat_s = float(heartbeat_s if heartbeat_s is not None else s.live.heartbeat_seconds)
         self.metrics_on = s.monitoring.metrics_enabled  # off: no Prometheus updates on the event path or the beat

@@ -9,7 +9,8 @@ import base64, struct, time
 from dataclasses import dataclass, field
 from solders.pubkey import Pubkey
 from typing import Awaitable, Callable
-from ..core import MemebotError, Chain, NS, SOL_MINT, USDC_MINT
+import math
+from ..core import MemebotError, Chain, NS, SOL_MINT, USDC_MINT, RiskHook, Side, Swap, TokenLaunched
 from ..config import get_settings
 from ..obs import get_logger, counter
 from ..data.sources import token_pool_chain, AllSourcesFailed
@@ -18,7 +19,7 @@ from fastcore.basics import patch
 # %% auto #0
 __all__ = ['TOKEN', 'TOKEN_2022', 'PUMPFUN_PROGRAM', 'PUMPFUN_INITIAL_REAL_TOKEN_RESERVES', 'EXTENSIONS', 'TokenSafetyVerdict',
            'parse_mint', 'parse_bonding_curve', 'bonding_curve_address', 'assess', 'TokenSafetyChecker',
-           'market_pool_info']
+           'market_pool_info', 'LaunchScoreGate']
 
 # %% ../../nbs/51_risk.safety.ipynb #0c277b19
 TOKEN = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
@@ -313,3 +314,49 @@ def market_pool_info(
         }
 
     return pool_info
+
+# %% ../../nbs/51_risk.safety.ipynb #544e807e
+class LaunchScoreGate(RiskHook):
+    "Refuses entries in launches not heard from their start, or scored below `min_score` by the launch model."
+
+    label = "launch score"
+
+    def __init__(
+        self,
+        scorer,  # memebot.models.launch.LaunchScorer
+        min_score: float = 0.3,
+    ):
+        self.scorer, self.min_score = scorer, min_score
+
+    @classmethod
+    def from_settings(cls, settings=None, clock=None) -> LaunchScoreGate | None:
+        "The gate `[risk] safety_launch_model` asks for (None when it is empty); the model's @champion is loaded now."
+        s = settings or get_settings()
+        if not s.risk.safety_launch_model:
+            return None
+        from memebot.models.launch import LaunchScorer
+        from memebot.models.registry import tracking_uri
+        from memebot.models.serving import Predictor
+
+        pred = Predictor(s.risk.safety_launch_model, tracking_uri(s), "champion", clock=clock, shadow=False)
+        return cls(LaunchScorer(pred), s.risk.safety_min_launch_score)
+
+    def on_market(self, event) -> None:
+        if isinstance(event, TokenLaunched):
+            self.scorer.on_launch(event)
+        elif isinstance(event, Swap):
+            self.scorer.observe(event)
+
+    def _why(self, symbol: str, now_ns: int) -> str | None:
+        p = self.scorer.score(symbol, now_ns)
+        if p is None:
+            return f"launch_score: {symbol}: not scored (its launch and first minute were not heard)"
+        if p < self.min_score:
+            return f"launch_score: {symbol}: {p:.2f} < {self.min_score:.2f}"
+        return None
+
+    def check(self, order, portfolio, now_ns) -> str | None:
+        return self._why(order.symbol, now_ns) if order.side is Side.BUY else None
+
+    def buying_power(self, symbol, portfolio, now_ns) -> float:
+        return 0.0 if self._why(symbol, now_ns) else math.inf

@@ -42,7 +42,8 @@ from fastcore.basics import patch
 __all__ = ['TOKEN_PROGRAMS', 'PUMPFUN_PROGRAM_ID', 'BONDING_CURVE_DISCRIMINATOR', 'RAYDIUM_AMM_V4', 'POOL_LAYOUTS',
            'DLMM_BIN_STEP', 'JITO_TIP_ACCOUNTS', 'ChainError', 'mint_data', 'parse_token_account', 'Landed',
            'LocalChain', 'Pool', 'LocalJupiter', 'pool_state', 'cpmm_state', 'cpmm_config_state', 'whirlpool_state',
-           'dlmm_pair_state', 'dlmm_bin_array_state', 'amm_v4_state', 'Faults', 'LocalChainServer']
+           'dlmm_pair_state', 'dlmm_bin_array_state', 'amm_v4_state', 'Faults', 'LocalChainServer',
+           'register_toy_launch_model']
 
 # %% ../../nbs/69_testing.ipynb #0a3188e0
 TOKEN_PROGRAMS = (TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID)
@@ -1677,3 +1678,22 @@ def _notify(self: LocalChainServer, l: Landed):
                     }
                 )
             )
+
+# %% ../../nbs/69_testing.ipynb #3e240c30
+def register_toy_launch_model(
+    uri: str,  # MLflow tracking URI (a scratch sqlite file)
+    name: str = "test-launch",
+    seed: int = 0,
+) -> str:
+    "Register and promote a launch model that scores launches with more first-minute buyers higher; its version."
+    import numpy as np, pandas as pd
+    from memebot.models.base import make_model
+    from memebot.models.launch import TAPE_FEATURES
+    from memebot.models.registry import log_and_register, promote
+
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(rng.poisson(8, (200, len(TAPE_FEATURES))).astype(float), columns=TAPE_FEATURES)
+    y = (X.f60_uniq_buyers + rng.normal(0, 1, 200) > 8).astype(float)
+    v = log_and_register(make_model("logreg", C=1.0).fit(X, y), name, uri, {"kind": "toy launch model"}, "toy")
+    promote(name, v, uri)
+    return v
