@@ -52,11 +52,11 @@ def test_launch_model_trained_promoted_and_served_on_paper(memebot, tmp_path, sh
     assert stats[1.0]["submitted"] == 0 and stats[1.0]["skipped"] == {"launch_score_low": n}, stats
     # the same model as token safety ([risk] safety_launch_model): whatever the strategy, no entry before a score
     risk = dict(env, MEMEBOT_RISK_SAFETY_LAUNCH_MODEL="memebot-launch-score", MEMEBOT_RISK_SAFETY_MIN_LAUNCH_SCORE="0")
-    both = {}
+    both, own = {}, ["--param", "launch_model=memebot-launch-score", "--param", "min_launch_score=0"]
     for gated in ("plain", "gated"):
         rep = tmp_path / f"risk-{gated}.json"
         memebot("paper", "--feed", "sim", "--minutes", "30", "--seed", "3", "--strategy", "pump_launch",
-                *(["--param", "launch_model=memebot-launch-score", "--param", "min_launch_score=0"] * (gated == "gated")),
+                *(own if gated == "gated" else []),
                 "--json", rep, env=risk, check=True)  # fmt: skip
         both[gated] = json.loads(rep.read_text())["status"]["order_stats"]
     assert both["plain"]["submitted"] == 0 and both["plain"]["skipped"]["risk limits leave no room"] >= n, both
