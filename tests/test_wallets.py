@@ -163,57 +163,100 @@ def test_wallets_watch_copies_a_simulated_wallet_on_paper(memebot, cli_env, tmp_
     assert bad.returncode == 2 and "--feed" in bad.stderr
 
 
+class _Loopback:
+    "The loopback chain of the live copy tests: LiteSVM with a Jupiter stand-in, one pool, our key and two others."
+
+    def __init__(self, tmp_path):
+        import threading
+        from solders.keypair import Keypair
+        from memebot.testing import LocalChain, LocalJupiter
+
+        self.chain = chain = LocalChain()
+        self.jup = LocalJupiter(chain)
+        self.mint = chain.create_mint(6)
+        self.jup.create_pool(self.mint, 10**15, 1_000 * 10**9)
+        self.me, self.smart, self.other = Keypair(), Keypair(), Keypair()
+        for k in (self.me, self.smart, self.other):
+            chain.airdrop(k.pubkey(), 10 * 10**9)
+        self.changed = threading.Event()
+        chain.on_change.append(self.changed.set)
+        self.log_path, self.node = tmp_path / "node.log", None
+
+    def swap(self, kp, a, b, amount):
+        import base64
+        from solders.message import to_bytes_versioned
+        from solders.transaction import VersionedTransaction
+
+        q = self.jup.quote({"inputMint": a, "outputMint": b, "amount": str(amount), "slippageBps": "100"})
+        raw = self.jup.swap_tx({"quoteResponse": q, "userPublicKey": str(kp.pubkey())})["swapTransaction"]
+        tx = VersionedTransaction.from_bytes(base64.b64decode(raw))
+        signed = VersionedTransaction.populate(tx.message, [kp.sign_message(to_bytes_versioned(tx.message)),
+                                                            *tx.signatures[1:]])  # fmt: skip
+        assert self.chain.process(signed).err is None
+
+    def held(self, kp) -> int:
+        return self.chain.token_balance(self.chain.ata(kp.pubkey(), self.mint)) or 0
+
+    def env(self, srv, cli_env, **extra) -> dict:
+        return dict(cli_env, MEMEBOT_SOLANA_PRIVATE_KEY=str(self.me), MEMEBOT_LIVE_LIVE_TRADING_ENABLED="true",
+                    MEMEBOT_LIVE_PAPER_TRADING_MODE="false", MEMEBOT_RISK_SAFETY_ALLOW_MINT_AUTHORITY="true",
+                    MEMEBOT_RISK_SAFETY_MIN_POOL_AGE_S="0", MEMEBOT_RISK_SAFETY_MAX_TOP10_HOLDER_PCT="100",
+                    **{f"MEMEBOT_{k.replace('.', '_').upper()}": v for k, v in srv.endpoints().items()},
+                    **extra)  # fmt: skip
+
+    def start(self, env, *args):
+        "Start `memebot wallets watch ARGS` as the node; its log goes to node.log."
+        import subprocess, sys
+        from pathlib import Path
+
+        self.log = open(self.log_path, "w")
+        self.node = subprocess.Popen([Path(sys.executable).parent / "memebot", "wallets", "watch", *args], env=env,
+                                     stdout=subprocess.DEVNULL, stderr=self.log, text=True)  # fmt: skip
+
+    def until(self, cond, what, timeout=60.0):
+        "Wait for a condition the node brings about (its subscription, its swap landing), checked as it changes."
+        import time
+
+        end = time.monotonic() + timeout
+        while not cond():
+            assert self.node.poll() is None, self.log_path.read_text()[-3000:]
+            if time.monotonic() > end:
+                self.node.kill()
+                self.node.wait()
+                pytest.fail(f"timed out waiting for {what}: {self.log_path.read_text()[-6000:]}")
+            self.changed.wait(0.05)
+            self.changed.clear()
+
+    def stop(self) -> str:
+        "Ctrl-C: the node stops, reconciles and writes its report; its log."
+        try:
+            self.node.send_signal(2)
+            self.node.wait(timeout=120)
+        finally:
+            if self.node.poll() is None:
+                self.node.kill()
+            self.log.close()
+        err = self.log_path.read_text()
+        assert self.node.returncode == 0, err[-3000:]
+        return err
+
+
 def test_live_copy_trading_on_the_test_chain(tmp_path, cli_env):
     """`memebot wallets watch --yes-i-mean-live`: a watched wallet buys and then sells a token on the loopback chain
     (LiteSVM, Jupiter stand-in); the live node hears each of its transactions, reads the swap back from the chain and
     copies it with a real swap of its own (risk engine and token safety on the buy), and its ledger ends equal to the
     chain. Another wallet's trade is not copied."""
-    import base64, subprocess, sys, threading, time
+    import subprocess, sys
     from pathlib import Path
-    from solders.keypair import Keypair
-    from solders.message import to_bytes_versioned
-    from solders.transaction import VersionedTransaction
     from memebot.core import SOL_MINT
-    from memebot.testing import LocalChain, LocalChainServer, LocalJupiter
+    from memebot.testing import LocalChainServer
 
-    chain = LocalChain()
-    jup = LocalJupiter(chain)
-    mint = chain.create_mint(6)
-    jup.create_pool(mint, 10**15, 1_000 * 10**9)
-    me, smart, other = Keypair(), Keypair(), Keypair()
-    for k in (me, smart, other):
-        chain.airdrop(k.pubkey(), 10 * 10**9)
-
-    def swap(kp, a, b, amount):
-        q = jup.quote({"inputMint": a, "outputMint": b, "amount": str(amount), "slippageBps": "100"})
-        raw = jup.swap_tx({"quoteResponse": q, "userPublicKey": str(kp.pubkey())})["swapTransaction"]
-        tx = VersionedTransaction.from_bytes(base64.b64decode(raw))
-        signed = VersionedTransaction.populate(tx.message, [kp.sign_message(to_bytes_versioned(tx.message)),
-                                                            *tx.signatures[1:]])  # fmt: skip
-        assert chain.process(signed).err is None
-
-    def until(cond, what, timeout=60.0):
-        "Wait for a condition the node brings about (its subscription, its swap landing), checked as it changes."
-        end = time.monotonic() + timeout
-        while not cond():
-            assert node.poll() is None, (tmp_path / "node.log").read_text()[-3000:]
-            if time.monotonic() > end:
-                node.kill()
-                node.wait()
-                pytest.fail(f"timed out waiting for {what}: {(tmp_path / 'node.log').read_text()[-6000:]}")
-            chain_changed.wait(0.05)
-            chain_changed.clear()
-
-    chain_changed = threading.Event()
-    chain.on_change.append(chain_changed.set)
-    mine = lambda: chain.token_balance(chain.ata(me.pubkey(), mint)) or 0  # noqa: E731
+    lb = _Loopback(tmp_path)
+    me, smart, other, mint = lb.me, lb.smart, lb.other, lb.mint
     exe = Path(sys.executable).parent / "memebot"
-    with LocalChainServer(chain, jup, block_time_s=0.2) as srv:
-        env = dict(cli_env, MEMEBOT_SOLANA_PRIVATE_KEY=str(me), MEMEBOT_LIVE_LIVE_TRADING_ENABLED="true",
-                   MEMEBOT_LIVE_PAPER_TRADING_MODE="false", MEMEBOT_RISK_SAFETY_ALLOW_MINT_AUTHORITY="true",
-                   MEMEBOT_RISK_SAFETY_MIN_POOL_AGE_S="0", MEMEBOT_RISK_SAFETY_MAX_TOP10_HOLDER_PCT="100",
-                   **{f"MEMEBOT_{k.replace('.', '_').upper()}": v for k, v in srv.endpoints().items()})  # fmt: skip
-        live = ["--yes-i-mean-live", "--allow-cosigner", jup.cosigners[0]]
+    with LocalChainServer(lb.chain, lb.jup, block_time_s=0.2) as srv:
+        env = lb.env(srv, cli_env)
+        live = ["--yes-i-mean-live", "--allow-cosigner", lb.jup.cosigners[0]]
         off_env = {**env, "MEMEBOT_LIVE_LIVE_TRADING_ENABLED": "false"}
         off = subprocess.run([exe, "wallets", "watch", "--wallet", str(smart.pubkey()), "--yes-i-mean-live"],
                              env=off_env, capture_output=True, text=True)  # fmt: skip
@@ -221,28 +264,49 @@ def test_live_copy_trading_on_the_test_chain(tmp_path, cli_env):
         r = subprocess.run([exe, "live", "reconcile", "--acknowledge", *live], env=env, capture_output=True, text=True)
         assert r.returncode == 0, r.stderr  # the opening balance
         out = tmp_path / "copy.json"
-        log = open(tmp_path / "node.log", "w")
-        node = subprocess.Popen([exe, "wallets", "watch", "--wallet", str(smart.pubkey()), "--size", "0.1",
-                                 "--seconds", "120", "--json", str(out), *live], env=env, stdout=subprocess.DEVNULL,
-                                stderr=log, text=True)  # fmt: skip
-        try:
-            until(lambda: any(w[2] == "logs" for w in list(srv._watch.values())), "the node's subscription")
-            swap(other, SOL_MINT, str(mint), 10**9)  # not watched: not copied
-            swap(smart, SOL_MINT, str(mint), 2 * 10**9)  # the smart wallet buys: copied
-            until(lambda: mine() > 0, "the copied buy")
-            held = chain.token_balance(chain.ata(smart.pubkey(), mint))
-            swap(smart, str(mint), SOL_MINT, held)  # and sells: the copy is sold too
-            until(lambda: mine() == 0, "the copied sell")
-            node.send_signal(2)  # Ctrl-C: the node stops, reconciles and writes its report
-            node.wait(timeout=120)
-        finally:
-            if node.poll() is None:
-                node.kill()
-            log.close()
-        err = (tmp_path / "node.log").read_text()
-        assert node.returncode == 0, err[-3000:]
+        lb.start(env, "--wallet", str(smart.pubkey()), "--size", "0.1", "--seconds", "120", "--json", out, *live)
+        lb.until(lambda: any(w[2] == "logs" for w in list(srv._watch.values())), "the node's subscription")
+        lb.swap(other, SOL_MINT, str(mint), 10**9)  # not watched: not copied
+        lb.swap(smart, SOL_MINT, str(mint), 2 * 10**9)  # the smart wallet buys: copied
+        lb.until(lambda: lb.held(me) > 0, "the copied buy")
+        lb.swap(smart, str(mint), SOL_MINT, lb.held(smart))  # and sells: the copy is sold too
+        lb.until(lambda: lb.held(me) == 0, "the copied sell")
+        err = lb.stop()
         doc = json.loads(out.read_text())
         assert [f["side"] for f in doc["fills"]] == ["buy", "sell"] and all(f["signature"] for f in doc["fills"])
         assert doc["fills"][0]["qty"] == pytest.approx(doc["fills"][1]["qty"], rel=1e-9)
         assert doc["reconcile"] == "ledger matches the chain", doc["reconcile"]
         assert str(me) not in json.dumps(doc) + err  # the key never printed
+
+
+def test_live_copy_with_a_launch_score_gate_hears_pump_fun_and_refuses_an_unheard_launch(tmp_path, cli_env):
+    """`wallets watch --launch-model` live: the node loads the model, subscribes to pump.fun's logs beside the wallet's
+    (to hear launches and their first minute), and does not copy a buy of a token whose launch it never heard: the
+    copy is counted as `launch_score_unknown` and nothing is signed."""
+    import subprocess, sys
+    from pathlib import Path
+    from memebot.core import SOL_MINT
+    from memebot.data.onchain import PROGRAMS
+    from memebot.testing import LocalChainServer, register_toy_launch_model
+
+    lb = _Loopback(tmp_path)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    register_toy_launch_model(uri, "toy-launch")
+    with LocalChainServer(lb.chain, lb.jup, block_time_s=0.2) as srv:
+        env = lb.env(srv, cli_env, MEMEBOT_AI_TRACKING_URI=uri, MLFLOW_DISABLE_TELEMETRY="true")
+        live = ["--yes-i-mean-live", "--allow-cosigner", lb.jup.cosigners[0]]
+        exe = Path(sys.executable).parent / "memebot"
+        r = subprocess.run([exe, "live", "reconcile", "--acknowledge", *live], env=env, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        out = tmp_path / "copy.json"
+        lb.start(env, "--wallet", str(lb.smart.pubkey()), "--launch-model", "toy-launch", "--seconds", "120",
+                 "--json", out, *live)  # fmt: skip
+        heard = lambda: {str(w[1]) for w in list(srv._watch.values()) if w[2] == "logs"}  # noqa: E731
+        lb.until(lambda: {str(lb.smart.pubkey()), PROGRAMS["pumpfun"]} <= heard(), "the wallet and pump.fun logs")
+        lb.swap(lb.smart, SOL_MINT, str(lb.mint), 2 * 10**9)
+        lb.until(lambda: "launch_score_unknown" in lb.log_path.read_text(), "the gate's verdict")
+        lb.stop()
+    doc = json.loads(out.read_text())
+    assert doc["fills"] == [] and lb.held(lb.me) == 0
+    assert doc["status"]["order_stats"]["skipped"] == {"launch_score_unknown": 1}, doc["status"]["order_stats"]
+    assert doc["reconcile"] == "ledger matches the chain", doc["reconcile"]
