@@ -27,7 +27,7 @@ def judged(path, boot: int):
     for cohort, feats, naive in (
         ("A", "all", None),
         ("B", "all", None),
-        ("C", "tape", ("SOL in 1st minute", "f60_buy_sol")),
+        ("C", "tape", ("SOL, 1st min", "f60_buy_sol")),
     ):
         X, y, meta = launch_dataset(path, cohort, features=feats)
         t, _ = evaluate_launch_models(X, y, meta["day"], n_boot=boot, **({"naive": naive} if naive else {}))
@@ -37,6 +37,19 @@ def judged(path, boot: int):
                          "AUC": f"{r.auc:.3f} [{r.auc_lo:.2f}, {r.auc_hi:.2f}]",
                          "vs naive": f"{r.auc_vs_naive:+.3f} [{r.vs_naive_lo:+.2f}, {r.vs_naive_hi:+.2f}]",
                          "Brier": round(r.brier, 3)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def outcomes(path, boot: int):
+    "The tape model on the 1 h to 24 h outcomes (a survivors' sample: launches with candles only)."
+    rows = []
+    for tgt in ("up_1h", "up_4h", "up_24h", "x2_1h", "x2_4h", "x2_24h"):
+        X, y, meta = launch_dataset(path, "C", tgt, "tape", outcomes=path.parent / "launch_outcomes.parquet")
+        t, _ = evaluate_launch_models(X, y, meta["day"], n_boot=boot, naive=("SOL, 1st min", "f60_buy_sol"))
+        r = t.loc["logreg"]
+        rows.append({"target": tgt, "launches": len(X), "test": t.attrs["test"], "pos": t.attrs["test_positives"],
+                     "naive AUC": round(t.iloc[1].auc, 3),
+                     "logreg AUC": f"{r.auc:.3f} [{r.auc_lo:.2f}, {r.auc_hi:.2f}]"})  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -70,7 +83,7 @@ def sniper(path, tape: pd.DataFrame, uri: str):
     X, y, meta = launch_dataset(path, "C", features="tape")
     before = (meta.detect_ts < start).to_numpy()
     Xb, yb = X[before], y[before]
-    t, _ = evaluate_launch_models(Xb, yb, meta.day[before], n_boot=200, naive=("SOL in 1st minute", "f60_buy_sol"))
+    t, _ = evaluate_launch_models(Xb, yb, meta.day[before], n_boot=200, naive=("SOL, 1st min", "f60_buy_sol"))
     v = register_launch_model(Xb, yb, t, uri, name="bench-launch")
     promote("bench-launch", v, uri)
     created = test.groupby("mint").created.min()
@@ -100,6 +113,8 @@ def main():
     path = shared_dir() / "data/pumpfun/launch_cohorts.json"
     with pd.option_context("display.width", 120, "display.max_columns", 20):
         print(judged(path, a.boot).to_string(index=False))
+        print("\nthe tape model on the 1 h to 24 h outcomes (launches with candles only):")
+        print(outcomes(path, a.boot).to_string(index=False))
         uri = f"sqlite:///{tempfile.mkdtemp()}/mlflow.db"
         tape = pd.read_parquet(shared_dir() / "data/pumpfun/swaps_first_300s.parquet")
         df, n_train = sniper(path, tape, uri)

@@ -2144,6 +2144,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'memebot.models.launch.launch_dataset': ( 'models.launch.html#launch_dataset',
                                                                                  'memebot/models/launch.py'),
                                        'memebot.models.launch.launch_gate': ('models.launch.html#launch_gate', 'memebot/models/launch.py'),
+                                       'memebot.models.launch.outcome_targets': ( 'models.launch.html#outcome_targets',
+                                                                                  'memebot/models/launch.py'),
                                        'memebot.models.launch.register_launch_model': ( 'models.launch.html#register_launch_model',
                                                                                         'memebot/models/launch.py'),
                                        'memebot.models.launch.tape_features': ( 'models.launch.html#tape_features',

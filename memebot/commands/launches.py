@@ -34,15 +34,16 @@ def _judge(path: Path, cohort: str, features: str, target: str, n_boot: int):
     "(X, y, table) of one cohort, judged out of time against its naive baseline."
     from memebot.models.launch import evaluate_launch_models, launch_dataset
 
-    X, y, meta = launch_dataset(path, cohort, target, features)
-    naive = ("SOL in 1st minute", "f60_buy_sol") if features == "tape" else ("market cap only", "log_detect_mc")
+    out = path.parent / "launch_outcomes.parquet"  # the 1 h to 24 h outcomes, when they lie beside the cohorts
+    X, y, meta = launch_dataset(path, cohort, target, features, outcomes=out if out.is_file() else None)
+    naive = ("SOL, 1st min", "f60_buy_sol") if features == "tape" else ("market cap only", "log_detect_mc")
     table, _ = evaluate_launch_models(X, y, meta["day"], n_boot=n_boot, naive=naive)
     return X, y, table
 
 
 def _show(table, title: str):
     t = Table(title=title, title_justify="left")
-    for c in ("model", "AUC", "95% interval", "Brier", "AUC - naive", "95% interval"):
+    for c in ("model", "AUC", "95%", "Brier", "AUC - naive", "95% "):
         t.add_column(c, justify="left" if c == "model" else "right")
     for k, r in table.iterrows():
         t.add_row(k, f"{r.auc:.3f}", f"{r.auc_lo:.2f}-{r.auc_hi:.2f}", f"{r.brier:.3f}", f"{r.auc_vs_naive:+.3f}",
@@ -51,7 +52,9 @@ def _show(table, title: str):
 
 
 _COHORTS = typer.Option(None, "--cohorts", help="launch_cohorts.json (default: the shared data's).")
-_TARGET = typer.Option("t_ath_ge_300k", "--target", help="Outcome column to predict (0/1).")
+_TARGET = typer.Option(
+    "t_ath_ge_300k", "--target", help="Outcome to predict: a cohort's t_* column, or up_1h/4h/24h, x2_1h/4h/24h."
+)
 _BOOT = typer.Option(2000, "--boot", min=100, max=100_000, help="Bootstrap resamples for the intervals.")
 
 # %% ../../nbs/97g_commands.launches.ipynb #8f382c6f

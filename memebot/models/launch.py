@@ -14,8 +14,8 @@ from ..core import NS, MemebotError, Side
 from .base import make_model
 
 # %% auto #0
-__all__ = ['TAPE_FEATURES', 'LaunchDataError', 'launch_dataset', 'LaunchTape', 'tape_features', 'evaluate_launch_models',
-           'register_launch_model', 'launch_gate', 'LaunchScoreError', 'LaunchScorer']
+__all__ = ['TAPE_FEATURES', 'LaunchDataError', 'outcome_targets', 'launch_dataset', 'LaunchTape', 'tape_features',
+           'evaluate_launch_models', 'register_launch_model', 'launch_gate', 'LaunchScoreError', 'LaunchScorer']
 
 # %% ../../nbs/39_models.launch.ipynb #5e2beb09
 class LaunchDataError(MemebotError):
@@ -28,19 +28,36 @@ TAPE_FEATURES = (
 )  # fmt: skip
 
 
+def outcome_targets(
+    o: pd.DataFrame,  # launch_outcomes.parquet: entry price at detection, close and high 1 h to 24 h later
+) -> pd.DataFrame:
+    "Per mint: up_1h/4h/24h (closed above the entry price) and x2_1h/4h/24h (traded at twice it); NaN when unknown."
+    o = o.drop_duplicates("mint").set_index("mint")
+    out = pd.DataFrame(index=o.index)
+    for h in ("1h", "4h", "24h"):
+        c, hi = o[f"close_{h}"] / o["entry_price"], o[f"high_{h}"] / o["entry_price"]
+        out[f"up_{h}"] = (c > 1).astype(float).where(c.notna())
+        out[f"x2_{h}"] = (hi >= 2).astype(float).where(hi.notna())
+    return out
+
+
 def launch_dataset(
     path: str | Path,  # launch_cohorts.json
     cohort: str = "A",  # A, B or C
     target: str = "t_ath_ge_300k",
     features: str = "all",  # "all": market cap and every f_ column; "tape": TAPE_FEATURES only (cohort C)
+    outcomes: str | Path | None = None,  # launch_outcomes.parquet: adds the targets of `outcome_targets`
 ) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
-    "(features, target 0/1, meta: mint, detect_ts, day), rows in detection order."
+    "(features, target 0/1, meta: mint, detect_ts, day), rows in detection order; launches without the target left out."
     doc = json.loads(Path(path).read_text())
     if cohort not in doc or not isinstance(doc[cohort], list):
         raise LaunchDataError(f"cohort {cohort!r}: not in {path} (has {', '.join(k for k in doc if k != 'meta')})")
     d = pd.DataFrame(doc[cohort]).sort_values("detect_ts", kind="stable").reset_index(drop=True)
+    if outcomes is not None:
+        d = d.join(outcome_targets(pd.read_parquet(outcomes)), on="mint")
     if target not in d.columns:
         raise LaunchDataError(f"target {target!r}: not a column of cohort {cohort}")
+    d = d[d[target].notna()].reset_index(drop=True)
     if features not in ("all", "tape"):
         raise LaunchDataError(f"features {features!r}: use all or tape")
     if features == "tape":
