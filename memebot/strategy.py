@@ -608,6 +608,23 @@ def _passes(self: PumpLaunch, ctx, sym) -> bool:
         ctx.skip(sym, why)
     return not why
 
+
+@patch
+def _enter_when_room(self: PumpLaunch, ctx, sym, enter):
+    "`enter(ctx, sym)` now if the risk limits leave room (or waiting is off); else wait up to `entry_wait_s` for it."
+    if ctx.max_buy(sym) > 1e-6 or self.p.entry_wait_s == 0:
+        enter(ctx, sym)
+    else:
+        self.waiting[sym] = ctx.now_ns + int(self.p.entry_wait_s * NS)
+
+
+@patch
+def _retry(self: PumpLaunch, ctx, sym, enter):
+    "At a swap of a waiting `sym`: enter once there is room, or when the wait is over (then the skip says why)."
+    if sym in self.waiting and (ctx.now_ns > self.waiting[sym] or ctx.max_buy(sym) > 1e-6):
+        del self.waiting[sym]
+        enter(ctx, sym)
+
 # %% ../nbs/40_strategy.ipynb #7e5f114102
 @patch
 def _launch(self: PumpLaunch, ctx, sym):
@@ -636,10 +653,7 @@ def on_tick(self: PumpLaunch, ctx, tick):
     if self.scorer is not None:
         if (end := self._hear(ctx, tick)) is not None:
             ctx.set_timer(f"score:{tick.pool}", at_ns=end)
-        sym = getattr(tick, "pool", None) or tick.symbol
-        if sym in self.waiting and (ctx.now_ns > self.waiting[sym] or ctx.max_buy(sym) > 1e-6):
-            del self.waiting[sym]
-            self._launch(ctx, sym)  # bought, or skipped for what still leaves no room
+        self._retry(ctx, getattr(tick, "pool", None) or tick.symbol, self._launch)
     elif self.p.first_bars:
         self._launch(ctx, getattr(tick, "pool", None) or tick.symbol)
 
@@ -677,10 +691,7 @@ def on_timer(self: PumpLaunch, ctx, name):
     if name.startswith("score:"):
         sym = name[6:]
         if self._passes(ctx, sym):
-            if ctx.max_buy(sym) > 1e-6 or self.p.entry_wait_s == 0:
-                self._launch(ctx, sym)
-            else:
-                self.waiting[sym] = ctx.now_ns + int(self.p.entry_wait_s * NS)
+            self._enter_when_room(ctx, sym, self._launch)
     elif name.startswith("exit:"):
         s = name[5:]
         if ctx.position(s) > 0:
@@ -714,6 +725,7 @@ class CopyTrade(PumpLaunch):
         self.watch = {w.strip() for w in self.p.wallets.split(",") if w.strip()}
         self.copied: dict[str, str] = {}  # token -> the wallet copied
         self.sell_on_fill: set[str] = set()  # tokens whose wallet sold while our copy was on its way
+        self.waiting: dict[str, int] = {}  # copies that passed the launch gate, waiting for room
         self._start_gate(ctx)
 
     def on_bar(self, ctx, bars):
@@ -727,10 +739,12 @@ class CopyTrade(PumpLaunch):
 @patch
 def on_tick(self: CopyTrade, ctx, tick):
     self._hear(ctx, tick)
+    sym = getattr(tick, "pool", None) or tick.symbol
+    if self.waiting:
+        self._retry(ctx, sym, self._send_copy)
     w = getattr(tick, "trader", "")
     if w not in self.watch:
         return
-    sym = getattr(tick, "pool", None) or tick.symbol
     if tick.side is Side.BUY and sym not in self.copied:
         self.copied[sym] = w
         at = tick.ts + int(self.p.delay_s * NS)
@@ -765,6 +779,16 @@ def _copy(self: CopyTrade, ctx, sym):
     if not self._passes(ctx, sym):
         self.copied[sym] = ""  # judged once
         return
+    if self.scorer is None:
+        self._send_copy(ctx, sym)
+    else:  # a minute-old launch: the price circuit may hold entries for a while
+        self._enter_when_room(ctx, sym, self._send_copy)
+
+
+@patch
+def _send_copy(self: CopyTrade, ctx, sym):
+    if not self.copied.get(sym) or ctx.position(sym) > 0:
+        return  # the wallet sold while the copy waited
     if len(ctx.holdings()) >= self.p.max_open:
         ctx.skip(sym, "max_open")
         return
