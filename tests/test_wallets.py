@@ -310,3 +310,47 @@ def test_live_copy_with_a_launch_score_gate_hears_pump_fun_and_refuses_an_unhear
     assert doc["fills"] == [] and lb.held(lb.me) == 0
     assert doc["status"]["order_stats"]["skipped"] == {"launch_score_unknown": 1}, doc["status"]["order_stats"]
     assert doc["reconcile"] == "ledger matches the chain", doc["reconcile"]
+
+
+def test_wallets_funders_read_from_the_chain_leave_a_farm_out_of_the_ranking(memebot, tmp_path):
+    """`memebot wallets funders`: three wallets funded by one farm and one funded on its own, on the loopback chain
+    (real System Program transfers in LiteSVM, read back by getSignaturesForAddress and getTransaction); the farm is a
+    cluster of three, stored, and `wallets rank` leaves it out."""
+    from solders.keypair import Keypair
+    from solders.message import MessageV0
+    from solders.system_program import TransferParams, transfer
+    from solders.transaction import VersionedTransaction
+    from memebot.testing import LocalChain, LocalChainServer
+
+    chain = LocalChain()
+    farm, solo, ws = Keypair(), Keypair(), [Keypair() for _ in range(4)]
+    for k in (farm, solo):
+        chain.airdrop(k.pubkey(), 10 * 10**9)
+
+    def send(kp, to, lamports):
+        ix = transfer(TransferParams(from_pubkey=kp.pubkey(), to_pubkey=to, lamports=lamports))
+        msg = MessageV0.try_compile(kp.pubkey(), [ix], [], chain.blockhash()[0])
+        assert chain.process(VersionedTransaction(msg, [kp])).err is None
+
+    for w in ws[:3]:
+        send(farm, w.pubkey(), 5 * 10**8)
+    send(solo, ws[3].pubkey(), 5 * 10**8)
+    send(farm, ws[3].pubkey(), 10**6)  # later dust from the farm does not make it the funder
+    names = [str(w.pubkey()) for w in ws]
+    rows = [(f"M{j}", "P", 1_780_000_000 + 100 * j, 1_780_000_000 + 100 * j + 2 + i, "buy", 1.0, 1e6, 1e-6, n, "X",
+             f"b{i}{j}") for j in range(2) for i, n in enumerate(names)]  # fmt: skip
+    rows += [(f"M{j}", "P", 1_780_000_000 + 100 * j, 1_780_000_000 + 100 * j + 30 + i, "sell", 1.5, 1e6, 1.5e-6, n,
+              "X", f"s{i}{j}") for j in range(2) for i, n in enumerate(names)]  # fmt: skip
+    cols = ["mint", "pool", "created", "ts", "side", "sol", "tokens", "price_sol", "trader", "src", "sig"]
+    pd.DataFrame(rows, columns=cols).to_parquet(tmp_path / "tape.parquet")
+    memebot("data", "import", tmp_path / "tape.parquet", check=True)
+    before = json.loads(memebot("wallets", "rank", "--json", check=True).stdout)
+    assert sorted(r["trader"] for r in before) == sorted(names)
+    with LocalChainServer(chain) as srv:
+        r = memebot("wallets", "funders", "--wallet", ",".join(names), "--json", "-",
+                    env={"MEMEBOT_ENDPOINTS_SOLANA_RPC": srv.url}, check=True)  # fmt: skip
+    found = {x["wallet"]: x for x in json.loads(r.stdout)}
+    assert [found[n]["funder"] for n in names] == [str(farm.pubkey())] * 3 + [str(solo.pubkey())]
+    assert [found[n]["cluster"] for n in names] == [3, 3, 3, 1] and found[names[0]]["sol"] == pytest.approx(0.5)
+    after = json.loads(memebot("wallets", "rank", "--json", check=True).stdout)
+    assert [r["trader"] for r in after] == [names[3]]  # the farm's three are left out

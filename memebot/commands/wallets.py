@@ -23,7 +23,8 @@ class WalletsError(MemebotError):
     "A wallets command cannot be served (no swaps stored, unknown wallet)."
 
 # %% auto #0
-__all__ = ['wallets_app', 'WalletsError', 'stored_tape', 'rank_cmd', 'show_cmd', 'eval_cmd', 'watch_cmd']
+__all__ = ['wallets_app', 'WalletsError', 'stored_tape', 'stored_wallet_funders', 'rank_cmd', 'show_cmd', 'eval_cmd',
+           'funders_cmd', 'watch_cmd']
 
 # %% ../../nbs/97e_commands.wallets.ipynb #ffc056c2
 def stored_tape(s=None):
@@ -38,6 +39,14 @@ def stored_tape(s=None):
     if df.empty:
         raise WalletsError("no swaps with traders stored (import a swap tape with `memebot data import PATH`)")
     return df
+
+
+def stored_wallet_funders(s=None) -> dict:
+    "wallet -> funder of the wallets `memebot wallets funders` looked up ({} when none were)."
+    from memebot.data.wallets import stored_funders
+
+    with open_store(settings=s or settings(), read_only=True) as st:
+        return stored_funders(st)
 
 # %% ../../nbs/97e_commands.wallets.ipynb #60fa94ed
 def _table(title: str, df, cols: dict) -> Table:
@@ -66,7 +75,7 @@ def rank_cmd(
     from memebot.models.wallets import wallet_score
 
     pos = wallet_positions(stored_tape())
-    sc = wallet_score(pos)
+    sc = wallet_score(pos, funders=stored_wallet_funders())
     s = wallet_summary(pos).loc[sc.index[:top]].assign(score=sc.iloc[:top])
     if as_json:
         write_json(s.reset_index().to_dict("records"), "-")
@@ -111,7 +120,9 @@ def eval_cmd(
     if not kk or min(kk) < 1:
         raise typer.BadParameter(f"{ks!r}: expected positive integers", param_hint="--k")
     names = ("most volume", "earliest entry", "highest past PnL")
-    ranks = {"smart-wallet score": wallet_score, **{n: (lambda p, n=n: naive_rankings(p)[n]) for n in names}}
+    fund = stored_wallet_funders()
+    ranks = {"smart-wallet score": lambda p: wallet_score(p, funders=fund),
+             **{n: (lambda p, n=n: naive_rankings(p)[n]) for n in names}}  # fmt: skip
     ev = evaluate_rankings(stored_tape(), ranks, ks=kk)
     if as_json:
         write_json({**ev.attrs, "rows": ev.to_dict("records")}, "-")
@@ -125,6 +136,48 @@ def eval_cmd(
     console.print(t)
 
 # %% ../../nbs/97e_commands.wallets.ipynb #93e7eac3
+@wallets_app.command("funders")
+def funders_cmd(
+    wallet: List[str] = typer.Option([], "--wallet", help="A wallet to look up (repeatable); default: --top ranked."),
+    top: int = typer.Option(50, "--top", min=1, max=5000, help="Without --wallet: the best-scored stored wallets."),
+    oldest: int = typer.Option(5, "--oldest", min=1, max=100, help="Oldest transactions read per wallet."),
+    json_out: JsonFileOpt = None,
+):
+    "Read who first funded each wallet from the chain ([endpoints] solana_rpc) and store it; rank leaves farms out."
+    import asyncio
+    from memebot.data.sources import new_http_client
+    from memebot.data.wallets import first_funder, funder_clusters, store_funders, wallet_history
+
+    quiet_logs()
+    s = settings()
+    ws = [w.strip() for it in wallet for w in it.split(",") if w.strip()]
+    if not ws:
+        from memebot.data.wallets import wallet_positions
+        from memebot.models.wallets import wallet_score
+
+        ws = list(wallet_score(wallet_positions(stored_tape())).index[:top])
+
+    async def read():
+        async with new_http_client(s.data.http_timeout_s) as http:
+            return {w: first_funder(await wallet_history(w, s.endpoints.solana_rpc, http, oldest), w) for w in ws}
+
+    found = asyncio.run(read())
+    with open_store(settings=s) as st:
+        store_funders(st, found)
+    fc = funder_clusters({w: (f or {}).get("funder") for w, f in found.items()})
+    rows = [{"wallet": w, "funder": (f or {}).get("funder"), "sol": (f or {}).get("lamports", 0) / 1e9,
+             "cluster": int(fc[w])} for w, f in found.items()]  # fmt: skip
+    if write_json(rows, json_out):
+        return
+    t = Table(title=f"funders of {len(ws)} wallets; a cluster of 3 or more is left out of the ranking")
+    for c in ("wallet", "funder", "SOL", "cluster"):
+        t.add_column(c, justify="left" if c in ("wallet", "funder") else "right")
+    for r in rows:
+        t.add_row(r["wallet"][:12] + "…", (r["funder"] or "unknown")[:12] + ("…" if r["funder"] else ""),
+                  f"{r['sol']:.3f}", str(r["cluster"]))  # fmt: skip
+    console.print(t)
+
+
 @wallets_app.command("watch")
 def watch_cmd(
     wallet: List[str] = typer.Option([], "--wallet", help="A wallet to follow (repeatable); default: --top ranked."),
@@ -162,7 +215,7 @@ def watch_cmd(
         from memebot.data.wallets import wallet_positions
         from memebot.models.wallets import wallet_score
 
-        ws = list(wallet_score(wallet_positions(stored_tape())).index[:top])
+        ws = list(wallet_score(wallet_positions(stored_tape()), funders=stored_wallet_funders()).index[:top])
         console.print(f"following the {len(ws)} best-scored wallets of the stored swaps", highlight=False)
     params = [f"wallets={','.join(ws)}", f"delay_s={delay_s}", f"size={size}", f"stop_loss={stop_loss}",
               f"take_profit={take_profit}", f"max_hold_s={max_hold_s}"]  # fmt: skip

@@ -10,8 +10,9 @@ import numpy as np, pandas as pd
 from ..core import MemebotError
 
 # %% auto #0
-__all__ = ['WSOL', 'WalletParseError', 'parse_rpc_transaction', 'wallet_swap', 'swap_rows', 'parse_helius_swap',
-           'wallet_positions', 'wallet_summary']
+__all__ = ['WSOL', 'SYSTEM_PROGRAM', 'WalletParseError', 'parse_rpc_transaction', 'wallet_swap', 'swap_rows', 'parse_helius_swap',
+           'wallet_positions', 'wallet_summary', 'sol_transfers', 'first_funder', 'funder_clusters', 'wallet_history',
+           'store_funders', 'stored_funders']
 
 # %% ../../nbs/16_data.wallets.ipynb #02ce5781
 WSOL = "So11111111111111111111111111111111111111112"
@@ -208,3 +209,137 @@ def wallet_summary(
     if "sniper" in p:
         agg["sniper"] = ("sniper", "mean")
     return p.groupby("trader").agg(**agg).sort_values("pnl", ascending=False)
+
+# %% ../../nbs/16_data.wallets.ipynb #5ffc5fa3
+SYSTEM_PROGRAM = "11111111111111111111111111111111"
+
+
+def sol_transfers(
+    tx: dict,  # a getTransaction result (encoding json), or the whole JSON-RPC response
+) -> list[tuple[str, str, int]]:
+    "(from, to, lamports) of each System Program transfer in the transaction, inner instructions included."
+    from memebot.data.onchain import account_bytes
+
+    tx = tx.get("result", tx) if isinstance(tx, dict) and "jsonrpc" in tx else tx
+    try:
+        meta, msg = tx["meta"], tx["transaction"]["message"]
+        la = meta.get("loadedAddresses") or {}
+        keys = list(msg["accountKeys"]) + list(la.get("writable", [])) + list(la.get("readonly", []))
+    except (KeyError, TypeError):
+        raise WalletParseError("not a getTransaction result (meta/transaction.message missing)") from None
+    if meta.get("err") is not None:
+        return []
+    ixs = list(msg.get("instructions") or [])
+    for inner in meta.get("innerInstructions") or []:
+        ixs += inner.get("instructions") or []
+    out = []
+    for ix in ixs:
+        if keys[ix["programIdIndex"]] != SYSTEM_PROGRAM or len(ix.get("accounts") or []) < 2:
+            continue
+        data = account_bytes(ix.get("data", ""), "instruction")
+        if len(data) >= 12 and int.from_bytes(data[:4], "little") == 2:  # SystemInstruction::Transfer
+            out.append((keys[ix["accounts"][0]], keys[ix["accounts"][1]], int.from_bytes(data[4:12], "little")))
+    return out
+
+
+def first_funder(
+    txs: list[dict],  # the wallet's transactions (getTransaction results, any order)
+    wallet: str,
+    min_lamports: int = 10_000_000,  # smaller transfers (dust, rent refunds) do not make a funder
+) -> dict | None:
+    "The earliest transfer of at least `min_lamports` into `wallet`: {funder, lamports, signature, slot}; None if none."
+    best = None
+    for tx in txs:
+        t = tx.get("result", tx) if "jsonrpc" in tx else tx
+        for src, dst, lam in sol_transfers(t):
+            if dst == wallet and src != wallet and lam >= min_lamports and (best is None or t["slot"] < best["slot"]):
+                best = {
+                    "funder": src,
+                    "lamports": lam,
+                    "signature": t["transaction"]["signatures"][0],
+                    "slot": t["slot"],
+                }
+    return best
+
+
+def funder_clusters(
+    funders: dict,  # wallet -> funder address (None: not known)
+) -> pd.Series:
+    "Per wallet: how many of these wallets share its funder (itself included); 0 when its funder is unknown."
+    f = pd.Series(funders, dtype=object)
+    n = f.dropna().value_counts()
+    return f.map(n).fillna(0).astype(int).rename("funder_cluster")
+
+# %% ../../nbs/16_data.wallets.ipynb #fdfe6f62
+async def wallet_history(
+    wallet: str,
+    rpc_url: str,  # Solana JSON-RPC (HTTP)
+    http,  # an httpx.AsyncClient (`memebot.data.sources.new_http_client`)
+    oldest: int = 5,  # how many of its oldest transactions to read
+    max_signatures: int = 5_000,  # stop paging back after this many (a busy wallet's first funding is then unknown)
+) -> list[dict]:
+    "The wallet's `oldest` transactions (getTransaction results, json), oldest first."
+    import httpx
+    from memebot.data.sources import retrying
+
+    async def call(method, *params):
+        async for attempt in retrying((httpx.HTTPError,), 4, 0.2, 2.0):
+            with attempt:
+                r = await http.post(rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})
+                r.raise_for_status()
+                doc = r.json()
+                if "error" in doc:
+                    raise WalletParseError(f"{method}: {doc['error'].get('message', doc['error'])}")
+                return doc["result"]
+
+    sigs, before = [], None
+    while len(sigs) < max_signatures:
+        page = await call("getSignaturesForAddress", wallet, {"limit": 1000, **({"before": before} if before else {})})
+        page = [p for p in page if not sigs or p["signature"] not in {s["signature"] for s in sigs[-1000:]}]
+        if not page:
+            break
+        sigs += page
+        before = page[-1]["signature"]
+        if len(page) < 1000:
+            break
+    out = []
+    for s in reversed(sigs[-oldest:] if oldest else []):  # the list is newest first
+        if s.get("err") is None:
+            tx = await call("getTransaction", s["signature"], {"encoding": "json", "maxSupportedTransactionVersion": 0})
+            if tx is not None:
+                out.append(tx)
+    return out
+
+# %% ../../nbs/16_data.wallets.ipynb #25f908bc
+from .store import register_migration, ensure_schema
+
+register_migration(
+    "wallets",
+    1,
+    "who first funded each wallet, read from the chain",
+    """
+CREATE TABLE wallet_funders(wallet VARCHAR PRIMARY KEY, funder VARCHAR, lamports BIGINT, signature VARCHAR,
+    slot BIGINT, checked TIMESTAMP);
+""",
+)
+
+
+def store_funders(
+    store,  # memebot.data.store.Store (writable)
+    found: dict,  # wallet -> `first_funder` result, or None (looked for, none found)
+) -> int:
+    "Store (or replace) each wallet's funder; the number of rows written."
+    ensure_schema(store)
+    rows = [(w, *(((f or {}).get(k)) for k in ("funder", "lamports", "signature", "slot"))) for w, f in found.items()]
+    with store._wlock:
+        for r in rows:
+            store.con.execute("INSERT OR REPLACE INTO wallet_funders VALUES (?, ?, ?, ?, ?, now())", list(r))
+    return len(rows)
+
+
+def stored_funders(store) -> dict:
+    "wallet -> funder (None where none was found) of the wallets looked up; {} when none ever were."
+    q = "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'wallet_funders'"
+    if not store.cursor().execute(q).fetchone()[0]:
+        return {}
+    return dict(store.cursor().execute("SELECT wallet, funder FROM wallet_funders").fetchall())

@@ -8,7 +8,7 @@ from a bootstrap over the later launches."""
 from __future__ import annotations
 import numpy as np, pandas as pd
 from ..core import MemebotError
-from ..data.wallets import wallet_positions, wallet_summary
+from ..data.wallets import funder_clusters, wallet_positions, wallet_summary
 
 # %% auto #0
 __all__ = ['WalletScoreError', 'wallet_score', 'naive_rankings', 'split_launches', 'evaluate_rankings', 'copy_trades',
@@ -24,11 +24,16 @@ def wallet_score(
     prior: float = 2.0,  # pseudo-launches of zero PnL added to every wallet
     max_clustered: float = 0.5,  # drop wallets with more than this share of entries in same-second clusters
     cluster_min: int = 3,
+    funders: dict | None = None,  # wallet -> its funder (None: not known), e.g. `data.wallets.stored_funders`
+    max_funded: int = 3,  # drop wallets sharing their funder with this many ranked wallets (themselves included)
 ) -> pd.Series:
     "Score per wallet (higher = smarter); wallets filtered out are absent."
     s = wallet_summary(positions, cluster_min)
     supply = positions.groupby(level="trader")["unknown_cost_sol"].sum() > 0
     keep = (s["clustered"] <= max_clustered) & ~supply.reindex(s.index).fillna(False).to_numpy()
+    if funders:
+        fc = funder_clusters({w: funders.get(w) for w in s.index})
+        keep &= (fc.reindex(s.index).fillna(0) < max_funded).to_numpy()
     return (s["pnl"] / (s["launches"] + prior))[keep].sort_values(ascending=False).rename("score")
 
 
