@@ -390,7 +390,9 @@ def test_key_file_readable_by_others_is_refused(tmp_path):
     assert k.address == acct.address and acct.key.hex()[2:] not in repr(k)
 
 
-async def test_engine_sell_of_the_whole_position_in_floats_sells_what_is_held(bsc):
+@pytest.mark.parametrize("hair", [1 + 1e-15, 1 - 1e-15])
+async def test_engine_sell_of_the_whole_position_in_floats_sells_what_is_held(bsc, hair):
+    "A float position is a hair over or under the atoms held: closing it sells them all, no more and no dust left."
     from memebot.core import Order, Side, from_atoms
 
     node, bed = bsc
@@ -398,7 +400,7 @@ async def test_engine_sell_of_the_whole_position_in_floats_sells_what_is_held(bs
     tok = bed.tokens["MEME"]
     assert (await b.buy(tok, 10**17)).status is OrderStatus.FILLED
     held = b.ledger.balances()[tok]
-    qty = float(from_atoms(held, 18)) * (1 + 1e-15)  # what a float position can look like: a hair over the atoms
+    qty = float(from_atoms(held, 18)) * hair  # what a float position can look like
     o = await b.submit(Order(tok, Side.SELL, qty, chain=Chain.BSC))
     assert o.status is OrderStatus.FILLED, o.reason
     assert b.ledger.balances()[tok] == 0 == await b.token_balance(tok)

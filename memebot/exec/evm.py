@@ -832,8 +832,8 @@ async def submit(self: EvmBroker, order: Order, mark: float | None = None) -> Or
         )
     atoms = to_atoms(order.qty, await self.decimals(order.symbol))
     held = self.ledger.balances().get(order.symbol.lower(), 0)
-    if held < atoms <= held + held // 10**9 + 1:  # a float qty of an 18-decimal token can round past what is held
-        atoms = held
+    if 0 < held and abs(atoms - held) <= held // 10**9 + 1:  # a float qty of an 18-decimal token rounds either way:
+        atoms = held  # closing the position sells all of it, neither more than is held nor dust left behind
     return await self.sell(order.symbol, atoms, **kw)
 
 # %% ../../nbs/62_exec.evm.ipynb #778c503c
