@@ -250,17 +250,20 @@ class LaunchScorer:
         self,
         predictor,  # a memebot.models.serving.Predictor of the launch model (or anything with .model and .predict)
         max_open: int = 10_000,  # most tapes kept open at once (the oldest is dropped)
+        max_scores: int = 100_000,  # most scores remembered (the oldest is forgotten): memory stays flat for days
     ):
         miss = [f for f in predictor.model.features_ if f not in TAPE_FEATURES]
         if miss:
             raise LaunchScoreError(f"launch model {getattr(predictor, 'name', '')} reads {', '.join(miss[:3])}, which a"
                                    " live tape cannot give: train it on the tape features (cohort C)")  # fmt: skip
-        self.pred, self.max_open = predictor, max_open
+        self.pred, self.max_open, self.max_scores = predictor, max_open, max_scores
         self.tapes: dict[str, LaunchTape] = {}  # pool or mint -> its tape (both keys share one)
         self.scores: dict[str, float] = {}
 
     def on_launch(self, ev) -> None:
-        "Open a tape for a `TokenLaunched` (its pool and its mint)."
+        "Open a tape for a `TokenLaunched` (its pool and its mint); a launch heard again keeps its tape."
+        if ev.pool in self.tapes or ev.mint in self.tapes or ev.pool in self.scores:
+            return
         t = LaunchTape()
         for k in {ev.pool, ev.mint} - {""}:
             self.tapes[k] = t
@@ -293,4 +296,6 @@ class LaunchScorer:
         for k in [k for k, v in self.tapes.items() if v is t]:
             self.scores[k] = p
             del self.tapes[k]
+        while len(self.scores) > 2 * self.max_scores:
+            self.scores.pop(next(iter(self.scores)))
         return p
