@@ -1345,6 +1345,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                   'memebot/data/wallets.py'),
                                       'memebot.data.wallets.parse_rpc_transaction': ( 'data.wallets.html#parse_rpc_transaction',
                                                                                       'memebot/data/wallets.py'),
+                                      'memebot.data.wallets.rpc_result': ('data.wallets.html#rpc_result', 'memebot/data/wallets.py'),
                                       'memebot.data.wallets.sol_transfers': ('data.wallets.html#sol_transfers', 'memebot/data/wallets.py'),
                                       'memebot.data.wallets.store_funders': ('data.wallets.html#store_funders', 'memebot/data/wallets.py'),
                                       'memebot.data.wallets.stored_funders': ( 'data.wallets.html#stored_funders',

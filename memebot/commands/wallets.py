@@ -145,8 +145,8 @@ def funders_cmd(
 ):
     "Read who first funded each wallet from the chain ([endpoints] solana_rpc) and store it; rank leaves farms out."
     import asyncio
-    from memebot.data.sources import new_http_client
     from memebot.data.wallets import first_funder, funder_clusters, store_funders, wallet_history
+    from memebot.exec.solana import SolanaRpc, http_client
 
     quiet_logs()
     s = settings()
@@ -158,8 +158,9 @@ def funders_cmd(
         ws = list(wallet_score(wallet_positions(stored_tape())).index[:top])
 
     async def read():
-        async with new_http_client(s.data.http_timeout_s) as http:
-            return {w: first_funder(await wallet_history(w, s.endpoints.solana_rpc, http, oldest), w) for w in ws}
+        async with http_client(s) as client:
+            rpc = SolanaRpc(s.endpoints.solana_rpc, s.endpoints.solana_ws, client, commitment=s.solana.commitment)
+            return {w: first_funder(await wallet_history(w, rpc, oldest), w) for w in ws}
 
     found = asyncio.run(read())
     with open_store(settings=s) as st:

@@ -10,9 +10,9 @@ import numpy as np, pandas as pd
 from ..core import MemebotError
 
 # %% auto #0
-__all__ = ['WSOL', 'SYSTEM_PROGRAM', 'WalletParseError', 'parse_rpc_transaction', 'wallet_swap', 'swap_rows', 'parse_helius_swap',
-           'wallet_positions', 'wallet_summary', 'sol_transfers', 'first_funder', 'funder_clusters', 'wallet_history',
-           'store_funders', 'stored_funders']
+__all__ = ['WSOL', 'SYSTEM_PROGRAM', 'WalletParseError', 'rpc_result', 'parse_rpc_transaction', 'wallet_swap', 'swap_rows',
+           'parse_helius_swap', 'wallet_positions', 'wallet_summary', 'sol_transfers', 'first_funder',
+           'funder_clusters', 'wallet_history', 'store_funders', 'stored_funders']
 
 # %% ../../nbs/16_data.wallets.ipynb #02ce5781
 WSOL = "So11111111111111111111111111111111111111112"
@@ -31,12 +31,17 @@ def _ui(tb: dict) -> float:
         raise WalletParseError(f"token balance without amount/decimals: {str(tb)[:120]}") from None
 
 
+def rpc_result(tx: dict) -> dict:
+    "The `result` of a whole JSON-RPC response, or `tx` itself when it is one already."
+    return tx.get("result", tx) if isinstance(tx, dict) and "jsonrpc" in tx else tx
+
+
 def parse_rpc_transaction(
     tx: dict,  # a getTransaction result (encoding json), or the whole JSON-RPC response
     wallet: str | None = None,  # whose balances to read (default: the fee payer)
 ) -> dict:
     "The wallet's balance changes in one transaction: sig, slot, ts, wallet, fee_sol, sol (net), tokens {mint: change}."
-    tx = tx.get("result", tx) if isinstance(tx, dict) and "jsonrpc" in tx else tx
+    tx = rpc_result(tx)
     try:
         meta, msg = tx["meta"], tx["transaction"]["message"]
         keys = list(msg["accountKeys"])
@@ -220,7 +225,7 @@ def sol_transfers(
     "(from, to, lamports) of each System Program transfer in the transaction, inner instructions included."
     from memebot.data.onchain import account_bytes
 
-    tx = tx.get("result", tx) if isinstance(tx, dict) and "jsonrpc" in tx else tx
+    tx = rpc_result(tx)
     try:
         meta, msg = tx["meta"], tx["transaction"]["message"]
         la = meta.get("loadedAddresses") or {}
@@ -249,8 +254,7 @@ def first_funder(
 ) -> dict | None:
     "The earliest transfer of at least `min_lamports` into `wallet`: {funder, lamports, signature, slot}; None if none."
     best = None
-    for tx in txs:
-        t = tx.get("result", tx) if "jsonrpc" in tx else tx
+    for t in map(rpc_result, txs):
         for src, dst, lam in sol_transfers(t):
             if dst == wallet and src != wallet and lam >= min_lamports and (best is None or t["slot"] < best["slot"]):
                 best = {
@@ -273,40 +277,29 @@ def funder_clusters(
 # %% ../../nbs/16_data.wallets.ipynb #fdfe6f62
 async def wallet_history(
     wallet: str,
-    rpc_url: str,  # Solana JSON-RPC (HTTP)
-    http,  # an httpx.AsyncClient (`memebot.data.sources.new_http_client`)
+    rpc,  # a Solana JSON-RPC client: `await rpc.call(method, *params)` (memebot.exec.solana.SolanaRpc)
     oldest: int = 5,  # how many of its oldest transactions to read
     max_signatures: int = 5_000,  # stop paging back after this many (a busy wallet's first funding is then unknown)
 ) -> list[dict]:
     "The wallet's `oldest` transactions (getTransaction results, json), oldest first."
-    import httpx
-    from memebot.data.sources import retrying
-
-    async def call(method, *params):
-        async for attempt in retrying((httpx.HTTPError,), 4, 0.2, 2.0):
-            with attempt:
-                r = await http.post(rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})
-                r.raise_for_status()
-                doc = r.json()
-                if "error" in doc:
-                    raise WalletParseError(f"{method}: {doc['error'].get('message', doc['error'])}")
-                return doc["result"]
-
-    sigs, before = [], None
+    sigs, seen, before = [], set(), None
     while len(sigs) < max_signatures:
-        page = await call("getSignaturesForAddress", wallet, {"limit": 1000, **({"before": before} if before else {})})
-        page = [p for p in page if not sigs or p["signature"] not in {s["signature"] for s in sigs[-1000:]}]
+        page = await rpc.call(
+            "getSignaturesForAddress", wallet, {"limit": 1000, **({"before": before} if before else {})}
+        )
+        page = [p for p in page if p["signature"] not in seen]  # an endpoint that ignores `before` repeats itself
         if not page:
             break
         sigs += page
+        seen.update(p["signature"] for p in page)
         before = page[-1]["signature"]
         if len(page) < 1000:
             break
     out = []
-    for s in reversed(sigs[-oldest:] if oldest else []):  # the list is newest first
-        if s.get("err") is None:
-            tx = await call("getTransaction", s["signature"], {"encoding": "json", "maxSupportedTransactionVersion": 0})
-            if tx is not None:
+    for sg in reversed(sigs[-oldest:]):  # the list is newest first
+        if sg.get("err") is None:
+            cfg = {"encoding": "json", "maxSupportedTransactionVersion": 0}
+            if (tx := await rpc.call("getTransaction", sg["signature"], cfg)) is not None:
                 out.append(tx)
     return out
 

@@ -258,17 +258,19 @@ class LaunchScorer:
                                    " live tape cannot give: train it on the tape features (cohort C)")  # fmt: skip
         self.pred, self.max_open, self.max_scores = predictor, max_open, max_scores
         self.tapes: dict[str, LaunchTape] = {}  # pool or mint -> its tape (both keys share one)
+        self.names: dict[str, tuple] = {}  # pool or mint -> every key of its launch
         self.scores: dict[str, float] = {}
 
     def on_launch(self, ev) -> None:
         "Open a tape for a `TokenLaunched` (its pool and its mint); a launch heard again keeps its tape."
         if ev.pool in self.tapes or ev.mint in self.tapes or ev.pool in self.scores:
             return
-        t = LaunchTape()
-        for k in {ev.pool, ev.mint} - {""}:
-            self.tapes[k] = t
+        t, keys = LaunchTape(), tuple({ev.pool, ev.mint} - {""})
+        for k in keys:
+            self.tapes[k], self.names[k] = t, keys
         while len(self.tapes) > 2 * self.max_open:
-            self.tapes.pop(next(iter(self.tapes)))
+            self.names.pop(k := next(iter(self.tapes)), None)
+            del self.tapes[k]
 
     def observe(self, sw) -> int | None:
         "Count a `Swap` of an open tape; when it was the tape's first, the ns its minute closes."
@@ -293,9 +295,10 @@ class LaunchScorer:
             return None
         row = pd.DataFrame([t.features()])[self.pred.model.features_]
         p = float(self.pred.predict(key, row).p_up)
-        for k in [k for k, v in self.tapes.items() if v is t]:
+        for k in self.names.pop(key, (key,)):
             self.scores[k] = p
-            del self.tapes[k]
+            self.tapes.pop(k, None)
+            self.names.pop(k, None)
         while len(self.scores) > 2 * self.max_scores:
             self.scores.pop(next(iter(self.scores)))
         return p
